@@ -1,0 +1,99 @@
+"""Lifeline: a Telnyx IVR that hears frustration and puts the caller through to a person, once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+from flask import Flask
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from .config import Settings, load_settings
+from .errors import StoreError, WebhookError, error_response
+from .menu import Menu, load_menu
+from .outbox import CommandSender
+from .security import WebhookVerifier
+from .service import CallService
+from .store import CallStore, SqlStore
+from .telnyx_api import TelnyxCommands
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Lifeline:
+    """Everything one app instance holds; lives in app.extensions["lifeline"]."""
+
+    settings: Settings
+    menu: Menu
+    store: SqlStore
+    sender: CommandSender
+    verifier: WebhookVerifier
+    calls: CallService
+
+    def close(self) -> None:
+        """Finish queued commands and release connections."""
+        self.sender.close()
+        self.store.close()
+
+
+def create_app(config: Mapping[str, object] | None = None) -> Flask:
+    """Build the Flask app; config overrides the environment (same variable names)."""
+    from insight import make_engine
+    from transfer.executor import TransferExecutor
+
+    from .handlers import Services
+
+    if config is None:
+        load_dotenv(Path.cwd() / ".env", override=False)
+    app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
+    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    settings = load_settings(config, Path(app.instance_path))
+    menu = load_menu(settings.ivr_path)
+    engine = make_engine(settings)
+    store = SqlStore(settings.database_url)
+    sender = CommandSender(store, TelnyxCommands(settings), settings.command_workers)
+    services = Services(engine=engine,
+                        transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s))
+    app.extensions["lifeline"] = Lifeline(
+        settings=settings, menu=menu, store=store, sender=sender,
+        verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
+        calls=CallService(store, menu, sender, services))
+
+    from . import api, webhooks
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(api.bp)
+    _register_errors(app)
+
+    from simulator.cli import register as register_simulator
+    register_simulator(app)
+    return app
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(WebhookError)
+    def _refused(exc: WebhookError) -> ResponseReturnValue:
+        log.warning("webhook refused (%d): %s", exc.status, exc)
+        return error_response(exc.status, str(exc), exc.code)
+
+    @app.errorhandler(StoreError)
+    def _store_down(exc: StoreError) -> ResponseReturnValue:
+        # 503 makes Telnyx redeliver later; nothing was acknowledged, so nothing is lost.
+        log.error("store unavailable: %s", exc)
+        return error_response(503, "call store unavailable; the event will be redelivered")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> ResponseReturnValue:
+        return error_response(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
+        log.exception("unexpected error")
+        return error_response(500, "internal error; see the server log")
+
+
+__all__ = ["Lifeline", "create_app"]

@@ -1,0 +1,192 @@
+"""Settings: defaults, then the environment (and `.env`), then explicit overrides.
+
+Only this module reads `os.environ`. Every problem is collected and reported at once, one line
+each, naming the variable and the fix, so a misconfigured deployment fails at start-up rather
+than on its first call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENGINES = ("local", "telnyx", "symbl")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration of one Lifeline app."""
+
+    telnyx_api_key: str
+    telnyx_public_key: bytes
+    telnyx_connection_id: str | None
+    telnyx_api_base_url: str
+    public_url: str | None
+    engine: str
+    agents: tuple[str, ...]
+    ivr_path: Path
+    rules_path: Path
+    database_url: str
+    transcription_engine: str = "Telnyx"
+    transcription_language: str = "en"
+    webhook_tolerance_s: int = 300
+    command_timeout_s: float = 5.0
+    command_attempts: int = 4
+    command_workers: int = 16
+    transfer_timeout_s: int = 30
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def webhook_url(self) -> str | None:
+        """Where Telnyx should POST call events, when the public URL is known."""
+        return f"{self.public_url}/webhooks/telnyx" if self.public_url else None
+
+
+def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -> Settings:
+    """Build Settings from the environment plus overrides, or raise ConfigError listing every problem."""
+    source: dict[str, str] = {k: v for k, v in os.environ.items()}
+    for key, value in (overrides or {}).items():
+        source[key] = "" if value is None else str(value)
+    problems: list[str] = []
+
+    def get(name: str, default: str | None = None) -> str | None:
+        value = source.get(name, "").strip()
+        return value if value else default
+
+    api_key = get("TELNYX_API_KEY")
+    if not api_key:
+        problems.append("TELNYX_API_KEY is not set: copy your API key from the Telnyx portal "
+                        "(Keys & Credentials) into .env (see .env.example); to try Lifeline "
+                        "without Telnyx run `make demo`")
+    public_key = _public_key(get("TELNYX_PUBLIC_KEY"), problems)
+    base_url = (get("TELNYX_API_BASE_URL", "https://api.telnyx.com/v2") or "").rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        problems.append(f"TELNYX_API_BASE_URL={base_url!r} is not an http(s) URL: "
+                        "leave it unset for Telnyx, or give the emulator's URL")
+    public_url = get("LIFELINE_PUBLIC_URL")
+    if public_url:
+        public_url = public_url.rstrip("/")
+        if not public_url.startswith(("http://", "https://")):
+            problems.append(f"LIFELINE_PUBLIC_URL={public_url!r} must start with https:// "
+                            "(the ngrok or load-balancer URL Telnyx reaches)")
+    engine = (get("LIFELINE_ENGINE", "telnyx") or "").lower()
+    if engine not in ENGINES:
+        problems.append(f"LIFELINE_ENGINE={engine!r} is unknown: choose one of {', '.join(ENGINES)}")
+    elif engine in ("local", "symbl"):
+        problems.append(f"LIFELINE_ENGINE={engine} is not available in this version yet: "
+                        "set LIFELINE_ENGINE=telnyx")
+    agents = _agents(get("LIFELINE_AGENTS"), problems)
+    ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
+    rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems,
+                       must_exist=False)
+    database_url = _database_url(get("DATABASE_URL"), instance_path, problems)
+    tolerance = _int(get("LIFELINE_WEBHOOK_TOLERANCE", "300"), "LIFELINE_WEBHOOK_TOLERANCE",
+                     1, 3600, problems)
+    timeout = _float(get("LIFELINE_COMMAND_TIMEOUT", "5"), "LIFELINE_COMMAND_TIMEOUT",
+                     0.1, 60.0, problems)
+    transfer_timeout = _int(get("LIFELINE_TRANSFER_TIMEOUT", "30"), "LIFELINE_TRANSFER_TIMEOUT",
+                            5, 600, problems)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    assert api_key is not None and public_key is not None
+    return Settings(
+        telnyx_api_key=api_key,
+        telnyx_public_key=public_key,
+        telnyx_connection_id=get("TELNYX_CONNECTION_ID"),
+        telnyx_api_base_url=base_url,
+        public_url=public_url,
+        engine=engine,
+        agents=agents,
+        ivr_path=ivr_path,
+        rules_path=rules_path,
+        database_url=database_url,
+        transcription_engine=get("LIFELINE_TRANSCRIPTION_ENGINE", "Telnyx") or "Telnyx",
+        transcription_language=get("LIFELINE_TRANSCRIPTION_LANGUAGE", "en") or "en",
+        webhook_tolerance_s=tolerance,
+        command_timeout_s=timeout,
+        transfer_timeout_s=transfer_timeout,
+    )
+
+
+def _public_key(value: str | None, problems: list[str]) -> bytes | None:
+    if not value:
+        problems.append("TELNYX_PUBLIC_KEY is not set: copy the base64 public key from the Telnyx "
+                        "portal (Keys & Credentials > Public Key) into .env")
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        problems.append("TELNYX_PUBLIC_KEY is not a base64 Ed25519 public key (32 bytes): "
+                        "copy it again from the Telnyx portal, without quotes or spaces")
+        return None
+    return raw
+
+
+def _agents(value: str | None, problems: list[str]) -> tuple[str, ...]:
+    if not value:
+        problems.append("LIFELINE_AGENTS is not set: give the agents' E.164 numbers or SIP URIs, "
+                        "comma-separated, in the order to try them (e.g. +15550001111,+15550002222)")
+        return ()
+    agents = tuple(a.strip() for a in value.split(",") if a.strip())
+    bad = [a for a in agents if not (_E164.match(a) or _SIP.match(a))]
+    if bad:
+        problems.append(f"LIFELINE_AGENTS has {', '.join(repr(b) for b in bad)}: each agent must "
+                        "be an E.164 number (+15550001111) or a SIP URI (sip:agent@example.com)")
+    return agents
+
+
+def _path(value: str | None, default: str, name: str, problems: list[str],
+          must_exist: bool = True) -> Path:
+    path = Path(value) if value else PROJECT_ROOT / default
+    if must_exist and not path.is_file():
+        problems.append(f"{name}={path} does not exist: point {name} at a YAML file "
+                        f"(an example is in {PROJECT_ROOT / default})")
+    return path
+
+
+def _database_url(value: str | None, instance_path: Path, problems: list[str]) -> str:
+    if not value:
+        instance_path.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{instance_path / 'lifeline.db'}"
+    if value.startswith(("postgres://", "postgresql://")):
+        # SQLAlchemy would pick psycopg2 for a bare scheme; we ship psycopg 3.
+        return "postgresql+psycopg://" + value.split("://", 1)[1]
+    if value.startswith(("sqlite:", "postgresql+psycopg:")):
+        return value
+    problems.append(f"DATABASE_URL={value.split('@')[-1]!r} is not supported: use "
+                    "sqlite:///path/to/file.db or postgresql://user@host/dbname")
+    return value
+
+
+def _int(value: str | None, name: str, low: int, high: int, problems: list[str]) -> int:
+    try:
+        number = int(value or "")
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        problems.append(f"{name}={value!r} must be a whole number from {low} to {high}")
+        return low
+    return number
+
+
+def _float(value: str | None, name: str, low: float, high: float, problems: list[str]) -> float:
+    try:
+        number = float(value or "")
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        problems.append(f"{name}={value!r} must be a number from {low} to {high}")
+        return low
+    return number

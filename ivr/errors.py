@@ -1,0 +1,68 @@
+"""Lifeline's exception tree and its one JSON error shape.
+
+LifelineError
+├── ConfigError        a setting is missing or malformed; start-up stops
+├── WebhookError       a request we refuse (carries its HTTP status)
+│   ├── SignatureError     403: unsigned, forged, tampered or stale
+│   └── MalformedEvent     400: not a Telnyx Call Control v2 event
+├── ProviderError      Telnyx answered a command with an error
+└── StoreError         the database could not be used
+"""
+
+from __future__ import annotations
+
+from flask import Response, jsonify
+
+
+class LifelineError(Exception):
+    """Base of every error Lifeline raises on purpose."""
+
+
+class ConfigError(LifelineError):
+    """A setting is missing or malformed; the message names it and the fix."""
+
+
+class WebhookError(LifelineError):
+    """A webhook request we refuse."""
+
+    status = 400
+    code = "bad_request"
+
+
+class SignatureError(WebhookError):
+    """The request is not signed by the configured Telnyx key, or is stale."""
+
+    status = 403
+    code = "invalid_signature"
+
+
+class MalformedEvent(WebhookError):
+    """The body is not a Telnyx Call Control v2 event."""
+
+    status = 400
+    code = "malformed_event"
+
+
+class ProviderError(LifelineError):
+    """Telnyx refused or failed a command."""
+
+    def __init__(self, message: str, *, status: int | None, code: str | None, retryable: bool) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+
+
+class StoreError(LifelineError):
+    """The call store could not complete an operation."""
+
+
+def error_response(status: int, message: str, code: str | None = None) -> tuple[Response, int]:
+    """Build Lifeline's single JSON error shape."""
+    body = {"error": {"status": status, "code": code or _default_code(status), "message": message}}
+    return jsonify(body), status
+
+
+def _default_code(status: int) -> str:
+    return {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+            413: "payload_too_large", 503: "unavailable"}.get(status, "error")

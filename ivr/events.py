@@ -1,0 +1,141 @@
+"""Typed Telnyx Call Control events, parsed from the raw webhook body."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import MalformedEvent
+
+
+@dataclass(frozen=True)
+class Transcription:
+    """One recognition result of a `call.transcription` event."""
+
+    text: str
+    confidence: float | None
+    is_final: bool
+    track: str | None
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """A Telnyx webhook, reduced to the fields Lifeline acts on."""
+
+    id: str
+    type: str
+    occurred_at: str | None
+    call_control_id: str | None
+    call_leg_id: str | None = None
+    call_session_id: str | None = None
+    from_: str | None = None
+    to: str | None = None
+    direction: str | None = None
+    state: str | None = None
+    client_state: dict[str, Any] | None = None
+    digits: str | None = None
+    digit: str | None = None
+    status: str | None = None
+    hangup_cause: str | None = None
+    hangup_source: str | None = None
+    transcription: Transcription | None = None
+    failure_reason: str | None = None
+    attempt: int = 1
+    payload: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_inbound_new_call(self) -> bool:
+        """A caller's fresh leg, waiting for us to answer it."""
+        return self.direction == "incoming" and self.state == "parked"
+
+
+def parse_event(body: bytes) -> CallEvent:
+    """Parse a webhook body into a CallEvent or raise MalformedEvent saying what is wrong."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MalformedEvent("body is not JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("data"), dict):
+        raise MalformedEvent("body has no `data` object (is the Call Control app on webhook API v2?)")
+    data = document["data"]
+    event_id = data.get("id")
+    event_type = data.get("event_type")
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 200:
+        raise MalformedEvent("data.id must be a non-empty string")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > 100:
+        raise MalformedEvent("data.event_type must be a non-empty string")
+    payload = data.get("payload") if data.get("payload") is not None else {}
+    if not isinstance(payload, dict):
+        raise MalformedEvent("data.payload must be an object")
+    meta = document.get("meta") if isinstance(document.get("meta"), dict) else {}
+    attempt = meta.get("attempt", 1)
+    return CallEvent(
+        id=event_id,
+        type=event_type,
+        occurred_at=_text(data, "occurred_at"),
+        call_control_id=_text(payload, "call_control_id"),
+        call_leg_id=_text(payload, "call_leg_id"),
+        call_session_id=_text(payload, "call_session_id"),
+        from_=_text(payload, "from"),
+        to=_text(payload, "to"),
+        direction=_text(payload, "direction"),
+        state=_text(payload, "state"),
+        client_state=decode_client_state(_text(payload, "client_state")),
+        digits=_text(payload, "digits"),
+        digit=_text(payload, "digit"),
+        status=_text(payload, "status"),
+        hangup_cause=_text(payload, "hangup_cause"),
+        hangup_source=_text(payload, "hangup_source"),
+        transcription=_transcription(payload),
+        failure_reason=_text(payload, "failure_reason"),
+        attempt=attempt if isinstance(attempt, int) else 1,
+        payload=payload,
+    )
+
+
+def encode_client_state(state: dict[str, Any]) -> str:
+    """Base64 of compact JSON, on one line: Telnyx truncates client_state at a newline."""
+    return base64.b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+
+def decode_client_state(value: str | None) -> dict[str, Any] | None:
+    """Decode a client_state we set; anything else (foreign or corrupt) reads as None."""
+    if not value:
+        return None
+    try:
+        decoded = json.loads(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+    return decoded if isinstance(decoded, dict) else None
+
+
+def _text(source: dict[str, Any], key: str) -> str | None:
+    value = source.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedEvent(f"payload.{key} must be a string")
+    return value
+
+
+def _transcription(payload: dict[str, Any]) -> Transcription | None:
+    data = payload.get("transcription_data")
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise MalformedEvent("payload.transcription_data must be an object")
+    text = data.get("transcript")
+    confidence = data.get("confidence")
+    if not isinstance(text, str):
+        raise MalformedEvent("payload.transcription_data.transcript must be a string")
+    if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, (int, float))):
+        raise MalformedEvent("payload.transcription_data.confidence must be a number")
+    return Transcription(
+        text=text,
+        confidence=float(confidence) if confidence is not None else None,
+        is_final=data.get("is_final", True) is True,
+        track=_text(data, "transcription_track"),
+    )

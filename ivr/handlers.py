@@ -1,0 +1,259 @@
+"""Call event handlers, dispatched by event type through HANDLERS.
+
+Every handler runs inside the unit of work that recorded the event, reads and changes call
+state through `ctx.tx`, and queues commands with `ctx.send`; nothing here talks to Telnyx.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from insight import ListeningEngine
+from transfer.executor import TransferExecutor
+from transfer.triggers import asks_for_human
+
+from .context import CallContext
+from .events import CallEvent, encode_client_state
+from .menu import GOODBYE
+from .security import mask_digits
+from .store import CallRecord, CallStatus, TransferRecord, TransferStatus
+
+log = logging.getLogger(__name__)
+_OPEN_TRANSFER = (TransferStatus.REQUESTED, TransferStatus.RINGING)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Collaborators the handlers need beyond the event and the unit of work."""
+
+    engine: ListeningEngine
+    transfers: TransferExecutor
+
+
+Handler = Callable[[CallContext, Services], None]
+
+
+def on_initiated(ctx: CallContext, svc: Services) -> None:
+    """Answer a new inbound call; note (never answer) the agent leg a transfer created."""
+    event = ctx.event
+    if event.is_inbound_new_call and event.call_control_id:
+        now = time.time()
+        created = ctx.tx.insert_call(CallRecord(
+            call_control_id=event.call_control_id, call_session_id=event.call_session_id,
+            call_leg_id=event.call_leg_id, from_number=event.from_, to_number=event.to,
+            status=CallStatus.ANSWERING, created_at=now, updated_at=now))
+        if created:
+            ctx.send("answer", event.call_control_id, "answer",
+                     client_state=encode_client_state({"role": "caller"}),
+                     **svc.engine.answer_options(event.call_control_id))
+        return
+    transfer = _agent_transfer(ctx)
+    if transfer is not None and transfer.agent_call_control_id is None:
+        ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
+                               agent_call_control_id=event.call_control_id,
+                               status=TransferStatus.RINGING
+                               if transfer.status == TransferStatus.REQUESTED else transfer.status)
+
+
+def on_answered(ctx: CallContext, svc: Services) -> None:
+    """Greet the caller and open the first menu."""
+    call = _caller(ctx)
+    if call is None or call.status != CallStatus.ANSWERING:
+        return
+    menu = ctx.menu
+    ctx.tx.update_call(call.call_control_id, status=CallStatus.MENU, menu=menu.start, retries=0,
+                       answered_at=time.time())
+    ctx.send("gather_using_speak", call.call_control_id, f"menu:{ctx.event.id}",
+             **menu.gather(menu.start, lead_in=menu.greeting))
+
+
+def on_gather_ended(ctx: CallContext, svc: Services) -> None:
+    """Route the caller's key press, or re-prompt after silence or a wrong key."""
+    call = _caller(ctx)
+    if call is None or call.status != CallStatus.MENU or call.menu not in ctx.menu.nodes:
+        return
+    status = ctx.event.status
+    if status == "valid":
+        option = ctx.menu.option(call.menu, ctx.event.digits or "")
+        if option is not None:
+            _follow(ctx, svc, call, option.kind, option.target, option.text)
+            return
+        status = "invalid"
+    if status in ("invalid", "timeout"):
+        if call.retries >= ctx.menu.retries:
+            _goodbye(ctx, call, lead_in=None)
+            return
+        ctx.tx.update_call(call.call_control_id, retries=call.retries + 1)
+        lead_in = ctx.menu.invalid if status == "invalid" else ctx.menu.no_input
+        _open_menu(ctx, call, call.menu, lead_in)
+
+
+def on_dtmf(ctx: CallContext, svc: Services) -> None:
+    """`0` means operator at any moment, even while a prompt is playing."""
+    if ctx.event.digit != "0":
+        return
+    call = _caller(ctx)
+    if call is not None:
+        _transfer(ctx, svc, call, "caller pressed 0 for the operator", "dtmf_0")
+
+
+def on_speak_ended(ctx: CallContext, svc: Services) -> None:
+    """Hang up once the goodbye has been said."""
+    call = _caller(ctx)
+    if call is not None and call.status == CallStatus.ENDING and call.pending == "hangup":
+        ctx.tx.update_call(call.call_control_id, pending=None)
+        ctx.send("hangup", call.call_control_id, "hangup")
+
+
+def on_transcription(ctx: CallContext, svc: Services) -> None:
+    """Store what the caller said and transfer when they ask for a person."""
+    result = ctx.event.transcription
+    if result is None or not result.is_final or not result.text.strip():
+        return
+    call = _caller(ctx)
+    if call is None or not call.is_active:
+        return
+    text = mask_digits(result.text.strip())
+    ctx.tx.add_message(call.call_control_id, "telnyx", ctx.event.id, text, result.confidence,
+                       None, None)
+    phrase = asks_for_human(text)
+    if phrase:
+        _transfer(ctx, svc, call, f"caller asked for a person ({phrase!r})", "asks_for_human")
+
+
+def on_bridged(ctx: CallContext, svc: Services) -> None:
+    """The caller and an agent are connected."""
+    call = _caller(ctx)
+    transfer = _open_transfers(ctx, call)[-1:] if call else []
+    if call is None:
+        agent = _agent_transfer(ctx)
+        if agent is None:
+            return
+        call = ctx.tx.get_call(agent.call_control_id)
+        transfer = [agent]
+    if call is None or not transfer:
+        return
+    ctx.tx.update_transfer(call.call_control_id, transfer[0].attempt, status=TransferStatus.CONNECTED)
+    if call.is_active:
+        ctx.tx.update_call(call.call_control_id, status=CallStatus.TRANSFERRED, outcome="transferred")
+
+
+def on_hangup(ctx: CallContext, svc: Services) -> None:
+    """Close the caller's call, or move on when an agent's leg ended before it was bridged."""
+    call = _caller(ctx)
+    if call is not None:
+        _caller_hung_up(ctx, svc, call)
+        return
+    transfer = _agent_transfer(ctx)
+    if transfer is None or transfer.status not in _OPEN_TRANSFER:
+        return
+    ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt, status=TransferStatus.FAILED,
+                           hangup_cause=ctx.event.hangup_cause,
+                           agent_call_control_id=ctx.event.call_control_id)
+    caller = ctx.tx.get_call(transfer.call_control_id)
+    if caller is None or not caller.is_active:
+        return
+    log.info("agent %s did not take %s (%s)", transfer.to_number, caller.call_control_id,
+             ctx.event.hangup_cause)
+    if not svc.transfers.next_agent(ctx, caller, transfer):
+        # Nobody picked up: never leave the caller in silence; back to the menu with an apology.
+        ctx.tx.update_call(caller.call_control_id, status=CallStatus.MENU, menu=ctx.menu.start,
+                           retries=0)
+        _open_menu(ctx, caller, ctx.menu.start, ctx.menu.no_agent)
+
+
+HANDLERS: dict[str, Handler] = {
+    "call.initiated": on_initiated,
+    "call.answered": on_answered,
+    "call.gather.ended": on_gather_ended,
+    "call.dtmf.received": on_dtmf,
+    "call.speak.ended": on_speak_ended,
+    "call.transcription": on_transcription,
+    "call.bridged": on_bridged,
+    "call.hangup": on_hangup,
+}
+
+
+def _caller(ctx: CallContext) -> CallRecord | None:
+    ccid = ctx.event.call_control_id
+    return ctx.tx.get_call(ccid) if ccid else None
+
+
+def _agent_transfer(ctx: CallContext) -> TransferRecord | None:
+    """The transfer attempt behind an agent leg, found by our client_state or by the leg id."""
+    event = ctx.event
+    state = event.client_state or {}
+    if state.get("role") == "agent" and isinstance(state.get("caller"), str):
+        for transfer in ctx.tx.transfers(state["caller"]):
+            if transfer.attempt == state.get("attempt"):
+                return transfer
+    return ctx.tx.transfer_for_agent_leg(event.call_control_id) if event.call_control_id else None
+
+
+def _open_transfers(ctx: CallContext, call: CallRecord) -> list[TransferRecord]:
+    return [t for t in ctx.tx.transfers(call.call_control_id) if t.status in _OPEN_TRANSFER]
+
+
+def _follow(ctx: CallContext, svc: Services, call: CallRecord, kind: str, target: str | None,
+            text: str | None) -> None:
+    if kind == "menu" and target:
+        ctx.tx.update_call(call.call_control_id, menu=target, retries=0)
+        _open_menu(ctx, call, target, None)
+    elif kind == "say" and target == GOODBYE:
+        _goodbye(ctx, call, lead_in=text)
+    elif kind == "say":
+        destination = target or call.menu or ctx.menu.start
+        ctx.tx.update_call(call.call_control_id, menu=destination, retries=0)
+        _open_menu(ctx, call, destination, text)
+    elif kind == "transfer":
+        _transfer(ctx, svc, call, text or "caller chose an agent in the menu", "menu")
+    else:
+        _goodbye(ctx, call, lead_in=None)
+
+
+def _transfer(ctx: CallContext, svc: Services, call: CallRecord, reason: str, rule: str) -> None:
+    if svc.transfers.request(ctx, call, reason, rule):
+        return
+    if call.status == CallStatus.MENU and call.menu in ctx.menu.nodes:
+        # This call's transfer was already decided and every agent has been tried.
+        _open_menu(ctx, call, call.menu, ctx.menu.no_agent)
+
+
+def _open_menu(ctx: CallContext, call: CallRecord, node: str, lead_in: str | None) -> None:
+    ctx.send("gather_using_speak", call.call_control_id, f"menu:{ctx.event.id}",
+             **ctx.menu.gather(node, lead_in=lead_in))
+
+
+def _goodbye(ctx: CallContext, call: CallRecord, lead_in: str | None) -> None:
+    text = f"{lead_in} {ctx.menu.goodbye}" if lead_in else ctx.menu.goodbye
+    ctx.tx.update_call(call.call_control_id, status=CallStatus.ENDING, pending="hangup")
+    ctx.send("speak", call.call_control_id, f"goodbye:{ctx.event.id}", **ctx.menu.speak(text))
+
+
+def _caller_hung_up(ctx: CallContext, svc: Services, call: CallRecord) -> None:
+    if not call.is_active:
+        return
+    outcome = {CallStatus.TRANSFERRED: "transferred",
+               CallStatus.TRANSFERRING: "abandoned"}.get(call.status, "completed")
+    ctx.tx.update_call(call.call_control_id, status=CallStatus.ENDED, outcome=outcome,
+                       hangup_cause=ctx.event.hangup_cause, ended_at=time.time(), pending=None)
+    for transfer in _open_transfers(ctx, call):
+        ctx.tx.update_transfer(call.call_control_id, transfer.attempt, status=TransferStatus.CANCELLED)
+        if transfer.agent_call_control_id:
+            # The caller is gone: do not leave an agent's phone ringing for nobody.
+            ctx.send("hangup", transfer.agent_call_control_id, "hangup")
+    svc.engine.stop(call.call_control_id)
+
+
+def masked_payload(event: CallEvent) -> dict[str, object]:
+    """The event payload as we keep it for audit: digit strings masked."""
+    payload = dict(event.payload)
+    if isinstance(payload.get("digits"), str):
+        payload["digits"] = mask_digits(payload["digits"])
+    data = payload.get("transcription_data")
+    if isinstance(data, dict) and isinstance(data.get("transcript"), str):
+        payload["transcription_data"] = {**data, "transcript": mask_digits(data["transcript"])}
+    return payload

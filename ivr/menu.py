@@ -1,0 +1,215 @@
+"""The IVR menu: loaded from YAML, checked at start-up, and consulted without side effects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+OPERATOR_DIGIT = "0"
+_DIGITS = set("0123456789*#")
+_TOP_KEYS = {"voice", "language", "greeting", "start", "retries", "timeout_ms", "invalid",
+             "no_input", "goodbye", "no_agent", "menus"}
+_OPTION_KINDS = ("menu", "say", "transfer", "goodbye")
+GOODBYE = "goodbye"
+
+
+@dataclass(frozen=True)
+class Option:
+    """What one key does: open a menu, say something, transfer, or say goodbye."""
+
+    kind: str
+    target: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class MenuNode:
+    """One menu: its prompt and its keys."""
+
+    name: str
+    prompt: str
+    options: dict[str, Option]
+
+
+@dataclass(frozen=True)
+class Menu:
+    """The whole IVR."""
+
+    voice: str
+    language: str
+    greeting: str
+    start: str
+    retries: int
+    timeout_ms: int
+    invalid: str
+    no_input: str
+    goodbye: str
+    no_agent: str
+    nodes: dict[str, MenuNode]
+
+    def option(self, node: str, digits: str) -> Option | None:
+        """The option behind a key press; `0` is the operator in every menu."""
+        found = self.nodes[node].options.get(digits)
+        if found is None and digits == OPERATOR_DIGIT:
+            return Option("transfer", text="caller pressed 0 for the operator")
+        return found
+
+    def gather(self, node: str, lead_in: str | None = None) -> dict[str, Any]:
+        """Parameters of the gather_using_speak that opens a menu, after an optional lead-in."""
+        prompt = self.nodes[node].prompt
+        keys = sorted(set(self.nodes[node].options) | {OPERATOR_DIGIT})
+        return {
+            "payload": f"{lead_in} {prompt}" if lead_in else prompt,
+            "voice": self.voice,
+            "language": self.language,
+            "valid_digits": "".join(keys),
+            "minimum_digits": 1,
+            "maximum_digits": 1,
+            # Lifeline counts retries itself so that the bound is visible and configurable.
+            "maximum_tries": 1,
+            "timeout_millis": self.timeout_ms,
+        }
+
+    def speak(self, text: str) -> dict[str, Any]:
+        """Parameters of a plain speak."""
+        return {"payload": text, "voice": self.voice, "language": self.language}
+
+
+def load_menu(path: Path) -> Menu:
+    """Read and check an IVR file; ConfigError names the file, the key and the fix."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"LIFELINE_IVR={path}: cannot read it ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"LIFELINE_IVR={path}: not valid YAML ({exc})") from exc
+    problems: list[str] = []
+    menu = _build(document, problems)
+    if problems or menu is None:
+        raise ConfigError("\n".join(f"LIFELINE_IVR={path}: {p}" for p in problems))
+    return menu
+
+
+def _build(document: object, problems: list[str]) -> Menu | None:
+    if not isinstance(document, dict):
+        problems.append("the file must be a mapping with `menus:` and `start:`")
+        return None
+    unknown = set(document) - _TOP_KEYS
+    if unknown:
+        problems.append(f"unknown keys {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
+
+    def text(key: str, default: str | None = None) -> str:
+        value = document.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"`{key}` must be a non-empty text")
+            return ""
+        return value.strip()
+
+    def number(key: str, default: int, low: int, high: int) -> int:
+        value = document.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            problems.append(f"`{key}` must be a whole number from {low} to {high}")
+            return default
+        return value
+
+    raw_menus = document.get("menus")
+    if not isinstance(raw_menus, dict) or not raw_menus:
+        problems.append("`menus` must map menu names to {prompt, options}")
+        raw_menus = {}
+    nodes = {str(name): _node(str(name), body, problems) for name, body in raw_menus.items()}
+    start = text("start", "main")
+    if start and nodes and start not in nodes:
+        problems.append(f"`start: {start}` names no menu; menus are {sorted(nodes)}")
+    for node in nodes.values():
+        for digit, option in node.options.items():
+            if option.kind == "menu" or (option.kind == "say" and option.target not in (None, GOODBYE)):
+                if option.target not in nodes:
+                    problems.append(f"menus.{node.name}.options.{digit} leads to unknown menu "
+                                    f"{option.target!r}; menus are {sorted(nodes)}")
+    if start in nodes:
+        unreachable = set(nodes) - _reachable(start, nodes)
+        if unreachable:
+            problems.append(f"menus {sorted(unreachable)} cannot be reached from `start: {start}`")
+    menu = Menu(
+        voice=text("voice", "AWS.Polly.Joanna-Neural"),
+        language=text("language", "en-US"),
+        greeting=text("greeting"),
+        start=start,
+        retries=number("retries", 2, 0, 5),
+        timeout_ms=number("timeout_ms", 8000, 1000, 60000),
+        invalid=text("invalid", "Sorry, that is not one of the options."),
+        no_input=text("no_input", "Sorry, I did not hear a choice."),
+        goodbye=text("goodbye", "Thank you for calling. Goodbye."),
+        no_agent=text("no_agent", "Sorry, nobody is available to take your call right now."),
+        nodes=nodes,
+    )
+    return None if problems else menu
+
+
+def _node(name: str, body: object, problems: list[str]) -> MenuNode:
+    where = f"menus.{name}"
+    if not isinstance(body, dict):
+        problems.append(f"{where} must be a mapping with `prompt` and `options`")
+        return MenuNode(name, "", {})
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        problems.append(f"{where}.prompt must be a non-empty text")
+        prompt = ""
+    raw_options = body.get("options")
+    if not isinstance(raw_options, dict) or not raw_options:
+        problems.append(f"{where}.options must map keys (0-9, *, #) to actions")
+        raw_options = {}
+    options: dict[str, Option] = {}
+    for key, spec in raw_options.items():
+        digit = str(key)
+        if digit not in _DIGITS:
+            problems.append(f"{where}.options key {key!r} must be one of 0-9, * or # (quote it: \"1\")")
+            continue
+        option = _option(f"{where}.options.{digit}", spec, problems)
+        if option is None:
+            continue
+        if digit == OPERATOR_DIGIT and option.kind != "transfer":
+            problems.append(f"{where}.options.0 must be a transfer: 0 always means the operator")
+        options[digit] = option
+    return MenuNode(name, prompt.strip(), options)
+
+
+def _option(where: str, spec: object, problems: list[str]) -> Option | None:
+    if not isinstance(spec, dict):
+        problems.append(f"{where} must be a mapping with one of {list(_OPTION_KINDS)}")
+        return None
+    kinds = [k for k in _OPTION_KINDS if k in spec]
+    extra = set(spec) - set(_OPTION_KINDS) - {"then"}
+    if len(kinds) != 1 or extra:
+        problems.append(f"{where} must have exactly one of {list(_OPTION_KINDS)} "
+                        f"(plus `then` after `say`), found {sorted(spec)}")
+        return None
+    kind = kinds[0]
+    value = spec[kind]
+    if kind == "menu":
+        return Option("menu", target=str(value))
+    if kind == "goodbye":
+        return Option("goodbye")
+    if not isinstance(value, str) or not value.strip():
+        problems.append(f"{where}.{kind} must be a non-empty text")
+        return None
+    if kind == "transfer":
+        return Option("transfer", text=value.strip())
+    then = spec.get("then")
+    return Option("say", target=str(then) if then is not None else None, text=value.strip())
+
+
+def _reachable(start: str, nodes: dict[str, MenuNode]) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        for option in nodes[todo.pop()].options.values():
+            target = option.target
+            if target in nodes and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen

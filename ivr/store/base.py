@@ -1,0 +1,108 @@
+"""The call store's interface: every backend offers these, and one contract suite tests them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from .records import CallRecord, Command, OutboxEntry, TransferRecord
+
+
+class StoreTx(ABC):
+    """Operations inside one atomic unit of work; all of it commits or none of it does."""
+
+    @abstractmethod
+    def record_event(self, event_id: str, event_type: str, call_control_id: str | None,
+                     occurred_at: str | None, attempt: int, payload: str) -> bool:
+        """Record a webhook event; False when this id was recorded before (a duplicate)."""
+
+    @abstractmethod
+    def claim(self, call_control_id: str, action: str) -> bool:
+        """Atomically claim an action for a call; exactly one caller ever gets True."""
+
+    @abstractmethod
+    def insert_call(self, call: CallRecord) -> bool:
+        """Create a call record; False when it already exists."""
+
+    @abstractmethod
+    def get_call(self, call_control_id: str, lock: bool = True) -> CallRecord | None:
+        """Read a call, locking its row for the rest of the unit of work when asked."""
+
+    @abstractmethod
+    def update_call(self, call_control_id: str, **fields: Any) -> None:
+        """Change fields of a call record."""
+
+    @abstractmethod
+    def add_transfer(self, transfer: TransferRecord) -> None:
+        """Record a transfer attempt."""
+
+    @abstractmethod
+    def transfers(self, call_control_id: str) -> list[TransferRecord]:
+        """All transfer attempts of a call, in attempt order."""
+
+    @abstractmethod
+    def transfer_for_agent_leg(self, agent_call_control_id: str) -> TransferRecord | None:
+        """The transfer attempt that created this agent leg, if known."""
+
+    @abstractmethod
+    def update_transfer(self, call_control_id: str, attempt: int, **fields: Any) -> None:
+        """Change fields of a transfer attempt."""
+
+    @abstractmethod
+    def enqueue(self, commands: Sequence[Command]) -> None:
+        """Add commands to the outbox; they are sent once the unit of work commits."""
+
+    @abstractmethod
+    def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
+                    confidence: float | None, score: float | None, label: str | None) -> bool:
+        """Store one caller message; False when this source id was stored before."""
+
+
+class CallStore(ABC):
+    """Durable call state shared by every worker and instance."""
+
+    @abstractmethod
+    def unit(self) -> AbstractContextManager[StoreTx]:
+        """Open a unit of work (one database transaction)."""
+
+    @abstractmethod
+    def claim(self, call_control_id: str, action: str) -> bool:
+        """Claim an action in a unit of work of its own."""
+
+    @abstractmethod
+    def get_call(self, call_control_id: str) -> CallRecord | None:
+        """Read a call without locking it."""
+
+    @abstractmethod
+    def list_calls(self, limit: int = 50, active_only: bool = False) -> list[CallRecord]:
+        """Most recent calls first."""
+
+    @abstractmethod
+    def transfers(self, call_control_id: str) -> list[TransferRecord]:
+        """All transfer attempts of a call."""
+
+    @abstractmethod
+    def events(self, call_control_id: str) -> list[dict[str, Any]]:
+        """The webhook events recorded for a call, oldest first."""
+
+    @abstractmethod
+    def messages(self, call_control_id: str) -> list[dict[str, Any]]:
+        """The caller messages recorded for a call, oldest first."""
+
+    @abstractmethod
+    def outbox(self, call_control_id: str) -> list[OutboxEntry]:
+        """Commands queued or sent for a call, oldest first."""
+
+    @abstractmethod
+    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> None:
+        """Record what happened to an outbox command."""
+
+    @abstractmethod
+    def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
+        """Pending commands not touched for a while (their sender died or gave up)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""

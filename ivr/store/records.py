@@ -1,0 +1,101 @@
+"""Plain records the store reads and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class CallStatus:
+    """Where a caller's leg is in its life (values stored in calls.status)."""
+
+    ANSWERING = "answering"
+    MENU = "menu"
+    ENDING = "ending"
+    TRANSFERRING = "transferring"
+    TRANSFERRED = "transferred"
+    ENDED = "ended"
+
+
+class TransferStatus:
+    """Where one attempt to reach an agent is (values stored in transfers.status)."""
+
+    REQUESTED = "requested"
+    RINGING = "ringing"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class CommandStatus:
+    """Where one outbox command is (values stored in commands.status)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    CALL_ENDED = "call_ended"
+    REJECTED = "rejected"
+
+
+@dataclass
+class CallRecord:
+    """One caller leg and its IVR position."""
+
+    call_control_id: str
+    call_session_id: str | None
+    call_leg_id: str | None
+    from_number: str | None
+    to_number: str | None
+    status: str
+    created_at: float
+    updated_at: float
+    menu: str | None = None
+    retries: int = 0
+    pending: str | None = None
+    outcome: str | None = None
+    hangup_cause: str | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def is_active(self) -> bool:
+        """True until the caller's leg has hung up."""
+        return self.status != CallStatus.ENDED
+
+
+@dataclass
+class TransferRecord:
+    """One attempt to put a caller through to one agent."""
+
+    call_control_id: str
+    attempt: int
+    to_number: str
+    command_id: str
+    reason: str
+    rule: str
+    status: str
+    requested_at: float
+    updated_at: float
+    agent_call_control_id: str | None = None
+    hangup_cause: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """One Telnyx Call Control command, with the command_id that makes resending it safe."""
+
+    command_id: str
+    call_control_id: str
+    name: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A command as the outbox holds it."""
+
+    command: Command
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: float
+    updated_at: float

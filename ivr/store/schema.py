@@ -1,0 +1,88 @@
+"""Tables of the call store (SQLAlchemy Core; the same schema on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+calls = Table(
+    "calls", metadata,
+    Column("call_control_id", String(255), primary_key=True),
+    Column("call_session_id", String(255), index=True),
+    Column("call_leg_id", String(255)),
+    Column("from_number", String(255)),
+    Column("to_number", String(255)),
+    Column("status", String(32), nullable=False, index=True),
+    Column("menu", String(64)),
+    Column("retries", Integer, nullable=False, default=0),
+    Column("pending", String(32)),
+    Column("outcome", String(32)),
+    Column("hangup_cause", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("answered_at", Float),
+    Column("ended_at", Float),
+)
+
+events = Table(
+    "webhook_events", metadata,
+    Column("id", String(255), primary_key=True),
+    Column("event_type", String(100), nullable=False),
+    Column("call_control_id", String(255), index=True),
+    Column("occurred_at", String(64)),
+    Column("received_at", Float, nullable=False),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("payload", Text, nullable=False),
+)
+
+# A row here is a won claim: the primary key makes the insert the atomic decision.
+claims = Table(
+    "claims", metadata,
+    Column("call_control_id", String(255), primary_key=True),
+    Column("action", String(128), primary_key=True),
+    Column("claimed_at", Float, nullable=False),
+)
+
+transfers = Table(
+    "transfers", metadata,
+    Column("call_control_id", String(255), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("to_number", String(255), nullable=False),
+    Column("command_id", String(64), nullable=False),
+    Column("reason", String(255), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("agent_call_control_id", String(255), index=True),
+    Column("hangup_cause", String(64)),
+    Column("requested_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+commands = Table(
+    "commands", metadata,
+    Column("command_id", String(64), primary_key=True),
+    Column("call_control_id", String(255), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", String(500)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_commands_status_updated", commands.c.status, commands.c.updated_at)
+
+messages = Table(
+    "messages", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_control_id", String(255), nullable=False, index=True),
+    Column("engine", String(16), nullable=False),
+    Column("source_id", String(255), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("confidence", Float),
+    Column("score", Float),
+    Column("label", String(16)),
+    Column("created_at", Float, nullable=False),
+)
+Index("ux_messages_source", messages.c.call_control_id, messages.c.source_id, unique=True)

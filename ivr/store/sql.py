@@ -1,0 +1,250 @@
+"""The SQLAlchemy store: SQLite (default, zero set-up) and PostgreSQL (several instances)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, fields
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from ..errors import StoreError
+from . import schema
+from .base import CallStore, StoreTx
+from .records import CallRecord, Command, CommandStatus, OutboxEntry, TransferRecord
+
+_CALL_FIELDS = {f.name for f in fields(CallRecord)}
+_TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
+
+
+class SqlStoreTx(StoreTx):
+    """A unit of work on one SQLAlchemy connection inside one transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._dialect = conn.dialect.name
+
+    def _insert_ignore(self, table: Any, values: dict[str, Any]) -> bool:
+        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
+        result = self._conn.execute(insert(table).values(**values).on_conflict_do_nothing())
+        return result.rowcount == 1
+
+    def record_event(self, event_id: str, event_type: str, call_control_id: str | None,
+                     occurred_at: str | None, attempt: int, payload: str) -> bool:
+        return self._insert_ignore(schema.events, {
+            "id": event_id, "event_type": event_type, "call_control_id": call_control_id,
+            "occurred_at": occurred_at, "received_at": time.time(), "attempt": attempt,
+            "payload": payload})
+
+    def claim(self, call_control_id: str, action: str) -> bool:
+        return self._insert_ignore(schema.claims, {
+            "call_control_id": call_control_id, "action": action, "claimed_at": time.time()})
+
+    def insert_call(self, call: CallRecord) -> bool:
+        return self._insert_ignore(schema.calls, asdict(call))
+
+    def get_call(self, call_control_id: str, lock: bool = True) -> CallRecord | None:
+        query = select(schema.calls).where(schema.calls.c.call_control_id == call_control_id)
+        if lock and self._dialect == "postgresql":
+            query = query.with_for_update()
+        row = self._conn.execute(query).mappings().first()
+        return CallRecord(**dict(row)) if row else None
+
+    def update_call(self, call_control_id: str, **values: Any) -> None:
+        unknown = set(values) - _CALL_FIELDS
+        if unknown:
+            raise StoreError(f"unknown call fields {sorted(unknown)}")
+        values.setdefault("updated_at", time.time())
+        self._conn.execute(update(schema.calls)
+                           .where(schema.calls.c.call_control_id == call_control_id).values(**values))
+
+    def add_transfer(self, transfer: TransferRecord) -> None:
+        self._conn.execute(schema.transfers.insert().values(**asdict(transfer)))
+
+    def transfers(self, call_control_id: str) -> list[TransferRecord]:
+        return _transfers(self._conn, call_control_id)
+
+    def transfer_for_agent_leg(self, agent_call_control_id: str) -> TransferRecord | None:
+        row = self._conn.execute(
+            select(schema.transfers)
+            .where(schema.transfers.c.agent_call_control_id == agent_call_control_id)
+        ).mappings().first()
+        return TransferRecord(**dict(row)) if row else None
+
+    def update_transfer(self, call_control_id: str, attempt: int, **values: Any) -> None:
+        unknown = set(values) - _TRANSFER_FIELDS
+        if unknown:
+            raise StoreError(f"unknown transfer fields {sorted(unknown)}")
+        values.setdefault("updated_at", time.time())
+        self._conn.execute(update(schema.transfers).where(
+            schema.transfers.c.call_control_id == call_control_id,
+            schema.transfers.c.attempt == attempt).values(**values))
+
+    def enqueue(self, commands: Sequence[Command]) -> None:
+        now = time.time()
+        for command in commands:
+            self._insert_ignore(schema.commands, {
+                "command_id": command.command_id, "call_control_id": command.call_control_id,
+                "name": command.name, "params": json.dumps(command.params),
+                "status": CommandStatus.PENDING, "attempts": 0, "last_error": None,
+                "created_at": now, "updated_at": now})
+
+    def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
+                    confidence: float | None, score: float | None, label: str | None) -> bool:
+        return self._insert_ignore(schema.messages, {
+            "call_control_id": call_control_id, "engine": engine, "source_id": source_id,
+            "text": text, "confidence": confidence, "score": score, "label": label,
+            "created_at": time.time()})
+
+
+class SqlStore(CallStore):
+    """CallStore on SQLAlchemy; the URL's scheme picks SQLite or PostgreSQL."""
+
+    def __init__(self, url: str, *, create_schema: bool = True, schema_name: str | None = None) -> None:
+        self.url = url
+        self.engine = _make_engine(url, schema_name)
+        if create_schema:
+            try:
+                schema.metadata.create_all(self.engine)
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot create tables at {_safe_url(url)}: {exc.__class__.__name__}: "
+                                 f"{_first_line(exc)}; check DATABASE_URL and that the database "
+                                 "server is running") from exc
+
+    @contextmanager
+    def unit(self) -> Iterator[SqlStoreTx]:
+        try:
+            with self.engine.begin() as conn:
+                yield SqlStoreTx(conn)
+        except DBAPIError as exc:
+            raise StoreError(f"database error: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise StoreError(f"database error: {_first_line(exc)}") from exc
+
+    def claim(self, call_control_id: str, action: str) -> bool:
+        with self.unit() as tx:
+            return tx.claim(call_control_id, action)
+
+    def get_call(self, call_control_id: str) -> CallRecord | None:
+        with self.unit() as tx:
+            return tx.get_call(call_control_id, lock=False)
+
+    def list_calls(self, limit: int = 50, active_only: bool = False) -> list[CallRecord]:
+        query = select(schema.calls).order_by(schema.calls.c.created_at.desc()).limit(limit)
+        if active_only:
+            query = query.where(schema.calls.c.status != "ended")
+        with self.engine.connect() as conn:
+            return [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
+
+    def transfers(self, call_control_id: str) -> list[TransferRecord]:
+        with self.engine.connect() as conn:
+            return _transfers(conn, call_control_id)
+
+    def events(self, call_control_id: str) -> list[dict[str, Any]]:
+        query = (select(schema.events).where(schema.events.c.call_control_id == call_control_id)
+                 .order_by(schema.events.c.received_at))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def messages(self, call_control_id: str) -> list[dict[str, Any]]:
+        query = (select(schema.messages).where(schema.messages.c.call_control_id == call_control_id)
+                 .order_by(schema.messages.c.id))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def outbox(self, call_control_id: str) -> list[OutboxEntry]:
+        query = (select(schema.commands).where(schema.commands.c.call_control_id == call_control_id)
+                 .order_by(schema.commands.c.created_at))
+        with self.engine.connect() as conn:
+            return [_outbox_entry(dict(r)) for r in conn.execute(query).mappings()]
+
+    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> None:
+        with self._write() as conn:
+            conn.execute(update(schema.commands).where(schema.commands.c.command_id == command_id)
+                             .values(status=status, attempts=attempts,
+                                     last_error=error[:500] if error else None,
+                                     updated_at=time.time()))
+
+    def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
+        cutoff = time.time() - older_than_s
+        query = (select(schema.commands)
+                 .where(schema.commands.c.status == CommandStatus.PENDING,
+                        schema.commands.c.updated_at < cutoff)
+                 .order_by(schema.commands.c.created_at).limit(limit))
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+        for row in rows:
+            # Touch the row first so a second sweeper (or instance) skips it.
+            with self._write() as conn:
+                touched = conn.execute(
+                    update(schema.commands)
+                    .where(schema.commands.c.command_id == row["command_id"],
+                           schema.commands.c.status == CommandStatus.PENDING,
+                           schema.commands.c.updated_at == row["updated_at"])
+                    .values(updated_at=time.time())).rowcount
+            if touched == 1:
+                yield _outbox_entry(row).command
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _make_engine(url: str, schema_name: str | None) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               poolclass=NullPool if ":memory:" not in url else None)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" below issue BEGIN itself: pysqlite's implicit BEGIN
+            # is deferred, and two deferred writers can deadlock on the upgrade to a write lock.
+            dbapi_conn.isolation_level = None
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA busy_timeout=30000")
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if schema_name:
+        connect_args["options"] = f"-csearch_path={schema_name}"
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+                         connect_args=connect_args)
+
+
+def _transfers(conn: Connection, call_control_id: str) -> list[TransferRecord]:
+    query = (select(schema.transfers).where(schema.transfers.c.call_control_id == call_control_id)
+             .order_by(schema.transfers.c.attempt))
+    return [TransferRecord(**dict(r)) for r in conn.execute(query).mappings()]
+
+
+def _outbox_entry(row: dict[str, Any]) -> OutboxEntry:
+    command = Command(command_id=row["command_id"], call_control_id=row["call_control_id"],
+                      name=row["name"], params=json.loads(row["params"]))
+    return OutboxEntry(command=command, status=row["status"], attempts=row["attempts"],
+                       last_error=row["last_error"], created_at=row["created_at"],
+                       updated_at=row["updated_at"])
+
+
+def _safe_url(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else repr(exc)

@@ -1,0 +1,109 @@
+"""Telnyx Call Control commands through the official SDK, with timeouts and safe retries.
+
+Retries resend the identical command with the same command_id, so Telnyx executes it at most
+once; 422 90018 ("call has already ended") is the normal race with a caller hanging up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import telnyx
+
+from .config import Settings
+from .store import Command, CommandStatus
+
+log = logging.getLogger(__name__)
+CALL_ENDED_CODE = "90018"
+_RETRYABLE_STATUS = {408, 409, 429}
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What became of one logical command after all its attempts."""
+
+    status: str
+    attempts: int
+    error: str | None = None
+
+
+class TelnyxCommands:
+    """Sends Command objects to Telnyx; one logical command, however many HTTP attempts."""
+
+    def __init__(self, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._client = telnyx.Telnyx(
+            api_key=settings.telnyx_api_key,
+            base_url=settings.telnyx_api_base_url,
+            max_retries=0,  # we retry ourselves, so every attempt is counted and logged
+            timeout=httpx.Timeout(settings.command_timeout_s, connect=min(2.0, settings.command_timeout_s)),
+        )
+        self._attempts = settings.command_attempts
+        self._sleep = sleep
+        actions = self._client.calls.actions
+        self._methods: dict[str, Callable[..., Any]] = {
+            "answer": actions.answer,
+            "speak": actions.speak,
+            "gather_using_speak": actions.gather_using_speak,
+            "transfer": actions.transfer,
+            "hangup": actions.hangup,
+            "transcription_start": actions.start_transcription,
+            "transcription_stop": actions.stop_transcription,
+            "streaming_start": actions.start_streaming,
+            "streaming_stop": actions.stop_streaming,
+        }
+
+    @property
+    def command_names(self) -> frozenset[str]:
+        """The command names this client can send."""
+        return frozenset(self._methods)
+
+    def send(self, command: Command) -> SendOutcome:
+        """Send a command, retrying transient failures with the same command_id."""
+        method = self._methods.get(command.name)
+        if method is None:
+            return SendOutcome(CommandStatus.REJECTED, 0, f"unknown command {command.name!r}")
+        error = ""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                method(command.call_control_id, command_id=command.command_id, **command.params)
+                return SendOutcome(CommandStatus.SENT, attempt)
+            except telnyx.APIStatusError as exc:
+                code = _error_code(exc.body)
+                if exc.status_code == 422 and code == CALL_ENDED_CODE:
+                    log.debug("%s on %s: call already ended", command.name, command.call_control_id)
+                    return SendOutcome(CommandStatus.CALL_ENDED, attempt)
+                error = f"HTTP {exc.status_code} {code or ''} {_error_detail(exc.body)}".strip()
+                if exc.status_code < 500 and exc.status_code not in _RETRYABLE_STATUS:
+                    log.error("Telnyx rejected %s on %s: %s", command.name, command.call_control_id, error)
+                    return SendOutcome(CommandStatus.REJECTED, attempt, error)
+            except telnyx.APIConnectionError as exc:
+                error = f"{exc.__class__.__name__}: {exc}"
+            log.warning("%s on %s failed (attempt %d/%d): %s", command.name,
+                        command.call_control_id, attempt, self._attempts, error)
+            if attempt < self._attempts:
+                self._sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
+        return SendOutcome(CommandStatus.PENDING, self._attempts, error)
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
+
+
+def _error_code(body: object) -> str | None:
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        code = errors[0].get("code")
+        return str(code) if code is not None else None
+    return None
+
+
+def _error_detail(body: object) -> str:
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("title") or errors[0].get("detail") or "")
+    return ""

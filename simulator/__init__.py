@@ -1,0 +1,1 @@
+"""The built-in Telnyx emulator, scripted callers, and the harness that runs them."""

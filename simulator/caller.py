@@ -1,0 +1,137 @@
+"""A scripted caller: plays one scenario against the emulator and judges the result."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .emulator import Emulator
+from .legs import Leg
+from .scenario import Scenario
+
+WORDS_PER_S = 2.5
+MENU_WAIT_S = 20.0
+GRACE_S = 3.0
+DEFAULT_FROM = "+15551230001"
+
+
+@dataclass
+class Say:
+    """When one `say` turn happened."""
+
+    index: int
+    text: str
+    start_ms: float
+    end_ms: float
+
+
+@dataclass
+class CallResult:
+    """One played scenario: what happened and whether it met its expectations."""
+
+    scenario: Scenario
+    leg: Leg
+    speed: float
+    says: list[Say] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    abandoned: bool = False
+
+    @property
+    def transfer_commands(self) -> list[dict[str, Any]]:
+        """Transfers the emulator accepted for this call, in order."""
+        return list(self.leg.log.transfers)
+
+    @property
+    def outcome(self) -> str:
+        """transferred | completed | abandoned | failed."""
+        if self.leg.log.bridged:
+            return "transferred"
+        if not self.leg.log.answered or self.leg.log.webhook_failures:
+            return "failed"
+        return "abandoned" if self.abandoned else "completed"
+
+    @property
+    def passed(self) -> bool:
+        """True when every expectation held."""
+        return not self.problems
+
+
+def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> CallResult:
+    """Place the call, act out the turns, hang up, and judge."""
+    leg = emulator.incoming_call(from_=from_ or scenario.from_ or DEFAULT_FROM, agent=scenario.agent)
+    result = CallResult(scenario=scenario, leg=leg, speed=emulator.speed)
+    call_log = leg.log
+    for number, turn in enumerate(scenario.turns, start=1):
+        if leg.ended:
+            break
+        if turn.kind == "wait_for":
+            if not emulator.wait_for_gather(leg, emulator.scaled(MENU_WAIT_S)) and not leg.ended:
+                result.problems.append(f"turn {number}: no menu opened within {MENU_WAIT_S:.0f} s")
+                break
+        elif turn.kind == "press":
+            call_log.add({"t_ms": call_log.t_ms(), "kind": "caller", "type": "press",
+                          "digits": turn.value})
+            emulator.press(leg, turn.value)
+        elif turn.kind == "say":
+            index = len(result.says) + 1
+            start = call_log.t_ms()
+            emulator.say(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S))
+            say = Say(index, turn.value, start, call_log.t_ms())
+            result.says.append(say)
+            call_log.add({"t_ms": start, "kind": "caller", "type": "say", "index": index,
+                          "text": turn.value, "end_ms": say.end_ms})
+        elif turn.kind == "pause":
+            time.sleep(emulator.scaled(float(turn.value)))
+        elif turn.kind == "hangup":
+            break
+    if not leg.ended:
+        result.abandoned = _waiting_for_agent(emulator, leg) or not call_log.answered
+        call_log.add({"t_ms": call_log.t_ms(), "kind": "caller", "type": "hangup"})
+        emulator.caller_hangs_up(leg)
+    _settle(leg)
+    _judge(result)
+    return result
+
+
+def _waiting_for_agent(emulator: Emulator, leg: Leg) -> bool:
+    agents = [emulator.leg(a) for a in leg.agent_legs]
+    return any(a is not None and not a.ended and not a.answered for a in agents)
+
+
+def _settle(leg: Leg) -> None:
+    """Let the last webhooks land and the app's reactions to them come back."""
+    for _ in range(3):
+        leg.log.wait_quiet(10.0)
+        time.sleep(0.05)
+
+
+def _judge(result: CallResult) -> None:
+    expect = result.scenario.expect
+    transfers = result.transfer_commands
+    call_log = result.leg.log
+    if not call_log.answered:
+        result.problems.append("the app never answered the call")
+    if call_log.webhook_failures:
+        result.problems.append(f"{call_log.webhook_failures} webhook(s) were not acknowledged with 2xx")
+    targets = [t["to"] for t in transfers]
+    if len(set(targets)) != len(targets):
+        result.problems.append(f"the same agent was sent a transfer twice: {targets}")
+    if expect.transfer is True and not transfers:
+        result.problems.append("expected a transfer; none was commanded")
+    if expect.transfer is False and transfers:
+        result.problems.append(f"expected no transfer; one was commanded at {transfers[0]['t_ms']:.0f} ms"
+                               f" ({(transfers[0].get('client_state') or {}).get('reason', '')})")
+    if not transfers:
+        return
+    first = transfers[0]["t_ms"]
+    if expect.earliest_say is not None:
+        say = result.says[expect.earliest_say - 1] if len(result.says) >= expect.earliest_say else None
+        if say is None or first < say.start_ms:
+            result.problems.append(f"transfer at {first:.0f} ms came before say #{expect.earliest_say} began")
+    if expect.latest_say is not None:
+        say = result.says[expect.latest_say - 1] if len(result.says) >= expect.latest_say else None
+        deadline = say.end_ms + GRACE_S * 1000 / result.speed if say else None
+        if deadline is None or first > deadline:
+            result.problems.append(f"transfer at {first:.0f} ms came after say #{expect.latest_say} "
+                                   f"ended (+{GRACE_S:.0f} s grace)")

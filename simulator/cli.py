@@ -1,0 +1,68 @@
+"""`flask simulate`: play caller scenarios against the app and the built-in emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from .report import print_call, report_json
+from .runner import Simulation
+from .scenario import ScenarioError, load_scenario
+
+
+@click.command("simulate")
+@click.argument("scenarios", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--engine", type=click.Choice(["telnyx", "local"]), default="telnyx", show_default=True,
+              help="How the app hears the caller.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report as JSON to this file.")
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Calls in progress at once.")
+@click.option("--speed", type=click.FloatRange(0.1, 100.0), default=1.0, show_default=True,
+              help="Run time faster than real time (speech, rings, pauses); latencies stay real.")
+@click.option("--quiet", is_flag=True, help="Print verdicts only, not timelines.")
+@with_appcontext
+def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, concurrency: int,
+             speed: float, quiet: bool) -> None:
+    """Play SCENARIOS (YAML) against this app and the built-in Telnyx emulator."""
+    if engine == "local":
+        raise click.UsageError("--engine local needs the offline listening engine, which this "
+                               "version does not have yet; use --engine telnyx")
+    try:
+        loaded = [load_scenario(p) for p in scenarios]
+    except ScenarioError as exc:
+        raise click.UsageError(str(exc)) from exc
+    settings = current_app.extensions["lifeline"].settings
+    config = {"LIFELINE_AGENTS": ",".join(settings.agents), "LIFELINE_IVR": str(settings.ivr_path),
+              "LIFELINE_RULES": str(settings.rules_path)}
+    click.echo(f"Simulating {len(loaded)} call(s) with the {engine} engine "
+               f"(concurrency {concurrency}, speed x{speed:g})")
+    with Simulation(config, engine=engine, speed=speed) as sim:
+        done = 0
+
+        def show(result: object) -> None:
+            nonlocal done
+            done += 1
+            print_call(result, click.echo, timeline=not quiet)  # type: ignore[arg-type]
+            click.echo(f"  [{done}/{len(loaded)}]")
+
+        results = sim.run(loaded, concurrency=concurrency, on_result=show)
+    report = report_json(results, engine)
+    summary = report["summary"]
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2))
+        click.echo(f"JSON report written to {json_out}")
+    click.echo(f"\n{summary['passed']} passed, {summary['failed']} failed")
+    if summary["failed"]:
+        raise SystemExit(1)
+
+
+def register(app: Flask) -> None:
+    """Add the simulator's commands to `flask`."""
+    app.cli.add_command(simulate)

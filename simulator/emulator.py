@@ -1,0 +1,452 @@
+"""A Telnyx Call Control emulator: real HTTP on loopback, real signed webhooks, real timing.
+
+It implements the commands Lifeline sends with Telnyx's response and error shapes, plays the
+caller's leg under a script's control and the agent's leg as the scenario says, and records
+every webhook, command and caller turn with a timestamp. `speed` > 1 compresses the time that
+speech, rings and timeouts take (tests use it); latencies are always measured in real time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from nacl.signing import SigningKey
+
+from ivr.events import decode_client_state
+from ivr.security import sign
+from ivr.serial import KeyedSerialExecutor
+
+from .clock import Timers
+from .legs import CallLog, Gather, Leg
+
+log = logging.getLogger(__name__)
+SPEECH_CHARS_PER_S = 15.0
+RING_S = 2.0
+DEDUPE_WINDOW_S = 60.0
+HANGUP_CAUSES = {"no_answer": "timeout", "busy": "user_busy", "reject": "call_rejected"}
+OUR_NUMBER = "+15550100000"
+TRIGGER_EVENTS = ("call.transcription", "call.dtmf.received")
+
+Reply = tuple[int, dict[str, Any]]
+
+
+def ok() -> Reply:
+    """Telnyx's success body for call commands."""
+    return 200, {"data": {"result": "ok"}}
+
+
+def error(status: int, code: str, title: str, detail: str = "") -> Reply:
+    """Telnyx's error body."""
+    return status, {"errors": [{"code": code, "title": title, "detail": detail or title}]}
+
+
+@dataclass
+class Fault:
+    """Make the next `times` matching commands fail, answer late, or wait for a signal."""
+
+    command: str
+    times: int = 1
+    status: int | None = None
+    code: str = "10007"
+    delay_s: float = 0.0
+    hold: threading.Event | None = None
+
+
+class Emulator:
+    """Telnyx as seen by one Lifeline app."""
+
+    def __init__(self, api_key: str = "KEY_emulator", speed: float = 1.0) -> None:
+        self.api_key = api_key
+        self.speed = speed
+        self.signing_key = SigningKey.generate()
+        self.webhook_url: str | None = None
+        self.requests: list[dict[str, Any]] = []
+        self._legs: dict[str, Leg] = {}
+        self._lock = threading.RLock()
+        self._faults: list[Fault] = []
+        self._timers = Timers()
+        self._delivery = KeyedSerialExecutor(64, "emulator-webhook")
+        self._http = httpx.Client(timeout=10.0)
+        self._commands: dict[str, Callable[[Leg, dict[str, Any]], Reply]] = {
+            "answer": self._answer, "speak": self._speak,
+            "gather_using_speak": self._gather_using_speak, "transfer": self._transfer,
+            "hangup": self._hangup, "transcription_start": self._transcription_start,
+            "transcription_stop": self._transcription_stop,
+            "streaming_start": self._streaming_start, "streaming_stop": self._streaming_stop,
+        }
+
+    @property
+    def public_key_b64(self) -> str:
+        """The key Lifeline must verify our webhooks with (TELNYX_PUBLIC_KEY)."""
+        import base64
+        return base64.b64encode(bytes(self.signing_key.verify_key)).decode()
+
+    def scaled(self, seconds: float) -> float:
+        """Real seconds for a duration in scenario time."""
+        return seconds / self.speed
+
+    # ----- the caller's side, driven by scripts and tests -------------------------------------
+
+    def incoming_call(self, from_: str = "+15551230001", to: str = OUR_NUMBER,
+                      agent: str = "answer") -> Leg:
+        """A new inbound call: Telnyx parks it and posts call.initiated."""
+        leg = self._new_leg(from_, to, "incoming", "parked", "caller", CallLog(str(uuid.uuid4())))
+        leg.agent_behaviour = agent
+        self._emit(leg, "call.initiated", direction="incoming", state="parked",
+                   start_time=_iso_now(), caller_id_name=from_)
+        return leg
+
+    def press(self, leg: Leg, digits: str) -> None:
+        """The caller presses keys, whatever the IVR is doing."""
+        for digit in digits:
+            with self._lock:
+                if leg.ended:
+                    return
+                self._emit(leg, "call.dtmf.received", digit=digit)
+                gather = leg.gather
+                if gather is None:
+                    continue
+                leg.media_free_at = time.monotonic()  # a key press cuts the prompt short
+                if digit not in gather.valid:
+                    self._end_gather(leg, "invalid", gather.digits + digit)
+                    continue
+                gather.digits += digit
+                if len(gather.digits) >= gather.max_digits:
+                    self._end_gather(leg, "valid", gather.digits)
+
+    def say(self, leg: Leg, text: str, seconds: float) -> None:
+        """The caller talks for `seconds` (scenario time); Telnyx then posts a final transcript."""
+        time.sleep(self.scaled(seconds))
+        with self._lock:
+            if leg.ended or not leg.transcribing:
+                return
+            self._emit(leg, "call.transcription", transcription_data={
+                "transcript": text, "confidence": 0.93, "is_final": True,
+                "transcription_track": "inbound"})
+
+    def caller_hangs_up(self, leg: Leg) -> None:
+        """The caller puts the phone down."""
+        with self._lock:
+            if not leg.ended:
+                leg.log.ended_by = leg.log.ended_by or "caller"
+                self._end(leg, "normal_clearing", "caller")
+
+    def wait_for_gather(self, leg: Leg, timeout: float) -> bool:
+        """Block until the IVR has a menu open on this leg (or the leg ended)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if leg.gather is not None:
+                    return True
+                if leg.ended:
+                    return False
+            time.sleep(0.005)
+        return False
+
+    def inject(self, fault: Fault) -> None:
+        """Arm a fault for the next matching command(s)."""
+        with self._lock:
+            self._faults.append(fault)
+
+    def leg(self, call_control_id: str) -> Leg | None:
+        """Look up a leg by its call_control_id."""
+        with self._lock:
+            return self._legs.get(call_control_id)
+
+    def commands_for(self, call_control_id: str, name: str | None = None) -> list[dict[str, Any]]:
+        """Command requests received for a leg (every HTTP attempt), optionally of one name."""
+        with self._lock:
+            return [r for r in self.requests if r["call_control_id"] == call_control_id
+                    and (name is None or r["name"] == name)]
+
+    def idle(self, timeout: float = 5.0) -> bool:
+        """Wait until no webhook is queued or in flight."""
+        return self._delivery.wait_idle(timeout)
+
+    def close(self) -> None:
+        """Stop timers, deliveries and the HTTP client."""
+        self._timers.stop()
+        self._delivery.shutdown(wait=False)
+        self._http.close()
+
+    # ----- the HTTP API (called by simulator.server) ------------------------------------------
+
+    def handle_command(self, call_control_id: str, name: str, body: dict[str, Any],
+                       authorization: str | None) -> Reply:
+        """Execute one Call Control command as Telnyx would."""
+        if authorization != f"Bearer {self.api_key}":
+            return error(401, "10009", "Authentication failed", "check the API key")
+        fault = self._take_fault(name)
+        if fault and fault.hold is not None:
+            fault.hold.wait(timeout=30)
+        entry = {"t": time.monotonic(), "call_control_id": call_control_id, "name": name,
+                 "command_id": body.get("command_id"), "body": body}
+        reply = self._execute(call_control_id, name, body, entry, fault)
+        if fault and fault.delay_s:
+            time.sleep(fault.delay_s)  # Telnyx did the work but answers late
+        return reply
+
+    def _execute(self, call_control_id: str, name: str, body: dict[str, Any],
+                 entry: dict[str, Any], fault: Fault | None) -> Reply:
+        with self._lock:
+            leg = self._legs.get(call_control_id)
+            reply = self._decide(leg, name, body, entry, fault)
+            entry["status"] = reply[0]
+            self.requests.append(entry)
+            if leg is not None:
+                logged = {"t_ms": leg.log.t_ms(entry["t"]), "kind": "command", "type": name,
+                          "status": reply[0], "command_id": entry["command_id"]}
+                if entry.get("duplicate"):
+                    logged["duplicate"] = True
+                leg.log.add(logged)
+            return reply
+
+    def _decide(self, leg: Leg | None, name: str, body: dict[str, Any], entry: dict[str, Any],
+                fault: Fault | None) -> Reply:
+        if fault and fault.status:
+            return error(fault.status, fault.code, "Injected failure", f"emulator fault on {name}")
+        if leg is None:
+            return error(422, "90015", "Invalid Call Control ID")
+        handler = self._commands.get(name)
+        if handler is None:
+            return error(404, "10005", "Resource not found", f"no action {name!r}")
+        if leg.ended:
+            return error(422, "90018", "Call has already ended",
+                         "This call is no longer active and can't receive commands.")
+        command_id = body.get("command_id")
+        now = time.monotonic()
+        if command_id and now - leg.seen_command_ids.get(command_id, -1e9) < DEDUPE_WINDOW_S:
+            entry["duplicate"] = True
+            return ok()
+        reply = handler(leg, body)
+        if reply[0] == 200:
+            if command_id:
+                leg.seen_command_ids[command_id] = now
+            if body.get("client_state"):
+                leg.client_state = body["client_state"]
+        return reply
+
+    def _take_fault(self, name: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.command == name and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    # ----- commands ---------------------------------------------------------------------------
+
+    def _answer(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        if leg.direction != "incoming":
+            return error(422, "90102", "Cannot answer an outbound call")
+        if leg.answered:
+            return ok()
+        leg.answered = True
+        leg.transcribing = bool(body.get("transcription"))
+        leg.stream_url = body.get("stream_url")
+        leg.log.answered = True
+        self._timers.after(self.scaled(0.05), lambda: self._emit_if_up(
+            leg, "call.answered", state="answered", start_time=_iso_now()))
+        return ok()
+
+    def _speak(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        problem = self._media_problem(leg, body)
+        if problem:
+            return problem
+        start, end = self._play(leg, body["payload"])
+        self._timers.at(start, lambda: self._emit_if_up(leg, "call.speak.started"))
+        self._timers.at(end, lambda: self._emit_if_up(leg, "call.speak.ended", status="completed"))
+        return ok()
+
+    def _gather_using_speak(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        problem = self._media_problem(leg, body)
+        if problem:
+            return problem
+        _, end = self._play(leg, body["payload"])
+        gather = Gather(valid=str(body.get("valid_digits") or "0123456789#*"),
+                        max_digits=int(body.get("maximum_digits") or 128),
+                        timeout_s=int(body.get("timeout_millis") or 60000) / 1000)
+        leg.gather = gather
+        self._timers.at(end + self.scaled(gather.timeout_s),
+                        lambda: self._gather_timed_out(leg, gather.token))
+        return ok()
+
+    def _transfer(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        to = body.get("to")
+        if not isinstance(to, str) or not to:
+            return error(422, "10004", "Missing required parameter", "to is required")
+        leg.gather = None
+        agent = self._new_leg(body.get("from") or leg.to, to, "outgoing", "bridging", "agent", leg.log)
+        agent.client_state = body.get("target_leg_client_state")
+        agent.agent_behaviour = leg.agent_behaviour
+        leg.agent_legs.append(agent.call_control_id)
+        leg.log.transfers.append({
+            "t_ms": leg.log.t_ms(), "to": to, "command_id": body.get("command_id"),
+            "client_state": decode_client_state(body.get("client_state")) or body.get("client_state")})
+        if leg.log.escalation_latency_ms is None and leg.log.trigger_sent_at is not None:
+            leg.log.escalation_latency_ms = round((time.monotonic() - leg.log.trigger_sent_at) * 1000, 2)
+        self._emit(agent, "call.initiated", direction="outgoing", state="bridging",
+                   start_time=_iso_now())
+        self._timers.after(self.scaled(RING_S), lambda: self._agent_decides(leg, agent))
+        return ok()
+
+    def _hangup(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        leg.log.ended_by = leg.log.ended_by or ("app" if leg.role == "caller" else None)
+        self._end(leg, "normal_clearing", "callee")
+        return ok()
+
+    def _transcription_start(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        if not leg.answered:
+            return error(422, "90034", "Call not answered yet")
+        if leg.transcribing:
+            return error(422, "90054", "Call transcription is already in progress")
+        leg.transcribing = True
+        return ok()
+
+    def _transcription_stop(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        leg.transcribing = False
+        return ok()
+
+    def _streaming_start(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        if not isinstance(body.get("stream_url"), str):
+            return error(422, "10004", "Missing required parameter", "stream_url is required")
+        leg.stream_url = body["stream_url"]
+        self._emit(leg, "streaming.started", stream_url=leg.stream_url)
+        return ok()
+
+    def _streaming_stop(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        if leg.stream_url:
+            self._emit(leg, "streaming.stopped", stream_url=leg.stream_url)
+            leg.stream_url = None
+        return ok()
+
+    # ----- leg mechanics ----------------------------------------------------------------------
+
+    def _new_leg(self, from_: str, to: str, direction: str, state: str, role: str,
+                 call_log: CallLog) -> Leg:
+        leg = Leg(call_control_id=f"v3:emu-{uuid.uuid4().hex}", call_leg_id=str(uuid.uuid4()),
+                  from_=from_, to=to, direction=direction, state=state, role=role, log=call_log)
+        with self._lock:
+            self._legs[leg.call_control_id] = leg
+        return leg
+
+    def _media_problem(self, leg: Leg, body: dict[str, Any]) -> Reply | None:
+        if not leg.answered:
+            return error(422, "90034", "Call not answered yet")
+        if not isinstance(body.get("payload"), str) or not body["payload"].strip():
+            return error(422, "10004", "Missing required parameter", "payload is required")
+        if not isinstance(body.get("voice"), str):
+            return error(422, "10004", "Missing required parameter", "voice is required")
+        return None
+
+    def _play(self, leg: Leg, text: str) -> tuple[float, float]:
+        """Queue speech behind whatever is playing; returns its start and end times."""
+        start = max(time.monotonic(), leg.media_free_at)
+        end = start + self.scaled(len(text) / SPEECH_CHARS_PER_S)
+        leg.media_free_at = end
+        return start, end
+
+    def _end_gather(self, leg: Leg, status: str, digits: str) -> None:
+        leg.gather = None
+        self._emit(leg, "call.gather.ended", status=status, digits=digits)
+
+    def _gather_timed_out(self, leg: Leg, token: int) -> None:
+        with self._lock:
+            if not leg.ended and leg.gather is not None and leg.gather.token == token:
+                self._end_gather(leg, "timeout", leg.gather.digits)
+
+    def _agent_decides(self, caller: Leg, agent: Leg) -> None:
+        with self._lock:
+            if agent.ended:
+                return
+            if caller.ended:
+                self._end(agent, "originator_cancel", "caller")
+                return
+            if agent.agent_behaviour != "answer":
+                self._end(agent, HANGUP_CAUSES.get(agent.agent_behaviour, "timeout"), "callee")
+                return
+            agent.answered = True
+            agent.state = "answered"
+            self._emit(agent, "call.answered", state="answered", start_time=_iso_now())
+            caller.bridged_with, agent.bridged_with = agent.call_control_id, caller.call_control_id
+            caller.log.bridged = True
+            self._emit(caller, "call.bridged")
+            self._emit(agent, "call.bridged")
+
+    def _end(self, leg: Leg, cause: str, source: str) -> None:
+        leg.ended = True
+        leg.gather = None
+        leg.transcribing = False
+        self._emit(leg, "call.hangup", state="hangup", hangup_cause=cause, hangup_source=source,
+                   sip_hangup_cause="unspecified", start_time=_iso_now())
+        peer = self._legs.get(leg.bridged_with or "")
+        if peer is not None and not peer.ended:
+            self._end(peer, "normal_clearing", source)
+        for agent_id in leg.agent_legs:
+            agent = self._legs.get(agent_id)
+            if agent is not None and not agent.ended and not agent.answered:
+                self._end(agent, "originator_cancel", "caller")
+
+    # ----- webhooks ---------------------------------------------------------------------------
+
+    def _emit_if_up(self, leg: Leg, event_type: str, **fields: Any) -> None:
+        with self._lock:
+            if not leg.ended:
+                self._emit(leg, event_type, **fields)
+
+    def _emit(self, leg: Leg, event_type: str, **fields: Any) -> None:
+        payload = {**leg.base_payload(), **fields}
+        call_log = leg.log
+        with call_log.cond:
+            call_log.in_flight += 1
+        self._delivery.submit(leg.call_control_id,
+                              lambda: self._deliver(call_log, event_type, payload))
+
+    def _deliver(self, call_log: CallLog, event_type: str, payload: dict[str, Any]) -> None:
+        try:
+            self._post(call_log, event_type, payload)
+        finally:
+            with call_log.cond:
+                call_log.in_flight -= 1
+                call_log.cond.notify_all()
+
+    def _post(self, call_log: CallLog, event_type: str, payload: dict[str, Any]) -> None:
+        if not self.webhook_url:
+            return
+        event_id = str(uuid.uuid4())
+        for attempt in range(1, 4):  # Telnyx redelivers on 5xx and timeouts
+            body = json.dumps({
+                "data": {"record_type": "event", "event_type": event_type, "id": event_id,
+                         "occurred_at": _iso_now(), "payload": payload},
+                "meta": {"attempt": attempt, "delivered_to": self.webhook_url}}).encode()
+            headers = {"content-type": "application/json", "user-agent": "telnyx-webhooks",
+                       **sign(self.signing_key, body, int(time.time()))}
+            sent = time.monotonic()
+            if event_type in TRIGGER_EVENTS:
+                call_log.trigger_sent_at = sent
+            try:
+                status = self._http.post(self.webhook_url, content=body, headers=headers).status_code
+            except httpx.HTTPError as exc:
+                log.warning("webhook %s not delivered: %s", event_type, exc)
+                status = 0
+            call_log.add({"t_ms": call_log.t_ms(sent), "kind": "webhook", "type": event_type,
+                          "status": status, "ack_ms": round((time.monotonic() - sent) * 1000, 2)})
+            if 200 <= status < 300:
+                return
+            if 400 <= status < 500:
+                break
+            time.sleep(0.2 * attempt)
+        call_log.webhook_failures += 1
+
+
+def _iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,91 @@
+"""What the emulator knows about each call leg and each emulated call (a caller's session)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+_gather_tokens = itertools.count(1)
+
+
+@dataclass
+class Gather:
+    """An open gather_using_speak: which keys count and how many to collect."""
+
+    valid: str
+    max_digits: int
+    timeout_s: float
+    token: int = field(default_factory=lambda: next(_gather_tokens))
+    digits: str = ""
+
+
+@dataclass
+class CallLog:
+    """One emulated call as the report sees it: every webhook, command and caller turn."""
+
+    session_id: str
+    t0: float = field(default_factory=time.monotonic)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    trigger_sent_at: float | None = None
+    escalation_latency_ms: float | None = None
+    answered: bool = False
+    bridged: bool = False
+    ended_by: str | None = None
+    webhook_failures: int = 0
+    in_flight: int = 0
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def t_ms(self, at: float | None = None) -> float:
+        """Milliseconds since the call started."""
+        return round(((time.monotonic() if at is None else at) - self.t0) * 1000, 1)
+
+    def add(self, entry: dict[str, Any]) -> None:
+        """Append to the timeline (thread-safe)."""
+        with self.cond:
+            self.timeline.append(entry)
+
+    def wait_quiet(self, timeout: float) -> bool:
+        """Wait until no webhook of this call is queued or in flight."""
+        with self.cond:
+            return self.cond.wait_for(lambda: self.in_flight == 0, timeout)
+
+
+@dataclass
+class Leg:
+    """One call leg: the caller's, or an agent's created by a transfer."""
+
+    call_control_id: str
+    call_leg_id: str
+    from_: str
+    to: str
+    direction: str
+    state: str
+    role: str
+    log: CallLog
+    agent_behaviour: str = "answer"
+    client_state: str | None = None
+    answered: bool = False
+    ended: bool = False
+    transcribing: bool = False
+    stream_url: str | None = None
+    gather: Gather | None = None
+    media_free_at: float = 0.0
+    bridged_with: str | None = None
+    agent_legs: list[str] = field(default_factory=list)
+    seen_command_ids: dict[str, float] = field(default_factory=dict)
+
+    def base_payload(self) -> dict[str, Any]:
+        """Fields present on every call event of this leg."""
+        return {
+            "call_control_id": self.call_control_id,
+            "call_leg_id": self.call_leg_id,
+            "call_session_id": self.log.session_id,
+            "connection_id": "1494404757140276705",
+            "client_state": self.client_state,
+            "from": self.from_,
+            "to": self.to,
+        }

@@ -1,0 +1,95 @@
+"""Runs scenarios: the real app on a loopback port, the emulator on another, callers in threads."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from flask import Flask
+
+from .caller import CallResult, play
+from .emulator import Emulator
+from .scenario import Scenario
+from .server import ServerThread, emulator_app
+
+
+class Simulation:
+    """A Lifeline app wired to a fresh emulator and a throwaway database."""
+
+    def __init__(self, config: Mapping[str, object], engine: str = "telnyx", speed: float = 1.0,
+                 database_url: str | None = None) -> None:
+        self._base_config = dict(config)
+        self._engine = engine
+        self._database_url = database_url
+        self.emulator = Emulator(speed=speed)
+        self._tmp: Path | None = None
+        self.app: Flask | None = None
+
+    def __enter__(self) -> Simulation:
+        from ivr import create_app
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._emulator_server = ServerThread(emulator_app(self.emulator)).start()
+        holder: dict[str, Any] = {}
+        self._app_server = ServerThread(lambda environ, start: holder["app"](environ, start))
+        if self._database_url is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
+        config = {
+            **self._base_config,
+            "TELNYX_API_KEY": self.emulator.api_key,
+            "TELNYX_PUBLIC_KEY": self.emulator.public_key_b64,
+            "TELNYX_API_BASE_URL": f"{self._emulator_server.url}/v2",
+            "LIFELINE_PUBLIC_URL": self._app_server.url,
+            "LIFELINE_ENGINE": self._engine,
+            "DATABASE_URL": self._database_url or f"sqlite:///{self._tmp / 'simulation.db'}",
+        }
+        try:
+            self.app = create_app(config)
+        except Exception:
+            self._stop_servers()
+            raise
+        holder["app"] = self.app
+        self._app_server.start()
+        self.emulator.webhook_url = f"{self._app_server.url}/webhooks/telnyx"
+        return self
+
+    def run(self, scenarios: Sequence[Scenario], concurrency: int = 1,
+            on_result: Callable[[CallResult], None] | None = None) -> list[CallResult]:
+        """Play every scenario, `concurrency` at a time; results come back in input order."""
+        results: dict[int, CallResult] = {}
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caller") as pool:
+            futures = {pool.submit(play, self.emulator, s, _caller_number(i)): i
+                       for i, s in enumerate(scenarios)}
+            for future in as_completed(futures):
+                result = future.result()
+                results[futures[future]] = result
+                if on_result:
+                    on_result(result)
+        return [results[i] for i in range(len(scenarios))]
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop_servers()
+        if self.app is not None:
+            self.app.extensions["lifeline"].close()
+        self.emulator.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _stop_servers(self) -> None:
+        for server in (getattr(self, "_app_server", None), getattr(self, "_emulator_server", None)):
+            if server is not None:
+                try:
+                    server.stop()
+                except Exception:  # a server that never started has nothing to stop
+                    pass
+
+
+def _caller_number(index: int) -> str:
+    return f"+1555123{index % 10000:04d}"

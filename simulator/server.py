@@ -1,0 +1,53 @@
+"""The emulator's HTTP face: Telnyx's `/v2/calls/{id}/actions/{name}` on a loopback port."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from .emulator import Emulator, error
+
+
+def emulator_app(emulator: Emulator) -> Flask:
+    """A WSGI app serving the emulator's REST API."""
+    app = Flask("telnyx-emulator")
+
+    @app.post("/v2/calls/<path:call_control_id>/actions/<name>")
+    def action(call_control_id: str, name: str) -> ResponseReturnValue:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            status, reply = error(400, "10002", "Invalid JSON body")
+        else:
+            status, reply = emulator.handle_command(call_control_id, name, body,
+                                                    request.headers.get("Authorization"))
+        return jsonify(reply), status
+
+    return app
+
+
+class ServerThread:
+    """Serves a WSGI app on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="wsgi-server",
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:54321."""
+        return f"http://{self._server.host}:{self._server.server_port}"
+
+    def start(self) -> ServerThread:
+        """Start serving."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()

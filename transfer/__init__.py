@@ -1,0 +1,1 @@
+"""Escalation: deciding that a caller needs a person, and putting them through exactly once."""
