@@ -150,6 +150,11 @@ def on_hangup(ctx: CallContext, svc: Services) -> None:
     transfer = _agent_transfer(ctx)
     if transfer is None or transfer.status not in _OPEN_TRANSFER:
         return
+    if ctx.event.hangup_cause == "originator_cancel":
+        # The caller's side went away first (its own hangup may not be processed yet).
+        ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
+                               status=TransferStatus.CANCELLED, hangup_cause="originator_cancel")
+        return
     ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt, status=TransferStatus.FAILED,
                            hangup_cause=ctx.event.hangup_cause,
                            agent_call_control_id=ctx.event.call_control_id)

@@ -69,6 +69,7 @@ class Emulator:
         self.speed = speed
         self.signing_key = SigningKey.generate()
         self.webhook_url: str | None = None
+        self.base_url: str | None = None
         self.requests: list[dict[str, Any]] = []
         self._legs: dict[str, Leg] = {}
         self._lock = threading.RLock()

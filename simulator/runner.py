@@ -30,12 +30,14 @@ class Simulation:
         self.emulator = Emulator(speed=speed)
         self._tmp: Path | None = None
         self.app: Flask | None = None
+        self.config: dict[str, object] = {}
 
     def __enter__(self) -> Simulation:
         from ivr import create_app
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._emulator_server = ServerThread(emulator_app(self.emulator)).start()
+        self.emulator.base_url = self._emulator_server.url
         holder: dict[str, Any] = {}
         self._app_server = ServerThread(lambda environ, start: holder["app"](environ, start))
         if self._database_url is None:
@@ -44,11 +46,12 @@ class Simulation:
             **self._base_config,
             "TELNYX_API_KEY": self.emulator.api_key,
             "TELNYX_PUBLIC_KEY": self.emulator.public_key_b64,
-            "TELNYX_API_BASE_URL": f"{self._emulator_server.url}/v2",
+            "TELNYX_API_BASE_URL": f"{self.emulator.base_url}/v2",
             "LIFELINE_PUBLIC_URL": self._app_server.url,
             "LIFELINE_ENGINE": self._engine,
             "DATABASE_URL": self._database_url or f"sqlite:///{self._tmp / 'simulation.db'}",
         }
+        self.config = config
         try:
             self.app = create_app(config)
         except Exception:

@@ -34,8 +34,8 @@ class ServerThread:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="wsgi-server",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="wsgi-server", daemon=True)
 
     @property
     def url(self) -> str:

@@ -33,8 +33,10 @@ class SqlStoreTx(StoreTx):
 
     def _insert_ignore(self, table: Any, values: dict[str, Any]) -> bool:
         insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
-        result = self._conn.execute(insert(table).values(**values).on_conflict_do_nothing())
-        return result.rowcount == 1
+        first_key = next(iter(table.primary_key.columns))
+        # RETURNING, not rowcount: psycopg 3 reports rowcount -1 for this statement.
+        statement = insert(table).values(**values).on_conflict_do_nothing().returning(first_key)
+        return self._conn.execute(statement).first() is not None
 
     def record_event(self, event_id: str, event_type: str, call_control_id: str | None,
                      occurred_at: str | None, attempt: int, payload: str) -> bool:

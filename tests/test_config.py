@@ -1,0 +1,71 @@
+"""Start-up configuration: every missing or malformed setting is named with its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr import create_app
+from ivr.config import load_settings
+from ivr.errors import ConfigError
+
+GOOD = {"TELNYX_API_KEY": "KEY_x", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+        "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}
+
+
+def test_complete_settings_load(tmp_path: Path) -> None:
+    settings = load_settings(GOOD, tmp_path)
+    assert settings.agents == ("+15550001111",)
+    assert settings.telnyx_api_base_url == "https://api.telnyx.com/v2"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'lifeline.db'}"
+
+
+@pytest.mark.parametrize(("name", "value", "named"), [
+    ("TELNYX_API_KEY", "", "TELNYX_API_KEY is not set"),
+    ("TELNYX_PUBLIC_KEY", "", "TELNYX_PUBLIC_KEY is not set"),
+    ("TELNYX_PUBLIC_KEY", "bm90LWEta2V5", "TELNYX_PUBLIC_KEY is not a base64 Ed25519"),
+    ("TELNYX_PUBLIC_KEY", "%%%", "TELNYX_PUBLIC_KEY is not a base64 Ed25519"),
+    ("LIFELINE_AGENTS", "", "LIFELINE_AGENTS is not set"),
+    ("LIFELINE_AGENTS", "+15550001111,5550002222", "'5550002222'"),
+    ("LIFELINE_ENGINE", "whisper", "LIFELINE_ENGINE='whisper' is unknown"),
+    ("TELNYX_API_BASE_URL", "api.telnyx.com", "TELNYX_API_BASE_URL"),
+    ("LIFELINE_PUBLIC_URL", "example.ngrok.app", "LIFELINE_PUBLIC_URL"),
+    ("LIFELINE_IVR", "/nonexistent/ivr.yaml", "LIFELINE_IVR=/nonexistent/ivr.yaml does not exist"),
+    ("DATABASE_URL", "mysql://db/lifeline", "DATABASE_URL"),
+    ("LIFELINE_COMMAND_TIMEOUT", "soon", "LIFELINE_COMMAND_TIMEOUT"),
+])
+def test_bad_setting_stops_startup_naming_it(tmp_path: Path, name: str, value: str, named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**GOOD, name: value}, tmp_path)
+    assert named in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once_one_line_each(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"LIFELINE_ENGINE": "telnyx"}, tmp_path)
+    lines = str(caught.value).splitlines()
+    assert [line.split(" ")[0] for line in lines] == ["TELNYX_API_KEY", "TELNYX_PUBLIC_KEY",
+                                                      "LIFELINE_AGENTS"]
+
+
+def test_postgres_url_uses_the_shipped_driver(tmp_path: Path) -> None:
+    settings = load_settings({**GOOD, "DATABASE_URL": "postgresql://u@db/x"}, tmp_path)
+    assert settings.database_url == "postgresql+psycopg://u@db/x"
+
+
+def test_environment_is_read_and_overrides_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in GOOD.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("LIFELINE_AGENTS", "sip:desk@example.com")
+    assert load_settings(None, tmp_path).agents == ("sip:desk@example.com",)
+    assert load_settings({"LIFELINE_AGENTS": "+15550009999"}, tmp_path).agents == ("+15550009999",)
+
+
+def test_create_app_refuses_a_broken_menu(tmp_path: Path) -> None:
+    ivr = tmp_path / "ivr.yaml"
+    ivr.write_text("start: main\nmenus: {main: {prompt: hi, options: {'1': {menu: nowhere}}}}\n")
+    with pytest.raises(ConfigError) as caught:
+        create_app({**GOOD, "LIFELINE_IVR": str(ivr), "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert "unknown menu 'nowhere'" in str(caught.value)
+    assert str(ivr) in str(caught.value)

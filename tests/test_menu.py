@@ -1,0 +1,80 @@
+"""The IVR menu file: checked at start-up, consulted without side effects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.errors import ConfigError
+from ivr.menu import Option, load_menu
+
+from .conftest import ROOT
+
+BASE = """
+greeting: Hello.
+start: main
+menus:
+  main:
+    prompt: Press 1 for info, 2 for more.
+    options:
+      "1": {say: Info here.}
+      "2": {menu: more}
+  more:
+    prompt: Press star to go back.
+    options:
+      "*": {menu: main}
+      "9": {goodbye: true}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ivr.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_example_menu_loads() -> None:
+    menu = load_menu(ROOT / "examples" / "ivr.yaml")
+    assert set(menu.nodes) == {"main", "balance", "cards"}
+    assert menu.option("main", "3") == Option("menu", target="cards")
+
+
+def test_zero_means_operator_in_every_menu_even_when_unlisted(tmp_path: Path) -> None:
+    menu = load_menu(write(tmp_path, BASE))
+    assert menu.option("more", "0") == Option("transfer", text="caller pressed 0 for the operator")
+    assert menu.gather("more")["valid_digits"] == "*09"
+
+
+def test_gather_asks_for_one_key_and_leaves_retries_to_lifeline(tmp_path: Path) -> None:
+    params = load_menu(write(tmp_path, BASE)).gather("main", lead_in="Welcome.")
+    assert params["payload"] == "Welcome. Press 1 for info, 2 for more."
+    assert (params["minimum_digits"], params["maximum_digits"], params["maximum_tries"]) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("start: main", "start: nowhere"), "`start: nowhere` names no menu"),
+    (('"2": {menu: more}', '"2": {menu: less}'), "leads to unknown menu 'less'"),
+    (('"2": {menu: more}', '"2": {say: hi}'), "menus ['more'] cannot be reached"),
+    (('"9": {goodbye: true}', '"0": {menu: main}'), "options.0 must be a transfer"),
+    (('"9": {goodbye: true}', '"x": {goodbye: true}'), "key 'x' must be one of 0-9"),
+    (('"9": {goodbye: true}', '"9": {goodbye: true, menu: main}'), "exactly one of"),
+    (('"1": {say: Info here.}', '"1": {say: ""}'), "options.1.say must be a non-empty text"),
+    (("greeting: Hello.", "greeting: Hello.\nretries: 9"), "`retries` must be a whole number"),
+    (("greeting: Hello.", "greting: Hello."), "unknown keys ['greting']"),
+    (("prompt: Press star to go back.", "prompt: ''"), "menus.more.prompt must be a non-empty text"),
+])
+def test_menu_mistakes_stop_startup_with_the_key_named(tmp_path: Path, change: tuple[str, str],
+                                                       message: str) -> None:
+    path = write(tmp_path, BASE.replace(*change))
+    with pytest.raises(ConfigError) as caught:
+        load_menu(path)
+    assert message in str(caught.value)
+    assert f"LIFELINE_IVR={path}" in str(caught.value)
+
+
+def test_unreadable_or_invalid_yaml_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load_menu(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_menu(write(tmp_path, "menus: [\n"))

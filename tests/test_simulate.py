@@ -1,0 +1,118 @@
+"""`flask simulate`: scenarios in, a timeline and the DESIGN.md §6 JSON out, non-zero on failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from simulator.scenario import ScenarioError, load_scenario
+
+from .conftest import ROOT
+
+CALLS = ROOT / "examples" / "calls"
+
+
+def run(app: Flask, *args: str):  # type: ignore[no-untyped-def]
+    return app.test_cli_runner().invoke(args=["simulate", "--speed", "20", *args])
+
+
+def test_example_scenarios_pass_and_the_json_report_keeps_the_contract(app: Flask, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    names = ["01-calm-balance.yaml", "02-asks-for-human.yaml", "03-operator-key.yaml",
+             "09-hangup-mid-menu.yaml"]
+    result = run(app, *(str(CALLS / n) for n in names), "--concurrency", "2", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert "4 passed, 0 failed" in result.output
+    report = json.loads(out.read_text())
+    assert report["engine"] == "telnyx"
+    assert report["summary"] == {"calls": 4, "passed": 4, "failed": 0}
+    calls = {Path(c["scenario"]).name: c for c in report["calls"]}
+    assert [Path(c["scenario"]).name for c in report["calls"]] == names
+    human = calls["02-asks-for-human.yaml"]
+    assert (human["passed"], human["outcome"]) == (True, "transferred")
+    [transfer] = human["transfer_commands"]
+    assert transfer["to"] == "+15550001111"
+    assert transfer["client_state"]["rule"] == "asks_for_human"
+    assert isinstance(human["escalation_latency_ms"], float) and human["escalation_latency_ms"] > 0
+    kinds = {(e["kind"], e["type"]) for e in human["timeline"]}
+    assert {("webhook", "call.initiated"), ("command", "answer"), ("caller", "say"),
+            ("webhook", "call.transcription"), ("command", "transfer"), ("webhook", "call.bridged")} <= kinds
+    say = next(e for e in human["timeline"] if e["type"] == "say")
+    assert say["index"] == 1 and say["end_ms"] > say["t_ms"]
+    assert calls["01-calm-balance.yaml"]["escalation_latency_ms"] is None
+    assert calls["01-calm-balance.yaml"]["outcome"] == "completed"
+    times = [e["t_ms"] for e in human["timeline"]]
+    assert times == sorted(times)
+
+
+def test_unmet_expectation_fails_the_run_and_says_why(app: Flask, tmp_path: Path) -> None:
+    scenario = tmp_path / "wrong.yaml"
+    scenario.write_text("name: calm caller wrongly expected to be transferred\n"
+                        "expect: {transfer: true}\n"
+                        "turns:\n  - wait_for: gather\n  - say: \"What are your opening hours\"\n")
+    result = run(app, str(scenario))
+    assert result.exit_code == 1
+    assert "expected a transfer; none was commanded" in result.output
+    assert "0 passed, 1 failed" in result.output
+
+
+def test_transfer_too_early_is_reported(app: Flask, tmp_path: Path) -> None:
+    scenario = tmp_path / "early.yaml"
+    scenario.write_text("name: operator pressed before the complaint\n"
+                        "expect: {transfer: true, earliest_say: 1}\n"
+                        "turns:\n  - wait_for: gather\n  - press: \"0\"\n  - pause: 0.5\n"
+                        "  - say: \"this is awful\"\n")
+    result = run(app, str(scenario))
+    assert result.exit_code == 1
+    assert "came before say #1 began" in result.output
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: x\nturns: []\n", "`turns` must be a non-empty list"),
+    ("name: x\nturns:\n  - shout: hi\n", "turn 1 must have exactly one of"),
+    ("name: x\nturns:\n  - press: \"5a\"\n", "turn 1: `press` takes keys"),
+    ("name: x\nturns:\n  - pause: -1\n", "turn 1: `pause` takes seconds"),
+    ("name: x\nagent: maybe\nturns:\n  - pause: 1\n", "`agent: maybe` must be one of"),
+    ("name: x\nexpect: {transfer: yes please}\nturns:\n  - pause: 1\n", "expect.transfer"),
+    ("name: x\nexpect: {latest_say: 2}\nturns:\n  - say: hi\n", "expect.latest_say: 2 but the script has 1"),
+    ("name: x\nturns:\n  - wait_for: agent\n", "`wait_for` only knows `gather`"),
+    ("turns: [1, 2\n", "not valid YAML"),
+])
+def test_bad_scenario_is_refused_naming_the_file_and_turn(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_bad_scenario_stops_simulate_before_any_call(app: Flask, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nturns:\n  - shout: hi\n")
+    result = run(app, str(path))
+    assert result.exit_code == 2
+    assert "turn 1 must have exactly one of" in result.output
+
+
+def test_all_shipped_scenarios_are_valid() -> None:
+    scenarios = [load_scenario(p) for p in sorted(CALLS.glob("*.yaml"))]
+    assert len(scenarios) >= 12
+    assert all(s.turns for s in scenarios)
+
+
+def test_say_audio_path_is_relative_to_the_scenario(tmp_path: Path) -> None:
+    path = tmp_path / "calls" / "a.yaml"
+    path.parent.mkdir()
+    path.write_text("name: x\nturns:\n  - say: hello\n    audio: audio/hello.wav\n")
+    assert load_scenario(path).turns[0].audio == tmp_path / "calls" / "audio" / "hello.wav"
+
+
+def test_client_state_in_the_report_is_decoded_json(app: Flask, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    run(app, str(CALLS / "03-operator-key.yaml"), "--json", str(out))
+    [transfer] = json.loads(out.read_text())["calls"][0]["transfer_commands"]
+    assert transfer["client_state"] == {"reason": "caller pressed 0 for the operator", "rule": "dtmf_0",
+                                        "attempt": 1}

@@ -1,0 +1,182 @@
+"""One contract for every store backend: SQLite (default) and PostgreSQL (several instances)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ivr.store import (CallRecord, CallStatus, CallStore, Command, CommandStatus, SqlStore,
+                       TransferRecord, TransferStatus)
+
+from .conftest import PG_URL
+
+
+def postgres_url_or_skip() -> str:
+    """The test PostgreSQL URL; skip visibly when absent, fail when CI requires it."""
+    try:
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        message = (f"PostgreSQL not reachable at {PG_URL} ({str(exc).strip().splitlines()[0]}); "
+                   "start it or set LIFELINE_TEST_POSTGRES_URL")
+        if os.environ.get("LIFELINE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return PG_URL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CallStore]:
+    """Each backend, empty."""
+    if request.param == "sqlite":
+        backend = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
+        yield backend
+        backend.close()
+        return
+    url = postgres_url_or_skip()
+    schema = f"lifeline_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    backend = SqlStore(url.replace("postgresql://", "postgresql+psycopg://"), schema_name=schema)
+    yield backend
+    backend.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def race(workers: int, action: Callable[[], bool]) -> list[bool]:
+    """Run action in `workers` threads released at the same moment."""
+    barrier = threading.Barrier(workers)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait()
+        outcome = action()
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=run) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def new_call(ccid: str = "v3:call-1", status: str = CallStatus.MENU) -> CallRecord:
+    now = time.time()
+    return CallRecord(call_control_id=ccid, call_session_id="s-1", call_leg_id="l-1",
+                      from_number="+15551230001", to_number="+15550100000", status=status,
+                      created_at=now, updated_at=now)
+
+
+def test_claim_has_exactly_one_winner_among_racing_threads(store: CallStore) -> None:
+    results = race(12, lambda: store.claim("v3:call-1", "transfer"))
+    assert sorted(results) == [False] * 11 + [True]
+
+
+def test_claims_are_per_call_and_per_action(store: CallStore) -> None:
+    assert store.claim("v3:call-1", "transfer")
+    assert store.claim("v3:call-1", "transfer:2")
+    assert store.claim("v3:call-2", "transfer")
+    assert not store.claim("v3:call-1", "transfer")
+
+
+def test_event_is_recorded_once_even_when_delivered_concurrently(store: CallStore) -> None:
+    def record() -> bool:
+        with store.unit() as tx:
+            return tx.record_event("evt-1", "call.hangup", "v3:call-1", None, 1, "{}")
+    assert sorted(race(8, record)) == [False] * 7 + [True]
+    assert [e["id"] for e in store.events("v3:call-1")] == ["evt-1"]
+
+
+def test_failed_unit_of_work_leaves_nothing_behind(store: CallStore) -> None:
+    with pytest.raises(RuntimeError):
+        with store.unit() as tx:
+            tx.record_event("evt-2", "call.initiated", "v3:call-1", None, 1, "{}")
+            tx.claim("v3:call-1", "transfer")
+            tx.insert_call(new_call())
+            raise RuntimeError("handler crashed")
+    assert store.events("v3:call-1") == []
+    assert store.get_call("v3:call-1") is None
+    assert store.claim("v3:call-1", "transfer")
+
+
+def test_call_is_created_once_and_updated(store: CallStore) -> None:
+    with store.unit() as tx:
+        assert tx.insert_call(new_call())
+        assert not tx.insert_call(new_call())
+        tx.update_call("v3:call-1", status=CallStatus.TRANSFERRING, retries=2)
+    call = store.get_call("v3:call-1")
+    assert call is not None and (call.status, call.retries) == (CallStatus.TRANSFERRING, 2)
+
+
+def test_list_calls_can_show_only_active_ones(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.insert_call(new_call("v3:a"))
+        tx.insert_call(new_call("v3:b", status=CallStatus.ENDED))
+    assert {c.call_control_id for c in store.list_calls()} == {"v3:a", "v3:b"}
+    assert [c.call_control_id for c in store.list_calls(active_only=True)] == ["v3:a"]
+
+
+def test_transfer_attempts_are_kept_in_order_and_found_by_agent_leg(store: CallStore) -> None:
+    now = time.time()
+    with store.unit() as tx:
+        for attempt, agent in ((2, "+15550002222"), (1, "+15550001111")):
+            tx.add_transfer(TransferRecord("v3:call-1", attempt, agent, f"cmd-{attempt}", "asked",
+                                           "asks_for_human", TransferStatus.REQUESTED, now, now))
+        tx.update_transfer("v3:call-1", 1, agent_call_control_id="v3:agent-1",
+                           status=TransferStatus.RINGING)
+    assert [t.attempt for t in store.transfers("v3:call-1")] == [1, 2]
+    with store.unit() as tx:
+        found = tx.transfer_for_agent_leg("v3:agent-1")
+    assert found is not None and (found.attempt, found.status) == (1, TransferStatus.RINGING)
+
+
+def test_outbox_holds_commands_until_marked(store: CallStore) -> None:
+    command = Command("cmd-1", "v3:call-1", "speak", {"payload": "hi", "voice": "v"})
+    with store.unit() as tx:
+        tx.enqueue([command, command])
+    [entry] = store.outbox("v3:call-1")
+    assert (entry.command, entry.status) == (command, CommandStatus.PENDING)
+    store.mark_command("cmd-1", CommandStatus.SENT, 2, None)
+    assert store.outbox("v3:call-1")[0].status == CommandStatus.SENT
+
+
+def test_due_commands_are_handed_to_one_sweeper_only(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.enqueue([Command(f"cmd-{i}", "v3:call-1", "hangup", {}) for i in range(5)])
+    time.sleep(0.05)
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def sweep() -> bool:
+        mine = [c.command_id for c in store.due_commands(older_than_s=0.01)]
+        with lock:
+            taken.extend(mine)
+        return bool(mine)
+
+    race(3, sweep)
+    assert sorted(taken) == [f"cmd-{i}" for i in range(5)]
+
+
+def test_recent_or_finished_commands_are_not_due(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.enqueue([Command("old-sent", "v3:c", "hangup", {}), Command("fresh", "v3:c", "hangup", {})])
+    store.mark_command("old-sent", CommandStatus.SENT, 1, None)
+    assert list(store.due_commands(older_than_s=60)) == []
+    assert list(store.due_commands(older_than_s=-1)) == [Command("fresh", "v3:c", "hangup", {})]
+
+
+def test_message_is_stored_once_per_source(store: CallStore) -> None:
+    with store.unit() as tx:
+        assert tx.add_message("v3:call-1", "telnyx", "evt-9", "hello", 0.9, None, None)
+        assert not tx.add_message("v3:call-1", "telnyx", "evt-9", "hello", 0.9, None, None)
+    assert [m["text"] for m in store.messages("v3:call-1")] == ["hello"]
