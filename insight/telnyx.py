@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ivr.config import Settings
+from ivr.config import Settings  # noqa: TC001
 
 from .base import ListeningEngine
 

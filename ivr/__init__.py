@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dotenv import load_dotenv
 from flask import Flask
@@ -18,8 +19,11 @@ from .menu import Menu, load_menu
 from .outbox import CommandSender
 from .security import WebhookVerifier
 from .service import CallService
-from .store import CallStore, SqlStore
+from .store import SqlStore
 from .telnyx_api import TelnyxCommands
+
+if TYPE_CHECKING:
+    from transfer.monitor import Monitor
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +38,26 @@ class Lifeline:
     sender: CommandSender
     verifier: WebhookVerifier
     calls: CallService
+    monitor: Monitor
 
     def close(self) -> None:
-        """Finish queued commands and release connections."""
+        """Stop the monitor, finish queued commands and release connections."""
+        self.monitor.stop()
         self.sender.close()
         self.store.close()
 
 
 def create_app(config: Mapping[str, object] | None = None) -> Flask:
-    """Build the Flask app; config overrides the environment (same variable names)."""
+    """Build the Flask app; config overrides the environment (same variable names).
+
+    The monitor's schedule is not started here: gunicorn.conf.py starts it in each worker, and
+    `flask monitor` runs it on its own, so CLI commands and tests build apps without one.
+    """
     from insight import make_engine
+    from insight.sentiment import SentimentScorer
     from transfer.executor import TransferExecutor
+    from transfer.monitor import Monitor
+    from transfer.rules import load_rules
 
     from .handlers import Services
 
@@ -54,15 +67,20 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     settings = load_settings(config, Path(app.instance_path))
     menu = load_menu(settings.ivr_path)
+    rules = load_rules(settings.rules_path)
     engine = make_engine(settings)
     store = SqlStore(settings.database_url)
-    sender = CommandSender(store, TelnyxCommands(settings), settings.command_workers)
-    services = Services(engine=engine,
-                        transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s))
+    telnyx = TelnyxCommands(settings)
+    sender = CommandSender(store, telnyx, settings.command_workers)
+    services = Services(
+        engine=engine, scorer=SentimentScorer(), rules=rules,
+        transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
+    monitor = Monitor(store, sender, telnyx, menu, services, settings.sweep_interval_s,
+                      settings.transfer_timeout_s, settings.stale_call_s)
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,
         verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
-        calls=CallService(store, menu, sender, services))
+        calls=CallService(store, menu, sender, services), monitor=monitor)
 
     from . import api, webhooks
     app.register_blueprint(webhooks.bp)
@@ -70,7 +88,9 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     _register_errors(app)
 
     from simulator.cli import register as register_simulator
+    from transfer.cli import register as register_monitor
     register_simulator(app)
+    register_monitor(app)
     return app
 
 

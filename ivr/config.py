@@ -44,6 +44,9 @@ class Settings:
     command_attempts: int = 4
     command_workers: int = 16
     transfer_timeout_s: int = 30
+    monitor: bool = True
+    sweep_interval_s: float = 5.0
+    stale_call_s: float = 900.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -87,8 +90,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
                         "set LIFELINE_ENGINE=telnyx")
     agents = _agents(get("LIFELINE_AGENTS"), problems)
     ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
-    rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems,
-                       must_exist=False)
+    rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems)
     database_url = _database_url(get("DATABASE_URL"), instance_path, problems)
     tolerance = _int(get("LIFELINE_WEBHOOK_TOLERANCE", "300"), "LIFELINE_WEBHOOK_TOLERANCE",
                      1, 3600, problems)
@@ -96,6 +98,13 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
                      0.1, 60.0, problems)
     transfer_timeout = _int(get("LIFELINE_TRANSFER_TIMEOUT", "30"), "LIFELINE_TRANSFER_TIMEOUT",
                             5, 600, problems)
+    monitor = (get("LIFELINE_MONITOR", "on") or "").lower()
+    if monitor not in ("on", "off"):
+        problems.append(f"LIFELINE_MONITOR={monitor!r} must be on or off")
+    sweep_interval = _float(get("LIFELINE_SWEEP_INTERVAL", "5"), "LIFELINE_SWEEP_INTERVAL",
+                            0.5, 3600.0, problems)
+    stale_call = _float(get("LIFELINE_STALE_CALL_S", "900"), "LIFELINE_STALE_CALL_S",
+                        60.0, 86400.0, problems)
     if problems:
         raise ConfigError("\n".join(problems))
     assert api_key is not None and public_key is not None
@@ -115,6 +124,9 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
         webhook_tolerance_s=tolerance,
         command_timeout_s=timeout,
         transfer_timeout_s=transfer_timeout,
+        monitor=monitor == "on",
+        sweep_interval_s=sweep_interval,
+        stale_call_s=stale_call,
     )
 
 

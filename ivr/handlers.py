@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from insight import ListeningEngine
+from insight.base import ListeningEngine
+from insight.sentiment import SentimentScorer
 from transfer.executor import TransferExecutor
-from transfer.triggers import asks_for_human
+from transfer.rules import Decision, RuleSet
 
 from .context import CallContext
 from .events import CallEvent, encode_client_state
@@ -31,6 +32,8 @@ class Services:
 
     engine: ListeningEngine
     transfers: TransferExecutor
+    scorer: SentimentScorer
+    rules: RuleSet
 
 
 Handler = Callable[[CallContext, Services], None]
@@ -92,12 +95,11 @@ def on_gather_ended(ctx: CallContext, svc: Services) -> None:
 
 
 def on_dtmf(ctx: CallContext, svc: Services) -> None:
-    """`0` means operator at any moment, even while a prompt is playing."""
-    if ctx.event.digit != "0":
-        return
-    call = _caller(ctx)
-    if call is not None:
-        _transfer(ctx, svc, call, "caller pressed 0 for the operator", "dtmf_0")
+    """A key rule (`0` for the operator) acts at any moment, even while a prompt is playing."""
+    decision = svc.rules.on_digit(ctx.event.digit or "")
+    call = _caller(ctx) if decision else None
+    if call is not None and decision is not None:
+        escalate(ctx, svc, call, decision)
 
 
 def on_speak_ended(ctx: CallContext, svc: Services) -> None:
@@ -109,7 +111,7 @@ def on_speak_ended(ctx: CallContext, svc: Services) -> None:
 
 
 def on_transcription(ctx: CallContext, svc: Services) -> None:
-    """Store what the caller said and transfer when they ask for a person."""
+    """Score what the caller said, store it, and let the rules judge it at once."""
     result = ctx.event.transcription
     if result is None or not result.is_final or not result.text.strip():
         return
@@ -117,11 +119,13 @@ def on_transcription(ctx: CallContext, svc: Services) -> None:
     if call is None or not call.is_active:
         return
     text = mask_digits(result.text.strip())
-    ctx.tx.add_message(call.call_control_id, "telnyx", ctx.event.id, text, result.confidence,
-                       None, None)
-    phrase = asks_for_human(text)
-    if phrase:
-        _transfer(ctx, svc, call, f"caller asked for a person ({phrase!r})", "asks_for_human")
+    sentiment = svc.scorer.score(text)
+    if not ctx.tx.add_message(call.call_control_id, "telnyx", ctx.event.id, text, result.confidence,
+                              sentiment.score, sentiment.label):
+        return
+    decision = svc.rules.on_message(ctx.tx.recent_messages(call.call_control_id, svc.rules.history))
+    if decision is not None:
+        escalate(ctx, svc, call, decision)
 
 
 def on_bridged(ctx: CallContext, svc: Services) -> None:
@@ -155,14 +159,20 @@ def on_hangup(ctx: CallContext, svc: Services) -> None:
         ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
                                status=TransferStatus.CANCELLED, hangup_cause="originator_cancel")
         return
+    agent_failed(ctx, svc, transfer, ctx.event.hangup_cause or "unspecified",
+                 agent_call_control_id=ctx.event.call_control_id)
+
+
+def agent_failed(ctx: CallContext, svc: Services, transfer: TransferRecord, cause: str,
+                 agent_call_control_id: str | None = None) -> None:
+    """An agent did not take the call: try the next one, or apologise and offer the menu again."""
     ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt, status=TransferStatus.FAILED,
-                           hangup_cause=ctx.event.hangup_cause,
-                           agent_call_control_id=ctx.event.call_control_id)
+                           hangup_cause=cause,
+                           agent_call_control_id=agent_call_control_id or transfer.agent_call_control_id)
     caller = ctx.tx.get_call(transfer.call_control_id)
     if caller is None or not caller.is_active:
         return
-    log.info("agent %s did not take %s (%s)", transfer.to_number, caller.call_control_id,
-             ctx.event.hangup_cause)
+    log.info("agent %s did not take %s (%s)", transfer.to_number, caller.call_control_id, cause)
     if not svc.transfers.next_agent(ctx, caller, transfer):
         # Nobody picked up: never leave the caller in silence; back to the menu with an apology.
         ctx.tx.update_call(caller.call_control_id, status=CallStatus.MENU, menu=ctx.menu.start,
@@ -214,13 +224,14 @@ def _follow(ctx: CallContext, svc: Services, call: CallRecord, kind: str, target
         ctx.tx.update_call(call.call_control_id, menu=destination, retries=0)
         _open_menu(ctx, call, destination, text)
     elif kind == "transfer":
-        _transfer(ctx, svc, call, text or "caller chose an agent in the menu", "menu")
+        escalate(ctx, svc, call, Decision("menu", text or "caller chose an agent in the menu"))
     else:
         _goodbye(ctx, call, lead_in=None)
 
 
-def _transfer(ctx: CallContext, svc: Services, call: CallRecord, reason: str, rule: str) -> None:
-    if svc.transfers.request(ctx, call, reason, rule):
+def escalate(ctx: CallContext, svc: Services, call: CallRecord, decision: Decision) -> None:
+    """Act on a decision; if this call's transfer was already spent, apologise instead of silence."""
+    if svc.transfers.request(ctx, call, decision):
         return
     if call.status == CallStatus.MENU and call.menu in ctx.menu.nodes:
         # This call's transfer was already decided and every agent has been tried.

@@ -89,6 +89,16 @@ class TelnyxCommands:
                 self._sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
         return SendOutcome(CommandStatus.PENDING, self._attempts, error)
 
+    def is_alive(self, call_control_id: str) -> bool | None:
+        """Whether Telnyx still has this leg up; None when Telnyx could not say."""
+        try:
+            return bool(self._client.calls.retrieve_status(call_control_id).data.is_alive)
+        except telnyx.NotFoundError:
+            return False
+        except (telnyx.APIStatusError, telnyx.APIConnectionError) as exc:
+            log.warning("status of %s unknown: %s", call_control_id, exc)
+            return None
+
     def close(self) -> None:
         """Close the HTTP connection pool."""
         self._client.close()

@@ -9,26 +9,33 @@ from ivr.context import CallContext
 from ivr.events import encode_client_state
 from ivr.store import CallRecord, CallStatus, TransferRecord, TransferStatus
 
+from .rules import Decision
+
 log = logging.getLogger(__name__)
 ESCALATION = "transfer"
+_DECIDABLE = (CallStatus.ANSWERING, CallStatus.MENU, CallStatus.ENDING)
 
 
 class TransferExecutor:
     """Puts a caller through to the agents in order, exactly once per decision."""
 
-    def __init__(self, agents: tuple[str, ...], timeout_s: int) -> None:
+    def __init__(self, agents: tuple[str, ...], timeout_s: int, handoff: str | None) -> None:
         self._agents = agents
         self._timeout_s = timeout_s
+        self._handoff = handoff
 
-    def request(self, ctx: CallContext, call: CallRecord, reason: str, rule: str) -> bool:
-        """Start the transfer unless one was already decided for this call; True if this one won."""
-        if call.status not in (CallStatus.ANSWERING, CallStatus.MENU, CallStatus.ENDING):
+    def request(self, ctx: CallContext, call: CallRecord, decision: Decision) -> bool:
+        """Act on a decision unless one was already acted on for this call; True if this one won."""
+        if call.status not in _DECIDABLE:
             return False
         if not ctx.tx.claim(call.call_control_id, ESCALATION):
             return False
-        log.info("transfer of %s decided by %s: %s", call.call_control_id, rule, reason)
+        log.info("transfer of %s decided by %s: %s", call.call_control_id, decision.rule, decision.reason)
+        ctx.tx.add_decision(call.call_control_id, decision.rule, decision.reason, decision.evidence)
         ctx.tx.update_call(call.call_control_id, status=CallStatus.TRANSFERRING, pending=None)
-        self._dial_agent(ctx, call, 1, reason, rule)
+        if self._handoff and call.status != CallStatus.ANSWERING:
+            ctx.send("speak", call.call_control_id, f"{ESCALATION}:handoff", **ctx.menu.speak(self._handoff))
+        self._dial_agent(ctx, call, 1, decision.reason, decision.rule)
         return True
 
     def next_agent(self, ctx: CallContext, call: CallRecord, failed: TransferRecord) -> bool:

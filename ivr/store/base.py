@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .records import CallRecord, Command, OutboxEntry, TransferRecord
+from .records import CallRecord, Command, Message, OutboxEntry, TransferRecord
 
 
 class StoreTx(ABC):
@@ -59,6 +59,19 @@ class StoreTx(ABC):
                     confidence: float | None, score: float | None, label: str | None) -> bool:
         """Store one caller message; False when this source id was stored before."""
 
+    @abstractmethod
+    def recent_messages(self, call_control_id: str, limit: int) -> list[Message]:
+        """The caller's last `limit` scored messages, oldest first."""
+
+    @abstractmethod
+    def add_decision(self, call_control_id: str, rule: str, reason: str,
+                     evidence: list[dict[str, Any]]) -> None:
+        """Record the escalation decision that is being acted on."""
+
+    @abstractmethod
+    def calls_to_sweep(self, swept_before: float, limit: int) -> list[CallRecord]:
+        """Active calls not swept since `swept_before`, locked so no other sweeper takes them."""
+
 
 class CallStore(ABC):
     """Durable call state shared by every worker and instance."""
@@ -90,6 +103,10 @@ class CallStore(ABC):
     @abstractmethod
     def messages(self, call_control_id: str) -> list[dict[str, Any]]:
         """The caller messages recorded for a call, oldest first."""
+
+    @abstractmethod
+    def decisions(self, call_control_id: str) -> list[dict[str, Any]]:
+        """The escalation decisions recorded for a call."""
 
     @abstractmethod
     def outbox(self, call_control_id: str) -> list[OutboxEntry]:

@@ -55,6 +55,7 @@ class CallRecord:
     hangup_cause: str | None = None
     answered_at: float | None = None
     ended_at: float | None = None
+    swept_at: float | None = None
 
     @property
     def is_active(self) -> bool:
@@ -99,3 +100,13 @@ class OutboxEntry:
     last_error: str | None
     created_at: float
     updated_at: float
+
+
+@dataclass(frozen=True)
+class Message:
+    """One scored caller utterance, as the escalation rules see it."""
+
+    source_id: str
+    text: str
+    score: float
+    created_at: float

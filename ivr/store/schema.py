@@ -23,6 +23,7 @@ calls = Table(
     Column("updated_at", Float, nullable=False),
     Column("answered_at", Float),
     Column("ended_at", Float),
+    Column("swept_at", Float),
 )
 
 events = Table(
@@ -86,3 +87,13 @@ messages = Table(
     Column("created_at", Float, nullable=False),
 )
 Index("ux_messages_source", messages.c.call_control_id, messages.c.source_id, unique=True)
+
+decisions = Table(
+    "decisions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_control_id", String(255), nullable=False, index=True),
+    Column("rule", String(64), nullable=False),
+    Column("reason", String(255), nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("decided_at", Float, nullable=False),
+)

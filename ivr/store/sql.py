@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from ..errors import StoreError
 from . import schema
 from .base import CallStore, StoreTx
-from .records import CallRecord, Command, CommandStatus, OutboxEntry, TransferRecord
+from .records import CallRecord, CallStatus, Command, CommandStatus, Message, OutboxEntry, TransferRecord
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -105,6 +105,30 @@ class SqlStoreTx(StoreTx):
             "text": text, "confidence": confidence, "score": score, "label": label,
             "created_at": time.time()})
 
+    def recent_messages(self, call_control_id: str, limit: int) -> list[Message]:
+        query = (select(schema.messages).where(schema.messages.c.call_control_id == call_control_id,
+                                               schema.messages.c.score.is_not(None))
+                 .order_by(schema.messages.c.id.desc()).limit(limit))
+        rows = list(self._conn.execute(query).mappings())
+        return [Message(r["source_id"], r["text"], r["score"], r["created_at"]) for r in reversed(rows)]
+
+    def add_decision(self, call_control_id: str, rule: str, reason: str,
+                     evidence: list[dict[str, Any]]) -> None:
+        self._conn.execute(schema.decisions.insert().values(
+            call_control_id=call_control_id, rule=rule, reason=reason[:255],
+            evidence=json.dumps(evidence), decided_at=time.time()))
+
+    def calls_to_sweep(self, swept_before: float, limit: int) -> list[CallRecord]:
+        calls = schema.calls.c
+        query = (select(schema.calls)
+                 .where(calls.status != CallStatus.ENDED,
+                        (calls.swept_at.is_(None)) | (calls.swept_at < swept_before))
+                 .order_by(calls.created_at).limit(limit))
+        if self._dialect == "postgresql":
+            # Another instance's sweeper skips the rows this one holds instead of waiting for them.
+            query = query.with_for_update(skip_locked=True)
+        return [CallRecord(**dict(r)) for r in self._conn.execute(query).mappings()]
+
 
 class SqlStore(CallStore):
     """CallStore on SQLAlchemy; the URL's scheme picks SQLite or PostgreSQL."""
@@ -166,6 +190,12 @@ class SqlStore(CallStore):
                  .order_by(schema.messages.c.id))
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
+
+    def decisions(self, call_control_id: str) -> list[dict[str, Any]]:
+        query = (select(schema.decisions).where(schema.decisions.c.call_control_id == call_control_id)
+                 .order_by(schema.decisions.c.id))
+        with self.engine.connect() as conn:
+            return [{**dict(r), "evidence": json.loads(r["evidence"])} for r in conn.execute(query).mappings()]
 
     def outbox(self, call_control_id: str) -> list[OutboxEntry]:
         query = (select(schema.commands).where(schema.commands.c.call_control_id == call_control_id)

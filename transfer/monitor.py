@@ -1,0 +1,145 @@
+"""The monitor: an APScheduler job that sweeps active calls.
+
+Each sweep resends commands whose sender gave up or died, applies time-based rules, moves on
+from transfers that never produced an agent leg, and closes calls Telnyx no longer knows.
+Several sweepers (workers, instances) may run at once: each call is locked by the sweeper that
+takes it (SKIP LOCKED on PostgreSQL) and stamped, so a call is swept once per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from ivr.context import CallContext
+from ivr.events import CallEvent
+from ivr.handlers import Services, agent_failed, escalate
+from ivr.menu import Menu
+from ivr.outbox import CommandSender
+from ivr.store import CallRecord, CallStatus, CallStore, Command, TransferStatus
+from ivr.telnyx_api import TelnyxCommands
+
+log = logging.getLogger(__name__)
+BATCH = 100
+STUCK_GRACE_S = 30.0
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    resent: int = 0
+    swept: int = 0
+    escalated: int = 0
+    unstuck: int = 0
+    closed: int = 0
+
+
+class Monitor:
+    """Sweeps active calls on a schedule (one job per process)."""
+
+    def __init__(self, store: CallStore, sender: CommandSender, telnyx: TelnyxCommands, menu: Menu,
+                 services: Services, interval_s: float, transfer_timeout_s: float,
+                 stale_after_s: float) -> None:
+        self._store = store
+        self._sender = sender
+        self._telnyx = telnyx
+        self._menu = menu
+        self._services = services
+        self.interval_s = interval_s
+        self._stuck_after_s = transfer_timeout_s + STUCK_GRACE_S
+        self._stale_after_s = stale_after_s
+        self._scheduler: BackgroundScheduler | None = None
+
+    def sweep(self, now: float | None = None) -> SweepReport:
+        """Run one sweep over every active call not swept in the last interval."""
+        report = SweepReport(resent=self._sender.resend_due(older_than_s=max(10.0, self.interval_s)))
+        now = time.time() if now is None else now
+        while True:
+            commands: list[Command] = []
+            with self._store.unit() as tx:
+                calls = tx.calls_to_sweep(now - self.interval_s * 0.9, BATCH)
+                for call in calls:
+                    event = CallEvent(id=f"sweep-{uuid.uuid4()}", type="lifeline.sweep",
+                                      occurred_at=None, call_control_id=call.call_control_id)
+                    ctx = CallContext(tx=tx, event=event, menu=self._menu)
+                    self._sweep_call(ctx, call, now, report)
+                    tx.update_call(call.call_control_id, swept_at=now, updated_at=call.updated_at)
+                    commands.extend(ctx.commands)
+                tx.enqueue(commands)
+            self._sender.submit(commands)
+            report.swept += len(calls)
+            if len(calls) < BATCH:
+                break
+        report.closed = self._close_lost_calls(now)
+        return report
+
+    def _sweep_call(self, ctx: CallContext, call: CallRecord, now: float, report: SweepReport) -> None:
+        transfers = ctx.tx.transfers(call.call_control_id)
+        if call.status == CallStatus.MENU and not transfers and call.answered_at:
+            history = ctx.tx.recent_messages(call.call_control_id, self._services.rules.history)
+            decision = self._services.rules.on_tick(history, now - call.answered_at)
+            if decision is not None and self._services.transfers.request(ctx, call, decision):
+                report.escalated += 1
+        for transfer in transfers:
+            waiting = transfer.status in (TransferStatus.REQUESTED, TransferStatus.RINGING)
+            if waiting and now - transfer.updated_at > self._stuck_after_s:
+                # Telnyx never reported an outcome for this agent: do not leave the caller hanging.
+                log.warning("transfer %s attempt %d got no outcome in %.0f s; moving on",
+                            call.call_control_id, transfer.attempt, now - transfer.updated_at)
+                agent_failed(ctx, self._services, transfer, "no_outcome")
+                report.unstuck += 1
+
+    def _close_lost_calls(self, now: float) -> int:
+        """Close calls that have been silent for long and that Telnyx says are over."""
+        closed = 0
+        idle = [c for c in self._store.list_calls(limit=BATCH, active_only=True)
+                if now - c.updated_at > self._stale_after_s]
+        for call in idle:
+            if self._telnyx.is_alive(call.call_control_id) is not False:
+                continue
+            with self._store.unit() as tx:
+                fresh = tx.get_call(call.call_control_id)
+                if fresh is None or not fresh.is_active or fresh.updated_at != call.updated_at:
+                    continue
+                outcome = "transferred" if fresh.status == CallStatus.TRANSFERRED else "lost"
+                tx.update_call(call.call_control_id, status=CallStatus.ENDED, outcome=outcome,
+                               hangup_cause="lost", ended_at=now)
+            closed += 1
+        return closed
+
+    def start(self) -> None:
+        """Run the sweep every interval in a background thread of this process."""
+        if self._scheduler is not None:
+            return
+        self._scheduler = BackgroundScheduler(daemon=True)
+        self._scheduler.add_job(self._safe_sweep, "interval", seconds=self.interval_s,
+                                id="lifeline-sweep", max_instances=1, coalesce=True)
+        self._scheduler.start()
+
+    def run_forever(self) -> None:
+        """Run the sweep every interval in the foreground (`flask monitor`)."""
+        scheduler = BlockingScheduler()
+        scheduler.add_job(self._safe_sweep, "interval", seconds=self.interval_s, id="lifeline-sweep",
+                          max_instances=1, coalesce=True)
+        scheduler.start()
+
+    def _safe_sweep(self) -> None:
+        try:
+            report = self.sweep()
+        except Exception:  # the next tick tries again; one bad sweep must not stop the schedule
+            log.exception("sweep failed")
+            return
+        if report.resent or report.escalated or report.unstuck or report.closed:
+            log.info("sweep: %s", report)
+
+    def stop(self) -> None:
+        """Stop the background schedule."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None

@@ -1,0 +1,297 @@
+"""Declarative escalation rules (LIFELINE_RULES): which caller needs a person, and why.
+
+Each rule type is a small class with the same two methods; the file picks, orders and tunes
+them. Rules see the caller's recent messages (oldest first) and never act themselves: they
+return a Decision, and the transfer executor makes it happen once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from ivr.errors import ConfigError
+from ivr.store.records import Message
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A rule fired: which, why, and the messages that made it fire."""
+
+    rule: str
+    reason: str
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Rule:
+    """Base of every rule type: parameters are checked when the file is loaded."""
+
+    type_name: ClassVar[str]
+    default_reason: ClassVar[str]
+
+    def __init__(self, name: str, reason: str | None, params: dict[str, Any], where: str) -> None:
+        self.name = name
+        self.reason = reason or self.default_reason
+        self._where = where
+        self.configure(params)
+        unknown = set(params) - self.consumed
+        if unknown:
+            raise ConfigError(f"{where}: unknown settings {sorted(unknown)} for type {self.type_name}")
+
+    consumed: set[str]
+
+    def configure(self, params: dict[str, Any]) -> None:
+        """Read and check this type's parameters."""
+        self.consumed = set()
+
+    def on_message(self, history: Sequence[Message]) -> Decision | None:
+        """Judge the newest message in its context."""
+        return None
+
+    def on_digit(self, digit: str) -> Decision | None:
+        """Judge a key press."""
+        return None
+
+    def on_tick(self, history: Sequence[Message], seconds_in_call: float) -> Decision | None:
+        """Judge the call as time passes (called by the monitor's sweep)."""
+        return None
+
+    # parameter helpers -------------------------------------------------------------------
+
+    def _number(self, params: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
+        self.consumed.add(key)
+        value = params.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ConfigError(f"{self._where}.{key} must be a number from {low} to {high}")
+        return float(value)
+
+    def _count(self, params: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+        value = self._number(params, key, default, low, high)
+        if value != int(value):
+            raise ConfigError(f"{self._where}.{key} must be a whole number")
+        return int(value)
+
+    def _phrases(self, params: dict[str, Any], key: str, default: Sequence[str] | None = None
+                 ) -> re.Pattern[str]:
+        self.consumed.add(key)
+        value = params.get(key, default)
+        if (not isinstance(value, list) or not value
+                or not all(isinstance(p, str) and p.strip() for p in value)):
+            raise ConfigError(f"{self._where}.{key} must be a non-empty list of phrases")
+        alternatives = "|".join(re.escape(p.strip()).replace(r"\ ", r"\s+") for p in value)
+        return re.compile(rf"\b({alternatives})s?\b", re.IGNORECASE)
+
+
+def _evidence(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    return [{"source_id": m.source_id, "text": m.text, "score": m.score} for m in messages]
+
+
+class PhraseRule(Rule):
+    """The caller says one of the phrases (e.g. asks for a person)."""
+
+    type_name = "phrase"
+    default_reason = "caller asked for a person"
+
+    def configure(self, params: dict[str, Any]) -> None:
+        super().configure(params)
+        self.pattern = self._phrases(params, "phrases")
+
+    def on_message(self, history: Sequence[Message]) -> Decision | None:
+        found = self.pattern.search(history[-1].text)
+        if not found:
+            return None
+        return Decision(self.name, f"{self.reason} ({found.group(1).lower()!r})", _evidence(history[-1:]))
+
+
+class DigitRule(Rule):
+    """The caller presses one of these keys at any moment, even mid-prompt."""
+
+    type_name = "dtmf"
+    default_reason = "caller pressed 0 for the operator"
+
+    def configure(self, params: dict[str, Any]) -> None:
+        super().configure(params)
+        self.consumed.add("digits")
+        digits = str(params.get("digits", "0"))
+        if not digits or set(digits) - set("0123456789*#"):
+            raise ConfigError(f"{self._where}.digits must be keys from 0-9, * and #")
+        self.digits = digits
+
+    def on_digit(self, digit: str) -> Decision | None:
+        return Decision(self.name, self.reason) if digit in self.digits else None
+
+
+class RollingMeanRule(Rule):
+    """The mean score of the last `window` messages is below `below` (with enough evidence)."""
+
+    type_name = "rolling_mean"
+    default_reason = "caller has been unhappy for several messages"
+
+    def configure(self, params: dict[str, Any]) -> None:
+        super().configure(params)
+        self.window = self._count(params, "window", 3, 1, 20)
+        self.min_messages = self._count(params, "min_messages", 2, 1, 20)
+        self.below = self._number(params, "below", -0.35, -1.0, 1.0)
+
+    def on_message(self, history: Sequence[Message]) -> Decision | None:
+        recent = history[-self.window:]
+        if len(recent) < self.min_messages:
+            return None
+        mean = sum(m.score for m in recent) / len(recent)
+        if mean >= self.below:
+            return None
+        return Decision(self.name, f"{self.reason} (mean {mean:+.2f})", _evidence(recent))
+
+
+class ConsecutiveNegativeRule(Rule):
+    """The last `count` messages all scored at or below `below`."""
+
+    type_name = "consecutive_negative"
+    default_reason = "caller is frustrated"
+
+    def configure(self, params: dict[str, Any]) -> None:
+        super().configure(params)
+        self.count = self._count(params, "count", 2, 1, 10)
+        self.below = self._number(params, "below", -0.2, -1.0, 1.0)
+
+    def on_message(self, history: Sequence[Message]) -> Decision | None:
+        recent = history[-self.count:]
+        if len(recent) < self.count or any(m.score > self.below for m in recent):
+            return None
+        return Decision(self.name, f"{self.reason} ({self.count} negative messages in a row)",
+                        _evidence(recent))
+
+
+class SharpDropRule(Rule):
+    """The score fell by at least `by` from one message to the next, to below `to_below`."""
+
+    type_name = "sharp_drop"
+    default_reason = "caller's mood dropped sharply"
+
+    def configure(self, params: dict[str, Any]) -> None:
+        super().configure(params)
+        self.by = self._number(params, "by", 1.0, 0.1, 2.0)
+        self.to_below = self._number(params, "to_below", -0.5, -1.0, 1.0)
+
+    def on_message(self, history: Sequence[Message]) -> Decision | None:
+        if len(history) < 2:
+            return None
+        before, now = history[-2], history[-1]
+        if before.score - now.score < self.by or now.score >= self.to_below:
+            return None
+        return Decision(self.name, f"{self.reason} ({before.score:+.2f} to {now.score:+.2f})",
+                        _evidence(history[-2:]))
+
+
+class PositiveIntentRule(Rule):
+    """A happy caller who wants to buy: hand them to a person who can sell."""
+
+    type_name = "positive_intent"
+    default_reason = "caller is keen to buy"
+
+    def configure(self, params: dict[str, Any]) -> None:
+        super().configure(params)
+        self.pattern = self._phrases(params, "phrases", ["sign up", "buy", "upgrade", "purchase",
+                                                         "subscribe", "order"])
+        self.above = self._number(params, "above", 0.5, -1.0, 1.0)
+        self.window = self._count(params, "window", 3, 1, 20)
+
+    def on_message(self, history: Sequence[Message]) -> Decision | None:
+        recent = history[-self.window:]
+        if not self.pattern.search(history[-1].text) or max(m.score for m in recent) <= self.above:
+            return None
+        return Decision(self.name, self.reason, _evidence(recent))
+
+
+class TimeInIvrRule(Rule):
+    """The caller has been in the IVR for `after_s` seconds and is not happy."""
+
+    type_name = "time_in_ivr"
+    default_reason = "caller has been in the menu too long"
+
+    def configure(self, params: dict[str, Any]) -> None:
+        super().configure(params)
+        self.after_s = self._number(params, "after_s", 300, 10, 86400)
+        self.below = self._number(params, "below", -0.05, -1.0, 1.0)
+
+    def on_tick(self, history: Sequence[Message], seconds_in_call: float) -> Decision | None:
+        unhappy = [m for m in history if m.score <= self.below]
+        if seconds_in_call < self.after_s or not unhappy:
+            return None
+        return Decision(self.name, f"{self.reason} ({seconds_in_call:.0f} s)", _evidence(unhappy[-3:]))
+
+
+RULE_TYPES: dict[str, type[Rule]] = {cls.type_name: cls for cls in (
+    PhraseRule, DigitRule, RollingMeanRule, ConsecutiveNegativeRule, SharpDropRule,
+    PositiveIntentRule, TimeInIvrRule)}
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The enabled rules, in file order: the first that fires decides."""
+
+    rules: tuple[Rule, ...]
+    handoff: str | None
+    history: int = 10
+
+    def on_message(self, history: Sequence[Message]) -> Decision | None:
+        """The first rule that fires on the newest message, if any."""
+        return next((d for r in self.rules if (d := r.on_message(history)) is not None), None)
+
+    def on_digit(self, digit: str) -> Decision | None:
+        """The first rule that fires on a key press, if any."""
+        return next((d for r in self.rules if (d := r.on_digit(digit)) is not None), None)
+
+    def on_tick(self, history: Sequence[Message], seconds_in_call: float) -> Decision | None:
+        """The first time-based rule that fires, if any."""
+        return next((d for r in self.rules if (d := r.on_tick(history, seconds_in_call)) is not None),
+                    None)
+
+
+def load_rules(path: Path) -> RuleSet:
+    """Read and check a rules file; ConfigError names the file, the rule and the fix."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"LIFELINE_RULES={path}: cannot read it ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"LIFELINE_RULES={path}: not valid YAML ({exc})") from exc
+    where = f"LIFELINE_RULES={path}"
+    if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
+        raise ConfigError(f"{where}: the file must have a `rules:` list")
+    unknown = set(document) - {"rules", "handoff"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: handoff, rules")
+    handoff = document.get("handoff")
+    if handoff is not None and (not isinstance(handoff, str) or not handoff.strip()):
+        raise ConfigError(f"{where}: `handoff` must be the line said before a transfer, or left out")
+    rules: list[Rule] = []
+    names: set[str] = set()
+    for index, raw in enumerate(document["rules"]):
+        at = f"{where}: rules[{index}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{at} must be a mapping with `name` and `type`")
+        params = dict(raw)
+        name, kind = params.pop("name", None), params.pop("type", None)
+        enabled, reason = params.pop("enabled", True), params.pop("reason", None)
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+            raise ConfigError(f"{at}.name must be a short snake_case name, e.g. asks_for_human")
+        at = f"{where}: rules[{index}] ({name})"
+        if name in names:
+            raise ConfigError(f"{at}: the name is used twice")
+        names.add(name)
+        if kind not in RULE_TYPES:
+            raise ConfigError(f"{at}.type {kind!r} is unknown; choose one of {', '.join(RULE_TYPES)}")
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{at}.enabled must be true or false")
+        if reason is not None and (not isinstance(reason, str) or not reason.strip()):
+            raise ConfigError(f"{at}.reason must be a short text")
+        rule = RULE_TYPES[kind](name, reason, params, at)
+        if enabled:
+            rules.append(rule)
+    return RuleSet(rules=tuple(rules), handoff=handoff.strip() if handoff else None)
