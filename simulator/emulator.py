@@ -59,6 +59,7 @@ class Fault:
     code: str = "10007"
     delay_s: float = 0.0
     hold: threading.Event | None = None
+    drop: bool = False  # answer 200 but do nothing, as if the command were lost inside Telnyx
 
 
 class Emulator:
@@ -196,6 +197,18 @@ class Emulator:
             time.sleep(fault.delay_s)  # Telnyx did the work but answers late
         return reply
 
+    def call_status(self, call_control_id: str, authorization: str | None) -> Reply:
+        """GET /v2/calls/{id}: whether the leg is still up."""
+        if authorization != f"Bearer {self.api_key}":
+            return error(401, "10009", "Authentication failed", "check the API key")
+        with self._lock:
+            leg = self._legs.get(call_control_id)
+            if leg is None:
+                return error(404, "10005", "Resource not found")
+            return 200, {"data": {"record_type": "call", "call_control_id": leg.call_control_id,
+                                  "call_leg_id": leg.call_leg_id, "call_session_id": leg.log.session_id,
+                                  "is_alive": not leg.ended, "call_duration": 0}}
+
     def _execute(self, call_control_id: str, name: str, body: dict[str, Any],
                  entry: dict[str, Any], fault: Fault | None) -> Reply:
         with self._lock:
@@ -215,6 +228,8 @@ class Emulator:
                 fault: Fault | None) -> Reply:
         if fault and fault.status:
             return error(fault.status, fault.code, "Injected failure", f"emulator fault on {name}")
+        if fault and fault.drop:
+            return ok()
         if leg is None:
             return error(422, "90015", "Invalid Call Control ID")
         handler = self._commands.get(name)

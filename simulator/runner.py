@@ -39,6 +39,7 @@ class Simulation:
         self._emulator_server = ServerThread(emulator_app(self.emulator)).start()
         self.emulator.base_url = self._emulator_server.url
         holder: dict[str, Any] = {}
+        self._holder = holder
         self._app_server = ServerThread(lambda environ, start: holder["app"](environ, start))
         if self._database_url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
@@ -61,6 +62,16 @@ class Simulation:
         self._app_server.start()
         self.emulator.webhook_url = f"{self._app_server.url}/webhooks/telnyx"
         return self
+
+    def restart_app(self) -> Flask:
+        """Stop the app as a crash or deploy would, and serve a new one on the same port and data."""
+        from ivr import create_app
+
+        if self.app is not None:
+            self.app.extensions["lifeline"].close()
+        self.app = create_app(self.config)
+        self._holder["app"] = self.app
+        return self.app
 
     def run(self, scenarios: Sequence[Scenario], concurrency: int = 1,
             on_result: Callable[[CallResult], None] | None = None) -> list[CallResult]:

@@ -26,6 +26,11 @@ def emulator_app(emulator: Emulator) -> Flask:
                                                     request.headers.get("Authorization"))
         return jsonify(reply), status
 
+    @app.get("/v2/calls/<path:call_control_id>")
+    def status(call_control_id: str) -> ResponseReturnValue:
+        status, reply = emulator.call_status(call_control_id, request.headers.get("Authorization"))
+        return jsonify(reply), status
+
     return app
 
 

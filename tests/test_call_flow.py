@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from ivr import create_app
 from ivr.store import CallStatus, CommandStatus, TransferStatus
 from simulator.emulator import OUR_NUMBER, Fault
 from simulator.legs import Leg
@@ -239,19 +238,15 @@ def test_webhook_is_acknowledged_while_telnyx_is_still_busy(live: Simulation) ->
 
 def test_state_survives_a_restart_mid_call(live: Simulation) -> None:
     leg = start_call(live)
-    live.app.extensions["lifeline"].close()  # type: ignore[union-attr]
-    restarted = create_app(live.config)
-    try:
-        body, headers = make_signer(live.emulator)(
-            "call.gather.ended", {**leg.base_payload(), "digits": "3", "status": "valid"})
-        assert restarted.test_client().post("/webhooks/telnyx", data=body, headers=headers).status_code == 200
-        restarted.extensions["lifeline"].sender.wait_idle(5)
-        prompts = [r["body"]["payload"] for r in accepted(live, leg.call_control_id, "gather_using_speak")]
-        assert prompts[-1].startswith("To block a lost or stolen card")
-        assert restarted.extensions["lifeline"].store.get_call(leg.call_control_id).menu == "cards"
-    finally:
-        restarted.extensions["lifeline"].close()
-        live.app = None  # already closed above
+    live.restart_app()
+    live.emulator.press(leg, "3")
+    assert wait_until(lambda: len(accepted(live, leg.call_control_id, "gather_using_speak")) == 2)
+    prompts = [r["body"]["payload"] for r in accepted(live, leg.call_control_id, "gather_using_speak")]
+    assert prompts[-1].startswith("To block a lost or stolen card")
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: leg.log.bridged)
+    settle(live, leg)
+    assert store(live).get_call(leg.call_control_id).status == CallStatus.TRANSFERRED
 
 
 def test_commands_left_pending_are_resent_with_the_same_command_id(live: Simulation) -> None:

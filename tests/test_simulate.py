@@ -16,7 +16,7 @@ CALLS = ROOT / "examples" / "calls"
 
 
 def run(app: Flask, *args: str):  # type: ignore[no-untyped-def]
-    return app.test_cli_runner().invoke(args=["simulate", "--speed", "20", *args])
+    return app.test_cli_runner().invoke(args=["simulate", "--speed", "10", *args])
 
 
 def test_example_scenarios_pass_and_the_json_report_keeps_the_contract(app: Flask, tmp_path: Path) -> None:

@@ -52,13 +52,14 @@ class Monitor:
         self._menu = menu
         self._services = services
         self.interval_s = interval_s
+        self.resend_after_s = max(10.0, interval_s)
         self._stuck_after_s = transfer_timeout_s + STUCK_GRACE_S
         self._stale_after_s = stale_after_s
         self._scheduler: BackgroundScheduler | None = None
 
     def sweep(self, now: float | None = None) -> SweepReport:
         """Run one sweep over every active call not swept in the last interval."""
-        report = SweepReport(resent=self._sender.resend_due(older_than_s=max(10.0, self.interval_s)))
+        report = SweepReport(resent=self._sender.resend_due(older_than_s=self.resend_after_s))
         now = time.time() if now is None else now
         while True:
             commands: list[Command] = []

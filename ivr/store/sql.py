@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +14,6 @@ from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from ..errors import StoreError
 from . import schema
@@ -136,6 +136,9 @@ class SqlStore(CallStore):
     def __init__(self, url: str, *, create_schema: bool = True, schema_name: str | None = None) -> None:
         self.url = url
         self.engine = _make_engine(url, schema_name)
+        # SQLite has one writer at a time; queueing writers here wakes the next one at once,
+        # where SQLite's own busy handler would poll with sleeps of up to 100 ms.
+        self._writer = threading.Lock() if url.startswith("sqlite") else None
         if create_schema:
             try:
                 schema.metadata.create_all(self.engine)
@@ -146,19 +149,21 @@ class SqlStore(CallStore):
 
     @contextmanager
     def unit(self) -> Iterator[SqlStoreTx]:
-        try:
-            with self.engine.begin() as conn:
-                yield SqlStoreTx(conn)
-        except DBAPIError as exc:
-            raise StoreError(f"database error: {_first_line(exc)}") from exc
+        with self._write() as conn:
+            yield SqlStoreTx(conn)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        if self._writer is not None:
+            self._writer.acquire()
         try:
             with self.engine.begin() as conn:
                 yield conn
         except DBAPIError as exc:
             raise StoreError(f"database error: {_first_line(exc)}") from exc
+        finally:
+            if self._writer is not None:
+                self._writer.release()
 
     def claim(self, call_control_id: str, action: str) -> bool:
         with self.unit() as tx:
@@ -237,7 +242,7 @@ class SqlStore(CallStore):
 def _make_engine(url: str, schema_name: str | None) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               poolclass=NullPool if ":memory:" not in url else None)
+                               pool_size=8, max_overflow=24)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -1,0 +1,154 @@
+"""The monitor's sweep: stragglers resent, time-based rules, stuck transfers, lost calls, many sweepers."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from flask import Flask
+
+from ivr import create_app
+from ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
+from simulator.emulator import Fault
+from simulator.runner import Simulation
+
+from .conftest import AGENTS, make_signer, wait_until
+from .test_call_flow import accepted, settle, start_call, store
+from .test_store_contract import postgres_url_or_skip
+
+
+def say(sim: Simulation, leg, text: str) -> None:  # type: ignore[no-untyped-def]
+    body, headers = make_signer(sim.emulator)("call.transcription", {
+        **leg.base_payload(), "transcription_data": {"transcript": text, "confidence": 0.9, "is_final": True}})
+    assert sim.app.test_client().post("/webhooks/telnyx", data=body, headers=headers).status_code == 200  # type: ignore[union-attr]
+
+
+def monitor(sim: Simulation):  # type: ignore[no-untyped-def]
+    return sim.app.extensions["lifeline"].monitor  # type: ignore[union-attr]
+
+
+def test_restarted_app_resends_what_the_old_one_left_pending(live: Simulation) -> None:
+    live.emulator.inject(Fault("answer", status=503, times=4))
+    leg = live.emulator.incoming_call()
+    assert wait_until(lambda: len(live.emulator.commands_for(leg.call_control_id)) == 4)
+    live.app.extensions["lifeline"].sender.wait_idle(5)  # type: ignore[union-attr]
+    sweeper = live.restart_app().extensions["lifeline"].monitor
+    sweeper.resend_after_s = 0
+    assert sweeper.sweep().resent == 1
+    assert live.emulator.wait_for_gather(leg, 5), "the resent answer did not bring up the menu"
+    live.emulator.press(leg, "3")
+    assert wait_until(lambda: store(live).get_call(leg.call_control_id).menu == "cards")
+
+
+def test_long_unhappy_call_is_escalated_by_the_time_rule(live: Simulation) -> None:
+    leg = start_call(live)
+    say(live, leg, "this is a bit annoying")
+    assert monitor(live).sweep().escalated == 0
+    report = monitor(live).sweep(now=time.time() + 300)
+    assert report.escalated == 1
+    settle(live, leg)
+    [transfer] = accepted(live, leg.call_control_id, "transfer")
+    [decision] = store(live).decisions(leg.call_control_id)
+    assert decision["rule"] == "long_in_menu"
+    assert decision["evidence"][0]["text"] == "this is a bit annoying"
+    assert monitor(live).sweep(now=time.time() + 600).escalated == 0
+
+
+def test_transfer_that_never_rang_moves_on_to_the_next_agent(live: Simulation) -> None:
+    live.emulator.inject(Fault("transfer", drop=True))
+    leg = start_call(live)
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: len(accepted(live, leg.call_control_id, "transfer")) == 1)
+    assert monitor(live).sweep().unstuck == 0
+    assert monitor(live).sweep(now=time.time() + 61).unstuck == 1
+    assert wait_until(lambda: leg.log.bridged)
+    settle(live, leg)
+    first, second = store(live).transfers(leg.call_control_id)
+    assert (first.status, first.hangup_cause) == (TransferStatus.FAILED, "no_outcome")
+    assert (second.to_number, second.status) == (AGENTS.split(",")[1], TransferStatus.CONNECTED)
+
+
+def test_call_whose_hangup_was_lost_is_closed(live: Simulation) -> None:
+    gone, alive = start_call(live), start_call(live)
+    gone.ended = True  # Telnyx ended the leg but its call.hangup never reached us
+    assert monitor(live).sweep().closed == 0  # not idle long enough to ask Telnyx
+    assert monitor(live).sweep(now=time.time() + 1000).closed == 1
+    call = store(live).get_call(gone.call_control_id)
+    assert (call.status, call.outcome, call.hangup_cause) == (CallStatus.ENDED, "lost", "lost")
+    assert store(live).get_call(alive.call_control_id).status == CallStatus.MENU
+
+
+def test_sentiment_transfer_records_the_decision_and_says_the_handoff_first(live: Simulation) -> None:
+    leg = start_call(live)
+    say(live, leg, "I already explained this and it still isn't fixed")
+    say(live, leg, "this is getting really frustrating")
+    assert wait_until(lambda: leg.log.bridged)
+    settle(live, leg)
+    requests = [r for r in live.emulator.commands_for(leg.call_control_id) if r["name"] in ("speak", "transfer")]
+    assert [r["name"] for r in requests] == ["speak", "transfer"]
+    assert requests[0]["body"]["payload"] == "Let me connect you to someone who can help."
+    [decision] = store(live).decisions(leg.call_control_id)
+    assert decision["rule"] == "negative_streak"
+    assert [e["score"] < -0.2 for e in decision["evidence"]] == [True, True]
+    messages = store(live).messages(leg.call_control_id)
+    assert [m["label"] for m in messages] == ["negative", "negative"]
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    url = postgres_url_or_skip()
+    name = f"lifeline_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_two_sweepers_on_postgres_touch_each_call_once(app_config: dict[str, object],
+                                                       pg_database: str) -> None:
+    apps: list[Flask] = [create_app({**app_config, "DATABASE_URL": pg_database}) for _ in range(2)]
+    try:
+        now = time.time()
+        with apps[0].extensions["lifeline"].store.unit() as tx:
+            for n in range(250):
+                tx.insert_call(CallRecord(f"v3:pg-{n}", f"s-{n}", f"l-{n}", "+15551230001", "+15550100000",
+                                          CallStatus.MENU, now, now, menu="main", answered_at=now))
+        counts: list[int] = []
+        barrier = threading.Barrier(2)
+
+        def sweep(app: Flask) -> None:
+            barrier.wait()
+            counts.append(app.extensions["lifeline"].monitor.sweep().swept)
+
+        threads = [threading.Thread(target=sweep, args=(a,)) for a in apps]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sum(counts) == 250, counts
+        assert apps[0].extensions["lifeline"].monitor.sweep().swept == 0  # all stamped this interval
+    finally:
+        for app in apps:
+            app.extensions["lifeline"].close()
+
+
+def test_sent_commands_are_never_resent(live: Simulation) -> None:
+    leg = start_call(live)
+    settle(live, leg)
+    sweeper = monitor(live)
+    sweeper.resend_after_s = 0
+    assert sweeper.sweep().resent == 0
+    assert {o.status for o in store(live).outbox(leg.call_control_id)} == {CommandStatus.SENT}
+
+
+def test_flask_monitor_once_prints_the_sweep(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["monitor", "--once"])
+    assert result.exit_code == 0
+    assert "SweepReport(resent=0, swept=0" in result.output

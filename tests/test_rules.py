@@ -1,0 +1,130 @@
+"""Each escalation rule type, and the checks on the rules file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.errors import ConfigError
+from ivr.store import Message
+from transfer.rules import RuleSet, load_rules
+
+from .conftest import ROOT
+
+
+def history(*scores: float, texts: list[str] | None = None) -> list[Message]:
+    texts = texts or [f"message {i}" for i in range(len(scores))]
+    return [Message(f"m{i}", t, s, float(i)) for i, (s, t) in enumerate(zip(scores, texts, strict=True))]
+
+
+def rules(tmp_path: Path, body: str) -> RuleSet:
+    path = tmp_path / "rules.yaml"
+    path.write_text(body)
+    return load_rules(path)
+
+
+def only(tmp_path: Path, spec: str) -> RuleSet:
+    return rules(tmp_path, f"rules:\n  - {spec}\n")
+
+
+def test_example_rules_load_with_the_keen_buyer_rule_off() -> None:
+    ruleset = load_rules(ROOT / "examples" / "rules.yaml")
+    names = [r.name for r in ruleset.rules]
+    assert names[:2] == ["asks_for_human", "dtmf_0"] and "keen_buyer" not in names
+    assert ruleset.handoff == "Let me connect you to someone who can help."
+
+
+def test_phrase_rule_matches_whole_words_and_plurals(tmp_path: Path) -> None:
+    ruleset = only(tmp_path, "{name: human, type: phrase, phrases: [agent, real person]}")
+    assert ruleset.on_message(history(0.3, texts=["can I get a REAL   person"])).rule == "human"
+    assert ruleset.on_message(history(0.3, texts=["are any agents free"])) is not None
+    assert ruleset.on_message(history(0.3, texts=["I'm curious about agentic AI"])) is None
+    decision = ruleset.on_message(history(0.3, texts=["agent please"]))
+    assert "'agent'" in decision.reason and decision.evidence[0]["text"] == "agent please"
+
+
+def test_dtmf_rule_fires_on_its_keys_only(tmp_path: Path) -> None:
+    ruleset = only(tmp_path, "{name: operator, type: dtmf, digits: '0*'}")
+    assert ruleset.on_digit("0").rule == "operator"
+    assert ruleset.on_digit("*") is not None
+    assert ruleset.on_digit("5") is None
+
+
+def test_rolling_mean_needs_minimum_evidence(tmp_path: Path) -> None:
+    ruleset = only(tmp_path, "{name: mean, type: rolling_mean, window: 3, min_messages: 2, below: -0.3}")
+    assert ruleset.on_message(history(-0.9)) is None
+    assert ruleset.on_message(history(-0.5, -0.2)).rule == "mean"
+    assert ruleset.on_message(history(-0.9, 0.6, 0.5, -0.2)) is None  # only the last three count
+    assert len(ruleset.on_message(history(0.9, -0.6, -0.6, -0.6)).evidence) == 3
+
+
+def test_consecutive_negative_needs_an_unbroken_run(tmp_path: Path) -> None:
+    ruleset = only(tmp_path, "{name: streak, type: consecutive_negative, count: 2, below: -0.2}")
+    assert ruleset.on_message(history(-0.5, 0.1, -0.5)) is None
+    assert ruleset.on_message(history(0.1, -0.3, -0.5)).rule == "streak"
+    assert ruleset.on_message(history(-0.19, -0.9)) is None
+
+
+def test_sharp_drop_needs_both_the_fall_and_the_depth(tmp_path: Path) -> None:
+    ruleset = only(tmp_path, "{name: drop, type: sharp_drop, by: 1.0, to_below: -0.5}")
+    assert ruleset.on_message(history(0.6, -0.6)).rule == "drop"
+    assert ruleset.on_message(history(0.2, -0.6)) is None
+    assert ruleset.on_message(history(0.9, -0.3)) is None
+    assert ruleset.on_message(history(-0.6)) is None
+
+
+def test_positive_intent_needs_the_phrase_and_the_mood(tmp_path: Path) -> None:
+    ruleset = only(tmp_path, "{name: keen, type: positive_intent, phrases: [sign up], above: 0.5}")
+    assert ruleset.on_message(history(0.8, 0.0, texts=["I love it", "how do I sign up"])).rule == "keen"
+    assert ruleset.on_message(history(0.1, 0.0, texts=["meh", "how do I sign up"])) is None
+    assert ruleset.on_message(history(0.9, texts=["I love it"])) is None
+
+
+def test_time_in_ivr_fires_only_when_long_and_unhappy(tmp_path: Path) -> None:
+    ruleset = only(tmp_path, "{name: slow, type: time_in_ivr, after_s: 60, below: -0.1}")
+    assert ruleset.on_tick(history(-0.4), 61).rule == "slow"
+    assert ruleset.on_tick(history(-0.4), 59) is None
+    assert ruleset.on_tick(history(0.3, 0.0), 600) is None
+    assert ruleset.on_message(history(-0.9, -0.9)) is None
+
+
+def test_rules_are_tried_in_file_order(tmp_path: Path) -> None:
+    ruleset = rules(tmp_path, "rules:\n"
+                              "  - {name: first, type: consecutive_negative, count: 1, below: 0}\n"
+                              "  - {name: second, type: phrase, phrases: [agent]}\n")
+    assert ruleset.on_message(history(-0.5, texts=["agent now"])).rule == "first"
+
+
+def test_disabled_rule_never_fires(tmp_path: Path) -> None:
+    ruleset = only(tmp_path, "{name: human, type: phrase, phrases: [agent], enabled: false}")
+    assert ruleset.rules == ()
+    assert ruleset.on_message(history(0.0, texts=["agent"])) is None
+
+
+def test_custom_reason_is_used(tmp_path: Path) -> None:
+    ruleset = only(tmp_path, "{name: op, type: dtmf, digits: '0', reason: wants the operator}")
+    assert ruleset.on_digit("0").reason == "wants the operator"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("rules: nope\n", "must have a `rules:` list"),
+    ("rulez: []\n", "must have a `rules:` list"),
+    ("rules: []\nextra: 1\n", "unknown keys ['extra']"),
+    ("rules:\n  - {name: x, type: telepathy}\n", "type 'telepathy' is unknown"),
+    ("rules:\n  - {name: Bad Name, type: dtmf}\n", "short snake_case name"),
+    ("rules:\n  - {name: a, type: dtmf}\n  - {name: a, type: dtmf}\n", "the name is used twice"),
+    ("rules:\n  - {name: a, type: rolling_mean, below: -3}\n", "(a).below must be a number from -1.0"),
+    ("rules:\n  - {name: a, type: rolling_mean, window: 2.5}\n", "(a).window must be a whole number"),
+    ("rules:\n  - {name: a, type: phrase, phrases: []}\n", "(a).phrases must be a non-empty list"),
+    ("rules:\n  - {name: a, type: phrase, phrases: [x], treshold: 1}\n", "unknown settings ['treshold']"),
+    ("rules:\n  - {name: a, type: dtmf, digits: 'x'}\n", "(a).digits must be keys"),
+    ("rules:\n  - {name: a, type: dtmf, enabled: maybe}\n", "(a).enabled must be true or false"),
+    ("handoff: ''\nrules: []\n", "`handoff` must be the line"),
+    ("rules: [\n", "not valid YAML"),
+])
+def test_rule_file_mistakes_stop_startup_naming_the_rule(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        rules(tmp_path, body)
+    assert message in str(caught.value)
+    assert "LIFELINE_RULES=" in str(caught.value)
