@@ -58,6 +58,13 @@ def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, co
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2))
         click.echo(f"JSON report written to {json_out}")
+    scores = summary.get("quality")
+    if scores:
+        click.echo(f"\nEscalation: precision {scores['precision']}, recall {scores['recall']} "
+                   f"(TP {scores['true_positive']}, FP {scores['false_positive']}, "
+                   f"FN {scores['false_negative']}, TN {scores['true_negative']}); "
+                   f"median says before transfer {scores['median_says_before_transfer']}, "
+                   f"on time {scores['on_time']}")
     click.echo(f"\n{summary['passed']} passed, {summary['failed']} failed")
     if summary["failed"]:
         raise SystemExit(1)

@@ -25,8 +25,41 @@ def call_json(result: CallResult) -> dict[str, Any]:
 def report_json(results: Sequence[CallResult], engine: str) -> dict[str, Any]:
     """The whole --json document."""
     passed = sum(1 for r in results if r.passed)
-    return {"engine": engine, "calls": [call_json(r) for r in results],
-            "summary": {"calls": len(results), "passed": passed, "failed": len(results) - passed}}
+    summary: dict[str, Any] = {"calls": len(results), "passed": passed, "failed": len(results) - passed}
+    scores = quality(results)
+    if scores:
+        summary["quality"] = scores
+    return {"engine": engine, "calls": [call_json(r) for r in results], "summary": summary}
+
+
+def quality(results: Sequence[CallResult]) -> dict[str, Any] | None:
+    """Escalation as a classifier over scenarios that say whether they expect a transfer.
+
+    Promptness counts the caller's `say` turns that had begun when the transfer was commanded
+    (1 = during or right after the first thing they said); on_time is the share of detected
+    escalations that came by the scenario's `latest_say` (+ grace), where it gives one.
+    """
+    judged = [r for r in results if r.scenario.expect.transfer is not None]
+    if not judged:
+        return None
+    tp = [r for r in judged if r.scenario.expect.transfer and r.transfer_commands]
+    fn = [r for r in judged if r.scenario.expect.transfer and not r.transfer_commands]
+    fp = [r for r in judged if not r.scenario.expect.transfer and r.transfer_commands]
+    tn = len(judged) - len(tp) - len(fn) - len(fp)
+    says_heard = sorted(sum(1 for s in r.says if s.start_ms <= r.transfer_commands[0]["t_ms"])
+                        for r in tp if r.says)
+    timed = [r for r in tp if r.scenario.expect.latest_say is not None]
+    late = [r for r in timed if any("after say" in p for p in r.problems)]
+    return {
+        "true_positive": len(tp), "false_negative": len(fn), "false_positive": len(fp),
+        "true_negative": tn,
+        "precision": round(len(tp) / (len(tp) + len(fp)), 3) if tp or fp else None,
+        "recall": round(len(tp) / (len(tp) + len(fn)), 3) if tp or fn else None,
+        "median_says_before_transfer": says_heard[len(says_heard) // 2] if says_heard else None,
+        "on_time": round(1 - len(late) / len(timed), 3) if timed else None,
+        "missed": [r.scenario.name for r in fn],
+        "false_alarms": [r.scenario.name for r in fp],
+    }
 
 
 def print_call(result: CallResult, echo: Callable[[str], None], timeline: bool = True) -> None:

@@ -28,7 +28,8 @@ def test_example_scenarios_pass_and_the_json_report_keeps_the_contract(app: Flas
     assert "4 passed, 0 failed" in result.output
     report = json.loads(out.read_text())
     assert report["engine"] == "telnyx"
-    assert report["summary"] == {"calls": 4, "passed": 4, "failed": 0}
+    assert {k: report["summary"][k] for k in ("calls", "passed", "failed")} == {"calls": 4, "passed": 4,
+                                                                             "failed": 0}
     calls = {Path(c["scenario"]).name: c for c in report["calls"]}
     assert [Path(c["scenario"]).name for c in report["calls"]] == names
     human = calls["02-asks-for-human.yaml"]
@@ -116,3 +117,24 @@ def test_client_state_in_the_report_is_decoded_json(app: Flask, tmp_path: Path) 
     [transfer] = json.loads(out.read_text())["calls"][0]["transfer_commands"]
     assert transfer["client_state"] == {"reason": "caller pressed 0 for the operator", "rule": "dtmf_0",
                                         "attempt": 1}
+
+
+def test_quality_summary_counts_hits_misses_and_false_alarms(app: Flask, tmp_path: Path) -> None:
+    scenarios = {
+        "hit.yaml": ("expect: {transfer: true}", "say: \"get me an agent\""),
+        "miss.yaml": ("expect: {transfer: true}", "say: \"what are your opening hours\""),
+        "alarm.yaml": ("expect: {transfer: false}", "press: \"0\""),
+        "calm.yaml": ("expect: {transfer: false}", "say: \"thanks, that is all\""),
+    }
+    for name, (expect, turn) in scenarios.items():
+        (tmp_path / name).write_text(f"name: {name}\n{expect}\nturns:\n  - wait_for: gather\n  - {turn}\n"
+                                     "  - pause: 4.0\n")
+    out = tmp_path / "q.json"
+    result = run(app, *(str(tmp_path / n) for n in scenarios), "--json", str(out))
+    assert result.exit_code == 1
+    scores = json.loads(out.read_text())["summary"]["quality"]
+    assert (scores["true_positive"], scores["false_negative"], scores["false_positive"],
+            scores["true_negative"]) == (1, 1, 1, 1)
+    assert (scores["precision"], scores["recall"]) == (0.5, 0.5)
+    assert scores["missed"] == ["miss.yaml"] and scores["false_alarms"] == ["alarm.yaml"]
+    assert "Escalation: precision 0.5, recall 0.5" in result.output
