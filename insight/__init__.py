@@ -10,7 +10,7 @@ from .base import ListeningEngine
 if TYPE_CHECKING:
     from ivr.config import Settings
 
-ENGINES = {"telnyx": "insight.telnyx:TelnyxTranscription"}
+ENGINES = {"telnyx": "insight.telnyx:TelnyxTranscription", "local": "insight.local:LocalEngine"}
 
 
 def make_engine(settings: Settings) -> ListeningEngine:

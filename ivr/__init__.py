@@ -23,6 +23,7 @@ from .store import SqlStore
 from .telnyx_api import TelnyxCommands
 
 if TYPE_CHECKING:
+    from insight.base import ListeningEngine
     from transfer.monitor import Monitor
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Lifeline:
     verifier: WebhookVerifier
     calls: CallService
     monitor: Monitor
+    engine: ListeningEngine
 
     def close(self) -> None:
         """Stop the monitor, finish queued commands and release connections."""
@@ -77,13 +79,18 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
     monitor = Monitor(store, sender, telnyx, menu, services, settings.sweep_interval_s,
                       settings.transfer_timeout_s, settings.stale_call_s)
+    calls = CallService(store, menu, sender, services)
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,
         verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
-        calls=CallService(store, menu, sender, services), monitor=monitor)
+        calls=calls, monitor=monitor, engine=engine)
+    engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
+                                                                   confidence))
+    engine.warm()
 
-    from . import api, webhooks
+    from . import api, media, webhooks
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(media.bp)
     app.register_blueprint(api.bp)
     _register_errors(app)
 

@@ -44,6 +44,10 @@ class Settings:
     command_attempts: int = 4
     command_workers: int = 16
     transfer_timeout_s: int = 30
+    secret_key: str | None = None
+    whisper_model: Path | None = None
+    whisper_threads: int = 1
+    transcription_workers: int = 2
     monitor: bool = True
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
@@ -85,9 +89,13 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
     engine = (get("LIFELINE_ENGINE", "telnyx") or "").lower()
     if engine not in ENGINES:
         problems.append(f"LIFELINE_ENGINE={engine!r} is unknown: choose one of {', '.join(ENGINES)}")
-    elif engine in ("local", "symbl"):
-        problems.append(f"LIFELINE_ENGINE={engine} is not available in this version yet: "
-                        "set LIFELINE_ENGINE=telnyx")
+    elif engine == "local" and not public_url:
+        problems.append("LIFELINE_PUBLIC_URL is not set: the local engine needs it to tell Telnyx "
+                        "where to stream the call's audio (your https ngrok or load-balancer URL)")
+    whisper_model = get("LIFELINE_WHISPER_MODEL")
+    if whisper_model and not (Path(whisper_model) / "model.bin").is_file():
+        problems.append(f"LIFELINE_WHISPER_MODEL={whisper_model} has no model.bin: point it at a "
+                        "CTranslate2 Whisper directory, or leave it unset for the bundled tiny.en")
     agents = _agents(get("LIFELINE_AGENTS"), problems)
     ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
     rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems)
@@ -105,6 +113,10 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
                             0.5, 3600.0, problems)
     stale_call = _float(get("LIFELINE_STALE_CALL_S", "900"), "LIFELINE_STALE_CALL_S",
                         60.0, 86400.0, problems)
+    whisper_threads = _int(get("LIFELINE_WHISPER_THREADS", "1"), "LIFELINE_WHISPER_THREADS", 1, 16,
+                           problems)
+    transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", "2"),
+                                 "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems)
     if problems:
         raise ConfigError("\n".join(problems))
     assert api_key is not None and public_key is not None
@@ -124,6 +136,10 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
         webhook_tolerance_s=tolerance,
         command_timeout_s=timeout,
         transfer_timeout_s=transfer_timeout,
+        secret_key=get("LIFELINE_SECRET_KEY"),
+        whisper_model=Path(whisper_model) if whisper_model else None,
+        whisper_threads=whisper_threads,
+        transcription_workers=transcription_workers,
         monitor=monitor == "on",
         sweep_interval_s=sweep_interval,
         stale_call_s=stale_call,

@@ -111,21 +111,49 @@ def on_speak_ended(ctx: CallContext, svc: Services) -> None:
 
 
 def on_transcription(ctx: CallContext, svc: Services) -> None:
-    """Score what the caller said, store it, and let the rules judge it at once."""
+    """A final Telnyx transcript is one caller message."""
     result = ctx.event.transcription
-    if result is None or not result.is_final or not result.text.strip():
+    if result is None or not result.is_final:
         return
     call = _caller(ctx)
-    if call is None or not call.is_active:
+    if call is not None:
+        hear(ctx, svc, call, "telnyx", ctx.event.id, result.text, result.confidence)
+
+
+def hear(ctx: CallContext, svc: Services, call: CallRecord, engine: str, source_id: str, text: str,
+         confidence: float | None) -> None:
+    """Score what the caller said, store it once, and let the rules judge it at once."""
+    text = mask_digits(text.strip())
+    if not text or not call.is_active:
         return
-    text = mask_digits(result.text.strip())
     sentiment = svc.scorer.score(text)
-    if not ctx.tx.add_message(call.call_control_id, "telnyx", ctx.event.id, text, result.confidence,
+    if not ctx.tx.add_message(call.call_control_id, engine, source_id, text, confidence,
                               sentiment.score, sentiment.label):
         return
     decision = svc.rules.on_message(ctx.tx.recent_messages(call.call_control_id, svc.rules.history))
     if decision is not None:
         escalate(ctx, svc, call, decision)
+
+
+def on_streaming_failed(ctx: CallContext, svc: Services) -> None:
+    """Telnyx could not stream the call's audio to us."""
+    call = _caller(ctx)
+    if call is not None:
+        listening_lost(ctx, svc, call, ctx.event.failure_reason or "streaming.failed")
+
+
+def listening_lost(ctx: CallContext, svc: Services, call: CallRecord, why: str) -> None:
+    """Restart the stream once; after that the call goes on without listening, and says so."""
+    if not call.is_active or call.listening == "lost":
+        return
+    restart = svc.engine.restart_options(call.call_control_id)
+    if restart is not None and ctx.tx.claim(call.call_control_id, "listening:restart"):
+        log.warning("listening on %s lost (%s); restarting the stream once", call.call_control_id, why)
+        ctx.tx.update_call(call.call_control_id, listening="restarted")
+        ctx.send("streaming_start", call.call_control_id, "listening:restart", **restart)
+        return
+    log.warning("listening on %s lost (%s); the call continues without it", call.call_control_id, why)
+    ctx.tx.update_call(call.call_control_id, listening="lost")
 
 
 def on_bridged(ctx: CallContext, svc: Services) -> None:
@@ -189,6 +217,7 @@ HANDLERS: dict[str, Handler] = {
     "call.transcription": on_transcription,
     "call.bridged": on_bridged,
     "call.hangup": on_hangup,
+    "streaming.failed": on_streaming_failed,
 }
 
 

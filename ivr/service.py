@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 
+import uuid
+
 from .context import CallContext
 from .events import CallEvent
-from .handlers import HANDLERS, Services, masked_payload
+from .handlers import HANDLERS, Services, hear, listening_lost, masked_payload
 from .menu import Menu
 from .outbox import CommandSender
 from .store import CallStore
@@ -42,3 +44,28 @@ class CallService:
         # Sent only after commit: a command never leaves for a change that was rolled back.
         self._sender.submit(ctx.commands)
         return "handled"
+
+    def hear(self, call_control_id: str, engine: str, source_id: str, text: str,
+             confidence: float | None) -> None:
+        """A listening engine heard the caller say something."""
+        self._internal(call_control_id, "lifeline.message",
+                       lambda ctx, call: hear(ctx, self._services, call, engine, source_id, text,
+                                              confidence))
+
+    def stream_lost(self, call_control_id: str, why: str) -> None:
+        """The media stream of a call ended while the call was still up."""
+        self._internal(call_control_id, "lifeline.stream_lost",
+                       lambda ctx, call: listening_lost(ctx, self._services, call, why))
+
+    def _internal(self, call_control_id: str, kind: str, action) -> None:  # type: ignore[no-untyped-def]
+        """Run an action for a call in a unit of work of its own, as if it were an event."""
+        event = CallEvent(id=f"{kind}-{uuid.uuid4()}", type=kind, occurred_at=None,
+                          call_control_id=call_control_id)
+        with self._store.unit() as tx:
+            call = tx.get_call(call_control_id)
+            if call is None:
+                return
+            ctx = CallContext(tx=tx, event=event, menu=self._menu)
+            action(ctx, call)
+            tx.enqueue(ctx.commands)
+        self._sender.submit(ctx.commands)

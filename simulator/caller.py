@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .audio import load_pcmu
 from .emulator import Emulator
 from .legs import Leg
 from .scenario import Scenario
@@ -36,6 +37,7 @@ class CallResult:
     says: list[Say] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     abandoned: bool = False
+    heard: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def transfer_commands(self) -> list[dict[str, Any]]:
@@ -76,7 +78,8 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
         elif turn.kind == "say":
             index = len(result.says) + 1
             start = call_log.t_ms()
-            emulator.say(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S))
+            audio = load_pcmu(turn.audio) if turn.audio is not None and leg.streamer else None
+            emulator.say(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S), audio)
             say = Say(index, turn.value, start, call_log.t_ms())
             result.says.append(say)
             call_log.add({"t_ms": start, "kind": "caller", "type": "say", "index": index,

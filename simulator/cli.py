@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 
 from .report import print_call, report_json
 from .runner import Simulation
-from .scenario import ScenarioError, load_scenario
+from .scenario import ScenarioError, load_scenario, require_audio
 
 
 @click.command("simulate")
@@ -30,11 +30,11 @@ from .scenario import ScenarioError, load_scenario
 def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, concurrency: int,
              speed: float, quiet: bool) -> None:
     """Play SCENARIOS (YAML) against this app and the built-in Telnyx emulator."""
-    if engine == "local":
-        raise click.UsageError("--engine local needs the offline listening engine, which this "
-                               "version does not have yet; use --engine telnyx")
     try:
         loaded = [load_scenario(p) for p in scenarios]
+        if engine == "local":
+            for scenario in loaded:
+                require_audio(scenario)
     except ScenarioError as exc:
         raise click.UsageError(str(exc)) from exc
     settings = current_app.extensions["lifeline"].settings

@@ -125,9 +125,16 @@ class Emulator:
                 if len(gather.digits) >= gather.max_digits:
                     self._end_gather(leg, "valid", gather.digits)
 
-    def say(self, leg: Leg, text: str, seconds: float) -> None:
-        """The caller talks for `seconds` (scenario time); Telnyx then posts a final transcript."""
-        time.sleep(self.scaled(seconds))
+    def say(self, leg: Leg, text: str, seconds: float, audio: bytes | None = None) -> None:
+        """The caller talks: streamed as audio if the app asked for a stream, else for `seconds`
+        (scenario time); with transcription on, Telnyx then posts a final transcript."""
+        streamer = leg.streamer
+        if streamer is not None and audio is not None:
+            played = streamer.play(audio)
+            played.wait(timeout=self.scaled(len(audio) / 8000) + 10)
+            leg.log.trigger_sent_at = time.monotonic()  # the last frame of the utterance left
+        else:
+            time.sleep(self.scaled(seconds))
         with self._lock:
             if leg.ended or not leg.transcribing:
                 return
@@ -268,10 +275,11 @@ class Emulator:
             return ok()
         leg.answered = True
         leg.transcribing = bool(body.get("transcription"))
-        leg.stream_url = body.get("stream_url")
         leg.log.answered = True
         self._timers.after(self.scaled(0.05), lambda: self._emit_if_up(
             leg, "call.answered", state="answered", start_time=_iso_now()))
+        if isinstance(body.get("stream_url"), str):
+            self._timers.after(self.scaled(0.05), lambda: self._open_stream(leg, body["stream_url"]))
         return ok()
 
     def _speak(self, leg: Leg, body: dict[str, Any]) -> Reply:
@@ -335,15 +343,44 @@ class Emulator:
     def _streaming_start(self, leg: Leg, body: dict[str, Any]) -> Reply:
         if not isinstance(body.get("stream_url"), str):
             return error(422, "10004", "Missing required parameter", "stream_url is required")
-        leg.stream_url = body["stream_url"]
-        self._emit(leg, "streaming.started", stream_url=leg.stream_url)
+        if not leg.answered:
+            return error(422, "90034", "Call not answered yet")
+        self._timers.after(0, lambda: self._open_stream(leg, body["stream_url"]))
         return ok()
 
     def _streaming_stop(self, leg: Leg, body: dict[str, Any]) -> Reply:
-        if leg.stream_url:
-            self._emit(leg, "streaming.stopped", stream_url=leg.stream_url)
-            leg.stream_url = None
+        self._close_stream(leg)
         return ok()
+
+    def _open_stream(self, leg: Leg, url: str) -> None:
+        """Telnyx connects to the app's stream_url and starts sending the caller's audio."""
+        from .streamer import MediaStreamer
+
+        with self._lock:
+            if leg.ended:
+                return
+            self._close_stream(leg)
+            leg.stream_url = url
+            leg.streamer = MediaStreamer(url, leg.call_control_id, self.speed,
+                                         on_failed=lambda why: self._stream_failed(leg, url, why))
+            self._emit(leg, "streaming.started", stream_url=url)
+        leg.streamer.start()
+
+    def _close_stream(self, leg: Leg) -> None:
+        if leg.streamer is not None:
+            leg.streamer.stop()
+            leg.streamer = None
+            if not leg.ended:
+                self._emit(leg, "streaming.stopped", stream_url=leg.stream_url)
+
+    def _stream_failed(self, leg: Leg, url: str, reason: str) -> None:
+        with self._lock:
+            if leg.ended or leg.stream_url != url:
+                return
+            leg.streamer = None
+            self._emit(leg, "streaming.failed", failure_reason=reason, stream_id=None,
+                       stream_params={"stream_url": url, "track": "inbound_track"},
+                       stream_type="websocket")
 
     # ----- leg mechanics ----------------------------------------------------------------------
 
@@ -402,6 +439,9 @@ class Emulator:
         leg.ended = True
         leg.gather = None
         leg.transcribing = False
+        if leg.streamer is not None:
+            leg.streamer.stop()
+            leg.streamer = None
         self._emit(leg, "call.hangup", state="hangup", hangup_cause=cause, hangup_source=source,
                    sip_hangup_cause="unspecified", start_time=_iso_now())
         peer = self._legs.get(leg.bridged_with or "")

@@ -28,6 +28,7 @@ class CallLog:
 
     session_id: str
     t0: float = field(default_factory=time.monotonic)
+    t0_wall: float = field(default_factory=time.time)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     transfers: list[dict[str, Any]] = field(default_factory=list)
     trigger_sent_at: float | None = None
@@ -72,6 +73,7 @@ class Leg:
     ended: bool = False
     transcribing: bool = False
     stream_url: str | None = None
+    streamer: Any = None
     gather: Gather | None = None
     media_free_at: float = 0.0
     bridged_with: str | None = None

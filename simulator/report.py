@@ -18,8 +18,12 @@ def call_json(result: CallResult) -> dict[str, Any]:
         "problems": list(result.problems),
         "transfer_commands": result.transfer_commands,
         "escalation_latency_ms": result.leg.log.escalation_latency_ms if result.transfer_commands else None,
-        "timeline": sorted(result.leg.log.timeline, key=lambda e: e["t_ms"]),
+        "timeline": _timeline(result),
     }
+
+
+def _timeline(result: CallResult) -> list[dict[str, Any]]:
+    return sorted([*result.leg.log.timeline, *result.heard], key=lambda e: e["t_ms"])
 
 
 def report_json(results: Sequence[CallResult], engine: str) -> dict[str, Any]:
@@ -66,7 +70,7 @@ def print_call(result: CallResult, echo: Callable[[str], None], timeline: bool =
     """Print one call: its timeline, then its verdict."""
     echo(f"\n== {result.scenario.name}  ({result.scenario.path})")
     if timeline:
-        for entry in sorted(result.leg.log.timeline, key=lambda e: e["t_ms"]):
+        for entry in _timeline(result):
             echo(f"  {entry['t_ms']:>9.1f} ms  {_describe(entry)}")
     latency = result.leg.log.escalation_latency_ms
     verdict = "PASS" if result.passed else "FAIL"
@@ -83,6 +87,8 @@ def _describe(entry: dict[str, Any]) -> str:
     if kind == "command":
         tail = " (duplicate command_id, ignored)" if entry.get("duplicate") else ""
         return f"<- app     {entry['type']:<24} {entry['status']}{tail}"
+    if kind == "heard":
+        return f"app heard ({entry['engine']}) \"{entry['text']}\" score {entry['score']:+.2f} {entry['label']}"
     if entry["type"] == "say":
         return f"caller    says #{entry['index']}: \"{entry['text']}\" (until {entry['end_ms']:.0f} ms)"
     if entry["type"] == "press":

@@ -82,10 +82,26 @@ class Simulation:
                        for i, s in enumerate(scenarios)}
             for future in as_completed(futures):
                 result = future.result()
+                self._attach_heard(result)
                 results[futures[future]] = result
                 if on_result:
                     on_result(result)
         return [results[i] for i in range(len(scenarios))]
+
+    def _attach_heard(self, result: CallResult) -> None:
+        """What the app heard and how it scored it, from the app's own record of the call."""
+        if self.app is None:
+            return
+        lifeline = self.app.extensions["lifeline"]
+        engine = lifeline.engine
+        if hasattr(engine, "wait_idle"):
+            engine.wait_idle(10)
+        call_log = result.leg.log
+        for message in lifeline.store.messages(result.leg.call_control_id):
+            result.heard.append({"t_ms": round((message["created_at"] - call_log.t0_wall) * 1000, 1),
+                                 "kind": "heard", "type": "message", "engine": message["engine"],
+                                 "text": message["text"], "score": message["score"],
+                                 "label": message["label"]})
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -133,3 +133,16 @@ def _turn(path: Path, index: int, raw: object) -> Turn:
         raise ScenarioError(f"{where}: `audio` is a path relative to the scenario file")
     return Turn(kind=kind, value=str(value) if kind == "press" else value,
                 audio=(path.parent / audio) if audio else None)
+
+
+def require_audio(scenario: Scenario) -> None:
+    """The local engine hears recordings: every `say` needs an existing `audio` file."""
+    for number, turn in enumerate(scenario.turns, start=1):
+        if turn.kind != "say":
+            continue
+        if turn.audio is None:
+            raise ScenarioError(f"{scenario.path}: turn {number} (say {turn.value!r}) has no `audio`; the "
+                                "local engine needs a recording (python -m simulator.make_audio "
+                                f"{scenario.path} makes one)")
+        if not turn.audio.is_file():
+            raise ScenarioError(f"{scenario.path}: turn {number}: audio file {turn.audio} does not exist")

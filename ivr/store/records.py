@@ -56,6 +56,7 @@ class CallRecord:
     answered_at: float | None = None
     ended_at: float | None = None
     swept_at: float | None = None
+    listening: str | None = None
 
     @property
     def is_active(self) -> bool:

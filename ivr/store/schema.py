@@ -24,6 +24,7 @@ calls = Table(
     Column("answered_at", Float),
     Column("ended_at", Float),
     Column("swept_at", Float),
+    Column("listening", String(16)),
 )
 
 events = Table(

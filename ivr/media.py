@@ -1,0 +1,109 @@
+"""The media WebSocket Telnyx streams a call's audio to (local engine only).
+
+The per-call token is checked before the WebSocket handshake: a request without a valid,
+unexpired token gets 403 and no frame is ever read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import Blueprint, current_app, g, request
+from flask.typing import ResponseReturnValue
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from insight.frames import MalformedFrame, MediaFrame, parse_frame
+from insight.local import CallListener, LocalEngine
+
+from .errors import error_response
+
+log = logging.getLogger(__name__)
+bp = Blueprint("media", __name__)
+sock = Sock()
+IDLE_TIMEOUT_S = 60.0
+
+
+@dataclass
+class MediaSession:
+    """One WebSocket connection's state."""
+
+    engine: LocalEngine
+    call_control_id: str
+    listener: CallListener | None = None
+    stopped: bool = False
+    malformed: int = 0
+    ignored: dict[str, int] = field(default_factory=dict)
+
+
+def on_start(session: MediaSession, frame: MediaFrame) -> None:
+    """The stream starts: its codec decides how audio is decoded."""
+    if frame.encoding not in ("PCMU", "PCMA") or frame.sample_rate != 8000:
+        log.error("stream of %s is %s at %s Hz; Lifeline decodes PCMU/PCMA at 8000 Hz",
+                  session.call_control_id, frame.encoding, frame.sample_rate)
+        return
+    session.listener = session.engine.open(session.call_control_id, frame.stream_id or "stream",
+                                           frame.encoding)
+
+
+def on_media(session: MediaSession, frame: MediaFrame) -> None:
+    """Caller audio (other tracks are ignored)."""
+    if session.listener is not None and frame.track in (None, "inbound"):
+        session.listener.audio(frame.chunk, frame.payload)
+
+
+def on_stop(session: MediaSession, frame: MediaFrame) -> None:
+    """Telnyx ended the stream on purpose (call over or streaming_stop)."""
+    session.stopped = True
+
+
+MEDIA_HANDLERS: dict[str, Callable[[MediaSession, MediaFrame], None]] = {
+    "start": on_start, "media": on_media, "stop": on_stop,
+}
+
+
+@bp.before_request
+def check_token() -> ResponseReturnValue | None:
+    """Refuse the upgrade unless the URL carries this call's valid token."""
+    engine = current_app.extensions["lifeline"].engine
+    if not isinstance(engine, LocalEngine):
+        return error_response(404, "media streaming is only used with LIFELINE_ENGINE=local")
+    call_control_id = engine.tokens.verify(request.args.get("token", ""))
+    if call_control_id is None:
+        log.warning("media stream refused: missing, forged or expired token")
+        return error_response(403, "media stream token is missing, forged or expired")
+    g.media_call = call_control_id
+    return None
+
+
+@sock.route("/media/telnyx", bp=bp)
+def media_stream(ws) -> None:  # type: ignore[no-untyped-def]
+    """Receive frames until `stop` or the socket closes; never blocks on speech recognition."""
+    lifeline = current_app.extensions["lifeline"]
+    session = MediaSession(engine=lifeline.engine, call_control_id=g.media_call)
+    try:
+        while not session.stopped:
+            raw = ws.receive(timeout=IDLE_TIMEOUT_S)
+            if raw is None:
+                break  # no frame for a minute: Telnyx sends 50 a second while a call is up
+            try:
+                frame = parse_frame(raw)
+            except MalformedFrame as exc:
+                session.malformed += 1
+                if session.malformed == 1:
+                    log.warning("bad media frame on %s: %s", session.call_control_id, exc)
+                continue
+            handler = MEDIA_HANDLERS.get(frame.event)
+            if handler is None:
+                session.ignored[frame.event] = session.ignored.get(frame.event, 0) + 1
+                continue
+            handler(session, frame)
+    except ConnectionClosed:
+        pass
+    finally:
+        if session.listener is not None:
+            session.listener.close()
+        if not session.stopped:
+            lifeline.calls.stream_lost(session.call_control_id, "media socket closed without stop")

@@ -1,0 +1,29 @@
+"""Scenario audio: any WAV (8 kHz mu-law, or PCM at any rate) as the PCMU a phone leg carries."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from insight.g711 import encode_ulaw
+
+FRAME_BYTES = 160  # 20 ms of PCMU at 8 kHz
+
+
+@lru_cache(maxsize=256)
+def load_pcmu(path: Path) -> bytes:
+    """Decode, downmix and resample a recording to 8 kHz, then encode it as PCMU."""
+    import av  # ships with faster-whisper; only the local engine's simulations need it
+
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=8000)
+    chunks: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+    samples = np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, dtype=np.int16)
+    return encode_ulaw(samples)
