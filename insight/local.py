@@ -94,6 +94,7 @@ class LocalEngine(ListeningEngine):
         secret = settings.secret_key or hmac.new(settings.telnyx_api_key.encode(), b"lifeline-media",
                                                  hashlib.sha256).hexdigest()
         self.tokens = MediaTokens(secret)
+        self.token_max_age_s = TOKEN_MAX_AGE_S
         self.transcriber = Transcriber(settings.whisper_model, threads=settings.whisper_threads)
         self._workers = KeyedSerialExecutor(settings.transcription_workers, "lifeline-asr")
         self._sink: MessageSink | None = None

@@ -70,7 +70,7 @@ def check_token() -> ResponseReturnValue | None:
     engine = current_app.extensions["lifeline"].engine
     if not isinstance(engine, LocalEngine):
         return error_response(404, "media streaming is only used with LIFELINE_ENGINE=local")
-    call_control_id = engine.tokens.verify(request.args.get("token", ""))
+    call_control_id = engine.tokens.verify(request.args.get("token", ""), engine.token_max_age_s)
     if call_control_id is None:
         log.warning("media stream refused: missing, forged or expired token")
         return error_response(403, "media stream token is missing, forged or expired")

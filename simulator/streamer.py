@@ -31,6 +31,7 @@ class MediaStreamer:
         self._on_failed = on_failed
         self._queue: deque[tuple[bytes, threading.Event | None]] = deque()
         self._stop = threading.Event()
+        self._drop = threading.Event()
         self._sequence = itertools.count(1)
         self.sent_frames = 0
         self._thread = threading.Thread(target=self._run, name="emulator-stream", daemon=True)
@@ -51,6 +52,11 @@ class MediaStreamer:
 
     def stop(self) -> None:
         """Send `stop` and close."""
+        self._stop.set()
+
+    def drop(self) -> None:
+        """Close the socket without `stop`, as a network failure would."""
+        self._drop.set()
         self._stop.set()
 
     def _run(self) -> None:
@@ -78,8 +84,9 @@ class MediaStreamer:
                     done.set()
                 due += self._interval
                 time.sleep(max(0.0, due - time.monotonic()))
-            self._send(ws, {"event": "stop", "stream_id": self.stream_id,
-                            "stop": {"call_control_id": self._call_control_id}})
+            if not self._drop.is_set():
+                self._send(ws, {"event": "stop", "stream_id": self.stream_id,
+                                "stop": {"call_control_id": self._call_control_id}})
         except ConnectionClosed:
             if not self._stop.is_set():
                 self._on_failed("connection_lost")

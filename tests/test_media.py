@@ -1,0 +1,225 @@
+"""The offline listening path: G.711, frames, reordering, endpointing, Whisper, the media socket."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from insight.endpoint import UtteranceCutter
+from insight.frames import MalformedFrame, ReorderBuffer, parse_frame
+from insight.g711 import ALAW_TO_PCM, ULAW_TO_PCM, decode, encode_ulaw
+from insight.local import MediaTokens
+from insight.whisper import Transcriber
+from ivr.store import CallStatus
+from simulator.audio import load_pcmu
+from simulator.runner import Simulation
+
+from .conftest import AGENTS, ROOT, wait_until
+from .test_call_flow import accepted, settle, store
+
+AUDIO = ROOT / "examples" / "calls" / "audio"
+
+
+# ----- G.711 ---------------------------------------------------------------------------------
+
+def test_g711_decodes_to_the_itu_reference_values() -> None:
+    assert ULAW_TO_PCM[[0x00, 0x80, 0xFF, 0x7F, 0x0F, 0xF0]].tolist() == [-32124, 32124, 0, 0, -16764, 120]
+    assert ALAW_TO_PCM[[0xD5, 0x55, 0x2A, 0xAA, 0x80, 0x00]].tolist() == [8, -8, -32256, 32256, 5504, -5504]
+    assert decode(b"\x00\xff", "pcmu").tolist() == [-32124, 0]
+
+
+def test_mulaw_encoding_round_trips_every_code() -> None:
+    codes = np.arange(256, dtype=np.uint8)
+    again = np.frombuffer(encode_ulaw(ULAW_TO_PCM[codes]), dtype=np.uint8)
+    assert (ULAW_TO_PCM[again] == ULAW_TO_PCM[codes]).all()
+
+
+def test_unsupported_encoding_is_named() -> None:
+    with pytest.raises(ValueError, match="OPUS"):
+        decode(b"\x00", "OPUS")
+
+
+# ----- frames ----------------------------------------------------------------------------------
+
+def frame(event: str, **parts: object) -> str:
+    return json.dumps({"event": event, "sequence_number": "3", "stream_id": "s-1", **parts})
+
+
+def test_start_frame_carries_the_codec() -> None:
+    parsed = parse_frame(frame("start", start={"call_control_id": "v3:x", "media_format": {
+        "encoding": "PCMA", "sample_rate": 8000, "channels": 1}}))
+    assert (parsed.call_control_id, parsed.encoding, parsed.sample_rate, parsed.sequence) == ("v3:x", "PCMA",
+                                                                                              8000, 3)
+
+
+def test_media_frame_payload_is_decoded() -> None:
+    parsed = parse_frame(frame("media", media={"track": "inbound", "chunk": "7", "timestamp": "140",
+                                               "payload": base64.b64encode(b"\x01\x02").decode()}))
+    assert (parsed.payload, parsed.chunk, parsed.track) == (b"\x01\x02", 7, "inbound")
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("{not json", "not JSON"),
+    ('{"no": "event"}', "no `event`"),
+    ('{"event": "media", "media": {"payload": "@@not base64@@"}}', "not base64"),
+    ('{"event": "media"}', "without media.payload"),
+    ("x" * 70000, "larger than 64 KiB"),
+])
+def test_bad_frames_are_refused_with_a_reason(raw: str, message: str) -> None:
+    with pytest.raises(MalformedFrame, match=message):
+        parse_frame(raw)
+
+
+def test_unknown_frame_events_parse_without_error() -> None:
+    assert parse_frame(frame("mark", mark={"name": "x"})).event == "mark"
+
+
+def test_reorder_buffer_puts_frames_back_in_order() -> None:
+    buffer = ReorderBuffer(depth=3)
+    out = buffer.push(1, b"a") + buffer.push(3, b"c") + buffer.push(2, b"b") + buffer.push(4, b"d")
+    assert out == [b"a", b"b", b"c", b"d"]
+
+
+def test_reorder_buffer_fills_a_lost_frame_with_silence_and_drops_it_if_late() -> None:
+    buffer = ReorderBuffer(depth=2, silence=b"_")
+    out = buffer.push(1, b"a")
+    for chunk in (3, 4, 5):
+        out += buffer.push(chunk, bytes([96 + chunk]))
+    assert out == [b"a", b"_", b"c", b"d", b"e"]
+    assert buffer.push(2, b"b") == [] and (buffer.late, buffer.filled) == (1, 1)
+
+
+# ----- endpointing and recognition ----------------------------------------------------------------
+
+def pcm(name: str) -> np.ndarray:
+    return decode(load_pcmu(AUDIO / name), "PCMU")
+
+
+def test_endpointer_finds_each_utterance_of_a_recorded_call() -> None:
+    gap = np.zeros(int(8000 * 1.2), dtype=np.int16)
+    parts = [pcm(f"04-slow-burn-{n}.wav") for n in range(1, 5)]
+    call = np.concatenate([x for p in parts for x in (p, gap)])
+    cutter = UtteranceCutter()
+    utterances = [u for i in range(0, len(call), 160) for u in cutter.feed(call[i:i + 160])]
+    assert len(utterances) == 4
+    starts = [u.start_s for u in utterances]
+    assert starts == sorted(starts)
+    durations = [len(p) / 8000 for p in parts]
+    for utterance, duration in zip(utterances, durations, strict=True):
+        assert 0.5 * duration < utterance.end_s - utterance.start_s < duration + 0.5
+
+
+def test_cutter_flushes_speech_that_never_paused() -> None:
+    cutter = UtteranceCutter()
+    speech = pcm("02-asks-for-human-1.wav")[:-2400]  # cut before the trailing silence
+    assert [u for i in range(0, len(speech), 160) for u in cutter.feed(speech[i:i + 160])] == []
+    assert cutter.close() is not None
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Transcriber:
+    model = Transcriber(None)
+    model.load()
+    return model
+
+
+def test_whisper_transcribes_a_committed_recording(transcriber: Transcriber) -> None:
+    heard = transcriber.transcribe(pcm("02-asks-for-human-1.wav"))
+    assert "real person" in heard.text.lower()
+    assert 0 < heard.confidence <= 1
+
+
+# ----- the media socket -----------------------------------------------------------------------------
+
+def test_media_tokens_are_per_call_signed_and_short_lived() -> None:
+    tokens = MediaTokens("secret")
+    token = tokens.issue("v3:call-1")
+    assert tokens.verify(token) == "v3:call-1"
+    assert MediaTokens("other secret").verify(token) is None
+    assert tokens.verify(token[:-2] + "xx") is None
+    assert tokens.verify("") is None
+    time.sleep(1.1)
+    assert tokens.verify(token, max_age_s=0) is None
+
+
+@pytest.fixture
+def local() -> Iterator[Simulation]:
+    with Simulation({"LIFELINE_AGENTS": AGENTS}, engine="local", speed=1) as sim:
+        yield sim
+
+
+@pytest.mark.parametrize("token", ["", "forged", "expired"])
+def test_media_socket_refuses_a_bad_token_before_the_handshake(local: Simulation, token: str) -> None:
+    engine = local.app.extensions["lifeline"].engine  # type: ignore[union-attr]
+    if token == "expired":
+        token = engine.tokens.issue("v3:x")
+        engine.token_max_age_s = 0
+        time.sleep(1.1)
+    url = local.emulator.webhook_url.replace("/webhooks/telnyx", f"/media/telnyx?token={token}")  # type: ignore[union-attr]
+    response = httpx.get(url, headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                       "Sec-WebSocket-Version": "13",
+                                       "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode()})
+    assert response.status_code == 403
+    assert response.json()["error"]["status"] == 403
+
+
+def test_answer_asks_for_a_stream_of_the_callers_track(local: Simulation) -> None:
+    leg = local.emulator.incoming_call()
+    assert local.emulator.wait_for_gather(leg, 5)
+    [answer] = accepted(local, leg.call_control_id, "answer")
+    assert answer["body"]["stream_track"] == "inbound_track"
+    assert answer["body"]["stream_url"].startswith("ws://127.0.0.1:")
+    assert "transcription" not in answer["body"]
+    assert wait_until(lambda: leg.streamer is not None and leg.streamer.sent_frames > 10)
+
+
+def test_caller_speech_becomes_a_scored_message_and_escalates(local: Simulation) -> None:
+    leg = local.emulator.incoming_call()
+    assert local.emulator.wait_for_gather(leg, 5)
+    assert wait_until(lambda: leg.streamer is not None)
+    local.emulator.say(leg, "", 0, audio=load_pcmu(AUDIO / "02-asks-for-human-1.wav"))
+    assert wait_until(lambda: bool(accepted(local, leg.call_control_id, "transfer")), timeout=15)
+    [message] = store(local).messages(leg.call_control_id)
+    assert message["engine"] == "local" and "real person" in message["text"].lower()
+    assert store(local).decisions(leg.call_control_id)[0]["rule"] == "asks_for_human"
+
+
+def test_lost_stream_is_restarted_once_then_the_call_goes_on_without_it(local: Simulation) -> None:
+    leg = local.emulator.incoming_call()
+    assert local.emulator.wait_for_gather(leg, 5)
+    assert wait_until(lambda: leg.streamer is not None and leg.streamer.sent_frames > 5)
+    first = leg.streamer
+    first.drop()
+    assert wait_until(lambda: len(accepted(local, leg.call_control_id, "streaming_start")) == 1)
+    assert wait_until(lambda: leg.streamer is not None and leg.streamer is not first
+                      and leg.streamer.sent_frames > 5)
+    assert store(local).get_call(leg.call_control_id).listening == "restarted"
+    leg.streamer.drop()
+    assert wait_until(lambda: store(local).get_call(leg.call_control_id).listening == "lost")
+    assert len(accepted(local, leg.call_control_id, "streaming_start")) == 1
+    local.emulator.press(leg, "0")  # the IVR still works without listening
+    assert wait_until(lambda: leg.log.bridged)
+    settle(local, leg)
+    assert store(local).get_call(leg.call_control_id).status == CallStatus.TRANSFERRED
+
+
+def test_streaming_failed_webhook_restarts_listening(local: Simulation) -> None:
+    leg = local.emulator.incoming_call()
+    assert local.emulator.wait_for_gather(leg, 5)
+    local.emulator._stream_failed(leg, leg.stream_url, "connection_failed")
+    assert wait_until(lambda: len(accepted(local, leg.call_control_id, "streaming_start")) == 1)
+    assert store(local).get_call(leg.call_control_id).listening == "restarted"
+
+
+def test_simulate_local_engine_runs_the_real_audio_path(local: Simulation, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from simulator.scenario import load_scenario
+    [result] = local.run([load_scenario(ROOT / "examples" / "calls" / "02-asks-for-human.yaml")])
+    assert result.passed, result.problems
+    assert result.heard and "real person" in result.heard[0]["text"].lower()
+    assert result.leg.log.escalation_latency_ms is not None
