@@ -34,6 +34,11 @@ class UtteranceCutter:
         self._fed_s = 0.0
 
     @property
+    def fed_s(self) -> float:
+        """Seconds of audio fed so far (the stream's clock)."""
+        return self._fed_s
+
+    @property
     def in_speech(self) -> bool:
         """True while the caller is talking."""
         return bool(self._endpointer.in_speech)

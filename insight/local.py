@@ -81,7 +81,9 @@ class CallListener:
     def _hand_off(self, utterance: Utterance) -> None:
         self._count += 1
         source_id = f"local:{self.stream_id}:{self._count}"
-        self._engine.transcribe_later(self.call_control_id, source_id, utterance, time.monotonic())
+        # Audio arrives in real time, so the speech ended as long ago as the stream has run since.
+        ended_at = time.monotonic() - max(0.0, self._cutter.fed_s - utterance.end_s)
+        self._engine.transcribe_later(self.call_control_id, source_id, utterance, ended_at)
 
 
 class LocalEngine(ListeningEngine):

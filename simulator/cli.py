@@ -72,4 +72,7 @@ def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, co
 
 def register(app: Flask) -> None:
     """Add the simulator's commands to `flask`."""
+    from .listen_bench import listen_bench
+
     app.cli.add_command(simulate)
+    app.cli.add_command(listen_bench)

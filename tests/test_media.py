@@ -223,3 +223,18 @@ def test_simulate_local_engine_runs_the_real_audio_path(local: Simulation, tmp_p
     assert result.passed, result.problems
     assert result.heard and "real person" in result.heard[0]["text"].lower()
     assert result.leg.log.escalation_latency_ms is not None
+
+
+def test_listen_bench_reports_speed_latency_and_memory(app_config: dict[str, object], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ivr import create_app
+    app = create_app({**app_config, "LIFELINE_ENGINE": "local", "LIFELINE_PUBLIC_URL": "http://127.0.0.1"})
+    try:
+        out = tmp_path / "listen.json"
+        result = app.test_cli_runner().invoke(args=["listen-bench", "--calls", "1", "--per-call", "1",
+                                                    "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        [run] = json.loads(out.read_text())["runs"]
+        assert run["calls"] == 1 and run["utterances"] >= 1
+        assert run["rtf_p50"] > 0 and run["latency_ms_p50"] > 0 and run["peak_rss_mb"] > 50
+    finally:
+        app.extensions["lifeline"].close()
