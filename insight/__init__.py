@@ -10,7 +10,8 @@ from .base import ListeningEngine
 if TYPE_CHECKING:
     from ivr.config import Settings
 
-ENGINES = {"telnyx": "insight.telnyx:TelnyxTranscription", "local": "insight.local:LocalEngine"}
+ENGINES = {"telnyx": "insight.telnyx:TelnyxTranscription", "local": "insight.local:LocalEngine",
+           "symbl": "insight.symbl:SymblEngine"}
 
 
 def make_engine(settings: Settings) -> ListeningEngine:

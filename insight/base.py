@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class PolledMessage(NamedTuple):
+    """A message an engine fetched: its id (for de-duplication), text, and optional scores."""
+
+    source_id: str
+    text: str
+    confidence: float | None
+    score: float | None
 
 
 class ListeningEngine(ABC):
     """Turns a caller's speech into messages; the IVR asks it how to listen when answering."""
 
     name: str
+    polls = False  # True for engines whose messages the monitor's sweep must fetch
 
     def bind(self, sink: Callable[[str, str, str, float], None]) -> None:
         """Where an engine that hears the caller itself delivers messages (ccid, id, text, confidence)."""
@@ -27,6 +37,14 @@ class ListeningEngine(ABC):
     def restart_options(self, call_control_id: str) -> dict[str, Any] | None:
         """Parameters of a `streaming_start` that restarts listening, or None if it cannot."""
         return None
+
+    def call_answered(self, call_control_id: str) -> None:
+        """The caller's leg is up; must return at once (it runs inside a webhook's handling)."""
+        return None
+
+    def poll(self, call_control_id: str) -> list[PolledMessage]:
+        """New messages of a call, for engines that poll (called by the monitor, never a webhook)."""
+        return []
 
     def stop(self, call_control_id: str) -> None:
         """Release whatever the engine holds for a call that ended."""

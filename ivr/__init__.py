@@ -77,9 +77,9 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     services = Services(
         engine=engine, scorer=SentimentScorer(), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
-    monitor = Monitor(store, sender, telnyx, menu, services, settings.sweep_interval_s,
-                      settings.transfer_timeout_s, settings.stale_call_s)
     calls = CallService(store, menu, sender, services)
+    monitor = Monitor(store, sender, telnyx, menu, services, settings.sweep_interval_s,
+                      settings.transfer_timeout_s, settings.stale_call_s, calls)
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,
         verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),

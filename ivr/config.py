@@ -137,6 +137,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
         command_timeout_s=timeout,
         transfer_timeout_s=transfer_timeout,
         secret_key=get("LIFELINE_SECRET_KEY"),
+        extra={k: v for k in ("SYMBL_API_BASE_URL", "SYMBL_DIAL_IN") if (v := get(k))},
         whisper_model=Path(whisper_model) if whisper_model else None,
         whisper_threads=whisper_threads,
         transcription_workers=transcription_workers,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from insight.base import ListeningEngine
-from insight.sentiment import SentimentScorer
+from insight.sentiment import Sentiment, SentimentScorer, label
 from transfer.executor import TransferExecutor
 from transfer.rules import Decision, RuleSet
 
@@ -71,6 +71,7 @@ def on_answered(ctx: CallContext, svc: Services) -> None:
                        answered_at=time.time())
     ctx.send("gather_using_speak", call.call_control_id, f"menu:{ctx.event.id}",
              **menu.gather(menu.start, lead_in=menu.greeting))
+    svc.engine.call_answered(call.call_control_id)
 
 
 def on_gather_ended(ctx: CallContext, svc: Services) -> None:
@@ -121,12 +122,12 @@ def on_transcription(ctx: CallContext, svc: Services) -> None:
 
 
 def hear(ctx: CallContext, svc: Services, call: CallRecord, engine: str, source_id: str, text: str,
-         confidence: float | None) -> None:
-    """Score what the caller said, store it once, and let the rules judge it at once."""
+         confidence: float | None, score: float | None = None) -> None:
+    """Score what the caller said (unless the engine scored it), store it once, judge it at once."""
     text = mask_digits(text.strip())
     if not text or not call.is_active:
         return
-    sentiment = svc.scorer.score(text)
+    sentiment = svc.scorer.score(text) if score is None else Sentiment(score, label(score))
     if not ctx.tx.add_message(call.call_control_id, engine, source_id, text, confidence,
                               sentiment.score, sentiment.label):
         return

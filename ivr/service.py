@@ -46,11 +46,11 @@ class CallService:
         return "handled"
 
     def hear(self, call_control_id: str, engine: str, source_id: str, text: str,
-             confidence: float | None) -> None:
+             confidence: float | None, score: float | None = None) -> None:
         """A listening engine heard the caller say something."""
         self._internal(call_control_id, "lifeline.message",
                        lambda ctx, call: hear(ctx, self._services, call, engine, source_id, text,
-                                              confidence))
+                                              confidence, score))
 
     def stream_lost(self, call_control_id: str, why: str) -> None:
         """The media stream of a call ended while the call was still up."""

@@ -21,6 +21,7 @@ from ivr.events import CallEvent
 from ivr.handlers import Services, agent_failed, escalate
 from ivr.menu import Menu
 from ivr.outbox import CommandSender
+from ivr.service import CallService
 from ivr.store import CallRecord, CallStatus, CallStore, Command, TransferStatus
 from ivr.telnyx_api import TelnyxCommands
 
@@ -38,6 +39,7 @@ class SweepReport:
     escalated: int = 0
     unstuck: int = 0
     closed: int = 0
+    polled: int = 0
 
 
 class Monitor:
@@ -45,12 +47,13 @@ class Monitor:
 
     def __init__(self, store: CallStore, sender: CommandSender, telnyx: TelnyxCommands, menu: Menu,
                  services: Services, interval_s: float, transfer_timeout_s: float,
-                 stale_after_s: float) -> None:
+                 stale_after_s: float, calls: CallService) -> None:
         self._store = store
         self._sender = sender
         self._telnyx = telnyx
         self._menu = menu
         self._services = services
+        self._calls = calls
         self.interval_s = interval_s
         self.resend_after_s = max(10.0, interval_s)
         self._stuck_after_s = transfer_timeout_s + STUCK_GRACE_S
@@ -61,6 +64,7 @@ class Monitor:
         """Run one sweep over every active call not swept in the last interval."""
         report = SweepReport(resent=self._sender.resend_due(older_than_s=self.resend_after_s))
         now = time.time() if now is None else now
+        report.polled = self._poll_engine()
         while True:
             commands: list[Command] = []
             with self._store.unit() as tx:
@@ -95,6 +99,20 @@ class Monitor:
                             call.call_control_id, transfer.attempt, now - transfer.updated_at)
                 agent_failed(ctx, self._services, transfer, "no_outcome")
                 report.unstuck += 1
+
+    def _poll_engine(self) -> int:
+        """Fetch messages for engines that poll (outside any transaction: it is HTTP)."""
+        engine = self._services.engine
+        if not engine.polls:
+            return 0
+        fetched = 0
+        for call in self._store.list_calls(limit=500, active_only=True):
+            for message in engine.poll(call.call_control_id):
+                # Repeats are dropped by the store (unique per call and message id).
+                self._calls.hear(call.call_control_id, engine.name, message.source_id, message.text,
+                                 message.confidence, message.score)
+                fetched += 1
+        return fetched
 
     def _close_lost_calls(self, now: float) -> int:
         """Close calls that have been silent for long and that Telnyx says are over."""
