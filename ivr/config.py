@@ -86,7 +86,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
         if not public_url.startswith(("http://", "https://")):
             problems.append(f"LIFELINE_PUBLIC_URL={public_url!r} must start with https:// "
                             "(the ngrok or load-balancer URL Telnyx reaches)")
-    engine = (get("LIFELINE_ENGINE", "telnyx") or "").lower()
+    engine = (get("LIFELINE_ENGINE", "local") or "").lower()
     if engine not in ENGINES:
         problems.append(f"LIFELINE_ENGINE={engine!r} is unknown: choose one of {', '.join(ENGINES)}")
     elif engine == "local" and not public_url:

@@ -43,10 +43,18 @@ def test_bad_setting_stops_startup_naming_it(tmp_path: Path, name: str, value: s
 
 def test_every_problem_is_reported_at_once_one_line_each(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings({"LIFELINE_ENGINE": "telnyx"}, tmp_path)
+        load_settings({"LIFELINE_ENGINE": "telnyx"}, tmp_path)  # three problems, three lines
     lines = str(caught.value).splitlines()
     assert [line.split(" ")[0] for line in lines] == ["TELNYX_API_KEY", "TELNYX_PUBLIC_KEY",
                                                       "LIFELINE_AGENTS"]
+
+
+def test_local_engine_is_the_default_and_needs_the_public_url(tmp_path: Path) -> None:
+    without_engine = {k: v for k, v in GOOD.items() if k != "LIFELINE_ENGINE"}
+    with pytest.raises(ConfigError, match="LIFELINE_PUBLIC_URL is not set: the local engine needs it"):
+        load_settings(without_engine, tmp_path)
+    settings = load_settings({**without_engine, "LIFELINE_PUBLIC_URL": "https://ivr.example.com"}, tmp_path)
+    assert settings.engine == "local"
 
 
 def test_postgres_url_uses_the_shipped_driver(tmp_path: Path) -> None:

@@ -177,3 +177,33 @@ def test_credentials_come_from_the_environment_or_symbl_conf(tmp_path: Path) -> 
     assert load_credentials({}, (tmp_path,)) == ("x", "y")
     with pytest.raises(ConfigError, match="SYMBL_APP_ID and SYMBL_APP_SECRET"):
         load_credentials({}, (tmp_path / "nowhere",))
+
+
+@responses.activate
+def test_polled_symbl_messages_reach_the_rules_through_the_monitor(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.runner import Simulation
+
+    from .conftest import AGENTS, wait_until
+    from .test_call_flow import accepted, store
+
+    responses.add_passthru("http://127.0.0.1")
+    monkeypatch.setenv("SYMBL_APP_ID", "app-id")
+    monkeypatch.setenv("SYMBL_APP_SECRET", "app-secret")
+    token_reply(responses)
+    responses.post(CONNECT_URL, status=201, json=CONNECTED)
+    angry = {"messages": [
+        {"id": "m1", "text": "Nobody is helping me", "sentiment": {"polarity": {"score": -0.7}}},
+        {"id": "m2", "text": "This is a waste of my time", "sentiment": {"polarity": {"score": -0.8}}}]}
+    responses.get(MESSAGES_URL, json=angry)
+    with Simulation({"LIFELINE_AGENTS": AGENTS, "SYMBL_API_BASE_URL": BASE,
+                     "SYMBL_DIAL_IN": "+12125550100"}, engine="symbl", speed=20) as sim:
+        leg = sim.emulator.incoming_call()
+        assert sim.emulator.wait_for_gather(leg, 5)
+        lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
+        lifeline.engine.wait_idle(5)
+        assert lifeline.monitor.sweep().polled == 2
+        assert lifeline.monitor.sweep().polled == 2  # Symbl repeats the whole list...
+        assert len(store(sim).messages(leg.call_control_id)) == 2  # ...stored once per message id
+        assert wait_until(lambda: bool(accepted(sim, leg.call_control_id, "transfer")))
+        assert store(sim).decisions(leg.call_control_id)[0]["rule"] == "negative_streak"
+        assert [m["score"] for m in store(sim).messages(leg.call_control_id)] == [-0.7, -0.8]
