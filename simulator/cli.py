@@ -70,9 +70,38 @@ def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, co
         raise SystemExit(1)
 
 
+@click.command("bench")
+@click.option("--engine", type=click.Choice(["telnyx", "local"]), default="telnyx", show_default=True)
+@click.option("--calls", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 2000), default=10, show_default=True)
+@click.option("--chaos", type=click.FloatRange(0.0, 0.5), default=0.0, show_default=True,
+              help="Share of webhooks/commands the emulator mistreats (0.1 = 10 %), plus random hang-ups.")
+@click.option("--speed", type=click.FloatRange(0.1, 100.0), default=10.0, show_default=True,
+              help="Time compression for the telnyx engine (the local engine always runs in real time).")
+@click.option("--workers", type=click.IntRange(1, 64), help="gunicorn workers (default: gunicorn.conf.py)")
+@click.option("--threads", type=click.IntRange(1, 1000), help="gunicorn threads per worker")
+@click.option("--database-url", help="Use this database instead of a fresh SQLite file.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+def bench(engine: str, calls: int, concurrency: int, chaos: float, speed: float, workers: int | None,
+          threads: int | None, database_url: str | None, json_out: Path | None) -> None:
+    """Drive generated calls through the app under gunicorn and report latency and correctness."""
+    from .bench import BenchConfig, run_bench, write_json
+
+    report = run_bench(BenchConfig(engine=engine, calls=calls, concurrency=concurrency, chaos=chaos,
+                                   speed=speed, workers=workers, threads=threads,
+                                   database_url=database_url), echo=click.echo)
+    click.echo(json.dumps(report, indent=2))
+    if json_out:
+        write_json(report, json_out)
+        click.echo(f"JSON report written to {json_out}")
+    if report["double_transfers"] or report["app_log_problems"] or report["calls_not_closed"]:
+        raise SystemExit(1)
+
+
 def register(app: Flask) -> None:
     """Add the simulator's commands to `flask`."""
     from .listen_bench import listen_bench
 
     app.cli.add_command(simulate)
     app.cli.add_command(listen_bench)
+    app.cli.add_command(bench)

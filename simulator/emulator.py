@@ -62,12 +62,37 @@ class Fault:
     drop: bool = False  # answer 200 but do nothing, as if the command were lost inside Telnyx
 
 
+@dataclass
+class Chaos:
+    """Misbehave like a bad day at Telnyx, each with probability `rate` (seeded, reproducible)."""
+
+    rate: float
+    seed: int = 7
+    timeout_s: float = 1.5  # longer than the app's command timeout in chaos runs
+
+    def __post_init__(self) -> None:
+        import random
+        self._random = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def happens(self, share: float = 1.0) -> bool:
+        """Roll the dice for one misbehaviour."""
+        with self._lock:
+            return self._random.random() < self.rate * share
+
+    def delay(self) -> float:
+        """How late a delayed webhook arrives."""
+        with self._lock:
+            return self._random.uniform(0.05, 0.4)
+
+
 class Emulator:
     """Telnyx as seen by one Lifeline app."""
 
-    def __init__(self, api_key: str = "KEY_emulator", speed: float = 1.0) -> None:
+    def __init__(self, api_key: str = "KEY_emulator", speed: float = 1.0, chaos: Chaos | None = None) -> None:
         self.api_key = api_key
         self.speed = speed
+        self.chaos = chaos
         self.signing_key = SigningKey.generate()
         self.webhook_url: str | None = None
         self.base_url: str | None = None
@@ -194,7 +219,7 @@ class Emulator:
         """Execute one Call Control command as Telnyx would."""
         if authorization != f"Bearer {self.api_key}":
             return error(401, "10009", "Authentication failed", "check the API key")
-        fault = self._take_fault(name)
+        fault = self._take_fault(name) or self._chaos_fault(name)
         if fault and fault.hold is not None:
             fault.hold.wait(timeout=30)
         entry = {"t": time.monotonic(), "call_control_id": call_control_id, "name": name,
@@ -257,6 +282,15 @@ class Emulator:
             if body.get("client_state"):
                 leg.client_state = body["client_state"]
         return reply
+
+    def _chaos_fault(self, name: str) -> Fault | None:
+        if self.chaos is None:
+            return None
+        if self.chaos.happens(0.5):
+            return Fault(name, status=500, code="10007")
+        if self.chaos.happens(0.25):
+            return Fault(name, delay_s=self.chaos.timeout_s)
+        return None
 
     def _take_fault(self, name: str) -> Fault | None:
         with self._lock:
@@ -464,8 +498,12 @@ class Emulator:
         call_log = leg.log
         with call_log.cond:
             call_log.in_flight += 1
-        self._delivery.submit(leg.call_control_id,
-                              lambda: self._deliver(call_log, event_type, payload))
+        deliver = lambda: self._deliver(call_log, event_type, payload)  # noqa: E731
+        if self.chaos is not None and self.chaos.happens():
+            # Late, and so out of order with what this leg sends next.
+            self._timers.after(self.chaos.delay(), lambda: self._delivery.submit(f"late-{uuid.uuid4()}", deliver))
+            return
+        self._delivery.submit(leg.call_control_id, deliver)
 
     def _deliver(self, call_log: CallLog, event_type: str, payload: dict[str, Any]) -> None:
         try:
@@ -497,11 +535,27 @@ class Emulator:
             call_log.add({"t_ms": call_log.t_ms(sent), "kind": "webhook", "type": event_type,
                           "status": status, "ack_ms": round((time.monotonic() - sent) * 1000, 2)})
             if 200 <= status < 300:
+                if self.chaos is not None and self.chaos.happens():
+                    self._duplicate(call_log, event_type, body)
                 return
             if 400 <= status < 500:
                 break
             time.sleep(0.2 * attempt)
         call_log.webhook_failures += 1
+
+
+    def _duplicate(self, call_log: CallLog, event_type: str, body: bytes) -> None:
+        """Deliver the very same event again, as Telnyx sometimes does."""
+        headers = {"content-type": "application/json", **sign(self.signing_key, body, int(time.time()))}
+        sent = time.monotonic()
+        try:
+            status = self._http.post(self.webhook_url or "", content=body, headers=headers).status_code
+        except httpx.HTTPError:
+            status = 0
+        call_log.add({"t_ms": call_log.t_ms(sent), "kind": "webhook", "type": event_type, "status": status,
+                      "ack_ms": round((time.monotonic() - sent) * 1000, 2), "duplicate": True})
+        if not 200 <= status < 300:
+            call_log.webhook_failures += 1
 
 
 def _iso_now() -> str:

@@ -1,0 +1,219 @@
+"""`flask bench`: many calls against the app served by gunicorn, as in production.
+
+The app runs as a gunicorn subprocess (gunicorn.conf.py: gthread workers) on a loopback port
+with a fresh database; this process runs the emulator and the callers. Callers cycle through the
+example scenarios. With --chaos, the emulator duplicates, delays and reorders webhooks, fails or
+stalls commands, and callers hang up at random moments. The report: escalation latency and
+webhook acknowledgement percentiles, errors, double transfers (an agent sent the same caller
+twice), calls the app never closed, and error lines in the app's log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from ivr.config import PROJECT_ROOT
+
+from .caller import CallResult, play
+from .emulator import Chaos, Emulator
+from .scenario import Scenario, Turn, load_scenario, require_audio
+from .server import ServerThread, emulator_app
+
+AGENTS = "+15550001111,+15550002222"
+_LOG_PROBLEM = re.compile(r"Traceback|\] ERROR |\bCRITICAL\b|Exception in worker")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark run."""
+
+    engine: str = "telnyx"
+    calls: int = 100
+    concurrency: int = 10
+    chaos: float = 0.0
+    speed: float = 10.0
+    workers: int | None = None
+    threads: int | None = None
+    database_url: str | None = None
+    seed: int = 7
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile (nearest rank) of values, or None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))], 2)
+
+
+def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the benchmark and return its report."""
+    scenarios = [load_scenario(p) for p in sorted((PROJECT_ROOT / "examples" / "calls").glob("*.yaml"))]
+    if config.engine == "local":
+        for scenario in scenarios:
+            require_audio(scenario)
+    rng = random.Random(config.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="lifeline-bench-"))
+    chaos = Chaos(config.chaos, seed=config.seed) if config.chaos else None
+    speed = 1.0 if config.engine == "local" else config.speed
+    emulator = Emulator(speed=speed, chaos=chaos)
+    emulator_server = ServerThread(emulator_app(emulator)).start()
+    emulator.base_url = emulator_server.url
+    database_url = config.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    port = _free_port()
+    log_path = workdir / "app.log"
+    app = _start_gunicorn(config, emulator, port, database_url, log_path, echo)
+    emulator.webhook_url = f"http://127.0.0.1:{port}/webhooks/telnyx"
+    results: list[CallResult] = []
+    started = time.monotonic()
+    try:
+        plan = [_maybe_hang_up_early(scenarios[i % len(scenarios)], chaos is not None, rng)
+                for i in range(config.calls)]
+        step = max(1, config.calls // 20)
+        with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="caller") as pool:
+            futures = [pool.submit(play, emulator, s, f"+1555{i % 10_000_000:07d}") for i, s in enumerate(plan)]
+            for done, future in enumerate(as_completed(futures), start=1):
+                results.append(future.result())
+                if done % step == 0 or done == config.calls:
+                    echo(f"  {done}/{config.calls} calls, {time.monotonic() - started:.0f} s")
+        unclosed = _wait_until_closed(database_url, results, timeout_s=30)
+    finally:
+        _stop(app)
+        emulator_server.stop()
+        emulator.close()
+    report = _report(config, results, unclosed, log_path, time.monotonic() - started)
+    if report["app_log_problems"]:
+        kept = Path("out") / "bench-app.log"
+        kept.parent.mkdir(exist_ok=True)
+        shutil.copy(log_path, kept)
+        report["app_log"] = str(kept)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return report
+
+
+def _maybe_hang_up_early(scenario: Scenario, chaos: bool, rng: random.Random) -> Scenario:
+    if not chaos or rng.random() > 0.15:
+        return scenario
+    cut = rng.randint(1, len(scenario.turns))
+    turns = scenario.turns[:cut] + (Turn("hangup", True),)
+    return dataclasses.replace(scenario, turns=turns)
+
+
+def _start_gunicorn(config: BenchConfig, emulator: Emulator, port: int, database_url: str,
+                    log_path: Path, echo: Callable[[str], None]) -> subprocess.Popen[bytes]:
+    env = {**os.environ,
+           "TELNYX_API_KEY": emulator.api_key, "TELNYX_PUBLIC_KEY": emulator.public_key_b64,
+           "TELNYX_API_BASE_URL": f"{emulator.base_url}/v2", "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+           "LIFELINE_ENGINE": config.engine, "LIFELINE_AGENTS": AGENTS, "DATABASE_URL": database_url,
+           "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": "2"}
+    if config.chaos:
+        env["LIFELINE_COMMAND_TIMEOUT"] = "1"
+    command = [sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
+               "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--error-logfile", str(log_path)]
+    if config.workers:
+        command += ["--workers", str(config.workers)]
+    if config.threads:
+        command += ["--threads", str(config.threads)]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen([*command, "app:app"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
+    echo(f"starting gunicorn on 127.0.0.1:{port} ({config.engine} engine)...")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}; see its log:\n"
+                               f"{log_path.read_text(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    _stop(process)
+    raise RuntimeError("gunicorn did not become healthy within 90 s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_closed(database_url: str, results: list[CallResult], timeout_s: float) -> int:
+    """Calls still open in the app's store once the callers are done (the monitor gets a chance)."""
+    ids = [r.leg.call_control_id for r in results]
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            with engine.connect() as conn:
+                open_ids = {row[0] for row in conn.execute(text("SELECT call_control_id FROM calls "
+                                                                "WHERE status != 'ended'"))}
+            unclosed = sum(1 for i in ids if i in open_ids)
+            if unclosed == 0 or time.monotonic() > deadline:
+                return unclosed
+            time.sleep(1)
+    finally:
+        engine.dispose()
+
+
+def _report(config: BenchConfig, results: list[CallResult], unclosed: int, log_path: Path,
+            elapsed: float) -> dict[str, Any]:
+    latencies = [r.leg.log.escalation_latency_ms for r in results
+                 if r.transfer_commands and r.leg.log.escalation_latency_ms is not None]
+    acks = [e["ack_ms"] for r in results for e in r.leg.log.timeline
+            if e["kind"] == "webhook" and 200 <= e["status"] < 300]
+    doubles = sum(1 for r in results
+                  if len({t["to"] for t in r.transfer_commands}) != len(r.transfer_commands))
+    log_lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+    problems = [line for line in log_lines if _LOG_PROBLEM.search(line)]
+    return {
+        "engine": config.engine, "calls": len(results), "concurrency": config.concurrency,
+        "chaos": config.chaos, "speed": 1.0 if config.engine == "local" else config.speed,
+        "database": "postgresql" if (config.database_url or "").startswith("postgres") else "sqlite",
+        "elapsed_s": round(elapsed, 1),
+        "escalations": len(latencies),
+        "escalation_latency_ms": {"p50": percentile(latencies, .5), "p95": percentile(latencies, .95),
+                                  "p99": percentile(latencies, .99)},
+        "webhooks": len(acks),
+        "ack_ms": {"p50": percentile(acks, .5), "p95": percentile(acks, .95), "p99": percentile(acks, .99)},
+        "errors": sum(r.leg.log.webhook_failures for r in results)
+                  + sum(1 for r in results if not r.leg.log.answered and not r.leg.log.ended_by),
+        "double_transfers": doubles,
+        "calls_not_closed": unclosed,
+        "app_log_problems": len(problems),
+        "app_log_sample": problems[:5],
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    """Save the report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
