@@ -55,6 +55,7 @@ class BenchConfig:
     threads: int | None = None
     database_url: str | None = None
     seed: int = 7
+    ramp_s: float = 10.0
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -89,8 +90,17 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
         plan = [_maybe_hang_up_early(scenarios[i % len(scenarios)], chaos is not None, rng)
                 for i in range(config.calls)]
         step = max(1, config.calls // 20)
+        # The first wave starts spread over ramp_s (real traffic does not arrive in one instant);
+        # after it, each caller slot starts its next call as soon as the previous one ends.
+        gap = config.ramp_s / config.concurrency
+
+        def call(index: int, scenario: Scenario) -> CallResult:
+            if index < config.concurrency:
+                time.sleep(index * gap)
+            return play(emulator, scenario, f"+1555{index % 10_000_000:07d}")
+
         with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="caller") as pool:
-            futures = [pool.submit(play, emulator, s, f"+1555{i % 10_000_000:07d}") for i, s in enumerate(plan)]
+            futures = [pool.submit(call, i, s) for i, s in enumerate(plan)]
             for done, future in enumerate(as_completed(futures), start=1):
                 results.append(future.result())
                 if done % step == 0 or done == config.calls:
@@ -186,10 +196,13 @@ def _report(config: BenchConfig, results: list[CallResult], unclosed: int, log_p
             if e["kind"] == "webhook" and 200 <= e["status"] < 300]
     doubles = sum(1 for r in results
                   if len({t["to"] for t in r.transfer_commands}) != len(r.transfer_commands))
+    # A caller who never got a menu (or an answer) was not served: overload, not success.
+    stuck = [r for r in results if any("no menu opened" in p or "never answered" in p for p in r.problems)]
     log_lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
     problems = [line for line in log_lines if _LOG_PROBLEM.search(line)]
     return {
         "engine": config.engine, "calls": len(results), "concurrency": config.concurrency,
+        "ramp_s": config.ramp_s, "workers": config.workers, "threads": config.threads,
         "chaos": config.chaos, "speed": 1.0 if config.engine == "local" else config.speed,
         "database": "postgresql" if (config.database_url or "").startswith("postgres") else "sqlite",
         "elapsed_s": round(elapsed, 1),
@@ -198,8 +211,8 @@ def _report(config: BenchConfig, results: list[CallResult], unclosed: int, log_p
                                   "p99": percentile(latencies, .99)},
         "webhooks": len(acks),
         "ack_ms": {"p50": percentile(acks, .5), "p95": percentile(acks, .95), "p99": percentile(acks, .99)},
-        "errors": sum(r.leg.log.webhook_failures for r in results)
-                  + sum(1 for r in results if not r.leg.log.answered and not r.leg.log.ended_by),
+        "errors": sum(r.leg.log.webhook_failures for r in results) + len(stuck),
+        "calls_without_menu": len(stuck),
         "double_transfers": doubles,
         "calls_not_closed": unclosed,
         "app_log_problems": len(problems),

@@ -81,20 +81,23 @@ def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, co
 @click.option("--workers", type=click.IntRange(1, 64), help="gunicorn workers (default: gunicorn.conf.py)")
 @click.option("--threads", type=click.IntRange(1, 1000), help="gunicorn threads per worker")
 @click.option("--database-url", help="Use this database instead of a fresh SQLite file.")
+@click.option("--ramp", type=click.FloatRange(0.0, 600.0), default=10.0, show_default=True,
+              help="Seconds over which the first CONCURRENCY calls start.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 def bench(engine: str, calls: int, concurrency: int, chaos: float, speed: float, workers: int | None,
-          threads: int | None, database_url: str | None, json_out: Path | None) -> None:
+          threads: int | None, database_url: str | None, ramp: float, json_out: Path | None) -> None:
     """Drive generated calls through the app under gunicorn and report latency and correctness."""
     from .bench import BenchConfig, run_bench, write_json
 
     report = run_bench(BenchConfig(engine=engine, calls=calls, concurrency=concurrency, chaos=chaos,
                                    speed=speed, workers=workers, threads=threads,
-                                   database_url=database_url), echo=click.echo)
+                                   database_url=database_url, ramp_s=ramp), echo=click.echo)
     click.echo(json.dumps(report, indent=2))
     if json_out:
         write_json(report, json_out)
         click.echo(f"JSON report written to {json_out}")
-    if report["double_transfers"] or report["app_log_problems"] or report["calls_not_closed"]:
+    if report["double_transfers"] or report["app_log_problems"] or report["calls_not_closed"] \
+            or report["errors"]:
         raise SystemExit(1)
 
 

@@ -102,7 +102,9 @@ class Emulator:
         self._faults: list[Fault] = []
         self._timers = Timers()
         self._delivery = KeyedSerialExecutor(64, "emulator-webhook")
-        self._http = httpx.Client(timeout=10.0)
+        # Room for every concurrent call's webhook: a pool that queues would inflate measured acks.
+        self._http = httpx.Client(timeout=10.0, limits=httpx.Limits(max_connections=2000,
+                                                                    max_keepalive_connections=500))
         self._commands: dict[str, Callable[[Leg, dict[str, Any]], Reply]] = {
             "answer": self._answer, "speak": self._speak,
             "gather_using_speak": self._gather_using_speak, "transfer": self._transfer,

@@ -238,3 +238,35 @@ def test_listen_bench_reports_speed_latency_and_memory(app_config: dict[str, obj
         assert run["rtf_p50"] > 0 and run["latency_ms_p50"] > 0 and run["peak_rss_mb"] > 50
     finally:
         app.extensions["lifeline"].close()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.one_of(
+    st.text(max_size=200), st.binary(max_size=200),
+    st.fixed_dictionaries({"event": st.sampled_from(["start", "media", "stop", "dtmf", "mark", "x"])},
+                          optional={"media": st.dictionaries(st.sampled_from(["payload", "chunk", "track"]),
+                                                             st.one_of(st.text(max_size=20), st.integers(),
+                                                                       st.none()), max_size=3),
+                                    "start": st.one_of(st.none(), st.dictionaries(st.text(max_size=8),
+                                                                                  st.text(max_size=8))),
+                                    "sequence_number": st.one_of(st.text(max_size=5), st.integers())}
+                          ).map(json.dumps)))
+def test_hostile_media_frames_only_ever_raise_malformed_frame(raw: str | bytes) -> None:
+    try:
+        parsed = parse_frame(raw)
+    except MalformedFrame:
+        return
+    assert isinstance(parsed.event, str)
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks=st.lists(st.one_of(st.none(), st.integers(min_value=0, max_value=60)), max_size=80))
+def test_reorder_buffer_never_releases_a_chunk_twice_or_backwards(chunks: list[int | None]) -> None:
+    buffer = ReorderBuffer(depth=4, silence=b"")
+    released = [p for c in chunks for p in buffer.push(c, str(c).encode()) if p]
+    numbered = [int(p) for p in released if p != b"None"]
+    assert numbered == sorted(numbered) and len(numbered) == len(set(numbered))
