@@ -98,7 +98,8 @@ class SymblClient:
 
     def messages(self, conversation_id: str) -> list[SymblMessage]:
         """Every message of the conversation so far (Symbl does not paginate this list)."""
-        body = self._call("GET", f"/v1/conversations/{conversation_id}/messages", params={"sentiment": "true"})
+        body = self._call("GET", f"/v1/conversations/{conversation_id}/messages",
+                          params={"sentiment": "true"})
         found = []
         for item in body.get("messages") or []:
             if not isinstance(item, dict) or not item.get("id") or not isinstance(item.get("text"), str):

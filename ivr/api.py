@@ -39,13 +39,14 @@ def list_calls() -> ResponseReturnValue:
 
 @bp.get("/api/calls/<path:call_control_id>")
 def call_detail(call_control_id: str) -> ResponseReturnValue:
-    """One call: its record, transfers, messages, events and commands."""
+    """One call: its record, decisions, transfers, messages, events and commands."""
     store = current_app.extensions["lifeline"].store
     call = store.get_call(call_control_id)
     if call is None:
         return error_response(404, f"no call {call_control_id!r}")
     return jsonify(
         call=asdict(call),
+        decisions=store.decisions(call_control_id),
         transfers=[asdict(t) for t in store.transfers(call_control_id)],
         messages=store.messages(call_control_id),
         events=[{k: e[k] for k in ("id", "event_type", "occurred_at", "received_at", "attempt")}

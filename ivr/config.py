@@ -200,22 +200,20 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
 
 
 def _int(value: str | None, name: str, low: int, high: int, problems: list[str]) -> int:
-    try:
-        number = int(value or "")
-    except ValueError:
-        number = low - 1
-    if not low <= number <= high:
-        problems.append(f"{name}={value!r} must be a whole number from {low} to {high}")
-        return low
-    return number
+    return int(_bounded(value, name, low, high, problems, int, "a whole number"))
 
 
 def _float(value: str | None, name: str, low: float, high: float, problems: list[str]) -> float:
+    return _bounded(value, name, low, high, problems, float, "a number")
+
+
+def _bounded(value: str | None, name: str, low: float, high: float, problems: list[str],
+             parse: type[int] | type[float], noun: str) -> float:
     try:
-        number = float(value or "")
+        number = float(parse(value or ""))
     except ValueError:
         number = low - 1
     if not low <= number <= high:
-        problems.append(f"{name}={value!r} must be a number from {low} to {high}")
+        problems.append(f"{name}={value!r} must be {noun} from {low:g} to {high:g}")
         return low
     return number

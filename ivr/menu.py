@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError
+from .yamlfile import read_yaml
 
 OPERATOR_DIGIT = "0"
 _DIGITS = set("0123456789*#")
@@ -82,12 +81,7 @@ class Menu:
 
 def load_menu(path: Path) -> Menu:
     """Read and check an IVR file; ConfigError names the file, the key and the fix."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"LIFELINE_IVR={path}: cannot read it ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"LIFELINE_IVR={path}: not valid YAML ({exc})") from exc
+    document = read_yaml(path, f"LIFELINE_IVR={path}", ConfigError)
     problems: list[str] = []
     menu = _build(document, problems)
     if problems or menu is None:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -503,7 +503,8 @@ class Emulator:
         deliver = lambda: self._deliver(call_log, event_type, payload)  # noqa: E731
         if self.chaos is not None and self.chaos.happens():
             # Late, and so out of order with what this leg sends next.
-            self._timers.after(self.chaos.delay(), lambda: self._delivery.submit(f"late-{uuid.uuid4()}", deliver))
+            late_key = f"late-{uuid.uuid4()}"
+            self._timers.after(self.chaos.delay(), lambda: self._delivery.submit(late_key, deliver))
             return
         self._delivery.submit(leg.call_control_id, deliver)
 
@@ -561,4 +562,4 @@ class Emulator:
 
 
 def _iso_now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")

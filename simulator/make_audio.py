@@ -53,7 +53,7 @@ def add_audio(path: Path, force: bool) -> int:
     if len(say_lines) != len(says):
         raise ScenarioError(f"{path}: write each `say` on one line so audio can be added after it")
     made = 0
-    for number, (turn, line_no) in reversed(list(enumerate(zip(says, say_lines), start=1))):
+    for number, (turn, line_no) in reversed(list(enumerate(zip(says, say_lines, strict=True), start=1))):
         relative = Path("audio") / f"{path.stem}-{number}.wav"
         if turn.audio is not None and turn.audio.is_file() and not force:
             continue

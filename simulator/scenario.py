@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ivr.yamlfile import read_yaml
 
 AGENT_BEHAVIOURS = ("answer", "no_answer", "busy", "reject")
 _TOP_KEYS = {"name", "from", "agent", "expect", "turns"}
@@ -55,12 +55,7 @@ class Scenario:
 
 def load_scenario(path: Path) -> Scenario:
     """Read and check one scenario file."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read it ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML ({exc})") from exc
+    document = read_yaml(path, str(path), ScenarioError)
     if not isinstance(document, dict):
         raise ScenarioError(f"{path}: a scenario is a mapping with `name` and `turns`")
     unknown = set(document) - _TOP_KEYS

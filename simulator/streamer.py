@@ -43,7 +43,8 @@ class MediaStreamer:
     def play(self, pcmu: bytes) -> threading.Event:
         """Queue speech; the event is set when its last frame has been sent."""
         done = threading.Event()
-        frames = [pcmu[i:i + FRAME_BYTES].ljust(FRAME_BYTES, b"\xff") for i in range(0, len(pcmu), FRAME_BYTES)]
+        frames = [pcmu[i:i + FRAME_BYTES].ljust(FRAME_BYTES, b"\xff")
+                  for i in range(0, len(pcmu), FRAME_BYTES)]
         for index, frame in enumerate(frames):
             self._queue.append((frame, done if index == len(frames) - 1 else None))
         if not frames:

@@ -254,10 +254,31 @@ def test_commands_left_pending_are_resent_with_the_same_command_id(live: Simulat
     leg = live.emulator.incoming_call()
     lifeline = live.app.extensions["lifeline"]  # type: ignore[union-attr]
     assert wait_until(lambda: [o.status for o in lifeline.store.outbox(leg.call_control_id)]
-                      == [CommandStatus.PENDING] and len(live.emulator.commands_for(leg.call_control_id)) == 4)
+                      == [CommandStatus.PENDING]
+                      and len(live.emulator.commands_for(leg.call_control_id)) == 4)
     lifeline.sender.wait_idle(5)
     assert lifeline.sender.resend_due(older_than_s=0) == 1
     assert live.emulator.wait_for_gather(leg, 5)
     answers = live.emulator.commands_for(leg.call_control_id, "answer")
     assert [a["status"] for a in answers] == [503, 503, 503, 503, 200]
     assert len({a["command_id"] for a in answers}) == 1
+
+
+def test_call_record_api_shows_the_decision_transfer_and_transcript(live: Simulation) -> None:
+    leg = start_call(live)
+    body, headers = make_signer(live.emulator)("call.transcription", {
+        **leg.base_payload(), "transcription_data": {"transcript": "get me a supervisor", "is_final": True}})
+    live.app.test_client().post("/webhooks/telnyx", data=body, headers=headers)  # type: ignore[union-attr]
+    assert wait_until(lambda: leg.log.bridged)
+    settle(live, leg)
+    detail = live.app.test_client().get(f"/api/calls/{leg.call_control_id}").get_json()  # type: ignore[union-attr]
+    assert detail["call"]["status"] == "transferred"
+    assert detail["decisions"][0]["rule"] == "asks_for_human"
+    assert detail["transfers"][0]["status"] == "connected"
+    assert detail["messages"][0]["text"] == "get me a supervisor"
+    assert [c["name"] for c in detail["commands"]][:2] == ["answer", "gather_using_speak"]
+    listing = live.app.test_client().get("/api/calls?active=1").get_json()  # type: ignore[union-attr]
+    assert [c["call_control_id"] for c in listing["calls"]] == [leg.call_control_id]
+    assert live.app.test_client().get("/api/calls/v3:nope").status_code == 404  # type: ignore[union-attr]
+    assert live.app.test_client().get("/api/calls?limit=x").get_json()["error"]["status"] == 400  # type: ignore[union-attr]
+    assert live.app.test_client().get("/healthz").get_json()["status"] == "ok"  # type: ignore[union-attr]

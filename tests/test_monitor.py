@@ -23,7 +23,8 @@ from .test_store_contract import postgres_url_or_skip
 
 def say(sim: Simulation, leg, text: str) -> None:  # type: ignore[no-untyped-def]
     body, headers = make_signer(sim.emulator)("call.transcription", {
-        **leg.base_payload(), "transcription_data": {"transcript": text, "confidence": 0.9, "is_final": True}})
+        **leg.base_payload(),
+        "transcription_data": {"transcript": text, "confidence": 0.9, "is_final": True}})
     assert sim.app.test_client().post("/webhooks/telnyx", data=body, headers=headers).status_code == 200  # type: ignore[union-attr]
 
 
@@ -88,7 +89,8 @@ def test_sentiment_transfer_records_the_decision_and_says_the_handoff_first(live
     say(live, leg, "this is getting really frustrating")
     assert wait_until(lambda: leg.log.bridged)
     settle(live, leg)
-    requests = [r for r in live.emulator.commands_for(leg.call_control_id) if r["name"] in ("speak", "transfer")]
+    requests = [r for r in live.emulator.commands_for(leg.call_control_id)
+                if r["name"] in ("speak", "transfer")]
     assert [r["name"] for r in requests] == ["speak", "transfer"]
     assert requests[0]["body"]["payload"] == "Let me connect you to someone who can help."
     [decision] = store(live).decisions(leg.call_control_id)

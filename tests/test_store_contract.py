@@ -12,8 +12,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ivr.store import (CallRecord, CallStatus, CallStore, Command, CommandStatus, SqlStore,
-                       TransferRecord, TransferStatus)
+from ivr.store import (
+    CallRecord,
+    CallStatus,
+    CallStore,
+    Command,
+    CommandStatus,
+    SqlStore,
+    TransferRecord,
+    TransferStatus,
+)
 
 from .conftest import PG_URL
 

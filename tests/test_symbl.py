@@ -10,9 +10,9 @@ import pytest
 import responses
 from responses import matchers
 
+from insight.symbl import SymblClient, SymblEngine, load_credentials
 from ivr.config import load_settings
 from ivr.errors import ConfigError, ProviderError
-from insight.symbl import SymblClient, SymblEngine, load_credentials
 
 BASE = "https://symbl.example.test"
 TOKEN_URL = f"{BASE}/oauth2/token:generate"
@@ -50,8 +50,9 @@ def client(clock: Clock) -> SymblClient:
 
 
 def token_reply(rsps: responses.RequestsMock, token: str = "jwt-1", expires: int = 86400) -> None:
-    rsps.post(TOKEN_URL, json={"accessToken": token, "expiresIn": expires}, match=[matchers.json_params_matcher(
-        {"type": "application", "appId": "app-id", "appSecret": "app-secret"})])
+    credentials = {"type": "application", "appId": "app-id", "appSecret": "app-secret"}
+    rsps.post(TOKEN_URL, json={"accessToken": token, "expiresIn": expires},
+              match=[matchers.json_params_matcher(credentials)])
 
 
 @responses.activate
@@ -63,7 +64,8 @@ def test_start_poll_and_stop_follow_the_documented_shapes(client: SymblClient) -
     responses.post(CONNECT_URL, json={}, match=[matchers.json_params_matcher(
         {"operation": "stop", "connectionId": CONNECTED["connectionId"]})])
     connection = client.start({"type": "pstn", "phoneNumber": "12125550100", "dtmf": ",,123#"}, "IVR call")
-    assert (connection.connection_id, connection.conversation_id) == (CONNECTED["connectionId"], "51356232423")
+    assert connection.connection_id == CONNECTED["connectionId"]
+    assert connection.conversation_id == "51356232423"
     start_body = json.loads(responses.calls[1].request.body)
     assert start_body["operation"] == "start" and start_body["endpoint"]["type"] == "pstn"
     messages = client.messages(connection.conversation_id)
@@ -112,7 +114,8 @@ def test_bad_credentials_are_named(client: SymblClient) -> None:
 
 @pytest.fixture
 def engine(client: SymblClient, tmp_path: Path) -> SymblEngine:
-    settings = load_settings({"TELNYX_API_KEY": "k", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+    settings = load_settings({"TELNYX_API_KEY": "k",
+                              "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
                               "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}, tmp_path)
     return SymblEngine(replace(settings, extra={"SYMBL_DIAL_IN": "+12125550100"}), client=client,
                        clock=client._clock)

@@ -18,7 +18,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from ivr.context import CallContext
 from ivr.events import CallEvent
-from ivr.handlers import Services, agent_failed, escalate
+from ivr.handlers import Services, agent_failed
 from ivr.menu import Menu
 from ivr.outbox import CommandSender
 from ivr.service import CallService

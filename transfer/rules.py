@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
 from ivr.errors import ConfigError
 from ivr.store.records import Message
+from ivr.yamlfile import read_yaml
 
 
 @dataclass(frozen=True)
@@ -255,13 +254,8 @@ class RuleSet:
 
 def load_rules(path: Path) -> RuleSet:
     """Read and check a rules file; ConfigError names the file, the rule and the fix."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"LIFELINE_RULES={path}: cannot read it ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"LIFELINE_RULES={path}: not valid YAML ({exc})") from exc
     where = f"LIFELINE_RULES={path}"
+    document = read_yaml(path, where, ConfigError)
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
         raise ConfigError(f"{where}: the file must have a `rules:` list")
     unknown = set(document) - {"rules", "handoff"}

@@ -200,7 +200,8 @@ class SqlStore(CallStore):
         query = (select(schema.decisions).where(schema.decisions.c.call_control_id == call_control_id)
                  .order_by(schema.decisions.c.id))
         with self.engine.connect() as conn:
-            return [{**dict(r), "evidence": json.loads(r["evidence"])} for r in conn.execute(query).mappings()]
+            rows = conn.execute(query).mappings()
+            return [{**dict(r), "evidence": json.loads(r["evidence"])} for r in rows]
 
     def outbox(self, call_control_id: str) -> list[OutboxEntry]:
         query = (select(schema.commands).where(schema.commands.c.call_control_id == call_control_id)
