@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import asdict
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 from .errors import error_response
 
 bp = Blueprint("api", __name__)
+
+
+@bp.before_request
+def require_token() -> ResponseReturnValue | None:
+    """Call records hold callers' numbers and words: only holders of LIFELINE_API_TOKEN see them."""
+    if request.endpoint == "api.health":
+        return None
+    expected = current_app.extensions["lifeline"].settings.api_token
+    if not expected:
+        return error_response(403, "the calls API is off: set LIFELINE_API_TOKEN and send it as "
+                                   "'Authorization: Bearer <token>' (or ?token= for the dashboard)")
+    header = request.headers.get("Authorization", "")
+    given = header[7:] if header.startswith("Bearer ") else request.args.get("token", "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return error_response(403, "wrong or missing API token")
+    return None
 
 
 @bp.get("/healthz")
@@ -35,6 +52,12 @@ def list_calls() -> ResponseReturnValue:
         return error_response(400, "limit must be a whole number from 1 to 500")
     calls = store.list_calls(limit=limit, active_only=request.args.get("active") in ("1", "true"))
     return jsonify(calls=[asdict(c) for c in calls])
+
+
+@bp.get("/dashboard")
+def dashboard() -> ResponseReturnValue:
+    """A page that watches live calls (it reads the API with the same token)."""
+    return render_template("dashboard.html")
 
 
 @bp.get("/api/calls/<path:call_control_id>")

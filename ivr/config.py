@@ -45,6 +45,7 @@ class Settings:
     command_workers: int = 16
     transfer_timeout_s: int = 30
     secret_key: str | None = None
+    api_token: str | None = None
     whisper_model: Path | None = None
     whisper_threads: int = 1
     transcription_workers: int = 2
@@ -137,6 +138,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
         command_timeout_s=timeout,
         transfer_timeout_s=transfer_timeout,
         secret_key=get("LIFELINE_SECRET_KEY"),
+        api_token=get("LIFELINE_API_TOKEN"),
         extra={k: v for k in ("SYMBL_API_BASE_URL", "SYMBL_DIAL_IN") if (v := get(k))},
         whisper_model=Path(whisper_model) if whisper_model else None,
         whisper_threads=whisper_threads,

@@ -69,7 +69,7 @@ def app(app_config: dict[str, object]) -> Iterator[Flask]:
 @pytest.fixture
 def live() -> Iterator[Simulation]:
     """The app served on loopback with its own emulator sending real signed webhooks."""
-    with Simulation({"LIFELINE_AGENTS": AGENTS}, speed=20) as sim:
+    with Simulation({"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": "test-token"}, speed=20) as sim:
         yield sim
 
 

@@ -271,14 +271,26 @@ def test_call_record_api_shows_the_decision_transfer_and_transcript(live: Simula
     live.app.test_client().post("/webhooks/telnyx", data=body, headers=headers)  # type: ignore[union-attr]
     assert wait_until(lambda: leg.log.bridged)
     settle(live, leg)
-    detail = live.app.test_client().get(f"/api/calls/{leg.call_control_id}").get_json()  # type: ignore[union-attr]
+    client = live.app.test_client()  # type: ignore[union-attr]
+    auth = {"Authorization": "Bearer test-token"}
+    assert client.get(f"/api/calls/{leg.call_control_id}").status_code == 403
+    assert client.get("/api/calls", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    detail = client.get(f"/api/calls/{leg.call_control_id}", headers=auth).get_json()
     assert detail["call"]["status"] == "transferred"
     assert detail["decisions"][0]["rule"] == "asks_for_human"
     assert detail["transfers"][0]["status"] == "connected"
     assert detail["messages"][0]["text"] == "get me a supervisor"
     assert [c["name"] for c in detail["commands"]][:2] == ["answer", "gather_using_speak"]
-    listing = live.app.test_client().get("/api/calls?active=1").get_json()  # type: ignore[union-attr]
+    listing = client.get("/api/calls?active=1", headers=auth).get_json()
     assert [c["call_control_id"] for c in listing["calls"]] == [leg.call_control_id]
-    assert live.app.test_client().get("/api/calls/v3:nope").status_code == 404  # type: ignore[union-attr]
-    assert live.app.test_client().get("/api/calls?limit=x").get_json()["error"]["status"] == 400  # type: ignore[union-attr]
-    assert live.app.test_client().get("/healthz").get_json()["status"] == "ok"  # type: ignore[union-attr]
+    assert client.get("/api/calls/v3:nope", headers=auth).status_code == 404
+    assert client.get("/api/calls?limit=x", headers=auth).get_json()["error"]["status"] == 400
+    assert client.get("/healthz").get_json()["status"] == "ok"
+    page = client.get("/dashboard?token=test-token")
+    assert page.status_code == 200 and b"Live calls" in page.data
+
+
+def test_calls_api_is_off_until_a_token_is_configured(app) -> None:  # type: ignore[no-untyped-def]
+    response = app.test_client().get("/api/calls")
+    assert response.status_code == 403
+    assert "set LIFELINE_API_TOKEN" in response.get_json()["error"]["message"]
