@@ -18,7 +18,7 @@ from transfer.rules import Decision, RuleSet
 
 from .context import CallContext
 from .events import CallEvent, encode_client_state
-from .menu import GOODBYE
+from .menu import AFTER_AGENTS, GOODBYE, VOICEMAIL_MAX_S
 from .security import mask_digits
 from .store import CallRecord, CallStatus, TransferRecord, TransferStatus
 
@@ -77,7 +77,7 @@ def on_answered(ctx: CallContext, svc: Services) -> None:
 def on_gather_ended(ctx: CallContext, svc: Services) -> None:
     """Route the caller's key press, or re-prompt after silence or a wrong key."""
     call = _caller(ctx)
-    if call is None or call.status != CallStatus.MENU or call.menu not in ctx.menu.nodes:
+    if call is None or call.status != CallStatus.MENU or not ctx.menu.has(call.menu):
         return
     status = ctx.event.status
     if status == "valid":
@@ -203,10 +203,20 @@ def agent_failed(ctx: CallContext, svc: Services, transfer: TransferRecord, caus
         return
     log.info("agent %s did not take %s (%s)", transfer.to_number, caller.call_control_id, cause)
     if not svc.transfers.next_agent(ctx, caller, transfer):
-        # Nobody picked up: never leave the caller in silence; back to the menu with an apology.
-        ctx.tx.update_call(caller.call_control_id, status=CallStatus.MENU, menu=ctx.menu.start,
-                           retries=0)
-        _open_menu(ctx, caller, ctx.menu.start, ctx.menu.no_agent)
+        # Nobody picked up: never leave the caller in silence; apologise and offer the menu or a message.
+        ctx.tx.update_call(caller.call_control_id, status=CallStatus.MENU, menu=AFTER_AGENTS, retries=0)
+        _open_menu(ctx, caller, AFTER_AGENTS, ctx.menu.no_agent)
+
+
+def on_recording_saved(ctx: CallContext, svc: Services) -> None:
+    """Keep where the caller's message is; it often arrives after the hangup."""
+    call = _caller(ctx)
+    urls = ctx.event.payload.get("recording_urls")
+    if call is None or not isinstance(urls, dict):
+        return
+    url = urls.get("mp3") or urls.get("wav")
+    if isinstance(url, str):
+        ctx.tx.update_call(call.call_control_id, recording_url=url[:1000])
 
 
 HANDLERS: dict[str, Handler] = {
@@ -219,6 +229,7 @@ HANDLERS: dict[str, Handler] = {
     "call.bridged": on_bridged,
     "call.hangup": on_hangup,
     "streaming.failed": on_streaming_failed,
+    "call.recording.saved": on_recording_saved,
 }
 
 
@@ -255,6 +266,12 @@ def _follow(ctx: CallContext, svc: Services, call: CallRecord, kind: str, target
         _open_menu(ctx, call, destination, text)
     elif kind == "transfer":
         escalate(ctx, svc, call, Decision("menu", text or "caller chose an agent in the menu"))
+    elif kind == "voicemail":
+        ctx.tx.update_call(call.call_control_id, status=CallStatus.VOICEMAIL, menu=None)
+        ctx.send("speak", call.call_control_id, f"voicemail:{ctx.event.id}",
+                 **ctx.menu.speak(ctx.menu.leave_message))
+        ctx.send("record_start", call.call_control_id, "voicemail", format="mp3", channels="single",
+                 play_beep=True, max_length=VOICEMAIL_MAX_S)
     else:
         _goodbye(ctx, call, lead_in=None)
 
@@ -263,7 +280,7 @@ def escalate(ctx: CallContext, svc: Services, call: CallRecord, decision: Decisi
     """Act on a decision; if this call's transfer was already spent, apologise instead of silence."""
     if svc.transfers.request(ctx, call, decision):
         return
-    if call.status == CallStatus.MENU and call.menu in ctx.menu.nodes:
+    if call.status == CallStatus.MENU and ctx.menu.has(call.menu):
         # This call's transfer was already decided and every agent has been tried.
         _open_menu(ctx, call, call.menu, ctx.menu.no_agent)
 
@@ -282,7 +299,7 @@ def _goodbye(ctx: CallContext, call: CallRecord, lead_in: str | None) -> None:
 def _caller_hung_up(ctx: CallContext, svc: Services, call: CallRecord) -> None:
     if not call.is_active:
         return
-    outcome = {CallStatus.TRANSFERRED: "transferred",
+    outcome = {CallStatus.TRANSFERRED: "transferred", CallStatus.VOICEMAIL: "voicemail",
                CallStatus.TRANSFERRING: "abandoned"}.get(call.status, "completed")
     ctx.tx.update_call(call.call_control_id, status=CallStatus.ENDED, outcome=outcome,
                        hangup_cause=ctx.event.hangup_cause, ended_at=time.time(), pending=None)

@@ -12,9 +12,11 @@ from .yamlfile import read_yaml
 OPERATOR_DIGIT = "0"
 _DIGITS = set("0123456789*#")
 _TOP_KEYS = {"voice", "language", "greeting", "start", "retries", "timeout_ms", "invalid",
-             "no_input", "goodbye", "no_agent", "menus"}
+             "no_input", "goodbye", "no_agent", "offer_message", "leave_message", "menus"}
 _OPTION_KINDS = ("menu", "say", "transfer", "goodbye")
 GOODBYE = "goodbye"
+AFTER_AGENTS = "_after_agents"  # the built-in choice offered when no agent took the call
+VOICEMAIL_MAX_S = 120
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,18 @@ class Menu:
     no_input: str
     goodbye: str
     no_agent: str
+    offer_message: str
+    leave_message: str
     nodes: dict[str, MenuNode]
+
+    def has(self, node: str | None) -> bool:
+        """Whether a call can be at this menu (one of the file's, or the after-agents choice)."""
+        return node == AFTER_AGENTS or node in self.nodes
 
     def option(self, node: str, digits: str) -> Option | None:
         """The option behind a key press; `0` is the operator in every menu."""
+        if node == AFTER_AGENTS:
+            return {"1": Option("menu", target=self.start), "2": Option("voicemail")}.get(digits)
         found = self.nodes[node].options.get(digits)
         if found is None and digits == OPERATOR_DIGIT:
             return Option("transfer", text="caller pressed 0 for the operator")
@@ -60,8 +70,11 @@ class Menu:
 
     def gather(self, node: str, lead_in: str | None = None) -> dict[str, Any]:
         """Parameters of the gather_using_speak that opens a menu, after an optional lead-in."""
-        prompt = self.nodes[node].prompt
-        keys = sorted(set(self.nodes[node].options) | {OPERATOR_DIGIT})
+        if node == AFTER_AGENTS:
+            prompt, keys = self.offer_message, ["1", "2"]
+        else:
+            prompt = self.nodes[node].prompt
+            keys = sorted(set(self.nodes[node].options) | {OPERATOR_DIGIT})
         return {
             "payload": f"{lead_in} {prompt}" if lead_in else prompt,
             "voice": self.voice,
@@ -140,6 +153,9 @@ def _build(document: object, problems: list[str]) -> Menu | None:
         no_input=text("no_input", "Sorry, I did not hear a choice."),
         goodbye=text("goodbye", "Thank you for calling. Goodbye."),
         no_agent=text("no_agent", "Sorry, nobody is available to take your call right now."),
+        offer_message=text("offer_message", "To go back to the menu, press 1. "
+                                            "To leave a message after the tone, press 2."),
+        leave_message=text("leave_message", "Please leave your message after the tone, then hang up."),
         nodes=nodes,
     )
     return None if problems else menu

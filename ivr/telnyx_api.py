@@ -55,6 +55,8 @@ class TelnyxCommands:
             "transcription_stop": actions.stop_transcription,
             "streaming_start": actions.start_streaming,
             "streaming_stop": actions.stop_streaming,
+            "record_start": actions.start_recording,
+            "record_stop": actions.stop_recording,
         }
 
     @property

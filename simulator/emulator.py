@@ -111,6 +111,7 @@ class Emulator:
             "hangup": self._hangup, "transcription_start": self._transcription_start,
             "transcription_stop": self._transcription_stop,
             "streaming_start": self._streaming_start, "streaming_stop": self._streaming_stop,
+            "record_start": self._record_start, "record_stop": self._record_stop,
         }
 
     @property
@@ -376,6 +377,26 @@ class Emulator:
         leg.transcribing = False
         return ok()
 
+    def _record_start(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        if not leg.answered:
+            return error(422, "90034", "Call not answered yet")
+        if body.get("format") not in ("mp3", "wav") or body.get("channels") not in ("single", "dual"):
+            return error(422, "10004", "Missing required parameter", "format and channels are required")
+        leg.recording = str(body["format"])
+        return ok()
+
+    def _record_stop(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        self._recording_saved(leg)
+        return ok()
+
+    def _recording_saved(self, leg: Leg) -> None:
+        if leg.recording is None:
+            return
+        url = f"https://emulator.invalid/recordings/{leg.call_leg_id}.{leg.recording}"
+        self._emit(leg, "call.recording.saved", recording_urls={leg.recording: url},
+                   channels="single", recording_started_at=_iso_now(), recording_ended_at=_iso_now())
+        leg.recording = None
+
     def _streaming_start(self, leg: Leg, body: dict[str, Any]) -> Reply:
         if not isinstance(body.get("stream_url"), str):
             return error(422, "10004", "Missing required parameter", "stream_url is required")
@@ -480,6 +501,7 @@ class Emulator:
             leg.streamer = None
         self._emit(leg, "call.hangup", state="hangup", hangup_cause=cause, hangup_source=source,
                    sip_hangup_cause="unspecified", start_time=_iso_now())
+        self._recording_saved(leg)  # Telnyx posts the recording after the hangup
         peer = self._legs.get(leg.bridged_with or "")
         if peer is not None and not peer.ended:
             self._end(peer, "normal_clearing", source)

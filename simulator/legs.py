@@ -74,6 +74,7 @@ class Leg:
     transcribing: bool = False
     stream_url: str | None = None
     streamer: Any = None
+    recording: str | None = None
     gather: Gather | None = None
     media_free_at: float = 0.0
     bridged_with: str | None = None

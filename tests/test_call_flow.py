@@ -164,9 +164,40 @@ def test_unanswered_agent_moves_on_to_the_next_then_apologises(live: Simulation)
                                                                                          SECOND_AGENT]
     transfers = store(live).transfers(leg.call_control_id)
     assert [(t.status, t.hangup_cause) for t in transfers] == [(TransferStatus.FAILED, "timeout")] * 2
-    apology = accepted(live, leg.call_control_id, "gather_using_speak")[-1]["body"]["payload"]
-    assert apology.startswith("Sorry, all of our agents are busy right now. For your account balance")
+    offer = accepted(live, leg.call_control_id, "gather_using_speak")[-1]["body"]
+    assert offer["payload"] == ("Sorry, all of our agents are busy right now. To go back to the menu, "
+                                "press 1. To leave a message after the tone, press 2.")
+    assert offer["valid_digits"] == "12"
     assert store(live).get_call(leg.call_control_id).status == CallStatus.MENU
+
+
+def test_caller_can_leave_a_message_when_no_agent_answers(live: Simulation) -> None:
+    leg = start_call(live, agent="busy")
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: len(accepted(live, leg.call_control_id, "gather_using_speak")) == 2, 5)
+    live.emulator.press(leg, "2")
+    assert wait_until(lambda: bool(accepted(live, leg.call_control_id, "record_start")))
+    [record] = accepted(live, leg.call_control_id, "record_start")
+    assert (record["body"]["play_beep"], record["body"]["max_length"], record["body"]["format"]) == (
+        True, 120, "mp3")
+    assert accepted(live, leg.call_control_id, "speak")[-1]["body"]["payload"].startswith(
+        "Please leave your message after the tone")
+    live.emulator.caller_hangs_up(leg)
+    settle(live, leg)
+    call = store(live).get_call(leg.call_control_id)
+    assert (call.status, call.outcome) == (CallStatus.ENDED, "voicemail")
+    assert call.recording_url is not None and call.recording_url.endswith(".mp3")
+
+
+def test_caller_can_go_back_to_the_menu_when_no_agent_answers(live: Simulation) -> None:
+    leg = start_call(live, agent="reject")
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: len(accepted(live, leg.call_control_id, "gather_using_speak")) == 2, 5)
+    live.emulator.press(leg, "1")
+    assert wait_until(lambda: len(accepted(live, leg.call_control_id, "gather_using_speak")) == 3, 5)
+    menu = accepted(live, leg.call_control_id, "gather_using_speak")[-1]["body"]["payload"]
+    assert menu.startswith("For your account balance, press 1.")
+    assert store(live).get_call(leg.call_control_id).menu == "main"
 
 
 @pytest.mark.parametrize("behaviour", ["busy", "reject"])
@@ -187,8 +218,8 @@ def test_pressing_0_again_after_every_agent_failed_gets_an_apology_not_silence(l
     assert wait_until(lambda: len(accepted(live, leg.call_control_id, "gather_using_speak")) >= 3, 5)
     settle(live, leg)
     assert len(accepted(live, leg.call_control_id, "transfer")) == 2
-    last = accepted(live, leg.call_control_id, "gather_using_speak")[-1]["body"]["payload"]
-    assert last.startswith("Sorry, all of our agents are busy right now.")
+    later = [r["body"]["payload"] for r in accepted(live, leg.call_control_id, "gather_using_speak")[2:]]
+    assert later and all(p.endswith("To leave a message after the tone, press 2.") for p in later)
 
 
 def test_caller_hanging_up_while_the_agent_rings_cancels_the_transfer(live: Simulation) -> None:

@@ -14,6 +14,7 @@ class CallStatus:
     ENDING = "ending"
     TRANSFERRING = "transferring"
     TRANSFERRED = "transferred"
+    VOICEMAIL = "voicemail"
     ENDED = "ended"
 
 
@@ -57,6 +58,7 @@ class CallRecord:
     ended_at: float | None = None
     swept_at: float | None = None
     listening: str | None = None
+    recording_url: str | None = None
 
     @property
     def is_active(self) -> bool:
