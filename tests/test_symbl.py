@@ -121,12 +121,17 @@ def engine(client: SymblClient, tmp_path: Path) -> SymblEngine:
                        clock=client._clock)
 
 
-@responses.activate
-def test_engine_polls_with_message_ids_and_backs_off_on_429(engine: SymblEngine, clock: Clock) -> None:
+def answer_call(engine: SymblEngine) -> None:
+    """A call is answered and Symbl's session for it starts (token, then endpoint:connect)."""
     token_reply(responses)
     responses.post(CONNECT_URL, status=201, json=CONNECTED)
     engine.call_answered("v3:call-1")
     engine.wait_idle(5)
+
+
+@responses.activate
+def test_engine_polls_with_message_ids_and_backs_off_on_429(engine: SymblEngine, clock: Clock) -> None:
+    answer_call(engine)
     assert json.loads(responses.calls[1].request.body)["endpoint"]["phoneNumber"] == "12125550100"
     responses.get(MESSAGES_URL, status=429, json={"message": "Maximum number of concurrent jobs reached"})
     assert engine.poll("v3:call-1") == []
@@ -142,10 +147,7 @@ def test_engine_polls_with_message_ids_and_backs_off_on_429(engine: SymblEngine,
 
 @responses.activate
 def test_5xx_doubles_the_backoff(engine: SymblEngine, clock: Clock) -> None:
-    token_reply(responses)
-    responses.post(CONNECT_URL, status=201, json=CONNECTED)
-    engine.call_answered("v3:call-1")
-    engine.wait_idle(5)
+    answer_call(engine)
     responses.get(MESSAGES_URL, status=503)
     engine.poll("v3:call-1")
     clock.now += 2.1
