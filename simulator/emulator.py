@@ -232,6 +232,34 @@ class Emulator:
             time.sleep(fault.delay_s)  # Telnyx did the work but answers late
         return reply
 
+    def dial(self, body: dict[str, Any], authorization: str | None, answer: str = "answer") -> Reply:
+        """POST /v2/calls: an outbound call; the far end answers after the ring (or does not)."""
+        if authorization != f"Bearer {self.api_key}":
+            return error(401, "10009", "Authentication failed", "check the API key")
+        missing = [k for k in ("connection_id", "to", "from") if not isinstance(body.get(k), str) or not body[k]]
+        if missing:
+            return error(422, "10004", "Missing required parameter", f"{', '.join(missing)} required")
+        leg = self._new_leg(body["from"], body["to"], "outgoing", "parked", "callee",
+                            CallLog(str(uuid.uuid4())))
+        leg.client_state = body.get("client_state")
+        leg.agent_behaviour = answer
+        self._emit(leg, "call.initiated", direction="outgoing", state="parked", start_time=_iso_now())
+
+        def far_end_decides() -> None:
+            with self._lock:
+                if leg.ended:
+                    return
+                if leg.agent_behaviour != "answer":
+                    self._end(leg, HANGUP_CAUSES.get(leg.agent_behaviour, "timeout"), "callee")
+                    return
+                leg.answered = True
+                self._emit(leg, "call.answered", state="answered", start_time=_iso_now())
+
+        self._timers.after(self.scaled(RING_S), far_end_decides)
+        return 200, {"data": {"record_type": "call", "call_control_id": leg.call_control_id,
+                              "call_leg_id": leg.call_leg_id, "call_session_id": leg.log.session_id,
+                              "is_alive": False, "client_state": leg.client_state}}
+
     def call_status(self, call_control_id: str, authorization: str | None) -> Reply:
         """GET /v2/calls/{id}: whether the leg is still up."""
         if authorization != f"Bearer {self.api_key}":

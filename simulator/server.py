@@ -27,6 +27,15 @@ def emulator_app(emulator: Emulator) -> Flask:
                                                     request.headers.get("Authorization"))
         return jsonify(reply), status
 
+    @app.post("/v2/calls")
+    def dial() -> ResponseReturnValue:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            status, reply = error(400, "10002", "Invalid JSON body")
+        else:
+            status, reply = emulator.dial(body, request.headers.get("Authorization"))
+        return jsonify(reply), status
+
     @app.get("/v2/calls/<path:call_control_id>")
     def status(call_control_id: str) -> ResponseReturnValue:
         status, reply = emulator.call_status(call_control_id, request.headers.get("Authorization"))

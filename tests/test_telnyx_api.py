@@ -94,3 +94,20 @@ def test_sdk_names_reach_telnyx_as_rest_fields(emulator: Emulator, client: Telny
     [request] = emulator.commands_for(ccid, "transfer")
     assert request["body"]["from"] == "+15550100000"
     assert request["body"]["command_id"] == "cmd-x"
+
+
+def test_emulator_dials_out_like_telnyx(emulator: Emulator, app_config: dict[str, object]) -> None:
+    import telnyx
+
+    from .conftest import wait_until
+
+    client = telnyx.Telnyx(api_key=emulator.api_key, base_url=str(app_config["TELNYX_API_BASE_URL"]),
+                           max_retries=0)
+    reply = client.calls.dial(connection_id="1494404757140276705", from_="+15550100000",
+                              to="+15550001111", client_state="eyJhIjoxfQ==")
+    leg = emulator.leg(reply.data.call_control_id)
+    assert leg is not None and reply.data.is_alive is False
+    assert (leg.direction, leg.to, leg.client_state) == ("outgoing", "+15550001111", "eyJhIjoxfQ==")
+    assert wait_until(lambda: leg.answered, timeout=3)
+    with pytest.raises(telnyx.UnprocessableEntityError):
+        client.calls.dial(connection_id="1494404757140276705", from_="+15550100000", to="")
