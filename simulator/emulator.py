@@ -236,7 +236,8 @@ class Emulator:
         """POST /v2/calls: an outbound call; the far end answers after the ring (or does not)."""
         if authorization != f"Bearer {self.api_key}":
             return error(401, "10009", "Authentication failed", "check the API key")
-        missing = [k for k in ("connection_id", "to", "from") if not isinstance(body.get(k), str) or not body[k]]
+        missing = [k for k in ("connection_id", "to", "from")
+                   if not isinstance(body.get(k), str) or not body[k]]
         if missing:
             return error(422, "10004", "Missing required parameter", f"{', '.join(missing)} required")
         leg = self._new_leg(body["from"], body["to"], "outgoing", "parked", "callee",
