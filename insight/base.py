@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 
 class PolledMessage(NamedTuple):
@@ -16,14 +16,24 @@ class PolledMessage(NamedTuple):
     score: float | None
 
 
+class EngineState(Protocol):
+    """Per-call engine data kept in the call store, so any worker or instance can use it."""
+
+    def load(self, call_control_id: str) -> dict[str, Any] | None:
+        """The data saved for a call, if any."""
+
+    def save(self, call_control_id: str, data: dict[str, Any] | None) -> None:
+        """Replace (or with None, clear) the data of a call."""
+
+
 class ListeningEngine(ABC):
     """Turns a caller's speech into messages; the IVR asks it how to listen when answering."""
 
     name: str
     polls = False  # True for engines whose messages the monitor's sweep must fetch
 
-    def bind(self, sink: Callable[[str, str, str, float], None]) -> None:
-        """Where an engine that hears the caller itself delivers messages (ccid, id, text, confidence)."""
+    def bind(self, sink: Callable[[str, str, str, float], None], state: EngineState | None = None) -> None:
+        """Where messages go (ccid, id, text, confidence), and where per-call data is kept."""
         return None
 
     def warm(self) -> None:

@@ -18,7 +18,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from ivr.serial import KeyedSerialExecutor
 
-from .base import ListeningEngine
+from .base import EngineState, ListeningEngine
 from .endpoint import Utterance, UtteranceCutter
 from .frames import ReorderBuffer
 from .g711 import decode
@@ -102,8 +102,8 @@ class LocalEngine(ListeningEngine):
         self._sink: MessageSink | None = None
         self.on_transcribed: Callable[[str, float, float], None] | None = None
 
-    def bind(self, sink: MessageSink) -> None:
-        """Where finished messages go (the IVR's rules)."""
+    def bind(self, sink: MessageSink, state: EngineState | None = None) -> None:
+        """Where finished messages go (the IVR's rules); per-call state stays in the listener."""
         self._sink = sink
 
     def warm(self) -> None:

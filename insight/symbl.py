@@ -28,7 +28,7 @@ import requests
 
 from ivr.errors import ConfigError, ProviderError
 
-from .base import ListeningEngine, PolledMessage
+from .base import EngineState, ListeningEngine, PolledMessage
 
 if TYPE_CHECKING:
     from ivr.config import Settings
@@ -184,9 +184,21 @@ class SymblEngine(ListeningEngine):
         self.client = client
         self._clock = clock
         self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lifeline-symbl")
-        self._sessions: dict[str, SymblConnection] = {}
+        self._state: EngineState | None = None
+        # Only a pacing hint: a worker that never saw a failure simply polls at the normal rate.
         self._backoff: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def bind(self, sink: Callable[[str, str, str, float], None], state: EngineState | None = None) -> None:
+        """Symbl's session ids live in the call store: the worker that gets the hangup may not be
+        the one that started the session."""
+        self._state = state
+
+    def _session(self, call_control_id: str) -> SymblConnection | None:
+        data = self._state.load(call_control_id) if self._state else None
+        if not data or "connection_id" not in data or "conversation_id" not in data:
+            return None
+        return SymblConnection(str(data["connection_id"]), str(data["conversation_id"]))
 
     def answer_options(self, call_control_id: str) -> dict[str, Any]:
         return {}
@@ -212,15 +224,18 @@ class SymblEngine(ListeningEngine):
                     return
                 time.sleep(0.5 * 2 ** attempt)
                 continue
-            with self._lock:
-                self._sessions[call_control_id] = connection
+            if self._state is not None:
+                self._state.save(call_control_id, {"connection_id": connection.connection_id,
+                                                   "conversation_id": connection.conversation_id})
             return
 
     def poll(self, call_control_id: str) -> list[PolledMessage]:
         with self._lock:
-            session = self._sessions.get(call_control_id)
             wait_until, delay = self._backoff.get(call_control_id, (0.0, 0.0))
-        if session is None or self._clock() < wait_until:
+        if self._clock() < wait_until:
+            return []
+        session = self._session(call_control_id)
+        if session is None:
             return []
         try:
             found = self.client.messages(session.conversation_id)
@@ -239,16 +254,21 @@ class SymblEngine(ListeningEngine):
 
     def stop(self, call_control_id: str) -> None:
         with self._lock:
-            session = self._sessions.pop(call_control_id, None)
             self._backoff.pop(call_control_id, None)
-        if session is not None:
-            self._workers.submit(self._stop, session)
+        # Off the webhook's path, and after its unit of work has committed.
+        self._workers.submit(self._stop, call_control_id)
 
-    def _stop(self, session: SymblConnection) -> None:
+    def _stop(self, call_control_id: str) -> None:
+        session = self._session(call_control_id)
+        if session is None:
+            return
         try:
             self.client.stop(session.connection_id)
         except ProviderError as exc:
             log.warning("Symbl stop of %s failed: %s", session.connection_id, exc)
+            return
+        if self._state is not None:
+            self._state.save(call_control_id, None)
 
     def wait_idle(self, timeout: float) -> bool:
         """Finish queued starts and stops (tests)."""

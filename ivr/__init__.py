@@ -85,7 +85,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
         calls=calls, monitor=monitor, engine=engine)
     engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
-                                                                   confidence))
+                                                                   confidence), state=calls)
     engine.warm()
 
     from . import api, media, webhooks

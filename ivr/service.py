@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from typing import Any
 
 from .context import CallContext
 from .events import CallEvent
@@ -50,6 +51,19 @@ class CallService:
         self._internal(call_control_id, "lifeline.message",
                        lambda ctx, call: hear(ctx, self._services, call, engine, source_id, text,
                                               confidence, score))
+
+    def load(self, call_control_id: str) -> dict[str, Any] | None:
+        """The listening engine's data for a call (EngineState)."""
+        call = self._store.get_call(call_control_id)
+        return json.loads(call.engine_state) if call is not None and call.engine_state else None
+
+    def save(self, call_control_id: str, data: dict[str, Any] | None) -> None:
+        """Replace the listening engine's data for a call (EngineState)."""
+        with self._store.unit() as tx:
+            call = tx.get_call(call_control_id)
+            if call is not None:
+                tx.update_call(call_control_id, engine_state=json.dumps(data) if data else None,
+                               updated_at=call.updated_at)
 
     def stream_lost(self, call_control_id: str, why: str) -> None:
         """The media stream of a call ended while the call was still up."""

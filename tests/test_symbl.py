@@ -112,13 +112,40 @@ def test_bad_credentials_are_named(client: SymblClient) -> None:
         client.token()
 
 
+class SharedState:
+    """What the call store gives engines: per-call data every worker sees."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, object]] = {}
+
+    def load(self, call_control_id: str) -> dict[str, object] | None:
+        return self.data.get(call_control_id)
+
+    def save(self, call_control_id: str, data: dict[str, object] | None) -> None:
+        if data is None:
+            self.data.pop(call_control_id, None)
+        else:
+            self.data[call_control_id] = data
+
+
 @pytest.fixture
-def engine(client: SymblClient, tmp_path: Path) -> SymblEngine:
+def state() -> SharedState:
+    return SharedState()
+
+
+def make_engine(client: SymblClient, state: SharedState, tmp_path: Path) -> SymblEngine:
     settings = load_settings({"TELNYX_API_KEY": "k",
                               "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
                               "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}, tmp_path)
-    return SymblEngine(replace(settings, extra={"SYMBL_DIAL_IN": "+12125550100"}), client=client,
-                       clock=client._clock)
+    engine = SymblEngine(replace(settings, extra={"SYMBL_DIAL_IN": "+12125550100"}), client=client,
+                         clock=client._clock)
+    engine.bind(lambda *message: None, state=state)
+    return engine
+
+
+@pytest.fixture
+def engine(client: SymblClient, state: SharedState, tmp_path: Path) -> SymblEngine:
+    return make_engine(client, state, tmp_path)
 
 
 def answer_call(engine: SymblEngine) -> None:
@@ -153,6 +180,21 @@ def test_5xx_doubles_the_backoff(engine: SymblEngine, clock: Clock) -> None:
     clock.now += 2.1
     engine.poll("v3:call-1")
     assert engine._backoff["v3:call-1"][1] == 4.0
+
+
+@responses.activate
+def test_another_worker_stops_the_session_it_did_not_start(client: SymblClient, state: SharedState,
+                                                           tmp_path: Path) -> None:
+    starter, other = make_engine(client, state, tmp_path), make_engine(client, state, tmp_path)
+    answer_call(starter)
+    assert state.load("v3:call-1") == {"connection_id": CONNECTED["connectionId"],
+                                       "conversation_id": "51356232423"}
+    responses.post(CONNECT_URL, json={}, match=[matchers.json_params_matcher(
+        {"operation": "stop", "connectionId": CONNECTED["connectionId"]})])
+    other.stop("v3:call-1")
+    other.wait_idle(5)
+    assert json.loads(responses.calls[-1].request.body)["operation"] == "stop"
+    assert state.load("v3:call-1") is None
 
 
 @responses.activate

@@ -59,6 +59,7 @@ class CallRecord:
     swept_at: float | None = None
     listening: str | None = None
     recording_url: str | None = None
+    engine_state: str | None = None
 
     @property
     def is_active(self) -> bool:

@@ -26,6 +26,7 @@ calls = Table(
     Column("swept_at", Float),
     Column("listening", String(16)),
     Column("recording_url", String(1000)),
+    Column("engine_state", Text),
 )
 
 events = Table(
