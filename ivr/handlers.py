@@ -194,7 +194,7 @@ def on_hangup(ctx: CallContext, svc: Services) -> None:
 
 def agent_failed(ctx: CallContext, svc: Services, transfer: TransferRecord, cause: str,
                  agent_call_control_id: str | None = None) -> None:
-    """An agent did not take the call: try the next one, or apologise and offer the menu again."""
+    """An agent did not take the call: try the next one, or apologise and offer menu or voicemail."""
     ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt, status=TransferStatus.FAILED,
                            hangup_cause=cause,
                            agent_call_control_id=agent_call_control_id or transfer.agent_call_control_id)
