@@ -270,3 +270,10 @@ def test_reorder_buffer_never_releases_a_chunk_twice_or_backwards(chunks: list[i
     released = [p for c in chunks for p in buffer.push(c, str(c).encode()) if p]
     numbered = [int(p) for p in released if p != b"None"]
     assert numbered == sorted(numbered) and len(numbered) == len(set(numbered))
+
+
+@pytest.mark.parametrize("number", ["²", "٣", "1²", " 7", "-3"])
+def test_odd_numbers_in_frames_read_as_absent_not_as_a_crash(number: str) -> None:
+    parsed = parse_frame(frame("media", sequence_number=number, media={
+        "chunk": number, "payload": base64.b64encode(b"\xff").decode()}))
+    assert (parsed.sequence, parsed.chunk) == (None, None)
