@@ -100,7 +100,8 @@ class LocalEngine(ListeningEngine):
         self.transcriber = Transcriber(settings.whisper_model, threads=settings.whisper_threads)
         self._workers = KeyedSerialExecutor(settings.transcription_workers, "lifeline-asr")
         self._sink: MessageSink | None = None
-        self.on_transcribed: Callable[[str, float, float], None] | None = None
+        # (call, recognition seconds, audio seconds, seconds since the speech ended): for benchmarks
+        self.on_transcribed: Callable[[str, float, float, float], None] | None = None
 
     def bind(self, sink: MessageSink, state: EngineState | None = None) -> None:
         """Where finished messages go (the IVR's rules); per-call state stays in the listener."""
@@ -137,7 +138,8 @@ class LocalEngine(ListeningEngine):
         transcript = self.transcriber.transcribe(utterance.audio)
         finished = time.monotonic()
         if self.on_transcribed is not None:
-            self.on_transcribed(call_control_id, finished - started, finished - ended_at)
+            self.on_transcribed(call_control_id, finished - started, utterance.end_s - utterance.start_s,
+                                finished - ended_at)
         log.info("heard on %s (%.2f s of audio in %.2f s): %r", call_control_id,
                  utterance.end_s - utterance.start_s, finished - started, transcript.text)
         if transcript.text and self._sink is not None:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 from flask import current_app
 from flask.cli import with_appcontext
 
@@ -25,6 +24,7 @@ from insight.g711 import ULAW_SILENCE
 from insight.local import LocalEngine
 
 from .audio import FRAME_BYTES, load_pcmu
+from .bench import percentile
 
 
 def _recordings(folder: Path) -> list[bytes]:
@@ -34,30 +34,17 @@ def _recordings(folder: Path) -> list[bytes]:
 def run_listen_bench(engine: LocalEngine, recordings: list[bytes], calls: int, per_call: int,
                      echo: Any = print) -> dict[str, Any]:
     """Stream `per_call` recordings on each of `calls` streams at once; measure every utterance."""
-    ends: dict[str, list[float]] = {}
     rtf: list[float] = []
     latency: list[float] = []
     lock = threading.Lock()
 
-    def transcribed(call_id: str, busy_s: float, since_end_s: float) -> None:
+    def transcribed(call_id: str, busy_s: float, audio_s: float, since_end_s: float) -> None:
         with lock:
-            latency.append(since_end_s)
+            rtf.append(busy_s / audio_s)
+            latency.append(since_end_s * 1000)
 
-    def sink(call_id: str, source_id: str, text: str, confidence: float) -> None:
-        return None
-
-    engine.bind(sink)
+    engine.bind(lambda *message: None)  # only the timings matter here
     engine.on_transcribed = transcribed
-    original = engine.transcriber.transcribe
-
-    def timed(audio: np.ndarray):  # type: ignore[no-untyped-def]
-        started = time.monotonic()
-        result = original(audio)
-        with lock:
-            rtf.append((time.monotonic() - started) / (len(audio) / 8000))
-        return result
-
-    engine.transcriber.transcribe = timed  # type: ignore[method-assign]
     silence = bytes([ULAW_SILENCE]) * int(8000 * 1.2)
 
     def stream(index: int) -> None:
@@ -70,7 +57,6 @@ def run_listen_bench(engine: LocalEngine, recordings: list[bytes], calls: int, p
             due += 0.02
             time.sleep(max(0.0, due - time.monotonic()))
         listener.close()
-        ends[call_id] = []
 
     started = time.monotonic()
     threads = [threading.Thread(target=stream, args=(i,)) for i in range(calls)]
@@ -79,20 +65,13 @@ def run_listen_bench(engine: LocalEngine, recordings: list[bytes], calls: int, p
     for thread in threads:
         thread.join()
     engine.wait_idle(120)
-    engine.transcriber.transcribe = original  # type: ignore[method-assign]
+    engine.on_transcribed = None
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"calls": calls, "utterances": len(rtf), "wall_s": round(time.monotonic() - started, 1),
-            "rtf_p50": _q(rtf, 0.5), "rtf_p95": _q(rtf, 0.95),
-            "latency_ms_p50": _q(latency, 0.5, 1000), "latency_ms_p95": _q(latency, 0.95, 1000),
-            "latency_ms_max": round(max(latency) * 1000, 1) if latency else None,
+            "rtf_p50": percentile(rtf, 0.5), "rtf_p95": percentile(rtf, 0.95),
+            "latency_ms_p50": percentile(latency, 0.5), "latency_ms_p95": percentile(latency, 0.95),
+            "latency_ms_max": round(max(latency), 1) if latency else None,
             "peak_rss_mb": round(peak_mb, 1)}
-
-
-def _q(values: list[float], q: float, scale: float = 1.0) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * scale, 3 if scale == 1 else 1)
 
 
 @click.command("listen-bench")
