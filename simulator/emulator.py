@@ -220,7 +220,7 @@ class Emulator:
     def handle_command(self, call_control_id: str, name: str, body: dict[str, Any],
                        authorization: str | None) -> Reply:
         """Execute one Call Control command as Telnyx would."""
-        if authorization != f"Bearer {self.api_key}":
+        if not self._authorized(authorization):
             return error(401, "10009", "Authentication failed", "check the API key")
         fault = self._take_fault(name) or self._chaos_fault(name)
         if fault and fault.hold is not None:
@@ -234,7 +234,7 @@ class Emulator:
 
     def dial(self, body: dict[str, Any], authorization: str | None, answer: str = "answer") -> Reply:
         """POST /v2/calls: an outbound call; the far end answers after the ring (or does not)."""
-        if authorization != f"Bearer {self.api_key}":
+        if not self._authorized(authorization):
             return error(401, "10009", "Authentication failed", "check the API key")
         missing = [k for k in ("connection_id", "to", "from")
                    if not isinstance(body.get(k), str) or not body[k]]
@@ -261,9 +261,12 @@ class Emulator:
                               "call_leg_id": leg.call_leg_id, "call_session_id": leg.log.session_id,
                               "is_alive": False, "client_state": leg.client_state}}
 
+    def _authorized(self, authorization: str | None) -> bool:
+        return authorization == f"Bearer {self.api_key}"
+
     def call_status(self, call_control_id: str, authorization: str | None) -> Reply:
         """GET /v2/calls/{id}: whether the leg is still up."""
-        if authorization != f"Bearer {self.api_key}":
+        if not self._authorized(authorization):
             return error(401, "10009", "Authentication failed", "check the API key")
         with self._lock:
             leg = self._legs.get(call_control_id)
@@ -576,40 +579,37 @@ class Emulator:
                 "data": {"record_type": "event", "event_type": event_type, "id": event_id,
                          "occurred_at": _iso_now(), "payload": payload},
                 "meta": {"attempt": attempt, "delivered_to": self.webhook_url}}).encode()
-            headers = {"content-type": "application/json", "user-agent": "telnyx-webhooks",
-                       **sign(self.signing_key, body, int(time.time()))}
-            sent = time.monotonic()
-            if event_type in TRIGGER_EVENTS:
-                call_log.trigger_sent_at = sent
-            try:
-                status = self._http.post(self.webhook_url, content=body, headers=headers).status_code
-            except httpx.HTTPError as exc:
-                log.warning("webhook %s not delivered: %s", event_type, exc)
-                status = 0
-            call_log.add({"t_ms": call_log.t_ms(sent), "kind": "webhook", "type": event_type,
-                          "status": status, "ack_ms": round((time.monotonic() - sent) * 1000, 2)})
+            status = self._send(call_log, event_type, body)
             if 200 <= status < 300:
                 if self.chaos is not None and self.chaos.happens():
-                    self._duplicate(call_log, event_type, body)
+                    # The very same event again, as Telnyx sometimes does.
+                    duplicate = self._send(call_log, event_type, body, duplicate=True)
+                    if not 200 <= duplicate < 300:
+                        call_log.webhook_failures += 1
                 return
             if 400 <= status < 500:
                 break
             time.sleep(0.2 * attempt)
         call_log.webhook_failures += 1
 
-
-    def _duplicate(self, call_log: CallLog, event_type: str, body: bytes) -> None:
-        """Deliver the very same event again, as Telnyx sometimes does."""
-        headers = {"content-type": "application/json", **sign(self.signing_key, body, int(time.time()))}
+    def _send(self, call_log: CallLog, event_type: str, body: bytes, duplicate: bool = False) -> int:
+        """POST one signed delivery and put it on the call's timeline; 0 when nothing answered."""
+        headers = {"content-type": "application/json", "user-agent": "telnyx-webhooks",
+                   **sign(self.signing_key, body, int(time.time()))}
         sent = time.monotonic()
+        if event_type in TRIGGER_EVENTS and not duplicate:
+            call_log.trigger_sent_at = sent
         try:
             status = self._http.post(self.webhook_url or "", content=body, headers=headers).status_code
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            log.warning("webhook %s not delivered: %s", event_type, exc)
             status = 0
-        call_log.add({"t_ms": call_log.t_ms(sent), "kind": "webhook", "type": event_type, "status": status,
-                      "ack_ms": round((time.monotonic() - sent) * 1000, 2), "duplicate": True})
-        if not 200 <= status < 300:
-            call_log.webhook_failures += 1
+        entry = {"t_ms": call_log.t_ms(sent), "kind": "webhook", "type": event_type, "status": status,
+                 "ack_ms": round((time.monotonic() - sent) * 1000, 2)}
+        if duplicate:
+            entry["duplicate"] = True
+        call_log.add(entry)
+        return status
 
 
 def _iso_now() -> str:
