@@ -56,6 +56,10 @@ class ListeningEngine(ABC):
         """New messages of a call, for engines that poll (called by the monitor, never a webhook)."""
         return []
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until work the engine queued (transcriptions, starts, stops) is done."""
+        return True
+
     def stop(self, call_control_id: str) -> None:
         """Release whatever the engine holds for a call that ended."""
         return None

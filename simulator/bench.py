@@ -35,6 +35,7 @@ from ivr.config import PROJECT_ROOT
 
 from .caller import CallResult, play
 from .emulator import Chaos, Emulator
+from .runner import caller_number
 from .scenario import Scenario, Turn, load_scenario, require_audio
 from .server import ServerThread, emulator_app
 
@@ -97,7 +98,7 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
         def call(index: int, scenario: Scenario) -> CallResult:
             if index < config.concurrency:
                 time.sleep(index * gap)
-            return play(emulator, scenario, f"+1555{index % 10_000_000:07d}")
+            return play(emulator, scenario, caller_number(index))
 
         with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="caller") as pool:
             futures = [pool.submit(call, i, s) for i, s in enumerate(plan)]
@@ -197,7 +198,7 @@ def _report(config: BenchConfig, results: list[CallResult], unclosed: int, log_p
     doubles = sum(1 for r in results
                   if len({t["to"] for t in r.transfer_commands}) != len(r.transfer_commands))
     # A caller who never got a menu (or an answer) was not served: overload, not success.
-    stuck = [r for r in results if any("no menu opened" in p or "never answered" in p for p in r.problems)]
+    stuck = [r for r in results if not r.served]
     log_lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
     problems = [line for line in log_lines if _LOG_PROBLEM.search(line)]
     return {

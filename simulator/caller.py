@@ -37,6 +37,8 @@ class CallResult:
     says: list[Say] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     abandoned: bool = False
+    menu_missed: bool = False  # the caller waited for a menu that never opened
+    late: bool = False  # the transfer came after the scenario's latest_say
     heard: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -54,6 +56,11 @@ class CallResult:
         return "abandoned" if self.abandoned else "completed"
 
     @property
+    def served(self) -> bool:
+        """The app answered and every menu the caller waited for opened."""
+        return self.leg.log.answered and not self.menu_missed
+
+    @property
     def passed(self) -> bool:
         """True when every expectation held."""
         return not self.problems
@@ -69,6 +76,7 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
             break
         if turn.kind == "wait_for":
             if not emulator.wait_for_gather(leg, emulator.scaled(MENU_WAIT_S)) and not leg.ended:
+                result.menu_missed = True
                 result.problems.append(f"turn {number}: no menu opened within {MENU_WAIT_S:.0f} s")
                 break
         elif turn.kind == "press":
@@ -136,5 +144,6 @@ def _judge(result: CallResult) -> None:
         say = result.says[expect.latest_say - 1] if len(result.says) >= expect.latest_say else None
         deadline = say.end_ms + GRACE_S * 1000 / result.speed if say else None
         if deadline is None or first > deadline:
+            result.late = True
             result.problems.append(f"transfer at {first:.0f} ms came after say #{expect.latest_say} "
                                    f"ended (+{GRACE_S:.0f} s grace)")

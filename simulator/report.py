@@ -53,7 +53,7 @@ def quality(results: Sequence[CallResult]) -> dict[str, Any] | None:
     says_heard = sorted(sum(1 for s in r.says if s.start_ms <= r.transfer_commands[0]["t_ms"])
                         for r in tp if r.says)
     timed = [r for r in tp if r.scenario.expect.latest_say is not None]
-    late = [r for r in timed if any("after say" in p for p in r.problems)]
+    late = [r for r in timed if r.late]
     return {
         "true_positive": len(tp), "false_negative": len(fn), "false_positive": len(fp),
         "true_negative": tn,

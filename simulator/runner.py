@@ -78,7 +78,7 @@ class Simulation:
         """Play every scenario, `concurrency` at a time; results come back in input order."""
         results: dict[int, CallResult] = {}
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caller") as pool:
-            futures = {pool.submit(play, self.emulator, s, _caller_number(i)): i
+            futures = {pool.submit(play, self.emulator, s, caller_number(i)): i
                        for i, s in enumerate(scenarios)}
             for future in as_completed(futures):
                 result = future.result()
@@ -93,9 +93,7 @@ class Simulation:
         if self.app is None:
             return
         lifeline = self.app.extensions["lifeline"]
-        engine = lifeline.engine
-        if hasattr(engine, "wait_idle"):
-            engine.wait_idle(10)
+        lifeline.engine.wait_idle(10)
         call_log = result.leg.log
         for message in lifeline.store.messages(result.leg.call_control_id):
             result.heard.append({"t_ms": round((message["created_at"] - call_log.t0_wall) * 1000, 1),
@@ -121,5 +119,6 @@ class Simulation:
                     pass
 
 
-def _caller_number(index: int) -> str:
-    return f"+1555123{index % 10000:04d}"
+def caller_number(index: int) -> str:
+    """A distinct caller id for the index-th simulated call (E.164, fictional 555 range)."""
+    return f"+1555{index % 10_000_000:07d}"
