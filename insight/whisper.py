@@ -84,12 +84,18 @@ class Transcriber:
         return Transcript(text, round(confidence, 3))
 
 
-def upsample_8k_to_16k(samples: np.ndarray) -> np.ndarray:
-    """Double the rate: zero-stuff, then a windowed-sinc low-pass at the old Nyquist."""
-    taps = 48
+def _half_band_kernel(taps: int = 48) -> np.ndarray:
     n = np.arange(taps) - (taps - 1) / 2
     kernel = np.sinc(n / 2) * np.hamming(taps)
-    kernel = (kernel / kernel.sum() * 2).astype(np.float32)
+    return (kernel / kernel.sum() * 2).astype(np.float32)
+
+
+_UPSAMPLE_KERNEL = _half_band_kernel()
+
+
+def upsample_8k_to_16k(samples: np.ndarray) -> np.ndarray:
+    """Double the rate: zero-stuff, then a windowed-sinc low-pass at the old Nyquist."""
+    kernel = _UPSAMPLE_KERNEL
     stuffed = np.zeros(2 * len(samples), dtype=np.float32)
     stuffed[::2] = samples
     return np.convolve(stuffed, kernel, mode="same").astype(np.float32)

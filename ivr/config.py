@@ -178,10 +178,9 @@ def _agents(value: str | None, problems: list[str]) -> tuple[str, ...]:
     return agents
 
 
-def _path(value: str | None, default: str, name: str, problems: list[str],
-          must_exist: bool = True) -> Path:
+def _path(value: str | None, default: str, name: str, problems: list[str]) -> Path:
     path = Path(value) if value else PROJECT_ROOT / default
-    if must_exist and not path.is_file():
+    if not path.is_file():
         problems.append(f"{name}={path} does not exist: point {name} at a YAML file "
                         f"(an example is in {PROJECT_ROOT / default})")
     return path

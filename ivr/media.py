@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import Blueprint, current_app, g, request
 from flask.typing import ResponseReturnValue
@@ -35,7 +35,6 @@ class MediaSession:
     listener: CallListener | None = None
     stopped: bool = False
     malformed: int = 0
-    ignored: dict[str, int] = field(default_factory=dict)
 
 
 def on_start(session: MediaSession, frame: MediaFrame) -> None:
@@ -57,6 +56,11 @@ def on_media(session: MediaSession, frame: MediaFrame) -> None:
 def on_stop(session: MediaSession, frame: MediaFrame) -> None:
     """Telnyx ended the stream on purpose (call over or streaming_stop)."""
     session.stopped = True
+
+
+def on_other(session: MediaSession, frame: MediaFrame) -> None:
+    """connected, dtmf (the IVR gets digits by webhook), mark, and events Telnyx may add later."""
+    return None
 
 
 MEDIA_HANDLERS: dict[str, Callable[[MediaSession, MediaFrame], None]] = {
@@ -95,11 +99,7 @@ def media_stream(ws) -> None:  # type: ignore[no-untyped-def]
                 if session.malformed == 1:
                     log.warning("bad media frame on %s: %s", session.call_control_id, exc)
                 continue
-            handler = MEDIA_HANDLERS.get(frame.event)
-            if handler is None:
-                session.ignored[frame.event] = session.ignored.get(frame.event, 0) + 1
-                continue
-            handler(session, frame)
+            MEDIA_HANDLERS.get(frame.event, on_other)(session, frame)
     except ConnectionClosed:
         pass
     finally:

@@ -106,16 +106,17 @@ class TelnyxCommands:
         self._client.close()
 
 
-def _error_code(body: object) -> str | None:
+def _first_error(body: object) -> dict[str, Any]:
+    """Telnyx's `{"errors": [{"code", "title", "detail"}]}`, first entry; {} for anything else."""
     errors = body.get("errors") if isinstance(body, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        code = errors[0].get("code")
-        return str(code) if code is not None else None
-    return None
+    return errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+
+
+def _error_code(body: object) -> str | None:
+    code = _first_error(body).get("code")
+    return str(code) if code is not None else None
 
 
 def _error_detail(body: object) -> str:
-    errors = body.get("errors") if isinstance(body, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        return str(errors[0].get("title") or errors[0].get("detail") or "")
-    return ""
+    first = _first_error(body)
+    return str(first.get("title") or first.get("detail") or "")

@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -26,6 +27,7 @@ from ivr.store import CallRecord, CallStatus, CallStore, Command, TransferStatus
 from ivr.telnyx_api import TelnyxCommands
 
 log = logging.getLogger(__name__)
+SchedulerT = TypeVar("SchedulerT", BackgroundScheduler, BlockingScheduler)
 BATCH = 100
 STUCK_GRACE_S = 30.0
 
@@ -136,17 +138,18 @@ class Monitor:
         """Run the sweep every interval in a background thread of this process."""
         if self._scheduler is not None:
             return
-        self._scheduler = BackgroundScheduler(daemon=True)
-        self._scheduler.add_job(self._safe_sweep, "interval", seconds=self.interval_s,
-                                id="lifeline-sweep", max_instances=1, coalesce=True)
+        self._scheduler = self._schedule(BackgroundScheduler(daemon=True))
         self._scheduler.start()
 
     def run_forever(self) -> None:
         """Run the sweep every interval in the foreground (`flask monitor`)."""
-        scheduler = BlockingScheduler()
+        self._schedule(BlockingScheduler()).start()
+
+    def _schedule(self, scheduler: SchedulerT) -> SchedulerT:
+        # One sweep at a time per process; a late tick is merged, not queued behind the next.
         scheduler.add_job(self._safe_sweep, "interval", seconds=self.interval_s, id="lifeline-sweep",
                           max_instances=1, coalesce=True)
-        scheduler.start()
+        return scheduler
 
     def _safe_sweep(self) -> None:
         try:
