@@ -16,11 +16,11 @@ from insight.sentiment import Sentiment, SentimentScorer, label
 from transfer.executor import TransferExecutor
 from transfer.rules import Decision, RuleSet
 
-from .context import CallContext
-from .events import CallEvent, encode_client_state
-from .menu import AFTER_AGENTS, GOODBYE, VOICEMAIL_MAX_S
-from .security import mask_digits
-from .store import CallRecord, CallStatus, TransferRecord, TransferStatus
+from ivr.context import CallContext
+from ivr.events import CallEvent, encode_client_state
+from ivr.menu import AFTER_AGENTS, GOODBYE, VOICEMAIL_MAX_S
+from ivr.security import mask_digits
+from ivr.store import CallRecord, CallStatus, TransferRecord, TransferStatus
 
 log = logging.getLogger(__name__)
 _OPEN_TRANSFER = (TransferStatus.REQUESTED, TransferStatus.RINGING)

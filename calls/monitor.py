@@ -19,12 +19,13 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from ivr.context import CallContext
 from ivr.events import CallEvent
-from ivr.handlers import Services, agent_failed
 from ivr.menu import Menu
 from ivr.outbox import CommandSender
-from ivr.service import CallService
 from ivr.store import CallRecord, CallStatus, CallStore, Command, TransferStatus
 from ivr.telnyx_api import TelnyxCommands
+
+from .handlers import Services, agent_failed
+from .service import CallService
 
 log = logging.getLogger(__name__)
 SchedulerT = TypeVar("SchedulerT", BackgroundScheduler, BlockingScheduler)

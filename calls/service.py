@@ -7,12 +7,13 @@ import logging
 import uuid
 from typing import Any
 
-from .context import CallContext
-from .events import CallEvent
+from ivr.context import CallContext
+from ivr.events import CallEvent
+from ivr.menu import Menu
+from ivr.outbox import CommandSender
+from ivr.store import CallStore
+
 from .handlers import HANDLERS, Services, hear, listening_lost, masked_payload
-from .menu import Menu
-from .outbox import CommandSender
-from .store import CallStore
 
 log = logging.getLogger(__name__)
 
