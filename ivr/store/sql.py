@@ -62,7 +62,7 @@ class SqlStoreTx(StoreTx):
     def update_call(self, call_control_id: str, **values: Any) -> None:
         unknown = set(values) - _CALL_FIELDS
         if unknown:
-            raise StoreError(f"unknown call fields {sorted(unknown)}")
+            raise TypeError(f"unknown call fields {sorted(unknown)}")
         values.setdefault("updated_at", time.time())
         self._conn.execute(update(schema.calls)
                            .where(schema.calls.c.call_control_id == call_control_id).values(**values))
@@ -83,7 +83,7 @@ class SqlStoreTx(StoreTx):
     def update_transfer(self, call_control_id: str, attempt: int, **values: Any) -> None:
         unknown = set(values) - _TRANSFER_FIELDS
         if unknown:
-            raise StoreError(f"unknown transfer fields {sorted(unknown)}")
+            raise TypeError(f"unknown transfer fields {sorted(unknown)}")
         values.setdefault("updated_at", time.time())
         self._conn.execute(update(schema.transfers).where(
             schema.transfers.c.call_control_id == call_control_id,
