@@ -18,7 +18,6 @@ class Transcription:
     text: str
     confidence: float | None
     is_final: bool
-    track: str | None
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,6 @@ class CallEvent:
     digit: str | None = None
     status: str | None = None
     hangup_cause: str | None = None
-    hangup_source: str | None = None
     transcription: Transcription | None = None
     failure_reason: str | None = None
     attempt: int = 1
@@ -88,7 +86,6 @@ def parse_event(body: bytes) -> CallEvent:
         digit=_text(payload, "digit"),
         status=_text(payload, "status"),
         hangup_cause=_text(payload, "hangup_cause"),
-        hangup_source=_text(payload, "hangup_source"),
         transcription=_transcription(payload),
         failure_reason=_text(payload, "failure_reason"),
         attempt=attempt if isinstance(attempt, int) else 1,
@@ -137,5 +134,4 @@ def _transcription(payload: dict[str, Any]) -> Transcription | None:
         text=text,
         confidence=float(confidence) if confidence is not None else None,
         is_final=data.get("is_final", True) is True,
-        track=_text(data, "transcription_track"),
     )

@@ -59,11 +59,6 @@ class TelnyxCommands:
             "record_stop": actions.stop_recording,
         }
 
-    @property
-    def command_names(self) -> frozenset[str]:
-        """The command names this client can send."""
-        return frozenset(self._methods)
-
     def send(self, command: Command) -> SendOutcome:
         """Send a command, retrying transient failures with the same command_id."""
         method = self._methods.get(command.name)
