@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from ivr.errors import ConfigError, ProviderError
+from ivr.events import as_object
 
 from .base import EngineState, ListeningEngine, PolledMessage
 
@@ -101,9 +102,7 @@ class SymblClient:
         for item in body.get("messages") or []:
             if not isinstance(item, dict) or not item.get("id") or not isinstance(item.get("text"), str):
                 continue
-            sentiment = item.get("sentiment") if isinstance(item.get("sentiment"), dict) else {}
-            polarity = sentiment.get("polarity") if isinstance(sentiment.get("polarity"), dict) else {}
-            score = polarity.get("score")
+            score = as_object(as_object(item.get("sentiment")).get("polarity")).get("score")
             found.append(SymblMessage(str(item["id"]), item["text"],
                                       float(score) if isinstance(score, (int, float)) else None))
         return found

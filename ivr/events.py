@@ -68,7 +68,7 @@ def parse_event(body: bytes) -> CallEvent:
     payload = data.get("payload") if data.get("payload") is not None else {}
     if not isinstance(payload, dict):
         raise MalformedEvent("data.payload must be an object")
-    meta = document.get("meta") if isinstance(document.get("meta"), dict) else {}
+    meta = as_object(document.get("meta"))
     attempt = meta.get("attempt", 1)
     return CallEvent(
         id=event_id,
@@ -107,6 +107,11 @@ def decode_client_state(value: str | None) -> dict[str, Any] | None:
     except (binascii.Error, ValueError):
         return None
     return decoded if isinstance(decoded, dict) else None
+
+
+def as_object(value: object) -> dict[str, Any]:
+    """A JSON object as a dict; anything else (absent, a list, a string) as an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def _text(source: dict[str, Any], key: str) -> str | None:

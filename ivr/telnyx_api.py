@@ -89,12 +89,13 @@ class TelnyxCommands:
     def is_alive(self, call_control_id: str) -> bool | None:
         """Whether Telnyx still has this leg up; None when Telnyx could not say."""
         try:
-            return bool(self._client.calls.retrieve_status(call_control_id).data.is_alive)
+            status = self._client.calls.retrieve_status(call_control_id).data
         except telnyx.NotFoundError:
             return False
         except (telnyx.APIStatusError, telnyx.APIConnectionError) as exc:
             log.warning("status of %s unknown: %s", call_control_id, exc)
             return None
+        return None if status is None else bool(status.is_alive)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

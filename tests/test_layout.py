@@ -68,10 +68,10 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
 
     def visit(node: ast.AST, typing_only: bool) -> None:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                visit(child, True)
-            for child in node.orelse:
-                visit(child, typing_only)
+            for statement in node.body:
+                visit(statement, True)
+            for statement in node.orelse:
+                visit(statement, typing_only)
             return
         if isinstance(node, ast.Import):
             found.extend((alias.name, typing_only) for alias in node.names)
@@ -115,7 +115,9 @@ def test_importing_a_module_loads_only_the_packages_below_it(
     wrong = {}
     for name, result in fresh_imports.items():
         package = name.split(".")[0]
-        extra = set(result["packages"]) - ALLOWED[package] - {package}  # type: ignore[arg-type]
+        loaded = result["packages"]
+        assert isinstance(loaded, list)
+        extra = set(loaded) - ALLOWED[package] - {package}
         if extra:
             wrong[name] = sorted(extra)
     assert not wrong, f"modules that load packages above them: {wrong}"
