@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -19,7 +20,8 @@ from insight.sentiment import SentimentScorer
 from ivr.events import CallEvent
 from ivr.menu import AFTER_AGENTS, load_menu
 from ivr.store import CallStatus, Command, TransferStatus
-from ivr.store.memory import MemoryStore
+from ivr.errors import StoreError
+from ivr.store.memory import MemoryStore, MemoryStoreTx
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
 
@@ -63,8 +65,8 @@ class Sent:
 class Flow:
     """A call service wired to memory: feed events, read the store and the commands sent."""
 
-    def __init__(self) -> None:
-        self.store = MemoryStore()
+    def __init__(self, store: MemoryStore | None = None) -> None:
+        self.store = store or MemoryStore()
         self.sent = Sent()
         self.engine = FakeEngine()
         rules = load_rules(ROOT / "examples" / "rules.yaml")
@@ -216,3 +218,38 @@ def test_a_heard_request_for_a_person_escalates_and_silence_reprompts_then_says_
     assert other.status() == CallStatus.ENDING
     other.event("call.speak.ended")
     assert other.sent.names()[-1] == "hangup"
+
+
+class FailingOutbox(MemoryStore):
+    """A store whose outbox write fails once, after the handler has run (the unit rolls back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = False
+
+    @contextmanager
+    def unit(self) -> Iterator[MemoryStoreTx]:
+        with super().unit() as tx:
+            if self.fail_next:
+                self.fail_next = False
+
+                def broken(commands: Sequence[Command]) -> None:
+                    raise StoreError("database unavailable: connection lost")
+
+                tx.enqueue = broken  # type: ignore[method-assign]
+            yield tx
+
+
+def test_a_redelivered_answer_after_a_rollback_starts_the_engine_once() -> None:
+    store = FailingOutbox()
+    flow = Flow(store)
+    flow.event("call.initiated", direction="incoming", state="parked")
+    answered = CallEvent(id="answered-1", type="call.answered", occurred_at=None, call_control_id=CALLER)
+    store.fail_next = True
+    with pytest.raises(StoreError):
+        flow.calls.handle(answered)
+    assert flow.engine.calls == [] and flow.status() == CallStatus.ANSWERING
+    assert flow.calls.handle(answered) == "handled"  # Telnyx redelivers the same event
+    assert flow.engine.calls == [("answered", CALLER)]
+    assert flow.calls.handle(answered) == "duplicate"
+    assert flow.engine.calls == [("answered", CALLER)]
