@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.events import decode_client_state
+from ivr.menu import KEYS
 
 from .delivery import iso_now
 from .legs import Gather, Leg
@@ -63,7 +64,7 @@ def _speak(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
 
 def _gather_using_speak(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
     _, end = legs.play(leg, body["payload"])
-    gather = Gather(valid=str(body.get("valid_digits") or "0123456789#*"),
+    gather = Gather(valid=str(body.get("valid_digits") or KEYS),
                     max_digits=int(body.get("maximum_digits") or 128),
                     timeout_s=int(body.get("timeout_millis") or 60000) / 1000)
     leg.gather = gather

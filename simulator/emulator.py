@@ -168,7 +168,7 @@ class Emulator:
         fault = self._faults.next_for(name)
         if fault and fault.hold is not None:
             fault.hold.wait(timeout=30)
-        entry = {"t": time.monotonic(), "call_control_id": call_control_id, "name": name,
+        entry: dict[str, Any] = {"t": time.monotonic(), "call_control_id": call_control_id, "name": name,
                  "command_id": body.get("command_id"), "body": body}
         with self._lock:
             leg = self._legs.get(call_control_id)
