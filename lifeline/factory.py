@@ -26,7 +26,7 @@ from ivr.errors import StoreError, WebhookError, error_response
 from ivr.menu import Menu, load_menu
 from ivr.outbox import CommandSender
 from ivr.security import WebhookVerifier
-from ivr.store import SqlStore
+from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
