@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ivr.config import Settings
 
 ENGINES = {"telnyx": "insight.telnyx:TelnyxTranscription", "local": "insight.local:LocalEngine",
-           "symbl": "insight.symbl:SymblEngine"}
+           "symbl": "insight.symbl:SymblEngine", "twilio": "insight.twilio:TwilioTranscription"}
 
 
 def make_engine(settings: Settings) -> ListeningEngine:

@@ -18,7 +18,7 @@ from pathlib import Path
 from .errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ENGINES = ("local", "telnyx", "symbl")
+ENGINES = ("local", "telnyx", "symbl", "twilio")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 
@@ -139,7 +139,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
         transfer_timeout_s=transfer_timeout,
         secret_key=get("LIFELINE_SECRET_KEY"),
         api_token=get("LIFELINE_API_TOKEN"),
-        extra={k: v for k in ("SYMBL_API_BASE_URL", "SYMBL_DIAL_IN") if (v := get(k))},
+        extra={k: v for k in ("SYMBL_API_BASE_URL", "SYMBL_DIAL_IN", "TWILIO_ACCOUNT_SID",
+                             "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL") if (v := get(k))},
         whisper_model=Path(whisper_model) if whisper_model else None,
         whisper_threads=whisper_threads,
         transcription_workers=transcription_workers,

@@ -17,8 +17,11 @@ from .scenario import ScenarioError, load_scenario, require_audio
 @click.command("simulate")
 @click.argument("scenarios", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--engine", type=click.Choice(["telnyx", "local"]), default="telnyx", show_default=True,
-              help="How the app hears the caller.")
+@click.option("--engine", type=click.Choice(["telnyx", "local", "twilio"]), default="telnyx",
+              show_default=True, help="How the app hears the caller (telnyx/twilio: the provider's "
+              "transcription).")
+@click.option("--provider", type=click.Choice(["telnyx", "twilio"]), default="telnyx", show_default=True,
+              help="Which provider's emulator the calls come through.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as JSON to this file.")
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=1, show_default=True,
@@ -27,8 +30,8 @@ from .scenario import ScenarioError, load_scenario, require_audio
               help="Run time faster than real time (speech, rings, pauses); latencies stay real.")
 @click.option("--quiet", is_flag=True, help="Print verdicts only, not timelines.")
 @with_appcontext
-def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, concurrency: int,
-             speed: float, quiet: bool) -> None:
+def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: Path | None,
+             concurrency: int, speed: float, quiet: bool) -> None:
     """Play SCENARIOS (YAML) against this app and the built-in Telnyx emulator."""
     try:
         loaded = [load_scenario(p) for p in scenarios]
@@ -40,9 +43,9 @@ def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, co
     settings = current_app.extensions["lifeline"].settings
     config = {"LIFELINE_AGENTS": ",".join(settings.agents), "LIFELINE_IVR": str(settings.ivr_path),
               "LIFELINE_RULES": str(settings.rules_path)}
-    click.echo(f"Simulating {len(loaded)} call(s) with the {engine} engine "
+    click.echo(f"Simulating {len(loaded)} call(s) on {provider} with the {engine} engine "
                f"(concurrency {concurrency}, speed x{speed:g})")
-    with Simulation(config, engine=engine, speed=speed) as sim:
+    with Simulation(config, engine=engine, speed=speed, provider=provider) as sim:
         done = 0
 
         def show(result: object) -> None:
