@@ -64,7 +64,8 @@ def _instructions(twilio: Twilio, lifeline: object, incoming: WebhookRequest, ki
     if not commands:
         # A duplicate, a step that queued nothing, or a race with a REST update: say what the
         # call's state calls for, which never repeats a side effect such as a <Dial>.
-        commands = ([_answer(lifeline, sid)] if kind == "voice" else []) + _state(lifeline, sid)
+        commands = ([_answer(lifeline, sid)] if kind == "voice" else []) + _state(lifeline, sid,
+                                                                                  kind == "voice")
     return _twiml(twilio.provider.renderer.render(commands))
 
 
@@ -134,14 +135,15 @@ def _answer(lifeline: object, sid: str) -> Command:
     return _command(sid, "answer", **lifeline.engine.answer_options(sid))  # type: ignore[attr-defined]
 
 
-def _state(lifeline: object, sid: str) -> list[Command]:
+def _state(lifeline: object, sid: str, greet: bool = False) -> list[Command]:
     """What holds the call in its current state without repeating anything it did."""
     call = lifeline.store.get_call(sid)  # type: ignore[attr-defined]
     menu = lifeline.menu  # type: ignore[attr-defined]
     if call is None or call.status == CallStatus.ENDED:
         return [_command(sid, "hangup")]
     if call.status == CallStatus.MENU and menu.has(call.menu):
-        return [_command(sid, "gather_using_speak", **menu.gather(call.menu))]
+        lead_in = menu.greeting if greet and call.menu == menu.start else None
+        return [_command(sid, "gather_using_speak", **menu.gather(call.menu, lead_in=lead_in))]
     if call.status == CallStatus.ENDING:
         return [_command(sid, "speak", **menu.speak(menu.goodbye)), _command(sid, "hangup")]
     return []  # answering, transferring, transferred, voicemail: hold until Twilio or we move on
