@@ -74,7 +74,8 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
 
 
 @click.command("bench")
-@click.option("--engine", type=click.Choice(["telnyx", "local"]), default="telnyx", show_default=True)
+@click.option("--engine", type=click.Choice(["telnyx", "local", "twilio"]), default="telnyx", show_default=True)
+@click.option("--provider", type=click.Choice(["telnyx", "twilio"]), default="telnyx", show_default=True)
 @click.option("--calls", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--concurrency", type=click.IntRange(1, 2000), default=10, show_default=True)
 @click.option("--chaos", type=click.FloatRange(0.0, 0.5), default=0.0, show_default=True,
@@ -87,12 +88,12 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
 @click.option("--ramp", type=click.FloatRange(0.0, 600.0), default=10.0, show_default=True,
               help="Seconds over which the first CONCURRENCY calls start.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
-def bench(engine: str, calls: int, concurrency: int, chaos: float, speed: float, workers: int | None,
-          threads: int | None, database_url: str | None, ramp: float, json_out: Path | None) -> None:
+def bench(engine: str, provider: str, calls: int, concurrency: int, chaos: float, speed: float,
+          workers: int | None, threads: int | None, database_url: str | None, ramp: float, json_out: Path | None) -> None:
     """Drive generated calls through the app under gunicorn and report latency and correctness."""
     from .bench import BenchConfig, run_bench, write_json
 
-    report = run_bench(BenchConfig(engine=engine, calls=calls, concurrency=concurrency, chaos=chaos,
+    report = run_bench(BenchConfig(engine=engine, provider=provider, calls=calls, concurrency=concurrency, chaos=chaos,
                                    speed=speed, workers=workers, threads=threads,
                                    database_url=database_url, ramp_s=ramp), echo=click.echo)
     click.echo(json.dumps(report, indent=2))
