@@ -66,6 +66,7 @@ class TwilioEmulator:
         self._legs: dict[str, TwilioLeg] = {}
         self._lock = threading.RLock()
         self._faults: list[Fault] = []
+        self._closed = False
         self._callbacks = KeyedSerialExecutor(64, "twilio-callback")
         self._http = httpx.Client(timeout=15.0, limits=httpx.Limits(max_connections=2000,
                                                                     max_keepalive_connections=500))
@@ -154,6 +155,7 @@ class TwilioEmulator:
     def close(self) -> None:
         """Stop callbacks and the HTTP client."""
         with self._lock:
+            self._closed = True
             for leg in self._legs.values():
                 if not leg.ended:
                     self._end(leg, "completed", notify=False)
@@ -536,6 +538,8 @@ class TwilioEmulator:
         params = self._params(leg, extra)
         token = str(uuid.uuid4())
         call_log = leg.log
+        if self._closed:
+            return  # the emulator is shutting down: calls still running post nothing more
         with call_log.cond:
             call_log.in_flight += 1
 
@@ -554,17 +558,24 @@ class TwilioEmulator:
                     call_log.in_flight -= 1
                     call_log.cond.notify_all()
 
-        self._callbacks.submit(call_log.session_id, deliver)
+        try:
+            self._callbacks.submit(call_log.session_id, deliver)
+        except RuntimeError:  # shut down between the check above and now
+            with call_log.cond:
+                call_log.in_flight -= 1
+                call_log.cond.notify_all()
 
     def _send(self, call_log: CallLog, url: str, params: dict[str, str], label: str, token: str,
               duplicate: bool = False) -> tuple[int, str]:
         headers = {"X-Twilio-Signature": self.validator.compute_signature(url, params),
                    "I-Twilio-Idempotency-Token": token, "User-Agent": "TwilioProxy/1.1"}
         sent = time.monotonic()
+        if self._closed:
+            return 0, ""
         try:
             response = self._http.post(url, data=params, headers=headers)
             status, text = response.status_code, response.text
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: the client closed meanwhile
             log.warning("Twilio %s request not delivered: %s", label, exc)
             status, text = 0, ""
         entry: dict[str, Any] = {"t_ms": call_log.t_ms(sent), "kind": "webhook", "type": f"twilio.{label}",

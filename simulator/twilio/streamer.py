@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 
 from simple_websocket import Client, ConnectionClosed
@@ -22,7 +23,7 @@ class TwilioStreamer(MediaStreamer):
     def __init__(self, url: str, call_sid: str, account_sid: str, speed: float,
                  on_failed: Callable[[str], None], parameters: dict[str, str] | None = None) -> None:
         super().__init__(url, call_sid, speed, on_failed)
-        self.stream_id = "MZ" + call_sid[2:]
+        self.stream_id = "MZ" + uuid.uuid4().hex  # every stream, a restart too, has its own SID
         self._account_sid = account_sid
         self._parameters = parameters or {}
 
