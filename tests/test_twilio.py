@@ -360,3 +360,11 @@ def test_a_bridged_call_on_twilio_is_recorded_as_transferred() -> None:
     assert result.outcome == "transferred" and call.outcome == "transferred"
     assert any(e.get("type") == "whisper" and "Lifeline transfer" in e.get("text", "")
                for e in result.leg.log.timeline)
+
+
+def test_a_hangup_that_overtakes_the_voice_webhook_still_closes_the_call(twilio_app: Flask) -> None:
+    assert post(twilio_app, "/webhooks/twilio/status", call_form(CallStatus="completed")).status_code == 204
+    root = twiml(post(twilio_app, "/webhooks/twilio/voice", call_form()))
+    assert root.find("Hangup") is not None and root.find("Gather") is None
+    call = twilio_app.extensions["lifeline"].store.get_call(SID)
+    assert call is not None and call.status == CallStatus.ENDED

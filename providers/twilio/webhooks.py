@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from ivr.context import command_id_for
 from ivr.errors import error_response
+from ivr.events import CallEvent
 from ivr.store import CallStatus, Command
 
 from ..base import WebhookRequest
@@ -58,9 +59,16 @@ def _instructions(twilio: Twilio, lifeline: object, incoming: WebhookRequest, ki
     with capturing(sid) as capture:
         for event in found:
             lifeline.calls.handle(event)  # type: ignore[attr-defined]
+        if kind == "voice" and _hung_up_already(lifeline, sid):
+            # The caller's hangup overtook the voice webhook (Twilio posts the status callback
+            # while it waits for our TwiML): it was recorded with no call to close, so close it now.
+            lifeline.calls.handle(CallEvent(  # type: ignore[attr-defined]
+                id=f"tw-{sid}:hangup-before-answer", type="call.hangup", occurred_at=None,
+                call_control_id=sid, hangup_cause="normal_clearing", hangup_source="caller"))
+            found = []
     assert twilio.sender is not None
-    twilio.sender.mark_sent(capture.commands)
-    commands = capture.commands
+    twilio.sender.mark_sent(capture.commands)  # what Twilio will not run is settled all the same
+    commands = capture.commands if found else []
     if not commands:
         # A duplicate, a step that queued nothing, or a race with a REST update: say what the
         # call's state calls for, which never repeats a side effect such as a <Dial>.
@@ -119,6 +127,11 @@ def _stream(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: st
         report_stream_lost(lifeline, sid, incoming.form.get("StreamSid") or "",
                            incoming.form.get("StreamError") or "stream-error")
     return "", 204
+
+
+def _hung_up_already(lifeline: object, sid: str) -> bool:
+    return any(e["event_type"] == "call.hangup" and not e["id"].endswith(":hangup-before-answer")
+               for e in lifeline.store.events(sid))  # type: ignore[attr-defined]
 
 
 def report_stream_lost(lifeline: object, sid: str, stream_sid: str, why: str) -> None:
