@@ -9,17 +9,21 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from ivr.config import ENGINES
+
 from .report import print_call, report_json
 from .runner import Simulation
 from .scenario import ScenarioError, load_scenario, require_audio
+
+# The emulator can stand in for Telnyx, not for Symbl's service.
+SIMULATED_ENGINES = [name for name in ENGINES if name != "symbl"]
 
 
 @click.command("simulate")
 @click.argument("scenarios", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--engine", type=click.Choice(["telnyx", "local", "twilio"]), default="telnyx",
-              show_default=True, help="How the app hears the caller (telnyx/twilio: the provider's "
-              "transcription).")
+@click.option("--engine", type=click.Choice(SIMULATED_ENGINES), default="telnyx", show_default=True,
+              help="How the app hears the caller (telnyx, twilio: the provider's own transcription).")
 @click.option("--provider", type=click.Choice(["telnyx", "twilio"]), default="telnyx", show_default=True,
               help="Which provider's emulator the calls come through.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
@@ -74,7 +78,7 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
 
 
 @click.command("bench")
-@click.option("--engine", type=click.Choice(["telnyx", "local", "twilio"]), default="telnyx", show_default=True)
+@click.option("--engine", type=click.Choice(SIMULATED_ENGINES), default="telnyx", show_default=True)
 @click.option("--provider", type=click.Choice(["telnyx", "twilio"]), default="telnyx", show_default=True)
 @click.option("--calls", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--concurrency", type=click.IntRange(1, 2000), default=10, show_default=True)
@@ -93,8 +97,8 @@ def bench(engine: str, provider: str, calls: int, concurrency: int, chaos: float
     """Drive generated calls through the app under gunicorn and report latency and correctness."""
     from .bench import BenchConfig, run_bench, write_json
 
-    report = run_bench(BenchConfig(engine=engine, provider=provider, calls=calls, concurrency=concurrency, chaos=chaos,
-                                   speed=speed, workers=workers, threads=threads,
+    report = run_bench(BenchConfig(engine=engine, provider=provider, calls=calls, concurrency=concurrency,
+                                   chaos=chaos, speed=speed, workers=workers, threads=threads,
                                    database_url=database_url, ramp_s=ramp), echo=click.echo)
     click.echo(json.dumps(report, indent=2))
     if json_out:

@@ -47,14 +47,16 @@ class Simulation:
         holder: dict[str, Any] = {}
         self._holder = holder
         self._app_server = ServerThread(lambda environ, start: holder["app"](environ, start))
-        if self._database_url is None:
+        database_url = self._database_url
+        if database_url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
+            database_url = f"sqlite:///{self._tmp / 'simulation.db'}"
         config = {
             **self._base_config,
             **self._provider_settings(),
             "LIFELINE_PUBLIC_URL": self._app_server.url,
             "LIFELINE_ENGINE": self._engine,
-            "DATABASE_URL": self._database_url or f"sqlite:///{self._tmp / 'simulation.db'}",
+            "DATABASE_URL": database_url,
         }
         self.config = config
         try:

@@ -21,7 +21,7 @@ from providers.twilio.frames import parse_twilio_frame
 from providers.twilio.rest import TwilioCommands
 from providers.twilio.settings import TwilioSettings
 from providers.twilio.twiml import TwimlRenderer
-from simulator.emulator import Fault
+from simulator.faults import Fault
 from simulator.runner import Simulation
 from simulator.scenario import load_scenario
 from simulator.server import ServerThread

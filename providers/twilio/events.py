@@ -70,8 +70,7 @@ def status(key: str, form: Mapping[str, str]) -> list[CallEvent]:
     sid = call_sid(form)
     if form.get("CallStatus") not in ENDED_STATUSES:
         return []
-    return [_event(key, "hangup", "call.hangup", sid, form, hangup_cause="normal_clearing",
-                   hangup_source="caller")]
+    return [_event(key, "hangup", "call.hangup", sid, form, hangup_cause="normal_clearing")]
 
 
 def gather(key: str, form: Mapping[str, str]) -> list[CallEvent]:
@@ -102,7 +101,7 @@ def dial(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[C
     state = {"role": "agent", "caller": caller, "attempt": attempt}
     if outcome in AGENT_FAILED_CAUSE:
         return [_event(key, "agent-hangup", "call.hangup", agent_sid, form, client_state=state,
-                       hangup_cause=AGENT_FAILED_CAUSE[outcome], hangup_source="callee")]
+                       hangup_cause=AGENT_FAILED_CAUSE[outcome])]
     if outcome in ("completed", "answered"):
         # The bridge happened (its status callback may have been lost); the agent hung up.
         return [_event(key, "bridged", "call.bridged", sid, form)]
@@ -135,8 +134,8 @@ def recording(key: str, form: Mapping[str, str]) -> list[CallEvent]:
                       payload={**form, "recording_urls": {"mp3": f"{url}.mp3"}})]
 
 
-def transcription(form: Mapping[str, str]) -> tuple[str, Transcription] | None:
-    """A real-time transcription callback: the caller's final utterance, or None."""
+def transcription(form: Mapping[str, str]) -> tuple[str, Transcription, str | None] | None:
+    """A real-time transcription callback: (call, result, track), or None for other events."""
     sid = call_sid(form)
     if form.get("TranscriptionEvent") != "transcription-content":
         return None
@@ -151,5 +150,4 @@ def transcription(form: Mapping[str, str]) -> tuple[str, Transcription] | None:
         raise MalformedEvent("TranscriptionData.confidence must be a number")
     return sid, Transcription(text=data["transcript"],
                               confidence=float(confidence) if confidence is not None else None,
-                              is_final=form.get("Final", "true").lower() == "true",
-                              track=form.get("Track"))
+                              is_final=form.get("Final", "true").lower() == "true"), form.get("Track")

@@ -33,7 +33,7 @@ class TwilioSettings:
 
 def twilio_settings(settings: Settings) -> TwilioSettings | None:
     """Twilio's settings when TWILIO_AUTH_TOKEN is set, else None (Twilio not in use)."""
-    extra = settings.extra
+    extra = settings.twilio
     token = extra.get("TWILIO_AUTH_TOKEN")
     sid = extra.get("TWILIO_ACCOUNT_SID")
     if not token and not sid:

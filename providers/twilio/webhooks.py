@@ -64,7 +64,7 @@ def _instructions(twilio: Twilio, lifeline: object, incoming: WebhookRequest, ki
             # while it waits for our TwiML): it was recorded with no call to close, so close it now.
             lifeline.calls.handle(CallEvent(  # type: ignore[attr-defined]
                 id=f"tw-{sid}:hangup-before-answer", type="call.hangup", occurred_at=None,
-                call_control_id=sid, hangup_cause="normal_clearing", hangup_source="caller"))
+                call_control_id=sid, hangup_cause="normal_clearing"))
             found = []
     assert twilio.sender is not None
     twilio.sender.mark_sent(capture.commands)  # what Twilio will not run is settled all the same
@@ -110,8 +110,8 @@ def _transcription(twilio: Twilio, lifeline: object, incoming: WebhookRequest, k
     """Twilio real-time transcription: each final utterance of the caller is a message."""
     heard = events.transcription(incoming.form)
     if heard is not None:
-        sid, result = heard
-        if result.is_final and result.track in (None, "inbound_track") and result.text.strip():
+        sid, result, track = heard
+        if result.is_final and track in (None, "inbound_track") and result.text.strip():
             # The transcription's own ids make the message id: a redelivery is stored once.
             source_id = (f"twilio:{incoming.form.get('TranscriptionSid', '')}:"
                          f"{incoming.form.get('SequenceId', '')}")

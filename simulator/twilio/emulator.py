@@ -25,7 +25,9 @@ from twilio.request_validator import RequestValidator
 
 from ivr.serial import KeyedSerialExecutor
 
-from ..emulator import OUR_NUMBER, RING_S, SPEECH_CHARS_PER_S, Chaos, Fault
+from ..emulator import OUR_NUMBER
+from ..faults import Chaos, Fault
+from ..lifecycle import RING_S, SPEECH_CHARS_PER_S
 from ..legs import CallLog, Gather, Leg
 
 log = logging.getLogger(__name__)
