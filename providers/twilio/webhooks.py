@@ -79,7 +79,6 @@ def _instructions(twilio: Twilio, lifeline: object, incoming: WebhookRequest, ki
 
 def _recorded(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
     """The caller's message is recorded; nothing more to do on the call."""
-    events.call_sid(incoming.form)
     return _twiml(twilio.provider.renderer.render([_command(events.call_sid(incoming.form), "hangup")]))
 
 
@@ -152,14 +151,15 @@ def _state(lifeline: object, sid: str, greet: bool = False) -> list[Command]:
     """What holds the call in its current state without repeating anything it did."""
     call = lifeline.store.get_call(sid)  # type: ignore[attr-defined]
     menu = lifeline.menu  # type: ignore[attr-defined]
-    if call is None or call.status == CallStatus.ENDED:
+    if call is None or call.status in (CallStatus.ENDED, CallStatus.TRANSFERRED):
+        # Twilio asks about a transferred call only once its <Dial> is over: the agent hung up.
         return [_command(sid, "hangup")]
     if call.status == CallStatus.MENU and menu.has(call.menu):
         lead_in = menu.greeting if greet and call.menu == menu.start else None
         return [_command(sid, "gather_using_speak", **menu.gather(call.menu, lead_in=lead_in))]
     if call.status == CallStatus.ENDING:
         return [_command(sid, "speak", **menu.speak(menu.goodbye)), _command(sid, "hangup")]
-    return []  # answering, transferring, transferred, voicemail: hold until Twilio or we move on
+    return []  # answering, transferring, voicemail: hold until Twilio or we move on
 
 
 HANDLERS: dict[str, Handler] = {
