@@ -85,7 +85,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     services = Services(
         engine=engine, scorer=SentimentScorer(), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
-    units = UnitOfWork(store, menu, sender)  # type: ignore[arg-type]
+    units = UnitOfWork(store, menu, sender)
     calls = CallService(store, units, services, MACHINE)
     monitor = Monitor(store, outbox, providers, units, services, MACHINE,  # type: ignore[arg-type]
                       settings.sweep_interval_s, settings.transfer_timeout_s, settings.stale_call_s, calls)

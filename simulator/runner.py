@@ -51,7 +51,7 @@ class Simulation:
         if database_url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
             database_url = f"sqlite:///{self._tmp / 'simulation.db'}"
-        config = {
+        config: dict[str, object] = {
             **self._base_config,
             **self._provider_settings(),
             "LIFELINE_PUBLIC_URL": self._app_server.url,

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
+from werkzeug.test import TestResponse
 from twilio.request_validator import RequestValidator
 
 from insight.frames import MalformedFrame
@@ -50,7 +51,7 @@ def twilio_app(app_config: dict[str, object]) -> Iterator[Flask]:
 
 
 def post(app: Flask, path: str, form: dict[str, str], *, token: str = TOKEN, signed_url: str | None = None,
-         idempotency: str | None = None, tamper: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+         idempotency: str | None = None, tamper: dict[str, str] | None = None) -> TestResponse:
     """POST a form the way Twilio does, signed over the public URL (or the one given)."""
     signature = RequestValidator(token).compute_signature(signed_url or f"{PUBLIC}{path}", form)
     headers = {"X-Twilio-Signature": signature}
@@ -64,7 +65,7 @@ def call_form(sid: str = SID, **extra: str) -> dict[str, str]:
             "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01", **extra}
 
 
-def twiml(response) -> ET.Element:  # type: ignore[no-untyped-def]
+def twiml(response: TestResponse) -> ET.Element:
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.mimetype == "text/xml"
     root = ET.fromstring(response.get_data())

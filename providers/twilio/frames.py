@@ -40,14 +40,16 @@ def parse_twilio_frame(raw: str | bytes) -> MediaFrame:
         start = document.get("start")
         if not isinstance(start, dict):
             raise MalformedFrame("start message without `start`")
-        media_format = start.get("mediaFormat") if isinstance(start.get("mediaFormat"), dict) else {}
+        raw_format = start.get("mediaFormat")
+        media_format = raw_format if isinstance(raw_format, dict) else {}
         encoding = _text(media_format.get("encoding")) or "audio/x-mulaw"
         return MediaFrame(**{**common, "stream_id": common["stream_id"] or _text(start.get("streamSid"))},
                           call_control_id=_text(start.get("callSid")),
                           encoding=ENCODINGS.get(encoding.lower(), encoding),
                           sample_rate=_number(media_format.get("sampleRate")))
     if event == "dtmf":
-        dtmf = document.get("dtmf") if isinstance(document.get("dtmf"), dict) else {}
+        raw_dtmf = document.get("dtmf")
+        dtmf = raw_dtmf if isinstance(raw_dtmf, dict) else {}
         return MediaFrame(**common, digit=_text(dtmf.get("digit")))
     return MediaFrame(**common)
 

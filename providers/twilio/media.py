@@ -42,7 +42,7 @@ def check_token() -> ResponseReturnValue | None:
     return None
 
 
-@sock.route("/media/twilio/<token>", bp=bp)
+@sock.route("/media/twilio/<token>", bp=bp)  # type: ignore[untyped-decorator]  # flask-sock has no types
 def twilio_media_stream(ws, token: str) -> None:  # type: ignore[no-untyped-def]
     """Receive Media Streams messages until `stop` or the socket closes."""
     lifeline = current_app.extensions["lifeline"]

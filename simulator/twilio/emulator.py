@@ -175,14 +175,15 @@ class TwilioEmulator:
         fault = self._take_fault(name) or self._chaos_fault(name)
         if fault and fault.hold is not None:
             fault.hold.wait(timeout=30)
-        entry = {"t": time.monotonic(), "call_control_id": sid, "name": name, "body": dict(form)}
+        now = time.monotonic()
+        entry: dict[str, object] = {"t": now, "call_control_id": sid, "name": name, "body": dict(form)}
         with self._lock:
             leg = self._legs.get(sid)
             reply = self._decide(leg, name, form, fault)
             entry["status"] = reply[0]
             self.requests.append(entry)
             if leg is not None and name != "fetch":
-                leg.log.add({"t_ms": leg.log.t_ms(entry["t"]), "kind": "command", "type": name,
+                leg.log.add({"t_ms": leg.log.t_ms(now), "kind": "command", "type": name,
                              "status": reply[0]})
         if fault and fault.delay_s:
             time.sleep(fault.delay_s)  # Twilio acted but answers late
