@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .transcription import TranscriptionChoice, build_transcription_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENGINES = ("local", "telnyx", "symbl")
@@ -38,7 +39,11 @@ class Settings:
     rules_path: Path
     database_url: str
     transcription_engine: str = "Telnyx"
-    transcription_language: str = "en"
+    transcription_language: str | None = None
+    transcription_model: str | None = None
+    transcription_region: str | None = None
+    # The checked `transcription_config` of `answer` (telnyx engine only; None for the others).
+    transcription_config: Mapping[str, object] | None = None
     webhook_tolerance_s: int = 300
     command_timeout_s: float = 5.0
     command_attempts: int = 4
@@ -118,6 +123,11 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
                            problems)
     transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", "2"),
                                  "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems)
+    choice = TranscriptionChoice(engine=get("LIFELINE_TRANSCRIPTION_ENGINE", "Telnyx") or "Telnyx",
+                                 language=get("LIFELINE_TRANSCRIPTION_LANGUAGE"),
+                                 model=get("LIFELINE_TRANSCRIPTION_MODEL"),
+                                 region=get("LIFELINE_TRANSCRIPTION_REGION"))
+    transcription_config = build_transcription_config(choice, problems) if engine == "telnyx" else None
     if problems:
         raise ConfigError("\n".join(problems))
     assert api_key is not None and public_key is not None
@@ -132,8 +142,11 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
         ivr_path=ivr_path,
         rules_path=rules_path,
         database_url=database_url,
-        transcription_engine=get("LIFELINE_TRANSCRIPTION_ENGINE", "Telnyx") or "Telnyx",
-        transcription_language=get("LIFELINE_TRANSCRIPTION_LANGUAGE", "en") or "en",
+        transcription_engine=choice.engine,
+        transcription_language=choice.language,
+        transcription_model=choice.model,
+        transcription_region=choice.region,
+        transcription_config=transcription_config,
         webhook_tolerance_s=tolerance,
         command_timeout_s=timeout,
         transfer_timeout_s=transfer_timeout,
