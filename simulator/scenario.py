@@ -10,7 +10,7 @@ from ivr.yamlfile import read_yaml
 
 AGENT_BEHAVIOURS = ("answer", "no_answer", "busy", "reject")
 _TOP_KEYS = {"name", "from", "agent", "expect", "turns"}
-_EXPECT_KEYS = {"transfer", "earliest_say", "latest_say"}
+_EXPECT_KEYS = {"transfer", "earliest_say", "latest_say", "intent"}
 _TURN_KINDS = ("wait_for", "press", "say", "pause", "hangup")
 
 
@@ -34,6 +34,7 @@ class Expect:
     transfer: bool | None = None
     earliest_say: int | None = None
     latest_say: int | None = None
+    intent: str | None = None  # informational: what makes the caller need a person
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,10 @@ def _expect(path: Path, raw: object) -> Expect:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ScenarioError(f"{path}: expect.{key} must be a say number (1 = the first say)")
         bounds[key] = value
-    return Expect(transfer=transfer, **bounds)
+    intent = raw.get("intent")
+    if intent is not None and not isinstance(intent, str):
+        raise ScenarioError(f"{path}: expect.intent must be a name such as wants_person")
+    return Expect(transfer=transfer, intent=intent, **bounds)
 
 
 def _turn(path: Path, index: int, raw: object) -> Turn:

@@ -78,6 +78,7 @@ def test_transfer_too_early_is_reported(app: Flask, tmp_path: Path) -> None:
     ("name: x\nturns:\n  - pause: -1\n", "turn 1: `pause` takes seconds"),
     ("name: x\nagent: maybe\nturns:\n  - pause: 1\n", "`agent: maybe` must be one of"),
     ("name: x\nexpect: {transfer: yes please}\nturns:\n  - pause: 1\n", "expect.transfer"),
+    ("name: x\nexpect: {transfer: true, intent: [a, b]}\nturns:\n  - pause: 1\n", "expect.intent"),
     ("name: x\nexpect: {latest_say: 2}\nturns:\n  - say: hi\n", "expect.latest_say: 2 but the script has 1"),
     ("name: x\nturns:\n  - wait_for: agent\n", "`wait_for` only knows `gather`"),
     ("turns: [1, 2\n", "not valid YAML"),
@@ -102,6 +103,13 @@ def test_all_shipped_scenarios_are_valid() -> None:
     scenarios = [load_scenario(p) for p in sorted(CALLS.glob("*.yaml"))]
     assert len(scenarios) >= 12
     assert all(s.turns for s in scenarios)
+
+
+def test_every_corpus_call_loads_with_its_label() -> None:
+    paths = sorted((CALLS.parent.parent / "corpus").glob("*/calls/*.yaml"))
+    scenarios = [load_scenario(p) for p in paths]
+    assert len(scenarios) >= 150
+    assert all(s.expect.transfer is not None for s in scenarios)
 
 
 def test_say_audio_path_is_relative_to_the_scenario(tmp_path: Path) -> None:
