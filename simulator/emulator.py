@@ -27,6 +27,7 @@ from ivr.serial import KeyedSerialExecutor
 
 from .clock import Timers
 from .legs import CallLog, Gather, Leg
+from .strict import check_command, check_dial, error_body, event_problems, payload_fields
 
 log = logging.getLogger(__name__)
 SPEECH_CHARS_PER_S = 15.0
@@ -45,8 +46,8 @@ def ok() -> Reply:
 
 
 def error(status: int, code: str, title: str, detail: str = "") -> Reply:
-    """Telnyx's error body."""
-    return status, {"errors": [{"code": code, "title": title, "detail": detail or title}]}
+    """Telnyx's error body (codes with no reference are marked so in `meta`)."""
+    return status, {"errors": [error_body(code, title, detail)]}
 
 
 @dataclass
@@ -97,6 +98,8 @@ class Emulator:
         self.webhook_url: str | None = None
         self.base_url: str | None = None
         self.requests: list[dict[str, Any]] = []
+        self.refused: list[dict[str, Any]] = []  # command bodies the SDK's types do not accept
+        self.webhook_problems: list[str] = []  # webhooks we sent that the SDK's models do not accept
         self._legs: dict[str, Leg] = {}
         self._lock = threading.RLock()
         self._faults: list[Fault] = []
@@ -222,6 +225,13 @@ class Emulator:
         """Execute one Call Control command as Telnyx would."""
         if not self._authorized(authorization):
             return error(401, "10009", "Authentication failed", "check the API key")
+        refused = check_command(name, body) if name in self._commands else None
+        if refused is not None:
+            # What real Telnyx refuses, we refuse: the body must fit the SDK's parameter type.
+            with self._lock:
+                self.refused.append({"call_control_id": call_control_id, "name": name, "body": body,
+                                     "errors": refused[1]["errors"]})
+            return refused
         fault = self._take_fault(name) or self._chaos_fault(name)
         if fault and fault.hold is not None:
             fault.hold.wait(timeout=30)
@@ -236,10 +246,12 @@ class Emulator:
         """POST /v2/calls: an outbound call; the far end answers after the ring (or does not)."""
         if not self._authorized(authorization):
             return error(401, "10009", "Authentication failed", "check the API key")
-        missing = [k for k in ("connection_id", "to", "from")
-                   if not isinstance(body.get(k), str) or not body[k]]
-        if missing:
-            return error(422, "10004", "Missing required parameter", f"{', '.join(missing)} required")
+        refused = check_dial(body)
+        if refused is not None:
+            return refused
+        blank = [k for k in ("connection_id", "to", "from") if not body[k]]
+        if blank:  # the types allow "", Telnyx does not (reference: 10004 for a blank `to`)
+            return error(422, "10004", "Missing required parameter", f"{', '.join(blank)} required")
         leg = self._new_leg(body["from"], body["to"], "outgoing", "parked", "callee",
                             CallLog(str(uuid.uuid4())))
         leg.client_state = body.get("client_state")
@@ -550,7 +562,10 @@ class Emulator:
                 self._emit(leg, event_type, **fields)
 
     def _emit(self, leg: Leg, event_type: str, **fields: Any) -> None:
-        payload = {**leg.base_payload(), **fields}
+        # The leg's common fields, as far as the SDK's model of this event has them (no `from` on
+        # call.transcription, no call_control_id on call.recording.saved).
+        allowed = payload_fields(event_type)
+        payload = {**{k: v for k, v in leg.base_payload().items() if k in allowed}, **fields}
         call_log = leg.log
         with call_log.cond:
             call_log.in_flight += 1
@@ -574,10 +589,16 @@ class Emulator:
         if not self.webhook_url:
             return
         event_id = str(uuid.uuid4())
+        data = {"record_type": "event", "event_type": event_type, "id": event_id,
+                "occurred_at": _iso_now(), "payload": payload}
+        problems = event_problems(data)
+        if problems:
+            log.error("emulator webhook %s departs from the SDK's model: %s", event_type, problems)
+            with self._lock:
+                self.webhook_problems.extend(problems[:5])
         for attempt in range(1, 4):  # Telnyx redelivers on 5xx and timeouts
             body = json.dumps({
-                "data": {"record_type": "event", "event_type": event_type, "id": event_id,
-                         "occurred_at": _iso_now(), "payload": payload},
+                "data": data,
                 "meta": {"attempt": attempt, "delivered_to": self.webhook_url}}).encode()
             status = self._send(call_log, event_type, body)
             if 200 <= status < 300:
