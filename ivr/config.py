@@ -57,6 +57,7 @@ class Settings:
     monitor: bool = True
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
+    recordings_dir: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -159,6 +160,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
         monitor=monitor == "on",
         sweep_interval_s=sweep_interval,
         stale_call_s=stale_call,
+        recordings_dir=Path(get("LIFELINE_RECORDINGS_DIR") or instance_path / "recordings"),
     )
 
 

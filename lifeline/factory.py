@@ -27,6 +27,7 @@ from ivr.menu import Menu, load_menu
 from ivr.outbox import CommandSender
 from ivr.security import WebhookVerifier
 from ivr.store import SqlStore
+from ivr.recordings import RecordingKeeper
 from ivr.telnyx_api import TelnyxCommands
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
@@ -53,6 +54,8 @@ class Lifeline:
         """Stop the monitor, finish queued commands and release connections."""
         self.monitor.stop()
         self.sender.close()
+        if self.monitor.recordings is not None:
+            self.monitor.recordings.close()
         self.store.close()
 
 
@@ -74,9 +77,12 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     store = SqlStore(settings.database_url)
     telnyx = TelnyxCommands(settings)
     sender = CommandSender(store, telnyx, settings.command_workers)
+    assert settings.recordings_dir is not None
+    recordings = RecordingKeeper(store, settings.recordings_dir)
     services = Services(
         engine=engine, scorer=SentimentScorer(), rules=rules,
-        transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
+        transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff),
+        recordings=recordings)
     units = UnitOfWork(store, menu, sender)
     calls = CallService(store, units, services, MACHINE)
     monitor = Monitor(store, sender, telnyx, units, services, MACHINE, settings.sweep_interval_s,

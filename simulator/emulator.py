@@ -98,6 +98,7 @@ class Emulator:
         self.webhook_url: str | None = None
         self.base_url: str | None = None
         self.requests: list[dict[str, Any]] = []
+        self.recordings: dict[str, bytes] = {}  # what recording URLs serve, by file name
         self.refused: list[dict[str, Any]] = []  # command bodies the SDK's types do not accept
         self.webhook_problems: list[str] = []  # webhooks we sent that the SDK's models do not accept
         self._legs: dict[str, Leg] = {}
@@ -149,6 +150,11 @@ class Emulator:
                 if gather is None:
                     continue
                 leg.media_free_at = time.monotonic()  # a key press cuts the prompt short
+                if gather.terminating and digit == gather.terminating:
+                    # The terminating digit ends the gather and is not part of the input.
+                    status = "valid" if len(gather.digits) >= gather.min_digits else "invalid"
+                    self._end_gather(leg, status, gather.digits)
+                    continue
                 if digit not in gather.valid:
                     self._end_gather(leg, "invalid", gather.digits + digit)
                     continue
@@ -379,6 +385,8 @@ class Emulator:
         _, end = self._play(leg, body["payload"])
         gather = Gather(valid=str(body.get("valid_digits") or "0123456789#*"),
                         max_digits=int(body.get("maximum_digits") or 128),
+                        min_digits=int(body.get("minimum_digits") or 1),
+                        terminating=str(body.get("terminating_digit", "#")),
                         timeout_s=int(body.get("timeout_millis") or 60000) / 1000)
         leg.gather = gather
         self._timers.at(end + self.scaled(gather.timeout_s),
@@ -427,6 +435,7 @@ class Emulator:
         if body.get("format") not in ("mp3", "wav") or body.get("channels") not in ("single", "dual"):
             return error(422, "10004", "Missing required parameter", "format and channels are required")
         leg.recording = str(body["format"])
+        leg.recording_started = time.monotonic()
         return ok()
 
     def _record_stop(self, leg: Leg, body: dict[str, Any]) -> Reply:
@@ -436,7 +445,12 @@ class Emulator:
     def _recording_saved(self, leg: Leg) -> None:
         if leg.recording is None:
             return
-        url = f"https://emulator.invalid/recordings/{leg.call_leg_id}.{leg.recording}"
+        # The audio the URL serves: silence as long as the recording ran (in scenario time).
+        seconds = min(120.0, (time.monotonic() - leg.recording_started) * self.speed)
+        name = f"{leg.call_leg_id}.{leg.recording}"
+        self.recordings[name] = silent_wav(seconds)
+        base = self.base_url or "https://emulator.invalid"
+        url = f"{base}/recordings/{name}"
         self._emit(leg, "call.recording.saved", recording_urls={leg.recording: url},
                    channels="single", recording_started_at=_iso_now(), recording_ended_at=_iso_now())
         leg.recording = None
@@ -533,7 +547,7 @@ class Emulator:
             self._emit(agent, "call.answered", state="answered", start_time=_iso_now())
             caller.bridged_with, agent.bridged_with = agent.call_control_id, caller.call_control_id
             caller.log.bridged = True
-            self._emit(caller, "call.bridged")
+            # The transfer docs name call.bridged on the new leg (B) only.
             self._emit(agent, "call.bridged")
 
     def _end(self, leg: Leg, cause: str, source: str) -> None:
@@ -635,3 +649,17 @@ class Emulator:
 
 def _iso_now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def silent_wav(seconds: float, rate: int = 8000) -> bytes:
+    """A mono 16-bit WAV of silence (what a recording URL of the emulator serves)."""
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"\x00\x00" * int(seconds * rate))
+    return out.getvalue()

@@ -43,6 +43,7 @@ class Simulation:
         self._app_server = ServerThread(lambda environ, start: holder["app"](environ, start))
         if self._database_url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
+        self._recordings = Path(tempfile.mkdtemp(prefix="lifeline-recordings-"))
         config = {
             **self._base_config,
             "TELNYX_API_KEY": self.emulator.api_key,
@@ -51,6 +52,7 @@ class Simulation:
             "LIFELINE_PUBLIC_URL": self._app_server.url,
             "LIFELINE_ENGINE": self._engine,
             "DATABASE_URL": self._database_url or f"sqlite:///{self._tmp / 'simulation.db'}",
+            "LIFELINE_RECORDINGS_DIR": str(self._recordings),
         }
         self.config = config
         try:
@@ -107,6 +109,7 @@ class Simulation:
         self.emulator.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+        shutil.rmtree(self._recordings, ignore_errors=True)
 
     def _stop_servers(self) -> None:
         for server in (getattr(self, "_app_server", None), getattr(self, "_emulator_server", None)):

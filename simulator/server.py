@@ -36,6 +36,13 @@ def emulator_app(emulator: Emulator) -> Flask:
             status, reply = emulator.dial(body, request.headers.get("Authorization"))
         return jsonify(reply), status
 
+    @app.get("/recordings/<name>")
+    def recording(name: str) -> ResponseReturnValue:
+        audio = emulator.recordings.get(name)
+        if audio is None:
+            return jsonify({"errors": [{"code": "10005", "title": "Resource not found"}]}), 404
+        return audio, 200, {"Content-Type": "audio/wav"}
+
     @app.get("/v2/calls/<path:call_control_id>")
     def status(call_control_id: str) -> ResponseReturnValue:
         status, reply = emulator.call_status(call_control_id, request.headers.get("Authorization"))
