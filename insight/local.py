@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TOKEN_MAX_AGE_S = 120
+STREAM_CODEC = "PCMU"
 MessageSink = Callable[[str, str, str, float], None]
 
 
@@ -112,7 +113,10 @@ class LocalEngine(ListeningEngine):
         self.transcriber.load()
 
     def answer_options(self, call_control_id: str) -> dict[str, Any]:
-        return {"stream_url": self.stream_url(call_control_id), "stream_track": "inbound_track"}
+        # Without stream_codec Telnyx streams the call's own codec (G722, OPUS, L16, ...); ask for
+        # PCMU, which Telnyx transcodes to where it can, and which we decode.
+        return {"stream_url": self.stream_url(call_control_id), "stream_track": "inbound_track",
+                "stream_codec": STREAM_CODEC}
 
     def restart_options(self, call_control_id: str) -> dict[str, Any] | None:
         return self.answer_options(call_control_id)

@@ -36,6 +36,7 @@ DEDUPE_WINDOW_S = 60.0
 HANGUP_CAUSES = {"no_answer": "timeout", "busy": "user_busy", "reject": "call_rejected"}
 OUR_NUMBER = "+15550100000"
 TRIGGER_EVENTS = ("call.transcription", "call.dtmf.received")
+SAMPLE_RATES = {"G722": 16000, "L16": 16000, "OPUS": 16000, "AMR-WB": 16000}  # others: 8000
 
 Reply = tuple[int, dict[str, Any]]
 
@@ -98,6 +99,8 @@ class Emulator:
         self.webhook_url: str | None = None
         self.base_url: str | None = None
         self.requests: list[dict[str, Any]] = []
+        self.call_codec = "PCMU"  # the codec callers' calls use (PCMU, PCMA, G722, L16, OPUS)
+        self.transcodes = True  # whether Telnyx can give a stream the stream_codec asked for
         self.recordings: dict[str, bytes] = {}  # what recording URLs serve, by file name
         self.refused: list[dict[str, Any]] = []  # command bodies the SDK's types do not accept
         self.webhook_problems: list[str] = []  # webhooks we sent that the SDK's models do not accept
@@ -131,10 +134,14 @@ class Emulator:
     # ----- the caller's side, driven by scripts and tests -------------------------------------
 
     def incoming_call(self, from_: str = "+15551230001", to: str = OUR_NUMBER,
-                      agent: str = "answer") -> Leg:
-        """A new inbound call: Telnyx parks it and posts call.initiated."""
+                      agent: str = "answer", codec: str | None = None) -> Leg:
+        """A new inbound call: Telnyx parks it and posts call.initiated.
+
+        `codec` is the call's own codec (default: the emulator's `call_codec`), which a stream
+        carries unless the app asks for another with `stream_codec` and `transcodes` is on."""
         leg = self._new_leg(from_, to, "incoming", "parked", "caller", CallLog(str(uuid.uuid4())))
         leg.agent_behaviour = agent
+        leg.codec = codec or self.call_codec
         self._emit(leg, "call.initiated", direction="incoming", state="parked",
                    start_time=_iso_now(), caller_id_name=from_)
         return leg
@@ -366,7 +373,8 @@ class Emulator:
         self._timers.after(self.scaled(0.05), lambda: self._emit_if_up(
             leg, "call.answered", state="answered", start_time=_iso_now()))
         if isinstance(body.get("stream_url"), str):
-            self._timers.after(self.scaled(0.05), lambda: self._open_stream(leg, body["stream_url"]))
+            self._timers.after(self.scaled(0.05), lambda: self._open_stream(
+                leg, body["stream_url"], body.get("stream_codec")))
         return ok()
 
     def _speak(self, leg: Leg, body: dict[str, Any]) -> Reply:
@@ -460,14 +468,14 @@ class Emulator:
             return error(422, "10004", "Missing required parameter", "stream_url is required")
         if not leg.answered:
             return error(422, "90034", "Call not answered yet")
-        self._timers.after(0, lambda: self._open_stream(leg, body["stream_url"]))
+        self._timers.after(0, lambda: self._open_stream(leg, body["stream_url"], body.get("stream_codec")))
         return ok()
 
     def _streaming_stop(self, leg: Leg, body: dict[str, Any]) -> Reply:
         self._close_stream(leg)
         return ok()
 
-    def _open_stream(self, leg: Leg, url: str) -> None:
+    def _open_stream(self, leg: Leg, url: str, codec: str | None = None) -> None:
         """Telnyx connects to the app's stream_url and starts sending the caller's audio."""
         from .streamer import MediaStreamer
 
@@ -476,8 +484,11 @@ class Emulator:
                 return
             self._close_stream(leg)
             leg.stream_url = url
+            # stream_codec "default" or absent: the call's own codec; otherwise transcoded if possible.
+            encoding = codec if codec and codec != "default" and self.transcodes else leg.codec
             leg.streamer = MediaStreamer(url, leg.call_control_id, self.speed,
-                                         on_failed=lambda why: self._stream_failed(leg, url, why))
+                                         on_failed=lambda why: self._stream_failed(leg, url, why),
+                                         encoding=encoding, sample_rate=SAMPLE_RATES.get(encoding, 8000))
             self._emit(leg, "streaming.started", stream_url=url)
         leg.streamer.start()
 

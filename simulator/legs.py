@@ -77,6 +77,7 @@ class Leg:
     stream_url: str | None = None
     streamer: Any = None
     recording: str | None = None
+    codec: str = "PCMU"  # the call's own codec
     recording_started: float = 0.0
     gather: Gather | None = None
     media_free_at: float = 0.0

@@ -11,7 +11,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+import numpy as np
 from simple_websocket import Client, ConnectionClosed
+
+from insight.g711 import ALAW_TO_PCM, decode
 
 from .audio import FRAME_BYTES
 
@@ -23,8 +26,13 @@ class MediaStreamer:
     """Connects like Telnyx does and sends 20 ms PCMU frames in real time: speech or silence."""
 
     def __init__(self, url: str, call_control_id: str, speed: float,
-                 on_failed: Callable[[str], None]) -> None:
+                 on_failed: Callable[[str], None], encoding: str = "PCMU",
+                 sample_rate: int = 8000) -> None:
         self.url = url
+        # What the start frame announces; the payload is PCMU audio transcoded for PCMA, and
+        # passed through as-is for codecs the emulator cannot encode (Lifeline must refuse those).
+        self.encoding = encoding
+        self.sample_rate = sample_rate
         self.stream_id = f"emu-stream-{call_control_id[-12:]}"
         self._call_control_id = call_control_id
         self._interval = 0.02 / speed
@@ -71,7 +79,8 @@ class MediaStreamer:
             self._send(ws, {"event": "connected", "version": "1.0.0"})
             self._send(ws, {"event": "start", "stream_id": self.stream_id, "start": {
                 "call_control_id": self._call_control_id, "client_state": None,
-                "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}})
+                "media_format": {"encoding": self.encoding, "sample_rate": self.sample_rate,
+                                 "channels": 1}}})
             due = time.monotonic()
             for chunk in itertools.count(1):
                 if self._stop.is_set():
@@ -79,7 +88,7 @@ class MediaStreamer:
                 frame, done = self._queue.popleft() if self._queue else (SILENCE, None)
                 self._send(ws, {"event": "media", "stream_id": self.stream_id, "media": {
                     "track": "inbound", "chunk": str(chunk), "timestamp": str(chunk * 20),
-                    "payload": base64.b64encode(frame).decode()}})
+                    "payload": base64.b64encode(self._encode(frame)).decode()}})
                 self.sent_frames += 1
                 if done is not None:
                     done.set()
@@ -103,3 +112,22 @@ class MediaStreamer:
     def _send(self, ws: Client, frame: dict[str, object]) -> None:
         frame.setdefault("sequence_number", str(next(self._sequence)))
         ws.send(json.dumps(frame))
+
+    def _encode(self, pcmu: bytes) -> bytes:
+        if self.encoding != "PCMA":
+            return pcmu
+        return encode_alaw(decode(pcmu, "PCMU"))
+
+
+_ALAW_ORDER = np.argsort(ALAW_TO_PCM)
+_ALAW_SORTED = ALAW_TO_PCM[_ALAW_ORDER].astype(np.int32)
+
+
+def encode_alaw(samples: np.ndarray) -> bytes:
+    """16-bit PCM to PCMA: each sample to the A-law code whose value is nearest (the emulator's
+    stand-in for Telnyx transcoding a stream to PCMA)."""
+    values = samples.astype(np.int32)
+    right = np.clip(np.searchsorted(_ALAW_SORTED, values), 1, len(_ALAW_SORTED) - 1)
+    left = right - 1
+    nearer = np.where(values - _ALAW_SORTED[left] <= _ALAW_SORTED[right] - values, left, right)
+    return _ALAW_ORDER[nearer].astype(np.uint8).tobytes()

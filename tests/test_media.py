@@ -279,3 +279,34 @@ def test_odd_numbers_in_frames_read_as_absent_not_as_a_crash(number: str) -> Non
     parsed = parse_frame(frame("media", sequence_number=number, media={
         "chunk": number, "payload": base64.b64encode(b"\xff").decode()}))
     assert (parsed.sequence, parsed.chunk) == (None, None)
+
+
+@pytest.mark.parametrize(("call_codec", "transcodes"), [("G722", True), ("L16", True), ("PCMA", False)])
+def test_calls_in_other_codecs_are_heard_through_the_codec_we_ask_for_or_decode(
+        local: Simulation, call_codec: str, transcodes: bool) -> None:
+    local.emulator.transcodes = transcodes
+    leg = local.emulator.incoming_call(codec=call_codec)
+    assert local.emulator.wait_for_gather(leg, 5)
+    [answer] = accepted(local, leg.call_control_id, "answer")
+    assert answer["body"]["stream_codec"] == "PCMU"
+    assert wait_until(lambda: leg.streamer is not None)
+    assert leg.streamer.encoding == ("PCMU" if transcodes else call_codec)
+    local.emulator.say(leg, "", 0, audio=load_pcmu(AUDIO / "02-asks-for-human-1.wav"))
+    assert wait_until(lambda: bool(accepted(local, leg.call_control_id, "transfer")), timeout=15)
+    assert "real person" in store(local).messages(leg.call_control_id)[0]["text"].lower()
+
+
+def test_a_codec_we_cannot_decode_restarts_the_stream_then_marks_listening_lost_with_why(
+        local: Simulation, caplog: pytest.LogCaptureFixture) -> None:
+    local.emulator.transcodes = False  # Telnyx cannot give this call PCMU: G722 at 16 kHz it is
+    leg = local.emulator.incoming_call(codec="G722")
+    assert local.emulator.wait_for_gather(leg, 5)
+    assert wait_until(lambda: store(local).get_call(leg.call_control_id).listening == "lost", 10)
+    call = store(local).get_call(leg.call_control_id)
+    assert call.listening_reason == ("stream codec G722 at 16000 Hz cannot be decoded "
+                                     "(Lifeline decodes PCMU/PCMA at 8000 Hz)")
+    [restart] = accepted(local, leg.call_control_id, "streaming_start")
+    assert restart["body"]["stream_codec"] == "PCMU"
+    assert "G722 at 16000 Hz cannot be decoded" in caplog.text
+    local.emulator.press(leg, "0")  # the menu still works without listening
+    assert wait_until(lambda: leg.log.bridged)

@@ -62,6 +62,7 @@ class CallRecord:
     ended_at: float | None = None
     swept_at: float | None = None
     listening: str | None = None
+    listening_reason: str | None = None  # why listening was restarted or lost
     recording_url: str | None = None
     recording_status: str | None = None  # RecordingStatus: pending, kept, failed, expired
     recording_saved_at: float | None = None

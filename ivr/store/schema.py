@@ -25,6 +25,7 @@ calls = Table(
     Column("ended_at", Float),
     Column("swept_at", Float),
     Column("listening", String(16)),
+    Column("listening_reason", String(200)),
     Column("recording_url", String(1000)),
     Column("recording_status", String(16)),
     Column("recording_saved_at", Float),
