@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from simple_websocket import Client, ConnectionClosed
@@ -33,6 +34,7 @@ class MediaStreamer:
         # passed through as-is for codecs the emulator cannot encode (Lifeline must refuse those).
         self.encoding = encoding
         self.sample_rate = sample_rate
+        self._g722: Any = None
         self.stream_id = f"emu-stream-{call_control_id[-12:]}"
         self._call_control_id = call_control_id
         self._interval = 0.02 / speed
@@ -114,9 +116,21 @@ class MediaStreamer:
         ws.send(json.dumps(frame))
 
     def _encode(self, pcmu: bytes) -> bytes:
-        if self.encoding != "PCMA":
-            return pcmu
-        return encode_alaw(decode(pcmu, "PCMU"))
+        """A PCMU frame in the stream's codec, as Telnyx would transcode it."""
+        if self.encoding == "PCMA":
+            return encode_alaw(decode(pcmu, "PCMU"))
+        if self.encoding == "L16":
+            samples = decode(pcmu, "PCMU")
+            if self.sample_rate == 16000:
+                samples = np.repeat(samples, 2)  # 8 kHz speech carried at 16 kHz
+            return samples.astype(">i2").tobytes()
+        if self.encoding == "G722":
+            if self._g722 is None:
+                from G722 import G722
+                self._g722 = G722(8000, 64000)  # 8 kHz input, wideband-compatible bitstream
+            encoded: bytes = self._g722.encode(decode(pcmu, "PCMU"))
+            return encoded
+        return pcmu  # PCMU, and codecs the emulator cannot encode (OPUS, AMR-WB): sent as is
 
 
 _ALAW_ORDER = np.argsort(ALAW_TO_PCM)
