@@ -153,6 +153,8 @@ class Emulator:
                 if leg.ended:
                     return
                 self._emit(leg, "call.dtmf.received", digit=digit)
+                if leg.streamer is not None:
+                    leg.streamer.dtmf(digit)
                 gather = leg.gather
                 if gather is None:
                     continue

@@ -40,6 +40,7 @@ class MediaStreamer:
         self._interval = 0.02 / speed
         self._on_failed = on_failed
         self._queue: deque[tuple[bytes, threading.Event | None]] = deque()
+        self._events: deque[dict[str, object]] = deque()  # dtmf, mark and error frames to interleave
         self._stop = threading.Event()
         self._drop = threading.Event()
         self._sequence = itertools.count(1)
@@ -60,6 +61,20 @@ class MediaStreamer:
         if not frames:
             done.set()
         return done
+
+    def dtmf(self, digit: str) -> None:
+        """A key press, as Telnyx reports it on the stream too (besides the webhook)."""
+        self._events.append({"event": "dtmf", "stream_id": self.stream_id,
+                             "occurred_at": _iso_now(), "dtmf": {"digit": digit}})
+
+    def mark(self, name: str) -> None:
+        """A `mark` frame (Telnyx echoes the app's marks when their audio has played)."""
+        self._events.append({"event": "mark", "stream_id": self.stream_id, "mark": {"name": name}})
+
+    def error(self, code: int, title: str, detail: str) -> None:
+        """An `error` frame (Telnyx's stream error codes, e.g. 100003 malformed_frame)."""
+        self._events.append({"event": "error", "stream_id": self.stream_id,
+                             "payload": {"code": code, "title": title, "detail": detail}})
 
     def stop(self) -> None:
         """Send `stop` and close."""
@@ -87,6 +102,8 @@ class MediaStreamer:
             for chunk in itertools.count(1):
                 if self._stop.is_set():
                     break
+                while self._events:
+                    self._send(ws, self._events.popleft())
                 frame, done = self._queue.popleft() if self._queue else (SILENCE, None)
                 self._send(ws, {"event": "media", "stream_id": self.stream_id, "media": {
                     "track": "inbound", "chunk": str(chunk), "timestamp": str(chunk * 20),
@@ -145,3 +162,8 @@ def encode_alaw(samples: np.ndarray) -> bytes:
     left = right - 1
     nearer = np.where(values - _ALAW_SORTED[left] <= _ALAW_SORTED[right] - values, left, right)
     return _ALAW_ORDER[nearer].astype(np.uint8).tobytes()
+
+
+def _iso_now() -> str:
+    from datetime import UTC, datetime
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")

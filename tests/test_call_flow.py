@@ -113,6 +113,10 @@ def test_pressing_0_transfers_once_with_the_reason_in_client_state(live: Simulat
     [record] = store(live).transfers(leg.call_control_id)
     assert (record.status, record.command_id) == (TransferStatus.CONNECTED, body["command_id"])
     assert store(live).get_call(leg.call_control_id).status == CallStatus.TRANSFERRED
+    # The transfer docs name call.bridged on the new leg (B) only; the caller's call still closes
+    # as transferred from that one event.
+    bridged = [e for e in leg.log.timeline if e["kind"] == "webhook" and e["type"] == "call.bridged"]
+    assert len(bridged) == 1
 
 
 def test_agent_leg_is_never_answered_by_the_ivr(live: Simulation) -> None:

@@ -332,3 +332,15 @@ def test_g722_and_l16_frames_decode_to_the_speech_they_carry() -> None:
     assert l16 is not None
     assert np.array_equal(l16.decoder()(np.repeat(speech, 2).astype(">i2").tobytes()), speech)
     assert codec_for("OPUS", 16000) is None and codec_for("PCMU", 16000) is None
+
+
+def test_dtmf_mark_and_error_frames_on_the_stream_do_not_disturb_listening(local: Simulation) -> None:
+    leg = local.emulator.incoming_call()
+    assert local.emulator.wait_for_gather(leg, 5)
+    assert wait_until(lambda: leg.streamer is not None and leg.streamer.sent_frames > 5)
+    local.emulator.press(leg, "5")  # a wrong key: a webhook and a dtmf frame on the stream
+    leg.streamer.mark("prompt-1")
+    leg.streamer.error(100003, "malformed_frame", "the emulator says so")
+    local.emulator.say(leg, "", 0, audio=load_pcmu(AUDIO / "02-asks-for-human-1.wav"))
+    assert wait_until(lambda: bool(accepted(local, leg.call_control_id, "transfer")), timeout=15)
+    assert store(local).get_call(leg.call_control_id).listening is None  # never lost or restarted
