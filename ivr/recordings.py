@@ -153,6 +153,7 @@ def _duration(audio: bytes) -> float | None:
         return None
     try:
         with wave.open(io.BytesIO(audio)) as wav:
-            return round(wav.getnframes() / float(wav.getframerate()), 3)
+            seconds: float = round(wav.getnframes() / float(wav.getframerate()), 3)
+            return seconds
     except (wave.Error, EOFError, ZeroDivisionError):
         return None
