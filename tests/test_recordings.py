@@ -11,7 +11,8 @@ import pytest
 from ivr.recordings import RecordingKeeper, RecordingStatus
 from ivr.store import CallRecord, CallStatus
 from ivr.store.sql import SqlStore
-from simulator.emulator import Emulator, silent_wav
+from simulator.emulator import Emulator
+from simulator.lifecycle import silent_wav
 
 
 def _store_with_call(tmp_path: Path, url: str, saved_at: float) -> SqlStore:
