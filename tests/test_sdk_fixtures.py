@@ -12,6 +12,7 @@ from flask import Flask
 
 from calls.dispatch import EVENT_TYPES
 from ivr.events import encode_client_state
+from ivr.store import CallRecord
 from ivr.security import sign
 from simulator.emulator import Emulator
 from simulator.strict import _event_model, event_problems
@@ -53,8 +54,10 @@ def test_every_handled_event_type_built_from_the_sdk_models_runs_through_the_app
 
     seen: set[str] = set()
 
-    def call():  # type: ignore[no-untyped-def]
-        return store.get_call(CALLER)
+    def call() -> CallRecord:
+        record = store.get_call(CALLER)
+        assert record is not None
+        return record
 
     run("call.initiated", **base, direction="incoming", state="parked", **{"from": "+15551230001"},
         to="+15550100000", caller_id_name="+15551230001", client_state=None)
