@@ -124,6 +124,17 @@ def event_problems(event: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def model_problems(model: Any, value: Mapping[str, Any]) -> list[str]:
+    """Where a body departs from an SDK response model: undeclared fields, or invalid values."""
+    problems = _unknown_fields(model, value, "body")
+    if not problems:
+        try:
+            model.model_validate(dict(value))
+        except Exception as exc:  # pydantic.ValidationError
+            problems.append(str(exc))
+    return problems
+
+
 def _unknown_fields(model: Any, value: Mapping[str, Any], where: str) -> list[str]:
     """Fields the model does not declare (its extra='allow' would otherwise accept anything)."""
     fields = getattr(model, "model_fields", None)

@@ -11,7 +11,7 @@ import pytest
 from ivr.config import load_settings
 from ivr.menu import Menu, load_menu
 from ivr.telnyx_schema import check_action
-from simulator.emulator import Emulator
+from simulator.emulator import Emulator, ok
 from simulator.runner import Simulation
 from simulator.scenario import load_scenario
 from simulator.server import ServerThread, emulator_app
@@ -147,3 +147,27 @@ def test_the_webhook_check_catches_a_field_the_sdk_model_lacks() -> None:
     assert event_problems(event) == []
     event["payload"]["channels"] = "triple"  # type: ignore[index]
     assert event_problems(event) != []
+
+
+def test_the_emulators_replies_fit_the_sdks_response_models(emulator: Emulator) -> None:
+    import importlib
+
+    from ivr.telnyx_schema import ACTION_PARAMS
+    from simulator.strict import model_problems
+
+    headers = {"Authorization": f"Bearer {emulator.api_key}"}
+    for name, (module, _) in ACTION_PARAMS.items():
+        response = importlib.import_module(f"telnyx.types.calls.{module.replace('_params', '_response')}")
+        model = getattr(response, "".join(p.capitalize() for p in module.replace("_params", "_response")
+                                          .split("_")))
+        assert model_problems(model, ok()[1]) == [], name
+    dialled = httpx.post(f"{emulator.base_url}/v2/calls", headers=headers,
+                         json={"connection_id": "1494404757140276705", "to": "+15550001111",
+                               "from": "+15550100000"}).json()
+    from telnyx.types.call_dial_response import CallDialResponse
+    from telnyx.types.call_retrieve_status_response import CallRetrieveStatusResponse
+
+    assert model_problems(CallDialResponse, dialled) == []
+    status = httpx.get(f"{emulator.base_url}/v2/calls/{dialled['data']['call_control_id']}",
+                       headers=headers).json()
+    assert model_problems(CallRetrieveStatusResponse, status) == []
