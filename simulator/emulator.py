@@ -194,9 +194,14 @@ class Emulator:
         return self._delivery.idle(timeout)
 
     def close(self) -> None:
-        """Stop timers, deliveries and the HTTP client."""
+        """Stop timers, media streams, deliveries and the HTTP client."""
         self._timers.stop()
+        self.stop_streams()
         self._delivery.close()
+
+    def stop_streams(self) -> None:
+        """Stop every media stream (before the app's server goes away under them)."""
+        self._legs.stop_streams()
 
     # ----- the HTTP API (called by simulator.server) ------------------------------------------
 

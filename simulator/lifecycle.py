@@ -128,6 +128,13 @@ class Legs:
             self.emit(leg, "streaming.started", stream_url=url)
         leg.streamer.start()
 
+    def stop_streams(self) -> None:
+        """Stop every leg's stream without webhooks (the emulator is shutting down)."""
+        with self.lock:
+            for leg in self._legs.values():
+                if leg.streamer is not None:
+                    leg.streamer.stop()
+
     def close_stream(self, leg: Leg) -> None:
         """Stop streaming a leg's audio."""
         if leg.streamer is not None:

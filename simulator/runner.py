@@ -105,6 +105,7 @@ class Simulation:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self.emulator.stop_streams()  # no stream may start connecting to a server being stopped
         self._stop_servers()
         if self.app is not None:
             self.app.extensions["lifeline"].close()

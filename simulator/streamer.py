@@ -86,6 +86,8 @@ class MediaStreamer:
         self._stop.set()
 
     def _run(self) -> None:
+        if self._stop.is_set():
+            return  # stopped before it connected (the emulator is shutting down)
         try:
             ws = Client.connect(self.url)
         except Exception as exc:  # refused upgrade, closed port: Telnyx reports streaming.failed
