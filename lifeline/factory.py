@@ -26,8 +26,8 @@ from ivr.errors import StoreError, WebhookError, error_response
 from ivr.menu import Menu, load_menu
 from ivr.outbox import CommandSender
 from ivr.security import WebhookVerifier
-from ivr.store import SqlStore
 from ivr.recordings import RecordingKeeper
+from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
@@ -63,8 +63,9 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     """Build the Flask app; config overrides the environment (same variable names).
 
     The simulator's commands are not registered here (the product never imports its test tool):
-    `app.py` adds them for `flask --app app`. The monitor's schedule is not started here: gunicorn.conf.py starts it in each worker, and
-    `flask monitor` runs it on its own, so CLI commands and tests build apps without one.
+    `app.py` adds them for `flask --app app`. The monitor's schedule is not started here either:
+    gunicorn.conf.py starts it in each worker, and `flask monitor` runs it on its own, so CLI
+    commands and tests build apps without one.
     """
     if config is None:
         load_dotenv(Path.cwd() / ".env", override=False)

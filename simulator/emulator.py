@@ -243,7 +243,8 @@ class Emulator:
         refused = check_dial(body)
         if refused is not None:
             return refused
-        absent = [k for k in ("connection_id", "to", "from") if not isinstance(body.get(k), str) or not body[k]]
+        absent = [k for k in ("connection_id", "to", "from")
+                  if not isinstance(body.get(k), str) or not body[k]]
         if absent:  # the types allow "", Telnyx does not (reference: 10004 for a blank `to`)
             return missing(", ".join(absent))
         legs = self._legs

@@ -19,12 +19,11 @@ from ivr.store import (
     Command,
     CommandStatus,
     Message,
-    SqlStore,
     TransferRecord,
     TransferStatus,
 )
-
 from ivr.store.memory import MemoryStore
+from ivr.store.sql import SqlStore
 
 from .conftest import PG_URL
 
