@@ -44,6 +44,7 @@ class SweepReport:
     unstuck: int = 0
     closed: int = 0
     polled: int = 0
+    recordings: int = 0  # voicemail fetches retried
 
 
 class Monitor:
@@ -57,6 +58,7 @@ class Monitor:
         self._telnyx = telnyx
         self._units = units
         self._services = services
+        self.recordings = services.recordings
         self._machine = machine
         self._calls = calls
         self.interval_s = interval_s
@@ -85,6 +87,8 @@ class Monitor:
             if swept < BATCH:
                 break
         report.closed = self._close_lost_calls(now)
+        if self.recordings is not None:
+            report.recordings = self.recordings.retry_failed(now)
         return report
 
     def _sweep_call(self, ctx: CallContext, call: CallRecord, now: float, report: SweepReport) -> None:

@@ -18,6 +18,7 @@ from simple_websocket import ConnectionClosed
 
 from ivr.errors import error_response
 
+from .codecs import codec_for
 from .frames import MalformedFrame, MediaFrame, parse_frame
 from .local import CallListener, LocalEngine
 
@@ -40,12 +41,17 @@ class MediaSession:
 
 def on_start(session: MediaSession, frame: MediaFrame) -> None:
     """The stream starts: its codec decides how audio is decoded."""
-    if frame.encoding not in ("PCMU", "PCMA") or frame.sample_rate != 8000:
-        log.error("stream of %s is %s at %s Hz; Lifeline decodes PCMU/PCMA at 8000 Hz",
-                  session.call_control_id, frame.encoding, frame.sample_rate)
+    if codec_for(frame.encoding, frame.sample_rate) is None:
+        why = (f"stream codec {frame.encoding} at {frame.sample_rate} Hz cannot be decoded "
+               "(Lifeline decodes PCMU, PCMA, G722 and L16)")
+        log.error("stream of %s: %s", session.call_control_id, why)
+        # Stop reading and say why: the call's listening restarts once (asking for PCMU again),
+        # then is marked lost with this reason.
+        session.stopped = True
+        current_app.extensions["lifeline"].calls.stream_lost(session.call_control_id, why)
         return
     session.listener = session.engine.open(session.call_control_id, frame.stream_id or "stream",
-                                           frame.encoding)
+                                           frame.encoding or "PCMU", int(frame.sample_rate or 8000))
 
 
 def on_media(session: MediaSession, frame: MediaFrame) -> None:

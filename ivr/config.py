@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .transcription import TranscriptionChoice, build_transcription_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The listening engines by LIFELINE_ENGINE name, and the class that implements each (the one list).
@@ -42,7 +43,11 @@ class Settings:
     rules_path: Path
     database_url: str
     transcription_engine: str = "Telnyx"
-    transcription_language: str = "en"
+    transcription_language: str | None = None
+    transcription_model: str | None = None
+    transcription_region: str | None = None
+    # The checked `transcription_config` of `answer` (telnyx engine only; None for the others).
+    transcription_config: Mapping[str, object] | None = None
     webhook_tolerance_s: int = 300
     command_timeout_s: float = 5.0
     command_attempts: int = 4
@@ -56,6 +61,7 @@ class Settings:
     monitor: bool = True
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
+    recordings_dir: Path | None = None
     symbl: SymblSettings | None = None
     twilio: Mapping[str, str] = field(default_factory=dict)
 
@@ -132,6 +138,11 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                            problems)
     transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", "2"),
                                  "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems)
+    choice = TranscriptionChoice(engine=get("LIFELINE_TRANSCRIPTION_ENGINE", "Telnyx") or "Telnyx",
+                                 language=get("LIFELINE_TRANSCRIPTION_LANGUAGE"),
+                                 model=get("LIFELINE_TRANSCRIPTION_MODEL"),
+                                 region=get("LIFELINE_TRANSCRIPTION_REGION"))
+    transcription_config = build_transcription_config(choice, problems) if engine == "telnyx" else None
     symbl = _symbl(get, symbl_conf_dirs or (Path.cwd(), Path.home()), problems) \
         if engine == "symbl" else None
     if problems:
@@ -147,8 +158,11 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         ivr_path=ivr_path,
         rules_path=rules_path,
         database_url=database_url,
-        transcription_engine=get("LIFELINE_TRANSCRIPTION_ENGINE", "Telnyx") or "Telnyx",
-        transcription_language=get("LIFELINE_TRANSCRIPTION_LANGUAGE", "en") or "en",
+        transcription_engine=choice.engine,
+        transcription_language=choice.language,
+        transcription_model=choice.model,
+        transcription_region=choice.region,
+        transcription_config=transcription_config,
         webhook_tolerance_s=tolerance,
         command_timeout_s=timeout,
         transfer_timeout_s=transfer_timeout,
@@ -162,6 +176,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         monitor=monitor == "on",
         sweep_interval_s=sweep_interval,
         stale_call_s=stale_call,
+        recordings_dir=Path(get("LIFELINE_RECORDINGS_DIR") or instance_path / "recordings"),
     )
 
 

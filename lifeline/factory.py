@@ -26,6 +26,7 @@ from ivr.errors import StoreError, WebhookError, error_response
 from ivr.menu import Menu, load_menu
 from ivr.outbox import CommandSender
 from ivr.security import WebhookVerifier
+from ivr.recordings import RecordingKeeper
 from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands
 from providers import ProviderCommands
@@ -56,6 +57,8 @@ class Lifeline:
         """Stop the monitor, finish queued commands and release connections."""
         self.monitor.stop()
         self.sender.close()
+        if self.monitor.recordings is not None:
+            self.monitor.recordings.close()
         self.store.close()
 
 
@@ -82,9 +85,12 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     providers = ProviderCommands([TelnyxProvider(verifier, telnyx), *([twilio.provider] if twilio else [])])
     outbox = CommandSender(store, providers, settings.command_workers)  # type: ignore[arg-type]
     sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
+    assert settings.recordings_dir is not None
+    recordings = RecordingKeeper(store, settings.recordings_dir)
     services = Services(
         engine=engine, scorer=SentimentScorer(), rules=rules,
-        transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
+        transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff),
+        recordings=recordings)
     units = UnitOfWork(store, menu, sender)
     calls = CallService(store, units, services, MACHINE)
     monitor = Monitor(store, outbox, providers, units, services, MACHINE,  # type: ignore[arg-type]

@@ -120,6 +120,9 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
         emulator_server.stop()
         emulator.close()
     report = _report(config, results, unclosed, log_path, time.monotonic() - started)
+    # The strict emulator's verdicts: bodies the SDK's types refuse, webhooks off the SDK's models.
+    report["refused_commands"] = len(emulator.refused)
+    report["webhook_model_problems"] = len(emulator.webhook_problems)
     if report["app_log_problems"]:
         kept = Path("out") / "bench-app.log"
         kept.parent.mkdir(exist_ok=True)

@@ -51,7 +51,8 @@ def _answer(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
     legs.timers.after(legs.scaled(0.05), lambda: legs.emit_if_up(
         leg, "call.answered", state="answered", start_time=iso_now()))
     if isinstance(body.get("stream_url"), str):
-        legs.timers.after(legs.scaled(0.05), lambda: legs.open_stream(leg, body["stream_url"]))
+        legs.timers.after(legs.scaled(0.05), lambda: legs.open_stream(
+            leg, body["stream_url"], body.get("stream_codec")))
     return ok()
 
 
@@ -66,6 +67,8 @@ def _gather_using_speak(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
     _, end = legs.play(leg, body["payload"])
     gather = Gather(valid=str(body.get("valid_digits") or KEYS),
                     max_digits=int(body.get("maximum_digits") or 128),
+                    min_digits=int(body.get("minimum_digits") or 1),
+                    terminating=str(body.get("terminating_digit", "#")),
                     timeout_s=int(body.get("timeout_millis") or 60000) / 1000)
     leg.gather = gather
     legs.timers.at(end + legs.scaled(gather.timeout_s), lambda: legs.gather_timed_out(leg, gather.token))
@@ -111,6 +114,7 @@ def _record_start(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
     if body.get("format") not in ("mp3", "wav") or body.get("channels") not in ("single", "dual"):
         return missing("format and channels are")
     leg.recording = str(body["format"])
+    leg.recording_started = time.monotonic()
     return ok()
 
 
@@ -120,7 +124,7 @@ def _record_stop(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
 
 
 def _streaming_start(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
-    legs.timers.after(0, lambda: legs.open_stream(leg, body["stream_url"]))
+    legs.timers.after(0, lambda: legs.open_stream(leg, body["stream_url"], body.get("stream_codec")))
     return ok()
 
 

@@ -21,6 +21,7 @@ from ivr.serial import KeyedSerialExecutor
 from .clock import Timers
 from .faults import Chaos
 from .legs import CallLog
+from .strict import event_problems
 
 log = logging.getLogger(__name__)
 # Webhooks that start the app's clock for escalation latency (what the caller said or pressed).
@@ -39,6 +40,7 @@ class WebhookDelivery:
     def __init__(self, signing_key: SigningKey, timers: Timers, chaos: Chaos | None) -> None:
         self.signing_key = signing_key
         self.url: str | None = None
+        self.problems: list[str] = []  # webhooks we sent that the SDK's models do not accept
         self._timers = timers
         self._chaos = chaos
         self._queue = KeyedSerialExecutor(64, "emulator-webhook")
@@ -79,10 +81,15 @@ class WebhookDelivery:
         if not self.url:
             return
         event_id = str(uuid.uuid4())
+        data = {"record_type": "event", "event_type": event_type, "id": event_id,
+                "occurred_at": iso_now(), "payload": payload}
+        problems = event_problems(data)
+        if problems:
+            log.error("emulator webhook %s departs from the SDK's model: %s", event_type, problems)
+            self.problems.extend(problems[:5])
         for attempt in range(1, ATTEMPTS + 1):  # Telnyx redelivers on 5xx and timeouts
             body = json.dumps({
-                "data": {"record_type": "event", "event_type": event_type, "id": event_id,
-                         "occurred_at": iso_now(), "payload": payload},
+                "data": data,
                 "meta": {"attempt": attempt, "delivered_to": self.url}}).encode()
             status = self._send(call_log, event_type, body)
             if 200 <= status < 300:

@@ -24,6 +24,7 @@ from .faults import Chaos, Fault, Faults
 from .legs import CallLog, Leg
 from .lifecycle import HANGUP_CAUSES, RING_S, Legs
 from .replies import Reply, error, missing, ok
+from .strict import check_command, check_dial
 
 OUR_NUMBER = "+15550100000"
 DEDUPE_WINDOW_S = 60.0
@@ -39,8 +40,9 @@ class Emulator:
         self.speed = speed
         self.chaos = chaos
         self.signing_key = SigningKey.generate()
-        self.base_url: str | None = None
         self.requests: list[dict[str, Any]] = []
+        self.refused: list[dict[str, Any]] = []  # command bodies the SDK's types do not accept
+        self.call_codec = "PCMU"  # the codec callers' calls use (PCMU, PCMA, G722, L16, OPUS)
         self._faults = Faults(chaos)
         self._timers = Timers()
         self._delivery = WebhookDelivery(self.signing_key, self._timers, chaos)
@@ -57,6 +59,34 @@ class Emulator:
         self._delivery.url = url
 
     @property
+    def base_url(self) -> str | None:
+        """Where the emulator's REST API is served (recording URLs point there too)."""
+        return self._legs.base_url
+
+    @base_url.setter
+    def base_url(self, url: str | None) -> None:
+        self._legs.base_url = url
+
+    @property
+    def recordings(self) -> dict[str, bytes]:
+        """What the recording URLs serve, by file name."""
+        return self._legs.recordings
+
+    @property
+    def transcodes(self) -> bool:
+        """Whether a stream gets the stream_codec asked for (else the call's own codec)."""
+        return self._legs.transcodes
+
+    @transcodes.setter
+    def transcodes(self, value: bool) -> None:
+        self._legs.transcodes = value
+
+    @property
+    def webhook_problems(self) -> list[str]:
+        """Webhooks sent that the SDK's event models do not accept (the strict emulator's check)."""
+        return self._delivery.problems
+
+    @property
     def public_key_b64(self) -> str:
         """The key Lifeline must verify our webhooks with (TELNYX_PUBLIC_KEY)."""
         return base64.b64encode(bytes(self.signing_key.verify_key)).decode()
@@ -68,10 +98,14 @@ class Emulator:
     # ----- the caller's side, driven by scripts and tests -------------------------------------
 
     def incoming_call(self, from_: str = "+15551230001", to: str = OUR_NUMBER,
-                      agent: str = "answer") -> Leg:
-        """A new inbound call: Telnyx parks it and posts call.initiated."""
+                      agent: str = "answer", codec: str | None = None) -> Leg:
+        """A new inbound call: Telnyx parks it and posts call.initiated.
+
+        `codec` is the call's own codec (default: `call_codec`), which a stream carries unless
+        the app asks for another with `stream_codec` and `transcodes` is on."""
         leg = self._legs.new(from_, to, "incoming", "parked", "caller", CallLog(str(uuid.uuid4())))
         leg.agent_behaviour = agent
+        leg.codec = codec or self.call_codec
         self._legs.emit(leg, "call.initiated", direction="incoming", state="parked",
                         start_time=iso_now(), caller_id_name=from_)
         return leg
@@ -83,10 +117,17 @@ class Emulator:
                 if leg.ended:
                     return
                 self._legs.emit(leg, "call.dtmf.received", digit=digit)
+                if leg.streamer is not None:
+                    leg.streamer.dtmf(digit)
                 gather = leg.gather
                 if gather is None:
                     continue
                 leg.media_free_at = time.monotonic()  # a key press cuts the prompt short
+                if gather.terminating and digit == gather.terminating:
+                    # The terminating digit ends the gather and is not part of the input.
+                    status = "valid" if len(gather.digits) >= gather.min_digits else "invalid"
+                    self._legs.end_gather(leg, status, gather.digits)
+                    continue
                 if digit not in gather.valid:
                     self._legs.end_gather(leg, "invalid", gather.digits + digit)
                     continue
@@ -153,9 +194,14 @@ class Emulator:
         return self._delivery.idle(timeout)
 
     def close(self) -> None:
-        """Stop timers, deliveries and the HTTP client."""
+        """Stop timers, media streams, deliveries and the HTTP client."""
         self._timers.stop()
+        self.stop_streams()
         self._delivery.close()
+
+    def stop_streams(self) -> None:
+        """Stop every media stream (before the app's server goes away under them)."""
+        self._legs.stop_streams()
 
     # ----- the HTTP API (called by simulator.server) ------------------------------------------
 
@@ -165,6 +211,13 @@ class Emulator:
 
     def handle_command(self, call_control_id: str, name: str, body: dict[str, Any]) -> Reply:
         """Execute one Call Control command as Telnyx would."""
+        refused = check_command(name, body) if name in COMMANDS else None
+        if refused is not None:
+            # What real Telnyx refuses, we refuse: the body must fit the SDK's parameter type.
+            with self._lock:
+                self.refused.append({"call_control_id": call_control_id, "name": name, "body": body,
+                                     "errors": refused[1]["errors"]})
+            return refused
         fault = self._faults.next_for(name)
         if fault and fault.hold is not None:
             fault.hold.wait(timeout=30)
@@ -187,9 +240,12 @@ class Emulator:
 
     def dial(self, body: dict[str, Any], answer: str = "answer") -> Reply:
         """POST /v2/calls: an outbound call; the far end answers after the ring (or does not)."""
+        refused = check_dial(body)
+        if refused is not None:
+            return refused
         absent = [k for k in ("connection_id", "to", "from")
                   if not isinstance(body.get(k), str) or not body[k]]
-        if absent:
+        if absent:  # the types allow "", Telnyx does not (reference: 10004 for a blank `to`)
             return missing(", ".join(absent))
         legs = self._legs
         leg = legs.new(body["from"], body["to"], "outgoing", "parked", "callee", CallLog(str(uuid.uuid4())))

@@ -13,11 +13,13 @@ from typing import Any
 from .clock import Timers
 from .delivery import WebhookDelivery, iso_now
 from .legs import CallLog, Leg
+from .strict import payload_fields
 
 SPEECH_CHARS_PER_S = 15.0
 RING_S = 2.0
 # How an agent who does not take the call ends their leg.
 HANGUP_CAUSES = {"no_answer": "timeout", "busy": "user_busy", "reject": "call_rejected"}
+SAMPLE_RATES = {"G722": 16000, "L16": 16000, "OPUS": 16000, "AMR-WB": 16000}  # others: 8000
 
 
 class Legs:
@@ -29,6 +31,9 @@ class Legs:
         self.delivery = delivery
         self.lock = threading.RLock()
         self._legs: dict[str, Leg] = {}
+        self.base_url: str | None = None  # where recording URLs point (the emulator's server)
+        self.recordings: dict[str, bytes] = {}  # what recording URLs serve, by file name
+        self.transcodes = True  # whether Telnyx can give a stream the stream_codec asked for
 
     def scaled(self, seconds: float) -> float:
         """Real seconds for a duration in scenario time."""
@@ -50,8 +55,12 @@ class Legs:
     # ----- webhooks ---------------------------------------------------------------------------
 
     def emit(self, leg: Leg, event_type: str, **fields: Any) -> None:
-        """Send a webhook about a leg."""
-        self.delivery.submit(leg.call_control_id, leg.log, event_type, {**leg.base_payload(), **fields})
+        """Send a webhook about a leg, with the leg's common fields as far as the SDK's model of
+        this event has them (no `from` on call.transcription, no call_control_id on
+        call.recording.saved)."""
+        allowed = payload_fields(event_type)
+        common = {k: v for k, v in leg.base_payload().items() if k in allowed}
+        self.delivery.submit(leg.call_control_id, leg.log, event_type, {**common, **fields})
 
     def emit_if_up(self, leg: Leg, event_type: str, **fields: Any) -> None:
         """Send a webhook about a leg unless it has ended meanwhile."""
@@ -97,13 +106,14 @@ class Legs:
             self.emit(agent, "call.answered", state="answered", start_time=iso_now())
             caller.bridged_with, agent.bridged_with = agent.call_control_id, caller.call_control_id
             caller.log.bridged = True
-            self.emit(caller, "call.bridged")
+            # The transfer docs name call.bridged on the new leg (B) only.
             self.emit(agent, "call.bridged")
 
     # ----- media streams ----------------------------------------------------------------------
 
-    def open_stream(self, leg: Leg, url: str) -> None:
-        """Telnyx connects to the app's stream_url and starts sending the caller's audio."""
+    def open_stream(self, leg: Leg, url: str, codec: str | None = None) -> None:
+        """Telnyx connects to the app's stream_url and starts sending the caller's audio, in the
+        `stream_codec` asked for if it can transcode (`transcodes`), else in the call's own."""
         from .streamer import MediaStreamer
 
         with self.lock:
@@ -111,10 +121,19 @@ class Legs:
                 return
             self.close_stream(leg)
             leg.stream_url = url
+            encoding = codec if codec and codec != "default" and self.transcodes else leg.codec
             leg.streamer = MediaStreamer(url, leg.call_control_id, self.speed,
-                                         on_failed=lambda why: self.stream_failed(leg, url, why))
+                                         on_failed=lambda why: self.stream_failed(leg, url, why),
+                                         encoding=encoding, sample_rate=SAMPLE_RATES.get(encoding, 8000))
             self.emit(leg, "streaming.started", stream_url=url)
         leg.streamer.start()
+
+    def stop_streams(self) -> None:
+        """Stop every leg's stream without webhooks (the emulator is shutting down)."""
+        with self.lock:
+            for leg in self._legs.values():
+                if leg.streamer is not None:
+                    leg.streamer.stop()
 
     def close_stream(self, leg: Leg) -> None:
         """Stop streaming a leg's audio."""
@@ -140,7 +159,11 @@ class Legs:
         """Post the recording of a leg, if one was being made."""
         if leg.recording is None:
             return
-        url = f"https://emulator.invalid/recordings/{leg.call_leg_id}.{leg.recording}"
+        # The audio the URL serves: silence as long as the recording ran (in scenario time).
+        seconds = min(120.0, (time.monotonic() - leg.recording_started) * self.speed)
+        name = f"{leg.call_leg_id}.{leg.recording}"
+        self.recordings[name] = silent_wav(seconds)
+        url = f"{self.base_url or 'https://emulator.invalid'}/recordings/{name}"
         self.emit(leg, "call.recording.saved", recording_urls={leg.recording: url},
                   channels="single", recording_started_at=iso_now(), recording_ended_at=iso_now())
         leg.recording = None
@@ -163,3 +186,17 @@ class Legs:
             agent = self._legs.get(agent_id)
             if agent is not None and not agent.ended and not agent.answered:
                 self.end(agent, "originator_cancel", "caller")
+
+
+def silent_wav(seconds: float, rate: int = 8000) -> bytes:
+    """A mono 16-bit WAV of silence (what a recording URL of the emulator serves)."""
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"\x00\x00" * int(seconds * rate))
+    return out.getvalue()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .strict import error_body
+
 Reply = tuple[int, dict[str, Any]]
 
 
@@ -13,8 +15,8 @@ def ok() -> Reply:
 
 
 def error(status: int, code: str, title: str, detail: str = "") -> Reply:
-    """Telnyx's error body."""
-    return status, {"errors": [{"code": code, "title": title, "detail": detail or title}]}
+    """Telnyx's error body (codes with no reference are marked so in `meta`)."""
+    return status, {"errors": [error_body(code, title, detail)]}
 
 
 def unauthorized() -> Reply:

@@ -51,12 +51,14 @@ class Simulation:
         if database_url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
             database_url = f"sqlite:///{self._tmp / 'simulation.db'}"
+        self._recordings = Path(tempfile.mkdtemp(prefix="lifeline-recordings-"))
         config: dict[str, object] = {
             **self._base_config,
             **self._provider_settings(),
             "LIFELINE_PUBLIC_URL": self._app_server.url,
             "LIFELINE_ENGINE": self._engine,
             "DATABASE_URL": database_url,
+            "LIFELINE_RECORDINGS_DIR": str(self._recordings),
         }
         self.config = config
         try:
@@ -121,12 +123,14 @@ class Simulation:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self.emulator.stop_streams()  # no stream may start connecting to a server being stopped
         self._stop_servers()
         if self.app is not None:
             self.app.extensions["lifeline"].close()
         self.emulator.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+        shutil.rmtree(self._recordings, ignore_errors=True)
 
     def _stop_servers(self) -> None:
         for server in (getattr(self, "_app_server", None), getattr(self, "_emulator_server", None)):

@@ -23,6 +23,8 @@ def emulator_app(emulator: Emulator) -> Flask:
         """Every route needs the API key, as at Telnyx."""
         if emulator.authorized(request.headers.get("Authorization")):
             return None
+        if request.path.startswith("/recordings/"):
+            return None  # recording URLs are presigned links, fetched without the API key
         status, reply = unauthorized()
         return jsonify(reply), status
 
@@ -30,7 +32,7 @@ def emulator_app(emulator: Emulator) -> Flask:
     def action(call_control_id: str, name: str) -> ResponseReturnValue:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            status, reply = error(400, "10002", "Invalid JSON body")
+            status, reply = error(400, "10015", "Bad Request", "the body is not a JSON object")
         else:
             status, reply = emulator.handle_command(call_control_id, name, body)
         return jsonify(reply), status
@@ -39,10 +41,17 @@ def emulator_app(emulator: Emulator) -> Flask:
     def dial() -> ResponseReturnValue:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            status, reply = error(400, "10002", "Invalid JSON body")
+            status, reply = error(400, "10015", "Bad Request", "the body is not a JSON object")
         else:
             status, reply = emulator.dial(body)
         return jsonify(reply), status
+
+    @app.get("/recordings/<name>")
+    def recording(name: str) -> ResponseReturnValue:
+        audio = emulator.recordings.get(name)
+        if audio is None:
+            return jsonify({"errors": [{"code": "10005", "title": "Resource not found"}]}), 404
+        return audio, 200, {"Content-Type": "audio/wav"}
 
     @app.get("/v2/calls/<path:call_control_id>")
     def status(call_control_id: str) -> ResponseReturnValue:

@@ -43,6 +43,10 @@ def emulator() -> Iterator[Emulator]:
     yield emu
     server.stop()
     emu.close()
+    # The strict emulator: no test may pass on a body real Telnyx would refuse, or on a webhook
+    # real Telnyx would not send.
+    assert emu.refused == [], f"the SDK's types refuse what the app sent: {emu.refused[:2]}"
+    assert emu.webhook_problems == [], emu.webhook_problems[:5]
 
 
 @pytest.fixture
@@ -76,6 +80,8 @@ def live() -> Iterator[Simulation]:
     """The app served on loopback with its own emulator sending real signed webhooks."""
     with Simulation({"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": "test-token"}, speed=20) as sim:
         yield sim
+        assert sim.emulator.refused == [], f"the SDK's types refuse: {sim.emulator.refused[:2]}"
+        assert sim.emulator.webhook_problems == [], sim.emulator.webhook_problems[:5]
 
 
 WebhookFactory = Callable[..., tuple[bytes, dict[str, str]]]

@@ -179,7 +179,11 @@ def test_no_agent_answering_offers_the_after_agents_menu_then_voicemail(flow: Fl
     assert flow.sent.commands[-1].params["valid_digits"] == "12"
     flow.event("call.gather.ended", status="valid", digits="2")
     assert flow.status() == CallStatus.VOICEMAIL
+    assert flow.sent.names()[-1] == "speak"  # the prompt first: recording waits for it to end
+    flow.event("call.speak.ended", status="completed")
     assert flow.sent.names()[-2:] == ["speak", "record_start"]
+    flow.event("call.speak.ended", status="completed")  # a later prompt end starts nothing more
+    assert flow.sent.names().count("record_start") == 1
 
 
 def test_caller_hanging_up_while_an_agent_rings_cancels_and_stops_after_commit(flow: Flow) -> None:
