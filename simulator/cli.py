@@ -101,6 +101,10 @@ def bench(engine: str, calls: int, concurrency: int, chaos: float, speed: float,
         raise SystemExit(1)
 
 
+# Commands that run against the built-in emulator (they swap in its credentials).
+DEV_COMMANDS = frozenset({"simulate", "bench", "listen-bench"})
+
+
 def register(app: Flask) -> None:
     """Add the simulator's commands to `flask`."""
     from .listen_bench import listen_bench
