@@ -21,6 +21,7 @@ from ivr.context import CallContext
 from ivr.events import CallEvent
 from ivr.menu import Menu
 from ivr.outbox import CommandSender
+from ivr.scope import call_scope
 from ivr.store import CallRecord, CallStatus, CallStore, Command, TransferStatus
 from ivr.telnyx_api import TelnyxCommands
 
@@ -76,7 +77,8 @@ class Monitor:
                     event = CallEvent(id=f"sweep-{uuid.uuid4()}", type="lifeline.sweep",
                                       occurred_at=None, call_control_id=call.call_control_id)
                     ctx = CallContext(tx=tx, event=event, menu=self._menu)
-                    self._sweep_call(ctx, call, now, report)
+                    with call_scope(call.call_control_id, started=time.monotonic()):
+                        self._sweep_call(ctx, call, now, report)
                     tx.update_call(call.call_control_id, swept_at=now, updated_at=call.updated_at)
                     commands.extend(ctx.commands)
                 tx.enqueue(commands)

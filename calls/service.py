@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -11,6 +12,7 @@ from ivr.context import CallContext
 from ivr.events import CallEvent
 from ivr.menu import Menu
 from ivr.outbox import CommandSender
+from ivr.scope import call_scope
 from ivr.store import CallStore
 
 from .handlers import HANDLERS, Services, hear, listening_lost, masked_payload
@@ -29,6 +31,10 @@ class CallService:
 
     def handle(self, event: CallEvent) -> str:
         """Process an event once; returns "handled", "duplicate" or "ignored"."""
+        with call_scope(event.call_control_id):
+            return self._handle(event)
+
+    def _handle(self, event: CallEvent) -> str:
         handler = HANDLERS.get(event.type)
         with self._store.unit() as tx:
             fresh = tx.record_event(event.id, event.type, event.call_control_id, event.occurred_at,
@@ -73,6 +79,10 @@ class CallService:
 
     def _internal(self, call_control_id: str, kind: str, action) -> None:  # type: ignore[no-untyped-def]
         """Run an action for a call in a unit of work of its own, as if it were an event."""
+        with call_scope(call_control_id, started=time.monotonic()):
+            self._run_internal(call_control_id, kind, action)
+
+    def _run_internal(self, call_control_id: str, kind: str, action) -> None:  # type: ignore[no-untyped-def]
         event = CallEvent(id=f"{kind}-{uuid.uuid4()}", type=kind, occurred_at=None,
                           call_control_id=call_control_id)
         with self._store.unit() as tx:

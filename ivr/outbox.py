@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from .events import decode_client_state
+from .scope import call_scope
 from .serial import KeyedSerialExecutor
 from .store import CallStore, Command, CommandStatus
 from .telnyx_api import TelnyxCommands
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +21,9 @@ log = logging.getLogger(__name__)
 class CommandSender:
     """Delivers outbox commands to Telnyx off the webhook's critical path."""
 
-    def __init__(self, store: CallStore, telnyx: TelnyxCommands, workers: int) -> None:
+    def __init__(self, store: CallStore, telnyx: TelnyxCommands, workers: int,
+                 metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
         self._store = store
         self._telnyx = telnyx
         self._executor = KeyedSerialExecutor(workers, "lifeline-cmd")
@@ -26,11 +34,27 @@ class CommandSender:
             self._executor.submit(command.call_control_id, lambda c=command: self._send(c))
 
     def _send(self, command: Command) -> None:
-        outcome = self._telnyx.send(command)
-        self._store.mark_command(command.command_id, outcome.status, outcome.attempts, outcome.error)
+        with call_scope(command.call_control_id):
+            outcome = self._telnyx.send(command)
+            self._store.mark_command(command.command_id, outcome.status, outcome.attempts, outcome.error)
+            if self._metrics is not None:
+                self._measure(command, outcome.status, outcome.attempts)
         if outcome.status == CommandStatus.PENDING:
             log.error("%s on %s still failing after %d attempts; the sweep will resend it",
                       command.name, command.call_control_id, outcome.attempts)
+
+    def _measure(self, command: Command, status: str, attempts: int) -> None:
+        assert self._metrics is not None
+        failed_tries = attempts - 1 if status in (CommandStatus.SENT, CommandStatus.CALL_ENDED) else attempts
+        self._metrics.delivery_failed("attempt", failed_tries)
+        if status == CommandStatus.PENDING:
+            self._metrics.delivery_failed("gave_up")
+        elif status == CommandStatus.REJECTED:
+            self._metrics.delivery_failed("rejected")
+        elif status == CommandStatus.SENT and command.name == "transfer":
+            state = decode_client_state(command.params.get("client_state")) or {}
+            if state.get("attempt") == 1:
+                self._metrics.transfer_accepted()
 
     def resend_due(self, older_than_s: float = 10.0) -> int:
         """Resend pending commands whose sender gave up or died; returns how many."""

@@ -19,9 +19,11 @@ from insight import make_engine, media
 from insight.base import ListeningEngine
 from insight.sentiment import SentimentScorer
 from ivr import api, webhooks
+from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
 from ivr.menu import Menu, load_menu
+from ivr.metrics import Metrics
 from ivr.outbox import CommandSender
 from ivr.security import WebhookVerifier
 from ivr.store import SqlStore
@@ -46,6 +48,7 @@ class Lifeline:
     calls: CallService
     monitor: Monitor
     engine: ListeningEngine
+    metrics: Metrics
 
     def close(self) -> None:
         """Stop the monitor, finish queued commands and release connections."""
@@ -71,7 +74,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     engine = make_engine(settings)
     store = SqlStore(settings.database_url)
     telnyx = TelnyxCommands(settings)
-    sender = CommandSender(store, telnyx, settings.command_workers)
+    metrics = Metrics()
+    sender = CommandSender(store, telnyx, settings.command_workers, metrics)
     services = Services(
         engine=engine, scorer=SentimentScorer(), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
@@ -81,14 +85,17 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,
         verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
-        calls=calls, monitor=monitor, engine=engine)
+        calls=calls, monitor=monitor, engine=engine, metrics=metrics)
     engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
                                                                    confidence), state=calls)
+    if getattr(engine, "on_transcribed", False) is None:
+        engine.on_transcribed = metrics.transcribed  # type: ignore[attr-defined]
     engine.warm()
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(api.bp)
+    metrics_module.install(app, metrics)
     _register_errors(app)
 
     cli.register(app)
