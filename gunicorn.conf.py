@@ -5,8 +5,22 @@ and database in the master process: a problem prints its lines once and gunicorn
 any worker starts. Metrics from all workers are shared through PROMETHEUS_MULTIPROC_DIR.
 """
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+# prometheus_client picks its multiprocess mode when first imported (workers inherit the choice),
+# so the shared folder is set before anything of ours is imported.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir:
+    Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+    for _stale in Path(_metrics_dir).glob("*.db"):
+        _stale.unlink()  # files of an earlier run would be added to this run's counts
+    _own_metrics_dir = None
+else:
+    _own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lifeline-metrics-")
 
 # gunicorn applies --chdir after reading this file: make the project importable from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -27,5 +41,11 @@ logger_class = Logger
 
 prepare()
 
-__all__ = ["child_exit", "logger_class", "on_starting", "post_worker_init", "threads", "timeout",
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    """Remove the metrics folder this run made for itself."""
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
+
+__all__ = ["child_exit", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads", "timeout",
            "worker_class", "workers"]

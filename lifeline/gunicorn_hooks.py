@@ -1,15 +1,9 @@
-"""What gunicorn.conf.py hands gunicorn: the start-up check, the log format, metrics, the monitor.
-
-Nothing here imports prometheus_client before `prepare()` has set PROMETHEUS_MULTIPROC_DIR: the
-client picks its multiprocess mode when it is first imported, and workers inherit that choice.
-"""
+"""What gunicorn.conf.py hands gunicorn: the start-up check, the log format, metrics, the monitor."""
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from gunicorn import glogging
@@ -18,15 +12,7 @@ _state: dict[str, Any] = {"format": "text", "secrets": ()}
 
 
 def prepare() -> None:
-    """Check everything once in the master (problems: print and exit), then share a metrics folder."""
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if folder:
-        # Files left by an earlier run would be added to this run's counts.
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        for stale in Path(folder).glob("*.db"):
-            stale.unlink()
-    else:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lifeline-metrics-")
+    """Check everything once in the master: problems are printed and gunicorn exits."""
     from .startup import check_or_exit, secrets_of
 
     settings = check_or_exit()

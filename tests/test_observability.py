@@ -5,9 +5,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -16,7 +22,7 @@ from ivr.scope import call_scope, current_call
 from ivr.serial import KeyedSerialExecutor
 from simulator.runner import Simulation
 
-from .conftest import AGENTS, wait_until
+from .conftest import AGENTS, ROOT, wait_until
 
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (?P<level>[A-Z]+) (?P<logger>[\w.]+) "
                        r"call=(?P<call>\S+) (?P<message>.*)$")
@@ -141,3 +147,44 @@ def test_metrics_after_an_escalated_call_name_every_figure(metered: Simulation) 
     assert value("lifeline_transfers", "lifeline_transfers_total", outcome="connected") == 1
     assert value("lifeline_calls", "lifeline_calls", state="transferred") == 1
     assert value("lifeline_outbox_depth", "lifeline_outbox_depth") == 0
+
+
+def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "LIFELINE_", "PROMETHEUS_"))}
+    env.update({"TELNYX_API_KEY": "KEY_test_0123456789abcdef", "LIFELINE_MONITOR": "off",
+                "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+                "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx",
+                "LIFELINE_API_TOKEN": "test-token-0123456789", "DATABASE_URL": f"sqlite:///{tmp_path / 'db'}",
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")})
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
+                               "--workers", "2", "--bind", f"127.0.0.1:{port}", "app:app"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: _get(f"{base}/healthz") == 200, timeout=60), "gunicorn never answered"
+        with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            for _ in range(20):  # a new connection each time, so both workers take some
+                assert client.post(f"{base}/webhooks/telnyx", content=b"{}").status_code == 403
+            scraped = client.get(f"{base}/metrics", headers={"Authorization": "Bearer test-token-0123456789"})
+        counts = [s.value for f in text_string_to_metric_families(scraped.text) for s in f.samples
+                  if s.name == "lifeline_webhook_ack_seconds_count"]
+        assert counts == [20.0]
+        assert len(list((tmp_path / "metrics").glob("histogram_*.db"))) == 2  # one file per worker
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
