@@ -20,6 +20,7 @@ from insight.base import ListeningEngine
 from insight.sentiment import SentimentScorer
 from ivr import api, webhooks
 from ivr import metrics as metrics_module
+from ivr import openapi
 from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
 from ivr.menu import Menu, load_menu
@@ -94,6 +95,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(media.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
     metrics_module.install(app, metrics)
     _register_errors(app)
