@@ -40,7 +40,7 @@ from .scenario import Scenario, Turn, load_scenario, require_audio
 from .server import ServerThread, emulator_app
 
 AGENTS = "+15550001111,+15550002222"
-_LOG_PROBLEM = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b|Exception in worker")
+_LOG_PROBLEM = re.compile(r"Traceback|\] ERROR |\bCRITICAL\b|Exception in worker")
 
 
 @dataclass(frozen=True)
