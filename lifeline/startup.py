@@ -81,7 +81,9 @@ def _locate(problem: str) -> str:
     else:
         found = _RULE_KEY.match(rest)
         if found and found["index"] is not None:
-            keys = ["rules", int(found["index"])] + ([found["key"]] if found["key"] else [])
+            keys = ["rules", int(found["index"])]
+            if found["key"]:
+                keys.append(found["key"])
         elif found and found["top"]:
             keys = [found["top"]]
     line = line_of(path, keys) if keys else None
