@@ -19,7 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ivr import logs
 from ivr.scope import call_scope, current_call
+from ivr.metrics import Metrics
 from ivr.serial import KeyedSerialExecutor
+from ivr.store import SqlStore
 from simulator.runner import Simulation
 
 from .conftest import AGENTS, ROOT, wait_until
@@ -164,16 +166,43 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     try:
         assert wait_until(lambda: _get(f"{base}/healthz") == 200, timeout=60), "gunicorn never answered"
         with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
-            for _ in range(20):  # a new connection each time, so both workers take some
+            for _ in range(20):  # a new connection each time, so either worker may take it
                 assert client.post(f"{base}/webhooks/telnyx", content=b"{}").status_code == 403
             scraped = client.get(f"{base}/metrics", headers={"Authorization": "Bearer test-token-0123456789"})
+        # Each worker writes its own file from boot: both run in multiprocess mode.
+        assert len(list((tmp_path / "metrics").glob("histogram_*.db"))) == 2
         counts = [s.value for f in text_string_to_metric_families(scraped.text) for s in f.samples
                   if s.name == "lifeline_webhook_ack_seconds_count"]
         assert counts == [20.0]
-        assert len(list((tmp_path / "metrics").glob("histogram_*.db"))) == 2  # one file per worker
     finally:
         server.terminate()
         server.wait(30)
+
+
+_OBSERVE = """
+from ivr.metrics import Metrics
+metrics = Metrics()
+for _ in range({n}):
+    metrics.webhook_ack.observe(0.01)
+metrics.delivery_failed("rejected", {n})
+"""
+
+
+def test_a_scrape_adds_up_what_every_process_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for n in (3, 4):  # two processes, as two gunicorn workers would be
+        subprocess.run([sys.executable, "-c", _OBSERVE.format(n=n)], cwd=ROOT, env=env, check=True, timeout=60)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    store = SqlStore(f"sqlite:///{tmp_path / 'db'}")
+    try:
+        text = Metrics().render(store).decode()
+    finally:
+        store.close()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("lifeline_webhook_ack_seconds_count", ())] == 7
+    assert samples[("lifeline_outgoing_delivery_failures_total",
+                    (("kind", "rejected"), ("target", "telnyx")))] == 7
 
 
 def free_port() -> int:
