@@ -30,7 +30,7 @@ from .errors import error_response
 from .store import schema
 
 if TYPE_CHECKING:
-    from .store import SqlStore
+    from .store.sql import SqlStore
 
 bp = Blueprint("metrics", __name__)
 WEBHOOK_ENDPOINT = "webhooks.telnyx_webhook"
@@ -81,7 +81,7 @@ class Metrics:
         folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if folder:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=folder)
+            MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
         else:
             registry = self.registry
         return generate_latest(registry) + generate_latest(_store_registry(store))

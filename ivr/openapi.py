@@ -17,7 +17,8 @@ bp = Blueprint("openapi", __name__)
 @cache
 def document() -> dict[str, Any]:
     """The OpenAPI document, parsed once per process."""
-    return yaml.safe_load(DOCUMENT.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = yaml.safe_load(DOCUMENT.read_text(encoding="utf-8"))
+    return loaded
 
 
 @bp.get("/api/openapi.json")

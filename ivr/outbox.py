@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from .events import decode_client_state
@@ -33,7 +34,7 @@ class CommandSender:
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue commands that their unit of work has already committed to the outbox."""
         for command in commands:
-            self._executor.submit(command.call_control_id, lambda c=command: self._send(c))
+            self._executor.submit(command.call_control_id, partial(self._send, command))
 
     def _send(self, command: Command) -> None:
         with call_scope(command.call_control_id):

@@ -12,9 +12,11 @@ from flask import Flask
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from calls.handlers import Services
 from calls.monitor import Monitor
 from calls.service import CallService
+from calls.services import Services
+from calls.transitions import MACHINE
+from calls.unit import UnitOfWork
 from insight import make_engine, media
 from insight.base import ListeningEngine
 from insight.sentiment import SentimentScorer
@@ -27,7 +29,7 @@ from ivr.menu import Menu, load_menu
 from ivr.metrics import Metrics
 from ivr.outbox import CommandSender
 from ivr.security import WebhookVerifier
-from ivr.store import SqlStore
+from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
@@ -80,8 +82,9 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     services = Services(
         engine=engine, scorer=SentimentScorer(), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
-    calls = CallService(store, menu, sender, services)
-    monitor = Monitor(store, sender, telnyx, menu, services, settings.sweep_interval_s,
+    units = UnitOfWork(store, menu, sender)
+    calls = CallService(store, units, services, MACHINE)
+    monitor = Monitor(store, sender, telnyx, units, services, MACHINE, settings.sweep_interval_s,
                       settings.transfer_timeout_s, settings.stale_call_s, calls)
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,

@@ -20,7 +20,7 @@ def prepare() -> None:
     _state["secrets"] = tuple(secrets_of(settings))
 
 
-class Logger(glogging.Logger):
+class Logger(glogging.Logger):  # type: ignore[misc]
     """gunicorn's logger writing Lifeline's line format; the app's own loggers write through it."""
 
     def setup(self, cfg: Any) -> None:
@@ -51,7 +51,7 @@ def child_exit(server: Any, worker: Any) -> None:
     """A worker is gone: its live gauges no longer count."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def on_starting(server: Any) -> None:

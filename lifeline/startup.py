@@ -28,7 +28,7 @@ from ivr import logs
 from ivr.config import Settings, load_settings
 from ivr.errors import LifelineError
 from ivr.menu import load_menu
-from ivr.store import SqlStore
+from ivr.store.sql import SqlStore
 from ivr.yamlfile import line_of
 from transfer.rules import load_rules
 
@@ -151,8 +151,9 @@ def check_or_exit() -> Settings:
 
 def secrets_of(settings: Settings) -> list[str]:
     """Values that must never appear in a log line."""
+    symbl_secret = settings.symbl.app_secret if settings.symbl else None
     return [s for s in (settings.telnyx_api_key, settings.api_token, settings.secret_key,
-                        settings.metrics_token) if s]
+                        settings.metrics_token, symbl_secret) if s]
 
 
 def entry_app(extend: Extend | None = None, dev_commands: Collection[str] = ()) -> Flask:

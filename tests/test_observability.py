@@ -21,7 +21,7 @@ from ivr import logs
 from ivr.scope import call_scope, current_call
 from ivr.metrics import Metrics
 from ivr.serial import KeyedSerialExecutor
-from ivr.store import SqlStore
+from ivr.store.sql import SqlStore
 from simulator.runner import Simulation
 
 from .conftest import AGENTS, ROOT, wait_until
@@ -165,12 +165,12 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         assert wait_until(lambda: _get(f"{base}/healthz") == 200, timeout=60), "gunicorn never answered"
+        # Each worker writes its own file once it has built the app: both run in multiprocess mode.
+        assert wait_until(lambda: len(list((tmp_path / "metrics").glob("histogram_*.db"))) == 2, timeout=60)
         with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
             for _ in range(20):  # a new connection each time, so either worker may take it
                 assert client.post(f"{base}/webhooks/telnyx", content=b"{}").status_code == 403
             scraped = client.get(f"{base}/metrics", headers={"Authorization": "Bearer test-token-0123456789"})
-        # Each worker writes its own file from boot: both run in multiprocess mode.
-        assert len(list((tmp_path / "metrics").glob("histogram_*.db"))) == 2
         counts = [s.value for f in text_string_to_metric_families(scraped.text) for s in f.samples
                   if s.name == "lifeline_webhook_ack_seconds_count"]
         assert counts == [20.0]

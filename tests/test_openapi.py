@@ -18,7 +18,7 @@ def _routes(app: Flask) -> set[tuple[str, str]]:
         if rule.endpoint == "static":
             continue
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
-        routes |= {(path, method.lower()) for method in rule.methods - {"HEAD", "OPTIONS"}}
+        routes |= {(path, method.lower()) for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
     return routes
 
 

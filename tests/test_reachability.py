@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ivr.outbox import CommandSender
-from ivr.store import Command, CommandStatus, SqlStore
+from ivr.store import Command, CommandStatus
+from ivr.store.sql import SqlStore
 from ivr.telnyx_api import SendOutcome
 
 
