@@ -18,8 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr import logs
-from ivr.scope import call_scope, current_call
 from ivr.metrics import Metrics
+from ivr.scope import call_scope, current_call
 from ivr.serial import KeyedSerialExecutor
 from ivr.store.sql import SqlStore
 from simulator.runner import Simulation
@@ -81,7 +81,8 @@ def test_json_lines_carry_the_same_fields() -> None:
         logger.error("agent %s did not answer", "+15550002222")
     entry = json.loads(buffer.getvalue())
     assert set(entry) == {"time", "level", "logger", "call_id", "message"}
-    assert (entry["level"], entry["logger"], entry["call_id"]) == ("ERROR", "lifeline.test.json", "v3:json-call")
+    assert (entry["level"], entry["logger"], entry["call_id"]) == \
+        ("ERROR", "lifeline.test.json", "v3:json-call")
     assert entry["message"] == "agent +########### did not answer"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"])
 
@@ -188,10 +189,12 @@ metrics.delivery_failed("rejected", {n})
 """
 
 
-def test_a_scrape_adds_up_what_every_process_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_scrape_adds_up_what_every_process_measured(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     for n in (3, 4):  # two processes, as two gunicorn workers would be
-        subprocess.run([sys.executable, "-c", _OBSERVE.format(n=n)], cwd=ROOT, env=env, check=True, timeout=60)
+        subprocess.run([sys.executable, "-c", _OBSERVE.format(n=n)], cwd=ROOT, env=env, check=True,
+                       timeout=60)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     store = SqlStore(f"sqlite:///{tmp_path / 'db'}")
     try:

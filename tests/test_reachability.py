@@ -31,7 +31,8 @@ class FakeTelnyx:
 
 
 def _commands(store: SqlStore, count: int, prefix: str) -> list[Command]:
-    commands = [Command(f"{prefix}-{i}", f"v3:{prefix}-{i}", "speak", {"payload": "hi"}) for i in range(count)]
+    commands = [Command(f"{prefix}-{i}", f"v3:{prefix}-{i}", "speak", {"payload": "hi"})
+                for i in range(count)]
     with store.unit() as tx:
         tx.enqueue(commands)
     return commands

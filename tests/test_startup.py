@@ -23,11 +23,13 @@ from lifeline.startup import EX_CONFIG, problem_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-GOOD = {"TELNYX_API_KEY": "KEY_test_0123456789abcdef", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+GOOD = {"TELNYX_API_KEY": "KEY_test_0123456789abcdef",
+        "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
         "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx", "LIFELINE_MONITOR": "off"}
 BAD_MENU = 'start: main\ngreeting: Hello\nmenus:\n  main:\n    prompt: Choose\n    options:\n' \
            '      "1": {menu: nowhere}\n'
-BAD_RULES = "rules:\n  - name: calm\n    type: phrase\n    phrases: [help]\n  - name: upset\n    type: frown\n"
+BAD_RULES = ("rules:\n  - name: calm\n    type: phrase\n    phrases: [help]\n"
+             "  - name: upset\n    type: frown\n")
 
 
 @dataclass
@@ -133,8 +135,9 @@ def test_an_unsupported_database_scheme_is_named_without_its_password(runs: dict
     assert run.code == EX_CONFIG
     _clean(run)
     assert run.lines == ["error: DATABASE_URL uses mysql:// (db.example.com), which Lifeline does not "
-                         "support: the supported schemes are sqlite, postgresql, postgres, postgresql+psycopg "
-                         "(e.g. sqlite:///instance/lifeline.db or postgresql://user@host/dbname)"]
+                         "support: the supported schemes are sqlite, postgresql, postgres, "
+                         "postgresql+psycopg (e.g. sqlite:///instance/lifeline.db or "
+                         "postgresql://user@host/dbname)"]
     assert "hunter2secret" not in run.out + run.err
 
 
