@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -125,15 +126,15 @@ class Monitor:
         for call in idle:
             if self._telnyx.is_alive(call.call_control_id) is not False:
                 continue
-
-            def close(ctx: CallContext, fresh: CallRecord) -> bool:
-                if fresh.updated_at != call.updated_at:
-                    return False  # something happened on the call since we asked Telnyx
-                return self._machine.fire(ctx, self._services, fresh, Trigger.LOST, now=now)
-
-            if self._units.for_call("lifeline.lost", call.call_control_id, close):
+            if self._units.for_call("lifeline.lost", call.call_control_id,
+                                    partial(self._close_lost, seen_at=call.updated_at, now=now)):
                 closed += 1
         return closed
+
+    def _close_lost(self, ctx: CallContext, call: CallRecord, seen_at: float, now: float) -> bool:
+        if call.updated_at != seen_at:
+            return False  # something happened on the call since we asked Telnyx
+        return self._machine.fire(ctx, self._services, call, Trigger.LOST, now=now)
 
     def start(self) -> None:
         """Run the sweep every interval in a background thread of this process."""

@@ -64,8 +64,9 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     """Build the Flask app; config overrides the environment (same variable names).
 
     The simulator's commands are not registered here (the product never imports its test tool):
-    `app.py` adds them for `flask --app app`. The monitor's schedule is not started here: gunicorn.conf.py starts it in each worker, and
-    `flask monitor` runs it on its own, so CLI commands and tests build apps without one.
+    `app.py` adds them for `flask --app app`. The monitor's schedule is not started here either:
+    gunicorn.conf.py starts it in each worker, and `flask monitor` runs it on its own, so CLI
+    commands and tests build apps without one.
     """
     if config is None:
         load_dotenv(Path.cwd() / ".env", override=False)

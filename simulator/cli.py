@@ -15,7 +15,6 @@ from .report import print_call, report_json
 from .runner import Simulation
 from .scenario import ScenarioError, load_scenario, require_audio
 
-
 # The emulator can stand in for Telnyx, not for Symbl's service.
 SIMULATED_ENGINES = [name for name in ENGINES if name != "symbl"]
 

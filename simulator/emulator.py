@@ -187,7 +187,8 @@ class Emulator:
 
     def dial(self, body: dict[str, Any], answer: str = "answer") -> Reply:
         """POST /v2/calls: an outbound call; the far end answers after the ring (or does not)."""
-        absent = [k for k in ("connection_id", "to", "from") if not isinstance(body.get(k), str) or not body[k]]
+        absent = [k for k in ("connection_id", "to", "from")
+                  if not isinstance(body.get(k), str) or not body[k]]
         if absent:
             return missing(", ".join(absent))
         legs = self._legs

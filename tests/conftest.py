@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from lifeline import create_app
 from ivr.security import sign
+from lifeline import create_app
 from simulator.cli import register as register_simulator
 from simulator.emulator import Emulator
 from simulator.runner import Simulation

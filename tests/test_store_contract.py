@@ -22,7 +22,6 @@ from ivr.store import (
     TransferRecord,
     TransferStatus,
 )
-
 from ivr.store.memory import MemoryStore
 from ivr.store.sql import SqlStore
 

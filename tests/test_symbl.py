@@ -137,7 +137,8 @@ def make_engine(client: SymblClient, state: SharedState, tmp_path: Path) -> Symb
     settings = load_settings({"TELNYX_API_KEY": "k",
                               "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
                               "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}, tmp_path)
-    engine = SymblEngine(replace(settings, symbl=SymblSettings("id", "secret", "+12125550100")), client=client,
+    symbl = SymblSettings("id", "secret", "+12125550100")
+    engine = SymblEngine(replace(settings, symbl=symbl), client=client,
                          clock=client._clock)
     engine.bind(lambda *message: None, state=state)
     return engine

@@ -17,10 +17,10 @@ from calls.transitions import ACTIVE, MACHINE, TRANSITIONS
 from calls.unit import UnitOfWork
 from insight.base import ListeningEngine
 from insight.sentiment import SentimentScorer
+from ivr.errors import StoreError
 from ivr.events import CallEvent
 from ivr.menu import AFTER_AGENTS, load_menu
 from ivr.store import CallStatus, Command, TransferStatus
-from ivr.errors import StoreError
 from ivr.store.memory import MemoryStore, MemoryStoreTx
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
