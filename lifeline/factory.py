@@ -20,9 +20,8 @@ from calls.unit import UnitOfWork
 from insight import make_engine, media
 from insight.base import ListeningEngine
 from insight.sentiment import SentimentScorer
-from ivr import api, webhooks
+from ivr import api, openapi, webhooks
 from ivr import metrics as metrics_module
-from ivr import openapi
 from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
 from ivr.menu import Menu, load_menu
