@@ -275,6 +275,8 @@ PLACEHOLDERS: dict[str, tuple[tuple[str, ...], str]] = {
                             "Telnyx cannot reach it; give your ngrok or load-balancer URL"),
     "LIFELINE_API_TOKEN": (("a-long-random-string",),
                            "anyone who read the example can read your calls; use a random string"),
+    "LIFELINE_METRICS_TOKEN": (("another-long-random-string",),
+                               "anyone who read the example can read your metrics; use a random string"),
 }
 
 
