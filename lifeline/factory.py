@@ -103,8 +103,13 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     metrics_module.install(app, metrics)
     _register_errors(app)
 
-    cli.register(app)
+    register_commands(app)
     return app
+
+
+def register_commands(app: Flask) -> None:
+    """Add every product command to `flask`; the command shell (startup.py) lists the same ones."""
+    cli.register(app)
 
 
 def _register_errors(app: Flask) -> None:

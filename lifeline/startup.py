@@ -32,8 +32,7 @@ from ivr.store.sql import SqlStore
 from ivr.yamlfile import line_of
 from transfer.rules import load_rules
 
-from . import cli
-from .factory import create_app
+from .factory import create_app, register_commands
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
@@ -201,7 +200,7 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
 def _command_shell(extend: Extend | None, dev_commands: Collection[str]) -> Flask:
     """A Flask app that only lists and dispatches commands; each builds the real app when it runs."""
     shell = Flask("lifeline", instance_path=str(Path.cwd() / "instance"))
-    cli.register(shell)
+    register_commands(shell)
     if extend is not None:
         extend(shell)
 

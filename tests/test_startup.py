@@ -16,10 +16,13 @@ from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
+from flask import Flask
 
 from ivr.config import PLACEHOLDERS, load_settings
 from ivr.errors import ConfigError
-from lifeline.startup import EX_CONFIG, problem_lines
+from lifeline.startup import EX_CONFIG, _command_shell, problem_lines
+from simulator.cli import DEV_COMMANDS
+from simulator.cli import register as register_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -223,3 +226,11 @@ def test_every_credential_in_the_examples_is_recognised_as_a_placeholder(tmp_pat
         flagged = {w.split("=")[0] for w in settings.warnings}
         assert flagged == set(values), (example, settings.warnings)
     assert load_settings(GOOD, tmp_path).warnings == ()
+
+
+def test_the_command_shell_lists_exactly_the_real_apps_commands(app: Flask) -> None:
+    # `flask --help` shows the shell's commands; a command registered only in create_app
+    # would be missing there (register it in lifeline.factory.register_commands).
+    shell = _command_shell(register_simulator, DEV_COMMANDS)
+    assert set(shell.cli.commands) == set(app.cli.commands)
+    assert "lifeline" not in shell.extensions  # listing commands builds no service
