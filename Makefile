@@ -1,4 +1,5 @@
 # make demo  - set up, then play the example callers against the built-in Telnyx emulator
+# make dev   - the app and the emulator on 127.0.0.1:8000/8001 with example callers (Ctrl-C stops)
 # make test  - set up, then type-check (mypy) and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -6,7 +7,7 @@ BIN    := $(VENV)/bin
 REQS   := requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install clean
+.PHONY: demo dev test install clean
 
 install: $(STAMP)
 
@@ -22,6 +23,9 @@ demo: $(STAMP)
 	$(BIN)/flask --env-file examples/emulator.env --app app simulate examples/calls/*.yaml \
 		--concurrency 4 --json out/demo.json \
 	|| echo "make demo: some scenarios did not meet their expectations (listed above)"
+
+dev: $(STAMP)
+	$(BIN)/flask --env-file examples/emulator.env --app app dev
 
 test: $(STAMP)
 	$(BIN)/python -m mypy

@@ -19,6 +19,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from ivr.context import CallContext
 from ivr.outbox import CommandSender
+from ivr.scope import call_scope
 from ivr.store import CallRecord, CallStatus, CallStore, TransferStatus
 from ivr.telnyx_api import TelnyxCommands
 
@@ -76,7 +77,8 @@ class Monitor:
         def sweep_batch(ctx: CallContext) -> int:
             calls = ctx.tx.calls_to_sweep(now - self.interval_s * 0.9, BATCH)
             for call in calls:
-                self._sweep_call(ctx, call, now, report)
+                with call_scope(call.call_control_id, started=time.monotonic()):
+                    self._sweep_call(ctx, call, now, report)
                 ctx.tx.update_call(call.call_control_id, swept_at=now, updated_at=call.updated_at)
             return len(calls)
 

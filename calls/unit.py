@@ -9,6 +9,7 @@ by Telnyx's redelivery can never start a second session.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
@@ -16,6 +17,7 @@ from typing import Protocol, TypeVar
 from ivr.context import CallContext
 from ivr.events import CallEvent
 from ivr.menu import Menu
+from ivr.scope import call_scope
 from ivr.store import CallRecord, CallStore, Command
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,13 @@ class UnitOfWork:
 
     def run(self, event: CallEvent, work: Callable[[CallContext], R]) -> R:
         """Run work for an event; what it queued leaves only if the transaction commits."""
+        # Log lines name the call; Lifeline's own work (transcripts, sweeps) is timed from now,
+        # a webhook from its arrival (the scope the metrics hook opened).
+        own = event.type.startswith("lifeline.")
+        with call_scope(event.call_control_id, started=time.monotonic() if own else None):
+            return self._run(event, work)
+
+    def _run(self, event: CallEvent, work: Callable[[CallContext], R]) -> R:
         with self._store.unit() as tx:
             ctx = CallContext(tx=tx, event=event, menu=self._menu)
             result = work(ctx)

@@ -17,6 +17,7 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from ivr.errors import error_response
+from ivr.scope import call_scope
 
 from .codecs import codec_for
 from .frames import MalformedFrame, MediaFrame, parse_frame
@@ -94,6 +95,11 @@ def media_stream(ws: Any) -> None:
     """Receive frames until `stop` or the socket closes; never blocks on speech recognition."""
     lifeline = current_app.extensions["lifeline"]
     session = MediaSession(engine=lifeline.engine, call_control_id=g.media_call)
+    with call_scope(session.call_control_id):
+        _receive(ws, lifeline, session)
+
+
+def _receive(ws, lifeline, session: MediaSession) -> None:  # type: ignore[no-untyped-def]
     try:
         while not session.stopped:
             raw = ws.receive(timeout=IDLE_TIMEOUT_S)

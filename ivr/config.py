@@ -25,6 +25,7 @@ ENGINES = {"local": "insight.local:LocalEngine", "telnyx": "insight.telnyx:Telny
            "symbl": "insight.symbl:SymblEngine", "twilio": "insight.twilio:TwilioTranscription"}
 # A Twilio number's settings, kept as given here and checked by providers.twilio.settings.
 TWILIO_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 
@@ -62,6 +63,10 @@ class Settings:
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
     recordings_dir: Path | None = None
+    log_format: str = "text"
+    metrics_token: str | None = None
+    # Suspicious but usable values (placeholders, stray commas): the entry points print them once.
+    warnings: tuple[str, ...] = ()
     symbl: SymblSettings | None = None
     twilio: Mapping[str, str] = field(default_factory=dict)
 
@@ -86,6 +91,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     for key, value in (overrides or {}).items():
         source[key] = "" if value is None else str(value)
     problems: list[str] = []
+    warnings: list[str] = []
 
     def get(name: str, default: str | None = None) -> str | None:
         value = source.get(name, "").strip()
@@ -117,7 +123,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     if whisper_model and not (Path(whisper_model) / "model.bin").is_file():
         problems.append(f"LIFELINE_WHISPER_MODEL={whisper_model} has no model.bin: point it at a "
                         "CTranslate2 Whisper directory, or leave it unset for the bundled tiny.en")
-    agents = _agents(get("LIFELINE_AGENTS"), problems)
+    agents = _agents(get("LIFELINE_AGENTS"), problems, warnings)
     ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
     rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems)
     database_url = _database_url(get("DATABASE_URL"), instance_path, problems)
@@ -143,10 +149,18 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                                  model=get("LIFELINE_TRANSCRIPTION_MODEL"),
                                  region=get("LIFELINE_TRANSCRIPTION_REGION"))
     transcription_config = build_transcription_config(choice, problems) if engine == "telnyx" else None
+    log_format = (get("LIFELINE_LOG_FORMAT", "text") or "").lower()
+    if log_format not in ("text", "json"):
+        problems.append(f"LIFELINE_LOG_FORMAT={log_format!r} must be text or json")
+    metrics_token = get("LIFELINE_METRICS_TOKEN")
+    if metrics_token is not None and len(metrics_token) < 16:
+        problems.append("LIFELINE_METRICS_TOKEN is shorter than 16 characters: use a long random "
+                        "string (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    warnings.extend(_placeholders(get))
     symbl = _symbl(get, symbl_conf_dirs or (Path.cwd(), Path.home()), problems) \
         if engine == "symbl" else None
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError("\n".join(problems), warnings=tuple(warnings))
     assert api_key is not None and public_key is not None
     return Settings(
         telnyx_api_key=api_key,
@@ -177,6 +191,9 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         sweep_interval_s=sweep_interval,
         stale_call_s=stale_call,
         recordings_dir=Path(get("LIFELINE_RECORDINGS_DIR") or instance_path / "recordings"),
+        log_format=log_format,
+        metrics_token=metrics_token,
+        warnings=tuple(warnings),
     )
 
 
@@ -222,12 +239,20 @@ def _public_key(value: str | None, problems: list[str]) -> bytes | None:
     return raw
 
 
-def _agents(value: str | None, problems: list[str]) -> tuple[str, ...]:
+def _agents(value: str | None, problems: list[str], warnings: list[str]) -> tuple[str, ...]:
     if not value:
         problems.append("LIFELINE_AGENTS is not set: give the agents' E.164 numbers or SIP URIs, "
                         "comma-separated, in the order to try them (e.g. +15550001111,+15550002222)")
         return ()
-    agents = tuple(a.strip() for a in value.split(",") if a.strip())
+    entries = [a.strip() for a in value.split(",")]
+    if "" in entries:
+        warnings.append(f"LIFELINE_AGENTS={value!r} has an empty entry (a doubled, leading or "
+                        "trailing comma): it is skipped; remove the extra comma")
+    agents = tuple(a for a in entries if a)
+    repeated = sorted({a for a in agents if agents.count(a) > 1})
+    if repeated:
+        warnings.append(f"LIFELINE_AGENTS lists {', '.join(repeated)} more than once: that agent "
+                        "would be rung again after not answering; list each agent once")
     bad = [a for a in agents if not (_E164.match(a) or _SIP.match(a))]
     if bad:
         problems.append(f"LIFELINE_AGENTS has {', '.join(repr(b) for b in bad)}: each agent must "
@@ -252,9 +277,36 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
         return "postgresql+psycopg://" + value.split("://", 1)[1]
     if value.startswith(("sqlite:", "postgresql+psycopg:")):
         return value
-    problems.append(f"DATABASE_URL={value.split('@')[-1]!r} is not supported: use "
-                    "sqlite:///path/to/file.db or postgresql://user@host/dbname")
+    scheme = value.split("://", 1)[0] if "://" in value else value.split(":", 1)[0]
+    host = value.split("@")[-1].split("/", 1)[0] if "://" in value else ""
+    # Name the scheme and host, never the credentials before the @.
+    problems.append(f"DATABASE_URL uses {scheme}://{' (' + host + ')' if host else ''}, which Lifeline "
+                    f"does not support: the supported schemes are {', '.join(DATABASE_SCHEMES)} "
+                    "(e.g. sqlite:///instance/lifeline.db or postgresql://user@host/dbname)")
     return value
+
+
+# Values shipped in .env.example and examples/emulator.env: they let the app start, not work.
+PLACEHOLDERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "TELNYX_API_KEY": (("KEY0123456789ABCDEF_replace_me", "KEY_emulator_placeholder"),
+                       "Telnyx will refuse every command; copy your key from Keys & Credentials"),
+    "LIFELINE_PUBLIC_URL": (("https://example.ngrok.app",),
+                            "Telnyx cannot reach it; give your ngrok or load-balancer URL"),
+    "LIFELINE_API_TOKEN": (("a-long-random-string",),
+                           "anyone who read the example can read your calls; use a random string"),
+    "LIFELINE_METRICS_TOKEN": (("another-long-random-string",),
+                               "anyone who read the example can read your metrics; use a random string"),
+}
+
+
+def _placeholders(get: Callable[[str], str | None]) -> list[str]:
+    found = []
+    for name, (values, why) in PLACEHOLDERS.items():
+        value = get(name)
+        if value and (value.rstrip("/") in values or "replace_me" in value.lower()):
+            shown = value if name == "LIFELINE_PUBLIC_URL" else value[:4] + "…"
+            found.append(f"{name}={shown} is the example's placeholder: {why} (in .env)")
+    return found
 
 
 def _int(value: str | None, name: str, low: int, high: int, problems: list[str]) -> int:

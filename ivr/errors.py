@@ -21,6 +21,10 @@ class LifelineError(Exception):
 class ConfigError(LifelineError):
     """A setting is missing or malformed; the message names it and the fix."""
 
+    def __init__(self, message: str, warnings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.warnings = warnings  # suspicious values found alongside, worth printing with the error
+
 
 class WebhookError(LifelineError):
     """A webhook request we refuse."""

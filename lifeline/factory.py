@@ -20,10 +20,12 @@ from calls.unit import UnitOfWork
 from insight import make_engine, media
 from insight.base import ListeningEngine
 from insight.sentiment import SentimentScorer
-from ivr import api, webhooks
+from ivr import api, openapi, webhooks
+from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
 from ivr.menu import Menu, load_menu
+from ivr.metrics import Metrics
 from ivr.outbox import CommandSender
 from ivr.security import WebhookVerifier
 from ivr.recordings import RecordingKeeper
@@ -52,6 +54,7 @@ class Lifeline:
     calls: CallService
     monitor: Monitor
     engine: ListeningEngine
+    metrics: Metrics
 
     def close(self) -> None:
         """Stop the monitor, finish queued commands and release connections."""
@@ -80,10 +83,11 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     engine = make_engine(settings)
     store = SqlStore(settings.database_url)
     telnyx = TelnyxCommands(settings)
+    metrics = Metrics()
     verifier = WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s)
     twilio = build_twilio(settings)  # None unless TWILIO_AUTH_TOKEN is set
     providers = ProviderCommands([TelnyxProvider(verifier, telnyx), *([twilio.provider] if twilio else [])])
-    outbox = CommandSender(store, providers, settings.command_workers)  # type: ignore[arg-type]
+    outbox = CommandSender(store, providers, settings.command_workers, metrics)  # type: ignore[arg-type]
     sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
     assert settings.recordings_dir is not None
     recordings = RecordingKeeper(store, settings.recordings_dir)
@@ -98,20 +102,29 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,  # type: ignore[arg-type]
         verifier=verifier,
-        calls=calls, monitor=monitor, engine=engine)
+        calls=calls, monitor=monitor, engine=engine, metrics=metrics)
     engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
                                                                    confidence), state=calls)
+    if getattr(engine, "on_transcribed", False) is None:
+        engine.on_transcribed = metrics.transcribed  # type: ignore[attr-defined]
     engine.warm()
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(media.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
     if twilio is not None:
         twilio.register(app)
+    metrics_module.install(app, metrics)
     _register_errors(app)
 
-    cli.register(app)
+    register_commands(app)
     return app
+
+
+def register_commands(app: Flask) -> None:
+    """Add every product command to `flask`; the command shell (startup.py) lists the same ones."""
+    cli.register(app)
 
 
 def _register_errors(app: Flask) -> None:

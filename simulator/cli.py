@@ -109,10 +109,16 @@ def bench(engine: str, provider: str, calls: int, concurrency: int, chaos: float
         raise SystemExit(1)
 
 
+# Commands that run against the built-in emulator (they swap in its credentials).
+DEV_COMMANDS = frozenset({"simulate", "bench", "listen-bench", "dev"})
+
+
 def register(app: Flask) -> None:
     """Add the simulator's commands to `flask`."""
+    from .dev import dev
     from .listen_bench import listen_bench
 
     app.cli.add_command(simulate)
     app.cli.add_command(listen_bench)
     app.cli.add_command(bench)
+    app.cli.add_command(dev)

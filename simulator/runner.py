@@ -29,7 +29,9 @@ class Simulation:
     """A Lifeline app wired to a fresh emulator and a throwaway database."""
 
     def __init__(self, config: Mapping[str, object], engine: str = "telnyx", speed: float = 1.0,
-                 database_url: str | None = None, provider: str = "telnyx") -> None:
+                 database_url: str | None = None, provider: str = "telnyx", app_port: int = 0,
+                 emulator_port: int = 0) -> None:
+        self._ports = (app_port, emulator_port)  # 0: any free port
         self._base_config = dict(config)
         self._engine = engine
         self._database_url = database_url
@@ -42,11 +44,12 @@ class Simulation:
     def __enter__(self) -> Simulation:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         serve = twilio_emulator_app if self.provider == "twilio" else emulator_app
-        self._emulator_server = ServerThread(serve(self.emulator)).start()
+        self._emulator_server = ServerThread(serve(self.emulator), port=self._ports[1]).start()
         self.emulator.base_url = self._emulator_server.url
         holder: dict[str, Any] = {}
         self._holder = holder
-        self._app_server = ServerThread(lambda environ, start: holder["app"](environ, start))
+        self._app_server = ServerThread(lambda environ, start: holder["app"](environ, start),
+                                        port=self._ports[0])
         database_url = self._database_url
         if database_url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
