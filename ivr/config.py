@@ -148,7 +148,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                                  language=get("LIFELINE_TRANSCRIPTION_LANGUAGE"),
                                  model=get("LIFELINE_TRANSCRIPTION_MODEL"),
                                  region=get("LIFELINE_TRANSCRIPTION_REGION"))
-    transcription_config = build_transcription_config(choice, problems) if engine == "telnyx" else None
+    transcription_config = build_transcription_config(choice, problems) if engine in ("telnyx", "twilio") else None
     log_format = (get("LIFELINE_LOG_FORMAT", "text") or "").lower()
     if log_format not in ("text", "json"):
         problems.append(f"LIFELINE_LOG_FORMAT={log_format!r} must be text or json")

@@ -24,12 +24,13 @@ class CommandSender:
     """Delivers outbox commands to Telnyx off the webhook's critical path."""
 
     def __init__(self, store: CallStore, telnyx: TelnyxCommands, workers: int,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, api_url: str | None = None) -> None:
         self._metrics = metrics
         self._store = store
         self._telnyx = telnyx
         self._executor = KeyedSerialExecutor(workers, "lifeline-cmd")
-        self.reachability = TelnyxReachability(telnyx.base_url)
+        # api_url: where commands go when `telnyx` is a router over several providers
+        self.reachability = TelnyxReachability(api_url if api_url is not None else telnyx.base_url)
 
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue commands that their unit of work has already committed to the outbox."""

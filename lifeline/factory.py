@@ -87,7 +87,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     verifier = WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s)
     twilio = build_twilio(settings)  # None unless TWILIO_AUTH_TOKEN is set
     providers = ProviderCommands([TelnyxProvider(verifier, telnyx), *([twilio.provider] if twilio else [])])
-    outbox = CommandSender(store, providers, settings.command_workers, metrics)  # type: ignore[arg-type]
+    outbox = CommandSender(store, providers, settings.command_workers, metrics,  # type: ignore[arg-type]
+                           settings.telnyx_api_base_url)
     sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
     assert settings.recordings_dir is not None
     recordings = RecordingKeeper(store, settings.recordings_dir)

@@ -184,7 +184,13 @@ def test_the_voicemail_choice_records_after_the_last_agent(twilio_app: Flask) ->
     post(twilio_app, "/webhooks/twilio/gather?step=d", call_form(CallStatus="in-progress", Digits="0"))
     dial_outcome(twilio_app, 1, "failed")
     dial_outcome(twilio_app, 2, "no-answer")
-    root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=e", call_form(CallStatus="in-progress", Digits="2")))
+    prompt = twiml(post(twilio_app, "/webhooks/twilio/gather?step=e",
+                        call_form(CallStatus="in-progress", Digits="2")))
+    # The beep and the recording wait until "leave a message after the tone" has been said.
+    assert prompt.find("Record") is None and prompt.find("Say") is not None
+    redirect = prompt.find("Redirect")
+    assert redirect is not None and "spoken" in (redirect.text or "")
+    root = twiml(post(twilio_app, "/webhooks/twilio/spoken", call_form(CallStatus="in-progress")))
     record = root.find("Record")
     assert record is not None and record.get("playBeep") == "true" and record.get("maxLength") == "120"
     post(twilio_app, "/webhooks/twilio/recording", call_form(

@@ -154,6 +154,13 @@ class TwilioEmulator:
         """Wait until no status callback is queued or in flight."""
         return self._callbacks.wait_idle(timeout)
 
+    def stop_streams(self) -> None:
+        """Stop every media stream (before the app's server goes away under them)."""
+        with self._lock:
+            for leg in self._legs.values():
+                if leg.streamer is not None:
+                    leg.streamer.stop()
+
     def close(self) -> None:
         """Stop callbacks and the HTTP client."""
         with self._lock:
