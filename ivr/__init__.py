@@ -24,6 +24,8 @@ from .telnyx_api import TelnyxCommands
 
 if TYPE_CHECKING:
     from insight.base import ListeningEngine
+
+    from .handlers import Services
     from transfer.monitor import Monitor
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class Lifeline:
     calls: CallService
     monitor: Monitor
     engine: ListeningEngine
+    services: Services  # the scorer and rules every message goes through (flask evaluate reuses them)
 
     def close(self) -> None:
         """Stop the monitor, finish queued commands and release connections."""
@@ -56,7 +59,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     `flask monitor` runs it on its own, so CLI commands and tests build apps without one.
     """
     from insight import make_engine
-    from insight.sentiment import SentimentScorer
+    from insight.understand import Understanding
     from transfer.executor import TransferExecutor
     from transfer.monitor import Monitor
     from transfer.rules import load_rules
@@ -75,7 +78,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     telnyx = TelnyxCommands(settings)
     sender = CommandSender(store, telnyx, settings.command_workers)
     services = Services(
-        engine=engine, scorer=SentimentScorer(), rules=rules,
+        engine=engine, scorer=Understanding(), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
     calls = CallService(store, menu, sender, services)
     monitor = Monitor(store, sender, telnyx, menu, services, settings.sweep_interval_s,
@@ -83,7 +86,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,
         verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
-        calls=calls, monitor=monitor, engine=engine)
+        calls=calls, monitor=monitor, engine=engine, services=services)
     engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
                                                                    confidence), state=calls)
     engine.warm()

@@ -10,9 +10,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from insight.base import ListeningEngine
-from insight.sentiment import Sentiment, SentimentScorer, label
 from transfer.executor import TransferExecutor
 from transfer.rules import Decision, RuleSet
 
@@ -21,6 +21,9 @@ from .events import CallEvent, encode_client_state
 from .menu import AFTER_AGENTS, GOODBYE, VOICEMAIL_MAX_S
 from .security import mask_digits
 from .store import CallRecord, CallStatus, TransferRecord, TransferStatus
+
+if TYPE_CHECKING:
+    from insight.understand import Understanding
 
 log = logging.getLogger(__name__)
 _OPEN_TRANSFER = (TransferStatus.REQUESTED, TransferStatus.RINGING)
@@ -32,7 +35,7 @@ class Services:
 
     engine: ListeningEngine
     transfers: TransferExecutor
-    scorer: SentimentScorer
+    scorer: Understanding
     rules: RuleSet
 
 
@@ -123,13 +126,13 @@ def on_transcription(ctx: CallContext, svc: Services) -> None:
 
 def hear(ctx: CallContext, svc: Services, call: CallRecord, engine: str, source_id: str, text: str,
          confidence: float | None, score: float | None = None) -> None:
-    """Score what the caller said (unless the engine scored it), store it once, judge it at once."""
+    """Understand what the caller said (intents, frustration), store it once, judge it at once."""
     text = mask_digits(text.strip())
     if not text or not call.is_active:
         return
-    sentiment = svc.scorer.score(text) if score is None else Sentiment(score, label(score))
+    analysis = svc.scorer.analyse(text, score)
     if not ctx.tx.add_message(call.call_control_id, engine, source_id, text, confidence,
-                              sentiment.score, sentiment.label):
+                              analysis.score, analysis.label, analysis.as_record()):
         return
     decision = svc.rules.on_message(ctx.tx.recent_messages(call.call_control_id, svc.rules.history))
     if decision is not None:

@@ -103,8 +103,10 @@ def bench(engine: str, calls: int, concurrency: int, chaos: float, speed: float,
 
 def register(app: Flask) -> None:
     """Add the simulator's commands to `flask`."""
+    from .evaluate import evaluate_command
     from .listen_bench import listen_bench
 
+    app.cli.add_command(evaluate_command)
     app.cli.add_command(simulate)
     app.cli.add_command(listen_bench)
     app.cli.add_command(bench)

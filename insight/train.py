@@ -1,0 +1,67 @@
+"""Train the intent and frustration models from labelled lines: `python -m insight.train`.
+
+Reads every utterances*.yaml of the training split (default corpus/train), computes the same
+features the app computes, fits the linear models deterministically and writes the weights and
+their SHA-256 (default insight/models/understanding.json). Run it again on the same corpus and the
+bytes come out the same; tests/test_understand_model.py checks that.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .classifier import FRUSTRATION_LEVELS, LinearModels, fit_binary, fit_softmax, save_models
+from .corpus import Utterance, load_split
+from .embedding import SentenceEmbedder
+from .patterns import INTENTS
+from .sentiment import SentimentScorer
+from .understand import DEFAULT_WEIGHTS, FEATURE_COUNT, features
+from .patterns import find_intents
+
+DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "train"
+L2 = 1e-2
+STEPS = 1500
+RATE = 0.5
+
+
+def train(lines: Sequence[Utterance], embedder: SentenceEmbedder | None = None) -> LinearModels:
+    """Fit the models on labelled lines."""
+    if not lines:
+        raise ValueError("no labelled lines to train on")
+    embedder = embedder or SentenceEmbedder()
+    scorer = SentimentScorer()
+    texts = [u.text for u in lines]
+    embeddings = embedder.embed(texts)
+    x = np.vstack([features(e, find_intents(t), scorer.score(t)) for e, t in zip(embeddings, texts)])
+    intents = {}
+    for intent in INTENTS:
+        y = np.asarray([1 if intent in u.intents else 0 for u in lines], dtype=np.int64)
+        intents[intent] = fit_binary(x, y, L2, STEPS, RATE)
+    levels = np.asarray([FRUSTRATION_LEVELS.index(u.frustration) for u in lines], dtype=np.int64)
+    frustration = fit_softmax(x, levels, len(FRUSTRATION_LEVELS), L2, STEPS, RATE)
+    meta = {"lines": len(lines), "l2": L2, "steps": STEPS, "rate": RATE,
+            "positives": {i: sum(1 for u in lines if i in u.intents) for i in INTENTS},
+            "levels": {lvl: sum(1 for u in lines if u.frustration == lvl) for lvl in FRUSTRATION_LEVELS}}
+    return LinearModels(intents=intents, frustration=frustration, features=FEATURE_COUNT, meta=meta)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: train and write the weights."""
+    parser = argparse.ArgumentParser(prog="python -m insight.train", description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", nargs="*", type=Path, default=[DEFAULT_CORPUS],
+                        help="split directories or utterances files (default corpus/train)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS, help="weights file to write")
+    args = parser.parse_args(argv)
+    lines = load_split(args.corpus)
+    models = train(lines)
+    digest = save_models(models, args.out)
+    print(f"trained on {len(lines)} lines; wrote {args.out} (sha256 {digest})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
