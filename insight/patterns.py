@@ -99,10 +99,11 @@ class Construction:
 
     pattern: re.Pattern[str]
     carries_negation: bool = False
+    only_refutes: bool = False  # a topic word: refused it counts against, otherwise it says nothing
 
 
-def _c(pattern: str, carries_negation: bool = False) -> Construction:
-    return Construction(re.compile(pattern), carries_negation)
+def _c(pattern: str, carries_negation: bool = False, only_refutes: bool = False) -> Construction:
+    return Construction(re.compile(pattern), carries_negation, only_refutes)
 
 
 CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
@@ -127,6 +128,9 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         # "agent!", "operator please", "a real person now"
         _c(rf"^(?:(?:just|please|yes|yeah|ok|okay|now|hello|um|uh|er|transfer|transfer me)\s+)*(?:{PERSON}|transfer)"
            rf"(?:\s+(?:please|now|right now|then|thanks|thank you|already|immediately))*$"),
+        # a person asked to ring back: "can somebody from billing call me"
+        _c(rf"\b(?:can|could|will|would|please|have|get)\s+{PERSON}(?:\s+(?:from|in|at|on)\s+(?:\w+\s+){{1,3}}?)?"
+           rf"\s*(?:ring|call|phone|contact|get back to)\s+(?:me|us)\b"),
         # a person asked for by the kind of help: "someone who can actually help"
         _c(rf"\b(?:someone|somebody|anyone|anybody|a person|a human)\s+(?:who|that)\s+"
            rf"(?:can|could|will|would|actually|knows|understands)"),
@@ -153,6 +157,10 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         _c(r"\byou (?:have |are about to |are going to )?(?:just )?(?:lost|lose) (?:a|me as a|my|another|one) "
            r"(?:customer|client)"
            r"|\byou have lost me\b|\blost (?:yourself|yourselves) a customer\b"),
+        _c(r"\b(?:switch|switching|change|changing|move|moving|swap|swapping)\s+(?:banks|providers?|suppliers?|"
+           r"networks?|insurers?|lenders?|companies)\b"),
+        _c(r"\b(?:close|closing|closed|cancel|cancelling|cancelled|switch|switching|leave|leaving|quit|"
+           r"quitting)\b", only_refutes=True),
         _c(r"\bi am (?:leaving|off|out|switching|walking|gone|done)\b(?!\s+(?:for|to the|in|on|at|with the))"),
     ),
     "legal_or_complaint": (
@@ -167,6 +175,8 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
            r"start|starting|take out)\s+(?:a|an|my|this|the|one)?\s*(?:formal|official|written|proper|"
            r"serious|big|strongly worded|detailed)?\s*(?:complaint|complaints|grievance|letter of complaint)"),
         _c(r"\b(?:formal|official|written)\s+(?:complaint|grievance)"),
+        _c(r"\b(?:complaint|complaints|complain|complained|grievance|ombudsman|lawyer|solicitor)\b",
+           only_refutes=True),
         _c(r"\b(?:i|we)\s+(?:want|wish|would like|am going|are going|will|intend|plan|need|have)\s+to\s+"
            r"(?:complain|report)\b"),
         _c(r"\b(?:complain|complaining|report|reporting|reported)\s+(?:you|this|your \w+|about you|about this)?"
@@ -196,11 +206,12 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
            rf"(?=.*\b(?:not|never|again|hate|sick|tired|enough|stop|keeps?|useless|stupid|rubbish|"
            rf"pointless|waste|same|circles|nothing|no)\b|$)",
            carries_negation=True),
-        _c(r"\b(?:you|this|the system|the machine|the robot|the menu|this thing|this system|this machine|"
-           r"this robot|your system|your machine|the computer|this computer)\s+(?:do not|does not|can not|"
+        _c(r"\b(?:you|(?:this|the|your)\s+(?:\w+\s+)?(?:system|machine|robot|menu|thing|computer|bot|"
+           r"recording))\s+(?:do not|does not|can not|"
            r"will not|never|is not|are not|did not|just does not|clearly does not|still does not|"
-           r"keeps not|simply can not|obviously does not)\s+(?:understand|understanding|get|hear|hearing|"
-           r"listen|listening|recogni[sz]e|recogni[sz]ing|catch|work|working|help|follow|pick up)"
+           r"keeps not|simply can not|obviously does not)\s+(?:understands?|understanding|gets?|hears?|hearing|"
+           r"listens?|listening|recogni[sz]es?|recogni[sz]ing|catch|catches|works?|working|helps?|follows?|"
+           r"picks? up)"
            r"(?:\s+(?:me|what|a word|anything|my|the|this))?", carries_negation=True),
         _c(r"\b(?:round|around) (?:and (?:round|around) )?in (?:circles|a circle|a loop)|"
            r"\b(?:going|go|sent|sending|taken|taking) (?:me )?(?:round|around) (?:and (?:round|around)|in|the same)|"
@@ -290,6 +301,8 @@ def find_intents(text: str) -> PatternHits:
                     if _refused(intent, clause, found.start(), construction):
                         if signals[intent] == 0.0:
                             signals[intent] = -1.0
+                        continue
+                    if construction.only_refutes:
                         continue
                     signals[intent] = 1.0
                     matched.setdefault(intent, found.group(0).strip())
