@@ -67,7 +67,8 @@ _PERSON_NOUN = (
 _DETERMINER = r"(?:(?:a|an|the|some|your|one of your|one of the|any|a member of|any of your|anyone from|" \
               r"someone from|somebody from|a different|another)\s+)?"
 PERSON = rf"{_DETERMINER}(?:{_QUALIFIER}\s+){{0,2}}(?:{_PERSON_NOUN}|(?:\w+\s+)?(?:team|department|desk))\b"
-_CONNECT_VERB = (r"(?:put|get|transfer|connect|pass|send|patch|switch|forward|hand|route|redirect|"
+_CONNECT_VERB = (r"(?:put|get|transfer|connect|connecting|transferring|pass|send|patch|switch|forward|hand|route|redirect|"
+                 r"pop|chuck|bung|stick|"
                  r"take|bring|escalate|move|direct|sent|passed)")
 _ME = r"(?:me|us|this call|my call|this|the call)"
 _THROUGH = r"(?:through|thru|true|threw|straight through)"

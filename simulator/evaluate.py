@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import statistics
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from insight.understand import Understanding
 from ivr.store.records import Message
 from transfer.rules import RuleSet
 
+from .bench import percentile
 from .scenario import Scenario, ScenarioError, load_scenario, require_audio
 
 Hear = Callable[[Path], list[str]]
@@ -72,8 +74,11 @@ def evaluate_utterances(lines: Sequence[Utterance], understanding: Understanding
     counts = {i: [0, 0, 0] for i in INTENTS}
     confusion = {t: dict.fromkeys(FRUSTRATION_LEVELS, 0) for t in FRUSTRATION_LEVELS}
     misses: list[dict[str, Any]] = []
+    cpu_ms: list[float] = []
     for line in lines:
+        started = time.thread_time_ns()  # CPU of this thread: what one core spends on the line
         analysis = understanding.analyse(line.text)
+        cpu_ms.append((time.thread_time_ns() - started) / 1e6)
         predicted = {i for i in INTENTS if analysis.intents.get(i, 0.0) >= threshold}
         for intent in INTENTS:
             truth, guess = intent in line.intents, intent in predicted
@@ -93,6 +98,8 @@ def evaluate_utterances(lines: Sequence[Utterance], understanding: Understanding
         "overall": _prf(*total),
         "frustration": {"accuracy": _r(right / len(lines)) if lines else None,
                         "confusion": confusion},
+        "cpu_ms_per_line": {"p50": percentile(cpu_ms, 0.5), "p95": percentile(cpu_ms, 0.95),
+                            "max": percentile(cpu_ms, 1.0)},
         "misses": misses,
     }
 
@@ -247,6 +254,8 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
         for name, row in [*lines["intents"].items(), ("overall", lines["overall"])]:
             echo(f"  {name:20} {_f(row['precision'])} {_f(row['recall'])} {_f(row['f1'])} "
                  f"{row['tp']:4} {row['fp']:3} {row['fn']:3}")
+        cpu = lines["cpu_ms_per_line"]
+        echo(f"  CPU per line (analysis only): p50 {cpu['p50']} ms, p95 {cpu['p95']} ms, max {cpu['max']} ms")
         echo(f"  frustration accuracy {_f(lines['frustration']['accuracy'])}; rows truth, columns predicted:")
         echo("  " + " " * 10 + "".join(f"{c:>9}" for c in FRUSTRATION_LEVELS))
         for truth, row in lines["frustration"]["confusion"].items():
