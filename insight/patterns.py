@@ -35,10 +35,18 @@ _CONTRACTION_RES = tuple((re.compile(p), r) for p, r in _CONTRACTIONS)
 _CLAUSE_SPLIT = re.compile(r"[.!?;:,]+|\s+(?:but|so|because|though|although|however|otherwise)\s+")
 
 
+# Recognisers split compounds ("some body") and write "too" for "to": join and mend before matching.
+_ASR_MENDS = ((re.compile(r"\b(some|any|every|no) ?(body|one|won)\b"), r"\1\2"),
+              (re.compile(r"\bnoone\b"), "no one"), (re.compile(r"\b(some|any|no|every)won\b"), r"\1one"),
+              (re.compile(r"\btoo (the|a|an|my|your|some|any)\b"), r"to \1"))
+
+
 def normalise(text: str) -> str:
     """Lower case, straight quotes, contractions expanded, other punctuation kept for clauses."""
     text = text.lower().replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
     for pattern, replacement in _CONTRACTION_RES:
+        text = pattern.sub(replacement, text)
+    for pattern, replacement in _ASR_MENDS:
         text = pattern.sub(replacement, text)
     text = re.sub(r"[\"()\[\]*_]+", " ", text)
     text = re.sub(r"-", " ", text)
@@ -62,6 +70,10 @@ _PERSON_NOUN = (
     r"representatives|rep|reps|represent ?a ?tive|advisor|adviser|advisors|advisers|colleague|"
     r"colleagues|customer (?:service|services|care|support)(?: team| agent| person| rep| advisor)?|"
     r"employee|associate|specialist|consultant|boss|(?:guy|lady|man|woman|chap|bloke) there|"
+    r"(?:\w+ )?(?:handler|handlers|officer|officers|clerk|clerks|engineer|technician)|"
+    r"(?:someone|somebody|anyone|anybody|a person) (?:senior|in charge|higher up|qualified)|"
+    r"one of (?:the|your) (?:girls|lads|boys|ladies|gents|team|staff|people|humans|agents|advisors|advisers)|"
+    r"real somebody|real someone|"
     r"your (?:team|people|staff|guys|lot)|(?:" + _QUALIFIER + r") (?:one|voice|being))"
 )
 _DETERMINER = r"(?:(?:a|an|the|some|your|one of your|one of the|any|a member of|any of your|anyone from|" \
@@ -75,6 +87,7 @@ _THROUGH = r"(?:through|thru|true|threw|straight through)"
 _TALK_VERB = r"(?:speak|speaking|talk|talking|chat|chatting|deal|dealing|have a word|get hold|" \
              r"get through|reach|discuss this|discuss it|go through this|explain this|explain it)"
 _WANT = (r"(?:want|wanted to have|need|needs|would like|like|would prefer|prefer|would rather have|"
+         r"any chance of|chance of|could do with|looking for|"
          r"rather have|demand|demanding|request|requesting|insist on|ask for|asking for|give me|"
          r"get me|find me|fetch me|is there|are there|there must be|where is|where are|bring me|"
          r"can i have|can i get|could i have|could i get|may i have|i will take)")
@@ -158,8 +171,13 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         _c(r"\byou (?:have |are about to |are going to )?(?:just )?(?:lost|lose) (?:a|me as a|my|another|one) "
            r"(?:customer|client)"
            r"|\byou have lost me\b|\blost (?:yourself|yourselves) a customer\b"),
-        _c(r"\b(?:switch|switching|change|changing|move|moving|swap|swapping)\s+(?:banks|providers?|suppliers?|"
-           r"networks?|insurers?|lenders?|companies)\b"),
+        _c(r"\b(?:switch|switching|switched|change|changing|changed|move|moving|moved|swap|swapping)\s+"
+           r"(?:my |our )?(?:\w+ )?(?:banks|providers?|suppliers?|networks?|insurers?|lenders?|companies|"
+           r"carriers?|airlines?)\b"),
+        _c(rf"\b(?:moved|switched|transferred|taken|ported)\b(?:\s+\w+){{0,2}}?\s+(?:to\s+{_COMPETITOR}|elsewhere|"
+           rf"somewhere else|out)"),
+        _c(rf"\bnever\s+(?:\w+\s+){{1,3}}?(?:with|from|at|through|by)\s+{_COMPANY}\s+(?:again|ever again)\b",
+           carries_negation=True),
         _c(r"\b(?:close|closing|closed|cancel|cancelling|cancelled|switch|switching|leave|leaving|quit|"
            r"quitting)\b", only_refutes=True),
         _c(r"\bi am (?:leaving|off|out|switching|walking|gone|done)\b(?!\s+(?:for|to the|in|on|at|with the))"),
@@ -176,6 +194,10 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
            r"start|starting|take out)\s+(?:a|an|my|this|the|one)?\s*(?:formal|official|written|proper|"
            r"serious|big|strongly worded|detailed)?\s*(?:complaint|complaints|grievance|letter of complaint)"),
         _c(r"\b(?:formal|official|written)\s+(?:complaint|grievance)"),
+        _c(r"\b(?:write|writing|contact|contacting|go|going|report|reporting|complain|complaining|take|taking "
+           r"(?:this|it|you))\s+to\s+(?:my|the|your|our)?\s*(?:local\s+)?(?:mp|member of parliament|councillor|"
+           r"congressman|congresswoman|senator|(?:\w+\s+){0,3}(?:authority|commission|regulator|ombudsman|"
+           r"standards|watchdog))\b"),
         _c(r"\b(?:complaint|complaints|complain|complained|grievance|ombudsman|lawyer|solicitor)\b",
            only_refutes=True),
         _c(r"\b(?:i|we)\s+(?:want|wish|would like|am going|are going|will|intend|plan|need|have)\s+to\s+"
@@ -224,7 +246,7 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
            r"\bnot (?:one|any) of (?:the|these|those|your) options|\boptions (?:do not|does not|never) "
            r"(?:fit|apply|cover|match|include)|\bnot an option\b", carries_negation=True),
         _c(rf"\b(?:hate|hated|loathe|detest|sick of|tired of|fed up with|done with|had enough of|"
-           rf"enough of|can not stand|no more)\s+(?:these|this|the|your|all these|all this|talking to|"
+           rf"enough of|enough with|can not stand|no more)\s+(?:these|this|the|your|all these|all this|talking to|"
            rf"pressing|dealing with|automated|speaking to)?\s*(?:\w+\s+)?{_SYSTEM}", carries_negation=True),
         _c(r"\bi (?:am not|do not want to|will not|refuse to|am not going to) (?:talk|speak|talking|"
            r"speaking|deal|dealing) (?:to|with) (?:a|an|this|the|some)?\s*(?:stupid\s+|bloody\s+)?"

@@ -9,7 +9,9 @@ bytes come out the same; tests/test_understand_model.py checks that.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +30,28 @@ STEPS = 1500
 RATE = 0.5
 
 
+def asr_variant(text: str) -> str:
+    """The line as a phone recogniser tends to write it: lower case, no punctuation or apostrophes."""
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.lower().replace("'", ""))).strip()
+
+
+def with_asr_variants(lines: Sequence[Utterance]) -> list[Utterance]:
+    """Each line plus its recogniser-style variant (same labels), so the models see both forms."""
+    out: list[Utterance] = []
+    for line in lines:
+        out.append(line)
+        variant = asr_variant(line.text)
+        if variant and variant != line.text:
+            out.append(replace(line, text=variant))
+    return out
+
+
 def train(lines: Sequence[Utterance], embedder: SentenceEmbedder | None = None) -> LinearModels:
-    """Fit the models on labelled lines."""
+    """Fit the models on labelled lines (and their recogniser-style variants)."""
     if not lines:
         raise ValueError("no labelled lines to train on")
+    corpus_lines = len(lines)
+    lines = with_asr_variants(lines)
     embedder = embedder or SentenceEmbedder()
     scorer = SentimentScorer()
     texts = [u.text for u in lines]
@@ -43,7 +63,7 @@ def train(lines: Sequence[Utterance], embedder: SentenceEmbedder | None = None) 
         intents[intent] = fit_binary(x, y, L2, STEPS, RATE)
     levels = np.asarray([FRUSTRATION_LEVELS.index(u.frustration) for u in lines], dtype=np.int64)
     frustration = fit_softmax(x, levels, len(FRUSTRATION_LEVELS), L2, STEPS, RATE)
-    meta = {"lines": len(lines), "l2": L2, "steps": STEPS, "rate": RATE,
+    meta = {"lines": corpus_lines, "with_variants": len(lines), "l2": L2, "steps": STEPS, "rate": RATE,
             "positives": {i: sum(1 for u in lines if i in u.intents) for i in INTENTS},
             "levels": {lvl: sum(1 for u in lines if u.frustration == lvl) for lvl in FRUSTRATION_LEVELS}}
     return LinearModels(intents=intents, frustration=frustration, features=FEATURE_COUNT, meta=meta)
