@@ -280,6 +280,8 @@ _HYPOTHETICAL = re.compile(
 # Past, finished matters: "my complaint was resolved", "we sorted it".
 _SETTLED = re.compile(r"\b(?:was|were|has been|have been|got|been|is now|is all|all)\s+(?:resolved|sorted|"
                       r"settled|dealt with|closed|upheld|fixed|handled)\b|\b(?:decided|chose|choose) to stay\b")
+_MAIN_CLAUSE = re.compile(r"\b(?:i|we) (?:am|are|will|shall|would|have got to|have to|am going to|are going to)\b"
+                          r"(?! not\b)|\bthen\b|\bi will\b")
 _SELF_ROLE = re.compile(r"\b(?:i am|i work as|we are|this is) (?:a|an|the)\s+(?:\w+\s+)?$")
 _WINDOW = 4  # words before a construction in which a negation scopes over it
 _HYPOTHETICAL_INTENTS = ("leave_or_cancel", "legal_or_complaint")
@@ -297,11 +299,23 @@ class PatternHits:
         return self.signals.get(intent, 0.0) > 0
 
 
+def _hypothetical(before: str) -> bool:
+    """A question or condition scopes over the construction, unless a main clause follows it.
+
+    "if I wanted to close it, how would I" asks; "if this isn't fixed I am moving banks" threatens:
+    after the condition, a first-person future or "then" starts the main clause.
+    """
+    cue = None
+    for cue in _HYPOTHETICAL.finditer(before):
+        pass
+    return cue is not None and not _MAIN_CLAUSE.search(before[cue.end():])
+
+
 def _refused(intent: str, clause: str, start: int, construction: Construction) -> bool:
     before = clause[:start]
     if _REPORTED.search(before):
         return True
-    if intent in _HYPOTHETICAL_INTENTS and (_HYPOTHETICAL.search(before) or _SETTLED.search(clause)):
+    if intent in _HYPOTHETICAL_INTENTS and (_hypothetical(before) or _SETTLED.search(clause)):
         return True
     if intent == "wants_person" and _HYPOTHETICAL.search(before) and re.search(r"\bif\b", before):
         return True  # "if I need an agent, what do I press" asks how, not for one
