@@ -73,16 +73,6 @@ class Understanding:
         self.embedder = embedder or SentenceEmbedder()
         self.models: LinearModels = load_models(weights, FEATURE_COUNT)
 
-    def features_of(self, texts: list[str]) -> Matrix:
-        """Feature rows for many lines at once (training and evaluation)."""
-        embeddings = self.embedder.embed(texts)
-        rows = [features(e, find_intents(t), self.scorer.score(t)) for e, t in zip(embeddings, texts)]
-        return np.vstack(rows) if rows else np.zeros((0, FEATURE_COUNT))
-
-    def score(self, text: str) -> Sentiment:
-        """The VADER + call-centre score alone (kept for rules that read scores)."""
-        return self.scorer.score(text)
-
     def analyse(self, text: str, score: float | None = None) -> Analysis:
         """Everything about one line; `score` overrides the sentiment when the engine gave one."""
         sentiment = self.scorer.score(text)
