@@ -19,10 +19,9 @@ import numpy as np
 from .classifier import FRUSTRATION_LEVELS, LinearModels, fit_binary, fit_softmax, save_models
 from .corpus import Utterance, load_split
 from .embedding import SentenceEmbedder
-from .patterns import INTENTS
+from .patterns import INTENTS, find_intents
 from .sentiment import SentimentScorer
 from .understand import DEFAULT_WEIGHTS, FEATURE_COUNT, features
-from .patterns import find_intents
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "train"
 L2 = 1e-2
