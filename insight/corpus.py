@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ivr.yamlfile import read_yaml
 
-from .classifier import FRUSTRATION_LEVELS
-from .patterns import INTENTS
+from .labels import FRUSTRATION_LEVELS, INTENTS
 
 
 class CorpusError(ValueError):

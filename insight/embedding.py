@@ -74,4 +74,5 @@ class SentenceEmbedder:
             return np.zeros((0, DIM), dtype=np.float32)
         vectors = np.asarray(self._model.embed(texts, norm=False), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        unit: npt.NDArray[np.float32] = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        return unit

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .classifier import FRUSTRATION_LEVELS, LinearModels, fit_binary, fit_softmax, save_models
+from .classifier import LinearModels, fit_binary, fit_softmax, save_models
 from .corpus import Utterance, load_split
 from .embedding import SentenceEmbedder
-from .patterns import INTENTS, find_intents
+from .labels import FRUSTRATION_LEVELS, INTENTS
+from .patterns import find_intents
 from .sentiment import SentimentScorer
 from .understand import DEFAULT_WEIGHTS, FEATURE_COUNT, features
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .classifier import FRUSTRATION_LEVELS, LinearModels, Matrix, load_models
+from .classifier import LinearModels, Matrix, load_models
 from .embedding import SentenceEmbedder
-from .patterns import INTENTS, PatternHits, find_intents
+from .labels import FRUSTRATION_LEVELS, INTENTS
+from .patterns import PatternHits, find_intents
 from .sentiment import Sentiment, SentimentScorer, label
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("models") / "understanding.json"

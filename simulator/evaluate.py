@@ -25,9 +25,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from insight.classifier import FRUSTRATION_LEVELS
 from insight.corpus import CorpusError, Utterance, load_utterances
-from insight.patterns import INTENTS
+from insight.labels import FRUSTRATION_LEVELS, INTENTS
 from insight.understand import Understanding
 from ivr.store.records import Message
 from transfer.rules import RuleSet
