@@ -13,7 +13,7 @@ import configparser
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
@@ -21,7 +21,9 @@ from .errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The listening engines by LIFELINE_ENGINE name, and the class that implements each (the one list).
 ENGINES = {"local": "insight.local:LocalEngine", "telnyx": "insight.telnyx:TelnyxTranscription",
-           "symbl": "insight.symbl:SymblEngine"}
+           "symbl": "insight.symbl:SymblEngine", "twilio": "insight.twilio:TwilioTranscription"}
+# A Twilio number's settings, kept as given here and checked by providers.twilio.settings.
+TWILIO_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 
@@ -55,6 +57,7 @@ class Settings:
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
     symbl: SymblSettings | None = None
+    twilio: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         secret_key=get("LIFELINE_SECRET_KEY"),
         api_token=get("LIFELINE_API_TOKEN"),
         symbl=symbl,
+        twilio={k: v for k in TWILIO_KEYS if (v := get(k))},
         whisper_model=Path(whisper_model) if whisper_model else None,
         whisper_threads=whisper_threads,
         transcription_workers=transcription_workers,

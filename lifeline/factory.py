@@ -28,6 +28,9 @@ from ivr.outbox import CommandSender
 from ivr.security import WebhookVerifier
 from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands
+from providers import ProviderCommands
+from providers.telnyx import TelnyxProvider
+from providers.twilio.wiring import build_twilio
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
 
@@ -75,17 +78,21 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     engine = make_engine(settings)
     store = SqlStore(settings.database_url)
     telnyx = TelnyxCommands(settings)
-    sender = CommandSender(store, telnyx, settings.command_workers)
+    verifier = WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s)
+    twilio = build_twilio(settings)  # None unless TWILIO_AUTH_TOKEN is set
+    providers = ProviderCommands([TelnyxProvider(verifier, telnyx), *([twilio.provider] if twilio else [])])
+    outbox = CommandSender(store, providers, settings.command_workers)  # type: ignore[arg-type]
+    sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
     services = Services(
         engine=engine, scorer=Understanding(), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
     units = UnitOfWork(store, menu, sender)
     calls = CallService(store, units, services, MACHINE)
-    monitor = Monitor(store, sender, telnyx, units, services, MACHINE, settings.sweep_interval_s,
-                      settings.transfer_timeout_s, settings.stale_call_s, calls)
+    monitor = Monitor(store, outbox, providers, units, services, MACHINE,  # type: ignore[arg-type]
+                      settings.sweep_interval_s, settings.transfer_timeout_s, settings.stale_call_s, calls)
     app.extensions["lifeline"] = Lifeline(
-        settings=settings, menu=menu, store=store, sender=sender,
-        verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
+        settings=settings, menu=menu, store=store, sender=sender,  # type: ignore[arg-type]
+        verifier=verifier,
         calls=calls, monitor=monitor, engine=engine, services=services)
     engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
                                                                    confidence), state=calls)
@@ -94,6 +101,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(api.bp)
+    if twilio is not None:
+        twilio.register(app)
     _register_errors(app)
 
     cli.register(app)

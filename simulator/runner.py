@@ -19,24 +19,30 @@ from .caller import CallResult, play
 from .emulator import Emulator
 from .scenario import Scenario
 from .server import ServerThread, emulator_app
+from .twilio.emulator import TwilioEmulator
+from .twilio.server import twilio_emulator_app
+
+PROVIDERS = ("telnyx", "twilio")
 
 
 class Simulation:
     """A Lifeline app wired to a fresh emulator and a throwaway database."""
 
     def __init__(self, config: Mapping[str, object], engine: str = "telnyx", speed: float = 1.0,
-                 database_url: str | None = None) -> None:
+                 database_url: str | None = None, provider: str = "telnyx") -> None:
         self._base_config = dict(config)
         self._engine = engine
         self._database_url = database_url
-        self.emulator = Emulator(speed=speed)
+        self.provider = provider
+        self.emulator: Any = TwilioEmulator(speed=speed) if provider == "twilio" else Emulator(speed=speed)
         self._tmp: Path | None = None
         self.app: Flask | None = None
         self.config: dict[str, object] = {}
 
     def __enter__(self) -> Simulation:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._emulator_server = ServerThread(emulator_app(self.emulator)).start()
+        serve = twilio_emulator_app if self.provider == "twilio" else emulator_app
+        self._emulator_server = ServerThread(serve(self.emulator)).start()
         self.emulator.base_url = self._emulator_server.url
         holder: dict[str, Any] = {}
         self._holder = holder
@@ -45,11 +51,9 @@ class Simulation:
         if database_url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
             database_url = f"sqlite:///{self._tmp / 'simulation.db'}"
-        config = {
+        config: dict[str, object] = {
             **self._base_config,
-            "TELNYX_API_KEY": self.emulator.api_key,
-            "TELNYX_PUBLIC_KEY": self.emulator.public_key_b64,
-            "TELNYX_API_BASE_URL": f"{self.emulator.base_url}/v2",
+            **self._provider_settings(),
             "LIFELINE_PUBLIC_URL": self._app_server.url,
             "LIFELINE_ENGINE": self._engine,
             "DATABASE_URL": database_url,
@@ -62,8 +66,22 @@ class Simulation:
             raise
         holder["app"] = self.app
         self._app_server.start()
-        self.emulator.webhook_url = f"{self._app_server.url}/webhooks/telnyx"
+        if self.provider == "twilio":
+            self.emulator.app_url = self._app_server.url
+        else:
+            self.emulator.webhook_url = f"{self._app_server.url}/webhooks/telnyx"
         return self
+
+    def _provider_settings(self) -> dict[str, str]:
+        """The settings pointing the app at this simulation's emulator."""
+        if self.provider == "twilio":
+            # Telnyx's settings are still required; this Telnyx is never called.
+            unused = Emulator()
+            telnyx = {"TELNYX_API_KEY": unused.api_key, "TELNYX_PUBLIC_KEY": unused.public_key_b64}
+            unused.close()
+            return {**telnyx, **self.emulator.app_settings()}
+        return {"TELNYX_API_KEY": self.emulator.api_key, "TELNYX_PUBLIC_KEY": self.emulator.public_key_b64,
+                "TELNYX_API_BASE_URL": f"{self.emulator.base_url}/v2"}
 
     def restart_app(self) -> Flask:
         """Stop the app as a crash or deploy would, and serve a new one on the same port and data."""

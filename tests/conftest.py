@@ -29,7 +29,7 @@ PG_URL = os.environ.get("LIFELINE_TEST_POSTGRES_URL", "postgresql://postgres@127
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's own Telnyx or Lifeline settings."""
     for name in list(os.environ):
-        if name.startswith(("TELNYX_", "LIFELINE_", "SYMBL_")) or name == "DATABASE_URL":
+        if name.startswith(("TELNYX_", "LIFELINE_", "SYMBL_", "TWILIO_")) or name == "DATABASE_URL":
             if name not in ("LIFELINE_REQUIRE_POSTGRES", "LIFELINE_TEST_POSTGRES_URL"):
                 monkeypatch.delenv(name)
 

@@ -24,8 +24,9 @@ ALLOWED: dict[str, set[str]] = {
     "insight": {"ivr"},
     "transfer": {"ivr", "insight"},
     "calls": {"ivr", "insight", "transfer"},
-    "lifeline": {"ivr", "insight", "transfer", "calls"},
-    "simulator": {"ivr", "insight", "transfer", "calls", "lifeline"},
+    "providers": {"ivr", "insight"},
+    "lifeline": {"ivr", "insight", "transfer", "calls", "providers"},
+    "simulator": {"ivr", "insight", "transfer", "calls", "providers", "lifeline"},
 }
 PACKAGES = tuple(ALLOWED)
 
