@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from insight.sentiment import Sentiment, label
 from ivr.context import CallContext
 from ivr.security import mask_digits
 from ivr.store import CallRecord
@@ -31,14 +30,14 @@ def on_streaming_failed(ctx: CallContext, svc: Services, machine: Machine, call:
 
 def hear(turn: Turn, engine: str, source_id: str, text: str, confidence: float | None,
          score: float | None = None) -> None:
-    """Score what the caller said (unless the engine scored it), store it once, judge it at once."""
+    """Understand what the caller said (intents, frustration), store it once, judge it at once."""
     ctx, call, svc = turn.ctx, turn.call, turn.svc
     text = mask_digits(text.strip())
     if not text:
         return
-    sentiment = svc.scorer.score(text) if score is None else Sentiment(score, label(score))
+    analysis = svc.scorer.analyse(text, score)
     if not ctx.tx.add_message(call.call_control_id, engine, source_id, text, confidence,
-                              sentiment.score, sentiment.label):
+                              analysis.score, analysis.label, analysis.as_record()):
         return
     decision = svc.rules.on_message(ctx.tx.recent_messages(call.call_control_id, svc.rules.history))
     if decision is not None:

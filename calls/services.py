@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from insight.base import ListeningEngine
+from insight.understand import Understanding
 from ivr.recordings import RecordingKeeper
-from insight.sentiment import SentimentScorer
 from transfer.executor import TransferExecutor
 from transfer.rules import RuleSet
 
@@ -17,6 +17,6 @@ class Services:
 
     engine: ListeningEngine
     transfers: TransferExecutor
-    scorer: SentimentScorer
+    scorer: Understanding
     rules: RuleSet
     recordings: RecordingKeeper | None = None  # keeps voicemail audio; None: URLs only

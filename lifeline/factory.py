@@ -19,7 +19,7 @@ from calls.transitions import MACHINE
 from calls.unit import UnitOfWork
 from insight import make_engine, media
 from insight.base import ListeningEngine
-from insight.sentiment import SentimentScorer
+from insight.understand import Understanding
 from ivr import api, openapi, webhooks
 from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
@@ -55,6 +55,7 @@ class Lifeline:
     monitor: Monitor
     engine: ListeningEngine
     metrics: Metrics
+    services: Services  # the scorer and rules every message goes through (flask evaluate reuses them)
 
     def close(self) -> None:
         """Stop the monitor, finish queued commands and release connections."""
@@ -93,7 +94,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     assert settings.recordings_dir is not None
     recordings = RecordingKeeper(store, settings.recordings_dir)
     services = Services(
-        engine=engine, scorer=SentimentScorer(), rules=rules,
+        engine=engine, scorer=Understanding(), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff),
         recordings=recordings)
     units = UnitOfWork(store, menu, sender)
@@ -103,7 +104,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,  # type: ignore[arg-type]
         verifier=verifier,
-        calls=calls, monitor=monitor, engine=engine, metrics=metrics)
+        calls=calls, monitor=monitor, engine=engine, metrics=metrics, services=services)
     engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
                                                                    confidence), state=calls)
     if getattr(engine, "on_transcribed", False) is None:

@@ -110,14 +110,16 @@ def bench(engine: str, provider: str, calls: int, concurrency: int, chaos: float
 
 
 # Commands that run against the built-in emulator (they swap in its credentials).
-DEV_COMMANDS = frozenset({"simulate", "bench", "listen-bench", "dev"})
+DEV_COMMANDS = frozenset({"simulate", "bench", "listen-bench", "dev", "evaluate"})
 
 
 def register(app: Flask) -> None:
     """Add the simulator's commands to `flask`."""
     from .dev import dev
+    from .evaluate import evaluate_command
     from .listen_bench import listen_bench
 
+    app.cli.add_command(evaluate_command)
     app.cli.add_command(simulate)
     app.cli.add_command(listen_bench)
     app.cli.add_command(bench)

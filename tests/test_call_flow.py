@@ -323,7 +323,9 @@ def test_call_record_api_shows_the_decision_transfer_and_transcript(live: Simula
     assert client.get("/api/calls", headers={"Authorization": "Bearer wrong"}).status_code == 403
     detail = client.get(f"/api/calls/{leg.call_control_id}", headers=auth).get_json()
     assert detail["call"]["status"] == "transferred"
-    assert detail["decisions"][0]["rule"] == "asks_for_human"
+    assert detail["decisions"][0]["rule"] == "caller_intent"
+    assert detail["decisions"][0]["evidence"][0]["intents"]["wants_person"] >= 0.9
+    assert detail["messages"][0]["analysis"]["intents"]["wants_person"] >= 0.9  # kept with the message
     assert detail["transfers"][0]["status"] == "connected"
     assert detail["messages"][0]["text"] == "get me a supervisor"
     assert [c["name"] for c in detail["commands"]][:2] == ["answer", "gather_using_speak"]

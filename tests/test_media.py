@@ -187,7 +187,7 @@ def test_caller_speech_becomes_a_scored_message_and_escalates(local: Simulation)
     assert wait_until(lambda: bool(accepted(local, leg.call_control_id, "transfer")), timeout=15)
     [message] = store(local).messages(leg.call_control_id)
     assert message["engine"] == "local" and "real person" in message["text"].lower()
-    assert store(local).decisions(leg.call_control_id)[0]["rule"] == "asks_for_human"
+    assert store(local).decisions(leg.call_control_id)[0]["rule"] == "caller_intent"
 
 
 def test_lost_stream_is_restarted_once_then_the_call_goes_on_without_it(local: Simulation) -> None:

@@ -94,8 +94,9 @@ def test_sentiment_transfer_records_the_decision_and_says_the_handoff_first(live
     assert [r["name"] for r in requests] == ["speak", "transfer"]
     assert requests[0]["body"]["payload"] == "Let me connect you to someone who can help."
     [decision] = store(live).decisions(leg.call_control_id)
-    assert decision["rule"] == "negative_streak"
+    assert decision["rule"] == "annoyed_twice"
     assert [e["score"] < -0.2 for e in decision["evidence"]] == [True, True]
+    assert all(e["frustration"]["annoyed"] + e["frustration"]["angry"] >= 0.7 for e in decision["evidence"])
     messages = store(live).messages(leg.call_control_id)
     assert [m["label"] for m in messages] == ["negative", "negative"]
 

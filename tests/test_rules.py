@@ -31,7 +31,7 @@ def only(tmp_path: Path, spec: str) -> RuleSet:
 def test_example_rules_load_with_the_keen_buyer_rule_off() -> None:
     ruleset = load_rules(ROOT / "examples" / "rules.yaml")
     names = [r.name for r in ruleset.rules]
-    assert names[:2] == ["asks_for_human", "dtmf_0"] and "keen_buyer" not in names
+    assert names[:3] == ["caller_intent", "asks_for_human", "dtmf_0"] and "keen_buyer" not in names
     assert ruleset.handoff == "Let me connect you to someone who can help."
 
 

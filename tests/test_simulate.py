@@ -36,7 +36,7 @@ def test_example_scenarios_pass_and_the_json_report_keeps_the_contract(app: Flas
     assert (human["passed"], human["outcome"]) == (True, "transferred")
     [transfer] = human["transfer_commands"]
     assert transfer["to"] == "+15550001111"
-    assert transfer["client_state"]["rule"] == "asks_for_human"
+    assert transfer["client_state"]["rule"] == "caller_intent"
     assert isinstance(human["escalation_latency_ms"], float) and human["escalation_latency_ms"] > 0
     kinds = {(e["kind"], e["type"]) for e in human["timeline"]}
     assert {("webhook", "call.initiated"), ("command", "answer"), ("caller", "say"),

@@ -258,5 +258,5 @@ def test_polled_symbl_messages_reach_the_rules_through_the_monitor(monkeypatch: 
         assert lifeline.monitor.sweep().polled == 2  # Symbl repeats the whole list...
         assert len(store(sim).messages(leg.call_control_id)) == 2  # ...stored once per message id
         assert wait_until(lambda: bool(accepted(sim, leg.call_control_id, "transfer")))
-        assert store(sim).decisions(leg.call_control_id)[0]["rule"] == "negative_streak"
+        assert store(sim).decisions(leg.call_control_id)[0]["rule"] == "annoyed_twice"
         assert [m["score"] for m in store(sim).messages(leg.call_control_id)] == [-0.7, -0.8]

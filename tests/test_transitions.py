@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,7 @@ from calls.services import Services
 from calls.transitions import ACTIVE, MACHINE, TRANSITIONS
 from calls.unit import UnitOfWork
 from insight.base import ListeningEngine
-from insight.sentiment import SentimentScorer
+from insight.understand import Understanding
 from ivr.errors import StoreError
 from ivr.events import CallEvent
 from ivr.menu import AFTER_AGENTS, load_menu
@@ -62,6 +63,12 @@ class Sent:
         return [c.name for c in self.commands]
 
 
+@functools.lru_cache(maxsize=1)
+def understanding() -> Understanding:
+    """One scorer for every flow: it is read-only, and loading the embeddings takes a moment."""
+    return Understanding()
+
+
 class Flow:
     """A call service wired to memory: feed events, read the store and the commands sent."""
 
@@ -70,7 +77,7 @@ class Flow:
         self.sent = Sent()
         self.engine = FakeEngine()
         rules = load_rules(ROOT / "examples" / "rules.yaml")
-        self.services = Services(engine=self.engine, scorer=SentimentScorer(), rules=rules,
+        self.services = Services(engine=self.engine, scorer=understanding(), rules=rules,
                                  transfers=TransferExecutor(AGENTS, 30, rules.handoff))
         self.units = UnitOfWork(self.store, load_menu(ROOT / "examples" / "ivr.yaml"), self.sent)
         self.calls = CallService(self.store, self.units, self.services, MACHINE)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ivr.errors import ConfigError
+from insight.labels import FRUSTRATION_LEVELS, INTENTS
+from insight.patterns import asserted_phrase, normalise
 from ivr.menu import KEYS
 from ivr.store.records import Message
 from ivr.yamlfile import read_yaml
@@ -83,12 +85,16 @@ class Rule:
         if (not isinstance(value, list) or not value
                 or not all(isinstance(p, str) and p.strip() for p in value)):
             raise ConfigError(f"{self._where}.{key} must be a non-empty list of phrases")
-        alternatives = "|".join(re.escape(p.strip()).replace(r"\ ", r"\s+") for p in value)
+        # Matched against normalised text (lower case, contractions expanded), so phrases are too.
+        alternatives = "|".join(re.escape(normalise(p.strip())).replace(r"\ ", r"\s+") for p in value)
         return re.compile(rf"\b({alternatives})s?\b", re.IGNORECASE)
 
 
 def _evidence(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    return [{"source_id": m.source_id, "text": m.text, "score": m.score} for m in messages]
+    """What the decision record keeps of each message: words, score, intents, class probabilities."""
+    return [{"source_id": m.source_id, "text": m.text, "score": m.score,
+             "intents": {k: round(v, 4) for k, v in m.intents.items()},
+             "frustration": {k: round(v, 4) for k, v in m.frustration.items()}} for m in messages]
 
 
 class PhraseRule(Rule):
@@ -102,10 +108,11 @@ class PhraseRule(Rule):
         self.pattern = self._phrases(params, "phrases")
 
     def on_message(self, history: Sequence[Message]) -> Decision | None:
-        found = self.pattern.search(history[-1].text)
+        # "I don't need an agent" names the phrase but refuses it: the pattern layer's scope rules.
+        found = asserted_phrase(self.pattern, history[-1].text)
         if not found:
             return None
-        return Decision(self.name, f"{self.reason} ({found.group(1).lower()!r})", _evidence(history[-1:]))
+        return Decision(self.name, f"{self.reason} ({found!r})", _evidence(history[-1:]))
 
 
 class DigitRule(Rule):
@@ -226,9 +233,102 @@ class TimeInIvrRule(Rule):
         return Decision(self.name, f"{self.reason} ({seconds_in_call:.0f} s)", _evidence(unhappy[-3:]))
 
 
+INTENT_REASONS = {
+    "wants_person": "caller asked for a person",
+    "leave_or_cancel": "caller threatens to leave",
+    "legal_or_complaint": "caller threatens a complaint or legal action",
+    "bot_complaint": "caller is fed up with the automated system",
+}
+
+
+class IntentRule(Rule):
+    """The newest message carries one of `intents` with at least `min_confidence`."""
+
+    type_name = "intent"
+    default_reason = ""  # named after the intent that fired
+
+    def configure(self, params: dict[str, Any]) -> None:
+        super().configure(params)
+        self.consumed.add("intents")
+        intents = params.get("intents")
+        if (not isinstance(intents, list) or not intents or not all(isinstance(i, str) for i in intents)
+                or set(intents) - set(INTENTS)):
+            raise ConfigError(f"{self._where}.intents must be a non-empty list drawn from "
+                              f"{', '.join(INTENTS)}")
+        self.intents = tuple(intents)
+        self.min_confidence = self._number(params, "min_confidence", 0.5, 0.0, 1.0)
+
+    def on_message(self, history: Sequence[Message]) -> Decision | None:
+        newest = history[-1]
+        found = [(newest.intents.get(i, 0.0), i) for i in self.intents
+                 if newest.intents.get(i, 0.0) >= self.min_confidence]
+        if not found:
+            return None
+        confidence, intent = max(found)
+        reason = self.reason or INTENT_REASONS[intent]
+        return Decision(self.name, f"{reason} ({intent} {confidence:.2f})", _evidence(history[-1:]))
+
+
+class StrongNegativeRule(Rule):
+    """One message is enough: P(angry) at least `angry_at_least`, or a score at or below `score_below`."""
+
+    type_name = "strong_negative"
+    default_reason = "caller is angry"
+
+    def configure(self, params: dict[str, Any]) -> None:
+        super().configure(params)
+        self.consumed.update({"angry_at_least", "score_below"})
+        angry, below = params.get("angry_at_least", 0.6), params.get("score_below")
+        if angry is None and below is None:
+            raise ConfigError(f"{self._where}: set angry_at_least (0-1), score_below (-1 to 1), or both")
+        self.angry_at_least = None if angry is None else self._number(params, "angry_at_least", 0.6, 0.0, 1.0)
+        self.score_below = None if below is None else self._number(params, "score_below", -0.8, -1.0, 1.0)
+
+    def on_message(self, history: Sequence[Message]) -> Decision | None:
+        newest = history[-1]
+        angry = newest.frustration.get("angry", 0.0)
+        if self.angry_at_least is not None and angry >= self.angry_at_least:
+            return Decision(self.name, f"{self.reason} (P(angry) {angry:.2f})", _evidence(history[-1:]))
+        if self.score_below is not None and newest.score <= self.score_below:
+            return Decision(self.name, f"{self.reason} (score {newest.score:+.2f})", _evidence(history[-1:]))
+        return None
+
+
+class FrustratedRule(Rule):
+    """`count` of the last `window` messages are `at_least` annoyed (or angry) with `min_probability`."""
+
+    type_name = "frustrated"
+    default_reason = "caller has been annoyed for several messages"
+
+    def configure(self, params: dict[str, Any]) -> None:
+        super().configure(params)
+        self.consumed.add("at_least")
+        level = params.get("at_least", "annoyed")
+        if level not in FRUSTRATION_LEVELS[1:]:
+            raise ConfigError(f"{self._where}.at_least must be annoyed or angry")
+        self.levels = FRUSTRATION_LEVELS[FRUSTRATION_LEVELS.index(level):]
+        self.count = self._count(params, "count", 2, 1, 10)
+        self.window = self._count(params, "window", 3, 1, 20)
+        if self.window < self.count:
+            raise ConfigError(f"{self._where}.window must be at least count ({self.count})")
+        self.min_probability = self._number(params, "min_probability", 0.5, 0.0, 1.0)
+
+    def _upset(self, message: Message) -> bool:
+        return sum(message.frustration.get(level, 0.0) for level in self.levels) >= self.min_probability
+
+    def on_message(self, history: Sequence[Message]) -> Decision | None:
+        if not self._upset(history[-1]):
+            return None  # judged when an upset message arrives, so the newest is always evidence
+        upset = [m for m in history[-self.window:] if self._upset(m)]
+        if len(upset) < self.count:
+            return None
+        return Decision(self.name, f"{self.reason} ({len(upset)} of the last {self.window})",
+                        _evidence(upset))
+
+
 RULE_TYPES: dict[str, type[Rule]] = {cls.type_name: cls for cls in (
     PhraseRule, DigitRule, RollingMeanRule, ConsecutiveNegativeRule, SharpDropRule,
-    PositiveIntentRule, TimeInIvrRule)}
+    PositiveIntentRule, TimeInIvrRule, IntentRule, StrongNegativeRule, FrustratedRule)}
 
 
 @dataclass(frozen=True)

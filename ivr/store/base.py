@@ -56,8 +56,9 @@ class StoreTx(ABC):
 
     @abstractmethod
     def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
-                    confidence: float | None, score: float | None, label: str | None) -> bool:
-        """Store one caller message; False when this source id was stored before."""
+                    confidence: float | None, score: float | None, label: str | None,
+                    analysis: dict[str, Any] | None = None) -> bool:
+        """Store one caller message (with its intents and frustration); False if seen before."""
 
     @abstractmethod
     def recent_messages(self, call_control_id: str, limit: int) -> list[Message]:

@@ -104,20 +104,23 @@ class MemoryStoreTx(StoreTx):
                 created_at=now, updated_at=now))
 
     def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
-                    confidence: float | None, score: float | None, label: str | None) -> bool:
+                    confidence: float | None, score: float | None, label: str | None,
+                    analysis: dict[str, Any] | None = None) -> bool:
         if (call_control_id, source_id) in self._t.messages:
             return False
         self._t.messages[(call_control_id, source_id)] = {
             "id": next(self._ids), "call_control_id": call_control_id, "engine": engine,
             "source_id": source_id, "text": text, "confidence": confidence, "score": score,
-            "label": label, "created_at": time.time()}
+            "label": label, "analysis": copy.deepcopy(analysis), "created_at": time.time()}
         return True
 
     def recent_messages(self, call_control_id: str, limit: int) -> list[Message]:
         rows = [m for m in self._t.messages.values()
                 if m["call_control_id"] == call_control_id and m["score"] is not None]
         rows = sorted(rows, key=lambda m: m["id"])[-limit:] if limit > 0 else []
-        return [Message(r["source_id"], r["text"], r["score"], r["created_at"]) for r in rows]
+        return [Message(r["source_id"], r["text"], r["score"], r["created_at"],
+                        intents=dict((r["analysis"] or {}).get("intents", {})),
+                        frustration=dict((r["analysis"] or {}).get("frustration", {}))) for r in rows]
 
     def add_decision(self, call_control_id: str, rule: str, reason: str,
                      evidence: list[dict[str, Any]]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -126,3 +126,5 @@ class Message:
     text: str
     score: float
     created_at: float
+    intents: dict[str, float] = field(default_factory=dict)  # intent -> confidence in [0, 1]
+    frustration: dict[str, float] = field(default_factory=dict)  # calm/annoyed/angry -> probability

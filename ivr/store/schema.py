@@ -95,6 +95,7 @@ messages = Table(
     Column("confidence", Float),
     Column("score", Float),
     Column("label", String(16)),
+    Column("analysis", Text),  # JSON: intents and frustration probabilities (insight/understand.py)
     Column("created_at", Float, nullable=False),
 )
 Index("ux_messages_source", messages.c.call_control_id, messages.c.source_id, unique=True)

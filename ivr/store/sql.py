@@ -99,10 +99,12 @@ class SqlStoreTx(StoreTx):
                 "created_at": now, "updated_at": now})
 
     def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
-                    confidence: float | None, score: float | None, label: str | None) -> bool:
+                    confidence: float | None, score: float | None, label: str | None,
+                    analysis: dict[str, Any] | None = None) -> bool:
         return self._insert_ignore(schema.messages, {
             "call_control_id": call_control_id, "engine": engine, "source_id": source_id,
             "text": text, "confidence": confidence, "score": score, "label": label,
+            "analysis": json.dumps(analysis) if analysis is not None else None,
             "created_at": time.time()})
 
     def recent_messages(self, call_control_id: str, limit: int) -> list[Message]:
@@ -110,7 +112,7 @@ class SqlStoreTx(StoreTx):
                                                schema.messages.c.score.is_not(None))
                  .order_by(schema.messages.c.id.desc()).limit(limit))
         rows = list(self._conn.execute(query).mappings())
-        return [Message(r["source_id"], r["text"], r["score"], r["created_at"]) for r in reversed(rows)]
+        return [_message(r) for r in reversed(rows)]
 
     def add_decision(self, call_control_id: str, rule: str, reason: str,
                      evidence: list[dict[str, Any]]) -> None:
@@ -196,7 +198,8 @@ class SqlStore(CallStore):
         query = (select(schema.messages).where(schema.messages.c.call_control_id == call_control_id)
                  .order_by(schema.messages.c.id))
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return [{**dict(r), "analysis": json.loads(r["analysis"]) if r["analysis"] else None}
+                    for r in conn.execute(query).mappings()]
 
     def decisions(self, call_control_id: str) -> list[dict[str, Any]]:
         query = (select(schema.decisions).where(schema.decisions.c.call_control_id == call_control_id)
@@ -288,3 +291,11 @@ def _safe_url(url: str) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+
+
+def _message(row: Any) -> Message:
+    """A stored message as the rules see it (older rows have no analysis)."""
+    analysis = json.loads(row["analysis"]) if row["analysis"] else {}
+    return Message(row["source_id"], row["text"], row["score"], row["created_at"],
+                   intents=dict(analysis.get("intents", {})),
+                   frustration=dict(analysis.get("frustration", {})))

@@ -1,0 +1,151 @@
+"""Small linear models over sentence features, in numpy: trained by insight/train.py, loaded here.
+
+Intents are independent yes/no questions (a line can ask for a person *and* threaten to leave),
+so each gets its own logistic regression; frustration is one softmax over calm/annoyed/angry.
+Training is full-batch gradient descent from zeros with a fixed number of steps: no randomness,
+so the same corpus gives the same weights (the reproducibility test relies on it).
+
+Weights live in a JSON file whose SHA-256 is kept beside it (`<file>.sha256`); a file that does
+not match is refused at start-up, so a hand-edited or half-written model never scores a call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ivr.errors import ConfigError
+
+from .labels import FRUSTRATION_LEVELS
+
+FORMAT = "lifeline-understanding/1"
+Matrix = npt.NDArray[np.float64]
+
+
+def _sigmoid(z: Matrix) -> Matrix:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0))), dtype=np.float64)
+
+
+def _softmax(z: Matrix) -> Matrix:
+    shifted = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def _balanced_weights(y: npt.NDArray[np.int64], classes: int) -> Matrix:
+    """Per-sample weights so that every class counts as much in total (rare intents matter)."""
+    counts = np.bincount(y, minlength=classes).astype(np.float64)
+    per_class = np.where(counts > 0, len(y) / (classes * np.maximum(counts, 1.0)), 0.0)
+    return np.asarray(per_class[y], dtype=np.float64)
+
+
+def fit_binary(x: Matrix, y: npt.NDArray[np.int64], l2: float, steps: int, rate: float) -> Matrix:
+    """Logistic regression weights (last entry is the bias) by deterministic gradient descent."""
+    xb = np.hstack([x, np.ones((x.shape[0], 1))])
+    w = np.zeros(xb.shape[1])
+    sample = _balanced_weights(y, 2)
+    total = sample.sum()
+    for _ in range(steps):
+        error = (_sigmoid(xb @ w) - y) * sample
+        gradient = xb.T @ error / total
+        gradient[:-1] += l2 * w[:-1]
+        w -= rate * gradient
+    return np.asarray(w, dtype=np.float64)
+
+
+def fit_softmax(x: Matrix, y: npt.NDArray[np.int64], classes: int, l2: float, steps: int,
+                rate: float) -> Matrix:
+    """Multinomial logistic regression weights, shape (features + 1, classes)."""
+    xb = np.hstack([x, np.ones((x.shape[0], 1))])
+    w = np.zeros((xb.shape[1], classes))
+    target = np.eye(classes)[y]
+    sample = _balanced_weights(y, classes)[:, None]
+    total = sample.sum()
+    for _ in range(steps):
+        error = (_softmax(xb @ w) - target) * sample
+        gradient = xb.T @ error / total
+        gradient[:-1] += l2 * w[:-1]
+        w -= rate * gradient
+    return np.asarray(w, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class LinearModels:
+    """Weights of the intent and frustration models over one feature layout."""
+
+    intents: dict[str, Matrix]  # intent -> (features + 1,)
+    frustration: Matrix  # (features + 1, len(FRUSTRATION_LEVELS))
+    features: int
+    meta: dict[str, Any]
+
+    def intent_probabilities(self, x: Matrix) -> dict[str, float]:
+        """P(intent) for one feature vector."""
+        xb = np.append(x, 1.0)
+        return {name: float(_sigmoid(np.asarray(xb @ w))) for name, w in self.intents.items()}
+
+    def frustration_probabilities(self, x: Matrix) -> dict[str, float]:
+        """P(calm), P(annoyed), P(angry) for one feature vector."""
+        xb = np.append(x, 1.0)[None, :]
+        p = _softmax(xb @ self.frustration)[0]
+        return {level: float(p[i]) for i, level in enumerate(FRUSTRATION_LEVELS)}
+
+    def to_json(self) -> str:
+        """Stable text form: the same weights always give the same bytes."""
+        document = {
+            "format": FORMAT, "features": self.features, "meta": self.meta,
+            "frustration_levels": list(FRUSTRATION_LEVELS),
+            "intents": {name: [float(v) for v in w] for name, w in self.intents.items()},
+            "frustration": [[float(v) for v in row] for row in self.frustration],
+        }
+        return json.dumps(document, indent=0, sort_keys=True) + "\n"
+
+
+def checksum_path(path: Path) -> Path:
+    """Where the SHA-256 of a weights file is kept."""
+    return path.with_name(path.name + ".sha256")
+
+
+def save_models(models: LinearModels, path: Path) -> str:
+    """Write the weights and their SHA-256; returns the checksum."""
+    text = models.to_json().encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text)
+    digest = hashlib.sha256(text).hexdigest()
+    checksum_path(path).write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def load_models(path: Path, expected_features: int) -> LinearModels:
+    """Read weights after checking their SHA-256; ConfigError says what is wrong and how to fix it."""
+    fix = "retrain with `python -m insight.train` or restore the file from git"
+    if not path.is_file():
+        raise ConfigError(f"model weights {path} are missing; {fix}")
+    raw = path.read_bytes()
+    sums = checksum_path(path)
+    if not sums.is_file():
+        raise ConfigError(f"model weights {path} have no checksum file {sums.name}; {fix}")
+    expected = sums.read_text().split()[0] if sums.read_text().split() else ""
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != expected:
+        raise ConfigError(f"model weights {path} have SHA-256 {actual}, but {sums.name} says "
+                          f"{expected}; {fix}")
+    try:
+        document = json.loads(raw)
+        if document.get("format") != FORMAT:
+            raise ValueError(f"format {document.get('format')!r}, expected {FORMAT!r}")
+        features = int(document["features"])
+        intents = {name: np.asarray(w, dtype=np.float64) for name, w in document["intents"].items()}
+        frustration = np.asarray(document["frustration"], dtype=np.float64)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"model weights {path} are unreadable ({exc}); {fix}") from exc
+    if features != expected_features or frustration.shape != (features + 1, len(FRUSTRATION_LEVELS)) \
+            or any(w.shape != (features + 1,) for w in intents.values()):
+        raise ConfigError(f"model weights {path} were trained on {features} features but this version "
+                          f"computes {expected_features}; {fix}")
+    return LinearModels(intents=intents, frustration=frustration, features=features,
+                        meta=dict(document.get("meta", {})))

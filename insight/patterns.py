@@ -1,0 +1,356 @@
+"""The general pattern layer of intent recognition: constructions, not sentences.
+
+Each intent is a handful of constructions built from word classes (verbs of connecting, nouns
+for a person, verbs of leaving, words for the automated system...). A construction that is found
+is then judged inside its clause: a negation just before it ("I don't need an agent", "no, don't
+transfer me"), reported speech ("my husband wanted to cancel") or a hypothetical question ("how
+would I close it, if I wanted to?") turns it into a *refusal*, which is evidence against the
+intent rather than for it. The learned classifier (insight/classifier.py) sees both signals.
+
+Text is normalised first the way both Telnyx's and Whisper's transcripts need: lower case,
+curly quotes, contractions expanded with or without the apostrophe ("dont", "im").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .labels import INTENTS
+
+
+# --- normalisation -------------------------------------------------------------------------
+
+_CONTRACTIONS: tuple[tuple[str, str], ...] = (
+    (r"\bcan'?t\b", "can not"), (r"\bcannot\b", "can not"), (r"\bwon'?t\b", "will not"),
+    (r"\bshan'?t\b", "shall not"), (r"\bain'?t\b", "is not"),
+    (r"\b(do|does|did|is|are|was|were|have|has|had|would|could|should|must|need)n'?t\b", r"\1 not"),
+    (r"\bi'?m\b", "i am"), (r"\bi'd\b", "i would"), (r"\bi'll\b", "i will"), (r"\bi'?ve\b", "i have"),
+    (r"\b(you|we|they)'re\b", r"\1 are"), (r"\b(you|we|they)'ll\b", r"\1 will"),
+    (r"\b(you|we|they)'d\b", r"\1 would"), (r"\b(you|we|they)'ve\b", r"\1 have"),
+    (r"\b(it|that|there|what|he|she)'s\b", r"\1 is"), (r"\blet's\b", "let us"),
+    (r"\bgonna\b", "going to"), (r"\bwanna\b", "want to"), (r"\bgotta\b", "got to"),
+)
+_CONTRACTION_RES = tuple((re.compile(p), r) for p, r in _CONTRACTIONS)
+_CLAUSE_SPLIT = re.compile(r"[.!?;:,]+|\s+(?:but|so|because|though|although|however|otherwise)\s+")
+
+
+# Recognisers split compounds ("some body") and write "too" for "to": join and mend before matching.
+_ASR_MENDS = ((re.compile(r"\b(some|any|every|no) ?(body|one|won)\b"), r"\1\2"),
+              (re.compile(r"\bnoone\b"), "no one"), (re.compile(r"\b(some|any|no|every)won\b"), r"\1one"),
+              (re.compile(r"\btoo (the|a|an|my|your|some|any)\b"), r"to \1"))
+
+
+def normalise(text: str) -> str:
+    """Lower case, straight quotes, contractions expanded, other punctuation kept for clauses."""
+    text = text.lower().replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
+    for pattern, replacement in _CONTRACTION_RES:
+        text = pattern.sub(replacement, text)
+    for pattern, replacement in _ASR_MENDS:
+        text = pattern.sub(replacement, text)
+    text = re.sub(r"[\"()\[\]*_]+", " ", text)
+    text = re.sub(r"-", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def clauses(text: str) -> list[str]:
+    """The normalised text cut into clauses at punctuation and at contrastive conjunctions."""
+    return [c.strip() for c in _CLAUSE_SPLIT.split(normalise(text)) if c.strip()]
+
+
+# --- word classes ----------------------------------------------------------------------------
+
+_QUALIFIER = r"(?:bloody|damn|flipping|real|actual|live|living|proper|genuine|human|breathing|flesh and blood|normal|regular)"
+# Nouns for a person who works there, including ASR spellings Whisper gives on phone audio.
+_PERSON_NOUN = (
+    r"(?:person|persons|people|human|humans|human being|human beings|agent|agents|a gent|"
+    r"somebody|someone|some one|anybody|anyone|any one|staff|member of staff|staff member|"
+    r"team member|member of (?:the |your )?team|manager|managers|man ?ager|manger|supervisor|"
+    r"supervisors|super ?visor|super visa|operator|operators|opera ?ter|representative|"
+    r"representatives|rep|reps|represent ?a ?tive|advisor|adviser|advisors|advisers|colleague|"
+    r"colleagues|customer (?:service|services|care|support)(?: team| agent| person| rep| advisor)?|"
+    r"employee|associate|specialist|consultant|boss|(?:guy|lady|man|woman|chap|bloke) there|"
+    r"(?:\w+ )?(?:handler|handlers|officer|officers|clerk|clerks|engineer|technician)|"
+    r"(?:someone|somebody|anyone|anybody|a person) (?:senior|in charge|higher up|qualified)|"
+    r"one of (?:the|your) (?:girls|lads|boys|ladies|gents|team|staff|people|humans|agents|advisors|advisers)|"
+    r"real somebody|real someone|"
+    r"your (?:team|people|staff|guys|lot)|(?:" + _QUALIFIER + r") (?:one|voice|being))"
+)
+_DETERMINER = r"(?:(?:a|an|the|some|your|one of your|one of the|any|a member of|any of your|anyone from|" \
+              r"someone from|somebody from|a different|another)\s+)?"
+PERSON = rf"{_DETERMINER}(?:{_QUALIFIER}\s+){{0,2}}(?:{_PERSON_NOUN}|(?:\w+\s+)?(?:team|department|desk))\b"
+_CONNECT_VERB = (r"(?:put|get|transfer|connect|connecting|transferring|pass|send|patch|switch|forward|hand|route|redirect|"
+                 r"pop|chuck|bung|stick|"
+                 r"take|bring|escalate|move|direct|sent|passed)")
+_ME = r"(?:me|us|this call|my call|this|the call)"
+_THROUGH = r"(?:through|thru|true|threw|straight through)"
+_TALK_VERB = r"(?:speak|speaking|talk|talking|chat|chatting|deal|dealing|have a word|get hold|" \
+             r"get through|reach|discuss this|discuss it|go through this|explain this|explain it)"
+_WANT = (r"(?:want|wanted to have|need|needs|would like|like|would prefer|prefer|would rather have|"
+         r"any chance of|chance of|could do with|looking for|"
+         r"rather have|demand|demanding|request|requesting|insist on|ask for|asking for|give me|"
+         r"get me|find me|fetch me|is there|are there|there must be|where is|where are|bring me|"
+         r"can i have|can i get|could i have|could i get|may i have|i will take)")
+
+_COMPANY = r"(?:you|you lot|you guys|you people|your (?:bank|company|firm|business|lot)|this (?:bank|company|" \
+           r"firm|place|outfit|lot)|the bank)"
+_RELATION = (r"(?:account|accounts|contract|membership|subscription|plan|policy|service|services|everything|"
+             r"relationship|business|broadband|package|custom|mortgage|savings|tariff)")
+_COMPETITOR = (r"(?:another|a different|a new|a better|a rival|a competitor|your competitors?|the competition|"
+               r"competitors?|other)\s*(?:bank|provider|company|supplier|network|firm|insurer|lender|"
+               r"building society|one)?")
+
+_SYSTEM = (r"(?:robot|robots|bot|bots|machine|machines|computer|computers|automated (?:system|service|"
+           r"voice|line|thing|menu|assistant)|automatic (?:system|voice)|recording|recorded (?:voice|message)|"
+           r"answering machine|voice recognition|speech recognition|menu|menus|options|phone tree|"
+           r"this system|the system|your system|this thing|auto attendant|virtual assistant|ai|"
+           r"artificial intelligence|chat ?bot|press(?:ing)? (?:buttons|numbers|keys)|automated \w+)")
+
+
+@dataclass(frozen=True)
+class Construction:
+    """One general construction of an intent; `carries_negation` if its own words negate."""
+
+    pattern: re.Pattern[str]
+    carries_negation: bool = False
+    only_refutes: bool = False  # a topic word: refused it counts against, otherwise it says nothing
+
+
+def _c(pattern: str, carries_negation: bool = False, only_refutes: bool = False) -> Construction:
+    return Construction(re.compile(pattern), carries_negation, only_refutes)
+
+
+CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
+    "wants_person": (
+        # put / get / transfer / connect me (through) (to / with) <person>, or just "transfer me"
+        _c(rf"\b{_CONNECT_VERB}\s+{_ME}\s+(?:(?:through|over|across|on|along|up)\s+)?"
+           rf"(?:(?:to|with|onto)\s+{PERSON}|through\b|over to\b|to (?:someone|somebody)\b)"),
+        _c(rf"\b(?:transfer|connect|escalate|forward|redirect)\s+(?:me|us|this|my call|the call)\b"),
+        _c(rf"\b(?:transfer|connect|put)\s+(?:me\s+)?(?:to|through to|with)\s+{PERSON}"),
+        _c(rf"\b(?:be|get|getting|being)\s+(?:put|passed|transferred|connected|sent|put back)\s+(?:{_THROUGH}\s+)?"
+           rf"(?:to|with)\s+{PERSON}"),
+        _c(rf"\b{_CONNECT_VERB}\s+{_ME}\s+{_THROUGH}\b"),
+        _c(rf"\b(?:get|put|have|bring)\s+{PERSON}\s+on\b(?:\s+(?:the line|the phone|please|now))?"),
+        _c(rf"\bget hold of\s+{PERSON}|\b(?:get|getting) through to\s+{PERSON}"),
+        _c(r"\b(?:is there|there is|is there really|are there|there are)\s+(?:\w+\s+)?(?:nobody|no one|"
+           r"noone|anybody|anyone|someone|somebody|no human|no person|not a person)\s+(?:i|we)\s+"
+           r"(?:can|could)\s+(?:talk|speak)", carries_negation=True),
+        # speak / talk / deal with <person>
+        _c(rf"\b{_TALK_VERB}\s+(?:to|with)\s+{PERSON}"),
+        # want / need / give me <person>
+        _c(rf"\b{_WANT}\s+(?:to\s+(?:have|get)\s+)?{PERSON}"),
+        # "agent!", "operator please", "a real person now"
+        _c(rf"^(?:(?:just|please|yes|yeah|ok|okay|now|hello|um|uh|er|transfer|transfer me)\s+)*(?:{PERSON}|transfer)"
+           rf"(?:\s+(?:please|now|right now|then|thanks|thank you|already|immediately))*$"),
+        # a person asked to ring back: "can somebody from billing call me"
+        _c(rf"\b(?:can|could|will|would|please|have|get)\s+{PERSON}(?:\s+(?:from|in|at|on)\s+(?:\w+\s+){{1,3}}?)?"
+           rf"\s*(?:ring|call|phone|contact|get back to)\s+(?:me|us)\b"),
+        # a person asked for by the kind of help: "someone who can actually help"
+        _c(rf"\b(?:someone|somebody|anyone|anybody|a person|a human)\s+(?:who|that)\s+"
+           rf"(?:can|could|will|would|actually|knows|understands)"),
+    ),
+    "leave_or_cancel": (
+        _c(rf"\b(?:close|closing|closed down|cancel|cancelling|canceling|terminate|terminating|end|ending|"
+           rf"shut|shutting|quit|quitting|leave|leaving|ditch|ditching|drop|dropping|pull|pulling)\s+"
+           rf"(?:down\s+)?(?:my|our|the|this|all my|all of my|every)?\s*(?:whole\s+|entire\s+|current\s+)?"
+           rf"(?:bank\s+|current\s+|joint\s+|savings\s+)?{_RELATION}\b"),
+        _c(rf"\b(?:switch|switching|move|moving|go|going|take|taking|transfer|transferring|bank|banking|"
+           rf"shop|shopping|run|running|went)\b(?:\s+\w+){{0,3}}?\s+(?:elsewhere|somewhere else|to\s+{_COMPETITOR}|"
+           rf"over to\s+{_COMPETITOR}|with\s+{_COMPETITOR})"),
+        _c(rf"\b(?:take|taking|move|moving)\s+my\s+(?:business|money|custom|accounts?|savings)\s+"
+           rf"(?:elsewhere|away|somewhere else|out)"),
+        _c(rf"\b(?:leave|leaving|quit|quitting|ditch|ditching|dump|dumping|done with|finished with|"
+           rf"through with|walk away from|walking away from)\s+{_COMPANY}\b"),
+        _c(rf"\b(?:find|finding|get|getting|look for|looking for|go to|going to|join|joining|try)\s+(?:myself\s+|us\s+)?"
+           rf"(?:another|a different|a new|a better|a proper)\s+(?:bank|provider|company|supplier|network|"
+           rf"firm|insurer|lender)"),
+        _c(rf"\b(?:never|not)\s+(?:going to\s+|ever\s+|be\s+)?(?:use|using|bank with|banking with|deal with|"
+           rf"dealing with|do business with|doing business with|come back|coming back|renew|renewing|"
+           rf"stay with|staying with|staying|stay)\b(?:\s+\w+){{0,3}}?(?:\s+again|\s+{_COMPANY}|$)",
+           carries_negation=True),
+        _c(r"\byou (?:have |are about to |are going to )?(?:just )?(?:lost|lose) (?:a|me as a|my|another|one) "
+           r"(?:customer|client)"
+           r"|\byou have lost me\b|\blost (?:yourself|yourselves) a customer\b"),
+        _c(r"\b(?:switch|switching|switched|change|changing|changed|move|moving|moved|swap|swapping)\s+"
+           r"(?:my |our )?(?:\w+ )?(?:banks|providers?|suppliers?|networks?|insurers?|lenders?|companies|"
+           r"carriers?|airlines?)\b"),
+        _c(rf"\b(?:moved|switched|transferred|taken|ported)\b(?:\s+\w+){{0,2}}?\s+(?:to\s+{_COMPETITOR}|elsewhere|"
+           rf"somewhere else|out)"),
+        _c(rf"\bnever\s+(?:\w+\s+){{1,3}}?(?:with|from|at|through|by)\s+{_COMPANY}\s+(?:again|ever again)\b",
+           carries_negation=True),
+        _c(r"\b(?:close|closing|closed|cancel|cancelling|cancelled|switch|switching|leave|leaving|quit|"
+           r"quitting)\b", only_refutes=True),
+        _c(r"\bi am (?:leaving|off|out|switching|walking|gone|done)\b(?!\s+(?:for|to the|in|on|at|with the))"),
+    ),
+    "legal_or_complaint": (
+        _c(r"\b(?:lawyer|lawyers|solicitor|solicitors|(?<!power of )attorney|attorneys|barrister|legal action|legal advice|"
+           r"legal team|legal route|legal proceedings|sue|suing|sued|take you to court|see you in court|"
+           r"small claims|court|courts|ombudsman|ombudsmen|ombuds man|regulator|regulators|fca|"
+           r"financial conduct authority|trading standards|watchdog|ofcom|ofgem|ofwat|cfpb|"
+           r"better business bureau|consumer rights|citizens advice|attorney general|"
+           r"class action|tribunal|compensation claim)\b"),
+        _c(r"\b(?:make|making|file|filing|lodge|lodging|raise|raising|log|logging|put in|putting in|submit|"
+           r"submitting|register|registering|open|opening|write|writing|send|sending|escalate|escalating|"
+           r"start|starting|take out)\s+(?:a|an|my|this|the|one)?\s*(?:formal|official|written|proper|"
+           r"serious|big|strongly worded|detailed)?\s*(?:complaint|complaints|grievance|letter of complaint)"),
+        _c(r"\b(?:formal|official|written)\s+(?:complaint|grievance)"),
+        _c(r"\b(?:write|writing|contact|contacting|go|going|report|reporting|complain|complaining|take|taking "
+           r"(?:this|it|you))\s+to\s+(?:my|the|your|our)?\s*(?:local\s+)?(?:mp|member of parliament|councillor|"
+           r"congressman|congresswoman|senator|(?:\w+\s+){0,3}(?:authority|commission|regulator|ombudsman|"
+           r"standards|watchdog))\b"),
+        _c(r"\b(?:complaint|complaints|complain|complained|grievance|ombudsman|lawyer|solicitor)\b",
+           only_refutes=True),
+        _c(r"\b(?:i|we)\s+(?:want|wish|would like|am going|are going|will|intend|plan|need|have)\s+to\s+"
+           r"(?:complain|report)\b"),
+        _c(r"\b(?:complain|complaining|report|reporting|reported)\s+(?:you|this|your \w+|about you|about this)?"
+           r"\s*(?:to|with)\s+(?:the|your|someone|somebody|a|an)?\s*(?:\w+\s+)?(?:head office|authorities|"
+           r"authority|regulator|ombudsman|board|press|papers|council|police|bank|top|chief executive|ceo|"
+           r"director|higher up|higher ups)"),
+        _c(r"\b(?:go|going|went|talk|talking|write|writing|speak|speaking)\s+to\s+(?:the\s+)?"
+           r"(?:press|papers|newspapers|local paper|news|media|bbc|tv|telly|journalists?)\b"),
+        _c(r"\b(?:post|posting|write|writing|leave|leaving|put|putting|tell|telling|share|sharing|"
+           r"give|giving)\b(?:\s+\w+){0,4}?\s+(?:review|reviews|trustpilot|twitter|facebook|tiktok|"
+           r"social media|online|on x|everyone i know|the whole world)\b"),
+        _c(r"\b(?:going|go|put|putting|post|posting|be|blast|blasting|plaster|plastering)\b(?:\s+\w+){0,3}?"
+           r"\s+(?:on|all over|onto)\s+(?:social media|twitter|facebook|tiktok|trustpilot|instagram|"
+           r"the news|the internet|online|x)\b"),
+        _c(r"\b(?:one|1|zero|no) star\b|\b(?:bad|terrible|awful|scathing|honest|negative) review"),
+    ),
+    "bot_complaint": (
+        _c(rf"\b(?:talking|speaking|talk|speak|chatting|chat|arguing|argue|stuck|dealing)\s+(?:to|with)\s+"
+           rf"(?:a|an|this|the|some|your|another)?\s*(?:stupid|bloody|damn|dumb|useless|automated|automatic|"
+           rf"silly|blooming|flipping|talking|pre ?recorded)?\s*(?:robot|machine|computer|bot|recording|"
+           rf"answering machine|automated system|system|menu|ai|chat ?bot)\b"),
+        _c(rf"\b(?:stupid|useless|bloody|damn|damned|dumb|pointless|rubbish|annoying|ridiculous|endless|"
+           rf"another|silly|hopeless|infuriating|awful|terrible|horrible|blasted|flipping|blooming|"
+           rf"automated|this|these|your|crap|crappy|idiotic)\s+(?:stupid\s+|bloody\s+|damn\s+|automated\s+)?"
+           rf"(?:robot|robots|machine|bot|computer|menu|menus|system|recording|options|voice|phone tree|"
+           rf"automated system|maze|loop)\b(?!\s+(?:number|option|one|two|three))"
+           rf"(?=.*\b(?:not|never|again|hate|sick|tired|enough|stop|keeps?|useless|stupid|rubbish|"
+           rf"pointless|waste|same|circles|nothing|no)\b|$)",
+           carries_negation=True),
+        _c(r"\b(?:you|(?:this|the|your)\s+(?:\w+\s+)?(?:system|machine|robot|menu|thing|computer|bot|"
+           r"recording))\s+(?:do not|does not|can not|"
+           r"will not|never|is not|are not|did not|just does not|clearly does not|still does not|"
+           r"keeps not|simply can not|obviously does not)\s+(?:understands?|understanding|gets?|hears?|hearing|"
+           r"listens?|listening|recogni[sz]es?|recogni[sz]ing|catch|catches|works?|working|helps?|follows?|"
+           r"picks? up)"
+           r"(?:\s+(?:me|what|a word|anything|my|the|this))?", carries_negation=True),
+        _c(r"\b(?:round|around) (?:and (?:round|around) )?in (?:circles|a circle|a loop)|"
+           r"\b(?:going|go|sent|sending|taken|taking) (?:me )?(?:round|around) (?:and (?:round|around)|in|the same)|"
+           r"\bstuck in (?:this|the|your|a|an|some)\s+(?:\w+\s+)?(?:maze|loop|menu|system|cycle|phone tree)|\bsame (?:loop|menu|options|message|"
+           r"question|questions) (?:again|over)|\b(?:keeps?|kept|keeping|keep on) (?:asking|repeating|"
+           r"saying|sending|putting|looping|taking|bringing|telling)(?: me)?(?: back)?(?: the same| to the)?|"
+           r"\bloop(?:ing)? (?:me )?(?:back|round|around)|\bback to the (?:start|beginning|main menu)"),
+        _c(r"\bnone of (?:the|these|those|your) (?:options|choices|numbers|buttons)|\bno option for\b|"
+           r"\bnot (?:one|any) of (?:the|these|those|your) options|\boptions (?:do not|does not|never) "
+           r"(?:fit|apply|cover|match|include)|\bnot an option\b", carries_negation=True),
+        _c(rf"\b(?:hate|hated|loathe|detest|sick of|tired of|fed up with|done with|had enough of|"
+           rf"enough of|enough with|can not stand|no more)\s+(?:these|this|the|your|all these|all this|talking to|"
+           rf"pressing|dealing with|automated|speaking to)?\s*(?:\w+\s+)?{_SYSTEM}", carries_negation=True),
+        _c(r"\bi (?:am not|do not want to|will not|refuse to|am not going to) (?:talk|speak|talking|"
+           r"speaking|deal|dealing) (?:to|with) (?:a|an|this|the|some)?\s*(?:stupid\s+|bloody\s+)?"
+           r"(?:robot|machine|computer|bot|recording|automated|system)", carries_negation=True),
+        _c(r"\b(?:stop|quit) (?:asking|repeating|making me|saying)\b|\bwhy (?:do|does) (?:it|this|the "
+           r"(?:system|machine|menu)) keep\b"),
+        _c(r"\b(?:not|never) (?:a|another|some) (?:robot|machine|computer|bot|recording)\b",
+           carries_negation=True),
+    ),
+}
+
+# --- what turns a construction into a refusal ------------------------------------------------
+
+_NEGATION = re.compile(r"\b(?:not|no|never|nothing|without|none|neither|nor|nope|nah|rather not|"
+                       r"no need|no longer|forget)\b")
+# Rhetorical questions: "why can't I just talk to a person", "can't I speak to someone".
+_RHETORICAL = re.compile(r"^(?:why|how come)\b|\b(?:can|could|will|would|is|do|does) not (?:i|you|we|there|"
+                         r"anybody|anyone|someone|somebody)\b|\bnot (?:even|just) (?:let|put|give)\b")
+_REPORTED = re.compile(
+    r"\b(?:he|she|they|husband|wife|son|daughter|friend|mother|father|mum|mom|dad|partner|brother|"
+    r"sister|neighbour|neighbor|colleague|boss|lady|man|guy|woman|gentleman|somebody|someone|agent|"
+    r"advisor|adviser|person|you|it|letter|email|website|app|leaflet)\s+(?:said|says|told|tells|"
+    r"wanted|wants|suggested|suggests|mentioned|mentions|asked|asks|thought|thinks|reckoned|reckons|"
+    r"advised|advises|recommended|recommends|threatened|threatens|was going|is going|keeps saying|"
+    r"kept saying|insisted|insists)\b|\b(?:i|we) (?:was|were) (?:going|about|planning) to\b|\b(?:i|we) would have\b")
+_HYPOTHETICAL = re.compile(
+    r"\b(?:if|whether|in case|unless|what happens|what would happen|how (?:do|does|can|could|would|should|"
+    r"long does|much does|long would|long will) (?:i|we|one|you|it)|is it possible|am i able|"
+    r"where (?:do|can|should|would) (?:i|we)|what is the (?:address|email|number|process|procedure)|"
+    r"who do i|is there a (?:fee|charge|penalty|form|way))\b")
+# Past, finished matters: "my complaint was resolved", "we sorted it".
+_SETTLED = re.compile(r"\b(?:was|were|has been|have been|got|been|is now|is all|all)\s+(?:resolved|sorted|"
+                      r"settled|dealt with|closed|upheld|fixed|handled)\b|\b(?:decided|chose|choose) to stay\b")
+_MAIN_CLAUSE = re.compile(r"\b(?:i|we) (?:am|are|will|shall|would|have got to|have to|am going to|are going to)\b"
+                          r"(?! not\b)|\bthen\b|\bi will\b")
+_SELF_ROLE = re.compile(r"\b(?:i am|i work as|we are|this is) (?:a|an|the)\s+(?:\w+\s+)?$")
+_WINDOW = 4  # words before a construction in which a negation scopes over it
+_HYPOTHETICAL_INTENTS = ("leave_or_cancel", "legal_or_complaint")
+
+
+@dataclass(frozen=True)
+class PatternHits:
+    """Per intent: a construction asserted it (1.0), was refused (-1.0), or nothing (0.0)."""
+
+    signals: dict[str, float]
+    matched: dict[str, str]
+
+    def asserted(self, intent: str) -> bool:
+        """True when a construction of this intent fired un-negated."""
+        return self.signals.get(intent, 0.0) > 0
+
+
+def _hypothetical(before: str) -> bool:
+    """A question or condition scopes over the construction, unless a main clause follows it.
+
+    "if I wanted to close it, how would I" asks; "if this isn't fixed I am moving banks" threatens:
+    after the condition, a first-person future or "then" starts the main clause.
+    """
+    cue = None
+    for cue in _HYPOTHETICAL.finditer(before):
+        pass
+    return cue is not None and not _MAIN_CLAUSE.search(before[cue.end():])
+
+
+def _refused(intent: str, clause: str, start: int, construction: Construction) -> bool:
+    before = clause[:start]
+    if _REPORTED.search(before):
+        return True
+    if intent in _HYPOTHETICAL_INTENTS and (_hypothetical(before) or _SETTLED.search(clause)):
+        return True
+    if intent == "wants_person" and _HYPOTHETICAL.search(before) and re.search(r"\bif\b", before):
+        return True  # "if I need an agent, what do I press" asks how, not for one
+    if intent == "legal_or_complaint" and _SELF_ROLE.search(before):
+        return True  # "I'm a solicitor calling about probate": a job, not a threat
+    if construction.carries_negation or _RHETORICAL.search(clause):
+        return False
+    window = " ".join(before.split()[-_WINDOW:])
+    return bool(_NEGATION.search(window))
+
+
+def find_intents(text: str) -> PatternHits:
+    """Which intents' constructions the text asserts, and which it refuses."""
+    signals = dict.fromkeys(INTENTS, 0.0)
+    matched: dict[str, str] = {}
+    for clause in clauses(text):
+        for intent, constructions in CONSTRUCTIONS.items():
+            for construction in constructions:
+                for found in construction.pattern.finditer(clause):
+                    if _refused(intent, clause, found.start(), construction):
+                        if signals[intent] == 0.0:
+                            signals[intent] = -1.0
+                        continue
+                    if construction.only_refutes:
+                        continue
+                    signals[intent] = 1.0
+                    matched.setdefault(intent, found.group(0).strip())
+    return PatternHits(signals, matched)
+
+
+def asserted_phrase(pattern: re.Pattern[str], text: str) -> str | None:
+    """The first match of a user's phrase that is not negated, reported or hypothetical."""
+    generic = Construction(pattern)
+    for clause in clauses(text):
+        for found in pattern.finditer(clause):
+            if not _refused("wants_person", clause, found.start(), generic):
+                return found.group(0).strip()
+    return None

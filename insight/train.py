@@ -1,0 +1,87 @@
+"""Train the intent and frustration models from labelled lines: `python -m insight.train`.
+
+Reads every utterances*.yaml of the training split (default corpus/train), computes the same
+features the app computes, fits the linear models deterministically and writes the weights and
+their SHA-256 (default insight/models/understanding.json). Run it again on the same corpus and the
+bytes come out the same; tests/test_understand_model.py checks that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .classifier import LinearModels, fit_binary, fit_softmax, save_models
+from .corpus import Utterance, load_split
+from .embedding import SentenceEmbedder
+from .labels import FRUSTRATION_LEVELS, INTENTS
+from .patterns import find_intents
+from .sentiment import SentimentScorer
+from .understand import DEFAULT_WEIGHTS, FEATURE_COUNT, features
+
+DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "train"
+L2 = 1e-2
+STEPS = 1500
+RATE = 0.5
+
+
+def asr_variant(text: str) -> str:
+    """The line as a phone recogniser tends to write it: lower case, no punctuation or apostrophes."""
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.lower().replace("'", ""))).strip()
+
+
+def with_asr_variants(lines: Sequence[Utterance]) -> list[Utterance]:
+    """Each line plus its recogniser-style variant (same labels), so the models see both forms."""
+    out: list[Utterance] = []
+    for line in lines:
+        out.append(line)
+        variant = asr_variant(line.text)
+        if variant and variant != line.text:
+            out.append(replace(line, text=variant))
+    return out
+
+
+def train(lines: Sequence[Utterance], embedder: SentenceEmbedder | None = None) -> LinearModels:
+    """Fit the models on labelled lines (and their recogniser-style variants)."""
+    if not lines:
+        raise ValueError("no labelled lines to train on")
+    corpus_lines = len(lines)
+    lines = with_asr_variants(lines)
+    embedder = embedder or SentenceEmbedder()
+    scorer = SentimentScorer()
+    texts = [u.text for u in lines]
+    embeddings = embedder.embed(texts)
+    x = np.vstack([features(e, find_intents(t), scorer.score(t)) for e, t in zip(embeddings, texts)])
+    intents = {}
+    for intent in INTENTS:
+        y = np.asarray([1 if intent in u.intents else 0 for u in lines], dtype=np.int64)
+        intents[intent] = fit_binary(x, y, L2, STEPS, RATE)
+    levels = np.asarray([FRUSTRATION_LEVELS.index(u.frustration) for u in lines], dtype=np.int64)
+    frustration = fit_softmax(x, levels, len(FRUSTRATION_LEVELS), L2, STEPS, RATE)
+    meta = {"lines": corpus_lines, "with_variants": len(lines), "l2": L2, "steps": STEPS, "rate": RATE,
+            "positives": {i: sum(1 for u in lines if i in u.intents) for i in INTENTS},
+            "levels": {lvl: sum(1 for u in lines if u.frustration == lvl) for lvl in FRUSTRATION_LEVELS}}
+    return LinearModels(intents=intents, frustration=frustration, features=FEATURE_COUNT, meta=meta)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: train and write the weights."""
+    parser = argparse.ArgumentParser(prog="python -m insight.train", description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", nargs="*", type=Path, default=[DEFAULT_CORPUS],
+                        help="split directories or utterances files (default corpus/train)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS, help="weights file to write")
+    args = parser.parse_args(argv)
+    lines = load_split(args.corpus)
+    models = train(lines)
+    digest = save_models(models, args.out)
+    print(f"trained on {len(lines)} lines; wrote {args.out} (sha256 {digest})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""What one caller line means: sentiment score, intents with confidences, frustration class.
+
+One `Understanding` is built per app (it holds the embedding model and the weights) and shared by
+every request; `analyse` is pure and thread-safe. The same object scores messages in the app and
+in `flask evaluate`, so what is measured is what runs.
+
+Features of a line: its sentence embedding (WordLlama), the pattern layer's signals per intent
+(asserted / refused) and the VADER + call-centre score. The learned models turn these into
+probabilities; the pattern layer then has the last word in two directions, because it encodes
+structure a bag of word vectors cannot see: an asserted construction lifts the intent to at
+least PATTERN_FLOOR, and a refused one ("I don't need an agent") caps it at REFUSED_CAP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .classifier import LinearModels, Matrix, load_models
+from .embedding import SentenceEmbedder
+from .labels import FRUSTRATION_LEVELS, INTENTS
+from .patterns import PatternHits, find_intents
+from .sentiment import Sentiment, SentimentScorer, label
+
+DEFAULT_WEIGHTS = Path(__file__).with_name("models") / "understanding.json"
+PATTERN_FLOOR = 0.9
+REFUSED_CAP = 0.15
+_EMBEDDING_SCALE = 4.0  # unit vectors spread over 256 dimensions; scaled to the other features' range
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything Lifeline reads from one caller line."""
+
+    score: float
+    label: str
+    sarcastic: bool = False
+    intents: dict[str, float] = field(default_factory=dict)
+    frustration: dict[str, float] = field(default_factory=dict)
+    matched: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def frustration_level(self) -> str:
+        """The most probable frustration class ('' when the line was not classified)."""
+        return max(self.frustration, key=lambda k: self.frustration[k]) if self.frustration else ""
+
+    def as_record(self) -> dict[str, object]:
+        """The JSON-safe form stored with the message and shown in decisions."""
+        return {"intents": {k: round(v, 4) for k, v in self.intents.items()},
+                "frustration": {k: round(v, 4) for k, v in self.frustration.items()},
+                "matched": dict(self.matched)}
+
+
+FEATURE_COUNT = SentenceEmbedder.dim + 2 * len(INTENTS) + 3
+
+
+def features(embedding: Matrix, hits: PatternHits, sentiment: Sentiment) -> Matrix:
+    """The feature vector of one line (the layout the weights were trained on)."""
+    asserted = [1.0 if hits.signals[i] > 0 else 0.0 for i in INTENTS]
+    refused = [1.0 if hits.signals[i] < 0 else 0.0 for i in INTENTS]
+    tail = [sentiment.score, min(sentiment.score, 0.0) ** 2, 1.0 if sentiment.sarcastic else 0.0]
+    return np.concatenate([embedding.astype(np.float64) * _EMBEDDING_SCALE,
+                           np.asarray(asserted + refused + tail, dtype=np.float64)])
+
+
+class Understanding:
+    """Scores caller lines; build once per process and share (it is read-only)."""
+
+    def __init__(self, weights: Path = DEFAULT_WEIGHTS, embedder: SentenceEmbedder | None = None,
+                 scorer: SentimentScorer | None = None) -> None:
+        self.scorer = scorer or SentimentScorer()
+        self.embedder = embedder or SentenceEmbedder()
+        self.models: LinearModels = load_models(weights, FEATURE_COUNT)
+
+    def analyse(self, text: str, score: float | None = None) -> Analysis:
+        """Everything about one line; `score` overrides the sentiment when the engine gave one."""
+        sentiment = self.scorer.score(text)
+        if score is not None:
+            sentiment = Sentiment(score, label(score), sentiment.sarcastic)
+        hits = find_intents(text)
+        x = features(self.embedder.embed([text])[0], hits, sentiment)
+        learned = self.models.intent_probabilities(x)
+        intents = {}
+        for intent in INTENTS:
+            p = learned.get(intent, 0.0)
+            if hits.signals[intent] > 0:
+                p = max(p, PATTERN_FLOOR)
+            elif hits.signals[intent] < 0:
+                p = min(p, REFUSED_CAP)
+            intents[intent] = p
+        return Analysis(score=sentiment.score, label=sentiment.label, sarcastic=sentiment.sarcastic,
+                        intents=intents, frustration=self.models.frustration_probabilities(x),
+                        matched=hits.matched)
+
+
+__all__ = ["Analysis", "FRUSTRATION_LEVELS", "INTENTS", "Understanding"]

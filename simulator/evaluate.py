@@ -1,0 +1,316 @@
+"""`flask evaluate`: measure Lifeline's understanding on labelled lines and calls.
+
+Utterance files (`utterances*.yaml`) are scored line by line: intents (precision, recall, F1 at
+the confidence the rules use) and frustration (a confusion table). Call scenarios are replayed in
+process through the app's own scorer and rules (no HTTP, no emulator): each `say` becomes a
+message, each `press` a key, in script order, and the first rule that fires is the transfer.
+With `--engine local` each say's recording is heard through the local engine's listening path
+(endpointer + Whisper) first, so the figures include what the recogniser gets wrong.
+
+Time-based rules (`time_in_ivr`) need a clock and are not replayed; `flask simulate` covers them.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from insight.corpus import CorpusError, Utterance, load_utterances
+from insight.labels import FRUSTRATION_LEVELS, INTENTS
+from insight.understand import Understanding
+from ivr.store.records import Message
+from transfer.rules import RuleSet
+
+from .bench import percentile
+from .scenario import Scenario, ScenarioError, load_scenario, require_audio
+
+Hear = Callable[[Path], list[str]]
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+def collect(paths: Iterable[Path]) -> tuple[list[Utterance], list[Scenario]]:
+    """Utterance files and scenarios from files and directories (searched recursively)."""
+    lines: list[Utterance] = []
+    calls: list[Scenario] = []
+    for path in paths:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*.yaml") if p.is_file())
+        for file in files:
+            if file.name.startswith("utterances"):
+                lines.extend(load_utterances(file))
+            else:
+                calls.append(load_scenario(file))
+    return lines, calls
+
+
+# --- utterances --------------------------------------------------------------------------------
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    f1 = (2 * precision * recall / (precision + recall)
+          if precision is not None and recall is not None and precision + recall else None)
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": _r(precision), "recall": _r(recall), "f1": _r(f1)}
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def evaluate_utterances(lines: Sequence[Utterance], understanding: Understanding,
+                        threshold: float) -> dict[str, Any]:
+    """Per-intent and overall (micro) P/R/F1, frustration accuracy and confusion table."""
+    counts = {i: [0, 0, 0] for i in INTENTS}
+    confusion = {t: dict.fromkeys(FRUSTRATION_LEVELS, 0) for t in FRUSTRATION_LEVELS}
+    misses: list[dict[str, Any]] = []
+    cpu_ms: list[float] = []
+    for line in lines:
+        started = time.thread_time_ns()  # CPU of this thread: what one core spends on the line
+        analysis = understanding.analyse(line.text)
+        cpu_ms.append((time.thread_time_ns() - started) / 1e6)
+        predicted = {i for i in INTENTS if analysis.intents.get(i, 0.0) >= threshold}
+        for intent in INTENTS:
+            truth, guess = intent in line.intents, intent in predicted
+            counts[intent][0] += truth and guess
+            counts[intent][1] += guess and not truth
+            counts[intent][2] += truth and not guess
+        level = analysis.frustration_level
+        confusion[line.frustration][level] += 1
+        if predicted != set(line.intents) or level != line.frustration:
+            misses.append({"text": line.text, "intents": sorted(line.intents), "predicted": sorted(predicted),
+                           "frustration": line.frustration, "predicted_frustration": level})
+    total = [sum(c[k] for c in counts.values()) for k in range(3)]
+    right = sum(confusion[t][t] for t in FRUSTRATION_LEVELS)
+    return {
+        "lines": len(lines), "threshold": threshold,
+        "intents": {i: _prf(*counts[i]) for i in INTENTS},
+        "overall": _prf(*total),
+        "frustration": {"accuracy": _r(right / len(lines)) if lines else None,
+                        "confusion": confusion},
+        "cpu_ms_per_line": {"p50": percentile(cpu_ms, 0.5), "p95": percentile(cpu_ms, 0.95),
+                            "max": percentile(cpu_ms, 1.0)},
+        "misses": misses,
+    }
+
+
+# --- calls ---------------------------------------------------------------------------------------
+
+@dataclass
+class CallVerdict:
+    """What the rules did with one scenario."""
+
+    scenario: Scenario
+    heard: list[str] = field(default_factory=list)
+    transfer_at_say: int | None = None  # 1-based say during/after which the transfer was decided
+    says_started: int = 0  # says begun when it was decided (the say itself counts)
+    rule: str | None = None
+    reason: str | None = None
+
+    @property
+    def transferred(self) -> bool:
+        """A rule fired."""
+        return self.rule is not None
+
+    @property
+    def late(self) -> bool:
+        """Decided after the say by which the label says the caller needed a person."""
+        latest = self.scenario.expect.latest_say
+        return bool(self.transferred and latest is not None and self.says_started > latest)
+
+    @property
+    def early(self) -> bool:
+        """Decided before the say the label allows the earliest transfer at."""
+        earliest = self.scenario.expect.earliest_say
+        return bool(self.transferred and earliest is not None and self.says_started < earliest)
+
+    def as_json(self) -> dict[str, Any]:
+        """The call in the --json report."""
+        expect = self.scenario.expect
+        return {"scenario": str(self.scenario.path), "name": self.scenario.name,
+                "expect_transfer": expect.transfer, "expect_intent": expect.intent,
+                "transferred": self.transferred, "rule": self.rule, "reason": self.reason,
+                "says_before_transfer": self.says_started if self.transferred else None,
+                "late": self.late, "early": self.early, "heard": self.heard}
+
+
+def replay(scenario: Scenario, understanding: Understanding, rules: RuleSet,
+           hear: Hear | None = None) -> CallVerdict:
+    """Run one caller's script through the scorer and rules, stopping at the first decision."""
+    verdict = CallVerdict(scenario)
+    history: list[Message] = []
+    says = 0
+    for turn in scenario.turns:
+        decision = None
+        if turn.kind == "press":
+            for digit in str(turn.value):
+                decision = decision or rules.on_digit(digit)
+        elif turn.kind == "say":
+            says += 1
+            texts = hear(turn.audio) if hear is not None and turn.audio is not None else [str(turn.value)]
+            for text in texts:
+                verdict.heard.append(text)
+                analysis = understanding.analyse(text)
+                history.append(Message(f"say-{says}-{len(history)}", text, analysis.score, float(len(history)),
+                                       intents=analysis.intents, frustration=analysis.frustration))
+                decision = decision or rules.on_message(history[-rules.history:])
+        if decision is not None:
+            verdict.transfer_at_say = verdict.says_started = says
+            verdict.rule, verdict.reason = decision.rule, decision.reason
+            return verdict
+    return verdict
+
+
+def call_summary(verdicts: Sequence[CallVerdict]) -> dict[str, Any]:
+    """Call-level precision/recall, false transfers, promptness and the deciding rules."""
+    judged = [v for v in verdicts if v.scenario.expect.transfer is not None]
+    tp = [v for v in judged if v.scenario.expect.transfer and v.transferred]
+    fn = [v for v in judged if v.scenario.expect.transfer and not v.transferred]
+    fp = [v for v in judged if not v.scenario.expect.transfer and v.transferred]
+    says = [v.says_started for v in tp]
+    by_rule: dict[str, int] = {}
+    for v in judged:
+        if v.transferred:
+            by_rule[v.rule or ""] = by_rule.get(v.rule or "", 0) + 1
+    return {
+        "calls": len(judged), "true_positive": len(tp), "false_negative": len(fn),
+        "false_transfers": len(fp), "true_negative": len(judged) - len(tp) - len(fn) - len(fp),
+        **{k: v for k, v in _prf(len(tp), len(fp), len(fn)).items() if k in ("precision", "recall", "f1")},
+        "median_says_before_transfer": statistics.median(says) if says else None,
+        "late": sum(1 for v in tp if v.late), "early": sum(1 for v in tp if v.early),
+        "decided_by": dict(sorted(by_rule.items())),
+    }
+
+
+# --- hearing recordings through the local engine -------------------------------------------------
+
+class LocalHearing:
+    """Hears a WAV the way a call is heard: PCMU frames → the local engine's listener → Whisper."""
+
+    def __init__(self, settings: Any) -> None:
+        from insight import make_engine
+
+        self._engine = make_engine(replace(settings, engine="local"))
+        self._lock = threading.Lock()
+        self._heard: dict[str, list[str]] = {}
+        self._engine.bind(self._sink)
+        self._engine.warm()
+        self._count = 0
+
+    def _sink(self, call_control_id: str, source_id: str, text: str, confidence: float) -> None:
+        with self._lock:
+            self._heard.setdefault(call_control_id, []).append(text)
+
+    def __call__(self, wav: Path) -> list[str]:
+        """The messages the engine makes of one recording (one say can become several)."""
+        from .audio import FRAME_BYTES, load_pcmu
+
+        self._count += 1
+        ccid = f"evaluate-{self._count}"
+        listener = self._engine.open(ccid, f"stream-{self._count}", "PCMU")  # type: ignore[attr-defined]
+        audio = load_pcmu(wav) + b"\xff" * FRAME_BYTES * 50  # a second of silence ends the say
+        for chunk, start in enumerate(range(0, len(audio) - FRAME_BYTES + 1, FRAME_BYTES), start=1):
+            listener.audio(chunk, audio[start:start + FRAME_BYTES])
+        listener.close()
+        self._engine.wait_idle(120.0)
+        with self._lock:
+            return self._heard.pop(ccid, [])
+
+
+# --- report --------------------------------------------------------------------------------------
+
+def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet, threshold: float,
+             hear: Hear | None = None, engine: str = "text") -> dict[str, Any]:
+    """The whole report for the given files."""
+    lines, calls = collect(paths)
+    if hear is not None:
+        for scenario in calls:
+            require_audio(scenario)
+    report: dict[str, Any] = {"engine": engine, "inputs": [str(p) for p in paths]}
+    if lines:
+        report["utterances"] = evaluate_utterances(lines, understanding, threshold)
+    if calls:
+        verdicts = [replay(s, understanding, rules, hear) for s in calls]
+        report["calls"] = {"summary": call_summary(verdicts), "verdicts": [v.as_json() for v in verdicts]}
+    return report
+
+
+def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """The report as a terminal reads it."""
+    lines = report.get("utterances")
+    if lines:
+        echo(f"Utterances: {lines['lines']} (intent threshold {lines['threshold']})")
+        echo(f"  {'intent':20} {'P':>6} {'R':>6} {'F1':>6}   TP  FP  FN")
+        for name, row in [*lines["intents"].items(), ("overall", lines["overall"])]:
+            echo(f"  {name:20} {_f(row['precision'])} {_f(row['recall'])} {_f(row['f1'])} "
+                 f"{row['tp']:4} {row['fp']:3} {row['fn']:3}")
+        cpu = lines["cpu_ms_per_line"]
+        echo(f"  CPU per line (analysis only): p50 {cpu['p50']} ms, p95 {cpu['p95']} ms, max {cpu['max']} ms")
+        echo(f"  frustration accuracy {_f(lines['frustration']['accuracy'])}; rows truth, columns predicted:")
+        echo("  " + " " * 10 + "".join(f"{c:>9}" for c in FRUSTRATION_LEVELS))
+        for truth, row in lines["frustration"]["confusion"].items():
+            echo(f"  {truth:10}" + "".join(f"{row[c]:9}" for c in FRUSTRATION_LEVELS))
+    calls = report.get("calls")
+    if calls:
+        echo(f"Calls ({report['engine']}):")
+        for v in calls["verdicts"]:
+            verdict = ("ok" if v["expect_transfer"] == v["transferred"] and not v["late"] and not v["early"]
+                       else "WRONG")
+            what = (f"transfer at say {v['says_before_transfer']} by {v['rule']}: {v['reason']}"
+                    if v["transferred"] else "no transfer")
+            echo(f"  {verdict:5} {Path(v['scenario']).name}: expected "
+                 f"{'transfer' if v['expect_transfer'] else 'none'}; {what}"
+                 + (" (late)" if v["late"] else "") + (" (early)" if v["early"] else ""))
+        s = calls["summary"]
+        echo(f"  calls {s['calls']}: precision {_f(s['precision'])}, recall {_f(s['recall'])}, "
+             f"F1 {_f(s['f1'])}; TP {s['true_positive']} FN {s['false_negative']} "
+             f"false transfers {s['false_transfers']} TN {s['true_negative']}")
+        echo(f"  median says before transfer {s['median_says_before_transfer']}; late {s['late']}, "
+             f"early {s['early']}; decided by {s['decided_by']}")
+
+
+def _f(value: float | None) -> str:
+    return f"{value:6.3f}" if value is not None else "     -"
+
+
+@click.command("evaluate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--engine", type=click.Choice(["text", "telnyx", "local"]), default="text", show_default=True,
+              help="text/telnyx: the words as written; local: each say's recording through Whisper.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Intent confidence counted as a yes for utterance figures (default: the rules' own).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report as JSON to this file.")
+@click.option("--misses", is_flag=True, help="List the utterances that were got wrong.")
+@with_appcontext
+def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | None, json_out: Path | None,
+                     misses: bool) -> None:
+    """Measure escalation on labelled PATHS (utterances*.yaml, scenarios, or directories of them)."""
+    lifeline = current_app.extensions["lifeline"]
+    services = lifeline.services
+    if threshold is None:
+        threshold = min((getattr(r, "min_confidence") for r in services.rules.rules
+                         if hasattr(r, "min_confidence")), default=0.5)
+    hear = LocalHearing(lifeline.settings) if engine == "local" else None
+    try:
+        report = evaluate(list(paths), services.scorer, services.rules, threshold, hear,
+                          "local" if engine == "local" else "text")
+    except (ScenarioError, CorpusError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    print_report(report, click.echo)
+    if misses and "utterances" in report:
+        for miss in report["utterances"]["misses"]:
+            click.echo(f"  miss: {miss}")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2))
+        click.echo(f"JSON report written to {json_out}")

@@ -1,0 +1,42 @@
+"""`flask evaluate` on a small labelled corpus: the figures, the deciding rule, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flask import Flask
+
+from .conftest import ROOT
+
+DATA = ROOT / "tests" / "data" / "evaluate"
+
+
+def test_evaluate_reports_utterance_and_call_figures_with_the_deciding_rule(app: Flask,
+                                                                            tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = app.test_cli_runner().invoke(args=["evaluate", str(DATA), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    lines = report["utterances"]
+    assert lines["lines"] == 4 and lines["threshold"] == 0.7
+    assert lines["intents"]["wants_person"]["tp"] == 1 and lines["intents"]["wants_person"]["fp"] == 0
+    assert sum(sum(row.values()) for row in lines["frustration"]["confusion"].values()) == 4
+    assert lines["cpu_ms_per_line"]["p95"] is not None
+    calls = {Path(v["scenario"]).name: v for v in report["calls"]["verdicts"]}
+    asked = calls["asks-for-staff.yaml"]
+    assert asked["transferred"] and asked["rule"] == "caller_intent"
+    assert asked["says_before_transfer"] == 2 and not asked["late"] and not asked["early"]
+    assert "wants_person" in asked["reason"]
+    assert not calls["declines-agent.yaml"]["transferred"]
+    summary = report["calls"]["summary"]
+    assert (summary["true_positive"], summary["false_transfers"], summary["recall"]) == (1, 0, 1.0)
+    assert "false transfers 0" in result.output and "by caller_intent" in result.output
+
+
+def test_evaluate_refuses_a_malformed_labelled_file_by_name(app: Flask, tmp_path: Path) -> None:
+    bad = tmp_path / "utterances.yaml"
+    bad.write_text("- {text: hello, intents: [wants_pony], frustration: calm}\n")
+    result = app.test_cli_runner().invoke(args=["evaluate", str(bad)])
+    assert result.exit_code == 2
+    assert "utterances.yaml: entry 1" in result.output and "wants_person" in result.output

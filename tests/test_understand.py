@@ -1,0 +1,205 @@
+"""The caller-intent layer, the frustration classifier and the rules that read them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from insight.classifier import checksum_path, load_models
+from insight.corpus import load_split
+from insight.embedding import PINNED_FILES, verify_files
+from insight.patterns import find_intents
+from insight.train import DEFAULT_CORPUS, train
+from insight.understand import DEFAULT_WEIGHTS, FEATURE_COUNT, Understanding
+from ivr.errors import ConfigError
+from ivr.store import Message
+from transfer.rules import RuleSet, load_rules
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def understanding() -> Understanding:
+    return Understanding()
+
+
+# Phrasings written for these tests (not in the corpus): ordinary, regional and ASR-like.
+ASSERTED = {
+    "wants_person": ["Would you mind connecting me with a staff member",
+                     "pass me on to anybody who works there",
+                     "i want to talk to an actual human",
+                     "Supervisor, please",
+                     "can somebody from customer care ring me"],
+    "leave_or_cancel": ["I'll be shutting the joint account and going elsewhere",
+                        "that's it, we're moving to a different provider",
+                        "I am finished with your company",
+                        "if the refund isn't here by Monday we are moving to another supplier"],
+    "legal_or_complaint": ["my solicitor will be writing to you",
+                           "I'm lodging a written complaint today",
+                           "this is going straight to the ombudsman"],
+    "bot_complaint": ["this daft machine never understands me",
+                      "I've gone round in circles three times",
+                      "none of those options are any use"],
+}
+REFUSED = {
+    "wants_person": ["No, please don't put me through to anyone", "I don't need a person for this",
+                     "my daughter said I should ask for a supervisor"],
+    "leave_or_cancel": ["my partner wanted to close the account but we're staying",
+                        "I'm not switching banks, I just want it fixed",
+                        "how would I close the account if I ever needed to",
+                        "what happens to my rewards if I switch to a different provider"],
+    "legal_or_complaint": ["my complaint last year was resolved nicely",
+                           "I'm not going to complain about it"],
+    "bot_complaint": ["sorry, could you read the options again", "press two, is that right"],
+}
+
+
+@pytest.mark.parametrize("intent,text", [(i, t) for i, texts in ASSERTED.items() for t in texts])
+def test_each_intent_is_recognised_in_new_phrasing(understanding: Understanding, intent: str,
+                                                   text: str) -> None:
+    assert understanding.analyse(text).intents[intent] >= 0.7
+
+
+@pytest.mark.parametrize("intent,text", [(i, t) for i, texts in REFUSED.items() for t in texts])
+def test_negated_reported_and_hypothetical_lines_do_not_carry_the_intent(
+        understanding: Understanding, intent: str, text: str) -> None:
+    assert understanding.analyse(text).intents[intent] < 0.5
+
+
+def test_pattern_layer_marks_a_refusal_as_evidence_against() -> None:
+    assert find_intents("I don't need an agent").signals["wants_person"] == -1.0
+    assert find_intents("I need an agent").signals["wants_person"] == 1.0
+    assert find_intents("why can't I just talk to a person").signals["wants_person"] == 1.0
+    assert find_intents("dont transfer me").signals["wants_person"] == -1.0  # ASR drops apostrophes
+
+
+def test_frustration_probabilities_are_a_distribution_and_order_calm_below_angry(
+        understanding: Understanding) -> None:
+    calm = understanding.analyse("Thanks, I'd just like to check my balance please")
+    angry = understanding.analyse("This is an absolute disgrace, I'm furious with you people")
+    assert abs(sum(calm.frustration.values()) - 1.0) < 1e-9
+    assert calm.frustration_level == "calm"
+    assert angry.frustration["angry"] > calm.frustration["angry"] + 0.3
+
+
+def message(text: str = "line", score: float = 0.0, intents: dict[str, float] | None = None,
+            frustration: dict[str, float] | None = None, index: int = 0) -> Message:
+    return Message(f"m{index}", text, score, float(index), intents=intents or {},
+                   frustration=frustration or {"calm": 1.0, "annoyed": 0.0, "angry": 0.0})
+
+
+def ruleset(tmp_path: Path, spec: str) -> RuleSet:
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"rules:\n  - {spec}\n")
+    return load_rules(path)
+
+
+def test_intent_rule_fires_at_its_confidence_and_records_the_probabilities(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, "{name: intents, type: intent, intents: [wants_person, bot_complaint], "
+                              "min_confidence: 0.7}")
+    assert rules.on_message([message(intents={"wants_person": 0.69})]) is None
+    assert rules.on_message([message(intents={"leave_or_cancel": 0.99})]) is None  # not listed
+    decision = rules.on_message([message(intents={"wants_person": 0.2, "bot_complaint": 0.8})])
+    assert decision is not None and "bot_complaint 0.80" in decision.reason
+    assert decision.evidence[0]["intents"]["bot_complaint"] == 0.8
+    assert decision.evidence[0]["frustration"]["calm"] == 1.0
+
+
+def test_one_strongly_negative_message_is_enough(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, "{name: one, type: strong_negative, angry_at_least: 0.7, score_below: -0.8}")
+    assert rules.on_message([message(frustration={"calm": 0.1, "annoyed": 0.2, "angry": 0.7})]).rule == "one"
+    assert rules.on_message([message(score=-0.85)]) is not None
+    assert rules.on_message([message(score=-0.5, frustration={"calm": 0.3, "annoyed": 0.4,
+                                                               "angry": 0.3})]) is None
+
+
+def test_frustrated_rule_counts_annoyed_lines_in_its_window(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, "{name: twice, type: frustrated, count: 2, window: 3, min_probability: 0.7}")
+    annoyed = {"calm": 0.2, "annoyed": 0.6, "angry": 0.2}
+    calm = {"calm": 0.9, "annoyed": 0.1, "angry": 0.0}
+    assert rules.on_message([message(frustration=annoyed)]) is None
+    two = [message(frustration=annoyed, index=0), message(frustration=calm, index=1),
+           message(frustration=annoyed, index=2)]
+    assert rules.on_message(two) is not None
+    assert rules.on_message([*two[:2], message(frustration=calm, index=2)]) is None
+
+
+def test_example_rules_have_the_one_sentence_rule_on(tmp_path: Path) -> None:
+    names = [r.name for r in load_rules(ROOT / "examples" / "rules.yaml").rules]
+    assert "one_angry_message" in names and "caller_intent" in names
+
+
+@pytest.mark.parametrize("spec,words", [
+    ("{name: bad, type: intent, intents: [wants_a_pony]}", "rules[0] (bad).intents"),
+    ("{name: bad, type: intent, intents: []}", "must be a non-empty list"),
+    ("{name: bad, type: intent, intents: [wants_person], min_confidence: 2}", "min_confidence"),
+    ("{name: bad, type: strong_negative, angry_at_least: null}", "set angry_at_least"),
+    ("{name: bad, type: frustrated, at_least: calm}", "at_least must be annoyed or angry"),
+    ("{name: bad, type: frustrated, count: 3, window: 2}", "window must be at least count"),
+])
+def test_bad_understanding_rules_stop_start_up_naming_the_rule(tmp_path: Path, spec: str, words: str) -> None:
+    with pytest.raises(ConfigError, match="bad") as raised:
+        ruleset(tmp_path, spec)
+    assert words in str(raised.value)
+
+
+def test_phrase_rule_ignores_a_negated_phrase(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, "{name: human, type: phrase, phrases: [agent]}")
+    assert rules.on_message([message("I don't need an agent")]) is None
+    assert rules.on_message([message("agent please")]) is not None
+
+
+def test_training_script_reproduces_the_committed_weights() -> None:
+    committed = load_models(DEFAULT_WEIGHTS, FEATURE_COUNT)
+    retrained = train(load_split([DEFAULT_CORPUS]))
+    assert set(retrained.intents) == set(committed.intents)
+    for name, weights in committed.intents.items():
+        np.testing.assert_allclose(retrained.intents[name], weights, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(retrained.frustration, committed.frustration, atol=1e-6, rtol=0)
+    assert retrained.meta["lines"] == committed.meta["lines"]
+
+
+def test_weights_that_do_not_match_their_checksum_are_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "understanding.json"
+    shutil.copy(DEFAULT_WEIGHTS, copy)
+    shutil.copy(checksum_path(DEFAULT_WEIGHTS), checksum_path(copy))
+    assert load_models(copy, FEATURE_COUNT).features == FEATURE_COUNT
+    document = json.loads(copy.read_text())
+    document["intents"]["wants_person"][0] += 1.0
+    copy.write_text(json.dumps(document))
+    with pytest.raises(ConfigError, match="SHA-256"):
+        load_models(copy, FEATURE_COUNT)
+    checksum_path(copy).unlink()
+    with pytest.raises(ConfigError, match="no checksum file"):
+        load_models(copy, FEATURE_COUNT)
+
+
+def test_embedding_files_that_differ_from_the_pinned_wheel_are_refused(tmp_path: Path) -> None:
+    for relative in PINNED_FILES:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(b"not the model")
+    with pytest.raises(ConfigError, match="not the pinned one"):
+        verify_files(tmp_path, PINNED_FILES)
+    with pytest.raises(ConfigError, match="missing"):
+        verify_files(tmp_path / "empty", PINNED_FILES)
+
+
+def test_models_load_with_the_network_blocked(tmp_path: Path) -> None:
+    script = ("import socket\n"
+              "def refuse(*a, **k): raise OSError('network is blocked in this test')\n"
+              "socket.socket.connect = refuse\n"
+              "socket.create_connection = refuse\n"
+              "from insight.understand import Understanding\n"
+              "print(Understanding().analyse('put me through to someone').intents['wants_person'])\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.strip()) >= 0.9
+    assert not (tmp_path / ".cache").exists()  # nothing was fetched into a cache
