@@ -179,7 +179,7 @@ def test_gunicorn_with_a_broken_rules_file_names_the_file_and_line(runs: dict[st
     _clean(run)
     assert run.lines == ["error: rules.yaml:6: rules[1] (upset).type 'frown' is unknown; choose one of "
                          "phrase, dtmf, rolling_mean, consecutive_negative, sharp_drop, positive_intent, "
-                         "time_in_ivr (LIFELINE_RULES)"]
+                         "time_in_ivr, intent, strong_negative, frustrated (LIFELINE_RULES)"]
 
 
 def test_gunicorn_without_lifelines_config_still_stops_with_the_problem(runs: dict[str, Run]) -> None:
