@@ -7,9 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
-from insight.g711 import encode_ulaw
+from insight.g711 import decode, encode_ulaw
 
 FRAME_BYTES = 160  # 20 ms of PCMU at 8 kHz
+SPEECH_FLOOR = 64  # |sample| above this is sound: -54 dBFS of a 16-bit full scale
+
+
+def trailing_silence_s(pcmu: bytes) -> float:
+    """Seconds after the last sample above -54 dBFS: how much later than the true end of speech
+    the last frame comes (espeak and phone lines leave near-silence after the words)."""
+    samples = decode(pcmu, "PCMU").astype(np.int32)
+    loud = np.flatnonzero(np.abs(samples) > SPEECH_FLOOR)
+    return (len(samples) - (int(loud[-1]) + 1 if len(loud) else 0)) / 8000
 
 
 @lru_cache(maxsize=256)

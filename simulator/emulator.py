@@ -25,6 +25,7 @@ from ivr.events import decode_client_state
 from ivr.security import sign
 from ivr.serial import KeyedSerialExecutor
 
+from .audio import trailing_silence_s
 from .clock import Timers
 from .legs import CallLog, Gather, Leg
 
@@ -161,6 +162,7 @@ class Emulator:
             played = streamer.play(audio)
             played.wait(timeout=self.scaled(len(audio) / 8000) + 10)
             leg.log.trigger_sent_at = time.monotonic()  # the last frame of the utterance left
+            leg.log.trigger_trailing_silence_s = trailing_silence_s(audio)
         else:
             time.sleep(self.scaled(seconds))
         with self._lock:

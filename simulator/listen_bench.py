@@ -35,11 +35,10 @@ from insight.g711 import ULAW_SILENCE, Pcm, decode
 from insight.local import LocalEngine
 from insight.vad import SileroModel
 
-from .audio import FRAME_BYTES, load_pcmu
+from .audio import FRAME_BYTES, SPEECH_FLOOR, load_pcmu
 from .bench import percentile
 from .scenario import load_scenario
 
-SPEECH_FLOOR = 64  # |sample| above this is speech: -54 dBFS of a 16-bit full scale
 GAP_S = 1.2
 
 
