@@ -10,6 +10,7 @@ Transcripts reach the message sink (the IVR's rules) in the order the caller spo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -213,7 +214,7 @@ class LocalEngine(ListeningEngine):
             if order is not None and not order.pending:
                 del self._orders[call_control_id]
         for job, source_id in ready:
-            self._deliveries.submit(call_control_id, lambda j=job, s=source_id: self._deliver(j, s))
+            self._deliveries.submit(call_control_id, functools.partial(self._deliver, job, source_id))
 
     def _deliver(self, job: Job, source_id: str) -> None:
         transcript = job.transcript

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ivr.errors import ConfigError
 
@@ -167,10 +168,10 @@ class Transcriber:
         return prompt
 
 
-def _half_band_kernel(taps: int = 48) -> np.ndarray:
+def _half_band_kernel(taps: int = 48) -> npt.NDArray[np.float32]:
     n = np.arange(taps) - (taps - 1) / 2
     kernel = np.sinc(n / 2) * np.hamming(taps)
-    return (kernel / kernel.sum() * 2).astype(np.float32)
+    return np.asarray(kernel / kernel.sum() * 2, dtype=np.float32)
 
 
 UPSAMPLE_KERNEL = _half_band_kernel()
