@@ -314,3 +314,12 @@ def test_end_of_turn_setting_reaches_the_endpointer(app_config: dict[str, object
     settings = load_settings({**app_config, "LIFELINE_ENGINE": "local", "LIFELINE_PUBLIC_URL": "http://x",
                               "LIFELINE_END_OF_TURN_S": "0.6"}, tmp_path)
     assert LocalEngine(settings).endpointing.end_s == 0.6
+
+
+def test_a_decoder_loop_is_recognised_and_real_repetition_is_not() -> None:
+    from insight.whisper import is_decoder_loop
+
+    assert is_decoder_loop("This is an arm-to-lip-li-li-li-li-li-li-li-li-li-li-li-li-li-li-li-li-")
+    assert is_decoder_loop("Can I just talk to a real person please? Can I just talk to a real person please?")
+    assert not is_decoder_loop("Agent. Agent. Agent.")
+    assert not is_decoder_loop("Yeah great, I've been stuck in this menu for twenty minutes, just fantastic")
