@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from .errors import error_response
 
-bp = Blueprint("api", __name__)
+bp = Blueprint("api", __name__, template_folder="templates")
 
 
 @bp.before_request

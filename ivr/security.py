@@ -7,6 +7,7 @@ import binascii
 import re
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -63,3 +64,14 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         lowered = {k.lower(): v for k, v in headers.items()}
         value = lowered.get(name)
     return value.strip() if value else None
+
+
+def masked_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """An event payload as we keep it for audit: digit strings masked."""
+    kept = dict(payload)
+    if isinstance(kept.get("digits"), str):
+        kept["digits"] = mask_digits(kept["digits"])
+    data = kept.get("transcription_data")
+    if isinstance(data, dict) and isinstance(data.get("transcript"), str):
+        kept["transcription_data"] = {**data, "transcript": mask_digits(data["transcript"])}
+    return kept

@@ -13,6 +13,8 @@ from typing import Any
 
 from flask import Flask
 
+from lifeline import create_app
+
 from .caller import CallResult, play
 from .emulator import Emulator
 from .scenario import Scenario
@@ -33,16 +35,16 @@ class Simulation:
         self.config: dict[str, object] = {}
 
     def __enter__(self) -> Simulation:
-        from ivr import create_app
-
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._emulator_server = ServerThread(emulator_app(self.emulator)).start()
         self.emulator.base_url = self._emulator_server.url
         holder: dict[str, Any] = {}
         self._holder = holder
         self._app_server = ServerThread(lambda environ, start: holder["app"](environ, start))
-        if self._database_url is None:
+        database_url = self._database_url
+        if database_url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
+            database_url = f"sqlite:///{self._tmp / 'simulation.db'}"
         config = {
             **self._base_config,
             "TELNYX_API_KEY": self.emulator.api_key,
@@ -50,7 +52,7 @@ class Simulation:
             "TELNYX_API_BASE_URL": f"{self.emulator.base_url}/v2",
             "LIFELINE_PUBLIC_URL": self._app_server.url,
             "LIFELINE_ENGINE": self._engine,
-            "DATABASE_URL": self._database_url or f"sqlite:///{self._tmp / 'simulation.db'}",
+            "DATABASE_URL": database_url,
         }
         self.config = config
         try:
@@ -65,8 +67,6 @@ class Simulation:
 
     def restart_app(self) -> Flask:
         """Stop the app as a crash or deploy would, and serve a new one on the same port and data."""
-        from ivr import create_app
-
         if self.app is not None:
             self.app.extensions["lifeline"].close()
         self.app = create_app(self.config)

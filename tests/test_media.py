@@ -213,7 +213,7 @@ def test_lost_stream_is_restarted_once_then_the_call_goes_on_without_it(local: S
 def test_streaming_failed_webhook_restarts_listening(local: Simulation) -> None:
     leg = local.emulator.incoming_call()
     assert local.emulator.wait_for_gather(leg, 5)
-    local.emulator._stream_failed(leg, leg.stream_url, "connection_failed")
+    local.emulator.drop_stream(leg, "connection_failed")
     assert wait_until(lambda: len(accepted(local, leg.call_control_id, "streaming_start")) == 1)
     assert store(local).get_call(leg.call_control_id).listening == "restarted"
 
@@ -227,8 +227,10 @@ def test_simulate_local_engine_runs_the_real_audio_path(local: Simulation, tmp_p
 
 
 def test_listen_bench_reports_speed_latency_and_memory(app_config: dict[str, object], tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from ivr import create_app
+    from lifeline import create_app
+    from simulator.cli import register
     app = create_app({**app_config, "LIFELINE_ENGINE": "local", "LIFELINE_PUBLIC_URL": "http://127.0.0.1"})
+    register(app)
     try:
         out = tmp_path / "listen.json"
         result = app.test_cli_runner().invoke(args=["listen-bench", "--calls", "1", "--per-call", "1",

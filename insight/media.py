@@ -9,16 +9,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint, current_app, g, request
 from flask.typing import ResponseReturnValue
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
-from insight.frames import MalformedFrame, MediaFrame, parse_frame
-from insight.local import CallListener, LocalEngine
+from ivr.errors import error_response
 
-from .errors import error_response
+from .frames import MalformedFrame, MediaFrame, parse_frame
+from .local import CallListener, LocalEngine
 
 log = logging.getLogger(__name__)
 bp = Blueprint("media", __name__)
@@ -82,8 +83,8 @@ def check_token() -> ResponseReturnValue | None:
     return None
 
 
-@sock.route("/media/telnyx", bp=bp)
-def media_stream(ws) -> None:  # type: ignore[no-untyped-def]
+@sock.route("/media/telnyx", bp=bp)  # type: ignore[untyped-decorator]  # flask-sock has no types
+def media_stream(ws: Any) -> None:
     """Receive frames until `stop` or the socket closes; never blocks on speech recognition."""
     lifeline = current_app.extensions["lifeline"]
     session = MediaSession(engine=lifeline.engine, call_control_id=g.media_call)
