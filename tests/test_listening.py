@@ -230,8 +230,13 @@ def test_the_queue_takes_the_oldest_finished_speech_first_and_skips_cancelled_jo
 
 def test_a_job_that_waited_past_the_bound_is_decoded_greedily() -> None:
     clock, modes = Clock(), []
-    queue = TranscriptionQueue(lambda u, fast: modes.append(fast) or Transcript("x", 1.0), workers=1,
-                               max_wait_s=1.0, on_done=lambda job: None, clock=clock, start=False)
+
+    def decode(utterance: Utterance, fast: bool) -> Transcript:
+        modes.append(fast)
+        return Transcript("x", 1.0)
+
+    queue = TranscriptionQueue(decode, workers=1, max_wait_s=1.0, on_done=lambda job: None, clock=clock,
+                               start=False)
     audio = Utterance(np.zeros(800, dtype=np.int16), 0.0, 0.1)
     prompt = queue.submit(Job("a", audio, ended_at=1.0, speculative=False))
     queue.run_one()
