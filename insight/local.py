@@ -135,7 +135,7 @@ class LocalEngine(ListeningEngine):
         self.speculative = True
         self._queue = TranscriptionQueue(self._decode, workers, settings.transcription_max_wait_s,
                                          self._decoded)
-        self._deliveries = KeyedSerialExecutor(1, "lifeline-asr-out")
+        self._deliveries = KeyedSerialExecutor(workers, "lifeline-asr-out")  # in order per call
         self._orders: dict[str, _CallOrder] = {}
         self._lock = threading.Lock()
         self._sink: MessageSink | None = None
