@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .endpoint import Utterance
@@ -48,12 +49,18 @@ class Job:
 
 
 class TranscriptionQueue:
-    """Worker threads over one priority queue; `on_done` hears of every job that ran."""
+    """Worker threads over one priority queue; `on_done` hears of every job that ran.
+
+    Each submitted job schedules one turn of a worker, and each turn runs the oldest live job,
+    which need not be the one that scheduled it: that is what puts the oldest speech first.
+    The workers are a ThreadPoolExecutor's, so the interpreter joins them at exit (native model
+    threads must not be torn down under a running decode).
+    """
 
     def __init__(self, decode: Decode, workers: int, max_wait_s: float,
                  on_done: Callable[[Job], None], clock: Callable[[], float] = time.monotonic,
                  name: str = "lifeline-asr", start: bool = True) -> None:
-        """`start=False` leaves the running to `run_one` (tests); workers otherwise start on first use."""
+        """`start=False` leaves the running to `run_one` (tests)."""
         self._decode = decode
         self._max_wait_s = max_wait_s
         self._on_done = on_done
@@ -63,23 +70,16 @@ class TranscriptionQueue:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._busy = 0
-        self._closed = False
-        self._threads = [threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
-                         for n in range(workers)] if start else []
-        self._started = False
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) if start else None
 
     def submit(self, job: Job) -> Job:
         """Queue a job behind every job whose speech ended earlier."""
         with self._lock:
-            if self._closed:
-                raise RuntimeError("the transcription queue is closed")
             job.queued_at = self._clock()
             heapq.heappush(self._heap, (job.ended_at, next(self._order), job))
-            self._changed.notify()
-            start, self._started = not self._started, True
-        if start:  # threads only for engines that get work (tests build many apps)
-            for thread in self._threads:
-                thread.start()
+            self._changed.notify_all()
+        if self._pool is not None:
+            self._pool.submit(self.run_one)
         return job
 
     def cancel(self, job: Job) -> None:
@@ -89,7 +89,7 @@ class TranscriptionQueue:
             self._changed.notify_all()
 
     def run_one(self) -> Job | None:
-        """Take the oldest live job and run it on this thread (the workers' loop; also tests)."""
+        """Take the oldest live job and run it on this thread (a worker's turn; also tests)."""
         with self._lock:
             job = self._next()
             if job is None:
@@ -125,14 +125,6 @@ class TranscriptionQueue:
         except Exception:
             log.exception("handing on the transcript of %s failed", job.call_id)
 
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                self._changed.wait_for(lambda: self._closed or any(not j.cancelled for *_, j in self._heap))
-                if self._closed and not self._heap:
-                    return
-            self.run_one()
-
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no job is queued or running; False on timeout."""
         with self._lock:
@@ -141,9 +133,5 @@ class TranscriptionQueue:
 
     def close(self) -> None:
         """Finish what is queued, then stop the workers."""
-        with self._lock:
-            self._closed = True
-            self._changed.notify_all()
-        for thread in self._threads:
-            if thread.is_alive() and thread is not threading.current_thread():
-                thread.join(timeout=30)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
