@@ -31,11 +31,11 @@ from flask.cli import with_appcontext
 
 from insight.asr_queue import Job
 from insight.endpoint import EndpointConfig, UtteranceCutter
-from insight.g711 import ULAW_SILENCE, Pcm, decode
+from insight.g711 import ULAW_SILENCE, decode
 from insight.local import LocalEngine
 from insight.vad import SileroModel
 
-from .audio import FRAME_BYTES, SPEECH_FLOOR, load_pcmu
+from .audio import FRAME_BYTES, load_pcmu, true_speech_end
 from .bench import percentile
 from .scenario import load_scenario
 
@@ -55,12 +55,6 @@ class Recording:
     def duration_s(self) -> float:
         """Length of the file, padding included."""
         return len(self.pcmu) / 8000
-
-
-def true_speech_end(samples: Pcm) -> float | None:
-    """Seconds from the start to just after the last sample above -54 dBFS (None if silent)."""
-    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > SPEECH_FLOOR)
-    return None if len(loud) == 0 else (int(loud[-1]) + 1) / 8000
 
 
 def recording(name: str, pcmu: bytes, text: str | None) -> Recording:

@@ -19,8 +19,8 @@ from insight.vad import SileroModel
 from insight.whisper import BASE_SHA256, Transcriber, Transcript, base_files, check_sha256, resolve_model
 from ivr.config import load_settings
 from ivr.errors import ConfigError
-from simulator.audio import load_pcmu
-from simulator.listen_bench import load_recordings, true_speech_end
+from simulator.audio import load_pcmu, trailing_silence_s, true_speech_end
+from simulator.listen_bench import load_recordings
 
 from .conftest import ROOT
 
@@ -68,6 +68,9 @@ def test_true_end_of_a_recording_falls_inside_its_trailing_padding() -> None:
     # espeak trails 0.2-0.4 s of near-silence after the words, and make_audio pads 0.4 s more
     assert len(samples) / 8000 - 0.9 < end < len(samples) / 8000 - 0.4
     assert np.abs(samples[int(end * 8000):].astype(np.int32)).max() <= 64
+    # what `flask bench` adds to its last-frame latency to count from the words' end
+    assert trailing_silence_s(load_pcmu(AUDIO / "02-asks-for-human-1.wav")) == pytest.approx(
+        len(samples) / 8000 - end)
 
 
 # ----- VAD endpointing on the committed audio ----------------------------------------------------
