@@ -7,6 +7,7 @@ gets one speech probability per 32 ms window (512 samples at 16 kHz).
 
 from __future__ import annotations
 
+import atexit
 import threading
 from pathlib import Path
 from typing import Any
@@ -30,12 +31,20 @@ def silero_path() -> Path:
 
 
 class SileroModel:
-    """The shared inference session, created on first use."""
+    """The shared inference session, created on first use.
+
+    The media sockets' receive loops run it on daemon threads, which Python freezes wherever they
+    are at exit; onnxruntime torn down under a frozen run aborts the process. So at exit the model
+    stops taking new windows and waits (briefly) for the runs in flight.
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
         self._session: Any = None
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._running = 0
+        self._closed = False
 
     def session(self) -> Any:
         """The onnxruntime session (loaded once)."""
@@ -51,7 +60,28 @@ class SileroModel:
                 self._session = onnxruntime.InferenceSession(
                     str(self._path or silero_path()), providers=["CPUExecutionProvider"],
                     sess_options=options)
+                atexit.register(self.close)
             return self._session
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray] | None:
+        """One inference, or None once the model is closed."""
+        session = self.session()
+        with self._lock:
+            if self._closed:
+                return None
+            self._running += 1
+        try:
+            return list(session.run(None, feeds))
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Take no more windows; wait for those being scored."""
+        with self._lock:
+            self._closed = True
+            self._idle.wait_for(lambda: self._running == 0, timeout_s)
 
 
 class _Upsampler:
@@ -83,6 +113,8 @@ class VadStream:
         audio = self._upsample(samples_8k.astype(np.float32) / 32768.0)
         framed = np.concatenate([self._context, audio])[np.newaxis, :]
         self._context = audio[-CONTEXT_16K:]
-        probability, self._h, self._c = self._model.session().run(
-            None, {"input": framed, "h": self._h, "c": self._c})
+        outputs = self._model.run({"input": framed, "h": self._h, "c": self._c})
+        if outputs is None:  # shutting down: hear nothing more
+            return 0.0
+        probability, self._h, self._c = outputs
         return float(probability.reshape(-1)[0])
