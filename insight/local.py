@@ -1,16 +1,22 @@
-"""The offline engine: Telnyx media stream -> G.711 decode -> endpointing -> Whisper -> messages.
+"""The offline engine: Telnyx media stream -> G.711 decode -> Silero VAD -> Whisper -> messages.
 
-The WebSocket receive loop only decodes and endpoints (microseconds per 20 ms frame); each
-finished utterance is transcribed on a worker thread, in order per call, and handed to the
-message sink (the IVR's rules) from there.
+The WebSocket receive loop only decodes and runs the VAD (well under a millisecond per 32 ms
+window). When the caller pauses, the utterance so far is queued for transcription at once
+(speculatively); when the pause turns out to end the turn, that transcript is used, so the
+decoding overlaps the silence we wait through. If the caller speaks again first, the speculative
+job is dropped (or its result ignored) and the longer utterance is transcribed when it ends.
+Transcripts reach the message sink (the IVR's rules) in the order the caller spoke.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +25,12 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from ivr.serial import KeyedSerialExecutor
 
 from .base import EngineState, ListeningEngine
-from .endpoint import Utterance, UtteranceCutter
+from .asr_queue import Job, TranscriptionQueue
+from .endpoint import EndpointConfig, Utterance, UtteranceCutter
 from .frames import ReorderBuffer
 from .codecs import codec_for
-from .whisper import Transcriber
+from .vad import SileroModel
+from .whisper import Transcriber, Transcript
 
 if TYPE_CHECKING:
     from ivr.config import Settings
@@ -64,15 +72,14 @@ class CallListener:
         codec = codec_for(encoding, sample_rate)
         if codec is None:
             raise ValueError(f"unsupported media encoding {encoding!r} at {sample_rate} Hz")
-        self._decode = codec.decoder()
+        self._decode = codec.decoder()  # always 8 kHz linear PCM, whatever the codec
         self._reorder = ReorderBuffer(silence=codec.silence)
-        self._cutter = UtteranceCutter()
+        self._cutter = UtteranceCutter(engine.vad, engine.endpointing)
+        self._speculation: Job | None = None
         self._count = 0
-        self.frames = 0
 
     def audio(self, chunk: int | None, payload: bytes) -> None:
         """One media frame of the caller's track."""
-        self.frames += 1
         for ready in self._reorder.push(chunk, payload):
             for utterance in self._cutter.feed(self._decode(ready)):
                 self._hand_off(utterance)
@@ -82,13 +89,36 @@ class CallListener:
         last = self._cutter.close()
         if last is not None:
             self._hand_off(last)
+        elif self._speculation is not None:
+            self._engine.discard(self._speculation)
+            self._speculation = None
 
     def _hand_off(self, utterance: Utterance) -> None:
-        self._count += 1
-        source_id = f"local:{self.stream_id}:{self._count}"
         # Audio arrives in real time, so the speech ended as long ago as the stream has run since.
         ended_at = time.monotonic() - max(0.0, self._cutter.fed_s - utterance.end_s)
-        self._engine.transcribe_later(self.call_control_id, source_id, utterance, ended_at)
+        speculation, self._speculation = self._speculation, None
+        if not utterance.final:
+            if speculation is not None:
+                self._engine.discard(speculation)
+            self._speculation = self._engine.speculate(self.call_control_id, utterance, ended_at)
+        elif speculation is not None and speculation.utterance.same_audio(utterance):
+            self._engine.confirm(speculation, self._next_source_id())
+        else:
+            if speculation is not None:
+                self._engine.discard(speculation)
+            self._engine.transcribe_later(self.call_control_id, self._next_source_id(), utterance,
+                                          ended_at)
+
+    def _next_source_id(self) -> str:
+        self._count += 1
+        return f"local:{self.stream_id}:{self._count}"
+
+
+class _CallOrder:
+    """Final jobs of one call in the order the caller spoke, until each is handed on."""
+
+    def __init__(self) -> None:
+        self.pending: deque[tuple[Job, str]] = deque()
 
 
 class LocalEngine(ListeningEngine):
@@ -102,19 +132,30 @@ class LocalEngine(ListeningEngine):
                                                  hashlib.sha256).hexdigest()
         self.tokens = MediaTokens(secret)
         self.token_max_age_s = TOKEN_MAX_AGE_S
-        self.transcriber = Transcriber(settings.whisper_model, threads=settings.whisper_threads)
-        self._workers = KeyedSerialExecutor(settings.transcription_workers, "lifeline-asr")
+        workers = settings.transcription_workers
+        self.transcriber = Transcriber(settings.whisper_model, threads=settings.whisper_threads,
+                                       workers=workers)
+        self.vad = SileroModel()
+        self.endpointing = EndpointConfig(end_s=settings.end_of_turn_s)
+        self.speculative = True
+        self._queue = TranscriptionQueue(self._decode, workers, settings.transcription_max_wait_s,
+                                         self._decoded)
+        self._deliveries = KeyedSerialExecutor(workers, "lifeline-asr-out")  # in order per call
+        self._orders: dict[str, _CallOrder] = {}
+        self._lock = threading.Lock()
         self._sink: MessageSink | None = None
-        # (call, recognition seconds, audio seconds, seconds since the speech ended): for benchmarks
-        self.on_transcribed: Callable[[str, float, float, float], None] | None = None
+        # For benchmarks: every job that ran, and each job when its utterance is known to be final.
+        self.on_transcribed: Callable[[Job], None] | None = None
+        self.on_final: Callable[[Job], None] | None = None
 
     def bind(self, sink: MessageSink, state: EngineState | None = None) -> None:
         """Where finished messages go (the IVR's rules); per-call state stays in the listener."""
         self._sink = sink
 
     def warm(self) -> None:
-        """Load the model before the first call needs it."""
+        """Load the models before the first call needs them."""
         self.transcriber.load()
+        self.vad.session()
 
     def answer_options(self, call_control_id: str) -> dict[str, Any]:
         # Without stream_codec Telnyx streams the call's own codec (G722, OPUS, L16, ...); ask for
@@ -135,25 +176,71 @@ class LocalEngine(ListeningEngine):
         """A new stream for a call."""
         return CallListener(self, call_control_id, stream_id, encoding, sample_rate)
 
+    def speculate(self, call_control_id: str, utterance: Utterance, ended_at: float) -> Job | None:
+        """Start transcribing a tentative utterance now; None when speculation is off."""
+        if not self.speculative:
+            return None
+        return self._queue.submit(Job(call_control_id, utterance, ended_at, speculative=True))
+
+    def discard(self, job: Job) -> None:
+        """The caller spoke again: a speculative transcript is void (dropped if not yet begun)."""
+        self._queue.cancel(job)
+
+    def confirm(self, job: Job, source_id: str) -> None:
+        """A speculative job's utterance turned out final: its transcript is the message."""
+        with self._lock:
+            self._orders.setdefault(job.call_id, _CallOrder()).pending.append((job, source_id))
+        if self.on_final is not None:
+            self.on_final(job)
+        self._hand_on(job.call_id)
+
     def transcribe_later(self, call_control_id: str, source_id: str, utterance: Utterance,
                          ended_at: float) -> None:
-        """Queue an utterance for transcription, in order per call, off the receive loop."""
-        self._workers.submit(call_control_id,
-                             lambda: self._transcribe(call_control_id, source_id, utterance, ended_at))
+        """Queue a final utterance for transcription, off the receive loop."""
+        job = Job(call_control_id, utterance, ended_at, speculative=False)
+        with self._lock:
+            self._orders.setdefault(call_control_id, _CallOrder()).pending.append((job, source_id))
+        if self.on_final is not None:
+            self.on_final(job)
+        self._queue.submit(job)
 
-    def _transcribe(self, call_control_id: str, source_id: str, utterance: Utterance,
-                    ended_at: float) -> None:
-        started = time.monotonic()
-        transcript = self.transcriber.transcribe(utterance.audio)
-        finished = time.monotonic()
+    def _decode(self, utterance: Utterance, fast: bool) -> Transcript:
+        return self.transcriber.transcribe(utterance.audio, fast=fast)
+
+    def _decoded(self, job: Job) -> None:
         if self.on_transcribed is not None:
-            self.on_transcribed(call_control_id, finished - started, utterance.end_s - utterance.start_s,
-                                finished - ended_at)
-        log.info("heard on %s (%.2f s of audio in %.2f s): %r", call_control_id,
-                 utterance.end_s - utterance.start_s, finished - started, transcript.text)
-        if transcript.text and self._sink is not None:
-            self._sink(call_control_id, source_id, transcript.text, transcript.confidence)
+            self.on_transcribed(job)
+        if not job.cancelled:
+            self._hand_on(job.call_id)
+
+    def _hand_on(self, call_control_id: str) -> None:
+        """Pass on, in the caller's order, every final transcript now ready."""
+        ready: list[tuple[Job, str]] = []
+        with self._lock:
+            order = self._orders.get(call_control_id)
+            while order is not None and order.pending and order.pending[0][0].done.is_set():
+                ready.append(order.pending.popleft())
+            if order is not None and not order.pending:
+                del self._orders[call_control_id]
+        for job, source_id in ready:
+            self._deliveries.submit(call_control_id, functools.partial(self._deliver, job, source_id))
+
+    def _deliver(self, job: Job, source_id: str) -> None:
+        transcript = job.transcript
+        audio_s = job.utterance.end_s - job.utterance.start_s
+        log.info("heard on %s (%.2f s of speech, waited %.2f s, %s): %r", job.call_id, audio_s,
+                 job.wait_s or 0.0, "begun in the pause" if job.speculative else "after the turn",
+                 transcript.text if transcript else None)
+        if transcript is not None and transcript.text and self._sink is not None:
+            self._sink(job.call_id, source_id, transcript.text, transcript.confidence)
+
+    def close(self) -> None:
+        """Finish queued transcriptions and stop the workers."""
+        self._queue.close()
+        self._deliveries.shutdown(wait=True)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until every queued utterance is transcribed (tests, benchmarks)."""
-        return self._workers.wait_idle(timeout)
+        deadline = time.monotonic() + timeout
+        return (self._queue.wait_idle(timeout)
+                and self._deliveries.wait_idle(max(0.0, deadline - time.monotonic())))

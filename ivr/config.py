@@ -56,9 +56,11 @@ class Settings:
     transfer_timeout_s: int = 30
     secret_key: str | None = None
     api_token: str | None = None
-    whisper_model: Path | None = None
+    whisper_model: str | None = None  # tiny.en (None), base, or a CTranslate2 model directory
     whisper_threads: int = 1
     transcription_workers: int = 2
+    transcription_max_wait_s: float = 1.0
+    end_of_turn_s: float = 0.4
     monitor: bool = True
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
@@ -120,9 +122,9 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         problems.append("LIFELINE_PUBLIC_URL is not set: the local engine needs it to tell Telnyx "
                         "where to stream the call's audio (your https ngrok or load-balancer URL)")
     whisper_model = get("LIFELINE_WHISPER_MODEL")
-    if whisper_model and not (Path(whisper_model) / "model.bin").is_file():
-        problems.append(f"LIFELINE_WHISPER_MODEL={whisper_model} has no model.bin: point it at a "
-                        "CTranslate2 Whisper directory, or leave it unset for the bundled tiny.en")
+    if whisper_model not in (None, "tiny.en", "base") and not (Path(whisper_model) / "model.bin").is_file():
+        problems.append(f"LIFELINE_WHISPER_MODEL={whisper_model} is neither tiny.en, base nor a "
+                        "CTranslate2 Whisper directory (with a model.bin)")
     agents = _agents(get("LIFELINE_AGENTS"), problems, warnings)
     ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
     rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems)
@@ -142,7 +144,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                         60.0, 86400.0, problems)
     whisper_threads = _int(get("LIFELINE_WHISPER_THREADS", "1"), "LIFELINE_WHISPER_THREADS", 1, 16,
                            problems)
-    transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", "2"),
+    # One transcription worker per core: more only queue inside CTranslate2, fewer leave a core idle.
+    transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", str(os.cpu_count() or 2)),
                                  "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems)
     choice = TranscriptionChoice(engine=get("LIFELINE_TRANSCRIPTION_ENGINE", "Telnyx") or "Telnyx",
                                  language=get("LIFELINE_TRANSCRIPTION_LANGUAGE"),
@@ -157,6 +160,10 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         problems.append("LIFELINE_METRICS_TOKEN is shorter than 16 characters: use a long random "
                         "string (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
     warnings.extend(_placeholders(get))
+    transcription_max_wait = _float(get("LIFELINE_TRANSCRIPTION_MAX_WAIT", "1.0"),
+                                    "LIFELINE_TRANSCRIPTION_MAX_WAIT", 0.0, 60.0, problems)
+    end_of_turn = _float(get("LIFELINE_END_OF_TURN_S", "0.4"), "LIFELINE_END_OF_TURN_S",
+                         0.1, 3.0, problems)
     symbl = _symbl(get, symbl_conf_dirs or (Path.cwd(), Path.home()), problems) \
         if engine == "symbl" else None
     if problems:
@@ -184,9 +191,11 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         api_token=get("LIFELINE_API_TOKEN"),
         symbl=symbl,
         twilio={k: v for k in TWILIO_KEYS if (v := get(k))},
-        whisper_model=Path(whisper_model) if whisper_model else None,
+        whisper_model=whisper_model,
         whisper_threads=whisper_threads,
         transcription_workers=transcription_workers,
+        transcription_max_wait_s=transcription_max_wait,
+        end_of_turn_s=end_of_turn,
         monitor=monitor == "on",
         sweep_interval_s=sweep_interval,
         stale_call_s=stale_call,

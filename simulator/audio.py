@@ -7,9 +7,23 @@ from pathlib import Path
 
 import numpy as np
 
-from insight.g711 import encode_ulaw
+from insight.g711 import decode, encode_ulaw
 
 FRAME_BYTES = 160  # 20 ms of PCMU at 8 kHz
+SPEECH_FLOOR = 64  # |sample| above this is sound: -54 dBFS of a 16-bit full scale
+
+
+def true_speech_end(samples: np.ndarray) -> float | None:
+    """Seconds from the start to just after the last sample above -54 dBFS (None if silent)."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > SPEECH_FLOOR)
+    return None if len(loud) == 0 else (int(loud[-1]) + 1) / 8000
+
+
+def trailing_silence_s(pcmu: bytes) -> float:
+    """Seconds after the true end of speech: how much later than the words the last frame comes
+    (espeak and phone lines leave near-silence after them)."""
+    samples = decode(pcmu, "PCMU")
+    return (len(samples) / 8000) - (true_speech_end(samples) or 0.0)
 
 
 @lru_cache(maxsize=256)

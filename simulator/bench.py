@@ -214,6 +214,10 @@ def _report(config: BenchConfig, results: list[CallResult], unclosed: int, log_p
             elapsed: float) -> dict[str, Any]:
     latencies = [r.leg.log.escalation_latency_ms for r in results
                  if r.transfer_commands and r.leg.log.escalation_latency_ms is not None]
+    # For audio, the same latency counted from the true end of the words instead of the last frame.
+    from_true_end = [r.leg.log.escalation_latency_ms + r.leg.log.trigger_trailing_silence_s * 1000
+                     for r in results if r.transfer_commands and r.leg.log.escalation_latency_ms is not None
+                     and r.leg.log.trigger_trailing_silence_s]
     acks = [e["ack_ms"] for r in results for e in r.leg.log.timeline
             if e["kind"] == "webhook" and 200 <= e["status"] < 300]
     doubles = sum(1 for r in results
@@ -231,6 +235,9 @@ def _report(config: BenchConfig, results: list[CallResult], unclosed: int, log_p
         "escalations": len(latencies),
         "escalation_latency_ms": {"p50": percentile(latencies, .5), "p95": percentile(latencies, .95),
                                   "p99": percentile(latencies, .99)},
+        "escalation_from_true_end_ms": {"p50": percentile(from_true_end, .5),
+                                        "p95": percentile(from_true_end, .95),
+                                        "max": round(max(from_true_end), 1) if from_true_end else None},
         "webhooks": len(acks),
         "ack_ms": {"p50": percentile(acks, .5), "p95": percentile(acks, .95), "p99": percentile(acks, .99)},
         "errors": sum(r.leg.log.webhook_failures for r in results) + len(stuck),

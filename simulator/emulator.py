@@ -17,6 +17,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+from .audio import trailing_silence_s
 from .clock import Timers
 from .commands import COMMANDS, run
 from .delivery import WebhookDelivery, iso_now
@@ -140,9 +141,12 @@ class Emulator:
         (scenario time); with transcription on, Telnyx then posts a final transcript."""
         streamer = leg.streamer
         if streamer is not None and audio is not None:
+            leg.log.trigger_trailing_silence_s = trailing_silence_s(audio)
+            # When the last frame will leave; set before it does, since an app that decodes in the
+            # pause can transfer while the recording's trailing silence is still playing.
+            leg.log.trigger_sent_at = time.monotonic() + self.scaled(len(audio) / 8000)
             played = streamer.play(audio)
             played.wait(timeout=self.scaled(len(audio) / 8000) + 10)
-            leg.log.trigger_sent_at = time.monotonic()  # the last frame of the utterance left
         else:
             time.sleep(self.scaled(seconds))
         with self._lock:

@@ -35,6 +35,7 @@ class CallLog:
     transfers: list[dict[str, Any]] = field(default_factory=list)
     trigger_sent_at: float | None = None
     escalation_latency_ms: float | None = None
+    trigger_trailing_silence_s: float = 0.0  # near-silence between the words' true end and the last frame
     answered: bool = False
     bridged: bool = False
     ended_by: str | None = None

@@ -106,7 +106,7 @@ def test_endpointer_finds_each_utterance_of_a_recorded_call() -> None:
     parts = [pcm(f"04-slow-burn-{n}.wav") for n in range(1, 5)]
     call = np.concatenate([x for p in parts for x in (p, gap)])
     cutter = UtteranceCutter()
-    utterances = [u for i in range(0, len(call), 160) for u in cutter.feed(call[i:i + 160])]
+    utterances = [u for i in range(0, len(call), 160) for u in cutter.feed(call[i:i + 160]) if u.final]
     assert len(utterances) == 4
     starts = [u.start_s for u in utterances]
     assert starts == sorted(starts)
@@ -118,8 +118,9 @@ def test_endpointer_finds_each_utterance_of_a_recorded_call() -> None:
 def test_cutter_flushes_speech_that_never_paused() -> None:
     cutter = UtteranceCutter()
     speech = pcm("02-asks-for-human-1.wav")[:-2400]  # cut before the trailing silence
-    assert [u for i in range(0, len(speech), 160) for u in cutter.feed(speech[i:i + 160])] == []
-    assert cutter.close() is not None
+    assert [u for i in range(0, len(speech), 160) for u in cutter.feed(speech[i:i + 160]) if u.final] == []
+    last = cutter.close()
+    assert last is not None and last.final
 
 
 @pytest.fixture(scope="module")
@@ -236,8 +237,12 @@ def test_listen_bench_reports_speed_latency_and_memory(app_config: dict[str, obj
                                                     "--json", str(out)])
         assert result.exit_code == 0, result.output
         [run] = json.loads(out.read_text())["runs"]
-        assert run["calls"] == 1 and run["utterances"] >= 1
-        assert run["rtf_p50"] > 0 and run["latency_ms_p50"] > 0 and run["peak_rss_mb"] > 50
+        assert run["calls"] == 1 and run["utterances"] == 1
+        assert (run["split"], run["lost"]) == (0, 0)
+        assert run["latency_from_true_end_ms"]["p50"] > 0 and run["queue_wait_ms"]["max"] is not None
+        # the true end of speech comes before the end of the recording's trailing silence
+        assert run["latency_from_true_end_ms"]["p50"] > run["latency_from_last_frame_ms"]["p50"]
+        assert 0 <= run["wer"] <= 1 and run["cpu_per_audio_s"] > 0 and run["peak_rss_mb"] > 50
     finally:
         app.extensions["lifeline"].close()
 
