@@ -17,6 +17,7 @@ from .config import Settings, load_settings
 from .errors import StoreError, WebhookError, error_response
 from .menu import Menu, load_menu
 from .outbox import CommandSender
+from .sanitize import FiniteJSONProvider
 from .security import WebhookVerifier
 from .service import CallService
 from .store import SqlStore
@@ -67,6 +68,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         load_dotenv(Path.cwd() / ".env", override=False)
     app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    app.json = FiniteJSONProvider(app)
     settings = load_settings(config, Path(app.instance_path))
     menu = load_menu(settings.ivr_path)
     rules = load_rules(settings.rules_path)

@@ -10,6 +10,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 from .errors import error_response
+from .events import ID_MAX
+from .sanitize import clean_text
 
 bp = Blueprint("api", __name__)
 
@@ -64,7 +66,10 @@ def dashboard() -> ResponseReturnValue:
 def call_detail(call_control_id: str) -> ResponseReturnValue:
     """One call: its record, decisions, transfers, messages, events and commands."""
     store = current_app.extensions["lifeline"].store
-    call = store.get_call(call_control_id)
+    # An id no call can have (a NUL, a lone surrogate, past the column) is not looked up at all:
+    # PostgreSQL would refuse the NUL with an error instead of "not found".
+    storable = clean_text(call_control_id) == call_control_id and len(call_control_id) <= ID_MAX
+    call = store.get_call(call_control_id) if storable else None
     if call is None:
         return error_response(404, f"no call {call_control_id!r}")
     return jsonify(

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import StoreError
+from ..sanitize import clean_text, finite_or_none
 from . import schema
 from .base import CallStore, StoreTx
 from .records import CallRecord, CallStatus, Command, CommandStatus, Message, OutboxEntry, TransferRecord
@@ -35,7 +36,7 @@ class SqlStoreTx(StoreTx):
         insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
         first_key = next(iter(table.primary_key.columns))
         # RETURNING, not rowcount: psycopg 3 reports rowcount -1 for this statement.
-        statement = insert(table).values(**values).on_conflict_do_nothing().returning(first_key)
+        statement = insert(table).values(**storable(table, values)).on_conflict_do_nothing().returning(first_key)
         return self._conn.execute(statement).first() is not None
 
     def record_event(self, event_id: str, event_type: str, call_control_id: str | None,
@@ -64,11 +65,11 @@ class SqlStoreTx(StoreTx):
         if unknown:
             raise StoreError(f"unknown call fields {sorted(unknown)}")
         values.setdefault("updated_at", time.time())
-        self._conn.execute(update(schema.calls)
-                           .where(schema.calls.c.call_control_id == call_control_id).values(**values))
+        self._conn.execute(update(schema.calls).where(schema.calls.c.call_control_id == call_control_id)
+                           .values(**storable(schema.calls, values)))
 
     def add_transfer(self, transfer: TransferRecord) -> None:
-        self._conn.execute(schema.transfers.insert().values(**asdict(transfer)))
+        self._conn.execute(schema.transfers.insert().values(**storable(schema.transfers, asdict(transfer))))
 
     def transfers(self, call_control_id: str) -> list[TransferRecord]:
         return _transfers(self._conn, call_control_id)
@@ -87,7 +88,7 @@ class SqlStoreTx(StoreTx):
         values.setdefault("updated_at", time.time())
         self._conn.execute(update(schema.transfers).where(
             schema.transfers.c.call_control_id == call_control_id,
-            schema.transfers.c.attempt == attempt).values(**values))
+            schema.transfers.c.attempt == attempt).values(**storable(schema.transfers, values)))
 
     def enqueue(self, commands: Sequence[Command]) -> None:
         now = time.time()
@@ -114,9 +115,9 @@ class SqlStoreTx(StoreTx):
 
     def add_decision(self, call_control_id: str, rule: str, reason: str,
                      evidence: list[dict[str, Any]]) -> None:
-        self._conn.execute(schema.decisions.insert().values(
-            call_control_id=call_control_id, rule=rule, reason=reason[:255],
-            evidence=json.dumps(evidence), decided_at=time.time()))
+        self._conn.execute(schema.decisions.insert().values(**storable(schema.decisions, {
+            "call_control_id": call_control_id, "rule": rule, "reason": reason,
+            "evidence": json.dumps(evidence), "decided_at": time.time()})))
 
     def calls_to_sweep(self, swept_before: float, limit: int) -> list[CallRecord]:
         calls = schema.calls.c
@@ -212,9 +213,9 @@ class SqlStore(CallStore):
     def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> None:
         with self._write() as conn:
             conn.execute(update(schema.commands).where(schema.commands.c.command_id == command_id)
-                             .values(status=status, attempts=attempts,
-                                     last_error=error[:500] if error else None,
-                                     updated_at=time.time()))
+                             .values(**storable(schema.commands, {
+                                 "status": status, "attempts": attempts, "last_error": error,
+                                 "updated_at": time.time()})))
 
     def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
         cutoff = time.time() - older_than_s
@@ -238,6 +239,20 @@ class SqlStore(CallStore):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def storable(table: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Values both databases accept: clean text cut to its column, non-finite floats as NULL."""
+    result = dict(values)
+    for name, value in values.items():
+        if isinstance(value, str):
+            value = clean_text(value)
+            length = getattr(table.c[name].type, "length", None)
+            # Keys are never cut (two ids must not merge); callers refuse over-long ids first.
+            result[name] = value[:length] if length and not table.c[name].primary_key else value
+        elif isinstance(value, float):
+            result[name] = finite_or_none(value)
+    return result
 
 
 def _make_engine(url: str, schema_name: str | None) -> Engine:
