@@ -19,7 +19,7 @@ from transfer.rules import Decision, RuleSet
 from .context import CallContext
 from .events import CallEvent, encode_client_state
 from .menu import AFTER_AGENTS, GOODBYE, VOICEMAIL_MAX_S
-from .security import mask_digits
+from .masking import mask_digits, masked_payload as _masked_payload
 from .store import CallRecord, CallStatus, TransferRecord, TransferStatus
 
 log = logging.getLogger(__name__)
@@ -312,11 +312,5 @@ def _caller_hung_up(ctx: CallContext, svc: Services, call: CallRecord) -> None:
 
 
 def masked_payload(event: CallEvent) -> dict[str, object]:
-    """The event payload as we keep it for audit: digit strings masked."""
-    payload = dict(event.payload)
-    if isinstance(payload.get("digits"), str):
-        payload["digits"] = mask_digits(payload["digits"])
-    data = payload.get("transcription_data")
-    if isinstance(data, dict) and isinstance(data.get("transcript"), str):
-        payload["transcription_data"] = {**data, "transcript": mask_digits(data["transcript"])}
-    return payload
+    """The event payload as we keep it for audit (see ivr.masking)."""
+    return _masked_payload(event.type, event.payload)

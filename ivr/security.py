@@ -1,10 +1,9 @@
-"""Telnyx webhook signatures (Ed25519 over "{timestamp}|{raw body}") and masking of digits."""
+"""Telnyx webhook signatures (Ed25519 over "{timestamp}|{raw body}")."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 import time
 from collections.abc import Mapping
 
@@ -15,7 +14,6 @@ from .errors import SignatureError
 
 SIGNATURE_HEADER = "telnyx-signature-ed25519"
 TIMESTAMP_HEADER = "telnyx-timestamp"
-_DIGIT_RUN = re.compile(r"\d(?:[\s-]?\d){3,}")
 
 
 class WebhookVerifier:
@@ -50,11 +48,6 @@ def sign(key: SigningKey, body: bytes, timestamp: int) -> dict[str, str]:
     """Headers Telnyx would send with this body (used by the emulator and tests)."""
     signed = key.sign(str(timestamp).encode() + b"|" + body).signature
     return {SIGNATURE_HEADER: base64.b64encode(signed).decode(), TIMESTAMP_HEADER: str(timestamp)}
-
-
-def mask_digits(text: str) -> str:
-    """Mask runs of four or more digits (card numbers, PINs) before they are stored or logged."""
-    return _DIGIT_RUN.sub(lambda m: re.sub(r"\d", "#", m.group()), text)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
