@@ -90,10 +90,12 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
                                                                    confidence), state=calls)
     engine.warm()
 
-    from . import api, media, webhooks
+    from . import api, console, media, webhooks
+    console.configure_sessions(app, settings)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(console.bp)
     _register_errors(app)
 
     from simulator.cli import register as register_simulator

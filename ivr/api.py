@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import asdict
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
+from .console import signed_in, token_matches
 from .errors import error_response
 from .events import ID_MAX
 from .sanitize import clean_text
@@ -21,15 +21,20 @@ def require_token() -> ResponseReturnValue | None:
     """Call records hold callers' numbers and words: only holders of LIFELINE_API_TOKEN see them."""
     if request.endpoint == "api.health":
         return None
+    if "token" in request.args:
+        # A token in a URL is written to access logs, proxies and browser history.
+        return error_response(400, "the API token is not accepted in the URL: send it as "
+                                   "'Authorization: Bearer <token>', or sign in at /dashboard")
     expected = current_app.extensions["lifeline"].settings.api_token
     if not expected:
         return error_response(403, "the calls API is off: set LIFELINE_API_TOKEN and send it as "
-                                   "'Authorization: Bearer <token>' (or ?token= for the dashboard)")
+                                   "'Authorization: Bearer <token>'")
     header = request.headers.get("Authorization", "")
-    given = header[7:] if header.startswith("Bearer ") else request.args.get("token", "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        return error_response(403, "wrong or missing API token")
-    return None
+    if header.startswith("Bearer ") and token_matches(header[7:], expected):
+        return None
+    if not header and signed_in(expected):
+        return None
+    return error_response(403, "wrong or missing API token")
 
 
 @bp.get("/healthz")
@@ -54,12 +59,6 @@ def list_calls() -> ResponseReturnValue:
         return error_response(400, "limit must be a whole number from 1 to 500")
     calls = store.list_calls(limit=limit, active_only=request.args.get("active") in ("1", "true"))
     return jsonify(calls=[asdict(c) for c in calls])
-
-
-@bp.get("/dashboard")
-def dashboard() -> ResponseReturnValue:
-    """A page that watches live calls (it reads the API with the same token)."""
-    return render_template("dashboard.html")
 
 
 @bp.get("/api/calls/<path:call_control_id>")
