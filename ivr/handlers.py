@@ -19,6 +19,7 @@ from transfer.rules import Decision, RuleSet
 from .context import CallContext
 from .events import CallEvent, encode_client_state
 from .menu import AFTER_AGENTS, GOODBYE, VOICEMAIL_MAX_S
+from .lock_order import lock_caller_of
 from .masking import mask_digits, masked_payload as _masked_payload
 from .store import CallRecord, CallStatus, TransferRecord, TransferStatus
 
@@ -53,7 +54,8 @@ def on_initiated(ctx: CallContext, svc: Services) -> None:
                      client_state=encode_client_state({"role": "caller"}),
                      **svc.engine.answer_options(event.call_control_id))
         return
-    transfer = _agent_transfer(ctx)
+    found = _agent_transfer(ctx)
+    transfer = lock_caller_of(ctx.tx, found)[1] if found is not None else None  # see ivr.lock_order
     if transfer is not None and transfer.agent_call_control_id is None:
         ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
                                agent_call_control_id=event.call_control_id,
@@ -185,6 +187,7 @@ def on_hangup(ctx: CallContext, svc: Services) -> None:
         return
     if ctx.event.hangup_cause == "originator_cancel":
         # The caller's side went away first (its own hangup may not be processed yet).
+        lock_caller_of(ctx.tx, transfer)
         ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
                                status=TransferStatus.CANCELLED, hangup_cause="originator_cancel")
         return
@@ -195,10 +198,14 @@ def on_hangup(ctx: CallContext, svc: Services) -> None:
 def agent_failed(ctx: CallContext, svc: Services, transfer: TransferRecord, cause: str,
                  agent_call_control_id: str | None = None) -> None:
     """An agent did not take the call: try the next one, or apologise and offer menu or voicemail."""
+    # The caller's row first, then the transfer (ivr.lock_order): the caller's own hangup takes
+    # them in that order, and the opposite order deadlocks with it on PostgreSQL.
+    caller, current = lock_caller_of(ctx.tx, transfer)
+    if current is None or current.status not in _OPEN_TRANSFER:
+        return  # the caller's hangup (or another delivery) closed this attempt while we waited
     ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt, status=TransferStatus.FAILED,
                            hangup_cause=cause,
                            agent_call_control_id=agent_call_control_id or transfer.agent_call_control_id)
-    caller = ctx.tx.get_call(transfer.call_control_id)
     if caller is None or not caller.is_active:
         return
     log.info("agent %s did not take %s (%s)", transfer.to_number, caller.call_control_id, cause)

@@ -7,9 +7,11 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from flask import Flask
 
@@ -71,6 +73,19 @@ def live() -> Iterator[Simulation]:
     """The app served on loopback with its own emulator sending real signed webhooks."""
     with Simulation({"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": "test-token"}, speed=20) as sim:
         yield sim
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A throw-away PostgreSQL schema; yields a DATABASE_URL whose search_path points at it."""
+    schema = f"lifeline_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 WebhookFactory = Callable[..., tuple[bytes, dict[str, str]]]

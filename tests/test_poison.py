@@ -11,10 +11,10 @@ import math
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from flask import Flask
 
@@ -22,6 +22,7 @@ from ivr import create_app
 from ivr.security import sign
 from simulator.emulator import Emulator
 
+from .conftest import postgres_schema
 from .test_store_contract import postgres_url_or_skip
 
 CCID = "v3:poison-1"
@@ -35,19 +36,12 @@ def poison_app(request: pytest.FixtureRequest, app_config: dict[str, object],
                tmp_path: Path) -> Iterator[Flask]:
     """An app on each database, wired to the emulator."""
     config = {**app_config, "LIFELINE_API_TOKEN": "t0ken"}
-    schema = None
-    if request.param == "postgres":
-        url = postgres_url_or_skip()
-        schema = f"lifeline_poison_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        config["DATABASE_URL"] = f"{url}?options=-csearch_path%3D{schema}"
-    application = create_app(config)
-    yield application
-    application.extensions["lifeline"].close()
-    if schema is not None:
-        with psycopg.connect(postgres_url_or_skip(), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with ExitStack() as stack:
+        if request.param == "postgres":
+            config["DATABASE_URL"] = stack.enter_context(postgres_schema(postgres_url_or_skip()))
+        application = create_app(config)
+        yield application
+        application.extensions["lifeline"].close()
 
 
 def deliver(app: Flask, emulator: Emulator, body: bytes | str) -> Any:
