@@ -80,6 +80,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         engine=engine, scorer=SentimentScorer(), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
     calls = CallService(store, menu, sender, services)
+    sender.on_call_ended(calls.call_gone)
     monitor = Monitor(store, sender, telnyx, menu, services, settings.sweep_interval_s,
                       settings.transfer_timeout_s, settings.stale_call_s, calls)
     app.extensions["lifeline"] = Lifeline(

@@ -180,10 +180,14 @@ def on_hangup(ctx: CallContext, svc: Services) -> None:
     """Close the caller's call, or move on when an agent's leg ended before it was bridged."""
     call = _caller(ctx)
     if call is not None:
-        _caller_hung_up(ctx, svc, call)
+        close_call(ctx, svc, call, ctx.event.hangup_cause)
         return
     transfer = _agent_transfer(ctx)
-    if transfer is None or transfer.status not in _OPEN_TRANSFER:
+    if transfer is None:
+        if (ctx.event.client_state or {}).get("role") != "agent":
+            _hung_up_before_initiated(ctx)
+        return
+    if transfer.status not in _OPEN_TRANSFER:
         return
     if ctx.event.hangup_cause == "originator_cancel":
         # The caller's side went away first (its own hangup may not be processed yet).
@@ -303,13 +307,29 @@ def _goodbye(ctx: CallContext, call: CallRecord, lead_in: str | None) -> None:
     ctx.send("speak", call.call_control_id, f"goodbye:{ctx.event.id}", **ctx.menu.speak(text))
 
 
-def _caller_hung_up(ctx: CallContext, svc: Services, call: CallRecord) -> None:
+def _hung_up_before_initiated(ctx: CallContext) -> None:
+    """Webhooks can arrive out of order: keep the hangup, so a late `call.initiated` finds the
+    call closed and does not answer (or keep open) a leg that is already gone."""
+    event = ctx.event
+    if not event.call_control_id:
+        return
+    now = time.time()
+    ctx.tx.insert_call(CallRecord(
+        call_control_id=event.call_control_id, call_session_id=event.call_session_id,
+        call_leg_id=event.call_leg_id, from_number=event.from_, to_number=event.to,
+        status=CallStatus.ENDED, created_at=now, updated_at=now, outcome="abandoned",
+        hangup_cause=event.hangup_cause or "hangup_before_initiated", ended_at=now))
+
+
+def close_call(ctx: CallContext, svc: Services, call: CallRecord, cause: str | None,
+               outcome: str | None = None) -> None:
+    """The caller's leg is gone (hangup, 90018, or found dead): close it and release its agents."""
     if not call.is_active:
         return
-    outcome = {CallStatus.TRANSFERRED: "transferred", CallStatus.VOICEMAIL: "voicemail",
-               CallStatus.TRANSFERRING: "abandoned"}.get(call.status, "completed")
+    outcome = outcome or {CallStatus.TRANSFERRED: "transferred", CallStatus.VOICEMAIL: "voicemail",
+                          CallStatus.TRANSFERRING: "abandoned"}.get(call.status, "completed")
     ctx.tx.update_call(call.call_control_id, status=CallStatus.ENDED, outcome=outcome,
-                       hangup_cause=ctx.event.hangup_cause, ended_at=time.time(), pending=None)
+                       hangup_cause=cause, ended_at=time.time(), pending=None)
     for transfer in _open_transfers(ctx, call):
         ctx.tx.update_transfer(call.call_control_id, transfer.attempt, status=TransferStatus.CANCELLED)
         if transfer.agent_call_control_id:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .serial import KeyedSerialExecutor
 from .store import CallStore, Command, CommandStatus
@@ -19,6 +19,11 @@ class CommandSender:
         self._store = store
         self._telnyx = telnyx
         self._executor = KeyedSerialExecutor(workers, "lifeline-cmd")
+        self._call_ended: Callable[[str, str], object] | None = None
+
+    def on_call_ended(self, callback: Callable[[str, str], object]) -> None:
+        """Call `callback(call_control_id, cause)` when Telnyx answers a command with 90018."""
+        self._call_ended = callback
 
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue commands that their unit of work has already committed to the outbox."""
@@ -28,6 +33,10 @@ class CommandSender:
     def _send(self, command: Command) -> None:
         outcome = self._telnyx.send(command)
         self._store.mark_command(command.command_id, outcome.status, outcome.attempts, outcome.error)
+        if outcome.status == CommandStatus.CALL_ENDED and self._call_ended is not None:
+            # Any command can be the first to learn the leg is gone (its hangup may be late or
+            # lost): close the call now instead of leaving it open until the stale sweep.
+            self._call_ended(command.call_control_id, "call_ended_90018")
         if outcome.status == CommandStatus.PENDING:
             log.error("%s on %s still failing after %d attempts; the sweep will resend it",
                       command.name, command.call_control_id, outcome.attempts)

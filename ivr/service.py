@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from .context import CallContext
 from .events import CallEvent
-from .handlers import HANDLERS, Services, hear, listening_lost, masked_payload
+from .handlers import HANDLERS, Services, close_call, hear, listening_lost, masked_payload
 from .menu import Menu
 from .outbox import CommandSender
-from .store import CallStore
+from .store import CallRecord, CallStore
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,25 @@ class CallService:
         """The media stream of a call ended while the call was still up."""
         self._internal(call_control_id, "lifeline.stream_lost",
                        lambda ctx, call: listening_lost(ctx, self._services, call, why))
+
+    def call_gone(self, call_control_id: str, cause: str,
+                  outcome: Callable[[CallRecord], str] | None = None,
+                  unchanged_since: float | None = None) -> bool:
+        """Telnyx says the leg is over (90018, or not alive): close the call; True if it was open.
+
+        With `unchanged_since`, only a call whose record has not moved since then is closed (the
+        sweeper's answer may be stale by the time it arrives).
+        """
+        closed: list[bool] = []
+
+        def close(ctx: CallContext, call: CallRecord) -> None:
+            if not call.is_active or (unchanged_since is not None and call.updated_at != unchanged_since):
+                return
+            close_call(ctx, self._services, call, cause, outcome(call) if outcome else None)
+            closed.append(True)
+
+        self._internal(call_control_id, "lifeline.call_gone", close)
+        return bool(closed)
 
     def _internal(self, call_control_id: str, kind: str, action) -> None:  # type: ignore[no-untyped-def]
         """Run an action for a call in a unit of work of its own, as if it were an event."""

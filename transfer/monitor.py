@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -30,6 +31,13 @@ log = logging.getLogger(__name__)
 SchedulerT = TypeVar("SchedulerT", BackgroundScheduler, BlockingScheduler)
 BATCH = 100
 STUCK_GRACE_S = 30.0
+# Liveness checks towards Telnyx: at most 4/s per sweeper, 20 per sweep (a 5 s interval).
+STALE_CHECKS_PER_SWEEP = 20
+STALE_CHECK_SPACING_S = 0.25
+
+
+def _lost_outcome(call: CallRecord) -> str:
+    return "transferred" if call.status == CallStatus.TRANSFERRED else "lost"
 
 
 @dataclass
@@ -49,7 +57,8 @@ class Monitor:
 
     def __init__(self, store: CallStore, sender: CommandSender, telnyx: TelnyxCommands, menu: Menu,
                  services: Services, interval_s: float, transfer_timeout_s: float,
-                 stale_after_s: float, calls: CallService) -> None:
+                 stale_after_s: float, calls: CallService,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._store = store
         self._sender = sender
         self._telnyx = telnyx
@@ -60,6 +69,7 @@ class Monitor:
         self.resend_after_s = max(10.0, interval_s)
         self._stuck_after_s = transfer_timeout_s + STUCK_GRACE_S
         self._stale_after_s = stale_after_s
+        self._sleep = sleep
         self._scheduler: BackgroundScheduler | None = None
 
     def sweep(self, now: float | None = None) -> SweepReport:
@@ -117,21 +127,27 @@ class Monitor:
         return fetched
 
     def _close_lost_calls(self, now: float) -> int:
-        """Close calls that have been silent for long and that Telnyx says are over."""
+        """Close calls that have been silent for long and that Telnyx says are over.
+
+        Every active call is covered, oldest check first, and each is asked about once per
+        stale period across all sweepers: the sweeper stamps `checked_at` on the rows it takes
+        (locked, SKIP LOCKED on PostgreSQL) before it asks. Towards Telnyx each sweeper asks at
+        most STALE_CHECKS_PER_SWEEP times per sweep, STALE_CHECK_SPACING_S apart.
+        """
+        idle_before = now - self._stale_after_s
+        with self._store.unit() as tx:
+            idle = tx.calls_to_check(idle_before, STALE_CHECKS_PER_SWEEP)
+            for call in idle:
+                tx.update_call(call.call_control_id, checked_at=now, updated_at=call.updated_at)
         closed = 0
-        idle = [c for c in self._store.list_calls(limit=BATCH, active_only=True)
-                if now - c.updated_at > self._stale_after_s]
-        for call in idle:
+        for n, call in enumerate(idle):
+            if n:
+                self._sleep(STALE_CHECK_SPACING_S)
             if self._telnyx.is_alive(call.call_control_id) is not False:
                 continue
-            with self._store.unit() as tx:
-                fresh = tx.get_call(call.call_control_id)
-                if fresh is None or not fresh.is_active or fresh.updated_at != call.updated_at:
-                    continue
-                outcome = "transferred" if fresh.status == CallStatus.TRANSFERRED else "lost"
-                tx.update_call(call.call_control_id, status=CallStatus.ENDED, outcome=outcome,
-                               hangup_cause="lost", ended_at=now)
-            closed += 1
+            if self._calls.call_gone(call.call_control_id, "lost", outcome=_lost_outcome,
+                                     unchanged_since=call.updated_at):
+                closed += 1
         return closed
 
     def start(self) -> None:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -127,6 +127,16 @@ class SqlStoreTx(StoreTx):
                  .order_by(calls.created_at).limit(limit))
         if self._dialect == "postgresql":
             # Another instance's sweeper skips the rows this one holds instead of waiting for them.
+            query = query.with_for_update(skip_locked=True)
+        return [CallRecord(**dict(r)) for r in self._conn.execute(query).mappings()]
+
+    def calls_to_check(self, idle_before: float, limit: int) -> list[CallRecord]:
+        calls = schema.calls.c
+        query = (select(schema.calls)
+                 .where(calls.status != CallStatus.ENDED, calls.updated_at < idle_before,
+                        (calls.checked_at.is_(None)) | (calls.checked_at < idle_before))
+                 .order_by(func.coalesce(calls.checked_at, 0.0), calls.updated_at).limit(limit))
+        if self._dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return [CallRecord(**dict(r)) for r in self._conn.execute(query).mappings()]
 
