@@ -5,6 +5,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from ivr.errors import ConfigError
+
 from .base import ListeningEngine
 
 if TYPE_CHECKING:
@@ -16,8 +18,6 @@ ENGINES = {"telnyx": "insight.telnyx:TelnyxTranscription", "local": "insight.loc
 
 def make_engine(settings: Settings) -> ListeningEngine:
     """Build the engine LIFELINE_ENGINE names."""
-    from ivr.errors import ConfigError
-
     target = ENGINES.get(settings.engine)
     if target is None:
         raise ConfigError(f"LIFELINE_ENGINE={settings.engine} is not available: choose one of "

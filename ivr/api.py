@@ -13,7 +13,7 @@ from .errors import error_response
 from .events import ID_MAX
 from .sanitize import clean_text
 
-bp = Blueprint("api", __name__)
+bp = Blueprint("api", __name__, template_folder="templates")
 
 
 @bp.before_request

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,15 +23,20 @@ def command_id_for(call_control_id: str, step: str) -> str:
 
 @dataclass
 class CallContext:
-    """The event being handled, the unit of work, and the commands it will send on commit."""
+    """The event being handled, the unit of work, and what it will do once it has committed."""
 
     tx: StoreTx
     event: CallEvent
     menu: Menu
     commands: list[Command] = field(default_factory=list)
+    effects: list[Callable[[], None]] = field(default_factory=list)
 
     def send(self, name: str, call_control_id: str, step: str, **params: Any) -> Command:
         """Queue a command; it goes to the outbox with this unit of work."""
         command = Command(command_id_for(call_control_id, step), call_control_id, name, params)
         self.commands.append(command)
         return command
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Run an effect on another system (an engine, Symbl) only if this unit of work commits."""
+        self.effects.append(effect)

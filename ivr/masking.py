@@ -10,6 +10,7 @@ a keyed digit is never stored at all (the handler acts on it; the audit keeps th
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 MASK = "#"
@@ -33,11 +34,12 @@ def _mask_run(match: re.Match[str]) -> str:
     return _PART.sub(MASK, run)
 
 
-def masked_payload(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The event payload as it is kept for audit: digit strings masked, keyed digits dropped."""
+def masked_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The event payload as it is kept for audit: digit strings masked, keyed digits hidden."""
     kept = dict(payload)
-    if event_type == "call.dtmf.received" and "digit" in kept:
-        # One key per event: masking by run length cannot see a PIN typed 4-1-1-1.
+    if "digit" in kept:
+        # `digit` is one key of call.dtmf.received: masking by run length cannot see a PIN
+        # typed 4-1-1-1 across four events, so no keyed digit is kept at all.
         kept["digit"] = MASK
     if isinstance(kept.get("digits"), str):
         kept["digits"] = mask_digits(kept["digits"])

@@ -9,19 +9,19 @@ from typing import Any
 from .errors import ConfigError
 from .yamlfile import read_yaml
 
-OPERATOR_DIGIT = "0"
+OPERATOR_DIGIT = "0"  # the operator in every menu; acted on when pressed (a `dtmf` rule or the menu's 0)
 _DIGITS = set("0123456789*#")
 _TOP_KEYS = {"voice", "language", "greeting", "start", "retries", "timeout_ms", "invalid",
              "no_input", "goodbye", "no_agent", "offer_message", "leave_message", "menus"}
 _OPTION_KINDS = ("menu", "say", "transfer", "goodbye")
 GOODBYE = "goodbye"
-AFTER_AGENTS = "_after_agents"  # the built-in choice offered when no agent took the call
+AFTER_AGENTS = "_after_agents"  # the built-in menu offered when no agent took the call
 VOICEMAIL_MAX_S = 120
 
 
 @dataclass(frozen=True)
 class Option:
-    """What one key does: open a menu, say something, transfer, or say goodbye."""
+    """What one key does: open a menu, say something, transfer, leave a message, or say goodbye."""
 
     kind: str
     target: str | None = None
@@ -35,6 +35,12 @@ class MenuNode:
     name: str
     prompt: str
     options: dict[str, Option]
+    operator_key: bool = True  # whether 0 is offered for the operator
+
+    @property
+    def keys(self) -> str:
+        """The keys this menu accepts, in order."""
+        return "".join(sorted(set(self.options) | ({OPERATOR_DIGIT} if self.operator_key else set())))
 
 
 @dataclass(frozen=True)
@@ -56,30 +62,26 @@ class Menu:
     nodes: dict[str, MenuNode]
 
     def has(self, node: str | None) -> bool:
-        """Whether a call can be at this menu (one of the file's, or the after-agents choice)."""
-        return node == AFTER_AGENTS or node in self.nodes
+        """Whether a call can be at this menu (one of the file's, or the built-in after-agents one)."""
+        return node in self.nodes
 
     def option(self, node: str, digits: str) -> Option | None:
-        """The option behind a key press; `0` is the operator in every menu."""
-        if node == AFTER_AGENTS:
-            return {"1": Option("menu", target=self.start), "2": Option("voicemail")}.get(digits)
-        found = self.nodes[node].options.get(digits)
-        if found is None and digits == OPERATOR_DIGIT:
-            return Option("transfer", text="caller pressed 0 for the operator")
-        return found
+        """The option behind a key press in a menu."""
+        return self.nodes[node].options.get(digits)
+
+    def operator(self, node: str | None) -> Option:
+        """What the operator key does in a menu: its own `0` option, or the default transfer."""
+        found = self.nodes[node].options.get(OPERATOR_DIGIT) if node in self.nodes else None
+        return found or Option("transfer", text="caller pressed 0 for the operator")
 
     def gather(self, node: str, lead_in: str | None = None) -> dict[str, Any]:
         """Parameters of the gather_using_speak that opens a menu, after an optional lead-in."""
-        if node == AFTER_AGENTS:
-            prompt, keys = self.offer_message, ["1", "2"]
-        else:
-            prompt = self.nodes[node].prompt
-            keys = sorted(set(self.nodes[node].options) | {OPERATOR_DIGIT})
+        prompt = self.nodes[node].prompt
         return {
             "payload": f"{lead_in} {prompt}" if lead_in else prompt,
             "voice": self.voice,
             "language": self.language,
-            "valid_digits": "".join(keys),
+            "valid_digits": self.nodes[node].keys,
             "minimum_digits": 1,
             "maximum_digits": 1,
             # Lifeline counts retries itself so that the bound is visible and configurable.
@@ -129,6 +131,8 @@ def _build(document: object, problems: list[str]) -> Menu | None:
         problems.append("`menus` must map menu names to {prompt, options}")
         raw_menus = {}
     nodes = {str(name): _node(str(name), body, problems) for name, body in raw_menus.items()}
+    if AFTER_AGENTS in nodes:
+        problems.append(f"menus.{AFTER_AGENTS}: the name is reserved for the built-in after-agents menu")
     start = text("start", "main")
     if start and nodes and start not in nodes:
         problems.append(f"`start: {start}` names no menu; menus are {sorted(nodes)}")
@@ -142,6 +146,13 @@ def _build(document: object, problems: list[str]) -> Menu | None:
         unreachable = set(nodes) - _reachable(start, nodes)
         if unreachable:
             problems.append(f"menus {sorted(unreachable)} cannot be reached from `start: {start}`")
+    offer_message = text("offer_message", "To go back to the menu, press 1. "
+                                          "To leave a message after the tone, press 2.")
+    # Offered when no agent took the call: a menu like the file's, built here, without 0
+    # (the transfer was already spent) and not reachable from `start`.
+    nodes[AFTER_AGENTS] = MenuNode(AFTER_AGENTS, offer_message,
+                                   {"1": Option("menu", target=start), "2": Option("voicemail")},
+                                   operator_key=False)
     menu = Menu(
         voice=text("voice", "AWS.Polly.Joanna-Neural"),
         language=text("language", "en-US"),
@@ -153,8 +164,7 @@ def _build(document: object, problems: list[str]) -> Menu | None:
         no_input=text("no_input", "Sorry, I did not hear a choice."),
         goodbye=text("goodbye", "Thank you for calling. Goodbye."),
         no_agent=text("no_agent", "Sorry, nobody is available to take your call right now."),
-        offer_message=text("offer_message", "To go back to the menu, press 1. "
-                                            "To leave a message after the tone, press 2."),
+        offer_message=offer_message,
         leave_message=text("leave_message", "Please leave your message after the tone, then hang up."),
         nodes=nodes,
     )

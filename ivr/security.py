@@ -56,3 +56,4 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         lowered = {k.lower(): v for k, v in headers.items()}
         value = lowered.get(name)
     return value.strip() if value else None
+

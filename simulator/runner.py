@@ -13,6 +13,8 @@ from typing import Any
 
 from flask import Flask
 
+from lifeline import create_app
+
 from .caller import CallResult, play
 from .emulator import Emulator
 from .scenario import Scenario
@@ -33,8 +35,6 @@ class Simulation:
         self.config: dict[str, object] = {}
 
     def __enter__(self) -> Simulation:
-        from ivr import create_app
-
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._emulator_server = ServerThread(emulator_app(self.emulator)).start()
         self.emulator.base_url = self._emulator_server.url
@@ -65,8 +65,6 @@ class Simulation:
 
     def restart_app(self) -> Flask:
         """Stop the app as a crash or deploy would, and serve a new one on the same port and data."""
-        from ivr import create_app
-
         if self.app is not None:
             self.app.extensions["lifeline"].close()
         self.app = create_app(self.config)

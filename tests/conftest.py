@@ -15,8 +15,9 @@ import psycopg
 import pytest
 from flask import Flask
 
-from ivr import create_app
+from lifeline import create_app
 from ivr.security import sign
+from simulator.cli import register as register_simulator
 from simulator.emulator import Emulator
 from simulator.runner import Simulation
 from simulator.server import ServerThread, emulator_app
@@ -62,8 +63,12 @@ def app_config(emulator: Emulator, tmp_path: Path) -> dict[str, object]:
 
 @pytest.fixture
 def app(app_config: dict[str, object]) -> Iterator[Flask]:
-    """An app wired to the emulator (commands reach it over HTTP; webhooks come from tests)."""
+    """An app wired to the emulator (commands reach it over HTTP; webhooks come from tests).
+
+    The simulator's commands are added as `app.py` adds them, so `flask simulate` can be invoked.
+    """
     application = create_app(app_config)
+    register_simulator(application)
     yield application
     application.extensions["lifeline"].close()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr import create_app
+from lifeline import create_app
 from ivr.config import load_settings
 from ivr.errors import ConfigError
 

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ivr import create_app
+from lifeline import create_app
 
 TOKEN = "s3cret-token-value"
 

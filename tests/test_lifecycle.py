@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from ivr import create_app
+from lifeline import create_app
 from ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
 from simulator.emulator import Emulator, Fault
 from simulator.runner import Simulation
-from transfer import monitor as monitor_module
+from calls import monitor as monitor_module
 
 from .conftest import WebhookFactory, wait_until
 from .test_call_flow import settle, start_call, store

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from ivr import create_app
+from lifeline import create_app
 from ivr.events import encode_client_state
 from ivr.store import CallRecord, CallStatus, TransferRecord, TransferStatus
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ivr.errors import ConfigError
-from ivr.menu import Option, load_menu
+from ivr.menu import AFTER_AGENTS, Option, load_menu
 
 from .conftest import ROOT
 
@@ -36,14 +36,30 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_example_menu_loads() -> None:
     menu = load_menu(ROOT / "examples" / "ivr.yaml")
-    assert set(menu.nodes) == {"main", "balance", "cards"}
+    assert set(menu.nodes) == {"main", "balance", "cards", AFTER_AGENTS}
     assert menu.option("main", "3") == Option("menu", target="cards")
 
 
 def test_zero_means_operator_in_every_menu_even_when_unlisted(tmp_path: Path) -> None:
     menu = load_menu(write(tmp_path, BASE))
-    assert menu.option("more", "0") == Option("transfer", text="caller pressed 0 for the operator")
+    assert menu.operator("more") == Option("transfer", text="caller pressed 0 for the operator")
     assert menu.gather("more")["valid_digits"] == "*09"
+
+
+def test_the_after_agents_menu_is_an_ordinary_node_without_the_operator(tmp_path: Path) -> None:
+    menu = load_menu(write(tmp_path, BASE))
+    params = menu.gather(AFTER_AGENTS, lead_in="Sorry.")
+    assert params["valid_digits"] == "12"
+    assert params["payload"] == f"Sorry. {menu.offer_message}"
+    assert menu.option(AFTER_AGENTS, "1") == Option("menu", target="main")
+    assert menu.option(AFTER_AGENTS, "2") == Option("voicemail")
+    assert menu.option(AFTER_AGENTS, "0") is None
+
+
+def test_a_file_cannot_take_the_after_agents_name(tmp_path: Path) -> None:
+    text = BASE.replace("menus:\n", f"menus:\n  {AFTER_AGENTS}:\n    prompt: x\n    options: {{\"1\": {{goodbye: true}}}}\n", 1)
+    with pytest.raises(ConfigError, match="reserved"):
+        load_menu(write(tmp_path, text))
 
 
 def test_gather_asks_for_one_key_and_leaves_retries_to_lifeline(tmp_path: Path) -> None:

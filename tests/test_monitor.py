@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from flask import Flask
 
-from ivr import create_app
+from lifeline import create_app
 from ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
 from simulator.emulator import Fault
 from simulator.runner import Simulation

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from ivr import create_app
+from lifeline import create_app
 from ivr.security import sign
 from simulator.emulator import Emulator
 

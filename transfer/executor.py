@@ -13,7 +13,6 @@ from .rules import Decision
 
 log = logging.getLogger(__name__)
 ESCALATION = "transfer"
-_DECIDABLE = (CallStatus.ANSWERING, CallStatus.MENU, CallStatus.ENDING)
 
 
 class TransferExecutor:
@@ -25,14 +24,15 @@ class TransferExecutor:
         self._handoff = handoff
 
     def request(self, ctx: CallContext, call: CallRecord, decision: Decision) -> bool:
-        """Act on a decision unless one was already acted on for this call; True if this one won."""
-        if call.status not in _DECIDABLE:
-            return False
+        """Act on a decision unless one was already acted on for this call; True if this one won.
+
+        Whether the call's status allows a transfer is the state machine's question, asked
+        before this; the caller of this method moves the call to `transferring` when it wins.
+        """
         if not ctx.tx.claim(call.call_control_id, ESCALATION):
             return False
         log.info("transfer of %s decided by %s: %s", call.call_control_id, decision.rule, decision.reason)
         ctx.tx.add_decision(call.call_control_id, decision.rule, decision.reason, decision.evidence)
-        ctx.tx.update_call(call.call_control_id, status=CallStatus.TRANSFERRING, pending=None)
         if self._handoff and call.status != CallStatus.ANSWERING:
             ctx.send("speak", call.call_control_id, f"{ESCALATION}:handoff", **ctx.menu.speak(self._handoff))
         self._dial_agent(ctx, call, 1, decision.reason, decision.rule)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 
-class CallStatus:
-    """Where a caller's leg is in its life (values stored in calls.status)."""
+class CallStatus(StrEnum):
+    """Where a caller's leg is in its life (values stored in calls.status).
+
+    Which status follows which is decided in one place: the transitions table in calls/.
+    """
 
     ANSWERING = "answering"
     MENU = "menu"
@@ -18,7 +22,7 @@ class CallStatus:
     ENDED = "ended"
 
 
-class TransferStatus:
+class TransferStatus(StrEnum):
     """Where one attempt to reach an agent is (values stored in transfers.status)."""
 
     REQUESTED = "requested"
@@ -28,7 +32,7 @@ class TransferStatus:
     CANCELLED = "cancelled"
 
 
-class CommandStatus:
+class CommandStatus(StrEnum):
     """Where one outbox command is (values stored in commands.status)."""
 
     PENDING = "pending"

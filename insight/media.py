@@ -15,10 +15,10 @@ from flask.typing import ResponseReturnValue
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
-from insight.frames import MalformedFrame, MediaFrame, parse_frame
-from insight.local import CallListener, LocalEngine
+from ivr.errors import error_response
 
-from .errors import error_response
+from .frames import MalformedFrame, MediaFrame, parse_frame
+from .local import CallListener, LocalEngine
 
 log = logging.getLogger(__name__)
 bp = Blueprint("media", __name__)

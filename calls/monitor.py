@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -19,13 +18,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from ivr.context import CallContext
-from ivr.events import CallEvent
-from ivr.handlers import Services, agent_failed
-from ivr.menu import Menu
 from ivr.outbox import CommandSender
-from ivr.service import CallService
-from ivr.store import CallRecord, CallStatus, CallStore, Command, TransferStatus
+from ivr.store import CallRecord, CallStatus, CallStore, TransferStatus
 from ivr.telnyx_api import TelnyxCommands
+
+from . import agent
+from .machine import Machine, Trigger
+from .service import CallService
+from .services import Services
+from .unit import UnitOfWork, internal_event
 
 log = logging.getLogger(__name__)
 SchedulerT = TypeVar("SchedulerT", BackgroundScheduler, BlockingScheduler)
@@ -34,10 +35,6 @@ STUCK_GRACE_S = 30.0
 # Liveness checks towards Telnyx: at most 4/s per sweeper, 20 per sweep (a 5 s interval).
 STALE_CHECKS_PER_SWEEP = 20
 STALE_CHECK_SPACING_S = 0.25
-
-
-def _lost_outcome(call: CallRecord) -> str:
-    return "transferred" if call.status == CallStatus.TRANSFERRED else "lost"
 
 
 @dataclass
@@ -55,15 +52,16 @@ class SweepReport:
 class Monitor:
     """Sweeps active calls on a schedule (one job per process)."""
 
-    def __init__(self, store: CallStore, sender: CommandSender, telnyx: TelnyxCommands, menu: Menu,
-                 services: Services, interval_s: float, transfer_timeout_s: float,
-                 stale_after_s: float, calls: CallService,
+    def __init__(self, store: CallStore, sender: CommandSender, telnyx: TelnyxCommands,
+                 units: UnitOfWork, services: Services, machine: Machine, interval_s: float,
+                 transfer_timeout_s: float, stale_after_s: float, calls: CallService,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._store = store
         self._sender = sender
         self._telnyx = telnyx
-        self._menu = menu
+        self._units = units
         self._services = services
+        self._machine = machine
         self._calls = calls
         self.interval_s = interval_s
         self.resend_after_s = max(10.0, interval_s)
@@ -77,31 +75,28 @@ class Monitor:
         report = SweepReport(resent=self._sender.resend_due(older_than_s=self.resend_after_s))
         now = time.time() if now is None else now
         report.polled = self._poll_engine()
+
+        def sweep_batch(ctx: CallContext) -> int:
+            calls = ctx.tx.calls_to_sweep(now - self.interval_s * 0.9, BATCH)
+            for call in calls:
+                self._sweep_call(ctx, call, now, report)
+                ctx.tx.update_call(call.call_control_id, swept_at=now, updated_at=call.updated_at)
+            return len(calls)
+
         while True:
-            commands: list[Command] = []
-            with self._store.unit() as tx:
-                calls = tx.calls_to_sweep(now - self.interval_s * 0.9, BATCH)
-                for call in calls:
-                    event = CallEvent(id=f"sweep-{uuid.uuid4()}", type="lifeline.sweep",
-                                      occurred_at=None, call_control_id=call.call_control_id)
-                    ctx = CallContext(tx=tx, event=event, menu=self._menu)
-                    self._sweep_call(ctx, call, now, report)
-                    tx.update_call(call.call_control_id, swept_at=now, updated_at=call.updated_at)
-                    commands.extend(ctx.commands)
-                tx.enqueue(commands)
-            self._sender.submit(commands)
-            report.swept += len(calls)
-            if len(calls) < BATCH:
+            # One unit of work per batch; command ids include the call, so calls cannot collide.
+            swept = self._units.run(internal_event("lifeline.sweep", None), sweep_batch)
+            report.swept += swept
+            if swept < BATCH:
                 break
         report.closed = self._close_lost_calls(now)
         return report
 
     def _sweep_call(self, ctx: CallContext, call: CallRecord, now: float, report: SweepReport) -> None:
         transfers = ctx.tx.transfers(call.call_control_id)
-        if call.status == CallStatus.MENU and not transfers and call.answered_at:
-            history = ctx.tx.recent_messages(call.call_control_id, self._services.rules.history)
-            decision = self._services.rules.on_tick(history, now - call.answered_at)
-            if decision is not None and self._services.transfers.request(ctx, call, decision):
+        if self._machine.allows(call.status, Trigger.TICK):
+            self._machine.fire(ctx, self._services, call, Trigger.TICK, now=now)
+            if call.status == CallStatus.TRANSFERRING:
                 report.escalated += 1
         for transfer in transfers:
             waiting = transfer.status in (TransferStatus.REQUESTED, TransferStatus.RINGING)
@@ -109,7 +104,7 @@ class Monitor:
                 # Telnyx never reported an outcome for this agent: do not leave the caller hanging.
                 log.warning("transfer %s attempt %d got no outcome in %.0f s; moving on",
                             call.call_control_id, transfer.attempt, now - transfer.updated_at)
-                agent_failed(ctx, self._services, transfer, "no_outcome")
+                agent.failed(ctx, self._services, self._machine, transfer, "no_outcome")
                 report.unstuck += 1
 
     def _poll_engine(self) -> int:
@@ -145,8 +140,7 @@ class Monitor:
                 self._sleep(STALE_CHECK_SPACING_S)
             if self._telnyx.is_alive(call.call_control_id) is not False:
                 continue
-            if self._calls.call_gone(call.call_control_id, "lost", outcome=_lost_outcome,
-                                     unchanged_since=call.updated_at):
+            if self._calls.call_gone(call.call_control_id, "lost", unchanged_since=call.updated_at):
                 closed += 1
         return closed
 

@@ -1,0 +1,100 @@
+"""The agent's leg: the leg a transfer created, from ringing to bridged or failed.
+
+An agent's leg has no call record of its own: it is found through its transfer attempt (our
+`client_state`, or the leg id once known), and what happens on it is a trigger on the
+caller's call.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ivr.context import CallContext
+from ivr.lock_order import lock_caller_of
+from ivr.menu import AFTER_AGENTS
+from ivr.store import CallStatus, TransferRecord, TransferStatus
+
+from .caller import OPEN_TRANSFER, open_menu
+from .machine import Machine, Trigger, Turn
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+
+def find_transfer(ctx: CallContext) -> TransferRecord | None:
+    """The transfer attempt behind an agent leg, found by our client_state or by the leg id."""
+    event = ctx.event
+    state = event.client_state or {}
+    if state.get("role") == "agent" and isinstance(state.get("caller"), str):
+        for transfer in ctx.tx.transfers(state["caller"]):
+            if transfer.attempt == state.get("attempt"):
+                return transfer
+    return ctx.tx.transfer_for_agent_leg(event.call_control_id) if event.call_control_id else None
+
+
+def on_initiated(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
+    """Note (never answer) the agent leg a transfer created: the agent's phone is ringing."""
+    transfer = lock_caller_of(ctx.tx, transfer)[1]  # the caller's row first: ivr.lock_order
+    if transfer is not None and transfer.agent_call_control_id is None:
+        ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
+                               agent_call_control_id=ctx.event.call_control_id,
+                               status=TransferStatus.RINGING
+                               if transfer.status == TransferStatus.REQUESTED else transfer.status)
+
+
+def on_bridged(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
+    """The agent's leg is bridged to the caller."""
+    call = ctx.tx.get_call(transfer.call_control_id)
+    if call is not None:
+        machine.fire(ctx, svc, call, Trigger.BRIDGED, transfer=transfer)
+
+
+def on_hangup(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
+    """The agent's leg ended before it was bridged: move on to the next agent."""
+    if transfer.status not in OPEN_TRANSFER:
+        return
+    if ctx.event.hangup_cause == "originator_cancel":
+        # The caller's side went away first (its own hangup may not be processed yet).
+        lock_caller_of(ctx.tx, transfer)
+        ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
+                               status=TransferStatus.CANCELLED, hangup_cause="originator_cancel")
+        return
+    failed(ctx, svc, machine, transfer, ctx.event.hangup_cause or "unspecified",
+           agent_call_control_id=ctx.event.call_control_id)
+
+
+def failed(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord, cause: str,
+           agent_call_control_id: str | None = None) -> None:
+    """Record that an agent did not take the call, then let the caller's call move on."""
+    # The caller's row first, then the transfer (ivr.lock_order): the caller's own hangup takes
+    # them in that order, and the opposite order deadlocks with it on PostgreSQL.
+    caller, current = lock_caller_of(ctx.tx, transfer)
+    if current is None or current.status not in OPEN_TRANSFER:
+        return  # the caller's hangup (or another delivery) closed this attempt while we waited
+    ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt, status=TransferStatus.FAILED,
+                           hangup_cause=cause,
+                           agent_call_control_id=agent_call_control_id or transfer.agent_call_control_id)
+    if caller is not None:
+        machine.fire(ctx, svc, caller, Trigger.AGENT_FAILED, transfer=transfer, cause=cause)
+
+
+def connected(turn: Turn, transfer: TransferRecord | None = None) -> None:
+    """The caller and an agent are connected (the event may come on either leg)."""
+    ctx, call = turn.ctx, turn.call
+    if transfer is None:
+        open_ones = [t for t in ctx.tx.transfers(call.call_control_id) if t.status in OPEN_TRANSFER]
+        if not open_ones:
+            return
+        transfer = open_ones[-1]
+    ctx.tx.update_transfer(call.call_control_id, transfer.attempt, status=TransferStatus.CONNECTED)
+    turn.move(CallStatus.TRANSFERRED, outcome="transferred")
+
+
+def next_agent_or_offer(turn: Turn, transfer: TransferRecord, cause: str) -> None:
+    """Try the next agent, or apologise and offer the menu or a message: never silence."""
+    ctx, caller = turn.ctx, turn.call
+    log.info("agent %s did not take %s (%s)", transfer.to_number, caller.call_control_id, cause)
+    if turn.svc.transfers.next_agent(ctx, caller, transfer):
+        return
+    turn.move(CallStatus.MENU, menu=AFTER_AGENTS, retries=0)
+    open_menu(ctx, caller, AFTER_AGENTS, ctx.menu.no_agent)

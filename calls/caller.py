@@ -1,0 +1,190 @@
+"""The caller's leg: answering, the menu, the operator key, escalation, goodbye and hangup.
+
+Event handlers (`on_*`) turn a Telnyx event on the caller's leg into a trigger; actions run
+when the transitions table allows that trigger in the call's status. Nothing here talks to
+Telnyx: commands are queued on the context and sent after the unit of work commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ivr.context import CallContext
+from ivr.events import encode_client_state
+from ivr.menu import GOODBYE, OPERATOR_DIGIT, Option
+from ivr.store import CallRecord, CallStatus, TransferStatus
+from transfer.rules import Decision
+
+from . import voicemail
+from .machine import Machine, Trigger, Turn
+from .services import Services
+
+log = logging.getLogger(__name__)
+OPEN_TRANSFER = (TransferStatus.REQUESTED, TransferStatus.RINGING)
+# How a call ends, by the status it hangs up in (one source: the monitor's lost calls use it too).
+OUTCOME_AT_HANGUP = {CallStatus.TRANSFERRED: "transferred", CallStatus.VOICEMAIL: "voicemail",
+                     CallStatus.TRANSFERRING: "abandoned"}
+
+
+def on_new_call(ctx: CallContext, svc: Services) -> None:
+    """A caller's fresh leg: create its record and answer it (this enters the state machine)."""
+    event = ctx.event
+    if not event.is_inbound_new_call or not event.call_control_id:
+        return
+    now = time.time()
+    created = ctx.tx.insert_call(CallRecord(
+        call_control_id=event.call_control_id, call_session_id=event.call_session_id,
+        call_leg_id=event.call_leg_id, from_number=event.from_, to_number=event.to,
+        status=CallStatus.ANSWERING, created_at=now, updated_at=now))
+    if created:
+        ctx.send("answer", event.call_control_id, "answer",
+                 client_state=encode_client_state({"role": "caller"}),
+                 **svc.engine.answer_options(event.call_control_id))
+
+
+def on_dtmf(ctx: CallContext, svc: Services, machine: Machine, call: CallRecord) -> None:
+    """The one route of a key pressed at any moment: a `dtmf` rule, else the operator key."""
+    digit = ctx.event.digit or ""
+    decision = svc.rules.on_digit(digit)
+    if decision is None and digit == OPERATOR_DIGIT:
+        option = ctx.menu.operator(call.menu)
+        decision = Decision("menu", option.text or "caller pressed 0 for the operator")
+    if decision is not None:
+        machine.fire(ctx, svc, call, Trigger.ESCALATE, decision=decision)
+
+
+def greet(turn: Turn) -> None:
+    """Greet the caller and open the first menu; the engine hears of it after commit."""
+    menu, call = turn.ctx.menu, turn.call
+    turn.move(CallStatus.MENU, menu=menu.start, retries=0, answered_at=time.time())
+    turn.ctx.send("gather_using_speak", call.call_control_id, f"menu:{turn.ctx.event.id}",
+                  **menu.gather(menu.start, lead_in=menu.greeting))
+    engine, ccid = turn.svc.engine, call.call_control_id
+    turn.ctx.after_commit(lambda: engine.call_answered(ccid))
+
+
+def route_key(turn: Turn) -> None:
+    """Route the caller's key press, or re-prompt after silence or a wrong key."""
+    ctx, call = turn.ctx, turn.call
+    if not ctx.menu.has(call.menu):
+        log.warning("call %s is at unknown menu %r; key ignored", call.call_control_id, call.menu)
+        return
+    status, digits = ctx.event.status, ctx.event.digits or ""
+    if status == "valid" and digits == OPERATOR_DIGIT:
+        return  # the operator key acted when it was pressed (on_dtmf): one route for 0
+    if status == "valid":
+        option = ctx.menu.option(call.menu or "", digits)
+        if option is not None:
+            _follow(turn, option)
+            return
+        status = "invalid"
+    if status in ("invalid", "timeout"):
+        if call.retries >= ctx.menu.retries:
+            goodbye(turn, lead_in=None)
+            return
+        ctx.tx.update_call(call.call_control_id, retries=call.retries + 1)
+        open_menu(ctx, call, call.menu or ctx.menu.start,
+                  ctx.menu.invalid if status == "invalid" else ctx.menu.no_input)
+
+
+def _follow(turn: Turn, option: Option) -> None:
+    ctx, call = turn.ctx, turn.call
+    if option.kind == "menu" and option.target:
+        ctx.tx.update_call(call.call_control_id, menu=option.target, retries=0)
+        open_menu(ctx, call, option.target, None)
+    elif option.kind == "say" and option.target == GOODBYE:
+        goodbye(turn, lead_in=option.text)
+    elif option.kind == "say":
+        destination = option.target or call.menu or ctx.menu.start
+        ctx.tx.update_call(call.call_control_id, menu=destination, retries=0)
+        open_menu(ctx, call, destination, option.text)
+    elif option.kind == "transfer":
+        turn.fire(Trigger.ESCALATE,
+                  decision=Decision("menu", option.text or "caller chose an agent in the menu"))
+    elif option.kind == "voicemail":
+        voicemail.start(turn)
+    else:
+        goodbye(turn, lead_in=None)
+
+
+def escalate(turn: Turn, decision: Decision) -> None:
+    """Act on a decision; if this call's transfer was already spent, apologise instead of silence."""
+    ctx, call = turn.ctx, turn.call
+    if turn.svc.transfers.request(ctx, call, decision):
+        turn.move(CallStatus.TRANSFERRING, pending=None)
+        return
+    if call.status == CallStatus.MENU and ctx.menu.has(call.menu):
+        # This call's transfer was already decided and every agent has been tried.
+        open_menu(ctx, call, call.menu or ctx.menu.start, ctx.menu.no_agent)
+
+
+def apply_time_rules(turn: Turn, now: float) -> None:
+    """The monitor's tick: time-based rules for a caller still in the menu with no transfer yet."""
+    ctx, call, svc = turn.ctx, turn.call, turn.svc
+    if ctx.tx.transfers(call.call_control_id) or not call.answered_at:
+        return
+    history = ctx.tx.recent_messages(call.call_control_id, svc.rules.history)
+    decision = svc.rules.on_tick(history, now - call.answered_at)
+    if decision is not None:
+        turn.fire(Trigger.ESCALATE, decision=decision)
+
+
+def hang_up_after_goodbye(turn: Turn) -> None:
+    """Hang up once the goodbye has been said."""
+    if turn.call.pending == "hangup":
+        turn.ctx.tx.update_call(turn.call.call_control_id, pending=None)
+        turn.ctx.send("hangup", turn.call.call_control_id, "hangup")
+
+
+def hung_up(turn: Turn) -> None:
+    """The caller hung up: close the call, stop ringing agents, release the engine after commit."""
+    outcome = OUTCOME_AT_HANGUP.get(CallStatus(turn.call.status), "completed")
+    _close(turn, outcome, turn.ctx.event.hangup_cause, time.time())
+
+
+def lost(turn: Turn, now: float, cause: str = "lost") -> None:
+    """Telnyx no longer knows the call (found dead by the monitor, or 90018 on a command): close it."""
+    _close(turn, OUTCOME_AT_HANGUP.get(CallStatus(turn.call.status), "lost"), cause, now)
+
+
+def _close(turn: Turn, outcome: str, cause: str | None, ended_at: float) -> None:
+    ctx, call = turn.ctx, turn.call
+    turn.move(CallStatus.ENDED, outcome=outcome, hangup_cause=cause, ended_at=ended_at, pending=None)
+    for transfer in ctx.tx.transfers(call.call_control_id):
+        if transfer.status not in OPEN_TRANSFER:
+            continue
+        ctx.tx.update_transfer(call.call_control_id, transfer.attempt, status=TransferStatus.CANCELLED)
+        if transfer.agent_call_control_id:
+            # The caller is gone: do not leave an agent's phone ringing for nobody.
+            ctx.send("hangup", transfer.agent_call_control_id, "hangup")
+    engine, ccid = turn.svc.engine, call.call_control_id
+    ctx.after_commit(lambda: engine.stop(ccid))
+
+
+def on_hangup_before_initiated(ctx: CallContext) -> None:
+    """Webhooks can arrive out of order: keep a hangup for a leg we have not seen, so that its late
+    `call.initiated` finds the call closed and does not answer (or keep open) a leg that is gone."""
+    event = ctx.event
+    if not event.call_control_id or (event.client_state or {}).get("role") == "agent":
+        return
+    now = time.time()
+    ctx.tx.insert_call(CallRecord(
+        call_control_id=event.call_control_id, call_session_id=event.call_session_id,
+        call_leg_id=event.call_leg_id, from_number=event.from_, to_number=event.to,
+        status=CallStatus.ENDED, created_at=now, updated_at=now, outcome="abandoned",
+        hangup_cause=event.hangup_cause or "hangup_before_initiated", ended_at=now))
+
+
+def open_menu(ctx: CallContext, call: CallRecord, node: str, lead_in: str | None) -> None:
+    """Play a menu's prompt (after an optional lead-in) and wait for a key."""
+    ctx.send("gather_using_speak", call.call_control_id, f"menu:{ctx.event.id}",
+             **ctx.menu.gather(node, lead_in=lead_in))
+
+
+def goodbye(turn: Turn, lead_in: str | None) -> None:
+    """Say goodbye; the hangup follows when it has been said."""
+    ctx, call = turn.ctx, turn.call
+    text = f"{lead_in} {ctx.menu.goodbye}" if lead_in else ctx.menu.goodbye
+    turn.move(CallStatus.ENDING, pending="hangup")
+    ctx.send("speak", call.call_control_id, f"goodbye:{ctx.event.id}", **ctx.menu.speak(text))

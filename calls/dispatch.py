@@ -1,0 +1,62 @@
+"""Which leg an event is on, and which handler of that leg takes it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from ivr.context import CallContext
+from ivr.store import CallRecord, TransferRecord
+
+from . import agent, caller, listening
+from .machine import Machine, Trigger
+from .services import Services
+
+log = logging.getLogger(__name__)
+CallerHandler = Callable[[CallContext, Services, Machine, CallRecord], None]
+AgentHandler = Callable[[CallContext, Services, Machine, TransferRecord], None]
+
+
+def _trigger(trigger: Trigger) -> CallerHandler:
+    def handle(ctx: CallContext, svc: Services, machine: Machine, call: CallRecord) -> None:
+        machine.fire(ctx, svc, call, trigger)
+    return handle
+
+
+CALLER_LEG: dict[str, CallerHandler] = {
+    "call.answered": _trigger(Trigger.ANSWERED),
+    "call.gather.ended": _trigger(Trigger.KEY),
+    "call.dtmf.received": caller.on_dtmf,
+    "call.speak.ended": _trigger(Trigger.SPOKEN),
+    "call.transcription": listening.on_transcription,
+    "streaming.failed": listening.on_streaming_failed,
+    "call.bridged": _trigger(Trigger.BRIDGED),
+    "call.hangup": _trigger(Trigger.HANGUP),
+    "call.recording.saved": _trigger(Trigger.RECORDING),
+}
+AGENT_LEG: dict[str, AgentHandler] = {
+    "call.initiated": agent.on_initiated,
+    "call.bridged": agent.on_bridged,
+    "call.hangup": agent.on_hangup,
+}
+EVENT_TYPES = frozenset(CALLER_LEG) | frozenset(AGENT_LEG)
+
+
+def dispatch(ctx: CallContext, svc: Services, machine: Machine) -> None:
+    """Hand an event to its leg's handler: the caller's call if we know it, else an agent's leg."""
+    event = ctx.event
+    call = ctx.tx.get_call(event.call_control_id) if event.call_control_id else None
+    if call is not None:
+        handler = CALLER_LEG.get(event.type)
+        if handler is not None:
+            handler(ctx, svc, machine, call)
+        return
+    if event.type == "call.initiated" and event.is_inbound_new_call:
+        caller.on_new_call(ctx, svc)
+        return
+    agent_handler = AGENT_LEG.get(event.type)
+    transfer = agent.find_transfer(ctx) if agent_handler is not None else None
+    if agent_handler is not None and transfer is not None:
+        agent_handler(ctx, svc, machine, transfer)
+    elif event.type == "call.hangup":
+        caller.on_hangup_before_initiated(ctx)

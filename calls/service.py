@@ -1,0 +1,86 @@
+"""Handles one verified event: record it (dedupe), dispatch it, commit, then send its commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from ivr.context import CallContext
+from ivr.events import CallEvent
+from ivr.masking import masked_payload
+from ivr.store import CallRecord, CallStore
+
+from .dispatch import EVENT_TYPES, dispatch
+from .machine import Machine, Trigger
+from .services import Services
+from .unit import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+class CallService:
+    """The IVR's event pipeline, independent of HTTP."""
+
+    def __init__(self, store: CallStore, units: UnitOfWork, services: Services, machine: Machine) -> None:
+        self._store = store
+        self._units = units
+        self._services = services
+        self._machine = machine
+
+    def handle(self, event: CallEvent) -> str:
+        """Process an event once; returns "handled", "duplicate" or "ignored"."""
+
+        def work(ctx: CallContext) -> str:
+            fresh = ctx.tx.record_event(event.id, event.type, event.call_control_id, event.occurred_at,
+                                        event.attempt, json.dumps(masked_payload(event.payload)))
+            if not fresh:
+                log.info("duplicate %s %s ignored", event.type, event.id)
+                return "duplicate"
+            if event.type not in EVENT_TYPES:
+                log.debug("no handler for %s; acknowledged", event.type)
+                return "ignored"
+            dispatch(ctx, self._services, self._machine)
+            return "handled"
+
+        return self._units.run(event, work)
+
+    def hear(self, call_control_id: str, engine: str, source_id: str, text: str,
+             confidence: float | None, score: float | None = None) -> None:
+        """A listening engine heard the caller say something."""
+        self._units.for_call("lifeline.message", call_control_id, lambda ctx, call: self._machine.fire(
+            ctx, self._services, call, Trigger.HEARD, engine=engine, source_id=source_id, text=text,
+            confidence=confidence, score=score))
+
+    def stream_lost(self, call_control_id: str, why: str) -> None:
+        """The media stream of a call ended while the call was still up."""
+        self._units.for_call("lifeline.stream_lost", call_control_id, lambda ctx, call: self._machine.fire(
+            ctx, self._services, call, Trigger.LISTENING_LOST, why=why))
+
+    def call_gone(self, call_control_id: str, cause: str, unchanged_since: float | None = None) -> bool:
+        """Telnyx says the leg is over (90018 on a command, or not alive): close the call.
+
+        True if an open call was closed. With `unchanged_since`, only a call whose record has
+        not moved since then is closed (the sweeper's answer may be stale when it arrives).
+        """
+
+        def close(ctx: CallContext, call: CallRecord) -> bool:
+            if unchanged_since is not None and call.updated_at != unchanged_since:
+                return False  # something happened on the call since Telnyx was asked
+            return self._machine.fire(ctx, self._services, call, Trigger.LOST, now=time.time(), cause=cause)
+
+        return bool(self._units.for_call("lifeline.call_gone", call_control_id, close))
+
+    def load(self, call_control_id: str) -> dict[str, Any] | None:
+        """The listening engine's data for a call (EngineState)."""
+        call = self._store.get_call(call_control_id)
+        return json.loads(call.engine_state) if call is not None and call.engine_state else None
+
+    def save(self, call_control_id: str, data: dict[str, Any] | None) -> None:
+        """Replace the listening engine's data for a call (EngineState)."""
+        with self._store.unit() as tx:
+            call = tx.get_call(call_control_id)
+            if call is not None:
+                tx.update_call(call_control_id, engine_state=json.dumps(data) if data else None,
+                               updated_at=call.updated_at)

@@ -1,0 +1,34 @@
+"""The call's life in one table: status × trigger → (action, the statuses it may lead to).
+
+A trigger missing from a status is a logged no-op (`Machine.fire`), never a silent branch; an
+action that moves a call anywhere its row does not list raises `InvalidTransition`. A call
+enters the machine in `answering` when its leg is first seen (`caller.on_new_call`).
+"""
+
+from __future__ import annotations
+
+from ivr.store import CallStatus as S
+
+from . import agent, caller, listening, voicemail
+from .machine import Machine, Transition, Trigger
+
+ACTIVE = (S.ANSWERING, S.MENU, S.ENDING, S.TRANSFERRING, S.TRANSFERRED, S.VOICEMAIL)
+_DECIDABLE = (S.ANSWERING, S.MENU, S.ENDING)  # a transfer can still be decided
+
+TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
+    (S.ANSWERING, Trigger.ANSWERED): Transition(caller.greet, frozenset({S.MENU})),
+    (S.MENU, Trigger.KEY): Transition(caller.route_key, frozenset({S.ENDING, S.VOICEMAIL})),
+    (S.MENU, Trigger.TICK): Transition(caller.apply_time_rules),
+    (S.ENDING, Trigger.SPOKEN): Transition(caller.hang_up_after_goodbye),
+    **{(s, Trigger.ESCALATE): Transition(caller.escalate, frozenset({S.TRANSFERRING}))
+       for s in _DECIDABLE},
+    (S.TRANSFERRING, Trigger.AGENT_FAILED): Transition(agent.next_agent_or_offer, frozenset({S.MENU})),
+    **{(s, Trigger.BRIDGED): Transition(agent.connected, frozenset({S.TRANSFERRED})) for s in ACTIVE},
+    **{(s, Trigger.HEARD): Transition(listening.hear) for s in ACTIVE},
+    **{(s, Trigger.LISTENING_LOST): Transition(listening.listening_lost) for s in ACTIVE},
+    **{(s, Trigger.HANGUP): Transition(caller.hung_up, frozenset({S.ENDED})) for s in ACTIVE},
+    **{(s, Trigger.LOST): Transition(caller.lost, frozenset({S.ENDED})) for s in ACTIVE},
+    **{(s, Trigger.RECORDING): Transition(voicemail.keep_recording) for s in (*ACTIVE, S.ENDED)},
+}
+
+MACHINE = Machine(TRANSITIONS)

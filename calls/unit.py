@@ -1,0 +1,62 @@
+"""The one unit-of-work runner: open a transaction, build the context, run, commit, then act.
+
+Webhooks, listening engines and the monitor all change calls through it. Commands join the
+outbox inside the transaction and go to Telnyx only after commit; effects on other systems
+(engine starts and stops, Symbl sessions) also run only after commit, so a rollback followed
+by Telnyx's redelivery can never start a second session.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from ivr.context import CallContext
+from ivr.events import CallEvent
+from ivr.menu import Menu
+from ivr.outbox import CommandSender
+from ivr.store import CallRecord, CallStore
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+
+def internal_event(kind: str, call_control_id: str | None) -> CallEvent:
+    """The event of work Lifeline starts itself (`lifeline.message`, `lifeline.sweep`, ...)."""
+    return CallEvent(id=f"{kind}-{uuid.uuid4()}", type=kind, occurred_at=None,
+                     call_control_id=call_control_id)
+
+
+class UnitOfWork:
+    """Runs work in one transaction and, once it has committed, sends its commands and effects."""
+
+    def __init__(self, store: CallStore, menu: Menu, sender: CommandSender) -> None:
+        self._store = store
+        self._menu = menu
+        self._sender = sender
+
+    def run(self, event: CallEvent, work: Callable[[CallContext], R]) -> R:
+        """Run work for an event; what it queued leaves only if the transaction commits."""
+        with self._store.unit() as tx:
+            ctx = CallContext(tx=tx, event=event, menu=self._menu)
+            result = work(ctx)
+            tx.enqueue(ctx.commands)
+        self._sender.submit(ctx.commands)
+        for effect in ctx.effects:
+            try:
+                effect()
+            except Exception:  # committed already: a failed effect is reported, not redelivered
+                log.exception("after-commit effect of %s %s failed", event.type, event.id)
+        return result
+
+    def for_call(self, kind: str, call_control_id: str,
+                 work: Callable[[CallContext, CallRecord], R]) -> R | None:
+        """Run Lifeline's own work on one call (if it exists) in a unit of work of its own."""
+
+        def on_call(ctx: CallContext) -> R | None:
+            call = ctx.tx.get_call(call_control_id)
+            return work(ctx, call) if call is not None else None
+
+        return self.run(internal_event(kind, call_control_id), on_call)

@@ -1,0 +1,128 @@
+"""The app factory: reads settings, builds every collaborator once, and wires them together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+from flask import Flask
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from calls.monitor import Monitor
+from calls.service import CallService
+from calls.services import Services
+from calls.transitions import MACHINE
+from calls.unit import UnitOfWork
+from insight import make_engine, media
+from insight.base import ListeningEngine
+from insight.sentiment import SentimentScorer
+from ivr import api, console, webhooks
+from ivr.config import Settings, load_settings
+from ivr.errors import StoreError, WebhookError, error_response
+from ivr.menu import Menu, load_menu
+from ivr.outbox import CommandSender
+from ivr.sanitize import FiniteJSONProvider
+from ivr.security import WebhookVerifier
+from ivr.store import SqlStore
+from ivr.telnyx_api import TelnyxCommands
+from transfer.executor import TransferExecutor
+from transfer.rules import load_rules
+
+from . import cli
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Lifeline:
+    """Everything one app instance holds; lives in app.extensions["lifeline"]."""
+
+    settings: Settings
+    menu: Menu
+    store: SqlStore
+    sender: CommandSender
+    verifier: WebhookVerifier
+    calls: CallService
+    monitor: Monitor
+    engine: ListeningEngine
+
+    def close(self) -> None:
+        """Stop the monitor, finish queued commands and release connections."""
+        self.monitor.stop()
+        self.sender.close()
+        self.store.close()
+
+
+def create_app(config: Mapping[str, object] | None = None) -> Flask:
+    """Build the Flask app; config overrides the environment (same variable names).
+
+    The simulator's commands are not registered here (the product never imports its test tool):
+    `app.py` adds them for `flask --app app`. The monitor's schedule is not started here: gunicorn.conf.py starts it in each worker, and
+    `flask monitor` runs it on its own, so CLI commands and tests build apps without one.
+    """
+    if config is None:
+        load_dotenv(Path.cwd() / ".env", override=False)
+    app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
+    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    app.json = FiniteJSONProvider(app)
+    settings = load_settings(config, Path(app.instance_path))
+    menu = load_menu(settings.ivr_path)
+    rules = load_rules(settings.rules_path)
+    engine = make_engine(settings)
+    store = SqlStore(settings.database_url)
+    telnyx = TelnyxCommands(settings)
+    sender = CommandSender(store, telnyx, settings.command_workers)
+    services = Services(
+        engine=engine, scorer=SentimentScorer(), rules=rules,
+        transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
+    units = UnitOfWork(store, menu, sender)
+    calls = CallService(store, units, services, MACHINE)
+    sender.on_call_ended(calls.call_gone)
+    monitor = Monitor(store, sender, telnyx, units, services, MACHINE, settings.sweep_interval_s,
+                      settings.transfer_timeout_s, settings.stale_call_s, calls)
+    app.extensions["lifeline"] = Lifeline(
+        settings=settings, menu=menu, store=store, sender=sender,
+        verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
+        calls=calls, monitor=monitor, engine=engine)
+    engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
+                                                                   confidence), state=calls)
+    engine.warm()
+
+    console.configure_sessions(app, settings)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(media.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(console.bp)
+    _register_errors(app)
+
+    cli.register(app)
+    return app
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(WebhookError)
+    def _refused(exc: WebhookError) -> ResponseReturnValue:
+        log.warning("webhook refused (%d): %s", exc.status, exc)
+        return error_response(exc.status, str(exc), exc.code)
+
+    @app.errorhandler(StoreError)
+    def _store_down(exc: StoreError) -> ResponseReturnValue:
+        # 503 makes Telnyx redeliver later; nothing was acknowledged, so nothing is lost.
+        log.error("store unavailable: %s", exc)
+        return error_response(503, "call store unavailable; the event will be redelivered")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> ResponseReturnValue:
+        return error_response(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
+        log.exception("unexpected error")
+        return error_response(500, "internal error; see the server log")
+
+
+__all__ = ["Lifeline", "create_app"]

@@ -1,0 +1,154 @@
+"""The package layout holds: every module imports alone, and imports only point down the layers.
+
+The allowed direction is the one the README's Layout section shows. Each package's modules are
+imported in a fresh interpreter of their own; before each module, every Lifeline module is
+dropped from `sys.modules`, so each import starts from nothing of ours (third-party libraries
+stay loaded, which keeps this fast and changes nothing about cycles between our modules).
+"""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Each package may import the packages listed for it, and nothing else of ours.
+ALLOWED: dict[str, set[str]] = {
+    "ivr": set(),
+    "insight": {"ivr"},
+    "transfer": {"ivr", "insight"},
+    "calls": {"ivr", "insight", "transfer"},
+    "lifeline": {"ivr", "insight", "transfer", "calls"},
+    "simulator": {"ivr", "insight", "transfer", "calls", "lifeline"},
+}
+PACKAGES = tuple(ALLOWED)
+
+_PROBE = """
+import importlib, json, pkgutil, sys, traceback
+ours = {ours!r}
+package = {package!r}
+names = [package] + [m.name for m in pkgutil.walk_packages(importlib.import_module(package).__path__,
+                                                            package + ".")]
+results = {{}}
+for name in names:
+    for loaded in [m for m in sys.modules if m.split(".")[0] in ours]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+        error = None
+    except BaseException:
+        error = traceback.format_exc(limit=3)
+    loaded = sorted({{m.split(".")[0] for m in sys.modules if m.split(".")[0] in ours}})
+    results[name] = {{"error": error, "packages": loaded}}
+print(json.dumps(results))
+"""
+
+
+def _python_files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """Modules a file imports (relative imports resolved), each with whether it is typing-only."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[tuple[str, bool]] = []
+
+    def visit(node: ast.AST, typing_only: bool) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                visit(child, True)
+            for child in node.orelse:
+                visit(child, typing_only)
+            return
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, typing_only) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                is_module = (ROOT / candidate.replace(".", "/")).with_suffix(".py").is_file() or \
+                    (ROOT / candidate.replace(".", "/") / "__init__.py").is_file()
+                found.append((candidate if is_module else base, typing_only))
+        for child in ast.iter_child_nodes(node):
+            visit(child, typing_only)
+
+    visit(ast.parse(path.read_text()), False)
+    return found
+
+
+@pytest.fixture(scope="module")
+def fresh_imports() -> dict[str, dict[str, object]]:
+    """Import every module of every package alone, one interpreter per package, run side by side."""
+    runs = {package: subprocess.Popen(
+                [sys.executable, "-c", _PROBE.format(ours=set(PACKAGES), package=package)],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for package in PACKAGES}
+    results: dict[str, dict[str, object]] = {}
+    for package, run in runs.items():
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, f"probing {package} failed:\n{err}"
+        results.update(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def test_every_module_imports_alone_in_a_fresh_interpreter(
+        fresh_imports: dict[str, dict[str, object]]) -> None:
+    failures = {name: r["error"] for name, r in fresh_imports.items() if r["error"]}
+    assert not failures, "\n".join(f"{name}:\n{error}" for name, error in failures.items())
+    expected = {_module_name(p) for package in PACKAGES for p in _python_files(package)}
+    assert expected <= set(fresh_imports), f"not probed: {sorted(expected - set(fresh_imports))}"
+
+
+def test_importing_a_module_loads_only_the_packages_below_it(
+        fresh_imports: dict[str, dict[str, object]]) -> None:
+    wrong = {}
+    for name, result in fresh_imports.items():
+        package = name.split(".")[0]
+        extra = set(result["packages"]) - ALLOWED[package] - {package}  # type: ignore[arg-type]
+        if extra:
+            wrong[name] = sorted(extra)
+    assert not wrong, f"modules that load packages above them: {wrong}"
+
+
+def test_no_import_statement_points_up_the_layers() -> None:
+    wrong = []
+    for package in PACKAGES:
+        for path in _python_files(package):
+            for target, _typing_only in _imports(path):
+                top = target.split(".")[0]
+                if top in ALLOWED and top != package and top not in ALLOWED[package]:
+                    wrong.append(f"{_module_name(path)} imports {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_there_is_no_import_cycle_between_modules() -> None:
+    graph: dict[str, set[str]] = {}
+    for package in PACKAGES:
+        for path in _python_files(package):
+            graph[_module_name(path)] = {target for target, typing_only in _imports(path)
+                                         if not typing_only and target.split(".")[0] in ALLOWED}
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
+
+
+def test_the_app_entry_point_alone_registers_the_simulator() -> None:
+    lower = [p for package in PACKAGES if package != "simulator" for p in _python_files(package)]
+    assert all(not t.startswith("simulator") for p in lower for t, _ in _imports(p))
+    assert any(t.startswith("simulator") for t, _ in _imports(ROOT / "app.py"))
