@@ -13,6 +13,8 @@ from flask.cli import with_appcontext
 def monitor(once: bool) -> None:
     """Sweep active calls every LIFELINE_SWEEP_INTERVAL seconds (Ctrl-C to stop)."""
     lifeline = current_app.extensions["lifeline"]
+    if lifeline.schema_problem:
+        raise click.ClickException(lifeline.schema_problem)
     if once:
         click.echo(str(lifeline.monitor.sweep()))
         return

@@ -28,11 +28,12 @@ from ivr.outbox import CommandSender
 from ivr.sanitize import FiniteJSONProvider
 from ivr.security import WebhookVerifier
 from ivr.store import SqlStore
+from ivr.store.migrate import schema_problem
 from ivr.telnyx_api import TelnyxCommands
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
 
-from . import cli
+from . import cli, db_cli
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Lifeline:
     calls: CallService
     monitor: Monitor
     engine: ListeningEngine
+    schema_problem: str | None = None  # one line, when the database's schema is not the code's
 
     def close(self) -> None:
         """Stop the monitor, finish queued commands and release connections."""
@@ -57,8 +59,13 @@ class Lifeline:
         self.store.close()
 
 
-def create_app(config: Mapping[str, object] | None = None) -> Flask:
+def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = False) -> Flask:
     """Build the Flask app; config overrides the environment (same variable names).
+
+    The app never changes the schema on its own: it checks it, and while it is not current
+    every request gets 503 saying to run `flask db upgrade` (gunicorn stops before its workers
+    start: gunicorn.conf.py). `migrate=True` upgrades first; it is for tools that make their
+    own fresh database (tests, `flask simulate`), never for the served app's workers.
 
     The simulator's commands are not registered here (the product never imports its test tool):
     `app.py` adds them for `flask --app app`. The monitor's schedule is not started here: gunicorn.conf.py starts it in each worker, and
@@ -73,7 +80,10 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     menu = load_menu(settings.ivr_path)
     rules = load_rules(settings.rules_path)
     engine = make_engine(settings)
-    store = SqlStore(settings.database_url)
+    store = SqlStore(settings.database_url, create_schema=migrate)
+    problem = None if migrate else schema_problem(store.engine)
+    if problem:
+        log.error("%s", problem)
     telnyx = TelnyxCommands(settings)
     sender = CommandSender(store, telnyx, settings.command_workers)
     services = Services(
@@ -87,7 +97,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,
         verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
-        calls=calls, monitor=monitor, engine=engine)
+        calls=calls, monitor=monitor, engine=engine, schema_problem=problem)
     engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
                                                                    confidence), state=calls)
     engine.warm()
@@ -98,8 +108,11 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(console.bp)
     _register_errors(app)
+    if problem:
+        app.before_request(lambda: error_response(503, problem))
 
     cli.register(app)
+    db_cli.register(app)
     return app
 
 

@@ -32,6 +32,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from ivr.config import PROJECT_ROOT
+from ivr.store import SqlStore
 
 from .caller import CallResult, play
 from .emulator import Chaos, Emulator
@@ -83,6 +84,8 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
     database_url = config.database_url or f"sqlite:///{workdir / 'bench.db'}"
     port = _free_port()
     log_path = workdir / "app.log"
+    # The deploy step (`flask db upgrade`): migrate once, before any worker starts.
+    SqlStore(database_url.replace("postgresql://", "postgresql+psycopg://")).close()
     app = _start_gunicorn(config, emulator, port, database_url, log_path, echo)
     emulator.webhook_url = f"http://127.0.0.1:{port}/webhooks/telnyx"
     results: list[CallResult] = []

@@ -54,7 +54,7 @@ class Simulation:
         }
         self.config = config
         try:
-            self.app = create_app(config)
+            self.app = create_app(config, migrate=True)  # its own fresh database
         except Exception:
             self._stop_servers()
             raise
@@ -67,7 +67,7 @@ class Simulation:
         """Stop the app as a crash or deploy would, and serve a new one on the same port and data."""
         if self.app is not None:
             self.app.extensions["lifeline"].close()
-        self.app = create_app(self.config)
+        self.app = create_app(self.config, migrate=True)
         self._holder["app"] = self.app
         return self.app
 

@@ -67,7 +67,7 @@ def app(app_config: dict[str, object]) -> Iterator[Flask]:
 
     The simulator's commands are added as `app.py` adds them, so `flask simulate` can be invoked.
     """
-    application = create_app(app_config)
+    application = create_app(app_config, migrate=True)
     register_simulator(application)
     yield application
     application.extensions["lifeline"].close()

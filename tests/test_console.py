@@ -15,7 +15,7 @@ TOKEN = "s3cret-token-value"
 
 @pytest.fixture
 def console_app(app_config: dict[str, object]) -> Iterator[Flask]:
-    application = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN})
+    application = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN}, migrate=True)
     yield application
     application.extensions["lifeline"].close()
 
@@ -74,12 +74,12 @@ def test_signing_out_closes_the_session(console_app: Flask) -> None:
 
 
 def test_changing_the_token_signs_everyone_out(app_config: dict[str, object]) -> None:
-    first = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN, "LIFELINE_SECRET_KEY": "k" * 32})
+    first = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN, "LIFELINE_SECRET_KEY": "k" * 32}, migrate=True)
     client = first.test_client()
     client.post("/dashboard/signin", data={"token": TOKEN})
     cookie = session_cookie(client)
     first.extensions["lifeline"].close()
-    rotated = create_app({**app_config, "LIFELINE_API_TOKEN": "new-token", "LIFELINE_SECRET_KEY": "k" * 32})
+    rotated = create_app({**app_config, "LIFELINE_API_TOKEN": "new-token", "LIFELINE_SECRET_KEY": "k" * 32}, migrate=True)
     other = rotated.test_client()
     assert cookie is not None
     other.set_cookie("session", cookie)

@@ -123,7 +123,7 @@ def test_a_call_found_alive_is_not_asked_about_again_within_the_stale_period(app
 @pytest.mark.postgres
 def test_two_sweepers_on_postgres_ask_telnyx_about_each_idle_call_once(
         app_config: dict[str, object], pg_database: str) -> None:  # noqa: F811
-    apps = [create_app({**app_config, "DATABASE_URL": pg_database}) for _ in range(2)]
+    apps = [create_app({**app_config, "DATABASE_URL": pg_database}, migrate=True) for _ in range(2)]
     try:
         idle_calls(apps[0], 60)
         fakes = [fake_status(a, []) for a in apps]

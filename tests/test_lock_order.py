@@ -28,7 +28,7 @@ AT_ONCE = 10
 @pytest.fixture
 def pg_app(app_config: dict[str, object]) -> Iterator[Flask]:
     with postgres_schema(postgres_url_or_skip()) as url:
-        application = create_app({**app_config, "DATABASE_URL": url})
+        application = create_app({**app_config, "DATABASE_URL": url}, migrate=True)
         yield application
         application.extensions["lifeline"].close()
 

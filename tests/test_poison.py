@@ -39,7 +39,7 @@ def poison_app(request: pytest.FixtureRequest, app_config: dict[str, object],
     with ExitStack() as stack:
         if request.param == "postgres":
             config["DATABASE_URL"] = stack.enter_context(postgres_schema(postgres_url_or_skip()))
-        application = create_app(config)
+        application = create_app(config, migrate=True)
         yield application
         application.extensions["lifeline"].close()
 

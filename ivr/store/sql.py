@@ -19,6 +19,7 @@ from ..errors import StoreError
 from ..sanitize import clean_text, finite_or_none
 from . import schema
 from .base import CallStore, StoreTx
+from .migrate import upgrade
 from .records import CallRecord, CallStatus, Command, CommandStatus, Message, OutboxEntry, TransferRecord
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
@@ -145,14 +146,16 @@ class SqlStore(CallStore):
     """CallStore on SQLAlchemy; the URL's scheme picks SQLite or PostgreSQL."""
 
     def __init__(self, url: str, *, create_schema: bool = True, schema_name: str | None = None) -> None:
+        """Connect; with create_schema, bring the schema to the code's revision (`flask db upgrade`)."""
         self.url = url
         self.engine = _make_engine(url, schema_name)
         # SQLite has one writer at a time; queueing writers here wakes the next one at once,
         # where SQLite's own busy handler would poll with sleeps of up to 100 ms.
         self._writer = threading.Lock() if url.startswith("sqlite") else None
         if create_schema:
+            # Through the migrations (under their lock), so there is one way to build the schema.
             try:
-                schema.metadata.create_all(self.engine)
+                upgrade(self.engine)
             except SQLAlchemyError as exc:
                 raise StoreError(f"cannot create tables at {_safe_url(url)}: {exc.__class__.__name__}: "
                                  f"{_first_line(exc)}; check DATABASE_URL and that the database "
