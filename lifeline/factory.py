@@ -83,7 +83,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     store = SqlStore(settings.database_url, create_schema=migrate)
     problem = None if migrate else schema_problem(store.engine)
     if problem:
-        log.error("%s", problem)
+        log.warning("%s", problem)
     telnyx = TelnyxCommands(settings)
     sender = CommandSender(store, telnyx, settings.command_workers)
     services = Services(
