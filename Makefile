@@ -1,5 +1,5 @@
 # make demo  - set up, then play the example callers against the built-in Telnyx emulator
-# make test  - set up, then run the whole test suite
+# make test  - set up, then type-check (mypy) and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -24,6 +24,7 @@ demo: $(STAMP)
 	|| echo "make demo: some scenarios did not meet their expectations (listed above)"
 
 test: $(STAMP)
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from ivr.context import CallContext
 from ivr.events import CallEvent
 from ivr.menu import Menu
-from ivr.outbox import CommandSender
-from ivr.store import CallRecord, CallStore
+from ivr.store import CallRecord, CallStore, Command
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+
+
+class Submitter(Protocol):
+    """Where committed commands go (the outbox sender; a list in tests)."""
+
+    def submit(self, commands: Sequence[Command]) -> None:
+        """Send commands that their unit of work has committed to the outbox."""
 
 
 def internal_event(kind: str, call_control_id: str | None) -> CallEvent:
@@ -32,7 +38,7 @@ def internal_event(kind: str, call_control_id: str | None) -> CallEvent:
 class UnitOfWork:
     """Runs work in one transaction and, once it has committed, sends its commands and effects."""
 
-    def __init__(self, store: CallStore, menu: Menu, sender: CommandSender) -> None:
+    def __init__(self, store: CallStore, menu: Menu, sender: Submitter) -> None:
         self._store = store
         self._menu = menu
         self._sender = sender

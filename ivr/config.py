@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import configparser
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ENGINES = ("local", "telnyx", "symbl")
+# The listening engines by LIFELINE_ENGINE name, and the class that implements each (the one list).
+ENGINES = {"local": "insight.local:LocalEngine", "telnyx": "insight.telnyx:TelnyxTranscription",
+           "symbl": "insight.symbl:SymblEngine"}
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 
@@ -29,7 +32,6 @@ class Settings:
 
     telnyx_api_key: str
     telnyx_public_key: bytes
-    telnyx_connection_id: str | None
     telnyx_api_base_url: str
     public_url: str | None
     engine: str
@@ -52,16 +54,25 @@ class Settings:
     monitor: bool = True
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def webhook_url(self) -> str | None:
-        """Where Telnyx should POST call events, when the public URL is known."""
-        return f"{self.public_url}/webhooks/telnyx" if self.public_url else None
+    symbl: SymblSettings | None = None
 
 
-def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -> Settings:
-    """Build Settings from the environment plus overrides, or raise ConfigError listing every problem."""
+@dataclass(frozen=True)
+class SymblSettings:
+    """The Symbl engine's account and where it dials in (LIFELINE_ENGINE=symbl)."""
+
+    app_id: str
+    app_secret: str
+    dial_in: str
+    api_base_url: str = "https://api.symbl.ai"
+
+
+def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
+                  symbl_conf_dirs: tuple[Path, ...] | None = None) -> Settings:
+    """Build Settings from the environment plus overrides, or raise ConfigError listing every problem.
+
+    `symbl_conf_dirs` are searched for symbl.conf (default: the working directory, then home).
+    """
     source: dict[str, str] = {k: v for k, v in os.environ.items()}
     for key, value in (overrides or {}).items():
         source[key] = "" if value is None else str(value)
@@ -118,13 +129,14 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
                            problems)
     transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", "2"),
                                  "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems)
+    symbl = _symbl(get, symbl_conf_dirs or (Path.cwd(), Path.home()), problems) \
+        if engine == "symbl" else None
     if problems:
         raise ConfigError("\n".join(problems))
     assert api_key is not None and public_key is not None
     return Settings(
         telnyx_api_key=api_key,
         telnyx_public_key=public_key,
-        telnyx_connection_id=get("TELNYX_CONNECTION_ID"),
         telnyx_api_base_url=base_url,
         public_url=public_url,
         engine=engine,
@@ -139,7 +151,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
         transfer_timeout_s=transfer_timeout,
         secret_key=get("LIFELINE_SECRET_KEY"),
         api_token=get("LIFELINE_API_TOKEN"),
-        extra={k: v for k in ("SYMBL_API_BASE_URL", "SYMBL_DIAL_IN") if (v := get(k))},
+        symbl=symbl,
         whisper_model=Path(whisper_model) if whisper_model else None,
         whisper_threads=whisper_threads,
         transcription_workers=transcription_workers,
@@ -147,6 +159,32 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
         sweep_interval_s=sweep_interval,
         stale_call_s=stale_call,
     )
+
+
+def _symbl(get: Callable[..., str | None], search: tuple[Path, ...],
+           problems: list[str]) -> SymblSettings | None:
+    """Symbl's credentials: SYMBL_APP_ID/SYMBL_APP_SECRET, else symbl.conf ([credentials])."""
+    app_id, secret = get("SYMBL_APP_ID"), get("SYMBL_APP_SECRET")
+    if not (app_id and secret):
+        app_id = secret = None
+        for folder in search:
+            conf = configparser.ConfigParser()
+            if conf.read(folder / "symbl.conf") and conf.has_section("credentials"):
+                app_id = conf.get("credentials", "app_id", fallback="").strip() or None
+                secret = conf.get("credentials", "app_secret", fallback="").strip() or None
+                if app_id and secret:
+                    break
+    if not (app_id and secret):
+        problems.append("LIFELINE_ENGINE=symbl needs credentials: set SYMBL_APP_ID and SYMBL_APP_SECRET, "
+                        "or copy symbl.conf.example to symbl.conf and fill in [credentials]")
+    dial_in = get("SYMBL_DIAL_IN")
+    if not dial_in:
+        problems.append("SYMBL_DIAL_IN is not set: give the number (E.164) or SIP URI Symbl should "
+                        "call to hear your calls")
+    if not (app_id and secret and dial_in):
+        return None
+    return SymblSettings(app_id=app_id, app_secret=secret, dial_in=dial_in,
+                         api_base_url=get("SYMBL_API_BASE_URL") or "https://api.symbl.ai")
 
 
 def _public_key(value: str | None, problems: list[str]) -> bytes | None:

@@ -6,7 +6,7 @@ LifelineError
 │   ├── SignatureError     403: unsigned, forged, tampered or stale
 │   └── MalformedEvent     400: not a Telnyx Call Control v2 event
 ├── ProviderError      Telnyx answered a command with an error
-└── StoreError         the database could not be used
+└── StoreError         the database is down or busy (a retry can succeed); bugs are not StoreErrors
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class ProviderError(LifelineError):
 
 
 class StoreError(LifelineError):
-    """The call store could not complete an operation."""
+    """The call store is unavailable for now (down, unreachable, locked, a deadlock victim)."""
 
 
 def error_response(status: int, message: str, code: str | None = None) -> tuple[Response, int]:

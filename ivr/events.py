@@ -26,7 +26,6 @@ class Transcription:
     text: str
     confidence: float | None
     is_final: bool
-    track: str | None
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,6 @@ class CallEvent:
     digit: str | None = None
     status: str | None = None
     hangup_cause: str | None = None
-    hangup_source: str | None = None
     transcription: Transcription | None = None
     failure_reason: str | None = None
     attempt: int = 1
@@ -75,7 +73,7 @@ def parse_event(body: bytes) -> CallEvent:
     payload = data.get("payload") if data.get("payload") is not None else {}
     if not isinstance(payload, dict):
         raise MalformedEvent("data.payload must be an object")
-    meta = document.get("meta") if isinstance(document.get("meta"), dict) else {}
+    meta = as_object(document.get("meta"))
     attempt = meta.get("attempt", 1)
     return CallEvent(
         id=event_id,
@@ -93,7 +91,6 @@ def parse_event(body: bytes) -> CallEvent:
         digit=_text(payload, "digit"),
         status=_text(payload, "status"),
         hangup_cause=_text(payload, "hangup_cause"),
-        hangup_source=_text(payload, "hangup_source"),
         transcription=_transcription(payload),
         failure_reason=_text(payload, "failure_reason"),
         attempt=attempt if type(attempt) is int and 1 <= attempt <= ATTEMPT_MAX else 1,
@@ -122,6 +119,11 @@ def _finite(number: float) -> bool:
         return math.isfinite(float(number))
     except OverflowError:  # an int past float's range (10**400)
         return False
+
+
+def as_object(value: object) -> dict[str, Any]:
+    """A JSON object as a dict; anything else (absent, a list, a string) as an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def _text(source: dict[str, Any], key: str) -> str | None:
@@ -158,5 +160,4 @@ def _transcription(payload: dict[str, Any]) -> Transcription | None:
         text=text,
         confidence=float(confidence) if confidence is not None else None,
         is_final=data.get("is_final", True) is True,
-        track=_text(data, "transcription_track"),
     )

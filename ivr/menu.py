@@ -10,7 +10,7 @@ from .errors import ConfigError
 from .yamlfile import read_yaml
 
 OPERATOR_DIGIT = "0"  # the operator in every menu; acted on when pressed (a `dtmf` rule or the menu's 0)
-_DIGITS = set("0123456789*#")
+KEYS = "0123456789*#"  # every key a phone sends as DTMF
 _TOP_KEYS = {"voice", "language", "greeting", "start", "retries", "timeout_ms", "invalid",
              "no_input", "goodbye", "no_agent", "offer_message", "leave_message", "menus"}
 _OPTION_KINDS = ("menu", "say", "transfer", "goodbye")
@@ -187,7 +187,7 @@ def _node(name: str, body: object, problems: list[str]) -> MenuNode:
     options: dict[str, Option] = {}
     for key, spec in raw_options.items():
         digit = str(key)
-        if digit not in _DIGITS:
+        if digit not in KEYS:
             problems.append(f"{where}.options key {key!r} must be one of 0-9, * or # (quote it: \"1\")")
             continue
         option = _option(f"{where}.options.{digit}", spec, problems)

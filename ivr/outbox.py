@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from .serial import KeyedSerialExecutor
 from .store import CallStore, Command, CommandStatus
@@ -28,7 +29,7 @@ class CommandSender:
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue commands that their unit of work has already committed to the outbox."""
         for command in commands:
-            self._executor.submit(command.call_control_id, lambda c=command: self._send(c))
+            self._executor.submit(command.call_control_id, partial(self._send, command))
 
     def _send(self, command: Command) -> None:
         outcome = self._telnyx.send(command)

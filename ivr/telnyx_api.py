@@ -59,11 +59,6 @@ class TelnyxCommands:
             "record_stop": actions.stop_recording,
         }
 
-    @property
-    def command_names(self) -> frozenset[str]:
-        """The command names this client can send."""
-        return frozenset(self._methods)
-
     def send(self, command: Command) -> SendOutcome:
         """Send a command, retrying transient failures with the same command_id."""
         method = self._methods.get(command.name)
@@ -94,12 +89,13 @@ class TelnyxCommands:
     def is_alive(self, call_control_id: str) -> bool | None:
         """Whether Telnyx still has this leg up; None when Telnyx could not say."""
         try:
-            return bool(self._client.calls.retrieve_status(call_control_id).data.is_alive)
+            status = self._client.calls.retrieve_status(call_control_id).data
         except telnyx.NotFoundError:
             return False
         except (telnyx.APIStatusError, telnyx.APIConnectionError) as exc:
             log.warning("status of %s unknown: %s", call_control_id, exc)
             return None
+        return None if status is None else bool(status.is_alive)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

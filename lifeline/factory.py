@@ -27,8 +27,8 @@ from ivr.menu import Menu, load_menu
 from ivr.outbox import CommandSender
 from ivr.sanitize import FiniteJSONProvider
 from ivr.security import WebhookVerifier
-from ivr.store import SqlStore
 from ivr.store.migrate import schema_problem
+from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
@@ -68,8 +68,9 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     own fresh database (tests, `flask simulate`), never for the served app's workers.
 
     The simulator's commands are not registered here (the product never imports its test tool):
-    `app.py` adds them for `flask --app app`. The monitor's schedule is not started here: gunicorn.conf.py starts it in each worker, and
-    `flask monitor` runs it on its own, so CLI commands and tests build apps without one.
+    `app.py` adds them for `flask --app app`. The monitor's schedule is not started here either:
+    gunicorn.conf.py starts it in each worker, and `flask monitor` runs it on its own, so CLI
+    commands and tests build apps without one.
     """
     if config is None:
         load_dotenv(Path.cwd() / ".env", override=False)

@@ -9,7 +9,7 @@ from dotenv import load_dotenv
 
 from ivr.config import load_settings
 from ivr.errors import LifelineError
-from ivr.store import SqlStore
+from ivr.store.sql import SqlStore
 from ivr.store.migrate import schema_problem
 
 

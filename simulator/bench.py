@@ -32,10 +32,11 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from ivr.config import PROJECT_ROOT
-from ivr.store import SqlStore
+from ivr.store.sql import SqlStore
 
 from .caller import CallResult, play
-from .emulator import Chaos, Emulator
+from .emulator import Emulator
+from .faults import Chaos
 from .runner import caller_number
 from .scenario import Scenario, Turn, load_scenario, require_audio
 from .server import ServerThread, emulator_app

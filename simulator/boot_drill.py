@@ -26,7 +26,7 @@ import psycopg
 from nacl.signing import SigningKey
 
 from ivr.config import PROJECT_ROOT
-from ivr.store import SqlStore
+from ivr.store.sql import SqlStore
 
 # Generous: on a loaded 2-core machine four workers importing the app take well over a minute;
 # the drill is about boots that fail (a crash, "database is locked"), not slow ones.

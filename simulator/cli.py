@@ -9,15 +9,20 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from ivr.config import ENGINES
+
 from .report import print_call, report_json
 from .runner import Simulation
 from .scenario import ScenarioError, load_scenario, require_audio
+
+# The emulator can stand in for Telnyx, not for Symbl's service.
+SIMULATED_ENGINES = [name for name in ENGINES if name != "symbl"]
 
 
 @click.command("simulate")
 @click.argument("scenarios", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--engine", type=click.Choice(["telnyx", "local"]), default="telnyx", show_default=True,
+@click.option("--engine", type=click.Choice(SIMULATED_ENGINES), default="telnyx", show_default=True,
               help="How the app hears the caller.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as JSON to this file.")
@@ -71,7 +76,7 @@ def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, co
 
 
 @click.command("bench")
-@click.option("--engine", type=click.Choice(["telnyx", "local"]), default="telnyx", show_default=True)
+@click.option("--engine", type=click.Choice(SIMULATED_ENGINES), default="telnyx", show_default=True)
 @click.option("--calls", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--concurrency", type=click.IntRange(1, 2000), default=10, show_default=True)
 @click.option("--chaos", type=click.FloatRange(0.0, 0.5), default=0.0, show_default=True,

@@ -41,8 +41,10 @@ class Simulation:
         holder: dict[str, Any] = {}
         self._holder = holder
         self._app_server = ServerThread(lambda environ, start: holder["app"](environ, start))
-        if self._database_url is None:
+        database_url = self._database_url
+        if database_url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
+            database_url = f"sqlite:///{self._tmp / 'simulation.db'}"
         config = {
             **self._base_config,
             "TELNYX_API_KEY": self.emulator.api_key,
@@ -50,7 +52,7 @@ class Simulation:
             "TELNYX_API_BASE_URL": f"{self.emulator.base_url}/v2",
             "LIFELINE_PUBLIC_URL": self._app_server.url,
             "LIFELINE_ENGINE": self._engine,
-            "DATABASE_URL": self._database_url or f"sqlite:///{self._tmp / 'simulation.db'}",
+            "DATABASE_URL": database_url,
         }
         self.config = config
         try:

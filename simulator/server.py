@@ -10,12 +10,21 @@ from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from .emulator import Emulator, error
+from .emulator import Emulator
+from .replies import error, unauthorized
 
 
 def emulator_app(emulator: Emulator) -> Flask:
     """A WSGI app serving the emulator's REST API."""
     app = Flask("telnyx-emulator")
+
+    @app.before_request
+    def require_key() -> ResponseReturnValue | None:
+        """Every route needs the API key, as at Telnyx."""
+        if emulator.authorized(request.headers.get("Authorization")):
+            return None
+        status, reply = unauthorized()
+        return jsonify(reply), status
 
     @app.post("/v2/calls/<path:call_control_id>/actions/<name>")
     def action(call_control_id: str, name: str) -> ResponseReturnValue:
@@ -23,8 +32,7 @@ def emulator_app(emulator: Emulator) -> Flask:
         if not isinstance(body, dict):
             status, reply = error(400, "10002", "Invalid JSON body")
         else:
-            status, reply = emulator.handle_command(call_control_id, name, body,
-                                                    request.headers.get("Authorization"))
+            status, reply = emulator.handle_command(call_control_id, name, body)
         return jsonify(reply), status
 
     @app.post("/v2/calls")
@@ -33,12 +41,12 @@ def emulator_app(emulator: Emulator) -> Flask:
         if not isinstance(body, dict):
             status, reply = error(400, "10002", "Invalid JSON body")
         else:
-            status, reply = emulator.dial(body, request.headers.get("Authorization"))
+            status, reply = emulator.dial(body)
         return jsonify(reply), status
 
     @app.get("/v2/calls/<path:call_control_id>")
     def status(call_control_id: str) -> ResponseReturnValue:
-        status, reply = emulator.call_status(call_control_id, request.headers.get("Authorization"))
+        status, reply = emulator.call_status(call_control_id)
         return jsonify(reply), status
 
     return app

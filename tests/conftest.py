@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from flask import Flask
 
-from lifeline import create_app
 from ivr.security import sign
+from lifeline import create_app
 from simulator.cli import register as register_simulator
 from simulator.emulator import Emulator
 from simulator.runner import Simulation

@@ -212,7 +212,7 @@ def test_lost_stream_is_restarted_once_then_the_call_goes_on_without_it(local: S
 def test_streaming_failed_webhook_restarts_listening(local: Simulation) -> None:
     leg = local.emulator.incoming_call()
     assert local.emulator.wait_for_gather(leg, 5)
-    local.emulator._stream_failed(leg, leg.stream_url, "connection_failed")
+    local.emulator.drop_stream(leg, "connection_failed")
     assert wait_until(lambda: len(accepted(local, leg.call_control_id, "streaming_start")) == 1)
     assert store(local).get_call(leg.call_control_id).listening == "restarted"
 

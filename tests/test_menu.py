@@ -57,7 +57,8 @@ def test_the_after_agents_menu_is_an_ordinary_node_without_the_operator(tmp_path
 
 
 def test_a_file_cannot_take_the_after_agents_name(tmp_path: Path) -> None:
-    text = BASE.replace("menus:\n", f"menus:\n  {AFTER_AGENTS}:\n    prompt: x\n    options: {{\"1\": {{goodbye: true}}}}\n", 1)
+    reserved = f"  {AFTER_AGENTS}:\n    prompt: x\n    options: {{\"1\": {{goodbye: true}}}}\n"
+    text = BASE.replace("menus:\n", f"menus:\n{reserved}", 1)
     with pytest.raises(ConfigError, match="reserved"):
         load_menu(write(tmp_path, text))
 

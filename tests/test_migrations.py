@@ -14,7 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import Engine, inspect, text
 
-from ivr.store import CallRecord, CallStatus, SqlStore
+from ivr.store import CallStatus
+from ivr.store.sql import SqlStore
 from ivr.store import migrate as migrations
 from ivr.store.schema import metadata
 from lifeline import create_app

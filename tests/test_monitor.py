@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from flask import Flask
 
-from lifeline import create_app
 from ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
+from lifeline import create_app
 from simulator.emulator import Fault
 from simulator.runner import Simulation
 

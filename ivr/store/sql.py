@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from ..errors import StoreError
 from ..sanitize import clean_text, finite_or_none
@@ -64,7 +64,7 @@ class SqlStoreTx(StoreTx):
     def update_call(self, call_control_id: str, **values: Any) -> None:
         unknown = set(values) - _CALL_FIELDS
         if unknown:
-            raise StoreError(f"unknown call fields {sorted(unknown)}")
+            raise TypeError(f"unknown call fields {sorted(unknown)}")
         values.setdefault("updated_at", time.time())
         self._conn.execute(update(schema.calls).where(schema.calls.c.call_control_id == call_control_id)
                            .values(**storable(schema.calls, values)))
@@ -85,7 +85,7 @@ class SqlStoreTx(StoreTx):
     def update_transfer(self, call_control_id: str, attempt: int, **values: Any) -> None:
         unknown = set(values) - _TRANSFER_FIELDS
         if unknown:
-            raise StoreError(f"unknown transfer fields {sorted(unknown)}")
+            raise TypeError(f"unknown transfer fields {sorted(unknown)}")
         values.setdefault("updated_at", time.time())
         self._conn.execute(update(schema.transfers).where(
             schema.transfers.c.call_control_id == call_control_id,
@@ -173,8 +173,10 @@ class SqlStore(CallStore):
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except DBAPIError as exc:
-            raise StoreError(f"database error: {_first_line(exc)}") from exc
+        except (OperationalError, InterfaceError) as exc:
+            # The database is down, unreachable, locked or chose us as a deadlock victim: a retry
+            # (Telnyx's redelivery) can succeed. Anything else is a bug and stays what it is.
+            raise StoreError(f"database unavailable: {_first_line(exc)}") from exc
         finally:
             if self._writer is not None:
                 self._writer.release()
