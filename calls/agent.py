@@ -34,12 +34,12 @@ def find_transfer(ctx: CallContext) -> TransferRecord | None:
 
 def on_initiated(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
     """Note (never answer) the agent leg a transfer created: the agent's phone is ringing."""
-    transfer = lock_caller_of(ctx.tx, transfer)[1]  # the caller's row first: ivr.lock_order
-    if transfer is not None and transfer.agent_call_control_id is None:
-        ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
+    current = lock_caller_of(ctx.tx, transfer)[1]  # the caller's row first: ivr.lock_order
+    if current is not None and current.agent_call_control_id is None:
+        ctx.tx.update_transfer(current.call_control_id, current.attempt,
                                agent_call_control_id=ctx.event.call_control_id,
                                status=TransferStatus.RINGING
-                               if transfer.status == TransferStatus.REQUESTED else transfer.status)
+                               if current.status == TransferStatus.REQUESTED else current.status)
 
 
 def on_bridged(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:

@@ -173,6 +173,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()  # reap it: a loaded machine can take longer than 20 s to drain
 
 
 def _wait_until_closed(database_url: str, results: list[CallResult], timeout_s: float) -> int:

@@ -69,7 +69,7 @@ class Simulation:
         """Stop the app as a crash or deploy would, and serve a new one on the same port and data."""
         if self.app is not None:
             self.app.extensions["lifeline"].close()
-        self.app = create_app(self.config, migrate=True)
+        self.app = create_app(self.config)  # the database was migrated when the first app started
         self._holder["app"] = self.app
         return self.app
 
