@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from ivr.context import CallContext
+from ivr.lock_order import lock_caller_of
 from ivr.menu import AFTER_AGENTS
 from ivr.store import CallStatus, TransferRecord, TransferStatus
 
@@ -33,11 +34,12 @@ def find_transfer(ctx: CallContext) -> TransferRecord | None:
 
 def on_initiated(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
     """Note (never answer) the agent leg a transfer created: the agent's phone is ringing."""
-    if transfer.agent_call_control_id is None:
-        ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
+    current = lock_caller_of(ctx.tx, transfer)[1]  # the caller's row first: ivr.lock_order
+    if current is not None and current.agent_call_control_id is None:
+        ctx.tx.update_transfer(current.call_control_id, current.attempt,
                                agent_call_control_id=ctx.event.call_control_id,
                                status=TransferStatus.RINGING
-                               if transfer.status == TransferStatus.REQUESTED else transfer.status)
+                               if current.status == TransferStatus.REQUESTED else current.status)
 
 
 def on_bridged(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
@@ -53,6 +55,7 @@ def on_hangup(ctx: CallContext, svc: Services, machine: Machine, transfer: Trans
         return
     if ctx.event.hangup_cause == "originator_cancel":
         # The caller's side went away first (its own hangup may not be processed yet).
+        lock_caller_of(ctx.tx, transfer)
         ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
                                status=TransferStatus.CANCELLED, hangup_cause="originator_cancel")
         return
@@ -63,10 +66,14 @@ def on_hangup(ctx: CallContext, svc: Services, machine: Machine, transfer: Trans
 def failed(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord, cause: str,
            agent_call_control_id: str | None = None) -> None:
     """Record that an agent did not take the call, then let the caller's call move on."""
+    # The caller's row first, then the transfer (ivr.lock_order): the caller's own hangup takes
+    # them in that order, and the opposite order deadlocks with it on PostgreSQL.
+    caller, current = lock_caller_of(ctx.tx, transfer)
+    if current is None or current.status not in OPEN_TRANSFER:
+        return  # the caller's hangup (or another delivery) closed this attempt while we waited
     ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt, status=TransferStatus.FAILED,
                            hangup_cause=cause,
                            agent_call_control_id=agent_call_control_id or transfer.agent_call_control_id)
-    caller = ctx.tx.get_call(transfer.call_control_id)
     if caller is not None:
         machine.fire(ctx, svc, caller, Trigger.AGENT_FAILED, transfer=transfer, cause=cause)
 

@@ -139,9 +139,18 @@ def hang_up_after_goodbye(turn: Turn) -> None:
 
 def hung_up(turn: Turn) -> None:
     """The caller hung up: close the call, stop ringing agents, release the engine after commit."""
+    outcome = OUTCOME_AT_HANGUP.get(CallStatus(turn.call.status), "completed")
+    _close(turn, outcome, turn.ctx.event.hangup_cause, time.time())
+
+
+def lost(turn: Turn, now: float, cause: str = "lost") -> None:
+    """Telnyx no longer knows the call (found dead by the monitor, or 90018 on a command): close it."""
+    _close(turn, OUTCOME_AT_HANGUP.get(CallStatus(turn.call.status), "lost"), cause, now)
+
+
+def _close(turn: Turn, outcome: str, cause: str | None, ended_at: float) -> None:
     ctx, call = turn.ctx, turn.call
-    turn.move(CallStatus.ENDED, outcome=OUTCOME_AT_HANGUP.get(CallStatus(call.status), "completed"),
-              hangup_cause=ctx.event.hangup_cause, ended_at=time.time(), pending=None)
+    turn.move(CallStatus.ENDED, outcome=outcome, hangup_cause=cause, ended_at=ended_at, pending=None)
     for transfer in ctx.tx.transfers(call.call_control_id):
         if transfer.status not in OPEN_TRANSFER:
             continue
@@ -153,10 +162,18 @@ def hung_up(turn: Turn) -> None:
     ctx.after_commit(lambda: engine.stop(ccid))
 
 
-def lost(turn: Turn, now: float) -> None:
-    """Telnyx no longer knows the call: close it as lost (or as transferred, if it was)."""
-    outcome = "transferred" if turn.call.status == CallStatus.TRANSFERRED else "lost"
-    turn.move(CallStatus.ENDED, outcome=outcome, hangup_cause="lost", ended_at=now)
+def on_hangup_before_initiated(ctx: CallContext) -> None:
+    """Webhooks can arrive out of order: keep a hangup for a leg we have not seen, so that its late
+    `call.initiated` finds the call closed and does not answer (or keep open) a leg that is gone."""
+    event = ctx.event
+    if not event.call_control_id or (event.client_state or {}).get("role") == "agent":
+        return
+    now = time.time()
+    ctx.tx.insert_call(CallRecord(
+        call_control_id=event.call_control_id, call_session_id=event.call_session_id,
+        call_leg_id=event.call_leg_id, from_number=event.from_, to_number=event.to,
+        status=CallStatus.ENDED, created_at=now, updated_at=now, outcome="abandoned",
+        hangup_cause=event.hangup_cause or "hangup_before_initiated", ended_at=now))
 
 
 def open_menu(ctx: CallContext, call: CallRecord, node: str, lead_in: str | None) -> None:

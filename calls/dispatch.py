@@ -58,6 +58,8 @@ def dispatch(ctx: CallContext, svc: Services, machine: Machine) -> None:
     transfer = agent.find_transfer(ctx) if agent_handler is not None else None
     if agent_handler is not None and transfer is not None:
         agent_handler(ctx, svc, machine, transfer)
+    elif event.type == "call.hangup":
+        caller.on_hangup_before_initiated(ctx)
 
 
 def _by_client_state(ctx: CallContext) -> CallRecord | None:

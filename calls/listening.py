@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ivr.context import CallContext
-from ivr.security import mask_digits
+from ivr.masking import mask_digits
 from ivr.store import CallRecord
 
 from .machine import Machine, Trigger, Turn

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 SchedulerT = TypeVar("SchedulerT", BackgroundScheduler, BlockingScheduler)
 BATCH = 100
 STUCK_GRACE_S = 30.0
+# Liveness checks towards Telnyx: at most 4/s per sweeper, 20 per sweep (a 5 s interval).
+STALE_CHECKS_PER_SWEEP = 20
+STALE_CHECK_SPACING_S = 0.25
 
 
 @dataclass
@@ -53,7 +56,8 @@ class Monitor:
 
     def __init__(self, store: CallStore, sender: CommandSender, telnyx: TelnyxCommands,
                  units: UnitOfWork, services: Services, machine: Machine, interval_s: float,
-                 transfer_timeout_s: float, stale_after_s: float, calls: CallService) -> None:
+                 transfer_timeout_s: float, stale_after_s: float, calls: CallService,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._store = store
         self._sender = sender
         self._telnyx = telnyx
@@ -66,6 +70,7 @@ class Monitor:
         self.resend_after_s = max(10.0, interval_s)
         self._stuck_after_s = transfer_timeout_s + STUCK_GRACE_S
         self._stale_after_s = stale_after_s
+        self._sleep = sleep
         self._scheduler: BackgroundScheduler | None = None
 
     def sweep(self, now: float | None = None) -> SweepReport:
@@ -123,22 +128,27 @@ class Monitor:
         return fetched
 
     def _close_lost_calls(self, now: float) -> int:
-        """Close calls that have been silent for long and that Telnyx says are over."""
+        """Close calls that have been silent for long and that Telnyx says are over.
+
+        Every active call is covered, oldest check first, and each is asked about once per
+        stale period across all sweepers: the sweeper stamps `checked_at` on the rows it takes
+        (locked, SKIP LOCKED on PostgreSQL) before it asks. Towards Telnyx each sweeper asks at
+        most STALE_CHECKS_PER_SWEEP times per sweep, STALE_CHECK_SPACING_S apart.
+        """
+        idle_before = now - self._stale_after_s
+        with self._store.unit() as tx:
+            idle = tx.calls_to_check(idle_before, STALE_CHECKS_PER_SWEEP)
+            for call in idle:
+                tx.update_call(call.call_control_id, checked_at=now, updated_at=call.updated_at)
         closed = 0
-        idle = [c for c in self._store.list_calls(limit=BATCH, active_only=True)
-                if now - c.updated_at > self._stale_after_s]
-        for call in idle:
+        for n, call in enumerate(idle):
+            if n:
+                self._sleep(STALE_CHECK_SPACING_S)
             if self._telnyx.is_alive(call.call_control_id) is not False:
                 continue
-            if self._units.for_call("lifeline.lost", call.call_control_id,
-                                    partial(self._close_lost, seen_at=call.updated_at, now=now)):
+            if self._calls.call_gone(call.call_control_id, "lost", unchanged_since=call.updated_at):
                 closed += 1
         return closed
-
-    def _close_lost(self, ctx: CallContext, call: CallRecord, seen_at: float, now: float) -> bool:
-        if call.updated_at != seen_at:
-            return False  # something happened on the call since we asked Telnyx
-        return self._machine.fire(ctx, self._services, call, Trigger.LOST, now=now)
 
     def start(self) -> None:
         """Run the sweep every interval in a background thread of this process."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from ivr.context import CallContext
 from ivr.events import CallEvent
-from ivr.security import masked_payload
-from ivr.store import CallStore
+from ivr.masking import masked_payload
+from ivr.store import CallRecord, CallStore
 
 from .dispatch import EVENT_TYPES, dispatch
 from .machine import Machine, Trigger
@@ -56,6 +57,20 @@ class CallService:
         """The media stream of a call ended while the call was still up."""
         self._units.for_call("lifeline.stream_lost", call_control_id, lambda ctx, call: self._machine.fire(
             ctx, self._services, call, Trigger.LISTENING_LOST, why=why))
+
+    def call_gone(self, call_control_id: str, cause: str, unchanged_since: float | None = None) -> bool:
+        """Telnyx says the leg is over (90018 on a command, or not alive): close the call.
+
+        True if an open call was closed. With `unchanged_since`, only a call whose record has
+        not moved since then is closed (the sweeper's answer may be stale when it arrives).
+        """
+
+        def close(ctx: CallContext, call: CallRecord) -> bool:
+            if unchanged_since is not None and call.updated_at != unchanged_since:
+                return False  # something happened on the call since Telnyx was asked
+            return self._machine.fire(ctx, self._services, call, Trigger.LOST, now=time.time(), cause=cause)
+
+        return bool(self._units.for_call("lifeline.call_gone", call_control_id, close))
 
     def load(self, call_control_id: str) -> dict[str, Any] | None:
         """The listening engine's data for a call (EngineState)."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import asdict
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
+from .console import signed_in, token_matches
 from .errors import error_response
+from .events import ID_MAX
+from .sanitize import clean_text
 from .timefmt import iso_times
 
 bp = Blueprint("api", __name__, template_folder="templates")
@@ -20,15 +22,20 @@ def require_token() -> ResponseReturnValue | None:
     """Call records hold callers' numbers and words: only holders of LIFELINE_API_TOKEN see them."""
     if request.endpoint == "api.health":
         return None
+    if "token" in request.args:
+        # A token in a URL is written to access logs, proxies and browser history.
+        return error_response(400, "the API token is not accepted in the URL: send it as "
+                                   "'Authorization: Bearer <token>', or sign in at /dashboard")
     expected = current_app.extensions["lifeline"].settings.api_token
     if not expected:
         return error_response(403, "the calls API is off: set LIFELINE_API_TOKEN and send it as "
-                                   "'Authorization: Bearer <token>' (or ?token= for the dashboard)")
+                                   "'Authorization: Bearer <token>'")
     header = request.headers.get("Authorization", "")
-    given = header[7:] if header.startswith("Bearer ") else request.args.get("token", "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        return error_response(403, "wrong or missing API token")
-    return None
+    if header.startswith("Bearer ") and token_matches(header[7:], expected):
+        return None
+    if not header and signed_in(expected):
+        return None
+    return error_response(403, "wrong or missing API token")
 
 
 @bp.get("/healthz")
@@ -55,17 +62,14 @@ def list_calls() -> ResponseReturnValue:
     return jsonify(calls=iso_times([asdict(c) for c in calls]))
 
 
-@bp.get("/dashboard")
-def dashboard() -> ResponseReturnValue:
-    """A page that watches live calls (it reads the API with the same token)."""
-    return render_template("dashboard.html")
-
-
 @bp.get("/api/calls/<path:call_control_id>")
 def call_detail(call_control_id: str) -> ResponseReturnValue:
     """One call: its record, decisions, transfers, messages, events and commands."""
     store = current_app.extensions["lifeline"].store
-    call = store.get_call(call_control_id)
+    # An id no call can have (a NUL, a lone surrogate, past the column) is not looked up at all:
+    # PostgreSQL would refuse the NUL with an error instead of "not found".
+    storable = clean_text(call_control_id) == call_control_id and len(call_control_id) <= ID_MAX
+    call = store.get_call(call_control_id) if storable else None
     if call is None:
         return error_response(404, f"no call {call_control_id!r}")
     return jsonify(**iso_times(dict(

@@ -5,10 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import MalformedEvent
+from .sanitize import load_json
+
+# Identifiers are keys in the store: one longer than its column is no Telnyx id, and cutting it
+# short could merge two calls, so it is refused rather than truncated.
+ID_MAX = 255
+# meta.attempt is informational (the event id dedupes); past any real redelivery count it reads as 1.
+ATTEMPT_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -52,10 +60,7 @@ class CallEvent:
 
 def parse_event(body: bytes) -> CallEvent:
     """Parse a webhook body into a CallEvent or raise MalformedEvent saying what is wrong."""
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise MalformedEvent("body is not JSON") from None
+    document = load_json(body)
     if not isinstance(document, dict) or not isinstance(document.get("data"), dict):
         raise MalformedEvent("body has no `data` object (is the Call Control app on webhook API v2?)")
     data = document["data"]
@@ -74,9 +79,9 @@ def parse_event(body: bytes) -> CallEvent:
         id=event_id,
         type=event_type,
         occurred_at=_text(data, "occurred_at"),
-        call_control_id=_text(payload, "call_control_id"),
-        call_leg_id=_text(payload, "call_leg_id"),
-        call_session_id=_text(payload, "call_session_id"),
+        call_control_id=_identifier(payload, "call_control_id"),
+        call_leg_id=_identifier(payload, "call_leg_id"),
+        call_session_id=_identifier(payload, "call_session_id"),
         from_=_text(payload, "from"),
         to=_text(payload, "to"),
         direction=_text(payload, "direction"),
@@ -88,7 +93,7 @@ def parse_event(body: bytes) -> CallEvent:
         hangup_cause=_text(payload, "hangup_cause"),
         transcription=_transcription(payload),
         failure_reason=_text(payload, "failure_reason"),
-        attempt=attempt if isinstance(attempt, int) else 1,
+        attempt=attempt if type(attempt) is int and 1 <= attempt <= ATTEMPT_MAX else 1,
         payload=payload,
     )
 
@@ -103,10 +108,17 @@ def decode_client_state(value: str | None) -> dict[str, Any] | None:
     if not value:
         return None
     try:
-        decoded = json.loads(base64.b64decode(value, validate=True))
-    except (binascii.Error, ValueError):
+        decoded = load_json(base64.b64decode(value, validate=True), "client_state")
+    except (binascii.Error, ValueError, MalformedEvent):
         return None
     return decoded if isinstance(decoded, dict) else None
+
+
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:  # an int past float's range (10**400)
+        return False
 
 
 def as_object(value: object) -> dict[str, Any]:
@@ -123,6 +135,13 @@ def _text(source: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _identifier(source: dict[str, Any], key: str) -> str | None:
+    value = _text(source, key)
+    if value is not None and len(value) > ID_MAX:
+        raise MalformedEvent(f"payload.{key} is longer than {ID_MAX} characters; no Telnyx id is")
+    return value
+
+
 def _transcription(payload: dict[str, Any]) -> Transcription | None:
     data = payload.get("transcription_data")
     if data is None:
@@ -135,6 +154,8 @@ def _transcription(payload: dict[str, Any]) -> Transcription | None:
         raise MalformedEvent("payload.transcription_data.transcript must be a string")
     if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, (int, float))):
         raise MalformedEvent("payload.transcription_data.confidence must be a number")
+    if confidence is not None and not _finite(confidence):
+        raise MalformedEvent("payload.transcription_data.confidence must be a finite number")
     return Transcription(
         text=text,
         confidence=float(confidence) if confidence is not None else None,

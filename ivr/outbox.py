@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,11 @@ class CommandSender:
         self._executor = KeyedSerialExecutor(workers, "lifeline-cmd")
         # api_url: where commands go when `telnyx` is a router over several providers
         self.reachability = TelnyxReachability(api_url if api_url is not None else telnyx.base_url)
+        self._call_ended: Callable[[str, str], object] | None = None
+
+    def on_call_ended(self, callback: Callable[[str, str], object]) -> None:
+        """Call `callback(call_control_id, cause)` when Telnyx answers a command with 90018."""
+        self._call_ended = callback
 
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue commands that their unit of work has already committed to the outbox."""
@@ -51,6 +56,10 @@ class CommandSender:
                           command.name, command.call_control_id, outcome.attempts)
             else:
                 self.reachability.answered()
+            if outcome.status == CommandStatus.CALL_ENDED and self._call_ended is not None:
+                # Any command can be the first to learn the leg is gone (its hangup may be late or
+                # lost): close the call now instead of leaving it open until the stale sweep.
+                self._call_ended(command.call_control_id, "call_ended_90018")
 
     def _measure(self, command: Command, status: str, attempts: int) -> None:
         assert self._metrics is not None

@@ -1,13 +1,11 @@
-"""Telnyx webhook signatures (Ed25519 over "{timestamp}|{raw body}") and masking of digits."""
+"""Telnyx webhook signatures (Ed25519 over "{timestamp}|{raw body}")."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -16,7 +14,6 @@ from .errors import SignatureError
 
 SIGNATURE_HEADER = "telnyx-signature-ed25519"
 TIMESTAMP_HEADER = "telnyx-timestamp"
-_DIGIT_RUN = re.compile(r"\d(?:[\s-]?\d){3,}")
 
 
 class WebhookVerifier:
@@ -53,11 +50,6 @@ def sign(key: SigningKey, body: bytes, timestamp: int) -> dict[str, str]:
     return {SIGNATURE_HEADER: base64.b64encode(signed).decode(), TIMESTAMP_HEADER: str(timestamp)}
 
 
-def mask_digits(text: str) -> str:
-    """Mask runs of four or more digits (card numbers, PINs) before they are stored or logged."""
-    return _DIGIT_RUN.sub(lambda m: re.sub(r"\d", "#", m.group()), text)
-
-
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
     if value is None:
@@ -65,13 +57,3 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         value = lowered.get(name)
     return value.strip() if value else None
 
-
-def masked_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """An event payload as we keep it for audit: digit strings masked."""
-    kept = dict(payload)
-    if isinstance(kept.get("digits"), str):
-        kept["digits"] = mask_digits(kept["digits"])
-    data = kept.get("transcription_data")
-    if isinstance(data, dict) and isinstance(data.get("transcript"), str):
-        kept["transcription_data"] = {**data, "transcript": mask_digits(data["transcript"])}
-    return kept

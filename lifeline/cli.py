@@ -15,6 +15,8 @@ from calls.monitor import SweepReport
 def monitor(once: bool) -> None:
     """Sweep active calls every LIFELINE_SWEEP_INTERVAL seconds (Ctrl-C to stop)."""
     lifeline = current_app.extensions["lifeline"]
+    if lifeline.schema_problem:
+        raise click.ClickException(lifeline.schema_problem)
     if once:
         report = lifeline.monitor.sweep()
         lifeline.sender.wait_idle(30)

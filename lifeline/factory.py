@@ -20,15 +20,17 @@ from calls.unit import UnitOfWork
 from insight import make_engine, media
 from insight.base import ListeningEngine
 from insight.understand import Understanding
-from ivr import api, openapi, webhooks
+from ivr import api, console, openapi, webhooks
 from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
 from ivr.menu import Menu, load_menu
 from ivr.metrics import Metrics
 from ivr.outbox import CommandSender
+from ivr.sanitize import FiniteJSONProvider
 from ivr.security import WebhookVerifier
 from ivr.recordings import RecordingKeeper
+from ivr.store.migrate import schema_problem
 from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands
 from providers import ProviderCommands
@@ -37,7 +39,7 @@ from providers.twilio.wiring import build_twilio
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
 
-from . import cli
+from . import cli, db_cli
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Lifeline:
     engine: ListeningEngine
     metrics: Metrics
     services: Services  # the scorer and rules every message goes through (flask evaluate reuses them)
+    schema_problem: str | None = None  # one line, when the database's schema is not the code's
 
     def close(self) -> None:
         """Stop the monitor, finish queued commands and release connections."""
@@ -66,8 +69,13 @@ class Lifeline:
         self.store.close()
 
 
-def create_app(config: Mapping[str, object] | None = None) -> Flask:
+def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = False) -> Flask:
     """Build the Flask app; config overrides the environment (same variable names).
+
+    The app never changes the schema on its own: it checks it, and while it is not current
+    every request gets 503 saying to run `flask db upgrade` (gunicorn stops before its workers
+    start: gunicorn.conf.py). `migrate=True` upgrades first; it is for tools that make their
+    own fresh database (tests, `flask simulate`), never for the served app's workers.
 
     The simulator's commands are not registered here (the product never imports its test tool):
     `app.py` adds them for `flask --app app`. The monitor's schedule is not started here either:
@@ -78,11 +86,15 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         load_dotenv(Path.cwd() / ".env", override=False)
     app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    app.json = FiniteJSONProvider(app)
     settings = load_settings(config, Path(app.instance_path))
     menu = load_menu(settings.ivr_path)
     rules = load_rules(settings.rules_path)
     engine = make_engine(settings)
-    store = SqlStore(settings.database_url)
+    store = SqlStore(settings.database_url, create_schema=migrate)
+    problem = None if migrate else schema_problem(store.engine)
+    if problem:
+        log.warning("%s", problem)
     telnyx = TelnyxCommands(settings)
     metrics = Metrics()
     verifier = WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s)
@@ -99,18 +111,21 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         recordings=recordings)
     units = UnitOfWork(store, menu, sender)
     calls = CallService(store, units, services, MACHINE)
+    outbox.on_call_ended(calls.call_gone)  # a 90018 on any command closes its call
     monitor = Monitor(store, outbox, providers, units, services, MACHINE,  # type: ignore[arg-type]
                       settings.sweep_interval_s, settings.transfer_timeout_s, settings.stale_call_s, calls)
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,  # type: ignore[arg-type]
         verifier=verifier,
-        calls=calls, monitor=monitor, engine=engine, metrics=metrics, services=services)
+        calls=calls, monitor=monitor, engine=engine, metrics=metrics, services=services,
+        schema_problem=problem)
     engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
                                                                    confidence), state=calls)
     if getattr(engine, "on_transcribed", False) is None:
         engine.on_transcribed = metrics.transcribed  # type: ignore[attr-defined]
     engine.warm()
 
+    console.configure_sessions(app, settings)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(openapi.bp)
@@ -118,7 +133,10 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     if twilio is not None:
         twilio.register(app)
     metrics_module.install(app, metrics)
+    app.register_blueprint(console.bp)
     _register_errors(app)
+    if problem:
+        app.before_request(lambda: error_response(503, problem))
 
     register_commands(app)
     return app
@@ -127,6 +145,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
 def register_commands(app: Flask) -> None:
     """Add every product command to `flask`; the command shell (startup.py) lists the same ones."""
     cli.register(app)
+    db_cli.register(app)
 
 
 def _register_errors(app: Flask) -> None:

@@ -28,6 +28,7 @@ from ivr import logs
 from ivr.config import Settings, load_settings
 from ivr.errors import LifelineError
 from ivr.menu import load_menu
+from ivr.store.migrate import schema_problem
 from ivr.store.sql import SqlStore
 from ivr.yamlfile import line_of
 from transfer.rules import load_rules
@@ -126,7 +127,8 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
             problems.append(str(exc))
     if not problems:
         try:
-            SqlStore(settings.database_url).close()
+            # Opened without touching the schema: only `flask db upgrade` changes it.
+            SqlStore(settings.database_url, create_schema=False).close()
         except LifelineError as exc:
             problems.append(str(exc))
     if problems:
@@ -145,7 +147,26 @@ def check_or_exit() -> Settings:
     except LifelineError as exc:
         fail(exc)
     print_problems([], settings.warnings)
+    require_current_schema(settings)
     return settings
+
+
+def require_current_schema(settings: Settings | None = None) -> None:
+    """Exit with one line unless the database schema is current (servers never migrate)."""
+    if settings is None:
+        load_dotenv(Path.cwd() / ".env", override=False)
+        try:
+            settings = load_settings(None, Path.cwd() / "instance")
+        except LifelineError as exc:
+            fail(exc)
+    store = SqlStore(settings.database_url, create_schema=False)
+    try:
+        problem = schema_problem(store.engine)
+    finally:
+        store.close()
+    if problem:
+        print_problems([problem])
+        raise SystemExit(EX_CONFIG)
 
 
 def secrets_of(settings: Settings) -> list[str]:

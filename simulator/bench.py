@@ -32,6 +32,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from ivr.config import PROJECT_ROOT
+from ivr.store.sql import SqlStore
 
 from .caller import CallResult, play
 from .emulator import Emulator
@@ -88,6 +89,8 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
     database_url = config.database_url or f"sqlite:///{workdir / 'bench.db'}"
     port = _free_port()
     log_path = workdir / "app.log"
+    # The deploy step (`flask db upgrade`): migrate once, before any worker starts.
+    SqlStore(database_url.replace("postgresql://", "postgresql+psycopg://")).close()
     app = _start_gunicorn(config, emulator, port, database_url, log_path, echo)
     if twilio:
         emulator.app_url = f"http://127.0.0.1:{port}"
@@ -190,6 +193,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()  # reap it: a loaded machine can take longer than 20 s to drain
 
 
 def _wait_until_closed(database_url: str, results: list[CallResult], timeout_s: float) -> int:

@@ -55,7 +55,7 @@ def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: fl
                         app_port=port, emulator_port=emulator_port) as sim:
             assert sim.app is not None
             sim.app.extensions["lifeline"].monitor.start()
-            click.echo(f"Lifeline dev: http://127.0.0.1:{port}/dashboard?token={token}  (API token "
+            click.echo(f"Lifeline dev: http://127.0.0.1:{port}/dashboard  (sign in with the API token "
                        f"{token}; emulator http://127.0.0.1:{emulator_port}; Ctrl-C to stop)")
             try:
                 _loop(sim, scenarios, every, concurrency, stop)

@@ -65,7 +65,7 @@ class Simulation:
         }
         self.config = config
         try:
-            self.app = create_app(config)
+            self.app = create_app(config, migrate=True)  # its own fresh database
         except Exception:
             self._stop_servers()
             raise
@@ -92,7 +92,7 @@ class Simulation:
         """Stop the app as a crash or deploy would, and serve a new one on the same port and data."""
         if self.app is not None:
             self.app.extensions["lifeline"].close()
-        self.app = create_app(self.config)
+        self.app = create_app(self.config)  # the database was migrated when the first app started
         self._holder["app"] = self.app
         return self.app
 

@@ -7,9 +7,11 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from flask import Flask
 
@@ -69,7 +71,7 @@ def app(app_config: dict[str, object]) -> Iterator[Flask]:
 
     The simulator's commands are added as `app.py` adds them, so `flask simulate` can be invoked.
     """
-    application = create_app(app_config)
+    application = create_app(app_config, migrate=True)
     register_simulator(application)
     yield application
     application.extensions["lifeline"].close()
@@ -82,6 +84,19 @@ def live() -> Iterator[Simulation]:
         yield sim
         assert sim.emulator.refused == [], f"the SDK's types refuse: {sim.emulator.refused[:2]}"
         assert sim.emulator.webhook_problems == [], sim.emulator.webhook_problems[:5]
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A throw-away PostgreSQL schema; yields a DATABASE_URL whose search_path points at it."""
+    schema = f"lifeline_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 WebhookFactory = Callable[..., tuple[bytes, dict[str, str]]]

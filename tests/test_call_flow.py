@@ -334,7 +334,8 @@ def test_call_record_api_shows_the_decision_transfer_and_transcript(live: Simula
     assert client.get("/api/calls/v3:nope", headers=auth).status_code == 404
     assert client.get("/api/calls?limit=x", headers=auth).get_json()["error"]["status"] == 400
     assert client.get("/healthz").get_json()["status"] == "ok"
-    page = client.get("/dashboard?token=test-token")
+    client.post("/dashboard/signin", data={"token": "test-token"})
+    page = client.get("/dashboard")
     assert page.status_code == 200 and b"Live calls" in page.data
 
 

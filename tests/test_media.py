@@ -229,7 +229,7 @@ def test_simulate_local_engine_runs_the_real_audio_path(local: Simulation, tmp_p
 def test_listen_bench_reports_speed_latency_and_memory(app_config: dict[str, object], tmp_path) -> None:  # type: ignore[no-untyped-def]
     from lifeline import create_app
     from simulator.cli import register
-    app = create_app({**app_config, "LIFELINE_ENGINE": "local", "LIFELINE_PUBLIC_URL": "http://127.0.0.1"})
+    app = create_app({**app_config, "LIFELINE_ENGINE": "local", "LIFELINE_PUBLIC_URL": "http://127.0.0.1"}, migrate=True)
     register(app)
     try:
         out = tmp_path / "listen.json"

@@ -116,7 +116,7 @@ def pg_database() -> Iterator[str]:
 @pytest.mark.postgres
 def test_two_sweepers_on_postgres_touch_each_call_once(app_config: dict[str, object],
                                                        pg_database: str) -> None:
-    apps: list[Flask] = [create_app({**app_config, "DATABASE_URL": pg_database}) for _ in range(2)]
+    apps: list[Flask] = [create_app({**app_config, "DATABASE_URL": pg_database}, migrate=True) for _ in range(2)]
     try:
         now = time.time()
         with apps[0].extensions["lifeline"].store.unit() as tx:

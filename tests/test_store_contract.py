@@ -229,3 +229,19 @@ def test_an_unknown_field_is_a_programming_error_not_a_store_outage(store: CallS
             tx.insert_call(new_call())
             tx.update_call("v3:call-1", colour="blue")
     assert store.get_call("v3:call-1") is None
+
+
+def test_liveness_check_takes_idle_active_calls_least_recently_checked_first(store: CallStore) -> None:
+    now = time.time()
+    with store.unit() as tx:
+        for ccid in ("v3:never", "v3:long-ago", "v3:just-now", "v3:busy", "v3:ended"):
+            tx.insert_call(new_call(ccid, status=CallStatus.ENDED if ccid == "v3:ended" else CallStatus.MENU))
+        for ccid in ("v3:never", "v3:long-ago", "v3:just-now", "v3:ended"):
+            tx.update_call(ccid, updated_at=now - 3600)
+        tx.update_call("v3:long-ago", checked_at=now - 3000, updated_at=now - 3600)
+        tx.update_call("v3:just-now", checked_at=now - 10, updated_at=now - 3600)
+    with store.unit() as tx:
+        due = tx.calls_to_check(now - 900, 10)
+    assert [c.call_control_id for c in due] == ["v3:never", "v3:long-ago"]
+    with store.unit() as tx:
+        assert [c.call_control_id for c in tx.calls_to_check(now - 900, 1)] == ["v3:never"]

@@ -73,6 +73,10 @@ class StoreTx(ABC):
     def calls_to_sweep(self, swept_before: float, limit: int) -> list[CallRecord]:
         """Active calls not swept since `swept_before`, locked so no other sweeper takes them."""
 
+    @abstractmethod
+    def calls_to_check(self, idle_before: float, limit: int) -> list[CallRecord]:
+        """Active calls silent and unchecked since `idle_before`, least recently checked first, locked."""
+
 
 class CallStore(ABC):
     """Durable call state shared by every worker and instance."""

@@ -133,6 +133,11 @@ class MemoryStoreTx(StoreTx):
                and (c.swept_at is None or c.swept_at < swept_before)]
         return [replace(c) for c in sorted(due, key=lambda c: c.created_at)[:limit]]
 
+    def calls_to_check(self, idle_before: float, limit: int) -> list[CallRecord]:
+        idle = [c for c in self._t.calls.values() if c.status != CallStatus.ENDED
+                and c.updated_at < idle_before and (c.checked_at is None or c.checked_at < idle_before)]
+        return [replace(c) for c in sorted(idle, key=lambda c: (c.checked_at or 0.0, c.updated_at))[:limit]]
+
 
 class MemoryStore(CallStore):
     """CallStore in this process's memory."""

@@ -61,6 +61,7 @@ class CallRecord:
     answered_at: float | None = None
     ended_at: float | None = None
     swept_at: float | None = None
+    checked_at: float | None = None  # when a sweeper last asked Telnyx whether the leg is up
     listening: str | None = None
     listening_reason: str | None = None  # why listening was restarted or lost
     recording_url: str | None = None

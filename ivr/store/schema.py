@@ -24,6 +24,7 @@ calls = Table(
     Column("answered_at", Float),
     Column("ended_at", Float),
     Column("swept_at", Float),
+    Column("checked_at", Float),
     Column("listening", String(16)),
     Column("listening_reason", String(200)),
     Column("recording_url", String(1000)),

@@ -10,14 +10,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from ..errors import StoreError
+from ..sanitize import clean_text, finite_or_none
 from . import schema
 from .base import CallStore, StoreTx
+from .migrate import upgrade
 from .records import CallRecord, CallStatus, Command, CommandStatus, Message, OutboxEntry, TransferRecord
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
@@ -35,7 +37,7 @@ class SqlStoreTx(StoreTx):
         insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
         first_key = next(iter(table.primary_key.columns))
         # RETURNING, not rowcount: psycopg 3 reports rowcount -1 for this statement.
-        statement = insert(table).values(**values).on_conflict_do_nothing().returning(first_key)
+        statement = insert(table).values(**storable(table, values)).on_conflict_do_nothing().returning(first_key)
         return self._conn.execute(statement).first() is not None
 
     def record_event(self, event_id: str, event_type: str, call_control_id: str | None,
@@ -64,11 +66,11 @@ class SqlStoreTx(StoreTx):
         if unknown:
             raise TypeError(f"unknown call fields {sorted(unknown)}")
         values.setdefault("updated_at", time.time())
-        self._conn.execute(update(schema.calls)
-                           .where(schema.calls.c.call_control_id == call_control_id).values(**values))
+        self._conn.execute(update(schema.calls).where(schema.calls.c.call_control_id == call_control_id)
+                           .values(**storable(schema.calls, values)))
 
     def add_transfer(self, transfer: TransferRecord) -> None:
-        self._conn.execute(schema.transfers.insert().values(**asdict(transfer)))
+        self._conn.execute(schema.transfers.insert().values(**storable(schema.transfers, asdict(transfer))))
 
     def transfers(self, call_control_id: str) -> list[TransferRecord]:
         return _transfers(self._conn, call_control_id)
@@ -87,7 +89,7 @@ class SqlStoreTx(StoreTx):
         values.setdefault("updated_at", time.time())
         self._conn.execute(update(schema.transfers).where(
             schema.transfers.c.call_control_id == call_control_id,
-            schema.transfers.c.attempt == attempt).values(**values))
+            schema.transfers.c.attempt == attempt).values(**storable(schema.transfers, values)))
 
     def enqueue(self, commands: Sequence[Command]) -> None:
         now = time.time()
@@ -116,9 +118,9 @@ class SqlStoreTx(StoreTx):
 
     def add_decision(self, call_control_id: str, rule: str, reason: str,
                      evidence: list[dict[str, Any]]) -> None:
-        self._conn.execute(schema.decisions.insert().values(
-            call_control_id=call_control_id, rule=rule, reason=reason[:255],
-            evidence=json.dumps(evidence), decided_at=time.time()))
+        self._conn.execute(schema.decisions.insert().values(**storable(schema.decisions, {
+            "call_control_id": call_control_id, "rule": rule, "reason": reason,
+            "evidence": json.dumps(evidence), "decided_at": time.time()})))
 
     def calls_to_sweep(self, swept_before: float, limit: int) -> list[CallRecord]:
         calls = schema.calls.c
@@ -131,19 +133,31 @@ class SqlStoreTx(StoreTx):
             query = query.with_for_update(skip_locked=True)
         return [CallRecord(**dict(r)) for r in self._conn.execute(query).mappings()]
 
+    def calls_to_check(self, idle_before: float, limit: int) -> list[CallRecord]:
+        calls = schema.calls.c
+        query = (select(schema.calls)
+                 .where(calls.status != CallStatus.ENDED, calls.updated_at < idle_before,
+                        (calls.checked_at.is_(None)) | (calls.checked_at < idle_before))
+                 .order_by(func.coalesce(calls.checked_at, 0.0), calls.updated_at).limit(limit))
+        if self._dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [CallRecord(**dict(r)) for r in self._conn.execute(query).mappings()]
+
 
 class SqlStore(CallStore):
     """CallStore on SQLAlchemy; the URL's scheme picks SQLite or PostgreSQL."""
 
     def __init__(self, url: str, *, create_schema: bool = True, schema_name: str | None = None) -> None:
+        """Connect; with create_schema, bring the schema to the code's revision (`flask db upgrade`)."""
         self.url = url
         self.engine = _make_engine(url, schema_name)
         # SQLite has one writer at a time; queueing writers here wakes the next one at once,
         # where SQLite's own busy handler would poll with sleeps of up to 100 ms.
         self._writer = threading.Lock() if url.startswith("sqlite") else None
         if create_schema:
+            # Through the migrations (under their lock), so there is one way to build the schema.
             try:
-                schema.metadata.create_all(self.engine)
+                upgrade(self.engine)
             except SQLAlchemyError as exc:
                 raise StoreError(f"cannot create tables at {_safe_url(url)}: {exc.__class__.__name__}: "
                                  f"{_first_line(exc)}; check DATABASE_URL and that the database "
@@ -217,9 +231,9 @@ class SqlStore(CallStore):
     def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> None:
         with self._write() as conn:
             conn.execute(update(schema.commands).where(schema.commands.c.command_id == command_id)
-                             .values(status=status, attempts=attempts,
-                                     last_error=error[:500] if error else None,
-                                     updated_at=time.time()))
+                             .values(**storable(schema.commands, {
+                                 "status": status, "attempts": attempts, "last_error": error,
+                                 "updated_at": time.time()})))
 
     def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
         cutoff = time.time() - older_than_s
@@ -243,6 +257,20 @@ class SqlStore(CallStore):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def storable(table: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Values both databases accept: clean text cut to its column, non-finite floats as NULL."""
+    result = dict(values)
+    for name, value in values.items():
+        if isinstance(value, str):
+            value = clean_text(value)
+            length = getattr(table.c[name].type, "length", None)
+            # Keys are never cut (two ids must not merge); callers refuse over-long ids first.
+            result[name] = value[:length] if length and not table.c[name].primary_key else value
+        elif isinstance(value, float):
+            result[name] = finite_or_none(value)
+    return result
 
 
 def _make_engine(url: str, schema_name: str | None) -> Engine:

@@ -1,0 +1,110 @@
+"""Schema migrations (Alembic): upgrade once per deploy under a lock; check at start-up.
+
+`flask db upgrade` brings the database to the code's schema. It runs under a lock, so two
+deploy steps (or two instances started at once) never migrate at the same time: a PostgreSQL
+advisory lock, or a file lock beside a SQLite database. Workers never change the schema; the
+app checks it at start-up and stops with one line saying to run the upgrade.
+
+A database made before migrations existed (tables from `create_all`, no `alembic_version`) is
+adopted: stamped at the first revision, which is exactly that schema, then upgraded, data kept.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+
+log = logging.getLogger(__name__)
+SCRIPTS = Path(__file__).resolve().parent / "migrations"
+BASELINE = "0001"  # the schema as `create_all` made it before migrations
+# Any fixed 64-bit number: every Lifeline process that migrates takes this advisory lock.
+_PG_LOCK_KEY = 0x4C6966656C696E65  # "Lifeline"
+UPGRADE_HINT = "run `flask db upgrade`"
+
+
+def head() -> str:
+    """The revision the code expects."""
+    head_revision = ScriptDirectory(str(SCRIPTS)).get_current_head()
+    assert head_revision is not None, "ivr/store/migrations has no revisions"
+    return head_revision
+
+
+def current(engine: Engine) -> str | None:
+    """The database's revision; None when it has none (empty, or made before migrations)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """One line saying why the database's schema is not the code's, or None when it is."""
+    try:
+        revision = current(engine)
+    except Exception as exc:  # unreachable database: say so in the same one line
+        return f"cannot read the schema version ({exc.__class__.__name__}); check DATABASE_URL"
+    if revision == head():
+        return None
+    if revision is None:
+        with engine.connect() as conn:
+            has_tables = inspect(conn).has_table("calls")
+        state = "was made before migrations" if has_tables else "is empty"
+    else:
+        state = f"is at revision {revision}, the code needs {head()}"
+    return f"the database schema {state}: {UPGRADE_HINT}"
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the schema to head under the migration lock; returns (revision before, after)."""
+    with _migration_lock(engine) as conn:
+        before = MigrationContext.configure(conn).get_current_revision()
+        config = _config(conn)
+        if before is None and inspect(conn).has_table("calls"):
+            log.warning("adopting a database made before migrations: stamping revision %s", BASELINE)
+            command.stamp(config, BASELINE)
+            conn.commit()
+        command.upgrade(config, "head")
+        conn.commit()
+        return before, MigrationContext.configure(conn).get_current_revision() or ""
+
+
+def _config(conn: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    config.attributes["connection"] = conn
+    return config
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
+            conn.commit()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_LOCK_KEY})
+                conn.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        with engine.connect() as conn:
+            yield conn
+        return
+    # SQLite: an exclusive lock on a file beside the database, held for the whole upgrade.
+    with open(f"{database}.migrate-lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            with engine.connect() as conn:
+                yield conn
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)

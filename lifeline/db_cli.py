@@ -1,0 +1,34 @@
+"""`flask db upgrade` / `flask db current`: the schema migrations, run once per deploy."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from ivr.store.migrate import current, head, upgrade
+
+db = AppGroup("db", help="Database schema migrations (Alembic).")
+
+
+@db.command("upgrade")
+def upgrade_command() -> None:
+    """Bring the database to the code's schema (under a lock; safe to run from several places)."""
+    engine = current_app.extensions["lifeline"].store.engine
+    before, after = upgrade(engine)
+    if before == after:
+        click.echo(f"database schema already current (revision {after})")
+    else:
+        click.echo(f"database schema upgraded from {before or 'none'} to {after}")
+
+
+@db.command("current")
+def current_command() -> None:
+    """Print the database's schema revision and the code's."""
+    engine = current_app.extensions["lifeline"].store.engine
+    click.echo(f"database: {current(engine) or 'none'}; code: {head()}")
+
+
+def register(app: Flask) -> None:
+    """Add `flask db` to the app's CLI."""
+    app.cli.add_command(db)

@@ -1,0 +1,173 @@
+"""Schema migrations: they agree with the models, adopt an old database with its data, run once
+under a lock, and an app on a stale schema refuses to work and says what to run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from flask import Flask
+from sqlalchemy import Engine, inspect, text
+
+from ivr.store import CallStatus
+from ivr.store.sql import SqlStore
+from ivr.store import migrate as migrations
+from ivr.store.schema import metadata
+from lifeline import create_app
+from lifeline.startup import EX_CONFIG, require_current_schema
+
+from .conftest import postgres_schema
+from .test_store_contract import postgres_url_or_skip
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    with postgres_schema(postgres_url_or_skip()) as url:
+        yield url.replace("postgresql://", "postgresql+psycopg://")
+
+
+_opened: list[SqlStore] = []
+
+
+@pytest.fixture(autouse=True)
+def close_stores() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
+def engine_for(url: str) -> Engine:
+    """An engine on the database, closed after the test (no migration is run)."""
+    store = SqlStore(url, create_schema=False)
+    _opened.append(store)
+    return store.engine
+
+
+def test_migrations_build_exactly_the_models_schema(database_url: str) -> None:
+    engine = engine_for(database_url)
+    migrations.upgrade(engine)
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                       metadata)
+    assert differences == []
+    assert migrations.current(engine) == migrations.head()
+    assert migrations.schema_problem(engine) is None
+
+
+def make_pre_migration_database(engine: Engine) -> None:
+    """What Lifeline made before migrations: `create_all` of the baseline schema, with a call in it."""
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE calls DROP COLUMN checked_at"))  # added by revision 0002
+    now = time.time()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO webhook_events (id, event_type, call_control_id, received_at, "
+                          "attempt, payload) VALUES ('evt-old', 'call.initiated', 'v3:old', :now, 1, '{}')"),
+                     {"now": now})
+        conn.execute(text("INSERT INTO calls (call_control_id, status, retries, created_at, updated_at) "
+                          "VALUES ('v3:old', 'menu', 0, :now, :now)"), {"now": now})
+
+
+def test_an_old_create_all_database_is_adopted_and_keeps_its_data(database_url: str) -> None:
+    engine = engine_for(database_url)
+    make_pre_migration_database(engine)
+    assert "was made before migrations" in (migrations.schema_problem(engine) or "")
+    before, after = migrations.upgrade(engine)
+    assert (before, after) == (None, migrations.head())
+    store = SqlStore(database_url, create_schema=False)
+    _opened.append(store)
+    call = store.get_call("v3:old")
+    assert call is not None and (call.status, call.checked_at) == (CallStatus.MENU, None)
+    assert [e["id"] for e in store.events("v3:old")] == ["evt-old"]
+    with engine.connect() as conn:
+        assert "checked_at" in {c["name"] for c in inspect(conn).get_columns("calls")}
+    assert migrations.upgrade(engine) == (migrations.head(), migrations.head())  # idempotent
+
+
+def test_concurrent_upgrades_of_a_fresh_database_take_turns(database_url: str) -> None:
+    """Several deploy steps (or instances) started at once: the lock lets one migrate at a time."""
+    engines = [engine_for(database_url) for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def run(engine: Engine) -> None:
+        barrier.wait()
+        try:
+            migrations.upgrade(engine)
+        except BaseException as exc:  # any failure is what this test looks for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert migrations.current(engines[0]) == migrations.head()
+
+
+def test_an_app_on_a_stale_schema_refuses_requests_and_says_to_upgrade(
+        app_config: dict[str, object]) -> None:
+    app = create_app(app_config)  # a fresh, empty database: nothing migrated it
+    try:
+        problem = app.extensions["lifeline"].schema_problem
+        assert problem is not None and "run `flask db upgrade`" in problem and "\n" not in problem
+        response = app.test_client().get("/healthz")
+        assert response.status_code == 503
+        assert "flask db upgrade" in response.get_json()["error"]["message"]
+        assert app.test_client().post("/webhooks/telnyx", data=b"{}").status_code == 503
+        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+        assert result.exit_code == 0 and f"to {migrations.head()}" in result.output
+    finally:
+        app.extensions["lifeline"].close()
+    upgraded = create_app(app_config)
+    try:
+        assert upgraded.extensions["lifeline"].schema_problem is None
+        assert upgraded.test_client().get("/healthz").status_code == 200
+        result = upgraded.test_cli_runner().invoke(args=["db", "current"])
+        assert f"database: {migrations.head()}" in result.output
+    finally:
+        upgraded.extensions["lifeline"].close()
+
+
+def test_the_monitor_command_will_not_run_on_a_stale_schema(app_config: dict[str, object]) -> None:
+    app = create_app(app_config)
+    try:
+        result = app.test_cli_runner().invoke(args=["monitor", "--once"])
+        assert result.exit_code != 0 and "flask db upgrade" in result.output
+    finally:
+        app.extensions["lifeline"].close()
+
+
+def test_the_server_gate_stops_with_one_line_before_workers_start(
+        app_config: dict[str, object], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for name, value in app_config.items():
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        require_current_schema()
+    assert stopped.value.code == EX_CONFIG
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run `flask db upgrade`" in err
+    SqlStore(str(app_config["DATABASE_URL"])).close()  # the deploy step
+    require_current_schema()  # passes now
+
+
+def test_the_app_never_migrates_on_its_own(app_config: dict[str, object]) -> None:
+    app: Flask = create_app(app_config)
+    try:
+        engine = app.extensions["lifeline"].store.engine
+        with engine.connect() as conn:
+            assert inspect(conn).get_table_names() == []
+    finally:
+        app.extensions["lifeline"].close()
