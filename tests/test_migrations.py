@@ -63,11 +63,22 @@ def test_migrations_build_exactly_the_models_schema(database_url: str) -> None:
     assert migrations.schema_problem(engine) is None
 
 
+# Columns the revisions after 0001 add: the baseline is today's models without them.
+_ADDED_AFTER_BASELINE = (
+    ("calls", "checked_at"),  # 0002
+    *(("calls", c) for c in ("listening_reason", "recording_status", "recording_saved_at", "recording_path",
+                             "recording_sha256", "recording_duration_s", "recording_attempts",
+                             "recording_error")),  # 0003
+    ("messages", "analysis"),  # 0003
+)
+
+
 def make_pre_migration_database(engine: Engine) -> None:
     """What Lifeline made before migrations: `create_all` of the baseline schema, with a call in it."""
     metadata.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE calls DROP COLUMN checked_at"))  # added by revision 0002
+        for table, column in _ADDED_AFTER_BASELINE:
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
     now = time.time()
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO webhook_events (id, event_type, call_control_id, received_at, "
