@@ -22,6 +22,7 @@ from ivr.metrics import Metrics
 from ivr.scope import call_scope, current_call
 from ivr.serial import KeyedSerialExecutor
 from ivr.store.sql import SqlStore
+from simulator.audio import load_pcmu
 from simulator.runner import Simulation
 
 from .conftest import AGENTS, ROOT, wait_until
@@ -220,3 +221,17 @@ def _get(url: str) -> int:
         return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
         return 0
+
+
+def test_the_local_engine_reports_its_real_time_factor() -> None:
+    with Simulation({"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": "test-token"}, engine="local",
+                    speed=20) as sim:
+        leg = sim.emulator.incoming_call()
+        assert sim.emulator.wait_for_gather(leg, 5)
+        sim.emulator.say(leg, "", 0, audio=load_pcmu(ROOT / "examples/calls/audio/01-calm-balance-1.wav"))
+        lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
+        assert wait_until(lambda: bool(lifeline.store.messages(leg.call_control_id)), timeout=15)
+        families = {f.name: f for f in text_string_to_metric_families(_scrape(sim, "test-token")[1])}
+        [count] = [s.value for s in families["lifeline_transcription_real_time_factor"].samples
+                   if s.name == "lifeline_transcription_real_time_factor_count"]
+        assert count >= 1
