@@ -32,7 +32,6 @@ from ivr.outbox import CommandSender
 from ivr.sanitize import FiniteJSONProvider
 from ivr.security import WebhookVerifier
 from ivr.recordings import RecordingKeeper
-from ivr.store.migrate import schema_problem
 from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands
 from providers import ProviderCommands
@@ -94,7 +93,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     rules = load_rules(settings.rules_path)
     engine = make_engine(settings)
     store = SqlStore(settings.database_url, create_schema=migrate)
-    problem = None if migrate else schema_problem(store.engine)
+    problem = None if migrate else store.schema_problem()
     if problem:
         log.warning("%s", problem)
     telnyx = TelnyxCommands(settings)

@@ -28,7 +28,6 @@ from ivr import logs
 from ivr.config import Settings, load_settings
 from ivr.errors import LifelineError
 from ivr.menu import load_menu
-from ivr.store.migrate import schema_problem
 from ivr.store.sql import SqlStore
 from ivr.yamlfile import line_of
 from transfer.rules import load_rules
@@ -161,7 +160,9 @@ def require_current_schema(settings: Settings | None = None) -> None:
             fail(exc)
     store = SqlStore(settings.database_url, create_schema=False)
     try:
-        problem = schema_problem(store.engine)
+        problem = store.schema_problem()
+    except LifelineError as exc:
+        fail(exc)
     finally:
         store.close()
     if problem:

@@ -161,6 +161,7 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
                 "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx",
                 "LIFELINE_API_TOKEN": "test-token-0123456789", "DATABASE_URL": f"sqlite:///{tmp_path / 'db'}",
                 "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")})
+    SqlStore(env["DATABASE_URL"]).close()  # the deploy step (`flask db upgrade`): workers never migrate
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
                                "--workers", "2", "--bind", f"127.0.0.1:{port}", "app:app"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

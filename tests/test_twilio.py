@@ -45,7 +45,7 @@ def twilio_app(app_config: dict[str, object]) -> Iterator[Flask]:
     """An app that answers a Twilio number (and its Telnyx one), behind a public URL."""
     application = create_app({**app_config, "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN,
                               "TWILIO_API_BASE_URL": "http://127.0.0.1:9", "LIFELINE_PUBLIC_URL": PUBLIC,
-                              "LIFELINE_ENGINE": "twilio"})
+                              "LIFELINE_ENGINE": "twilio"}, migrate=True)
     yield application
     application.extensions["lifeline"].close()
 

@@ -45,11 +45,12 @@ def current(engine: Engine) -> str | None:
 
 
 def schema_problem(engine: Engine) -> str | None:
-    """One line saying why the database's schema is not the code's, or None when it is."""
-    try:
-        revision = current(engine)
-    except Exception as exc:  # unreachable database: say so in the same one line
-        return f"cannot read the schema version ({exc.__class__.__name__}); check DATABASE_URL"
+    """One line saying why the database's schema is not the code's, or None when it is.
+
+    An unreachable database raises SQLAlchemy's error: that is a settings problem, not a schema
+    state (SqlStore.schema_problem turns it into a StoreError naming DATABASE_URL).
+    """
+    revision = current(engine)
     if revision == head():
         return None
     if revision is None:

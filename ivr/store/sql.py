@@ -19,7 +19,7 @@ from ..errors import StoreError
 from ..sanitize import clean_text, finite_or_none
 from . import schema
 from .base import CallStore, StoreTx
-from .migrate import upgrade
+from .migrate import schema_problem, upgrade
 from .records import CallRecord, CallStatus, Command, CommandStatus, Message, OutboxEntry, TransferRecord
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
@@ -162,6 +162,15 @@ class SqlStore(CallStore):
                 raise StoreError(f"cannot create tables at {_safe_url(url)}: {exc.__class__.__name__}: "
                                  f"{_first_line(exc)}; check DATABASE_URL and that the database "
                                  "server is running") from exc
+
+    def schema_problem(self) -> str | None:
+        """One line when the schema is not the code's (run `flask db upgrade`), else None."""
+        try:
+            return schema_problem(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot reach the database at {_safe_url(self.url)}: {exc.__class__.__name__}: "
+                             f"{_first_line(exc)}; check DATABASE_URL and that the database server "
+                             "is running") from exc
 
     @contextmanager
     def unit(self) -> Iterator[SqlStoreTx]:
