@@ -11,3 +11,4 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     lifeline = worker.wsgi.extensions["lifeline"]
     if lifeline.settings.monitor:
         lifeline.monitor.start()
+    lifeline.outputs.start()  # summaries, webhooks and email out: safe on every worker

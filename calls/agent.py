@@ -34,10 +34,13 @@ def find_transfer(ctx: CallContext) -> TransferRecord | None:
 def on_initiated(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
     """Note (never answer) the agent leg a transfer created: the agent's phone is ringing."""
     if transfer.agent_call_control_id is None:
+        ringing = transfer.status == TransferStatus.REQUESTED
         ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
                                agent_call_control_id=ctx.event.call_control_id,
-                               status=TransferStatus.RINGING
-                               if transfer.status == TransferStatus.REQUESTED else transfer.status)
+                               status=TransferStatus.RINGING if ringing else transfer.status)
+        if ringing:
+            ctx.publish("transfer", transfer.call_control_id, attempt=transfer.attempt,
+                        to=transfer.to_number, status=TransferStatus.RINGING)
 
 
 def on_bridged(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
@@ -55,6 +58,8 @@ def on_hangup(ctx: CallContext, svc: Services, machine: Machine, transfer: Trans
         # The caller's side went away first (its own hangup may not be processed yet).
         ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
                                status=TransferStatus.CANCELLED, hangup_cause="originator_cancel")
+        ctx.publish("transfer", transfer.call_control_id, attempt=transfer.attempt,
+                    to=transfer.to_number, status=TransferStatus.CANCELLED, cause="originator_cancel")
         return
     failed(ctx, svc, machine, transfer, ctx.event.hangup_cause or "unspecified",
            agent_call_control_id=ctx.event.call_control_id)
@@ -66,6 +71,8 @@ def failed(ctx: CallContext, svc: Services, machine: Machine, transfer: Transfer
     ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt, status=TransferStatus.FAILED,
                            hangup_cause=cause,
                            agent_call_control_id=agent_call_control_id or transfer.agent_call_control_id)
+    ctx.publish("transfer", transfer.call_control_id, attempt=transfer.attempt, to=transfer.to_number,
+                status=TransferStatus.FAILED, cause=cause)
     caller = ctx.tx.get_call(transfer.call_control_id)
     if caller is not None:
         machine.fire(ctx, svc, caller, Trigger.AGENT_FAILED, transfer=transfer, cause=cause)
@@ -81,6 +88,8 @@ def connected(turn: Turn, transfer: TransferRecord | None = None) -> None:
         transfer = open_ones[-1]
     ctx.tx.update_transfer(call.call_control_id, transfer.attempt, status=TransferStatus.CONNECTED)
     turn.move(CallStatus.TRANSFERRED, outcome="transferred")
+    ctx.publish("transfer", call.call_control_id, attempt=transfer.attempt, to=transfer.to_number,
+                status=TransferStatus.CONNECTED)
 
 
 def next_agent_or_offer(turn: Turn, transfer: TransferRecord, cause: str) -> None:

@@ -38,6 +38,8 @@ def on_new_call(ctx: CallContext, svc: Services) -> None:
         call_leg_id=event.call_leg_id, from_number=event.from_, to_number=event.to,
         status=CallStatus.ANSWERING, created_at=now, updated_at=now))
     if created:
+        ctx.publish("call.started", event.call_control_id, direction="inbound", **{"from": event.from_},
+                    to=event.to)
         ctx.send("answer", event.call_control_id, "answer",
                  client_state=encode_client_state({"role": "caller"}),
                  **svc.engine.answer_options(event.call_control_id))
@@ -140,23 +142,34 @@ def hang_up_after_goodbye(turn: Turn) -> None:
 def hung_up(turn: Turn) -> None:
     """The caller hung up: close the call, stop ringing agents, release the engine after commit."""
     ctx, call = turn.ctx, turn.call
-    turn.move(CallStatus.ENDED, outcome=OUTCOME_AT_HANGUP.get(CallStatus(call.status), "completed"),
-              hangup_cause=ctx.event.hangup_cause, ended_at=time.time(), pending=None)
+    outcome, now = OUTCOME_AT_HANGUP.get(CallStatus(call.status), "completed"), time.time()
+    turn.move(CallStatus.ENDED, outcome=outcome, hangup_cause=ctx.event.hangup_cause, ended_at=now,
+              pending=None)
     for transfer in ctx.tx.transfers(call.call_control_id):
         if transfer.status not in OPEN_TRANSFER:
             continue
         ctx.tx.update_transfer(call.call_control_id, transfer.attempt, status=TransferStatus.CANCELLED)
+        ctx.publish("transfer", call.call_control_id, attempt=transfer.attempt, to=transfer.to_number,
+                    status=TransferStatus.CANCELLED, cause="caller hung up")
         if transfer.agent_call_control_id:
             # The caller is gone: do not leave an agent's phone ringing for nobody.
             ctx.send("hangup", transfer.agent_call_control_id, "hangup")
+    publish_ended(ctx, call, outcome, ctx.event.hangup_cause, now)
     engine, ccid = turn.svc.engine, call.call_control_id
     ctx.after_commit(lambda: engine.stop(ccid))
+
+
+def publish_ended(ctx: CallContext, call: CallRecord, outcome: str, cause: str | None, now: float) -> None:
+    """The feed's `call.ended`: how the call ended and how long it lasted."""
+    ctx.publish("call.ended", call.call_control_id, outcome=outcome, hangup_cause=cause,
+                duration_s=round(now - call.created_at, 3))
 
 
 def lost(turn: Turn, now: float) -> None:
     """Telnyx no longer knows the call: close it as lost (or as transferred, if it was)."""
     outcome = "transferred" if turn.call.status == CallStatus.TRANSFERRED else "lost"
     turn.move(CallStatus.ENDED, outcome=outcome, hangup_cause="lost", ended_at=now)
+    publish_ended(turn.ctx, turn.call, outcome, "lost", now)
 
 
 def open_menu(ctx: CallContext, call: CallRecord, node: str, lead_in: str | None) -> None:

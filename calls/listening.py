@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from insight.sentiment import Sentiment, label
 from ivr.context import CallContext
@@ -29,16 +30,39 @@ def on_streaming_failed(ctx: CallContext, svc: Services, machine: Machine, call:
                  why=ctx.event.failure_reason or "streaming.failed")
 
 
+# Seconds per word when an engine gives no timing: transcripts then estimate an utterance's start.
+_SECONDS_PER_WORD = 0.35
+
+
 def hear(turn: Turn, engine: str, source_id: str, text: str, confidence: float | None,
-         score: float | None = None) -> None:
-    """Score what the caller said (unless the engine scored it), store it once, judge it at once."""
+         score: float | None = None, party: str = "caller", start: float | None = None,
+         end: float | None = None) -> None:
+    """Score what a party said (unless the engine scored it), store it once, judge the caller's at once.
+
+    Nothing is kept while listening is paused. The agent's words are scored and published but
+    never reach the rules: only a caller can be escalated.
+    """
     ctx, call, svc = turn.ctx, turn.call, turn.svc
+    if call.listening == "paused":
+        log.info("call %s: %s words dropped while listening is paused", call.call_control_id, party)
+        return
     text = mask_digits(text.strip())
     if not text:
         return
     sentiment = svc.scorer.score(text) if score is None else Sentiment(score, label(score))
-    if not ctx.tx.add_message(call.call_control_id, engine, source_id, text, confidence,
-                              sentiment.score, sentiment.label):
+    if party == "caller" and not ctx.tx.add_message(call.call_control_id, engine, source_id, text,
+                                                    confidence, sentiment.score, sentiment.label):
+        return
+    timing = "engine" if end is not None else "estimated"
+    if end is None:
+        end = max(0.0, time.time() - call.created_at)
+    if start is None:
+        start = max(0.0, end - _SECONDS_PER_WORD * len(text.split()))
+    ctx.publish("message", call.call_control_id, party=party, text=text, start=round(start, 3),
+                end=round(end, 3), timing=timing, score=sentiment.score, label=sentiment.label,
+                intents=list(getattr(sentiment, "intents", ()) or ()), engine=engine,
+                source_id=source_id, confidence=confidence)
+    if party != "caller":
         return
     decision = svc.rules.on_message(ctx.tx.recent_messages(call.call_control_id, svc.rules.history))
     if decision is not None:
@@ -55,6 +79,8 @@ def listening_lost(turn: Turn, why: str) -> None:
         log.warning("listening on %s lost (%s); restarting the stream once", call.call_control_id, why)
         ctx.tx.update_call(call.call_control_id, listening="restarted")
         ctx.send("streaming_start", call.call_control_id, "listening:restart", **restart)
+        ctx.publish("listening", call.call_control_id, state="restarted", why=why)
         return
     log.warning("listening on %s lost (%s); the call continues without it", call.call_control_id, why)
     ctx.tx.update_call(call.call_control_id, listening="lost")
+    ctx.publish("listening", call.call_control_id, state="lost", why=why)

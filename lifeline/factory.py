@@ -17,6 +17,11 @@ from calls.service import CallService
 from calls.services import Services
 from calls.transitions import MACHINE
 from calls.unit import UnitOfWork
+from conversation import api as conversation_api
+from conversation import cli as conversation_cli
+from conversation.hub import FeedHub
+from conversation.outputs import Outputs
+from conversation.settings import load_output_settings
 from insight import make_engine, media
 from insight.base import ListeningEngine
 from insight.sentiment import SentimentScorer
@@ -48,10 +53,12 @@ class Lifeline:
     calls: CallService
     monitor: Monitor
     engine: ListeningEngine
+    outputs: Outputs
 
     def close(self) -> None:
-        """Stop the monitor, finish queued commands and release connections."""
+        """Stop the monitor and the outputs, finish queued commands and release connections."""
         self.monitor.stop()
+        self.outputs.close()
         self.sender.close()
         self.store.close()
 
@@ -68,6 +75,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     settings = load_settings(config, Path(app.instance_path))
+    output_settings = load_output_settings(config)
     menu = load_menu(settings.ivr_path)
     rules = load_rules(settings.rules_path)
     engine = make_engine(settings)
@@ -77,14 +85,17 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     services = Services(
         engine=engine, scorer=SentimentScorer(), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
-    units = UnitOfWork(store, menu, sender)
+    hub = FeedHub()
+    units = UnitOfWork(store, menu, sender, on_published=hub.wake)
+    outputs = Outputs.build(output_settings, store, hub, units, engine)
     calls = CallService(store, units, services, MACHINE)
     monitor = Monitor(store, sender, telnyx, units, services, MACHINE, settings.sweep_interval_s,
                       settings.transfer_timeout_s, settings.stale_call_s, calls)
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,
         verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
-        calls=calls, monitor=monitor, engine=engine)
+        calls=calls, monitor=monitor, engine=engine, outputs=outputs)
+    app.extensions["conversation"] = outputs
     engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
                                                                    confidence), state=calls)
     engine.warm()
@@ -92,9 +103,11 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(conversation_api.bp)
     _register_errors(app)
 
     cli.register(app)
+    conversation_cli.register(app)
     return app
 
 

@@ -59,6 +59,7 @@ class Simulation:
             self._stop_servers()
             raise
         holder["app"] = self.app
+        self.app.extensions["lifeline"].outputs.start()
         self._app_server.start()
         self.emulator.webhook_url = f"{self._app_server.url}/webhooks/telnyx"
         return self
@@ -68,6 +69,7 @@ class Simulation:
         if self.app is not None:
             self.app.extensions["lifeline"].close()
         self.app = create_app(self.config)
+        self.app.extensions["lifeline"].outputs.start()
         self._holder["app"] = self.app
         return self.app
 

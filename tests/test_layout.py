@@ -24,8 +24,9 @@ ALLOWED: dict[str, set[str]] = {
     "insight": {"ivr"},
     "transfer": {"ivr", "insight"},
     "calls": {"ivr", "insight", "transfer"},
-    "lifeline": {"ivr", "insight", "transfer", "calls"},
-    "simulator": {"ivr", "insight", "transfer", "calls", "lifeline"},
+    "conversation": {"ivr", "insight", "transfer", "calls"},
+    "lifeline": {"ivr", "insight", "transfer", "calls", "conversation"},
+    "simulator": {"ivr", "insight", "transfer", "calls", "conversation", "lifeline"},
 }
 PACKAGES = tuple(ALLOWED)
 

@@ -6,6 +6,7 @@ from .records import (
                       CallStatus,
                       Command,
                       CommandStatus,
+                      FeedEvent,
                       Message,
                       OutboxEntry,
                       TransferRecord,
@@ -13,5 +14,5 @@ from .records import (
 )
 from .sql import SqlStore
 
-__all__ = ["CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "Message", "OutboxEntry",
+__all__ = ["CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "FeedEvent", "Message", "OutboxEntry",
            "SqlStore", "StoreTx", "TransferRecord", "TransferStatus"]

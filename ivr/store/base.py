@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .records import CallRecord, Command, Message, OutboxEntry, TransferRecord
+from .records import CallRecord, Command, FeedEvent, Message, OutboxEntry, TransferRecord
 
 
 class StoreTx(ABC):
@@ -71,6 +71,10 @@ class StoreTx(ABC):
     @abstractmethod
     def calls_to_sweep(self, swept_before: float, limit: int) -> list[CallRecord]:
         """Active calls not swept since `swept_before`, locked so no other sweeper takes them."""
+
+    @abstractmethod
+    def add_feed(self, events: Sequence[FeedEvent]) -> None:
+        """Append events to the outgoing feed; their ids follow commit order."""
 
 
 class CallStore(ABC):

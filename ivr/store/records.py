@@ -118,3 +118,12 @@ class Message:
     text: str
     score: float
     created_at: float
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """One event of a call's conversation going out (live feed, webhooks, transcripts)."""
+
+    kind: str
+    call_control_id: str
+    data: dict[str, Any]

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -18,10 +18,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from ..errors import StoreError
 from . import schema
 from .base import CallStore, StoreTx
-from .records import CallRecord, CallStatus, Command, CommandStatus, Message, OutboxEntry, TransferRecord
+from .records import (CallRecord, CallStatus, Command, CommandStatus, FeedEvent, Message, OutboxEntry,
+                      TransferRecord)
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
+FEED_CHANNEL = "lifeline_feed"
+FEED_LOCK_KEY = 0x11FE_ED00
 
 
 class SqlStoreTx(StoreTx):
@@ -30,6 +33,11 @@ class SqlStoreTx(StoreTx):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._dialect = conn.dialect.name
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for modules with tables of their own (the outputs)."""
+        return self._conn
 
     def _insert_ignore(self, table: Any, values: dict[str, Any]) -> bool:
         insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
@@ -128,6 +136,21 @@ class SqlStoreTx(StoreTx):
             # Another instance's sweeper skips the rows this one holds instead of waiting for them.
             query = query.with_for_update(skip_locked=True)
         return [CallRecord(**dict(r)) for r in self._conn.execute(query).mappings()]
+
+    def add_feed(self, events: Sequence[FeedEvent]) -> None:
+        if not events:
+            return
+        if self._dialect == "postgresql":
+            # Held until commit: a reader that has seen id N can never later find a smaller id
+            # committing (SQLite's single writer gives the same order for free).
+            self._conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
+        now = time.time()
+        self._conn.execute(schema.feed.insert(), [
+            {"call_control_id": e.call_control_id, "kind": e.kind, "data": json.dumps(e.data),
+             "created_at": now} for e in events])
+        if self._dialect == "postgresql":
+            # Delivered to LISTENers at commit, never for a rollback: a wake-up, not the data.
+            self._conn.execute(select(func.pg_notify(FEED_CHANNEL, "")))
 
 
 class SqlStore(CallStore):

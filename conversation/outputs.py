@@ -1,0 +1,62 @@
+"""The outputs of one app instance, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from calls.unit import UnitOfWork
+from insight.base import ListeningEngine
+from ivr.store import SqlStore
+from ivr.store.sql import FEED_CHANNEL
+
+from .feed import Feed
+from .hub import FeedHub, PgListener
+from .pause import ListeningControl
+from .settings import OutputSettings
+from .summaries import Summaries
+from .webhooks_out import WebhookDelivery
+from .worker import OutputsWorker
+
+
+@dataclass
+class Outputs:
+    """Feed, wake-ups, pause control, summaries, webhooks out and the worker; app.extensions["conversation"]."""
+
+    settings: OutputSettings
+    store: SqlStore
+    hub: FeedHub
+    feed: Feed
+    control: ListeningControl
+    summaries: Summaries
+    webhooks: WebhookDelivery
+    worker: OutputsWorker
+    listener: PgListener | None = field(default=None)
+
+    @classmethod
+    def build(cls, settings: OutputSettings, store: SqlStore, hub: FeedHub, units: UnitOfWork,
+              engine: ListeningEngine) -> Outputs:
+        """Wire the outputs over one store; nothing starts until start() or a feed client."""
+        feed = Feed(store.engine)
+        summaries = Summaries(store, feed, settings)
+        webhooks = WebhookDelivery(store, feed, settings)
+        listener = PgListener(store.url, FEED_CHANNEL, hub) if store.url.startswith("postgresql") else None
+        return cls(settings=settings, store=store, hub=hub, feed=feed,
+                   control=ListeningControl(units, engine), summaries=summaries, webhooks=webhooks,
+                   worker=OutputsWorker(hub, summaries, webhooks, settings), listener=listener)
+
+    def subscribed(self) -> None:
+        """A feed client arrived: hear other instances' events from now on (PostgreSQL)."""
+        if self.listener is not None:
+            self.listener.start()
+
+    def start(self) -> None:
+        """Start the background worker (and the cross-instance listener)."""
+        self.subscribed()
+        self.worker.start()
+
+    def close(self) -> None:
+        """Stop the worker and the listener; release HTTP clients."""
+        self.worker.stop()
+        if self.listener is not None:
+            self.listener.stop()
+        self.webhooks.close()
