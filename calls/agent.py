@@ -86,10 +86,14 @@ def connected(turn: Turn, transfer: TransferRecord | None = None) -> None:
         if not open_ones:
             return
         transfer = open_ones[-1]
+    # Read again under the call's lock: the bridge is reported on both legs, published once.
+    already = any(t.attempt == transfer.attempt and t.status == TransferStatus.CONNECTED
+                  for t in ctx.tx.transfers(call.call_control_id))
     ctx.tx.update_transfer(call.call_control_id, transfer.attempt, status=TransferStatus.CONNECTED)
     turn.move(CallStatus.TRANSFERRED, outcome="transferred")
-    ctx.publish("transfer", call.call_control_id, attempt=transfer.attempt, to=transfer.to_number,
-                status=TransferStatus.CONNECTED)
+    if not already:
+        ctx.publish("transfer", call.call_control_id, attempt=transfer.attempt, to=transfer.to_number,
+                    status=TransferStatus.CONNECTED)
 
 
 def next_agent_or_offer(turn: Turn, transfer: TransferRecord, cause: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.api import require_token
 from ivr.errors import error_response
@@ -19,6 +21,7 @@ from .feed import StoredEvent
 from .pause import PauseError
 
 bp = Blueprint("conversation", __name__)
+log = logging.getLogger(__name__)
 # The same gate as the calls API (a bearer token, or the dashboard's session where there is one).
 bp.before_request(require_token)
 
@@ -51,7 +54,12 @@ def events() -> ResponseReturnValue:
         quiet_since = time.monotonic()
         while True:
             seen = hub.version
-            batch = feed.after(cursor, call)
+            try:
+                batch = feed.after(cursor, call)
+            except SQLAlchemyError:
+                # The store is unavailable: end the stream; the client reconnects with Last-Event-ID.
+                log.warning("feed stream ended: the store is unavailable")
+                return
             for event in batch:
                 cursor = event.id
                 yield sse(event)
