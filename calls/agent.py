@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from insight import tracks
 from ivr.context import CallContext
 from ivr.menu import AFTER_AGENTS
 from ivr.store import CallStatus, TransferRecord, TransferStatus
@@ -94,6 +95,9 @@ def connected(turn: Turn, transfer: TransferRecord | None = None) -> None:
     if not already:
         ctx.publish("transfer", call.call_control_id, attempt=transfer.attempt, to=transfer.to_number,
                     status=TransferStatus.CONNECTED)
+        if call.listening not in ("paused", "lost"):  # a resume starts both tracks itself
+            for name, params in tracks.both_parties(turn.svc.engine, call.call_control_id):
+                ctx.send(name, call.call_control_id, f"listening:both:{name}", **params)
 
 
 def next_agent_or_offer(turn: Turn, transfer: TransferRecord, cause: str) -> None:

@@ -6,6 +6,7 @@ import logging
 import time
 
 from insight.sentiment import Sentiment, label
+from insight.tracks import party_of
 from ivr.context import CallContext
 from ivr.security import mask_digits
 from ivr.store import CallRecord
@@ -17,11 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def on_transcription(ctx: CallContext, svc: Services, machine: Machine, call: CallRecord) -> None:
-    """A final Telnyx transcript is one caller message."""
+    """A final Telnyx transcript is one message of the caller (inbound track) or the agent (outbound)."""
     result = ctx.event.transcription
     if result is not None and result.is_final:
         machine.fire(ctx, svc, call, Trigger.HEARD, engine="telnyx", source_id=ctx.event.id,
-                     text=result.text, confidence=result.confidence)
+                     text=result.text, confidence=result.confidence, party=party_of(result.track))
 
 
 def on_streaming_failed(ctx: CallContext, svc: Services, machine: Machine, call: CallRecord) -> None:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from calls.unit import UnitOfWork, internal_event
+from insight import tracks
 from insight.base import ListeningEngine
 from ivr.context import CallContext
 from ivr.errors import LifelineError
@@ -48,20 +49,15 @@ class ListeningControl:
                                 json.dumps({"paused": paused, "by": by, "at": time.time()}))
             ctx.tx.update_call(call_control_id, listening="paused" if paused else None)
             ctx.publish("listening", call_control_id, state=state, by=by)
-            for name, params in self._commands(call_control_id, paused):
+            both = call.status == CallStatus.TRANSFERRED  # the agent is on the line too
+            for name, params in self._commands(call_control_id, paused, both):
                 ctx.send(name, call_control_id, f"listening:{event.id}:{name}", **params)
             return {"call_control_id": call_control_id, "paused": paused, "changed": True}
 
         return self._units.run(event, work)
 
-    def _commands(self, call_control_id: str, paused: bool) -> list[tuple[str, dict[str, Any]]]:
+    def _commands(self, call_control_id: str, paused: bool, both: bool) -> tracks.Commands:
         """What the provider must do so that no audio is even transcribed while paused."""
-        if self._engine.name == "telnyx":
-            if paused:
-                return [("transcription_stop", {})]
-            config = self._engine.answer_options(call_control_id).get("transcription_config", {})
-            return [("transcription_start", {k: v for k, v in config.items()})]
-        restart = self._engine.restart_options(call_control_id)
-        if restart is None:
-            return []  # the engine cannot stop its source: hear() still drops what arrives
-        return [("streaming_stop", {})] if paused else [("streaming_start", restart)]
+        if paused:
+            return tracks.stop(self._engine, call_control_id)
+        return tracks.start(self._engine, call_control_id, both=both)

@@ -92,6 +92,14 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
             result.says.append(say)
             call_log.add({"t_ms": start, "kind": "caller", "type": "say", "index": index,
                           "text": turn.value, "end_ms": say.end_ms})
+        elif turn.kind == "agent_says":
+            start = call_log.t_ms()
+            if not _wait_bridged(emulator, leg):
+                result.problems.append(f"turn {number}: no agent was on the line to say {turn.value!r}")
+                continue
+            emulator.agent_says(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S))
+            call_log.add({"t_ms": start, "kind": "agent", "type": "agent_says", "text": turn.value,
+                          "end_ms": call_log.t_ms()})
         elif turn.kind == "pause":
             time.sleep(emulator.scaled(float(turn.value)))
         elif turn.kind == "hangup":
@@ -103,6 +111,16 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
     _settle(leg)
     _judge(result)
     return result
+
+
+def _wait_bridged(emulator: Emulator, leg: Leg) -> bool:
+    """Wait (scenario time) for an agent to be bridged to the caller."""
+    deadline = time.monotonic() + emulator.scaled(MENU_WAIT_S)
+    while time.monotonic() < deadline and not leg.ended:
+        if leg.bridged_with is not None:
+            return True
+        time.sleep(0.02)
+    return leg.bridged_with is not None
 
 
 def _waiting_for_agent(emulator: Emulator, leg: Leg) -> bool:

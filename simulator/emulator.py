@@ -164,11 +164,24 @@ class Emulator:
         else:
             time.sleep(self.scaled(seconds))
         with self._lock:
-            if leg.ended or not leg.transcribing:
+            if leg.ended or not leg.transcribing or leg.transcription_tracks == "outbound":
                 return
             self._emit(leg, "call.transcription", transcription_data={
                 "transcript": text, "confidence": 0.93, "is_final": True,
                 "transcription_track": "inbound"})
+
+    def agent_says(self, leg: Leg, text: str, seconds: float) -> bool:
+        """The agent bridged to this caller talks; transcribed if the app asked for the outbound
+        track. False when no agent is on the line."""
+        time.sleep(self.scaled(seconds))
+        with self._lock:
+            if leg.ended or leg.bridged_with is None:
+                return False
+            if leg.transcribing and leg.transcription_tracks in ("outbound", "both"):
+                self._emit(leg, "call.transcription", transcription_data={
+                    "transcript": text, "confidence": 0.91, "is_final": True,
+                    "transcription_track": "outbound"})
+            return True
 
     def caller_hangs_up(self, leg: Leg) -> None:
         """The caller puts the phone down."""
@@ -344,6 +357,9 @@ class Emulator:
             return ok()
         leg.answered = True
         leg.transcribing = bool(body.get("transcription"))
+        config = body.get("transcription_config")
+        if isinstance(config, dict) and isinstance(config.get("transcription_tracks"), str):
+            leg.transcription_tracks = config["transcription_tracks"]
         leg.log.answered = True
         self._timers.after(self.scaled(0.05), lambda: self._emit_if_up(
             leg, "call.answered", state="answered", start_time=_iso_now()))
@@ -403,6 +419,7 @@ class Emulator:
         if leg.transcribing:
             return error(422, "90054", "Call transcription is already in progress")
         leg.transcribing = True
+        leg.transcription_tracks = str(body.get("transcription_tracks") or "inbound")
         return ok()
 
     def _transcription_stop(self, leg: Leg, body: dict[str, Any]) -> Reply:

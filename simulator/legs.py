@@ -72,6 +72,7 @@ class Leg:
     answered: bool = False
     ended: bool = False
     transcribing: bool = False
+    transcription_tracks: str = "inbound"
     stream_url: str | None = None
     streamer: Any = None
     recording: str | None = None

@@ -1,0 +1,64 @@
+"""Both parties after the bridge: the agent's words are heard, labelled and scored, never escalated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from simulator.runner import Simulation
+from simulator.scenario import load_scenario
+
+from .conftest import ROOT
+
+SCENARIO = ROOT / "examples" / "conversation" / "agent-after-transfer.yaml"
+
+
+def test_after_the_bridge_both_parties_are_transcribed_labelled_and_scored(live: Simulation) -> None:
+    [result] = live.run([load_scenario(SCENARIO)])
+    assert result.passed, result.problems
+    ccid = result.leg.call_control_id
+    lifeline = live.app.extensions["lifeline"]  # type: ignore[union-attr]
+    messages = [e.data for e in lifeline.outputs.feed.for_call(ccid, ("message",))]
+    assert [(m["party"], m["text"]) for m in messages] == [
+        ("caller", "I need to speak to a real person about my stolen card"),
+        ("agent", "Hello, this is Dana from cards. I'm sorry about your card."),
+        ("caller", "Thank you, someone took my wallet this morning"),
+        ("agent", "I'll send you a new card today and call you back tomorrow to confirm.")]
+    assert all(isinstance(m["score"], float) and m["label"] for m in messages)
+    # The rules only ever see the caller: the agent's words are not among the caller's messages.
+    assert [m["text"] for m in lifeline.store.messages(ccid)] == [
+        "I need to speak to a real person about my stolen card", "Thank you, someone took my wallet this morning"]
+    assert len(lifeline.store.decisions(ccid)) == 1
+    starts = [c for c in live.emulator.commands_for(ccid, "transcription_start") if c["status"] == 200]
+    assert [c["body"]["transcription_tracks"] for c in starts] == ["both"]
+    summary = lifeline.outputs.summaries.get(ccid)
+    assert set(summary["summary"]["sentiment"]) == {"caller", "agent"}
+    assert {"party": "agent", "text": "I'll send you a new card today and call you back tomorrow to confirm."} \
+        in summary["summary"]["action_items"]
+
+
+def test_agent_words_never_trigger_an_escalation(live: Simulation, tmp_path: Path) -> None:
+    scenario = tmp_path / "angry-agent.yaml"
+    scenario.write_text(
+        'name: a calm caller, transferred from the menu; the agent is furious\n'
+        'expect: {transfer: true}\n'
+        'turns:\n  - wait_for: gather\n  - press: "0"\n'
+        '  - agent_says: "This is terrible, I hate this awful useless system, I want a supervisor now"\n'
+        '  - agent_says: "Nobody is helping me, this is the worst, get me a human"\n'
+        '  - hangup: true\n')
+    [result] = live.run([load_scenario(scenario)])
+    assert result.passed, result.problems
+    ccid = result.leg.call_control_id
+    lifeline = live.app.extensions["lifeline"]  # type: ignore[union-attr]
+    agent = [e.data for e in lifeline.outputs.feed.for_call(ccid, ("message",))]
+    assert [m["party"] for m in agent] == ["agent", "agent"] and all(m["score"] < 0 for m in agent)
+    assert [d["rule"] for d in lifeline.store.decisions(ccid)] == ["dtmf_0"]  # the key, not the agent
+    assert len(result.transfer_commands) == 1
+
+
+def test_flask_simulate_shows_the_agents_words_in_the_timeline(app) -> None:  # type: ignore[no-untyped-def]
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["simulate", str(SCENARIO), "--speed", "20"])
+    assert result.exit_code == 0, result.output
+    assert 'agent     says: "Hello, this is Dana from cards.' in result.output
+    assert 'app heard agent (telnyx) "Hello, this is Dana from cards. I\'m sorry about your card."' in result.output
+    assert 'app heard caller (telnyx) "I need to speak to a real person about my stolen card"' in result.output
