@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 OPEN_TRANSFER = (TransferStatus.REQUESTED, TransferStatus.RINGING)
 # How a call ends, by the status it hangs up in (one source: the monitor's lost calls use it too).
 OUTCOME_AT_HANGUP = {CallStatus.TRANSFERRED: "transferred", CallStatus.VOICEMAIL: "voicemail",
-                     CallStatus.TRANSFERRING: "abandoned"}
+                     CallStatus.TRANSFERRING: "abandoned", CallStatus.DIALING: "unanswered",
+                     CallStatus.ANALYSING: "completed"}
 
 
 def on_new_call(ctx: CallContext, svc: Services) -> None:

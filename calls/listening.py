@@ -9,7 +9,7 @@ from insight.sentiment import Sentiment, label
 from insight.tracks import party_of
 from ivr.context import CallContext
 from ivr.security import mask_digits
-from ivr.store import CallRecord
+from ivr.store import CallRecord, CallStatus
 
 from .machine import Machine, Trigger, Turn
 from .services import Services
@@ -44,6 +44,8 @@ def hear(turn: Turn, engine: str, source_id: str, text: str, confidence: float |
     never reach the rules: only a caller can be escalated.
     """
     ctx, call, svc = turn.ctx, turn.call, turn.svc
+    if call.status == CallStatus.ANALYSING:
+        party = "far_end"  # on a call we placed, the far end is all we hear, and no rule applies
     if call.listening == "paused":
         log.info("call %s: %s words dropped while listening is paused", call.call_control_id, party)
         return

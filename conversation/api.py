@@ -14,9 +14,10 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.api import require_token
-from ivr.errors import error_response
+from ivr.errors import ProviderError, error_response
 
 from . import transcripts
+from .dialout import DialError
 from .feed import StoredEvent
 from .pause import PauseError
 
@@ -155,3 +156,19 @@ def summary(call_control_id: str) -> ResponseReturnValue:
         return error_response(404, "no summary yet: it is made when the call ends" if exists
                               else f"no call {call_control_id!r}")
     return jsonify(found)
+
+
+@bp.post("/api/calls")
+def dial() -> ResponseReturnValue:
+    """`{"to", "dtmf"?, "summary_to"?}`: place a call and listen to the far end."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) - {"to", "dtmf", "summary_to"}:
+        return error_response(400, 'send a JSON body {"to": "+1…" or "sip:…", "dtmf"?: "1234#", '
+                                   '"summary_to"?: "a@example.com"}')
+    try:
+        ccid = _outputs().dialout.place(body.get("to"), body.get("dtmf"), body.get("summary_to"))
+    except DialError as exc:
+        return error_response(exc.status, str(exc))
+    except ProviderError as exc:
+        return error_response(502 if exc.retryable else 422, str(exc))
+    return jsonify(call_control_id=ccid, status="dialing"), 201

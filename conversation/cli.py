@@ -8,6 +8,10 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from ivr.errors import ProviderError
+
+from .dialout import DialError
+
 events = AppGroup("events", help="The conversation's events going out (webhooks).")
 
 
@@ -37,6 +41,22 @@ def redeliver(since: str, until: str | None, url: str | None) -> None:
     click.echo(f"{count} deliveries queued")
 
 
+@click.command("dial")
+@click.argument("to")
+@click.option("--dtmf", default=None, help="Keys to send once answered, e.g. a bridge's PIN: 1234#")
+@click.option("--summary-to", default=None, help="Email the summary here when the call ends.")
+@with_appcontext
+def dial(to: str, dtmf: str | None, summary_to: str | None) -> None:
+    """Call TO (+E.164 or sip:…) and listen to the far end; the running app transcribes and summarises."""
+    outputs = current_app.extensions["conversation"]
+    try:
+        ccid = outputs.dialout.place(to, dtmf, summary_to)
+    except (DialError, ProviderError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"dialling {to}: call {ccid}")
+
+
 def register(app: Flask) -> None:
-    """Add `flask events` to the app's commands."""
+    """Add `flask events` and `flask dial` to the app's commands."""
     app.cli.add_command(events)
+    app.cli.add_command(dial)

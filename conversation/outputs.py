@@ -8,7 +8,9 @@ from calls.unit import UnitOfWork
 from insight.base import ListeningEngine
 from ivr.store import SqlStore
 from ivr.store.sql import FEED_CHANNEL
+from ivr.telnyx_api import TelnyxCommands
 
+from .dialout import DialOut
 from .feed import Feed
 from .hub import FeedHub, PgListener
 from .pause import ListeningControl
@@ -30,11 +32,12 @@ class Outputs:
     summaries: Summaries
     webhooks: WebhookDelivery
     worker: OutputsWorker
+    dialout: DialOut
     listener: PgListener | None = field(default=None)
 
     @classmethod
     def build(cls, settings: OutputSettings, store: SqlStore, hub: FeedHub, units: UnitOfWork,
-              engine: ListeningEngine) -> Outputs:
+              engine: ListeningEngine, telnyx: TelnyxCommands) -> Outputs:
         """Wire the outputs over one store; nothing starts until start() or a feed client."""
         feed = Feed(store.engine)
         summaries = Summaries(store, feed, settings)
@@ -42,7 +45,8 @@ class Outputs:
         listener = PgListener(store.url, FEED_CHANNEL, hub) if store.url.startswith("postgresql") else None
         return cls(settings=settings, store=store, hub=hub, feed=feed,
                    control=ListeningControl(units, engine), summaries=summaries, webhooks=webhooks,
-                   worker=OutputsWorker(hub, summaries, webhooks, settings), listener=listener)
+                   worker=OutputsWorker(hub, summaries, webhooks, settings),
+                   dialout=DialOut(telnyx, units, settings.dial_from), listener=listener)
 
     def subscribed(self) -> None:
         """A feed client arrived: hear other instances' events from now on (PostgreSQL)."""

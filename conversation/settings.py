@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -35,6 +36,7 @@ class OutputSettings:
     summary_from: str = "lifeline@localhost"
     summary_transferred_only: bool = False
     feed_poll_s: float = 1.0
+    dial_from: str | None = None
 
 
 def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettings:
@@ -68,6 +70,9 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
                for name, default in (("LIFELINE_EVENT_RETRY_BASE_S", 1.0),
                                      ("LIFELINE_EVENT_RETRY_FOR_S", 24 * 3600.0),
                                      ("LIFELINE_FEED_POLL_S", 1.0))}
+    dial_from = get("LIFELINE_DIAL_FROM")
+    if dial_from and not re.match(r"^\+[1-9]\d{6,14}$", dial_from):
+        problems.append("LIFELINE_DIAL_FROM must be one of your Telnyx numbers in E.164 form, e.g. +15551230000")
     if problems:
         raise ConfigError("\n".join(problems))
     return OutputSettings(
@@ -77,7 +82,7 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
         smtp=smtp, summary_to=summary_to,
         summary_from=get("LIFELINE_SUMMARY_FROM") or "lifeline@localhost",
         summary_transferred_only=only in ("1", "true", "yes", "on"),
-        feed_poll_s=numbers["LIFELINE_FEED_POLL_S"])
+        feed_poll_s=numbers["LIFELINE_FEED_POLL_S"], dial_from=get("LIFELINE_DIAL_FROM") or None)
 
 
 def _smtp(url: str, problems: list[str]) -> SmtpTarget | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +112,24 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
     _settle(leg)
     _judge(result)
     return result
+
+
+def far_end_player(emulator: Emulator, scenario: Scenario) -> Callable[[Leg], None]:
+    """The far end of a call the app dials out: says and pauses from a scenario, then hangs up."""
+
+    def play_far_end(leg: Leg) -> None:
+        for turn in scenario.turns:
+            if leg.ended:
+                return
+            if turn.kind == "say":
+                emulator.say(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S))
+            elif turn.kind == "pause":
+                time.sleep(emulator.scaled(float(turn.value)))
+            elif turn.kind == "hangup":
+                break
+        emulator.caller_hangs_up(leg)
+
+    return play_far_end
 
 
 def _wait_bridged(emulator: Emulator, leg: Leg) -> bool:

@@ -112,7 +112,10 @@ class Emulator:
             "transcription_stop": self._transcription_stop,
             "streaming_start": self._streaming_start, "streaming_stop": self._streaming_stop,
             "record_start": self._record_start, "record_stop": self._record_stop,
+            "send_dtmf": self._send_dtmf,
         }
+        # Far ends of calls the app dials out, by number: played on a thread once answered.
+        self.far_ends: dict[str, Callable[[Leg], None]] = {}
 
     @property
     def public_key_b64(self) -> str:
@@ -257,6 +260,10 @@ class Emulator:
                             CallLog(str(uuid.uuid4())))
         leg.client_state = body.get("client_state")
         leg.agent_behaviour = answer
+        with self._lock:
+            self.requests.append({"t": time.monotonic(), "call_control_id": leg.call_control_id,
+                                  "name": "dial", "command_id": body.get("command_id"), "body": body,
+                                  "status": 200})
         self._emit(leg, "call.initiated", direction="outgoing", state="parked", start_time=_iso_now())
 
         def far_end_decides() -> None:
@@ -268,6 +275,9 @@ class Emulator:
                     return
                 leg.answered = True
                 self._emit(leg, "call.answered", state="answered", start_time=_iso_now())
+                script = self.far_ends.get(leg.to)
+                if script is not None:
+                    threading.Thread(target=script, args=(leg,), name="far-end", daemon=True).start()
 
         self._timers.after(self.scaled(RING_S), far_end_decides)
         return 200, {"data": {"record_type": "call", "call_control_id": leg.call_control_id,
@@ -424,6 +434,15 @@ class Emulator:
 
     def _transcription_stop(self, leg: Leg, body: dict[str, Any]) -> Reply:
         leg.transcribing = False
+        return ok()
+
+    def _send_dtmf(self, leg: Leg, body: dict[str, Any]) -> Reply:
+        digits = body.get("digits")
+        if not isinstance(digits, str) or not digits:
+            return error(422, "10004", "Missing required parameter", "digits is required")
+        if not leg.answered:
+            return error(422, "90034", "Call not answered yet")
+        leg.dtmf_received += digits
         return ok()
 
     def _record_start(self, leg: Leg, body: dict[str, Any]) -> Reply:

@@ -73,6 +73,7 @@ class Leg:
     ended: bool = False
     transcribing: bool = False
     transcription_tracks: str = "inbound"
+    dtmf_received: str = ""  # keys the app sent to this leg (send_dtmf)
     stream_url: str | None = None
     streamer: Any = None
     recording: str | None = None

@@ -19,6 +19,8 @@ class CallStatus(StrEnum):
     TRANSFERRING = "transferring"
     TRANSFERRED = "transferred"
     VOICEMAIL = "voicemail"
+    DIALING = "dialing"      # a call Lifeline placed (dial-out), ringing at the far end
+    ANALYSING = "analysing"  # a dial-out answered: Lifeline listens, no menu, no escalation
     ENDED = "ended"
 
 
