@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +80,45 @@ class PgListener:
                 log.warning("feed LISTEN connection failed (%s); retrying in %.1f s", exc, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
+
+
+class StorePoller:
+    """One cheap query per interval per process (`max(id)` of the feed), waking the hub when it grows.
+
+    For stores without notifications (SQLite): events written by another process (a second
+    gunicorn worker, `flask monitor`) reach this process's clients within one interval, at the
+    same cost however many clients are connected.
+    """
+
+    def __init__(self, last_id: Callable[[], int], hub: FeedHub, interval_s: float) -> None:
+        self._last_id = last_id
+        self._hub = hub
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start polling (idempotent)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lifeline-feed-poll", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+
+    def _run(self) -> None:
+        seen = -1
+        while not self._stop.wait(self._interval_s):
+            try:
+                last = self._last_id()
+            except Exception:  # the store is briefly unavailable: try again next interval
+                continue
+            if last != seen:
+                if seen != -1:
+                    self._hub.wake()
+                seen = last

@@ -12,12 +12,16 @@ from ivr.telnyx_api import TelnyxCommands
 
 from .dialout import DialOut
 from .feed import Feed
-from .hub import FeedHub, PgListener
+from .hub import FeedHub, PgListener, StorePoller
 from .pause import ListeningControl
 from .settings import OutputSettings
 from .summaries import Summaries
 from .webhooks_out import WebhookDelivery
 from .worker import OutputsWorker
+
+
+# SQLite has no notifications: one `max(id)` query per process this often wakes its clients.
+POLL_S = 0.05
 
 
 @dataclass
@@ -33,7 +37,7 @@ class Outputs:
     webhooks: WebhookDelivery
     worker: OutputsWorker
     dialout: DialOut
-    listener: PgListener | None = field(default=None)
+    listener: PgListener | StorePoller | None = field(default=None)
 
     @classmethod
     def build(cls, settings: OutputSettings, store: SqlStore, hub: FeedHub, units: UnitOfWork,
@@ -42,14 +46,18 @@ class Outputs:
         feed = Feed(store.engine)
         summaries = Summaries(store, feed, settings)
         webhooks = WebhookDelivery(store, feed, settings)
-        listener = PgListener(store.url, FEED_CHANNEL, hub) if store.url.startswith("postgresql") else None
+        listener: PgListener | StorePoller
+        if store.url.startswith("postgresql"):
+            listener = PgListener(store.url, FEED_CHANNEL, hub)
+        else:
+            listener = StorePoller(feed.last_id, hub, POLL_S)
         return cls(settings=settings, store=store, hub=hub, feed=feed,
                    control=ListeningControl(units, engine), summaries=summaries, webhooks=webhooks,
                    worker=OutputsWorker(hub, summaries, webhooks, settings),
                    dialout=DialOut(telnyx, units, settings.dial_from), listener=listener)
 
     def subscribed(self) -> None:
-        """A feed client arrived: hear other instances' events from now on (PostgreSQL)."""
+        """A feed client arrived: hear other processes' events from now on (NOTIFY, or the poller)."""
         if self.listener is not None:
             self.listener.start()
 

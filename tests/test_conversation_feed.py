@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -114,16 +115,16 @@ def pg_database() -> Iterator[str]:
     yield url
 
 
-@pytest.mark.postgres
-def test_a_client_of_one_instance_sees_events_stored_by_another(pg_database: str) -> None:
-    # Polling is set to a minute: only the NOTIFY wake-up can bring the events in time.
+def two_instances(database_url: str) -> None:
+    """A client of instance B sees what instance A stores, woken by the store, not by B's polling."""
+    # Each client's own poll is set to a minute: only the wake-up can bring the events in time.
     config = {"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": TOKEN, "LIFELINE_FEED_POLL_S": "60"}
-    with Simulation(config, speed=20, database_url=pg_database) as instance_a:
+    with Simulation(config, speed=20, database_url=database_url) as instance_a:
         instance_b = create_app(dict(instance_a.config))
         server_b = ServerThread(instance_b).start()
         try:
             client = SseClient(f"{server_b.url}/api/events", TOKEN)
-            time.sleep(0.5)  # B's LISTEN connection is up
+            time.sleep(0.5)  # B's LISTEN connection (or store poller) is up
             started = time.monotonic()
             leg = start_call(instance_a)
             [event] = client.until("call.started", leg.call_control_id, timeout=10)[-1:]
@@ -131,9 +132,18 @@ def test_a_client_of_one_instance_sees_events_stored_by_another(pg_database: str
             assert time.monotonic() - started < 10
             instance_a.emulator.say(leg, "I want to talk to a human", 0.2)
             got = client.until("decision", leg.call_control_id, timeout=10)
-            assert [e["type"] for e in got if e["call_control_id"] == leg.call_control_id][-2:] == \
-                ["message", "decision"]
+            kinds = [e["type"] for e in got if e["call_control_id"] == leg.call_control_id]
+            assert kinds[-2:] == ["message", "decision"]
             client.close()
         finally:
             server_b.stop()
             instance_b.extensions["lifeline"].close()
+
+
+@pytest.mark.postgres
+def test_a_client_of_one_instance_sees_events_stored_by_another_on_postgresql(pg_database: str) -> None:
+    two_instances(pg_database)
+
+
+def test_a_client_of_one_process_sees_events_another_stored_in_the_same_sqlite_file(tmp_path: Path) -> None:
+    two_instances(f"sqlite:///{tmp_path / 'shared.db'}")
