@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from ivr.store import SqlStore, schema
 from lifeline import create_app
 from simulator.runner import Simulation
 from simulator.server import ServerThread
@@ -103,16 +103,17 @@ def test_the_feed_is_refused_without_the_token_and_with_a_bad_last_event_id(live
 
 @pytest.fixture
 def pg_database() -> Iterator[str]:
-    """The PostgreSQL test database with empty Lifeline tables (skipped when there is none)."""
+    """A fresh schema of the PostgreSQL test database, as a URL whose search_path points at it."""
     try:
         psycopg.connect(PG_URL, connect_timeout=3).close()
     except psycopg.OperationalError as exc:
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
-    url = PG_URL.replace("postgresql://", "postgresql+psycopg://")
-    store = SqlStore(url, create_schema=False)
-    schema.metadata.drop_all(store.engine)
-    store.close()
-    yield url
+    name = f"lifeline_feed_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    yield f"{PG_URL}?options=-csearch_path%3D{name}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
 def two_instances(database_url: str) -> None:
