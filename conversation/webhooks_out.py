@@ -72,6 +72,13 @@ class WebhookDelivery:
 
     def _materialise(self, url: str) -> int:
         c = schema.delivery_cursors.c
+        with self._store.engine.connect() as conn:
+            # Read first: most rounds find nothing new, and a write transaction would queue
+            # behind the calls' own (SQLite has one writer).
+            cursor = conn.execute(select(c.feed_id).where(c.url == url)).scalar()
+            if cursor is not None and not conn.execute(
+                    select(schema.feed.c.id).where(schema.feed.c.id > cursor).limit(1)).first():
+                return 0
         with self._store.unit() as tx:
             conn = tx.connection
             query = select(c.feed_id).where(c.url == url)

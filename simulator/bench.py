@@ -130,8 +130,9 @@ def _maybe_hang_up_early(scenario: Scenario, chaos: bool, rng: random.Random) ->
 
 
 def _start_gunicorn(config: BenchConfig, emulator: Emulator, port: int, database_url: str,
-                    log_path: Path, echo: Callable[[str], None]) -> subprocess.Popen[bytes]:
-    env = {**os.environ,
+                    log_path: Path, echo: Callable[[str], None],
+                    extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **(extra_env or {}),
            "TELNYX_API_KEY": emulator.api_key, "TELNYX_PUBLIC_KEY": emulator.public_key_b64,
            "TELNYX_API_BASE_URL": f"{emulator.base_url}/v2", "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
            "LIFELINE_ENGINE": config.engine, "LIFELINE_AGENTS": AGENTS, "DATABASE_URL": database_url,

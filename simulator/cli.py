@@ -101,9 +101,31 @@ def bench(engine: str, calls: int, concurrency: int, chaos: float, speed: float,
         raise SystemExit(1)
 
 
+@click.command("feed-bench")
+@click.option("--calls", default=200, show_default=True, help="Calls to place.")
+@click.option("--concurrency", default=100, show_default=True, help="Calls at once.")
+@click.option("--speed", default=10.0, show_default=True, help="Scenario time compression.")
+@click.option("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py).")
+@click.option("--threads", type=int, default=None, help="gunicorn threads per worker.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the report here.")
+def feed_bench(calls: int, concurrency: int, speed: float, workers: int | None, threads: int | None,
+               json_out: Path | None) -> None:
+    """Measure how fast events leave: SSE feed and webhook delays of message events under load."""
+    from .feed_bench import run_feed_bench, write_report
+
+    report = run_feed_bench(calls, concurrency, speed, workers, threads, echo=click.echo)
+    click.echo(json.dumps(report, indent=2))
+    if json_out:
+        write_report(report, json_out)
+    if report["missing_on_feed"] or report["missing_by_webhook"]:
+        raise SystemExit(1)
+
+
 def register(app: Flask) -> None:
     """Add the simulator's commands to `flask`."""
     from .listen_bench import listen_bench
+
+    app.cli.add_command(feed_bench)
 
     app.cli.add_command(simulate)
     app.cli.add_command(listen_bench)
