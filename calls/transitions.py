@@ -31,6 +31,9 @@ TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
     **{(s, Trigger.LOST): Transition(caller.lost, frozenset({S.ENDED})) for s in (*ACTIVE, *DIAL_OUT)},
     (S.DIALING, Trigger.ANSWERED): Transition(dialout.answered, frozenset({S.ANALYSING})),
     (S.ANALYSING, Trigger.HEARD): Transition(listening.hear),
+    # Words still being transcribed when the call ended belong in its transcript (no rule acts
+    # on an ended call: ESCALATE has no transition there).
+    (S.ENDED, Trigger.HEARD): Transition(listening.hear),
     (S.ANALYSING, Trigger.LISTENING_LOST): Transition(listening.listening_lost),
     **{(s, Trigger.RECORDING): Transition(voicemail.keep_recording) for s in (*ACTIVE, S.ENDED)},
 }

@@ -32,18 +32,24 @@ def start(engine: ListeningEngine, call_control_id: str, both: bool) -> Commands
     options = engine.restart_options(call_control_id)
     if options is None:
         return []
-    # The local engine's media handler hears only the inbound track today (insight/media.py),
-    # so asking for both tracks there would only double the audio sent to us.
-    return [("streaming_start", options)]
+    return [("streaming_start", {**options, "stream_track": "both_tracks"} if both else options)]
 
 
 def both_parties(engine: ListeningEngine, call_control_id: str) -> Commands:
-    """After a bridge: hear the agent too (Telnyx transcription of both tracks)."""
-    if engine.name != "telnyx":
-        return []
-    return [*stop(engine, call_control_id), *start(engine, call_control_id, both=True)]
+    """After a bridge: hear the agent too (Telnyx transcription or the media stream of both tracks)."""
+    started = start(engine, call_control_id, both=True)
+    return [*stop(engine, call_control_id), *started] if started else []
+
+
+# The local engine's listener of the outbound track names its messages' sources with this.
+AGENT_STREAM_SUFFIX = ":agent"
 
 
 def party_of(track: str | None) -> str:
     """The party a transcription track carries on the caller's leg."""
     return "agent" if track == "outbound" else "caller"
+
+
+def party_of_source(source_id: str) -> str:
+    """The party of a local-engine message, from the stream its source id names."""
+    return "agent" if f"{AGENT_STREAM_SUFFIX}:" in source_id else "caller"

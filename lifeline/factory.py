@@ -25,6 +25,7 @@ from conversation.settings import load_output_settings
 from insight import make_engine, media
 from insight.base import ListeningEngine
 from insight.sentiment import SentimentScorer
+from insight.tracks import party_of_source
 from ivr import api, webhooks
 from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
@@ -87,7 +88,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
     hub = FeedHub()
     units = UnitOfWork(store, menu, sender, on_published=hub.wake)
-    outputs = Outputs.build(output_settings, store, hub, units, engine)
+    outputs = Outputs.build(output_settings, store, hub, units, engine, telnyx)
     calls = CallService(store, units, services, MACHINE)
     monitor = Monitor(store, sender, telnyx, units, services, MACHINE, settings.sweep_interval_s,
                       settings.transfer_timeout_s, settings.stale_call_s, calls)
@@ -96,8 +97,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
         calls=calls, monitor=monitor, engine=engine, outputs=outputs)
     app.extensions["conversation"] = outputs
-    engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
-                                                                   confidence), state=calls)
+    engine.bind(lambda ccid, source, text, confidence: calls.hear(
+        ccid, engine.name, source, text, confidence, party=party_of_source(source)), state=calls)
     engine.warm()
 
     app.register_blueprint(webhooks.bp)

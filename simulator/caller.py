@@ -15,6 +15,7 @@ from .scenario import Scenario
 WORDS_PER_S = 2.5
 MENU_WAIT_S = 20.0
 GRACE_S = 3.0
+AGENT_PICKUP_S = 1.0
 DEFAULT_FROM = "+15551230001"
 
 
@@ -98,7 +99,9 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
             if not _wait_bridged(emulator, leg):
                 result.problems.append(f"turn {number}: no agent was on the line to say {turn.value!r}")
                 continue
-            emulator.agent_says(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S))
+            time.sleep(emulator.scaled(AGENT_PICKUP_S))  # an agent says hello a moment after picking up
+            audio = load_pcmu(turn.audio) if turn.audio is not None and leg.streamer else None
+            emulator.agent_says(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S), audio)
             call_log.add({"t_ms": start, "kind": "agent", "type": "agent_says", "text": turn.value,
                           "end_ms": call_log.t_ms()})
         elif turn.kind == "pause":

@@ -173,10 +173,15 @@ class Emulator:
                 "transcript": text, "confidence": 0.93, "is_final": True,
                 "transcription_track": "inbound"})
 
-    def agent_says(self, leg: Leg, text: str, seconds: float) -> bool:
-        """The agent bridged to this caller talks; transcribed if the app asked for the outbound
-        track. False when no agent is on the line."""
-        time.sleep(self.scaled(seconds))
+    def agent_says(self, leg: Leg, text: str, seconds: float, audio: bytes | None = None) -> bool:
+        """The agent bridged to this caller talks: streamed on the outbound track if the app asked
+        for both tracks, transcribed if it asked Telnyx for the outbound track. False when no
+        agent is on the line."""
+        streamer = leg.streamer
+        if streamer is not None and audio is not None and streamer.both_tracks:
+            streamer.play(audio, track="outbound").wait(timeout=self.scaled(len(audio) / 8000) + 10)
+        else:
+            time.sleep(self.scaled(seconds))
         with self._lock:
             if leg.ended or leg.bridged_with is None:
                 return False
@@ -374,6 +379,7 @@ class Emulator:
         self._timers.after(self.scaled(0.05), lambda: self._emit_if_up(
             leg, "call.answered", state="answered", start_time=_iso_now()))
         if isinstance(body.get("stream_url"), str):
+            leg.stream_track = str(body.get("stream_track") or "inbound_track")
             self._timers.after(self.scaled(0.05), lambda: self._open_stream(leg, body["stream_url"]))
         return ok()
 
@@ -470,6 +476,7 @@ class Emulator:
             return error(422, "10004", "Missing required parameter", "stream_url is required")
         if not leg.answered:
             return error(422, "90034", "Call not answered yet")
+        leg.stream_track = str(body.get("stream_track") or "inbound_track")
         self._timers.after(0, lambda: self._open_stream(leg, body["stream_url"]))
         return ok()
 
@@ -487,7 +494,8 @@ class Emulator:
             self._close_stream(leg)
             leg.stream_url = url
             leg.streamer = MediaStreamer(url, leg.call_control_id, self.speed,
-                                         on_failed=lambda why: self._stream_failed(leg, url, why))
+                                         on_failed=lambda why: self._stream_failed(leg, url, why),
+                                         both_tracks=leg.stream_track == "both_tracks")
             self._emit(leg, "streaming.started", stream_url=url)
         leg.streamer.start()
 

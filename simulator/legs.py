@@ -75,6 +75,7 @@ class Leg:
     transcription_tracks: str = "inbound"
     dtmf_received: str = ""  # keys the app sent to this leg (send_dtmf)
     stream_url: str | None = None
+    stream_track: str = "inbound_track"
     streamer: Any = None
     recording: str | None = None
     gather: Gather | None = None

@@ -111,9 +111,9 @@ def _turn(path: Path, index: int, raw: object) -> Turn:
         raise ScenarioError(f"{where} must be a mapping such as `say: \"...\"`")
     kinds = [k for k in _TURN_KINDS if k in raw]
     extra = set(raw) - set(_TURN_KINDS) - {"audio"}
-    if len(kinds) != 1 or extra or ("audio" in raw and kinds != ["say"]):
+    if len(kinds) != 1 or extra or ("audio" in raw and kinds[0] not in ("say", "agent_says")):
         raise ScenarioError(f"{where} must have exactly one of {list(_TURN_KINDS)} "
-                            f"(and `audio` only with `say`), found {sorted(raw)}")
+                            f"(and `audio` only with `say` or `agent_says`), found {sorted(raw)}")
     kind = kinds[0]
     value = raw[kind]
     if kind == "wait_for" and value != "gather":

@@ -62,3 +62,21 @@ def test_flask_simulate_shows_the_agents_words_in_the_timeline(app) -> None:  # 
     assert 'agent     says: "Hello, this is Dana from cards.' in result.output
     assert 'app heard agent (telnyx) "Hello, this is Dana from cards. I\'m sorry about your card."' in result.output
     assert 'app heard caller (telnyx) "I need to speak to a real person about my stolen card"' in result.output
+
+
+def test_the_local_engine_hears_the_agent_on_the_outbound_track_after_the_bridge() -> None:
+    with Simulation({"LIFELINE_AGENTS": "+15550001111,+15550002222"}, engine="local", speed=1) as sim:
+        [result] = sim.run([load_scenario(SCENARIO)])
+        assert result.passed, result.problems
+        ccid = result.leg.call_control_id
+        lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
+        lifeline.engine.wait_idle(20)
+        messages = [e.data for e in lifeline.outputs.feed.for_call(ccid, ("message",))]
+        by_party = {p: " ".join(m["text"].lower() for m in messages if m["party"] == p)
+                    for p in ("caller", "agent")}
+        assert "real person" in by_party["caller"] and "wallet" in by_party["caller"]
+        assert "dana" in by_party["agent"] and "new card" in by_party["agent"]
+        assert all(m["engine"] == "local" for m in messages)
+        restarts = [c for c in sim.emulator.commands_for(ccid, "streaming_start") if c["status"] == 200]
+        assert [c["body"]["stream_track"] for c in restarts] == ["both_tracks"]
+        assert "dana" not in " ".join(m["text"].lower() for m in lifeline.store.messages(ccid))
