@@ -28,11 +28,13 @@ class Summaries:
         self._feed = feed
         self._settings = settings
         self._cursor = 0  # call.ended events below this id have been looked at by this process
+        self.behind = False  # the last round stopped at its limit: more ended calls are waiting
 
-    def make_due(self) -> int:
-        """Summarise calls that ended since last time; returns how many this process made."""
+    def make_due(self, limit: int = 100) -> int:
+        """Summarise calls that ended since last time (at most `limit`); returns how many this process made."""
         made = 0
-        ended = self._feed.after_kind(self._cursor, "call.ended")
+        ended = self._feed.after_kind(self._cursor, "call.ended", limit)
+        self.behind = len(ended) == limit
         for event in ended:
             made += self.make(event.call_control_id)
             self._cursor = event.id

@@ -107,8 +107,9 @@ class WebhookDelivery:
         if not heads:
             return 0
         events = {e.id: e for e in self._feed.by_ids([h["feed_id"] for h in heads])}
-        results = list(self._pool.map(lambda h: self._attempt(h, events.get(h["feed_id"])), heads))
-        return sum(results)
+        outcomes = list(self._pool.map(lambda h: self._attempt(h, events.get(h["feed_id"])), heads))
+        self._record(outcomes)
+        return sum(1 for _, status, error, _ in outcomes if error is None)
 
     def _claim_heads(self) -> list[dict[str, Any]]:
         d = schema.deliveries
@@ -122,17 +123,21 @@ class WebhookDelivery:
                  .order_by(d.c.feed_id).limit(64))
         with self._store.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings()]
+        if not rows:
+            return []
         claimed = []
-        for row in rows:
-            with self._store.unit() as tx:
+        # One write transaction for the whole batch: each conditional update wins its row or not.
+        with self._store.unit() as tx:
+            for row in rows:
                 won = tx.connection.execute(update(d).where(
                     d.c.id == row["id"], d.c.status == row["status"], d.c.next_at == row["next_at"])
                     .values(status=SENDING, next_at=now + LEASE_S)).rowcount == 1
-            if won:
-                claimed.append(row)
+                if won:
+                    claimed.append(row)
         return claimed
 
-    def _attempt(self, row: dict[str, Any], event: StoredEvent | None) -> int:
+    def _attempt(self, row: dict[str, Any], event: StoredEvent | None
+                 ) -> tuple[dict[str, Any], int | None, str | None, float]:
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
@@ -150,28 +155,30 @@ class WebhookDelivery:
                     error = f"HTTP {status}"
             except httpx.HTTPError as exc:
                 error = f"{exc.__class__.__name__}: {exc}"[:500]
-        self._record(row, status, error, (time.perf_counter() - started) * 1000)
-        return 1 if error is None else 0
+        return row, status, error, (time.perf_counter() - started) * 1000
 
-    def _record(self, row: dict[str, Any], status: int | None, error: str | None, ms: float) -> None:
+    def _record(self, outcomes: list[tuple[dict[str, Any], int | None, str | None, float]]) -> None:
+        """Write a batch of attempts' outcomes in one transaction."""
         d = schema.deliveries.c
-        attempts = row["attempts"] + 1
         now = time.time()
-        if error is None:
-            values: dict[str, Any] = {"status": DELIVERED, "delivered_at": now, "last_error": None}
-        elif now - row["created_at"] >= self._settings.retry_for_s:
-            values = {"status": FAILED, "last_error": error}
-            log.error("event %s to %s given up after %d attempts: %s", row["feed_id"], row["url"], attempts, error)
-        else:
-            delay = min(self._settings.retry_base_s * 2 ** (attempts - 1), 3600.0)
-            values = {"status": PENDING, "next_at": now + delay, "last_error": error}
-            log.warning("event %s to %s failed (attempt %d: %s); next try in %.1f s",
-                        row["feed_id"], row["url"], attempts, error, delay)
         with self._store.unit() as tx:
-            tx.connection.execute(update(schema.deliveries).where(d.id == row["id"])
-                                  .values(attempts=attempts, **values))
-            tx.connection.execute(schema.delivery_attempts.insert().values(
-                delivery_id=row["id"], at=now, http_status=status, error=error, duration_ms=round(ms, 2)))
+            for row, status, error, ms in outcomes:
+                attempts = row["attempts"] + 1
+                if error is None:
+                    values: dict[str, Any] = {"status": DELIVERED, "delivered_at": now, "last_error": None}
+                elif now - row["created_at"] >= self._settings.retry_for_s:
+                    values = {"status": FAILED, "last_error": error}
+                    log.error("event %s to %s given up after %d attempts: %s", row["feed_id"], row["url"],
+                              attempts, error)
+                else:
+                    delay = min(self._settings.retry_base_s * 2 ** (attempts - 1), 3600.0)
+                    values = {"status": PENDING, "next_at": now + delay, "last_error": error}
+                    log.warning("event %s to %s failed (attempt %d: %s); next try in %.1f s",
+                                row["feed_id"], row["url"], attempts, error, delay)
+                tx.connection.execute(update(schema.deliveries).where(d.id == row["id"])
+                                      .values(attempts=attempts, **values))
+                tx.connection.execute(schema.delivery_attempts.insert().values(
+                    delivery_id=row["id"], at=now, http_status=status, error=error, duration_ms=round(ms, 2)))
 
     def redeliver(self, since: float, until: float | None = None, url: str | None = None) -> int:
         """Queue every event stored in [since, until) again for each receiver (or one); returns how many."""

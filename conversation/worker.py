@@ -60,12 +60,14 @@ class OutputsWorker:
 
     def run_once(self) -> int:
         """One round: summaries, deliveries, emails; returns how much was done."""
-        done = self._summaries.make_due()
-        if done:
-            self._hub.wake()  # summary.ready is in the feed: readers of this process, look
-        if self._webhooks.enabled:
+        done = 0
+        if self._webhooks.enabled:  # first: live events should not wait behind summaries
             done += self._webhooks.materialise()
             done += self._webhooks.send_due()
+        made = self._summaries.make_due(limit=10)
+        if made:
+            self._hub.wake()  # summary.ready is in the feed: readers of this process, look
+        done += made + int(self._summaries.behind)
         if self._settings.smtp is not None:
             done += self.send_emails()
         return done
