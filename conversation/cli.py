@@ -36,7 +36,8 @@ def redeliver(since: str, until: str | None, url: str | None) -> None:
     """Queue stored events for delivery again, in order; the running app's workers send them."""
     outputs = current_app.extensions["conversation"]
     if not outputs.webhooks.enabled and url is None:
-        raise click.UsageError("no receivers: set LIFELINE_EVENT_WEBHOOKS (and LIFELINE_EVENT_SECRET) or pass --url")
+        raise click.UsageError("no receivers: set LIFELINE_EVENT_WEBHOOKS (and LIFELINE_EVENT_SECRET) "
+                               "or pass --url")
     count = outputs.webhooks.redeliver(_when(since), _when(until) if until else None, url)
     click.echo(f"{count} deliveries queued")
 

@@ -36,7 +36,8 @@ def _html(summary: dict[str, Any]) -> str:
     if transfer:
         rows.append(("Transfer", f"{transfer['rule']}: {transfer['reason']}"))
     for party, s in summary["sentiment"].items():
-        rows.append((f"Sentiment ({party})", f"first {s['first']:+.2f}, last {s['last']:+.2f}, mean {s['mean']:+.2f}"))
+        rows.append((f"Sentiment ({party})",
+                     f"first {s['first']:+.2f}, last {s['last']:+.2f}, mean {s['mean']:+.2f}"))
     table = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
     actions = [f"({a['party']}) {a['text']}" for a in summary["action_items"]]
     return (f"<html><body><h2>Call summary</h2><table>{table}</table>"

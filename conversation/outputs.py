@@ -26,7 +26,7 @@ POLL_S = 0.05
 
 @dataclass
 class Outputs:
-    """Feed, wake-ups, pause control, summaries, webhooks out and the worker; app.extensions["conversation"]."""
+    """Feed, wake-ups, pause, summaries, webhooks, dial-out and the worker (extensions["conversation"])."""
 
     settings: OutputSettings
     store: SqlStore

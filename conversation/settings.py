@@ -40,7 +40,7 @@ class OutputSettings:
 
 
 def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettings:
-    """Read LIFELINE_EVENT_*, LIFELINE_SMTP_URL and LIFELINE_SUMMARY_* (overrides win), or raise ConfigError."""
+    """Read LIFELINE_EVENT_*, _SMTP_URL, _SUMMARY_*, _DIAL_FROM (overrides win), or raise ConfigError."""
     source = {k: v for k, v in os.environ.items()}
     for key, value in (overrides or {}).items():
         source[key] = "" if value is None else str(value)
@@ -72,7 +72,8 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
                                      ("LIFELINE_FEED_POLL_S", 1.0))}
     dial_from = get("LIFELINE_DIAL_FROM")
     if dial_from and not re.match(r"^\+[1-9]\d{6,14}$", dial_from):
-        problems.append("LIFELINE_DIAL_FROM must be one of your Telnyx numbers in E.164 form, e.g. +15551230000")
+        problems.append("LIFELINE_DIAL_FROM must be one of your Telnyx numbers in E.164 form, "
+                        "e.g. +15551230000")
     if problems:
         raise ConfigError("\n".join(problems))
     return OutputSettings(

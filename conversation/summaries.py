@@ -31,7 +31,7 @@ class Summaries:
         self.behind = False  # the last round stopped at its limit: more ended calls are waiting
 
     def make_due(self, limit: int = 100) -> int:
-        """Summarise calls that ended since last time (at most `limit`); returns how many this process made."""
+        """Summarise calls that ended since last time (at most `limit`); returns how many it made."""
         made = 0
         ended = self._feed.after_kind(self._cursor, "call.ended", limit)
         self.behind = len(ended) == limit

@@ -102,7 +102,7 @@ class WebhookDelivery:
             return len(rows)
 
     def send_due(self) -> int:
-        """Send the first undelivered event of each (receiver, call) that is due; returns how many were sent."""
+        """Send the first undelivered, due event of each (receiver, call); returns how many were sent."""
         heads = self._claim_heads()
         if not heads:
             return 0
@@ -146,7 +146,8 @@ class WebhookDelivery:
         else:
             body = event.body()
             headers = {"Content-Type": "application/json", "Lifeline-Event-Id": str(event.id),
-                       "Lifeline-Signature": signature(self._settings.event_secret or "", int(time.time()), body),
+                       "Lifeline-Signature": signature(self._settings.event_secret or "", int(time.time()),
+                                                       body),
                        "User-Agent": "Lifeline-Events/1"}
             try:
                 response = self._client.post(row["url"], content=body, headers=headers)

@@ -34,7 +34,7 @@ class MediaSession:
     engine: LocalEngine
     call_control_id: str
     listener: CallListener | None = None
-    agent: CallListener | None = None  # the outbound track (the agent, once bridged), opened on its first frame
+    agent: CallListener | None = None  # the outbound track (the agent once bridged), from its first frame
     stopped: bool = False
     malformed: int = 0
 
@@ -58,8 +58,8 @@ def on_media(session: MediaSession, frame: MediaFrame) -> None:
         listener.audio(frame.chunk, frame.payload)
     elif frame.track == "outbound":
         if session.agent is None:
-            session.agent = session.engine.open(session.call_control_id,
-                                                f"{listener.stream_id}{AGENT_STREAM_SUFFIX}", listener.encoding)
+            session.agent = session.engine.open(
+                session.call_control_id, f"{listener.stream_id}{AGENT_STREAM_SUFFIX}", listener.encoding)
         session.agent.audio(frame.chunk, frame.payload)
 
 

@@ -107,7 +107,8 @@ def bench(engine: str, calls: int, concurrency: int, chaos: float, speed: float,
 @click.option("--speed", default=10.0, show_default=True, help="Scenario time compression.")
 @click.option("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py).")
 @click.option("--threads", type=int, default=None, help="gunicorn threads per worker.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the report here.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Write the report here.")
 def feed_bench(calls: int, concurrency: int, speed: float, workers: int | None, threads: int | None,
                json_out: Path | None) -> None:
     """Measure how fast events leave: SSE feed and webhook delays of message events under load."""

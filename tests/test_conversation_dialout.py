@@ -18,7 +18,8 @@ SCENARIO = ROOT / "examples" / "conversation" / "conference-bridge.yaml"
 
 
 def dial_config(port: int) -> dict[str, Any]:
-    return {"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": TOKEN, "TELNYX_CONNECTION_ID": "1494404757140276705",
+    return {"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": TOKEN,
+            "TELNYX_CONNECTION_ID": "1494404757140276705",
             "LIFELINE_DIAL_FROM": "+15550100000", "LIFELINE_SMTP_URL": f"smtp://127.0.0.1:{port}"}
 
 
@@ -64,8 +65,8 @@ def test_a_dial_out_call_is_heard_summarised_and_emailed() -> None:
 def test_dial_out_refuses_bad_requests_and_changes_nothing() -> None:
     with Simulation(dial_config(free_port()), speed=20) as sim:
         client = sim.app.test_client()  # type: ignore[union-attr]
-        for body in ({"to": "5551234"}, {"to": FAR_END, "dtmf": "12;rm"}, {"to": FAR_END, "summary_to": "nobody"},
-                     {"to": FAR_END, "extra": 1}, {}):
+        for body in ({"to": "5551234"}, {"to": FAR_END, "dtmf": "12;rm"},
+                     {"to": FAR_END, "summary_to": "nobody"}, {"to": FAR_END, "extra": 1}, {}):
             response = client.post("/api/calls", headers=AUTH, json=body)
             assert response.status_code == 400, body
         assert client.post("/api/calls", json={"to": FAR_END}).status_code == 403

@@ -26,14 +26,15 @@ def test_after_the_bridge_both_parties_are_transcribed_labelled_and_scored(live:
     assert all(isinstance(m["score"], float) and m["label"] for m in messages)
     # The rules only ever see the caller: the agent's words are not among the caller's messages.
     assert [m["text"] for m in lifeline.store.messages(ccid)] == [
-        "I need to speak to a real person about my stolen card", "Thank you, someone took my wallet this morning"]
+        "I need to speak to a real person about my stolen card",
+        "Thank you, someone took my wallet this morning"]
     assert len(lifeline.store.decisions(ccid)) == 1
     starts = [c for c in live.emulator.commands_for(ccid, "transcription_start") if c["status"] == 200]
     assert [c["body"]["transcription_tracks"] for c in starts] == ["both"]
     summary = lifeline.outputs.summaries.get(ccid)
     assert set(summary["summary"]["sentiment"]) == {"caller", "agent"}
-    assert {"party": "agent", "text": "I'll send you a new card today and call you back tomorrow to confirm."} \
-        in summary["summary"]["action_items"]
+    promise = "I'll send you a new card today and call you back tomorrow to confirm."
+    assert {"party": "agent", "text": promise} in summary["summary"]["action_items"]
 
 
 def test_agent_words_never_trigger_an_escalation(live: Simulation, tmp_path: Path) -> None:
@@ -60,8 +61,10 @@ def test_flask_simulate_shows_the_agents_words_in_the_timeline(app) -> None:  # 
     result = runner.invoke(args=["simulate", str(SCENARIO), "--speed", "20"])
     assert result.exit_code == 0, result.output
     assert 'agent     says: "Hello, this is Dana from cards.' in result.output
-    assert 'app heard agent (telnyx) "Hello, this is Dana from cards. I\'m sorry about your card."' in result.output
-    assert 'app heard caller (telnyx) "I need to speak to a real person about my stolen card"' in result.output
+    heard_agent = 'app heard agent (telnyx) "Hello, this is Dana from cards. I\'m sorry about your card."'
+    assert heard_agent in result.output
+    heard_caller = 'app heard caller (telnyx) "I need to speak to a real person about my stolen card"'
+    assert heard_caller in result.output
 
 
 def test_the_local_engine_hears_the_agent_on_the_outbound_track_after_the_bridge() -> None:

@@ -14,5 +14,5 @@ from .records import (
 )
 from .sql import SqlStore
 
-__all__ = ["CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "FeedEvent", "Message", "OutboxEntry",
-           "SqlStore", "StoreTx", "TransferRecord", "TransferStatus"]
+__all__ = ["CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "FeedEvent", "Message",
+           "OutboxEntry", "SqlStore", "StoreTx", "TransferRecord", "TransferStatus"]
