@@ -102,39 +102,64 @@ class WebhookDelivery:
             return len(rows)
 
     def send_due(self) -> int:
-        """Send the first undelivered, due event of each (receiver, call); returns how many were sent."""
-        heads = self._claim_heads()
-        if not heads:
+        """Send what is due, each (receiver, call) as one chain in feed order; returns how many were sent."""
+        chains = self._claim_chains()
+        if not chains:
             return 0
-        events = {e.id: e for e in self._feed.by_ids([h["feed_id"] for h in heads])}
-        outcomes = list(self._pool.map(lambda h: self._attempt(h, events.get(h["feed_id"])), heads))
-        self._record(outcomes)
-        return sum(1 for _, status, error, _ in outcomes if error is None)
+        events = {e.id: e for e in self._feed.by_ids([r["feed_id"] for chain in chains for r in chain])}
+        results = list(self._pool.map(lambda chain: self._send_chain(chain, events), chains))
+        self._record([outcome for outcomes, _ in results for outcome in outcomes],
+                     [row for _, unsent in results for row in unsent])
+        return sum(1 for outcomes, _ in results for _, _, error, _ in outcomes if error is None)
 
-    def _claim_heads(self) -> list[dict[str, Any]]:
+    def _claim_chains(self) -> list[list[dict[str, Any]]]:
+        """Due rows grouped per (receiver, call), kept only where nothing earlier is undelivered."""
         d = schema.deliveries
         earlier = aliased(d)
         now = time.time()
-        blocked = exists().where(earlier.c.url == d.c.url,
-                                 earlier.c.call_control_id == d.c.call_control_id,
-                                 earlier.c.feed_id < d.c.feed_id,
-                                 earlier.c.status.in_((PENDING, SENDING)))
-        query = (select(d).where(d.c.status.in_((PENDING, SENDING)), d.c.next_at <= now, ~blocked)
-                 .order_by(d.c.feed_id).limit(64))
+        due = d.c.status.in_((PENDING, SENDING))  # a SENDING row past its lease: its sender died
         with self._store.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(query).mappings()]
-        if not rows:
-            return []
-        claimed = []
+            rows = [dict(r) for r in conn.execute(
+                select(d).where(due, d.c.next_at <= now).order_by(d.c.feed_id).limit(512)).mappings()]
+            groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for row in rows:
+                groups.setdefault((row["url"], row["call_control_id"]), []).append(row)
+            if not groups:
+                return []
+            blocked = exists().where(earlier.c.url == d.c.url,
+                                     earlier.c.call_control_id == d.c.call_control_id,
+                                     earlier.c.feed_id < d.c.feed_id,
+                                     earlier.c.status.in_((PENDING, SENDING)))
+            heads = {r[0] for r in conn.execute(select(d.c.id).where(
+                d.c.id.in_([g[0]["id"] for g in groups.values()]), ~blocked))}
+        chains = []
         # One write transaction for the whole batch: each conditional update wins its row or not.
         with self._store.unit() as tx:
-            for row in rows:
-                won = tx.connection.execute(update(d).where(
-                    d.c.id == row["id"], d.c.status == row["status"], d.c.next_at == row["next_at"])
-                    .values(status=SENDING, next_at=now + LEASE_S)).rowcount == 1
-                if won:
-                    claimed.append(row)
-        return claimed
+            for group in groups.values():
+                if group[0]["id"] not in heads:
+                    continue
+                chain = []
+                for row in group:
+                    won = tx.connection.execute(update(d).where(
+                        d.c.id == row["id"], d.c.status == row["status"], d.c.next_at == row["next_at"])
+                        .values(status=SENDING, next_at=now + LEASE_S)).rowcount == 1
+                    if not won:
+                        break  # another sender has it: the rest of this chain waits for the next round
+                    chain.append(row)
+                if chain:
+                    chains.append(chain)
+        return chains
+
+    def _send_chain(self, chain: list[dict[str, Any]], events: dict[int, StoredEvent]) -> tuple[
+            list[tuple[dict[str, Any], int | None, str | None, float]], list[dict[str, Any]]]:
+        """Send one call's events in order, stopping at the first failure; outcomes and unsent rows."""
+        outcomes = []
+        for index, row in enumerate(chain):
+            outcome = self._attempt(row, events.get(row["feed_id"]))
+            outcomes.append(outcome)
+            if outcome[2] is not None:
+                return outcomes, chain[index + 1:]
+        return outcomes, []
 
     def _attempt(self, row: dict[str, Any], event: StoredEvent | None
                  ) -> tuple[dict[str, Any], int | None, str | None, float]:
@@ -158,11 +183,15 @@ class WebhookDelivery:
                 error = f"{exc.__class__.__name__}: {exc}"[:500]
         return row, status, error, (time.perf_counter() - started) * 1000
 
-    def _record(self, outcomes: list[tuple[dict[str, Any], int | None, str | None, float]]) -> None:
-        """Write a batch of attempts' outcomes in one transaction."""
+    def _record(self, outcomes: list[tuple[dict[str, Any], int | None, str | None, float]],
+                unsent: list[dict[str, Any]]) -> None:
+        """Write a batch of attempts' outcomes, and release the rows not tried, in one transaction."""
         d = schema.deliveries.c
         now = time.time()
         with self._store.unit() as tx:
+            for row in unsent:
+                tx.connection.execute(update(schema.deliveries).where(d.id == row["id"])
+                                      .values(status=PENDING, next_at=row["next_at"]))
             for row, status, error, ms in outcomes:
                 attempts = row["attempts"] + 1
                 if error is None:

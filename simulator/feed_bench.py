@@ -35,6 +35,7 @@ from .scenario import load_scenario
 from .server import ServerThread, emulator_app
 
 TOKEN = "feed-bench-token"
+RAMP_S = 10.0
 SECRET = "feed-bench-secret"
 
 
@@ -107,9 +108,15 @@ def run_feed_bench(calls: int, concurrency: int, speed: float, workers: int | No
         # One SSE client per gunicorn worker would be luck; several make every worker serve one.
         clients = [_SseArrivals(port) for _ in range(4)]
         time.sleep(1.0)
+        gap = RAMP_S / concurrency  # the first wave arrives spread out, as `flask bench` does
+
+        def call(index: int) -> None:
+            if index < concurrency:
+                time.sleep(index * gap)
+            play(emulator, scenarios[index % len(scenarios)], caller_number(index))
+
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caller") as pool:
-            list(pool.map(lambda i: play(emulator, scenarios[i % len(scenarios)], caller_number(i)),
-                          range(calls)))
+            list(pool.map(call, range(calls)))
         time.sleep(3.0)  # the last events and webhooks land
         for client in clients:
             client.close()
