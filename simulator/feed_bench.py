@@ -117,14 +117,19 @@ def run_feed_bench(calls: int, concurrency: int, speed: float, workers: int | No
 
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caller") as pool:
             list(pool.map(call, range(calls)))
-        time.sleep(3.0)  # the last events and webhooks land
+        engine = create_engine(database_url)
+        deadline = time.monotonic() + 60  # the last events and webhooks land (summaries come last)
+        while True:
+            time.sleep(1.0)
+            with engine.connect() as conn:
+                stored = {r[0]: (r[1], r[2]) for r in conn.execute(
+                    select(schema.feed.c.id, schema.feed.c.created_at, schema.feed.c.kind))}
+            landed = all(i in hooked and all(i in c.arrived for c in clients) for i in stored)
+            if landed or time.monotonic() > deadline:
+                break
+        engine.dispose()
         for client in clients:
             client.close()
-        engine = create_engine(database_url)
-        with engine.connect() as conn:
-            stored = {r[0]: (r[1], r[2]) for r in conn.execute(
-                select(schema.feed.c.id, schema.feed.c.created_at, schema.feed.c.kind))}
-        engine.dispose()
     finally:
         _stop(app)
         receiver.stop()
