@@ -1,12 +1,13 @@
 # make demo  - set up, then play the example callers against the built-in Telnyx emulator
-# make test  - set up, then run the whole test suite
+# make dev   - the app and the emulator on 127.0.0.1:8000/8001 with example callers (Ctrl-C stops)
+# make test  - set up, then type-check (mypy) and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 REQS   := requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install clean
+.PHONY: demo dev test install clean
 
 install: $(STAMP)
 
@@ -23,7 +24,11 @@ demo: $(STAMP)
 		--concurrency 4 --json out/demo.json \
 	|| echo "make demo: some scenarios did not meet their expectations (listed above)"
 
+dev: $(STAMP)
+	$(BIN)/flask --env-file examples/emulator.env --app app dev
+
 test: $(STAMP)
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

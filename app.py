@@ -1,11 +1,13 @@
 """Entry point: `gunicorn app:app` or `flask --app app ...`.
 
 The packages never import the simulator; this entry point adds its development commands
-(`flask simulate`, `flask bench`, `flask listen-bench`) to the CLI.
+(`flask simulate`, `flask bench`, `flask listen-bench`) to the CLI. Under the `flask` command the
+app's services are built only when a command runs (lifeline/startup.py), so `flask --help`
+works without settings, and a settings problem is a few lines naming the fix, not a traceback.
 """
 
-from lifeline import create_app
+from lifeline.startup import entry_app
+from simulator.cli import DEV_COMMANDS
 from simulator.cli import register as register_simulator
 
-app = create_app()
-register_simulator(app)
+app = entry_app(register_simulator, dev_commands=DEV_COMMANDS)

@@ -1,14 +1,51 @@
-"""gunicorn settings: threads hold webhooks (and, later, media sockets) cheaply."""
+"""gunicorn settings: threads hold webhooks and media sockets cheaply; checks run once, up front.
+
+Loading this file (gunicorn reads ./gunicorn.conf.py by default) checks the settings, menu, rules
+and database in the master process: a problem prints its lines once and gunicorn exits before
+any worker starts. Metrics from all workers are shared through PROMETHEUS_MULTIPROC_DIR.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+# prometheus_client picks its multiprocess mode when first imported (workers inherit the choice),
+# so the shared folder is set before anything of ours is imported.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir:
+    Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+    for _stale in Path(_metrics_dir).glob("*.db"):
+        _stale.unlink()  # files of an earlier run would be added to this run's counts
+    _own_metrics_dir = None
+else:
+    _own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lifeline-metrics-")
+
+# gunicorn applies --chdir after reading this file: make the project importable from anywhere.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lifeline.gunicorn_hooks import (  # noqa: E402
+    Logger,
+    child_exit,
+    on_starting,
+    post_worker_init,
+    prepare,
+)
 
 worker_class = "gthread"
 workers = 2
 threads = 16
 timeout = 30
+logger_class = Logger
+
+prepare()
 
 
-def post_worker_init(worker):  # type: ignore[no-untyped-def]
-    """Start the call monitor's schedule in each worker (sweeps never double-process a call)."""
-    lifeline = worker.wsgi.extensions["lifeline"]
-    if lifeline.settings.monitor:
-        lifeline.monitor.start()
-    lifeline.outputs.start()  # summaries, webhooks and email out: safe on every worker
+def on_exit(server):  # type: ignore[no-untyped-def]
+    """Remove the metrics folder this run made for itself."""
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
+
+__all__ = ["child_exit", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads", "timeout",
+           "worker_class", "workers"]

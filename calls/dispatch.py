@@ -45,7 +45,7 @@ EVENT_TYPES = frozenset(CALLER_LEG) | frozenset(AGENT_LEG)
 def dispatch(ctx: CallContext, svc: Services, machine: Machine) -> None:
     """Hand an event to its leg's handler: the caller's call if we know it, else an agent's leg."""
     event = ctx.event
-    call = ctx.tx.get_call(event.call_control_id) if event.call_control_id else None
+    call = ctx.tx.get_call(event.call_control_id) if event.call_control_id else _by_client_state(ctx)
     if call is not None:
         handler = CALLER_LEG.get(event.type)
         if handler is not None:
@@ -58,3 +58,20 @@ def dispatch(ctx: CallContext, svc: Services, machine: Machine) -> None:
     transfer = agent.find_transfer(ctx) if agent_handler is not None else None
     if agent_handler is not None and transfer is not None:
         agent_handler(ctx, svc, machine, transfer)
+
+
+def _by_client_state(ctx: CallContext) -> CallRecord | None:
+    """The caller's call named by our client_state, for events without a call_control_id.
+
+    `call.recording.saved` carries call_leg_id, call_session_id and client_state but no
+    call_control_id (SDK `types/call_recording_saved.py`); record_start set the client_state.
+    """
+    state = ctx.event.client_state or {}
+    named = state.get("call") if state.get("role") == "caller" else None
+    if not isinstance(named, str):
+        return None
+    call = ctx.tx.get_call(named)
+    # The leg id must agree, so a client_state copied onto another leg cannot reach this call.
+    if call is not None and ctx.event.call_leg_id and call.call_leg_id not in (None, ctx.event.call_leg_id):
+        return None
+    return call

@@ -80,10 +80,10 @@ def listening_lost(turn: Turn, why: str) -> None:
     restart = turn.svc.engine.restart_options(call.call_control_id)
     if restart is not None and ctx.tx.claim(call.call_control_id, "listening:restart"):
         log.warning("listening on %s lost (%s); restarting the stream once", call.call_control_id, why)
-        ctx.tx.update_call(call.call_control_id, listening="restarted")
+        ctx.tx.update_call(call.call_control_id, listening="restarted", listening_reason=why[:200])
         ctx.send("streaming_start", call.call_control_id, "listening:restart", **restart)
         ctx.publish("listening", call.call_control_id, state="restarted", why=why)
         return
     log.warning("listening on %s lost (%s); the call continues without it", call.call_control_id, why)
-    ctx.tx.update_call(call.call_control_id, listening="lost")
+    ctx.tx.update_call(call.call_control_id, listening="lost", listening_reason=why[:200])
     ctx.publish("listening", call.call_control_id, state="lost", why=why)

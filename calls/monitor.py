@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -18,6 +19,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from ivr.context import CallContext
 from ivr.outbox import CommandSender
+from ivr.scope import call_scope
 from ivr.store import CallRecord, CallStatus, CallStore, TransferStatus
 from ivr.telnyx_api import TelnyxCommands
 
@@ -43,6 +45,7 @@ class SweepReport:
     unstuck: int = 0
     closed: int = 0
     polled: int = 0
+    recordings: int = 0  # voicemail fetches retried
 
 
 class Monitor:
@@ -56,6 +59,7 @@ class Monitor:
         self._telnyx = telnyx
         self._units = units
         self._services = services
+        self.recordings = services.recordings
         self._machine = machine
         self._calls = calls
         self.interval_s = interval_s
@@ -73,7 +77,8 @@ class Monitor:
         def sweep_batch(ctx: CallContext) -> int:
             calls = ctx.tx.calls_to_sweep(now - self.interval_s * 0.9, BATCH)
             for call in calls:
-                self._sweep_call(ctx, call, now, report)
+                with call_scope(call.call_control_id, started=time.monotonic()):
+                    self._sweep_call(ctx, call, now, report)
                 ctx.tx.update_call(call.call_control_id, swept_at=now, updated_at=call.updated_at)
             return len(calls)
 
@@ -84,6 +89,8 @@ class Monitor:
             if swept < BATCH:
                 break
         report.closed = self._close_lost_calls(now)
+        if self.recordings is not None:
+            report.recordings = self.recordings.retry_failed(now)
         return report
 
     def _sweep_call(self, ctx: CallContext, call: CallRecord, now: float, report: SweepReport) -> None:
@@ -123,15 +130,15 @@ class Monitor:
         for call in idle:
             if self._telnyx.is_alive(call.call_control_id) is not False:
                 continue
-
-            def close(ctx: CallContext, fresh: CallRecord) -> bool:
-                if fresh.updated_at != call.updated_at:
-                    return False  # something happened on the call since we asked Telnyx
-                return self._machine.fire(ctx, self._services, fresh, Trigger.LOST, now=now)
-
-            if self._units.for_call("lifeline.lost", call.call_control_id, close):
+            if self._units.for_call("lifeline.lost", call.call_control_id,
+                                    partial(self._close_lost, seen_at=call.updated_at, now=now)):
                 closed += 1
         return closed
+
+    def _close_lost(self, ctx: CallContext, call: CallRecord, seen_at: float, now: float) -> bool:
+        if call.updated_at != seen_at:
+            return False  # something happened on the call since we asked Telnyx
+        return self._machine.fire(ctx, self._services, call, Trigger.LOST, now=now)
 
     def start(self) -> None:
         """Run the sweep every interval in a background thread of this process."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from insight.base import ListeningEngine
+from ivr.recordings import RecordingKeeper
 from insight.sentiment import SentimentScorer
 from transfer.executor import TransferExecutor
 from transfer.rules import RuleSet
@@ -18,3 +19,4 @@ class Services:
     transfers: TransferExecutor
     scorer: SentimentScorer
     rules: RuleSet
+    recordings: RecordingKeeper | None = None  # keeps voicemail audio; None: URLs only

@@ -9,18 +9,26 @@ by Telnyx's redelivery can never start a second session.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from ivr.context import CallContext
 from ivr.events import CallEvent
 from ivr.menu import Menu
-from ivr.outbox import CommandSender
-from ivr.store import CallRecord, CallStore
+from ivr.scope import call_scope
+from ivr.store import CallRecord, CallStore, Command
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+
+
+class Submitter(Protocol):
+    """Where committed commands go (the outbox sender; a list in tests)."""
+
+    def submit(self, commands: Sequence[Command]) -> None:
+        """Send commands that their unit of work has committed to the outbox."""
 
 
 def internal_event(kind: str, call_control_id: str | None) -> CallEvent:
@@ -32,7 +40,7 @@ def internal_event(kind: str, call_control_id: str | None) -> CallEvent:
 class UnitOfWork:
     """Runs work in one transaction and, once it has committed, sends its commands and effects."""
 
-    def __init__(self, store: CallStore, menu: Menu, sender: CommandSender,
+    def __init__(self, store: CallStore, menu: Menu, sender: Submitter,
                  on_published: Callable[[], None] | None = None) -> None:
         self._store = store
         self._menu = menu
@@ -41,6 +49,13 @@ class UnitOfWork:
 
     def run(self, event: CallEvent, work: Callable[[CallContext], R]) -> R:
         """Run work for an event; what it queued leaves only if the transaction commits."""
+        # Log lines name the call; Lifeline's own work (transcripts, sweeps) is timed from now,
+        # a webhook from its arrival (the scope the metrics hook opened).
+        own = event.type.startswith("lifeline.")
+        with call_scope(event.call_control_id, started=time.monotonic() if own else None):
+            return self._run(event, work)
+
+    def _run(self, event: CallEvent, work: Callable[[CallContext], R]) -> R:
         with self._store.unit() as tx:
             ctx = CallContext(tx=tx, event=event, menu=self._menu)
             result = work(ctx)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from calls.unit import UnitOfWork
 from insight.base import ListeningEngine
-from ivr.store import SqlStore
+from ivr.store.sql import SqlStore
 from ivr.store.sql import FEED_CHANNEL
 from ivr.telnyx_api import TelnyxCommands
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from ivr.config import settings_source
 from ivr.errors import ConfigError
 
 
@@ -41,9 +41,7 @@ class OutputSettings:
 
 def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettings:
     """Read LIFELINE_EVENT_*, _SMTP_URL, _SUMMARY_*, _DIAL_FROM (overrides win), or raise ConfigError."""
-    source = {k: v for k, v in os.environ.items()}
-    for key, value in (overrides or {}).items():
-        source[key] = "" if value is None else str(value)
+    source = settings_source(overrides)
 
     def get(name: str) -> str:
         return source.get(name, "").strip()

@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ivr.store import FeedEvent, SqlStore, schema
+from ivr.store import FeedEvent, schema
+from ivr.store.sql import SqlStore
 
 from .feed import Feed, iso
 from .settings import OutputSettings

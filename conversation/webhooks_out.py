@@ -20,7 +20,8 @@ import httpx
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import aliased
 
-from ivr.store import SqlStore, schema
+from ivr.store import schema
+from ivr.store.sql import SqlStore
 
 from .feed import Feed, StoredEvent
 from .settings import OutputSettings

@@ -5,15 +5,13 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from ivr.config import ENGINES
 from ivr.errors import ConfigError
 
 from .base import ListeningEngine
 
 if TYPE_CHECKING:
     from ivr.config import Settings
-
-ENGINES = {"telnyx": "insight.telnyx:TelnyxTranscription", "local": "insight.local:LocalEngine",
-           "symbl": "insight.symbl:SymblEngine"}
 
 
 def make_engine(settings: Settings) -> ListeningEngine:

@@ -7,6 +7,8 @@ import binascii
 import json
 from dataclasses import dataclass
 
+from ivr.events import as_object
+
 MAX_FRAME_CHARS = 64 * 1024
 
 
@@ -54,16 +56,16 @@ def parse_frame(raw: str | bytes) -> MediaFrame:
         return MediaFrame(**common, chunk=_number(media.get("chunk")),
                           track=_text(media.get("track")), payload=payload)
     if event == "start":
-        start = document.get("start") if isinstance(document.get("start"), dict) else {}
-        media_format = start.get("media_format") if isinstance(start.get("media_format"), dict) else {}
+        start = as_object(document.get("start"))
+        media_format = as_object(start.get("media_format"))
         return MediaFrame(**common, call_control_id=_text(start.get("call_control_id")),
                           encoding=(_text(media_format.get("encoding")) or "PCMU").upper(),
                           sample_rate=_number(media_format.get("sample_rate")) or 8000)
     if event == "stop":
-        stop = document.get("stop") if isinstance(document.get("stop"), dict) else {}
+        stop = as_object(document.get("stop"))
         return MediaFrame(**common, call_control_id=_text(stop.get("call_control_id")))
     if event == "dtmf":
-        dtmf = document.get("dtmf") if isinstance(document.get("dtmf"), dict) else {}
+        dtmf = as_object(document.get("dtmf"))
         return MediaFrame(**common, digit=_text(dtmf.get("digit")))
     return MediaFrame(**common)
 

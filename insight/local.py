@@ -21,7 +21,7 @@ from ivr.serial import KeyedSerialExecutor
 from .base import EngineState, ListeningEngine
 from .endpoint import Utterance, UtteranceCutter
 from .frames import ReorderBuffer
-from .g711 import decode
+from .codecs import codec_for
 from .whisper import Transcriber
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TOKEN_MAX_AGE_S = 120
+STREAM_CODEC = "PCMU"
 MessageSink = Callable[[str, str, str, float], None]
 
 
@@ -54,13 +55,17 @@ class MediaTokens:
 class CallListener:
     """The per-call state of one media stream: small, and touched only by its receive loop."""
 
-    def __init__(self, engine: LocalEngine, call_control_id: str, stream_id: str, encoding: str) -> None:
+    def __init__(self, engine: LocalEngine, call_control_id: str, stream_id: str, encoding: str,
+                 sample_rate: int = 8000) -> None:
         self.call_control_id = call_control_id
         self.stream_id = stream_id
         self.encoding = encoding
         self._engine = engine
-        silence = b"\xff" * 160 if encoding == "PCMU" else b"\xd5" * 160
-        self._reorder = ReorderBuffer(silence=silence)
+        codec = codec_for(encoding, sample_rate)
+        if codec is None:
+            raise ValueError(f"unsupported media encoding {encoding!r} at {sample_rate} Hz")
+        self._decode = codec.decoder()
+        self._reorder = ReorderBuffer(silence=codec.silence)
         self._cutter = UtteranceCutter()
         self._count = 0
         self.frames = 0
@@ -69,7 +74,7 @@ class CallListener:
         """One media frame of the caller's track."""
         self.frames += 1
         for ready in self._reorder.push(chunk, payload):
-            for utterance in self._cutter.feed(decode(ready, self.encoding)):
+            for utterance in self._cutter.feed(self._decode(ready)):
                 self._hand_off(utterance)
 
     def close(self) -> None:
@@ -112,7 +117,10 @@ class LocalEngine(ListeningEngine):
         self.transcriber.load()
 
     def answer_options(self, call_control_id: str) -> dict[str, Any]:
-        return {"stream_url": self.stream_url(call_control_id), "stream_track": "inbound_track"}
+        # Without stream_codec Telnyx streams the call's own codec (G722, OPUS, L16, ...); ask for
+        # PCMU, which Telnyx transcodes to where it can, and which we decode.
+        return {"stream_url": self.stream_url(call_control_id), "stream_track": "inbound_track",
+                "stream_codec": STREAM_CODEC}
 
     def restart_options(self, call_control_id: str) -> dict[str, Any] | None:
         return self.answer_options(call_control_id)
@@ -122,9 +130,10 @@ class LocalEngine(ListeningEngine):
         base = (self._public_url or "").replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         return f"{base}/media/telnyx?token={self.tokens.issue(call_control_id)}"
 
-    def open(self, call_control_id: str, stream_id: str, encoding: str) -> CallListener:
+    def open(self, call_control_id: str, stream_id: str, encoding: str,
+             sample_rate: int = 8000) -> CallListener:
         """A new stream for a call."""
-        return CallListener(self, call_control_id, stream_id, encoding)
+        return CallListener(self, call_control_id, stream_id, encoding, sample_rate)
 
     def transcribe_later(self, call_control_id: str, source_id: str, utterance: Utterance,
                          ended_at: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint, current_app, g, request
 from flask.typing import ResponseReturnValue
@@ -16,7 +17,9 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
 from ivr.errors import error_response
+from ivr.scope import call_scope
 
+from .codecs import codec_for
 from .frames import MalformedFrame, MediaFrame, parse_frame
 from .local import CallListener, LocalEngine
 from .tracks import AGENT_STREAM_SUFFIX
@@ -41,12 +44,17 @@ class MediaSession:
 
 def on_start(session: MediaSession, frame: MediaFrame) -> None:
     """The stream starts: its codec decides how audio is decoded."""
-    if frame.encoding not in ("PCMU", "PCMA") or frame.sample_rate != 8000:
-        log.error("stream of %s is %s at %s Hz; Lifeline decodes PCMU/PCMA at 8000 Hz",
-                  session.call_control_id, frame.encoding, frame.sample_rate)
+    if codec_for(frame.encoding, frame.sample_rate) is None:
+        why = (f"stream codec {frame.encoding} at {frame.sample_rate} Hz cannot be decoded "
+               "(Lifeline decodes PCMU, PCMA, G722 and L16)")
+        log.error("stream of %s: %s", session.call_control_id, why)
+        # Stop reading and say why: the call's listening restarts once (asking for PCMU again),
+        # then is marked lost with this reason.
+        session.stopped = True
+        current_app.extensions["lifeline"].calls.stream_lost(session.call_control_id, why)
         return
     session.listener = session.engine.open(session.call_control_id, frame.stream_id or "stream",
-                                           frame.encoding)
+                                           frame.encoding or "PCMU", int(frame.sample_rate or 8000))
 
 
 def on_media(session: MediaSession, frame: MediaFrame) -> None:
@@ -92,11 +100,16 @@ def check_token() -> ResponseReturnValue | None:
     return None
 
 
-@sock.route("/media/telnyx", bp=bp)
-def media_stream(ws) -> None:  # type: ignore[no-untyped-def]
+@sock.route("/media/telnyx", bp=bp)  # type: ignore[untyped-decorator]  # flask-sock has no types
+def media_stream(ws: Any) -> None:
     """Receive frames until `stop` or the socket closes; never blocks on speech recognition."""
     lifeline = current_app.extensions["lifeline"]
     session = MediaSession(engine=lifeline.engine, call_control_id=g.media_call)
+    with call_scope(session.call_control_id):
+        _receive(ws, lifeline, session)
+
+
+def _receive(ws, lifeline, session: MediaSession) -> None:  # type: ignore[no-untyped-def]
     try:
         while not session.stopped:
             raw = ws.receive(timeout=IDLE_TIMEOUT_S)

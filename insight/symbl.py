@@ -12,21 +12,19 @@ a conference your Telnyx app joins the caller to); connecting that leg is the de
 
 from __future__ import annotations
 
-import configparser
 import logging
-import os
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 from ivr.errors import ConfigError, ProviderError
+from ivr.events import as_object
 
 from .base import EngineState, ListeningEngine, PolledMessage
 
@@ -104,9 +102,7 @@ class SymblClient:
         for item in body.get("messages") or []:
             if not isinstance(item, dict) or not item.get("id") or not isinstance(item.get("text"), str):
                 continue
-            sentiment = item.get("sentiment") if isinstance(item.get("sentiment"), dict) else {}
-            polarity = sentiment.get("polarity") if isinstance(sentiment.get("polarity"), dict) else {}
-            score = polarity.get("score")
+            score = as_object(as_object(item.get("sentiment")).get("polarity")).get("score")
             found.append(SymblMessage(str(item["id"]), item["text"],
                                       float(score) if isinstance(score, (int, float)) else None))
         return found
@@ -147,23 +143,6 @@ def _json(response: requests.Response, what: str) -> dict[str, Any]:
     return body
 
 
-def load_credentials(environ: dict[str, str] | None = None, search: tuple[Path, ...] | None = None
-                     ) -> tuple[str, str]:
-    """SYMBL_APP_ID/SYMBL_APP_SECRET, else symbl.conf ([credentials]) in the working or home folder."""
-    env = os.environ if environ is None else environ
-    if env.get("SYMBL_APP_ID") and env.get("SYMBL_APP_SECRET"):
-        return env["SYMBL_APP_ID"], env["SYMBL_APP_SECRET"]
-    for folder in search or (Path.cwd(), Path.home()):
-        conf = configparser.ConfigParser()
-        if conf.read(folder / "symbl.conf") and conf.has_section("credentials"):
-            app_id = conf.get("credentials", "app_id", fallback="").strip()
-            secret = conf.get("credentials", "app_secret", fallback="").strip()
-            if app_id and secret:
-                return app_id, secret
-    raise ConfigError("LIFELINE_ENGINE=symbl needs credentials: set SYMBL_APP_ID and SYMBL_APP_SECRET, "
-                      "or copy symbl.conf.example to symbl.conf and fill in [credentials]")
-
-
 class SymblEngine(ListeningEngine):
     """Symbl calls in to listen; the monitor's sweep polls its messages."""
 
@@ -172,15 +151,13 @@ class SymblEngine(ListeningEngine):
 
     def __init__(self, settings: Settings, client: SymblClient | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        dial_in = settings.extra.get("SYMBL_DIAL_IN", "")
-        if not dial_in:
-            raise ConfigError("SYMBL_DIAL_IN is not set: give the number (E.164) or SIP URI Symbl should "
-                              "call to hear your calls")
-        self._dial_in = dial_in
+        symbl = settings.symbl
+        if symbl is None:
+            raise ConfigError("the Symbl engine needs its settings: set LIFELINE_ENGINE=symbl with "
+                              "SYMBL_DIAL_IN and the credentials (see README)")
+        self._dial_in = symbl.dial_in
         if client is None:
-            app_id, secret = load_credentials()
-            client = SymblClient(settings.extra.get("SYMBL_API_BASE_URL") or "https://api.symbl.ai",
-                                 app_id, secret)
+            client = SymblClient(symbl.api_base_url, symbl.app_id, symbl.app_secret)
         self.client = client
         self._clock = clock
         self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lifeline-symbl")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ivr.config import Settings  # noqa: TC001
+from ivr.errors import ConfigError
 
 from .base import ListeningEngine
 
@@ -15,16 +17,11 @@ class TelnyxTranscription(ListeningEngine):
     name = "telnyx"
 
     def __init__(self, settings: Settings) -> None:
-        self._engine = settings.transcription_engine
-        self._language = settings.transcription_language
+        if settings.transcription_config is None:
+            raise ConfigError("the telnyx engine has no transcription settings: set "
+                              "LIFELINE_ENGINE=telnyx before loading the settings")
+        # Built and checked against the SDK's types by the settings, once, at start-up.
+        self._config = dict(settings.transcription_config)
 
     def answer_options(self, call_control_id: str) -> dict[str, Any]:
-        return {
-            "transcription": True,
-            "transcription_config": {
-                "transcription_engine": self._engine,
-                "transcription_engine_config": {"transcription_engine": self._engine,
-                                                "language": self._language},
-                "transcription_tracks": "inbound",
-            },
-        }
+        return {"transcription": True, "transcription_config": copy.deepcopy(self._config)}

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 from .errors import error_response
+from .timefmt import iso_times
 
 bp = Blueprint("api", __name__, template_folder="templates")
 
@@ -51,7 +52,7 @@ def list_calls() -> ResponseReturnValue:
     except ValueError:
         return error_response(400, "limit must be a whole number from 1 to 500")
     calls = store.list_calls(limit=limit, active_only=request.args.get("active") in ("1", "true"))
-    return jsonify(calls=[asdict(c) for c in calls])
+    return jsonify(calls=iso_times([asdict(c) for c in calls]))
 
 
 @bp.get("/dashboard")
@@ -67,7 +68,7 @@ def call_detail(call_control_id: str) -> ResponseReturnValue:
     call = store.get_call(call_control_id)
     if call is None:
         return error_response(404, f"no call {call_control_id!r}")
-    return jsonify(
+    return jsonify(**iso_times(dict(
         call=asdict(call),
         decisions=store.decisions(call_control_id),
         transfers=[asdict(t) for t in store.transfers(call_control_id)],
@@ -77,4 +78,4 @@ def call_detail(call_control_id: str) -> ResponseReturnValue:
         commands=[{"name": o.command.name, "command_id": o.command.command_id, "status": o.status,
                    "attempts": o.attempts, "last_error": o.last_error}
                   for o in store.outbox(call_control_id)],
-    )
+    )))

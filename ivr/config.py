@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import configparser
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .transcription import TranscriptionChoice, build_transcription_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ENGINES = ("local", "telnyx", "symbl")
+# The listening engines by LIFELINE_ENGINE name, and the class that implements each (the one list).
+ENGINES = {"local": "insight.local:LocalEngine", "telnyx": "insight.telnyx:TelnyxTranscription",
+           "symbl": "insight.symbl:SymblEngine", "twilio": "insight.twilio:TwilioTranscription"}
+# A Twilio number's settings, kept as given here and checked by providers.twilio.settings.
+TWILIO_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 
@@ -29,8 +36,8 @@ class Settings:
 
     telnyx_api_key: str
     telnyx_public_key: bytes
-    telnyx_connection_id: str | None
     telnyx_api_base_url: str
+    telnyx_connection_id: str | None  # the Call Control Application's id, needed to dial out
     public_url: str | None
     engine: str
     agents: tuple[str, ...]
@@ -38,7 +45,11 @@ class Settings:
     rules_path: Path
     database_url: str
     transcription_engine: str = "Telnyx"
-    transcription_language: str = "en"
+    transcription_language: str | None = None
+    transcription_model: str | None = None
+    transcription_region: str | None = None
+    # The checked `transcription_config` of `answer` (telnyx engine only; None for the others).
+    transcription_config: Mapping[str, object] | None = None
     webhook_tolerance_s: int = 300
     command_timeout_s: float = 5.0
     command_attempts: int = 4
@@ -52,20 +63,42 @@ class Settings:
     monitor: bool = True
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
-    extra: Mapping[str, str] = field(default_factory=dict)
+    recordings_dir: Path | None = None
+    log_format: str = "text"
+    metrics_token: str | None = None
+    # Suspicious but usable values (placeholders, stray commas): the entry points print them once.
+    warnings: tuple[str, ...] = ()
+    symbl: SymblSettings | None = None
+    twilio: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def webhook_url(self) -> str | None:
-        """Where Telnyx should POST call events, when the public URL is known."""
-        return f"{self.public_url}/webhooks/telnyx" if self.public_url else None
+
+@dataclass(frozen=True)
+class SymblSettings:
+    """The Symbl engine's account and where it dials in (LIFELINE_ENGINE=symbl)."""
+
+    app_id: str
+    app_secret: str
+    dial_in: str
+    api_base_url: str = "https://api.symbl.ai"
 
 
-def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -> Settings:
-    """Build Settings from the environment plus overrides, or raise ConfigError listing every problem."""
+def settings_source(overrides: Mapping[str, object] | None) -> dict[str, str]:
+    """The environment with explicit overrides on top (None becomes ""): what settings are read from."""
     source: dict[str, str] = {k: v for k, v in os.environ.items()}
     for key, value in (overrides or {}).items():
         source[key] = "" if value is None else str(value)
+    return source
+
+
+def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
+                  symbl_conf_dirs: tuple[Path, ...] | None = None) -> Settings:
+    """Build Settings from the environment plus overrides, or raise ConfigError listing every problem.
+
+    `symbl_conf_dirs` are searched for symbl.conf (default: the working directory, then home).
+    """
+    source = settings_source(overrides)
     problems: list[str] = []
+    warnings: list[str] = []
 
     def get(name: str, default: str | None = None) -> str | None:
         value = source.get(name, "").strip()
@@ -97,7 +130,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
     if whisper_model and not (Path(whisper_model) / "model.bin").is_file():
         problems.append(f"LIFELINE_WHISPER_MODEL={whisper_model} has no model.bin: point it at a "
                         "CTranslate2 Whisper directory, or leave it unset for the bundled tiny.en")
-    agents = _agents(get("LIFELINE_AGENTS"), problems)
+    agents = _agents(get("LIFELINE_AGENTS"), problems, warnings)
     ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
     rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems)
     database_url = _database_url(get("DATABASE_URL"), instance_path, problems)
@@ -118,35 +151,84 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path) -
                            problems)
     transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", "2"),
                                  "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems)
+    choice = TranscriptionChoice(engine=get("LIFELINE_TRANSCRIPTION_ENGINE", "Telnyx") or "Telnyx",
+                                 language=get("LIFELINE_TRANSCRIPTION_LANGUAGE"),
+                                 model=get("LIFELINE_TRANSCRIPTION_MODEL"),
+                                 region=get("LIFELINE_TRANSCRIPTION_REGION"))
+    transcription_config = build_transcription_config(choice, problems) if engine in ("telnyx", "twilio") else None
+    log_format = (get("LIFELINE_LOG_FORMAT", "text") or "").lower()
+    if log_format not in ("text", "json"):
+        problems.append(f"LIFELINE_LOG_FORMAT={log_format!r} must be text or json")
+    metrics_token = get("LIFELINE_METRICS_TOKEN")
+    if metrics_token is not None and len(metrics_token) < 16:
+        problems.append("LIFELINE_METRICS_TOKEN is shorter than 16 characters: use a long random "
+                        "string (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    warnings.extend(_placeholders(get))
+    symbl = _symbl(get, symbl_conf_dirs or (Path.cwd(), Path.home()), problems) \
+        if engine == "symbl" else None
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError("\n".join(problems), warnings=tuple(warnings))
     assert api_key is not None and public_key is not None
     return Settings(
         telnyx_api_key=api_key,
         telnyx_public_key=public_key,
-        telnyx_connection_id=get("TELNYX_CONNECTION_ID"),
         telnyx_api_base_url=base_url,
+        telnyx_connection_id=get("TELNYX_CONNECTION_ID") or None,
         public_url=public_url,
         engine=engine,
         agents=agents,
         ivr_path=ivr_path,
         rules_path=rules_path,
         database_url=database_url,
-        transcription_engine=get("LIFELINE_TRANSCRIPTION_ENGINE", "Telnyx") or "Telnyx",
-        transcription_language=get("LIFELINE_TRANSCRIPTION_LANGUAGE", "en") or "en",
+        transcription_engine=choice.engine,
+        transcription_language=choice.language,
+        transcription_model=choice.model,
+        transcription_region=choice.region,
+        transcription_config=transcription_config,
         webhook_tolerance_s=tolerance,
         command_timeout_s=timeout,
         transfer_timeout_s=transfer_timeout,
         secret_key=get("LIFELINE_SECRET_KEY"),
         api_token=get("LIFELINE_API_TOKEN"),
-        extra={k: v for k in ("SYMBL_API_BASE_URL", "SYMBL_DIAL_IN") if (v := get(k))},
+        symbl=symbl,
+        twilio={k: v for k in TWILIO_KEYS if (v := get(k))},
         whisper_model=Path(whisper_model) if whisper_model else None,
         whisper_threads=whisper_threads,
         transcription_workers=transcription_workers,
         monitor=monitor == "on",
         sweep_interval_s=sweep_interval,
         stale_call_s=stale_call,
+        recordings_dir=Path(get("LIFELINE_RECORDINGS_DIR") or instance_path / "recordings"),
+        log_format=log_format,
+        metrics_token=metrics_token,
+        warnings=tuple(warnings),
     )
+
+
+def _symbl(get: Callable[..., str | None], search: tuple[Path, ...],
+           problems: list[str]) -> SymblSettings | None:
+    """Symbl's credentials: SYMBL_APP_ID/SYMBL_APP_SECRET, else symbl.conf ([credentials])."""
+    app_id, secret = get("SYMBL_APP_ID"), get("SYMBL_APP_SECRET")
+    if not (app_id and secret):
+        app_id = secret = None
+        for folder in search:
+            conf = configparser.ConfigParser()
+            if conf.read(folder / "symbl.conf") and conf.has_section("credentials"):
+                app_id = conf.get("credentials", "app_id", fallback="").strip() or None
+                secret = conf.get("credentials", "app_secret", fallback="").strip() or None
+                if app_id and secret:
+                    break
+    if not (app_id and secret):
+        problems.append("LIFELINE_ENGINE=symbl needs credentials: set SYMBL_APP_ID and SYMBL_APP_SECRET, "
+                        "or copy symbl.conf.example to symbl.conf and fill in [credentials]")
+    dial_in = get("SYMBL_DIAL_IN")
+    if not dial_in:
+        problems.append("SYMBL_DIAL_IN is not set: give the number (E.164) or SIP URI Symbl should "
+                        "call to hear your calls")
+    if not (app_id and secret and dial_in):
+        return None
+    return SymblSettings(app_id=app_id, app_secret=secret, dial_in=dial_in,
+                         api_base_url=get("SYMBL_API_BASE_URL") or "https://api.symbl.ai")
 
 
 def _public_key(value: str | None, problems: list[str]) -> bytes | None:
@@ -165,12 +247,20 @@ def _public_key(value: str | None, problems: list[str]) -> bytes | None:
     return raw
 
 
-def _agents(value: str | None, problems: list[str]) -> tuple[str, ...]:
+def _agents(value: str | None, problems: list[str], warnings: list[str]) -> tuple[str, ...]:
     if not value:
         problems.append("LIFELINE_AGENTS is not set: give the agents' E.164 numbers or SIP URIs, "
                         "comma-separated, in the order to try them (e.g. +15550001111,+15550002222)")
         return ()
-    agents = tuple(a.strip() for a in value.split(",") if a.strip())
+    entries = [a.strip() for a in value.split(",")]
+    if "" in entries:
+        warnings.append(f"LIFELINE_AGENTS={value!r} has an empty entry (a doubled, leading or "
+                        "trailing comma): it is skipped; remove the extra comma")
+    agents = tuple(a for a in entries if a)
+    repeated = sorted({a for a in agents if agents.count(a) > 1})
+    if repeated:
+        warnings.append(f"LIFELINE_AGENTS lists {', '.join(repeated)} more than once: that agent "
+                        "would be rung again after not answering; list each agent once")
     bad = [a for a in agents if not (_E164.match(a) or _SIP.match(a))]
     if bad:
         problems.append(f"LIFELINE_AGENTS has {', '.join(repr(b) for b in bad)}: each agent must "
@@ -195,9 +285,36 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
         return "postgresql+psycopg://" + value.split("://", 1)[1]
     if value.startswith(("sqlite:", "postgresql+psycopg:")):
         return value
-    problems.append(f"DATABASE_URL={value.split('@')[-1]!r} is not supported: use "
-                    "sqlite:///path/to/file.db or postgresql://user@host/dbname")
+    scheme = value.split("://", 1)[0] if "://" in value else value.split(":", 1)[0]
+    host = value.split("@")[-1].split("/", 1)[0] if "://" in value else ""
+    # Name the scheme and host, never the credentials before the @.
+    problems.append(f"DATABASE_URL uses {scheme}://{' (' + host + ')' if host else ''}, which Lifeline "
+                    f"does not support: the supported schemes are {', '.join(DATABASE_SCHEMES)} "
+                    "(e.g. sqlite:///instance/lifeline.db or postgresql://user@host/dbname)")
     return value
+
+
+# Values shipped in .env.example and examples/emulator.env: they let the app start, not work.
+PLACEHOLDERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "TELNYX_API_KEY": (("KEY0123456789ABCDEF_replace_me", "KEY_emulator_placeholder"),
+                       "Telnyx will refuse every command; copy your key from Keys & Credentials"),
+    "LIFELINE_PUBLIC_URL": (("https://example.ngrok.app",),
+                            "Telnyx cannot reach it; give your ngrok or load-balancer URL"),
+    "LIFELINE_API_TOKEN": (("a-long-random-string",),
+                           "anyone who read the example can read your calls; use a random string"),
+    "LIFELINE_METRICS_TOKEN": (("another-long-random-string",),
+                               "anyone who read the example can read your metrics; use a random string"),
+}
+
+
+def _placeholders(get: Callable[[str], str | None]) -> list[str]:
+    found = []
+    for name, (values, why) in PLACEHOLDERS.items():
+        value = get(name)
+        if value and (value.rstrip("/") in values or "replace_me" in value.lower()):
+            shown = value if name == "LIFELINE_PUBLIC_URL" else value[:4] + "…"
+            found.append(f"{name}={shown} is the example's placeholder: {why} (in .env)")
+    return found
 
 
 def _int(value: str | None, name: str, low: int, high: int, problems: list[str]) -> int:

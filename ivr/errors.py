@@ -6,7 +6,7 @@ LifelineError
 │   ├── SignatureError     403: unsigned, forged, tampered or stale
 │   └── MalformedEvent     400: not a Telnyx Call Control v2 event
 ├── ProviderError      Telnyx answered a command with an error
-└── StoreError         the database could not be used
+└── StoreError         the database is down or busy (a retry can succeed); bugs are not StoreErrors
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ class LifelineError(Exception):
 
 class ConfigError(LifelineError):
     """A setting is missing or malformed; the message names it and the fix."""
+
+    def __init__(self, message: str, warnings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.warnings = warnings  # suspicious values found alongside, worth printing with the error
 
 
 class WebhookError(LifelineError):
@@ -54,7 +58,7 @@ class ProviderError(LifelineError):
 
 
 class StoreError(LifelineError):
-    """The call store could not complete an operation."""
+    """The call store is unavailable for now (down, unreachable, locked, a deadlock victim)."""
 
 
 def error_response(status: int, message: str, code: str | None = None) -> tuple[Response, int]:

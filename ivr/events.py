@@ -18,7 +18,7 @@ class Transcription:
     text: str
     confidence: float | None
     is_final: bool
-    track: str | None
+    track: str | None = None  # "inbound" (the caller) or "outbound" (the agent, after a bridge)
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,6 @@ class CallEvent:
     digit: str | None = None
     status: str | None = None
     hangup_cause: str | None = None
-    hangup_source: str | None = None
     transcription: Transcription | None = None
     failure_reason: str | None = None
     attempt: int = 1
@@ -70,7 +69,7 @@ def parse_event(body: bytes) -> CallEvent:
     payload = data.get("payload") if data.get("payload") is not None else {}
     if not isinstance(payload, dict):
         raise MalformedEvent("data.payload must be an object")
-    meta = document.get("meta") if isinstance(document.get("meta"), dict) else {}
+    meta = as_object(document.get("meta"))
     attempt = meta.get("attempt", 1)
     return CallEvent(
         id=event_id,
@@ -88,7 +87,6 @@ def parse_event(body: bytes) -> CallEvent:
         digit=_text(payload, "digit"),
         status=_text(payload, "status"),
         hangup_cause=_text(payload, "hangup_cause"),
-        hangup_source=_text(payload, "hangup_source"),
         transcription=_transcription(payload),
         failure_reason=_text(payload, "failure_reason"),
         attempt=attempt if isinstance(attempt, int) else 1,
@@ -110,6 +108,11 @@ def decode_client_state(value: str | None) -> dict[str, Any] | None:
     except (binascii.Error, ValueError):
         return None
     return decoded if isinstance(decoded, dict) else None
+
+
+def as_object(value: object) -> dict[str, Any]:
+    """A JSON object as a dict; anything else (absent, a list, a string) as an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def _text(source: dict[str, Any], key: str) -> str | None:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .telnyx_schema import action_type, literal_values, union_members
 from .yamlfile import read_yaml
 
 OPERATOR_DIGIT = "0"  # the operator in every menu; acted on when pressed (a `dtmf` rule or the menu's 0)
-_DIGITS = set("0123456789*#")
+KEYS = "0123456789*#"  # every key a phone sends as DTMF
 _TOP_KEYS = {"voice", "language", "greeting", "start", "retries", "timeout_ms", "invalid",
              "no_input", "goodbye", "no_agent", "offer_message", "leave_message", "menus"}
 _OPTION_KINDS = ("menu", "say", "transfer", "goodbye")
@@ -77,7 +78,7 @@ class Menu:
     def gather(self, node: str, lead_in: str | None = None) -> dict[str, Any]:
         """Parameters of the gather_using_speak that opens a menu, after an optional lead-in."""
         prompt = self.nodes[node].prompt
-        return {
+        params: dict[str, Any] = {
             "payload": f"{lead_in} {prompt}" if lead_in else prompt,
             "voice": self.voice,
             "language": self.language,
@@ -88,6 +89,10 @@ class Menu:
             "maximum_tries": 1,
             "timeout_millis": self.timeout_ms,
         }
+        if "#" in self.nodes[node].keys:
+            # `#` ends a gather by default (terminating_digit "#"); only "" makes it a key.
+            params["terminating_digit"] = ""
+        return params
 
     def speak(self, text: str) -> dict[str, Any]:
         """Parameters of a plain speak."""
@@ -168,7 +173,26 @@ def _build(document: object, problems: list[str]) -> Menu | None:
         leave_message=text("leave_message", "Please leave your message after the tone, then hang up."),
         nodes=nodes,
     )
+    _check_voice(menu, problems)
     return None if problems else menu
+
+
+def _check_voice(menu: Menu, problems: list[str]) -> None:
+    """`voice` and `language` as the SDK's speak types allow, so Telnyx never refuses a prompt."""
+    speak = action_type("gather_using_speak")
+    languages = [str(v) for v in literal_values(speak, "language")]
+    if languages and menu.language not in languages:
+        problems.append(f"`language: {menu.language}` is not a Telnyx speech language: choose one of "
+                        f"{', '.join(languages)}")
+    # Voices are free text of the form <Provider>.<Model>.<VoiceId>; the providers are the SDK's
+    # voice_settings kinds, plus the legacy basic voices.
+    providers = {str(v).lower() for member in union_members(speak, "voice_settings")
+                 for v in literal_values(member, "type")}
+    provider = menu.voice.split(".", 1)[0].lower()
+    if menu.voice.lower() not in ("female", "male") and (provider not in providers or "." not in menu.voice):
+        problems.append(f"`voice: {menu.voice}` is not a Telnyx voice: write <Provider>.<Model>.<VoiceId> "
+                        f"(e.g. AWS.Polly.Joanna-Neural) with a provider among "
+                        f"{', '.join(sorted(providers))}")
 
 
 def _node(name: str, body: object, problems: list[str]) -> MenuNode:
@@ -187,7 +211,7 @@ def _node(name: str, body: object, problems: list[str]) -> MenuNode:
     options: dict[str, Option] = {}
     for key, spec in raw_options.items():
         digit = str(key)
-        if digit not in _DIGITS:
+        if digit not in KEYS:
             problems.append(f"{where}.options key {key!r} must be one of 0-9, * or # (quote it: \"1\")")
             continue
         option = _option(f"{where}.options.{digit}", spec, problems)

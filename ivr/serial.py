@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import threading
 from collections import deque
@@ -21,7 +23,9 @@ class KeyedSerialExecutor:
         self._idle = threading.Condition(self._lock)
 
     def submit(self, key: str, work: Callable[[], None]) -> None:
-        """Queue work behind whatever is already queued for key."""
+        """Queue work behind whatever is already queued for key; it runs in the submitter's context."""
+        # The context carries the call being handled (ivr.scope) to the worker thread's log lines.
+        work = functools.partial(contextvars.copy_context().run, work)
         with self._lock:
             queue = self._queues.get(key)
             if queue is not None:

@@ -44,6 +44,7 @@ class TelnyxCommands:
             timeout=httpx.Timeout(settings.command_timeout_s, connect=min(2.0, settings.command_timeout_s)),
         )
         self._attempts = settings.command_attempts
+        self.base_url = settings.telnyx_api_base_url
         self._sleep = sleep
         actions = self._client.calls.actions
         self._methods: dict[str, Callable[..., Any]] = {
@@ -62,11 +63,6 @@ class TelnyxCommands:
         }
         self._connection_id = settings.telnyx_connection_id
 
-    @property
-    def command_names(self) -> frozenset[str]:
-        """The command names this client can send."""
-        return frozenset(self._methods)
-
     def send(self, command: Command) -> SendOutcome:
         """Send a command, retrying transient failures with the same command_id."""
         method = self._methods.get(command.name)
@@ -84,11 +80,14 @@ class TelnyxCommands:
                     return SendOutcome(CommandStatus.CALL_ENDED, attempt)
                 error = f"HTTP {exc.status_code} {code or ''} {_error_detail(exc.body)}".strip()
                 if exc.status_code < 500 and exc.status_code not in _RETRYABLE_STATUS:
-                    log.error("Telnyx rejected %s on %s: %s", command.name, command.call_control_id, error)
+                    if exc.status_code not in (401, 403):  # credentials: the outbox reports those once
+                        log.error("Telnyx rejected %s on %s: %s", command.name, command.call_control_id,
+                                  error)
                     return SendOutcome(CommandStatus.REJECTED, attempt, error)
             except telnyx.APIConnectionError as exc:
                 error = f"{exc.__class__.__name__}: {exc}"
-            log.warning("%s on %s failed (attempt %d/%d): %s", command.name,
+            # Each try is a debug line; an outage is reported once by the outbox (ivr.reachability).
+            log.debug("%s on %s failed (attempt %d/%d): %s", command.name,
                         command.call_control_id, attempt, self._attempts, error)
             if attempt < self._attempts:
                 self._sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
@@ -120,12 +119,13 @@ class TelnyxCommands:
     def is_alive(self, call_control_id: str) -> bool | None:
         """Whether Telnyx still has this leg up; None when Telnyx could not say."""
         try:
-            return bool(self._client.calls.retrieve_status(call_control_id).data.is_alive)
+            status = self._client.calls.retrieve_status(call_control_id).data
         except telnyx.NotFoundError:
             return False
         except (telnyx.APIStatusError, telnyx.APIConnectionError) as exc:
-            log.warning("status of %s unknown: %s", call_control_id, exc)
+            log.debug("status of %s unknown: %s", call_control_id, exc)
             return None
+        return None if status is None else bool(status.is_alive)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -13,5 +14,33 @@ def read_yaml(path: Path, label: str, error: type[Exception]) -> object:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise error(f"{label}: cannot read it ({exc.strerror})") from exc
+    except yaml.MarkedYAMLError as exc:
+        # One line: where, what; PyYAML's own message spans several lines with a code excerpt.
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise error(f"{label}: not valid YAML at {where}{what}; fix the indentation or quoting "
+                    "there") from exc
     except yaml.YAMLError as exc:
-        raise error(f"{label}: not valid YAML ({exc})") from exc
+        raise error(f"{label}: not valid YAML ({' '.join(str(exc).split())})") from exc
+
+
+def line_of(path: Path, keys: Sequence[str | int]) -> int | None:
+    """The 1-based line of the deepest node found along keys (mapping keys, list indexes)."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    line = None
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if str(k.value) == str(key)), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

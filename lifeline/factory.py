@@ -26,14 +26,20 @@ from insight import make_engine, media
 from insight.base import ListeningEngine
 from insight.sentiment import SentimentScorer
 from insight.tracks import party_of_source
-from ivr import api, webhooks
+from ivr import api, openapi, webhooks
+from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
 from ivr.menu import Menu, load_menu
+from ivr.metrics import Metrics
 from ivr.outbox import CommandSender
 from ivr.security import WebhookVerifier
-from ivr.store import SqlStore
+from ivr.recordings import RecordingKeeper
+from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands
+from providers import ProviderCommands
+from providers.telnyx import TelnyxProvider
+from providers.twilio.wiring import build_twilio
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
 
@@ -55,12 +61,15 @@ class Lifeline:
     monitor: Monitor
     engine: ListeningEngine
     outputs: Outputs
+    metrics: Metrics
 
     def close(self) -> None:
         """Stop the monitor and the outputs, finish queued commands and release connections."""
         self.monitor.stop()
         self.outputs.close()
         self.sender.close()
+        if self.monitor.recordings is not None:
+            self.monitor.recordings.close()
         self.store.close()
 
 
@@ -68,8 +77,9 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     """Build the Flask app; config overrides the environment (same variable names).
 
     The simulator's commands are not registered here (the product never imports its test tool):
-    `app.py` adds them for `flask --app app`. The monitor's schedule is not started here: gunicorn.conf.py starts it in each worker, and
-    `flask monitor` runs it on its own, so CLI commands and tests build apps without one.
+    `app.py` adds them for `flask --app app`. The monitor's schedule is not started here either:
+    gunicorn.conf.py starts it in each worker, and `flask monitor` runs it on its own, so CLI
+    commands and tests build apps without one.
     """
     if config is None:
         load_dotenv(Path.cwd() / ".env", override=False)
@@ -82,34 +92,54 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     engine = make_engine(settings)
     store = SqlStore(settings.database_url)
     telnyx = TelnyxCommands(settings)
-    sender = CommandSender(store, telnyx, settings.command_workers)
+    metrics = Metrics()
+    verifier = WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s)
+    twilio = build_twilio(settings)  # None unless TWILIO_AUTH_TOKEN is set
+    providers = ProviderCommands([TelnyxProvider(verifier, telnyx), *([twilio.provider] if twilio else [])])
+    outbox = CommandSender(store, providers, settings.command_workers, metrics,  # type: ignore[arg-type]
+                           settings.telnyx_api_base_url)
+    sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
+    assert settings.recordings_dir is not None
+    recordings = RecordingKeeper(store, settings.recordings_dir)
     services = Services(
         engine=engine, scorer=SentimentScorer(), rules=rules,
-        transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff))
+        transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff),
+        recordings=recordings)
     hub = FeedHub()
     units = UnitOfWork(store, menu, sender, on_published=hub.wake)
     outputs = Outputs.build(output_settings, store, hub, units, engine, telnyx)
     calls = CallService(store, units, services, MACHINE)
-    monitor = Monitor(store, sender, telnyx, units, services, MACHINE, settings.sweep_interval_s,
-                      settings.transfer_timeout_s, settings.stale_call_s, calls)
+    monitor = Monitor(store, outbox, providers, units, services, MACHINE,  # type: ignore[arg-type]
+                      settings.sweep_interval_s, settings.transfer_timeout_s, settings.stale_call_s, calls)
     app.extensions["lifeline"] = Lifeline(
-        settings=settings, menu=menu, store=store, sender=sender,
-        verifier=WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s),
-        calls=calls, monitor=monitor, engine=engine, outputs=outputs)
+        settings=settings, menu=menu, store=store, sender=sender,  # type: ignore[arg-type]
+        verifier=verifier,
+        calls=calls, monitor=monitor, engine=engine, outputs=outputs, metrics=metrics)
     app.extensions["conversation"] = outputs
     engine.bind(lambda ccid, source, text, confidence: calls.hear(
         ccid, engine.name, source, text, confidence, party=party_of_source(source)), state=calls)
+    if getattr(engine, "on_transcribed", False) is None:
+        engine.on_transcribed = metrics.transcribed  # type: ignore[attr-defined]
     engine.warm()
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(media.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(conversation_api.bp)
+    if twilio is not None:
+        twilio.register(app)
+    metrics_module.install(app, metrics)
     _register_errors(app)
 
+    register_commands(app)
+    return app
+
+
+def register_commands(app: Flask) -> None:
+    """Add every product command to `flask`; the command shell (startup.py) lists the same ones."""
     cli.register(app)
     conversation_cli.register(app)
-    return app
 
 
 def _register_errors(app: Flask) -> None:

@@ -34,10 +34,13 @@ from sqlalchemy import create_engine, text
 from ivr.config import PROJECT_ROOT
 
 from .caller import CallResult, play
-from .emulator import Chaos, Emulator
+from .emulator import Emulator
+from .faults import Chaos
 from .runner import caller_number
 from .scenario import Scenario, Turn, load_scenario, require_audio
 from .server import ServerThread, emulator_app
+from .twilio.emulator import TwilioEmulator
+from .twilio.server import twilio_emulator_app
 
 AGENTS = "+15550001111,+15550002222"
 _LOG_PROBLEM = re.compile(r"Traceback|\] ERROR |\bCRITICAL\b|Exception in worker")
@@ -48,6 +51,7 @@ class BenchConfig:
     """One benchmark run."""
 
     engine: str = "telnyx"
+    provider: str = "telnyx"
     calls: int = 100
     concurrency: int = 10
     chaos: float = 0.0
@@ -77,14 +81,18 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
     workdir = Path(tempfile.mkdtemp(prefix="lifeline-bench-"))
     chaos = Chaos(config.chaos, seed=config.seed) if config.chaos else None
     speed = 1.0 if config.engine == "local" else config.speed
-    emulator = Emulator(speed=speed, chaos=chaos)
-    emulator_server = ServerThread(emulator_app(emulator)).start()
+    twilio = config.provider == "twilio"
+    emulator: Any = TwilioEmulator(speed=speed, chaos=chaos) if twilio else Emulator(speed=speed, chaos=chaos)
+    emulator_server = ServerThread((twilio_emulator_app if twilio else emulator_app)(emulator)).start()
     emulator.base_url = emulator_server.url
     database_url = config.database_url or f"sqlite:///{workdir / 'bench.db'}"
     port = _free_port()
     log_path = workdir / "app.log"
     app = _start_gunicorn(config, emulator, port, database_url, log_path, echo)
-    emulator.webhook_url = f"http://127.0.0.1:{port}/webhooks/telnyx"
+    if twilio:
+        emulator.app_url = f"http://127.0.0.1:{port}"
+    else:
+        emulator.webhook_url = f"http://127.0.0.1:{port}/webhooks/telnyx"
     results: list[CallResult] = []
     started = time.monotonic()
     try:
@@ -112,6 +120,9 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
         emulator_server.stop()
         emulator.close()
     report = _report(config, results, unclosed, log_path, time.monotonic() - started)
+    # The strict emulator's verdicts: bodies the SDK's types refuse, webhooks off the SDK's models.
+    report["refused_commands"] = len(emulator.refused)
+    report["webhook_model_problems"] = len(emulator.webhook_problems)
     if report["app_log_problems"]:
         kept = Path("out") / "bench-app.log"
         kept.parent.mkdir(exist_ok=True)
@@ -129,12 +140,23 @@ def _maybe_hang_up_early(scenario: Scenario, chaos: bool, rng: random.Random) ->
     return dataclasses.replace(scenario, turns=turns)
 
 
-def _start_gunicorn(config: BenchConfig, emulator: Emulator, port: int, database_url: str,
+def _provider_env(emulator: Emulator | TwilioEmulator) -> dict[str, str]:
+    """The settings pointing the app at the emulator of the provider under test."""
+    if isinstance(emulator, TwilioEmulator):
+        unused = Emulator()  # Telnyx's settings are still required; this Telnyx is never called
+        env = {"TELNYX_API_KEY": unused.api_key, "TELNYX_PUBLIC_KEY": unused.public_key_b64,
+               **emulator.app_settings()}
+        unused.close()
+        return env
+    return {"TELNYX_API_KEY": emulator.api_key, "TELNYX_PUBLIC_KEY": emulator.public_key_b64,
+            "TELNYX_API_BASE_URL": f"{emulator.base_url}/v2"}
+
+
+def _start_gunicorn(config: BenchConfig, emulator: Emulator | TwilioEmulator, port: int, database_url: str,
                     log_path: Path, echo: Callable[[str], None],
                     extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **(extra_env or {}),
-           "TELNYX_API_KEY": emulator.api_key, "TELNYX_PUBLIC_KEY": emulator.public_key_b64,
-           "TELNYX_API_BASE_URL": f"{emulator.base_url}/v2", "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    env = {**os.environ, **(extra_env or {}), **_provider_env(emulator),
+           "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
            "LIFELINE_ENGINE": config.engine, "LIFELINE_AGENTS": AGENTS, "DATABASE_URL": database_url,
            "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": "2"}
     if config.chaos:
@@ -147,7 +169,7 @@ def _start_gunicorn(config: BenchConfig, emulator: Emulator, port: int, database
         command += ["--threads", str(config.threads)]
     with log_path.open("ab") as log:
         process = subprocess.Popen([*command, "app:app"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
-    echo(f"starting gunicorn on 127.0.0.1:{port} ({config.engine} engine)...")
+    echo(f"starting gunicorn on 127.0.0.1:{port} ({config.provider}, {config.engine} engine)...")
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -203,7 +225,7 @@ def _report(config: BenchConfig, results: list[CallResult], unclosed: int, log_p
     log_lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
     problems = [line for line in log_lines if _LOG_PROBLEM.search(line)]
     return {
-        "engine": config.engine, "calls": len(results), "concurrency": config.concurrency,
+        "provider": config.provider, "engine": config.engine, "calls": len(results), "concurrency": config.concurrency,
         "ramp_s": config.ramp_s, "workers": config.workers, "threads": config.threads,
         "chaos": config.chaos, "speed": 1.0 if config.engine == "local" else config.speed,
         "database": "postgresql" if (config.database_url or "").startswith("postgres") else "sqlite",

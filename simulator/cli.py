@@ -9,16 +9,23 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from ivr.config import ENGINES
+
 from .report import print_call, report_json
 from .runner import Simulation
 from .scenario import ScenarioError, load_scenario, require_audio
+
+# The emulator can stand in for Telnyx, not for Symbl's service.
+SIMULATED_ENGINES = [name for name in ENGINES if name != "symbl"]
 
 
 @click.command("simulate")
 @click.argument("scenarios", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--engine", type=click.Choice(["telnyx", "local"]), default="telnyx", show_default=True,
-              help="How the app hears the caller.")
+@click.option("--engine", type=click.Choice(SIMULATED_ENGINES), default="telnyx", show_default=True,
+              help="How the app hears the caller (telnyx, twilio: the provider's own transcription).")
+@click.option("--provider", type=click.Choice(["telnyx", "twilio"]), default="telnyx", show_default=True,
+              help="Which provider's emulator the calls come through.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as JSON to this file.")
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=1, show_default=True,
@@ -27,8 +34,8 @@ from .scenario import ScenarioError, load_scenario, require_audio
               help="Run time faster than real time (speech, rings, pauses); latencies stay real.")
 @click.option("--quiet", is_flag=True, help="Print verdicts only, not timelines.")
 @with_appcontext
-def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, concurrency: int,
-             speed: float, quiet: bool) -> None:
+def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: Path | None,
+             concurrency: int, speed: float, quiet: bool) -> None:
     """Play SCENARIOS (YAML) against this app and the built-in Telnyx emulator."""
     try:
         loaded = [load_scenario(p) for p in scenarios]
@@ -40,9 +47,9 @@ def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, co
     settings = current_app.extensions["lifeline"].settings
     config = {"LIFELINE_AGENTS": ",".join(settings.agents), "LIFELINE_IVR": str(settings.ivr_path),
               "LIFELINE_RULES": str(settings.rules_path)}
-    click.echo(f"Simulating {len(loaded)} call(s) with the {engine} engine "
+    click.echo(f"Simulating {len(loaded)} call(s) on {provider} with the {engine} engine "
                f"(concurrency {concurrency}, speed x{speed:g})")
-    with Simulation(config, engine=engine, speed=speed) as sim:
+    with Simulation(config, engine=engine, speed=speed, provider=provider) as sim:
         done = 0
 
         def show(result: object) -> None:
@@ -71,7 +78,8 @@ def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, co
 
 
 @click.command("bench")
-@click.option("--engine", type=click.Choice(["telnyx", "local"]), default="telnyx", show_default=True)
+@click.option("--engine", type=click.Choice(SIMULATED_ENGINES), default="telnyx", show_default=True)
+@click.option("--provider", type=click.Choice(["telnyx", "twilio"]), default="telnyx", show_default=True)
 @click.option("--calls", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--concurrency", type=click.IntRange(1, 2000), default=10, show_default=True)
 @click.option("--chaos", type=click.FloatRange(0.0, 0.5), default=0.0, show_default=True,
@@ -84,13 +92,13 @@ def simulate(scenarios: tuple[Path, ...], engine: str, json_out: Path | None, co
 @click.option("--ramp", type=click.FloatRange(0.0, 600.0), default=10.0, show_default=True,
               help="Seconds over which the first CONCURRENCY calls start.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
-def bench(engine: str, calls: int, concurrency: int, chaos: float, speed: float, workers: int | None,
-          threads: int | None, database_url: str | None, ramp: float, json_out: Path | None) -> None:
+def bench(engine: str, provider: str, calls: int, concurrency: int, chaos: float, speed: float,
+          workers: int | None, threads: int | None, database_url: str | None, ramp: float, json_out: Path | None) -> None:
     """Drive generated calls through the app under gunicorn and report latency and correctness."""
     from .bench import BenchConfig, run_bench, write_json
 
-    report = run_bench(BenchConfig(engine=engine, calls=calls, concurrency=concurrency, chaos=chaos,
-                                   speed=speed, workers=workers, threads=threads,
+    report = run_bench(BenchConfig(engine=engine, provider=provider, calls=calls, concurrency=concurrency,
+                                   chaos=chaos, speed=speed, workers=workers, threads=threads,
                                    database_url=database_url, ramp_s=ramp), echo=click.echo)
     click.echo(json.dumps(report, indent=2))
     if json_out:
@@ -122,12 +130,17 @@ def feed_bench(calls: int, concurrency: int, speed: float, workers: int | None, 
         raise SystemExit(1)
 
 
+# Commands that run against the built-in emulator (they swap in its credentials).
+DEV_COMMANDS = frozenset({"simulate", "bench", "listen-bench", "dev", "feed-bench"})
+
+
 def register(app: Flask) -> None:
     """Add the simulator's commands to `flask`."""
+    from .dev import dev
     from .listen_bench import listen_bench
-
-    app.cli.add_command(feed_bench)
 
     app.cli.add_command(simulate)
     app.cli.add_command(listen_bench)
     app.cli.add_command(bench)
+    app.cli.add_command(dev)
+    app.cli.add_command(feed_bench)

@@ -18,6 +18,8 @@ class Gather:
     valid: str
     max_digits: int
     timeout_s: float
+    terminating: str = "#"  # Telnyx's default terminating_digit; "" makes `#` an ordinary key
+    min_digits: int = 1
     token: int = field(default_factory=lambda: next(_gather_tokens))
     digits: str = ""
 
@@ -78,6 +80,8 @@ class Leg:
     stream_track: str = "inbound_track"
     streamer: Any = None
     recording: str | None = None
+    codec: str = "PCMU"  # the call's own codec
+    recording_started: float = 0.0
     gather: Gather | None = None
     media_free_at: float = 0.0
     bridged_with: str | None = None

@@ -19,38 +19,49 @@ from .caller import CallResult, play
 from .emulator import Emulator
 from .scenario import Scenario
 from .server import ServerThread, emulator_app
+from .twilio.emulator import TwilioEmulator
+from .twilio.server import twilio_emulator_app
+
+PROVIDERS = ("telnyx", "twilio")
 
 
 class Simulation:
     """A Lifeline app wired to a fresh emulator and a throwaway database."""
 
     def __init__(self, config: Mapping[str, object], engine: str = "telnyx", speed: float = 1.0,
-                 database_url: str | None = None) -> None:
+                 database_url: str | None = None, provider: str = "telnyx", app_port: int = 0,
+                 emulator_port: int = 0) -> None:
+        self._ports = (app_port, emulator_port)  # 0: any free port
         self._base_config = dict(config)
         self._engine = engine
         self._database_url = database_url
-        self.emulator = Emulator(speed=speed)
+        self.provider = provider
+        self.emulator: Any = TwilioEmulator(speed=speed) if provider == "twilio" else Emulator(speed=speed)
         self._tmp: Path | None = None
         self.app: Flask | None = None
         self.config: dict[str, object] = {}
 
     def __enter__(self) -> Simulation:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._emulator_server = ServerThread(emulator_app(self.emulator)).start()
+        serve = twilio_emulator_app if self.provider == "twilio" else emulator_app
+        self._emulator_server = ServerThread(serve(self.emulator), port=self._ports[1]).start()
         self.emulator.base_url = self._emulator_server.url
         holder: dict[str, Any] = {}
         self._holder = holder
-        self._app_server = ServerThread(lambda environ, start: holder["app"](environ, start))
-        if self._database_url is None:
+        self._app_server = ServerThread(lambda environ, start: holder["app"](environ, start),
+                                        port=self._ports[0])
+        database_url = self._database_url
+        if database_url is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
-        config = {
+            database_url = f"sqlite:///{self._tmp / 'simulation.db'}"
+        self._recordings = Path(tempfile.mkdtemp(prefix="lifeline-recordings-"))
+        config: dict[str, object] = {
             **self._base_config,
-            "TELNYX_API_KEY": self.emulator.api_key,
-            "TELNYX_PUBLIC_KEY": self.emulator.public_key_b64,
-            "TELNYX_API_BASE_URL": f"{self.emulator.base_url}/v2",
+            **self._provider_settings(),
             "LIFELINE_PUBLIC_URL": self._app_server.url,
             "LIFELINE_ENGINE": self._engine,
-            "DATABASE_URL": self._database_url or f"sqlite:///{self._tmp / 'simulation.db'}",
+            "DATABASE_URL": database_url,
+            "LIFELINE_RECORDINGS_DIR": str(self._recordings),
         }
         self.config = config
         try:
@@ -61,8 +72,22 @@ class Simulation:
         holder["app"] = self.app
         self.app.extensions["lifeline"].outputs.start()
         self._app_server.start()
-        self.emulator.webhook_url = f"{self._app_server.url}/webhooks/telnyx"
+        if self.provider == "twilio":
+            self.emulator.app_url = self._app_server.url
+        else:
+            self.emulator.webhook_url = f"{self._app_server.url}/webhooks/telnyx"
         return self
+
+    def _provider_settings(self) -> dict[str, str]:
+        """The settings pointing the app at this simulation's emulator."""
+        if self.provider == "twilio":
+            # Telnyx's settings are still required; this Telnyx is never called.
+            unused = Emulator()
+            telnyx = {"TELNYX_API_KEY": unused.api_key, "TELNYX_PUBLIC_KEY": unused.public_key_b64}
+            unused.close()
+            return {**telnyx, **self.emulator.app_settings()}
+        return {"TELNYX_API_KEY": self.emulator.api_key, "TELNYX_PUBLIC_KEY": self.emulator.public_key_b64,
+                "TELNYX_API_BASE_URL": f"{self.emulator.base_url}/v2"}
 
     def restart_app(self) -> Flask:
         """Stop the app as a crash or deploy would, and serve a new one on the same port and data."""
@@ -104,12 +129,14 @@ class Simulation:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self.emulator.stop_streams()  # no stream may start connecting to a server being stopped
         self._stop_servers()
         if self.app is not None:
             self.app.extensions["lifeline"].close()
         self.emulator.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+        shutil.rmtree(self._recordings, ignore_errors=True)
 
     def _stop_servers(self) -> None:
         for server in (getattr(self, "_app_server", None), getattr(self, "_emulator_server", None)):

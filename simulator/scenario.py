@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ivr.menu import KEYS
 from ivr.yamlfile import read_yaml
 
 AGENT_BEHAVIOURS = ("answer", "no_answer", "busy", "reject")
@@ -119,7 +120,7 @@ def _turn(path: Path, index: int, raw: object) -> Turn:
     if kind == "wait_for" and value != "gather":
         raise ScenarioError(f"{where}: `wait_for` only knows `gather`")
     if kind == "press" and (not isinstance(value, (str, int)) or isinstance(value, bool)
-                            or not str(value) or set(str(value)) - set("0123456789*#")):
+                            or not str(value) or set(str(value)) - set(KEYS)):
         raise ScenarioError(f"{where}: `press` takes keys 0-9, * and #, quoted: press: \"2\"")
     if kind == "say" and (not isinstance(value, str) or not value.strip()):
         raise ScenarioError(f"{where}: `say` needs the words the caller says")

@@ -10,35 +10,52 @@ from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from .emulator import Emulator, error
+from .emulator import Emulator
+from .replies import error, unauthorized
 
 
 def emulator_app(emulator: Emulator) -> Flask:
     """A WSGI app serving the emulator's REST API."""
     app = Flask("telnyx-emulator")
 
+    @app.before_request
+    def require_key() -> ResponseReturnValue | None:
+        """Every route needs the API key, as at Telnyx."""
+        if emulator.authorized(request.headers.get("Authorization")):
+            return None
+        if request.path.startswith("/recordings/"):
+            return None  # recording URLs are presigned links, fetched without the API key
+        status, reply = unauthorized()
+        return jsonify(reply), status
+
     @app.post("/v2/calls/<path:call_control_id>/actions/<name>")
     def action(call_control_id: str, name: str) -> ResponseReturnValue:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            status, reply = error(400, "10002", "Invalid JSON body")
+            status, reply = error(400, "10015", "Bad Request", "the body is not a JSON object")
         else:
-            status, reply = emulator.handle_command(call_control_id, name, body,
-                                                    request.headers.get("Authorization"))
+            status, reply = emulator.handle_command(call_control_id, name, body)
         return jsonify(reply), status
 
     @app.post("/v2/calls")
     def dial() -> ResponseReturnValue:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            status, reply = error(400, "10002", "Invalid JSON body")
+            status, reply = error(400, "10015", "Bad Request", "the body is not a JSON object")
         else:
-            status, reply = emulator.dial(body, request.headers.get("Authorization"))
+            status, reply = emulator.dial(body)
         return jsonify(reply), status
+
+    @app.get("/recordings/<name>")
+    def recording(name: str) -> ResponseReturnValue:
+        audio = emulator.recordings.get(name)
+        if audio is None:
+            return jsonify({"errors": [{"code": "10005", "title": "Resource not found"}]}), 404
+        return audio, 200, {"Content-Type": "audio/wav"}
 
     @app.get("/v2/calls/<path:call_control_id>")
     def status(call_control_id: str) -> ResponseReturnValue:
-        status, reply = emulator.call_status(call_control_id, request.headers.get("Authorization"))
+        status, reply = emulator.call_status(call_control_id)
         return jsonify(reply), status
 
     return app

@@ -11,8 +11,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 from simple_websocket import Client, ConnectionClosed
+
+from insight.g711 import ALAW_TO_PCM, decode
 
 from .audio import FRAME_BYTES
 
@@ -24,8 +28,14 @@ class MediaStreamer:
     """Connects like Telnyx does and sends 20 ms PCMU frames in real time: speech or silence."""
 
     def __init__(self, url: str, call_control_id: str, speed: float,
-                 on_failed: Callable[[str], None], both_tracks: bool = False) -> None:
+                 on_failed: Callable[[str], None], encoding: str = "PCMU",
+                 sample_rate: int = 8000, both_tracks: bool = False) -> None:
         self.url = url
+        # What the start frame announces; the payload is PCMU audio transcoded for PCMA, and
+        # passed through as-is for codecs the emulator cannot encode (Lifeline must refuse those).
+        self.encoding = encoding
+        self.sample_rate = sample_rate
+        self._g722: Any = None
         self.stream_id = f"emu-stream-{uuid.uuid4().hex[:12]}"  # a new id per stream, as Telnyx gives
         self._call_control_id = call_control_id
         self._interval = 0.02 / speed
@@ -34,6 +44,7 @@ class MediaStreamer:
         # What the caller hears (the agent, once bridged): sent only with `both_tracks`.
         self.both_tracks = both_tracks
         self._outbound: deque[tuple[bytes, threading.Event | None]] = deque()
+        self._events: deque[dict[str, object]] = deque()  # dtmf, mark and error frames to interleave
         self._stop = threading.Event()
         self._drop = threading.Event()
         self._sequence = itertools.count(1)
@@ -56,6 +67,20 @@ class MediaStreamer:
             done.set()
         return done
 
+    def dtmf(self, digit: str) -> None:
+        """A key press, as Telnyx reports it on the stream too (besides the webhook)."""
+        self._events.append({"event": "dtmf", "stream_id": self.stream_id,
+                             "occurred_at": _iso_now(), "dtmf": {"digit": digit}})
+
+    def mark(self, name: str) -> None:
+        """A `mark` frame (Telnyx echoes the app's marks when their audio has played)."""
+        self._events.append({"event": "mark", "stream_id": self.stream_id, "mark": {"name": name}})
+
+    def error(self, code: int, title: str, detail: str) -> None:
+        """An `error` frame (Telnyx's stream error codes, e.g. 100003 malformed_frame)."""
+        self._events.append({"event": "error", "stream_id": self.stream_id,
+                             "payload": {"code": code, "title": title, "detail": detail}})
+
     def stop(self) -> None:
         """Send `stop` and close."""
         self._stop.set()
@@ -66,6 +91,8 @@ class MediaStreamer:
         self._stop.set()
 
     def _run(self) -> None:
+        if self._stop.is_set():
+            return  # stopped before it connected (the emulator is shutting down)
         try:
             ws = Client.connect(self.url)
         except Exception as exc:  # refused upgrade, closed port: Telnyx reports streaming.failed
@@ -76,15 +103,18 @@ class MediaStreamer:
             self._send(ws, {"event": "connected", "version": "1.0.0"})
             self._send(ws, {"event": "start", "stream_id": self.stream_id, "start": {
                 "call_control_id": self._call_control_id, "client_state": None,
-                "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}})
+                "media_format": {"encoding": self.encoding, "sample_rate": self.sample_rate,
+                                 "channels": 1}}})
             due = time.monotonic()
             for chunk in itertools.count(1):
                 if self._stop.is_set():
                     break
+                while self._events:
+                    self._send(ws, self._events.popleft())
                 frame, done = self._queue.popleft() if self._queue else (SILENCE, None)
                 self._send(ws, {"event": "media", "stream_id": self.stream_id, "media": {
                     "track": "inbound", "chunk": str(chunk), "timestamp": str(chunk * 20),
-                    "payload": base64.b64encode(frame).decode()}})
+                    "payload": base64.b64encode(self._encode(frame)).decode()}})
                 self.sent_frames += 1
                 if done is not None:
                     done.set()
@@ -92,7 +122,7 @@ class MediaStreamer:
                     frame, done = self._outbound.popleft() if self._outbound else (SILENCE, None)
                     self._send(ws, {"event": "media", "stream_id": self.stream_id, "media": {
                         "track": "outbound", "chunk": str(chunk), "timestamp": str(chunk * 20),
-                        "payload": base64.b64encode(frame).decode()}})
+                        "payload": base64.b64encode(self._encode(frame)).decode()}})
                     if done is not None:
                         done.set()
                 due += self._interval
@@ -115,3 +145,39 @@ class MediaStreamer:
     def _send(self, ws: Client, frame: dict[str, object]) -> None:
         frame.setdefault("sequence_number", str(next(self._sequence)))
         ws.send(json.dumps(frame))
+
+    def _encode(self, pcmu: bytes) -> bytes:
+        """A PCMU frame in the stream's codec, as Telnyx would transcode it."""
+        if self.encoding == "PCMA":
+            return encode_alaw(decode(pcmu, "PCMU"))
+        if self.encoding == "L16":
+            samples = decode(pcmu, "PCMU")
+            if self.sample_rate == 16000:
+                samples = np.repeat(samples, 2)  # 8 kHz speech carried at 16 kHz
+            return samples.astype(">i2").tobytes()
+        if self.encoding == "G722":
+            if self._g722 is None:
+                from G722 import G722
+                self._g722 = G722(8000, 64000)  # 8 kHz input, wideband-compatible bitstream
+            encoded: bytes = self._g722.encode(decode(pcmu, "PCMU"))
+            return encoded
+        return pcmu  # PCMU, and codecs the emulator cannot encode (OPUS, AMR-WB): sent as is
+
+
+_ALAW_ORDER = np.argsort(ALAW_TO_PCM)
+_ALAW_SORTED = ALAW_TO_PCM[_ALAW_ORDER].astype(np.int32)
+
+
+def encode_alaw(samples: np.ndarray) -> bytes:
+    """16-bit PCM to PCMA: each sample to the A-law code whose value is nearest (the emulator's
+    stand-in for Telnyx transcoding a stream to PCMA)."""
+    values = samples.astype(np.int32)
+    right = np.clip(np.searchsorted(_ALAW_SORTED, values), 1, len(_ALAW_SORTED) - 1)
+    left = right - 1
+    nearer = np.where(values - _ALAW_SORTED[left] <= _ALAW_SORTED[right] - values, left, right)
+    return _ALAW_ORDER[nearer].astype(np.uint8).tobytes()
+
+
+def _iso_now() -> str:
+    from datetime import UTC, datetime
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from lifeline import create_app
 from ivr.security import sign
+from lifeline import create_app
 from simulator.cli import register as register_simulator
 from simulator.emulator import Emulator
 from simulator.runner import Simulation
@@ -29,7 +29,7 @@ PG_URL = os.environ.get("LIFELINE_TEST_POSTGRES_URL", "postgresql://postgres@127
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's own Telnyx or Lifeline settings."""
     for name in list(os.environ):
-        if name.startswith(("TELNYX_", "LIFELINE_", "SYMBL_")) or name == "DATABASE_URL":
+        if name.startswith(("TELNYX_", "LIFELINE_", "SYMBL_", "TWILIO_")) or name == "DATABASE_URL":
             if name not in ("LIFELINE_REQUIRE_POSTGRES", "LIFELINE_TEST_POSTGRES_URL"):
                 monkeypatch.delenv(name)
 
@@ -43,6 +43,10 @@ def emulator() -> Iterator[Emulator]:
     yield emu
     server.stop()
     emu.close()
+    # The strict emulator: no test may pass on a body real Telnyx would refuse, or on a webhook
+    # real Telnyx would not send.
+    assert emu.refused == [], f"the SDK's types refuse what the app sent: {emu.refused[:2]}"
+    assert emu.webhook_problems == [], emu.webhook_problems[:5]
 
 
 @pytest.fixture
@@ -76,6 +80,8 @@ def live() -> Iterator[Simulation]:
     """The app served on loopback with its own emulator sending real signed webhooks."""
     with Simulation({"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": "test-token"}, speed=20) as sim:
         yield sim
+        assert sim.emulator.refused == [], f"the SDK's types refuse: {sim.emulator.refused[:2]}"
+        assert sim.emulator.webhook_problems == [], sim.emulator.webhook_problems[:5]
 
 
 WebhookFactory = Callable[..., tuple[bytes, dict[str, str]]]

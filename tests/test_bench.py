@@ -16,6 +16,7 @@ def test_chaos_drill_leaves_no_double_transfer_no_error_and_no_open_call() -> No
     assert report["calls"] == 24
     assert report["double_transfers"] == 0
     assert report["calls_not_closed"] == 0
+    assert (report["refused_commands"], report["webhook_model_problems"]) == (0, 0)  # strict emulator
     assert report["app_log_problems"] == 0, report["app_log_sample"]
     assert report["escalations"] > 0 and report["webhooks"] > 100
     assert report["escalation_latency_ms"]["p50"] is not None

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,6 +113,10 @@ def test_pressing_0_transfers_once_with_the_reason_in_client_state(live: Simulat
     [record] = store(live).transfers(leg.call_control_id)
     assert (record.status, record.command_id) == (TransferStatus.CONNECTED, body["command_id"])
     assert store(live).get_call(leg.call_control_id).status == CallStatus.TRANSFERRED
+    # The transfer docs name call.bridged on the new leg (B) only; the caller's call still closes
+    # as transferred from that one event.
+    bridged = [e for e in leg.log.timeline if e["kind"] == "webhook" and e["type"] == "call.bridged"]
+    assert len(bridged) == 1
 
 
 def test_agent_leg_is_never_answered_by_the_ivr(live: Simulation) -> None:
@@ -179,14 +186,22 @@ def test_caller_can_leave_a_message_when_no_agent_answers(live: Simulation) -> N
     assert wait_until(lambda: bool(accepted(live, leg.call_control_id, "record_start")))
     [record] = accepted(live, leg.call_control_id, "record_start")
     assert (record["body"]["play_beep"], record["body"]["max_length"], record["body"]["format"]) == (
-        True, 120, "mp3")
-    assert accepted(live, leg.call_control_id, "speak")[-1]["body"]["payload"].startswith(
-        "Please leave your message after the tone")
+        True, 120, "wav")
+    prompt = accepted(live, leg.call_control_id, "speak")[-1]
+    assert prompt["body"]["payload"].startswith("Please leave your message after the tone")
+    # The beep and the recording start once the prompt has been said, not while it plays.
+    spoken = [e for e in leg.log.timeline if e["kind"] == "webhook" and e["type"] == "call.speak.ended"]
+    assert spoken and leg.log.t_ms(record["t"]) >= spoken[-1]["t_ms"]
+    time.sleep(0.1)  # 2 s of message in scenario time
     live.emulator.caller_hangs_up(leg)
     settle(live, leg)
+    assert wait_until(lambda: store(live).get_call(leg.call_control_id).recording_status == "kept", 5)
     call = store(live).get_call(leg.call_control_id)
     assert (call.status, call.outcome) == (CallStatus.ENDED, "voicemail")
-    assert call.recording_url is not None and call.recording_url.endswith(".mp3")
+    # Linked without a call_control_id on call.recording.saved, and kept on disk with its checksum.
+    kept = Path(call.recording_path)
+    assert kept.is_file() and hashlib.sha256(kept.read_bytes()).hexdigest() == call.recording_sha256
+    assert call.recording_duration_s is not None and call.recording_duration_s >= 1.0
 
 
 def test_caller_can_go_back_to_the_menu_when_no_agent_answers(live: Simulation) -> None:
@@ -325,3 +340,16 @@ def test_calls_api_is_off_until_a_token_is_configured(app) -> None:  # type: ign
     response = app.test_client().get("/api/calls")
     assert response.status_code == 403
     assert "set LIFELINE_API_TOKEN" in response.get_json()["error"]["message"]
+
+
+def test_a_hash_key_in_the_menu_is_routed_not_swallowed_as_the_terminator(tmp_path: Path) -> None:
+    ivr = tmp_path / "ivr.yaml"
+    ivr.write_text('greeting: Hello.\nstart: main\nmenus:\n  main:\n    prompt: Press hash to leave.\n'
+                   '    options:\n      "#": {say: "You pressed hash.", then: goodbye}\n')
+    with Simulation({"LIFELINE_AGENTS": "+15550001111", "LIFELINE_IVR": str(ivr)}, speed=20) as sim:
+        leg = start_call(sim)
+        sim.emulator.press(leg, "#")
+        assert wait_until(lambda: bool(accepted(sim, leg.call_control_id, "speak")), 5)
+        assert accepted(sim, leg.call_control_id, "speak")[0]["body"]["payload"].startswith(
+            "You pressed hash.")
+        assert sim.emulator.refused == []

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lifeline import create_app
 from ivr.config import load_settings
 from ivr.errors import ConfigError
+from lifeline import create_app
 
 GOOD = {"TELNYX_API_KEY": "KEY_x", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
         "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}

@@ -56,7 +56,7 @@ def test_a_dial_out_call_is_heard_summarised_and_emailed() -> None:
             assert summary["outcome"] == "completed" and summary["to"] == FAR_END
             assert [a["text"] for a in summary["action_items"]] == [
                 "I'll send the revised budget by Friday.", "Please cancel the Monday meeting."]
-            assert wait_until(lambda: inbox.messages, 10)
+            assert wait_until(lambda: bool(inbox.messages), 10)
             assert inbox.messages[0]["To"] == "me@example.com"
     finally:
         smtp.stop()

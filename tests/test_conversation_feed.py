@@ -35,6 +35,9 @@ def angry_call_to_the_end(sim: Simulation) -> str:
     sim.emulator.say(leg, "This is useless, I want to speak to a person now", 0.2)
     assert wait_until(lambda: sim.emulator.commands_for(leg.call_control_id, "transfer"), 10)
     assert wait_until(lambda: leg.log.bridged, 10)
+    # call.bridged comes on the agent's leg only; the caller's hangup could overtake it.
+    store = sim.app.extensions["lifeline"].store  # type: ignore[union-attr]
+    assert wait_until(lambda: getattr(store.get_call(leg.call_control_id), "status", None) == "transferred", 10)
     sim.emulator.caller_hangs_up(leg)
     settle(sim, leg)
     return leg.call_control_id

@@ -268,14 +268,14 @@ def test_the_summary_is_emailed_and_a_failed_send_is_retried_and_visible() -> No
         end_call(sim, leg)
         ccid = leg.call_control_id
         # No SMTP server yet: the send fails, and the call record says so.
-        assert wait_until(lambda: (outputs(sim).summaries.get(ccid)["email"] or {}).get("last_error"), 10)
+        assert wait_until(lambda: bool((outputs(sim).summaries.get(ccid)["email"] or {}).get("last_error")), 10)
         record = api(sim).get(f"/api/calls/{ccid}", headers=AUTH).get_json()
         assert "lifeline.email.pending" in [e["event_type"] for e in record["events"]]
         inbox = Inbox()
         smtp = Controller(inbox, hostname="127.0.0.1", port=port)
         smtp.start()
         try:
-            assert wait_until(lambda: inbox.messages, 15), "the email was never retried"
+            assert wait_until(lambda: bool(inbox.messages), 15), "the email was never retried"
         finally:
             smtp.stop()
         [mail] = inbox.messages

@@ -212,7 +212,7 @@ def test_lost_stream_is_restarted_once_then_the_call_goes_on_without_it(local: S
 def test_streaming_failed_webhook_restarts_listening(local: Simulation) -> None:
     leg = local.emulator.incoming_call()
     assert local.emulator.wait_for_gather(leg, 5)
-    local.emulator._stream_failed(leg, leg.stream_url, "connection_failed")
+    local.emulator.drop_stream(leg, "connection_failed")
     assert wait_until(lambda: len(accepted(local, leg.call_control_id, "streaming_start")) == 1)
     assert store(local).get_call(leg.call_control_id).listening == "restarted"
 
@@ -279,3 +279,68 @@ def test_odd_numbers_in_frames_read_as_absent_not_as_a_crash(number: str) -> Non
     parsed = parse_frame(frame("media", sequence_number=number, media={
         "chunk": number, "payload": base64.b64encode(b"\xff").decode()}))
     assert (parsed.sequence, parsed.chunk) == (None, None)
+
+
+@pytest.mark.parametrize(("call_codec", "transcodes"), [
+    ("G722", True), ("OPUS", True),  # Telnyx transcodes to the PCMU we ask for
+    ("PCMA", False), ("G722", False), ("L16", False),  # it cannot: we decode the call's own codec
+])
+def test_calls_in_other_codecs_are_heard_through_the_codec_we_ask_for_or_decode(
+        local: Simulation, call_codec: str, transcodes: bool) -> None:
+    local.emulator.transcodes = transcodes
+    leg = local.emulator.incoming_call(codec=call_codec)
+    assert local.emulator.wait_for_gather(leg, 5)
+    [answer] = accepted(local, leg.call_control_id, "answer")
+    assert answer["body"]["stream_codec"] == "PCMU"
+    assert wait_until(lambda: leg.streamer is not None)
+    assert leg.streamer.encoding == ("PCMU" if transcodes else call_codec)
+    local.emulator.say(leg, "", 0, audio=load_pcmu(AUDIO / "02-asks-for-human-1.wav"))
+    assert wait_until(lambda: bool(accepted(local, leg.call_control_id, "transfer")), timeout=15)
+    assert "real person" in store(local).messages(leg.call_control_id)[0]["text"].lower()
+
+
+def test_a_codec_we_cannot_decode_restarts_the_stream_then_marks_listening_lost_with_why(
+        local: Simulation, caplog: pytest.LogCaptureFixture) -> None:
+    local.emulator.transcodes = False  # Telnyx cannot give this call PCMU: OPUS at 16 kHz it is
+    leg = local.emulator.incoming_call(codec="OPUS")
+    assert local.emulator.wait_for_gather(leg, 5)
+    assert wait_until(lambda: store(local).get_call(leg.call_control_id).listening == "lost", 10)
+    call = store(local).get_call(leg.call_control_id)
+    assert call.listening_reason == ("stream codec OPUS at 16000 Hz cannot be decoded "
+                                     "(Lifeline decodes PCMU, PCMA, G722 and L16)")
+    [restart] = accepted(local, leg.call_control_id, "streaming_start")
+    assert restart["body"]["stream_codec"] == "PCMU"
+    assert "OPUS at 16000 Hz cannot be decoded" in caplog.text
+    local.emulator.press(leg, "0")  # the menu still works without listening
+    assert wait_until(lambda: leg.log.bridged)
+
+
+def test_g722_and_l16_frames_decode_to_the_speech_they_carry() -> None:
+    from G722 import G722
+
+    from insight.codecs import codec_for
+
+    speech = (np.sin(np.arange(1600) / 7.0) * 6000).astype(np.int16)  # 200 ms at 8 kHz
+    g722 = G722(8000, 64000).encode(speech)
+    codec = codec_for("G722", 16000)
+    assert codec is not None and len(codec.silence) == len(g722) // 10  # 160 bytes per 20 ms
+    decode = codec.decoder()
+    heard = np.concatenate([decode(g722[i:i + 160]) for i in range(0, len(g722), 160)])
+    assert len(heard) == len(speech)
+    assert np.corrcoef(speech[100:], heard[100:])[0, 1] > 0.99
+    l16 = codec_for("L16", 16000)
+    assert l16 is not None
+    assert np.array_equal(l16.decoder()(np.repeat(speech, 2).astype(">i2").tobytes()), speech)
+    assert codec_for("OPUS", 16000) is None and codec_for("PCMU", 16000) is None
+
+
+def test_dtmf_mark_and_error_frames_on_the_stream_do_not_disturb_listening(local: Simulation) -> None:
+    leg = local.emulator.incoming_call()
+    assert local.emulator.wait_for_gather(leg, 5)
+    assert wait_until(lambda: leg.streamer is not None and leg.streamer.sent_frames > 5)
+    local.emulator.press(leg, "5")  # a wrong key: a webhook and a dtmf frame on the stream
+    leg.streamer.mark("prompt-1")
+    leg.streamer.error(100003, "malformed_frame", "the emulator says so")
+    local.emulator.say(leg, "", 0, audio=load_pcmu(AUDIO / "02-asks-for-human-1.wav"))
+    assert wait_until(lambda: bool(accepted(local, leg.call_control_id, "transfer")), timeout=15)
+    assert store(local).get_call(leg.call_control_id).listening is None  # never lost or restarted

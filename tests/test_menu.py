@@ -57,7 +57,8 @@ def test_the_after_agents_menu_is_an_ordinary_node_without_the_operator(tmp_path
 
 
 def test_a_file_cannot_take_the_after_agents_name(tmp_path: Path) -> None:
-    text = BASE.replace("menus:\n", f"menus:\n  {AFTER_AGENTS}:\n    prompt: x\n    options: {{\"1\": {{goodbye: true}}}}\n", 1)
+    reserved = f"  {AFTER_AGENTS}:\n    prompt: x\n    options: {{\"1\": {{goodbye: true}}}}\n"
+    text = BASE.replace("menus:\n", f"menus:\n{reserved}", 1)
     with pytest.raises(ConfigError, match="reserved"):
         load_menu(write(tmp_path, text))
 
@@ -94,3 +95,28 @@ def test_unreadable_or_invalid_yaml_is_reported(tmp_path: Path) -> None:
         load_menu(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_menu(write(tmp_path, "menus: [\n"))
+
+
+HASH_MENU = BASE.replace('"9": {goodbye: true}', '"#": {goodbye: true}')
+
+
+def test_a_hash_key_is_sent_as_input_not_as_the_terminating_digit(tmp_path: Path) -> None:
+    menu = load_menu(write(tmp_path, HASH_MENU))
+    assert menu.gather("more")["terminating_digit"] == ""
+    assert "terminating_digit" not in menu.gather("main")  # no `#` key: Telnyx's default is fine
+
+
+@pytest.mark.parametrize(("line", "named"), [
+    ("language: en-XX", "`language: en-XX` is not a Telnyx speech language: choose one of"),
+    ("voice: Joanna", "`voice: Joanna` is not a Telnyx voice: write <Provider>.<Model>.<VoiceId>"),
+    ("voice: Acme.Fast.Bob", "`voice: Acme.Fast.Bob` is not a Telnyx voice"),
+])
+def test_voice_and_language_telnyx_would_refuse_stop_startup(tmp_path: Path, line: str, named: str) -> None:
+    with pytest.raises(ConfigError, match="LIFELINE_IVR=") as caught:
+        load_menu(write(tmp_path, f"{line}\n{BASE}"))
+    assert named in str(caught.value)
+
+
+def test_voices_of_the_sdks_providers_are_accepted(tmp_path: Path) -> None:
+    for voice in ("AWS.Polly.Joanna-Neural", "Azure.en-US-AvaMultilingualNeural", "Telnyx.KokoroTTS.af"):
+        assert load_menu(write(tmp_path, f"voice: {voice}\nlanguage: en-GB\n{BASE}")).voice == voice

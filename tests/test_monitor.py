@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from flask import Flask
 
-from lifeline import create_app
 from ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
+from lifeline import create_app
 from simulator.emulator import Fault
 from simulator.runner import Simulation
 
@@ -150,7 +150,26 @@ def test_sent_commands_are_never_resent(live: Simulation) -> None:
     assert {o.status for o in store(live).outbox(leg.call_control_id)} == {CommandStatus.SENT}
 
 
-def test_flask_monitor_once_prints_the_sweep(app: Flask) -> None:
+def test_flask_monitor_once_prints_a_readable_report(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["monitor", "--once"])
     assert result.exit_code == 0
-    assert "SweepReport(resent=0, swept=0" in result.output
+    assert result.output.splitlines() == [
+        "Sweep done:", "  swept 0 active calls", "  resent 0 commands Telnyx had not taken",
+        "  escalated 0 calls on time-based rules", "  moved on from 0 transfers that got no outcome",
+        "  closed 0 calls Telnyx no longer knows"]
+    assert "SweepReport(" not in result.output
+
+
+def test_commands_of_a_call_that_ended_are_not_resent(live: Simulation) -> None:
+    live.emulator.inject(Fault("answer", status=503, times=4))
+    leg = live.emulator.incoming_call()
+    assert wait_until(lambda: len(live.emulator.commands_for(leg.call_control_id)) == 4)
+    live.app.extensions["lifeline"].sender.wait_idle(5)  # type: ignore[union-attr]
+    live.emulator.caller_hangs_up(leg)
+    assert wait_until(lambda: store(live).get_call(leg.call_control_id).status == CallStatus.ENDED)
+    sweeper = monitor(live)
+    sweeper.resend_after_s = 0
+    assert sweeper.sweep().resent == 0
+    [entry] = [o for o in store(live).outbox(leg.call_control_id) if o.command.name == "answer"]
+    assert (entry.status, entry.attempts) == (CommandStatus.CALL_ENDED, 4)
+    assert len(live.emulator.commands_for(leg.call_control_id, "answer")) == 4  # nothing went out again

@@ -64,8 +64,9 @@ def test_transfer_too_early_is_reported(app: Flask, tmp_path: Path) -> None:
     scenario = tmp_path / "early.yaml"
     scenario.write_text("name: operator pressed before the complaint\n"
                         "expect: {transfer: true, earliest_say: 1}\n"
-                        "turns:\n  - wait_for: gather\n  - press: \"0\"\n  - pause: 0.5\n"
+                        "turns:\n  - wait_for: gather\n  - press: \"0\"\n  - pause: 5\n"
                         "  - say: \"this is awful\"\n")
+    # 5 s of scenario time is 0.5 s at --speed 10: room for the transfer on a busy machine.
     result = run(app, str(scenario))
     assert result.exit_code == 1
     assert "came before say #1 began" in result.output

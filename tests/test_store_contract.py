@@ -1,4 +1,4 @@
-"""One contract for every store backend: SQLite (default) and PostgreSQL (several instances)."""
+"""One contract for every store backend: SQLite (default), PostgreSQL (several instances), memory."""
 
 from __future__ import annotations
 
@@ -18,10 +18,13 @@ from ivr.store import (
     CallStore,
     Command,
     CommandStatus,
-    SqlStore,
+    FeedEvent,
+    Message,
     TransferRecord,
     TransferStatus,
 )
+from ivr.store.memory import MemoryStore
+from ivr.store.sql import SqlStore
 
 from .conftest import PG_URL
 
@@ -39,9 +42,12 @@ def postgres_url_or_skip() -> str:
     return PG_URL
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CallStore]:
     """Each backend, empty."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
     if request.param == "sqlite":
         backend = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
         yield backend
@@ -117,6 +123,21 @@ def test_failed_unit_of_work_leaves_nothing_behind(store: CallStore) -> None:
     assert store.claim("v3:call-1", "transfer")
 
 
+def test_feed_events_keep_commit_order_and_vanish_with_a_failed_unit(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.add_feed([FeedEvent("call", "v3:call-1", {"status": "answering"}),
+                     FeedEvent("call", "v3:call-2", {"status": "answering"})])
+    with pytest.raises(RuntimeError):
+        with store.unit() as tx:
+            tx.add_feed([FeedEvent("message", "v3:call-1", {"text": "lost"})])
+            raise RuntimeError("handler crashed")
+    with store.unit() as tx:
+        tx.add_feed([FeedEvent("message", "v3:call-1", {"text": "hello", "party": "caller"})])
+    assert store.feed_events("v3:call-1") == [FeedEvent("call", "v3:call-1", {"status": "answering"}),
+                                              FeedEvent("message", "v3:call-1",
+                                                        {"text": "hello", "party": "caller"})]
+
+
 def test_call_is_created_once_and_updated(store: CallStore) -> None:
     with store.unit() as tx:
         assert tx.insert_call(new_call())
@@ -188,3 +209,39 @@ def test_message_is_stored_once_per_source(store: CallStore) -> None:
         assert tx.add_message("v3:call-1", "telnyx", "evt-9", "hello", 0.9, None, None)
         assert not tx.add_message("v3:call-1", "telnyx", "evt-9", "hello", 0.9, None, None)
     assert [m["text"] for m in store.messages("v3:call-1")] == ["hello"]
+
+
+def test_recent_messages_are_the_newest_scored_ones_oldest_first(store: CallStore) -> None:
+    with store.unit() as tx:
+        for i, score in enumerate((0.1, None, -0.2, -0.5)):
+            tx.add_message("v3:call-1", "telnyx", f"m{i}", f"text {i}", None, score, None)
+        tx.add_message("v3:call-2", "telnyx", "other", "elsewhere", None, -0.9, None)
+        recent = tx.recent_messages("v3:call-1", 2)
+    assert [(m.source_id, m.score) for m in recent] == [("m2", -0.2), ("m3", -0.5)]
+    assert all(isinstance(m, Message) for m in recent)
+
+
+def test_decisions_keep_their_evidence(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.add_decision("v3:call-1", "asks_for_human", "asked for a person", [{"text": "agent"}])
+    [decision] = store.decisions("v3:call-1")
+    assert (decision["rule"], decision["evidence"]) == ("asks_for_human", [{"text": "agent"}])
+
+
+def test_sweep_takes_active_calls_not_swept_lately_oldest_first(store: CallStore) -> None:
+    with store.unit() as tx:
+        for ccid in ("v3:a", "v3:b", "v3:c", "v3:d"):
+            tx.insert_call(new_call(ccid, status=CallStatus.ENDED if ccid == "v3:c" else CallStatus.MENU))
+            time.sleep(0.002)
+        tx.update_call("v3:b", swept_at=time.time())
+    with store.unit() as tx:
+        swept = tx.calls_to_sweep(time.time() - 60, 10)
+    assert [c.call_control_id for c in swept] == ["v3:a", "v3:d"]
+
+
+def test_an_unknown_field_is_a_programming_error_not_a_store_outage(store: CallStore) -> None:
+    with pytest.raises(TypeError, match="unknown call fields"):
+        with store.unit() as tx:
+            tx.insert_call(new_call())
+            tx.update_call("v3:call-1", colour="blue")
+    assert store.get_call("v3:call-1") is None

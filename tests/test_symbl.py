@@ -10,8 +10,8 @@ import pytest
 import responses
 from responses import matchers
 
-from insight.symbl import SymblClient, SymblEngine, load_credentials
-from ivr.config import load_settings
+from insight.symbl import SymblClient, SymblEngine
+from ivr.config import SymblSettings, load_settings
 from ivr.errors import ConfigError, ProviderError
 
 BASE = "https://symbl.example.test"
@@ -137,7 +137,8 @@ def make_engine(client: SymblClient, state: SharedState, tmp_path: Path) -> Symb
     settings = load_settings({"TELNYX_API_KEY": "k",
                               "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
                               "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}, tmp_path)
-    engine = SymblEngine(replace(settings, extra={"SYMBL_DIAL_IN": "+12125550100"}), client=client,
+    symbl = SymblSettings("id", "secret", "+12125550100")
+    engine = SymblEngine(replace(settings, symbl=symbl), client=client,
                          clock=client._clock)
     engine.bind(lambda *message: None, state=state)
     return engine
@@ -218,12 +219,17 @@ def test_sip_dial_in_is_used_as_given(engine: SymblEngine) -> None:
                                        "audioConfig": {"encoding": "PCMU", "sampleRate": 8000}}
 
 
-def test_credentials_come_from_the_environment_or_symbl_conf(tmp_path: Path) -> None:
-    assert load_credentials({"SYMBL_APP_ID": "a", "SYMBL_APP_SECRET": "b"}, (tmp_path,)) == ("a", "b")
+def test_credentials_come_from_the_environment_or_symbl_conf_through_settings(tmp_path: Path) -> None:
+    base = {"TELNYX_API_KEY": "k", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+            "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "symbl", "SYMBL_DIAL_IN": "+12125550100"}
+    given = load_settings({**base, "SYMBL_APP_ID": "a", "SYMBL_APP_SECRET": "b"}, tmp_path, (tmp_path,))
+    assert given.symbl == SymblSettings("a", "b", "+12125550100")
     (tmp_path / "symbl.conf").write_text("[credentials]\napp_id=x\napp_secret=y\n")
-    assert load_credentials({}, (tmp_path,)) == ("x", "y")
-    with pytest.raises(ConfigError, match="SYMBL_APP_ID and SYMBL_APP_SECRET"):
-        load_credentials({}, (tmp_path / "nowhere",))
+    from_file = load_settings(base, tmp_path, (tmp_path,)).symbl
+    assert from_file is not None and (from_file.app_id, from_file.app_secret) == ("x", "y")
+    with pytest.raises(ConfigError, match="SYMBL_APP_ID and SYMBL_APP_SECRET") as caught:
+        load_settings({**base, "SYMBL_DIAL_IN": ""}, tmp_path, (tmp_path / "nowhere",))
+    assert "SYMBL_DIAL_IN is not set" in str(caught.value)  # every problem at once
 
 
 @responses.activate

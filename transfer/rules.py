@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ivr.errors import ConfigError
+from ivr.menu import KEYS
 from ivr.store.records import Message
 from ivr.yamlfile import read_yaml
 
@@ -117,7 +118,7 @@ class DigitRule(Rule):
         super().configure(params)
         self.consumed.add("digits")
         digits = str(params.get("digits", "0"))
-        if not digits or set(digits) - set("0123456789*#"):
+        if not digits or set(digits) - set(KEYS):
             raise ConfigError(f"{self._where}.digits must be keys from 0-9, * and #")
         self.digits = digits
 

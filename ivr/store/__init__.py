@@ -1,4 +1,8 @@
-"""Durable call state: calls, webhook events, claims, transfers, the command outbox, messages."""
+"""Durable call state: calls, webhook events, claims, transfers, the command outbox, messages.
+
+The records and the interface load nothing heavy; the backends are imported from their own
+modules (`ivr.store.sql`, `ivr.store.memory`) by whoever builds one.
+"""
 
 from .base import CallStore, StoreTx
 from .records import (
@@ -12,7 +16,6 @@ from .records import (
                       TransferRecord,
                       TransferStatus,
 )
-from .sql import SqlStore
 
 __all__ = ["CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "FeedEvent", "Message",
-           "OutboxEntry", "SqlStore", "StoreTx", "TransferRecord", "TransferStatus"]
+           "OutboxEntry", "StoreTx", "TransferRecord", "TransferStatus"]

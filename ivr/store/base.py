@@ -109,6 +109,10 @@ class CallStore(ABC):
         """The caller messages recorded for a call, oldest first."""
 
     @abstractmethod
+    def feed_events(self, call_control_id: str) -> list[FeedEvent]:
+        """The outgoing feed's events of a call, in commit order."""
+
+    @abstractmethod
     def decisions(self, call_control_id: str) -> list[dict[str, Any]]:
         """The escalation decisions recorded for a call."""
 

@@ -64,7 +64,15 @@ class CallRecord:
     ended_at: float | None = None
     swept_at: float | None = None
     listening: str | None = None
+    listening_reason: str | None = None  # why listening was restarted or lost
     recording_url: str | None = None
+    recording_status: str | None = None  # RecordingStatus: pending, kept, failed, expired
+    recording_saved_at: float | None = None
+    recording_path: str | None = None
+    recording_sha256: str | None = None
+    recording_duration_s: float | None = None
+    recording_attempts: int = 0
+    recording_error: str | None = None
     engine_state: str | None = None
 
     @property

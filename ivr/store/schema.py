@@ -25,7 +25,15 @@ calls = Table(
     Column("ended_at", Float),
     Column("swept_at", Float),
     Column("listening", String(16)),
+    Column("listening_reason", String(200)),
     Column("recording_url", String(1000)),
+    Column("recording_status", String(16)),
+    Column("recording_saved_at", Float),
+    Column("recording_path", String(1000)),
+    Column("recording_sha256", String(64)),
+    Column("recording_duration_s", Float),
+    Column("recording_attempts", Integer, nullable=False, default=0),
+    Column("recording_error", String(500)),
     Column("engine_state", Text),
 )
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from ..errors import StoreError
 from . import schema
@@ -70,7 +70,7 @@ class SqlStoreTx(StoreTx):
     def update_call(self, call_control_id: str, **values: Any) -> None:
         unknown = set(values) - _CALL_FIELDS
         if unknown:
-            raise StoreError(f"unknown call fields {sorted(unknown)}")
+            raise TypeError(f"unknown call fields {sorted(unknown)}")
         values.setdefault("updated_at", time.time())
         self._conn.execute(update(schema.calls)
                            .where(schema.calls.c.call_control_id == call_control_id).values(**values))
@@ -91,7 +91,7 @@ class SqlStoreTx(StoreTx):
     def update_transfer(self, call_control_id: str, attempt: int, **values: Any) -> None:
         unknown = set(values) - _TRANSFER_FIELDS
         if unknown:
-            raise StoreError(f"unknown transfer fields {sorted(unknown)}")
+            raise TypeError(f"unknown transfer fields {sorted(unknown)}")
         values.setdefault("updated_at", time.time())
         self._conn.execute(update(schema.transfers).where(
             schema.transfers.c.call_control_id == call_control_id,
@@ -182,8 +182,10 @@ class SqlStore(CallStore):
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except DBAPIError as exc:
-            raise StoreError(f"database error: {_first_line(exc)}") from exc
+        except (OperationalError, InterfaceError) as exc:
+            # The database is down, unreachable, locked or chose us as a deadlock victim: a retry
+            # (Telnyx's redelivery) can succeed. Anything else is a bug and stays what it is.
+            raise StoreError(f"database unavailable: {_first_line(exc)}") from exc
         finally:
             if self._writer is not None:
                 self._writer.release()
@@ -218,6 +220,13 @@ class SqlStore(CallStore):
                  .order_by(schema.messages.c.id))
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
+
+    def feed_events(self, call_control_id: str) -> list[FeedEvent]:
+        query = (select(schema.feed).where(schema.feed.c.call_control_id == call_control_id)
+                 .order_by(schema.feed.c.id))
+        with self.engine.connect() as conn:
+            return [FeedEvent(r["kind"], r["call_control_id"], json.loads(r["data"]))
+                    for r in conn.execute(query).mappings()]
 
     def decisions(self, call_control_id: str) -> list[dict[str, Any]]:
         query = (select(schema.decisions).where(schema.decisions.c.call_control_id == call_control_id)

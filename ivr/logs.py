@@ -1,0 +1,113 @@
+"""Log lines: time, level, logger and call on every line; text or JSON; secrets and digits masked.
+
+`configure` is called by the entry points (gunicorn, `flask` commands, `make dev`), never by
+the app factory, so tests and embedding programs keep their own logging.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from . import scope
+
+FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s call=%(call_id)s %(message)s"
+_MASK = "***"
+# A standalone run of four or more digits (card numbers, PINs, phone numbers, codes read out);
+# digits inside identifiers such as call ids are left alone so lines stay traceable.
+_DIGITS = re.compile(r"(?<![\w.:/-])\+?\d(?:[\s-]?\d){3,}(?![\w])")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+")
+_QUERY_SECRET = re.compile(r"(?i)\b((?:token|api_key|key|secret|password)=)[^\s&\"',]+")
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(@)")
+_TELNYX_KEY = re.compile(r"\bKEY[0-9A-Za-z_]{16,}\b")
+
+
+def mask(text: str, secrets: Iterable[str] = ()) -> str:
+    """Text safe to log: known secret values, tokens, URL passwords and digit strings masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _MASK)
+    text = _BEARER.sub(rf"\1{_MASK}", text)
+    text = _QUERY_SECRET.sub(rf"\1{_MASK}", text)
+    text = _URL_PASSWORD.sub(rf"\1{_MASK}\2", text)
+    text = _TELNYX_KEY.sub(_MASK, text)
+    return _DIGITS.sub(lambda m: re.sub(r"\d", "#", m.group()), text)
+
+
+class ContextFilter(logging.Filter):
+    """Adds the call being handled and masks the message (and its traceback) before any handler."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if len(s) >= 6)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always keep the record; rewrite it in place."""
+        record.call_id = getattr(record, "call_id", None) or scope.current_call() or "-"
+        record.msg = mask(record.getMessage(), self.secrets)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask(record.exc_text, self.secrets)
+        return True
+
+
+class UtcFormatter(logging.Formatter):
+    """ISO-8601 UTC times with milliseconds."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        """The record's time as 2026-11-30T05:52:18.123Z."""
+        moment = datetime.fromtimestamp(record.created, UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class JsonFormatter(UtcFormatter):
+    """One JSON object per line: time, level, logger, call_id, message (and exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as a JSON line."""
+        entry: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname,
+                                 "logger": record.name, "call_id": getattr(record, "call_id", "-"),
+                                 "message": record.getMessage()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def make_handler(fmt: str = "text", secrets: Iterable[str] = (), stream: TextIO | None = None
+                 ) -> logging.Handler:
+    """A stream handler writing Lifeline's line format."""
+    if fmt not in FORMATS:
+        raise ValueError(f"log format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(ContextFilter(secrets))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else UtcFormatter(TEXT_FORMAT))
+    return handler
+
+
+def configure(fmt: str = "text", level: int | str = logging.INFO, secrets: Iterable[str] = (),
+              loggers: Iterable[str] = ("gunicorn.error", "werkzeug", "apscheduler")) -> logging.Handler:
+    """Send every log line of this process through one Lifeline handler (replacing earlier ones)."""
+    handler = make_handler(fmt, secrets)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_lifeline", False)]:
+        root.removeHandler(old)
+    handler._lifeline = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in loggers:
+        # Servers and libraries that bring their own handlers write through ours instead.
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    return handler

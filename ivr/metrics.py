@@ -1,0 +1,178 @@
+"""Prometheus metrics at GET /metrics (the official prometheus_client), behind a token.
+
+Two kinds of figures:
+- measured in the process (webhook acknowledgement and escalation latency, transcription
+  real-time factor, failed deliveries to Telnyx): under gunicorn every worker writes them to
+  PROMETHEUS_MULTIPROC_DIR (set up by gunicorn.conf.py) and a scrape adds the workers up;
+- read from the call store at scrape time (calls by state, outcomes, escalations by rule,
+  transfer outcomes, outbox depth and age): they describe the whole deployment, so with several
+  instances on one database scrape any one of them (or take max() across them).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from flask.typing import ResponseReturnValue
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import func, select
+
+from . import scope
+from .errors import error_response
+from .store import schema
+
+if TYPE_CHECKING:
+    from .store.sql import SqlStore
+
+bp = Blueprint("metrics", __name__)
+WEBHOOK_ENDPOINT = "webhooks.telnyx_webhook"
+
+
+class Metrics:
+    """The metrics one app measures itself; store figures are read when scraped."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.webhook_ack = Histogram(
+            "lifeline_webhook_ack_seconds", "Time from a Telnyx webhook's arrival to its acknowledgement.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0), registry=self.registry)
+        self.escalation = Histogram(
+            "lifeline_escalation_latency_seconds",
+            "Time from the input that fired an escalation rule (webhook or transcript) to Telnyx "
+            "accepting the transfer to the first agent.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0), registry=self.registry)
+        self.real_time_factor = Histogram(
+            "lifeline_transcription_real_time_factor",
+            "Recognition time divided by audio duration, per utterance (local engine).",
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0), registry=self.registry)
+        self.delivery_failures = Counter(
+            "lifeline_outgoing_delivery_failures",
+            "Failed deliveries to Telnyx: attempt (one HTTP try failed, retried with the same "
+            "command_id), gave_up (all tries failed; the monitor resends), rejected (Telnyx refused).",
+            ["target", "kind"], registry=self.registry)
+
+    def transcribed(self, call_control_id: str, recognition_s: float, audio_s: float,
+                    since_speech_end_s: float) -> None:
+        """One utterance transcribed (the local engine's on_transcribed hook)."""
+        if audio_s > 0:
+            self.real_time_factor.observe(recognition_s / audio_s)
+
+    def transfer_accepted(self) -> None:
+        """Telnyx accepted the first transfer of an escalation handled in this scope."""
+        current = scope.current()
+        if current is not None:
+            self.escalation.observe(time.monotonic() - current.started)
+
+    def delivery_failed(self, kind: str, count: int = 1, target: str = "telnyx") -> None:
+        """Count failed deliveries of one kind."""
+        if count > 0:
+            self.delivery_failures.labels(target=target, kind=kind).inc(count)
+
+    def render(self, store: SqlStore) -> bytes:
+        """The exposition text: this process's (or all workers') metrics and the store's figures."""
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if folder:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
+        else:
+            registry = self.registry
+        return generate_latest(registry) + generate_latest(_store_registry(store))
+
+
+def _store_registry(store: SqlStore) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(store))
+    return registry
+
+
+class StoreCollector:
+    """Figures read from the call store at scrape time."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[Metric]:
+        """Calls, outcomes, escalations, transfers and the outbox, as of now."""
+        calls, decisions, transfers, commands = schema.calls.c, schema.decisions.c, \
+            schema.transfers.c, schema.commands.c
+        now = time.time()
+        with self._store.engine.connect() as conn:
+            by_state = conn.execute(select(calls.status, func.count()).where(calls.status != "ended")
+                                    .group_by(calls.status)).all()
+            by_outcome = conn.execute(select(calls.outcome, func.count()).where(calls.status == "ended")
+                                      .group_by(calls.outcome)).all()
+            by_rule = conn.execute(select(decisions.rule, func.count()).group_by(decisions.rule)).all()
+            by_transfer = conn.execute(select(transfers.status, func.count())
+                                       .group_by(transfers.status)).all()
+            depth, oldest = conn.execute(select(func.count(), func.min(commands.created_at))
+                                         .where(commands.status == "pending")).one()
+            rejected = conn.execute(select(func.count()).where(commands.status == "rejected")).scalar()
+        active = GaugeMetricFamily("lifeline_calls", "Calls still up, by state.", labels=["state"])
+        for state, count in by_state:
+            active.add_metric([state], count)
+        yield active
+        ended = CounterMetricFamily("lifeline_calls_ended", "Ended calls, by outcome.", labels=["outcome"])
+        for outcome, count in by_outcome:
+            ended.add_metric([outcome or "unknown"], count)
+        yield ended
+        escalations = CounterMetricFamily("lifeline_escalations", "Escalation decisions, by rule.",
+                                          labels=["rule"])
+        for rule, count in by_rule:
+            escalations.add_metric([rule], count)
+        yield escalations
+        outcomes = CounterMetricFamily("lifeline_transfers", "Transfer attempts to agents, by outcome "
+                                       "(requested and ringing are still open).", labels=["outcome"])
+        for status, count in by_transfer:
+            outcomes.add_metric([status], count)
+        yield outcomes
+        yield GaugeMetricFamily("lifeline_outbox_depth", "Commands to Telnyx not yet delivered.",
+                                value=depth)
+        yield GaugeMetricFamily("lifeline_outbox_oldest_age_seconds",
+                                "Age of the oldest undelivered command (0 when none).",
+                                value=max(0.0, now - oldest) if oldest is not None else 0.0)
+        yield GaugeMetricFamily("lifeline_commands_rejected", "Commands Telnyx refused, as recorded.",
+                                value=rejected or 0)
+
+
+def install(app: Flask, metrics: Metrics) -> None:
+    """Time webhook acknowledgements and serve /metrics on this app."""
+
+    @app.before_request
+    def _start_clock() -> None:
+        if request.endpoint == WEBHOOK_ENDPOINT:
+            # The webhook's scope: an escalation it causes is timed from this moment.
+            g.lifeline_started = time.monotonic()
+            g.lifeline_scope = scope.call_scope(None, started=g.lifeline_started)
+            g.lifeline_scope.__enter__()
+
+    @app.teardown_request
+    def _stop_clock(exc: BaseException | None) -> None:
+        held = g.pop("lifeline_scope", None)
+        if held is not None:
+            metrics.webhook_ack.observe(time.monotonic() - g.pop("lifeline_started"))
+            held.__exit__(None, None, None)
+
+    app.register_blueprint(bp)
+
+
+@bp.get("/metrics")
+def metrics_endpoint() -> ResponseReturnValue:
+    """Prometheus exposition; `Authorization: Bearer` with the API token or LIFELINE_METRICS_TOKEN."""
+    lifeline = current_app.extensions["lifeline"]
+    accepted = [t for t in (lifeline.settings.metrics_token, lifeline.settings.api_token) if t]
+    if not accepted:
+        return error_response(403, "metrics are off: set LIFELINE_METRICS_TOKEN (or LIFELINE_API_TOKEN) "
+                                   "and send it as 'Authorization: Bearer <token>'")
+    header = request.headers.get("Authorization", "")
+    given = header[7:].encode() if header.startswith("Bearer ") else b""
+    if not any(hmac.compare_digest(given, t.encode()) for t in accepted):
+        return error_response(403, "wrong or missing token: send 'Authorization: Bearer <token>'")
+    return Response(lifeline.metrics.render(lifeline.store), mimetype=CONTENT_TYPE_LATEST)

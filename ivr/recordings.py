@@ -1,0 +1,159 @@
+"""Voicemail audio kept where the operator chose, fetched as soon as Telnyx says it is saved.
+
+Telnyx's `recording_urls` are documented as valid for 10 minutes, so a stored URL is a link
+that dies: the audio is downloaded when `call.recording.saved` arrives (after the webhook's
+unit of work commits, on a thread of its own), written to `LIFELINE_RECORDINGS_DIR` under a
+name derived from the call, and its SHA-256 and duration are put on the call record. A fetch
+that fails is recorded as `failed` with the reason, logged, and retried by the monitor until
+it succeeds or the URL is too old to work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import threading
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from .store import CallRecord, CallStore
+
+log = logging.getLogger(__name__)
+URL_LIFETIME_S = 600.0  # Telnyx: recording URLs are valid for 10 minutes
+MAX_BYTES = 50 * 1024 * 1024  # 2 minutes of mono WAV is about 2 MB; anything near this is wrong
+
+
+class RecordingStatus:
+    """Where a call's recording is (values stored in calls.recording_status)."""
+
+    PENDING = "pending"
+    KEPT = "kept"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class KeptRecording:
+    """A recording written to disk: where, its SHA-256, and how long it is."""
+
+    path: Path
+    sha256: str
+    duration_s: float | None
+
+
+class RecordingFetchError(Exception):
+    """The recording could not be downloaded or kept; the message says why."""
+
+
+class RecordingKeeper:
+    """Downloads recordings into a directory and records the outcome on the call."""
+
+    def __init__(self, store: CallStore, directory: Path, timeout_s: float = 10.0) -> None:
+        self._store = store
+        self._directory = directory
+        self._http = httpx.Client(timeout=timeout_s, follow_redirects=True)
+        self._lock = threading.Lock()
+        self._busy: set[str] = set()
+
+    def fetch_later(self, call_control_id: str) -> None:
+        """Fetch a call's recording on a thread of its own (never on the webhook's)."""
+        threading.Thread(target=self.fetch, args=(call_control_id,), name="lifeline-recording",
+                         daemon=True).start()
+
+    def fetch(self, call_control_id: str) -> str | None:
+        """Fetch and keep a call's pending or failed recording; returns the status it ended in."""
+        with self._lock:
+            if call_control_id in self._busy:
+                return None
+            self._busy.add(call_control_id)
+        try:
+            call = self._store.get_call(call_control_id)
+            if call is None or not call.recording_url or call.recording_status == RecordingStatus.KEPT:
+                return None
+            return self._fetch(call)
+        finally:
+            with self._lock:
+                self._busy.discard(call_control_id)
+
+    def retry_failed(self, now: float | None = None, limit: int = 200) -> int:
+        """The monitor's retry: fetch recordings that are pending or failed; returns how many tried."""
+        now = time.time() if now is None else now
+        tried = 0
+        for call in self._store.list_calls(limit=limit):
+            if call.recording_status not in (RecordingStatus.PENDING, RecordingStatus.FAILED):
+                continue
+            if call.recording_saved_at is not None and now - call.recording_saved_at > URL_LIFETIME_S:
+                log.error("recording of %s was never kept and its URL has expired: %s",
+                          call.call_control_id, call.recording_error)
+                self._record(call.call_control_id, recording_status=RecordingStatus.EXPIRED)
+                continue
+            self.fetch(call.call_control_id)
+            tried += 1
+        return tried
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    def _fetch(self, call: CallRecord) -> str:
+        assert call.recording_url is not None
+        try:
+            kept = self._download(call.call_control_id, call.recording_url)
+        except RecordingFetchError as exc:
+            log.error("recording of %s not kept (attempt %d): %s; the monitor will retry",
+                      call.call_control_id, call.recording_attempts + 1, exc)
+            self._record(call.call_control_id, recording_status=RecordingStatus.FAILED,
+                         recording_error=str(exc)[:500], recording_attempts=call.recording_attempts + 1)
+            return RecordingStatus.FAILED
+        log.info("recording of %s kept at %s (%s s)", call.call_control_id, kept.path, kept.duration_s)
+        self._record(call.call_control_id, recording_status=RecordingStatus.KEPT,
+                     recording_path=str(kept.path), recording_sha256=kept.sha256,
+                     recording_duration_s=kept.duration_s, recording_error=None,
+                     recording_attempts=call.recording_attempts + 1)
+        return RecordingStatus.KEPT
+
+    def _download(self, call_control_id: str, url: str) -> KeptRecording:
+        try:
+            response = self._http.get(url)
+        except httpx.HTTPError as exc:
+            raise RecordingFetchError(f"{exc.__class__.__name__}: {exc}") from None
+        if response.status_code != 200:
+            raise RecordingFetchError(f"HTTP {response.status_code} from the recording URL")
+        audio = response.content
+        if not audio or len(audio) > MAX_BYTES:
+            raise RecordingFetchError(f"recording is {len(audio)} bytes")
+        suffix = ".wav" if audio[:4] == b"RIFF" else ".mp3"
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", call_control_id)[-120:] + suffix
+        try:
+            self._directory.mkdir(parents=True, exist_ok=True)
+            path = self._directory / name
+            partial = path.with_suffix(suffix + ".part")
+            partial.write_bytes(audio)
+            partial.replace(path)  # never a half-written file under the final name
+        except OSError as exc:
+            raise RecordingFetchError(f"cannot write to {self._directory}: {exc}") from None
+        return KeptRecording(path, hashlib.sha256(audio).hexdigest(), _duration(audio))
+
+    def _record(self, call_control_id: str, **fields: object) -> None:
+        with self._store.unit() as tx:
+            call = tx.get_call(call_control_id)
+            if call is not None:
+                tx.update_call(call_control_id, updated_at=call.updated_at, **fields)
+
+
+def _duration(audio: bytes) -> float | None:
+    """Seconds of a WAV recording; None for formats we do not parse (MP3)."""
+    if audio[:4] != b"RIFF":
+        return None
+    try:
+        with wave.open(io.BytesIO(audio)) as wav:
+            seconds: float = round(wav.getnframes() / float(wav.getframerate()), 3)
+            return seconds
+    except (wave.Error, EOFError, ZeroDivisionError):
+        return None

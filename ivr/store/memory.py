@@ -1,0 +1,226 @@
+"""An in-memory call store: the same contract as SQL, no I/O (fast tests of the call flow).
+
+One lock makes every unit of work serial; a unit that raises is rolled back to the copy taken
+when it began. It keeps nothing across restarts and serves one process only.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .base import CallStore, StoreTx
+from .records import (CallRecord, CallStatus, Command, CommandStatus, FeedEvent, Message, OutboxEntry,
+                      TransferRecord)
+
+_CALL_FIELDS = {f.name for f in fields(CallRecord)}
+_TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
+
+
+@dataclass
+class _Tables:
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    claims: set[tuple[str, str]] = field(default_factory=set)
+    calls: dict[str, CallRecord] = field(default_factory=dict)
+    transfers: dict[tuple[str, int], TransferRecord] = field(default_factory=dict)
+    commands: dict[str, OutboxEntry] = field(default_factory=dict)
+    messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    feed: list[FeedEvent] = field(default_factory=list)  # commit order: units of work are serial
+
+
+class MemoryStoreTx(StoreTx):
+    """A unit of work on the in-memory tables (the store's lock is held throughout)."""
+
+    def __init__(self, tables: _Tables, ids: Iterator[int]) -> None:
+        self._t = tables
+        self._ids = ids
+
+    def record_event(self, event_id: str, event_type: str, call_control_id: str | None,
+                     occurred_at: str | None, attempt: int, payload: str) -> bool:
+        if event_id in self._t.events:
+            return False
+        self._t.events[event_id] = {"id": event_id, "event_type": event_type,
+                                    "call_control_id": call_control_id, "occurred_at": occurred_at,
+                                    "received_at": time.time(), "attempt": attempt, "payload": payload}
+        return True
+
+    def claim(self, call_control_id: str, action: str) -> bool:
+        if (call_control_id, action) in self._t.claims:
+            return False
+        self._t.claims.add((call_control_id, action))
+        return True
+
+    def insert_call(self, call: CallRecord) -> bool:
+        if call.call_control_id in self._t.calls:
+            return False
+        self._t.calls[call.call_control_id] = replace(call)
+        return True
+
+    def get_call(self, call_control_id: str, lock: bool = True) -> CallRecord | None:
+        call = self._t.calls.get(call_control_id)
+        return replace(call) if call is not None else None
+
+    def update_call(self, call_control_id: str, **values: Any) -> None:
+        unknown = set(values) - _CALL_FIELDS
+        if unknown:
+            raise TypeError(f"unknown call fields {sorted(unknown)}")
+        call = self._t.calls.get(call_control_id)
+        if call is not None:
+            values.setdefault("updated_at", time.time())
+            self._t.calls[call_control_id] = replace(call, **values)
+
+    def add_transfer(self, transfer: TransferRecord) -> None:
+        key = (transfer.call_control_id, transfer.attempt)
+        if key in self._t.transfers:
+            raise KeyError(f"transfer {key} exists")  # the SQL primary key refuses it too
+        self._t.transfers[key] = replace(transfer)
+
+    def transfers(self, call_control_id: str) -> list[TransferRecord]:
+        return _transfers(self._t, call_control_id)
+
+    def transfer_for_agent_leg(self, agent_call_control_id: str) -> TransferRecord | None:
+        return next((replace(t) for t in self._t.transfers.values()
+                     if t.agent_call_control_id == agent_call_control_id), None)
+
+    def update_transfer(self, call_control_id: str, attempt: int, **values: Any) -> None:
+        unknown = set(values) - _TRANSFER_FIELDS
+        if unknown:
+            raise TypeError(f"unknown transfer fields {sorted(unknown)}")
+        transfer = self._t.transfers.get((call_control_id, attempt))
+        if transfer is not None:
+            values.setdefault("updated_at", time.time())
+            self._t.transfers[(call_control_id, attempt)] = replace(transfer, **values)
+
+    def enqueue(self, commands: Sequence[Command]) -> None:
+        now = time.time()
+        for command in commands:
+            self._t.commands.setdefault(command.command_id, OutboxEntry(
+                command=command, status=CommandStatus.PENDING, attempts=0, last_error=None,
+                created_at=now, updated_at=now))
+
+    def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
+                    confidence: float | None, score: float | None, label: str | None) -> bool:
+        if (call_control_id, source_id) in self._t.messages:
+            return False
+        self._t.messages[(call_control_id, source_id)] = {
+            "id": next(self._ids), "call_control_id": call_control_id, "engine": engine,
+            "source_id": source_id, "text": text, "confidence": confidence, "score": score,
+            "label": label, "created_at": time.time()}
+        return True
+
+    def recent_messages(self, call_control_id: str, limit: int) -> list[Message]:
+        rows = [m for m in self._t.messages.values()
+                if m["call_control_id"] == call_control_id and m["score"] is not None]
+        rows = sorted(rows, key=lambda m: m["id"])[-limit:] if limit > 0 else []
+        return [Message(r["source_id"], r["text"], r["score"], r["created_at"]) for r in rows]
+
+    def add_decision(self, call_control_id: str, rule: str, reason: str,
+                     evidence: list[dict[str, Any]]) -> None:
+        self._t.decisions.append({"id": next(self._ids), "call_control_id": call_control_id,
+                                  "rule": rule, "reason": reason[:255],
+                                  "evidence": copy.deepcopy(evidence), "decided_at": time.time()})
+
+    def calls_to_sweep(self, swept_before: float, limit: int) -> list[CallRecord]:
+        due = [c for c in self._t.calls.values() if c.status != CallStatus.ENDED
+               and (c.swept_at is None or c.swept_at < swept_before)]
+        return [replace(c) for c in sorted(due, key=lambda c: c.created_at)[:limit]]
+
+    def add_feed(self, events: Sequence[FeedEvent]) -> None:
+        self._t.feed.extend(FeedEvent(e.kind, e.call_control_id, copy.deepcopy(e.data)) for e in events)
+
+
+class MemoryStore(CallStore):
+    """CallStore in this process's memory."""
+
+    def __init__(self) -> None:
+        self._tables = _Tables()
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+
+    @contextmanager
+    def unit(self) -> Iterator[MemoryStoreTx]:
+        with self._lock:
+            before = copy.deepcopy(self._tables)
+            try:
+                yield MemoryStoreTx(self._tables, self._ids)
+            except BaseException:
+                self._tables = before
+                raise
+
+    def claim(self, call_control_id: str, action: str) -> bool:
+        with self.unit() as tx:
+            return tx.claim(call_control_id, action)
+
+    def get_call(self, call_control_id: str) -> CallRecord | None:
+        with self.unit() as tx:
+            return tx.get_call(call_control_id, lock=False)
+
+    def list_calls(self, limit: int = 50, active_only: bool = False) -> list[CallRecord]:
+        with self._lock:
+            calls = [replace(c) for c in self._tables.calls.values()
+                     if not active_only or c.status != CallStatus.ENDED]
+        return sorted(calls, key=lambda c: c.created_at, reverse=True)[:limit]
+
+    def transfers(self, call_control_id: str) -> list[TransferRecord]:
+        with self._lock:
+            return _transfers(self._tables, call_control_id)
+
+    def events(self, call_control_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = [dict(e) for e in self._tables.events.values() if e["call_control_id"] == call_control_id]
+        return sorted(rows, key=lambda e: e["received_at"])
+
+    def messages(self, call_control_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = [dict(m) for m in self._tables.messages.values()
+                    if m["call_control_id"] == call_control_id]
+        return sorted(rows, key=lambda m: m["id"])
+
+    def feed_events(self, call_control_id: str) -> list[FeedEvent]:
+        with self._lock:
+            return [FeedEvent(e.kind, e.call_control_id, copy.deepcopy(e.data)) for e in self._tables.feed
+                    if e.call_control_id == call_control_id]
+
+    def decisions(self, call_control_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(d) for d in self._tables.decisions
+                    if d["call_control_id"] == call_control_id]
+
+    def outbox(self, call_control_id: str) -> list[OutboxEntry]:
+        with self._lock:
+            return [e for e in self._tables.commands.values()
+                    if e.command.call_control_id == call_control_id]
+
+    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> None:
+        with self._lock:
+            entry = self._tables.commands.get(command_id)
+            if entry is not None:
+                self._tables.commands[command_id] = replace(
+                    entry, status=status, attempts=attempts, last_error=error[:500] if error else None,
+                    updated_at=time.time())
+
+    def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
+        cutoff = time.time() - older_than_s
+        with self._lock:
+            due = [e for e in self._tables.commands.values()
+                   if e.status == CommandStatus.PENDING and e.updated_at < cutoff][:limit]
+            # Touch each now, under the lock, so a second sweeper skips them.
+            for entry in due:
+                self._tables.commands[entry.command.command_id] = replace(entry, updated_at=time.time())
+        for entry in due:
+            yield entry.command
+
+    def close(self) -> None:
+        return None
+
+
+def _transfers(tables: _Tables, call_control_id: str) -> list[TransferRecord]:
+    return sorted((replace(t) for (ccid, _), t in tables.transfers.items() if ccid == call_control_id),
+                  key=lambda t: t.attempt)

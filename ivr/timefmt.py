@@ -1,0 +1,22 @@
+"""Times as the HTTP API shows them: ISO-8601 in UTC (the store keeps epoch seconds)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+
+def iso(epoch: float) -> str:
+    """Epoch seconds as 2026-11-30T06:11:05.123Z."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def iso_times(value: Any) -> Any:
+    """A JSON-ready value with every number under a key ending in `_at` turned into ISO-8601."""
+    if isinstance(value, dict):
+        return {k: iso(v) if k.endswith("_at") and isinstance(v, int | float) and not isinstance(v, bool)
+                else iso_times(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [iso_times(item) for item in value]
+    return value

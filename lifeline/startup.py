@@ -1,0 +1,252 @@
+"""Starting Lifeline from its entry points, with errors a person can act on.
+
+Every entry point (gunicorn, `flask run`, every `flask` command) goes through here, so a
+configuration, menu, rules or database problem prints only its problem lines, each once,
+naming the setting or file:line and the fix, and the process exits non-zero. Under the `flask`
+command the app's services are built only when a command runs, so `flask --help` and
+`flask <command> --help` work with no settings at all.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Collection, Iterable, Mapping
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+import click
+from dotenv import load_dotenv
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from ivr import logs
+from ivr.config import Settings, load_settings
+from ivr.errors import LifelineError
+from ivr.menu import load_menu
+from ivr.store.sql import SqlStore
+from ivr.yamlfile import line_of
+from transfer.rules import load_rules
+
+from .factory import create_app, register_commands
+
+EX_CONFIG = 78  # sysexits.h: configuration error
+GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
+EMULATOR_HINT = ("this command runs against the built-in Telnyx emulator and needs only its "
+                 "placeholder settings: add --env-file examples/emulator.env, e.g. "
+                 "`flask --env-file examples/emulator.env simulate examples/calls/*.yaml`")
+Extend = Callable[[Flask], None]
+log = logging.getLogger(__name__)
+
+_FILE_PROBLEM = re.compile(r"^(?P<setting>LIFELINE_IVR|LIFELINE_RULES)=(?P<path>[^:]+(?::(?!\s)[^:]+)*): "
+                           r"(?P<rest>.*)$")
+_YAML_AT = re.compile(r"^not valid YAML at line (?P<line>\d+), column (?P<col>\d+): (?P<rest>.*)$")
+_MENU_KEY = re.compile(r"^(?:`(?P<top>\w+)[`:]|(?P<path>menus(?:\.[^\s.]+)+)|unknown keys)")
+_RULE_KEY = re.compile(r"^rules\[(?P<index>\d+)\](?: \([^)]*\))?(?:\.(?P<key>\w+))?|^`(?P<top>\w+)`")
+
+
+def problem_lines(error: BaseException) -> list[str]:
+    """The problems an error reports: one per line, each once, a file's problems as file:line."""
+    lines: list[str] = []
+    for raw in str(error).splitlines():
+        line = _locate(raw.strip())
+        if line and line not in lines:
+            lines.append(line)
+    return lines or [f"{error.__class__.__name__}: cannot start"]
+
+
+def _locate(problem: str) -> str:
+    """Rewrite "LIFELINE_IVR=path: problem" as "path:line: problem (LIFELINE_IVR)" when it can."""
+    match = _FILE_PROBLEM.match(problem)
+    if match is None:
+        return problem
+    setting, rest = match["setting"], match["rest"]
+    path = Path(match["path"])
+    shown = _relative(path)
+    syntax = _YAML_AT.match(rest)
+    if syntax:
+        return f"{shown}:{syntax['line']}:{syntax['col']}: not valid YAML: {syntax['rest']} ({setting})"
+    keys: list[str | int] = []
+    if setting == "LIFELINE_IVR":
+        found = _MENU_KEY.match(rest)
+        if found and found["path"]:
+            keys = list(found["path"].split("."))
+        elif found and found["top"]:
+            keys = [found["top"]]
+    else:
+        found = _RULE_KEY.match(rest)
+        if found and found["index"] is not None:
+            keys = ["rules", int(found["index"])]
+            if found["key"]:
+                keys.append(found["key"])
+        elif found and found["top"]:
+            keys = [found["top"]]
+    line = line_of(path, keys) if keys else None
+    return f"{shown}:{line}: {rest} ({setting})" if line else f"{shown}: {rest} ({setting})"
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def print_problems(problems: Iterable[str], warnings: Iterable[str] = (),
+                   stream: TextIO | None = None) -> None:
+    """Print problems and warnings, one line each, nothing else."""
+    out = stream or sys.stderr
+    for line in problems:
+        print(f"error: {line}", file=out)
+    for line in warnings:
+        print(f"warning: {line}", file=out)
+    out.flush()
+
+
+def fail(error: BaseException, code: int = EX_CONFIG, extra: Iterable[str] = ()) -> NoReturn:
+    """Print an error's problem lines and exit with code."""
+    print_problems([*problem_lines(error), *extra], getattr(error, "warnings", ()))
+    raise SystemExit(code)
+
+
+def check(config: Mapping[str, object] | None = None) -> Settings:
+    """Load the settings, the menu and the rules and open the database; LifelineError if any fails."""
+    if config is None:
+        load_dotenv(Path.cwd() / ".env", override=False)
+    settings = load_settings(config, Path.cwd() / "instance")
+    problems: list[str] = []
+    for loader, path in ((load_menu, settings.ivr_path), (load_rules, settings.rules_path)):
+        try:
+            loader(path)
+        except LifelineError as exc:
+            problems.append(str(exc))
+    if not problems:
+        try:
+            SqlStore(settings.database_url).close()
+        except LifelineError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise _Problems("\n".join(problems))
+    return settings
+
+
+class _Problems(LifelineError):
+    """Several start-up problems reported together."""
+
+
+def check_or_exit() -> Settings:
+    """check(), printing its warnings once; on problems print them and exit (gunicorn.conf.py)."""
+    try:
+        settings = check()
+    except LifelineError as exc:
+        fail(exc)
+    print_problems([], settings.warnings)
+    return settings
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Values that must never appear in a log line."""
+    symbl_secret = settings.symbl.app_secret if settings.symbl else None
+    return [s for s in (settings.telnyx_api_key, settings.api_token, settings.secret_key,
+                        settings.metrics_token, symbl_secret) if s]
+
+
+def entry_app(extend: Extend | None = None, dev_commands: Collection[str] = ()) -> Flask:
+    """The app for app.py: built now for a server, or a command shell under the `flask` command.
+
+    Under `flask`, listing and dispatching commands never builds the services (so help works
+    with no settings); a command builds them when it runs. `flask run`, `shell` and `routes` get
+    the real app, and `run` starts the monitor in the serving process.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and isinstance(ctx.find_root().command, FlaskGroup):
+        if isinstance(ctx.command, click.Group):
+            return _command_shell(extend, dev_commands)
+        return _served_by_flask(ctx, extend)
+    try:
+        app = create_app()
+    except LifelineError as exc:
+        fail(exc, GUNICORN_BOOT_ERROR)
+    if extend is not None:
+        extend(app)
+    return app
+
+
+def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
+    try:
+        app = create_app()
+    except LifelineError as exc:
+        fail(exc)
+    if extend is not None:
+        extend(app)
+    lifeline = app.extensions["lifeline"]
+    print_problems([], lifeline.settings.warnings)
+    if ctx.command.name == "run":
+        logs.configure(lifeline.settings.log_format, secrets=secrets_of(lifeline.settings))
+        reload = ctx.params.get("reload")
+        reloading = ctx.params.get("debug") if reload is None else reload
+        serving = not reloading or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+        if serving:
+            lifeline.outputs.start()  # summaries, webhooks and email out, as gunicorn's workers do
+        if serving and lifeline.settings.monitor:
+            # The reloader's parent process only watches files; the child serves and sweeps.
+            lifeline.monitor.start()
+            log.info("monitor started: sweeping active calls every %g s", lifeline.monitor.interval_s)
+    return app
+
+
+def _command_shell(extend: Extend | None, dev_commands: Collection[str]) -> Flask:
+    """A Flask app that only lists and dispatches commands; each builds the real app when it runs."""
+    shell = Flask("lifeline", instance_path=str(Path.cwd() / "instance"))
+    register_commands(shell)
+    if extend is not None:
+        extend(shell)
+
+    def build() -> Flask:
+        app = create_app()
+        if extend is not None:
+            extend(app)
+        return app
+
+    for name, command in list(shell.cli.commands.items()):
+        shell.cli.commands[name] = guard(command, build, dev=name in dev_commands)
+    return shell
+
+
+def guard(command: click.Command, build: Callable[[], Flask], dev: bool = False) -> click.Command:
+    """A copy of command that builds the app first and turns LifelineError into problem lines."""
+    guarded = copy.copy(command)
+    if isinstance(command, click.Group):
+        guarded.commands = {n: guard(c, build, dev) for n, c in command.commands.items()}  # type: ignore[attr-defined]
+        return guarded
+    original = command.callback
+    if original is None:
+        return guarded
+
+    @functools.wraps(original)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            app = build()
+        except LifelineError as exc:
+            fail(exc, extra=[EMULATOR_HINT] if dev else [])
+        lifeline = app.extensions["lifeline"]
+        settings = lifeline.settings
+        if not dev:
+            # Development commands swap the credentials for the emulator's: placeholders are fine there.
+            print_problems([], settings.warnings)
+        logs.configure(settings.log_format, level=logging.WARNING if dev else logging.INFO,
+                       secrets=secrets_of(settings))
+        try:
+            with app.app_context():
+                return original(*args, **kwargs)
+        except LifelineError as exc:
+            fail(exc)
+        finally:
+            lifeline.close()
+
+    guarded.callback = run
+    return guarded

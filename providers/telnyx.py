@@ -1,0 +1,49 @@
+"""Telnyx behind the provider interface: a thin adapter over the existing Telnyx modules."""
+
+from __future__ import annotations
+
+from insight.frames import MediaFrame, parse_frame
+from ivr.events import CallEvent, parse_event
+from ivr.security import WebhookVerifier
+from ivr.store import Command
+from ivr.telnyx_api import SendOutcome, TelnyxCommands
+
+from .base import Provider, WebhookRequest
+
+
+class TelnyxProvider(Provider):
+    """Ed25519-signed JSON webhooks in, Call Control commands out, JSON media frames."""
+
+    name = "telnyx"
+
+    def __init__(self, verifier: WebhookVerifier, commands: TelnyxCommands) -> None:
+        self._verifier = verifier
+        self._commands = commands
+
+    def owns(self, call_control_id: str) -> bool:
+        """Telnyx is the default owner: any id another provider does not claim."""
+        return True
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Check the Ed25519 signature and timestamp."""
+        self._verifier.verify(request.headers, request.body)
+
+    def parse(self, request: WebhookRequest) -> list[CallEvent]:
+        """One Call Control event per webhook."""
+        return [parse_event(request.body)]
+
+    def send(self, command: Command) -> SendOutcome:
+        """One Call Control command, retried with its command_id."""
+        return self._commands.send(command)
+
+    def parse_media(self, raw: str | bytes) -> MediaFrame:
+        """A Telnyx media-stream frame."""
+        return parse_frame(raw)
+
+    def is_alive(self, call_control_id: str) -> bool | None:
+        """Telnyx's call status."""
+        return self._commands.is_alive(call_control_id)
+
+    def close(self) -> None:
+        """Close the Telnyx HTTP pool."""
+        self._commands.close()

@@ -1,0 +1,1 @@
+"""Twilio: signed form webhooks answered with TwiML, REST call updates, Media Streams."""

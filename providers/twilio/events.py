@@ -1,0 +1,153 @@
+"""Twilio's form-encoded callbacks as Lifeline's typed events (the ones Telnyx would have sent).
+
+Twilio answers with TwiML where Telnyx takes commands, so one Twilio request can stand for
+several Telnyx events: the voice webhook is `call.initiated` then `call.answered`; a `<Gather>`
+action is a `call.dtmf.received` per key then `call.gather.ended`. Each gets an id derived from
+the request's idempotency key, so a retried request is recognised as a duplicate event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+
+from ivr.errors import MalformedEvent
+from ivr.events import CallEvent, Transcription
+
+CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+# DialCallStatus of a Dial whose agent never took the call, as the hangup cause Telnyx would give.
+AGENT_FAILED_CAUSE = {"no-answer": "timeout", "busy": "user_busy", "failed": "call_rejected",
+                      "canceled": "originator_cancel"}
+
+
+def event_key(url: str, headers: Mapping[str, str], form: Mapping[str, str]) -> str:
+    """What identifies one request across Twilio's retries of it.
+
+    Twilio repeats I-Twilio-Idempotency-Token on a retry; without it, the URL (each of our
+    callback URLs names its step) and the sorted form stand in.
+    """
+    token = next((v for k, v in headers.items() if k.lower() == IDEMPOTENCY_HEADER.lower()), "")
+    if token:
+        return f"tw-{token[:150]}"
+    digest = hashlib.sha256(url.encode())
+    for key in sorted(form):
+        digest.update(f"\0{key}={form[key]}".encode())
+    return f"tw-{digest.hexdigest()[:40]}"
+
+
+def call_sid(form: Mapping[str, str], field: str = "CallSid") -> str:
+    """A Call SID from the form, or MalformedEvent naming the field."""
+    value = form.get(field, "")
+    if not CALL_SID.match(value):
+        raise MalformedEvent(f"{field} must be a Twilio Call SID (CA + 32 hex digits)")
+    return value
+
+
+def _event(key: str, suffix: str, kind: str, ccid: str | None, form: Mapping[str, str],
+           **fields: object) -> CallEvent:
+    return CallEvent(id=f"{key}:{suffix}", type=kind, occurred_at=form.get("Timestamp"),
+                     call_control_id=ccid, payload=dict(form), **fields)  # type: ignore[arg-type]
+
+
+def voice(key: str, form: Mapping[str, str]) -> list[CallEvent]:
+    """The number's voice webhook: a new inbound call, answered by the TwiML we return."""
+    sid = call_sid(form)
+    if form.get("Direction", "inbound") != "inbound":
+        raise MalformedEvent("the voice webhook is for inbound calls (Direction=inbound)")
+    common = {"from_": form.get("From"), "to": form.get("To"), "call_session_id": sid,
+              "call_leg_id": sid}
+    return [_event(key, "initiated", "call.initiated", sid, form, direction="incoming",
+                   state="parked", **common),
+            _event(key, "answered", "call.answered", sid, form, state="answered", **common)]
+
+
+def status(key: str, form: Mapping[str, str]) -> list[CallEvent]:
+    """The caller's call status callback: only its end matters to Lifeline."""
+    sid = call_sid(form)
+    if form.get("CallStatus") not in ENDED_STATUSES:
+        return []
+    return [_event(key, "hangup", "call.hangup", sid, form, hangup_cause="normal_clearing")]
+
+
+def gather(key: str, form: Mapping[str, str]) -> list[CallEvent]:
+    """A `<Gather>` action: each key as it would have been pressed, then the gather's end."""
+    sid = call_sid(form)
+    digits = form.get("Digits", "")
+    if len(digits) > 32 or not set(digits) <= set("0123456789*#"):
+        raise MalformedEvent("Digits must be 0-9, * or #")
+    events = [_event(key, f"dtmf:{i}", "call.dtmf.received", sid, form, digit=d)
+              for i, d in enumerate(digits)]
+    events.append(_event(key, "gather", "call.gather.ended", sid, form, digits=digits,
+                         status="valid" if digits else "timeout"))
+    return events
+
+
+def spoken(key: str, form: Mapping[str, str]) -> list[CallEvent]:
+    """The `<Redirect>` after a `<Say>`: the prompt has been said."""
+    return [_event(key, "spoken", "call.speak.ended", call_sid(form), form, status="completed")]
+
+
+def dial(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[CallEvent]:
+    """A `<Dial>` action: the agent leg failed (an agent-leg hangup), or the bridge is over."""
+    sid = call_sid(form)
+    if sid != caller:
+        raise MalformedEvent("the Dial action must come from the caller's call")
+    outcome = form.get("DialCallStatus", "")
+    agent_sid = form.get("DialCallSid") if CALL_SID.match(form.get("DialCallSid", "")) else None
+    state = {"role": "agent", "caller": caller, "attempt": attempt}
+    if outcome in AGENT_FAILED_CAUSE:
+        return [_event(key, "agent-hangup", "call.hangup", agent_sid, form, client_state=state,
+                       hangup_cause=AGENT_FAILED_CAUSE[outcome])]
+    if outcome in ("completed", "answered"):
+        # The bridge happened (its status callback may have been lost); the agent hung up.
+        return [_event(key, "bridged", "call.bridged", sid, form)]
+    raise MalformedEvent(f"DialCallStatus {outcome!r} is not one Twilio sends")
+
+
+def agent(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[CallEvent]:
+    """A `<Number>` status callback of the agent's leg: ringing, then answered (bridged)."""
+    sid = call_sid(form)
+    state = {"role": "agent", "caller": caller, "attempt": attempt}
+    call_status = form.get("CallStatus")
+    if call_status in ("initiated", "ringing", "queued"):
+        return [_event(key, "initiated", "call.initiated", sid, form, client_state=state,
+                       direction="outgoing", state="bridging")]
+    if call_status == "in-progress":
+        return [_event(key, "initiated", "call.initiated", sid, form, client_state=state,
+                       direction="outgoing", state="bridging"),
+                _event(key, "bridged", "call.bridged", sid, form, client_state=state)]
+    return []  # the end of the agent's leg arrives as the Dial action, on the caller's call
+
+
+def recording(key: str, form: Mapping[str, str]) -> list[CallEvent]:
+    """A `<Record>` status callback: where the caller's message is."""
+    sid = call_sid(form)
+    url = form.get("RecordingUrl", "")
+    if form.get("RecordingStatus", "completed") != "completed" or not url.startswith("https://"):
+        return []
+    return [CallEvent(id=f"{key}:recording", type="call.recording.saved",
+                      occurred_at=form.get("Timestamp"), call_control_id=sid,
+                      payload={**form, "recording_urls": {"mp3": f"{url}.mp3"}})]
+
+
+def transcription(form: Mapping[str, str]) -> tuple[str, Transcription, str | None] | None:
+    """A real-time transcription callback: (call, result, track), or None for other events."""
+    sid = call_sid(form)
+    if form.get("TranscriptionEvent") != "transcription-content":
+        return None
+    try:
+        data = json.loads(form.get("TranscriptionData", ""))
+    except ValueError:
+        raise MalformedEvent("TranscriptionData is not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("transcript"), str):
+        raise MalformedEvent("TranscriptionData has no transcript")
+    confidence = data.get("confidence")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, type(None))):
+        raise MalformedEvent("TranscriptionData.confidence must be a number")
+    return sid, Transcription(text=data["transcript"],
+                              confidence=float(confidence) if confidence is not None else None,
+                              is_final=form.get("Final", "true").lower() == "true"), form.get("Track")

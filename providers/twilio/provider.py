@@ -1,0 +1,95 @@
+"""Twilio behind the provider interface: signed form webhooks in, TwiML and REST out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from urllib.parse import parse_qs, urlsplit
+
+from twilio.request_validator import RequestValidator
+
+from insight.frames import MediaFrame
+from ivr.errors import MalformedEvent, SignatureError
+from ivr.events import CallEvent
+from ivr.store import Command
+from ivr.telnyx_api import SendOutcome
+
+from ..base import Provider, WebhookRequest
+from . import events
+from .frames import parse_twilio_frame
+from .rest import TwilioCommands
+from .settings import TwilioSettings
+from .twiml import TwimlRenderer
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+Parser = Callable[[str, Mapping[str, str], Mapping[str, list[str]]], list[CallEvent]]
+
+
+def _leg(query: Mapping[str, list[str]]) -> tuple[str, int]:
+    caller = (query.get("caller") or [""])[0]
+    attempt = (query.get("attempt") or [""])[0]
+    if not events.CALL_SID.match(caller) or not attempt.isdigit() or not 1 <= int(attempt) <= 50:
+        raise MalformedEvent("callback URL must carry caller=<Call SID>&attempt=<n>")
+    return caller, int(attempt)
+
+
+PARSERS: dict[str, Parser] = {
+    "voice": lambda key, form, q: events.voice(key, form),
+    "status": lambda key, form, q: events.status(key, form),
+    "gather": lambda key, form, q: events.gather(key, form),
+    "spoken": lambda key, form, q: events.spoken(key, form),
+    "dial": lambda key, form, q: events.dial(key, form, *_leg(q)),
+    "agent": lambda key, form, q: events.agent(key, form, *_leg(q)),
+    "recording": lambda key, form, q: events.recording(key, form),
+}
+
+
+class TwilioProvider(Provider):
+    """A Twilio number: its webhooks verified with the SDK's RequestValidator."""
+
+    name = "twilio"
+
+    def __init__(self, settings: TwilioSettings, commands: TwilioCommands, renderer: TwimlRenderer) -> None:
+        self.settings = settings
+        self.commands = commands
+        self.renderer = renderer
+        self._validator = RequestValidator(settings.auth_token)
+
+    def owns(self, call_control_id: str) -> bool:
+        """Twilio Call SIDs: CA followed by 32 hex digits."""
+        return bool(events.CALL_SID.match(call_control_id))
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Check X-Twilio-Signature over the public URL and the form (HMAC-SHA1, the Auth Token)."""
+        signature = next((v for k, v in request.headers.items() if k.lower() == SIGNATURE_HEADER.lower()), "")
+        if not signature:
+            raise SignatureError("missing X-Twilio-Signature header")
+        if not self._validator.validate(request.url, request.form, signature):
+            raise SignatureError("X-Twilio-Signature does not match: check TWILIO_AUTH_TOKEN, and that "
+                                 "LIFELINE_PUBLIC_URL is the URL Twilio requests (behind a proxy, "
+                                 "the public one)")
+
+    def parse(self, request: WebhookRequest) -> list[CallEvent]:
+        """The request's events; the endpoint (last path segment) says what it is."""
+        parts = urlsplit(request.url)
+        kind = parts.path.rstrip("/").rpartition("/")[2]
+        parser = PARSERS.get(kind)
+        if parser is None:
+            raise MalformedEvent(f"/webhooks/twilio/{kind} carries no call events")
+        key = events.event_key(request.url, request.headers, request.form)
+        return parser(key, request.form, parse_qs(parts.query))
+
+    def send(self, command: Command) -> SendOutcome:
+        """One command through the REST API (the outbox's resend path)."""
+        return self.commands.send(command)
+
+    def parse_media(self, raw: str | bytes) -> MediaFrame:
+        """A Media Streams message."""
+        return parse_twilio_frame(raw)
+
+    def is_alive(self, call_control_id: str) -> bool | None:
+        """Whether Twilio still has the call."""
+        return self.commands.is_alive(call_control_id)
+
+    def close(self) -> None:
+        """Close the REST session."""
+        self.commands.close()

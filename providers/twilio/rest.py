@@ -1,0 +1,116 @@
+"""Twilio's REST API through the official SDK: call updates, stream and transcription starts.
+
+Twilio's call update has no idempotency key, so a retry is only made when the request surely
+did not act (no connection, 429, 503); a timeout after sending is reported as sent rather than
+risking a second `<Dial>`. Error 21220 (the call is not in progress) is the normal race with a
+caller who hung up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from ivr.store import Command, CommandStatus
+from ivr.telnyx_api import SendOutcome
+
+from .settings import TwilioSettings
+from .twiml import TWIML_COMMANDS, TwimlRenderer
+
+log = logging.getLogger(__name__)
+CALL_NOT_IN_PROGRESS = 21220
+NOT_FOUND = 20404
+_NOT_APPLIED_STATUS = {429, 503}  # Twilio refused before acting: safe to send again
+
+
+class TwilioCommands:
+    """Sends a call's commands to Twilio; one logical command, however many HTTP attempts."""
+
+    def __init__(self, settings: TwilioSettings, renderer: TwimlRenderer, timeout_s: float,
+                 attempts: int, sleep: Callable[[float], None] = time.sleep) -> None:
+        # The SDK logs every request body at INFO; TwiML holds the caller's transfer reason.
+        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+        self._client = Client(settings.account_sid, settings.auth_token,
+                              http_client=TwilioHttpClient(timeout=timeout_s))
+        self._client.api.base_url = settings.api_base_url
+        self._renderer = renderer
+        self._attempts = attempts
+        self._sleep = sleep
+
+    def send(self, command: Command) -> SendOutcome:
+        """Send one command (the outbox's resend path)."""
+        return self.send_batch([command])
+
+    def send_batch(self, commands: Sequence[Command]) -> SendOutcome:
+        """Send the commands one unit of work queued for one call, as one request."""
+        first = commands[0]
+        sid = first.call_control_id
+        call = self._client.calls(sid)
+        twiml = [c for c in commands if c.name in TWIML_COMMANDS]
+        if twiml and [c.name for c in twiml] == ["hangup"]:
+            action: Callable[[], object] = lambda: call.update(status="completed")
+        elif twiml:
+            document = str(self._renderer.render(twiml))
+            action = lambda: call.update(twiml=document)
+        elif first.name == "streaming_start":
+            url = self._renderer.media_url(str(first.params.get("stream_url", "")))
+            action = lambda: call.streams.create(url=url, track="inbound_track",
+                                                 status_callback=self._renderer.url("stream"),
+                                                 status_callback_method="POST")
+        elif first.name == "transcription_start":
+            action = lambda: call.transcriptions.create(
+                status_callback_url=self._renderer.url("transcription"),
+                status_callback_method="POST", track="inbound_track", partial_results=False)
+        else:
+            return SendOutcome(CommandStatus.REJECTED, 0, f"{first.name} has no Twilio form")
+        return self._attempt(action, sid, "+".join(c.name for c in commands))
+
+    def _attempt(self, action: Callable[[], object], sid: str, what: str) -> SendOutcome:
+        error = ""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                action()
+                return SendOutcome(CommandStatus.SENT, attempt)
+            except TwilioRestException as exc:
+                if exc.code in (CALL_NOT_IN_PROGRESS, NOT_FOUND):
+                    log.debug("%s on %s: call no longer in progress", what, sid)
+                    return SendOutcome(CommandStatus.CALL_ENDED, attempt)
+                error = f"HTTP {exc.status} {exc.code or ''} {exc.msg}".strip()
+                if exc.status not in _NOT_APPLIED_STATUS:
+                    log.error("Twilio refused %s on %s: %s", what, sid, error)
+                    return SendOutcome(CommandStatus.REJECTED if exc.status < 500
+                                       else CommandStatus.SENT, attempt, error)
+            except requests.exceptions.ConnectionError as exc:
+                error = f"no connection to Twilio: {exc.__class__.__name__}"
+            except requests.exceptions.Timeout:
+                # Sent, but no answer: Twilio may well have acted; a second update could dial twice.
+                log.warning("%s on %s: Twilio did not answer in time; not repeated", what, sid)
+                return SendOutcome(CommandStatus.SENT, attempt, "timeout; not repeated")
+            log.warning("%s on %s failed (attempt %d/%d): %s", what, sid, attempt, self._attempts,
+                        error)
+            if attempt < self._attempts:
+                self._sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
+        return SendOutcome(CommandStatus.PENDING, self._attempts, error)
+
+    def is_alive(self, sid: str) -> bool | None:
+        """Whether Twilio still has the call in progress (or ringing); None when it could not say."""
+        try:
+            status = self._client.calls(sid).fetch().status
+        except TwilioRestException as exc:
+            return False if exc.status == 404 else None
+        except requests.exceptions.RequestException as exc:
+            log.warning("status of %s unknown: %s", sid, exc.__class__.__name__)
+            return None
+        return str(status) in ("queued", "ringing", "in-progress")
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        session = getattr(self._client.http_client, "session", None)
+        if session is not None:
+            session.close()

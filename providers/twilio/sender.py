@@ -1,0 +1,102 @@
+"""Where a Twilio call's commands go: into the TwiML of the webhook being answered, or to REST.
+
+Twilio takes TwiML in the response to its own request. While a Twilio webhook is handled, the
+commands its unit of work queues for that call are captured (a context variable set by the
+webhook, read in the same thread after commit) and become the response; the outbox rows are
+marked sent by the webhook once the document is built. Commands queued anywhere else (speech
+heard on the media socket, the monitor, another call's webhook) leave after commit as one REST
+update per call and unit of work, so a handoff `<Say>` and its `<Dial>` stay together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from ivr.outbox import CommandSender
+from ivr.serial import KeyedSerialExecutor
+from ivr.store import CallStore, Command, CommandStatus
+
+from .rest import TwilioCommands
+from .twiml import TWIML_COMMANDS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Capture:
+    """The TwiML commands of the call whose webhook is being answered."""
+
+    call_sid: str | None
+    commands: list[Command] = field(default_factory=list)
+
+
+_capture: ContextVar[Capture | None] = ContextVar("lifeline_twilio_capture", default=None)
+
+
+@contextmanager
+def capturing(call_sid: str | None) -> Iterator[Capture]:
+    """Collect the TwiML commands queued for `call_sid` while the block runs (this thread only)."""
+    capture = Capture(call_sid)
+    token = _capture.set(capture)
+    try:
+        yield capture
+    finally:
+        _capture.reset(token)
+
+
+class TwilioAwareSender:
+    """The outbox sender of a deployment with Twilio: Telnyx commands pass through unchanged."""
+
+    def __init__(self, inner: CommandSender, store: CallStore, twilio: TwilioCommands,
+                 owns: Callable[[str], bool], workers: int) -> None:
+        self._inner = inner
+        self._store = store
+        self._twilio = twilio
+        self._owns = owns
+        self._executor = KeyedSerialExecutor(workers, "lifeline-twilio")
+
+    def submit(self, commands: Sequence[Command]) -> None:
+        """Queue committed commands: captured, grouped for REST, or passed to the Telnyx sender."""
+        capture = _capture.get()
+        others: list[Command] = []
+        batches: dict[str, list[Command]] = {}
+        for command in commands:
+            sid = command.call_control_id
+            if not self._owns(sid):
+                others.append(command)
+            elif capture is not None and sid == capture.call_sid and command.name in TWIML_COMMANDS:
+                capture.commands.append(command)
+            elif command.name in TWIML_COMMANDS:
+                batches.setdefault(sid, []).append(command)
+            else:
+                self._executor.submit(sid, lambda c=command: self._send([c]))  # type: ignore[misc]
+        self._inner.submit(others)
+        for sid, batch in batches.items():
+            self._executor.submit(sid, lambda b=batch: self._send(b))  # type: ignore[misc]
+
+    def mark_sent(self, commands: Sequence[Command]) -> None:
+        """Record that commands left inside a webhook response."""
+        for command in commands:
+            self._store.mark_command(command.command_id, CommandStatus.SENT, 1, None)
+
+    def _send(self, batch: list[Command]) -> None:
+        outcome = self._twilio.send_batch(batch)
+        for command in batch:
+            self._store.mark_command(command.command_id, outcome.status, outcome.attempts, outcome.error)
+
+    def resend_due(self, older_than_s: float = 10.0) -> int:
+        """Resend pending commands (each provider's through the router)."""
+        return self._inner.resend_due(older_than_s)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every queued command has been tried."""
+        return self._executor.wait_idle(timeout) and self._inner.wait_idle(timeout)
+
+    def close(self) -> None:
+        """Finish queued commands, then stop."""
+        self._executor.shutdown(wait=True)
+        self._inner.close()

@@ -1,0 +1,60 @@
+"""Twilio settings: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_API_BASE_URL (read by ivr.config)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ivr.config import Settings
+from ivr.errors import ConfigError
+
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
+DEFAULT_API_BASE_URL = "https://api.twilio.com"
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    """What Lifeline needs to answer a Twilio number."""
+
+    account_sid: str
+    auth_token: str
+    api_base_url: str
+    public_url: str
+
+    def url(self, path: str) -> str:
+        """The public URL of one of our endpoints, as Twilio requests (and signs) it."""
+        return f"{self.public_url}{path}"
+
+    @property
+    def media_url(self) -> str:
+        """wss:// base of the media endpoint Twilio streams to."""
+        return self.public_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+
+
+def twilio_settings(settings: Settings) -> TwilioSettings | None:
+    """Twilio's settings when TWILIO_AUTH_TOKEN is set, else None (Twilio not in use)."""
+    extra = settings.twilio
+    token = extra.get("TWILIO_AUTH_TOKEN")
+    sid = extra.get("TWILIO_ACCOUNT_SID")
+    if not token and not sid:
+        return None
+    problems: list[str] = []
+    if not token:
+        problems.append("TWILIO_AUTH_TOKEN is not set: copy the Auth Token from the Twilio Console "
+                        "(Account > API keys & tokens) into .env; it verifies Twilio's webhooks")
+    if not sid or not _ACCOUNT_SID.match(sid):
+        problems.append(f"TWILIO_ACCOUNT_SID={sid!r} is not an Account SID (AC followed by 32 hex "
+                        "digits): copy it from the Twilio Console")
+    base_url = (extra.get("TWILIO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        problems.append(f"TWILIO_API_BASE_URL={base_url!r} is not an http(s) URL: leave it unset "
+                        "for Twilio, or give the emulator's URL")
+    if not settings.public_url:
+        problems.append("LIFELINE_PUBLIC_URL is not set: Twilio signs each webhook with the URL it "
+                        "requested, and Lifeline gives Twilio its callback URLs from it (your https "
+                        "ngrok or load-balancer URL)")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    assert token and sid and settings.public_url
+    return TwilioSettings(account_sid=sid, auth_token=token, api_base_url=base_url,
+                          public_url=settings.public_url)

@@ -1,0 +1,170 @@
+"""Twilio's webhooks: verify, turn into events, run the shared call flow, answer with TwiML.
+
+Every endpoint is a POST, form-encoded, signed by Twilio over the public URL. Those Twilio
+waits on for instructions (voice, gather, spoken, dial, resume, recorded, whisper) answer with
+TwiML; the informational ones (status, agent, recording, transcription, stream) answer 204.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from flask import Blueprint, Response, current_app, request
+from flask.typing import ResponseReturnValue
+
+from ivr.context import command_id_for
+from ivr.errors import error_response
+from ivr.events import CallEvent
+from ivr.store import CallStatus, Command
+
+from ..base import WebhookRequest
+from . import events
+from .sender import capturing
+
+if TYPE_CHECKING:
+    from .wiring import Twilio
+
+bp = Blueprint("twilio_webhooks", __name__)
+Handler = Callable[["Twilio", object, WebhookRequest, str], ResponseReturnValue]
+
+
+def _twiml(document: object) -> Response:
+    return Response(str(document), mimetype="text/xml")
+
+
+def _public_request(twilio: Twilio) -> WebhookRequest:
+    """The request as Twilio sent it: the signature covers the public URL, not ours behind a proxy."""
+    query = request.query_string.decode()
+    url = twilio.provider.settings.url(request.path + (f"?{query}" if query else ""))
+    return WebhookRequest(url=url, headers=dict(request.headers.items()), body=b"", form=request.form)
+
+
+@bp.post("/webhooks/twilio/<kind>")
+def twilio_webhook(kind: str) -> ResponseReturnValue:
+    """One Twilio callback; 403 unsigned or forged (nothing touched), 400 malformed."""
+    twilio: Twilio | None = current_app.extensions.get("lifeline_twilio")
+    handler = HANDLERS.get(kind)
+    if twilio is None or handler is None:
+        return error_response(404, f"no Twilio endpoint {kind!r}")
+    incoming = _public_request(twilio)
+    twilio.provider.verify(incoming)
+    return handler(twilio, current_app.extensions["lifeline"], incoming, kind)
+
+
+def _instructions(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+    """Run the request's events; the TwiML they queued for this call is the answer."""
+    sid = events.call_sid(incoming.form)
+    found = twilio.provider.parse(incoming) if kind != "resume" else []
+    with capturing(sid) as capture:
+        for event in found:
+            lifeline.calls.handle(event)  # type: ignore[attr-defined]
+        if kind == "voice" and _hung_up_already(lifeline, sid):
+            # The caller's hangup overtook the voice webhook (Twilio posts the status callback
+            # while it waits for our TwiML): it was recorded with no call to close, so close it now.
+            lifeline.calls.handle(CallEvent(  # type: ignore[attr-defined]
+                id=f"tw-{sid}:hangup-before-answer", type="call.hangup", occurred_at=None,
+                call_control_id=sid, hangup_cause="normal_clearing"))
+            found = []
+    assert twilio.sender is not None
+    twilio.sender.mark_sent(capture.commands)  # what Twilio will not run is settled all the same
+    commands = capture.commands if found else []
+    if not commands:
+        # A duplicate, a step that queued nothing, or a race with a REST update: say what the
+        # call's state calls for, which never repeats a side effect such as a <Dial>.
+        commands = ([_answer(lifeline, sid)] if kind == "voice" else []) + _state(lifeline, sid,
+                                                                                  kind == "voice")
+    return _twiml(twilio.provider.renderer.render(commands))
+
+
+def _recorded(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+    """The caller's message is recorded; nothing more to do on the call."""
+    return _twiml(twilio.provider.renderer.render([_command(events.call_sid(incoming.form), "hangup")]))
+
+
+def _whisper(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+    """What the agent hears before being connected: why the caller is coming through."""
+    caller = request.args.get("caller", "")
+    attempt = request.args.get("attempt", "")
+    reason = request.args.get("reason", "")
+    for transfer in lifeline.store.transfers(caller) if events.CALL_SID.match(caller) else []:  # type: ignore[attr-defined]
+        if str(transfer.attempt) == attempt:
+            reason = transfer.reason
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.say(f"Lifeline transfer. {reason[:200]}" if reason else "Lifeline transfer.")
+    return _twiml(response)
+
+
+def _informational(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+    """Status, agent-leg and recording callbacks: run their events; Twilio wants no TwiML."""
+    with capturing(None):
+        for event in twilio.provider.parse(incoming):
+            lifeline.calls.handle(event)  # type: ignore[attr-defined]
+    return "", 204
+
+
+def _transcription(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+    """Twilio real-time transcription: each final utterance of the caller is a message."""
+    heard = events.transcription(incoming.form)
+    if heard is not None:
+        sid, result, track = heard
+        if result.is_final and track in (None, "inbound_track") and result.text.strip():
+            # The transcription's own ids make the message id: a redelivery is stored once.
+            source_id = (f"twilio:{incoming.form.get('TranscriptionSid', '')}:"
+                         f"{incoming.form.get('SequenceId', '')}")
+            lifeline.calls.hear(sid, lifeline.engine.name, source_id,  # type: ignore[attr-defined]
+                                result.text, result.confidence)
+    return "", 204
+
+
+def _stream(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+    """A media stream's status: a failed stream is restarted once, then listening is lost."""
+    sid = events.call_sid(incoming.form)
+    if incoming.form.get("StreamEvent") == "stream-error":
+        report_stream_lost(lifeline, sid, incoming.form.get("StreamSid") or "",
+                           incoming.form.get("StreamError") or "stream-error")
+    return "", 204
+
+
+def _hung_up_already(lifeline: object, sid: str) -> bool:
+    return any(e["event_type"] == "call.hangup" and not e["id"].endswith(":hangup-before-answer")
+               for e in lifeline.store.events(sid))  # type: ignore[attr-defined]
+
+
+def report_stream_lost(lifeline: object, sid: str, stream_sid: str, why: str) -> None:
+    """Tell the call flow once per stream, whether the socket or the status callback noticed."""
+    if lifeline.store.claim(sid, f"stream-lost:{stream_sid[:60]}"):  # type: ignore[attr-defined]
+        lifeline.calls.stream_lost(sid, why[:200])  # type: ignore[attr-defined]
+
+
+def _command(sid: str, name: str, **params: object) -> Command:
+    return Command(command_id_for(sid, f"twiml:{name}"), sid, name, dict(params))
+
+
+def _answer(lifeline: object, sid: str) -> Command:
+    return _command(sid, "answer", **lifeline.engine.answer_options(sid))  # type: ignore[attr-defined]
+
+
+def _state(lifeline: object, sid: str, greet: bool = False) -> list[Command]:
+    """What holds the call in its current state without repeating anything it did."""
+    call = lifeline.store.get_call(sid)  # type: ignore[attr-defined]
+    menu = lifeline.menu  # type: ignore[attr-defined]
+    if call is None or call.status in (CallStatus.ENDED, CallStatus.TRANSFERRED):
+        # Twilio asks about a transferred call only once its <Dial> is over: the agent hung up.
+        return [_command(sid, "hangup")]
+    if call.status == CallStatus.MENU and menu.has(call.menu):
+        lead_in = menu.greeting if greet and call.menu == menu.start else None
+        return [_command(sid, "gather_using_speak", **menu.gather(call.menu, lead_in=lead_in))]
+    if call.status == CallStatus.ENDING:
+        return [_command(sid, "speak", **menu.speak(menu.goodbye)), _command(sid, "hangup")]
+    return []  # answering, transferring, voicemail: hold until Twilio or we move on
+
+
+HANDLERS: dict[str, Handler] = {
+    **{kind: _instructions for kind in ("voice", "gather", "spoken", "dial", "resume")},
+    "recorded": _recorded, "whisper": _whisper,
+    **{kind: _informational for kind in ("status", "agent", "recording")},
+    "transcription": _transcription, "stream": _stream,
+}

@@ -1,0 +1,49 @@
+"""Twilio's part of the composition root: built only when TWILIO_AUTH_TOKEN is set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+
+from ivr.config import Settings
+from ivr.outbox import CommandSender
+from ivr.store import CallStore
+
+from .provider import TwilioProvider
+from .rest import TwilioCommands
+from .sender import TwilioAwareSender
+from .settings import twilio_settings
+from .twiml import TwimlRenderer
+
+
+@dataclass
+class Twilio:
+    """The Twilio provider and the sender that turns commands into TwiML or REST updates."""
+
+    provider: TwilioProvider
+    sender: TwilioAwareSender | None = None
+
+    def wrap(self, inner: CommandSender, store: CallStore, workers: int) -> TwilioAwareSender:
+        """The sender the unit of work uses: Twilio's commands taken out, the rest passed on."""
+        self.sender = TwilioAwareSender(inner, store, self.provider.commands, self.provider.owns,
+                                        workers)
+        return self.sender
+
+    def register(self, app: Flask) -> None:
+        """Add the Twilio webhooks and media endpoint."""
+        from . import media, webhooks
+
+        app.extensions["lifeline_twilio"] = self
+        app.register_blueprint(webhooks.bp)
+        app.register_blueprint(media.bp)
+
+
+def build_twilio(settings: Settings) -> Twilio | None:
+    """Twilio's provider from the settings, or None when Twilio is not configured."""
+    config = twilio_settings(settings)
+    if config is None:
+        return None
+    renderer = TwimlRenderer(config)
+    commands = TwilioCommands(config, renderer, settings.command_timeout_s, settings.command_attempts)
+    return Twilio(TwilioProvider(config, commands, renderer))

@@ -1,0 +1,109 @@
+"""`flask dev` (`make dev`): the app and the emulator kept up on fixed loopback ports, with callers.
+
+Callers from examples/calls arrive one every few seconds, round and round, so the dashboard
+and the API always have something to show; the database (instance/dev.db) and the API token
+(instance/dev-token) persist between runs. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+from flask import current_app
+
+from ivr.config import PROJECT_ROOT
+
+from .caller import play
+from .runner import Simulation, caller_number
+from .scenario import Scenario, load_scenario
+
+
+@click.command("dev")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="The app's loopback port.")
+@click.option("--emulator-port", type=click.IntRange(1, 65535), default=8001, show_default=True,
+              help="The Telnyx emulator's loopback port.")
+@click.option("--every", type=click.FloatRange(0.2, 600.0), default=8.0, show_default=True,
+              help="Seconds between new callers.")
+@click.option("--concurrency", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Callers on the line at most at once.")
+@click.option("--speed", type=click.FloatRange(0.1, 100.0), default=1.0, show_default=True,
+              help="Time compression of the callers' speech and pauses.")
+@click.option("--engine", type=click.Choice(["telnyx", "local"]), default="telnyx", show_default=True)
+def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: float, engine: str) -> None:
+    """Keep the app and the emulator up on loopback, with example callers, until Ctrl-C."""
+    settings = current_app.extensions["lifeline"].settings
+    instance = Path.cwd() / "instance"
+    instance.mkdir(exist_ok=True)
+    token = _token(instance / "dev-token")
+    scenarios = [load_scenario(p) for p in sorted((PROJECT_ROOT / "examples" / "calls").glob("*.yaml"))]
+    config = {"LIFELINE_AGENTS": ",".join(settings.agents), "LIFELINE_IVR": str(settings.ivr_path),
+              "LIFELINE_RULES": str(settings.rules_path), "LIFELINE_API_TOKEN": token}
+    stop = threading.Event()
+    # Explicit handlers: a shell starts background jobs with SIGINT ignored.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with Simulation(config, engine=engine, speed=speed, database_url=f"sqlite:///{instance / 'dev.db'}",
+                        app_port=port, emulator_port=emulator_port) as sim:
+            assert sim.app is not None
+            sim.app.extensions["lifeline"].monitor.start()
+            click.echo(f"Lifeline dev: http://127.0.0.1:{port}/dashboard?token={token}  (API token "
+                       f"{token}; emulator http://127.0.0.1:{emulator_port}; Ctrl-C to stop)")
+            try:
+                _loop(sim, scenarios, every, concurrency, stop)
+            except KeyboardInterrupt:
+                stop.set()
+                # Callers still on the line are cut off on purpose: their failures are not news,
+                # including those the emulator's delivery threads log after this command returns.
+                logging.disable(logging.CRITICAL)
+        click.echo("stopped")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _loop(sim: Simulation, scenarios: list[Scenario], every: float, concurrency: int,
+          stop: threading.Event) -> None:
+    """Start a caller every `every` seconds, at most `concurrency` on the line, until interrupted."""
+    on_line = threading.BoundedSemaphore(concurrency)
+    count = 0
+    while True:
+        if on_line.acquire(timeout=every):
+            scenario = scenarios[count % len(scenarios)]
+            threading.Thread(target=_call, args=(sim, scenario, count, on_line, stop),
+                             name=f"dev-caller-{count}", daemon=True).start()
+            count += 1
+            time.sleep(every)
+
+
+def _call(sim: Simulation, scenario: Scenario, index: int, on_line: threading.BoundedSemaphore,
+          stop: threading.Event) -> None:
+    try:
+        play(sim.emulator, scenario, caller_number(index))
+    except Exception:  # noqa: BLE001 - a caller cut off by Ctrl-C, or by the app under test
+        if not stop.is_set():
+            raise
+    finally:
+        on_line.release()
+
+
+def _token(path: Path) -> str:
+    """The dev API token, made once and kept (readable by its owner only)."""
+    if path.is_file():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(24)
+    path.write_text(token + "\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,74 @@
+"""The emulator's side of a Twilio Media Stream: Twilio's messages, paced in real time."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+from simple_websocket import Client, ConnectionClosed
+
+from ..streamer import SILENCE, MediaStreamer
+
+log = logging.getLogger(__name__)
+
+
+class TwilioStreamer(MediaStreamer):
+    """Connects like Twilio does and sends `connected`, `start`, 20 ms `media` messages, `stop`."""
+
+    def __init__(self, url: str, call_sid: str, account_sid: str, speed: float,
+                 on_failed: Callable[[str], None], parameters: dict[str, str] | None = None) -> None:
+        super().__init__(url, call_sid, speed, on_failed)
+        self.stream_id = "MZ" + uuid.uuid4().hex  # every stream, a restart too, has its own SID
+        self._account_sid = account_sid
+        self._parameters = parameters or {}
+
+    def _run(self) -> None:
+        try:
+            ws = Client.connect(self.url)
+        except Exception as exc:  # refused upgrade or closed port: Twilio reports stream-error
+            log.info("media stream to %s failed: %s", self.url.rsplit("/", 1)[0], exc)
+            self._on_failed("connection_failed")
+            return
+        call_sid = self._call_control_id
+        try:
+            ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+            self._send(ws, {"event": "start", "streamSid": self.stream_id, "start": {
+                "accountSid": self._account_sid, "streamSid": self.stream_id, "callSid": call_sid,
+                "tracks": ["inbound"], "customParameters": self._parameters,
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+            due = time.monotonic()
+            for chunk in itertools.count(1):
+                if self._stop.is_set():
+                    break
+                frame, done = self._queue.popleft() if self._queue else (SILENCE, None)
+                self._send(ws, {"event": "media", "streamSid": self.stream_id, "media": {
+                    "track": "inbound", "chunk": str(chunk), "timestamp": str(chunk * 20),
+                    "payload": base64.b64encode(frame).decode()}})
+                self.sent_frames += 1
+                if done is not None:
+                    done.set()
+                due += self._interval
+                time.sleep(max(0.0, due - time.monotonic()))
+            if not self._drop.is_set():
+                self._send(ws, {"event": "stop", "streamSid": self.stream_id,
+                                "stop": {"accountSid": self._account_sid, "callSid": call_sid}})
+        except ConnectionClosed:
+            if not self._stop.is_set():
+                self._on_failed("connection_lost")
+        finally:
+            for _, done in self._queue:
+                if done is not None:
+                    done.set()
+            try:
+                ws.close()
+            except Exception:  # already closed by the other side
+                pass
+
+    def _send(self, ws: Client, frame: dict[str, object]) -> None:
+        frame.setdefault("sequenceNumber", str(next(self._sequence)))
+        ws.send(json.dumps(frame))

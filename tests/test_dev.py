@@ -1,0 +1,45 @@
+"""`flask dev` (under `make dev`): up on fixed ports with callers, one line to open, Ctrl-C stops it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from .conftest import ROOT, wait_until
+from .test_observability import free_port
+
+
+def test_dev_serves_looping_callers_then_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    port, emulator_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "LIFELINE_", "FLASK_"))}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "flask"), "--env-file", str(ROOT / "examples/emulator.env"),
+         "--app", str(ROOT / "app.py"), "dev", "--port", str(port), "--emulator-port", str(emulator_port),
+         "--every", "0.5", "--speed", "10"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stdout.readline()  # type: ignore[union-attr]
+        token = (tmp_path / "instance" / "dev-token").read_text().strip()
+        assert first.startswith(f"Lifeline dev: http://127.0.0.1:{port}/dashboard?token={token} ")
+        auth = {"Authorization": f"Bearer {token}"}
+
+        def calls() -> int:
+            reply = httpx.get(f"http://127.0.0.1:{port}/api/calls", headers=auth, timeout=5)
+            return len(reply.json()["calls"]) if reply.status_code == 200 else 0
+
+        assert wait_until(lambda: calls() >= 3, timeout=60), "callers never arrived"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert out.strip() == "stopped" and "Traceback" not in err
+    assert (tmp_path / "instance" / "dev.db").is_file()
+    assert token in first and token not in out + err  # printed once, in the one line

@@ -1,0 +1,52 @@
+"""Errors a retry can fix (the store is down) are 503s; bugs are 500s with a log line."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine
+
+from ivr.store import TransferRecord, TransferStatus
+
+from .conftest import WebhookFactory
+from .test_webhooks import INITIATED, post
+
+
+def test_a_store_that_is_down_answers_503_so_telnyx_redelivers(
+        app: Flask, signed: WebhookFactory, caplog: pytest.LogCaptureFixture) -> None:
+    store = app.extensions["lifeline"].store
+    # Nothing listens on port 9: the driver's own "connection refused", as when the server is down.
+    store.engine = create_engine("postgresql+psycopg://lifeline@127.0.0.1:9/gone",
+                                 connect_args={"connect_timeout": 2})
+    with caplog.at_level(logging.ERROR):
+        response = post(app, *signed("call.initiated", INITIATED))
+    assert response.status_code == 503
+    assert response.get_json()["error"]["message"].startswith("call store unavailable")
+    assert "store unavailable" in caplog.text
+
+
+def test_a_constraint_the_code_breaks_is_a_500_with_a_log_line_not_a_503(
+        app: Flask, signed: WebhookFactory, caplog: pytest.LogCaptureFixture) -> None:
+    for event in ("call.initiated", "call.answered"):
+        assert post(app, *signed(event, INITIATED)).status_code == 200
+    store = app.extensions["lifeline"].store
+    with store.unit() as tx:  # attempt 1 exists already, so the transfer's insert breaks the key
+        tx.add_transfer(TransferRecord("v3:test-1", 1, "+15550001111", "c", "r", "x",
+                                       TransferStatus.FAILED, time.time(), time.time()))
+    with caplog.at_level(logging.ERROR):
+        response = post(app, *signed("call.dtmf.received", {**INITIATED, "digit": "0"}))
+    assert response.status_code == 500  # a redelivery would meet the same bug
+    assert "unexpected error" in caplog.text and "IntegrityError" in caplog.text
+
+
+def test_a_row_no_version_writes_is_a_500_too(
+        app: Flask, signed: WebhookFactory, caplog: pytest.LogCaptureFixture) -> None:
+    assert post(app, *signed("call.initiated", INITIATED)).status_code == 200
+    with app.extensions["lifeline"].store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE calls SET status = 'bogus'")
+    with caplog.at_level(logging.ERROR):
+        assert post(app, *signed("call.answered", INITIATED)).status_code == 500
+    assert "ValueError" in caplog.text

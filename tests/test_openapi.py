@@ -1,0 +1,57 @@
+"""The OpenAPI description covers every route the app serves, and the API's times are ISO-8601."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+
+from ivr.timefmt import iso, iso_times
+from simulator.runner import Simulation
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def _routes(app: Flask) -> set[tuple[str, str]]:
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        routes |= {(path, method.lower()) for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
+    return routes
+
+
+def test_every_route_is_described_and_nothing_else(app: Flask) -> None:
+    document = app.test_client().get("/api/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    described = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert _routes(app) == described
+
+
+def test_every_reference_in_the_document_resolves(app: Flask) -> None:
+    document = app.test_client().get("/api/openapi.json").get_json()
+    text = str(document)
+    for ref in set(re.findall(r"'\$ref': '#/([^']+)'", text)):
+        node = document
+        for part in ref.split("/"):
+            assert part in node, f"#/{ref} does not resolve"
+            node = node[part]
+
+
+def test_times_are_iso_8601_in_utc() -> None:
+    assert iso(0) == "1970-01-01T00:00:00.000Z"
+    assert iso_times({"created_at": 1.5, "attempt": 2, "nested": [{"ended_at": None, "decided_at": 60}]}) == \
+        {"created_at": "1970-01-01T00:00:01.500Z", "attempt": 2,
+         "nested": [{"ended_at": None, "decided_at": "1970-01-01T00:01:00.000Z"}]}
+
+
+def test_the_calls_api_answers_with_iso_times(live: Simulation) -> None:
+    leg = live.emulator.incoming_call()
+    assert live.emulator.wait_for_gather(leg, 5)
+    client = live.app.test_client()  # type: ignore[union-attr]
+    auth = {"Authorization": "Bearer test-token"}
+    [call] = client.get("/api/calls", headers=auth).get_json()["calls"]
+    assert ISO.match(call["created_at"]) and ISO.match(call["answered_at"])
+    detail = client.get(f"/api/calls/{leg.call_control_id}", headers=auth).get_json()
+    assert all(ISO.match(e["received_at"]) for e in detail["events"])

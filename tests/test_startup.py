@@ -1,0 +1,236 @@
+"""Start-up problems from every entry point: only the problem lines, each once, and a non-zero exit.
+
+The entry points run as real processes (gunicorn, `flask ...`) in an empty directory with a
+clean environment, all started side by side, since each pays Python's and the app's import time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+from flask import Flask
+
+from ivr.config import PLACEHOLDERS, load_settings
+from ivr.errors import ConfigError
+from lifeline.startup import EX_CONFIG, _command_shell, problem_lines
+from simulator.cli import DEV_COMMANDS
+from simulator.cli import register as register_simulator
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+GOOD = {"TELNYX_API_KEY": "KEY_test_0123456789abcdef",
+        "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+        "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx", "LIFELINE_MONITOR": "off"}
+BAD_MENU = 'start: main\ngreeting: Hello\nmenus:\n  main:\n    prompt: Choose\n    options:\n' \
+           '      "1": {menu: nowhere}\n'
+BAD_RULES = ("rules:\n  - name: calm\n    type: phrase\n    phrases: [help]\n"
+             "  - name: upset\n    type: frown\n")
+
+
+@dataclass
+class Run:
+    """One finished entry-point process."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        """Every non-empty line it printed."""
+        return [line for line in (self.out + self.err).splitlines() if line.strip()]
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELNYX_", "LIFELINE_", "SYMBL_", "FLASK_", "PROMETHEUS_"))
+           and k != "DATABASE_URL"}
+    return {**env, **extra}
+
+
+CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
+    # name: (argv after the venv's bin/, environment, files to write in the working directory)
+    "help": (["flask", "--app", str(ROOT / "app.py"), "--help"], {}, {}),
+    "simulate_help": (["flask", "--app", str(ROOT / "app.py"), "simulate", "--help"], {}, {}),
+    "simulate_no_env": (["flask", "--app", str(ROOT / "app.py"), "simulate",
+                         str(ROOT / "examples/calls/01-calm-balance.yaml")], {}, {}),
+    "monitor_mysql": (["flask", "--app", str(ROOT / "app.py"), "monitor", "--once"],
+                      {**GOOD, "DATABASE_URL": "mysql://bob:hunter2secret@db.example.com/calls"}, {}),
+    "monitor_pg_down": (["flask", "--app", str(ROOT / "app.py"), "monitor", "--once"],
+                        {**GOOD, "DATABASE_URL": "postgresql://bob:hunter2secret@127.0.0.1:1/calls"}, {}),
+    "run_bad_menu": (["flask", "--app", str(ROOT / "app.py"), "run", "--port", "1"],
+                     {**GOOD, "LIFELINE_IVR": "menu.yaml"}, {"menu.yaml": BAD_MENU}),
+    "gunicorn_placeholders": (["gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT),
+                               "--bind", "127.0.0.1:0", "app:app"], {}, {".env": "@example"}),
+    "gunicorn_bad_rules": (["gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT),
+                            "--bind", "127.0.0.1:0", "app:app"],
+                           {**GOOD, "LIFELINE_RULES": "rules.yaml"}, {"rules.yaml": BAD_RULES}),
+    "gunicorn_without_conf": (["gunicorn", "--config", "none.conf.py", "--chdir", str(ROOT),
+                               "--bind", "127.0.0.1:0", "app:app"],
+                              {**GOOD, "LIFELINE_AGENTS": "12345"}, {"none.conf.py": "\n"}),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
+    """Run every case at once, each in an empty directory of its own."""
+    started = {}
+    for name, (argv, env, files) in CASES.items():
+        cwd = tmp_path_factory.mktemp(name)
+        for filename, text in files.items():
+            if text == "@example":
+                shutil.copy(ROOT / ".env.example", cwd / filename)
+            else:
+                (cwd / filename).write_text(text)
+        started[name] = subprocess.Popen([str(BIN / argv[0]), *argv[1:]], cwd=cwd, env=_env(env),
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = {}
+    for name, process in started.items():
+        try:
+            out, err = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+        results[name] = Run(process.returncode, out, err)
+    yield results
+
+
+def _clean(run: Run) -> None:
+    """Only problem lines: no traceback, no line twice."""
+    assert "Traceback" not in run.out + run.err, run.err
+    assert len(run.lines) == len(set(run.lines)), run.lines
+
+
+def test_flask_help_lists_every_command_without_any_settings(runs: dict[str, Run]) -> None:
+    run = runs["help"]
+    assert run.code == 0, run.err
+    for command in ("simulate", "bench", "listen-bench", "monitor", "run"):
+        assert f"  {command} " in run.out
+    assert run.err == ""
+
+
+def test_a_command_help_works_without_any_settings(runs: dict[str, Run]) -> None:
+    run = runs["simulate_help"]
+    assert run.code == 0, run.err
+    assert "Usage: flask simulate [OPTIONS] SCENARIOS..." in run.out
+    assert run.err == ""
+
+
+def test_simulate_without_settings_says_to_use_the_emulator_env_file(runs: dict[str, Run]) -> None:
+    run = runs["simulate_no_env"]
+    assert run.code == EX_CONFIG
+    _clean(run)
+    assert all(line.startswith(("error: ", "warning: ")) for line in run.lines), run.lines
+    assert any("--env-file examples/emulator.env" in line for line in run.lines)
+    assert any(line.startswith("error: TELNYX_API_KEY is not set") for line in run.lines)
+
+
+def test_an_unsupported_database_scheme_is_named_without_its_password(runs: dict[str, Run]) -> None:
+    run = runs["monitor_mysql"]
+    assert run.code == EX_CONFIG
+    _clean(run)
+    assert run.lines == ["error: DATABASE_URL uses mysql:// (db.example.com), which Lifeline does not "
+                         "support: the supported schemes are sqlite, postgresql, postgres, "
+                         "postgresql+psycopg (e.g. sqlite:///instance/lifeline.db or "
+                         "postgresql://user@host/dbname)"]
+    assert "hunter2secret" not in run.out + run.err
+
+
+def test_an_unreachable_database_is_one_line_naming_database_url(runs: dict[str, Run]) -> None:
+    run = runs["monitor_pg_down"]
+    assert run.code == EX_CONFIG
+    _clean(run)
+    assert len(run.lines) == 1 and "check DATABASE_URL" in run.lines[0], run.lines
+    assert "hunter2secret" not in run.out + run.err
+
+
+def test_flask_run_with_a_broken_menu_names_the_file_and_line(runs: dict[str, Run]) -> None:
+    run = runs["run_bad_menu"]
+    assert run.code == EX_CONFIG
+    _clean(run)
+    assert run.lines == ["error: menu.yaml:7: menus.main.options.1 leads to unknown menu 'nowhere'; "
+                         "menus are ['main'] (LIFELINE_IVR)"]
+
+
+def test_gunicorn_with_the_example_env_prints_each_problem_once_and_stops(runs: dict[str, Run]) -> None:
+    run = runs["gunicorn_placeholders"]
+    assert run.code == EX_CONFIG
+    _clean(run)
+    assert [line for line in run.lines if line.startswith("error: ")] == [
+        "error: TELNYX_PUBLIC_KEY is not set: copy the base64 public key from the Telnyx portal "
+        "(Keys & Credentials > Public Key) into .env"]
+    warnings = [line for line in run.lines if line.startswith("warning: ")]
+    assert any(w.startswith("warning: TELNYX_API_KEY=KEY0… is the example's placeholder") for w in warnings)
+    assert any(w.startswith("warning: LIFELINE_PUBLIC_URL=https://example.ngrok.app") for w in warnings)
+    assert len(run.lines) == 1 + len(warnings)  # nothing from gunicorn: no worker was started
+
+
+def test_gunicorn_with_a_broken_rules_file_names_the_file_and_line(runs: dict[str, Run]) -> None:
+    run = runs["gunicorn_bad_rules"]
+    assert run.code == EX_CONFIG
+    _clean(run)
+    assert run.lines == ["error: rules.yaml:6: rules[1] (upset).type 'frown' is unknown; choose one of "
+                         "phrase, dtmf, rolling_mean, consecutive_negative, sharp_drop, positive_intent, "
+                         "time_in_ivr (LIFELINE_RULES)"]
+
+
+def test_gunicorn_without_lifelines_config_still_stops_with_the_problem(runs: dict[str, Run]) -> None:
+    # The worker finds the problem; exit code 3 makes the master stop instead of respawning it.
+    run = runs["gunicorn_without_conf"]
+    assert run.code != 0
+    assert "Traceback" not in run.out + run.err
+    problem = "error: LIFELINE_AGENTS has '12345': each agent must be an E.164 number (+15550001111) " \
+              "or a SIP URI (sip:agent@example.com)"
+    assert problem in run.lines
+    assert "Worker failed to boot." in run.err
+
+
+def test_a_yaml_syntax_error_is_one_line_with_line_and_column(tmp_path: Path) -> None:
+    menu = tmp_path / "ivr.yaml"
+    menu.write_text("start: main\nmenus:\n  main: [\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings_and_menu(menu)
+    lines = problem_lines(caught.value)
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{menu}:4:1: not valid YAML: ") and lines[0].endswith("(LIFELINE_IVR)")
+
+
+def load_settings_and_menu(menu: Path) -> None:
+    """Load a menu file as start-up does."""
+    from ivr.menu import load_menu
+
+    load_menu(menu)
+
+
+def test_doubled_commas_and_repeated_agents_are_warned_about_and_skipped(tmp_path: Path) -> None:
+    settings = load_settings({**GOOD, "LIFELINE_AGENTS": "+15550001111,,+15550002222,+15550001111"},
+                             tmp_path)
+    assert settings.agents == ("+15550001111", "+15550002222", "+15550001111")
+    assert any("empty entry" in w for w in settings.warnings)
+    assert any("+15550001111 more than once" in w for w in settings.warnings)
+
+
+def test_every_credential_in_the_examples_is_recognised_as_a_placeholder(tmp_path: Path) -> None:
+    for example in (ROOT / ".env.example", ROOT / "examples" / "emulator.env"):
+        values = {k: v for k, v in dotenv_values(example).items() if v and k in PLACEHOLDERS}
+        assert "TELNYX_API_KEY" in values
+        settings = load_settings({**GOOD, **values}, tmp_path)
+        flagged = {w.split("=")[0] for w in settings.warnings}
+        assert flagged == set(values), (example, settings.warnings)
+    assert load_settings(GOOD, tmp_path).warnings == ()
+
+
+def test_the_command_shell_lists_exactly_the_real_apps_commands(app: Flask) -> None:
+    # `flask --help` shows the shell's commands; a command registered only in create_app
+    # would be missing there (register it in lifeline.factory.register_commands).
+    shell = _command_shell(register_simulator, DEV_COMMANDS)
+    assert set(shell.cli.commands) == set(app.cli.commands)
+    assert "lifeline" not in shell.extensions  # listing commands builds no service

@@ -1,0 +1,259 @@
+"""The call state machine and the handlers, run without I/O: in-memory store, no HTTP, no threads."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from calls.machine import InvalidTransition, Machine, Transition, Trigger, Turn
+from calls.service import CallService
+from calls.services import Services
+from calls.transitions import ACTIVE, MACHINE, TRANSITIONS
+from calls.unit import UnitOfWork
+from insight.base import ListeningEngine
+from insight.sentiment import SentimentScorer
+from ivr.errors import StoreError
+from ivr.events import CallEvent
+from ivr.menu import AFTER_AGENTS, load_menu
+from ivr.store import CallStatus, Command, TransferStatus
+from ivr.store.memory import MemoryStore, MemoryStoreTx
+from transfer.executor import TransferExecutor
+from transfer.rules import load_rules
+
+from .conftest import ROOT
+
+CALLER = "v3:caller-1"
+AGENTS = ("+15550001111", "+15550002222")
+
+
+class FakeEngine(ListeningEngine):
+    """Records what the state machine asked of it, and when."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def answer_options(self, call_control_id: str) -> dict[str, Any]:
+        return {"transcription": True}
+
+    def call_answered(self, call_control_id: str) -> None:
+        self.calls.append(("answered", call_control_id))
+
+    def stop(self, call_control_id: str) -> None:
+        self.calls.append(("stop", call_control_id))
+
+
+class Sent:
+    """Stands in for the outbox sender: keeps what was submitted after commit."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+
+    def submit(self, commands: Sequence[Command]) -> None:
+        self.commands.extend(commands)
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.commands]
+
+
+class Flow:
+    """A call service wired to memory: feed events, read the store and the commands sent."""
+
+    def __init__(self, store: MemoryStore | None = None) -> None:
+        self.store = store or MemoryStore()
+        self.sent = Sent()
+        self.engine = FakeEngine()
+        rules = load_rules(ROOT / "examples" / "rules.yaml")
+        self.services = Services(engine=self.engine, scorer=SentimentScorer(), rules=rules,
+                                 transfers=TransferExecutor(AGENTS, 30, rules.handoff))
+        self.units = UnitOfWork(self.store, load_menu(ROOT / "examples" / "ivr.yaml"), self.sent)
+        self.calls = CallService(self.store, self.units, self.services, MACHINE)
+
+    def event(self, event_type: str, ccid: str = CALLER, **fields: Any) -> str:
+        payload = fields.pop("payload", {})
+        return self.calls.handle(CallEvent(id=str(uuid.uuid4()), type=event_type, occurred_at=None,
+                                           call_control_id=ccid, payload=payload, **fields))
+
+    def answered_call(self) -> None:
+        self.event("call.initiated", direction="incoming", state="parked", from_="+15551230001",
+                   to="+15550100000")
+        self.event("call.answered")
+
+    def status(self) -> str:
+        call = self.store.get_call(CALLER)
+        assert call is not None
+        return call.status
+
+    def agent_leg(self, attempt: int) -> dict[str, Any]:
+        """The fields of an event on the agent leg of a transfer attempt (its client_state)."""
+        return {"client_state": {"role": "agent", "caller": CALLER, "attempt": attempt}}
+
+
+@pytest.fixture
+def flow() -> Flow:
+    return Flow()
+
+
+def test_every_transition_leads_only_to_real_statuses_and_ended_is_final() -> None:
+    for (status, trigger), transition in TRANSITIONS.items():
+        assert isinstance(status, CallStatus) and isinstance(trigger, Trigger)
+        assert transition.to <= set(CallStatus)
+    from_ended = {trigger for (status, trigger) in TRANSITIONS if status == CallStatus.ENDED}
+    assert from_ended == {Trigger.RECORDING}
+    assert all((s, Trigger.HANGUP) in TRANSITIONS for s in ACTIVE)
+
+
+def test_a_new_call_is_answered_then_greeted_and_the_engine_hears_of_it_after_commit(flow: Flow) -> None:
+    flow.event("call.initiated", direction="incoming", state="parked")
+    assert flow.status() == CallStatus.ANSWERING and flow.sent.names() == ["answer"]
+    assert flow.engine.calls == []
+    flow.event("call.answered")
+    assert flow.status() == CallStatus.MENU
+    assert flow.sent.names() == ["answer", "gather_using_speak"]
+    assert flow.engine.calls == [("answered", CALLER)]
+
+
+def test_key_0_transfers_once_by_its_one_route(flow: Flow) -> None:
+    flow.answered_call()
+    flow.event("call.dtmf.received", digit="0")
+    assert flow.status() == CallStatus.TRANSFERRING
+    assert flow.sent.names().count("transfer") == 1
+    before = len(flow.sent.commands)
+    flow.event("call.gather.ended", status="valid", digits="0")
+    assert len(flow.sent.commands) == before  # the menu does not act on 0 a second time
+    [decision] = flow.store.decisions(CALLER)
+    assert decision["rule"] == "dtmf_0"
+
+
+def test_an_impossible_transition_is_a_logged_no_op(flow: Flow, caplog: pytest.LogCaptureFixture) -> None:
+    flow.answered_call()
+    flow.event("call.dtmf.received", digit="0")
+    sent = len(flow.sent.commands)
+    with caplog.at_level(logging.INFO, logger="calls.machine"):
+        flow.event("call.gather.ended", status="valid", digits="1")
+    assert flow.status() == CallStatus.TRANSFERRING and len(flow.sent.commands) == sent
+    assert "key ignored in status transferring (no such transition)" in caplog.text
+
+
+def test_an_action_moving_outside_its_row_raises_and_rolls_back(flow: Flow) -> None:
+    def wrong(turn: Turn) -> None:
+        turn.move(CallStatus.ENDED)
+
+    flow.answered_call()
+    bad = Machine({(CallStatus.MENU, Trigger.KEY): Transition(wrong, frozenset({CallStatus.ENDING}))})
+    flow.calls = CallService(flow.store, flow.units, flow.services, bad)
+    sent = len(flow.sent.commands)
+    with pytest.raises(InvalidTransition, match="not ended"):
+        flow.event("call.gather.ended", status="valid", digits="1")
+    assert flow.status() == CallStatus.MENU and len(flow.sent.commands) == sent
+
+
+def test_a_rolled_back_unit_sends_nothing_and_runs_no_effect(flow: Flow) -> None:
+    flow.event("call.initiated", direction="incoming", state="parked")
+
+    def crash(ctx: Any) -> None:
+        ctx.send("speak", CALLER, "never", payload="x", voice="v")
+        ctx.after_commit(lambda: flow.engine.calls.append(("effect", CALLER)))
+        raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError):
+        flow.units.run(CallEvent(id="e", type="x", occurred_at=None, call_control_id=CALLER), crash)
+    assert flow.sent.names() == ["answer"] and flow.engine.calls == []
+
+
+def test_no_agent_answering_offers_the_after_agents_menu_then_voicemail(flow: Flow) -> None:
+    flow.answered_call()
+    flow.event("call.dtmf.received", digit="0")
+    for attempt in (1, 2):
+        flow.event("call.hangup", ccid=f"v3:agent-{attempt}", hangup_cause="timeout",
+                   **flow.agent_leg(attempt))
+    call = flow.store.get_call(CALLER)
+    assert call is not None and (call.status, call.menu) == (CallStatus.MENU, AFTER_AGENTS)
+    assert [t.status for t in flow.store.transfers(CALLER)] == [TransferStatus.FAILED] * 2
+    assert flow.sent.commands[-1].params["valid_digits"] == "12"
+    flow.event("call.gather.ended", status="valid", digits="2")
+    assert flow.status() == CallStatus.VOICEMAIL
+    assert flow.sent.names()[-1] == "speak"  # the prompt first: recording waits for it to end
+    flow.event("call.speak.ended", status="completed")
+    assert flow.sent.names()[-2:] == ["speak", "record_start"]
+    flow.event("call.speak.ended", status="completed")  # a later prompt end starts nothing more
+    assert flow.sent.names().count("record_start") == 1
+
+
+def test_caller_hanging_up_while_an_agent_rings_cancels_and_stops_after_commit(flow: Flow) -> None:
+    flow.answered_call()
+    flow.event("call.dtmf.received", digit="0")
+    flow.event("call.initiated", ccid="v3:agent-1", direction="outgoing", state="bridging",
+               **flow.agent_leg(1))
+    flow.event("call.hangup", hangup_cause="normal_clearing")
+    call = flow.store.get_call(CALLER)
+    assert call is not None and (call.status, call.outcome) == (CallStatus.ENDED, "abandoned")
+    [transfer] = flow.store.transfers(CALLER)
+    assert transfer.status == TransferStatus.CANCELLED
+    assert flow.sent.commands[-1].name == "hangup" and flow.sent.commands[-1].call_control_id == "v3:agent-1"
+    assert flow.engine.calls[-1] == ("stop", CALLER)
+
+
+def test_bridging_marks_the_call_transferred(flow: Flow) -> None:
+    flow.answered_call()
+    flow.event("call.dtmf.received", digit="0")
+    flow.event("call.bridged", ccid="v3:agent-1", **flow.agent_leg(1))
+    call = flow.store.get_call(CALLER)
+    assert call is not None and (call.status, call.outcome) == (CallStatus.TRANSFERRED, "transferred")
+    assert flow.store.transfers(CALLER)[0].status == TransferStatus.CONNECTED
+
+
+def test_a_heard_request_for_a_person_escalates_and_silence_reprompts_then_says_goodbye(flow: Flow) -> None:
+    flow.answered_call()
+    flow.calls.hear(CALLER, "fake", "m1", "I want to speak to a real person", 0.9)
+    assert flow.status() == CallStatus.TRANSFERRING
+    other = Flow()
+    other.answered_call()
+    for _ in range(2):
+        other.event("call.gather.ended", status="timeout")
+    assert other.status() == CallStatus.MENU
+    other.event("call.gather.ended", status="timeout")
+    assert other.status() == CallStatus.ENDING
+    other.event("call.speak.ended")
+    assert other.sent.names()[-1] == "hangup"
+
+
+class FailingOutbox(MemoryStore):
+    """A store whose outbox write fails once, after the handler has run (the unit rolls back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = False
+
+    @contextmanager
+    def unit(self) -> Iterator[MemoryStoreTx]:
+        with super().unit() as tx:
+            if self.fail_next:
+                self.fail_next = False
+
+                def broken(commands: Sequence[Command]) -> None:
+                    raise StoreError("database unavailable: connection lost")
+
+                tx.enqueue = broken  # type: ignore[method-assign]
+            yield tx
+
+
+def test_a_redelivered_answer_after_a_rollback_starts_the_engine_once() -> None:
+    store = FailingOutbox()
+    flow = Flow(store)
+    flow.event("call.initiated", direction="incoming", state="parked")
+    answered = CallEvent(id="answered-1", type="call.answered", occurred_at=None, call_control_id=CALLER)
+    store.fail_next = True
+    with pytest.raises(StoreError):
+        flow.calls.handle(answered)
+    assert flow.engine.calls == [] and flow.status() == CallStatus.ANSWERING
+    assert flow.calls.handle(answered) == "handled"  # Telnyx redelivers the same event
+    assert flow.engine.calls == [("answered", CALLER)]
+    assert flow.calls.handle(answered) == "duplicate"
+    assert flow.engine.calls == [("answered", CALLER)]

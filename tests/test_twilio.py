@@ -1,0 +1,408 @@
+"""Twilio: signed webhooks, duplicates, the TwiML Lifeline emits, Media Streams, REST and transfers."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+from werkzeug.test import TestResponse
+from twilio.request_validator import RequestValidator
+
+from insight.frames import MalformedFrame
+from ivr.context import command_id_for
+from ivr.events import encode_client_state
+from ivr.store import CallStatus, Command, CommandStatus, TransferStatus
+from ivr.telnyx_api import SendOutcome
+from lifeline import create_app
+from providers import Provider, ProviderCommands, WebhookRequest
+from providers.twilio.frames import parse_twilio_frame
+from providers.twilio.rest import TwilioCommands
+from providers.twilio.settings import TwilioSettings
+from providers.twilio.twiml import TwimlRenderer
+from simulator.faults import Fault
+from simulator.legs import CallLog
+from simulator.runner import Simulation
+from simulator.scenario import load_scenario
+from simulator.server import ServerThread
+from simulator.twilio.emulator import TwilioEmulator
+from simulator.twilio.server import twilio_emulator_app
+
+from .conftest import AGENTS, wait_until
+
+PUBLIC = "https://lifeline.example.com"
+SID = "CA" + "1" * 32
+ACCOUNT = "AC" + "2" * 32
+TOKEN = "twilio-test-auth-token"
+
+
+@pytest.fixture
+def twilio_app(app_config: dict[str, object]) -> Iterator[Flask]:
+    """An app that answers a Twilio number (and its Telnyx one), behind a public URL."""
+    application = create_app({**app_config, "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN,
+                              "TWILIO_API_BASE_URL": "http://127.0.0.1:9", "LIFELINE_PUBLIC_URL": PUBLIC,
+                              "LIFELINE_ENGINE": "twilio"})
+    yield application
+    application.extensions["lifeline"].close()
+
+
+def post(app: Flask, path: str, form: dict[str, str], *, token: str = TOKEN, signed_url: str | None = None,
+         idempotency: str | None = None, tamper: dict[str, str] | None = None) -> TestResponse:
+    """POST a form the way Twilio does, signed over the public URL (or the one given)."""
+    signature = RequestValidator(token).compute_signature(signed_url or f"{PUBLIC}{path}", form)
+    headers = {"X-Twilio-Signature": signature}
+    if idempotency:
+        headers["I-Twilio-Idempotency-Token"] = idempotency
+    return app.test_client().post(path, data={**form, **(tamper or {})}, headers=headers)
+
+
+def call_form(sid: str = SID, **extra: str) -> dict[str, str]:
+    return {"CallSid": sid, "AccountSid": ACCOUNT, "From": "+15551230001", "To": "+15550100000",
+            "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01", **extra}
+
+
+def twiml(response: TestResponse) -> ET.Element:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "text/xml"
+    root = ET.fromstring(response.get_data())
+    assert root.tag == "Response"
+    return root
+
+
+# ----- signatures ---------------------------------------------------------------------------------
+
+def test_a_signed_voice_webhook_is_answered_with_transcription_and_the_menu(twilio_app: Flask) -> None:
+    root = twiml(post(twilio_app, "/webhooks/twilio/voice", call_form()))
+    transcription = root.find("Start/Transcription")
+    assert transcription is not None
+    assert transcription.get("statusCallbackUrl") == f"{PUBLIC}/webhooks/twilio/transcription"
+    assert transcription.get("track") == "inbound_track"
+    gather = root.find("Gather")
+    assert gather is not None and gather.get("numDigits") == "1" and gather.get("actionOnEmptyResult") == "true"
+    assert gather.get("action", "").startswith(f"{PUBLIC}/webhooks/twilio/gather?step=")
+    say = gather.find("Say")
+    assert say is not None and "Thank you for calling" in (say.text or "")
+    assert say.get("voice") == "Polly.Joanna-Neural"
+    call = twilio_app.extensions["lifeline"].store.get_call(SID)
+    assert call is not None and call.status == CallStatus.MENU
+
+
+@pytest.mark.parametrize("how", ["forged", "tampered", "wrong_url", "unsigned"])
+def test_an_unverifiable_request_gets_403_and_touches_nothing(twilio_app: Flask, how: str) -> None:
+    path = "/webhooks/twilio/voice"
+    if how == "unsigned":
+        response = twilio_app.test_client().post(path, data=call_form())
+    else:
+        response = post(twilio_app, path, call_form(),
+                        token="not-the-auth-token" if how == "forged" else TOKEN,
+                        tamper={"From": "+15559999999"} if how == "tampered" else None,
+                        signed_url="http://10.0.0.5:8000/webhooks/twilio/voice" if how == "wrong_url" else None)
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "invalid_signature"
+    lifeline = twilio_app.extensions["lifeline"]
+    assert lifeline.store.get_call(SID) is None
+    assert lifeline.store.events(SID) == []
+
+
+def test_a_malformed_call_sid_is_400_not_500(twilio_app: Flask) -> None:
+    response = post(twilio_app, "/webhooks/twilio/voice", call_form(sid="CA-not-a-sid"))
+    assert response.status_code == 400
+    assert "Call SID" in response.get_json()["error"]["message"]
+
+
+# ----- duplicates ---------------------------------------------------------------------------------
+
+def test_a_retried_voice_webhook_has_no_second_effect_and_still_gets_twiml(twilio_app: Flask) -> None:
+    first = twiml(post(twilio_app, "/webhooks/twilio/voice", call_form(), idempotency="retry-1"))
+    again = twiml(post(twilio_app, "/webhooks/twilio/voice", call_form(), idempotency="retry-1"))
+    lifeline = twilio_app.extensions["lifeline"]
+    names = [entry.command.name for entry in lifeline.store.outbox(SID)]
+    assert names == ["answer", "gather_using_speak"]
+    assert len(lifeline.store.events(SID)) == 2  # call.initiated and call.answered, once each
+    # Twilio only retries when our answer did not reach it: the retry still starts listening and the menu.
+    assert again.find("Start/Transcription") is not None and again.find("Gather") is not None
+    assert first.find("Gather/Say").text == again.find("Gather/Say").text  # type: ignore[union-attr]
+
+
+def test_a_duplicated_key_press_is_routed_once(twilio_app: Flask) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    form = call_form(CallStatus="in-progress", Digits="1")
+    first = twiml(post(twilio_app, "/webhooks/twilio/gather?step=a", form, idempotency="key-1"))
+    twiml(post(twilio_app, "/webhooks/twilio/gather?step=a", form, idempotency="key-1"))
+    lifeline = twilio_app.extensions["lifeline"]
+    gathers = [e for e in lifeline.store.outbox(SID) if e.command.name == "gather_using_speak"]
+    assert len(gathers) == 2  # the greeting's menu and the balance menu; the duplicate added none
+    assert "checking account" in (first.find("Gather/Say").text or "").lower()  # type: ignore[union-attr]
+
+
+# ----- the call flow through Twilio's endpoints ------------------------------------------------------
+
+def test_the_operator_key_dials_the_first_agent_with_the_reason_in_the_whisper(twilio_app: Flask) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=b", call_form(CallStatus="in-progress", Digits="0")))
+    dial = root.find("Dial")
+    assert dial is not None and dial.get("timeout") == "30" and dial.get("callerId") == "+15550100000"
+    action = urlsplit(dial.get("action", ""))
+    assert action.path == "/webhooks/twilio/dial" and parse_qs(action.query) == {"caller": [SID], "attempt": ["1"]}
+    number = dial.find("Number")
+    assert number is not None and number.text == AGENTS.split(",")[0]
+    assert "initiated ringing answered completed" == number.get("statusCallbackEvent")
+    whisper_query = urlsplit(number.get("url", "")).query
+    whisper = twiml(post(twilio_app, f"/webhooks/twilio/whisper?{whisper_query}",
+                         call_form(sid="CA" + "3" * 32, CallStatus="in-progress", Direction="outbound-dial")))
+    assert "pressed 0" in (whisper.find("Say").text or "")  # type: ignore[union-attr]
+    transfer = twilio_app.extensions["lifeline"].store.transfers(SID)[0]
+    assert transfer.status == TransferStatus.REQUESTED and transfer.rule == "dtmf_0"
+
+
+def dial_outcome(app: Flask, attempt: int, status: str) -> ET.Element:
+    form = call_form(CallStatus="in-progress", DialCallStatus=status, DialCallSid="CA" + str(attempt + 4) * 32)
+    return twiml(post(app, f"/webhooks/twilio/dial?caller={SID}&attempt={attempt}", form))
+
+
+def test_an_agent_who_does_not_answer_leads_to_the_next_then_to_the_apology_menu(twilio_app: Flask) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    post(twilio_app, "/webhooks/twilio/gather?step=c", call_form(CallStatus="in-progress", Digits="0"))
+    second = dial_outcome(twilio_app, 1, "no-answer")
+    assert second.find("Dial/Number").text == AGENTS.split(",")[1]  # type: ignore[union-attr]
+    offer = dial_outcome(twilio_app, 2, "busy")
+    assert offer.find("Dial") is None
+    assert "leave a message" in (offer.find("Gather/Say").text or "")  # type: ignore[union-attr]
+    lifeline = twilio_app.extensions["lifeline"]
+    transfers = lifeline.store.transfers(SID)
+    assert [(t.status, t.hangup_cause) for t in transfers] == [
+        (TransferStatus.FAILED, "timeout"), (TransferStatus.FAILED, "user_busy")]
+    assert lifeline.store.get_call(SID).status == CallStatus.MENU  # type: ignore[union-attr]
+
+
+def test_the_voicemail_choice_records_after_the_last_agent(twilio_app: Flask) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    post(twilio_app, "/webhooks/twilio/gather?step=d", call_form(CallStatus="in-progress", Digits="0"))
+    dial_outcome(twilio_app, 1, "failed")
+    dial_outcome(twilio_app, 2, "no-answer")
+    prompt = twiml(post(twilio_app, "/webhooks/twilio/gather?step=e",
+                        call_form(CallStatus="in-progress", Digits="2")))
+    # The beep and the recording wait until "leave a message after the tone" has been said.
+    assert prompt.find("Record") is None and prompt.find("Say") is not None
+    redirect = prompt.find("Redirect")
+    assert redirect is not None and "spoken" in (redirect.text or "")
+    root = twiml(post(twilio_app, "/webhooks/twilio/spoken", call_form(CallStatus="in-progress")))
+    record = root.find("Record")
+    assert record is not None and record.get("playBeep") == "true" and record.get("maxLength") == "120"
+    post(twilio_app, "/webhooks/twilio/recording", call_form(
+        CallStatus="completed", RecordingStatus="completed", RecordingUrl="https://api.twilio.com/rec/RE1"))
+    call = twilio_app.extensions["lifeline"].store.get_call(SID)
+    assert call is not None and call.recording_url == "https://api.twilio.com/rec/RE1.mp3"
+
+
+def test_an_answered_agent_connects_the_call_and_the_end_of_the_bridge_hangs_up(twilio_app: Flask) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    post(twilio_app, "/webhooks/twilio/gather?step=f", call_form(CallStatus="in-progress", Digits="0"))
+    agent = "CA" + "4" * 32
+    response = post(twilio_app, f"/webhooks/twilio/agent?caller={SID}&attempt=1",
+                    call_form(sid=agent, CallStatus="in-progress", Direction="outbound-dial", ParentCallSid=SID))
+    assert response.status_code == 204
+    lifeline = twilio_app.extensions["lifeline"]
+    assert lifeline.store.get_call(SID).status == CallStatus.TRANSFERRED  # type: ignore[union-attr]
+    assert lifeline.store.transfers(SID)[0].agent_call_control_id == agent
+    end = dial_outcome(twilio_app, 1, "completed")
+    assert [verb.tag for verb in end] == ["Hangup"]  # the agent hung up: the call is over
+
+
+def test_a_transcribed_utterance_is_heard_once_and_can_escalate(twilio_app: Flask) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    form = call_form(CallStatus="in-progress", TranscriptionEvent="transcription-content", Final="true",
+                     Track="inbound_track", TranscriptionSid="GT1", SequenceId="1",
+                     TranscriptionData=json.dumps({"transcript": "get me a real person now", "confidence": 0.9}))
+    for _ in range(2):
+        assert post(twilio_app, "/webhooks/twilio/transcription", form).status_code == 204
+    lifeline = twilio_app.extensions["lifeline"]
+    assert [m["text"] for m in lifeline.store.messages(SID)] == ["get me a real person now"]
+    assert len(lifeline.store.transfers(SID)) == 1
+
+
+def test_a_failed_stream_is_restarted_once_then_listening_is_lost(twilio_app: Flask) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    lifeline = twilio_app.extensions["lifeline"]
+    for stream in ("MZ1", "MZ1", "MZ2"):
+        form = call_form(CallStatus="in-progress", StreamSid=stream, StreamEvent="stream-error",
+                         StreamError="connection refused")
+        assert post(twilio_app, "/webhooks/twilio/stream", form).status_code == 204
+    call = lifeline.store.get_call(SID)
+    assert call is not None and call.listening == "lost"
+
+
+# ----- the TwiML of each command, parsed back -----------------------------------------------------
+
+SETTINGS = TwilioSettings(ACCOUNT, TOKEN, "http://127.0.0.1:9", PUBLIC)
+
+
+def command(name: str, **params: object) -> Command:
+    return Command(command_id_for(SID, name), SID, name, dict(params))
+
+
+def render(*commands: Command) -> ET.Element:
+    return ET.fromstring(str(TwimlRenderer(SETTINGS).render(commands)))
+
+
+def test_the_local_engine_answer_streams_to_the_token_path_over_wss() -> None:
+    root = render(command("answer", stream_url="wss://x/media/telnyx?token=abc.def", stream_track="inbound_track"),
+                  command("hangup"))
+    stream = root.find("Start/Stream")
+    assert stream is not None and stream.get("url") == "wss://lifeline.example.com/media/twilio/abc.def"
+    assert stream.get("statusCallback") == f"{PUBLIC}/webhooks/twilio/stream"
+
+
+def test_a_trailing_say_is_followed_by_the_spoken_redirect_and_nothing_holds_with_a_pause() -> None:
+    said = render(command("speak", payload="Goodbye.", voice="AWS.Polly.Amy-Neural", language="en-GB"))
+    assert [v.tag for v in said] == ["Say", "Redirect"]
+    assert said.find("Say").get("voice") == "Polly.Amy-Neural"  # type: ignore[union-attr]
+    assert (said.find("Redirect").text or "") == f"{PUBLIC}/webhooks/twilio/spoken"  # type: ignore[union-attr]
+    held = render()
+    assert [v.tag for v in held] == ["Pause", "Redirect"]
+    assert (held.find("Redirect").text or "").endswith("/webhooks/twilio/resume")  # type: ignore[union-attr]
+
+
+def test_a_sip_agent_gets_the_reason_as_sip_headers() -> None:
+    root = render(command("transfer", to="sip:agent@example.com", timeout_secs=20,
+                          client_state=encode_client_state({"reason": "asked for a person", "rule": "keywords",
+                                                            "attempt": 1}),
+                          target_leg_client_state=encode_client_state({"role": "agent", "caller": SID,
+                                                                       "attempt": 1})))
+    sip = root.find("Dial/Sip")
+    assert sip is not None
+    assert sip.text == "sip:agent@example.com?X-Lifeline-Reason=asked%20for%20a%20person&X-Lifeline-Rule=keywords"
+
+
+# ----- Media Streams messages ---------------------------------------------------------------------
+
+def test_media_streams_messages_parse_into_frames() -> None:
+    start = parse_twilio_frame(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": "MZ9", "start": {
+        "streamSid": "MZ9", "callSid": SID, "tracks": ["inbound"], "customParameters": {},
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+    assert (start.event, start.stream_id, start.call_control_id, start.encoding, start.sample_rate) == \
+        ("start", "MZ9", SID, "PCMU", 8000)
+    media = parse_twilio_frame(json.dumps({"event": "media", "sequenceNumber": "2", "streamSid": "MZ9",
+                                           "media": {"track": "inbound", "chunk": "7", "timestamp": "140",
+                                                     "payload": "//8="}}))
+    assert (media.chunk, media.track, media.payload, media.sequence) == (7, "inbound", b"\xff\xff", 2)
+    assert parse_twilio_frame('{"event": "mark", "streamSid": "MZ9", "mark": {"name": "x"}}').event == "mark"
+    assert parse_twilio_frame('{"event": "stop", "streamSid": "MZ9", "stop": {}}').event == "stop"
+    for bad in ("not json", '{"no": "event"}', '{"event": "media", "media": {"payload": "%%%"}}'):
+        with pytest.raises(MalformedFrame):
+            parse_twilio_frame(bad)
+
+
+# ----- REST against the emulator ------------------------------------------------------------------
+
+@pytest.fixture
+def twilio_emulator() -> Iterator[TwilioEmulator]:
+    emu = TwilioEmulator(speed=20)
+    server = ServerThread(twilio_emulator_app(emu)).start()
+    emu.base_url = server.url
+    yield emu
+    server.stop()
+    emu.close()
+
+
+def rest_client(emu: TwilioEmulator) -> TwilioCommands:
+    settings = TwilioSettings(emu.account_sid, emu.auth_token, emu.base_url or "", PUBLIC)
+    return TwilioCommands(settings, TwimlRenderer(settings), timeout_s=2.0, attempts=3, sleep=lambda s: None)
+
+
+def test_an_update_on_an_ended_call_is_the_normal_21220_race(twilio_emulator: TwilioEmulator) -> None:
+    leg = twilio_emulator._new_leg("+15551230001", "+15550100000", "inbound", "caller", CallLog("s"))
+    with twilio_emulator._lock:
+        twilio_emulator._end(leg, "completed", notify=False)
+    outcome = rest_client(twilio_emulator).send(Command("c1", leg.call_control_id, "hangup", {}))
+    assert outcome.status == CommandStatus.CALL_ENDED
+    assert [r["status"] for r in twilio_emulator.requests] == [400]
+
+
+def test_a_refused_update_is_retried_only_when_twilio_surely_did_not_act(twilio_emulator: TwilioEmulator) -> None:
+    leg = twilio_emulator._new_leg("+15551230001", "+15550100000", "inbound", "caller", CallLog("s"))
+    client = rest_client(twilio_emulator)
+    twilio_emulator.inject(Fault("update", times=1, status=503, code="20503"))
+    assert client.send(Command("c2", leg.call_control_id, "speak", {"payload": "hi"})).status == CommandStatus.SENT
+    assert [r["status"] for r in twilio_emulator.requests] == [503, 200]
+    twilio_emulator.inject(Fault("update", times=1, status=500, code="20500"))
+    outcome = client.send(Command("c3", leg.call_control_id, "speak", {"payload": "hi"}))
+    assert outcome.attempts == 1 and [r["status"] for r in twilio_emulator.requests][-1] == 500
+    assert ET.fromstring(leg.update or "").find("Say").text == "hi"  # type: ignore[union-attr]
+
+
+def test_wrong_credentials_are_refused_by_the_emulator_like_twilio(twilio_emulator: TwilioEmulator) -> None:
+    settings = TwilioSettings(twilio_emulator.account_sid, "wrong", twilio_emulator.base_url or "", PUBLIC)
+    client = TwilioCommands(settings, TwimlRenderer(settings), timeout_s=2.0, attempts=1)
+    assert client.send(Command("c4", SID, "hangup", {})).status == CommandStatus.REJECTED
+
+
+# ----- whole calls through the emulator -------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "calls"
+
+
+def test_the_example_callers_pass_on_twilio_with_twilio_transcription() -> None:
+    names = ["02-asks-for-human.yaml", "03-operator-key.yaml", "04-slow-burn.yaml", "08-agent-no-answer.yaml",
+             "09-hangup-mid-menu.yaml", "11-not-angry.yaml"]
+    with Simulation({"LIFELINE_AGENTS": AGENTS}, engine="twilio", speed=5, provider="twilio") as sim:
+        results = sim.run([load_scenario(EXAMPLES / n) for n in names], concurrency=3)
+    failed = {r.scenario.name: r.problems for r in results if not r.passed}
+    assert not failed
+    no_answer = results[3]
+    assert [t["to"] for t in no_answer.transfer_commands] == AGENTS.split(",")
+    assert [len(r.transfer_commands) for r in results] == [1, 1, 1, 2, 0, 0]
+
+
+def test_a_bridged_call_on_twilio_is_recorded_as_transferred() -> None:
+    with Simulation({"LIFELINE_AGENTS": AGENTS}, engine="twilio", speed=5, provider="twilio") as sim:
+        result = sim.run([load_scenario(EXAMPLES / "04-slow-burn.yaml")])[0]
+        lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
+        assert wait_until(lambda: lifeline.store.get_call(result.leg.call_control_id).status == "ended")
+        call = lifeline.store.get_call(result.leg.call_control_id)
+    assert result.outcome == "transferred" and call.outcome == "transferred"
+    assert any(e.get("type") == "whisper" and "Lifeline transfer" in e.get("text", "")
+               for e in result.leg.log.timeline)
+
+
+def test_a_hangup_that_overtakes_the_voice_webhook_still_closes_the_call(twilio_app: Flask) -> None:
+    assert post(twilio_app, "/webhooks/twilio/status", call_form(CallStatus="completed")).status_code == 204
+    root = twiml(post(twilio_app, "/webhooks/twilio/voice", call_form()))
+    assert root.find("Hangup") is not None and root.find("Gather") is None
+    call = twilio_app.extensions["lifeline"].store.get_call(SID)
+    assert call is not None and call.status == CallStatus.ENDED
+
+
+class _Recorder(Provider):
+    """A provider that records what it was asked to send (a fake, for the router)."""
+
+    def __init__(self, name: str, prefix: str | None) -> None:
+        self.name, self._prefix, self.sent = name, prefix, []  # type: ignore[var-annotated]
+
+    def owns(self, call_control_id: str) -> bool:
+        return self._prefix is None or call_control_id.startswith(self._prefix)
+
+    def verify(self, request: WebhookRequest) -> None:
+        return None
+
+    def parse(self, request: WebhookRequest) -> list:  # type: ignore[type-arg]
+        return []
+
+    def send(self, command: Command) -> SendOutcome:
+        self.sent.append(command.call_control_id)
+        return SendOutcome(CommandStatus.SENT, 1)
+
+    def parse_media(self, raw: str | bytes):  # type: ignore[no-untyped-def]
+        raise MalformedFrame("not used")
+
+
+def test_commands_go_to_the_provider_that_owns_the_call_and_telnyx_takes_the_rest() -> None:
+    telnyx, twilio = _Recorder("telnyx", None), _Recorder("twilio", "CA")
+    router = ProviderCommands([telnyx, twilio])
+    for ccid in ("v3:abc", SID, "v3:def"):
+        router.send(Command("c", ccid, "hangup", {}))
+    assert telnyx.sent == ["v3:abc", "v3:def"] and twilio.sent == [SID]
