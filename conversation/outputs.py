@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from calls.unit import UnitOfWork
 from insight.base import ListeningEngine
-from ivr.store.sql import SqlStore
-from ivr.store.sql import FEED_CHANNEL
+from ivr.errors import StoreError
+from ivr.store.sql import FEED_CHANNEL, SqlStore
 from ivr.telnyx_api import TelnyxCommands
 
 from .dialout import DialOut
@@ -19,6 +22,7 @@ from .summaries import Summaries
 from .webhooks_out import WebhookDelivery
 from .worker import OutputsWorker
 
+log = logging.getLogger(__name__)
 
 # SQLite has no notifications: one `max(id)` query per process this often wakes its clients.
 POLL_S = 0.05
@@ -64,6 +68,13 @@ class Outputs:
     def start(self) -> None:
         """Start the background worker (and the cross-instance listener)."""
         self.subscribed()
+        if self.webhooks.enabled:
+            # A new receiver's cursor starts at the feed's end: set it now, not on the worker's
+            # first round, or a call that starts before that round would lose its first events.
+            try:
+                self.webhooks.materialise()
+            except (StoreError, SQLAlchemyError) as exc:
+                log.warning("webhooks out: receivers' cursors not set yet (%s); the worker retries", exc)
         self.worker.start()
 
     def close(self) -> None:
