@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from insight import tracks
 from ivr.context import CallContext
 from ivr.lock_order import lock_caller_of
 from ivr.menu import AFTER_AGENTS
@@ -36,10 +37,13 @@ def on_initiated(ctx: CallContext, svc: Services, machine: Machine, transfer: Tr
     """Note (never answer) the agent leg a transfer created: the agent's phone is ringing."""
     current = lock_caller_of(ctx.tx, transfer)[1]  # the caller's row first: ivr.lock_order
     if current is not None and current.agent_call_control_id is None:
+        ringing = current.status == TransferStatus.REQUESTED
         ctx.tx.update_transfer(current.call_control_id, current.attempt,
                                agent_call_control_id=ctx.event.call_control_id,
-                               status=TransferStatus.RINGING
-                               if current.status == TransferStatus.REQUESTED else current.status)
+                               status=TransferStatus.RINGING if ringing else current.status)
+        if ringing:
+            ctx.publish("transfer", current.call_control_id, attempt=current.attempt,
+                        to=current.to_number, status=TransferStatus.RINGING)
 
 
 def on_bridged(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
@@ -58,6 +62,8 @@ def on_hangup(ctx: CallContext, svc: Services, machine: Machine, transfer: Trans
         lock_caller_of(ctx.tx, transfer)
         ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt,
                                status=TransferStatus.CANCELLED, hangup_cause="originator_cancel")
+        ctx.publish("transfer", transfer.call_control_id, attempt=transfer.attempt,
+                    to=transfer.to_number, status=TransferStatus.CANCELLED, cause="originator_cancel")
         return
     failed(ctx, svc, machine, transfer, ctx.event.hangup_cause or "unspecified",
            agent_call_control_id=ctx.event.call_control_id)
@@ -74,6 +80,8 @@ def failed(ctx: CallContext, svc: Services, machine: Machine, transfer: Transfer
     ctx.tx.update_transfer(transfer.call_control_id, transfer.attempt, status=TransferStatus.FAILED,
                            hangup_cause=cause,
                            agent_call_control_id=agent_call_control_id or transfer.agent_call_control_id)
+    ctx.publish("transfer", transfer.call_control_id, attempt=transfer.attempt, to=transfer.to_number,
+                status=TransferStatus.FAILED, cause=cause)
     if caller is not None:
         machine.fire(ctx, svc, caller, Trigger.AGENT_FAILED, transfer=transfer, cause=cause)
 
@@ -86,8 +94,17 @@ def connected(turn: Turn, transfer: TransferRecord | None = None) -> None:
         if not open_ones:
             return
         transfer = open_ones[-1]
+    # Read again under the call's lock: the bridge is reported on both legs, published once.
+    already = any(t.attempt == transfer.attempt and t.status == TransferStatus.CONNECTED
+                  for t in ctx.tx.transfers(call.call_control_id))
     ctx.tx.update_transfer(call.call_control_id, transfer.attempt, status=TransferStatus.CONNECTED)
     turn.move(CallStatus.TRANSFERRED, outcome="transferred")
+    if not already:
+        ctx.publish("transfer", call.call_control_id, attempt=transfer.attempt, to=transfer.to_number,
+                    status=TransferStatus.CONNECTED)
+        if call.listening not in ("paused", "lost"):  # a resume starts both tracks itself
+            for name, params in tracks.both_parties(turn.svc.engine, call.call_control_id):
+                ctx.send(name, call.call_control_id, f"listening:both:{name}", **params)
 
 
 def next_agent_or_offer(turn: Turn, transfer: TransferRecord, cause: str) -> None:

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 OPEN_TRANSFER = (TransferStatus.REQUESTED, TransferStatus.RINGING)
 # How a call ends, by the status it hangs up in (one source: the monitor's lost calls use it too).
 OUTCOME_AT_HANGUP = {CallStatus.TRANSFERRED: "transferred", CallStatus.VOICEMAIL: "voicemail",
-                     CallStatus.TRANSFERRING: "abandoned"}
+                     CallStatus.TRANSFERRING: "abandoned", CallStatus.DIALING: "unanswered",
+                     CallStatus.ANALYSING: "completed"}
 
 
 def on_new_call(ctx: CallContext, svc: Services) -> None:
@@ -38,6 +39,8 @@ def on_new_call(ctx: CallContext, svc: Services) -> None:
         call_leg_id=event.call_leg_id, from_number=event.from_, to_number=event.to,
         status=CallStatus.ANSWERING, created_at=now, updated_at=now))
     if created:
+        ctx.publish("call.started", event.call_control_id, direction="inbound", **{"from": event.from_},
+                    to=event.to)
         ctx.send("answer", event.call_control_id, "answer",
                  client_state=encode_client_state({"role": "caller"}),
                  **svc.engine.answer_options(event.call_control_id))
@@ -155,9 +158,12 @@ def _close(turn: Turn, outcome: str, cause: str | None, ended_at: float) -> None
         if transfer.status not in OPEN_TRANSFER:
             continue
         ctx.tx.update_transfer(call.call_control_id, transfer.attempt, status=TransferStatus.CANCELLED)
+        ctx.publish("transfer", call.call_control_id, attempt=transfer.attempt, to=transfer.to_number,
+                    status=TransferStatus.CANCELLED, cause="caller hung up")
         if transfer.agent_call_control_id:
             # The caller is gone: do not leave an agent's phone ringing for nobody.
             ctx.send("hangup", transfer.agent_call_control_id, "hangup")
+    publish_ended(ctx, call, outcome, cause, ended_at)
     engine, ccid = turn.svc.engine, call.call_control_id
     ctx.after_commit(lambda: engine.stop(ccid))
 
@@ -174,6 +180,12 @@ def on_hangup_before_initiated(ctx: CallContext) -> None:
         call_leg_id=event.call_leg_id, from_number=event.from_, to_number=event.to,
         status=CallStatus.ENDED, created_at=now, updated_at=now, outcome="abandoned",
         hangup_cause=event.hangup_cause or "hangup_before_initiated", ended_at=now))
+
+
+def publish_ended(ctx: CallContext, call: CallRecord, outcome: str, cause: str | None, now: float) -> None:
+    """The feed's `call.ended`: how the call ended and how long it lasted."""
+    ctx.publish("call.ended", call.call_control_id, outcome=outcome, hangup_cause=cause,
+                duration_s=round(now - call.created_at, 3))
 
 
 def open_menu(ctx: CallContext, call: CallRecord, node: str, lead_in: str | None) -> None:

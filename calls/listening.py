@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
+from insight.tracks import party_of
 from ivr.context import CallContext
 from ivr.masking import mask_digits
-from ivr.store import CallRecord
+from ivr.store import CallRecord, CallStatus
 
 from .machine import Machine, Trigger, Turn
 from .services import Services
@@ -15,11 +17,11 @@ log = logging.getLogger(__name__)
 
 
 def on_transcription(ctx: CallContext, svc: Services, machine: Machine, call: CallRecord) -> None:
-    """A final Telnyx transcript is one caller message."""
+    """A final Telnyx transcript is one message of the caller (inbound track) or the agent (outbound)."""
     result = ctx.event.transcription
     if result is not None and result.is_final:
         machine.fire(ctx, svc, call, Trigger.HEARD, engine="telnyx", source_id=ctx.event.id,
-                     text=result.text, confidence=result.confidence)
+                     text=result.text, confidence=result.confidence, party=party_of(result.track))
 
 
 def on_streaming_failed(ctx: CallContext, svc: Services, machine: Machine, call: CallRecord) -> None:
@@ -28,16 +30,43 @@ def on_streaming_failed(ctx: CallContext, svc: Services, machine: Machine, call:
                  why=ctx.event.failure_reason or "streaming.failed")
 
 
+# Seconds per word when an engine gives no timing: transcripts then estimate an utterance's start.
+_SECONDS_PER_WORD = 0.35
+
+
 def hear(turn: Turn, engine: str, source_id: str, text: str, confidence: float | None,
-         score: float | None = None) -> None:
-    """Understand what the caller said (intents, frustration), store it once, judge it at once."""
+         score: float | None = None, party: str = "caller", start: float | None = None,
+         end: float | None = None) -> None:
+    """Understand what a party said (intents, frustration), store it once, judge the caller's at once.
+
+    Nothing is kept while listening is paused. The agent's words are scored and published but
+    never reach the rules: only a caller can be escalated.
+    """
     ctx, call, svc = turn.ctx, turn.call, turn.svc
+    if call.status == CallStatus.ANALYSING:
+        party = "far_end"  # on a call we placed, the far end is all we hear, and no rule applies
+    if call.listening == "paused":
+        log.info("call %s: %s words dropped while listening is paused", call.call_control_id, party)
+        return
     text = mask_digits(text.strip())
     if not text:
         return
     analysis = svc.scorer.analyse(text, score)
-    if not ctx.tx.add_message(call.call_control_id, engine, source_id, text, confidence,
-                              analysis.score, analysis.label, analysis.as_record()):
+    if party == "caller" and not ctx.tx.add_message(call.call_control_id, engine, source_id, text,
+                                                    confidence, analysis.score, analysis.label,
+                                                    analysis.as_record()):
+        return
+    timing = "engine" if end is not None else "estimated"
+    if end is None:
+        end = max(0.0, time.time() - call.created_at)
+    if start is None:
+        start = max(0.0, end - _SECONDS_PER_WORD * len(text.split()))
+    # The feed names the intents the line more likely than not carries (confidences are stored).
+    intents = [name for name, p in analysis.intents.items() if p >= 0.5]
+    ctx.publish("message", call.call_control_id, party=party, text=text, start=round(start, 3),
+                end=round(end, 3), timing=timing, score=analysis.score, label=analysis.label,
+                intents=intents, engine=engine, source_id=source_id, confidence=confidence)
+    if party != "caller":
         return
     decision = svc.rules.on_message(ctx.tx.recent_messages(call.call_control_id, svc.rules.history))
     if decision is not None:
@@ -54,6 +83,8 @@ def listening_lost(turn: Turn, why: str) -> None:
         log.warning("listening on %s lost (%s); restarting the stream once", call.call_control_id, why)
         ctx.tx.update_call(call.call_control_id, listening="restarted", listening_reason=why[:200])
         ctx.send("streaming_start", call.call_control_id, "listening:restart", **restart)
+        ctx.publish("listening", call.call_control_id, state="restarted", why=why)
         return
     log.warning("listening on %s lost (%s); the call continues without it", call.call_control_id, why)
     ctx.tx.update_call(call.call_control_id, listening="lost", listening_reason=why[:200])
+    ctx.publish("listening", call.call_control_id, state="lost", why=why)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from ivr.store import CallStatus as S
 
-from . import agent, caller, listening, voicemail
+from . import agent, caller, dialout, listening, voicemail
 from .machine import Machine, Transition, Trigger
 
 ACTIVE = (S.ANSWERING, S.MENU, S.ENDING, S.TRANSFERRING, S.TRANSFERRED, S.VOICEMAIL)
+DIAL_OUT = (S.DIALING, S.ANALYSING)  # calls Lifeline placed: listened to, never escalated
 _DECIDABLE = (S.ANSWERING, S.MENU, S.ENDING)  # a transfer can still be decided
 
 TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
@@ -27,8 +28,14 @@ TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
     **{(s, Trigger.BRIDGED): Transition(agent.connected, frozenset({S.TRANSFERRED})) for s in ACTIVE},
     **{(s, Trigger.HEARD): Transition(listening.hear) for s in ACTIVE},
     **{(s, Trigger.LISTENING_LOST): Transition(listening.listening_lost) for s in ACTIVE},
-    **{(s, Trigger.HANGUP): Transition(caller.hung_up, frozenset({S.ENDED})) for s in ACTIVE},
-    **{(s, Trigger.LOST): Transition(caller.lost, frozenset({S.ENDED})) for s in ACTIVE},
+    **{(s, Trigger.HANGUP): Transition(caller.hung_up, frozenset({S.ENDED})) for s in (*ACTIVE, *DIAL_OUT)},
+    **{(s, Trigger.LOST): Transition(caller.lost, frozenset({S.ENDED})) for s in (*ACTIVE, *DIAL_OUT)},
+    (S.DIALING, Trigger.ANSWERED): Transition(dialout.answered, frozenset({S.ANALYSING})),
+    (S.ANALYSING, Trigger.HEARD): Transition(listening.hear),
+    # Words still being transcribed when the call ended belong in its transcript (no rule acts
+    # on an ended call: ESCALATE has no transition there).
+    (S.ENDED, Trigger.HEARD): Transition(listening.hear),
+    (S.ANALYSING, Trigger.LISTENING_LOST): Transition(listening.listening_lost),
     **{(s, Trigger.RECORDING): Transition(voicemail.keep_recording) for s in (*ACTIVE, S.ENDED)},
 }
 

@@ -40,10 +40,12 @@ def internal_event(kind: str, call_control_id: str | None) -> CallEvent:
 class UnitOfWork:
     """Runs work in one transaction and, once it has committed, sends its commands and effects."""
 
-    def __init__(self, store: CallStore, menu: Menu, sender: Submitter) -> None:
+    def __init__(self, store: CallStore, menu: Menu, sender: Submitter,
+                 on_published: Callable[[], None] | None = None) -> None:
         self._store = store
         self._menu = menu
         self._sender = sender
+        self._on_published = on_published
 
     def run(self, event: CallEvent, work: Callable[[CallContext], R]) -> R:
         """Run work for an event; what it queued leaves only if the transaction commits."""
@@ -58,7 +60,10 @@ class UnitOfWork:
             ctx = CallContext(tx=tx, event=event, menu=self._menu)
             result = work(ctx)
             tx.enqueue(ctx.commands)
+            tx.add_feed(ctx.feed)
         self._sender.submit(ctx.commands)
+        if ctx.feed and self._on_published is not None:
+            self._on_published()  # wakes this process's feed readers; the store holds the events
         for effect in ctx.effects:
             try:
                 effect()

@@ -22,6 +22,7 @@ from ivr.scope import call_scope
 from .codecs import codec_for
 from .frames import MalformedFrame, MediaFrame, parse_frame
 from .local import CallListener, LocalEngine
+from .tracks import AGENT_STREAM_SUFFIX
 
 log = logging.getLogger(__name__)
 bp = Blueprint("media", __name__)
@@ -36,6 +37,7 @@ class MediaSession:
     engine: LocalEngine
     call_control_id: str
     listener: CallListener | None = None
+    agent: CallListener | None = None  # the outbound track (the agent once bridged), from its first frame
     stopped: bool = False
     malformed: int = 0
 
@@ -56,9 +58,17 @@ def on_start(session: MediaSession, frame: MediaFrame) -> None:
 
 
 def on_media(session: MediaSession, frame: MediaFrame) -> None:
-    """Caller audio (other tracks are ignored)."""
-    if session.listener is not None and frame.track in (None, "inbound"):
-        session.listener.audio(frame.chunk, frame.payload)
+    """Caller audio (inbound track) and, after a bridge, the agent's (outbound track)."""
+    listener = session.listener
+    if listener is None:
+        return
+    if frame.track in (None, "inbound"):
+        listener.audio(frame.chunk, frame.payload)
+    elif frame.track == "outbound":
+        if session.agent is None:
+            session.agent = session.engine.open(
+                session.call_control_id, f"{listener.stream_id}{AGENT_STREAM_SUFFIX}", listener.encoding)
+        session.agent.audio(frame.chunk, frame.payload)
 
 
 def on_stop(session: MediaSession, frame: MediaFrame) -> None:
@@ -118,5 +128,7 @@ def _receive(ws, lifeline, session: MediaSession) -> None:  # type: ignore[no-un
     finally:
         if session.listener is not None:
             session.listener.close()
+        if session.agent is not None:
+            session.agent.close()
         if not session.stopped:
             lifeline.calls.stream_lost(session.call_control_id, "media socket closed without stop")

@@ -37,6 +37,7 @@ class Settings:
     telnyx_api_key: str
     telnyx_public_key: bytes
     telnyx_api_base_url: str
+    telnyx_connection_id: str | None  # the Call Control Application's id, needed to dial out
     public_url: str | None
     engine: str
     agents: tuple[str, ...]
@@ -83,15 +84,21 @@ class SymblSettings:
     api_base_url: str = "https://api.symbl.ai"
 
 
+def settings_source(overrides: Mapping[str, object] | None) -> dict[str, str]:
+    """The environment with explicit overrides on top (None becomes ""): what settings are read from."""
+    source: dict[str, str] = {k: v for k, v in os.environ.items()}
+    for key, value in (overrides or {}).items():
+        source[key] = "" if value is None else str(value)
+    return source
+
+
 def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                   symbl_conf_dirs: tuple[Path, ...] | None = None) -> Settings:
     """Build Settings from the environment plus overrides, or raise ConfigError listing every problem.
 
     `symbl_conf_dirs` are searched for symbl.conf (default: the working directory, then home).
     """
-    source: dict[str, str] = {k: v for k, v in os.environ.items()}
-    for key, value in (overrides or {}).items():
-        source[key] = "" if value is None else str(value)
+    source = settings_source(overrides)
     problems: list[str] = []
     warnings: list[str] = []
 
@@ -173,6 +180,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         telnyx_api_key=api_key,
         telnyx_public_key=public_key,
         telnyx_api_base_url=base_url,
+        telnyx_connection_id=get("TELNYX_CONNECTION_ID") or None,
         public_url=public_url,
         engine=engine,
         agents=agents,

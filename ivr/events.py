@@ -26,6 +26,7 @@ class Transcription:
     text: str
     confidence: float | None
     is_final: bool
+    track: str | None = None  # "inbound" (the caller) or "outbound" (the agent, after a bridge)
 
 
 @dataclass(frozen=True)
@@ -160,4 +161,5 @@ def _transcription(payload: dict[str, Any]) -> Transcription | None:
         text=text,
         confidence=float(confidence) if confidence is not None else None,
         is_final=data.get("is_final", True) is True,
+        track=_text(data, "transcription_track"),
     )

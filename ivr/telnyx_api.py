@@ -16,6 +16,7 @@ import httpx
 import telnyx
 
 from .config import Settings
+from .errors import ProviderError
 from .store import Command, CommandStatus
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ class TelnyxCommands:
             "streaming_stop": actions.stop_streaming,
             "record_start": actions.start_recording,
             "record_stop": actions.stop_recording,
+            "send_dtmf": actions.send_dtmf,
         }
+        self._connection_id = settings.telnyx_connection_id
 
     def send(self, command: Command) -> SendOutcome:
         """Send a command, retrying transient failures with the same command_id."""
@@ -89,6 +92,29 @@ class TelnyxCommands:
             if attempt < self._attempts:
                 self._sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
         return SendOutcome(CommandStatus.PENDING, self._attempts, error)
+
+    def dial(self, to: str, from_: str, client_state: str, command_id: str) -> tuple[str, str | None]:
+        """Place an outbound call (Telnyx `dial`); returns its call_control_id and call_session_id.
+
+        Raises ProviderError with Telnyx's reason when the call cannot be placed.
+        """
+        if not self._connection_id:
+            raise ProviderError("TELNYX_CONNECTION_ID is not set: dialling out needs the Call Control "
+                                "Application's id", status=None, code=None, retryable=False)
+        try:
+            data = self._client.calls.dial(connection_id=self._connection_id, to=to, from_=from_,
+                                           client_state=client_state, command_id=command_id).data
+        except telnyx.APIStatusError as exc:
+            raise ProviderError(f"Telnyx refused the dial: HTTP {exc.status_code} "
+                                f"{_error_detail(exc.body)}".strip(), status=exc.status_code,
+                                code=_error_code(exc.body), retryable=exc.status_code >= 500) from exc
+        except telnyx.APIConnectionError as exc:
+            raise ProviderError(f"Telnyx is unreachable: {exc}", status=None, code=None,
+                                retryable=True) from exc
+        if data is None or not data.call_control_id:
+            raise ProviderError("Telnyx accepted the dial but returned no call_control_id", status=None,
+                                code=None, retryable=False)
+        return data.call_control_id, data.call_session_id
 
     def is_alive(self, call_control_id: str) -> bool | None:
         """Whether Telnyx still has this leg up; None when Telnyx could not say."""

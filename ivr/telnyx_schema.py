@@ -31,6 +31,7 @@ ACTION_PARAMS: dict[str, tuple[str, str]] = {
     "streaming_stop": ("action_stop_streaming_params", "ActionStopStreamingParams"),
     "record_start": ("action_start_recording_params", "ActionStartRecordingParams"),
     "record_stop": ("action_stop_recording_params", "ActionStopRecordingParams"),
+    "send_dtmf": ("action_send_dtmf_params", "ActionSendDtmfParams"),
 }
 
 

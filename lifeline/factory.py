@@ -18,9 +18,15 @@ from calls.service import CallService
 from calls.services import Services
 from calls.transitions import MACHINE
 from calls.unit import UnitOfWork
+from conversation import api as conversation_api
+from conversation import cli as conversation_cli
+from conversation.hub import FeedHub
+from conversation.outputs import Outputs
+from conversation.settings import load_output_settings
 from insight import make_engine, media
 from insight.asr_queue import Job
 from insight.base import ListeningEngine
+from insight.tracks import party_of_source
 from insight.understand import Understanding
 from ivr import api, console, openapi, webhooks
 from ivr import metrics as metrics_module
@@ -57,13 +63,15 @@ class Lifeline:
     calls: CallService
     monitor: Monitor
     engine: ListeningEngine
+    outputs: Outputs
     metrics: Metrics
     services: Services  # the scorer and rules every message goes through (flask evaluate reuses them)
     schema_problem: str | None = None  # one line, when the database's schema is not the code's
 
     def close(self) -> None:
-        """Stop the monitor, finish queued commands and release connections."""
+        """Stop the monitor and the outputs, finish queued commands and release connections."""
         self.monitor.stop()
+        self.outputs.close()
         self.sender.close()
         if self.monitor.recordings is not None:
             self.monitor.recordings.close()
@@ -89,6 +97,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.json = FiniteJSONProvider(app)
     settings = load_settings(config, Path(app.instance_path))
+    output_settings = load_output_settings(config)
     menu = load_menu(settings.ivr_path)
     rules = load_rules(settings.rules_path)
     engine = make_engine(settings)
@@ -110,7 +119,9 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
         engine=engine, scorer=Understanding(), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff),
         recordings=recordings)
-    units = UnitOfWork(store, menu, sender)
+    hub = FeedHub()
+    units = UnitOfWork(store, menu, sender, on_published=hub.wake)
+    outputs = Outputs.build(output_settings, store, hub, units, engine, telnyx)
     calls = CallService(store, units, services, MACHINE)
     outbox.on_call_ended(calls.call_gone)  # a 90018 on any command closes its call
     monitor = Monitor(store, outbox, providers, units, services, MACHINE,  # type: ignore[arg-type]
@@ -119,9 +130,10 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
         settings=settings, menu=menu, store=store, sender=sender,  # type: ignore[arg-type]
         verifier=verifier,
         calls=calls, monitor=monitor, engine=engine, metrics=metrics, services=services,
-        schema_problem=problem)
-    engine.bind(lambda ccid, source, text, confidence: calls.hear(ccid, engine.name, source, text,
-                                                                   confidence), state=calls)
+        schema_problem=problem, outputs=outputs)
+    app.extensions["conversation"] = outputs
+    engine.bind(lambda ccid, source, text, confidence: calls.hear(
+        ccid, engine.name, source, text, confidence, party=party_of_source(source)), state=calls)
     if getattr(engine, "on_transcribed", False) is None:
         engine.on_transcribed = partial(_measure_transcription, metrics)  # type: ignore[attr-defined]
     engine.warm()
@@ -131,6 +143,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     app.register_blueprint(media.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(conversation_api.bp)
     if twilio is not None:
         twilio.register(app)
     metrics_module.install(app, metrics)
@@ -156,6 +169,7 @@ def register_commands(app: Flask) -> None:
     """Add every product command to `flask`; the command shell (startup.py) lists the same ones."""
     cli.register(app)
     db_cli.register(app)
+    conversation_cli.register(app)
 
 
 def _register_errors(app: Flask) -> None:

@@ -45,6 +45,7 @@ def post_worker_init(worker: Any) -> None:
     lifeline = worker.wsgi.extensions["lifeline"]
     if lifeline.settings.monitor:
         lifeline.monitor.start()
+    lifeline.outputs.start()  # summaries, webhooks and email out: safe on every worker
 
 
 def child_exit(server: Any, worker: Any) -> None:

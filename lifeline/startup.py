@@ -212,6 +212,8 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
         reload = ctx.params.get("reload")
         reloading = ctx.params.get("debug") if reload is None else reload
         serving = not reloading or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+        if serving:
+            lifeline.outputs.start()  # summaries, webhooks and email out, as gunicorn's workers do
         if serving and lifeline.settings.monitor:
             # The reloader's parent process only watches files; the child serves and sweeps.
             lifeline.monitor.start()

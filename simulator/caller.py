@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from .scenario import Scenario
 WORDS_PER_S = 2.5
 MENU_WAIT_S = 20.0
 GRACE_S = 3.0
+AGENT_PICKUP_S = 1.0
 DEFAULT_FROM = "+15551230001"
 
 
@@ -92,6 +94,16 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
             result.says.append(say)
             call_log.add({"t_ms": start, "kind": "caller", "type": "say", "index": index,
                           "text": turn.value, "end_ms": say.end_ms})
+        elif turn.kind == "agent_says":
+            start = call_log.t_ms()
+            if not _wait_bridged(emulator, leg):
+                result.problems.append(f"turn {number}: no agent was on the line to say {turn.value!r}")
+                continue
+            time.sleep(emulator.scaled(AGENT_PICKUP_S))  # an agent says hello a moment after picking up
+            audio = load_pcmu(turn.audio) if turn.audio is not None and leg.streamer else None
+            emulator.agent_says(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S), audio)
+            call_log.add({"t_ms": start, "kind": "agent", "type": "agent_says", "text": turn.value,
+                          "end_ms": call_log.t_ms()})
         elif turn.kind == "pause":
             time.sleep(emulator.scaled(float(turn.value)))
         elif turn.kind == "hangup":
@@ -103,6 +115,34 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
     _settle(leg)
     _judge(result)
     return result
+
+
+def far_end_player(emulator: Emulator, scenario: Scenario) -> Callable[[Leg], None]:
+    """The far end of a call the app dials out: says and pauses from a scenario, then hangs up."""
+
+    def play_far_end(leg: Leg) -> None:
+        for turn in scenario.turns:
+            if leg.ended:
+                return
+            if turn.kind == "say":
+                emulator.say(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S))
+            elif turn.kind == "pause":
+                time.sleep(emulator.scaled(float(turn.value)))
+            elif turn.kind == "hangup":
+                break
+        emulator.caller_hangs_up(leg)
+
+    return play_far_end
+
+
+def _wait_bridged(emulator: Emulator, leg: Leg) -> bool:
+    """Wait (scenario time) for an agent to be bridged to the caller."""
+    deadline = time.monotonic() + emulator.scaled(MENU_WAIT_S)
+    while time.monotonic() < deadline and not leg.ended:
+        if leg.bridged_with is not None:
+            return True
+        time.sleep(0.02)
+    return leg.bridged_with is not None
 
 
 def _waiting_for_agent(emulator: Emulator, leg: Leg) -> bool:

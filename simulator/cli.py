@@ -109,8 +109,29 @@ def bench(engine: str, provider: str, calls: int, concurrency: int, chaos: float
         raise SystemExit(1)
 
 
+@click.command("feed-bench")
+@click.option("--calls", default=200, show_default=True, help="Calls to place.")
+@click.option("--concurrency", default=100, show_default=True, help="Calls at once.")
+@click.option("--speed", default=10.0, show_default=True, help="Scenario time compression.")
+@click.option("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py).")
+@click.option("--threads", type=int, default=None, help="gunicorn threads per worker.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Write the report here.")
+def feed_bench(calls: int, concurrency: int, speed: float, workers: int | None, threads: int | None,
+               json_out: Path | None) -> None:
+    """Measure how fast events leave: SSE feed and webhook delays of message events under load."""
+    from .feed_bench import run_feed_bench, write_report
+
+    report = run_feed_bench(calls, concurrency, speed, workers, threads, echo=click.echo)
+    click.echo(json.dumps(report, indent=2))
+    if json_out:
+        write_report(report, json_out)
+    if report["missing_on_feed"] or report["missing_by_webhook"]:
+        raise SystemExit(1)
+
+
 # Commands that run against the built-in emulator (they swap in its credentials).
-DEV_COMMANDS = frozenset({"simulate", "bench", "listen-bench", "dev", "evaluate"})
+DEV_COMMANDS = frozenset({"simulate", "bench", "listen-bench", "dev", "evaluate", "feed-bench"})
 
 
 def register(app: Flask) -> None:
@@ -124,3 +145,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(listen_bench)
     app.cli.add_command(bench)
     app.cli.add_command(dev)
+    app.cli.add_command(feed_bench)

@@ -47,10 +47,14 @@ def _answer(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
         return ok()
     leg.answered = True
     leg.transcribing = bool(body.get("transcription"))
+    config = body.get("transcription_config")
+    if isinstance(config, dict) and isinstance(config.get("transcription_tracks"), str):
+        leg.transcription_tracks = config["transcription_tracks"]
     leg.log.answered = True
     legs.timers.after(legs.scaled(0.05), lambda: legs.emit_if_up(
         leg, "call.answered", state="answered", start_time=iso_now()))
     if isinstance(body.get("stream_url"), str):
+        leg.stream_track = str(body.get("stream_track") or "inbound_track")
         legs.timers.after(legs.scaled(0.05), lambda: legs.open_stream(
             leg, body["stream_url"], body.get("stream_codec")))
     return ok()
@@ -102,11 +106,17 @@ def _transcription_start(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
     if leg.transcribing:
         return error(422, "90054", "Call transcription is already in progress")
     leg.transcribing = True
+    leg.transcription_tracks = str(body.get("transcription_tracks") or "inbound")
     return ok()
 
 
 def _transcription_stop(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
     leg.transcribing = False
+    return ok()
+
+
+def _send_dtmf(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
+    leg.dtmf_received += body["digits"]
     return ok()
 
 
@@ -124,6 +134,7 @@ def _record_stop(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
 
 
 def _streaming_start(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
+    leg.stream_track = str(body.get("stream_track") or "inbound_track")
     legs.timers.after(0, lambda: legs.open_stream(leg, body["stream_url"], body.get("stream_codec")))
     return ok()
 
@@ -145,4 +156,5 @@ COMMANDS: dict[str, Behaviour] = {
     "record_stop": Behaviour(_record_stop),
     "streaming_start": Behaviour(_streaming_start, needs_answer=True, required=("stream_url",)),
     "streaming_stop": Behaviour(_streaming_stop),
+    "send_dtmf": Behaviour(_send_dtmf, needs_answer=True, required=("digits",)),
 }

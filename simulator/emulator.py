@@ -11,8 +11,10 @@ take (tests use it); latencies are always measured in real time.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from nacl.signing import SigningKey
@@ -49,6 +51,8 @@ class Emulator:
         self._delivery = WebhookDelivery(self.signing_key, self._timers, chaos)
         self._legs = Legs(speed, self._timers, self._delivery)
         self._lock = self._legs.lock
+        # Far ends of calls the app dials out, by number: played on a thread once answered.
+        self.far_ends: dict[str, Callable[[Leg], None]] = {}
 
     @property
     def webhook_url(self) -> str | None:
@@ -150,11 +154,29 @@ class Emulator:
         else:
             time.sleep(self.scaled(seconds))
         with self._lock:
-            if leg.ended or not leg.transcribing:
+            if leg.ended or not leg.transcribing or leg.transcription_tracks == "outbound":
                 return
             self._legs.emit(leg, "call.transcription", transcription_data={
                 "transcript": text, "confidence": 0.93, "is_final": True,
                 "transcription_track": "inbound"})
+
+    def agent_says(self, leg: Leg, text: str, seconds: float, audio: bytes | None = None) -> bool:
+        """The agent bridged to this caller talks: streamed on the outbound track if the app asked
+        for both tracks, transcribed if it asked Telnyx for the outbound track. False when no
+        agent is on the line."""
+        streamer = leg.streamer
+        if streamer is not None and audio is not None and streamer.both_tracks:
+            streamer.play(audio, track="outbound").wait(timeout=self.scaled(len(audio) / 8000) + 10)
+        else:
+            time.sleep(self.scaled(seconds))
+        with self._lock:
+            if leg.ended or leg.bridged_with is None:
+                return False
+            if leg.transcribing and leg.transcription_tracks in ("outbound", "both"):
+                self._legs.emit(leg, "call.transcription", transcription_data={
+                    "transcript": text, "confidence": 0.91, "is_final": True,
+                    "transcription_track": "outbound"})
+            return True
 
     def caller_hangs_up(self, leg: Leg) -> None:
         """The caller puts the phone down."""
@@ -255,6 +277,10 @@ class Emulator:
         leg = legs.new(body["from"], body["to"], "outgoing", "parked", "callee", CallLog(str(uuid.uuid4())))
         leg.client_state = body.get("client_state")
         leg.agent_behaviour = answer
+        with self._lock:
+            self.requests.append({"t": time.monotonic(), "call_control_id": leg.call_control_id,
+                                  "name": "dial", "command_id": body.get("command_id"), "body": body,
+                                  "status": 200})
         legs.emit(leg, "call.initiated", direction="outgoing", state="parked", start_time=iso_now())
 
         def far_end_decides() -> None:
@@ -266,6 +292,9 @@ class Emulator:
                     return
                 leg.answered = True
                 legs.emit(leg, "call.answered", state="answered", start_time=iso_now())
+                script = self.far_ends.get(leg.to)
+                if script is not None:
+                    threading.Thread(target=script, args=(leg,), name="far-end", daemon=True).start()
 
         self._timers.after(self.scaled(RING_S), far_end_decides)
         return 200, {"data": {"record_type": "call", "call_control_id": leg.call_control_id,

@@ -75,7 +75,10 @@ class Leg:
     answered: bool = False
     ended: bool = False
     transcribing: bool = False
+    transcription_tracks: str = "inbound"
+    dtmf_received: str = ""  # keys the app sent to this leg (send_dtmf)
     stream_url: str | None = None
+    stream_track: str = "inbound_track"
     streamer: Any = None
     recording: str | None = None
     codec: str = "PCMU"  # the call's own codec

@@ -34,6 +34,7 @@ class Legs:
         self.base_url: str | None = None  # where recording URLs point (the emulator's server)
         self.recordings: dict[str, bytes] = {}  # what recording URLs serve, by file name
         self.transcodes = True  # whether Telnyx can give a stream the stream_codec asked for
+        self._streams_stopped = False  # set by stop_streams: no new stream may start after it
 
     def scaled(self, seconds: float) -> float:
         """Real seconds for a duration in scenario time."""
@@ -117,20 +118,22 @@ class Legs:
         from .streamer import MediaStreamer
 
         with self.lock:
-            if leg.ended:
-                return
+            if leg.ended or self._streams_stopped:
+                return  # a stream asked for while the servers shut down would connect to nothing
             self.close_stream(leg)
             leg.stream_url = url
             encoding = codec if codec and codec != "default" and self.transcodes else leg.codec
             leg.streamer = MediaStreamer(url, leg.call_control_id, self.speed,
                                          on_failed=lambda why: self.stream_failed(leg, url, why),
-                                         encoding=encoding, sample_rate=SAMPLE_RATES.get(encoding, 8000))
+                                         encoding=encoding, sample_rate=SAMPLE_RATES.get(encoding, 8000),
+                                         both_tracks=leg.stream_track == "both_tracks")
             self.emit(leg, "streaming.started", stream_url=url)
         leg.streamer.start()
 
     def stop_streams(self) -> None:
         """Stop every leg's stream without webhooks (the emulator is shutting down)."""
         with self.lock:
+            self._streams_stopped = True
             for leg in self._legs.values():
                 if leg.streamer is not None:
                     leg.streamer.stop()

@@ -88,8 +88,10 @@ def _describe(entry: dict[str, Any]) -> str:
         tail = " (duplicate command_id, ignored)" if entry.get("duplicate") else ""
         return f"<- app     {entry['type']:<24} {entry['status']}{tail}"
     if kind == "heard":
-        return (f"app heard ({entry['engine']}) \"{entry['text']}\" "
+        return (f"app heard {entry.get('party', 'caller')} ({entry['engine']}) \"{entry['text']}\" "
                 f"score {entry['score']:+.2f} {entry['label']}")
+    if kind == "agent":
+        return f"agent     says: \"{entry['text']}\" (until {entry['end_ms']:.0f} ms)"
     if entry["type"] == "say":
         return f"caller    says #{entry['index']}: \"{entry['text']}\" (until {entry['end_ms']:.0f} ms)"
     if entry["type"] == "press":

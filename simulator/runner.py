@@ -70,6 +70,7 @@ class Simulation:
             self._stop_servers()
             raise
         holder["app"] = self.app
+        self.app.extensions["lifeline"].outputs.start()
         self._app_server.start()
         if self.provider == "twilio":
             self.emulator.app_url = self._app_server.url
@@ -93,6 +94,7 @@ class Simulation:
         if self.app is not None:
             self.app.extensions["lifeline"].close()
         self.app = create_app(self.config)  # the database was migrated when the first app started
+        self.app.extensions["lifeline"].outputs.start()
         self._holder["app"] = self.app
         return self.app
 
@@ -118,11 +120,12 @@ class Simulation:
         lifeline = self.app.extensions["lifeline"]
         lifeline.engine.wait_idle(10)
         call_log = result.leg.log
-        for message in lifeline.store.messages(result.leg.call_control_id):
-            result.heard.append({"t_ms": round((message["created_at"] - call_log.t0_wall) * 1000, 1),
-                                 "kind": "heard", "type": "message", "engine": message["engine"],
-                                 "text": message["text"], "score": message["score"],
-                                 "label": message["label"]})
+        # Both parties, from the feed: the agent's words never enter the caller's messages.
+        for event in lifeline.outputs.feed.for_call(result.leg.call_control_id, ("message",)):
+            result.heard.append({"t_ms": round((event.created_at - call_log.t0_wall) * 1000, 1),
+                                 "kind": "heard", "type": "message", "engine": event.data["engine"],
+                                 "party": event.data["party"], "text": event.data["text"],
+                                 "score": event.data["score"], "label": event.data["label"]})
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

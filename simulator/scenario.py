@@ -12,7 +12,7 @@ from ivr.yamlfile import read_yaml
 AGENT_BEHAVIOURS = ("answer", "no_answer", "busy", "reject")
 _TOP_KEYS = {"name", "from", "agent", "expect", "turns"}
 _EXPECT_KEYS = {"transfer", "earliest_say", "latest_say", "intent"}
-_TURN_KINDS = ("wait_for", "press", "say", "pause", "hangup")
+_TURN_KINDS = ("wait_for", "press", "say", "pause", "hangup", "agent_says")
 
 
 class ScenarioError(ValueError):
@@ -112,9 +112,9 @@ def _turn(path: Path, index: int, raw: object) -> Turn:
         raise ScenarioError(f"{where} must be a mapping such as `say: \"...\"`")
     kinds = [k for k in _TURN_KINDS if k in raw]
     extra = set(raw) - set(_TURN_KINDS) - {"audio"}
-    if len(kinds) != 1 or extra or ("audio" in raw and kinds != ["say"]):
+    if len(kinds) != 1 or extra or ("audio" in raw and kinds[0] not in ("say", "agent_says")):
         raise ScenarioError(f"{where} must have exactly one of {list(_TURN_KINDS)} "
-                            f"(and `audio` only with `say`), found {sorted(raw)}")
+                            f"(and `audio` only with `say` or `agent_says`), found {sorted(raw)}")
     kind = kinds[0]
     value = raw[kind]
     if kind == "wait_for" and value != "gather":
@@ -124,6 +124,8 @@ def _turn(path: Path, index: int, raw: object) -> Turn:
         raise ScenarioError(f"{where}: `press` takes keys 0-9, * and #, quoted: press: \"2\"")
     if kind == "say" and (not isinstance(value, str) or not value.strip()):
         raise ScenarioError(f"{where}: `say` needs the words the caller says")
+    if kind == "agent_says" and (not isinstance(value, str) or not value.strip()):
+        raise ScenarioError(f"{where}: `agent_says` needs the words the agent says once bridged")
     if kind == "pause" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
         raise ScenarioError(f"{where}: `pause` takes seconds, e.g. pause: 1.5")
     if kind == "hangup" and value is not True:

@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -28,18 +29,21 @@ class MediaStreamer:
 
     def __init__(self, url: str, call_control_id: str, speed: float,
                  on_failed: Callable[[str], None], encoding: str = "PCMU",
-                 sample_rate: int = 8000) -> None:
+                 sample_rate: int = 8000, both_tracks: bool = False) -> None:
         self.url = url
         # What the start frame announces; the payload is PCMU audio transcoded for PCMA, and
         # passed through as-is for codecs the emulator cannot encode (Lifeline must refuse those).
         self.encoding = encoding
         self.sample_rate = sample_rate
         self._g722: Any = None
-        self.stream_id = f"emu-stream-{call_control_id[-12:]}"
+        self.stream_id = f"emu-stream-{uuid.uuid4().hex[:12]}"  # a new id per stream, as Telnyx gives
         self._call_control_id = call_control_id
         self._interval = 0.02 / speed
         self._on_failed = on_failed
         self._queue: deque[tuple[bytes, threading.Event | None]] = deque()
+        # What the caller hears (the agent, once bridged): sent only with `both_tracks`.
+        self.both_tracks = both_tracks
+        self._outbound: deque[tuple[bytes, threading.Event | None]] = deque()
         self._events: deque[dict[str, object]] = deque()  # dtmf, mark and error frames to interleave
         self._stop = threading.Event()
         self._drop = threading.Event()
@@ -51,13 +55,14 @@ class MediaStreamer:
         """Connect and start streaming in a thread of its own."""
         self._thread.start()
 
-    def play(self, pcmu: bytes) -> threading.Event:
-        """Queue speech; the event is set when its last frame has been sent."""
+    def play(self, pcmu: bytes, track: str = "inbound") -> threading.Event:
+        """Queue speech on a track; the event is set when its last frame has been sent."""
         done = threading.Event()
         frames = [pcmu[i:i + FRAME_BYTES].ljust(FRAME_BYTES, b"\xff")
                   for i in range(0, len(pcmu), FRAME_BYTES)]
+        queue = self._outbound if track == "outbound" else self._queue
         for index, frame in enumerate(frames):
-            self._queue.append((frame, done if index == len(frames) - 1 else None))
+            queue.append((frame, done if index == len(frames) - 1 else None))
         if not frames:
             done.set()
         return done
@@ -113,6 +118,13 @@ class MediaStreamer:
                 self.sent_frames += 1
                 if done is not None:
                     done.set()
+                if self.both_tracks:
+                    frame, done = self._outbound.popleft() if self._outbound else (SILENCE, None)
+                    self._send(ws, {"event": "media", "stream_id": self.stream_id, "media": {
+                        "track": "outbound", "chunk": str(chunk), "timestamp": str(chunk * 20),
+                        "payload": base64.b64encode(self._encode(frame)).decode()}})
+                    if done is not None:
+                        done.set()
                 due += self._interval
                 time.sleep(max(0.0, due - time.monotonic()))
             if not self._drop.is_set():
@@ -122,7 +134,7 @@ class MediaStreamer:
             if not self._stop.is_set():
                 self._on_failed("connection_lost")
         finally:
-            for _, done in self._queue:
+            for _, done in [*self._queue, *self._outbound]:
                 if done is not None:
                     done.set()
             try:

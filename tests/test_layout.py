@@ -25,8 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     "transfer": {"ivr", "insight"},
     "calls": {"ivr", "insight", "transfer"},
     "providers": {"ivr", "insight"},
-    "lifeline": {"ivr", "insight", "transfer", "calls", "providers"},
-    "simulator": {"ivr", "insight", "transfer", "calls", "providers", "lifeline"},
+    "conversation": {"ivr", "insight", "transfer", "calls"},
+    "lifeline": {"ivr", "insight", "transfer", "calls", "providers", "conversation"},
+    "simulator": {"ivr", "insight", "transfer", "calls", "providers", "conversation", "lifeline"},
 }
 PACKAGES = tuple(ALLOWED)
 

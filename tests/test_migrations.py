@@ -71,6 +71,7 @@ _ADDED_AFTER_BASELINE = (
                              "recording_error")),  # 0003
     ("messages", "analysis"),  # 0003
 )
+_TABLES_AFTER_BASELINE = ("feed", "deliveries", "delivery_attempts", "delivery_cursors", "summaries")  # 0004
 
 
 def make_pre_migration_database(engine: Engine) -> None:
@@ -79,6 +80,8 @@ def make_pre_migration_database(engine: Engine) -> None:
     with engine.begin() as conn:
         for table, column in _ADDED_AFTER_BASELINE:
             conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        for table in _TABLES_AFTER_BASELINE:
+            conn.execute(text(f"DROP TABLE {table}"))
     now = time.time()
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO webhook_events (id, event_type, call_control_id, received_at, "

@@ -18,6 +18,7 @@ from ivr.store import (
     CallStore,
     Command,
     CommandStatus,
+    FeedEvent,
     Message,
     TransferRecord,
     TransferStatus,
@@ -120,6 +121,21 @@ def test_failed_unit_of_work_leaves_nothing_behind(store: CallStore) -> None:
     assert store.events("v3:call-1") == []
     assert store.get_call("v3:call-1") is None
     assert store.claim("v3:call-1", "transfer")
+
+
+def test_feed_events_keep_commit_order_and_vanish_with_a_failed_unit(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.add_feed([FeedEvent("call", "v3:call-1", {"status": "answering"}),
+                     FeedEvent("call", "v3:call-2", {"status": "answering"})])
+    with pytest.raises(RuntimeError):
+        with store.unit() as tx:
+            tx.add_feed([FeedEvent("message", "v3:call-1", {"text": "lost"})])
+            raise RuntimeError("handler crashed")
+    with store.unit() as tx:
+        tx.add_feed([FeedEvent("message", "v3:call-1", {"text": "hello", "party": "caller"})])
+    assert store.feed_events("v3:call-1") == [FeedEvent("call", "v3:call-1", {"status": "answering"}),
+                                              FeedEvent("message", "v3:call-1",
+                                                        {"text": "hello", "party": "caller"})]
 
 
 def test_call_is_created_once_and_updated(store: CallStore) -> None:

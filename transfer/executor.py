@@ -33,6 +33,8 @@ class TransferExecutor:
             return False
         log.info("transfer of %s decided by %s: %s", call.call_control_id, decision.rule, decision.reason)
         ctx.tx.add_decision(call.call_control_id, decision.rule, decision.reason, decision.evidence)
+        ctx.publish("decision", call.call_control_id, rule=decision.rule, reason=decision.reason,
+                    evidence=decision.evidence)
         if self._handoff and call.status != CallStatus.ANSWERING:
             ctx.send("speak", call.call_control_id, f"{ESCALATION}:handoff", **ctx.menu.speak(self._handoff))
         self._dial_agent(ctx, call, 1, decision.reason, decision.rule)
@@ -68,3 +70,5 @@ class TransferExecutor:
             call_control_id=call.call_control_id, attempt=attempt, to_number=to,
             command_id=command.command_id, reason=reason, rule=rule,
             status=TransferStatus.REQUESTED, requested_at=now, updated_at=now))
+        ctx.publish("transfer", call.call_control_id, attempt=attempt, to=to,
+                    status=TransferStatus.REQUESTED, reason=reason, rule=rule)

@@ -10,11 +10,12 @@ from .records import (
                       CallStatus,
                       Command,
                       CommandStatus,
+                      FeedEvent,
                       Message,
                       OutboxEntry,
                       TransferRecord,
                       TransferStatus,
 )
 
-__all__ = ["CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "Message", "OutboxEntry",
-           "StoreTx", "TransferRecord", "TransferStatus"]
+__all__ = ["CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "FeedEvent", "Message",
+           "OutboxEntry", "StoreTx", "TransferRecord", "TransferStatus"]

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .records import CallRecord, Command, Message, OutboxEntry, TransferRecord
+from .records import CallRecord, Command, FeedEvent, Message, OutboxEntry, TransferRecord
 
 
 class StoreTx(ABC):
@@ -77,6 +77,10 @@ class StoreTx(ABC):
     def calls_to_check(self, idle_before: float, limit: int) -> list[CallRecord]:
         """Active calls silent and unchecked since `idle_before`, least recently checked first, locked."""
 
+    @abstractmethod
+    def add_feed(self, events: Sequence[FeedEvent]) -> None:
+        """Append events to the outgoing feed; their ids follow commit order."""
+
 
 class CallStore(ABC):
     """Durable call state shared by every worker and instance."""
@@ -108,6 +112,10 @@ class CallStore(ABC):
     @abstractmethod
     def messages(self, call_control_id: str) -> list[dict[str, Any]]:
         """The caller messages recorded for a call, oldest first."""
+
+    @abstractmethod
+    def feed_events(self, call_control_id: str) -> list[FeedEvent]:
+        """The outgoing feed's events of a call, in commit order."""
 
     @abstractmethod
     def decisions(self, call_control_id: str) -> list[dict[str, Any]]:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .base import CallStore, StoreTx
-from .records import CallRecord, CallStatus, Command, CommandStatus, Message, OutboxEntry, TransferRecord
+from .records import (CallRecord, CallStatus, Command, CommandStatus, FeedEvent, Message, OutboxEntry,
+                      TransferRecord)
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -31,6 +32,7 @@ class _Tables:
     commands: dict[str, OutboxEntry] = field(default_factory=dict)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    feed: list[FeedEvent] = field(default_factory=list)  # commit order: units of work are serial
 
 
 class MemoryStoreTx(StoreTx):
@@ -138,6 +140,9 @@ class MemoryStoreTx(StoreTx):
                 and c.updated_at < idle_before and (c.checked_at is None or c.checked_at < idle_before)]
         return [replace(c) for c in sorted(idle, key=lambda c: (c.checked_at or 0.0, c.updated_at))[:limit]]
 
+    def add_feed(self, events: Sequence[FeedEvent]) -> None:
+        self._t.feed.extend(FeedEvent(e.kind, e.call_control_id, copy.deepcopy(e.data)) for e in events)
+
 
 class MemoryStore(CallStore):
     """CallStore in this process's memory."""
@@ -185,6 +190,11 @@ class MemoryStore(CallStore):
             rows = [dict(m) for m in self._tables.messages.values()
                     if m["call_control_id"] == call_control_id]
         return sorted(rows, key=lambda m: m["id"])
+
+    def feed_events(self, call_control_id: str) -> list[FeedEvent]:
+        with self._lock:
+            return [FeedEvent(e.kind, e.call_control_id, copy.deepcopy(e.data)) for e in self._tables.feed
+                    if e.call_control_id == call_control_id]
 
     def decisions(self, call_control_id: str) -> list[dict[str, Any]]:
         with self._lock:

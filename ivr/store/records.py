@@ -19,6 +19,8 @@ class CallStatus(StrEnum):
     TRANSFERRING = "transferring"
     TRANSFERRED = "transferred"
     VOICEMAIL = "voicemail"
+    DIALING = "dialing"      # a call Lifeline placed (dial-out), ringing at the far end
+    ANALYSING = "analysing"  # a dial-out answered: Lifeline listens, no menu, no escalation
     ENDED = "ended"
 
 
@@ -129,3 +131,12 @@ class Message:
     created_at: float
     intents: dict[str, float] = field(default_factory=dict)  # intent -> confidence in [0, 1]
     frustration: dict[str, float] = field(default_factory=dict)  # calm/annoyed/angry -> probability
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """One event of a call's conversation going out (live feed, webhooks, transcripts)."""
+
+    kind: str
+    call_control_id: str
+    data: dict[str, Any]

@@ -110,3 +110,64 @@ decisions = Table(
     Column("evidence", Text, nullable=False),
     Column("decided_at", Float, nullable=False),
 )
+
+# The conversation, out: every event a call produces, in commit order (the id only grows; on
+# PostgreSQL writers take one advisory lock so a smaller id is never committed after a larger one).
+feed = Table(
+    "feed", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_control_id", String(255), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_feed_call_kind", feed.c.call_control_id, feed.c.kind)
+Index("ix_feed_kind_id", feed.c.kind, feed.c.id)
+
+# Webhooks out: one row per (event, receiver URL), sent in feed order per call and receiver.
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feed_id", Integer, nullable=False),
+    Column("url", String(1000), nullable=False),
+    Column("call_control_id", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", Float, nullable=False),
+    Column("last_error", String(500)),
+    Column("delivered_at", Float),
+    Column("created_at", Float, nullable=False),
+)
+Index("ux_deliveries_feed_url", deliveries.c.feed_id, deliveries.c.url, unique=True)
+Index("ix_deliveries_due", deliveries.c.status, deliveries.c.next_at)
+Index("ix_deliveries_order", deliveries.c.url, deliveries.c.call_control_id, deliveries.c.feed_id)
+
+delivery_attempts = Table(
+    "delivery_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", Integer, nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("http_status", Integer),
+    Column("error", String(500)),
+    Column("duration_ms", Float, nullable=False),
+)
+
+# How far each receiver URL has been given the feed (rows up to here have deliveries).
+delivery_cursors = Table(
+    "delivery_cursors", metadata,
+    Column("url", String(1000), primary_key=True),
+    Column("feed_id", Integer, nullable=False),
+)
+
+summaries = Table(
+    "summaries", metadata,
+    Column("call_control_id", String(255), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("email_to", String(1000)),
+    Column("email_status", String(16)),
+    Column("email_attempts", Integer, nullable=False, default=0),
+    Column("email_next_at", Float),
+    Column("email_error", String(500)),
+)
+Index("ix_summaries_email", summaries.c.email_status, summaries.c.email_next_at)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -20,10 +20,13 @@ from ..sanitize import clean_text, finite_or_none
 from . import schema
 from .base import CallStore, StoreTx
 from .migrate import schema_problem, upgrade
-from .records import CallRecord, CallStatus, Command, CommandStatus, Message, OutboxEntry, TransferRecord
+from .records import (CallRecord, CallStatus, Command, CommandStatus, FeedEvent, Message, OutboxEntry,
+                      TransferRecord)
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
+FEED_CHANNEL = "lifeline_feed"
+FEED_LOCK_KEY = 0x11FE_ED00
 
 
 class SqlStoreTx(StoreTx):
@@ -32,6 +35,11 @@ class SqlStoreTx(StoreTx):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._dialect = conn.dialect.name
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for modules with tables of their own (the outputs)."""
+        return self._conn
 
     def _insert_ignore(self, table: Any, values: dict[str, Any]) -> bool:
         insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
@@ -143,6 +151,21 @@ class SqlStoreTx(StoreTx):
             query = query.with_for_update(skip_locked=True)
         return [CallRecord(**dict(r)) for r in self._conn.execute(query).mappings()]
 
+    def add_feed(self, events: Sequence[FeedEvent]) -> None:
+        if not events:
+            return
+        if self._dialect == "postgresql":
+            # Held until commit: a reader that has seen id N can never later find a smaller id
+            # committing (SQLite's single writer gives the same order for free).
+            self._conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
+        now = time.time()
+        self._conn.execute(schema.feed.insert(), [
+            {"call_control_id": e.call_control_id, "kind": e.kind, "data": json.dumps(e.data),
+             "created_at": now} for e in events])
+        if self._dialect == "postgresql":
+            # Delivered to LISTENers at commit, never for a rollback: a wake-up, not the data.
+            self._conn.execute(select(func.pg_notify(FEED_CHANNEL, "")))
+
 
 class SqlStore(CallStore):
     """CallStore on SQLAlchemy; the URL's scheme picks SQLite or PostgreSQL."""
@@ -222,6 +245,13 @@ class SqlStore(CallStore):
                  .order_by(schema.messages.c.id))
         with self.engine.connect() as conn:
             return [{**dict(r), "analysis": json.loads(r["analysis"]) if r["analysis"] else None}
+                    for r in conn.execute(query).mappings()]
+
+    def feed_events(self, call_control_id: str) -> list[FeedEvent]:
+        query = (select(schema.feed).where(schema.feed.c.call_control_id == call_control_id)
+                 .order_by(schema.feed.c.id))
+        with self.engine.connect() as conn:
+            return [FeedEvent(r["kind"], r["call_control_id"], json.loads(r["data"]))
                     for r in conn.execute(query).mappings()]
 
     def decisions(self, call_control_id: str) -> list[dict[str, Any]]:

@@ -69,6 +69,7 @@ class TwilioEmulator:
         self._lock = threading.RLock()
         self._faults: list[Fault] = []
         self._closed = False
+        self._streams_stopped = False  # set by stop_streams: no new stream may start after it
         self._callbacks = KeyedSerialExecutor(64, "twilio-callback")
         self._http = httpx.Client(timeout=15.0, limits=httpx.Limits(max_connections=2000,
                                                                     max_keepalive_connections=500))
@@ -157,6 +158,7 @@ class TwilioEmulator:
     def stop_streams(self) -> None:
         """Stop every media stream (before the app's server goes away under them)."""
         with self._lock:
+            self._streams_stopped = True
             for leg in self._legs.values():
                 if leg.streamer is not None:
                     leg.streamer.stop()
@@ -459,8 +461,8 @@ class TwilioEmulator:
                                                  "StreamError": why}, "stream")
 
         with self._lock:
-            if leg.ended:
-                return
+            if leg.ended or self._streams_stopped:
+                return  # a stream asked for while the servers shut down would connect to nothing
             if leg.streamer is not None:
                 leg.streamer.stop()
             leg.stream_url = url

@@ -28,6 +28,8 @@ class TwilioStreamer(MediaStreamer):
         self._parameters = parameters or {}
 
     def _run(self) -> None:
+        if self._stop.is_set():
+            return  # stopped before it connected (the emulator is shutting down), as Telnyx's streamer
         try:
             ws = Client.connect(self.url)
         except Exception as exc:  # refused upgrade or closed port: Twilio reports stream-error

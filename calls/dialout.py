@@ -1,0 +1,41 @@
+"""A call Lifeline places itself to listen to the far end (a conference bridge, a line to analyse).
+
+No menu and no escalation: once the far end answers, Lifeline sends the DTMF (e.g. a bridge's
+PIN) once, listens, and when the call ends the transcript and summary follow as for any call.
+"""
+
+from __future__ import annotations
+
+import time
+
+from insight import tracks
+from ivr.context import CallContext
+from ivr.store import CallRecord, CallStatus
+
+from .machine import Turn
+
+
+def placed(ctx: CallContext, call_control_id: str, session_id: str | None, to: str, from_: str,
+           summary_to: str | None, dtmf: str | None) -> bool:
+    """Record a call just dialled; it enters the state machine in `dialing`."""
+    now = time.time()
+    created = ctx.tx.insert_call(CallRecord(
+        call_control_id=call_control_id, call_session_id=session_id, call_leg_id=None, from_number=from_,
+        to_number=to, status=CallStatus.DIALING, created_at=now, updated_at=now))
+    if created:
+        ctx.publish("call.started", call_control_id, direction="outbound", **{"from": from_}, to=to,
+                    dtmf=bool(dtmf), summary_to=summary_to)
+    return created
+
+
+def answered(turn: Turn) -> None:
+    """The far end answered: send the DTMF once, then listen to it."""
+    ctx, call = turn.ctx, turn.call
+    turn.move(CallStatus.ANALYSING, answered_at=time.time())
+    digits = (ctx.event.client_state or {}).get("dtmf")
+    if isinstance(digits, str) and digits:
+        ctx.send("send_dtmf", call.call_control_id, "dialout:dtmf", digits=digits)
+    for name, params in tracks.start(turn.svc.engine, call.call_control_id, both=False):
+        ctx.send(name, call.call_control_id, f"dialout:listen:{name}", **params)
+    engine, ccid = turn.svc.engine, call.call_control_id
+    ctx.after_commit(lambda: engine.call_answered(ccid))

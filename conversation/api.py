@@ -1,0 +1,174 @@
+"""The conversation's HTTP face: the live feed (SSE), transcripts, pause/resume, summaries, dial-out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
+
+from ivr.api import require_token
+from ivr.errors import ProviderError, error_response
+
+from . import transcripts
+from .dialout import DialError
+from .feed import StoredEvent
+from .pause import PauseError
+
+bp = Blueprint("conversation", __name__)
+log = logging.getLogger(__name__)
+# The same gate as the calls API (a bearer token, or the dashboard's session where there is one).
+bp.before_request(require_token)
+
+KEEPALIVE_S = 15.0
+BATCH_MAX = 100
+
+
+def _outputs() -> Any:
+    return current_app.extensions["conversation"]
+
+
+@bp.get("/api/events")
+def events() -> ResponseReturnValue:
+    """Server-Sent Events of every call (or `?call=<id>`); `Last-Event-ID` resumes after that id."""
+    outputs = _outputs()
+    call = request.args.get("call") or None
+    given = request.headers.get("Last-Event-ID") or request.args.get("after")
+    if given is not None:
+        if not given.isdigit():
+            return error_response(400, "Last-Event-ID (or ?after=) must be an event id, a whole number")
+        cursor = int(given)
+    else:
+        # A new client of one call gets that call from its start; of all calls, from now on.
+        cursor = 0 if call else outputs.feed.last_id()
+    outputs.subscribed()
+    hub, feed, poll_s = outputs.hub, outputs.feed, outputs.settings.feed_poll_s
+
+    def stream(cursor: int) -> Iterator[str]:
+        yield "retry: 1000\n\n"
+        quiet_since = time.monotonic()
+        while True:
+            seen = hub.version
+            try:
+                batch = feed.after(cursor, call)
+            except SQLAlchemyError:
+                # The store is unavailable: end the stream; the client reconnects with Last-Event-ID.
+                log.warning("feed stream ended: the store is unavailable")
+                return
+            for event in batch:
+                cursor = event.id
+                yield sse(event)
+            if batch:
+                quiet_since = time.monotonic()
+                continue
+            if not hub.wait(seen, poll_s) and time.monotonic() - quiet_since > KEEPALIVE_S:
+                # A comment line: proxies keep the connection, and a gone client is noticed here.
+                quiet_since = time.monotonic()
+                yield ": keepalive\n\n"
+
+    return Response(stream_with_context(stream(cursor)), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def sse(event: StoredEvent) -> str:
+    """One event in the SSE wire format."""
+    return f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.envelope())}\n\n"
+
+
+@bp.get("/api/calls/<call_control_id>/transcript")
+def transcript(call_control_id: str) -> ResponseReturnValue:
+    """One call's transcript: JSON, or `?format=txt` / `?format=vtt`."""
+    outputs = _outputs()
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "txt", "vtt"):
+        return error_response(400, "format must be json, txt or vtt")
+    call = outputs.store.get_call(call_control_id)
+    if call is None:
+        return error_response(404, f"no call {call_control_id!r}")
+    doc = transcripts.transcript(call, outputs.feed)
+    if fmt == "txt":
+        return Response(transcripts.as_text(doc), mimetype="text/plain")
+    if fmt == "vtt":
+        return Response(transcripts.as_vtt(doc), mimetype="text/vtt")
+    return jsonify(doc)
+
+
+@bp.get("/api/transcripts")
+def transcript_batch() -> ResponseReturnValue:
+    """Transcripts of calls started in [since, until) as NDJSON; the next page's cursor in a header."""
+    outputs = _outputs()
+    try:
+        since, until = _time_arg("since"), _time_arg("until")
+        limit = int(request.args.get("limit", 50))
+        if not 1 <= limit <= BATCH_MAX:
+            raise ValueError
+    except ValueError:
+        return error_response(400, "since and until are ISO-8601 times or unix seconds; "
+                                   f"limit is a whole number from 1 to {BATCH_MAX}")
+    try:
+        after = transcripts.decode_cursor(request.args["cursor"]) if request.args.get("cursor") else None
+    except transcripts.CursorError as exc:
+        return error_response(400, str(exc))
+    calls = transcripts.batch(outputs.store.engine, since, until, after, limit)
+    body = "".join(json.dumps(transcripts.transcript(c, outputs.feed)) + "\n" for c in calls)
+    response = Response(body, mimetype="application/x-ndjson")
+    if len(calls) == limit:
+        response.headers["Lifeline-Next-Cursor"] = transcripts.encode_cursor(calls[-1])
+    return response
+
+
+def _time_arg(name: str) -> float | None:
+    value = request.args.get(name)
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+@bp.post("/api/calls/<call_control_id>/listening")
+def listening(call_control_id: str) -> ResponseReturnValue:
+    """`{"paused": true|false}`: stop or restart hearing the call."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("paused"), bool):
+        return error_response(400, 'send a JSON body {"paused": true} or {"paused": false}')
+    try:
+        result = _outputs().control.set_paused(call_control_id, body["paused"], by="api")
+    except PauseError as exc:
+        return error_response(exc.status, str(exc))
+    return jsonify(result)
+
+
+@bp.get("/api/calls/<call_control_id>/summary")
+def summary(call_control_id: str) -> ResponseReturnValue:
+    """The post-call summary and its email's delivery state (404 until the call has ended)."""
+    outputs = _outputs()
+    found = outputs.summaries.get(call_control_id)
+    if found is None:
+        exists = outputs.store.get_call(call_control_id) is not None
+        return error_response(404, "no summary yet: it is made when the call ends" if exists
+                              else f"no call {call_control_id!r}")
+    return jsonify(found)
+
+
+@bp.post("/api/calls")
+def dial() -> ResponseReturnValue:
+    """`{"to", "dtmf"?, "summary_to"?}`: place a call and listen to the far end."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) - {"to", "dtmf", "summary_to"}:
+        return error_response(400, 'send a JSON body {"to": "+1…" or "sip:…", "dtmf"?: "1234#", '
+                                   '"summary_to"?: "a@example.com"}')
+    try:
+        ccid = _outputs().dialout.place(body.get("to"), body.get("dtmf"), body.get("summary_to"))
+    except DialError as exc:
+        return error_response(exc.status, str(exc))
+    except ProviderError as exc:
+        return error_response(502 if exc.retryable else 422, str(exc))
+    return jsonify(call_control_id=ccid, status="dialing"), 201

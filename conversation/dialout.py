@@ -1,0 +1,52 @@
+"""Placing a call to listen to the far end: `POST /api/calls` and `flask dial`."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from calls import dialout
+from calls.unit import UnitOfWork, internal_event
+from ivr.errors import LifelineError
+from ivr.events import encode_client_state
+from ivr.telnyx_api import TelnyxCommands
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
+_DTMF = re.compile(r"^[0-9*#A-DwW]{1,64}$")
+_EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
+
+
+class DialError(LifelineError):
+    """A dial-out request that cannot be placed (carries its HTTP status)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DialOut:
+    """Validates a dial-out request, dials through Telnyx and records the call."""
+
+    def __init__(self, telnyx: TelnyxCommands, units: UnitOfWork, dial_from: str | None) -> None:
+        self._telnyx = telnyx
+        self._units = units
+        self._from = dial_from
+
+    def place(self, to: object, dtmf: object = None, summary_to: object = None) -> str:
+        """Dial `to`; returns the new call's call_control_id, or raises DialError."""
+        if not isinstance(to, str) or not (_E164.match(to) or _SIP.match(to)):
+            raise DialError(400, '"to" must be an E.164 number (+15551234567) or a SIP URI (sip:user@host)')
+        if dtmf is not None and (not isinstance(dtmf, str) or not _DTMF.match(dtmf)):
+            raise DialError(400, '"dtmf" may hold 0-9, *, #, A-D and w/W (pauses), at most 64 of them')
+        if summary_to is not None and (not isinstance(summary_to, str) or not all(
+                _EMAIL.match(a.strip()) for a in summary_to.split(","))):
+            raise DialError(400, '"summary_to" must be email addresses separated by commas')
+        if not self._from:
+            raise DialError(409, "dialling out is off: set LIFELINE_DIAL_FROM to the number calls come from")
+        # The DTMF rides in client_state, which Telnyx returns with every event of the leg.
+        state = encode_client_state({"role": "dialout", "dtmf": dtmf or ""})
+        ccid, session = self._telnyx.dial(to, self._from, state, str(uuid.uuid4()))
+        self._units.run(internal_event("lifeline.dial", ccid), lambda ctx: dialout.placed(
+            ctx, ccid, session, to, self._from or "", summary_to, dtmf))
+        return ccid

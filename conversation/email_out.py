@@ -1,0 +1,63 @@
+"""Emailing a summary: HTML and plain text over SMTP, STARTTLS when the server offers it."""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import ssl
+from email.message import EmailMessage
+from typing import Any
+
+from .settings import SmtpTarget
+from .summary import as_text
+
+
+def render(summary: dict[str, Any], sender: str, to: list[str]) -> EmailMessage:
+    """The summary email: a plain-text part and an HTML part with the same facts."""
+    message = EmailMessage()
+    outcome = summary["outcome"]
+    message["Subject"] = f"Call summary: {summary['from'] or 'unknown caller'}, {outcome}"
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    message.set_content(as_text(summary))
+    message.add_alternative(_html(summary), subtype="html")
+    return message
+
+
+def _html(summary: dict[str, Any]) -> str:
+    e = html.escape
+
+    def items(values: list[str]) -> str:
+        return "".join(f"<li>{e(v)}</li>" for v in values) or "<li>none</li>"
+
+    transfer = summary["transfer"]
+    rows = [("Caller", summary["from"] or "unknown"), ("Started", summary["started_at"]),
+            ("Duration", f"{summary['duration_s']} s"), ("Outcome", summary["outcome"])]
+    if transfer:
+        rows.append(("Transfer", f"{transfer['rule']}: {transfer['reason']}"))
+    for party, s in summary["sentiment"].items():
+        rows.append((f"Sentiment ({party})",
+                     f"first {s['first']:+.2f}, last {s['last']:+.2f}, mean {s['mean']:+.2f}"))
+    table = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
+    actions = [f"({a['party']}) {a['text']}" for a in summary["action_items"]]
+    return (f"<html><body><h2>Call summary</h2><table>{table}</table>"
+            f"<h3>Topics</h3><ul>{items(summary['topics'])}</ul>"
+            f"<h3>Questions the caller asked</h3><ul>{items(summary['questions'])}</ul>"
+            f"<h3>Action items</h3><ul>{items(actions)}</ul></body></html>")
+
+
+def send(target: SmtpTarget, message: EmailMessage, timeout_s: float = 10.0) -> None:
+    """Send one message; raises smtplib.SMTPException or OSError on failure."""
+    context = ssl.create_default_context()
+    if target.ssl:
+        client: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout_s, context=context)
+    else:
+        client = smtplib.SMTP(target.host, target.port, timeout=timeout_s)
+    with client:
+        client.ehlo()
+        if not target.ssl and client.has_extn("starttls"):
+            client.starttls(context=context)
+            client.ehlo()
+        if target.user:
+            client.login(target.user, target.password or "")
+        client.send_message(message)

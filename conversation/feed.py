@@ -1,0 +1,83 @@
+"""Reading the feed: events after an id, one call's events, and the JSON shape they go out in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from ivr.store import schema
+
+KINDS = ("call.started", "message", "decision", "transfer", "listening", "call.ended", "summary.ready")
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One feed row: its id, kind, call, time and data."""
+
+    id: int
+    kind: str
+    call_control_id: str
+    created_at: float
+    data: dict[str, Any]
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON every output sends: SSE data, webhook body, NDJSON line."""
+        return {"id": self.id, "type": self.kind, "call_control_id": self.call_control_id,
+                "at": iso(self.created_at), "data": self.data}
+
+    def body(self) -> bytes:
+        """The envelope as compact JSON bytes (what webhooks sign and send)."""
+        return json.dumps(self.envelope(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def iso(ts: float | None) -> str | None:
+    """Unix seconds as ISO-8601 UTC with milliseconds."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Feed:
+    """Queries over the feed table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def after(self, after_id: int, call_control_id: str | None = None, limit: int = 200) -> list[StoredEvent]:
+        """Events with an id above after_id (of one call, or all), oldest first."""
+        query = select(schema.feed).where(schema.feed.c.id > after_id).order_by(schema.feed.c.id).limit(limit)
+        if call_control_id is not None:
+            query = query.where(schema.feed.c.call_control_id == call_control_id)
+        return self._rows(query)
+
+    def after_kind(self, after_id: int, kind: str, limit: int = 100) -> list[StoredEvent]:
+        """Events of one kind with an id above after_id, oldest first."""
+        query = (select(schema.feed).where(schema.feed.c.id > after_id, schema.feed.c.kind == kind)
+                 .order_by(schema.feed.c.id).limit(limit))
+        return self._rows(query)
+
+    def by_ids(self, ids: Sequence[int]) -> list[StoredEvent]:
+        """The events with these ids."""
+        return self._rows(select(schema.feed).where(schema.feed.c.id.in_(list(ids))))
+
+    def for_call(self, call_control_id: str, kinds: Sequence[str] | None = None) -> list[StoredEvent]:
+        """Every event of one call (optionally of some kinds), oldest first."""
+        query = select(schema.feed).where(schema.feed.c.call_control_id == call_control_id)
+        if kinds:
+            query = query.where(schema.feed.c.kind.in_(list(kinds)))
+        return self._rows(query.order_by(schema.feed.c.id))
+
+    def last_id(self) -> int:
+        """The newest event's id (0 when the feed is empty)."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.max(schema.feed.c.id))).scalar() or 0)
+
+    def _rows(self, query: Any) -> list[StoredEvent]:
+        with self._engine.connect() as conn:
+            return [StoredEvent(r["id"], r["kind"], r["call_control_id"], r["created_at"],
+                                json.loads(r["data"])) for r in conn.execute(query).mappings()]

@@ -1,0 +1,124 @@
+"""Wake-ups for feed readers: in this process at once, from other instances through PostgreSQL.
+
+A wake-up carries no data: readers always go back to the store, so a lost or duplicated
+notification can delay an event by at most one poll interval and never lose or repeat it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class FeedHub:
+    """A version counter and a condition: readers wait for the version to move past what they saw."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._version = 0
+
+    @property
+    def version(self) -> int:
+        """How many wake-ups there have been; pass it to wait()."""
+        with self._cond:
+            return self._version
+
+    def wake(self) -> None:
+        """New events are in the store."""
+        with self._cond:
+            self._version += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        """Block until a wake-up after `seen`, or the timeout; True when woken."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._version != seen, timeout)
+
+
+class PgListener:
+    """LISTENs on the feed channel of a PostgreSQL database and wakes the hub for each NOTIFY."""
+
+    def __init__(self, database_url: str, channel: str, hub: FeedHub) -> None:
+        # psycopg takes libpq URLs: drop SQLAlchemy's driver suffix.
+        self._url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self._channel = channel
+        self._hub = hub
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start listening (idempotent)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lifeline-feed-listen", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+
+    def _run(self) -> None:
+        import psycopg  # the PostgreSQL driver is only needed when the store is PostgreSQL
+
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f'LISTEN "{self._channel}"')
+                    delay = 0.5
+                    self._hub.wake()  # events may have been stored while we were not listening
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5):
+                            self._hub.wake()
+            except Exception as exc:  # a dropped connection: readers fall back to polling meanwhile
+                log.warning("feed LISTEN connection failed (%s); retrying in %.1f s", exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+
+class StorePoller:
+    """One cheap query per interval per process (`max(id)` of the feed), waking the hub when it grows.
+
+    For stores without notifications (SQLite): events written by another process (a second
+    gunicorn worker, `flask monitor`) reach this process's clients within one interval, at the
+    same cost however many clients are connected.
+    """
+
+    def __init__(self, last_id: Callable[[], int], hub: FeedHub, interval_s: float) -> None:
+        self._last_id = last_id
+        self._hub = hub
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start polling (idempotent)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lifeline-feed-poll", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+
+    def _run(self) -> None:
+        seen = -1
+        while not self._stop.wait(self._interval_s):
+            try:
+                last = self._last_id()
+            except Exception:  # the store is briefly unavailable: try again next interval
+                continue
+            if last != seen:
+                if seen != -1:
+                    self._hub.wake()
+                seen = last

@@ -1,0 +1,85 @@
+"""The outputs of one app instance, built once by the composition root."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from calls.unit import UnitOfWork
+from insight.base import ListeningEngine
+from ivr.errors import StoreError
+from ivr.store.sql import FEED_CHANNEL, SqlStore
+from ivr.telnyx_api import TelnyxCommands
+
+from .dialout import DialOut
+from .feed import Feed
+from .hub import FeedHub, PgListener, StorePoller
+from .pause import ListeningControl
+from .settings import OutputSettings
+from .summaries import Summaries
+from .webhooks_out import WebhookDelivery
+from .worker import OutputsWorker
+
+log = logging.getLogger(__name__)
+
+# SQLite has no notifications: one `max(id)` query per process this often wakes its clients.
+POLL_S = 0.05
+
+
+@dataclass
+class Outputs:
+    """Feed, wake-ups, pause, summaries, webhooks, dial-out and the worker (extensions["conversation"])."""
+
+    settings: OutputSettings
+    store: SqlStore
+    hub: FeedHub
+    feed: Feed
+    control: ListeningControl
+    summaries: Summaries
+    webhooks: WebhookDelivery
+    worker: OutputsWorker
+    dialout: DialOut
+    listener: PgListener | StorePoller | None = field(default=None)
+
+    @classmethod
+    def build(cls, settings: OutputSettings, store: SqlStore, hub: FeedHub, units: UnitOfWork,
+              engine: ListeningEngine, telnyx: TelnyxCommands) -> Outputs:
+        """Wire the outputs over one store; nothing starts until start() or a feed client."""
+        feed = Feed(store.engine)
+        summaries = Summaries(store, feed, settings)
+        webhooks = WebhookDelivery(store, feed, settings)
+        listener: PgListener | StorePoller
+        if store.url.startswith("postgresql"):
+            listener = PgListener(store.url, FEED_CHANNEL, hub)
+        else:
+            listener = StorePoller(feed.last_id, hub, POLL_S)
+        return cls(settings=settings, store=store, hub=hub, feed=feed,
+                   control=ListeningControl(units, engine), summaries=summaries, webhooks=webhooks,
+                   worker=OutputsWorker(hub, summaries, webhooks, settings),
+                   dialout=DialOut(telnyx, units, settings.dial_from), listener=listener)
+
+    def subscribed(self) -> None:
+        """A feed client arrived: hear other processes' events from now on (NOTIFY, or the poller)."""
+        if self.listener is not None:
+            self.listener.start()
+
+    def start(self) -> None:
+        """Start the background worker (and the cross-instance listener)."""
+        self.subscribed()
+        if self.webhooks.enabled:
+            # A new receiver's cursor starts at the feed's end: set it now, not on the worker's
+            # first round, or a call that starts before that round would lose its first events.
+            try:
+                self.webhooks.materialise()
+            except (StoreError, SQLAlchemyError) as exc:
+                log.warning("webhooks out: receivers' cursors not set yet (%s); the worker retries", exc)
+        self.worker.start()
+
+    def close(self) -> None:
+        """Stop the worker and the listener; release HTTP clients."""
+        self.worker.stop()
+        if self.listener is not None:
+            self.listener.stop()
+        self.webhooks.close()

@@ -1,0 +1,115 @@
+"""Settings of the conversation's outputs (webhooks out, email, the feed's poll)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from ivr.config import settings_source
+from ivr.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    """Where summaries are emailed from: host, port and optional credentials."""
+
+    host: str
+    port: int
+    user: str | None
+    password: str | None
+    ssl: bool
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """Validated settings of the outputs."""
+
+    event_webhooks: tuple[str, ...] = ()
+    event_secret: str | None = None
+    retry_base_s: float = 1.0
+    retry_for_s: float = 24 * 3600.0
+    webhook_timeout_s: float = 5.0
+    smtp: SmtpTarget | None = None
+    summary_to: tuple[str, ...] = ()
+    summary_from: str = "lifeline@localhost"
+    summary_transferred_only: bool = False
+    feed_poll_s: float = 1.0
+    dial_from: str | None = None
+
+
+def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettings:
+    """Read LIFELINE_EVENT_*, _SMTP_URL, _SUMMARY_*, _DIAL_FROM (overrides win), or raise ConfigError."""
+    source = settings_source(overrides)
+
+    def get(name: str) -> str:
+        return source.get(name, "").strip()
+
+    problems: list[str] = []
+    hooks = tuple(u.strip() for u in get("LIFELINE_EVENT_WEBHOOKS").split(",") if u.strip())
+    for url in hooks:
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            problems.append(f"LIFELINE_EVENT_WEBHOOKS has {url!r}, not an http(s) URL: give full URLs "
+                            "separated by commas")
+    secret = get("LIFELINE_EVENT_SECRET") or None
+    if hooks and not secret:
+        problems.append("LIFELINE_EVENT_WEBHOOKS is set but LIFELINE_EVENT_SECRET is not: set a long "
+                        "random secret; receivers check the Lifeline-Signature header with it")
+    smtp = _smtp(get("LIFELINE_SMTP_URL"), problems)
+    summary_to = tuple(a.strip() for a in get("LIFELINE_SUMMARY_TO").split(",") if a.strip())
+    if summary_to and smtp is None:
+        problems.append("LIFELINE_SUMMARY_TO is set but LIFELINE_SMTP_URL is not: set "
+                        "smtp://user:pass@host:port")
+    only = get("LIFELINE_SUMMARY_TRANSFERRED_ONLY").lower()
+    if only not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+        problems.append("LIFELINE_SUMMARY_TRANSFERRED_ONLY must be on or off")
+    numbers = {name: _number(get(name), default, problems, name)
+               for name, default in (("LIFELINE_EVENT_RETRY_BASE_S", 1.0),
+                                     ("LIFELINE_EVENT_RETRY_FOR_S", 24 * 3600.0),
+                                     ("LIFELINE_FEED_POLL_S", 1.0))}
+    dial_from = get("LIFELINE_DIAL_FROM")
+    if dial_from and not re.match(r"^\+[1-9]\d{6,14}$", dial_from):
+        problems.append("LIFELINE_DIAL_FROM must be one of your Telnyx numbers in E.164 form, "
+                        "e.g. +15551230000")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return OutputSettings(
+        event_webhooks=hooks, event_secret=secret,
+        retry_base_s=numbers["LIFELINE_EVENT_RETRY_BASE_S"],
+        retry_for_s=numbers["LIFELINE_EVENT_RETRY_FOR_S"],
+        smtp=smtp, summary_to=summary_to,
+        summary_from=get("LIFELINE_SUMMARY_FROM") or "lifeline@localhost",
+        summary_transferred_only=only in ("1", "true", "yes", "on"),
+        feed_poll_s=numbers["LIFELINE_FEED_POLL_S"], dial_from=get("LIFELINE_DIAL_FROM") or None)
+
+
+def _smtp(url: str, problems: list[str]) -> SmtpTarget | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        problems.append("LIFELINE_SMTP_URL must look like smtp://user:pass@host:port (or smtps://)")
+        return None
+    try:
+        port = parts.port or (465 if parts.scheme == "smtps" else 587)
+    except ValueError:
+        problems.append("LIFELINE_SMTP_URL has a port that is not a number")
+        return None
+    return SmtpTarget(host=parts.hostname, port=port,
+                      user=unquote(parts.username) if parts.username else None,
+                      password=unquote(parts.password) if parts.password else None,
+                      ssl=parts.scheme == "smtps")
+
+
+def _number(text: str, default: float, problems: list[str], name: str) -> float:
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        problems.append(f"{name} must be a positive number of seconds")
+        return default
+    return value

@@ -1,0 +1,96 @@
+"""A call's transcript from its feed: JSON, plain text and WebVTT, and batches of them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, select
+
+from ivr.store import CallRecord, schema
+
+from .feed import Feed, iso
+
+
+def transcript(call: CallRecord, feed: Feed) -> dict[str, Any]:
+    """Both parties' words in order, with timing, scores and the listening pauses."""
+    events = feed.for_call(call.call_control_id, ("message", "listening"))
+    messages = [{k: e.data.get(k) for k in ("party", "text", "start", "end", "timing", "score", "label",
+                                            "intents")} | {"id": e.id, "at": iso(e.created_at)}
+                for e in events if e.kind == "message"]
+    listening = [{"state": e.data.get("state"), "at": iso(e.created_at),
+                  "offset": round(e.created_at - call.created_at, 3)}
+                 for e in events if e.kind == "listening"]
+    return {"call_control_id": call.call_control_id, "from": call.from_number, "to": call.to_number,
+            "started_at": iso(call.created_at), "ended_at": iso(call.ended_at), "status": call.status,
+            "outcome": call.outcome, "messages": messages, "listening": listening}
+
+
+def as_text(doc: dict[str, Any]) -> str:
+    """One line per message: `[mm:ss.s] party: text`."""
+    lines = [f"Call {doc['call_control_id']} from {doc['from'] or 'unknown'} to {doc['to'] or 'unknown'}, "
+             f"started {doc['started_at']}"]
+    for m in doc["messages"]:
+        lines.append(f"[{_clock(m['start'], sep='.', hours=False)}] {m['party']}: {m['text']}")
+    return "\n".join(lines) + "\n"
+
+
+def as_vtt(doc: dict[str, Any]) -> str:
+    """WebVTT cues with the party as the voice (`<v caller>`)."""
+    out = ["WEBVTT", ""]
+    for n, m in enumerate(doc["messages"], 1):
+        start = float(m["start"] or 0.0)
+        end = max(float(m["end"] or 0.0), start + 0.5)  # a cue must end after it starts
+        out += [str(n), f"{_clock(start)} --> {_clock(end)}",
+                f"<v {m['party']}>{html.escape(m['text'], quote=False)}", ""]
+    return "\n".join(out)
+
+
+def _clock(seconds: float | None, sep: str = ".", hours: bool = True) -> str:
+    ms = round(float(seconds or 0.0) * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    if not hours:
+        return f"{h * 60 + m:02d}:{s:02d}{sep}{ms // 100}"
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+class CursorError(ValueError):
+    """A batch cursor that this server did not hand out."""
+
+
+def encode_cursor(call: CallRecord) -> str:
+    """An opaque cursor after this call: its creation time and id (the batch's sort key)."""
+    return base64.urlsafe_b64encode(f"{call.created_at!r}|{call.call_control_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """The sort key a cursor stands for, or CursorError."""
+    try:
+        created, _, ccid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return float(created), ccid
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise CursorError("cursor is not one this API returned: start again without it") from exc
+
+
+def batch(engine: Engine, since: float | None, until: float | None, after: tuple[float, str] | None,
+          limit: int) -> list[CallRecord]:
+    """Calls that started in [since, until), in (start time, id) order, after the cursor."""
+    c = schema.calls.c
+    query = select(schema.calls).order_by(c.created_at, c.call_control_id).limit(limit)
+    if since is not None:
+        query = query.where(c.created_at >= since)
+    if until is not None:
+        query = query.where(c.created_at < until)
+    if after is not None:
+        query = query.where(or_(c.created_at > after[0],
+                                and_(c.created_at == after[0], c.call_control_id > after[1])))
+    with engine.connect() as conn:
+        return [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
+
+
+__all__ = ["CursorError", "as_text", "as_vtt", "batch", "decode_cursor", "encode_cursor",
+           "transcript"]

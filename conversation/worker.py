@@ -1,0 +1,93 @@
+"""The outputs' background work: summaries, webhooks out and emails, woken by the feed.
+
+It runs beside the web workers (never on a call's path) and is safe on several instances:
+summaries are made with an insert that only one wins, deliveries and emails are leased.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import threading
+
+from . import email_out
+from .hub import FeedHub
+from .settings import OutputSettings
+from .summaries import Summaries
+from .webhooks_out import WebhookDelivery
+
+log = logging.getLogger(__name__)
+
+
+class OutputsWorker:
+    """One thread per process: after each wake-up (or poll interval), does whatever is due."""
+
+    def __init__(self, hub: FeedHub, summaries: Summaries, webhooks: WebhookDelivery,
+                 settings: OutputSettings) -> None:
+        self._hub = hub
+        self._summaries = summaries
+        self._webhooks = webhooks
+        self._settings = settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the thread (idempotent)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lifeline-outputs", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current round."""
+        self._stop.set()
+        self._hub.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            seen = self._hub.version
+            try:
+                busy = self.run_once()
+            except Exception:  # a store outage: try again next round, the work is all in the store
+                log.exception("outputs round failed; retrying")
+                busy = 0
+            if not busy:
+                self._hub.wait(seen, min(self._settings.feed_poll_s, 0.5))
+
+    def run_once(self) -> int:
+        """One round: summaries, deliveries, emails; returns how much was done."""
+        done = 0
+        if self._webhooks.enabled:  # first: live events should not wait behind summaries
+            done += self._webhooks.materialise()
+            done += self._webhooks.send_due()
+        made = self._summaries.make_due(limit=10)
+        if made:
+            self._hub.wake()  # summary.ready is in the feed: readers of this process, look
+        done += made + int(self._summaries.behind)
+        if self._settings.smtp is not None:
+            done += self.send_emails()
+        return done
+
+    def send_emails(self) -> int:
+        """Send the summary emails that are due; returns how many went out."""
+        sent = 0
+        smtp = self._settings.smtp
+        if smtp is None:
+            return 0
+        for row in self._summaries.claim_emails():
+            to = row["email_to"].split(",")
+            message = email_out.render(json.loads(row["body"]), self._settings.summary_from, to)
+            try:
+                email_out.send(smtp, message)
+                error = None
+                sent += 1
+            except (smtplib.SMTPException, OSError) as exc:
+                error = f"{exc.__class__.__name__}: {exc}"
+                log.warning("summary email for %s failed (attempt %d): %s", row["call_control_id"],
+                            row["email_attempts"] + 1, error)
+            self._summaries.email_done(row["call_control_id"], row["email_attempts"], error)
+        return sent

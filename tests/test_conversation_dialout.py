@@ -1,0 +1,88 @@
+"""Dial out and analyse: the far end is heard (never escalated), then transcript, summary and email."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from simulator.caller import far_end_player
+from simulator.runner import Simulation
+from simulator.scenario import load_scenario
+
+from .conftest import AGENTS, ROOT, wait_until
+from .test_conversation_out import AUTH, TOKEN, Inbox, free_port
+
+FAR_END = "+15557770000"
+SCENARIO = ROOT / "examples" / "conversation" / "conference-bridge.yaml"
+
+
+def dial_config(port: int) -> dict[str, Any]:
+    return {"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": TOKEN,
+            "TELNYX_CONNECTION_ID": "1494404757140276705",
+            "LIFELINE_DIAL_FROM": "+15550100000", "LIFELINE_SMTP_URL": f"smtp://127.0.0.1:{port}"}
+
+
+def test_a_dial_out_call_is_heard_summarised_and_emailed() -> None:
+    port = free_port()
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        with Simulation(dial_config(port), speed=20) as sim:
+            sim.emulator.far_ends[FAR_END] = far_end_player(sim.emulator, load_scenario(SCENARIO))
+            client = sim.app.test_client()  # type: ignore[union-attr]
+            placed = client.post("/api/calls", headers=AUTH,
+                                 json={"to": FAR_END, "dtmf": "1234#", "summary_to": "me@example.com"})
+            assert placed.status_code == 201, placed.get_json()
+            ccid = placed.get_json()["call_control_id"]
+            [dialled] = [r for r in sim.emulator.requests if r["name"] == "dial"]
+            assert dialled["body"]["to"] == FAR_END and dialled["body"]["from"] == "+15550100000"
+            outputs = sim.app.extensions["conversation"]  # type: ignore[union-attr]
+            assert wait_until(lambda: outputs.summaries.get(ccid) is not None, 20)
+            leg = sim.emulator.leg(ccid)
+            assert leg is not None and leg.dtmf_received == "1234#"
+            sent = [c for c in sim.emulator.commands_for(ccid, "send_dtmf") if c["status"] == 200]
+            assert len(sent) == 1
+            assert not sim.emulator.commands_for(ccid, "gather_using_speak")  # no menu on a dial-out
+            transcript = client.get(f"/api/calls/{ccid}/transcript", headers=AUTH).get_json()
+            assert [(m["party"], m["text"]) for m in transcript["messages"]] == [
+                ("far_end", "Welcome to the quarterly review. Can everyone hear me?"),
+                ("far_end", "This is terrible, I want to speak to a person, the numbers are awful."),
+                ("far_end", "I'll send the revised budget by Friday. Please cancel the Monday meeting.")]
+            store = sim.app.extensions["lifeline"].store  # type: ignore[union-attr]
+            assert store.decisions(ccid) == [] and not sim.emulator.commands_for(ccid, "transfer")
+            summary = outputs.summaries.get(ccid)["summary"]
+            assert summary["outcome"] == "completed" and summary["to"] == FAR_END
+            assert [a["text"] for a in summary["action_items"]] == [
+                "I'll send the revised budget by Friday.", "Please cancel the Monday meeting."]
+            assert wait_until(lambda: bool(inbox.messages), 10)
+            assert inbox.messages[0]["To"] == "me@example.com"
+    finally:
+        smtp.stop()
+
+
+def test_dial_out_refuses_bad_requests_and_changes_nothing() -> None:
+    with Simulation(dial_config(free_port()), speed=20) as sim:
+        client = sim.app.test_client()  # type: ignore[union-attr]
+        for body in ({"to": "5551234"}, {"to": FAR_END, "dtmf": "12;rm"},
+                     {"to": FAR_END, "summary_to": "nobody"}, {"to": FAR_END, "extra": 1}, {}):
+            response = client.post("/api/calls", headers=AUTH, json=body)
+            assert response.status_code == 400, body
+        assert client.post("/api/calls", json={"to": FAR_END}).status_code == 403
+        assert not [r for r in sim.emulator.requests if r["name"] == "dial"]
+        assert sim.app.extensions["lifeline"].store.list_calls() == []  # type: ignore[union-attr]
+
+
+def test_flask_dial_places_the_call_and_names_it() -> None:
+    with Simulation(dial_config(free_port()), speed=20) as sim:
+        sim.emulator.far_ends[FAR_END] = far_end_player(sim.emulator, load_scenario(SCENARIO))
+        runner = sim.app.test_cli_runner()  # type: ignore[union-attr]
+        result = runner.invoke(args=["dial", FAR_END, "--dtmf", "99#"])
+        assert result.exit_code == 0, result.output
+        ccid = result.output.strip().rsplit(" ", 1)[-1]
+        outputs = sim.app.extensions["conversation"]  # type: ignore[union-attr]
+        assert wait_until(lambda: outputs.summaries.get(ccid) is not None, 20)
+        assert sim.emulator.leg(ccid).dtmf_received == "99#"  # type: ignore[union-attr]
+        bad = runner.invoke(args=["dial", "not-a-number"])
+        assert bad.exit_code != 0 and "E.164" in bad.output

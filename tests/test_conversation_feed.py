@@ -1,0 +1,155 @@
+"""The live feed (SSE): every event of a call, in order, resumable, across instances."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from lifeline import create_app
+from simulator.runner import Simulation
+from simulator.server import ServerThread
+
+from .conftest import AGENTS, PG_URL, wait_until
+from .sse_client import SseClient
+from .test_call_flow import settle, start_call
+
+TOKEN = "test-token"
+
+
+def base_url(sim: Simulation) -> str:
+    return str(sim.config["LIFELINE_PUBLIC_URL"])
+
+
+def stored_feed(sim: Simulation, call: str) -> list[tuple[int, str]]:
+    outputs = sim.app.extensions["conversation"]  # type: ignore[union-attr]
+    return [(e.id, e.kind) for e in outputs.feed.for_call(call)]
+
+
+def angry_call_to_the_end(sim: Simulation) -> str:
+    leg = start_call(sim)
+    sim.emulator.say(leg, "This is useless, I want to speak to a person now", 0.2)
+    assert wait_until(lambda: sim.emulator.commands_for(leg.call_control_id, "transfer"), 10)
+    assert wait_until(lambda: leg.log.bridged, 10)
+    # call.bridged comes on the agent's leg only; the caller's hangup could overtake it.
+    store = sim.app.extensions["lifeline"].store  # type: ignore[union-attr]
+    assert wait_until(lambda: getattr(store.get_call(leg.call_control_id), "status", None) == "transferred", 10)
+    sim.emulator.caller_hangs_up(leg)
+    settle(sim, leg)
+    return leg.call_control_id
+
+
+def test_feed_streams_a_calls_events_in_order_with_every_field(live: Simulation) -> None:
+    client = SseClient(f"{base_url(live)}/api/events", TOKEN)
+    call = angry_call_to_the_end(live)
+    got = [e for e in client.until("summary.ready", call) if e["call_control_id"] == call]
+    client.close()
+    kinds = [e["type"] for e in got]
+    assert kinds[0] == "call.started" and kinds[-1] == "summary.ready"
+    order = [kinds.index(k) for k in ("message", "decision", "transfer", "call.ended")]
+    assert order == sorted(order)
+    [message] = [e for e in got if e["type"] == "message"]
+    assert message["data"]["party"] == "caller"
+    assert message["data"]["text"] == "This is useless, I want to speak to a person now"
+    assert message["data"]["score"] < 0 and message["data"]["label"] == "negative"
+    assert 0 <= message["data"]["start"] <= message["data"]["end"]
+    assert message["data"]["intents"] == ["wants_person"]
+    [decision] = [e for e in got if e["type"] == "decision"]
+    assert decision["data"]["rule"] and decision["data"]["reason"]
+    statuses = [t["data"]["status"] for t in got if t["type"] == "transfer"]
+    assert statuses == ["requested", "ringing", "connected"]
+    [ended] = [e for e in got if e["type"] == "call.ended"]
+    assert ended["data"]["outcome"] == "transferred"
+    assert [e["id"] for e in got] == [i for i, _ in stored_feed(live, call)]
+    assert all(e["event"] == e["type"] for e in got)
+
+
+def test_a_client_that_disconnects_and_resumes_with_last_event_id_loses_nothing(live: Simulation) -> None:
+    first = SseClient(f"{base_url(live)}/api/events", TOKEN)
+    leg = start_call(live)
+    seen = first.until("call.started", leg.call_control_id)
+    first.close()  # gone while the call goes on
+    live.emulator.say(leg, "I am so angry, this is terrible", 0.2)
+    live.emulator.say(leg, "Nobody is helping me at all", 0.2)
+    assert wait_until(lambda: len(stored_feed(live, leg.call_control_id)) >= 4, 10)
+    live.emulator.caller_hangs_up(leg)
+    settle(live, leg)
+    second = SseClient(f"{base_url(live)}/api/events", TOKEN, last_event_id=seen[-1]["id"])
+    rest = second.until("summary.ready", leg.call_control_id)
+    second.close()
+    ids = [e["id"] for e in seen + rest if e["call_control_id"] == leg.call_control_id]
+    assert ids == [i for i, _ in stored_feed(live, leg.call_control_id)]
+    assert len(ids) == len(set(ids))
+
+
+def test_one_calls_feed_starts_at_that_calls_first_event(live: Simulation) -> None:
+    other = start_call(live)
+    call = angry_call_to_the_end(live)
+    client = SseClient(f"{base_url(live)}/api/events?call={call}", TOKEN)
+    got = client.until("summary.ready", call)
+    client.close()
+    assert {e["call_control_id"] for e in got} == {call}
+    assert [e["id"] for e in got] == [i for i, _ in stored_feed(live, call)]
+    assert other.call_control_id != call
+
+
+def test_the_feed_is_refused_without_the_token_and_with_a_bad_last_event_id(live: Simulation) -> None:
+    client = live.app.test_client()  # type: ignore[union-attr]
+    assert client.get("/api/events").status_code == 403
+    assert client.get("/api/events", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    bad = client.get("/api/events", headers={"Authorization": f"Bearer {TOKEN}", "Last-Event-ID": "abc"})
+    assert bad.status_code == 400
+    assert "Last-Event-ID" in bad.get_json()["error"]["message"]
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh schema of the PostgreSQL test database, as a URL whose search_path points at it."""
+    try:
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+    name = f"lifeline_feed_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    yield f"{PG_URL}?options=-csearch_path%3D{name}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def two_instances(database_url: str) -> None:
+    """A client of instance B sees what instance A stores, woken by the store, not by B's polling."""
+    # Each client's own poll is set to a minute: only the wake-up can bring the events in time.
+    config = {"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": TOKEN, "LIFELINE_FEED_POLL_S": "60"}
+    with Simulation(config, speed=20, database_url=database_url) as instance_a:
+        instance_b = create_app(dict(instance_a.config))
+        server_b = ServerThread(instance_b).start()
+        try:
+            client = SseClient(f"{server_b.url}/api/events", TOKEN)
+            time.sleep(0.5)  # B's LISTEN connection (or store poller) is up
+            started = time.monotonic()
+            leg = start_call(instance_a)
+            [event] = client.until("call.started", leg.call_control_id, timeout=10)[-1:]
+            assert event["call_control_id"] == leg.call_control_id
+            assert time.monotonic() - started < 10
+            instance_a.emulator.say(leg, "I want to talk to a human", 0.2)
+            got = client.until("decision", leg.call_control_id, timeout=10)
+            kinds = [e["type"] for e in got if e["call_control_id"] == leg.call_control_id]
+            assert kinds[-2:] == ["message", "decision"]
+            client.close()
+        finally:
+            server_b.stop()
+            instance_b.extensions["lifeline"].close()
+
+
+@pytest.mark.postgres
+def test_a_client_of_one_instance_sees_events_stored_by_another_on_postgresql(pg_database: str) -> None:
+    two_instances(pg_database)
+
+
+def test_a_client_of_one_process_sees_events_another_stored_in_the_same_sqlite_file(tmp_path: Path) -> None:
+    two_instances(f"sqlite:///{tmp_path / 'shared.db'}")

@@ -1,0 +1,288 @@
+"""Transcripts, pause and resume, summaries, transcript webhooks and email out, through the emulator."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from flask import Flask, request
+
+from conversation.webhooks_out import verify
+from simulator.runner import Simulation
+from simulator.server import ServerThread
+
+from .conftest import AGENTS, wait_until
+from .test_call_flow import post_signed, settle, start_call
+
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SECRET = "a-long-random-event-secret"
+
+
+def outputs(sim: Simulation) -> Any:
+    return sim.app.extensions["conversation"]  # type: ignore[union-attr]
+
+
+def api(sim: Simulation) -> Any:
+    return sim.app.test_client()  # type: ignore[union-attr]
+
+
+def hear(sim: Simulation, leg: Any, *lines: str) -> None:
+    """The caller says each line; wait until the app has stored or dropped it."""
+    for line in lines:
+        before = len(outputs(sim).feed.for_call(leg.call_control_id))
+        sim.emulator.say(leg, line, 0.1)
+        leg.log.wait_quiet(5)
+        wait_until(lambda b=before: len(outputs(sim).feed.for_call(leg.call_control_id)) > b, 1)
+
+
+def end_call(sim: Simulation, leg: Any) -> None:
+    sim.emulator.caller_hangs_up(leg)
+    settle(sim, leg)
+    assert wait_until(lambda: outputs(sim).summaries.get(leg.call_control_id) is not None, 10)
+
+
+def test_a_transcript_comes_as_json_text_and_webvtt(live: Simulation) -> None:
+    leg = start_call(live)
+    hear(live, leg, "Hello, I have a question about my account.", "What is the <b>fee</b> & why?")
+    end_call(live, leg)
+    ccid = leg.call_control_id
+    doc = api(live).get(f"/api/calls/{ccid}/transcript", headers=AUTH).get_json()
+    assert [(m["party"], m["text"]) for m in doc["messages"]] == [
+        ("caller", "Hello, I have a question about my account."), ("caller", "What is the <b>fee</b> & why?")]
+    assert doc["outcome"] == "completed" and doc["ended_at"].endswith("Z")
+    assert all(m["start"] <= m["end"] for m in doc["messages"])
+    text = api(live).get(f"/api/calls/{ccid}/transcript?format=txt", headers=AUTH)
+    assert text.mimetype == "text/plain"
+    assert "] caller: Hello, I have a question about my account." in text.get_data(as_text=True)
+    vtt = api(live).get(f"/api/calls/{ccid}/transcript?format=vtt", headers=AUTH).get_data(as_text=True)
+    assert vtt.startswith("WEBVTT\n\n1\n00:00:")
+    assert "<v caller>What is the &lt;b&gt;fee&lt;/b&gt; &amp; why?" in vtt
+    assert api(live).get(f"/api/calls/{ccid}/transcript?format=doc", headers=AUTH).status_code == 400
+    assert api(live).get("/api/calls/nope/transcript", headers=AUTH).status_code == 404
+    assert api(live).get(f"/api/calls/{ccid}/transcript").status_code == 403
+
+
+def test_transcripts_in_a_batch_are_paginated_in_a_stable_order(live: Simulation) -> None:
+    legs = []
+    for n in range(3):
+        leg = start_call(live)
+        hear(live, leg, f"This is caller number {n + 1}.")
+        end_call(live, leg)
+        legs.append(leg.call_control_id)
+    since = time.time() - 600
+    first = api(live).get(f"/api/transcripts?since={since}&limit=2", headers=AUTH)
+    assert first.mimetype == "application/x-ndjson"
+    page1 = [json.loads(line) for line in first.get_data(as_text=True).splitlines()]
+    cursor = first.headers["Lifeline-Next-Cursor"]
+    second = api(live).get(f"/api/transcripts?since={since}&limit=2&cursor={cursor}", headers=AUTH)
+    page2 = [json.loads(line) for line in second.get_data(as_text=True).splitlines()]
+    assert "Lifeline-Next-Cursor" not in second.headers
+    assert [t["call_control_id"] for t in page1 + page2] == legs
+    assert page2[0]["messages"][0]["text"] == "This is caller number 3."
+    assert api(live).get("/api/transcripts?cursor=zzz", headers=AUTH).status_code == 400
+    assert api(live).get("/api/transcripts?since=yesterday", headers=AUTH).status_code == 400
+    until = api(live).get(f"/api/transcripts?until={since}", headers=AUTH)
+    assert until.status_code == 200 and until.get_data() == b""
+
+
+def test_a_paused_stretch_leaves_no_text_and_is_audited(live: Simulation) -> None:
+    leg = start_call(live)
+    ccid = leg.call_control_id
+    hear(live, leg, "I would like to pay my bill.")
+    paused = api(live).post(f"/api/calls/{ccid}/listening", json={"paused": True}, headers=AUTH)
+    assert paused.status_code == 200 and paused.get_json() == {"call_control_id": ccid, "paused": True,
+                                                               "changed": True}
+    live.app.extensions["lifeline"].sender.wait_idle(5)  # type: ignore[union-attr]
+    assert wait_until(lambda: not leg.transcribing, 5), "transcription was not stopped at Telnyx"
+    hear(live, leg, "My card number is 4111 1111 1111 1111, expiry twelve twenty eight.")
+    # A transcript already on its way when the pause came is dropped too.
+    post_signed(live, "call.transcription", {**leg.base_payload(), "transcription_data": {
+        "transcript": "the security code is 737", "confidence": 0.9, "is_final": True}})
+    again = api(live).post(f"/api/calls/{ccid}/listening", json={"paused": True}, headers=AUTH)
+    assert again.get_json()["changed"] is False
+    resumed = api(live).post(f"/api/calls/{ccid}/listening", json={"paused": False}, headers=AUTH)
+    assert resumed.get_json()["changed"] is True
+    live.app.extensions["lifeline"].sender.wait_idle(5)  # type: ignore[union-attr]
+    assert wait_until(lambda: leg.transcribing, 5), "transcription was not restarted"
+    hear(live, leg, "Thanks, that is all.")
+    end_call(live, leg)
+    doc = api(live).get(f"/api/calls/{ccid}/transcript", headers=AUTH).get_json()
+    assert [m["text"] for m in doc["messages"]] == ["I would like to pay my bill.", "Thanks, that is all."]
+    assert [entry["state"] for entry in doc["listening"]] == ["paused", "resumed"]
+    record = api(live).get(f"/api/calls/{ccid}", headers=AUTH).get_json()
+    assert [m["text"] for m in record["messages"]] == ["I would like to pay my bill.", "Thanks, that is all."]
+    audit = [e["event_type"] for e in record["events"] if e["event_type"].startswith("lifeline.listening")]
+    assert audit == ["lifeline.listening.paused", "lifeline.listening.resumed"]
+    assert [c["name"] for c in record["commands"] if c["name"].startswith("transcription")] == \
+        ["transcription_stop", "transcription_start"]
+
+
+def test_pause_refuses_bad_bodies_unknown_and_ended_calls_and_changes_nothing(live: Simulation) -> None:
+    leg = start_call(live)
+    ccid = leg.call_control_id
+    for body in ({}, {"paused": "yes"}, [True], None):
+        response = api(live).post(f"/api/calls/{ccid}/listening", json=body, headers=AUTH)
+        assert response.status_code == 400
+    assert api(live).post("/api/calls/nope/listening", json={"paused": True}, headers=AUTH).status_code == 404
+    assert live.app.extensions["lifeline"].store.get_call(ccid).listening is None  # type: ignore[union-attr]
+    end_call(live, leg)
+    ended = api(live).post(f"/api/calls/{ccid}/listening", json={"paused": True}, headers=AUTH)
+    assert ended.status_code == 409
+    assert not [e for e in outputs(live).feed.for_call(ccid) if e.kind == "listening"]
+
+
+def test_a_call_ends_with_a_summary_of_topics_questions_and_action_items(live: Simulation) -> None:
+    leg = start_call(live)
+    ccid = leg.call_control_id
+    assert api(live).get(f"/api/calls/{ccid}/summary", headers=AUTH).status_code == 404
+    hear(live, leg, "Hi, I am calling about my credit card.", "Why was my credit card charged twice?",
+         "Please cancel the second payment.", "And call me back tomorrow about the credit card fee.")
+    end_call(live, leg)
+    found = api(live).get(f"/api/calls/{ccid}/summary", headers=AUTH).get_json()
+    summary = found["summary"]
+    assert summary["outcome"] == "completed" and summary["transfer"] is None
+    assert summary["duration_s"] > 0
+    assert summary["topics"][0] == "credit card"
+    assert summary["questions"] == ["Why was my credit card charged twice?"]
+    assert [a["text"] for a in summary["action_items"]] == [
+        "Please cancel the second payment.", "And call me back tomorrow about the credit card fee."]
+    assert len(summary["sentiment"]["caller"]["arc"]) == 4
+    assert found["email"] is None
+    [ready] = [e for e in outputs(live).feed.for_call(ccid) if e.kind == "summary.ready"]
+    assert ready.data["summary"] == summary
+
+
+class Receiver:
+    """A webhook receiver on loopback that answers 500 to its first `failures` requests."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests: list[dict[str, Any]] = []
+        self.accepted: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        app = Flask("receiver")
+
+        @app.post("/hook")
+        def hook() -> tuple[str, int]:
+            entry = {"body": request.get_data(), "headers": dict(request.headers)}
+            with self._lock:
+                self.requests.append(entry)
+                if len(self.requests) <= self.failures:
+                    return "down", 500
+                self.accepted.append(entry)
+            return "ok", 200
+
+        self.server = ServerThread(app).start()
+        self.url = f"{self.server.url}/hook"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    hook = Receiver(failures=6)
+    yield hook
+    hook.server.stop()
+
+
+def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order_signed(receiver: Receiver) -> None:
+    config = {"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": TOKEN, "LIFELINE_EVENT_WEBHOOKS": receiver.url,
+              "LIFELINE_EVENT_SECRET": SECRET, "LIFELINE_EVENT_RETRY_BASE_S": "0.05"}
+    with Simulation(config, speed=20) as sim:
+        leg = start_call(sim)
+        hear(sim, leg, "This is ridiculous, I want to talk to a real person right now")
+        assert wait_until(lambda: leg.log.bridged, 10)
+        end_call(sim, leg)
+        ccid = leg.call_control_id
+        stored = [e.id for e in outputs(sim).feed.for_call(ccid)]
+        assert wait_until(lambda: len(receiver.accepted) >= len(stored), 20)
+        got = [json.loads(a["body"]) for a in receiver.accepted]
+        assert [g["id"] for g in got] == stored
+        assert [g["type"] for g in got][0] == "call.started" and got[-1]["type"] == "summary.ready"
+        for entry in receiver.accepted:
+            assert verify(SECRET, entry["headers"]["Lifeline-Signature"], entry["body"])
+            assert entry["headers"]["Lifeline-Event-Id"] == str(json.loads(entry["body"])["id"])
+        assert not verify("another-secret", receiver.accepted[0]["headers"]["Lifeline-Signature"],
+                          receiver.accepted[0]["body"])
+        # Every request the receiver saw is logged as an attempt (the last one lands just after).
+        assert wait_until(lambda: len(outputs(sim).webhooks.attempts()) == len(receiver.requests), 5)
+        attempts = outputs(sim).webhooks.attempts()
+        assert [a["http_status"] for a in attempts].count(500) == 6
+        assert [a["http_status"] for a in attempts[6:]] == [200] * len(stored)
+
+        # Redelivery resends, in order, what was stored since a moment.
+        runner = sim.app.test_cli_runner()  # type: ignore[union-attr]
+        result = runner.invoke(args=["events", "redeliver", "--since", "1970-01-01T00:00:00Z"])
+        assert result.exit_code == 0, result.output
+        assert f"{len(stored)} deliveries queued" in result.output
+        assert wait_until(lambda: len(receiver.accepted) >= 2 * len(stored), 20)
+        again = [json.loads(a["body"])["id"] for a in receiver.accepted[len(stored):]]
+        assert again == stored
+        bad = runner.invoke(args=["events", "redeliver", "--since", "last tuesday"])
+        assert bad.exit_code != 0 and "ISO-8601" in bad.output
+
+
+def test_webhooks_without_a_secret_stop_start_up_with_the_fix() -> None:
+    from ivr.errors import ConfigError
+    from conversation.settings import load_output_settings
+    with pytest.raises(ConfigError, match="LIFELINE_EVENT_SECRET"):
+        load_output_settings({"LIFELINE_EVENT_WEBHOOKS": "https://example.com/hook"})
+    with pytest.raises(ConfigError, match="not an http"):
+        load_output_settings({"LIFELINE_EVENT_WEBHOOKS": "ftp://x", "LIFELINE_EVENT_SECRET": "s"})
+    with pytest.raises(ConfigError, match="smtp://"):
+        load_output_settings({"LIFELINE_SMTP_URL": "mail.example.com"})
+
+
+class Inbox:
+    """aiosmtpd handler: keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd)
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_summary_is_emailed_and_a_failed_send_is_retried_and_visible() -> None:
+    port = free_port()
+    config = {"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": TOKEN,
+              "LIFELINE_SMTP_URL": f"smtp://127.0.0.1:{port}", "LIFELINE_SUMMARY_TO": "ops@example.com",
+              "LIFELINE_EVENT_RETRY_BASE_S": "0.1"}
+    with Simulation(config, speed=20) as sim:
+        leg = start_call(sim)
+        hear(sim, leg, "Can you send me a new statement?", "Please cancel my old card.")
+        end_call(sim, leg)
+        ccid = leg.call_control_id
+        # No SMTP server yet: the send fails, and the call record says so.
+        assert wait_until(lambda: bool((outputs(sim).summaries.get(ccid)["email"] or {}).get("last_error")), 10)
+        record = api(sim).get(f"/api/calls/{ccid}", headers=AUTH).get_json()
+        assert "lifeline.email.pending" in [e["event_type"] for e in record["events"]]
+        inbox = Inbox()
+        smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+        smtp.start()
+        try:
+            assert wait_until(lambda: bool(inbox.messages), 15), "the email was never retried"
+        finally:
+            smtp.stop()
+        [mail] = inbox.messages
+        assert mail["To"] == "ops@example.com"
+        assert "completed" in mail["Subject"]
+        parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in mail.walk()
+                 if not p.is_multipart()}
+        assert "Can you send me a new statement?" in parts["text/plain"]
+        assert "<li>(caller) Please cancel my old card.</li>" in parts["text/html"]
+        assert wait_until(lambda: outputs(sim).summaries.get(ccid)["email"]["status"] == "sent", 5)
