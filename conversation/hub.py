@@ -13,6 +13,38 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 
+class BackgroundLoop:
+    """One daemon thread running `_run` until `stop()`: the lifecycle every feed helper shares."""
+
+    thread_name = "lifeline-background"
+    join_timeout_s = 3.0
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the thread (idempotent)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the loop to end and wait for it (bounded)."""
+        self._stop.set()
+        self._interrupt()
+        if self._thread is not None:
+            self._thread.join(timeout=self.join_timeout_s)
+
+    def _interrupt(self) -> None:
+        """Wake a loop that may be waiting on something other than its stop event."""
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
 class FeedHub:
     """A version counter and a condition: readers wait for the version to move past what they saw."""
 
@@ -38,30 +70,17 @@ class FeedHub:
             return self._cond.wait_for(lambda: self._version != seen, timeout)
 
 
-class PgListener:
+class PgListener(BackgroundLoop):
     """LISTENs on the feed channel of a PostgreSQL database and wakes the hub for each NOTIFY."""
 
+    thread_name = "lifeline-feed-listen"
+
     def __init__(self, database_url: str, channel: str, hub: FeedHub) -> None:
+        super().__init__()
         # psycopg takes libpq URLs: drop SQLAlchemy's driver suffix.
         self._url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
         self._channel = channel
         self._hub = hub
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Start listening (idempotent)."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lifeline-feed-listen", daemon=True)
-                self._thread.start()
-
-    def stop(self) -> None:
-        """Stop listening."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3)
 
     def _run(self) -> None:
         import psycopg  # the PostgreSQL driver is only needed when the store is PostgreSQL
@@ -82,7 +101,7 @@ class PgListener:
                 delay = min(delay * 2, 10.0)
 
 
-class StorePoller:
+class StorePoller(BackgroundLoop):
     """One cheap query per interval per process (`max(id)` of the feed), waking the hub when it grows.
 
     For stores without notifications (SQLite): events written by another process (a second
@@ -90,26 +109,13 @@ class StorePoller:
     same cost however many clients are connected.
     """
 
+    thread_name = "lifeline-feed-poll"
+
     def __init__(self, last_id: Callable[[], int], hub: FeedHub, interval_s: float) -> None:
+        super().__init__()
         self._last_id = last_id
         self._hub = hub
         self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Start polling (idempotent)."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lifeline-feed-poll", daemon=True)
-                self._thread.start()
-
-    def stop(self) -> None:
-        """Stop polling."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=3)
 
     def _run(self) -> None:
         seen = -1

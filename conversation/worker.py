@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
-import threading
 
 from . import email_out
-from .hub import FeedHub
+from .hub import BackgroundLoop, FeedHub
 from .settings import OutputSettings
 from .summaries import Summaries
 from .webhooks_out import WebhookDelivery
@@ -20,32 +19,22 @@ from .webhooks_out import WebhookDelivery
 log = logging.getLogger(__name__)
 
 
-class OutputsWorker:
+class OutputsWorker(BackgroundLoop):
     """One thread per process: after each wake-up (or poll interval), does whatever is due."""
+
+    thread_name = "lifeline-outputs"
+    join_timeout_s = 10.0  # stop() lets the current round finish
 
     def __init__(self, hub: FeedHub, summaries: Summaries, webhooks: WebhookDelivery,
                  settings: OutputSettings) -> None:
+        super().__init__()
         self._hub = hub
         self._summaries = summaries
         self._webhooks = webhooks
         self._settings = settings
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
 
-    def start(self) -> None:
-        """Start the thread (idempotent)."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lifeline-outputs", daemon=True)
-                self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current round."""
-        self._stop.set()
-        self._hub.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+    def _interrupt(self) -> None:
+        self._hub.wake()  # the loop waits on the hub between rounds
 
     def _run(self) -> None:
         while not self._stop.is_set():
