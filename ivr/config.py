@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .recording_sinks import parse_bucket_url
 from .transcription import TranscriptionChoice, build_transcription_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +67,9 @@ class Settings:
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
     recordings_dir: Path | None = None
+    recordings_bucket: str | None = None  # s3://bucket/prefix: keep recordings there instead
+    recordings_s3_endpoint: str | None = None  # a non-AWS S3-compatible service (MinIO, R2, ...)
+    recordings_s3_region: str | None = None
     log_format: str = "text"
     metrics_token: str | None = None
     # Suspicious but usable values (placeholders, stray commas): the entry points print them once.
@@ -173,6 +177,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                          0.1, 3.0, problems)
     symbl = _symbl(get, symbl_conf_dirs or (Path.cwd(), Path.home()), problems) \
         if engine == "symbl" else None
+    bucket, s3_endpoint = _recordings_bucket(get, problems)
     if problems:
         raise ConfigError("\n".join(problems), warnings=tuple(warnings))
     assert api_key is not None and public_key is not None
@@ -208,10 +213,30 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         sweep_interval_s=sweep_interval,
         stale_call_s=stale_call,
         recordings_dir=Path(get("LIFELINE_RECORDINGS_DIR") or instance_path / "recordings"),
+        recordings_bucket=bucket,
+        recordings_s3_endpoint=s3_endpoint,
+        recordings_s3_region=get("LIFELINE_RECORDINGS_S3_REGION") or get("AWS_DEFAULT_REGION") or get("AWS_REGION"),
         log_format=log_format,
         metrics_token=metrics_token,
         warnings=tuple(warnings),
     )
+
+
+def _recordings_bucket(get: Callable[..., str | None],
+                       problems: list[str]) -> tuple[str | None, str | None]:
+    """LIFELINE_RECORDINGS_BUCKET (s3://bucket/prefix) and LIFELINE_RECORDINGS_S3_ENDPOINT, checked."""
+    bucket, endpoint = get("LIFELINE_RECORDINGS_BUCKET"), get("LIFELINE_RECORDINGS_S3_ENDPOINT")
+    if bucket and parse_bucket_url(bucket) is None:
+        problems.append(f"LIFELINE_RECORDINGS_BUCKET={bucket!r} is not an s3://bucket/prefix URL "
+                        "(bucket names are 3-63 lower-case letters, digits, dots and hyphens); "
+                        "leave it unset to keep recordings in LIFELINE_RECORDINGS_DIR")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        problems.append(f"LIFELINE_RECORDINGS_S3_ENDPOINT={endpoint!r} must be an http(s) URL, "
+                        "e.g. http://127.0.0.1:9000 for MinIO; leave it unset for AWS S3")
+    if endpoint and not bucket:
+        problems.append("LIFELINE_RECORDINGS_S3_ENDPOINT is set but LIFELINE_RECORDINGS_BUCKET is not: "
+                        "name the bucket (s3://bucket/prefix) or remove the endpoint")
+    return bucket, endpoint
 
 
 def _symbl(get: Callable[..., str | None], search: tuple[Path, ...],

@@ -2,8 +2,10 @@
 
 Telnyx's `recording_urls` are documented as valid for 10 minutes, so a stored URL is a link
 that dies: the audio is downloaded when `call.recording.saved` arrives (after the webhook's
-unit of work commits, on a thread of its own), written to `LIFELINE_RECORDINGS_DIR` under a
-name derived from the call, and its SHA-256 and duration are put on the call record. A fetch
+unit of work commits, on a thread of its own), kept by a sink (recording_sinks.py: the
+`LIFELINE_RECORDINGS_DIR` directory, or the `LIFELINE_RECORDINGS_BUCKET` S3-compatible bucket)
+under a name derived from the call, and its location, SHA-256 and duration are put on the call
+record. A fetch
 that fails is recorded as `failed` with the reason, logged, and retried by the monitor until
 it succeeds or the URL is too old to work.
 """
@@ -18,10 +20,9 @@ import threading
 import time
 import wave
 from dataclasses import dataclass
-from pathlib import Path
-
 import httpx
 
+from .recording_sinks import RecordingSink, SinkError
 from .store import CallRecord, CallStore
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,9 @@ class RecordingStatus:
 
 @dataclass(frozen=True)
 class KeptRecording:
-    """A recording written to disk: where, its SHA-256, and how long it is."""
+    """A recording kept by a sink: where (a path or an s3:// URL), its SHA-256, and how long it is."""
 
-    path: Path
+    location: str
     sha256: str
     duration_s: float | None
 
@@ -52,11 +53,11 @@ class RecordingFetchError(Exception):
 
 
 class RecordingKeeper:
-    """Downloads recordings into a directory and records the outcome on the call."""
+    """Downloads recordings into a sink and records the outcome on the call."""
 
-    def __init__(self, store: CallStore, directory: Path, timeout_s: float = 10.0) -> None:
+    def __init__(self, store: CallStore, sink: RecordingSink, timeout_s: float = 10.0) -> None:
         self._store = store
-        self._directory = directory
+        self.sink = sink
         self._http = httpx.Client(timeout=timeout_s, follow_redirects=True)
         self._lock = threading.Lock()
         self._busy: set[str] = set()
@@ -111,9 +112,9 @@ class RecordingKeeper:
             self._record(call.call_control_id, recording_status=RecordingStatus.FAILED,
                          recording_error=str(exc)[:500], recording_attempts=call.recording_attempts + 1)
             return RecordingStatus.FAILED
-        log.info("recording of %s kept at %s (%s s)", call.call_control_id, kept.path, kept.duration_s)
+        log.info("recording of %s kept at %s (%s s)", call.call_control_id, kept.location, kept.duration_s)
         self._record(call.call_control_id, recording_status=RecordingStatus.KEPT,
-                     recording_path=str(kept.path), recording_sha256=kept.sha256,
+                     recording_path=kept.location, recording_sha256=kept.sha256,
                      recording_duration_s=kept.duration_s, recording_error=None,
                      recording_attempts=call.recording_attempts + 1)
         return RecordingStatus.KEPT
@@ -128,17 +129,13 @@ class RecordingKeeper:
         audio = response.content
         if not audio or len(audio) > MAX_BYTES:
             raise RecordingFetchError(f"recording is {len(audio)} bytes")
-        suffix = ".wav" if audio[:4] == b"RIFF" else ".mp3"
-        name = re.sub(r"[^A-Za-z0-9_-]", "_", call_control_id)[-120:] + suffix
+        wav = audio[:4] == b"RIFF"
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", call_control_id)[-120:] + (".wav" if wav else ".mp3")
         try:
-            self._directory.mkdir(parents=True, exist_ok=True)
-            path = self._directory / name
-            partial = path.with_suffix(suffix + ".part")
-            partial.write_bytes(audio)
-            partial.replace(path)  # never a half-written file under the final name
-        except OSError as exc:
-            raise RecordingFetchError(f"cannot write to {self._directory}: {exc}") from None
-        return KeptRecording(path, hashlib.sha256(audio).hexdigest(), _duration(audio))
+            location = self.sink.put(name, audio, "audio/wav" if wav else "audio/mpeg")
+        except SinkError as exc:
+            raise RecordingFetchError(str(exc)) from None
+        return KeptRecording(location, hashlib.sha256(audio).hexdigest(), _duration(audio))
 
     def _record(self, call_control_id: str, **fields: object) -> None:
         with self._store.unit() as tx:

@@ -37,6 +37,7 @@ from ivr.metrics import Metrics
 from ivr.outbox import CommandSender
 from ivr.sanitize import FiniteJSONProvider
 from ivr.security import WebhookVerifier
+from ivr.recording_sinks import sink_from_settings
 from ivr.recordings import RecordingKeeper
 from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands
@@ -113,8 +114,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     outbox = CommandSender(store, providers, settings.command_workers, metrics,  # type: ignore[arg-type]
                            settings.telnyx_api_base_url)
     sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
-    assert settings.recordings_dir is not None
-    recordings = RecordingKeeper(store, settings.recordings_dir)
+    recordings = RecordingKeeper(store, sink_from_settings(settings))
     services = Services(
         engine=engine, scorer=Understanding(), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff),

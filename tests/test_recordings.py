@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ivr.config import load_settings
+from ivr.errors import ConfigError
+
+from ivr.recording_sinks import BucketSink, DirectorySink, SinkError
 from ivr.recordings import RecordingKeeper, RecordingStatus
 from ivr.store import CallRecord, CallStatus
 from ivr.store.sql import SqlStore
@@ -30,7 +36,7 @@ def test_a_failed_fetch_is_recorded_and_the_monitors_retry_keeps_the_audio(
         emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     url = f"{emulator.base_url}/recordings/leg-1.wav"
     store = _store_with_call(tmp_path, url, time.time())
-    keeper = RecordingKeeper(store, tmp_path / "kept")
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
     assert keeper.fetch("v3:call-1") == RecordingStatus.FAILED  # not there yet: 404
     call = store.get_call("v3:call-1")
     assert call is not None
@@ -54,10 +60,92 @@ def test_a_failed_fetch_is_recorded_and_the_monitors_retry_keeps_the_audio(
 def test_a_recording_whose_url_has_expired_is_reported_not_retried_forever(
         emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/gone.wav", time.time() - 700)
-    keeper = RecordingKeeper(store, tmp_path / "kept")
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
     assert keeper.retry_failed() == 0
     call = store.get_call("v3:call-1")
     assert call is not None and call.recording_status == RecordingStatus.EXPIRED
     assert "URL has expired" in caplog.text
     keeper.close()
     store.close()
+
+
+@pytest.fixture
+def bucket_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An S3 service (moto's, inside this process) with a `voicemail` bucket; its endpoint URL."""
+    moto = pytest.importorskip("moto")
+    import boto3
+
+    # Credentials through boto3's usual environment variables, as an operator would give them.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with moto.mock_aws():
+        boto3.client("s3").create_bucket(Bucket="voicemail")
+        yield "https://s3.us-east-1.amazonaws.com"
+
+
+def test_a_recording_is_kept_in_the_bucket_with_its_checksum_and_read_back_from_there(
+        emulator: Emulator, tmp_path: Path, bucket_endpoint: str) -> None:
+    store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/leg-1.wav", time.time())
+    audio = silent_wav(1.5)
+    emulator.recordings["leg-1.wav"] = audio
+    sink = BucketSink("voicemail", "lifeline/2026", endpoint_url=bucket_endpoint)
+    keeper = RecordingKeeper(store, sink)
+    assert keeper.fetch("v3:call-1") == RecordingStatus.KEPT
+    call = store.get_call("v3:call-1")
+    assert call is not None
+    assert call.recording_path == "s3://voicemail/lifeline/2026/v3_call-1.wav"
+    assert sink.get(call.recording_path) == audio
+    assert (call.recording_sha256, call.recording_duration_s) == (hashlib.sha256(audio).hexdigest(), 1.5)
+    assert not (tmp_path / "recordings").exists()  # nothing went to a local directory
+    keeper.close()
+    store.close()
+
+
+def test_an_unreachable_or_missing_bucket_is_a_failed_fetch_the_monitor_retries(
+        emulator: Emulator, tmp_path: Path, bucket_endpoint: str) -> None:
+    store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/leg-1.wav", time.time())
+    emulator.recordings["leg-1.wav"] = silent_wav(1.0)
+    keeper = RecordingKeeper(store, BucketSink("no-such-bucket", endpoint_url=bucket_endpoint))
+    assert keeper.fetch("v3:call-1") == RecordingStatus.FAILED
+    call = store.get_call("v3:call-1")
+    assert call is not None and "s3://no-such-bucket/v3_call-1.wav" in (call.recording_error or "")
+    keeper.sink = BucketSink("voicemail", endpoint_url=bucket_endpoint)  # the operator creates it
+    assert keeper.retry_failed() == 1
+    call = store.get_call("v3:call-1")
+    assert call is not None and call.recording_status == RecordingStatus.KEPT
+    keeper.close()
+    store.close()
+
+
+def test_a_directory_sink_never_reads_outside_its_directory(tmp_path: Path) -> None:
+    sink = DirectorySink(tmp_path / "kept")
+    location = sink.put("call.wav", b"RIFF....", "audio/wav")
+    assert sink.get(location) == b"RIFF...."
+    (tmp_path / "secret.txt").write_text("x")
+    with pytest.raises(SinkError, match="is not in"):
+        sink.get(str(tmp_path / "kept" / ".." / "secret.txt"))
+
+
+@pytest.mark.parametrize(("settings", "fix"), [
+    ({"LIFELINE_RECORDINGS_BUCKET": "voicemail"}, "is not an s3://bucket/prefix URL"),
+    ({"LIFELINE_RECORDINGS_BUCKET": "s3://Bad_Bucket/x"}, "is not an s3://bucket/prefix URL"),
+    ({"LIFELINE_RECORDINGS_BUCKET": "s3://voicemail", "LIFELINE_RECORDINGS_S3_ENDPOINT": "minio:9000"},
+     "must be an http(s) URL"),
+    ({"LIFELINE_RECORDINGS_S3_ENDPOINT": "http://127.0.0.1:9000"}, "LIFELINE_RECORDINGS_BUCKET is not"),
+])
+def test_a_wrong_bucket_setting_names_the_fix(app_config: dict[str, object], tmp_path: Path,
+                                               settings: dict[str, str], fix: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(fix)):
+        load_settings({**app_config, **settings}, tmp_path)
+
+
+def test_the_bucket_setting_chooses_the_bucket_sink(app_config: dict[str, object], tmp_path: Path) -> None:
+    from ivr.recording_sinks import sink_from_settings
+
+    settings = load_settings({**app_config, "LIFELINE_RECORDINGS_BUCKET": "s3://voicemail/calls/",
+                              "LIFELINE_RECORDINGS_S3_ENDPOINT": "http://127.0.0.1:9"}, tmp_path)
+    sink = sink_from_settings(settings)
+    assert isinstance(sink, BucketSink)
+    assert sink.describe() == "s3://voicemail/calls at http://127.0.0.1:9"
+    assert isinstance(sink_from_settings(load_settings(app_config, tmp_path)), DirectorySink)
