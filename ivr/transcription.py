@@ -9,6 +9,7 @@ stops start-up instead, naming the setting and the values it may take.
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,22 +116,9 @@ def _pick_member(members: list[Any], engine: str, choice: TranscriptionChoice,
 
 def _model(member: Any, fields: dict[str, tuple[Any, bool]], engine: str, wanted: str | None,
            problems: list[str]) -> str | None:
-    offered = _literal(fields, "transcription_model")
-    if "transcription_model" not in fields:
-        if wanted:
-            problems.append(f"{MODEL_SETTING}={wanted!r}: the {engine} engine takes no model; "
-                            f"unset {MODEL_SETTING}")
-        return None
-    if not wanted:
-        if fields["transcription_model"][1]:
-            problems.append(f"{MODEL_SETTING} is not set: the {engine} engine needs one of "
-                            f"{', '.join(offered)}")
-        return None  # Telnyx's default model for this engine
-    if offered and wanted.strip() not in offered:
-        problems.append(f"{MODEL_SETTING}={wanted!r} is not a {engine} model: choose one of "
-                        f"{', '.join(offered)}")
-        return None
-    return wanted.strip()
+    # Model names are case-sensitive at Telnyx (`deepgram/nova-3`): only the exact spelling counts.
+    return _setting(fields, "transcription_model", MODEL_SETTING, "model", engine, wanted, problems,
+                    lambda value, offered: value if value in offered else None)
 
 
 def _language(fields: dict[str, tuple[Any, bool]], engine: str, model: str | None,
@@ -161,19 +149,25 @@ def _language(fields: dict[str, tuple[Any, bool]], engine: str, model: str | Non
 
 def _region(fields: dict[str, tuple[Any, bool]], engine: str, wanted: str | None,
             problems: list[str]) -> str | None:
-    offered = _literal(fields, "region")
-    if "region" not in fields:
+    return _setting(fields, "region", REGION_SETTING, "region", engine, wanted, problems,
+                    lambda value, offered: _match(value, list(offered)))
+
+
+def _setting(fields: dict[str, tuple[Any, bool]], key: str, setting: str, noun: str, engine: str,
+             wanted: str | None, problems: list[str],
+             pick: Callable[[str, tuple[str, ...]], str | None]) -> str | None:
+    """One engine field from its setting: refused when the engine takes none, required or offered."""
+    offered = _literal(fields, key)
+    if key not in fields:
         if wanted:
-            problems.append(f"{REGION_SETTING}={wanted!r}: the {engine} engine takes no region; "
-                            f"unset {REGION_SETTING}")
+            problems.append(f"{setting}={wanted!r}: the {engine} engine takes no {noun}; unset {setting}")
         return None
     if not wanted:
-        if fields["region"][1]:
-            problems.append(f"{REGION_SETTING} is not set: the {engine} engine needs a region; set "
-                            f"one of {', '.join(offered)}")
-        return None
-    region = _match(wanted, list(offered)) if offered else wanted.strip()
-    if region is None:
-        problems.append(f"{REGION_SETTING}={wanted!r} is not a {engine} region: choose one of "
-                        f"{', '.join(offered)}")
-    return region
+        if fields[key][1]:
+            problems.append(f"{setting} is not set: the {engine} engine needs a {noun}; set one of "
+                            f"{', '.join(offered)}")
+        return None  # Telnyx's default for this engine
+    chosen = pick(wanted.strip(), offered) if offered else wanted.strip()
+    if chosen is None:
+        problems.append(f"{setting}={wanted!r} is not a {engine} {noun}: choose one of {', '.join(offered)}")
+    return chosen
