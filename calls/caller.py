@@ -16,7 +16,7 @@ from ivr.menu import GOODBYE, OPERATOR_DIGIT, Option
 from ivr.store import CallRecord, CallStatus, TransferStatus
 from transfer.rules import Decision
 
-from . import voicemail
+from . import listening, voicemail
 from .machine import Machine, Trigger, Turn
 from .services import Services
 
@@ -96,6 +96,8 @@ def _follow(turn: Turn, option: Option) -> None:
     if option.kind == "menu" and option.target:
         ctx.tx.update_call(call.call_control_id, menu=option.target, retries=0)
         open_menu(ctx, call, option.target, None)
+    elif option.kind in ("pause_listening", "resume_listening"):
+        _pause_by_key(turn, option)
     elif option.kind == "say" and option.target == GOODBYE:
         goodbye(turn, lead_in=option.text)
     elif option.kind == "say":
@@ -109,6 +111,16 @@ def _follow(turn: Turn, option: Option) -> None:
         voicemail.start(turn)
     else:
         goodbye(turn, lead_in=None)
+
+
+def _pause_by_key(turn: Turn, option: Option) -> None:
+    """A menu key that stops (or restarts) hearing the caller, e.g. before they read a card number."""
+    call = turn.call
+    if call.listening == "lost":
+        log.info("call %s: %s ignored, listening was lost", call.call_control_id, option.kind)
+    else:
+        listening.set_paused(turn.ctx, turn.svc, call, option.kind == "pause_listening", by="caller key")
+    _follow(turn, Option("say", target=option.target, text=option.text))
 
 
 def escalate(turn: Turn, decision: Decision) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
+from insight import tracks
 from insight.tracks import party_of
 from ivr.context import CallContext
 from ivr.masking import mask_digits
@@ -88,3 +90,25 @@ def listening_lost(turn: Turn, why: str) -> None:
     log.warning("listening on %s lost (%s); the call continues without it", call.call_control_id, why)
     ctx.tx.update_call(call.call_control_id, listening="lost", listening_reason=why[:200])
     ctx.publish("listening", call.call_control_id, state="lost", why=why)
+
+
+def set_paused(ctx: CallContext, svc: Services, call: CallRecord, paused: bool, by: str) -> bool:
+    """Pause or resume hearing a call inside the caller's unit of work; False when nothing changes.
+
+    Audited among the call's events (who asked, when), published on the feed, and the provider is
+    told to stop or restart the audio, so nothing is even transcribed while paused.
+    """
+    if (call.listening == "paused") == paused:
+        return False
+    state = "paused" if paused else "resumed"
+    ccid = call.call_control_id
+    audit_id = f"{ctx.event.id}:listening.{state}"
+    ctx.tx.record_event(audit_id, f"lifeline.listening.{state}", ccid, None, 1,
+                        json.dumps({"paused": paused, "by": by, "at": time.time()}))
+    ctx.tx.update_call(ccid, listening="paused" if paused else None)
+    ctx.publish("listening", ccid, state=state, by=by)
+    both = call.status == CallStatus.TRANSFERRED  # the agent is on the line too
+    commands = tracks.stop(svc.engine, ccid) if paused else tracks.start(svc.engine, ccid, both=both)
+    for name, params in commands:
+        ctx.send(name, ccid, f"listening:{ctx.event.id}:{name}", **params)
+    return True

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from calls.services import Services
 from calls.unit import UnitOfWork
-from insight.base import ListeningEngine
 from ivr.errors import StoreError
 from ivr.store.sql import FEED_CHANNEL, SqlStore
 from ivr.telnyx_api import TelnyxCommands
@@ -45,7 +45,7 @@ class Outputs:
 
     @classmethod
     def build(cls, settings: OutputSettings, store: SqlStore, hub: FeedHub, units: UnitOfWork,
-              engine: ListeningEngine, telnyx: TelnyxCommands) -> Outputs:
+              services: Services, telnyx: TelnyxCommands) -> Outputs:
         """Wire the outputs over one store; nothing starts until start() or a feed client."""
         feed = Feed(store.engine)
         summaries = Summaries(store, feed, settings)
@@ -56,7 +56,7 @@ class Outputs:
         else:
             listener = StorePoller(feed.last_id, hub, POLL_S)
         return cls(settings=settings, store=store, hub=hub, feed=feed,
-                   control=ListeningControl(units, engine), summaries=summaries, webhooks=webhooks,
+                   control=ListeningControl(units, services), summaries=summaries, webhooks=webhooks,
                    worker=OutputsWorker(hub, summaries, webhooks, settings),
                    dialout=DialOut(telnyx, units, settings.dial_from), listener=listener)
 

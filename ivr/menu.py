@@ -14,7 +14,8 @@ OPERATOR_DIGIT = "0"  # the operator in every menu; acted on when pressed (a `dt
 KEYS = "0123456789*#"  # every key a phone sends as DTMF
 _TOP_KEYS = {"voice", "language", "greeting", "start", "retries", "timeout_ms", "invalid",
              "no_input", "goodbye", "no_agent", "offer_message", "leave_message", "menus"}
-_OPTION_KINDS = ("menu", "say", "transfer", "goodbye")
+_OPTION_KINDS = ("menu", "say", "transfer", "goodbye", "pause_listening", "resume_listening")
+_SAYS = ("say", "pause_listening", "resume_listening")  # say a text, then `then` (default: the same menu)
 GOODBYE = "goodbye"
 AFTER_AGENTS = "_after_agents"  # the built-in menu offered when no agent took the call
 VOICEMAIL_MAX_S = 120
@@ -143,7 +144,7 @@ def _build(document: object, problems: list[str]) -> Menu | None:
         problems.append(f"`start: {start}` names no menu; menus are {sorted(nodes)}")
     for node in nodes.values():
         for digit, option in node.options.items():
-            if option.kind == "menu" or (option.kind == "say" and option.target not in (None, GOODBYE)):
+            if option.kind == "menu" or (option.kind in _SAYS and option.target not in (None, GOODBYE)):
                 if option.target not in nodes:
                     problems.append(f"menus.{node.name}.options.{digit} leads to unknown menu "
                                     f"{option.target!r}; menus are {sorted(nodes)}")
@@ -231,7 +232,7 @@ def _option(where: str, spec: object, problems: list[str]) -> Option | None:
     extra = set(spec) - set(_OPTION_KINDS) - {"then"}
     if len(kinds) != 1 or extra:
         problems.append(f"{where} must have exactly one of {list(_OPTION_KINDS)} "
-                        f"(plus `then` after `say`), found {sorted(spec)}")
+                        f"(plus `then` after {' or '.join(_SAYS)}), found {sorted(spec)}")
         return None
     kind = kinds[0]
     value = spec[kind]
@@ -245,7 +246,7 @@ def _option(where: str, spec: object, problems: list[str]) -> Option | None:
     if kind == "transfer":
         return Option("transfer", text=value.strip())
     then = spec.get("then")
-    return Option("say", target=str(then) if then is not None else None, text=value.strip())
+    return Option(kind, target=str(then) if then is not None else None, text=value.strip())
 
 
 def _reachable(start: str, nodes: dict[str, MenuNode]) -> set[str]:

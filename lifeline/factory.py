@@ -121,7 +121,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
         recordings=recordings)
     hub = FeedHub()
     units = UnitOfWork(store, menu, sender, on_published=hub.wake)
-    outputs = Outputs.build(output_settings, store, hub, units, engine, telnyx)
+    outputs = Outputs.build(output_settings, store, hub, units, services, telnyx)
     calls = CallService(store, units, services, MACHINE)
     outbox.on_call_ended(calls.call_gone)  # a 90018 on any command closes its call
     monitor = Monitor(store, outbox, providers, units, services, MACHINE,  # type: ignore[arg-type]

@@ -286,3 +286,44 @@ def test_the_summary_is_emailed_and_a_failed_send_is_retried_and_visible() -> No
         assert "Can you send me a new statement?" in parts["text/plain"]
         assert "<li>(caller) Please cancel my old card.</li>" in parts["text/html"]
         assert wait_until(lambda: outputs(sim).summaries.get(ccid)["email"]["status"] == "sent", 5)
+
+
+PRIVATE_MENU = """
+greeting: "Welcome."
+menus:
+  main:
+    prompt: "To read your card number privately, press 5. To be heard again, press 6."
+    options:
+      "5": {pause_listening: "I have stopped listening. Press 6 when you are done.", then: main}
+      "6": {resume_listening: "I am listening again."}
+      "0": {transfer: "operator"}
+"""
+
+
+def test_a_menu_key_pauses_and_another_resumes_listening_and_both_are_audited(tmp_path: Any) -> None:
+    ivr = tmp_path / "ivr.yaml"
+    ivr.write_text(PRIVATE_MENU)
+    with Simulation({"LIFELINE_AGENTS": "+15550100001", "LIFELINE_API_TOKEN": TOKEN,
+                     "LIFELINE_IVR": str(ivr)}, speed=20) as sim:
+        leg = start_call(sim)
+        ccid = leg.call_control_id
+        hear(sim, leg, "I need to pay with my card.")
+        sim.emulator.press(leg, "5")
+        settle(sim, leg)
+        assert wait_until(lambda: not leg.transcribing, 5), "transcription was not stopped at Telnyx"
+        hear(sim, leg, "It is 4111 1111 1111 1111.")
+        sim.emulator.press(leg, "6")
+        settle(sim, leg)
+        assert wait_until(lambda: leg.transcribing, 5), "transcription was not restarted"
+        hear(sim, leg, "Done, thank you.")
+        end_call(sim, leg)
+        record = api(sim).get(f"/api/calls/{ccid}", headers=AUTH).get_json()
+        assert [m["text"] for m in record["messages"]] == ["I need to pay with my card.", "Done, thank you."]
+        audit = [e["event_type"] for e in record["events"] if e["event_type"].startswith("lifeline.listening")]
+        assert audit == ["lifeline.listening.paused", "lifeline.listening.resumed"]
+        published = [e.data for e in outputs(sim).feed.for_call(ccid, ("listening",))]
+        assert [(d["state"], d["by"]) for d in published] == [("paused", "caller key"), ("resumed", "caller key")]
+        spoken = [c["body"]["payload"] for c in sim.emulator.commands_for(ccid, "gather_using_speak")]
+        assert any("stopped listening" in text for text in spoken)
+        assert not sim.emulator.commands_for(ccid, "transfer")  # a pause is not a reason to transfer
+        assert sim.emulator.refused == []

@@ -80,6 +80,8 @@ def test_gather_asks_for_one_key_and_leaves_retries_to_lifeline(tmp_path: Path) 
     (("greeting: Hello.", "greeting: Hello.\nretries: 9"), "`retries` must be a whole number"),
     (("greeting: Hello.", "greting: Hello."), "unknown keys ['greting']"),
     (("prompt: Press star to go back.", "prompt: ''"), "menus.more.prompt must be a non-empty text"),
+    (('"1": {say: Info here.}', '"1": {pause_listening: Paused., then: mian}'), "leads to unknown menu 'mian'"),
+    (('"1": {say: Info here.}', '"1": {resume_listening: ""}'), "options.1.resume_listening must be a non-empty"),
 ])
 def test_menu_mistakes_stop_startup_with_the_key_named(tmp_path: Path, change: tuple[str, str],
                                                        message: str) -> None:
@@ -120,3 +122,9 @@ def test_voice_and_language_telnyx_would_refuse_stop_startup(tmp_path: Path, lin
 def test_voices_of_the_sdks_providers_are_accepted(tmp_path: Path) -> None:
     for voice in ("AWS.Polly.Joanna-Neural", "Azure.en-US-AvaMultilingualNeural", "Telnyx.KokoroTTS.af"):
         assert load_menu(write(tmp_path, f"voice: {voice}\nlanguage: en-GB\n{BASE}")).voice == voice
+
+
+def test_pause_and_resume_keys_say_their_text_and_lead_on_like_say(tmp_path: Path) -> None:
+    menu = load_menu(write(tmp_path, BASE.replace('"1": {say: Info here.}',
+                                                  '"1": {pause_listening: Not listening now., then: more}')))
+    assert menu.option("main", "1") == Option("pause_listening", target="more", text="Not listening now.")
