@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage, Message
 from typing import Any
 
 import pytest
@@ -327,3 +328,76 @@ def test_a_menu_key_pauses_and_another_resumes_listening_and_both_are_audited(tm
         assert any("stopped listening" in text for text in spoken)
         assert not sim.emulator.commands_for(ccid, "transfer")  # a pause is not a reason to transfer
         assert sim.emulator.refused == []
+
+
+@pytest.fixture
+def loopback_cert(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A self-signed certificate for 127.0.0.1 that this process trusts (SSL_CERT_FILE): an SMTP
+    server's TLS without a public CA, checked as strictly as a real one would be."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+class Login:
+    """aiosmtpd authenticator: one user, and a record of who logged in."""
+
+    def __init__(self) -> None:
+        self.users: list[str] = []
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult
+
+        ok = auth_data.login == b"lifeline" and auth_data.password == b"s3cret"
+        if ok:
+            self.users.append(auth_data.login.decode())
+        return AuthResult(success=ok)
+
+
+def test_the_summary_mail_goes_over_starttls_with_a_login_and_a_checked_certificate(
+        loopback_cert: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conversation.email_out import send
+    from conversation.settings import load_output_settings
+
+    inbox, login, port = Inbox(), Login(), free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=loopback_cert, require_starttls=True,
+                      authenticator=login, auth_require_tls=True)
+    smtp.start()
+    try:
+        target = load_output_settings({"LIFELINE_SMTP_URL": f"smtp://lifeline:s3cret@127.0.0.1:{port}",
+                                       "LIFELINE_SUMMARY_TO": "ops@example.com"}).smtp
+        assert target is not None
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "lifeline@example.com", "ops@example.com", "hi"
+        message.set_content("summary")
+        send(target, message)
+        monkeypatch.delenv("SSL_CERT_FILE")  # a certificate nobody vouches for is refused
+        with pytest.raises(ssl.SSLCertVerificationError):
+            send(target, message)
+    finally:
+        smtp.stop()
+    assert login.users == ["lifeline"]
+    assert [m["Subject"] for m in inbox.messages] == ["hi"]
