@@ -139,6 +139,7 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
         emulator_server.stop()
         emulator.close()
     report = _report(config, results, unclosed, front.log_paths, time.monotonic() - started)
+    report["requests_per_instance"] = front.requests_per_instance()
     # The strict emulator's verdicts: bodies the SDK's types refuse, webhooks off the SDK's models.
     report["refused_commands"] = len(emulator.refused)
     report["webhook_model_problems"] = len(emulator.webhook_problems)
@@ -194,6 +195,10 @@ class Front:
         if count > 1:
             self._echo(f"starting haproxy on {self.url} in front of {count} instances...")
             self._haproxy = HAProxy(front_port, ports, self._workdir).start()
+
+    def requests_per_instance(self) -> list[int] | None:
+        """Requests HAProxy passed to each instance (None with one instance and no HAProxy)."""
+        return self._haproxy.requests_per_instance() if self._haproxy is not None else None
 
     def stop(self) -> None:
         """Stop HAProxy, then every instance."""
@@ -293,12 +298,6 @@ def missed_escalation(result: CallResult, cut_short: bool) -> bool:
             and not result.transfer_commands)
 
 
-def log_records(path: Path) -> int:
-    """How many JSON records one instance logged (each instance serving shows in its own log)."""
-    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
-    return sum(1 for line in lines if _json_record(line) is not None)
-
-
 def app_log_problems(paths: list[Path]) -> tuple[list[str], dict[str, int]]:
     """The error records of the app's JSON logs (level ERROR or CRITICAL), plus any line outside
     the JSON records that reports a failure; and how many error records each logger wrote."""
@@ -353,7 +352,6 @@ def _report(config: BenchConfig, played: list[tuple[CallResult, bool]], unclosed
         "provider": config.provider, "engine": config.engine, "calls": len(results), "concurrency": config.concurrency,
         "ramp_s": config.ramp_s, "workers": config.workers, "threads": config.threads,
         "instances": config.instances,
-        "log_records_per_instance": [log_records(p) for p in log_paths],
         "chaos": config.chaos, "speed": 1.0 if config.engine == "local" else config.speed,
         "database": "postgresql" if (config.database_url or "").startswith("postgres") else "sqlite",
         "elapsed_s": round(elapsed, 1),

@@ -9,6 +9,7 @@ tunnel`.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -39,9 +40,12 @@ def config_text(port: int, backends: Sequence[int]) -> str:
                         for i, p in enumerate(backends, start=1))
     return f"""global
     maxconn 4096
+    log stdout format raw local0
 
 defaults
     mode http
+    log global
+    option httplog
     option forwardfor
     timeout connect 2s
     timeout check 5s
@@ -75,6 +79,7 @@ class HAProxy:
         self._config = workdir / "haproxy.cfg"
         self._config.write_text(config_text(port, backends))
         self._log = workdir / "haproxy.log"
+        self._backends = len(backends)
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 20.0) -> HAProxy:
@@ -98,6 +103,11 @@ class HAProxy:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"haproxy did not route to a healthy instance within {timeout_s:.0f} s")
+
+    def requests_per_instance(self) -> list[int]:
+        """How many requests HAProxy passed to each instance, from its request log."""
+        text = self._log.read_text(errors="replace") if self._log.exists() else ""
+        return [len(re.findall(rf" instances/app{i} ", text)) for i in range(1, self._backends + 1)]
 
     def stop(self) -> None:
         """Stop haproxy (SIGTERM, then SIGKILL) and reap it."""

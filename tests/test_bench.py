@@ -166,7 +166,7 @@ def test_two_instances_behind_haproxy_on_one_postgresql_hold_under_chaos() -> No
         report = run_bench(BenchConfig(calls=16, concurrency=8, chaos=0.1, speed=10, seed=5, ramp_s=1,
                                        instances=2, workers=1, database_url=url), echo=lambda _: None)
     assert report["instances"] == 2 and report["calls"] == 16
-    assert all(records > 0 for records in report["log_records_per_instance"]), report  # both served
+    assert all(count > 10 for count in report["requests_per_instance"]), report  # both served
     assert report["errors"] == 0, report
     assert (report["double_transfers"], report["calls_not_closed"], report["missed_escalations"]) == (0, 0, 0)
     assert report["escalations"] > 0 and report["webhooks"] > 50
