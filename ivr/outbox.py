@@ -1,7 +1,7 @@
 """Sends committed commands in the background, in order per call, and resends stragglers.
 
-Per call, commands start in the order their units of work committed, but a command never waits
-for the one before it longer than `hold_s` (LIFELINE_COMMAND_HOLD, 1 s) after it was queued: a
+Per call, commands start in the order their units of work committed, but a command waits for
+the one before it at most `hold_s` (LIFELINE_COMMAND_HOLD, 1 s) after that one started: a
 command Telnyx is slow to answer (timeouts, 5xx, 4 attempts of 5 s) keeps being retried with its
 command_id while the call's next command (a menu, a transfer) goes ahead. Which orders matter,
 and what keeps them (docs/architecture.md, "Command order"):
@@ -15,6 +15,10 @@ and what keeps them (docs/architecture.md, "Command order"):
   paused listening.
 - The handoff line before the transfer: kept within `hold_s`; past it the transfer goes first
   and the line is dropped — getting the caller to a person matters more than announcing it.
+- A stop before the start right behind it (after a bridge, transcription or the stream is
+  restarted for both parties): strict, the start waits for the stop however long it takes;
+  overtaking it would be refused ("already in progress") and the late stop would leave the call
+  unheard. Nothing a caller waits for follows a restart (the call is with an agent by then).
 - A transfer, a hangup and a stop are never dropped: they are retried until Telnyx answers.
 """
 
@@ -46,6 +50,8 @@ _STALE_AFTER: dict[str, frozenset[str] | None] = {
     "transcription_start": frozenset({"transcription_stop"}),
     "record_start": frozenset({"record_stop"}),
 }
+# A start queued right behind its own stop is a restart: it waits for the stop, however long.
+_RESTARTS = {("transcription_stop", "transcription_start"), ("streaming_stop", "streaming_start")}
 
 
 class CommandSender:
@@ -56,7 +62,8 @@ class CommandSender:
         self._metrics = metrics
         self._store = store
         self._telnyx = telnyx
-        self._executor = BoundedLanes(workers, hold_s, "lifeline-cmd", on_overtake=_overtaking)
+        self._executor = BoundedLanes(workers, hold_s, "lifeline-cmd", on_overtake=_overtaking,
+                                      waits_fully=lambda ahead, mine: (ahead, mine) in _RESTARTS)
         # api_url: where commands go when `telnyx` is a router over several providers
         self.reachability = TelnyxReachability(api_url if api_url is not None else telnyx.base_url)
         self._call_ended: Callable[[str, str], object] | None = None
@@ -68,7 +75,7 @@ class CommandSender:
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue commands that their unit of work has already committed to the outbox."""
         for command in commands:
-            self._executor.submit(command.call_control_id, partial(self._send, command))
+            self._executor.submit(command.call_control_id, partial(self._send, command), tag=command.name)
 
     def _send(self, command: Command) -> None:
         with call_scope(command.call_control_id):

@@ -149,15 +149,20 @@ def test_a_blocked_item_holds_its_lane_back_only_until_the_hold_ends() -> None:
 
 
 class _Recorder:
-    """A command client that records what it was asked to send and accepts it."""
+    """A command client that records what it was asked to send and accepts it; a command named in
+    `stuck` is answered only once that event is set."""
 
     base_url = "http://telnyx.invalid"
 
-    def __init__(self) -> None:
+    def __init__(self, stuck: dict[str, threading.Event] | None = None) -> None:
         self.sent: list[str] = []
+        self._stuck = stuck or {}
 
     def send(self, command: Command, wanted: object = None) -> SendOutcome:
         self.sent.append(command.name)
+        release = self._stuck.get(command.name)
+        if release is not None:
+            release.wait(10)
         return SendOutcome(CommandStatus.SENT, 1)
 
     def close(self) -> None:
@@ -205,3 +210,25 @@ def test_the_sweep_gives_up_a_stale_prompt_instead_of_resending_it(tmp_path: Pat
     [entry] = [o for o in store.outbox("v3:call") if o.command.command_id == line.command_id]
     assert entry.status == CommandStatus.SUPERSEDED and "transfer" in (entry.last_error or "")
     sender.close()
+
+
+def test_a_menu_overtakes_a_stuck_prompt_but_a_restart_waits_for_its_stop() -> None:
+    store = MemoryStore()
+    stuck = {"speak": threading.Event(), "transcription_stop": threading.Event()}
+    telnyx = _Recorder(stuck)
+    sender = CommandSender(store, telnyx, 4, hold_s=0.01)  # type: ignore[arg-type]
+    try:
+        sender.submit(_queue(store, "speak", "gather_using_speak"))
+        assert wait_until(lambda: telnyx.sent == ["speak", "gather_using_speak"], 5)
+        # Transcription restarted for both parties after a bridge: the start must not overtake.
+        restart = [Command(f"both-{name}", "v3:other", name, {})
+                   for name in ("transcription_stop", "transcription_start")]
+        sender.submit(restart)
+        assert wait_until(lambda: "transcription_stop" in telnyx.sent, 5)
+        assert not wait_until(lambda: "transcription_start" in telnyx.sent, 0.3)  # 30 holds later
+        stuck["transcription_stop"].set()
+        assert wait_until(lambda: telnyx.sent[-1] == "transcription_start", 5)
+    finally:
+        for event in stuck.values():
+            event.set()
+        sender.close()
