@@ -74,8 +74,8 @@ class TelnyxCommands:
         error = ""
         for attempt in range(1, self._attempts + 1):
             if attempt > 1 and wanted is not None and not wanted():
-                return SendOutcome(CommandStatus.SUPERSEDED, attempt - 1,
-                                   f"not retried, a later command of the call was accepted (last try: {error})")
+                why = f"not retried, a later command of the call was accepted (last try: {error})"
+                return SendOutcome(CommandStatus.SUPERSEDED, attempt - 1, why)
             try:
                 method(command.call_control_id, command_id=command.command_id, **command.params)
                 return SendOutcome(CommandStatus.SENT, attempt)

@@ -89,7 +89,8 @@ class HAProxy:
         if check.returncode != 0:
             raise RuntimeError(f"haproxy refused its configuration {self._config}:\n{check.stderr}")
         with self._log.open("ab") as log:
-            self._process = subprocess.Popen([program, "-db", "-f", str(self._config)], stdout=log, stderr=log)
+            self._process = subprocess.Popen([program, "-db", "-f", str(self._config)],
+                                             stdout=log, stderr=log)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

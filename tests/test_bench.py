@@ -73,8 +73,9 @@ def _played(scenario_file: str, *, served: bool = True, transfer: bool = False) 
 
 def test_a_caller_who_needed_a_person_and_got_none_is_a_missed_escalation_and_an_error() -> None:
     missed = _played("02-asks-for-human.yaml")
-    report = _report(BenchConfig(), [(missed, False), (_played("02-asks-for-human.yaml", transfer=True), False),
-                                     (_played("01-calm-balance.yaml"), False)], 0, [], 1.0)
+    served = _played("02-asks-for-human.yaml", transfer=True)
+    report = _report(BenchConfig(), [(missed, False), (served, False), (_played("01-calm-balance.yaml"), False)],
+                     0, [], 1.0)
     assert report["missed_escalations"] == 1 and report["errors"] == 1
     assert report["missed_sample"] == [missed.scenario.name]
 
@@ -109,13 +110,17 @@ def test_the_bench_reads_the_apps_errors_from_its_json_log_lines(tmp_path: Path)
     assert len(problems) == 3
 
 
+def _menu() -> Gather:
+    return Gather(valid="0123456789", max_digits=1, timeout_s=5)
+
+
 def test_a_caller_gives_up_after_the_same_real_dead_air_at_every_speed() -> None:
     for speed in (1.0, 100.0):
         emulator = Emulator(speed=speed)
         leg = emulator.incoming_call()
         # The app's menu comes 0.3 s later in real time whatever the speed; before, a caller at
         # speed 100 gave up after 20 s / 100 = 0.2 s.
-        timer = threading.Timer(0.3, lambda lg=leg: setattr(lg, "gather", Gather(valid="0123456789", max_digits=1, timeout_s=5)))
+        timer = threading.Timer(0.3, lambda lg=leg: setattr(lg, "gather", _menu()))
         timer.start()
         try:
             assert wait_for_menu(emulator, leg, PATIENCE_S), f"gave up at speed {speed}"
@@ -128,7 +133,7 @@ def test_a_playing_prompt_is_not_dead_air() -> None:
     emulator = Emulator(speed=100)
     leg = emulator.incoming_call()
     leg.media_free_at = time.monotonic() + 0.6  # a prompt is still playing for 0.6 s
-    timer = threading.Timer(0.5, lambda: setattr(leg, "gather", Gather(valid="0123456789", max_digits=1, timeout_s=5)))
+    timer = threading.Timer(0.5, lambda: setattr(leg, "gather", _menu()))
     timer.start()
     try:
         # Patience of 0.1 s of dead air: the caller listens to the prompt, then still gets the menu.

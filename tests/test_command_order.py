@@ -5,7 +5,7 @@ with the emulator's faults, never by wall-clock thresholds."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -134,9 +134,15 @@ def test_a_blocked_item_holds_its_lane_back_only_until_the_hold_ends() -> None:
     lanes = BoundedLanes(4, hold_s=0.05, name="test", on_overtake=lambda key, _: overtaken.append(key))
     unblock, second_ran, third_ran = threading.Event(), threading.Event(), threading.Event()
     order: list[str] = []
-    lanes.submit("call", lambda: (order.append("first"), unblock.wait(10)))  # type: ignore[func-returns-value]
-    lanes.submit("call", lambda: (order.append("second"), second_ran.set()))  # type: ignore[func-returns-value]
-    lanes.submit("call", lambda: (order.append("third"), third_ran.set()))  # type: ignore[func-returns-value]
+    def step(name: str, then: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            order.append(name)
+            then()
+        return run
+
+    lanes.submit("call", step("first", lambda: unblock.wait(10)))
+    lanes.submit("call", step("second", second_ran.set))
+    lanes.submit("call", step("third", third_ran.set))
     try:
         assert second_ran.wait(10) and third_ran.wait(10), "the lane waited for its blocked head"
         assert not unblock.is_set()
