@@ -94,7 +94,7 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
     if config.instances > 1:
         if not (config.database_url or "").startswith("postgres"):
             raise BenchUsageError(f"--instances {config.instances} shares one database between instances: "
-                             "add --database-url postgresql://user@host/dbname")
+                                  "add --database-url postgresql://user@host/dbname")
         haproxy_path()  # says how to install HAProxy before anything starts
     rng = random.Random(config.seed)
     workdir = Path(tempfile.mkdtemp(prefix="lifeline-bench-"))
@@ -107,14 +107,15 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
     database_url = config.database_url or f"sqlite:///{workdir / 'bench.db'}"
     # The deploy step (`flask db upgrade`): migrate once, before any worker starts.
     SqlStore(database_url.replace("postgresql://", "postgresql+psycopg://")).close()
-    front = Front(config, emulator, database_url, workdir, echo).start()
-    if twilio:
-        emulator.app_url = front.url
-    else:
-        emulator.webhook_url = f"{front.url}/webhooks/telnyx"
+    front = Front(config, emulator, database_url, workdir, echo)
     results: list[tuple[CallResult, bool]] = []
-    started = time.monotonic()
     try:
+        front.start()
+        if twilio:
+            emulator.app_url = front.url
+        else:
+            emulator.webhook_url = f"{front.url}/webhooks/telnyx"
+        started = time.monotonic()
         plan = [_maybe_hang_up_early(scenarios[i % len(scenarios)], chaos is not None, rng)
                 for i in range(config.calls)]
         step = max(1, config.calls // 20)
@@ -171,16 +172,8 @@ class Front:
         self.log_paths: list[Path] = []
         self.url = ""
 
-    def start(self) -> Front:
-        """Start the instances (and HAProxy in front of several); stops what started on failure."""
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the instances (and HAProxy in front of several); `stop` stops what started."""
         count = self._config.instances
         ports = [_free_port() for _ in range(count)]
         front_port = _free_port() if count > 1 else ports[0]
