@@ -36,6 +36,7 @@ test: $(STAMP)
 haproxy:
 	@command -v haproxy >/dev/null || { command -v apt-get >/dev/null \
 		|| { echo "make haproxy: install HAProxy 2.x with your package manager"; exit 1; }; \
+		echo "make haproxy: apt-get install haproxy (needs root)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 	@haproxy -v | head -n1
 
