@@ -30,9 +30,9 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .events import decode_client_state
+from .lanes import BoundedLanes
 from .reachability import TelnyxReachability
 from .scope import call_scope
-from .lanes import BoundedLanes
 from .store import CallStatus, CallStore, Command, CommandStatus
 from .telnyx_api import TelnyxCommands
 
