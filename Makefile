@@ -1,13 +1,14 @@
 # make demo  - set up, then play the example callers against the built-in Telnyx emulator
 # make dev   - the app and the emulator on 127.0.0.1:8000/8001 with example callers (Ctrl-C stops)
 # make test  - set up, then type-check (mypy) and run the whole test suite
+# make haproxy - install HAProxy (Debian package) for `flask bench --instances N` and its drill
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 REQS   := requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: demo dev test install clean
+.PHONY: demo dev test install clean haproxy
 
 install: $(STAMP)
 
@@ -30,6 +31,14 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# `flask bench --instances N` puts HAProxy in front of the instances; nothing else needs it.
+haproxy:
+	@command -v haproxy >/dev/null || { command -v apt-get >/dev/null \
+		|| { echo "make haproxy: install HAProxy 2.x with your package manager"; exit 1; }; \
+		echo "make haproxy: apt-get install haproxy (needs root)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
+	@haproxy -v | head -n1
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

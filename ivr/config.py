@@ -55,6 +55,7 @@ class Settings:
     command_timeout_s: float = 5.0
     command_attempts: int = 4
     command_workers: int = 16
+    command_hold_s: float = 1.0  # longest a call's command waits for the one before it
     transfer_timeout_s: int = 30
     secret_key: str | None = None
     api_token: str | None = None
@@ -144,6 +145,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                      1, 3600, problems)
     timeout = _float(get("LIFELINE_COMMAND_TIMEOUT", "5"), "LIFELINE_COMMAND_TIMEOUT",
                      0.1, 60.0, problems)
+    hold = _float(get("LIFELINE_COMMAND_HOLD", "1"), "LIFELINE_COMMAND_HOLD", 0.0, 60.0, problems)
     transfer_timeout = _int(get("LIFELINE_TRANSFER_TIMEOUT", "30"), "LIFELINE_TRANSFER_TIMEOUT",
                             5, 600, problems)
     monitor = (get("LIFELINE_MONITOR", "on") or "").lower()
@@ -199,6 +201,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         transcription_config=transcription_config,
         webhook_tolerance_s=tolerance,
         command_timeout_s=timeout,
+        command_hold_s=hold,
         transfer_timeout_s=transfer_timeout,
         secret_key=get("LIFELINE_SECRET_KEY"),
         api_token=get("LIFELINE_API_TOKEN"),

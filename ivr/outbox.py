@@ -1,4 +1,26 @@
-"""Sends committed commands in the background, in order per call, and resends stragglers."""
+"""Sends committed commands in the background, in order per call, and resends stragglers.
+
+Per call, commands start in the order their units of work committed, but a command waits for
+the one before it at most `hold_s` (LIFELINE_COMMAND_HOLD, 1 s) after that one started: a
+command Telnyx is slow to answer (timeouts, 5xx, 4 attempts of 5 s) keeps being retried with its
+command_id while the call's next command (a menu, a transfer) goes ahead. Which orders matter,
+and what keeps them (docs/architecture.md, "Command order"):
+
+- `answer` before everything: every other command of an inbound call reacts to a webhook
+  Telnyx sends only once the call is answered, so causality keeps it, whatever the outbox does.
+- A prompt before the next prompt, and a start before its stop: kept by the lane while Telnyx
+  answers within `hold_s`; when it does not, the earlier command is dropped (`superseded`)
+  instead of retried once Telnyx has accepted a later one (`_STALE_AFTER`), so a late retry
+  cannot replace the menu the caller is in, talk over a transfer, or listen to a caller who
+  paused listening.
+- The handoff line before the transfer: kept within `hold_s`; past it the transfer goes first
+  and the line is dropped — getting the caller to a person matters more than announcing it.
+- A stop before the start right behind it (after a bridge, transcription or the stream is
+  restarted for both parties): strict, the start waits for the stop however long it takes;
+  overtaking it would be refused ("already in progress") and the late stop would leave the call
+  unheard. Nothing a caller waits for follows a restart (the call is with an agent by then).
+- A transfer, a hangup and a stop are never dropped: they are retried until Telnyx answers.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +30,9 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .events import decode_client_state
+from .lanes import BoundedLanes
 from .reachability import TelnyxReachability
 from .scope import call_scope
-from .serial import KeyedSerialExecutor
 from .store import CallStatus, CallStore, Command, CommandStatus
 from .telnyx_api import TelnyxCommands
 
@@ -18,17 +40,30 @@ if TYPE_CHECKING:
     from .metrics import Metrics
 
 log = logging.getLogger(__name__)
+# Commands worth retrying only until the call has moved on: once Telnyx has accepted a later
+# command of the same call (None: any; else one of these names), a retry would be stale.
+_STALE_AFTER: dict[str, frozenset[str] | None] = {
+    "answer": None,  # a later accepted command means the call was answered (or is over)
+    "speak": None,
+    "gather_using_speak": None,
+    "streaming_start": frozenset({"streaming_stop"}),
+    "transcription_start": frozenset({"transcription_stop"}),
+    "record_start": frozenset({"record_stop"}),
+}
+# A start queued right behind its own stop is a restart: it waits for the stop, however long.
+_RESTARTS = {("transcription_stop", "transcription_start"), ("streaming_stop", "streaming_start")}
 
 
 class CommandSender:
     """Delivers outbox commands to Telnyx off the webhook's critical path."""
 
     def __init__(self, store: CallStore, telnyx: TelnyxCommands, workers: int,
-                 metrics: Metrics | None = None, api_url: str | None = None) -> None:
+                 metrics: Metrics | None = None, api_url: str | None = None, hold_s: float = 1.0) -> None:
         self._metrics = metrics
         self._store = store
         self._telnyx = telnyx
-        self._executor = KeyedSerialExecutor(workers, "lifeline-cmd")
+        self._executor = BoundedLanes(workers, hold_s, "lifeline-cmd", on_overtake=_overtaking,
+                                      waits_fully=lambda ahead, mine: (ahead, mine) in _RESTARTS)
         # api_url: where commands go when `telnyx` is a router over several providers
         self.reachability = TelnyxReachability(api_url if api_url is not None else telnyx.base_url)
         self._call_ended: Callable[[str, str], object] | None = None
@@ -40,16 +75,20 @@ class CommandSender:
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue commands that their unit of work has already committed to the outbox."""
         for command in commands:
-            self._executor.submit(command.call_control_id, partial(self._send, command))
+            self._executor.submit(command.call_control_id, partial(self._send, command), tag=command.name)
 
     def _send(self, command: Command) -> None:
         with call_scope(command.call_control_id):
-            outcome = self._telnyx.send(command)
+            outcome = self._telnyx.send(command, partial(self._wanted, command))
             self._store.mark_command(command.command_id, outcome.status, outcome.attempts, outcome.error)
             if self._metrics is not None:
                 self._measure(command, outcome.status, outcome.attempts)
             refused = outcome.status == CommandStatus.REJECTED and (outcome.error or "").startswith(
                 ("HTTP 401", "HTTP 403"))
+            if outcome.status == CommandStatus.SUPERSEDED:
+                log.info("%s on %s given up after %d attempt(s): %s", command.name,
+                         command.call_control_id, outcome.attempts, outcome.error or "superseded")
+                return
             if outcome.status == CommandStatus.PENDING or refused:
                 self.reachability.failed(outcome.error or "no answer")
                 log.debug("%s on %s not delivered after %d attempts; the sweep will resend it",
@@ -60,6 +99,25 @@ class CommandSender:
                 # Any command can be the first to learn the leg is gone (its hangup may be late or
                 # lost): close the call now instead of leaving it open until the stale sweep.
                 self._call_ended(command.call_control_id, "call_ended_90018")
+
+    def _wanted(self, command: Command) -> bool:
+        """Whether a retry of this command still makes sense (see `_STALE_AFTER`)."""
+        return self.stale_because(command) is None
+
+    def stale_because(self, command: Command) -> str | None:
+        """The later accepted command that makes this one stale, or None if it is still wanted."""
+        if command.name not in _STALE_AFTER:
+            return None
+        by = _STALE_AFTER[command.name]
+        entries = self._store.outbox(command.call_control_id)
+        mine = next((e for e in entries if e.command.command_id == command.command_id), None)
+        if mine is None:
+            return None
+        for entry in entries:
+            if (entry.created_at > mine.created_at
+                    and entry.status == CommandStatus.SENT and (by is None or entry.command.name in by)):
+                return entry.command.name
+        return None
 
     def _measure(self, command: Command, status: str, attempts: int) -> None:
         assert self._metrics is not None
@@ -81,17 +139,21 @@ class CommandSender:
             call = self._store.get_call(command.call_control_id)
             if call is not None and call.status == CallStatus.ENDED:
                 # The caller is gone: nothing to play, stream or transfer any more.
-                self._give_up(command)
+                self._give_up(command, CommandStatus.CALL_ENDED,
+                              "not sent: the call ended before Telnyx could take it")
+                continue
+            later = self.stale_because(command)
+            if later is not None:
+                self._give_up(command, CommandStatus.SUPERSEDED, f"not resent: Telnyx took a later {later}")
                 continue
             self.submit([command])
             count += 1
         return count
 
-    def _give_up(self, command: Command) -> None:
+    def _give_up(self, command: Command, status: str, why: str) -> None:
         tried = next((o.attempts for o in self._store.outbox(command.call_control_id)
                       if o.command.command_id == command.command_id), 0)
-        self._store.mark_command(command.command_id, CommandStatus.CALL_ENDED, tried,
-                                 "not sent: the call ended before Telnyx could take it")
+        self._store.mark_command(command.command_id, status, tried, why)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every queued command has been tried (tests and shutdown)."""
@@ -101,3 +163,8 @@ class CommandSender:
         """Finish queued commands, then stop."""
         self._executor.shutdown(wait=True)
         self._telnyx.close()
+
+
+def _overtaking(call_control_id: str, hold_s: float) -> None:
+    log.info("a command on %s is still unanswered after %.1f s: the call's next command goes ahead",
+             call_control_id, hold_s)

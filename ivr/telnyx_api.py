@@ -63,13 +63,19 @@ class TelnyxCommands:
         }
         self._connection_id = settings.telnyx_connection_id
 
-    def send(self, command: Command) -> SendOutcome:
-        """Send a command, retrying transient failures with the same command_id."""
+    def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
+        """Send a command, retrying transient failures with the same command_id.
+
+        Before each retry `wanted()` is asked; when it says no, the command is given up as
+        superseded (a later command of the call has made it stale)."""
         method = self._methods.get(command.name)
         if method is None:
             return SendOutcome(CommandStatus.REJECTED, 0, f"unknown command {command.name!r}")
         error = ""
         for attempt in range(1, self._attempts + 1):
+            if attempt > 1 and wanted is not None and not wanted():
+                why = f"not retried, a later command of the call was accepted (last try: {error})"
+                return SendOutcome(CommandStatus.SUPERSEDED, attempt - 1, why)
             try:
                 method(command.call_control_id, command_id=command.command_id, **command.params)
                 return SendOutcome(CommandStatus.SENT, attempt)

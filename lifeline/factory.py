@@ -112,7 +112,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     twilio = build_twilio(settings)  # None unless TWILIO_AUTH_TOKEN is set
     providers = ProviderCommands([TelnyxProvider(verifier, telnyx), *([twilio.provider] if twilio else [])])
     outbox = CommandSender(store, providers, settings.command_workers, metrics,  # type: ignore[arg-type]
-                           settings.telnyx_api_base_url)
+                           settings.telnyx_api_base_url, hold_s=settings.command_hold_s)
     sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
     recordings = RecordingKeeper(store, sink_from_settings(settings))
     services = Services(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from insight.frames import MediaFrame
@@ -40,8 +40,10 @@ class Provider(ABC):
         """The request as our typed events (MalformedEvent when it is not the provider's)."""
 
     @abstractmethod
-    def send(self, command: Command) -> SendOutcome:
-        """Express one queued command to the provider (answer, menu, say, stream, transfer, ...)."""
+    def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
+        """Express one queued command to the provider (answer, menu, say, stream, transfer, ...).
+
+        `wanted` is asked before each retry; False stops retrying (the call has moved on)."""
 
     @abstractmethod
     def parse_media(self, raw: str | bytes) -> MediaFrame:
@@ -75,9 +77,9 @@ class ProviderCommands:
                 return provider
         return self.providers[0]
 
-    def send(self, command: Command) -> SendOutcome:
+    def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
         """Send a command through the provider that owns its call."""
-        return self.owner(command.call_control_id).send(command)
+        return self.owner(command.call_control_id).send(command, wanted)
 
     def is_alive(self, call_control_id: str) -> bool | None:
         """Ask the owning provider whether a leg is still up."""

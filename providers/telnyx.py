@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from insight.frames import MediaFrame, parse_frame
 from ivr.events import CallEvent, parse_event
 from ivr.security import WebhookVerifier
@@ -32,9 +34,9 @@ class TelnyxProvider(Provider):
         """One Call Control event per webhook."""
         return [parse_event(request.body)]
 
-    def send(self, command: Command) -> SendOutcome:
-        """One Call Control command, retried with its command_id."""
-        return self._commands.send(command)
+    def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
+        """One Call Control command, retried with its command_id while it is still wanted."""
+        return self._commands.send(command, wanted)
 
     def parse_media(self, raw: str | bytes) -> MediaFrame:
         """A Telnyx media-stream frame."""

@@ -1,11 +1,15 @@
 """`flask bench`: many calls against the app served by gunicorn, as in production.
 
-The app runs as a gunicorn subprocess (gunicorn.conf.py: gthread workers) on a loopback port
-with a fresh database; this process runs the emulator and the callers. Callers cycle through the
-example scenarios. With --chaos, the emulator duplicates, delays and reorders webhooks, fails or
-stalls commands, and callers hang up at random moments. The report: escalation latency and
-webhook acknowledgement percentiles, errors, double transfers (an agent sent the same caller
-twice), calls the app never closed, and error lines in the app's log.
+The app runs as a gunicorn subprocess (gunicorn.conf.py) on a loopback port with a fresh
+database; with `--instances N`, N such instances share one PostgreSQL behind HAProxy
+(simulator/haproxy.py), which carries webhooks and media WebSockets alike. This process runs the
+emulator and the callers. Callers cycle through the example scenarios. With --chaos, the
+emulator duplicates, delays and reorders webhooks, fails or stalls commands, and callers hang up
+at random moments. The report: escalation latency and webhook acknowledgement percentiles,
+errors (webhooks never acknowledged, 5xx answers, callers left without a menu, missed
+escalations, error lines the app logged), double transfers (an agent sent the same caller
+twice), and calls the app never closed. The app logs JSON lines (LIFELINE_LOG_FORMAT=json), so
+its errors are read by level, not guessed from the text.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from ivr.store.sql import SqlStore
 from .caller import CallResult, play
 from .emulator import Emulator
 from .faults import Chaos
+from .haproxy import HAProxy, haproxy_path
 from .runner import caller_number
 from .scenario import Scenario, Turn, load_scenario, require_audio
 from .server import ServerThread, emulator_app
@@ -44,7 +49,14 @@ from .twilio.emulator import TwilioEmulator
 from .twilio.server import twilio_emulator_app
 
 AGENTS = "+15550001111,+15550002222"
-_LOG_PROBLEM = re.compile(r"Traceback|\] ERROR |\bCRITICAL\b|Exception in worker")
+_LOG_ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
+# A line that is not one of the app's JSON records but reports a failure: Python printing a
+# traceback outside logging, or a crash before logging was set up.
+_UNSTRUCTURED_PROBLEM = re.compile(r"Traceback|\bERROR\b|\bCRITICAL\b|Exception in ")
+
+
+class BenchUsageError(ValueError):
+    """Options that cannot work together; the message says what to add or change."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,7 @@ class BenchConfig:
     database_url: str | None = None
     seed: int = 7
     ramp_s: float = 10.0
+    instances: int = 1
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -78,6 +91,11 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
     if config.engine == "local":
         for scenario in scenarios:
             require_audio(scenario)
+    if config.instances > 1:
+        if not (config.database_url or "").startswith("postgres"):
+            raise BenchUsageError(f"--instances {config.instances} shares one database between instances: "
+                                  "add --database-url postgresql://user@host/dbname")
+        haproxy_path()  # says how to install HAProxy before anything starts
     rng = random.Random(config.seed)
     workdir = Path(tempfile.mkdtemp(prefix="lifeline-bench-"))
     chaos = Chaos(config.chaos, seed=config.seed) if config.chaos else None
@@ -87,18 +105,17 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
     emulator_server = ServerThread((twilio_emulator_app if twilio else emulator_app)(emulator)).start()
     emulator.base_url = emulator_server.url
     database_url = config.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    port = _free_port()
-    log_path = workdir / "app.log"
     # The deploy step (`flask db upgrade`): migrate once, before any worker starts.
     SqlStore(database_url.replace("postgresql://", "postgresql+psycopg://")).close()
-    app = _start_gunicorn(config, emulator, port, database_url, log_path, echo)
-    if twilio:
-        emulator.app_url = f"http://127.0.0.1:{port}"
-    else:
-        emulator.webhook_url = f"http://127.0.0.1:{port}/webhooks/telnyx"
-    results: list[CallResult] = []
-    started = time.monotonic()
+    front = Front(config, emulator, database_url, workdir, echo)
+    results: list[tuple[CallResult, bool]] = []
     try:
+        front.start()
+        if twilio:
+            emulator.app_url = front.url
+        else:
+            emulator.webhook_url = f"{front.url}/webhooks/telnyx"
+        started = time.monotonic()
         plan = [_maybe_hang_up_early(scenarios[i % len(scenarios)], chaos is not None, rng)
                 for i in range(config.calls)]
         step = max(1, config.calls // 20)
@@ -106,41 +123,91 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
         # after it, each caller slot starts its next call as soon as the previous one ends.
         gap = config.ramp_s / config.concurrency
 
-        def call(index: int, scenario: Scenario) -> CallResult:
+        def call(index: int, scenario: Scenario, cut: bool) -> tuple[CallResult, bool]:
             if index < config.concurrency:
                 time.sleep(index * gap)
-            return play(emulator, scenario, caller_number(index))
+            return play(emulator, scenario, caller_number(index)), cut
 
         with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="caller") as pool:
-            futures = [pool.submit(call, i, s) for i, s in enumerate(plan)]
+            futures = [pool.submit(call, i, s, cut) for i, (s, cut) in enumerate(plan)]
             for done, future in enumerate(as_completed(futures), start=1):
                 results.append(future.result())
                 if done % step == 0 or done == config.calls:
                     echo(f"  {done}/{config.calls} calls, {time.monotonic() - started:.0f} s")
-        unclosed = _wait_until_closed(database_url, results, timeout_s=30)
+        unclosed = _wait_until_closed(database_url, [r for r, _ in results], timeout_s=30)
     finally:
-        _stop(app)
+        front.stop()
         emulator_server.stop()
         emulator.close()
-    report = _report(config, results, unclosed, log_path, time.monotonic() - started)
+    report = _report(config, results, unclosed, front.log_paths, time.monotonic() - started)
+    report["requests_per_instance"] = front.requests_per_instance()
     # The strict emulator's verdicts: bodies the SDK's types refuse, webhooks off the SDK's models.
     report["refused_commands"] = len(emulator.refused)
     report["webhook_model_problems"] = len(emulator.webhook_problems)
     if report["app_log_problems"]:
-        kept = Path("out") / "bench-app.log"
-        kept.parent.mkdir(exist_ok=True)
-        shutil.copy(log_path, kept)
-        report["app_log"] = str(kept)
+        kept = Path("out")
+        kept.mkdir(exist_ok=True)
+        report["app_logs"] = []
+        for index, path in enumerate(front.log_paths, start=1):
+            if path.exists():
+                target = kept / (f"bench-app-{index}.log" if len(front.log_paths) > 1 else "bench-app.log")
+                shutil.copy(path, target)
+                report["app_logs"].append(str(target))
     shutil.rmtree(workdir, ignore_errors=True)
     return report
 
 
-def _maybe_hang_up_early(scenario: Scenario, chaos: bool, rng: random.Random) -> Scenario:
+class Front:
+    """What the emulator talks to: one gunicorn instance, or N of them behind HAProxy."""
+
+    def __init__(self, config: BenchConfig, emulator: Emulator | TwilioEmulator, database_url: str,
+                 workdir: Path, echo: Callable[[str], None]) -> None:
+        self._config = config
+        self._emulator = emulator
+        self._database_url = database_url
+        self._workdir = workdir
+        self._echo = echo
+        self._apps: list[subprocess.Popen[bytes]] = []
+        self._haproxy: HAProxy | None = None
+        self.log_paths: list[Path] = []
+        self.url = ""
+
+    def start(self) -> None:
+        """Start the instances (and HAProxy in front of several); `stop` stops what started."""
+        count = self._config.instances
+        ports = [_free_port() for _ in range(count)]
+        front_port = _free_port() if count > 1 else ports[0]
+        self.url = f"http://127.0.0.1:{front_port}"
+        # Media stream URLs must point where Telnyx connects: the front, never one instance.
+        env = {"LIFELINE_LOG_FORMAT": "json", "LIFELINE_PUBLIC_URL": self.url}
+        for index, port in enumerate(ports, start=1):
+            log_path = self._workdir / (f"app-{index}.log" if count > 1 else "app.log")
+            self.log_paths.append(log_path)
+            self._apps.append(_start_gunicorn(self._config, self._emulator, port, self._database_url,
+                                              log_path, self._echo, extra_env=env))
+        if count > 1:
+            self._echo(f"starting haproxy on {self.url} in front of {count} instances...")
+            self._haproxy = HAProxy(front_port, ports, self._workdir).start()
+
+    def requests_per_instance(self) -> list[int] | None:
+        """Requests HAProxy passed to each instance (None with one instance and no HAProxy)."""
+        return self._haproxy.requests_per_instance() if self._haproxy is not None else None
+
+    def stop(self) -> None:
+        """Stop HAProxy, then every instance."""
+        if self._haproxy is not None:
+            self._haproxy.stop()
+        for app in self._apps:
+            _stop(app)
+
+
+def _maybe_hang_up_early(scenario: Scenario, chaos: bool, rng: random.Random) -> tuple[Scenario, bool]:
+    """The scenario, or (chaos) a caller who hangs up after a random turn; True when cut short."""
     if not chaos or rng.random() > 0.15:
-        return scenario
+        return scenario, False
     cut = rng.randint(1, len(scenario.turns))
     turns = scenario.turns[:cut] + (Turn("hangup", True),)
-    return dataclasses.replace(scenario, turns=turns)
+    return dataclasses.replace(scenario, turns=turns), True
 
 
 def _provider_env(emulator: Emulator | TwilioEmulator) -> dict[str, str]:
@@ -158,10 +225,11 @@ def _provider_env(emulator: Emulator | TwilioEmulator) -> dict[str, str]:
 def _start_gunicorn(config: BenchConfig, emulator: Emulator | TwilioEmulator, port: int, database_url: str,
                     log_path: Path, echo: Callable[[str], None],
                     extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **(extra_env or {}), **_provider_env(emulator),
+    env = {**os.environ, **_provider_env(emulator),
            "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
            "LIFELINE_ENGINE": config.engine, "LIFELINE_AGENTS": AGENTS, "DATABASE_URL": database_url,
-           "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": "2"}
+           "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": "2",
+           **(extra_env or {})}  # the caller's settings win (behind HAProxy: its public URL)
     if config.chaos:
         env["LIFELINE_COMMAND_TIMEOUT"] = "1"
     command = [sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
@@ -216,28 +284,71 @@ def _wait_until_closed(database_url: str, results: list[CallResult], timeout_s: 
         engine.dispose()
 
 
-def _report(config: BenchConfig, results: list[CallResult], unclosed: int, log_path: Path,
+def missed_escalation(result: CallResult, cut_short: bool) -> bool:
+    """A caller who needed a person, was served and stayed to the end of the script (then held on
+    for `PATIENCE_S`), yet no transfer was commanded."""
+    return (result.scenario.expect.transfer is True and not cut_short and result.served
+            and not result.transfer_commands)
+
+
+def app_log_problems(paths: list[Path]) -> tuple[list[str], dict[str, int]]:
+    """The error records of the app's JSON logs (level ERROR or CRITICAL), plus any line outside
+    the JSON records that reports a failure; and how many error records each logger wrote."""
+    problems: list[str] = []
+    by_logger: dict[str, int] = {}
+    for path in paths:
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        for line in lines:
+            record = _json_record(line)
+            if record is None:
+                if _UNSTRUCTURED_PROBLEM.search(line):
+                    problems.append(line)
+                continue
+            if str(record.get("level")) in _LOG_ERROR_LEVELS:
+                logger = str(record.get("logger"))
+                by_logger[logger] = by_logger.get(logger, 0) + 1
+                problems.append(f"{record.get('level')} {logger} call={record.get('call_id')} "
+                                f"{record.get('message')}")
+    return problems, by_logger
+
+
+def _json_record(line: str) -> dict[str, Any] | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "level" in record else None
+
+
+def _report(config: BenchConfig, played: list[tuple[CallResult, bool]], unclosed: int, log_paths: list[Path],
             elapsed: float) -> dict[str, Any]:
+    results = [r for r, _ in played]
     latencies = [r.leg.log.escalation_latency_ms for r in results
                  if r.transfer_commands and r.leg.log.escalation_latency_ms is not None]
     # For audio, the same latency counted from the true end of the words instead of the last frame.
     from_true_end = [r.leg.log.escalation_latency_ms + r.leg.log.trigger_trailing_silence_s * 1000
                      for r in results if r.transfer_commands and r.leg.log.escalation_latency_ms is not None
                      and r.leg.log.trigger_trailing_silence_s]
-    acks = [e["ack_ms"] for r in results for e in r.leg.log.timeline
-            if e["kind"] == "webhook" and 200 <= e["status"] < 300]
+    deliveries = [e for r in results for e in r.leg.log.timeline if e["kind"] == "webhook"]
+    acks = [e["ack_ms"] for e in deliveries if 200 <= e["status"] < 300]
+    server_errors = sum(1 for e in deliveries if e["status"] >= 500)
+    unacknowledged = sum(r.leg.log.webhook_failures for r in results)
     doubles = sum(1 for r in results
                   if len({t["to"] for t in r.transfer_commands}) != len(r.transfer_commands))
     # A caller who never got a menu (or an answer) was not served: overload, not success.
     stuck = [r for r in results if not r.served]
-    log_lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
-    problems = [line for line in log_lines if _LOG_PROBLEM.search(line)]
+    missed = [r for r, cut in played if missed_escalation(r, cut)]
+    problems, by_logger = app_log_problems(log_paths)
     return {
         "provider": config.provider, "engine": config.engine, "calls": len(results), "concurrency": config.concurrency,
         "ramp_s": config.ramp_s, "workers": config.workers, "threads": config.threads,
+        "instances": config.instances,
         "chaos": config.chaos, "speed": 1.0 if config.engine == "local" else config.speed,
         "database": "postgresql" if (config.database_url or "").startswith("postgres") else "sqlite",
         "elapsed_s": round(elapsed, 1),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
         "escalations": len(latencies),
         "escalation_latency_ms": {"p50": percentile(latencies, .5), "p95": percentile(latencies, .95),
                                   "p99": percentile(latencies, .99)},
@@ -246,11 +357,19 @@ def _report(config: BenchConfig, results: list[CallResult], unclosed: int, log_p
                                         "max": round(max(from_true_end), 1) if from_true_end else None},
         "webhooks": len(acks),
         "ack_ms": {"p50": percentile(acks, .5), "p95": percentile(acks, .95), "p99": percentile(acks, .99)},
-        "errors": sum(r.leg.log.webhook_failures for r in results) + len(stuck),
+        # Everything that went wrong: each 5xx answer, each webhook never acknowledged, each caller
+        # left without a menu or without the person they needed, each error the app logged.
+        "errors": unacknowledged + server_errors + len(stuck) + len(missed) + len(problems),
+        "webhooks_unacknowledged": unacknowledged,
+        "http_5xx": server_errors,
         "calls_without_menu": len(stuck),
+        "missed_escalations": len(missed),
+        "missed_sample": [r.scenario.name for r in missed[:5]],
+        "late_escalations": sum(1 for r in results if r.late),
         "double_transfers": doubles,
         "calls_not_closed": unclosed,
         "app_log_problems": len(problems),
+        "app_log_errors_by_logger": by_logger,
         "app_log_sample": problems[:5],
     }
 

@@ -13,7 +13,12 @@ from .legs import Leg
 from .scenario import Scenario
 
 WORDS_PER_S = 2.5
-MENU_WAIT_S = 20.0
+BRIDGE_WAIT_S = 20.0  # scenario time an `agent_says` turn waits for an agent to be bridged
+# Real seconds of dead air (no menu open, nothing playing) a caller sits through before hanging
+# up, and how long one who has asked for a person holds on for the transfer when the script is
+# over. Real, not scenario, seconds at every --speed: what the caller waits for is the app, and
+# --speed makes speech and pauses shorter, not the app faster.
+PATIENCE_S = 10.0
 GRACE_S = 3.0
 AGENT_PICKUP_S = 1.0
 DEFAULT_FROM = "+15551230001"
@@ -77,9 +82,10 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
         if leg.ended:
             break
         if turn.kind == "wait_for":
-            if not emulator.wait_for_gather(leg, emulator.scaled(MENU_WAIT_S)) and not leg.ended:
+            if not wait_for_menu(emulator, leg, PATIENCE_S) and not leg.ended:
                 result.menu_missed = True
-                result.problems.append(f"turn {number}: no menu opened within {MENU_WAIT_S:.0f} s")
+                result.problems.append(f"turn {number}: no menu opened within {PATIENCE_S:.0f} s "
+                                       "of dead air; the caller hung up")
                 break
         elif turn.kind == "press":
             call_log.add({"t_ms": call_log.t_ms(), "kind": "caller", "type": "press",
@@ -108,6 +114,9 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
             time.sleep(emulator.scaled(float(turn.value)))
         elif turn.kind == "hangup":
             break
+    else:  # the script ran out (no `hangup` turn, no early end): hang up, after holding on if asked
+        if scenario.expect.transfer is True:
+            _hold_on_for_transfer(leg, PATIENCE_S)
     if not leg.ended:
         result.abandoned = _waiting_for_agent(emulator, leg) or not call_log.answered
         call_log.add({"t_ms": call_log.t_ms(), "kind": "caller", "type": "hangup"})
@@ -135,9 +144,29 @@ def far_end_player(emulator: Emulator, scenario: Scenario) -> Callable[[Leg], No
     return play_far_end
 
 
+def wait_for_menu(emulator: Emulator, leg: Leg, patience_s: float) -> bool:
+    """Wait until a menu opens; False once the caller has heard `patience_s` real seconds of dead air
+    (a prompt playing is not dead air) or the call ended."""
+    started = time.monotonic()
+    while True:
+        if emulator.wait_for_gather(leg, 0.02):
+            return True
+        if leg.ended:
+            return False
+        if time.monotonic() - max(started, leg.media_free_at) > patience_s:
+            return False
+
+
+def _hold_on_for_transfer(leg: Leg, patience_s: float) -> None:
+    """A caller who asked for a person stays on the line a while for the transfer to come."""
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline and not leg.ended and not leg.log.transfers:
+        time.sleep(0.02)
+
+
 def _wait_bridged(emulator: Emulator, leg: Leg) -> bool:
     """Wait (scenario time) for an agent to be bridged to the caller."""
-    deadline = time.monotonic() + emulator.scaled(MENU_WAIT_S)
+    deadline = time.monotonic() + emulator.scaled(BRIDGE_WAIT_S)
     while time.monotonic() < deadline and not leg.ended:
         if leg.bridged_with is not None:
             return True

@@ -91,15 +91,24 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
 @click.option("--database-url", help="Use this database instead of a fresh SQLite file.")
 @click.option("--ramp", type=click.FloatRange(0.0, 600.0), default=10.0, show_default=True,
               help="Seconds over which the first CONCURRENCY calls start.")
+@click.option("--instances", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="gunicorn instances behind HAProxy (`make haproxy`); more than 1 needs a PostgreSQL "
+                   "--database-url.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 def bench(engine: str, provider: str, calls: int, concurrency: int, chaos: float, speed: float,
-          workers: int | None, threads: int | None, database_url: str | None, ramp: float, json_out: Path | None) -> None:
+          workers: int | None, threads: int | None, database_url: str | None, ramp: float, instances: int,
+          json_out: Path | None) -> None:
     """Drive generated calls through the app under gunicorn and report latency and correctness."""
-    from .bench import BenchConfig, run_bench, write_json
+    from .bench import BenchConfig, BenchUsageError, run_bench, write_json
+    from .haproxy import HAProxyMissing
 
-    report = run_bench(BenchConfig(engine=engine, provider=provider, calls=calls, concurrency=concurrency,
-                                   chaos=chaos, speed=speed, workers=workers, threads=threads,
-                                   database_url=database_url, ramp_s=ramp), echo=click.echo)
+    try:
+        report = run_bench(BenchConfig(engine=engine, provider=provider, calls=calls, concurrency=concurrency,
+                                       chaos=chaos, speed=speed, workers=workers, threads=threads,
+                                       database_url=database_url, ramp_s=ramp, instances=instances),
+                           echo=click.echo)
+    except (HAProxyMissing, BenchUsageError) as exc:
+        raise click.UsageError(str(exc)) from exc
     click.echo(json.dumps(report, indent=2))
     if json_out:
         write_json(report, json_out)

@@ -262,6 +262,8 @@ class Emulator:
                 leg.log.add(logged)
         if fault and fault.delay_s:
             time.sleep(fault.delay_s)  # Telnyx did the work but answers late
+        if fault and fault.reply_hold is not None:
+            fault.reply_hold.wait(timeout=30)  # ... or only when the test lets it
         return reply
 
     def dial(self, body: dict[str, Any], answer: str = "answer") -> Reply:

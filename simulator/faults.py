@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 @dataclass
 class Fault:
-    """Make the next `times` matching commands fail, answer late, or wait for a signal."""
+    """Make the next `times` matching commands fail, answer late, or wait for a signal: `hold`
+    before Telnyx acts (the command is stuck), `reply_hold` after it acted (only the answer is)."""
 
     command: str
     times: int = 1
@@ -17,6 +18,7 @@ class Fault:
     code: str = "10007"
     delay_s: float = 0.0
     hold: threading.Event | None = None
+    reply_hold: threading.Event | None = None
     drop: bool = False  # answer 200 but do nothing, as if the command were lost inside Telnyx
 
 

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import threading
+import time
 from pathlib import Path
 
+import pytest
 from flask import Flask
 
-from simulator.bench import BenchConfig, percentile, run_bench
+from ivr.logs import JsonFormatter
+from simulator.bench import (BenchConfig, BenchUsageError, _report, app_log_problems, missed_escalation,
+                             percentile, run_bench)
+from simulator.caller import PATIENCE_S, CallResult, wait_for_menu
+from simulator.emulator import Emulator
+from simulator.haproxy import HAProxyMissing, config_text, haproxy_path
+from simulator.legs import Gather
+from simulator.scenario import load_scenario
+
+from .conftest import ROOT, postgres_schema
+from .test_store_contract import postgres_url_or_skip
+
+EXAMPLES = ROOT / "examples" / "calls"
 
 
 def test_chaos_drill_leaves_no_double_transfer_no_error_and_no_open_call() -> None:
@@ -38,3 +55,124 @@ def test_percentile_is_nearest_rank() -> None:
     assert (percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99)) == (50.0, 95.0, 99.0)
     assert percentile([], 0.5) is None
     assert percentile([7.0], 0.99) == 7.0
+
+
+# ----- issue 10 item 9: the bench reports what went wrong ---------------------------------------
+
+
+def _played(scenario_file: str, *, served: bool = True, transfer: bool = False) -> CallResult:
+    """A finished call of an example scenario, as the bench's caller leaves it (no app involved)."""
+    emulator = Emulator()
+    leg = emulator.incoming_call()
+    emulator.close()
+    leg.log.answered = served
+    if transfer:
+        leg.log.transfers.append({"t_ms": 1.0, "to": "+15550001111", "command_id": "c", "client_state": {}})
+    return CallResult(scenario=load_scenario(EXAMPLES / scenario_file), leg=leg, speed=10)
+
+
+def test_a_caller_who_needed_a_person_and_got_none_is_a_missed_escalation_and_an_error() -> None:
+    missed = _played("02-asks-for-human.yaml")
+    served = _played("02-asks-for-human.yaml", transfer=True)
+    report = _report(BenchConfig(), [(missed, False), (served, False), (_played("01-calm-balance.yaml"), False)],
+                     0, [], 1.0)
+    assert report["missed_escalations"] == 1 and report["errors"] == 1
+    assert report["missed_sample"] == [missed.scenario.name]
+
+
+def test_a_caller_who_hung_up_before_asking_is_not_a_missed_escalation() -> None:
+    assert not missed_escalation(_played("02-asks-for-human.yaml"), cut_short=True)
+    # One never served is counted once, as a caller without a menu.
+    report = _report(BenchConfig(), [(_played("02-asks-for-human.yaml", served=False), False)], 0, [], 1.0)
+    assert (report["calls_without_menu"], report["missed_escalations"], report["errors"]) == (1, 0, 1)
+
+
+def _json_line(level: int, logger: str, message: str, call_id: str = "v3:abc") -> str:
+    record = logging.LogRecord(logger, level, __file__, 1, message, None, None)
+    record.call_id = call_id
+    return JsonFormatter().format(record)
+
+
+def test_the_bench_reads_the_apps_errors_from_its_json_log_lines(tmp_path: Path) -> None:
+    log_file = tmp_path / "app.log"
+    log_file.write_text("\n".join([
+        _json_line(logging.INFO, "calls.caller", "menu main opened"),
+        _json_line(logging.WARNING, "calls.agent", "agent did not take the call (busy)"),
+        # What the issue saw missed: an app error without a "] ERROR " prefix.
+        _json_line(logging.ERROR, "ivr.webhooks", "webhook call.hangup failed: deadlock detected"),
+        _json_line(logging.CRITICAL, "lifeline", "worker cannot reach the database"),
+        "Traceback (most recent call last):",  # printed outside logging
+        "a plain line that reports nothing",
+    ]) + "\n")
+    problems, by_logger = app_log_problems([log_file, tmp_path / "absent.log"])
+    assert by_logger == {"ivr.webhooks": 1, "lifeline": 1}
+    assert problems[0] == "ERROR ivr.webhooks call=v3:abc webhook call.hangup failed: deadlock detected"
+    assert len(problems) == 3
+
+
+def _menu() -> Gather:
+    return Gather(valid="0123456789", max_digits=1, timeout_s=5)
+
+
+def test_a_caller_gives_up_after_the_same_real_dead_air_at_every_speed() -> None:
+    for speed in (1.0, 100.0):
+        emulator = Emulator(speed=speed)
+        leg = emulator.incoming_call()
+        # The app's menu comes 0.3 s later in real time whatever the speed; before, a caller at
+        # speed 100 gave up after 20 s / 100 = 0.2 s.
+        timer = threading.Timer(0.3, lambda lg=leg: setattr(lg, "gather", _menu()))
+        timer.start()
+        try:
+            assert wait_for_menu(emulator, leg, PATIENCE_S), f"gave up at speed {speed}"
+        finally:
+            timer.join()
+            emulator.close()
+
+
+def test_a_playing_prompt_is_not_dead_air() -> None:
+    emulator = Emulator(speed=100)
+    leg = emulator.incoming_call()
+    leg.media_free_at = time.monotonic() + 0.6  # a prompt is still playing for 0.6 s
+    timer = threading.Timer(0.5, lambda: setattr(leg, "gather", _menu()))
+    timer.start()
+    try:
+        # Patience of 0.1 s of dead air: the caller listens to the prompt, then still gets the menu.
+        assert wait_for_menu(emulator, leg, 0.1)
+    finally:
+        timer.join()
+        emulator.close()
+
+
+def test_instances_need_a_shared_postgresql_database() -> None:
+    with pytest.raises(BenchUsageError, match="--database-url postgresql://"):
+        run_bench(BenchConfig(instances=2), echo=lambda _: None)
+
+
+def test_the_haproxy_config_balances_instances_checks_health_and_keeps_websockets_open() -> None:
+    text = config_text(18380, [18381, 18382])
+    assert "bind 127.0.0.1:18380" in text and "option httpchk GET /healthz" in text
+    assert "server app1 127.0.0.1:18381 check" in text and "server app2 127.0.0.1:18382 check" in text
+    assert "timeout tunnel" in text  # upgraded (media WebSocket) connections stay open
+
+
+def _haproxy_or_skip() -> None:
+    try:
+        haproxy_path()
+    except HAProxyMissing as exc:
+        if os.environ.get("LIFELINE_REQUIRE_HAPROXY") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@pytest.mark.postgres
+def test_two_instances_behind_haproxy_on_one_postgresql_hold_under_chaos() -> None:
+    _haproxy_or_skip()
+    with postgres_schema(postgres_url_or_skip()) as url:
+        report = run_bench(BenchConfig(calls=16, concurrency=8, chaos=0.1, speed=10, seed=5, ramp_s=1,
+                                       instances=2, workers=1, database_url=url), echo=lambda _: None)
+    assert report["instances"] == 2 and report["calls"] == 16
+    assert all(count > 10 for count in report["requests_per_instance"]), report  # both served
+    assert report["errors"] == 0, report
+    assert (report["double_transfers"], report["calls_not_closed"], report["missed_escalations"]) == (0, 0, 0)
+    assert report["escalations"] > 0 and report["webhooks"] > 50
+    assert (report["refused_commands"], report["webhook_model_problems"]) == (0, 0)

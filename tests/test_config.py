@@ -34,6 +34,7 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_IVR", "/nonexistent/ivr.yaml", "LIFELINE_IVR=/nonexistent/ivr.yaml does not exist"),
     ("DATABASE_URL", "mysql://db/lifeline", "DATABASE_URL"),
     ("LIFELINE_COMMAND_TIMEOUT", "soon", "LIFELINE_COMMAND_TIMEOUT"),
+    ("LIFELINE_COMMAND_HOLD", "-1", "LIFELINE_COMMAND_HOLD='-1' must be a number from 0 to 60"),
 ])
 def test_bad_setting_stops_startup_naming_it(tmp_path: Path, name: str, value: str, named: str) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -22,7 +22,7 @@ class FakeTelnyx:
         self.outcome = SendOutcome(CommandStatus.PENDING, 4, "ConnectError: [Errno 111] Connection refused")
         self.sent: list[str] = []
 
-    def send(self, command: Command) -> SendOutcome:
+    def send(self, command: Command, wanted: object = None) -> SendOutcome:
         self.sent.append(command.command_id)
         return self.outcome
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -392,7 +392,7 @@ class _Recorder(Provider):
     def parse(self, request: WebhookRequest) -> list:  # type: ignore[type-arg]
         return []
 
-    def send(self, command: Command) -> SendOutcome:
+    def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
         self.sent.append(command.call_control_id)
         return SendOutcome(CommandStatus.SENT, 1)
 

@@ -100,10 +100,11 @@ class MemoryStoreTx(StoreTx):
 
     def enqueue(self, commands: Sequence[Command]) -> None:
         now = time.time()
-        for command in commands:
+        for index, command in enumerate(commands):
+            queued = now + index * 1e-6  # as the SQL store: created_at orders one unit's commands
             self._t.commands.setdefault(command.command_id, OutboxEntry(
                 command=command, status=CommandStatus.PENDING, attempts=0, last_error=None,
-                created_at=now, updated_at=now))
+                created_at=queued, updated_at=queued))
 
     def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
                     confidence: float | None, score: float | None, label: str | None,

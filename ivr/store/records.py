@@ -41,6 +41,7 @@ class CommandStatus(StrEnum):
     SENT = "sent"
     CALL_ENDED = "call_ended"
     REJECTED = "rejected"
+    SUPERSEDED = "superseded"  # no longer retried: a later command of the call made it stale
 
 
 @dataclass

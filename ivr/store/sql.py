@@ -101,12 +101,14 @@ class SqlStoreTx(StoreTx):
 
     def enqueue(self, commands: Sequence[Command]) -> None:
         now = time.time()
-        for command in commands:
+        for index, command in enumerate(commands):
+            # A microsecond apart, so created_at orders the commands of one unit of work too.
+            queued = now + index * 1e-6
             self._insert_ignore(schema.commands, {
                 "command_id": command.command_id, "call_control_id": command.call_control_id,
                 "name": command.name, "params": json.dumps(command.params),
                 "status": CommandStatus.PENDING, "attempts": 0, "last_error": None,
-                "created_at": now, "updated_at": now})
+                "created_at": queued, "updated_at": queued})
 
     def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
                     confidence: float | None, score: float | None, label: str | None,

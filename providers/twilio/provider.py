@@ -78,8 +78,9 @@ class TwilioProvider(Provider):
         key = events.event_key(request.url, request.headers, request.form)
         return parser(key, request.form, parse_qs(parts.query))
 
-    def send(self, command: Command) -> SendOutcome:
-        """One command through the REST API (the outbox's resend path)."""
+    def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
+        """One command through the REST API (the outbox's resend path; never retried after a
+        timeout, so `wanted` is not needed)."""
         return self.commands.send(command)
 
     def parse_media(self, raw: str | bytes) -> MediaFrame:
