@@ -22,7 +22,7 @@ from .embedding import SentenceEmbedder
 from .labels import FRUSTRATION_LEVELS, INTENTS
 from .patterns import find_intents
 from .sentiment import SentimentScorer
-from .understand import DEFAULT_WEIGHTS, FEATURE_COUNT, features
+from .understand import DEFAULT_WEIGHTS, FEATURE_COUNT, features, intent_view
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "train"
 L2 = 1e-2
@@ -58,9 +58,10 @@ def train(lines: Sequence[Utterance], embedder: SentenceEmbedder | None = None) 
     embeddings = embedder.embed(texts)
     x = np.vstack([features(e, find_intents(t), scorer.score(t)) for e, t in zip(embeddings, texts)])
     intents = {}
+    x_intents = intent_view(x)
     for intent in INTENTS:
         y = np.asarray([1 if intent in u.intents else 0 for u in lines], dtype=np.int64)
-        intents[intent] = fit_binary(x, y, L2, STEPS, RATE)
+        intents[intent] = fit_binary(x_intents, y, L2, STEPS, RATE)
     levels = np.asarray([FRUSTRATION_LEVELS.index(u.frustration) for u in lines], dtype=np.int64)
     frustration = fit_softmax(x, levels, len(FRUSTRATION_LEVELS), L2, STEPS, RATE)
     meta = {"lines": corpus_lines, "with_variants": len(lines), "l2": L2, "steps": STEPS, "rate": RATE,
