@@ -349,6 +349,32 @@ BAD_NEWS = [  # calm, no intent: distress not aimed at the company
     "I'm recently widowed and don't understand the bill", "I've had a stroke so please bear with me",
     "my {k} passed away and I need to close the account in their name",
 ]
+# On-topic lines with no intent: what a bag of word vectors confuses with each intent.
+NEAR_MISS = [
+    "the automated menu was actually quite easy", "the robot voice is fine, I can hear you",
+    "I don't mind the machine, it's quicker", "your app works really well these days",
+    "the options were clear, I just pressed the wrong one", "the system sent me a text, which was handy",
+    "we're staying with you, the new deal is fine", "I've been with you twenty years and I'm happy",
+    "I'm not going anywhere, just want to check the price", "we thought about leaving but you matched the price",
+    "my contract renews in March, what's the new price", "I'd like to renew my policy for another year",
+    "I'd like to add my wife to the account", "can I open a second savings account",
+    "your staff at the branch were lovely", "one of your engineers fixed it yesterday",
+    "the advisor I spoke to was brilliant", "the manager at the shop sorted it out for me",
+    "I got a letter saying my complaint was upheld, thank you", "I'm ringing to say thanks for the refund",
+    "is the complaints address still the one in Leeds", "I've read the terms about cancelling, that's fine",
+    "one", "two please", "yes please", "the first one", "operator of the month, you lot, honestly, thanks",
+    "my daughter works in customer services too", "I work as a manager myself, so I understand",
+    "no rush, I'm happy to hold", "I'll stay on the line", "okay, I'll wait", "I can hold, no problem",
+    "press one for what, sorry", "is this the menu for new customers", "how do I reset my password",
+    "my card isn't working in the machine at the shop", "the cash machine kept my card",
+    "the machine at the station won't take my ticket", "the computer at the library printed it for me",
+    "I'd like to switch my direct debit date", "I'd like to transfer money to my savings",
+    "can I transfer the balance to my new card", "I need to move some money between accounts",
+    "I'm moving house next month", "we're leaving for Spain on Friday, will my card work there",
+    "I'm going on holiday, can you note that on the account", "I'm off work today so I can wait in for the engineer",
+    "the letter said to call this number", "a person from your team left me a voicemail",
+    "someone from your team called me, I'm calling back", "your colleague said it would take five days, that's fine",
+]
 KIN = ["mother", "father", "husband", "wife", "mum", "dad", "partner", "brother", "sister", "son", "nan",
        "grandad", "aunt"]
 
@@ -484,6 +510,11 @@ def generate(seed: int = SEED) -> list[Line]:
             ending = rng.choice(["", "", " please", ", thank you", ", sorry", ", could you help"])
             add(_sentence(rng.choice(OPENERS), template.format(k=rng.choice(KIN)), ending), (), "calm",
                 "generated: calm caller with bad news")
+
+    for text in NEAR_MISS:
+        add(_sentence(rng.choice(OPENERS), text, ""), (), "calm", "generated: on topic, no intent")
+        add(_sentence(rng.choice(OPENERS), text, rng.choice(CALM_TAILS)), (), "calm",
+            "generated: on topic, no intent")
 
     unique: dict[str, Line] = {}
     for line in lines:

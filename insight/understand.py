@@ -85,10 +85,11 @@ class Understanding:
     """Scores caller lines; build once per process and share (it is read-only)."""
 
     def __init__(self, weights: Path = DEFAULT_WEIGHTS, embedder: SentenceEmbedder | None = None,
-                 scorer: SentimentScorer | None = None) -> None:
+                 scorer: SentimentScorer | None = None, models: LinearModels | None = None) -> None:
         self.scorer = scorer or SentimentScorer()
         self.embedder = embedder or SentenceEmbedder()
-        self.models: LinearModels = load_models(weights, FEATURE_COUNT)
+        # `models` (already in memory) is for calibration, which scores with freshly trained folds.
+        self.models: LinearModels = models or load_models(weights, FEATURE_COUNT)
 
     def analyse(self, text: str, score: float | None = None) -> Analysis:
         """Everything about one line; `score` overrides the sentiment when the engine gave one."""
