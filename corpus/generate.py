@@ -272,6 +272,12 @@ NOT_BOT = [
     ("I'll press three then", "calm"), ("sorry, my line is bad, say again", "calm"),
     ("is this the right option for a lost card", "calm"), ("I think I pressed the wrong button", "calm"),
     ("hang on, let me find my account number", "calm"), ("one moment, I'm getting a pen", "calm"),
+    ("what were the choices again", "calm"), ("can I hear the menu one more time", "calm"),
+    ("go through the options once more please", "calm"), ("sorry, what was option four", "calm"),
+    ("I didn't hear the last option", "calm"), ("could the machine repeat the numbers", "calm"),
+    ("the options went a bit fast for me", "calm"), ("which number was it for payments again", "calm"),
+    ("is there an option for meter readings", "calm"), ("the system asked for my postcode, here it is", "calm"),
+    ("can I just press a number for my balance", "calm"), ("say the options slower please", "calm"),
 ]
 
 # --- frustration without an intent ----------------------------------------------------------

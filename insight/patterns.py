@@ -283,6 +283,14 @@ _SETTLED = re.compile(r"\b(?:was|were|has been|have been|got|been|is now|is all|
 _MAIN_CLAUSE = re.compile(r"\b(?:i|we) (?:am|are|will|shall|would|have got to|have to|am going to|are going to)\b"
                           r"(?! not\b)|\bthen\b|\bi will\b")
 _SELF_ROLE = re.compile(r"\b(?:i am|i work as|we are|this is) (?:a|an|the)\s+(?:\w+\s+)?$")
+# A polite request to hear the menu again is using the menu, not complaining about it (LABELS.md:
+# "a calm 'sorry, could you repeat that'"); without it the learned model reads "options ... again"
+# as a complaint.
+_MENU_REQUEST = re.compile(
+    r"^(?:(?:sorry|excuse me|pardon|hello|yes|ok|okay|um|er)\s+)*(?:(?:could|can|would|will) you\s+(?:please\s+)?"
+    r"(?:repeat|read|say|go through|give me|tell me|list)\b.*\b(?:again|once more|one more time)|"
+    r"(?:(?:could|can|would|will) you\s+)?(?:please\s+)?repeat (?:that|it|the options|the menu)(?: please)?$|"
+    r"(?:please\s+)?(?:repeat|say) (?:that|it|the options|the menu|them) again|pardon|say again|come again)\b")
 _WINDOW = 4  # words before a construction in which a negation scopes over it
 _HYPOTHETICAL_INTENTS = ("leave_or_cancel", "legal_or_complaint")
 
@@ -343,6 +351,8 @@ def find_intents(text: str) -> PatternHits:
                         continue
                     signals[intent] = 1.0
                     matched.setdefault(intent, found.group(0).strip())
+        if signals["bot_complaint"] == 0.0 and _MENU_REQUEST.search(clause):
+            signals["bot_complaint"] = -1.0
     return PatternHits(signals, matched)
 
 
