@@ -100,3 +100,20 @@ def test_calibration_falls_back_to_the_best_precision_when_no_threshold_reaches_
 @pytest.mark.parametrize("text", ["I don't need an agent, thanks", "no, don't transfer me"])
 def test_refusals_stay_below_any_calibrated_intent_threshold(text: str) -> None:
     assert Understanding().analyse(text).intents["wants_person"] < min(GRID)
+
+
+def test_lines_as_the_recogniser_heard_them_teach_intents_but_not_frustration(tmp_path: Path) -> None:
+    from insight.corpus import Utterance
+    from insight.train import train
+
+    written = [Utterance("put me through to a person", frozenset({"wants_person"}), "calm", "", "utterances.yaml"),
+               Utterance("what is my balance", frozenset(), "calm", "", "utterances.yaml"),
+               Utterance("this is a disgrace", frozenset(), "angry", "", "utterances.yaml")]
+    heard = Utterance("put me through two a purse in", frozenset({"wants_person"}), "angry", "",
+                      str(tmp_path / "utterances-heard.yaml"))
+    moody = Utterance("put me through two a purse in", frozenset({"wants_person"}), "angry", "",
+                      str(tmp_path / "utterances-more.yaml"))
+    base, with_heard, with_moody = train(written), train([*written, heard]), train([*written, moody])
+    np.testing.assert_array_equal(with_heard.frustration, base.frustration)
+    assert not np.array_equal(with_moody.frustration, base.frustration)
+    assert not np.array_equal(with_heard.intents["wants_person"], base.intents["wants_person"])
