@@ -137,6 +137,11 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
            r"(?:can|could)\s+(?:talk|speak)", carries_negation=True),
         # speak / talk / deal with <person>
         _c(rf"\b{_TALK_VERB}\s+(?:to|with)\s+{PERSON}"),
+        # "I need to speak with a <word>": asking to speak with *a* something at a call centre is
+        # asking for a role, whatever the noun; the recogniser mangles exactly that noun
+        # ("a renent of it", "a remember the name"), so the frame carries it.
+        _c(r"\b(?:need|want|would like|like|wish|have got) to (?:speak|talk|chat|have a word) (?:to|with) "
+           r"(?:a|an) (?!(?:robot|machine|computer|bot|recording|menu|system)\b)\w+"),
         # want / need / give me <person>
         _c(rf"\b{_WANT}\s+(?:to\s+(?:have|get)\s+)?{PERSON}"),
         # "agent!", "operator please", "a real person now"

@@ -117,3 +117,16 @@ def test_lines_as_the_recogniser_heard_them_teach_intents_but_not_frustration(tm
     np.testing.assert_array_equal(with_heard.frustration, base.frustration)
     assert not np.array_equal(with_moody.frustration, base.frustration)
     assert not np.array_equal(with_heard.intents["wants_person"], base.intents["wants_person"])
+
+
+@pytest.mark.parametrize("heard", ["I need to speak with a renent of it right now",
+                                   "i would like to talk to a super vice sir"])
+def test_asking_to_speak_with_a_mangled_role_is_a_request_for_a_person(heard: str) -> None:
+    assert Understanding().analyse(heard).intents["wants_person"] >= 0.85
+
+
+def test_the_mangled_role_frame_keeps_refusals_and_machines_out() -> None:
+    from insight.patterns import find_intents
+
+    assert find_intents("I don't need to speak with a renent, thanks").signals["wants_person"] == -1.0
+    assert "wants_person" not in find_intents("I want to talk to a machine that works").matched
