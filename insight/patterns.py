@@ -137,6 +137,11 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
            r"(?:can|could)\s+(?:talk|speak)", carries_negation=True),
         # speak / talk / deal with <person>
         _c(rf"\b{_TALK_VERB}\s+(?:to|with)\s+{PERSON}"),
+        # "I need to speak with a <word>": asking to speak with *a* something at a call centre is
+        # asking for a role, whatever the noun; the recogniser mangles exactly that noun
+        # ("a renent of it", "a remember the name"), so the frame carries it.
+        _c(r"\b(?:need|want|would like|like|wish|have got) to (?:speak|talk|chat|have a word) (?:to|with) "
+           r"(?:a|an) (?!(?:robot|machine|computer|bot|recording|menu|system)\b)\w+"),
         # want / need / give me <person>
         _c(rf"\b{_WANT}\s+(?:to\s+(?:have|get)\s+)?{PERSON}"),
         # "agent!", "operator please", "a real person now"
@@ -283,6 +288,14 @@ _SETTLED = re.compile(r"\b(?:was|were|has been|have been|got|been|is now|is all|
 _MAIN_CLAUSE = re.compile(r"\b(?:i|we) (?:am|are|will|shall|would|have got to|have to|am going to|are going to)\b"
                           r"(?! not\b)|\bthen\b|\bi will\b")
 _SELF_ROLE = re.compile(r"\b(?:i am|i work as|we are|this is) (?:a|an|the)\s+(?:\w+\s+)?$")
+# A polite request to hear the menu again is using the menu, not complaining about it (LABELS.md:
+# "a calm 'sorry, could you repeat that'"); without it the learned model reads "options ... again"
+# as a complaint.
+_MENU_REQUEST = re.compile(
+    r"^(?:(?:sorry|excuse me|pardon|hello|yes|ok|okay|um|er)\s+)*(?:(?:could|can|would|will) you\s+(?:please\s+)?"
+    r"(?:repeat|read|say|go through|give me|tell me|list)\b.*\b(?:again|once more|one more time)|"
+    r"(?:(?:could|can|would|will) you\s+)?(?:please\s+)?repeat (?:that|it|the options|the menu)(?: please)?$|"
+    r"(?:please\s+)?(?:repeat|say) (?:that|it|the options|the menu|them) again|pardon|say again|come again)\b")
 _WINDOW = 4  # words before a construction in which a negation scopes over it
 _HYPOTHETICAL_INTENTS = ("leave_or_cancel", "legal_or_complaint")
 
@@ -343,6 +356,8 @@ def find_intents(text: str) -> PatternHits:
                         continue
                     signals[intent] = 1.0
                     matched.setdefault(intent, found.group(0).strip())
+        if signals["bot_complaint"] == 0.0 and _MENU_REQUEST.search(clause):
+            signals["bot_complaint"] = -1.0
     return PatternHits(signals, matched)
 
 

@@ -54,6 +54,22 @@ class Analysis:
 
 
 FEATURE_COUNT = SentenceEmbedder.dim + 2 * len(INTENTS) + 3
+# Where the pattern layer's "asserted" flags sit in the feature vector.
+_ASSERTED = slice(SentenceEmbedder.dim, SentenceEmbedder.dim + len(INTENTS))
+
+
+def intent_view(x: Matrix) -> Matrix:
+    """The features the intent models read: everything but the asserted-construction flags.
+
+    Trained with those flags, the models learned "no construction, no intent", because on the
+    training lines (which the patterns were written beside) the flags are nearly always right; on
+    new wording the flag is silent and the model followed it. Without them the models must learn
+    the intent from the sentence itself; an asserted construction still lifts the result to
+    PATTERN_FLOOR afterwards, so nothing the patterns catch is lost.
+    """
+    view = np.array(x, dtype=np.float64, copy=True)
+    view[..., _ASSERTED] = 0.0
+    return view
 
 
 def features(embedding: Matrix, hits: PatternHits, sentiment: Sentiment) -> Matrix:
@@ -69,10 +85,11 @@ class Understanding:
     """Scores caller lines; build once per process and share (it is read-only)."""
 
     def __init__(self, weights: Path = DEFAULT_WEIGHTS, embedder: SentenceEmbedder | None = None,
-                 scorer: SentimentScorer | None = None) -> None:
+                 scorer: SentimentScorer | None = None, models: LinearModels | None = None) -> None:
         self.scorer = scorer or SentimentScorer()
         self.embedder = embedder or SentenceEmbedder()
-        self.models: LinearModels = load_models(weights, FEATURE_COUNT)
+        # `models` (already in memory) is for calibration, which scores with freshly trained folds.
+        self.models: LinearModels = models or load_models(weights, FEATURE_COUNT)
 
     def analyse(self, text: str, score: float | None = None) -> Analysis:
         """Everything about one line; `score` overrides the sentiment when the engine gave one."""
@@ -81,7 +98,7 @@ class Understanding:
             sentiment = Sentiment(score, label(score), sentiment.sarcastic)
         hits = find_intents(text)
         x = features(self.embedder.embed([text])[0], hits, sentiment)
-        learned = self.models.intent_probabilities(x)
+        learned = self.models.intent_probabilities(intent_view(x))
         intents = {}
         for intent in INTENTS:
             p = learned.get(intent, 0.0)

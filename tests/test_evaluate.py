@@ -7,6 +7,8 @@ from pathlib import Path
 
 from flask import Flask
 
+from transfer.rules import load_rules
+
 from .conftest import ROOT
 
 DATA = ROOT / "tests" / "data" / "evaluate"
@@ -19,7 +21,10 @@ def test_evaluate_reports_utterance_and_call_figures_with_the_deciding_rule(app:
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     lines = report["utterances"]
-    assert lines["lines"] == 4 and lines["threshold"] == 0.7
+    # the intent threshold is the rules' own (examples/rules.yaml, caller_intent.min_confidence)
+    rules = load_rules(ROOT / "examples" / "rules.yaml").rules
+    assert lines["lines"] == 4 and lines["threshold"] == min(
+        getattr(r, "min_confidence") for r in rules if hasattr(r, "min_confidence"))
     assert lines["intents"]["wants_person"]["tp"] == 1 and lines["intents"]["wants_person"]["fp"] == 0
     assert sum(sum(row.values()) for row in lines["frustration"]["confusion"].values()) == 4
     assert lines["cpu_ms_per_line"]["p95"] is not None

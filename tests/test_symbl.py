@@ -258,5 +258,7 @@ def test_polled_symbl_messages_reach_the_rules_through_the_monitor(monkeypatch: 
         assert lifeline.monitor.sweep().polled == 2  # Symbl repeats the whole list...
         assert len(store(sim).messages(leg.call_control_id)) == 2  # ...stored once per message id
         assert wait_until(lambda: bool(accepted(sim, leg.call_control_id, "transfer")))
-        assert store(sim).decisions(leg.call_control_id)[0]["rule"] == "annoyed_twice"
+        # two unhappy lines decide: by the frustration model (annoyed_twice) or, when its calibrated
+        # threshold is not reached, by Symbl's own scores (negative_streak)
+        assert store(sim).decisions(leg.call_control_id)[0]["rule"] in ("annoyed_twice", "negative_streak")
         assert [m["score"] for m in store(sim).messages(leg.call_control_id)] == [-0.7, -0.8]
