@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -66,10 +67,19 @@ def test_a_wrong_token_opens_no_session(console_app: Flask) -> None:
     assert client.get("/api/calls").status_code == 403
 
 
-def test_signing_out_closes_the_session(console_app: Flask) -> None:
+def csrf_of(client: FlaskClient) -> str:
+    """The CSRF token the console's pages put in their forms."""
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get("/dashboard").get_data(as_text=True))
+    assert found, "no CSRF field on the live page"
+    return found.group(1)
+
+
+def test_signing_out_needs_the_pages_csrf_token_and_closes_the_session(console_app: Flask) -> None:
     client = console_app.test_client()
     client.post("/dashboard/signin", data={"token": TOKEN})
-    client.post("/dashboard/signout")
+    assert client.post("/dashboard/signout").status_code == 403  # a forged form from elsewhere
+    assert client.get("/api/calls").status_code == 200
+    assert client.post("/dashboard/signout", data={"csrf": csrf_of(client)}).status_code == 303
     assert client.get("/api/calls").status_code == 403
 
 
