@@ -1,13 +1,14 @@
 # make demo  - set up, then play the example callers against the built-in Telnyx emulator
 # make dev   - the app and the emulator on 127.0.0.1:8000/8001 with example callers (Ctrl-C stops)
 # make test  - set up, then type-check (mypy) and run the whole test suite
+# make screenshots - regenerate the console screenshots in docs/console/ (headless Chromium)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 REQS   := requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: demo dev test install clean
+.PHONY: demo dev test install browser screenshots clean
 
 install: $(STAMP)
 
@@ -30,6 +31,18 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium and its driver for the console's browser tests (Debian packages).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	else echo "make: installing chromium and chromium-driver (Debian) for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y --no-install-recommends chromium chromium-driver \
+	  || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium chromium-driver; }; fi
+
+# The console's screenshots in docs/console/ (live, history, call page), from calls played now.
+screenshots: $(STAMP) browser
+	$(BIN)/python -m tests.console_screenshots docs/console
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -32,7 +32,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's own Telnyx or Lifeline settings."""
     for name in list(os.environ):
         if name.startswith(("TELNYX_", "LIFELINE_", "SYMBL_", "TWILIO_")) or name == "DATABASE_URL":
-            if name not in ("LIFELINE_REQUIRE_POSTGRES", "LIFELINE_TEST_POSTGRES_URL"):
+            if name not in ("LIFELINE_REQUIRE_POSTGRES", "LIFELINE_TEST_POSTGRES_URL",
+                            "LIFELINE_REQUIRE_BROWSER"):
                 monkeypatch.delenv(name)
 
 
