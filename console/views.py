@@ -141,7 +141,8 @@ def _page_number(problems: list[str]) -> int:
 
 
 def _page_link(form: dict[str, str], page_no: int) -> str:
-    return url_for("console.history", **{k: v for k, v in form.items() if v}, page=page_no)
+    values: dict[str, Any] = {k: v for k, v in form.items() if v}
+    return url_for("console.history", page=page_no, **values)
 
 
 @bp.get("/dashboard/calls/<call_control_id>")

@@ -16,7 +16,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from ivr.config import PROJECT_ROOT
-from simulator.emulator import Emulator, Leg
+from simulator.emulator import Emulator
+from simulator.legs import Leg
 from simulator.runner import Simulation
 from simulator.scenario import load_scenario
 
@@ -70,10 +71,10 @@ def _shoot(driver: WebDriver, path: Path, height: int | None = None) -> None:
         driver.set_window_size(WIDTH, height)
     time.sleep(0.4)
     driver.save_screenshot(str(path))
-    size = path.stat().st_size
-    print(f"{path}: {size // 1024} KB")
-    if size > MAX_BYTES:
-        raise SystemExit(f"{path} is {size} bytes, over {MAX_BYTES}: make the window smaller")
+    written = path.stat().st_size
+    print(f"{path}: {written // 1024} KB")
+    if written > MAX_BYTES:
+        raise SystemExit(f"{path} is {written} bytes, over {MAX_BYTES}: make the window smaller")
 
 
 def main(out: Path) -> None:

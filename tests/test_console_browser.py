@@ -61,7 +61,8 @@ def test_signing_in_shows_live_calls_that_appear_update_and_leave_without_reload
     browser.get(base(live) + "/dashboard")
     assert browser.find_elements(By.ID, "token"), "the console asks for the token first"
     sign_in(browser, base(live), TOKEN)
-    assert browser.get_cookie("session")["httpOnly"]
+    cookie = browser.get_cookie("session")
+    assert cookie is not None and cookie["httpOnly"]
     assert TOKEN not in browser.current_url
     wait_for(browser, lambda d: "live" in d.find_element(By.ID, "feed-state").text, what="the feed to connect")
     browser.execute_script("window.stillTheSamePage = true")  # a reload would lose this
