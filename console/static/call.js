@@ -16,5 +16,9 @@ document.addEventListener("DOMContentLoaded", () => {
     source.addEventListener(kind, news);
   }
   source.onopen = () => L.feedState("live", "live");
-  source.onerror = () => L.feedState("connecting", "reconnecting…");
+  source.onerror = () => {
+    // The browser retries by itself unless the server refused outright (signed out, say).
+    if (source.readyState === EventSource.CLOSED) L.feedState("closed", "disconnected: reload the page");
+    else L.feedState("connecting", "reconnecting…");
+  };
 });

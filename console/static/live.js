@@ -168,7 +168,11 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
   source.onopen = () => L.feedState("live", "live");
-  source.onerror = () => L.feedState("connecting", "reconnecting…");
+  source.onerror = () => {
+    // The browser retries by itself unless the server refused outright (signed out, say).
+    if (source.readyState === EventSource.CLOSED) L.feedState("closed", "disconnected: reload the page");
+    else L.feedState("connecting", "reconnecting…");
+  };
   // The clock on each row moves locally: nothing is asked of the server.
   setInterval(() => {
     for (const node of document.querySelectorAll(".elapsed")) {
