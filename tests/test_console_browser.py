@@ -48,6 +48,11 @@ def row_of(driver: WebDriver, number: str) -> str:
     return next((r["text"] for r in rows(driver) if number in r["text"]), "")
 
 
+def policy_violations(driver: WebDriver) -> list[str]:
+    """Console messages of the browser about the Content-Security-Policy (an inline script, say)."""
+    return [str(e["message"]) for e in driver.get_log("browser") if "Content Security Policy" in str(e["message"])]
+
+
 def no_alert(driver: WebDriver) -> bool:
     try:
         driver.switch_to.alert
@@ -119,6 +124,7 @@ def test_a_caller_saying_a_script_tag_is_shown_as_text_and_never_run(live: Simul
     # Nothing the caller said became markup: the only scripts are our own files and the JSON data block.
     for script in browser.find_elements(By.TAG_NAME, "script"):
         assert script.get_attribute("src") or script.get_attribute("type") == "application/json"
+    assert policy_violations(browser) == []
 
 
 def test_history_search_finds_a_call_and_its_page_tells_the_whole_story(live: Simulation, browser: WebDriver) -> None:
@@ -173,4 +179,10 @@ def test_pausing_and_resuming_from_the_call_page(live: Simulation, browser: WebD
     assert live.app.extensions["lifeline"].store.get_call(leg.call_control_id).listening == "paused"
     browser.find_element(By.ID, "resume").click()
     wait_for(browser, lambda d: d.find_elements(By.ID, "pause"), what="the pause button")
+    # The page of a call on the line follows its events: new words show up without a click.
+    wait_for(browser, lambda d: "live" in d.find_element(By.ID, "feed-state").text, what="the call's feed")
+    live.emulator.say(leg, "I would like to order a new debit card", 1.0)
+    wait_for(browser, lambda d: "new debit card" in d.find_element(By.TAG_NAME, "main").text,
+             what="the new words on the call page")
     live.emulator.caller_hangs_up(leg)
+    assert policy_violations(browser) == []

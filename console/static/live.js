@@ -86,11 +86,13 @@ document.addEventListener("DOMContentLoaded", () => {
     box.append(L.svg("line", {x1: 0, x2: SPARK.w, y1: y(0), y2: y(0), class: "zero"}));
     const shown = scores.slice(-SPARK.n);
     if (!shown.length) return box;
-    const step = shown.length > 1 ? (SPARK.w - 6) / (shown.length - 1) : 0;
-    const points = shown.map((v, i) => `${(3 + i * step).toFixed(1)},${y(v).toFixed(1)}`);
+    // The newest message at the right edge; the line grows leftwards as the caller talks.
+    const step = shown.length > 1 ? Math.min((SPARK.w - 6) / (shown.length - 1), 16) : 0;
+    const x = (i) => SPARK.w - 3 - (shown.length - 1 - i) * step;
+    const points = shown.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`);
     box.append(L.svg("polyline", {points: points.join(" "), class: "line"}));
     const last = shown[shown.length - 1];
-    box.append(L.svg("circle", {cx: 3 + (shown.length - 1) * step, cy: y(last), r: 2.5,
+    box.append(L.svg("circle", {cx: x(shown.length - 1), cy: y(last), r: 2.5,
                                 class: last <= -0.2 ? "dot neg" : last > 0.05 ? "dot pos" : "dot"}));
     const title = L.svg("title");
     title.textContent = "caller's mood, message by message: " + shown.map((v) => v.toFixed(2)).join(", ");
