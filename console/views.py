@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import (Blueprint, current_app, redirect, render_template, request, send_file, url_for)
+from flask import Blueprint, current_app, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from werkzeug.wrappers import Response
@@ -73,7 +73,8 @@ def when(epoch: float | None) -> Markup:
         return Markup("")
     moment = datetime.fromtimestamp(epoch, UTC)
     return Markup('<time datetime="{}">{}</time>').format(
-        moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"), moment.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        moment.strftime("%Y-%m-%d %H:%M:%S UTC"))
 
 
 @bp.app_template_filter("clock")
@@ -94,8 +95,8 @@ def helpers() -> dict[str, Any]:
 def live() -> ResponseReturnValue:
     """Live calls, most in need of attention first (the page's script follows the feed)."""
     lifeline, outputs = current_app.extensions["lifeline"], current_app.extensions["conversation"]
-    return render_template("console/live.html", page="live",
-                           boot={"snapshot": snapshot(lifeline.store, outputs.feed), "names": names.for_script()})
+    boot = {"snapshot": snapshot(lifeline.store, outputs.feed), "names": names.for_script()}
+    return render_template("console/live.html", page="live", boot=boot)
 
 
 @bp.get("/dashboard/history")
@@ -109,7 +110,8 @@ def history() -> ResponseReturnValue:
     status = 400 if problems else 200
     found = lifeline.store.search_calls(CallQuery(**{**query, "offset": (page_no - 1) * PAGE_SIZE,
                                                      "limit": PAGE_SIZE})) if not problems else None
-    rules = sorted({rule.name for rule in lifeline.services.rules.rules} | set(found.rules.values() if found else ()))
+    rules = sorted({rule.name for rule in lifeline.services.rules.rules}
+                   | set(found.rules.values() if found else ()))
     pages = max(1, -(-found.total // PAGE_SIZE)) if found else 1
     return render_template("console/history.html", page="history", form=form, problems=problems, found=found,
                            page_no=page_no, pages=pages, page_size=PAGE_SIZE, rules=rules,
@@ -161,8 +163,10 @@ def call_page(call_control_id: str) -> ResponseReturnValue:
     summary = outputs.summaries.get(call.call_control_id)
     return render_template(
         "console/call.html", page="call", call=call, transcript=doc, duration=duration,
-        chart=sentiment_chart(doc["messages"], duration), decisions=lifeline.store.decisions(call.call_control_id),
-        transfers=lifeline.store.transfers(call.call_control_id), summary=summary["summary"] if summary else None,
+        chart=sentiment_chart(doc["messages"], duration),
+        decisions=lifeline.store.decisions(call.call_control_id),
+        transfers=lifeline.store.transfers(call.call_control_id),
+        summary=summary["summary"] if summary else None,
         email=summary["email"] if summary else None, recording=_recording_file(call) is not None,
         boot={"call": call.call_control_id, "after": outputs.feed.last_id(), "active": call.is_active})
 
@@ -188,7 +192,8 @@ def listening(call_control_id: str) -> ResponseReturnValue:
         return render_template("console/missing.html", page="call", call_control_id=call_control_id,
                                problem="send paused=1 or paused=0"), 400
     try:
-        current_app.extensions["conversation"].control.set_paused(call_control_id, paused == "1", by="console")
+        control = current_app.extensions["conversation"].control
+        control.set_paused(call_control_id, paused == "1", by="console")
     except PauseError as exc:
         return render_template("console/missing.html", page="call", call_control_id=call_control_id,
                                problem=str(exc)), exc.status
@@ -214,8 +219,8 @@ def sign_in() -> ResponseReturnValue:
 def sign_out() -> ResponseReturnValue:
     """Close the session (the form carries the CSRF token: nobody else can sign you out)."""
     if not csrf_ok(request.form.get("csrf")):
-        return render_template("console/signin.html", error="Sign-out refused: reload the page and try again.",
-                               next=None), 403
+        return render_template("console/signin.html", next=None,
+                               error="Sign-out refused: reload the page and try again."), 403
     close_session()
     return redirect(url_for("console.live"), code=303)
 

@@ -76,14 +76,16 @@ def list_calls() -> ResponseReturnValue:
     try:
         since, until = (parse_time(args[k]) if args.get(k) else None for k in ("since", "until"))
     except ValueError:
-        return error_response(400, "since and until are ISO-8601 times (2026-11-30T06:00:00Z) or unix seconds")
+        return error_response(400, "since and until are ISO-8601 times (2026-11-30T06:00:00Z) "
+                                   "or unix seconds")
     text = clean_text(args.get("q", "")).strip()
     if len(text) > SEARCH_TEXT_MAX:
         return error_response(400, f"q is at most {SEARCH_TEXT_MAX} characters")
-    page = store.search_calls(CallQuery(outcome=args.get("outcome") or None, rule=args.get("rule") or None,
-                                        since=since, until=until, text=text or None, offset=offset, limit=limit))
-    return jsonify(calls=iso_times([asdict(c) | {"rule": page.rules.get(c.call_control_id)} for c in page.calls]),
-                   total=page.total, offset=offset, limit=limit)
+    page = store.search_calls(CallQuery(
+        outcome=args.get("outcome") or None, rule=args.get("rule") or None, since=since, until=until,
+        text=text or None, offset=offset, limit=limit))
+    calls = [asdict(c) | {"rule": page.rules.get(c.call_control_id)} for c in page.calls]
+    return jsonify(calls=iso_times(calls), total=page.total, offset=offset, limit=limit)
 
 
 @bp.get("/api/calls/<path:call_control_id>")

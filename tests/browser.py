@@ -46,7 +46,7 @@ def chromium_or_skip() -> tuple[str, str]:
 
 
 @contextmanager
-def chromium(paths: tuple[str, str], width: int = 1360, height: int = 900) -> Iterator[WebDriver]:
+def chromium(paths: tuple[str, str], width: int = 1360, height: int = 900) -> Iterator[webdriver.Chrome]:
     """A fresh headless Chromium (its own profile directory), quit and removed afterwards."""
     profile = tempfile.mkdtemp(prefix="lifeline-chromium-")
     options = webdriver.ChromeOptions()
@@ -75,4 +75,10 @@ def sign_in(driver: WebDriver, base_url: str, token: str, path: str = "/dashboar
     field = driver.find_element(By.ID, "token")
     field.send_keys(token)
     field.submit()
-    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "header.top"), what="the console after sign-in")
+    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "header.top"),
+             what="the console after sign-in")
+
+
+def wait_for_feed(driver: WebDriver) -> None:
+    """Wait until the page's live feed (SSE) is connected."""
+    wait_for(driver, lambda d: "live" in d.find_element(By.ID, "feed-state").text, what="the feed to connect")

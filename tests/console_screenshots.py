@@ -51,7 +51,8 @@ def _story(emulator: Emulator) -> Leg:
         "I already explained this last week and it still isn't fixed",
         "Honestly this is ridiculous, nobody ever helps me"])
     _until(lambda: leg.transcription_tracks == "both")
-    emulator.agent_says(leg, "Hi, this is Sam from billing. I can see that charge, let me refund it now.", 3.0)
+    emulator.agent_says(leg, "Hi, this is Sam from billing. I can see that charge, let me refund it now.",
+                        3.0)
     emulator.say(leg, "Oh, thank you, that's a relief. Can you send me a confirmation email?", 3.0)
     emulator.agent_says(leg, "Of course, I'll send the confirmation today. Anything else?", 3.0)
     emulator.say(leg, "No, that's great, thanks a lot for your help", 2.0)
@@ -94,22 +95,26 @@ def main(out: Path) -> None:
         history.join()
 
         # Held on the line for the live view, each in a different state.
-        held = [_caller(emulator, "+15550107001", "answer", ["Hi, I'd like to check the balance on my savings account"]),
-                _caller(emulator, "+15550107002", "busy", ["This is useless, I want to talk to a real person now"]),
-                _caller(emulator, "+15550107003", "answer", ["I've been waiting for ages, get me a person please"]),
-                _caller(emulator, "+15550107004", "answer", ["Nobody is helping me, this is so frustrating"])]
+        held = [_caller(emulator, number, agent, [line]) for number, agent, line in (
+            ("+15550107001", "answer", "Hi, I'd like to check the balance on my savings account"),
+            ("+15550107002", "busy", "This is useless, I want to talk to a real person now"),
+            ("+15550107003", "answer", "I've been waiting for ages, get me a person please"),
+            ("+15550107004", "answer", "Nobody is helping me, this is so frustrating"))]
         _until(lambda: held[2].transcription_tracks == "both")
         emulator.agent_says(held[2], "Hello, this is Alex, sorry for the wait. How can I help?", 2.0)
         emulator.say(held[0], "And when is the next card payment due?", 2.0)
-        ringing = _caller(emulator, "+15550107005", "no_answer", ["I need to speak with a representative right now"])
+        ringing = _caller(emulator, "+15550107005", "no_answer",
+                          ["I need to speak with a representative right now"])
 
         sign_in(driver, base, TOKEN)
-        wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#calls tr")) >= 5, what="the held calls")
+        wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#calls tr")) >= 5,
+                 what="the held calls")
         wait_for(driver, lambda d: "live" in d.find_element(By.ID, "feed-state").text, what="the feed")
         wait_for(driver, lambda d: "ringing" in d.find_element(By.ID, "calls").text, what="an agent ringing")
         brief = _caller(emulator, "+15550107006", "answer", ["That's all I needed, thank you"])
         emulator.caller_hangs_up(brief)
-        wait_for(driver, lambda d: "+15550107006" in d.find_element(By.ID, "ended").text, what="a call that ended")
+        wait_for(driver, lambda d: "+15550107006" in d.find_element(By.ID, "ended").text,
+                 what="a call that ended")
         _shoot(driver, out / "live.png")
 
         for leg in [*held, ringing]:

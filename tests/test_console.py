@@ -130,14 +130,14 @@ def seed(application: Flask) -> None:
         tx.add_decision("v3:failed", "caller_intent", "caller asked for a person",
                         [{"text": "I want a REFUND right now", "score": -0.6}])
         tx.add_transfer(TransferRecord(call_control_id="v3:failed", attempt=1, to_number="+15550001111",
-                                       command_id="c1", reason="caller asked for a person", rule="caller_intent",
-                                       status=TransferStatus.FAILED, requested_at=now - 590, updated_at=now - 585,
-                                       hangup_cause="busy"))
+                                       command_id="c1", reason="caller asked for a person",
+                                       rule="caller_intent", status=TransferStatus.FAILED,
+                                       requested_at=now - 590, updated_at=now - 585, hangup_cause="busy"))
         tx.add_feed([FeedEvent("message", "v3:up", {"party": "caller", "text": XSS, "start": 1.0, "end": 2.0,
                                                     "score": -0.1, "label": "neutral", "intents": []}),
-                     FeedEvent("message", "v3:failed", {"party": "caller", "text": "I want a REFUND right now",
-                                                        "start": 1.0, "end": 3.0, "score": -0.6,
-                                                        "label": "negative", "intents": ["wants_person"]})])
+                     FeedEvent("message", "v3:failed", {
+                         "party": "caller", "text": "I want a REFUND right now", "start": 1.0, "end": 3.0,
+                         "score": -0.6, "label": "negative", "intents": ["wants_person"]})])
 
 
 def signed_in_client(application: Flask) -> FlaskClient:
@@ -148,7 +148,8 @@ def signed_in_client(application: Flask) -> FlaskClient:
 
 @pytest.mark.parametrize("path", ["/dashboard", "/dashboard/history", "/dashboard/calls/v3:failed",
                                   "/dashboard/calls/v3:up"])
-def test_console_pages_have_a_strict_policy_and_no_inline_script_or_style(console_app: Flask, path: str) -> None:
+def test_console_pages_have_a_strict_policy_and_no_inline_script_or_style(console_app: Flask,
+                                                                          path: str) -> None:
     seed(console_app)
     response = signed_in_client(console_app).get(path)
     assert response.status_code == 200
@@ -167,7 +168,8 @@ def test_caller_text_is_escaped_on_every_page(console_app: Flask) -> None:
     for path in ("/dashboard", "/dashboard/calls/v3:up", "/dashboard/history?q=alert"):
         page = client.get(path).get_data(as_text=True)
         assert XSS not in page, path
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/dashboard/calls/v3:up").get_data(as_text=True)
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert escaped in client.get("/dashboard/calls/v3:up").get_data(as_text=True)
     # In the live page's data block the JSON itself is escaped: no "</script>" can end the block early.
     assert "\\u003cscript\\u003ealert(1)" in client.get("/dashboard").get_data(as_text=True)
 

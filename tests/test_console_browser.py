@@ -12,12 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from simulator.runner import Simulation
 
-from .browser import chromium, chromium_or_skip, sign_in, wait_for
+from .browser import chromium, chromium_or_skip, sign_in, wait_for, wait_for_feed
 
 pytestmark = pytest.mark.browser
 TOKEN = "test-token"  # the `live` fixture's API token
@@ -25,7 +26,7 @@ XSS = "<script>alert(1)</script>"
 
 
 @pytest.fixture
-def browser() -> Iterator[WebDriver]:
+def browser() -> Iterator[Chrome]:
     """A fresh headless Chromium."""
     paths = chromium_or_skip()
     with chromium(paths) as driver:
@@ -39,7 +40,8 @@ def base(live: Simulation) -> str:
 def rows(driver: WebDriver) -> list[dict[str, str]]:
     """The live table's rows, top first: text and class (read at once: the table is redrawn often)."""
     found: list[dict[str, str]] = driver.execute_script(
-        "return [...document.querySelectorAll('#calls tr')].map(r => ({text: r.innerText, cls: r.className}))")
+        "return [...document.querySelectorAll('#calls tr')]"
+        ".map(r => ({text: r.innerText, cls: r.className}))")
     return found
 
 
@@ -48,35 +50,38 @@ def row_of(driver: WebDriver, number: str) -> str:
     return next((r["text"] for r in rows(driver) if number in r["text"]), "")
 
 
-def policy_violations(driver: WebDriver) -> list[str]:
+def policy_violations(driver: Chrome) -> list[str]:
     """Console messages of the browser about the Content-Security-Policy (an inline script, say)."""
-    return [str(e["message"]) for e in driver.get_log("browser") if "Content Security Policy" in str(e["message"])]
+    # selenium leaves get_log untyped
+    entries: list[dict[str, object]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return [str(e["message"]) for e in entries if "Content Security Policy" in str(e["message"])]
 
 
 def no_alert(driver: WebDriver) -> bool:
     try:
-        driver.switch_to.alert
+        _ = driver.switch_to.alert  # raises when there is none
     except NoAlertPresentException:
         return True
     return False
 
 
 def test_signing_in_shows_live_calls_that_appear_update_and_leave_without_reloading(
-        live: Simulation, browser: WebDriver) -> None:
+        live: Simulation, browser: Chrome) -> None:
     browser.get(base(live) + "/dashboard")
     assert browser.find_elements(By.ID, "token"), "the console asks for the token first"
     sign_in(browser, base(live), TOKEN)
     cookie = browser.get_cookie("session")
     assert cookie is not None and cookie["httpOnly"]
     assert TOKEN not in browser.current_url
-    wait_for(browser, lambda d: "live" in d.find_element(By.ID, "feed-state").text, what="the feed to connect")
+    wait_for_feed(browser)
     browser.execute_script("window.stillTheSamePage = true")  # a reload would lose this
 
     leg = live.emulator.incoming_call(from_="+15557770001")
     wait_for(browser, lambda d: row_of(d, "+15557770001"), what="the new call's row")
     assert live.emulator.wait_for_gather(leg, 10)
     live.emulator.say(leg, "I want to check the balance on my savings account", 1.0)
-    wait_for(browser, lambda d: "balance on my savings" in row_of(d, "+15557770001"), what="the caller's words")
+    wait_for(browser, lambda d: "balance on my savings" in row_of(d, "+15557770001"),
+             what="the caller's words")
     assert "Calm" in row_of(browser, "+15557770001")
     assert browser.find_elements(By.CSS_SELECTOR, "#calls tr svg.spark polyline, #calls tr svg.spark circle")
 
@@ -87,9 +92,9 @@ def test_signing_in_shows_live_calls_that_appear_update_and_leave_without_reload
     assert browser.execute_script("return window.stillTheSamePage === true"), "the page reloaded"
 
 
-def test_a_failed_transfer_tops_the_list_above_a_calm_caller(live: Simulation, browser: WebDriver) -> None:
+def test_a_failed_transfer_tops_the_list_above_a_calm_caller(live: Simulation, browser: Chrome) -> None:
     sign_in(browser, base(live), TOKEN)
-    wait_for(browser, lambda d: "live" in d.find_element(By.ID, "feed-state").text, what="the feed to connect")
+    wait_for_feed(browser)
     calm = live.emulator.incoming_call(from_="+15557770011")
     upset = live.emulator.incoming_call(from_="+15557770022", agent="busy")
     for leg in (calm, upset):
@@ -105,9 +110,10 @@ def test_a_failed_transfer_tops_the_list_above_a_calm_caller(live: Simulation, b
         live.emulator.caller_hangs_up(leg)
 
 
-def test_a_caller_saying_a_script_tag_is_shown_as_text_and_never_run(live: Simulation, browser: WebDriver) -> None:
+def test_a_caller_saying_a_script_tag_is_shown_as_text_and_never_run(live: Simulation,
+                                                                      browser: Chrome) -> None:
     sign_in(browser, base(live), TOKEN)
-    wait_for(browser, lambda d: "live" in d.find_element(By.ID, "feed-state").text, what="the feed to connect")
+    wait_for_feed(browser)
     leg = live.emulator.incoming_call(from_="+15557770033")
     assert live.emulator.wait_for_gather(leg, 10)
     live.emulator.say(leg, XSS, 1.0)
@@ -127,7 +133,8 @@ def test_a_caller_saying_a_script_tag_is_shown_as_text_and_never_run(live: Simul
     assert policy_violations(browser) == []
 
 
-def test_history_search_finds_a_call_and_its_page_tells_the_whole_story(live: Simulation, browser: WebDriver) -> None:
+def test_history_search_finds_a_call_and_its_page_tells_the_whole_story(live: Simulation,
+                                                                        browser: Chrome) -> None:
     plain = live.emulator.incoming_call(from_="+15557770044")
     angry = live.emulator.incoming_call(from_="+15557770055")
     for leg in (plain, angry):
@@ -168,7 +175,7 @@ def test_history_search_finds_a_call_and_its_page_tells_the_whole_story(live: Si
     assert stamp.get_attribute("title") == stamp.get_attribute("datetime") and "UTC" not in stamp.text
 
 
-def test_pausing_and_resuming_from_the_call_page(live: Simulation, browser: WebDriver) -> None:
+def test_pausing_and_resuming_from_the_call_page(live: Simulation, browser: Chrome) -> None:
     leg = live.emulator.incoming_call(from_="+15557770066")
     assert live.emulator.wait_for_gather(leg, 10)
     sign_in(browser, base(live), TOKEN, f"/dashboard/calls/{leg.call_control_id}")
@@ -180,7 +187,7 @@ def test_pausing_and_resuming_from_the_call_page(live: Simulation, browser: WebD
     browser.find_element(By.ID, "resume").click()
     wait_for(browser, lambda d: d.find_elements(By.ID, "pause"), what="the pause button")
     # The page of a call on the line follows its events: new words show up without a click.
-    wait_for(browser, lambda d: "live" in d.find_element(By.ID, "feed-state").text, what="the call's feed")
+    wait_for_feed(browser)
     live.emulator.say(leg, "I would like to order a new debit card", 1.0)
     wait_for(browser, lambda d: "new debit card" in d.find_element(By.TAG_NAME, "main").text,
              what="the new words on the call page")

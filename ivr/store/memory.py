@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .base import CallStore, StoreTx, ascii_lower
-from .records import (CallPage, CallQuery, CallRecord, CallStatus, Command, CommandStatus, FeedEvent, Message, OutboxEntry,
-                      TransferRecord)
+from .records import (CallPage, CallQuery, CallRecord, CallStatus, Command, CommandStatus, FeedEvent,
+                      Message, OutboxEntry, TransferRecord)
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -190,7 +190,8 @@ class MemoryStore(CallStore):
             def matches(call: CallRecord) -> bool:
                 if query.outcome and call.outcome != query.outcome:
                     return False
-                if query.rule and not any(d["rule"] == query.rule and d["call_control_id"] == call.call_control_id
+                ccid = call.call_control_id
+                if query.rule and not any(d["rule"] == query.rule and d["call_control_id"] == ccid
                                           for d in tables.decisions):
                     return False
                 if query.since is not None and call.created_at < query.since:

@@ -20,8 +20,8 @@ from ..sanitize import clean_text, finite_or_none
 from . import schema
 from .base import CallStore, StoreTx, ascii_lower
 from .migrate import schema_problem, upgrade
-from .records import (CallPage, CallQuery, CallRecord, CallStatus, Command, CommandStatus, FeedEvent, Message, OutboxEntry,
-                      TransferRecord)
+from .records import (CallPage, CallQuery, CallRecord, CallStatus, Command, CommandStatus, FeedEvent,
+                      Message, OutboxEntry, TransferRecord)
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -253,7 +253,8 @@ class SqlStore(CallStore):
                 .order_by(calls.created_at.desc(), calls.call_control_id.desc())
                 .offset(max(query.offset, 0)).limit(max(query.limit, 0)))
         with self.engine.connect() as conn:
-            total = int(conn.execute(select(func.count()).select_from(schema.calls).where(*where)).scalar() or 0)
+            count = select(func.count()).select_from(schema.calls).where(*where)
+            total = int(conn.execute(count).scalar() or 0)
             found = [CallRecord(**dict(r)) for r in conn.execute(page).mappings()]
             ids = [c.call_control_id for c in found]
             rules: dict[str, str] = {}
