@@ -95,11 +95,16 @@ def main(out: Path) -> None:
         history.join()
 
         # Held on the line for the live view, each in a different state.
-        held = [_caller(emulator, number, agent, [line]) for number, agent, line in (
-            ("+15550107001", "answer", "Hi, I'd like to check the balance on my savings account"),
-            ("+15550107002", "busy", "This is useless, I want to talk to a real person now"),
-            ("+15550107003", "answer", "I've been waiting for ages, get me a person please"),
-            ("+15550107004", "answer", "Nobody is helping me, this is so frustrating"))]
+        held = [_caller(emulator, number, agent, lines) for number, agent, lines in (
+            ("+15550107001", "answer", ["Hi, I'd like to check the balance on my savings account",
+                                        "Great, thanks, that's really helpful"]),
+            ("+15550107002", "busy", ["My card was declined at the shop this morning",
+                                      "This is useless, I want to talk to a real person now"]),
+            ("+15550107003", "answer", ["Hello, I have a question about my mortgage",
+                                        "I've been waiting for ages, get me a person please"]),
+            ("+15550107004", "answer", ["I moved house last month and updated my address",
+                                        "The letters still go to the old one",
+                                        "Nobody is helping me, this is so frustrating"]))]
         _until(lambda: held[2].transcription_tracks == "both")
         emulator.agent_says(held[2], "Hello, this is Alex, sorry for the wait. How can I help?", 2.0)
         emulator.say(held[0], "And when is the next card payment due?", 2.0)

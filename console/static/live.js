@@ -87,7 +87,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const shown = scores.slice(-SPARK.n);
     if (!shown.length) return box;
     // The newest message at the right edge; the line grows leftwards as the caller talks.
-    const step = shown.length > 1 ? Math.min((SPARK.w - 6) / (shown.length - 1), 16) : 0;
+    const step = shown.length > 1 ? Math.min((SPARK.w - 6) / (shown.length - 1), 24) : 0;
     const x = (i) => SPARK.w - 3 - (shown.length - 1 - i) * step;
     const points = shown.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`);
     box.append(L.svg("polyline", {points: points.join(" "), class: "line"}));
