@@ -1,4 +1,5 @@
-"""The API token travels only in the Authorization header or as a signed session, never in a URL."""
+"""The console without a browser: the token only in a header or a session, CSRF, the policy, escaping,
+history, the call page, recordings and the live snapshot."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from console.live import snapshot
 from ivr.store import CallRecord, CallStatus, FeedEvent, TransferRecord, TransferStatus
 from lifeline import create_app
 from simulator.runner import Simulation
+
+from .browser import chromium_or_skip
 
 TOKEN = "s3cret-token-value"
 
@@ -288,3 +291,19 @@ def test_pause_and_resume_from_the_call_page_need_the_pages_csrf_token(live: Sim
     assert client.post(path, data={"paused": "0", "csrf": csrf_of(client)}).status_code == 303
     assert store.get_call(leg.call_control_id).listening is None
     live.emulator.caller_hangs_up(leg)
+
+
+def test_without_chromium_the_browser_tests_skip_saying_how_to_install_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with neither chromium nor chromedriver on it
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium chromium-driver"):
+        chromium_or_skip()
+    monkeypatch.setenv("LIFELINE_REQUIRE_BROWSER", "1")  # as in CI: a missing browser is a failure
+    with pytest.raises(pytest.fail.Exception, match="apt-get install"):
+        chromium_or_skip()
+
+
+def test_a_page_number_past_the_last_says_so(console_app: Flask) -> None:
+    seed(console_app)
+    page = signed_in_client(console_app).get("/dashboard/history?page=9").get_data(as_text=True)
+    assert "Page 9 is past the last one (1)" in page

@@ -8,7 +8,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const KINDS = ["call.started", "message", "decision", "transfer", "listening", "call.ended"];
   const SPARK = {w: 120, h: 28, n: 24};
   const calls = new Map();
-  const gone = new Set();
+  const gone = new Set();  // calls that ended while the page was open (their stragglers are ignored)
+  const GONE_MAX = 5000;
   const ended = [];
   let lastId = boot.snapshot.after;
 
@@ -25,6 +26,8 @@ document.addEventListener("DOMContentLoaded", () => {
       const call = calls.get(id);
       calls.delete(id);
       gone.add(id);
+      // A page left open for days forgets the oldest ended calls (a Set iterates in insertion order).
+      if (gone.size > GONE_MAX) gone.delete(gone.values().next().value);
       if (call) ended.unshift({call, outcome: d.outcome, at: ev.at});
       ended.splice(8);
       return;
