@@ -151,6 +151,7 @@ def _page_link(form: dict[str, str], page_no: int) -> str:
 def call_page(call_control_id: str) -> ResponseReturnValue:
     """One call: transcript of both parties, sentiment over time, decision, transfers, recording, summary."""
     lifeline, outputs = current_app.extensions["lifeline"], current_app.extensions["conversation"]
+    after = outputs.feed.last_id()  # first: what is stored after this reaches the page as an event
     call = _find(call_control_id)
     if call is None:
         return render_template("console/missing.html", page="call", call_control_id=call_control_id), 404
@@ -168,7 +169,7 @@ def call_page(call_control_id: str) -> ResponseReturnValue:
         transfers=lifeline.store.transfers(call.call_control_id),
         summary=summary["summary"] if summary else None,
         email=summary["email"] if summary else None, recording=_recording_file(call) is not None,
-        boot={"call": call.call_control_id, "after": outputs.feed.last_id(), "active": call.is_active})
+        boot={"call": call.call_control_id, "after": after, "active": call.is_active})
 
 
 @bp.get("/dashboard/calls/<call_control_id>/recording")

@@ -193,3 +193,32 @@ def test_pausing_and_resuming_from_the_call_page(live: Simulation, browser: Chro
              what="the new words on the call page")
     live.emulator.caller_hangs_up(leg)
     assert policy_violations(browser) == []
+
+
+def test_a_message_left_after_no_agent_answered_plays_on_the_call_page(live: Simulation,
+                                                                       browser: Chrome) -> None:
+    leg = live.emulator.incoming_call(from_="+15557770077", agent="busy")
+    assert live.emulator.wait_for_gather(leg, 10)
+    live.emulator.say(leg, "This is useless, I want to talk to a real person now", 1.0)
+    deadline = time.monotonic() + 20
+    while leg.gather is not None and time.monotonic() < deadline:  # the main menu's gather ends first
+        time.sleep(0.05)
+    assert live.emulator.wait_for_gather(leg, 20), "no apology menu after the agents"
+    live.emulator.press(leg, "2")  # leave a message
+    while leg.recording is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert leg.recording is not None, "the message was never recorded"
+    live.emulator.say(leg, "Please call me back about my card", 2.0)
+    live.emulator.caller_hangs_up(leg)
+    assert live.app is not None
+    store = live.app.extensions["lifeline"].store
+    while store.get_call(leg.call_control_id).recording_status != "kept" and time.monotonic() < deadline + 10:
+        time.sleep(0.05)
+
+    sign_in(browser, base(live), TOKEN, f"/dashboard/calls/{leg.call_control_id}")
+    assert "Left a message" in browser.find_element(By.TAG_NAME, "main").text
+    browser.execute_script("document.querySelector('audio').load()")
+    wait_for(browser, lambda d: d.execute_script(
+        "const a = document.querySelector('audio'); return a.readyState >= 1 && a.duration > 0"),
+        what="the recording to load in the player")
+    assert policy_violations(browser) == []
