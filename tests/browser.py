@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -64,9 +65,22 @@ def chromium(paths: tuple[str, str], width: int = 1360, height: int = 900) -> It
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = 15.0,
              what: str = "the page") -> Any:
-    """Wait until condition(driver) is truthy; the failure names what was awaited."""
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(
+    """Wait until condition(driver) is truthy; the failure names what was awaited.
+
+    An element that goes away while it is read (the live table is redrawn, a call's page reloads
+    itself) makes the condition false for that poll, not an error.
+    """
+    return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
         condition, message=f"timed out waiting for {what}")
+
+
+def click(driver: WebDriver, by: str, value: str, timeout: float = 10.0) -> None:
+    """Click an element, finding it again if it was redrawn between finding and clicking."""
+    def clicked(d: WebDriver) -> bool:
+        d.find_element(by, value).click()
+        return True
+    wait_for(driver, clicked, timeout, what=f"{value} to be clickable")
 
 
 def sign_in(driver: WebDriver, base_url: str, token: str, path: str = "/dashboard") -> None:

@@ -18,7 +18,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from simulator.runner import Simulation
 
-from .browser import chromium, chromium_or_skip, sign_in, wait_for, wait_for_feed
+from .browser import chromium, chromium_or_skip, click, sign_in, wait_for, wait_for_feed
 
 pytestmark = pytest.mark.browser
 TOKEN = "test-token"  # the `live` fixture's API token
@@ -120,7 +120,7 @@ def test_a_caller_saying_a_script_tag_is_shown_as_text_and_never_run(live: Simul
     wait_for(browser, lambda d: XSS in row_of(d, "+15557770033"), what="the words shown as text")
     assert no_alert(browser)
 
-    browser.find_element(By.LINK_TEXT, "+15557770033").click()
+    click(browser, By.LINK_TEXT, "+15557770033")
     wait_for(browser, lambda d: d.find_elements(By.ID, "transcript"), what="the call page")
     assert XSS in browser.find_element(By.ID, "transcript").text and no_alert(browser)
     live.emulator.caller_hangs_up(leg)
@@ -159,7 +159,7 @@ def test_history_search_finds_a_call_and_its_page_tells_the_whole_story(live: Si
     table = browser.find_element(By.CSS_SELECTOR, "table.history").text
     assert "+15557770055" in table and "+15557770044" not in table
     assert "Put through to an agent" in table
-    browser.find_element(By.CSS_SELECTOR, "table.history tbody a").click()
+    click(browser, By.CSS_SELECTOR, "table.history tbody a")
 
     wait_for(browser, lambda d: d.find_elements(By.ID, "transcript"), what="the call page")
     page = browser.find_element(By.TAG_NAME, "main").text
@@ -179,12 +179,12 @@ def test_pausing_and_resuming_from_the_call_page(live: Simulation, browser: Chro
     leg = live.emulator.incoming_call(from_="+15557770066")
     assert live.emulator.wait_for_gather(leg, 10)
     sign_in(browser, base(live), TOKEN, f"/dashboard/calls/{leg.call_control_id}")
-    browser.find_element(By.ID, "pause").click()
+    click(browser, By.ID, "pause")
     wait_for(browser, lambda d: d.find_elements(By.ID, "resume"), what="the resume button")
     assert "Paused" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
     assert live.app is not None
     assert live.app.extensions["lifeline"].store.get_call(leg.call_control_id).listening == "paused"
-    browser.find_element(By.ID, "resume").click()
+    click(browser, By.ID, "resume")
     wait_for(browser, lambda d: d.find_elements(By.ID, "pause"), what="the pause button")
     # The page of a call on the line follows its events: new words show up without a click.
     wait_for_feed(browser)
