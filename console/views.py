@@ -110,7 +110,8 @@ def history() -> ResponseReturnValue:
     status = 400 if problems else 200
     found = lifeline.store.search_calls(CallQuery(**{**query, "offset": (page_no - 1) * PAGE_SIZE,
                                                      "limit": PAGE_SIZE})) if not problems else None
-    rules = sorted({rule.name for rule in lifeline.services.rules.rules}
+    # The rules of the file, and any other one on screen or asked for (from an older rules file).
+    rules = sorted({rule.name for rule in lifeline.services.rules.rules} | {form["rule"]} - {""}
                    | set(found.rules.values() if found else ()))
     pages = max(1, -(-found.total // PAGE_SIZE)) if found else 1
     return render_template("console/history.html", page="history", form=form, problems=problems, found=found,
