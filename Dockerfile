@@ -22,6 +22,9 @@ COPY ivr ./ivr
 COPY insight ./insight
 COPY transfer ./transfer
 COPY calls ./calls
+COPY providers ./providers
+COPY conversation ./conversation
+COPY console ./console
 COPY lifeline ./lifeline
 COPY simulator ./simulator
 COPY examples ./examples

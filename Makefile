@@ -2,13 +2,14 @@
 # make dev   - the app and the emulator on 127.0.0.1:8000/8001 with example callers (Ctrl-C stops)
 # make test  - set up, then type-check (mypy) and run the whole test suite
 # make haproxy - install HAProxy (Debian package) for `flask bench --instances N` and its drill
+# make screenshots - regenerate the console screenshots in docs/console/ (headless Chromium)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 REQS   := requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: demo dev test install clean haproxy
+.PHONY: demo dev test install browser screenshots clean haproxy
 
 install: $(STAMP)
 
@@ -39,6 +40,18 @@ haproxy:
 		echo "make haproxy: apt-get install haproxy (needs root)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 	@haproxy -v | head -n1
+
+# Headless Chromium and its driver for the console's browser tests (Debian packages).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	else echo "make: installing chromium and chromium-driver (Debian) for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y --no-install-recommends chromium chromium-driver \
+	  || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium chromium-driver; }; fi
+
+# The console's screenshots in docs/console/ (live, history, call page), from calls played now.
+screenshots: $(STAMP) browser
+	$(BIN)/python -m tests.console_screenshots docs/console
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -8,13 +8,14 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from .console import signed_in, token_matches
+from .sessions import CSRF_HEADER, csrf_ok, signed_in, token_matches
 from .errors import error_response
 from .events import ID_MAX
 from .sanitize import clean_text
-from .timefmt import iso_times
+from .store import CallQuery
+from .timefmt import iso_times, parse_time
 
-bp = Blueprint("api", __name__, template_folder="templates")
+bp = Blueprint("api", __name__)
 
 
 @bp.before_request
@@ -34,7 +35,11 @@ def require_token() -> ResponseReturnValue | None:
     if header.startswith("Bearer ") and token_matches(header[7:], expected):
         return None
     if not header and signed_in(expected):
-        return None
+        if request.method in ("GET", "HEAD") or csrf_ok(request.headers.get(CSRF_HEADER)):
+            return None
+        # The cookie goes with any request the browser makes; only our own pages know this token.
+        return error_response(403, f"a signed-in session must send its CSRF token in {CSRF_HEADER} "
+                                   "to change anything")
     return error_response(403, "wrong or missing API token")
 
 
@@ -50,16 +55,37 @@ def health() -> ResponseReturnValue:
     return jsonify(status="ok", engine=current_app.extensions["lifeline"].settings.engine)
 
 
+SEARCH_TEXT_MAX = 200
+
+
 @bp.get("/api/calls")
 def list_calls() -> ResponseReturnValue:
-    """Recent calls, newest first; `?active=1` for calls still up."""
+    """Calls newest first: `?active=1` for calls still up, or a search (outcome, rule, since, until, q)."""
     store = current_app.extensions["lifeline"].store
+    args = request.args
     try:
-        limit = min(max(int(request.args.get("limit", 50)), 1), 500)
+        limit = min(max(int(args.get("limit", 50)), 1), 500)
+        offset = int(args.get("offset", 0))
+        if offset < 0:
+            raise ValueError
     except ValueError:
-        return error_response(400, "limit must be a whole number from 1 to 500")
-    calls = store.list_calls(limit=limit, active_only=request.args.get("active") in ("1", "true"))
-    return jsonify(calls=iso_times([asdict(c) for c in calls]))
+        return error_response(400, "limit must be a whole number from 1 to 500 and offset one from 0")
+    if args.get("active") in ("1", "true"):
+        calls = store.list_calls(limit=limit, active_only=True)
+        return jsonify(calls=iso_times([asdict(c) for c in calls]))
+    try:
+        since, until = (parse_time(args[k]) if args.get(k) else None for k in ("since", "until"))
+    except ValueError:
+        return error_response(400, "since and until are ISO-8601 times (2026-11-30T06:00:00Z) "
+                                   "or unix seconds")
+    text = clean_text(args.get("q", "")).strip()
+    if len(text) > SEARCH_TEXT_MAX:
+        return error_response(400, f"q is at most {SEARCH_TEXT_MAX} characters")
+    page = store.search_calls(CallQuery(
+        outcome=args.get("outcome") or None, rule=args.get("rule") or None, since=since, until=until,
+        text=text or None, offset=offset, limit=limit))
+    calls = [asdict(c) | {"rule": page.rules.get(c.call_control_id)} for c in page.calls]
+    return jsonify(calls=iso_times(calls), total=page.total, offset=offset, limit=limit)
 
 
 @bp.get("/api/calls/<path:call_control_id>")

@@ -20,3 +20,15 @@ def iso_times(value: Any) -> Any:
     if isinstance(value, list):
         return [iso_times(item) for item in value]
     return value
+
+
+def parse_time(value: str) -> float:
+    """ISO-8601 (`2026-11-30T06:11:05Z`, a date, an offset) or unix seconds, as epoch seconds.
+
+    A time without a zone is taken as UTC. Raises ValueError for anything else.
+    """
+    try:
+        return float(value)
+    except ValueError:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

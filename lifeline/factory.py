@@ -18,6 +18,7 @@ from calls.service import CallService
 from calls.services import Services
 from calls.transitions import MACHINE
 from calls.unit import UnitOfWork
+from console import views as console_views
 from conversation import api as conversation_api
 from conversation import cli as conversation_cli
 from conversation.hub import FeedHub
@@ -28,7 +29,7 @@ from insight.asr_queue import Job
 from insight.base import ListeningEngine
 from insight.tracks import party_of_source
 from insight.understand import Understanding
-from ivr import api, console, openapi, webhooks
+from ivr import api, openapi, sessions, webhooks
 from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
@@ -138,7 +139,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
         engine.on_transcribed = partial(_measure_transcription, metrics)  # type: ignore[attr-defined]
     engine.warm()
 
-    console.configure_sessions(app, settings)
+    sessions.configure_sessions(app, settings)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(openapi.bp)
@@ -147,7 +148,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     if twilio is not None:
         twilio.register(app)
     metrics_module.install(app, metrics)
-    app.register_blueprint(console.bp)
+    app.register_blueprint(console_views.bp)
     _register_errors(app)
     if problem:
         app.before_request(lambda: error_response(503, problem))

@@ -33,7 +33,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("TELNYX_", "LIFELINE_", "SYMBL_", "TWILIO_")) or name == "DATABASE_URL":
             if name not in ("LIFELINE_REQUIRE_POSTGRES", "LIFELINE_TEST_POSTGRES_URL",
-                            "LIFELINE_REQUIRE_HAPROXY"):
+                            "LIFELINE_REQUIRE_HAPROXY", "LIFELINE_REQUIRE_BROWSER"):
                 monkeypatch.delenv(name)
 
 

@@ -1,21 +1,31 @@
-"""The API token travels only in the Authorization header or as a signed session, never in a URL."""
+"""The console without a browser: the token only in a header or a session, CSRF, the policy, escaping,
+history, the call page, recordings and the live snapshot."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from console.live import snapshot
+from ivr.store import CallRecord, CallStatus, FeedEvent, TransferRecord, TransferStatus
 from lifeline import create_app
+from simulator.runner import Simulation
+
+from .browser import chromium_or_skip
 
 TOKEN = "s3cret-token-value"
 
 
 @pytest.fixture
-def console_app(app_config: dict[str, object]) -> Iterator[Flask]:
-    application = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN}, migrate=True)
+def console_app(app_config: dict[str, object], tmp_path: Path) -> Iterator[Flask]:
+    application = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN,
+                              "LIFELINE_RECORDINGS_DIR": str(tmp_path / "recordings")}, migrate=True)
     yield application
     application.extensions["lifeline"].close()
 
@@ -66,10 +76,19 @@ def test_a_wrong_token_opens_no_session(console_app: Flask) -> None:
     assert client.get("/api/calls").status_code == 403
 
 
-def test_signing_out_closes_the_session(console_app: Flask) -> None:
+def csrf_of(client: FlaskClient) -> str:
+    """The CSRF token the console's pages put in their forms."""
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get("/dashboard").get_data(as_text=True))
+    assert found, "no CSRF field on the live page"
+    return found.group(1)
+
+
+def test_signing_out_needs_the_pages_csrf_token_and_closes_the_session(console_app: Flask) -> None:
     client = console_app.test_client()
     client.post("/dashboard/signin", data={"token": TOKEN})
-    client.post("/dashboard/signout")
+    assert client.post("/dashboard/signout").status_code == 403  # a forged form from elsewhere
+    assert client.get("/api/calls").status_code == 200
+    assert client.post("/dashboard/signout", data={"csrf": csrf_of(client)}).status_code == 303
     assert client.get("/api/calls").status_code == 403
 
 
@@ -90,3 +109,201 @@ def test_changing_the_token_signs_everyone_out(app_config: dict[str, object]) ->
 def test_the_dashboard_is_off_without_a_configured_token(app: Flask) -> None:
     assert app.test_client().get("/dashboard").status_code == 403
     assert app.test_client().post("/dashboard/signin", data={"token": ""}).status_code == 403
+
+
+XSS = "<script>alert(1)</script>"
+
+
+def seed(application: Flask) -> None:
+    """Three calls: one still up (said XSS), one ended after failed transfers, one ended calmly."""
+    store = application.extensions["lifeline"].store
+    now = time.time()
+    with store.unit() as tx:
+        for ccid, status, outcome, ago in (("v3:up", CallStatus.MENU, None, 30),
+                                           ("v3:failed", CallStatus.ENDED, "completed", 600),
+                                           ("v3:calm", CallStatus.ENDED, "completed", 900)):
+            tx.insert_call(CallRecord(call_control_id=ccid, call_session_id=None, call_leg_id=None,
+                                      from_number=f"+1555000{len(ccid):04d}{ago}", to_number="+15550100000",
+                                      status=status, created_at=now - ago, updated_at=now - ago + 20,
+                                      outcome=outcome, ended_at=None if outcome is None else now - ago + 20,
+                                      menu="_after_agents" if ccid == "v3:failed" else "main"))
+        tx.add_message("v3:up", "telnyx", "m1", XSS, 0.9, -0.1, "neutral")
+        tx.add_message("v3:failed", "telnyx", "m2", "I want a REFUND right now", 0.9, -0.6, "negative")
+        tx.add_message("v3:calm", "telnyx", "m3", "just checking my balance", 0.9, 0.3, "positive")
+        tx.add_decision("v3:failed", "caller_intent", "caller asked for a person",
+                        [{"text": "I want a REFUND right now", "score": -0.6}])
+        tx.add_transfer(TransferRecord(call_control_id="v3:failed", attempt=1, to_number="+15550001111",
+                                       command_id="c1", reason="caller asked for a person",
+                                       rule="caller_intent", status=TransferStatus.FAILED,
+                                       requested_at=now - 590, updated_at=now - 585, hangup_cause="busy"))
+        tx.add_feed([FeedEvent("message", "v3:up", {"party": "caller", "text": XSS, "start": 1.0, "end": 2.0,
+                                                    "score": -0.1, "label": "neutral", "intents": []}),
+                     FeedEvent("message", "v3:failed", {
+                         "party": "caller", "text": "I want a REFUND right now", "start": 1.0, "end": 3.0,
+                         "score": -0.6, "label": "negative", "intents": ["wants_person"]})])
+
+
+def signed_in_client(application: Flask) -> FlaskClient:
+    client = application.test_client()
+    assert client.post("/dashboard/signin", data={"token": TOKEN}).status_code == 303
+    return client
+
+
+@pytest.mark.parametrize("path", ["/dashboard", "/dashboard/history", "/dashboard/calls/v3:failed",
+                                  "/dashboard/calls/v3:up"])
+def test_console_pages_have_a_strict_policy_and_no_inline_script_or_style(console_app: Flask,
+                                                                          path: str) -> None:
+    seed(console_app)
+    response = signed_in_client(console_app).get(path)
+    assert response.status_code == 200
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy and "unsafe" not in policy
+    assert response.headers["X-Frame-Options"] == "DENY" and response.headers["Cache-Control"] == "no-store"
+    page = response.get_data(as_text=True)
+    for tag in re.findall(r"<script\b[^>]*>", page):
+        assert "src=" in tag or 'type="application/json"' in tag, tag
+    assert not re.search(r"\sstyle=|<style|\son[a-z]+=", page)
+
+
+def test_caller_text_is_escaped_on_every_page(console_app: Flask) -> None:
+    seed(console_app)
+    client = signed_in_client(console_app)
+    for path in ("/dashboard", "/dashboard/calls/v3:up", "/dashboard/history?q=alert"):
+        page = client.get(path).get_data(as_text=True)
+        assert XSS not in page, path
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert escaped in client.get("/dashboard/calls/v3:up").get_data(as_text=True)
+    # In the live page's data block the JSON itself is escaped: no "</script>" can end the block early.
+    assert "\\u003cscript\\u003ealert(1)" in client.get("/dashboard").get_data(as_text=True)
+
+
+def test_the_call_page_names_things_in_words(console_app: Flask) -> None:
+    seed(console_app)
+    page = signed_in_client(console_app).get("/dashboard/calls/v3:failed").get_data(as_text=True)
+    assert "Asked for a person, to leave or to complain" in page and "caller asked for a person" in page
+    assert "Agent did not answer" in page and ">busy<" in page
+    assert "I want a REFUND right now" in page and "wants a person" in page  # evidence and intents
+    assert 'datetime="20' in page and "UTC</time>" in page
+    assert "caller_intent" not in page and "_after_agents" not in page and "wants_person" not in page
+
+
+def test_an_unknown_call_page_is_404_and_says_so(console_app: Flask) -> None:
+    response = signed_in_client(console_app).get("/dashboard/calls/v3:nobody")
+    assert response.status_code == 404 and b"No such call" in response.data
+
+
+def test_history_searches_and_filters_on_the_server(console_app: Flask) -> None:
+    seed(console_app)
+    client = signed_in_client(console_app)
+    page = client.get("/dashboard/history?q=refund").get_data(as_text=True)
+    assert "v3:failed" in page and "v3:calm" not in page and "Calls 1–1 of 1" in page
+    page = client.get("/dashboard/history?rule=caller_intent&outcome=completed").get_data(as_text=True)
+    assert "v3:failed" in page and "v3:calm" not in page
+    page = client.get("/dashboard/history").get_data(as_text=True)
+    assert page.index("v3:up") < page.index("v3:failed") < page.index("v3:calm")  # newest first
+
+
+@pytest.mark.parametrize("query, says", [("from=30-11-2026", "from must be a date as YYYY-MM-DD"),
+                                         ("outcome=exploded", "unknown outcome"),
+                                         ("page=0", "page must be a whole number")])
+def test_history_refuses_bad_filters_with_a_message(console_app: Flask, query: str, says: str) -> None:
+    response = signed_in_client(console_app).get(f"/dashboard/history?{query}")
+    assert response.status_code == 400 and says in response.get_data(as_text=True)
+
+
+def test_the_calls_api_searches_with_the_same_filters(console_app: Flask) -> None:
+    seed(console_app)
+    client = console_app.test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    found = client.get("/api/calls?q=REFUND&outcome=completed", headers=auth).get_json()
+    assert found["total"] == 1 and [(c["call_control_id"], c["rule"]) for c in found["calls"]] == \
+        [("v3:failed", "caller_intent")]
+    assert client.get("/api/calls?limit=1&offset=1", headers=auth).get_json()["calls"][0]["call_control_id"] \
+        == "v3:failed"
+    assert client.get("/api/calls?since=yesterday", headers=auth).status_code == 400
+    assert client.get("/api/calls?offset=-1", headers=auth).status_code == 400
+
+
+def test_a_session_needs_the_csrf_header_to_change_anything_through_the_api(console_app: Flask) -> None:
+    client = signed_in_client(console_app)
+    response = client.post("/api/calls/v3:nobody/listening", json={"paused": True})
+    assert response.status_code == 403 and "X-CSRF-Token" in response.get_json()["error"]["message"]
+    response = client.post("/api/calls/v3:nobody/listening", json={"paused": True},
+                           headers={"X-CSRF-Token": csrf_of(client)})
+    assert response.status_code == 404  # past the gate: the call does not exist
+
+
+@pytest.mark.parametrize("target, lands", [("/dashboard/history", "/dashboard/history"),
+                                           ("//evil.example/dashboard", "/dashboard"),
+                                           ("https://evil.example/", "/dashboard")])
+def test_sign_in_returns_to_the_page_asked_for_but_never_elsewhere(console_app: Flask, target: str,
+                                                                   lands: str) -> None:
+    response = console_app.test_client().post("/dashboard/signin", data={"token": TOKEN, "next": target})
+    assert response.status_code == 303 and response.headers["Location"] == lands
+
+
+def test_a_console_page_without_a_session_shows_the_form_that_returns_there(console_app: Flask) -> None:
+    page = console_app.test_client().get("/dashboard/calls/v3:failed").get_data(as_text=True)
+    assert 'name="token"' in page and 'name="next" value="/dashboard/calls/v3:failed"' in page
+
+
+def test_a_kept_recording_plays_and_nothing_outside_the_recordings_directory_does(console_app: Flask) -> None:
+    seed(console_app)
+    lifeline = console_app.extensions["lifeline"]
+    folder = Path(lifeline.settings.recordings_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "v3-calm.wav").write_bytes(b"RIFF....WAVEfmt ")
+    with lifeline.store.unit() as tx:
+        tx.update_call("v3:calm", recording_status="kept", recording_path=str(folder / "v3-calm.wav"))
+        tx.update_call("v3:failed", recording_status="kept", recording_path=str(Path(__file__).resolve()))
+    client = signed_in_client(console_app)
+    with client.get("/dashboard/calls/v3:calm/recording") as played:
+        assert played.status_code == 200 and played.data == b"RIFF....WAVEfmt "
+    assert b"<audio controls" in client.get("/dashboard/calls/v3:calm").data
+    assert client.get("/dashboard/calls/v3:failed/recording").status_code == 404
+    assert client.get("/dashboard/calls/v3:up/recording").status_code == 404
+
+
+def test_the_live_snapshot_holds_active_calls_with_their_feed_up_to_where_the_stream_resumes(
+        console_app: Flask) -> None:
+    seed(console_app)
+    outputs = console_app.extensions["conversation"]
+    shot = snapshot(console_app.extensions["lifeline"].store, outputs.feed)
+    assert [c["call_control_id"] for c in shot["calls"]] == ["v3:up"]
+    assert [e["data"]["text"] for e in shot["calls"][0]["events"]] == [XSS]
+    assert shot["after"] == outputs.feed.last_id()
+
+
+def test_pause_and_resume_from_the_call_page_need_the_pages_csrf_token(live: Simulation) -> None:
+    leg = live.emulator.incoming_call()
+    assert live.emulator.wait_for_gather(leg, 10)
+    assert live.app is not None
+    client = live.app.test_client()
+    client.post("/dashboard/signin", data={"token": "test-token"})
+    path = f"/dashboard/calls/{leg.call_control_id}/listening"
+    assert client.post(path, data={"paused": "1"}).status_code == 403
+    assert client.post(path, data={"paused": "1", "csrf": "forged"}).status_code == 403
+    store = live.app.extensions["lifeline"].store
+    assert store.get_call(leg.call_control_id).listening is None
+    assert client.post(path, data={"paused": "1", "csrf": csrf_of(client)}).status_code == 303
+    assert store.get_call(leg.call_control_id).listening == "paused"
+    assert client.post(path, data={"paused": "maybe", "csrf": csrf_of(client)}).status_code == 400
+    assert client.post(path, data={"paused": "0", "csrf": csrf_of(client)}).status_code == 303
+    assert store.get_call(leg.call_control_id).listening is None
+    live.emulator.caller_hangs_up(leg)
+
+
+def test_without_chromium_the_browser_tests_skip_saying_how_to_install_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with neither chromium nor chromedriver on it
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium chromium-driver"):
+        chromium_or_skip()
+    monkeypatch.setenv("LIFELINE_REQUIRE_BROWSER", "1")  # as in CI: a missing browser is a failure
+    with pytest.raises(pytest.fail.Exception, match="apt-get install"):
+        chromium_or_skip()
+
+
+def test_a_page_number_past_the_last_says_so(console_app: Flask) -> None:
+    seed(console_app)
+    page = signed_in_client(console_app).get("/dashboard/history?page=9").get_data(as_text=True)
+    assert "Page 9 is past the last one (1)" in page

@@ -26,6 +26,14 @@ def test_the_dockerfile_passes_hadolint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_image_holds_every_package_of_the_app() -> None:
+    # A package missing from the image fails at the first import, which no hadolint run can see.
+    copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ") and "--from" not in line}
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file() and p.name != "tests"}
+    assert packages - copied == set(), "add them to the Dockerfile's COPY lines"
+
+
 def test_the_image_runs_as_a_numeric_non_root_user_with_a_healthcheck_and_pinned_weights() -> None:
     lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
     final_stage = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")):]

@@ -26,8 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "calls": {"ivr", "insight", "transfer"},
     "providers": {"ivr", "insight"},
     "conversation": {"ivr", "insight", "transfer", "calls"},
-    "lifeline": {"ivr", "insight", "transfer", "calls", "providers", "conversation"},
-    "simulator": {"ivr", "insight", "transfer", "calls", "providers", "conversation", "lifeline"},
+    "console": {"ivr", "insight", "transfer", "calls", "conversation"},
+    "lifeline": {"ivr", "insight", "transfer", "calls", "providers", "conversation", "console"},
+    "simulator": {"ivr", "insight", "transfer", "calls", "providers", "conversation", "console", "lifeline"},
 }
 PACKAGES = tuple(ALLOWED)
 

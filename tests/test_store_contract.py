@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from ivr.store import (
+    CallQuery,
     CallRecord,
     CallStatus,
     CallStore,
@@ -261,3 +262,61 @@ def test_liveness_check_takes_idle_active_calls_least_recently_checked_first(sto
     assert [c.call_control_id for c in due] == ["v3:never", "v3:long-ago"]
     with store.unit() as tx:
         assert [c.call_control_id for c in tx.calls_to_check(now - 900, 1)] == ["v3:never"]
+
+
+def _history(store: CallStore) -> None:
+    """Five calls a minute apart (v3:h0 oldest): outcomes, rules and words to search for."""
+    base = 1_800_000_000.0
+    with store.unit() as tx:
+        for i in range(5):
+            call = new_call(f"v3:h{i}", status=CallStatus.ENDED)
+            call.created_at = call.updated_at = base + 60 * i
+            call.from_number = f"+1555000000{i}"
+            call.outcome = "transferred" if i % 2 == 0 else "completed"
+            tx.insert_call(call)
+        tx.add_message("v3:h0", "telnyx", "a", "I want my REFUND now", None, -0.6, None)
+        tx.add_message("v3:h1", "telnyx", "b", "what is my balance", None, 0.1, None)
+        tx.add_message("v3:h2", "telnyx", "c", "100% sure, 50_50 odds", None, 0.0, None)
+        tx.add_message("v3:h3", "telnyx", "d", "refund me", None, -0.3, None)
+        tx.add_decision("v3:h0", "negative_streak", "two unhappy messages", [])
+        tx.add_decision("v3:h2", "dtmf_0", "pressed 0", [])
+        tx.add_decision("v3:h4", "dtmf_0", "pressed 0", [])
+
+
+def test_search_pages_all_calls_newest_first_with_the_total(store: CallStore) -> None:
+    _history(store)
+    first = store.search_calls(CallQuery(limit=2))
+    second = store.search_calls(CallQuery(limit=2, offset=2))
+    last = store.search_calls(CallQuery(limit=2, offset=4))
+    assert [c.call_control_id for c in first.calls + second.calls + last.calls] == \
+        ["v3:h4", "v3:h3", "v3:h2", "v3:h1", "v3:h0"]
+    assert first.total == second.total == last.total == 5
+    assert first.rules == {"v3:h4": "dtmf_0"} and last.rules == {"v3:h0": "negative_streak"}
+
+
+def test_search_filters_by_outcome_rule_and_start_time_together(store: CallStore) -> None:
+    _history(store)
+    base = 1_800_000_000.0
+
+    def ids(query: CallQuery) -> list[str]:
+        return [c.call_control_id for c in store.search_calls(query).calls]
+
+    assert ids(CallQuery(outcome="completed")) == ["v3:h3", "v3:h1"]
+    assert ids(CallQuery(rule="dtmf_0")) == ["v3:h4", "v3:h2"]
+    assert ids(CallQuery(since=base + 60, until=base + 180)) == ["v3:h2", "v3:h1"]  # until excluded
+    assert ids(CallQuery(outcome="transferred", rule="dtmf_0", since=base + 150)) == ["v3:h4"]
+    assert store.search_calls(CallQuery(outcome="voicemail")).total == 0
+
+
+def test_search_text_ignores_case_and_takes_like_wildcards_literally(store: CallStore) -> None:
+    _history(store)
+
+    def ids(text: str) -> list[str]:
+        return [c.call_control_id for c in store.search_calls(CallQuery(text=text)).calls]
+
+    assert ids("refund") == ["v3:h3", "v3:h0"]
+    assert ids("Refund NOW") == ["v3:h0"]
+    assert ids("100%") == ["v3:h2"] and ids("%") == ["v3:h2"] and ids("_") == ["v3:h2"]
+    assert ids("+15550000001") == ["v3:h1"]  # the caller's number
+    assert ids("v3:h4") == ["v3:h4"]
+    assert ids("nobody said this") == []

@@ -6,6 +6,8 @@ modules (`ivr.store.sql`, `ivr.store.memory`) by whoever builds one.
 
 from .base import CallStore, StoreTx
 from .records import (
+                      CallPage,
+                      CallQuery,
                       CallRecord,
                       CallStatus,
                       Command,
@@ -17,5 +19,5 @@ from .records import (
                       TransferStatus,
 )
 
-__all__ = ["CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "FeedEvent", "Message",
+__all__ = ["CallPage", "CallQuery", "CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "FeedEvent", "Message",
            "OutboxEntry", "StoreTx", "TransferRecord", "TransferStatus"]

@@ -7,7 +7,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .records import CallRecord, Command, FeedEvent, Message, OutboxEntry, TransferRecord
+from .records import (CallPage, CallQuery, CallRecord, Command, FeedEvent, Message, OutboxEntry,
+                      TransferRecord)
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """The case folding every backend's text search promises: ASCII letters only (SQLite's lower())."""
+    return text.translate(_ASCII_LOWER)
 
 
 class StoreTx(ABC):
@@ -100,6 +108,10 @@ class CallStore(ABC):
     @abstractmethod
     def list_calls(self, limit: int = 50, active_only: bool = False) -> list[CallRecord]:
         """Most recent calls first."""
+
+    @abstractmethod
+    def search_calls(self, query: CallQuery) -> CallPage:
+        """One page of the calls that match every filter of the query, newest first."""
 
     @abstractmethod
     def transfers(self, call_control_id: str) -> list[TransferRecord]:

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .base import CallStore, StoreTx
-from .records import (CallRecord, CallStatus, Command, CommandStatus, FeedEvent, Message, OutboxEntry,
-                      TransferRecord)
+from .base import CallStore, StoreTx, ascii_lower
+from .records import (CallPage, CallQuery, CallRecord, CallStatus, Command, CommandStatus, FeedEvent,
+                      Message, OutboxEntry, TransferRecord)
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -176,6 +176,42 @@ class MemoryStore(CallStore):
             calls = [replace(c) for c in self._tables.calls.values()
                      if not active_only or c.status != CallStatus.ENDED]
         return sorted(calls, key=lambda c: c.created_at, reverse=True)[:limit]
+
+    def search_calls(self, query: CallQuery) -> CallPage:
+        with self._lock:
+            tables = self._tables
+            rules: dict[str, str] = {}
+            for decision in tables.decisions:
+                rules.setdefault(decision["call_control_id"], decision["rule"])
+            said: dict[str, list[str]] = {}
+            for message in tables.messages.values():
+                said.setdefault(message["call_control_id"], []).append(ascii_lower(message["text"]))
+            needle = ascii_lower(query.text) if query.text else None
+
+            def matches(call: CallRecord) -> bool:
+                if query.outcome and call.outcome != query.outcome:
+                    return False
+                ccid = call.call_control_id
+                if query.rule and not any(d["rule"] == query.rule and d["call_control_id"] == ccid
+                                          for d in tables.decisions):
+                    return False
+                if query.since is not None and call.created_at < query.since:
+                    return False
+                if query.until is not None and call.created_at >= query.until:
+                    return False
+                if needle is None:
+                    return True
+                fields_ = (call.from_number, call.to_number, call.call_control_id)
+                return any(needle in ascii_lower(f) for f in fields_ if f) or any(
+                    needle in text for text in said.get(call.call_control_id, []))
+
+            found = sorted((replace(c) for c in tables.calls.values() if matches(c)),
+                           key=lambda c: (c.created_at, c.call_control_id), reverse=True)
+        start = max(query.offset, 0)
+        chosen = found[start:start + max(query.limit, 0)]
+        return CallPage(calls=chosen, total=len(found),
+                        rules={c.call_control_id: rules[c.call_control_id] for c in chosen
+                               if c.call_control_id in rules})
 
     def transfers(self, call_control_id: str) -> list[TransferRecord]:
         with self._lock:

@@ -141,3 +141,30 @@ class FeedEvent:
     kind: str
     call_control_id: str
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallQuery:
+    """A search over past and present calls; every filter is optional and they all must hold.
+
+    `text` matches, ignoring ASCII case, within a caller message, the caller's or the dialled
+    number, or the call's id. `since`/`until` bound the call's start (epoch seconds, until
+    excluded). Results are newest first, `limit` of them after skipping `offset`.
+    """
+
+    outcome: str | None = None
+    rule: str | None = None
+    since: float | None = None
+    until: float | None = None
+    text: str | None = None
+    offset: int = 0
+    limit: int = 25
+
+
+@dataclass(frozen=True)
+class CallPage:
+    """One page of a search: the calls, how many match in all, and the rule that decided each."""
+
+    calls: list[CallRecord]
+    total: int
+    rules: dict[str, str] = field(default_factory=dict)  # call_control_id -> first decision's rule

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -18,10 +18,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from ..errors import StoreError
 from ..sanitize import clean_text, finite_or_none
 from . import schema
-from .base import CallStore, StoreTx
+from .base import CallStore, StoreTx, ascii_lower
 from .migrate import schema_problem, upgrade
-from .records import (CallRecord, CallStatus, Command, CommandStatus, FeedEvent, Message, OutboxEntry,
-                      TransferRecord)
+from .records import (CallPage, CallQuery, CallRecord, CallStatus, Command, CommandStatus, FeedEvent,
+                      Message, OutboxEntry, TransferRecord)
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -232,6 +232,40 @@ class SqlStore(CallStore):
         with self.engine.connect() as conn:
             return [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
 
+    def search_calls(self, query: CallQuery) -> CallPage:
+        calls, decisions = schema.calls.c, schema.decisions.c
+        where: list[Any] = []
+        if query.outcome:
+            where.append(calls.outcome == query.outcome)
+        if query.rule:
+            where.append(exists().where(decisions.call_control_id == calls.call_control_id,
+                                        decisions.rule == query.rule))
+        if query.since is not None:
+            where.append(calls.created_at >= query.since)
+        if query.until is not None:
+            where.append(calls.created_at < query.until)
+        if query.text:
+            # lower() on both sides: ASCII case is ignored on SQLite and PostgreSQL alike.
+            pattern = "%" + like_escape(ascii_lower(query.text)) + "%"
+            said = exists().where(schema.messages.c.call_control_id == calls.call_control_id,
+                                  func.lower(schema.messages.c.text).like(pattern, escape="\\"))
+            where.append(or_(said, *(func.lower(column).like(pattern, escape="\\") for column in
+                                     (calls.from_number, calls.to_number, calls.call_control_id))))
+        page = (select(schema.calls).where(*where)
+                .order_by(calls.created_at.desc(), calls.call_control_id.desc())
+                .offset(max(query.offset, 0)).limit(max(query.limit, 0)))
+        with self.engine.connect() as conn:
+            count = select(func.count()).select_from(schema.calls).where(*where)
+            total = int(conn.execute(count).scalar() or 0)
+            found = [CallRecord(**dict(r)) for r in conn.execute(page).mappings()]
+            ids = [c.call_control_id for c in found]
+            rules: dict[str, str] = {}
+            if ids:
+                for row in conn.execute(select(decisions.call_control_id, decisions.rule)
+                                        .where(decisions.call_control_id.in_(ids)).order_by(decisions.id)):
+                    rules.setdefault(row[0], row[1])
+        return CallPage(calls=found, total=total, rules=rules)
+
     def transfers(self, call_control_id: str) -> list[TransferRecord]:
         with self.engine.connect() as conn:
             return _transfers(conn, call_control_id)
@@ -312,6 +346,11 @@ def storable(table: Any, values: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, float):
             result[name] = finite_or_none(value)
     return result
+
+
+def like_escape(text: str) -> str:
+    """Text taken literally inside a LIKE pattern (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _make_engine(url: str, schema_name: str | None) -> Engine:

@@ -1,25 +1,27 @@
-"""Who may read call records: a bearer token (API clients) or a signed session (the dashboard).
+"""Who may read call records: a bearer token (API clients) or a signed session (the console).
 
 The token never travels in a URL, where it would land in access logs, proxies and browser
 history. A person signs in once with a form that POSTs the token; Flask's signed session cookie
 (HttpOnly, SameSite=Strict) then carries a digest of it, so changing LIFELINE_API_TOKEN signs
-everyone out.
+everyone out. The session also holds a random CSRF token: every request that changes state on
+the strength of the cookie must present it (a form field or the X-CSRF-Token header).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from datetime import timedelta
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request, session, url_for
-from flask.typing import ResponseReturnValue
+from flask import Flask, current_app, session
 
 from .config import Settings
 
-bp = Blueprint("console", __name__)
 SESSION_HOURS = 8
+CSRF_HEADER = "X-CSRF-Token"
 _SESSION_KEY = "api"
+_CSRF_KEY = "csrf"
 
 
 def configure_sessions(app: Flask, settings: Settings) -> None:
@@ -43,37 +45,33 @@ def signed_in(expected: str) -> bool:
     return isinstance(mark, str) and hmac.compare_digest(mark, _digest(expected))
 
 
-def _digest(token: str) -> str:
-    # The cookie is signed but readable: it holds a digest, never the token itself.
-    return hmac.new(current_app.secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()  # type: ignore[union-attr]
-
-
-@bp.get("/dashboard")
-def dashboard() -> ResponseReturnValue:
-    """The live-calls page once signed in; the sign-in form otherwise."""
-    expected = current_app.extensions["lifeline"].settings.api_token
-    if not expected:
-        return render_template("signin.html", error="The dashboard is off: set LIFELINE_API_TOKEN."), 403
-    if not signed_in(expected):
-        return render_template("signin.html", error=None)
-    return render_template("dashboard.html")
-
-
-@bp.post("/dashboard/signin")
-def sign_in() -> ResponseReturnValue:
-    """Check the token from the form and open a session; 403 and the form again if it is wrong."""
-    expected = current_app.extensions["lifeline"].settings.api_token
-    given = request.form.get("token", "")
-    if not expected or not token_matches(given, expected):
-        return render_template("signin.html", error="Wrong token."), 403
+def open_session(expected: str) -> None:
+    """Start a fresh session (a new CSRF token too) for a person who gave the right token."""
     session.clear()
     session.permanent = True
     session[_SESSION_KEY] = _digest(expected)
-    return redirect(url_for("console.dashboard"), code=303)
+    session[_CSRF_KEY] = secrets.token_urlsafe(32)
 
 
-@bp.post("/dashboard/signout")
-def sign_out() -> ResponseReturnValue:
-    """Close the session."""
+def close_session() -> None:
+    """Forget the session."""
     session.clear()
-    return redirect(url_for("console.dashboard"), code=303)
+
+
+def csrf_token() -> str:
+    """This session's CSRF token, for forms and the X-CSRF-Token header."""
+    token = session.get(_CSRF_KEY)
+    if not isinstance(token, str):
+        token = session[_CSRF_KEY] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_ok(given: str | None) -> bool:
+    """True when `given` is this session's CSRF token."""
+    token = session.get(_CSRF_KEY)
+    return isinstance(token, str) and isinstance(given, str) and hmac.compare_digest(given, token)
+
+
+def _digest(token: str) -> str:
+    # The cookie is signed but readable: it holds a digest, never the token itself.
+    return hmac.new(current_app.secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()  # type: ignore[union-attr]

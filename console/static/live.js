@@ -1,0 +1,187 @@
+// The live view: starts from the server's snapshot, then follows the feed (Server-Sent Events).
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  const L = window.Lifeline;
+  const boot = L.boot();
+  const names = boot.names;
+  const name = (kind, value) => L.readable(names, kind, value);
+  const KINDS = ["call.started", "message", "decision", "transfer", "listening", "call.ended"];
+  const SPARK = {w: 120, h: 28, n: 24};
+  const calls = new Map();
+  const gone = new Set();  // calls that ended while the page was open (their stragglers are ignored)
+  const GONE_MAX = 5000;
+  const ended = [];
+  let lastId = boot.snapshot.after;
+
+  const newCall = (id, from, to, startedAt, status) => {
+    const call = {id, from, to, started: Date.parse(startedAt) || Date.now(), status: status || "answering",
+                  listening: null, scores: [], last: null, decision: null, transfer: null, failed: 0};
+    calls.set(id, call);
+    return call;
+  };
+
+  const apply = (ev) => {
+    const id = ev.call_control_id, d = ev.data || {};
+    if (ev.type === "call.ended") {
+      const call = calls.get(id);
+      calls.delete(id);
+      gone.add(id);
+      // A page left open for days forgets the oldest ended calls (a Set iterates in insertion order).
+      if (gone.size > GONE_MAX) gone.delete(gone.values().next().value);
+      if (call) ended.unshift({call, outcome: d.outcome, at: ev.at});
+      ended.splice(8);
+      return;
+    }
+    if (gone.has(id)) return;  // a straggler of a call that has left the list
+    const call = calls.get(id) || newCall(id, d.from, d.to, ev.at);
+    switch (ev.type) {
+      case "call.started":
+        call.from = d.from || call.from; call.to = d.to || call.to;
+        break;
+      case "message":
+        if (d.party === "caller" && typeof d.score === "number") call.scores.push(d.score);
+        call.last = {party: d.party, text: d.text, score: d.score};
+        if (call.status === "answering") call.status = "menu";
+        break;
+      case "decision":
+        call.decision = {rule: d.rule, reason: d.reason};
+        call.status = "transferring";
+        break;
+      case "transfer":
+        if (d.status === "failed") call.failed += 1;
+        call.transfer = {attempt: d.attempt, to: d.to, status: d.status, cause: d.cause};
+        if (d.status === "connected") call.status = "transferred";
+        else if (d.status === "requested" || d.status === "ringing") call.status = "transferring";
+        else if (d.status === "failed") call.status = "menu";
+        break;
+      case "listening":
+        call.listening = d.state === "resumed" ? null : d.state;
+        break;
+    }
+  };
+
+  const upset = (call) => {
+    const s = call.scores;
+    if (!s.length) return false;
+    const recent = s.slice(-3);
+    return s[s.length - 1] <= -0.3 || recent.reduce((a, b) => a + b, 0) / recent.length <= -0.2;
+  };
+
+  // Higher first: a transfer that failed, a listener lost, an upset caller, an agent ringing.
+  const attention = (call) => {
+    const t = call.transfer;
+    if (t && t.status === "failed") return {level: 4, label: "No agent answered"};
+    if (call.listening === "lost") return {level: 3, label: "Not listening"};
+    const ringing = t && (t.status === "requested" || t.status === "ringing");
+    if (upset(call) && call.status !== "transferred") {
+      return {level: 3, label: ringing ? "Upset · agent ringing" : "Upset caller"};
+    }
+    if (ringing) return {level: 2, label: call.failed ? "Next agent ringing" : "Agent ringing"};
+    if (call.listening === "paused") return {level: 1, label: "Listening paused"};
+    if (call.status === "transferred") return {level: -1, label: "With an agent"};
+    return {level: 0, label: "Calm"};
+  };
+
+  const sparkline = (scores) => {
+    const box = L.svg("svg", {width: SPARK.w, height: SPARK.h, viewBox: `0 0 ${SPARK.w} ${SPARK.h}`,
+                              class: "spark", role: "img"});
+    const y = (v) => (1 - (Math.max(-1, Math.min(1, v)) + 1) / 2) * (SPARK.h - 4) + 2;
+    box.append(L.svg("line", {x1: 0, x2: SPARK.w, y1: y(0), y2: y(0), class: "zero"}));
+    const shown = scores.slice(-SPARK.n);
+    if (!shown.length) return box;
+    // The newest message at the right edge; the line grows leftwards as the caller talks.
+    const step = shown.length > 1 ? Math.min((SPARK.w - 6) / (shown.length - 1), 24) : 0;
+    const x = (i) => SPARK.w - 3 - (shown.length - 1 - i) * step;
+    const points = shown.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`);
+    box.append(L.svg("polyline", {points: points.join(" "), class: "line"}));
+    const last = shown[shown.length - 1];
+    box.append(L.svg("circle", {cx: x(shown.length - 1), cy: y(last), r: 2.5,
+                                class: last <= -0.2 ? "dot neg" : last > 0.05 ? "dot pos" : "dot"}));
+    const title = L.svg("title");
+    title.textContent = "caller's mood, message by message: " + shown.map((v) => v.toFixed(2)).join(", ");
+    box.append(title);
+    return box;
+  };
+
+  const row = (call) => {
+    const a = attention(call);
+    const tr = L.el("tr", "level-" + (a.level < 0 ? "done" : a.level));
+    tr.dataset.call = call.id;
+    const cell = (child, cls) => { const td = L.el("td", cls); if (child) td.append(child); return td; };
+    const link = L.el("a", null, call.from || "unknown");
+    link.href = "/dashboard/calls/" + encodeURIComponent(call.id);
+    const since = L.el("span", "elapsed", L.clock((Date.now() - call.started) / 1000));
+    since.dataset.started = String(call.started);
+    const last = call.scores.length ? call.scores[call.scores.length - 1] : null;
+    const mood = L.el("span", "mood");
+    mood.append(sparkline(call.scores),
+                L.el("span", "score" + (last === null ? "" : last <= -0.2 ? " neg" : last > 0.05 ? " pos" : ""),
+                     last === null ? "" : (last > 0 ? "+" : "") + last.toFixed(2)));
+    const words = L.el("span", "words");
+    if (call.last) words.append(L.el("span", "party", name("party", call.last.party)), L.el("span", "text", call.last.text));
+    let transfer = null;
+    if (call.transfer) {
+      transfer = L.el("span", "transfer " + call.transfer.status,
+                      name("transfer", call.transfer.status) + " · " + call.transfer.to +
+                      (call.transfer.cause ? " (" + name("cause", call.transfer.cause) + ")" : ""));
+    }
+    const state = name("status", call.status) + (call.listening ? " · " + name("listening", call.listening) : "");
+    const decided = call.decision ? L.el("div", "rule", name("rule", call.decision.rule)) : null;
+    const transferCell = cell(transfer, "transfer-cell");
+    if (decided) transferCell.append(decided);
+    tr.append(cell(L.el("span", "badge", a.label)), cell(link), cell(since), cell(null, "state"),
+              cell(mood), cell(words), transferCell);
+    tr.children[3].textContent = state;
+    return {tr, a, last};
+  };
+
+  let pending = false;
+  const render = () => {
+    pending = false;
+    const rows = [...calls.values()].map(row);
+    rows.sort((x, y) => y.a.level - x.a.level || (x.last ?? 0) - (y.last ?? 0)
+              || Number(x.tr.querySelector(".elapsed").dataset.started) - Number(y.tr.querySelector(".elapsed").dataset.started));
+    document.getElementById("calls").replaceChildren(...rows.map((r) => r.tr));
+    document.getElementById("empty").hidden = rows.length > 0;
+    document.getElementById("count").textContent = rows.length === 1 ? "1 call on the line" : rows.length + " calls on the line";
+    document.getElementById("ended").replaceChildren(...ended.map((e) => {
+      const li = L.el("li");
+      const link = L.el("a", null, e.call.from || "unknown");
+      link.href = "/dashboard/calls/" + encodeURIComponent(e.call.id);
+      li.append(link, L.el("span", "muted", " · " + name("outcome", e.outcome) + " · " + L.localTime(e.at)));
+      return li;
+    }));
+  };
+  const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(render); } };
+
+  for (const c of boot.snapshot.calls) {
+    const call = newCall(c.call_control_id, c.from, c.to, c.started_at, c.status);
+    call.listening = c.listening === "resumed" ? null : c.listening;
+    for (const ev of c.events) apply(ev);
+    call.status = c.status;  // the store knows better than the replay (the menu, say)
+  }
+  render();
+
+  const source = new EventSource("/api/events?after=" + encodeURIComponent(lastId));
+  for (const kind of KINDS) {
+    source.addEventListener(kind, (message) => {
+      const id = Number(message.lastEventId);
+      if (id && id <= lastId) return;  // already applied
+      lastId = id || lastId;
+      apply(JSON.parse(message.data));
+      schedule();
+    });
+  }
+  source.onopen = () => L.feedState("live", "live");
+  source.onerror = () => {
+    // The browser retries by itself unless the server refused outright (signed out, say).
+    if (source.readyState === EventSource.CLOSED) L.feedState("closed", "disconnected: reload the page");
+    else L.feedState("connecting", "reconnecting…");
+  };
+  // The clock on each row moves locally: nothing is asked of the server.
+  setInterval(() => {
+    for (const node of document.querySelectorAll(".elapsed")) {
+      node.textContent = L.clock((Date.now() - Number(node.dataset.started)) / 1000);
+    }
+  }, 1000);
+});

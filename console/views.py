@@ -1,0 +1,245 @@
+"""The console's pages: sign-in, live calls, history, one call; and the call page's two actions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, request, send_file, url_for
+from flask.typing import ResponseReturnValue
+from markupsafe import Markup
+from werkzeug.wrappers import Response
+
+from conversation import transcripts
+from conversation.pause import PauseError
+from ivr.events import ID_MAX
+from ivr.sanitize import clean_text
+from ivr.sessions import close_session, csrf_ok, csrf_token, open_session, signed_in, token_matches
+from ivr.store import CallQuery, CallRecord
+
+from . import names
+from .charts import sentiment_chart
+from .live import snapshot
+
+bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/dashboard/static")
+
+PAGE_SIZE = 25
+TEXT_MAX = 200
+# Only our own files: no inline script or style, no other origin, no framing, forms post here only.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "media-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+_OPEN = {"console.sign_in", "console.static"}
+
+
+def _expected_token() -> str | None:
+    token: str | None = current_app.extensions["lifeline"].settings.api_token
+    return token
+
+
+@bp.before_request
+def gate() -> ResponseReturnValue | None:
+    """Every page but the sign-in form and our static files needs a session."""
+    expected = _expected_token()
+    if request.endpoint == "console.static":
+        return None
+    if not expected:
+        return render_template("console/signin.html", error="The console is off: set LIFELINE_API_TOKEN.",
+                               next=None), 403
+    if request.endpoint in _OPEN or signed_in(expected):
+        return None
+    if request.method == "GET":
+        return render_template("console/signin.html", error=None, next=request.path)
+    return render_template("console/signin.html", error="Sign in first.", next=None), 403
+
+
+@bp.after_request
+def security_headers(response: Response) -> Response:
+    """A strict policy on every console response: caller text can never run as script."""
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    if request.endpoint != "console.static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.app_template_filter("when")
+def when(epoch: float | None) -> Markup:
+    """A <time> element: ISO-8601 for machines (and the script, which shows local time), UTC text."""
+    if epoch is None:
+        return Markup("")
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return Markup('<time datetime="{}">{}</time>').format(
+        moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        moment.strftime("%Y-%m-%d %H:%M:%S UTC"))
+
+
+@bp.app_template_filter("clock")
+def clock(seconds: float | None) -> str:
+    """Seconds as m:ss (h:mm:ss past an hour)."""
+    total = int(round(seconds or 0.0))
+    hours, rest = divmod(total, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+@bp.app_context_processor
+def helpers() -> dict[str, Any]:
+    """What every console template may use."""
+    return {"readable": names.readable, "csrf_token": csrf_token}
+
+
+@bp.get("/dashboard")
+def live() -> ResponseReturnValue:
+    """Live calls, most in need of attention first (the page's script follows the feed)."""
+    lifeline, outputs = current_app.extensions["lifeline"], current_app.extensions["conversation"]
+    boot = {"snapshot": snapshot(lifeline.store, outputs.feed), "names": names.for_script()}
+    return render_template("console/live.html", page="live", boot=boot)
+
+
+@bp.get("/dashboard/history")
+def history() -> ResponseReturnValue:
+    """Past and present calls: search by words or number, filter by outcome, rule and dates."""
+    lifeline = current_app.extensions["lifeline"]
+    form = {k: request.args.get(k, "").strip() for k in ("q", "outcome", "rule", "from", "to")}
+    problems: list[str] = []
+    query = _query(form, problems)
+    page_no = _page_number(problems)
+    status = 400 if problems else 200
+    found = lifeline.store.search_calls(CallQuery(**{**query, "offset": (page_no - 1) * PAGE_SIZE,
+                                                     "limit": PAGE_SIZE})) if not problems else None
+    # The rules of the file, and any other one on screen or asked for (from an older rules file).
+    rules = sorted({rule.name for rule in lifeline.services.rules.rules} | {form["rule"]} - {""}
+                   | set(found.rules.values() if found else ()))
+    pages = max(1, -(-found.total // PAGE_SIZE)) if found else 1
+    return render_template("console/history.html", page="history", form=form, problems=problems, found=found,
+                           page_no=page_no, pages=pages, page_size=PAGE_SIZE, rules=rules,
+                           outcomes=list(names.OUTCOME), link=_page_link), status
+
+
+def _query(form: dict[str, str], problems: list[str]) -> dict[str, Any]:
+    query: dict[str, Any] = {"text": clean_text(form["q"])[:TEXT_MAX] or None,
+                             "outcome": form["outcome"] or None, "rule": form["rule"] or None}
+    if query["outcome"] and query["outcome"] not in names.OUTCOME:
+        problems.append(f"unknown outcome {form['outcome']!r}: choose one of the list")
+    for key, bound, shift in (("from", "since", 0), ("to", "until", 1)):
+        if form[key]:
+            try:
+                day = datetime.strptime(form[key], "%Y-%m-%d").replace(tzinfo=UTC)
+            except ValueError:
+                problems.append(f"{key} must be a date as YYYY-MM-DD, not {form[key]!r}")
+                continue
+            query[bound] = (day + timedelta(days=shift)).timestamp()  # `to` includes its whole day
+    return query
+
+
+def _page_number(problems: list[str]) -> int:
+    raw = request.args.get("page", "1")
+    if raw.isdigit() and 1 <= int(raw) <= 100_000:
+        return int(raw)
+    problems.append(f"page must be a whole number from 1, not {raw!r}")
+    return 1
+
+
+def _page_link(form: dict[str, str], page_no: int) -> str:
+    values: dict[str, Any] = {k: v for k, v in form.items() if v}
+    return url_for("console.history", page=page_no, **values)
+
+
+@bp.get("/dashboard/calls/<call_control_id>")
+def call_page(call_control_id: str) -> ResponseReturnValue:
+    """One call: transcript of both parties, sentiment over time, decision, transfers, recording, summary."""
+    lifeline, outputs = current_app.extensions["lifeline"], current_app.extensions["conversation"]
+    after = outputs.feed.last_id()  # first: what is stored after this reaches the page as an event
+    call = _find(call_control_id)
+    if call is None:
+        return render_template("console/missing.html", page="call", call_control_id=call_control_id), 404
+    doc = transcripts.transcript(call, outputs.feed)
+    for message in doc["messages"]:
+        message["intent_names"] = [names.readable("intent", i) for i in message.get("intents") or []]
+    end = call.ended_at or max([call.updated_at] + [float(m.get("end") or 0) + call.created_at
+                                                    for m in doc["messages"]])
+    duration = end - call.created_at
+    summary = outputs.summaries.get(call.call_control_id)
+    return render_template(
+        "console/call.html", page="call", call=call, transcript=doc, duration=duration,
+        chart=sentiment_chart(doc["messages"], duration),
+        decisions=lifeline.store.decisions(call.call_control_id),
+        transfers=lifeline.store.transfers(call.call_control_id),
+        summary=summary["summary"] if summary else None,
+        email=summary["email"] if summary else None, recording=_recording_file(call) is not None,
+        boot={"call": call.call_control_id, "after": after, "active": call.is_active})
+
+
+@bp.get("/dashboard/calls/<call_control_id>/recording")
+def recording(call_control_id: str) -> ResponseReturnValue:
+    """The call's kept voicemail recording (audio), for the call page's player."""
+    call = _find(call_control_id)
+    path = _recording_file(call) if call is not None else None
+    if path is None:
+        return render_template("console/missing.html", page="call", call_control_id=call_control_id), 404
+    return send_file(path, conditional=True)
+
+
+@bp.post("/dashboard/calls/<call_control_id>/listening")
+def listening(call_control_id: str) -> ResponseReturnValue:
+    """Pause or resume listening from the call page (a form with the session's CSRF token)."""
+    if not csrf_ok(request.form.get("csrf")):
+        return render_template("console/signin.html", error="This form is stale or did not come from the "
+                               "console: reload the call page and try again.", next=None), 403
+    paused = request.form.get("paused")
+    if paused not in ("1", "0"):
+        return render_template("console/missing.html", page="call", call_control_id=call_control_id,
+                               problem="send paused=1 or paused=0"), 400
+    try:
+        control = current_app.extensions["conversation"].control
+        control.set_paused(call_control_id, paused == "1", by="console")
+    except PauseError as exc:
+        return render_template("console/missing.html", page="call", call_control_id=call_control_id,
+                               problem=str(exc)), exc.status
+    return redirect(url_for("console.call_page", call_control_id=call_control_id), code=303)
+
+
+@bp.post("/dashboard/signin")
+def sign_in() -> ResponseReturnValue:
+    """Check the token from the form and open a session; 403 and the form again if it is wrong."""
+    expected = _expected_token()
+    given = request.form.get("token", "")
+    if not expected or not token_matches(given, expected):
+        return render_template("console/signin.html", error="Wrong token.", next=None), 403
+    open_session(expected)
+    target = request.form.get("next", "")
+    # Only a page of the console: never another site, never a scheme-relative //host.
+    if not (target.startswith("/dashboard") and not target.startswith("//") and "\\" not in target):
+        target = url_for("console.live")
+    return redirect(target, code=303)
+
+
+@bp.post("/dashboard/signout")
+def sign_out() -> ResponseReturnValue:
+    """Close the session (the form carries the CSRF token: nobody else can sign you out)."""
+    if not csrf_ok(request.form.get("csrf")):
+        return render_template("console/signin.html", next=None,
+                               error="Sign-out refused: reload the page and try again."), 403
+    close_session()
+    return redirect(url_for("console.live"), code=303)
+
+
+def _find(call_control_id: str) -> CallRecord | None:
+    # An id no call can have is not looked up (PostgreSQL refuses a NUL with an error).
+    if clean_text(call_control_id) != call_control_id or len(call_control_id) > ID_MAX:
+        return None
+    call: CallRecord | None = current_app.extensions["lifeline"].store.get_call(call_control_id)
+    return call
+
+
+def _recording_file(call: CallRecord | None) -> Path | None:
+    """The kept recording's file, only when it lies in the recordings directory."""
+    if call is None or call.recording_status != "kept" or not call.recording_path:
+        return None
+    root = Path(current_app.extensions["lifeline"].settings.recordings_dir).resolve()
+    path = Path(call.recording_path)
+    path = (path if path.is_absolute() else root / path).resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None

@@ -1,0 +1,224 @@
+"""The supervisor console in a real browser: headless Chromium driven by Selenium.
+
+Calls come from the emulator (real signed webhooks to the served app), and the pages follow
+them through the live feed. Skipped with the install command where Chromium is missing; CI
+installs it (`.ci/run`) and makes these tests mandatory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver import Chrome
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from simulator.runner import Simulation
+
+from .browser import chromium, chromium_or_skip, click, sign_in, wait_for, wait_for_feed
+
+pytestmark = pytest.mark.browser
+TOKEN = "test-token"  # the `live` fixture's API token
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def browser() -> Iterator[Chrome]:
+    """A fresh headless Chromium."""
+    paths = chromium_or_skip()
+    with chromium(paths) as driver:
+        yield driver
+
+
+def base(live: Simulation) -> str:
+    return str(live.config["LIFELINE_PUBLIC_URL"])
+
+
+def rows(driver: WebDriver) -> list[dict[str, str]]:
+    """The live table's rows, top first: text and class (read at once: the table is redrawn often)."""
+    found: list[dict[str, str]] = driver.execute_script(
+        "return [...document.querySelectorAll('#calls tr')]"
+        ".map(r => ({text: r.innerText, cls: r.className}))")
+    return found
+
+
+def row_of(driver: WebDriver, number: str) -> str:
+    """The live table's row text for this caller ('' when absent)."""
+    return next((r["text"] for r in rows(driver) if number in r["text"]), "")
+
+
+def policy_violations(driver: Chrome) -> list[str]:
+    """Console messages of the browser about the Content-Security-Policy (an inline script, say)."""
+    # selenium leaves get_log untyped
+    entries: list[dict[str, object]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return [str(e["message"]) for e in entries if "Content Security Policy" in str(e["message"])]
+
+
+def no_alert(driver: WebDriver) -> bool:
+    try:
+        _ = driver.switch_to.alert  # raises when there is none
+    except NoAlertPresentException:
+        return True
+    return False
+
+
+def test_signing_in_shows_live_calls_that_appear_update_and_leave_without_reloading(
+        live: Simulation, browser: Chrome) -> None:
+    browser.get(base(live) + "/dashboard")
+    assert browser.find_elements(By.ID, "token"), "the console asks for the token first"
+    sign_in(browser, base(live), TOKEN)
+    cookie = browser.get_cookie("session")
+    assert cookie is not None and cookie["httpOnly"]
+    assert TOKEN not in browser.current_url
+    wait_for_feed(browser)
+    browser.execute_script("window.stillTheSamePage = true")  # a reload would lose this
+
+    leg = live.emulator.incoming_call(from_="+15557770001")
+    wait_for(browser, lambda d: row_of(d, "+15557770001"), what="the new call's row")
+    assert live.emulator.wait_for_gather(leg, 10)
+    live.emulator.say(leg, "I want to check the balance on my savings account", 1.0)
+    wait_for(browser, lambda d: "balance on my savings" in row_of(d, "+15557770001"),
+             what="the caller's words")
+    assert "Calm" in row_of(browser, "+15557770001")
+    assert browser.find_elements(By.CSS_SELECTOR, "#calls tr svg.spark polyline, #calls tr svg.spark circle")
+
+    live.emulator.caller_hangs_up(leg)
+    wait_for(browser, lambda d: not row_of(d, "+15557770001"), what="the ended call to leave the live list")
+    ended = browser.find_element(By.ID, "ended").text
+    assert "+15557770001" in ended and "Finished in the menu" in ended
+    assert browser.execute_script("return window.stillTheSamePage === true"), "the page reloaded"
+
+
+def test_a_failed_transfer_tops_the_list_above_a_calm_caller(live: Simulation, browser: Chrome) -> None:
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    calm = live.emulator.incoming_call(from_="+15557770011")
+    upset = live.emulator.incoming_call(from_="+15557770022", agent="busy")
+    for leg in (calm, upset):
+        assert live.emulator.wait_for_gather(leg, 10)
+    live.emulator.say(calm, "Hello, I would like to hear my options please", 1.0)
+    live.emulator.say(upset, "This is ridiculous, I am furious, get me a real person now", 1.0)
+    wait_for(browser, lambda d: "No agent answered" in row_of(d, "+15557770022"), timeout=30,
+             what="the failed transfer to be flagged")
+    top = rows(browser)[0]
+    assert "+15557770022" in top["text"] and top["cls"] == "level-4"
+    assert "Agent did not answer" in top["text"]
+    for leg in (calm, upset):
+        live.emulator.caller_hangs_up(leg)
+
+
+def test_a_caller_saying_a_script_tag_is_shown_as_text_and_never_run(live: Simulation,
+                                                                      browser: Chrome) -> None:
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    leg = live.emulator.incoming_call(from_="+15557770033")
+    assert live.emulator.wait_for_gather(leg, 10)
+    live.emulator.say(leg, XSS, 1.0)
+    wait_for(browser, lambda d: XSS in row_of(d, "+15557770033"), what="the words shown as text")
+    assert no_alert(browser)
+
+    click(browser, By.LINK_TEXT, "+15557770033")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "transcript"), what="the call page")
+    assert XSS in browser.find_element(By.ID, "transcript").text and no_alert(browser)
+    live.emulator.caller_hangs_up(leg)
+
+    browser.get(base(live) + "/dashboard/history?q=alert(1)")
+    assert "+15557770033" in browser.find_element(By.CSS_SELECTOR, "table.history").text and no_alert(browser)
+    # Nothing the caller said became markup: the only scripts are our own files and the JSON data block.
+    for script in browser.find_elements(By.TAG_NAME, "script"):
+        assert script.get_attribute("src") or script.get_attribute("type") == "application/json"
+    assert policy_violations(browser) == []
+
+
+def test_history_search_finds_a_call_and_its_page_tells_the_whole_story(live: Simulation,
+                                                                        browser: Chrome) -> None:
+    plain = live.emulator.incoming_call(from_="+15557770044")
+    angry = live.emulator.incoming_call(from_="+15557770055")
+    for leg in (plain, angry):
+        assert live.emulator.wait_for_gather(leg, 10)
+    live.emulator.say(plain, "What time does the branch open on Saturday?", 1.0)
+    live.emulator.say(angry, "I want a refund, this is outrageous, let me speak to a human", 1.0)
+    deadline = time.monotonic() + 15
+    while angry.transcription_tracks != "both" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert angry.transcription_tracks == "both", "the caller was never put through and both parties heard"
+    live.emulator.agent_says(angry, "Hello, I can sort out that refund for you right away", 1.0)
+    live.emulator.say(angry, "Thank you, that is a relief", 1.0)
+    live.emulator.caller_hangs_up(plain)
+    live.emulator.caller_hangs_up(angry)
+    assert live.emulator.idle(10)
+
+    sign_in(browser, base(live), TOKEN, "/dashboard/history")
+    box = browser.find_element(By.NAME, "q")
+    box.send_keys("REFUND")
+    box.submit()
+    wait_for(browser, lambda d: "REFUND" in d.current_url, what="the search")
+    table = browser.find_element(By.CSS_SELECTOR, "table.history").text
+    assert "+15557770055" in table and "+15557770044" not in table
+    assert "Put through to an agent" in table
+    click(browser, By.CSS_SELECTOR, "table.history tbody a")
+
+    wait_for(browser, lambda d: d.find_elements(By.ID, "transcript"), what="the call page")
+    page = browser.find_element(By.TAG_NAME, "main").text
+    assert "Call from +15557770055" in page
+    transcript = browser.find_element(By.ID, "transcript").text
+    assert "Caller" in transcript and "Agent" in transcript and "sort out that refund" in transcript
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.chart polyline.line.caller")
+    assert "Asked for a person, to leave or to complain" in page  # the rule, in words
+    assert "Connected" in page and "+15550001111" in page  # the transfer attempt
+    assert "Topics" in page  # the summary
+    assert "caller_intent" not in page and "_after_agents" not in page
+    stamp = browser.find_element(By.CSS_SELECTOR, "time[datetime]")
+    assert stamp.get_attribute("title") == stamp.get_attribute("datetime") and "UTC" not in stamp.text
+
+
+def test_pausing_and_resuming_from_the_call_page(live: Simulation, browser: Chrome) -> None:
+    leg = live.emulator.incoming_call(from_="+15557770066")
+    assert live.emulator.wait_for_gather(leg, 10)
+    sign_in(browser, base(live), TOKEN, f"/dashboard/calls/{leg.call_control_id}")
+    click(browser, By.ID, "pause")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "resume"), what="the resume button")
+    assert "Paused" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
+    assert live.app is not None
+    assert live.app.extensions["lifeline"].store.get_call(leg.call_control_id).listening == "paused"
+    click(browser, By.ID, "resume")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "pause"), what="the pause button")
+    # The page of a call on the line follows its events: new words show up without a click.
+    wait_for_feed(browser)
+    live.emulator.say(leg, "I would like to order a new debit card", 1.0)
+    wait_for(browser, lambda d: "new debit card" in d.find_element(By.TAG_NAME, "main").text,
+             what="the new words on the call page")
+    live.emulator.caller_hangs_up(leg)
+    assert policy_violations(browser) == []
+
+
+def test_a_message_left_after_no_agent_answered_plays_on_the_call_page(live: Simulation,
+                                                                       browser: Chrome) -> None:
+    leg = live.emulator.incoming_call(from_="+15557770077", agent="busy")
+    assert live.emulator.wait_for_gather(leg, 10)
+    live.emulator.say(leg, "This is useless, I want to talk to a real person now", 1.0)
+    deadline = time.monotonic() + 20
+    while leg.gather is not None and time.monotonic() < deadline:  # the main menu's gather ends first
+        time.sleep(0.05)
+    assert live.emulator.wait_for_gather(leg, 20), "no apology menu after the agents"
+    live.emulator.press(leg, "2")  # leave a message
+    while leg.recording is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert leg.recording is not None, "the message was never recorded"
+    live.emulator.say(leg, "Please call me back about my card", 2.0)
+    live.emulator.caller_hangs_up(leg)
+    assert live.app is not None
+    store = live.app.extensions["lifeline"].store
+    while store.get_call(leg.call_control_id).recording_status != "kept" and time.monotonic() < deadline + 10:
+        time.sleep(0.05)
+
+    sign_in(browser, base(live), TOKEN, f"/dashboard/calls/{leg.call_control_id}")
+    assert "Left a message" in browser.find_element(By.TAG_NAME, "main").text
+    browser.execute_script("document.querySelector('audio').load()")
+    wait_for(browser, lambda d: d.execute_script(
+        "const a = document.querySelector('audio'); return a.readyState >= 1 && a.duration > 0"),
+        what="the recording to load in the player")
+    assert policy_violations(browser) == []
