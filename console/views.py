@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, send_file, url_for
@@ -14,6 +15,7 @@ from werkzeug.wrappers import Response
 from conversation import transcripts
 from conversation.pause import PauseError
 from ivr.events import ID_MAX
+from ivr.recording_sinks import SinkError
 from ivr.sanitize import clean_text
 from ivr.sessions import close_session, csrf_ok, csrf_token, open_session, signed_in, token_matches
 from ivr.store import CallQuery, CallRecord
@@ -21,6 +23,8 @@ from ivr.store import CallQuery, CallRecord
 from . import names
 from .charts import sentiment_chart
 from .live import snapshot
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
                static_url_path="/dashboard/static")
@@ -169,7 +173,7 @@ def call_page(call_control_id: str) -> ResponseReturnValue:
         decisions=lifeline.store.decisions(call.call_control_id),
         transfers=lifeline.store.transfers(call.call_control_id),
         summary=summary["summary"] if summary else None,
-        email=summary["email"] if summary else None, recording=_recording_file(call) is not None,
+        email=summary["email"] if summary else None, recording=_has_recording(call),
         boot={"call": call.call_control_id, "after": after, "active": call.is_active})
 
 
@@ -177,10 +181,12 @@ def call_page(call_control_id: str) -> ResponseReturnValue:
 def recording(call_control_id: str) -> ResponseReturnValue:
     """The call's kept voicemail recording (audio), for the call page's player."""
     call = _find(call_control_id)
-    path = _recording_file(call) if call is not None else None
-    if path is None:
+    audio = _recording_audio(call)
+    if audio is None:
         return render_template("console/missing.html", page="call", call_control_id=call_control_id), 404
-    return send_file(path, conditional=True)
+    wav = audio[:4] == b"RIFF"
+    return send_file(io.BytesIO(audio), mimetype="audio/wav" if wav else "audio/mpeg", conditional=True,
+                     download_name=f"recording.{'wav' if wav else 'mp3'}")
 
 
 @bp.post("/dashboard/calls/<call_control_id>/listening")
@@ -235,11 +241,22 @@ def _find(call_control_id: str) -> CallRecord | None:
     return call
 
 
-def _recording_file(call: CallRecord | None) -> Path | None:
-    """The kept recording's file, only when it lies in the recordings directory."""
-    if call is None or call.recording_status != "kept" or not call.recording_path:
+def _has_recording(call: CallRecord | None) -> bool:
+    """Whether the call has a kept recording to offer (read only when the player asks for it)."""
+    return call is not None and call.recording_status == "kept" and bool(call.recording_path)
+
+
+def _recording_audio(call: CallRecord | None) -> bytes | None:
+    """The kept recording's bytes, from wherever the recordings sink keeps them (a directory or a
+    bucket); the sink refuses a location that is not its own, e.g. a path outside its directory."""
+    if call is None or not _has_recording(call):
         return None
-    root = Path(current_app.extensions["lifeline"].settings.recordings_dir).resolve()
-    path = Path(call.recording_path)
-    path = (path if path.is_absolute() else root / path).resolve()
-    return path if path.is_relative_to(root) and path.is_file() else None
+    keeper = current_app.extensions["lifeline"].services.recordings
+    if keeper is None:
+        return None
+    try:
+        audio: bytes = keeper.sink.get(call.recording_path)
+    except SinkError as exc:
+        log.warning("recording of %s not served: %s", call.call_control_id, exc)
+        return None
+    return audio

@@ -307,3 +307,28 @@ def test_a_page_number_past_the_last_says_so(console_app: Flask) -> None:
     seed(console_app)
     page = signed_in_client(console_app).get("/dashboard/history?page=9").get_data(as_text=True)
     assert "Page 9 is past the last one (1)" in page
+
+
+def test_a_recording_kept_in_a_bucket_plays_from_the_bucket(console_app: Flask,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    moto = pytest.importorskip("moto")
+    import boto3
+
+    from ivr.recording_sinks import BucketSink
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    seed(console_app)
+    lifeline = console_app.extensions["lifeline"]
+    with moto.mock_aws():
+        boto3.client("s3").create_bucket(Bucket="voicemail")
+        sink = BucketSink("voicemail", "calls")
+        location = sink.put("v3-calm.wav", b"RIFF....WAVEfmt ", "audio/wav")
+        monkeypatch.setattr(lifeline.services.recordings, "sink", sink)
+        with lifeline.store.unit() as tx:
+            tx.update_call("v3:calm", recording_status="kept", recording_path=location)
+        client = signed_in_client(console_app)
+        with client.get("/dashboard/calls/v3:calm/recording") as played:
+            assert played.status_code == 200 and played.data == b"RIFF....WAVEfmt "
+            assert played.mimetype == "audio/wav"
