@@ -33,10 +33,13 @@ from lifeline.gunicorn_hooks import (  # noqa: E402
     prepare,
 )
 
-worker_class = "gthread"
+# An asyncio loop reads every connection; Flask runs on threads only once a request is whole, and
+# media sockets hold no thread at all (lifeline/server.py; why: docs/architecture.md "Serving").
+worker_class = "lifeline.server.Worker"
 workers = 2
-threads = 16
+threads = 16  # per pool: one for webhooks, one for everything else
 timeout = 30
+websocket_max_message_size = 64 * 1024  # a larger media frame closes its socket (1009) before it is read
 logger_class = Logger
 
 prepare()
@@ -48,4 +51,4 @@ def on_exit(server):  # type: ignore[no-untyped-def]
         shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
 __all__ = ["child_exit", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads", "timeout",
-           "worker_class", "workers"]
+           "websocket_max_message_size", "worker_class", "workers"]
