@@ -39,6 +39,9 @@ worker_class = "lifeline.server.Worker"
 workers = 2
 threads = 16  # per pool: one for webhooks, one for everything else
 timeout = 30
+# An idle kept-alive connection costs a coroutine, not a thread: keep it longer than clients keep
+# theirs, so a client never reuses a connection the server is closing at that moment.
+keepalive = 30
 websocket_max_message_size = 64 * 1024  # a larger media frame closes its socket (1009) before it is read
 logger_class = Logger
 
@@ -50,5 +53,5 @@ def on_exit(server):  # type: ignore[no-untyped-def]
     if _own_metrics_dir:
         shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
-__all__ = ["child_exit", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads", "timeout",
+__all__ = ["child_exit", "keepalive", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads", "timeout",
            "websocket_max_message_size", "worker_class", "workers"]

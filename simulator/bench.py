@@ -158,10 +158,10 @@ def _provider_env(emulator: Emulator | TwilioEmulator) -> dict[str, str]:
 def _start_gunicorn(config: BenchConfig, emulator: Emulator | TwilioEmulator, port: int, database_url: str,
                     log_path: Path, echo: Callable[[str], None],
                     extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **(extra_env or {}), **_provider_env(emulator),
+    env = {**os.environ, **_provider_env(emulator),
            "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
            "LIFELINE_ENGINE": config.engine, "LIFELINE_AGENTS": AGENTS, "DATABASE_URL": database_url,
-           "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": "2"}
+           "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": "2", **(extra_env or {})}
     if config.chaos:
         env["LIFELINE_COMMAND_TIMEOUT"] = "1"
     command = [sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
