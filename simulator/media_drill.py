@@ -92,11 +92,11 @@ def run_media_drill(config: DrillConfig, echo: Callable[[str], None] = print) ->
         echo(f"phase 1: {config.sockets} media sockets ({config.streaming} streaming) for {config.seconds:.0f} s")
         holder = _SocketHolder(urls, calls, config.streaming)
         holder.start()
-        if not holder.opened.wait(60):
-            raise RuntimeError(f"only {holder.open_count} of {config.sockets} media sockets opened in 60 s "
-                               f"({holder.refused} refused)")
+        if not holder.opened.wait(30):  # a server that holds a thread per socket never opens them all
+            echo(f"  only {holder.open_count} of {config.sockets} media sockets opened in 30 s")
+        opened = holder.open_count
         acks, failed = _probe(emulator, config.seconds)
-        report["sockets_phase"] = {**_summary(acks, failed), "refused_sockets": holder.refused,
+        report["sockets_phase"] = {**_summary(acks, failed), "opened": opened, "refused_sockets": holder.refused,
                                    "still_open_at_end": holder.open_count, "frames_sent": holder.frames,
                                    "load_average": [round(v, 2) for v in os.getloadavg()]}
         holder.stop()
