@@ -1,4 +1,4 @@
-"""gunicorn settings: threads hold webhooks and media sockets cheaply; checks run once, up front.
+"""gunicorn settings: an asyncio front per worker (no socket holds a thread); checks run once, up front.
 
 Loading this file (gunicorn reads ./gunicorn.conf.py by default) checks the settings, menu, rules
 and database in the master process: a problem prints its lines once and gunicorn exits before

@@ -1,6 +1,6 @@
 """`flask bench`: many calls against the app served by gunicorn, as in production.
 
-The app runs as a gunicorn subprocess (gunicorn.conf.py: gthread workers) on a loopback port
+The app runs as a gunicorn subprocess (gunicorn.conf.py, as deployed) on a loopback port
 with a fresh database; this process runs the emulator and the callers. Callers cycle through the
 example scenarios. With --chaos, the emulator duplicates, delays and reorders webhooks, fails or
 stalls commands, and callers hang up at random moments. The report: escalation latency and
@@ -158,6 +158,10 @@ def _provider_env(emulator: Emulator | TwilioEmulator) -> dict[str, str]:
 def _start_gunicorn(config: BenchConfig, emulator: Emulator | TwilioEmulator, port: int, database_url: str,
                     log_path: Path, echo: Callable[[str], None],
                     extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start one app instance on `port` as deployed (gunicorn.conf.py); return once /healthz answers.
+
+    `extra_env` wins over the settings given here (e.g. LIFELINE_MONITOR, or LIFELINE_MEDIA_URL
+    for an instance whose media sockets another instance serves)."""
     env = {**os.environ, **_provider_env(emulator),
            "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
            "LIFELINE_ENGINE": config.engine, "LIFELINE_AGENTS": AGENTS, "DATABASE_URL": database_url,
