@@ -58,6 +58,7 @@ class DrillConfig:
     workers: int | None = None
     threads: int | None = None
     media_apart: bool = False  # media served by a gunicorn of its own (LIFELINE_MEDIA_URL), same host
+    body_timeout_s: float | None = None  # LIFELINE_BODY_TIMEOUT_S (None: the app's default, 10 s)
 
 
 def run_media_drill(config: DrillConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
@@ -73,6 +74,8 @@ def run_media_drill(config: DrillConfig, echo: Callable[[str], None] = print) ->
     bench = BenchConfig(engine="local", workers=config.workers, threads=config.threads)
     # The sweep is off: the drill's calls exist only in the database, not at the emulator.
     env = {"LIFELINE_SECRET_KEY": secret, "LIFELINE_MONITOR": "off"}
+    if config.body_timeout_s is not None:
+        env["LIFELINE_BODY_TIMEOUT_S"] = str(config.body_timeout_s)
     media_port = _free_port() if config.media_apart else port
     servers = []
     report: dict[str, Any] = {"sockets": config.sockets, "streaming": config.streaming, "slow": config.slow,
@@ -144,6 +147,11 @@ def _probe(emulator: Emulator, seconds: float) -> tuple[list[float], int]:
         leg = emulator.incoming_call()
         if not emulator.wait_for_gather(leg, 20):
             failed += 1
+        # Hang up once the call's own stream is up: a stream that connects after the hangup is
+        # refused (its call is over), which is right but not what this drill measures.
+        streamer_up = time.monotonic() + 5
+        while (leg.streamer is None or leg.streamer.sent_frames == 0) and time.monotonic() < streamer_up:
+            time.sleep(0.01)
         emulator.caller_hangs_up(leg)
         emulator.idle(20)
         for entry in leg.log.timeline:
@@ -191,6 +199,8 @@ class _SocketHolder:
         if self._stopping is not None:
             self._loop.call_soon_threadsafe(self._stopping.set)
         self._thread.join(30)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()

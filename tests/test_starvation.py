@@ -164,3 +164,15 @@ def test_a_media_token_opens_one_socket_and_the_socket_closes_when_its_call_ends
     late, third = handshake(served.port, served.media_path(ccid))
     assert late == 403  # a fresh token of an ended call opens nothing
     third.close()
+
+
+def test_the_media_drill_bounded_acks_every_webhook_and_cuts_off_every_slow_body() -> None:
+    from simulator.media_drill import DrillConfig, run_media_drill
+
+    report = run_media_drill(DrillConfig(sockets=12, streaming=4, slow=4, seconds=4, body_timeout_s=1.5),
+                             echo=lambda _: None)
+    sockets, slow = report["sockets_phase"], report["slow_body_phase"]
+    assert (sockets["opened"], sockets["still_open_at_end"], sockets["failed"]) == (12, 12, 0)
+    assert sockets["webhooks"] > 0 and sockets["frames_sent"] > 0
+    assert (slow["failed"], slow["cut_off"]) == (0, 4)
+    assert slow["webhooks"] > 0
