@@ -134,8 +134,11 @@ class Front:
                     continue
                 whole = not started and declared == len(chunk)  # the common case: one message
                 body = {"type": "http.response.body", "body": chunk, "more_body": not whole}
-                push(*head, body) if not started else push(body)
-                started = True
+                if started:
+                    push(body)
+                else:
+                    push(*head, body)
+                    started = True
                 if whole:
                     return
             push(*([] if started else head), {"type": "http.response.body", "body": b"", "more_body": False})
