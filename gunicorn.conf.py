@@ -1,4 +1,4 @@
-"""gunicorn settings: threads hold webhooks and media sockets cheaply; checks run once, up front.
+"""gunicorn settings: an asyncio front per worker (no socket holds a thread); checks run once, up front.
 
 Loading this file (gunicorn reads ./gunicorn.conf.py by default) checks the settings, menu, rules
 and database in the master process: a problem prints its lines once and gunicorn exits before
@@ -33,10 +33,16 @@ from lifeline.gunicorn_hooks import (  # noqa: E402
     prepare,
 )
 
-worker_class = "gthread"
+# An asyncio loop reads every connection; Flask runs on threads only once a request is whole, and
+# media sockets hold no thread at all (lifeline/server.py; why: docs/architecture.md "Serving").
+worker_class = "lifeline.server.Worker"
 workers = 2
-threads = 16
+threads = 16  # per pool: one for webhooks, one for everything else
 timeout = 30
+# An idle kept-alive connection costs a coroutine, not a thread: keep it longer than clients keep
+# theirs, so a client never reuses a connection the server is closing at that moment.
+keepalive = 30
+websocket_max_message_size = 64 * 1024  # a larger media frame closes its socket (1009) before it is read
 logger_class = Logger
 
 prepare()
@@ -47,5 +53,5 @@ def on_exit(server):  # type: ignore[no-untyped-def]
     if _own_metrics_dir:
         shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
-__all__ = ["child_exit", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads", "timeout",
-           "worker_class", "workers"]
+__all__ = ["child_exit", "keepalive", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads", "timeout",
+           "websocket_max_message_size", "worker_class", "workers"]

@@ -14,10 +14,12 @@ import functools
 import hashlib
 import hmac
 import logging
+import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -36,28 +38,50 @@ if TYPE_CHECKING:
     from ivr.config import Settings
 
 log = logging.getLogger(__name__)
-TOKEN_MAX_AGE_S = 120
+TOKEN_MAX_AGE_S = 120  # a token opens a socket only this soon after it is issued
+STREAM_LIFE_S = 4 * 3600.0  # a stream closes this long after its token was issued (Telnyx's default call limit)
 STREAM_CODEC = "PCMU"
 MessageSink = Callable[[str, str, str, float], None]
 
 
-class MediaTokens:
-    """Per-call, signed, short-lived tokens for the media stream URL."""
+@dataclass(frozen=True)
+class Ticket:
+    """What a valid media token grants: one stream of one call, until `expires_at` (epoch s)."""
 
-    def __init__(self, secret: str) -> None:
+    call_control_id: str
+    nonce: str
+    expires_at: float
+
+
+class MediaTokens:
+    """Per-call, signed tokens for the media stream URL: each names its call and a fresh nonce.
+
+    A token opens a socket only within `TOKEN_MAX_AGE_S` of being issued (Telnyx connects at
+    once); the stream it opened lives until `life_s` after issue (the call's longest life).
+    """
+
+    def __init__(self, secret: str, life_s: float = STREAM_LIFE_S) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt="lifeline-media-stream")
+        self.life_s = life_s
 
     def issue(self, call_control_id: str) -> str:
-        """A token naming this call."""
-        return self._serializer.dumps(call_control_id)
+        """A new token naming this call (never the same twice)."""
+        return self._serializer.dumps([call_control_id, secrets.token_urlsafe(12)])
+
+    def ticket(self, token: str, max_age_s: int = TOKEN_MAX_AGE_S) -> Ticket | None:
+        """What a token grants, or None when it is forged, garbled or too old to open a socket."""
+        try:
+            value, issued = self._serializer.loads(token, max_age=max_age_s, return_timestamp=True)
+        except (BadSignature, SignatureExpired):
+            return None
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+            return None
+        return Ticket(value[0], value[1], issued.timestamp() + self.life_s)
 
     def verify(self, token: str, max_age_s: int = TOKEN_MAX_AGE_S) -> str | None:
         """The call a token names, or None when it is forged, garbled or expired."""
-        try:
-            value = self._serializer.loads(token, max_age=max_age_s)
-        except (BadSignature, SignatureExpired):
-            return None
-        return value if isinstance(value, str) else None
+        ticket = self.ticket(token, max_age_s)
+        return ticket.call_control_id if ticket else None
 
 
 class CallListener:
@@ -130,7 +154,8 @@ class LocalEngine(ListeningEngine):
         self._public_url = settings.public_url
         secret = settings.secret_key or hmac.new(settings.telnyx_api_key.encode(), b"lifeline-media",
                                                  hashlib.sha256).hexdigest()
-        self.tokens = MediaTokens(secret)
+        self.tokens = MediaTokens(secret, settings.media_stream_life_s)
+        self._media_url = settings.media_url
         self.token_max_age_s = TOKEN_MAX_AGE_S
         workers = settings.transcription_workers
         self.transcriber = Transcriber(settings.whisper_model, threads=settings.whisper_threads,
@@ -168,7 +193,8 @@ class LocalEngine(ListeningEngine):
 
     def stream_url(self, call_control_id: str) -> str:
         """Where Telnyx should stream this call's audio."""
-        base = (self._public_url or "").replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        base = self._media_url or (self._public_url or "").replace("https://", "wss://", 1).replace(
+            "http://", "ws://", 1)
         return f"{base}/media/telnyx?token={self.tokens.issue(call_control_id)}"
 
     def open(self, call_control_id: str, stream_id: str, encoding: str,

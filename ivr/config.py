@@ -64,6 +64,9 @@ class Settings:
     transcription_workers: int = 2
     transcription_max_wait_s: float = 1.0
     end_of_turn_s: float = 0.4
+    media_url: str | None = None  # ws(s):// base the media streams are sent to; None: LIFELINE_PUBLIC_URL's
+    media_stream_life_s: float = 4 * 3600.0  # a media stream is closed this long after its token was issued
+    body_timeout_s: float = 10.0  # a request body must arrive within this (gunicorn's worker, lifeline/server.py)
     monitor: bool = True
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
@@ -177,6 +180,14 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                                     "LIFELINE_TRANSCRIPTION_MAX_WAIT", 0.0, 60.0, problems)
     end_of_turn = _float(get("LIFELINE_END_OF_TURN_S", "0.4"), "LIFELINE_END_OF_TURN_S",
                          0.1, 3.0, problems)
+    media_url = (get("LIFELINE_MEDIA_URL") or "").rstrip("/") or None
+    if media_url and not media_url.startswith(("ws://", "wss://")):
+        problems.append(f"LIFELINE_MEDIA_URL={media_url!r} must start with wss:// (or ws:// on a private "
+                        "network): the base URL Telnyx and Twilio open media streams to, e.g. "
+                        "wss://media.example.com; leave it unset to use LIFELINE_PUBLIC_URL")
+    media_life = _float(get("LIFELINE_MEDIA_STREAM_LIFE_S", "14400"), "LIFELINE_MEDIA_STREAM_LIFE_S",
+                        10.0, 86400.0, problems)
+    body_timeout = _float(get("LIFELINE_BODY_TIMEOUT_S", "10"), "LIFELINE_BODY_TIMEOUT_S", 0.5, 300.0, problems)
     symbl = _symbl(get, symbl_conf_dirs or (Path.cwd(), Path.home()), problems) \
         if engine == "symbl" else None
     bucket, s3_endpoint = _recordings_bucket(get, problems)
@@ -212,6 +223,9 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         transcription_workers=transcription_workers,
         transcription_max_wait_s=transcription_max_wait,
         end_of_turn_s=end_of_turn,
+        media_url=media_url,
+        media_stream_life_s=media_life,
+        body_timeout_s=body_timeout,
         monitor=monitor == "on",
         sweep_interval_s=sweep_interval,
         stale_call_s=stale_call,

@@ -11,6 +11,9 @@ LifelineError
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from flask import Response, jsonify
 
 
@@ -63,10 +66,18 @@ class StoreError(LifelineError):
 
 def error_response(status: int, message: str, code: str | None = None) -> tuple[Response, int]:
     """Build Lifeline's single JSON error shape."""
-    body = {"error": {"status": status, "code": code or _default_code(status), "message": message}}
-    return jsonify(body), status
+    return jsonify(_error(status, message, code)), status
+
+
+def error_body(status: int, message: str, code: str | None = None) -> bytes:
+    """The same JSON error shape as bytes, for answers given outside Flask (lifeline/server.py)."""
+    return json.dumps(_error(status, message, code)).encode()
+
+
+def _error(status: int, message: str, code: str | None) -> dict[str, Any]:
+    return {"error": {"status": status, "code": code or _default_code(status), "message": message}}
 
 
 def _default_code(status: int) -> str:
     return {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-            413: "payload_too_large", 503: "unavailable"}.get(status, "error")
+            408: "request_timeout", 413: "payload_too_large", 503: "unavailable"}.get(status, "error")

@@ -27,6 +27,8 @@ from conversation.settings import load_output_settings
 from insight import make_engine, media
 from insight.asr_queue import Job
 from insight.base import ListeningEngine
+from insight.local import LocalEngine
+from insight.media import MediaStreams
 from insight.tracks import party_of_source
 from insight.understand import Understanding
 from ivr import api, openapi, sessions, webhooks
@@ -69,10 +71,13 @@ class Lifeline:
     metrics: Metrics
     services: Services  # the scorer and rules every message goes through (flask evaluate reuses them)
     schema_problem: str | None = None  # one line, when the database's schema is not the code's
+    streams: MediaStreams | None = None  # the media sockets' gate and watch (local engine only)
 
     def close(self) -> None:
         """Stop the monitor and the outputs, finish queued commands and release connections."""
         self.monitor.stop()
+        if self.streams is not None:
+            self.streams.close()
         self.outputs.close()
         self.sender.close()
         if self.monitor.recordings is not None:
@@ -141,7 +146,12 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
 
     sessions.configure_sessions(app, settings)
     app.register_blueprint(webhooks.bp)
-    app.register_blueprint(media.bp)
+    if isinstance(engine, LocalEngine):
+        streams = MediaStreams(engine, store)
+        media.install(app, streams, calls.stream_lost)
+        app.extensions["lifeline"].streams = streams
+    else:
+        app.register_blueprint(media.bp)  # answers 404: media streaming is the local engine's
     app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(conversation_api.bp)

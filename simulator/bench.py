@@ -225,11 +225,14 @@ def _provider_env(emulator: Emulator | TwilioEmulator) -> dict[str, str]:
 def _start_gunicorn(config: BenchConfig, emulator: Emulator | TwilioEmulator, port: int, database_url: str,
                     log_path: Path, echo: Callable[[str], None],
                     extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start one app instance on `port` as deployed (gunicorn.conf.py); return once /healthz answers.
+
+    `extra_env` wins over the settings given here (e.g. LIFELINE_MONITOR, or LIFELINE_MEDIA_URL
+    for an instance whose media sockets another instance serves)."""
     env = {**os.environ, **_provider_env(emulator),
            "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
            "LIFELINE_ENGINE": config.engine, "LIFELINE_AGENTS": AGENTS, "DATABASE_URL": database_url,
-           "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": "2",
-           **(extra_env or {})}  # the caller's settings win (behind HAProxy: its public URL)
+           "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": "2", **(extra_env or {})}
     if config.chaos:
         env["LIFELINE_COMMAND_TIMEOUT"] = "1"
     command = [sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),

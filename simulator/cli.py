@@ -139,8 +139,38 @@ def feed_bench(calls: int, concurrency: int, speed: float, workers: int | None, 
         raise SystemExit(1)
 
 
+@click.command("media-drill")
+@click.option("--sockets", type=click.IntRange(0, 5000), default=200, show_default=True,
+              help="Media sockets held open on live calls.")
+@click.option("--streaming", type=click.IntRange(0, 5000), default=100, show_default=True,
+              help="Of them, how many send 20 ms frames in real time.")
+@click.option("--slow", type=click.IntRange(0, 5000), default=40, show_default=True,
+              help="Slow-body connections in the second phase.")
+@click.option("--seconds", type=click.FloatRange(5, 600), default=30.0, show_default=True,
+              help="Length of each phase.")
+@click.option("--workers", type=click.IntRange(1, 64), help="gunicorn workers (default: gunicorn.conf.py)")
+@click.option("--threads", type=click.IntRange(1, 1000), help="gunicorn threads per pool")
+@click.option("--media-apart", is_flag=True,
+              help="Serve media from a second gunicorn on this host (LIFELINE_MEDIA_URL), webhooks from the first.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+def media_drill(sockets: int, streaming: int, slow: int, seconds: float, workers: int | None,
+                threads: int | None, media_apart: bool, json_out: Path | None) -> None:
+    """Time webhook acknowledgements while media sockets, then slow bodies, crowd one instance."""
+    from .bench import write_json
+    from .media_drill import DrillConfig, run_media_drill
+
+    report = run_media_drill(DrillConfig(sockets=sockets, streaming=min(streaming, sockets), slow=slow,
+                                         seconds=seconds, workers=workers, threads=threads,
+                                         media_apart=media_apart), echo=click.echo)
+    click.echo(json.dumps(report, indent=2))
+    if json_out:
+        write_json(report, json_out)
+    if any(report[phase]["failed"] for phase in ("sockets_phase", "slow_body_phase")):
+        raise SystemExit(1)
+
+
 # Commands that run against the built-in emulator (they swap in its credentials).
-DEV_COMMANDS = frozenset({"simulate", "bench", "listen-bench", "dev", "evaluate", "feed-bench"})
+DEV_COMMANDS = frozenset({"simulate", "bench", "listen-bench", "dev", "evaluate", "feed-bench", "media-drill"})
 
 
 def register(app: Flask) -> None:
@@ -155,3 +185,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(bench)
     app.cli.add_command(dev)
     app.cli.add_command(feed_bench)
+    app.cli.add_command(media_drill)

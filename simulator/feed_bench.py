@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, select
 
 from ivr.config import PROJECT_ROOT
 from ivr.store import schema
+from ivr.store.sql import SqlStore
 
 from .bench import BenchConfig, _free_port, _start_gunicorn, _stop, percentile
 from .caller import play
@@ -99,6 +100,7 @@ def run_feed_bench(calls: int, concurrency: int, speed: float, workers: int | No
     port = _free_port()
     config = BenchConfig(engine="telnyx", calls=calls, concurrency=concurrency, speed=speed,
                          workers=workers, threads=threads)
+    SqlStore(database_url).close()  # the deploy step (`flask db upgrade`): gunicorn never migrates
     app = _start_gunicorn(config, emulator, port, database_url, workdir / "app.log", echo, extra_env={
         "LIFELINE_API_TOKEN": TOKEN, "LIFELINE_EVENT_WEBHOOKS": f"{receiver.url}/hook",
         "LIFELINE_EVENT_SECRET": SECRET})

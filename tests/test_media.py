@@ -21,6 +21,7 @@ from simulator.audio import load_pcmu
 from simulator.runner import Simulation
 
 from .conftest import AGENTS, ROOT, wait_until
+from .ws_client import close_code, frame_header, handshake, send_text
 from .test_call_flow import accepted, settle, store
 
 AUDIO = ROOT / "examples" / "calls" / "audio"
@@ -168,6 +169,71 @@ def test_media_socket_refuses_a_bad_token_before_the_handshake(local: Simulation
                                        "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode()})
     assert response.status_code == 403
     assert response.json()["error"]["status"] == 403
+
+
+def _port(sim: Simulation) -> int:
+    return int(sim.emulator.webhook_url.rsplit(":", 1)[1].split("/", 1)[0])  # type: ignore[union-attr]
+
+
+def _live_leg(sim: Simulation) -> tuple[str, MediaTokens]:
+    leg = sim.emulator.incoming_call()
+    assert sim.emulator.wait_for_gather(leg, 5)
+    return leg.call_control_id, sim.app.extensions["lifeline"].engine.tokens  # type: ignore[union-attr]
+
+
+def test_a_media_token_opens_one_socket_only(local: Simulation) -> None:
+    ccid, tokens = _live_leg(local)
+    path = f"/media/telnyx?token={tokens.issue(ccid)}"
+    first, conn = handshake(_port(local), path)
+    second, again = handshake(_port(local), path)
+    assert (first, second) == (101, 403)
+    conn.close()
+    again.close()
+
+
+def test_a_media_token_of_an_ended_call_opens_nothing(local: Simulation) -> None:
+    leg = local.emulator.incoming_call()
+    assert local.emulator.wait_for_gather(leg, 5)
+    tokens = local.app.extensions["lifeline"].engine.tokens  # type: ignore[union-attr]
+    token = tokens.issue(leg.call_control_id)  # issued while the call was live
+    local.emulator.caller_hangs_up(leg)
+    assert wait_until(lambda: store(local).get_call(leg.call_control_id).status == CallStatus.ENDED)
+    status, conn = handshake(_port(local), f"/media/telnyx?token={token}")
+    assert status == 403
+    conn.close()
+
+
+def test_the_media_socket_is_closed_when_its_call_ends(local: Simulation) -> None:
+    leg = local.emulator.incoming_call()
+    assert local.emulator.wait_for_gather(leg, 5)
+    tokens = local.app.extensions["lifeline"].engine.tokens  # type: ignore[union-attr]
+    status, conn = handshake(_port(local), f"/media/telnyx?token={tokens.issue(leg.call_control_id)}")
+    assert status == 101
+    assert close_code(conn, 0.5) is None  # open while the call is
+    local.emulator.caller_hangs_up(leg)
+    assert close_code(conn, 15) == 1000
+    conn.close()
+
+
+def test_the_media_stream_is_closed_when_its_tokens_life_ends(local: Simulation) -> None:
+    ccid, tokens = _live_leg(local)
+    tokens.life_s = 2.0
+    status, conn = handshake(_port(local), f"/media/telnyx?token={tokens.issue(ccid)}")
+    assert status == 101
+    send_text(conn, json.dumps({"event": "start", "stream_id": "s-life", "start": {
+        "call_control_id": ccid, "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}}))
+    assert close_code(conn, 15) == 1000  # the call is still live: the token's life ended
+    assert store(local).get_call(ccid).status != CallStatus.ENDED
+    conn.close()
+
+
+def test_a_10_mb_media_frame_is_refused_without_being_read(local: Simulation) -> None:
+    ccid, tokens = _live_leg(local)
+    status, conn = handshake(_port(local), f"/media/telnyx?token={tokens.issue(ccid)}")
+    assert status == 101
+    conn.sendall(frame_header(10 * 1024 * 1024) + b"x" * 70_000)  # the header and 70 kB of 10 MB
+    assert close_code(conn, 15) == 1009
+    conn.close()
 
 
 def test_answer_asks_for_a_stream_of_the_callers_track(local: Simulation) -> None:

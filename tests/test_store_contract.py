@@ -156,6 +156,14 @@ def test_list_calls_can_show_only_active_ones(store: CallStore) -> None:
     assert [c.call_control_id for c in store.list_calls(active_only=True)] == ["v3:a"]
 
 
+def test_ended_among_names_the_ended_and_the_unknown_calls_in_one_read(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.insert_call(new_call("v3:a"))
+        tx.insert_call(new_call("v3:b", status=CallStatus.ENDED))
+    assert store.ended_among({"v3:a", "v3:b", "v3:never"}) == {"v3:b", "v3:never"}
+    assert store.ended_among(set()) == set()
+
+
 def test_transfer_attempts_are_kept_in_order_and_found_by_agent_leg(store: CallStore) -> None:
     now = time.time()
     with store.unit() as tx:

@@ -14,6 +14,7 @@ from simulator.runner import Simulation
 from simulator.twilio.streamer import TwilioStreamer
 
 from .conftest import AGENTS, ROOT, wait_until
+from .ws_client import close_code, handshake
 
 AUDIO = ROOT / "examples" / "calls" / "audio"
 
@@ -68,3 +69,36 @@ def test_a_dropped_stream_is_restarted_once_then_the_call_goes_on_without_listen
     local.emulator.press(leg, "0")  # the menu still works without listening
     assert wait_until(lambda: leg.log.bridged, timeout=10)
     assert wait_until(lambda: store.get_call(leg.call_control_id).status == CallStatus.TRANSFERRED)
+
+
+def _port(sim: Simulation) -> int:
+    return int(str(sim.emulator.app_url).rsplit(":", 1)[1])
+
+
+def test_a_twilio_media_token_opens_one_socket_and_it_closes_when_the_call_ends(local: Simulation) -> None:
+    leg = local.emulator.incoming_call()
+    assert local.emulator.wait_for_gather(leg, 5)
+    tokens = local.app.extensions["lifeline"].engine.tokens  # type: ignore[union-attr]
+    path = f"/media/twilio/{tokens.issue(leg.call_control_id)}"
+    first, conn = handshake(_port(local), path)
+    second, again = handshake(_port(local), path)
+    assert (first, second) == (101, 403)
+    again.close()
+    assert close_code(conn, 0.5) is None
+    local.emulator.caller_hangs_up(leg)
+    assert close_code(conn, 15) == 1000
+    conn.close()
+    late, after = handshake(_port(local), f"/media/twilio/{tokens.issue(leg.call_control_id)}")
+    assert late == 403  # a fresh token of an ended call opens nothing
+    after.close()
+
+
+def test_a_twilio_media_stream_is_closed_when_its_tokens_life_ends(local: Simulation) -> None:
+    leg = local.emulator.incoming_call()
+    assert local.emulator.wait_for_gather(leg, 5)
+    tokens = local.app.extensions["lifeline"].engine.tokens  # type: ignore[union-attr]
+    tokens.life_s = 2.0
+    status, conn = handshake(_port(local), f"/media/twilio/{tokens.issue(leg.call_control_id)}")
+    assert status == 101
+    assert close_code(conn, 15) == 1000
+    conn.close()

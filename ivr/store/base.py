@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -112,6 +112,10 @@ class CallStore(ABC):
     @abstractmethod
     def search_calls(self, query: CallQuery) -> CallPage:
         """One page of the calls that match every filter of the query, newest first."""
+
+    @abstractmethod
+    def ended_among(self, call_control_ids: Collection[str]) -> set[str]:
+        """Which of these calls have ended or are unknown (one query for every open media socket)."""
 
     @abstractmethod
     def transfers(self, call_control_id: str) -> list[TransferRecord]:

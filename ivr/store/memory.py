@@ -10,7 +10,7 @@ import copy
 import itertools
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -170,6 +170,11 @@ class MemoryStore(CallStore):
     def get_call(self, call_control_id: str) -> CallRecord | None:
         with self.unit() as tx:
             return tx.get_call(call_control_id, lock=False)
+
+    def ended_among(self, call_control_ids: Collection[str]) -> set[str]:
+        with self._lock:
+            live = {c for c in call_control_ids if (call := self._tables.calls.get(c)) and call.is_active}
+        return set(call_control_ids) - live
 
     def list_calls(self, limit: int = 50, active_only: bool = False) -> list[CallRecord]:
         with self._lock:

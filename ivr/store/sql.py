@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
@@ -224,6 +224,15 @@ class SqlStore(CallStore):
     def get_call(self, call_control_id: str) -> CallRecord | None:
         with self.unit() as tx:
             return tx.get_call(call_control_id, lock=False)
+
+    def ended_among(self, call_control_ids: Collection[str]) -> set[str]:
+        wanted = set(call_control_ids)
+        if not wanted:
+            return set()
+        query = select(schema.calls.c.call_control_id).where(
+            schema.calls.c.call_control_id.in_(sorted(wanted)), schema.calls.c.status != "ended")
+        with self.engine.connect() as conn:
+            return wanted - {row[0] for row in conn.execute(query)}
 
     def list_calls(self, limit: int = 50, active_only: bool = False) -> list[CallRecord]:
         query = select(schema.calls).order_by(schema.calls.c.created_at.desc()).limit(limit)

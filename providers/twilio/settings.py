@@ -20,6 +20,7 @@ class TwilioSettings:
     auth_token: str
     api_base_url: str
     public_url: str
+    media_base: str | None = None  # LIFELINE_MEDIA_URL, when media is served apart from the webhooks
 
     def url(self, path: str) -> str:
         """The public URL of one of our endpoints, as Twilio requests (and signs) it."""
@@ -28,6 +29,8 @@ class TwilioSettings:
     @property
     def media_url(self) -> str:
         """wss:// base of the media endpoint Twilio streams to."""
+        if self.media_base:
+            return self.media_base
         return self.public_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
 
 
@@ -57,4 +60,4 @@ def twilio_settings(settings: Settings) -> TwilioSettings | None:
         raise ConfigError("\n".join(problems))
     assert token and sid and settings.public_url
     return TwilioSettings(account_sid=sid, auth_token=token, api_base_url=base_url,
-                          public_url=settings.public_url)
+                          public_url=settings.public_url, media_base=settings.media_url)

@@ -36,7 +36,7 @@ class Twilio:
 
         app.extensions["lifeline_twilio"] = self
         app.register_blueprint(webhooks.bp)
-        app.register_blueprint(media.bp)
+        media.install(app, app.extensions["lifeline"])
 
 
 def build_twilio(settings: Settings) -> Twilio | None:

@@ -1,0 +1,288 @@
+"""What each gunicorn worker runs: an asyncio front, so that no socket and no slow client holds a thread.
+
+gunicorn's `asgi` worker reads every connection on one event loop per worker. `Front` is the
+ASGI application it serves:
+
+- HTTP: the request body is read on the loop, and must arrive within LIFELINE_BODY_TIMEOUT_S
+  (else 408 and the connection is closed); a body past the size limit is refused (413) without
+  being read. Only a complete request reaches Flask, on a thread: webhooks (`/webhooks/`) on a
+  pool of their own, everything else (API, dashboard, live feed) on another, so neither slow
+  clients nor a crowd of feed listeners can delay an acknowledgement.
+- WebSocket: the media sockets (insight/media.py) are served on the loop itself; an open socket
+  costs a coroutine, not a thread. gunicorn closes a socket whose frame announces more than
+  `websocket_max_message_size` bytes (gunicorn.conf.py) before reading the frame.
+
+Why not a separate media server or gevent: docs/architecture.md ("Serving").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Flask
+from gunicorn.workers.gasgi import ASGIWorker
+
+from insight.media import MediaSession, MediaStreams, StreamRefused
+from ivr.errors import error_body
+from ivr.scope import call_scope
+
+log = logging.getLogger(__name__)
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+WEBHOOK_PREFIX = "/webhooks/"
+
+
+class Front:
+    """The ASGI app of a gunicorn worker: buffers requests on the loop, runs Flask on threads."""
+
+    def __init__(self, app: Flask, threads: int) -> None:
+        self.app = app
+        settings = app.extensions["lifeline"].settings
+        self.body_timeout_s: float = settings.body_timeout_s
+        self.max_body: int = int(app.config.get("MAX_CONTENT_LENGTH") or 256 * 1024)
+        self._webhooks = ThreadPoolExecutor(threads, thread_name_prefix="lifeline-webhook")
+        self._others = ThreadPoolExecutor(threads, thread_name_prefix="lifeline-http")
+        self._media = ThreadPoolExecutor(2, thread_name_prefix="lifeline-media")  # admit, finish: the store
+        self._responding: set[threading.Event] = set()
+
+    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
+        """Dispatch one ASGI connection scope."""
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    # ----- HTTP ------------------------------------------------------------------------------
+
+    async def _http(self, scope: Message, receive: Receive, send: Send) -> None:
+        body = await self._read_body(scope, receive, send)
+        if body is None:
+            return
+        gone = threading.Event()  # the client left: a streaming response (the live feed) stops
+        watcher = asyncio.ensure_future(_await_disconnect(receive, gone))
+        pool = self._webhooks if scope["path"].startswith(WEBHOOK_PREFIX) else self._others
+        self._responding.add(gone)
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                pool, self._respond, _environ(scope, body), asyncio.get_running_loop(), send, gone)
+        finally:
+            self._responding.discard(gone)
+            watcher.cancel()
+
+    async def _read_body(self, scope: Message, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, or None once a refusal was sent (or the client left)."""
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await _refuse(send, 413, f"request body larger than {self.max_body} bytes")
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body:
+                        await _refuse(send, 413, f"request body larger than {self.max_body} bytes")
+                        return None
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            log.warning("request body of %s %s did not arrive within %.1f s; connection closed",
+                        scope["method"], scope["path"], self.body_timeout_s)
+            await _refuse(send, 408, f"request body did not arrive within {self.body_timeout_s:g} s "
+                                     "(LIFELINE_BODY_TIMEOUT_S)")
+            return None
+
+    def _respond(self, environ: dict[str, Any], loop: asyncio.AbstractEventLoop, send: Send,
+                 gone: threading.Event) -> None:
+        """Run Flask on this thread and hand its response to the loop."""
+        head: list[Message] = []
+
+        def push(*messages: Message) -> None:
+            asyncio.run_coroutine_threadsafe(_send_all(send, messages), loop).result()
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            head[:] = [{"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
+                        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]}]
+            return _no_write
+
+        result: Iterable[bytes] = self.app(environ, start_response)
+        try:
+            declared = next((int(v) for k, v in head[0]["headers"] if k == b"content-length"), None) \
+                if head else None
+            started = False
+            for chunk in result:
+                if gone.is_set():
+                    return
+                if not chunk:
+                    continue
+                whole = not started and declared == len(chunk)  # the common case: one message
+                body = {"type": "http.response.body", "body": chunk, "more_body": not whole}
+                if started:
+                    push(body)
+                else:
+                    push(*head, body)
+                    started = True
+                if whole:
+                    return
+            push(*([] if started else head), {"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+    # ----- media WebSockets ------------------------------------------------------------------
+
+    async def _websocket(self, scope: Message, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        streams = self.app.extensions.get("media_streams")
+        await receive()  # websocket.connect
+        if not isinstance(streams, MediaStreams):
+            await send({"type": "websocket.close", "code": 1008})  # 403: no media without the local engine
+            return
+        args = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        try:
+            session = await loop.run_in_executor(self._media, streams.open, scope["path"], args)
+        except StreamRefused as refused:
+            log.warning("media stream refused: %s", refused.reason)
+            session = None
+        if session is None:
+            await send({"type": "websocket.close", "code": 1008})  # refused before the handshake: 403
+            return
+        await send({"type": "websocket.accept"})
+        closing: list[bool] = []
+
+        async def close() -> None:
+            if not closing:
+                closing.append(True)
+                await send({"type": "websocket.close", "code": 1000, "reason": (session.ended or "")[:100]})
+
+        def close_soon() -> None:  # from the watch thread
+            loop.call_soon_threadsafe(lambda: loop.create_task(close()))
+
+        streams.watch(session, close_soon)
+        with call_scope(session.call_control_id):
+            try:
+                await _pump(session, receive, close)
+            finally:
+                streams.forget(session)
+                await loop.run_in_executor(self._media, session.finish)
+
+    # ----- lifespan --------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for gone in list(self._responding):
+                    gone.set()  # live-feed responses end at their next event
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _pump(session: MediaSession, receive: Receive, close: Callable[[], Awaitable[None]]) -> None:
+    """Feed the session every frame until the socket closes or the stream is over."""
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if session.ended is not None:
+            continue  # closing: what the client still sends is not heard
+        raw = message.get("text")
+        if raw is None:
+            raw = message.get("bytes")
+        if raw is not None and not session.feed(raw):
+            await close()
+            return
+
+
+async def _await_disconnect(receive: Receive, gone: threading.Event) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+
+
+async def _send_all(send: Send, messages: Iterable[Message]) -> None:
+    for message in messages:
+        await send(message)
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = error_body(status, message)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _no_write(data: bytes) -> None:
+    raise NotImplementedError("Lifeline's views return their bodies; WSGI write() is not supported")
+
+
+def _header(scope: Message, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return str(value.decode("latin-1").strip())
+    return None
+
+
+def _environ(scope: Message, body: bytes) -> dict[str, Any]:
+    """The WSGI environ of a buffered ASGI request (PEP 3333: strings are latin-1 decoded bytes)."""
+    server = scope.get("server") or ("localhost", 80)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": scope.get("root_path", "").encode().decode("latin-1"),
+        "PATH_INFO": scope["path"].encode().decode("latin-1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": str(server[0]), "SERVER_PORT": str(server[1] or 80),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0), "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+    }
+    if scope.get("client"):
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = str(scope["client"][0]), str(scope["client"][1])
+    for raw_name, raw_value in scope.get("headers", ()):
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name in ("content-length", "transfer-encoding"):
+            continue  # the body is whole: CONTENT_LENGTH above says how long
+        key = "CONTENT_TYPE" if name == "content-type" else "HTTP_" + name.upper().replace("-", "_")
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
+    """gunicorn's asyncio worker serving the Flask app through `Front` (`threads` per pool)."""
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """`threads` is used here (the front's pools): no warning about it."""
+
+    def load_wsgi(self) -> None:
+        """Load the Flask app (`app:app`) and put the front before it."""
+        super().load_wsgi()
+        app: Flask = getattr(self, "asgi")  # set by ASGIWorker.load_wsgi (untyped)
+        self.wsgi = app  # post_worker_init reaches the app's services through worker.wsgi
+        self.asgi = Front(app, self.cfg.threads)
+
+
+__all__ = ["Front", "Worker"]
