@@ -39,6 +39,16 @@ def test_chaos_drill_leaves_no_double_transfer_no_error_and_no_open_call() -> No
     assert report["escalation_latency_ms"]["p50"] is not None
 
 
+def test_a_twilio_chaos_drill_leaves_no_double_transfer_and_reports_no_telnyx_only_counts() -> None:
+    report = run_bench(BenchConfig(calls=12, concurrency=4, chaos=0.2, speed=10, seed=5, ramp_s=1,
+                                   provider="twilio"), echo=lambda _: None)
+    assert report["calls"] == 12
+    assert (report["double_transfers"], report["calls_not_closed"]) == (0, 0)
+    assert report["app_log_problems"] == 0, report["app_log_sample"]
+    assert report["escalations"] > 0
+    assert (report["refused_commands"], report["webhook_model_problems"]) == (None, None)
+
+
 def test_bench_command_writes_its_report(app: Flask, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = app.test_cli_runner().invoke(args=["bench", "--calls", "6", "--concurrency", "3",
