@@ -70,8 +70,9 @@ def topics(texts: Sequence[str], limit: int = 5) -> list[str]:
     words: Counter[str] = Counter()
     pairs: Counter[str] = Counter()
     for text in texts:
-        tokens = [w.strip("'-") for w in _WORD.findall(text.lower())]
-        tokens = [w for w in tokens if w not in _STOP and len(w) >= 4]
+        tokens = [w.strip("'-").removesuffix("'s") for w in _WORD.findall(text.lower())]
+        # A word still holding an apostrophe is a contraction (that's, don't, I've): never a topic.
+        tokens = [w for w in tokens if w not in _STOP and len(w) >= 4 and "'" not in w]
         words.update(tokens)
         pairs.update(f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False) if a != b)
     chosen: list[str] = [p for p, n in pairs.most_common() if n >= 2][:limit]

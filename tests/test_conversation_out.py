@@ -401,3 +401,13 @@ def test_the_summary_mail_goes_over_starttls_with_a_login_and_a_checked_certific
         smtp.stop()
     assert login.users == ["lifeline"]
     assert [m["Subject"] for m in inbox.messages] == ["hi"]
+
+
+def test_contractions_are_never_topics_and_a_possessive_counts_as_its_word() -> None:
+    from conversation.summary import topics
+
+    lines = ["That's the charge I don't recognise on my bill", "I've asked about that charge before",
+             "Your company's charge is wrong", "The company sent the bill twice"]
+    chosen = topics(lines)
+    assert not any("'" in t for t in chosen), chosen
+    assert chosen[:2] == ["charge", "bill"] or chosen[:2] == ["charge", "company"], chosen
