@@ -47,7 +47,7 @@ class EndpointConfig:
     threshold: float = 0.2
     release: float = 0.1  # below this a window is silence (hysteresis under `threshold`)
     pause_s: float = 0.1
-    end_s: float = 0.4
+    end_s: float = 0.5
     preroll_s: float = 0.4  # Silero is slow to score a soft onset ("I already..."): 0.2 s clipped it
     min_speech_s: float = 0.09  # shorter blips (a click, a breath) are not speech
 

@@ -63,7 +63,7 @@ class Settings:
     whisper_threads: int = 1
     transcription_workers: int = 2
     transcription_max_wait_s: float = 1.0
-    end_of_turn_s: float = 0.4
+    end_of_turn_s: float = 0.5
     media_url: str | None = None  # ws(s):// base the media streams are sent to; None: LIFELINE_PUBLIC_URL's
     media_stream_life_s: float = 4 * 3600.0  # a media stream is closed this long after its token was issued
     body_timeout_s: float = 10.0  # a request body must arrive within this (gunicorn's worker, lifeline/server.py)
@@ -178,7 +178,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     warnings.extend(_placeholders(get))
     transcription_max_wait = _float(get("LIFELINE_TRANSCRIPTION_MAX_WAIT", "1.0"),
                                     "LIFELINE_TRANSCRIPTION_MAX_WAIT", 0.0, 60.0, problems)
-    end_of_turn = _float(get("LIFELINE_END_OF_TURN_S", "0.4"), "LIFELINE_END_OF_TURN_S",
+    end_of_turn = _float(get("LIFELINE_END_OF_TURN_S", "0.5"), "LIFELINE_END_OF_TURN_S",
                          0.1, 3.0, problems)
     media_url = (get("LIFELINE_MEDIA_URL") or "").rstrip("/") or None
     if media_url and not media_url.startswith(("ws://", "wss://")):

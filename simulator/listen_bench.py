@@ -138,10 +138,12 @@ def run_listen_bench(engine: LocalEngine, recordings: list[Recording], calls: in
             at += item.duration_s + GAP_S
         streams[f"bench-{index}"] = _Stream(index, plan, at)
     finals: dict[str, list[Job]] = {call: [] for call in streams}
+    final_at: dict[int, float] = {}
 
     def final(job: Job) -> None:
         with lock:
             finals[job.call_id].append(job)
+            final_at[id(job)] = time.monotonic()
 
     engine.on_final = final
 
@@ -167,7 +169,7 @@ def run_listen_bench(engine: LocalEngine, recordings: list[Recording], calls: in
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     engine.on_transcribed = engine.on_final = None
     cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    report = _report(streams, finals, jobs)
+    report = _report(streams, finals, jobs, final_at)
     audio_s = sum(s.length_s for s in streams.values())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"calls": calls, "model": engine.transcriber.name, "end_of_turn_s": engine.endpointing.end_s,
@@ -176,8 +178,11 @@ def run_listen_bench(engine: LocalEngine, recordings: list[Recording], calls: in
             "peak_rss_mb": round(peak_mb, 1)}
 
 
-def _report(streams: dict[str, _Stream], finals: dict[str, list[Job]],
-            jobs: list[Job]) -> dict[str, Any]:
+def _report(streams: dict[str, _Stream], finals: dict[str, list[Job]], jobs: list[Job],
+            final_at: dict[int, float]) -> dict[str, Any]:
+    """Per-utterance figures. A transcript is handed on once its decode has finished AND its turn
+    is known to have ended: a speculative decode can finish in the pause, before the end-of-turn
+    window has run out, and is only usable from then on, so the later of the two counts."""
     true_end, vad_end, last_frame, waits, rtf = [], [], [], [], []
     split = lost = errors = ref_words = 0
     for call_id, state in streams.items():
@@ -196,9 +201,10 @@ def _report(streams: dict[str, _Stream], finals: dict[str, list[Job]],
                 continue
             last = got[-1]
             assert last.finished_at is not None
-            true_end.append((last.finished_at - state.started - slot_start - item.speech_end_s) * 1000)
-            last_frame.append((last.finished_at - state.started - slot_start - item.duration_s) * 1000)
-            vad_end.append((last.finished_at - last.ended_at) * 1000)
+            usable_at = max(last.finished_at, final_at.get(id(last), last.finished_at))
+            true_end.append((usable_at - state.started - slot_start - item.speech_end_s) * 1000)
+            last_frame.append((usable_at - state.started - slot_start - item.duration_s) * 1000)
+            vad_end.append((usable_at - last.ended_at) * 1000)
     for job in jobs:
         if job.wait_s is not None and job.finished_at is not None and job.started_at is not None:
             waits.append(job.wait_s * 1000)
@@ -219,10 +225,17 @@ def _report(streams: dict[str, _Stream], finals: dict[str, list[Job]],
             "decode_s": round(decode_s, 2)}
 
 
+# Where speech falls against the VAD's 32 ms windows changes what it hears in a short pause: each
+# recording is replayed at these offsets (8 kHz samples across one window) so that a window
+# chosen here does not split sentences merely because a stream happened to start elsewhere.
+SWEEP_SHIFTS = tuple(range(0, 256, 32))
+
+
 def sweep_endpointing(recordings: list[Recording], windows: list[float],
                       vad: SileroModel | None = None) -> list[dict[str, Any]]:
     """For each end-of-turn window: recordings split or lost, and how long after the true end of
-    speech the turn was confirmed, replaying the recordings (1.2 s apart) through the VAD alone."""
+    speech the turn was confirmed, replaying the recordings (1.2 s apart, at every offset in
+    SWEEP_SHIFTS) through the VAD alone."""
     vad = vad or SileroModel()
     gap = np.zeros(int(8000 * GAP_S), dtype=np.int16)
     rows = []
@@ -230,20 +243,22 @@ def sweep_endpointing(recordings: list[Recording], windows: list[float],
         cutter = UtteranceCutter(vad, EndpointConfig(end_s=end_s))
         split = lost = 0
         delays: list[float] = []
-        for item in recordings:
-            samples = np.concatenate([decode(item.pcmu, "PCMU"), gap])
-            offset = cutter.fed_s
-            finals = []
-            for start in range(0, len(samples), 160):
-                for utterance in cutter.feed(samples[start:start + 160]):
-                    if utterance.final:
-                        finals.append(cutter.fed_s - offset)  # when the turn was confirmed
-            lost += not finals
-            split += len(finals) > 1
-            if finals:
-                delays.append((finals[-1] - item.speech_end_s) * 1000)
-        rows.append({"end_of_turn_s": end_s, "utterances": len(recordings), "split": split, "lost": lost,
-                     "confirmed_after_true_end_ms": _stats(delays)})
+        for shift in SWEEP_SHIFTS:
+            lead = np.zeros(shift, dtype=np.int16)
+            for item in recordings:
+                samples = np.concatenate([lead, decode(item.pcmu, "PCMU"), gap])
+                offset = cutter.fed_s + shift / 8000
+                finals = []
+                for start in range(0, len(samples), 160):
+                    for utterance in cutter.feed(samples[start:start + 160]):
+                        if utterance.final:
+                            finals.append(cutter.fed_s - offset)  # when the turn was confirmed
+                lost += not finals
+                split += len(finals) > 1
+                if finals:
+                    delays.append((finals[-1] - item.speech_end_s) * 1000)
+        rows.append({"end_of_turn_s": end_s, "utterances": len(recordings) * len(SWEEP_SHIFTS), "split": split,
+                     "lost": lost, "confirmed_after_true_end_ms": _stats(delays)})
     return rows
 
 

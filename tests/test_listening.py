@@ -331,3 +331,21 @@ def test_a_decoder_loop_is_recognised_and_real_repetition_is_not() -> None:
     assert is_decoder_loop("Can I just talk to a real person please? Can I just talk to a real person please?")
     assert not is_decoder_loop("Agent. Agent. Agent.")
     assert not is_decoder_loop("Yeah great, I've been stuck in this menu for twenty minutes, just fantastic")
+
+
+def test_the_listen_bench_counts_a_speculative_transcript_from_when_its_turn_ended_not_from_its_decode() -> None:
+    import numpy as np
+
+    from insight.asr_queue import Job
+    from insight.endpoint import Utterance
+    from insight.whisper import Transcript
+    from simulator.listen_bench import Recording, _report, _Stream
+
+    recording = Recording("r", b"\xff" * 8000, "hello there", speech_end_s=0.8)
+    stream = _Stream(0, [(recording, 0.0)], 1.0, started=100.0)
+    job = Job("c", Utterance(np.zeros(8000, dtype=np.int16), 0.1, 0.8), ended_at=100.8, speculative=True,
+              started_at=100.85, finished_at=101.0, transcript=Transcript("hello there", 0.9))
+    # Decoded 200 ms after the speech ended, in the pause; the turn was known to be over at +500 ms.
+    report = _report({"c": stream}, {"c": [job]}, [job], {id(job): 101.3})
+    assert report["latency_from_true_end_ms"]["p50"] == pytest.approx(500.0)
+    assert report["split"] == report["lost"] == 0
