@@ -90,6 +90,8 @@ def _describe(entry: dict[str, Any]) -> str:
     if kind == "heard":
         return (f"app heard {entry.get('party', 'caller')} ({entry['engine']}) \"{entry['text']}\" "
                 f"score {entry['score']:+.2f} {entry['label']}")
+    if kind == "agent" and entry["type"] == "whisper":  # Twilio: the reason whispered as the agent answers
+        return f"agent     hears: \"{entry['text']}\""
     if kind == "agent":
         return f"agent     says: \"{entry['text']}\" (until {entry['end_ms']:.0f} ms)"
     if entry["type"] == "say":

@@ -26,6 +26,7 @@ from providers.twilio.settings import TwilioSettings
 from providers.twilio.twiml import TwimlRenderer
 from simulator.faults import Fault
 from simulator.legs import CallLog
+from simulator.report import print_call
 from simulator.runner import Simulation
 from simulator.scenario import load_scenario
 from simulator.server import ServerThread
@@ -367,6 +368,9 @@ def test_a_bridged_call_on_twilio_is_recorded_as_transferred() -> None:
     assert result.outcome == "transferred" and call.outcome == "transferred"
     assert any(e.get("type") == "whisper" and "Lifeline transfer" in e.get("text", "")
                for e in result.leg.log.timeline)
+    printed: list[str] = []
+    print_call(result, printed.append)  # what `flask simulate --provider twilio` prints
+    assert any('agent     hears: "Lifeline transfer' in line for line in printed), printed
 
 
 def test_a_hangup_that_overtakes_the_voice_webhook_still_closes_the_call(twilio_app: Flask) -> None:
