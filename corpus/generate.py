@@ -465,6 +465,17 @@ CALM_MORE = [
     "I'm so sorry, I'm terrible with these menus", "sorry, I'm hopeless with numbers",
     "I hate to bother you, but could you check {t}", "I can't stand the cold, so I want the boiler checked",
 ]
+# Genuine relief and thanks in the words sarcasm borrows ("oh", "great", "brilliant"): calm.
+GENUINE = [
+    "oh good, it has, thanks", "oh lovely, that's sorted then", "oh that's great news", "oh I see, okay",
+    "oh right, that makes sense", "oh brilliant, thank you, that's a weight off", "oh wonderful, thanks dear",
+    "oh perfect, that's exactly what I needed", "oh thank goodness, I was worried about {t}",
+    "oh great, so {t} is on its way", "oh fantastic, you've found it", "oh how kind, thank you",
+    "oh excellent, I'll look out for the letter", "oh super, that's quicker than I thought",
+    "oh marvellous, thank you so much", "oh yes, of course, silly me", "oh that's a relief",
+    "oh nice one, cheers for sorting {t}", "oh well done, that was quick", "oh, lovely, thanks ever so much",
+    "oh hello, I'm not very good with phones, bear with me", "oh dear, I've pressed the wrong button, sorry",
+]
 # Short answers to the menu: a word or two names what the call is about, not how the caller feels.
 MENU_ANSWERS = ["{t}", "{t} please", "about {t}", "it's about {t}", "refund", "a refund", "billing",
                 "payments", "my account", "balance", "new card", "technical support", "sales", "opening hours",
@@ -626,6 +637,10 @@ def generate(seed: int = SEED) -> list[Line]:
             add(_sentence(rng.choice(OPENERS), template.format(t=rng.choice(TOPIC), k=rng.choice(KIN)), ""), (),
                 "calm", "generated: calm look-alike of a mood line")
 
+    for template in GENUINE:
+        for _ in range(3):
+            add(_sentence("", template.format(t=rng.choice(TOPIC)), rng.choice(["", "", " then", " thanks"])), (),
+                "calm", "generated: calm look-alike of a mood line")
     for template in MENU_ANSWERS:
         for _ in range(2 if "{t}" in template else 1):
             add(_sentence(rng.choice(["", "", "Um, ", "Er, "]), template.format(t=rng.choice(TOPIC)), ""), (),
