@@ -476,6 +476,15 @@ GENUINE = [
     "oh nice one, cheers for sorting {t}", "oh well done, that was quick", "oh, lovely, thanks ever so much",
     "oh hello, I'm not very good with phones, bear with me", "oh dear, I've pressed the wrong button, sorry",
 ]
+# Calm questions that open like outrage does ("how...", "why..."): asking, not accusing.
+QUESTIONS = [
+    "how do I sign up", "how do I pay {t}", "how do I change {t}", "how do I get a new card",
+    "how long will {t} take", "how much is {t}", "how can I check {t}", "how does the new plan work",
+    "how do I upgrade my package", "how do I set up online banking", "how soon can the engineer come",
+    "how would I go about moving {t}", "how is {t} worked out", "how many payments are left",
+    "why is {t} different this month, just curious", "why do I need to send a form",
+    "what do I need to do to join", "can I sign up over the phone", "is it possible to upgrade today",
+]
 # Short answers to the menu: a word or two names what the call is about, not how the caller feels.
 MENU_ANSWERS = ["{t}", "{t} please", "about {t}", "it's about {t}", "refund", "a refund", "billing",
                 "payments", "my account", "balance", "new card", "technical support", "sales", "opening hours",
@@ -640,6 +649,10 @@ def generate(seed: int = SEED) -> list[Line]:
     for template in GENUINE:
         for _ in range(3):
             add(_sentence("", template.format(t=rng.choice(TOPIC)), rng.choice(["", "", " then", " thanks"])), (),
+                "calm", "generated: calm look-alike of a mood line")
+    for template in QUESTIONS:
+        for _ in range(3):
+            add(_sentence(rng.choice(OPENERS[:8]), template.format(t=rng.choice(TOPIC)), rng.choice(CALM_TAILS)), (),
                 "calm", "generated: calm look-alike of a mood line")
     for template in MENU_ANSWERS:
         for _ in range(2 if "{t}" in template else 1):
