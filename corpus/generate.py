@@ -385,6 +385,113 @@ KIN = ["mother", "father", "husband", "wife", "mum", "dad", "partner", "brother"
        "grandad", "aunt"]
 
 
+# --- mood in more words: the second round (each family paired with calm look-alikes) ----------
+
+# Strong anger in constructions and words the first lists lack: outrage, contempt, "beyond a
+# joke", regional turns of phrase, blame aimed at "you", superlatives of badness.
+ANGRY_MORE = [
+    "I'm incandescent", "I'm absolutely livid about {t}", "I am so angry right now",
+    "I'm beside myself with anger", "I'm hopping mad", "I'm spitting feathers over {t}",
+    "I'm proper fuming", "I'm well vexed with you lot", "I'm spewing about {t}", "I'm ropable",
+    "I'm absolutely hacked off with this company", "I'm mad as hell about {t}",
+    "that is appalling service", "that's shocking, absolutely shocking", "this is beyond a joke",
+    "this is a total disgrace", "you have been utterly hopeless", "I can't stand how you treat customers",
+    "I hate dealing with your company", "I despise this company", "the way you've handled {t} is scandalous",
+    "it's an absolute scandal", "this is the last straw", "I've had it up to here with you",
+    "I've had enough of this company", "never in my life have I been treated like this",
+    "I have never been so angry with a company", "worst customer service I have ever had",
+    "you're the worst company I've ever dealt with", "what a bunch of clowns",
+    "you're all completely incompetent", "I'm sick to death of {t}", "it's disgusting how you've treated me",
+    "you've treated me like dirt", "I'm not putting up with this any more", "this is a shambles from top to bottom",
+    "I'm so frustrated I could cry", "you people make me so angry", "your company is an absolute disgrace",
+    "how on earth can you justify {t}", "this is an utter disgrace", "it's a total rip-off",
+    "you're ripping me off", "you're a bunch of cowboys", "what kind of outfit are you running",
+    "I'm absolutely steaming", "I'm furious with the lot of you", "this is infuriating",
+    "it's infuriating how long {t} is taking", "I am outraged", "I'm outraged by {t}", "I'm appalled",
+    "I'm appalled at how {t} was handled", "I'm disgusted", "your staff are rude and useless",
+    "I've been lied to again and again", "stop lying to me", "I'm at my wits' end with you",
+    "enough is enough", "this is beyond ridiculous", "that's a disgrace, an absolute disgrace",
+    "how is this acceptable", "it's nowhere near good enough and I'm furious", "this is a total stitch-up",
+    "I'm gutted and furious about {t}", "you've made a complete mess of {t}, I'm so angry",
+    "I am sick and tired of your excuses", "honestly, you are the most useless company going",
+    "it's a complete and utter farce", "I'm so cross I can barely speak", "shame on you",
+    "I will never forgive you for {t}", "I'm absolutely disgusted with your service",
+    "every single time, you get it wrong, every time", "how incompetent can one company be",
+    "I've been treated appallingly", "the service has been horrendous", "this is atrocious",
+    "you have no idea how angry I am", "do you have any idea how angry I am right now",
+]
+SARCASM_MORE = [
+    "oh that's just great", "oh yes, because that's really helpful", "thanks a bunch, really",
+    "well that's just perfect, isn't it", "oh how lovely, another letter demanding money",
+    "what a surprise, {t} has gone wrong", "gold star for you lot, losing {t}",
+    "ten out of ten for incompetence", "congratulations, you've broken {t} again",
+    "you're a real credit to the company, aren't you", "oh excellent, just what I wanted, more hold music",
+    "wonderful, so I'm paying for nothing", "great job losing {t}", "oh terrific, another automated message",
+    "lovely, so I just wait forever then", "oh good, {t} is wrong again, how refreshing",
+    "well, aren't you a bunch of geniuses", "oh splendid, another excuse",
+]
+ANNOYED_MORE = [
+    "I'm not happy about this", "I'm not best pleased", "I'm a little disappointed with {t}",
+    "it's not really acceptable", "this has been dragging on for weeks", "I'm getting fed up with {t}",
+    "I'm rather irritated", "it's irritating, to be honest", "I'm quite annoyed", "not great service, is it",
+    "I've been passed around a bit", "I'm a bit cheesed off", "bit of a nightmare, this", "I'm not thrilled",
+    "why hasn't anybody called me back", "it's getting tiresome", "you said you'd ring me and you didn't",
+    "this isn't what I was promised", "I'm not really satisfied with that answer",
+    "it's a bit much, charging me for {t}", "I'm unimpressed, to be honest", "I'm not happy, not happy at all",
+    "I'd rather not have to ring three times", "I must say I'm disappointed with the service",
+    "I'm afraid {t} still isn't right", "I was hoping for better than this", "it's all a bit slow",
+]
+# Calm look-alikes: bad news in strong words, warm praise with intensifiers, anger denied or
+# aimed elsewhere, and questions about things that go wrong. None is angry at the company.
+CALM_MORE = [
+    "it's been an awful week, my {k} passed away", "I'm devastated, my {k} died on Friday",
+    "I'm so upset, someone stole my purse", "it was horrible, they broke in while we were asleep",
+    "I'm terrified, someone has taken money from my account", "the worst thing happened, my {k} is in hospital",
+    "I'm heartbroken, we lost my {k} last month and I need to change the account",
+    "I'm in a terrible state, the house flooded", "I'm shaking, I think I've been scammed",
+    "I'm really worried, there are payments I never made", "it's been the worst year of my life, my {k} is ill",
+    "absolutely brilliant, thank you so much!", "that's fantastic news!", "you've been so helpful, really",
+    "the engineer was amazing", "I'm so pleased {t} arrived", "honestly, you've been great",
+    "I'm really happy with the service", "wonderful, that's sorted then", "never had a problem with you, just checking {t}",
+    "best service I've ever had, thank you", "your staff at the branch were wonderful",
+    "your company has always been good to us", "you've been very patient with me",
+    "I'm not angry, I just want to understand {t}", "no complaints at all, just a question",
+    "I'm not upset, these things happen", "I'm not cross with you, it's not your fault",
+    "don't worry, I'm not in a rush", "no problem at all", "it's not a big deal", "I'm not complaining, just checking {t}",
+    "my neighbour is furious about the roadworks, but I'm ringing about {t}",
+    "my {k} was livid with the builders, anyway, I need to update {t}",
+    "what happens if {t} is late", "what should I do if my card is stolen", "is there a fee if I pay late",
+    "can you explain why {t} went up", "why might {t} be delayed", "what if the engineer can't come",
+    "I'm so sorry, I'm terrible with these menus", "sorry, I'm hopeless with numbers",
+    "I hate to bother you, but could you check {t}", "I can't stand the cold, so I want the boiler checked",
+]
+# Genuine relief and thanks in the words sarcasm borrows ("oh", "great", "brilliant"): calm.
+GENUINE = [
+    "oh good, it has, thanks", "oh lovely, that's sorted then", "oh that's great news", "oh I see, okay",
+    "oh right, that makes sense", "oh brilliant, thank you, that's a weight off", "oh wonderful, thanks dear",
+    "oh perfect, that's exactly what I needed", "oh thank goodness, I was worried about {t}",
+    "oh great, so {t} is on its way", "oh fantastic, you've found it", "oh how kind, thank you",
+    "oh excellent, I'll look out for the letter", "oh super, that's quicker than I thought",
+    "oh marvellous, thank you so much", "oh yes, of course, silly me", "oh that's a relief",
+    "oh nice one, cheers for sorting {t}", "oh well done, that was quick", "oh, lovely, thanks ever so much",
+    "oh hello, I'm not very good with phones, bear with me", "oh dear, I've pressed the wrong button, sorry",
+]
+# Calm questions that open like outrage does ("how...", "why..."): asking, not accusing.
+QUESTIONS = [
+    "how do I sign up", "how do I pay {t}", "how do I change {t}", "how do I get a new card",
+    "how long will {t} take", "how much is {t}", "how can I check {t}", "how does the new plan work",
+    "how do I upgrade my package", "how do I set up online banking", "how soon can the engineer come",
+    "how would I go about moving {t}", "how is {t} worked out", "how many payments are left",
+    "why is {t} different this month, just curious", "why do I need to send a form",
+    "what do I need to do to join", "can I sign up over the phone", "is it possible to upgrade today",
+]
+# Short answers to the menu: a word or two names what the call is about, not how the caller feels.
+MENU_ANSWERS = ["{t}", "{t} please", "about {t}", "it's about {t}", "refund", "a refund", "billing",
+                "payments", "my account", "balance", "new card", "technical support", "sales", "opening hours",
+                "change of address", "a question", "yes", "no", "yes, that's right", "no, something else",
+                "the second one", "option three", "other", "a delivery", "a booking", "renewal"]
+
+
 # --- what a phone-band recogniser makes of it ------------------------------------------------
 
 HOMOPHONES = [
@@ -521,6 +628,36 @@ def generate(seed: int = SEED) -> list[Line]:
         add(_sentence(rng.choice(OPENERS), text, ""), (), "calm", "generated: on topic, no intent")
         add(_sentence(rng.choice(OPENERS), text, rng.choice(CALM_TAILS)), (), "calm",
             "generated: on topic, no intent")
+
+    for template in ANGRY_MORE:
+        for _ in range(3):
+            add(_sentence(rng.choice(OPENERS), template.format(t=rng.choice(TOPIC)), ""), (), "angry",
+                "generated: strong anger, more words")
+    for template in SARCASM_MORE:
+        for _ in range(3):
+            add(_sentence(rng.choice(OPENERS[:6]), template.format(t=rng.choice(TOPIC)), ""), (), "angry",
+                "generated: sarcasm that means it")
+    for template in ANNOYED_MORE:
+        for _ in range(3):
+            add(_sentence(rng.choice(OPENERS), template.format(t=rng.choice(TOPIC)), ""), (), "annoyed",
+                "generated: mild displeasure")
+    for template in CALM_MORE:
+        for _ in range(3):
+            add(_sentence(rng.choice(OPENERS), template.format(t=rng.choice(TOPIC), k=rng.choice(KIN)), ""), (),
+                "calm", "generated: calm look-alike of a mood line")
+
+    for template in GENUINE:
+        for _ in range(3):
+            add(_sentence("", template.format(t=rng.choice(TOPIC)), rng.choice(["", "", " then", " thanks"])), (),
+                "calm", "generated: calm look-alike of a mood line")
+    for template in QUESTIONS:
+        for _ in range(3):
+            add(_sentence(rng.choice(OPENERS[:8]), template.format(t=rng.choice(TOPIC)), rng.choice(CALM_TAILS)), (),
+                "calm", "generated: calm look-alike of a mood line")
+    for template in MENU_ANSWERS:
+        for _ in range(2 if "{t}" in template else 1):
+            add(_sentence(rng.choice(["", "", "Um, ", "Er, "]), template.format(t=rng.choice(TOPIC)), ""), (),
+                "calm", "generated: short answer to the menu")
 
     unique: dict[str, Line] = {}
     for line in lines:

@@ -24,7 +24,7 @@ from ivr.errors import ConfigError
 
 from .labels import FRUSTRATION_LEVELS
 
-FORMAT = "lifeline-understanding/1"
+FORMAT = "lifeline-understanding/2"
 Matrix = npt.NDArray[np.float64]
 
 
@@ -78,9 +78,10 @@ def fit_softmax(x: Matrix, y: npt.NDArray[np.int64], classes: int, l2: float, st
 class LinearModels:
     """Weights of the intent and frustration models over one feature layout."""
 
-    intents: dict[str, Matrix]  # intent -> (features + 1,)
+    intents: dict[str, Matrix]  # intent -> (intent_features + 1,)
     frustration: Matrix  # (features + 1, len(FRUSTRATION_LEVELS))
     features: int
+    intent_features: int  # the intents read the first this many features (see intent_view)
     meta: dict[str, Any]
 
     def intent_probabilities(self, x: Matrix) -> dict[str, float]:
@@ -97,7 +98,8 @@ class LinearModels:
     def to_json(self) -> str:
         """Stable text form: the same weights always give the same bytes."""
         document = {
-            "format": FORMAT, "features": self.features, "meta": self.meta,
+            "format": FORMAT, "features": self.features, "intent_features": self.intent_features,
+            "meta": self.meta,
             "frustration_levels": list(FRUSTRATION_LEVELS),
             "intents": {name: [float(v) for v in w] for name, w in self.intents.items()},
             "frustration": [[float(v) for v in row] for row in self.frustration],
@@ -120,7 +122,7 @@ def save_models(models: LinearModels, path: Path) -> str:
     return digest
 
 
-def load_models(path: Path, expected_features: int) -> LinearModels:
+def load_models(path: Path, expected_features: int, expected_intent_features: int) -> LinearModels:
     """Read weights after checking their SHA-256; ConfigError says what is wrong and how to fix it."""
     fix = "retrain with `python -m insight.train` or restore the file from git"
     if not path.is_file():
@@ -139,13 +141,15 @@ def load_models(path: Path, expected_features: int) -> LinearModels:
         if document.get("format") != FORMAT:
             raise ValueError(f"format {document.get('format')!r}, expected {FORMAT!r}")
         features = int(document["features"])
+        intent_features = int(document["intent_features"])
         intents = {name: np.asarray(w, dtype=np.float64) for name, w in document["intents"].items()}
         frustration = np.asarray(document["frustration"], dtype=np.float64)
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"model weights {path} are unreadable ({exc}); {fix}") from exc
-    if features != expected_features or frustration.shape != (features + 1, len(FRUSTRATION_LEVELS)) \
-            or any(w.shape != (features + 1,) for w in intents.values()):
+    if features != expected_features or intent_features != expected_intent_features \
+            or frustration.shape != (features + 1, len(FRUSTRATION_LEVELS)) \
+            or any(w.shape != (intent_features + 1,) for w in intents.values()):
         raise ConfigError(f"model weights {path} were trained on {features} features but this version "
                           f"computes {expected_features}; {fix}")
     return LinearModels(intents=intents, frustration=frustration, features=features,
-                        meta=dict(document.get("meta", {})))
+                        intent_features=intent_features, meta=dict(document.get("meta", {})))

@@ -22,11 +22,12 @@ from .embedding import SentenceEmbedder
 from .labels import FRUSTRATION_LEVELS, INTENTS
 from .patterns import find_intents
 from .sentiment import SentimentScorer
-from .understand import DEFAULT_WEIGHTS, FEATURE_COUNT, features, intent_view
+from .understand import DEFAULT_WEIGHTS, FEATURE_COUNT, INTENT_FEATURES, features, intent_view
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "train"
 HEARD = "utterances-heard"  # corpus/make_heard.py: lines as the local engine heard them
 L2 = 1e-2
+FRUSTRATION_L2 = 1e-2
 STEPS = 1500
 RATE = 0.5
 
@@ -57,7 +58,7 @@ def train(lines: Sequence[Utterance], embedder: SentenceEmbedder | None = None) 
     scorer = SentimentScorer()
     texts = [u.text for u in lines]
     embeddings = embedder.embed(texts)
-    x = np.vstack([features(e, find_intents(t), scorer.score(t)) for e, t in zip(embeddings, texts)])
+    x = np.vstack([features(e, find_intents(t), scorer.score(t), t) for e, t in zip(embeddings, texts)])
     intents = {}
     x_intents = intent_view(x)
     for intent in INTENTS:
@@ -67,11 +68,14 @@ def train(lines: Sequence[Utterance], embedder: SentenceEmbedder | None = None) 
     # anger are the ones Whisper loses first, and on dev the frustration model got worse with them.
     moody = np.asarray([HEARD not in Path(u.source).name for u in lines])
     levels = np.asarray([FRUSTRATION_LEVELS.index(u.frustration) for u in lines], dtype=np.int64)
-    frustration = fit_softmax(x[moody], levels[moody], len(FRUSTRATION_LEVELS), L2, STEPS, RATE)
-    meta = {"lines": corpus_lines, "with_variants": len(lines), "l2": L2, "steps": STEPS, "rate": RATE,
+    frustration = fit_softmax(x[moody], levels[moody], len(FRUSTRATION_LEVELS), FRUSTRATION_L2,
+                              STEPS, RATE)
+    meta = {"lines": corpus_lines, "with_variants": len(lines), "l2": L2, "frustration_l2": FRUSTRATION_L2,
+            "steps": STEPS, "rate": RATE,
             "positives": {i: sum(1 for u in lines if i in u.intents) for i in INTENTS},
             "levels": {lvl: sum(1 for u in lines if u.frustration == lvl) for lvl in FRUSTRATION_LEVELS}}
-    return LinearModels(intents=intents, frustration=frustration, features=FEATURE_COUNT, meta=meta)
+    return LinearModels(intents=intents, frustration=frustration, features=FEATURE_COUNT,
+                        intent_features=INTENT_FEATURES, meta=meta)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,8 @@ import numpy as np
 from .classifier import LinearModels, Matrix, load_models
 from .embedding import SentenceEmbedder
 from .labels import FRUSTRATION_LEVELS, INTENTS
+from .lexical import DIM as LEXICAL_DIM
+from .lexical import lexical_features
 from .patterns import PatternHits, find_intents
 from .sentiment import Sentiment, SentimentScorer, label
 
@@ -53,13 +55,19 @@ class Analysis:
                 "matched": dict(self.matched)}
 
 
-FEATURE_COUNT = SentenceEmbedder.dim + 2 * len(INTENTS) + 3
+# The intent models read the first INTENT_FEATURES (embedding, pattern flags, sentiment); the
+# frustration model reads those and the lexical block after them (insight/lexical.py).
+INTENT_FEATURES = SentenceEmbedder.dim + 2 * len(INTENTS) + 3
+FEATURE_COUNT = INTENT_FEATURES + LEXICAL_DIM
 # Where the pattern layer's "asserted" flags sit in the feature vector.
 _ASSERTED = slice(SentenceEmbedder.dim, SentenceEmbedder.dim + len(INTENTS))
 
 
 def intent_view(x: Matrix) -> Matrix:
-    """The features the intent models read: everything but the asserted-construction flags.
+    """The features the intent models read: no lexical block, and no asserted-construction flags.
+
+    The lexical block is the frustration model's: tried on the intents it adds nothing the
+    embedding and the pattern layer do not already carry, and it would multiply their weights.
 
     Trained with those flags, the models learned "no construction, no intent", because on the
     training lines (which the patterns were written beside) the flags are nearly always right; on
@@ -67,18 +75,19 @@ def intent_view(x: Matrix) -> Matrix:
     the intent from the sentence itself; an asserted construction still lifts the result to
     PATTERN_FLOOR afterwards, so nothing the patterns catch is lost.
     """
-    view = np.array(x, dtype=np.float64, copy=True)
+    view = np.array(x[..., :INTENT_FEATURES], dtype=np.float64, copy=True)
     view[..., _ASSERTED] = 0.0
     return view
 
 
-def features(embedding: Matrix, hits: PatternHits, sentiment: Sentiment) -> Matrix:
+def features(embedding: Matrix, hits: PatternHits, sentiment: Sentiment, text: str) -> Matrix:
     """The feature vector of one line (the layout the weights were trained on)."""
     asserted = [1.0 if hits.signals[i] > 0 else 0.0 for i in INTENTS]
     refused = [1.0 if hits.signals[i] < 0 else 0.0 for i in INTENTS]
     tail = [sentiment.score, min(sentiment.score, 0.0) ** 2, 1.0 if sentiment.sarcastic else 0.0]
     return np.concatenate([embedding.astype(np.float64) * _EMBEDDING_SCALE,
-                           np.asarray(asserted + refused + tail, dtype=np.float64)])
+                           np.asarray(asserted + refused + tail, dtype=np.float64),
+                           lexical_features(text)])
 
 
 class Understanding:
@@ -89,7 +98,7 @@ class Understanding:
         self.scorer = scorer or SentimentScorer()
         self.embedder = embedder or SentenceEmbedder()
         # `models` (already in memory) is for calibration, which scores with freshly trained folds.
-        self.models: LinearModels = models or load_models(weights, FEATURE_COUNT)
+        self.models: LinearModels = models or load_models(weights, FEATURE_COUNT, INTENT_FEATURES)
 
     def analyse(self, text: str, score: float | None = None) -> Analysis:
         """Everything about one line; `score` overrides the sentiment when the engine gave one."""
@@ -97,7 +106,7 @@ class Understanding:
         if score is not None:
             sentiment = Sentiment(score, label(score), sentiment.sarcastic)
         hits = find_intents(text)
-        x = features(self.embedder.embed([text])[0], hits, sentiment)
+        x = features(self.embedder.embed([text])[0], hits, sentiment, text)
         learned = self.models.intent_probabilities(intent_view(x))
         intents = {}
         for intent in INTENTS:

@@ -16,7 +16,7 @@ from insight.corpus import load_split
 from insight.embedding import PINNED_FILES, verify_files
 from insight.patterns import find_intents
 from insight.train import DEFAULT_CORPUS, train
-from insight.understand import DEFAULT_WEIGHTS, FEATURE_COUNT, Understanding
+from insight.understand import DEFAULT_WEIGHTS, FEATURE_COUNT, INTENT_FEATURES, Understanding
 from ivr.errors import ConfigError
 from ivr.store import Message
 from transfer.rules import RuleSet, load_rules
@@ -156,7 +156,7 @@ def test_phrase_rule_ignores_a_negated_phrase(tmp_path: Path) -> None:
 
 
 def test_training_script_reproduces_the_committed_weights() -> None:
-    committed = load_models(DEFAULT_WEIGHTS, FEATURE_COUNT)
+    committed = load_models(DEFAULT_WEIGHTS, FEATURE_COUNT, INTENT_FEATURES)
     retrained = train(load_split([DEFAULT_CORPUS]))
     assert set(retrained.intents) == set(committed.intents)
     for name, weights in committed.intents.items():
@@ -169,15 +169,15 @@ def test_weights_that_do_not_match_their_checksum_are_refused(tmp_path: Path) ->
     copy = tmp_path / "understanding.json"
     shutil.copy(DEFAULT_WEIGHTS, copy)
     shutil.copy(checksum_path(DEFAULT_WEIGHTS), checksum_path(copy))
-    assert load_models(copy, FEATURE_COUNT).features == FEATURE_COUNT
+    assert load_models(copy, FEATURE_COUNT, INTENT_FEATURES).features == FEATURE_COUNT
     document = json.loads(copy.read_text())
     document["intents"]["wants_person"][0] += 1.0
     copy.write_text(json.dumps(document))
     with pytest.raises(ConfigError, match="SHA-256"):
-        load_models(copy, FEATURE_COUNT)
+        load_models(copy, FEATURE_COUNT, INTENT_FEATURES)
     checksum_path(copy).unlink()
     with pytest.raises(ConfigError, match="no checksum file"):
-        load_models(copy, FEATURE_COUNT)
+        load_models(copy, FEATURE_COUNT, INTENT_FEATURES)
 
 
 def test_embedding_files_that_differ_from_the_pinned_wheel_are_refused(tmp_path: Path) -> None:

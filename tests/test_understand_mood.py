@@ -1,0 +1,82 @@
+"""The frustration model's lexical features (insight/lexical.py) and what they are for: mood-only lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from insight.lexical import DIM, cues, lexical_features, normalise, word_tokens
+from insight.understand import Understanding
+
+RULES = Path(__file__).resolve().parent.parent / "examples" / "rules.yaml"
+
+
+def _threshold(rule: str, key: str) -> float:
+    """A calibrated threshold as committed in the example rules (from `python -m insight.calibrate`)."""
+    document = yaml.safe_load(RULES.read_text())
+    return float(next(r[key] for r in document["rules"] if r["name"] == rule))
+
+
+@pytest.fixture(scope="module")
+def understanding() -> Understanding:
+    return Understanding()
+
+
+def test_the_written_and_the_recognised_form_of_a_line_give_the_same_features() -> None:
+    written = lexical_features("I'm NOT happy, you've lost my parcel!")
+    heard = lexical_features("im not happy youve lost my parcel")
+    assert normalise("I'm NOT happy, you've lost my parcel!") == "im not happy youve lost my parcel"
+    word_and_char = slice(0, DIM - len(cues("", "")))
+    np.testing.assert_array_equal(written[word_and_char], heard[word_and_char])
+    assert written.shape == (DIM,)
+
+
+def test_features_are_the_same_in_every_process() -> None:
+    # CRC-32 buckets, not Python's salted hash: the committed weights depend on it
+    first = lexical_features("this is beyond a joke")
+    assert np.array_equal(first, lexical_features("this is beyond a joke"))
+    assert np.count_nonzero(first) > 10
+
+
+def test_words_after_a_negator_are_marked_as_negated() -> None:
+    tokens = word_tokens("i am not happy with this at all".split())
+    assert "NOT_happy" in tokens and "NOT_with" in tokens and "NOT_this" in tokens
+    assert "NOT_at" not in tokens  # the scope is three words
+    assert "NOT_am" not in tokens
+
+
+def test_cues_see_shouting_blame_and_praise_in_a_complaint() -> None:
+    text = "Oh BRILLIANT, you people have lost it AGAIN!"
+    exclaim, shouted, blame, _intensifier, sarcasm, _superlative = cues(text, normalise(text))
+    assert exclaim > 0 and shouted > 0 and blame > 0 and sarcasm == 1.0
+    calm = "Thanks, that's lovely"
+    assert cues(calm, normalise(calm))[4] == 0.0  # praise alone is not sarcasm
+
+
+def test_an_empty_line_has_no_lexical_evidence() -> None:
+    assert not np.any(lexical_features(""))
+
+
+@pytest.mark.parametrize("text", [
+    "I am absolutely fuming about how my account has been handled",
+    "you lot are the most useless shower I've ever had the misfortune to deal with",
+    "this is an utter disgrace and I'm furious",
+])
+def test_one_strongly_angry_line_reads_as_angry(understanding: Understanding, text: str) -> None:
+    assert understanding.analyse(text).frustration_level == "angry"
+
+
+@pytest.mark.parametrize("text", [
+    "my husband passed away on Tuesday and I need to take his name off the bill",
+    "someone stole my purse this morning, can you stop my card",
+    "thank you so much, that's absolutely brilliant",
+    "I'm not angry at all, I'd just like to understand the charge",
+    "what happens if my payment is late",
+])
+def test_calm_lines_with_strong_words_stay_below_the_one_line_threshold(understanding: Understanding,
+                                                                          text: str) -> None:
+    analysis = understanding.analyse(text)
+    assert analysis.frustration["angry"] < _threshold("one_angry_message", "angry_at_least")
