@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import create_engine, text
 
 from ivr.config import PROJECT_ROOT
@@ -42,6 +41,7 @@ from .caller import CallResult, play
 from .emulator import Emulator
 from .faults import Chaos
 from .haproxy import HAProxy, haproxy_path
+from .health import wait_healthy
 from .runner import caller_number
 from .scenario import Scenario, Turn, load_scenario, require_audio
 from .server import ServerThread, emulator_app
@@ -246,17 +246,8 @@ def _start_gunicorn(config: BenchConfig, emulator: Emulator | TwilioEmulator, po
     with log_path.open("ab") as log:
         process = subprocess.Popen([*command, "app:app"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
     echo(f"starting gunicorn on 127.0.0.1:{port} ({config.provider}, {config.engine} engine)...")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}; see its log:\n"
-                               f"{log_path.read_text(errors='replace')[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+    if wait_healthy(process, f"http://127.0.0.1:{port}", log_path, "gunicorn", 90):
+        return process
     _stop(process)
     raise RuntimeError("gunicorn did not become healthy within 90 s")
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
+from .health import wait_healthy
 
 INSTALL_HINT = ("HAProxy is not installed: run `make haproxy` (Debian/Ubuntu: apt-get install haproxy; "
                 "macOS: brew install haproxy)")
@@ -91,17 +90,8 @@ class HAProxy:
         with self._log.open("ab") as log:
             self._process = subprocess.Popen([program, "-db", "-f", str(self._config)],
                                              stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"haproxy exited with {self._process.returncode}: "
-                                   f"{self._log.read_text(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        if wait_healthy(self._process, self.url, self._log, "haproxy", timeout_s):
+            return self
         self.stop()
         raise RuntimeError(f"haproxy did not route to a healthy instance within {timeout_s:.0f} s")
 
