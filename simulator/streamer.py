@@ -21,6 +21,24 @@ from insight.g711 import ALAW_TO_PCM, decode
 from .audio import FRAME_BYTES
 
 log = logging.getLogger(__name__)
+
+
+class MediaClient(Client):  # type: ignore[misc]  # simple-websocket has no types
+    """simple-websocket's client, closing its socket when the server refuses the upgrade.
+
+    The library leaves the connected socket open when its handshake fails (a 403 for a used or
+    expired media token is routine now), and the socket is then only reclaimed, with a
+    ResourceWarning, by the garbage collector.
+    """
+
+    def __init__(self, url: str, **options: object) -> None:
+        try:
+            super().__init__(url, **options)
+        except BaseException:
+            sock = getattr(self, "sock", None)
+            if sock is not None:
+                sock.close()
+            raise
 SILENCE = b"\xff" * FRAME_BYTES
 
 
@@ -94,7 +112,7 @@ class MediaStreamer:
         if self._stop.is_set():
             return  # stopped before it connected (the emulator is shutting down)
         try:
-            ws = Client.connect(self.url)
+            ws = MediaClient.connect(self.url)
         except Exception as exc:  # refused upgrade, closed port: Telnyx reports streaming.failed
             log.info("media stream to %s failed: %s", self.url.split("?")[0], exc)
             self._on_failed("connection_failed")

@@ -78,8 +78,10 @@ def test_the_local_engine_hears_the_agent_on_the_outbound_track_after_the_bridge
         by_party = {p: " ".join(m["text"].lower() for m in messages if m["party"] == p)
                     for p in ("caller", "agent")}
         assert "real person" in by_party["caller"] and "wallet" in by_party["caller"]
-        assert "dana" in by_party["agent"] and "new card" in by_party["agent"]
+        # tiny.en hears the agent's name as "Dana" or "vayna" depending on the machine's load; the
+        # words that matter here are the agent's, and that they are the agent's.
+        assert "new card" in by_party["agent"] and "new card" not in by_party["caller"]
         assert all(m["engine"] == "local" for m in messages)
         restarts = [c for c in sim.emulator.commands_for(ccid, "streaming_start") if c["status"] == 200]
         assert [c["body"]["stream_track"] for c in restarts] == ["both_tracks"]
-        assert "dana" not in " ".join(m["text"].lower() for m in lifeline.store.messages(ccid))
+        assert "new card" not in " ".join(m["text"].lower() for m in lifeline.store.messages(ccid))

@@ -415,3 +415,36 @@ def test_dtmf_mark_and_error_frames_on_the_stream_do_not_disturb_listening(local
     local.emulator.say(leg, "", 0, audio=load_pcmu(AUDIO / "02-asks-for-human-1.wav"))
     assert wait_until(lambda: bool(accepted(local, leg.call_control_id, "transfer")), timeout=15)
     assert store(local).get_call(leg.call_control_id).listening is None  # never lost or restarted
+
+
+def test_a_refused_media_upgrade_leaves_no_socket_open() -> None:
+    import gc
+    import threading
+    import warnings
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from simple_websocket import ConnectionError as Refused
+
+    from simulator.streamer import MediaClient
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            with pytest.raises(Refused, match="403"):
+                MediaClient.connect(f"ws://127.0.0.1:{server.server_port}/media/telnyx?token=used")
+            gc.collect()
+        assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from simple_websocket import Client, ConnectionClosed
 
-from ..streamer import SILENCE, MediaStreamer
+from ..streamer import SILENCE, MediaClient, MediaStreamer
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class TwilioStreamer(MediaStreamer):
         if self._stop.is_set():
             return  # stopped before it connected (the emulator is shutting down), as Telnyx's streamer
         try:
-            ws = Client.connect(self.url)
+            ws = MediaClient.connect(self.url)
         except Exception as exc:  # refused upgrade or closed port: Twilio reports stream-error
             log.info("media stream to %s failed: %s", self.url.rsplit("/", 1)[0], exc)
             self._on_failed("connection_failed")
