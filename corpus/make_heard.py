@@ -1,7 +1,7 @@
 """Write corpus/train/utterances-heard.yaml: the training lines as the local engine hears them.
 
 Hand-written "asr" lines guess what a recogniser makes of phone audio; this asks the recogniser.
-Every hand-written training line (utterances.yaml, utterances-seed.yaml, utterances-breadth.yaml)
+Every hand-written training line (utterances.yaml, -seed, -breadth and -blind)
 is spoken with espeak-ng and cut to the telephone band exactly as corpus/make_audio.py does (the
 voice, speed, pitch and amplitude come from a hash of the line's text), then heard through the
 app's own local engine (Silero VAD + the configured Whisper model, tiny.en by default) the way
@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "corpus" / "train"
-SOURCES = ("utterances.yaml", "utterances-seed.yaml", "utterances-breadth.yaml")
+SOURCES = ("utterances.yaml", "utterances-seed.yaml", "utterances-breadth.yaml", "utterances-blind.yaml")
 OUT = TRAIN / "utterances-heard.yaml"
 
 
