@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from conversation import transcripts
 from conversation.pause import PauseError
 from ivr.events import ID_MAX
-from ivr.recording_sinks import SinkError
+from ivr.recording_sinks import SinkError, audio_format
 from ivr.sanitize import clean_text
 from ivr.sessions import close_session, csrf_ok, csrf_token, open_session, signed_in, token_matches
 from ivr.store import CallQuery, CallRecord
@@ -184,9 +184,8 @@ def recording(call_control_id: str) -> ResponseReturnValue:
     audio = _recording_audio(call)
     if audio is None:
         return render_template("console/missing.html", page="call", call_control_id=call_control_id), 404
-    wav = audio[:4] == b"RIFF"
-    return send_file(io.BytesIO(audio), mimetype="audio/wav" if wav else "audio/mpeg", conditional=True,
-                     download_name=f"recording.{'wav' if wav else 'mp3'}")
+    extension, mime = audio_format(audio)
+    return send_file(io.BytesIO(audio), mimetype=mime, conditional=True, download_name=f"recording.{extension}")
 
 
 @bp.post("/dashboard/calls/<call_control_id>/listening")

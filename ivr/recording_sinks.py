@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 BUCKET_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
 
 
+def audio_format(audio: bytes) -> tuple[str, str]:
+    """(file extension, MIME type) of a recording: Telnyx sends WAV (RIFF) or MP3."""
+    return ("wav", "audio/wav") if audio[:4] == b"RIFF" else ("mp3", "audio/mpeg")
+
+
 class SinkError(Exception):
     """A recording could not be written to or read from its sink; the message says why."""
 

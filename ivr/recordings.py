@@ -22,7 +22,7 @@ import wave
 from dataclasses import dataclass
 import httpx
 
-from .recording_sinks import RecordingSink, SinkError
+from .recording_sinks import RecordingSink, SinkError, audio_format
 from .store import CallRecord, CallStore
 
 log = logging.getLogger(__name__)
@@ -129,10 +129,10 @@ class RecordingKeeper:
         audio = response.content
         if not audio or len(audio) > MAX_BYTES:
             raise RecordingFetchError(f"recording is {len(audio)} bytes")
-        wav = audio[:4] == b"RIFF"
-        name = re.sub(r"[^A-Za-z0-9_-]", "_", call_control_id)[-120:] + (".wav" if wav else ".mp3")
+        extension, mime = audio_format(audio)
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", call_control_id)[-120:] + "." + extension
         try:
-            location = self.sink.put(name, audio, "audio/wav" if wav else "audio/mpeg")
+            location = self.sink.put(name, audio, mime)
         except SinkError as exc:
             raise RecordingFetchError(str(exc)) from None
         return KeptRecording(location, hashlib.sha256(audio).hexdigest(), _duration(audio))
@@ -146,7 +146,7 @@ class RecordingKeeper:
 
 def _duration(audio: bytes) -> float | None:
     """Seconds of a WAV recording; None for formats we do not parse (MP3)."""
-    if audio[:4] != b"RIFF":
+    if audio_format(audio)[0] != "wav":
         return None
     try:
         with wave.open(io.BytesIO(audio)) as wav:
