@@ -14,7 +14,7 @@ from flask import Flask
 
 from ivr.logs import JsonFormatter
 from simulator.bench import (BenchConfig, BenchUsageError, _report, app_log_problems, missed_escalation,
-                             percentile, run_bench)
+                             parse_cpus, percentile, process_tree_cpu_s, run_bench)
 from simulator.caller import PATIENCE_S, CallResult, wait_for_menu
 from simulator.emulator import Emulator
 from simulator.haproxy import HAProxyMissing, config_text, haproxy_path
@@ -58,6 +58,46 @@ def test_bench_command_writes_its_report(app: Flask, tmp_path: Path) -> None:
     assert set(report["ack_ms"]) == {"p50", "p95", "p99"}
     assert report["calls"] == 6 and report["errors"] == 0
     assert "6/6 calls" in result.output  # progress is shown while it runs
+
+
+def test_the_app_and_the_generator_can_run_on_cpus_of_their_own_and_the_report_says_what_each_used() -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    app_cpu, generator_cpu = cpus[0], cpus[-1]
+    report = run_bench(BenchConfig(calls=6, concurrency=3, speed=10, ramp_s=0.5, app_cpus=(app_cpu,),
+                                   generator_cpus=(generator_cpu,)), echo=lambda _: None)
+    assert report["errors"] == 0 and report["double_transfers"] == 0
+    cpu = report["cpu"]
+    assert cpu["app_affinity_seen"] == [app_cpu]  # gunicorn ran where it was put
+    assert (cpu["app_cpus"], cpu["generator_cpus"]) == ([app_cpu], [generator_cpu])
+    assert cpu["app_cpu_s"] > 0 and cpu["generator_cpu_s"] > 0
+    assert cpu["app_cpu_ms_per_webhook"] == pytest.approx(1000 * cpu["app_cpu_s"] / report["webhooks"], abs=0.01)
+    assert sorted(os.sched_getaffinity(0)) == cpus  # the bench gave this process its CPUs back
+
+
+def test_cpu_lists_are_parsed_and_cpus_the_machine_does_not_offer_are_refused() -> None:
+    first = min(os.sched_getaffinity(0))
+    assert parse_cpus(str(first)) == (first,)
+    assert parse_cpus(f"{first}-{first}") == (first,)
+    with pytest.raises(BenchUsageError, match="numbers such as"):
+        parse_cpus("one")
+    with pytest.raises(BenchUsageError, match="lets the bench use"):
+        parse_cpus("4096")
+
+
+def test_process_tree_cpu_counts_the_children_too() -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.process_time() + 0.3\n"
+                              "while time.process_time() < end: pass\ntime.sleep(30)"])
+    try:
+        wait_until_used = time.monotonic() + 20
+        while process_tree_cpu_s(os.getpid()) - (os.times().user + os.times().system) < 0.25:
+            assert time.monotonic() < wait_until_used, "the child's CPU never showed"
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_percentile_is_nearest_rank() -> None:
