@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import random
+import secrets
 import re
 import shutil
 import signal
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import create_engine, text
 
 from ivr.config import PROJECT_ROOT
@@ -117,6 +119,33 @@ def process_tree_cpu_s(pid: int) -> float:
         total += used.get(current, 0.0)
         todo.extend(child for child, parent in parents.items() if parent == current)
     return total
+
+
+ACK_METRIC = "lifeline_webhook_ack_seconds"
+ESCALATION_METRIC = "lifeline_escalation_latency_seconds"
+_BUCKET_LINE = re.compile(r'^(\w+)_bucket\{(?:[^}]*,)?le="([^"]+)"[^}]*\} ([0-9.e+-]+)$')
+
+
+def histogram_buckets(exposition: str, names: tuple[str, ...]) -> dict[str, dict[float, float]]:
+    """Cumulative bucket counts (upper bound -> count) of the named histograms in Prometheus text."""
+    found: dict[str, dict[float, float]] = {name: {} for name in names}
+    for line in exposition.splitlines():
+        match = _BUCKET_LINE.match(line)
+        if match and match.group(1) in found:
+            bound = float(match.group(2))  # "+Inf" parses as inf
+            found[match.group(1)][bound] = found[match.group(1)].get(bound, 0.0) + float(match.group(3))
+    return found
+
+
+def bucket_quantiles(cumulative: dict[float, float]) -> dict[str, float | int | None]:
+    """p50/p95/p99 as "at most this many ms" (the bucket bound each quantile falls under), and
+    the count; None where there are no observations or the quantile is past the last bound."""
+    total = cumulative.get(float("inf"), max(cumulative.values(), default=0.0))
+    result: dict[str, float | int | None] = {"count": int(total)}
+    for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+        bound = next((b for b, count in sorted(cumulative.items()) if total and count >= q * total), None)
+        result[label] = None if bound is None or bound == float("inf") else round(bound * 1000, 1)
+    return result
 
 
 def _own_cpu_s() -> float:
@@ -209,6 +238,7 @@ def _run_bench(config: BenchConfig, scenarios: list[Scenario], echo: Callable[[s
                 if done % step == 0 or done == config.calls:
                     echo(f"  {done}/{config.calls} calls, {time.monotonic() - started:.0f} s")
         app_cpu_s, generator_cpu_s = front.cpu_s() - app_cpu_before, _own_cpu_s() - own_cpu_before
+        app_side = front.app_side_latency()
         unclosed = _wait_until_closed(database_url, [r for r, _ in results], timeout_s=30)
     finally:
         front.stop()
@@ -216,6 +246,10 @@ def _run_bench(config: BenchConfig, scenarios: list[Scenario], echo: Callable[[s
         emulator.close()
     report = _report(config, results, unclosed, front.log_paths, time.monotonic() - started)
     report["requests_per_instance"] = front.requests_per_instance()
+    # The same latencies as the app measured them (its Prometheus histograms): from the moment
+    # Flask has the webhook, so without the load generator's own delays (a caller thread waiting
+    # for the GIL of this process before it can stop its clock), nor the front's queue.
+    report["app_side"] = app_side
     # What the run cost: the app's own CPU per acknowledged webhook says how heavy the app is
     # whatever else shares the machine; the generator's CPU is what it took from the same cores.
     report["cpu"] = {
@@ -258,6 +292,8 @@ class Front:
         self.log_paths: list[Path] = []
         self.url = ""
         self.affinity: list[int] | None = None  # the CPUs the first instance was seen to run on
+        self._ports: list[int] = []
+        self._metrics_token = secrets.token_urlsafe(24)
 
     def start(self) -> None:
         """Start the instances (and HAProxy in front of several); `stop` stops what started."""
@@ -266,7 +302,9 @@ class Front:
         front_port = _free_port() if count > 1 else ports[0]
         self.url = f"http://127.0.0.1:{front_port}"
         # Media stream URLs must point where Telnyx connects: the front, never one instance.
-        env = {"LIFELINE_LOG_FORMAT": "json", "LIFELINE_PUBLIC_URL": self.url}
+        env = {"LIFELINE_LOG_FORMAT": "json", "LIFELINE_PUBLIC_URL": self.url,
+               "LIFELINE_METRICS_TOKEN": self._metrics_token}
+        self._ports = ports
         for index, port in enumerate(ports, start=1):
             log_path = self._workdir / (f"app-{index}.log" if count > 1 else "app.log")
             self.log_paths.append(log_path)
@@ -276,6 +314,22 @@ class Front:
         if count > 1:
             self._echo(f"starting haproxy on {self.url} in front of {count} instances...")
             self._haproxy = HAProxy(front_port, ports, self._workdir).start()
+
+    def app_side_latency(self) -> dict[str, Any]:
+        """Webhook acknowledgement and escalation latency from the app's own histograms (summed
+        over the instances): per quantile, the upper bound of the bucket it falls in."""
+        buckets: dict[str, dict[float, float]] = {ACK_METRIC: {}, ESCALATION_METRIC: {}}
+        for port in self._ports:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10,
+                                   headers={"Authorization": f"Bearer {self._metrics_token}"})
+            except httpx.HTTPError as exc:
+                return {"error": f"metrics of 127.0.0.1:{port} unreadable: {exc}"}
+            for name, counts in histogram_buckets(answer.text, tuple(buckets)).items():
+                for bound, count in counts.items():
+                    buckets[name][bound] = buckets[name].get(bound, 0.0) + count
+        return {"webhook_ack_ms_at_most": bucket_quantiles(buckets[ACK_METRIC]),
+                "escalation_ms_at_most": bucket_quantiles(buckets[ESCALATION_METRIC])}
 
     def cpu_s(self) -> float:
         """CPU seconds used so far by every instance (gunicorn's master and workers)."""

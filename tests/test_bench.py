@@ -13,8 +13,9 @@ import pytest
 from flask import Flask
 
 from ivr.logs import JsonFormatter
-from simulator.bench import (BenchConfig, BenchUsageError, _report, app_log_problems, missed_escalation,
-                             parse_cpus, percentile, process_tree_cpu_s, run_bench)
+from simulator.bench import (BenchConfig, BenchUsageError, _report, app_log_problems, bucket_quantiles,
+                             histogram_buckets, missed_escalation, parse_cpus, percentile, process_tree_cpu_s,
+                             run_bench)
 from simulator.caller import PATIENCE_S, CallResult, wait_for_menu
 from simulator.emulator import Emulator
 from simulator.haproxy import HAProxyMissing, config_text, haproxy_path
@@ -72,6 +73,28 @@ def test_the_app_and_the_generator_can_run_on_cpus_of_their_own_and_the_report_s
     assert cpu["app_cpu_s"] > 0 and cpu["generator_cpu_s"] > 0
     assert cpu["app_cpu_ms_per_webhook"] == pytest.approx(1000 * cpu["app_cpu_s"] / report["webhooks"], abs=0.01)
     assert sorted(os.sched_getaffinity(0)) == cpus  # the bench gave this process its CPUs back
+    # The app timed every webhook the emulator saw acknowledged, and each escalation it made.
+    assert report["app_side"]["webhook_ack_ms_at_most"]["count"] == report["webhooks"]
+    assert report["app_side"]["escalation_ms_at_most"]["count"] == report["escalations"]
+    assert report["app_side"]["webhook_ack_ms_at_most"]["p50"] is not None
+
+
+def test_app_side_quantiles_are_the_bucket_bounds_they_fall_under() -> None:
+    exposition = "\n".join([
+        "# HELP lifeline_webhook_ack_seconds Time",
+        'lifeline_webhook_ack_seconds_bucket{le="0.005"} 50.0',
+        'lifeline_webhook_ack_seconds_bucket{le="0.01"} 94.0',
+        'lifeline_webhook_ack_seconds_bucket{le="0.025"} 99.0',
+        'lifeline_webhook_ack_seconds_bucket{le="+Inf"} 100.0',
+        'lifeline_webhook_ack_seconds_count 100.0',
+        'other_seconds_bucket{le="0.005"} 7.0',
+    ])
+    buckets = histogram_buckets(exposition, ("lifeline_webhook_ack_seconds", "absent_seconds"))
+    assert buckets["absent_seconds"] == {}
+    assert bucket_quantiles(buckets["lifeline_webhook_ack_seconds"]) == {
+        "count": 100, "p50": 5.0, "p95": 25.0, "p99": 25.0}
+    assert bucket_quantiles({0.005: 1.0, float("inf"): 100.0})["p50"] is None  # past the last bound
+    assert bucket_quantiles({}) == {"count": 0, "p50": None, "p95": None, "p99": None}
 
 
 def test_cpu_lists_are_parsed_and_cpus_the_machine_does_not_offer_are_refused() -> None:
