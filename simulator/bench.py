@@ -121,6 +121,23 @@ def process_tree_cpu_s(pid: int) -> float:
     return total
 
 
+WINDOW_S = 10.0
+
+
+def ack_by_window(results: list[CallResult], started: float, window_s: float) -> list[dict[str, Any]]:
+    """Webhook acknowledgements per `window_s` of the run (by when each was sent): the first wave
+    of calls arrives in a burst over the ramp, so its windows can differ from the steady state."""
+    windows: dict[int, list[float]] = {}
+    for result in results:
+        for entry in result.leg.log.timeline:
+            if entry["kind"] == "webhook" and 200 <= entry["status"] < 300:
+                sent_s = result.leg.log.t0 - started + entry["t_ms"] / 1000
+                windows.setdefault(int(max(0.0, sent_s) // window_s), []).append(entry["ack_ms"])
+    return [{"from_s": index * window_s, "webhooks": len(acks), "p50": percentile(acks, .5),
+             "p95": percentile(acks, .95), "p99": percentile(acks, .99)}
+            for index, acks in sorted(windows.items())]
+
+
 ACK_METRIC = "lifeline_webhook_ack_seconds"
 ESCALATION_METRIC = "lifeline_escalation_latency_seconds"
 _BUCKET_LINE = re.compile(r'^(\w+)_bucket\{(?:[^}]*,)?le="([^"]+)"[^}]*\} ([0-9.e+-]+)$')
@@ -245,6 +262,7 @@ def _run_bench(config: BenchConfig, scenarios: list[Scenario], echo: Callable[[s
         emulator_server.stop()
         emulator.close()
     report = _report(config, results, unclosed, front.log_paths, time.monotonic() - started)
+    report["ack_ms_by_window"] = ack_by_window([r for r, _ in results], started, WINDOW_S)
     report["requests_per_instance"] = front.requests_per_instance()
     # The same latencies as the app measured them (its Prometheus histograms): from the moment
     # Flask has the webhook, so without the load generator's own delays (a caller thread waiting

@@ -14,8 +14,8 @@ from flask import Flask
 
 from ivr.logs import JsonFormatter
 from simulator.bench import (BenchConfig, BenchUsageError, _report, app_log_problems, bucket_quantiles,
-                             histogram_buckets, missed_escalation, parse_cpus, percentile, process_tree_cpu_s,
-                             run_bench)
+                             ack_by_window, histogram_buckets, missed_escalation, parse_cpus, percentile,
+                             process_tree_cpu_s, run_bench)
 from simulator.caller import PATIENCE_S, CallResult, wait_for_menu
 from simulator.emulator import Emulator
 from simulator.haproxy import HAProxyMissing, config_text, haproxy_path
@@ -151,6 +151,18 @@ def test_a_caller_who_needed_a_person_and_got_none_is_a_missed_escalation_and_an
                      0, [], 1.0)
     assert report["missed_escalations"] == 1 and report["errors"] == 1
     assert report["missed_sample"] == [missed.scenario.name]
+
+
+def test_acknowledgements_are_grouped_by_when_the_webhook_was_sent_in_the_run() -> None:
+    early, late = _played("01-calm-balance.yaml"), _played("01-calm-balance.yaml")
+    started = early.leg.log.t0
+    late.leg.log.t0 = started + 12.0  # this call began 12 s into the run
+    early.leg.log.timeline[:] = [{"t_ms": 1000.0, "kind": "webhook", "status": 200, "ack_ms": 80.0},
+                                 {"t_ms": 2000.0, "kind": "webhook", "status": 503, "ack_ms": 9.0}]
+    late.leg.log.timeline[:] = [{"t_ms": 500.0, "kind": "webhook", "status": 200, "ack_ms": 5.0},
+                                {"t_ms": 600.0, "kind": "command", "status": 200}]
+    windows = ack_by_window([early, late], started, 10.0)
+    assert [(w["from_s"], w["webhooks"], w["p50"]) for w in windows] == [(0.0, 1, 80.0), (10.0, 1, 5.0)]
 
 
 def test_a_caller_who_hung_up_before_asking_is_not_a_missed_escalation() -> None:
