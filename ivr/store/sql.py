@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
+from ..config import SQLITE_SYNCHRONOUS
 from ..errors import StoreError
 from ..sanitize import clean_text, finite_or_none
 from . import schema
@@ -174,10 +175,13 @@ class SqlStoreTx(StoreTx):
 class SqlStore(CallStore):
     """CallStore on SQLAlchemy; the URL's scheme picks SQLite or PostgreSQL."""
 
-    def __init__(self, url: str, *, create_schema: bool = True, schema_name: str | None = None) -> None:
-        """Connect; with create_schema, bring the schema to the code's revision (`flask db upgrade`)."""
+    def __init__(self, url: str, *, create_schema: bool = True, schema_name: str | None = None,
+                 sqlite_synchronous: str = "NORMAL") -> None:
+        """Connect; with create_schema, bring the schema to the code's revision (`flask db upgrade`).
+
+        `sqlite_synchronous` (LIFELINE_SQLITE_SYNCHRONOUS): NORMAL or FULL, see `_make_engine`."""
         self.url = url
-        self.engine = _make_engine(url, schema_name)
+        self.engine = _make_engine(url, schema_name, sqlite_synchronous)
         # SQLite has one writer at a time; queueing writers here wakes the next one at once,
         # where SQLite's own busy handler would poll with sleeps of up to 100 ms: a thread lock
         # within the process, and a file lock between processes (gunicorn's workers).
@@ -418,8 +422,10 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _make_engine(url: str, schema_name: str | None) -> Engine:
+def _make_engine(url: str, schema_name: str | None, sqlite_synchronous: str = "NORMAL") -> Engine:
     if url.startswith("sqlite"):
+        if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+            raise ValueError(f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS}")
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                pool_size=8, max_overflow=24)
 
@@ -430,6 +436,13 @@ def _make_engine(url: str, schema_name: str | None) -> Engine:
             dbapi_conn.isolation_level = None
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA busy_timeout=30000")
+            # WAL with NORMAL flushes the log to disk at checkpoints, not at every commit: a commit
+            # survives the app crashing or being killed, but the last ones can be rolled back by a
+            # power cut or an OS crash. Under load the flush per commit (FULL) was most of the time
+            # SQLite's one write lock was held (BENCHMARKS.md, "Text path at 200 calls"). A command
+            # resent after such a rollback carries the same command_id (ivr/context.py), which
+            # Telnyx executes at most once. FULL keeps every commit through a power cut.
+            dbapi_conn.execute(f"PRAGMA synchronous={sqlite_synchronous}")
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
