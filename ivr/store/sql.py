@@ -146,6 +146,12 @@ class SqlStoreTx(StoreTx):
             query = query.with_for_update(skip_locked=True)
         return [CallRecord(**dict(r)) for r in self._conn.execute(query).mappings()]
 
+    def stamp_swept(self, call_control_ids: Sequence[str], at: float) -> None:
+        if call_control_ids:
+            self._conn.execute(update(schema.calls)
+                               .where(schema.calls.c.call_control_id.in_(list(call_control_ids)))
+                               .values(swept_at=at))
+
     def calls_to_check(self, idle_before: float, limit: int) -> list[CallRecord]:
         calls = schema.calls.c
         query = (select(schema.calls)
