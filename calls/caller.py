@@ -137,7 +137,10 @@ def escalate(turn: Turn, decision: Decision) -> None:
 def apply_time_rules(turn: Turn, now: float) -> None:
     """The monitor's tick: time-based rules for a caller still in the menu with no transfer yet."""
     ctx, call, svc = turn.ctx, turn.call, turn.svc
-    if ctx.tx.transfers(call.call_control_id) or not call.answered_at:
+    # Every active call is ticked each sweep: the checks that need no query come first.
+    if not call.answered_at or not svc.rules.may_tick(now - call.answered_at):
+        return
+    if ctx.tx.transfers(call.call_control_id):
         return
     history = ctx.tx.recent_messages(call.call_control_id, svc.rules.history)
     decision = svc.rules.on_tick(history, now - call.answered_at)

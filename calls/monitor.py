@@ -31,7 +31,10 @@ from .unit import UnitOfWork, internal_event
 
 log = logging.getLogger(__name__)
 SchedulerT = TypeVar("SchedulerT", BackgroundScheduler, BlockingScheduler)
-BATCH = 100
+# Calls per unit of work. Each unit holds SQLite's one write lock while it sweeps its calls, and
+# webhooks wait behind it: 100 calls per unit held them ~100 ms at a time under load (BENCHMARKS.md,
+# "Text path at 200 calls"); 10 keeps each wait short for the same total work.
+BATCH = 10
 STUCK_GRACE_S = 30.0
 # Liveness checks towards Telnyx: at most 4/s per sweeper, 20 per sweep (a 5 s interval).
 STALE_CHECKS_PER_SWEEP = 20
@@ -84,7 +87,8 @@ class Monitor:
             for call in calls:
                 with call_scope(call.call_control_id, started=time.monotonic()):
                     self._sweep_call(ctx, call, now, report)
-                ctx.tx.update_call(call.call_control_id, swept_at=now, updated_at=call.updated_at)
+            # One statement for the batch; a sweep is not activity, so updated_at stays.
+            ctx.tx.stamp_swept([call.call_control_id for call in calls], now)
             return len(calls)
 
         while True:

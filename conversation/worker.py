@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
+import time
 
 from . import email_out
 from .hub import BackgroundLoop, FeedHub
@@ -17,6 +18,10 @@ from .summaries import Summaries
 from .webhooks_out import WebhookDelivery
 
 log = logging.getLogger(__name__)
+# Summaries are looked for at most this often. The worker wakes on every feed event of the
+# process (tens a second under load), and each look is a feed query; a summary does not need to
+# be ready within milliseconds, live events and their webhooks do (they are not held back).
+SUMMARY_ROUND_S = 0.25
 
 
 class OutputsWorker(BackgroundLoop):
@@ -32,6 +37,7 @@ class OutputsWorker(BackgroundLoop):
         self._summaries = summaries
         self._webhooks = webhooks
         self._settings = settings
+        self._summaries_at = float("-inf")  # monotonic time of the last look for summaries
 
     def _interrupt(self) -> None:
         self._hub.wake()  # the loop waits on the hub between rounds
@@ -45,7 +51,11 @@ class OutputsWorker(BackgroundLoop):
                 log.exception("outputs round failed; retrying")
                 busy = 0
             if not busy:
-                self._hub.wait(seen, min(self._settings.feed_poll_s, 0.5))
+                timeout = min(self._settings.feed_poll_s, 0.5)
+                until_summaries = self._summaries_at + SUMMARY_ROUND_S - time.monotonic()
+                if until_summaries > 0:  # a call that ended meanwhile is summarised on time
+                    timeout = min(timeout, until_summaries)
+                self._hub.wait(seen, timeout)
 
     def run_once(self) -> int:
         """One round: summaries, deliveries, emails; returns how much was done."""
@@ -53,10 +63,13 @@ class OutputsWorker(BackgroundLoop):
         if self._webhooks.enabled:  # first: live events should not wait behind summaries
             done += self._webhooks.materialise()
             done += self._webhooks.send_due()
-        made = self._summaries.make_due(limit=10)
-        if made:
-            self._hub.wake()  # summary.ready is in the feed: readers of this process, look
-        done += made + int(self._summaries.behind)
+        now = time.monotonic()
+        if self._summaries.behind or now - self._summaries_at >= SUMMARY_ROUND_S:
+            self._summaries_at = now
+            made = self._summaries.make_due(limit=10)
+            if made:
+                self._hub.wake()  # summary.ready is in the feed: readers of this process, look
+            done += made + int(self._summaries.behind)
         if self._settings.smtp is not None:
             done += self.send_emails()
         return done

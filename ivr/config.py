@@ -20,6 +20,8 @@ from .errors import ConfigError
 from .recording_sinks import parse_bucket_url
 from .transcription import TranscriptionChoice, build_transcription_config
 
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")  # the PRAGMA synchronous values LIFELINE_SQLITE_SYNCHRONOUS offers
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The listening engines by LIFELINE_ENGINE name, and the class that implements each (the one list).
 ENGINES = {"local": "insight.local:LocalEngine", "telnyx": "insight.telnyx:TelnyxTranscription",
@@ -75,6 +77,7 @@ class Settings:
     recordings_s3_endpoint: str | None = None  # a non-AWS S3-compatible service (MinIO, R2, ...)
     recordings_s3_region: str | None = None
     log_format: str = "text"
+    sqlite_synchronous: str = "NORMAL"
     metrics_token: str | None = None
     # Suspicious but usable values (placeholders, stray commas): the entry points print them once.
     warnings: tuple[str, ...] = ()
@@ -171,6 +174,10 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     log_format = (get("LIFELINE_LOG_FORMAT", "text") or "").lower()
     if log_format not in ("text", "json"):
         problems.append(f"LIFELINE_LOG_FORMAT={log_format!r} must be text or json")
+    sqlite_synchronous = (get("LIFELINE_SQLITE_SYNCHRONOUS", "NORMAL") or "").upper()
+    if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+        problems.append(f"LIFELINE_SQLITE_SYNCHRONOUS={sqlite_synchronous!r} must be NORMAL (the default: "
+                        "no disk flush per commit) or FULL (a flush per commit: survives a power cut)")
     metrics_token = get("LIFELINE_METRICS_TOKEN")
     if metrics_token is not None and len(metrics_token) < 16:
         problems.append("LIFELINE_METRICS_TOKEN is shorter than 16 characters: use a long random "
@@ -234,6 +241,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         recordings_s3_endpoint=s3_endpoint,
         recordings_s3_region=get("LIFELINE_RECORDINGS_S3_REGION") or get("AWS_DEFAULT_REGION") or get("AWS_REGION"),
         log_format=log_format,
+        sqlite_synchronous=sqlite_synchronous,
         metrics_token=metrics_token,
         warnings=tuple(warnings),
     )

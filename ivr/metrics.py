@@ -48,7 +48,7 @@ class Metrics:
             "lifeline_escalation_latency_seconds",
             "Time from the input that fired an escalation rule (webhook or transcript) to Telnyx "
             "accepting the transfer to the first agent.",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0), registry=self.registry)
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0), registry=self.registry)
         self.real_time_factor = Histogram(
             "lifeline_transcription_real_time_factor",
             "Recognition time divided by audio duration, per utterance (local engine).",

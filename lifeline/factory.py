@@ -108,7 +108,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     menu = load_menu(settings.ivr_path)
     rules = load_rules(settings.rules_path)
     engine = make_engine(settings)
-    store = SqlStore(settings.database_url, create_schema=migrate)
+    store = SqlStore(settings.database_url, create_schema=migrate, sqlite_synchronous=settings.sqlite_synchronous)
     problem = None if migrate else store.schema_problem()
     if problem:
         log.warning("%s", problem)

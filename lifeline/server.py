@@ -70,15 +70,19 @@ class Front:
         if body is None:
             return
         gone = threading.Event()  # the client left: a streaming response (the live feed) stops
-        watcher = asyncio.ensure_future(_await_disconnect(receive, gone))
-        pool = self._webhooks if scope["path"].startswith(WEBHOOK_PREFIX) else self._others
+        webhook = scope["path"].startswith(WEBHOOK_PREFIX)
+        # A webhook's answer is one short body: nothing to stop if its sender leaves, so no task
+        # watches for that (one task less per webhook on the loop, which every request shares).
+        watcher = None if webhook else asyncio.ensure_future(_await_disconnect(receive, gone))
+        pool = self._webhooks if webhook else self._others
         self._responding.add(gone)
         try:
             await asyncio.get_running_loop().run_in_executor(
                 pool, self._respond, _environ(scope, body), asyncio.get_running_loop(), send, gone)
         finally:
             self._responding.discard(gone)
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
     async def _read_body(self, scope: Message, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or None once a refusal was sent (or the client left)."""

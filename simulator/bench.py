@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import random
+import secrets
 import re
 import shutil
 import signal
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import create_engine, text
 
 from ivr.config import PROJECT_ROOT
@@ -75,6 +77,106 @@ class BenchConfig:
     seed: int = 7
     ramp_s: float = 10.0
     instances: int = 1
+    # CPUs for the app (gunicorn, via taskset) and for this process (emulator and callers); None:
+    # wherever the scheduler puts them. Apart, the load generator cannot take the app's CPU.
+    app_cpus: tuple[int, ...] | None = None
+    generator_cpus: tuple[int, ...] | None = None
+
+
+def parse_cpus(text: str) -> tuple[int, ...]:
+    """CPU numbers from a list such as "0", "1,3" or "0-1"; BenchUsageError names what is wrong."""
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            cpus.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise BenchUsageError(f"CPU list {text!r}: use numbers such as 0, 1,3 or 0-1") from None
+    usable = os.sched_getaffinity(0)
+    if not cpus or not cpus <= usable:
+        raise BenchUsageError(f"CPU list {text!r}: this machine lets the bench use CPUs {sorted(usable)}")
+    return tuple(sorted(cpus))
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and every live descendant (Linux /proc)."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rfind(")") + 2:].split()  # the name may hold spaces and parentheses
+        parents[int(entry)] = int(fields[1])
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += used.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
+
+
+WINDOW_S = 10.0
+
+
+def ack_by_window(results: list[CallResult], started: float, window_s: float) -> list[dict[str, Any]]:
+    """Webhook acknowledgements per `window_s` of the run (by when each was sent): the first wave
+    of calls arrives in a burst over the ramp, so its windows can differ from the steady state."""
+    windows: dict[int, list[float]] = {}
+    for result in results:
+        for entry in result.leg.log.timeline:
+            if entry["kind"] == "webhook" and 200 <= entry["status"] < 300:
+                sent_s = result.leg.log.t0 - started + entry["t_ms"] / 1000
+                windows.setdefault(int(max(0.0, sent_s) // window_s), []).append(entry["ack_ms"])
+    return [{"from_s": index * window_s, "webhooks": len(acks), "p50": percentile(acks, .5),
+             "p95": percentile(acks, .95), "p99": percentile(acks, .99)}
+            for index, acks in sorted(windows.items())]
+
+
+ACK_METRIC = "lifeline_webhook_ack_seconds"
+ESCALATION_METRIC = "lifeline_escalation_latency_seconds"
+_BUCKET_LINE = re.compile(r'^(\w+)_bucket\{(?:[^}]*,)?le="([^"]+)"[^}]*\} ([0-9.e+-]+)$')
+
+
+def histogram_buckets(exposition: str, names: tuple[str, ...]) -> dict[str, dict[float, float]]:
+    """Cumulative bucket counts (upper bound -> count) of the named histograms in Prometheus text."""
+    found: dict[str, dict[float, float]] = {name: {} for name in names}
+    for line in exposition.splitlines():
+        match = _BUCKET_LINE.match(line)
+        if match and match.group(1) in found:
+            bound = float(match.group(2))  # "+Inf" parses as inf
+            found[match.group(1)][bound] = found[match.group(1)].get(bound, 0.0) + float(match.group(3))
+    return found
+
+
+def bucket_quantiles(cumulative: dict[float, float]) -> dict[str, float | int | None]:
+    """p50/p95/p99 as "at most this many ms" (the bucket bound each quantile falls under), and
+    the count; None where there are no observations or the quantile is past the last bound."""
+    total = cumulative.get(float("inf"), max(cumulative.values(), default=0.0))
+    result: dict[str, float | int | None] = {"count": int(total)}
+    for label, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+        bound = next((b for b, count in sorted(cumulative.items()) if total and count >= q * total), None)
+        result[label] = None if bound is None or bound == float("inf") else round(bound * 1000, 1)
+    return result
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _pin_this_process(cpus: tuple[int, ...]) -> None:
+    """Every thread of this process (and those it starts later) on `cpus`."""
+    for task in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(task), cpus)
+        except OSError:
+            pass  # a thread that ended meanwhile
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -96,6 +198,22 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
             raise BenchUsageError(f"--instances {config.instances} shares one database between instances: "
                                   "add --database-url postgresql://user@host/dbname")
         haproxy_path()  # says how to install HAProxy before anything starts
+    own_cpus = os.sched_getaffinity(0)
+    if config.generator_cpus and not config.app_cpus:
+        # Children inherit this process's CPUs: give the app back all of them explicitly.
+        config = dataclasses.replace(config, app_cpus=tuple(sorted(own_cpus)))
+    if config.app_cpus and not shutil.which("taskset"):
+        raise BenchUsageError("--app-cpus needs taskset (Debian package util-linux)")
+    if config.generator_cpus:
+        _pin_this_process(config.generator_cpus)
+    try:
+        return _run_bench(config, scenarios, echo)
+    finally:
+        if config.generator_cpus:
+            _pin_this_process(tuple(own_cpus))
+
+
+def _run_bench(config: BenchConfig, scenarios: list[Scenario], echo: Callable[[str], None]) -> dict[str, Any]:
     rng = random.Random(config.seed)
     workdir = Path(tempfile.mkdtemp(prefix="lifeline-bench-"))
     chaos = Chaos(config.chaos, seed=config.seed) if config.chaos else None
@@ -116,6 +234,8 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
         else:
             emulator.webhook_url = f"{front.url}/webhooks/telnyx"
         started = time.monotonic()
+        # CPU is counted from here (the app's start-up and model loading are not per-call work).
+        app_cpu_before, own_cpu_before = front.cpu_s(), _own_cpu_s()
         plan = [_maybe_hang_up_early(scenarios[i % len(scenarios)], chaos is not None, rng)
                 for i in range(config.calls)]
         step = max(1, config.calls // 20)
@@ -134,13 +254,29 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
                 results.append(future.result())
                 if done % step == 0 or done == config.calls:
                     echo(f"  {done}/{config.calls} calls, {time.monotonic() - started:.0f} s")
+        app_cpu_s, generator_cpu_s = front.cpu_s() - app_cpu_before, _own_cpu_s() - own_cpu_before
+        app_side = front.app_side_latency()
         unclosed = _wait_until_closed(database_url, [r for r, _ in results], timeout_s=30)
     finally:
         front.stop()
         emulator_server.stop()
         emulator.close()
     report = _report(config, results, unclosed, front.log_paths, time.monotonic() - started)
+    report["ack_ms_by_window"] = ack_by_window([r for r, _ in results], started, WINDOW_S)
     report["requests_per_instance"] = front.requests_per_instance()
+    # The same latencies as the app measured them (its Prometheus histograms): from the moment
+    # Flask has the webhook, so without the load generator's own delays (a caller thread waiting
+    # for the GIL of this process before it can stop its clock), nor the front's queue.
+    report["app_side"] = app_side
+    # What the run cost: the app's own CPU per acknowledged webhook says how heavy the app is
+    # whatever else shares the machine; the generator's CPU is what it took from the same cores.
+    report["cpu"] = {
+        "app_cpus": list(config.app_cpus) if config.app_cpus else None,
+        "app_affinity_seen": front.affinity,
+        "generator_cpus": list(config.generator_cpus) if config.generator_cpus else None,
+        "app_cpu_s": round(app_cpu_s, 2), "generator_cpu_s": round(generator_cpu_s, 2),
+        "app_cpu_ms_per_webhook": round(1000 * app_cpu_s / report["webhooks"], 2) if report["webhooks"] else None,
+    }
     # The strict Telnyx emulator's verdicts: bodies the SDK's types refuse, webhooks off the SDK's
     # models. The Twilio emulator checks TwiML by parsing it instead, so it has no such counts.
     strict = isinstance(emulator, Emulator)
@@ -173,6 +309,9 @@ class Front:
         self._haproxy: HAProxy | None = None
         self.log_paths: list[Path] = []
         self.url = ""
+        self.affinity: list[int] | None = None  # the CPUs the first instance was seen to run on
+        self._ports: list[int] = []
+        self._metrics_token = secrets.token_urlsafe(24)
 
     def start(self) -> None:
         """Start the instances (and HAProxy in front of several); `stop` stops what started."""
@@ -181,15 +320,38 @@ class Front:
         front_port = _free_port() if count > 1 else ports[0]
         self.url = f"http://127.0.0.1:{front_port}"
         # Media stream URLs must point where Telnyx connects: the front, never one instance.
-        env = {"LIFELINE_LOG_FORMAT": "json", "LIFELINE_PUBLIC_URL": self.url}
+        env = {"LIFELINE_LOG_FORMAT": "json", "LIFELINE_PUBLIC_URL": self.url,
+               "LIFELINE_METRICS_TOKEN": self._metrics_token}
+        self._ports = ports
         for index, port in enumerate(ports, start=1):
             log_path = self._workdir / (f"app-{index}.log" if count > 1 else "app.log")
             self.log_paths.append(log_path)
             self._apps.append(_start_gunicorn(self._config, self._emulator, port, self._database_url,
                                               log_path, self._echo, extra_env=env))
+        self.affinity = sorted(os.sched_getaffinity(self._apps[0].pid))
         if count > 1:
             self._echo(f"starting haproxy on {self.url} in front of {count} instances...")
             self._haproxy = HAProxy(front_port, ports, self._workdir).start()
+
+    def app_side_latency(self) -> dict[str, Any]:
+        """Webhook acknowledgement and escalation latency from the app's own histograms (summed
+        over the instances): per quantile, the upper bound of the bucket it falls in."""
+        buckets: dict[str, dict[float, float]] = {ACK_METRIC: {}, ESCALATION_METRIC: {}}
+        for port in self._ports:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10,
+                                   headers={"Authorization": f"Bearer {self._metrics_token}"})
+            except httpx.HTTPError as exc:
+                return {"error": f"metrics of 127.0.0.1:{port} unreadable: {exc}"}
+            for name, counts in histogram_buckets(answer.text, tuple(buckets)).items():
+                for bound, count in counts.items():
+                    buckets[name][bound] = buckets[name].get(bound, 0.0) + count
+        return {"webhook_ack_ms_at_most": bucket_quantiles(buckets[ACK_METRIC]),
+                "escalation_ms_at_most": bucket_quantiles(buckets[ESCALATION_METRIC])}
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by every instance (gunicorn's master and workers)."""
+        return sum(process_tree_cpu_s(app.pid) for app in self._apps)
 
     def requests_per_instance(self) -> list[int] | None:
         """Requests HAProxy passed to each instance (None with one instance and no HAProxy)."""
@@ -239,6 +401,8 @@ def _start_gunicorn(config: BenchConfig, emulator: Emulator | TwilioEmulator, po
         env["LIFELINE_COMMAND_TIMEOUT"] = "1"
     command = [sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
                "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--error-logfile", str(log_path)]
+    if config.app_cpus:
+        command = ["taskset", "--cpu-list", ",".join(map(str, config.app_cpus)), *command]
     if config.workers:
         command += ["--workers", str(config.workers)]
     if config.threads:

@@ -94,18 +94,24 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
 @click.option("--instances", type=click.IntRange(1, 8), default=1, show_default=True,
               help="gunicorn instances behind HAProxy (`make haproxy`); more than 1 needs a PostgreSQL "
                    "--database-url.")
+@click.option("--app-cpus", metavar="LIST",
+              help="Run the app (gunicorn) on these CPUs only, e.g. 0 or 0-1 (taskset).")
+@click.option("--generator-cpus", metavar="LIST",
+              help="Run the emulator and the callers on these CPUs only, e.g. 1.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 def bench(engine: str, provider: str, calls: int, concurrency: int, chaos: float, speed: float,
           workers: int | None, threads: int | None, database_url: str | None, ramp: float, instances: int,
-          json_out: Path | None) -> None:
+          app_cpus: str | None, generator_cpus: str | None, json_out: Path | None) -> None:
     """Drive generated calls through the app under gunicorn and report latency and correctness."""
-    from .bench import BenchConfig, BenchUsageError, run_bench, write_json
+    from .bench import BenchConfig, BenchUsageError, parse_cpus, run_bench, write_json
     from .haproxy import HAProxyMissing
 
     try:
         report = run_bench(BenchConfig(engine=engine, provider=provider, calls=calls, concurrency=concurrency,
                                        chaos=chaos, speed=speed, workers=workers, threads=threads,
-                                       database_url=database_url, ramp_s=ramp, instances=instances),
+                                       database_url=database_url, ramp_s=ramp, instances=instances,
+                                       app_cpus=parse_cpus(app_cpus) if app_cpus else None,
+                                       generator_cpus=parse_cpus(generator_cpus) if generator_cpus else None),
                            echo=click.echo)
     except (HAProxyMissing, BenchUsageError) as exc:
         raise click.UsageError(str(exc)) from exc

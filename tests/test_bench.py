@@ -13,8 +13,9 @@ import pytest
 from flask import Flask
 
 from ivr.logs import JsonFormatter
-from simulator.bench import (BenchConfig, BenchUsageError, _report, app_log_problems, missed_escalation,
-                             percentile, run_bench)
+from simulator.bench import (BenchConfig, BenchUsageError, _report, app_log_problems, bucket_quantiles,
+                             ack_by_window, histogram_buckets, missed_escalation, parse_cpus, percentile,
+                             process_tree_cpu_s, run_bench)
 from simulator.caller import PATIENCE_S, CallResult, wait_for_menu
 from simulator.emulator import Emulator
 from simulator.haproxy import HAProxyMissing, config_text, haproxy_path
@@ -60,6 +61,68 @@ def test_bench_command_writes_its_report(app: Flask, tmp_path: Path) -> None:
     assert "6/6 calls" in result.output  # progress is shown while it runs
 
 
+def test_the_app_and_the_generator_can_run_on_cpus_of_their_own_and_the_report_says_what_each_used() -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    app_cpu, generator_cpu = cpus[0], cpus[-1]
+    report = run_bench(BenchConfig(calls=6, concurrency=3, speed=10, ramp_s=0.5, app_cpus=(app_cpu,),
+                                   generator_cpus=(generator_cpu,)), echo=lambda _: None)
+    assert report["errors"] == 0 and report["double_transfers"] == 0
+    cpu = report["cpu"]
+    assert cpu["app_affinity_seen"] == [app_cpu]  # gunicorn ran where it was put
+    assert (cpu["app_cpus"], cpu["generator_cpus"]) == ([app_cpu], [generator_cpu])
+    assert cpu["app_cpu_s"] > 0 and cpu["generator_cpu_s"] > 0
+    assert cpu["app_cpu_ms_per_webhook"] == pytest.approx(1000 * cpu["app_cpu_s"] / report["webhooks"], abs=0.01)
+    assert sorted(os.sched_getaffinity(0)) == cpus  # the bench gave this process its CPUs back
+    # The app timed every webhook the emulator saw acknowledged, and each escalation it made.
+    assert report["app_side"]["webhook_ack_ms_at_most"]["count"] == report["webhooks"]
+    assert report["app_side"]["escalation_ms_at_most"]["count"] == report["escalations"]
+    assert report["app_side"]["webhook_ack_ms_at_most"]["p50"] is not None
+
+
+def test_app_side_quantiles_are_the_bucket_bounds_they_fall_under() -> None:
+    exposition = "\n".join([
+        "# HELP lifeline_webhook_ack_seconds Time",
+        'lifeline_webhook_ack_seconds_bucket{le="0.005"} 50.0',
+        'lifeline_webhook_ack_seconds_bucket{le="0.01"} 94.0',
+        'lifeline_webhook_ack_seconds_bucket{le="0.025"} 99.0',
+        'lifeline_webhook_ack_seconds_bucket{le="+Inf"} 100.0',
+        'lifeline_webhook_ack_seconds_count 100.0',
+        'other_seconds_bucket{le="0.005"} 7.0',
+    ])
+    buckets = histogram_buckets(exposition, ("lifeline_webhook_ack_seconds", "absent_seconds"))
+    assert buckets["absent_seconds"] == {}
+    assert bucket_quantiles(buckets["lifeline_webhook_ack_seconds"]) == {
+        "count": 100, "p50": 5.0, "p95": 25.0, "p99": 25.0}
+    assert bucket_quantiles({0.005: 1.0, float("inf"): 100.0})["p50"] is None  # past the last bound
+    assert bucket_quantiles({}) == {"count": 0, "p50": None, "p95": None, "p99": None}
+
+
+def test_cpu_lists_are_parsed_and_cpus_the_machine_does_not_offer_are_refused() -> None:
+    first = min(os.sched_getaffinity(0))
+    assert parse_cpus(str(first)) == (first,)
+    assert parse_cpus(f"{first}-{first}") == (first,)
+    with pytest.raises(BenchUsageError, match="numbers such as"):
+        parse_cpus("one")
+    with pytest.raises(BenchUsageError, match="lets the bench use"):
+        parse_cpus("4096")
+
+
+def test_process_tree_cpu_counts_the_children_too() -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.process_time() + 0.3\n"
+                              "while time.process_time() < end: pass\ntime.sleep(30)"])
+    try:
+        wait_until_used = time.monotonic() + 20
+        while process_tree_cpu_s(os.getpid()) - (os.times().user + os.times().system) < 0.25:
+            assert time.monotonic() < wait_until_used, "the child's CPU never showed"
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 0.5), percentile(values, 0.95), percentile(values, 0.99)) == (50.0, 95.0, 99.0)
@@ -88,6 +151,18 @@ def test_a_caller_who_needed_a_person_and_got_none_is_a_missed_escalation_and_an
                      0, [], 1.0)
     assert report["missed_escalations"] == 1 and report["errors"] == 1
     assert report["missed_sample"] == [missed.scenario.name]
+
+
+def test_acknowledgements_are_grouped_by_when_the_webhook_was_sent_in_the_run() -> None:
+    early, late = _played("01-calm-balance.yaml"), _played("01-calm-balance.yaml")
+    started = early.leg.log.t0
+    late.leg.log.t0 = started + 12.0  # this call began 12 s into the run
+    early.leg.log.timeline[:] = [{"t_ms": 1000.0, "kind": "webhook", "status": 200, "ack_ms": 80.0},
+                                 {"t_ms": 2000.0, "kind": "webhook", "status": 503, "ack_ms": 9.0}]
+    late.leg.log.timeline[:] = [{"t_ms": 500.0, "kind": "webhook", "status": 200, "ack_ms": 5.0},
+                                {"t_ms": 600.0, "kind": "command", "status": 200}]
+    windows = ack_by_window([early, late], started, 10.0)
+    assert [(w["from_s"], w["webhooks"], w["p50"]) for w in windows] == [(0.0, 1, 80.0), (10.0, 1, 5.0)]
 
 
 def test_a_caller_who_hung_up_before_asking_is_not_a_missed_escalation() -> None:

@@ -35,6 +35,7 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("DATABASE_URL", "mysql://db/lifeline", "DATABASE_URL"),
     ("LIFELINE_COMMAND_TIMEOUT", "soon", "LIFELINE_COMMAND_TIMEOUT"),
     ("LIFELINE_COMMAND_HOLD", "-1", "LIFELINE_COMMAND_HOLD='-1' must be a number from 0 to 60"),
+    ("LIFELINE_SQLITE_SYNCHRONOUS", "off", "LIFELINE_SQLITE_SYNCHRONOUS='OFF' must be NORMAL"),
 ])
 def test_bad_setting_stops_startup_naming_it(tmp_path: Path, name: str, value: str, named: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -78,3 +79,18 @@ def test_create_app_refuses_a_broken_menu(tmp_path: Path) -> None:
         create_app({**GOOD, "LIFELINE_IVR": str(ivr), "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
     assert "unknown menu 'nowhere'" in str(caught.value)
     assert str(ivr) in str(caught.value)
+
+
+@pytest.mark.parametrize(("setting", "pragma"), [(None, 1), ("normal", 1), ("FULL", 2)])
+def test_sqlite_flushes_every_commit_to_disk_only_when_asked(tmp_path: Path, setting: str | None,
+                                                             pragma: int) -> None:
+    from sqlalchemy import text
+
+    config = {**GOOD, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    if setting is not None:
+        config["LIFELINE_SQLITE_SYNCHRONOUS"] = setting
+    app = create_app(config)
+    store = app.extensions["lifeline"].store
+    with store.engine.connect() as conn:  # PRAGMA synchronous: 1 is NORMAL, 2 is FULL
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == pragma
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"

@@ -411,3 +411,41 @@ def test_contractions_are_never_topics_and_a_possessive_counts_as_its_word() -> 
     chosen = topics(lines)
     assert not any("'" in t for t in chosen), chosen
     assert chosen[:2] == ["charge", "bill"] or chosen[:2] == ["charge", "company"], chosen
+
+
+class _CountingSummaries:
+    """Summaries that only count how often the worker looked for ended calls."""
+
+    def __init__(self) -> None:
+        self.looks = 0
+        self.behind = False
+
+    def make_due(self, limit: int = 100) -> int:
+        self.looks += 1
+        return 0
+
+
+class _NoWebhooks:
+    enabled = False
+
+
+def test_a_burst_of_feed_events_looks_for_summaries_once_per_round_not_once_per_event(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from conversation import worker as worker_module
+    from conversation.hub import FeedHub
+    from conversation.settings import OutputSettings
+
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])  # the module reads time.monotonic()
+    summaries = _CountingSummaries()
+    outputs = worker_module.OutputsWorker(FeedHub(), summaries, _NoWebhooks(),  # type: ignore[arg-type]
+                                          OutputSettings())
+    for _ in range(50):  # fifty wake-ups within one round
+        outputs.run_once()
+    assert summaries.looks == 1
+    clock[0] += worker_module.SUMMARY_ROUND_S
+    outputs.run_once()
+    assert summaries.looks == 2
+    summaries.behind = True  # the last look stopped at its limit: more calls wait, look again now
+    outputs.run_once()
+    assert summaries.looks == 3

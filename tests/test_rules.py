@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from ivr.errors import ConfigError
 from ivr.store import Message
-from transfer.rules import RuleSet, load_rules
+from transfer.rules import Decision, Rule, RuleSet, load_rules
 
 from .conftest import ROOT
 
@@ -87,6 +88,26 @@ def test_time_in_ivr_fires_only_when_long_and_unhappy(tmp_path: Path) -> None:
     assert ruleset.on_tick(history(-0.4), 59) is None
     assert ruleset.on_tick(history(0.3, 0.0), 600) is None
     assert ruleset.on_message(history(-0.9, -0.9)) is None
+
+
+def test_the_sweep_reads_messages_only_once_a_time_rule_can_fire(tmp_path: Path) -> None:
+    timed = only(tmp_path, "{name: slow, type: time_in_ivr, after_s: 60, below: -0.1}")
+    assert not timed.may_tick(59.9)
+    assert timed.may_tick(60)
+    untimed = only(tmp_path, "{name: ask, type: phrase, phrases: [agent]}")
+    assert not untimed.may_tick(86400)
+
+
+def test_a_rule_type_that_judges_time_without_a_start_is_asked_on_every_tick(tmp_path: Path) -> None:
+    class Always(Rule):
+        type_name = "always"
+        default_reason = "always"
+
+        def on_tick(self, history: Sequence[Message], seconds_in_call: float) -> Decision | None:
+            return Decision(self.name, self.reason)
+
+    ruleset = RuleSet(rules=(Always("always", None, {}, "test"),), handoff=None)
+    assert ruleset.may_tick(0.0)
 
 
 def test_rules_are_tried_in_file_order(tmp_path: Path) -> None:

@@ -248,6 +248,19 @@ def test_sweep_takes_active_calls_not_swept_lately_oldest_first(store: CallStore
     assert [c.call_control_id for c in swept] == ["v3:a", "v3:d"]
 
 
+def test_stamping_calls_swept_marks_only_those_and_leaves_their_last_activity(store: CallStore) -> None:
+    with store.unit() as tx:
+        for ccid in ("v3:a", "v3:b", "v3:c"):
+            tx.insert_call(new_call(ccid, status=CallStatus.MENU))
+    before = {ccid: store.get_call(ccid) for ccid in ("v3:a", "v3:b", "v3:c")}
+    with store.unit() as tx:
+        tx.stamp_swept(["v3:a", "v3:c", "v3:unknown"], 1234.5)
+        tx.stamp_swept([], 99.0)
+    after = {ccid: store.get_call(ccid) for ccid in ("v3:a", "v3:b", "v3:c")}
+    assert [after[c].swept_at for c in ("v3:a", "v3:b", "v3:c")] == [1234.5, None, 1234.5]  # type: ignore[union-attr]
+    assert all(after[c].updated_at == before[c].updated_at for c in after)  # type: ignore[union-attr]
+
+
 def test_an_unknown_field_is_a_programming_error_not_a_store_outage(store: CallStore) -> None:
     with pytest.raises(TypeError, match="unknown call fields"):
         with store.unit() as tx:

@@ -63,6 +63,11 @@ class Rule:
         """Judge the call as time passes (called by the monitor's sweep)."""
         return None
 
+    def ticks_from_s(self) -> float | None:
+        """How far into a call `on_tick` can first fire; None when it never fires."""
+        # A rule type that judges time without saying from when is asked on every tick.
+        return 0.0 if type(self).on_tick is not Rule.on_tick else None
+
     # parameter helpers -------------------------------------------------------------------
 
     def _number(self, params: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
@@ -226,6 +231,10 @@ class TimeInIvrRule(Rule):
         self.after_s = self._number(params, "after_s", 300, 10, 86400)
         self.below = self._number(params, "below", -0.05, -1.0, 1.0)
 
+    def ticks_from_s(self) -> float | None:
+        """This rule fires only once the caller has been `after_s` in the call."""
+        return self.after_s
+
     def on_tick(self, history: Sequence[Message], seconds_in_call: float) -> Decision | None:
         unhappy = [m for m in history if m.score <= self.below]
         if seconds_in_call < self.after_s or not unhappy:
@@ -346,6 +355,12 @@ class RuleSet:
     def on_digit(self, digit: str) -> Decision | None:
         """The first rule that fires on a key press, if any."""
         return next((d for r in self.rules if (d := r.on_digit(digit)) is not None), None)
+
+    def may_tick(self, seconds_in_call: float) -> bool:
+        """Whether any rule's `on_tick` can fire this far into a call (if not, the sweep need not
+        read the call's messages)."""
+        return any(start is not None and seconds_in_call >= start
+                   for start in (rule.ticks_from_s() for rule in self.rules))
 
     def on_tick(self, history: Sequence[Message], seconds_in_call: float) -> Decision | None:
         """The first time-based rule that fires, if any."""

@@ -82,6 +82,10 @@ class StoreTx(ABC):
         """Active calls not swept since `swept_before`, locked so no other sweeper takes them."""
 
     @abstractmethod
+    def stamp_swept(self, call_control_ids: Sequence[str], at: float) -> None:
+        """Mark calls swept at `at` in one statement (their `updated_at` is left as it is)."""
+
+    @abstractmethod
     def calls_to_check(self, idle_before: float, limit: int) -> list[CallRecord]:
         """Active calls silent and unchecked since `idle_before`, least recently checked first, locked."""
 

@@ -136,6 +136,12 @@ class MemoryStoreTx(StoreTx):
                and (c.swept_at is None or c.swept_at < swept_before)]
         return [replace(c) for c in sorted(due, key=lambda c: c.created_at)[:limit]]
 
+    def stamp_swept(self, call_control_ids: Sequence[str], at: float) -> None:
+        for call_control_id in call_control_ids:
+            call = self._t.calls.get(call_control_id)
+            if call is not None:
+                self._t.calls[call_control_id] = replace(call, swept_at=at)
+
     def calls_to_check(self, idle_before: float, limit: int) -> list[CallRecord]:
         idle = [c for c in self._t.calls.values() if c.status != CallStatus.ENDED
                 and c.updated_at < idle_before and (c.checked_at is None or c.checked_at < idle_before)]

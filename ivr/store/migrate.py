@@ -29,6 +29,9 @@ BASELINE = "0001"  # the schema as `create_all` made it before migrations
 # Any fixed 64-bit number: every Lifeline process that migrates takes this advisory lock.
 _PG_LOCK_KEY = 0x4C6966656C696E65  # "Lifeline"
 UPGRADE_HINT = "run `flask db upgrade`"
+# The execution option that makes a SQLite transaction take the write lock when it begins (BEGIN
+# IMMEDIATE); without it a transaction begins deferred, as reads should (ivr/store/sql.py).
+WRITE_OPTION = "lifeline_sqlite_write"
 
 
 def head() -> str:
@@ -99,13 +102,15 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
     database = engine.url.database
     if not database or database == ":memory:":
         with engine.connect() as conn:
-            yield conn
+            yield conn.execution_options(**{WRITE_OPTION: True})
         return
     # SQLite: an exclusive lock on a file beside the database, held for the whole upgrade.
     with open(f"{database}.migrate-lock", "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             with engine.connect() as conn:
-                yield conn
+                # Reads first, then writes: a deferred transaction could be refused its upgrade
+                # to a writer if the app committed in between.
+                yield conn.execution_options(**{WRITE_OPTION: True})
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
@@ -10,16 +12,17 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exists, func, or_, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, exists, func, make_url, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
+from ..config import SQLITE_SYNCHRONOUS
 from ..errors import StoreError
 from ..sanitize import clean_text, finite_or_none
 from . import schema
 from .base import CallStore, StoreTx, ascii_lower
-from .migrate import schema_problem, upgrade
+from .migrate import WRITE_OPTION, schema_problem, upgrade
 from .records import (CallPage, CallQuery, CallRecord, CallStatus, Command, CommandStatus, FeedEvent,
                       Message, OutboxEntry, TransferRecord)
 
@@ -143,6 +146,12 @@ class SqlStoreTx(StoreTx):
             query = query.with_for_update(skip_locked=True)
         return [CallRecord(**dict(r)) for r in self._conn.execute(query).mappings()]
 
+    def stamp_swept(self, call_control_ids: Sequence[str], at: float) -> None:
+        if call_control_ids:
+            self._conn.execute(update(schema.calls)
+                               .where(schema.calls.c.call_control_id.in_(list(call_control_ids)))
+                               .values(swept_at=at))
+
     def calls_to_check(self, idle_before: float, limit: int) -> list[CallRecord]:
         calls = schema.calls.c
         query = (select(schema.calls)
@@ -172,13 +181,17 @@ class SqlStoreTx(StoreTx):
 class SqlStore(CallStore):
     """CallStore on SQLAlchemy; the URL's scheme picks SQLite or PostgreSQL."""
 
-    def __init__(self, url: str, *, create_schema: bool = True, schema_name: str | None = None) -> None:
-        """Connect; with create_schema, bring the schema to the code's revision (`flask db upgrade`)."""
+    def __init__(self, url: str, *, create_schema: bool = True, schema_name: str | None = None,
+                 sqlite_synchronous: str = "NORMAL") -> None:
+        """Connect; with create_schema, bring the schema to the code's revision (`flask db upgrade`).
+
+        `sqlite_synchronous` (LIFELINE_SQLITE_SYNCHRONOUS): NORMAL or FULL, see `_make_engine`."""
         self.url = url
-        self.engine = _make_engine(url, schema_name)
+        self.engine = _make_engine(url, schema_name, sqlite_synchronous)
         # SQLite has one writer at a time; queueing writers here wakes the next one at once,
-        # where SQLite's own busy handler would poll with sleeps of up to 100 ms.
-        self._writer = threading.Lock() if url.startswith("sqlite") else None
+        # where SQLite's own busy handler would poll with sleeps of up to 100 ms: a thread lock
+        # within the process, and a file lock between processes (gunicorn's workers).
+        self._writer = WriterLock(sqlite_file(url)) if url.startswith("sqlite") else None
         if create_schema:
             # Through the migrations (under their lock), so there is one way to build the schema.
             try:
@@ -207,8 +220,10 @@ class SqlStore(CallStore):
         if self._writer is not None:
             self._writer.acquire()
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
         except (OperationalError, InterfaceError) as exc:
             # The database is down, unreachable, locked or chose us as a deadlock victim: a retry
             # (Telnyx's redelivery) can succeed. Anything else is a bug and stays what it is.
@@ -222,8 +237,9 @@ class SqlStore(CallStore):
             return tx.claim(call_control_id, action)
 
     def get_call(self, call_control_id: str) -> CallRecord | None:
-        with self.unit() as tx:
-            return tx.get_call(call_control_id, lock=False)
+        # A read: no write transaction (on SQLite that would queue behind every writer).
+        with self.engine.connect() as conn:
+            return SqlStoreTx(conn).get_call(call_control_id, lock=False)
 
     def ended_among(self, call_control_ids: Collection[str]) -> set[str]:
         wanted = set(call_control_ids)
@@ -343,6 +359,56 @@ class SqlStore(CallStore):
         self.engine.dispose()
 
 
+class WriterLock:
+    """One SQLite writer at a time: a thread lock in this process, then (for a database file) an
+    exclusive `flock` on `<file>.writer-lock` shared by every process using that file.
+
+    A process waiting for the file lock sleeps in the kernel and wakes the moment the holder
+    commits; SQLite's busy handler, left to itself, retries with sleeps of up to 100 ms, which
+    under load put gunicorn's workers in turn behind each other's sleeps. A process that dies
+    holding the lock releases it with its file descriptors, so it cannot be left stale.
+    """
+
+    def __init__(self, database_file: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{database_file}.writer-lock" if database_file else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def acquire(self) -> None:
+        """Wait until this thread is the only writer of the database among all processes."""
+        self._threads.acquire()
+        if self._path is None:
+            return
+        try:
+            if self._pid != os.getpid():
+                # A forked child must not share its parent's open file: flock is held per open
+                # file, so the two would not exclude each other.
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._pid = os.getpid()
+            assert self._fd is not None
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        """Let the next writer (of any process) in."""
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+def sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL, or None for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
+
+
 def storable(table: Any, values: dict[str, Any]) -> dict[str, Any]:
     """Values both databases accept: clean text cut to its column, non-finite floats as NULL."""
     result = dict(values)
@@ -362,8 +428,10 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _make_engine(url: str, schema_name: str | None) -> Engine:
+def _make_engine(url: str, schema_name: str | None, sqlite_synchronous: str = "NORMAL") -> Engine:
     if url.startswith("sqlite"):
+        if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+            raise ValueError(f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS}")
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                pool_size=8, max_overflow=24)
 
@@ -374,10 +442,22 @@ def _make_engine(url: str, schema_name: str | None) -> Engine:
             dbapi_conn.isolation_level = None
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA busy_timeout=30000")
+            # WAL with NORMAL flushes the log to disk at checkpoints, not at every commit: a commit
+            # survives the app crashing or being killed, but the last ones can be rolled back by a
+            # power cut or an OS crash. Under load the flush per commit (FULL) was most of the time
+            # SQLite's one write lock was held (BENCHMARKS.md, "Text path at 200 calls"). A command
+            # resent after such a rollback carries the same command_id (ivr/context.py), which
+            # Telnyx executes at most once. FULL keeps every commit through a power cut.
+            dbapi_conn.execute(f"PRAGMA synchronous={sqlite_synchronous}")
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A write transaction takes the write lock up front (BEGIN IMMEDIATE). A read starts
+            # deferred: in WAL mode it then never takes a lock a writer waits for. Before this,
+            # every read (feed polls, summaries, the outbox's checks) took the write lock too and
+            # queued writers behind SQLite's busy-handler sleeps.
+            immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     connect_args: dict[str, Any] = {"connect_timeout": 5}
