@@ -43,7 +43,8 @@ def test_evaluate_of_several_inputs_gives_each_its_own_call_figures(app: Flask, 
     scenarios = sorted(DATA.rglob("*.yaml"))
     calls = [p for p in scenarios if not p.name.startswith("utterances")]
     first, second = tmp_path / "first", tmp_path / "second"
-    first.mkdir(), second.mkdir()
+    first.mkdir()
+    second.mkdir()
     asked = next(p for p in calls if p.name == "asks-for-staff.yaml")
     (first / asked.name).write_text(asked.read_text())
     for other in calls:
