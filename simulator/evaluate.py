@@ -241,7 +241,16 @@ def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet
     if calls:
         verdicts = [replay(s, understanding, rules, hear) for s in calls]
         report["calls"] = {"summary": call_summary(verdicts), "verdicts": [v.as_json() for v in verdicts]}
+        if len(paths) > 1:
+            # Several folders measured at once (a dev and a test split, say) are still told apart.
+            report["calls"]["by_input"] = {
+                str(p): call_summary([v for v in verdicts if _within(v.scenario.path, p)])
+                for p in paths if any(_within(v.scenario.path, p) for v in verdicts)}
     return report
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path.resolve() == root.resolve() or root.resolve() in path.resolve().parents
 
 
 def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
@@ -276,6 +285,9 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
              f"false transfers {s['false_transfers']} TN {s['true_negative']}")
         echo(f"  median says before transfer {s['median_says_before_transfer']}; late {s['late']}, "
              f"early {s['early']}; decided by {s['decided_by']}")
+        for name, part in calls.get("by_input", {}).items():
+            echo(f"  {name}: calls {part['calls']}, precision {_f(part['precision'])}, recall "
+                 f"{_f(part['recall'])}; false transfers {part['false_transfers']}")
 
 
 def _f(value: float | None) -> str:

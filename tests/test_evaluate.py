@@ -39,6 +39,27 @@ def test_evaluate_reports_utterance_and_call_figures_with_the_deciding_rule(app:
     assert "false transfers 0" in result.output and "by caller_intent" in result.output
 
 
+def test_evaluate_of_several_inputs_gives_each_its_own_call_figures(app: Flask, tmp_path: Path) -> None:
+    scenarios = sorted(DATA.rglob("*.yaml"))
+    calls = [p for p in scenarios if not p.name.startswith("utterances")]
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    asked = next(p for p in calls if p.name == "asks-for-staff.yaml")
+    (first / asked.name).write_text(asked.read_text())
+    for other in calls:
+        if other != asked:
+            (second / other.name).write_text(other.read_text())
+    out = tmp_path / "report.json"
+    result = app.test_cli_runner().invoke(args=["evaluate", str(first), str(second), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    by_input = json.loads(out.read_text())["calls"]["by_input"]
+    assert by_input[str(first)]["calls"] == 1 and by_input[str(first)]["true_positive"] == 1
+    assert by_input[str(second)]["calls"] == len(calls) - 1
+    assert by_input[str(second)]["true_positive"] == 0
+    assert f"{first}: calls 1, precision  1.000, recall  1.000" in result.output
+
+
 def test_evaluate_refuses_a_malformed_labelled_file_by_name(app: Flask, tmp_path: Path) -> None:
     bad = tmp_path / "utterances.yaml"
     bad.write_text("- {text: hello, intents: [wants_pony], frustration: calm}\n")
