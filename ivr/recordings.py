@@ -58,19 +58,36 @@ class RecordingKeeper:
     def __init__(self, store: CallStore, sink: RecordingSink, timeout_s: float = 10.0) -> None:
         self._store = store
         self.sink = sink
+        self._timeout_s = timeout_s
         self._http = httpx.Client(timeout=timeout_s, follow_redirects=True)
         self._lock = threading.Lock()
         self._busy: set[str] = set()
+        self._threads: set[threading.Thread] = set()
+        self._closed = False
 
     def fetch_later(self, call_control_id: str) -> None:
         """Fetch a call's recording on a thread of its own (never on the webhook's)."""
-        threading.Thread(target=self.fetch, args=(call_control_id,), name="lifeline-recording",
-                         daemon=True).start()
+        thread = threading.Thread(target=self._fetch_in_background, args=(call_control_id,),
+                                  name="lifeline-recording", daemon=True)
+        with self._lock:
+            if self._closed:  # shutting down: the recording stays pending for the monitor
+                return
+            self._threads.add(thread)
+        thread.start()
+
+    def _fetch_in_background(self, call_control_id: str) -> None:
+        try:
+            self.fetch(call_control_id)
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
 
     def fetch(self, call_control_id: str) -> str | None:
         """Fetch and keep a call's pending or failed recording; returns the status it ended in."""
         with self._lock:
-            if call_control_id in self._busy:
+            # After close() nothing starts: the call keeps its pending status and the monitor
+            # of the next start fetches it (the URL lives for 10 minutes).
+            if self._closed or call_control_id in self._busy:
                 return None
             self._busy.add(call_control_id)
         try:
@@ -99,7 +116,15 @@ class RecordingKeeper:
         return tried
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
+        """Stop taking fetches, let those under way finish, then close the HTTP connection pool."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        # A fetch under way ends within the client's timeout; closing the pool under it would
+        # fail it half-way (and count a failed attempt for a recording that was fine).
+        deadline = time.monotonic() + self._timeout_s + 1.0
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._http.close()
 
     def _fetch(self, call: CallRecord) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,46 @@ def test_a_failed_fetch_is_recorded_and_the_monitors_retry_keeps_the_audio(
     assert (call.recording_duration_s, call.recording_attempts, call.recording_error) == (2.5, 2, None)
     assert keeper.retry_failed() == 0  # kept recordings are left alone
     keeper.close()
+    store.close()
+
+
+class _HeldSink(DirectorySink):
+    """A directory sink whose first write waits until the test lets it go."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.writing = threading.Event()
+        self.release = threading.Event()
+
+    def put(self, name: str, audio: bytes, content_type: str) -> str:
+        self.writing.set()
+        assert self.release.wait(10)
+        return super().put(name, audio, content_type)
+
+
+def test_closing_waits_for_a_fetch_under_way_and_starts_none_after(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.recordings["leg-1.wav"] = silent_wav(1.0)
+    store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/leg-1.wav", time.time())
+    sink = _HeldSink(tmp_path / "kept")
+    keeper = RecordingKeeper(store, sink)
+    keeper.fetch_later("v3:call-1")
+    assert sink.writing.wait(10)  # downloaded, now being written
+    closer = threading.Thread(target=keeper.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive()  # close() waits for the fetch instead of pulling the pool from under it
+    sink.release.set()
+    closer.join(10)
+    assert not closer.is_alive()
+    call = store.get_call("v3:call-1")
+    assert call is not None and call.recording_status == RecordingStatus.KEPT
+
+    with store.unit() as tx:  # a second recording arrives while the app is stopping
+        tx.update_call("v3:call-1", updated_at=call.updated_at, recording_status=RecordingStatus.PENDING)
+    keeper.fetch_later("v3:call-1")
+    assert keeper.fetch("v3:call-1") is None
+    call = store.get_call("v3:call-1")
+    assert call is not None and (call.recording_status, call.recording_attempts) == (RecordingStatus.PENDING, 1)
     store.close()
 
 
