@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,13 @@ from .base import ListeningEngine
 
 if TYPE_CHECKING:
     from ivr.config import Settings
+
+
+# onnxruntime (Silero VAD) has shipped with telemetry on Linux since 1.29: at start-up it writes a
+# device id and an event database under ~/.cache/Microsoft and may try to upload events. Lifeline
+# talks to no one but its providers, so it is off unless the operator sets the variable. This runs
+# before any module of this package imports onnxruntime, which reads it when it starts.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 def make_engine(settings: Settings) -> ListeningEngine:

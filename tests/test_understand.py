@@ -203,3 +203,15 @@ def test_models_load_with_the_network_blocked(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.strip()) >= 0.9
     assert not (tmp_path / ".cache").exists()  # nothing was fetched into a cache
+
+
+def test_the_voice_detector_loads_without_onnxruntime_telemetry(tmp_path: Path) -> None:
+    script = ("from insight.vad import SileroModel\n"
+              "SileroModel().session()\n"
+              "import os; print(os.environ['ORT_DISABLE_TELEMETRY'])\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
+    # onnxruntime's telemetry writes a device id and an event database here when it is on
+    assert not (tmp_path / ".cache" / "Microsoft").exists()
