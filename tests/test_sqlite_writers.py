@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.synchronize
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,17 +35,22 @@ def test_a_second_writer_on_the_same_file_waits_for_the_first_to_release(tmp_pat
     path = str(tmp_path / "db")
     holder, waiter = WriterLock(path), WriterLock(path)
     holder.acquire()
+    _waits_until_released(waiter, holder.release)
+
+
+def _waits_until_released(lock: WriterLock, release: Callable[[], None]) -> None:
+    """`lock` cannot be taken (on another thread) until `release` runs, and then it can."""
     got_it = threading.Event()
 
-    def wait_then_release() -> None:
-        waiter.acquire()
+    def take() -> None:
+        lock.acquire()
         got_it.set()
-        waiter.release()
+        lock.release()
 
-    thread = threading.Thread(target=wait_then_release)
+    thread = threading.Thread(target=take)
     thread.start()
-    assert not got_it.wait(0.3), "the second writer got in while the first held the lock"
-    holder.release()
+    assert not got_it.wait(0.3), "a second writer got in while the first held the lock"
+    release()
     thread.join(10)
     assert got_it.is_set()
 
@@ -70,19 +75,7 @@ def test_the_writer_lock_excludes_another_process(tmp_path: Path) -> None:
     child.start()
     try:
         assert holding.wait(30)
-        got_it = threading.Event()
-
-        def take() -> None:
-            mine.acquire()
-            got_it.set()
-            mine.release()
-
-        thread = threading.Thread(target=take)
-        thread.start()
-        assert not got_it.wait(0.3), "this process got in while the child held the lock"
-        release.set()
-        thread.join(10)
-        assert got_it.is_set()
+        _waits_until_released(mine, release.set)
     finally:
         release.set()
         child.join(10)
