@@ -243,9 +243,8 @@ def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet
         report["calls"] = {"summary": call_summary(verdicts), "verdicts": [v.as_json() for v in verdicts]}
         if len(paths) > 1:
             # Several folders measured at once (a dev and a test split, say) are still told apart.
-            report["calls"]["by_input"] = {
-                str(p): call_summary([v for v in verdicts if _within(v.scenario.path, p)])
-                for p in paths if any(_within(v.scenario.path, p) for v in verdicts)}
+            groups = {str(p): [v for v in verdicts if _within(v.scenario.path, p)] for p in paths}
+            report["calls"]["by_input"] = {name: call_summary(vs) for name, vs in groups.items() if vs}
     return report
 
 
