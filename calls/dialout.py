@@ -29,13 +29,18 @@ def placed(ctx: CallContext, call_control_id: str, session_id: str | None, to: s
 
 
 def answered(turn: Turn) -> None:
-    """The far end answered: send the DTMF once, then listen to it."""
+    """The far end answered: send the DTMF once, then listen to it unless the dial already does."""
     ctx, call = turn.ctx, turn.call
     turn.move(CallStatus.ANALYSING, answered_at=time.time())
-    digits = (ctx.event.client_state or {}).get("dtmf")
+    state = ctx.event.client_state or {}
+    digits = state.get("dtmf")
     if isinstance(digits, str) and digits:
         ctx.send("send_dtmf", call.call_control_id, "dialout:dtmf", digits=digits)
-    for name, params in tracks.start(turn.svc.engine, call.call_control_id, both=False):
-        ctx.send(name, call.call_control_id, f"dialout:listen:{name}", **params)
+    # A dial that carried the engine's listening parameters is heard from the answer on; a
+    # `transcription_start` now would ask for a second transcription of the leg (the SDK's types
+    # and Telnyx's docs do not say what that does; the emulator refuses it as in progress).
+    if state.get("listening") is not True:
+        for name, params in tracks.start(turn.svc.engine, call.call_control_id, both=False):
+            ctx.send(name, call.call_control_id, f"dialout:listen:{name}", **params)
     engine, ccid = turn.svc.engine, call.call_control_id
     ctx.after_commit(lambda: engine.call_answered(ccid))

@@ -7,6 +7,7 @@ import uuid
 
 from calls import dialout
 from calls.unit import UnitOfWork, internal_event
+from insight.base import ListeningEngine
 from ivr.errors import LifelineError
 from ivr.events import encode_client_state
 from ivr.telnyx_api import TelnyxCommands
@@ -28,10 +29,12 @@ class DialError(LifelineError):
 class DialOut:
     """Validates a dial-out request, dials through Telnyx and records the call."""
 
-    def __init__(self, telnyx: TelnyxCommands, units: UnitOfWork, dial_from: str | None) -> None:
+    def __init__(self, telnyx: TelnyxCommands, units: UnitOfWork, dial_from: str | None,
+                 engine: ListeningEngine) -> None:
         self._telnyx = telnyx
         self._units = units
         self._from = dial_from
+        self._engine = engine
 
     def place(self, to: object, dtmf: object = None, summary_to: object = None) -> str:
         """Dial `to`; returns the new call's call_control_id, or raises DialError."""
@@ -44,9 +47,11 @@ class DialOut:
             raise DialError(400, '"summary_to" must be email addresses separated by commas')
         if not self._from:
             raise DialError(409, "dialling out is off: set LIFELINE_DIAL_FROM to the number calls come from")
-        # The DTMF rides in client_state, which Telnyx returns with every event of the leg.
-        state = encode_client_state({"role": "dialout", "dtmf": dtmf or ""})
-        ccid, session = self._telnyx.dial(to, self._from, state, str(uuid.uuid4()))
+        # The DTMF rides in client_state, which Telnyx returns with every event of the leg; so does
+        # whether the dial itself started listening, which `call.answered` then need not do.
+        listen = self._engine.dial_options()
+        state = encode_client_state({"role": "dialout", "dtmf": dtmf or "", "listening": bool(listen)})
+        ccid, session = self._telnyx.dial(to, self._from, state, str(uuid.uuid4()), listen)
         self._units.run(internal_event("lifeline.dial", ccid), lambda ctx: dialout.placed(
             ctx, ccid, session, to, self._from or "", summary_to, dtmf))
         return ccid

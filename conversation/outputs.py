@@ -58,7 +58,8 @@ class Outputs:
         return cls(settings=settings, store=store, hub=hub, feed=feed,
                    control=ListeningControl(units, services), summaries=summaries, webhooks=webhooks,
                    worker=OutputsWorker(hub, summaries, webhooks, settings),
-                   dialout=DialOut(telnyx, units, settings.dial_from), listener=listener)
+                   dialout=DialOut(telnyx, units, settings.dial_from, services.engine),
+                   listener=listener)
 
     def subscribed(self) -> None:
         """A feed client arrived: hear other processes' events from now on (NOTIFY, or the poller)."""

@@ -44,6 +44,12 @@ class ListeningEngine(ABC):
     def answer_options(self, call_control_id: str) -> dict[str, Any]:
         """Extra parameters of the `answer` command that start listening to this call."""
 
+    def dial_options(self) -> dict[str, Any]:
+        """Extra parameters of a `dial` that start listening at the far end's answer; {} for none.
+
+        Engines that return {} start listening with commands once `call.answered` arrives."""
+        return {}
+
     def restart_options(self, call_control_id: str) -> dict[str, Any] | None:
         """Parameters of a `streaming_start` that restarts listening, or None if it cannot."""
         return None

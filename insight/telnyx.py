@@ -12,7 +12,7 @@ from .base import ListeningEngine
 
 
 class TelnyxTranscription(ListeningEngine):
-    """Starts Telnyx transcription of the caller's track when the call is answered."""
+    """Starts Telnyx transcription of the caller's track when the call is answered (or dialled)."""
 
     name = "telnyx"
 
@@ -24,4 +24,9 @@ class TelnyxTranscription(ListeningEngine):
         self._config = dict(settings.transcription_config)
 
     def answer_options(self, call_control_id: str) -> dict[str, Any]:
+        return {"transcription": True, "transcription_config": copy.deepcopy(self._config)}
+
+    def dial_options(self) -> dict[str, Any]:
+        # `dial` takes the same `transcription_config` type as `answer` (TranscriptionStartRequestParam
+        # in the SDK): Telnyx starts transcribing at the answer, so no first words are lost.
         return {"transcription": True, "transcription_config": copy.deepcopy(self._config)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,8 +99,11 @@ class TelnyxCommands:
                 self._sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
         return SendOutcome(CommandStatus.PENDING, self._attempts, error)
 
-    def dial(self, to: str, from_: str, client_state: str, command_id: str) -> tuple[str, str | None]:
+    def dial(self, to: str, from_: str, client_state: str, command_id: str,
+             listen: Mapping[str, Any] | None = None) -> tuple[str, str | None]:
         """Place an outbound call (Telnyx `dial`); returns its call_control_id and call_session_id.
+
+        `listen` holds the engine's dial parameters (e.g. `transcription`, `transcription_config`).
 
         Raises ProviderError with Telnyx's reason when the call cannot be placed.
         """
@@ -109,7 +112,8 @@ class TelnyxCommands:
                                 "Application's id", status=None, code=None, retryable=False)
         try:
             data = self._client.calls.dial(connection_id=self._connection_id, to=to, from_=from_,
-                                           client_state=client_state, command_id=command_id).data
+                                           client_state=client_state, command_id=command_id,
+                                           **(listen or {})).data
         except telnyx.APIStatusError as exc:
             raise ProviderError(f"Telnyx refused the dial: HTTP {exc.status_code} "
                                 f"{_error_detail(exc.body)}".strip(), status=exc.status_code,

@@ -129,10 +129,11 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
 def far_end_player(emulator: Emulator, scenario: Scenario) -> Callable[[Leg], None]:
     """The far end of a call the app dials out: says and pauses from a scenario, then hangs up.
 
-    It starts once the app listens (transcription or a media stream, at most 5 real seconds after
-    the answer): the app asks for that only after `call.answered`, and on a loaded machine the
-    scenario's first words would otherwise fall before it, which a test of the dial-out's
-    pipeline is not about (README, "What does not work yet", says what is lost on a real line).
+    It starts once the app listens (at most 5 real seconds after the answer): with the telnyx
+    engine the dial asked for transcription, so that is at once; the other engines ask for a media
+    stream only after `call.answered`, and on a loaded machine the scenario's first words would
+    otherwise fall before it, which a test of the dial-out's pipeline is not about (README, "What
+    does not work yet", says what is lost on a real line).
     """
 
     def play_far_end(leg: Leg) -> None:

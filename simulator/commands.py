@@ -40,16 +40,21 @@ def run(legs: Legs, leg: Leg, name: str, body: dict[str, Any]) -> Reply:
     return behaviour.act(legs, leg, body)
 
 
+def listen_from_answer(leg: Leg, body: dict[str, Any]) -> None:
+    """Start transcribing a leg at its answer when its `answer` or `dial` asked for it."""
+    leg.transcribing = bool(body.get("transcription"))
+    config = body.get("transcription_config")
+    if isinstance(config, dict) and isinstance(config.get("transcription_tracks"), str):
+        leg.transcription_tracks = config["transcription_tracks"]
+
+
 def _answer(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
     if leg.direction != "incoming":
         return error(422, "90102", "Cannot answer an outbound call")
     if leg.answered:
         return ok()
     leg.answered = True
-    leg.transcribing = bool(body.get("transcription"))
-    config = body.get("transcription_config")
-    if isinstance(config, dict) and isinstance(config.get("transcription_tracks"), str):
-        leg.transcription_tracks = config["transcription_tracks"]
+    listen_from_answer(leg, body)
     leg.log.answered = True
     legs.timers.after(legs.scaled(0.05), lambda: legs.emit_if_up(
         leg, "call.answered", state="answered", start_time=iso_now()))

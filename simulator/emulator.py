@@ -21,7 +21,7 @@ from nacl.signing import SigningKey
 
 from .audio import trailing_silence_s
 from .clock import Timers
-from .commands import COMMANDS, run
+from .commands import COMMANDS, listen_from_answer, run
 from .delivery import WebhookDelivery, iso_now
 from .faults import Chaos, Fault, Faults
 from .legs import CallLog, Leg
@@ -293,6 +293,7 @@ class Emulator:
                     legs.end(leg, HANGUP_CAUSES.get(leg.agent_behaviour, "timeout"), "callee")
                     return
                 leg.answered = True
+                listen_from_answer(leg, body)  # a dial with `transcription` is heard from here on
                 legs.emit(leg, "call.answered", state="answered", start_time=iso_now())
                 script = self.far_ends.get(leg.to)
                 if script is not None:

@@ -7,6 +7,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from simulator.caller import far_end_player
+from simulator.legs import Leg
 from simulator.runner import Simulation
 from simulator.scenario import load_scenario
 
@@ -86,3 +87,29 @@ def test_flask_dial_places_the_call_and_names_it() -> None:
         assert sim.emulator.leg(ccid).dtmf_received == "99#"  # type: ignore[union-attr]
         bad = runner.invoke(args=["dial", "not-a-number"])
         assert bad.exit_code != 0 and "E.164" in bad.output
+
+
+def test_a_telnyx_dial_out_transcribes_from_the_answer_without_a_second_start() -> None:
+    # The far end speaks the instant it answers, before the app could have reacted to
+    # `call.answered`: only a dial that asked for transcription itself hears these words.
+    with Simulation(dial_config(free_port()), speed=20) as sim:
+        first_words = "Hello, this is the bridge."
+
+        def speaks_at_once(leg: Leg) -> None:
+            sim.emulator.say(leg, first_words, 0)
+            sim.emulator.caller_hangs_up(leg)
+
+        sim.emulator.far_ends[FAR_END] = speaks_at_once
+        client = sim.app.test_client()  # type: ignore[union-attr]
+        placed = client.post("/api/calls", headers=AUTH, json={"to": FAR_END})
+        assert placed.status_code == 201, placed.get_json()
+        ccid = placed.get_json()["call_control_id"]
+        [dialled] = [r for r in sim.emulator.requests if r["name"] == "dial"]
+        settings = sim.app.extensions["lifeline"].settings  # type: ignore[union-attr]
+        assert dialled["body"]["transcription"] is True
+        assert dialled["body"]["transcription_config"] == settings.transcription_config
+        outputs = sim.app.extensions["conversation"]  # type: ignore[union-attr]
+        assert wait_until(lambda: outputs.summaries.get(ccid) is not None, 20)
+        transcript = client.get(f"/api/calls/{ccid}/transcript", headers=AUTH).get_json()
+        assert [(m["party"], m["text"]) for m in transcript["messages"]] == [("far_end", first_words)]
+        assert sim.emulator.commands_for(ccid, "transcription_start") == []

@@ -90,6 +90,19 @@ def test_a_dial_without_connection_id_is_refused_by_the_sdk_type(loose: Emulator
     assert reply.json()["errors"][0]["source"]["pointer"] == "/connection_id"
 
 
+def test_a_dial_transcription_config_is_held_to_the_sdk_type(loose: Emulator) -> None:
+    emulator = loose
+    body = {"connection_id": "1494404757140276705", "to": "+15550001111", "from": "+15550100000",
+            "transcription": True, "transcription_config": {
+                "transcription_engine": "Telnyx",
+                "transcription_engine_config": {"transcription_engine": "Telnyx", "language": "en-US"}}}
+    reply = httpx.post(f"{emulator.base_url}/v2/calls", json=body,
+                       headers={"Authorization": f"Bearer {emulator.api_key}"})
+    assert reply.status_code == 422
+    assert reply.json()["errors"][0]["source"]["pointer"] == (
+        "/transcription_config/transcription_engine_config/language")
+
+
 def test_menu_commands_fit_the_sdk_types_for_every_menu_and_key() -> None:
     menu: Menu = load_menu(ROOT / "examples" / "ivr.yaml")
     for node in (*menu.nodes, "_after_agents"):

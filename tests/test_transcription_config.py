@@ -9,7 +9,7 @@ import pytest
 from insight.telnyx import TelnyxTranscription
 from ivr.config import load_settings
 from ivr.errors import ConfigError
-from ivr.telnyx_schema import check_action
+from ivr.telnyx_schema import check, check_action, dial_type
 
 GOOD = {"TELNYX_API_KEY": "KEY_x", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
         "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}
@@ -40,6 +40,14 @@ def test_each_engine_gets_the_config_the_sdk_types_accept(tmp_path: Path, env: d
     assert isinstance(config, dict)
     assert config["transcription_engine_config"] == engine_config
     assert check_action("answer", body) == []
+
+
+def test_a_dial_carries_the_same_transcription_config_as_an_answer(tmp_path: Path) -> None:
+    engine = TelnyxTranscription(load_settings(GOOD, tmp_path))
+    dial = engine.dial_options()
+    assert dial == engine.answer_options("v3:x")
+    required = {"connection_id": "1494404757140276705", "to": "+15550001111", "from": "+15550100000"}
+    assert check({**required, **dial}, dial_type()) == []
 
 
 @pytest.mark.parametrize(("env", "named"), [
