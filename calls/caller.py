@@ -155,6 +155,20 @@ def hang_up_after_goodbye(turn: Turn) -> None:
         turn.ctx.send("hangup", turn.call.call_control_id, "hangup")
 
 
+def hang_up_if_goodbye_overdue(turn: Turn, now: float) -> None:
+    """The monitor's tick while ending: hang up when the goodbye's `call.speak.ended` is overdue.
+
+    A speak Telnyx lost, or one still stuck in its retries, would otherwise keep the caller on
+    a silent line; the wait is bounded by the menu's longest goodbye (`Menu.goodbye_wait_s`),
+    counted from the goodbye (the call's last change while it ends).
+    """
+    call, wait_s = turn.call, turn.ctx.menu.goodbye_wait_s
+    if call.pending == "hangup" and now - call.updated_at > wait_s:
+        log.warning("call %s: the goodbye did not end within %.0f s; hanging up",
+                    call.call_control_id, wait_s)
+        hang_up_after_goodbye(turn)
+
+
 def hung_up(turn: Turn) -> None:
     """The caller hung up: close the call, stop ringing agents, release the engine after commit."""
     outcome = OUTCOME_AT_HANGUP.get(CallStatus(turn.call.status), "completed")

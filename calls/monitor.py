@@ -1,7 +1,8 @@
 """The monitor: an APScheduler job that sweeps active calls.
 
 Each sweep resends commands whose sender gave up or died, applies time-based rules, moves on
-from transfers that never produced an agent leg, and closes calls Telnyx no longer knows.
+from transfers that never produced an agent leg, hangs up calls whose goodbye never reported its
+end (`caller.hang_up_if_goodbye_overdue`), and closes calls Telnyx no longer knows.
 Several sweepers (workers, instances) may run at once: each call is locked by the sweeper that
 takes it (SKIP LOCKED on PostgreSQL) and stamped, so a call is swept once per interval.
 """

@@ -21,6 +21,7 @@ TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
     (S.MENU, Trigger.KEY): Transition(caller.route_key, frozenset({S.ENDING, S.VOICEMAIL})),
     (S.MENU, Trigger.TICK): Transition(caller.apply_time_rules),
     (S.ENDING, Trigger.SPOKEN): Transition(caller.hang_up_after_goodbye),
+    (S.ENDING, Trigger.TICK): Transition(caller.hang_up_if_goodbye_overdue),
     (S.VOICEMAIL, Trigger.SPOKEN): Transition(voicemail.record),
     **{(s, Trigger.ESCALATE): Transition(caller.escalate, frozenset({S.TRANSFERRING}))
        for s in _DECIDABLE},

@@ -19,6 +19,10 @@ _SAYS = ("say", "pause_listening", "resume_listening")  # say a text, then `then
 GOODBYE = "goodbye"
 AFTER_AGENTS = "_after_agents"  # the built-in menu offered when no agent took the call
 VOICEMAIL_MAX_S = 120
+# How long a goodbye may take to say: slower than text-to-speech reads (about 2.5 words a
+# second), plus a margin for Telnyx to start playing it and to post `call.speak.ended`.
+GOODBYE_WORDS_PER_S = 2.0
+GOODBYE_MARGIN_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,14 @@ class Menu:
     offer_message: str
     leave_message: str
     nodes: dict[str, MenuNode]
+
+    @property
+    def goodbye_wait_s(self) -> float:
+        """The longest the hangup waits for the goodbye's `call.speak.ended`: its longest text's time."""
+        lead_ins = [option.text or "" for node in self.nodes.values() for option in node.options.values()
+                    if option.target == GOODBYE]  # `say` (or a pause key's) text, then goodbye
+        words = max(len(f"{lead_in} {self.goodbye}".split()) for lead_in in ["", *lead_ins])
+        return GOODBYE_MARGIN_S + words / GOODBYE_WORDS_PER_S
 
     def has(self, node: str | None) -> bool:
         """Whether a call can be at this menu (one of the file's, or the built-in after-agents one)."""

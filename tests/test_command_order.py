@@ -5,6 +5,7 @@ with the emulator's faults, never by wall-clock thresholds."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,6 +107,44 @@ def test_a_stuck_command_of_one_call_does_not_hold_back_another_calls_menu(patie
         assert [o.status for o in _outbox(sim, first.call_control_id, "answer")] == [CommandStatus.PENDING]
     finally:
         replied.set()
+
+
+def _goodbye_then_sweep(sim: Simulation, leg: Any) -> tuple[Any, float]:
+    """Press the menu's goodbye key; returns the monitor and the goodbye's wait bound."""
+    lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
+    sim.emulator.press(leg, "9")  # examples/ivr.yaml: `9: {goodbye: true}`
+    assert wait_until(lambda: lifeline.store.get_call(leg.call_control_id).status == "ending", 10)
+    return lifeline.monitor, lifeline.menu.goodbye_wait_s
+
+
+def test_a_goodbye_whose_speak_never_ends_is_hung_up_by_the_sweep_after_the_bound(sim: Simulation) -> None:
+    leg = sim.emulator.incoming_call()
+    assert sim.emulator.wait_for_gather(leg, 10)
+    sim.emulator.inject(Fault("speak", drop=True))  # accepted, never played: no call.speak.ended
+    monitor, bound = _goodbye_then_sweep(sim, leg)
+    assert wait_until(lambda: bool(_accepted(sim, leg.call_control_id, "speak")), 10)
+    monitor.sweep(now=time.time() + bound - 1)
+    sim.app.extensions["lifeline"].sender.wait_idle(5)  # type: ignore[union-attr]
+    assert sim.emulator.commands_for(leg.call_control_id, "hangup") == []  # not yet overdue
+    monitor.sweep(now=time.time() + bound + monitor.interval_s)  # the next sweep
+    assert wait_until(lambda: leg.ended, 10), "the hangup still waits for the goodbye's end"
+    assert len(_accepted(sim, leg.call_control_id, "hangup")) == 1
+
+
+def test_a_goodbye_stuck_at_telnyx_holds_the_overdue_hangup_back_only_for_the_hold(
+        patient_sim: Simulation) -> None:
+    sim = patient_sim
+    leg = sim.emulator.incoming_call()
+    assert sim.emulator.wait_for_gather(leg, 10)
+    stuck = threading.Event()
+    sim.emulator.inject(Fault("speak", hold=stuck))  # Telnyx sits on the goodbye's speak
+    try:
+        monitor, bound = _goodbye_then_sweep(sim, leg)
+        monitor.sweep(now=time.time() + bound + 1)
+        assert wait_until(lambda: leg.ended, 10), "the hangup waited behind the stuck goodbye"
+        assert sim.emulator.commands_for(leg.call_control_id, "speak") == []  # still unanswered
+    finally:
+        stuck.set()
 
 
 # ----- the lanes and the staleness rule, without HTTP -------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ivr.errors import ConfigError
-from ivr.menu import AFTER_AGENTS, Option, load_menu
+from ivr.menu import AFTER_AGENTS, GOODBYE_MARGIN_S, GOODBYE_WORDS_PER_S, Option, load_menu
 
 from .conftest import ROOT
 
@@ -128,3 +128,13 @@ def test_pause_and_resume_keys_say_their_text_and_lead_on_like_say(tmp_path: Pat
     menu = load_menu(write(tmp_path, BASE.replace('"1": {say: Info here.}',
                                                   '"1": {pause_listening: Not listening now., then: more}')))
     assert menu.option("main", "1") == Option("pause_listening", target="more", text="Not listening now.")
+
+
+def test_the_goodbye_wait_covers_the_longest_text_a_goodbye_can_say(tmp_path: Path) -> None:
+    plain = load_menu(write(tmp_path, f"goodbye: Bye now.\n{BASE}"))
+    long_lead_in = " ".join(["word"] * 40)
+    led = load_menu(write(tmp_path, "goodbye: Bye now.\n" + BASE.replace(
+        '"1": {say: Info here.}', f'"1": {{say: {long_lead_in}, then: goodbye}}')))
+    # 42 words at 2 words a second (slower than speech), plus the margin for Telnyx's own delays.
+    assert led.goodbye_wait_s == GOODBYE_MARGIN_S + 42 / GOODBYE_WORDS_PER_S
+    assert plain.goodbye_wait_s == GOODBYE_MARGIN_S + 2 / GOODBYE_WORDS_PER_S
