@@ -90,8 +90,9 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
 
     The app never changes the schema on its own: it checks it, and while it is not current
     every request gets 503 saying to run `flask db upgrade` (gunicorn stops before its workers
-    start: gunicorn.conf.py). `migrate=True` upgrades first; it is for tools that make their
-    own fresh database (tests, `flask simulate`), never for the served app's workers.
+    start: gunicorn.conf.py); the problem is in `Lifeline.schema_problem`, for the entry point
+    to report. `migrate=True` upgrades first; it is for tools that make their own fresh database
+    (tests, `flask simulate`), never for the served app's workers.
 
     The simulator's commands are not registered here (the product never imports its test tool):
     `app.py` adds them for `flask --app app`. The monitor's schedule is not started here either:
@@ -109,9 +110,8 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     rules = load_rules(settings.rules_path)
     engine = make_engine(settings)
     store = SqlStore(settings.database_url, create_schema=migrate, sqlite_synchronous=settings.sqlite_synchronous)
+    # Checked, not reported: whoever starts the app says it where it helps (lifeline/startup.py).
     problem = None if migrate else store.schema_problem()
-    if problem:
-        log.warning("%s", problem)
     telnyx = TelnyxCommands(settings)
     metrics = Metrics()
     verifier = WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s)

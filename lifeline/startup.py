@@ -32,6 +32,7 @@ from ivr.store.sql import SqlStore
 from ivr.yamlfile import line_of
 from transfer.rules import load_rules
 
+from . import db_cli
 from .factory import create_app, register_commands
 
 EX_CONFIG = 78  # sysexits.h: configuration error
@@ -195,7 +196,15 @@ def entry_app(extend: Extend | None = None, dev_commands: Collection[str] = ()) 
         fail(exc, GUNICORN_BOOT_ERROR)
     if extend is not None:
         extend(app)
+    _warn_if_unserviceable(app)
     return app
+
+
+def _warn_if_unserviceable(app: Flask) -> None:
+    """A server about to answer 503 to everything (schema not current) says why, once, at start."""
+    problem = app.extensions["lifeline"].schema_problem
+    if problem:
+        log.warning("%s; until then every request is answered 503", problem)
 
 
 def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
@@ -209,6 +218,7 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
     print_problems([], lifeline.settings.warnings)
     if ctx.command.name == "run":
         logs.configure(lifeline.settings.log_format, secrets=secrets_of(lifeline.settings))
+        _warn_if_unserviceable(app)
         reload = ctx.params.get("reload")
         reloading = ctx.params.get("debug") if reload is None else reload
         serving = not reloading or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
@@ -235,15 +245,23 @@ def _command_shell(extend: Extend | None, dev_commands: Collection[str]) -> Flas
         return app
 
     for name, command in list(shell.cli.commands.items()):
-        shell.cli.commands[name] = guard(command, build, dev=name in dev_commands)
+        # Development commands make and migrate databases of their own, and `flask db` is how the
+        # schema is read and brought up to date: neither needs the configured one current.
+        shell.cli.commands[name] = guard(command, build, dev=name in dev_commands,
+                                         needs_schema=name not in dev_commands and name != db_cli.db.name)
     return shell
 
 
-def guard(command: click.Command, build: Callable[[], Flask], dev: bool = False) -> click.Command:
-    """A copy of command that builds the app first and turns LifelineError into problem lines."""
+def guard(command: click.Command, build: Callable[[], Flask], dev: bool = False,
+          needs_schema: bool = False) -> click.Command:
+    """A copy of command that builds the app first and turns LifelineError into problem lines.
+
+    With `needs_schema` it stops, naming the fix, on a database whose schema is not current,
+    before the command acts (`flask dial` would otherwise place a call it cannot record)."""
     guarded = copy.copy(command)
     if isinstance(command, click.Group):
-        guarded.commands = {n: guard(c, build, dev) for n, c in command.commands.items()}  # type: ignore[attr-defined]
+        guarded.commands = {n: guard(c, build, dev, needs_schema)  # type: ignore[attr-defined]
+                            for n, c in command.commands.items()}
         return guarded
     original = command.callback
     if original is None:
@@ -260,6 +278,10 @@ def guard(command: click.Command, build: Callable[[], Flask], dev: bool = False)
         if not dev:
             # Development commands swap the credentials for the emulator's: placeholders are fine there.
             print_problems([], settings.warnings)
+        if needs_schema and lifeline.schema_problem:
+            lifeline.close()
+            print_problems([lifeline.schema_problem])
+            raise SystemExit(EX_CONFIG)
         logs.configure(settings.log_format, level=logging.WARNING if dev else logging.INFO,
                        secrets=secrets_of(settings))
         try:

@@ -3,6 +3,7 @@ under a lock, and an app on a stale schema refuses to work and says what to run.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from ivr.store.sql import SqlStore
 from ivr.store import migrate as migrations
 from ivr.store.schema import metadata
 from lifeline import create_app
-from lifeline.startup import EX_CONFIG, require_current_schema
+from lifeline.startup import EX_CONFIG, entry_app, require_current_schema
 
 from .conftest import postgres_schema
 from .test_store_contract import postgres_url_or_skip
@@ -151,6 +152,22 @@ def test_an_app_on_a_stale_schema_refuses_requests_and_says_to_upgrade(
         assert f"database: {migrations.head()}" in result.output
     finally:
         upgraded.extensions["lifeline"].close()
+
+
+def test_a_served_app_on_a_stale_schema_says_so_once_at_start(
+        app_config: dict[str, object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    for name, value in app_config.items():
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        app = entry_app()  # what a WSGI server imports (gunicorn without its config, waitress...)
+    try:
+        said = [r.getMessage() for r in caplog.records if "schema" in r.getMessage()]
+        assert said == ["the database schema is empty: run `flask db upgrade`; "
+                        "until then every request is answered 503"]
+    finally:
+        app.extensions["lifeline"].close()
 
 
 def test_the_monitor_command_will_not_run_on_a_stale_schema(app_config: dict[str, object]) -> None:

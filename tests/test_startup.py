@@ -66,6 +66,15 @@ CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
                       {**GOOD, "DATABASE_URL": "mysql://bob:hunter2secret@db.example.com/calls"}, {}),
     "monitor_pg_down": (["flask", "--app", str(ROOT / "app.py"), "monitor", "--once"],
                         {**GOOD, "DATABASE_URL": "postgresql://bob:hunter2secret@127.0.0.1:1/calls"}, {}),
+    # A fresh working directory: the default SQLite database there has no schema yet.
+    "simulate_fresh": (["flask", "--app", str(ROOT / "app.py"), "--env-file",
+                        str(ROOT / "examples/emulator.env"), "simulate", "--speed", "20", "--quiet",
+                        str(ROOT / "examples/calls/01-calm-balance.yaml")], {}, {}),
+    "db_upgrade_fresh": (["flask", "--app", str(ROOT / "app.py"), "db", "upgrade"], GOOD, {}),
+    "dial_fresh": (["flask", "--app", str(ROOT / "app.py"), "dial", "+15557770000"],
+                   {**GOOD, "LIFELINE_DIAL_FROM": "+15550100000",
+                    "TELNYX_CONNECTION_ID": "1494404757140276705",
+                    "TELNYX_API_BASE_URL": "http://127.0.0.1:1/v2"}, {}),  # nothing listens there
     "run_bad_menu": (["flask", "--app", str(ROOT / "app.py"), "run", "--port", "1"],
                      {**GOOD, "LIFELINE_IVR": "menu.yaml"}, {"menu.yaml": BAD_MENU}),
     "gunicorn_placeholders": (["gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT),
@@ -131,6 +140,31 @@ def test_simulate_without_settings_says_to_use_the_emulator_env_file(runs: dict[
     assert all(line.startswith(("error: ", "warning: ")) for line in run.lines), run.lines
     assert any("--env-file examples/emulator.env" in line for line in run.lines)
     assert any(line.startswith("error: TELNYX_API_KEY is not set") for line in run.lines)
+
+
+def test_a_command_that_makes_its_own_database_says_nothing_of_the_configured_ones_schema(
+        runs: dict[str, Run]) -> None:
+    run = runs["simulate_fresh"]
+    assert run.code == 0, run.err
+    assert "PASS" in run.out
+    assert not [line for line in run.lines if "schema" in line], run.lines
+
+
+def test_flask_db_upgrade_on_a_fresh_database_upgrades_without_telling_to_upgrade(
+        runs: dict[str, Run]) -> None:
+    run = runs["db_upgrade_fresh"]
+    assert run.code == 0, run.err
+    assert any(line.startswith("database schema upgraded from none to ") for line in run.lines), run.lines
+    assert not [line for line in run.lines if "flask db upgrade" in line], run.lines
+
+
+def test_a_command_on_the_configured_database_stops_before_acting_when_its_schema_is_not_current(
+        runs: dict[str, Run]) -> None:
+    run = runs["dial_fresh"]  # before, it dialled first and could not record the call after
+    assert run.code == EX_CONFIG, run.lines
+    _clean(run)
+    assert [line for line in run.lines if "alembic" not in line] == [
+        "error: the database schema is empty: run `flask db upgrade`"]
 
 
 def test_an_unsupported_database_scheme_is_named_without_its_password(runs: dict[str, Run]) -> None:
