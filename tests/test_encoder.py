@@ -241,8 +241,8 @@ QUERY = layer_names(0)["q_w"]
 
 @pytest.mark.parametrize(("arrays", "complaint"), [
     ({"encoder.layer.9.attention.self.query.weight.delta": np.zeros((384, 384), np.float32)},
-     "names no parameter of the encoder"),
-    ({"pooler.dense.weight.delta": np.zeros((384, 384), np.float32)}, "names no parameter"),
+     "names no parameter the encoder uses"),
+    ({"pooler.dense.weight.delta": np.ones((384, 384), np.float32)}, "names no parameter"),
     ({QUERY + ".lora_c": np.zeros((4, 384), np.float32)}, "names no parameter"),
     ({QUERY + ".delta": np.zeros((384, 383), np.float32)}, r"\(384, 384\) but its .delta is \(384, 383\)"),
     ({QUERY + ".lora_a": np.zeros((4, 384), np.float32), QUERY + ".lora_b": np.zeros((384, 5), np.float32)},
@@ -258,6 +258,18 @@ def test_a_bad_delta_is_refused_with_the_format_it_should_have(
     with pytest.raises(ConfigError, match=complaint) as raised:
         apply_delta(weights, path)
     assert "write the delta as an .npz whose keys are `<parameter>.lora_a`" in str(raised.value)
+
+
+def test_a_delta_leaves_the_heads_and_an_unmoved_pooler_alone(tmp_path: Path, weights: Weights) -> None:
+    a, b = lora(weights[QUERY].shape, 2, 3)
+    path = write_delta(tmp_path / "delta.npz", **{
+        QUERY + ".lora_a": a, QUERY + ".lora_b": b,
+        "head.intents.weight": np.ones((9, DIM), np.float32), "head.intents.bias": np.ones(9, np.float32),
+        "pooler.dense.weight.delta": np.zeros((DIM, DIM), np.float32)})
+    merged = apply_delta(weights, path)
+    assert set(merged) == set(weights)
+    np.testing.assert_allclose(merged[QUERY], weights[QUERY] + b @ a, atol=1e-6)
+    assert all(np.array_equal(merged[name], weights[name]) for name in weights if name != QUERY)
 
 
 def test_a_bad_delta_stops_the_encoder_at_load(tmp_path: Path) -> None:
