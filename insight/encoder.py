@@ -476,6 +476,19 @@ class SentenceEncoder:
         return unit
 
 
+_shared: dict[tuple[Path | None, bool], SentenceEncoder] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_encoder(delta: Path | None = None, quantized: bool = True) -> SentenceEncoder:
+    """This process's encoder for these settings: created on the first call, built on first use."""
+    with _shared_lock:
+        key = (delta, quantized)
+        if key not in _shared:
+            _shared[key] = SentenceEncoder(delta=delta, quantized=quantized)
+        return _shared[key]
+
+
 def corpus_lines(path: Path, count: int) -> list[str]:
     """`count` caller lines from a labelled utterances file, shuffled with a fixed seed."""
     from .corpus import load_utterances

@@ -31,6 +31,7 @@ from insight.encoder import (
     layer_names,
     load_weights,
     model_dir,
+    shared_encoder,
 )
 from ivr.errors import ConfigError
 
@@ -190,6 +191,12 @@ def test_one_encoder_serves_several_threads_at_once(int8: SentenceEncoder) -> No
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda line: int8.embed([line])[0], lines))
     assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
+
+
+def test_a_process_shares_one_encoder_per_setting(tmp_path: Path) -> None:
+    assert shared_encoder() is shared_encoder()
+    assert shared_encoder(tmp_path / "delta.npz") is not shared_encoder()
+    assert shared_encoder(quantized=False) is not shared_encoder()
 
 
 def test_no_lines_embed_as_an_empty_matrix(int8: SentenceEncoder) -> None:
