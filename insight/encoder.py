@@ -331,6 +331,12 @@ def quantize_int8(model: onnx.ModelProto) -> bytes:
 
 def build_model(directory: Path, delta: Path | None = None, quantized: bool = True) -> bytes:
     """The serialised ONNX encoder from checked weights plus the delta, in int8 unless told not to."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime.quantization  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"the sentence encoder needs the {exc.name} package: run `make install` "
+                          "(pip install -r requirements.txt -c constraints.txt)") from exc
     verify_model_files(directory)
     weights = load_weights(directory)
     if delta is not None:
