@@ -74,6 +74,7 @@ DELTA_KINDS = ("lora_a", "lora_b", "delta")
 HEADS_PREFIX = "head."  # the fine-tune's classification heads share its delta file
 POOLER_NAMES = frozenset({"pooler.dense.weight", "pooler.dense.bias"})
 CONFIG_ERROR = "ConfigError: "  # how the build's child process reports one
+BUILD_TIMEOUT_S = 300
 DELTA_FIX = ("write the delta as an .npz whose keys are `<parameter>.lora_a` (r, in) with "
              "`<parameter>.lora_b` (out, r), or `<parameter>.delta` (the parameter's shape), for the "
              "parameters of model.safetensors the encoder uses, e.g. "
@@ -357,9 +358,10 @@ def build_in_child(directory: Path, delta: Path | None = None, quantized: bool =
     request = json.dumps({"directory": str(directory), "delta": str(delta) if delta else None,
                           "quantized": quantized})
     path = os.pathsep.join(entry or os.getcwd() for entry in sys.path)  # import what we import
+    # 5 s on a free core; the timeout only bounds a child that hangs (the caller holds a lock)
     done = subprocess.run([sys.executable, "-m", "insight.encoder", "--build-child"],
                           input=request.encode(), capture_output=True, check=False,
-                          env={**os.environ, "PYTHONPATH": path})
+                          env={**os.environ, "PYTHONPATH": path}, timeout=BUILD_TIMEOUT_S)
     errors = done.stderr.decode(errors="replace").splitlines()
     for line in errors:
         if line.startswith(CONFIG_ERROR):
