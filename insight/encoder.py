@@ -427,7 +427,6 @@ class SentenceEncoder:
         with self._lock:
             if self._session is not None:
                 return
-            os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as insight/__init__.py, if imported alone
             import onnxruntime
             from tokenizers import Tokenizer
 
@@ -443,6 +442,7 @@ class SentenceEncoder:
             options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
+            # telemetry is off: importing this module ran insight/__init__.py, which sees to it
             self._session = onnxruntime.InferenceSession(serialised, sess_options=options,
                                                          providers=["CPUExecutionProvider"])
             self._tokenizer = tokenizer
