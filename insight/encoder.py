@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import hashlib
 import json
 import logging
 import math
@@ -75,6 +76,9 @@ HEADS_PREFIX = "head."  # the fine-tune's classification heads share its delta f
 POOLER_NAMES = frozenset({"pooler.dense.weight", "pooler.dense.bias"})
 CONFIG_ERROR = "ConfigError: "  # how the build's child process reports one
 BUILD_TIMEOUT_S = 300
+# Part of the build cache's key: raise it whenever build_graph or quantize_int8 changes what they
+# write, so no process loads a graph an older build left in the cache.
+GRAPH_VERSION = 1
 DELTA_FIX = ("write the delta as an .npz whose keys are `<parameter>.lora_a` (r, in) with "
              "`<parameter>.lora_b` (out, r), or `<parameter>.delta` (the parameter's shape), for the "
              "parameters of model.safetensors the encoder uses, e.g. "
@@ -413,10 +417,11 @@ class SentenceEncoder:
     dim = DIM
 
     def __init__(self, delta: Path | None = None, quantized: bool = True,
-                 directory: Path | None = None) -> None:
+                 directory: Path | None = None, cache_dir: Path | None = None) -> None:
         self._delta = delta
         self._quantized = quantized
         self._directory = directory
+        self._cache_dir = cache_dir
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Tokenizer | None = None
@@ -432,7 +437,7 @@ class SentenceEncoder:
 
             started = time.perf_counter()
             directory = self._directory or model_dir()
-            serialised = build_in_child(directory, self._delta, self._quantized)  # checks the files
+            serialised = self._built(directory)
             tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
             tokenizer.no_padding()  # tokenizer.json pads every line to 128; we pad to the batch
             tokenizer.enable_truncation(MAX_TOKENS)
@@ -452,6 +457,36 @@ class SentenceEncoder:
             log.info("sentence encoder all-MiniLM-L6-v2 (%s%s) built in %.1f s",
                      "int8" if self._quantized else "float32",
                      f", delta {self._delta.name}" if self._delta else "", self.build_s)
+
+    def warm_cache(self) -> None:
+        """Build into the cache without loading a session (gunicorn's master, before the workers)."""
+        if self._cache_dir is not None:
+            self._built(self._directory or model_dir())
+
+    def _built(self, directory: Path) -> bytes:
+        """The serialised graph: from the cache when an identical build is there, else built now."""
+        if self._cache_dir is None:
+            return build_in_child(directory, self._delta, self._quantized)  # checks the files
+        verify_model_files(directory)
+        cached = self._cache_dir / cache_name(self._delta, self._quantized)
+        try:
+            return cached.read_bytes()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("sentence encoder cache %s is unreadable (%s): building instead", cached, exc)
+        serialised = build_in_child(directory, self._delta, self._quantized)
+        try:
+            # Every worker of every instance on the host may build at once: write beside, then
+            # rename, so no process ever reads half a file.
+            self._cache_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self._cache_dir, prefix=cached.name, delete=False) as out:
+                out.write(serialised)
+            os.replace(out.name, cached)
+        except OSError as exc:
+            log.warning("could not keep the built sentence encoder in %s (%s): each process will "
+                        "build its own; set LIFELINE_MODEL_CACHE to a writable folder", self._cache_dir, exc)
+        return serialised
 
     def tokenize(self, texts: list[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Token ids and attention mask, (n, longest) int64, padded with 0 on the right."""
@@ -489,13 +524,34 @@ _shared: dict[tuple[Path | None, bool], SentenceEncoder] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_encoder(delta: Path | None = None, quantized: bool = True) -> SentenceEncoder:
+def shared_encoder(delta: Path | None = None, quantized: bool = True,
+                   cache_dir: Path | None = None) -> SentenceEncoder:
     """This process's encoder for these settings: created on the first call, built on first use."""
     with _shared_lock:
-        key = (delta, quantized)
+        key = (delta, quantized, cache_dir)
         if key not in _shared:
-            _shared[key] = SentenceEncoder(delta=delta, quantized=quantized)
+            _shared[key] = SentenceEncoder(delta=delta, quantized=quantized, cache_dir=cache_dir)
         return _shared[key]
+
+
+def cache_name(delta: Path | None, quantized: bool) -> str:
+    """The cache file of one build: named by everything the built bytes depend on."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"graph": GRAPH_VERSION, "files": PINNED_FILES, "quantized": quantized,
+                              "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime")},
+                             sort_keys=True).encode())
+    if delta is not None:
+        digest.update(sha256_of(delta).encode())
+    return f"minilm-{digest.hexdigest()[:24]}.onnx"
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "absent"
 
 
 def corpus_lines(path: Path, count: int) -> list[str]:
