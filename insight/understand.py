@@ -4,9 +4,10 @@ One `Understanding` is built per app (it holds the embedding model and the weigh
 every request; `analyse` is pure and thread-safe. The same object scores messages in the app and
 in `flask evaluate`, so what is measured is what runs.
 
-Features of a line: its sentence embedding (WordLlama), the pattern layer's signals per intent
-(asserted / refused) and the VADER + call-centre score. The learned models turn these into
-probabilities; the pattern layer then has the last word in two directions, because it encodes
+The probabilities come from one of two models (LIFELINE_UNDERSTANDING): the fine-tuned sentence
+encoder of insight/tuned.py (default), or logistic models over a line's WordLlama embedding, the
+pattern layer's signals per intent (asserted / refused), the VADER + call-centre score and lexical
+n-grams (`linear`). Either way the pattern layer then has the last word in two directions, because it encodes
 structure a bag of word vectors cannot see: an asserted construction lifts the intent to at
 least PATTERN_FLOOR, and a refused one ("I don't need an agent") caps it at REFUSED_CAP.
 """
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ivr.config import Settings
+
 from .classifier import LinearModels, Matrix, load_models
 from .embedding import SentenceEmbedder
 from .labels import FRUSTRATION_LEVELS, INTENTS
@@ -25,6 +28,7 @@ from .lexical import DIM as LEXICAL_DIM
 from .lexical import lexical_features
 from .patterns import PatternHits, find_intents
 from .sentiment import Sentiment, SentimentScorer, label
+from .tuned import TunedModel
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("models") / "understanding.json"
 PATTERN_FLOOR = 0.9
@@ -91,14 +95,48 @@ def features(embedding: Matrix, hits: PatternHits, sentiment: Sentiment, text: s
 
 
 class Understanding:
-    """Scores caller lines; build once per process and share (it is read-only)."""
+    """Scores caller lines; build once per process and share (it is read-only).
+
+    Two models, chosen by LIFELINE_UNDERSTANDING: `tuned` (the default) reads intents and
+    frustration from the fine-tuned sentence encoder (insight/tuned.py); `linear` from the
+    logistic models over WordLlama vectors and hand-made features (the previous default, much
+    lighter: no encoder to build, 0.5 ms a line). Both keep the pattern layer and the sentiment score.
+    """
 
     def __init__(self, weights: Path = DEFAULT_WEIGHTS, embedder: SentenceEmbedder | None = None,
-                 scorer: SentimentScorer | None = None, models: LinearModels | None = None) -> None:
+                 scorer: SentimentScorer | None = None, models: LinearModels | None = None,
+                 tuned: TunedModel | None = None) -> None:
         self.scorer = scorer or SentimentScorer()
-        self.embedder = embedder or SentenceEmbedder()
-        # `models` (already in memory) is for calibration, which scores with freshly trained folds.
-        self.models: LinearModels = models or load_models(weights, FEATURE_COUNT, INTENT_FEATURES)
+        self.tuned = tuned
+        self.embedder: SentenceEmbedder | None = None
+        self.models: LinearModels | None = None
+        if tuned is None:
+            self.embedder = embedder or SentenceEmbedder()
+            # `models` (already in memory) is for calibration, which scores with freshly trained folds.
+            self.models = models or load_models(weights, FEATURE_COUNT, INTENT_FEATURES)
+
+    @property
+    def name(self) -> str:
+        """Which model scores the lines: tuned or linear."""
+        return "linear" if self.tuned is None else "tuned"
+
+    def load(self) -> None:
+        """Get the slow part ready now (the tuned model's encoder), not on the first caller's line."""
+        if self.tuned is not None:
+            self.tuned.load()
+
+    def warm_cache(self) -> None:
+        """Build what can be built once for all processes (the tuned encoder's graph) into the cache."""
+        if self.tuned is not None:
+            self.tuned.warm_cache()
+
+    def learned(self, text: str, hits: PatternHits, sentiment: Sentiment) -> tuple[dict[str, float], dict[str, float]]:
+        """The model's intent and frustration probabilities, before the pattern layer's word."""
+        if self.tuned is not None:
+            return self.tuned.probabilities(text)
+        assert self.embedder is not None and self.models is not None
+        x = features(self.embedder.embed([text])[0], hits, sentiment, text)
+        return self.models.intent_probabilities(intent_view(x)), self.models.frustration_probabilities(x)
 
     def analyse(self, text: str, score: float | None = None) -> Analysis:
         """Everything about one line; `score` overrides the sentiment when the engine gave one."""
@@ -106,8 +144,7 @@ class Understanding:
         if score is not None:
             sentiment = Sentiment(score, label(score), sentiment.sarcastic)
         hits = find_intents(text)
-        x = features(self.embedder.embed([text])[0], hits, sentiment, text)
-        learned = self.models.intent_probabilities(intent_view(x))
+        learned, frustration = self.learned(text, hits, sentiment)
         intents = {}
         for intent in INTENTS:
             p = learned.get(intent, 0.0)
@@ -117,8 +154,14 @@ class Understanding:
                 p = min(p, REFUSED_CAP)
             intents[intent] = p
         return Analysis(score=sentiment.score, label=sentiment.label, sarcastic=sentiment.sarcastic,
-                        intents=intents, frustration=self.models.frustration_probabilities(x),
-                        matched=hits.matched)
+                        intents=intents, frustration=frustration, matched=hits.matched)
 
 
-__all__ = ["Analysis", "FRUSTRATION_LEVELS", "INTENTS", "Understanding"]
+def understanding_from(settings: Settings) -> Understanding:
+    """The Understanding LIFELINE_UNDERSTANDING names (the tuned encoder is built on first use)."""
+    if settings.understanding == "linear":
+        return Understanding()
+    return Understanding(tuned=TunedModel(cache_dir=settings.model_cache_dir))
+
+
+__all__ = ["Analysis", "FRUSTRATION_LEVELS", "INTENTS", "Understanding", "understanding_from"]

@@ -28,6 +28,7 @@ ENGINES = {"local": "insight.local:LocalEngine", "telnyx": "insight.telnyx:Telny
            "symbl": "insight.symbl:SymblEngine", "twilio": "insight.twilio:TwilioTranscription"}
 # A Twilio number's settings, kept as given here and checked by providers.twilio.settings.
 TWILIO_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL")
+UNDERSTANDINGS = ("tuned", "linear")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
@@ -63,6 +64,8 @@ class Settings:
     api_token: str | None = None
     whisper_model: str | None = None  # tiny.en (None), base, or a CTranslate2 model directory
     whisper_threads: int = 1
+    understanding: str = "tuned"  # tuned (fine-tuned sentence encoder) or linear (word vectors)
+    model_cache_dir: Path | None = None  # built encoder graphs are kept here; None: each process builds
     transcription_workers: int = 2
     transcription_max_wait_s: float = 1.0
     end_of_turn_s: float = 0.5
@@ -93,6 +96,12 @@ class SymblSettings:
     app_secret: str
     dial_in: str
     api_base_url: str = "https://api.symbl.ai"
+
+
+def _default_model_cache() -> Path:
+    """Where built models are kept between processes: $XDG_CACHE_HOME/lifeline or ~/.cache/lifeline."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lifeline"
 
 
 def settings_source(overrides: Mapping[str, object] | None) -> dict[str, str]:
@@ -143,6 +152,13 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     if whisper_model not in (None, "tiny.en", "base") and not (Path(whisper_model) / "model.bin").is_file():
         problems.append(f"LIFELINE_WHISPER_MODEL={whisper_model} is neither tiny.en, base nor a "
                         "CTranslate2 Whisper directory (with a model.bin)")
+    understanding = (get("LIFELINE_UNDERSTANDING", "tuned") or "").lower()
+    if understanding not in UNDERSTANDINGS:
+        problems.append(f"LIFELINE_UNDERSTANDING={understanding!r} is unknown: choose tuned (the "
+                        "fine-tuned sentence encoder, the default) or linear (word vectors: lighter, "
+                        "catches fewer callers)")
+    model_cache = get("LIFELINE_MODEL_CACHE", str(_default_model_cache()))
+    model_cache_dir = None if (model_cache or "").lower() == "off" else Path(model_cache or "")
     agents = _agents(get("LIFELINE_AGENTS"), problems, warnings)
     ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
     rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems)
@@ -227,6 +243,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         twilio={k: v for k in TWILIO_KEYS if (v := get(k))},
         whisper_model=whisper_model,
         whisper_threads=whisper_threads,
+        understanding=understanding,
+        model_cache_dir=model_cache_dir,
         transcription_workers=transcription_workers,
         transcription_max_wait_s=transcription_max_wait,
         end_of_turn_s=end_of_turn,

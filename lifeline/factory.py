@@ -30,7 +30,7 @@ from insight.base import ListeningEngine
 from insight.local import LocalEngine
 from insight.media import MediaStreams
 from insight.tracks import party_of_source
-from insight.understand import Understanding
+from insight.understand import understanding_from
 from ivr import api, openapi, sessions, webhooks
 from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
@@ -122,7 +122,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
     recordings = RecordingKeeper(store, sink_from_settings(settings))
     services = Services(
-        engine=engine, scorer=Understanding(), rules=rules,
+        engine=engine, scorer=understanding_from(settings), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff),
         recordings=recordings)
     hub = FeedHub()

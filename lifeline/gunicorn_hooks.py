@@ -43,6 +43,7 @@ class Logger(glogging.Logger):  # type: ignore[misc]
 def post_worker_init(worker: Any) -> None:
     """Start the call monitor's schedule in each worker (sweeps never double-process a call)."""
     lifeline = worker.wsgi.extensions["lifeline"]
+    lifeline.services.scorer.load()  # the caller's first line must not wait for the model
     if lifeline.settings.monitor:
         lifeline.monitor.start()
     lifeline.outputs.start()  # summaries, webhooks and email out: safe on every worker

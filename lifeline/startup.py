@@ -24,6 +24,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from flask.cli import FlaskGroup
 
+from insight.understand import understanding_from
 from ivr import logs
 from ivr.config import Settings, load_settings
 from ivr.errors import LifelineError
@@ -148,6 +149,11 @@ def check_or_exit() -> Settings:
         fail(exc)
     print_problems([], settings.warnings)
     require_current_schema(settings)
+    try:
+        # Once here in the master, so the workers load the built model instead of each building it.
+        understanding_from(settings).warm_cache()
+    except LifelineError as exc:
+        fail(exc)
     return settings
 
 
@@ -223,6 +229,7 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
         reloading = ctx.params.get("debug") if reload is None else reload
         serving = not reloading or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
         if serving:
+            lifeline.services.scorer.load()  # the caller's first line must not wait for the model
             lifeline.outputs.start()  # summaries, webhooks and email out, as gunicorn's workers do
         if serving and lifeline.settings.monitor:
             # The reloader's parent process only watches files; the child serves and sweeps.

@@ -235,7 +235,8 @@ def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet
     if hear is not None:
         for scenario in calls:
             require_audio(scenario)
-    report: dict[str, Any] = {"engine": engine, "inputs": [str(p) for p in paths]}
+    report: dict[str, Any] = {"engine": engine, "understanding": understanding.name,
+                              "inputs": [str(p) for p in paths]}
     if lines:
         report["utterances"] = evaluate_utterances(lines, understanding, threshold)
     if calls:
@@ -254,6 +255,7 @@ def _within(path: Path, root: Path) -> bool:
 
 def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
     """The report as a terminal reads it."""
+    echo(f"Model: {report.get('understanding', '?')} (LIFELINE_UNDERSTANDING); engine: {report['engine']}")
     lines = report.get("utterances")
     if lines:
         echo(f"Utterances: {lines['lines']} (intent threshold {lines['threshold']})")

@@ -16,6 +16,7 @@ from insight.corpus import load_split
 from insight.embedding import PINNED_FILES, verify_files
 from insight.patterns import find_intents
 from insight.train import DEFAULT_CORPUS, train
+from insight.tuned import TunedModel
 from insight.understand import DEFAULT_WEIGHTS, FEATURE_COUNT, INTENT_FEATURES, Understanding
 from ivr.errors import ConfigError
 from ivr.store import Message
@@ -24,9 +25,10 @@ from transfer.rules import RuleSet, load_rules
 from .conftest import ROOT
 
 
-@pytest.fixture(scope="module")
-def understanding() -> Understanding:
-    return Understanding()
+@pytest.fixture(scope="module", params=["tuned", "linear"])
+def understanding(request: pytest.FixtureRequest) -> Understanding:
+    """Both models LIFELINE_UNDERSTANDING offers must pass the behaviour tests below."""
+    return Understanding(tuned=TunedModel()) if request.param == "tuned" else Understanding()
 
 
 # Phrasings written for these tests (not in the corpus): ordinary, regional and ASR-like.

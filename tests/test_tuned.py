@@ -1,0 +1,156 @@
+"""The fine-tuned model's file checks, its heads' arithmetic, the model choice and the build cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from insight import encoder as encoder_module
+from insight.encoder import SentenceEncoder, cache_name
+from insight.labels import FRUSTRATION_LEVELS, INTENTS
+from insight.tuned import DEFAULT_DELTA, TunedModel, arrays_sha256, load_delta
+from insight.understand import Understanding, understanding_from
+from ivr.config import load_settings
+from ivr.errors import ConfigError
+
+DIM = SentenceEncoder.dim
+
+
+class FixedEncoder(SentenceEncoder):
+    """An encoder whose every line has the same vector: the heads' arithmetic alone is tested."""
+
+    def __init__(self, vector: npt.NDArray[np.float32]) -> None:
+        super().__init__()
+        self.vector = vector
+        self.loaded = 0
+
+    def load(self) -> None:
+        self.loaded += 1
+
+    def embed(self, texts: list[str], normalise: bool = True) -> npt.NDArray[np.float32]:
+        assert not normalise, "the heads were trained on the raw mean: it must not be normalised"
+        return np.tile(self.vector, (len(texts), 1))
+
+
+def write_delta(path: Path, arrays: dict[str, npt.NDArray[np.float32]], digest: str | None = None) -> Path:
+    with path.open("wb") as out:
+        np.savez(out, **arrays)
+    path.with_name(path.name + ".sha256").write_text(f"{digest or arrays_sha256(dict(arrays))}  {path.name}\n")
+    return path
+
+
+def heads(seed: int = 1) -> dict[str, npt.NDArray[np.float32]]:
+    rng = np.random.default_rng(seed)
+    return {"head.frustration.weight": rng.normal(0, 0.1, (len(FRUSTRATION_LEVELS), DIM)).astype(np.float32),
+            "head.frustration.bias": rng.normal(0, 0.1, len(FRUSTRATION_LEVELS)).astype(np.float32),
+            "head.intents.weight": rng.normal(0, 0.1, (len(INTENTS), DIM)).astype(np.float32),
+            "head.intents.bias": rng.normal(0, 0.1, len(INTENTS)).astype(np.float32)}
+
+
+def test_the_heads_give_a_softmax_over_frustration_and_a_sigmoid_per_intent(tmp_path: Path) -> None:
+    arrays = heads()
+    vector = np.random.default_rng(2).normal(0, 1, DIM).astype(np.float32)
+    model = TunedModel(write_delta(tmp_path / "d.npz", arrays), encoder=FixedEncoder(vector))
+    intents, frustration = model.probabilities("any line")
+    h = vector.astype(np.float64)
+    logits = arrays["head.frustration.weight"].astype(np.float64) @ h + arrays["head.frustration.bias"]
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert list(frustration) == list(FRUSTRATION_LEVELS)
+    assert np.allclose([frustration[k] for k in FRUSTRATION_LEVELS], expected, atol=1e-9)
+    sig = 1 / (1 + np.exp(-(arrays["head.intents.weight"].astype(np.float64) @ h + arrays["head.intents.bias"])))
+    assert np.allclose([intents[k] for k in INTENTS], sig, atol=1e-9)
+
+
+def test_a_delta_changed_after_training_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = write_delta(tmp_path / "d.npz", heads(), digest="0" * 64)
+    with pytest.raises(ConfigError, match="python -m insight.finetune"):
+        load_delta(path)
+
+
+def test_a_missing_delta_names_the_lighter_model_as_a_way_out(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="LIFELINE_UNDERSTANDING=linear"):
+        load_delta(tmp_path / "absent.npz")
+
+
+def test_heads_of_the_wrong_shape_are_refused(tmp_path: Path) -> None:
+    arrays = heads()
+    arrays["head.intents.weight"] = arrays["head.intents.weight"][:, :10]
+    with pytest.raises(ConfigError, match="heads of shapes"):
+        TunedModel(write_delta(tmp_path / "d.npz", arrays), encoder=FixedEncoder(np.zeros(DIM, np.float32)))
+
+
+def test_a_delta_without_heads_is_refused(tmp_path: Path) -> None:
+    arrays = heads()
+    del arrays["head.frustration.bias"]
+    with pytest.raises(ConfigError, match="head.frustration.bias"):
+        load_delta(write_delta(tmp_path / "d.npz", arrays))
+
+
+def test_the_committed_delta_matches_its_recorded_checksum() -> None:
+    arrays = load_delta(DEFAULT_DELTA)
+    assert all(np.all(np.isfinite(a)) for a in arrays.values())
+
+
+def test_understanding_reads_the_tuned_models_probabilities_and_keeps_the_pattern_layer(tmp_path: Path) -> None:
+    arrays = heads()
+    arrays["head.intents.bias"] = np.full(len(INTENTS), -8.0, np.float32)  # the model says no intent
+    model = TunedModel(write_delta(tmp_path / "d.npz", arrays), encoder=FixedEncoder(np.zeros(DIM, np.float32)))
+    understanding = Understanding(tuned=model)
+    assert understanding.name == "tuned"
+    asked = understanding.analyse("can you put me through to an agent please")
+    assert asked.intents["wants_person"] >= 0.9  # an asserted construction still lifts it
+    assert understanding.analyse("what time do you open").intents["wants_person"] < 0.01
+    assert sum(asked.frustration.values()) == pytest.approx(1.0)
+
+
+def test_load_builds_the_tuned_encoder_and_the_linear_model_has_nothing_to_load(tmp_path: Path) -> None:
+    fixed = FixedEncoder(np.zeros(DIM, np.float32))
+    Understanding(tuned=TunedModel(write_delta(tmp_path / "d.npz", heads()), encoder=fixed)).load()
+    assert fixed.loaded == 1
+    linear = Understanding()
+    linear.load()
+    assert linear.name == "linear" and linear.tuned is None
+
+
+def test_the_setting_chooses_the_model_and_an_unknown_name_says_the_choices(tmp_path: Path) -> None:
+    base = {"TELNYX_API_KEY": "KEY_x", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+            "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}
+    settings = load_settings({**base, "LIFELINE_UNDERSTANDING": "linear"}, tmp_path)
+    assert understanding_from(settings).name == "linear"
+    assert load_settings(base, tmp_path).understanding == "tuned"
+    with pytest.raises(ConfigError, match="choose tuned .* or linear"):
+        load_settings({**base, "LIFELINE_UNDERSTANDING": "bert"}, tmp_path)
+    off = load_settings({**base, "LIFELINE_MODEL_CACHE": "off"}, tmp_path)
+    assert off.model_cache_dir is None
+    assert load_settings({**base, "LIFELINE_MODEL_CACHE": str(tmp_path / "c")}, tmp_path).model_cache_dir == tmp_path / "c"
+
+
+def test_a_cached_build_is_loaded_without_building_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[Path | None] = []
+    real = encoder_module.build_in_child
+
+    def counting(directory: Path, delta: Path | None = None, quantized: bool = True) -> bytes:
+        built.append(delta)
+        return real(directory, delta, quantized)
+
+    monkeypatch.setattr(encoder_module, "build_in_child", counting)
+    cache = tmp_path / "cache"
+    first = SentenceEncoder(cache_dir=cache)
+    first.warm_cache()
+    assert len(built) == 1 and len(list(cache.glob("minilm-*.onnx"))) == 1
+    second = SentenceEncoder(cache_dir=cache)
+    vector = second.embed(["I want to speak to a person"])
+    assert len(built) == 1  # loaded from the cache
+    fresh = SentenceEncoder(cache_dir=None).embed(["I want to speak to a person"])
+    assert float(vector[0] @ fresh[0]) > 0.999
+    assert len(built) == 2
+
+
+def test_the_cache_name_changes_with_the_delta_and_the_precision(tmp_path: Path) -> None:
+    one = write_delta(tmp_path / "one.npz", heads(1))
+    two = write_delta(tmp_path / "two.npz", heads(2))
+    names = {cache_name(None, True), cache_name(None, False), cache_name(one, True), cache_name(two, True)}
+    assert len(names) == 4
