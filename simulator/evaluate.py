@@ -313,6 +313,7 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
     if threshold is None:
         threshold = min((getattr(r, "min_confidence") for r in services.rules.rules
                          if hasattr(r, "min_confidence")), default=0.5)
+    services.scorer.load()  # built before the first line, so its CPU figures are the lines' own
     hear = LocalHearing(lifeline.settings) if engine == "local" else None
     try:
         report = evaluate(list(paths), services.scorer, services.rules, threshold, hear,
