@@ -520,7 +520,7 @@ class SentenceEncoder:
         return unit
 
 
-_shared: dict[tuple[Path | None, bool], SentenceEncoder] = {}
+_shared: dict[tuple[Path | None, bool, Path | None], SentenceEncoder] = {}
 _shared_lock = threading.Lock()
 
 
