@@ -75,10 +75,18 @@ def hear(turn: Turn, engine: str, source_id: str, text: str, confidence: float |
         turn.fire(Trigger.ESCALATE, decision=decision)
 
 
+# What a stream's end says when nobody knows more (the provider's webhook, a socket that just closed).
+VAGUE_REASONS = ("connection_lost", "media socket closed without stop")
+
+
 def listening_lost(turn: Turn, why: str) -> None:
     """Restart the stream once; after that the call goes on without listening, and says so."""
     ctx, call = turn.ctx, turn.call
     if call.listening == "lost":
+        # The provider's "connection_lost" for a socket we closed can overtake our own report of
+        # why we closed it: keep the reason that tells the operator what to fix.
+        if call.listening_reason in VAGUE_REASONS and why not in VAGUE_REASONS:
+            ctx.tx.update_call(call.call_control_id, listening_reason=why[:200])
         return
     restart = turn.svc.engine.restart_options(call.call_control_id)
     if restart is not None and ctx.tx.claim(call.call_control_id, "listening:restart"):

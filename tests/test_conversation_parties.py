@@ -7,7 +7,7 @@ from pathlib import Path
 from simulator.runner import Simulation
 from simulator.scenario import load_scenario
 
-from .conftest import ROOT
+from .conftest import ROOT, wait_until
 
 SCENARIO = ROOT / "examples" / "conversation" / "agent-after-transfer.yaml"
 
@@ -31,6 +31,8 @@ def test_after_the_bridge_both_parties_are_transcribed_labelled_and_scored(live:
     assert len(lifeline.store.decisions(ccid)) == 1
     starts = [c for c in live.emulator.commands_for(ccid, "transcription_start") if c["status"] == 200]
     assert [c["body"]["transcription_tracks"] for c in starts] == ["both"]
+    # The outputs worker writes the summary after the call ends, at most 4 times a second.
+    assert wait_until(lambda: lifeline.outputs.summaries.get(ccid) is not None, 10)
     summary = lifeline.outputs.summaries.get(ccid)
     assert set(summary["summary"]["sentiment"]) == {"caller", "agent"}
     promise = "I'll send you a new card today and call you back tomorrow to confirm."
