@@ -46,6 +46,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402  (after the offline switches above)
 import torch.nn.functional as F  # noqa: E402
+import transformers  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 from torch import nn  # noqa: E402
@@ -364,9 +365,8 @@ def save(trained: Trained, path: Path) -> str:
     digest = arrays_sha256(arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_npz(arrays, path)
-    checksum_path(path).write_text(f"{digest}  {path.name} (arrays: keys and bytes, see insight/finetune.py)\n")
-    import transformers  # only for its version
-
+    # the arrays' hash, not the file's: it is what a retraining is compared on (arrays_sha256)
+    checksum_path(path).write_text(f"{digest}  {path.name}\n")
     meta = {
         "recipe": {**asdict(trained.recipe), "targets": list(trained.recipe.targets)},
         "lines": trained.lines, "examples": trained.examples,
