@@ -27,7 +27,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -380,9 +380,10 @@ def save(trained: Trained, path: Path) -> str:
 
 def recipe_from(args: argparse.Namespace) -> Recipe:
     """The recipe the command line asks for."""
-    return replace(Recipe(), epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, rank=args.rank,
-                   alpha=args.alpha, targets=tuple(args.targets.split(",")), max_len=args.max_len,
-                   batch=args.batch, seed=args.seed, threads=args.threads, limit=args.limit)
+    return Recipe(epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, rank=args.rank, alpha=args.alpha,
+                  targets=tuple(args.targets.split(",")), frustration_weight=args.frustration_weight,
+                  intents_weight=args.intents_weight, max_len=args.max_len, batch=args.batch,
+                  seed=args.seed, threads=args.threads, limit=args.limit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -398,6 +399,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rank", type=int, default=d.rank)
     parser.add_argument("--alpha", type=float, default=d.alpha)
     parser.add_argument("--targets", default=",".join(d.targets), help="encoder Linear layers to adapt")
+    parser.add_argument("--frustration-weight", type=float, default=d.frustration_weight,
+                        help="weight of the frustration loss")
+    parser.add_argument("--intents-weight", type=float, default=d.intents_weight,
+                        help="weight of the intents loss")
     parser.add_argument("--max-len", type=int, default=d.max_len, help="tokens kept per line")
     parser.add_argument("--batch", type=int, default=d.batch)
     parser.add_argument("--seed", type=int, default=d.seed)
