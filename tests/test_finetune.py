@@ -23,6 +23,7 @@ from insight.finetune import (
     arrays_sha256,
     checksum_path,
     delta_arrays,
+    examples,
     load_arrays,
     metadata_path,
     save,
@@ -33,6 +34,9 @@ from insight.finetune import (
 # (cosine 0.92-0.98 to the stock model's) and the heads off uniform, without saturating them: a
 # runtime ignoring the delta or the heads would be caught.
 TINY = Recipe(epochs=1, lr=5e-3, head_lr=5e-3, rank=2, max_len=16, batch=24, limit=48)
+ROOT = Path(__file__).resolve().parent.parent
+# one labelled file, not the split: reading all of corpus/train takes seconds per training
+TINY_CORPUS = (ROOT / "corpus" / "train" / "utterances.yaml",)
 LINES = ["Put me through to a real person now",
          "I've been on hold for forty minutes, this is a joke",
          "cancel my contract",
@@ -41,7 +45,7 @@ LINES = ["Put me through to a real person now",
 
 @pytest.fixture(scope="module")
 def tiny() -> Trained:
-    return train(TINY)
+    return train(TINY, TINY_CORPUS)
 
 
 def torch_outputs(trained: Trained, texts: list[str],
@@ -63,7 +67,7 @@ def torch_outputs(trained: Trained, texts: list[str],
 
 
 def test_the_same_recipe_trains_bit_identical_arrays(tiny: Trained) -> None:
-    again = delta_arrays(train(TINY))
+    again = delta_arrays(train(TINY, TINY_CORPUS))
     first = delta_arrays(tiny)
     assert sorted(first) == sorted(again)
     assert all(np.array_equal(first[k], again[k]) for k in first)
@@ -73,8 +77,21 @@ def test_the_same_recipe_trains_bit_identical_arrays(tiny: Trained) -> None:
 
 
 def test_another_seed_trains_other_arrays(tiny: Trained) -> None:
-    other = delta_arrays(train(dataclasses.replace(TINY, seed=1)))
+    other = delta_arrays(train(dataclasses.replace(TINY, seed=1), TINY_CORPUS))
     assert arrays_sha256(other) != arrays_sha256(delta_arrays(tiny))
+
+
+def test_lines_as_heard_teach_intents_but_not_frustration(tmp_path: Path) -> None:
+    line = "- {text: \"I want to speak to someone\", intents: [wants_person], frustration: annoyed}\n"
+    (tmp_path / "utterances.yaml").write_text(line)
+    (tmp_path / "utterances-heard.yaml").write_text(line.replace("I want", "i want"))
+    lines, data = examples([tmp_path])
+    assert lines == 2
+    assert [(d.text, d.moody, d.intents) for d in data] == [
+        ("i want to speak to someone", False, (1.0, 0.0, 0.0, 0.0)),  # heard: its own variant
+        ("I want to speak to someone", True, (1.0, 0.0, 0.0, 0.0)),
+        ("i want to speak to someone", True, (1.0, 0.0, 0.0, 0.0)),  # the ASR-style variant
+    ]
 
 
 def test_the_delta_holds_adapters_for_every_targeted_layer_and_the_heads(tiny: Trained) -> None:
