@@ -31,7 +31,7 @@ from insight.finetune import (
 )
 
 # Two steps on 48 lines, at learning rates above the real ones so that two steps move the vectors
-# (cosine 0.92-0.98 to the stock model's) and the heads off uniform, without saturating them: a
+# (cosine 0.94-0.99 to the stock model's) and the heads off uniform, without saturating them: a
 # runtime ignoring the delta or the heads would be caught.
 TINY = Recipe(epochs=1, lr=5e-3, head_lr=5e-3, rank=2, max_len=16, batch=24, limit=48)
 ROOT = Path(__file__).resolve().parent.parent
