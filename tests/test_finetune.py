@@ -20,7 +20,6 @@ from insight.finetune import (
     Batcher,
     Recipe,
     Trained,
-    arrays_sha256,
     checksum_path,
     delta_arrays,
     examples,
@@ -29,6 +28,7 @@ from insight.finetune import (
     save,
     train,
 )
+from insight.tuned import arrays_sha256
 
 # Two steps on 48 lines, at learning rates above the real ones so that two steps move the vectors
 # (cosine 0.94-0.99 to the stock model's) and the heads off uniform, without saturating them: a
