@@ -8,11 +8,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select
 
 from ivr.store import schema
 
 KINDS = ("call.started", "message", "decision", "transfer", "listening", "call.ended", "summary.ready")
+# The queries every process runs several times a second (the poll, the summaries' look for ended
+# calls), built once so that SQLAlchemy finds their compiled form without rebuilding them.
+_LAST_ID = select(func.max(schema.feed.c.id))
+_AFTER_KIND = (select(schema.feed).where(schema.feed.c.id > bindparam("after_id"), schema.feed.c.kind == bindparam("kind"))
+               .order_by(schema.feed.c.id).limit(bindparam("limit")))
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,7 @@ class Feed:
 
     def after_kind(self, after_id: int, kind: str, limit: int = 100) -> list[StoredEvent]:
         """Events of one kind with an id above after_id, oldest first."""
-        query = (select(schema.feed).where(schema.feed.c.id > after_id, schema.feed.c.kind == kind)
-                 .order_by(schema.feed.c.id).limit(limit))
-        return self._rows(query)
+        return self._rows(_AFTER_KIND, {"after_id": after_id, "kind": kind, "limit": limit})
 
     def by_ids(self, ids: Sequence[int]) -> list[StoredEvent]:
         """The events with these ids."""
@@ -75,9 +78,9 @@ class Feed:
     def last_id(self) -> int:
         """The newest event's id (0 when the feed is empty)."""
         with self._engine.connect() as conn:
-            return int(conn.execute(select(func.max(schema.feed.c.id))).scalar() or 0)
+            return int(conn.execute(_LAST_ID).scalar() or 0)
 
-    def _rows(self, query: Any) -> list[StoredEvent]:
+    def _rows(self, query: Any, parameters: dict[str, Any] | None = None) -> list[StoredEvent]:
         with self._engine.connect() as conn:
             return [StoredEvent(r["id"], r["kind"], r["call_control_id"], r["created_at"],
-                                json.loads(r["data"])) for r in conn.execute(query).mappings()]
+                                json.loads(r["data"])) for r in conn.execute(query, parameters).mappings()]

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -19,6 +19,8 @@ from .settings import OutputSettings
 from .summary import summarise
 
 log = logging.getLogger(__name__)
+# Asked for every ended call by every process (one makes the summary): built once.
+_HAS_SUMMARY = select(schema.summaries.c.call_control_id).where(schema.summaries.c.call_control_id == bindparam("by_id"))
 
 
 class Summaries:
@@ -44,8 +46,7 @@ class Summaries:
     def make(self, call_control_id: str) -> int:
         """Summarise one ended call unless that was done; 1 if this call made it."""
         with self._store.engine.connect() as conn:
-            if conn.execute(select(schema.summaries.c.call_control_id).where(
-                    schema.summaries.c.call_control_id == call_control_id)).first():
+            if conn.execute(_HAS_SUMMARY, {"by_id": call_control_id}).first():
                 return 0
         call = self._store.get_call(call_control_id)
         if call is None or call.is_active:

@@ -50,6 +50,7 @@ class BoundedLanes:
         self._busy = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._running = threading.local()  # the item this worker thread is running
 
     def submit(self, key: str, work: Callable[[], None], tag: str = "") -> None:
         """Queue work behind the key's earlier work; it runs in the submitter's context."""
@@ -68,10 +69,12 @@ class BoundedLanes:
                 self._wait_for(key, ahead, mine)
             mine.started_at = time.monotonic()
             mine.started.set()
+            self._running.item = mine
             work()
         except Exception:  # a failing item must not stall the ones behind it
             log.exception("background work for %s failed", key)
         finally:
+            self._running.item = None
             mine.started.set()
             mine.done.set()
             with self._lock:
@@ -80,6 +83,13 @@ class BoundedLanes:
                 self._busy -= 1
                 if self._busy == 0:
                     self._idle.notify_all()
+
+    def release(self) -> None:
+        """From inside running work: the work behind it in its lane may start now, while this
+        work finishes what no later item waits for (bookkeeping). Outside work: nothing."""
+        item = getattr(self._running, "item", None)
+        if item is not None:
+            item.done.set()
 
     def _wait_for(self, key: str, ahead: _Item, mine: _Item) -> None:
         # Never start before the item ahead has (the pool is first-in first-out, so it is already

@@ -80,6 +80,11 @@ class CommandSender:
     def _send(self, command: Command) -> None:
         with call_scope(command.call_control_id):
             outcome = self._telnyx.send(command, partial(self._wanted, command))
+            # Telnyx has answered (or the attempts are over): the call's next command goes now.
+            # Recording the outcome waits for the database's write lock, which under load is
+            # queued behind webhooks; the next command (a transfer after its handoff line) must
+            # not wait for that as well.
+            self._executor.release()
             self._store.mark_command(command.command_id, outcome.status, outcome.attempts, outcome.error)
             if self._metrics is not None:
                 self._measure(command, outcome.status, outcome.attempts)

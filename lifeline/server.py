@@ -77,8 +77,10 @@ class Front:
         pool = self._webhooks if webhook else self._others
         self._responding.add(gone)
         try:
-            await asyncio.get_running_loop().run_in_executor(
+            whole = await asyncio.get_running_loop().run_in_executor(
                 pool, self._respond, _environ(scope, body), asyncio.get_running_loop(), send, gone)
+            if whole:
+                await _send_all(send, whole)
         finally:
             self._responding.discard(gone)
             if watcher is not None:
@@ -114,8 +116,13 @@ class Front:
             return None
 
     def _respond(self, environ: dict[str, Any], loop: asyncio.AbstractEventLoop, send: Send,
-                 gone: threading.Event) -> None:
-        """Run Flask on this thread and hand its response to the loop."""
+                 gone: threading.Event) -> list[Message]:
+        """Run Flask on this thread and hand its response to the loop.
+
+        A response that is one body of its declared length (a webhook's answer, an API's JSON)
+        is returned for the loop to send once this thread is done: one hand-over fewer per
+        request than sending it from here and waiting. Anything else is sent from here as it
+        comes (the live feed streams), and an empty list is returned."""
         head: list[Message] = []
 
         def push(*messages: Message) -> None:
@@ -133,19 +140,19 @@ class Front:
             started = False
             for chunk in result:
                 if gone.is_set():
-                    return
+                    return []
                 if not chunk:
                     continue
-                whole = not started and declared == len(chunk)  # the common case: one message
-                body = {"type": "http.response.body", "body": chunk, "more_body": not whole}
+                if not started and declared == len(chunk):  # the common case: one message
+                    return [*head, {"type": "http.response.body", "body": chunk, "more_body": False}]
+                body = {"type": "http.response.body", "body": chunk, "more_body": True}
                 if started:
                     push(body)
                 else:
                     push(*head, body)
                     started = True
-                if whole:
-                    return
             push(*([] if started else head), {"type": "http.response.body", "body": b"", "more_body": False})
+            return []
         finally:
             close = getattr(result, "close", None)
             if close is not None:

@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-from ivr.config import PROJECT_ROOT
+from ivr.config import PROJECT_ROOT, Settings
 from ivr.store.sql import SqlStore
 
 from .caller import CallResult, play
@@ -122,6 +122,15 @@ def process_tree_cpu_s(pid: int) -> float:
 
 
 WINDOW_S = 10.0
+# The monitor's sweep runs as often as in a deployment (Settings' default), so the bench pays
+# for the same background work per second as production does; an operator's own
+# LIFELINE_SWEEP_INTERVAL still wins.
+DEPLOYED_SWEEP_INTERVAL_S = Settings.sweep_interval_s
+
+
+def sweep_interval_s() -> float:
+    """The sweep interval the app under test runs with (LIFELINE_SWEEP_INTERVAL, else the default)."""
+    return float(os.environ.get("LIFELINE_SWEEP_INTERVAL") or DEPLOYED_SWEEP_INTERVAL_S)
 
 
 def ack_by_window(results: list[CallResult], started: float, window_s: float) -> list[dict[str, Any]]:
@@ -396,7 +405,7 @@ def _start_gunicorn(config: BenchConfig, emulator: Emulator | TwilioEmulator, po
     env = {**os.environ, **_provider_env(emulator),
            "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
            "LIFELINE_ENGINE": config.engine, "LIFELINE_AGENTS": AGENTS, "DATABASE_URL": database_url,
-           "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": "2", **(extra_env or {})}
+           "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": f"{sweep_interval_s():g}", **(extra_env or {})}
     if config.chaos:
         env["LIFELINE_COMMAND_TIMEOUT"] = "1"
     command = [sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
@@ -409,7 +418,8 @@ def _start_gunicorn(config: BenchConfig, emulator: Emulator | TwilioEmulator, po
         command += ["--threads", str(config.threads)]
     with log_path.open("ab") as log:
         process = subprocess.Popen([*command, "app:app"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
-    echo(f"starting gunicorn on 127.0.0.1:{port} ({config.provider}, {config.engine} engine)...")
+    echo(f"starting gunicorn on 127.0.0.1:{port} ({config.provider}, {config.engine} engine, "
+         f"sweep every {sweep_interval_s():g} s)...")
     if wait_healthy(process, f"http://127.0.0.1:{port}", log_path, "gunicorn", 90):
         return process
     _stop(process)
@@ -507,6 +517,7 @@ def _report(config: BenchConfig, played: list[tuple[CallResult, bool]], unclosed
         "instances": config.instances,
         "chaos": config.chaos, "speed": 1.0 if config.engine == "local" else config.speed,
         "database": "postgresql" if (config.database_url or "").startswith("postgres") else "sqlite",
+        "sweep_interval_s": sweep_interval_s(),
         "elapsed_s": round(elapsed, 1),
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "escalations": len(latencies),

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from ivr.config import Settings
 from ivr.logs import JsonFormatter
 from simulator.bench import (BenchConfig, BenchUsageError, _report, app_log_problems, bucket_quantiles,
                              ack_by_window, histogram_buckets, missed_escalation, parse_cpus, percentile,
-                             process_tree_cpu_s, run_bench)
+                             process_tree_cpu_s, run_bench, sweep_interval_s)
 from simulator.caller import PATIENCE_S, CallResult, wait_for_menu
 from simulator.emulator import Emulator
 from simulator.haproxy import HAProxyMissing, config_text, haproxy_path
@@ -59,6 +60,15 @@ def test_bench_command_writes_its_report(app: Flask, tmp_path: Path) -> None:
     assert set(report["ack_ms"]) == {"p50", "p95", "p99"}
     assert report["calls"] == 6 and report["errors"] == 0
     assert "6/6 calls" in result.output  # progress is shown while it runs
+    assert report["sweep_interval_s"] == Settings.sweep_interval_s == 5.0
+    assert "sweep every 5 s" in result.output
+
+
+def test_the_bench_sweeps_as_often_as_a_deployment_unless_the_operator_says_otherwise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert sweep_interval_s() == Settings.sweep_interval_s
+    monkeypatch.setenv("LIFELINE_SWEEP_INTERVAL", "2")
+    assert sweep_interval_s() == 2.0
 
 
 def test_the_app_and_the_generator_can_run_on_cpus_of_their_own_and_the_report_says_what_each_used() -> None:

@@ -277,3 +277,57 @@ def test_a_menu_overtakes_a_stuck_prompt_but_a_restart_waits_for_its_stop() -> N
         for event in stuck.values():
             event.set()
         sender.close()
+
+
+def test_work_that_releases_its_lane_lets_the_next_item_start_while_it_finishes() -> None:
+    lanes = BoundedLanes(4, hold_s=30, name="test")
+    finish, second_ran = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        order.append("first")
+        lanes.release()
+        finish.wait(10)  # bookkeeping no later item waits for
+        order.append("first done")
+
+    lanes.submit("call", first)
+    lanes.submit("call", lambda: (order.append("second"), second_ran.set()))  # type: ignore[func-returns-value]
+    try:
+        assert second_ran.wait(10), "the second waited for the whole of the first"
+        assert order == ["first", "second"]
+    finally:
+        finish.set()
+    assert lanes.wait_idle(10)
+    lanes.shutdown()
+    assert order == ["first", "second", "first done"]
+    lanes.release()  # outside running work it does nothing
+
+
+class _SlowMarks(MemoryStore):
+    """A store whose recording of a command's outcome waits until `marks` is set (the write lock
+    queued behind webhooks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marks = threading.Event()
+
+    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> None:
+        self.marks.wait(10)
+        super().mark_command(command_id, status, attempts, error)
+
+
+def test_the_transfer_follows_its_handoff_line_as_soon_as_telnyx_answered_it_not_once_it_is_recorded() -> None:
+    store = _SlowMarks()
+    telnyx = _Recorder()
+    sender = CommandSender(store, telnyx, 4, hold_s=30)  # type: ignore[arg-type]
+    try:
+        commands = _queue(store, "speak", "transfer")
+        sender.submit(commands)
+        assert wait_until(lambda: telnyx.sent == ["speak", "transfer"], 5)
+        assert [o.status for o in store.outbox("v3:call")] == [CommandStatus.PENDING] * 2  # not recorded yet
+        store.marks.set()
+        assert sender.wait_idle(5)
+        assert [o.status for o in store.outbox("v3:call")] == [CommandStatus.SENT] * 2
+    finally:
+        store.marks.set()
+        sender.close()

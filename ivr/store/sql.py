@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import threading
@@ -12,7 +13,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, exists, func, make_url, or_, select, text, update
+from sqlalchemy import (Connection, Engine, bindparam, create_engine, event, exists, func, make_url, or_, select,
+                        text, update)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -32,6 +34,40 @@ FEED_CHANNEL = "lifeline_feed"
 FEED_LOCK_KEY = 0x11FE_ED00
 
 
+# The statements of every webhook, built once: SQLAlchemy then finds each one's compiled form by
+# the statement object alone instead of rebuilding it and its cache key from the values on every
+# call (under load that building was a large part of a webhook's CPU: BENCHMARKS.md). Values go
+# in as parameters; an UPDATE's SET clause is made of the parameters that name columns, and its
+# WHERE takes the `by_*` parameters.
+_CALL = select(schema.calls).where(schema.calls.c.call_control_id == bindparam("by_id"))
+_CALL_FOR_UPDATE = _CALL.with_for_update()
+_UPDATE_CALL = update(schema.calls).where(schema.calls.c.call_control_id == bindparam("by_id"))
+_INSERT_TRANSFER = schema.transfers.insert()
+_UPDATE_TRANSFER = update(schema.transfers).where(schema.transfers.c.call_control_id == bindparam("by_id"),
+                                                  schema.transfers.c.attempt == bindparam("by_attempt"))
+_TRANSFERS = (select(schema.transfers).where(schema.transfers.c.call_control_id == bindparam("by_id"))
+              .order_by(schema.transfers.c.attempt))
+_INSERT_DECISION = schema.decisions.insert()
+_INSERT_FEED = schema.feed.insert()
+_MARK_COMMAND = update(schema.commands).where(schema.commands.c.command_id == bindparam("by_id"))
+
+
+@functools.cache
+def _insert_ignoring(table: Any, dialect: str, returning: bool) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING into `table` (RETURNING its first key column if asked)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(table).on_conflict_do_nothing()
+    return statement.returning(next(iter(table.primary_key.columns))) if returning else statement
+
+
+@functools.cache
+def _recent_messages(limit: int) -> Any:
+    """The latest `limit` scored messages of the call named by the `by_id` parameter, newest first."""
+    return (select(schema.messages).where(schema.messages.c.call_control_id == bindparam("by_id"),
+                                          schema.messages.c.score.is_not(None))
+            .order_by(schema.messages.c.id.desc()).limit(limit))
+
+
 class SqlStoreTx(StoreTx):
     """A unit of work on one SQLAlchemy connection inside one transaction."""
 
@@ -45,11 +81,9 @@ class SqlStoreTx(StoreTx):
         return self._conn
 
     def _insert_ignore(self, table: Any, values: dict[str, Any]) -> bool:
-        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
-        first_key = next(iter(table.primary_key.columns))
         # RETURNING, not rowcount: psycopg 3 reports rowcount -1 for this statement.
-        statement = insert(table).values(**storable(table, values)).on_conflict_do_nothing().returning(first_key)
-        return self._conn.execute(statement).first() is not None
+        statement = _insert_ignoring(table, self._dialect, returning=True)
+        return self._conn.execute(statement, storable(table, values)).first() is not None
 
     def record_event(self, event_id: str, event_type: str, call_control_id: str | None,
                      occurred_at: str | None, attempt: int, payload: str) -> bool:
@@ -66,10 +100,8 @@ class SqlStoreTx(StoreTx):
         return self._insert_ignore(schema.calls, asdict(call))
 
     def get_call(self, call_control_id: str, lock: bool = True) -> CallRecord | None:
-        query = select(schema.calls).where(schema.calls.c.call_control_id == call_control_id)
-        if lock and self._dialect == "postgresql":
-            query = query.with_for_update()
-        row = self._conn.execute(query).mappings().first()
+        query = _CALL_FOR_UPDATE if lock and self._dialect == "postgresql" else _CALL
+        row = self._conn.execute(query, {"by_id": call_control_id}).mappings().first()
         return CallRecord(**dict(row)) if row else None
 
     def update_call(self, call_control_id: str, **values: Any) -> None:
@@ -77,11 +109,10 @@ class SqlStoreTx(StoreTx):
         if unknown:
             raise TypeError(f"unknown call fields {sorted(unknown)}")
         values.setdefault("updated_at", time.time())
-        self._conn.execute(update(schema.calls).where(schema.calls.c.call_control_id == call_control_id)
-                           .values(**storable(schema.calls, values)))
+        self._conn.execute(_UPDATE_CALL, {**storable(schema.calls, values), "by_id": call_control_id})
 
     def add_transfer(self, transfer: TransferRecord) -> None:
-        self._conn.execute(schema.transfers.insert().values(**storable(schema.transfers, asdict(transfer))))
+        self._conn.execute(_INSERT_TRANSFER, storable(schema.transfers, asdict(transfer)))
 
     def transfers(self, call_control_id: str) -> list[TransferRecord]:
         return _transfers(self._conn, call_control_id)
@@ -98,20 +129,23 @@ class SqlStoreTx(StoreTx):
         if unknown:
             raise TypeError(f"unknown transfer fields {sorted(unknown)}")
         values.setdefault("updated_at", time.time())
-        self._conn.execute(update(schema.transfers).where(
-            schema.transfers.c.call_control_id == call_control_id,
-            schema.transfers.c.attempt == attempt).values(**storable(schema.transfers, values)))
+        self._conn.execute(_UPDATE_TRANSFER, {**storable(schema.transfers, values), "by_id": call_control_id,
+                                              "by_attempt": attempt})
 
     def enqueue(self, commands: Sequence[Command]) -> None:
+        if not commands:
+            return
         now = time.time()
-        for index, command in enumerate(commands):
-            # A microsecond apart, so created_at orders the commands of one unit of work too.
-            queued = now + index * 1e-6
-            self._insert_ignore(schema.commands, {
+        # A microsecond apart, so created_at orders the commands of one unit of work too. One
+        # statement for all of them: a command already in the outbox (a redelivered webhook's)
+        # is left as it is.
+        self._conn.execute(_insert_ignoring(schema.commands, self._dialect, returning=False), [
+            storable(schema.commands, {
                 "command_id": command.command_id, "call_control_id": command.call_control_id,
                 "name": command.name, "params": json.dumps(command.params),
                 "status": CommandStatus.PENDING, "attempts": 0, "last_error": None,
-                "created_at": queued, "updated_at": queued})
+                "created_at": now + index * 1e-6, "updated_at": now + index * 1e-6})
+            for index, command in enumerate(commands)])
 
     def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
                     confidence: float | None, score: float | None, label: str | None,
@@ -123,17 +157,14 @@ class SqlStoreTx(StoreTx):
             "created_at": time.time()})
 
     def recent_messages(self, call_control_id: str, limit: int) -> list[Message]:
-        query = (select(schema.messages).where(schema.messages.c.call_control_id == call_control_id,
-                                               schema.messages.c.score.is_not(None))
-                 .order_by(schema.messages.c.id.desc()).limit(limit))
-        rows = list(self._conn.execute(query).mappings())
+        rows = list(self._conn.execute(_recent_messages(limit), {"by_id": call_control_id}).mappings())
         return [_message(r) for r in reversed(rows)]
 
     def add_decision(self, call_control_id: str, rule: str, reason: str,
                      evidence: list[dict[str, Any]]) -> None:
-        self._conn.execute(schema.decisions.insert().values(**storable(schema.decisions, {
+        self._conn.execute(_INSERT_DECISION, storable(schema.decisions, {
             "call_control_id": call_control_id, "rule": rule, "reason": reason,
-            "evidence": json.dumps(evidence), "decided_at": time.time()})))
+            "evidence": json.dumps(evidence), "decided_at": time.time()}))
 
     def calls_to_sweep(self, swept_before: float, limit: int) -> list[CallRecord]:
         calls = schema.calls.c
@@ -170,7 +201,7 @@ class SqlStoreTx(StoreTx):
             # committing (SQLite's single writer gives the same order for free).
             self._conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
         now = time.time()
-        self._conn.execute(schema.feed.insert(), [
+        self._conn.execute(_INSERT_FEED, [
             {"call_control_id": e.call_control_id, "kind": e.kind, "data": json.dumps(e.data),
              "created_at": now} for e in events])
         if self._dialect == "postgresql":
@@ -330,10 +361,9 @@ class SqlStore(CallStore):
 
     def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> None:
         with self._write() as conn:
-            conn.execute(update(schema.commands).where(schema.commands.c.command_id == command_id)
-                             .values(**storable(schema.commands, {
-                                 "status": status, "attempts": attempts, "last_error": error,
-                                 "updated_at": time.time()})))
+            conn.execute(_MARK_COMMAND, {**storable(schema.commands, {
+                "status": status, "attempts": attempts, "last_error": error, "updated_at": time.time()}),
+                "by_id": command_id})
 
     def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
         cutoff = time.time() - older_than_s
@@ -468,9 +498,7 @@ def _make_engine(url: str, schema_name: str | None, sqlite_synchronous: str = "N
 
 
 def _transfers(conn: Connection, call_control_id: str) -> list[TransferRecord]:
-    query = (select(schema.transfers).where(schema.transfers.c.call_control_id == call_control_id)
-             .order_by(schema.transfers.c.attempt))
-    return [TransferRecord(**dict(r)) for r in conn.execute(query).mappings()]
+    return [TransferRecord(**dict(r)) for r in conn.execute(_TRANSFERS, {"by_id": call_control_id}).mappings()]
 
 
 def _outbox_entry(row: dict[str, Any]) -> OutboxEntry:
