@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .classifier import checksum_path
 from .corpus import load_split
 from .encoder import HEADS_PREFIX, model_dir, verify_model_files
 from .labels import FRUSTRATION_LEVELS, INTENTS
@@ -326,12 +327,6 @@ def delta_arrays(trained: Trained) -> dict[str, Array]:
     return {k: arrays[k] for k in sorted(arrays)}
 
 
-def load_arrays(path: Path) -> dict[str, npt.NDArray[Any]]:
-    """Every array of an .npz, by key."""
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: np.asarray(archive[key]) for key in archive.files}
-
-
 def write_npz(arrays: dict[str, Array], path: Path) -> None:
     """An .npz numpy.load reads, with stored entries and a fixed time: same arrays, same bytes."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
@@ -344,11 +339,6 @@ def write_npz(arrays: dict[str, Array], path: Path) -> None:
 def metadata_path(path: Path) -> Path:
     """Where the recipe and provenance of a delta file are kept."""
     return path.with_suffix(".json")
-
-
-def checksum_path(path: Path) -> Path:
-    """Where the arrays' SHA-256 of a delta file is kept."""
-    return path.with_name(path.name + ".sha256")
 
 
 def save(trained: Trained, path: Path) -> str:

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from ivr.errors import ConfigError
 
+from .classifier import checksum_path
 from .encoder import SentenceEncoder, shared_encoder
 from .labels import FRUSTRATION_LEVELS, INTENTS
 
@@ -39,15 +40,20 @@ def arrays_sha256(arrays: Mapping[str, npt.NDArray[Any]]) -> str:
     return digest.hexdigest()
 
 
+def load_arrays(path: Path) -> dict[str, npt.NDArray[Any]]:
+    """Every array of an .npz, by key."""
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: np.asarray(archive[key]) for key in archive.files}
+
+
 def load_delta(path: Path) -> dict[str, npt.NDArray[np.generic]]:
     """The delta's arrays, refused unless they match the SHA-256 recorded beside the file."""
-    recorded = path.with_name(path.name + ".sha256")
+    recorded = checksum_path(path)
     if not path.is_file() or not recorded.is_file():
         raise ConfigError(f"the fine-tuned model {path} (or its .sha256) is missing: {RETRAIN}, or set "
                           "LIFELINE_UNDERSTANDING=linear to use the word-vector model")
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {key: np.asarray(archive[key]) for key in archive.files}
-    expected = recorded.read_text().split()[0] if recorded.read_text().split() else ""
+    arrays = load_arrays(path)
+    expected = next(iter(recorded.read_text().split()), "")
     actual = arrays_sha256(arrays)
     if actual != expected:
         raise ConfigError(f"the fine-tuned model {path} has arrays SHA-256 {actual}, but {recorded.name} "

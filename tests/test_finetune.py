@@ -14,21 +14,20 @@ import numpy as np
 import pytest
 import torch
 
+from insight.classifier import checksum_path
 from insight.encoder import SentenceEncoder, model_dir
 from insight.finetune import (
     DEFAULT_DELTA,
     Batcher,
     Recipe,
     Trained,
-    checksum_path,
     delta_arrays,
     examples,
-    load_arrays,
     metadata_path,
     save,
     train,
 )
-from insight.tuned import arrays_sha256
+from insight.tuned import arrays_sha256, load_arrays
 
 # Two steps on 48 lines, at learning rates above the real ones so that two steps move the vectors
 # (cosine 0.94-0.99 to the stock model's) and the heads off uniform, without saturating them: a
