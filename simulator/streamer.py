@@ -148,7 +148,9 @@ class MediaStreamer:
             if not self._drop.is_set():
                 self._send(ws, {"event": "stop", "stream_id": self.stream_id,
                                 "stop": {"call_control_id": self._call_control_id}})
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):
+            # A server that closes its end mid-send surfaces as ConnectionClosed or, when the
+            # socket is already gone, as a bare OSError (EBADF): both are a lost connection.
             if not self._stop.is_set():
                 self._on_failed("connection_lost")
         finally:
