@@ -70,7 +70,7 @@ Array = npt.NDArray[np.float32]
 class Recipe:
     """Everything that decides the trained arrays, besides the corpus and the library versions."""
 
-    epochs: int = 2
+    epochs: int = 3
     lr: float = 1e-3
     head_lr: float = 2e-3
     rank: int = 8
