@@ -28,13 +28,15 @@ FORMAT = "lifeline-understanding/2"
 Matrix = npt.NDArray[np.float64]
 
 
-def _sigmoid(z: Matrix) -> Matrix:
+def sigmoid(z: Matrix) -> Matrix:
+    """The logistic function, element-wise (clipped so that no exp overflows)."""
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0))), dtype=np.float64)
 
 
-def _softmax(z: Matrix) -> Matrix:
-    shifted = np.exp(z - z.max(axis=1, keepdims=True))
-    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True), dtype=np.float64)
+def softmax(z: Matrix) -> Matrix:
+    """Softmax over the last axis (one row of logits, or one per line)."""
+    shifted = np.exp(z - z.max(axis=-1, keepdims=True))
+    return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True), dtype=np.float64)
 
 
 def _balanced_weights(y: npt.NDArray[np.int64], classes: int) -> Matrix:
@@ -51,7 +53,7 @@ def fit_binary(x: Matrix, y: npt.NDArray[np.int64], l2: float, steps: int, rate:
     sample = _balanced_weights(y, 2)
     total = sample.sum()
     for _ in range(steps):
-        error = (_sigmoid(xb @ w) - y) * sample
+        error = (sigmoid(xb @ w) - y) * sample
         gradient = xb.T @ error / total
         gradient[:-1] += l2 * w[:-1]
         w -= rate * gradient
@@ -67,7 +69,7 @@ def fit_softmax(x: Matrix, y: npt.NDArray[np.int64], classes: int, l2: float, st
     sample = _balanced_weights(y, classes)[:, None]
     total = sample.sum()
     for _ in range(steps):
-        error = (_softmax(xb @ w) - target) * sample
+        error = (softmax(xb @ w) - target) * sample
         gradient = xb.T @ error / total
         gradient[:-1] += l2 * w[:-1]
         w -= rate * gradient
@@ -87,12 +89,12 @@ class LinearModels:
     def intent_probabilities(self, x: Matrix) -> dict[str, float]:
         """P(intent) for one feature vector."""
         xb = np.append(x, 1.0)
-        return {name: float(_sigmoid(np.asarray(xb @ w))) for name, w in self.intents.items()}
+        return {name: float(sigmoid(np.asarray(xb @ w))) for name, w in self.intents.items()}
 
     def frustration_probabilities(self, x: Matrix) -> dict[str, float]:
         """P(calm), P(annoyed), P(angry) for one feature vector."""
         xb = np.append(x, 1.0)[None, :]
-        p = _softmax(xb @ self.frustration)[0]
+        p = softmax(xb @ self.frustration)[0]
         return {level: float(p[i]) for i, level in enumerate(FRUSTRATION_LEVELS)}
 
     def to_json(self) -> str:

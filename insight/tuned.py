@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from ivr.errors import ConfigError
 
-from .classifier import checksum_path
+from .classifier import checksum_path, sigmoid, softmax
 from .encoder import SentenceEncoder, shared_encoder
 from .labels import FRUSTRATION_LEVELS, INTENTS
 
@@ -93,9 +93,7 @@ class TunedModel:
         """(intent -> probability, frustration level -> probability) for one line."""
         # One line per run: in int8 a line's vector moves slightly with its batch-mates.
         h = self.encoder.embed([text], normalise=False)[0].astype(np.float64)
-        logits = self._frustration_w @ h + self._frustration_b
-        exp = np.exp(logits - logits.max())
-        levels = exp / exp.sum()
-        intents = 1.0 / (1.0 + np.exp(-(self._intents_w @ h + self._intents_b)))
+        levels = softmax(self._frustration_w @ h + self._frustration_b)
+        intents = sigmoid(self._intents_w @ h + self._intents_b)
         return ({name: float(p) for name, p in zip(INTENTS, intents)},
                 {name: float(p) for name, p in zip(FRUSTRATION_LEVELS, levels)})
