@@ -34,7 +34,7 @@ from transfer.rules import RuleSet
 from .bench import percentile
 from .scenario import Scenario, ScenarioError, load_scenario, require_audio
 
-Hear = Callable[[Path], list[str]]
+Hear = Callable[[Path], list[tuple[str, float | None]]]  # (words, recogniser's confidence)
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ class CallVerdict:
     """What the rules did with one scenario."""
 
     scenario: Scenario
-    heard: list[str] = field(default_factory=list)
+    heard: list[dict[str, Any]] = field(default_factory=list)  # {text, confidence} per message
     transfer_at_say: int | None = None  # 1-based say during/after which the transfer was decided
     says_started: int = 0  # says begun when it was decided (the say itself counts)
     rule: str | None = None
@@ -156,12 +156,14 @@ def replay(scenario: Scenario, understanding: Understanding, rules: RuleSet,
                 decision = decision or rules.on_digit(digit)
         elif turn.kind == "say":
             says += 1
-            texts = hear(turn.audio) if hear is not None and turn.audio is not None else [str(turn.value)]
-            for text in texts:
-                verdict.heard.append(text)
+            heard = (hear(turn.audio) if hear is not None and turn.audio is not None
+                     else [(str(turn.value), None)])
+            for text, confidence in heard:
+                verdict.heard.append({"text": text, "confidence": confidence})
                 analysis = understanding.analyse(text)
                 history.append(Message(f"say-{says}-{len(history)}", text, analysis.score, float(len(history)),
-                                       intents=analysis.intents, frustration=analysis.frustration))
+                                       intents=analysis.intents, frustration=analysis.frustration,
+                                       confidence=confidence))
                 decision = decision or rules.on_message(history[-rules.history:])
         if decision is not None:
             verdict.transfer_at_say = verdict.says_started = says
@@ -201,16 +203,16 @@ class LocalHearing:
 
         self._engine = make_engine(replace(settings, engine="local"))
         self._lock = threading.Lock()
-        self._heard: dict[str, list[str]] = {}
+        self._heard: dict[str, list[tuple[str, float | None]]] = {}
         self._engine.bind(self._sink)
         self._engine.warm()
         self._count = 0
 
     def _sink(self, call_control_id: str, source_id: str, text: str, confidence: float) -> None:
         with self._lock:
-            self._heard.setdefault(call_control_id, []).append(text)
+            self._heard.setdefault(call_control_id, []).append((text, confidence))
 
-    def __call__(self, wav: Path) -> list[str]:
+    def __call__(self, wav: Path) -> list[tuple[str, float | None]]:
         """The messages the engine makes of one recording (one say can become several)."""
         from .audio import FRAME_BYTES, load_pcmu
 

@@ -33,6 +33,7 @@ def test_evaluate_reports_utterance_and_call_figures_with_the_deciding_rule(app:
     assert asked["transferred"] and asked["rule"] == "caller_intent"
     assert asked["says_before_transfer"] == 2 and not asked["late"] and not asked["early"]
     assert "wants_person" in asked["reason"]
+    assert asked["heard"][0]["confidence"] is None and asked["heard"][0]["text"]  # text: no recogniser
     assert not calls["declines-agent.yaml"]["transferred"]
     summary = report["calls"]["summary"]
     assert (summary["true_positive"], summary["false_transfers"], summary["recall"]) == (1, 0, 1.0)

@@ -230,6 +230,14 @@ def test_recent_messages_are_the_newest_scored_ones_oldest_first(store: CallStor
     assert all(isinstance(m, Message) for m in recent)
 
 
+def test_recent_messages_carry_the_recognisers_confidence(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.add_message("v3:call-1", "local", "m0", "heard", 0.42, -0.3, None)
+        tx.add_message("v3:call-1", "telnyx", "m1", "no confidence given", None, -0.3, None)
+        recent = tx.recent_messages("v3:call-1", 2)
+    assert [m.confidence for m in recent] == [0.42, None]
+
+
 def test_decisions_keep_their_evidence(store: CallStore) -> None:
     with store.unit() as tx:
         tx.add_decision("v3:call-1", "asks_for_human", "asked for a person", [{"text": "agent"}])

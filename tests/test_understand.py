@@ -100,9 +100,11 @@ def test_frustration_probabilities_are_a_distribution_and_order_calm_below_angry
 
 
 def message(text: str = "line", score: float = 0.0, intents: dict[str, float] | None = None,
-            frustration: dict[str, float] | None = None, index: int = 0) -> Message:
+            frustration: dict[str, float] | None = None, index: int = 0,
+            confidence: float | None = None) -> Message:
     return Message(f"m{index}", text, score, float(index), intents=intents or {},
-                   frustration=frustration or {"calm": 1.0, "annoyed": 0.0, "angry": 0.0})
+                   frustration=frustration or {"calm": 1.0, "annoyed": 0.0, "angry": 0.0},
+                   confidence=confidence)
 
 
 def ruleset(tmp_path: Path, spec: str) -> RuleSet:
@@ -128,6 +130,14 @@ def test_one_strongly_negative_message_is_enough(tmp_path: Path) -> None:
     assert rules.on_message([message(score=-0.85)]) is not None
     assert rules.on_message([message(score=-0.5, frustration={"calm": 0.3, "annoyed": 0.4,
                                                                "angry": 0.3})]) is None
+
+
+def test_a_decision_records_how_sure_the_recogniser_was_of_each_line(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, "{name: one, type: strong_negative, angry_at_least: 0.7}")
+    angry = {"calm": 0.0, "annoyed": 0.1, "angry": 0.9}
+    decision = rules.on_message([message(frustration=angry, confidence=0.31)])
+    assert decision is not None and decision.evidence[0]["confidence"] == 0.31
+    assert rules.on_message([message(frustration=angry)]).evidence[0]["confidence"] is None
 
 
 def test_frustrated_rule_counts_annoyed_lines_in_its_window(tmp_path: Path) -> None:

@@ -99,7 +99,8 @@ def _evidence(messages: Sequence[Message]) -> list[dict[str, Any]]:
     """What the decision record keeps of each message: words, score, intents, class probabilities."""
     return [{"source_id": m.source_id, "text": m.text, "score": m.score,
              "intents": {k: round(v, 4) for k, v in m.intents.items()},
-             "frustration": {k: round(v, 4) for k, v in m.frustration.items()}} for m in messages]
+             "frustration": {k: round(v, 4) for k, v in m.frustration.items()},
+             "confidence": m.confidence} for m in messages]
 
 
 class PhraseRule(Rule):

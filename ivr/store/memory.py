@@ -123,7 +123,8 @@ class MemoryStoreTx(StoreTx):
         rows = sorted(rows, key=lambda m: m["id"])[-limit:] if limit > 0 else []
         return [Message(r["source_id"], r["text"], r["score"], r["created_at"],
                         intents=dict((r["analysis"] or {}).get("intents", {})),
-                        frustration=dict((r["analysis"] or {}).get("frustration", {}))) for r in rows]
+                        frustration=dict((r["analysis"] or {}).get("frustration", {})),
+                        confidence=r["confidence"]) for r in rows]
 
     def add_decision(self, call_control_id: str, rule: str, reason: str,
                      evidence: list[dict[str, Any]]) -> None:

@@ -132,6 +132,7 @@ class Message:
     created_at: float
     intents: dict[str, float] = field(default_factory=dict)  # intent -> confidence in [0, 1]
     frustration: dict[str, float] = field(default_factory=dict)  # calm/annoyed/angry -> probability
+    confidence: float | None = None  # the recogniser's confidence in the words; None when unknown
 
 
 @dataclass(frozen=True)

@@ -523,4 +523,4 @@ def _message(row: Any) -> Message:
     analysis = json.loads(row["analysis"]) if row["analysis"] else {}
     return Message(row["source_id"], row["text"], row["score"], row["created_at"],
                    intents=dict(analysis.get("intents", {})),
-                   frustration=dict(analysis.get("frustration", {})))
+                   frustration=dict(analysis.get("frustration", {})), confidence=row["confidence"])
