@@ -67,3 +67,16 @@ def test_evaluate_refuses_a_malformed_labelled_file_by_name(app: Flask, tmp_path
     result = app.test_cli_runner().invoke(args=["evaluate", str(bad)])
     assert result.exit_code == 2
     assert "utterances.yaml: entry 1" in result.output and "wants_person" in result.output
+
+
+def test_evaluate_from_audio_reports_what_was_heard_and_how_sure_the_recogniser_was(
+        app: Flask, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    scenario = ROOT / "examples" / "calls" / "02-asks-for-human.yaml"
+    result = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--engine", "local",
+                                                "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    [verdict] = json.loads(out.read_text())["calls"]["verdicts"]
+    assert verdict["heard"], "the recording was heard as nothing"
+    assert all(0.0 < h["confidence"] <= 1.0 for h in verdict["heard"])
+    assert "person" in " ".join(h["text"] for h in verdict["heard"]).lower()
