@@ -131,7 +131,7 @@ def seed(application: Flask) -> None:
         tx.add_message("v3:failed", "telnyx", "m2", "I want a REFUND right now", 0.9, -0.6, "negative")
         tx.add_message("v3:calm", "telnyx", "m3", "just checking my balance", 0.9, 0.3, "positive")
         tx.add_decision("v3:failed", "caller_intent", "caller asked for a person",
-                        [{"text": "I want a REFUND right now", "score": -0.6}])
+                        [{"text": "I want a REFUND right now", "score": -0.6, "confidence": 0.42}])
         tx.add_transfer(TransferRecord(call_control_id="v3:failed", attempt=1, to_number="+15550001111",
                                        command_id="c1", reason="caller asked for a person",
                                        rule="caller_intent", status=TransferStatus.FAILED,
@@ -183,6 +183,7 @@ def test_the_call_page_names_things_in_words(console_app: Flask) -> None:
     assert "Asked for a person, to leave or to complain" in page and "caller asked for a person" in page
     assert "Agent did not answer" in page and ">busy<" in page
     assert "I want a REFUND right now" in page and "wants a person" in page  # evidence and intents
+    assert "heard with confidence 0.42" in page
     assert 'datetime="20' in page and "UTC</time>" in page
     assert "caller_intent" not in page and "_after_agents" not in page and "wants_person" not in page
 

@@ -96,7 +96,7 @@ class Rule:
 
 
 def _evidence(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """What the decision record keeps of each message: words, score, intents, class probabilities."""
+    """What the decision keeps of each message: words, score, intents, class probabilities, how well heard."""
     return [{"source_id": m.source_id, "text": m.text, "score": m.score,
              "intents": {k: round(v, 4) for k, v in m.intents.items()},
              "frustration": {k: round(v, 4) for k, v in m.frustration.items()},
