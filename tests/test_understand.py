@@ -90,6 +90,23 @@ def test_pattern_layer_marks_a_refusal_as_evidence_against() -> None:
     assert find_intents("dont transfer me").signals["wants_person"] == -1.0  # ASR drops apostrophes
 
 
+@pytest.mark.parametrize("text", ["can you not just connect me with someone",
+                                  "Could I not speak to a manager?",
+                                  "is there no way of talking to a real person",
+                                  "can ye no put me through tae a person"])
+def test_a_negative_question_asks_for_a_person_rather_than_refusing_one(text: str) -> None:
+    assert find_intents(text).signals["wants_person"] == 1.0
+
+
+@pytest.mark.parametrize("intent,text", [
+    ("wants_person", "can you not transfer me, I only want my balance"),
+    ("wants_person", "I dinnae need tae speak tae anybody, thanks"),
+    ("leave_or_cancel", "my husband was all for leaving ye, but we are staying"),
+])
+def test_a_stop_request_a_scots_refusal_and_a_relative_s_wish_are_refusals(intent: str, text: str) -> None:
+    assert find_intents(text).signals[intent] == -1.0
+
+
 def test_frustration_probabilities_are_a_distribution_and_order_calm_below_angry(
         understanding: Understanding) -> None:
     calm = understanding.analyse("Thanks, I'd just like to check my balance please")
