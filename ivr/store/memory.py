@@ -121,10 +121,7 @@ class MemoryStoreTx(StoreTx):
         rows = [m for m in self._t.messages.values()
                 if m["call_control_id"] == call_control_id and m["score"] is not None]
         rows = sorted(rows, key=lambda m: m["id"])[-limit:] if limit > 0 else []
-        return [Message(r["source_id"], r["text"], r["score"], r["created_at"],
-                        intents=dict((r["analysis"] or {}).get("intents", {})),
-                        frustration=dict((r["analysis"] or {}).get("frustration", {})),
-                        confidence=r["confidence"]) for r in rows]
+        return [Message.from_row(r, r["analysis"]) for r in rows]
 
     def add_decision(self, call_control_id: str, rule: str, reason: str,
                      evidence: list[dict[str, Any]]) -> None:

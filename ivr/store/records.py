@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -133,6 +134,14 @@ class Message:
     intents: dict[str, float] = field(default_factory=dict)  # intent -> confidence in [0, 1]
     frustration: dict[str, float] = field(default_factory=dict)  # calm/annoyed/angry -> probability
     confidence: float | None = None  # the recogniser's confidence in the words; None when unknown
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], analysis: Mapping[str, Any] | None) -> Message:
+        """A stored message row (either store's) with its decoded analysis; older rows have none."""
+        analysis = analysis or {}
+        return cls(row["source_id"], row["text"], row["score"], row["created_at"],
+                   intents=dict(analysis.get("intents", {})),
+                   frustration=dict(analysis.get("frustration", {})), confidence=row["confidence"])
 
 
 @dataclass(frozen=True)

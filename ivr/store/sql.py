@@ -520,7 +520,4 @@ def _first_line(exc: BaseException) -> str:
 
 def _message(row: Any) -> Message:
     """A stored message as the rules see it (older rows have no analysis)."""
-    analysis = json.loads(row["analysis"]) if row["analysis"] else {}
-    return Message(row["source_id"], row["text"], row["score"], row["created_at"],
-                   intents=dict(analysis.get("intents", {})),
-                   frustration=dict(analysis.get("frustration", {})), confidence=row["confidence"])
+    return Message.from_row(row, json.loads(row["analysis"]) if row["analysis"] else None)
