@@ -31,8 +31,9 @@ _CONTRACTIONS: tuple[tuple[str, str], ...] = (
     (r"\b(it|that|there|what|he|she)'s\b", r"\1 is"), (r"\blet's\b", "let us"),
     (r"\bgonna\b", "going to"), (r"\bwanna\b", "want to"), (r"\bgotta\b", "got to"),
     # Scots and northern forms, as callers say them and recognisers write them down.
-    (r"\bye\b", "you"), (r"\btae\b", "to"), (r"\bdinnae\b", "do not"),
-    (r"\b(can|did|could|would|should|is|was)nae\b", r"\1 not"), (r"\b(can|could|would|did)na\b", r"\1 not"),
+    (r"\bye\b", "you"), (r"\btae\b", "to"), (r"\bdinn(?:a|ae)\b", "do not"), (r"\bwinnae\b", "will not"),
+    (r"\b(can|did|could|would|should|is|was|will|does|has|have|are|were)nae\b", r"\1 not"),
+    (r"\b(can|could|would|did)na\b", r"\1 not"), (r"\bnae\b", "no"), (r"\bnaebody\b", "nobody"),
 )
 _CONTRACTION_RES = tuple((re.compile(p), r) for p, r in _CONTRACTIONS)
 _CLAUSE_SPLIT = re.compile(r"[.!?;:,]+|\s+(?:but|so|because|though|although|however|otherwise)\s+")
@@ -270,23 +271,30 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
 
 _NEGATION = re.compile(r"\b(?:not|no|never|nothing|without|none|neither|nor|nope|nah|rather not|"
                        r"no need|no longer|forget)\b")
-# Negative questions ask, they do not refuse: "why can't I just talk to a person", "can't I speak
-# to someone", and the same with the negation after the subject, as British, Irish and Scottish
-# callers put it: "can you not just connect me", "could I not speak to somebody", "is there no way
-# to talk to a person", "can ye no put me through". Not "can you not transfer me": in British
-# English that asks the system to stop.
-_ASKER = r"(?:i|you|we|there|anybody|anyone|someone|somebody)"
-_RHETORICAL = re.compile(rf"^(?:why|how come)\b|\b(?:can|could|will|would|is|do|does) not {_ASKER}\b|"
-                         r"^(?:\w+\s+){0,3}?(?:can|could|will|would|is|do|does|are) (?:(?:i|we|there) (?:not|no)|"
-                         r"you (?:not|no) just|you no)\b|"
-                         r"\bnot (?:even|just) (?:let|put|give)\b")
+# Rhetorical questions: "why can't I just talk to a person", "can't I speak to someone".
+_RHETORICAL = re.compile(r"^(?:why|how come)\b|\b(?:can|could|will|would|is|do|does) not (?:i|you|we|there|"
+                         r"anybody|anyone|someone|somebody)\b|\bnot (?:even|just) (?:let|put|give)\b")
+# The same question with the negation after its subject, as British, Irish and Scottish callers
+# ask: "can you not just connect me", "could I not speak to somebody", "is there no way to talk to
+# a person", "is it not possible to...", Scots "can ye no put me through" ("ye no" is "can't you",
+# so it asks with or without "just"). Not "can you not transfer me", which in British English asks
+# the system to stop, nor "is there no need to...". Only the question's own negation is forgiven:
+# a "don't", "without" or "no need" after it still refuses (see _refused).
+_NEGATIVE_QUESTION = re.compile(
+    r"^(?:(?!how\b)\w+\s+){0,3}?(?:can|could|will|would|is|are) (?:(?:i|we|there) (?:not|no)(?! need\b)|"
+    r"you (?:not|no) just|you no|it not possible|you not going to)\b")
+# Reported speech: what someone else said or wanted is not the caller's own request.
+_THIRD_PARTY = (r"(?:he|she|they|husband|wife|son|daughter|friend|mother|father|mum|mom|dad|partner|"
+                r"brother|sister|neighbour|neighbor|colleague|boss)")
 _REPORTED = re.compile(
-    r"\b(?:he|she|they|husband|wife|son|daughter|friend|mother|father|mum|mom|dad|partner|brother|"
-    r"sister|neighbour|neighbor|colleague|boss|lady|man|guy|woman|gentleman|somebody|someone|agent|"
+    rf"\b(?:{_THIRD_PARTY}|lady|man|guy|woman|gentleman|somebody|someone|agent|"
     r"advisor|adviser|person|you|it|letter|email|website|app|leaflet)\s+(?:said|says|told|tells|"
     r"wanted|wants|suggested|suggests|mentioned|mentions|asked|asks|thought|thinks|reckoned|reckons|"
     r"advised|advises|recommended|recommends|threatened|threatens|was going|is going|keeps saying|"
-    r"kept saying|insisted|insists|was all for|was set on|was keen on|was ready to|was thinking of)\b|\b(?:i|we) (?:was|were) (?:going|about|planning) to\b|\b(?:i|we) would have\b")
+    r"kept saying|insisted|insists)\b|\b(?:i|we) (?:was|were) (?:going|about|planning) to\b|"
+    r"\b(?:i|we) would have\b|"
+    # a relative's past wish, not staff's ("the agent was ready to put me through" is no report)
+    rf"\b{_THIRD_PARTY} was (?:all for|set on|keen on|ready to|thinking of)\b")
 _HYPOTHETICAL = re.compile(
     r"\b(?:if|whether|in case|unless|what happens|what would happen|how (?:do|does|can|could|would|should|"
     r"long does|much does|long would|long will) (?:i|we|one|you|it)|is it possible|am i able|"
@@ -346,7 +354,8 @@ def _refused(intent: str, clause: str, start: int, construction: Construction) -
         return True  # "I'm a solicitor calling about probate": a job, not a threat
     if construction.carries_negation or _RHETORICAL.search(clause):
         return False
-    window = " ".join(before.split()[-_WINDOW:])
+    question = _NEGATIVE_QUESTION.search(before)
+    window = " ".join(before[question.end() if question else 0:].split()[-_WINDOW:])
     return bool(_NEGATION.search(window))
 
 

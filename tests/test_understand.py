@@ -93,18 +93,36 @@ def test_pattern_layer_marks_a_refusal_as_evidence_against() -> None:
 @pytest.mark.parametrize("text", ["can you not just connect me with someone",
                                   "Could I not speak to a manager?",
                                   "is there no way of talking to a real person",
+                                  "is it not possible to speak to a person",
                                   "can ye no put me through tae a person"])
 def test_a_negative_question_asks_for_a_person_rather_than_refusing_one(text: str) -> None:
     assert find_intents(text).signals["wants_person"] == 1.0
 
 
+@pytest.mark.parametrize("text", [
+    "can i not just do it online i dont need a person",  # one clause: no punctuation from the recogniser
+    "is there no way to do this without talking to an agent",
+    "is there no need to talk to anyone",
+    "how do i not get put through to an agent",
+])
+def test_a_negative_question_forgives_only_its_own_negation(text: str) -> None:
+    assert find_intents(text).signals["wants_person"] == -1.0
+
+
 @pytest.mark.parametrize("intent,text", [
     ("wants_person", "can you not transfer me, I only want my balance"),
     ("wants_person", "I dinnae need tae speak tae anybody, thanks"),
+    ("wants_person", "i've nae need tae speak tae a person"),
+    ("wants_person", "i winnae need an agent"),
     ("leave_or_cancel", "my husband was all for leaving ye, but we are staying"),
 ])
 def test_a_stop_request_a_scots_refusal_and_a_relative_s_wish_are_refusals(intent: str, text: str) -> None:
     assert find_intents(text).signals[intent] == -1.0
+
+
+def test_staff_being_ready_to_help_is_not_reported_speech() -> None:
+    hits = find_intents("someone was ready to help me last week now i want a manager")
+    assert hits.signals["wants_person"] == 1.0
 
 
 def test_frustration_probabilities_are_a_distribution_and_order_calm_below_angry(
