@@ -80,7 +80,9 @@ class Recipe:
     intents_weight: float = 1.0
     max_len: int = 48
     batch: int = 32
-    seed: int = 0
+    # Seeds 0 and 1 differ by more than most recipe changes (round 8: 98 against 86 errors on the
+    # 842 training calls, the same on the dev splits); 1 was chosen on those training calls.
+    seed: int = 1
     threads: int = 2
     limit: int = 0  # train on the first N lines (with variants) only: for tests
 
