@@ -9,7 +9,8 @@ encoder of insight/tuned.py (default), or logistic models over a line's WordLlam
 pattern layer's signals per intent (asserted / refused), the VADER + call-centre score and lexical
 n-grams (`linear`). Either way the pattern layer then has the last word in two directions, because it encodes
 structure a bag of word vectors cannot see: an asserted construction lifts the intent to at
-least PATTERN_FLOOR, and a refused one ("I don't need an agent") caps it at REFUSED_CAP.
+least PATTERN_FLOOR (for the threat intents, only when the model gives them at least THREAT_GATE),
+and a refused one ("I don't need an agent") caps it at REFUSED_CAP.
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ from .tuned import TunedModel
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("models") / "understanding.json"
 PATTERN_FLOOR = 0.9
+# A threat's words ("cancel", "switch", "complaint", "solicitor") are often only mentioned: a calm
+# caller's reported speech, a complaints address, the solicitor handling an estate. So for the two
+# threat intents the floor needs the model, which reads the whole line, to give the intent at
+# least THREAT_GATE. Requests for a person and complaints about the bot are lifted regardless:
+# their constructions are requests, and gating them lost callers whom only the patterns caught.
+# Chosen on the 842 training calls (round 9, BENCHMARKS.md).
+THREAT_GATE = 0.05
+GATED_INTENTS = frozenset({"leave_or_cancel", "legal_or_complaint"})
 REFUSED_CAP = 0.15
 _EMBEDDING_SCALE = 4.0  # unit vectors spread over 256 dimensions; scaled to the other features' range
 
@@ -148,7 +157,7 @@ class Understanding:
         intents = {}
         for intent in INTENTS:
             p = learned.get(intent, 0.0)
-            if hits.signals[intent] > 0:
+            if hits.signals[intent] > 0 and (intent not in GATED_INTENTS or p >= THREAT_GATE):
                 p = max(p, PATTERN_FLOOR)
             elif hits.signals[intent] < 0:
                 p = min(p, REFUSED_CAP)
