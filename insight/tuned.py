@@ -11,8 +11,7 @@ order. The SHA-256 of its arrays (keys and bytes, in key order) is kept beside i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,6 @@ from .encoder import SentenceEncoder, shared_encoder
 from .labels import FRUSTRATION_LEVELS, INTENTS
 
 DEFAULT_DELTA = Path(__file__).with_name("models") / "encoder-delta.npz"
-# the deltas whose probabilities are averaged, in this order
-DEFAULT_DELTAS = (DEFAULT_DELTA,)
 HEAD_KEYS = ("head.frustration.weight", "head.frustration.bias", "head.intents.weight", "head.intents.bias")
 RETRAIN = "retrain it with `python -m insight.finetune` (requirements-train.txt) or restore it from git"
 
@@ -67,67 +64,36 @@ def load_delta(path: Path) -> dict[str, npt.NDArray[np.generic]]:
     return arrays
 
 
-@dataclass(frozen=True)
-class Heads:
-    """One delta's two heads over its encoder's pooled vector."""
+class TunedModel:
+    """Scores one caller line with the fine-tuned encoder and its two heads; thread-safe."""
 
-    frustration_w: Array
-    frustration_b: Array
-    intents_w: Array
-    intents_b: Array
-
-    @classmethod
-    def of(cls, arrays: Mapping[str, npt.NDArray[Any]], delta: Path) -> Heads:
-        """The heads of a loaded delta, refused when their shapes do not fit the encoder."""
-        heads = cls(*(np.asarray(arrays[key], dtype=np.float64) for key in HEAD_KEYS))
-        shapes = (heads.frustration_w.shape, heads.intents_w.shape)
+    def __init__(self, delta: Path = DEFAULT_DELTA, encoder: SentenceEncoder | None = None,
+                 cache_dir: Path | None = None) -> None:
+        arrays = load_delta(delta)
+        self._frustration_w = np.asarray(arrays["head.frustration.weight"], dtype=np.float64)
+        self._frustration_b = np.asarray(arrays["head.frustration.bias"], dtype=np.float64)
+        self._intents_w = np.asarray(arrays["head.intents.weight"], dtype=np.float64)
+        self._intents_b = np.asarray(arrays["head.intents.bias"], dtype=np.float64)
+        shapes = (self._frustration_w.shape, self._intents_w.shape)
         if shapes != ((len(FRUSTRATION_LEVELS), SentenceEncoder.dim), (len(INTENTS), SentenceEncoder.dim)):
             raise ConfigError(f"the fine-tuned model {delta} has heads of shapes {shapes}, expected "
                               f"({len(FRUSTRATION_LEVELS)}, {SentenceEncoder.dim}) and "
                               f"({len(INTENTS)}, {SentenceEncoder.dim}): {RETRAIN}")
-        return heads
-
-    def probabilities(self, h: Array) -> tuple[Array, Array]:
-        """(intent probabilities in INTENTS order, frustration probabilities in FRUSTRATION_LEVELS order)."""
-        return sigmoid(self.intents_w @ h + self.intents_b), softmax(self.frustration_w @ h + self.frustration_b)
-
-
-class TunedModel:
-    """Scores one caller line with the fine-tuned encoder(s) and their heads; thread-safe.
-
-    With several deltas (the same recipe trained from different seeds) the line is scored by each
-    and the probabilities averaged: one seed's quirks, which move dozens of calls either way
-    (BENCHMARKS.md, round 8), are damped at the cost of one encoder pass per delta.
-    """
-
-    def __init__(self, deltas: Sequence[Path] = DEFAULT_DELTAS, encoder: SentenceEncoder | None = None,
-                 cache_dir: Path | None = None) -> None:
-        if not deltas:
-            raise ConfigError(f"the fine-tuned model needs at least one delta: {RETRAIN}")
-        self.heads = [Heads.of(load_delta(delta), delta) for delta in deltas]
-        # `encoder` (tests) stands in for every delta's encoder
-        self.encoders = [encoder or shared_encoder(delta=delta, cache_dir=cache_dir) for delta in deltas]
+        self.encoder = encoder or shared_encoder(delta=delta, cache_dir=cache_dir)
 
     def load(self) -> None:
-        """Build the encoders now rather than on the first line (seconds each; cached on disk)."""
-        for encoder in self.encoders:
-            encoder.load()
+        """Build the encoder now rather than on the first line (seconds; cached on disk)."""
+        self.encoder.load()
 
     def warm_cache(self) -> None:
-        """Put the built encoders in the disk cache, so each worker only loads them."""
-        for encoder in self.encoders:
-            encoder.warm_cache()
+        """Put the built encoder in the disk cache, so each worker only loads it."""
+        self.encoder.warm_cache()
 
     def probabilities(self, text: str) -> tuple[dict[str, float], dict[str, float]]:
         """(intent -> probability, frustration level -> probability) for one line."""
-        intents = np.zeros(len(INTENTS))
-        levels = np.zeros(len(FRUSTRATION_LEVELS))
-        for encoder, heads in zip(self.encoders, self.heads):
-            # One line per run: in int8 a line's vector moves slightly with its batch-mates.
-            h = encoder.embed([text], normalise=False)[0].astype(np.float64)
-            member_intents, member_levels = heads.probabilities(h)
-            intents += member_intents
-            levels += member_levels
-        n = len(self.heads)
-        return ({name: float(p / n) for name, p in zip(INTENTS, intents)},
-                {name: float(p / n) for name, p in zip(FRUSTRATION_LEVELS, levels)})
+        # One line per run: in int8 a line's vector moves slightly with its batch-mates.
+        h = self.encoder.embed([text], normalise=False)[0].astype(np.float64)
+        levels = softmax(self._frustration_w @ h + self._frustration_b)
+        intents = sigmoid(self._intents_w @ h + self._intents_b)
+        return ({name: float(p) for name, p in zip(INTENTS, intents)},
+                {name: float(p) for name, p in zip(FRUSTRATION_LEVELS, levels)})

@@ -53,7 +53,7 @@ def heads(seed: int = 1) -> dict[str, npt.NDArray[np.float32]]:
 def test_the_heads_give_a_softmax_over_frustration_and_a_sigmoid_per_intent(tmp_path: Path) -> None:
     arrays = heads()
     vector = np.random.default_rng(2).normal(0, 1, DIM).astype(np.float32)
-    model = TunedModel([write_delta(tmp_path / "d.npz", arrays)], encoder=FixedEncoder(vector))
+    model = TunedModel(write_delta(tmp_path / "d.npz", arrays), encoder=FixedEncoder(vector))
     intents, frustration = model.probabilities("any line")
     h = vector.astype(np.float64)
     logits = arrays["head.frustration.weight"].astype(np.float64) @ h + arrays["head.frustration.bias"]
@@ -62,25 +62,6 @@ def test_the_heads_give_a_softmax_over_frustration_and_a_sigmoid_per_intent(tmp_
     assert np.allclose([frustration[k] for k in FRUSTRATION_LEVELS], expected, atol=1e-9)
     sig = 1 / (1 + np.exp(-(arrays["head.intents.weight"].astype(np.float64) @ h + arrays["head.intents.bias"])))
     assert np.allclose([intents[k] for k in INTENTS], sig, atol=1e-9)
-
-
-def test_several_deltas_average_their_members_probabilities(tmp_path: Path) -> None:
-    vector = np.random.default_rng(3).normal(0, 1, DIM).astype(np.float32)
-    paths = [write_delta(tmp_path / f"d{seed}.npz", heads(seed)) for seed in (1, 2)]
-    alone = [TunedModel([path], encoder=FixedEncoder(vector)).probabilities("a line") for path in paths]
-    intents, frustration = TunedModel(paths, encoder=FixedEncoder(vector)).probabilities("a line")
-    for key in INTENTS:
-        assert intents[key] == pytest.approx((alone[0][0][key] + alone[1][0][key]) / 2)
-    for key in FRUSTRATION_LEVELS:
-        assert frustration[key] == pytest.approx((alone[0][1][key] + alone[1][1][key]) / 2)
-    # the members really differ, so the mean is not either one of them
-    assert abs(alone[0][0]["wants_person"] - alone[1][0]["wants_person"]) > 0.01
-    assert sum(frustration.values()) == pytest.approx(1.0)
-
-
-def test_a_model_with_no_delta_is_refused() -> None:
-    with pytest.raises(ConfigError, match="at least one delta"):
-        TunedModel([], encoder=FixedEncoder(np.zeros(DIM, np.float32)))
 
 
 def test_a_delta_changed_after_training_is_refused_with_the_fix(tmp_path: Path) -> None:
@@ -98,7 +79,7 @@ def test_heads_of_the_wrong_shape_are_refused(tmp_path: Path) -> None:
     arrays = heads()
     arrays["head.intents.weight"] = arrays["head.intents.weight"][:, :10]
     with pytest.raises(ConfigError, match="heads of shapes"):
-        TunedModel([write_delta(tmp_path / "d.npz", arrays)], encoder=FixedEncoder(np.zeros(DIM, np.float32)))
+        TunedModel(write_delta(tmp_path / "d.npz", arrays), encoder=FixedEncoder(np.zeros(DIM, np.float32)))
 
 
 def test_a_delta_without_heads_is_refused(tmp_path: Path) -> None:
@@ -116,7 +97,7 @@ def test_the_committed_delta_matches_its_recorded_checksum() -> None:
 def test_understanding_reads_the_tuned_models_probabilities_and_keeps_the_pattern_layer(tmp_path: Path) -> None:
     arrays = heads()
     arrays["head.intents.bias"] = np.full(len(INTENTS), -8.0, np.float32)  # the model says no intent
-    model = TunedModel([write_delta(tmp_path / "d.npz", arrays)], encoder=FixedEncoder(np.zeros(DIM, np.float32)))
+    model = TunedModel(write_delta(tmp_path / "d.npz", arrays), encoder=FixedEncoder(np.zeros(DIM, np.float32)))
     understanding = Understanding(tuned=model)
     assert understanding.name == "tuned"
     asked = understanding.analyse("can you put me through to an agent please")
@@ -130,7 +111,7 @@ def model_saying(tmp_path: Path, p: float) -> Understanding:
     arrays = heads()
     arrays["head.intents.bias"] = np.full(len(INTENTS), np.log(p / (1 - p)), np.float32)
     encoder = FixedEncoder(np.zeros(DIM, np.float32))
-    return Understanding(tuned=TunedModel([write_delta(tmp_path / f"d{p}.npz", arrays)], encoder=encoder))
+    return Understanding(tuned=TunedModel(write_delta(tmp_path / f"d{p}.npz", arrays), encoder=encoder))
 
 
 def test_a_threat_the_model_finds_unlikely_is_not_lifted_by_its_words_alone(tmp_path: Path) -> None:
@@ -149,7 +130,7 @@ def test_a_threat_the_model_finds_plausible_is_lifted_to_the_floor(tmp_path: Pat
 
 def test_load_builds_the_tuned_encoder_and_the_linear_model_has_nothing_to_load(tmp_path: Path) -> None:
     fixed = FixedEncoder(np.zeros(DIM, np.float32))
-    Understanding(tuned=TunedModel([write_delta(tmp_path / "d.npz", heads())], encoder=fixed)).load()
+    Understanding(tuned=TunedModel(write_delta(tmp_path / "d.npz", heads()), encoder=fixed)).load()
     assert fixed.loaded == 1
     linear = Understanding()
     linear.load()
