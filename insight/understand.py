@@ -9,8 +9,9 @@ encoder of insight/tuned.py (default), or logistic models over a line's WordLlam
 pattern layer's signals per intent (asserted / refused), the VADER + call-centre score and lexical
 n-grams (`linear`). Either way the pattern layer then has the last word in two directions, because it encodes
 structure a bag of word vectors cannot see: an asserted construction lifts the intent to at
-least PATTERN_FLOOR (for the threat intents, only when the model gives them at least THREAT_GATE),
-and a refused one ("I don't need an agent") caps it at REFUSED_CAP.
+least PATTERN_FLOOR (for the threats, leave_or_cancel and legal_or_complaint, only when the
+model gives them at least THREAT_GATE), and a refused one ("I don't need an agent") caps it at
+REFUSED_CAP.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ PATTERN_FLOOR = 0.9
 # threat intents the floor needs the model, which reads the whole line, to give the intent at
 # least THREAT_GATE. Requests for a person and complaints about the bot are lifted regardless:
 # their constructions are requests, and gating them lost callers whom only the patterns caught.
-# Chosen on the 842 training calls (round 9, BENCHMARKS.md).
+# Chosen with the tuned model on the 842 training calls (round 9, BENCHMARKS.md); the linear
+# model rarely gives a threat under 0.05, and its calls did not move.
 THREAT_GATE = 0.05
 GATED_INTENTS = frozenset({"leave_or_cancel", "legal_or_complaint"})
 REFUSED_CAP = 0.15
@@ -86,7 +88,7 @@ def intent_view(x: Matrix) -> Matrix:
     training lines (which the patterns were written beside) the flags are nearly always right; on
     new wording the flag is silent and the model followed it. Without them the models must learn
     the intent from the sentence itself; an asserted construction still lifts the result to
-    PATTERN_FLOOR afterwards, so nothing the patterns catch is lost.
+    PATTERN_FLOOR afterwards (a threat only when the model gives it THREAT_GATE).
     """
     view = np.array(x[..., :INTENT_FEATURES], dtype=np.float64, copy=True)
     view[..., _ASSERTED] = 0.0

@@ -107,25 +107,35 @@ def test_understanding_reads_the_tuned_models_probabilities_and_keeps_the_patter
 
 
 def model_saying(tmp_path: Path, p: float) -> Understanding:
-    """An Understanding whose model gives every intent probability `p` on every line."""
+    """An Understanding whose model gives every intent probability `p` (0 < p < 1) on every line."""
     arrays = heads()
     arrays["head.intents.bias"] = np.full(len(INTENTS), np.log(p / (1 - p)), np.float32)
     encoder = FixedEncoder(np.zeros(DIM, np.float32))
     return Understanding(tuned=TunedModel(write_delta(tmp_path / f"d{p}.npz", arrays), encoder=encoder))
 
 
-def test_a_threat_the_model_finds_unlikely_is_not_lifted_by_its_words_alone(tmp_path: Path) -> None:
-    doubting = model_saying(tmp_path, THREAT_GATE / 5)
-    assert doubting.analyse("I am going to cancel my account today").intents["leave_or_cancel"] < 0.1
-    assert doubting.analyse("I will be making a formal complaint").intents["legal_or_complaint"] < 0.1
-    # a request for a person is a request whatever the model says
-    assert doubting.analyse("put me through to a person").intents["wants_person"] == PATTERN_FLOOR
+THREATS = {"leave_or_cancel": "I am going to cancel my account today",
+           "legal_or_complaint": "I will be making a formal complaint"}
+REQUESTS = {"wants_person": "put me through to a person",
+            "bot_complaint": "this automated system is useless, I keep going round in circles"}
+
+
+def test_a_threat_the_model_finds_unlikely_keeps_the_models_probability(tmp_path: Path) -> None:
+    doubting = model_saying(tmp_path, THREAT_GATE * 0.99)
+    for intent, line in THREATS.items():
+        assert doubting.analyse(line).intents[intent] == pytest.approx(THREAT_GATE * 0.99, rel=1e-3)
 
 
 def test_a_threat_the_model_finds_plausible_is_lifted_to_the_floor(tmp_path: Path) -> None:
-    open_minded = model_saying(tmp_path, THREAT_GATE * 2)
-    assert open_minded.analyse("I am going to cancel my account today").intents["leave_or_cancel"] == PATTERN_FLOOR
-    assert open_minded.analyse("I will be making a formal complaint").intents["legal_or_complaint"] == PATTERN_FLOOR
+    open_minded = model_saying(tmp_path, THREAT_GATE * 1.01)
+    for intent, line in THREATS.items():
+        assert open_minded.analyse(line).intents[intent] == PATTERN_FLOOR
+
+
+def test_a_request_for_a_person_or_a_bot_complaint_is_lifted_whatever_the_model_says(tmp_path: Path) -> None:
+    doubting = model_saying(tmp_path, 0.001)
+    for intent, line in REQUESTS.items():
+        assert doubting.analyse(line).intents[intent] == PATTERN_FLOOR
 
 
 def test_load_builds_the_tuned_encoder_and_the_linear_model_has_nothing_to_load(tmp_path: Path) -> None:
