@@ -94,24 +94,21 @@ def test_the_committed_delta_matches_its_recorded_checksum() -> None:
     assert all(np.all(np.isfinite(a)) for a in arrays.values())
 
 
-def test_understanding_reads_the_tuned_models_probabilities_and_keeps_the_pattern_layer(tmp_path: Path) -> None:
-    arrays = heads()
-    arrays["head.intents.bias"] = np.full(len(INTENTS), -8.0, np.float32)  # the model says no intent
-    model = TunedModel(write_delta(tmp_path / "d.npz", arrays), encoder=FixedEncoder(np.zeros(DIM, np.float32)))
-    understanding = Understanding(tuned=model)
-    assert understanding.name == "tuned"
-    asked = understanding.analyse("can you put me through to an agent please")
-    assert asked.intents["wants_person"] >= 0.9  # an asserted construction still lifts it
-    assert understanding.analyse("what time do you open").intents["wants_person"] < 0.01
-    assert sum(asked.frustration.values()) == pytest.approx(1.0)
-
-
 def model_saying(tmp_path: Path, p: float) -> Understanding:
     """An Understanding whose model gives every intent probability `p` (0 < p < 1) on every line."""
     arrays = heads()
     arrays["head.intents.bias"] = np.full(len(INTENTS), np.log(p / (1 - p)), np.float32)
     encoder = FixedEncoder(np.zeros(DIM, np.float32))
     return Understanding(tuned=TunedModel(write_delta(tmp_path / f"d{p}.npz", arrays), encoder=encoder))
+
+
+def test_understanding_reads_the_tuned_models_probabilities_and_keeps_the_pattern_layer(tmp_path: Path) -> None:
+    understanding = model_saying(tmp_path, 0.001)  # the model says no intent
+    assert understanding.name == "tuned"
+    asked = understanding.analyse("can you put me through to an agent please")
+    assert asked.intents["wants_person"] >= 0.9  # an asserted construction still lifts it
+    assert understanding.analyse("what time do you open").intents["wants_person"] < 0.01
+    assert sum(asked.frustration.values()) == pytest.approx(1.0)
 
 
 THREATS = {"leave_or_cancel": "I am going to cancel my account today",
