@@ -43,7 +43,16 @@ PATTERN_FLOOR = 0.9
 # model rarely gives a threat under 0.05, and its calls did not move.
 THREAT_GATE = 0.05
 GATED_INTENTS = frozenset({"leave_or_cancel", "legal_or_complaint"})
+# The pattern layer's refusals (a negation, a condition or reported speech before a construction)
+# cap the intent at REFUSED_CAP. Its cues are words, and polite or plain lines trip them: "I'd be
+# grateful *if* you could put me through to someone", "it is easier *if* I speak with some
+# person". The tuned model, trained on negations, reported speech and conditions, reads the whole
+# line, so for it a refusal caps the intent only when the model gives under REFUSAL_GATE (the
+# floor: a model as sure as a pattern outranks a pattern). The linear model takes the refusal as
+# one of its inputs, and keeps the cap: gating it there put 3 more callers through and 6 more calm ones
+# (round 10, BENCHMARKS.md).
 REFUSED_CAP = 0.15
+REFUSAL_GATE = PATTERN_FLOOR
 _EMBEDDING_SCALE = 4.0  # unit vectors spread over 256 dimensions; scaled to the other features' range
 
 
@@ -161,7 +170,7 @@ class Understanding:
             p = learned.get(intent, 0.0)
             if hits.signals[intent] > 0 and (intent not in GATED_INTENTS or p >= THREAT_GATE):
                 p = max(p, PATTERN_FLOOR)
-            elif hits.signals[intent] < 0:
+            elif hits.signals[intent] < 0 and (self.tuned is None or p < REFUSAL_GATE):
                 p = min(p, REFUSED_CAP)
             intents[intent] = p
         return Analysis(score=sentiment.score, label=sentiment.label, sarcastic=sentiment.sarcastic,

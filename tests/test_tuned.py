@@ -12,7 +12,7 @@ from insight import encoder as encoder_module
 from insight.encoder import SentenceEncoder, cache_name
 from insight.labels import FRUSTRATION_LEVELS, INTENTS
 from insight.tuned import DEFAULT_DELTA, TunedModel, arrays_sha256, load_delta
-from insight.understand import PATTERN_FLOOR, THREAT_GATE, Understanding, understanding_from
+from insight.understand import PATTERN_FLOOR, REFUSAL_GATE, REFUSED_CAP, THREAT_GATE, Understanding, understanding_from
 from ivr.config import load_settings
 from ivr.errors import ConfigError
 
@@ -133,6 +133,30 @@ def test_a_request_for_a_person_or_a_bot_complaint_is_lifted_whatever_the_model_
     doubting = model_saying(tmp_path, 0.001)
     for intent, line in REQUESTS.items():
         assert doubting.analyse(line).intents[intent] == PATTERN_FLOOR
+
+
+# Lines the pattern layer refuses: a negation, and a polite condition its cues read as one.
+REFUSED = ["I don't need an agent, thanks",
+           "I'd be grateful if you could put me through to someone in the mortgages team"]
+
+
+def test_a_refused_request_the_model_doubts_is_capped(tmp_path: Path) -> None:
+    unsure = model_saying(tmp_path, REFUSAL_GATE * 0.99)
+    for line in REFUSED:
+        assert unsure.analyse(line).intents["wants_person"] == REFUSED_CAP
+
+
+def test_a_refused_request_the_model_is_sure_of_keeps_the_models_probability(tmp_path: Path) -> None:
+    sure = model_saying(tmp_path, REFUSAL_GATE * 1.01)
+    for line in REFUSED:
+        assert sure.analyse(line).intents["wants_person"] == pytest.approx(REFUSAL_GATE * 1.01, rel=1e-3)
+
+
+def test_the_committed_model_reads_a_negation_as_no_and_a_polite_request_as_yes() -> None:
+    tuned = Understanding(tuned=TunedModel())
+    declined, polite = (tuned.analyse(line).intents["wants_person"] for line in REFUSED)
+    assert declined <= REFUSED_CAP
+    assert polite >= PATTERN_FLOOR
 
 
 def test_load_builds_the_tuned_encoder_and_the_linear_model_has_nothing_to_load(tmp_path: Path) -> None:
