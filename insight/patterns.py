@@ -291,10 +291,15 @@ _REPORTED = re.compile(
     r"advisor|adviser|person|you|it|letter|email|website|app|leaflet)\s+(?:said|says|told|tells|"
     r"wanted|wants|suggested|suggests|mentioned|mentions|asked|asks|thought|thinks|reckoned|reckons|"
     r"advised|advises|recommended|recommends|threatened|threatens|was going|is going|keeps saying|"
+    r"keeps telling|kept telling|keeps on at|"
     r"kept saying|insisted|insists)\b|\b(?:i|we) (?:was|were) (?:going|about|planning) to\b|"
     r"\b(?:i|we) would have\b|"
     # a relative's past wish, not staff's ("the agent was ready to put me through" is no report)
     rf"\b{_THIRD_PARTY} was (?:all for|set on|keen on|ready to|thinking of)\b")
+# A construction whose subject is someone else ("my wife keeps saying we should move", "my son
+# keeps telling me to switch") reports them; the caller's own words have "I", "you" or nothing.
+_THIRD_PARTY_SUBJECT = re.compile(rf"\b(?:my|our|his|her|their)\s+(?:\w+\s+)?{_THIRD_PARTY}\s*$|"
+                                  rf"^(?:he|she|they)\s*$")
 _HYPOTHETICAL = re.compile(
     r"\b(?:if|whether|in case|unless|what happens|what would happen|how (?:do|does|can|could|would|should|"
     r"long does|much does|long would|long will) (?:i|we|one|you|it)|is it possible|am i able|"
@@ -344,7 +349,7 @@ def _hypothetical(before: str) -> bool:
 
 def _refused(intent: str, clause: str, start: int, construction: Construction) -> bool:
     before = clause[:start]
-    if _REPORTED.search(before):
+    if _REPORTED.search(before) or _THIRD_PARTY_SUBJECT.search(before):
         return True
     if intent in _HYPOTHETICAL_INTENTS and (_hypothetical(before) or _SETTLED.search(clause)):
         return True

@@ -120,6 +120,21 @@ def test_a_stop_request_a_scots_refusal_and_a_relative_s_wish_are_refusals(inten
     assert find_intents(text).signals[intent] == -1.0
 
 
+@pytest.mark.parametrize("intent,text", [
+    ("bot_complaint", "my sister keeps telling me we would pay less elsewhere"),
+    ("leave_or_cancel", "her father keeps on at us to move to a different supplier"),
+    ("bot_complaint", "our neighbour keeps saying the same thing about your prices"),
+])
+def test_a_relatives_or_neighbours_nagging_is_reported_speech(intent: str, text: str) -> None:
+    assert find_intents(text).signals[intent] == -1.0
+
+
+@pytest.mark.parametrize("text", ["this machine keeps telling me the same thing",
+                                  "it keeps sending me back to the main menu"])
+def test_the_system_repeating_itself_is_still_a_bot_complaint(text: str) -> None:
+    assert find_intents(text).signals["bot_complaint"] == 1.0
+
+
 def test_staff_being_ready_to_help_is_not_reported_speech() -> None:
     hits = find_intents("someone was ready to help me last week now i want a manager")
     assert hits.signals["wants_person"] == 1.0
