@@ -30,6 +30,8 @@ _CONTRACTIONS: tuple[tuple[str, str], ...] = (
     (r"\b(you|we|they)'d\b", r"\1 would"), (r"\b(you|we|they)'ve\b", r"\1 have"),
     (r"\b(it|that|there|what|he|she)'s\b", r"\1 is"), (r"\blet's\b", "let us"),
     (r"\bgonna\b", "going to"), (r"\bwanna\b", "want to"), (r"\bgotta\b", "got to"),
+    # a dropped g, as many callers say it and some writers spell it: "sayin'", "goin'", "nothin'"
+    (r"\b(\w{2,}in)'(?!\w)", r"\1g"),
     # Scots and northern forms, as callers say them and recognisers write them down.
     (r"\bye\b", "you"), (r"\btae\b", "to"), (r"\bdinn(?:a|ae)\b", "do not"), (r"\bwinnae\b", "will not"),
     (r"\b(can|did|could|would|should|is|was|will|does|has|have|are|were)nae\b", r"\1 not"),
@@ -285,15 +287,21 @@ _NEGATIVE_QUESTION = re.compile(
     r"you (?:not|no) just|you no|it not possible|you not going to)\b")
 # Reported speech: what someone else said or wanted is not the caller's own request.
 _THIRD_PARTY = (r"(?:he|she|they|husband|wife|son|daughter|friend|mother|father|mum|mom|dad|partner|"
-                r"brother|sister|neighbour|neighbor|colleague|boss)")
+                r"brother|sister|neighbour|neighbor|colleague|boss|uncle|aunt|auntie|cousin|niece|nephew|"
+                r"grandad|granddad|grandpa|grandma|gran|nan|nana|grandson|granddaughter|flatmate|"
+                r"roommate|carer|family)")
 _REPORTED = re.compile(
     rf"\b(?:{_THIRD_PARTY}|lady|man|guy|woman|gentleman|somebody|someone|agent|"
-    r"advisor|adviser|person|you|it|letter|email|website|app|leaflet)\s+(?:said|says|told|tells|"
+    r"advisor|adviser|person|you|it|letter|email|website|app|leaflet)\s+"
+    r"(?:always\s+|once\s+|even\s+|just\s+|still\s+|actually\s+|\w+ly\s+)?(?:said|says|told|tells|"
     r"wanted|wants|suggested|suggests|mentioned|mentions|asked|asks|thought|thinks|reckoned|reckons|"
     r"advised|advises|recommended|recommends|threatened|threatens|was going|is going|keeps saying|"
     r"keeps telling|kept telling|keeps on at|"
     r"kept saying|insisted|insists)\b|\b(?:i|we) (?:was|were) (?:going|about|planning) to\b|"
     r"\b(?:i|we) would have\b|"
+    # a course the caller weighed and did not take: "I did think about going to the ombudsman"
+    r"\b(?:i|we) (?:did think|thought|had thought|did consider|considered|had considered)\s+"
+    r"(?:about\s+|of\s+)?(?:\w+\s+){0,4}$|"
     # a relative's past wish, not staff's ("the agent was ready to put me through" is no report)
     rf"\b{_THIRD_PARTY} was (?:all for|set on|keen on|ready to|thinking of)\b")
 # A construction whose subject is someone else ("my wife keeps saying we should move", "my son

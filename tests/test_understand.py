@@ -14,7 +14,7 @@ import pytest
 from insight.classifier import checksum_path, load_models
 from insight.corpus import load_split
 from insight.embedding import PINNED_FILES, verify_files
-from insight.patterns import find_intents
+from insight.patterns import find_intents, normalise
 from insight.train import DEFAULT_CORPUS, train
 from insight.tuned import TunedModel
 from insight.understand import DEFAULT_WEIGHTS, FEATURE_COUNT, INTENT_FEATURES, Understanding
@@ -127,6 +127,24 @@ def test_a_stop_request_a_scots_refusal_and_a_relative_s_wish_are_refusals(inten
 ])
 def test_a_relatives_or_neighbours_nagging_is_reported_speech(intent: str, text: str) -> None:
     assert find_intents(text).signals[intent] == -1.0
+
+
+@pytest.mark.parametrize("intent,text", [
+    ("legal_or_complaint", "my uncle always said he would take you lot to court"),
+    ("leave_or_cancel", "we did think about switching to another supplier over the winter"),
+    ("legal_or_complaint", "I considered the ombudsman at one point"),
+])
+def test_a_report_with_an_adverb_and_a_course_weighed_in_the_past_are_refusals(intent: str, text: str) -> None:
+    assert find_intents(text).signals[intent] == -1.0
+
+
+def test_a_decision_reached_after_thinking_it_over_is_still_a_threat() -> None:
+    assert find_intents("I've thought about it and I'm going to the ombudsman").signals["legal_or_complaint"] == 1.0
+
+
+def test_a_dropped_g_reads_as_the_full_word() -> None:
+    assert normalise("I'm goin' to cancel, nothin' works") == "i am going to cancel, nothing works"
+    assert find_intents("he keeps sayin' I should leave you").signals["leave_or_cancel"] == -1.0
 
 
 @pytest.mark.parametrize("text", ["this machine keeps telling me the same thing",
