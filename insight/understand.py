@@ -166,15 +166,18 @@ class Understanding:
         hits = find_intents(text)
         learned, frustration = self.learned(text, hits, sentiment)
         intents = {}
+        matched = {}  # the words behind a lift; a construction the gate held back explains nothing
         for intent in INTENTS:
             p = learned.get(intent, 0.0)
             if hits.signals[intent] > 0 and (intent not in GATED_INTENTS or p >= THREAT_GATE):
                 p = max(p, PATTERN_FLOOR)
+                if intent in hits.matched:
+                    matched[intent] = hits.matched[intent]
             elif hits.signals[intent] < 0 and (self.tuned is None or p < REFUSAL_GATE):
                 p = min(p, REFUSED_CAP)
             intents[intent] = p
         return Analysis(score=sentiment.score, label=sentiment.label, sarcastic=sentiment.sarcastic,
-                        intents=intents, frustration=frustration, matched=hits.matched)
+                        intents=intents, frustration=frustration, matched=matched)
 
 
 def understanding_from(settings: Settings) -> Understanding:

@@ -120,13 +120,17 @@ REQUESTS = {"wants_person": "put me through to a person",
 def test_a_threat_the_model_finds_unlikely_keeps_the_models_probability(tmp_path: Path) -> None:
     doubting = model_saying(tmp_path, THREAT_GATE * 0.99)
     for intent, line in THREATS.items():
-        assert doubting.analyse(line).intents[intent] == pytest.approx(THREAT_GATE * 0.99, rel=1e-3)
+        analysis = doubting.analyse(line)
+        assert analysis.intents[intent] == pytest.approx(THREAT_GATE * 0.99, rel=1e-3)
+        assert intent not in analysis.matched  # the decision record names no words it did not use
 
 
 def test_a_threat_the_model_finds_plausible_is_lifted_to_the_floor(tmp_path: Path) -> None:
     open_minded = model_saying(tmp_path, THREAT_GATE * 1.01)
     for intent, line in THREATS.items():
-        assert open_minded.analyse(line).intents[intent] == PATTERN_FLOOR
+        analysis = open_minded.analyse(line)
+        assert analysis.intents[intent] == PATTERN_FLOOR
+        assert analysis.matched[intent]
 
 
 def test_a_request_for_a_person_or_a_bot_complaint_is_lifted_whatever_the_model_says(tmp_path: Path) -> None:
