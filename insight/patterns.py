@@ -303,11 +303,10 @@ _REPORTED = re.compile(
     r"\b(?:i|we) (?:did think|thought|had thought|did consider|considered|had considered)\s+"
     r"(?:about\s+|of\s+)?(?:\w+\s+){0,4}$|"
     # a relative's past wish, not staff's ("the agent was ready to put me through" is no report)
-    rf"\b{_THIRD_PARTY} was (?:all for|set on|keen on|ready to|thinking of)\b")
-# A construction whose subject is someone else ("my wife keeps saying we should move", "my son
-# keeps telling me to switch") reports them; the caller's own words have "I", "you" or nothing.
-_THIRD_PARTY_SUBJECT = re.compile(rf"\b(?:my|our|his|her|their)\s+(?:\w+\s+)?{_THIRD_PARTY}\s*$|"
-                                  rf"^(?:he|she|they)\s*$")
+    rf"\b{_THIRD_PARTY} was (?:all for|set on|keen on|ready to|thinking of)\b|"
+    # a construction whose subject is someone else ("my wife keeps saying we should move", "my son
+    # keeps telling me to switch"); the caller's own words have "I", "you" or nothing
+    rf"\b(?:my|our|his|her|their)\s+(?:\w+\s+)?{_THIRD_PARTY}\s*$|^(?:he|she|they)\s*$")
 _HYPOTHETICAL = re.compile(
     r"\b(?:if|whether|in case|unless|what happens|what would happen|how (?:do|does|can|could|would|should|"
     r"long does|much does|long would|long will) (?:i|we|one|you|it)|is it possible|am i able|"
@@ -357,7 +356,7 @@ def _hypothetical(before: str) -> bool:
 
 def _refused(intent: str, clause: str, start: int, construction: Construction) -> bool:
     before = clause[:start]
-    if _REPORTED.search(before) or _THIRD_PARTY_SUBJECT.search(before):
+    if _REPORTED.search(before):
         return True
     if intent in _HYPOTHETICAL_INTENTS and (_hypothetical(before) or _SETTLED.search(clause)):
         return True
