@@ -1,41 +1,107 @@
-import yaml, glob, os, re, collections as co
-D='corpus/dev5'
-U=yaml.safe_load(open(f'{D}/utterances.yaml'))
-out=[]
-p=out.append
-N=len(U)
-p(f"- caller lines: {N}")
-ic=co.Counter(i for r in U for i in r['intents'])
-for k in ['wants_person','leave_or_cancel','legal_or_complaint','bot_complaint']: p(f"  - `{k}`: {ic[k]}")
-p(f"  - no intent: {sum(1 for r in U if not r['intents'])} ({100*sum(1 for r in U if not r['intents'])/N:.0f}%)")
-p(f"  - more than one intent: {sum(1 for r in U if len(r['intents'])>1)}")
-fc=co.Counter(r['frustration'] for r in U)
-p("- frustration: " + ", ".join(f"{k} {fc[k]} ({100*fc[k]/N:.0f}%)" for k in ['calm','annoyed','angry']))
-A=[r for r in U if r['note'].startswith('asr')]
-ai=co.Counter(i for r in A for i in r['intents']); af=co.Counter(r['frustration'] for r in A)
-p(f"- asr lines: {len(A)}; intents: " + ", ".join(f"{k} {ai[k]}" for k in ['wants_person','leave_or_cancel','legal_or_complaint','bot_complaint']) + f", none {sum(1 for r in A if not r['intents'])}; frustration: " + ", ".join(f"{k} {af[k]}" for k in ['calm','annoyed','angry']))
-files=sorted(glob.glob(f'{D}/calls/*.yaml'))
-tr=co.Counter(); says=co.Counter(); ti=co.Counter(); ls=co.Counter(); es=co.Counter(); sec=co.Counter(); press=0; mism=0
-for f in files:
-    d=yaml.safe_load(open(f)); e=d['expect']
-    tr[e['transfer']]+=1
-    ns=sum(1 for t in d['turns'] if 'say' in t); says[ns]+=1
-    press+=any('press' in t for t in d['turns'])
-    sec[os.path.basename(f).split('-')[1]]+=1
-    if e['transfer']:
-        ti[e['intent']]+=1; ls[e['latest_say']]+=1; es[e.get('earliest_say','none')]+=1
-    # re-derive expect from the per-say comments
-    labs=[l.split(':',1)[1].strip().split(', ') for l in open(f) if re.match(r'\s*# say \d+:',l)]
-    latest=None; n=0
-    for i,(fr,*ints) in enumerate(labs,1):
-        n+= fr!='calm'
-        if ints or fr=='angry' or n>=2: latest=i; break
-    if bool(latest)!=e['transfer'] or (latest and latest!=e['latest_say']): mism+=1
-p(f"- calls: {len(files)}; transfer true {tr[True]}, false {tr[False]}; calls that press a key first: {press}; calls whose expect disagrees with the per-say comments under the LABELS.md rule: {mism}")
-p("- says per call: " + ", ".join(f"{k} says: {says[k]}" for k in sorted(says)) + f" (total {sum(k*v for k,v in says.items())})")
-p("- intent of true calls: " + ", ".join(f"{k} {v}" for k,v in sorted(ti.items())))
-p("- latest_say (true calls): " + ", ".join(f"{k}: {ls[k]}" for k in sorted(ls)))
-p("- earliest_say (true calls): " + ", ".join(f"{k}: {es[k]}" for k in sorted(es, key=str)))
-p(f"- WAV files in calls/audio: {len(glob.glob(f'{D}/calls/audio/*.wav'))}")
-p("- sectors (calls each): " + ", ".join(f"{k} {v}" for k,v in sorted(sec.items())))
-print("\n".join(out))
+"""Print the counts in corpus/dev5/README.md: `.venv/bin/python corpus/dev5/counts.py` from the root.
+
+Lines are read with the project's own loader (insight/corpus.py), which also checks their labels.
+Each call's `expect` is re-derived from the per-say label comments under the LABELS.md call rule
+(a say with an intent, an angry say, or the second say that is annoyed or worse decides), and the
+calls where the two disagree are counted.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # a script run from the root: the insight package sits beside corpus/
+
+from insight.corpus import Utterance, load_utterances  # noqa: E402
+from insight.labels import FRUSTRATION_LEVELS, INTENTS  # noqa: E402
+
+SPLIT = ROOT / "corpus" / "dev5"
+SAY_LABEL = re.compile(r"\s*# say \d+:")
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%"
+
+
+def line_counts(lines: list[Utterance]) -> list[str]:
+    """Intent, frustration and recogniser-style counts of the caller lines."""
+    total = len(lines)
+    intents = Counter(i for line in lines for i in line.intents)
+    none = sum(1 for line in lines if not line.intents)
+    frustration = Counter(line.frustration for line in lines)
+    out = [f"- caller lines: {total}", *(f"  - `{k}`: {intents[k]}" for k in INTENTS),
+           f"  - no intent: {none} ({_percent(none, total)})",
+           f"  - more than one intent: {sum(1 for line in lines if len(line.intents) > 1)}",
+           "- frustration: " + ", ".join(f"{k} {frustration[k]} ({_percent(frustration[k], total)})"
+                                         for k in FRUSTRATION_LEVELS)]
+    asr = [line for line in lines if line.note.startswith("asr")]
+    asr_intents = Counter(i for line in asr for i in line.intents)
+    asr_frustration = Counter(line.frustration for line in asr)
+    out.append(f"- asr lines: {len(asr)}; intents: " + ", ".join(f"{k} {asr_intents[k]}" for k in INTENTS)
+               + f", none {sum(1 for line in asr if not line.intents)}; frustration: "
+               + ", ".join(f"{k} {asr_frustration[k]}" for k in FRUSTRATION_LEVELS))
+    return out
+
+
+def deciding_say(path: Path) -> int | None:
+    """The say at which the call's per-say label comments say the caller needs a person."""
+    annoyed = 0
+    labels = [line.split(":", 1)[1].strip().split(", ") for line in path.read_text().splitlines()
+              if SAY_LABEL.match(line)]
+    for number, (frustration, *intents) in enumerate(labels, start=1):
+        annoyed += frustration != "calm"
+        if intents or frustration == "angry" or annoyed >= 2:
+            return number
+    return None
+
+
+def call_counts(files: list[Path]) -> list[str]:
+    """Transfer, say, intent and sector counts of the call scenarios."""
+    transfer: Counter[bool] = Counter()
+    says: Counter[int] = Counter()
+    intents: Counter[str] = Counter()
+    latest: Counter[int] = Counter()
+    earliest: Counter[object] = Counter()
+    sectors: Counter[str] = Counter()
+    pressed = disagree = 0
+    for path in files:
+        scenario = yaml.safe_load(path.read_text())
+        expect, turns = scenario["expect"], scenario["turns"]
+        transfer[expect["transfer"]] += 1
+        says[sum(1 for turn in turns if "say" in turn)] += 1
+        pressed += any("press" in turn for turn in turns)
+        sectors[path.name.split("-")[1]] += 1
+        if expect["transfer"]:
+            intents[expect["intent"]] += 1
+            latest[expect["latest_say"]] += 1
+            earliest[expect.get("earliest_say", "none")] += 1
+        derived = deciding_say(path)
+        disagree += bool(derived) != expect["transfer"] or bool(derived and derived != expect["latest_say"])
+    return [
+        f"- calls: {len(files)}; transfer true {transfer[True]}, false {transfer[False]}; calls that press a key "
+        f"first: {pressed}; calls whose expect disagrees with the per-say comments under the LABELS.md rule: "
+        f"{disagree}",
+        "- says per call: " + ", ".join(f"{k} says: {says[k]}" for k in sorted(says))
+        + f" (total {sum(k * v for k, v in says.items())})",
+        "- intent of true calls: " + ", ".join(f"{k} {v}" for k, v in sorted(intents.items())),
+        "- latest_say (true calls): " + ", ".join(f"{k}: {latest[k]}" for k in sorted(latest)),
+        "- earliest_say (true calls): " + ", ".join(f"{k}: {earliest[k]}" for k in sorted(earliest, key=str)),
+        f"- WAV files in calls/audio: {len(list((SPLIT / 'calls' / 'audio').glob('*.wav')))}",
+        "- sectors (calls each): " + ", ".join(f"{k} {v}" for k, v in sorted(sectors.items())),
+    ]
+
+
+def main() -> None:
+    """Print every count, in the README's order."""
+    lines = load_utterances(SPLIT / "utterances.yaml")
+    print("\n".join(line_counts(lines) + call_counts(sorted((SPLIT / "calls").glob("*.yaml")))))
+
+
+if __name__ == "__main__":
+    main()
