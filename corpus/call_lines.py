@@ -25,12 +25,12 @@ import argparse
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
+from insight.corpus import Utterance  # noqa: E402
 from insight.labels import FRUSTRATION_LEVELS, INTENTS  # noqa: E402
 from simulator.scenario import Scenario, load_scenario  # noqa: E402
 
@@ -47,16 +47,6 @@ _SHORT = re.compile(r"#\s*(?P<level>calm|annoyed|angry)(?P<intents>(?:\s+\w+)*)\
 
 class LabelError(ValueError):
     """A say's label comment is missing or names something LABELS.md does not define."""
-
-
-@dataclass(frozen=True)
-class CallLine:
-    """One say of a training call with its labels."""
-
-    text: str
-    intents: tuple[str, ...]
-    frustration: str
-    where: str
 
 
 def say_labels(path: Path) -> list[tuple[tuple[str, ...], str]]:
@@ -97,9 +87,9 @@ def agrees(scenario: Scenario, labels: Sequence[tuple[tuple[str, ...], str]]) ->
     return expect.earliest_say is None or need >= expect.earliest_say
 
 
-def call_lines(paths: Iterable[Path]) -> tuple[list[CallLine], list[Path]]:
-    """The labelled lines of the calls whose labels agree, and the calls left out."""
-    lines: list[CallLine] = []
+def call_lines(paths: Iterable[Path]) -> tuple[list[Utterance], list[Path]]:
+    """The labelled lines of the calls whose labels agree (noted by call and say), and the calls left out."""
+    lines: list[Utterance] = []
     left_out: list[Path] = []
     for path in paths:
         scenario, labels = load_scenario(path), say_labels(path)
@@ -109,7 +99,7 @@ def call_lines(paths: Iterable[Path]) -> tuple[list[CallLine], list[Path]]:
         if not agrees(scenario, labels):
             left_out.append(path)
             continue
-        lines.extend(CallLine(str(text).strip(), intents, level, f"{path.stem} say {number}")
+        lines.extend(Utterance(str(text).strip(), frozenset(intents), level, f"call {path.stem} say {number}", str(path))
                      for number, (text, (intents, level)) in enumerate(zip(says, labels), start=1))
     return lines, left_out
 
@@ -118,10 +108,10 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render(lines: Sequence[CallLine]) -> str:
+def render(lines: Sequence[Utterance]) -> str:
     """The YAML text of the file: one flow mapping per line, like the other utterances files."""
-    body = [f"- {{text: {_quote(line.text)}, intents: [{', '.join(line.intents)}], "
-            f"frustration: {line.frustration}, note: {_quote('call ' + line.where)}}}\n" for line in lines]
+    body = [f"- {{text: {_quote(line.text)}, intents: [{', '.join(sorted(line.intents))}], "
+            f"frustration: {line.frustration}, note: {_quote(line.note)}}}\n" for line in lines]
     return HEADER + "".join(body)
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import psycopg
@@ -25,6 +28,17 @@ from simulator.server import ServerThread, emulator_app
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = "+15550001111,+15550002222"
 PG_URL = os.environ.get("LIFELINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def load_script(relative: str) -> ModuleType:
+    """A script of the repo that is not in a package (corpus/*.py), imported by its path."""
+    name = "script_" + relative.replace("/", "_").removesuffix(".py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look the module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

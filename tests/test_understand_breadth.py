@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -16,18 +15,13 @@ from insight.corpus import load_utterances
 from insight.labels import FRUSTRATION_LEVELS, INTENTS
 from insight.understand import FEATURE_COUNT, INTENT_FEATURES, Understanding, intent_view
 
-from .conftest import ROOT
+from .conftest import ROOT, load_script
 
 GENERATED = ROOT / "corpus" / "train" / "utterances-generated.yaml"
 
 
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("corpus_generate", ROOT / "corpus" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look the module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_script("corpus/generate.py")
 
 
 def test_the_generator_writes_the_same_lines_every_time() -> None:
@@ -37,15 +31,16 @@ def test_the_generator_writes_the_same_lines_every_time() -> None:
     assert gen.render(gen.generate(seed=1)) != first  # the seed, not luck, fixes the output
 
 
-def test_the_committed_generated_file_is_what_the_generator_writes(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "corpus/generate.py", "--check"], cwd=ROOT,
+@pytest.mark.parametrize("script", ["corpus/generate.py", "corpus/call_lines.py"])
+def test_a_committed_generated_corpus_file_is_what_its_script_writes(script: str, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, script, "--check"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     stale = tmp_path / "stale.yaml"
     stale.write_text("- {text: old, intents: [], frustration: calm}\n")
-    done = subprocess.run([sys.executable, "corpus/generate.py", "--check", "--out", str(stale)], cwd=ROOT,
+    done = subprocess.run([sys.executable, script, "--check", "--out", str(stale)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "python corpus/generate.py" in done.stdout
+    assert done.returncode == 1 and f"python {script}" in done.stdout
 
 
 def test_generated_lines_are_valid_labels_with_refusals_and_bad_news_carrying_no_intent() -> None:
