@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
-from insight.corpus import Utterance  # noqa: E402
+from insight.corpus import Utterance, first_need  # noqa: E402
 from insight.labels import FRUSTRATION_LEVELS, INTENTS  # noqa: E402
 from simulator.scenario import Scenario, load_scenario  # noqa: E402
 
@@ -70,19 +70,9 @@ def say_labels(path: Path) -> list[SayLabel]:
     return labels
 
 
-def first_need(labels: Sequence[SayLabel]) -> int | None:
-    """The 1-based say at which LABELS.md's call rule first holds, or None if it never does."""
-    annoyed = 0
-    for number, (intents, level, _) in enumerate(labels, start=1):
-        annoyed += level != "calm"
-        if intents or level == "angry" or annoyed >= 2:
-            return number
-    return None
-
-
 def agrees(scenario: Scenario, labels: Sequence[SayLabel]) -> bool:
     """Whether the line labels give the call's own expect block under the call rule."""
-    need, expect = first_need(labels), scenario.expect
+    need, expect = first_need((intents, level) for intents, level, _ in labels), scenario.expect
     if expect.transfer is None:
         raise LabelError(f"{scenario.path}: a training call needs `expect: {{transfer: true|false}}`")
     if not expect.transfer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +60,17 @@ def load_split(roots: Iterable[Path]) -> list[Utterance]:
         for path in ([root] if root.is_file() else utterance_files(root)):
             lines.extend(load_utterances(path))
     return lines
+
+
+def first_need(says: Iterable[tuple[Collection[str], str]]) -> int | None:
+    """The 1-based say at which LABELS.md's call rule first holds for (intents, frustration) labels.
+
+    A caller needs a person at the first say with an intent, the first angry say, or the second
+    say that is annoyed or worse; None when no say gets there.
+    """
+    annoyed = 0
+    for number, (intents, level) in enumerate(says, start=1):
+        annoyed += level != "calm"
+        if intents or level == "angry" or annoyed >= 2:
+            return number
+    return None

@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-from insight.corpus import Utterance, load_utterances
+from insight.corpus import Utterance, first_need, load_utterances
 
 from .conftest import ROOT, load_script
 
@@ -56,9 +56,9 @@ def test_both_label_comment_forms_are_read_with_the_say_text_unescaped(tmp_path:
 ])
 def test_the_first_need_follows_the_call_rule_of_labels_md(levels: list[str], intent_at: int | None,
                                                            need: int | None) -> None:
-    labels = [(("wants_person",) if number == intent_at else (), level, "")
+    labels = [(("wants_person",) if number == intent_at else (), level)
               for number, level in enumerate(levels, start=1)]
-    assert script().first_need(labels) == need
+    assert first_need(labels) == need
 
 
 def test_a_call_whose_line_labels_contradict_its_expect_block_is_left_out(tmp_path: Path) -> None:

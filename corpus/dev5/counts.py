@@ -18,7 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # a script run from the root: the insight package sits beside corpus/
 
-from insight.corpus import Utterance, load_utterances  # noqa: E402
+from insight.corpus import Utterance, first_need, load_utterances  # noqa: E402
 from insight.labels import FRUSTRATION_LEVELS, INTENTS  # noqa: E402
 
 SPLIT = ROOT / "corpus" / "dev5"
@@ -51,14 +51,9 @@ def line_counts(lines: list[Utterance]) -> list[str]:
 
 def deciding_say(path: Path) -> int | None:
     """The say at which the call's per-say label comments say the caller needs a person."""
-    annoyed = 0
     labels = [line.split(":", 1)[1].strip().split(", ") for line in path.read_text().splitlines()
               if SAY_LABEL.match(line)]
-    for number, (frustration, *intents) in enumerate(labels, start=1):
-        annoyed += frustration != "calm"
-        if intents or frustration == "angry" or annoyed >= 2:
-            return number
-    return None
+    return first_need((intents, frustration) for frustration, *intents in labels)
 
 
 def call_counts(files: list[Path]) -> list[str]:
