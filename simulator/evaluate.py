@@ -12,11 +12,13 @@ Time-based rules (`time_in_ivr`) need a clock and are not replayed; `flask simul
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -196,12 +198,23 @@ def call_summary(verdicts: Sequence[CallVerdict]) -> dict[str, Any]:
 # --- hearing recordings through the local engine -------------------------------------------------
 
 class LocalHearing:
-    """Hears a WAV the way a call is heard: PCMU frames → the local engine's listener → Whisper."""
+    """Hears a call's recordings the way a live call is heard: one media stream for the whole call.
+
+    A live stream carries silence while the menu plays and between the caller's turns, and one
+    listener (endpointer state included) lives for the whole call. Opening a fresh listener per
+    recording cut some says a window apart from the live path, and tiny.en heard them differently.
+    """
+
+    LEAD_S = 1.0  # the menu prompt: silence on the caller's track before the first say
+    TRAIL_S = 1.0  # silence after each say, long enough to end it
 
     def __init__(self, settings: Any) -> None:
         from insight import make_engine
 
-        self._engine = make_engine(replace(settings, engine="local"))
+        # Recordings are fed faster than real time, so a say's second utterance queues behind its
+        # first; a live call's would not. The longest wait keeps load shedding (greedy decoding
+        # of late jobs) out of what is measured here.
+        self._engine = make_engine(replace(settings, engine="local", transcription_max_wait_s=60.0))
         self._lock = threading.Lock()
         self._heard: dict[str, list[tuple[str, float | None]]] = {}
         self._engine.bind(self._sink)
@@ -212,29 +225,48 @@ class LocalHearing:
         with self._lock:
             self._heard.setdefault(call_control_id, []).append((text, confidence))
 
-    def __call__(self, wav: Path) -> list[tuple[str, float | None]]:
-        """The messages the engine makes of one recording (one say can become several)."""
+    @contextmanager
+    def call(self) -> Iterator[Hear]:
+        """One call's stream: each recording heard through it returns the messages it became."""
         from .audio import FRAME_BYTES, load_pcmu
 
         self._count += 1
         ccid = f"evaluate-{self._count}"
         listener = self._engine.open(ccid, f"stream-{self._count}", "PCMU")  # type: ignore[attr-defined]
-        audio = load_pcmu(wav) + b"\xff" * FRAME_BYTES * 50  # a second of silence ends the say
-        for chunk, start in enumerate(range(0, len(audio) - FRAME_BYTES + 1, FRAME_BYTES), start=1):
-            listener.audio(chunk, audio[start:start + FRAME_BYTES])
-        listener.close()
-        self._engine.wait_idle(120.0)
-        with self._lock:
-            return self._heard.pop(ccid, [])
+        chunks = itertools.count(1)
+
+        def send(audio: bytes) -> None:
+            for start in range(0, len(audio) - FRAME_BYTES + 1, FRAME_BYTES):
+                listener.audio(next(chunks), audio[start:start + FRAME_BYTES])
+
+        def hear(wav: Path) -> list[tuple[str, float | None]]:
+            send(load_pcmu(wav) + b"\xff" * FRAME_BYTES * round(self.TRAIL_S * 50))
+            self._engine.wait_idle(120.0)
+            with self._lock:
+                return self._heard.pop(ccid, [])
+
+        send(b"\xff" * FRAME_BYTES * round(self.LEAD_S * 50))
+        try:
+            yield hear
+        finally:
+            listener.close()
+            self._engine.wait_idle(120.0)
+            with self._lock:
+                self._heard.pop(ccid, None)
+
+    def __call__(self, wav: Path) -> list[tuple[str, float | None]]:
+        """The messages the engine makes of one recording heard on a call of its own."""
+        with self.call() as hear:
+            return hear(wav)
 
 
 # --- report --------------------------------------------------------------------------------------
 
 def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet, threshold: float,
-             hear: Hear | None = None, engine: str = "text") -> dict[str, Any]:
+             hearing: LocalHearing | None = None, engine: str = "text") -> dict[str, Any]:
     """The whole report for the given files."""
     lines, calls = collect(paths)
-    if hear is not None:
+    if hearing is not None:
         for scenario in calls:
             require_audio(scenario)
     report: dict[str, Any] = {"engine": engine, "understanding": understanding.name,
@@ -242,7 +274,13 @@ def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet
     if lines:
         report["utterances"] = evaluate_utterances(lines, understanding, threshold)
     if calls:
-        verdicts = [replay(s, understanding, rules, hear) for s in calls]
+        verdicts = []
+        for scenario in calls:
+            if hearing is None:
+                verdicts.append(replay(scenario, understanding, rules))
+                continue
+            with hearing.call() as hear:
+                verdicts.append(replay(scenario, understanding, rules, hear))
         report["calls"] = {"summary": call_summary(verdicts), "verdicts": [v.as_json() for v in verdicts]}
         if len(paths) > 1:
             # Several folders measured at once (a dev and a test split, say) are still told apart.
@@ -316,9 +354,9 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
         threshold = min((getattr(r, "min_confidence") for r in services.rules.rules
                          if hasattr(r, "min_confidence")), default=0.5)
     services.scorer.load()  # built before the first line, so its CPU figures are the lines' own
-    hear = LocalHearing(lifeline.settings) if engine == "local" else None
+    hearing = LocalHearing(lifeline.settings) if engine == "local" else None
     try:
-        report = evaluate(list(paths), services.scorer, services.rules, threshold, hear,
+        report = evaluate(list(paths), services.scorer, services.rules, threshold, hearing,
                           "local" if engine == "local" else "text")
     except (ScenarioError, CorpusError) as exc:
         raise click.UsageError(str(exc)) from exc

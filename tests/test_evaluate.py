@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
@@ -80,3 +81,30 @@ def test_evaluate_from_audio_reports_what_was_heard_and_how_sure_the_recogniser_
     assert verdict["heard"], "the recording was heard as nothing"
     assert all(0.0 < h["confidence"] <= 1.0 for h in verdict["heard"])
     assert "person" in " ".join(h["text"] for h in verdict["heard"]).lower()
+
+
+def test_evaluate_hears_a_calls_recordings_on_one_stream_each_say_keeping_its_own_words(app: Flask) -> None:
+    # A live call has one media stream, and the endpointer's state lives through all its says;
+    # evaluate hears a call the same way, yet still gives each say only the words it held.
+    from simulator.evaluate import LocalHearing
+
+    hearing = LocalHearing(app.extensions["lifeline"].settings)
+    engine: Any = hearing._engine  # the local engine: it opens streams
+    opened: list[str] = []
+    real_open = engine.open
+
+    def counting_open(call_control_id: str, *args: object, **kwargs: object) -> object:
+        opened.append(call_control_id)
+        return real_open(call_control_id, *args, **kwargs)
+
+    engine.open = counting_open
+    audio = ROOT / "examples" / "calls" / "audio"
+    try:
+        with hearing.call() as hear:
+            balance = " ".join(text for text, _ in hear(audio / "01-calm-balance-1.wav")).lower()
+            person = " ".join(text for text, _ in hear(audio / "02-asks-for-human-1.wav")).lower()
+    finally:
+        engine.close()
+    assert len(opened) == 1, "one call should be one stream"
+    assert "account" in balance and "person" not in balance
+    assert "person" in person and "account" not in person
