@@ -262,8 +262,12 @@ class LocalHearing:
 
 # --- report --------------------------------------------------------------------------------------
 
+Progress = Callable[[int, int], None]  # (calls heard so far, calls in all)
+
+
 def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet, threshold: float,
-             hearing: LocalHearing | None = None, engine: str = "text") -> dict[str, Any]:
+             hearing: LocalHearing | None = None, engine: str = "text",
+             progress: Progress | None = None) -> dict[str, Any]:
     """The whole report for the given files."""
     lines, calls = collect(paths)
     if hearing is not None:
@@ -281,12 +285,26 @@ def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet
                 continue
             with hearing.call() as hear:
                 verdicts.append(replay(scenario, understanding, rules, hear))
+            if progress is not None:
+                progress(len(verdicts), len(calls))
         report["calls"] = {"summary": call_summary(verdicts), "verdicts": [v.as_json() for v in verdicts]}
         if len(paths) > 1:
             # Several folders measured at once (a dev and a test split, say) are still told apart.
             groups = {str(p): [v for v in verdicts if _within(v.scenario.path, p)] for p in paths}
             report["calls"]["by_input"] = {name: call_summary(vs) for name, vs in groups.items() if vs}
     return report
+
+
+def _progress_line(started: float, every_s: float = 10.0) -> Progress:
+    """Audio runs take minutes: a line on stderr every `every_s` seconds, and when the last call is heard."""
+    shown = [started]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - shown[0] >= every_s:
+            shown[0] = now
+            click.echo(f"heard {done}/{total} calls ({now - started:.0f} s)", err=True)
+    return show
 
 
 def _within(path: Path, root: Path) -> bool:
@@ -357,7 +375,7 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
     hearing = LocalHearing(lifeline.settings) if engine == "local" else None
     try:
         report = evaluate(list(paths), services.scorer, services.rules, threshold, hearing,
-                          "local" if engine == "local" else "text")
+                          "local" if engine == "local" else "text", progress=_progress_line(time.monotonic()))
     except (ScenarioError, CorpusError) as exc:
         raise click.UsageError(str(exc)) from exc
     print_report(report, click.echo)

@@ -79,6 +79,7 @@ def test_evaluate_from_audio_reports_what_was_heard_and_how_sure_the_recogniser_
     assert result.exit_code == 0, result.output
     [verdict] = json.loads(out.read_text())["calls"]["verdicts"]
     assert verdict["heard"], "the recording was heard as nothing"
+    assert "heard 1/1 calls" in result.stderr  # audio runs take minutes: they say how far they are
     assert all(0.0 < h["confidence"] <= 1.0 for h in verdict["heard"])
     assert "person" in " ".join(h["text"] for h in verdict["heard"]).lower()
 
