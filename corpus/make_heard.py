@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             heard = " ".join(t.strip() for t, _confidence in hear(wav) if t.strip())
             if args.garbled_below is not None:
                 # Lines the recogniser lost: their labels must come from what was heard, not meant.
-                share = content_recall(line.text, heard) if heard else 1.0
-                if share < args.garbled_below:
+                share = content_recall(line.text, heard)
+                if heard and share < args.garbled_below:  # nothing heard leaves nothing to label
                     kept += 1
                     sink.write(f"- {{text: {_quote(heard)}, content_kept: {share:.2f}, "
                                f"note: {_quote('garbled: ' + line.text)}}}\n")

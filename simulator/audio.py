@@ -13,6 +13,11 @@ FRAME_BYTES = 160  # 20 ms of PCMU at 8 kHz
 SPEECH_FLOOR = 64  # |sample| above this is sound: -54 dBFS of a 16-bit full scale
 
 
+def silence(seconds: float) -> bytes:
+    """PCMU silence (0xFF is mu-law zero), in whole 20 ms frames."""
+    return b"\xff" * FRAME_BYTES * round(seconds * 50)
+
+
 def true_speech_end(samples: np.ndarray) -> float | None:
     """Seconds from the start to just after the last sample above -54 dBFS (None if silent)."""
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > SPEECH_FLOOR)

@@ -228,7 +228,7 @@ class LocalHearing:
     @contextmanager
     def call(self) -> Iterator[Hear]:
         """One call's stream: each recording heard through it returns the messages it became."""
-        from .audio import FRAME_BYTES, load_pcmu
+        from .audio import FRAME_BYTES, load_pcmu, silence
 
         self._count += 1
         ccid = f"evaluate-{self._count}"
@@ -240,12 +240,12 @@ class LocalHearing:
                 listener.audio(next(chunks), audio[start:start + FRAME_BYTES])
 
         def hear(wav: Path) -> list[tuple[str, float | None]]:
-            send(load_pcmu(wav) + b"\xff" * FRAME_BYTES * round(self.TRAIL_S * 50))
+            send(load_pcmu(wav) + silence(self.TRAIL_S))
             self._engine.wait_idle(120.0)
             with self._lock:
                 return self._heard.pop(ccid, [])
 
-        send(b"\xff" * FRAME_BYTES * round(self.LEAD_S * 50))
+        send(silence(self.LEAD_S))
         try:
             yield hear
         finally:

@@ -18,7 +18,7 @@ from simple_websocket import Client, ConnectionClosed
 
 from insight.g711 import ALAW_TO_PCM, decode
 
-from .audio import FRAME_BYTES
+from .audio import FRAME_BYTES, silence
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class MediaClient(Client):  # type: ignore[misc]  # simple-websocket has no type
             if sock is not None:
                 sock.close()
             raise
-SILENCE = b"\xff" * FRAME_BYTES
+SILENCE = silence(0.02)  # one frame
 
 
 class MediaStreamer:

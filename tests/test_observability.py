@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -133,31 +134,33 @@ def test_metrics_after_an_escalated_call_name_every_figure(metered: Simulation) 
     assert wait_until(lambda: lifeline.store.get_call(leg.call_control_id).status == "transferred")
     assert lifeline.sender.wait_idle(5)
 
-    def outbox_depth() -> float:
-        families = text_string_to_metric_families(_scrape(metered, "test-token")[1])
-        return next(s.value for f in families if f.name == "lifeline_outbox_depth" for s in f.samples)
+    def scraped() -> dict[str, Any]:
+        status, text = _scrape(metered, "test-token")
+        assert status == 200
+        return {f.name: f for f in text_string_to_metric_families(text)}
+
+    def value(families: dict[str, Any], name: str, sample: str, **labels: str) -> float:
+        return sum(s.value for s in families[name].samples
+                   if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
 
     # The bridge's own webhooks can queue a command just after the sender went idle; once the
     # call settles, the gauge must come back to zero.
-    assert wait_until(lambda: outbox_depth() == 0), "commands were left undelivered"
-    status, text = _scrape(metered, "test-token")
-    assert status == 200
-    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert wait_until(lambda: value(scraped(), "lifeline_outbox_depth", "lifeline_outbox_depth") == 0), \
+        "commands were left undelivered"
+    families = scraped()
     assert {"lifeline_webhook_ack_seconds", "lifeline_escalation_latency_seconds",
             "lifeline_transcription_real_time_factor", "lifeline_outgoing_delivery_failures",
             "lifeline_calls", "lifeline_calls_ended", "lifeline_escalations", "lifeline_transfers",
             "lifeline_outbox_depth", "lifeline_outbox_oldest_age_seconds",
             "lifeline_commands_rejected"} <= set(families)
 
-    def value(name: str, sample: str, **labels: str) -> float:
-        return sum(s.value for s in families[name].samples
-                   if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()))
-
-    assert value("lifeline_webhook_ack_seconds", "lifeline_webhook_ack_seconds_count") >= 3
-    assert value("lifeline_escalation_latency_seconds", "lifeline_escalation_latency_seconds_count") == 1
-    assert value("lifeline_escalations", "lifeline_escalations_total", rule="dtmf_0") == 1
-    assert value("lifeline_transfers", "lifeline_transfers_total", outcome="connected") == 1
-    assert value("lifeline_calls", "lifeline_calls", state="transferred") == 1
+    assert value(families, "lifeline_webhook_ack_seconds", "lifeline_webhook_ack_seconds_count") >= 3
+    assert value(families, "lifeline_escalation_latency_seconds",
+                 "lifeline_escalation_latency_seconds_count") == 1
+    assert value(families, "lifeline_escalations", "lifeline_escalations_total", rule="dtmf_0") == 1
+    assert value(families, "lifeline_transfers", "lifeline_transfers_total", outcome="connected") == 1
+    assert value(families, "lifeline_calls", "lifeline_calls", state="transferred") == 1
+    assert value(families, "lifeline_outbox_depth", "lifeline_outbox_depth") == 0
 
 
 def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
