@@ -7,6 +7,7 @@ import logging
 import time
 
 from insight import tracks
+from insight.base import Reading
 from insight.tracks import party_of
 from ivr.context import CallContext
 from ivr.masking import mask_digits
@@ -38,11 +39,12 @@ _SECONDS_PER_WORD = 0.35
 
 def hear(turn: Turn, engine: str, source_id: str, text: str, confidence: float | None,
          score: float | None = None, party: str = "caller", start: float | None = None,
-         end: float | None = None) -> None:
+         end: float | None = None, readings: tuple[Reading, ...] = ()) -> None:
     """Understand what a party said (intents, frustration), store it once, judge the caller's at once.
 
     Nothing is kept while listening is paused. The agent's words are scored and published but
-    never reach the rules: only a caller can be escalated.
+    never reach the rules: only a caller can be escalated. `readings` are the recogniser's other
+    readings of the same words (the first is `text`): the caller's mood is weighed over them all.
     """
     ctx, call, svc = turn.ctx, turn.call, turn.svc
     if call.status == CallStatus.ANALYSING:
@@ -53,7 +55,8 @@ def hear(turn: Turn, engine: str, source_id: str, text: str, confidence: float |
     text = mask_digits(text.strip())
     if not text:
         return
-    analysis = svc.scorer.analyse(text, score)
+    readings = tuple(Reading(mask_digits(r.text.strip()), r.probability) for r in readings)
+    analysis = svc.scorer.analyse(text, score, readings)
     if party == "caller" and not ctx.tx.add_message(call.call_control_id, engine, source_id, text,
                                                     confidence, analysis.score, analysis.label,
                                                     analysis.as_record()):

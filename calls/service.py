@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any
 
+from insight.base import Reading
 from ivr.context import CallContext
 from ivr.events import CallEvent
 from ivr.masking import masked_payload
@@ -48,11 +49,12 @@ class CallService:
 
     def hear(self, call_control_id: str, engine: str, source_id: str, text: str,
              confidence: float | None, score: float | None = None, party: str = "caller",
-             start: float | None = None, end: float | None = None) -> None:
+             start: float | None = None, end: float | None = None,
+             readings: tuple[Reading, ...] = ()) -> None:
         """A listening engine heard a party (the caller, or an agent after a bridge) say something."""
         self._units.for_call("lifeline.message", call_control_id, lambda ctx, call: self._machine.fire(
             ctx, self._services, call, Trigger.HEARD, engine=engine, source_id=source_id, text=text,
-            confidence=confidence, score=score, party=party, start=start, end=end))
+            confidence=confidence, score=score, party=party, start=start, end=end, readings=readings))
 
     def stream_lost(self, call_control_id: str, why: str) -> None:
         """The media stream of a call ended while the call was still up."""

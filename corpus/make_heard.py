@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         for index, line in enumerate(lines):
             wav = Path(tmp) / f"line-{index}.wav"
             speak(line.text, wav, voice_for)
-            heard = " ".join(t.strip() for t, _confidence in hear(wav) if t.strip())
+            heard = " ".join(h.text.strip() for h in hear(wav) if h.text.strip())
             if args.garbled_below is not None:
                 # Lines the recogniser lost: their labels must come from what was heard, not meant.
                 share = content_recall(line.text, heard)

@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
+
+
+class Reading(NamedTuple):
+    """One way a recogniser read a stretch of speech: the words and how likely it found them."""
+
+    text: str
+    probability: float
+
+
+class MessageSink(Protocol):
+    """Where an engine sends what it heard.
+
+    `readings` are the recogniser's best readings of the speech, most likely first (the first is
+    `text`); engines that give only one reading leave it empty.
+    """
+
+    def __call__(self, call_control_id: str, source_id: str, text: str, confidence: float | None,
+                 readings: tuple[Reading, ...] = ()) -> None:
+        """Take one message."""
 
 
 class PolledMessage(NamedTuple):
@@ -32,8 +50,8 @@ class ListeningEngine(ABC):
     name: str
     polls = False  # True for engines whose messages the monitor's sweep must fetch
 
-    def bind(self, sink: Callable[[str, str, str, float], None], state: EngineState | None = None) -> None:
-        """Where messages go (ccid, id, text, confidence), and where per-call data is kept."""
+    def bind(self, sink: MessageSink, state: EngineState | None = None) -> None:
+        """Where messages go, and where per-call data is kept."""
         return None
 
     def warm(self) -> None:

@@ -26,7 +26,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from ivr.serial import KeyedSerialExecutor
 
-from .base import EngineState, ListeningEngine
+from .base import EngineState, ListeningEngine, MessageSink
 from .asr_queue import Job, TranscriptionQueue
 from .endpoint import EndpointConfig, Utterance, UtteranceCutter
 from .frames import ReorderBuffer
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 TOKEN_MAX_AGE_S = 120  # a token opens a socket only this soon after it is issued
 STREAM_LIFE_S = 4 * 3600.0  # a stream closes this long after its token was issued (Telnyx's default call limit)
 STREAM_CODEC = "PCMU"
-MessageSink = Callable[[str, str, str, float], None]
 
 
 @dataclass(frozen=True)
@@ -258,7 +257,7 @@ class LocalEngine(ListeningEngine):
                  job.wait_s or 0.0, "begun in the pause" if job.speculative else "after the turn",
                  transcript.text if transcript else None)
         if transcript is not None and transcript.text and self._sink is not None:
-            self._sink(job.call_id, source_id, transcript.text, transcript.confidence)
+            self._sink(job.call_id, source_id, transcript.text, transcript.confidence, transcript.readings)
 
     def close(self) -> None:
         """Finish queued transcriptions and stop the workers."""

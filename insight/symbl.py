@@ -26,7 +26,7 @@ import requests
 from ivr.errors import ConfigError, ProviderError
 from ivr.events import as_object
 
-from .base import EngineState, ListeningEngine, PolledMessage
+from .base import EngineState, ListeningEngine, MessageSink, PolledMessage
 
 if TYPE_CHECKING:
     from ivr.config import Settings
@@ -166,7 +166,7 @@ class SymblEngine(ListeningEngine):
         self._backoff: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def bind(self, sink: Callable[[str, str, str, float], None], state: EngineState | None = None) -> None:
+    def bind(self, sink: MessageSink, state: EngineState | None = None) -> None:
         """Symbl's session ids live in the call store: the worker that gets the hangup may not be
         the one that started the session."""
         self._state = state

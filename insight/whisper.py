@@ -9,6 +9,10 @@ tiny.en decodes each utterance in a short encoder window (10 s of audio, or the 
 length if longer) instead of Whisper's fixed 30 s: the encoder's cost is proportional to the
 window, and on our phone audio tiny.en was as accurate in it (BENCHMARKS.md, "Listening
 latency"). No prompt and no hotwords: neither helped there, and hotwords made it worse.
+
+A beam search ends with several readings of the utterance, not one; the best READINGS of them are
+kept with their probabilities, so that what is read from the words (the caller's mood) can weigh
+every likely reading instead of trusting the first (insight/understand.py, BENCHMARKS.md round 14).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy.typing as npt
 
 from ivr.errors import ConfigError
 
+from .base import Reading
 from .g711 import Pcm
 
 log = logging.getLogger(__name__)
@@ -36,14 +41,16 @@ BUNDLED = ("tiny.en", "base")
 FRAMES_PER_S = 100  # Whisper's mel frames (10 ms hop)
 MAX_FRAMES = 3000  # the 30 s the model was trained on
 DEFAULT_WINDOW_S = 10.0
+READINGS = 5  # the beam's width: every reading the search ends with
 
 
 @dataclass(frozen=True)
 class Transcript:
-    """What Whisper heard in one utterance."""
+    """What Whisper heard in one utterance: the best reading, and every reading kept."""
 
     text: str
     confidence: float
+    readings: tuple[Reading, ...] = ()  # most likely first; the first is `text`
 
 
 @dataclass(frozen=True)
@@ -156,19 +163,24 @@ class Transcriber:
             "suppress_tokens": list(get_suppressed_tokens(tokenizer, (-1,)) or ()),
             # bounds a repetition loop: speech is well under 8 tokens a second
             "max_length": len(prompt) + 16 + int(8 * len(audio_8k) / 8000)}
-        text, confidence = self._generate(features_view, prompt, tokenizer, options)
-        if is_decoder_loop(text):
+        options["num_hypotheses"] = min(READINGS, options["beam_size"])
+        readings = self._generate(features_view, prompt, tokenizer, options)
+        if is_decoder_loop(readings[0].text):
             # a decoder stuck in a loop: decode again, forbidding repeated 3-grams
-            text, confidence = self._generate(features_view, prompt, tokenizer,
-                                              {**options, "no_repeat_ngram_size": 3})
-        return Transcript(text, round(min(1.0, confidence), 3))
+            readings = self._generate(features_view, prompt, tokenizer, {**options, "no_repeat_ngram_size": 3})
+        best = readings[0]
+        return Transcript(best.text, round(min(1.0, best.probability), 3),
+                          readings if len(readings) > 1 else ())
 
     def _generate(self, features: Any, prompt: list[int], tokenizer: Any,
-                  options: dict[str, Any]) -> tuple[str, float]:
+                  options: dict[str, Any]) -> tuple[Reading, ...]:
         result = self._model.model.generate(features, [prompt], **options)[0]
-        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
-        # generate() scores by the mean log-probability per token (length_penalty 1).
-        return tokenizer.decode(tokens).strip(), (math.exp(result.scores[0]) if tokens else 0.0)
+        readings = []
+        for ids, score in zip(result.sequences_ids, result.scores):
+            tokens = [t for t in ids if t < tokenizer.eot]
+            # generate() scores by the mean log-probability per token (length_penalty 1).
+            readings.append(Reading(tokenizer.decode(tokens).strip(), math.exp(score) if tokens else 0.0))
+        return tuple(readings)
 
     def _prompt_tokens(self, tokenizer: Any) -> list[int]:
         prompt: list[int] = []

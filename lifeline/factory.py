@@ -138,8 +138,9 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
         calls=calls, monitor=monitor, engine=engine, metrics=metrics, services=services,
         schema_problem=problem, outputs=outputs)
     app.extensions["conversation"] = outputs
-    engine.bind(lambda ccid, source, text, confidence: calls.hear(
-        ccid, engine.name, source, text, confidence, party=party_of_source(source)), state=calls)
+    engine.bind(lambda ccid, source, text, confidence, readings=(): calls.hear(
+        ccid, engine.name, source, text, confidence, party=party_of_source(source), readings=readings),
+        state=calls)
     if getattr(engine, "on_transcribed", False) is None:
         engine.on_transcribed = partial(_measure_transcription, metrics)  # type: ignore[attr-defined]
     engine.warm()

@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from insight.base import Reading
 from insight.corpus import CorpusError, Utterance, load_utterances
 from insight.labels import FRUSTRATION_LEVELS, INTENTS
 from insight.understand import Understanding
@@ -36,7 +37,17 @@ from transfer.rules import RuleSet
 from .bench import percentile
 from .scenario import Scenario, ScenarioError, load_scenario, require_audio
 
-Hear = Callable[[Path], list[tuple[str, float | None]]]  # (words, recogniser's confidence)
+
+
+class HeardLine(NamedTuple):
+    """One message a recording became: the words, the recogniser's confidence, its readings."""
+
+    text: str
+    confidence: float | None
+    readings: tuple[Reading, ...] = ()
+
+
+Hear = Callable[[Path], list[HeardLine]]
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -112,7 +123,7 @@ class CallVerdict:
     """What the rules did with one scenario."""
 
     scenario: Scenario
-    heard: list[dict[str, Any]] = field(default_factory=list)  # {text, confidence} per message
+    heard: list[dict[str, Any]] = field(default_factory=list)  # {say, text, confidence[, readings]} per message
     transfer_at_say: int | None = None  # 1-based say during/after which the transfer was decided
     says_started: int = 0  # says begun when it was decided (the say itself counts)
     rule: str | None = None
@@ -159,13 +170,14 @@ def replay(scenario: Scenario, understanding: Understanding, rules: RuleSet,
         elif turn.kind == "say":
             says += 1
             heard = (hear(turn.audio) if hear is not None and turn.audio is not None
-                     else [(str(turn.value), None)])
-            for text, confidence in heard:
-                verdict.heard.append({"text": text, "confidence": confidence})
-                analysis = understanding.analyse(text)
-                history.append(Message(f"say-{says}-{len(history)}", text, analysis.score, float(len(history)),
-                                       intents=analysis.intents, frustration=analysis.frustration,
-                                       confidence=confidence))
+                     else [HeardLine(str(turn.value), None)])
+            for line in heard:
+                verdict.heard.append({"say": says, "text": line.text, "confidence": line.confidence,
+                                      **({"readings": [list(r) for r in line.readings]} if line.readings else {})})
+                analysis = understanding.analyse(line.text, readings=line.readings)
+                history.append(Message(f"say-{says}-{len(history)}", line.text, analysis.score,
+                                       float(len(history)), intents=analysis.intents,
+                                       frustration=analysis.frustration, confidence=line.confidence))
                 decision = decision or rules.on_message(history[-rules.history:])
         if decision is not None:
             verdict.transfer_at_say = verdict.says_started = says
@@ -216,14 +228,15 @@ class LocalHearing:
         # of late jobs) out of what is measured here.
         self._engine = make_engine(replace(settings, engine="local", transcription_max_wait_s=60.0))
         self._lock = threading.Lock()
-        self._heard: dict[str, list[tuple[str, float | None]]] = {}
+        self._heard: dict[str, list[HeardLine]] = {}
         self._engine.bind(self._sink)
         self._engine.warm()
         self._count = 0
 
-    def _sink(self, call_control_id: str, source_id: str, text: str, confidence: float) -> None:
+    def _sink(self, call_control_id: str, source_id: str, text: str, confidence: float | None,
+              readings: tuple[Reading, ...] = ()) -> None:
         with self._lock:
-            self._heard.setdefault(call_control_id, []).append((text, confidence))
+            self._heard.setdefault(call_control_id, []).append(HeardLine(text, confidence, readings))
 
     @contextmanager
     def call(self) -> Iterator[Hear]:
@@ -239,7 +252,7 @@ class LocalHearing:
             for start in range(0, len(audio) - FRAME_BYTES + 1, FRAME_BYTES):
                 listener.audio(next(chunks), audio[start:start + FRAME_BYTES])
 
-        def hear(wav: Path) -> list[tuple[str, float | None]]:
+        def hear(wav: Path) -> list[HeardLine]:
             send(load_pcmu(wav) + silence(self.TRAIL_S))
             self._engine.wait_idle(120.0)
             with self._lock:
@@ -254,7 +267,7 @@ class LocalHearing:
             with self._lock:
                 self._heard.pop(ccid, None)
 
-    def __call__(self, wav: Path) -> list[tuple[str, float | None]]:
+    def __call__(self, wav: Path) -> list[HeardLine]:
         """The messages the engine makes of one recording heard on a call of its own."""
         with self.call() as hear:
             return hear(wav)

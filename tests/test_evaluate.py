@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 
 from transfer.rules import load_rules
@@ -81,6 +82,8 @@ def test_evaluate_from_audio_reports_what_was_heard_and_how_sure_the_recogniser_
     assert verdict["heard"], "the recording was heard as nothing"
     assert "heard 1/1 calls" in result.stderr  # audio runs take minutes: they say how far they are
     assert all(0.0 < h["confidence"] <= 1.0 for h in verdict["heard"])
+    assert all(h["readings"][0] == [h["text"], pytest.approx(h["confidence"], abs=0.001)]
+               for h in verdict["heard"])  # the recogniser's readings, best first, weighed the mood
     assert "person" in " ".join(h["text"] for h in verdict["heard"]).lower()
 
 
@@ -102,8 +105,8 @@ def test_evaluate_hears_a_calls_recordings_on_one_stream_each_say_keeping_its_ow
     audio = ROOT / "examples" / "calls" / "audio"
     try:
         with hearing.call() as hear:
-            balance = " ".join(text for text, _ in hear(audio / "01-calm-balance-1.wav")).lower()
-            person = " ".join(text for text, _ in hear(audio / "02-asks-for-human-1.wav")).lower()
+            balance = " ".join(line.text for line in hear(audio / "01-calm-balance-1.wav")).lower()
+            person = " ".join(line.text for line in hear(audio / "02-asks-for-human-1.wav")).lower()
     finally:
         engine.close()
     assert len(opened) == 1, "one call should be one stream"

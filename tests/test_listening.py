@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from insight.asr_queue import Job, TranscriptionQueue
+from insight.base import Reading
 from insight.endpoint import EndpointConfig, Utterance, UtteranceCutter
 from insight.g711 import Pcm, decode
 from insight.local import LocalEngine
@@ -144,7 +145,8 @@ class CountingTranscriber:
     def transcribe(self, audio_8k: Pcm, fast: bool = False) -> Transcript:
         with self._lock:
             self.decoded.append(len(audio_8k))
-        return Transcript(f"{len(audio_8k)} samples", 0.9)
+        text = f"{len(audio_8k)} samples"
+        return Transcript(text, 0.9, (Reading(text, 0.9), Reading(f"about {len(audio_8k)} samples", 0.1)))
 
 
 @pytest.fixture
@@ -156,9 +158,15 @@ def engine(app_config: dict[str, object], tmp_path: Path) -> LocalEngine:
     return local
 
 
-def heard(engine: LocalEngine, samples: Pcm) -> list[str]:
+def heard(engine: LocalEngine, samples: Pcm, readings: list[tuple[Reading, ...]] | None = None) -> list[str]:
     messages: list[str] = []
-    engine.bind(lambda call, source, text, confidence: messages.append(text))
+
+    def sink(call: str, source: str, text: str, confidence: float | None, kept: tuple[Reading, ...] = ()) -> None:
+        messages.append(text)
+        if readings is not None:
+            readings.append(kept)
+
+    engine.bind(sink)
     listener = engine.open("v3:call", "s1", "PCMU")
     from insight.g711 import encode_ulaw
     payload = encode_ulaw(samples)
@@ -175,6 +183,12 @@ def test_a_speculative_transcript_is_kept_when_no_speech_follows(engine: LocalEn
     assert isinstance(fake, CountingTranscriber)
     assert len(fake.decoded) == 1  # decoded once, in the pause, and that result was used
     assert messages == [f"{fake.decoded[0]} samples"]
+
+
+def test_the_recognisers_readings_reach_the_sink_with_the_message(engine: LocalEngine) -> None:
+    kept: list[tuple[Reading, ...]] = []
+    messages = heard(engine, np.concatenate([speech_only(AUDIO / "02-asks-for-human-1.wav"), GAP]), kept)
+    assert len(kept) == 1 and [r.text for r in kept[0]] == [messages[0], f"about {messages[0]}"]
 
 
 def test_a_speculative_transcript_is_discarded_when_the_caller_goes_on(engine: LocalEngine) -> None:

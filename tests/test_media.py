@@ -137,6 +137,17 @@ def test_whisper_transcribes_a_committed_recording(transcriber: Transcriber) -> 
     assert 0 < heard.confidence <= 1
 
 
+def test_whisper_keeps_the_beams_readings_best_first_and_one_when_decoding_greedily(
+        transcriber: Transcriber) -> None:
+    heard = transcriber.transcribe(pcm("02-asks-for-human-1.wav"))
+    assert len(heard.readings) == 5
+    assert heard.readings[0].text == heard.text
+    assert heard.readings[0].probability == pytest.approx(heard.confidence, abs=0.001)
+    chances = [r.probability for r in heard.readings]
+    assert chances == sorted(chances, reverse=True) and all(0 < p <= 1 for p in chances)
+    assert transcriber.transcribe(pcm("02-asks-for-human-1.wav"), fast=True).readings == ()
+
+
 # ----- the media socket -----------------------------------------------------------------------------
 
 def test_media_tokens_are_per_call_signed_and_short_lived() -> None:

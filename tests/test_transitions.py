@@ -16,7 +16,7 @@ from calls.service import CallService
 from calls.services import Services
 from calls.transitions import ACTIVE, MACHINE, TRANSITIONS
 from calls.unit import UnitOfWork
-from insight.base import ListeningEngine
+from insight.base import ListeningEngine, Reading
 from insight.understand import Understanding
 from ivr.errors import StoreError
 from ivr.events import CallEvent
@@ -232,6 +232,18 @@ def test_a_heard_request_for_a_person_escalates_and_silence_reprompts_then_says_
     assert other.status() == CallStatus.ENDING
     other.event("call.speak.ended")
     assert other.sent.names()[-1] == "hangup"
+
+
+def test_a_heard_lines_stored_mood_is_weighed_over_the_recognisers_readings(flow: Flow) -> None:
+    flow.answered_call()
+    words, calmer = "I have a question about my bill", "I have a question about my bill, thank you"
+    flow.calls.hear(CALLER, "fake", "m1", words, 0.25, readings=(Reading(words, 0.25), Reading(calmer, 0.75)))
+    [message] = flow.store.messages(CALLER)
+    scorer = flow.services.scorer
+    alone, other = scorer.analyse(words), scorer.analyse(calmer)
+    assert message["text"] == words and message["analysis"]["intents"] == pytest.approx(alone.intents, abs=1e-4)
+    for level, p in message["analysis"]["frustration"].items():
+        assert p == pytest.approx(alone.frustration[level] / 4 + 3 * other.frustration[level] / 4, abs=1e-4)
 
 
 class FailingOutbox(MemoryStore):

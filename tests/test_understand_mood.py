@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
+from insight.base import Reading
 from insight.lexical import DIM, cues, lexical_features, normalise, word_tokens
 from insight.understand import Understanding
 
@@ -80,3 +81,17 @@ def test_calm_lines_with_strong_words_stay_below_the_one_line_threshold(understa
                                                                           text: str) -> None:
     analysis = understanding.analyse(text)
     assert analysis.frustration["angry"] < _threshold("one_angry_message", "angry_at_least")
+
+
+def test_heard_lines_mood_is_weighed_over_the_recognisers_readings_and_intents_come_from_the_first(
+        understanding: Understanding) -> None:
+    first, other = "I want to speak to a person, this is a disgrace", "I want to speak to a person, thanks so much"
+    alone, calm = understanding.analyse(first), understanding.analyse(other)
+    weighed = understanding.analyse(first, readings=[Reading(first, 0.2), Reading(other, 0.4),
+                                                     Reading(other + ".", 0.0)])
+    for level, p in weighed.frustration.items():
+        assert p == pytest.approx(alone.frustration[level] / 3 + 2 * calm.frustration[level] / 3)
+    assert alone.frustration["calm"] < weighed.frustration["calm"] < calm.frustration["calm"]
+    assert weighed.score == pytest.approx(alone.score / 3 + 2 * calm.score / 3)
+    assert weighed.intents == alone.intents
+    assert understanding.analyse(first, readings=[Reading(first, 0.7)]) == alone  # one reading: as written
