@@ -192,7 +192,6 @@ class Understanding:
         return Analysis(score=sentiment.score, label=sentiment.label, sarcastic=sentiment.sarcastic,
                         intents=intents, frustration=frustration, matched=matched)
 
-
     def _weighed(self, readings: Sequence[Reading], first: Sentiment,
                  first_frustration: dict[str, float]) -> tuple[Sentiment, dict[str, float]]:
         """The sentiment and frustration as a probability-weighted mean over the readings."""

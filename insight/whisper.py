@@ -162,8 +162,8 @@ class Transcriber:
             "beam_size": 1 if fast else self._beam_size, "return_scores": True, "suppress_blank": True,
             "suppress_tokens": list(get_suppressed_tokens(tokenizer, (-1,)) or ()),
             # bounds a repetition loop: speech is well under 8 tokens a second
-            "max_length": len(prompt) + 16 + int(8 * len(audio_8k) / 8000)}
-        options["num_hypotheses"] = min(READINGS, options["beam_size"])
+            "max_length": len(prompt) + 16 + int(8 * len(audio_8k) / 8000),
+            "num_hypotheses": 1 if fast else min(READINGS, self._beam_size)}
         readings = self._generate(features_view, prompt, tokenizer, options)
         if is_decoder_loop(readings[0].text):
             # a decoder stuck in a loop: decode again, forbidding repeated 3-grams
