@@ -9,6 +9,7 @@ import time
 from insight import tracks
 from insight.base import Reading
 from insight.tracks import party_of
+from insight.understand import Analysis
 from ivr.context import CallContext
 from ivr.masking import mask_digits
 from ivr.store import CallRecord, CallStatus
@@ -37,14 +38,21 @@ def on_streaming_failed(ctx: CallContext, svc: Services, machine: Machine, call:
 _SECONDS_PER_WORD = 0.35
 
 
+def understand(svc: Services, text: str, score: float | None = None,
+               readings: tuple[Reading, ...] = ()) -> Analysis:
+    """What a line means, read with its digits masked; pure, so it can run outside a transaction."""
+    masked = tuple(Reading(mask_digits(r.text.strip()), r.confidence) for r in readings)
+    return svc.scorer.analyse(mask_digits(text.strip()), score, masked)
+
+
 def hear(turn: Turn, engine: str, source_id: str, text: str, confidence: float | None,
          score: float | None = None, party: str = "caller", start: float | None = None,
-         end: float | None = None, readings: tuple[Reading, ...] = ()) -> None:
+         end: float | None = None, analysis: Analysis | None = None) -> None:
     """Understand what a party said (intents, frustration), store it once, judge the caller's at once.
 
     Nothing is kept while listening is paused. The agent's words are scored and published but
-    never reach the rules: only a caller can be escalated. `readings` are the recogniser's other
-    readings of the same words (the first is `text`): the caller's mood is weighed over them all.
+    never reach the rules: only a caller can be escalated. `analysis` is the line already
+    understood (`understand`), when the caller could do it before the unit of work began.
     """
     ctx, call, svc = turn.ctx, turn.call, turn.svc
     if call.status == CallStatus.ANALYSING:
@@ -55,8 +63,8 @@ def hear(turn: Turn, engine: str, source_id: str, text: str, confidence: float |
     text = mask_digits(text.strip())
     if not text:
         return
-    readings = tuple(Reading(mask_digits(r.text.strip()), r.probability) for r in readings)
-    analysis = svc.scorer.analyse(text, score, readings)
+    if analysis is None:
+        analysis = understand(svc, text, score)
     if party == "caller" and not ctx.tx.add_message(call.call_control_id, engine, source_id, text,
                                                     confidence, analysis.score, analysis.label,
                                                     analysis.as_record()):

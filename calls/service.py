@@ -13,6 +13,7 @@ from ivr.events import CallEvent
 from ivr.masking import masked_payload
 from ivr.store import CallRecord, CallStore
 
+from . import listening
 from .dispatch import EVENT_TYPES, dispatch
 from .machine import Machine, Trigger
 from .services import Services
@@ -51,10 +52,15 @@ class CallService:
              confidence: float | None, score: float | None = None, party: str = "caller",
              start: float | None = None, end: float | None = None,
              readings: tuple[Reading, ...] = ()) -> None:
-        """A listening engine heard a party (the caller, or an agent after a bridge) say something."""
+        """A listening engine heard a party (the caller, or an agent after a bridge) say something.
+
+        The line is understood before the call's unit of work begins: reading its mood from
+        several readings takes tens of milliseconds, and the store's write lock is not held for it.
+        """
+        analysis = listening.understand(self._services, text, score, readings)
         self._units.for_call("lifeline.message", call_control_id, lambda ctx, call: self._machine.fire(
             ctx, self._services, call, Trigger.HEARD, engine=engine, source_id=source_id, text=text,
-            confidence=confidence, score=score, party=party, start=start, end=end, readings=readings))
+            confidence=confidence, score=score, party=party, start=start, end=end, analysis=analysis))
 
     def stream_lost(self, call_control_id: str, why: str) -> None:
         """The media stream of a call ended while the call was still up."""

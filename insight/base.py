@@ -7,21 +7,25 @@ from typing import Any, NamedTuple, Protocol
 
 
 class Reading(NamedTuple):
-    """One way a recogniser read a stretch of speech: the words and how likely it found them."""
+    """One way a recogniser read a stretch of speech: the words and its confidence in them.
+
+    The confidence is per token (Whisper's: the geometric mean of the tokens' probabilities), so
+    the readings of one utterance do not sum to 1; they are normalised where they are weighed.
+    """
 
     text: str
-    probability: float
+    confidence: float
 
 
 class MessageSink(Protocol):
     """Where an engine sends what it heard.
 
-    `readings` are the recogniser's best readings of the speech, most likely first (the first is
-    `text`); engines that give only one reading leave it empty.
+    `readings` are the recogniser's best readings of the speech, best first (the first is `text`);
+    engines that give only one reading leave it empty.
     """
 
     def __call__(self, call_control_id: str, source_id: str, text: str, confidence: float | None,
-                 readings: tuple[Reading, ...] = ()) -> None:
+                 readings: tuple[Reading, ...] = (), /) -> None:
         """Take one message."""
 
 

@@ -55,11 +55,6 @@ GATED_INTENTS = frozenset({"leave_or_cancel", "legal_or_complaint"})
 # (round 10, BENCHMARKS.md).
 REFUSED_CAP = 0.15
 REFUSAL_GATE = PATTERN_FLOOR
-# Mood from recognised speech is read from every reading the recogniser kept, weighted by its
-# probability: a garbled first reading ("How is God? Let's do that.") read as angry at 0.997 no
-# longer decides alone. Intents stay the first reading's (their words are rarely in the others,
-# and averaging them lost callers). On 438 dev calls heard by tiny.en this removed 8 of 26 false
-# transfers for 1 missed caller fewer (BENCHMARKS.md, round 14).
 _EMBEDDING_SCALE = 4.0  # unit vectors spread over 256 dimensions; scaled to the other features' range
 
 
@@ -168,16 +163,18 @@ class Understanding:
     def analyse(self, text: str, score: float | None = None, readings: Sequence[Reading] = ()) -> Analysis:
         """Everything about one line; `score` overrides the sentiment when the engine gave one.
 
-        `readings` (the recogniser's, `text` first) make the frustration and the score a
-        probability-weighted mean over every reading; the intents are read from `text`.
+        `readings` (a recogniser's, best first: `text`) make the frustration, and the score unless
+        the engine gave one, a confidence-weighted mean over every reading; the intents are always
+        read from `text`.
         """
         sentiment = self.scorer.score(text)
-        if score is not None:
-            sentiment = Sentiment(score, label(score), sentiment.sarcastic)
         hits = find_intents(text)
         learned, frustration = self.learned(text, hits, sentiment)
-        if len(readings) > 1 and score is None:
-            sentiment, frustration = self._weighed(readings, sentiment, frustration)
+        if len(readings) > 1:
+            frustration, mean_score = self._weighed(text, frustration, sentiment.score, readings)
+            sentiment = Sentiment(mean_score, label(mean_score), sentiment.sarcastic)
+        if score is not None:
+            sentiment = Sentiment(score, label(score), sentiment.sarcastic)
         intents = {}
         matched = {}  # the words behind a lift; a construction the gate held back explains nothing
         for intent in INTENTS:
@@ -192,27 +189,35 @@ class Understanding:
         return Analysis(score=sentiment.score, label=sentiment.label, sarcastic=sentiment.sarcastic,
                         intents=intents, frustration=frustration, matched=matched)
 
-    def _weighed(self, readings: Sequence[Reading], first: Sentiment,
-                 first_frustration: dict[str, float]) -> tuple[Sentiment, dict[str, float]]:
-        """The sentiment and frustration as a probability-weighted mean over the readings."""
-        readings = [r for r in readings if r.text.strip()]
-        total = sum(max(r.probability, 0.0) for r in readings)
+    def _mood(self, text: str) -> tuple[dict[str, float], float]:
+        """One line's frustration probabilities and score."""
+        sentiment = self.scorer.score(text)
+        return self.learned(text, find_intents(text), sentiment)[1], sentiment.score
+
+    def _weighed(self, text: str, frustration: dict[str, float], score: float,
+                 readings: Sequence[Reading]) -> tuple[dict[str, float], float]:
+        """Frustration and score as a confidence-weighted mean over the readings (`text`'s given).
+
+        A garbled best reading ("How is God? Let's do that.", angry at 0.997) no longer decides the
+        mood alone when another reading is nearer what was said ("That was good..."). Intents are
+        not weighed: a lost intent word is mostly lost from every reading, so a mean only dilutes
+        the reading that kept it, and that lost callers (BENCHMARKS.md, rounds 12 and 14).
+        """
+        readings = [r for r in readings if r.text.strip() and r.confidence > 0.0]
+        total = sum(r.confidence for r in readings)
         if total <= 0.0:
-            return first, first_frustration
-        seen: dict[str, tuple[float, dict[str, float]]] = {readings[0].text: (first.score, first_frustration)}
-        mean_score = 0.0
-        mean = dict.fromkeys(first_frustration, 0.0)
+            return frustration, score
+        read = {text: (frustration, score)}  # a reading already read (the best one) is not read again
+        mean, mean_score = dict.fromkeys(frustration, 0.0), 0.0
         for reading in readings:
-            if reading.text not in seen:  # readings often differ only in punctuation
-                sentiment = self.scorer.score(reading.text)
-                seen[reading.text] = (sentiment.score,
-                                      self.learned(reading.text, find_intents(reading.text), sentiment)[1])
-            score, frustration = seen[reading.text]
-            weight = max(reading.probability, 0.0) / total
-            mean_score += weight * score
+            if reading.text not in read:
+                read[reading.text] = self._mood(reading.text)
+            levels, value = read[reading.text]
+            weight = reading.confidence / total
+            mean_score += weight * value
             for level in mean:
-                mean[level] += weight * frustration.get(level, 0.0)
-        return Sentiment(mean_score, label(mean_score), first.sarcastic), mean
+                mean[level] += weight * levels.get(level, 0.0)
+        return mean, mean_score
 
 
 def understanding_from(settings: Settings) -> Understanding:

@@ -10,9 +10,10 @@ length if longer) instead of Whisper's fixed 30 s: the encoder's cost is proport
 window, and on our phone audio tiny.en was as accurate in it (BENCHMARKS.md, "Listening
 latency"). No prompt and no hotwords: neither helped there, and hotwords made it worse.
 
-A beam search ends with several readings of the utterance, not one; the best READINGS of them are
-kept with their probabilities, so that what is read from the words (the caller's mood) can weigh
+A beam search ends with several readings of the utterance, not one; up to READINGS of them are
+kept with their confidences, so that what is read from the words (the caller's mood) can weigh
 every likely reading instead of trusting the first (insight/understand.py, BENCHMARKS.md round 14).
+A greedy decode (load shedding, asr_queue.py) has one reading, and its mood is read from it alone.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ BUNDLED = ("tiny.en", "base")
 FRAMES_PER_S = 100  # Whisper's mel frames (10 ms hop)
 MAX_FRAMES = 3000  # the 30 s the model was trained on
 DEFAULT_WINDOW_S = 10.0
-READINGS = 5  # the beam's width: every reading the search ends with
+READINGS = 5  # at most this many readings are kept (with the default beam of 5: all of them)
 
 
 @dataclass(frozen=True)
@@ -167,10 +168,12 @@ class Transcriber:
         readings = self._generate(features_view, prompt, tokenizer, options)
         if is_decoder_loop(readings[0].text):
             # a decoder stuck in a loop: decode again, forbidding repeated 3-grams
-            readings = self._generate(features_view, prompt, tokenizer, {**options, "no_repeat_ngram_size": 3})
+            readings = self._generate(features_view, prompt, tokenizer,
+                                      {**options, "no_repeat_ngram_size": 3})
         best = readings[0]
-        return Transcript(best.text, round(min(1.0, best.probability), 3),
-                          readings if len(readings) > 1 else ())
+        # a lesser reading caught in a loop would weigh in with words nobody said
+        kept = (best, *(r for r in readings[1:] if not is_decoder_loop(r.text)))
+        return Transcript(best.text, round(min(1.0, best.confidence), 3), kept if len(kept) > 1 else ())
 
     def _generate(self, features: Any, prompt: list[int], tokenizer: Any,
                   options: dict[str, Any]) -> tuple[Reading, ...]:

@@ -38,7 +38,6 @@ from .bench import percentile
 from .scenario import Scenario, ScenarioError, load_scenario, require_audio
 
 
-
 class HeardLine(NamedTuple):
     """One message a recording became: the words, the recogniser's confidence, its readings."""
 
@@ -123,7 +122,7 @@ class CallVerdict:
     """What the rules did with one scenario."""
 
     scenario: Scenario
-    heard: list[dict[str, Any]] = field(default_factory=list)  # {say, text, confidence[, readings]} per message
+    heard: list[dict[str, Any]] = field(default_factory=list)  # {say, text, confidence[, readings]} each
     transfer_at_say: int | None = None  # 1-based say during/after which the transfer was decided
     says_started: int = 0  # says begun when it was decided (the say itself counts)
     rule: str | None = None
@@ -172,8 +171,8 @@ def replay(scenario: Scenario, understanding: Understanding, rules: RuleSet,
             heard = (hear(turn.audio) if hear is not None and turn.audio is not None
                      else [HeardLine(str(turn.value), None)])
             for line in heard:
-                verdict.heard.append({"say": says, "text": line.text, "confidence": line.confidence,
-                                      **({"readings": [list(r) for r in line.readings]} if line.readings else {})})
+                readings = {"readings": [list(r) for r in line.readings]} if line.readings else {}
+                verdict.heard.append({"say": says, "text": line.text, "confidence": line.confidence, **readings})
                 analysis = understanding.analyse(line.text, readings=line.readings)
                 history.append(Message(f"say-{says}-{len(history)}", line.text, analysis.score,
                                        float(len(history)), intents=analysis.intents,

@@ -112,3 +112,24 @@ def test_evaluate_hears_a_calls_recordings_on_one_stream_each_say_keeping_its_ow
     assert len(opened) == 1, "one call should be one stream"
     assert "account" in balance and "person" not in balance
     assert "person" in person and "account" not in person
+
+
+def test_replay_weighs_each_heard_lines_mood_over_its_readings_and_numbers_the_says(app: Flask) -> None:
+    from insight.base import Reading
+    from simulator.evaluate import HeardLine, replay
+    from simulator.scenario import load_scenario
+
+    scenario = load_scenario(ROOT / "examples" / "calls" / "01-calm-balance.yaml")
+    services = app.extensions["lifeline"].services
+    garbled, meant = "I am absolutely furious with you useless lot", "I am absolutely thrilled with you lot, thanks"
+
+    def hear_as(readings: tuple[Reading, ...]) -> Any:
+        return lambda _wav: [HeardLine(garbled, 0.4, readings)]
+
+    first_only = replay(scenario, services.scorer, services.rules, hear_as(()))
+    weighed = replay(scenario, services.scorer, services.rules,
+                     hear_as((Reading(garbled, 0.4), Reading(meant, 0.9), Reading(meant + "!", 0.9))))
+    assert first_only.rule == "one_angry_message"  # the garbled reading alone sounds angry
+    assert weighed.rule is None  # weighed with two calmer readings, nobody is put through
+    assert [h["say"] for h in weighed.heard] == list(range(1, len(weighed.heard) + 1))
+    assert weighed.heard[0]["readings"][1] == [meant, 0.9]

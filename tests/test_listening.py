@@ -158,10 +158,12 @@ def engine(app_config: dict[str, object], tmp_path: Path) -> LocalEngine:
     return local
 
 
-def heard(engine: LocalEngine, samples: Pcm, readings: list[tuple[Reading, ...]] | None = None) -> list[str]:
+def heard(engine: LocalEngine, samples: Pcm,
+          readings: list[tuple[Reading, ...]] | None = None) -> list[str]:
     messages: list[str] = []
 
-    def sink(call: str, source: str, text: str, confidence: float | None, kept: tuple[Reading, ...] = ()) -> None:
+    def sink(call: str, source: str, text: str, confidence: float | None,
+             kept: tuple[Reading, ...] = (), /) -> None:
         messages.append(text)
         if readings is not None:
             readings.append(kept)

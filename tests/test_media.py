@@ -15,7 +15,7 @@ from insight.endpoint import UtteranceCutter
 from insight.frames import MalformedFrame, ReorderBuffer, parse_frame
 from insight.g711 import ALAW_TO_PCM, ULAW_TO_PCM, decode, encode_ulaw
 from insight.local import MediaTokens
-from insight.whisper import Transcriber
+from insight.whisper import Transcriber, is_decoder_loop
 from ivr.store import CallStatus
 from simulator.audio import load_pcmu
 from simulator.runner import Simulation
@@ -140,10 +140,11 @@ def test_whisper_transcribes_a_committed_recording(transcriber: Transcriber) -> 
 def test_whisper_keeps_the_beams_readings_best_first_and_one_when_decoding_greedily(
         transcriber: Transcriber) -> None:
     heard = transcriber.transcribe(pcm("02-asks-for-human-1.wav"))
-    assert len(heard.readings) == 5
+    assert 2 <= len(heard.readings) <= 5  # the beam's five, less any caught in a decoder loop
+    assert not any(is_decoder_loop(r.text) for r in heard.readings)
     assert heard.readings[0].text == heard.text
-    assert heard.readings[0].probability == pytest.approx(heard.confidence, abs=0.001)
-    chances = [r.probability for r in heard.readings]
+    assert heard.readings[0].confidence == pytest.approx(heard.confidence, abs=0.001)
+    chances = [r.confidence for r in heard.readings]
     assert chances == sorted(chances, reverse=True) and all(0 < p <= 1 for p in chances)
     assert transcriber.transcribe(pcm("02-asks-for-human-1.wav"), fast=True).readings == ()
 

@@ -20,6 +20,7 @@ from insight.base import ListeningEngine, Reading
 from insight.understand import Understanding
 from ivr.errors import StoreError
 from ivr.events import CallEvent
+from ivr.masking import mask_digits
 from ivr.menu import AFTER_AGENTS, load_menu
 from ivr.store import CallStatus, Command, TransferStatus
 from ivr.store.memory import MemoryStore, MemoryStoreTx
@@ -234,16 +235,20 @@ def test_a_heard_request_for_a_person_escalates_and_silence_reprompts_then_says_
     assert other.sent.names()[-1] == "hangup"
 
 
-def test_a_heard_lines_stored_mood_is_weighed_over_the_recognisers_readings(flow: Flow) -> None:
+def test_a_heard_lines_stored_mood_is_weighed_over_the_recognisers_masked_readings(flow: Flow) -> None:
     flow.answered_call()
-    words, calmer = "I have a question about my bill", "I have a question about my bill, thank you"
-    flow.calls.hear(CALLER, "fake", "m1", words, 0.25, readings=(Reading(words, 0.25), Reading(calmer, 0.75)))
+    words = "my card 4929 1234 5678 9012 was charged twice, this is a disgrace"
+    other = "my card 4929 1234 5678 9012 was charged twice, thank you so much"
+    flow.calls.hear(CALLER, "fake", "m1", words, 0.6, readings=(Reading(words, 0.6), Reading(other, 0.2)))
     [message] = flow.store.messages(CALLER)
     scorer = flow.services.scorer
-    alone, other = scorer.analyse(words), scorer.analyse(calmer)
-    assert message["text"] == words and message["analysis"]["intents"] == pytest.approx(alone.intents, abs=1e-4)
+    alone, calmer = scorer.analyse(mask_digits(words)), scorer.analyse(mask_digits(other))
+    assert abs(alone.frustration["calm"] - calmer.frustration["calm"]) > 0.05  # the readings differ
+    assert "4929" not in message["text"]
+    assert message["analysis"]["intents"] == pytest.approx(alone.intents, abs=1e-4)
     for level, p in message["analysis"]["frustration"].items():
-        assert p == pytest.approx(alone.frustration[level] / 4 + 3 * other.frustration[level] / 4, abs=1e-4)
+        assert p == pytest.approx(3 * alone.frustration[level] / 4 + calmer.frustration[level] / 4, abs=1e-4)
+    assert message["score"] == pytest.approx(3 * alone.score / 4 + calmer.score / 4, abs=1e-4)
 
 
 class FailingOutbox(MemoryStore):

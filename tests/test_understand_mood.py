@@ -85,7 +85,8 @@ def test_calm_lines_with_strong_words_stay_below_the_one_line_threshold(understa
 
 def test_heard_lines_mood_is_weighed_over_the_recognisers_readings_and_intents_come_from_the_first(
         understanding: Understanding) -> None:
-    first, other = "I want to speak to a person, this is a disgrace", "I want to speak to a person, thanks so much"
+    first = "I want to speak to a person, this is a disgrace"
+    other = "I want to speak to a person, thanks so much"
     alone, calm = understanding.analyse(first), understanding.analyse(other)
     weighed = understanding.analyse(first, readings=[Reading(first, 0.2), Reading(other, 0.4),
                                                      Reading(other + ".", 0.0)])
@@ -95,3 +96,14 @@ def test_heard_lines_mood_is_weighed_over_the_recognisers_readings_and_intents_c
     assert weighed.score == pytest.approx(alone.score / 3 + 2 * calm.score / 3)
     assert weighed.intents == alone.intents
     assert understanding.analyse(first, readings=[Reading(first, 0.7)]) == alone  # one reading: as written
+
+
+def test_readings_that_carry_no_weight_leave_the_line_as_written_and_an_engines_score_stands(
+        understanding: Understanding) -> None:
+    first, other = "this is a disgrace", "thanks so much"
+    alone = understanding.analyse(first)
+    unweighed = [Reading(first, 0.0), Reading(other, 0.0), Reading("  ", 0.9)]
+    assert understanding.analyse(first, readings=unweighed) == alone
+    scored = understanding.analyse(first, score=0.5, readings=[Reading(first, 0.5), Reading(other, 0.5)])
+    assert scored.score == 0.5  # the engine's own score is kept; the frustration is still weighed
+    assert scored.frustration["calm"] > alone.frustration["calm"]
