@@ -172,7 +172,8 @@ def replay(scenario: Scenario, understanding: Understanding, rules: RuleSet,
                      else [HeardLine(str(turn.value), None)])
             for line in heard:
                 readings = {"readings": [list(r) for r in line.readings]} if line.readings else {}
-                verdict.heard.append({"say": says, "text": line.text, "confidence": line.confidence, **readings})
+                verdict.heard.append({"say": says, "text": line.text, "confidence": line.confidence,
+                                      **readings})
                 analysis = understanding.analyse(line.text, readings=line.readings)
                 history.append(Message(f"say-{says}-{len(history)}", line.text, analysis.score,
                                        float(len(history)), intents=analysis.intents,

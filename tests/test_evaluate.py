@@ -121,7 +121,8 @@ def test_replay_weighs_each_heard_lines_mood_over_its_readings_and_numbers_the_s
 
     scenario = load_scenario(ROOT / "examples" / "calls" / "01-calm-balance.yaml")
     services = app.extensions["lifeline"].services
-    garbled, meant = "I am absolutely furious with you useless lot", "I am absolutely thrilled with you lot, thanks"
+    garbled = "I am absolutely furious with you useless lot"
+    meant = "I am absolutely thrilled with you lot, thanks"
 
     def hear_as(readings: tuple[Reading, ...]) -> Any:
         return lambda _wav: [HeardLine(garbled, 0.4, readings)]
