@@ -64,7 +64,7 @@ def hear(turn: Turn, engine: str, source_id: str, text: str, confidence: float |
     if not text:
         return
     if analysis is None:
-        analysis = understand(svc, text, score)
+        analysis = svc.scorer.analyse(text, score)  # `text` is masked already
     if party == "caller" and not ctx.tx.add_message(call.call_control_id, engine, source_id, text,
                                                     confidence, analysis.score, analysis.label,
                                                     analysis.as_record()):

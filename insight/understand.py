@@ -168,13 +168,14 @@ class Understanding:
         read from `text`.
         """
         sentiment = self.scorer.score(text)
+        if score is not None:
+            sentiment = Sentiment(score, label(score), sentiment.sarcastic)
         hits = find_intents(text)
         learned, frustration = self.learned(text, hits, sentiment)
         if len(readings) > 1:
             frustration, mean_score = self._weighed(text, frustration, sentiment.score, readings)
-            sentiment = Sentiment(mean_score, label(mean_score), sentiment.sarcastic)
-        if score is not None:
-            sentiment = Sentiment(score, label(score), sentiment.sarcastic)
+            if score is None:
+                sentiment = Sentiment(mean_score, label(mean_score), sentiment.sarcastic)
         intents = {}
         matched = {}  # the words behind a lift; a construction the gate held back explains nothing
         for intent in INTENTS:
