@@ -78,3 +78,29 @@ def test_a_refused_api_key_names_telnyx_api_key_once(sender, caplog) -> None:  #
     [error] = _lines(caplog, logging.ERROR)
     assert "refuses our API key" in error and "TELNYX_API_KEY" in error
     assert sending.reachability.state == "refusing"
+
+
+def test_one_command_out_of_tries_among_delivered_ones_is_not_an_outage(sender, caplog) -> None:  # type: ignore[no-untyped-def]
+    sending, telnyx, store = sender
+    caplog.set_level(logging.DEBUG)
+    for round_, outcome in enumerate([SendOutcome(CommandStatus.SENT, 1), telnyx.outcome,
+                                      SendOutcome(CommandStatus.SENT, 2)]):
+        telnyx.outcome = outcome
+        sending.submit(_commands(store, 1, f"blip-{round_}"))
+        assert sending.wait_idle(5)
+    assert not _lines(caplog, logging.ERROR) and not _lines(caplog, logging.WARNING)
+    [info] = _lines(caplog, logging.INFO)
+    assert "kept and resent" in info
+    assert sending.reachability.state == "ok"
+
+
+def test_a_second_failed_delivery_in_a_row_declares_the_outage(sender, caplog) -> None:  # type: ignore[no-untyped-def]
+    sending, telnyx, store = sender
+    sending.submit(_commands(store, 1, "first"))
+    assert sending.wait_idle(5)
+    assert sending.reachability.state == "ok"
+    sending.submit(_commands(store, 1, "second"))
+    assert sending.wait_idle(5)
+    [error] = _lines(caplog, logging.ERROR)
+    assert "unreachable" in error
+    assert sending.reachability.state == "unreachable"
