@@ -41,7 +41,7 @@ _SECONDS_PER_WORD = 0.35
 def understand(svc: Services, text: str, score: float | None = None,
                readings: tuple[Reading, ...] = ()) -> Analysis:
     """What a line means, read with its digits masked; pure, so it can run outside a transaction."""
-    masked = tuple(Reading(mask_digits(r.text.strip()), r.confidence) for r in readings)
+    masked = tuple(r._replace(text=mask_digits(r.text.strip())) for r in readings)
     return svc.scorer.analyse(mask_digits(text.strip()), score, masked)
 
 

@@ -11,17 +11,20 @@ class Reading(NamedTuple):
 
     The confidence is per token (Whisper's: the geometric mean of the tokens' probabilities), so
     the readings of one utterance do not sum to 1; they are normalised where they are weighed.
+    `hearing` tells which decode of the utterance it came from: 0 for the audio as it came, 1 for
+    the same audio slowed down (insight/whisper.py); each hearing's readings are best first.
     """
 
     text: str
     confidence: float
+    hearing: int = 0
 
 
 class MessageSink(Protocol):
     """Where an engine sends what it heard.
 
-    `readings` are the recogniser's best readings of the speech, best first (the first is `text`);
-    engines that give only one reading leave it empty.
+    `readings` are the recogniser's best readings of the speech, best first (the first is `text`),
+    a second hearing's after the first's; engines that give only one reading leave it empty.
     """
 
     def __call__(self, call_control_id: str, source_id: str, text: str, confidence: float | None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -164,18 +165,34 @@ class Understanding:
         """Everything about one line; `score` overrides the sentiment when the engine gave one.
 
         `readings` (a recogniser's, best first: `text`) make the frustration, and the score unless
-        the engine gave one, a confidence-weighted mean over every reading; the intents are always
-        read from `text`.
+        the engine gave one, a confidence-weighted mean over every reading. The intents are read
+        from `text`, and from the best reading of a second hearing if there is one: an intent
+        counts at the higher of the two.
         """
         sentiment = self.scorer.score(text)
         if score is not None:
             sentiment = Sentiment(score, label(score), sentiment.sarcastic)
         hits = find_intents(text)
         learned, frustration = self.learned(text, hits, sentiment)
+        read = {text: _Read(hits, learned, frustration, sentiment.score)}  # each text is read once
         if len(readings) > 1:
-            frustration, mean_score = self._weighed(text, frustration, sentiment.score, readings)
+            frustration, mean_score = self._weighed(frustration, sentiment.score, readings, read)
             if score is None:
                 sentiment = Sentiment(mean_score, label(mean_score), sentiment.sarcastic)
+        intents, matched = self._intents(hits, learned)
+        for other in _second_hearing(readings):
+            more, more_matched = self._intents(*self._read(other, read)[:2])
+            for intent, p in more.items():
+                if p > intents[intent]:
+                    intents[intent] = p
+                    matched.pop(intent, None)
+                    if intent in more_matched:
+                        matched[intent] = more_matched[intent]
+        return Analysis(score=sentiment.score, label=sentiment.label, sarcastic=sentiment.sarcastic,
+                        intents=intents, frustration=frustration, matched=matched)
+
+    def _intents(self, hits: PatternHits, learned: dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
+        """The model's intents with the pattern layer's word on them, and the words behind each lift."""
         intents = {}
         matched = {}  # the words behind a lift; a construction the gate held back explains nothing
         for intent in INTENTS:
@@ -187,17 +204,20 @@ class Understanding:
             elif hits.signals[intent] < 0 and (self.tuned is None or p < REFUSAL_GATE):
                 p = min(p, REFUSED_CAP)
             intents[intent] = p
-        return Analysis(score=sentiment.score, label=sentiment.label, sarcastic=sentiment.sarcastic,
-                        intents=intents, frustration=frustration, matched=matched)
+        return intents, matched
 
-    def _mood(self, text: str) -> tuple[dict[str, float], float]:
-        """One line's frustration probabilities and score."""
-        sentiment = self.scorer.score(text)
-        return self.learned(text, find_intents(text), sentiment)[1], sentiment.score
+    def _read(self, text: str, read: dict[str, _Read]) -> _Read:
+        """One line read by the pattern layer and the model (once per text: `read` keeps them)."""
+        if text not in read:
+            hits = find_intents(text)
+            sentiment = self.scorer.score(text)
+            learned, frustration = self.learned(text, hits, sentiment)
+            read[text] = _Read(hits, learned, frustration, sentiment.score)
+        return read[text]
 
-    def _weighed(self, text: str, frustration: dict[str, float], score: float,
-                 readings: Sequence[Reading]) -> tuple[dict[str, float], float]:
-        """Frustration and score as a confidence-weighted mean over the readings (`text`'s given).
+    def _weighed(self, frustration: dict[str, float], score: float, readings: Sequence[Reading],
+                 read: dict[str, _Read]) -> tuple[dict[str, float], float]:
+        """Frustration and score as a confidence-weighted mean over the readings.
 
         A garbled best reading ("How is God? Let's do that.", angry at 0.997) no longer decides the
         mood alone when another reading is nearer what was said ("That was good..."). Intents are
@@ -208,17 +228,28 @@ class Understanding:
         total = sum(r.confidence for r in readings)
         if total <= 0.0:
             return frustration, score
-        read = {text: (frustration, score)}  # a reading already read (the best one) is not read again
         mean, mean_score = dict.fromkeys(frustration, 0.0), 0.0
         for reading in readings:
-            if reading.text not in read:
-                read[reading.text] = self._mood(reading.text)
-            levels, value = read[reading.text]
+            seen = self._read(reading.text, read)
             weight = reading.confidence / total
-            mean_score += weight * value
+            mean_score += weight * seen.score
             for level in mean:
-                mean[level] += weight * levels.get(level, 0.0)
+                mean[level] += weight * seen.frustration.get(level, 0.0)
         return mean, mean_score
+
+
+class _Read(NamedTuple):
+    """What the pattern layer and the model made of one text."""
+
+    hits: PatternHits
+    learned: dict[str, float]
+    frustration: dict[str, float]
+    score: float
+
+
+def _second_hearing(readings: Sequence[Reading]) -> list[str]:
+    """The best reading of a second hearing (its first reading), if the recogniser heard twice."""
+    return [r.text for r in readings if r.hearing == 1 and r.text.strip()][:1]
 
 
 def understanding_from(settings: Settings) -> Understanding:

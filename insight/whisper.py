@@ -14,6 +14,12 @@ A beam search ends with several readings of the utterance, not one; up to READIN
 kept with their confidences, so that what is read from the words (the caller's mood) can weigh
 every likely reading instead of trusting the first (insight/understand.py, BENCHMARKS.md round 14).
 A greedy decode (load shedding, asr_queue.py) has one reading, and its mood is read from it alone.
+
+Each utterance is heard twice unless LIFELINE_SECOND_HEARING is off: as it came, and slowed to
+0.9 of its speed (one more decode, about 90 ms of CPU for a 4 s utterance with tiny.en). The two
+hearings lose different words, so a request or a threat lost in one is often kept in the other;
+the second hearing's readings follow the first's, marked `hearing=1` (BENCHMARKS.md, round 15).
+A greedy decode under load is one hearing.
 """
 
 from __future__ import annotations
@@ -110,8 +116,9 @@ class Transcriber:
 
     def __init__(self, model: str | None = None, threads: int = 1, workers: int = 1, beam_size: int = 5,
                  window_s: float | None = None, prompt: str | None = None,
-                 hotwords: str | None = None) -> None:
+                 hotwords: str | None = None, second_hearing: float | None = None) -> None:
         self._choice = model
+        self._second_hearing = second_hearing  # the speed of the second hearing; None: hear once
         self._threads = threads
         self._workers = workers
         self._beam_size = beam_size
@@ -143,7 +150,20 @@ class Transcriber:
                      self._threads)
 
     def transcribe(self, audio_8k: Pcm, fast: bool = False) -> Transcript:
-        """Text of one utterance of 8 kHz 16-bit PCM; `fast` decodes greedily (less CPU)."""
+        """Text of one utterance of 8 kHz 16-bit PCM; `fast` decodes greedily, once (less CPU).
+
+        The text and confidence are the first hearing's best reading; `readings` holds every
+        reading kept, the second hearing's (if any) after the first's.
+        """
+        readings = first = self._hear(audio_8k, fast)
+        if not fast and self._second_hearing is not None:
+            second = self._hear(slowed(audio_8k, self._second_hearing), fast)
+            readings = first + tuple(r._replace(hearing=1) for r in second)
+        best = first[0]
+        return Transcript(best.text, round(min(1.0, best.confidence), 3), readings if len(readings) > 1 else ())
+
+    def _hear(self, audio_8k: Pcm, fast: bool) -> tuple[Reading, ...]:
+        """One decode of the utterance: its readings, best first, none caught in a decoder loop."""
         self.load()
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_ctranslate2_storage, get_suppressed_tokens
@@ -170,10 +190,8 @@ class Transcriber:
             # a decoder stuck in a loop: decode again, forbidding repeated 3-grams
             readings = self._generate(features_view, prompt, tokenizer,
                                       {**options, "no_repeat_ngram_size": 3})
-        best = readings[0]
         # a lesser reading caught in a loop would weigh in with words nobody said
-        kept = (best, *(r for r in readings[1:] if not is_decoder_loop(r.text)))
-        return Transcript(best.text, round(min(1.0, best.confidence), 3), kept if len(kept) > 1 else ())
+        return (readings[0], *(r for r in readings[1:] if not is_decoder_loop(r.text)))
 
     def _generate(self, features: Any, prompt: list[int], tokenizer: Any,
                   options: dict[str, Any]) -> tuple[Reading, ...]:
@@ -204,6 +222,14 @@ def is_decoder_loop(text: str) -> bool:
     # Whisper uses 2.4 on 30 s windows; one short utterance compresses far less. Our 120 labelled
     # sentences stay at or under 1.18 ("Agent. Agent. Agent."), the loops seen in testing over 1.5.
     return len(data) > 24 and len(data) / len(zlib.compress(data)) > 1.5
+
+
+def slowed(audio_8k: Pcm, speed: float) -> Pcm:
+    """The utterance played at `speed` (0.9: a ninth longer, and a little lower), by interpolation."""
+    count = len(audio_8k)
+    positions = np.arange(int(round(count / speed))) * speed
+    stretched: Pcm = np.interp(positions, np.arange(count), audio_8k.astype(np.float32)).astype(np.int16)
+    return stretched
 
 
 def _half_band_kernel(taps: int = 48) -> npt.NDArray[np.float32]:

@@ -29,6 +29,8 @@ ENGINES = {"local": "insight.local:LocalEngine", "telnyx": "insight.telnyx:Telny
 # A Twilio number's settings, kept as given here and checked by providers.twilio.settings.
 TWILIO_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL")
 UNDERSTANDINGS = ("tuned", "linear")
+# The speed the local engine hears each utterance at a second time (insight/whisper.py).
+SECOND_HEARING = 0.9
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
@@ -64,6 +66,7 @@ class Settings:
     api_token: str | None = None
     whisper_model: str | None = None  # tiny.en (None), base, or a CTranslate2 model directory
     whisper_threads: int = 1
+    second_hearing: float | None = SECOND_HEARING  # each utterance is decoded again at this speed; None: once
     understanding: str = "tuned"  # tuned (fine-tuned sentence encoder) or linear (word vectors)
     model_cache_dir: Path | None = None  # built encoder graphs are kept here; None: each process builds
     transcription_workers: int = 2
@@ -179,6 +182,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                         60.0, 86400.0, problems)
     whisper_threads = _int(get("LIFELINE_WHISPER_THREADS", "1"), "LIFELINE_WHISPER_THREADS", 1, 16,
                            problems)
+    second_hearing = _second_hearing(get("LIFELINE_SECOND_HEARING"), problems)
     # One transcription worker per core: more only queue inside CTranslate2, fewer leave a core idle.
     transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", str(os.cpu_count() or 2)),
                                  "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems)
@@ -243,6 +247,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         twilio={k: v for k in TWILIO_KEYS if (v := get(k))},
         whisper_model=whisper_model,
         whisper_threads=whisper_threads,
+        second_hearing=second_hearing,
         understanding=understanding,
         model_cache_dir=model_cache_dir,
         transcription_workers=transcription_workers,
@@ -392,6 +397,22 @@ def _placeholders(get: Callable[[str], str | None]) -> list[str]:
             shown = value if name == "LIFELINE_PUBLIC_URL" else value[:4] + "…"
             found.append(f"{name}={shown} is the example's placeholder: {why} (in .env)")
     return found
+
+
+def _second_hearing(value: str | None, problems: list[str]) -> float | None:
+    """LIFELINE_SECOND_HEARING: `off`, or the speed of the second decode (default 0.9)."""
+    text = (value or str(SECOND_HEARING)).strip().lower()
+    if text == "off":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = 0.0
+    if not 0.5 <= speed <= 1.5 or speed == 1.0:
+        problems.append(f"LIFELINE_SECOND_HEARING={value!r} must be off or a speed from 0.5 to 1.5 "
+                        "other than 1 (the default, 0.9, hears each utterance again slowed down)")
+        return None
+    return speed
 
 
 def _int(value: str | None, name: str, low: int, high: int, problems: list[str]) -> int:

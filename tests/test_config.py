@@ -36,6 +36,8 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_COMMAND_TIMEOUT", "soon", "LIFELINE_COMMAND_TIMEOUT"),
     ("LIFELINE_COMMAND_HOLD", "-1", "LIFELINE_COMMAND_HOLD='-1' must be a number from 0 to 60"),
     ("LIFELINE_SQLITE_SYNCHRONOUS", "off", "LIFELINE_SQLITE_SYNCHRONOUS='OFF' must be NORMAL"),
+    ("LIFELINE_SECOND_HEARING", "1", "LIFELINE_SECOND_HEARING='1' must be off or a speed"),
+    ("LIFELINE_SECOND_HEARING", "slow", "LIFELINE_SECOND_HEARING='slow' must be off or a speed"),
 ])
 def test_bad_setting_stops_startup_naming_it(tmp_path: Path, name: str, value: str, named: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -94,3 +96,10 @@ def test_sqlite_flushes_every_commit_to_disk_only_when_asked(tmp_path: Path, set
     with store.engine.connect() as conn:  # PRAGMA synchronous: 1 is NORMAL, 2 is FULL
         assert conn.execute(text("PRAGMA synchronous")).scalar() == pragma
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+@pytest.mark.parametrize(("setting", "speed"), [(None, 0.9), ("off", None), ("OFF", None), ("1.1", 1.1)])
+def test_the_local_engine_hears_each_utterance_twice_unless_told_otherwise(
+        tmp_path: Path, setting: str | None, speed: float | None) -> None:
+    extra = {} if setting is None else {"LIFELINE_SECOND_HEARING": setting}
+    assert load_settings({**GOOD, **extra}, tmp_path).second_hearing == speed

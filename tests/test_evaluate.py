@@ -82,8 +82,9 @@ def test_evaluate_from_audio_reports_what_was_heard_and_how_sure_the_recogniser_
     assert verdict["heard"], "the recording was heard as nothing"
     assert "heard 1/1 calls" in result.stderr  # audio runs take minutes: they say how far they are
     assert all(0.0 < h["confidence"] <= 1.0 for h in verdict["heard"])
-    assert all(h["readings"][0] == [h["text"], pytest.approx(h["confidence"], abs=0.001)]
+    assert all(h["readings"][0] == [h["text"], pytest.approx(h["confidence"], abs=0.001), 0]
                for h in verdict["heard"])  # the recogniser's readings, best first, weighed the mood
+    assert all({r[2] for r in h["readings"]} == {0, 1} for h in verdict["heard"])  # both hearings
     assert "person" in " ".join(h["text"] for h in verdict["heard"]).lower()
 
 
@@ -133,4 +134,4 @@ def test_replay_weighs_each_heard_lines_mood_over_its_readings_and_numbers_the_s
     assert first_only.rule == "one_angry_message"  # the garbled reading alone sounds angry
     assert weighed.rule is None  # weighed with two calmer readings, nobody is put through
     assert [h["say"] for h in weighed.heard] == list(range(1, len(weighed.heard) + 1))
-    assert weighed.heard[0]["readings"][1] == [meant, 0.9]
+    assert weighed.heard[0]["readings"][1] == [meant, 0.9, 0]

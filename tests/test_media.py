@@ -15,7 +15,7 @@ from insight.endpoint import UtteranceCutter
 from insight.frames import MalformedFrame, ReorderBuffer, parse_frame
 from insight.g711 import ALAW_TO_PCM, ULAW_TO_PCM, decode, encode_ulaw
 from insight.local import MediaTokens
-from insight.whisper import Transcriber, is_decoder_loop
+from insight.whisper import Transcriber, is_decoder_loop, slowed
 from ivr.store import CallStatus
 from simulator.audio import load_pcmu
 from simulator.runner import Simulation
@@ -147,6 +147,27 @@ def test_whisper_keeps_the_beams_readings_best_first_and_one_when_decoding_greed
     chances = [r.confidence for r in heard.readings]
     assert chances == sorted(chances, reverse=True) and all(0 < p <= 1 for p in chances)
     assert transcriber.transcribe(pcm("02-asks-for-human-1.wav"), fast=True).readings == ()
+    assert {r.hearing for r in heard.readings} == {0}  # heard once unless a second hearing is asked for
+
+
+def test_a_second_hearing_adds_the_slowed_audios_readings_after_the_first_and_not_under_load() -> None:
+    twice = Transcriber(None, second_hearing=0.9)
+    audio = pcm("02-asks-for-human-1.wav")
+    once = Transcriber(None).transcribe(audio)
+    heard = twice.transcribe(audio)
+    assert (heard.text, heard.confidence) == (once.text, once.confidence)  # the first hearing leads
+    assert heard.readings[:len(once.readings)] == once.readings
+    second = heard.readings[len(once.readings):]
+    assert 1 <= len(second) <= 5 and {r.hearing for r in second} == {1}
+    assert "person" in second[0].text.lower()
+    assert twice.transcribe(audio, fast=True).readings == ()  # load shedding hears once, greedily
+
+
+def test_slowing_an_utterance_stretches_it_by_the_speed() -> None:
+    ramp = np.arange(0, 9000, 10, dtype=np.int16)  # 900 samples rising by 10 each
+    stretched = slowed(ramp, 0.9)
+    assert len(stretched) == 1000 and stretched.dtype == np.int16
+    assert np.allclose(stretched[:999], np.arange(999) * 9, atol=1)  # the same rise over 1/0.9 the time
 
 
 # ----- the media socket -----------------------------------------------------------------------------

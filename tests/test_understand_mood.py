@@ -107,3 +107,26 @@ def test_readings_that_carry_no_weight_leave_the_line_as_written_and_an_engines_
     scored = understanding.analyse(first, score=0.5, readings=[Reading(first, 0.5), Reading(other, 0.5)])
     assert scored.score == 0.5  # the engine's own score is kept; the frustration is still weighed
     assert scored.frustration["calm"] > alone.frustration["calm"]
+
+
+def test_an_intent_lost_in_the_first_hearing_counts_from_the_second_hearings_best_reading(
+        understanding: Understanding) -> None:
+    garbled, kept = "Perfect, please.", "Person, please, put me through to someone."
+    assert understanding.analyse(garbled).intents["wants_person"] < 0.5
+    heard = [Reading(garbled, 0.5), Reading(garbled + "!", 0.4), Reading(kept, 0.45, hearing=1)]
+    analysis = understanding.analyse(garbled, readings=heard)
+    assert analysis.intents["wants_person"] >= understanding.analyse(kept).intents["wants_person"] >= 0.9
+    assert "wants_person" in analysis.matched  # the reason names the words the second hearing kept
+
+
+def test_a_lesser_reading_of_the_first_hearing_gives_no_intent(understanding: Understanding) -> None:
+    garbled, kept = "Perfect, please.", "Person, please, put me through to someone."
+    heard = [Reading(garbled, 0.5), Reading(kept, 0.45), Reading(garbled, 0.4, hearing=1)]
+    assert understanding.analyse(garbled, readings=heard).intents == understanding.analyse(garbled).intents
+
+
+def test_the_mood_is_weighed_over_both_hearings_readings(understanding: Understanding) -> None:
+    angry, calm = "this is a disgrace", "thanks so much"
+    one, two = understanding.analyse(angry), understanding.analyse(calm)
+    both = understanding.analyse(angry, readings=[Reading(angry, 0.3), Reading(calm, 0.3, hearing=1)])
+    assert both.frustration["calm"] == pytest.approx((one.frustration["calm"] + two.frustration["calm"]) / 2)
