@@ -15,10 +15,11 @@ kept with their confidences, so that what is read from the words (the caller's m
 every likely reading instead of trusting the first (insight/understand.py, BENCHMARKS.md round 14).
 A greedy decode (load shedding, asr_queue.py) has one reading, and its mood is read from it alone.
 
-Each utterance is heard twice unless LIFELINE_SECOND_HEARING is off: as it came, and slowed to
-0.9 of its speed (one more decode, about 90 ms of CPU for a 4 s utterance with tiny.en). The two
-hearings lose different words, so a request or a threat lost in one is often kept in the other;
-the second hearing's readings follow the first's, marked `hearing=1` (BENCHMARKS.md, round 15).
+With LIFELINE_SECOND_HEARING set to a speed (0.9, say), each utterance is heard twice: as it
+came, and slowed to that speed (one more decode, about 90 ms of CPU for a 4 s utterance with
+tiny.en). The two hearings lose different words, so a request or a threat lost in one is often
+kept in the other; the second hearing's readings follow the first's, marked `hearing=1`. It finds
+more callers and puts more calm ones through, so it is off by default (BENCHMARKS.md, round 15).
 A greedy decode under load is one hearing.
 """
 

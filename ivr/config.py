@@ -29,7 +29,8 @@ ENGINES = {"local": "insight.local:LocalEngine", "telnyx": "insight.telnyx:Telny
 # A Twilio number's settings, kept as given here and checked by providers.twilio.settings.
 TWILIO_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL")
 UNDERSTANDINGS = ("tuned", "linear")
-# The speed the local engine hears each utterance at a second time (insight/whisper.py).
+# The speed LIFELINE_SECOND_HEARING suggests for hearing each utterance a second time
+# (insight/whisper.py); off by default (BENCHMARKS.md, round 15).
 SECOND_HEARING = 0.9
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -66,7 +67,7 @@ class Settings:
     api_token: str | None = None
     whisper_model: str | None = None  # tiny.en (None), base, or a CTranslate2 model directory
     whisper_threads: int = 1
-    second_hearing: float | None = SECOND_HEARING  # each utterance is decoded again at this speed; None: once
+    second_hearing: float | None = None  # each utterance is decoded again at this speed; None: once
     understanding: str = "tuned"  # tuned (fine-tuned sentence encoder) or linear (word vectors)
     model_cache_dir: Path | None = None  # built encoder graphs are kept here; None: each process builds
     transcription_workers: int = 2
@@ -400,8 +401,8 @@ def _placeholders(get: Callable[[str], str | None]) -> list[str]:
 
 
 def _second_hearing(value: str | None, problems: list[str]) -> float | None:
-    """LIFELINE_SECOND_HEARING: `off`, or the speed of the second decode (default 0.9)."""
-    text = (value or str(SECOND_HEARING)).strip().lower()
+    """LIFELINE_SECOND_HEARING: `off` (the default), or the speed of a second decode (0.9 suggested)."""
+    text = (value or "off").strip().lower()
     if text == "off":
         return None
     try:
@@ -410,7 +411,7 @@ def _second_hearing(value: str | None, problems: list[str]) -> float | None:
         speed = 0.0
     if not 0.5 <= speed <= 1.5 or speed == 1.0:
         problems.append(f"LIFELINE_SECOND_HEARING={value!r} must be off or a speed from 0.5 to 1.5 "
-                        "other than 1 (the default, 0.9, hears each utterance again slowed down)")
+                        f"other than 1 ({SECOND_HEARING} hears each utterance again slowed down)")
         return None
     return speed
 

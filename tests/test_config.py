@@ -98,8 +98,9 @@ def test_sqlite_flushes_every_commit_to_disk_only_when_asked(tmp_path: Path, set
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
-@pytest.mark.parametrize(("setting", "speed"), [(None, 0.9), ("off", None), ("OFF", None), ("1.1", 1.1)])
-def test_the_local_engine_hears_each_utterance_twice_unless_told_otherwise(
+@pytest.mark.parametrize(("setting", "speed"), [(None, None), ("off", None), ("OFF", None), ("0.9", 0.9),
+                                               ("1.1", 1.1)])
+def test_the_local_engine_hears_each_utterance_once_unless_given_a_second_hearings_speed(
         tmp_path: Path, setting: str | None, speed: float | None) -> None:
     extra = {} if setting is None else {"LIFELINE_SECOND_HEARING": setting}
     assert load_settings({**GOOD, **extra}, tmp_path).second_hearing == speed
