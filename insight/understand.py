@@ -191,7 +191,8 @@ class Understanding:
         return Analysis(score=sentiment.score, label=sentiment.label, sarcastic=sentiment.sarcastic,
                         intents=intents, frustration=frustration, matched=matched)
 
-    def _intents(self, hits: PatternHits, learned: dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
+    def _intents(self, hits: PatternHits,
+                 learned: dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
         """The model's intents with the pattern layer's word on them, and the words behind each lift."""
         intents = {}
         matched = {}  # the words behind a lift; a construction the gate held back explains nothing

@@ -161,7 +161,8 @@ class Transcriber:
             second = self._hear(slowed(audio_8k, self._second_hearing), fast)
             readings = first + tuple(r._replace(hearing=1) for r in second)
         best = first[0]
-        return Transcript(best.text, round(min(1.0, best.confidence), 3), readings if len(readings) > 1 else ())
+        return Transcript(best.text, round(min(1.0, best.confidence), 3),
+                          readings if len(readings) > 1 else ())
 
     def _hear(self, audio_8k: Pcm, fast: bool) -> tuple[Reading, ...]:
         """One decode of the utterance: its readings, best first, none caught in a decoder loop."""
