@@ -158,7 +158,8 @@ class LocalEngine(ListeningEngine):
         self.token_max_age_s = TOKEN_MAX_AGE_S
         workers = settings.transcription_workers
         self.transcriber = Transcriber(settings.whisper_model, threads=settings.whisper_threads,
-                                       workers=workers, second_hearing=settings.second_hearing)
+                                       workers=workers, second_hearing=settings.second_hearing,
+                                       mirror_db=settings.whisper_mirror_db)
         self.vad = SileroModel()
         self.endpointing = EndpointConfig(end_s=settings.end_of_turn_s)
         self.speculative = True

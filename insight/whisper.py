@@ -21,6 +21,12 @@ tiny.en). The two hearings lose different words, so a request or a threat lost i
 kept in the other; the second hearing's readings follow the first's, marked `hearing=1`. It finds
 more callers and puts more calm ones through, so it is off by default (BENCHMARKS.md, round 15).
 A greedy decode under load is one hearing.
+
+Phone audio stops at 4 kHz, so cleanly interpolated to 16 kHz it leaves Whisper's upper mel bands
+empty. The local engine keeps the phone band's mirror image there instead, LIFELINE_WHISPER_MIRROR_DB
+(15) dB down: spectral folding, the oldest artificial bandwidth extension. tiny.en then made a
+ninth to a sixth fewer word errors on our dev recordings, base a thirteenth. Noise in that band
+made it worse, so it is the speech's own structure up there that helps (BENCHMARKS.md, round 16).
 """
 
 from __future__ import annotations
@@ -117,8 +123,10 @@ class Transcriber:
 
     def __init__(self, model: str | None = None, threads: int = 1, workers: int = 1, beam_size: int = 5,
                  window_s: float | None = None, prompt: str | None = None,
-                 hotwords: str | None = None, second_hearing: float | None = None) -> None:
+                 hotwords: str | None = None, second_hearing: float | None = None,
+                 mirror_db: float | None = None) -> None:
         self._choice = model
+        self._mirror_db = mirror_db  # the phone band's mirror image in 4-8 kHz, dB down; None: none
         self._second_hearing = second_hearing  # the speed of the second hearing; None: hear once
         self._threads = threads
         self._workers = workers
@@ -171,7 +179,7 @@ class Transcriber:
         from faster_whisper.transcribe import get_ctranslate2_storage, get_suppressed_tokens
 
         model = self._model
-        samples = upsample_8k_to_16k(audio_8k.astype(np.float32) / 32768.0)
+        samples = upsample_8k_to_16k(audio_8k.astype(np.float32) / 32768.0, self._mirror_db)
         features = model.feature_extractor(samples)
         frames = min(MAX_FRAMES, features.shape[-1])
         width = max(self._window_frames, frames)
@@ -243,11 +251,20 @@ def _half_band_kernel(taps: int = 48) -> npt.NDArray[np.float32]:
 UPSAMPLE_KERNEL = _half_band_kernel()
 
 
-def upsample_8k_to_16k(samples: np.ndarray) -> np.ndarray:
-    """Double the rate: zero-stuff, then a windowed-sinc low-pass at the old Nyquist."""
+def upsample_8k_to_16k(samples: np.ndarray, mirror_db: float | None = None) -> np.ndarray:
+    """Double the rate: zero-stuff, then a windowed-sinc low-pass at the old Nyquist.
+
+    With `mirror_db`, the band's mirror image (4-8 kHz) is kept, that many dB below the band.
+    """
     stuffed = np.zeros(2 * len(samples), dtype=np.float32)
     stuffed[::2] = samples
-    return np.convolve(stuffed, UPSAMPLE_KERNEL, mode="same").astype(np.float32)
+    smooth = np.convolve(stuffed, UPSAMPLE_KERNEL, mode="same")
+    if mirror_db is None:
+        return smooth.astype(np.float32)
+    # 2 * stuffed holds both bands at the band's level, so (2 * stuffed - smooth) is the image alone
+    gain = float(10.0 ** (-mirror_db / 20.0))
+    folded: np.ndarray = ((1.0 - gain) * smooth + 2.0 * gain * stuffed).astype(np.float32)
+    return folded
 
 
 def check_sha256(parts: list[Path], expected: str, name: str) -> None:

@@ -32,6 +32,9 @@ UNDERSTANDINGS = ("tuned", "linear")
 # The speed LIFELINE_SECOND_HEARING suggests for hearing each utterance a second time
 # (insight/whisper.py); off by default (BENCHMARKS.md, round 15).
 SECOND_HEARING = 0.9
+# LIFELINE_WHISPER_MIRROR_DB's default: the local engine keeps the phone band's mirror image in
+# 4-8 kHz, this many dB below the band (insight/whisper.py, BENCHMARKS.md round 16).
+WHISPER_MIRROR_DB = 15.0
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
@@ -68,6 +71,7 @@ class Settings:
     whisper_model: str | None = None  # tiny.en (None), base, or a CTranslate2 model directory
     whisper_threads: int = 1
     second_hearing: float | None = None  # each utterance is decoded again at this speed; None: once
+    whisper_mirror_db: float | None = WHISPER_MIRROR_DB  # the band's mirror image, this many dB down; None: none
     understanding: str = "tuned"  # tuned (fine-tuned sentence encoder) or linear (word vectors)
     model_cache_dir: Path | None = None  # built encoder graphs are kept here; None: each process builds
     transcription_workers: int = 2
@@ -184,6 +188,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     whisper_threads = _int(get("LIFELINE_WHISPER_THREADS", "1"), "LIFELINE_WHISPER_THREADS", 1, 16,
                            problems)
     second_hearing = _second_hearing(get("LIFELINE_SECOND_HEARING"), problems)
+    whisper_mirror_db = _mirror_db(get("LIFELINE_WHISPER_MIRROR_DB"), problems)
     # One transcription worker per core: more only queue inside CTranslate2, fewer leave a core idle.
     transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", str(os.cpu_count() or 2)),
                                  "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems)
@@ -249,6 +254,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         whisper_model=whisper_model,
         whisper_threads=whisper_threads,
         second_hearing=second_hearing,
+        whisper_mirror_db=whisper_mirror_db,
         understanding=understanding,
         model_cache_dir=model_cache_dir,
         transcription_workers=transcription_workers,
@@ -414,6 +420,23 @@ def _second_hearing(value: str | None, problems: list[str]) -> float | None:
                         f"other than 1 ({SECOND_HEARING} hears each utterance again slowed down)")
         return None
     return speed
+
+
+def _mirror_db(value: str | None, problems: list[str]) -> float | None:
+    """LIFELINE_WHISPER_MIRROR_DB: dB below the phone band for its mirror image (15), or `off`."""
+    text = (value or str(WHISPER_MIRROR_DB)).strip().lower()
+    if text == "off":
+        return None
+    try:
+        level = float(text)
+    except ValueError:
+        level = -1.0
+    if not 6.0 <= level <= 40.0:
+        problems.append(f"LIFELINE_WHISPER_MIRROR_DB={value!r} must be off or a level in dB from 6 to 40 "
+                        f"({WHISPER_MIRROR_DB:g}, the default, keeps the phone band's mirror image in "
+                        "4-8 kHz that far below the band)")
+        return None
+    return level
 
 
 def _int(value: str | None, name: str, low: int, high: int, problems: list[str]) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import statistics
 import threading
 import time
@@ -77,6 +78,22 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
 
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+def wilson_interval(hits: int, trials: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The 95 % Wilson score interval of a proportion (None with no trials).
+
+    A corpus of calls is a sample: 23 of 28 callers found reads as recall 0.821, and any 0.64 to
+    0.92 is as consistent with it. The Wilson interval stays inside 0-1 and is sound at the small
+    counts a contact centre's own labelled calls come in.
+    """
+    if trials <= 0:
+        return None
+    share = hits / trials
+    scale = 1 + z * z / trials
+    centre = (share + z * z / (2 * trials)) / scale
+    half = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / scale
+    return round(max(0.0, centre - half), 3), round(min(1.0, centre + half), 3)
 
 
 def evaluate_utterances(lines: Sequence[Utterance], understanding: Understanding,
@@ -201,6 +218,8 @@ def call_summary(verdicts: Sequence[CallVerdict]) -> dict[str, Any]:
         "calls": len(judged), "true_positive": len(tp), "false_negative": len(fn),
         "false_transfers": len(fp), "true_negative": len(judged) - len(tp) - len(fn) - len(fp),
         **{k: v for k, v in _prf(len(tp), len(fp), len(fn)).items() if k in ("precision", "recall", "f1")},
+        "precision_ci": wilson_interval(len(tp), len(tp) + len(fp)),
+        "recall_ci": wilson_interval(len(tp), len(tp) + len(fn)),
         "median_says_before_transfer": statistics.median(says) if says else None,
         "late": sum(1 for v in tp if v.late), "early": sum(1 for v in tp if v.early),
         "decided_by": dict(sorted(by_rule.items())),
@@ -355,6 +374,8 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
         echo(f"  calls {s['calls']}: precision {_f(s['precision'])}, recall {_f(s['recall'])}, "
              f"F1 {_f(s['f1'])}; TP {s['true_positive']} FN {s['false_negative']} "
              f"false transfers {s['false_transfers']} TN {s['true_negative']}")
+        echo(f"  95 % intervals (the calls are a sample): precision {_ci(s.get('precision_ci'))}, "
+             f"recall {_ci(s.get('recall_ci'))}")
         echo(f"  median says before transfer {s['median_says_before_transfer']}; late {s['late']}, "
              f"early {s['early']}; decided by {s['decided_by']}")
         for name, part in calls.get("by_input", {}).items():
@@ -364,6 +385,10 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
 
 def _f(value: float | None) -> str:
     return f"{value:6.3f}" if value is not None else "     -"
+
+
+def _ci(interval: Sequence[float] | None) -> str:
+    return f"{interval[0]:.3f}-{interval[1]:.3f}" if interval else "-"
 
 
 @click.command("evaluate")

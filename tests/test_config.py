@@ -38,6 +38,8 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_SQLITE_SYNCHRONOUS", "off", "LIFELINE_SQLITE_SYNCHRONOUS='OFF' must be NORMAL"),
     ("LIFELINE_SECOND_HEARING", "1", "LIFELINE_SECOND_HEARING='1' must be off or a speed"),
     ("LIFELINE_SECOND_HEARING", "slow", "LIFELINE_SECOND_HEARING='slow' must be off or a speed"),
+    ("LIFELINE_WHISPER_MIRROR_DB", "3", "LIFELINE_WHISPER_MIRROR_DB='3' must be off or a level in dB"),
+    ("LIFELINE_WHISPER_MIRROR_DB", "loud", "LIFELINE_WHISPER_MIRROR_DB='loud' must be off or a level"),
 ])
 def test_bad_setting_stops_startup_naming_it(tmp_path: Path, name: str, value: str, named: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -104,3 +106,10 @@ def test_the_local_engine_hears_each_utterance_once_unless_given_a_second_hearin
         tmp_path: Path, setting: str | None, speed: float | None) -> None:
     extra = {} if setting is None else {"LIFELINE_SECOND_HEARING": setting}
     assert load_settings({**GOOD, **extra}, tmp_path).second_hearing == speed
+
+
+@pytest.mark.parametrize(("setting", "level"), [(None, 15.0), ("off", None), ("Off", None), ("20", 20.0)])
+def test_the_local_engine_keeps_the_phone_bands_mirror_15_db_down_unless_told_otherwise(
+        tmp_path: Path, setting: str | None, level: float | None) -> None:
+    extra = {} if setting is None else {"LIFELINE_WHISPER_MIRROR_DB": setting}
+    assert load_settings({**GOOD, **extra}, tmp_path).whisper_mirror_db == level

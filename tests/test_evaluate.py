@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from simulator.evaluate import wilson_interval
 from transfer.rules import load_rules
 
 from .conftest import ROOT
@@ -40,6 +41,15 @@ def test_evaluate_reports_utterance_and_call_figures_with_the_deciding_rule(app:
     summary = report["calls"]["summary"]
     assert (summary["true_positive"], summary["false_transfers"], summary["recall"]) == (1, 0, 1.0)
     assert "false transfers 0" in result.output and "by caller_intent" in result.output
+    assert summary["recall_ci"] == [0.207, 1.0] and summary["precision_ci"] == [0.207, 1.0]  # 1 of 1
+    assert "recall 0.207-1.000" in result.output
+
+
+@pytest.mark.parametrize(("hits", "trials", "interval"), [
+    (23, 28, (0.644, 0.921)), (0, 10, (0.0, 0.278)), (50, 50, (0.929, 1.0)), (0, 0, None)])
+def test_call_figures_come_with_the_95_percent_wilson_interval_of_each_proportion(
+        hits: int, trials: int, interval: tuple[float, float] | None) -> None:
+    assert wilson_interval(hits, trials) == interval
 
 
 def test_evaluate_of_several_inputs_gives_each_its_own_call_figures(app: Flask, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from insight.endpoint import UtteranceCutter
 from insight.frames import MalformedFrame, ReorderBuffer, parse_frame
 from insight.g711 import ALAW_TO_PCM, ULAW_TO_PCM, decode, encode_ulaw
 from insight.local import MediaTokens
-from insight.whisper import Transcriber, is_decoder_loop, slowed
+from insight.whisper import Transcriber, is_decoder_loop, slowed, upsample_8k_to_16k
 from ivr.store import CallStatus
 from simulator.audio import load_pcmu
 from simulator.runner import Simulation
@@ -168,6 +168,29 @@ def test_slowing_an_utterance_stretches_it_by_the_speed() -> None:
     stretched = slowed(ramp, 0.9)
     assert len(stretched) == 1000 and stretched.dtype == np.int16
     assert np.allclose(stretched[:999], np.arange(999) * 9, atol=1)  # the same rise over 1/0.9 the time
+
+
+def _level_db(samples: np.ndarray, hz: float) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(20 * np.log10(spectrum[round(hz * len(samples) / 16000)] + 1e-12))
+
+
+def test_upsampling_leaves_4_to_8_khz_empty_unless_asked_to_keep_the_bands_mirror_at_a_level() -> None:
+    tone = np.sin(2 * np.pi * 1000 * np.arange(8000) / 8000).astype(np.float32) * 0.5  # 1 kHz
+    clean = upsample_8k_to_16k(tone)
+    folded = upsample_8k_to_16k(tone, 15.0)
+    assert _level_db(clean, 7000) < _level_db(clean, 1000) - 60  # the image is filtered out
+    assert _level_db(folded, 7000) - _level_db(folded, 1000) == pytest.approx(-15.0, abs=0.5)
+    assert _level_db(folded, 1000) == pytest.approx(_level_db(clean, 1000), abs=0.1)  # the band is kept
+    assert folded.dtype == np.float32 and len(folded) == 2 * len(tone)
+
+
+def test_the_transcriber_hears_the_phone_band_with_its_mirror_as_configured() -> None:
+    audio = pcm("02-asks-for-human-1.wav")
+    heard = Transcriber(None, mirror_db=15.0).transcribe(audio)
+    assert "real person" in heard.text.lower()
+    plain = Transcriber(None).transcribe(audio)
+    assert heard.readings != plain.readings  # the decoder heard different features
 
 
 # ----- the media socket -----------------------------------------------------------------------------
