@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 import threading
 import zlib
 from dataclasses import dataclass
@@ -227,12 +228,18 @@ class Transcriber:
         return prompt
 
 
+# A syllable or short word said six times running ("I-I-I-I-I-I", "an-an-an-an-an-an"): a loop the
+# compression test misses when it is short, or buried in a longer line, and that the mood model
+# read as anger (BENCHMARKS.md, round 16).
+_STUTTER = re.compile(r"\b(\w{1,4})(?:[-\s,.]+\1\b){5,}", re.IGNORECASE)
+
+
 def is_decoder_loop(text: str) -> bool:
-    """True when the text compresses like a decoder loop ("li-li-li...", a sentence twice over)."""
+    """True when the text reads like a decoder loop ("li-li-li...", a sentence twice over)."""
     data = text.encode()
     # Whisper uses 2.4 on 30 s windows; one short utterance compresses far less. Our 120 labelled
     # sentences stay at or under 1.18 ("Agent. Agent. Agent."), the loops seen in testing over 1.5.
-    return len(data) > 24 and len(data) / len(zlib.compress(data)) > 1.5
+    return (len(data) > 24 and len(data) / len(zlib.compress(data)) > 1.5) or bool(_STUTTER.search(text))
 
 
 def slowed(audio_8k: Pcm, speed: float) -> Pcm:

@@ -346,6 +346,9 @@ def test_a_decoder_loop_is_recognised_and_real_repetition_is_not() -> None:
     assert is_decoder_loop("This is an arm-to-lip-li-li-li-li-li-li-li-li-li-li-li-li-li-li-li-li-")
     assert is_decoder_loop("Can I just talk to a real person please? Can I just talk to a real person please?")
     assert not is_decoder_loop("Agent. Agent. Agent.")
+    assert is_decoder_loop("I-I-I-I-I-I-I-I-I-I-I")  # short: too little to compress
+    assert is_decoder_loop("All right, the stair lift is meant to get fair with, like, me-an-an-an-an-an-an-an")
+    assert not is_decoder_loop("No, no, no, that's fine, honestly, no need")
     assert not is_decoder_loop("Yeah great, I've been stuck in this menu for twenty minutes, just fantastic")
 
 
