@@ -187,8 +187,14 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                         60.0, 86400.0, problems)
     whisper_threads = _int(get("LIFELINE_WHISPER_THREADS", "1"), "LIFELINE_WHISPER_THREADS", 1, 16,
                            problems)
-    second_hearing = _second_hearing(get("LIFELINE_SECOND_HEARING"), problems)
-    whisper_mirror_db = _mirror_db(get("LIFELINE_WHISPER_MIRROR_DB"), problems)
+    # off by default; a speed (SECOND_HEARING suggested) decodes each utterance again at it
+    second_hearing = _off_or_number(get("LIFELINE_SECOND_HEARING"), "LIFELINE_SECOND_HEARING", "off", 0.5, 1.5,
+                                    "a speed", f"{SECOND_HEARING} hears each utterance again slowed down",
+                                    problems, besides=1.0)
+    whisper_mirror_db = _off_or_number(
+        get("LIFELINE_WHISPER_MIRROR_DB"), "LIFELINE_WHISPER_MIRROR_DB", str(WHISPER_MIRROR_DB), 6.0, 40.0,
+        "a level in dB", f"{WHISPER_MIRROR_DB:g}, the default, keeps the phone band's mirror image in "
+        "4-8 kHz that far below the band", problems)
     # One transcription worker per core: more only queue inside CTranslate2, fewer leave a core idle.
     transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", str(os.cpu_count() or 2)),
                                  "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems)
@@ -406,37 +412,21 @@ def _placeholders(get: Callable[[str], str | None]) -> list[str]:
     return found
 
 
-def _second_hearing(value: str | None, problems: list[str]) -> float | None:
-    """LIFELINE_SECOND_HEARING: `off` (the default), or the speed of a second decode (0.9 suggested)."""
-    text = (value or "off").strip().lower()
+def _off_or_number(value: str | None, name: str, default: str, low: float, high: float, noun: str,
+                   hint: str, problems: list[str], besides: float | None = None) -> float | None:
+    """`off` (None), or a number from low to high other than `besides`; anything else is a problem."""
+    text = (value or default).strip().lower()
     if text == "off":
         return None
     try:
-        speed = float(text)
+        number = float(text)
     except ValueError:
-        speed = 0.0
-    if not 0.5 <= speed <= 1.5 or speed == 1.0:
-        problems.append(f"LIFELINE_SECOND_HEARING={value!r} must be off or a speed from 0.5 to 1.5 "
-                        f"other than 1 ({SECOND_HEARING} hears each utterance again slowed down)")
+        number = low - 1
+    if not low <= number <= high or number == besides:
+        other = f" other than {besides:g}" if besides is not None else ""
+        problems.append(f"{name}={value!r} must be off or {noun} from {low:g} to {high:g}{other} ({hint})")
         return None
-    return speed
-
-
-def _mirror_db(value: str | None, problems: list[str]) -> float | None:
-    """LIFELINE_WHISPER_MIRROR_DB: dB below the phone band for its mirror image (15), or `off`."""
-    text = (value or str(WHISPER_MIRROR_DB)).strip().lower()
-    if text == "off":
-        return None
-    try:
-        level = float(text)
-    except ValueError:
-        level = -1.0
-    if not 6.0 <= level <= 40.0:
-        problems.append(f"LIFELINE_WHISPER_MIRROR_DB={value!r} must be off or a level in dB from 6 to 40 "
-                        f"({WHISPER_MIRROR_DB:g}, the default, keeps the phone band's mirror image in "
-                        "4-8 kHz that far below the band)")
-        return None
-    return level
+    return number
 
 
 def _int(value: str | None, name: str, low: int, high: int, problems: list[str]) -> int:
