@@ -82,6 +82,10 @@ _PERSON_NOUN = (
     r"real somebody|real someone|"
     r"your (?:team|people|staff|guys|lot)|(?:" + _QUALIFIER + r") (?:one|voice|being))"
 )
+# Someone wanted to come out ("I need somebody to come and measure up", "is there anyone who could
+# pop round") asks for a visit: the caller wants a job done at their door, not a person on the line.
+_VISIT = r"(?:come|pop|call|nip|drop|get)\s+(?:round|over|out|by|in|along|and|to (?:the|my|our|us)|here|back out)\b"
+_NOT_A_VISIT = rf"(?!\s+(?:(?:who|that)\s+(?:can|could|will|would)\s+)?(?:to\s+)?{_VISIT}|\s+(?:round|out|over(?! the phone))\b)"
 _DETERMINER = r"(?:(?:a|an|the|some|your|one of your|one of the|any|a member of|any of your|anyone from|" \
               r"someone from|somebody from|a different|another)\s+)?"
 PERSON = rf"{_DETERMINER}(?:{_QUALIFIER}\s+){{0,2}}(?:{_PERSON_NOUN}|(?:\w+\s+)?(?:team|department|desk))\b"
@@ -112,6 +116,12 @@ _SYSTEM = (r"(?:robot|robots|bot|bots|machine|machines|computer|computers|automa
            r"this system|the system|your system|this thing|auto attendant|virtual assistant|ai|"
            r"artificial intelligence|chat ?bot|press(?:ing)? (?:buttons|numbers|keys)|automated \w+)")
 
+_SYSTEM_WORD = (r"(?:stupid\s+|bloody\s+|damn\s+|automated\s+)?(?:robot|robots|machine|bot|computer|menu|menus|"
+                r"system|recording|options|voice|phone tree|automated system|maze|loop)\b"
+                r"(?!\s+(?:number|option|one|two|three))")
+_COMPLAINT_WORD = (r"\b(?:not|never|again|hate|sick|tired|enough|stop|keeps?|useless|stupid|rubbish|pointless|"
+                   r"waste|same|circles|nothing|no)\b")
+
 
 @dataclass(frozen=True)
 class Construction:
@@ -120,10 +130,22 @@ class Construction:
     pattern: re.Pattern[str]
     carries_negation: bool = False
     only_refutes: bool = False  # a topic word: refused it counts against, otherwise it says nothing
+    unless: re.Pattern[str] | None = None  # words anywhere in the line that make it say nothing
 
 
-def _c(pattern: str, carries_negation: bool = False, only_refutes: bool = False) -> Construction:
-    return Construction(re.compile(pattern), carries_negation, only_refutes)
+def _c(pattern: str, carries_negation: bool = False, only_refutes: bool = False,
+       unless: str | None = None) -> Construction:
+    return Construction(re.compile(pattern), carries_negation, only_refutes,
+                        re.compile(unless) if unless else None)
+
+
+# A review promised in praise ("I'll leave you a review, a proper good one") is thanks, not a threat.
+# The praise often sits in the next clause, so the rest of the line is searched; a negation anywhere
+# keeps the threat ("and it won't be a good one"), and praise before the promise is sarcasm's place
+# ("oh great, I'll be telling everyone online").
+_PRAISE = (r"^(?!.*\b(?:not|never|no)\b).*\b(?:post|posting|write|writing|leave|leaving|put|putting|give|"
+           r"giving)\b.*\b(?:good|great|glowing|positive|lovely|brilliant|excellent|amazing|fantastic|"
+           r"cracking|wonderful|nice|(?:five|5) stars?)\b")
 
 
 CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
@@ -148,8 +170,8 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         # ("a renent of it", "a remember the name"), so the frame carries it.
         _c(r"\b(?:need|want|would like|like|wish|have got) to (?:speak|talk|chat|have a word) (?:to|with) "
            r"(?:a|an) (?!(?:robot|machine|computer|bot|recording|menu|system)\b)\w+"),
-        # want / need / give me <person>
-        _c(rf"\b{_WANT}\s+(?:to\s+(?:have|get)\s+)?{PERSON}"),
+        # want / need / give me <person>; not a person wanted at the caller's door (_VISIT)
+        _c(rf"\b{_WANT}\s+(?:to\s+(?:have|get)\s+)?{PERSON}{_NOT_A_VISIT}"),
         # "agent!", "operator please", "a real person now"
         _c(rf"^(?:(?:just|please|yes|yeah|ok|okay|now|hello|um|uh|er|transfer|transfer me)\s+)*(?:{PERSON}|transfer)"
            rf"(?:\s+(?:please|now|right now|then|thanks|thank you|already|immediately))*$"),
@@ -158,7 +180,7 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
            rf"\s*(?:ring|call|phone|contact|get back to)\s+(?:me|us)\b"),
         # a person asked for by the kind of help: "someone who can actually help"
         _c(rf"\b(?:someone|somebody|anyone|anybody|a person|a human)\s+(?:who|that)\s+"
-           rf"(?:can|could|will|would|actually|knows|understands)"),
+           rf"(?:can|could|will|would|actually|knows|understands)(?!\s+{_VISIT})"),
     ),
     "leave_or_cancel": (
         _c(rf"\b(?:close|closing|closed down|cancel|cancelling|canceling|terminate|terminating|end|ending|"
@@ -171,7 +193,9 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         _c(rf"\b(?:take|taking|move|moving)\s+my\s+(?:business|money|custom|accounts?|savings)\s+"
            rf"(?:elsewhere|away|somewhere else|out)"),
         _c(rf"\b(?:leave|leaving|quit|quitting|ditch|ditching|dump|dumping|done with|finished with|"
-           rf"through with|walk away from|walking away from)\s+{_COMPANY}\b"),
+           rf"through with|walk away from|walking away from)\s+{_COMPANY}\b"
+           # "leave you a review", "leave you my number": something left with the firm
+           rf"(?!\s+(?:a|an|my|the|some|our|this)\b)"),
         _c(rf"\b(?:find|finding|get|getting|look for|looking for|go to|going to|join|joining|try)\s+(?:myself\s+|us\s+)?"
            rf"(?:another|a different|a new|a better|a proper)\s+(?:bank|provider|company|supplier|network|"
            rf"firm|insurer|lender)"),
@@ -215,13 +239,17 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
            r"(?:complain|report)\b"),
         _c(r"\b(?:complain|complaining|report|reporting|reported)\s+(?:you|this|your \w+|about you|about this)?"
            r"\s*(?:to|with)\s+(?:the|your|someone|somebody|a|an)?\s*(?:\w+\s+)?(?:head office|authorities|"
-           r"authority|regulator|ombudsman|board|press|papers|council|police|bank|top|chief executive|ceo|"
+           r"authority|regulator|ombudsman|board|press|papers|council|bank|top|chief executive|ceo|"
            r"director|higher up|higher ups)"),
+        # The police only with the firm as the object: "I have reported it to the police" is a
+        # caller telling of a theft or a fraud (calm bad news); "I will report you to the police" threatens.
+        _c(r"\b(?:report|reporting|reported)\s+(?:you|your (?:company|firm|shop|business|lot)|this (?:company|"
+           r"firm|shop|business|lot)|you lot)\s+to\s+the\s+police\b"),
         _c(r"\b(?:go|going|went|talk|talking|write|writing|speak|speaking)\s+to\s+(?:the\s+)?"
            r"(?:press|papers|newspapers|local paper|news|media|bbc|tv|telly|journalists?)\b"),
         _c(r"\b(?:post|posting|write|writing|leave|leaving|put|putting|tell|telling|share|sharing|"
            r"give|giving)\b(?:\s+\w+){0,4}?\s+(?:review|reviews|trustpilot|twitter|facebook|tiktok|"
-           r"social media|online|on x|everyone i know|the whole world)\b"),
+           r"social media|online|on x|everyone i know|the whole world)\b", unless=_PRAISE),
         _c(r"\b(?:going|go|put|putting|post|posting|be|blast|blasting|plaster|plastering)\b(?:\s+\w+){0,3}?"
            r"\s+(?:on|all over|onto)\s+(?:social media|twitter|facebook|tiktok|trustpilot|instagram|"
            r"the news|the internet|online|x)\b"),
@@ -232,14 +260,15 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
            rf"(?:a|an|this|the|some|your|another)?\s*(?:stupid|bloody|damn|dumb|useless|automated|automatic|"
            rf"silly|blooming|flipping|talking|pre ?recorded)?\s*(?:robot|machine|computer|bot|recording|"
            rf"answering machine|automated system|system|menu|ai|chat ?bot)\b"),
+        # "this stupid menu", "can't keep up with your machine": at the end of a clause or before a
+        # complaint word. "your system" and "your computer" need the complaint word: at a clause's
+        # end they are mostly a calm caller naming the firm's records ("so it doesn't stay on your
+        # system"), where "your machine" or "your menu" can only be the line itself.
         _c(rf"\b(?:stupid|useless|bloody|damn|damned|dumb|pointless|rubbish|annoying|ridiculous|endless|"
            rf"another|silly|hopeless|infuriating|awful|terrible|horrible|blasted|flipping|blooming|"
-           rf"automated|this|these|your|crap|crappy|idiotic)\s+(?:stupid\s+|bloody\s+|damn\s+|automated\s+)?"
-           rf"(?:robot|robots|machine|bot|computer|menu|menus|system|recording|options|voice|phone tree|"
-           rf"automated system|maze|loop)\b(?!\s+(?:number|option|one|two|three))"
-           rf"(?=.*\b(?:not|never|again|hate|sick|tired|enough|stop|keeps?|useless|stupid|rubbish|"
-           rf"pointless|waste|same|circles|nothing|no)\b|$)",
-           carries_negation=True),
+           rf"automated|this|these|your(?!\s+(?:system|computer)\b)|crap|crappy|idiotic)\s+{_SYSTEM_WORD}"
+           rf"(?=.*{_COMPLAINT_WORD}|$)", carries_negation=True),
+        _c(rf"\byour\s+{_SYSTEM_WORD}(?=.*{_COMPLAINT_WORD})", carries_negation=True),
         _c(r"\b(?:you|(?:this|the|your)\s+(?:\w+\s+)?(?:system|machine|robot|menu|thing|computer|bot|"
            r"recording))\s+(?:do not|does not|can not|"
            r"will not|never|is not|are not|did not|just does not|clearly does not|still does not|"
@@ -375,9 +404,12 @@ def find_intents(text: str) -> PatternHits:
     """Which intents' constructions the text asserts, and which it refuses."""
     signals = dict.fromkeys(INTENTS, 0.0)
     matched: dict[str, str] = {}
+    line = normalise(text)
     for clause in clauses(text):
         for intent, constructions in CONSTRUCTIONS.items():
             for construction in constructions:
+                if construction.unless is not None and construction.unless.search(line):
+                    continue
                 for found in construction.pattern.finditer(clause):
                     if _refused(intent, clause, found.start(), construction):
                         if signals[intent] == 0.0:

@@ -153,6 +153,41 @@ def test_the_system_repeating_itself_is_still_a_bot_complaint(text: str) -> None
     assert find_intents(text).signals["bot_complaint"] == 1.0
 
 
+@pytest.mark.parametrize("text", ["we just need somebody to come round and measure the window",
+                                  "I want someone out to the flat this week",
+                                  "is there anyone who could pop over and look at the gate",
+                                  "I need someone to come and clear the drain"])
+def test_someone_wanted_at_the_door_is_a_visit_not_a_request_for_a_person(text: str) -> None:
+    assert find_intents(text).signals["wants_person"] == 0.0
+
+
+@pytest.mark.parametrize("text", ["I need someone over the phone who knows the account",
+                                  "I need someone who can actually help me"])
+def test_a_person_wanted_on_the_line_is_still_a_request(text: str) -> None:
+    assert find_intents(text).signals["wants_person"] == 1.0
+
+
+@pytest.mark.parametrize("text,signal", [
+    ("the bike was taken from the rack, we have reported to the police already", 0.0),
+    ("if the money isn't back by Friday I will report you to the police", 1.0),
+    ("I'm going to leave you a review online, a really lovely one", 0.0),
+    ("I'll be writing a review and it won't be a kind one", 1.0),
+    ("oh great, I'll be telling everyone online about this", 1.0),
+])
+def test_a_crime_report_and_a_review_in_praise_are_no_threat(text: str, signal: float) -> None:
+    assert find_intents(text).signals["legal_or_complaint"] == signal
+
+
+@pytest.mark.parametrize("text,intent", [("I'll leave you my number for a call back", "leave_or_cancel"),
+                                         ("please can you make sure it's off your system", "bot_complaint")])
+def test_leaving_something_with_the_firm_and_naming_its_records_say_nothing(text: str, intent: str) -> None:
+    assert find_intents(text).signals[intent] == 0.0
+
+
+def test_your_system_with_a_complaint_after_it_is_still_a_bot_complaint() -> None:
+    assert find_intents("your system just keeps hanging up on me").signals["bot_complaint"] == 1.0
+
+
 def test_staff_being_ready_to_help_is_not_reported_speech() -> None:
     hits = find_intents("someone was ready to help me last week now i want a manager")
     assert hits.signals["wants_person"] == 1.0
