@@ -84,7 +84,8 @@ _PERSON_NOUN = (
 )
 # Someone wanted to come out ("I need somebody to come and measure up", "is there anyone who could
 # pop round") asks for a visit: the caller wants a job done at their door, not a person on the line.
-_VISIT = r"(?:come|pop|call|nip|drop|get)\s+(?:round|over|out|by|in|along|and|to (?:the|my|our|us)|here|back out)\b"
+_VISIT = (r"(?:come|pop|call|nip|drop|get)\s+(?:round|over|out|by|in(?!\s+touch)|along|and|to (?:the|my|our|us)|"
+          r"here|back out)\b")
 _NOT_A_VISIT = rf"(?!\s+(?:(?:who|that)\s+(?:can|could|will|would)\s+)?(?:to\s+)?{_VISIT}|\s+(?:round|out|over(?! the phone))\b)"
 _DETERMINER = r"(?:(?:a|an|the|some|your|one of your|one of the|any|a member of|any of your|anyone from|" \
               r"someone from|somebody from|a different|another)\s+)?"

@@ -162,6 +162,7 @@ def test_someone_wanted_at_the_door_is_a_visit_not_a_request_for_a_person(text: 
 
 
 @pytest.mark.parametrize("text", ["I need someone over the phone who knows the account",
+                                  "I need somebody to get in touch with me about the bill",
                                   "I need someone who can actually help me"])
 def test_a_person_wanted_on_the_line_is_still_a_request(text: str) -> None:
     assert find_intents(text).signals["wants_person"] == 1.0
