@@ -61,7 +61,11 @@ def normalise(text: str) -> str:
 
 def clauses(text: str) -> list[str]:
     """The normalised text cut into clauses at punctuation and at contrastive conjunctions."""
-    return [c.strip() for c in _CLAUSE_SPLIT.split(normalise(text)) if c.strip()]
+    return _split_clauses(normalise(text))
+
+
+def _split_clauses(line: str) -> list[str]:
+    return [c.strip() for c in _CLAUSE_SPLIT.split(line) if c.strip()]
 
 
 # --- word classes ----------------------------------------------------------------------------
@@ -406,11 +410,12 @@ def find_intents(text: str) -> PatternHits:
     signals = dict.fromkeys(INTENTS, 0.0)
     matched: dict[str, str] = {}
     line = normalise(text)
-    for clause in clauses(text):
-        for intent, constructions in CONSTRUCTIONS.items():
+    # A construction's `unless` reads the whole line, so it is settled once, not once per clause.
+    live = {intent: [c for c in constructions if c.unless is None or not c.unless.search(line)]
+            for intent, constructions in CONSTRUCTIONS.items()}
+    for clause in _split_clauses(line):
+        for intent, constructions in live.items():
             for construction in constructions:
-                if construction.unless is not None and construction.unless.search(line):
-                    continue
                 for found in construction.pattern.finditer(clause):
                     if _refused(intent, clause, found.start(), construction):
                         if signals[intent] == 0.0:
