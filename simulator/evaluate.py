@@ -5,7 +5,8 @@ the confidence the rules use) and frustration (a confusion table). Call scenario
 process through the app's own scorer and rules (no HTTP, no emulator): each `say` becomes a
 message, each `press` a key, in script order, and the first rule that fires is the transfer.
 With `--engine local` each say's recording is heard through the local engine's listening path
-(endpointer + Whisper) first, so the figures include what the recogniser gets wrong.
+(endpointer + Whisper) first, so the figures include what the recogniser gets wrong; with
+`--hearings FILE` what was heard is kept and read back by later runs (simulator/hearings.py).
 
 Time-based rules (`time_in_ivr`) need a clock and are not replayed; `flask simulate` covers them.
 """
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import click
 from flask import current_app
@@ -36,15 +37,8 @@ from ivr.store.records import Message
 from transfer.rules import RuleSet
 
 from .bench import percentile
+from .hearings import CallHearing, HeardLine, HearingsFileError, HearingStore, hearing_settings
 from .scenario import Scenario, ScenarioError, load_scenario, require_audio
-
-
-class HeardLine(NamedTuple):
-    """One message a recording became: the words, the recogniser's confidence, its readings."""
-
-    text: str
-    confidence: float | None
-    readings: tuple[Reading, ...] = ()
 
 
 Hear = Callable[[Path], list[HeardLine]]
@@ -299,8 +293,8 @@ Progress = Callable[[int, int], None]  # (calls heard so far, calls in all)
 
 def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet, threshold: float,
              hearing: LocalHearing | None = None, engine: str = "text",
-             progress: Progress | None = None) -> dict[str, Any]:
-    """The whole report for the given files."""
+             progress: Progress | None = None, kept: HearingStore | None = None) -> dict[str, Any]:
+    """The whole report for the given files; `kept` reads and keeps what `hearing` heard."""
     lines, calls = collect(paths)
     if hearing is not None:
         for scenario in calls:
@@ -315,16 +309,40 @@ def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet
             if hearing is None:
                 verdicts.append(replay(scenario, understanding, rules))
                 continue
-            with hearing.call() as hear:
-                verdicts.append(replay(scenario, understanding, rules, hear))
+            if kept is not None:
+                verdicts.append(replay(scenario, understanding, rules, _read_back(scenario, hearing, kept)))
+            else:
+                with hearing.call() as hear:
+                    verdicts.append(replay(scenario, understanding, rules, hear))
             if progress is not None:
                 progress(len(verdicts), len(calls))
+        if kept is not None:
+            kept.save()
+            report["hearings"] = {"file": str(kept.path), "read_back": kept.reused, "heard": kept.heard}
         report["calls"] = {"summary": call_summary(verdicts), "verdicts": [v.as_json() for v in verdicts]}
         if len(paths) > 1:
             # Several folders measured at once (a dev and a test split, say) are still told apart.
             groups = {str(p): [v for v in verdicts if _within(v.scenario.path, p)] for p in paths}
             report["calls"]["by_input"] = {name: call_summary(vs) for name, vs in groups.items() if vs}
     return report
+
+
+def _read_back(scenario: Scenario, hearing: LocalHearing, kept: HearingStore) -> Hear:
+    """The call's says as kept, heard first (every say, on one stream) if they were not."""
+    recordings = [turn.audio for turn in scenario.turns if turn.kind == "say" and turn.audio is not None]
+    key = kept.key(recordings)
+    says = kept.get(key, len(recordings))
+    if says is None:
+        with hearing.call() as hear:
+            says = [hear(recording) for recording in recordings]
+        kept.put(key, says)
+    return _in_order(says)
+
+
+def _in_order(says: CallHearing) -> Hear:
+    """Hands out a call's kept says one by one, in script order, as replay asks for them."""
+    pending = iter(says)
+    return lambda _recording: next(pending)
 
 
 def _progress_line(started: float, every_s: float = 10.0) -> Progress:
@@ -359,6 +377,10 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
         echo("  " + " " * 10 + "".join(f"{c:>9}" for c in FRUSTRATION_LEVELS))
         for truth, row in lines["frustration"]["confusion"].items():
             echo(f"  {truth:10}" + "".join(f"{row[c]:9}" for c in FRUSTRATION_LEVELS))
+    kept = report.get("hearings")
+    if kept:
+        echo(f"Hearings: {kept['read_back']} calls read back from {kept['file']}, {kept['heard']} heard "
+             "and kept there")
     calls = report.get("calls")
     if calls:
         echo(f"Calls ({report['engine']}):")
@@ -400,22 +422,38 @@ def _ci(interval: Sequence[float] | None) -> str:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as JSON to this file.")
 @click.option("--misses", is_flag=True, help="List the utterances that were got wrong.")
+@click.option("--hearings", "hearings_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --engine local: keep what was heard in this file, and read back what it "
+                   "already holds (same recordings, same hearing settings) instead of hearing again.")
 @with_appcontext
 def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | None, json_out: Path | None,
-                     misses: bool) -> None:
+                     misses: bool, hearings_file: Path | None) -> None:
     """Measure escalation on labelled PATHS (utterances*.yaml, scenarios, or directories of them)."""
     lifeline = current_app.extensions["lifeline"]
     services = lifeline.services
     if threshold is None:
         threshold = min((getattr(r, "min_confidence") for r in services.rules.rules
                          if hasattr(r, "min_confidence")), default=0.5)
+    if hearings_file is not None and engine != "local":
+        raise click.UsageError("--hearings keeps what the local engine heard: use it with --engine local")
+    kept = None
+    if hearings_file is not None:
+        settings = hearing_settings(lifeline.settings, LocalHearing.LEAD_S, LocalHearing.TRAIL_S)
+        try:
+            kept = HearingStore(hearings_file, settings)
+        except HearingsFileError as exc:
+            raise click.UsageError(str(exc)) from exc
     services.scorer.load()  # built before the first line, so its CPU figures are the lines' own
     hearing = LocalHearing(lifeline.settings) if engine == "local" else None
     try:
         report = evaluate(list(paths), services.scorer, services.rules, threshold, hearing,
-                          "local" if engine == "local" else "text", progress=_progress_line(time.monotonic()))
+                          "local" if engine == "local" else "text", progress=_progress_line(time.monotonic()),
+                          kept=kept)
     except (ScenarioError, CorpusError) as exc:
         raise click.UsageError(str(exc)) from exc
+    finally:
+        if kept is not None:
+            kept.save()  # an interrupted run keeps every call it heard
     print_report(report, click.echo)
     if misses and "utterances" in report:
         for miss in report["utterances"]["misses"]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +129,8 @@ def test_evaluate_hears_a_calls_recordings_on_one_stream_each_say_keeping_its_ow
 
 def test_replay_weighs_each_heard_lines_mood_over_its_readings_and_numbers_the_says(app: Flask) -> None:
     from insight.base import Reading
-    from simulator.evaluate import HeardLine, replay
+    from simulator.evaluate import replay
+    from simulator.hearings import HeardLine
     from simulator.scenario import load_scenario
 
     scenario = load_scenario(ROOT / "examples" / "calls" / "01-calm-balance.yaml")
@@ -145,3 +148,92 @@ def test_replay_weighs_each_heard_lines_mood_over_its_readings_and_numbers_the_s
     assert weighed.rule is None  # weighed with two calmer readings, nobody is put through
     assert [h["say"] for h in weighed.heard] == list(range(1, len(weighed.heard) + 1))
     assert weighed.heard[0]["readings"][1] == [meant, 0.9, 0]
+
+
+# --- kept hearings (--hearings FILE) ---------------------------------------------------------------
+
+class _CountingHearing:
+    """A fake of LocalHearing: every say of a call is 'heard' as its file name; counts the calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @contextmanager
+    def call(self) -> Iterator[Any]:
+        from simulator.hearings import HeardLine
+
+        self.calls += 1
+        yield lambda wav: [HeardLine(f"heard {Path(wav).stem}", 0.5, ())]
+
+
+def _kept_store(path: Path, **settings: object) -> Any:
+    from simulator.hearings import HearingStore
+
+    return HearingStore(path, {"whisper_model": "tiny.en", **settings})
+
+
+def test_evaluate_with_kept_hearings_hears_each_call_once_and_reads_it_back_on_the_next_run(
+        app: Flask, tmp_path: Path) -> None:
+    from simulator.evaluate import evaluate
+
+    services = app.extensions["lifeline"].services
+    calls = [ROOT / "examples" / "calls" / name for name in ("01-calm-balance.yaml", "02-asks-for-human.yaml")]
+    kept_file = tmp_path / "hearings.json"
+    hearing = _CountingHearing()
+    first = evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
+                     kept=_kept_store(kept_file))
+    assert hearing.calls == 2 and first["hearings"]["heard"] == 2 and first["hearings"]["read_back"] == 0
+    again = evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
+                     kept=_kept_store(kept_file))
+    assert hearing.calls == 2, "a kept call was heard again"
+    assert again["hearings"] == {"file": str(kept_file), "read_back": 2, "heard": 0}
+    assert again["calls"]["verdicts"] == first["calls"]["verdicts"]
+    # every say is kept, not only those up to a transfer, so other rules can be replayed on them
+    heard = first["calls"]["verdicts"][0]["heard"]
+    assert [h["text"] for h in heard] == ["heard 01-calm-balance-1", "heard 01-calm-balance-2"]
+
+
+def test_a_changed_recording_or_hearing_setting_is_heard_afresh_not_read_back(tmp_path: Path) -> None:
+    from simulator.hearings import HeardLine
+
+    recording = tmp_path / "say-1.wav"
+    recording.write_bytes((ROOT / "examples" / "calls" / "audio" / "01-calm-balance-1.wav").read_bytes())
+    store = _kept_store(tmp_path / "kept.json")
+    key = store.key([recording])
+    store.put(key, [[HeardLine("my balance please", 0.8, ())]])
+    store.save()
+    reread = _kept_store(tmp_path / "kept.json")
+    assert reread.get(key, 1) == [[HeardLine("my balance please", 0.8, ())]]
+    assert reread.get(key, 2) is None  # the call now has another say: heard again
+    assert _kept_store(tmp_path / "kept.json", whisper_mirror_db=None).key([recording]) != key
+    assert _kept_store(tmp_path / "kept.json", whisper_model="base").key([recording]) != key
+    recording.write_bytes(recording.read_bytes() + b"\x7f" * 160)
+    assert reread.key([recording]) != key
+
+
+def test_a_hearings_file_that_is_not_one_is_refused_by_name_and_left_as_it_was(app: Flask,
+                                                                                tmp_path: Path) -> None:
+    scenario = ROOT / "examples" / "calls" / "02-asks-for-human.yaml"
+    notes = tmp_path / "notes.json"
+    notes.write_text("my notes, not hearings")
+    result = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--engine", "local",
+                                                "--hearings", str(notes)])
+    assert result.exit_code == 2 and str(notes) in result.output and "name another file" in result.output
+    assert notes.read_text() == "my notes, not hearings"
+    text = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--hearings", str(tmp_path / "h.json")])
+    assert text.exit_code == 2 and "use it with --engine local" in text.output
+    assert not (tmp_path / "h.json").exists()
+
+
+def test_evaluate_from_audio_keeps_hearings_and_says_how_many_it_read_back(app: Flask, tmp_path: Path) -> None:
+    scenario = ROOT / "examples" / "calls" / "02-asks-for-human.yaml"
+    kept = tmp_path / "hearings.json"
+    args = ["evaluate", str(scenario), "--engine", "local", "--hearings", str(kept), "--json"]
+    first = app.test_cli_runner().invoke(args=[*args, str(tmp_path / "1.json")])
+    assert first.exit_code == 0, first.output
+    assert f"0 calls read back from {kept}, 1 heard" in first.output
+    again = app.test_cli_runner().invoke(args=[*args, str(tmp_path / "2.json")])
+    assert again.exit_code == 0, again.output
+    assert f"1 calls read back from {kept}, 0 heard" in again.output
+    verdicts = [json.loads((tmp_path / n).read_text())["calls"]["verdicts"] for n in ("1.json", "2.json")]
+    assert verdicts[0] == verdicts[1] and verdicts[0][0]["rule"] == "caller_intent"

@@ -1,0 +1,125 @@
+"""What the local engine heard, kept call by call for `flask evaluate --engine local --hearings FILE`.
+
+Hearing a corpus takes minutes (Whisper on every recording); what the understanding model and
+the rules make of the words takes seconds. So with `--hearings FILE` every say of a call is
+heard once, all of them (not only up to the transfer, so that other rules can be replayed on the
+same words), and kept in FILE; a later run reads the call back instead of hearing it again. A
+contact centre tuning its rules.yaml on its own recordings, or a developer comparing two models,
+then measures each change on audio in seconds.
+
+A call is kept under the SHA-256 of its recordings' bytes and of everything that decides what is
+heard (the Whisper model, the mirror image, the second hearing, the end of turn, the libraries'
+versions and how evaluate streams a call), so a changed recording or setting is heard afresh,
+never read back stale. The file is written whole to a temporary name and renamed into place,
+every few calls as well as at the end, so an interrupted run keeps what it heard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from insight.base import Reading
+
+# Raise when the way evaluate streams a call to the engine changes what it hears.
+FORMAT = 1
+_LIBRARIES = ("faster-whisper", "ctranslate2")
+
+
+class HeardLine(NamedTuple):
+    """One message a recording became: the words, the recogniser's confidence, its readings."""
+
+    text: str
+    confidence: float | None
+    readings: tuple[Reading, ...] = ()
+
+
+CallHearing = list[list[HeardLine]]  # per say, in script order: the messages it became
+
+
+class HearingsFileError(ValueError):
+    """A --hearings file cannot be read; the message names it and the fix."""
+
+
+def hearing_settings(settings: Any, lead_s: float, trail_s: float) -> dict[str, object]:
+    """Everything besides the recordings that decides what the local engine hears."""
+    versions: dict[str, str | None] = {}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"format": FORMAT, "whisper_model": settings.whisper_model or "tiny.en",
+            "whisper_mirror_db": settings.whisper_mirror_db, "second_hearing": settings.second_hearing,
+            "end_of_turn_s": settings.end_of_turn_s, "lead_s": lead_s, "trail_s": trail_s, **versions}
+
+
+class HearingStore:
+    """Kept hearings in one JSON file: read at start, written back as calls are heard."""
+
+    SAVE_EVERY = 10  # calls heard between writes
+
+    def __init__(self, path: Path, settings: Mapping[str, object]) -> None:
+        self.path = path
+        self.settings = dict(settings)
+        self._calls: dict[str, Any] = {}
+        self.reused = 0
+        self.heard = 0
+        self._unsaved = 0
+        if path.exists():
+            self._calls = _read(path)
+
+    def key(self, recordings: Sequence[Path]) -> str:
+        """The call's key: its recordings' bytes, in order, and the hearing settings."""
+        digest = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode())
+        for recording in recordings:
+            digest.update(hashlib.sha256(recording.read_bytes()).digest())
+        return digest.hexdigest()
+
+    def get(self, key: str, says: int) -> CallHearing | None:
+        """The call as it was heard, if it was kept (with as many says as it has now)."""
+        kept = self._calls.get(key)
+        if not isinstance(kept, list) or len(kept) != says:
+            return None
+        self.reused += 1
+        return [[HeardLine(text, confidence, tuple(Reading(*r) for r in readings))
+                 for text, confidence, readings in say] for say in kept]
+
+    def put(self, key: str, hearing: CallHearing) -> None:
+        """Keep a call just heard (written to the file every SAVE_EVERY calls, and by save())."""
+        self._calls[key] = [[[line.text, line.confidence, [list(r) for r in line.readings]] for line in say]
+                            for say in hearing]
+        self.heard += 1
+        self._unsaved += 1
+        if self._unsaved >= self.SAVE_EVERY:
+            self.save()
+
+    def save(self) -> None:
+        """Write the file whole under a temporary name, then rename it into place."""
+        if not self._unsaved and self.path.exists():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.write_text(json.dumps({"lifeline_hearings": FORMAT, "calls": self._calls}))
+        os.replace(partial, self.path)
+        self._unsaved = 0
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HearingsFileError(f"{path} is not a hearings file written by `flask evaluate --hearings` "
+                                f"({exc}): remove it or name another file") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("calls"), dict):
+        raise HearingsFileError(f"{path} is not a hearings file written by `flask evaluate --hearings`: "
+                                "remove it or name another file")
+    if data.get("lifeline_hearings") != FORMAT:
+        return {}  # an older layout: everything is heard again and the file rewritten
+    calls: dict[str, Any] = data["calls"]
+    return calls
