@@ -379,8 +379,8 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
             echo(f"  {truth:10}" + "".join(f"{row[c]:9}" for c in FRUSTRATION_LEVELS))
     kept = report.get("hearings")
     if kept:
-        echo(f"Hearings: {kept['read_back']} calls read back from {kept['file']}, {kept['heard']} heard "
-             "and kept there")
+        echo(f"Hearings kept in {kept['file']}: calls read back {kept['read_back']}, heard and kept "
+             f"{kept['heard']}")
     calls = report.get("calls")
     if calls:
         echo(f"Calls ({report['engine']}):")

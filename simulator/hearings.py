@@ -8,27 +8,33 @@ contact centre tuning its rules.yaml on its own recordings, or a developer compa
 then measures each change on audio in seconds.
 
 A call is kept under the SHA-256 of its recordings' bytes and of everything that decides what is
-heard (the Whisper model, the mirror image, the second hearing, the end of turn, the libraries'
-versions and how evaluate streams a call), so a changed recording or setting is heard afresh,
-never read back stale. The file is written whole to a temporary name and renamed into place,
-every few calls as well as at the end, so an interrupted run keeps what it heard.
+heard: the settings (Whisper model, mirror image, second hearing, end of turn), the libraries'
+versions, a model directory's weights, and the source of the hearing path itself (endpointer,
+VAD, decoder, how evaluate streams a call). So a changed recording, setting or hearing code is
+heard afresh, never read back stale. The file is written whole to a temporary file and renamed
+into place, every few calls as well as at the end, so an interrupted run keeps what it heard.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from insight.base import Reading
+from ivr.config import Settings
 
-# Raise when the way evaluate streams a call to the engine changes what it hears.
-FORMAT = 1
-_LIBRARIES = ("faster-whisper", "ctranslate2")
+FORMAT = 1  # the file's layout
+_LIBRARIES = ("faster-whisper", "ctranslate2", "onnxruntime")  # the decoder and the Silero VAD's runtime
+# The code between a recording and a message: any edit to it may change what is heard.
+_HEARING_MODULES = ("insight.local", "insight.asr_queue", "insight.endpoint", "insight.vad", "insight.frames",
+                    "insight.g711", "insight.whisper", "insight.base", "simulator.audio", "simulator.evaluate")
 
 
 class HeardLine(NamedTuple):
@@ -46,17 +52,36 @@ class HearingsFileError(ValueError):
     """A --hearings file cannot be read; the message names it and the fix."""
 
 
-def hearing_settings(settings: Any, lead_s: float, trail_s: float) -> dict[str, object]:
-    """Everything besides the recordings that decides what the local engine hears."""
+def hearing_settings(settings: Settings, lead_s: float, trail_s: float) -> dict[str, object]:
+    """Everything besides the recordings that decides what the local engine hears.
+
+    Thread and worker counts are left out: they change how fast a call is heard, not what
+    (evaluate waits for every job and never decodes greedily under load).
+    """
     versions: dict[str, str | None] = {}
     for name in _LIBRARIES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    return {"format": FORMAT, "whisper_model": settings.whisper_model or "tiny.en",
+    code = hashlib.sha256()
+    for module in _HEARING_MODULES:
+        code.update(Path(str(importlib.import_module(module).__file__)).read_bytes())
+    model = settings.whisper_model or "tiny.en"
+    weights = Path(model) / "model.bin"  # a model directory: its weights (bundled ones are pinned)
+    return {"format": FORMAT, "whisper_model": model,
+            "weights": _file_sha256(weights) if weights.is_file() else None,
             "whisper_mirror_db": settings.whisper_mirror_db, "second_hearing": settings.second_hearing,
-            "end_of_turn_s": settings.end_of_turn_s, "lead_s": lead_s, "trail_s": trail_s, **versions}
+            "end_of_turn_s": settings.end_of_turn_s, "lead_s": lead_s, "trail_s": trail_s,
+            "code": code.hexdigest(), **versions}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class HearingStore:
@@ -73,6 +98,9 @@ class HearingStore:
         self._unsaved = 0
         if path.exists():
             self._calls = _read(path)
+        elif not os.access(_existing_parent(path), os.W_OK):
+            raise HearingsFileError(f"{path} cannot be written (no write access to its folder): "
+                                    "name a file in a folder you can write to")
 
     def key(self, recordings: Sequence[Path]) -> str:
         """The call's key: its recordings' bytes, in order, and the hearing settings."""
@@ -86,9 +114,14 @@ class HearingStore:
         kept = self._calls.get(key)
         if not isinstance(kept, list) or len(kept) != says:
             return None
+        try:
+            hearing = [[HeardLine(str(text), None if confidence is None else float(confidence),
+                                  tuple(Reading(*r) for r in readings))
+                        for text, confidence, readings in say] for say in kept]
+        except (TypeError, ValueError):
+            return None  # an entry edited by hand or of another shape: the call is heard again
         self.reused += 1
-        return [[HeardLine(text, confidence, tuple(Reading(*r) for r in readings))
-                 for text, confidence, readings in say] for say in kept]
+        return hearing
 
     def put(self, key: str, hearing: CallHearing) -> None:
         """Keep a call just heard (written to the file every SAVE_EVERY calls, and by save())."""
@@ -104,19 +137,32 @@ class HearingStore:
         if not self._unsaved and self.path.exists():
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial")
-        partial.write_text(json.dumps({"lifeline_hearings": FORMAT, "calls": self._calls}))
-        os.replace(partial, self.path)
+        # A file of its own per write: two runs on one FILE never write into each other's.
+        with tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=self.path.name + ".",
+                                         suffix=".partial", delete=False) as partial:
+            json.dump({"lifeline_hearings": FORMAT, "calls": self._calls}, partial)
+            partial.flush()
+            os.fsync(partial.fileno())
+        os.replace(partial.name, self.path)
         self._unsaved = 0
 
 
+def _existing_parent(path: Path) -> Path:
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
+
+
 def _read(path: Path) -> dict[str, Any]:
+    """The kept calls of a hearings file; any other file is refused, never overwritten."""
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HearingsFileError(f"{path} is not a hearings file written by `flask evaluate --hearings` "
                                 f"({exc}): remove it or name another file") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("calls"), dict):
+    if (not isinstance(data, dict) or not isinstance(data.get("calls"), dict)
+            or not isinstance(data.get("lifeline_hearings"), int)):
         raise HearingsFileError(f"{path} is not a hearings file written by `flask evaluate --hearings`: "
                                 "remove it or name another file")
     if data.get("lifeline_hearings") != FORMAT:

@@ -188,6 +188,8 @@ def test_evaluate_with_kept_hearings_hears_each_call_once_and_reads_it_back_on_t
     assert hearing.calls == 2, "a kept call was heard again"
     assert again["hearings"] == {"file": str(kept_file), "read_back": 2, "heard": 0}
     assert again["calls"]["verdicts"] == first["calls"]["verdicts"]
+    unkept = evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local")  # type: ignore[arg-type]
+    assert [v["rule"] for v in unkept["calls"]["verdicts"]] == [v["rule"] for v in first["calls"]["verdicts"]]
     # every say is kept, not only those up to a transfer, so other rules can be replayed on them
     heard = first["calls"]["verdicts"][0]["heard"]
     assert [h["text"] for h in heard] == ["heard 01-calm-balance-1", "heard 01-calm-balance-2"]
@@ -211,15 +213,17 @@ def test_a_changed_recording_or_hearing_setting_is_heard_afresh_not_read_back(tm
     assert reread.key([recording]) != key
 
 
-def test_a_hearings_file_that_is_not_one_is_refused_by_name_and_left_as_it_was(app: Flask,
-                                                                                tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", ["my notes, not hearings", '{"calls": {"summary": {}}}'])
+def test_a_hearings_file_that_is_not_one_is_refused_by_name_and_left_as_it_was(
+        app: Flask, tmp_path: Path, content: str) -> None:
+    # the second is the shape of a `--json` report: named by mistake, it must not be overwritten
     scenario = ROOT / "examples" / "calls" / "02-asks-for-human.yaml"
     notes = tmp_path / "notes.json"
-    notes.write_text("my notes, not hearings")
+    notes.write_text(content)
     result = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--engine", "local",
                                                 "--hearings", str(notes)])
     assert result.exit_code == 2 and str(notes) in result.output and "name another file" in result.output
-    assert notes.read_text() == "my notes, not hearings"
+    assert notes.read_text() == content
     text = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--hearings", str(tmp_path / "h.json")])
     assert text.exit_code == 2 and "use it with --engine local" in text.output
     assert not (tmp_path / "h.json").exists()
@@ -231,9 +235,36 @@ def test_evaluate_from_audio_keeps_hearings_and_says_how_many_it_read_back(app: 
     args = ["evaluate", str(scenario), "--engine", "local", "--hearings", str(kept), "--json"]
     first = app.test_cli_runner().invoke(args=[*args, str(tmp_path / "1.json")])
     assert first.exit_code == 0, first.output
-    assert f"0 calls read back from {kept}, 1 heard" in first.output
+    assert f"Hearings kept in {kept}: calls read back 0, heard and kept 1" in first.output
     again = app.test_cli_runner().invoke(args=[*args, str(tmp_path / "2.json")])
     assert again.exit_code == 0, again.output
-    assert f"1 calls read back from {kept}, 0 heard" in again.output
+    assert f"Hearings kept in {kept}: calls read back 1, heard and kept 0" in again.output
     verdicts = [json.loads((tmp_path / n).read_text())["calls"]["verdicts"] for n in ("1.json", "2.json")]
     assert verdicts[0] == verdicts[1] and verdicts[0][0]["rule"] == "caller_intent"
+
+
+@pytest.mark.parametrize(("field", "value"), [("whisper_model", "base"), ("whisper_mirror_db", None),
+                                              ("second_hearing", 0.9), ("end_of_turn_s", 0.8)])
+def test_each_setting_that_changes_what_is_heard_changes_a_calls_key(app: Flask, tmp_path: Path,
+                                                                     field: str, value: object) -> None:
+    from dataclasses import replace
+
+    from simulator.evaluate import LocalHearing
+    from simulator.hearings import HearingStore, hearing_settings
+
+    settings = app.extensions["lifeline"].settings
+    recording = ROOT / "examples" / "calls" / "audio" / "01-calm-balance-1.wav"
+
+    def key(s: Any) -> str:
+        store = HearingStore(tmp_path / "kept.json", hearing_settings(s, LocalHearing.LEAD_S, LocalHearing.TRAIL_S))
+        return store.key([recording])
+
+    assert key(settings) == key(settings)
+    assert key(replace(settings, **{field: value})) != key(settings)
+
+
+def test_a_kept_call_of_another_shape_is_heard_again_not_a_traceback(tmp_path: Path) -> None:
+    kept = tmp_path / "kept.json"
+    kept.write_text(json.dumps({"lifeline_hearings": 1, "calls": {"k": [[["hello", "loud", [["x"]]]]]}}))
+    store = _kept_store(kept)
+    assert store.get("k", 1) is None and store.reused == 0
