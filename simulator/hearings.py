@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from insight.base import Reading
+from insight.embedding import sha256_of
 from ivr.config import Settings
 
 FORMAT = 1  # the file's layout
@@ -70,18 +71,10 @@ def hearing_settings(settings: Settings, lead_s: float, trail_s: float) -> dict[
     model = settings.whisper_model or "tiny.en"
     weights = Path(model) / "model.bin"  # a model directory: its weights (bundled ones are pinned)
     return {"format": FORMAT, "whisper_model": model,
-            "weights": _file_sha256(weights) if weights.is_file() else None,
+            "weights": sha256_of(weights) if weights.is_file() else None,
             "whisper_mirror_db": settings.whisper_mirror_db, "second_hearing": settings.second_hearing,
             "end_of_turn_s": settings.end_of_turn_s, "lead_s": lead_s, "trail_s": trail_s,
             "code": code.hexdigest(), **versions}
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class HearingStore:
