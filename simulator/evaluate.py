@@ -305,19 +305,22 @@ def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet
         report["utterances"] = evaluate_utterances(lines, understanding, threshold)
     if calls:
         verdicts = []
-        for scenario in calls:
-            if hearing is None:
-                verdicts.append(replay(scenario, understanding, rules))
-                continue
+        try:
+            for scenario in calls:
+                if hearing is None:
+                    verdicts.append(replay(scenario, understanding, rules))
+                    continue
+                if kept is not None:
+                    verdicts.append(replay(scenario, understanding, rules, _read_back(scenario, hearing, kept)))
+                else:
+                    with hearing.call() as hear:
+                        verdicts.append(replay(scenario, understanding, rules, hear))
+                if progress is not None:
+                    progress(len(verdicts), len(calls))
+        finally:
             if kept is not None:
-                verdicts.append(replay(scenario, understanding, rules, _read_back(scenario, hearing, kept)))
-            else:
-                with hearing.call() as hear:
-                    verdicts.append(replay(scenario, understanding, rules, hear))
-            if progress is not None:
-                progress(len(verdicts), len(calls))
+                kept.save()  # an interrupted run keeps every call it heard
         if kept is not None:
-            kept.save()
             report["hearings"] = {"file": str(kept.path), "read_back": kept.reused, "heard": kept.heard}
         report["calls"] = {"summary": call_summary(verdicts), "verdicts": [v.as_json() for v in verdicts]}
         if len(paths) > 1:
@@ -451,9 +454,6 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
                           kept=kept)
     except (ScenarioError, CorpusError) as exc:
         raise click.UsageError(str(exc)) from exc
-    finally:
-        if kept is not None:
-            kept.save()  # an interrupted run keeps every call it heard
     print_report(report, click.echo)
     if misses and "utterances" in report:
         for miss in report["utterances"]["misses"]:
