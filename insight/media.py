@@ -39,6 +39,12 @@ bp = Blueprint("media", __name__)
 sock = Sock()
 IDLE_TIMEOUT_S = 60.0
 CHECK_EVERY_S = 1.0  # how often open streams are checked against their call and their token
+# The hangup webhook and the media socket are separate connections: when a loaded server learns
+# that the call ended, frames the caller sent before hanging up can still be unread. They are the
+# caller's last words, so the stream is read on until the provider's `stop`, until it has been
+# quiet for DRAINED_AFTER_S, or for at most this long (a stream that never stops still closes).
+CALL_END_GRACE_S = 5.0
+DRAINED_AFTER_S = CHECK_EVERY_S
 MAX_FRAME_BYTES = MAX_FRAME_CHARS  # a larger WebSocket message closes the socket (1009) unread
 FrameParser = Callable[[str | bytes], MediaFrame]
 LostReport = Callable[[str, str], None]  # (stream id, why): the call flow restarts or gives up
@@ -69,6 +75,7 @@ class MediaSession:
     ended: str | None = None  # why Lifeline closed the socket (call over, token life over, idle)
     ended_quietly: bool = False  # the call is over: nothing to restart
     last_frame_at: float = field(default_factory=time.monotonic)
+    close_at: float = float("inf")  # once ended: frames are still heard until then (or until quiet)
 
     def feed(self, raw: str | bytes) -> bool:
         """Handle one frame; False once the stream is over (stop, or a frame for another call)."""
@@ -89,10 +96,19 @@ class MediaSession:
         MEDIA_HANDLERS.get(frame.event, on_other)(self, frame)
         return not self.stopped
 
-    def end(self, why: str, quietly: bool = False) -> None:
-        """Lifeline closes this socket (the reader stops at its next frame or check)."""
+    def end(self, why: str, quietly: bool = False, grace_s: float = 0.0) -> None:
+        """Lifeline closes this socket: at once, or after reading on for up to `grace_s`."""
         if self.ended is None:
             self.ended, self.ended_quietly = why, quietly
+            self.close_at = time.monotonic() + grace_s
+
+    @property
+    def closing(self) -> bool:
+        """True once Lifeline ended the stream and its grace is over or nothing more came."""
+        if self.ended is None:
+            return False
+        now = time.monotonic()
+        return now >= self.close_at or now - self.last_frame_at >= DRAINED_AFTER_S
 
     def finish(self) -> None:
         """The socket is closed: flush the listeners; a stream that just vanished is reported lost."""
@@ -157,11 +173,12 @@ class MediaStreams:
     """Admits media sockets and watches the open ones (one per process, in app.extensions)."""
 
     def __init__(self, engine: LocalEngine, store: CallStore, check_every_s: float = CHECK_EVERY_S,
-                 idle_s: float = IDLE_TIMEOUT_S) -> None:
+                 idle_s: float = IDLE_TIMEOUT_S, call_end_grace_s: float = CALL_END_GRACE_S) -> None:
         self.engine = engine
         self._store = store
         self._check_every_s = check_every_s
         self._idle_s = idle_s
+        self.call_end_grace_s = call_end_grace_s
         self._open: dict[int, tuple[MediaSession, Callable[[], None]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -224,12 +241,12 @@ class MediaStreams:
             ended = set()
         for session, close in watched:
             if session.call_control_id in ended:
-                session.end("call ended", quietly=True)
+                session.end("call ended", quietly=True, grace_s=self.call_end_grace_s)
             elif now >= session.expires_at:
                 session.end("media stream token's life ended")
             elif clock - session.last_frame_at >= self._idle_s:
                 session.end(f"no media frame for {self._idle_s:.0f} s")
-            if session.ended is not None:
+            if session.closing:
                 log.info("closing media stream of %s: %s", session.call_control_id, session.ended)
                 close()
 
@@ -286,10 +303,10 @@ def serve_blocking(ws: Any) -> None:
     """Run the session in g on a flask-sock socket until the stream ends or Lifeline ends it."""
     session: MediaSession = g.media_session
     streams: MediaStreams = current_app.extensions["media_streams"]
-    streams.watch(session, lambda: None)  # the loop below sees session.ended within CHECK_EVERY_S
+    streams.watch(session, lambda: None)  # the loop below sees session.closing within CHECK_EVERY_S
     with call_scope(session.call_control_id):
         try:
-            while session.ended is None:
+            while not session.closing:
                 raw = ws.receive(timeout=CHECK_EVERY_S)
                 if raw is not None and not session.feed(raw):
                     break

@@ -215,8 +215,8 @@ async def _pump(session: MediaSession, receive: Receive, close: Callable[[], Awa
         message = await receive()
         if message["type"] == "websocket.disconnect":
             return
-        if session.ended is not None:
-            continue  # closing: what the client still sends is not heard
+        if session.closing:
+            continue  # closed: what the client still sends is not heard
         raw = message.get("text")
         if raw is None:
             raw = message.get("bytes")

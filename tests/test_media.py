@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
+import socket
 import time
 from collections.abc import Iterator
 
@@ -268,6 +270,66 @@ def test_the_media_socket_is_closed_when_its_call_ends(local: Simulation) -> Non
     assert close_code(conn, 0.5) is None  # open while the call is
     local.emulator.caller_hangs_up(leg)
     assert close_code(conn, 15) == 1000
+    conn.close()
+
+
+def _start_stream(sim: Simulation, ccid: str, tokens: MediaTokens, stream_id: str) -> socket.socket:
+    status, conn = handshake(_port(sim), f"/media/telnyx?token={tokens.issue(ccid)}")
+    assert status == 101
+    send_text(conn, json.dumps({"event": "start", "stream_id": stream_id, "start": {
+        "call_control_id": ccid, "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}}))
+    return conn
+
+
+def _media(stream_id: str, chunk: int, payload: bytes) -> str:
+    return json.dumps({"event": "media", "stream_id": stream_id, "media": {
+        "track": "inbound", "chunk": str(chunk), "payload": base64.b64encode(payload).decode()}})
+
+
+def _end_the_call_under_the_stream(sim: Simulation, ccid: str) -> None:
+    """The hangup webhook lands and the stream watcher sees it, while frames are still unread."""
+    leg = sim.emulator.leg(ccid)
+    assert leg is not None
+    sim.emulator.caller_hangs_up(leg)
+    assert wait_until(lambda: store(sim).get_call(ccid).status == CallStatus.ENDED)
+    sim.app.extensions["media_streams"].check()
+
+
+def test_words_sent_before_the_hangup_but_read_after_it_are_still_heard(local: Simulation) -> None:
+    ccid, tokens = _live_leg(local)
+    conn = _start_stream(local, ccid, tokens, "s-last-words")
+    _end_the_call_under_the_stream(local, ccid)
+    speech = load_pcmu(AUDIO / "02-asks-for-human-1.wav")
+    frames = [speech[i:i + 160] for i in range(0, len(speech), 160)]
+    conn.sendall(b"".join(frame_header(len(t)) + t for t in
+                          (_media("s-last-words", n, f).encode() for n, f in enumerate(frames, 1))))
+    send_text(conn, json.dumps({"event": "stop", "stream_id": "s-last-words"}))
+    assert close_code(conn, 15) is not None
+    conn.close()
+    assert wait_until(lambda: bool(store(local).messages(ccid)), timeout=20)
+    [message] = store(local).messages(ccid)
+    assert "real person" in message["text"].lower()
+
+
+def test_a_stream_that_runs_on_after_its_call_ended_is_closed_within_the_grace(local: Simulation) -> None:
+    local.app.extensions["media_streams"].call_end_grace_s = 1.0
+    ccid, tokens = _live_leg(local)
+    conn = _start_stream(local, ccid, tokens, "s-zombie")
+    _end_the_call_under_the_stream(local, ccid)
+    conn.settimeout(0.02)
+    deadline, closed = time.monotonic() + 10, False
+    for chunk in itertools.count(1):  # a provider that keeps sending silence and never says stop
+        if closed or time.monotonic() > deadline:
+            break
+        try:
+            send_text(conn, _media("s-zombie", chunk, b"\xff" * 160))
+            conn.recv(64)  # bytes back can only be the close frame; b"" is the socket closed
+            closed = True
+        except TimeoutError:
+            continue
+        except OSError:
+            closed = True
+    assert closed
     conn.close()
 
 
