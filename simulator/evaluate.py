@@ -19,7 +19,7 @@ import math
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -222,6 +222,10 @@ def call_summary(verdicts: Sequence[CallVerdict]) -> dict[str, Any]:
 
 # --- hearing recordings through the local engine -------------------------------------------------
 
+FRAME_S = 0.02  # one media frame: the step between the lead-ins of `--offsets`
+MAX_OFFSETS = 8  # 20 ms frames against 32 ms windows: after eight frames the offsets repeat
+
+
 class LocalHearing:
     """Hears a call's recordings the way a live call is heard: one media stream for the whole call.
 
@@ -233,8 +237,10 @@ class LocalHearing:
     LEAD_S = 1.0  # the menu prompt: silence on the caller's track before the first say
     TRAIL_S = 1.0  # silence after each say, long enough to end it
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, lead_s: float = LEAD_S) -> None:
         from insight import make_engine
+
+        self.lead_s = lead_s
 
         # Recordings are fed faster than real time, so a say's second utterance queues behind its
         # first; a live call's would not. The longest wait keeps load shedding (greedy decoding
@@ -271,7 +277,7 @@ class LocalHearing:
             with self._lock:
                 return self._heard.pop(ccid, [])
 
-        send(silence(self.LEAD_S))
+        send(silence(self.lead_s))
         try:
             yield hear
         finally:
@@ -293,8 +299,14 @@ Progress = Callable[[int, int], None]  # (calls heard so far, calls in all)
 
 def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet, threshold: float,
              hearing: LocalHearing | None = None, engine: str = "text",
-             progress: Progress | None = None, kept: HearingStore | None = None) -> dict[str, Any]:
-    """The whole report for the given files; `kept` reads and keeps what `hearing` heard."""
+             progress: Progress | None = None, kept: HearingStore | None = None,
+             offsets: int = 1) -> dict[str, Any]:
+    """The whole report for the given files; `kept` reads and keeps what `hearing` heard.
+
+    With `offsets` above 1 the calls are heard again that many times in all, each time with the
+    caller's first say starting one more 20 ms frame later, and the spread of the figures is
+    reported beside the first hearing's.
+    """
     lines, calls = collect(paths)
     if hearing is not None:
         for scenario in calls:
@@ -304,30 +316,74 @@ def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet
     if lines:
         report["utterances"] = evaluate_utterances(lines, understanding, threshold)
     if calls:
-        verdicts = []
-        try:
-            for scenario in calls:
-                if hearing is None:
-                    verdicts.append(replay(scenario, understanding, rules))
-                    continue
-                if kept is not None:
-                    verdicts.append(replay(scenario, understanding, rules, _read_back(scenario, hearing, kept)))
-                else:
-                    with hearing.call() as hear:
-                        verdicts.append(replay(scenario, understanding, rules, hear))
-                if progress is not None:
-                    progress(len(verdicts), len(calls))
-        finally:
-            if kept is not None:
-                kept.save()  # an interrupted run keeps every call it heard
+        verdicts = _call_verdicts(calls, understanding, rules, hearing, progress, kept)
+        report["calls"] = {"summary": call_summary(verdicts), "verdicts": [v.as_json() for v in verdicts]}
+        if hearing is not None and offsets > 1:
+            report["calls"]["offsets"] = _at_offsets(calls, understanding, rules, hearing, progress, kept,
+                                                     offsets, report["calls"]["summary"])
         if kept is not None:
             report["hearings"] = {"file": str(kept.path), "read_back": kept.reused, "heard": kept.heard}
-        report["calls"] = {"summary": call_summary(verdicts), "verdicts": [v.as_json() for v in verdicts]}
         if len(paths) > 1:
             # Several folders measured at once (a dev and a test split, say) are still told apart.
             groups = {str(p): [v for v in verdicts if _within(v.scenario.path, p)] for p in paths}
             report["calls"]["by_input"] = {name: call_summary(vs) for name, vs in groups.items() if vs}
     return report
+
+
+def _call_verdicts(calls: Sequence[Scenario], understanding: Understanding, rules: RuleSet,
+                   hearing: LocalHearing | None, progress: Progress | None,
+                   kept: HearingStore | None) -> list[CallVerdict]:
+    """Each call replayed through the rules: from its words, or as `hearing` hears its recordings."""
+    verdicts: list[CallVerdict] = []
+    try:
+        for scenario in calls:
+            if hearing is None:
+                verdicts.append(replay(scenario, understanding, rules))
+                continue
+            if kept is not None:
+                verdicts.append(replay(scenario, understanding, rules, _read_back(scenario, hearing, kept)))
+            else:
+                with hearing.call() as hear:
+                    verdicts.append(replay(scenario, understanding, rules, hear))
+            if progress is not None:
+                progress(len(verdicts), len(calls))
+    finally:
+        if kept is not None:
+            kept.save()  # an interrupted run keeps every call it heard
+    return verdicts
+
+
+def _at_offsets(calls: Sequence[Scenario], understanding: Understanding, rules: RuleSet,
+                hearing: LocalHearing, progress: Progress | None, kept: HearingStore | None,
+                offsets: int, first: Mapping[str, Any]) -> dict[str, Any]:
+    """The call figures with the calls heard at `offsets` lead-ins, one 20 ms frame apart.
+
+    The endpointer cuts on 32 ms windows wherever the stream's clock puts them, and Whisper hears
+    the same words a little differently with a few ms more or less around them (BENCHMARKS.md,
+    round 19): how much a verdict is luck shows as the spread over the eight offsets there are.
+    """
+    lead_s = hearing.lead_s
+    runs = [{"lead_in_ms": 0, **_figures(first)}]
+    try:
+        for step in range(1, offsets):
+            hearing.lead_s = lead_s + step * FRAME_S
+            if kept is not None:
+                kept.settings["lead_s"] = hearing.lead_s  # each offset is kept under its own key
+            summary = call_summary(_call_verdicts(calls, understanding, rules, hearing, progress, kept))
+            runs.append({"lead_in_ms": round(step * FRAME_S * 1000), **_figures(summary)})
+    finally:
+        hearing.lead_s = lead_s
+        if kept is not None:
+            kept.settings["lead_s"] = lead_s
+    spread = {}
+    for name in ("precision", "recall", "false_negative", "false_transfers"):
+        values = [run[name] for run in runs if run[name] is not None]
+        spread[name] = [min(values), max(values)] if values else None
+    return {"runs": runs, "spread": spread}
+
+
+def _figures(summary: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: summary[name] for name in ("precision", "recall", "false_negative", "false_transfers")}
 
 
 def _read_back(scenario: Scenario, hearing: LocalHearing, kept: HearingStore) -> Hear:
@@ -403,6 +459,13 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
              f"recall {_ci(s.get('recall_ci'))}")
         echo(f"  median says before transfer {s['median_says_before_transfer']}; late {s['late']}, "
              f"early {s['early']}; decided by {s['decided_by']}")
+        offsets = calls.get("offsets")
+        if offsets:
+            spread = offsets["spread"]
+            echo(f"  heard at {len(offsets['runs'])} window offsets (lead-in +0 to "
+                 f"+{offsets['runs'][-1]['lead_in_ms']} ms): precision {_range(spread['precision'], '.3f')}, "
+                 f"recall {_range(spread['recall'], '.3f')}; missed {_range(spread['false_negative'], 'd')}, "
+                 f"false transfers {_range(spread['false_transfers'], 'd')}")
         for name, part in calls.get("by_input", {}).items():
             echo(f"  {name}: calls {part['calls']}, precision {_f(part['precision'])}, recall "
                  f"{_f(part['recall'])}; false transfers {part['false_transfers']}")
@@ -410,6 +473,13 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
 
 def _f(value: float | None) -> str:
     return f"{value:6.3f}" if value is not None else "     -"
+
+
+def _range(values: Sequence[float] | None, spec: str) -> str:
+    if not values:
+        return "-"
+    low, high = (format(v, spec) for v in values)
+    return low if low == high else f"{low}-{high}"
 
 
 def _ci(interval: Sequence[float] | None) -> str:
@@ -428,9 +498,12 @@ def _ci(interval: Sequence[float] | None) -> str:
 @click.option("--hearings", "hearings_file", type=click.Path(dir_okay=False, path_type=Path),
               help="With --engine local: keep what was heard in this file, and read back what it "
                    "already holds (same recordings, same hearing settings) instead of hearing again.")
+@click.option("--offsets", type=click.IntRange(1, MAX_OFFSETS), default=1, show_default=True,
+              help="With --engine local: hear every call this many times, each starting 20 ms later, "
+                   "and report the spread (how much of a difference is where the windows fell).")
 @with_appcontext
 def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | None, json_out: Path | None,
-                     misses: bool, hearings_file: Path | None) -> None:
+                     misses: bool, hearings_file: Path | None, offsets: int) -> None:
     """Measure escalation on labelled PATHS (utterances*.yaml, scenarios, or directories of them)."""
     lifeline = current_app.extensions["lifeline"]
     services = lifeline.services
@@ -439,6 +512,8 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
                          if hasattr(r, "min_confidence")), default=0.5)
     if hearings_file is not None and engine != "local":
         raise click.UsageError("--hearings keeps what the local engine heard: use it with --engine local")
+    if offsets > 1 and engine != "local":
+        raise click.UsageError("--offsets hears the recordings at several offsets: use it with --engine local")
     kept = None
     if hearings_file is not None:
         settings = hearing_settings(lifeline.settings, LocalHearing.LEAD_S, LocalHearing.TRAIL_S)
@@ -451,7 +526,7 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
     try:
         report = evaluate(list(paths), services.scorer, services.rules, threshold, hearing,
                           "local" if engine == "local" else "text", progress=_progress_line(time.monotonic()),
-                          kept=kept)
+                          kept=kept, offsets=offsets)
     except (ScenarioError, CorpusError) as exc:
         raise click.UsageError(str(exc)) from exc
     print_report(report, click.echo)

@@ -268,3 +268,57 @@ def test_a_kept_call_of_another_shape_is_heard_again_not_a_traceback(tmp_path: P
     kept.write_text(json.dumps({"lifeline_hearings": 1, "calls": {"k": [[["hello", "loud", [["x"]]]]]}}))
     store = _kept_store(kept)
     assert store.get("k", 1) is None and store.reused == 0
+
+
+class _ShiftingHearing:
+    """A fake of LocalHearing whose caller asks for a person only when heard at the first lead-in."""
+
+    def __init__(self) -> None:
+        self.lead_s = 1.0
+        self.leads: list[float] = []
+
+    @contextmanager
+    def call(self) -> Iterator[Any]:
+        from simulator.hearings import HeardLine
+
+        self.leads.append(self.lead_s)
+        words = "I want to speak to a real person" if self.lead_s == 1.0 else "thanks, that is all"
+        yield lambda wav: [HeardLine(words, 0.9, ())]
+
+
+def test_offsets_hear_every_call_again_a_frame_later_each_time_and_report_the_spread(
+        app: Flask, tmp_path: Path) -> None:
+    from simulator.evaluate import evaluate
+
+    services = app.extensions["lifeline"].services
+    calls = [ROOT / "examples" / "calls" / name for name in ("01-calm-balance.yaml", "02-asks-for-human.yaml")]
+    hearing = _ShiftingHearing()
+    kept_file = tmp_path / "hearings.json"
+    report = evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
+                      kept=_kept_store(kept_file, lead_s=1.0), offsets=3)
+    assert hearing.leads == pytest.approx([1.0, 1.0, 1.02, 1.02, 1.04, 1.04])  # two calls at each lead-in
+    assert hearing.lead_s == 1.0  # put back for whatever comes next
+    offsets = report["calls"]["offsets"]
+    assert [run["lead_in_ms"] for run in offsets["runs"]] == [0, 20, 40]
+    first = report["calls"]["summary"]
+    assert offsets["runs"][0] == {"lead_in_ms": 0, **{k: first[k] for k in (
+        "precision", "recall", "false_negative", "false_transfers")}}
+    assert (first["recall"], first["false_transfers"]) == (1.0, 1)  # both put through at the first lead-in
+    assert offsets["runs"][1]["recall"] == 0.0 and offsets["runs"][1]["false_transfers"] == 0
+    assert offsets["spread"]["recall"] == [0.0, 1.0] and offsets["spread"]["false_transfers"] == [0, 1]
+    assert report["hearings"]["heard"] == 6  # each offset is kept apart: a second run hears nothing
+    evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
+             kept=_kept_store(kept_file, lead_s=1.0), offsets=3)
+    assert len(hearing.leads) == 6
+
+
+def test_offsets_are_for_audio_and_printed_as_a_range(app: Flask, tmp_path: Path) -> None:
+    scenario = ROOT / "examples" / "calls" / "02-asks-for-human.yaml"
+    text = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--offsets", "2"])
+    assert text.exit_code == 2 and "use it with --engine local" in text.output
+    out = tmp_path / "report.json"
+    heard = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--engine", "local",
+                                               "--offsets", "2", "--json", str(out)])
+    assert heard.exit_code == 0, heard.output
+    assert "heard at 2 window offsets (lead-in +0 to +20 ms): precision" in heard.output
+    assert len(json.loads(out.read_text())["calls"]["offsets"]["runs"]) == 2
