@@ -2,8 +2,9 @@
 
 A socket opens only with a valid token: signed, issued for its call at most TOKEN_MAX_AGE_S ago,
 never used before (a claim in the store, so across workers and instances too), and its call
-still live. Each open stream is watched: it is closed when its call ends, when its token's life
-(LIFELINE_MEDIA_STREAM_LIFE_S) ends, or after IDLE_TIMEOUT_S without a frame. A frame larger
+still live. Each open stream is watched: it is closed when its token's life
+(LIFELINE_MEDIA_STREAM_LIFE_S) ends, or after IDLE_TIMEOUT_S without a frame, and when its call
+ends once the frames sent before the hangup have been heard (CALL_END_GRACE_S at most). A frame larger
 than MAX_FRAME_BYTES closes the socket before it is read in full.
 
 How a socket is served is up to the server: the Flask route below (flask-sock; `flask run`, the
@@ -76,6 +77,7 @@ class MediaSession:
     ended_quietly: bool = False  # the call is over: nothing to restart
     last_frame_at: float = field(default_factory=time.monotonic)
     close_at: float = float("inf")  # once ended: frames are still heard until then (or until quiet)
+    ended_at: float = float("inf")
 
     def feed(self, raw: str | bytes) -> bool:
         """Handle one frame; False once the stream is over (stop, or a frame for another call)."""
@@ -99,16 +101,24 @@ class MediaSession:
     def end(self, why: str, quietly: bool = False, grace_s: float = 0.0) -> None:
         """Lifeline closes this socket: at once, or after reading on for up to `grace_s`."""
         if self.ended is None:
+            now = time.monotonic()
+            self.ended_at, self.close_at = now, now + grace_s  # before `ended`: readers check it first
             self.ended, self.ended_quietly = why, quietly
-            self.close_at = time.monotonic() + grace_s
+
+    @property
+    def hearing(self) -> bool:
+        """False once Lifeline ended the stream and its grace is over: later frames go unheard."""
+        return self.ended is None or time.monotonic() < self.close_at
 
     @property
     def closing(self) -> bool:
-        """True once Lifeline ended the stream and its grace is over or nothing more came."""
+        """True once Lifeline ended the stream and its grace is over or nothing more came in it."""
         if self.ended is None:
             return False
         now = time.monotonic()
-        return now >= self.close_at or now - self.last_frame_at >= DRAINED_AFTER_S
+        # Quiet is counted from the end too: a reader that was behind when the call ended has
+        # not been quiet, only late, and its unread frames are what the grace is for.
+        return now >= self.close_at or now - max(self.last_frame_at, self.ended_at) >= DRAINED_AFTER_S
 
     def finish(self) -> None:
         """The socket is closed: flush the listeners; a stream that just vanished is reported lost."""

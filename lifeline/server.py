@@ -215,8 +215,9 @@ async def _pump(session: MediaSession, receive: Receive, close: Callable[[], Awa
         message = await receive()
         if message["type"] == "websocket.disconnect":
             return
-        if session.closing:
-            continue  # closed: what the client still sends is not heard
+        if not session.hearing:
+            await close()  # the grace after the call's end is over: what still comes is not heard
+            continue
         raw = message.get("text")
         if raw is None:
             raw = message.get("bytes")

@@ -303,8 +303,8 @@ def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet
              offsets: int = 1) -> dict[str, Any]:
     """The whole report for the given files; `kept` reads and keeps what `hearing` heard.
 
-    With `offsets` above 1 the calls are heard again that many times in all, each time with the
-    caller's first say starting one more 20 ms frame later, and the spread of the figures is
+    With `offsets` above 1 the calls are heard `offsets` times in all, each time with the caller's
+    first say one more 20 ms frame later than the time before, and the spread of the figures is
     reported beside the first hearing's.
     """
     lines, calls = collect(paths)
@@ -316,7 +316,8 @@ def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet
     if lines:
         report["utterances"] = evaluate_utterances(lines, understanding, threshold)
     if calls:
-        verdicts = _call_verdicts(calls, understanding, rules, hearing, progress, kept)
+        passes = offsets if hearing is not None else 1
+        verdicts = _call_verdicts(calls, understanding, rules, hearing, _in_pass(progress, 0, passes), kept)
         report["calls"] = {"summary": call_summary(verdicts), "verdicts": [v.as_json() for v in verdicts]}
         if hearing is not None and offsets > 1:
             report["calls"]["offsets"] = _at_offsets(calls, understanding, rules, hearing, progress, kept,
@@ -360,26 +361,35 @@ def _at_offsets(calls: Sequence[Scenario], understanding: Understanding, rules: 
 
     The endpointer cuts on 32 ms windows wherever the stream's clock puts them, and Whisper hears
     the same words a little differently with a few ms more or less around them (BENCHMARKS.md,
-    round 19): how much a verdict is luck shows as the spread over the eight offsets there are.
+    round 19): how much a verdict is luck shows as the spread over the offsets heard.
     """
     lead_s = hearing.lead_s
+    kept_lead = kept.settings.get("lead_s") if kept is not None else None
     runs = [{"lead_in_ms": 0, **_figures(first)}]
     try:
         for step in range(1, offsets):
             hearing.lead_s = lead_s + step * FRAME_S
             if kept is not None:
                 kept.settings["lead_s"] = hearing.lead_s  # each offset is kept under its own key
-            summary = call_summary(_call_verdicts(calls, understanding, rules, hearing, progress, kept))
-            runs.append({"lead_in_ms": round(step * FRAME_S * 1000), **_figures(summary)})
+            verdicts = _call_verdicts(calls, understanding, rules, hearing,
+                                      _in_pass(progress, step, offsets), kept)
+            runs.append({"lead_in_ms": round(step * FRAME_S * 1000), **_figures(call_summary(verdicts))})
     finally:
         hearing.lead_s = lead_s
         if kept is not None:
-            kept.settings["lead_s"] = lead_s
+            kept.settings["lead_s"] = kept_lead
     spread = {}
     for name in ("precision", "recall", "false_negative", "false_transfers"):
         values = [run[name] for run in runs if run[name] is not None]
         spread[name] = [min(values), max(values)] if values else None
     return {"runs": runs, "spread": spread}
+
+
+def _in_pass(progress: Progress | None, step: int, passes: int) -> Progress | None:
+    """Progress over every pass at once: the calls of pass `step` count after those of the earlier ones."""
+    if progress is None or passes == 1:
+        return progress
+    return lambda done, total: progress(step * total + done, passes * total)
 
 
 def _figures(summary: Mapping[str, Any]) -> dict[str, Any]:

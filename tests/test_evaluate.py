@@ -294,9 +294,12 @@ def test_offsets_hear_every_call_again_a_frame_later_each_time_and_report_the_sp
     calls = [ROOT / "examples" / "calls" / name for name in ("01-calm-balance.yaml", "02-asks-for-human.yaml")]
     hearing = _ShiftingHearing()
     kept_file = tmp_path / "hearings.json"
+    progress: list[tuple[int, int]] = []
     report = evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
+                      progress=lambda done, total: progress.append((done, total)),
                       kept=_kept_store(kept_file, lead_s=1.0), offsets=3)
     assert hearing.leads == pytest.approx([1.0, 1.0, 1.02, 1.02, 1.04, 1.04])  # two calls at each lead-in
+    assert progress == [(n, 6) for n in range(1, 7)]  # one count over every pass, not one per pass
     assert hearing.lead_s == 1.0  # put back for whatever comes next
     offsets = report["calls"]["offsets"]
     assert [run["lead_in_ms"] for run in offsets["runs"]] == [0, 20, 40]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -17,8 +18,10 @@ from insight.endpoint import UtteranceCutter
 from insight.frames import MalformedFrame, ReorderBuffer, parse_frame
 from insight.g711 import ALAW_TO_PCM, ULAW_TO_PCM, decode, encode_ulaw
 from insight.local import MediaTokens
+from insight.media import MediaSession
 from insight.whisper import Transcriber, is_decoder_loop, slowed, upsample_8k_to_16k
 from ivr.store import CallStatus
+from lifeline.server import _pump
 from simulator.audio import load_pcmu
 from simulator.runner import Simulation
 
@@ -311,26 +314,102 @@ def test_words_sent_before_the_hangup_but_read_after_it_are_still_heard(local: S
     assert "real person" in message["text"].lower()
 
 
-def test_a_stream_that_runs_on_after_its_call_ended_is_closed_within_the_grace(local: Simulation) -> None:
+def test_a_stream_that_runs_on_after_its_call_ended_is_closed_when_the_grace_runs_out(local: Simulation) -> None:
     local.app.extensions["media_streams"].call_end_grace_s = 1.0
     ccid, tokens = _live_leg(local)
     conn = _start_stream(local, ccid, tokens, "s-zombie")
     _end_the_call_under_the_stream(local, ccid)
+    ended = time.monotonic()
     conn.settimeout(0.02)
-    deadline, closed = time.monotonic() + 10, False
+    closed_after: float | None = None
     for chunk in itertools.count(1):  # a provider that keeps sending silence and never says stop
-        if closed or time.monotonic() > deadline:
+        if closed_after is not None or time.monotonic() - ended > 10:
             break
         try:
             send_text(conn, _media("s-zombie", chunk, b"\xff" * 160))
             conn.recv(64)  # bytes back can only be the close frame; b"" is the socket closed
-            closed = True
+            closed_after = time.monotonic() - ended
         except TimeoutError:
             continue
         except OSError:
-            closed = True
-    assert closed
+            closed_after = time.monotonic() - ended
     conn.close()
+    assert closed_after is not None, "the stream was never closed"
+    assert closed_after >= 0.5  # frames kept coming: it was read on, not closed with the call
+
+
+def test_a_stream_that_goes_quiet_after_its_call_ended_closes_without_waiting_out_the_grace(
+        local: Simulation) -> None:
+    local.app.extensions["media_streams"].call_end_grace_s = 60.0
+    ccid, tokens = _live_leg(local)
+    conn = _start_stream(local, ccid, tokens, "s-quiet")
+    _end_the_call_under_the_stream(local, ccid)
+    assert close_code(conn, 15) == 1000  # quiet for a second: drained, long before 60 s
+    conn.close()
+
+
+class _Ears:
+    """A fake listener: counts the caller's frames it is given."""
+
+    stream_id, encoding = "s-asgi", "PCMU"
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def audio(self, chunk: int | None, payload: bytes) -> None:
+        self.frames += 1
+
+    def close(self) -> None:
+        pass
+
+
+class _Engine:
+    def __init__(self) -> None:
+        self.ears = _Ears()
+
+    def open(self, *args: object) -> _Ears:
+        return self.ears
+
+
+def _pumped(session: MediaSession, texts: list[str]) -> int:
+    """Run the ASGI front's reader over these frames; how many times it closed the socket."""
+    messages: list[dict[str, object]] = [{"type": "websocket.receive", "text": t} for t in texts]
+    messages.append({"type": "websocket.disconnect"})
+    closes: list[int] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    async def close() -> None:
+        closes.append(1)
+
+    asyncio.run(_pump(session, receive, close))  # type: ignore[arg-type]
+    return len(closes)
+
+
+def _asgi_session_ended(grace_s: float) -> tuple[MediaSession, _Engine]:
+    engine = _Engine()
+    session = MediaSession(engine, "v3:asgi")  # type: ignore[arg-type]
+    session.feed(json.dumps({"event": "start", "stream_id": "s-asgi", "start": {
+        "call_control_id": "v3:asgi", "media_format": {"encoding": "PCMU", "sample_rate": 8000}}}))
+    session.last_frame_at -= 5.0  # the reader had fallen behind before the call ended
+    session.end("call ended", quietly=True, grace_s=grace_s)
+    return session, engine
+
+
+def test_the_asgi_front_still_hears_frames_a_late_reader_finds_after_the_call_ended() -> None:
+    session, engine = _asgi_session_ended(grace_s=5.0)
+    frames = [_media("s-asgi", n, b"\xff" * 160) for n in (1, 2, 3)]
+    closes = _pumped(session, [*frames, json.dumps({"event": "stop", "stream_id": "s-asgi"})])
+    assert engine.ears.frames == 3
+    assert closes == 1  # closed once, on stop
+
+
+def test_the_asgi_front_hears_nothing_after_the_grace_and_closes() -> None:
+    session, engine = _asgi_session_ended(grace_s=0.0)
+    closes = _pumped(session, [_media("s-asgi", n, b"\xff" * 160) for n in (1, 2, 3)])
+    assert engine.ears.frames == 0
+    assert closes >= 1
 
 
 def test_the_media_stream_is_closed_when_its_tokens_life_ends(local: Simulation) -> None:
