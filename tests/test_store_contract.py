@@ -191,12 +191,16 @@ def test_outbox_holds_commands_until_marked(store: CallStore) -> None:
 def test_due_commands_are_handed_to_one_sweeper_only(store: CallStore) -> None:
     with store.unit() as tx:
         tx.enqueue([Command(f"cmd-{i}", "v3:call-1", "hangup", {}) for i in range(5)])
-    time.sleep(0.05)
+    # Taking a command touches it, and a touched command is due again `older_than_s` later (a
+    # sweeper that died holding it): the race must finish within that, or a slow CI machine sees
+    # a legitimate second hand-over (it did with 10 ms).
+    lease_s = 1.0
+    time.sleep(lease_s + 0.05)
     taken: list[str] = []
     lock = threading.Lock()
 
     def sweep() -> bool:
-        mine = [c.command_id for c in store.due_commands(older_than_s=0.01)]
+        mine = [c.command_id for c in store.due_commands(older_than_s=lease_s)]
         with lock:
             taken.extend(mine)
         return bool(mine)
