@@ -279,14 +279,18 @@ def test_the_media_socket_is_closed_when_its_call_ends(local: Simulation) -> Non
 def _start_stream(sim: Simulation, ccid: str, tokens: MediaTokens, stream_id: str) -> socket.socket:
     status, conn = handshake(_port(sim), f"/media/telnyx?token={tokens.issue(ccid)}")
     assert status == 101
-    send_text(conn, json.dumps({"event": "start", "stream_id": stream_id, "start": {
-        "call_control_id": ccid, "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}}))
+    send_text(conn, _start(ccid, stream_id))
     return conn
 
 
+def _start(ccid: str, stream_id: str) -> str:
+    return frame("start", stream_id=stream_id, start={"call_control_id": ccid, "media_format": {
+        "encoding": "PCMU", "sample_rate": 8000, "channels": 1}})
+
+
 def _media(stream_id: str, chunk: int, payload: bytes) -> str:
-    return json.dumps({"event": "media", "stream_id": stream_id, "media": {
-        "track": "inbound", "chunk": str(chunk), "payload": base64.b64encode(payload).decode()}})
+    return frame("media", stream_id=stream_id, media={
+        "track": "inbound", "chunk": str(chunk), "payload": base64.b64encode(payload).decode()})
 
 
 def _end_the_call_under_the_stream(sim: Simulation, ccid: str) -> None:
@@ -306,7 +310,7 @@ def test_words_sent_before_the_hangup_but_read_after_it_are_still_heard(local: S
     frames = [speech[i:i + 160] for i in range(0, len(speech), 160)]
     conn.sendall(b"".join(frame_header(len(t)) + t for t in
                           (_media("s-last-words", n, f).encode() for n, f in enumerate(frames, 1))))
-    send_text(conn, json.dumps({"event": "stop", "stream_id": "s-last-words"}))
+    send_text(conn, frame("stop", stream_id="s-last-words"))
     assert close_code(conn, 15) is not None
     conn.close()
     assert wait_until(lambda: bool(store(local).messages(ccid)), timeout=20)
@@ -390,8 +394,7 @@ def _pumped(session: MediaSession, texts: list[str]) -> int:
 def _asgi_session_ended(grace_s: float) -> tuple[MediaSession, _Engine]:
     engine = _Engine()
     session = MediaSession(engine, "v3:asgi")  # type: ignore[arg-type]
-    session.feed(json.dumps({"event": "start", "stream_id": "s-asgi", "start": {
-        "call_control_id": "v3:asgi", "media_format": {"encoding": "PCMU", "sample_rate": 8000}}}))
+    session.feed(_start("v3:asgi", "s-asgi"))
     session.last_frame_at -= 5.0  # the reader had fallen behind before the call ended
     session.end("call ended", quietly=True, grace_s=grace_s)
     return session, engine
@@ -400,7 +403,7 @@ def _asgi_session_ended(grace_s: float) -> tuple[MediaSession, _Engine]:
 def test_the_asgi_front_still_hears_frames_a_late_reader_finds_after_the_call_ended() -> None:
     session, engine = _asgi_session_ended(grace_s=5.0)
     frames = [_media("s-asgi", n, b"\xff" * 160) for n in (1, 2, 3)]
-    closes = _pumped(session, [*frames, json.dumps({"event": "stop", "stream_id": "s-asgi"})])
+    closes = _pumped(session, [*frames, frame("stop", stream_id="s-asgi")])
     assert engine.ears.frames == 3
     assert closes == 1  # closed once, on stop
 
@@ -415,10 +418,7 @@ def test_the_asgi_front_hears_nothing_after_the_grace_and_closes() -> None:
 def test_the_media_stream_is_closed_when_its_tokens_life_ends(local: Simulation) -> None:
     ccid, tokens = _live_leg(local)
     tokens.life_s = 2.0
-    status, conn = handshake(_port(local), f"/media/telnyx?token={tokens.issue(ccid)}")
-    assert status == 101
-    send_text(conn, json.dumps({"event": "start", "stream_id": "s-life", "start": {
-        "call_control_id": ccid, "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}}))
+    conn = _start_stream(local, ccid, tokens, "s-life")
     assert close_code(conn, 15) == 1000  # the call is still live: the token's life ended
     assert store(local).get_call(ccid).status != CallStatus.ENDED
     conn.close()
