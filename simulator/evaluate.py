@@ -224,6 +224,7 @@ def call_summary(verdicts: Sequence[CallVerdict]) -> dict[str, Any]:
 
 FRAME_S = 0.02  # one media frame: the step between the lead-ins of `--offsets`
 MAX_OFFSETS = 8  # 20 ms frames against 32 ms windows: after eight frames the offsets repeat
+SPREAD_FIGURES = ("precision", "recall", "false_negative", "false_transfers")  # given per offset
 
 
 class LocalHearing:
@@ -379,7 +380,7 @@ def _at_offsets(calls: Sequence[Scenario], understanding: Understanding, rules: 
         if kept is not None:
             kept.settings["lead_s"] = kept_lead
     spread = {}
-    for name in ("precision", "recall", "false_negative", "false_transfers"):
+    for name in SPREAD_FIGURES:
         values = [run[name] for run in runs if run[name] is not None]
         spread[name] = [min(values), max(values)] if values else None
     return {"runs": runs, "spread": spread}
@@ -393,7 +394,7 @@ def _in_pass(progress: Progress | None, step: int, passes: int) -> Progress | No
 
 
 def _figures(summary: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: summary[name] for name in ("precision", "recall", "false_negative", "false_transfers")}
+    return {name: summary[name] for name in SPREAD_FIGURES}
 
 
 def _read_back(scenario: Scenario, hearing: LocalHearing, kept: HearingStore) -> Hear:
