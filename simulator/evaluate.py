@@ -365,20 +365,15 @@ def _at_offsets(calls: Sequence[Scenario], understanding: Understanding, rules: 
     round 19): how much a verdict is luck shows as the spread over the offsets heard.
     """
     lead_s = hearing.lead_s
-    kept_lead = kept.settings.get("lead_s") if kept is not None else None
     runs = [{"lead_in_ms": 0, **_figures(first)}]
     try:
         for step in range(1, offsets):
-            hearing.lead_s = lead_s + step * FRAME_S
-            if kept is not None:
-                kept.settings["lead_s"] = hearing.lead_s  # each offset is kept under its own key
+            hearing.lead_s = lead_s + step * FRAME_S  # each offset is kept under its own key
             verdicts = _call_verdicts(calls, understanding, rules, hearing,
                                       _in_pass(progress, step, offsets), kept)
             runs.append({"lead_in_ms": round(step * FRAME_S * 1000), **_figures(call_summary(verdicts))})
     finally:
         hearing.lead_s = lead_s
-        if kept is not None:
-            kept.settings["lead_s"] = kept_lead
     spread = {}
     for name in SPREAD_FIGURES:
         values = [run[name] for run in runs if run[name] is not None]
@@ -400,7 +395,7 @@ def _figures(summary: Mapping[str, Any]) -> dict[str, Any]:
 def _read_back(scenario: Scenario, hearing: LocalHearing, kept: HearingStore) -> Hear:
     """The call's says as kept, heard first (every say, on one stream) if they were not."""
     recordings = [turn.audio for turn in scenario.turns if turn.kind == "say" and turn.audio is not None]
-    key = kept.key(recordings)
+    key = kept.key(recordings, hearing.lead_s)
     says = kept.get(key, len(recordings))
     if says is None:
         with hearing.call() as hear:
@@ -527,7 +522,7 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
         raise click.UsageError("--offsets hears the recordings at several offsets: use it with --engine local")
     kept = None
     if hearings_file is not None:
-        settings = hearing_settings(lifeline.settings, LocalHearing.LEAD_S, LocalHearing.TRAIL_S)
+        settings = hearing_settings(lifeline.settings, LocalHearing.TRAIL_S)
         try:
             kept = HearingStore(hearings_file, settings)
         except HearingsFileError as exc:

@@ -31,7 +31,7 @@ from insight.base import Reading
 from insight.embedding import sha256_of
 from ivr.config import Settings
 
-FORMAT = 1  # the file's layout
+FORMAT = 2  # the file's layout (2: the lead-in is part of each call's key, not of the settings)
 _LIBRARIES = ("faster-whisper", "ctranslate2", "onnxruntime")  # the decoder and the Silero VAD's runtime
 # The code between a recording and a message: any edit to it may change what is heard.
 _HEARING_MODULES = ("insight.local", "insight.asr_queue", "insight.endpoint", "insight.vad", "insight.frames",
@@ -53,8 +53,8 @@ class HearingsFileError(ValueError):
     """A --hearings file cannot be read; the message names it and the fix."""
 
 
-def hearing_settings(settings: Settings, lead_s: float, trail_s: float) -> dict[str, object]:
-    """Everything besides the recordings that decides what the local engine hears.
+def hearing_settings(settings: Settings, trail_s: float) -> dict[str, object]:
+    """Everything besides the recordings and the silence before them that decides what is heard.
 
     Thread and worker counts are left out: they change how fast a call is heard, not what
     (evaluate waits for every job and never decodes greedily under load).
@@ -73,7 +73,7 @@ def hearing_settings(settings: Settings, lead_s: float, trail_s: float) -> dict[
     return {"format": FORMAT, "whisper_model": model,
             "weights": sha256_of(weights) if weights.is_file() else None,
             "whisper_mirror_db": settings.whisper_mirror_db, "second_hearing": settings.second_hearing,
-            "end_of_turn_s": settings.end_of_turn_s, "lead_s": lead_s, "trail_s": trail_s,
+            "end_of_turn_s": settings.end_of_turn_s, "trail_s": trail_s,
             "code": code.hexdigest(), **versions}
 
 
@@ -95,9 +95,11 @@ class HearingStore:
             raise HearingsFileError(f"{path} cannot be written (no write access to its folder): "
                                     "name a file in a folder you can write to")
 
-    def key(self, recordings: Sequence[Path]) -> str:
-        """The call's key: its recordings' bytes, in order, and the hearing settings."""
-        digest = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode())
+    def key(self, recordings: Sequence[Path], lead_s: float) -> str:
+        """The call's key: its recordings' bytes, in order, the silence before them, and the settings."""
+        # The lead-in is the call's own (`flask evaluate --offsets` hears each call at several), so
+        # it is keyed here rather than held in the settings every call shares.
+        digest = hashlib.sha256(json.dumps({**self.settings, "lead_s": round(lead_s, 6)}, sort_keys=True).encode())
         for recording in recordings:
             digest.update(hashlib.sha256(recording.read_bytes()).digest())
         return digest.hexdigest()

@@ -157,6 +157,7 @@ class _CountingHearing:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.lead_s = 1.0  # the silence before the first say, as LocalHearing has it
 
     @contextmanager
     def call(self) -> Iterator[Any]:
@@ -201,16 +202,17 @@ def test_a_changed_recording_or_hearing_setting_is_heard_afresh_not_read_back(tm
     recording = tmp_path / "say-1.wav"
     recording.write_bytes((ROOT / "examples" / "calls" / "audio" / "01-calm-balance-1.wav").read_bytes())
     store = _kept_store(tmp_path / "kept.json")
-    key = store.key([recording])
+    key = store.key([recording], 1.0)
     store.put(key, [[HeardLine("my balance please", 0.8, ())]])
     store.save()
     reread = _kept_store(tmp_path / "kept.json")
     assert reread.get(key, 1) == [[HeardLine("my balance please", 0.8, ())]]
     assert reread.get(key, 2) is None  # the call now has another say: heard again
-    assert _kept_store(tmp_path / "kept.json", whisper_mirror_db=None).key([recording]) != key
-    assert _kept_store(tmp_path / "kept.json", whisper_model="base").key([recording]) != key
+    assert _kept_store(tmp_path / "kept.json", whisper_mirror_db=None).key([recording], 1.0) != key
+    assert _kept_store(tmp_path / "kept.json", whisper_model="base").key([recording], 1.0) != key
+    assert reread.key([recording], 1.02) != key  # a frame more silence first: heard at another offset
     recording.write_bytes(recording.read_bytes() + b"\x7f" * 160)
-    assert reread.key([recording]) != key
+    assert reread.key([recording], 1.0) != key
 
 
 @pytest.mark.parametrize("content", ["my notes, not hearings", '{"calls": {"summary": {}}}'])
@@ -256,18 +258,32 @@ def test_each_setting_that_changes_what_is_heard_changes_a_calls_key(app: Flask,
     recording = ROOT / "examples" / "calls" / "audio" / "01-calm-balance-1.wav"
 
     def key(s: Any) -> str:
-        store = HearingStore(tmp_path / "kept.json", hearing_settings(s, LocalHearing.LEAD_S, LocalHearing.TRAIL_S))
-        return store.key([recording])
+        store = HearingStore(tmp_path / "kept.json", hearing_settings(s, LocalHearing.TRAIL_S))
+        return store.key([recording], LocalHearing.LEAD_S)
 
     assert key(settings) == key(settings)
     assert key(replace(settings, **{field: value})) != key(settings)
 
 
 def test_a_kept_call_of_another_shape_is_heard_again_not_a_traceback(tmp_path: Path) -> None:
+    from simulator.hearings import FORMAT
+
     kept = tmp_path / "kept.json"
-    kept.write_text(json.dumps({"lifeline_hearings": 1, "calls": {"k": [[["hello", "loud", [["x"]]]]]}}))
+    kept.write_text(json.dumps({"lifeline_hearings": FORMAT, "calls": {"k": [[["hello", "loud", [["x"]]]]]}}))
     store = _kept_store(kept)
     assert store.get("k", 1) is None and store.reused == 0
+
+
+def test_a_hearings_file_of_an_older_layout_is_heard_afresh_and_rewritten(tmp_path: Path) -> None:
+    from simulator.hearings import FORMAT, HeardLine
+
+    kept = tmp_path / "kept.json"
+    kept.write_text(json.dumps({"lifeline_hearings": FORMAT - 1, "calls": {"k": [[["hello", 0.5, []]]]}}))
+    store = _kept_store(kept)
+    assert store.get("k", 1) is None  # keyed another way then: nothing is read back
+    store.put("k2", [[HeardLine("hello", 0.5, ())]])
+    store.save()
+    assert json.loads(kept.read_text()) == {"lifeline_hearings": FORMAT, "calls": {"k2": [[["hello", 0.5, []]]]}}
 
 
 class _ShiftingHearing:
@@ -297,7 +313,7 @@ def test_offsets_hear_every_call_again_a_frame_later_each_time_and_report_the_sp
     progress: list[tuple[int, int]] = []
     report = evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
                       progress=lambda done, total: progress.append((done, total)),
-                      kept=_kept_store(kept_file, lead_s=1.0), offsets=3)
+                      kept=_kept_store(kept_file), offsets=3)
     assert hearing.leads == pytest.approx([1.0, 1.0, 1.02, 1.02, 1.04, 1.04])  # two calls at each lead-in
     assert progress == [(n, 6) for n in range(1, 7)]  # one count over every pass, not one per pass
     assert hearing.lead_s == 1.0  # put back for whatever comes next
@@ -311,7 +327,7 @@ def test_offsets_hear_every_call_again_a_frame_later_each_time_and_report_the_sp
     assert offsets["spread"]["recall"] == [0.0, 1.0] and offsets["spread"]["false_transfers"] == [0, 1]
     assert report["hearings"]["heard"] == 6  # each offset is kept apart: a second run hears nothing
     evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
-             kept=_kept_store(kept_file, lead_s=1.0), offsets=3)
+             kept=_kept_store(kept_file), offsets=3)
     assert len(hearing.leads) == 6
 
 
