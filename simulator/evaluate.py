@@ -322,7 +322,7 @@ def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet
         report["calls"] = {"summary": call_summary(verdicts), "verdicts": [v.as_json() for v in verdicts]}
         if hearing is not None and offsets > 1:
             report["calls"]["offsets"] = _at_offsets(calls, understanding, rules, hearing, progress, kept,
-                                                     offsets, report["calls"]["summary"])
+                                                     offsets, verdicts)
         if kept is not None:
             report["hearings"] = {"file": str(kept.path), "read_back": kept.reused, "heard": kept.heard}
         if len(paths) > 1:
@@ -357,28 +357,43 @@ def _call_verdicts(calls: Sequence[Scenario], understanding: Understanding, rule
 
 def _at_offsets(calls: Sequence[Scenario], understanding: Understanding, rules: RuleSet,
                 hearing: LocalHearing, progress: Progress | None, kept: HearingStore | None,
-                offsets: int, first: Mapping[str, Any]) -> dict[str, Any]:
+                offsets: int, first: Sequence[CallVerdict]) -> dict[str, Any]:
     """The call figures with the calls heard at `offsets` lead-ins, one 20 ms frame apart.
 
     The endpointer cuts on 32 ms windows wherever the stream's clock puts them, and Whisper hears
     the same words a little differently with a few ms more or less around them (BENCHMARKS.md,
-    round 19): how much a verdict is luck shows as the spread over the offsets heard.
+    round 19): how much a verdict is luck shows as the spread over the offsets heard, and which
+    calls it is luck for as the calls put through at some offsets and not at others (`unsteady`).
     """
     lead_s = hearing.lead_s
-    runs = [{"lead_in_ms": 0, **_figures(first)}]
+    passes = [list(first)]
     try:
         for step in range(1, offsets):
             hearing.lead_s = lead_s + step * FRAME_S  # each offset is kept under its own key
-            verdicts = _call_verdicts(calls, understanding, rules, hearing,
-                                      _in_pass(progress, step, offsets), kept)
-            runs.append({"lead_in_ms": round(step * FRAME_S * 1000), **_figures(call_summary(verdicts))})
+            passes.append(_call_verdicts(calls, understanding, rules, hearing,
+                                         _in_pass(progress, step, offsets), kept))
     finally:
         hearing.lead_s = lead_s
+    runs = [{"lead_in_ms": round(step * FRAME_S * 1000), **_figures(call_summary(verdicts))}
+            for step, verdicts in enumerate(passes)]
     spread = {}
     for name in SPREAD_FIGURES:
         values = [run[name] for run in runs if run[name] is not None]
         spread[name] = [min(values), max(values)] if values else None
-    return {"runs": runs, "spread": spread}
+    return {"runs": runs, "spread": spread, "unsteady": _unsteady(passes)}
+
+
+def _unsteady(passes: Sequence[Sequence[CallVerdict]]) -> list[dict[str, Any]]:
+    """The calls put through at some offsets and not at others, with how often each was right."""
+    unsteady = []
+    for heard in zip(*passes):
+        put_through = sum(1 for v in heard if v.transferred)
+        if 0 < put_through < len(heard):
+            expected = heard[0].scenario.expect.transfer
+            right = None if expected is None else sum(1 for v in heard if v.transferred == expected)
+            unsteady.append({"scenario": str(heard[0].scenario.path), "name": heard[0].scenario.name,
+                             "transferred_at": put_through, "right_at": right, "of": len(heard)})
+    return unsteady
 
 
 def _in_pass(progress: Progress | None, step: int, passes: int) -> Progress | None:
@@ -471,7 +486,12 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
             echo(f"  heard at {len(offsets['runs'])} window offsets (lead-in +0 to "
                  f"+{offsets['runs'][-1]['lead_in_ms']} ms): precision {_range(spread['precision'], '.3f')}, "
                  f"recall {_range(spread['recall'], '.3f')}; missed {_range(spread['false_negative'], 'd')}, "
-                 f"false transfers {_range(spread['false_transfers'], 'd')}")
+                 f"false transfers {_range(spread['false_transfers'], 'd')}; "
+                 f"unsteady calls {len(offsets['unsteady'])}")
+            for call in offsets["unsteady"]:
+                right = "" if call["right_at"] is None else f", right at {call['right_at']}"
+                echo(f"    unsteady: {Path(call['scenario']).name}: put through at {call['transferred_at']} "
+                     f"of {call['of']} offsets{right}")
         for name, part in calls.get("by_input", {}).items():
             echo(f"  {name}: calls {part['calls']}, precision {_f(part['precision'])}, recall "
                  f"{_f(part['recall'])}; false transfers {part['false_transfers']}")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from simulator.evaluate import wilson_interval
+from simulator.evaluate import print_report, wilson_interval
 from transfer.rules import load_rules
 
 from .conftest import ROOT
@@ -325,10 +325,28 @@ def test_offsets_hear_every_call_again_a_frame_later_each_time_and_report_the_sp
     assert (first["recall"], first["false_transfers"]) == (1.0, 1)  # both put through at the first lead-in
     assert offsets["runs"][1]["recall"] == 0.0 and offsets["runs"][1]["false_transfers"] == 0
     assert offsets["spread"]["recall"] == [0.0, 1.0] and offsets["spread"]["false_transfers"] == [0, 1]
+    # both calls turn on the offset: the calm one is right at the two later, the asker at the first only
+    assert [(Path(c["scenario"]).name, c["transferred_at"], c["right_at"], c["of"]) for c in offsets["unsteady"]] == [
+        ("01-calm-balance.yaml", 1, 2, 3), ("02-asks-for-human.yaml", 1, 1, 3)]
+    printed: list[str] = []
+    print_report(report, printed.append)
+    assert any(line.endswith("unsteady calls 2") for line in printed)
+    assert "    unsteady: 02-asks-for-human.yaml: put through at 1 of 3 offsets, right at 1" in printed
     assert report["hearings"]["heard"] == 6  # each offset is kept apart: a second run hears nothing
     evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
              kept=_kept_store(kept_file), offsets=3)
     assert len(hearing.leads) == 6
+
+
+def test_a_call_heard_the_same_at_every_offset_is_not_unsteady(app: Flask) -> None:
+    from simulator.evaluate import evaluate
+
+    services = app.extensions["lifeline"].services
+    calls = [ROOT / "examples" / "calls" / name for name in ("01-calm-balance.yaml", "02-asks-for-human.yaml")]
+    report = evaluate(calls, services.scorer, services.rules, 0.85, _CountingHearing(), "local",  # type: ignore[arg-type]
+                      offsets=2)
+    assert report["calls"]["offsets"]["unsteady"] == []
+    assert report["calls"]["offsets"]["spread"]["false_transfers"] == [0, 0]
 
 
 def test_offsets_are_for_audio_and_printed_as_a_range(app: Flask, tmp_path: Path) -> None:
