@@ -384,15 +384,20 @@ def _at_offsets(calls: Sequence[Scenario], understanding: Understanding, rules: 
 
 
 def _unsteady(passes: Sequence[Sequence[CallVerdict]]) -> list[dict[str, Any]]:
-    """The calls put through at some offsets and not at others, with how often each was right."""
-    unsteady = []
-    for heard in zip(*passes):
-        put_through = sum(1 for v in heard if v.transferred)
-        if 0 < put_through < len(heard):
+    """The calls put through at some offsets and not at others, with how often each was right.
+
+    `right_offsets` counts the offsets at which the call was put through or not as its label says,
+    however late (None for a call with no expectation); `put_through_at_ms` names the lead-ins.
+    """
+    unsteady: list[dict[str, Any]] = []
+    # strict: each pass holds one verdict per call, in the same order (one call's offsets line up)
+    for heard in zip(*passes, strict=True):
+        at_ms = [round(step * FRAME_S * 1000) for step, v in enumerate(heard) if v.transferred]
+        if 0 < len(at_ms) < len(heard):
             expected = heard[0].scenario.expect.transfer
             right = None if expected is None else sum(1 for v in heard if v.transferred == expected)
             unsteady.append({"scenario": str(heard[0].scenario.path), "name": heard[0].scenario.name,
-                             "transferred_at": put_through, "right_at": right, "of": len(heard)})
+                             "put_through_at_ms": at_ms, "right_offsets": right, "offsets": len(heard)})
     return unsteady
 
 
@@ -488,10 +493,12 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
                  f"recall {_range(spread['recall'], '.3f')}; missed {_range(spread['false_negative'], 'd')}, "
                  f"false transfers {_range(spread['false_transfers'], 'd')}; "
                  f"unsteady calls {len(offsets['unsteady'])}")
+            # one line per call, worded apart from the summary line so a grep for it shows no call
             for call in offsets["unsteady"]:
-                right = "" if call["right_at"] is None else f", right at {call['right_at']}"
-                echo(f"    unsteady: {Path(call['scenario']).name}: put through at {call['transferred_at']} "
-                     f"of {call['of']} offsets{right}")
+                at = ", ".join(f"+{ms} ms" for ms in call["put_through_at_ms"])
+                right = "" if call["right_offsets"] is None else f"; right at {call['right_offsets']}"
+                echo(f"    turns on the offset: {Path(call['scenario']).name}: put through at {at} "
+                     f"of {call['offsets']} offsets{right}")
         for name, part in calls.get("by_input", {}).items():
             echo(f"  {name}: calls {part['calls']}, precision {_f(part['precision'])}, recall "
                  f"{_f(part['recall'])}; false transfers {part['false_transfers']}")

@@ -31,7 +31,9 @@ from insight.base import Reading
 from insight.embedding import sha256_of
 from ivr.config import Settings
 
-FORMAT = 2  # the file's layout (2: the lead-in is part of each call's key, not of the settings)
+# The file's layout. 2: the lead-in is part of each call's key, not of the settings; the bump makes
+# an older file's entries, which no key can match now, be dropped rather than carried as dead weight.
+FORMAT = 2
 _LIBRARIES = ("faster-whisper", "ctranslate2", "onnxruntime")  # the decoder and the Silero VAD's runtime
 # The code between a recording and a message: any edit to it may change what is heard.
 _HEARING_MODULES = ("insight.local", "insight.asr_queue", "insight.endpoint", "insight.vad", "insight.frames",
@@ -99,7 +101,9 @@ class HearingStore:
         """The call's key: its recordings' bytes, in order, the silence before them, and the settings."""
         # The lead-in is the call's own (`flask evaluate --offsets` hears each call at several), so
         # it is keyed here rather than held in the settings every call shares.
-        digest = hashlib.sha256(json.dumps({**self.settings, "lead_s": round(lead_s, 6)}, sort_keys=True).encode())
+        # Rounded, so 1.0 + 7 * 0.02 and 1.14 are one lead-in; a float, so 1 and 1.0 are too.
+        keyed = {**self.settings, "lead_s": float(round(lead_s, 6))}
+        digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode())
         for recording in recordings:
             digest.update(hashlib.sha256(recording.read_bytes()).digest())
         return digest.hexdigest()
@@ -160,7 +164,12 @@ def _read(path: Path) -> dict[str, Any]:
             or not isinstance(data.get("lifeline_hearings"), int)):
         raise HearingsFileError(f"{path} is not a hearings file written by `flask evaluate --hearings`: "
                                 "remove it or name another file")
-    if data.get("lifeline_hearings") != FORMAT:
+    if data["lifeline_hearings"] > FORMAT:
+        # a later Lifeline's file: rewriting it in this layout would throw its hearings away
+        raise HearingsFileError(f"{path} was written by a newer Lifeline (hearings layout "
+                                f"{data['lifeline_hearings']}, this one reads {FORMAT}): "
+                                "upgrade, or name another file")
+    if data["lifeline_hearings"] != FORMAT:
         return {}  # an older layout: everything is heard again and the file rewritten
     calls: dict[str, Any] = data["calls"]
     return calls

@@ -280,10 +280,32 @@ def test_a_hearings_file_of_an_older_layout_is_heard_afresh_and_rewritten(tmp_pa
     kept = tmp_path / "kept.json"
     kept.write_text(json.dumps({"lifeline_hearings": FORMAT - 1, "calls": {"k": [[["hello", 0.5, []]]]}}))
     store = _kept_store(kept)
-    assert store.get("k", 1) is None  # keyed another way then: nothing is read back
+    assert store.get("k", 1) is None  # an older file's entries are dropped, not read back
     store.put("k2", [[HeardLine("hello", 0.5, ())]])
     store.save()
-    assert json.loads(kept.read_text()) == {"lifeline_hearings": FORMAT, "calls": {"k2": [[["hello", 0.5, []]]]}}
+    assert json.loads(kept.read_text()) == {"lifeline_hearings": FORMAT,
+                                            "calls": {"k2": [[["hello", 0.5, []]]]}}
+
+
+def test_a_hearings_file_of_a_newer_layout_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    from simulator.hearings import FORMAT, HearingsFileError
+
+    kept = tmp_path / "kept.json"
+    newer = json.dumps({"lifeline_hearings": FORMAT + 1, "calls": {"k": []}})
+    kept.write_text(newer)
+    with pytest.raises(HearingsFileError, match="newer Lifeline"):
+        _kept_store(kept)
+    assert kept.read_text() == newer
+
+
+def test_a_lead_in_is_one_key_however_its_float_was_reached(tmp_path: Path) -> None:
+    from simulator.evaluate import FRAME_S
+
+    recording = ROOT / "examples" / "calls" / "audio" / "01-calm-balance-1.wav"
+    store = _kept_store(tmp_path / "kept.json")
+    assert store.key([recording], 1.0 + 7 * FRAME_S) == store.key([recording], 1.14)
+    assert store.key([recording], 1) == store.key([recording], 1.0)
+    assert store.key([recording], 1.0) != store.key([recording], 1.0 + FRAME_S)
 
 
 class _ShiftingHearing:
@@ -326,12 +348,14 @@ def test_offsets_hear_every_call_again_a_frame_later_each_time_and_report_the_sp
     assert offsets["runs"][1]["recall"] == 0.0 and offsets["runs"][1]["false_transfers"] == 0
     assert offsets["spread"]["recall"] == [0.0, 1.0] and offsets["spread"]["false_transfers"] == [0, 1]
     # both calls turn on the offset: the calm one is right at the two later, the asker at the first only
-    assert [(Path(c["scenario"]).name, c["transferred_at"], c["right_at"], c["of"]) for c in offsets["unsteady"]] == [
-        ("01-calm-balance.yaml", 1, 2, 3), ("02-asks-for-human.yaml", 1, 1, 3)]
+    assert [(Path(c["scenario"]).name, c["put_through_at_ms"], c["right_offsets"], c["offsets"])
+            for c in offsets["unsteady"]] == [("01-calm-balance.yaml", [0], 2, 3),
+                                              ("02-asks-for-human.yaml", [0], 1, 3)]
     printed: list[str] = []
     print_report(report, printed.append)
     assert any(line.endswith("unsteady calls 2") for line in printed)
-    assert "    unsteady: 02-asks-for-human.yaml: put through at 1 of 3 offsets, right at 1" in printed
+    line = "    turns on the offset: 02-asks-for-human.yaml: put through at +0 ms of 3 offsets; right at 1"
+    assert line in printed
     assert report["hearings"]["heard"] == 6  # each offset is kept apart: a second run hears nothing
     evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
              kept=_kept_store(kept_file), offsets=3)
@@ -343,10 +367,29 @@ def test_a_call_heard_the_same_at_every_offset_is_not_unsteady(app: Flask) -> No
 
     services = app.extensions["lifeline"].services
     calls = [ROOT / "examples" / "calls" / name for name in ("01-calm-balance.yaml", "02-asks-for-human.yaml")]
-    report = evaluate(calls, services.scorer, services.rules, 0.85, _CountingHearing(), "local",  # type: ignore[arg-type]
+    hearing = _CountingHearing()
+    report = evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
                       offsets=2)
     assert report["calls"]["offsets"]["unsteady"] == []
     assert report["calls"]["offsets"]["spread"]["false_transfers"] == [0, 0]
+
+
+def test_an_unlabelled_call_that_turns_on_the_offset_is_named_without_a_right_count(
+        app: Flask, tmp_path: Path) -> None:
+    from simulator.evaluate import evaluate
+
+    services = app.extensions["lifeline"].services
+    recording = ROOT / "examples" / "calls" / "audio" / "02-asks-for-human-1.wav"
+    unlabelled = tmp_path / "unlabelled.yaml"
+    unlabelled.write_text(f"name: a call nobody labelled\nturns:\n  - say: hello\n    audio: {recording}\n")
+    hearing = _ShiftingHearing()
+    report = evaluate([unlabelled], services.scorer, services.rules, 0.85, hearing,  # type: ignore[arg-type]
+                      "local", offsets=2)
+    [call] = report["calls"]["offsets"]["unsteady"]
+    assert (call["put_through_at_ms"], call["right_offsets"], call["offsets"]) == ([0], None, 2)
+    printed: list[str] = []
+    print_report(report, printed.append)
+    assert "    turns on the offset: unlabelled.yaml: put through at +0 ms of 2 offsets" in printed
 
 
 def test_offsets_are_for_audio_and_printed_as_a_range(app: Flask, tmp_path: Path) -> None:
