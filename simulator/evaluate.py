@@ -374,7 +374,7 @@ def _at_offsets(calls: Sequence[Scenario], understanding: Understanding, rules: 
                                          _in_pass(progress, step, offsets), kept))
     finally:
         hearing.lead_s = lead_s
-    runs = [{"lead_in_ms": round(step * FRAME_S * 1000), **_figures(call_summary(verdicts))}
+    runs = [{"lead_in_ms": _lead_in_ms(step), **_figures(call_summary(verdicts))}
             for step, verdicts in enumerate(passes)]
     spread = {}
     for name in SPREAD_FIGURES:
@@ -392,13 +392,18 @@ def _unsteady(passes: Sequence[Sequence[CallVerdict]]) -> list[dict[str, Any]]:
     unsteady: list[dict[str, Any]] = []
     # strict: each pass holds one verdict per call, in the same order (one call's offsets line up)
     for heard in zip(*passes, strict=True):
-        at_ms = [round(step * FRAME_S * 1000) for step, v in enumerate(heard) if v.transferred]
+        at_ms = [_lead_in_ms(step) for step, v in enumerate(heard) if v.transferred]
         if 0 < len(at_ms) < len(heard):
             expected = heard[0].scenario.expect.transfer
             right = None if expected is None else sum(1 for v in heard if v.transferred == expected)
             unsteady.append({"scenario": str(heard[0].scenario.path), "name": heard[0].scenario.name,
                              "put_through_at_ms": at_ms, "right_offsets": right, "offsets": len(heard)})
     return unsteady
+
+
+def _lead_in_ms(step: int) -> int:
+    """How much later than the first pass's the calls of pass `step` start, in ms."""
+    return round(step * FRAME_S * 1000)
 
 
 def _in_pass(progress: Progress | None, step: int, passes: int) -> Progress | None:
