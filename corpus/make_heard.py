@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     load_dotenv(ROOT / "examples" / "emulator.env")
     from insight.corpus import load_utterances
     from lifeline import create_app
-    from simulator.evaluate import LocalHearing
+    from simulator.listening import LocalHearing
 
     lines = [u for path in args.sources for u in load_utterances(path)]
     done = {u.note.removeprefix("heard: ") for path in args.skip_heard for u in load_utterances(path) if u.note}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,7 +104,7 @@ def test_evaluate_from_audio_reports_what_was_heard_and_how_sure_the_recogniser_
 def test_evaluate_hears_a_calls_recordings_on_one_stream_each_say_keeping_its_own_words(app: Flask) -> None:
     # A live call has one media stream, and the endpointer's state lives through all its says;
     # evaluate hears a call the same way, yet still gives each say only the words it held.
-    from simulator.evaluate import LocalHearing
+    from simulator.listening import LocalHearing
 
     hearing = LocalHearing(app.extensions["lifeline"].settings)
     engine: Any = hearing._engine  # the local engine: it opens streams
@@ -251,8 +252,8 @@ def test_each_setting_that_changes_what_is_heard_changes_a_calls_key(app: Flask,
                                                                      field: str, value: object) -> None:
     from dataclasses import replace
 
-    from simulator.evaluate import LocalHearing
     from simulator.hearings import HearingStore, hearing_settings
+    from simulator.listening import LocalHearing
 
     settings = app.extensions["lifeline"].settings
     recording = ROOT / "examples" / "calls" / "audio" / "01-calm-balance-1.wav"
@@ -263,6 +264,17 @@ def test_each_setting_that_changes_what_is_heard_changes_a_calls_key(app: Flask,
 
     assert key(settings) == key(settings)
     assert key(replace(settings, **{field: value})) != key(settings)
+
+
+def test_kept_hearings_are_keyed_by_the_code_that_streams_a_call_not_by_the_report() -> None:
+    from simulator import hearings
+    from simulator.listening import LocalHearing
+
+    # An edit to how evaluate scores or prints must not make every kept call be heard again.
+    assert LocalHearing.__module__ in hearings._HEARING_MODULES
+    assert "simulator.evaluate" not in hearings._HEARING_MODULES
+    for module in hearings._HEARING_MODULES:
+        importlib.import_module(module)  # a renamed module fails here, not in a user's run
 
 
 def test_a_kept_call_of_another_shape_is_heard_again_not_a_traceback(tmp_path: Path) -> None:
