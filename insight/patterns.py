@@ -80,6 +80,8 @@ _PERSON_NOUN = (
     r"representatives|rep|reps|represent ?a ?tive|advisor|adviser|advisors|advisers|colleague|"
     r"colleagues|customer (?:service|services|care|support)(?: team| agent| person| rep| advisor)?|"
     r"employee|associate|specialist|consultant|boss|(?:guy|lady|man|woman|chap|bloke) there|"
+    # a person named by what they do there: "whoever handles refunds", "the fella who is doing it"
+    r"whoever|(?:guy|lady|man|woman|chap|bloke|fella|fellow|gentleman|gent) (?:who|that|in charge)|"
     r"(?:\w+ )?(?:handler|handlers|officer|officers|clerk|clerks|engineer|technician)|"
     r"(?:someone|somebody|anyone|anybody|a person) (?:senior|in charge|higher up|qualified)|"
     r"one of (?:the|your) (?:girls|lads|boys|ladies|gents|team|staff|people|humans|agents|advisors|advisers)|"
@@ -88,7 +90,7 @@ _PERSON_NOUN = (
 )
 # Someone wanted to come out ("I need somebody to come and measure up", "is there anyone who could
 # pop round") asks for a visit: the caller wants a job done at their door, not a person on the line.
-_VISIT = (r"(?:come|pop|call|nip|drop|get)\s+(?:round|over|out|by|in(?!\s+touch)|along|and|to (?:the|my|our|us)|"
+_VISIT = (r"(?:come|coming|pop|popping|call|calling|nip|nipping|drop|dropping|get|getting)\s+(?:round|over|out|by|in(?!\s+touch)|along|and|to (?:the|my|our|us)|"
           r"here|back out)\b")
 _NOT_A_VISIT = rf"(?!\s+(?:(?:who|that)\s+(?:can|could|will|would)\s+)?(?:to\s+)?{_VISIT}|\s+(?:round|out|over(?! the phone))\b)"
 _DETERMINER = r"(?:(?:a|an|the|some|your|one of your|one of the|any|a member of|any of your|anyone from|" \
@@ -99,7 +101,8 @@ _CONNECT_VERB = (r"(?:put|get|transfer|connect|connecting|transferring|pass|send
                  r"take|bring|escalate|move|direct|sent|passed)")
 _ME = r"(?:me|us|this call|my call|this|the call)"
 _THROUGH = r"(?:through|thru|true|threw|straight through)"
-_TALK_VERB = r"(?:speak|speaking|talk|talking|chat|chatting|deal|dealing|have a word|get hold|" \
+_TALK_VERB = r"(?:speak|speaking|talk|talking|chat|chatting|deal|dealing|" \
+             r"(?:have|get|grab|want|like|need|of) a (?:(?:quick|brief|short|little|wee) )?word|get hold|" \
              r"get through|reach|discuss this|discuss it|go through this|explain this|explain it)"
 _WANT = (r"(?:want|wanted to have|need|needs|would like|like|would prefer|prefer|would rather have|"
          r"any chance of|chance of|could do with|looking for|"
@@ -364,12 +367,24 @@ _WINDOW = 4  # words before a construction in which a negation scopes over it
 _HYPOTHETICAL_INTENTS = ("leave_or_cancel", "legal_or_complaint")
 
 
+# A person wanted at the caller's door, not on the line (LABELS.md: a person mentioned, not asked
+# to speak with): someone sent round, an engineer got out, somebody to come and measure up.
+_TRADE_NOUN = (r"(?:engineer|engineers|technician|technicians|tech|fitter|fitters|plumber|electrician|"
+               r"surveyor|inspector|assessor|installer|installers|mechanic|driver|van|crew|team|man|guy|bloke|lad|lads)")
+_VISITOR = (rf"(?:someone|somebody|anyone|anybody|some one|one of your (?:\w+ )?(?:people|lads|team|{_TRADE_NOUN})|"
+            rf"(?:a|an|the|your|one of the)\s+(?:\w+\s+)?{_TRADE_NOUN})")
+_VISIT_REQUEST = re.compile(
+    rf"\b{_VISITOR}\s+(?:(?:to\s+)?{_VISIT}|(?:round|over|out)\b(?!\s+(?:there|of|the phone|here))|"
+    rf"to\s+(?:visit|measure|survey|inspect)\b)")
+
+
 @dataclass(frozen=True)
 class PatternHits:
     """Per intent: a construction asserted it (1.0), was refused (-1.0), or nothing (0.0)."""
 
     signals: dict[str, float]
     matched: dict[str, str]
+    visit: bool = False  # a person wanted at the caller's door (_VISIT_REQUEST), not on the line
 
     def asserted(self, intent: str) -> bool:
         """True when a construction of this intent fired un-negated."""
@@ -427,7 +442,13 @@ def find_intents(text: str) -> PatternHits:
                     matched.setdefault(intent, found.group(0).strip())
         if signals["bot_complaint"] == 0.0 and _MENU_REQUEST.search(clause):
             signals["bot_complaint"] = -1.0
-    return PatternHits(signals, matched)
+    return PatternHits(signals, matched, visit=_visit_request(line))
+
+
+def _visit_request(line: str) -> bool:
+    """A person wanted at the caller's door; "can someone come to the phone" wants one on the line."""
+    found = _VISIT_REQUEST.search(line)
+    return found is not None and not re.match(r"\s*(?:phone|line|telephone)\b", line[found.end():])
 
 
 def asserted_phrase(pattern: re.Pattern[str], text: str) -> str | None:

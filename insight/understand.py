@@ -204,6 +204,10 @@ class Understanding:
                     matched[intent] = hits.matched[intent]
             elif hits.signals[intent] < 0 and (self.tuned is None or p < REFUSAL_GATE):
                 p = min(p, REFUSED_CAP)
+            elif intent == "wants_person" and hits.visit:
+                # Someone wanted at the door: the model reads "send someone round" as asking for a
+                # person (0.9 and more), so the construction outranks it, as an asserted one does.
+                p = min(p, REFUSED_CAP)
             intents[intent] = p
         return intents, matched
 
