@@ -7,11 +7,12 @@ in `flask evaluate`, so what is measured is what runs.
 The probabilities come from one of two models (LIFELINE_UNDERSTANDING): the fine-tuned sentence
 encoder of insight/tuned.py (default), or logistic models over a line's WordLlama embedding, the
 pattern layer's signals per intent (asserted / refused), the VADER + call-centre score and lexical
-n-grams (`linear`). Either way the pattern layer then has the last word in two directions, because it encodes
+n-grams (`linear`). Either way the pattern layer then has the last word, because it encodes
 structure a bag of word vectors cannot see: an asserted construction lifts the intent to at
 least PATTERN_FLOOR (for the threats, leave_or_cancel and legal_or_complaint, only when the
-model gives them at least THREAT_GATE), and a refused one ("I don't need an agent") caps it at
-REFUSED_CAP.
+model gives them at least THREAT_GATE); a refused one ("I don't need an agent") caps it at
+REFUSED_CAP; and a visit request with no construction either way ("could you send someone
+round") caps wants_person at REFUSED_CAP too.
 """
 
 from __future__ import annotations
@@ -204,9 +205,10 @@ class Understanding:
                     matched[intent] = hits.matched[intent]
             elif hits.signals[intent] < 0 and (self.tuned is None or p < REFUSAL_GATE):
                 p = min(p, REFUSED_CAP)
-            elif intent == "wants_person" and hits.visit:
-                # Someone wanted at the door: the model reads "send someone round" as asking for a
-                # person (0.9 and more), so the construction outranks it, as an asserted one does.
+            elif intent == "wants_person" and hits.visit and hits.signals[intent] == 0.0:
+                # Someone wanted at the door and no construction either way: the model reads "send
+                # someone round" as asking for a person (0.9 and more), and the visit outranks it.
+                # A refused construction keeps the refusal's own rule (REFUSAL_GATE) above.
                 p = min(p, REFUSED_CAP)
             intents[intent] = p
         return intents, matched
