@@ -104,7 +104,8 @@ _JOB_VERB = (r"(?:look|have a look|take a look|fix|measure|check|repair|service|
              r"unblock|replace|install|fit|read|assess|survey|quote|sort)")
 _VISIT_REQUEST = re.compile(
     rf"\b{_VISITOR}\s+(?:(?:who|that)\s+(?:can|could|will|would)\s+)?(?:to\s+)?(?:"
-    rf"(?:come|pop|nip|drop|get)\s+(?:a?round|over|out|by|along|back out|here)\b|"
+    rf"(?:come|coming|pop|popping|nip|nipping|drop|dropping|get|getting)\s+"
+    rf"(?:a?round|over|out|by|along|back out|here)\b|"
     rf"come\s+(?:and\s+)?{_JOB_VERB}\b|"
     rf"(?:come|get)\s+(?:to|out to|round to|over to)\s+(?:the|my|our)\s+(?:\w+\s+)?{_PLACE}\b|"
     rf"(?:a?round|over|out)\b(?!\s+(?:there|of|the phone|in|at|on)\b)|"
