@@ -103,12 +103,14 @@ _PLACE = (r"(?:house|flat|home|property|place|site|address|door|office|shop|gard
 _JOB_VERB = (r"(?:look|have a look|take a look|fix|measure|check|repair|service|inspect|collect|pick|clear|"
              r"unblock|replace|install|fit|read|assess|survey|quote|sort)")
 _VISIT_REQUEST = re.compile(
+    # "around" alone is as often "available" ("is there anybody around who can help"): sent only
+    rf"\b(?:send|sending|get|getting)\s+{_VISITOR}\s+around\b|"
     rf"\b{_VISITOR}\s+(?:(?:who|that)\s+(?:can|could|will|would)\s+)?(?:to\s+)?(?:"
     rf"(?:come|coming|pop|popping|nip|nipping|drop|dropping|get|getting)\s+"
     rf"(?:a?round|over|out|by|along|back out|here)\b|"
     rf"come\s+(?:and\s+)?{_JOB_VERB}\b|"
     rf"(?:come|get)\s+(?:to|out to|round to|over to)\s+(?:the|my|our)\s+(?:\w+\s+)?{_PLACE}\b|"
-    rf"(?:a?round|over|out)\b(?!\s+(?:there|of|the phone|in|at|on)\b)|"
+    rf"(?:round|over|out)\b(?!\s+(?:there|of|the phone|in|at|on)\b)|"
     rf"to\s+(?:my|our|the)\s+(?:\w+\s+)?{_PLACE}\b|"
     rf"to\s+(?:visit|measure|survey|inspect)\b)")
 # A line that speaks of the call itself may want the person on the line ("can someone come over the

@@ -167,7 +167,8 @@ VISITS = ["could you send somebody round to look at the radiator on Friday",
           "can you get an engineer out to the flat tomorrow",
           "we'd need someone to come and measure the landing before you quote",
           "is there any chance of a fitter popping round this week",
-          "could some one come out and have a look at the meter"]
+          "could some one come out and have a look at the meter",
+          "can you send someone around to look at it"]
 
 
 @pytest.mark.parametrize("text", VISITS)
@@ -187,7 +188,8 @@ ON_THE_LINE = ["can someone come to the phone please",
                "I need somebody to come to my rescue here",
                "I need someone to get to the bottom of this",
                "can somebody come and help me with this stupid menu",
-               "is there anyone out there who can help me"]
+               "is there anyone out there who can help me",
+               "is there anybody around who can help me"]
 
 
 @pytest.mark.parametrize("text", ON_THE_LINE)
