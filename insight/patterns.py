@@ -90,7 +90,11 @@ _PERSON_NOUN = (
 # pop round") asks for a visit: the caller wants a job done at their door, not a person on the line.
 _VISIT = (r"(?:come|pop|call|nip|drop|get)\s+(?:round|over|out|by|in(?!\s+touch)|along|and|to (?:the|my|our|us)|"
           r"here|back out)\b")
-_NOT_A_VISIT = rf"(?!\s+(?:(?:who|that)\s+(?:can|could|will|would)\s+)?(?:to\s+)?{_VISIT}|\s+(?:round|out|over(?! the phone))\b)"
+_JOB_VERB = (r"(?:look|have a look|take a look|fix|measure|check|repair|service|inspect|collect|pick|clear|"
+             r"unblock|replace|install|fit|read|assess|survey|quote|sort)")
+# "I need someone to come round" and, as many say it, "someone to come fix the boiler"
+_NOT_A_VISIT = (rf"(?!\s+(?:(?:who|that)\s+(?:can|could|will|would)\s+)?(?:to\s+)?(?:{_VISIT}|come\s+{_JOB_VERB}\b)|"
+                rf"\s+(?:round|out|over(?! the phone))\b)")
 # A person wanted at the caller's door, not on the line (LABELS.md: a person mentioned, not asked
 # to speak with): someone sent round, an engineer got out, somebody to come and measure up. The
 # model reads these as asking for a person, so the understanding layer caps that intent on them.
@@ -100,8 +104,6 @@ _VISITOR = (rf"(?:someone|somebody|anyone|anybody|one of your (?:\w+ )?(?:people
             rf"(?:a|an|the|your|one of the)\s+(?:\w+\s+)?{_TRADE_NOUN})")
 _PLACE = (r"(?:house|flat|home|property|place|site|address|door|office|shop|garden|farm|premises|unit|"
           r"building|block|yard|garage)")
-_JOB_VERB = (r"(?:look|have a look|take a look|fix|measure|check|repair|service|inspect|collect|pick|clear|"
-             r"unblock|replace|install|fit|read|assess|survey|quote|sort)")
 _VISIT_REQUEST = re.compile(
     # "around" alone is as often "available" ("is there anybody around who can help"): sent only
     rf"\b(?:send|sending|get|getting)\s+{_VISITOR}\s+around\b|"

@@ -156,7 +156,8 @@ def test_the_system_repeating_itself_is_still_a_bot_complaint(text: str) -> None
 @pytest.mark.parametrize("text", ["we just need somebody to come round and measure the window",
                                   "I want someone out to the flat this week",
                                   "is there anyone who could pop over and look at the gate",
-                                  "I need someone to come and clear the drain"])
+                                  "I need someone to come and clear the drain",
+                                  "I need someone to come fix the boiler"])
 def test_someone_wanted_at_the_door_is_a_visit_not_a_request_for_a_person(text: str) -> None:
     hits = find_intents(text)
     assert hits.signals["wants_person"] == 0.0 and hits.visit
