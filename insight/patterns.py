@@ -448,7 +448,8 @@ def find_intents(text: str) -> PatternHits:
     # A construction's `unless` reads the whole line, so it is settled once, not once per clause.
     live = {intent: [c for c in constructions if c.unless is None or not c.unless.search(line)]
             for intent, constructions in CONSTRUCTIONS.items()}
-    for clause in _split_clauses(line):
+    clauses = _split_clauses(line)
+    for clause in clauses:
         for intent, constructions in live.items():
             for construction in constructions:
                 for found in construction.pattern.finditer(clause):
@@ -462,16 +463,16 @@ def find_intents(text: str) -> PatternHits:
                     matched.setdefault(intent, found.group(0).strip())
         if signals["bot_complaint"] == 0.0 and _MENU_REQUEST.search(clause):
             signals["bot_complaint"] = -1.0
-    return PatternHits(signals, matched, visit=_visit_request(line))
+    return PatternHits(signals, matched, visit=_visit_request(line, clauses))
 
 
-def _visit_request(line: str) -> bool:
+def _visit_request(line: str, clauses: list[str]) -> bool:
     """A person wanted at the caller's door, in the caller's own words, in a line not about the call."""
     if _ON_THE_LINE.search(line):
         return False  # "can someone come to the phone, or send someone round": the model decides
     # "you said you'd send an engineer out" reports a promise; it asks for nothing now
     return any(not _REPORTED.search(clause[:found.start()])
-               for clause in _split_clauses(line) for found in _VISIT_REQUEST.finditer(clause))
+               for clause in clauses for found in _VISIT_REQUEST.finditer(clause))
 
 
 def asserted_phrase(pattern: re.Pattern[str], text: str) -> str | None:
