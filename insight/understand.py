@@ -129,8 +129,11 @@ class Understanding:
 
     def __init__(self, weights: Path = DEFAULT_WEIGHTS, embedder: SentenceEmbedder | None = None,
                  scorer: SentimentScorer | None = None, models: LinearModels | None = None,
-                 tuned: TunedModel | None = None) -> None:
+                 tuned: TunedModel | None = None, second_hearing_intents: bool = False) -> None:
         self.scorer = scorer or SentimentScorer()
+        # Whether an intent read only from a second hearing's best reading counts. Off by default:
+        # the second hearing's readings then only weigh into the mood (BENCHMARKS.md, round 22).
+        self.second_hearing_intents = second_hearing_intents
         self.tuned = tuned
         self.embedder: SentenceEmbedder | None = None
         self.models: LinearModels | None = None
@@ -166,9 +169,10 @@ class Understanding:
         """Everything about one line; `score` overrides the sentiment when the engine gave one.
 
         `readings` (a recogniser's, best first: `text`) make the frustration, and the score unless
-        the engine gave one, a confidence-weighted mean over every reading. The intents are read
-        from `text`, and from the best reading of a second hearing if there is one: an intent
-        counts at the higher of the two.
+        the engine gave one, a confidence-weighted mean over every reading, a second hearing's
+        included. The intents are read from `text`; with `second_hearing_intents`, also from the
+        best reading of a second hearing if there is one, and an intent counts at the higher of
+        the two.
         """
         sentiment = self.scorer.score(text)
         if score is not None:
@@ -181,7 +185,7 @@ class Understanding:
             if score is None:
                 sentiment = Sentiment(mean_score, label(mean_score), sentiment.sarcastic)
         intents, matched = self._intents(hits, learned)
-        for other in _second_hearing(readings):
+        for other in _second_hearing(readings) if self.second_hearing_intents else ():
             more, more_matched = self._intents(*self._read(other, read)[:2])
             for intent, p in more.items():
                 if p > intents[intent]:
@@ -261,9 +265,10 @@ def _second_hearing(readings: Sequence[Reading]) -> list[str]:
 
 def understanding_from(settings: Settings) -> Understanding:
     """The Understanding LIFELINE_UNDERSTANDING names (the tuned encoder is built on first use)."""
+    intents = settings.second_hearing_intents
     if settings.understanding == "linear":
-        return Understanding()
-    return Understanding(tuned=TunedModel(cache_dir=settings.model_cache_dir))
+        return Understanding(second_hearing_intents=intents)
+    return Understanding(tuned=TunedModel(cache_dir=settings.model_cache_dir), second_hearing_intents=intents)
 
 
 __all__ = ["Analysis", "FRUSTRATION_LEVELS", "INTENTS", "Understanding", "understanding_from"]

@@ -29,8 +29,9 @@ ENGINES = {"local": "insight.local:LocalEngine", "telnyx": "insight.telnyx:Telny
 # A Twilio number's settings, kept as given here and checked by providers.twilio.settings.
 TWILIO_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL")
 UNDERSTANDINGS = ("tuned", "linear")
-# The speed LIFELINE_SECOND_HEARING suggests for hearing each utterance a second time
-# (insight/whisper.py); off by default (BENCHMARKS.md, round 15).
+# The speed the local engine hears each utterance a second time at (LIFELINE_SECOND_HEARING,
+# insight/whisper.py). On by default since round 22, weighed into the mood only: on the splits it
+# was chosen and checked on it put fewer calm callers through (BENCHMARKS.md, rounds 15 and 22).
 SECOND_HEARING = 0.9
 # LIFELINE_WHISPER_MIRROR_DB's default: the local engine keeps the phone band's mirror image in
 # 4-8 kHz, this many dB below the band (insight/whisper.py, BENCHMARKS.md round 16).
@@ -70,7 +71,8 @@ class Settings:
     api_token: str | None = None
     whisper_model: str | None = None  # tiny.en (None), base, or a CTranslate2 model directory
     whisper_threads: int = 1
-    second_hearing: float | None = None  # each utterance is decoded again at this speed; None: once
+    second_hearing: float | None = SECOND_HEARING  # each utterance is decoded again at this speed; None: once
+    second_hearing_intents: bool = False  # an intent heard only in the second hearing counts too
     whisper_mirror_db: float | None = WHISPER_MIRROR_DB  # the band's mirror image, this many dB down; None: none
     understanding: str = "tuned"  # tuned (fine-tuned sentence encoder) or linear (word vectors)
     model_cache_dir: Path | None = None  # built encoder graphs are kept here; None: each process builds
@@ -187,10 +189,15 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                         60.0, 86400.0, problems)
     whisper_threads = _int(get("LIFELINE_WHISPER_THREADS", "1"), "LIFELINE_WHISPER_THREADS", 1, 16,
                            problems)
-    # off by default; a speed (SECOND_HEARING suggested) decodes each utterance again at it
-    second_hearing = _off_or_number(get("LIFELINE_SECOND_HEARING"), "LIFELINE_SECOND_HEARING", "off", 0.5, 1.5,
-                                    "a speed", f"{SECOND_HEARING} hears each utterance again slowed down",
+    # a speed (SECOND_HEARING by default) decodes each utterance again at it; off hears it once
+    second_hearing = _off_or_number(get("LIFELINE_SECOND_HEARING"), "LIFELINE_SECOND_HEARING",
+                                    str(SECOND_HEARING), 0.5, 1.5, "a speed",
+                                    f"{SECOND_HEARING}, the default, hears each utterance again slowed down",
                                     problems, besides=1.0)
+    second_hearing_intents = (get("LIFELINE_SECOND_HEARING_INTENTS", "off") or "").strip().lower()
+    if second_hearing_intents not in ("on", "off"):
+        problems.append(f"LIFELINE_SECOND_HEARING_INTENTS={second_hearing_intents!r} must be on or off "
+                        "(on: an intent heard only in the second hearing counts too)")
     whisper_mirror_db = _off_or_number(
         get("LIFELINE_WHISPER_MIRROR_DB"), "LIFELINE_WHISPER_MIRROR_DB", str(WHISPER_MIRROR_DB), 6.0, 40.0,
         "a level in dB", f"{WHISPER_MIRROR_DB:g}, the default, keeps the phone band's mirror image in "
@@ -260,6 +267,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         whisper_model=whisper_model,
         whisper_threads=whisper_threads,
         second_hearing=second_hearing,
+        second_hearing_intents=second_hearing_intents == "on",
         whisper_mirror_db=whisper_mirror_db,
         understanding=understanding,
         model_cache_dir=model_cache_dir,

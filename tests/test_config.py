@@ -38,6 +38,7 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_SQLITE_SYNCHRONOUS", "off", "LIFELINE_SQLITE_SYNCHRONOUS='OFF' must be NORMAL"),
     ("LIFELINE_SECOND_HEARING", "1", "LIFELINE_SECOND_HEARING='1' must be off or a speed"),
     ("LIFELINE_SECOND_HEARING", "slow", "LIFELINE_SECOND_HEARING='slow' must be off or a speed"),
+    ("LIFELINE_SECOND_HEARING_INTENTS", "yes", "LIFELINE_SECOND_HEARING_INTENTS='yes' must be on or off"),
     ("LIFELINE_WHISPER_MIRROR_DB", "3", "LIFELINE_WHISPER_MIRROR_DB='3' must be off or a level in dB"),
     ("LIFELINE_WHISPER_MIRROR_DB", "loud", "LIFELINE_WHISPER_MIRROR_DB='loud' must be off or a level"),
 ])
@@ -100,12 +101,19 @@ def test_sqlite_flushes_every_commit_to_disk_only_when_asked(tmp_path: Path, set
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
-@pytest.mark.parametrize(("setting", "speed"), [(None, None), ("off", None), ("OFF", None), ("0.9", 0.9),
+@pytest.mark.parametrize(("setting", "speed"), [(None, 0.9), ("off", None), ("OFF", None), ("0.9", 0.9),
                                                ("1.1", 1.1)])
-def test_the_local_engine_hears_each_utterance_once_unless_given_a_second_hearings_speed(
+def test_the_local_engine_hears_each_utterance_a_second_time_slowed_to_0_9_unless_told_otherwise(
         tmp_path: Path, setting: str | None, speed: float | None) -> None:
     extra = {} if setting is None else {"LIFELINE_SECOND_HEARING": setting}
     assert load_settings({**GOOD, **extra}, tmp_path).second_hearing == speed
+
+
+@pytest.mark.parametrize(("setting", "counts"), [(None, False), ("off", False), ("ON", True), ("on", True)])
+def test_an_intent_heard_only_in_the_second_hearing_counts_only_when_switched_on(
+        tmp_path: Path, setting: str | None, counts: bool) -> None:
+    extra = {} if setting is None else {"LIFELINE_SECOND_HEARING_INTENTS": setting}
+    assert load_settings({**GOOD, **extra}, tmp_path).second_hearing_intents is counts
 
 
 @pytest.mark.parametrize(("setting", "level"), [(None, 15.0), ("off", None), ("Off", None), ("20", 20.0)])

@@ -109,14 +109,25 @@ def test_readings_that_carry_no_weight_leave_the_line_as_written_and_an_engines_
     assert scored.frustration["calm"] > alone.frustration["calm"]
 
 
-def test_an_intent_lost_in_the_first_hearing_counts_from_the_second_hearings_best_reading(
+def test_an_intent_lost_in_the_first_hearing_counts_from_the_second_hearings_best_reading_when_switched_on(
         understanding: Understanding) -> None:
     garbled, kept = "Perfect, please.", "Person, please, put me through to someone."
     assert understanding.analyse(garbled).intents["wants_person"] < 0.5
     heard = [Reading(garbled, 0.5), Reading(garbled + "!", 0.4), Reading(kept, 0.45, hearing=1)]
-    analysis = understanding.analyse(garbled, readings=heard)
+    both = Understanding(scorer=understanding.scorer, embedder=understanding.embedder,
+                         models=understanding.models, second_hearing_intents=True)
+    analysis = both.analyse(garbled, readings=heard)
     assert analysis.intents["wants_person"] >= understanding.analyse(kept).intents["wants_person"] >= 0.9
     assert "wants_person" in analysis.matched  # the reason names the words the second hearing kept
+
+
+def test_by_default_the_second_hearing_weighs_into_the_mood_and_adds_no_intent(
+        understanding: Understanding) -> None:
+    garbled, kept = "Perfect, please.", "Person, please, put me through to someone."
+    heard = [Reading(garbled, 0.5), Reading(kept, 0.45, hearing=1)]
+    analysis = understanding.analyse(garbled, readings=heard)
+    assert analysis.intents == understanding.analyse(garbled).intents
+    assert analysis.frustration != understanding.analyse(garbled).frustration
 
 
 def test_a_lesser_reading_of_the_first_hearing_gives_no_intent(understanding: Understanding) -> None:
