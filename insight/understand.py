@@ -185,7 +185,8 @@ class Understanding:
             if score is None:
                 sentiment = Sentiment(mean_score, label(mean_score), sentiment.sarcastic)
         intents, matched = self._intents(hits, learned)
-        for other in _second_hearing(readings) if self.second_hearing_intents else ():
+        second = _second_hearing(readings) if self.second_hearing_intents else []
+        for other in second:
             more, more_matched = self._intents(*self._read(other, read)[:2])
             for intent, p in more.items():
                 if p > intents[intent]:

@@ -194,10 +194,12 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                                     str(SECOND_HEARING), 0.5, 1.5, "a speed",
                                     f"{SECOND_HEARING}, the default, hears each utterance again slowed down",
                                     problems, besides=1.0)
-    second_hearing_intents = (get("LIFELINE_SECOND_HEARING_INTENTS", "off") or "").strip().lower()
+    given_intents = get("LIFELINE_SECOND_HEARING_INTENTS")
+    second_hearing_intents = (given_intents or "off").strip().lower()
     if second_hearing_intents not in ("on", "off"):
-        problems.append(f"LIFELINE_SECOND_HEARING_INTENTS={second_hearing_intents!r} must be on or off "
-                        "(on: an intent heard only in the second hearing counts too)")
+        problems.append(f"LIFELINE_SECOND_HEARING_INTENTS={given_intents!r} must be on or off (off, the "
+                        "default, reads intents from the first hearing; on: an intent heard only in "
+                        "the second hearing counts too)")
     whisper_mirror_db = _off_or_number(
         get("LIFELINE_WHISPER_MIRROR_DB"), "LIFELINE_WHISPER_MIRROR_DB", str(WHISPER_MIRROR_DB), 6.0, 40.0,
         "a level in dB", f"{WHISPER_MIRROR_DB:g}, the default, keeps the phone band's mirror image in "

@@ -382,6 +382,13 @@ def _within(path: Path, root: Path) -> bool:
 def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
     """The report as a terminal reads it."""
     echo(f"Model: {report.get('understanding', '?')} (LIFELINE_UNDERSTANDING); engine: {report['engine']}")
+    heard = report.get("hearing")
+    if heard:
+        speed = heard["second_hearing"]
+        second = ("heard once (LIFELINE_SECOND_HEARING=off)" if speed is None else
+                  f"heard twice, the second at {speed:g} (LIFELINE_SECOND_HEARING), weighed into the mood"
+                  + (" and the intents" if heard["second_hearing_intents"] else " only"))
+        echo(f"Recogniser: {heard['whisper_model']}; {second}")
     lines = report.get("utterances")
     if lines:
         echo(f"Utterances: {lines['lines']} (intent threshold {lines['threshold']})")
@@ -495,6 +502,11 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
                           kept=kept, offsets=offsets)
     except (ScenarioError, CorpusError) as exc:
         raise click.UsageError(str(exc)) from exc
+    if engine == "local":  # what heard the calls, so two runs' reports can be told apart
+        settings = lifeline.settings
+        report["hearing"] = {"whisper_model": settings.whisper_model or "tiny.en",
+                             "second_hearing": settings.second_hearing,
+                             "second_hearing_intents": services.scorer.second_hearing_intents}
     print_report(report, click.echo)
     if misses and "utterances" in report:
         for miss in report["utterances"]["misses"]:

@@ -38,7 +38,7 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_SQLITE_SYNCHRONOUS", "off", "LIFELINE_SQLITE_SYNCHRONOUS='OFF' must be NORMAL"),
     ("LIFELINE_SECOND_HEARING", "1", "LIFELINE_SECOND_HEARING='1' must be off or a speed"),
     ("LIFELINE_SECOND_HEARING", "slow", "LIFELINE_SECOND_HEARING='slow' must be off or a speed"),
-    ("LIFELINE_SECOND_HEARING_INTENTS", "yes", "LIFELINE_SECOND_HEARING_INTENTS='yes' must be on or off"),
+    ("LIFELINE_SECOND_HEARING_INTENTS", "Yes", "LIFELINE_SECOND_HEARING_INTENTS='Yes' must be on or off"),
     ("LIFELINE_WHISPER_MIRROR_DB", "3", "LIFELINE_WHISPER_MIRROR_DB='3' must be off or a level in dB"),
     ("LIFELINE_WHISPER_MIRROR_DB", "loud", "LIFELINE_WHISPER_MIRROR_DB='loud' must be off or a level"),
 ])

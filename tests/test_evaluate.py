@@ -91,7 +91,11 @@ def test_evaluate_from_audio_reports_what_was_heard_and_how_sure_the_recogniser_
     result = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--engine", "local",
                                                 "--json", str(out)])
     assert result.exit_code == 0, result.output
-    [verdict] = json.loads(out.read_text())["calls"]["verdicts"]
+    report = json.loads(out.read_text())
+    [verdict] = report["calls"]["verdicts"]
+    assert report["hearing"] == {"whisper_model": "tiny.en", "second_hearing": 0.9, "second_hearing_intents": False}
+    assert "Recogniser: tiny.en; heard twice, the second at 0.9 (LIFELINE_SECOND_HEARING), weighed into " \
+           "the mood only" in result.output  # two runs' reports say what heard them
     assert verdict["heard"], "the recording was heard as nothing"
     assert "heard 1/1 calls" in result.stderr  # audio runs take minutes: they say how far they are
     assert all(0.0 < h["confidence"] <= 1.0 for h in verdict["heard"])

@@ -177,6 +177,11 @@ def test_the_setting_chooses_the_model_and_an_unknown_name_says_the_choices(tmp_
             "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}
     settings = load_settings({**base, "LIFELINE_UNDERSTANDING": "linear"}, tmp_path)
     assert understanding_from(settings).name == "linear"
+    for model in ("tuned", "linear"):  # whether a second hearing's intents count reaches either model
+        given = {**base, "LIFELINE_UNDERSTANDING": model}
+        assert understanding_from(load_settings(given, tmp_path)).second_hearing_intents is False
+        switched = load_settings({**given, "LIFELINE_SECOND_HEARING_INTENTS": "on"}, tmp_path)
+        assert understanding_from(switched).second_hearing_intents is True
     assert load_settings(base, tmp_path).understanding == "tuned"
     with pytest.raises(ConfigError, match="choose tuned .* or linear"):
         load_settings({**base, "LIFELINE_UNDERSTANDING": "bert"}, tmp_path)

@@ -124,10 +124,13 @@ def test_an_intent_lost_in_the_first_hearing_counts_from_the_second_hearings_bes
 def test_by_default_the_second_hearing_weighs_into_the_mood_and_adds_no_intent(
         understanding: Understanding) -> None:
     garbled, kept = "Perfect, please.", "Person, please, put me through to someone."
-    heard = [Reading(garbled, 0.5), Reading(kept, 0.45, hearing=1)]
+    alone, other = understanding.analyse(garbled), understanding.analyse(kept)
+    assert alone.intents["wants_person"] < 0.5 <= 0.9 <= other.intents["wants_person"]
+    heard = [Reading(garbled, 0.5), Reading(kept, 0.3, hearing=1)]
     analysis = understanding.analyse(garbled, readings=heard)
-    assert analysis.intents == understanding.analyse(garbled).intents
-    assert analysis.frustration != understanding.analyse(garbled).frustration
+    assert analysis.intents == alone.intents
+    for level, p in analysis.frustration.items():  # the mood: both hearings, weighed by confidence
+        assert p == pytest.approx((0.5 * alone.frustration[level] + 0.3 * other.frustration[level]) / 0.8)
 
 
 def test_a_lesser_reading_of_the_first_hearing_gives_no_intent(understanding: Understanding) -> None:
