@@ -34,7 +34,7 @@ from transfer.rules import RuleSet
 
 from .bench import percentile
 from .hearings import CallHearing, HeardLine, HearingsFileError, HearingStore, hearing_settings
-from .listening import Hear, LocalHearing
+from .listening import Hear, LocalHearing, every_say
 from .scenario import Scenario, ScenarioError, load_scenario, require_audio
 
 
@@ -351,8 +351,7 @@ def _read_back(scenario: Scenario, hearing: LocalHearing, kept: HearingStore) ->
     key = kept.key(recordings, hearing.lead_s)
     says = kept.get(key, len(recordings))
     if says is None:
-        with hearing.call() as hear:
-            says = [hear(recording) for recording in recordings]
+        says = every_say(hearing, recordings)
         kept.put(key, says)
     return _in_order(says)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any
 
 from insight.base import Reading
 
-from .hearings import HeardLine
+from .hearings import CallHearing, HeardLine
 
 Hear = Callable[[Path], list[HeardLine]]
 
@@ -86,3 +86,9 @@ class LocalHearing:
         """The messages the engine makes of one recording heard on a call of its own."""
         with self.call() as hear:
             return hear(wav)
+
+
+def every_say(hearing: LocalHearing, recordings: Sequence[Path]) -> CallHearing:
+    """Every recording of a call heard in turn on the call's one stream (what a kept hearing holds)."""
+    with hearing.call() as hear:
+        return [hear(recording) for recording in recordings]
