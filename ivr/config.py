@@ -30,8 +30,8 @@ ENGINES = {"local": "insight.local:LocalEngine", "telnyx": "insight.telnyx:Telny
 TWILIO_KEYS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL")
 UNDERSTANDINGS = ("tuned", "linear")
 # The speed the local engine hears each utterance a second time at (LIFELINE_SECOND_HEARING,
-# insight/whisper.py). On by default since round 22, weighed into the mood only: on the splits it
-# was chosen and checked on it put fewer calm callers through (BENCHMARKS.md, rounds 15 and 22).
+# insight/whisper.py). On by default with tiny.en since round 22, weighed into the mood only: on the
+# splits it was chosen and checked on it put fewer calm callers through (BENCHMARKS.md, round 22).
 SECOND_HEARING = 0.9
 # LIFELINE_WHISPER_MIRROR_DB's default: the local engine keeps the phone band's mirror image in
 # 4-8 kHz, this many dB below the band (insight/whisper.py, BENCHMARKS.md round 16).
@@ -189,11 +189,15 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                         60.0, 86400.0, problems)
     whisper_threads = _int(get("LIFELINE_WHISPER_THREADS", "1"), "LIFELINE_WHISPER_THREADS", 1, 16,
                            problems)
-    # a speed (SECOND_HEARING by default) decodes each utterance again at it; off hears it once
+    # a speed decodes each utterance again at it; off hears it once. SECOND_HEARING by default for
+    # tiny.en only: for any larger model it changed no frozen-test verdict and made as many errors on
+    # the checking splits, while base with two hearings fell far behind at 4 calls (p95 7.0 s against
+    # 2.4 s; BENCHMARKS.md, round 22).
+    default_hearing = str(SECOND_HEARING) if whisper_model in (None, "tiny.en") else "off"
     second_hearing = _off_or_number(get("LIFELINE_SECOND_HEARING"), "LIFELINE_SECOND_HEARING",
-                                    str(SECOND_HEARING), 0.5, 1.5, "a speed",
-                                    f"{SECOND_HEARING}, the default, hears each utterance again slowed down",
-                                    problems, besides=1.0)
+                                    default_hearing, 0.5, 1.5, "a speed",
+                                    f"{SECOND_HEARING}, the default with tiny.en, hears each utterance "
+                                    "again slowed down", problems, besides=1.0)
     given_intents = get("LIFELINE_SECOND_HEARING_INTENTS")
     second_hearing_intents = (given_intents or "off").strip().lower()
     if second_hearing_intents not in ("on", "off"):

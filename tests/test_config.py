@@ -109,6 +109,14 @@ def test_the_local_engine_hears_each_utterance_a_second_time_slowed_to_0_9_unles
     assert load_settings({**GOOD, **extra}, tmp_path).second_hearing == speed
 
 
+@pytest.mark.parametrize(("model", "setting", "speed"), [("base", None, None), ("base", "0.9", 0.9),
+                                                        ("tiny.en", None, 0.9), ("tiny.en", "off", None)])
+def test_only_tiny_en_hears_each_utterance_twice_unless_told_otherwise(
+        tmp_path: Path, model: str, setting: str | None, speed: float | None) -> None:
+    extra = {"LIFELINE_WHISPER_MODEL": model} | ({} if setting is None else {"LIFELINE_SECOND_HEARING": setting})
+    assert load_settings({**GOOD, **extra}, tmp_path).second_hearing == speed
+
+
 @pytest.mark.parametrize(("setting", "counts"), [(None, False), ("off", False), ("ON", True), ("on", True)])
 def test_an_intent_heard_only_in_the_second_hearing_counts_only_when_switched_on(
         tmp_path: Path, setting: str | None, counts: bool) -> None:
