@@ -16,11 +16,12 @@ every likely reading instead of trusting the first (insight/understand.py, BENCH
 A greedy decode (load shedding, asr_queue.py) has one reading, and its mood is read from it alone.
 
 With LIFELINE_SECOND_HEARING set to a speed (0.9 by default with tiny.en; `off`, base's default,
-hears once), each utterance is heard twice: as it came, and slowed to that speed (one more
-decode, about 90 ms of CPU for a 4 s utterance with tiny.en). The two hearings garble different words; the second hearing's readings
-follow the first's, marked `hearing=1`, and the mood is weighed over both (insight/understand.py;
-whether an intent heard only there counts is LIFELINE_SECOND_HEARING_INTENTS, off by default:
-BENCHMARKS.md, rounds 15 and 22). A greedy decode under load is one hearing.
+hears once), each utterance is heard twice: as it came, and slowed to that speed (one more decode,
+about 90 ms of CPU for a 4 s utterance with tiny.en). The two hearings garble different words; the
+second hearing's readings follow the first's, marked `hearing=1`, and the mood is weighed over both
+(insight/understand.py; whether an intent heard only there counts is
+LIFELINE_SECOND_HEARING_INTENTS, off by default: BENCHMARKS.md, rounds 15 and 22). A greedy decode
+under load is one hearing.
 
 Phone audio stops at 4 kHz, so cleanly interpolated to 16 kHz it leaves Whisper's upper mel bands
 empty. The local engine keeps the phone band's mirror image there instead, LIFELINE_WHISPER_MIRROR_DB
