@@ -97,6 +97,11 @@ class Settings:
     symbl: SymblSettings | None = None
     twilio: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def whisper_model_name(self) -> str:
+        """The Whisper model the local engine loads: tiny.en, base, or a model directory."""
+        return self.whisper_model or "tiny.en"
+
 
 @dataclass(frozen=True)
 class SymblSettings:
@@ -180,9 +185,9 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     hold = _float(get("LIFELINE_COMMAND_HOLD", "1"), "LIFELINE_COMMAND_HOLD", 0.0, 60.0, problems)
     transfer_timeout = _int(get("LIFELINE_TRANSFER_TIMEOUT", "30"), "LIFELINE_TRANSFER_TIMEOUT",
                             5, 600, problems)
-    monitor = (get("LIFELINE_MONITOR", "on") or "").lower()
-    if monitor not in ("on", "off"):
-        problems.append(f"LIFELINE_MONITOR={monitor!r} must be on or off")
+    monitor = _on_off(get("LIFELINE_MONITOR"), "LIFELINE_MONITOR", True,
+                      "on, the default, runs the sweep in each worker; off when a `flask monitor` "
+                      "process runs it", problems)
     sweep_interval = _float(get("LIFELINE_SWEEP_INTERVAL", "5"), "LIFELINE_SWEEP_INTERVAL",
                             0.5, 3600.0, problems)
     stale_call = _float(get("LIFELINE_STALE_CALL_S", "900"), "LIFELINE_STALE_CALL_S",
@@ -198,12 +203,9 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                                     default_hearing, 0.5, 1.5, "a speed",
                                     f"{SECOND_HEARING}, the default with tiny.en, hears each utterance "
                                     "again slowed down", problems, besides=1.0)
-    given_intents = get("LIFELINE_SECOND_HEARING_INTENTS")
-    second_hearing_intents = (given_intents or "off").strip().lower()
-    if second_hearing_intents not in ("on", "off"):
-        problems.append(f"LIFELINE_SECOND_HEARING_INTENTS={given_intents!r} must be on or off (off, the "
-                        "default, reads intents from the first hearing; on: an intent heard only in "
-                        "the second hearing counts too)")
+    second_hearing_intents = _on_off(get("LIFELINE_SECOND_HEARING_INTENTS"), "LIFELINE_SECOND_HEARING_INTENTS",
+                                     False, "off, the default, reads intents from the first hearing; on: "
+                                     "an intent heard only in the second hearing counts too", problems)
     whisper_mirror_db = _off_or_number(
         get("LIFELINE_WHISPER_MIRROR_DB"), "LIFELINE_WHISPER_MIRROR_DB", str(WHISPER_MIRROR_DB), 6.0, 40.0,
         "a level in dB", f"{WHISPER_MIRROR_DB:g}, the default, keeps the phone band's mirror image in "
@@ -273,7 +275,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         whisper_model=whisper_model,
         whisper_threads=whisper_threads,
         second_hearing=second_hearing,
-        second_hearing_intents=second_hearing_intents == "on",
+        second_hearing_intents=second_hearing_intents,
         whisper_mirror_db=whisper_mirror_db,
         understanding=understanding,
         model_cache_dir=model_cache_dir,
@@ -283,7 +285,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         media_url=media_url,
         media_stream_life_s=media_life,
         body_timeout_s=body_timeout,
-        monitor=monitor == "on",
+        monitor=monitor,
         sweep_interval_s=sweep_interval,
         stale_call_s=stale_call,
         recordings_dir=Path(get("LIFELINE_RECORDINGS_DIR") or instance_path / "recordings"),
@@ -424,6 +426,17 @@ def _placeholders(get: Callable[[str], str | None]) -> list[str]:
             shown = value if name == "LIFELINE_PUBLIC_URL" else value[:4] + "…"
             found.append(f"{name}={shown} is the example's placeholder: {why} (in .env)")
     return found
+
+
+def _on_off(value: str | None, name: str, default: bool, hint: str, problems: list[str]) -> bool:
+    """`on` or `off` in any case (unset or empty: the default); anything else is a problem."""
+    text = (value or "").strip().lower()
+    if not text:
+        return default
+    if text not in ("on", "off"):
+        problems.append(f"{name}={value!r} must be on or off ({hint})")
+        return default
+    return text == "on"
 
 
 def _off_or_number(value: str | None, name: str, default: str, low: float, high: float, noun: str,

@@ -503,7 +503,7 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
         raise click.UsageError(str(exc)) from exc
     if engine == "local":  # what heard the calls, so two runs' reports can be told apart
         settings = lifeline.settings
-        report["hearing"] = {"whisper_model": settings.whisper_model or "tiny.en",
+        report["hearing"] = {"whisper_model": settings.whisper_model_name,
                              "second_hearing": settings.second_hearing,
                              "second_hearing_intents": services.scorer.second_hearing_intents}
     print_report(report, click.echo)

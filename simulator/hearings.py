@@ -70,7 +70,7 @@ def hearing_settings(settings: Settings, trail_s: float) -> dict[str, object]:
     code = hashlib.sha256()
     for module in _HEARING_MODULES:
         code.update(Path(str(importlib.import_module(module).__file__)).read_bytes())
-    model = settings.whisper_model or "tiny.en"
+    model = settings.whisper_model_name
     weights = Path(model) / "model.bin"  # a model directory: its weights (bundled ones are pinned)
     return {"format": FORMAT, "whisper_model": model,
             "weights": sha256_of(weights) if weights.is_file() else None,

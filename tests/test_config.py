@@ -39,6 +39,7 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_SECOND_HEARING", "1", "LIFELINE_SECOND_HEARING='1' must be off or a speed"),
     ("LIFELINE_SECOND_HEARING", "slow", "LIFELINE_SECOND_HEARING='slow' must be off or a speed"),
     ("LIFELINE_SECOND_HEARING_INTENTS", "Yes", "LIFELINE_SECOND_HEARING_INTENTS='Yes' must be on or off"),
+    ("LIFELINE_MONITOR", "yes", "LIFELINE_MONITOR='yes' must be on or off (on, the default, runs the sweep"),
     ("LIFELINE_WHISPER_MIRROR_DB", "3", "LIFELINE_WHISPER_MIRROR_DB='3' must be off or a level in dB"),
     ("LIFELINE_WHISPER_MIRROR_DB", "loud", "LIFELINE_WHISPER_MIRROR_DB='loud' must be off or a level"),
 ])
@@ -122,6 +123,18 @@ def test_an_intent_heard_only_in_the_second_hearing_counts_only_when_switched_on
         tmp_path: Path, setting: str | None, counts: bool) -> None:
     extra = {} if setting is None else {"LIFELINE_SECOND_HEARING_INTENTS": setting}
     assert load_settings({**GOOD, **extra}, tmp_path).second_hearing_intents is counts
+
+
+@pytest.mark.parametrize(("setting", "runs"), [(None, True), ("off", False), ("OFF", False), ("on", True)])
+def test_each_worker_runs_the_monitor_unless_switched_off(tmp_path: Path, setting: str | None, runs: bool) -> None:
+    extra = {} if setting is None else {"LIFELINE_MONITOR": setting}
+    assert load_settings({**GOOD, **extra}, tmp_path).monitor is runs
+
+
+@pytest.mark.parametrize(("model", "name"), [(None, "tiny.en"), ("tiny.en", "tiny.en"), ("base", "base")])
+def test_the_whisper_model_is_named_tiny_en_when_none_is_set(tmp_path: Path, model: str | None, name: str) -> None:
+    extra = {} if model is None else {"LIFELINE_WHISPER_MODEL": model}
+    assert load_settings({**GOOD, **extra}, tmp_path).whisper_model_name == name
 
 
 @pytest.mark.parametrize(("setting", "level"), [(None, 15.0), ("off", None), ("Off", None), ("20", 20.0)])

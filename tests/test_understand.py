@@ -300,6 +300,27 @@ def test_intent_rule_fires_at_its_confidence_and_records_the_probabilities(tmp_p
     assert decision.evidence[0]["frustration"]["calm"] == 1.0
 
 
+def test_an_intent_rule_with_a_count_needs_that_many_carrying_lines_in_its_window(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, "{name: again, type: intent, intents: [wants_person, leave_or_cancel], "
+                              "min_confidence: 0.6, count: 2, window: 3}")
+    asks, leaves = message(intents={"wants_person": 0.65}), message(intents={"leave_or_cancel": 0.7})
+    calm, unlisted = message(intents={"wants_person": 0.59}), message(intents={"legal_or_complaint": 0.9})
+    assert rules.on_message([asks]) is None  # once is not enough
+    assert rules.on_message([asks, calm, unlisted]) is None  # the others fall short or are not listed
+    assert rules.on_message([leaves, asks, calm]) is None  # the newest must carry one itself
+    assert rules.on_message([asks, calm, calm, leaves]) is None  # the first has left the window
+    decision = rules.on_message([asks, calm, leaves])  # two lines, not the same intent
+    assert decision is not None and decision.reason.endswith("(leave_or_cancel 0.70; 2 of the last 3)")
+    assert [e["intents"] for e in decision.evidence] == [{"wants_person": 0.65}, {"leave_or_cancel": 0.7}]
+
+
+def test_an_intent_rule_without_a_count_judges_the_newest_line_alone(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, "{name: once, type: intent, intents: [wants_person], min_confidence: 0.6}")
+    decision = rules.on_message([message(intents={"wants_person": 0.9}), message(intents={"wants_person": 0.6})])
+    assert decision is not None and decision.reason.endswith("(wants_person 0.60)")
+    assert len(decision.evidence) == 1
+
+
 def test_one_strongly_negative_message_is_enough(tmp_path: Path) -> None:
     rules = ruleset(tmp_path, "{name: one, type: strong_negative, angry_at_least: 0.7, score_below: -0.8}")
     assert rules.on_message([message(frustration={"calm": 0.1, "annoyed": 0.2, "angry": 0.7})]).rule == "one"
@@ -336,6 +357,8 @@ def test_example_rules_have_the_one_sentence_rule_on(tmp_path: Path) -> None:
     ("{name: bad, type: intent, intents: [wants_a_pony]}", "rules[0] (bad).intents"),
     ("{name: bad, type: intent, intents: []}", "must be a non-empty list"),
     ("{name: bad, type: intent, intents: [wants_person], min_confidence: 2}", "min_confidence"),
+    ("{name: bad, type: intent, intents: [wants_person], count: 3, window: 2}", "window must be at least count"),
+    ("{name: bad, type: intent, intents: [wants_person], count: 1.5}", "count must be a whole number"),
     ("{name: bad, type: strong_negative, angry_at_least: null}", "set angry_at_least"),
     ("{name: bad, type: frustrated, at_least: calm}", "at_least must be annoyed or angry"),
     ("{name: bad, type: frustrated, count: 3, window: 2}", "window must be at least count"),

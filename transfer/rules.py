@@ -252,7 +252,10 @@ INTENT_REASONS = {
 
 
 class IntentRule(Rule):
-    """The newest message carries one of `intents` with at least `min_confidence`."""
+    """The newest message carries one of `intents` with at least `min_confidence`.
+
+    With `count` above 1, so must `count` of the last `window` messages (not always the same intent).
+    """
 
     type_name = "intent"
     default_reason = ""  # named after the intent that fired
@@ -267,16 +270,29 @@ class IntentRule(Rule):
                               f"{', '.join(INTENTS)}")
         self.intents = tuple(intents)
         self.min_confidence = self._number(params, "min_confidence", 0.5, 0.0, 1.0)
+        self.count = self._count(params, "count", 1, 1, 10)
+        self.window = self._count(params, "window", max(self.count, 3), 1, 20)
+        if self.window < self.count:
+            raise ConfigError(f"{self._where}.window must be at least count ({self.count})")
+
+    def _strongest(self, message: Message) -> tuple[float, str] | None:
+        found = [(message.intents.get(i, 0.0), i) for i in self.intents
+                 if message.intents.get(i, 0.0) >= self.min_confidence]
+        return max(found) if found else None
 
     def on_message(self, history: Sequence[Message]) -> Decision | None:
-        newest = history[-1]
-        found = [(newest.intents.get(i, 0.0), i) for i in self.intents
-                 if newest.intents.get(i, 0.0) >= self.min_confidence]
-        if not found:
-            return None
-        confidence, intent = max(found)
+        strongest = self._strongest(history[-1])
+        if strongest is None:
+            return None  # judged when such a message arrives, so the newest is always evidence
+        confidence, intent = strongest
         reason = self.reason or INTENT_REASONS[intent]
-        return Decision(self.name, f"{reason} ({intent} {confidence:.2f})", _evidence(history[-1:]))
+        if self.count == 1:
+            return Decision(self.name, f"{reason} ({intent} {confidence:.2f})", _evidence(history[-1:]))
+        carrying = [m for m in history[-self.window:] if self._strongest(m) is not None]
+        if len(carrying) < self.count:
+            return None
+        return Decision(self.name, f"{reason} ({intent} {confidence:.2f}; {len(carrying)} of the last "
+                        f"{self.window})", _evidence(carrying))
 
 
 class StrongNegativeRule(Rule):
