@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     # mirror image, must not pass for one heard the default way.
     mirror = ("no mirror image" if settings.whisper_mirror_db is None
               else f"mirror image {settings.whisper_mirror_db:g} dB down")
-    hearing = f"{settings.whisper_model or 'tiny.en'}, {mirror}"
+    hearing = f"{settings.whisper_model_name}, {mirror}"
     # Written line by line, so a run cut short keeps what it heard.
     args.out.write_text((HEADER if args.garbled_below is None else GARBLED_HEADER).format(hearing=hearing))
     with tempfile.TemporaryDirectory() as tmp, args.out.open("a") as sink:

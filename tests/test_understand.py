@@ -306,12 +306,22 @@ def test_an_intent_rule_with_a_count_needs_that_many_carrying_lines_in_its_windo
     asks, leaves = message(intents={"wants_person": 0.65}), message(intents={"leave_or_cancel": 0.7})
     calm, unlisted = message(intents={"wants_person": 0.59}), message(intents={"legal_or_complaint": 0.9})
     assert rules.on_message([asks]) is None  # once is not enough
-    assert rules.on_message([asks, calm, unlisted]) is None  # the others fall short or are not listed
+    assert rules.on_message([unlisted, calm, asks]) is None  # the others fall short or are not listed
+    assert rules.on_message([asks, calm, unlisted]) is None  # the newest carries no listed intent
     assert rules.on_message([leaves, asks, calm]) is None  # the newest must carry one itself
     assert rules.on_message([asks, calm, calm, leaves]) is None  # the first has left the window
     decision = rules.on_message([asks, calm, leaves])  # two lines, not the same intent
     assert decision is not None and decision.reason.endswith("(leave_or_cancel 0.70; 2 of the last 3)")
     assert [e["intents"] for e in decision.evidence] == [{"wants_person": 0.65}, {"leave_or_cancel": 0.7}]
+
+
+def test_an_intent_rule_with_a_count_looks_back_three_lines_unless_told(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, "{name: again, type: intent, intents: [wants_person], min_confidence: 0.6, count: 2}")
+    asks, calm = message(intents={"wants_person": 0.65}), message()
+    assert rules.on_message([asks, calm, asks]) is not None
+    assert rules.on_message([asks, calm, calm, asks]) is None
+    many = ruleset(tmp_path, "{name: many, type: intent, intents: [wants_person], min_confidence: 0.6, count: 4}")
+    assert many.on_message([asks, asks, asks, asks]) is not None  # a window of 4: as many as the count
 
 
 def test_an_intent_rule_without_a_count_judges_the_newest_line_alone(tmp_path: Path) -> None:
@@ -359,6 +369,7 @@ def test_example_rules_have_the_one_sentence_rule_on(tmp_path: Path) -> None:
     ("{name: bad, type: intent, intents: [wants_person], min_confidence: 2}", "min_confidence"),
     ("{name: bad, type: intent, intents: [wants_person], count: 3, window: 2}", "window must be at least count"),
     ("{name: bad, type: intent, intents: [wants_person], count: 1.5}", "count must be a whole number"),
+    ("{name: bad, type: intent, intents: [wants_person], window: 5}", "window needs a count above 1"),
     ("{name: bad, type: strong_negative, angry_at_least: null}", "set angry_at_least"),
     ("{name: bad, type: frustrated, at_least: calm}", "at_least must be annoyed or angry"),
     ("{name: bad, type: frustrated, count: 3, window: 2}", "window must be at least count"),

@@ -271,6 +271,9 @@ class IntentRule(Rule):
         self.intents = tuple(intents)
         self.min_confidence = self._number(params, "min_confidence", 0.5, 0.0, 1.0)
         self.count = self._count(params, "count", 1, 1, 10)
+        if self.count == 1 and "window" in params:
+            raise ConfigError(f"{self._where}.window needs a count above 1 (with count 1 the newest "
+                              "message is judged alone): set count, or remove window")
         self.window = self._count(params, "window", max(self.count, 3), 1, 20)
         if self.window < self.count:
             raise ConfigError(f"{self._where}.window must be at least count ({self.count})")
