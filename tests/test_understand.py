@@ -358,6 +358,15 @@ def test_frustrated_rule_counts_annoyed_lines_in_its_window(tmp_path: Path) -> N
     assert rules.on_message([*two[:2], message(frustration=calm, index=2)]) is None
 
 
+def test_the_rules_are_given_as_many_messages_as_their_widest_window(tmp_path: Path) -> None:
+    assert ruleset(tmp_path, "{name: one, type: strong_negative, angry_at_least: 0.7}").history == 10
+    wide = ruleset(tmp_path, "{name: wide, type: frustrated, count: 2, window: 15}")
+    assert wide.history == 15
+    annoyed = message(frustration={"calm": 0.2, "annoyed": 0.8, "angry": 0.0})
+    lines = [annoyed, *[message() for _ in range(13)], annoyed]
+    assert wide.on_message(lines[-wide.history:]) is not None  # the first is 14 lines back, inside 15
+
+
 def test_example_rules_have_the_one_sentence_rule_on(tmp_path: Path) -> None:
     names = [r.name for r in load_rules(ROOT / "examples" / "rules.yaml").rules]
     assert "one_angry_message" in names and "caller_intent" in names

@@ -35,6 +35,7 @@ class Rule:
 
     type_name: ClassVar[str]
     default_reason: ClassVar[str]
+    window = 1  # how many of the newest messages the rule reads
 
     def __init__(self, name: str, reason: str | None, params: dict[str, Any], where: str) -> None:
         self.name = name
@@ -424,4 +425,6 @@ def load_rules(path: Path) -> RuleSet:
         rule = RULE_TYPES[kind](name, reason, params, at)
         if enabled:
             rules.append(rule)
-    return RuleSet(rules=tuple(rules), handoff=handoff.strip() if handoff else None)
+    # every rule is given at least the messages its window reads, so "of the last 20" means 20
+    history = max([RuleSet.history, *(rule.window for rule in rules)])
+    return RuleSet(rules=tuple(rules), handoff=handoff.strip() if handoff else None, history=history)
