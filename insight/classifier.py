@@ -46,15 +46,63 @@ def _balanced_weights(y: npt.NDArray[np.int64], classes: int) -> Matrix:
     return np.asarray(per_class[y], dtype=np.float64)
 
 
+class TrainingMatrix:
+    """A training matrix with its bias column, its mostly-zero columns kept as (row, column, value).
+
+    The hashed word and character features (insight/lexical.py) are about 98 % zeros: multiplied
+    as a dense matrix they were most of a training run's time (the frustration model alone took
+    minutes). The products below give the dense ones' results, summed in another order, so
+    weights agree to rounding (far inside the reproducibility test's 1e-6).
+    """
+
+    SPARSE_BELOW = 0.05  # a column with fewer non-zero entries than this share is kept sparse
+
+    def __init__(self, x: Matrix) -> None:
+        self.rows_count, features = x.shape
+        sparse = (x != 0).mean(axis=0) < self.SPARSE_BELOW
+        self.dense_at = np.append(np.flatnonzero(~sparse), features)  # the bias is the last weight
+        self.dense = np.hstack([x[:, ~sparse], np.ones((self.rows_count, 1))])
+        self.sparse_at = np.flatnonzero(sparse)
+        part = x[:, sparse]
+        self.rows, self.cols = np.nonzero(part)
+        self.values = part[self.rows, self.cols]
+        self.size = features + 1
+
+    def dot(self, w: Matrix) -> Matrix:
+        """x @ w (with the bias) for weights of shape (features + 1, k)."""
+        out = self.dense @ w[self.dense_at]
+        sparse_w = w[self.sparse_at]
+        for k in range(w.shape[1]):
+            out[:, k] += np.bincount(self.rows, self.values * sparse_w[self.cols, k], self.rows_count)
+        return np.asarray(out, dtype=np.float64)
+
+    def tdot(self, e: Matrix) -> Matrix:
+        """x.T @ e (with the bias) for per-line errors of shape (lines, k)."""
+        out = np.empty((self.size, e.shape[1]))
+        out[self.dense_at] = self.dense.T @ e
+        for k in range(e.shape[1]):
+            out[self.sparse_at, k] = np.bincount(self.cols, self.values * e[self.rows, k], len(self.sparse_at))
+        return out
+
+
 def fit_binary(x: Matrix, y: npt.NDArray[np.int64], l2: float, steps: int, rate: float) -> Matrix:
     """Logistic regression weights (last entry is the bias) by deterministic gradient descent."""
-    xb = np.hstack([x, np.ones((x.shape[0], 1))])
-    w = np.zeros(xb.shape[1])
-    sample = _balanced_weights(y, 2)
-    total = sample.sum()
+    return fit_binaries(x, y[:, None], l2, steps, rate)[:, 0]
+
+
+def fit_binaries(x: Matrix, ys: npt.NDArray[np.int64], l2: float, steps: int, rate: float) -> Matrix:
+    """One logistic regression per column of `ys` (0/1), fitted side by side: weights (features + 1, k).
+
+    Each column's fit is the one fit_binary would make alone; together, every step reads the
+    training matrix once for all of them instead of once each.
+    """
+    xb = TrainingMatrix(x)
+    w = np.zeros((xb.size, ys.shape[1]))
+    sample = np.column_stack([_balanced_weights(ys[:, k], 2) for k in range(ys.shape[1])])
+    total = sample.sum(axis=0)
     for _ in range(steps):
-        error = (sigmoid(xb @ w) - y) * sample
-        gradient = xb.T @ error / total
+        error = (sigmoid(xb.dot(w)) - ys) * sample
+        gradient = xb.tdot(error) / total
         gradient[:-1] += l2 * w[:-1]
         w -= rate * gradient
     return np.asarray(w, dtype=np.float64)
@@ -63,14 +111,14 @@ def fit_binary(x: Matrix, y: npt.NDArray[np.int64], l2: float, steps: int, rate:
 def fit_softmax(x: Matrix, y: npt.NDArray[np.int64], classes: int, l2: float, steps: int,
                 rate: float) -> Matrix:
     """Multinomial logistic regression weights, shape (features + 1, classes)."""
-    xb = np.hstack([x, np.ones((x.shape[0], 1))])
-    w = np.zeros((xb.shape[1], classes))
+    xb = TrainingMatrix(x)
+    w = np.zeros((xb.size, classes))
     target = np.eye(classes)[y]
     sample = _balanced_weights(y, classes)[:, None]
     total = sample.sum()
     for _ in range(steps):
-        error = (softmax(xb @ w) - target) * sample
-        gradient = xb.T @ error / total
+        error = (softmax(xb.dot(w)) - target) * sample
+        gradient = xb.tdot(error) / total
         gradient[:-1] += l2 * w[:-1]
         w -= rate * gradient
     return np.asarray(w, dtype=np.float64)

@@ -3,7 +3,7 @@
 Reads every utterances*.yaml of the training split (default corpus/train), computes the same
 features the app computes, fits the linear models deterministically and writes the weights and
 their SHA-256 (default insight/models/understanding.json). Run it again on the same corpus and the
-bytes come out the same; tests/test_understand_model.py checks that.
+same weights come out (tests/test_understand.py retrains and compares them with the committed ones).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classifier import LinearModels, fit_binary, fit_softmax, save_models
+from .classifier import LinearModels, fit_binaries, fit_softmax, save_models
 from .corpus import Utterance, load_split
 from .embedding import SentenceEmbedder
 from .labels import FRUSTRATION_LEVELS, INTENTS
@@ -59,11 +59,9 @@ def train(lines: Sequence[Utterance], embedder: SentenceEmbedder | None = None) 
     texts = [u.text for u in lines]
     embeddings = embedder.embed(texts)
     x = np.vstack([features(e, find_intents(t), scorer.score(t), t) for e, t in zip(embeddings, texts)])
-    intents = {}
-    x_intents = intent_view(x)
-    for intent in INTENTS:
-        y = np.asarray([1 if intent in u.intents else 0 for u in lines], dtype=np.int64)
-        intents[intent] = fit_binary(x_intents, y, L2, STEPS, RATE)
+    ys = np.asarray([[1 if intent in u.intents else 0 for intent in INTENTS] for u in lines], dtype=np.int64)
+    weights = fit_binaries(intent_view(x), ys, L2, STEPS, RATE)
+    intents = {intent: weights[:, k].copy() for k, intent in enumerate(INTENTS)}
     # Lines as the recogniser heard them teach the intents, not the mood: the words that carry
     # anger are the ones Whisper loses first, and on dev the frustration model got worse with them.
     moody = np.asarray([HEARD not in Path(u.source).name for u in lines])

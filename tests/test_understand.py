@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insight.classifier import checksum_path, load_models
+from insight.classifier import TrainingMatrix, checksum_path, fit_binaries, fit_binary, load_models
 from insight.corpus import load_split
 from insight.embedding import PINNED_FILES, verify_files
 from insight.patterns import find_intents, normalise
@@ -403,6 +403,28 @@ def test_training_script_reproduces_the_committed_weights() -> None:
         np.testing.assert_allclose(retrained.intents[name], weights, atol=1e-6, rtol=0)
     np.testing.assert_allclose(retrained.frustration, committed.frustration, atol=1e-6, rtol=0)
     assert retrained.meta["lines"] == committed.meta["lines"]
+
+
+def test_the_split_training_matrix_multiplies_as_the_dense_one_does() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(300, 12))
+    x[:, 4:] *= rng.random((300, 8)) < 0.02  # mostly-zero columns, as the hashed word features are
+    design = TrainingMatrix(x)
+    assert len(design.sparse_at) == 8
+    dense = np.hstack([x, np.ones((300, 1))])
+    w, e = rng.normal(size=(13, 3)), rng.normal(size=(300, 3))
+    np.testing.assert_allclose(design.dot(w), dense @ w, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(design.tdot(e), dense.T @ e, atol=1e-12, rtol=0)
+
+
+def test_intents_fitted_side_by_side_get_the_weights_each_would_get_alone() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(200, 6))
+    ys = (x[:, :2] + rng.normal(scale=0.5, size=(200, 2)) > 0).astype(np.int64)
+    together = fit_binaries(x, ys, 1e-2, 200, 0.5)
+    for k in range(2):
+        np.testing.assert_allclose(together[:, k], fit_binary(x, ys[:, k], 1e-2, 200, 0.5), atol=1e-12, rtol=0)
+    assert not np.allclose(together[:, 0], together[:, 1])
 
 
 def test_weights_that_do_not_match_their_checksum_are_refused(tmp_path: Path) -> None:
