@@ -394,6 +394,10 @@ _MENU_REQUEST = re.compile(
     r"(?:repeat|read|say|go through|give me|tell me|list)\b.*\b(?:again|once more|one more time)|"
     r"(?:(?:could|can|would|will) you\s+)?(?:please\s+)?repeat (?:that|it|the options|the menu)(?: please)?$|"
     r"(?:please\s+)?(?:repeat|say) (?:that|it|the options|the menu|them) again|pardon|say again|come again)\b")
+# "if you could put me through, that'd be great" asks; "if I need an agent, what do I press" asks
+# how. A modal after "if you/someone" right before the construction is a polite request.
+_POLITE_IF = re.compile(r"\bif (?:you|someone|somebody|anyone|anybody) (?:could|can|would|will)"
+                        r"(?: (?:just|please|kindly|possibly|perhaps))* $")
 _WINDOW = 4  # words before a construction in which a negation scopes over it
 _HYPOTHETICAL_INTENTS = ("leave_or_cancel", "legal_or_complaint")
 
@@ -429,7 +433,8 @@ def _refused(intent: str, clause: str, start: int, construction: Construction) -
         return True
     if intent in _HYPOTHETICAL_INTENTS and (_hypothetical(before) or _SETTLED.search(clause)):
         return True
-    if intent == "wants_person" and _HYPOTHETICAL.search(before) and re.search(r"\bif\b", before):
+    if (intent == "wants_person" and _HYPOTHETICAL.search(before) and re.search(r"\bif\b", before)
+            and not _POLITE_IF.search(before)):
         return True  # "if I need an agent, what do I press" asks how, not for one
     if intent == "legal_or_complaint" and _SELF_ROLE.search(before):
         return True  # "I'm a solicitor calling about probate": a job, not a threat

@@ -139,9 +139,9 @@ def test_a_request_for_a_person_or_a_bot_complaint_is_lifted_whatever_the_model_
         assert doubting.analyse(line).intents[intent] == PATTERN_FLOOR
 
 
-# Lines the pattern layer refuses: a negation, and a polite condition its cues read as one.
+# Lines the pattern layer refuses: a negation, and a polite "is it alright if I" its cues read as a condition.
 REFUSED = ["I don't need an agent, thanks",
-           "I'd be grateful if you could put me through to someone in the mortgages team"]
+           "is it alright if I speak to a real person in the mortgages team"]
 
 
 def test_a_refused_request_the_model_doubts_is_capped(tmp_path: Path) -> None:

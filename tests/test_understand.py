@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insight.classifier import TrainingMatrix, checksum_path, fit_binaries, fit_binary, load_models
+from insight.classifier import TrainingMatrix, checksum_path, fit_binaries, load_models
 from insight.corpus import load_split
 from insight.embedding import PINNED_FILES, verify_files
 from insight.patterns import find_intents, normalise
@@ -211,10 +211,24 @@ def test_an_asserted_request_outranks_a_visit_in_the_same_line(understanding: Un
 def test_a_refused_request_beside_a_visit_keeps_the_refusal_rule() -> None:
     # "if" is a refusal cue here, and the tuned model, sure of the request, outranks it
     # (REFUSAL_GATE); the visit in the same line must not cap it behind the gate's back.
-    text = "I'd be grateful if you could put me through to someone who can send an engineer out"
+    text = "would you mind if I spoke to someone who can send an engineer out"
     hits = find_intents(text)
     assert hits.visit and hits.signals["wants_person"] == -1.0
     assert Understanding(tuned=TunedModel()).analyse(text).intents["wants_person"] >= 0.85
+
+
+@pytest.mark.parametrize("text", ["If you could put me through, that would be great.",
+                                  "if you can just transfer me to billing, thanks",
+                                  "it would be lovely if somebody could connect me with the lettings team"])
+def test_a_polite_if_you_could_is_a_request_not_a_condition(text: str) -> None:
+    assert find_intents(text).signals["wants_person"] == 1.0
+
+
+@pytest.mark.parametrize("text", ["if I need an agent later, what do I press",
+                                  "what happens if you transfer me and nobody answers",
+                                  "if you can not put me through, just say so"])
+def test_a_condition_on_a_request_still_refuses_it(text: str) -> None:
+    assert find_intents(text).signals["wants_person"] == -1.0
 
 
 @pytest.mark.parametrize("text", ["could I be connected with whoever looks after the wedding bookings",
@@ -417,13 +431,30 @@ def test_the_split_training_matrix_multiplies_as_the_dense_one_does() -> None:
     np.testing.assert_allclose(design.tdot(e), dense.T @ e, atol=1e-12, rtol=0)
 
 
-def test_intents_fitted_side_by_side_get_the_weights_each_would_get_alone() -> None:
+def _dense_descent(x: np.ndarray, y: np.ndarray, sample: np.ndarray, steps: int) -> np.ndarray:
+    """The plain dense logistic regression the trainer must equal: one column, bias last."""
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        gradient = xb.T @ ((1.0 / (1.0 + np.exp(-(xb @ w))) - y) * sample) / sample.sum()
+        gradient[:-1] += 1e-2 * w[:-1]
+        w -= 0.5 * gradient
+    return w
+
+
+def test_intents_fitted_side_by_side_equal_a_plain_dense_descent_on_each() -> None:
     rng = np.random.default_rng(8)
-    x = rng.normal(size=(200, 6))
+    x = rng.normal(size=(200, 9))
+    x[:, 5:8] *= rng.random((200, 3)) < 0.03  # sparse columns, taken by the bincount path
+    x[:, 8] = 0.0  # a feature no training line has
     ys = (x[:, :2] + rng.normal(scale=0.5, size=(200, 2)) > 0).astype(np.int64)
+    ys[:, 1] = ys[:, 1] & (rng.random(200) < 0.3)  # an unbalanced intent, so class weights matter
+    assert len(TrainingMatrix(x).sparse_at) == 4
     together = fit_binaries(x, ys, 1e-2, 200, 0.5)
     for k in range(2):
-        np.testing.assert_allclose(together[:, k], fit_binary(x, ys[:, k], 1e-2, 200, 0.5), atol=1e-12, rtol=0)
+        positives = ys[:, k].mean()
+        sample = np.where(ys[:, k] == 1, 0.5 / positives, 0.5 / (1 - positives))
+        np.testing.assert_allclose(together[:, k], _dense_descent(x, ys[:, k], sample, 200), atol=1e-12, rtol=0)
     assert not np.allclose(together[:, 0], together[:, 1])
 
 
