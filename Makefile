@@ -5,6 +5,9 @@
 # make haproxy - install HAProxy (Debian package) for `flask bench --instances N` and its drill
 # make screenshots - regenerate the console screenshots in docs/console/ (headless Chromium)
 PYTHON ?= python3
+# Test processes (pytest-xdist): most of the suite waits on subprocesses, sockets and drills, so
+# two workers halve it on a 2-core machine. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 REQS   := requirements.txt requirements-dev.txt requirements-train.txt requirements-model.txt constraints.txt
@@ -32,7 +35,7 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Tests marked slow (pyproject's addopts leaves them out of `make test`): the full fine-tune, 5-15 min.
 test-slow: $(STAMP)
