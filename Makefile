@@ -6,7 +6,9 @@
 # make screenshots - regenerate the console screenshots in docs/console/ (headless Chromium)
 PYTHON ?= python3
 # Test processes (pytest-xdist): most of the suite waits on subprocesses, sockets and drills, so
-# two workers halve it on a 2-core machine. TEST_WORKERS=0 runs it in one process.
+# two workers nearly halve it on a 2-core machine. Whole files go to one worker (loadfile), so a
+# module's costly fixtures (a live app, Chromium, the start-up subprocesses) are built once.
+# TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -35,7 +37,7 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Tests marked slow (pyproject's addopts leaves them out of `make test`): the full fine-tune, 5-15 min.
 test-slow: $(STAMP)

@@ -380,6 +380,17 @@ _HYPOTHETICAL = re.compile(
     r"long does|much does|long would|long will) (?:i|we|one|you|it)|is it possible|am i able|"
     r"where (?:do|can|should|would) (?:i|we)|what is the (?:address|email|number|process|procedure)|"
     r"who do i|is there a (?:fee|charge|penalty|form|way))\b")
+# "if you could put me through, that'd be great" asks; "if I need an agent, what do I press" asks
+# how. "if you / someone could" right before the construction is a polite request when the "if"
+# opens the clause or follows a polite frame ("I'd be grateful if", "I wonder if"); after anything
+# else it stays a condition, a question or a report: "what happens if you can transfer me", "even
+# if you could put me through I wouldn't bother", "I asked if you could transfer me", "as if you could".
+_POLITE_IF = re.compile(
+    r"(?:^(?:(?:hi|hello|hiya|yes|yeah|ok|okay|so|right|well|um|uh|er|and|oh|now|please|morning|"
+    r"good morning|good afternoon)\s+)*|\b(?:grateful|thankful|obliged|appreciate it|appreciate|great|"
+    r"lovely|helpful|good|brilliant|perfect|nice|happy|wonder|wondering|asking|see|know)\s+)"
+    r"if (?:you|yous|youse|ya|u|someone|somebody|anyone|anybody) (?:could|can|would|will)"
+    r"(?: (?:just|please|kindly|possibly|perhaps|maybe|actually|um|uh|er))* $")
 # Past, finished matters: "my complaint was resolved", "we sorted it".
 _SETTLED = re.compile(r"\b(?:was|were|has been|have been|got|been|is now|is all|all)\s+(?:resolved|sorted|"
                       r"settled|dealt with|closed|upheld|fixed|handled)\b|\b(?:decided|chose|choose) to stay\b")
@@ -394,10 +405,6 @@ _MENU_REQUEST = re.compile(
     r"(?:repeat|read|say|go through|give me|tell me|list)\b.*\b(?:again|once more|one more time)|"
     r"(?:(?:could|can|would|will) you\s+)?(?:please\s+)?repeat (?:that|it|the options|the menu)(?: please)?$|"
     r"(?:please\s+)?(?:repeat|say) (?:that|it|the options|the menu|them) again|pardon|say again|come again)\b")
-# "if you could put me through, that'd be great" asks; "if I need an agent, what do I press" asks
-# how. A modal after "if you/someone" right before the construction is a polite request.
-_POLITE_IF = re.compile(r"\bif (?:you|someone|somebody|anyone|anybody) (?:could|can|would|will)"
-                        r"(?: (?:just|please|kindly|possibly|perhaps))* $")
 _WINDOW = 4  # words before a construction in which a negation scopes over it
 _HYPOTHETICAL_INTENTS = ("leave_or_cancel", "legal_or_complaint")
 

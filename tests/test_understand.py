@@ -6,12 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from insight.classifier import TrainingMatrix, checksum_path, fit_binaries, load_models
+from insight.classifier import TrainingMatrix, checksum_path, fit_binaries, fit_softmax, load_models
 from insight.corpus import load_split
 from insight.embedding import PINNED_FILES, verify_files
 from insight.patterns import find_intents, normalise
@@ -219,14 +220,21 @@ def test_a_refused_request_beside_a_visit_keeps_the_refusal_rule() -> None:
 
 @pytest.mark.parametrize("text", ["If you could put me through, that would be great.",
                                   "if you can just transfer me to billing, thanks",
-                                  "it would be lovely if somebody could connect me with the lettings team"])
+                                  "it would be lovely if somebody could connect me with the lettings team",
+                                  "I was wondering if someone could maybe connect me with accounts",
+                                  "hi, if you could um put me through to a manager"])
 def test_a_polite_if_you_could_is_a_request_not_a_condition(text: str) -> None:
     assert find_intents(text).signals["wants_person"] == 1.0
 
 
 @pytest.mark.parametrize("text", ["if I need an agent later, what do I press",
                                   "what happens if you transfer me and nobody answers",
-                                  "if you can not put me through, just say so"])
+                                  "if you can not put me through, just say so",
+                                  "what would happen if you could put me through",
+                                  "even if you could put me through to someone I wouldn't bother",
+                                  "I don't care if you can put me through or not",
+                                  "I asked if you could transfer me and you didn't",
+                                  "as if you could put me through to a real person"])
 def test_a_condition_on_a_request_still_refuses_it(text: str) -> None:
     assert find_intents(text).signals["wants_person"] == -1.0
 
@@ -431,31 +439,62 @@ def test_the_split_training_matrix_multiplies_as_the_dense_one_does() -> None:
     np.testing.assert_allclose(design.tdot(e), dense.T @ e, atol=1e-12, rtol=0)
 
 
-def _dense_descent(x: np.ndarray, y: np.ndarray, sample: np.ndarray, steps: int) -> np.ndarray:
-    """The plain dense logistic regression the trainer must equal: one column, bias last."""
+def _dense_descent(x: np.ndarray, target: np.ndarray, sample: np.ndarray, link: Callable[[np.ndarray], np.ndarray],
+                   l2: float, steps: int, rate: float) -> np.ndarray:
+    """The plain dense weighted descent the trainer must equal, one column's total at a time; bias last."""
     xb = np.hstack([x, np.ones((len(x), 1))])
-    w = np.zeros(xb.shape[1])
+    w = np.zeros((xb.shape[1], target.shape[1]))
     for _ in range(steps):
-        gradient = xb.T @ ((1.0 / (1.0 + np.exp(-(xb @ w))) - y) * sample) / sample.sum()
-        gradient[:-1] += 1e-2 * w[:-1]
-        w -= 0.5 * gradient
+        gradient = xb.T @ ((link(xb @ w) - target) * sample) / sample.sum(axis=0)
+        gradient[:-1] += l2 * w[:-1]
+        w -= rate * gradient
     return w
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def _balanced(y: np.ndarray, classes: int) -> np.ndarray:
+    """Each line weighed by lines / (classes x lines of its class), as LABELS' rare intents need."""
+    return len(y) / (classes * np.bincount(y, minlength=classes)[y])
+
+
+def _training_matrix(rng: np.random.Generator) -> np.ndarray:
+    x = rng.normal(size=(200, 9))
+    x[:, 5:8] *= rng.random((200, 3)) < 0.03  # sparse columns, taken by the bincount path
+    x[:, 8] = 0.0  # a feature no training line has
+    assert len(TrainingMatrix(x).sparse_at) == 4
+    return x
 
 
 def test_intents_fitted_side_by_side_equal_a_plain_dense_descent_on_each() -> None:
     rng = np.random.default_rng(8)
-    x = rng.normal(size=(200, 9))
-    x[:, 5:8] *= rng.random((200, 3)) < 0.03  # sparse columns, taken by the bincount path
-    x[:, 8] = 0.0  # a feature no training line has
-    ys = (x[:, :2] + rng.normal(scale=0.5, size=(200, 2)) > 0).astype(np.int64)
-    ys[:, 1] = ys[:, 1] & (rng.random(200) < 0.3)  # an unbalanced intent, so class weights matter
-    assert len(TrainingMatrix(x).sparse_at) == 4
+    x = _training_matrix(rng)
+    ys = np.zeros((200, 3), dtype=np.int64)
+    ys[:, :2] = x[:, :2] + rng.normal(scale=0.5, size=(200, 2)) > 0
+    ys[:, 1] &= rng.random(200) < 0.3  # an unbalanced intent, so the class weights matter
+    # the third intent has no example: its weights sum to half the lines, so each column's fit
+    # must be divided by its own total
     together = fit_binaries(x, ys, 1e-2, 200, 0.5)
-    for k in range(2):
-        positives = ys[:, k].mean()
-        sample = np.where(ys[:, k] == 1, 0.5 / positives, 0.5 / (1 - positives))
-        np.testing.assert_allclose(together[:, k], _dense_descent(x, ys[:, k], sample, 200), atol=1e-12, rtol=0)
+    for k in range(3):
+        alone = _dense_descent(x, ys[:, k:k + 1].astype(float), _balanced(ys[:, k], 2)[:, None], _sigmoid,
+                               1e-2, 200, 0.5)
+        np.testing.assert_allclose(together[:, k], alone[:, 0], atol=1e-12, rtol=0)
     assert not np.allclose(together[:, 0], together[:, 1])
+
+
+def test_the_mood_softmax_equals_a_plain_dense_descent() -> None:
+    rng = np.random.default_rng(9)
+    x = _training_matrix(rng)
+    y = np.digitize(x[:, 0] + rng.normal(scale=0.5, size=200), [-0.5, 0.8])  # three unequal classes
+    expected = _dense_descent(x, np.eye(3)[y], _balanced(y, 3)[:, None], _softmax, 1e-2, 200, 0.5)
+    np.testing.assert_allclose(fit_softmax(x, y, 3, 1e-2, 200, 0.5), expected, atol=1e-12, rtol=0)
 
 
 def test_weights_that_do_not_match_their_checksum_are_refused(tmp_path: Path) -> None:

@@ -7,11 +7,20 @@ document.addEventListener("DOMContentLoaded", () => {
   const url = "/api/events?call=" + encodeURIComponent(boot.call) + "&after=" + encodeURIComponent(boot.after);
   const source = new EventSource(url);
   let reload = null;
+  let leaving = false;
   const news = () => {
+    if (leaving) return;
     L.feedState("news", "new activity…");
     // A burst of events (a message and its decision) becomes one reload.
     if (reload === null) reload = setTimeout(() => { source.close(); window.location.reload(); }, 700);
   };
+  // A form sent from this page (pause, resume) loads the fresh page itself; a reload due in the
+  // meantime would cancel that navigation and lose the click.
+  document.addEventListener("submit", () => {
+    leaving = true;
+    if (reload !== null) clearTimeout(reload);
+    source.close();
+  });
   for (const kind of ["message", "decision", "transfer", "listening", "call.ended", "summary.ready"]) {
     source.addEventListener(kind, news);
   }
