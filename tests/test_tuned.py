@@ -139,7 +139,7 @@ def test_a_request_for_a_person_or_a_bot_complaint_is_lifted_whatever_the_model_
         assert doubting.analyse(line).intents[intent] == PATTERN_FLOOR
 
 
-# Lines the pattern layer refuses: a negation, and a polite "is it alright if I" its cues read as a condition.
+# Lines the pattern layer refuses: a negation, and a polite "is it alright if I" read as a condition.
 REFUSED = ["I don't need an agent, thanks",
            "is it alright if I speak to a real person in the mortgages team"]
 

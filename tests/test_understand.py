@@ -439,9 +439,9 @@ def test_the_split_training_matrix_multiplies_as_the_dense_one_does() -> None:
     np.testing.assert_allclose(design.tdot(e), dense.T @ e, atol=1e-12, rtol=0)
 
 
-def _dense_descent(x: np.ndarray, target: np.ndarray, sample: np.ndarray, link: Callable[[np.ndarray], np.ndarray],
-                   l2: float, steps: int, rate: float) -> np.ndarray:
-    """The plain dense weighted descent the trainer must equal, one column's total at a time; bias last."""
+def _dense_descent(x: np.ndarray, target: np.ndarray, sample: np.ndarray,
+                   link: Callable[[np.ndarray], np.ndarray], l2: float, steps: int, rate: float) -> np.ndarray:
+    """The plain dense descent the trainer must equal: each column over its own total weight; bias last."""
     xb = np.hstack([x, np.ones((len(x), 1))])
     w = np.zeros((xb.shape[1], target.shape[1]))
     for _ in range(steps):
@@ -461,7 +461,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _balanced(y: np.ndarray, classes: int) -> np.ndarray:
-    """Each line weighed by lines / (classes x lines of its class), as LABELS' rare intents need."""
+    """Each line weighed lines / (classes x lines of its class): every class counts as much in total."""
     return len(y) / (classes * np.bincount(y, minlength=classes)[y])
 
 
