@@ -159,7 +159,8 @@ class LocalEngine(ListeningEngine):
         workers = settings.transcription_workers
         self.transcriber = Transcriber(settings.whisper_model, threads=settings.whisper_threads,
                                        workers=workers, second_hearing=settings.second_hearing,
-                                       mirror_db=settings.whisper_mirror_db)
+                                       mirror_db=settings.whisper_mirror_db,
+                                       hotwords=settings.whisper_hotwords)
         self.vad = SileroModel()
         self.endpointing = EndpointConfig(end_s=settings.end_of_turn_s)
         self.speculative = True

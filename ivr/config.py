@@ -74,6 +74,7 @@ class Settings:
     second_hearing: float | None = SECOND_HEARING  # each utterance is decoded again at this speed; None: once
     second_hearing_intents: bool = False  # an intent heard only in the second hearing counts too
     whisper_mirror_db: float | None = WHISPER_MIRROR_DB  # the band's mirror image, this many dB down; None: none
+    whisper_hotwords: str | None = None  # words the recogniser is nudged towards; None: none
     understanding: str = "tuned"  # tuned (fine-tuned sentence encoder) or linear (word vectors)
     model_cache_dir: Path | None = None  # built encoder graphs are kept here; None: each process builds
     transcription_workers: int = 2
@@ -210,6 +211,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         get("LIFELINE_WHISPER_MIRROR_DB"), "LIFELINE_WHISPER_MIRROR_DB", str(WHISPER_MIRROR_DB), 6.0, 40.0,
         "a level in dB", f"{WHISPER_MIRROR_DB:g}, the default, keeps the phone band's mirror image in "
         "4-8 kHz that far below the band", problems)
+    whisper_hotwords = _hotwords(get("LIFELINE_WHISPER_HOTWORDS"), problems)
     # One transcription worker per core: more only queue inside CTranslate2, fewer leave a core idle.
     transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", str(os.cpu_count() or 2)),
                                  "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems)
@@ -277,6 +279,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         second_hearing=second_hearing,
         second_hearing_intents=second_hearing_intents,
         whisper_mirror_db=whisper_mirror_db,
+        whisper_hotwords=whisper_hotwords,
         understanding=understanding,
         model_cache_dir=model_cache_dir,
         transcription_workers=transcription_workers,
@@ -426,6 +429,20 @@ def _placeholders(get: Callable[[str], str | None]) -> list[str]:
             shown = value if name == "LIFELINE_PUBLIC_URL" else value[:4] + "…"
             found.append(f"{name}={shown} is the example's placeholder: {why} (in .env)")
     return found
+
+
+def _hotwords(value: str | None, problems: list[str]) -> str | None:
+    """LIFELINE_WHISPER_HOTWORDS: words for Whisper to expect, or None for `off` or unset."""
+    words = " ".join((value or "").replace(",", " ").split())
+    if not words or words.lower() == "off":
+        return None
+    # Whisper reads them as the text before the utterance; its prompt holds at most 223 tokens,
+    # and a long list crowds out the caller's own words (BENCHMARKS.md, "Recognition").
+    if len(words) > 300:
+        problems.append(f"LIFELINE_WHISPER_HOTWORDS is {len(words)} characters long: keep it under 300 "
+                        "(a few dozen words the callers say that Whisper mishears), or `off`")
+        return None
+    return words
 
 
 def _on_off(value: str | None, name: str, default: bool, hint: str, problems: list[str]) -> bool:

@@ -75,6 +75,7 @@ def hearing_settings(settings: Settings, trail_s: float) -> dict[str, object]:
     return {"format": FORMAT, "whisper_model": model,
             "weights": sha256_of(weights) if weights.is_file() else None,
             "whisper_mirror_db": settings.whisper_mirror_db, "second_hearing": settings.second_hearing,
+            "whisper_hotwords": settings.whisper_hotwords,
             "end_of_turn_s": settings.end_of_turn_s, "trail_s": trail_s,
             "code": code.hexdigest(), **versions}
 
