@@ -368,3 +368,10 @@ def test_the_listen_bench_counts_a_speculative_transcript_from_when_its_turn_end
     report = _report({"c": stream}, {"c": [job]}, [job], {id(job): 101.3})
     assert report["latency_from_true_end_ms"]["p50"] == pytest.approx(500.0)
     assert report["split"] == report["lost"] == 0
+
+
+def test_the_local_engine_hands_its_hotwords_setting_to_whisper(app_config: dict[str, object], tmp_path: Path) -> None:
+    base = {**app_config, "LIFELINE_ENGINE": "local", "LIFELINE_PUBLIC_URL": "http://127.0.0.1"}
+    nudged = LocalEngine(load_settings({**base, "LIFELINE_WHISPER_HOTWORDS": "agent, ombudsman"}, tmp_path))
+    assert nudged.transcriber._hotwords == "agent ombudsman"
+    assert LocalEngine(load_settings(base, tmp_path)).transcriber._hotwords is None

@@ -646,3 +646,17 @@ def test_a_refused_media_upgrade_leaves_no_socket_open() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_hotwords_are_given_to_whisper_as_the_text_before_the_utterance(transcriber: Transcriber) -> None:
+    from faster_whisper.tokenizer import Tokenizer
+
+    nudged = Transcriber(None, hotwords="ombudsman supervisor")
+    nudged._model = transcriber._model  # the same loaded weights; only the prompt differs
+    tokenizer = Tokenizer(transcriber._model.hf_tokenizer, False, task="transcribe", language="en")
+    prompt = nudged._prompt_tokens(tokenizer)
+    start = prompt.index(tokenizer.sot_sequence[0])
+    assert prompt[0] == tokenizer.sot_prev and tokenizer.decode(prompt[1:start]).strip() == "ombudsman supervisor"
+    assert transcriber._prompt_tokens(tokenizer)[0] == tokenizer.sot_sequence[0]  # none unless asked
+    heard = nudged.transcribe(pcm("02-asks-for-human-1.wav"))
+    assert "real person" in heard.text.lower() and "ombudsman" not in heard.text.lower()
