@@ -8,7 +8,9 @@ LIFELINE_WHISPER_MODEL may also name any other CTranslate2 Whisper directory.
 tiny.en decodes each utterance in a short encoder window (10 s of audio, or the utterance's
 length if longer) instead of Whisper's fixed 30 s: the encoder's cost is proportional to the
 window, and on our phone audio tiny.en was as accurate in it (BENCHMARKS.md, "Listening
-latency"). No prompt and no hotwords: neither helped there, and hotwords made it worse.
+latency"). No prompt and no hotwords by default: neither helped there, and hotwords made it
+worse. LIFELINE_WHISPER_HOTWORDS gives any model words to expect; with base they kept more of the
+words that carry a need but cost callers through the mood (BENCHMARKS.md, round 27).
 
 A beam search ends with several readings of the utterance, not one; up to READINGS of them are
 kept with their confidences, so that what is read from the words (the caller's mood) can weigh
