@@ -436,11 +436,12 @@ def _hotwords(value: str | None, problems: list[str]) -> str | None:
     words = " ".join((value or "").replace(",", " ").split())
     if not words or words.lower() == "off":
         return None
-    # Whisper reads them as the text before the utterance; its prompt holds at most 223 tokens,
-    # and a long list crowds out the caller's own words (BENCHMARKS.md, "Recognition").
+    # Whisper reads them as the text before the utterance, inside its 448-token context; a few
+    # dozen words is what they are for, and each one said nowhere can be written in where nobody
+    # said it (BENCHMARKS.md, rounds 20 and 27). 300 characters keeps a list to that size.
     if len(words) > 300:
-        problems.append(f"LIFELINE_WHISPER_HOTWORDS is {len(words)} characters long: keep it under 300 "
-                        "(a few dozen words the callers say that Whisper mishears), or `off`")
+        problems.append(f"LIFELINE_WHISPER_HOTWORDS is {len(words)} characters long: keep it to 300 or "
+                        "fewer (a few dozen words the callers say that Whisper mishears), or `off`")
         return None
     return words
 

@@ -8,7 +8,7 @@ contact centre tuning its rules.yaml on its own recordings, or a developer compa
 then measures each change on audio in seconds.
 
 A call is kept under the SHA-256 of its recordings' bytes and of everything that decides what is
-heard: the settings (Whisper model, mirror image, second hearing, end of turn), the libraries'
+heard: the settings (Whisper model, mirror image, hotwords, second hearing, end of turn), the libraries'
 versions, a model directory's weights, and the source of the hearing path itself (endpointer,
 VAD, decoder, how evaluate streams a call). So a changed recording, setting or hearing code is
 heard afresh, never read back stale. The file is written whole to a temporary file and renamed

@@ -652,7 +652,7 @@ def test_hotwords_are_given_to_whisper_as_the_text_before_the_utterance(transcri
     from faster_whisper.tokenizer import Tokenizer
 
     nudged = Transcriber(None, hotwords="ombudsman supervisor")
-    nudged._model = transcriber._model  # the same loaded weights; only the prompt differs
+    nudged.load()  # loaded as the app loads it: tiny.en in its 10 s window
     tokenizer = Tokenizer(transcriber._model.hf_tokenizer, False, task="transcribe", language="en")
     prompt = nudged._prompt_tokens(tokenizer)
     start = prompt.index(tokenizer.sot_sequence[0])
