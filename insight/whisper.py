@@ -10,7 +10,8 @@ length if longer) instead of Whisper's fixed 30 s: the encoder's cost is proport
 window, and on our phone audio tiny.en was as accurate in it (BENCHMARKS.md, "Listening
 latency"). No prompt and no hotwords by default: neither helped there, and hotwords made it
 worse. LIFELINE_WHISPER_HOTWORDS gives any model words to expect; with base they kept more of the
-words that carry a need but cost callers through the mood (BENCHMARKS.md, round 27).
+words that carry a need, wrote them in where nobody said them more often, and missed more callers
+who needed a person (BENCHMARKS.md, rounds 20 and 27).
 
 A beam search ends with several readings of the utterance, not one; up to READINGS of them are
 kept with their confidences, so that what is read from the words (the caller's mood) can weigh
