@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,12 +63,14 @@ def carrying_words(original: str, intent: str, read: Reader, content: list[str],
 
 
 def verdict(original: str, heard: str, intents: frozenset[str], read: Reader, plain: Plain,
-            stop: frozenset[str], min_recall: float, drop: float) -> str:
-    """Whether one heard line may teach the models: KEPT, or the first reason it may not."""
-    content = sorted({w for w in plain(original).split() if w not in stop})
-    kept_share = len(set(content) & set(plain(heard).split())) / len(content) if content else 1.0
-    if kept_share < min_recall:
+            stop: frozenset[str], recall: Callable[[str, str], float], min_recall: float, drop: float) -> str:
+    """Whether one heard line may teach the models: KEPT, or the first reason it may not.
+
+    `plain`, `stop` and `recall` are make_heard's `_plain`, `_STOP` and `content_recall`.
+    """
+    if recall(original, heard) < min_recall:
         return GARBLED
+    content = sorted({w for w in plain(original).split() if w not in stop})
     heard_words = set(plain(heard).split())
     for intent in sorted(intents):
         carrying = carrying_words(original, intent, read, content, drop, plain)
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(entries) != len(lines):
             raise SystemExit(f"{args.source}: expected one entry a line ({len(entries)} rows for "
                              f"{len(lines)} entries); write it again with corpus/make_heard.py")
-        counts: dict[str, int] = {}
+        counts: Counter[str] = Counter()
         kept: list[str] = []
         with_intents = 0
         for index, (line, entry) in enumerate(zip(lines, entries), start=1):
@@ -121,15 +124,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{args.source}: entry {index} is not a make_heard line (text, then "
                                  f"a note 'heard: <the written line>'); write it again with corpus/make_heard.py")
             why = verdict(line.note.removeprefix("heard: "), line.text, line.intents, read,
-                          make_heard._plain, make_heard._STOP, args.min_recall, args.carrying_drop)
-            counts[why] = counts.get(why, 0) + 1
+                          make_heard._plain, make_heard._STOP, make_heard.content_recall,
+                          args.min_recall, args.carrying_drop)
+            counts[why] += 1
             if why == KEPT:
                 kept.append(entry)
                 with_intents += bool(line.intents)
             if index % 500 == 0:
                 print(f"{index} of {len(lines)} lines read, {len(kept)} kept", flush=True)
     args.out.write_text(HEADER.format(recall=args.min_recall, drop=args.carrying_drop) + "".join(kept))
-    left_out = ", ".join(f"{reason}: {counts[reason]}" for reason in (GARBLED, LOST, UNREAD) if reason in counts)
+    left_out = ", ".join(f"{reason}: {counts[reason]}" for reason in (GARBLED, LOST, UNREAD) if counts[reason])
     print(f"wrote {args.out}: {len(kept)} of {len(lines)} lines ({with_intents} with intents); "
           f"lines left out ({left_out})")
     return 0

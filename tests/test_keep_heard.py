@@ -79,7 +79,7 @@ LINE = "Please close my account before the end of the month."  # content: close 
 def judge(keep: ModuleType, heard: ModuleType, original: str, heard_as: str, intents: set[str]) -> str:
     read = strongest({"close": 0.9, "account": 0.3}, heard._plain)
     return keep.verdict(original, heard_as, frozenset(intents), read, heard._plain, heard._STOP,  # type: ignore[no-any-return]
-                        0.75, 0.2)
+                        heard.content_recall, 0.75, 0.2)
 
 
 def test_a_heard_line_that_kept_the_carrying_word_is_kept(keep: ModuleType, heard: ModuleType) -> None:
