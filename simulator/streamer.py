@@ -6,8 +6,10 @@ import base64
 import itertools
 import json
 import logging
+import socket
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -24,20 +26,26 @@ log = logging.getLogger(__name__)
 
 
 class MediaClient(Client):  # type: ignore[misc]  # simple-websocket has no types
-    """simple-websocket's client, closing its socket when the server refuses the upgrade.
+    """simple-websocket's client, closing its socket when the connection or the upgrade fails.
 
-    The library leaves the connected socket open when its handshake fails (a 403 for a used or
-    expired media token is routine now), and the socket is then only reclaimed, with a
-    ResourceWarning, by the garbage collector.
+    The library leaves its socket open when its handshake fails (a 403 for a used or expired
+    media token is routine now) and when the port refuses the connection (the app is gone), and
+    the socket is then only reclaimed, with a ResourceWarning, by the garbage collector.
     """
 
     def __init__(self, url: str, **options: object) -> None:
         try:
             super().__init__(url, **options)
-        except BaseException:
+        except BaseException as exc:
             sock = getattr(self, "sock", None)
             if sock is not None:
                 sock.close()
+            # A refused connect fails before the library keeps its socket on self: the socket is
+            # then only a local of the library's frame, which the traceback holds.
+            for frame, _ in traceback.walk_tb(exc.__traceback__):
+                local = frame.f_locals.get("sock")
+                if isinstance(local, socket.socket):
+                    local.close()
             raise
 SILENCE = silence(0.02)  # one frame
 

@@ -648,6 +648,24 @@ def test_a_refused_media_upgrade_leaves_no_socket_open() -> None:
         server.server_close()
 
 
+def test_a_refused_media_connection_leaves_no_socket_open() -> None:
+    import gc
+    import socket
+    import warnings
+
+    from simulator.streamer import MediaClient
+
+    with socket.socket() as probe:  # a port nothing listens on once this is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(ConnectionRefusedError):
+            MediaClient.connect(f"ws://127.0.0.1:{port}/media/telnyx?token=t")
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
 def test_hotwords_are_given_to_whisper_as_the_text_before_the_utterance(transcriber: Transcriber) -> None:
     from faster_whisper.tokenizer import Tokenizer
 
