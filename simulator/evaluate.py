@@ -17,6 +17,7 @@ import json
 import math
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,10 +199,11 @@ def call_summary(verdicts: Sequence[CallVerdict]) -> dict[str, Any]:
     fn = [v for v in judged if v.scenario.expect.transfer and not v.transferred]
     fp = [v for v in judged if not v.scenario.expect.transfer and v.transferred]
     says = [v.says_started for v in tp]
-    by_rule: dict[str, int] = {}
-    for v in judged:
-        if v.transferred:
-            by_rule[v.rule or ""] = by_rule.get(v.rule or "", 0) + 1
+    by_rule = Counter(v.rule or "" for v in judged if v.transferred)
+    # Which rule put each calm caller through, and what each missed caller needed: enough to see
+    # which rule to look at without reading any call (a checking split is read in aggregate only).
+    false_by_rule = Counter(v.rule or "" for v in fp)
+    missed_by_reason = Counter(v.scenario.expect.intent or "unstated" for v in fn)
     return {
         "calls": len(judged), "true_positive": len(tp), "false_negative": len(fn),
         "false_transfers": len(fp), "true_negative": len(judged) - len(tp) - len(fn) - len(fp),
@@ -211,6 +213,8 @@ def call_summary(verdicts: Sequence[CallVerdict]) -> dict[str, Any]:
         "median_says_before_transfer": statistics.median(says) if says else None,
         "late": sum(1 for v in tp if v.late), "early": sum(1 for v in tp if v.early),
         "decided_by": dict(sorted(by_rule.items())),
+        "false_by_rule": dict(sorted(false_by_rule.items())),
+        "missed_by_reason": dict(sorted(missed_by_reason.items())),
     }
 
 
@@ -424,6 +428,7 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
              f"recall {_ci(s.get('recall_ci'))}")
         echo(f"  median says before transfer {s['median_says_before_transfer']}; late {s['late']}, "
              f"early {s['early']}; decided by {s['decided_by']}")
+        echo(f"  false transfers by rule {s['false_by_rule']}; missed by reason {s['missed_by_reason']}")
         offsets = calls.get("offsets")
         if offsets:
             spread = offsets["spread"]

@@ -48,6 +48,26 @@ def test_evaluate_reports_utterance_and_call_figures_with_the_deciding_rule(app:
     assert "recall 0.207-1.000" in result.output
 
 
+def test_call_figures_name_the_rule_behind_each_false_transfer_and_the_need_of_each_missed_caller(
+        app: Flask, tmp_path: Path) -> None:
+    calls = {"calm-but-asks.yaml": ("false", None, "Could you put me through to one of your staff please"),
+             "leaves-unheard.yaml": ("true", "leave_or_cancel", "Lovely, thank you, that is all"),
+             "needs-unstated.yaml": ("true", None, "Thanks, bye now")}
+    for name, (transfer, intent, line) in calls.items():
+        reason = f", intent: {intent}" if intent else ""
+        (tmp_path / name).write_text(f"name: {name}\nexpect: {{transfer: {transfer}{reason}}}\n"
+                                     f"turns:\n  - wait_for: gather\n  - say: \"{line}\"\n")
+    out = tmp_path / "report.json"
+    result = app.test_cli_runner().invoke(args=["evaluate", str(tmp_path), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())["calls"]["summary"]
+    assert (summary["false_transfers"], summary["false_negative"]) == (1, 2)
+    assert summary["false_by_rule"] == {"caller_intent": 1}
+    assert summary["missed_by_reason"] == {"leave_or_cancel": 1, "unstated": 1}
+    assert ("false transfers by rule {'caller_intent': 1}; missed by reason "
+            "{'leave_or_cancel': 1, 'unstated': 1}") in result.output
+
+
 @pytest.mark.parametrize(("hits", "trials", "interval"), [
     (23, 28, (0.644, 0.921)), (0, 10, (0.0, 0.278)), (50, 50, (0.929, 1.0)), (0, 0, None)])
 def test_call_figures_come_with_the_95_percent_wilson_interval_of_each_proportion(
