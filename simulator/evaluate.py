@@ -193,7 +193,7 @@ def replay(scenario: Scenario, understanding: Understanding, rules: RuleSet,
 
 
 def call_summary(verdicts: Sequence[CallVerdict]) -> dict[str, Any]:
-    """Call-level precision/recall, false transfers, promptness and the deciding rules."""
+    """Call figures: precision/recall, promptness, the deciding rules, and what lay behind each error."""
     judged = [v for v in verdicts if v.scenario.expect.transfer is not None]
     tp = [v for v in judged if v.scenario.expect.transfer and v.transferred]
     fn = [v for v in judged if v.scenario.expect.transfer and not v.transferred]

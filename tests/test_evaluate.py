@@ -52,7 +52,9 @@ def test_call_figures_name_the_rule_behind_each_false_transfer_and_the_need_of_e
         app: Flask, tmp_path: Path) -> None:
     calls = {"calm-but-asks.yaml": ("false", None, "Could you put me through to one of your staff please"),
              "leaves-unheard.yaml": ("true", "leave_or_cancel", "Lovely, thank you, that is all"),
-             "needs-unstated.yaml": ("true", None, "Thanks, bye now")}
+             "needs-unstated.yaml": ("true", None, "Thanks, bye now"),
+             "asks-and-is-heard.yaml": ("true", "wants_person", "I want to speak to a real person right now"),
+             "calm-and-left.yaml": ("false", None, "What time do you open on Saturday")}
     for name, (transfer, intent, line) in calls.items():
         reason = f", intent: {intent}" if intent else ""
         (tmp_path / name).write_text(f"name: {name}\nexpect: {{transfer: {transfer}{reason}}}\n"
@@ -61,7 +63,8 @@ def test_call_figures_name_the_rule_behind_each_false_transfer_and_the_need_of_e
     result = app.test_cli_runner().invoke(args=["evaluate", str(tmp_path), "--json", str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads(out.read_text())["calls"]["summary"]
-    assert (summary["false_transfers"], summary["false_negative"]) == (1, 2)
+    assert (summary["true_positive"], summary["false_transfers"], summary["false_negative"]) == (1, 1, 2)
+    assert summary["decided_by"] == {"caller_intent": 2}  # the caller put through is not a false transfer
     assert summary["false_by_rule"] == {"caller_intent": 1}
     assert summary["missed_by_reason"] == {"leave_or_cancel": 1, "unstated": 1}
     assert ("false transfers by rule {'caller_intent': 1}; missed by reason "
