@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from ivr.events import as_object
 
@@ -32,41 +33,55 @@ class MediaFrame:
     digit: str | None = None
 
 
-def parse_frame(raw: str | bytes) -> MediaFrame:
-    """Parse one WebSocket text frame; MalformedFrame says what is wrong."""
+def frame_document(raw: str | bytes, noun: str = "frame") -> tuple[str, dict[str, object]]:
+    """A media-stream message's JSON object and its `event`; MalformedFrame says what is wrong.
+
+    Telnyx's and Twilio's streams share this envelope: a JSON object of at most 64 KiB with a
+    string `event`. `noun` names the message in the error ("frame", "message").
+    """
     if len(raw) > MAX_FRAME_CHARS:
-        raise MalformedFrame("frame larger than 64 KiB")
+        raise MalformedFrame(f"{noun} larger than 64 KiB")
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise MalformedFrame("frame is not JSON") from None
+        raise MalformedFrame(f"{noun} is not JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("event"), str):
-        raise MalformedFrame("frame has no `event`")
-    event = document["event"]
-    common = {"event": event, "stream_id": _text(document.get("stream_id")),
-              "sequence": _number(document.get("sequence_number"))}
+        raise MalformedFrame(f"{noun} has no `event`")
+    return document["event"], document
+
+
+def media_payload(document: dict[str, object], noun: str = "frame") -> tuple[dict[str, object], bytes]:
+    """A media message's `media` object and its decoded base64 `payload`."""
+    media = document.get("media")
+    if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
+        raise MalformedFrame(f"media {noun} without media.payload")
+    try:
+        return media, base64.b64decode(media["payload"], validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedFrame("media.payload is not base64") from None
+
+
+def parse_frame(raw: str | bytes) -> MediaFrame:
+    """Parse one WebSocket text frame; MalformedFrame says what is wrong."""
+    event, document = frame_document(raw)
+    common: dict[str, Any] = {"event": event, "stream_id": text_field(document.get("stream_id")),
+                              "sequence": number_field(document.get("sequence_number"))}
     if event == "media":
-        media = document.get("media")
-        if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
-            raise MalformedFrame("media frame without media.payload")
-        try:
-            payload = base64.b64decode(media["payload"], validate=True)
-        except (binascii.Error, ValueError):
-            raise MalformedFrame("media.payload is not base64") from None
-        return MediaFrame(**common, chunk=_number(media.get("chunk")),
-                          track=_text(media.get("track")), payload=payload)
+        media, payload = media_payload(document)
+        return MediaFrame(**common, chunk=number_field(media.get("chunk")),
+                          track=text_field(media.get("track")), payload=payload)
     if event == "start":
         start = as_object(document.get("start"))
         media_format = as_object(start.get("media_format"))
-        return MediaFrame(**common, call_control_id=_text(start.get("call_control_id")),
-                          encoding=(_text(media_format.get("encoding")) or "PCMU").upper(),
-                          sample_rate=_number(media_format.get("sample_rate")) or 8000)
+        return MediaFrame(**common, call_control_id=text_field(start.get("call_control_id")),
+                          encoding=(text_field(media_format.get("encoding")) or "PCMU").upper(),
+                          sample_rate=number_field(media_format.get("sample_rate")) or 8000)
     if event == "stop":
         stop = as_object(document.get("stop"))
-        return MediaFrame(**common, call_control_id=_text(stop.get("call_control_id")))
+        return MediaFrame(**common, call_control_id=text_field(stop.get("call_control_id")))
     if event == "dtmf":
         dtmf = as_object(document.get("dtmf"))
-        return MediaFrame(**common, digit=_text(dtmf.get("digit")))
+        return MediaFrame(**common, digit=text_field(dtmf.get("digit")))
     return MediaFrame(**common)
 
 
@@ -110,11 +125,13 @@ class ReorderBuffer:
                 return ready
 
 
-def _text(value: object) -> str | None:
+def text_field(value: object) -> str | None:
+    """A message field that should be a string, or None when it is anything else."""
     return value if isinstance(value, str) else None
 
 
-def _number(value: object) -> int | None:
+def number_field(value: object) -> int | None:
+    """A message field that should be a whole number (given as one or as digits), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
