@@ -24,7 +24,7 @@ from .clock import Timers
 from .commands import COMMANDS, listen_from_answer, run
 from .delivery import WebhookDelivery, iso_now
 from .faults import Chaos, Fault, Faults
-from .legs import CallLog, Leg
+from .legs import CallLog, Leg, wait_for_gather
 from .lifecycle import HANGUP_CAUSES, RING_S, Legs
 from .replies import Reply, error, missing, ok
 from .strict import check_command, check_dial
@@ -187,15 +187,7 @@ class Emulator:
 
     def wait_for_gather(self, leg: Leg, timeout: float) -> bool:
         """Block until the IVR has a menu open on this leg (or the leg ended)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if leg.gather is not None:
-                    return True
-                if leg.ended:
-                    return False
-            time.sleep(0.005)
-        return False
+        return wait_for_gather(self._lock, leg, timeout)
 
     def drop_stream(self, leg: Leg, reason: str) -> None:
         """The app's media socket fails under the caller's stream (tests)."""

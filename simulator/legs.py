@@ -100,3 +100,16 @@ class Leg:
             "from": self.from_,
             "to": self.to,
         }
+
+
+def wait_for_gather(lock: threading.Lock | threading.RLock, leg: Leg, timeout: float) -> bool:
+    """Block until the app has a menu open on this leg (True) or the leg ended or time ran out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with lock:
+            if leg.gather is not None:
+                return True
+            if leg.ended:
+                return False
+        time.sleep(0.005)  # the emulators change legs under their lock and signal nothing
+    return False

@@ -28,7 +28,7 @@ from ivr.serial import KeyedSerialExecutor
 from ..emulator import OUR_NUMBER
 from ..faults import Chaos, Fault
 from ..lifecycle import RING_S, SPEECH_CHARS_PER_S
-from ..legs import CallLog, Gather, Leg
+from ..legs import CallLog, Gather, Leg, wait_for_gather
 
 log = logging.getLogger(__name__)
 POLL_S = 0.01
@@ -131,15 +131,7 @@ class TwilioEmulator:
 
     def wait_for_gather(self, leg: Leg, timeout: float) -> bool:
         """Block until a <Gather> is open on this call (or it ended)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if leg.gather is not None:
-                    return True
-                if leg.ended:
-                    return False
-            time.sleep(0.005)
-        return False
+        return wait_for_gather(self._lock, leg, timeout)
 
     def inject(self, fault: Fault) -> None:
         """Arm a fault for the next matching REST request(s): update, streams, transcriptions."""
