@@ -34,6 +34,7 @@ from ivr.store.records import Message
 from transfer.rules import RuleSet
 
 from .bench import percentile
+from .compare import ReportError, compare, load_calls, summary_line
 from .hearings import CallHearing, HeardLine, HearingsFileError, HearingStore, hearing_settings
 from .listening import Hear, LocalHearing, every_say
 from .scenario import Scenario, ScenarioError, load_scenario, require_audio
@@ -443,6 +444,13 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
                 right = "" if call["right_offsets"] is None else f"; right at {call['right_offsets']}"
                 echo(f"    turns on the offset: {Path(call['scenario']).name}: put through at {at} "
                      f"of {call['offsets']} offsets{right}")
+        moved = calls.get("against")
+        if moved:
+            echo("  " + summary_line(moved["file"], moved))
+            # one line per call, worded apart from the summary line so a grep for it shows no call
+            for call in moved["changed"]:
+                echo(f"    moved: {Path(call['scenario']).name}: {call['change']} "
+                     f"({call['rule_before'] or 'no transfer'} -> {call['rule_now'] or 'no transfer'})")
         for name, part in calls.get("by_input", {}).items():
             echo(f"  {name}: calls {part['calls']}, precision {_f(part['precision'])}, recall "
                  f"{_f(part['recall'])}; false transfers {part['false_transfers']}")
@@ -478,11 +486,17 @@ def _ci(interval: Sequence[float] | None) -> str:
 @click.option("--offsets", type=click.IntRange(1, MAX_OFFSETS), default=1, show_default=True,
               help="With --engine local: hear every call this many times, each starting 20 ms later, "
                    "and report the spread (how much of a difference is where the windows fell).")
+@click.option("--against", "against", type=click.Path(dir_okay=False, path_type=Path),
+              help="An earlier run's --json report of the same calls: say which verdicts moved, and which way.")
 @with_appcontext
 def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | None, json_out: Path | None,
-                     misses: bool, hearings_file: Path | None, offsets: int) -> None:
+                     misses: bool, hearings_file: Path | None, offsets: int, against: Path | None) -> None:
     """Measure escalation on labelled PATHS (utterances*.yaml, scenarios, or directories of them)."""
     lifeline = current_app.extensions["lifeline"]
+    try:  # read before the run, which may take minutes of hearing
+        earlier = load_calls(against) if against is not None else None
+    except ReportError as exc:
+        raise click.UsageError(str(exc)) from exc
     services = lifeline.services
     if threshold is None:
         threshold = min((getattr(r, "min_confidence") for r in services.rules.rules
@@ -511,6 +525,10 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
         report["hearing"] = {"whisper_model": settings.whisper_model_name,
                              "second_hearing": settings.second_hearing,
                              "second_hearing_intents": services.scorer.second_hearing_intents}
+    if earlier is not None:
+        if "calls" not in report:
+            raise click.UsageError("--against compares call verdicts, and PATHS held no call scenarios")
+        report["calls"]["against"] = {"file": str(against), **compare(earlier, report["calls"]["verdicts"])}
     print_report(report, click.echo)
     if misses and "utterances" in report:
         for miss in report["utterances"]["misses"]:
