@@ -1,4 +1,4 @@
-"""Telnyx media-stream frames: parsed into typed frames, and put back in order."""
+"""Media-stream frames: Telnyx's parsed into typed frames (Twilio's share the envelope checks), and put back in order."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class MediaFrame:
 
 
 def frame_document(raw: str | bytes, noun: str = "frame") -> tuple[str, dict[str, object]]:
-    """A media-stream message's JSON object and its `event`; MalformedFrame says what is wrong.
+    """A media-stream message's `event` and its JSON object; MalformedFrame says what is wrong.
 
     Telnyx's and Twilio's streams share this envelope: a JSON object of at most 64 KiB with a
     string `event`. `noun` names the message in the error ("frame", "message").

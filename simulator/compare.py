@@ -4,7 +4,9 @@ A contact centre editing its rules.yaml, or a developer trying a model, runs `fl
 once before the change (`--json BEFORE.json`) and once after (`--against BEFORE.json`). The
 aggregate figures say whether errors went up or down; this says which calls moved and which way:
 a caller now found or now missed, a calm caller now put through or now spared. Calls are matched
-by their scenario path; calls in only one of the two runs are counted, not compared.
+by their scenario file (resolved, so relative and absolute PATHS meet); calls in only one of the
+two runs are counted, not compared. Both runs are judged by this run's labels, so a label edited
+in between does not pass for a change of verdict; such calls are counted as relabelled.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-# How a call's verdict moved, by what it needed and whether it was put through before -> now.
-FOUND, LOST, PUT_THROUGH, SPARED, OTHER_RULE = "now found", "now missed", "calm, now put through", \
-    "calm, now spared", "same verdict, another rule"
+# How a call's verdict moved.
+FOUND, LOST, PUT_THROUGH, SPARED, OTHER_RULE = ("now found", "now missed", "calm, now put through",
+                                                "calm, now spared", "same verdict, another rule")
+MOVES = (FOUND, LOST, PUT_THROUGH, SPARED, OTHER_RULE)
+FIX = "write it with `flask evaluate PATHS --json FILE` on the same calls"
 
 
 class ReportError(ValueError):
@@ -24,33 +28,49 @@ class ReportError(ValueError):
 
 
 def load_calls(path: Path) -> list[dict[str, Any]]:
-    """The call verdicts of a `flask evaluate --json` report."""
+    """The call verdicts of a `flask evaluate --json` report, each checked for what is compared."""
     try:
-        report = json.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
-        raise ReportError(f"{path} does not exist: write it first with `flask evaluate ... --json {path}`") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportError(f"{path} is not a JSON report ({exc}): write it with `flask evaluate ... --json`") from None
+        raise ReportError(f"{path} does not exist: {FIX}") from None
+    except OSError as exc:
+        raise ReportError(f"{path} cannot be read ({exc.strerror or exc}): give the report's file") from None
+    try:
+        report = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path} is not a JSON report ({exc}): {FIX}") from None
     calls = report.get("calls") if isinstance(report, dict) else None
     verdicts = calls.get("verdicts") if isinstance(calls, dict) else None
-    if not isinstance(verdicts, list) or not all(isinstance(v, dict) and isinstance(v.get("scenario"), str)
-                                                  for v in verdicts):
-        raise ReportError(f"{path} has no call verdicts: compare against a `flask evaluate --json` report "
-                          "of call scenarios")
+    if not isinstance(verdicts, list):
+        raise ReportError(f"{path} has no call verdicts: {FIX}")
+    for number, v in enumerate(verdicts, start=1):
+        if not (isinstance(v, dict) and isinstance(v.get("scenario"), str)
+                and isinstance(v.get("transferred"), bool) and v.get("expect_transfer", "") in (True, False, None)
+                and (v.get("rule") is None or isinstance(v.get("rule"), str))):
+            raise ReportError(f"{path}: call verdict {number} lacks `scenario`, `transferred`, `expect_transfer` "
+                              f"or `rule` as `flask evaluate --json` writes them: {FIX}")
     return verdicts
 
 
-def _errors(verdicts: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    judged = [v for v in verdicts if v.get("expect_transfer") is not None]
-    missed = sum(1 for v in judged if v["expect_transfer"] and not v.get("transferred"))
-    false = sum(1 for v in judged if not v["expect_transfer"] and v.get("transferred"))
-    return {"calls": len(judged), "missed": missed, "false_transfers": false, "errors": missed + false}
+def _by_file(verdicts: Sequence[Mapping[str, Any]], which: str) -> dict[Path, Mapping[str, Any]]:
+    out: dict[Path, Mapping[str, Any]] = {}
+    for v in verdicts:
+        key = Path(v["scenario"]).resolve()
+        if key in out:
+            raise ReportError(f"{which} holds {v['scenario']} twice: give each scenario once")
+        out[key] = v
+    return out
 
 
-def _movement(before: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
-    needed, was, is_ = now.get("expect_transfer"), bool(before.get("transferred")), bool(now.get("transferred"))
-    if needed is None:
-        return None  # an unlabelled call: neither verdict is right or wrong (evaluate leaves it out too)
+def _errors(pairs: Sequence[tuple[bool, bool]]) -> dict[str, int]:
+    """Missed and false from (needed, transferred) pairs."""
+    missed = sum(1 for needed, put in pairs if needed and not put)
+    false = sum(1 for needed, put in pairs if not needed and put)
+    return {"calls": len(pairs), "missed": missed, "false_transfers": false, "errors": missed + false}
+
+
+def _movement(needed: bool, before: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+    was, is_ = bool(before["transferred"]), bool(now["transferred"])
     if was != is_:
         return (FOUND if is_ else LOST) if needed else (PUT_THROUGH if is_ else SPARED)
     if is_ and before.get("rule") != now.get("rule"):
@@ -59,31 +79,38 @@ def _movement(before: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
 
 
 def compare(before: Sequence[Mapping[str, Any]], now: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The two runs' errors on the calls both hold, and every call whose verdict or rule moved."""
-    earlier = {v["scenario"]: v for v in before}
-    later = {v["scenario"]: v for v in now}
-    both = [s for s in later if s in earlier]
+    """Both runs' errors on the labelled calls both hold, and every call whose verdict or rule moved."""
+    earlier = _by_file(before, "the earlier report")
+    later = _by_file(now, "this run")
+    both = [key for key in later if key in earlier]
+    if not both and earlier and later:
+        raise ReportError("no call of this run is in the earlier report: give the same PATHS as that run")
+    labelled = [key for key in both if later[key].get("expect_transfer") is not None]
     changed = []
-    for scenario in both:
-        move = _movement(earlier[scenario], later[scenario])
+    for key in labelled:
+        needed = bool(later[key]["expect_transfer"])
+        move = _movement(needed, earlier[key], later[key])
         if move is not None:
-            changed.append({"scenario": scenario, "change": move,
-                            "expect_transfer": later[scenario].get("expect_transfer"),
-                            "rule_before": earlier[scenario].get("rule"), "rule_now": later[scenario].get("rule")})
-    counts = {kind: sum(1 for c in changed if c["change"] == kind)
-              for kind in (FOUND, LOST, PUT_THROUGH, SPARED, OTHER_RULE)}
-    return {"compared": len(both), "only_before": len(earlier.keys() - later.keys()),
-            "only_now": len(later.keys() - earlier.keys()),
-            "before": _errors([earlier[s] for s in both]), "now": _errors([later[s] for s in both]),
-            "moved": counts, "changed": changed}
+            changed.append({"scenario": later[key]["scenario"], "change": move, "expect_transfer": needed,
+                            "rule_before": earlier[key].get("rule"), "rule_now": later[key].get("rule")})
+    return {"compared": len(both), "labelled": len(labelled),
+            "relabelled": sum(1 for key in both if earlier[key].get("expect_transfer")
+                              != later[key].get("expect_transfer")),
+            "only_before": len(earlier.keys() - later.keys()), "only_now": len(later.keys() - earlier.keys()),
+            # both runs judged by this run's labels, so only verdicts move the figures
+            "before": _errors([(bool(later[k]["expect_transfer"]), bool(earlier[k]["transferred"])) for k in labelled]),
+            "now": _errors([(bool(later[k]["expect_transfer"]), bool(later[k]["transferred"])) for k in labelled]),
+            "moved": {kind: sum(1 for c in changed if c["change"] == kind) for kind in MOVES},
+            "changed": changed}
 
 
 def summary_line(file: str, result: Mapping[str, Any]) -> str:
     """One line of aggregates (no call named), so a checking split can be read this way alone."""
     b, n, moved = result["before"], result["now"], result["moved"]
-    extra = "".join(f"; {count} only in {which}" for which, count in
-                    (("the earlier run", result["only_before"]), ("this run", result["only_now"])) if count)
-    return (f"against {file} ({result['compared']} calls in both{extra}): missed {b['missed']} -> {n['missed']}, "
-            f"false transfers {b['false_transfers']} -> {n['false_transfers']}, errors {b['errors']} -> "
-            f"{n['errors']}; {moved[FOUND]} {FOUND}, {moved[LOST]} {LOST}, {moved[PUT_THROUGH]} "
-            f"{PUT_THROUGH}, {moved[SPARED]} {SPARED}, {moved[OTHER_RULE]} by another rule")
+    notes = ((result["only_before"], "only in the earlier run"), (result["only_now"], "only in this run"),
+             (result["relabelled"], "relabelled since"))
+    extra = "".join(f"; {count} {what}" for count, what in notes if count)
+    return (f"against {file} ({result['compared']} in both, {result['labelled']} labelled{extra}): missed "
+            f"{b['missed']} -> {n['missed']}, false transfers {b['false_transfers']} -> {n['false_transfers']}, "
+            f"errors {b['errors']} -> {n['errors']}; {moved[FOUND]} {FOUND}, {moved[LOST]} {LOST}, "
+            f"{moved[PUT_THROUGH]} {PUT_THROUGH}, {moved[SPARED]} {SPARED}, {moved[OTHER_RULE]} by another rule")

@@ -46,9 +46,14 @@ def collect(paths: Iterable[Path]) -> tuple[list[Utterance], list[Scenario]]:
     """Utterance files and scenarios from files and directories (searched recursively)."""
     lines: list[Utterance] = []
     calls: list[Scenario] = []
+    seen: set[Path] = set()
     for path in paths:
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*.yaml") if p.is_file())
         for file in files:
+            # A file reached through two PATHS (a split and one of its folders) counts once.
+            if file.resolve() in seen:
+                continue
+            seen.add(file.resolve())
             if file.name.startswith("utterances"):
                 lines.extend(load_utterances(file))
             else:
@@ -445,7 +450,9 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
                 echo(f"    turns on the offset: {Path(call['scenario']).name}: put through at {at} "
                      f"of {call['offsets']} offsets{right}")
         moved = calls.get("against")
-        if moved:
+        if moved and "error" in moved:
+            echo(f"  against {moved['file']}: not compared: {moved['error']}")
+        elif moved:
             echo("  " + summary_line(moved["file"], moved))
             # one line per call, worded apart from the summary line so a grep for it shows no call
             for call in moved["changed"]:
@@ -493,10 +500,15 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
                      misses: bool, hearings_file: Path | None, offsets: int, against: Path | None) -> None:
     """Measure escalation on labelled PATHS (utterances*.yaml, scenarios, or directories of them)."""
     lifeline = current_app.extensions["lifeline"]
-    try:  # read before the run, which may take minutes of hearing
-        earlier = load_calls(against) if against is not None else None
-    except ReportError as exc:
-        raise click.UsageError(str(exc)) from exc
+    earlier = None
+    if against is not None:  # checked before the run, which may take minutes of hearing
+        try:
+            earlier = load_calls(against)
+            has_calls = bool(collect(paths)[1])
+        except (ReportError, ScenarioError, CorpusError) as exc:
+            raise click.UsageError(str(exc)) from exc
+        if not has_calls:
+            raise click.UsageError("--against compares call verdicts, and PATHS hold no call scenarios")
     services = lifeline.services
     if threshold is None:
         threshold = min((getattr(r, "min_confidence") for r in services.rules.rules
@@ -526,9 +538,10 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
                              "second_hearing": settings.second_hearing,
                              "second_hearing_intents": services.scorer.second_hearing_intents}
     if earlier is not None:
-        if "calls" not in report:
-            raise click.UsageError("--against compares call verdicts, and PATHS held no call scenarios")
-        report["calls"]["against"] = {"file": str(against), **compare(earlier, report["calls"]["verdicts"])}
+        try:
+            report["calls"]["against"] = {"file": str(against), **compare(earlier, report["calls"]["verdicts"])}
+        except ReportError as exc:
+            report["calls"]["against"] = {"file": str(against), "error": str(exc)}
     print_report(report, click.echo)
     if misses and "utterances" in report:
         for miss in report["utterances"]["misses"]:
