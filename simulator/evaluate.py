@@ -51,9 +51,10 @@ def collect(paths: Iterable[Path]) -> tuple[list[Utterance], list[Scenario]]:
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*.yaml") if p.is_file())
         for file in files:
             # A file reached through two PATHS (a split and one of its folders) counts once.
-            if file.resolve() in seen:
+            key = file.resolve()
+            if key in seen:
                 continue
-            seen.add(file.resolve())
+            seen.add(key)
             if file.name.startswith("utterances"):
                 lines.extend(load_utterances(file))
             else:
@@ -239,14 +240,15 @@ Progress = Callable[[int, int], None]  # (calls heard so far, calls in all)
 def evaluate(paths: Sequence[Path], understanding: Understanding, rules: RuleSet, threshold: float,
              hearing: LocalHearing | None = None, engine: str = "text",
              progress: Progress | None = None, kept: HearingStore | None = None,
-             offsets: int = 1) -> dict[str, Any]:
+             offsets: int = 1,
+             inputs: tuple[list[Utterance], list[Scenario]] | None = None) -> dict[str, Any]:
     """The whole report for the given files; `kept` reads and keeps what `hearing` heard.
 
     With `offsets` above 1 the calls are heard `offsets` times in all, each time with the caller's
     first say one more 20 ms frame later than the time before, and the spread of the figures is
-    reported beside the first hearing's.
+    reported beside the first hearing's. `inputs` is `collect(paths)` when the caller already has it.
     """
-    lines, calls = collect(paths)
+    lines, calls = inputs if inputs is not None else collect(paths)
     if hearing is not None:
         for scenario in calls:
             require_audio(scenario)
@@ -500,15 +502,13 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
                      misses: bool, hearings_file: Path | None, offsets: int, against: Path | None) -> None:
     """Measure escalation on labelled PATHS (utterances*.yaml, scenarios, or directories of them)."""
     lifeline = current_app.extensions["lifeline"]
-    earlier = None
-    if against is not None:  # checked before the run, which may take minutes of hearing
-        try:
-            earlier = load_calls(against)
-            has_calls = bool(collect(paths)[1])
-        except (ReportError, ScenarioError, CorpusError) as exc:
-            raise click.UsageError(str(exc)) from exc
-        if not has_calls:
-            raise click.UsageError("--against compares call verdicts, and PATHS hold no call scenarios")
+    try:  # read once, before the run (which may take minutes of hearing), so --against is checked first
+        inputs = collect(paths)
+        earlier = load_calls(against) if against is not None else None
+    except (ReportError, ScenarioError, CorpusError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    if earlier is not None and not inputs[1]:
+        raise click.UsageError("--against compares call verdicts, and PATHS hold no call scenarios")
     services = lifeline.services
     if threshold is None:
         threshold = min((getattr(r, "min_confidence") for r in services.rules.rules
@@ -529,7 +529,7 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
     try:
         report = evaluate(list(paths), services.scorer, services.rules, threshold, hearing,
                           "local" if engine == "local" else "text", progress=_progress_line(time.monotonic()),
-                          kept=kept, offsets=offsets)
+                          kept=kept, offsets=offsets, inputs=inputs)
     except (ScenarioError, CorpusError) as exc:
         raise click.UsageError(str(exc)) from exc
     if engine == "local":  # what heard the calls, so two runs' reports can be told apart
