@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
@@ -15,6 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.api import require_token
 from ivr.errors import ProviderError, error_response
+from ivr.events import storable_id
+from ivr.timefmt import parse_time
 
 from . import transcripts
 from .dialout import DialError
@@ -88,7 +89,7 @@ def transcript(call_control_id: str) -> ResponseReturnValue:
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "txt", "vtt"):
         return error_response(400, "format must be json, txt or vtt")
-    call = outputs.store.get_call(call_control_id)
+    call = outputs.store.get_call(call_control_id) if storable_id(call_control_id) else None
     if call is None:
         return error_response(404, f"no call {call_control_id!r}")
     doc = transcripts.transcript(call, outputs.feed)
@@ -127,10 +128,7 @@ def _time_arg(name: str) -> float | None:
     value = request.args.get(name)
     if not value:
         return None
-    try:
-        return float(value)
-    except ValueError:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return parse_time(value)  # raises ValueError, answered with a 400 by the caller
 
 
 @bp.post("/api/calls/<call_control_id>/listening")
@@ -139,6 +137,8 @@ def listening(call_control_id: str) -> ResponseReturnValue:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("paused"), bool):
         return error_response(400, 'send a JSON body {"paused": true} or {"paused": false}')
+    if not storable_id(call_control_id):
+        return error_response(404, f"no call {call_control_id!r}")
     try:
         result = _outputs().control.set_paused(call_control_id, body["paused"], by="api")
     except PauseError as exc:
@@ -150,6 +150,8 @@ def listening(call_control_id: str) -> ResponseReturnValue:
 def summary(call_control_id: str) -> ResponseReturnValue:
     """The post-call summary and its email's delivery state (404 until the call has ended)."""
     outputs = _outputs()
+    if not storable_id(call_control_id):
+        return error_response(404, f"no call {call_control_id!r}")
     found = outputs.summaries.get(call_control_id)
     if found is None:
         exists = outputs.store.get_call(call_control_id) is not None

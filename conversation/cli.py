@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from ivr.errors import ProviderError
+from ivr.timefmt import parse_time
 
 from .dialout import DialError
 
@@ -16,12 +15,9 @@ events = AppGroup("events", help="The conversation's events going out (webhooks)
 
 
 def _when(value: str) -> float:
+    """A command-line time (unix seconds or ISO-8601; no zone means UTC) as epoch seconds."""
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return parse_time(value)
     except ValueError as exc:
         raise click.BadParameter(f"{value!r} is neither unix seconds nor an ISO-8601 time "
                                  "(e.g. 2026-11-30T06:00:00Z)") from exc

@@ -8,12 +8,11 @@ import uuid
 from calls import dialout
 from calls.unit import UnitOfWork, internal_event
 from insight.base import ListeningEngine
+from ivr.config import is_dialable
 from ivr.errors import LifelineError
 from ivr.events import encode_client_state
 from ivr.telnyx_api import TelnyxCommands
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 _DTMF = re.compile(r"^[0-9*#A-DwW]{1,64}$")
 _EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
 
@@ -38,7 +37,7 @@ class DialOut:
 
     def place(self, to: object, dtmf: object = None, summary_to: object = None) -> str:
         """Dial `to`; returns the new call's call_control_id, or raises DialError."""
-        if not isinstance(to, str) or not (_E164.match(to) or _SIP.match(to)):
+        if not isinstance(to, str) or not is_dialable(to):
             raise DialError(400, '"to" must be an E.164 number (+15551234567) or a SIP URI (sip:user@host)')
         if dtmf is not None and (not isinstance(dtmf, str) or not _DTMF.match(dtmf)):
             raise DialError(400, '"dtmf" may hold 0-9, *, #, A-D and w/W (pauses), at most 64 of them')

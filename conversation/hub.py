@@ -118,12 +118,21 @@ class StorePoller(BackgroundLoop):
         self._interval_s = interval_s
 
     def _run(self) -> None:
-        seen = -1
+        seen, failing = -1, False
         while not self._stop.wait(self._interval_s):
             try:
                 last = self._last_id()
-            except Exception:  # the store is briefly unavailable: try again next interval
+            except Exception:  # noqa: BLE001 - any failure: the store is down or broken; retry
+                # Logged once per outage, not every interval: other processes' events wait until
+                # the store answers again (this process's own still wake its clients at once).
+                if not failing:
+                    log.warning("the live feed cannot read the store; retrying every %.1f s",
+                                self._interval_s, exc_info=True)
+                failing = True
                 continue
+            if failing:
+                log.info("the live feed reads the store again")
+                failing = False
             if last != seen:
                 if seen != -1:
                     self._hub.wake()

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from .sessions import CSRF_HEADER, csrf_ok, signed_in, token_matches
 from .errors import error_response
-from .events import ID_MAX
+from .events import storable_id
 from .sanitize import clean_text
 from .store import CallQuery
 from .timefmt import iso_times, parse_time
@@ -92,10 +92,7 @@ def list_calls() -> ResponseReturnValue:
 def call_detail(call_control_id: str) -> ResponseReturnValue:
     """One call: its record, decisions, transfers, messages, events and commands."""
     store = current_app.extensions["lifeline"].store
-    # An id no call can have (a NUL, a lone surrogate, past the column) is not looked up at all:
-    # PostgreSQL would refuse the NUL with an error instead of "not found".
-    storable = clean_text(call_control_id) == call_control_id and len(call_control_id) <= ID_MAX
-    call = store.get_call(call_control_id) if storable else None
+    call = store.get_call(call_control_id) if storable_id(call_control_id) else None
     if call is None:
         return error_response(404, f"no call {call_control_id!r}")
     return jsonify(**iso_times(dict(

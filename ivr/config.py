@@ -41,6 +41,11 @@ _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 
 
+def is_dialable(address: str) -> bool:
+    """Whether an address can be dialled: an E.164 number (+447700900123) or a SIP URI."""
+    return bool(_E164.match(address) or _SIP.match(address))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Validated configuration of one Lifeline app."""
@@ -375,7 +380,7 @@ def _agents(value: str | None, problems: list[str], warnings: list[str]) -> tupl
     if repeated:
         warnings.append(f"LIFELINE_AGENTS lists {', '.join(repeated)} more than once: that agent "
                         "would be rung again after not answering; list each agent once")
-    bad = [a for a in agents if not (_E164.match(a) or _SIP.match(a))]
+    bad = [a for a in agents if not is_dialable(a)]
     if bad:
         problems.append(f"LIFELINE_AGENTS has {', '.join(repr(b) for b in bad)}: each agent must "
                         "be an E.164 number (+15550001111) or a SIP URI (sip:agent@example.com)")

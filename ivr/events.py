@@ -10,11 +10,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import MalformedEvent
-from .sanitize import load_json
+from .sanitize import clean_text, load_json
 
 # Identifiers are keys in the store: one longer than its column is no Telnyx id, and cutting it
 # short could merge two calls, so it is refused rather than truncated.
 ID_MAX = 255
+
+
+def storable_id(value: str) -> bool:
+    """Whether a call could have this id: no NUL, no lone surrogate, at most ID_MAX characters.
+
+    An id no call can have is answered "not found" without a lookup: PostgreSQL would refuse the
+    NUL with an error instead.
+    """
+    return len(value) <= ID_MAX and clean_text(value) == value
 # meta.attempt is informational (the event id dedupes); past any real redelivery count it reads as 1.
 ATTEMPT_MAX = 1000
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from conversation.hub import FeedHub, StorePoller
 from lifeline import create_app
 from simulator.runner import Simulation
 from simulator.server import ServerThread
@@ -157,3 +159,27 @@ def test_a_client_of_one_instance_sees_events_stored_by_another_on_postgresql(pg
 
 def test_a_client_of_one_process_sees_events_another_stored_in_the_same_sqlite_file(tmp_path: Path) -> None:
     two_instances(f"sqlite:///{tmp_path / 'shared.db'}")
+
+
+def test_the_poller_rides_out_a_failing_store_with_one_warning_and_wakes_clients_after(
+        caplog: pytest.LogCaptureFixture) -> None:
+    answers: list[int | Exception] = [1, OSError("down"), OSError("down"), OSError("down"), 2]
+
+    def last_id() -> int:
+        answer = answers.pop(0) if answers else 2
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    hub = FeedHub()
+    seen = hub.version
+    poller = StorePoller(last_id, hub, interval_s=0.01)
+    with caplog.at_level(logging.INFO, logger="conversation.hub"):
+        poller.start()
+        try:
+            assert hub.wait(seen, timeout=5.0), "the poller never woke the hub after the store came back"
+        finally:
+            poller.stop()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "cannot read the store" in warnings[0].getMessage()
+    assert any("reads the store again" in r.getMessage() for r in caplog.records)

@@ -8,6 +8,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage, Message
 from typing import Any
@@ -93,6 +94,25 @@ def test_transcripts_in_a_batch_are_paginated_in_a_stable_order(live: Simulation
     assert api(live).get("/api/transcripts?since=yesterday", headers=AUTH).status_code == 400
     until = api(live).get(f"/api/transcripts?until={since}", headers=AUTH)
     assert until.status_code == 200 and until.get_data() == b""
+
+
+def test_a_time_without_a_zone_is_utc_for_transcripts_as_for_calls(live: Simulation,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    leg = start_call(live)
+    hear(live, leg, "Just checking my order.")
+    end_call(live, leg)
+    # The server's own zone is 14 hours ahead: a naive time read as local would fall before the call.
+    monkeypatch.setenv("TZ", "Etc/GMT-14")
+    time.tzset()
+    try:
+        until = datetime.fromtimestamp(time.time() + 1800, UTC).replace(tzinfo=None).isoformat()
+        batch = api(live).get(f"/api/transcripts?until={until}", headers=AUTH)
+        calls = api(live).get(f"/api/calls?until={until}", headers=AUTH)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert leg.call_control_id in batch.get_data(as_text=True)
+    assert [c["call_control_id"] for c in calls.get_json()["calls"]] == [leg.call_control_id]
 
 
 def test_a_paused_stretch_leaves_no_text_and_is_audited(live: Simulation) -> None:

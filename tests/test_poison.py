@@ -178,6 +178,11 @@ def test_the_store_keeps_non_finite_numbers_and_bad_text_out_on_its_own(poison_a
 
 
 @pytest.mark.parametrize("ccid", ["v3:%00x", "v3:%ED%A0%80", "v3:" + "x" * 300])
-def test_looking_up_an_impossible_call_id_is_a_404(poison_app: Flask, ccid: str) -> None:
-    response = poison_app.test_client().get(f"/api/calls/{ccid}", headers={"Authorization": "Bearer t0ken"})
+@pytest.mark.parametrize(("method", "route"), [
+    ("GET", "/api/calls/{}"), ("GET", "/api/calls/{}/transcript"), ("GET", "/api/calls/{}/summary"),
+    ("POST", "/api/calls/{}/listening")])
+def test_looking_up_an_impossible_call_id_is_a_404(poison_app: Flask, ccid: str, method: str, route: str) -> None:
+    response = poison_app.test_client().open(route.format(ccid), method=method, json={"paused": True},
+                                             headers={"Authorization": "Bearer t0ken"})
     assert response.status_code == 404
+    assert "no call" in response.get_json()["error"]["message"]
