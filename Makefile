@@ -30,7 +30,7 @@ $(STAMP): $(REQS)
 demo: $(STAMP)
 	$(BIN)/flask --env-file examples/emulator.env --app app simulate examples/calls/*.yaml \
 		--concurrency 4 --json out/demo.json \
-	|| echo "make demo: some scenarios did not meet their expectations (listed above)"
+	|| { echo "make demo: some scenarios did not meet their expectations (listed above)"; exit 1; }
 
 dev: $(STAMP)
 	$(BIN)/flask --env-file examples/emulator.env --app app dev

@@ -56,6 +56,8 @@ def health() -> ResponseReturnValue:
 
 
 SEARCH_TEXT_MAX = 200
+LIMIT_MAX = 500
+OFFSET_MAX = 2**31 - 1  # past any history; a larger number overflows the databases' integers
 
 
 @bp.get("/api/calls")
@@ -64,12 +66,13 @@ def list_calls() -> ResponseReturnValue:
     store = current_app.extensions["lifeline"].store
     args = request.args
     try:
-        limit = min(max(int(args.get("limit", 50)), 1), 500)
+        limit = int(args.get("limit", 50))
         offset = int(args.get("offset", 0))
-        if offset < 0:
+        if not (1 <= limit <= LIMIT_MAX and 0 <= offset <= OFFSET_MAX):
             raise ValueError
     except ValueError:
-        return error_response(400, "limit must be a whole number from 1 to 500 and offset one from 0")
+        return error_response(400, f"limit must be a whole number from 1 to {LIMIT_MAX} and offset "
+                                   f"one from 0 to {OFFSET_MAX}")
     if args.get("active") in ("1", "true"):
         calls = store.list_calls(limit=limit, active_only=True)
         return jsonify(calls=iso_times([asdict(c) for c in calls]))

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .recording_sinks import parse_bucket_url
@@ -163,6 +164,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         if not public_url.startswith(("http://", "https://")):
             problems.append(f"LIFELINE_PUBLIC_URL={public_url!r} must start with https:// "
                             "(the ngrok or load-balancer URL Telnyx reaches)")
+        else:
+            _public_url_shape(public_url, problems)
     engine = (get("LIFELINE_ENGINE", "local") or "").lower()
     if engine not in ENGINES:
         problems.append(f"LIFELINE_ENGINE={engine!r} is unknown: choose one of {', '.join(ENGINES)}")
@@ -366,6 +369,19 @@ def _public_key(value: str | None, problems: list[str]) -> bytes | None:
     return raw
 
 
+def _public_url_shape(public_url: str, problems: list[str]) -> None:
+    """LIFELINE_PUBLIC_URL is a base: the app adds /webhooks/..., /media/... and the like to it."""
+    parts = urlsplit(public_url)
+    base = f"{parts.scheme}://{parts.netloc}"
+    if parts.query or parts.fragment:
+        problems.append(f"LIFELINE_PUBLIC_URL={public_url!r} has a query or fragment: give the base URL "
+                        f"only ({base}); Lifeline adds the paths it serves to it")
+    elif "/webhooks/" in f"{parts.path}/":
+        problems.append(f"LIFELINE_PUBLIC_URL={public_url!r} is a webhook URL: give the base URL only "
+                        f"({base}{parts.path.split('/webhooks', 1)[0]}); the webhook URL is set in the "
+                        "provider's portal, and Lifeline builds its other URLs from the base")
+
+
 def _agents(value: str | None, problems: list[str], warnings: list[str]) -> tuple[str, ...]:
     if not value:
         problems.append("LIFELINE_AGENTS is not set: give the agents' E.164 numbers or SIP URIs, "
@@ -390,7 +406,8 @@ def _agents(value: str | None, problems: list[str], warnings: list[str]) -> tupl
 def _path(value: str | None, default: str, name: str, problems: list[str]) -> Path:
     path = Path(value) if value else PROJECT_ROOT / default
     if not path.is_file():
-        problems.append(f"{name}={path} does not exist: point {name} at a YAML file "
+        what = "is a directory" if path.is_dir() else "does not exist"
+        problems.append(f"{name}={path} {what}: point {name} at a YAML file "
                         f"(an example is in {PROJECT_ROOT / default})")
     return path
 
@@ -403,6 +420,10 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
         # SQLAlchemy would pick psycopg2 for a bare scheme; we ship psycopg 3.
         return "postgresql+psycopg://" + value.split("://", 1)[1]
     if value.startswith(("sqlite:", "postgresql+psycopg:")):
+        return value
+    if ":" not in value:  # a bare path: the commonest slip
+        problems.append(f"DATABASE_URL={value!r} is a file path, not a database URL: for SQLite write "
+                        f"sqlite:///{value} (sqlite:// and then the path)")
         return value
     scheme = value.split("://", 1)[0] if "://" in value else value.split(":", 1)[0]
     host = value.split("@")[-1].split("/", 1)[0] if "://" in value else ""

@@ -76,8 +76,10 @@ def parse_event(body: bytes) -> CallEvent:
     data = document["data"]
     event_id = data.get("id")
     event_type = data.get("event_type")
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 200:
+    if not isinstance(event_id, str) or not event_id:
         raise MalformedEvent("data.id must be a non-empty string")
+    if len(event_id) > 200:
+        raise MalformedEvent("data.id is longer than 200 characters; no Telnyx event id is")
     if not isinstance(event_type, str) or not event_type or len(event_type) > 100:
         raise MalformedEvent("data.event_type must be a non-empty string")
     payload = data.get("payload") if data.get("payload") is not None else {}

@@ -22,7 +22,11 @@ from .server import ServerThread, emulator_app
 from .twilio.emulator import TwilioEmulator
 from .twilio.server import twilio_emulator_app
 
-PROVIDERS = ("telnyx", "twilio")
+# Settings that reach real systems outside the simulation: taken from the environment (a developer's
+# .env for production), they would send simulated calls' events, summaries and recordings to real
+# receivers, inboxes and buckets. A simulation has them only when its caller passes them.
+REAL_OUTPUTS = ("LIFELINE_EVENT_WEBHOOKS", "LIFELINE_EVENT_SECRET", "LIFELINE_SMTP_URL", "LIFELINE_SUMMARY_TO",
+                "LIFELINE_RECORDINGS_BUCKET", "LIFELINE_RECORDINGS_S3_ENDPOINT")
 
 
 class Simulation:
@@ -56,6 +60,7 @@ class Simulation:
             database_url = f"sqlite:///{self._tmp / 'simulation.db'}"
         self._recordings = Path(tempfile.mkdtemp(prefix="lifeline-recordings-"))
         config: dict[str, object] = {
+            **dict.fromkeys(REAL_OUTPUTS, ""),
             **self._base_config,
             **self._provider_settings(),
             "LIFELINE_PUBLIC_URL": self._app_server.url,

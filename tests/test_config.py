@@ -33,6 +33,13 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_PUBLIC_URL", "example.ngrok.app", "LIFELINE_PUBLIC_URL"),
     ("LIFELINE_IVR", "/nonexistent/ivr.yaml", "LIFELINE_IVR=/nonexistent/ivr.yaml does not exist"),
     ("DATABASE_URL", "mysql://db/lifeline", "DATABASE_URL"),
+    ("DATABASE_URL", "/tmp/lifeline.db", "DATABASE_URL='/tmp/lifeline.db' is a file path, not a database "
+                                         "URL: for SQLite write sqlite:////tmp/lifeline.db"),
+    ("LIFELINE_IVR", "/tmp", "LIFELINE_IVR=/tmp is a directory: point LIFELINE_IVR at a YAML file"),
+    ("LIFELINE_PUBLIC_URL", "https://abc.ngrok.app/webhooks/telnyx", "LIFELINE_PUBLIC_URL='https://abc.ngrok.app"
+                            "/webhooks/telnyx' is a webhook URL: give the base URL only (https://abc.ngrok.app)"),
+    ("LIFELINE_PUBLIC_URL", "https://ivr.example.com/lifeline/webhooks", "(https://ivr.example.com/lifeline)"),
+    ("LIFELINE_PUBLIC_URL", "https://abc.ngrok.app?x=1", "has a query or fragment: give the base URL only"),
     ("LIFELINE_COMMAND_TIMEOUT", "soon", "LIFELINE_COMMAND_TIMEOUT"),
     ("LIFELINE_COMMAND_HOLD", "-1", "LIFELINE_COMMAND_HOLD='-1' must be a number from 0 to 60"),
     ("LIFELINE_SQLITE_SYNCHRONOUS", "off", "LIFELINE_SQLITE_SYNCHRONOUS='OFF' must be NORMAL"),
@@ -64,6 +71,9 @@ def test_local_engine_is_the_default_and_needs_the_public_url(tmp_path: Path) ->
         load_settings(without_engine, tmp_path)
     settings = load_settings({**without_engine, "LIFELINE_PUBLIC_URL": "https://ivr.example.com"}, tmp_path)
     assert settings.engine == "local"
+    # A path of its own (the app behind a proxy's prefix) is a base URL too.
+    behind = load_settings({**without_engine, "LIFELINE_PUBLIC_URL": "https://example.com/ivr/"}, tmp_path)
+    assert behind.public_url == "https://example.com/ivr"
 
 
 def test_postgres_url_uses_the_shipped_driver(tmp_path: Path) -> None:

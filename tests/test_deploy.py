@@ -45,11 +45,17 @@ def test_the_image_runs_as_a_numeric_non_root_user_with_a_healthcheck_and_pinned
     assert any("-slim" in line for line in lines if line.startswith("FROM "))
 
 
-def test_compose_runs_the_app_against_postgres_and_redis_with_health_checks() -> None:
+def test_compose_migrates_then_runs_the_app_against_postgres_and_redis_with_health_checks() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"app", "db", "redis"}
-    assert services["app"]["environment"]["DATABASE_URL"].startswith("postgresql://")
-    assert services["app"]["depends_on"] == {"db": {"condition": "service_healthy"},
+    assert set(services) == {"migrate", "app", "db", "redis"}
+    for name in ("migrate", "app"):  # the same image, settings and database for both
+        assert services[name]["build"] == "."
+        assert services[name]["env_file"] == [{"path": ".env", "required": False}]
+        assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql://")
+    assert services["migrate"]["command"] == ["flask", "--app", "app", "db", "upgrade"]
+    assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert services["app"]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"},
+                                             "db": {"condition": "service_healthy"},
                                              "redis": {"condition": "service_healthy"}}
     assert all("healthcheck" in services[name] for name in ("db", "redis"))

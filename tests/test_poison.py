@@ -186,3 +186,11 @@ def test_looking_up_an_impossible_call_id_is_a_404(poison_app: Flask, ccid: str,
                                              headers={"Authorization": "Bearer t0ken"})
     assert response.status_code == 404
     assert "no call" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("query", ["offset=99999999999999999999999", "offset=-1", "limit=0", "limit=501",
+                                   "limit=-5", "limit=x"])
+def test_a_paging_number_out_of_range_is_a_400_naming_the_range(poison_app: Flask, query: str) -> None:
+    response = poison_app.test_client().get(f"/api/calls?{query}", headers={"Authorization": "Bearer t0ken"})
+    assert response.status_code == 400
+    assert "from 1 to 500" in response.get_json()["error"]["message"]

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from simulator.runner import Simulation
 from simulator.scenario import ScenarioError, load_scenario
 
-from .conftest import ROOT
+from .conftest import AGENTS, ROOT
 
 CALLS = ROOT / "examples" / "calls"
 
@@ -147,3 +148,23 @@ def test_quality_summary_counts_hits_misses_and_false_alarms(app: Flask, tmp_pat
     assert (scores["precision"], scores["recall"]) == (0.5, 0.5)
     assert scores["missed"] == ["miss.yaml"] and scores["false_alarms"] == ["alarm.yaml"]
     assert "Escalation: precision 0.5, recall 0.5" in result.output
+
+
+def test_a_simulation_never_sends_to_real_outputs_named_only_in_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's .env for production is in the environment when they run `make demo`.
+    monkeypatch.setenv("LIFELINE_EVENT_WEBHOOKS", "https://receiver.example.com/lifeline")
+    monkeypatch.setenv("LIFELINE_EVENT_SECRET", "a-production-secret-of-some-length")
+    monkeypatch.setenv("LIFELINE_SMTP_URL", "smtp://mail.example.com:587")
+    monkeypatch.setenv("LIFELINE_SUMMARY_TO", "team@example.com")
+    monkeypatch.setenv("LIFELINE_RECORDINGS_BUCKET", "s3://production-recordings/calls")
+    with Simulation({"LIFELINE_AGENTS": AGENTS}, speed=20) as sim:
+        assert sim.app is not None
+        outputs = sim.app.extensions["lifeline"].outputs.settings
+        assert (outputs.event_webhooks, outputs.smtp, outputs.summary_to) == ((), None, ())
+        assert sim.app.extensions["lifeline"].settings.recordings_bucket is None
+    explicit = {"LIFELINE_AGENTS": AGENTS, "LIFELINE_EVENT_WEBHOOKS": "http://127.0.0.1:9/hook",
+                "LIFELINE_EVENT_SECRET": "a-test-secret-of-some-length"}
+    with Simulation(explicit, speed=20) as sim:  # what the caller passes is kept
+        assert sim.app is not None
+        assert sim.app.extensions["lifeline"].outputs.settings.event_webhooks == ("http://127.0.0.1:9/hook",)

@@ -15,6 +15,7 @@ from twilio.request_validator import RequestValidator
 
 from insight.frames import MalformedFrame
 from ivr.context import command_id_for
+from ivr.errors import ConfigError
 from ivr.events import encode_client_state
 from ivr.store import CallStatus, Command, CommandStatus, TransferStatus
 from ivr.telnyx_api import SendOutcome
@@ -410,3 +411,15 @@ def test_commands_go_to_the_provider_that_owns_the_call_and_telnyx_takes_the_res
     for ccid in ("v3:abc", SID, "v3:def"):
         router.send(Command("c", ccid, "hangup", {}))
     assert telnyx.sent == ["v3:abc", "v3:def"] and twilio.sent == [SID]
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ({"TWILIO_AUTH_TOKEN": TOKEN}, "TWILIO_ACCOUNT_SID is not set: copy the Account SID"),
+    ({"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_ACCOUNT_SID": "AC123"}, "TWILIO_ACCOUNT_SID='AC123' is not an Account SID"),
+    ({"TWILIO_ACCOUNT_SID": ACCOUNT}, "TWILIO_AUTH_TOKEN is not set"),
+])
+def test_half_of_twilios_settings_stops_startup_naming_the_missing_one(
+        app_config: dict[str, object], extra: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        create_app({**app_config, "LIFELINE_PUBLIC_URL": PUBLIC, **extra})
+    assert named in str(caught.value)

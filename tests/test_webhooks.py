@@ -76,6 +76,8 @@ def test_timestamp_just_inside_the_window_is_accepted(app: Flask, signed: Webhoo
     (b"{not json", "not JSON"),
     (b"[]", "no `data` object"),
     (b'{"data": {"event_type": "call.initiated", "payload": {}}}', "data.id"),
+    (b'{"data": {"id": "' + b"e" * 201 + b'", "event_type": "call.initiated", "payload": {}}}',
+     "data.id is longer than 200 characters"),
     (b'{"data": {"id": "e1", "payload": {}}}', "data.event_type"),
     (b'{"data": {"id": "e1", "event_type": "call.initiated", "payload": []}}', "data.payload"),
     (b'{"data": {"id": "e1", "event_type": "call.hangup", "payload": {"call_control_id": 7}}}',

@@ -45,7 +45,10 @@ def twilio_settings(settings: Settings) -> TwilioSettings | None:
     if not token:
         problems.append("TWILIO_AUTH_TOKEN is not set: copy the Auth Token from the Twilio Console "
                         "(Account > API keys & tokens) into .env; it verifies Twilio's webhooks")
-    if not sid or not _ACCOUNT_SID.match(sid):
+    if not sid:
+        problems.append("TWILIO_ACCOUNT_SID is not set: copy the Account SID (AC followed by 32 hex "
+                        "digits) from the Twilio Console into .env")
+    elif not _ACCOUNT_SID.match(sid):
         problems.append(f"TWILIO_ACCOUNT_SID={sid!r} is not an Account SID (AC followed by 32 hex "
                         "digits): copy it from the Twilio Console")
     base_url = (extra.get("TWILIO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/")
