@@ -22,14 +22,22 @@ _MASK = "***"
 # A standalone run of four or more digits (card numbers, PINs, phone numbers, codes read out);
 # digits inside identifiers such as call ids are left alone so lines stay traceable.
 _DIGITS = re.compile(r"(?<![\w.:/-])\+?\d(?:[\s-]?\d){3,}(?![\w])")
+# An ISO date or time (2026-11-30, 2026-11-30T06:11:05) is read before the digit runs, so a date in
+# a request line or a query stays readable; nobody's card or PIN has that shape.
+_DATE_OR_DIGITS = re.compile(r"(?P<date>\b\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+                             r"(?:[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)?)|" + _DIGITS.pattern)
+# A traceback's frame lines hold file names, line numbers and code, never what a caller said.
+_FRAME = re.compile(r'^\s*File "[^"\n]*", line \d+')
+# Loggers whose messages carry no caller data, only numbers a developer needs (Alembic's revisions).
+UNMASKED_DIGITS = ("alembic",)
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+")
 _QUERY_SECRET = re.compile(r"(?i)\b((?:token|api_key|key|secret|password)=)[^\s&\"',]+")
 _URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(@)")
 _TELNYX_KEY = re.compile(r"\bKEY[0-9A-Za-z_]{16,}\b")
 
 
-def mask(text: str, secrets: Iterable[str] = ()) -> str:
-    """Text safe to log: known secret values, tokens, URL passwords and digit strings masked."""
+def mask(text: str, secrets: Iterable[str] = (), digits: bool = True) -> str:
+    """Text safe to log: known secrets, tokens, URL passwords and (with `digits`) digit strings masked."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, _MASK)
@@ -37,7 +45,16 @@ def mask(text: str, secrets: Iterable[str] = ()) -> str:
     text = _QUERY_SECRET.sub(rf"\1{_MASK}", text)
     text = _URL_PASSWORD.sub(rf"\1{_MASK}\2", text)
     text = _TELNYX_KEY.sub(_MASK, text)
-    return _DIGITS.sub(lambda m: re.sub(r"\d", "#", m.group()), text)
+    return _DATE_OR_DIGITS.sub(_masked_digits, text) if digits else text
+
+
+def mask_traceback(text: str, secrets: Iterable[str] = ()) -> str:
+    """A traceback masked as `mask` does, but for its frame lines' line numbers."""
+    return "\n".join(line if _FRAME.match(line) else mask(line, secrets) for line in text.split("\n"))
+
+
+def _masked_digits(match: re.Match[str]) -> str:
+    return match.group() if match.group("date") else re.sub(r"\d", "#", match.group())
 
 
 class ContextFilter(logging.Filter):
@@ -50,12 +67,12 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Always keep the record; rewrite it in place."""
         record.call_id = getattr(record, "call_id", None) or scope.current_call() or "-"
-        record.msg = mask(record.getMessage(), self.secrets)
+        record.msg = mask(record.getMessage(), self.secrets, digits=not record.name.startswith(UNMASKED_DIGITS))
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask(record.exc_text, self.secrets)
+            record.exc_text = mask_traceback(record.exc_text, self.secrets)
         return True
 
 

@@ -248,6 +248,8 @@ def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order_signed
         assert again == stored
         bad = runner.invoke(args=["events", "redeliver", "--since", "last tuesday"])
         assert bad.exit_code != 0 and "ISO-8601" in bad.output
+        elsewhere = runner.invoke(args=["events", "redeliver", "--since", "0", "--url", "ftp://x"])
+        assert elsewhere.exit_code != 0 and "is not one of LIFELINE_EVENT_WEBHOOKS" in elsewhere.output
 
 
 def test_webhooks_without_a_secret_stop_start_up_with_the_fix() -> None:
@@ -469,3 +471,10 @@ def test_a_burst_of_feed_events_looks_for_summaries_once_per_round_not_once_per_
     summaries.behind = True  # the last look stopped at its limit: more calls wait, look again now
     outputs.run_once()
     assert summaries.looks == 3
+
+
+def test_redelivery_without_receivers_is_refused_naming_the_settings(app: Flask) -> None:
+    for args in (["--since", "0"], ["--since", "0", "--url", "https://receiver.example.com/hook"]):
+        result = app.test_cli_runner().invoke(args=["events", "redeliver", *args])
+        assert result.exit_code != 0
+        assert "no receivers: set LIFELINE_EVENT_WEBHOOKS and LIFELINE_EVENT_SECRET" in result.output

@@ -74,6 +74,30 @@ def test_digit_strings_and_secrets_are_masked_in_messages_and_tracebacks(
     assert "Traceback" in text and "ValueError: PIN #### rejected" in text
 
 
+def test_line_numbers_dates_and_migration_revisions_stay_readable(
+        captured: tuple[io.StringIO, logging.Logger]) -> None:
+    buffer, logger = captured
+    logger.info("GET /api/calls?since=2026-11-30T06:11:05Z&until=2026-12-01 from caller 4111 2222")
+    try:
+        raise ValueError("PIN 9876 rejected")
+    except ValueError:
+        logger.exception("failed")
+    migrations = logging.getLogger("alembic.runtime.migration")
+    migrations.addHandler(logger.handlers[0])
+    migrations.propagate = False
+    try:
+        migrations.warning("Running upgrade 0003 -> 0004, outbox lanes")
+    finally:
+        migrations.removeHandler(logger.handlers[0])
+        migrations.propagate = True
+    text = buffer.getvalue()
+    assert "since=2026-11-30T06:11:05Z&until=2026-12-01 from caller #### ####" in text
+    frame = next(line for line in text.splitlines() if line.lstrip().startswith('File "'))
+    assert re.search(r", line \d+, in test_line_numbers", frame), frame
+    assert "ValueError: PIN #### rejected" in text
+    assert "Running upgrade 0003 -> 0004, outbox lanes" in text
+
+
 def test_json_lines_carry_the_same_fields() -> None:
     buffer = io.StringIO()
     logger = logging.getLogger("lifeline.test.json")
