@@ -239,6 +239,12 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     if metrics_token is not None and len(metrics_token) < 16:
         problems.append("LIFELINE_METRICS_TOKEN is shorter than 16 characters: use a long random "
                         "string (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    for name, guards in (("LIFELINE_API_TOKEN", "the API and the console (callers' numbers and words)"),
+                         ("LIFELINE_SECRET_KEY", "the console's sign-in sessions")):
+        value = get(name)
+        if value is not None and len(value) < 16:  # a warning, not a stop: deployments running keep running
+            warnings.append(f"{name} is shorter than 16 characters and guards {guards}: use a long random "
+                            "string (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
     warnings.extend(_placeholders(get))
     transcription_max_wait = _float(get("LIFELINE_TRANSCRIPTION_MAX_WAIT", "1.0"),
                                     "LIFELINE_TRANSCRIPTION_MAX_WAIT", 0.0, 60.0, problems)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 from flask import Flask
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
@@ -85,6 +85,17 @@ class Lifeline:
         self.store.close()
 
 
+def load_env_file() -> None:
+    """Read `.env` as `flask` does: the nearest one from the working directory up; the environment wins.
+
+    One rule for every entry point: gunicorn and `flask` commands started from a subdirectory read
+    the same file, so a setting cannot hold under one and not the other.
+    """
+    path = find_dotenv(".env", usecwd=True)
+    if path:
+        load_dotenv(path, override=False)
+
+
 def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = False) -> Flask:
     """Build the Flask app; config overrides the environment (same variable names).
 
@@ -100,7 +111,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     commands and tests build apps without one.
     """
     if config is None:
-        load_dotenv(Path.cwd() / ".env", override=False)
+        load_env_file()
     app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.json = FiniteJSONProvider(app)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import click
-from dotenv import load_dotenv
 from flask import Flask
 from flask.cli import FlaskGroup
 
@@ -34,7 +33,7 @@ from ivr.yamlfile import line_of
 from transfer.rules import load_rules
 
 from . import db_cli
-from .factory import create_app, register_commands
+from .factory import create_app, load_env_file, register_commands
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
@@ -118,7 +117,7 @@ def fail(error: BaseException, code: int = EX_CONFIG, extra: Iterable[str] = ())
 def check(config: Mapping[str, object] | None = None) -> Settings:
     """Load the settings, the menu and the rules and open the database; LifelineError if any fails."""
     if config is None:
-        load_dotenv(Path.cwd() / ".env", override=False)
+        load_env_file()
     settings = load_settings(config, Path.cwd() / "instance")
     problems: list[str] = []
     for loader, path in ((load_menu, settings.ivr_path), (load_rules, settings.rules_path)):
@@ -160,7 +159,7 @@ def check_or_exit() -> Settings:
 def require_current_schema(settings: Settings | None = None) -> None:
     """Exit with one line unless the database schema is current (servers never migrate)."""
     if settings is None:
-        load_dotenv(Path.cwd() / ".env", override=False)
+        load_env_file()
         try:
             settings = load_settings(None, Path.cwd() / "instance")
         except LifelineError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from ivr.config import load_settings
 from ivr.errors import ConfigError
 from lifeline import create_app
+from lifeline.factory import load_env_file
 
 GOOD = {"TELNYX_API_KEY": "KEY_x", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
         "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}
@@ -162,3 +164,15 @@ def test_whisper_hotwords_are_off_unless_set_and_are_read_as_a_list_of_words(
         tmp_path: Path, setting: str | None, words: str | None) -> None:
     extra = {} if setting is None else {"LIFELINE_WHISPER_HOTWORDS": setting}
     assert load_settings({**GOOD, **extra}, tmp_path).whisper_hotwords == words
+
+
+def test_every_entry_point_reads_the_nearest_env_file_up_from_the_working_directory_as_flask_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("LIFELINE_ENGINE=bogus\nLIFELINE_AGENTS=+15550001111\n")
+    (tmp_path / "child").mkdir()
+    monkeypatch.chdir(tmp_path / "child")
+    environment = {k: v for k, v in os.environ.items() if k not in ("LIFELINE_ENGINE", "LIFELINE_AGENTS")}
+    monkeypatch.setattr(os, "environ", environment)  # what the file adds goes away with the test
+    monkeypatch.setenv("LIFELINE_AGENTS", "+15559998888")  # the environment wins over the file
+    load_env_file()
+    assert (os.environ["LIFELINE_ENGINE"], os.environ["LIFELINE_AGENTS"]) == ("bogus", "+15559998888")

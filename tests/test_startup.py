@@ -268,3 +268,11 @@ def test_the_command_shell_lists_exactly_the_real_apps_commands(app: Flask) -> N
     shell = _command_shell(register_simulator, DEV_COMMANDS)
     assert set(shell.cli.commands) == set(app.cli.commands)
     assert "lifeline" not in shell.extensions  # listing commands builds no service
+
+
+def test_a_short_api_token_or_secret_key_is_warned_about_not_refused(tmp_path: Path) -> None:
+    settings = load_settings({**GOOD, "LIFELINE_API_TOKEN": "short", "LIFELINE_SECRET_KEY": "x"}, tmp_path)
+    assert settings.api_token == "short"
+    assert [w.split(" ")[0] for w in settings.warnings] == ["LIFELINE_API_TOKEN", "LIFELINE_SECRET_KEY"]
+    assert all("shorter than 16 characters" in w for w in settings.warnings)
+    assert load_settings({**GOOD, "LIFELINE_API_TOKEN": "k" * 16}, tmp_path).warnings == ()
