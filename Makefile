@@ -39,7 +39,7 @@ test: $(STAMP)
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-# Tests marked slow (pyproject's addopts leaves them out of `make test`): the full fine-tune, 5-15 min.
+# Tests marked slow (pyproject's addopts leaves them out of `make test`): the full fine-tune, 5-26 min.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -27,10 +28,10 @@ from insight.understand import understanding_from
 from ivr import logs
 from ivr.config import Settings, load_settings
 from ivr.errors import LifelineError
-from ivr.menu import load_menu
+from ivr.menu import OPERATOR_DIGIT, Menu, load_menu
 from ivr.store.sql import SqlStore
 from ivr.yamlfile import line_of
-from transfer.rules import load_rules
+from transfer.rules import RuleSet, load_rules
 
 from . import db_cli
 from .factory import create_app, load_env_file, register_commands
@@ -120,11 +121,18 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
         load_env_file()
     settings = load_settings(config, Path.cwd() / "instance")
     problems: list[str] = []
-    for loader, path in ((load_menu, settings.ivr_path), (load_rules, settings.rules_path)):
-        try:
-            loader(path)
-        except LifelineError as exc:
-            problems.append(str(exc))
+    menu: Menu | None = None
+    rules: RuleSet | None = None
+    try:
+        menu = load_menu(settings.ivr_path)
+    except LifelineError as exc:
+        problems.append(str(exc))
+    try:
+        rules = load_rules(settings.rules_path)
+    except LifelineError as exc:
+        problems.append(str(exc))
+    if menu is not None and rules is not None:
+        settings = replace(settings, warnings=(*settings.warnings, *shadowed_keys(menu, rules, settings)))
     if not problems:
         try:
             # Opened without touching the schema: only `flask db upgrade` changes it.
@@ -134,6 +142,19 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
     if problems:
         raise _Problems("\n".join(problems))
     return settings
+
+
+def shadowed_keys(menu: Menu, rules: RuleSet, settings: Settings) -> list[str]:
+    """Warnings for menu options a `dtmf` rule takes first: a key pressed at any moment is the rule's."""
+    found = []
+    for node in menu.nodes.values():
+        for key in sorted(node.options):
+            decision = rules.on_digit(key) if key != OPERATOR_DIGIT else None
+            if decision is not None:
+                found.append(f"{settings.rules_path}: rule {decision.rule!r} acts on key {key}, which menu "
+                             f"{node.name!r} offers ({settings.ivr_path}): a caller pressing {key} there is "
+                             "put through instead; drop the key from the rule's digits or from the menu")
+    return found
 
 
 class _Problems(LifelineError):

@@ -276,3 +276,19 @@ def test_a_short_api_token_or_secret_key_is_warned_about_not_refused(tmp_path: P
     assert [w.split(" ")[0] for w in settings.warnings] == ["LIFELINE_API_TOKEN", "LIFELINE_SECRET_KEY"]
     assert all("shorter than 16 characters" in w for w in settings.warnings)
     assert load_settings({**GOOD, "LIFELINE_API_TOKEN": "k" * 16}, tmp_path).warnings == ()
+
+
+def test_a_dtmf_rule_on_a_key_a_menu_offers_is_warned_about_naming_both_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifeline.startup import check
+
+    monkeypatch.chdir(tmp_path)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: keys\n    type: dtmf\n    digits: \"02\"\n")
+    settings = check({**GOOD, "LIFELINE_RULES": str(rules)})
+    shadowed = [w for w in settings.warnings if "acts on key" in w]
+    assert shadowed and all(w.startswith(f"{rules}: rule 'keys' acts on key 2, which menu '") for w in shadowed)
+    assert any("acts on key 2, which menu 'main' offers" in w for w in shadowed)
+    assert all("drop the key from the rule's digits or from the menu" in w for w in shadowed)
+    # The shipped rules take only 0, which every menu gives the operator anyway.
+    assert not [w for w in check(GOOD).warnings if "acts on key" in w]
