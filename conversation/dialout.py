@@ -9,7 +9,7 @@ from calls import dialout
 from calls.unit import UnitOfWork, internal_event
 from insight.base import ListeningEngine
 from ivr.config import is_dialable
-from ivr.errors import LifelineError
+from ivr.errors import RequestError
 from ivr.events import encode_client_state
 from ivr.telnyx_api import TelnyxCommands
 
@@ -17,12 +17,8 @@ _DTMF = re.compile(r"^[0-9*#A-DwW]{1,64}$")
 _EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
 
 
-class DialError(LifelineError):
+class DialError(RequestError):
     """A dial-out request that cannot be placed (carries its HTTP status)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class DialOut:

@@ -8,16 +8,12 @@ from calls import listening
 from calls.services import Services
 from calls.unit import UnitOfWork, internal_event
 from ivr.context import CallContext
-from ivr.errors import LifelineError
+from ivr.errors import RequestError
 from ivr.store import CallStatus
 
 
-class PauseError(LifelineError):
+class PauseError(RequestError):
     """A pause or resume that cannot apply to this call (carries its HTTP status)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class ListeningControl:

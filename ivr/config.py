@@ -1,6 +1,8 @@
 """Settings: defaults, then the environment (and `.env`), then explicit overrides.
 
-Only this module reads `os.environ`. Every problem is collected and reported at once, one line
+Lifeline's settings are read only here (PROMETHEUS_MULTIPROC_DIR, the prometheus_client library's
+own variable, is read where the metrics are, and the start-up code loads `.env` into the
+environment before this reads it). Every problem is collected and reported at once, one line
 each, naming the variable and the fix, so a misconfigured deployment fails at start-up rather
 than on its first call.
 """

@@ -6,6 +6,12 @@ LifelineError
 │   ├── SignatureError     403: unsigned, forged, tampered or stale
 │   └── MalformedEvent     400: not a Telnyx Call Control v2 event
 ├── ProviderError      Telnyx answered a command with an error
+├── RequestError       an API request that cannot be carried out (carries its HTTP status)
+│   ├── DialError          conversation/dialout.py: a dial-out that cannot be placed
+│   └── PauseError         conversation/pause.py: a pause or resume that cannot apply
+├── RecordingError     a recording could not be fetched, kept or read back
+│   ├── RecordingFetchError    ivr/recordings.py: the download or its keeping failed
+│   └── SinkError              ivr/recording_sinks.py: the folder or bucket refused
 └── StoreError         the database is down or busy (a retry can succeed); bugs are not StoreErrors
 """
 
@@ -58,6 +64,18 @@ class ProviderError(LifelineError):
         self.status = status
         self.code = code
         self.retryable = retryable
+
+
+class RequestError(LifelineError):
+    """An API request that cannot be carried out; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RecordingError(LifelineError):
+    """A recording could not be fetched, kept or read back; the message says why."""
 
 
 class StoreError(LifelineError):

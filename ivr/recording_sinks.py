@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .errors import RecordingError
+
 if TYPE_CHECKING:
     from .config import Settings
 
@@ -24,7 +26,7 @@ def audio_format(audio: bytes) -> tuple[str, str]:
     return ("wav", "audio/wav") if audio[:4] == b"RIFF" else ("mp3", "audio/mpeg")
 
 
-class SinkError(Exception):
+class SinkError(RecordingError):
     """A recording could not be written to or read from its sink; the message says why."""
 
 

@@ -22,6 +22,7 @@ import wave
 from dataclasses import dataclass
 import httpx
 
+from .errors import RecordingError
 from .recording_sinks import RecordingSink, SinkError, audio_format
 from .store import CallRecord, CallStore
 
@@ -48,7 +49,7 @@ class KeptRecording:
     duration_s: float | None
 
 
-class RecordingFetchError(Exception):
+class RecordingFetchError(RecordingError):
     """The recording could not be downloaded or kept; the message says why."""
 
 

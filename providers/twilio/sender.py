@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 
 from ivr.outbox import CommandSender
 from ivr.serial import KeyedSerialExecutor
@@ -73,10 +74,10 @@ class TwilioAwareSender:
             elif command.name in TWIML_COMMANDS:
                 batches.setdefault(sid, []).append(command)
             else:
-                self._executor.submit(sid, lambda c=command: self._send([c]))  # type: ignore[misc]
+                self._executor.submit(sid, partial(self._send, [command]))
         self._inner.submit(others)
         for sid, batch in batches.items():
-            self._executor.submit(sid, lambda b=batch: self._send(b))  # type: ignore[misc]
+            self._executor.submit(sid, partial(self._send, batch))
 
     def mark_sent(self, commands: Sequence[Command]) -> None:
         """Record that commands left inside a webhook response."""
