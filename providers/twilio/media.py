@@ -17,14 +17,14 @@ from flask.typing import ResponseReturnValue
 from insight.media import MediaSession, MediaStreams, Opener, admit_request, serve_blocking, sock
 
 from .frames import parse_twilio_frame
-from .webhooks import report_stream_lost
+from .webhooks import Host, report_stream_lost
 
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio_media", __name__)
 PREFIX = "/media/twilio/"
 
 
-def twilio_opener(streams: MediaStreams, lifeline: object) -> Opener:
+def twilio_opener(streams: MediaStreams, lifeline: Host) -> Opener:
     """Twilio streams to /media/twilio/<token>."""
     def open_twilio(path: str, args: Mapping[str, str]) -> MediaSession | None:
         token = path[len(PREFIX):] if path.startswith(PREFIX) else ""
@@ -38,7 +38,7 @@ def twilio_opener(streams: MediaStreams, lifeline: object) -> Opener:
     return open_twilio
 
 
-def install(app: Flask, lifeline: object) -> None:
+def install(app: Flask, lifeline: Host) -> None:
     """Serve Twilio's media socket when the local engine listens."""
     streams = app.extensions.get("media_streams")
     if isinstance(streams, MediaStreams):

@@ -8,7 +8,7 @@ TwiML; the informational ones (status, agent, recording, transcription, stream) 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
@@ -16,7 +16,9 @@ from flask.typing import ResponseReturnValue
 from ivr.context import command_id_for
 from ivr.errors import error_response
 from ivr.events import CallEvent
-from ivr.store import CallStatus, Command
+from insight.base import ListeningEngine
+from ivr.menu import Menu
+from ivr.store import CallStatus, CallStore, Command
 
 from ..base import WebhookRequest
 from . import events
@@ -26,7 +28,41 @@ if TYPE_CHECKING:
     from .wiring import Twilio
 
 bp = Blueprint("twilio_webhooks", __name__)
-Handler = Callable[["Twilio", object, WebhookRequest, str], ResponseReturnValue]
+class CallFlow(Protocol):
+    """What Twilio's callbacks ask of the call flow (calls.service.CallService)."""
+
+    def handle(self, event: CallEvent) -> str:
+        """Process an event once; "handled", "duplicate" or "ignored"."""
+
+    def hear(self, call_control_id: str, engine: str, source_id: str, text: str,
+             confidence: float | None) -> None:
+        """A caller's line, once per source id."""
+
+    def stream_lost(self, call_control_id: str, why: str) -> None:
+        """The call's media stream ended while the call was up."""
+
+
+class Host(Protocol):
+    """The parts of the app (lifeline.factory.Lifeline) Twilio's callbacks use; read-only."""
+
+    @property
+    def calls(self) -> CallFlow:
+        """The call flow."""
+
+    @property
+    def store(self) -> CallStore:
+        """The call store."""
+
+    @property
+    def engine(self) -> ListeningEngine:
+        """How the caller is heard."""
+
+    @property
+    def menu(self) -> Menu:
+        """The IVR."""
+
+
+Handler = Callable[["Twilio", Host, WebhookRequest, str], ResponseReturnValue]
 
 
 def _twiml(document: object) -> Response:
@@ -52,17 +88,17 @@ def twilio_webhook(kind: str) -> ResponseReturnValue:
     return handler(twilio, current_app.extensions["lifeline"], incoming, kind)
 
 
-def _instructions(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+def _instructions(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
     """Run the request's events; the TwiML they queued for this call is the answer."""
     sid = events.call_sid(incoming.form)
     found = twilio.provider.parse(incoming) if kind != "resume" else []
     with capturing(sid) as capture:
         for event in found:
-            lifeline.calls.handle(event)  # type: ignore[attr-defined]
+            lifeline.calls.handle(event)
         if kind == "voice" and _hung_up_already(lifeline, sid):
             # The caller's hangup overtook the voice webhook (Twilio posts the status callback
             # while it waits for our TwiML): it was recorded with no call to close, so close it now.
-            lifeline.calls.handle(CallEvent(  # type: ignore[attr-defined]
+            lifeline.calls.handle(CallEvent(
                 id=f"tw-{sid}:hangup-before-answer", type="call.hangup", occurred_at=None,
                 call_control_id=sid, hangup_cause="normal_clearing"))
             found = []
@@ -77,17 +113,17 @@ def _instructions(twilio: Twilio, lifeline: object, incoming: WebhookRequest, ki
     return _twiml(twilio.provider.renderer.render(commands))
 
 
-def _recorded(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+def _recorded(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
     """The caller's message is recorded; nothing more to do on the call."""
     return _twiml(twilio.provider.renderer.render([_command(events.call_sid(incoming.form), "hangup")]))
 
 
-def _whisper(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
     """What the agent hears before being connected: why the caller is coming through."""
     caller = request.args.get("caller", "")
     attempt = request.args.get("attempt", "")
     reason = request.args.get("reason", "")
-    for transfer in lifeline.store.transfers(caller) if events.CALL_SID.match(caller) else []:  # type: ignore[attr-defined]
+    for transfer in lifeline.store.transfers(caller) if events.CALL_SID.match(caller) else []:
         if str(transfer.attempt) == attempt:
             reason = transfer.reason
     from twilio.twiml.voice_response import VoiceResponse
@@ -97,15 +133,15 @@ def _whisper(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: s
     return _twiml(response)
 
 
-def _informational(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+def _informational(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
     """Status, agent-leg and recording callbacks: run their events; Twilio wants no TwiML."""
     with capturing(None):
         for event in twilio.provider.parse(incoming):
-            lifeline.calls.handle(event)  # type: ignore[attr-defined]
+            lifeline.calls.handle(event)
     return "", 204
 
 
-def _transcription(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+def _transcription(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
     """Twilio real-time transcription: each final utterance of the caller is a message."""
     heard = events.transcription(incoming.form)
     if heard is not None:
@@ -114,12 +150,12 @@ def _transcription(twilio: Twilio, lifeline: object, incoming: WebhookRequest, k
             # The transcription's own ids make the message id: a redelivery is stored once.
             source_id = (f"twilio:{incoming.form.get('TranscriptionSid', '')}:"
                          f"{incoming.form.get('SequenceId', '')}")
-            lifeline.calls.hear(sid, lifeline.engine.name, source_id,  # type: ignore[attr-defined]
+            lifeline.calls.hear(sid, lifeline.engine.name, source_id,
                                 result.text, result.confidence)
     return "", 204
 
 
-def _stream(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+def _stream(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
     """A media stream's status: a failed stream is restarted once, then listening is lost."""
     sid = events.call_sid(incoming.form)
     if incoming.form.get("StreamEvent") == "stream-error":
@@ -128,33 +164,33 @@ def _stream(twilio: Twilio, lifeline: object, incoming: WebhookRequest, kind: st
     return "", 204
 
 
-def _hung_up_already(lifeline: object, sid: str) -> bool:
+def _hung_up_already(lifeline: Host, sid: str) -> bool:
     return any(e["event_type"] == "call.hangup" and not e["id"].endswith(":hangup-before-answer")
-               for e in lifeline.store.events(sid))  # type: ignore[attr-defined]
+               for e in lifeline.store.events(sid))
 
 
-def report_stream_lost(lifeline: object, sid: str, stream_sid: str, why: str) -> None:
+def report_stream_lost(lifeline: Host, sid: str, stream_sid: str, why: str) -> None:
     """Tell the call flow once per stream, whether the socket or the status callback noticed."""
-    if lifeline.store.claim(sid, f"stream-lost:{stream_sid[:60]}"):  # type: ignore[attr-defined]
-        lifeline.calls.stream_lost(sid, why[:200])  # type: ignore[attr-defined]
+    if lifeline.store.claim(sid, f"stream-lost:{stream_sid[:60]}"):
+        lifeline.calls.stream_lost(sid, why[:200])
 
 
 def _command(sid: str, name: str, **params: object) -> Command:
     return Command(command_id_for(sid, f"twiml:{name}"), sid, name, dict(params))
 
 
-def _answer(lifeline: object, sid: str) -> Command:
-    return _command(sid, "answer", **lifeline.engine.answer_options(sid))  # type: ignore[attr-defined]
+def _answer(lifeline: Host, sid: str) -> Command:
+    return _command(sid, "answer", **lifeline.engine.answer_options(sid))
 
 
-def _state(lifeline: object, sid: str, greet: bool = False) -> list[Command]:
+def _state(lifeline: Host, sid: str, greet: bool = False) -> list[Command]:
     """What holds the call in its current state without repeating anything it did."""
-    call = lifeline.store.get_call(sid)  # type: ignore[attr-defined]
-    menu = lifeline.menu  # type: ignore[attr-defined]
+    call = lifeline.store.get_call(sid)
+    menu = lifeline.menu
     if call is None or call.status in (CallStatus.ENDED, CallStatus.TRANSFERRED):
         # Twilio asks about a transferred call only once its <Dial> is over: the agent hung up.
         return [_command(sid, "hangup")]
-    if call.status == CallStatus.MENU and menu.has(call.menu):
+    if call.status == CallStatus.MENU and call.menu is not None and menu.has(call.menu):
         lead_in = menu.greeting if greet and call.menu == menu.start else None
         return [_command(sid, "gather_using_speak", **menu.gather(call.menu, lead_in=lead_in))]
     if call.status == CallStatus.ENDING:
