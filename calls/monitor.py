@@ -13,16 +13,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from ivr.context import CallContext
-from ivr.outbox import CommandSender
+from ivr.outbox import Sender
 from ivr.scope import call_scope
 from ivr.store import CallRecord, CallStatus, CallStore, TransferStatus
-from ivr.telnyx_api import TelnyxCommands
 
 from . import agent
 from .machine import Machine, Trigger
@@ -55,10 +54,17 @@ class SweepReport:
     recordings: int = 0  # voicemail fetches retried
 
 
+class LiveCheck(Protocol):
+    """Asks the provider whether a call's leg is still up (True, False, or None for "cannot tell")."""
+
+    def is_alive(self, call_control_id: str) -> bool | None:
+        """Whether the leg is up; None when the provider could not be asked."""
+
+
 class Monitor:
     """Sweeps active calls on a schedule (one job per process)."""
 
-    def __init__(self, store: CallStore, sender: CommandSender, telnyx: TelnyxCommands,
+    def __init__(self, store: CallStore, sender: Sender, telnyx: LiveCheck,
                  units: UnitOfWork, services: Services, machine: Machine, interval_s: float,
                  transfer_timeout_s: float, stale_after_s: float, calls: CallService,
                  sleep: Callable[[float], None] = time.sleep) -> None:

@@ -27,14 +27,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .events import decode_client_state
 from .lanes import BoundedLanes
 from .reachability import TelnyxReachability
 from .scope import call_scope
 from .store import CallStatus, CallStore, Command, CommandStatus
-from .telnyx_api import TelnyxCommands
+from .telnyx_api import SendOutcome
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -54,18 +54,48 @@ _STALE_AFTER: dict[str, frozenset[str] | None] = {
 _RESTARTS = {("transcription_stop", "transcription_start"), ("streaming_stop", "streaming_start")}
 
 
+class CommandClient(Protocol):
+    """What the outbox needs of a provider's command client: TelnyxCommands, or a router over several."""
+
+    def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
+        """Send one command; the outcome says whether it went, and if not whether to retry."""
+
+    def close(self) -> None:
+        """Release the client's connections."""
+
+
+class Sender(Protocol):
+    """The outbox as the app holds it: CommandSender, or a wrapper that routes some calls elsewhere."""
+
+    @property
+    def reachability(self) -> TelnyxReachability:
+        """Whether the provider's API answers (flask monitor reports it)."""
+
+    def submit(self, commands: Sequence[Command]) -> None:
+        """Send commands that their unit of work has committed."""
+
+    def resend_due(self, older_than_s: float = 10.0) -> int:
+        """Resend commands left pending; returns how many."""
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every queued command has been tried."""
+
+    def close(self) -> None:
+        """Finish queued commands, then stop."""
+
+
 class CommandSender:
     """Delivers outbox commands to Telnyx off the webhook's critical path."""
 
-    def __init__(self, store: CallStore, telnyx: TelnyxCommands, workers: int,
+    def __init__(self, store: CallStore, telnyx: CommandClient, workers: int,
                  metrics: Metrics | None = None, api_url: str | None = None, hold_s: float = 1.0) -> None:
         self._metrics = metrics
         self._store = store
         self._telnyx = telnyx
         self._executor = BoundedLanes(workers, hold_s, "lifeline-cmd", on_overtake=_overtaking,
                                       waits_fully=lambda ahead, mine: (ahead, mine) in _RESTARTS)
-        # api_url: where commands go when `telnyx` is a router over several providers
-        self.reachability = TelnyxReachability(api_url if api_url is not None else telnyx.base_url)
+        # A router over several providers has no single base URL: its caller passes api_url.
+        self.reachability = TelnyxReachability(api_url if api_url is not None else getattr(telnyx, "base_url", ""))
         self._call_ended: Callable[[str, str], object] | None = None
 
     def on_call_ended(self, callback: Callable[[str, str], object]) -> None:

@@ -37,7 +37,7 @@ from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
 from ivr.menu import Menu, load_menu
 from ivr.metrics import Metrics
-from ivr.outbox import CommandSender
+from ivr.outbox import CommandSender, Sender
 from ivr.sanitize import FiniteJSONProvider
 from ivr.security import WebhookVerifier
 from ivr.recording_sinks import sink_from_settings
@@ -62,7 +62,7 @@ class Lifeline:
     settings: Settings
     menu: Menu
     store: SqlStore
-    sender: CommandSender
+    sender: Sender
     verifier: WebhookVerifier
     calls: CallService
     monitor: Monitor
@@ -128,7 +128,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     verifier = WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s)
     twilio = build_twilio(settings)  # None unless TWILIO_AUTH_TOKEN is set
     providers = ProviderCommands([TelnyxProvider(verifier, telnyx), *([twilio.provider] if twilio else [])])
-    outbox = CommandSender(store, providers, settings.command_workers, metrics,  # type: ignore[arg-type]
+    outbox = CommandSender(store, providers, settings.command_workers, metrics,
                            settings.telnyx_api_base_url, hold_s=settings.command_hold_s)
     sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
     recordings = RecordingKeeper(store, sink_from_settings(settings))
@@ -141,10 +141,10 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     outputs = Outputs.build(output_settings, store, hub, units, services, telnyx)
     calls = CallService(store, units, services, MACHINE)
     outbox.on_call_ended(calls.call_gone)  # a 90018 on any command closes its call
-    monitor = Monitor(store, outbox, providers, units, services, MACHINE,  # type: ignore[arg-type]
+    monitor = Monitor(store, outbox, providers, units, services, MACHINE,
                       settings.sweep_interval_s, settings.transfer_timeout_s, settings.stale_call_s, calls)
     app.extensions["lifeline"] = Lifeline(
-        settings=settings, menu=menu, store=store, sender=sender,  # type: ignore[arg-type]
+        settings=settings, menu=menu, store=store, sender=sender,
         verifier=verifier,
         calls=calls, monitor=monitor, engine=engine, metrics=metrics, services=services,
         schema_problem=problem, outputs=outputs)

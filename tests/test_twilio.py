@@ -423,3 +423,9 @@ def test_half_of_twilios_settings_stops_startup_naming_the_missing_one(
     with pytest.raises(ConfigError) as caught:
         create_app({**app_config, "LIFELINE_PUBLIC_URL": PUBLIC, **extra})
     assert named in str(caught.value)
+
+
+def test_one_sweep_of_a_deployment_with_twilio_reports_what_it_did(twilio_app: Flask) -> None:
+    result = twilio_app.test_cli_runner().invoke(args=["monitor", "--once"])
+    assert result.exit_code == 0, result.exception
+    assert result.output.startswith("Sweep done:\n  swept 0 active calls\n"), result.output

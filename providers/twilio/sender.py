@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from ivr.outbox import CommandSender
+from ivr.reachability import TelnyxReachability
 from ivr.serial import KeyedSerialExecutor
 from ivr.store import CallStore, Command, CommandStatus
 
@@ -88,6 +89,11 @@ class TwilioAwareSender:
         outcome = self._twilio.send_batch(batch)
         for command in batch:
             self._store.mark_command(command.command_id, outcome.status, outcome.attempts, outcome.error)
+
+    @property
+    def reachability(self) -> TelnyxReachability:
+        """Whether Telnyx's API answers (Twilio's commands do not count towards it)."""
+        return self._inner.reachability
 
     def resend_due(self, older_than_s: float = 10.0) -> int:
         """Resend pending commands (each provider's through the router)."""
