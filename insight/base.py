@@ -94,3 +94,7 @@ class ListeningEngine(ABC):
     def stop(self, call_control_id: str) -> None:
         """Release whatever the engine holds for a call that ended."""
         return None
+
+    def close(self) -> None:
+        """The app is closing: finish queued work and stop the engine's threads."""
+        return None

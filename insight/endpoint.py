@@ -79,11 +79,6 @@ class UtteranceCutter:
         """Seconds of audio fed so far (the stream's clock, up to the last whole window)."""
         return self._windows_fed * WINDOW_S
 
-    @property
-    def in_speech(self) -> bool:
-        """True while a turn is open (speaking, or in a pause that may still end it)."""
-        return bool(self._turn)
-
     def feed(self, samples: Pcm) -> list[Utterance]:
         """Add samples; returns the utterances (tentative or final) cut within them."""
         self._pending = np.concatenate([self._pending, samples])

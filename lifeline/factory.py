@@ -27,6 +27,7 @@ from conversation.settings import load_output_settings
 from insight import make_engine, media
 from insight.asr_queue import Job
 from insight.base import ListeningEngine
+from insight.endpoint import SAMPLE_RATE
 from insight.local import LocalEngine
 from insight.media import MediaStreams
 from insight.tracks import party_of_source
@@ -78,6 +79,7 @@ class Lifeline:
         self.monitor.stop()
         if self.streams is not None:
             self.streams.close()
+        self.engine.close()  # its last messages still reach the call flow, so before the sender
         self.outputs.close()
         self.sender.close()
         if self.monitor.recordings is not None:
@@ -152,13 +154,12 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     engine.bind(lambda ccid, source, text, confidence, readings=(): calls.hear(
         ccid, engine.name, source, text, confidence, party=party_of_source(source), readings=readings),
         state=calls)
-    if getattr(engine, "on_transcribed", False) is None:
-        engine.on_transcribed = partial(_measure_transcription, metrics)  # type: ignore[attr-defined]
     engine.warm()
 
     sessions.configure_sessions(app, settings)
     app.register_blueprint(webhooks.bp)
     if isinstance(engine, LocalEngine):
+        engine.on_transcribed = partial(_measure_transcription, metrics)
         streams = MediaStreams(engine, store)
         media.install(app, streams, calls.stream_lost)
         app.extensions["lifeline"].streams = streams
@@ -183,9 +184,8 @@ def _measure_transcription(metrics: Metrics, job: Job) -> None:
     """The local engine decoded an utterance: its real-time factor goes to /metrics."""
     if job.started_at is None or job.finished_at is None or job.transcript is None:
         return
-    audio_s = len(job.utterance.audio) / 8000  # the cutter works at 8 kHz whatever the codec
-    metrics.transcribed(job.call_id, job.finished_at - job.started_at, audio_s,
-                        job.finished_at - job.ended_at)
+    audio_s = len(job.utterance.audio) / SAMPLE_RATE  # the cutter works at 8 kHz whatever the codec
+    metrics.transcribed(job.finished_at - job.started_at, audio_s)
 
 
 def register_commands(app: Flask) -> None:
