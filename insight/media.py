@@ -265,22 +265,24 @@ class MediaStreams:
             self.check()
 
 
-def telnyx_opener(streams: MediaStreams, report_lost: Callable[[str, str], None]) -> Opener:
-    """Telnyx streams to /media/telnyx?token=…"""
+def telnyx_opener(streams: MediaStreams, report_lost: Callable[[str, str], None],
+                  parse: FrameParser = parse_frame) -> Opener:
+    """Telnyx streams to /media/telnyx?token=…; `parse` reads its frames (the provider's parse_media)."""
     def open_telnyx(path: str, args: Mapping[str, str]) -> MediaSession | None:
         if path != "/media/telnyx":
             return None
         ticket = streams.admit(args.get("token", ""))
         ccid = ticket.call_control_id
-        return MediaSession(streams.engine, ccid, parse_frame, lambda _stream, why: report_lost(ccid, why),
+        return MediaSession(streams.engine, ccid, parse, lambda _stream, why: report_lost(ccid, why),
                             expires_at=ticket.expires_at)
     return open_telnyx
 
 
-def install(app: Flask, streams: MediaStreams, report_lost: Callable[[str, str], None]) -> None:
+def install(app: Flask, streams: MediaStreams, report_lost: Callable[[str, str], None],
+            parse: FrameParser = parse_frame) -> None:
     """Serve Telnyx's media socket from this app (flask-sock) and from lifeline/server.py."""
     app.extensions["media_streams"] = streams
-    streams.openers.append(telnyx_opener(streams, report_lost))
+    streams.openers.append(telnyx_opener(streams, report_lost, parse))
     # simple-websocket closes the socket (1009) once a message passes this size, unread beyond it.
     app.config.setdefault("SOCK_SERVER_OPTIONS", {})["max_message_size"] = MAX_FRAME_BYTES
     app.register_blueprint(bp)

@@ -32,7 +32,7 @@ from insight.local import LocalEngine
 from insight.media import MediaStreams
 from insight.tracks import party_of_source
 from insight.understand import understanding_from
-from ivr import api, openapi, sessions, webhooks
+from ivr import api, openapi, sessions
 from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
@@ -45,8 +45,9 @@ from ivr.recording_sinks import sink_from_settings
 from ivr.recordings import RecordingKeeper
 from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands
-from providers import ProviderCommands
+from providers import Provider, ProviderCommands
 from providers.telnyx import TelnyxProvider
+from providers.telnyx import bp as telnyx_webhooks
 from providers.twilio.wiring import build_twilio
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
@@ -64,7 +65,7 @@ class Lifeline:
     menu: Menu
     store: SqlStore
     sender: Sender
-    verifier: WebhookVerifier
+    telnyx: Provider  # its webhooks and media frames go through the provider interface
     calls: CallService
     monitor: Monitor
     engine: ListeningEngine
@@ -129,7 +130,8 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     metrics = Metrics()
     verifier = WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s)
     twilio = build_twilio(settings)  # None unless TWILIO_AUTH_TOKEN is set
-    providers = ProviderCommands([TelnyxProvider(verifier, telnyx), *([twilio.provider] if twilio else [])])
+    telnyx_provider = TelnyxProvider(verifier, telnyx)
+    providers = ProviderCommands([telnyx_provider, *([twilio.provider] if twilio else [])])
     outbox = CommandSender(store, providers, settings.command_workers, metrics,
                            settings.telnyx_api_base_url, hold_s=settings.command_hold_s)
     sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
@@ -147,7 +149,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
                       settings.sweep_interval_s, settings.transfer_timeout_s, settings.stale_call_s, calls)
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,
-        verifier=verifier,
+        telnyx=telnyx_provider,
         calls=calls, monitor=monitor, engine=engine, metrics=metrics, services=services,
         schema_problem=problem, outputs=outputs)
     app.extensions["conversation"] = outputs
@@ -157,11 +159,11 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     engine.warm()
 
     sessions.configure_sessions(app, settings)
-    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(telnyx_webhooks)
     if isinstance(engine, LocalEngine):
         engine.on_transcribed = partial(_measure_transcription, metrics)
         streams = MediaStreams(engine, store)
-        media.install(app, streams, calls.stream_lost)
+        media.install(app, streams, calls.stream_lost, telnyx_provider.parse_media)
         app.extensions["lifeline"].streams = streams
     else:
         app.register_blueprint(media.bp)  # answers 404: media streaming is the local engine's

@@ -1,8 +1,11 @@
-"""Telnyx behind the provider interface: a thin adapter over the existing Telnyx modules."""
+"""Telnyx behind the provider interface, and its webhook endpoint (which goes through it)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from insight.frames import MediaFrame, parse_frame
 from ivr.events import CallEvent, parse_event
@@ -49,3 +52,22 @@ class TelnyxProvider(Provider):
     def close(self) -> None:
         """Close the Telnyx HTTP pool."""
         self._commands.close()
+
+
+bp = Blueprint("webhooks", __name__)
+
+
+@bp.post("/webhooks/telnyx")
+def telnyx_webhook() -> ResponseReturnValue:
+    """Receive one Call Control event: verify, parse, record and dispatch, acknowledge.
+
+    403 unsigned or stale, 400 malformed (nothing recorded either way), 200 otherwise.
+    """
+    lifeline = current_app.extensions["lifeline"]
+    provider: Provider = lifeline.telnyx
+    incoming = WebhookRequest(url=request.url, headers=dict(request.headers.items()),
+                              body=request.get_data(cache=False))
+    provider.verify(incoming)
+    [event] = provider.parse(incoming)  # Telnyx sends one event per webhook
+    result = lifeline.calls.handle(event)
+    return jsonify(result=result, event_id=event.id), 200

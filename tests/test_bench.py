@@ -194,14 +194,14 @@ def test_the_bench_reads_the_apps_errors_from_its_json_log_lines(tmp_path: Path)
         _json_line(logging.INFO, "calls.caller", "menu main opened"),
         _json_line(logging.WARNING, "calls.agent", "agent did not take the call (busy)"),
         # What the issue saw missed: an app error without a "] ERROR " prefix.
-        _json_line(logging.ERROR, "ivr.webhooks", "webhook call.hangup failed: deadlock detected"),
+        _json_line(logging.ERROR, "providers.telnyx", "webhook call.hangup failed: deadlock detected"),
         _json_line(logging.CRITICAL, "lifeline", "worker cannot reach the database"),
         "Traceback (most recent call last):",  # printed outside logging
         "a plain line that reports nothing",
     ]) + "\n")
     problems, by_logger = app_log_problems([log_file, tmp_path / "absent.log"])
-    assert by_logger == {"ivr.webhooks": 1, "lifeline": 1}
-    assert problems[0] == "ERROR ivr.webhooks call=v3:abc webhook call.hangup failed: deadlock detected"
+    assert by_logger == {"providers.telnyx": 1, "lifeline": 1}
+    assert problems[0] == "ERROR providers.telnyx call=v3:abc webhook call.hangup failed: deadlock detected"
     assert len(problems) == 3
 
 

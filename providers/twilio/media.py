@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, request
 from flask.typing import ResponseReturnValue
 
-from insight.media import MediaSession, MediaStreams, Opener, admit_request, serve_blocking, sock
+from insight.media import FrameParser, MediaSession, MediaStreams, Opener, admit_request, serve_blocking, sock
 
 from .frames import parse_twilio_frame
 from .webhooks import Host, report_stream_lost
@@ -24,7 +24,7 @@ bp = Blueprint("twilio_media", __name__)
 PREFIX = "/media/twilio/"
 
 
-def twilio_opener(streams: MediaStreams, lifeline: Host) -> Opener:
+def twilio_opener(streams: MediaStreams, lifeline: Host, parse: FrameParser = parse_twilio_frame) -> Opener:
     """Twilio streams to /media/twilio/<token>."""
     def open_twilio(path: str, args: Mapping[str, str]) -> MediaSession | None:
         token = path[len(PREFIX):] if path.startswith(PREFIX) else ""
@@ -32,17 +32,17 @@ def twilio_opener(streams: MediaStreams, lifeline: Host) -> Opener:
             return None
         ticket = streams.admit(token)
         sid = ticket.call_control_id
-        return MediaSession(streams.engine, sid, parse_twilio_frame,
+        return MediaSession(streams.engine, sid, parse,
                             lambda stream_sid, why: report_stream_lost(lifeline, sid, stream_sid, why),
                             expires_at=ticket.expires_at)
     return open_twilio
 
 
-def install(app: Flask, lifeline: Host) -> None:
-    """Serve Twilio's media socket when the local engine listens."""
+def install(app: Flask, lifeline: Host, parse: FrameParser = parse_twilio_frame) -> None:
+    """Serve Twilio's media socket when the local engine listens; `parse` is the provider's parse_media."""
     streams = app.extensions.get("media_streams")
     if isinstance(streams, MediaStreams):
-        streams.openers.append(twilio_opener(streams, lifeline))
+        streams.openers.append(twilio_opener(streams, lifeline, parse))
     app.register_blueprint(bp)
 
 

@@ -36,7 +36,7 @@ class Twilio:
 
         app.extensions["lifeline_twilio"] = self
         app.register_blueprint(webhooks.bp)
-        media.install(app, app.extensions["lifeline"])
+        media.install(app, app.extensions["lifeline"], self.provider.parse_media)
 
 
 def build_twilio(settings: Settings) -> Twilio | None:
