@@ -6,10 +6,9 @@ from dataclasses import asdict
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import text
 
 from .sessions import CSRF_HEADER, csrf_ok, signed_in, token_matches
-from .errors import error_response
+from .errors import StoreError, error_response
 from .events import storable_id
 from .sanitize import clean_text
 from .store import CallQuery
@@ -46,12 +45,10 @@ def require_token() -> ResponseReturnValue | None:
 @bp.get("/healthz")
 def health() -> ResponseReturnValue:
     """200 when the store answers, 503 otherwise."""
-    store = current_app.extensions["lifeline"].store
     try:
-        with store.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any database failure means "not ready"
-        return error_response(503, f"database unavailable: {exc.__class__.__name__}")
+        current_app.extensions["lifeline"].store.ping()
+    except StoreError as exc:
+        return error_response(503, str(exc))
     return jsonify(status="ok", engine=current_app.extensions["lifeline"].settings.engine)
 
 

@@ -28,6 +28,15 @@ def test_a_store_that_is_down_answers_503_so_telnyx_redelivers(
     assert "store unavailable" in caplog.text
 
 
+def test_the_health_check_answers_503_naming_the_failure_while_the_store_is_down(app: Flask) -> None:
+    assert app.test_client().get("/healthz").status_code == 200
+    app.extensions["lifeline"].store.engine = create_engine("postgresql+psycopg://lifeline@127.0.0.1:9/gone",
+                                                            connect_args={"connect_timeout": 2})
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["error"]["message"] == "database unavailable: OperationalError"
+
+
 def test_a_constraint_the_code_breaks_is_a_500_with_a_log_line_not_a_503(
         app: Flask, signed: WebhookFactory, caplog: pytest.LogCaptureFixture) -> None:
     for event in ("call.initiated", "call.answered"):

@@ -92,6 +92,10 @@ def new_call(ccid: str = "v3:call-1", status: str = CallStatus.MENU) -> CallReco
                       created_at=now, updated_at=now)
 
 
+def test_a_store_that_is_up_answers_the_health_ping(store: CallStore) -> None:
+    assert store.ping() is None
+
+
 def test_claim_has_exactly_one_winner_among_racing_threads(store: CallStore) -> None:
     results = race(12, lambda: store.claim("v3:call-1", "transfer"))
     assert sorted(results) == [False] * 11 + [True]

@@ -154,5 +154,9 @@ class CallStore(ABC):
         """Pending commands not touched for a while (their sender died or gave up)."""
 
     @abstractmethod
+    def ping(self) -> None:
+        """Return when the store answers; StoreError when it does not (the health check)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release connections."""

@@ -271,6 +271,9 @@ class MemoryStore(CallStore):
         for entry in due:
             yield entry.command
 
+    def ping(self) -> None:
+        return None
+
     def close(self) -> None:
         return None
 

@@ -241,6 +241,13 @@ class SqlStore(CallStore):
                              f"{_first_line(exc)}; check DATABASE_URL and that the database server "
                              "is running") from exc
 
+    def ping(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+        except SQLAlchemyError as exc:  # any failure to answer means "not ready"
+            raise StoreError(f"database unavailable: {exc.__class__.__name__}") from exc
+
     @contextmanager
     def unit(self) -> Iterator[SqlStoreTx]:
         with self._write() as conn:
