@@ -10,6 +10,7 @@ import json
 import logging
 import smtplib
 import time
+from collections.abc import Callable
 
 from . import email_out
 from .hub import BackgroundLoop, FeedHub
@@ -31,8 +32,9 @@ class OutputsWorker(BackgroundLoop):
     join_timeout_s = 10.0  # stop() lets the current round finish
 
     def __init__(self, hub: FeedHub, summaries: Summaries, webhooks: WebhookDelivery,
-                 settings: OutputSettings) -> None:
+                 settings: OutputSettings, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
+        self._clock = clock
         self._hub = hub
         self._summaries = summaries
         self._webhooks = webhooks
@@ -52,7 +54,7 @@ class OutputsWorker(BackgroundLoop):
                 busy = 0
             if not busy:
                 timeout = min(self._settings.feed_poll_s, 0.5)
-                until_summaries = self._summaries_at + SUMMARY_ROUND_S - time.monotonic()
+                until_summaries = self._summaries_at + SUMMARY_ROUND_S - self._clock()
                 if until_summaries > 0:  # a call that ended meanwhile is summarised on time
                     timeout = min(timeout, until_summaries)
                 self._hub.wait(seen, timeout)
@@ -63,7 +65,7 @@ class OutputsWorker(BackgroundLoop):
         if self._webhooks.enabled:  # first: live events should not wait behind summaries
             done += self._webhooks.materialise()
             done += self._webhooks.send_due()
-        now = time.monotonic()
+        now = self._clock()
         if self._summaries.behind or now - self._summaries_at >= SUMMARY_ROUND_S:
             self._summaries_at = now
             made = self._summaries.make_due(limit=10)

@@ -451,17 +451,15 @@ class _NoWebhooks:
     enabled = False
 
 
-def test_a_burst_of_feed_events_looks_for_summaries_once_per_round_not_once_per_event(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_burst_of_feed_events_looks_for_summaries_once_per_round_not_once_per_event() -> None:
     from conversation import worker as worker_module
     from conversation.hub import FeedHub
     from conversation.settings import OutputSettings
 
     clock = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: clock[0])  # the module reads time.monotonic()
     summaries = _CountingSummaries()
     outputs = worker_module.OutputsWorker(FeedHub(), summaries, _NoWebhooks(),  # type: ignore[arg-type]
-                                          OutputSettings())
+                                          OutputSettings(), clock=lambda: clock[0])
     for _ in range(50):  # fifty wake-ups within one round
         outputs.run_once()
     assert summaries.looks == 1
