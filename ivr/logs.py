@@ -22,12 +22,17 @@ _MASK = "***"
 # A standalone run of four or more digits (card numbers, PINs, phone numbers, codes read out);
 # digits inside identifiers such as call ids are left alone so lines stay traceable.
 _DIGITS = re.compile(r"(?<![\w.:/-])\+?\d(?:[\s-]?\d){3,}(?![\w])")
-# An ISO date or time (2026-11-30, 2026-11-30T06:11:05) is read before the digit runs, so a date in
-# a request line or a query stays readable; nobody's card or PIN has that shape.
-_DATE_OR_DIGITS = re.compile(r"(?P<date>\b\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
-                             r"(?:[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)?)|" + _DIGITS.pattern)
-# A traceback's frame lines hold file names, line numbers and code, never what a caller said.
-_FRAME = re.compile(r'^\s*File "[^"\n]*", line \d+')
+# A timestamp (2026-11-30T06:11:05, with a T or a space and a time) or a date given as a query
+# value (since=2026-11-30) is read before the digit runs, so request lines and times stay readable.
+# A bare date is masked (it may be a date of birth a caller said), and so is anything that runs on
+# past the timestamp's shape (0800-12-1234567).
+_DATE = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+_TIME = r"[T ]\d\d:\d\d(?::\d\d(?:[.,]\d{1,6})?)?(?:Z|[+-]\d\d:?\d\d)?"
+_END = r"(?![\w:+-])(?!\.\d)"  # nothing of a longer number may follow (a full stop may)
+_DATE_OR_DIGITS = re.compile(rf"(?P<date>\b{_DATE}{_TIME}{_END}|(?<==){_DATE}{_END})|" + _DIGITS.pattern)
+# A traceback's frame lines hold file names, line numbers and code, never what a caller said
+# (the "|" prefix is an exception group's).
+_FRAME = re.compile(r'^[\s|]*File "[^"\n]*", line \d+')
 # Loggers whose messages carry no caller data, only numbers a developer needs (Alembic's revisions).
 UNMASKED_DIGITS = ("alembic",)
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+")
@@ -50,7 +55,7 @@ def mask(text: str, secrets: Iterable[str] = (), digits: bool = True) -> str:
 
 def mask_traceback(text: str, secrets: Iterable[str] = ()) -> str:
     """A traceback masked as `mask` does, but for its frame lines' line numbers."""
-    return "\n".join(line if _FRAME.match(line) else mask(line, secrets) for line in text.split("\n"))
+    return "\n".join(mask(line, secrets, digits=not _FRAME.match(line)) for line in text.split("\n"))
 
 
 def _masked_digits(match: re.Match[str]) -> str:

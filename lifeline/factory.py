@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from ivr import api, openapi, sessions
 from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
-from ivr.menu import Menu, load_menu
+from ivr.menu import OPERATOR_DIGIT, Menu, load_menu
 from ivr.metrics import Metrics
 from ivr.outbox import CommandSender, Sender
 from ivr.sanitize import FiniteJSONProvider
@@ -50,7 +51,7 @@ from providers.telnyx import TelnyxProvider
 from providers.telnyx import bp as telnyx_webhooks
 from providers.twilio.wiring import build_twilio
 from transfer.executor import TransferExecutor
-from transfer.rules import load_rules
+from transfer.rules import RuleSet, load_rules
 
 from . import cli, db_cli
 
@@ -92,11 +93,27 @@ def load_env_file() -> None:
     """Read `.env` as `flask` does: the nearest one from the working directory up; the environment wins.
 
     One rule for every entry point: gunicorn and `flask` commands started from a subdirectory read
-    the same file, so a setting cannot hold under one and not the other.
+    the same file, so a setting cannot hold under one and not the other. FLASK_SKIP_DOTENV=1 skips
+    it, as it skips Flask's.
     """
+    if os.environ.get("FLASK_SKIP_DOTENV", "").lower() in ("1", "true", "yes"):
+        return
     path = find_dotenv(".env", usecwd=True)
     if path:
         load_dotenv(path, override=False)
+
+
+def shadowed_keys(menu: Menu, rules: RuleSet, settings: Settings) -> list[str]:
+    """Warnings for menu options a `dtmf` rule takes first: a key pressed at any moment is the rule's."""
+    found = []
+    for node in menu.nodes.values():
+        for key in sorted(node.options):
+            decision = rules.on_digit(key) if key != OPERATOR_DIGIT else None
+            if decision is not None:
+                found.append(f"{settings.rules_path}: rule {decision.rule!r} acts on key {key}, which menu "
+                             f"{node.name!r} offers ({settings.ivr_path}): a caller pressing {key} there is "
+                             "put through instead; drop the key from the rule's digits or from the menu")
+    return found
 
 
 def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = False) -> Flask:
@@ -122,6 +139,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     output_settings = load_output_settings(config)
     menu = load_menu(settings.ivr_path)
     rules = load_rules(settings.rules_path)
+    settings = replace(settings, warnings=(*settings.warnings, *shadowed_keys(menu, rules, settings)))
     engine = make_engine(settings)
     store = SqlStore(settings.database_url, create_schema=migrate, sqlite_synchronous=settings.sqlite_synchronous)
     # Checked, not reported: whoever starts the app says it where it helps (lifeline/startup.py).

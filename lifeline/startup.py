@@ -28,13 +28,13 @@ from insight.understand import understanding_from
 from ivr import logs
 from ivr.config import Settings, load_settings
 from ivr.errors import LifelineError
-from ivr.menu import OPERATOR_DIGIT, Menu, load_menu
+from ivr.menu import Menu, load_menu
 from ivr.store.sql import SqlStore
 from ivr.yamlfile import line_of
 from transfer.rules import RuleSet, load_rules
 
 from . import db_cli
-from .factory import create_app, load_env_file, register_commands
+from .factory import create_app, load_env_file, register_commands, shadowed_keys
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
@@ -142,19 +142,6 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
     if problems:
         raise _Problems("\n".join(problems))
     return settings
-
-
-def shadowed_keys(menu: Menu, rules: RuleSet, settings: Settings) -> list[str]:
-    """Warnings for menu options a `dtmf` rule takes first: a key pressed at any moment is the rule's."""
-    found = []
-    for node in menu.nodes.values():
-        for key in sorted(node.options):
-            decision = rules.on_digit(key) if key != OPERATOR_DIGIT else None
-            if decision is not None:
-                found.append(f"{settings.rules_path}: rule {decision.rule!r} acts on key {key}, which menu "
-                             f"{node.name!r} offers ({settings.ivr_path}): a caller pressing {key} there is "
-                             "put through instead; drop the key from the rule's digits or from the menu")
-    return found
 
 
 class _Problems(LifelineError):

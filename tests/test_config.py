@@ -40,7 +40,8 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_IVR", "/tmp", "LIFELINE_IVR=/tmp is a directory: point LIFELINE_IVR at a YAML file"),
     ("LIFELINE_PUBLIC_URL", "https://abc.ngrok.app/webhooks/telnyx", "LIFELINE_PUBLIC_URL='https://abc.ngrok.app"
                             "/webhooks/telnyx' is a webhook URL: give the base URL only (https://abc.ngrok.app)"),
-    ("LIFELINE_PUBLIC_URL", "https://ivr.example.com/lifeline/webhooks", "(https://ivr.example.com/lifeline)"),
+    ("LIFELINE_PUBLIC_URL", "https://ivr.example.com/lifeline/webhooks/twilio/voice",
+     "(https://ivr.example.com/lifeline)"),
     ("LIFELINE_PUBLIC_URL", "https://abc.ngrok.app?x=1", "has a query or fragment: give the base URL only"),
     ("LIFELINE_COMMAND_TIMEOUT", "soon", "LIFELINE_COMMAND_TIMEOUT"),
     ("LIFELINE_COMMAND_HOLD", "-1", "LIFELINE_COMMAND_HOLD='-1' must be a number from 0 to 60"),
@@ -74,8 +75,9 @@ def test_local_engine_is_the_default_and_needs_the_public_url(tmp_path: Path) ->
     settings = load_settings({**without_engine, "LIFELINE_PUBLIC_URL": "https://ivr.example.com"}, tmp_path)
     assert settings.engine == "local"
     # A path of its own (the app behind a proxy's prefix) is a base URL too.
-    behind = load_settings({**without_engine, "LIFELINE_PUBLIC_URL": "https://example.com/ivr/"}, tmp_path)
-    assert behind.public_url == "https://example.com/ivr"
+    for prefix in ("/ivr", "/webhooks", "/webhooks/lifeline"):
+        behind = load_settings({**without_engine, "LIFELINE_PUBLIC_URL": f"https://example.com{prefix}/"}, tmp_path)
+        assert behind.public_url == f"https://example.com{prefix}"
 
 
 def test_postgres_url_uses_the_shipped_driver(tmp_path: Path) -> None:

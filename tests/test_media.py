@@ -276,6 +276,17 @@ def test_the_media_socket_is_closed_when_its_call_ends(local: Simulation) -> Non
     conn.close()
 
 
+def test_closing_the_streams_ends_every_open_stream_quietly(local: Simulation) -> None:
+    leg = local.emulator.incoming_call()
+    assert local.emulator.wait_for_gather(leg, 5)
+    lifeline = local.app.extensions["lifeline"]  # type: ignore[union-attr]
+    assert wait_until(lambda: lifeline.streams.count() == 1, 10)  # the caller's audio, streaming
+    lifeline.streams.close()  # what Lifeline.close() does before it stops the engine
+    assert wait_until(lambda: lifeline.streams.count() == 0, 10)
+    call = lifeline.store.get_call(leg.call_control_id)
+    assert call is not None and call.listening != "lost"  # closing is not a fault to report
+
+
 def _start_stream(sim: Simulation, ccid: str, tokens: MediaTokens, stream_id: str) -> socket.socket:
     status, conn = handshake(_port(sim), f"/media/telnyx?token={tokens.issue(ccid)}")
     assert status == 101

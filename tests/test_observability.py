@@ -98,6 +98,25 @@ def test_line_numbers_dates_and_migration_revisions_stay_readable(
     assert "Running upgrade 0003 -> 0004, outbox lanes" in text
 
 
+@pytest.mark.parametrize(("said", "logged"), [
+    ("born 1985-04-12", "born ####-##-##"),  # a bare date may be a date of birth
+    ("heard: 0800-12-1234567", "heard: ####-##-#######"),  # shaped like a date at first only
+    ("card 4111-11-1111111111", "card ####-##-##########"),
+    ("ref 1234-10-10-5678", "ref ####-##-##-####"),
+    ("since=2026-11-30-1234", "since=####-##-##-####"),
+    ("at 2026-11-30T06:11:05.123Z, then", "at 2026-11-30T06:11:05.123Z, then"),
+    ("sent 2026-11-30 10:00+01:00.", "sent 2026-11-30 10:00+01:00."),
+])
+def test_only_timestamps_and_query_dates_escape_the_digit_mask(said: str, logged: str) -> None:
+    assert logs.mask(said) == logged
+
+
+def test_a_traceback_frame_keeps_its_line_number_and_still_loses_a_secret() -> None:
+    frames = '  |   File "/app/x.py", line 1234, in f\n  File "/app/y.py", line 88, in g  # token=abcdef123'
+    assert logs.mask_traceback(frames) == '  |   File "/app/x.py", line 1234, in f\n' \
+                                          '  File "/app/y.py", line 88, in g  # token=***'
+
+
 def test_json_lines_carry_the_same_fields() -> None:
     buffer = io.StringIO()
     logger = logging.getLogger("lifeline.test.json")

@@ -23,6 +23,7 @@ from ivr.security import sign
 from simulator.emulator import Emulator
 
 from .conftest import postgres_schema
+from .test_console import csrf_of
 from .test_store_contract import postgres_url_or_skip
 
 CCID = "v3:poison-1"
@@ -186,6 +187,14 @@ def test_looking_up_an_impossible_call_id_is_a_404(poison_app: Flask, ccid: str,
                                              headers={"Authorization": "Bearer t0ken"})
     assert response.status_code == 404
     assert "no call" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("ccid", ["v3:%00x", "v3:" + "x" * 300])
+def test_pausing_an_impossible_call_id_from_the_console_is_a_404(poison_app: Flask, ccid: str) -> None:
+    client = poison_app.test_client()
+    client.post("/dashboard/signin", data={"token": "t0ken"})
+    response = client.post(f"/dashboard/calls/{ccid}/listening", data={"paused": "1", "csrf": csrf_of(client)})
+    assert response.status_code == 404
 
 
 @pytest.mark.parametrize("query", ["offset=99999999999999999999999", "offset=-1", "limit=0", "limit=501",

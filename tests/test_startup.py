@@ -20,6 +20,7 @@ from flask import Flask
 
 from ivr.config import PLACEHOLDERS, load_settings
 from ivr.errors import ConfigError
+from lifeline import create_app
 from lifeline.startup import EX_CONFIG, _command_shell, problem_lines
 from simulator.cli import DEV_COMMANDS
 from simulator.cli import register as register_simulator
@@ -292,3 +293,9 @@ def test_a_dtmf_rule_on_a_key_a_menu_offers_is_warned_about_naming_both_files(
     assert all("drop the key from the rule's digits or from the menu" in w for w in shadowed)
     # The shipped rules take only 0, which every menu gives the operator anyway.
     assert not [w for w in check(GOOD).warnings if "acts on key" in w]
+    # `flask run` and the other commands print the app's own warnings: the same ones.
+    app = create_app({**GOOD, "LIFELINE_RULES": str(rules)}, migrate=True)
+    try:
+        assert [w for w in app.extensions["lifeline"].settings.warnings if "acts on key" in w] == shadowed
+    finally:
+        app.extensions["lifeline"].close()
