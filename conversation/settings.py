@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from ivr.config import settings_source
+from ivr.config import on_off, settings_source
 from ivr.errors import ConfigError
 
 
@@ -61,9 +61,8 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
     if summary_to and smtp is None:
         problems.append("LIFELINE_SUMMARY_TO is set but LIFELINE_SMTP_URL is not: set "
                         "smtp://user:pass@host:port")
-    only = get("LIFELINE_SUMMARY_TRANSFERRED_ONLY").lower()
-    if only not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
-        problems.append("LIFELINE_SUMMARY_TRANSFERRED_ONLY must be on or off")
+    only = on_off(get("LIFELINE_SUMMARY_TRANSFERRED_ONLY"), "LIFELINE_SUMMARY_TRANSFERRED_ONLY", False,
+                  "on: summaries of transferred calls only", problems)
     numbers = {name: _number(get(name), default, problems, name)
                for name, default in (("LIFELINE_EVENT_RETRY_BASE_S", 1.0),
                                      ("LIFELINE_EVENT_RETRY_FOR_S", 24 * 3600.0),
@@ -80,7 +79,7 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
         retry_for_s=numbers["LIFELINE_EVENT_RETRY_FOR_S"],
         smtp=smtp, summary_to=summary_to,
         summary_from=get("LIFELINE_SUMMARY_FROM") or "lifeline@localhost",
-        summary_transferred_only=only in ("1", "true", "yes", "on"),
+        summary_transferred_only=only,
         feed_poll_s=numbers["LIFELINE_FEED_POLL_S"], dial_from=get("LIFELINE_DIAL_FROM") or None)
 
 

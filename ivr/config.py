@@ -199,7 +199,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     hold = _float(get("LIFELINE_COMMAND_HOLD", "1"), "LIFELINE_COMMAND_HOLD", 0.0, 60.0, problems)
     transfer_timeout = _int(get("LIFELINE_TRANSFER_TIMEOUT", "30"), "LIFELINE_TRANSFER_TIMEOUT",
                             5, 600, problems)
-    monitor = _on_off(get("LIFELINE_MONITOR"), "LIFELINE_MONITOR", True,
+    monitor = on_off(get("LIFELINE_MONITOR"), "LIFELINE_MONITOR", True,
                       "on, the default, runs the sweep in each worker; off when a `flask monitor` "
                       "process runs it", problems)
     sweep_interval = _float(get("LIFELINE_SWEEP_INTERVAL", "5"), "LIFELINE_SWEEP_INTERVAL",
@@ -217,7 +217,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                                     default_hearing, 0.5, 1.5, "a speed",
                                     f"{SECOND_HEARING}, the default with tiny.en, hears each utterance "
                                     "again slowed down", problems, besides=1.0)
-    second_hearing_intents = _on_off(get("LIFELINE_SECOND_HEARING_INTENTS"), "LIFELINE_SECOND_HEARING_INTENTS",
+    second_hearing_intents = on_off(get("LIFELINE_SECOND_HEARING_INTENTS"), "LIFELINE_SECOND_HEARING_INTENTS",
                                      False, "off, the default, reads intents from the first hearing; on: "
                                      "an intent heard only in the second hearing counts too", problems)
     whisper_mirror_db = _off_or_number(
@@ -483,15 +483,19 @@ def _hotwords(value: str | None, problems: list[str]) -> str | None:
     return words
 
 
-def _on_off(value: str | None, name: str, default: bool, hint: str, problems: list[str]) -> bool:
-    """`on` or `off` in any case (unset or empty: the default); anything else is a problem."""
+SWITCH_ON = ("on", "true", "yes", "1")
+SWITCH_OFF = ("off", "false", "no", "0")
+
+
+def on_off(value: str | None, name: str, default: bool, hint: str, problems: list[str]) -> bool:
+    """A switch: on/off, true/false, yes/no or 1/0 in any case (unset: the default); else a problem."""
     text = (value or "").strip().lower()
     if not text:
         return default
-    if text not in ("on", "off"):
+    if text not in SWITCH_ON + SWITCH_OFF:
         problems.append(f"{name}={value!r} must be on or off ({hint})")
         return default
-    return text == "on"
+    return text in SWITCH_ON
 
 
 def _off_or_number(value: str | None, name: str, default: str, low: float, high: float, noun: str,

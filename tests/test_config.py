@@ -48,8 +48,8 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_SQLITE_SYNCHRONOUS", "off", "LIFELINE_SQLITE_SYNCHRONOUS='OFF' must be NORMAL"),
     ("LIFELINE_SECOND_HEARING", "1", "LIFELINE_SECOND_HEARING='1' must be off or a speed"),
     ("LIFELINE_SECOND_HEARING", "slow", "LIFELINE_SECOND_HEARING='slow' must be off or a speed"),
-    ("LIFELINE_SECOND_HEARING_INTENTS", "Yes", "LIFELINE_SECOND_HEARING_INTENTS='Yes' must be on or off"),
-    ("LIFELINE_MONITOR", "yes", "LIFELINE_MONITOR='yes' must be on or off (on, the default, runs the sweep"),
+    ("LIFELINE_SECOND_HEARING_INTENTS", "Maybe", "LIFELINE_SECOND_HEARING_INTENTS='Maybe' must be on or off"),
+    ("LIFELINE_MONITOR", "sometimes", "LIFELINE_MONITOR='sometimes' must be on or off (on, the default, runs the sweep"),
     ("LIFELINE_WHISPER_MIRROR_DB", "3", "LIFELINE_WHISPER_MIRROR_DB='3' must be off or a level in dB"),
     ("LIFELINE_WHISPER_MIRROR_DB", "loud", "LIFELINE_WHISPER_MIRROR_DB='loud' must be off or a level"),
     ("LIFELINE_WHISPER_HOTWORDS", "agent " * 60, "LIFELINE_WHISPER_HOTWORDS is 359 characters long: keep it to 300 or fewer"),
@@ -178,3 +178,12 @@ def test_every_entry_point_reads_the_nearest_env_file_up_from_the_working_direct
     monkeypatch.setenv("LIFELINE_AGENTS", "+15559998888")  # the environment wins over the file
     load_env_file()
     assert (os.environ["LIFELINE_ENGINE"], os.environ["LIFELINE_AGENTS"]) == ("bogus", "+15559998888")
+
+
+@pytest.mark.parametrize(("value", "on"), [("on", True), ("TRUE", True), ("yes", True), ("1", True),
+                                           ("off", False), ("False", False), ("no", False), ("0", False)])
+def test_every_switch_takes_the_usual_spellings_of_on_and_off(tmp_path: Path, value: str, on: bool) -> None:
+    from conversation.settings import load_output_settings
+
+    assert load_settings({**GOOD, "LIFELINE_MONITOR": value}, tmp_path).monitor is on
+    assert load_output_settings({"LIFELINE_SUMMARY_TRANSFERRED_ONLY": value}).summary_transferred_only is on
