@@ -210,7 +210,17 @@ def entry_app(extend: Extend | None = None, dev_commands: Collection[str] = ()) 
     if extend is not None:
         extend(app)
     _warn_if_unserviceable(app)
+    _warn_if_unconfigured_server()
     return app
+
+
+def _warn_if_unconfigured_server() -> None:
+    """A server that did not load gunicorn.conf.py starts neither the monitor nor the outputs: say so."""
+    # gunicorn.conf.py imports the hooks in the master, and its workers are forked from it.
+    if "lifeline.gunicorn_hooks" not in sys.modules:
+        log.warning("served without gunicorn.conf.py: this process runs no call monitor (stuck "
+                    "transfers, time-based rules) and sends no summaries, webhooks or email; start "
+                    "`gunicorn --config gunicorn.conf.py app:app`")
 
 
 def _warn_if_unserviceable(app: Flask) -> None:

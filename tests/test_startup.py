@@ -6,6 +6,7 @@ clean environment, all started side by side, since each pays Python's and the ap
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -299,3 +300,22 @@ def test_a_dtmf_rule_on_a_key_a_menu_offers_is_warned_about_naming_both_files(
         assert [w for w in app.extensions["lifeline"].settings.warnings if "acts on key" in w] == shadowed
     finally:
         app.extensions["lifeline"].close()
+
+
+def test_a_server_that_skipped_gunicorn_conf_is_warned_that_the_monitor_and_outputs_are_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from lifeline.startup import entry_app
+
+    monkeypatch.chdir(tmp_path)
+    for name, value in GOOD.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delitem(sys.modules, "lifeline.gunicorn_hooks", raising=False)
+    with caplog.at_level(logging.WARNING, logger="lifeline"):
+        entry_app().extensions["lifeline"].close()
+    assert any("served without gunicorn.conf.py" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    import lifeline.gunicorn_hooks  # noqa: F401 - what loading gunicorn.conf.py does
+
+    with caplog.at_level(logging.WARNING, logger="lifeline"):
+        entry_app().extensions["lifeline"].close()
+    assert not any("served without gunicorn.conf.py" in r.getMessage() for r in caplog.records)
