@@ -200,8 +200,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     transfer_timeout = _int(get("LIFELINE_TRANSFER_TIMEOUT", "30"), "LIFELINE_TRANSFER_TIMEOUT",
                             5, 600, problems)
     monitor = on_off(get("LIFELINE_MONITOR"), "LIFELINE_MONITOR", True,
-                      "on, the default, runs the sweep in each worker; off when a `flask monitor` "
-                      "process runs it", problems)
+                     "on, the default, runs the sweep in each worker; off when a `flask monitor` "
+                     "process runs it", problems)
     sweep_interval = _float(get("LIFELINE_SWEEP_INTERVAL", "5"), "LIFELINE_SWEEP_INTERVAL",
                             0.5, 3600.0, problems)
     stale_call = _float(get("LIFELINE_STALE_CALL_S", "900"), "LIFELINE_STALE_CALL_S",
@@ -218,8 +218,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                                     f"{SECOND_HEARING}, the default with tiny.en, hears each utterance "
                                     "again slowed down", problems, besides=1.0)
     second_hearing_intents = on_off(get("LIFELINE_SECOND_HEARING_INTENTS"), "LIFELINE_SECOND_HEARING_INTENTS",
-                                     False, "off, the default, reads intents from the first hearing; on: "
-                                     "an intent heard only in the second hearing counts too", problems)
+                                    False, "off, the default, reads intents from the first hearing; on: "
+                                    "an intent heard only in the second hearing counts too", problems)
     whisper_mirror_db = _off_or_number(
         get("LIFELINE_WHISPER_MIRROR_DB"), "LIFELINE_WHISPER_MIRROR_DB", str(WHISPER_MIRROR_DB), 6.0, 40.0,
         "a level in dB", f"{WHISPER_MIRROR_DB:g}, the default, keeps the phone band's mirror image in "
