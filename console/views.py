@@ -14,7 +14,6 @@ from werkzeug.wrappers import Response
 
 from conversation import transcripts
 from conversation.pause import PauseError
-from ivr.events import storable_id
 from ivr.recording_sinks import SinkError, audio_format
 from ivr.sanitize import clean_text
 from ivr.sessions import close_session, csrf_ok, csrf_token, open_session, signed_in, token_matches
@@ -233,8 +232,6 @@ def sign_out() -> ResponseReturnValue:
 
 
 def _find(call_control_id: str) -> CallRecord | None:
-    if not storable_id(call_control_id):
-        return None
     call: CallRecord | None = current_app.extensions["lifeline"].store.get_call(call_control_id)
     return call
 

@@ -14,7 +14,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.api import require_token
 from ivr.errors import ProviderError, error_response
-from ivr.events import storable_id
 from ivr.timefmt import parse_time
 
 from . import transcripts
@@ -89,7 +88,7 @@ def transcript(call_control_id: str) -> ResponseReturnValue:
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "txt", "vtt"):
         return error_response(400, "format must be json, txt or vtt")
-    call = outputs.store.get_call(call_control_id) if storable_id(call_control_id) else None
+    call = outputs.store.get_call(call_control_id)
     if call is None:
         return error_response(404, f"no call {call_control_id!r}")
     doc = transcripts.transcript(call, outputs.feed)
@@ -148,8 +147,6 @@ def listening(call_control_id: str) -> ResponseReturnValue:
 def summary(call_control_id: str) -> ResponseReturnValue:
     """The post-call summary and its email's delivery state (404 until the call has ended)."""
     outputs = _outputs()
-    if not storable_id(call_control_id):
-        return error_response(404, f"no call {call_control_id!r}")
     found = outputs.summaries.get(call_control_id)
     if found is None:
         exists = outputs.store.get_call(call_control_id) is not None

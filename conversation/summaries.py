@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ivr.events import storable_id
 from ivr.store import FeedEvent, schema
 from ivr.store.sql import SqlStore
 
@@ -76,6 +77,8 @@ class Summaries:
 
     def get(self, call_control_id: str) -> dict[str, Any] | None:
         """The summary and its email state, or None."""
+        if not storable_id(call_control_id):
+            return None  # no call has it, and PostgreSQL would refuse a NUL with an error
         with self._store.engine.connect() as conn:
             row = conn.execute(select(schema.summaries).where(
                 schema.summaries.c.call_control_id == call_control_id)).mappings().first()

@@ -9,7 +9,6 @@ from flask.typing import ResponseReturnValue
 
 from .sessions import CSRF_HEADER, csrf_ok, signed_in, token_matches
 from .errors import StoreError, error_response
-from .events import storable_id
 from .sanitize import clean_text
 from .store import CallQuery
 from .timefmt import iso_times, parse_time
@@ -92,7 +91,7 @@ def list_calls() -> ResponseReturnValue:
 def call_detail(call_control_id: str) -> ResponseReturnValue:
     """One call: its record, decisions, transfers, messages, events and commands."""
     store = current_app.extensions["lifeline"].store
-    call = store.get_call(call_control_id) if storable_id(call_control_id) else None
+    call = store.get_call(call_control_id)
     if call is None:
         return error_response(404, f"no call {call_control_id!r}")
     return jsonify(**iso_times(dict(

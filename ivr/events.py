@@ -20,8 +20,8 @@ ID_MAX = 255
 def storable_id(value: str) -> bool:
     """Whether a call could have this id: no NUL, no lone surrogate, at most ID_MAX characters.
 
-    An id no call can have is answered "not found" without a lookup: PostgreSQL would refuse the
-    NUL with an error instead.
+    The store answers "not found" for an id no call can have without querying: PostgreSQL would
+    refuse the NUL with an error instead.
     """
     return len(value) <= ID_MAX and clean_text(value) == value
 # meta.attempt is informational (the event id dedupes); past any real redelivery count it reads as 1.

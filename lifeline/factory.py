@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from dotenv import find_dotenv, load_dotenv
 from flask import Flask
+from flask.helpers import get_load_dotenv
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -96,7 +96,7 @@ def load_env_file() -> None:
     the same file, so a setting cannot hold under one and not the other. FLASK_SKIP_DOTENV=1 skips
     it, as it skips Flask's.
     """
-    if os.environ.get("FLASK_SKIP_DOTENV", "").lower() in ("1", "true", "yes"):
+    if not get_load_dotenv():  # Flask's own reading of FLASK_SKIP_DOTENV
         return
     path = find_dotenv(".env", usecwd=True)
     if path:

@@ -176,6 +176,10 @@ def test_every_entry_point_reads_the_nearest_env_file_up_from_the_working_direct
     environment = {k: v for k, v in os.environ.items() if k not in ("LIFELINE_ENGINE", "LIFELINE_AGENTS")}
     monkeypatch.setattr(os, "environ", environment)  # what the file adds goes away with the test
     monkeypatch.setenv("LIFELINE_AGENTS", "+15559998888")  # the environment wins over the file
+    monkeypatch.setenv("FLASK_SKIP_DOTENV", "1")  # skipped, as Flask skips its own
+    load_env_file()
+    assert "LIFELINE_ENGINE" not in os.environ
+    monkeypatch.setenv("FLASK_SKIP_DOTENV", "0")
     load_env_file()
     assert (os.environ["LIFELINE_ENGINE"], os.environ["LIFELINE_AGENTS"]) == ("bogus", "+15559998888")
 

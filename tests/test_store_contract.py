@@ -92,6 +92,13 @@ def new_call(ccid: str = "v3:call-1", status: str = CallStatus.MENU) -> CallReco
                       created_at=now, updated_at=now)
 
 
+@pytest.mark.parametrize("ccid", ["v3:\x00x", "v3:\ud800", "v3:" + "x" * 300])
+def test_an_id_no_call_can_have_is_simply_not_found(store: CallStore, ccid: str) -> None:
+    assert store.get_call(ccid) is None
+    with store.unit() as tx:
+        assert tx.get_call(ccid) is None
+
+
 def test_a_store_that_is_up_answers_the_health_ping(store: CallStore) -> None:
     assert store.ping() is None
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from ..config import SQLITE_SYNCHRONOUS
 from ..errors import StoreError
+from ..events import storable_id
 from ..sanitize import clean_text, finite_or_none
 from . import schema
 from .base import CallStore, StoreTx, ascii_lower
@@ -100,6 +101,8 @@ class SqlStoreTx(StoreTx):
         return self._insert_ignore(schema.calls, asdict(call))
 
     def get_call(self, call_control_id: str, lock: bool = True) -> CallRecord | None:
+        if not storable_id(call_control_id):
+            return None  # no call has it, and PostgreSQL would refuse a NUL with an error
         query = _CALL_FOR_UPDATE if lock and self._dialect == "postgresql" else _CALL
         row = self._conn.execute(query, {"by_id": call_control_id}).mappings().first()
         return CallRecord(**dict(row)) if row else None
