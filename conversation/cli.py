@@ -38,6 +38,11 @@ def redeliver(since: str, until: str | None, url: str | None) -> None:
                                "as the running app has them")
     if url is not None and not url.startswith(("http://", "https://")):
         raise click.UsageError(f"--url {url!r} is not an http(s) URL: give the receiver's full URL")
+    receivers = outputs.webhooks.receivers
+    if url is not None and url not in receivers:
+        # Only configured receivers are sent to: a row queued for any other URL would wait forever.
+        raise click.UsageError(f"--url {url!r} is not one of LIFELINE_EVENT_WEBHOOKS ({', '.join(receivers)}): "
+                               "add it there first, or give one of those exactly")
     count = outputs.webhooks.redeliver(_when(since), _when(until) if until else None, url)
     click.echo(f"{count} deliveries queued")
 

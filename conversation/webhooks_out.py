@@ -4,7 +4,8 @@ Each (event, receiver) pair is a `deliveries` row. Rows are created from the fee
 per-receiver cursor, sent in feed order per call and receiver (a later event of a call waits
 while an earlier one is retried), retried with exponential backoff for the retry window, and
 every attempt is kept in `delivery_attempts`. Any instance may send; a lease on the row makes
-one of them do it.
+one of them do it. Only rows for the receivers configured now are sent: a URL taken out of
+LIFELINE_EVENT_WEBHOOKS keeps its rows, unsent, until it is put back.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class WebhookDelivery:
         """Whether any receiver is configured."""
         return bool(self._settings.event_webhooks)
 
+    @property
+    def receivers(self) -> tuple[str, ...]:
+        """The receiver URLs configured now (LIFELINE_EVENT_WEBHOOKS), in their order."""
+        return self._settings.event_webhooks
+
     def materialise(self) -> int:
         """Create delivery rows for feed events past each receiver's cursor; returns how many."""
         created = 0
@@ -118,10 +124,14 @@ class WebhookDelivery:
         d = schema.deliveries
         earlier = aliased(d)
         now = time.time()
+        receivers = self._settings.event_webhooks
+        if not receivers:
+            return []
         due = d.c.status.in_((PENDING, SENDING))  # a SENDING row past its lease: its sender died
         with self._store.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(
-                select(d).where(due, d.c.next_at <= now).order_by(d.c.feed_id).limit(512)).mappings()]
+                select(d).where(due, d.c.next_at <= now, d.c.url.in_(receivers))
+                .order_by(d.c.feed_id).limit(512)).mappings()]
             groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for row in rows:
                 groups.setdefault((row["url"], row["call_control_id"]), []).append(row)

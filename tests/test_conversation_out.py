@@ -476,3 +476,54 @@ def test_redelivery_without_receivers_is_refused_naming_the_settings(app: Flask)
         result = app.test_cli_runner().invoke(args=["events", "redeliver", *args])
         assert result.exit_code != 0
         assert "no receivers: set LIFELINE_EVENT_WEBHOOKS and LIFELINE_EVENT_SECRET" in result.output
+
+
+def test_only_configured_receivers_are_sent_to_and_a_removed_ones_rows_wait(tmp_path: Any) -> None:
+    from conversation.feed import Feed
+    from conversation.settings import OutputSettings
+    from conversation.webhooks_out import PENDING, WebhookDelivery
+    from ivr.store import schema
+    from ivr.store.sql import SqlStore
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
+    kept, removed = Receiver(failures=0), Receiver(failures=0)
+    webhooks = None
+    try:
+        webhooks = WebhookDelivery(store, Feed(store.engine), OutputSettings(
+            event_webhooks=(kept.url,), event_secret=SECRET, retry_base_s=0.05))
+        assert webhooks.materialise() == 0  # a new receiver starts from now
+        now = time.time()
+        with store.unit() as tx:
+            tx.connection.execute(schema.feed.insert(), [
+                {"call_control_id": "v3:call-a", "kind": "call.started", "data": "{}", "created_at": now},
+                {"call_control_id": "v3:call-a", "kind": "call.ended", "data": "{}", "created_at": now}])
+            # A row left queued for a receiver since taken out of LIFELINE_EVENT_WEBHOOKS.
+            tx.connection.execute(schema.deliveries.insert().values(
+                feed_id=1, url=removed.url, call_control_id="v3:call-a", status=PENDING, attempts=0,
+                next_at=now, created_at=now))
+        assert webhooks.materialise() == 2
+        assert wait_until(lambda: webhooks.send_due() == 0 and len(kept.accepted) == 2, 5)
+        assert [json.loads(a["body"])["type"] for a in kept.accepted] == ["call.started", "call.ended"]
+        assert removed.requests == []
+        with store.engine.connect() as conn:
+            left = conn.execute(schema.deliveries.select().where(
+                schema.deliveries.c.url == removed.url)).mappings().one()
+        assert left["status"] == PENDING and left["attempts"] == 0
+    finally:
+        if webhooks is not None:
+            webhooks.close()
+        kept.server.stop()
+        removed.server.stop()
+        store.close()
+
+
+def test_redelivery_to_a_url_that_is_not_a_receiver_is_refused_naming_them(receiver: Receiver) -> None:
+    config = {"LIFELINE_AGENTS": AGENTS, "LIFELINE_EVENT_WEBHOOKS": receiver.url, "LIFELINE_EVENT_SECRET": SECRET}
+    with Simulation(config, speed=20) as sim:
+        runner = sim.app.test_cli_runner()  # type: ignore[union-attr]
+        result = runner.invoke(args=["events", "redeliver", "--since", "0", "--url", "https://elsewhere.example/h"])
+        assert result.exit_code != 0
+        assert "is not one of LIFELINE_EVENT_WEBHOOKS" in result.output and receiver.url in result.output
+        assert outputs(sim).webhooks.attempts() == []
+        exact = runner.invoke(args=["events", "redeliver", "--since", "0", "--url", receiver.url])
+        assert exact.exit_code == 0, exact.output
