@@ -15,7 +15,6 @@ import hmac
 import os
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
@@ -23,14 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import func, select
 
 from . import scope
 from .errors import error_response
-from .store import schema
-
-if TYPE_CHECKING:
-    from .store.sql import SqlStore
+from .store import CallStore
 
 bp = Blueprint("metrics", __name__)
 WEBHOOK_ENDPOINT = "webhooks.telnyx_webhook"
@@ -75,7 +70,7 @@ class Metrics:
         if count > 0:
             self.delivery_failures.labels(target=target, kind=kind).inc(count)
 
-    def render(self, store: SqlStore) -> bytes:
+    def render(self, store: CallStore) -> bytes:
         """The exposition text: this process's (or all workers') metrics and the store's figures."""
         folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if folder:
@@ -86,7 +81,7 @@ class Metrics:
         return generate_latest(registry) + generate_latest(_store_registry(store))
 
 
-def _store_registry(store: SqlStore) -> CollectorRegistry:
+def _store_registry(store: CallStore) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(store))
     return registry
@@ -95,50 +90,39 @@ def _store_registry(store: SqlStore) -> CollectorRegistry:
 class StoreCollector:
     """Figures read from the call store at scrape time."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: CallStore) -> None:
         self._store = store
 
     def collect(self) -> Iterator[Metric]:
         """Calls, outcomes, escalations, transfers and the outbox, as of now."""
-        calls, decisions, transfers, commands = schema.calls.c, schema.decisions.c, \
-            schema.transfers.c, schema.commands.c
         now = time.time()
-        with self._store.engine.connect() as conn:
-            by_state = conn.execute(select(calls.status, func.count()).where(calls.status != "ended")
-                                    .group_by(calls.status)).all()
-            by_outcome = conn.execute(select(calls.outcome, func.count()).where(calls.status == "ended")
-                                      .group_by(calls.outcome)).all()
-            by_rule = conn.execute(select(decisions.rule, func.count()).group_by(decisions.rule)).all()
-            by_transfer = conn.execute(select(transfers.status, func.count())
-                                       .group_by(transfers.status)).all()
-            depth, oldest = conn.execute(select(func.count(), func.min(commands.created_at))
-                                         .where(commands.status == "pending")).one()
-            rejected = conn.execute(select(func.count()).where(commands.status == "rejected")).scalar()
+        figures = self._store.figures()
         active = GaugeMetricFamily("lifeline_calls", "Calls still up, by state.", labels=["state"])
-        for state, count in by_state:
+        for state, count in figures.live_by_state.items():
             active.add_metric([state], count)
         yield active
         ended = CounterMetricFamily("lifeline_calls_ended", "Ended calls, by outcome.", labels=["outcome"])
-        for outcome, count in by_outcome:
-            ended.add_metric([outcome or "unknown"], count)
+        for outcome, count in figures.ended_by_outcome.items():
+            ended.add_metric([outcome], count)
         yield ended
         escalations = CounterMetricFamily("lifeline_escalations", "Escalation decisions, by rule.",
                                           labels=["rule"])
-        for rule, count in by_rule:
+        for rule, count in figures.decisions_by_rule.items():
             escalations.add_metric([rule], count)
         yield escalations
         outcomes = CounterMetricFamily("lifeline_transfers", "Transfer attempts to agents, by outcome "
                                        "(requested and ringing are still open).", labels=["outcome"])
-        for status, count in by_transfer:
+        for status, count in figures.transfers_by_status.items():
             outcomes.add_metric([status], count)
         yield outcomes
         yield GaugeMetricFamily("lifeline_outbox_depth", "Commands to Telnyx not yet delivered.",
-                                value=depth)
+                                value=figures.pending_commands)
         yield GaugeMetricFamily("lifeline_outbox_oldest_age_seconds",
                                 "Age of the oldest undelivered command (0 when none).",
-                                value=max(0.0, now - oldest) if oldest is not None else 0.0)
+                                value=max(0.0, now - oldest) if (oldest := figures.oldest_pending_at) is not None
+                                else 0.0)
         yield GaugeMetricFamily("lifeline_commands_rejected", "Commands Telnyx refused, as recorded.",
-                                value=rejected or 0)
+                                value=figures.rejected_commands)
 
 
 def install(app: Flask, metrics: Metrics) -> None:

@@ -364,3 +364,30 @@ def test_search_text_ignores_case_and_takes_like_wildcards_literally(store: Call
     assert ids("+15550000001") == ["v3:h1"]  # the caller's number
     assert ids("v3:h4") == ["v3:h4"]
     assert ids("nobody said this") == []
+
+
+def test_figures_count_live_and_ended_calls_decisions_transfers_and_the_outbox(store: CallStore) -> None:
+    empty = store.figures()
+    assert (empty.live_by_state, empty.pending_commands, empty.oldest_pending_at) == ({}, 0, None)
+    before = time.time()
+    with store.unit() as tx:
+        for ccid, status in (("v3:a", CallStatus.MENU), ("v3:b", CallStatus.MENU),
+                             ("v3:c", CallStatus.TRANSFERRING), ("v3:d", CallStatus.ENDED),
+                             ("v3:e", CallStatus.ENDED)):
+            tx.insert_call(new_call(ccid, status=status))
+        tx.update_call("v3:d", outcome="transferred")
+        tx.add_decision("v3:c", "asks_for_human", "asked", [])
+        tx.add_decision("v3:d", "asks_for_human", "asked", [])
+        tx.add_decision("v3:e", "dtmf_0", "pressed 0", [])
+        tx.add_transfer(TransferRecord("v3:c", 1, "+15550001111", "cmd-t", "asked", "asks_for_human",
+                                       TransferStatus.RINGING, before, before))
+        tx.enqueue([Command(f"cmd-{i}", "v3:a", "hangup", {}) for i in range(3)])
+    store.mark_command("cmd-0", CommandStatus.SENT, 1, None)
+    store.mark_command("cmd-1", CommandStatus.REJECTED, 1, "422")
+    figures = store.figures()
+    assert figures.live_by_state == {CallStatus.MENU: 2, CallStatus.TRANSFERRING: 1}
+    assert figures.ended_by_outcome == {"transferred": 1, "unknown": 1}
+    assert figures.decisions_by_rule == {"asks_for_human": 2, "dtmf_0": 1}
+    assert figures.transfers_by_status == {TransferStatus.RINGING: 1}
+    assert (figures.pending_commands, figures.rejected_commands) == (1, 1)
+    assert figures.oldest_pending_at is not None and before - 1 <= figures.oldest_pending_at <= time.time() + 1

@@ -15,9 +15,10 @@ from .records import (
                       FeedEvent,
                       Message,
                       OutboxEntry,
+                      StoreFigures,
                       TransferRecord,
                       TransferStatus,
 )
 
 __all__ = ["CallPage", "CallQuery", "CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "FeedEvent", "Message",
-           "OutboxEntry", "StoreTx", "TransferRecord", "TransferStatus"]
+           "OutboxEntry", "StoreFigures", "StoreTx", "TransferRecord", "TransferStatus"]

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from .records import (CallPage, CallQuery, CallRecord, Command, FeedEvent, Message, OutboxEntry,
-                      TransferRecord)
+                      StoreFigures, TransferRecord)
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -152,6 +152,10 @@ class CallStore(ABC):
     @abstractmethod
     def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
         """Pending commands not touched for a while (their sender died or gave up)."""
+
+    @abstractmethod
+    def figures(self) -> StoreFigures:
+        """Counts of calls, decisions, transfers and outbox commands as of now (for /metrics)."""
 
     @abstractmethod
     def ping(self) -> None:

@@ -10,14 +10,15 @@ import copy
 import itertools
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .base import CallStore, StoreTx, ascii_lower
 from .records import (CallPage, CallQuery, CallRecord, CallStatus, Command, CommandStatus, FeedEvent,
-                      Message, OutboxEntry, TransferRecord)
+                      Message, OutboxEntry, StoreFigures, TransferRecord)
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -271,11 +272,30 @@ class MemoryStore(CallStore):
         for entry in due:
             yield entry.command
 
+    def figures(self) -> StoreFigures:
+        with self._lock:
+            tables = self._tables
+            pending = [e for e in tables.commands.values() if e.status == CommandStatus.PENDING]
+            return StoreFigures(
+                live_by_state=_count(c.status for c in tables.calls.values() if c.status != CallStatus.ENDED),
+                ended_by_outcome=_count(c.outcome or "unknown" for c in tables.calls.values()
+                                        if c.status == CallStatus.ENDED),
+                decisions_by_rule=_count(d["rule"] for d in tables.decisions),
+                transfers_by_status=_count(t.status for t in tables.transfers.values()),
+                pending_commands=len(pending),
+                oldest_pending_at=min((e.created_at for e in pending), default=None),
+                rejected_commands=sum(1 for e in tables.commands.values()
+                                      if e.status == CommandStatus.REJECTED))
+
     def ping(self) -> None:
         return None
 
     def close(self) -> None:
         return None
+
+
+def _count(keys: Iterable[str]) -> dict[str, int]:
+    return dict(Counter(str(key) for key in keys))
 
 
 def _transfers(tables: _Tables, call_control_id: str) -> list[TransferRecord]:

@@ -178,3 +178,16 @@ class CallPage:
     calls: list[CallRecord]
     total: int
     rules: dict[str, str] = field(default_factory=dict)  # call_control_id -> first decision's rule
+
+
+@dataclass(frozen=True)
+class StoreFigures:
+    """Counts over the whole store at one moment, for /metrics."""
+
+    live_by_state: dict[str, int]  # calls not ended, by state
+    ended_by_outcome: dict[str, int]  # ended calls, by outcome ("unknown" where none was recorded)
+    decisions_by_rule: dict[str, int]
+    transfers_by_status: dict[str, int]
+    pending_commands: int
+    oldest_pending_at: float | None  # created_at of the oldest pending command
+    rejected_commands: int

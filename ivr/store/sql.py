@@ -27,7 +27,7 @@ from . import schema
 from .base import CallStore, StoreTx, ascii_lower
 from .migrate import WRITE_OPTION, schema_problem, upgrade
 from .records import (CallPage, CallQuery, CallRecord, CallStatus, Command, CommandStatus, FeedEvent,
-                      Message, OutboxEntry, TransferRecord)
+                      Message, OutboxEntry, StoreFigures, TransferRecord)
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -243,6 +243,24 @@ class SqlStore(CallStore):
             raise StoreError(f"cannot reach the database at {_safe_url(self.url)}: {exc.__class__.__name__}: "
                              f"{_first_line(exc)}; check DATABASE_URL and that the database server "
                              "is running") from exc
+
+    def figures(self) -> StoreFigures:
+        calls, decisions, transfers, commands = (schema.calls.c, schema.decisions.c, schema.transfers.c,
+                                                 schema.commands.c)
+        with self.engine.connect() as conn:
+            def counts(key: Any, *where: Any) -> dict[str, int]:
+                return {str(k): n for k, n in conn.execute(select(key, func.count()).where(*where).group_by(key))}
+
+            pending, oldest = conn.execute(select(func.count(), func.min(commands.created_at))
+                                           .where(commands.status == CommandStatus.PENDING)).one()
+            return StoreFigures(
+                live_by_state=counts(calls.status, calls.status != CallStatus.ENDED),
+                ended_by_outcome=counts(func.coalesce(calls.outcome, "unknown"), calls.status == CallStatus.ENDED),
+                decisions_by_rule=counts(decisions.rule),
+                transfers_by_status=counts(transfers.status),
+                pending_commands=int(pending), oldest_pending_at=oldest,
+                rejected_commands=int(conn.execute(select(func.count())
+                                                   .where(commands.status == CommandStatus.REJECTED)).scalar() or 0))
 
     def ping(self) -> None:
         try:
