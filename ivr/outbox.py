@@ -25,6 +25,7 @@ and what keeps them (docs/architecture.md, "Command order"):
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
@@ -97,6 +98,10 @@ class CommandSender:
         # A router over several providers has no single base URL: its caller passes api_url.
         self.reachability = TelnyxReachability(api_url if api_url is not None else getattr(telnyx, "base_url", ""))
         self._call_ended: Callable[[str, str], object] | None = None
+        # Commands queued or being sent by this process: the sweep must not send them a second
+        # time alongside (one command can take four timeouts and their back-off, past the sweep's age).
+        self._in_flight: set[str] = set()
+        self._in_flight_lock = threading.Lock()
 
     def on_call_ended(self, callback: Callable[[str, str], object]) -> None:
         """Call `callback(call_control_id, cause)` when Telnyx answers a command with 90018."""
@@ -105,9 +110,18 @@ class CommandSender:
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue commands that their unit of work has already committed to the outbox."""
         for command in commands:
+            with self._in_flight_lock:
+                self._in_flight.add(command.command_id)
             self._executor.submit(command.call_control_id, partial(self._send, command), tag=command.name)
 
     def _send(self, command: Command) -> None:
+        try:
+            self._deliver(command)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(command.command_id)
+
+    def _deliver(self, command: Command) -> None:
         with call_scope(command.call_control_id):
             outcome = self._telnyx.send(command, partial(self._wanted, command))
             # Telnyx has answered (or the attempts are over): the call's next command goes now.
@@ -171,6 +185,9 @@ class CommandSender:
         """Resend pending commands whose sender gave up or died; returns how many."""
         count = 0
         for command in self._store.due_commands(older_than_s):
+            with self._in_flight_lock:
+                if command.command_id in self._in_flight:
+                    continue  # still being tried here: its sender records the outcome
             call = self._store.get_call(command.call_control_id)
             if call is not None and call.status == CallStatus.ENDED:
                 # The caller is gone: nothing to play, stream or transfer any more.

@@ -311,9 +311,9 @@ class _SlowMarks(MemoryStore):
         super().__init__()
         self.marks = threading.Event()
 
-    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> None:
+    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> bool:
         self.marks.wait(10)
-        super().mark_command(command_id, status, attempts, error)
+        return super().mark_command(command_id, status, attempts, error)
 
 
 def test_the_transfer_follows_its_handoff_line_as_soon_as_telnyx_answered_it_not_once_it_is_recorded() -> None:
@@ -330,4 +330,24 @@ def test_the_transfer_follows_its_handoff_line_as_soon_as_telnyx_answered_it_not
         assert [o.status for o in store.outbox("v3:call")] == [CommandStatus.SENT] * 2
     finally:
         store.marks.set()
+        sender.close()
+
+
+def test_the_sweep_does_not_send_again_a_command_this_process_is_still_trying() -> None:
+    store = MemoryStore()
+    release = threading.Event()
+    telnyx = _Recorder(stuck={"transfer": release})
+    sender = CommandSender(store, telnyx, 4)  # type: ignore[arg-type]
+    try:
+        sender.submit(_queue(store, "transfer"))
+        assert wait_until(lambda: telnyx.sent == ["transfer"], 5)
+        # Telnyx has not answered yet (timeouts and back-off can run past the sweep's age).
+        assert sender.resend_due(older_than_s=-1) == 0
+        release.set()
+        assert sender.wait_idle(5)
+        assert telnyx.sent == ["transfer"]
+        assert [o.status for o in store.outbox("v3:call")] == [CommandStatus.SENT]
+        assert sender.resend_due(older_than_s=-1) == 0  # settled: nothing left to resend
+    finally:
+        release.set()
         sender.close()

@@ -199,6 +199,18 @@ def test_outbox_holds_commands_until_marked(store: CallStore) -> None:
     assert store.outbox("v3:call-1")[0].status == CommandStatus.SENT
 
 
+def test_a_settled_command_keeps_its_outcome_when_a_slower_sender_reports_late(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.enqueue([Command("cmd-1", "v3:call-1", "transfer", {"to": "+15550001111"})])
+    assert store.mark_command("cmd-1", CommandStatus.SENT, 1, None)
+    # The first sender gave up after its attempts; a resend had already been accepted.
+    assert not store.mark_command("cmd-1", CommandStatus.PENDING, 4, "HTTP 503")
+    [entry] = store.outbox("v3:call-1")
+    assert (entry.status, entry.attempts, entry.last_error) == (CommandStatus.SENT, 1, None)
+    assert list(store.due_commands(older_than_s=-1)) == []
+    assert not store.mark_command("cmd-unknown", CommandStatus.SENT, 1, None)
+
+
 def test_due_commands_are_handed_to_one_sweeper_only(store: CallStore) -> None:
     with store.unit() as tx:
         tx.enqueue([Command(f"cmd-{i}", "v3:call-1", "hangup", {}) for i in range(5)])

@@ -146,8 +146,8 @@ class CallStore(ABC):
         """Commands queued or sent for a call, oldest first."""
 
     @abstractmethod
-    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> None:
-        """Record what happened to an outbox command."""
+    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> bool:
+        """Record what happened to a pending outbox command; False (nothing changes) once it is settled."""
 
     @abstractmethod
     def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:

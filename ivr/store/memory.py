@@ -253,13 +253,15 @@ class MemoryStore(CallStore):
             return [e for e in self._tables.commands.values()
                     if e.command.call_control_id == call_control_id]
 
-    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> None:
+    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> bool:
         with self._lock:
             entry = self._tables.commands.get(command_id)
-            if entry is not None:
-                self._tables.commands[command_id] = replace(
-                    entry, status=status, attempts=attempts, last_error=error[:500] if error else None,
-                    updated_at=time.time())
+            if entry is None or entry.status != CommandStatus.PENDING:
+                return False
+            self._tables.commands[command_id] = replace(
+                entry, status=status, attempts=attempts, last_error=error[:500] if error else None,
+                updated_at=time.time())
+            return True
 
     def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
         cutoff = time.time() - older_than_s

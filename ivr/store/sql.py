@@ -50,7 +50,10 @@ _TRANSFERS = (select(schema.transfers).where(schema.transfers.c.call_control_id 
               .order_by(schema.transfers.c.attempt))
 _INSERT_DECISION = schema.decisions.insert()
 _INSERT_FEED = schema.feed.insert()
-_MARK_COMMAND = update(schema.commands).where(schema.commands.c.command_id == bindparam("by_id"))
+# Only a pending command is marked: a settled one (sent, rejected, ...) keeps its outcome, so a
+# slow sender finishing after a resend cannot put a sent command back in the queue.
+_MARK_COMMAND = update(schema.commands).where(schema.commands.c.command_id == bindparam("by_id"),
+                                              schema.commands.c.status == CommandStatus.PENDING)
 
 
 @functools.cache
@@ -387,11 +390,11 @@ class SqlStore(CallStore):
         with self.engine.connect() as conn:
             return [_outbox_entry(dict(r)) for r in conn.execute(query).mappings()]
 
-    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> None:
+    def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> bool:
         with self._write() as conn:
-            conn.execute(_MARK_COMMAND, {**storable(schema.commands, {
+            return conn.execute(_MARK_COMMAND, {**storable(schema.commands, {
                 "status": status, "attempts": attempts, "last_error": error, "updated_at": time.time()}),
-                "by_id": command_id})
+                "by_id": command_id}).rowcount == 1
 
     def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
         cutoff = time.time() - older_than_s
