@@ -36,6 +36,14 @@ def find_transfer(ctx: CallContext) -> TransferRecord | None:
 def on_initiated(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
     """Note (never answer) the agent leg a transfer created: the agent's phone is ringing."""
     current = lock_caller_of(ctx.tx, transfer)[1]  # the caller's row first: ivr.lock_order
+    leg = ctx.event.call_control_id
+    closed = (TransferStatus.FAILED, TransferStatus.CANCELLED)
+    if current is not None and current.status in closed and current.agent_call_control_id is None and leg:
+        # The attempt was closed before its leg showed up (the caller hung up, or the attempt was
+        # given up): nobody waits for this agent, so their phone must not keep ringing.
+        ctx.tx.update_transfer(current.call_control_id, current.attempt, agent_call_control_id=leg)
+        ctx.send("hangup", leg, "hangup")
+        return
     if current is not None and current.agent_call_control_id is None:
         ringing = current.status == TransferStatus.REQUESTED
         ctx.tx.update_transfer(current.call_control_id, current.attempt,

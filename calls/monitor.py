@@ -21,7 +21,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from ivr.context import CallContext
 from ivr.outbox import Sender
 from ivr.scope import call_scope
-from ivr.store import CallRecord, CallStatus, CallStore, TransferStatus
+from ivr.store import CallRecord, CallStatus, CallStore, CommandStatus, TransferRecord, TransferStatus
 
 from . import agent
 from .machine import Machine, Trigger
@@ -116,13 +116,33 @@ class Monitor:
             if call.status == CallStatus.TRANSFERRING:
                 report.escalated += 1
         for transfer in transfers:
-            waiting = transfer.status in (TransferStatus.REQUESTED, TransferStatus.RINGING)
-            if waiting and now - transfer.updated_at > self._stuck_after_s:
-                # Telnyx never reported an outcome for this agent: do not leave the caller hanging.
-                log.warning("transfer %s attempt %d got no outcome in %.0f s; moving on",
-                            call.call_control_id, transfer.attempt, now - transfer.updated_at)
-                agent.failed(ctx, self._services, self._machine, transfer, "no_outcome")
+            cause = self._transfer_stuck(ctx, transfer, now)
+            if cause is not None:
+                agent.failed(ctx, self._services, self._machine, transfer, cause)
                 report.unstuck += 1
+
+    def _transfer_stuck(self, ctx: CallContext, transfer: TransferRecord, now: float) -> str | None:
+        """Why an open transfer attempt must be given up now (its cause), or None to keep waiting."""
+        if transfer.status not in (TransferStatus.REQUESTED, TransferStatus.RINGING):
+            return None
+        since = transfer.updated_at
+        entry = ctx.tx.outbox_entry(transfer.command_id) if transfer.status == TransferStatus.REQUESTED else None
+        if entry is not None:
+            if entry.status == CommandStatus.PENDING:
+                # Not with the provider yet: the sweep resends this very command until it is taken.
+                # Moving on to the next agent now would leave two transfers on their way.
+                return None
+            if entry.status == CommandStatus.REJECTED:
+                log.warning("transfer %s attempt %d was refused (%s); moving on", transfer.call_control_id,
+                            transfer.attempt, entry.last_error)
+                return "transfer_rejected"
+            since = max(since, entry.updated_at)  # the agent's ringing timeout starts when it was taken
+        if now - since <= self._stuck_after_s:
+            return None
+        # The provider never reported an outcome for this agent: do not leave the caller hanging.
+        log.warning("transfer %s attempt %d got no outcome in %.0f s; moving on",
+                    transfer.call_control_id, transfer.attempt, now - since)
+        return "no_outcome"
 
     def _poll_engine(self) -> int:
         """Fetch messages for engines that poll (outside any transaction: it is HTTP)."""

@@ -20,6 +20,8 @@ and what keeps them (docs/architecture.md, "Command order"):
   overtaking it would be refused ("already in progress") and the late stop would leave the call
   unheard. Nothing a caller waits for follows a restart (the call is with an agent by then).
 - A transfer, a hangup and a stop are never dropped: they are retried until Telnyx answers.
+  A transfer is given up only once its attempt is closed (the monitor never closes one Telnyx
+  has not taken, calls/monitor.py): a late resend would ring an agent for nobody.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from .events import decode_client_state
 from .lanes import BoundedLanes
 from .reachability import TelnyxReachability
 from .scope import call_scope
-from .store import CallStatus, CallStore, Command, CommandStatus
+from .store import CallStatus, CallStore, Command, CommandStatus, TransferStatus
 from .telnyx_api import SendOutcome
 
 if TYPE_CHECKING:
@@ -154,7 +156,9 @@ class CommandSender:
         return self.stale_because(command) is None
 
     def stale_because(self, command: Command) -> str | None:
-        """The later accepted command that makes this one stale, or None if it is still wanted."""
+        """What makes this command stale (a later accepted command, a closed transfer), or None."""
+        if command.name == "transfer":
+            return self._transfer_closed(command)
         if command.name not in _STALE_AFTER:
             return None
         by = _STALE_AFTER[command.name]
@@ -167,6 +171,15 @@ class CommandSender:
                     and entry.status == CommandStatus.SENT and (by is None or entry.command.name in by)):
                 return entry.command.name
         return None
+
+    def _transfer_closed(self, command: Command) -> str | None:
+        """A transfer is wanted only while its attempt waits to be taken: once the attempt is closed
+        (failed, cancelled) a late resend would ring an agent for a caller who has moved on."""
+        attempt = next((t for t in self._store.transfers(command.call_control_id)
+                        if t.command_id == command.command_id), None)
+        if attempt is None or attempt.status == TransferStatus.REQUESTED:
+            return None
+        return f"transfer attempt {attempt.attempt} ({attempt.status})"
 
     def _measure(self, command: Command, status: str, attempts: int) -> None:
         assert self._metrics is not None
@@ -196,7 +209,7 @@ class CommandSender:
                 continue
             later = self.stale_because(command)
             if later is not None:
-                self._give_up(command, CommandStatus.SUPERSEDED, f"not resent: Telnyx took a later {later}")
+                self._give_up(command, CommandStatus.SUPERSEDED, f"not resent: stale after {later}")
                 continue
             self.submit([command])
             count += 1

@@ -351,3 +351,22 @@ def test_the_sweep_does_not_send_again_a_command_this_process_is_still_trying() 
     finally:
         release.set()
         sender.close()
+
+
+def test_a_pending_transfer_whose_attempt_was_closed_is_given_up_not_resent() -> None:
+    from ivr.store import TransferRecord, TransferStatus
+    store = MemoryStore()
+    telnyx = _Recorder()
+    sender = CommandSender(store, telnyx, 4)  # type: ignore[arg-type]
+    try:
+        [transfer] = _queue(store, "transfer")
+        now = time.time()
+        with store.unit() as tx:
+            tx.add_transfer(TransferRecord("v3:call", 1, "+15550001111", transfer.command_id, "asked",
+                                           "asks_for_human", TransferStatus.FAILED, now, now))
+        assert sender.resend_due(older_than_s=-1) == 0
+        assert telnyx.sent == []
+        [entry] = store.outbox("v3:call")
+        assert entry.status == CommandStatus.SUPERSEDED and "transfer attempt 1 (failed)" in (entry.last_error or "")
+    finally:
+        sender.close()

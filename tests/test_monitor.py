@@ -73,6 +73,61 @@ def test_transfer_that_never_rang_moves_on_to_the_next_agent(live: Simulation) -
     assert (second.to_number, second.status) == (AGENTS.split(",")[1], TransferStatus.CONNECTED)
 
 
+def test_a_transfer_not_yet_taken_is_resent_and_never_doubled_by_moving_on(live: Simulation) -> None:
+    live.emulator.inject(Fault("transfer", status=503, times=4))  # every try of the first send fails
+    leg = start_call(live)
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: any(o.command.name == "transfer" and o.attempts == 4
+                                  for o in store(live).outbox(leg.call_control_id)), 15)
+    live.app.extensions["lifeline"].sender.wait_idle(5)  # type: ignore[union-attr]
+    sweeper = monitor(live)
+    sweeper.resend_after_s = 0
+    # Long past the agent's ringing timeout, but Telnyx never took the transfer: resend it, stay.
+    assert sweeper.sweep(now=time.time() + 61).unstuck == 0
+    assert wait_until(lambda: leg.log.bridged)
+    settle(live, leg)
+    assert sweeper.sweep(now=time.time() + 62).unstuck == 0
+    settle(live, leg)
+    [sent] = accepted(live, leg.call_control_id, "transfer")
+    assert sent["body"]["to"] == AGENTS.split(",")[0]
+    [only] = store(live).transfers(leg.call_control_id)
+    assert only.status == TransferStatus.CONNECTED
+
+
+def test_a_refused_transfer_moves_on_at_the_next_sweep_not_after_the_ringing_timeout(live: Simulation) -> None:
+    live.emulator.inject(Fault("transfer", status=422))
+    leg = start_call(live)
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: any(o.command.name == "transfer" and o.status == CommandStatus.REJECTED
+                                  for o in store(live).outbox(leg.call_control_id)))
+    assert monitor(live).sweep().unstuck == 1
+    assert wait_until(lambda: leg.log.bridged)
+    settle(live, leg)
+    first, second = store(live).transfers(leg.call_control_id)
+    assert (first.status, first.hangup_cause) == (TransferStatus.FAILED, "transfer_rejected")
+    assert (second.to_number, second.status) == (AGENTS.split(",")[1], TransferStatus.CONNECTED)
+
+
+def test_an_agent_leg_that_shows_up_after_the_caller_left_is_hung_up(live: Simulation) -> None:
+    live.emulator.inject(Fault("transfer", drop=True))  # taken, but its leg's webhooks come late
+    leg = start_call(live)
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: len(accepted(live, leg.call_control_id, "transfer")) == 1)
+    live.emulator.caller_hangs_up(leg)
+    settle(live, leg)
+    [cancelled] = store(live).transfers(leg.call_control_id)
+    assert cancelled.status == TransferStatus.CANCELLED
+    [transfer] = [o.command for o in store(live).outbox(leg.call_control_id) if o.command.name == "transfer"]
+    body, headers = make_signer(live.emulator)("call.initiated", {
+        "call_control_id": "v3:agent-late", "call_leg_id": "agent-late", "call_session_id": "s-late",
+        "direction": "outgoing", "from": "+15550100000", "to": AGENTS.split(",")[0], "state": "bridging",
+        "client_state": transfer.params["target_leg_client_state"]})  # what the agent's leg carries
+    assert live.app.test_client().post("/webhooks/telnyx", data=body, headers=headers).status_code == 200  # type: ignore[union-attr]
+    assert [o.command.name for o in store(live).outbox("v3:agent-late")] == ["hangup"]
+    [late] = store(live).transfers(leg.call_control_id)
+    assert (late.status, late.agent_call_control_id) == (TransferStatus.CANCELLED, "v3:agent-late")
+
+
 def test_call_whose_hangup_was_lost_is_closed(live: Simulation) -> None:
     gone, alive = start_call(live), start_call(live)
     gone.ended = True  # Telnyx ended the leg but its call.hangup never reached us

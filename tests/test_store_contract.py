@@ -199,6 +199,18 @@ def test_outbox_holds_commands_until_marked(store: CallStore) -> None:
     assert store.outbox("v3:call-1")[0].status == CommandStatus.SENT
 
 
+def test_one_outbox_entry_is_read_inside_a_unit_of_work(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.enqueue([Command("cmd-1", "v3:call-1", "transfer", {"to": "+15550001111"})])
+        entry = tx.outbox_entry("cmd-1")
+        assert entry is not None and (entry.command.name, entry.status) == ("transfer", CommandStatus.PENDING)
+        assert tx.outbox_entry("cmd-none") is None
+    store.mark_command("cmd-1", CommandStatus.REJECTED, 1, "HTTP 422")
+    with store.unit() as tx:
+        entry = tx.outbox_entry("cmd-1")
+    assert entry is not None and (entry.status, entry.last_error) == (CommandStatus.REJECTED, "HTTP 422")
+
+
 def test_a_settled_command_keeps_its_outcome_when_a_slower_sender_reports_late(store: CallStore) -> None:
     with store.unit() as tx:
         tx.enqueue([Command("cmd-1", "v3:call-1", "transfer", {"to": "+15550001111"})])

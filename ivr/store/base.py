@@ -63,6 +63,10 @@ class StoreTx(ABC):
         """Add commands to the outbox; they are sent once the unit of work commits."""
 
     @abstractmethod
+    def outbox_entry(self, command_id: str) -> OutboxEntry | None:
+        """One command as the outbox holds it (its status and when that last changed), if queued."""
+
+    @abstractmethod
     def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
                     confidence: float | None, score: float | None, label: str | None,
                     analysis: dict[str, Any] | None = None) -> bool:

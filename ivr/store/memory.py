@@ -99,6 +99,9 @@ class MemoryStoreTx(StoreTx):
             values.setdefault("updated_at", time.time())
             self._t.transfers[(call_control_id, attempt)] = replace(transfer, **values)
 
+    def outbox_entry(self, command_id: str) -> OutboxEntry | None:
+        return self._t.commands.get(command_id)
+
     def enqueue(self, commands: Sequence[Command]) -> None:
         now = time.time()
         for index, command in enumerate(commands):

@@ -138,6 +138,11 @@ class SqlStoreTx(StoreTx):
         self._conn.execute(_UPDATE_TRANSFER, {**storable(schema.transfers, values), "by_id": call_control_id,
                                               "by_attempt": attempt})
 
+    def outbox_entry(self, command_id: str) -> OutboxEntry | None:
+        row = self._conn.execute(select(schema.commands).where(
+            schema.commands.c.command_id == command_id)).mappings().first()
+        return _outbox_entry(dict(row)) if row else None
+
     def enqueue(self, commands: Sequence[Command]) -> None:
         if not commands:
             return
