@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversation.feed import Feed, iso
+from conversation.feed import Feed
 from ivr.store import CallStore
+from ivr.timefmt import iso
 
 LIVE_MAX = 200
 _KINDS = ("message", "decision", "transfer", "listening")

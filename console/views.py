@@ -131,16 +131,15 @@ def _query(form: dict[str, str], problems: list[str]) -> dict[str, Any]:
         if form[key]:
             try:
                 day = datetime.strptime(form[key], "%Y-%m-%d").replace(tzinfo=UTC)
-            except ValueError:
+                query[bound] = (day + timedelta(days=shift)).timestamp()  # `to` includes its whole day
+            except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
                 problems.append(f"{key} must be a date as YYYY-MM-DD, not {form[key]!r}")
-                continue
-            query[bound] = (day + timedelta(days=shift)).timestamp()  # `to` includes its whole day
     return query
 
 
 def _page_number(problems: list[str]) -> int:
     raw = request.args.get("page", "1")
-    if raw.isdigit() and 1 <= int(raw) <= 100_000:
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 100_000:
         return int(raw)
     problems.append(f"page must be a whole number from 1, not {raw!r}")
     return 1

@@ -28,6 +28,7 @@ bp.before_request(require_token)
 
 KEEPALIVE_S = 15.0
 BATCH_MAX = 100
+FEED_ID_MAX = 2**63 - 1  # the largest id the feed's integer column holds; past it the driver overflows
 
 
 def _outputs() -> Any:
@@ -41,8 +42,9 @@ def events() -> ResponseReturnValue:
     call = request.args.get("call") or None
     given = request.headers.get("Last-Event-ID") or request.args.get("after")
     if given is not None:
-        if not given.isdigit():
-            return error_response(400, "Last-Event-ID (or ?after=) must be an event id, a whole number")
+        if not (given.isascii() and given.isdigit()) or int(given) > FEED_ID_MAX:
+            return error_response(400, "Last-Event-ID (or ?after=) must be an event id, a whole number "
+                                       f"from 0 to {FEED_ID_MAX}")
         cursor = int(given)
     else:
         # A new client of one call gets that call from its start; of all calls, from now on.

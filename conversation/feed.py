@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select
 
 from ivr.store import schema
+from ivr.timefmt import iso
 
 KINDS = ("call.started", "message", "decision", "transfer", "listening", "call.ended", "summary.ready")
 # The queries every process runs several times a second (the poll, the summaries' look for ended
@@ -38,13 +38,6 @@ class StoredEvent:
     def body(self) -> bytes:
         """The envelope as compact JSON bytes (what webhooks sign and send)."""
         return json.dumps(self.envelope(), separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def iso(ts: float | None) -> str | None:
-    """Unix seconds as ISO-8601 UTC with milliseconds."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Feed:

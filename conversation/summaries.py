@@ -14,8 +14,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ivr.events import storable_id
 from ivr.store import FeedEvent, schema
 from ivr.store.sql import SqlStore
+from ivr.timefmt import iso
 
-from .feed import Feed, iso
+from .feed import Feed
 from .settings import OutputSettings
 from .summary import summarise
 

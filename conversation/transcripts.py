@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select
 
 from ivr.store import CallRecord, schema
+from ivr.timefmt import iso, iso_or_none
 
-from .feed import Feed, iso
+from .feed import Feed
 
 
 def transcript(call: CallRecord, feed: Feed) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def transcript(call: CallRecord, feed: Feed) -> dict[str, Any]:
                   "offset": round(e.created_at - call.created_at, 3)}
                  for e in events if e.kind == "listening"]
     return {"call_control_id": call.call_control_id, "from": call.from_number, "to": call.to_number,
-            "started_at": iso(call.created_at), "ended_at": iso(call.ended_at), "status": call.status,
+            "started_at": iso(call.created_at), "ended_at": iso_or_none(call.ended_at), "status": call.status,
             "outcome": call.outcome, "messages": messages, "listening": listening}
 
 

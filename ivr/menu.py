@@ -224,7 +224,7 @@ def _node(name: str, body: object, problems: list[str]) -> MenuNode:
     options: dict[str, Option] = {}
     for key, spec in raw_options.items():
         digit = str(key)
-        if digit not in KEYS:
+        if len(digit) != 1 or digit not in KEYS:  # one key: "12" is a substring of KEYS, not a key
             problems.append(f"{where}.options key {key!r} must be one of 0-9, * or # (quote it: \"1\")")
             continue
         option = _option(f"{where}.options.{digit}", spec, problems)
@@ -251,6 +251,10 @@ def _option(where: str, spec: object, problems: list[str]) -> Option | None:
     if kind == "menu":
         return Option("menu", target=str(value))
     if kind == "goodbye":
+        if value is not True:
+            problems.append(f"{where}.goodbye must be true (say goodbye and hang up); to do something "
+                            "else, use menu, say or transfer")
+            return None
         return Option("goodbye")
     if not isinstance(value, str) or not value.strip():
         problems.append(f"{where}.{kind} must be a non-empty text")

@@ -89,7 +89,7 @@ class Front:
     async def _read_body(self, scope: Message, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or None once a refusal was sent (or the client left)."""
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
             await _refuse(send, 413, f"request body larger than {self.max_body} bytes")
             return None
         chunks: list[bytes] = []

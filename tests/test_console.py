@@ -206,7 +206,9 @@ def test_history_searches_and_filters_on_the_server(console_app: Flask) -> None:
 
 @pytest.mark.parametrize("query, says", [("from=30-11-2026", "from must be a date as YYYY-MM-DD"),
                                          ("outcome=exploded", "unknown outcome"),
-                                         ("page=0", "page must be a whole number")])
+                                         ("page=0", "page must be a whole number"),
+                                         ("page=%C2%B2", "page must be a whole number"),  # "²"
+                                         ("to=9999-12-31", "to must be a date as YYYY-MM-DD")])
 def test_history_refuses_bad_filters_with_a_message(console_app: Flask, query: str, says: str) -> None:
     response = signed_in_client(console_app).get(f"/dashboard/history?{query}")
     assert response.status_code == 400 and says in response.get_data(as_text=True)
@@ -222,6 +224,9 @@ def test_the_calls_api_searches_with_the_same_filters(console_app: Flask) -> Non
     assert client.get("/api/calls?limit=1&offset=1", headers=auth).get_json()["calls"][0]["call_control_id"] \
         == "v3:failed"
     assert client.get("/api/calls?since=yesterday", headers=auth).status_code == 400
+    for never in ("nan", "inf", "-inf", "1e400", "1e20"):
+        refused = client.get(f"/api/calls?since={never}", headers=auth)
+        assert refused.status_code == 400, never
     assert client.get("/api/calls?offset=-1", headers=auth).status_code == 400
 
 

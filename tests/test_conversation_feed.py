@@ -110,6 +110,12 @@ def test_the_feed_is_refused_without_the_token_and_with_a_bad_last_event_id(live
     bad = client.get("/api/events", headers={"Authorization": f"Bearer {TOKEN}", "Last-Event-ID": "abc"})
     assert bad.status_code == 400
     assert "Last-Event-ID" in bad.get_json()["error"]["message"]
+    for past_any_id in (str(2**63), "9" * 40, "\u00b2"):  # the last: "²", which str.isdigit() takes
+        refused = client.get("/api/events", headers={"Authorization": f"Bearer {TOKEN}",
+                                                     "Last-Event-ID": past_any_id.encode().decode("latin-1")})
+        assert refused.status_code == 400, past_any_id
+        assert client.get(f"/api/events?after={past_any_id}",
+                          headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 400
 
 
 @pytest.fixture

@@ -134,6 +134,8 @@ def test_custom_reason_is_used(tmp_path: Path) -> None:
     ("rulez: []\n", "must have a `rules:` list"),
     ("rules: []\nextra: 1\n", "unknown keys ['extra']"),
     ("rules:\n  - {name: x, type: telepathy}\n", "type 'telepathy' is unknown"),
+    ("rules:\n  - {name: x, type: [intent]}\n", "type ['intent'] is unknown"),
+    ("rules:\n  - {name: x, type: {intent: 1}}\n", "type {'intent': 1} is unknown"),
     ("rules:\n  - {name: Bad Name, type: dtmf}\n", "short snake_case name"),
     ("rules:\n  - {name: a, type: dtmf}\n  - {name: a, type: dtmf}\n", "the name is used twice"),
     ("rules:\n  - {name: a, type: rolling_mean, below: -3}\n", "(a).below must be a number from -1.0"),

@@ -27,7 +27,8 @@ Parser = Callable[[str, Mapping[str, str], Mapping[str, list[str]]], list[CallEv
 def _leg(query: Mapping[str, list[str]]) -> tuple[str, int]:
     caller = (query.get("caller") or [""])[0]
     attempt = (query.get("attempt") or [""])[0]
-    if not events.CALL_SID.match(caller) or not attempt.isdigit() or not 1 <= int(attempt) <= 50:
+    numeric = attempt.isascii() and attempt.isdigit()  # ASCII: int() refuses "²", which isdigit() takes
+    if not events.CALL_SID.match(caller) or not numeric or not 1 <= int(attempt) <= 50:
         raise MalformedEvent("callback URL must carry caller=<Call SID>&attempt=<n>")
     return caller, int(attempt)
 
