@@ -22,7 +22,9 @@ TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
     (S.MENU, Trigger.TICK): Transition(caller.apply_time_rules),
     (S.ENDING, Trigger.SPOKEN): Transition(caller.hang_up_after_goodbye),
     (S.ENDING, Trigger.TICK): Transition(caller.hang_up_if_goodbye_overdue),
-    (S.VOICEMAIL, Trigger.SPOKEN): Transition(voicemail.record),
+    (S.VOICEMAIL, Trigger.SPOKEN): Transition(voicemail.spoken),
+    (S.VOICEMAIL, Trigger.TICK): Transition(voicemail.tick),
+    (S.VOICEMAIL, Trigger.RECORDING): Transition(voicemail.saved),
     **{(s, Trigger.ESCALATE): Transition(caller.escalate, frozenset({S.TRANSFERRING}))
        for s in _DECIDABLE},
     (S.TRANSFERRING, Trigger.AGENT_FAILED): Transition(agent.next_agent_or_offer, frozenset({S.MENU})),
@@ -37,7 +39,8 @@ TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
     # on an ended call: ESCALATE has no transition there).
     (S.ENDED, Trigger.HEARD): Transition(listening.hear),
     (S.ANALYSING, Trigger.LISTENING_LOST): Transition(listening.listening_lost),
-    **{(s, Trigger.RECORDING): Transition(voicemail.keep_recording) for s in (*ACTIVE, S.ENDED)},
+    **{(s, Trigger.RECORDING): Transition(voicemail.keep_recording)
+       for s in (*ACTIVE, S.ENDED) if s != S.VOICEMAIL},
 }
 
 MACHINE = Machine(TRANSITIONS)

@@ -197,6 +197,66 @@ def test_no_agent_answering_offers_the_after_agents_menu_then_voicemail(flow: Fl
     assert flow.sent.names().count("record_start") == 1
 
 
+def tick(flow: Flow, now: float) -> None:
+    """One monitor tick on the caller's call, at `now`."""
+    from calls.unit import internal_event
+
+    def on_call(ctx: Any) -> None:
+        call = ctx.tx.get_call(CALLER)
+        if MACHINE.allows(call.status, Trigger.TICK):
+            MACHINE.fire(ctx, flow.services, call, Trigger.TICK, now=now)
+    flow.units.run(internal_event("test.tick", None), on_call)
+
+
+def leave_a_message(flow: Flow) -> None:
+    flow.answered_call()
+    flow.event("call.dtmf.received", digit="0")
+    for attempt in (1, 2):
+        flow.event("call.hangup", ccid=f"v3:agent-{attempt}", hangup_cause="timeout", **flow.agent_leg(attempt))
+    flow.event("call.gather.ended", status="valid", digits="2")
+    flow.event("call.speak.ended", status="completed")
+    assert flow.sent.names()[-1] == "record_start"
+
+
+def test_a_message_saved_while_the_caller_stays_on_is_thanked_then_hung_up_as_voicemail(flow: Flow) -> None:
+    leave_a_message(flow)
+    saved = {"role": "caller", "call": CALLER}
+    flow.event("call.recording.saved", ccid=None, client_state=saved,
+               payload={"recording_urls": {"wav": "https://example.com/message.wav"}})
+    call = flow.store.get_call(CALLER)
+    assert call is not None and (call.status, call.recording_url) == (CallStatus.VOICEMAIL,
+                                                                      "https://example.com/message.wav")
+    goodbye = load_menu(ROOT / "examples" / "ivr.yaml").goodbye
+    assert flow.sent.names()[-1] == "speak" and flow.sent.commands[-1].params["payload"] == goodbye
+    flow.event("call.speak.ended", status="completed")
+    assert flow.sent.names()[-1] == "hangup"
+    flow.event("call.hangup", hangup_cause="normal_clearing")
+    call = flow.store.get_call(CALLER)
+    assert call is not None and (call.status, call.outcome) == (CallStatus.ENDED, "voicemail")
+    assert flow.sent.names().count("hangup") == 1
+
+
+def test_a_voicemail_whose_events_never_come_still_ends_from_the_monitor(flow: Flow) -> None:
+    import time
+
+    from calls.voicemail import PROMPT_WAIT_S, SAVED_GRACE_S
+    from ivr.menu import VOICEMAIL_MAX_S
+    flow.answered_call()
+    flow.event("call.dtmf.received", digit="0")
+    for attempt in (1, 2):
+        flow.event("call.hangup", ccid=f"v3:agent-{attempt}", hangup_cause="timeout", **flow.agent_leg(attempt))
+    flow.event("call.gather.ended", status="valid", digits="2")
+    now = time.time()
+    tick(flow, now + 1)
+    assert "record_start" not in flow.sent.names()  # the prompt is still being said
+    tick(flow, now + PROMPT_WAIT_S + 1)  # its call.speak.ended was lost: record anyway
+    assert flow.sent.names()[-1] == "record_start"
+    tick(flow, now + PROMPT_WAIT_S + 2)
+    assert flow.sent.names()[-1] == "record_start"  # recording: nothing to do yet
+    tick(flow, now + PROMPT_WAIT_S + VOICEMAIL_MAX_S + SAVED_GRACE_S + 2)  # no saved event ever
+    assert flow.sent.names()[-1] == "hangup"
+
+
 def test_caller_hanging_up_while_an_agent_rings_cancels_and_stops_after_commit(flow: Flow) -> None:
     flow.answered_call()
     flow.event("call.dtmf.received", digit="0")
