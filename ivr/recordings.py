@@ -101,12 +101,11 @@ class RecordingKeeper:
                 self._busy.discard(call_control_id)
 
     def retry_failed(self, now: float | None = None, limit: int = 200) -> int:
-        """The monitor's retry: fetch recordings that are pending or failed; returns how many tried."""
+        """The monitor's retry: fetch recordings that are pending or failed, oldest first (however
+        many calls came since); returns how many were tried."""
         now = time.time() if now is None else now
         tried = 0
-        for call in self._store.list_calls(limit=limit):
-            if call.recording_status not in (RecordingStatus.PENDING, RecordingStatus.FAILED):
-                continue
+        for call in self._store.recordings_due((RecordingStatus.PENDING, RecordingStatus.FAILED), limit):
             if call.recording_saved_at is not None and now - call.recording_saved_at > URL_LIFETIME_S:
                 log.error("recording of %s was never kept and its URL has expired: %s",
                           call.call_control_id, call.recording_error)

@@ -73,12 +73,15 @@ _ADDED_AFTER_BASELINE = (
     ("messages", "analysis"),  # 0003
 )
 _TABLES_AFTER_BASELINE = ("feed", "deliveries", "delivery_attempts", "delivery_cursors", "summaries")  # 0004
+_INDEXES_AFTER_BASELINE = ("ix_calls_recording_due",)  # 0005
 
 
 def make_pre_migration_database(engine: Engine) -> None:
     """What Lifeline made before migrations: `create_all` of the baseline schema, with a call in it."""
     metadata.create_all(engine)
     with engine.begin() as conn:
+        for index in _INDEXES_AFTER_BASELINE:
+            conn.execute(text(f"DROP INDEX {index}"))
         for table, column in _ADDED_AFTER_BASELINE:
             conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         for table in _TABLES_AFTER_BASELINE:

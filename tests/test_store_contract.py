@@ -415,3 +415,16 @@ def test_figures_count_live_and_ended_calls_decisions_transfers_and_the_outbox(s
     assert figures.transfers_by_status == {TransferStatus.RINGING: 1}
     assert (figures.pending_commands, figures.rejected_commands) == (1, 1)
     assert figures.oldest_pending_at is not None and before - 1 <= figures.oldest_pending_at <= time.time() + 1
+
+
+def test_recordings_due_are_every_call_in_those_states_oldest_saved_first(store: CallStore) -> None:
+    with store.unit() as tx:
+        for n in range(6):
+            tx.insert_call(new_call(f"v3:r{n}"))
+        for ccid, status, saved in (("v3:r0", "kept", 100.0), ("v3:r1", "failed", 300.0),
+                                    ("v3:r2", "pending", 200.0), ("v3:r3", "expired", 50.0),
+                                    ("v3:r4", "failed", 100.0)):
+            tx.update_call(ccid, recording_status=status, recording_saved_at=saved)
+    due = store.recordings_due(("pending", "failed"), limit=10)
+    assert [c.call_control_id for c in due] == ["v3:r4", "v3:r2", "v3:r1"]
+    assert [c.call_control_id for c in store.recordings_due(("pending", "failed"), limit=2)] == ["v3:r4", "v3:r2"]

@@ -118,6 +118,10 @@ class CallStore(ABC):
         """Most recent calls first."""
 
     @abstractmethod
+    def recordings_due(self, statuses: Collection[str], limit: int) -> list[CallRecord]:
+        """Calls whose recording is in one of these states, the oldest saved first."""
+
+    @abstractmethod
     def search_calls(self, query: CallQuery) -> CallPage:
         """One page of the calls that match every filter of the query, newest first."""
 

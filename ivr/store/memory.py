@@ -190,6 +190,13 @@ class MemoryStore(CallStore):
                      if not active_only or c.status != CallStatus.ENDED]
         return sorted(calls, key=lambda c: c.created_at, reverse=True)[:limit]
 
+    def recordings_due(self, statuses: Collection[str], limit: int) -> list[CallRecord]:
+        with self._lock:
+            due = [replace(c) for c in self._tables.calls.values() if c.recording_status in statuses]
+        # A call without a saved time first, as SQL's NULLS FIRST.
+        return sorted(due, key=lambda c: (c.recording_saved_at is not None, c.recording_saved_at or 0.0,
+                                          c.call_control_id))[:limit]
+
     def search_calls(self, query: CallQuery) -> CallPage:
         with self._lock:
             tables = self._tables

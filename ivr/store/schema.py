@@ -38,6 +38,9 @@ calls = Table(
     Column("engine_state", Text),
 )
 
+# The monitor's recording retry (ivr/recordings.py): pending or failed fetches, oldest first.
+Index("ix_calls_recording_due", calls.c.recording_status, calls.c.recording_saved_at)
+
 events = Table(
     "webhook_events", metadata,
     Column("id", String(255), primary_key=True),

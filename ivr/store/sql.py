@@ -324,6 +324,13 @@ class SqlStore(CallStore):
         with self.engine.connect() as conn:
             return [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
 
+    def recordings_due(self, statuses: Collection[str], limit: int) -> list[CallRecord]:
+        calls = schema.calls.c
+        query = (select(schema.calls).where(calls.recording_status.in_(list(statuses)))
+                 .order_by(calls.recording_saved_at.asc().nulls_first(), calls.call_control_id).limit(limit))
+        with self.engine.connect() as conn:
+            return [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
+
     def search_calls(self, query: CallQuery) -> CallPage:
         calls, decisions = schema.calls.c, schema.decisions.c
         where: list[Any] = []
