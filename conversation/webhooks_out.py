@@ -4,7 +4,8 @@ Each (event, receiver) pair is a `deliveries` row. Rows are created from the fee
 per-receiver cursor, sent in feed order per call and receiver (a later event of a call waits
 while an earlier one is retried), retried with exponential backoff for the retry window, and
 every attempt is kept in `delivery_attempts`. Any instance may send; a lease on the row makes
-one of them do it. Only rows for the receivers configured now are sent: a URL taken out of
+one of them do it. A round sends at most as many rows of a chain as fit in the lease at the
+receiver's timeout, and an outcome is written only while its sender still holds the lease. Only rows for the receivers configured now are sent: a URL taken out of
 LIFELINE_EVENT_WEBHOOKS keeps its rows, unsent, until it is put back.
 """
 
@@ -144,19 +145,23 @@ class WebhookDelivery:
             heads = {r[0] for r in conn.execute(select(d.c.id).where(
                 d.c.id.in_([g[0]["id"] for g in groups.values()]), ~blocked))}
         chains = []
+        lease_at = now + LEASE_S
+        # A chain is sent one row after another, each up to the receiver's timeout: it must end
+        # within the lease, or another sender would take its rows while they are being sent.
+        longest = max(1, int(LEASE_S / max(self._settings.webhook_timeout_s, 0.001)) - 1)
         # One write transaction for the whole batch: each conditional update wins its row or not.
         with self._store.unit() as tx:
             for group in groups.values():
                 if group[0]["id"] not in heads:
                     continue
                 chain = []
-                for row in group:
+                for row in group[:longest]:
                     won = tx.connection.execute(update(d).where(
                         d.c.id == row["id"], d.c.status == row["status"], d.c.next_at == row["next_at"])
-                        .values(status=SENDING, next_at=now + LEASE_S)).rowcount == 1
+                        .values(status=SENDING, next_at=lease_at)).rowcount == 1
                     if not won:
                         break  # another sender has it: the rest of this chain waits for the next round
-                    chain.append(row)
+                    chain.append({**row, "lease_at": lease_at})
                 if chain:
                     chains.append(chain)
         return chains
@@ -200,8 +205,13 @@ class WebhookDelivery:
         d = schema.deliveries.c
         now = time.time()
         with self._store.unit() as tx:
+            def held(row: dict[str, Any]) -> Any:
+                # Still ours: a row whose lease ran out may have been taken by another sender,
+                # whose outcome must not be overwritten with this one's.
+                return (d.id == row["id"]) & (d.status == SENDING) & (d.next_at == row["lease_at"])
+
             for row in unsent:
-                tx.connection.execute(update(schema.deliveries).where(d.id == row["id"])
+                tx.connection.execute(update(schema.deliveries).where(held(row))
                                       .values(status=PENDING, next_at=row["next_at"]))
             for row, status, error, ms in outcomes:
                 attempts = row["attempts"] + 1
@@ -216,7 +226,7 @@ class WebhookDelivery:
                     values = {"status": PENDING, "next_at": now + delay, "last_error": error}
                     log.warning("event %s to %s failed (attempt %d: %s); next try in %.1f s",
                                 row["feed_id"], row["url"], attempts, error, delay)
-                tx.connection.execute(update(schema.deliveries).where(d.id == row["id"])
+                tx.connection.execute(update(schema.deliveries).where(held(row))
                                       .values(attempts=attempts, **values))
                 tx.connection.execute(schema.delivery_attempts.insert().values(
                     delivery_id=row["id"], at=now, http_status=status, error=error, duration_ms=round(ms, 2)))

@@ -527,3 +527,31 @@ def test_redelivery_to_a_url_that_is_not_a_receiver_is_refused_naming_them(recei
         assert outputs(sim).webhooks.attempts() == []
         exact = runner.invoke(args=["events", "redeliver", "--since", "0", "--url", receiver.url])
         assert exact.exit_code == 0, exact.output
+
+
+def test_a_chain_sent_in_one_round_fits_in_its_lease_and_the_rest_follow_in_order(tmp_path: Any) -> None:
+    from conversation.feed import Feed
+    from conversation.settings import OutputSettings
+    from conversation.webhooks_out import LEASE_S, WebhookDelivery
+    from ivr.store import schema
+    from ivr.store.sql import SqlStore
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
+    hook = Receiver(failures=0)
+    # Each send may take up to the timeout: a third of the lease allows two sends per round.
+    webhooks = WebhookDelivery(store, Feed(store.engine), OutputSettings(
+        event_webhooks=(hook.url,), event_secret=SECRET, webhook_timeout_s=LEASE_S / 3))
+    try:
+        webhooks.materialise()
+        now = time.time()
+        with store.unit() as tx:
+            tx.connection.execute(schema.feed.insert(), [
+                {"call_control_id": "v3:call-a", "kind": "message", "data": json.dumps({"n": n}), "created_at": now}
+                for n in range(5)])
+        assert webhooks.materialise() == 5
+        assert [webhooks.send_due() for _ in range(4)] == [2, 2, 1, 0]
+        assert [json.loads(a["body"])["data"]["n"] for a in hook.accepted] == [0, 1, 2, 3, 4]
+    finally:
+        webhooks.close()
+        hook.server.stop()
+        store.close()
