@@ -67,6 +67,17 @@ def greet(turn: Turn) -> None:
     turn.ctx.after_commit(lambda: engine.call_answered(ccid))
 
 
+def answered_late(turn: Turn) -> None:
+    """`call.answered` overtaken by words that already escalated: no greeting (the caller is being
+    put through), but note the answer and let the engine hear of it, as `greet` would."""
+    call = turn.call
+    if call.answered_at is not None:
+        return
+    turn.ctx.tx.update_call(call.call_control_id, answered_at=time.time())
+    engine, ccid = turn.svc.engine, call.call_control_id
+    turn.ctx.after_commit(lambda: engine.call_answered(ccid))
+
+
 def route_key(turn: Turn) -> None:
     """Route the caller's key press, or re-prompt after silence or a wrong key."""
     ctx, call = turn.ctx, turn.call

@@ -18,6 +18,9 @@ _DECIDABLE = (S.ANSWERING, S.MENU, S.ENDING)  # a transfer can still be decided
 
 TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
     (S.ANSWERING, Trigger.ANSWERED): Transition(caller.greet, frozenset({S.MENU})),
+    # Webhooks can arrive out of order: words heard before `call.answered` may already have
+    # escalated the call.
+    **{(s, Trigger.ANSWERED): Transition(caller.answered_late) for s in (S.TRANSFERRING, S.TRANSFERRED)},
     (S.MENU, Trigger.KEY): Transition(caller.route_key, frozenset({S.ENDING, S.VOICEMAIL})),
     (S.MENU, Trigger.TICK): Transition(caller.apply_time_rules),
     (S.ENDING, Trigger.SPOKEN): Transition(caller.hang_up_after_goodbye),

@@ -344,3 +344,17 @@ def test_a_redelivered_answer_after_a_rollback_starts_the_engine_once() -> None:
     assert flow.engine.calls == [("answered", CALLER)]
     assert flow.calls.handle(answered) == "duplicate"
     assert flow.engine.calls == [("answered", CALLER)]
+
+
+def test_an_answer_overtaken_by_words_that_escalated_is_noted_without_a_greeting(flow: Flow) -> None:
+    flow.event("call.initiated", direction="incoming", state="parked")
+    flow.calls.hear(CALLER, "fake", "m1", "I want to speak to a real person", 0.9)
+    assert flow.status() == CallStatus.TRANSFERRING
+    sent = flow.sent.names()
+    flow.event("call.answered")
+    call = flow.store.get_call(CALLER)
+    assert call is not None and call.status == CallStatus.TRANSFERRING and call.answered_at is not None
+    assert flow.sent.names() == sent  # no greeting over the handoff
+    assert flow.engine.calls == [("answered", CALLER)]
+    flow.event("call.answered")  # a redelivery with another id changes nothing more
+    assert flow.engine.calls == [("answered", CALLER)]
