@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 
@@ -9,9 +10,13 @@ from calls import dialout
 from calls.unit import UnitOfWork, internal_event
 from insight.base import ListeningEngine
 from ivr.config import is_dialable
+from ivr.context import command_id_for
 from ivr.errors import RequestError
 from ivr.events import encode_client_state
+from ivr.store import Command
 from ivr.telnyx_api import TelnyxCommands
+
+log = logging.getLogger(__name__)
 
 _DTMF = re.compile(r"^[0-9*#A-DwW]{1,64}$")
 _EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
@@ -47,6 +52,13 @@ class DialOut:
         listen = self._engine.dial_options()
         state = encode_client_state({"role": "dialout", "dtmf": dtmf or "", "listening": bool(listen)})
         ccid, session = self._telnyx.dial(to, self._from, state, str(uuid.uuid4()), listen)
-        self._units.run(internal_event("lifeline.dial", ccid), lambda ctx: dialout.placed(
-            ctx, ccid, session, to, self._from or "", summary_to, dtmf))
+        try:
+            self._units.run(internal_event("lifeline.dial", ccid), lambda ctx: dialout.placed(
+                ctx, ccid, session, to, self._from or "", summary_to, dtmf))
+        except Exception:
+            # The call rings but nothing here knows it: none of its events would find a record,
+            # and the client, told to retry, would place a second one. End it, then report.
+            log.error("dialled %s (%s) but could not record it; hanging it up", to, ccid)
+            self._telnyx.send(Command(command_id_for(ccid, "hangup"), ccid, "hangup", {}))
+            raise
         return ccid

@@ -113,3 +113,23 @@ def test_a_telnyx_dial_out_transcribes_from_the_answer_without_a_second_start() 
         transcript = client.get(f"/api/calls/{ccid}/transcript", headers=AUTH).get_json()
         assert [(m["party"], m["text"]) for m in transcript["messages"]] == [("far_end", first_words)]
         assert sim.emulator.commands_for(ccid, "transcription_start") == []
+
+
+class _DownUnits:
+    """A unit of work whose database is down."""
+
+    def run(self, event: Any, work: Any) -> Any:
+        from ivr.errors import StoreError
+        raise StoreError("database unavailable: OperationalError")
+
+
+def test_a_dialled_call_the_store_could_not_record_is_hung_up_not_left_ringing() -> None:
+    with Simulation(dial_config(free_port()), speed=20) as sim:
+        outputs = sim.app.extensions["conversation"]  # type: ignore[union-attr]
+        outputs.dialout._units = _DownUnits()
+        response = sim.app.test_client().post("/api/calls", headers=AUTH, json={"to": FAR_END})  # type: ignore[union-attr]
+        assert response.status_code == 503
+        [dial] = [r for r in sim.emulator.requests if r["name"] == "dial"]
+        hangups = [r for r in sim.emulator.requests
+                   if r["name"] == "hangup" and r["call_control_id"] == dial["call_control_id"]]
+        assert [h["status"] for h in hangups] == [200]
