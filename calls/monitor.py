@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from ivr.context import CallContext
+from ivr.lock_order import lock_caller_of
 from ivr.outbox import Sender
 from ivr.scope import call_scope
 from ivr.store import CallRecord, CallStatus, CallStore, CommandStatus, TransferRecord, TransferStatus
@@ -36,6 +37,7 @@ SchedulerT = TypeVar("SchedulerT", BackgroundScheduler, BlockingScheduler)
 # "Text path at 200 calls"); 10 keeps each wait short for the same total work.
 BATCH = 10
 STUCK_GRACE_S = 30.0
+ASK_PROVIDER = "ask"  # _transfer_stuck: the provider must be asked about the agent's leg first
 # Liveness checks towards Telnyx: at most 4/s per sweeper, 20 per sweep (a 5 s interval).
 STALE_CHECKS_PER_SWEEP = 20
 STALE_CHECK_SPACING_S = 0.25
@@ -89,11 +91,13 @@ class Monitor:
         now = time.time() if now is None else now
         report.polled = self._poll_engine()
 
+        asks: list[TransferRecord] = []
+
         def sweep_batch(ctx: CallContext) -> int:
             calls = ctx.tx.calls_to_sweep(now - self.interval_s * 0.9, BATCH)
             for call in calls:
                 with call_scope(call.call_control_id, started=time.monotonic()):
-                    self._sweep_call(ctx, call, now, report)
+                    self._sweep_call(ctx, call, now, report, asks)
             # One statement for the batch; a sweep is not activity, so updated_at stays.
             ctx.tx.stamp_swept([call.call_control_id for call in calls], now)
             return len(calls)
@@ -104,12 +108,14 @@ class Monitor:
             report.swept += swept
             if swept < BATCH:
                 break
+        self._settle_ringing(asks, report)
         report.closed = self._close_lost_calls(now)
         if self.recordings is not None:
             report.recordings = self.recordings.retry_failed(now)
         return report
 
-    def _sweep_call(self, ctx: CallContext, call: CallRecord, now: float, report: SweepReport) -> None:
+    def _sweep_call(self, ctx: CallContext, call: CallRecord, now: float, report: SweepReport,
+                    asks: list[TransferRecord]) -> None:
         transfers = ctx.tx.transfers(call.call_control_id)
         if self._machine.allows(call.status, Trigger.TICK):
             self._machine.fire(ctx, self._services, call, Trigger.TICK, now=now)
@@ -117,7 +123,9 @@ class Monitor:
                 report.escalated += 1
         for transfer in transfers:
             cause = self._transfer_stuck(ctx, transfer, now)
-            if cause is not None:
+            if cause == ASK_PROVIDER:
+                asks.append(transfer)
+            elif cause is not None:
                 agent.failed(ctx, self._services, self._machine, transfer, cause)
                 report.unstuck += 1
 
@@ -139,10 +147,41 @@ class Monitor:
             since = max(since, entry.updated_at)  # the agent's ringing timeout starts when it was taken
         if now - since <= self._stuck_after_s:
             return None
+        if transfer.status == TransferStatus.RINGING and transfer.agent_call_control_id \
+                and now - since <= 2 * self._stuck_after_s:
+            # Its leg is known: the provider can say whether it is still up (outside this unit).
+            return ASK_PROVIDER
         # The provider never reported an outcome for this agent: do not leave the caller hanging.
         log.warning("transfer %s attempt %d got no outcome in %.0f s; moving on",
                     transfer.call_control_id, transfer.attempt, now - since)
         return "no_outcome"
+
+    def _settle_ringing(self, asks: list[TransferRecord], report: SweepReport) -> None:
+        """Agent legs ringing past their timeout: still up means the agent answered and the bridge
+        was never reported (connect, do not ring the next agent over the conversation); gone means
+        move on. Asked outside any unit of work (it is HTTP); a leg the provider cannot tell
+        about is asked again next sweep, until twice the stuck time, then moved on from."""
+        for transfer in asks[:STALE_CHECKS_PER_SWEEP]:
+            assert transfer.agent_call_control_id is not None
+            alive = self._telnyx.is_alive(transfer.agent_call_control_id)
+            if alive is None:
+                continue
+
+            def settle(ctx: CallContext, transfer: TransferRecord = transfer, alive: bool = alive) -> None:
+                caller, current = lock_caller_of(ctx.tx, transfer)
+                if caller is None or current is None or current.status != TransferStatus.RINGING:
+                    return  # an outcome arrived meanwhile
+                if alive:
+                    log.warning("transfer %s attempt %d: the agent's leg is up past its ringing "
+                                "timeout, so it was answered; the bridge was never reported",
+                                transfer.call_control_id, transfer.attempt)
+                    self._machine.fire(ctx, self._services, caller, Trigger.BRIDGED, transfer=current)
+                else:
+                    log.warning("transfer %s attempt %d: the agent's leg is gone without an outcome; "
+                                "moving on", transfer.call_control_id, transfer.attempt)
+                    agent.failed(ctx, self._services, self._machine, current, "no_outcome")
+            self._units.run(internal_event("lifeline.sweep", transfer.call_control_id), settle)
+            report.unstuck += 1
 
     def _poll_engine(self) -> int:
         """Fetch messages for engines that poll (outside any transaction: it is HTTP)."""

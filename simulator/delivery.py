@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -44,12 +45,24 @@ class WebhookDelivery:
         self._timers = timers
         self._chaos = chaos
         self._queue = KeyedSerialExecutor(64, "emulator-webhook")
+        self._lost: dict[str, int] = {}  # webhooks of a type still to lose (lose())
+        self._lost_lock = threading.Lock()
         # Room for every concurrent call's webhook: a pool that queues would inflate measured acks.
         self._http = httpx.Client(timeout=10.0, limits=httpx.Limits(max_connections=2000,
                                                                     max_keepalive_connections=500))
 
+    def lose(self, event_type: str, times: int) -> None:
+        """Never deliver the next `times` webhooks of this type."""
+        with self._lost_lock:
+            self._lost[event_type] = self._lost.get(event_type, 0) + times
+
     def submit(self, key: str, call_log: CallLog, event_type: str, payload: dict[str, Any]) -> None:
         """Queue one webhook behind the others of the same leg (`key`)."""
+        with self._lost_lock:
+            if self._lost.get(event_type, 0) > 0:
+                self._lost[event_type] -= 1
+                log.info("emulator: %s for %s lost on purpose", event_type, key)
+                return
         with call_log.cond:
             call_log.in_flight += 1
 

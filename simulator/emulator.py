@@ -197,6 +197,10 @@ class Emulator:
         """Arm a fault for the next matching command(s)."""
         self._faults.arm(fault)
 
+    def lose_webhooks(self, event_type: str, times: int = 1) -> None:
+        """The next `times` webhooks of this type never reach the app (Telnyx's retries ran out)."""
+        self._delivery.lose(event_type, times)
+
     def leg(self, call_control_id: str) -> Leg | None:
         """Look up a leg by its call_control_id."""
         return self._legs.get(call_control_id)

@@ -128,6 +128,39 @@ def test_an_agent_leg_that_shows_up_after_the_caller_left_is_hung_up(live: Simul
     assert (late.status, late.agent_call_control_id) == (TransferStatus.CANCELLED, "v3:agent-late")
 
 
+def test_an_answered_agent_whose_bridge_was_never_reported_is_connected_not_rung_over(live: Simulation) -> None:
+    live.emulator.lose_webhooks("call.bridged")
+    leg = start_call(live)
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: leg.log.bridged)  # the caller talks to the first agent
+    settle(live, leg)
+    [ringing] = store(live).transfers(leg.call_control_id)
+    assert ringing.status == TransferStatus.RINGING  # as far as the app knows
+    assert monitor(live).sweep(now=time.time() + 61).unstuck == 1
+    settle(live, leg)
+    [connected] = store(live).transfers(leg.call_control_id)
+    assert connected.status == TransferStatus.CONNECTED
+    call = store(live).get_call(leg.call_control_id)
+    assert (call.status, call.outcome) == (CallStatus.TRANSFERRED, "transferred")
+    assert len(accepted(live, leg.call_control_id, "transfer")) == 1
+
+
+def test_a_ringing_agent_leg_gone_without_its_hangup_reported_moves_on(live: Simulation) -> None:
+    live.emulator.lose_webhooks("call.hangup")  # the first agent's: busy, and never reported
+    leg = start_call(live, agent="busy")
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: any(t.status == TransferStatus.RINGING for t in store(live).transfers(leg.call_control_id)))
+    first_leg = store(live).transfers(leg.call_control_id)[0].agent_call_control_id
+    assert wait_until(lambda: live.emulator.leg(first_leg).ended)  # type: ignore[union-attr]
+    settle(live, leg)
+    assert monitor(live).sweep().unstuck == 0  # not past the ringing timeout yet
+    assert monitor(live).sweep(now=time.time() + 61).unstuck == 1
+    settle(live, leg)
+    first, second = store(live).transfers(leg.call_control_id)[:2]
+    assert (first.status, first.hangup_cause) == (TransferStatus.FAILED, "no_outcome")
+    assert second.to_number == AGENTS.split(",")[1]
+
+
 def test_call_whose_hangup_was_lost_is_closed(live: Simulation) -> None:
     gone, alive = start_call(live), start_call(live)
     gone.ended = True  # Telnyx ended the leg but its call.hangup never reached us
