@@ -8,12 +8,29 @@ from pathlib import Path
 import yaml
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: YAML keeps the last one silently,
+    so a second `"1":` in a menu would replace the first with no word said."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice in one mapping", key_node.start_mark)
+            seen.add(key if isinstance(key, str | int | float | bool) else id(key_node))
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path, label: str, error: type[Exception]) -> object:
     """Parse a YAML file; a missing or unparsable file raises `error` prefixed with `label`."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except OSError as exc:
         raise error(f"{label}: cannot read it ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise error(f"{label}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from exc
     except yaml.MarkedYAMLError as exc:
         # One line: where, what; PyYAML's own message spans several lines with a code excerpt.
         mark = exc.problem_mark

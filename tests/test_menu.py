@@ -98,6 +98,12 @@ def test_menu_mistakes_stop_startup_with_the_key_named(tmp_path: Path, change: t
 def test_unreadable_or_invalid_yaml_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read it"):
         load_menu(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="the key '9' is given twice"):
+        load_menu(write(tmp_path, BASE.replace('"9": {goodbye: true}', '"9": {goodbye: true}\n      "9": {menu: more}')))
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(BASE.replace("Hello.", "Caf\u00e9.").encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_menu(latin1)
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_menu(write(tmp_path, "menus: [\n"))
 
