@@ -92,7 +92,7 @@ def transcript(call_control_id: str) -> ResponseReturnValue:
         return error_response(400, "format must be json, txt or vtt")
     call = outputs.store.get_call(call_control_id)
     if call is None:
-        return error_response(404, f"no call {call_control_id!r}")
+        return error_response(404, f"no call {call_control_id[:100]!r}")
     doc = transcripts.transcript(call, outputs.feed)
     if fmt == "txt":
         return Response(transcripts.as_text(doc), mimetype="text/plain")
@@ -153,7 +153,7 @@ def summary(call_control_id: str) -> ResponseReturnValue:
     if found is None:
         exists = outputs.store.get_call(call_control_id) is not None
         return error_response(404, "no summary yet: it is made when the call ends" if exists
-                              else f"no call {call_control_id!r}")
+                              else f"no call {call_control_id[:100]!r}")
     return jsonify(found)
 
 

@@ -30,7 +30,7 @@ class ListeningControl:
         def work(ctx: CallContext) -> dict[str, Any]:
             call = ctx.tx.get_call(call_control_id)
             if call is None:
-                raise PauseError(404, f"no call {call_control_id!r}")
+                raise PauseError(404, f"no call {call_control_id[:100]!r}")
             if call.status == CallStatus.ENDED:
                 raise PauseError(409, "the call has ended: there is nothing to pause or resume")
             if call.listening == "lost":

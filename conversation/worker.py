@@ -12,6 +12,10 @@ import smtplib
 import time
 from collections.abc import Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from ivr.errors import StoreError
+
 from . import email_out
 from .hub import BackgroundLoop, FeedHub
 from .settings import OutputSettings
@@ -23,6 +27,11 @@ log = logging.getLogger(__name__)
 # process (tens a second under load), and each look is a feed query; a summary does not need to
 # be ready within milliseconds, live events and their webhooks do (they are not held back).
 SUMMARY_ROUND_S = 0.25
+OUTAGE_RETRY_S = 2.0  # between rounds while the store fails
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 class OutputsWorker(BackgroundLoop):
@@ -45,13 +54,24 @@ class OutputsWorker(BackgroundLoop):
         self._hub.wake()  # the loop waits on the hub between rounds
 
     def _run(self) -> None:
+        failing_since: float | None = None
         while not self._stop.is_set():
             seen = self._hub.version
             try:
                 busy = self.run_once()
-            except Exception:  # a store outage: try again next round, the work is all in the store
-                log.exception("outputs round failed; retrying")
-                busy = 0
+            except Exception as exc:  # a store outage: try again, the work is all in the store
+                if failing_since is None:
+                    failing_since = self._clock()
+                    # Once per outage, not once a round: a database down for a minute would
+                    # otherwise write hundreds of tracebacks.
+                    log.error("outputs paused (summaries, webhooks out, emails): %s: %s; retrying "
+                              "every %.0f s", exc.__class__.__name__, _first_line(exc), OUTAGE_RETRY_S,
+                              exc_info=not isinstance(exc, SQLAlchemyError | StoreError))
+                self._stop.wait(OUTAGE_RETRY_S)
+                continue
+            if failing_since is not None:
+                log.warning("outputs resumed after %.0f s", self._clock() - failing_since)
+                failing_since = None
             if not busy:
                 timeout = min(self._settings.feed_poll_s, 0.5)
                 until_summaries = self._summaries_at + SUMMARY_ROUND_S - self._clock()

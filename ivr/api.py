@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from .sessions import CSRF_HEADER, csrf_ok, signed_in, token_matches
 from .errors import StoreError, error_response
 from .sanitize import clean_text
-from .store import CallQuery
+from .store import OUTCOMES, CallQuery
 from .timefmt import iso_times, parse_time
 
 bp = Blueprint("api", __name__)
@@ -77,11 +77,14 @@ def list_calls() -> ResponseReturnValue:
     except ValueError:
         return error_response(400, "since and until are ISO-8601 times (2026-11-30T06:00:00Z) "
                                    "or unix seconds")
+    outcome = args.get("outcome") or None
+    if outcome is not None and outcome not in OUTCOMES:
+        return error_response(400, f"outcome {outcome[:40]!r} is unknown: one of {', '.join(OUTCOMES)}")
     text = clean_text(args.get("q", "")).strip()
     if len(text) > SEARCH_TEXT_MAX:
         return error_response(400, f"q is at most {SEARCH_TEXT_MAX} characters")
     page = store.search_calls(CallQuery(
-        outcome=args.get("outcome") or None, rule=args.get("rule") or None, since=since, until=until,
+        outcome=outcome, rule=args.get("rule") or None, since=since, until=until,
         text=text or None, offset=offset, limit=limit))
     calls = [asdict(c) | {"rule": page.rules.get(c.call_control_id)} for c in page.calls]
     return jsonify(calls=iso_times(calls), total=page.total, offset=offset, limit=limit)
@@ -93,7 +96,7 @@ def call_detail(call_control_id: str) -> ResponseReturnValue:
     store = current_app.extensions["lifeline"].store
     call = store.get_call(call_control_id)
     if call is None:
-        return error_response(404, f"no call {call_control_id!r}")
+        return error_response(404, f"no call {call_control_id[:100]!r}")
     return jsonify(**iso_times(dict(
         call=asdict(call),
         decisions=store.decisions(call_control_id),

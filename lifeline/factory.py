@@ -9,9 +9,10 @@ from functools import partial
 from pathlib import Path
 
 from dotenv import find_dotenv, load_dotenv
-from flask import Flask
+from flask import Flask, request
 from flask.helpers import get_load_dotenv
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from calls.monitor import Monitor
@@ -221,11 +222,25 @@ def _register_errors(app: Flask) -> None:
         log.warning("webhook refused (%d): %s", exc.status, exc)
         return error_response(exc.status, str(exc), exc.code)
 
+    @app.before_request
+    def _refuse_nul() -> ResponseReturnValue | None:
+        # No store keeps a NUL in text (PostgreSQL refuses it outright): a 400 here, not a 500 there.
+        given = [*request.args.values(), *(request.view_args or {}).values()]
+        if any(isinstance(value, str) and "\x00" in value for value in given):
+            return error_response(400, "a query parameter or path part holds a NUL character")
+        return None
+
     @app.errorhandler(StoreError)
-    def _store_down(exc: StoreError) -> ResponseReturnValue:
-        # 503 makes Telnyx redeliver later; nothing was acknowledged, so nothing is lost.
-        log.error("store unavailable: %s", exc)
-        return error_response(503, "call store unavailable; the event will be redelivered")
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _store_down(exc: Exception) -> ResponseReturnValue:
+        # Connection-level failures of a read (down, unreachable, locked) are the same outage as a
+        # StoreError from a write: 503, so a webhook is redelivered and a client tries again.
+        log.error("store unavailable: %s", " ".join(str(exc).split())[:300])
+        if request.path.startswith("/webhooks/"):
+            # Nothing was acknowledged, so nothing is lost: the provider redelivers.
+            return error_response(503, "call store unavailable; the event will be redelivered")
+        return error_response(503, "the call store is unavailable; try again shortly")
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> ResponseReturnValue:

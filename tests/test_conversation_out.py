@@ -555,3 +555,44 @@ def test_a_chain_sent_in_one_round_fits_in_its_lease_and_the_rest_follow_in_orde
         webhooks.close()
         hook.server.stop()
         store.close()
+
+
+class _DownThenUpSummaries(_CountingSummaries):
+    """Summaries whose store fails until `up` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = threading.Event()
+
+    def make_due(self, limit: int = 100) -> int:
+        self.looks += 1
+        if not self.up.is_set():
+            from sqlalchemy.exc import OperationalError
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        return 0
+
+
+def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from conversation import worker as worker_module
+    from conversation.hub import FeedHub
+    from conversation.settings import OutputSettings
+
+    monkeypatch.setattr(worker_module, "OUTAGE_RETRY_S", 0.01)
+    monkeypatch.setattr(worker_module, "SUMMARY_ROUND_S", 0.0)
+    summaries = _DownThenUpSummaries()
+    outputs = worker_module.OutputsWorker(FeedHub(), summaries, _NoWebhooks(),  # type: ignore[arg-type]
+                                          OutputSettings(feed_poll_s=0.01))
+    with caplog.at_level(logging.INFO, logger="conversation.worker"):
+        outputs.start()
+        try:
+            assert wait_until(lambda: summaries.looks >= 20, 5)  # many failed rounds
+            summaries.up.set()
+            assert wait_until(lambda: "outputs resumed" in caplog.text, 5)
+        finally:
+            outputs.stop()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "outputs paused" in errors[0].getMessage()
+    assert not errors[0].exc_info  # a known outage: no traceback

@@ -59,3 +59,44 @@ def test_a_row_no_version_writes_is_a_500_too(
     with caplog.at_level(logging.ERROR):
         assert post(app, *signed("call.answered", INITIATED)).status_code == 500
     assert "ValueError" in caplog.text
+
+
+def test_reads_while_the_store_is_down_answer_503_in_the_one_error_shape(app_config: dict[str, object]) -> None:
+    from lifeline import create_app
+    app = create_app({**app_config, "LIFELINE_API_TOKEN": "a-long-enough-api-token"}, migrate=True)
+    try:
+        app.extensions["lifeline"].store.engine = create_engine(
+            "postgresql+psycopg://lifeline@127.0.0.1:9/gone", connect_args={"connect_timeout": 2})
+        auth = {"Authorization": "Bearer a-long-enough-api-token"}
+        for path in ("/api/calls", "/api/calls?active=1", "/api/calls/v3:someone"):
+            response = app.test_client().get(path, headers=auth)
+            assert response.status_code == 503, path
+            assert response.get_json()["error"] == {
+                "status": 503, "code": "unavailable", "message": "the call store is unavailable; try again shortly"}
+    finally:
+        app.extensions["lifeline"].close()
+
+
+def test_query_values_no_store_can_keep_are_refused_and_unknown_outcomes_named(app_config: dict[str, object]) -> None:
+    from lifeline import create_app
+    app = create_app({**app_config, "LIFELINE_API_TOKEN": "a-long-enough-api-token"}, migrate=True)
+    try:
+        auth = {"Authorization": "Bearer a-long-enough-api-token"}
+        client = app.test_client()
+        for path in ("/api/calls?rule=%00", "/api/calls?q=a%00b", "/api/calls/v3:a%00b"):
+            response = client.get(path, headers=auth)
+            assert response.status_code == 400, path
+            assert "NUL" in response.get_json()["error"]["message"]
+        unknown = client.get("/api/calls?outcome=bogus", headers=auth)
+        assert unknown.status_code == 400 and "transferred" in unknown.get_json()["error"]["message"]
+        assert client.get("/api/calls?outcome=voicemail", headers=auth).status_code == 200
+        long_id = client.get("/api/calls/v3:" + "x" * 5000, headers=auth)
+        assert long_id.status_code == 404 and len(long_id.get_json()["error"]["message"]) < 200
+    finally:
+        app.extensions["lifeline"].close()
+
+
+def test_the_console_and_the_api_know_the_same_outcomes() -> None:
+    from console import names
+    from ivr.store import OUTCOMES
+    assert set(names.OUTCOME) == set(OUTCOMES)

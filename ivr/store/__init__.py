@@ -14,11 +14,12 @@ from .records import (
                       CommandStatus,
                       FeedEvent,
                       Message,
+                      OUTCOMES,
                       OutboxEntry,
                       StoreFigures,
                       TransferRecord,
                       TransferStatus,
 )
 
-__all__ = ["CallPage", "CallQuery", "CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "FeedEvent", "Message",
+__all__ = ["CallPage", "CallQuery", "CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "FeedEvent", "Message", "OUTCOMES",
            "OutboxEntry", "StoreFigures", "StoreTx", "TransferRecord", "TransferStatus"]

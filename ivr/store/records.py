@@ -25,6 +25,10 @@ class CallStatus(StrEnum):
     ENDED = "ended"
 
 
+# What `calls.outcome` can hold once a call has ended (the API and the console filter on these).
+OUTCOMES = ("transferred", "completed", "voicemail", "abandoned", "unanswered", "lost")
+
+
 class TransferStatus(StrEnum):
     """Where one attempt to reach an agent is (values stored in transfers.status)."""
 
