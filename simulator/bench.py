@@ -37,6 +37,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from ivr.config import PROJECT_ROOT, Settings
+from ivr.errors import StoreError
 from ivr.store.sql import SqlStore
 
 from .caller import CallResult, play
@@ -222,7 +223,29 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
             _pin_this_process(tuple(own_cpus))
 
 
+def _check_database(database_url: str) -> None:
+    """A --database-url the bench may use: SQLite or PostgreSQL, and holding no calls yet."""
+    if not database_url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
+        raise BenchUsageError(f"--database-url {database_url.split('://')[0]}://… is not SQLite or PostgreSQL: "
+                              "give sqlite:///path/bench.db or postgresql://user@host/dbname")
+    # The deploy step (`flask db upgrade`): migrate once, before any worker starts.
+    try:
+        store = SqlStore(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    except StoreError as exc:
+        raise BenchUsageError(f"--database-url: {exc}") from exc
+    try:
+        if store.list_calls(limit=1):
+            # Every call in the bench's database is the bench's: its monitor would resend the
+            # commands of real calls to the emulator, which refuses them, and spoil them.
+            raise BenchUsageError("--database-url holds calls already: the bench needs a database of its "
+                                  "own (e.g. `createdb lifeline_bench`), never one a running Lifeline uses")
+    finally:
+        store.close()
+
+
 def _run_bench(config: BenchConfig, scenarios: list[Scenario], echo: Callable[[str], None]) -> dict[str, Any]:
+    if config.database_url:
+        _check_database(config.database_url)
     rng = random.Random(config.seed)
     workdir = Path(tempfile.mkdtemp(prefix="lifeline-bench-"))
     chaos = Chaos(config.chaos, seed=config.seed) if config.chaos else None
@@ -232,8 +255,8 @@ def _run_bench(config: BenchConfig, scenarios: list[Scenario], echo: Callable[[s
     emulator_server = ServerThread((twilio_emulator_app if twilio else emulator_app)(emulator)).start()
     emulator.base_url = emulator_server.url
     database_url = config.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    # The deploy step (`flask db upgrade`): migrate once, before any worker starts.
-    SqlStore(database_url.replace("postgresql://", "postgresql+psycopg://")).close()
+    if not config.database_url:  # the deploy step (`flask db upgrade`), before any worker starts
+        SqlStore(database_url).close()
     front = Front(config, emulator, database_url, workdir, echo)
     results: list[tuple[CallResult, bool]] = []
     try:

@@ -243,6 +243,29 @@ def test_instances_need_a_shared_postgresql_database() -> None:
         run_bench(BenchConfig(instances=2), echo=lambda _: None)
 
 
+def test_the_bench_refuses_a_database_that_holds_calls_or_is_not_sqlite_or_postgresql(tmp_path: Path) -> None:
+    import tempfile
+
+    from ivr.store import CallRecord, CallStatus
+    from ivr.store.sql import SqlStore
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    store = SqlStore(url)
+    with store.unit() as tx:
+        tx.insert_call(CallRecord(call_control_id="v3:real", call_session_id=None, call_leg_id=None,
+                                  from_number="+15551230001", to_number="+15550100000",
+                                  status=CallStatus.MENU, created_at=time.time(), updated_at=time.time()))
+    store.close()
+    before = set(Path(tempfile.gettempdir()).glob("lifeline-bench-*"))
+    with pytest.raises(BenchUsageError, match="holds calls already"):
+        run_bench(BenchConfig(calls=1, database_url=url), echo=lambda _: None)
+    with pytest.raises(BenchUsageError, match="is not SQLite or PostgreSQL"):
+        run_bench(BenchConfig(calls=1, database_url="mysql://x/y"), echo=lambda _: None)
+    assert set(Path(tempfile.gettempdir()).glob("lifeline-bench-*")) == before  # nothing left behind
+    after = SqlStore(url)
+    assert [c.status for c in after.list_calls()] == [CallStatus.MENU]  # the real call untouched
+    after.close()
+
+
 def test_the_haproxy_config_balances_instances_checks_health_and_keeps_websockets_open() -> None:
     text = config_text(18380, [18381, 18382])
     assert "bind 127.0.0.1:18380" in text and "option httpchk GET /healthz" in text
