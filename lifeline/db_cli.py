@@ -6,7 +6,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from ivr.store.migrate import current, head, upgrade
+from ivr.store.migrate import NewerSchema, current, head, upgrade
 
 db = AppGroup("db", help="Database schema migrations (Alembic).")
 
@@ -15,7 +15,10 @@ db = AppGroup("db", help="Database schema migrations (Alembic).")
 def upgrade_command() -> None:
     """Bring the database to the code's schema (under a lock; safe to run from several places)."""
     engine = current_app.extensions["lifeline"].store.engine
-    before, after = upgrade(engine)
+    try:
+        before, after = upgrade(engine)
+    except NewerSchema as exc:
+        raise click.ClickException(str(exc)) from exc
     if before == after:
         click.echo(f"database schema already current (revision {after})")
     else:

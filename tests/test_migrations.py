@@ -205,3 +205,20 @@ def test_the_app_never_migrates_on_its_own(app_config: dict[str, object]) -> Non
             assert inspect(conn).get_table_names() == []
     finally:
         app.extensions["lifeline"].close()
+
+
+def test_a_database_a_newer_release_migrated_is_named_so_and_never_downgraded(
+        app_config: dict[str, object]) -> None:
+    app = create_app(app_config, migrate=True)
+    try:
+        with app.extensions["lifeline"].store.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+        engine = app.extensions["lifeline"].store.engine
+        problem = migrations.schema_problem(engine)
+        assert problem is not None and "newer than this code knows" in problem and "flask db upgrade" not in problem
+        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+        assert result.exit_code != 0 and "migrated by a newer release" in result.output
+        assert "Traceback" not in result.output
+        assert migrations.current(engine) == "0099"
+    finally:
+        app.extensions["lifeline"].close()

@@ -21,7 +21,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect, text
+
+from ..errors import StoreError
 
 log = logging.getLogger(__name__)
 SCRIPTS = Path(__file__).resolve().parent / "migrations"
@@ -32,6 +35,10 @@ UPGRADE_HINT = "run `flask db upgrade`"
 # The execution option that makes a SQLite transaction take the write lock when it begins (BEGIN
 # IMMEDIATE); without it a transaction begins deferred, as reads should (ivr/store/sql.py).
 WRITE_OPTION = "lifeline_sqlite_write"
+
+
+class NewerSchema(StoreError):
+    """The database was migrated by a newer release than this code."""
 
 
 def head() -> str:
@@ -60,15 +67,30 @@ def schema_problem(engine: Engine) -> str | None:
         with engine.connect() as conn:
             has_tables = inspect(conn).has_table("calls")
         state = "was made before migrations" if has_tables else "is empty"
+    elif not known(revision):
+        return (f"the database schema is at revision {revision}, newer than this code knows (it "
+                f"ends at {head()}): run the release that migrated it, or a newer one")
     else:
         state = f"is at revision {revision}, the code needs {head()}"
     return f"the database schema {state}: {UPGRADE_HINT}"
+
+
+def known(revision: str) -> bool:
+    """Whether this code's migrations hold the revision (one a newer release wrote does not)."""
+    try:
+        return ScriptDirectory(str(SCRIPTS)).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Bring the schema to head under the migration lock; returns (revision before, after)."""
     with _migration_lock(engine) as conn:
         before = MigrationContext.configure(conn).get_current_revision()
+        if before is not None and not known(before):
+            raise NewerSchema(f"the database is at revision {before}, which this code does not know (its "
+                              f"migrations end at {head()}): it was migrated by a newer release; run that "
+                              "release (or a newer one) against it, never an older one")
         config = _config(conn)
         if before is None and inspect(conn).has_table("calls"):
             log.warning("adopting a database made before migrations: stamping revision %s", BASELINE)
