@@ -437,7 +437,7 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
                         f"sqlite:///{value} (sqlite:// and then the path)")
         return value
     scheme = value.split("://", 1)[0] if "://" in value else value.split(":", 1)[0]
-    host = value.split("@")[-1].split("/", 1)[0] if "://" in value else ""
+    host = value.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1] if "://" in value else ""
     # Name the scheme and host, never the credentials before the @.
     problems.append(f"DATABASE_URL uses {scheme}://{' (' + host + ')' if host else ''}, which Lifeline "
                     f"does not support: the supported schemes are {', '.join(DATABASE_SCHEMES)} "

@@ -34,7 +34,8 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("TELNYX_API_BASE_URL", "api.telnyx.com", "TELNYX_API_BASE_URL"),
     ("LIFELINE_PUBLIC_URL", "example.ngrok.app", "LIFELINE_PUBLIC_URL"),
     ("LIFELINE_IVR", "/nonexistent/ivr.yaml", "LIFELINE_IVR=/nonexistent/ivr.yaml does not exist"),
-    ("DATABASE_URL", "mysql://db/lifeline", "DATABASE_URL"),
+    ("DATABASE_URL", "mysql://db.example.com/lifeline", "DATABASE_URL uses mysql:// (db.example.com)"),
+    ("DATABASE_URL", "mysql://bob:secret@db.example.com:3306/x", "DATABASE_URL uses mysql:// (db.example.com:3306)"),
     ("DATABASE_URL", "/tmp/lifeline.db", "DATABASE_URL='/tmp/lifeline.db' is a file path, not a database "
                                          "URL: for SQLite write sqlite:////tmp/lifeline.db"),
     ("LIFELINE_IVR", "/tmp", "LIFELINE_IVR=/tmp is a directory: point LIFELINE_IVR at a YAML file"),
