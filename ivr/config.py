@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import configparser
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -139,6 +140,37 @@ def settings_source(overrides: Mapping[str, object] | None) -> dict[str, str]:
     return source
 
 
+# Every LIFELINE_* setting the product reads (the README's settings table; tests/test_config.py
+# checks both against the code). A name close to one of these but not it is a likely typo.
+KNOWN_SETTINGS = frozenset({
+    "LIFELINE_AGENTS", "LIFELINE_API_TOKEN", "LIFELINE_BODY_TIMEOUT_S", "LIFELINE_COMMAND_HOLD",
+    "LIFELINE_COMMAND_TIMEOUT", "LIFELINE_DIAL_FROM", "LIFELINE_END_OF_TURN_S", "LIFELINE_ENGINE",
+    "LIFELINE_EVENT_RETRY_BASE_S", "LIFELINE_EVENT_RETRY_FOR_S", "LIFELINE_EVENT_SECRET",
+    "LIFELINE_EVENT_WEBHOOKS", "LIFELINE_FEED_POLL_S", "LIFELINE_IVR", "LIFELINE_LOG_FORMAT",
+    "LIFELINE_MEDIA_STREAM_LIFE_S", "LIFELINE_MEDIA_URL", "LIFELINE_METRICS_TOKEN",
+    "LIFELINE_MODEL_CACHE", "LIFELINE_MONITOR", "LIFELINE_PUBLIC_URL", "LIFELINE_RECORDINGS_BUCKET",
+    "LIFELINE_RECORDINGS_DIR", "LIFELINE_RECORDINGS_S3_ENDPOINT", "LIFELINE_RECORDINGS_S3_REGION",
+    "LIFELINE_RULES", "LIFELINE_SECOND_HEARING", "LIFELINE_SECOND_HEARING_INTENTS",
+    "LIFELINE_SECRET_KEY", "LIFELINE_SMTP_URL", "LIFELINE_SQLITE_SYNCHRONOUS", "LIFELINE_STALE_CALL_S",
+    "LIFELINE_SUMMARY_FROM", "LIFELINE_SUMMARY_TO", "LIFELINE_SUMMARY_TRANSFERRED_ONLY",
+    "LIFELINE_SWEEP_INTERVAL", "LIFELINE_TRANSCRIPTION_ENGINE", "LIFELINE_TRANSCRIPTION_LANGUAGE",
+    "LIFELINE_TRANSCRIPTION_MAX_WAIT", "LIFELINE_TRANSCRIPTION_MODEL", "LIFELINE_TRANSCRIPTION_REGION",
+    "LIFELINE_TRANSCRIPTION_WORKERS", "LIFELINE_TRANSFER_TIMEOUT", "LIFELINE_UNDERSTANDING",
+    "LIFELINE_WEBHOOK_TOLERANCE", "LIFELINE_WHISPER_HOTWORDS", "LIFELINE_WHISPER_MIRROR_DB",
+    "LIFELINE_WHISPER_MODEL", "LIFELINE_WHISPER_THREADS",
+})
+
+
+def misspelt_settings(source: Mapping[str, str]) -> list[str]:
+    """Warnings for LIFELINE_* names that are set but unknown and close to a known one."""
+    found = []
+    for name in sorted(n for n in source if n.startswith("LIFELINE_") and n not in KNOWN_SETTINGS):
+        near = difflib.get_close_matches(name, KNOWN_SETTINGS, n=1, cutoff=0.85)
+        if near:
+            found.append(f"{name} is not a Lifeline setting and is ignored: did you mean {near[0]}?")
+    return found
+
+
 def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                   symbl_conf_dirs: tuple[Path, ...] | None = None) -> Settings:
     """Build Settings from the environment plus overrides, or raise ConfigError listing every problem.
@@ -147,7 +179,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     """
     source = settings_source(overrides)
     problems: list[str] = []
-    warnings: list[str] = []
+    warnings: list[str] = misspelt_settings(source)
 
     def get(name: str, default: str | None = None) -> str | None:
         value = source.get(name, "").strip()

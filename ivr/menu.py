@@ -248,6 +248,10 @@ def _option(where: str, spec: object, problems: list[str]) -> Option | None:
         return None
     kind = kinds[0]
     value = spec[kind]
+    if "then" in spec and kind not in _SAYS:
+        problems.append(f"{where}.then follows only {' or '.join(_SAYS)}: a {kind} option goes "
+                        "where it says; drop `then` there")
+        return None
     if kind == "menu":
         return Option("menu", target=str(value))
     if kind == "goodbye":

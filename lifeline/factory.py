@@ -104,9 +104,13 @@ def load_env_file() -> None:
         load_dotenv(path, override=False)
 
 
-def shadowed_keys(menu: Menu, rules: RuleSet, settings: Settings) -> list[str]:
-    """Warnings for menu options a `dtmf` rule takes first: a key pressed at any moment is the rule's."""
+def menu_and_rules_warnings(menu: Menu, rules: RuleSet, settings: Settings) -> list[str]:
+    """Warnings for a rules file with no rule on, and for menu options a `dtmf` rule takes first
+    (a key pressed at any moment is the rule's)."""
     found = []
+    if not rules.rules:
+        found.append(f"{settings.rules_path}: no escalation rule is on: callers are put through only by "
+                     f"pressing {OPERATOR_DIGIT}; enable rules there (examples/rules.yaml has the defaults)")
     for node in menu.nodes.values():
         for key in sorted(node.options):
             decision = rules.on_digit(key) if key != OPERATOR_DIGIT else None
@@ -140,7 +144,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     output_settings = load_output_settings(config)
     menu = load_menu(settings.ivr_path)
     rules = load_rules(settings.rules_path)
-    settings = replace(settings, warnings=(*settings.warnings, *shadowed_keys(menu, rules, settings)))
+    settings = replace(settings, warnings=(*settings.warnings, *menu_and_rules_warnings(menu, rules, settings)))
     engine = make_engine(settings)
     store = SqlStore(settings.database_url, create_schema=migrate, sqlite_synchronous=settings.sqlite_synchronous)
     # Checked, not reported: whoever starts the app says it where it helps (lifeline/startup.py).

@@ -34,7 +34,7 @@ from ivr.yamlfile import line_of
 from transfer.rules import RuleSet, load_rules
 
 from . import db_cli
-from .factory import create_app, load_env_file, register_commands, shadowed_keys
+from .factory import create_app, load_env_file, register_commands, menu_and_rules_warnings
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
@@ -132,7 +132,7 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
     except LifelineError as exc:
         problems.append(str(exc))
     if menu is not None and rules is not None:
-        settings = replace(settings, warnings=(*settings.warnings, *shadowed_keys(menu, rules, settings)))
+        settings = replace(settings, warnings=(*settings.warnings, *menu_and_rules_warnings(menu, rules, settings)))
     if not problems:
         try:
             # Opened without touching the schema: only `flask db upgrade` changes it.

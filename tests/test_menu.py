@@ -78,6 +78,7 @@ def test_gather_asks_for_one_key_and_leaves_retries_to_lifeline(tmp_path: Path) 
     (('"9": {goodbye: true}', '"12": {goodbye: true}'), "key '12' must be one of 0-9"),
     (('"9": {goodbye: true}', '"01": {menu: main}'), "key '01' must be one of 0-9"),
     (('"9": {goodbye: true}', '"9": {goodbye: false}'), "options.9.goodbye must be true"),
+    (('"9": {goodbye: true}', '"9": {goodbye: true, then: main}'), "options.9.then follows only"),
     (('"9": {goodbye: true}', '"9": {goodbye: true, menu: main}'), "exactly one of"),
     (('"1": {say: Info here.}', '"1": {say: ""}'), "options.1.say must be a non-empty text"),
     (("greeting: Hello.", "greeting: Hello.\nretries: 9"), "`retries` must be a whole number"),

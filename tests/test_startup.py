@@ -319,3 +319,32 @@ def test_a_server_that_skipped_gunicorn_conf_is_warned_that_the_monitor_and_outp
     with caplog.at_level(logging.WARNING, logger="lifeline"):
         entry_app().extensions["lifeline"].close()
     assert not any("served without gunicorn.conf.py" in r.getMessage() for r in caplog.records)
+
+
+def test_a_rules_file_with_no_rule_on_is_warned_about(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifeline.startup import check
+
+    monkeypatch.chdir(tmp_path)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: keys, type: dtmf, digits: '0', enabled: false}\n")
+    [warning] = [w for w in check({**GOOD, "LIFELINE_RULES": str(rules)}).warnings if "no escalation rule" in w]
+    assert warning.startswith(f"{rules}: no escalation rule is on") and "pressing 0" in warning
+    assert not [w for w in check(GOOD).warnings if "no escalation rule" in w]
+
+
+def test_a_misspelt_setting_is_warned_about_with_the_name_it_is_close_to(tmp_path: Path) -> None:
+    settings = load_settings({**GOOD, "LIFELINE_AGENT": "+15550009999", "LIFELINE_SOMETHING_ELSE": "1"}, tmp_path)
+    assert settings.warnings == ("LIFELINE_AGENT is not a Lifeline setting and is ignored: did you mean "
+                                 "LIFELINE_AGENTS?",)
+
+
+def test_the_known_settings_are_the_readme_table_and_every_name_the_code_reads() -> None:
+    import re
+
+    from ivr.config import KNOWN_SETTINGS
+    table = set(re.findall(r"^\| `(LIFELINE_[A-Z0-9_]+)`", (ROOT / "README.md").read_text(), re.M))
+    read = set()
+    for package in ("lifeline", "ivr", "calls", "transfer", "providers", "conversation", "console", "insight"):
+        for path in (ROOT / package).rglob("*.py"):
+            read |= set(re.findall(r"\"(LIFELINE_[A-Z0-9_]+)\"", path.read_text()))
+    assert set(KNOWN_SETTINGS) == table == read
