@@ -43,7 +43,10 @@ def redeliver(since: str, until: str | None, url: str | None) -> None:
         # Only configured receivers are sent to: a row queued for any other URL would wait forever.
         raise click.UsageError(f"--url {url!r} is not one of LIFELINE_EVENT_WEBHOOKS ({', '.join(receivers)}): "
                                "add it there first, or give one of those exactly")
-    count = outputs.webhooks.redeliver(_when(since), _when(until) if until else None, url)
+    start, end = _when(since), _when(until) if until else None
+    if end is not None and end <= start:
+        raise click.UsageError(f"--until {until} is not after --since {since}: nothing lies between them")
+    count = outputs.webhooks.redeliver(start, end, url)
     click.echo(f"{count} deliveries queued")
 
 

@@ -38,8 +38,11 @@ def build_transcription_config(choice: TranscriptionChoice, problems: list[str])
     engines = [str(v) for v in literal_values(request, "transcription_engine")]
     engine = _match(choice.engine, engines)
     if engine is None:
+        named = [e for e in engines if len(e) > 1]  # the SDK also lists one-letter aliases (A, B)
+        aliases = [e for e in engines if len(e) == 1]
         problems.append(f"{ENGINE_SETTING}={choice.engine!r} is not a Telnyx transcription engine: "
-                        f"choose one of {', '.join(engines)}")
+                        f"choose one of {', '.join(named)}"
+                        + (f" (or their one-letter aliases {', '.join(aliases)})" if aliases else ""))
         return None
     members = [m for m in union_members(request, "transcription_engine_config") if _serves(m, engine)]
     if not members:

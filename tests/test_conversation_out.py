@@ -248,6 +248,10 @@ def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order_signed
         assert again == stored
         bad = runner.invoke(args=["events", "redeliver", "--since", "last tuesday"])
         assert bad.exit_code != 0 and "ISO-8601" in bad.output
+        backwards = runner.invoke(args=["events", "redeliver", "--since", "2026-12-01", "--until", "2026-11-30"])
+        assert backwards.exit_code != 0 and "is not after --since" in backwards.output
+        never = runner.invoke(args=["events", "redeliver", "--since", "nan"])
+        assert never.exit_code != 0 and "ISO-8601" in never.output
         elsewhere = runner.invoke(args=["events", "redeliver", "--since", "0", "--url", "ftp://x"])
         assert elsewhere.exit_code != 0 and "--url 'ftp://x' is not an http(s) URL" in elsewhere.output
 
