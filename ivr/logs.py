@@ -29,7 +29,10 @@ _DIGITS = re.compile(r"(?<![\w.:/-])\+?\d(?:[\s-]?\d){3,}(?![\w])")
 _DATE = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
 _TIME = r"[T ]\d\d:\d\d(?::\d\d(?:[.,]\d{1,6})?)?(?:Z|[+-]\d\d:?\d\d)?"
 _END = r"(?![\w:+-])(?!\.\d)"  # nothing of a longer number may follow (a full stop may)
-_DATE_OR_DIGITS = re.compile(rf"(?P<date>\b{_DATE}{_TIME}{_END}|(?<==){_DATE}{_END})|" + _DIGITS.pattern)
+# Numbers that name something of the system, never what a caller said: an HTTP status with the
+# provider's error code after it (HTTP 422 90015), a process id, a port, paging values.
+_SYSTEM = r"\bHTTP \d{3}(?: \d{5})?\b|\bpid:? \d{1,7}\b|\bport:? \d{1,5}\b|(?<=[?&])(?:offset|limit)=\d+\b"
+_DATE_OR_DIGITS = re.compile(rf"(?P<date>\b{_DATE}{_TIME}{_END}|(?<==){_DATE}{_END}|{_SYSTEM})|" + _DIGITS.pattern)
 # A traceback's frame lines hold file names, line numbers and code, never what a caller said
 # (the "|" prefix is an exception group's).
 _FRAME = re.compile(r'^[\s|]*File "[^"\n]*", line \d+')

@@ -111,6 +111,18 @@ def test_only_timestamps_and_query_dates_escape_the_digit_mask(said: str, logged
     assert logs.mask(said) == logged
 
 
+@pytest.mark.parametrize(("said", "logged"), [
+    ("rejected answer: HTTP 422 90015 Invalid Call Control ID", "rejected answer: HTTP 422 90015 Invalid Call Control ID"),
+    ("Booting worker with pid: 12345", "Booting worker with pid: 12345"),
+    ("port 8000 failed", "port 8000 failed"),
+    ("GET /api/calls?limit=50&offset=1000", "GET /api/calls?limit=50&offset=1000"),
+    ("my number is 07700 900123, port it", "my number is ##### ######, port it"),
+    ("HTTP 422 4111 1111 1111 1111", "HTTP 422 #### #### #### ####"),
+])
+def test_numbers_that_name_the_system_stay_readable_and_what_follows_them_does_not(said: str, logged: str) -> None:
+    assert logs.mask(said) == logged
+
+
 def test_a_traceback_frame_keeps_its_line_number_and_still_loses_a_secret() -> None:
     frames = '  |   File "/app/x.py", line 1234, in f\n  File "/app/y.py", line 88, in g  # token=abcdef123'
     assert logs.mask_traceback(frames) == '  |   File "/app/x.py", line 1234, in f\n' \
