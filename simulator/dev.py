@@ -2,7 +2,8 @@
 
 Callers from examples/calls arrive one every few seconds, round and round, so the dashboard
 and the API always have something to show; the database (instance/dev.db) and the API token
-(instance/dev-token) persist between runs. Ctrl-C stops everything.
+(instance/dev-token) persist between runs; calls an earlier run left up are closed at start
+(their emulator is gone). Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: fl
         with Simulation(config, engine=engine, speed=speed, database_url=f"sqlite:///{instance / 'dev.db'}",
                         app_port=port, emulator_port=emulator_port) as sim:
             assert sim.app is not None
-            sim.app.extensions["lifeline"].monitor.start()
+            lifeline = sim.app.extensions["lifeline"]
+            # An earlier run's callers were on that run's emulator, which is gone with it.
+            left = [c.call_control_id for c in lifeline.store.list_calls(limit=10_000, active_only=True)]
+            closed = sum(lifeline.calls.call_gone(ccid, "dev_restart") for ccid in left)
+            if closed:
+                click.echo(f"closed {closed} call(s) left up by an earlier run (outcome lost)")
+            lifeline.monitor.start()
             click.echo(f"Lifeline dev: http://127.0.0.1:{port}/dashboard  (sign in with the API token "
                        f"{token}; emulator http://127.0.0.1:{emulator_port}; Ctrl-C to stop)")
             try:

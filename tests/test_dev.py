@@ -43,3 +43,38 @@ def test_dev_serves_looping_callers_then_stops_cleanly_on_ctrl_c(tmp_path: Path)
     assert out.strip() == "stopped" and "Traceback" not in err
     assert (tmp_path / "instance" / "dev.db").is_file()
     assert token in first and token not in out + err  # printed once, in the one line
+
+
+def test_a_restart_closes_the_calls_an_earlier_run_left_up(tmp_path: Path) -> None:
+    import time
+
+    from ivr.store import CallRecord, CallStatus
+    from ivr.store.sql import SqlStore
+    (tmp_path / "instance").mkdir()
+    store = SqlStore(f"sqlite:///{tmp_path / 'instance' / 'dev.db'}")
+    with store.unit() as tx:
+        tx.insert_call(CallRecord(call_control_id="v3:emu-earlier", call_session_id=None, call_leg_id=None,
+                                  from_number="+15551230001", to_number="+15550100000",
+                                  status=CallStatus.MENU, created_at=time.time(), updated_at=time.time()))
+    port, emulator_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "LIFELINE_", "FLASK_"))}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "flask"), "--env-file", str(ROOT / "examples/emulator.env"),
+         "--app", str(ROOT / "app.py"), "dev", "--port", str(port), "--emulator-port", str(emulator_port),
+         "--every", "600"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stdout.readline()  # type: ignore[union-attr]
+        second = process.stdout.readline()  # type: ignore[union-attr]
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert first.strip() == "closed 1 call(s) left up by an earlier run (outcome lost)"
+    assert second.startswith("Lifeline dev:")
+    call = store.get_call("v3:emu-earlier")
+    assert call is not None and (call.status, call.outcome, call.hangup_cause) == (CallStatus.ENDED, "lost",
+                                                                                   "dev_restart")
+    store.close()
