@@ -73,6 +73,9 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
                    f"median says before transfer {scores['median_says_before_transfer']}, "
                    f"on time {scores['on_time']}")
     click.echo(f"\n{summary['passed']} passed, {summary['failed']} failed")
+    for result in results:
+        if not result.passed:  # repeated here: with callers interleaved, their FAIL lines are far up
+            click.echo(f"  FAIL {result.scenario.name} ({result.scenario.path}): {'; '.join(result.problems)}")
     if summary["failed"]:
         raise SystemExit(1)
 

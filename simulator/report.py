@@ -74,7 +74,13 @@ def print_call(result: CallResult, echo: Callable[[str], None], timeline: bool =
             echo(f"  {entry['t_ms']:>9.1f} ms  {_describe(entry)}")
     latency = result.leg.log.escalation_latency_ms
     verdict = "PASS" if result.passed else "FAIL"
-    extra = f", escalation {latency:.1f} ms" if latency is not None and result.transfer_commands else ""
+    extra = ""
+    if latency is not None and result.transfer_commands:
+        silence_s = result.leg.log.trigger_trailing_silence_s
+        # Audio: from the end of the words, not the recording's last frame, which trailing silence
+        # puts later (an app that decides in that silence would show a negative latency).
+        extra = (f", escalation {latency + silence_s * 1000:.1f} ms after the words ended" if silence_s
+                 else f", escalation {latency:.1f} ms")
     echo(f"  {verdict}  outcome={result.outcome}, transfers={len(result.transfer_commands)}{extra}")
     for problem in result.problems:
         echo(f"        - {problem}")

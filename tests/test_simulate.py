@@ -59,6 +59,8 @@ def test_unmet_expectation_fails_the_run_and_says_why(app: Flask, tmp_path: Path
     assert result.exit_code == 1
     assert "expected a transfer; none was commanded" in result.output
     assert "0 passed, 1 failed" in result.output
+    closing = result.output.rsplit("0 passed, 1 failed", 1)[1]  # the failure is named again at the end
+    assert f"FAIL calm caller wrongly expected to be transferred ({scenario})" in closing
 
 
 def test_transfer_too_early_is_reported(app: Flask, tmp_path: Path) -> None:
