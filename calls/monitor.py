@@ -69,7 +69,7 @@ class Monitor:
     def __init__(self, store: CallStore, sender: Sender, telnyx: LiveCheck,
                  units: UnitOfWork, services: Services, machine: Machine, interval_s: float,
                  transfer_timeout_s: float, stale_after_s: float, calls: CallService,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, longest_send_s: float = 0.0) -> None:
         self._store = store
         self._sender = sender
         self._telnyx = telnyx
@@ -79,7 +79,9 @@ class Monitor:
         self._machine = machine
         self._calls = calls
         self.interval_s = interval_s
-        self.resend_after_s = max(10.0, interval_s)
+        # Resend only what its sender must have given up on: a command another process is still
+        # trying (up to `longest_send_s`) would otherwise go twice.
+        self.resend_after_s = max(10.0, interval_s, longest_send_s + 2.0)
         self._stuck_after_s = transfer_timeout_s + STUCK_GRACE_S
         self._stale_after_s = stale_after_s
         self._sleep = sleep

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import math
 from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
@@ -72,6 +73,8 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     """The sort key a cursor stands for, or CursorError."""
     try:
         created, _, ccid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        if "\x00" in ccid or not math.isfinite(float(created)):  # no call has such an id or time
+            raise ValueError(cursor)
         return float(created), ccid
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise CursorError("cursor is not one this API returned: start again without it") from exc

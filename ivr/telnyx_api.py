@@ -33,6 +33,16 @@ class SendOutcome:
     error: str | None = None
 
 
+def _backoff_s(attempt: int) -> float:
+    """The pause after a failed attempt: 0.2 s, doubling, at most 2 s."""
+    return min(0.2 * 2.0 ** (attempt - 1), 2.0)
+
+
+def longest_send_s(attempts: int, timeout_s: float) -> float:
+    """How long sending one command can last: every attempt timing out, with the pauses between."""
+    return attempts * timeout_s + sum(_backoff_s(a) for a in range(1, attempts))
+
+
 class TelnyxCommands:
     """Sends Command objects to Telnyx; one logical command, however many HTTP attempts."""
 
@@ -96,7 +106,7 @@ class TelnyxCommands:
             log.debug("%s on %s failed (attempt %d/%d): %s", command.name,
                         command.call_control_id, attempt, self._attempts, error)
             if attempt < self._attempts:
-                self._sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
+                self._sleep(_backoff_s(attempt))
         return SendOutcome(CommandStatus.PENDING, self._attempts, error)
 
     def dial(self, to: str, from_: str, client_state: str, command_id: str,

@@ -43,6 +43,7 @@ from ivr.metrics import Metrics
 from ivr.outbox import CommandSender, Sender
 from ivr.sanitize import FiniteJSONProvider
 from ivr.security import WebhookVerifier
+from ivr.telnyx_api import longest_send_s
 from ivr.recording_sinks import sink_from_settings
 from ivr.recordings import RecordingKeeper
 from ivr.store.sql import SqlStore
@@ -169,7 +170,8 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     calls = CallService(store, units, services, MACHINE)
     outbox.on_call_ended(calls.call_gone)  # a 90018 on any command closes its call
     monitor = Monitor(store, outbox, providers, units, services, MACHINE,
-                      settings.sweep_interval_s, settings.transfer_timeout_s, settings.stale_call_s, calls)
+                      settings.sweep_interval_s, settings.transfer_timeout_s, settings.stale_call_s, calls,
+                      longest_send_s=longest_send_s(settings.command_attempts, settings.command_timeout_s))
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,
         telnyx=telnyx_provider,
@@ -228,10 +230,10 @@ def _register_errors(app: Flask) -> None:
 
     @app.before_request
     def _refuse_nul() -> ResponseReturnValue | None:
-        # No store keeps a NUL in text (PostgreSQL refuses it outright): a 400 here, not a 500 there.
-        given = [*request.args.values(), *(request.view_args or {}).values()]
-        if any(isinstance(value, str) and "\x00" in value for value in given):
-            return error_response(400, "a query parameter or path part holds a NUL character")
+        # No store keeps a NUL in text (PostgreSQL refuses it outright): a 400 here, not a 500
+        # there. (An id in the path with one is simply no call: the store answers 404 for it.)
+        if any("\x00" in value for value in request.args.values()):
+            return error_response(400, "a query parameter holds a NUL character")
         return None
 
     @app.errorhandler(StoreError)

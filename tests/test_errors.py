@@ -83,10 +83,12 @@ def test_query_values_no_store_can_keep_are_refused_and_unknown_outcomes_named(a
     try:
         auth = {"Authorization": "Bearer a-long-enough-api-token"}
         client = app.test_client()
-        for path in ("/api/calls?rule=%00", "/api/calls?q=a%00b", "/api/calls/v3:a%00b"):
+        for path in ("/api/calls?rule=%00", "/api/calls?q=a%00b", "/api/transcripts?cursor=a%00b"):
             response = client.get(path, headers=auth)
             assert response.status_code == 400, path
             assert "NUL" in response.get_json()["error"]["message"]
+        forged = client.get("/api/transcripts?cursor=MXxhAGI=", headers=auth)  # base64 of "1|a<NUL>b"
+        assert forged.status_code == 400 and "cursor" in forged.get_json()["error"]["message"]
         unknown = client.get("/api/calls?outcome=bogus", headers=auth)
         assert unknown.status_code == 400 and "transferred" in unknown.get_json()["error"]["message"]
         assert client.get("/api/calls?outcome=voicemail", headers=auth).status_code == 200

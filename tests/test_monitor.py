@@ -262,3 +262,11 @@ def test_commands_of_a_call_that_ended_are_not_resent(live: Simulation) -> None:
     [entry] = [o for o in store(live).outbox(leg.call_control_id) if o.command.name == "answer"]
     assert (entry.status, entry.attempts) == (CommandStatus.CALL_ENDED, 4)
     assert len(live.emulator.commands_for(leg.call_control_id, "answer")) == 4  # nothing went out again
+
+
+def test_the_sweep_resends_only_once_a_sender_must_have_given_up(live: Simulation) -> None:
+    from ivr.telnyx_api import longest_send_s
+    settings = live.app.extensions["lifeline"].settings  # type: ignore[union-attr]
+    longest = longest_send_s(settings.command_attempts, settings.command_timeout_s)
+    assert longest == settings.command_attempts * settings.command_timeout_s + 0.2 + 0.4 + 0.8
+    assert monitor(live).resend_after_s >= longest
