@@ -208,12 +208,17 @@ def tick(flow: Flow, now: float) -> None:
     flow.units.run(internal_event("test.tick", None), on_call)
 
 
-def leave_a_message(flow: Flow) -> None:
+def choose_voicemail(flow: Flow) -> None:
+    """The caller asks for a person, no agent answers, and they choose to leave a message."""
     flow.answered_call()
     flow.event("call.dtmf.received", digit="0")
     for attempt in (1, 2):
         flow.event("call.hangup", ccid=f"v3:agent-{attempt}", hangup_cause="timeout", **flow.agent_leg(attempt))
     flow.event("call.gather.ended", status="valid", digits="2")
+
+
+def leave_a_message(flow: Flow) -> None:
+    choose_voicemail(flow)
     flow.event("call.speak.ended", status="completed")
     assert flow.sent.names()[-1] == "record_start"
 
@@ -241,11 +246,7 @@ def test_a_voicemail_whose_events_never_come_still_ends_from_the_monitor(flow: F
 
     from calls.voicemail import PROMPT_WAIT_S, SAVED_GRACE_S
     from ivr.menu import VOICEMAIL_MAX_S
-    flow.answered_call()
-    flow.event("call.dtmf.received", digit="0")
-    for attempt in (1, 2):
-        flow.event("call.hangup", ccid=f"v3:agent-{attempt}", hangup_cause="timeout", **flow.agent_leg(attempt))
-    flow.event("call.gather.ended", status="valid", digits="2")
+    choose_voicemail(flow)
     now = time.time()
     tick(flow, now + 1)
     assert "record_start" not in flow.sent.names()  # the prompt is still being said
