@@ -79,9 +79,10 @@ class Monitor:
         self._machine = machine
         self._calls = calls
         self.interval_s = interval_s
-        # Resend only what its sender must have given up on: a command another process is still
-        # trying (up to `longest_send_s`) would otherwise go twice.
-        self.resend_after_s = max(10.0, interval_s, longest_send_s + 2.0)
+        self.resend_after_s = max(10.0, interval_s)
+        # A command with no attempt recorded may still be on its way in another process (up to
+        # `longest_send_s`): resending it sooner would send it twice.
+        self.resend_untried_after_s = max(self.resend_after_s, longest_send_s + 2.0)
         self._stuck_after_s = transfer_timeout_s + STUCK_GRACE_S
         self._stale_after_s = stale_after_s
         self._sleep = sleep
@@ -89,7 +90,7 @@ class Monitor:
 
     def sweep(self, now: float | None = None) -> SweepReport:
         """Run one sweep over every active call not swept in the last interval."""
-        report = SweepReport(resent=self._sender.resend_due(older_than_s=self.resend_after_s))
+        report = SweepReport(resent=self._sender.resend_due(self.resend_after_s, self.resend_untried_after_s))
         now = time.time() if now is None else now
         report.polled = self._poll_engine()
 
@@ -110,8 +111,11 @@ class Monitor:
             report.swept += swept
             if swept < BATCH:
                 break
-        self._settle_ringing(asks, report)
-        report.closed = self._close_lost_calls(now)
+        # One budget of questions to the provider per sweep, ringing legs first (a caller waits on those).
+        asked = self._settle_ringing(asks, report, STALE_CHECKS_PER_SWEEP)
+        if asked:
+            self._sleep(STALE_CHECK_SPACING_S)  # the lost-call checks keep the same spacing after these
+        report.closed = self._close_lost_calls(now, STALE_CHECKS_PER_SWEEP - asked)
         if self.recordings is not None:
             report.recordings = self.recordings.retry_failed(now)
         return report
@@ -139,9 +143,16 @@ class Monitor:
         entry = ctx.tx.outbox_entry(transfer.command_id) if transfer.status == TransferStatus.REQUESTED else None
         if entry is not None:
             if entry.status == CommandStatus.PENDING:
-                # Not with the provider yet: the sweep resends this very command until it is taken.
-                # Moving on to the next agent now would leave two transfers on their way.
-                return None
+                # Not with the provider yet: the sweep resends this very command. Moving on while it
+                # may still be taken would leave two transfers on their way, so that waits for twice
+                # the stuck time; then the attempt is closed (its transfer is no longer resent, and
+                # a leg it makes after all is hung up on arrival) and the caller moves on.
+                if now - transfer.requested_at <= 2 * self._stuck_after_s:
+                    return None
+                log.warning("transfer %s attempt %d was never taken in %.0f s (%s); moving on",
+                            transfer.call_control_id, transfer.attempt, now - transfer.requested_at,
+                            entry.last_error or "no answer")
+                return "not_taken"
             if entry.status == CommandStatus.REJECTED:
                 log.warning("transfer %s attempt %d was refused (%s); moving on", transfer.call_control_id,
                             transfer.attempt, entry.last_error)
@@ -158,21 +169,24 @@ class Monitor:
                     transfer.call_control_id, transfer.attempt, now - since)
         return "no_outcome"
 
-    def _settle_ringing(self, asks: list[TransferRecord], report: SweepReport) -> None:
+    def _settle_ringing(self, asks: list[TransferRecord], report: SweepReport, budget: int) -> int:
         """Agent legs ringing past their timeout: still up means the agent answered and the bridge
         was never reported (connect, do not ring the next agent over the conversation); gone means
         move on. Asked outside any unit of work (it is HTTP); a leg the provider cannot tell
-        about is asked again next sweep, until twice the stuck time, then moved on from."""
-        for transfer in asks[:STALE_CHECKS_PER_SWEEP]:
+        about is asked again next sweep, until twice the stuck time, then moved on from. Asks at most
+        `budget` times, spaced as the lost-call checks are; returns how many it asked."""
+        for n, transfer in enumerate(asks[:budget]):
             assert transfer.agent_call_control_id is not None
+            if n:
+                self._sleep(STALE_CHECK_SPACING_S)
             alive = self._telnyx.is_alive(transfer.agent_call_control_id)
             if alive is None:
                 continue
 
-            def settle(ctx: CallContext, transfer: TransferRecord = transfer, alive: bool = alive) -> None:
+            def settle(ctx: CallContext, transfer: TransferRecord = transfer, alive: bool = alive) -> bool:
                 caller, current = lock_caller_of(ctx.tx, transfer)
                 if caller is None or current is None or current.status != TransferStatus.RINGING:
-                    return  # an outcome arrived meanwhile
+                    return False  # an outcome arrived meanwhile
                 if alive:
                     log.warning("transfer %s attempt %d: the agent's leg is up past its ringing "
                                 "timeout, so it was answered; the bridge was never reported",
@@ -182,8 +196,10 @@ class Monitor:
                     log.warning("transfer %s attempt %d: the agent's leg is gone without an outcome; "
                                 "moving on", transfer.call_control_id, transfer.attempt)
                     agent.failed(ctx, self._services, self._machine, current, "no_outcome")
-            self._units.run(internal_event("lifeline.sweep", transfer.call_control_id), settle)
-            report.unstuck += 1
+                return True
+            if self._units.run(internal_event("lifeline.sweep", transfer.call_control_id), settle):
+                report.unstuck += 1
+        return min(len(asks), budget)
 
     def _poll_engine(self) -> int:
         """Fetch messages for engines that poll (outside any transaction: it is HTTP)."""
@@ -199,7 +215,7 @@ class Monitor:
                 fetched += 1
         return fetched
 
-    def _close_lost_calls(self, now: float) -> int:
+    def _close_lost_calls(self, now: float, budget: int = STALE_CHECKS_PER_SWEEP) -> int:
         """Close calls that have been silent for long and that Telnyx says are over.
 
         Every active call is covered, oldest check first, and each is asked about once per
@@ -209,7 +225,7 @@ class Monitor:
         """
         idle_before = now - self._stale_after_s
         with self._store.unit() as tx:
-            idle = tx.calls_to_check(idle_before, STALE_CHECKS_PER_SWEEP)
+            idle = tx.calls_to_check(idle_before, budget) if budget > 0 else []
             for call in idle:
                 tx.update_call(call.call_control_id, checked_at=now, updated_at=call.updated_at)
         closed = 0

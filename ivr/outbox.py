@@ -77,8 +77,8 @@ class Sender(Protocol):
     def submit(self, commands: Sequence[Command]) -> None:
         """Send commands that their unit of work has committed."""
 
-    def resend_due(self, older_than_s: float = 10.0) -> int:
-        """Resend commands left pending; returns how many."""
+    def resend_due(self, older_than_s: float = 10.0, untried_older_than_s: float | None = None) -> int:
+        """Resend commands left pending (untried ones after their own age); returns how many."""
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every queued command has been tried."""
@@ -194,10 +194,10 @@ class CommandSender:
             if state.get("attempt") == 1:
                 self._metrics.transfer_accepted()
 
-    def resend_due(self, older_than_s: float = 10.0) -> int:
+    def resend_due(self, older_than_s: float = 10.0, untried_older_than_s: float | None = None) -> int:
         """Resend pending commands whose sender gave up or died; returns how many."""
         count = 0
-        for command in self._store.due_commands(older_than_s):
+        for command in self._store.due_commands(older_than_s, untried_older_than_s=untried_older_than_s):
             with self._in_flight_lock:
                 if command.command_id in self._in_flight:
                     continue  # still being tried here: its sender records the outcome

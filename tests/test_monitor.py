@@ -94,6 +94,29 @@ def test_a_transfer_not_yet_taken_is_resent_and_never_doubled_by_moving_on(live:
     assert only.status == TransferStatus.CONNECTED
 
 
+def test_a_transfer_never_taken_is_given_up_after_twice_the_stuck_time_and_the_caller_moves_on(
+        live: Simulation) -> None:
+    live.emulator.inject(Fault("transfer", status=503, times=1000))  # Telnyx never takes a transfer
+    leg = start_call(live)
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: any(o.command.name == "transfer" and o.attempts == 4
+                                  for o in store(live).outbox(leg.call_control_id)), 15)
+    live.app.extensions["lifeline"].sender.wait_idle(5)  # type: ignore[union-attr]
+    sweeper = monitor(live)
+    assert sweeper.sweep(now=time.time() + 110).unstuck == 0  # still resent, still the first agent
+    settle(live, leg)
+    assert sweeper.sweep(now=time.time() + 125).unstuck == 1
+    settle(live, leg)
+    first = store(live).transfers(leg.call_control_id)[0]
+    assert (first.status, first.hangup_cause) == (TransferStatus.FAILED, "not_taken")
+    assert len(store(live).transfers(leg.call_control_id)) == 2  # the next agent is tried
+    # The closed attempt's transfer is never sent again.
+    sweeper.resend_after_s = 0
+    sweeper.sweep()
+    [entry] = [o for o in store(live).outbox(leg.call_control_id) if o.command.command_id == first.command_id]
+    assert entry.status == CommandStatus.SUPERSEDED
+
+
 def test_a_refused_transfer_moves_on_at_the_next_sweep_not_after_the_ringing_timeout(live: Simulation) -> None:
     live.emulator.inject(Fault("transfer", status=422))
     leg = start_call(live)
@@ -264,9 +287,10 @@ def test_commands_of_a_call_that_ended_are_not_resent(live: Simulation) -> None:
     assert len(live.emulator.commands_for(leg.call_control_id, "answer")) == 4  # nothing went out again
 
 
-def test_the_sweep_resends_only_once_a_sender_must_have_given_up(live: Simulation) -> None:
+def test_the_sweep_resends_an_untried_command_only_once_its_sender_must_have_given_up(live: Simulation) -> None:
     from ivr.telnyx_api import longest_send_s
     settings = live.app.extensions["lifeline"].settings  # type: ignore[union-attr]
     longest = longest_send_s(settings.command_attempts, settings.command_timeout_s)
     assert longest == settings.command_attempts * settings.command_timeout_s + 0.2 + 0.4 + 0.8
-    assert monitor(live).resend_after_s >= longest
+    assert monitor(live).resend_untried_after_s >= longest  # a command maybe still on its way elsewhere
+    assert monitor(live).resend_after_s == 10.0  # one its sender gave up on

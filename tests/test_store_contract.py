@@ -428,3 +428,15 @@ def test_recordings_due_are_every_call_in_those_states_oldest_saved_first(store:
     due = store.recordings_due(("pending", "failed"), limit=10)
     assert [c.call_control_id for c in due] == ["v3:r4", "v3:r2", "v3:r1"]
     assert [c.call_control_id for c in store.recordings_due(("pending", "failed"), limit=2)] == ["v3:r4", "v3:r2"]
+
+
+def test_an_untried_command_is_due_only_after_its_own_longer_age(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.enqueue([Command("untried", "v3:c", "hangup", {}), Command("tried", "v3:c", "speak", {})])
+    store.mark_command("tried", CommandStatus.PENDING, 4, "HTTP 503")  # its sender gave up
+    time.sleep(0.05)
+    assert list(store.due_commands(older_than_s=0.01, untried_older_than_s=60)) == [
+        Command("tried", "v3:c", "speak", {})]
+    time.sleep(0.05)
+    assert [c.command_id for c in store.due_commands(older_than_s=0.01, untried_older_than_s=0.01)] == [
+        "untried", "tried"]

@@ -158,8 +158,12 @@ class CallStore(ABC):
         """Record what happened to a pending outbox command; False (nothing changes) once it is settled."""
 
     @abstractmethod
-    def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
-        """Pending commands not touched for a while (their sender died or gave up)."""
+    def due_commands(self, older_than_s: float, limit: int = 100,
+                     untried_older_than_s: float | None = None) -> Iterator[Command]:
+        """Pending commands not touched for a while (their sender gave up, or died), oldest first.
+
+        A command no sender has recorded an attempt of may still be on its way in another
+        process: `untried_older_than_s` (default: `older_than_s`) gives those longer."""
 
     @abstractmethod
     def figures(self) -> StoreFigures:

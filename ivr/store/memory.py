@@ -273,11 +273,14 @@ class MemoryStore(CallStore):
                 updated_at=time.time())
             return True
 
-    def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
-        cutoff = time.time() - older_than_s
+    def due_commands(self, older_than_s: float, limit: int = 100,
+                     untried_older_than_s: float | None = None) -> Iterator[Command]:
+        now = time.time()
+        untried = older_than_s if untried_older_than_s is None else untried_older_than_s
         with self._lock:
-            due = [e for e in self._tables.commands.values()
-                   if e.status == CommandStatus.PENDING and e.updated_at < cutoff][:limit]
+            due = [e for e in sorted(self._tables.commands.values(), key=lambda e: e.created_at)
+                   if e.status == CommandStatus.PENDING
+                   and e.updated_at < now - (older_than_s if e.attempts > 0 else untried)][:limit]
             # Touch each now, under the lock, so a second sweeper skips them.
             for entry in due:
                 self._tables.commands[entry.command.command_id] = replace(entry, updated_at=time.time())

@@ -408,12 +408,15 @@ class SqlStore(CallStore):
                 "status": status, "attempts": attempts, "last_error": error, "updated_at": time.time()}),
                 "by_id": command_id}).rowcount == 1
 
-    def due_commands(self, older_than_s: float, limit: int = 100) -> Iterator[Command]:
-        cutoff = time.time() - older_than_s
+    def due_commands(self, older_than_s: float, limit: int = 100,
+                     untried_older_than_s: float | None = None) -> Iterator[Command]:
+        now, c = time.time(), schema.commands.c
+        untried_cutoff = now - (older_than_s if untried_older_than_s is None else untried_older_than_s)
         query = (select(schema.commands)
-                 .where(schema.commands.c.status == CommandStatus.PENDING,
-                        schema.commands.c.updated_at < cutoff)
-                 .order_by(schema.commands.c.created_at).limit(limit))
+                 .where(c.status == CommandStatus.PENDING,
+                        or_((c.attempts > 0) & (c.updated_at < now - older_than_s),
+                            (c.attempts == 0) & (c.updated_at < untried_cutoff)))
+                 .order_by(c.created_at).limit(limit))
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings()]
         for row in rows:

@@ -95,9 +95,9 @@ class TwilioAwareSender:
         """Whether Telnyx's API answers (Twilio's commands do not count towards it)."""
         return self._inner.reachability
 
-    def resend_due(self, older_than_s: float = 10.0) -> int:
+    def resend_due(self, older_than_s: float = 10.0, untried_older_than_s: float | None = None) -> int:
         """Resend pending commands (each provider's through the router)."""
-        return self._inner.resend_due(older_than_s)
+        return self._inner.resend_due(older_than_s, untried_older_than_s)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every queued command has been tried."""
