@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.config import PROJECT_ROOT, Settings
 from ivr.errors import StoreError
@@ -228,19 +229,28 @@ def _check_database(database_url: str) -> None:
     if not database_url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
         raise BenchUsageError(f"--database-url {database_url.split('://')[0]}://… is not SQLite or PostgreSQL: "
                               "give sqlite:///path/bench.db or postgresql://user@host/dbname")
-    # The deploy step (`flask db upgrade`): migrate once, before any worker starts.
+    url = database_url.replace("postgresql://", "postgresql+psycopg://")
     try:
-        store = SqlStore(database_url.replace("postgresql://", "postgresql+psycopg://"))
+        # Looked at as it is (no migration yet): a database a running Lifeline uses is left untouched.
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                holds_calls = inspect(conn).has_table("calls") and conn.execute(
+                    text("SELECT 1 FROM calls LIMIT 1")).first() is not None
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as exc:
+        raise BenchUsageError(f"--database-url cannot be opened ({exc.__class__.__name__}): check it and that "
+                              "the database server is running") from exc
+    if holds_calls:
+        # Every call in the bench's database is the bench's: its monitor would resend the
+        # commands of real calls to the emulator, which refuses them, and spoil them.
+        raise BenchUsageError("--database-url holds calls already: the bench needs a database of its "
+                              "own (e.g. `createdb lifeline_bench`), never one a running Lifeline uses")
+    try:
+        SqlStore(url).close()  # the deploy step (`flask db upgrade`), before any worker starts
     except StoreError as exc:
         raise BenchUsageError(f"--database-url: {exc}") from exc
-    try:
-        if store.list_calls(limit=1):
-            # Every call in the bench's database is the bench's: its monitor would resend the
-            # commands of real calls to the emulator, which refuses them, and spoil them.
-            raise BenchUsageError("--database-url holds calls already: the bench needs a database of its "
-                                  "own (e.g. `createdb lifeline_bench`), never one a running Lifeline uses")
-    finally:
-        store.close()
 
 
 def _run_bench(config: BenchConfig, scenarios: list[Scenario], echo: Callable[[str], None]) -> dict[str, Any]:

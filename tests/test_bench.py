@@ -264,6 +264,19 @@ def test_the_bench_refuses_a_database_that_holds_calls_or_is_not_sqlite_or_postg
     after = SqlStore(url)
     assert [c.status for c in after.list_calls()] == [CallStatus.MENU]  # the real call untouched
     after.close()
+    # A live database one revision behind is refused as it is, not migrated first.
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy import text as sql
+    behind = create_engine(url)
+    with behind.begin() as conn:
+        conn.execute(sql("DROP INDEX ix_calls_recording_due"))
+        conn.execute(sql("UPDATE alembic_version SET version_num = '0004'"))
+    with pytest.raises(BenchUsageError, match="holds calls already"):
+        run_bench(BenchConfig(calls=1, database_url=url), echo=lambda _: None)
+    with behind.connect() as conn:
+        assert conn.execute(sql("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert "ix_calls_recording_due" not in {i["name"] for i in inspect(conn).get_indexes("calls")}
+    behind.dispose()
 
 
 def test_the_haproxy_config_balances_instances_checks_health_and_keeps_websockets_open() -> None:
