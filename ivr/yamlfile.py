@@ -10,16 +10,22 @@ import yaml
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses a key given twice in one mapping: YAML keeps the last one silently,
-    so a second `"1":` in a menu would replace the first with no word said."""
+    so a second `"1":` in a menu would replace the first with no word said. A merge (`<<: *base`)
+    and a key that overrides what it merged are not repeats."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
-        seen: set[object] = set()
+        seen: set[tuple[type, object]] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str | int | float | bool) and key in seen:
+            if not isinstance(key, str | int | float | bool):
+                continue
+            marker = (type(key), key)  # typed: `1:` and `true:` are different keys
+            if marker in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"the key {key!r} is given twice in one mapping", key_node.start_mark)
-            seen.add(key if isinstance(key, str | int | float | bool) else id(key_node))
+            seen.add(marker)
         return super().construct_mapping(node, deep=deep)
 
 

@@ -101,6 +101,9 @@ def test_unreadable_or_invalid_yaml_is_reported(tmp_path: Path) -> None:
         load_menu(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="the key '9' is given twice"):
         load_menu(write(tmp_path, BASE.replace('"9": {goodbye: true}', '"9": {goodbye: true}\n      "9": {menu: more}')))
+    # A merge and a key overriding what it merged are not repeats.
+    merged = BASE.replace('      "*": {menu: main}', '      <<: {"*": {menu: more}}\n      "*": {menu: main}')
+    assert load_menu(write(tmp_path, merged)).nodes["more"].options["*"].target == "main"
     latin1 = tmp_path / "latin1.yaml"
     latin1.write_bytes(BASE.replace("Hello.", "Caf\u00e9.").encode("latin-1"))
     with pytest.raises(ConfigError, match="not UTF-8 text"):
