@@ -17,6 +17,7 @@ from ivr.store import CallRecord, CallStatus, TransferStatus
 from transfer.rules import Decision
 
 from . import listening, voicemail
+from .hangup import HANGUP, hang_up
 from .machine import Machine, Trigger, Turn
 from .services import Services
 
@@ -161,9 +162,8 @@ def apply_time_rules(turn: Turn, now: float) -> None:
 
 def hang_up_after_goodbye(turn: Turn) -> None:
     """Hang up once the goodbye has been said."""
-    if turn.call.pending == "hangup":
-        turn.ctx.tx.update_call(turn.call.call_control_id, pending=None)
-        turn.ctx.send("hangup", turn.call.call_control_id, "hangup")
+    if turn.call.pending == HANGUP:
+        hang_up(turn)
 
 
 def hang_up_if_goodbye_overdue(turn: Turn, now: float) -> None:
@@ -174,7 +174,7 @@ def hang_up_if_goodbye_overdue(turn: Turn, now: float) -> None:
     counted from the goodbye (the call's last change while it ends).
     """
     call, wait_s = turn.call, turn.ctx.menu.goodbye_wait_s
-    if call.pending == "hangup" and now - call.updated_at > wait_s:
+    if call.pending == HANGUP and now - call.updated_at > wait_s:
         log.warning("call %s: the goodbye did not end within %.0f s; hanging up",
                     call.call_control_id, wait_s)
         hang_up_after_goodbye(turn)
@@ -238,5 +238,5 @@ def goodbye(turn: Turn, lead_in: str | None) -> None:
     """Say goodbye; the hangup follows when it has been said."""
     ctx, call = turn.ctx, turn.call
     text = f"{lead_in} {ctx.menu.goodbye}" if lead_in else ctx.menu.goodbye
-    turn.move(CallStatus.ENDING, pending="hangup")
+    turn.move(CallStatus.ENDING, pending=HANGUP)
     ctx.send("speak", call.call_control_id, f"goodbye:{ctx.event.id}", **ctx.menu.speak(text))

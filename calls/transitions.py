@@ -27,7 +27,6 @@ TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
     (S.ENDING, Trigger.TICK): Transition(caller.hang_up_if_goodbye_overdue),
     (S.VOICEMAIL, Trigger.SPOKEN): Transition(voicemail.spoken),
     (S.VOICEMAIL, Trigger.TICK): Transition(voicemail.tick),
-    (S.VOICEMAIL, Trigger.RECORDING): Transition(voicemail.saved),
     **{(s, Trigger.ESCALATE): Transition(caller.escalate, frozenset({S.TRANSFERRING}))
        for s in _DECIDABLE},
     (S.TRANSFERRING, Trigger.AGENT_FAILED): Transition(agent.next_agent_or_offer, frozenset({S.MENU})),
@@ -42,8 +41,7 @@ TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
     # on an ended call: ESCALATE has no transition there).
     (S.ENDED, Trigger.HEARD): Transition(listening.hear),
     (S.ANALYSING, Trigger.LISTENING_LOST): Transition(listening.listening_lost),
-    **{(s, Trigger.RECORDING): Transition(voicemail.keep_recording)
-       for s in (*ACTIVE, S.ENDED) if s != S.VOICEMAIL},
+    **{(s, Trigger.RECORDING): Transition(voicemail.keep_recording) for s in (*ACTIVE, S.ENDED)},
 }
 
 MACHINE = Machine(TRANSITIONS)

@@ -10,15 +10,18 @@ from ivr.menu import VOICEMAIL_MAX_S
 from ivr.recordings import RecordingStatus
 from ivr.store import CallStatus
 
+from .hangup import HANGUP, hang_up
 from .machine import Turn
 
 log = logging.getLogger(__name__)
 RECORD = "record"  # calls.pending: start recording once the prompt has been said
-HANGUP = "hangup"  # calls.pending: hang up once the thanks has been said
+# A message ends when the caller hangs up (its saved event and the hangup come together) or when
+# it reaches VOICEMAIL_MAX_S with the caller still on the line: the monitor thanks such a caller
+# and hangs up once the saved message is this old and no hangup has come.
+STILL_ON_AFTER_SAVED_S = 3.0
 # How long past the longest message the monitor waits for `call.recording.saved` before it hangs
 # up a caller still on the line (a lost record_start, or a saved event that never came).
 SAVED_GRACE_S = 60.0
-PROMPT_WAIT_S = 30.0  # "leave your message after the tone" is said well within this
 
 
 def start(turn: Turn) -> None:
@@ -48,39 +51,31 @@ def spoken(turn: Turn) -> None:
     if turn.call.pending == RECORD:
         record(turn)
     elif turn.call.pending == HANGUP:
-        _hang_up(turn)
-
-
-def saved(turn: Turn) -> None:
-    """The message is saved while the caller is still on the line (it reached its longest):
-    keep it, thank them and hang up, instead of leaving them on a silent line."""
-    keep_recording(turn)
-    ctx, call = turn.ctx, turn.call
-    if call.pending is None:  # recording had started; a second saved event changes nothing
-        ctx.tx.update_call(call.call_control_id, pending=HANGUP)
-        ctx.send("speak", call.call_control_id, f"voicemail:thanks:{ctx.event.id}",
-                 **ctx.menu.speak(ctx.menu.goodbye))
+        hang_up(turn)
 
 
 def tick(turn: Turn, now: float) -> None:
-    """The monitor's tick: a prompt's end, a saved message or the thanks' end that never came
-    moves the call on (record anyway, or hang up) instead of leaving the caller in silence."""
-    call, menu = turn.call, turn.ctx.menu
+    """The monitor's tick: never leave a caller in silence. Record once the prompt must have
+    ended; thank and hang up a caller still on the line after their message was saved; hang up
+    when the thanks' end, or the saved message, never came."""
+    ctx, call, menu = turn.ctx, turn.call, turn.ctx.menu
     waited = now - call.updated_at
-    if call.pending == RECORD and waited > PROMPT_WAIT_S:
-        log.warning("call %s: the voicemail prompt did not end within %.0f s; recording", call.call_control_id,
-                    PROMPT_WAIT_S)
-        record(turn)
-    elif (call.pending == HANGUP and waited > menu.goodbye_wait_s) or (
-            call.pending is None and waited > VOICEMAIL_MAX_S + SAVED_GRACE_S):
-        log.warning("call %s: voicemail over without its %s; hanging up", call.call_control_id,
-                    "thanks ending" if call.pending == HANGUP else "recording saved")
-        _hang_up(turn)
-
-
-def _hang_up(turn: Turn) -> None:
-    turn.ctx.tx.update_call(turn.call.call_control_id, pending=None)
-    turn.ctx.send("hangup", turn.call.call_control_id, "hangup")
+    if call.pending == RECORD:
+        if waited > menu.say_wait_s(menu.leave_message):
+            log.warning("call %s: the voicemail prompt's end never came; recording", call.call_control_id)
+            record(turn)
+    elif call.pending == HANGUP:
+        if waited > menu.goodbye_wait_s:
+            log.warning("call %s: the thanks' end never came; hanging up", call.call_control_id)
+            hang_up(turn)
+    elif call.recording_saved_at is not None:
+        if now - call.recording_saved_at > STILL_ON_AFTER_SAVED_S:
+            # The message reached its longest and the caller is still there.
+            ctx.tx.update_call(call.call_control_id, pending=HANGUP)
+            ctx.send("speak", call.call_control_id, "voicemail:thanks", **menu.speak(menu.goodbye))
+    elif waited > VOICEMAIL_MAX_S + SAVED_GRACE_S:
+        log.warning("call %s: no message was ever saved; hanging up", call.call_control_id)
+        hang_up(turn)
 
 
 def keep_recording(turn: Turn) -> None:

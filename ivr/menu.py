@@ -72,8 +72,12 @@ class Menu:
         """The longest the hangup waits for the goodbye's `call.speak.ended`: its longest text's time."""
         lead_ins = [option.text or "" for node in self.nodes.values() for option in node.options.values()
                     if option.target == GOODBYE]  # `say` (or a pause key's) text, then goodbye
-        words = max(len(f"{lead_in} {self.goodbye}".split()) for lead_in in ["", *lead_ins])
-        return GOODBYE_MARGIN_S + words / GOODBYE_WORDS_PER_S
+        return max(self.say_wait_s(f"{lead_in} {self.goodbye}") for lead_in in ["", *lead_ins])
+
+    @staticmethod
+    def say_wait_s(text: str) -> float:
+        """The longest a prompt of this text may take to be said and its end reported."""
+        return GOODBYE_MARGIN_S + len(text.split()) / GOODBYE_WORDS_PER_S
 
     def has(self, node: str | None) -> bool:
         """Whether a call can be at this menu (one of the file's, or the built-in after-agents one)."""

@@ -224,6 +224,9 @@ def leave_a_message(flow: Flow) -> None:
 
 
 def test_a_message_saved_while_the_caller_stays_on_is_thanked_then_hung_up_as_voicemail(flow: Flow) -> None:
+    import time
+
+    from calls.voicemail import STILL_ON_AFTER_SAVED_S
     leave_a_message(flow)
     saved = {"role": "caller", "call": CALLER}
     flow.event("call.recording.saved", ccid=None, client_state=saved,
@@ -231,6 +234,10 @@ def test_a_message_saved_while_the_caller_stays_on_is_thanked_then_hung_up_as_vo
     call = flow.store.get_call(CALLER)
     assert call is not None and (call.status, call.recording_url) == (CallStatus.VOICEMAIL,
                                                                       "https://example.com/message.wav")
+    assert flow.sent.names()[-1] == "record_start"  # the caller's own hangup may be on its way
+    tick(flow, time.time() + 1)
+    assert flow.sent.names()[-1] == "record_start"
+    tick(flow, time.time() + STILL_ON_AFTER_SAVED_S + 1)  # still on the line: the message hit its longest
     goodbye = load_menu(ROOT / "examples" / "ivr.yaml").goodbye
     assert flow.sent.names()[-1] == "speak" and flow.sent.commands[-1].params["payload"] == goodbye
     flow.event("call.speak.ended", status="completed")
@@ -241,20 +248,37 @@ def test_a_message_saved_while_the_caller_stays_on_is_thanked_then_hung_up_as_vo
     assert flow.sent.names().count("hangup") == 1
 
 
+def test_a_caller_who_hangs_up_to_end_the_message_is_not_spoken_to(flow: Flow) -> None:
+    import time
+
+    from calls.voicemail import STILL_ON_AFTER_SAVED_S
+    leave_a_message(flow)
+    sent = flow.sent.names()
+    flow.event("call.recording.saved", ccid=None, client_state={"role": "caller", "call": CALLER},
+               payload={"recording_urls": {"wav": "https://example.com/message.wav"}})
+    flow.event("call.hangup", hangup_cause="normal_clearing")  # just after its saved event
+    tick(flow, time.time() + STILL_ON_AFTER_SAVED_S + 1)
+    assert flow.sent.names() == sent
+    call = flow.store.get_call(CALLER)
+    assert call is not None and (call.outcome, call.hangup_cause) == ("voicemail", "normal_clearing")
+
+
 def test_a_voicemail_whose_events_never_come_still_ends_from_the_monitor(flow: Flow) -> None:
     import time
 
-    from calls.voicemail import PROMPT_WAIT_S, SAVED_GRACE_S
+    from calls.voicemail import SAVED_GRACE_S
     from ivr.menu import VOICEMAIL_MAX_S
+    menu = load_menu(ROOT / "examples" / "ivr.yaml")
+    prompt_s = menu.say_wait_s(menu.leave_message)
     choose_voicemail(flow)
     now = time.time()
     tick(flow, now + 1)
     assert "record_start" not in flow.sent.names()  # the prompt is still being said
-    tick(flow, now + PROMPT_WAIT_S + 1)  # its call.speak.ended was lost: record anyway
+    tick(flow, now + prompt_s + 1)  # its call.speak.ended was lost: record anyway
     assert flow.sent.names()[-1] == "record_start"
-    tick(flow, now + PROMPT_WAIT_S + 2)
+    tick(flow, now + prompt_s + 2)
     assert flow.sent.names()[-1] == "record_start"  # recording: nothing to do yet
-    tick(flow, now + PROMPT_WAIT_S + VOICEMAIL_MAX_S + SAVED_GRACE_S + 2)  # no saved event ever
+    tick(flow, now + prompt_s + VOICEMAIL_MAX_S + SAVED_GRACE_S + 2)  # no saved event ever
     assert flow.sent.names()[-1] == "hangup"
 
 
