@@ -4,8 +4,9 @@ Each (event, receiver) pair is a `deliveries` row. Rows are created from the fee
 per-receiver cursor, sent in feed order per call and receiver (a later event of a call waits
 while an earlier one is retried), retried with exponential backoff for the retry window, and
 every attempt is kept in `delivery_attempts`. Any instance may send; a lease on the row makes
-one of them do it. A round sends at most as many rows of a chain as fit in the lease at the
-receiver's timeout, and an outcome is written only while its sender still holds the lease. Only rows for the receivers configured now are sent: a URL taken out of
+one of them do it. A round sends at most one chain per sending thread, each no longer than fits
+in the lease at the longest a send can take, and an outcome is written only while its sender
+still holds the lease. Only rows for the receivers configured now are sent: a URL taken out of
 LIFELINE_EVENT_WEBHOOKS keeps its rows, unsent, until it is put back.
 """
 
@@ -30,6 +31,8 @@ from .settings import OutputSettings
 
 log = logging.getLogger(__name__)
 LEASE_S = 60.0
+SENDERS = 8  # threads sending chains at once
+REQUEST_PHASES = 3  # connect, send, read: each may take up to the timeout
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
 
 
@@ -59,7 +62,7 @@ class WebhookDelivery:
         self._feed = feed
         self._settings = settings
         self._client = httpx.Client(timeout=settings.webhook_timeout_s)
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lifeline-hook")
+        self._pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="lifeline-hook")
 
     @property
     def enabled(self) -> bool:
@@ -144,14 +147,18 @@ class WebhookDelivery:
                                      earlier.c.status.in_((PENDING, SENDING)))
             heads = {r[0] for r in conn.execute(select(d.c.id).where(
                 d.c.id.in_([g[0]["id"] for g in groups.values()]), ~blocked))}
-        chains = []
+        chains: list[list[dict[str, Any]]] = []
         lease_at = now + LEASE_S
-        # A chain is sent one row after another, each up to the receiver's timeout: it must end
-        # within the lease, or another sender would take its rows while they are being sent.
-        longest = max(1, int(LEASE_S / max(self._settings.webhook_timeout_s, 0.001)) - 1)
+        # The whole round must end within the lease, or another sender would take its rows while
+        # they are being sent: at most one chain per sending thread (none waits for a thread), and
+        # in each chain as many rows as fit one after another at the longest a send can take
+        # (httpx's timeout bounds each phase, so connect, send and read each get it).
+        longest = max(1, int(LEASE_S / (REQUEST_PHASES * max(self._settings.webhook_timeout_s, 0.001))) - 1)
         # One write transaction for the whole batch: each conditional update wins its row or not.
         with self._store.unit() as tx:
             for group in groups.values():
+                if len(chains) == SENDERS:
+                    break  # the rest go in the next round
                 if group[0]["id"] not in heads:
                     continue
                 chain = []

@@ -536,15 +536,16 @@ def test_redelivery_to_a_url_that_is_not_a_receiver_is_refused_naming_them(recei
 def test_a_chain_sent_in_one_round_fits_in_its_lease_and_the_rest_follow_in_order(tmp_path: Any) -> None:
     from conversation.feed import Feed
     from conversation.settings import OutputSettings
-    from conversation.webhooks_out import LEASE_S, WebhookDelivery
+    from conversation.webhooks_out import LEASE_S, SENDERS, WebhookDelivery
     from ivr.store import schema
     from ivr.store.sql import SqlStore
 
     store = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
     hook = Receiver(failures=0)
-    # Each send may take up to the timeout: a third of the lease allows two sends per round.
+    # Each send may take up to three times the timeout (connect, send, read): a ninth of the lease
+    # allows two sends per round.
     webhooks = WebhookDelivery(store, Feed(store.engine), OutputSettings(
-        event_webhooks=(hook.url,), event_secret=SECRET, webhook_timeout_s=LEASE_S / 3))
+        event_webhooks=(hook.url,), event_secret=SECRET, webhook_timeout_s=LEASE_S / 9))
     try:
         webhooks.materialise()
         now = time.time()
@@ -555,6 +556,13 @@ def test_a_chain_sent_in_one_round_fits_in_its_lease_and_the_rest_follow_in_orde
         assert webhooks.materialise() == 5
         assert [webhooks.send_due() for _ in range(4)] == [2, 2, 1, 0]
         assert [json.loads(a["body"])["data"]["n"] for a in hook.accepted] == [0, 1, 2, 3, 4]
+        # One chain per sending thread a round: ten calls' events go as eight, then two.
+        with store.unit() as tx:
+            tx.connection.execute(schema.feed.insert(), [
+                {"call_control_id": f"v3:call-{n}", "kind": "message", "data": "{}", "created_at": now}
+                for n in range(10)])
+        assert webhooks.materialise() == 10
+        assert [webhooks.send_due() for _ in range(3)] == [SENDERS, 10 - SENDERS, 0]
     finally:
         webhooks.close()
         hook.server.stop()
