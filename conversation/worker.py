@@ -30,10 +30,6 @@ SUMMARY_ROUND_S = 0.25
 OUTAGE_RETRY_S = 2.0  # between rounds while the store fails
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:300]
-
-
 class OutputsWorker(BackgroundLoop):
     """One thread per process: after each wake-up (or poll interval), does whatever is due."""
 
@@ -59,14 +55,18 @@ class OutputsWorker(BackgroundLoop):
             seen = self._hub.version
             try:
                 busy = self.run_once()
-            except Exception as exc:  # a store outage: try again, the work is all in the store
+            except (SQLAlchemyError, StoreError) as exc:  # the store is down: all the work waits in it
                 if failing_since is None:
                     failing_since = self._clock()
                     # Once per outage, not once a round: a database down for a minute would
-                    # otherwise write hundreds of tracebacks.
+                    # otherwise write hundreds of lines.
                     log.error("outputs paused (summaries, webhooks out, emails): %s: %s; retrying "
-                              "every %.0f s", exc.__class__.__name__, _first_line(exc), OUTAGE_RETRY_S,
-                              exc_info=not isinstance(exc, SQLAlchemyError | StoreError))
+                              "every %.0f s", exc.__class__.__name__, " ".join(str(exc).split())[:300],
+                              OUTAGE_RETRY_S)
+                self._stop.wait(OUTAGE_RETRY_S)
+                continue
+            except Exception:  # a bug: every round says so, with its traceback, but not in a tight loop
+                log.exception("outputs round failed; retrying in %.0f s", OUTAGE_RETRY_S)
                 self._stop.wait(OUTAGE_RETRY_S)
                 continue
             if failing_since is not None:

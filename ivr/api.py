@@ -7,9 +7,9 @@ from dataclasses import asdict
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from .sessions import CSRF_HEADER, csrf_ok, signed_in, token_matches
 from .errors import StoreError, error_response
 from .sanitize import clean_text
+from .sessions import CSRF_HEADER, csrf_ok, signed_in, token_matches
 from .store import OUTCOMES, CallQuery
 from .timefmt import iso_times, parse_time
 

@@ -20,6 +20,7 @@ import threading
 import time
 import wave
 from dataclasses import dataclass
+
 import httpx
 
 from .errors import RecordingError

@@ -41,13 +41,12 @@ from ivr.errors import StoreError, WebhookError, error_response
 from ivr.menu import OPERATOR_DIGIT, Menu, load_menu
 from ivr.metrics import Metrics
 from ivr.outbox import CommandSender, Sender
-from ivr.sanitize import FiniteJSONProvider
-from ivr.security import WebhookVerifier
-from ivr.telnyx_api import longest_send_s
 from ivr.recording_sinks import sink_from_settings
 from ivr.recordings import RecordingKeeper
+from ivr.sanitize import FiniteJSONProvider
+from ivr.security import WebhookVerifier
 from ivr.store.sql import SqlStore
-from ivr.telnyx_api import TelnyxCommands
+from ivr.telnyx_api import TelnyxCommands, longest_send_s
 from providers import Provider, ProviderCommands
 from providers.telnyx import TelnyxProvider
 from providers.telnyx import bp as telnyx_webhooks

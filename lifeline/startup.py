@@ -34,7 +34,7 @@ from ivr.yamlfile import line_of
 from transfer.rules import RuleSet, load_rules
 
 from . import db_cli
-from .factory import create_app, load_env_file, register_commands, menu_and_rules_warnings
+from .factory import create_app, load_env_file, menu_and_rules_warnings, register_commands
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn

@@ -18,8 +18,8 @@ import dataclasses
 import json
 import os
 import random
-import secrets
 import re
+import secrets
 import shutil
 import signal
 import socket

@@ -60,7 +60,7 @@ def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: fl
             left = [c.call_control_id for c in lifeline.store.list_calls(limit=10_000, active_only=True)]
             closed = sum(lifeline.calls.call_gone(ccid, "dev_restart") for ccid in left)
             if closed:
-                click.echo(f"closed {closed} call(s) left up by an earlier run (outcome lost)")
+                click.echo(f"closed {closed} call(s) left up by an earlier run")
             lifeline.monitor.start()
             click.echo(f"Lifeline dev: http://127.0.0.1:{port}/dashboard  (sign in with the API token "
                        f"{token}; emulator http://127.0.0.1:{emulator_port}; Ctrl-C to stop)")

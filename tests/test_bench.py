@@ -14,9 +14,21 @@ from flask import Flask
 
 from ivr.config import Settings
 from ivr.logs import JsonFormatter
-from simulator.bench import (BenchConfig, BenchUsageError, _report, app_log_problems, bucket_quantiles,
-                             ack_by_window, histogram_buckets, missed_escalation, parse_cpus, percentile,
-                             process_tree_cpu_s, run_bench, sweep_interval_s)
+from simulator.bench import (
+    BenchConfig,
+    BenchUsageError,
+    _report,
+    ack_by_window,
+    app_log_problems,
+    bucket_quantiles,
+    histogram_buckets,
+    missed_escalation,
+    parse_cpus,
+    percentile,
+    process_tree_cpu_s,
+    run_bench,
+    sweep_interval_s,
+)
 from simulator.caller import PATIENCE_S, CallResult, wait_for_menu
 from simulator.emulator import Emulator
 from simulator.haproxy import HAProxyMissing, config_text, haproxy_path

@@ -257,8 +257,8 @@ def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order_signed
 
 
 def test_webhooks_without_a_secret_stop_start_up_with_the_fix() -> None:
-    from ivr.errors import ConfigError
     from conversation.settings import load_output_settings
+    from ivr.errors import ConfigError
     with pytest.raises(ConfigError, match="LIFELINE_EVENT_SECRET"):
         load_output_settings({"LIFELINE_EVENT_WEBHOOKS": "https://example.com/hook"})
     with pytest.raises(ConfigError, match="not an http"):

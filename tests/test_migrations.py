@@ -16,9 +16,9 @@ from flask import Flask
 from sqlalchemy import Engine, inspect, text
 
 from ivr.store import CallStatus
-from ivr.store.sql import SqlStore
 from ivr.store import migrate as migrations
 from ivr.store.schema import metadata
+from ivr.store.sql import SqlStore
 from lifeline import create_app
 from lifeline.startup import EX_CONFIG, entry_app, require_current_schema
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ivr.errors import ConfigError
 from insight.labels import FRUSTRATION_LEVELS, INTENTS
 from insight.patterns import asserted_phrase, normalise
+from ivr.errors import ConfigError
 from ivr.menu import KEYS
 from ivr.store.records import Message
 from ivr.yamlfile import read_yaml

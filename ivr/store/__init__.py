@@ -6,6 +6,7 @@ modules (`ivr.store.sql`, `ivr.store.memory`) by whoever builds one.
 
 from .base import CallStore, StoreTx
 from .records import (
+                      OUTCOMES,
                       CallPage,
                       CallQuery,
                       CallRecord,
@@ -14,7 +15,6 @@ from .records import (
                       CommandStatus,
                       FeedEvent,
                       Message,
-                      OUTCOMES,
                       OutboxEntry,
                       StoreFigures,
                       TransferRecord,

@@ -7,8 +7,17 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .records import (CallPage, CallQuery, CallRecord, Command, FeedEvent, Message, OutboxEntry,
-                      StoreFigures, TransferRecord)
+from .records import (
+    CallPage,
+    CallQuery,
+    CallRecord,
+    Command,
+    FeedEvent,
+    Message,
+    OutboxEntry,
+    StoreFigures,
+    TransferRecord,
+)
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 

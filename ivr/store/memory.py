@@ -17,8 +17,19 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .base import CallStore, StoreTx, ascii_lower
-from .records import (CallPage, CallQuery, CallRecord, CallStatus, Command, CommandStatus, FeedEvent,
-                      Message, OutboxEntry, StoreFigures, TransferRecord)
+from .records import (
+    CallPage,
+    CallQuery,
+    CallRecord,
+    CallStatus,
+    Command,
+    CommandStatus,
+    FeedEvent,
+    Message,
+    OutboxEntry,
+    StoreFigures,
+    TransferRecord,
+)
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}

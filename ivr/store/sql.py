@@ -13,8 +13,20 @@ from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
 
-from sqlalchemy import (Connection, Engine, bindparam, create_engine, event, exists, func, make_url, or_, select,
-                        text, update)
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    exists,
+    func,
+    make_url,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -26,8 +38,19 @@ from ..sanitize import clean_text, finite_or_none
 from . import schema
 from .base import CallStore, StoreTx, ascii_lower
 from .migrate import WRITE_OPTION, schema_problem, upgrade
-from .records import (CallPage, CallQuery, CallRecord, CallStatus, Command, CommandStatus, FeedEvent,
-                      Message, OutboxEntry, StoreFigures, TransferRecord)
+from .records import (
+    CallPage,
+    CallQuery,
+    CallRecord,
+    CallStatus,
+    Command,
+    CommandStatus,
+    FeedEvent,
+    Message,
+    OutboxEntry,
+    StoreFigures,
+    TransferRecord,
+)
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
