@@ -77,10 +77,12 @@ def print_call(result: CallResult, echo: Callable[[str], None], timeline: bool =
     extra = ""
     if latency is not None and result.transfer_commands:
         silence_s = result.leg.log.trigger_trailing_silence_s
-        # Audio: from the end of the words, not the recording's last frame, which trailing silence
-        # puts later (an app that decides in that silence would show a negative latency).
-        extra = (f", escalation {latency + silence_s * 1000:.1f} ms after the words ended" if silence_s
-                 else f", escalation {latency:.1f} ms")
+        # Audio: measured from the recording's last frame (DESIGN.md), which trailing silence puts
+        # after the words, so an app that decides in that silence shows a negative figure: the
+        # time from the end of the words is shown beside it.
+        extra = f", escalation {latency:.1f} ms"
+        if silence_s:
+            extra += f" ({latency + silence_s * 1000:.1f} ms after the words ended)"
     echo(f"  {verdict}  outcome={result.outcome}, transfers={len(result.transfer_commands)}{extra}")
     for problem in result.problems:
         echo(f"        - {problem}")
