@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import re
+import socket
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
@@ -27,7 +28,7 @@ from flask.cli import FlaskGroup
 from insight.understand import understanding_from
 from ivr import logs
 from ivr.config import Settings, load_settings
-from ivr.errors import LifelineError
+from ivr.errors import ConfigError, LifelineError
 from ivr.menu import Menu, load_menu
 from ivr.store.sql import SqlStore
 from ivr.yamlfile import line_of
@@ -245,6 +246,11 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
         reload = ctx.params.get("reload")
         reloading = ctx.params.get("debug") if reload is None else reload
         serving = not reloading or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+        if serving and not reloading:
+            # The monitor and the outputs would start, and do a sweep's or a round's work, before
+            # the server finds its port taken: look first. (The reloader's child binds the port
+            # its parent already holds, so it is not asked.)
+            _port_or_fail(str(ctx.params.get("host") or "127.0.0.1"), int(ctx.params.get("port") or 5000))
         if serving:
             lifeline.services.scorer.load()  # the caller's first line must not wait for the model
             lifeline.outputs.start()  # summaries, webhooks and email out, as gunicorn's workers do
@@ -253,6 +259,17 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
             lifeline.monitor.start()
             log.info("monitor started: sweeping active calls every %g s", lifeline.monitor.interval_s)
     return app
+
+
+def _port_or_fail(host: str, port: int) -> None:
+    """Stop with one line when `flask run` could not bind its port (another server has it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            fail(ConfigError(f"cannot serve on {host}:{port} ({exc.strerror}): another server has it; "
+                             "stop it or give --port"), code=1)
 
 
 def _command_shell(extend: Extend | None, dev_commands: Collection[str]) -> Flask:

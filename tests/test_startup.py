@@ -348,3 +348,17 @@ def test_the_known_settings_are_the_readme_table_and_every_name_the_code_reads()
         for path in (ROOT / package).rglob("*.py"):
             read |= set(re.findall(r"\"(LIFELINE_[A-Z0-9_]+)\"", path.read_text()))
     assert set(KNOWN_SETTINGS) == table == read
+
+
+def test_flask_run_on_a_port_another_server_has_stops_before_its_monitor_starts(tmp_path: Path) -> None:
+    import socket
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = subprocess.run([str(BIN / "flask"), "--app", str(ROOT / "app.py"), "run", "--port", str(port)],
+                              cwd=tmp_path, env=_env(GOOD), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"error: cannot serve on 127.0.0.1:{port} (Address already in use): another server has it" \
+        in done.stderr
+    assert "monitor started" not in done.stdout + done.stderr and "Traceback" not in done.stderr
