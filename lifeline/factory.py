@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 from dotenv import find_dotenv, load_dotenv
 from flask import Flask, request
@@ -229,9 +230,15 @@ def _register_errors(app: Flask) -> None:
 
     @app.before_request
     def _refuse_nul() -> ResponseReturnValue | None:
-        # No store keeps a NUL in text (PostgreSQL refuses it outright): a 400 here, not a 500
-        # there. (An id in the path with one is simply no call: the store answers 404 for it.)
-        if any("\x00" in value for value in request.args.values()):
+        # No store keeps a NUL in text (PostgreSQL refuses it outright), and a query that is not
+        # UTF-8 fails wherever it is read: a 400 here, not a 500 there. (An id in the path with a
+        # NUL is simply no call: the store answers 404 for it.)
+        query = unquote_to_bytes(request.query_string.replace(b"+", b" "))
+        try:
+            query.decode()
+        except UnicodeDecodeError:
+            return error_response(400, "the query string is not UTF-8")
+        if b"\x00" in query:
             return error_response(400, "a query parameter holds a NUL character")
         return None
 

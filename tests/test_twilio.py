@@ -429,3 +429,61 @@ def test_one_sweep_of_a_deployment_with_twilio_reports_what_it_did(twilio_app: F
     result = twilio_app.test_cli_runner().invoke(args=["monitor", "--once"])
     assert result.exit_code == 0, result.exception
     assert result.output.startswith("Sweep done:\n  swept 0 active calls\n"), result.output
+
+
+def test_an_update_whose_connection_drops_after_sending_is_not_repeated_one_never_sent_is() -> None:
+    import socket
+    import threading
+
+    received: list[bytes] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def read_then_hang_up() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(
+                        [h for h in data.split(b"\r\n") if h.lower().startswith(b"content-length")][0]
+                        .split(b":")[1]):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                received.append(data)  # the whole update arrived; no answer comes
+
+    threading.Thread(target=read_then_hang_up, daemon=True).start()
+    port = server.getsockname()[1]
+    try:
+        settings = TwilioSettings("AC" + "0" * 32, "token", f"http://127.0.0.1:{port}", PUBLIC)
+        client = TwilioCommands(settings, TwimlRenderer(settings), timeout_s=2.0, attempts=3, sleep=lambda s: None)
+        outcome = client.send(Command("c5", SID, "speak", {"payload": "hi"}))
+        assert (outcome.status, outcome.attempts) == (CommandStatus.SENT, 1)
+        assert len(received) == 1  # Twilio may have acted on it: a second update could dial twice
+    finally:
+        server.close()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    nothing_listens = closed.getsockname()[1]
+    closed.close()
+    settings = TwilioSettings("AC" + "0" * 32, "token", f"http://127.0.0.1:{nothing_listens}", PUBLIC)
+    client = TwilioCommands(settings, TwimlRenderer(settings), timeout_s=2.0, attempts=3, sleep=lambda s: None)
+    outcome = client.send(Command("c6", SID, "speak", {"payload": "hi"}))
+    assert (outcome.status, outcome.attempts) == (CommandStatus.PENDING, 3)  # never reached: retried
+
+
+def test_a_query_string_that_is_not_utf8_is_a_400_and_the_whisper_url_carries_no_reason(
+        twilio_app: Flask) -> None:
+    bad = twilio_app.test_client().post("/webhooks/twilio/voice", data=call_form(),
+                                        environ_overrides={"QUERY_STRING": "a=\xff"})  # WSGI's latin-1
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "bad_request"
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=b", call_form(CallStatus="in-progress", Digits="0")))
+    number = root.find("Dial/Number")
+    assert number is not None and set(parse_qs(urlsplit(number.get("url", "")).query)) == {"caller", "attempt"}

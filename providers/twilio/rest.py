@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import requests
+import urllib3
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -27,6 +28,15 @@ log = logging.getLogger(__name__)
 CALL_NOT_IN_PROGRESS = 21220
 NOT_FOUND = 20404
 _NOT_APPLIED_STATUS = {429, 503}  # Twilio refused before acting: safe to send again
+
+
+def _never_reached(exc: requests.exceptions.ConnectionError) -> bool:
+    """Whether the request surely never reached Twilio (no connection was made), so a retry is safe."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    cause = exc.args[0] if exc.args else None
+    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps what happened
+    return isinstance(cause, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
 
 
 class TwilioCommands:
@@ -87,6 +97,12 @@ class TwilioCommands:
                     return SendOutcome(CommandStatus.REJECTED if exc.status < 500
                                        else CommandStatus.SENT, attempt, error)
             except requests.exceptions.ConnectionError as exc:
+                if not _never_reached(exc):
+                    # The connection dropped after the request went out: Twilio may have acted on
+                    # it, and a second update could dial twice. As a timeout: not repeated.
+                    log.warning("%s on %s: the connection dropped before Twilio answered; not repeated",
+                                what, sid)
+                    return SendOutcome(CommandStatus.SENT, attempt, "connection dropped; not repeated")
                 error = f"no connection to Twilio: {exc.__class__.__name__}"
             except requests.exceptions.Timeout:
                 # Sent, but no answer: Twilio may well have acted; a second update could dial twice.

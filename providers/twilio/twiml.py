@@ -124,8 +124,9 @@ class TwimlRenderer:
             "status_callback": self.url("agent", caller=caller, attempt=attempt),
             "status_callback_event": "initiated ringing answered completed",
             "status_callback_method": "POST",
-            # The agent hears why before being connected: Twilio has no client_state to carry it.
-            "url": self.url("whisper", caller=caller, attempt=attempt, rule=rule, reason=reason),
+            # The agent hears why before being connected, read from the store: the reason is what a
+            # caller said, so it stays out of URLs (Twilio's call logs, proxies' access logs).
+            "url": self.url("whisper", caller=caller, attempt=attempt),
             "method": "POST",
         }
         if to.startswith(("sip:", "sips:")):

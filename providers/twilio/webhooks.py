@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
 from ivr.context import command_id_for
-from ivr.errors import error_response
+from ivr.errors import MalformedEvent, error_response
 from ivr.events import CallEvent
 from insight.base import ListeningEngine
 from ivr.menu import Menu
@@ -71,7 +71,10 @@ def _twiml(document: object) -> Response:
 
 def _public_request(twilio: Twilio) -> WebhookRequest:
     """The request as Twilio sent it: the signature covers the public URL, not ours behind a proxy."""
-    query = request.query_string.decode()
+    try:
+        query = request.query_string.decode()
+    except UnicodeDecodeError as exc:  # no URL of ours has such bytes: nothing Twilio signed
+        raise MalformedEvent("the query string is not UTF-8") from exc
     url = twilio.provider.settings.url(request.path + (f"?{query}" if query else ""))
     return WebhookRequest(url=url, headers=dict(request.headers.items()), body=b"", form=request.form)
 
@@ -122,7 +125,7 @@ def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str
     """What the agent hears before being connected: why the caller is coming through."""
     caller = request.args.get("caller", "")
     attempt = request.args.get("attempt", "")
-    reason = request.args.get("reason", "")
+    reason = ""
     for transfer in lifeline.store.transfers(caller) if events.CALL_SID.match(caller) else []:
         if str(transfer.attempt) == attempt:
             reason = transfer.reason
