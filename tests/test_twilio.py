@@ -238,6 +238,19 @@ def test_a_failed_stream_is_restarted_once_then_listening_is_lost(twilio_app: Fl
     assert call is not None and call.listening == "lost"
 
 
+def test_a_transcription_error_tells_the_call_its_words_are_no_longer_heard(twilio_app: Flask) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    lifeline = twilio_app.extensions["lifeline"]
+    form = call_form(CallStatus="in-progress", TranscriptionSid="GT" + "1" * 32,
+                     TranscriptionEvent="transcription-error", TranscriptionError="engine unavailable")
+    for _ in range(2):  # a retried callback tells it once
+        assert post(twilio_app, "/webhooks/twilio/transcription", form).status_code == 204
+    call = lifeline.store.get_call(SID)
+    assert call is not None and call.listening == "lost"  # the twilio engine has no stream to restart
+    states = [e.data["state"] for e in lifeline.store.feed_events(SID) if e.kind == "listening"]
+    assert len(states) == 1
+
+
 # ----- the TwiML of each command, parsed back -----------------------------------------------------
 
 SETTINGS = TwilioSettings(ACCOUNT, TOKEN, "http://127.0.0.1:9", PUBLIC)

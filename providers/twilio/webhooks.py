@@ -145,8 +145,15 @@ def _informational(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kin
 
 
 def _transcription(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
-    """Twilio real-time transcription: each final utterance of the caller is a message."""
-    heard = events.transcription(incoming.form)
+    """Twilio real-time transcription: each final utterance of the caller is a message; an error
+    means the call is no longer heard, which the call flow must know (rules that need words stop)."""
+    form = incoming.form
+    if form.get("TranscriptionEvent") == "transcription-error":
+        sid = events.call_sid(form)
+        report_stream_lost(lifeline, sid, form.get("TranscriptionSid") or "transcription",
+                           form.get("TranscriptionError") or form.get("ErrorMessage") or "transcription-error")
+        return "", 204
+    heard = events.transcription(form)
     if heard is not None:
         sid, result, track = heard
         if result.is_final and track in (None, "inbound_track") and result.text.strip():
