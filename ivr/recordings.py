@@ -19,7 +19,9 @@ import re
 import threading
 import time
 import wave
+from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -29,6 +31,7 @@ from .store import CallRecord, CallStore
 
 log = logging.getLogger(__name__)
 URL_LIFETIME_S = 600.0  # Telnyx: recording URLs are valid for 10 minutes
+KEPT_BY_PROVIDER_S = 24 * 3600.0  # a provider that keeps recordings (Twilio): retried for a day
 MAX_BYTES = 50 * 1024 * 1024  # 2 minutes of mono WAV is about 2 MB; anything near this is wrong
 
 
@@ -57,9 +60,13 @@ class RecordingFetchError(RecordingError):
 class RecordingKeeper:
     """Downloads recordings into a sink and records the outcome on the call."""
 
-    def __init__(self, store: CallStore, sink: RecordingSink, timeout_s: float = 10.0) -> None:
+    def __init__(self, store: CallStore, sink: RecordingSink, timeout_s: float = 10.0,
+                 credentials: Mapping[str, tuple[str, str]] | None = None) -> None:
         self._store = store
         self.sink = sink
+        # host -> (user, password): a provider whose recording URLs need its credentials (Twilio,
+        # when the account requires HTTP auth on media); its URLs also outlive Telnyx's 10 minutes.
+        self._credentials = dict(credentials or {})
         self._timeout_s = timeout_s
         self._http = httpx.Client(timeout=timeout_s, follow_redirects=True)
         self._lock = threading.Lock()
@@ -107,7 +114,9 @@ class RecordingKeeper:
         now = time.time() if now is None else now
         tried = 0
         for call in self._store.recordings_due((RecordingStatus.PENDING, RecordingStatus.FAILED), limit):
-            if call.recording_saved_at is not None and now - call.recording_saved_at > URL_LIFETIME_S:
+            lifetime = (KEPT_BY_PROVIDER_S if urlsplit(call.recording_url or "").netloc in self._credentials
+                        else URL_LIFETIME_S)
+            if call.recording_saved_at is not None and now - call.recording_saved_at > lifetime:
                 log.error("recording of %s was never kept and its URL has expired: %s",
                           call.call_control_id, call.recording_error)
                 self._record(call.call_control_id, recording_status=RecordingStatus.EXPIRED)
@@ -147,7 +156,8 @@ class RecordingKeeper:
 
     def _download(self, call_control_id: str, url: str) -> KeptRecording:
         try:
-            response = self._http.get(url)
+            # Only to the provider's own host (httpx drops the header on a redirect elsewhere).
+            response = self._http.get(url, auth=self._credentials.get(urlsplit(url).netloc))
         except httpx.HTTPError as exc:
             raise RecordingFetchError(f"{exc.__class__.__name__}: {exc}") from None
         if response.status_code != 200:

@@ -159,7 +159,8 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     outbox = CommandSender(store, providers, settings.command_workers, metrics,
                            settings.telnyx_api_base_url, hold_s=settings.command_hold_s)
     sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
-    recordings = RecordingKeeper(store, sink_from_settings(settings))
+    recordings = RecordingKeeper(store, sink_from_settings(settings),
+                                 credentials=twilio.recording_credentials() if twilio else None)
     services = Services(
         engine=engine, scorer=understanding_from(settings), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff),

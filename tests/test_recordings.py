@@ -190,3 +190,40 @@ def test_the_bucket_setting_chooses_the_bucket_sink(app_config: dict[str, object
     assert isinstance(sink, BucketSink)
     assert sink.describe() == "s3://voicemail/calls at http://127.0.0.1:9"
     assert isinstance(sink_from_settings(load_settings(app_config, tmp_path)), DirectorySink)
+
+
+def test_a_provider_that_wants_its_credentials_for_recordings_gets_them_and_no_one_else_does(
+        tmp_path: Path) -> None:
+    from flask import Flask, request
+
+    from simulator.server import ServerThread
+    audio = silent_wav(1.0)
+    media = Flask("media")
+
+    @media.get("/Recordings/RE1.wav")
+    def recording() -> tuple[bytes, int]:
+        auth = request.authorization
+        if auth is None or (auth.username, auth.password) != ("AC" + "1" * 32, "token"):
+            return b"", 401
+        return audio, 200
+
+    server = ServerThread(media).start()
+    try:
+        url = f"{server.url}/Recordings/RE1.wav"
+        host = url.split("/")[2]
+        store = _store_with_call(tmp_path, url, time.time())
+        without = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
+        assert without.fetch("v3:call-1") == RecordingStatus.FAILED  # 401: the account wants auth
+        without.close()
+        keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"),
+                                 credentials={host: ("AC" + "1" * 32, "token")})
+        assert keeper.fetch("v3:call-1") == RecordingStatus.KEPT
+        # Such a provider keeps its recordings: a URL 11 minutes old is still retried, not expired.
+        with store.unit() as tx:
+            tx.update_call("v3:call-1", recording_status=RecordingStatus.FAILED,
+                           recording_saved_at=time.time() - 660)
+        assert keeper.retry_failed() == 1
+        keeper.close()
+        store.close()
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -29,6 +30,11 @@ class Twilio:
         self.sender = TwilioAwareSender(inner, store, self.provider.commands, self.provider.owns,
                                         workers)
         return self.sender
+
+    def recording_credentials(self) -> dict[str, tuple[str, str]]:
+        """The API host with the account's credentials: media URLs may require HTTP auth there."""
+        config = self.provider.settings
+        return {urlsplit(config.api_base_url).netloc: (config.account_sid, config.auth_token)}
 
     def register(self, app: Flask) -> None:
         """Add the Twilio webhooks and media endpoint."""
