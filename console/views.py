@@ -52,8 +52,9 @@ def gate() -> ResponseReturnValue | None:
                                next=None), 403
     if request.endpoint in _OPEN or signed_in(expected):
         return None
-    if request.method == "GET":
-        return render_template("console/signin.html", error=None, next=request.path)
+    if request.method == "GET":  # back to the same page, its filters included, once signed in
+        return render_template("console/signin.html", error=None,
+                               next=request.full_path if request.query_string else request.path)
     return render_template("console/signin.html", error="Sign in first.", next=None), 403
 
 
@@ -214,8 +215,10 @@ def sign_in() -> ResponseReturnValue:
         return render_template("console/signin.html", error="Wrong token.", next=None), 403
     open_session(expected)
     target = request.form.get("next", "")
-    # Only a page of the console: never another site, never a scheme-relative //host.
-    if not (target.startswith("/dashboard") and not target.startswith("//") and "\\" not in target):
+    # Only a page of the console: never another site, never a scheme-relative //host, and
+    # nothing a Location header cannot carry (a line break from a crafted link).
+    if not (target.startswith("/dashboard") and not target.startswith("//") and "\\" not in target
+            and target.isprintable()):
         target = url_for("console.live")
     return redirect(target, code=303)
 

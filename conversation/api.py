@@ -69,8 +69,10 @@ def events() -> ResponseReturnValue:
             if batch:
                 quiet_since = time.monotonic()
                 continue
-            if not hub.wait(seen, poll_s) and time.monotonic() - quiet_since > KEEPALIVE_S:
-                # A comment line: proxies keep the connection, and a gone client is noticed here.
+            hub.wait(seen, poll_s)
+            # Whether or not other calls woke us: a one-call stream whose call is quiet must still
+            # write now and then, so proxies keep it and a gone client is noticed.
+            if time.monotonic() - quiet_since > KEEPALIVE_S:
                 quiet_since = time.monotonic()
                 yield ": keepalive\n\n"
 

@@ -241,7 +241,10 @@ def test_a_session_needs_the_csrf_header_to_change_anything_through_the_api(cons
 
 @pytest.mark.parametrize("target, lands", [("/dashboard/history", "/dashboard/history"),
                                            ("//evil.example/dashboard", "/dashboard"),
-                                           ("https://evil.example/", "/dashboard")])
+                                           ("https://evil.example/", "/dashboard"),
+                                           ("/dashboard/calls/\r\nx", "/dashboard"),  # a crafted link
+                                           ("/dashboard/history?q=refund&page=3",
+                                            "/dashboard/history?q=refund&page=3")])
 def test_sign_in_returns_to_the_page_asked_for_but_never_elsewhere(console_app: Flask, target: str,
                                                                    lands: str) -> None:
     response = console_app.test_client().post("/dashboard/signin", data={"token": TOKEN, "next": target})
@@ -251,6 +254,8 @@ def test_sign_in_returns_to_the_page_asked_for_but_never_elsewhere(console_app: 
 def test_a_console_page_without_a_session_shows_the_form_that_returns_there(console_app: Flask) -> None:
     page = console_app.test_client().get("/dashboard/calls/v3:failed").get_data(as_text=True)
     assert 'name="token"' in page and 'name="next" value="/dashboard/calls/v3:failed"' in page
+    filtered = console_app.test_client().get("/dashboard/history?q=refund&page=2").get_data(as_text=True)
+    assert 'name="next" value="/dashboard/history?q=refund&amp;page=2"' in filtered  # its filters kept
 
 
 def test_a_kept_recording_plays_and_nothing_outside_the_recordings_directory_does(console_app: Flask) -> None:

@@ -189,3 +189,40 @@ def test_the_poller_rides_out_a_failing_store_with_one_warning_and_wakes_clients
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "cannot read the store" in warnings[0].getMessage()
     assert any("reads the store again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_quiet_calls_stream_still_keeps_alive_while_other_calls_wake_the_feed(
+        app_config: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from conversation import api as conversation_api
+    from lifeline import create_app
+    monkeypatch.setattr(conversation_api, "KEEPALIVE_S", 0.2)
+    app = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN}, migrate=True)
+    busy = threading.Event()
+
+    def other_calls() -> None:  # events of other calls wake every stream of the process
+        while not busy.is_set():
+            app.extensions["conversation"].hub.wake()
+            busy.wait(0.02)
+
+    waker = threading.Thread(target=other_calls, daemon=True)
+    waker.start()
+    try:
+        response = app.test_client().get("/api/events?call=v3:quiet", headers={"Authorization": f"Bearer {TOKEN}"},
+                                         buffered=False)
+        kept_alive = threading.Event()
+
+        def read() -> None:  # in a thread: a stream that never writes would block the test for good
+            for chunk in response.response:
+                if b": keepalive" in chunk:
+                    kept_alive.set()
+                    return
+
+        threading.Thread(target=read, daemon=True).start()
+        assert kept_alive.wait(5)
+        response.close()
+    finally:
+        busy.set()
+        waker.join(2)
+        app.extensions["lifeline"].close()
