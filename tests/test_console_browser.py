@@ -92,6 +92,23 @@ def test_signing_in_shows_live_calls_that_appear_update_and_leave_without_reload
     assert browser.execute_script("return window.stillTheSamePage === true"), "the page reloaded"
 
 
+def test_a_late_line_of_a_call_that_ended_before_the_page_opened_brings_no_row_back(
+        live: Simulation, browser: Chrome) -> None:
+    leg = live.emulator.incoming_call(from_="+15557770044")
+    assert live.emulator.wait_for_gather(leg, 10)
+    live.emulator.caller_hangs_up(leg)
+    assert live.emulator.idle(10)
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    # A transcript of its last words, finished after the call ended (the state machine keeps it).
+    live.app.extensions["lifeline"].calls.hear(  # type: ignore[union-attr]
+        leg.call_control_id, "telnyx", "late-1", "This is ridiculous, I am furious", 0.9)
+    later = live.emulator.incoming_call(from_="+15557770045")  # a live call's row shows the page kept up
+    wait_for(browser, lambda d: row_of(d, "+15557770045"), what="the next call's row")
+    assert not row_of(browser, "+15557770044") and "furious" not in " ".join(r["text"] for r in rows(browser))
+    live.emulator.caller_hangs_up(later)
+
+
 def test_a_failed_transfer_tops_the_list_above_a_calm_caller(live: Simulation, browser: Chrome) -> None:
     sign_in(browser, base(live), TOKEN)
     wait_for_feed(browser)

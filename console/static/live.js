@@ -33,7 +33,13 @@ document.addEventListener("DOMContentLoaded", () => {
       return;
     }
     if (gone.has(id)) return;  // a straggler of a call that has left the list
-    const call = calls.get(id) || newCall(id, d.from, d.to, ev.at);
+    let call = calls.get(id);
+    if (!call) {
+      // Only a call's start (or the snapshot) adds a row: a late line of a call that ended before
+      // this page opened is neither up nor known as gone, and must not come back as a live caller.
+      if (ev.type !== "call.started") return;
+      call = newCall(id, d.from, d.to, ev.at);
+    }
     switch (ev.type) {
       case "call.started":
         call.from = d.from || call.from; call.to = d.to || call.to;
