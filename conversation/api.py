@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
-from ivr.api import require_token
+from ivr.api import require_token, whole
 from ivr.errors import ProviderError, error_response
 from ivr.timefmt import parse_time
 
@@ -109,7 +109,7 @@ def transcript_batch() -> ResponseReturnValue:
     outputs = _outputs()
     try:
         since, until = _time_arg("since"), _time_arg("until")
-        limit = int(request.args.get("limit", 50))
+        limit = whole(request.args.get("limit", "50"))
         if not 1 <= limit <= BATCH_MAX:
             raise ValueError
     except ValueError:

@@ -56,14 +56,20 @@ LIMIT_MAX = 500
 OFFSET_MAX = 2**31 - 1  # past any history (one past 2**63 overflowed the drivers' integers: a 500)
 
 
+def whole(text: str) -> int:
+    """A query value as a whole number, written in ASCII digits only ("1_0", " 5" and "٣" are not)."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
 @bp.get("/api/calls")
 def list_calls() -> ResponseReturnValue:
     """Calls newest first: `?active=1` for calls still up, or a search (outcome, rule, since, until, q)."""
     store = current_app.extensions["lifeline"].store
     args = request.args
     try:
-        limit = int(args.get("limit", 50))
-        offset = int(args.get("offset", 0))
+        limit, offset = whole(args.get("limit", "50")), whole(args.get("offset", "0"))
         if not (1 <= limit <= LIMIT_MAX and 0 <= offset <= OFFSET_MAX):
             raise ValueError
     except ValueError:

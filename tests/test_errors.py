@@ -89,6 +89,9 @@ def test_query_values_no_store_can_keep_are_refused_and_unknown_outcomes_named(a
             assert "NUL" in response.get_json()["error"]["message"]
         forged = client.get("/api/transcripts?cursor=MXxhAGI=", headers=auth)  # base64 of "1|a<NUL>b"
         assert forged.status_code == 400 and "cursor" in forged.get_json()["error"]["message"]
+        for paging in ("limit=1_0", "limit=%20%205", "offset=%D9%A3", "limit=+5"):
+            assert client.get(f"/api/calls?{paging}", headers=auth).status_code == 400, paging
+        assert client.get("/api/transcripts?limit=1_0", headers=auth).status_code == 400
         unknown = client.get("/api/calls?outcome=bogus", headers=auth)
         assert unknown.status_code == 400 and "transferred" in unknown.get_json()["error"]["message"]
         assert client.get("/api/calls?outcome=voicemail", headers=auth).status_code == 200
