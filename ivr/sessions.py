@@ -2,8 +2,10 @@
 
 The token never travels in a URL, where it would land in access logs, proxies and browser
 history. A person signs in once with a form that POSTs the token; Flask's signed session cookie
-(HttpOnly, SameSite=Strict) then carries a digest of it, so changing LIFELINE_API_TOKEN signs
-everyone out. The session also holds a random CSRF token: every request that changes state on
+(HttpOnly, SameSite=Strict) then carries a digest of it and the time it was opened, so a session
+ends 8 hours after sign-in however busy, and changing LIFELINE_API_TOKEN signs everyone out.
+Signing out clears this browser's cookie; there is no server-side list of sessions, so a copy of
+the cookie taken before stays valid until its 8 hours are over or the token changes. The session also holds a random CSRF token: every request that changes state on
 the strength of the cookie must present it (a form field or the X-CSRF-Token header).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import timedelta
 
 from flask import Flask, current_app, session
@@ -22,6 +25,7 @@ SESSION_HOURS = 8
 CSRF_HEADER = "X-CSRF-Token"
 _SESSION_KEY = "api"
 _CSRF_KEY = "csrf"
+_OPENED_KEY = "opened"
 
 
 def configure_sessions(app: Flask, settings: Settings) -> None:
@@ -31,7 +35,10 @@ def configure_sessions(app: Flask, settings: Settings) -> None:
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
                       SESSION_COOKIE_SECURE=bool(settings.public_url
                                                  and settings.public_url.startswith("https://")),
-                      PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS))
+                      PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+                      # The cookie's expiry stays where sign-in set it: 8 hours from then, however
+                      # busy the session (refreshing it on every request would never end one in use).
+                      SESSION_REFRESH_EACH_REQUEST=False)
 
 
 def token_matches(given: str, expected: str) -> bool:
@@ -39,10 +46,14 @@ def token_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def signed_in(expected: str) -> bool:
-    """True when this request's session was opened with the current API token."""
-    mark = session.get(_SESSION_KEY)
-    return isinstance(mark, str) and hmac.compare_digest(mark, _digest(expected))
+def signed_in(expected: str, now: float | None = None) -> bool:
+    """True when this request's session was opened with the current API token, under 8 hours ago."""
+    mark, opened = session.get(_SESSION_KEY), session.get(_OPENED_KEY)
+    now = time.time() if now is None else now
+    # The age is checked here too, not only by the cookie's expiry: a copied cookie carries no
+    # expiry of its own, and the signed time cannot be changed.
+    fresh = isinstance(opened, int | float) and 0 <= now - opened < SESSION_HOURS * 3600
+    return isinstance(mark, str) and hmac.compare_digest(mark, _digest(expected)) and fresh
 
 
 def open_session(expected: str) -> None:
@@ -50,6 +61,7 @@ def open_session(expected: str) -> None:
     session.clear()
     session.permanent = True
     session[_SESSION_KEY] = _digest(expected)
+    session[_OPENED_KEY] = time.time()
     session[_CSRF_KEY] = secrets.token_urlsafe(32)
 
 

@@ -344,3 +344,20 @@ def test_a_recording_kept_in_a_bucket_plays_from_the_bucket(console_app: Flask,
         with client.get("/dashboard/calls/v3:calm/recording") as played:
             assert played.status_code == 200 and played.data == b"RIFF....WAVEfmt "
             assert played.mimetype == "audio/wav"
+
+
+def test_a_session_ends_eight_hours_after_sign_in_however_busy(console_app: Flask,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as clock
+
+    from ivr import sessions
+    client = signed_in_client(console_app)
+    assert client.get("/api/calls", headers={}).status_code == 200
+    opened = clock.time()
+    later = opened + sessions.SESSION_HOURS * 3600 - 60
+    monkeypatch.setattr(sessions.time, "time", lambda: later)
+    assert client.get("/api/calls").status_code == 200  # still within the 8 hours
+    response = client.get("/dashboard")
+    assert "Set-Cookie" not in response.headers  # a busy session is not renewed
+    monkeypatch.setattr(sessions.time, "time", lambda: opened + sessions.SESSION_HOURS * 3600 + 1)
+    assert client.get("/api/calls").status_code == 403
