@@ -94,7 +94,10 @@ document.addEventListener("DOMContentLoaded", () => {
     const y = (v) => (1 - (Math.max(-1, Math.min(1, v)) + 1) / 2) * (SPARK.h - 4) + 2;
     box.append(L.svg("line", {x1: 0, x2: SPARK.w, y1: y(0), y2: y(0), class: "zero"}));
     const shown = scores.slice(-SPARK.n);
-    if (!shown.length) return box;
+    if (!shown.length) {
+      box.setAttribute("aria-label", "No mood yet");  // an image without a name says nothing
+      return box;
+    }
     // The newest message at the right edge; the line grows leftwards as the caller talks.
     const step = shown.length > 1 ? Math.min((SPARK.w - 6) / (shown.length - 1), 24) : 0;
     const x = (i) => SPARK.w - 3 - (shown.length - 1 - i) * step;
