@@ -355,9 +355,9 @@ def test_a_session_ends_eight_hours_after_sign_in_however_busy(console_app: Flas
     assert client.get("/api/calls", headers={}).status_code == 200
     opened = clock.time()
     later = opened + sessions.SESSION_HOURS * 3600 - 60
-    monkeypatch.setattr(sessions.time, "time", lambda: later)
+    monkeypatch.setattr(clock, "time", lambda: later)
     assert client.get("/api/calls").status_code == 200  # still within the 8 hours
     response = client.get("/dashboard")
     assert "Set-Cookie" not in response.headers  # a busy session is not renewed
-    monkeypatch.setattr(sessions.time, "time", lambda: opened + sessions.SESSION_HOURS * 3600 + 1)
+    monkeypatch.setattr(clock, "time", lambda: opened + sessions.SESSION_HOURS * 3600 + 1)
     assert client.get("/api/calls").status_code == 403
