@@ -59,6 +59,15 @@ def test_long_unhappy_call_is_escalated_by_the_time_rule(live: Simulation) -> No
     assert monitor(live).sweep(now=time.time() + 600).escalated == 0
 
 
+def assert_put_through_to_the_second_agent(live: Simulation, leg, cause: str) -> None:  # type: ignore[no-untyped-def]
+    """The first attempt failed for `cause` and the caller is with the second agent."""
+    assert wait_until(lambda: leg.log.bridged)
+    settle(live, leg)
+    first, second = store(live).transfers(leg.call_control_id)
+    assert (first.status, first.hangup_cause) == (TransferStatus.FAILED, cause)
+    assert (second.to_number, second.status) == (AGENTS.split(",")[1], TransferStatus.CONNECTED)
+
+
 def test_transfer_that_never_rang_moves_on_to_the_next_agent(live: Simulation) -> None:
     live.emulator.inject(Fault("transfer", drop=True))
     leg = start_call(live)
@@ -66,11 +75,7 @@ def test_transfer_that_never_rang_moves_on_to_the_next_agent(live: Simulation) -
     assert wait_until(lambda: len(accepted(live, leg.call_control_id, "transfer")) == 1)
     assert monitor(live).sweep().unstuck == 0
     assert monitor(live).sweep(now=time.time() + 61).unstuck == 1
-    assert wait_until(lambda: leg.log.bridged)
-    settle(live, leg)
-    first, second = store(live).transfers(leg.call_control_id)
-    assert (first.status, first.hangup_cause) == (TransferStatus.FAILED, "no_outcome")
-    assert (second.to_number, second.status) == (AGENTS.split(",")[1], TransferStatus.CONNECTED)
+    assert_put_through_to_the_second_agent(live, leg, "no_outcome")
 
 
 def test_a_transfer_not_yet_taken_is_resent_and_never_doubled_by_moving_on(live: Simulation) -> None:
@@ -124,11 +129,7 @@ def test_a_refused_transfer_moves_on_at_the_next_sweep_not_after_the_ringing_tim
     assert wait_until(lambda: any(o.command.name == "transfer" and o.status == CommandStatus.REJECTED
                                   for o in store(live).outbox(leg.call_control_id)))
     assert monitor(live).sweep().unstuck == 1
-    assert wait_until(lambda: leg.log.bridged)
-    settle(live, leg)
-    first, second = store(live).transfers(leg.call_control_id)
-    assert (first.status, first.hangup_cause) == (TransferStatus.FAILED, "transfer_rejected")
-    assert (second.to_number, second.status) == (AGENTS.split(",")[1], TransferStatus.CONNECTED)
+    assert_put_through_to_the_second_agent(live, leg, "transfer_rejected")
 
 
 def test_an_agent_leg_that_shows_up_after_the_caller_left_is_hung_up(live: Simulation) -> None:
