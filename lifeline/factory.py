@@ -230,7 +230,7 @@ def _register_errors(app: Flask) -> None:
         return error_response(exc.status, str(exc), exc.code)
 
     @app.before_request
-    def _refuse_nul() -> ResponseReturnValue | None:
+    def _refuse_unstorable_query() -> ResponseReturnValue | None:
         # No store keeps a NUL in text (PostgreSQL refuses it outright), and a query that is not
         # UTF-8 fails wherever it is read: a 400 here, not a 500 there. (An id in the path with a
         # NUL is simply no call: the store answers 404 for it.)
