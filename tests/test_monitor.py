@@ -78,13 +78,20 @@ def test_transfer_that_never_rang_moves_on_to_the_next_agent(live: Simulation) -
     assert_put_through_to_the_second_agent(live, leg, "no_outcome")
 
 
-def test_a_transfer_not_yet_taken_is_resent_and_never_doubled_by_moving_on(live: Simulation) -> None:
-    live.emulator.inject(Fault("transfer", status=503, times=4))  # every try of the first send fails
+def transfer_left_pending(live: Simulation, failures: int):  # type: ignore[no-untyped-def]
+    """A caller presses 0 while Telnyx answers `failures` transfer requests with 503: once the
+    sender has used its four tries, the transfer waits in the outbox. Returns the caller's leg."""
+    live.emulator.inject(Fault("transfer", status=503, times=failures))
     leg = start_call(live)
     live.emulator.press(leg, "0")
     assert wait_until(lambda: any(o.command.name == "transfer" and o.attempts == 4
                                   for o in store(live).outbox(leg.call_control_id)), 15)
     live.app.extensions["lifeline"].sender.wait_idle(5)  # type: ignore[union-attr]
+    return leg
+
+
+def test_a_transfer_not_yet_taken_is_resent_and_never_doubled_by_moving_on(live: Simulation) -> None:
+    leg = transfer_left_pending(live, failures=4)  # every try of the first send fails
     sweeper = monitor(live)
     sweeper.resend_after_s = 0
     # Long past the agent's ringing timeout, but Telnyx never took the transfer: resend it, stay.
@@ -101,12 +108,7 @@ def test_a_transfer_not_yet_taken_is_resent_and_never_doubled_by_moving_on(live:
 
 def test_a_transfer_never_taken_is_given_up_after_twice_the_stuck_time_and_the_caller_moves_on(
         live: Simulation) -> None:
-    live.emulator.inject(Fault("transfer", status=503, times=1000))  # Telnyx never takes a transfer
-    leg = start_call(live)
-    live.emulator.press(leg, "0")
-    assert wait_until(lambda: any(o.command.name == "transfer" and o.attempts == 4
-                                  for o in store(live).outbox(leg.call_control_id)), 15)
-    live.app.extensions["lifeline"].sender.wait_idle(5)  # type: ignore[union-attr]
+    leg = transfer_left_pending(live, failures=1000)  # Telnyx never takes a transfer
     sweeper = monitor(live)
     assert sweeper.sweep(now=time.time() + 110).unstuck == 0  # still resent, still the first agent
     settle(live, leg)
