@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from conversation import transcripts
 from conversation.pause import PauseError
 from ivr.recording_sinks import SinkError, audio_format
-from ivr.sanitize import clean_text
+from ivr.sanitize import clean_text, whole_number
 from ivr.sessions import close_session, csrf_ok, csrf_token, open_session, signed_in, token_matches
 from ivr.store import CallQuery, CallRecord
 
@@ -140,8 +140,9 @@ def _query(form: dict[str, str], problems: list[str]) -> dict[str, Any]:
 
 def _page_number(problems: list[str]) -> int:
     raw = request.args.get("page", "1")
-    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 100_000:
-        return int(raw)
+    page = whole_number(raw)
+    if page is not None and 1 <= page <= 100_000:
+        return page
     problems.append(f"page must be a whole number from 1, not {raw!r}")
     return 1
 

@@ -12,8 +12,9 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
-from ivr.api import require_token, whole
+from ivr.api import require_token
 from ivr.errors import ProviderError, error_response
+from ivr.sanitize import whole_number
 from ivr.timefmt import parse_time
 
 from . import transcripts
@@ -42,10 +43,11 @@ def events() -> ResponseReturnValue:
     call = request.args.get("call") or None
     given = request.headers.get("Last-Event-ID") or request.args.get("after")
     if given is not None:
-        if not (given.isascii() and given.isdigit()) or int(given) > FEED_ID_MAX:
+        after = whole_number(given)
+        if after is None or after > FEED_ID_MAX:
             return error_response(400, "Last-Event-ID (or ?after=) must be an event id, a whole number "
                                        f"from 0 to {FEED_ID_MAX}")
-        cursor = int(given)
+        cursor = after
     else:
         # A new client of one call gets that call from its start; of all calls, from now on.
         cursor = 0 if call else outputs.feed.last_id()
@@ -109,8 +111,8 @@ def transcript_batch() -> ResponseReturnValue:
     outputs = _outputs()
     try:
         since, until = _time_arg("since"), _time_arg("until")
-        limit = whole(request.args.get("limit", "50"))
-        if not 1 <= limit <= BATCH_MAX:
+        limit = whole_number(request.args.get("limit", "50"))
+        if limit is None or not 1 <= limit <= BATCH_MAX:
             raise ValueError
     except ValueError:
         return error_response(400, "since and until are ISO-8601 times or unix seconds; "

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.events import as_object
+from ivr.sanitize import whole_number
 
 MAX_FRAME_CHARS = 64 * 1024
 
@@ -136,7 +137,4 @@ def number_field(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    # ASCII only: str.isdigit() also accepts "²" and the like, which int() refuses.
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
+    return whole_number(value) if isinstance(value, str) else None

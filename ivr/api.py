@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from .errors import StoreError, error_response
-from .sanitize import clean_text
+from .sanitize import clean_text, whole_number
 from .sessions import CSRF_HEADER, csrf_ok, signed_in, token_matches
 from .store import OUTCOMES, CallQuery
 from .timefmt import iso_times, parse_time
@@ -56,23 +56,13 @@ LIMIT_MAX = 500
 OFFSET_MAX = 2**31 - 1  # past any history (one past 2**63 overflowed the drivers' integers: a 500)
 
 
-def whole(text: str) -> int:
-    """A query value as a whole number, written in ASCII digits only ("1_0", " 5" and "٣" are not)."""
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(text)
-    return int(text)
-
-
 @bp.get("/api/calls")
 def list_calls() -> ResponseReturnValue:
     """Calls newest first: `?active=1` for calls still up, or a search (outcome, rule, since, until, q)."""
     store = current_app.extensions["lifeline"].store
     args = request.args
-    try:
-        limit, offset = whole(args.get("limit", "50")), whole(args.get("offset", "0"))
-        if not (1 <= limit <= LIMIT_MAX and 0 <= offset <= OFFSET_MAX):
-            raise ValueError
-    except ValueError:
+    limit, offset = whole_number(args.get("limit", "50")), whole_number(args.get("offset", "0"))
+    if limit is None or offset is None or not (1 <= limit <= LIMIT_MAX and 0 <= offset <= OFFSET_MAX):
         return error_response(400, f"limit must be a whole number from 1 to {LIMIT_MAX} and offset "
                                    f"one from 0 to {OFFSET_MAX}")
     if args.get("active") in ("1", "true"):

@@ -20,8 +20,9 @@ and what keeps them (docs/architecture.md, "Command order"):
   overtaking it would be refused ("already in progress") and the late stop would leave the call
   unheard. Nothing a caller waits for follows a restart (the call is with an agent by then).
 - A transfer, a hangup and a stop are never dropped: they are retried until Telnyx answers.
-  A transfer is given up only once its attempt is closed (the monitor never closes one Telnyx
-  has not taken, calls/monitor.py): a late resend would ring an agent for nobody.
+  A transfer is given up only once its attempt is closed: a late resend would ring an agent for
+  nobody. (The monitor closes an attempt Telnyx has not taken only after twice the stuck time,
+  calls/monitor.py; a leg it makes after all is hung up when it shows up.)
 """
 
 from __future__ import annotations

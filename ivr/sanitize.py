@@ -23,6 +23,12 @@ MAX_DEPTH = 32
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+def whole_number(text: str) -> int | None:
+    """A whole number written in ASCII digits only, else None: int() would also take "1_0", " 5"
+    and "٣", and str.isdigit() takes "²", which int() refuses."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def clean_text(value: str) -> str:
     """The text without NUL and with lone surrogates replaced, storable in SQLite and PostgreSQL."""
     if "\x00" in value:

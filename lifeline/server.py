@@ -32,6 +32,7 @@ from gunicorn.workers.gasgi import ASGIWorker
 
 from insight.media import MediaSession, MediaStreams, StreamRefused
 from ivr.errors import error_body
+from ivr.sanitize import whole_number
 from ivr.scope import call_scope
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ class Front:
     async def _read_body(self, scope: Message, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or None once a refusal was sent (or the client left)."""
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
+        size = whole_number(declared) if declared is not None else None
+        if size is not None and size > self.max_body:
             await _refuse(send, 413, f"request body larger than {self.max_body} bytes")
             return None
         chunks: list[bytes] = []

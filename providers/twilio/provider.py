@@ -10,6 +10,7 @@ from twilio.request_validator import RequestValidator
 from insight.frames import MediaFrame
 from ivr.errors import MalformedEvent, SignatureError
 from ivr.events import CallEvent
+from ivr.sanitize import whole_number
 from ivr.store import Command
 from ivr.telnyx_api import SendOutcome
 
@@ -27,10 +28,10 @@ Parser = Callable[[str, Mapping[str, str], Mapping[str, list[str]]], list[CallEv
 def _leg(query: Mapping[str, list[str]]) -> tuple[str, int]:
     caller = (query.get("caller") or [""])[0]
     attempt = (query.get("attempt") or [""])[0]
-    numeric = attempt.isascii() and attempt.isdigit()  # ASCII: int() refuses "²", which isdigit() takes
-    if not events.CALL_SID.match(caller) or not numeric or not 1 <= int(attempt) <= 50:
+    number = whole_number(attempt)
+    if not events.CALL_SID.match(caller) or number is None or not 1 <= number <= 50:
         raise MalformedEvent("callback URL must carry caller=<Call SID>&attempt=<n>")
-    return caller, int(attempt)
+    return caller, number
 
 
 PARSERS: dict[str, Parser] = {
