@@ -17,7 +17,7 @@ from conversation.pause import PauseError
 from ivr.recording_sinks import SinkError, audio_format
 from ivr.sanitize import clean_text, whole_number
 from ivr.sessions import close_session, csrf_ok, csrf_token, open_session, signed_in, token_matches
-from ivr.store import CallQuery, CallRecord
+from ivr.store import CallQuery, CallRecord, CallStore
 
 from . import names
 from .charts import sentiment_chart
@@ -50,7 +50,7 @@ def gate() -> ResponseReturnValue | None:
     if not expected:
         return render_template("console/signin.html", error="The console is off: set LIFELINE_API_TOKEN.",
                                next=None), 403
-    if request.endpoint in _OPEN or signed_in(expected):
+    if request.endpoint in _OPEN or signed_in(expected, _store().session_revoked):
         return None
     if request.method == "GET":  # back to the same page, its filters included, once signed in
         return render_template("console/signin.html", error=None,
@@ -230,12 +230,17 @@ def sign_out() -> ResponseReturnValue:
     if not csrf_ok(request.form.get("csrf")):
         return render_template("console/signin.html", next=None,
                                error="Sign-out refused: reload the page and try again."), 403
-    close_session()
+    close_session(_store().revoke_session)
     return redirect(url_for("console.live"), code=303)
 
 
+def _store() -> CallStore:
+    store: CallStore = current_app.extensions["lifeline"].store
+    return store
+
+
 def _find(call_control_id: str) -> CallRecord | None:
-    call: CallRecord | None = current_app.extensions["lifeline"].store.get_call(call_control_id)
+    call: CallRecord | None = _store().get_call(call_control_id)
     return call
 
 

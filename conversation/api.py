@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
-from ivr.api import require_token
-from ivr.errors import ProviderError, error_response
+from ivr.api import require_token, session_check
+from ivr.errors import ProviderError, StoreError, error_response
 from ivr.sanitize import whole_number
 from ivr.timefmt import parse_time
 
@@ -53,6 +53,7 @@ def events() -> ResponseReturnValue:
         cursor = 0 if call else outputs.feed.last_id()
     outputs.subscribed()
     hub, feed, poll_s = outputs.hub, outputs.feed, outputs.settings.feed_poll_s
+    still_signed_in = session_check()
 
     def stream(cursor: int) -> Iterator[str]:
         yield "retry: 1000\n\n"
@@ -76,10 +77,22 @@ def events() -> ResponseReturnValue:
             # write now and then, so proxies keep it and a gone client is noticed.
             if time.monotonic() - quiet_since > KEEPALIVE_S:
                 quiet_since = time.monotonic()
+                # A browser's session signed out elsewhere (or past its 8 hours) stops hearing the
+                # feed here too: its reconnect is then refused.
+                if still_signed_in is not None and not _answers(still_signed_in):
+                    return
                 yield ": keepalive\n\n"
 
     return Response(stream_with_context(stream(cursor)), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _answers(check: Callable[[], bool]) -> bool:
+    """The session check's answer; True while the store cannot say (the feed itself notices that)."""
+    try:
+        return check()
+    except (SQLAlchemyError, StoreError):
+        return True
 
 
 def sse(event: StoredEvent) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from .errors import StoreError, error_response
@@ -32,13 +33,24 @@ def require_token() -> ResponseReturnValue | None:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer ") and token_matches(header[7:], expected):
         return None
-    if not header and signed_in(expected):
+    if not header and signed_in(expected, current_app.extensions["lifeline"].store.session_revoked):
         if request.method in ("GET", "HEAD") or csrf_ok(request.headers.get(CSRF_HEADER)):
+            g.lifeline_by_session = True
             return None
         # The cookie goes with any request the browser makes; only our own pages know this token.
         return error_response(403, f"a signed-in session must send its CSRF token in {CSRF_HEADER} "
                                    "to change anything")
     return error_response(403, "wrong or missing API token")
+
+
+def session_check() -> Callable[[], bool] | None:
+    """For a long response to a signed-in browser: a check that its session is still open (not
+    signed out, not past its 8 hours); None when the request came with the bearer token."""
+    if not g.get("lifeline_by_session"):
+        return None
+    expected = current_app.extensions["lifeline"].settings.api_token
+    revoked = current_app.extensions["lifeline"].store.session_revoked
+    return lambda: signed_in(expected, revoked)
 
 
 @bp.get("/healthz")

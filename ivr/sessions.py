@@ -2,11 +2,12 @@
 
 The token never travels in a URL, where it would land in access logs, proxies and browser
 history. A person signs in once with a form that POSTs the token; Flask's signed session cookie
-(HttpOnly, SameSite=Strict) then carries a digest of it and the time it was opened, so a session
-ends 8 hours after sign-in however busy, and changing LIFELINE_API_TOKEN signs everyone out.
-Signing out clears this browser's cookie; there is no server-side list of sessions, so a copy of
-the cookie taken before stays valid until its 8 hours are over or the token changes. The session also holds a random CSRF token: every request that changes state on
-the strength of the cookie must present it (a form field or the X-CSRF-Token header).
+(HttpOnly, SameSite=Strict) then carries a digest of it, the time it was opened and a random
+session id, so a session ends 8 hours after sign-in however busy, and changing
+LIFELINE_API_TOKEN signs everyone out. Signing out clears this browser's cookie and records the
+session id in the store until its 8 hours would have ended, so a copy of the cookie taken before
+opens nothing either. The session also holds a random CSRF token: every request that changes
+state on the strength of the cookie must present it (a form field or the X-CSRF-Token header).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Flask, current_app, session
@@ -26,6 +28,7 @@ CSRF_HEADER = "X-CSRF-Token"
 _SESSION_KEY = "api"
 _CSRF_KEY = "csrf"
 _OPENED_KEY = "opened"
+_ID_KEY = "sid"
 
 
 def configure_sessions(app: Flask, settings: Settings) -> None:
@@ -46,27 +49,36 @@ def token_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def signed_in(expected: str, now: float | None = None) -> bool:
-    """True when this request's session was opened with the current API token, under 8 hours ago."""
-    mark, opened = session.get(_SESSION_KEY), session.get(_OPENED_KEY)
+def signed_in(expected: str, revoked: Callable[[str], bool], now: float | None = None) -> bool:
+    """True when this request's session was opened with the current API token under 8 hours ago,
+    and has not been signed out (`revoked` asks the store)."""
+    mark, opened, sid = session.get(_SESSION_KEY), session.get(_OPENED_KEY), session.get(_ID_KEY)
     now = time.time() if now is None else now
     # The age is checked here too, not only by the cookie's expiry: a copied cookie carries no
     # expiry of its own, and the signed time cannot be changed.
     fresh = isinstance(opened, int | float) and 0 <= now - opened < SESSION_HOURS * 3600
-    return isinstance(mark, str) and hmac.compare_digest(mark, _digest(expected)) and fresh
+    if not (isinstance(mark, str) and hmac.compare_digest(mark, _digest(expected)) and fresh
+            and isinstance(sid, str)):
+        return False
+    # Asked last, so a stale or foreign cookie never costs a query.
+    return not revoked(sid)
 
 
 def open_session(expected: str) -> None:
-    """Start a fresh session (a new CSRF token too) for a person who gave the right token."""
+    """Start a fresh session (a new id and CSRF token too) for a person who gave the right token."""
     session.clear()
     session.permanent = True
     session[_SESSION_KEY] = _digest(expected)
     session[_OPENED_KEY] = time.time()
+    session[_ID_KEY] = secrets.token_urlsafe(24)
     session[_CSRF_KEY] = secrets.token_urlsafe(32)
 
 
-def close_session() -> None:
-    """Forget the session."""
+def close_session(revoke: Callable[[str, float], None]) -> None:
+    """Sign this session out everywhere: `revoke` records its id until it would have ended."""
+    sid, opened = session.get(_ID_KEY), session.get(_OPENED_KEY)
+    if isinstance(sid, str) and isinstance(opened, int | float):
+        revoke(sid, opened + SESSION_HOURS * 3600)
     session.clear()
 
 

@@ -92,6 +92,60 @@ def test_signing_out_needs_the_pages_csrf_token_and_closes_the_session(console_a
     assert client.get("/api/calls").status_code == 403
 
 
+def test_signing_out_also_closes_a_copy_of_the_cookie_taken_before(console_app: Flask) -> None:
+    client = console_app.test_client()
+    client.post("/dashboard/signin", data={"token": TOKEN})
+    copied = session_cookie(client)
+    assert copied is not None
+    thief = console_app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/api/calls").status_code == 200 and b"Live calls" in thief.get("/dashboard").data
+    assert client.post("/dashboard/signout", data={"csrf": csrf_of(client)}).status_code == 303
+    assert thief.get("/api/calls").status_code == 403
+    assert b"Live calls" not in thief.get("/dashboard").data
+    # Signing in again opens a new session, which the old sign-out does not close.
+    client.post("/dashboard/signin", data={"token": TOKEN})
+    assert client.get("/api/calls").status_code == 200
+
+
+def test_a_signed_out_sessions_feed_stream_ends_at_its_next_keepalive(
+        console_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from conversation import api as conversation_api
+    monkeypatch.setattr(conversation_api, "KEEPALIVE_S", 0.1)
+    client = console_app.test_client()
+    client.post("/dashboard/signin", data={"token": TOKEN})
+    copied = session_cookie(client)
+    assert copied is not None
+    thief = console_app.test_client()
+    thief.set_cookie("session", copied)
+    statuses: list[int] = []
+    chunks: list[bytes] = []
+    ended = threading.Event()
+
+    def read() -> None:
+        # The whole request in one thread, as a server runs it: Flask's streamed request context
+        # must end in the thread that began it. (Also: a stream that never ends cannot block the test.)
+        response = thief.get("/api/events?call=v3:quiet", buffered=False)
+        statuses.append(response.status_code)
+        for chunk in response.response:
+            chunks.append(chunk)
+        response.close()
+        ended.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + 5
+    while not any(b": keepalive" in c for c in chunks) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert statuses == [200]
+    assert any(b": keepalive" in c for c in chunks), "the stream never kept alive while signed in"
+    assert not ended.is_set()
+    assert client.post("/dashboard/signout", data={"csrf": csrf_of(client)}).status_code == 303
+    assert ended.wait(5), "the stream went on after its session was signed out"
+    assert thief.get("/api/events?call=v3:quiet").status_code == 403
+
+
 def test_changing_the_token_signs_everyone_out(app_config: dict[str, object]) -> None:
     first = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN, "LIFELINE_SECRET_KEY": "k" * 32}, migrate=True)
     client = first.test_client()

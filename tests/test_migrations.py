@@ -72,7 +72,8 @@ _ADDED_AFTER_BASELINE = (
                              "recording_error")),  # 0003
     ("messages", "analysis"),  # 0003
 )
-_TABLES_AFTER_BASELINE = ("feed", "deliveries", "delivery_attempts", "delivery_cursors", "summaries")  # 0004
+_TABLES_AFTER_BASELINE = ("feed", "deliveries", "delivery_attempts", "delivery_cursors", "summaries",  # 0004
+                          "revoked_sessions")  # 0006
 _INDEXES_AFTER_BASELINE = ("ix_calls_recording_due",)  # 0005
 
 

@@ -390,6 +390,17 @@ def test_search_text_ignores_case_and_takes_like_wildcards_literally(store: Call
     assert ids("nobody said this") == []
 
 
+def test_a_revoked_session_is_known_until_it_expires_then_pruned(store: CallStore) -> None:
+    now = time.time()
+    assert not store.session_revoked("s-1")
+    store.revoke_session("s-1", now + 3600)
+    store.revoke_session("s-1", now + 3600)  # signing out twice is fine
+    store.revoke_session("s-old", now - 1)  # already past its 8 hours
+    assert store.session_revoked("s-1") and not store.session_revoked("s-2")
+    store.revoke_session("s-2", now + 3600)  # each sign-out forgets the rows that have expired
+    assert store.session_revoked("s-2") and not store.session_revoked("s-old")
+
+
 def test_figures_count_live_and_ended_calls_decisions_transfers_and_the_outbox(store: CallStore) -> None:
     empty = store.figures()
     assert (empty.live_by_state, empty.pending_commands, empty.oldest_pending_at) == ({}, 0, None)

@@ -175,6 +175,14 @@ class CallStore(ABC):
         process: `untried_older_than_s` (default: `older_than_s`) gives those longer."""
 
     @abstractmethod
+    def revoke_session(self, session_id: str, expires_at: float) -> None:
+        """Remember until `expires_at` that a console session was signed out (and forget older ones)."""
+
+    @abstractmethod
+    def session_revoked(self, session_id: str) -> bool:
+        """Whether this console session was signed out."""
+
+    @abstractmethod
     def figures(self) -> StoreFigures:
         """Counts of calls, decisions, transfers and outbox commands as of now (for /metrics)."""
 

@@ -45,6 +45,7 @@ class _Tables:
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     feed: list[FeedEvent] = field(default_factory=list)  # commit order: units of work are serial
+    revoked_sessions: dict[str, float] = field(default_factory=dict)
 
 
 class MemoryStoreTx(StoreTx):
@@ -297,6 +298,18 @@ class MemoryStore(CallStore):
                 self._tables.commands[entry.command.command_id] = replace(entry, updated_at=time.time())
         for entry in due:
             yield entry.command
+
+    def revoke_session(self, session_id: str, expires_at: float) -> None:
+        with self._lock:
+            now = time.time()
+            revoked = self._tables.revoked_sessions
+            for gone in [s for s, until in revoked.items() if until < now]:
+                del revoked[gone]
+            revoked[session_id] = expires_at
+
+    def session_revoked(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id in self._tables.revoked_sessions
 
     def figures(self) -> StoreFigures:
         with self._lock:

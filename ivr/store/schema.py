@@ -162,6 +162,14 @@ delivery_cursors = Table(
     Column("feed_id", Integer, nullable=False),
 )
 
+# Console sessions signed out before their 8 hours were up: a copy of such a cookie opens nothing.
+# A row is needed only until the session would have ended anyway, and is pruned after that.
+revoked_sessions = Table(
+    "revoked_sessions", metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+)
+
 summaries = Table(
     "summaries", metadata,
     Column("call_control_id", String(255), primary_key=True),

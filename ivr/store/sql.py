@@ -18,6 +18,7 @@ from sqlalchemy import (
     Engine,
     bindparam,
     create_engine,
+    delete,
     event,
     exists,
     func,
@@ -274,6 +275,19 @@ class SqlStore(CallStore):
             raise StoreError(f"cannot reach the database at {_safe_url(self.url)}: {exc.__class__.__name__}: "
                              f"{_first_line(exc)}; check DATABASE_URL and that the database server "
                              "is running") from exc
+
+    def revoke_session(self, session_id: str, expires_at: float) -> None:
+        sessions = schema.revoked_sessions
+        with self.unit() as tx:
+            tx.connection.execute(delete(sessions).where(sessions.c.expires_at < time.time()))
+            tx.connection.execute(_insert_ignoring(sessions, tx.connection.dialect.name, returning=False),
+                                  {"session_id": session_id, "expires_at": expires_at})
+
+    def session_revoked(self, session_id: str) -> bool:
+        sessions = schema.revoked_sessions
+        with self.engine.connect() as conn:
+            return conn.execute(select(sessions.c.session_id)
+                                .where(sessions.c.session_id == session_id)).first() is not None
 
     def figures(self) -> StoreFigures:
         calls, decisions, transfers, commands = (schema.calls.c, schema.decisions.c, schema.transfers.c,
