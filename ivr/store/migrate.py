@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,7 @@ SCRIPTS = Path(__file__).resolve().parent / "migrations"
 BASELINE = "0001"  # the schema as `create_all` made it before migrations
 # Any fixed 64-bit number: every Lifeline process that migrates takes this advisory lock.
 _PG_LOCK_KEY = 0x4C6966656C696E65  # "Lifeline"
+LOCK_POLL_S = 0.2
 UPGRADE_HINT = "run `flask db upgrade`"
 # The execution option that makes a SQLite transaction take the write lock when it begins (BEGIN
 # IMMEDIATE); without it a transaction begins deferred, as reads should (ivr/store/sql.py).
@@ -95,7 +97,9 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         if before is None and inspect(conn).has_table("calls"):
             log.warning("adopting a database made before migrations: stamping revision %s", BASELINE)
             command.stamp(config, BASELINE)
-            conn.commit()
+        # Alembic then runs each revision in a transaction of its own, so a revision can step
+        # outside it (PostgreSQL's CREATE INDEX CONCURRENTLY) without committing half of another.
+        conn.commit()
         command.upgrade(config, "head")
         conn.commit()
         return before, MigrationContext.configure(conn).get_current_revision() or ""
@@ -108,12 +112,27 @@ def _config(conn: Connection) -> Config:
     return config
 
 
+def _take_advisory_lock(conn: Connection) -> None:
+    """Wait for the migration lock by asking again and again rather than in one blocked statement:
+    a waiter blocked in a statement holds a snapshot, which a CREATE INDEX CONCURRENTLY in the
+    lock holder's migration waits for, so the two would deadlock."""
+    said = False
+    while True:
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _PG_LOCK_KEY}).scalar()
+        conn.commit()
+        if got:
+            return
+        if not said:
+            log.info("another process is migrating this database; waiting for it to finish")
+            said = True
+        time.sleep(LOCK_POLL_S)
+
+
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[Connection]:
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
-            conn.commit()
+            _take_advisory_lock(conn)
             try:
                 yield conn
             finally:

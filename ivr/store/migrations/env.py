@@ -12,6 +12,6 @@ from ivr.store.schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata, compare_type=True,
-                  render_as_batch=connection.dialect.name == "sqlite")
+                  render_as_batch=connection.dialect.name == "sqlite", transaction_per_migration=True)
 with context.begin_transaction():
     context.run_migrations()

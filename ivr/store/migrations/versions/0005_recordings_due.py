@@ -20,7 +20,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Add the index."""
+    """Add the index; on PostgreSQL without blocking writes to `calls` while it builds."""
+    if op.get_bind().dialect.name == "postgresql":
+        # CONCURRENTLY cannot run inside a transaction: what ran before it commits first.
+        with op.get_context().autocommit_block():
+            op.create_index("ix_calls_recording_due", "calls", ["recording_status", "recording_saved_at"],
+                            postgresql_concurrently=True, if_not_exists=True)
+        return
     op.create_index("ix_calls_recording_due", "calls", ["recording_status", "recording_saved_at"])
 
 
