@@ -284,6 +284,44 @@ def test_the_calls_api_searches_with_the_same_filters(console_app: Flask) -> Non
     assert client.get("/api/calls?offset=-1", headers=auth).status_code == 400
 
 
+def test_the_calls_api_pages_by_cursor_without_repeating_a_call_when_new_ones_start(console_app: Flask) -> None:
+    seed(console_app)
+    client = console_app.test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    everyone = [c["call_control_id"] for c in client.get("/api/calls?limit=500", headers=auth).get_json()["calls"]]
+    assert len(everyone) >= 3
+    page = client.get("/api/calls?limit=1", headers=auth).get_json()
+    seen = [c["call_control_id"] for c in page["calls"]]
+    with console_app.extensions["lifeline"].store.unit() as tx:  # a call starts while we page
+        tx.insert_call(CallRecord(call_control_id="v3:brand-new", call_session_id=None, call_leg_id=None,
+                                  from_number=None, to_number=None, status=CallStatus.MENU,
+                                  created_at=time.time(), updated_at=time.time()))
+    while page["next_cursor"]:
+        page = client.get(f"/api/calls?limit=1&cursor={page['next_cursor']}", headers=auth).get_json()
+        seen += [c["call_control_id"] for c in page["calls"]]
+    assert seen == everyone  # every call once, in order; the new one is on the first page only
+    assert client.get("/api/calls?limit=1&offset=1", headers=auth).get_json()["calls"][0]["call_control_id"] \
+        == everyone[0]  # numbered pages do shift
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "W10", "WzEsMl0", "WyJ4IiwieCJd", "x" * 700,
+                                    "WzFlNDAwLCJ2Mzp4Il0"])  # [], [1,2], ["x","x"], [1e400,"v3:x"]
+def test_a_cursor_that_is_not_one_of_ours_is_a_400(console_app: Flask, cursor: str) -> None:
+    response = console_app.test_client().get(f"/api/calls?cursor={cursor}",
+                                             headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 400 and "next_cursor" in response.get_json()["error"]["message"]
+
+
+def test_a_cursor_with_an_offset_is_a_400(console_app: Flask) -> None:
+    seed(console_app)
+    client = console_app.test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    cursor = client.get("/api/calls?limit=1", headers=auth).get_json()["next_cursor"]
+    assert cursor
+    response = client.get(f"/api/calls?limit=1&offset=1&cursor={cursor}", headers=auth)
+    assert response.status_code == 400 and "not both" in response.get_json()["error"]["message"]
+
+
 def test_a_session_needs_the_csrf_header_to_change_anything_through_the_api(console_app: Flask) -> None:
     client = signed_in_client(console_app)
     response = client.post("/api/calls/v3:nobody/listening", json={"paused": True})

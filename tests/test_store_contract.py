@@ -362,6 +362,30 @@ def test_search_pages_all_calls_newest_first_with_the_total(store: CallStore) ->
     assert first.rules == {"v3:h4": "dtmf_0"} and last.rules == {"v3:h0": "negative_streak"}
 
 
+def test_search_continues_after_a_page_unmoved_by_calls_that_start_meanwhile(store: CallStore) -> None:
+    _history(store)
+    first = store.search_calls(CallQuery(limit=2))
+    assert first.more and [c.call_control_id for c in first.calls] == ["v3:h4", "v3:h3"]
+    with store.unit() as tx:  # a newer call starts between the pages, and one at the same instant
+        newer = new_call("v3:newer")
+        newer.created_at = first.calls[0].created_at + 60
+        tx.insert_call(newer)
+        twin = new_call("v3:g-same-time", status=CallStatus.ENDED)
+        twin.created_at = first.calls[-1].created_at
+        tx.insert_call(twin)
+    seen = [c.call_control_id for c in first.calls]
+    page = first
+    while page.more:
+        last = page.calls[-1]
+        page = store.search_calls(CallQuery(limit=2, before=(last.created_at, last.call_control_id)))
+        seen += [c.call_control_id for c in page.calls]
+    # At the same start time the larger id comes first, so "v3:g-same-time" follows "v3:h3": not skipped.
+    assert seen == ["v3:h4", "v3:h3", "v3:g-same-time", "v3:h2", "v3:h1", "v3:h0"]
+    assert not page.more and page.total == 7
+    filtered = store.search_calls(CallQuery(outcome="transferred", limit=1, before=(1_800_000_000.0 + 240, "v3:h4")))
+    assert [c.call_control_id for c in filtered.calls] == ["v3:h2"] and filtered.more
+
+
 def test_search_filters_by_outcome_rule_and_start_time_together(store: CallStore) -> None:
     _history(store)
     base = 1_800_000_000.0

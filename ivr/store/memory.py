@@ -239,11 +239,15 @@ class MemoryStore(CallStore):
 
             found = sorted((replace(c) for c in tables.calls.values() if matches(c)),
                            key=lambda c: (c.created_at, c.call_control_id), reverse=True)
+        total = len(found)
+        if query.before is not None:
+            found = [c for c in found if (c.created_at, c.call_control_id) < query.before]
         start = max(query.offset, 0)
         chosen = found[start:start + max(query.limit, 0)]
-        return CallPage(calls=chosen, total=len(found),
+        return CallPage(calls=chosen, total=total,
                         rules={c.call_control_id: rules[c.call_control_id] for c in chosen
-                               if c.call_control_id in rules})
+                               if c.call_control_id in rules},
+                        more=len(found) > start + len(chosen))
 
     def transfers(self, call_control_id: str) -> list[TransferRecord]:
         with self._lock:

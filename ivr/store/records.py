@@ -163,7 +163,9 @@ class CallQuery:
 
     `text` matches, ignoring ASCII case, within a caller message, the caller's or the dialled
     number, or the call's id. `since`/`until` bound the call's start (epoch seconds, until
-    excluded). Results are newest first, `limit` of them after skipping `offset`.
+    excluded). Results are newest first, `limit` of them after skipping `offset`; `before`, the
+    (created_at, call_control_id) of the last call of a page, continues after it instead, so
+    calls that start meanwhile never shift the pages.
     """
 
     outcome: str | None = None
@@ -173,6 +175,7 @@ class CallQuery:
     text: str | None = None
     offset: int = 0
     limit: int = 25
+    before: tuple[float, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,7 @@ class CallPage:
     calls: list[CallRecord]
     total: int
     rules: dict[str, str] = field(default_factory=dict)  # call_control_id -> first decision's rule
+    more: bool = False  # whether calls past this page match too
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    and_,
     bindparam,
     create_engine,
     delete,
@@ -387,20 +388,26 @@ class SqlStore(CallStore):
                                   func.lower(schema.messages.c.text).like(pattern, escape="\\"))
             where.append(or_(said, *(func.lower(column).like(pattern, escape="\\") for column in
                                      (calls.from_number, calls.to_number, calls.call_control_id))))
-        page = (select(schema.calls).where(*where)
+        after = list(where)
+        if query.before is not None:
+            at, ccid = query.before
+            after.append(or_(calls.created_at < at, and_(calls.created_at == at, calls.call_control_id < ccid)))
+        limit = max(query.limit, 0)
+        page = (select(schema.calls).where(*after)
                 .order_by(calls.created_at.desc(), calls.call_control_id.desc())
-                .offset(max(query.offset, 0)).limit(max(query.limit, 0)))
+                .offset(max(query.offset, 0)).limit(limit + 1))  # one more: is there a next page?
         with self.engine.connect() as conn:
             count = select(func.count()).select_from(schema.calls).where(*where)
             total = int(conn.execute(count).scalar() or 0)
             found = [CallRecord(**dict(r)) for r in conn.execute(page).mappings()]
+            more, found = len(found) > limit, found[:limit]
             ids = [c.call_control_id for c in found]
             rules: dict[str, str] = {}
             if ids:
                 for row in conn.execute(select(decisions.call_control_id, decisions.rule)
                                         .where(decisions.call_control_id.in_(ids)).order_by(decisions.id)):
                     rules.setdefault(row[0], row[1])
-        return CallPage(calls=found, total=total, rules=rules)
+        return CallPage(calls=found, total=total, rules=rules, more=more)
 
     def transfers(self, call_control_id: str) -> list[TransferRecord]:
         with self.engine.connect() as conn:
