@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.api import require_token, session_check
+from ivr.cursors import CursorError, decode_cursor, encode_cursor
 from ivr.errors import ProviderError, StoreError, error_response
 from ivr.sanitize import whole_number
 from ivr.timefmt import parse_time
@@ -130,15 +131,22 @@ def transcript_batch() -> ResponseReturnValue:
     except ValueError:
         return error_response(400, "since and until are ISO-8601 times or unix seconds; "
                                    f"limit is a whole number from 1 to {BATCH_MAX}")
+    given = request.args.get("cursor") or None
     try:
-        after = transcripts.decode_cursor(request.args["cursor"]) if request.args.get("cursor") else None
-    except transcripts.CursorError as exc:
+        after = decode_cursor(given) if given else None
+    except CursorError as exc:
         return error_response(400, str(exc))
-    calls = transcripts.batch(outputs.store.engine, since, until, after, limit)
+    calls, waiting = transcripts.batch(outputs.store.engine, since, until, after, limit)
     body = "".join(json.dumps(transcripts.transcript(c, outputs.feed)) + "\n" for c in calls)
     response = Response(body, mimetype="application/x-ndjson")
+    resume = encode_cursor(calls[-1].created_at, calls[-1].call_control_id) if calls else given
     if len(calls) == limit:
-        response.headers["Lifeline-Next-Cursor"] = transcripts.encode_cursor(calls[-1])
+        response.headers["Lifeline-Next-Cursor"] = resume
+    if resume:
+        # Where a later run goes on from: after this page, or before a call still in progress.
+        response.headers["Lifeline-Resume-Cursor"] = resume
+    if waiting:
+        response.headers["Lifeline-In-Progress"] = "1"
     return response
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import html
-import math
 from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
@@ -60,29 +57,13 @@ def _clock(seconds: float | None, sep: str = ".", hours: bool = True) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-class CursorError(ValueError):
-    """A batch cursor that this server did not hand out."""
-
-
-def encode_cursor(call: CallRecord) -> str:
-    """An opaque cursor after this call: its creation time and id (the batch's sort key)."""
-    return base64.urlsafe_b64encode(f"{call.created_at!r}|{call.call_control_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    """The sort key a cursor stands for, or CursorError."""
-    try:
-        created, _, ccid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        if "\x00" in ccid or not math.isfinite(float(created)):  # no call has such an id or time
-            raise ValueError(cursor)
-        return float(created), ccid
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise CursorError("cursor is not one this API returned: start again without it") from exc
-
-
 def batch(engine: Engine, since: float | None, until: float | None, after: tuple[float, str] | None,
-          limit: int) -> list[CallRecord]:
-    """Calls that started in [since, until), in (start time, id) order, after the cursor."""
+          limit: int) -> tuple[list[CallRecord], bool]:
+    """Ended calls that started in [since, until), in (start time, id) order, after the cursor, and
+    whether the page stopped short at a call still in progress.
+
+    A page never passes a call still in progress: its transcript is not finished, and a client
+    that moved past it would never come back for the whole of it."""
     c = schema.calls.c
     query = select(schema.calls).order_by(c.created_at, c.call_control_id).limit(limit)
     if since is not None:
@@ -93,8 +74,11 @@ def batch(engine: Engine, since: float | None, until: float | None, after: tuple
         query = query.where(or_(c.created_at > after[0],
                                 and_(c.created_at == after[0], c.call_control_id > after[1])))
     with engine.connect() as conn:
-        return [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
+        rows = [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
+    for n, call in enumerate(rows):
+        if call.is_active:
+            return rows[:n], True
+    return rows, False
 
 
-__all__ = ["CursorError", "as_text", "as_vtt", "batch", "decode_cursor", "encode_cursor",
-           "transcript"]
+__all__ = ["as_text", "as_vtt", "batch", "transcript"]

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import math
 from collections.abc import Callable
 from dataclasses import asdict
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from .cursors import CursorError, decode_cursor, encode_cursor
 from .errors import StoreError, error_response
-from .events import storable_id
 from .sanitize import clean_text, whole_number
 from .sessions import CSRF_HEADER, csrf_ok, signed_in, token_matches
 from .store import OUTCOMES, CallQuery
@@ -70,7 +66,6 @@ def health() -> ResponseReturnValue:
 
 SEARCH_TEXT_MAX = 200
 LIMIT_MAX = 500
-CURSOR_MAX = 600  # a cursor holds a time and a call id (at most 255 characters), encoded
 OFFSET_MAX = 2**31 - 1  # past any history (one past 2**63 overflowed the drivers' integers: a 500)
 
 
@@ -85,8 +80,9 @@ def list_calls() -> ResponseReturnValue:
                                    f"one from 0 to {OFFSET_MAX}")
     before = None
     if args.get("cursor"):
-        before = read_cursor(args["cursor"])
-        if before is None:
+        try:
+            before = decode_cursor(args["cursor"])
+        except CursorError:
             return error_response(400, "cursor must be the next_cursor of an earlier page, as it was given")
         if offset:
             return error_response(400, "send cursor or offset, not both: the cursor already says where "
@@ -111,28 +107,8 @@ def list_calls() -> ResponseReturnValue:
     calls = [asdict(c) | {"rule": page.rules.get(c.call_control_id)} for c in page.calls]
     last = page.calls[-1] if page.calls and page.more else None
     return jsonify(calls=iso_times(calls), total=page.total, offset=offset, limit=limit,
-                   next_cursor=make_cursor(last.created_at, last.call_control_id) if last else None)
+                   next_cursor=encode_cursor(last.created_at, last.call_control_id) if last else None)
 
-
-def make_cursor(created_at: float, call_control_id: str) -> str:
-    """An opaque token for "the calls after this one" (newest first)."""
-    raw = json.dumps([created_at, call_control_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def read_cursor(token: str) -> tuple[float, str] | None:
-    """The (created_at, call_control_id) a cursor names, or None when it is not one of ours."""
-    if len(token) > CURSOR_MAX:
-        return None
-    try:
-        value = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (ValueError, binascii.Error):  # json's and base64's complaints (UnicodeDecodeError too)
-        return None
-    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int | float)
-            and not isinstance(value[0], bool) and math.isfinite(value[0])
-            and isinstance(value[1], str) and storable_id(value[1])):
-        return None
-    return float(value[0]), value[1]
 
 
 @bp.get("/api/calls/<path:call_control_id>")

@@ -96,6 +96,32 @@ def test_transcripts_in_a_batch_are_paginated_in_a_stable_order(live: Simulation
     assert until.status_code == 200 and until.get_data() == b""
 
 
+def test_a_transcript_batch_stops_before_a_call_still_in_progress_and_says_where_to_resume(
+        live: Simulation) -> None:
+    since = time.time() - 600
+    done = start_call(live)
+    hear(live, done, "First caller, all finished.")
+    end_call(live, done)
+    talking = start_call(live)
+    hear(live, talking, "Second caller, still talking.")
+    later = start_call(live)
+    hear(live, later, "Third caller, finished before the second.")
+    end_call(live, later)
+    page = api(live).get(f"/api/transcripts?since={since}&limit=10", headers=AUTH)
+    given = [json.loads(line)["call_control_id"] for line in page.get_data(as_text=True).splitlines()]
+    assert given == [done.call_control_id]  # not the live call, and not past it
+    assert page.headers["Lifeline-In-Progress"] == "1" and "Lifeline-Next-Cursor" not in page.headers
+    resume = page.headers["Lifeline-Resume-Cursor"]
+    again = api(live).get(f"/api/transcripts?since={since}&limit=10&cursor={resume}", headers=AUTH)
+    assert again.get_data() == b"" and again.headers["Lifeline-Resume-Cursor"] == resume
+    end_call(live, talking)
+    rest = api(live).get(f"/api/transcripts?since={since}&limit=10&cursor={resume}", headers=AUTH)
+    docs = [json.loads(line) for line in rest.get_data(as_text=True).splitlines()]
+    assert [d["call_control_id"] for d in docs] == [talking.call_control_id, later.call_control_id]
+    assert docs[0]["messages"][0]["text"] == "Second caller, still talking."
+    assert "Lifeline-In-Progress" not in rest.headers
+
+
 def test_a_time_without_a_zone_is_utc_for_transcripts_as_for_calls(live: Simulation,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     leg = start_call(live)

@@ -1,0 +1,39 @@
+"""Opaque page cursors over calls: a call's start time and id, the key both call listings sort by.
+
+The calls API (newest first) and the transcript batches (oldest first) hand one out with a page
+and take it back for the next, so a page never shifts when calls start in between.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+
+from .events import storable_id
+
+CURSOR_MAX = 600  # a time and a call id (at most 255 characters), encoded
+
+
+class CursorError(ValueError):
+    """A cursor that this server did not hand out."""
+
+
+def encode_cursor(created_at: float, call_control_id: str) -> str:
+    """The cursor standing for this call's place in a listing."""
+    # repr() keeps every bit of the float, so the call compares equal to itself when read back.
+    return base64.urlsafe_b64encode(f"{created_at!r}|{call_control_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """The (created_at, call_control_id) a cursor stands for, or CursorError."""
+    try:
+        if len(cursor) > CURSOR_MAX:
+            raise ValueError("too long")
+        created, sep, ccid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        at = float(created)
+        if not sep or not math.isfinite(at) or not storable_id(ccid):  # no call has such a time or id
+            raise ValueError(cursor)
+        return at, ccid
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise CursorError("cursor is not one this API returned: start again without it") from exc
