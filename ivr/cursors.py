@@ -12,7 +12,7 @@ import math
 
 from .events import storable_id
 
-CURSOR_MAX = 600  # a time and a call id (at most 255 characters), encoded
+CURSOR_MAX = 1400  # base64 of a time, "|" and a call id of up to 255 characters of up to 4 bytes
 
 
 class CursorError(ValueError):
