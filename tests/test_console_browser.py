@@ -38,7 +38,7 @@ def base(live: Simulation) -> str:
 
 
 def rows(driver: WebDriver) -> list[dict[str, str]]:
-    """The live table's rows, top first: text and class (read at once: the table is redrawn often)."""
+    """The live table's rows, top first: text and class (read at once, as rows move)."""
     found: list[dict[str, str]] = driver.execute_script(
         "return [...document.querySelectorAll('#calls tr')]"
         ".map(r => ({text: r.innerText, cls: r.className}))")
@@ -148,6 +148,92 @@ def test_a_caller_saying_a_script_tag_is_shown_as_text_and_never_run(live: Simul
     for script in browser.find_elements(By.TAG_NAME, "script"):
         assert script.get_attribute("src") or script.get_attribute("type") == "application/json"
     assert policy_violations(browser) == []
+
+
+def focus_link(driver: WebDriver, number: str) -> None:
+    """Focus a caller's link in the live table (a keyboard user tabbing to it), remembering the link."""
+    link = driver.find_element(By.CSS_SELECTOR, "#calls").find_element(By.LINK_TEXT, number)
+    driver.execute_script("arguments[0].focus(); window.focusedLink = arguments[0]", link)
+
+
+def still_focused(driver: WebDriver) -> bool:
+    """Whether the link focused by focus_link() still has the focus (the same element, still on the page)."""
+    return bool(driver.execute_script(
+        "return window.focusedLink.isConnected && document.activeElement === window.focusedLink"))
+
+
+@pytest.mark.parametrize("move_before", [True, False], ids=["moveBefore", "without moveBefore"])
+def test_a_focused_link_in_a_live_row_keeps_focus_while_other_calls_change(live: Simulation, browser: Chrome,
+                                                                            move_before: bool) -> None:
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    if not move_before:  # as in browsers that cannot move a node without blurring it
+        browser.execute_script("delete Element.prototype.moveBefore")
+    helped = live.emulator.incoming_call(from_="+15557770101")  # put through to an agent, so sinks below
+    wait_for(browser, lambda d: row_of(d, "+15557770101"), what="the first call's row")
+    reader = live.emulator.incoming_call(from_="+15557770102")  # quiet: its link is the one focused
+    wait_for(browser, lambda d: row_of(d, "+15557770102"), what="the focused call's row")
+    focus_link(browser, "+15557770102")
+
+    assert live.emulator.wait_for_gather(helped, 10)
+    live.emulator.say(helped, "This is ridiculous, I am furious, get me a real person now", 1.0)
+    wait_for(browser, lambda d: "With an agent" in row_of(d, "+15557770101")
+             and "+15557770101" in rows(d)[-1]["text"], timeout=30,
+             what="the call put through to sink below the focused row")
+    failed = live.emulator.incoming_call(from_="+15557770103", agent="busy")
+    assert live.emulator.wait_for_gather(failed, 10)
+    live.emulator.say(failed, "This is ridiculous, I am furious, get me a real person now", 1.0)
+    wait_for(browser, lambda d: "No agent answered" in rows(d)[0]["text"], timeout=30,
+             what="the failed transfer to top the list")
+    live.emulator.caller_hangs_up(failed)
+    wait_for(browser, lambda d: not row_of(d, "+15557770103"), what="the failed call to leave")
+
+    assert still_focused(browser), "the focused link lost the focus"
+    for leg in (helped, reader):
+        live.emulator.caller_hangs_up(leg)
+
+
+def test_the_count_and_the_just_ended_list_change_without_redrawing_the_rows_that_stay(
+        live: Simulation, browser: Chrome) -> None:
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    stays = live.emulator.incoming_call(from_="+15557770111")
+    wait_for(browser, lambda d: row_of(d, "+15557770111"), what="the staying call's row")
+    # Marks on the nodes themselves: a redrawn row or list item would come without them.
+    browser.execute_script("document.querySelector('#calls tr').marked = true")
+    first = live.emulator.incoming_call(from_="+15557770112")
+    wait_for(browser, lambda d: "2 calls on the line" in d.find_element(By.ID, "count").text,
+             what="the count")
+    live.emulator.caller_hangs_up(first)
+    wait_for(browser, lambda d: "+15557770112" in d.find_element(By.ID, "ended").text,
+             what="the first to end")
+    browser.execute_script("document.querySelector('#ended li').marked = true")
+    second = live.emulator.incoming_call(from_="+15557770113")
+    wait_for(browser, lambda d: row_of(d, "+15557770113"), what="the second call's row")
+    live.emulator.caller_hangs_up(second)
+    wait_for(browser, lambda d: d.find_element(By.ID, "ended").text.startswith("+15557770113"),
+             what="the second to end on top of the list")
+
+    assert browser.find_element(By.ID, "count").text == "1 call on the line"
+    assert browser.execute_script("return document.querySelector('#calls tr').marked === true"), \
+        "the staying call's row was redrawn"
+    assert browser.execute_script("return document.querySelectorAll('#ended li')[1].marked === true"), \
+        "the just-ended list was redrawn"
+    live.emulator.caller_hangs_up(stays)
+
+
+def test_when_a_focused_rows_call_ends_the_focus_goes_to_its_just_ended_line(live: Simulation,
+                                                                              browser: Chrome) -> None:
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    leg = live.emulator.incoming_call(from_="+15557770121")
+    wait_for(browser, lambda d: row_of(d, "+15557770121"), what="the call's row")
+    focus_link(browser, "+15557770121")
+    live.emulator.caller_hangs_up(leg)
+    wait_for(browser, lambda d: not row_of(d, "+15557770121"), what="the ended call to leave the table")
+    focused = browser.execute_script(
+        "const a = document.activeElement; return a.closest('#ended') && a.textContent")
+    assert focused == "+15557770121", "the focus did not follow the call to the just-ended list"
 
 
 def test_history_search_finds_a_call_and_its_page_tells_the_whole_story(live: Simulation,
