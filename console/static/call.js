@@ -57,6 +57,10 @@ document.addEventListener("DOMContentLoaded", () => {
     if (after) window.scrollBy(0, after.getBoundingClientRect().top - before);
   };
 
+  let over = false;   // the call has ended (its summary may still come)
+  let stale = false;  // the last fetch failed, and the page says so
+  const following = () => over ? L.feedState("ended", "call ended") : L.feedState("live", "live");
+
   // One fetch at a time; news that comes meanwhile is fetched once more after it.
   let busy = false, again = false;
   const refresh = async () => {
@@ -68,7 +72,9 @@ document.addEventListener("DOMContentLoaded", () => {
       // Signed out, say: the answer is the sign-in form, with none of this page's parts.
       if (!response.ok || !page.querySelector("[data-part]")) throw new Error("no call page");
       keepPlace(() => merge(page));
+      if (stale) { stale = false; following(); }
     } catch {
+      stale = true;
       L.feedState("closed", "could not update: reload the page");
     } finally {
       busy = false;
@@ -90,15 +96,16 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   for (const kind of ["message", "decision", "transfer", "listening"]) source.addEventListener(kind, news);
   source.addEventListener("call.ended", () => {
+    over = true;
     news();
-    L.feedState("ended", "call ended");
+    following();
   });
   // The summary is the last news a call has: the page stops following then.
   source.addEventListener("summary.ready", () => {
     news();
     source.close();
   });
-  source.onopen = () => L.feedState("live", "live");
+  source.onopen = following;
   source.onerror = () => {
     // The browser retries by itself unless the server refused outright (signed out, say).
     if (source.readyState === EventSource.CLOSED) L.feedState("closed", "disconnected: reload the page");
