@@ -28,6 +28,19 @@ class Series:
     points: str  # the polyline's "x,y x,y ..."
     dots: list[Dot]
 
+    # The chart's words for those who cannot see it (the scores are in the transcript too).
+    @property
+    def first(self) -> float:
+        return self.dots[0].score
+
+    @property
+    def last(self) -> float:
+        return self.dots[-1].score
+
+    @property
+    def lowest(self) -> float:
+        return min(d.score for d in self.dots)
+
 
 @dataclass(frozen=True)
 class Chart:

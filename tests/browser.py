@@ -67,8 +67,8 @@ def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: 
              what: str = "the page") -> Any:
     """Wait until condition(driver) is truthy; the failure names what was awaited.
 
-    An element that goes away while it is read (the live table is redrawn, a call's page reloads
-    itself) makes the condition false for that poll, not an error.
+    An element that goes away while it is read (a live row whose call ended, a part of a call's
+    page swapped for its fresh copy) makes the condition false for that poll, not an error.
     """
     return WebDriverWait(driver, timeout, poll_frequency=0.1,
                          ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(

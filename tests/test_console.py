@@ -242,6 +242,28 @@ def test_the_call_page_names_things_in_words(console_app: Flask) -> None:
     assert "caller_intent" not in page and "_after_agents" not in page and "wants_person" not in page
 
 
+def said(party: str, text: str, at: float, score: float) -> FeedEvent:
+    return FeedEvent("message", "v3:up", {"party": party, "text": text, "start": at, "end": at + 1,
+                                          "score": score, "label": "", "intents": []})
+
+
+def test_the_chart_tells_the_parties_apart_without_colour_and_says_what_it_shows(console_app: Flask) -> None:
+    seed(console_app)
+    with console_app.extensions["lifeline"].store.unit() as tx:
+        tx.add_feed([said("agent", "Let me help", 3.0, 0.4), said("caller", "It is still broken", 5.0, -0.5)])
+    page = signed_in_client(console_app).get("/dashboard/calls/v3:up").get_data(as_text=True)
+    chart = page[page.index('<svg class="chart"'):page.index("</svg>")]
+    # A shape per party (round caller, square agent); an upset line's dot is marked (and drawn hollow).
+    assert re.search(r'<circle [^>]*class="dot caller neg"', chart)
+    assert re.search(r'<rect [^>]*class="dot agent"', chart)
+    assert 'aria-describedby="chart-words"' in chart
+    legend = page[page.index('id="chart-words"'):]
+    words = re.sub(r"<[^>]+>|\s+", " ", legend[:legend.index("</ul>")])
+    assert "Caller (solid line, round dots): 2 scored lines, first -0.10, last -0.50, lowest -0.50" in words
+    assert "Agent (dashed line, square dots): 1 scored line, first +0.40" in words
+    assert "hollow dot is an upset line" in words
+
+
 def test_an_unknown_call_page_is_404_and_says_so(console_app: Flask) -> None:
     response = signed_in_client(console_app).get("/dashboard/calls/v3:nobody")
     assert response.status_code == 404 and b"No such call" in response.data

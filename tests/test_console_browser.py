@@ -8,7 +8,7 @@ installs it (`.ci/run`) and makes these tests mandatory.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
@@ -16,6 +16,7 @@ from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from simulator.legs import Leg
 from simulator.runner import Simulation
 
 from .browser import chromium, chromium_or_skip, click, sign_in, wait_for, wait_for_feed
@@ -38,7 +39,7 @@ def base(live: Simulation) -> str:
 
 
 def rows(driver: WebDriver) -> list[dict[str, str]]:
-    """The live table's rows, top first: text and class (read at once: the table is redrawn often)."""
+    """The live table's rows, top first: text and class (read at once, as rows move)."""
     found: list[dict[str, str]] = driver.execute_script(
         "return [...document.querySelectorAll('#calls tr')]"
         ".map(r => ({text: r.innerText, cls: r.className}))")
@@ -150,6 +151,92 @@ def test_a_caller_saying_a_script_tag_is_shown_as_text_and_never_run(live: Simul
     assert policy_violations(browser) == []
 
 
+def focus_link(driver: WebDriver, number: str) -> None:
+    """Focus a caller's link in the live table (a keyboard user tabbing to it), remembering the link."""
+    link = driver.find_element(By.CSS_SELECTOR, "#calls").find_element(By.LINK_TEXT, number)
+    driver.execute_script("arguments[0].focus(); window.focusedLink = arguments[0]", link)
+
+
+def still_focused(driver: WebDriver) -> bool:
+    """Whether the link focused by focus_link() still has the focus (the same element, still on the page)."""
+    return bool(driver.execute_script(
+        "return window.focusedLink.isConnected && document.activeElement === window.focusedLink"))
+
+
+@pytest.mark.parametrize("move_before", [True, False], ids=["moveBefore", "without moveBefore"])
+def test_a_focused_link_in_a_live_row_keeps_focus_while_other_calls_change(live: Simulation, browser: Chrome,
+                                                                            move_before: bool) -> None:
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    if not move_before:  # as in browsers that cannot move a node without blurring it
+        browser.execute_script("delete Element.prototype.moveBefore")
+    helped = live.emulator.incoming_call(from_="+15557770101")  # put through to an agent, so sinks below
+    wait_for(browser, lambda d: row_of(d, "+15557770101"), what="the first call's row")
+    reader = live.emulator.incoming_call(from_="+15557770102")  # quiet: its link is the one focused
+    wait_for(browser, lambda d: row_of(d, "+15557770102"), what="the focused call's row")
+    focus_link(browser, "+15557770102")
+
+    assert live.emulator.wait_for_gather(helped, 10)
+    live.emulator.say(helped, "This is ridiculous, I am furious, get me a real person now", 1.0)
+    wait_for(browser, lambda d: "With an agent" in row_of(d, "+15557770101")
+             and "+15557770101" in rows(d)[-1]["text"], timeout=30,
+             what="the call put through to sink below the focused row")
+    failed = live.emulator.incoming_call(from_="+15557770103", agent="busy")
+    assert live.emulator.wait_for_gather(failed, 10)
+    live.emulator.say(failed, "This is ridiculous, I am furious, get me a real person now", 1.0)
+    wait_for(browser, lambda d: "No agent answered" in rows(d)[0]["text"], timeout=30,
+             what="the failed transfer to top the list")
+    live.emulator.caller_hangs_up(failed)
+    wait_for(browser, lambda d: not row_of(d, "+15557770103"), what="the failed call to leave")
+
+    assert still_focused(browser), "the focused link lost the focus"
+    for leg in (helped, reader):
+        live.emulator.caller_hangs_up(leg)
+
+
+def test_the_count_and_the_just_ended_list_change_without_redrawing_the_rows_that_stay(
+        live: Simulation, browser: Chrome) -> None:
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    stays = live.emulator.incoming_call(from_="+15557770111")
+    wait_for(browser, lambda d: row_of(d, "+15557770111"), what="the staying call's row")
+    # Marks on the nodes themselves: a redrawn row or list item would come without them.
+    browser.execute_script("document.querySelector('#calls tr').marked = true")
+    first = live.emulator.incoming_call(from_="+15557770112")
+    wait_for(browser, lambda d: "2 calls on the line" in d.find_element(By.ID, "count").text,
+             what="the count")
+    live.emulator.caller_hangs_up(first)
+    wait_for(browser, lambda d: "+15557770112" in d.find_element(By.ID, "ended").text,
+             what="the first to end")
+    browser.execute_script("document.querySelector('#ended li').marked = true")
+    second = live.emulator.incoming_call(from_="+15557770113")
+    wait_for(browser, lambda d: row_of(d, "+15557770113"), what="the second call's row")
+    live.emulator.caller_hangs_up(second)
+    wait_for(browser, lambda d: d.find_element(By.ID, "ended").text.startswith("+15557770113"),
+             what="the second to end on top of the list")
+
+    assert browser.find_element(By.ID, "count").text == "1 call on the line"
+    assert browser.execute_script("return document.querySelector('#calls tr').marked === true"), \
+        "the staying call's row was redrawn"
+    assert browser.execute_script("return document.querySelectorAll('#ended li')[1].marked === true"), \
+        "the just-ended list was redrawn"
+    live.emulator.caller_hangs_up(stays)
+
+
+def test_when_a_focused_rows_call_ends_the_focus_goes_to_its_just_ended_line(live: Simulation,
+                                                                              browser: Chrome) -> None:
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    leg = live.emulator.incoming_call(from_="+15557770121")
+    wait_for(browser, lambda d: row_of(d, "+15557770121"), what="the call's row")
+    focus_link(browser, "+15557770121")
+    live.emulator.caller_hangs_up(leg)
+    wait_for(browser, lambda d: not row_of(d, "+15557770121"), what="the ended call to leave the table")
+    focused = browser.execute_script(
+        "const a = document.activeElement; return a.closest('#ended') && a.textContent")
+    assert focused == "+15557770121", "the focus did not follow the call to the just-ended list"
+
+
 def test_history_search_finds_a_call_and_its_page_tells_the_whole_story(live: Simulation,
                                                                         browser: Chrome) -> None:
     plain = live.emulator.incoming_call(from_="+15557770044")
@@ -209,6 +296,109 @@ def test_pausing_and_resuming_from_the_call_page(live: Simulation, browser: Chro
     wait_for(browser, lambda d: "new debit card" in d.find_element(By.TAG_NAME, "main").text,
              what="the new words on the call page")
     live.emulator.caller_hangs_up(leg)
+    assert policy_violations(browser) == []
+
+
+def open_call_page(live: Simulation, browser: Chrome, number: str, agent: str | None = None) -> Leg:
+    """A call in the menu, its page open and following its feed, marked so that a reload would show."""
+    leg = live.emulator.incoming_call(from_=number, **({"agent": agent} if agent else {}))
+    assert live.emulator.wait_for_gather(leg, 10)
+    sign_in(browser, base(live), TOKEN, f"/dashboard/calls/{leg.call_control_id}")
+    wait_for_feed(browser)
+    browser.execute_script("window.stillTheSamePage = true")  # a reload would lose this
+    return leg
+
+
+def same_page(driver: WebDriver) -> bool:
+    return bool(driver.execute_script("return window.stillTheSamePage === true"))
+
+
+def transcript_says(text: str) -> Callable[[WebDriver], bool]:
+    return lambda d: text in d.find_element(By.ID, "transcript").text
+
+
+def main(driver: WebDriver) -> str:
+    """The page's text below its header."""
+    return str(driver.find_element(By.TAG_NAME, "main").text)
+
+
+def test_the_call_page_shows_a_new_line_without_reloading(live: Simulation, browser: Chrome) -> None:
+    leg = open_call_page(live, browser, "+15557770131")
+    live.emulator.say(leg, "I would like to check my balance", 1.0)
+    wait_for(browser, transcript_says("check my balance"), what="the first line")
+    browser.execute_script("document.querySelector('#transcript li').marked = true")
+    live.emulator.say(leg, "And I need a new debit card", 1.0)
+    wait_for(browser, transcript_says("new debit card"), what="the second line")
+
+    assert same_page(browser), "the page reloaded"
+    lines = browser.find_elements(By.CSS_SELECTOR, "#transcript li")
+    assert len(lines) == 2 and "new debit card" in lines[1].text
+    assert browser.execute_script("return document.querySelector('#transcript li').marked === true"), \
+        "the line already shown was drawn again"
+    # Screen readers hear each new line once, politely, and not the whole page again.
+    assert browser.find_element(By.ID, "transcript").get_attribute("aria-live") == "polite"
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.chart polyline.line.caller"), "no chart update"
+    live.emulator.caller_hangs_up(leg)
+    assert policy_violations(browser) == []
+
+
+def test_a_focused_button_on_the_call_page_keeps_focus_when_a_line_arrives(live: Simulation,
+                                                                           browser: Chrome) -> None:
+    leg = open_call_page(live, browser, "+15557770132")
+    browser.execute_script("window.focusedButton = document.getElementById('pause'); "
+                           "window.focusedButton.focus()")
+    live.emulator.say(leg, "I would like to check my balance", 1.0)
+    wait_for(browser, transcript_says("check my balance"), what="the line")
+    assert browser.execute_script("return document.activeElement === window.focusedButton"), \
+        "the pause button lost the focus"
+    live.emulator.caller_hangs_up(leg)
+
+
+def test_when_listening_is_paused_elsewhere_the_focused_pause_button_hands_focus_to_resume(
+        live: Simulation, browser: Chrome) -> None:
+    leg = open_call_page(live, browser, "+15557770135")
+    browser.execute_script("document.getElementById('pause').focus()")
+    assert live.app is not None
+    live.app.extensions["conversation"].control.set_paused(leg.call_control_id, True, by="api")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "resume"), what="the resume button")
+    assert browser.execute_script("return document.activeElement.id") == "resume"
+    assert "Paused" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
+    assert same_page(browser), "the page reloaded"
+    live.emulator.caller_hangs_up(leg)
+
+
+def test_the_call_page_keeps_the_readers_place_when_a_line_arrives(live: Simulation,
+                                                                   browser: Chrome) -> None:
+    browser.set_window_size(700, 500)  # one column, and a page taller than the window
+    leg = open_call_page(live, browser, "+15557770133")
+    # The reader is at the transcript; the first scored line puts a chart above it, 200 pixels high.
+    where = "return document.getElementById('transcript').closest('section').getBoundingClientRect().top"
+    browser.execute_script("document.getElementById('transcript').closest('section').scrollIntoView()")
+    assert browser.execute_script("return window.scrollY") > 0, "the page did not scroll"
+    before = browser.execute_script(where)
+    live.emulator.say(leg, "I would like to check my balance", 1.0)
+    wait_for(browser, transcript_says("check my balance"), what="the line")
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.chart"), "no chart came above the transcript"
+    assert abs(browser.execute_script(where) - before) <= 1, "the transcript moved on the screen"
+    assert same_page(browser), "the page reloaded"
+    live.emulator.caller_hangs_up(leg)
+
+
+def test_the_call_page_follows_a_transfer_and_the_end_of_the_call_without_reloading(
+        live: Simulation, browser: Chrome) -> None:
+    leg = open_call_page(live, browser, "+15557770134")
+    live.emulator.say(leg, "This is ridiculous, I am furious, get me a real person now", 1.0)
+    wait_for(browser, lambda d: "Asked for a person, to leave or to complain" in main(d), timeout=30,
+             what="the decision")
+    wait_for(browser, lambda d: "Connected" in main(d) and "+15550001111" in main(d), timeout=30,
+             what="the transfer attempt")
+    live.emulator.caller_hangs_up(leg)
+    wait_for(browser, lambda d: "Put through to an agent" in d.find_element(By.CSS_SELECTOR, ".pill").text,
+             timeout=30, what="the outcome")
+    wait_for(browser, lambda d: "Topics" in main(d), timeout=30, what="the summary")
+    assert not browser.find_elements(By.ID, "pause"), "the pause button outlived the call"
+    assert "ended" in browser.find_element(By.ID, "feed-state").text
+    assert same_page(browser), "the page reloaded"
     assert policy_violations(browser) == []
 
 

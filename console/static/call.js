@@ -1,4 +1,7 @@
-// The call page of a call still on the line follows that call's feed and redraws on news.
+// The call page of a call still on the line follows that call's feed and updates itself in place.
+// The server stays the one that draws the page: on news, the script fetches a fresh copy and swaps
+// in only the parts (data-part) that changed, and appends only the transcript's new lines. There
+// is no reload, so the reader's scroll position, focus and screen-reader place survive the news.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const L = window.Lifeline;
@@ -6,25 +9,103 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!boot || !boot.active) return;
   const url = "/api/events?call=" + encodeURIComponent(boot.call) + "&after=" + encodeURIComponent(boot.after);
   const source = new EventSource(url);
-  let reload = null;
+  // keepPlace() below holds the reader's place itself; the browser's own scroll anchoring would
+  // add its correction to ours.
+  document.documentElement.style.overflowAnchor = "none";
+
+  // Where a node sits under root, as child indexes, to find its twin in a fresh copy of root.
+  const pathTo = (root, node) => {
+    const path = [];
+    for (; node !== root; node = node.parentElement) path.unshift([...node.parentElement.children].indexOf(node));
+    return path;
+  };
+  const follow = (root, path) => path.reduce((node, i) => node && node.children[i], root);
+
+  // Replaces a part, handing the focus (a button in it, say) to the same control in the new copy.
+  const swap = (old, fresh) => {
+    const focused = old.contains(document.activeElement) ? document.activeElement : null;
+    const path = focused && pathTo(old, focused);
+    old.replaceWith(fresh);
+    if (!focused) return;
+    const twin = (focused.id && document.getElementById(focused.id)) || follow(fresh, path);
+    if (twin && twin.tagName === focused.tagName) twin.focus({preventScroll: true});
+  };
+
+  // Lines are never changed once said: only those the page has not shown yet are added, at the end.
+  const addNew = (list, fresh) => {
+    const shown = new Set([...list.children].map((li) => li.dataset.key));
+    list.append(...[...fresh.children].filter((li) => !shown.has(li.dataset.key)));
+  };
+
+  const merge = (page) => {
+    for (const fresh of page.querySelectorAll("[data-part]")) {
+      const old = document.querySelector(`[data-part="${fresh.dataset.part}"]`);
+      if (!old) continue;
+      L.localize(fresh);  // as the page's own times were, or every part with a time would differ
+      if ("keyed" in old.dataset) addNew(old, fresh);
+      else if (!old.isEqualNode(fresh)) swap(old, fresh);
+    }
+  };
+
+  // The first part still showing at the top of the window stays where it was on screen, however
+  // much the parts above it grew or shrank.
+  const keepPlace = (change) => {
+    const top = [...document.querySelectorAll("[data-part]")].find((p) => p.getBoundingClientRect().bottom > 0);
+    const before = top && top.getBoundingClientRect().top;
+    change();
+    const after = top && document.querySelector(`[data-part="${top.dataset.part}"]`);
+    if (after) window.scrollBy(0, after.getBoundingClientRect().top - before);
+  };
+
+  let over = false;   // the call has ended (its summary may still come)
+  let stale = false;  // the last fetch failed, and the page says so
+  const following = () => over ? L.feedState("ended", "call ended") : L.feedState("live", "live");
+
+  // One fetch at a time; news that comes meanwhile is fetched once more after it.
+  let busy = false, again = false;
+  const refresh = async () => {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      const response = await fetch(window.location.pathname, {headers: {Accept: "text/html"}, cache: "no-store"});
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      // Signed out, say: the answer is the sign-in form, with none of this page's parts.
+      if (!response.ok || !page.querySelector("[data-part]")) throw new Error("no call page");
+      keepPlace(() => merge(page));
+      if (stale) { stale = false; following(); }
+    } catch {
+      stale = true;
+      L.feedState("closed", "could not update: reload the page");
+    } finally {
+      busy = false;
+      if (again) { again = false; refresh(); }
+    }
+  };
+
   let leaving = false;
+  let soon = null;
   const news = () => {
     if (leaving) return;
-    L.feedState("news", "new activity…");
-    // A burst of events (a message and its decision) becomes one reload.
-    if (reload === null) reload = setTimeout(() => { source.close(); window.location.reload(); }, 700);
+    // A burst of events (a message and its decision) becomes one fetch.
+    if (soon === null) soon = setTimeout(() => { soon = null; refresh(); }, 100);
   };
-  // A form sent from this page (pause, resume) loads the fresh page itself; a reload due in the
-  // meantime would cancel that navigation and lose the click.
+  // A form sent from this page (pause, resume) loads the fresh page itself; nothing needs to follow.
   document.addEventListener("submit", () => {
     leaving = true;
-    if (reload !== null) clearTimeout(reload);
     source.close();
   });
-  for (const kind of ["message", "decision", "transfer", "listening", "call.ended", "summary.ready"]) {
-    source.addEventListener(kind, news);
-  }
-  source.onopen = () => L.feedState("live", "live");
+  for (const kind of ["message", "decision", "transfer", "listening"]) source.addEventListener(kind, news);
+  source.addEventListener("call.ended", () => {
+    over = true;
+    news();
+    following();
+  });
+  // The summary is the last news a call has: the page stops following then.
+  source.addEventListener("summary.ready", () => {
+    news();
+    source.close();
+  });
+  source.onopen = following;
   source.onerror = () => {
     // The browser retries by itself unless the server refused outright (signed out, say).
     if (source.readyState === EventSource.CLOSED) L.feedState("closed", "disconnected: reload the page");

@@ -112,54 +112,132 @@ document.addEventListener("DOMContentLoaded", () => {
     return box;
   };
 
-  const row = (call) => {
-    const a = attention(call);
-    const tr = L.el("tr", "level-" + (a.level < 0 ? "done" : a.level));
+  // The table is kept, not redrawn: one row per call (keyed by its id) whose cells change only
+  // when what they show changes, and rows that move only when the attention order changes. A
+  // reader's focus, and a screen reader's place, stay where they were while other calls change.
+  const tbody = document.getElementById("calls");
+  const endedList = document.getElementById("ended");
+  const views = new Map();       // call id -> {tr, cells, keys}: its row and what each cell last showed
+  const endedItems = new Map();  // call id -> its <li> under "Just ended"
+
+  const setText = (node, text) => { if (node.textContent !== text) node.textContent = text; };
+  // True (once) when this part of a row has something new to show.
+  const changed = (view, part, key) => {
+    if (view.keys[part] === key) return false;
+    view.keys[part] = key;
+    return true;
+  };
+  const tone = (score) => score === null ? "" : score <= -0.2 ? " neg" : score > 0.05 ? " pos" : "";
+
+  const newRow = (call) => {
+    const tr = L.el("tr");
     tr.dataset.call = call.id;
-    const cell = (child, cls) => { const td = L.el("td", cls); if (child) td.append(child); return td; };
-    const link = L.el("a", null, call.from || "unknown");
-    link.href = "/dashboard/calls/" + encodeURIComponent(call.id);
-    const since = L.el("span", "elapsed", L.clock((Date.now() - call.started) / 1000));
-    since.dataset.started = String(call.started);
-    const last = call.scores.length ? call.scores[call.scores.length - 1] : null;
-    const mood = L.el("span", "mood");
-    mood.append(sparkline(call.scores),
-                L.el("span", "score" + (last === null ? "" : last <= -0.2 ? " neg" : last > 0.05 ? " pos" : ""),
-                     last === null ? "" : (last > 0 ? "+" : "") + last.toFixed(2)));
-    const words = L.el("span", "words");
-    if (call.last) words.append(L.el("span", "party", name("party", call.last.party)), L.el("span", "text", call.last.text));
-    let transfer = null;
-    if (call.transfer) {
-      transfer = L.el("span", "transfer " + call.transfer.status,
-                      name("transfer", call.transfer.status) + " · " + call.transfer.to +
-                      (call.transfer.cause ? " (" + name("cause", call.transfer.cause) + ")" : ""));
+    const cells = {};
+    for (const part of ["badge", "caller", "since", "state", "mood", "words", "transfer"]) {
+      cells[part] = tr.appendChild(L.el("td"));
     }
-    const state = name("status", call.status) + (call.listening ? " · " + name("listening", call.listening) : "");
-    const decided = call.decision ? L.el("div", "rule", name("rule", call.decision.rule)) : null;
-    const transferCell = cell(transfer, "transfer-cell");
-    if (decided) transferCell.append(decided);
-    tr.append(cell(L.el("span", "badge", a.label)), cell(link), cell(since), cell(null, "state"),
-              cell(mood), cell(words), transferCell);
-    tr.children[3].textContent = state;
-    return {tr, a, last};
+    cells.state.className = "state";
+    cells.transfer.className = "transfer-cell";
+    cells.badge.append(L.el("span", "badge"));
+    const link = cells.caller.appendChild(L.el("a"));
+    link.href = "/dashboard/calls/" + encodeURIComponent(call.id);
+    const since = cells.since.appendChild(L.el("span", "elapsed", L.clock((Date.now() - call.started) / 1000)));
+    since.dataset.started = String(call.started);
+    cells.mood.append(L.el("span", "mood"));
+    cells.words.append(L.el("span", "words"));
+    const view = {tr, cells, keys: {}};
+    views.set(call.id, view);
+    return view;
+  };
+
+  const moodParts = (scores) => {
+    const last = scores.length ? scores[scores.length - 1] : null;
+    const shown = last === null ? "" : (last > 0 ? "+" : "") + last.toFixed(2);
+    return [sparkline(scores), L.el("span", "score" + tone(last), shown)];
+  };
+
+  const transferParts = (call) => {
+    const parts = [];
+    const t = call.transfer;
+    if (t) {
+      const cause = t.cause ? " (" + name("cause", t.cause) + ")" : "";
+      parts.push(L.el("span", "transfer " + t.status, name("transfer", t.status) + " · " + t.to + cause));
+    }
+    if (call.decision) parts.push(L.el("div", "rule", name("rule", call.decision.rule)));
+    return parts;
+  };
+
+  const update = (view, call, a) => {
+    const {tr, cells} = view;
+    const level = "level-" + (a.level < 0 ? "done" : a.level);
+    if (tr.className !== level) tr.className = level;
+    setText(cells.badge.firstChild, a.label);
+    setText(cells.caller.firstChild, call.from || "unknown");
+    const listening = call.listening ? " · " + name("listening", call.listening) : "";
+    setText(cells.state, name("status", call.status) + listening);
+    if (changed(view, "mood", call.scores.join())) cells.mood.firstChild.replaceChildren(...moodParts(call.scores));
+    if (changed(view, "words", JSON.stringify(call.last))) {
+      const said = call.last;
+      cells.words.firstChild.replaceChildren(
+        ...(said ? [L.el("span", "party", name("party", said.party)), L.el("span", "text", said.text)] : []));
+    }
+    if (changed(view, "transfer", JSON.stringify([call.transfer, call.decision]))) {
+      cells.transfer.replaceChildren(...transferParts(call));
+    }
+  };
+
+  // Puts `nodes` in this order under `parent`, moving only the ones out of place. moveBefore keeps
+  // a moved link focused; where it is missing, render() gives the focus back.
+  const place = (parent, nodes) => {
+    nodes.forEach((node, i) => {
+      const here = parent.children[i] || null;
+      if (here === node) return;
+      if (parent.moveBefore && node.isConnected) parent.moveBefore(node, here);
+      else parent.insertBefore(node, here);
+    });
+  };
+
+  const endedItem = (e) => {
+    const li = L.el("li");
+    li.dataset.call = e.call.id;
+    const link = L.el("a", null, e.call.from || "unknown");
+    link.href = "/dashboard/calls/" + encodeURIComponent(e.call.id);
+    li.append(link, L.el("span", "muted", " · " + name("outcome", e.outcome) + " · " + L.localTime(e.at)));
+    endedItems.set(e.call.id, li);
+    return li;
+  };
+
+  const drawEnded = () => {
+    const kept = new Set(ended.map((e) => e.call.id));
+    for (const [id, li] of endedItems) if (!kept.has(id)) { li.remove(); endedItems.delete(id); }
+    place(endedList, ended.map((e) => endedItems.get(e.call.id) || endedItem(e)));
+  };
+
+  // A link that lost focus by moving gets it back; one whose call just ended hands it to that
+  // call's line under "Just ended", rather than dropping the reader at the top of the page.
+  const keepFocus = (focused) => {
+    if (!focused || focused === document.body || document.activeElement === focused) return;
+    if (focused.isConnected) { focused.focus({preventScroll: true}); return; }
+    const row = focused.closest("[data-call]");
+    const li = row && endedItems.get(row.dataset.call);
+    if (li) li.querySelector("a").focus({preventScroll: true});
   };
 
   let pending = false;
   const render = () => {
     pending = false;
-    const rows = [...calls.values()].map(row);
-    rows.sort((x, y) => y.a.level - x.a.level || (x.last ?? 0) - (y.last ?? 0)
-              || Number(x.tr.querySelector(".elapsed").dataset.started) - Number(y.tr.querySelector(".elapsed").dataset.started));
-    document.getElementById("calls").replaceChildren(...rows.map((r) => r.tr));
-    document.getElementById("empty").hidden = rows.length > 0;
-    document.getElementById("count").textContent = rows.length === 1 ? "1 call on the line" : rows.length + " calls on the line";
-    document.getElementById("ended").replaceChildren(...ended.map((e) => {
-      const li = L.el("li");
-      const link = L.el("a", null, e.call.from || "unknown");
-      link.href = "/dashboard/calls/" + encodeURIComponent(e.call.id);
-      li.append(link, L.el("span", "muted", " · " + name("outcome", e.outcome) + " · " + L.localTime(e.at)));
-      return li;
-    }));
+    const focused = document.activeElement;
+    for (const [id, view] of views) if (!calls.has(id)) { view.tr.remove(); views.delete(id); }
+    const order = [...calls.values()].map((call) => ({call, a: attention(call), last: call.scores.at(-1) ?? 0}));
+    order.sort((x, y) => y.a.level - x.a.level || x.last - y.last || x.call.started - y.call.started
+               || (x.call.id < y.call.id ? -1 : 1));
+    for (const {call, a} of order) update(views.get(call.id) || newRow(call), call, a);
+    place(tbody, order.map(({call}) => views.get(call.id).tr));
+    document.getElementById("empty").hidden = order.length > 0;
+    const count = order.length === 1 ? "1 call on the line" : order.length + " calls on the line";
+    setText(document.getElementById("count"), count);
+    drawEnded();
+    keepFocus(focused);
   };
   const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(render); } };
 
