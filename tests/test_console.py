@@ -92,13 +92,19 @@ def test_signing_out_needs_the_pages_csrf_token_and_closes_the_session(console_a
     assert client.get("/api/calls").status_code == 403
 
 
-def test_signing_out_also_closes_a_copy_of_the_cookie_taken_before(console_app: Flask) -> None:
+def signed_in_with_a_copy(console_app: Flask) -> tuple[FlaskClient, FlaskClient]:
+    """A signed-in browser, and another client holding a copy of its session cookie."""
     client = console_app.test_client()
     client.post("/dashboard/signin", data={"token": TOKEN})
     copied = session_cookie(client)
     assert copied is not None
     thief = console_app.test_client()
     thief.set_cookie("session", copied)
+    return client, thief
+
+
+def test_signing_out_also_closes_a_copy_of_the_cookie_taken_before(console_app: Flask) -> None:
+    client, thief = signed_in_with_a_copy(console_app)
     assert thief.get("/api/calls").status_code == 200 and b"Live calls" in thief.get("/dashboard").data
     assert client.post("/dashboard/signout", data={"csrf": csrf_of(client)}).status_code == 303
     assert thief.get("/api/calls").status_code == 403
@@ -114,12 +120,7 @@ def test_a_signed_out_sessions_feed_stream_ends_at_its_next_keepalive(
 
     from conversation import api as conversation_api
     monkeypatch.setattr(conversation_api, "KEEPALIVE_S", 0.1)
-    client = console_app.test_client()
-    client.post("/dashboard/signin", data={"token": TOKEN})
-    copied = session_cookie(client)
-    assert copied is not None
-    thief = console_app.test_client()
-    thief.set_cookie("session", copied)
+    client, thief = signed_in_with_a_copy(console_app)
     statuses: list[int] = []
     chunks: list[bytes] = []
     ended = threading.Event()

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
+from alembic import command, op
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -41,6 +41,17 @@ WRITE_OPTION = "lifeline_sqlite_write"
 
 class NewerSchema(StoreError):
     """The database was migrated by a newer release than this code."""
+
+
+def create_index_online(name: str, table: str, columns: list[str]) -> None:
+    """Inside a revision: create an index; on PostgreSQL CONCURRENTLY, so the running release
+    keeps writing to the table while the index builds."""
+    if op.get_bind().dialect.name == "postgresql":
+        # CONCURRENTLY cannot run inside a transaction: what ran before it commits first.
+        with op.get_context().autocommit_block():
+            op.create_index(name, table, columns, postgresql_concurrently=True, if_not_exists=True)
+        return
+    op.create_index(name, table, columns)
 
 
 def head() -> str:

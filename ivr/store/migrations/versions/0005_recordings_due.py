@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from ivr.store.migrate import create_index_online
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -20,14 +22,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Add the index; on PostgreSQL without blocking writes to `calls` while it builds."""
-    if op.get_bind().dialect.name == "postgresql":
-        # CONCURRENTLY cannot run inside a transaction: what ran before it commits first.
-        with op.get_context().autocommit_block():
-            op.create_index("ix_calls_recording_due", "calls", ["recording_status", "recording_saved_at"],
-                            postgresql_concurrently=True, if_not_exists=True)
-        return
-    op.create_index("ix_calls_recording_due", "calls", ["recording_status", "recording_saved_at"])
+    """Add the index (on PostgreSQL without blocking writes to `calls` while it builds)."""
+    create_index_online("ix_calls_recording_due", "calls", ["recording_status", "recording_saved_at"])
 
 
 def downgrade() -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from ivr.store.migrate import create_index_online
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -20,14 +22,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Add the index; on PostgreSQL without blocking writes to `calls` while it builds."""
-    if op.get_bind().dialect.name == "postgresql":
-        # CONCURRENTLY cannot run inside a transaction: what ran before it commits first.
-        with op.get_context().autocommit_block():
-            op.create_index("ix_calls_newest", "calls", ["created_at", "call_control_id"],
-                            postgresql_concurrently=True, if_not_exists=True)
-        return
-    op.create_index("ix_calls_newest", "calls", ["created_at", "call_control_id"])
+    """Add the index (on PostgreSQL without blocking writes to `calls` while it builds)."""
+    create_index_online("ix_calls_newest", "calls", ["created_at", "call_control_id"])
 
 
 def downgrade() -> None:
