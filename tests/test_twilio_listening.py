@@ -1,13 +1,102 @@
-"""Changing what Lifeline hears on a Twilio call: pause, resume, and both parties after a bridge."""
+"""Changing what Lifeline hears on a Twilio call: pause, resume, and both parties after a bridge.
+
+Twilio stops a Stream or Transcription only by its SID or name; the emulator keeps every one a
+call starts, as Twilio does, so a stream that is never stopped goes on being heard.
+"""
 
 from __future__ import annotations
 
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+from flask import Flask
 
 from insight import tracks
+from ivr.store import CallStatus, Command, CommandStatus
 from lifeline import create_app
+from providers.twilio.listening import start_name
+from simulator.audio import load_pcmu
+from simulator.faults import Fault
+from simulator.legs import CallLog
+from simulator.runner import Simulation
+from simulator.twilio.emulator import TwilioEmulator, TwilioLeg
 
-SID = "CA" + "1" * 32
+from .conftest import AGENTS, ROOT, wait_until
+from .test_twilio import (SID, call_form, command, post, render, rest_client, twilio_app,  # noqa: F401
+                          twilio_emulator, twiml)
+
+AUTH = {"Authorization": "Bearer test-token"}
+CALLER_AUDIO = ROOT / "examples" / "calls" / "audio"
+UNUSED_NAME = "lifeline-0000000000000000"
+
+
+def simulation(engine: str, speed: float) -> Simulation:
+    """The app and the Twilio emulator, with the API open to AUTH."""
+    return Simulation({"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": "test-token"}, engine=engine,
+                      speed=speed, provider="twilio")
+
+
+@pytest.fixture
+def streamed() -> Iterator[Simulation]:
+    """Twilio streams the call's audio to the local engine."""
+    with simulation("local", speed=1) as sim:
+        yield sim
+
+
+@pytest.fixture
+def transcribed() -> Iterator[Simulation]:
+    """Twilio's own real-time transcription (the twilio engine)."""
+    with simulation("twilio", speed=20) as sim:
+        yield sim
+
+
+def lifeline(sim: Simulation) -> Any:
+    return sim.app.extensions["lifeline"]  # type: ignore[union-attr]
+
+
+def answered(sim: Simulation) -> TwilioLeg:
+    """A caller in the menu, heard through what the answer started."""
+    leg: TwilioLeg = sim.emulator.incoming_call()
+    assert sim.emulator.wait_for_gather(leg, 10)
+    if sim.config["LIFELINE_ENGINE"] == "local":
+        assert wait_until(lambda: leg.streamer is not None and leg.streamer.sent_frames > 5, 10)
+    return leg
+
+
+def set_listening(sim: Simulation, leg: TwilioLeg, paused: bool) -> None:
+    """Pause or resume through the API, and wait until the provider has been told."""
+    response = sim.app.test_client().post(  # type: ignore[union-attr]
+        f"/api/calls/{leg.call_control_id}/listening", json={"paused": paused}, headers=AUTH)
+    assert response.status_code == 200 and response.get_json()["changed"] is True
+    assert lifeline(sim).sender.wait_idle(10)
+
+
+def requests(sim: Simulation, leg: TwilioLeg, *names: str) -> list[dict[str, Any]]:
+    """The REST requests Twilio got for the call, of the names given."""
+    return [r for r in sim.emulator.requests
+            if r["call_control_id"] == leg.call_control_id and r["name"] in names]
+
+
+# ----- names in TwiML, and the engines that change provider transcription ---------------------------
+
+def test_the_answer_names_what_it_starts_and_a_retried_voice_webhook_keeps_that_name(
+        twilio_app: Flask) -> None:
+    first = twiml(post(twilio_app, "/webhooks/twilio/voice", call_form(), idempotency="retry-1"))
+    again = twiml(post(twilio_app, "/webhooks/twilio/voice", call_form(), idempotency="retry-1"))
+    outbox = twilio_app.extensions["lifeline"].store.outbox(SID)
+    [answer] = [e.command for e in outbox if e.command.name == "answer"]
+    transcriptions = [root.find("Start/Transcription") for root in (first, again)]
+    # The retry's TwiML starts what the queued answer names: a later stop names the one that runs.
+    assert [t.get("name") for t in transcriptions] == [start_name(answer)] * 2  # type: ignore[union-attr]
+    assert transcriptions[0].get("track") == "inbound_track"  # type: ignore[union-attr]
+    answer_with_stream = command("answer", stream_url="wss://x/media/telnyx?token=abc.def",
+                                 stream_track="inbound_track")
+    stream = render(answer_with_stream).find("Start/Stream")
+    assert stream is not None and stream.get("name") == start_name(answer_with_stream)
+    assert stream.get("name", "").startswith("lifeline-") and stream.get("track") == "inbound_track"
 
 
 @pytest.mark.parametrize("engine", ["telnyx", "twilio"])
@@ -19,6 +108,111 @@ def test_a_provider_transcribing_engine_pauses_resumes_and_hears_both_parties_wh
         assert tracks.stop(listening, SID) == [("transcription_stop", {})]
         [(name, params)] = tracks.start(listening, SID, both=True)
         assert name == "transcription_start" and params["transcription_tracks"] == "both"
-        assert [n for n, _ in tracks.both_parties(listening, SID)] == ["transcription_stop", "transcription_start"]
+        widened = [n for n, _ in tracks.both_parties(listening, SID)]
+        assert widened == ["transcription_stop", "transcription_start"]
     finally:
         app.extensions["lifeline"].close()
+
+
+# ----- stops Twilio no longer has something for --------------------------------------------------------
+
+def test_a_stop_whose_stream_is_gone_is_done_after_one_request_and_a_stop_of_nothing_sends_none(
+        twilio_emulator: TwilioEmulator) -> None:
+    leg = twilio_emulator._new_leg("+15551230001", "+15550100000", "inbound", "caller", CallLog("s"))
+    client = rest_client(twilio_emulator)
+    for name in ("streaming_stop", "transcription_stop"):
+        outcome = client.send(Command(f"c-{name}", leg.call_control_id, name, {}), UNUSED_NAME)
+        # Done, not CALL_ENDED: that would close a call that goes on; not PENDING: resent for ever.
+        assert (outcome.status, outcome.attempts) == (CommandStatus.SENT, 1)
+    assert [(r["name"], r["target"], r["status"]) for r in twilio_emulator.requests] == [
+        ("stream_update", UNUSED_NAME, 404), ("transcription_update", UNUSED_NAME, 404)]
+    nothing = client.send(Command("c-none", leg.call_control_id, "streaming_stop", {}), None)
+    assert nothing.status == CommandStatus.SENT and len(twilio_emulator.requests) == 2
+
+
+def test_a_pause_whose_transcription_twilio_no_longer_has_is_settled_and_not_resent(
+        transcribed: Simulation) -> None:
+    leg = answered(transcribed)
+    transcribed.emulator.inject(Fault("transcription_update", times=1, status=404, code="20404"))
+    set_listening(transcribed, leg, paused=True)
+    store = lifeline(transcribed).store
+    [stop] = [e for e in store.outbox(leg.call_control_id) if e.command.name == "transcription_stop"]
+    assert stop.status == CommandStatus.SENT and stop.attempts == 1
+    assert lifeline(transcribed).sender.resend_due(0.0, 0.0) == 0
+    assert len(requests(transcribed, leg, "transcription_update")) == 1
+    assert store.get_call(leg.call_control_id).status == CallStatus.MENU  # the call goes on
+
+
+# ----- the local engine: Twilio streams the audio ------------------------------------------------------
+
+def test_pausing_a_streamed_call_stops_its_named_stream_and_no_more_audio_arrives(
+        streamed: Simulation) -> None:
+    leg = answered(streamed)
+    first = leg.streamer
+    set_listening(streamed, leg, paused=True)
+    [stop] = requests(streamed, leg, "stream_update")
+    assert (stop["target"], stop["body"], stop["status"]) == (first.name, {"Status": "stopped"}, 200)
+    assert first.stopped and leg.streamer is None  # nothing of the call is streamed any more
+    media = streamed.app.extensions["media_streams"]  # type: ignore[union-attr]
+    assert wait_until(lambda: media.count() == 0, 5)  # Twilio's `stop` closed the app's socket
+    sent = first.sent_frames
+    time.sleep(0.3)
+    assert first.sent_frames == sent
+
+
+def test_resuming_a_streamed_call_starts_one_new_named_stream_so_each_line_is_heard_once(
+        streamed: Simulation) -> None:
+    leg = answered(streamed)
+    first = leg.streamer
+    set_listening(streamed, leg, paused=True)
+    set_listening(streamed, leg, paused=False)
+    [start] = requests(streamed, leg, "streams")
+    assert start["status"] == 201 and start["body"]["Track"] == "inbound_track"
+    assert start["body"]["Name"].startswith("lifeline-") and start["body"]["Name"] != first.name
+    assert wait_until(lambda: leg.streamer is not None and leg.streamer.sent_frames > 5, 10)
+    assert [s.name for s in leg.live_streams("inbound")] == [start["body"]["Name"]]
+    streamed.emulator.say(leg, "", 0, audio=load_pcmu(CALLER_AUDIO / "01-calm-balance-1.wav"))
+    store = lifeline(streamed).store
+    assert wait_until(lambda: len(store.messages(leg.call_control_id)) > 0, 20)
+    lifeline(streamed).engine.wait_idle(20)
+    time.sleep(0.5)  # a second stream's copy of the line would come in now
+    assert len(store.messages(leg.call_control_id)) == 1
+
+
+# ----- the twilio engine: Twilio transcribes -----------------------------------------------------------
+
+def test_pausing_and_resuming_twilio_transcription_stops_it_by_name_and_starts_exactly_one_more(
+        transcribed: Simulation) -> None:
+    leg = answered(transcribed)
+    [first] = leg.transcriptions
+    assert first.name is not None and first.name.startswith("lifeline-") and first.track == "inbound_track"
+    set_listening(transcribed, leg, paused=True)
+    [stop] = requests(transcribed, leg, "transcription_update")
+    assert (stop["target"], stop["body"], stop["status"]) == (first.name, {"Status": "stopped"}, 200)
+    assert not leg.transcribing
+    transcribed.emulator.say(leg, "my card number is 4111 1111 1111 1111", 0.1)
+    set_listening(transcribed, leg, paused=False)
+    [start] = requests(transcribed, leg, "transcriptions")
+    assert start["body"]["Track"] == "inbound_track" and start["body"]["Name"] not in (None, first.name)
+    assert [t.name for t in leg.transcriptions if not t.stopped] == [start["body"]["Name"]]
+    transcribed.emulator.say(leg, "Thanks, that is all.", 0.1)
+    assert leg.log.wait_quiet(5)
+    stored = lifeline(transcribed).store.messages(leg.call_control_id)
+    assert [m["text"] for m in stored] == ["Thanks, that is all."]
+
+
+# ----- the emulator is as strict as Twilio's docs ------------------------------------------------------
+
+def test_the_emulator_refuses_a_name_used_before_on_the_call_and_stops_one_by_name_or_sid(
+        twilio_emulator: TwilioEmulator) -> None:
+    leg = twilio_emulator._new_leg("+15551230001", "+15550100000", "inbound", "caller", CallLog("s"))
+    sid = leg.call_control_id
+    started = twilio_emulator.rest("transcriptions", sid, {"Name": "t1", "Track": "both_tracks"})
+    assert started[0] == 201 and started[1]["name"] == "t1"
+    assert twilio_emulator.rest("transcriptions", sid, {"Name": "t1"})[0] == 400
+    assert twilio_emulator.rest("transcription_update", sid, {"Status": "stopped"}, "t1")[0] == 200
+    assert twilio_emulator.rest("transcriptions", sid, {"Name": "t1"})[0] == 400  # a stopped one's too
+    second = twilio_emulator.rest("transcriptions", sid, {"Name": "t2"})[1]["sid"]
+    assert twilio_emulator.rest("transcription_update", sid, {"Status": "stopped"}, second)[0] == 200
+    assert twilio_emulator.rest("transcription_update", sid, {"Status": "stopped"}, "t3")[0] == 404
+    assert not leg.transcribing

@@ -158,8 +158,7 @@ def _transcription(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kin
             # The transcription's own ids make the message id: a redelivery is stored once.
             source_id = (f"twilio:{incoming.form.get('TranscriptionSid', '')}:"
                          f"{incoming.form.get('SequenceId', '')}")
-            lifeline.calls.hear(sid, lifeline.engine.name, source_id,
-                                result.text, result.confidence)
+            lifeline.calls.hear(sid, lifeline.engine.name, source_id, result.text, result.confidence)
     return "", 204
 
 
@@ -188,7 +187,9 @@ def _command(sid: str, name: str, **params: object) -> Command:
 
 
 def _answer(lifeline: Host, sid: str) -> Command:
-    return _command(sid, "answer", **lifeline.engine.answer_options(sid))
+    """The call's answer as queued, if it was: what it starts keeps the name a stop will look for."""
+    queued = next((e.command for e in lifeline.store.outbox(sid) if e.command.name == "answer"), None)
+    return queued or _command(sid, "answer", **lifeline.engine.answer_options(sid))
 
 
 def _state(lifeline: Host, sid: str, greet: bool = False) -> list[Command]:
