@@ -30,6 +30,7 @@ from .test_twilio import (SID, call_form, command, post, render, rest_client, tw
 
 AUTH = {"Authorization": "Bearer test-token"}
 CALLER_AUDIO = ROOT / "examples" / "calls" / "audio"
+AGENT_AUDIO = ROOT / "examples" / "conversation" / "audio"
 UNUSED_NAME = "lifeline-0000000000000000"
 
 
@@ -78,6 +79,20 @@ def requests(sim: Simulation, leg: TwilioLeg, *names: str) -> list[dict[str, Any
     """The REST requests Twilio got for the call, of the names given."""
     return [r for r in sim.emulator.requests
             if r["call_control_id"] == leg.call_control_id and r["name"] in names]
+
+
+def bridged(sim: Simulation, leg: TwilioLeg) -> None:
+    """The caller presses 0 and the first agent answers; wait for listening to be widened."""
+    sim.emulator.press(leg, "0")
+    assert wait_until(lambda: leg.bridged_with is not None, 15)
+    assert wait_until(lambda: len(requests(sim, leg, "streams", "transcriptions")) == 1, 10)
+    assert lifeline(sim).sender.wait_idle(10)
+
+
+def feed(sim: Simulation, leg: TwilioLeg) -> list[tuple[str, str]]:
+    """Every line published for the call: (party, text)."""
+    events = lifeline(sim).outputs.feed.for_call(leg.call_control_id, ("message",))
+    return [(e.data["party"], e.data["text"]) for e in events]
 
 
 # ----- names in TwiML, and the engines that change provider transcription ---------------------------
@@ -179,6 +194,25 @@ def test_resuming_a_streamed_call_starts_one_new_named_stream_so_each_line_is_he
     assert len(store.messages(leg.call_control_id)) == 1
 
 
+def test_after_a_bridge_the_callers_stream_stops_before_a_both_tracks_stream_starts_and_the_agent_is_heard(
+        streamed: Simulation) -> None:
+    leg = answered(streamed)
+    first = leg.streamer
+    bridged(streamed, leg)
+    changes = requests(streamed, leg, "stream_update", "streams")
+    assert [(r["name"], r["status"]) for r in changes] == [("stream_update", 200), ("streams", 201)]
+    assert changes[0]["target"] == first.name and changes[1]["body"]["Track"] == "both_tracks"
+    assert wait_until(lambda: leg.streamer is not None and leg.streamer.sent_frames > 5, 10)
+    assert first.stopped and [s.track for s in leg.live_streams("inbound")] == ["both_tracks"]
+    words = "Hello, this is Dana from cards. I'm sorry about your card."
+    assert streamed.emulator.agent_says(leg, words, 3.0, audio=load_pcmu(AGENT_AUDIO / "agent-1.wav"))
+    assert wait_until(lambda: any(party == "agent" for party, _ in feed(streamed, leg)), 20)
+    lifeline(streamed).engine.wait_idle(20)
+    agent = " ".join(text.lower() for party, text in feed(streamed, leg) if party == "agent")
+    assert "card" in agent
+    assert not lifeline(streamed).store.messages(leg.call_control_id)  # the agent is not the caller
+
+
 # ----- the twilio engine: Twilio transcribes -----------------------------------------------------------
 
 def test_pausing_and_resuming_twilio_transcription_stops_it_by_name_and_starts_exactly_one_more(
@@ -199,6 +233,25 @@ def test_pausing_and_resuming_twilio_transcription_stops_it_by_name_and_starts_e
     assert leg.log.wait_quiet(5)
     stored = lifeline(transcribed).store.messages(leg.call_control_id)
     assert [m["text"] for m in stored] == ["Thanks, that is all."]
+
+
+def test_after_a_bridge_twilio_transcribes_both_tracks_and_the_agents_words_are_the_agents(
+        transcribed: Simulation) -> None:
+    leg = answered(transcribed)
+    [first] = leg.transcriptions
+    bridged(transcribed, leg)
+    changes = requests(transcribed, leg, "transcription_update", "transcriptions")
+    assert [(r["name"], r["status"]) for r in changes] == [
+        ("transcription_update", 200), ("transcriptions", 201)]
+    assert changes[0]["target"] == first.name and changes[1]["body"]["Track"] == "both_tracks"
+    assert [t.track for t in leg.transcriptions if not t.stopped] == ["both_tracks"]
+    assert transcribed.emulator.agent_says(leg, "I can sort out that refund for you today", 0.1)
+    transcribed.emulator.say(leg, "Thank you so much", 0.1)
+    assert leg.log.wait_quiet(5)
+    assert feed(transcribed, leg)[-2:] == [("agent", "I can sort out that refund for you today"),
+                                          ("caller", "Thank you so much")]
+    stored = lifeline(transcribed).store.messages(leg.call_control_id)
+    assert [m["text"] for m in stored] == ["Thank you so much"]
 
 
 # ----- the emulator is as strict as Twilio's docs ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Lifeline's listening commands on a Twilio call: the names of what they start and stop.
+"""Lifeline's listening commands on a Twilio call: the names of what they start, and their tracks.
 
 Twilio stops a Stream or a real-time Transcription by its SID or by the name it was started
 with, and keeps no list of a call's streams we could ask for. So every one Lifeline starts
@@ -19,6 +19,9 @@ from ivr.store import CallStore, Command, OutboxEntry
 Kind = Literal["stream", "transcription"]
 NAME_PREFIX = "lifeline-"
 STOPS: dict[str, Kind] = {"streaming_stop": "stream", "transcription_stop": "transcription"}
+# Telnyx's transcription_tracks (the call flow's provider-neutral form) as Twilio's Track.
+_TRANSCRIPTION_TRACKS = {"inbound": "inbound_track", "outbound": "outbound_track", "both": "both_tracks"}
+_STREAM_TRACKS = frozenset(_TRANSCRIPTION_TRACKS.values())
 
 
 def start_name(command: Command) -> str:
@@ -61,6 +64,17 @@ def stop_name(store: CallStore, command: Command) -> str | None:
     if command.name not in STOPS:
         return None
     return name_to_stop(command, store.outbox(command.call_control_id))
+
+
+def stream_track(params: Mapping[str, Any]) -> str:
+    """Twilio's Track for a stream: the command's `stream_track`, the caller's alone by default."""
+    track = params.get("stream_track")
+    return track if isinstance(track, str) and track in _STREAM_TRACKS else "inbound_track"
+
+
+def transcription_track(params: Mapping[str, Any]) -> str:
+    """Twilio's Track for a transcription, from `transcription_tracks` (inbound, outbound, both)."""
+    return _TRANSCRIPTION_TRACKS.get(str(params.get("transcription_tracks") or "inbound"), "inbound_track")
 
 
 def language(params: Mapping[str, Any]) -> str:

@@ -23,7 +23,7 @@ from twilio.rest import Client
 from ivr.store import Command, CommandStatus
 from ivr.telnyx_api import SendOutcome
 
-from .listening import STOPS, start_name
+from .listening import STOPS, language, start_name, stream_track, transcription_track
 from .settings import TwilioSettings
 from .twiml import TWIML_COMMANDS, TwimlRenderer
 
@@ -77,15 +77,16 @@ class TwilioCommands:
             action = lambda: call.update(twiml=document)
         elif first.name == "streaming_start":
             url = self._renderer.media_url(str(first.params.get("stream_url", "")))
-            name = start_name(first)
-            action = lambda: call.streams.create(url=url, name=name, track="inbound_track",
+            name, track = start_name(first), stream_track(first.params)
+            action = lambda: call.streams.create(url=url, name=name, track=track,
                                                  status_callback=self._renderer.url("stream"),
                                                  status_callback_method="POST")
         elif first.name == "transcription_start":
-            name = start_name(first)
+            name, track = start_name(first), transcription_track(first.params)
             action = lambda: call.transcriptions.create(
                 name=name, status_callback_url=self._renderer.url("transcription"),
-                status_callback_method="POST", track="inbound_track", partial_results=False)
+                status_callback_method="POST", track=track, partial_results=False,
+                language_code=language(first.params))
         elif first.name in STOPS:
             return self._stop(first, stop_name)
         else:

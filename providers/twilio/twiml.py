@@ -19,7 +19,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.events import decode_client_state
 from ivr.store import Command
 
-from .listening import language, start_name, started_by
+from .listening import language, start_name, started_by, stream_track, transcription_track
 from .settings import TwilioSettings
 
 # Commands that are TwiML verbs: on a Twilio call they leave as one document per unit of work.
@@ -87,13 +87,13 @@ class TwimlRenderer:
         if kind == "stream":
             start = response.start()
             start.stream(name=start_name(command), url=self.media_url(params["stream_url"]),
-                         track="inbound_track", status_callback=self.url("stream"),
+                         track=stream_track(params), status_callback=self.url("stream"),
                          status_callback_method="POST")
         elif kind == "transcription":
             config = params.get("transcription_config") or {}
             start = response.start()
             start.transcription(name=start_name(command), status_callback_url=self.url("transcription"),
-                                status_callback_method="POST", track="inbound_track",
+                                status_callback_method="POST", track=transcription_track(config),
                                 partial_results=False, language_code=language(config))
 
     def _gather(self, response: VoiceResponse, command: Command) -> None:

@@ -317,7 +317,8 @@ class TwilioEmulator:
                               target or "", form)
         return twilio_error(404, 20404, f"no such resource {name!r}")
 
-    def _resource_of(self, leg: TwilioLeg, sid: str, name: str | None, status: str = "in-progress") -> dict[str, Any]:
+    def _resource_of(self, leg: TwilioLeg, sid: str, name: str | None,
+                     status: str = "in-progress") -> dict[str, Any]:
         """A Stream or Transcription resource as the REST API returns it."""
         return {"sid": sid, "name": name, "account_sid": self.account_sid, "call_sid": leg.call_control_id,
                 "status": status}
@@ -568,7 +569,7 @@ class TwilioEmulator:
             streamer = TwilioStreamer(url, leg.call_control_id, self.account_sid, self.speed, failed,
                                       parameters, name=name, track=track)
             if leg.ended or self._streams_stopped:
-                return streamer.stream_id  # asked for while the servers shut down: it would connect to nothing
+                return streamer.stream_id  # the servers are shutting down: it would connect to nothing
             leg.streams.append(streamer)
             leg.stream_url, leg.stream_track = url, track
             leg.settle()
