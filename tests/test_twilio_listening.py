@@ -158,6 +158,24 @@ def test_a_pause_whose_transcription_twilio_no_longer_has_is_settled_and_not_res
     assert store.get_call(leg.call_control_id).status == CallStatus.MENU  # the call goes on
 
 
+def test_a_stop_twilio_could_not_take_is_resent_by_the_sweep_under_the_name_of_what_it_stops(
+        transcribed: Simulation) -> None:
+    leg = answered(transcribed)
+    [first] = leg.transcriptions
+    transcribed.emulator.inject(Fault("transcription_update", times=4, status=503, code="20503"))
+    set_listening(transcribed, leg, paused=True)  # every attempt refused before Twilio acted
+    store = lifeline(transcribed).store
+    [stop] = [e for e in store.outbox(leg.call_control_id) if e.command.name == "transcription_stop"]
+    assert stop.status == CommandStatus.PENDING and leg.transcribing
+    # The outbox resends it through its router, to TwilioProvider.send.
+    assert lifeline(transcribed).sender.resend_due(0.0, 0.0) == 1
+    assert lifeline(transcribed).sender.wait_idle(10)
+    resent = requests(transcribed, leg, "transcription_update")[-1]
+    assert (resent["target"], resent["status"]) == (first.name, 200) and not leg.transcribing
+    [settled] = [e for e in store.outbox(leg.call_control_id) if e.command.name == "transcription_stop"]
+    assert settled.status == CommandStatus.SENT
+
+
 # ----- the local engine: Twilio streams the audio ------------------------------------------------------
 
 def test_pausing_a_streamed_call_stops_its_named_stream_and_no_more_audio_arrives(
