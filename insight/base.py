@@ -56,6 +56,9 @@ class ListeningEngine(ABC):
 
     name: str
     polls = False  # True for engines whose messages the monitor's sweep must fetch
+    # True for engines whose words the provider's own recogniser sends (telnyx, twilio): what
+    # they hear is changed with transcription_stop/start rather than with the media stream.
+    provider_transcribes = False
 
     def bind(self, sink: MessageSink, state: EngineState | None = None) -> None:
         """Where messages go, and where per-call data is kept."""

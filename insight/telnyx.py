@@ -15,6 +15,7 @@ class TelnyxTranscription(ListeningEngine):
     """Starts Telnyx transcription of the caller's track when the call is answered (or dialled)."""
 
     name = "telnyx"
+    provider_transcribes = True
 
     def __init__(self, settings: Settings) -> None:
         if settings.transcription_config is None:

@@ -15,7 +15,7 @@ Commands = list[tuple[str, dict[str, Any]]]
 
 def stop(engine: ListeningEngine, call_control_id: str) -> Commands:
     """Commands that stop the provider sending or transcribing this call's audio."""
-    if engine.name == "telnyx":
+    if engine.provider_transcribes:
         return [("transcription_stop", {})]
     if engine.restart_options(call_control_id) is not None:
         return [("streaming_stop", {})]
@@ -24,7 +24,7 @@ def stop(engine: ListeningEngine, call_control_id: str) -> Commands:
 
 def start(engine: ListeningEngine, call_control_id: str, both: bool) -> Commands:
     """Commands that start hearing the caller, or both parties, again."""
-    if engine.name == "telnyx":
+    if engine.provider_transcribes:
         config = dict(engine.answer_options(call_control_id).get("transcription_config", {}))
         if both:
             config["transcription_tracks"] = "both"

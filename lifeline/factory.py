@@ -153,7 +153,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     telnyx = TelnyxCommands(settings)
     metrics = Metrics()
     verifier = WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s)
-    twilio = build_twilio(settings)  # None unless TWILIO_AUTH_TOKEN is set
+    twilio = build_twilio(settings, store)  # None unless TWILIO_AUTH_TOKEN is set
     telnyx_provider = TelnyxProvider(verifier, telnyx)
     providers = ProviderCommands([telnyx_provider, *([twilio.provider] if twilio else [])])
     outbox = CommandSender(store, providers, settings.command_workers, metrics,

@@ -11,12 +11,13 @@ from insight.frames import MediaFrame
 from ivr.errors import MalformedEvent, SignatureError
 from ivr.events import CallEvent
 from ivr.sanitize import whole_number
-from ivr.store import Command
+from ivr.store import CallStore, Command
 from ivr.telnyx_api import SendOutcome
 
 from ..base import Provider, WebhookRequest
 from . import events
 from .frames import parse_twilio_frame
+from .listening import stop_name
 from .rest import TwilioCommands
 from .settings import TwilioSettings
 from .twiml import TwimlRenderer
@@ -50,10 +51,12 @@ class TwilioProvider(Provider):
 
     name = "twilio"
 
-    def __init__(self, settings: TwilioSettings, commands: TwilioCommands, renderer: TwimlRenderer) -> None:
+    def __init__(self, settings: TwilioSettings, commands: TwilioCommands, renderer: TwimlRenderer,
+                 store: CallStore) -> None:
         self.settings = settings
         self.commands = commands
         self.renderer = renderer
+        self._store = store  # a resent stop finds the name of what it stops in the call's outbox
         self._validator = RequestValidator(settings.auth_token)
 
     def owns(self, call_control_id: str) -> bool:
@@ -83,7 +86,7 @@ class TwilioProvider(Provider):
     def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
         """One command through the REST API (the outbox's resend path; never retried after a
         timeout, so `wanted` is not needed)."""
-        return self.commands.send(command)
+        return self.commands.send(command, stop_name(self._store, command))
 
     def parse_media(self, raw: str | bytes) -> MediaFrame:
         """A Media Streams message."""

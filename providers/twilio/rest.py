@@ -1,9 +1,11 @@
-"""Twilio's REST API through the official SDK: call updates, stream and transcription starts.
+"""Twilio's REST API through the official SDK: call updates, streams and transcriptions.
 
 Twilio's call update has no idempotency key, so a retry is only made when the request surely
 did not act (no connection, 429, 503); a timeout after sending is reported as sent rather than
 risking a second `<Dial>`. Error 21220 (the call is not in progress) is the normal race with a
-caller who hung up.
+caller who hung up. A stream or transcription is started with a name and stopped by it
+(providers/twilio/listening.py); stopping one Twilio does not know (20404: it ended with its
+socket or its call) is done, not an error.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from twilio.rest import Client
 from ivr.store import Command, CommandStatus
 from ivr.telnyx_api import SendOutcome
 
+from .listening import STOPS, language, start_name, stream_track, transcription_track
 from .settings import TwilioSettings
 from .twiml import TWIML_COMMANDS, TwimlRenderer
 
@@ -53,12 +56,16 @@ class TwilioCommands:
         self._attempts = attempts
         self._sleep = sleep
 
-    def send(self, command: Command) -> SendOutcome:
-        """Send one command (the outbox's resend path)."""
-        return self.send_batch([command])
+    def send(self, command: Command, stop_name: str | None = None) -> SendOutcome:
+        """Send one command (the outbox's resend path); `stop_name` as for send_batch."""
+        return self.send_batch([command], stop_name)
 
-    def send_batch(self, commands: Sequence[Command]) -> SendOutcome:
-        """Send the commands one unit of work queued for one call, as one request."""
+    def send_batch(self, commands: Sequence[Command], stop_name: str | None = None) -> SendOutcome:
+        """Send the commands one unit of work queued for one call, as one request.
+
+        A stop (alone in its batch) stops the stream or transcription named `stop_name`
+        (listening.name_to_stop); None means Lifeline started none on the call, so it is done.
+        """
         first = commands[0]
         sid = first.call_control_id
         call = self._client.calls(sid)
@@ -70,34 +77,58 @@ class TwilioCommands:
             action = lambda: call.update(twiml=document)
         elif first.name == "streaming_start":
             url = self._renderer.media_url(str(first.params.get("stream_url", "")))
-            action = lambda: call.streams.create(url=url, track="inbound_track",
+            name, track = start_name(first), stream_track(first.params)
+            action = lambda: call.streams.create(url=url, name=name, track=track,
                                                  status_callback=self._renderer.url("stream"),
                                                  status_callback_method="POST")
         elif first.name == "transcription_start":
+            name, track = start_name(first), transcription_track(first.params)
             action = lambda: call.transcriptions.create(
-                status_callback_url=self._renderer.url("transcription"),
-                status_callback_method="POST", track="inbound_track", partial_results=False)
+                name=name, status_callback_url=self._renderer.url("transcription"),
+                status_callback_method="POST", track=track, partial_results=False,
+                language_code=language(first.params))
+        elif first.name in STOPS:
+            return self._stop(first, stop_name)
         else:
             return SendOutcome(CommandStatus.REJECTED, 0, f"{first.name} has no Twilio form")
         return self._attempt(action, sid, "+".join(c.name for c in commands))
 
-    def _attempt(self, action: Callable[[], object], sid: str, what: str) -> SendOutcome:
+    def _stop(self, command: Command, name: str | None) -> SendOutcome:
+        """Stop the named stream or transcription; one Twilio does not know is stopped already."""
+        sid = command.call_control_id
+        if name is None:
+            log.info("%s on %s: Lifeline started nothing to stop", command.name, sid)
+            return SendOutcome(CommandStatus.SENT, 0, "nothing to stop: Lifeline started none on this call")
+        call = self._client.calls(sid)
+        target = call.streams(name) if STOPS[command.name] == "stream" else call.transcriptions(name)
+        return self._attempt(lambda: target.update(status="stopped"), sid, f"{command.name} {name}",
+                             stop=True)
+
+    def _attempt(self, action: Callable[[], object], sid: str, what: str,
+                 stop: bool = False) -> SendOutcome:
+        """Act, retrying only what surely did not reach Twilio, or, for a `stop` (harmless twice),
+        whatever Twilio did not answer."""
         error = ""
         for attempt in range(1, self._attempts + 1):
             try:
                 action()
                 return SendOutcome(CommandStatus.SENT, attempt)
             except TwilioRestException as exc:
+                if exc.code == NOT_FOUND and stop:
+                    # What a stop names is gone (it ended with its socket, or with the call): the
+                    # stop is done. As CALL_ENDED it would close a call that may well go on.
+                    log.info("%s on %s: Twilio has no such stream running; nothing to stop", what, sid)
+                    return SendOutcome(CommandStatus.SENT, attempt, "not found: already stopped")
                 if exc.code in (CALL_NOT_IN_PROGRESS, NOT_FOUND):
                     log.debug("%s on %s: call no longer in progress", what, sid)
                     return SendOutcome(CommandStatus.CALL_ENDED, attempt)
                 error = f"HTTP {exc.status} {exc.code or ''} {exc.msg}".strip()
-                if exc.status not in _NOT_APPLIED_STATUS:
+                if exc.status not in _NOT_APPLIED_STATUS and not (stop and exc.status >= 500):
                     log.error("Twilio refused %s on %s: %s", what, sid, error)
                     return SendOutcome(CommandStatus.REJECTED if exc.status < 500
                                        else CommandStatus.SENT, attempt, error)
             except requests.exceptions.ConnectionError as exc:
-                if not _never_reached(exc):
+                if not _never_reached(exc) and not stop:
                     # The connection dropped after the request went out: Twilio may have acted on
                     # it, and a second update could dial twice. As a timeout: not repeated.
                     log.warning("%s on %s: the connection dropped before Twilio answered; not repeated",
@@ -105,9 +136,11 @@ class TwilioCommands:
                     return SendOutcome(CommandStatus.SENT, attempt, "connection dropped; not repeated")
                 error = f"no connection to Twilio: {exc.__class__.__name__}"
             except requests.exceptions.Timeout:
-                # Sent, but no answer: Twilio may well have acted; a second update could dial twice.
-                log.warning("%s on %s: Twilio did not answer in time; not repeated", what, sid)
-                return SendOutcome(CommandStatus.SENT, attempt, "timeout; not repeated")
+                if not stop:
+                    # Sent, but no answer: Twilio may have acted; a second update could dial twice.
+                    log.warning("%s on %s: Twilio did not answer in time; not repeated", what, sid)
+                    return SendOutcome(CommandStatus.SENT, attempt, "timeout; not repeated")
+                error = "Twilio did not answer in time"
             log.warning("%s on %s failed (attempt %d/%d): %s", what, sid, attempt, self._attempts,
                         error)
             if attempt < self._attempts:

@@ -22,6 +22,7 @@ from ivr.reachability import TelnyxReachability
 from ivr.serial import KeyedSerialExecutor
 from ivr.store import CallStore, Command, CommandStatus
 
+from .listening import stop_name
 from .rest import TwilioCommands
 from .twiml import TWIML_COMMANDS
 
@@ -86,7 +87,8 @@ class TwilioAwareSender:
             self._store.mark_command(command.command_id, CommandStatus.SENT, 1, None)
 
     def _send(self, batch: list[Command]) -> None:
-        outcome = self._twilio.send_batch(batch)
+        # Read when it is sent: the start it stops was queued, and tried, before it on this lane.
+        outcome = self._twilio.send_batch(batch, stop_name(self._store, batch[0]))
         for command in batch:
             self._store.mark_command(command.command_id, outcome.status, outcome.attempts, outcome.error)
 

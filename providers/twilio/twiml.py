@@ -19,6 +19,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.events import decode_client_state
 from ivr.store import Command
 
+from .listening import language, start_name, started_by, stream_track, transcription_track
 from .settings import TwilioSettings
 
 # Commands that are TwiML verbs: on a Twilio call they leave as one document per unit of work.
@@ -80,19 +81,20 @@ class TwimlRenderer:
     # ----- one function per command -----------------------------------------------------------
 
     def _answer(self, response: VoiceResponse, command: Command) -> None:
+        # Named after the answer, so a later stop can name it (providers/twilio/listening.py).
         params = command.params
-        if isinstance(params.get("stream_url"), str):
+        kind = started_by(command)
+        if kind == "stream":
             start = response.start()
-            start.stream(url=self.media_url(params["stream_url"]), track="inbound_track",
-                         status_callback=self.url("stream"), status_callback_method="POST")
-        elif params.get("transcription"):
+            start.stream(name=start_name(command), url=self.media_url(params["stream_url"]),
+                         track=stream_track(params), status_callback=self.url("stream"),
+                         status_callback_method="POST")
+        elif kind == "transcription":
             config = params.get("transcription_config") or {}
-            engine_config = config.get("transcription_engine_config") or {}
             start = response.start()
-            start.transcription(status_callback_url=self.url("transcription"),
-                                status_callback_method="POST", track="inbound_track",
-                                partial_results=False,
-                                language_code=_language(engine_config.get("language")))
+            start.transcription(name=start_name(command), status_callback_url=self.url("transcription"),
+                                status_callback_method="POST", track=transcription_track(config),
+                                partial_results=False, language_code=language(config))
 
     def _gather(self, response: VoiceResponse, command: Command) -> None:
         params = command.params
@@ -158,8 +160,3 @@ def _last_verb(response: VoiceResponse) -> str | None:
     verbs = [v for v in response.verbs if v.name != "Start"]
     return verbs[-1].name if verbs else None
 
-
-def _language(language: object) -> str:
-    """Twilio wants a locale (en-US); Telnyx transcription settings often say just `en`."""
-    text = str(language or "en-US")
-    return "en-US" if text == "en" else text

@@ -17,6 +17,7 @@ from ivr.context import command_id_for
 from ivr.errors import error_response
 from ivr.events import CallEvent
 from insight.base import ListeningEngine
+from insight.tracks import party_of
 from ivr.menu import Menu
 from ivr.store import CallStatus, CallStore, Command
 
@@ -35,8 +36,8 @@ class CallFlow(Protocol):
         """Process an event once; "handled", "duplicate" or "ignored"."""
 
     def hear(self, call_control_id: str, engine: str, source_id: str, text: str,
-             confidence: float | None) -> None:
-        """A caller's line, once per source id."""
+             confidence: float | None, *, party: str = "caller") -> None:
+        """A party's line (the caller's, or the agent's after a bridge), once per source id."""
 
     def stream_lost(self, call_control_id: str, why: str) -> None:
         """The call's media stream ended while the call was up."""
@@ -143,8 +144,9 @@ def _informational(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kin
 
 
 def _transcription(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
-    """Twilio real-time transcription: each final utterance of the caller is a message; an error
-    means the call is no longer heard, which the call flow must know (rules that need words stop)."""
+    """Twilio real-time transcription: each final utterance is a message of the caller (the
+    inbound track) or, after a bridge, of the agent (outbound); an error means the call is no
+    longer heard, which the call flow must know (rules that need words stop)."""
     form = incoming.form
     if form.get("TranscriptionEvent") == "transcription-error":
         sid = events.call_sid(form)
@@ -154,12 +156,12 @@ def _transcription(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kin
     heard = events.transcription(form)
     if heard is not None:
         sid, result, track = heard
-        if result.is_final and track in (None, "inbound_track") and result.text.strip():
+        if result.is_final and track in (None, "inbound_track", "outbound_track") and result.text.strip():
             # The transcription's own ids make the message id: a redelivery is stored once.
             source_id = (f"twilio:{incoming.form.get('TranscriptionSid', '')}:"
                          f"{incoming.form.get('SequenceId', '')}")
-            lifeline.calls.hear(sid, lifeline.engine.name, source_id,
-                                result.text, result.confidence)
+            lifeline.calls.hear(sid, lifeline.engine.name, source_id, result.text, result.confidence,
+                                party=party_of((track or "inbound_track").removesuffix("_track")))
     return "", 204
 
 
@@ -188,7 +190,9 @@ def _command(sid: str, name: str, **params: object) -> Command:
 
 
 def _answer(lifeline: Host, sid: str) -> Command:
-    return _command(sid, "answer", **lifeline.engine.answer_options(sid))
+    """The call's answer as queued, if it was: what it starts keeps the name a stop will look for."""
+    queued = next((e.command for e in lifeline.store.outbox(sid) if e.command.name == "answer"), None)
+    return queued or _command(sid, "answer", **lifeline.engine.answer_options(sid))
 
 
 def _state(lifeline: Host, sid: str, greet: bool = False) -> list[Command]:

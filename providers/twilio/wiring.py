@@ -45,11 +45,11 @@ class Twilio:
         media.install(app, app.extensions["lifeline"], self.provider.parse_media)
 
 
-def build_twilio(settings: Settings) -> Twilio | None:
+def build_twilio(settings: Settings, store: CallStore) -> Twilio | None:
     """Twilio's provider from the settings, or None when Twilio is not configured."""
     config = twilio_settings(settings)
     if config is None:
         return None
     renderer = TwimlRenderer(config)
     commands = TwilioCommands(config, renderer, settings.command_timeout_s, settings.command_attempts)
-    return Twilio(TwilioProvider(config, commands, renderer))
+    return Twilio(TwilioProvider(config, commands, renderer, store))

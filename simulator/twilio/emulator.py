@@ -5,6 +5,11 @@ Start/Transcription, Say, Gather, Dial/Number|Sip, Record, Redirect, Pause, Hang
 form-encoded, X-Twilio-Signature-signed requests to Lifeline and following the TwiML it answers.
 A REST call update replaces the running document at once, as on Twilio. The caller-facing
 methods are the Telnyx emulator's, so the same scripted callers and reports drive both.
+
+Streams and real-time transcriptions are kept per call by SID and by the name they were started
+with, as Twilio keeps them: several may run at once (each gets the caller's audio, so a second
+stream of the caller means every line is heard twice), and each is stopped on its own with
+`POST .../Streams/{name or SID}.json` (`.../Transcriptions/...`) and `Status=stopped`.
 """
 
 from __future__ import annotations
@@ -29,11 +34,15 @@ from ..emulator import OUR_NUMBER
 from ..faults import Chaos, Fault
 from ..lifecycle import RING_S, SPEECH_CHARS_PER_S
 from ..legs import CallLog, Gather, Leg, wait_for_gather
+from .streamer import TRACKS
 
 log = logging.getLogger(__name__)
 POLL_S = 0.01
 DIAL_OUTCOME = {"no_answer": "no-answer", "busy": "busy", "reject": "failed"}
 Reply = tuple[int, dict[str, Any]]
+# Twilio's docs name no error code for a name already used on the call, nor for a bad Status or
+# Track; these are the emulator's own, all 400s (what Lifeline's client acts on is the status).
+NAME_IN_USE, BAD_PARAMETER = 40001, 40002
 
 
 def twilio_error(status: int, code: int, message: str) -> Reply:
@@ -43,14 +52,48 @@ def twilio_error(status: int, code: int, message: str) -> Reply:
 
 
 @dataclass
+class Transcription:
+    """One real-time transcription of a call: Twilio posts each utterance of its track(s)."""
+
+    sid: str
+    name: str | None
+    track: str  # inbound_track, outbound_track or both_tracks
+    url: str | None
+    stopped: bool = False
+    sequence: int = 0
+
+    def carries(self, track: str) -> bool:
+        """Whether it transcribes the `inbound` (caller) or `outbound` (agent) track now."""
+        return not self.stopped and track in TRACKS[self.track]
+
+    def stop(self) -> None:
+        """Nothing more is transcribed."""
+        self.stopped = True
+
+
+@dataclass
 class TwilioLeg(Leg):
-    """A Twilio call: a Leg plus what running TwiML needs."""
+    """A Twilio call: a Leg plus what running TwiML needs.
+
+    `streamer` is the stream started last that still runs (None when none does); `streams` and
+    `transcriptions` hold every one started on the call, stopped ones too, since a name stays used.
+    """
 
     status: str = "ringing"
     update: str | None = None  # TwiML from a REST update, waiting to replace the running document
     interrupt: threading.Event = field(default_factory=threading.Event)
-    transcription_url: str | None = None
-    sequence: int = 0
+    streams: list[Any] = field(default_factory=list)  # TwilioStreamer, oldest first
+    transcriptions: list[Transcription] = field(default_factory=list)
+
+    def live_streams(self, track: str) -> list[Any]:
+        """The running streams that send the `inbound` or `outbound` track."""
+        return [s for s in self.streams if not s.stopped and s.carries(track)]
+
+    def settle(self) -> None:
+        """Bring `streamer` and `transcribing` in line with what runs (after any start or stop)."""
+        running = [s for s in self.streams if not s.stopped]
+        self.streamer = running[-1] if running else None
+        self.transcribing = any(not t.stopped for t in self.transcriptions)
 
 
 class TwilioEmulator:
@@ -102,24 +145,50 @@ class TwilioEmulator:
                 leg.gather.digits += digit
 
     def say(self, leg: Leg, text: str, seconds: float, audio: bytes | None = None) -> None:
-        """The caller talks: streamed if a stream is open, and transcribed if transcription is on."""
-        streamer = leg.streamer
-        if streamer is not None and audio is not None:
-            played = streamer.play(audio)
-            played.wait(timeout=self.scaled(len(audio) / 8000) + 10)
-            leg.log.trigger_sent_at = time.monotonic()
-        else:
-            time.sleep(self.scaled(seconds))
+        """The caller talks: sent on every running stream of the caller's track (as Twilio forks
+        the audio to each), and posted by every running transcription of it."""
         assert isinstance(leg, TwilioLeg)
+        if self._play(leg, "inbound", audio, seconds):
+            leg.log.trigger_sent_at = time.monotonic()
         with self._lock:
-            if leg.ended or not leg.transcribing or not leg.transcription_url:
-                return
-            leg.sequence += 1
-            params = {"TranscriptionEvent": "transcription-content", "TranscriptionSid": "GT" + leg.call_control_id[2:],
-                      "SequenceId": str(leg.sequence), "Track": "inbound_track", "Final": "true",
+            if not leg.ended:
+                self._transcribe(leg, "inbound", text, 0.93)
+
+    def agent_says(self, leg: Leg, text: str, seconds: float, audio: bytes | None = None) -> bool:
+        """The agent bridged to this caller talks: on the outbound track of the caller's streams
+        that carry it (both_tracks), transcribed by those of its transcriptions that hear it.
+        False when no agent is on the line."""
+        assert isinstance(leg, TwilioLeg)
+        self._play(leg, "outbound", audio, seconds)
+        with self._lock:
+            if leg.ended or leg.bridged_with is None:
+                return False
+            self._transcribe(leg, "outbound", text, 0.91)
+            return True
+
+    def _play(self, leg: TwilioLeg, track: str, audio: bytes | None, seconds: float) -> bool:
+        """Speech on a track of every running stream that carries it; False (time passes) if none."""
+        with self._lock:
+            streams = leg.live_streams(track)
+        if not streams or audio is None:
+            time.sleep(self.scaled(seconds))
+            return False
+        played = [stream.play(audio, track=track) for stream in streams]
+        for done in played:
+            done.wait(timeout=self.scaled(len(audio) / 8000) + 10)
+        return True
+
+    def _transcribe(self, leg: TwilioLeg, track: str, text: str, confidence: float) -> None:
+        """Each running transcription of the track posts the utterance (the lock is held)."""
+        for transcription in leg.transcriptions:
+            if not transcription.carries(track) or not transcription.url:
+                continue
+            transcription.sequence += 1
+            params = {"TranscriptionEvent": "transcription-content", "TranscriptionSid": transcription.sid,
+                      "SequenceId": str(transcription.sequence), "Track": f"{track}_track", "Final": "true",
                       "LanguageCode": "en-US", "TranscriptionData": json.dumps({"transcript": text,
-                                                                                "confidence": 0.93})}
-            self._callback(leg, leg.transcription_url, params, "transcription", trigger=True)
+                                                                                "confidence": confidence})}
+            self._callback(leg, transcription.url, params, "transcription", trigger=track == "inbound")
 
     def caller_hangs_up(self, leg: Leg) -> None:
         """The caller puts the phone down."""
@@ -152,8 +221,9 @@ class TwilioEmulator:
         with self._lock:
             self._streams_stopped = True
             for leg in self._legs.values():
-                if leg.streamer is not None:
-                    leg.streamer.stop()
+                for stream in leg.streams:
+                    stream.stop()
+                leg.settle()
 
     def close(self) -> None:
         """Stop callbacks and the HTTP client."""
@@ -171,16 +241,19 @@ class TwilioEmulator:
         """HTTP basic auth with the Account SID and Auth Token."""
         return username == self.account_sid and password == self.auth_token
 
-    def rest(self, name: str, sid: str, form: dict[str, str]) -> Reply:
-        """One REST request on a call: `fetch`, `update`, `streams` or `transcriptions`."""
+    def rest(self, name: str, sid: str, form: dict[str, str], target: str | None = None) -> Reply:
+        """One REST request on a call: `fetch`, `update`, `streams`, `transcriptions`, or
+        `stream_update` / `transcription_update` of the one whose name or SID is `target`."""
         fault = self._take_fault(name) or self._chaos_fault(name)
         if fault and fault.hold is not None:
             fault.hold.wait(timeout=30)
         now = time.monotonic()
         entry: dict[str, object] = {"t": now, "call_control_id": sid, "name": name, "body": dict(form)}
+        if target is not None:
+            entry["target"] = target
         with self._lock:
             leg = self._legs.get(sid)
-            reply = self._decide(leg, name, form, fault)
+            reply = self._decide(leg, name, form, fault, target)
             entry["status"] = reply[0]
             self.requests.append(entry)
             if leg is not None and name != "fetch":
@@ -190,7 +263,8 @@ class TwilioEmulator:
             time.sleep(fault.delay_s)  # Twilio acted but answers late
         return reply
 
-    def _decide(self, leg: TwilioLeg | None, name: str, form: dict[str, str], fault: Fault | None) -> Reply:
+    def _decide(self, leg: TwilioLeg | None, name: str, form: dict[str, str], fault: Fault | None,
+                target: str | None = None) -> Reply:
         if fault and fault.status:
             return twilio_error(fault.status, int(fault.code) if fault.code.isdigit() else 20500,
                                 "Injected failure")
@@ -224,13 +298,42 @@ class TwilioEmulator:
             url = form.get("Url", "")
             if not url.startswith(("ws://", "wss://")):
                 return twilio_error(400, 21236, "Url must be a wss:// URL")
-            self._open_stream(leg, url, form.get("StatusCallback"), {})
-            return 201, {"sid": "MZ" + uuid.uuid4().hex, "call_sid": leg.call_control_id, "status": "in-progress"}
+            refused = _refusal("Stream", leg.streams, form.get("Name"), form.get("Track"))
+            if refused is not None:
+                return refused
+            stream_sid = self._open_stream(leg, url, form.get("StatusCallback"), {}, form.get("Name") or None,
+                                           form.get("Track") or "inbound_track")
+            return 201, self._resource_of(leg, stream_sid, form.get("Name") or None)
         if name == "transcriptions":
-            leg.transcribing = True
-            leg.transcription_url = form.get("StatusCallbackUrl")
-            return 201, {"sid": "GT" + uuid.uuid4().hex, "call_sid": leg.call_control_id, "status": "in-progress"}
+            refused = _refusal("Transcription", leg.transcriptions, form.get("Name"), form.get("Track"))
+            if refused is not None:
+                return refused
+            transcription = self._start_transcription(leg, form.get("Name") or None,
+                                                      form.get("Track") or "inbound_track",
+                                                      form.get("StatusCallbackUrl"))
+            return 201, self._resource_of(leg, transcription.sid, transcription.name)
+        if name in ("stream_update", "transcription_update"):
+            return self._stop(leg, leg.streams if name == "stream_update" else leg.transcriptions,
+                              target or "", form)
         return twilio_error(404, 20404, f"no such resource {name!r}")
+
+    def _resource_of(self, leg: TwilioLeg, sid: str, name: str | None,
+                     status: str = "in-progress") -> dict[str, Any]:
+        """A Stream or Transcription resource as the REST API returns it."""
+        return {"sid": sid, "name": name, "account_sid": self.account_sid, "call_sid": leg.call_control_id,
+                "status": status}
+
+    def _stop(self, leg: TwilioLeg, started: list[Any], target: str, form: dict[str, str]) -> Reply:
+        """Stop one stream or transcription of the call, found by its SID or its name."""
+        if form.get("Status") != "stopped":
+            return twilio_error(400, BAD_PARAMETER, "Status must be stopped")
+        found = next((s for s in started if target in (s.sid, s.name)), None)
+        if found is None:
+            return twilio_error(404, 20404, f"The requested resource {target} was not found")
+        # Stopping one that already stopped is answered as done (our reading: the docs say nothing).
+        found.stop()
+        leg.settle()
+        return 200, self._resource_of(leg, found.sid, found.name, "stopped")
 
     def _resource(self, leg: TwilioLeg) -> dict[str, Any]:
         return {"sid": leg.call_control_id, "account_sid": self.account_sid, "status": leg.status,
@@ -334,14 +437,21 @@ class TwilioEmulator:
 
     def _start(self, leg: TwilioLeg, verb: ET.Element) -> str | None:
         for noun in verb:
-            if noun.tag == "Stream":
-                parameters = {p.get("name", ""): p.get("value", "") for p in noun if p.tag == "Parameter"}
-                self._open_stream(leg, noun.get("url", ""), noun.get("statusCallback"), parameters)
-            elif noun.tag == "Transcription":
-                leg.transcribing = True
-                leg.transcription_url = noun.get("statusCallbackUrl")
-            else:
+            if noun.tag not in ("Stream", "Transcription"):
                 self._problem(leg, f"<Start><{noun.tag}> is not supported by the emulator")
+                continue
+            name, track = noun.get("name"), noun.get("track") or "inbound_track"
+            with self._lock:
+                started = leg.streams if noun.tag == "Stream" else leg.transcriptions
+                refused = _refusal(noun.tag, started, name, track)
+                if refused is None and noun.tag == "Stream":
+                    parameters = {p.get("name", ""): p.get("value", "") for p in noun if p.tag == "Parameter"}
+                    self._open_stream(leg, noun.get("url", ""), noun.get("statusCallback"), parameters,
+                                      name, track)
+                elif refused is None:
+                    self._start_transcription(leg, name, track, noun.get("statusCallbackUrl"))
+            if refused is not None:  # nothing starts; the document goes on
+                self._problem(leg, f"<Start><{noun.tag}>: {refused[1]['message']}")
         return None
 
     def _gather(self, leg: TwilioLeg, verb: ET.Element) -> str | None:
@@ -440,28 +550,40 @@ class TwilioEmulator:
     # ----- streams, legs, requests ------------------------------------------------------------
 
     def _open_stream(self, leg: TwilioLeg, url: str, status_url: str | None,
-                     parameters: dict[str, str]) -> None:
+                     parameters: dict[str, str], name: str | None = None,
+                     track: str = "inbound_track") -> str:
+        """Start one more stream of the call (the others go on, as on Twilio); returns its SID."""
         from .streamer import TwilioStreamer
 
         def failed(why: str) -> None:
             with self._lock:
-                if leg.ended or leg.stream_url != url:
+                if leg.ended or streamer.stopped:
                     return
-                leg.streamer = None
+                streamer.stop()  # a stream that failed is over; Twilio does not reconnect it
+                leg.settle()
             if status_url:
                 self._callback(leg, status_url, {"StreamSid": streamer.stream_id, "StreamEvent": "stream-error",
                                                  "StreamError": why}, "stream")
 
         with self._lock:
-            if leg.ended or self._streams_stopped:
-                return  # a stream asked for while the servers shut down would connect to nothing
-            if leg.streamer is not None:
-                leg.streamer.stop()
-            leg.stream_url = url
             streamer = TwilioStreamer(url, leg.call_control_id, self.account_sid, self.speed, failed,
-                                      parameters)
-            leg.streamer = streamer
+                                      parameters, name=name, track=track)
+            if leg.ended or self._streams_stopped:
+                return streamer.stream_id  # the servers are shutting down: it would connect to nothing
+            leg.streams.append(streamer)
+            leg.stream_url, leg.stream_track = url, track
+            leg.settle()
         streamer.start()
+        return streamer.stream_id
+
+    def _start_transcription(self, leg: TwilioLeg, name: str | None, track: str,
+                             url: str | None) -> Transcription:
+        """Start one more transcription of the call (the lock is held)."""
+        transcription = Transcription("GT" + uuid.uuid4().hex, name, track, url)
+        if not leg.ended:
+            leg.transcriptions.append(transcription)
+            leg.settle()
+        return transcription
 
     def _new_leg(self, from_: str, to: str, direction: str, role: str, call_log: CallLog) -> TwilioLeg:
         leg = TwilioLeg(call_control_id="CA" + uuid.uuid4().hex, call_leg_id="", from_=from_, to=to,
@@ -477,11 +599,10 @@ class TwilioEmulator:
         leg.ended = True
         leg.status = status
         leg.gather = None
-        leg.transcribing = False
         leg.interrupt.set()
-        if leg.streamer is not None:
-            leg.streamer.stop()
-            leg.streamer = None
+        for started in [*leg.streams, *leg.transcriptions]:
+            started.stop()
+        leg.settle()
         if leg.role == "caller" and notify:
             self._callback(leg, self._url("status"), {"CallStatus": status, "CallDuration":
                                                       str(int(leg.log.t_ms() / 1000))}, "status")
@@ -593,6 +714,20 @@ class TwilioEmulator:
 _VERBS = {"Say": TwilioEmulator._say, "Pause": TwilioEmulator._pause, "Hangup": TwilioEmulator._hangup,
           "Redirect": TwilioEmulator._redirect, "Start": TwilioEmulator._start,
           "Gather": TwilioEmulator._gather, "Dial": TwilioEmulator._dial, "Record": TwilioEmulator._record}
+
+
+def _refusal(kind: str, started: list[Any], name: str | None, track: str | None) -> Reply | None:
+    """Why a new Stream or Transcription cannot start, or None.
+
+    Twilio's docs call a Stream's name unique per call; the emulator is strict about it, holds
+    Transcriptions to the same, and counts stopped ones too (our reading: nothing says a name is
+    freed when its stream stops).
+    """
+    if track is not None and track not in TRACKS:
+        return twilio_error(400, BAD_PARAMETER, f"Track must be one of {', '.join(TRACKS)}")
+    if name and any(s.name == name for s in started):
+        return twilio_error(400, NAME_IN_USE, f"A {kind} named {name!r} was already started on this call")
+    return None
 
 
 def _said(document: str | None) -> str:

@@ -14,13 +14,13 @@ def twilio_emulator_app(emulator: TwilioEmulator) -> Flask:
     """A WSGI app serving the emulator's REST API (HTTP basic auth: Account SID, Auth Token)."""
     app = Flask("twilio-emulator")
 
-    def answer(name: str, account: str, sid: str) -> ResponseReturnValue:
+    def answer(name: str, account: str, sid: str, target: str | None = None) -> ResponseReturnValue:
         auth = request.authorization
         if auth is None or account != emulator.account_sid or \
                 not emulator.authorized(auth.username, auth.password):
             status, body = twilio_error(401, 20003, "Authenticate")
         else:
-            status, body = emulator.rest(name, sid, request.form.to_dict())
+            status, body = emulator.rest(name, sid, request.form.to_dict(), target)
         return jsonify(body), status
 
     @app.get(f"{_CALL}.json")
@@ -38,5 +38,14 @@ def twilio_emulator_app(emulator: TwilioEmulator) -> Flask:
     @app.post(f"{_CALL}/Transcriptions.json")
     def transcriptions(account: str, sid: str) -> ResponseReturnValue:
         return answer("transcriptions", account, sid)
+
+    # One stream or transcription, by its SID or the name it was started with (Status=stopped).
+    @app.post(f"{_CALL}/Streams/<target>.json")
+    def stream(account: str, sid: str, target: str) -> ResponseReturnValue:
+        return answer("stream_update", account, sid, target)
+
+    @app.post(f"{_CALL}/Transcriptions/<target>.json")
+    def transcription(account: str, sid: str, target: str) -> ResponseReturnValue:
+        return answer("transcription_update", account, sid, target)
 
     return app
