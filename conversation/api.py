@@ -58,8 +58,14 @@ def events() -> ResponseReturnValue:
 
     def stream(cursor: int) -> Iterator[str]:
         yield "retry: 1000\n\n"
-        quiet_since = time.monotonic()
+        quiet_since = checked_at = time.monotonic()
         while True:
+            # A browser's session signed out elsewhere (or past its 8 hours) stops hearing the feed
+            # here too, however busy the calls are; its reconnect is then refused.
+            if still_signed_in is not None and time.monotonic() - checked_at > KEEPALIVE_S:
+                checked_at = time.monotonic()
+                if not _answers(still_signed_in):
+                    return
             seen = hub.version
             try:
                 batch = feed.after(cursor, call)
@@ -78,10 +84,6 @@ def events() -> ResponseReturnValue:
             # write now and then, so proxies keep it and a gone client is noticed.
             if time.monotonic() - quiet_since > KEEPALIVE_S:
                 quiet_since = time.monotonic()
-                # A browser's session signed out elsewhere (or past its 8 hours) stops hearing the
-                # feed here too: its reconnect is then refused.
-                if still_signed_in is not None and not _answers(still_signed_in):
-                    return
                 yield ": keepalive\n\n"
 
     return Response(stream_with_context(stream(cursor)), mimetype="text/event-stream",

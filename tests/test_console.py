@@ -114,37 +114,52 @@ def test_signing_out_also_closes_a_copy_of_the_cookie_taken_before(console_app: 
     assert client.get("/api/calls").status_code == 200
 
 
-def test_a_signed_out_sessions_feed_stream_ends_at_its_next_keepalive(
-        console_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("busy", [False, True], ids=["one quiet call", "every call, never quiet"])
+def test_a_signed_out_sessions_feed_stream_ends_soon_after_however_busy(
+        console_app: Flask, monkeypatch: pytest.MonkeyPatch, busy: bool) -> None:
     import threading
 
     from conversation import api as conversation_api
-    monkeypatch.setattr(conversation_api, "KEEPALIVE_S", 0.1)
+    monkeypatch.setattr(conversation_api, "KEEPALIVE_S", 0.2)
     client, thief = signed_in_with_a_copy(console_app)
+    path = "/api/events" if busy else "/api/events?call=v3:quiet"
     statuses: list[int] = []
     chunks: list[bytes] = []
-    ended = threading.Event()
+    ended, stop = threading.Event(), threading.Event()
 
     def read() -> None:
         # The whole request in one thread, as a server runs it: Flask's streamed request context
         # must end in the thread that began it. (Also: a stream that never ends cannot block the test.)
-        response = thief.get("/api/events?call=v3:quiet", buffered=False)
+        response = thief.get(path, buffered=False)
         statuses.append(response.status_code)
         for chunk in response.response:
             chunks.append(chunk)
         response.close()
         ended.set()
 
+    def talk() -> None:  # an event every 50 ms: the stream is never quiet for a keepalive
+        store, hub = console_app.extensions["lifeline"].store, console_app.extensions["conversation"].hub
+        while not stop.is_set():
+            with store.unit() as tx:
+                tx.add_feed([FeedEvent("message", "v3:busy", {"party": "caller", "text": "still talking"})])
+            hub.wake()
+            stop.wait(0.05)
+
     threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + 5
-    while not any(b": keepalive" in c for c in chunks) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert statuses == [200]
-    assert any(b": keepalive" in c for c in chunks), "the stream never kept alive while signed in"
-    assert not ended.is_set()
-    assert client.post("/dashboard/signout", data={"csrf": csrf_of(client)}).status_code == 303
-    assert ended.wait(5), "the stream went on after its session was signed out"
-    assert thief.get("/api/events?call=v3:quiet").status_code == 403
+    if busy:
+        threading.Thread(target=talk, daemon=True).start()
+    heard = b"event: message" if busy else b": keepalive"
+    try:
+        deadline = time.monotonic() + 5
+        while not any(heard in c for c in chunks) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert statuses == [200] and any(heard in c for c in chunks), "the stream said nothing while signed in"
+        assert not ended.is_set()
+        assert client.post("/dashboard/signout", data={"csrf": csrf_of(client)}).status_code == 303
+        assert ended.wait(5), "the stream went on after its session was signed out"
+    finally:
+        stop.set()
+    assert thief.get(path).status_code == 403
 
 
 def test_changing_the_token_signs_everyone_out(app_config: dict[str, object]) -> None:
