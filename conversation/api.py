@@ -138,10 +138,14 @@ def transcript_batch() -> ResponseReturnValue:
         after = decode_cursor(given) if given else None
     except CursorError as exc:
         return error_response(400, str(exc))
-    calls, waiting = transcripts.batch(outputs.store.engine, since, until, after, limit)
+    settled_before = time.time() - outputs.settings.transcript_settle_s
+    calls, waiting = transcripts.batch(outputs.store.engine, since, until, after, limit, settled_before)
     body = "".join(json.dumps(transcripts.transcript(c, outputs.feed)) + "\n" for c in calls)
     response = Response(body, mimetype="application/x-ndjson")
-    resume = encode_cursor(calls[-1].created_at, calls[-1].call_control_id) if calls else given
+    # Our own encoding of where the page ended, never the text the client sent (a header must not
+    # carry whatever a lenient base64 decoder skipped over).
+    last = (calls[-1].created_at, calls[-1].call_control_id) if calls else after
+    resume = encode_cursor(*last) if last else None
     if len(calls) == limit:
         response.headers["Lifeline-Next-Cursor"] = resume
     if resume:

@@ -36,6 +36,7 @@ class OutputSettings:
     summary_from: str = "lifeline@localhost"
     summary_transferred_only: bool = False
     feed_poll_s: float = 1.0
+    transcript_settle_s: float = 60.0
     dial_from: str | None = None
 
 
@@ -66,7 +67,8 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
     numbers = {name: _number(get(name), default, problems, name)
                for name, default in (("LIFELINE_EVENT_RETRY_BASE_S", 1.0),
                                      ("LIFELINE_EVENT_RETRY_FOR_S", 24 * 3600.0),
-                                     ("LIFELINE_FEED_POLL_S", 1.0))}
+                                     ("LIFELINE_FEED_POLL_S", 1.0),
+                                     ("LIFELINE_TRANSCRIPT_SETTLE_S", 60.0))}
     dial_from = get("LIFELINE_DIAL_FROM")
     if dial_from and not re.match(r"^\+[1-9]\d{6,14}$", dial_from):
         problems.append("LIFELINE_DIAL_FROM must be one of your Telnyx numbers in E.164 form, "
@@ -80,7 +82,8 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
         smtp=smtp, summary_to=summary_to,
         summary_from=get("LIFELINE_SUMMARY_FROM") or "lifeline@localhost",
         summary_transferred_only=only,
-        feed_poll_s=numbers["LIFELINE_FEED_POLL_S"], dial_from=get("LIFELINE_DIAL_FROM") or None)
+        feed_poll_s=numbers["LIFELINE_FEED_POLL_S"], transcript_settle_s=numbers["LIFELINE_TRANSCRIPT_SETTLE_S"],
+        dial_from=get("LIFELINE_DIAL_FROM") or None)
 
 
 def _smtp(url: str, problems: list[str]) -> SmtpTarget | None:

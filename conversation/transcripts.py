@@ -58,12 +58,14 @@ def _clock(seconds: float | None, sep: str = ".", hours: bool = True) -> str:
 
 
 def batch(engine: Engine, since: float | None, until: float | None, after: tuple[float, str] | None,
-          limit: int) -> tuple[list[CallRecord], bool]:
-    """Ended calls that started in [since, until), in (start time, id) order, after the cursor, and
-    whether the page stopped short at a call still in progress.
+          limit: int, settled_before: float) -> tuple[list[CallRecord], bool]:
+    """Calls that started in [since, until) and ended before `settled_before`, in (start time, id)
+    order, after the cursor, and whether the page stopped short at a call not yet settled.
 
-    A page never passes a call still in progress: its transcript is not finished, and a client
-    that moved past it would never come back for the whole of it."""
+    A page never passes a call still in progress, or one that ended too recently: words still
+    being transcribed at the hang-up arrive after it, and a client that moved past the call would
+    never come back for them. The wait also covers a call whose first write has not committed yet
+    (on another instance) while later calls are read."""
     c = schema.calls.c
     query = select(schema.calls).order_by(c.created_at, c.call_control_id).limit(limit)
     if since is not None:
@@ -76,7 +78,7 @@ def batch(engine: Engine, since: float | None, until: float | None, after: tuple
     with engine.connect() as conn:
         rows = [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
     for n, call in enumerate(rows):
-        if call.is_active:
+        if call.is_active or (call.ended_at is not None and call.ended_at >= settled_before):
             return rows[:n], True
     return rows, False
 

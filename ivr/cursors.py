@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 
 from .events import storable_id
 
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]+={0,2}")  # what encode_cursor writes, and nothing else
 CURSOR_MAX = 1400  # base64 of a time, "|" and a call id of up to 255 characters of up to 4 bytes
 
 
@@ -28,8 +30,9 @@ def encode_cursor(created_at: float, call_control_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[float, str]:
     """The (created_at, call_control_id) a cursor stands for, or CursorError."""
     try:
-        if len(cursor) > CURSOR_MAX:
-            raise ValueError("too long")
+        # The decoder itself skips what is not base64: without this, "<cursor>\r\n" would pass.
+        if len(cursor) > CURSOR_MAX or not _ALPHABET.fullmatch(cursor):
+            raise ValueError("not a cursor")
         created, sep, ccid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
         at = float(created)
         if not sep or not math.isfinite(at) or not storable_id(ccid):  # no call has such a time or id

@@ -95,7 +95,9 @@ def app(app_config: dict[str, object]) -> Iterator[Flask]:
 @pytest.fixture
 def live() -> Iterator[Simulation]:
     """The app served on loopback with its own emulator sending real signed webhooks."""
-    with Simulation({"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": "test-token"}, speed=20) as sim:
+    # Transcript batches hand over a call as soon as it has ended (60 s later by default).
+    with Simulation({"LIFELINE_AGENTS": AGENTS, "LIFELINE_API_TOKEN": "test-token",
+                     "LIFELINE_TRANSCRIPT_SETTLE_S": "0.001"}, speed=20) as sim:
         yield sim
         assert sim.emulator.refused == [], f"the SDK's types refuse: {sim.emulator.refused[:2]}"
         assert sim.emulator.webhook_problems == [], sim.emulator.webhook_problems[:5]

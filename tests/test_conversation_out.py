@@ -122,6 +122,29 @@ def test_a_transcript_batch_stops_before_a_call_still_in_progress_and_says_where
     assert "Lifeline-In-Progress" not in rest.headers
 
 
+def test_a_call_that_ended_moments_ago_waits_for_its_last_words_before_a_batch_hands_it_over(
+        live: Simulation) -> None:
+    from conversation import transcripts
+    leg = start_call(live)
+    hear(live, leg, "Goodbye then.")
+    end_call(live, leg)
+    engine = live.app.extensions["lifeline"].store.engine  # type: ignore[union-attr]
+    since = time.time() - 600
+    assert transcripts.batch(engine, since, None, None, 10, settled_before=time.time() - 60) == ([], True)
+    settled, waiting = transcripts.batch(engine, since, None, None, 10, settled_before=time.time())
+    assert [c.call_control_id for c in settled] == [leg.call_control_id] and not waiting
+
+
+def test_a_batch_cursor_with_stray_bytes_is_a_400_and_never_echoed(live: Simulation) -> None:
+    from ivr.cursors import decode_cursor
+    for cursor in ("MXx2Mzp4%0D%0A", "MXx2Mzp4%0A%20:", "%20MXx2Mzp4"):  # "1|v3:x" and a header break
+        response = api(live).get(f"/api/transcripts?cursor={cursor}", headers=AUTH)
+        assert response.status_code == 400, cursor
+    clean = api(live).get("/api/transcripts?cursor=MXx2Mzp4", headers=AUTH)
+    assert clean.status_code == 200
+    assert decode_cursor(clean.headers["Lifeline-Resume-Cursor"]) == (1.0, "v3:x")  # re-encoded, not echoed
+
+
 def test_a_time_without_a_zone_is_utc_for_transcripts_as_for_calls(live: Simulation,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     leg = start_call(live)
