@@ -214,7 +214,7 @@ def sign_in() -> ResponseReturnValue:
     given = request.form.get("token", "")
     if not expected or not token_matches(given, expected):
         return render_template("console/signin.html", error="Wrong token.", next=None), 403
-    open_session(expected)
+    open_session(expected, _store().revoke_session)
     target = request.form.get("next", "")
     # Only a page of the console: never another site, never a scheme-relative //host, and
     # nothing a Location header cannot carry (a line break from a crafted link).

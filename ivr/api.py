@@ -88,6 +88,8 @@ def list_calls() -> ResponseReturnValue:
             return error_response(400, "send cursor or offset, not both: the cursor already says where "
                                        "the next page starts")
     if args.get("active") in ("1", "true"):
+        if args.get("cursor"):
+            return error_response(400, "active=1 lists the calls still up in one page: it takes no cursor")
         calls = store.list_calls(limit=limit, active_only=True)
         return jsonify(calls=iso_times([asdict(c) for c in calls]))
     try:

@@ -64,9 +64,10 @@ def signed_in(expected: str, revoked: Callable[[str], bool], now: float | None =
     return not revoked(sid)
 
 
-def open_session(expected: str) -> None:
-    """Start a fresh session (a new id and CSRF token too) for a person who gave the right token."""
-    session.clear()
+def open_session(expected: str, revoke: Callable[[str, float], None]) -> None:
+    """Start a fresh session (a new id and CSRF token too) for a person who gave the right token;
+    the browser's earlier session, if any, is closed as a sign-out would (copies of it included)."""
+    close_session(revoke)
     session.permanent = True
     session[_SESSION_KEY] = _digest(expected)
     session[_OPENED_KEY] = time.time()

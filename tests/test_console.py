@@ -114,6 +114,13 @@ def test_signing_out_also_closes_a_copy_of_the_cookie_taken_before(console_app: 
     assert client.get("/api/calls").status_code == 200
 
 
+def test_signing_in_again_closes_the_browsers_earlier_session_and_its_copies(console_app: Flask) -> None:
+    client, thief = signed_in_with_a_copy(console_app)
+    assert client.post("/dashboard/signin", data={"token": TOKEN}).status_code == 303
+    assert client.get("/api/calls").status_code == 200
+    assert thief.get("/api/calls").status_code == 403
+
+
 @pytest.mark.parametrize("busy", [False, True], ids=["one quiet call", "every call, never quiet"])
 def test_a_signed_out_sessions_feed_stream_ends_soon_after_however_busy(
         console_app: Flask, monkeypatch: pytest.MonkeyPatch, busy: bool) -> None:
@@ -344,11 +351,18 @@ def test_the_calls_api_pages_by_cursor_without_repeating_a_call_when_new_ones_st
 
 @pytest.mark.parametrize("cursor", ["nonsense", "x" * 1500,
                                     # "abc|v3:x", "1e400|v3:x", "nan|v3:x", "1|a<NUL>b", "12.5"
-                                    "YWJjfHYzOng=", "MWU0MDB8djM6eA==", "bmFufHYzOng=", "MXxhAGI=", "MTIuNQ=="])
+                                    "YWJjfHYzOng=", "MWU0MDB8djM6eA==", "bmFufHYzOng=", "MXxhAGI=", "MTIuNQ==",
+                                    "MXx2Mzp4%0D%0A", "MXx2Mzp4%20", "MX%0Ax2Mzp4"])  # "1|v3:x" with stray bytes
 def test_a_cursor_that_is_not_one_of_ours_is_a_400(console_app: Flask, cursor: str) -> None:
     response = console_app.test_client().get(f"/api/calls?cursor={cursor}",
                                              headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 400 and "next_cursor" in response.get_json()["error"]["message"]
+
+
+def test_the_list_of_calls_still_up_takes_no_cursor(console_app: Flask) -> None:
+    response = console_app.test_client().get("/api/calls?active=1&cursor=MXx2Mzp4",
+                                             headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 400 and "no cursor" in response.get_json()["error"]["message"]
 
 
 def test_a_cursor_with_an_offset_is_a_400(console_app: Flask) -> None:

@@ -223,3 +223,22 @@ def test_a_database_a_newer_release_migrated_is_named_so_and_never_downgraded(
         assert migrations.current(engine) == "0099"
     finally:
         app.extensions["lifeline"].close()
+
+
+@pytest.mark.postgres
+def test_an_index_left_invalid_by_an_interrupted_concurrent_build_is_built_again() -> None:
+    from alembic import command
+
+    with postgres_schema(postgres_url_or_skip()) as url:
+        engine = engine_for(url)
+        migrations.upgrade(engine)
+        with engine.begin() as conn:  # what a cancelled CREATE INDEX CONCURRENTLY leaves behind
+            conn.execute(text("UPDATE pg_index SET indisvalid = false "
+                              "WHERE indexrelid = 'ix_calls_newest'::regclass"))
+            command.stamp(migrations._config(conn), "0006")
+        assert migrations.upgrade(engine) == ("0006", migrations.head())
+        with engine.connect() as conn:
+            valid = conn.execute(text("SELECT indisvalid FROM pg_index "
+                                      "WHERE indexrelid = 'ix_calls_newest'::regclass")).scalar()
+        assert valid is True
+        engine.dispose()

@@ -46,10 +46,21 @@ class NewerSchema(StoreError):
 def create_index_online(name: str, table: str, columns: list[str]) -> None:
     """Inside a revision: create an index; on PostgreSQL CONCURRENTLY, so the running release
     keeps writing to the table while the index builds."""
-    if op.get_bind().dialect.name == "postgresql":
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
         # CONCURRENTLY cannot run inside a transaction: what ran before it commits first.
         with op.get_context().autocommit_block():
-            op.create_index(name, table, columns, postgresql_concurrently=True, if_not_exists=True)
+            valid = bind.execute(text(
+                "SELECT i.indisvalid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
+                "WHERE c.relname = :name AND pg_table_is_visible(c.oid)"), {"name": name}).scalar()
+            if valid:
+                return  # built by an earlier run that stopped before recording the revision
+            if valid is not None:
+                # A concurrent build that failed (a timeout, a killed deploy) leaves an invalid
+                # index behind, never used and still kept up to date: build it again.
+                log.warning("index %s was left invalid by an interrupted build; building it again", name)
+                op.drop_index(name, table_name=table, postgresql_concurrently=True)
+            op.create_index(name, table, columns, postgresql_concurrently=True)
         return
     op.create_index(name, table, columns)
 

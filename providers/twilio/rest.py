@@ -117,7 +117,11 @@ class TwilioCommands:
                 if exc.code == NOT_FOUND and stop:
                     # What a stop names is gone (it ended with its socket, or with the call): the
                     # stop is done. As CALL_ENDED it would close a call that may well go on.
-                    log.info("%s on %s: Twilio has no such stream running; nothing to stop", what, sid)
+                    # A warning all the same: a stream started by a release before names were
+                    # given (a call answered before an upgrade) is not found either, and runs on.
+                    log.warning("%s on %s: Twilio has nothing running under that name; taken as "
+                                "already stopped (a call answered before an upgrade to named streams "
+                                "keeps its stream until it ends)", what, sid)
                     return SendOutcome(CommandStatus.SENT, attempt, "not found: already stopped")
                 if exc.code in (CALL_NOT_IN_PROGRESS, NOT_FOUND):
                     log.debug("%s on %s: call no longer in progress", what, sid)
