@@ -56,6 +56,7 @@ from transfer.executor import TransferExecutor
 from transfer.rules import RuleSet, load_rules
 
 from . import cli, db_cli
+from .schema_gate import SchemaGate
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,8 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     """Build the Flask app; config overrides the environment (same variable names).
 
     The app never changes the schema on its own: it checks it, and while it is not current
-    every request gets 503 saying to run `flask db upgrade` (gunicorn stops before its workers
-    start: gunicorn.conf.py); the problem is in `Lifeline.schema_problem`, for the entry point
+    every request gets 503 saying to run `flask db upgrade`, looking again every few seconds
+    (gunicorn stops before its workers start: gunicorn.conf.py); the problem is in `Lifeline.schema_problem`, for the entry point
     to report. `migrate=True` upgrades first; it is for tools that make their own fresh database
     (tests, `flask simulate`), never for the served app's workers.
 
@@ -202,7 +203,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     app.register_blueprint(console_views.bp)
     _register_errors(app)
     if problem:
-        app.before_request(lambda: error_response(503, problem))
+        app.before_request(SchemaGate(store, app.extensions["lifeline"]))
 
     register_commands(app)
     return app

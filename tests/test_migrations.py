@@ -134,6 +134,27 @@ def test_concurrent_upgrades_of_a_fresh_database_take_turns(database_url: str) -
     assert migrations.current(engines[0]) == migrations.head()
 
 
+def test_an_app_started_before_the_upgrade_serves_once_it_has_run_without_a_restart(
+        app_config: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as clock_module
+
+    from lifeline import schema_gate
+    clock = [1000.0]
+    monkeypatch.setattr(clock_module, "monotonic", lambda: clock[0])
+    app = create_app(app_config)  # a fresh, empty database: nothing migrated it
+    try:
+        client = app.test_client()
+        refused = client.get("/healthz")
+        assert refused.status_code == 503 and "looks again every 5 s" in refused.get_json()["error"]["message"]
+        migrations.upgrade(app.extensions["lifeline"].store.engine)  # `flask db upgrade`, elsewhere
+        assert client.get("/healthz").status_code == 503  # not looked again yet
+        clock[0] += schema_gate.RECHECK_S
+        assert client.get("/healthz").status_code == 200
+        assert app.extensions["lifeline"].schema_problem is None
+    finally:
+        app.extensions["lifeline"].close()
+
+
 def test_an_app_on_a_stale_schema_refuses_requests_and_says_to_upgrade(
         app_config: dict[str, object]) -> None:
     app = create_app(app_config)  # a fresh, empty database: nothing migrated it
@@ -148,7 +169,7 @@ def test_an_app_on_a_stale_schema_refuses_requests_and_says_to_upgrade(
         assert result.exit_code == 0 and f"to {migrations.head()}" in result.output
     finally:
         app.extensions["lifeline"].close()
-    upgraded = create_app(app_config)
+    upgraded = create_app(app_config)  # a fresh process: the schema is current from the start
     try:
         assert upgraded.extensions["lifeline"].schema_problem is None
         assert upgraded.test_client().get("/healthz").status_code == 200
