@@ -66,6 +66,7 @@ def health() -> ResponseReturnValue:
 
 SEARCH_TEXT_MAX = 200
 LIMIT_MAX = 500
+CALLS_CURSOR = "calls"  # tells this listing's cursors from the transcript batches' (oldest first)
 OFFSET_MAX = 2**31 - 1  # past any history (one past 2**63 overflowed the drivers' integers: a 500)
 
 
@@ -78,20 +79,27 @@ def list_calls() -> ResponseReturnValue:
     if limit is None or offset is None or not (1 <= limit <= LIMIT_MAX and 0 <= offset <= OFFSET_MAX):
         return error_response(400, f"limit must be a whole number from 1 to {LIMIT_MAX} and offset "
                                    f"one from 0 to {OFFSET_MAX}")
+    active = args.get("active", "")
+    if active not in ("", "0", "false", "1", "true"):
+        return error_response(400, "active is 1 (or true) for the calls still up, 0 (or false, or "
+                                   "left out) for the history")
+    if active in ("1", "true"):
+        if args.get("cursor") or offset:
+            return error_response(400, "active=1 lists the calls still up in one page of up to limit "
+                                       f"({LIMIT_MAX} at most): it takes no cursor or offset")
+        calls = store.list_calls(limit=limit + 1, active_only=True)
+        # `more` says the page was cut at `limit`: more calls are up than it shows.
+        return jsonify(calls=iso_times([asdict(c) for c in calls[:limit]]), more=len(calls) > limit,
+                       limit=limit)
     before = None
     if args.get("cursor"):
         try:
-            before = decode_cursor(args["cursor"])
+            before = decode_cursor(args["cursor"], kind=CALLS_CURSOR)
         except CursorError:
             return error_response(400, "cursor must be the next_cursor of an earlier page, as it was given")
         if offset:
             return error_response(400, "send cursor or offset, not both: the cursor already says where "
                                        "the next page starts")
-    if args.get("active") in ("1", "true"):
-        if args.get("cursor"):
-            return error_response(400, "active=1 lists the calls still up in one page: it takes no cursor")
-        calls = store.list_calls(limit=limit, active_only=True)
-        return jsonify(calls=iso_times([asdict(c) for c in calls]))
     try:
         since, until = (parse_time(args[k]) if args.get(k) else None for k in ("since", "until"))
     except ValueError:
@@ -109,7 +117,7 @@ def list_calls() -> ResponseReturnValue:
     calls = [asdict(c) | {"rule": page.rules.get(c.call_control_id)} for c in page.calls]
     last = page.calls[-1] if page.calls and page.more else None
     return jsonify(calls=iso_times(calls), total=page.total, offset=offset, limit=limit,
-                   next_cursor=encode_cursor(last.created_at, last.call_control_id) if last else None)
+                   next_cursor=encode_cursor(last.created_at, last.call_control_id, kind=CALLS_CURSOR) if last else None)
 
 
 

@@ -352,17 +352,43 @@ def test_the_calls_api_pages_by_cursor_without_repeating_a_call_when_new_ones_st
 @pytest.mark.parametrize("cursor", ["nonsense", "x" * 1500,
                                     # "abc|v3:x", "1e400|v3:x", "nan|v3:x", "1|a<NUL>b", "12.5"
                                     "YWJjfHYzOng=", "MWU0MDB8djM6eA==", "bmFufHYzOng=", "MXxhAGI=", "MTIuNQ==",
-                                    "MXx2Mzp4%0D%0A", "MXx2Mzp4%20", "MX%0Ax2Mzp4"])  # "1|v3:x" with stray bytes
+                                    "MXx2Mzp4%0D%0A", "MXx2Mzp4%20", "MX%0Ax2Mzp4",  # "1|v3:x" with stray bytes
+                                    "MXx2Mzp4"])  # "1|v3:x": a transcript batch's cursor, not this listing's
 def test_a_cursor_that_is_not_one_of_ours_is_a_400(console_app: Flask, cursor: str) -> None:
     response = console_app.test_client().get(f"/api/calls?cursor={cursor}",
                                              headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 400 and "next_cursor" in response.get_json()["error"]["message"]
 
 
-def test_the_list_of_calls_still_up_takes_no_cursor(console_app: Flask) -> None:
-    response = console_app.test_client().get("/api/calls?active=1&cursor=MXx2Mzp4",
-                                             headers={"Authorization": f"Bearer {TOKEN}"})
-    assert response.status_code == 400 and "no cursor" in response.get_json()["error"]["message"]
+def test_the_list_of_calls_still_up_takes_no_cursor_or_offset_and_says_when_it_was_cut(
+        console_app: Flask) -> None:
+    seed(console_app)
+    with console_app.extensions["lifeline"].store.unit() as tx:  # two calls up in all
+        tx.insert_call(CallRecord(call_control_id="v3:up-too", call_session_id=None, call_leg_id=None,
+                                  from_number=None, to_number=None, status=CallStatus.MENU,
+                                  created_at=time.time(), updated_at=time.time()))
+    client = console_app.test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for query in ("active=1&cursor=MXx2Mzp4", "active=1&offset=1"):
+        response = client.get(f"/api/calls?{query}", headers=auth)
+        assert response.status_code == 400 and "no cursor or offset" in response.get_json()["error"]["message"]
+    cut = client.get("/api/calls?active=1&limit=1", headers=auth).get_json()
+    assert len(cut["calls"]) == 1 and cut["more"] is True
+    whole = client.get("/api/calls?active=true", headers=auth).get_json()
+    assert {c["call_control_id"] for c in whole["calls"]} == {"v3:up", "v3:up-too"} and whole["more"] is False
+    for odd in ("yes", "on", "2"):
+        response = client.get(f"/api/calls?active={odd}", headers=auth)
+        assert response.status_code == 400 and "active is 1" in response.get_json()["error"]["message"]
+    assert client.get("/api/calls?active=0", headers=auth).get_json()["total"] == 4  # the history
+
+
+def test_one_listings_cursor_is_refused_by_the_other(console_app: Flask) -> None:
+    seed(console_app)
+    client = console_app.test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    calls_cursor = client.get("/api/calls?limit=1", headers=auth).get_json()["next_cursor"]
+    assert client.get(f"/api/calls?limit=1&cursor={calls_cursor}", headers=auth).status_code == 200
+    assert client.get(f"/api/transcripts?cursor={calls_cursor}", headers=auth).status_code == 400
 
 
 def test_a_cursor_with_an_offset_is_a_400(console_app: Flask) -> None:
