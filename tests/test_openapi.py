@@ -29,6 +29,20 @@ def test_every_route_is_described_and_nothing_else(app: Flask) -> None:
     assert _routes(app) == described
 
 
+def test_with_twilio_configured_its_routes_are_described_too(app_config: dict[str, object]) -> None:
+    from lifeline import create_app
+    application = create_app({**app_config, "TWILIO_ACCOUNT_SID": "AC" + "2" * 32,
+                              "TWILIO_AUTH_TOKEN": "twilio-test-auth-token",
+                              "LIFELINE_PUBLIC_URL": "https://lifeline.example"}, migrate=True)
+    try:
+        document = application.test_client().get("/api/openapi.json").get_json()
+        described = {(path, method) for path, item in document["paths"].items() for method in item}
+        assert ("/webhooks/twilio/{kind}", "post") in described
+        assert _routes(application) == described
+    finally:
+        application.extensions["lifeline"].close()
+
+
 def test_every_reference_in_the_document_resolves(app: Flask) -> None:
     document = app.test_client().get("/api/openapi.json").get_json()
     text = str(document)
