@@ -30,8 +30,10 @@ _DATE = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
 _TIME = r"[T ]\d\d:\d\d(?::\d\d(?:[.,]\d{1,6})?)?(?:Z|[+-]\d\d:?\d\d)?"
 _END = r"(?![\w:+-])(?!\.\d)"  # nothing of a longer number may follow (a full stop may)
 # Numbers that name something of the system, never what a caller said: an HTTP status with the
-# provider's error code after it (HTTP 422 90015), a process id, a port, paging values.
-_SYSTEM = r"\bHTTP \d{3}(?: \d{5})?\b|\bpid:? \d{1,7}\b|\bport:? \d{1,5}\b|(?<=[?&])(?:offset|limit)=\d+\b"
+# provider's error code after it (HTTP 422 90015), a process id (gunicorn's "Listening at: URL
+# (pid)" too), a port, paging values, schema revisions ("at revision 0005, the code needs 0007").
+_SYSTEM = (r"\bHTTP \d{3}(?: \d{5})?\b|\bpid:? \d{1,7}\b|\bport:? \d{1,5}\b|(?<=[?&])(?:offset|limit)=\d+\b"
+           r"|\bListening at: \S+ \(\d{1,7}\)|\b(?:revision|needs|ends at) \d{4}\b(?![\s-]?\d)")
 _DATE_OR_DIGITS = re.compile(rf"(?P<date>\b{_DATE}{_TIME}{_END}|(?<==){_DATE}{_END}|{_SYSTEM})|" + _DIGITS.pattern)
 # A traceback's frame lines hold file names, line numbers and code, never what a caller said
 # (the "|" prefix is an exception group's).

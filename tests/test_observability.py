@@ -118,6 +118,11 @@ def test_only_timestamps_and_query_dates_escape_the_digit_mask(said: str, logged
     ("GET /api/calls?limit=50&offset=1000", "GET /api/calls?limit=50&offset=1000"),
     ("my number is 07700 900123, port it", "my number is ##### ######, port it"),
     ("HTTP 422 4111 1111 1111 1111", "HTTP 422 #### #### #### ####"),
+    ("the database schema is at revision 0005, the code needs 0007: run `flask db upgrade`",
+     "the database schema is at revision 0005, the code needs 0007: run `flask db upgrade`"),
+    ("Listening at: http://127.0.0.1:8104 (12345)", "Listening at: http://127.0.0.1:8104 (12345)"),
+    ("revision 4111 1111 1111 1111", "revision #### #### #### ####"),
+    ("I said (12345)", "I said (#####)"),
 ])
 def test_numbers_that_name_the_system_stay_readable_and_what_follows_them_does_not(said: str, logged: str) -> None:
     assert logs.mask(said) == logged
