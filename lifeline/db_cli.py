@@ -19,6 +19,10 @@ def upgrade_command() -> None:
         before, after = upgrade(engine)
     except NewerSchema as exc:
         raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        # Each revision commits on its own, and an index build cut short is built again next time.
+        raise click.ClickException(f"interrupted at revision {current(engine) or 'none'}: what was "
+                                   "done is kept; run `flask db upgrade` again to finish") from None
     if before == after:
         click.echo(f"database schema already current (revision {after})")
     else:
@@ -29,7 +33,9 @@ def upgrade_command() -> None:
 def current_command() -> None:
     """Print the database's schema revision and the code's."""
     engine = current_app.extensions["lifeline"].store.engine
-    click.echo(f"database: {current(engine) or 'none'}; code: {head()}")
+    revision = current(engine)
+    behind = "" if revision == head() else " (run `flask db upgrade`)"
+    click.echo(f"database: {revision or 'none'}; code: {head()}{behind}")
 
 
 def register(app: Flask) -> None:

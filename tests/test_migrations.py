@@ -263,3 +263,22 @@ def test_an_index_left_invalid_by_an_interrupted_concurrent_build_is_built_again
                                       "WHERE indexrelid = 'ix_calls_newest'::regclass")).scalar()
         assert valid is True
         engine.dispose()
+
+
+def test_an_interrupted_upgrade_says_in_one_line_where_it_stopped_and_what_to_do(
+        app_config: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifeline import db_cli
+    app = create_app(app_config)  # a fresh, empty database: nothing migrated it
+
+    def interrupted(engine: Engine) -> tuple[str | None, str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(db_cli, "upgrade", interrupted)
+    try:
+        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert "interrupted at revision none" in result.output and "run `flask db upgrade` again" in result.output
+        behind = app.test_cli_runner().invoke(args=["db", "current"])
+        assert f"code: {migrations.head()} (run `flask db upgrade`)" in behind.output
+    finally:
+        app.extensions["lifeline"].close()
