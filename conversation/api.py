@@ -127,12 +127,13 @@ def transcript_batch() -> ResponseReturnValue:
     outputs = _outputs()
     try:
         since, until = _time_arg("since"), _time_arg("until")
-        limit = whole_number(request.args.get("limit", "50"))
-        if limit is None or not 1 <= limit <= BATCH_MAX:
-            raise ValueError
     except ValueError:
-        return error_response(400, "since and until are ISO-8601 times or unix seconds; "
-                                   f"limit is a whole number from 1 to {BATCH_MAX}")
+        return error_response(400, "since and until are ISO-8601 times (2026-11-30T06:00:00Z) or unix seconds")
+    limit = whole_number(request.args.get("limit", "50"))
+    if limit is None or not 1 <= limit <= BATCH_MAX:
+        return error_response(400, f"limit is a whole number from 1 to {BATCH_MAX}")
+    if "offset" in request.args:
+        return error_response(400, "transcript batches page by cursor (Lifeline-Next-Cursor), not offset")
     given = request.args.get("cursor") or None
     try:
         after = decode_cursor(given) if given else None

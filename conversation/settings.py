@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,8 +68,10 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
     numbers = {name: _number(get(name), default, problems, name)
                for name, default in (("LIFELINE_EVENT_RETRY_BASE_S", 1.0),
                                      ("LIFELINE_EVENT_RETRY_FOR_S", 24 * 3600.0),
-                                     ("LIFELINE_FEED_POLL_S", 1.0),
-                                     ("LIFELINE_TRANSCRIPT_SETTLE_S", 60.0))}
+                                     ("LIFELINE_FEED_POLL_S", 1.0))}
+    # 0 is allowed: hand a call over as soon as it ends (late words are then not waited for).
+    numbers["LIFELINE_TRANSCRIPT_SETTLE_S"] = _number(get("LIFELINE_TRANSCRIPT_SETTLE_S"), 60.0, problems,
+                                                      "LIFELINE_TRANSCRIPT_SETTLE_S", allow_zero=True)
     dial_from = get("LIFELINE_DIAL_FROM")
     if dial_from and not re.match(r"^\+[1-9]\d{6,14}$", dial_from):
         problems.append("LIFELINE_DIAL_FROM must be one of your Telnyx numbers in E.164 form, "
@@ -104,14 +107,15 @@ def _smtp(url: str, problems: list[str]) -> SmtpTarget | None:
                       ssl=parts.scheme == "smtps")
 
 
-def _number(text: str, default: float, problems: list[str], name: str) -> float:
+def _number(text: str, default: float, problems: list[str], name: str, allow_zero: bool = False) -> float:
     if not text:
         return default
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        problems.append(f"{name} must be a positive number of seconds")
+    if not (0 <= value < math.inf if allow_zero else 0 < value < math.inf):
+        problems.append(f"{name} must be a {'' if allow_zero else 'positive '}number of seconds"
+                        f"{' (0 or more)' if allow_zero else ''}")
         return default
     return value

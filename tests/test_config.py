@@ -192,3 +192,12 @@ def test_every_switch_takes_the_usual_spellings_of_on_and_off(tmp_path: Path, va
 
     assert load_settings({**GOOD, "LIFELINE_MONITOR": value}, tmp_path).monitor is on
     assert load_output_settings({"LIFELINE_SUMMARY_TRANSFERRED_ONLY": value}).summary_transferred_only is on
+
+
+def test_transcript_settle_takes_zero_but_not_a_negative_or_endless_wait() -> None:
+    from conversation.settings import load_output_settings
+    assert load_output_settings({"LIFELINE_TRANSCRIPT_SETTLE_S": "0"}).transcript_settle_s == 0.0
+    assert load_output_settings({}).transcript_settle_s == 60.0
+    for bad in ("-1", "nan", "inf", "soon"):
+        with pytest.raises(ConfigError, match="LIFELINE_TRANSCRIPT_SETTLE_S must be a number of seconds"):
+            load_output_settings({"LIFELINE_TRANSCRIPT_SETTLE_S": bad})

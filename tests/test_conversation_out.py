@@ -91,6 +91,8 @@ def test_transcripts_in_a_batch_are_paginated_in_a_stable_order(live: Simulation
     assert [t["call_control_id"] for t in page1 + page2] == legs
     assert page2[0]["messages"][0]["text"] == "This is caller number 3."
     assert api(live).get("/api/transcripts?cursor=zzz", headers=AUTH).status_code == 400
+    assert api(live).get("/api/transcripts?offset=2", headers=AUTH).status_code == 400
+    assert "limit is" in api(live).get("/api/transcripts?limit=101", headers=AUTH).get_json()["error"]["message"]
     assert api(live).get("/api/transcripts?since=yesterday", headers=AUTH).status_code == 400
     until = api(live).get(f"/api/transcripts?until={since}", headers=AUTH)
     assert until.status_code == 200 and until.get_data() == b""
