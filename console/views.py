@@ -228,8 +228,13 @@ def sign_in() -> ResponseReturnValue:
 def sign_out() -> ResponseReturnValue:
     """Close the session (the form carries the CSRF token: nobody else can sign you out)."""
     if not csrf_ok(request.form.get("csrf")):
-        return render_template("console/signin.html", next=None,
-                               error="Sign-out refused: reload the page and try again."), 403
+        # The gate let this request through, so the browser is signed in: most likely this page
+        # came from before a later sign-in, whose form carries the earlier session's token. Say
+        # so, with a sign-out that works (the header's form here has this session's token).
+        return render_template("console/notice.html", page=None, heading="Still signed in",
+                               message="That page was opened before your last sign-in, so its "
+                                       "Sign out was refused. You are still signed in: press "
+                                       "Sign out above to sign out."), 403
     close_session(_store().revoke_session)
     return redirect(url_for("console.live"), code=303)
 

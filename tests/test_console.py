@@ -114,6 +114,21 @@ def test_signing_out_also_closes_a_copy_of_the_cookie_taken_before(console_app: 
     assert client.get("/api/calls").status_code == 200
 
 
+def test_a_sign_out_from_a_page_older_than_the_last_sign_in_says_you_are_still_signed_in(
+        console_app: Flask) -> None:
+    client = console_app.test_client()
+    client.post("/dashboard/signin", data={"token": TOKEN})
+    stale = csrf_of(client)  # a tab opened now...
+    client.post("/dashboard/signin", data={"token": TOKEN})  # ...then a sign-in in another tab
+    refused = client.post("/dashboard/signout", data={"csrf": stale})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 403 and "Still signed in" in page and 'name="token"' not in page
+    assert client.get("/api/calls").status_code == 200  # nothing changed
+    fresh = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert fresh and client.post("/dashboard/signout", data={"csrf": fresh.group(1)}).status_code == 303
+    assert client.get("/api/calls").status_code == 403
+
+
 def test_signing_in_again_closes_the_browsers_earlier_session_and_its_copies(console_app: Flask) -> None:
     client, thief = signed_in_with_a_copy(console_app)
     assert client.post("/dashboard/signin", data={"token": TOKEN}).status_code == 303
