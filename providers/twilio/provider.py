@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from twilio.request_validator import RequestValidator
@@ -86,7 +86,13 @@ class TwilioProvider(Provider):
     def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
         """One command through the REST API (the outbox's resend path; never retried after a
         timeout, so `wanted` is not needed)."""
-        return self.commands.send(command, stop_name(self._store, command))
+        return self.send_batch([command])
+
+    def send_batch(self, commands: Sequence[Command]) -> SendOutcome:
+        """The commands one unit of work queued for one call, as one REST request. A stop's name
+        is read from the call's outbox now, when it is sent: the start it stops was queued, and
+        tried, before it on the call's lane."""
+        return self.commands.send_batch(commands, stop_name(self._store, commands[0]))
 
     def parse_media(self, raw: str | bytes) -> MediaFrame:
         """A Media Streams message."""

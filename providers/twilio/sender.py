@@ -11,7 +11,7 @@ update per call and unit of work, so a handoff `<Say>` and its `<Dial>` stay tog
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -22,8 +22,7 @@ from ivr.reachability import TelnyxReachability
 from ivr.serial import KeyedSerialExecutor
 from ivr.store import CallStore, Command, CommandStatus
 
-from .listening import stop_name
-from .rest import TwilioCommands
+from .provider import TwilioProvider
 from .twiml import TWIML_COMMANDS
 
 log = logging.getLogger(__name__)
@@ -54,12 +53,10 @@ def capturing(call_sid: str | None) -> Iterator[Capture]:
 class TwilioAwareSender:
     """The outbox sender of a deployment with Twilio: Telnyx commands pass through unchanged."""
 
-    def __init__(self, inner: CommandSender, store: CallStore, twilio: TwilioCommands,
-                 owns: Callable[[str], bool], workers: int) -> None:
+    def __init__(self, inner: CommandSender, store: CallStore, twilio: TwilioProvider, workers: int) -> None:
         self._inner = inner
         self._store = store
         self._twilio = twilio
-        self._owns = owns
         self._executor = KeyedSerialExecutor(workers, "lifeline-twilio")
 
     def submit(self, commands: Sequence[Command]) -> None:
@@ -69,7 +66,7 @@ class TwilioAwareSender:
         batches: dict[str, list[Command]] = {}
         for command in commands:
             sid = command.call_control_id
-            if not self._owns(sid):
+            if not self._twilio.owns(sid):
                 others.append(command)
             elif capture is not None and sid == capture.call_sid and command.name in TWIML_COMMANDS:
                 capture.commands.append(command)
@@ -87,8 +84,7 @@ class TwilioAwareSender:
             self._store.mark_command(command.command_id, CommandStatus.SENT, 1, None)
 
     def _send(self, batch: list[Command]) -> None:
-        # Read when it is sent: the start it stops was queued, and tried, before it on this lane.
-        outcome = self._twilio.send_batch(batch, stop_name(self._store, batch[0]))
+        outcome = self._twilio.send_batch(batch)
         for command in batch:
             self._store.mark_command(command.command_id, outcome.status, outcome.attempts, outcome.error)
 

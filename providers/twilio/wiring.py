@@ -27,8 +27,7 @@ class Twilio:
 
     def wrap(self, inner: CommandSender, store: CallStore, workers: int) -> TwilioAwareSender:
         """The sender the unit of work uses: Twilio's commands taken out, the rest passed on."""
-        self.sender = TwilioAwareSender(inner, store, self.provider.commands, self.provider.owns,
-                                        workers)
+        self.sender = TwilioAwareSender(inner, store, self.provider, workers)
         return self.sender
 
     def recording_credentials(self) -> dict[str, tuple[str, str]]:
