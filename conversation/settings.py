@@ -70,8 +70,8 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
                                      ("LIFELINE_EVENT_RETRY_FOR_S", 24 * 3600.0),
                                      ("LIFELINE_FEED_POLL_S", 1.0))}
     # 0 is allowed: hand a call over as soon as it ends (late words are then not waited for).
-    numbers["LIFELINE_TRANSCRIPT_SETTLE_S"] = _number(get("LIFELINE_TRANSCRIPT_SETTLE_S"), 60.0, problems,
-                                                      "LIFELINE_TRANSCRIPT_SETTLE_S", allow_zero=True)
+    settle_s = _number(get("LIFELINE_TRANSCRIPT_SETTLE_S"), 60.0, problems, "LIFELINE_TRANSCRIPT_SETTLE_S",
+                       allow_zero=True)
     dial_from = get("LIFELINE_DIAL_FROM")
     if dial_from and not re.match(r"^\+[1-9]\d{6,14}$", dial_from):
         problems.append("LIFELINE_DIAL_FROM must be one of your Telnyx numbers in E.164 form, "
@@ -85,7 +85,7 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
         smtp=smtp, summary_to=summary_to,
         summary_from=get("LIFELINE_SUMMARY_FROM") or "lifeline@localhost",
         summary_transferred_only=only,
-        feed_poll_s=numbers["LIFELINE_FEED_POLL_S"], transcript_settle_s=numbers["LIFELINE_TRANSCRIPT_SETTLE_S"],
+        feed_poll_s=numbers["LIFELINE_FEED_POLL_S"], transcript_settle_s=settle_s,
         dial_from=get("LIFELINE_DIAL_FROM") or None)
 
 
@@ -114,8 +114,8 @@ def _number(text: str, default: float, problems: list[str], name: str, allow_zer
         value = float(text)
     except ValueError:
         value = -1.0
-    if not (0 <= value < math.inf if allow_zero else 0 < value < math.inf):
-        problems.append(f"{name} must be a {'' if allow_zero else 'positive '}number of seconds"
-                        f"{' (0 or more)' if allow_zero else ''}")
+    if not ((value >= 0 if allow_zero else value > 0) and value < math.inf):
+        problems.append(f"{name} must be a number of seconds (0 or more)" if allow_zero
+                        else f"{name} must be a positive number of seconds")
         return default
     return value

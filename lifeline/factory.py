@@ -128,8 +128,8 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
 
     The app never changes the schema on its own: it checks it, and while it is not current
     every request gets 503 saying to run `flask db upgrade`, looking again every few seconds
-    (gunicorn stops before its workers start: gunicorn.conf.py); the problem is in `Lifeline.schema_problem`, for the entry point
-    to report. `migrate=True` upgrades first; it is for tools that make their own fresh database
+    (gunicorn stops before its workers start: gunicorn.conf.py); the problem is in
+    `Lifeline.schema_problem`, for the entry point to report. `migrate=True` upgrades first; it is for tools that make their own fresh database
     (tests, `flask simulate`), never for the served app's workers.
 
     The simulator's commands are not registered here (the product never imports its test tool):

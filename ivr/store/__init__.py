@@ -6,20 +6,20 @@ modules (`ivr.store.sql`, `ivr.store.memory`) by whoever builds one.
 
 from .base import CallStore, StoreTx
 from .records import (
-                      OUTCOMES,
-                      CallPage,
-                      CallQuery,
-                      CallRecord,
-                      CallStatus,
-                      Command,
-                      CommandStatus,
-                      FeedEvent,
-                      Message,
-                      OutboxEntry,
-                      StoreFigures,
-                      TransferRecord,
-                      TransferStatus,
+    OUTCOMES,
+    CallPage,
+    CallQuery,
+    CallRecord,
+    CallStatus,
+    Command,
+    CommandStatus,
+    FeedEvent,
+    Message,
+    OutboxEntry,
+    StoreFigures,
+    TransferRecord,
+    TransferStatus,
 )
 
-__all__ = ["CallPage", "CallQuery", "CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus", "FeedEvent", "Message", "OUTCOMES",
-           "OutboxEntry", "StoreFigures", "StoreTx", "TransferRecord", "TransferStatus"]
+__all__ = ["OUTCOMES", "CallPage", "CallQuery", "CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus",
+           "FeedEvent", "Message", "OutboxEntry", "StoreFigures", "StoreTx", "TransferRecord", "TransferStatus"]
