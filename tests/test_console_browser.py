@@ -16,6 +16,7 @@ from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+import conversation.api
 from simulator.legs import Leg
 from simulator.runner import Simulation
 
@@ -91,6 +92,40 @@ def test_signing_in_shows_live_calls_that_appear_update_and_leave_without_reload
     ended = browser.find_element(By.ID, "ended").text
     assert "+15557770001" in ended and "Finished in the menu" in ended
     assert browser.execute_script("return window.stillTheSamePage === true"), "the page reloaded"
+
+
+def test_a_live_page_whose_session_is_signed_out_in_another_tab_says_signed_out_with_a_way_back(
+        live: Simulation, browser: Chrome, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The feed re-checks its session this often; 15 s by default.
+    monkeypatch.setattr(conversation.api, "KEEPALIVE_S", 0.5)
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(base(live) + "/dashboard")
+    click(browser, By.CSS_SELECTOR, "form.signout button")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "token"), what="the sign-in form after signing out")
+
+    browser.switch_to.window(first)
+    wait_for(browser, lambda d: "signed out" in d.find_element(By.ID, "feed-state").text,
+             what="the first tab to say it is signed out")
+    again = browser.find_element(By.CSS_SELECTOR, "#feed-state a")
+    assert again.text == "sign in again"
+    again.click()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "token"), what="the sign-in form")
+
+
+def test_a_live_page_that_loses_the_server_for_good_says_disconnected_not_signed_out(
+        live: Simulation, browser: Chrome) -> None:
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    # The feed's answer and the check's both come back as a refusal that is not about the session.
+    browser.execute_script(
+        "window.fetch = () => Promise.resolve(new Response('', {status: 502}));"
+        "Lifeline.feedClosed();")
+    wait_for(browser, lambda d: "disconnected" in d.find_element(By.ID, "feed-state").text,
+             what="the page to say disconnected")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#feed-state a")
 
 
 def test_a_late_line_of_a_call_that_ended_before_the_page_opened_brings_no_row_back(

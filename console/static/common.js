@@ -44,6 +44,19 @@ window.Lifeline = (() => {
     const node = document.getElementById("feed-state");
     if (node) { node.className = "feed " + state; node.textContent = text; }
   };
+  // The server refused the feed for good. Ask once why: a session signed out elsewhere (or past
+  // its 8 hours) needs a sign-in, which a reload gives; anything else is a lost connection.
+  const feedClosed = () => {
+    const lost = () => feedState("closed", "disconnected: reload the page");
+    fetch("/api/calls?limit=1", {credentials: "same-origin", cache: "no-store"}).then((answer) => {
+      if (answer.status !== 403) { lost(); return; }
+      feedState("closed", "signed out: ");
+      const node = document.getElementById("feed-state");
+      const again = el("a", null, "sign in again");
+      again.href = location.pathname + location.search;
+      if (node) node.append(again);
+    }, lost);
+  };
   document.addEventListener("DOMContentLoaded", () => localize(document));
-  return {humanize, readable, el, svg, clock, localTime, localize, boot, feedState};
+  return {humanize, readable, el, svg, clock, localTime, localize, boot, feedState, feedClosed};
 })();

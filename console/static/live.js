@@ -262,7 +262,7 @@ document.addEventListener("DOMContentLoaded", () => {
   source.onopen = () => L.feedState("live", "live");
   source.onerror = () => {
     // The browser retries by itself unless the server refused outright (signed out, say).
-    if (source.readyState === EventSource.CLOSED) L.feedState("closed", "disconnected: reload the page");
+    if (source.readyState === EventSource.CLOSED) L.feedClosed();
     else L.feedState("connecting", "reconnecting…");
   };
   // The clock on each row moves locally: nothing is asked of the server.
