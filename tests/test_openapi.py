@@ -69,3 +69,15 @@ def test_the_calls_api_answers_with_iso_times(live: Simulation) -> None:
     assert ISO.match(call["created_at"]) and ISO.match(call["answered_at"])
     detail = client.get(f"/api/calls/{leg.call_control_id}", headers=auth).get_json()
     assert all(ISO.match(e["received_at"]) for e in detail["events"])
+
+
+def test_every_field_of_a_call_the_api_returns_is_described_and_its_times_are_date_times(
+        live: Simulation) -> None:
+    leg = live.emulator.incoming_call()
+    assert live.emulator.wait_for_gather(leg, 5)
+    client = live.app.test_client()  # type: ignore[union-attr]
+    auth = {"Authorization": "Bearer test-token"}
+    described = client.get("/api/openapi.json").get_json()["components"]["schemas"]["Call"]["properties"]
+    call = client.get(f"/api/calls/{leg.call_control_id}", headers=auth).get_json()["call"]
+    assert sorted(set(call) - set(described)) == []
+    assert all(described[k].get("format") == "date-time" for k in call if k.endswith("_at"))
