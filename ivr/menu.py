@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ OPERATOR_DIGIT = "0"  # the operator in every menu; acted on when pressed (a `dt
 KEYS = "0123456789*#"  # every key a phone sends as DTMF
 _TOP_KEYS = {"voice", "language", "greeting", "start", "retries", "timeout_ms", "invalid",
              "no_input", "goodbye", "no_agent", "offer_message", "leave_message", "menus"}
+_MENU_KEYS = {"prompt", "options"}
 _OPTION_KINDS = ("menu", "say", "transfer", "goodbye", "pause_listening", "resume_listening")
 _SAYS = ("say", "pause_listening", "resume_listening")  # say a text, then `then` (default: the same menu)
 GOODBYE = "goodbye"
@@ -217,6 +219,8 @@ def _node(name: str, body: object, problems: list[str]) -> MenuNode:
     if not isinstance(body, dict):
         problems.append(f"{where} must be a mapping with `prompt` and `options`")
         return MenuNode(name, "", {})
+    for key in sorted(set(map(str, body)) - _MENU_KEYS):
+        problems.append(f"{where}: unknown key `{key}`; {_menu_key_hint(key)}")
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         problems.append(f"{where}.prompt must be a non-empty text")
@@ -238,6 +242,16 @@ def _node(name: str, body: object, problems: list[str]) -> MenuNode:
             problems.append(f"{where}.options.0 must be a transfer: 0 always means the operator")
         options[digit] = option
     return MenuNode(name, prompt.strip(), options)
+
+
+def _menu_key_hint(key: str) -> str:
+    """What to write instead of an unknown key in a menu."""
+    if key in _TOP_KEYS:
+        # A newcomer's guess: a per-menu timeout or retry count. They are the whole file's.
+        return f"`{key}` is set once for the whole file, at the top level, not per menu"
+    close = difflib.get_close_matches(key, sorted(_MENU_KEYS), n=1)
+    guess = f"did you mean `{close[0]}`? " if close else ""
+    return f"{guess}a menu has only `prompt` and `options`"
 
 
 def _option(where: str, spec: object, problems: list[str]) -> Option | None:

@@ -84,6 +84,12 @@ def test_gather_asks_for_one_key_and_leaves_retries_to_lifeline(tmp_path: Path) 
     (("greeting: Hello.", "greeting: Hello.\nretries: 9"), "`retries` must be a whole number"),
     (("greeting: Hello.", "greting: Hello."), "unknown keys ['greting']"),
     (("prompt: Press star to go back.", "prompt: ''"), "menus.more.prompt must be a non-empty text"),
+    (("prompt: Press star to go back.", "promt: Press star to go back."),
+     "menus.more: unknown key `promt`; did you mean `prompt`?"),
+    (("prompt: Press star to go back.", "prompt: Press star to go back.\n    timeout_ms: 3000"),
+     "menus.more: unknown key `timeout_ms`; `timeout_ms` is set once for the whole file, at the top level"),
+    (("prompt: Press star to go back.", "prompt: Press star to go back.\n    colour: blue"),
+     "menus.more: unknown key `colour`; a menu has only `prompt` and `options`"),
     (('"1": {say: Info here.}', '"1": {pause_listening: Paused., then: mian}'), "leads to unknown menu 'mian'"),
     (('"1": {say: Info here.}', '"1": {resume_listening: ""}'), "options.1.resume_listening must be a non-empty"),
 ])
