@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from .cursors import CursorError, decode_cursor, encode_cursor
 from .errors import StoreError, error_response
@@ -120,12 +121,33 @@ def list_calls() -> ResponseReturnValue:
     return jsonify(calls=iso_times(calls), total=page.total, offset=offset, limit=limit, next_cursor=next_cursor)
 
 
+def _methods_elsewhere(path: str) -> list[str]:
+    """The methods another route serves at this path (the call detail's path converter hides them)."""
+    adapter = current_app.url_map.bind("lifeline.local")
+    found = []
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        try:
+            endpoint, _ = adapter.match(path, method=method)
+        except HTTPException:
+            continue
+        if endpoint != "api.call_detail":
+            found.append(method)
+    return found
+
+
 @bp.get("/api/calls/<path:call_control_id>")
 def call_detail(call_control_id: str) -> ResponseReturnValue:
     """One call: its record, decisions, transfers, messages, events and commands."""
     store = current_app.extensions["lifeline"].store
     call = store.get_call(call_control_id)
     if call is None:
+        others = _methods_elsewhere(request.path)
+        if others:
+            # The path is a call's action (…/listening), asked for with GET: not a call id.
+            response, status = error_response(405, f"{request.path[:200]} takes {' or '.join(others)}, "
+                                                        "not GET")
+            response.headers["Allow"] = ", ".join(others)
+            return response, status
         return error_response(404, f"no call {call_control_id[:100]!r}")
     return jsonify(**iso_times(dict(
         call=asdict(call),

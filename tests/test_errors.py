@@ -105,3 +105,21 @@ def test_the_console_and_the_api_know_the_same_outcomes() -> None:
     from console import names
     from ivr.store import OUTCOMES
     assert set(names.OUTCOME) == set(OUTCOMES)
+
+
+def test_a_get_of_a_calls_action_is_a_405_naming_the_method_not_a_404_for_a_call(
+        app_config: dict[str, object]) -> None:
+    from lifeline import create_app
+    app = create_app({**app_config, "LIFELINE_API_TOKEN": "a-long-enough-api-token"}, migrate=True)
+    try:
+        auth = {"Authorization": "Bearer a-long-enough-api-token"}
+        client = app.test_client()
+        wrong = client.get("/api/calls/v3:some-call/listening", headers=auth)
+        assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST"
+        assert wrong.get_json()["error"]["message"] == "/api/calls/v3:some-call/listening takes POST, not GET"
+        # A GET route under a call stays itself, and an unknown call stays a 404.
+        assert client.get("/api/calls/v3:some-call/transcript", headers=auth).status_code == 404
+        missing = client.get("/api/calls/v3:some-call", headers=auth)
+        assert missing.status_code == 404 and "no call" in missing.get_json()["error"]["message"]
+    finally:
+        app.extensions["lifeline"].close()
