@@ -217,6 +217,11 @@ def test_twilios_settings_without_telnyxs_load_with_telnyx_off(tmp_path: Path) -
     assert settings.provider_secret == "twilio-test-auth-token"  # what the default signing keys come from
 
 
+def test_a_twilio_only_deployments_auth_token_is_among_the_secrets_kept_out_of_logs(tmp_path: Path) -> None:
+    from lifeline.startup import secrets_of
+    assert "twilio-test-auth-token" in secrets_of(load_settings(TWILIO_ONLY, tmp_path))
+
+
 def test_a_telnyx_deployment_derives_its_signing_keys_from_the_api_key_as_before(tmp_path: Path) -> None:
     settings = load_settings({**GOOD, **TWILIO_ONLY, "LIFELINE_ENGINE": "telnyx"}, tmp_path)
     assert settings.telnyx is not None and settings.provider_secret == "KEY_x"
