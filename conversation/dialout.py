@@ -26,10 +26,15 @@ class DialError(RequestError):
     """A dial-out request that cannot be placed (carries its HTTP status)."""
 
 
+# Only Telnyx can place a call: Lifeline has no Twilio dial-out (calls.create) yet.
+NEEDS_TELNYX = ("dialling out needs Telnyx, which is not configured: set TELNYX_API_KEY, TELNYX_PUBLIC_KEY "
+                "and TELNYX_CONNECTION_ID (a Twilio number cannot dial out yet)")
+
+
 class DialOut:
     """Validates a dial-out request, dials through Telnyx and records the call."""
 
-    def __init__(self, telnyx: TelnyxCommands, units: UnitOfWork, dial_from: str | None,
+    def __init__(self, telnyx: TelnyxCommands | None, units: UnitOfWork, dial_from: str | None,
                  engine: ListeningEngine) -> None:
         self._telnyx = telnyx
         self._units = units
@@ -45,13 +50,16 @@ class DialOut:
         if summary_to is not None and (not isinstance(summary_to, str) or not all(
                 _EMAIL.match(a.strip()) for a in summary_to.split(","))):
             raise DialError(400, '"summary_to" must be email addresses separated by commas')
+        telnyx = self._telnyx
+        if telnyx is None:
+            raise DialError(409, NEEDS_TELNYX)
         if not self._from:
             raise DialError(409, "dialling out is off: set LIFELINE_DIAL_FROM to the number calls come from")
         # The DTMF rides in client_state, which Telnyx returns with every event of the leg; so does
         # whether the dial itself started listening, which `call.answered` then need not do.
         listen = self._engine.dial_options()
         state = encode_client_state({"role": "dialout", "dtmf": dtmf or "", "listening": bool(listen)})
-        ccid, session = self._telnyx.dial(to, self._from, state, str(uuid.uuid4()), listen)
+        ccid, session = telnyx.dial(to, self._from, state, str(uuid.uuid4()), listen)
         try:
             self._units.run(internal_event("lifeline.dial", ccid), lambda ctx: dialout.placed(
                 ctx, ccid, session, to, self._from or "", summary_to, dtmf))
@@ -59,6 +67,6 @@ class DialOut:
             # The call rings but nothing here knows it: none of its events would find a record,
             # and the client, told to retry, would place a second one. End it, then report.
             log.error("dialled %s (%s) but could not record it; hanging it up", to, ccid)
-            self._telnyx.send(Command(command_id_for(ccid, "hangup"), ccid, "hangup", {}))
+            telnyx.send(Command(command_id_for(ccid, "hangup"), ccid, "hangup", {}))
             raise
         return ccid

@@ -45,8 +45,10 @@ class Outputs:
 
     @classmethod
     def build(cls, settings: OutputSettings, store: SqlStore, hub: FeedHub, units: UnitOfWork,
-              services: Services, telnyx: TelnyxCommands) -> Outputs:
-        """Wire the outputs over one store; nothing starts until start() or a feed client."""
+              services: Services, telnyx: TelnyxCommands | None) -> Outputs:
+        """Wire the outputs over one store; nothing starts until start() or a feed client.
+
+        Without Telnyx (`telnyx` None) dial-out answers that it needs Telnyx."""
         feed = Feed(store.engine)
         summaries = Summaries(store, feed, settings)
         webhooks = WebhookDelivery(store, feed, settings)

@@ -151,7 +151,7 @@ class LocalEngine(ListeningEngine):
 
     def __init__(self, settings: Settings) -> None:
         self._public_url = settings.public_url
-        secret = settings.secret_key or hmac.new(settings.telnyx_api_key.encode(), b"lifeline-media",
+        secret = settings.secret_key or hmac.new(settings.provider_secret.encode(), b"lifeline-media",
                                                  hashlib.sha256).hexdigest()
         self.tokens = MediaTokens(secret, settings.media_stream_life_s)
         self._media_url = settings.media_url

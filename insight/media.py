@@ -288,10 +288,12 @@ def telnyx_opener(streams: MediaStreams, report_lost: Callable[[str, str], None]
 
 
 def install(app: Flask, streams: MediaStreams, report_lost: Callable[[str, str], None],
-            parse: FrameParser = parse_frame) -> None:
-    """Serve Telnyx's media socket from this app (flask-sock) and from lifeline/server.py."""
+            parse: FrameParser | None = parse_frame) -> None:
+    """Serve media sockets from this app (flask-sock) and from lifeline/server.py: Telnyx's with
+    `parse` (the provider's parse_media), none of Telnyx's when it is None (Telnyx not configured)."""
     app.extensions["media_streams"] = streams
-    streams.openers.append(telnyx_opener(streams, report_lost, parse))
+    if parse is not None:
+        streams.openers.append(telnyx_opener(streams, report_lost, parse))
     # simple-websocket closes the socket (1009) once a message passes this size, unread beyond it.
     app.config.setdefault("SOCK_SERVER_OPTIONS", {})["max_message_size"] = MAX_FRAME_BYTES
     app.register_blueprint(bp)

@@ -54,13 +54,20 @@ def is_dialable(address: str) -> bool:
 
 
 @dataclass(frozen=True)
+class TelnyxSettings:
+    """A Telnyx account: the API key commands go with and the key that signs its webhooks."""
+
+    api_key: str
+    public_key: bytes
+    api_base_url: str = "https://api.telnyx.com/v2"
+    connection_id: str | None = None  # the Call Control Application's id, needed to dial out
+
+
+@dataclass(frozen=True)
 class Settings:
     """Validated configuration of one Lifeline app."""
 
-    telnyx_api_key: str
-    telnyx_public_key: bytes
-    telnyx_api_base_url: str
-    telnyx_connection_id: str | None  # the Call Control Application's id, needed to dial out
+    telnyx: TelnyxSettings | None  # None: a Twilio-only deployment (Telnyx's pieces are not built)
     public_url: str | None
     engine: str
     agents: tuple[str, ...]
@@ -109,6 +116,14 @@ class Settings:
     warnings: tuple[str, ...] = ()
     symbl: SymblSettings | None = None
     twilio: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def provider_secret(self) -> str:
+        """The provider credential the default signing keys are derived from when no
+        LIFELINE_SECRET_KEY is set: the Telnyx API key, or on a Twilio-only deployment its Auth Token."""
+        if self.telnyx is not None:
+            return self.telnyx.api_key
+        return self.twilio.get("TWILIO_AUTH_TOKEN", "")
 
     @property
     def whisper_model_name(self) -> str:
@@ -186,30 +201,35 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         value = source.get(name, "").strip()
         return value if value else default
 
-    api_key = get("TELNYX_API_KEY")
-    if not api_key:
-        problems.append("TELNYX_API_KEY is not set: copy your API key from the Telnyx portal "
-                        "(Keys & Credentials) into .env (see .env.example); to try Lifeline "
-                        "without Telnyx run `make demo`")
-    public_key = _public_key(get("TELNYX_PUBLIC_KEY"), problems)
-    base_url = (get("TELNYX_API_BASE_URL", "https://api.telnyx.com/v2") or "").rstrip("/")
-    if not base_url.startswith(("http://", "https://")):
-        problems.append(f"TELNYX_API_BASE_URL={base_url!r} is not an http(s) URL: "
-                        "leave it unset for Telnyx, or give the emulator's URL")
+    # Telnyx is wanted once either of its keys is set (then the other is required, as before);
+    # with neither, a deployment runs on Twilio alone, and with no provider at all it cannot start.
+    wants_telnyx = bool(get("TELNYX_API_KEY") or get("TELNYX_PUBLIC_KEY"))
+    wants_twilio = bool(get("TWILIO_ACCOUNT_SID") or get("TWILIO_AUTH_TOKEN"))
+    telnyx = _telnyx(get, problems) if wants_telnyx else None
+    if not wants_telnyx and not wants_twilio:
+        problems.append("neither Telnyx nor Twilio is configured: set TELNYX_API_KEY and TELNYX_PUBLIC_KEY "
+                        "(Telnyx portal, Keys & Credentials) or TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+                        "(Twilio Console, Account > API keys & tokens) in .env (see .env.example); to try "
+                        "Lifeline without an account run `make demo`")
+    reaches = "Telnyx" if wants_telnyx or not wants_twilio else "Twilio"  # who the public URL is for
     public_url = get("LIFELINE_PUBLIC_URL")
     if public_url:
         public_url = public_url.rstrip("/")
         if not public_url.startswith(("http://", "https://")):
             problems.append(f"LIFELINE_PUBLIC_URL={public_url!r} must start with https:// "
-                            "(the ngrok or load-balancer URL Telnyx reaches)")
+                            f"(the ngrok or load-balancer URL {reaches} reaches)")
         else:
             _public_url_shape(public_url, problems)
     engine = (get("LIFELINE_ENGINE", "local") or "").lower()
     if engine not in ENGINES:
         problems.append(f"LIFELINE_ENGINE={engine!r} is unknown: choose one of {', '.join(ENGINES)}")
     elif engine == "local" and not public_url:
-        problems.append("LIFELINE_PUBLIC_URL is not set: the local engine needs it to tell Telnyx "
+        problems.append(f"LIFELINE_PUBLIC_URL is not set: the local engine needs it to tell {reaches} "
                         "where to stream the call's audio (your https ngrok or load-balancer URL)")
+    elif engine == "telnyx" and wants_twilio and not wants_telnyx:
+        problems.append("LIFELINE_ENGINE=telnyx needs Telnyx, which is not configured (TELNYX_API_KEY, "
+                        "TELNYX_PUBLIC_KEY): on Twilio choose local (Twilio streams the audio to Lifeline) "
+                        "or twilio (Twilio's real-time transcription)")
     whisper_model = get("LIFELINE_WHISPER_MODEL")
     if whisper_model not in (None, *BUNDLED_WHISPER_MODELS) and not (Path(whisper_model) / "model.bin").is_file():
         problems.append(f"LIFELINE_WHISPER_MODEL={whisper_model} is neither tiny.en, base nor a "
@@ -301,12 +321,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     bucket, s3_endpoint = _recordings_bucket(get, problems)
     if problems:
         raise ConfigError("\n".join(problems), warnings=tuple(warnings))
-    assert api_key is not None and public_key is not None
     return Settings(
-        telnyx_api_key=api_key,
-        telnyx_public_key=public_key,
-        telnyx_api_base_url=base_url,
-        telnyx_connection_id=get("TELNYX_CONNECTION_ID") or None,
+        telnyx=telnyx,
         public_url=public_url,
         engine=engine,
         agents=agents,
@@ -395,6 +411,25 @@ def _symbl(get: Callable[..., str | None], search: tuple[Path, ...],
         return None
     return SymblSettings(app_id=app_id, app_secret=secret, dial_in=dial_in,
                          api_base_url=get("SYMBL_API_BASE_URL") or "https://api.symbl.ai")
+
+
+def _telnyx(get: Callable[..., str | None], problems: list[str]) -> TelnyxSettings | None:
+    """Telnyx's account settings, each problem named (the deployment has set at least one key)."""
+    api_key = get("TELNYX_API_KEY")
+    if not api_key:
+        problems.append("TELNYX_API_KEY is not set: copy your API key from the Telnyx portal "
+                        "(Keys & Credentials) into .env (see .env.example); to try Lifeline "
+                        "without Telnyx run `make demo`")
+    public_key = _public_key(get("TELNYX_PUBLIC_KEY"), problems)
+    base_url = (get("TELNYX_API_BASE_URL", "https://api.telnyx.com/v2") or "").rstrip("/")
+    if not base_url.startswith(("http://", "https://")):
+        problems.append(f"TELNYX_API_BASE_URL={base_url!r} is not an http(s) URL: "
+                        "leave it unset for Telnyx, or give the emulator's URL")
+        return None
+    if not api_key or public_key is None:
+        return None
+    return TelnyxSettings(api_key=api_key, public_key=public_key, api_base_url=base_url,
+                          connection_id=get("TELNYX_CONNECTION_ID") or None)
 
 
 def _public_key(value: str | None, problems: list[str]) -> bytes | None:

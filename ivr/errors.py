@@ -4,7 +4,8 @@ LifelineError
 ├── ConfigError        a setting is missing or malformed; start-up stops
 ├── WebhookError       a request we refuse (carries its HTTP status)
 │   ├── SignatureError     403: unsigned, forged, tampered or stale
-│   └── MalformedEvent     400: not a Telnyx Call Control v2 event
+│   ├── MalformedEvent     400: not a Telnyx Call Control v2 event
+│   └── NotConfigured      404: the webhook of a provider this deployment does not use
 ├── ProviderError      Telnyx answered a command with an error
 ├── RequestError       an API request that cannot be carried out (carries its HTTP status)
 │   ├── DialError          conversation/dialout.py: a dial-out that cannot be placed
@@ -54,6 +55,13 @@ class MalformedEvent(WebhookError):
 
     status = 400
     code = "malformed_event"
+
+
+class NotConfigured(WebhookError):
+    """A webhook of a provider this deployment is not configured for; the message names its settings."""
+
+    status = 404
+    code = "not_configured"
 
 
 class ProviderError(LifelineError):

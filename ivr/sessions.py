@@ -32,9 +32,9 @@ _ID_KEY = "sid"
 
 
 def configure_sessions(app: Flask, settings: Settings) -> None:
-    """Sign session cookies with LIFELINE_SECRET_KEY (or a key derived from the Telnyx API key)."""
+    """Sign session cookies with LIFELINE_SECRET_KEY (or a key derived from the provider's credential)."""
     app.secret_key = settings.secret_key or hmac.new(
-        settings.telnyx_api_key.encode(), b"lifeline-console-session", hashlib.sha256).hexdigest()
+        settings.provider_secret.encode(), b"lifeline-console-session", hashlib.sha256).hexdigest()
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
                       SESSION_COOKIE_SECURE=bool(settings.public_url
                                                  and settings.public_url.startswith("https://")),

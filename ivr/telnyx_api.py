@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import telnyx
 
-from .config import Settings
+from .config import Settings, TelnyxSettings
 from .errors import ProviderError
 from .store import Command, CommandStatus
 
@@ -46,15 +46,16 @@ def longest_send_s(attempts: int, timeout_s: float) -> float:
 class TelnyxCommands:
     """Sends Command objects to Telnyx; one logical command, however many HTTP attempts."""
 
-    def __init__(self, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, settings: Settings, account: TelnyxSettings,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = telnyx.Telnyx(
-            api_key=settings.telnyx_api_key,
-            base_url=settings.telnyx_api_base_url,
+            api_key=account.api_key,
+            base_url=account.api_base_url,
             max_retries=0,  # we retry ourselves, so every attempt is counted and logged
             timeout=httpx.Timeout(settings.command_timeout_s, connect=min(2.0, settings.command_timeout_s)),
         )
         self._attempts = settings.command_attempts
-        self.base_url = settings.telnyx_api_base_url
+        self.base_url = account.api_base_url
         self._sleep = sleep
         actions = self._client.calls.actions
         self._methods: dict[str, Callable[..., Any]] = {
@@ -71,7 +72,7 @@ class TelnyxCommands:
             "record_stop": actions.stop_recording,
             "send_dtmf": actions.send_dtmf,
         }
-        self._connection_id = settings.telnyx_connection_id
+        self._connection_id = account.connection_id
 
     def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
         """Send a command, retrying transient failures with the same command_id.

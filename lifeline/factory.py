@@ -49,7 +49,7 @@ from ivr.security import WebhookVerifier
 from ivr.store.sql import SqlStore
 from ivr.telnyx_api import TelnyxCommands, longest_send_s
 from providers import Provider, ProviderCommands
-from providers.telnyx import TelnyxProvider
+from providers.telnyx import TelnyxNotConfigured, TelnyxProvider
 from providers.telnyx import bp as telnyx_webhooks
 from providers.twilio.wiring import build_twilio
 from transfer.executor import TransferExecutor
@@ -69,7 +69,7 @@ class Lifeline:
     menu: Menu
     store: SqlStore
     sender: Sender
-    telnyx: Provider  # its webhooks and media frames go through the provider interface
+    telnyx: Provider  # its webhooks and media frames go through it (TelnyxNotConfigured without Telnyx)
     calls: CallService
     monitor: Monitor
     engine: ListeningEngine
@@ -151,14 +151,13 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     store = SqlStore(settings.database_url, create_schema=migrate, sqlite_synchronous=settings.sqlite_synchronous)
     # Checked, not reported: whoever starts the app says it where it helps (lifeline/startup.py).
     problem = None if migrate else store.schema_problem()
-    telnyx = TelnyxCommands(settings)
     metrics = Metrics()
-    verifier = WebhookVerifier(settings.telnyx_public_key, settings.webhook_tolerance_s)
     twilio = build_twilio(settings, store)  # None unless TWILIO_AUTH_TOKEN is set
-    telnyx_provider = TelnyxProvider(verifier, telnyx)
+    telnyx, telnyx_provider = build_telnyx(settings)
     providers = ProviderCommands([telnyx_provider, *([twilio.provider] if twilio else [])])
     outbox = CommandSender(store, providers, settings.command_workers, metrics,
-                           settings.telnyx_api_base_url, hold_s=settings.command_hold_s)
+                           settings.telnyx.api_base_url if settings.telnyx else "",
+                           hold_s=settings.command_hold_s)
     sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
     recordings = RecordingKeeper(store, sink_from_settings(settings),
                                  credentials=twilio.recording_credentials() if twilio else None)
@@ -190,7 +189,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     if isinstance(engine, LocalEngine):
         engine.on_transcribed = partial(_measure_transcription, metrics)
         streams = MediaStreams(engine, store)
-        media.install(app, streams, calls.stream_lost, telnyx_provider.parse_media)
+        media.install(app, streams, calls.stream_lost, telnyx_provider.parse_media if telnyx else None)
         app.extensions["lifeline"].streams = streams
     else:
         app.register_blueprint(media.bp)  # answers 404: media streaming is the local engine's
@@ -207,6 +206,15 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
 
     register_commands(app)
     return app
+
+
+def build_telnyx(settings: Settings) -> tuple[TelnyxCommands | None, Provider]:
+    """Telnyx's command client and provider; without Telnyx no client, and a provider that refuses."""
+    if settings.telnyx is None:  # a Twilio-only deployment
+        return None, TelnyxNotConfigured()
+    commands = TelnyxCommands(settings, settings.telnyx)
+    verifier = WebhookVerifier(settings.telnyx.public_key, settings.webhook_tolerance_s)
+    return commands, TelnyxProvider(verifier, commands)
 
 
 def _measure_transcription(metrics: Metrics, job: Job) -> None:

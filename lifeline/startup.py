@@ -188,8 +188,9 @@ def require_current_schema(settings: Settings | None = None) -> None:
 def secrets_of(settings: Settings) -> list[str]:
     """Values that must never appear in a log line."""
     symbl_secret = settings.symbl.app_secret if settings.symbl else None
-    return [s for s in (settings.telnyx_api_key, settings.api_token, settings.secret_key,
-                        settings.metrics_token, symbl_secret) if s]
+    telnyx_key = settings.telnyx.api_key if settings.telnyx else None
+    return [s for s in (telnyx_key, settings.twilio.get("TWILIO_AUTH_TOKEN"), settings.api_token,
+                        settings.secret_key, settings.metrics_token, symbl_secret) if s]
 
 
 def entry_app(extend: Extend | None = None, dev_commands: Collection[str] = ()) -> Flask:

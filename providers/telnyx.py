@@ -7,13 +7,14 @@ from collections.abc import Callable
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from insight.frames import MediaFrame, parse_frame
+from insight.frames import MalformedFrame, MediaFrame, parse_frame
+from ivr.errors import NotConfigured
 from ivr.events import CallEvent, parse_event
 from ivr.security import WebhookVerifier
 from ivr.store import Command
 from ivr.telnyx_api import SendOutcome, TelnyxCommands
 
-from .base import Provider, WebhookRequest
+from .base import Provider, WebhookRequest, rejected
 
 
 class TelnyxProvider(Provider):
@@ -54,6 +55,45 @@ class TelnyxProvider(Provider):
         self._commands.close()
 
 
+# What a deployment without Telnyx answers on Telnyx's webhook, and why its Telnyx commands fail.
+NOT_CONFIGURED = ("Telnyx is not configured on this deployment: set TELNYX_API_KEY and TELNYX_PUBLIC_KEY "
+                  "(Telnyx portal, Keys & Credentials) to answer Telnyx calls")
+
+
+class TelnyxNotConfigured(Provider):
+    """Telnyx's place in a Twilio-only deployment: refuses its webhooks, sends nothing, knows no leg.
+
+    It stays the default owner, so a call no configured provider claims (one left in the store
+    from a Telnyx deployment) gets a plain refusal instead of reaching Twilio's API.
+    """
+
+    name = "telnyx"
+
+    def owns(self, call_control_id: str) -> bool:
+        """The default owner, as TelnyxProvider is."""
+        return True
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Refuse every request (404, naming the settings that turn Telnyx on): nothing is recorded."""
+        raise NotConfigured(NOT_CONFIGURED)
+
+    def parse(self, request: WebhookRequest) -> list[CallEvent]:
+        """Nothing to parse: verify has refused the request."""
+        raise NotConfigured(NOT_CONFIGURED)
+
+    def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
+        """Rejected at once (not retried): there is no Telnyx to send it to."""
+        return rejected(command, "Telnyx is not configured (TELNYX_API_KEY, TELNYX_PUBLIC_KEY)")
+
+    def parse_media(self, raw: str | bytes) -> MediaFrame:
+        """No Telnyx media socket is served without Telnyx."""
+        raise MalformedFrame("Telnyx is not configured")
+
+    def is_alive(self, call_control_id: str) -> bool | None:
+        """Cannot say: the sweep leaves the call alone rather than close it on no evidence."""
+        return None
+
+
 bp = Blueprint("webhooks", __name__)
 
 
@@ -61,7 +101,8 @@ bp = Blueprint("webhooks", __name__)
 def telnyx_webhook() -> ResponseReturnValue:
     """Receive one Call Control event: verify, parse, record and dispatch, acknowledge.
 
-    403 unsigned or stale, 400 malformed (nothing recorded either way), 200 otherwise.
+    403 unsigned or stale, 400 malformed, 404 when Telnyx is not configured (nothing recorded in
+    any of these), 200 otherwise.
     """
     lifeline = current_app.extensions["lifeline"]
     provider: Provider = lifeline.telnyx

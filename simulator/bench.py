@@ -46,7 +46,7 @@ from .emulator import Emulator
 from .faults import Chaos
 from .haproxy import HAProxy, haproxy_path
 from .health import wait_healthy
-from .runner import caller_number
+from .runner import caller_number, twilio_side_telnyx
 from .scenario import Scenario, Turn, load_scenario, require_audio
 from .server import ServerThread, emulator_app
 from .twilio.emulator import TwilioEmulator
@@ -416,14 +416,10 @@ def _maybe_hang_up_early(scenario: Scenario, chaos: bool, rng: random.Random) ->
     return dataclasses.replace(scenario, turns=turns), True
 
 
-def _provider_env(emulator: Emulator | TwilioEmulator) -> dict[str, str]:
+def _provider_env(emulator: Emulator | TwilioEmulator, engine: str) -> dict[str, str]:
     """The settings pointing the app at the emulator of the provider under test."""
     if isinstance(emulator, TwilioEmulator):
-        unused = Emulator()  # Telnyx's settings are still required; this Telnyx is never called
-        env = {"TELNYX_API_KEY": unused.api_key, "TELNYX_PUBLIC_KEY": unused.public_key_b64,
-               **emulator.app_settings()}
-        unused.close()
-        return env
+        return {**twilio_side_telnyx(engine), **emulator.app_settings()}
     return {"TELNYX_API_KEY": emulator.api_key, "TELNYX_PUBLIC_KEY": emulator.public_key_b64,
             "TELNYX_API_BASE_URL": f"{emulator.base_url}/v2"}
 
@@ -435,7 +431,7 @@ def _start_gunicorn(config: BenchConfig, emulator: Emulator | TwilioEmulator, po
 
     `extra_env` wins over the settings given here (e.g. LIFELINE_MONITOR, or LIFELINE_MEDIA_URL
     for an instance whose media sockets another instance serves)."""
-    env = {**os.environ, **_provider_env(emulator),
+    env = {**os.environ, **_provider_env(emulator, config.engine),
            "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
            "LIFELINE_ENGINE": config.engine, "LIFELINE_AGENTS": AGENTS, "DATABASE_URL": database_url,
            "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": f"{sweep_interval_s():g}", **(extra_env or {})}

@@ -29,6 +29,18 @@ REAL_OUTPUTS = ("LIFELINE_EVENT_WEBHOOKS", "LIFELINE_EVENT_SECRET", "LIFELINE_SM
                 "LIFELINE_RECORDINGS_BUCKET", "LIFELINE_RECORDINGS_S3_ENDPOINT")
 
 
+def twilio_side_telnyx(engine: str) -> dict[str, str]:
+    """Telnyx's settings for an app that takes a Twilio emulator's calls: none (blanked over any
+    the environment holds, so the app runs Twilio-only as a Twilio user's would), except for the
+    telnyx engine, which only a deployment with Telnyx may choose; that Telnyx is never called."""
+    if engine != "telnyx":
+        return {"TELNYX_API_KEY": "", "TELNYX_PUBLIC_KEY": ""}
+    unused = Emulator()
+    telnyx = {"TELNYX_API_KEY": unused.api_key, "TELNYX_PUBLIC_KEY": unused.public_key_b64}
+    unused.close()
+    return telnyx
+
+
 class Simulation:
     """A Lifeline app wired to a fresh emulator and a throwaway database."""
 
@@ -87,11 +99,7 @@ class Simulation:
     def _provider_settings(self) -> dict[str, str]:
         """The settings pointing the app at this simulation's emulator."""
         if self.provider == "twilio":
-            # Telnyx's settings are still required; this Telnyx is never called.
-            unused = Emulator()
-            telnyx = {"TELNYX_API_KEY": unused.api_key, "TELNYX_PUBLIC_KEY": unused.public_key_b64}
-            unused.close()
-            return {**telnyx, **self.emulator.app_settings()}
+            return {**twilio_side_telnyx(self._engine), **self.emulator.app_settings()}
         return {"TELNYX_API_KEY": self.emulator.api_key, "TELNYX_PUBLIC_KEY": self.emulator.public_key_b64,
                 "TELNYX_API_BASE_URL": f"{self.emulator.base_url}/v2"}
 

@@ -19,7 +19,7 @@ GOOD = {"TELNYX_API_KEY": "KEY_x", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7
 def test_complete_settings_load(tmp_path: Path) -> None:
     settings = load_settings(GOOD, tmp_path)
     assert settings.agents == ("+15550001111",)
-    assert settings.telnyx_api_base_url == "https://api.telnyx.com/v2"
+    assert settings.telnyx is not None and settings.telnyx.api_base_url == "https://api.telnyx.com/v2"
     assert settings.database_url == f"sqlite:///{tmp_path / 'lifeline.db'}"
 
 
@@ -63,7 +63,8 @@ def test_bad_setting_stops_startup_naming_it(tmp_path: Path, name: str, value: s
 
 def test_every_problem_is_reported_at_once_one_line_each(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings({"LIFELINE_ENGINE": "telnyx"}, tmp_path)  # three problems, three lines
+        # Telnyx wanted (a key is set) but both keys wrong, and no agents: three problems, three lines
+        load_settings({"LIFELINE_ENGINE": "telnyx", "TELNYX_PUBLIC_KEY": "%%%"}, tmp_path)
     lines = str(caught.value).splitlines()
     assert [line.split(" ")[0] for line in lines] == ["TELNYX_API_KEY", "TELNYX_PUBLIC_KEY",
                                                       "LIFELINE_AGENTS"]
@@ -201,3 +202,62 @@ def test_transcript_settle_takes_zero_but_not_a_negative_or_endless_wait() -> No
     for bad in ("-1", "nan", "inf", "soon"):
         with pytest.raises(ConfigError, match="LIFELINE_TRANSCRIPT_SETTLE_S must be a number of seconds"):
             load_output_settings({"LIFELINE_TRANSCRIPT_SETTLE_S": bad})
+
+
+# ----- a Twilio-only deployment -------------------------------------------------------------------
+
+TWILIO_ONLY = {"TWILIO_ACCOUNT_SID": "AC" + "2" * 32, "TWILIO_AUTH_TOKEN": "twilio-test-auth-token",
+               "LIFELINE_PUBLIC_URL": "https://ivr.example.com", "LIFELINE_AGENTS": "+15550001111",
+               "LIFELINE_ENGINE": "twilio"}
+
+
+def test_twilios_settings_without_telnyxs_load_with_telnyx_off(tmp_path: Path) -> None:
+    settings = load_settings(TWILIO_ONLY, tmp_path)
+    assert settings.telnyx is None
+    assert settings.provider_secret == "twilio-test-auth-token"  # what the default signing keys come from
+
+
+def test_a_twilio_only_deployments_auth_token_is_among_the_secrets_kept_out_of_logs(tmp_path: Path) -> None:
+    from lifeline.startup import secrets_of
+    assert "twilio-test-auth-token" in secrets_of(load_settings(TWILIO_ONLY, tmp_path))
+
+
+def test_a_telnyx_deployment_derives_its_signing_keys_from_the_api_key_as_before(tmp_path: Path) -> None:
+    settings = load_settings({**GOOD, **TWILIO_ONLY, "LIFELINE_ENGINE": "telnyx"}, tmp_path)
+    assert settings.telnyx is not None and settings.provider_secret == "KEY_x"
+
+
+def test_no_provider_at_all_is_one_line_naming_both_ways_to_fix_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "twilio"}, tmp_path)
+    [line] = str(caught.value).splitlines()
+    assert line.startswith("neither Telnyx nor Twilio is configured: set TELNYX_API_KEY and TELNYX_PUBLIC_KEY")
+    assert "or TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in line
+
+
+@pytest.mark.parametrize(("telnyx", "named"), [
+    ({"TELNYX_API_KEY": "KEY_x"}, "TELNYX_PUBLIC_KEY is not set: copy the base64 public key"),
+    ({"TELNYX_PUBLIC_KEY": GOOD["TELNYX_PUBLIC_KEY"]}, "TELNYX_API_KEY is not set: copy your API key"),
+])
+def test_half_of_telnyxs_settings_beside_twilio_still_names_the_missing_one(
+        tmp_path: Path, telnyx: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**TWILIO_ONLY, **telnyx}, tmp_path)
+    [line] = str(caught.value).splitlines()
+    assert line.startswith(named)
+
+
+def test_the_telnyx_engine_without_telnyx_is_refused_naming_twilios_engines(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**TWILIO_ONLY, "LIFELINE_ENGINE": "telnyx"}, tmp_path)
+    [line] = str(caught.value).splitlines()
+    assert line.startswith("LIFELINE_ENGINE=telnyx needs Telnyx, which is not configured")
+    assert "choose local" in line and "or twilio" in line
+    for engine in ("local", "twilio"):
+        assert load_settings({**TWILIO_ONLY, "LIFELINE_ENGINE": engine}, tmp_path).engine == engine
+
+
+def test_twilio_only_without_a_public_url_says_the_local_engine_tells_twilio(tmp_path: Path) -> None:
+    without_url = {k: v for k, v in TWILIO_ONLY.items() if k not in ("LIFELINE_PUBLIC_URL", "LIFELINE_ENGINE")}
+    with pytest.raises(ConfigError, match="the local engine needs it to tell Twilio where to stream"):
+        load_settings(without_url, tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from flask import Flask
 
@@ -39,6 +40,24 @@ def test_with_twilio_configured_its_routes_are_described_too(app_config: dict[st
         described = {(path, method) for path, item in document["paths"].items() for method in item}
         assert ("/webhooks/twilio/{kind}", "post") in described
         assert _routes(application) == described
+    finally:
+        application.extensions["lifeline"].close()
+
+
+def test_a_twilio_only_app_describes_what_it_serves_and_the_telnyx_webhooks_404(tmp_path: Path) -> None:
+    from lifeline import create_app
+    application = create_app({"TWILIO_ACCOUNT_SID": "AC" + "2" * 32, "TWILIO_AUTH_TOKEN": "twilio-test-auth-token",
+                              "LIFELINE_PUBLIC_URL": "https://lifeline.example", "LIFELINE_ENGINE": "twilio",
+                              "LIFELINE_AGENTS": "+15550001111",
+                              "DATABASE_URL": f"sqlite:///{tmp_path / 'lifeline.db'}"}, migrate=True)
+    try:
+        assert application.extensions["lifeline"].settings.telnyx is None
+        document = application.test_client().get("/api/openapi.json").get_json()
+        described = {(path, method) for path, item in document["paths"].items() for method in item}
+        assert _routes(application) == described
+        # Still served, to say why it refuses: the document says so too.
+        answers = document["paths"]["/webhooks/telnyx"]["post"]["responses"]
+        assert "Telnyx is not configured" in answers["404"]["description"]
     finally:
         application.extensions["lifeline"].close()
 

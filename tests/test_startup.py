@@ -141,7 +141,7 @@ def test_simulate_without_settings_says_to_use_the_emulator_env_file(runs: dict[
     _clean(run)
     assert all(line.startswith(("error: ", "warning: ")) for line in run.lines), run.lines
     assert any("--env-file examples/emulator.env" in line for line in run.lines)
-    assert any(line.startswith("error: TELNYX_API_KEY is not set") for line in run.lines)
+    assert any(line.startswith("error: neither Telnyx nor Twilio is configured") for line in run.lines)
 
 
 def test_a_command_that_makes_its_own_database_says_nothing_of_the_configured_ones_schema(

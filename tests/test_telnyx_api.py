@@ -16,7 +16,8 @@ from simulator.emulator import Emulator, Fault
 @pytest.fixture
 def client(app_config: dict[str, object], tmp_path: Path) -> TelnyxCommands:
     settings = load_settings({**app_config, "LIFELINE_COMMAND_TIMEOUT": "0.3"}, tmp_path)
-    return TelnyxCommands(settings, sleep=lambda _: None)
+    assert settings.telnyx is not None
+    return TelnyxCommands(settings, settings.telnyx, sleep=lambda _: None)
 
 
 def speak(call_control_id: str, command_id: str = "cmd-speak-1") -> Command:
@@ -83,7 +84,8 @@ def test_persistent_5xx_leaves_the_command_pending_after_bounded_attempts(
 def test_wrong_api_key_is_rejected(emulator: Emulator, app_config: dict[str, object], tmp_path: Path) -> None:
     settings = load_settings({**app_config, "TELNYX_API_KEY": "KEY_wrong"}, tmp_path)
     leg = emulator.incoming_call()
-    outcome = TelnyxCommands(settings, sleep=lambda _: None).send(
+    assert settings.telnyx is not None
+    outcome = TelnyxCommands(settings, settings.telnyx, sleep=lambda _: None).send(
         Command("c", leg.call_control_id, "answer", {}))
     assert outcome.status == CommandStatus.REJECTED and "401" in (outcome.error or "")
 

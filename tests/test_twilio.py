@@ -52,6 +52,22 @@ def twilio_app(app_config: dict[str, object]) -> Iterator[Flask]:
     application.extensions["lifeline"].close()
 
 
+def twilio_only_config(tmp_path: Path) -> dict[str, object]:
+    """A deployment with a Twilio number and no Telnyx settings at all."""
+    return {"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_API_BASE_URL": "http://127.0.0.1:9",
+            "LIFELINE_PUBLIC_URL": PUBLIC, "LIFELINE_ENGINE": "twilio", "LIFELINE_AGENTS": AGENTS,
+            "LIFELINE_API_TOKEN": "test-api-token-0123", "LIFELINE_DIAL_FROM": "+15550100000",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'lifeline.db'}"}
+
+
+@pytest.fixture
+def twilio_only_app(tmp_path: Path) -> Iterator[Flask]:
+    """An app that answers a Twilio number only: no Telnyx settings."""
+    application = create_app(twilio_only_config(tmp_path), migrate=True)
+    yield application
+    application.extensions["lifeline"].close()
+
+
 def post(app: Flask, path: str, form: dict[str, str], *, token: str = TOKEN, signed_url: str | None = None,
          idempotency: str | None = None, tamper: dict[str, str] | None = None) -> TestResponse:
     """POST a form the way Twilio does, signed over the public URL (or the one given)."""
@@ -500,3 +516,65 @@ def test_a_query_string_that_is_not_utf8_is_a_400_and_the_whisper_url_carries_no
     root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=b", call_form(CallStatus="in-progress", Digits="0")))
     number = root.find("Dial/Number")
     assert number is not None and set(parse_qs(urlsplit(number.get("url", "")).query)) == {"caller", "attempt"}
+
+
+# ----- a Twilio-only deployment -------------------------------------------------------------------
+
+def test_a_twilio_only_app_starts_and_answers_its_number(twilio_only_app: Flask) -> None:
+    assert twilio_only_app.extensions["lifeline"].settings.telnyx is None
+    root = twiml(post(twilio_only_app, "/webhooks/twilio/voice", call_form()))
+    assert root.find("Start/Transcription") is not None and root.find("Gather") is not None
+
+
+def test_a_twilio_only_deployment_takes_whole_calls_through_the_emulator() -> None:
+    names = ["02-asks-for-human.yaml", "03-operator-key.yaml", "11-not-angry.yaml"]
+    with Simulation({"LIFELINE_AGENTS": AGENTS}, engine="twilio", speed=5, provider="twilio") as sim:
+        assert sim.config["TELNYX_API_KEY"] == sim.config["TELNYX_PUBLIC_KEY"] == ""
+        assert sim.app.extensions["lifeline"].settings.telnyx is None
+        results = sim.run([load_scenario(EXAMPLES / n) for n in names], concurrency=3)
+    assert {r.scenario.name: r.problems for r in results if not r.passed} == {}
+    assert [len(r.transfer_commands) for r in results] == [1, 1, 0]
+
+
+def test_the_telnyx_webhook_of_a_twilio_only_app_is_404_naming_the_settings_and_records_nothing(
+        twilio_only_app: Flask) -> None:
+    body = {"data": {"event_type": "call.initiated", "id": "ev-1", "occurred_at": "2026-01-01T00:00:00Z",
+                     "payload": {"call_control_id": "v3:abc", "from": "+15551230001", "to": "+15550100000"}}}
+    response = twilio_only_app.test_client().post("/webhooks/telnyx", json=body)
+    assert response.status_code == 404
+    error = response.get_json()["error"]
+    assert error["code"] == "not_configured" and error["status"] == 404
+    assert error["message"].startswith("Telnyx is not configured on this deployment: set TELNYX_API_KEY and "
+                                       "TELNYX_PUBLIC_KEY")
+    store = twilio_only_app.extensions["lifeline"].store
+    assert store.get_call("v3:abc") is None and store.events("v3:abc") == []
+
+
+def test_dial_out_in_a_twilio_only_app_says_it_needs_telnyx(twilio_only_app: Flask) -> None:
+    response = twilio_only_app.test_client().post(
+        "/api/calls", json={"to": "+15557770000"}, headers={"Authorization": "Bearer test-api-token-0123"})
+    assert response.status_code == 409
+    assert response.get_json()["error"]["message"].startswith("dialling out needs Telnyx, which is not configured")
+    assert twilio_only_app.extensions["lifeline"].store.list_calls() == []
+    result = twilio_only_app.test_cli_runner().invoke(args=["dial", "+15557770000"])
+    assert result.exit_code != 0 and "dialling out needs Telnyx" in result.output
+
+
+def test_twilio_only_a_telnyx_leg_is_never_asked_about_its_commands_are_refused_and_the_sweep_runs(
+        twilio_only_app: Flask) -> None:
+    lifeline = twilio_only_app.extensions["lifeline"]
+    telnyx = lifeline.telnyx  # the stand-in: a leftover Telnyx call reaches neither Twilio nor a client
+    assert telnyx.is_alive("v3:left-over") is None
+    outcome = telnyx.send(Command("c-1", "v3:left-over", "hangup", {}))
+    assert outcome.status == CommandStatus.REJECTED and "Telnyx is not configured" in (outcome.error or "")
+    result = twilio_only_app.test_cli_runner().invoke(args=["monitor", "--once"])
+    assert result.exit_code == 0, result.exception
+    assert result.output.startswith("Sweep done:\n  swept 0 active calls\n"), result.output
+
+
+def test_no_provider_at_all_stops_startup_with_one_line_naming_both(tmp_path: Path) -> None:
+    config = {k: v for k, v in twilio_only_config(tmp_path).items() if not k.startswith("TWILIO_")}
+    with pytest.raises(ConfigError) as caught:
+        create_app(config)
+    [line] = str(caught.value).splitlines()
+    assert line.startswith("neither Telnyx nor Twilio is configured")
