@@ -143,7 +143,7 @@ def _page_number(problems: list[str]) -> int:
     page = whole_number(raw)
     if page is not None and 1 <= page <= 100_000:
         return page
-    problems.append(f"page must be a whole number from 1, not {raw!r}")
+    problems.append(f"page must be a whole number from 1 to 100000, not {raw!r}")
     return 1
 
 

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from .cursors import CursorError, decode_cursor, encode_cursor
 from .errors import StoreError, error_response
 from .sanitize import clean_text, whole_number
-from .sessions import CSRF_HEADER, csrf_ok, signed_in, token_matches
+from .sessions import CSRF_HEADER, bearer, csrf_ok, signed_in, token_matches
 from .store import OUTCOMES, CallQuery
 from .timefmt import iso_times, parse_time
 
@@ -33,7 +33,8 @@ def require_token() -> ResponseReturnValue | None:
         return error_response(403, "the calls API is off: set LIFELINE_API_TOKEN and send it as "
                                    "'Authorization: Bearer <token>'")
     header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer ") and token_matches(header[7:], expected):
+    given = bearer(header)
+    if given is not None and token_matches(given, expected):
         return None
     if not header and signed_in(expected, current_app.extensions["lifeline"].store.session_revoked):
         if request.method in ("GET", "HEAD") or csrf_ok(request.headers.get(CSRF_HEADER)):

@@ -25,6 +25,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from . import scope
 from .errors import error_response
+from .sessions import bearer
 from .store import CallStore
 
 bp = Blueprint("metrics", __name__)
@@ -154,8 +155,11 @@ def metrics_endpoint() -> ResponseReturnValue:
     if not accepted:
         return error_response(403, "metrics are off: set LIFELINE_METRICS_TOKEN (or LIFELINE_API_TOKEN) "
                                    "and send it as 'Authorization: Bearer <token>'")
-    header = request.headers.get("Authorization", "")
-    given = header[7:].encode() if header.startswith("Bearer ") else b""
+    if "token" in request.args:
+        # As on the API: a token in a URL is written to access logs, proxies and browser history.
+        return error_response(400, "the token is not accepted in the URL: send it as "
+                                   "'Authorization: Bearer <token>'")
+    given = (bearer(request.headers.get("Authorization", "")) or "").encode()
     if not any(hmac.compare_digest(given, t.encode()) for t in accepted):
         return error_response(403, "wrong or missing token: send 'Authorization: Bearer <token>'")
     return Response(lifeline.metrics.render(lifeline.store), mimetype=CONTENT_TYPE_LATEST)

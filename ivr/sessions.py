@@ -44,6 +44,12 @@ def configure_sessions(app: Flask, settings: Settings) -> None:
                       SESSION_REFRESH_EACH_REQUEST=False)
 
 
+def bearer(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; the scheme in any case (RFC 7235)."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 def token_matches(given: str, expected: str) -> bool:
     """Constant-time comparison of a presented token with the configured one."""
     return hmac.compare_digest(given.encode(), expected.encode())

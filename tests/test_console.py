@@ -35,6 +35,14 @@ def session_cookie(client: FlaskClient) -> str | None:
     return cookie.value if cookie else None
 
 
+@pytest.mark.parametrize("header", ["Bearer", "bearer", "BEARER"])
+def test_the_api_takes_the_bearer_scheme_in_any_case(console_app: Flask, header: str) -> None:
+    client = console_app.test_client()
+    assert client.get("/api/calls", headers={"Authorization": f"{header} {TOKEN}"}).status_code == 200
+    assert client.get("/api/calls", headers={"Authorization": f"{header} wrong"}).status_code == 403
+    assert client.get("/api/calls", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 403
+
+
 @pytest.mark.parametrize("path", ["/api/calls", "/api/calls?active=1", "/api/calls/v3:x"])
 def test_a_token_in_the_url_is_refused_even_when_it_is_right(console_app: Flask, path: str) -> None:
     joiner = "&" if "?" in path else "?"

@@ -134,6 +134,7 @@ def test_custom_reason_is_used(tmp_path: Path) -> None:
     ("rulez: []\n", "must have a `rules:` list"),
     ("rules: []\nextra: 1\n", "unknown keys ['extra']"),
     ("rules:\n  - {name: x, type: telepathy}\n", "type 'telepathy' is unknown"),
+    ("rules:\n  - {name: x, reason: y}\n", "rules[0] (x) has no `type`: give it one of"),
     ("rules:\n  - {name: x, type: [intent]}\n", "type ['intent'] is unknown"),
     ("rules:\n  - {name: x, type: {intent: 1}}\n", "type {'intent': 1} is unknown"),
     ("rules:\n  - {name: Bad Name, type: dtmf}\n", "short snake_case name"),

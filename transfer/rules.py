@@ -416,6 +416,8 @@ def load_rules(path: Path) -> RuleSet:
         if name in names:
             raise ConfigError(f"{at}: the name is used twice")
         names.add(name)
+        if kind is None:
+            raise ConfigError(f"{at} has no `type`: give it one of {', '.join(RULE_TYPES)}")
         if not isinstance(kind, str) or kind not in RULE_TYPES:
             raise ConfigError(f"{at}.type {kind!r} is unknown; choose one of {', '.join(RULE_TYPES)}")
         if not isinstance(enabled, bool):
