@@ -507,6 +507,10 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
         earlier = load_calls(against) if against is not None else None
     except (ReportError, ScenarioError, CorpusError) as exc:
         raise click.UsageError(str(exc)) from exc
+    if not inputs[0] and not inputs[1]:
+        # A mistyped folder must not look like a run that passed (a script or CI would carry on).
+        raise click.UsageError(f"no labelled files in {', '.join(str(p) for p in paths)}: give "
+                               "utterances*.yaml files, call scenarios (*.yaml), or folders holding them")
     if earlier is not None and not inputs[1]:
         raise click.UsageError("--against compares call verdicts, and PATHS hold no call scenarios")
     services = lifeline.services

@@ -107,6 +107,15 @@ def test_evaluate_refuses_a_malformed_labelled_file_by_name(app: Flask, tmp_path
     assert "utterances.yaml: entry 1" in result.output and "wants_person" in result.output
 
 
+def test_evaluate_on_a_folder_with_no_labelled_files_fails_naming_it(app: Flask, tmp_path: Path) -> None:
+    empty = tmp_path / "corpus"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a labelled file")
+    result = app.test_cli_runner().invoke(args=["evaluate", str(empty)])
+    assert result.exit_code == 2
+    assert f"no labelled files in {empty}" in result.output
+
+
 def test_evaluate_from_audio_reports_what_was_heard_and_how_sure_the_recogniser_was(
         app: Flask, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
