@@ -238,6 +238,11 @@ class Monitor:
                 closed += 1
         return closed
 
+    @property
+    def running(self) -> bool:
+        """Whether this process's background sweeps are scheduled."""
+        return self._scheduler is not None
+
     def start(self) -> None:
         """Run the sweep every interval in a background thread of this process."""
         if self._scheduler is not None:

@@ -56,7 +56,7 @@ from transfer.executor import TransferExecutor
 from transfer.rules import RuleSet, load_rules
 
 from . import cli, db_cli
-from .schema_gate import SchemaGate
+from .schema_gate import SchemaGate, SchemaWait
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,24 @@ class Lifeline:
     services: Services  # the scorer and rules every message goes through (flask evaluate reuses them)
     schema_problem: str | None = None  # one line, when the database's schema is not the code's
     streams: MediaStreams | None = None  # the media sockets' gate and watch (local engine only)
+    waiting: SchemaWait | None = None  # the background work, until the schema is current
+
+    def start_background(self) -> None:
+        """Start the call monitor (when LIFELINE_MONITOR is on) and the outputs; while the schema is
+        behind, as soon as it is current."""
+        def start() -> None:
+            if self.settings.monitor:
+                self.monitor.start()
+                log.info("monitor started: sweeping active calls every %g s", self.monitor.interval_s)
+            self.outputs.start()  # summaries, webhooks and email out: safe in every process
+
+        self.waiting = SchemaWait(self.store, self)
+        self.waiting.start(start)
 
     def close(self) -> None:
         """Stop the monitor and the outputs, finish queued commands and release connections."""
+        if self.waiting is not None:
+            self.waiting.stop()
         self.monitor.stop()
         if self.streams is not None:
             self.streams.close()

@@ -44,9 +44,7 @@ def post_worker_init(worker: Any) -> None:
     """Start the call monitor's schedule in each worker (sweeps never double-process a call)."""
     lifeline = worker.wsgi.extensions["lifeline"]
     lifeline.services.scorer.load()  # the caller's first line must not wait for the model
-    if lifeline.settings.monitor:
-        lifeline.monitor.start()
-    lifeline.outputs.start()  # summaries, webhooks and email out: safe on every worker
+    lifeline.start_background()  # the monitor (sweeps never double-process a call) and the outputs
 
 
 def child_exit(server: Any, worker: Any) -> None:

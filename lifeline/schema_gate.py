@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from flask.typing import ResponseReturnValue
@@ -49,3 +50,46 @@ class SchemaGate:
                     log.info("the database schema is current now: serving")
                     return None
         return error_response(503, f"{problem} (this server looks again every {self._recheck_s:g} s)")
+
+
+class SchemaWait:
+    """Background work (the monitor, the outputs) that starts once the schema is current.
+
+    Started while the schema is behind, that work would fail every few seconds with a traceback
+    burying the one line that says to run `flask db upgrade`; it waits quietly instead.
+    """
+
+    def __init__(self, store: SchemaCheck, holder: Holder, recheck_s: float | None = None) -> None:
+        self._store = store
+        self._holder = holder
+        self._recheck_s = RECHECK_S if recheck_s is None else recheck_s  # read late: tests shorten it
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, work: Callable[[], None]) -> None:
+        """Run `work` now if the schema is current, else in a daemon thread as soon as it is."""
+        if self._holder.schema_problem is None:
+            work()
+            return
+        log.info("the monitor and the outputs wait for the schema (checked every %g s)", self._recheck_s)
+        self._thread = threading.Thread(target=self._wait, args=(work,), name="lifeline-schema-wait",
+                                        daemon=True)
+        self._thread.start()
+
+    def _wait(self, work: Callable[[], None]) -> None:
+        while not self._stop.wait(self._recheck_s):
+            try:
+                problem = self._store.schema_problem()
+            except StoreError:
+                continue  # the database is away; the gate's 503 says so to callers
+            if problem is None:
+                self._holder.schema_problem = None  # requests pass at once, not at the gate's next look
+                log.info("the database schema is current now: the monitor and the outputs start")
+                work()
+                return
+
+    def stop(self) -> None:
+        """Stop waiting (the app is closing); work not started stays unstarted."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._recheck_s + 1)

@@ -253,12 +253,9 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
             # its parent already holds, so it is not asked.)
             _port_or_fail(str(ctx.params.get("host") or "127.0.0.1"), int(ctx.params.get("port") or 5000))
         if serving:
-            lifeline.services.scorer.load()  # the caller's first line must not wait for the model
-            lifeline.outputs.start()  # summaries, webhooks and email out, as gunicorn's workers do
-        if serving and lifeline.settings.monitor:
             # The reloader's parent process only watches files; the child serves and sweeps.
-            lifeline.monitor.start()
-            log.info("monitor started: sweeping active calls every %g s", lifeline.monitor.interval_s)
+            lifeline.services.scorer.load()  # the caller's first line must not wait for the model
+            lifeline.start_background()  # the monitor and the outputs, as gunicorn's workers do
     return app
 
 

@@ -19,7 +19,7 @@ from ivr.store import CallStatus
 from ivr.store import migrate as migrations
 from ivr.store.schema import metadata
 from ivr.store.sql import SqlStore
-from lifeline import create_app
+from lifeline import create_app, schema_gate
 from lifeline.startup import EX_CONFIG, entry_app, require_current_schema
 
 from .conftest import postgres_schema
@@ -193,6 +193,31 @@ def test_a_served_app_on_a_stale_schema_says_so_once_at_start(
                         "until then every request is answered 503"]
     finally:
         app.extensions["lifeline"].close()
+
+
+def test_the_monitor_and_outputs_wait_quietly_for_the_schema_and_start_once_it_is_upgraded(
+        app_config: dict[str, object], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(schema_gate, "RECHECK_S", 0.05)
+    app = create_app({**app_config, "LIFELINE_MONITOR": "on"})  # a fresh, empty database
+    lifeline = app.extensions["lifeline"]
+    lifeline.monitor.interval_s = 0.05
+    try:
+        with caplog.at_level(logging.INFO):
+            lifeline.start_background()
+            time.sleep(0.5)  # ten looks at the schema, and ten sweeps if the monitor had started
+            assert not lifeline.monitor.running and lifeline.outputs.worker._thread is None
+            assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+            assert app.test_cli_runner().invoke(args=["db", "upgrade"]).exit_code == 0
+            deadline = time.monotonic() + 5
+            while not lifeline.monitor.running and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert lifeline.monitor.running and lifeline.outputs.worker._thread is not None
+        assert lifeline.schema_problem is None
+        assert app.test_client().get("/healthz").status_code == 200
+        assert "the database schema is current now: the monitor and the outputs start" in caplog.text
+    finally:
+        lifeline.close()
 
 
 def test_the_monitor_command_will_not_run_on_a_stale_schema(app_config: dict[str, object]) -> None:
