@@ -128,7 +128,8 @@ def transcript_batch() -> ResponseReturnValue:
     try:
         since, until = _time_arg("since"), _time_arg("until")
     except ValueError:
-        return error_response(400, "since and until are ISO-8601 times (2026-11-30T06:00:00Z) or unix seconds")
+        return error_response(400, "since and until are ISO-8601 times (2026-11-30T06:00:00Z) "
+                                   "or unix seconds")
     limit = whole_number(request.args.get("limit", "50"))
     if limit is None or not 1 <= limit <= BATCH_MAX:
         return error_response(400, f"limit is a whole number from 1 to {BATCH_MAX}")
@@ -140,7 +141,7 @@ def transcript_batch() -> ResponseReturnValue:
     except CursorError as exc:
         return error_response(400, str(exc))
     settled_before = time.time() - outputs.settings.transcript_settle_s
-    calls, waiting = transcripts.batch(outputs.store.engine, since, until, after, limit, settled_before)
+    calls, waiting = transcripts.batch(outputs.store, since, until, after, limit, settled_before)
     body = "".join(json.dumps(transcripts.transcript(c, outputs.feed)) + "\n" for c in calls)
     response = Response(body, mimetype="application/x-ndjson")
     # Our own encoding of where the page ended, never the text the client sent (a header must not

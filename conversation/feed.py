@@ -2,78 +2,55 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, bindparam, func, select
+from ivr.store import OutputStore, StoredEvent
 
-from ivr.store import schema
-from ivr.timefmt import iso
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 KINDS = ("call.started", "message", "decision", "transfer", "listening", "call.ended", "summary.ready")
-# The queries every process runs several times a second (the poll, the summaries' look for ended
-# calls), built once so that SQLAlchemy finds their compiled form without rebuilding them.
-_LAST_ID = select(func.max(schema.feed.c.id))
-_AFTER_KIND = (select(schema.feed).where(schema.feed.c.id > bindparam("after_id"), schema.feed.c.kind == bindparam("kind"))
-               .order_by(schema.feed.c.id).limit(bindparam("limit")))
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """One feed row: its id, kind, call, time and data."""
+def output_store(source: OutputStore | Engine) -> OutputStore:
+    """The store itself; for a bare SQLAlchemy engine, the SQL store over that engine.
 
-    id: int
-    kind: str
-    call_control_id: str
-    created_at: float
-    data: dict[str, Any]
+    The wiring always passes the store. An engine is how Feed and `transcripts.batch` were given
+    their database before the store had an interface for the outputs, and some callers (tests)
+    still give one."""
+    if isinstance(source, OutputStore):
+        return source
+    from ivr.store.sql import SqlStore  # only for that older way in
 
-    def envelope(self) -> dict[str, Any]:
-        """The JSON every output sends: SSE data, webhook body, NDJSON line."""
-        return {"id": self.id, "type": self.kind, "call_control_id": self.call_control_id,
-                "at": iso(self.created_at), "data": self.data}
-
-    def body(self) -> bytes:
-        """The envelope as compact JSON bytes (what webhooks sign and send)."""
-        return json.dumps(self.envelope(), separators=(",", ":"), ensure_ascii=False).encode()
+    return SqlStore(source.url.render_as_string(hide_password=False), create_schema=False, engine=source)
 
 
 class Feed:
-    """Queries over the feed table."""
+    """Reads of the feed, in the store the outputs were given."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, store: OutputStore | Engine) -> None:
+        self._store = output_store(store)
 
     def after(self, after_id: int, call_control_id: str | None = None, limit: int = 200) -> list[StoredEvent]:
         """Events with an id above after_id (of one call, or all), oldest first."""
-        query = select(schema.feed).where(schema.feed.c.id > after_id).order_by(schema.feed.c.id).limit(limit)
-        if call_control_id is not None:
-            query = query.where(schema.feed.c.call_control_id == call_control_id)
-        return self._rows(query)
+        return self._store.feed_after(after_id, call_control_id, limit)
 
     def after_kind(self, after_id: int, kind: str, limit: int = 100) -> list[StoredEvent]:
         """Events of one kind with an id above after_id, oldest first."""
-        return self._rows(_AFTER_KIND, {"after_id": after_id, "kind": kind, "limit": limit})
+        return self._store.feed_after_kind(after_id, kind, limit)
 
     def by_ids(self, ids: Sequence[int]) -> list[StoredEvent]:
-        """The events with these ids."""
-        return self._rows(select(schema.feed).where(schema.feed.c.id.in_(list(ids))))
+        """The events with these ids, oldest first."""
+        return self._store.feed_by_ids(ids)
 
     def for_call(self, call_control_id: str, kinds: Sequence[str] | None = None) -> list[StoredEvent]:
         """Every event of one call (optionally of some kinds), oldest first."""
-        query = select(schema.feed).where(schema.feed.c.call_control_id == call_control_id)
-        if kinds:
-            query = query.where(schema.feed.c.kind.in_(list(kinds)))
-        return self._rows(query.order_by(schema.feed.c.id))
+        return self._store.feed_for_call(call_control_id, kinds)
 
     def last_id(self) -> int:
         """The newest event's id (0 when the feed is empty)."""
-        with self._engine.connect() as conn:
-            return int(conn.execute(_LAST_ID).scalar() or 0)
+        return self._store.feed_last_id()
 
-    def _rows(self, query: Any, parameters: dict[str, Any] | None = None) -> list[StoredEvent]:
-        with self._engine.connect() as conn:
-            return [StoredEvent(r["id"], r["kind"], r["call_control_id"], r["created_at"],
-                                json.loads(r["data"])) for r in conn.execute(query, parameters).mappings()]
+
+__all__ = ["KINDS", "Feed", "StoredEvent", "output_store"]

@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from calls.services import Services
 from calls.unit import UnitOfWork
 from ivr.errors import StoreError
-from ivr.store.sql import FEED_CHANNEL, SqlStore
+from ivr.store import OutputStore
 from ivr.telnyx_api import TelnyxCommands
 
 from .dialout import DialOut
@@ -28,12 +28,24 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05
 
 
+def feed_listener(store: OutputStore, hub: FeedHub) -> PgListener | StorePoller | None:
+    """What wakes this process's feed readers for other processes' events, as the store's backend says."""
+    # PostgreSQL NOTIFYs each commit to the feed, SQLite is polled, and a store only this process
+    # uses (memory) needs neither: its own writes wake the hub (UnitOfWork's on_published).
+    notices = store.feed_notices()
+    if notices.listen_url is not None and notices.channel is not None:
+        return PgListener(notices.listen_url, notices.channel, hub)
+    if notices.poll:
+        return StorePoller(store.feed_last_id, hub, POLL_S)
+    return None
+
+
 @dataclass
 class Outputs:
     """Feed, wake-ups, pause, summaries, webhooks, dial-out and the worker (extensions["conversation"])."""
 
     settings: OutputSettings
-    store: SqlStore
+    store: OutputStore
     hub: FeedHub
     feed: Feed
     control: ListeningControl
@@ -44,24 +56,19 @@ class Outputs:
     listener: PgListener | StorePoller | None = field(default=None)
 
     @classmethod
-    def build(cls, settings: OutputSettings, store: SqlStore, hub: FeedHub, units: UnitOfWork,
+    def build(cls, settings: OutputSettings, store: OutputStore, hub: FeedHub, units: UnitOfWork,
               services: Services, telnyx: TelnyxCommands | None) -> Outputs:
         """Wire the outputs over one store; nothing starts until start() or a feed client.
 
         Without Telnyx (`telnyx` None) dial-out answers that it needs Telnyx."""
-        feed = Feed(store.engine)
+        feed = Feed(store)
         summaries = Summaries(store, feed, settings)
         webhooks = WebhookDelivery(store, feed, settings)
-        listener: PgListener | StorePoller
-        if store.url.startswith("postgresql"):
-            listener = PgListener(store.url, FEED_CHANNEL, hub)
-        else:
-            listener = StorePoller(feed.last_id, hub, POLL_S)
         return cls(settings=settings, store=store, hub=hub, feed=feed,
                    control=ListeningControl(units, services), summaries=summaries, webhooks=webhooks,
                    worker=OutputsWorker(hub, summaries, webhooks, settings),
                    dialout=DialOut(telnyx, units, settings.dial_from, services.engine),
-                   listener=listener)
+                   listener=feed_listener(store, hub))
 
     def subscribed(self) -> None:
         """A feed client arrived: hear other processes' events from now on (NOTIFY, or the poller)."""

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, and_, or_, select
-
-from ivr.store import CallRecord, schema
+from ivr.store import CallRecord, OutputStore
 from ivr.timefmt import iso, iso_or_none
 
-from .feed import Feed
+from .feed import Feed, output_store
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def transcript(call: CallRecord, feed: Feed) -> dict[str, Any]:
@@ -57,26 +58,18 @@ def _clock(seconds: float | None, sep: str = ".", hours: bool = True) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def batch(engine: Engine, since: float | None, until: float | None, after: tuple[float, str] | None,
-          limit: int, settled_before: float) -> tuple[list[CallRecord], bool]:
+def batch(store: OutputStore | Engine, since: float | None, until: float | None,
+          after: tuple[float, str] | None, limit: int,
+          settled_before: float) -> tuple[list[CallRecord], bool]:
     """Calls that started in [since, until) and ended before `settled_before`, in (start time, id)
     order, after the cursor, and whether the page stopped short at a call not yet settled.
 
     A page never passes a call still in progress, or one that ended too recently: words still
     being transcribed at the hang-up arrive after it, and a client that moved past the call would
     never come back for them. The wait also covers a call whose first write has not committed yet
-    (on another instance) while later calls are read."""
-    c = schema.calls.c
-    query = select(schema.calls).order_by(c.created_at, c.call_control_id).limit(limit)
-    if since is not None:
-        query = query.where(c.created_at >= since)
-    if until is not None:
-        query = query.where(c.created_at < until)
-    if after is not None:
-        query = query.where(or_(c.created_at > after[0],
-                                and_(c.created_at == after[0], c.call_control_id > after[1])))
-    with engine.connect() as conn:
-        rows = [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
+    (on another instance) while later calls are read. A bare engine stands for the SQL store over
+    it (`output_store`)."""
+    rows = output_store(store).calls_by_start(since, until, after, limit)
     for n, call in enumerate(rows):
         if call.is_active or (call.ended_at is not None and call.ended_at >= settled_before):
             return rows[:n], True

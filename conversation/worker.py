@@ -6,7 +6,6 @@ summaries are made with an insert that only one wins, deliveries and emails are 
 
 from __future__ import annotations
 
-import json
 import logging
 import smtplib
 import time
@@ -102,16 +101,15 @@ class OutputsWorker(BackgroundLoop):
         smtp = self._settings.smtp
         if smtp is None:
             return 0
-        for row in self._summaries.claim_emails():
-            to = row["email_to"].split(",")
-            message = email_out.render(json.loads(row["body"]), self._settings.summary_from, to)
+        for due in self._summaries.claim_emails():
+            message = email_out.render(due.body, self._settings.summary_from, list(due.email_to))
             try:
                 email_out.send(smtp, message)
                 error = None
                 sent += 1
             except (smtplib.SMTPException, OSError) as exc:
                 error = f"{exc.__class__.__name__}: {exc}"
-                log.warning("summary email for %s failed (attempt %d): %s", row["call_control_id"],
-                            row["email_attempts"] + 1, error)
-            self._summaries.email_done(row["call_control_id"], row["email_attempts"], error)
+                log.warning("summary email for %s failed (attempt %d): %s", due.call_control_id,
+                            due.email_attempts + 1, error)
+            self._summaries.email_done(due.call_control_id, due.email_attempts, error)
         return sent

@@ -1,10 +1,22 @@
-"""Durable call state: calls, webhook events, claims, transfers, the command outbox, messages.
+"""Durable call state: calls, webhook events, claims, transfers, the command outbox, messages;
+and the conversation outputs' (feed reads, summaries, webhook deliveries).
 
-The records and the interface load nothing heavy; the backends are imported from their own
+The records and the interfaces load nothing heavy; the backends are imported from their own
 modules (`ivr.store.sql`, `ivr.store.memory`) by whoever builds one.
 """
 
 from .base import CallStore, StoreTx
+from .outputs import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryOutcome,
+    DeliveryStatus,
+    EmailStatus,
+    FeedNotices,
+    OutputStore,
+    StoredEvent,
+    Summary,
+)
 from .records import (
     OUTCOMES,
     CallPage,
@@ -21,5 +33,7 @@ from .records import (
     TransferStatus,
 )
 
-__all__ = ["OUTCOMES", "CallPage", "CallQuery", "CallRecord", "CallStatus", "CallStore", "Command", "CommandStatus",
-           "FeedEvent", "Message", "OutboxEntry", "StoreFigures", "StoreTx", "TransferRecord", "TransferStatus"]
+__all__ = ["OUTCOMES", "CallPage", "CallQuery", "CallRecord", "CallStatus", "CallStore", "Command",
+           "CommandStatus", "Delivery", "DeliveryAttempt", "DeliveryOutcome", "DeliveryStatus", "EmailStatus",
+           "FeedEvent", "FeedNotices", "Message", "OutboxEntry", "OutputStore", "StoreFigures", "StoreTx",
+           "StoredEvent", "Summary", "TransferRecord", "TransferStatus"]

@@ -1,4 +1,4 @@
-"""An in-memory call store: the same contract as SQL, no I/O (fast tests of the call flow).
+"""An in-memory call store (with the outputs'): the same contract as SQL, no I/O (fast tests).
 
 One lock makes every unit of work serial; a unit that raises is rolled back to the copy taken
 when it began. It keeps nothing across restarts and serves one process only.
@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .base import CallStore, StoreTx, ascii_lower
+from .base import StoreTx, ascii_lower
+from .memory_outputs import MemoryOutputs, OutputTables
+from .outputs import StoredEvent
 from .records import (
     CallPage,
     CallQuery,
@@ -44,8 +46,9 @@ class _Tables:
     commands: dict[str, OutboxEntry] = field(default_factory=dict)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
-    feed: list[FeedEvent] = field(default_factory=list)  # commit order: units of work are serial
+    feed: list[StoredEvent] = field(default_factory=list)  # commit order: units of work are serial
     revoked_sessions: dict[str, float] = field(default_factory=dict)
+    outputs: OutputTables = field(default_factory=OutputTables)
 
 
 class MemoryStoreTx(StoreTx):
@@ -162,11 +165,13 @@ class MemoryStoreTx(StoreTx):
         return [replace(c) for c in sorted(idle, key=lambda c: (c.checked_at or 0.0, c.updated_at))[:limit]]
 
     def add_feed(self, events: Sequence[FeedEvent]) -> None:
-        self._t.feed.extend(FeedEvent(e.kind, e.call_control_id, copy.deepcopy(e.data)) for e in events)
+        now, last = time.time(), self._t.feed[-1].id if self._t.feed else 0
+        self._t.feed.extend(StoredEvent(last + n, e.kind, e.call_control_id, now, copy.deepcopy(e.data))
+                            for n, e in enumerate(events, 1))
 
 
-class MemoryStore(CallStore):
-    """CallStore in this process's memory."""
+class MemoryStore(MemoryOutputs):
+    """CallStore and OutputStore in this process's memory."""
 
     def __init__(self) -> None:
         self._tables = _Tables()
@@ -238,16 +243,24 @@ class MemoryStore(CallStore):
                     needle in text for text in said.get(call.call_control_id, []))
 
             found = sorted((replace(c) for c in tables.calls.values() if matches(c)),
-                           key=lambda c: (c.created_at, c.call_control_id), reverse=True)
+                           key=_start_key, reverse=True)
         total = len(found)
         if query.before is not None:
-            found = [c for c in found if (c.created_at, c.call_control_id) < query.before]
+            found = [c for c in found if _start_key(c) < query.before]
         start = max(query.offset, 0)
         chosen = found[start:start + max(query.limit, 0)]
         return CallPage(calls=chosen, total=total,
                         rules={c.call_control_id: rules[c.call_control_id] for c in chosen
                                if c.call_control_id in rules},
                         more=len(found) > start + len(chosen))
+
+    def calls_by_start(self, since: float | None, until: float | None, after: tuple[float, str] | None,
+                       limit: int) -> list[CallRecord]:
+        with self._lock:
+            found = [replace(c) for c in self._tables.calls.values()
+                     if (since is None or c.created_at >= since) and (until is None or c.created_at < until)
+                     and (after is None or _start_key(c) > after)]
+        return sorted(found, key=_start_key)[:max(limit, 0)]
 
     def transfers(self, call_control_id: str) -> list[TransferRecord]:
         with self._lock:
@@ -335,6 +348,11 @@ class MemoryStore(CallStore):
 
     def close(self) -> None:
         return None
+
+
+def _start_key(call: CallRecord) -> tuple[float, str]:
+    """The order calls are paged in, by start time and then id (the keyset of search and batches)."""
+    return call.created_at, call.call_control_id
 
 
 def _count(keys: Iterable[str]) -> dict[str, int]:

@@ -14,6 +14,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     and_,
@@ -38,8 +39,9 @@ from ..errors import StoreError
 from ..events import storable_id
 from ..sanitize import clean_text, finite_or_none
 from . import schema
-from .base import CallStore, StoreTx, ascii_lower
+from .base import StoreTx, ascii_lower
 from .migrate import WRITE_OPTION, schema_problem, upgrade
+from .outputs import FeedNotices
 from .records import (
     CallPage,
     CallQuery,
@@ -53,6 +55,7 @@ from .records import (
     StoreFigures,
     TransferRecord,
 )
+from .sql_outputs import SqlOutputs
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -106,7 +109,7 @@ class SqlStoreTx(StoreTx):
 
     @property
     def connection(self) -> Connection:
-        """The transaction's connection, for modules with tables of their own (the outputs)."""
+        """The transaction's connection (the outputs' queries, in sql_outputs, run on it too)."""
         return self._conn
 
     def _insert_ignore(self, table: Any, values: dict[str, Any]) -> bool:
@@ -245,16 +248,17 @@ class SqlStoreTx(StoreTx):
             self._conn.execute(select(func.pg_notify(FEED_CHANNEL, "")))
 
 
-class SqlStore(CallStore):
-    """CallStore on SQLAlchemy; the URL's scheme picks SQLite or PostgreSQL."""
+class SqlStore(SqlOutputs):
+    """CallStore and OutputStore on SQLAlchemy; the URL's scheme picks SQLite or PostgreSQL."""
 
     def __init__(self, url: str, *, create_schema: bool = True, schema_name: str | None = None,
-                 sqlite_synchronous: str = "NORMAL") -> None:
+                 sqlite_synchronous: str = "NORMAL", engine: Engine | None = None) -> None:
         """Connect; with create_schema, bring the schema to the code's revision (`flask db upgrade`).
 
-        `sqlite_synchronous` (LIFELINE_SQLITE_SYNCHRONOUS): NORMAL or FULL, see `_make_engine`."""
+        `sqlite_synchronous` (LIFELINE_SQLITE_SYNCHRONOUS): NORMAL or FULL, see `_make_engine`.
+        `engine`: one already made for this URL (by another SqlStore) to share instead of making one."""
         self.url = url
-        self.engine = _make_engine(url, schema_name, sqlite_synchronous)
+        self.engine = engine if engine is not None else _make_engine(url, schema_name, sqlite_synchronous)
         # SQLite has one writer at a time; queueing writers here wakes the next one at once,
         # where SQLite's own busy handler would poll with sleeps of up to 100 ms: a thread lock
         # within the process, and a file lock between processes (gunicorn's workers).
@@ -295,18 +299,20 @@ class SqlStore(CallStore):
                                                  schema.commands.c)
         with self.engine.connect() as conn:
             def counts(key: Any, *where: Any) -> dict[str, int]:
-                return {str(k): n for k, n in conn.execute(select(key, func.count()).where(*where).group_by(key))}
+                grouped = select(key, func.count()).where(*where).group_by(key)
+                return {str(k): n for k, n in conn.execute(grouped)}
 
             pending, oldest = conn.execute(select(func.count(), func.min(commands.created_at))
                                            .where(commands.status == CommandStatus.PENDING)).one()
             return StoreFigures(
                 live_by_state=counts(calls.status, calls.status != CallStatus.ENDED),
-                ended_by_outcome=counts(func.coalesce(calls.outcome, "unknown"), calls.status == CallStatus.ENDED),
+                ended_by_outcome=counts(func.coalesce(calls.outcome, "unknown"),
+                                        calls.status == CallStatus.ENDED),
                 decisions_by_rule=counts(decisions.rule),
                 transfers_by_status=counts(transfers.status),
                 pending_commands=int(pending), oldest_pending_at=oldest,
-                rejected_commands=int(conn.execute(select(func.count())
-                                                   .where(commands.status == CommandStatus.REJECTED)).scalar() or 0))
+                rejected_commands=int(conn.execute(select(func.count()).where(
+                    commands.status == CommandStatus.REJECTED)).scalar() or 0))
 
     def ping(self) -> None:
         try:
@@ -390,8 +396,7 @@ class SqlStore(CallStore):
                                      (calls.from_number, calls.to_number, calls.call_control_id))))
         after = list(where)
         if query.before is not None:
-            at, ccid = query.before
-            after.append(or_(calls.created_at < at, and_(calls.created_at == at, calls.call_control_id < ccid)))
+            after.append(_past(query.before, newest_first=True))
         limit = max(query.limit, 0)
         page = (select(schema.calls).where(*after)
                 .order_by(calls.created_at.desc(), calls.call_control_id.desc())
@@ -408,6 +413,24 @@ class SqlStore(CallStore):
                                         .where(decisions.call_control_id.in_(ids)).order_by(decisions.id)):
                     rules.setdefault(row[0], row[1])
         return CallPage(calls=found, total=total, rules=rules, more=more)
+
+    def calls_by_start(self, since: float | None, until: float | None, after: tuple[float, str] | None,
+                       limit: int) -> list[CallRecord]:
+        c = schema.calls.c
+        query = select(schema.calls).order_by(c.created_at, c.call_control_id).limit(limit)
+        if since is not None:
+            query = query.where(c.created_at >= since)
+        if until is not None:
+            query = query.where(c.created_at < until)
+        if after is not None:
+            query = query.where(_past(after, newest_first=False))
+        with self.engine.connect() as conn:
+            return [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
+
+    def feed_notices(self) -> FeedNotices:
+        if self.engine.dialect.name == "postgresql":
+            return FeedNotices(listen_url=self.url, channel=FEED_CHANNEL)  # add_feed NOTIFYs it
+        return FeedNotices(poll=True)
 
     def transfers(self, call_control_id: str) -> list[TransferRecord]:
         with self.engine.connect() as conn:
@@ -587,8 +610,21 @@ def _make_engine(url: str, schema_name: str | None, sqlite_synchronous: str = "N
                          connect_args=connect_args)
 
 
+def _past(cursor: tuple[float, str], newest_first: bool) -> ColumnElement[bool]:
+    """Calls after the (created_at, call_control_id) cursor in that order, or before it when newest first.
+
+    The id breaks ties in start time, so calls that started at the same instant are neither
+    skipped nor repeated from one page to the next."""
+    c = schema.calls.c
+    at, ccid = cursor
+    if newest_first:
+        return or_(c.created_at < at, and_(c.created_at == at, c.call_control_id < ccid))
+    return or_(c.created_at > at, and_(c.created_at == at, c.call_control_id > ccid))
+
+
 def _transfers(conn: Connection, call_control_id: str) -> list[TransferRecord]:
-    return [TransferRecord(**dict(r)) for r in conn.execute(_TRANSFERS, {"by_id": call_control_id}).mappings()]
+    rows = conn.execute(_TRANSFERS, {"by_id": call_control_id}).mappings()
+    return [TransferRecord(**dict(r)) for r in rows]
 
 
 def _outbox_entry(row: dict[str, Any]) -> OutboxEntry:

@@ -1,0 +1,79 @@
+"""The outputs over the store interface alone: they run on the memory store as on SQL, and the
+feed's wake-up across processes follows the backend."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from conversation.feed import Feed
+from conversation.hub import FeedHub, PgListener, StorePoller
+from conversation.outputs import feed_listener
+from conversation.settings import OutputSettings
+from conversation.summaries import Summaries
+from conversation.webhooks_out import WebhookDelivery, verify
+from ivr.store import CallRecord, CallStatus, FeedEvent
+from ivr.store.memory import MemoryStore
+from ivr.store.sql import FEED_CHANNEL, SqlStore
+
+from .conftest import wait_until
+from .test_conversation_out import SECRET, Receiver
+
+
+def test_the_feed_wakeup_is_notify_on_postgresql_polling_on_sqlite_and_none_in_memory(
+        tmp_path: Path) -> None:
+    hub = FeedHub()
+    assert feed_listener(MemoryStore(), hub) is None  # one process: its own writes wake its readers
+    sqlite = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
+    # Not connected: the choice is the engine's dialect, not a look at the URL's text.
+    postgres = SqlStore("postgresql+psycopg://lifeline@127.0.0.1:9/none", create_schema=False)
+    try:
+        assert isinstance(feed_listener(sqlite, hub), StorePoller)
+        assert isinstance(feed_listener(postgres, hub), PgListener)
+        assert postgres.feed_notices().channel == FEED_CHANNEL
+    finally:
+        sqlite.close()
+        postgres.close()
+
+
+def _ended_call(store: MemoryStore, ccid: str) -> None:
+    now = time.time()
+    with store.unit() as tx:
+        tx.insert_call(CallRecord(call_control_id=ccid, call_session_id=None, call_leg_id=None,
+                                  from_number="+15551230001", to_number="+15550100000",
+                                  status=CallStatus.ENDED, created_at=now - 30, updated_at=now, ended_at=now,
+                                  outcome="completed"))
+        said = {"party": "caller", "text": "I need a refund please", "score": -0.2, "end": 3.0}
+        tx.add_feed([FeedEvent("call.started", ccid, {}), FeedEvent("message", ccid, said),
+                     FeedEvent("call.ended", ccid, {"outcome": "completed"})])
+
+
+def test_a_summary_is_made_once_per_ended_call_on_the_memory_store() -> None:
+    store = MemoryStore()
+    _ended_call(store, "v3:a")
+    summaries = Summaries(store, Feed(store), OutputSettings())
+    assert summaries.make_due() == 1 and summaries.make_due() == 0 and summaries.make("v3:a") == 0
+    made = summaries.get("v3:a")
+    assert made is not None and made["summary"]["outcome"] == "completed" and made["email"] is None
+    assert [e.kind for e in store.feed_for_call("v3:a")][-1] == "summary.ready"
+
+
+def test_the_feed_goes_out_to_a_receiver_in_order_from_the_memory_store() -> None:
+    store = MemoryStore()
+    hook = Receiver(failures=1)
+    webhooks = WebhookDelivery(store, Feed(store), OutputSettings(
+        event_webhooks=(hook.url,), event_secret=SECRET, retry_base_s=0.05))
+    try:
+        assert webhooks.materialise() == 0  # a new receiver starts from now
+        _ended_call(store, "v3:a")
+        assert webhooks.materialise() == 3
+        assert wait_until(lambda: webhooks.send_due() == 0 and len(hook.accepted) == 3, 5)
+        sent = [json.loads(a["body"]) for a in hook.accepted]
+        assert [s["type"] for s in sent] == ["call.started", "message", "call.ended"]
+        assert [s["id"] for s in sent] == [e.id for e in store.feed_for_call("v3:a")]
+        assert all(verify(SECRET, a["headers"]["Lifeline-Signature"], a["body"]) for a in hook.accepted)
+        assert [a["http_status"] for a in webhooks.attempts()] == [500, 200, 200, 200]
+    finally:
+        webhooks.close()
+        hook.server.stop()
