@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
 
 from ivr.store import OutputStore, StoredEvent
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
 KINDS = ("call.started", "message", "decision", "transfer", "listening", "call.ended", "summary.ready")
-
-
-def output_store(source: OutputStore | Engine) -> OutputStore:
-    """The store itself; for a bare SQLAlchemy engine, the SQL store over that engine.
-
-    The wiring always passes the store. An engine is how Feed and `transcripts.batch` were given
-    their database before the store had an interface for the outputs, and some callers (tests)
-    still give one."""
-    if isinstance(source, OutputStore):
-        return source
-    from ivr.store.sql import SqlStore  # only for that older way in
-
-    return SqlStore(source.url.render_as_string(hide_password=False), create_schema=False, engine=source)
 
 
 class Feed:
     """Reads of the feed, in the store the outputs were given."""
 
-    def __init__(self, store: OutputStore | Engine) -> None:
-        self._store = output_store(store)
+    def __init__(self, store: OutputStore) -> None:
+        self._store = store
 
     def after(self, after_id: int, call_control_id: str | None = None, limit: int = 200) -> list[StoredEvent]:
         """Events with an id above after_id (of one call, or all), oldest first."""
@@ -53,4 +37,4 @@ class Feed:
         return self._store.feed_last_id()
 
 
-__all__ = ["KINDS", "Feed", "StoredEvent", "output_store"]
+__all__ = ["KINDS", "Feed", "StoredEvent"]

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ivr.store import CallRecord, OutputStore
 from ivr.timefmt import iso, iso_or_none
 
-from .feed import Feed, output_store
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
+from .feed import Feed
 
 
 def transcript(call: CallRecord, feed: Feed) -> dict[str, Any]:
@@ -58,7 +55,7 @@ def _clock(seconds: float | None, sep: str = ".", hours: bool = True) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def batch(store: OutputStore | Engine, since: float | None, until: float | None,
+def batch(store: OutputStore, since: float | None, until: float | None,
           after: tuple[float, str] | None, limit: int,
           settled_before: float) -> tuple[list[CallRecord], bool]:
     """Calls that started in [since, until) and ended before `settled_before`, in (start time, id)
@@ -67,9 +64,8 @@ def batch(store: OutputStore | Engine, since: float | None, until: float | None,
     A page never passes a call still in progress, or one that ended too recently: words still
     being transcribed at the hang-up arrive after it, and a client that moved past the call would
     never come back for them. The wait also covers a call whose first write has not committed yet
-    (on another instance) while later calls are read. A bare engine stands for the SQL store over
-    it (`output_store`)."""
-    rows = output_store(store).calls_by_start(since, until, after, limit)
+    (on another instance) while later calls are read."""
+    rows = store.calls_by_start(since, until, after, limit)
     for n, call in enumerate(rows):
         if call.is_active or (call.ended_at is not None and call.ended_at >= settled_before):
             return rows[:n], True

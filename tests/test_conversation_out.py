@@ -130,10 +130,10 @@ def test_a_call_that_ended_moments_ago_waits_for_its_last_words_before_a_batch_h
     leg = start_call(live)
     hear(live, leg, "Goodbye then.")
     end_call(live, leg)
-    engine = live.app.extensions["lifeline"].store.engine  # type: ignore[union-attr]
+    store = live.app.extensions["lifeline"].store  # type: ignore[union-attr]
     since = time.time() - 600
-    assert transcripts.batch(engine, since, None, None, 10, settled_before=time.time() - 60) == ([], True)
-    settled, waiting = transcripts.batch(engine, since, None, None, 10, settled_before=time.time())
+    assert transcripts.batch(store, since, None, None, 10, settled_before=time.time() - 60) == ([], True)
+    settled, waiting = transcripts.batch(store, since, None, None, 10, settled_before=time.time())
     assert [c.call_control_id for c in settled] == [leg.call_control_id] and not waiting
 
 
@@ -544,7 +544,7 @@ def test_only_configured_receivers_are_sent_to_and_a_removed_ones_rows_wait(tmp_
     kept, removed = Receiver(failures=0), Receiver(failures=0)
     webhooks = None
     try:
-        webhooks = WebhookDelivery(store, Feed(store.engine), OutputSettings(
+        webhooks = WebhookDelivery(store, Feed(store), OutputSettings(
             event_webhooks=(kept.url,), event_secret=SECRET, retry_base_s=0.05))
         assert webhooks.materialise() == 0  # a new receiver starts from now
         now = time.time()
@@ -595,7 +595,7 @@ def test_a_chain_sent_in_one_round_fits_in_its_lease_and_the_rest_follow_in_orde
     hook = Receiver(failures=0)
     # Each send may take up to three times the timeout (connect, send, read): a ninth of the lease
     # allows two sends per round.
-    webhooks = WebhookDelivery(store, Feed(store.engine), OutputSettings(
+    webhooks = WebhookDelivery(store, Feed(store), OutputSettings(
         event_webhooks=(hook.url,), event_secret=SECRET, webhook_timeout_s=LEASE_S / 9))
     try:
         webhooks.materialise()

@@ -252,13 +252,12 @@ class SqlStore(SqlOutputs):
     """CallStore and OutputStore on SQLAlchemy; the URL's scheme picks SQLite or PostgreSQL."""
 
     def __init__(self, url: str, *, create_schema: bool = True, schema_name: str | None = None,
-                 sqlite_synchronous: str = "NORMAL", engine: Engine | None = None) -> None:
+                 sqlite_synchronous: str = "NORMAL") -> None:
         """Connect; with create_schema, bring the schema to the code's revision (`flask db upgrade`).
 
-        `sqlite_synchronous` (LIFELINE_SQLITE_SYNCHRONOUS): NORMAL or FULL, see `_make_engine`.
-        `engine`: one already made for this URL (by another SqlStore) to share instead of making one."""
+        `sqlite_synchronous` (LIFELINE_SQLITE_SYNCHRONOUS): NORMAL or FULL, see `_make_engine`."""
         self.url = url
-        self.engine = engine if engine is not None else _make_engine(url, schema_name, sqlite_synchronous)
+        self.engine = _make_engine(url, schema_name, sqlite_synchronous)
         # SQLite has one writer at a time; queueing writers here wakes the next one at once,
         # where SQLite's own busy handler would poll with sleeps of up to 100 ms: a thread lock
         # within the process, and a file lock between processes (gunicorn's workers).
