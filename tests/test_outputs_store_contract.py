@@ -398,6 +398,21 @@ def test_requeued_events_go_again_as_new_to_each_receiver(store: OutputStore) ->
     assert store.requeue_deliveries(until + 3600, None, [URL], now) == 0
 
 
+def test_events_a_replay_queued_past_the_cursor_are_not_queued_again_and_the_rest_are(
+        store: OutputStore) -> None:
+    queued(store, ("message", "v3:old"))
+    time.sleep(0.02)
+    since = time.time()
+    feed(store, ("message", "v3:a"), ("message", "v3:b"))  # stored, not yet queued (the cursor is behind)
+    now = time.time()
+    assert store.requeue_deliveries(since, None, [URL], now) == 2  # `flask events redeliver` first
+    feed(store, ("message", "v3:c"))
+    assert store.queue_deliveries(URL, now) == 1  # only v3:c is new; the replayed two stay as they are
+    assert [d.call_control_id for d in store.deliveries(URL)] == ["v3:old", "v3:a", "v3:b", "v3:c"]
+    feed(store, ("message", "v3:d"))
+    assert store.queue_deliveries(URL, now) == 1  # the cursor moved past the replayed ones
+
+
 def test_delivery_attempts_are_listed_oldest_first_for_one_receiver_or_all(store: OutputStore) -> None:
     [mine] = queued(store, ("message", "v3:a"))
     [theirs] = queued(store, ("message", "v3:b"), url=OTHER)
@@ -445,3 +460,4 @@ def test_a_call_read_for_a_batch_and_changed_is_unchanged_in_the_store(store: Ou
     [call] = store.calls_by_start(None, None, None, 1)
     call.status = CallStatus.MENU
     assert store.calls_by_start(None, None, None, 1)[0].status == CallStatus.ENDED
+

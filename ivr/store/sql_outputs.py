@@ -172,11 +172,18 @@ class SqlOutputs(OutputStore):
                                 .where(_feed.id > cursor).order_by(_feed.id).limit(limit)).all()
             if not rows:
                 return 0
-            conn.execute(schema.deliveries.insert(), [
-                {"feed_id": r[0], "url": url, "call_control_id": r[1], "status": DeliveryStatus.PENDING,
-                 "attempts": 0, "next_at": now, "created_at": now} for r in rows])
+            # A replay (`flask events redeliver`) may have queued an event past the cursor already:
+            # it is not queued twice (the unique index would refuse the whole batch, every round).
+            queued = set(conn.execute(select(_deliveries.feed_id).where(
+                _deliveries.url == url, _deliveries.feed_id > cursor,
+                _deliveries.feed_id <= rows[-1][0])).scalars())
+            fresh = [r for r in rows if r[0] not in queued]
+            if fresh:
+                conn.execute(schema.deliveries.insert(), [
+                    {"feed_id": r[0], "url": url, "call_control_id": r[1], "status": DeliveryStatus.PENDING,
+                     "attempts": 0, "next_at": now, "created_at": now} for r in fresh])
             conn.execute(update(schema.delivery_cursors).where(c.url == url).values(feed_id=rows[-1][0]))
-            return len(rows)
+            return len(fresh)
 
     def due_deliveries(self, urls: Collection[str], now: float, limit: int = 512) -> list[Delivery]:
         d = _deliveries
