@@ -220,7 +220,7 @@ def _node(name: str, body: object, problems: list[str]) -> MenuNode:
         problems.append(f"{where} must be a mapping with `prompt` and `options`")
         return MenuNode(name, "", {})
     for key in sorted(set(map(str, body)) - _MENU_KEYS):
-        problems.append(f"{where}: unknown key `{key}`; {_menu_key_hint(key)}")
+        problems.append(f"{where}.{key} is not a menu key: {_menu_key_hint(key)}")
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         problems.append(f"{where}.prompt must be a non-empty text")

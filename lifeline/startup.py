@@ -39,9 +39,11 @@ from .factory import create_app, load_env_file, menu_and_rules_warnings, registe
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
-EMULATOR_HINT = ("this command runs against the built-in Telnyx emulator and needs only its "
-                 "placeholder settings: add --env-file examples/emulator.env, e.g. "
+EMULATOR_HINT = ("this development command needs no real account, only the emulator's placeholder "
+                 "settings: add --env-file examples/emulator.env, e.g. "
                  "`flask --env-file examples/emulator.env simulate examples/calls/*.yaml`")
+# The problems that placeholder settings solve: a provider's credentials are missing.
+_NO_PROVIDER = re.compile(r"^(?:TELNYX_API_KEY|TELNYX_PUBLIC_KEY|neither Telnyx nor Twilio)\b")
 Extend = Callable[[Flask], None]
 log = logging.getLogger(__name__)
 
@@ -311,7 +313,9 @@ def guard(command: click.Command, build: Callable[[], Flask], dev: bool = False,
         try:
             app = build()
         except LifelineError as exc:
-            fail(exc, extra=[EMULATOR_HINT] if dev else [])
+            # The hint only where the emulator's env file is the fix, not for a broken rules file.
+            hint = dev and any(_NO_PROVIDER.match(line) for line in str(exc).splitlines())
+            fail(exc, extra=[EMULATOR_HINT] if hint else [])
         lifeline = app.extensions["lifeline"]
         settings = lifeline.settings
         if not dev:

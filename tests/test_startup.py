@@ -72,6 +72,10 @@ CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
     "simulate_fresh": (["flask", "--app", str(ROOT / "app.py"), "--env-file",
                         str(ROOT / "examples/emulator.env"), "simulate", "--speed", "20", "--quiet",
                         str(ROOT / "examples/calls/01-calm-balance.yaml")], {}, {}),
+    "simulate_bad_rules": (["flask", "--app", str(ROOT / "app.py"), "--env-file",
+                            str(ROOT / "examples/emulator.env"), "simulate",
+                            str(ROOT / "examples/calls/01-calm-balance.yaml")],
+                           {"LIFELINE_RULES": "rules.yaml"}, {"rules.yaml": BAD_RULES}),
     "db_upgrade_fresh": (["flask", "--app", str(ROOT / "app.py"), "db", "upgrade"], GOOD, {}),
     "dial_fresh": (["flask", "--app", str(ROOT / "app.py"), "dial", "+15557770000"],
                    {**GOOD, "LIFELINE_DIAL_FROM": "+15550100000",
@@ -142,6 +146,15 @@ def test_simulate_without_settings_says_to_use_the_emulator_env_file(runs: dict[
     assert all(line.startswith(("error: ", "warning: ")) for line in run.lines), run.lines
     assert any("--env-file examples/emulator.env" in line for line in run.lines)
     assert any(line.startswith("error: neither Telnyx nor Twilio is configured") for line in run.lines)
+
+
+def test_a_development_command_with_the_emulator_env_and_a_broken_file_names_only_the_file(
+        runs: dict[str, Run]) -> None:
+    run = runs["simulate_bad_rules"]
+    assert run.code == EX_CONFIG
+    _clean(run)
+    assert len(run.lines) == 1 and "rules.yaml" in run.lines[0], run.lines
+    assert "--env-file" not in run.out + run.err  # it was given; the rules file is what to fix
 
 
 def test_a_command_that_makes_its_own_database_says_nothing_of_the_configured_ones_schema(
