@@ -101,11 +101,13 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
             call_log.add({"t_ms": start, "kind": "caller", "type": "say", "index": index,
                           "text": turn.value, "end_ms": say.end_ms})
         elif turn.kind == "agent_says":
-            start = call_log.t_ms()
             if not _wait_bridged(emulator, leg):
                 result.problems.append(f"turn {number}: no agent was on the line to say {turn.value!r}")
                 continue
             time.sleep(emulator.scaled(AGENT_PICKUP_S))  # an agent says hello a moment after picking up
+            # Stamped when the agent starts talking: the turn may have waited for the dial and the
+            # bridge, and the timeline must show the words after them.
+            start = call_log.t_ms()
             audio = load_pcmu(turn.audio) if turn.audio is not None and leg.streamer else None
             emulator.agent_says(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S), audio)
             call_log.add({"t_ms": start, "kind": "agent", "type": "agent_says", "text": turn.value,

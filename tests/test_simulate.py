@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from simulator.report import call_json, print_call
 from simulator.runner import Simulation
 from simulator.scenario import ScenarioError, load_scenario
 
@@ -170,3 +171,23 @@ def test_a_simulation_never_sends_to_real_outputs_named_only_in_the_environment(
     with Simulation(explicit, speed=20) as sim:  # what the caller passes is kept
         assert sim.app is not None
         assert sim.app.extensions["lifeline"].outputs.settings.event_webhooks == ("http://127.0.0.1:9/hook",)
+
+
+def test_the_timeline_prints_an_agents_words_after_the_dial_and_bridge_they_waited_for(
+        live: Simulation, tmp_path: Path) -> None:
+    scenario = tmp_path / "agent-after-key.yaml"
+    # The agent's turn comes straight after the key: it waits for the transfer's dial and bridge.
+    scenario.write_text('name: operator key, then the agent speaks\nexpect: {transfer: true}\n'
+                        'turns:\n  - wait_for: gather\n  - press: "0"\n'
+                        '  - agent_says: "Hello, you are through to the cards team"\n  - hangup: true\n')
+    [result] = live.run([load_scenario(scenario)])
+    assert result.passed, result.problems
+    lines: list[str] = []
+    print_call(result, lines.append)
+    said = next(i for i, line in enumerate(lines) if 'agent     says: "Hello' in line)
+    bridged_at = next(i for i, line in enumerate(lines) if "call.bridged" in line)
+    dialled_at = next(i for i, line in enumerate(lines) if line.split()[2:5] == ["<-", "app", "transfer"])
+    assert dialled_at < bridged_at < said, "\n".join(lines)
+    agent = next(e for e in call_json(result)["timeline"] if e["kind"] == "agent")
+    bridged = next(e for e in call_json(result)["timeline"] if e.get("type") == "call.bridged")
+    assert agent["t_ms"] >= bridged["t_ms"] and agent["end_ms"] > agent["t_ms"]
