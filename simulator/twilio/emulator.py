@@ -9,7 +9,8 @@ methods are the Telnyx emulator's, so the same scripted callers and reports driv
 Streams and real-time transcriptions are kept per call by SID and by the name they were started
 with, as Twilio keeps them: several may run at once (each gets the caller's audio, so a second
 stream of the caller means every line is heard twice), and each is stopped on its own with
-`POST .../Streams/{name or SID}.json` (`.../Transcriptions/...`) and `Status=stopped`.
+`POST .../Streams/{name or SID}.json` (`.../Transcriptions/...`) and `Status=stopped`. A
+transcription started mid-utterance (a resume) posts only the words spoken after it started.
 """
 
 from __future__ import annotations
