@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ivr.masking import mask_digits
+
+from .app_api import AppApi
 from .audio import load_pcmu
 from .emulator import Emulator
 from .legs import Leg
@@ -21,6 +25,9 @@ BRIDGE_WAIT_S = 20.0  # scenario time an `agent_says` turn waits for an agent to
 PATIENCE_S = 10.0
 GRACE_S = 3.0
 AGENT_PICKUP_S = 1.0
+# Real seconds the provider may take to stop (restart) sending or transcribing the audio after the
+# app has accepted a pause (resume): the app tells it through the command outbox, after answering.
+LISTENING_FOLLOW_S = 5.0
 DEFAULT_FROM = "+15551230001"
 
 
@@ -32,6 +39,17 @@ class Say:
     text: str
     start_ms: float
     end_ms: float
+    paused: bool = False  # said while a `listening: paused` turn had listening paused
+
+
+@dataclass
+class ListeningStep:
+    """One `listening` turn: when the API was asked, and whether the app and the provider followed."""
+
+    number: int  # the turn's number in the script
+    paused: bool
+    t_ms: float
+    done: bool
 
 
 @dataclass
@@ -47,6 +65,7 @@ class CallResult:
     menu_missed: bool = False  # the caller waited for a menu that never opened
     late: bool = False  # the transfer came after the scenario's latest_say
     heard: list[dict[str, Any]] = field(default_factory=list)
+    listening: list[ListeningStep] = field(default_factory=list)
 
     @property
     def transfer_commands(self) -> list[dict[str, Any]]:
@@ -73,11 +92,13 @@ class CallResult:
         return not self.problems
 
 
-def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> CallResult:
-    """Place the call, act out the turns, hang up, and judge."""
+def play(emulator: Emulator, scenario: Scenario, from_: str | None = None,
+         api: AppApi | None = None) -> CallResult:
+    """Place the call, act out the turns, hang up, and judge; `api` performs `listening` turns."""
     leg = emulator.incoming_call(from_=from_ or scenario.from_ or DEFAULT_FROM, agent=scenario.agent)
     result = CallResult(scenario=scenario, leg=leg, speed=emulator.speed)
     call_log = leg.log
+    paused = False
     for number, turn in enumerate(scenario.turns, start=1):
         if leg.ended:
             break
@@ -96,20 +117,29 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
             start = call_log.t_ms()
             audio = load_pcmu(turn.audio) if turn.audio is not None and leg.streamer else None
             emulator.say(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S), audio)
-            say = Say(index, turn.value, start, call_log.t_ms())
+            say = Say(index, turn.value, start, call_log.t_ms(), paused=paused)
             result.says.append(say)
             call_log.add({"t_ms": start, "kind": "caller", "type": "say", "index": index,
                           "text": turn.value, "end_ms": say.end_ms})
         elif turn.kind == "agent_says":
-            start = call_log.t_ms()
             if not _wait_bridged(emulator, leg):
                 result.problems.append(f"turn {number}: no agent was on the line to say {turn.value!r}")
                 continue
             time.sleep(emulator.scaled(AGENT_PICKUP_S))  # an agent says hello a moment after picking up
+            # Stamped when the agent starts talking: the turn may have waited for the dial and the
+            # bridge, and the timeline must show the words after them.
+            start = call_log.t_ms()
             audio = load_pcmu(turn.audio) if turn.audio is not None and leg.streamer else None
             emulator.agent_says(leg, turn.value, max(1.0, len(turn.value.split()) / WORDS_PER_S), audio)
             call_log.add({"t_ms": start, "kind": "agent", "type": "agent_says", "text": turn.value,
                           "end_ms": call_log.t_ms()})
+        elif turn.kind == "listening":
+            paused = turn.value == "paused"
+            step, problem = _set_listening(api, leg, number, paused)
+            result.listening.append(step)
+            if problem is not None:
+                result.problems.append(problem)
+                break  # what the rest of the script checks depends on a pause (resume) that did not happen
         elif turn.kind == "pause":
             time.sleep(emulator.scaled(float(turn.value)))
         elif turn.kind == "hangup":
@@ -124,6 +154,77 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None) -> Ca
     _settle(leg)
     _judge(result)
     return result
+
+
+def _set_listening(api: AppApi | None, leg: Leg, number: int,
+                   paused: bool) -> tuple[ListeningStep, str | None]:
+    """Pause or resume through the app's API, as a supervisor would, then wait until the provider
+    stops (restarts) sending or transcribing the audio; the step, and what went wrong if anything did."""
+    call_log = leg.log
+    step = ListeningStep(number, paused, call_log.t_ms(), done=False)
+    if api is None:
+        return step, (f"turn {number}: `listening` turns need the app's API (run the scenario with "
+                      "`flask simulate`, or pass Simulation.api to play)")
+    _wait_answered(leg, PATIENCE_S)  # the app knows the call from its first webhook; give it that
+    status, detail = api.set_listening(leg.call_control_id, paused)
+    call_log.add({"t_ms": step.t_ms, "kind": "api", "type": "listening",
+                  "state": "paused" if paused else "resumed", "status": status})
+    if status != 200:
+        action = "pausing" if paused else "resuming"
+        return step, f"turn {number}: {action} listening through the API answered {status}: {detail}"
+    followed = _provider_follows(leg, paused, LISTENING_FOLLOW_S)
+    if leg.ended:
+        return step, None  # the call is over: nothing more is said, nor judged, after this turn
+    if not followed:
+        still = ("still sending or transcribing the audio" if paused
+                 else "not sending or transcribing it again")
+        return step, (f"turn {number}: the provider was {still} {LISTENING_FOLLOW_S:.0f} s after the app "
+                      f"accepted the {'pause' if paused else 'resume'}")
+    step.done = True
+    return step, None
+
+
+def _listening(leg: Leg) -> bool:
+    """Whether the provider sends the call's audio to the app or transcribes it for the app."""
+    return leg.transcribing or leg.streamer is not None
+
+
+def _provider_follows(leg: Leg, paused: bool, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while _listening(leg) == paused:
+        if leg.ended or time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _wait_answered(leg: Leg, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not leg.log.answered and not leg.ended and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def judge_listening(result: CallResult) -> None:
+    """Once the app's heard lines are attached: nothing said while listening was paused may have
+    been heard, and after each resume the app must hear the caller again."""
+    caller_lines = [h for h in result.heard if h.get("party", "caller") == "caller"]
+    heard = [_plain(h["text"]) for h in caller_lines]
+    for say in result.says:
+        if say.paused and any(_plain(say.text) in line for line in heard):
+            result.problems.append(f"say #{say.index} came while listening was paused, but the app heard "
+                                   f"it: {say.text!r}")
+    for step in result.listening:
+        if step.paused or not step.done:
+            continue
+        after = [s for s in result.says if s.start_ms >= step.t_ms and not s.paused]
+        if after and not any(h["t_ms"] >= step.t_ms for h in caller_lines):
+            result.problems.append(f"turn {step.number}: listening was resumed, but the app heard nothing "
+                                   f"the caller said after it (say #{after[0].index} on)")
+
+
+def _plain(text: str) -> str:
+    """Words as the app stores them (digit runs masked), lower case, without punctuation."""
+    return " ".join(re.sub(r"[^\w#]+", " ", mask_digits(text).lower()).split())
 
 
 def far_end_player(emulator: Emulator, scenario: Scenario) -> Callable[[Leg], None]:

@@ -12,7 +12,7 @@ from flask.cli import with_appcontext
 from ivr.config import ENGINES
 
 from .report import print_call, report_json
-from .runner import Simulation
+from .runner import Simulation, access_line
 from .scenario import ScenarioError, load_scenario, require_audio
 
 # The emulator can stand in for Telnyx, not for Symbl's service.
@@ -50,6 +50,9 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
     click.echo(f"Simulating {len(loaded)} call(s) on {provider} with the {engine} engine "
                f"(concurrency {concurrency}, speed x{speed:g})")
     with Simulation(config, engine=engine, speed=speed, provider=provider) as sim:
+        # A loopback port of its own each run: say where to watch (or pause) the calls, and with what.
+        click.echo("Lifeline under simulation: " + access_line(
+            sim.url, sim.api_token if sim.token_made else None, "up while the calls run"))
         done = 0
 
         def show(result: object) -> None:

@@ -23,7 +23,7 @@ from flask import current_app
 from ivr.config import PROJECT_ROOT
 
 from .caller import play
-from .runner import Simulation, caller_number
+from .runner import Simulation, access_line, caller_number
 from .scenario import Scenario, load_scenario
 
 
@@ -62,8 +62,8 @@ def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: fl
             if closed:
                 click.echo(f"closed {closed} call(s) left up by an earlier run")
             lifeline.monitor.start()
-            click.echo(f"Lifeline dev: http://127.0.0.1:{port}/dashboard  (sign in with the API token "
-                       f"{token}; emulator http://127.0.0.1:{emulator_port}; Ctrl-C to stop)")
+            emulator_at = f"emulator http://127.0.0.1:{emulator_port}"
+            click.echo("Lifeline dev: " + access_line(sim.url, token, emulator_at, "Ctrl-C to stop"))
             try:
                 _loop(sim, scenarios, every, concurrency, stop)
             except KeyboardInterrupt:
@@ -94,7 +94,7 @@ def _loop(sim: Simulation, scenarios: list[Scenario], every: float, concurrency:
 def _call(sim: Simulation, scenario: Scenario, index: int, on_line: threading.BoundedSemaphore,
           stop: threading.Event) -> None:
     try:
-        play(sim.emulator, scenario, caller_number(index))
+        play(sim.emulator, scenario, caller_number(index), sim.api)
     except Exception:  # noqa: BLE001 - a caller cut off by Ctrl-C, or by the app under test
         if not stop.is_set():
             raise

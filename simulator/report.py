@@ -95,6 +95,8 @@ def _describe(entry: dict[str, Any]) -> str:
     if kind == "command":
         tail = " (duplicate command_id, ignored)" if entry.get("duplicate") else ""
         return f"<- app     {entry['type']:<24} {entry['status']}{tail}"
+    if kind == "api":  # a `listening` turn: the scripted supervisor's request to the app's API
+        return f"api       listening {entry['state']:<14} {entry['status']}"
     if kind == "heard":
         return (f"app heard {entry.get('party', 'caller')} ({entry['engine']}) \"{entry['text']}\" "
                 f"score {entry['score']:+.2f} {entry['label']}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -13,9 +14,11 @@ from typing import Any
 
 from flask import Flask
 
+from ivr.config import settings_source
 from lifeline import create_app
 
-from .caller import CallResult, play
+from .app_api import AppApi
+from .caller import CallResult, judge_listening, play
 from .emulator import Emulator
 from .scenario import Scenario
 from .server import ServerThread, emulator_app
@@ -56,6 +59,9 @@ class Simulation:
         self._tmp: Path | None = None
         self.app: Flask | None = None
         self.config: dict[str, object] = {}
+        self.api_token = ""
+        self.token_made = False  # True when the token is this simulation's own, not from the settings
+        self.api: AppApi | None = None
 
     def __enter__(self) -> Simulation:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -71,6 +77,10 @@ class Simulation:
             self._tmp = Path(tempfile.mkdtemp(prefix="lifeline-sim-"))
             database_url = f"sqlite:///{self._tmp / 'simulation.db'}"
         self._recordings = Path(tempfile.mkdtemp(prefix="lifeline-recordings-"))
+        # The API is always on: scripted supervisors (`listening` turns) use it, and a developer
+        # watching a simulated call needs a token. One from the settings is kept, else one is made.
+        given = settings_source(self._base_config).get("LIFELINE_API_TOKEN", "").strip()
+        self.api_token, self.token_made = given or secrets.token_urlsafe(24), not given
         config: dict[str, object] = {
             **dict.fromkeys(REAL_OUTPUTS, ""),
             **self._base_config,
@@ -79,6 +89,7 @@ class Simulation:
             "LIFELINE_ENGINE": self._engine,
             "DATABASE_URL": database_url,
             "LIFELINE_RECORDINGS_DIR": str(self._recordings),
+            "LIFELINE_API_TOKEN": self.api_token,
         }
         self.config = config
         try:
@@ -90,11 +101,17 @@ class Simulation:
         self.app.extensions["lifeline"].services.scorer.load()  # not on the first caller's line
         self.app.extensions["lifeline"].outputs.start()
         self._app_server.start()
+        self.api = AppApi(self._app_server.url, self.api_token)
         if self.provider == "twilio":
             self.emulator.app_url = self._app_server.url
         else:
             self.emulator.webhook_url = f"{self._app_server.url}/webhooks/telnyx"
         return self
+
+    @property
+    def url(self) -> str:
+        """Where the app under simulation is served, e.g. http://127.0.0.1:54321."""
+        return str(self._app_server.url)
 
     def _provider_settings(self) -> dict[str, str]:
         """The settings pointing the app at this simulation's emulator."""
@@ -118,7 +135,7 @@ class Simulation:
         """Play every scenario, `concurrency` at a time; results come back in input order."""
         results: dict[int, CallResult] = {}
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caller") as pool:
-            futures = {pool.submit(play, self.emulator, s, caller_number(i)): i
+            futures = {pool.submit(play, self.emulator, s, caller_number(i), self.api): i
                        for i, s in enumerate(scenarios)}
             for future in as_completed(futures):
                 result = future.result()
@@ -141,6 +158,7 @@ class Simulation:
                                  "kind": "heard", "type": "message", "engine": event.data["engine"],
                                  "party": event.data["party"], "text": event.data["text"],
                                  "score": event.data["score"], "label": event.data["label"]})
+        judge_listening(result)  # what was heard of a paused stretch is known only now
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -160,6 +178,15 @@ class Simulation:
                     server.stop()
                 except Exception:  # a server that never started has nothing to stop
                     pass
+
+
+def access_line(url: str, token: str | None, *notes: str) -> str:
+    """Where an app under simulation serves its console and API, and the token they take; None names
+    the user's own LIFELINE_API_TOKEN instead of printing a secret they set."""
+    who = f"the API token {token}" if token is not None else "your LIFELINE_API_TOKEN"
+    parts = [f"{url}/dashboard  (sign in with {who}", f"API {url}/api with 'Authorization: Bearer <token>'",
+             *notes]
+    return "; ".join(parts) + ")"
 
 
 def caller_number(index: int) -> str:

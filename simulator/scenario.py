@@ -12,7 +12,9 @@ from ivr.yamlfile import read_yaml
 AGENT_BEHAVIOURS = ("answer", "no_answer", "busy", "reject")
 _TOP_KEYS = {"name", "from", "agent", "expect", "turns"}
 _EXPECT_KEYS = {"transfer", "earliest_say", "latest_say", "intent"}
-_TURN_KINDS = ("wait_for", "press", "say", "pause", "hangup", "agent_says")
+_TURN_KINDS = ("wait_for", "press", "say", "pause", "hangup", "agent_says", "listening")
+# `listening` turns: a supervisor pauses or resumes hearing the call through the app's API.
+LISTENING_STATES = ("paused", "resumed")
 
 
 class ScenarioError(ValueError):
@@ -76,6 +78,7 @@ def load_scenario(path: Path) -> Scenario:
     if not isinstance(raw_turns, list) or not raw_turns:
         raise ScenarioError(f"{path}: `turns` must be a non-empty list")
     turns = tuple(_turn(path, i, t) for i, t in enumerate(raw_turns, start=1))
+    _check_listening_order(path, turns)
     scenario = Scenario(path=path, name=name.strip(), from_=from_, agent=agent,
                         expect=_expect(path, document.get("expect")), turns=turns)
     for key in ("earliest_say", "latest_say"):
@@ -130,11 +133,31 @@ def _turn(path: Path, index: int, raw: object) -> Turn:
         raise ScenarioError(f"{where}: `pause` takes seconds, e.g. pause: 1.5")
     if kind == "hangup" and value is not True:
         raise ScenarioError(f"{where}: write `hangup: true`")
+    if kind == "listening" and value not in LISTENING_STATES:
+        # YAML 1.1 reads on/off/yes/no as booleans, so `listening: off` arrives as False.
+        read_as = " (YAML reads on/off/yes/no as true/false)" if isinstance(value, bool) else ""
+        raise ScenarioError(f"{where}: `listening` takes paused or resumed{read_as}: write "
+                            "`listening: paused`, then `listening: resumed` to hear the caller again")
     audio = raw.get("audio")
     if audio is not None and not isinstance(audio, str):
         raise ScenarioError(f"{where}: `audio` is a path relative to the scenario file")
     return Turn(kind=kind, value=str(value) if kind == "press" else value,
                 audio=(path.parent / audio) if audio else None)
+
+
+def _check_listening_order(path: Path, turns: tuple[Turn, ...]) -> None:
+    """Pause and resume alternate, starting with a pause: a repeat would change nothing at the app."""
+    paused_at: int | None = None
+    for number, turn in enumerate(turns, start=1):
+        if turn.kind != "listening":
+            continue
+        if turn.value == "paused" and paused_at is not None:
+            raise ScenarioError(f"{path}: turn {number}: `listening: paused` but turn {paused_at} paused "
+                                "listening already; resume it first with `listening: resumed`")
+        if turn.value == "resumed" and paused_at is None:
+            raise ScenarioError(f"{path}: turn {number}: `listening: resumed` but listening is not paused; "
+                                "pause it first with `listening: paused`")
+        paused_at = number if turn.value == "paused" else None
 
 
 def require_audio(scenario: Scenario) -> None:

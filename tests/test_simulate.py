@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
+from simulator.lifecycle import RING_S
+from simulator.report import call_json, print_call
 from simulator.runner import Simulation
 from simulator.scenario import ScenarioError, load_scenario
 
 from .conftest import AGENTS, ROOT
 
 CALLS = ROOT / "examples" / "calls"
+CONVERSATION = ROOT / "examples" / "conversation"
 
 
 def run(app: Flask, *args: str):  # type: ignore[no-untyped-def]
@@ -86,6 +90,14 @@ def test_transfer_too_early_is_reported(app: Flask, tmp_path: Path) -> None:
     ("name: x\nexpect: {latest_say: 2}\nturns:\n  - say: hi\n", "expect.latest_say: 2 but the script has 1"),
     ("name: x\nturns:\n  - wait_for: agent\n", "`wait_for` only knows `gather`"),
     ("turns: [1, 2\n", "not valid YAML"),
+    ("name: x\nturns:\n  - listening: stopped\n", "turn 1: `listening` takes paused or resumed: write"),
+    ("name: x\nturns:\n  - listening: off\n",
+     "turn 1: `listening` takes paused or resumed (YAML reads on/off/yes/no as true/false)"),
+    ("name: x\nturns:\n  - listening: resumed\n",
+     "turn 1: `listening: resumed` but listening is not paused; pause it first with `listening: paused`"),
+    ("name: x\nturns:\n  - listening: paused\n  - say: hi\n  - listening: paused\n",
+     "turn 3: `listening: paused` but turn 1 paused listening already; resume it first"),
+    ("name: x\nturns:\n  - listening: paused\n    audio: a.wav\n", "(and `audio` only with `say`"),
 ])
 def test_bad_scenario_is_refused_naming_the_file_and_turn(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
@@ -170,3 +182,50 @@ def test_a_simulation_never_sends_to_real_outputs_named_only_in_the_environment(
     with Simulation(explicit, speed=20) as sim:  # what the caller passes is kept
         assert sim.app is not None
         assert sim.app.extensions["lifeline"].outputs.settings.event_webhooks == ("http://127.0.0.1:9/hook",)
+
+
+def test_the_timeline_prints_an_agents_words_after_the_dial_and_bridge_they_waited_for(
+        live: Simulation, tmp_path: Path) -> None:
+    scenario = tmp_path / "agent-after-key.yaml"
+    # The agent's turn comes straight after the key: it waits for the transfer's dial and bridge.
+    scenario.write_text('name: operator key, then the agent speaks\nexpect: {transfer: true}\n'
+                        'turns:\n  - wait_for: gather\n  - press: "0"\n'
+                        '  - agent_says: "Hello, you are through to the cards team"\n  - hangup: true\n')
+    [result] = live.run([load_scenario(scenario)])
+    assert result.passed, result.problems
+    lines: list[str] = []
+    print_call(result, lines.append)
+    said = next(i for i, line in enumerate(lines) if 'agent     says: "Hello' in line)
+    dialled_at = next(i for i, line in enumerate(lines) if line.split()[2:5] == ["<-", "app", "transfer"])
+    assert dialled_at < said, "\n".join(lines)
+    # Not before the agent's phone has rung and been answered. (The call.bridged webhook is when the
+    # app is told, and may follow the agent's first words on a busy machine, as on a real line.)
+    agent = next(e for e in call_json(result)["timeline"] if e["kind"] == "agent")
+    transfer = result.transfer_commands[0]["t_ms"]
+    assert agent["t_ms"] >= transfer + RING_S * 1000 / live.emulator.speed and agent["end_ms"] > agent["t_ms"]
+
+
+def test_simulate_prints_once_where_the_app_is_and_the_token_it_made_for_the_run(app: Flask) -> None:
+    result = run(app, str(CONVERSATION / "paused-card-number.yaml"))
+    # The call passing means its `listening` turns reached the API with the token printed.
+    assert result.exit_code == 0, result.output
+    [line] = [x for x in result.output.splitlines() if x.startswith("Lifeline under simulation: ")]
+    match = re.fullmatch(r"Lifeline under simulation: (http://127\.0\.0\.1:\d+)/dashboard  \(sign in with "
+                         r"the API token (\S{20,}); API (\S+) with 'Authorization: Bearer <token>'; up while "
+                         r"the calls run\)", line)
+    assert match is not None, line
+    assert match.group(3) == f"{match.group(1)}/api"
+    assert result.output.count(match.group(2)) == 1
+
+
+def test_simulate_names_a_token_the_user_set_and_never_prints_it(app: Flask, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "the-users-own-production-token-42"
+    monkeypatch.setenv("LIFELINE_API_TOKEN", secret)
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text("name: short\nturns:\n  - wait_for: gather\n  - listening: paused\n"
+                        "  - hangup: true\n")
+    result = run(app, str(scenario))
+    assert result.exit_code == 0, result.output  # the pause went through with the user's token
+    assert "(sign in with your LIFELINE_API_TOKEN; API http://127.0.0.1:" in result.output
+    assert secret not in result.output

@@ -6,6 +6,7 @@ call starts, as Twilio does, so a stream that is never stopped goes on being hea
 
 from __future__ import annotations
 
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -251,6 +252,25 @@ def test_pausing_and_resuming_twilio_transcription_stops_it_by_name_and_starts_e
     assert leg.log.wait_quiet(5)
     stored = lifeline(transcribed).store.messages(leg.call_control_id)
     assert [m["text"] for m in stored] == ["Thanks, that is all."]
+
+
+def test_a_transcription_resumed_mid_utterance_hears_only_the_words_after_the_resume(
+        transcribed: Simulation) -> None:
+    leg = answered(transcribed)
+    set_listening(transcribed, leg, paused=True)
+    words = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet "
+             "kilo lima mike november oscar papa quebec romeo sierra tango").split()
+    # 40 s of speech at speed 20: 2 real seconds, resumed about half way through.
+    speaking = threading.Thread(target=transcribed.emulator.say, args=(leg, " ".join(words), 40.0))
+    speaking.start()
+    time.sleep(1.0)
+    set_listening(transcribed, leg, paused=False)
+    speaking.join(10)
+    assert leg.log.wait_quiet(5)
+    [heard] = [m["text"] for m in lifeline(transcribed).store.messages(leg.call_control_id)]
+    kept = heard.split()
+    # Only a tail of the utterance: what was said before the transcription restarted is not in it.
+    assert kept == words[len(words) - len(kept):] and 1 <= len(kept) <= 12, heard
 
 
 def test_after_a_bridge_twilio_transcribes_both_tracks_and_the_agents_words_are_the_agents(

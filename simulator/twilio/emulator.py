@@ -9,13 +9,15 @@ methods are the Telnyx emulator's, so the same scripted callers and reports driv
 Streams and real-time transcriptions are kept per call by SID and by the name they were started
 with, as Twilio keeps them: several may run at once (each gets the caller's audio, so a second
 stream of the caller means every line is heard twice), and each is stopped on its own with
-`POST .../Streams/{name or SID}.json` (`.../Transcriptions/...`) and `Status=stopped`.
+`POST .../Streams/{name or SID}.json` (`.../Transcriptions/...`) and `Status=stopped`. A
+transcription started mid-utterance (a resume) posts only the words spoken after it started.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -61,6 +63,7 @@ class Transcription:
     url: str | None
     stopped: bool = False
     sequence: int = 0
+    started_at: float = field(default_factory=time.monotonic)  # words spoken before it are not heard
 
     def carries(self, track: str) -> bool:
         """Whether it transcribes the `inbound` (caller) or `outbound` (agent) track now."""
@@ -148,22 +151,24 @@ class TwilioEmulator:
         """The caller talks: sent on every running stream of the caller's track (as Twilio forks
         the audio to each), and posted by every running transcription of it."""
         assert isinstance(leg, TwilioLeg)
+        began = time.monotonic()
         if self._play(leg, "inbound", audio, seconds):
             leg.log.trigger_sent_at = time.monotonic()
         with self._lock:
             if not leg.ended:
-                self._transcribe(leg, "inbound", text, 0.93)
+                self._transcribe(leg, "inbound", text, 0.93, began)
 
     def agent_says(self, leg: Leg, text: str, seconds: float, audio: bytes | None = None) -> bool:
         """The agent bridged to this caller talks: on the outbound track of the caller's streams
         that carry it (both_tracks), transcribed by those of its transcriptions that hear it.
         False when no agent is on the line."""
         assert isinstance(leg, TwilioLeg)
+        began = time.monotonic()
         self._play(leg, "outbound", audio, seconds)
         with self._lock:
             if leg.ended or leg.bridged_with is None:
                 return False
-            self._transcribe(leg, "outbound", text, 0.91)
+            self._transcribe(leg, "outbound", text, 0.91, began)
             return True
 
     def _play(self, leg: TwilioLeg, track: str, audio: bytes | None, seconds: float) -> bool:
@@ -178,15 +183,20 @@ class TwilioEmulator:
             done.wait(timeout=self.scaled(len(audio) / 8000) + 10)
         return True
 
-    def _transcribe(self, leg: TwilioLeg, track: str, text: str, confidence: float) -> None:
-        """Each running transcription of the track posts the utterance (the lock is held)."""
+    def _transcribe(self, leg: TwilioLeg, track: str, text: str, confidence: float, began: float) -> None:
+        """Each running transcription of the track posts what it heard of the utterance spoken from
+        `began` until now (the lock is held)."""
+        ended = time.monotonic()
         for transcription in leg.transcriptions:
             if not transcription.carries(track) or not transcription.url:
+                continue
+            heard = _heard_since(text, began, ended, transcription.started_at)
+            if not heard:
                 continue
             transcription.sequence += 1
             params = {"TranscriptionEvent": "transcription-content", "TranscriptionSid": transcription.sid,
                       "SequenceId": str(transcription.sequence), "Track": f"{track}_track", "Final": "true",
-                      "LanguageCode": "en-US", "TranscriptionData": json.dumps({"transcript": text,
+                      "LanguageCode": "en-US", "TranscriptionData": json.dumps({"transcript": heard,
                                                                                 "confidence": confidence})}
             self._callback(leg, transcription.url, params, "transcription", trigger=track == "inbound")
 
@@ -728,6 +738,20 @@ def _refusal(kind: str, started: list[Any], name: str | None, track: str | None)
     if name and any(s.name == name for s in started):
         return twilio_error(400, NAME_IN_USE, f"A {kind} named {name!r} was already started on this call")
     return None
+
+
+def _heard_since(text: str, began: float, ended: float, started_at: float) -> str:
+    """The words of an utterance spoken from `began` to `ended` that a transcription started at
+    `started_at` hears: a transcription started (a resume) mid-utterance does not hear the words
+    already begun, so a test can tell whether words said just before a resume are kept. The words
+    are taken as evenly spread over the utterance."""
+    if started_at <= began:
+        return text
+    words = text.split()
+    if started_at >= ended or not words:
+        return ""
+    first = math.ceil(len(words) * (started_at - began) / (ended - began))
+    return " ".join(words[first:])
 
 
 def _said(document: str | None) -> str:
