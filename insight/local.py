@@ -26,11 +26,11 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from ivr.serial import KeyedSerialExecutor
 
-from .base import EngineState, ListeningEngine, MessageSink
 from .asr_queue import Job, TranscriptionQueue
+from .base import EngineState, ListeningEngine, MessageSink
+from .codecs import codec_for
 from .endpoint import EndpointConfig, Utterance, UtteranceCutter
 from .frames import ReorderBuffer
-from .codecs import codec_for
 from .vad import SileroModel
 from .whisper import Transcriber, Transcript
 

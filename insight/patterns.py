@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from .labels import INTENTS
 
-
 # --- normalisation -------------------------------------------------------------------------
 
 _CONTRACTIONS: tuple[tuple[str, str], ...] = (
@@ -192,7 +191,7 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         # put / get / transfer / connect me (through) (to / with) <person>, or just "transfer me"
         _c(rf"\b{_CONNECT_VERB}\s+{_ME}\s+(?:(?:through|over|across|on|along|up)\s+)?"
            rf"(?:(?:to|with|onto)\s+{_ASKED_PERSON}|through\b|over to\b|to (?:someone|somebody)\b)"),
-        _c(rf"\b(?:transfer|connect|escalate|forward|redirect)\s+(?:me|us|this|my call|the call)\b"),
+        _c(r"\b(?:transfer|connect|escalate|forward|redirect)\s+(?:me|us|this|my call|the call)\b"),
         _c(rf"\b(?:transfer|connect|put)\s+(?:me\s+)?(?:to|through to|with)\s+{_ASKED_PERSON}"),
         _c(rf"\b(?:be|get|getting|being)\s+(?:put|passed|transferred|connected|sent|put back)\s+(?:{_THROUGH}\s+)?"
            rf"(?:to|with)\s+{_ASKED_PERSON}"),
@@ -229,15 +228,15 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         _c(rf"\b(?:switch|switching|move|moving|go|going|take|taking|transfer|transferring|bank|banking|"
            rf"shop|shopping|run|running|went)\b(?:\s+\w+){{0,3}}?\s+(?:elsewhere|somewhere else|to\s+{_COMPETITOR}|"
            rf"over to\s+{_COMPETITOR}|with\s+{_COMPETITOR})"),
-        _c(rf"\b(?:take|taking|move|moving)\s+my\s+(?:business|money|custom|accounts?|savings)\s+"
-           rf"(?:elsewhere|away|somewhere else|out)"),
+        _c(r"\b(?:take|taking|move|moving)\s+my\s+(?:business|money|custom|accounts?|savings)\s+"
+           r"(?:elsewhere|away|somewhere else|out)"),
         _c(rf"\b(?:leave|leaving|quit|quitting|ditch|ditching|dump|dumping|done with|finished with|"
            rf"through with|walk away from|walking away from)\s+{_COMPANY}\b"
            # "leave you a review", "leave you my number": something left with the firm
            rf"(?!\s+(?:a|an|my|the|some|our|this)\b)"),
-        _c(rf"\b(?:find|finding|get|getting|look for|looking for|go to|going to|join|joining|try)\s+(?:myself\s+|us\s+)?"
-           rf"(?:another|a different|a new|a better|a proper)\s+(?:bank|provider|company|supplier|network|"
-           rf"firm|insurer|lender)"),
+        _c(r"\b(?:find|finding|get|getting|look for|looking for|go to|going to|join|joining|try)\s+(?:myself\s+|us\s+)?"
+           r"(?:another|a different|a new|a better|a proper)\s+(?:bank|provider|company|supplier|network|"
+           r"firm|insurer|lender)"),
         _c(rf"\b(?:never|not)\s+(?:going to\s+|ever\s+|be\s+)?(?:use|using|bank with|banking with|deal with|"
            rf"dealing with|do business with|doing business with|come back|coming back|renew|renewing|"
            rf"stay with|staying with|staying|stay)\b(?:\s+\w+){{0,3}}?(?:\s+again|\s+{_COMPANY}|$)",
@@ -295,10 +294,10 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         _c(r"\b(?:one|1|zero|no) star\b|\b(?:bad|terrible|awful|scathing|honest|negative) review"),
     ),
     "bot_complaint": (
-        _c(rf"\b(?:talking|speaking|talk|speak|chatting|chat|arguing|argue|stuck|dealing)\s+(?:to|with)\s+"
-           rf"(?:a|an|this|the|some|your|another)?\s*(?:stupid|bloody|damn|dumb|useless|automated|automatic|"
-           rf"silly|blooming|flipping|talking|pre ?recorded)?\s*(?:robot|machine|computer|bot|recording|"
-           rf"answering machine|automated system|system|menu|ai|chat ?bot)\b"),
+        _c(r"\b(?:talking|speaking|talk|speak|chatting|chat|arguing|argue|stuck|dealing)\s+(?:to|with)\s+"
+           r"(?:a|an|this|the|some|your|another)?\s*(?:stupid|bloody|damn|dumb|useless|automated|automatic|"
+           r"silly|blooming|flipping|talking|pre ?recorded)?\s*(?:robot|machine|computer|bot|recording|"
+           r"answering machine|automated system|system|menu|ai|chat ?bot)\b"),
         # "this stupid menu", "can't keep up with your machine": at the end of a clause or before a
         # complaint word. "your system" and "your computer" need the complaint word: at a clause's
         # end they are mostly a calm caller naming the firm's records ("so it doesn't stay on your

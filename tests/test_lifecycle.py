@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 
-from lifeline import create_app
+from calls import monitor as monitor_module
 from ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
+from lifeline import create_app
 from simulator.emulator import Emulator, Fault
 from simulator.runner import Simulation
-from calls import monitor as monitor_module
 
 from .conftest import WebhookFactory, wait_until
 from .test_call_flow import settle, start_call, store

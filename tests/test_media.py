@@ -26,8 +26,8 @@ from simulator.audio import load_pcmu
 from simulator.runner import Simulation
 
 from .conftest import AGENTS, ROOT, wait_until
-from .ws_client import close_code, frame_header, handshake, send_text
 from .test_call_flow import accepted, settle, store
+from .ws_client import close_code, frame_header, handshake, send_text
 
 AUDIO = ROOT / "examples" / "calls" / "audio"
 

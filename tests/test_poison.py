@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from lifeline import create_app
 from ivr.security import sign
+from lifeline import create_app
 from simulator.emulator import Emulator
 
 from .conftest import postgres_schema

@@ -13,7 +13,6 @@ import pytest
 
 from ivr.config import load_settings
 from ivr.errors import ConfigError
-
 from ivr.recording_sinks import BucketSink, DirectorySink, SinkError
 from ivr.recordings import RecordingKeeper, RecordingStatus
 from ivr.store import CallRecord, CallStatus

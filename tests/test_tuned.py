@@ -12,7 +12,14 @@ from insight import encoder as encoder_module
 from insight.encoder import SentenceEncoder, cache_name
 from insight.labels import FRUSTRATION_LEVELS, INTENTS
 from insight.tuned import DEFAULT_DELTA, TunedModel, arrays_sha256, load_delta
-from insight.understand import PATTERN_FLOOR, REFUSAL_GATE, REFUSED_CAP, THREAT_GATE, Understanding, understanding_from
+from insight.understand import (
+    PATTERN_FLOOR,
+    REFUSAL_GATE,
+    REFUSED_CAP,
+    THREAT_GATE,
+    Understanding,
+    understanding_from,
+)
 from ivr.config import load_settings
 from ivr.errors import ConfigError
 

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
-from werkzeug.test import TestResponse
 from twilio.request_validator import RequestValidator
+from werkzeug.test import TestResponse
 
 from insight.frames import MalformedFrame
 from ivr.context import command_id_for

@@ -7,7 +7,6 @@ call starts, as Twilio does, so a stream that is never stopped goes on being hea
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,8 +24,17 @@ from simulator.runner import Simulation
 from simulator.twilio.emulator import TwilioEmulator, TwilioLeg
 
 from .conftest import AGENTS, ROOT, wait_until
-from .test_twilio import (SID, call_form, command, post, render, rest_client, twilio_app,  # noqa: F401
-                          twilio_emulator, twiml)
+from .test_twilio import (  # noqa: F401
+    SID,
+    call_form,
+    command,
+    post,
+    render,
+    rest_client,
+    twilio_app,
+    twilio_emulator,
+    twiml,
+)
 
 AUTH = {"Authorization": "Bearer test-token"}
 CALLER_AUDIO = ROOT / "examples" / "calls" / "audio"

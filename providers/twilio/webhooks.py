@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Protocol
 from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
+from insight.base import ListeningEngine
+from insight.tracks import party_of
 from ivr.context import command_id_for
 from ivr.errors import error_response
 from ivr.events import CallEvent
-from insight.base import ListeningEngine
-from insight.tracks import party_of
 from ivr.menu import Menu
 from ivr.store import CallStatus, CallStore, Command
 
