@@ -96,7 +96,8 @@ def call_lines(paths: Iterable[Path]) -> tuple[list[Utterance], list[Path]]:
             continue
         lines.extend(Utterance(str(text).strip(), frozenset(intents), level,
                                f"call {path.stem} say {number}" + (f"; {note}" if note else ""), str(path))
-                     for number, (text, (intents, level, note)) in enumerate(zip(says, labels), start=1))
+                     for number, (text, (intents, level, note))
+                     in enumerate(zip(says, labels, strict=True), start=1))
     return lines, left_out
 
 

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         counts: Counter[str] = Counter()
         kept: list[str] = []
         with_intents = 0
-        for index, (line, entry) in enumerate(zip(lines, entries), start=1):
+        for index, (line, entry) in enumerate(zip(lines, entries, strict=True), start=1):
             if not line.note.startswith("heard: ") or make_heard._quote(line.text) not in entry:
                 raise SystemExit(f"{args.source}: entry {index} is not a make_heard line (text, then "
                                  f"a note 'heard: <the written line>'); write it again with corpus/make_heard.py")

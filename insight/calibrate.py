@@ -70,7 +70,7 @@ def out_of_fold(lines: Sequence[Utterance], folds: int,
     for fold in range(folds):
         held = written[fold::folds]
         rest = [u for i, u in enumerate(written) if i % folds != fold]
-        rest += [u for u, f in zip(heard, heard_fold) if f != fold]
+        rest += [u for u, f in zip(heard, heard_fold, strict=True) if f != fold]
         understanding = Understanding(models=train(rest + generated, embedder), embedder=embedder)
         scored.extend((u, understanding.analyse(u.text)) for u in held)
     return scored

@@ -63,7 +63,7 @@ def _unit(counts: npt.NDArray[np.float64], scale: float) -> npt.NDArray[np.float
 def word_tokens(words: list[str]) -> list[str]:
     """Unigrams, bigrams and negation-scoped words of a normalised, split line."""
     tokens = list(words)
-    tokens += [f"{a} {b}" for a, b in zip(words, words[1:])]
+    tokens += [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]  # each word and the next
     scope = 0
     for word in words:
         if word in _NEGATORS:

@@ -427,10 +427,8 @@ def _hypothetical(before: str) -> bool:
     "if I wanted to close it, how would I" asks; "if this isn't fixed I am moving banks" threatens:
     after the condition, a first-person future or "then" starts the main clause.
     """
-    cue = None
-    for cue in _HYPOTHETICAL.finditer(before):
-        pass
-    return cue is not None and not _MAIN_CLAUSE.search(before[cue.end():])
+    cues = list(_HYPOTHETICAL.finditer(before))
+    return bool(cues) and not _MAIN_CLAUSE.search(before[cues[-1].end():])
 
 
 def _refused(intent: str, clause: str, start: int, construction: Construction) -> bool:

@@ -212,7 +212,7 @@ class Transcriber:
                   options: dict[str, Any]) -> tuple[Reading, ...]:
         result = self._model.model.generate(features, [prompt], **options)[0]
         readings = []
-        for ids, score in zip(result.sequences_ids, result.scores):
+        for ids, score in zip(result.sequences_ids, result.scores, strict=True):
             tokens = [t for t in ids if t < tokenizer.eot]
             # generate() scores by the mean log-probability per token (length_penalty 1).
             readings.append(Reading(tokenizer.decode(tokens).strip(), math.exp(score) if tokens else 0.0))

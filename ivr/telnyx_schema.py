@@ -117,7 +117,7 @@ def _check_typeddict(value: Any, annotation: Any, pointer: str) -> list[Problem]
         return [Problem(pointer, "must be an object", "type")]
     fields = _fields(annotation)
     problems: list[Problem] = []
-    for wire, (hint, required) in fields.items():
+    for wire, (_hint, required) in fields.items():
         if required and wire not in value:
             problems.append(Problem(f"{pointer}/{wire}", f"{wire} is required", "missing"))
     for key, item in value.items():

@@ -30,7 +30,7 @@ def test_evaluate_reports_utterance_and_call_figures_with_the_deciding_rule(app:
     # the intent threshold is the rules' own (examples/rules.yaml, caller_intent.min_confidence)
     rules = load_rules(ROOT / "examples" / "rules.yaml").rules
     assert lines["lines"] == 4 and lines["threshold"] == min(
-        getattr(r, "min_confidence") for r in rules if hasattr(r, "min_confidence"))
+        r.min_confidence for r in rules if hasattr(r, "min_confidence"))
     assert lines["intents"]["wants_person"]["tp"] == 1 and lines["intents"]["wants_person"]["fp"] == 0
     assert sum(sum(row.values()) for row in lines["frustration"]["confusion"].values()) == 4
     assert lines["cpu_ms_per_line"]["p95"] is not None

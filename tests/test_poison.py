@@ -62,9 +62,9 @@ def envelope(event_type: str, payload: dict[str, Any], attempt: Any = 1, event_i
 
 def transcript(text_json: str, confidence_json: str = "0.9") -> str:
     """A call.transcription body with raw JSON for the transcript and confidence."""
-    return ('{"data": {"id": "%s", "event_type": "call.transcription", "payload": {'
-            '"call_control_id": "%s", "transcription_data": {"transcript": %s, "confidence": %s, '
-            '"is_final": true}}}}' % (uuid.uuid4(), CCID, text_json, confidence_json))
+    return (f'{{"data": {{"id": "{uuid.uuid4()}", "event_type": "call.transcription", "payload": {{'
+            f'"call_control_id": "{CCID}", "transcription_data": {{"transcript": {text_json}, '
+            f'"confidence": {confidence_json}, "is_final": true}}}}}}}}')
 
 
 def start_call(app: Flask, emulator: Emulator) -> None:

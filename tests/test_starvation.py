@@ -115,7 +115,7 @@ def test_webhooks_are_acknowledged_while_media_sockets_and_slow_clients_outnumbe
         slow[-1].sendall(b"POST /webhooks/telnyx HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-")
     try:
         assert [status for status, _ in sockets] == [101] * crowd
-        for n in range(THREADS + 1):  # more webhooks than there are threads: none waits for a socket
+        for _ in range(THREADS + 1):  # more webhooks than there are threads: none waits for a socket
             assert served.webhook("call.hangup", {"call_control_id": f"v3:gone-{uuid.uuid4().hex[:8]}",
                                                   "hangup_cause": "normal_clearing"}) == 200
         assert httpx.get(f"http://127.0.0.1:{served.port}/healthz", timeout=LIVENESS_S).status_code == 200

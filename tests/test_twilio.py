@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,26 +30,14 @@ from simulator.legs import CallLog
 from simulator.report import print_call
 from simulator.runner import Simulation
 from simulator.scenario import load_scenario
-from simulator.server import ServerThread
 from simulator.twilio.emulator import TwilioEmulator
-from simulator.twilio.server import twilio_emulator_app
 
 from .conftest import AGENTS, wait_until
+from .conftest import TWILIO_ACCOUNT as ACCOUNT
+from .conftest import TWILIO_PUBLIC as PUBLIC
+from .conftest import TWILIO_TOKEN as TOKEN
 
-PUBLIC = "https://lifeline.example.com"
 SID = "CA" + "1" * 32
-ACCOUNT = "AC" + "2" * 32
-TOKEN = "twilio-test-auth-token"
-
-
-@pytest.fixture
-def twilio_app(app_config: dict[str, object]) -> Iterator[Flask]:
-    """An app that answers a Twilio number (and its Telnyx one), behind a public URL."""
-    application = create_app({**app_config, "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN,
-                              "TWILIO_API_BASE_URL": "http://127.0.0.1:9", "LIFELINE_PUBLIC_URL": PUBLIC,
-                              "LIFELINE_ENGINE": "twilio"}, migrate=True)
-    yield application
-    application.extensions["lifeline"].close()
 
 
 def post(app: Flask, path: str, form: dict[str, str], *, token: str = TOKEN, signed_url: str | None = None,
@@ -313,16 +301,6 @@ def test_media_streams_messages_parse_into_frames() -> None:
 
 
 # ----- REST against the emulator ------------------------------------------------------------------
-
-@pytest.fixture
-def twilio_emulator() -> Iterator[TwilioEmulator]:
-    emu = TwilioEmulator(speed=20)
-    server = ServerThread(twilio_emulator_app(emu)).start()
-    emu.base_url = server.url
-    yield emu
-    server.stop()
-    emu.close()
-
 
 def rest_client(emu: TwilioEmulator) -> TwilioCommands:
     settings = TwilioSettings(emu.account_sid, emu.auth_token, emu.base_url or "", PUBLIC)

@@ -24,17 +24,7 @@ from simulator.runner import Simulation
 from simulator.twilio.emulator import TwilioEmulator, TwilioLeg
 
 from .conftest import AGENTS, ROOT, wait_until
-from .test_twilio import (  # noqa: F401
-    SID,
-    call_form,
-    command,
-    post,
-    render,
-    rest_client,
-    twilio_app,
-    twilio_emulator,
-    twiml,
-)
+from .test_twilio import SID, call_form, command, post, render, rest_client, twiml
 
 AUTH = {"Authorization": "Bearer test-token"}
 CALLER_AUDIO = ROOT / "examples" / "calls" / "audio"
