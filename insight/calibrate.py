@@ -38,7 +38,8 @@ def curve(scores: Sequence[tuple[float, bool]]) -> list[tuple[float, float, floa
     for threshold in GRID:
         predicted = [truth for score, truth in scores if score >= threshold]
         tp = sum(predicted)
-        points.append((threshold, tp / len(predicted) if predicted else 1.0, tp / positives if positives else 0.0))
+        points.append((threshold, tp / len(predicted) if predicted else 1.0,
+                       tp / positives if positives else 0.0))
     return points
 
 
@@ -90,7 +91,8 @@ def choose(name: str, scores: Sequence[tuple[float, bool]], target: float) -> Ch
 
 
 def _pairs(scored: Sequence[tuple[Utterance, Analysis]],
-           score: Callable[[Analysis], float], truth: Callable[[Utterance], bool]) -> list[tuple[float, bool]]:
+           score: Callable[[Analysis], float],
+           truth: Callable[[Utterance], bool]) -> list[tuple[float, bool]]:
     return [(score(a), truth(u)) for u, a in scored]
 
 

@@ -48,7 +48,8 @@ _NEGATIVE = re.compile(r"\b(again|nothing|not|never|late|lost|wrong|wasted|waiti
 
 def normalise(text: str) -> str:
     """Lower case without apostrophes or punctuation: the recogniser's form of a written line."""
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.lower().replace("'", "").replace("’", ""))).strip()
+    return re.sub(r"\s+", " ",
+                  re.sub(r"[^\w\s]", " ", text.lower().replace("'", "").replace("’", ""))).strip()
 
 
 def _bucket(token: str, buckets: int) -> int:

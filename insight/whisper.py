@@ -105,7 +105,8 @@ def base_files() -> ModelFiles:
     second = Path(part2.__file__).parent / "data"
     halves = [first / "model.bin.part1", second / "model.bin.part2"]
     check_sha256(halves, BASE_SHA256, "base")
-    files = {name: (first / name).read_bytes() for name in ("config.json", "tokenizer.json", "vocabulary.txt")}
+    files = {name: (first / name).read_bytes()
+             for name in ("config.json", "tokenizer.json", "vocabulary.txt")}
     files["model.bin"] = b"".join(half.read_bytes() for half in halves)
     return ModelFiles("base", files=files)
 

@@ -242,7 +242,8 @@ async def _send_all(send: Send, messages: Iterable[Message]) -> None:
 async def _refuse(send: Send, status: int, message: str) -> None:
     body = error_body(status, message)
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 

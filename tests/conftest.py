@@ -166,7 +166,8 @@ def twilio_app(app_config: dict[str, object]) -> Iterator[Flask]:
     """An app that answers a Twilio number (and its Telnyx one), behind a public URL."""
     application = create_app({**app_config, "TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT,
                               "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "TWILIO_API_BASE_URL": "http://127.0.0.1:9",
-                              "LIFELINE_PUBLIC_URL": TWILIO_PUBLIC, "LIFELINE_ENGINE": "twilio"}, migrate=True)
+                              "LIFELINE_PUBLIC_URL": TWILIO_PUBLIC, "LIFELINE_ENGINE": "twilio"},
+                              migrate=True)
     yield application
     application.extensions["lifeline"].close()
 

@@ -32,7 +32,8 @@ def test_a_hangup_before_initiated_closes_the_call_and_it_is_never_answered(
     app.extensions["lifeline"].sender.wait_idle(5)
     call = app.extensions["lifeline"].store.get_call(CCID)
     assert call is not None
-    assert (call.status, call.outcome, call.hangup_cause) == (CallStatus.ENDED, "abandoned", "normal_clearing")
+    assert (call.status, call.outcome, call.hangup_cause) == (CallStatus.ENDED, "abandoned",
+                                                              "normal_clearing")
     assert emulator.commands_for(CCID) == []  # neither answered nor greeted
 
 

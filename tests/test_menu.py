@@ -84,8 +84,10 @@ def test_gather_asks_for_one_key_and_leaves_retries_to_lifeline(tmp_path: Path) 
     (("greeting: Hello.", "greeting: Hello.\nretries: 9"), "`retries` must be a whole number"),
     (("greeting: Hello.", "greting: Hello."), "unknown keys ['greting']"),
     (("prompt: Press star to go back.", "prompt: ''"), "menus.more.prompt must be a non-empty text"),
-    (('"1": {say: Info here.}', '"1": {pause_listening: Paused., then: mian}'), "leads to unknown menu 'mian'"),
-    (('"1": {say: Info here.}', '"1": {resume_listening: ""}'), "options.1.resume_listening must be a non-empty"),
+    (('"1": {say: Info here.}', '"1": {pause_listening: Paused., then: mian}'),
+     "leads to unknown menu 'mian'"),
+    (('"1": {say: Info here.}', '"1": {resume_listening: ""}'),
+     "options.1.resume_listening must be a non-empty"),
 ])
 def test_menu_mistakes_stop_startup_with_the_key_named(tmp_path: Path, change: tuple[str, str],
                                                        message: str) -> None:
@@ -100,7 +102,9 @@ def test_unreadable_or_invalid_yaml_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read it"):
         load_menu(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="the key '9' is given twice"):
-        load_menu(write(tmp_path, BASE.replace('"9": {goodbye: true}', '"9": {goodbye: true}\n      "9": {menu: more}')))
+        load_menu(write(tmp_path,
+                        BASE.replace('"9": {goodbye: true}',
+                                     '"9": {goodbye: true}\n      "9": {menu: more}')))
     # A merge and a key overriding what it merged are not repeats.
     merged = BASE.replace('      "*": {menu: main}', '      <<: {"*": {menu: more}}\n      "*": {menu: main}')
     assert load_menu(write(tmp_path, merged)).nodes["more"].options["*"].target == "main"
