@@ -164,10 +164,10 @@ TWILIO_TOKEN = "twilio-test-auth-token"
 @pytest.fixture
 def twilio_app(app_config: dict[str, object]) -> Iterator[Flask]:
     """An app that answers a Twilio number (and its Telnyx one), behind a public URL."""
-    application = create_app({**app_config, "TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT,
-                              "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "TWILIO_API_BASE_URL": "http://127.0.0.1:9",
-                              "LIFELINE_PUBLIC_URL": TWILIO_PUBLIC, "LIFELINE_ENGINE": "twilio"},
-                              migrate=True)
+    twilio = {"TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+              "TWILIO_API_BASE_URL": "http://127.0.0.1:9", "LIFELINE_PUBLIC_URL": TWILIO_PUBLIC,
+              "LIFELINE_ENGINE": "twilio"}
+    application = create_app({**app_config, **twilio}, migrate=True)
     yield application
     application.extensions["lifeline"].close()
 

@@ -51,8 +51,8 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_SECOND_HEARING", "1", "LIFELINE_SECOND_HEARING='1' must be off or a speed"),
     ("LIFELINE_SECOND_HEARING", "slow", "LIFELINE_SECOND_HEARING='slow' must be off or a speed"),
     ("LIFELINE_SECOND_HEARING_INTENTS", "Maybe", "LIFELINE_SECOND_HEARING_INTENTS='Maybe' must be on or off"),
-    ("LIFELINE_MONITOR", "sometimes", "LIFELINE_MONITOR='sometimes' must be on or off (on, the default, runs "
-                                      "the sweep"),
+    ("LIFELINE_MONITOR", "sometimes",
+     "LIFELINE_MONITOR='sometimes' must be on or off (on, the default, runs the sweep"),
     ("LIFELINE_WHISPER_MIRROR_DB", "3", "LIFELINE_WHISPER_MIRROR_DB='3' must be off or a level in dB"),
     ("LIFELINE_WHISPER_MIRROR_DB", "loud", "LIFELINE_WHISPER_MIRROR_DB='loud' must be off or a level"),
     ("LIFELINE_WHISPER_HOTWORDS", "agent " * 60,

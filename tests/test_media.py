@@ -590,7 +590,7 @@ def test_a_codec_we_cannot_decode_restarts_the_stream_then_marks_listening_lost_
     # the codec reason must still be what the call says in the end.
     assert wait_until(lambda: (store(local).get_call(leg.call_control_id).listening,
                                store(local).get_call(leg.call_control_id).listening_reason) == ("lost", why),
-                               10)
+                      10)
     [restart] = accepted(local, leg.call_control_id, "streaming_start")
     assert restart["body"]["stream_codec"] == "PCMU"
     assert "OPUS at 16000 Hz cannot be decoded" in caplog.text
