@@ -53,5 +53,5 @@ def on_exit(server):  # type: ignore[no-untyped-def]
     if _own_metrics_dir:
         shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
-__all__ = ["child_exit", "keepalive", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads", "timeout",
-           "websocket_max_message_size", "worker_class", "workers"]
+__all__ = ["child_exit", "keepalive", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads",
+           "timeout", "websocket_max_message_size", "worker_class", "workers"]

@@ -140,7 +140,8 @@ class Monitor:
         if transfer.status not in (TransferStatus.REQUESTED, TransferStatus.RINGING):
             return None
         since = transfer.updated_at
-        entry = ctx.tx.outbox_entry(transfer.command_id) if transfer.status == TransferStatus.REQUESTED else None
+        entry = (ctx.tx.outbox_entry(transfer.command_id) if transfer.status == TransferStatus.REQUESTED
+                 else None)
         if entry is not None:
             if entry.status == CommandStatus.PENDING:
                 # Not with the provider yet: the sweep resends this very command. Moving on while it

@@ -185,7 +185,8 @@ def recording(call_control_id: str) -> ResponseReturnValue:
     if audio is None:
         return render_template("console/missing.html", page="call", call_control_id=call_control_id), 404
     extension, mime = audio_format(audio)
-    return send_file(io.BytesIO(audio), mimetype=mime, conditional=True, download_name=f"recording.{extension}")
+    return send_file(io.BytesIO(audio), mimetype=mime, conditional=True,
+                     download_name=f"recording.{extension}")
 
 
 @bp.post("/dashboard/calls/<call_control_id>/listening")

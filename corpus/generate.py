@@ -219,7 +219,8 @@ LEGAL = [
     "I'm going to put in a formal complaint", "I'll be raising a complaint about this",
     "I want this logged as a complaint", "I'm lodging a complaint", "I want to file a complaint",
     "I'll see you in court", "I'm going to sue", "I'll be taking legal action",
-    "I'm taking you to court", "I'll be leaving a one star review", "I'm going to post this everywhere online",
+    "I'm taking you to court", "I'll be leaving a one star review",
+    "I'm going to post this everywhere online",
     "I'll be telling everyone I know about this", "I'm putting this on social media",
     "I'm writing a complaint letter tonight", "I'll be putting it in writing as a complaint",
     "how do I make a formal complaint, because I'm making one", "I want the name of your complaints manager",
@@ -268,7 +269,8 @@ NOT_BOT = [
     ("sorry, could you repeat that", "calm"), ("option two please", "calm"), ("I pressed one", "calm"),
     ("which option is for billing", "calm"), ("sorry, I didn't catch the options", "calm"),
     ("can you say the menu again please", "calm"), ("billing please", "calm"), ("two", "calm"),
-    ("yes, that's right", "calm"), ("no, the other one", "calm"), ("the menu was really quick, thanks", "calm"),
+    ("yes, that's right", "calm"), ("no, the other one", "calm"),
+    ("the menu was really quick, thanks", "calm"),
     ("I'll press three then", "calm"), ("sorry, my line is bad, say again", "calm"),
     ("is this the right option for a lost card", "calm"), ("I think I pressed the wrong button", "calm"),
     ("hang on, let me find my account number", "calm"), ("one moment, I'm getting a pen", "calm"),
@@ -276,7 +278,8 @@ NOT_BOT = [
     ("go through the options once more please", "calm"), ("sorry, what was option four", "calm"),
     ("I didn't hear the last option", "calm"), ("could the machine repeat the numbers", "calm"),
     ("the options went a bit fast for me", "calm"), ("which number was it for payments again", "calm"),
-    ("is there an option for meter readings", "calm"), ("the system asked for my postcode, here it is", "calm"),
+    ("is there an option for meter readings", "calm"),
+    ("the system asked for my postcode, here it is", "calm"),
     ("can I just press a number for my balance", "calm"), ("say the options slower please", "calm"),
 ]
 
@@ -347,7 +350,8 @@ BAD_NEWS = [  # calm, no intent: distress not aimed at the company
     "my phone was stolen yesterday and I need to block it", "my handbag was stolen with my cards in it",
     "I've been scammed, someone pretending to be the bank took my money",
     "there's a transaction I didn't make, I think it's fraud", "our house was burgled last night",
-    "I've been in hospital and missed a payment", "I've just been diagnosed with cancer and I'm struggling with the bills",
+    "I've been in hospital and missed a payment",
+    "I've just been diagnosed with cancer and I'm struggling with the bills",
     "my {k} is very ill and I'm looking after their affairs", "I lost my job and I can't pay this month",
     "my car was stolen from outside the house", "we've had a flood in the kitchen",
     "my {k} has dementia and I have power of attorney", "I had a fall and couldn't get to the post office",
@@ -361,7 +365,8 @@ NEAR_MISS = [
     "I don't mind the machine, it's quicker", "your app works really well these days",
     "the options were clear, I just pressed the wrong one", "the system sent me a text, which was handy",
     "we're staying with you, the new deal is fine", "I've been with you twenty years and I'm happy",
-    "I'm not going anywhere, just want to check the price", "we thought about leaving but you matched the price",
+    "I'm not going anywhere, just want to check the price",
+    "we thought about leaving but you matched the price",
     "my contract renews in March, what's the new price", "I'd like to renew my policy for another year",
     "I'd like to add my wife to the account", "can I open a second savings account",
     "your staff at the branch were lovely", "one of your engineers fixed it yesterday",
@@ -377,9 +382,11 @@ NEAR_MISS = [
     "I'd like to switch my direct debit date", "I'd like to transfer money to my savings",
     "can I transfer the balance to my new card", "I need to move some money between accounts",
     "I'm moving house next month", "we're leaving for Spain on Friday, will my card work there",
-    "I'm going on holiday, can you note that on the account", "I'm off work today so I can wait in for the engineer",
+    "I'm going on holiday, can you note that on the account",
+    "I'm off work today so I can wait in for the engineer",
     "the letter said to call this number", "a person from your team left me a voicemail",
-    "someone from your team called me, I'm calling back", "your colleague said it would take five days, that's fine",
+    "someone from your team called me, I'm calling back",
+    "your colleague said it would take five days, that's fine",
 ]
 KIN = ["mother", "father", "husband", "wife", "mum", "dad", "partner", "brother", "sister", "son", "nan",
        "grandad", "aunt"]
@@ -402,7 +409,8 @@ ANGRY_MORE = [
     "I have never been so angry with a company", "worst customer service I have ever had",
     "you're the worst company I've ever dealt with", "what a bunch of clowns",
     "you're all completely incompetent", "I'm sick to death of {t}", "it's disgusting how you've treated me",
-    "you've treated me like dirt", "I'm not putting up with this any more", "this is a shambles from top to bottom",
+    "you've treated me like dirt", "I'm not putting up with this any more",
+    "this is a shambles from top to bottom",
     "I'm so frustrated I could cry", "you people make me so angry", "your company is an absolute disgrace",
     "how on earth can you justify {t}", "this is an utter disgrace", "it's a total rip-off",
     "you're ripping me off", "you're a bunch of cowboys", "what kind of outfit are you running",
@@ -437,7 +445,8 @@ ANNOYED_MORE = [
     "I've been passed around a bit", "I'm a bit cheesed off", "bit of a nightmare, this", "I'm not thrilled",
     "why hasn't anybody called me back", "it's getting tiresome", "you said you'd ring me and you didn't",
     "this isn't what I was promised", "I'm not really satisfied with that answer",
-    "it's a bit much, charging me for {t}", "I'm unimpressed, to be honest", "I'm not happy, not happy at all",
+    "it's a bit much, charging me for {t}", "I'm unimpressed, to be honest",
+    "I'm not happy, not happy at all",
     "I'd rather not have to ring three times", "I must say I'm disappointed with the service",
     "I'm afraid {t} still isn't right", "I was hoping for better than this", "it's all a bit slow",
 ]
@@ -446,18 +455,22 @@ ANNOYED_MORE = [
 CALM_MORE = [
     "it's been an awful week, my {k} passed away", "I'm devastated, my {k} died on Friday",
     "I'm so upset, someone stole my purse", "it was horrible, they broke in while we were asleep",
-    "I'm terrified, someone has taken money from my account", "the worst thing happened, my {k} is in hospital",
+    "I'm terrified, someone has taken money from my account",
+    "the worst thing happened, my {k} is in hospital",
     "I'm heartbroken, we lost my {k} last month and I need to change the account",
     "I'm in a terrible state, the house flooded", "I'm shaking, I think I've been scammed",
-    "I'm really worried, there are payments I never made", "it's been the worst year of my life, my {k} is ill",
+    "I'm really worried, there are payments I never made",
+    "it's been the worst year of my life, my {k} is ill",
     "absolutely brilliant, thank you so much!", "that's fantastic news!", "you've been so helpful, really",
     "the engineer was amazing", "I'm so pleased {t} arrived", "honestly, you've been great",
-    "I'm really happy with the service", "wonderful, that's sorted then", "never had a problem with you, just checking {t}",
+    "I'm really happy with the service", "wonderful, that's sorted then",
+    "never had a problem with you, just checking {t}",
     "best service I've ever had, thank you", "your staff at the branch were wonderful",
     "your company has always been good to us", "you've been very patient with me",
     "I'm not angry, I just want to understand {t}", "no complaints at all, just a question",
     "I'm not upset, these things happen", "I'm not cross with you, it's not your fault",
-    "don't worry, I'm not in a rush", "no problem at all", "it's not a big deal", "I'm not complaining, just checking {t}",
+    "don't worry, I'm not in a rush", "no problem at all", "it's not a big deal",
+    "I'm not complaining, just checking {t}",
     "my neighbour is furious about the roadworks, but I'm ringing about {t}",
     "my {k} was livid with the builders, anyway, I need to update {t}",
     "what happens if {t} is late", "what should I do if my card is stolen", "is there a fee if I pay late",
@@ -487,7 +500,8 @@ QUESTIONS = [
 ]
 # Short answers to the menu: a word or two names what the call is about, not how the caller feels.
 MENU_ANSWERS = ["{t}", "{t} please", "about {t}", "it's about {t}", "refund", "a refund", "billing",
-                "payments", "my account", "balance", "new card", "technical support", "sales", "opening hours",
+                "payments", "my account", "balance", "new card", "technical support", "sales",
+                "opening hours",
                 "change of address", "a question", "yes", "no", "yes, that's right", "no, something else",
                 "the second one", "option three", "other", "a delivery", "a booking", "renewal"]
 
@@ -495,14 +509,17 @@ MENU_ANSWERS = ["{t}", "{t} please", "about {t}", "it's about {t}", "refund", "a
 # --- what a phone-band recogniser makes of it ------------------------------------------------
 
 HOMOPHONES = [
-    (r"\bthrough\b", "threw"), (r"\bto\b", "too"), (r"\bsomeone\b", "some one"), (r"\bsomebody\b", "some body"),
+    (r"\bthrough\b", "threw"), (r"\bto\b", "too"), (r"\bsomeone\b", "some one"),
+    (r"\bsomebody\b", "some body"),
     (r"\bagent\b", "a gent"), (r"\brepresentative\b", "represent a tive"), (r"\bsupervisor\b", "super visor"),
     (r"\bmanager\b", "man ager"), (r"\baccount\b", "a count"), (r"\bcomplaint\b", "complain"),
     (r"\bombudsman\b", "ombuds man"), (r"\bsolicitor\b", "solicit her"), (r"\brobot\b", "row bot"),
     (r"\bmenu\b", "men you"), (r"\bhate\b", "hey"), (r"\bfed up\b", "fed op"), (r"\bfurious\b", "furry us"),
     (r"\bI'm\b", "im"), (r"\bdon't\b", "dont"), (r"\bcan't\b", "cant"), (r"\bI've\b", "ive"),
-    (r"\bwant to\b", "wanna"), (r"\bcancel\b", "cancer"), (r"\bhuman\b", "you man"), (r"\bperson\b", "purse in"),
-    (r"\boperator\b", "opera tor"), (r"\blawyer\b", "lower"), (r"\bswitch\b", "which"), (r"\bstaff\b", "stuff"),
+    (r"\bwant to\b", "wanna"), (r"\bcancel\b", "cancer"), (r"\bhuman\b", "you man"),
+    (r"\bperson\b", "purse in"),
+    (r"\boperator\b", "opera tor"), (r"\blawyer\b", "lower"), (r"\bswitch\b", "which"),
+    (r"\bstaff\b", "stuff"),
     (r"\bdisgraceful\b", "this graceful"), (r"\bappalling\b", "a polling"), (r"\blivid\b", "lived"),
     (r"\bfuming\b", "fuming"), (r"\bseething\b", "see thing"), (r"\bregulator\b", "regular tor"),
 ]
@@ -565,8 +582,10 @@ def generate(seed: int = SEED) -> list[Line]:
             add(_sentence(rng.choice(OPENERS), condition + body, ending), ("leave_or_cancel",),
                 worst(base, level), "generated: leaving")
     for template, level in NOT_LEAVE:
-        add(_sentence(rng.choice(OPENERS), template, ""), (), level, "generated: routine or reported, not leaving")
-        add(_sentence(rng.choice(OPENERS), template, ""), (), level, "generated: routine or reported, not leaving")
+        add(_sentence(rng.choice(OPENERS), template, ""), (), level,
+            "generated: routine or reported, not leaving")
+        add(_sentence(rng.choice(OPENERS), template, ""), (), level,
+            "generated: routine or reported, not leaving")
 
     for template in LEGAL:
         for authority in _sample(rng, AUTHORITY, 3 if "{a}" in template else 2):
@@ -643,16 +662,17 @@ def generate(seed: int = SEED) -> list[Line]:
                 "generated: mild displeasure")
     for template in CALM_MORE:
         for _ in range(3):
-            add(_sentence(rng.choice(OPENERS), template.format(t=rng.choice(TOPIC), k=rng.choice(KIN)), ""), (),
-                "calm", "generated: calm look-alike of a mood line")
+            add(_sentence(rng.choice(OPENERS), template.format(t=rng.choice(TOPIC), k=rng.choice(KIN)), ""),
+                (), "calm", "generated: calm look-alike of a mood line")
 
     for template in GENUINE:
         for _ in range(3):
-            add(_sentence("", template.format(t=rng.choice(TOPIC)), rng.choice(["", "", " then", " thanks"])), (),
-                "calm", "generated: calm look-alike of a mood line")
+            add(_sentence("", template.format(t=rng.choice(TOPIC)), rng.choice(["", "", " then", " thanks"])),
+                (), "calm", "generated: calm look-alike of a mood line")
     for template in QUESTIONS:
         for _ in range(3):
-            add(_sentence(rng.choice(OPENERS[:8]), template.format(t=rng.choice(TOPIC)), rng.choice(CALM_TAILS)), (),
+            add(_sentence(rng.choice(OPENERS[:8]), template.format(t=rng.choice(TOPIC)),
+                          rng.choice(CALM_TAILS)), (),
                 "calm", "generated: calm look-alike of a mood line")
     for template in MENU_ANSWERS:
         for _ in range(2 if "{t}" in template else 1):
@@ -684,7 +704,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: write the file, or check that the committed one is current."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--check", action="store_true", help="exit 1 if --out differs from what would be written")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if --out differs from what would be written")
     args = parser.parse_args(argv)
     text = render(generate())
     if args.check:

@@ -38,7 +38,8 @@ def curve(scores: Sequence[tuple[float, bool]]) -> list[tuple[float, float, floa
     for threshold in GRID:
         predicted = [truth for score, truth in scores if score >= threshold]
         tp = sum(predicted)
-        points.append((threshold, tp / len(predicted) if predicted else 1.0, tp / positives if positives else 0.0))
+        points.append((threshold, tp / len(predicted) if predicted else 1.0,
+                       tp / positives if positives else 0.0))
     return points
 
 
@@ -70,7 +71,7 @@ def out_of_fold(lines: Sequence[Utterance], folds: int,
     for fold in range(folds):
         held = written[fold::folds]
         rest = [u for i, u in enumerate(written) if i % folds != fold]
-        rest += [u for u, f in zip(heard, heard_fold) if f != fold]
+        rest += [u for u, f in zip(heard, heard_fold, strict=True) if f != fold]
         understanding = Understanding(models=train(rest + generated, embedder), embedder=embedder)
         scored.extend((u, understanding.analyse(u.text)) for u in held)
     return scored
@@ -90,7 +91,8 @@ def choose(name: str, scores: Sequence[tuple[float, bool]], target: float) -> Ch
 
 
 def _pairs(scored: Sequence[tuple[Utterance, Analysis]],
-           score: Callable[[Analysis], float], truth: Callable[[Utterance], bool]) -> list[tuple[float, bool]]:
+           score: Callable[[Analysis], float],
+           truth: Callable[[Utterance], bool]) -> list[tuple[float, bool]]:
     return [(score(a), truth(u)) for u, a in scored]
 
 

@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -141,7 +140,8 @@ class Model(nn.Module):
 
     def pooled(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The mean of the last layer's token states over the real tokens."""
-        out = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        out = self.bert(input_ids=ids, attention_mask=mask,
+                        token_type_ids=torch.zeros_like(ids)).last_hidden_state
         m = mask.unsqueeze(-1).to(out.dtype)
         return (out * m).sum(1) / m.sum(1).clamp(min=1e-9)  # type: ignore[no-any-return]
 
@@ -154,7 +154,8 @@ def is_target(name: str, targets: Sequence[str]) -> bool:
     """Whether an encoder Linear gets an adapter; `output.dense` alone is not the attention's one."""
     if not name.startswith("encoder."):
         return False
-    return any(name.endswith("." + t) and not (t == "output.dense" and name.endswith(".attention.output.dense"))
+    return any(name.endswith("." + t)
+               and not (t == "output.dense" and name.endswith(".attention.output.dense"))
                for t in targets)
 
 
@@ -288,7 +289,8 @@ def train(recipe: Recipe, corpus: Sequence[Path] = (DEFAULT_CORPUS,), directory:
                                       weight_decay=WEIGHT_DECAY)
         lengths = batcher.lengths(texts)
         chunk = recipe.batch * CHUNK_BATCHES
-        steps_per_epoch = sum(-(-min(len(data) - c, chunk) // recipe.batch) for c in range(0, len(data), chunk))
+        steps_per_epoch = sum(-(-min(len(data) - c, chunk) // recipe.batch)
+                              for c in range(0, len(data), chunk))
         total = steps_per_epoch * recipe.epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule(total))
         generator = torch.Generator().manual_seed(recipe.seed)
@@ -311,7 +313,8 @@ def train(recipe: Recipe, corpus: Sequence[Path] = (DEFAULT_CORPUS,), directory:
                 if step % LOG_EVERY == 0:
                     progress(f"  epoch {epoch} step {step}/{steps_per_epoch} loss {running / (step + 1):.4f} "
                              f"{time.monotonic() - epoch_started:.0f}s")
-            progress(f"epoch {epoch} loss {running / steps_per_epoch:.4f} {time.monotonic() - epoch_started:.0f}s")
+            progress(f"epoch {epoch} loss {running / steps_per_epoch:.4f} "
+                     f"{time.monotonic() - epoch_started:.0f}s")
         model.eval()
     return Trained(model, adapters, recipe, lines, len(data), round(time.monotonic() - started, 1))
 
@@ -396,7 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     trained = train(recipe_from(args), args.corpus, progress=lambda s: print(s, flush=True))
     digest = save(trained, args.out)
-    print(f"trained on {trained.examples} lines in {trained.seconds}s; wrote {args.out} (arrays sha256 {digest})")
+    print(f"trained on {trained.examples} lines in {trained.seconds}s; wrote {args.out} (arrays sha256 "
+          f"{digest})")
     return 0
 
 

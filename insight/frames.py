@@ -1,4 +1,5 @@
-"""Media-stream frames: Telnyx's parsed into typed frames (Twilio's share the envelope checks), and put back in order."""
+"""Media-stream frames: Telnyx's parsed into typed frames (Twilio's share the envelope checks),
+and put back in order."""
 
 from __future__ import annotations
 

@@ -48,7 +48,8 @@ _NEGATIVE = re.compile(r"\b(again|nothing|not|never|late|lost|wrong|wasted|waiti
 
 def normalise(text: str) -> str:
     """Lower case without apostrophes or punctuation: the recogniser's form of a written line."""
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.lower().replace("'", "").replace("’", ""))).strip()
+    return re.sub(r"\s+", " ",
+                  re.sub(r"[^\w\s]", " ", text.lower().replace("'", "").replace("’", ""))).strip()
 
 
 def _bucket(token: str, buckets: int) -> int:
@@ -63,7 +64,7 @@ def _unit(counts: npt.NDArray[np.float64], scale: float) -> npt.NDArray[np.float
 def word_tokens(words: list[str]) -> list[str]:
     """Unigrams, bigrams and negation-scoped words of a normalised, split line."""
     tokens = list(words)
-    tokens += [f"{a} {b}" for a, b in zip(words, words[1:])]
+    tokens += [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]  # each word and the next
     scope = 0
     for word in words:
         if word in _NEGATORS:

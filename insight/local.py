@@ -26,11 +26,11 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from ivr.serial import KeyedSerialExecutor
 
-from .base import EngineState, ListeningEngine, MessageSink
 from .asr_queue import Job, TranscriptionQueue
+from .base import EngineState, ListeningEngine, MessageSink
+from .codecs import codec_for
 from .endpoint import EndpointConfig, Utterance, UtteranceCutter
 from .frames import ReorderBuffer
-from .codecs import codec_for
 from .vad import SileroModel
 from .whisper import Transcriber, Transcript
 
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TOKEN_MAX_AGE_S = 120  # a token opens a socket only this soon after it is issued
-STREAM_LIFE_S = 4 * 3600.0  # a stream closes this long after its token was issued (Telnyx's default call limit)
+# a stream closes this long after its token was issued (Telnyx's default call limit)
+STREAM_LIFE_S = 4 * 3600.0
 STREAM_CODEC = "PCMU"
 
 

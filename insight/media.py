@@ -91,7 +91,8 @@ class MediaSession:
             return True
         if frame.event == "start":
             if frame.call_control_id and frame.call_control_id != self.call_control_id:
-                log.warning("stream for %s claims call %s; closed", self.call_control_id, frame.call_control_id)
+                log.warning("stream for %s claims call %s; closed", self.call_control_id,
+                            frame.call_control_id)
                 self.stopped = True
                 return False
             self.stream_id = frame.stream_id or ""

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from .labels import INTENTS
 
-
 # --- normalisation -------------------------------------------------------------------------
 
 _CONTRACTIONS: tuple[tuple[str, str], ...] = (
@@ -70,7 +69,8 @@ def _split_clauses(line: str) -> list[str]:
 
 # --- word classes ----------------------------------------------------------------------------
 
-_QUALIFIER = r"(?:bloody|damn|flipping|real|actual|live|living|proper|genuine|human|breathing|flesh and blood|normal|regular)"
+_QUALIFIER = (r"(?:bloody|damn|flipping|real|actual|live|living|proper|genuine|human|breathing|"
+              r"flesh and blood|normal|regular)")
 # Nouns for a person who works there, including ASR spellings Whisper gives on phone audio.
 _PERSON_NOUN = (
     r"(?:person|persons|people|human|humans|human being|human beings|agent|agents|a gent|"
@@ -88,18 +88,19 @@ _PERSON_NOUN = (
 )
 # Someone wanted to come out ("I need somebody to come and measure up", "is there anyone who could
 # pop round") asks for a visit: the caller wants a job done at their door, not a person on the line.
-_VISIT = (r"(?:come|pop|call|nip|drop|get)\s+(?:round|over|out|by|in(?!\s+touch)|along|and|to (?:the|my|our|us)|"
-          r"here|back out)\b")
+_VISIT = (r"(?:come|pop|call|nip|drop|get)\s+(?:round|over|out|by|in(?!\s+touch)|along|and|to (?:the|my|our|"
+          r"us)|here|back out)\b")
 _JOB_VERB = (r"(?:look|have a look|take a look|fix|measure|check|repair|service|inspect|collect|pick|clear|"
              r"unblock|replace|install|fit|read|assess|survey|quote|sort)")
 # "I need someone to come round" and, as many say it, "someone to come fix the boiler"
-_NOT_A_VISIT = (rf"(?!\s+(?:(?:who|that)\s+(?:can|could|will|would)\s+)?(?:to\s+)?(?:{_VISIT}|come\s+{_JOB_VERB}\b)|"
-                rf"\s+(?:round|out|over(?! the phone))\b)")
+_NOT_A_VISIT = (rf"(?!\s+(?:(?:who|that)\s+(?:can|could|will|would)\s+)?(?:to\s+)?(?:{_VISIT}|"
+                rf"come\s+{_JOB_VERB}\b)|\s+(?:round|out|over(?! the phone))\b)")
 # A person wanted at the caller's door, not on the line (LABELS.md: a person mentioned, not asked
 # to speak with): someone sent round, an engineer got out, somebody to come and measure up. The
 # model reads these as asking for a person, so the understanding layer caps that intent on them.
-_TRADE_NOUN = (r"(?:engineer|engineers|technician|technicians|tech|fitter|fitters|plumber|electrician|surveyor|"
-               r"inspector|assessor|installer|installers|mechanic|driver|van|crew|team|man|guy|bloke|lad|lads)")
+_TRADE_NOUN = (r"(?:engineer|engineers|technician|technicians|tech|fitter|fitters|plumber|electrician|"
+               r"surveyor|inspector|assessor|installer|installers|mechanic|driver|van|crew|team|man|guy|"
+               r"bloke|lad|lads)")
 _VISITOR = (rf"(?:someone|somebody|anyone|anybody|one of your (?:\w+ )?(?:people|{_TRADE_NOUN})|"
             rf"(?:a|an|the|your|one of the)\s+(?:\w+\s+)?{_TRADE_NOUN})")
 _PLACE = (r"(?:house|flat|home|property|place|site|address|door|office|shop|garden|farm|premises|unit|"
@@ -117,18 +118,19 @@ _VISIT_REQUEST = re.compile(
     rf"to\s+(?:visit|measure|survey|inspect)\b)")
 # A line that speaks of the call itself may want the person on the line ("can someone come over the
 # phone", "can someone come over and talk to me"): no visit is read in it.
-_ON_THE_LINE = re.compile(r"\b(?:phone|line|call|talk|talking|speak|speaking|menu|machine|robot|system|explain)\b")
+_ON_THE_LINE = re.compile(r"\b(?:phone|line|call|talk|talking|speak|speaking|menu|machine|robot|system|"
+                          r"explain)\b")
 _DETERMINER = r"(?:(?:a|an|the|some|your|one of your|one of the|any|a member of|any of your|anyone from|" \
               r"someone from|somebody from|a different|another)\s+)?"
 PERSON = rf"{_DETERMINER}(?:{_QUALIFIER}\s+){{0,2}}(?:{_PERSON_NOUN}|(?:\w+\s+)?(?:team|department|desk))\b"
 # A person named by what they do there ("whoever handles refunds", "the fella who is doing the
 # polishing", "the lady in charge"). Asked for only after a verb of talking or connecting: after
 # "like" or "need" it is as often someone mentioned ("just like the man who fitted it said").
-_NAMED_PERSON = (r"(?:whoever|(?:the|a|that|this)\s+(?:guy|lady|man|woman|chap|bloke|fella|fellow|gentleman|gent)"
-                 r"(?=\s+(?:who|that|in charge)\b))")
+_NAMED_PERSON = (r"(?:whoever|(?:the|a|that|this)\s+(?:guy|lady|man|woman|chap|bloke|fella|fellow|gentleman|"
+                 r"gent)(?=\s+(?:who|that|in charge)\b))")
 _ASKED_PERSON = rf"(?:{PERSON}|{_NAMED_PERSON})"
-_CONNECT_VERB = (r"(?:put|get|transfer|connect|connecting|transferring|pass|send|patch|switch|forward|hand|route|redirect|"
-                 r"pop|chuck|bung|stick|"
+_CONNECT_VERB = (r"(?:put|get|transfer|connect|connecting|transferring|pass|send|patch|switch|forward|hand|"
+                 r"route|redirect|pop|chuck|bung|stick|"
                  r"take|bring|escalate|move|direct|sent|passed)")
 _ME = r"(?:me|us|this call|my call|this|the call)"
 _THROUGH = r"(?:through|thru|true|threw|straight through)"
@@ -141,25 +143,25 @@ _WANT = (r"(?:want|wanted to have|need|needs|would like|like|would prefer|prefer
          r"get me|find me|fetch me|is there|are there|there must be|where is|where are|bring me|"
          r"can i have|can i get|could i have|could i get|may i have|i will take)")
 
-_COMPANY = r"(?:you|you lot|you guys|you people|your (?:bank|company|firm|business|lot)|this (?:bank|company|" \
-           r"firm|place|outfit|lot)|the bank)"
+_COMPANY = r"(?:you|you lot|you guys|you people|your (?:bank|company|firm|business|lot)|" \
+           r"this (?:bank|company|firm|place|outfit|lot)|the bank)"
 _RELATION = (r"(?:account|accounts|contract|membership|subscription|plan|policy|service|services|everything|"
              r"relationship|business|broadband|package|custom|mortgage|savings|tariff)")
-_COMPETITOR = (r"(?:another|a different|a new|a better|a rival|a competitor|your competitors?|the competition|"
-               r"competitors?|other)\s*(?:bank|provider|company|supplier|network|firm|insurer|lender|"
-               r"building society|one)?")
+_COMPETITOR = (r"(?:another|a different|a new|a better|a rival|a competitor|your competitors?|"
+               r"the competition|competitors?|other)\s*(?:bank|provider|company|supplier|network|firm|"
+               r"insurer|lender|building society|one)?")
 
 _SYSTEM = (r"(?:robot|robots|bot|bots|machine|machines|computer|computers|automated (?:system|service|"
-           r"voice|line|thing|menu|assistant)|automatic (?:system|voice)|recording|recorded (?:voice|message)|"
-           r"answering machine|voice recognition|speech recognition|menu|menus|options|phone tree|"
+           r"voice|line|thing|menu|assistant)|automatic (?:system|voice)|recording|recorded (?:voice|"
+           r"message)|answering machine|voice recognition|speech recognition|menu|menus|options|phone tree|"
            r"this system|the system|your system|this thing|auto attendant|virtual assistant|ai|"
            r"artificial intelligence|chat ?bot|press(?:ing)? (?:buttons|numbers|keys)|automated \w+)")
 
-_SYSTEM_WORD = (r"(?:stupid\s+|bloody\s+|damn\s+|automated\s+)?(?:robot|robots|machine|bot|computer|menu|menus|"
-                r"system|recording|options|voice|phone tree|automated system|maze|loop)\b"
+_SYSTEM_WORD = (r"(?:stupid\s+|bloody\s+|damn\s+|automated\s+)?(?:robot|robots|machine|bot|computer|menu|"
+                r"menus|system|recording|options|voice|phone tree|automated system|maze|loop)\b"
                 r"(?!\s+(?:number|option|one|two|three))")
-_COMPLAINT_WORD = (r"\b(?:not|never|again|hate|sick|tired|enough|stop|keeps?|useless|stupid|rubbish|pointless|"
-                   r"waste|same|circles|nothing|no)\b")
+_COMPLAINT_WORD = (r"\b(?:not|never|again|hate|sick|tired|enough|stop|keeps?|useless|stupid|rubbish|"
+                   r"pointless|waste|same|circles|nothing|no)\b")
 
 
 @dataclass(frozen=True)
@@ -192,10 +194,10 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         # put / get / transfer / connect me (through) (to / with) <person>, or just "transfer me"
         _c(rf"\b{_CONNECT_VERB}\s+{_ME}\s+(?:(?:through|over|across|on|along|up)\s+)?"
            rf"(?:(?:to|with|onto)\s+{_ASKED_PERSON}|through\b|over to\b|to (?:someone|somebody)\b)"),
-        _c(rf"\b(?:transfer|connect|escalate|forward|redirect)\s+(?:me|us|this|my call|the call)\b"),
+        _c(r"\b(?:transfer|connect|escalate|forward|redirect)\s+(?:me|us|this|my call|the call)\b"),
         _c(rf"\b(?:transfer|connect|put)\s+(?:me\s+)?(?:to|through to|with)\s+{_ASKED_PERSON}"),
-        _c(rf"\b(?:be|get|getting|being)\s+(?:put|passed|transferred|connected|sent|put back)\s+(?:{_THROUGH}\s+)?"
-           rf"(?:to|with)\s+{_ASKED_PERSON}"),
+        _c(r"\b(?:be|get|getting|being)\s+(?:put|passed|transferred|connected|sent|"
+           rf"put back)\s+(?:{_THROUGH}\s+)?(?:to|with)\s+{_ASKED_PERSON}"),
         _c(rf"\b{_CONNECT_VERB}\s+{_ME}\s+{_THROUGH}\b"),
         _c(rf"\b(?:get|put|have|bring)\s+{PERSON}\s+on\b(?:\s+(?:the line|the phone|please|now))?"),
         _c(rf"\bget hold of\s+{PERSON}|\b(?:get|getting) through to\s+{PERSON}"),
@@ -212,8 +214,8 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         # want / need / give me <person>; not a person wanted at the caller's door (_VISIT)
         _c(rf"\b{_WANT}\s+(?:to\s+(?:have|get)\s+)?{PERSON}{_NOT_A_VISIT}"),
         # "agent!", "operator please", "a real person now"
-        _c(rf"^(?:(?:just|please|yes|yeah|ok|okay|now|hello|um|uh|er|transfer|transfer me)\s+)*(?:{PERSON}|transfer)"
-           rf"(?:\s+(?:please|now|right now|then|thanks|thank you|already|immediately))*$"),
+        _c(rf"^(?:(?:just|please|yes|yeah|ok|okay|now|hello|um|uh|er|transfer|transfer me)\s+)*(?:{PERSON}|"
+           r"transfer)(?:\s+(?:please|now|right now|then|thanks|thank you|already|immediately))*$"),
         # a person asked to ring back: "can somebody from billing call me"
         _c(rf"\b(?:can|could|will|would|please|have|get)\s+{PERSON}(?:\s+(?:from|in|at|on)\s+(?:\w+\s+){{1,3}}?)?"
            rf"\s*(?:ring|call|phone|contact|get back to)\s+(?:me|us)\b"),
@@ -227,23 +229,23 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
            rf"(?:down\s+)?(?:my|our|the|this|all my|all of my|every)?\s*(?:whole\s+|entire\s+|current\s+)?"
            rf"(?:bank\s+|current\s+|joint\s+|savings\s+)?{_RELATION}\b"),
         _c(rf"\b(?:switch|switching|move|moving|go|going|take|taking|transfer|transferring|bank|banking|"
-           rf"shop|shopping|run|running|went)\b(?:\s+\w+){{0,3}}?\s+(?:elsewhere|somewhere else|to\s+{_COMPETITOR}|"
-           rf"over to\s+{_COMPETITOR}|with\s+{_COMPETITOR})"),
-        _c(rf"\b(?:take|taking|move|moving)\s+my\s+(?:business|money|custom|accounts?|savings)\s+"
-           rf"(?:elsewhere|away|somewhere else|out)"),
+           r"shop|shopping|run|running|went)\b(?:\s+\w+){0,3}?\s+(?:elsewhere|somewhere else|"
+           rf"to\s+{_COMPETITOR}|over to\s+{_COMPETITOR}|with\s+{_COMPETITOR})"),
+        _c(r"\b(?:take|taking|move|moving)\s+my\s+(?:business|money|custom|accounts?|savings)\s+"
+           r"(?:elsewhere|away|somewhere else|out)"),
         _c(rf"\b(?:leave|leaving|quit|quitting|ditch|ditching|dump|dumping|done with|finished with|"
            rf"through with|walk away from|walking away from)\s+{_COMPANY}\b"
            # "leave you a review", "leave you my number": something left with the firm
            rf"(?!\s+(?:a|an|my|the|some|our|this)\b)"),
-        _c(rf"\b(?:find|finding|get|getting|look for|looking for|go to|going to|join|joining|try)\s+(?:myself\s+|us\s+)?"
-           rf"(?:another|a different|a new|a better|a proper)\s+(?:bank|provider|company|supplier|network|"
-           rf"firm|insurer|lender)"),
+        _c(r"\b(?:find|finding|get|getting|look for|looking for|go to|going to|join|joining|"
+           r"try)\s+(?:myself\s+|us\s+)?(?:another|a different|a new|a better|a proper)\s+(?:bank|provider|"
+           r"company|supplier|network|firm|insurer|lender)"),
         _c(rf"\b(?:never|not)\s+(?:going to\s+|ever\s+|be\s+)?(?:use|using|bank with|banking with|deal with|"
            rf"dealing with|do business with|doing business with|come back|coming back|renew|renewing|"
            rf"stay with|staying with|staying|stay)\b(?:\s+\w+){{0,3}}?(?:\s+again|\s+{_COMPANY}|$)",
            carries_negation=True),
-        _c(r"\byou (?:have |are about to |are going to )?(?:just )?(?:lost|lose) (?:a|me as a|my|another|one) "
-           r"(?:customer|client)"
+        _c(r"\byou (?:have |are about to |are going to )?(?:just )?(?:lost|lose) (?:a|me as a|my|another|"
+           r"one) (?:customer|client)"
            r"|\byou have lost me\b|\blost (?:yourself|yourselves) a customer\b"),
         _c(r"\b(?:switch|switching|switched|change|changing|changed|move|moving|moved|swap|swapping)\s+"
            r"(?:my |our )?(?:\w+ )?(?:banks|providers?|suppliers?|networks?|insurers?|lenders?|companies|"
@@ -254,36 +256,38 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
            carries_negation=True),
         _c(r"\b(?:close|closing|closed|cancel|cancelling|cancelled|switch|switching|leave|leaving|quit|"
            r"quitting)\b", only_refutes=True),
-        _c(r"\bi am (?:leaving|off|out|switching|walking|gone|done)\b(?!\s+(?:for|to the|in|on|at|with the))"),
+        _c(r"\bi am (?:leaving|off|out|switching|walking|gone|done)\b"
+           r"(?!\s+(?:for|to the|in|on|at|with the))"),
     ),
     "legal_or_complaint": (
-        _c(r"\b(?:lawyer|lawyers|solicitor|solicitors|(?<!power of )attorney|attorneys|barrister|legal action|legal advice|"
-           r"legal team|legal route|legal proceedings|sue|suing|sued|take you to court|see you in court|"
-           r"small claims|court|courts|ombudsman|ombudsmen|ombuds man|regulator|regulators|fca|"
-           r"financial conduct authority|trading standards|watchdog|ofcom|ofgem|ofwat|cfpb|"
-           r"better business bureau|consumer rights|citizens advice|attorney general|"
+        _c(r"\b(?:lawyer|lawyers|solicitor|solicitors|(?<!power of )attorney|attorneys|barrister|"
+           r"legal action|legal advice|legal team|legal route|legal proceedings|sue|suing|sued|"
+           r"take you to court|see you in court|small claims|court|courts|ombudsman|ombudsmen|ombuds man|"
+           r"regulator|regulators|fca|financial conduct authority|trading standards|watchdog|ofcom|ofgem|"
+           r"ofwat|cfpb|better business bureau|consumer rights|citizens advice|attorney general|"
            r"class action|tribunal|compensation claim)\b"),
         _c(r"\b(?:make|making|file|filing|lodge|lodging|raise|raising|log|logging|put in|putting in|submit|"
            r"submitting|register|registering|open|opening|write|writing|send|sending|escalate|escalating|"
            r"start|starting|take out)\s+(?:a|an|my|this|the|one)?\s*(?:formal|official|written|proper|"
-           r"serious|big|strongly worded|detailed)?\s*(?:complaint|complaints|grievance|letter of complaint)"),
+           r"serious|big|strongly worded|detailed)?\s*(?:complaint|complaints|grievance|"
+           r"letter of complaint)"),
         _c(r"\b(?:formal|official|written)\s+(?:complaint|grievance)"),
-        _c(r"\b(?:write|writing|contact|contacting|go|going|report|reporting|complain|complaining|take|taking "
-           r"(?:this|it|you))\s+to\s+(?:my|the|your|our)?\s*(?:local\s+)?(?:mp|member of parliament|councillor|"
-           r"congressman|congresswoman|senator|(?:\w+\s+){0,3}(?:authority|commission|regulator|ombudsman|"
-           r"standards|watchdog))\b"),
+        _c(r"\b(?:write|writing|contact|contacting|go|going|report|reporting|complain|complaining|take|"
+           r"taking (?:this|it|you))\s+to\s+(?:my|the|your|our)?\s*(?:local\s+)?(?:mp|member of parliament|"
+           r"councillor|congressman|congresswoman|senator|(?:\w+\s+){0,3}(?:authority|commission|regulator|"
+           r"ombudsman|standards|watchdog))\b"),
         _c(r"\b(?:complaint|complaints|complain|complained|grievance|ombudsman|lawyer|solicitor)\b",
            only_refutes=True),
         _c(r"\b(?:i|we)\s+(?:want|wish|would like|am going|are going|will|intend|plan|need|have)\s+to\s+"
            r"(?:complain|report)\b"),
-        _c(r"\b(?:complain|complaining|report|reporting|reported)\s+(?:you|this|your \w+|about you|about this)?"
-           r"\s*(?:to|with)\s+(?:the|your|someone|somebody|a|an)?\s*(?:\w+\s+)?(?:head office|authorities|"
-           r"authority|regulator|ombudsman|board|press|papers|council|bank|top|chief executive|ceo|"
-           r"director|higher up|higher ups)"),
+        _c(r"\b(?:complain|complaining|report|reporting|reported)\s+(?:you|this|your \w+|about you|"
+           r"about this)?\s*(?:to|with)\s+(?:the|your|someone|somebody|a|an)?\s*(?:\w+\s+)?(?:head office|"
+           r"authorities|authority|regulator|ombudsman|board|press|papers|council|bank|top|chief executive|"
+           r"ceo|director|higher up|higher ups)"),
         # The police only with the firm as the object: "I have reported it to the police" is a
         # caller telling of a theft or a fraud (calm bad news); "I will report you to the police" threatens.
-        _c(r"\b(?:report|reporting|reported)\s+(?:you|your (?:company|firm|shop|business|lot)|this (?:company|"
-           r"firm|shop|business|lot)|you lot)\s+to\s+the\s+police\b"),
+        _c(r"\b(?:report|reporting|reported)\s+(?:you|your (?:company|firm|shop|business|lot)|"
+           r"this (?:company|firm|shop|business|lot)|you lot)\s+to\s+the\s+police\b"),
         _c(r"\b(?:go|going|went|talk|talking|write|writing|speak|speaking)\s+to\s+(?:the\s+)?"
            r"(?:press|papers|newspapers|local paper|news|media|bbc|tv|telly|journalists?)\b"),
         _c(r"\b(?:post|posting|write|writing|leave|leaving|put|putting|tell|telling|share|sharing|"
@@ -295,10 +299,10 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         _c(r"\b(?:one|1|zero|no) star\b|\b(?:bad|terrible|awful|scathing|honest|negative) review"),
     ),
     "bot_complaint": (
-        _c(rf"\b(?:talking|speaking|talk|speak|chatting|chat|arguing|argue|stuck|dealing)\s+(?:to|with)\s+"
-           rf"(?:a|an|this|the|some|your|another)?\s*(?:stupid|bloody|damn|dumb|useless|automated|automatic|"
-           rf"silly|blooming|flipping|talking|pre ?recorded)?\s*(?:robot|machine|computer|bot|recording|"
-           rf"answering machine|automated system|system|menu|ai|chat ?bot)\b"),
+        _c(r"\b(?:talking|speaking|talk|speak|chatting|chat|arguing|argue|stuck|dealing)\s+(?:to|with)\s+"
+           r"(?:a|an|this|the|some|your|another)?\s*(?:stupid|bloody|damn|dumb|useless|automated|automatic|"
+           r"silly|blooming|flipping|talking|pre ?recorded)?\s*(?:robot|machine|computer|bot|recording|"
+           r"answering machine|automated system|system|menu|ai|chat ?bot)\b"),
         # "this stupid menu", "can't keep up with your machine": at the end of a clause or before a
         # complaint word. "your system" and "your computer" need the complaint word: at a clause's
         # end they are mostly a calm caller naming the firm's records ("so it doesn't stay on your
@@ -311,22 +315,24 @@ CONSTRUCTIONS: dict[str, tuple[Construction, ...]] = {
         _c(r"\b(?:you|(?:this|the|your)\s+(?:\w+\s+)?(?:system|machine|robot|menu|thing|computer|bot|"
            r"recording))\s+(?:do not|does not|can not|"
            r"will not|never|is not|are not|did not|just does not|clearly does not|still does not|"
-           r"keeps not|simply can not|obviously does not)\s+(?:understands?|understanding|gets?|hears?|hearing|"
-           r"listens?|listening|recogni[sz]es?|recogni[sz]ing|catch|catches|works?|working|helps?|follows?|"
-           r"picks? up)"
+           r"keeps not|simply can not|obviously does not)\s+(?:understands?|understanding|gets?|hears?|"
+           r"hearing|listens?|listening|recogni[sz]es?|recogni[sz]ing|catch|catches|works?|working|helps?|"
+           r"follows?|picks? up)"
            r"(?:\s+(?:me|what|a word|anything|my|the|this))?", carries_negation=True),
         _c(r"\b(?:round|around) (?:and (?:round|around) )?in (?:circles|a circle|a loop)|"
-           r"\b(?:going|go|sent|sending|taken|taking) (?:me )?(?:round|around) (?:and (?:round|around)|in|the same)|"
-           r"\bstuck in (?:this|the|your|a|an|some)\s+(?:\w+\s+)?(?:maze|loop|menu|system|cycle|phone tree)|\bsame (?:loop|menu|options|message|"
-           r"question|questions) (?:again|over)|\b(?:keeps?|kept|keeping|keep on) (?:asking|repeating|"
-           r"saying|sending|putting|looping|taking|bringing|telling)(?: me)?(?: back)?(?: the same| to the)?|"
-           r"\bloop(?:ing)? (?:me )?(?:back|round|around)|\bback to the (?:start|beginning|main menu)"),
+           r"\b(?:going|go|sent|sending|taken|taking) (?:me )?(?:round|around) (?:and (?:round|around)|in|"
+           r"the same)|\bstuck in (?:this|the|your|a|an|some)\s+(?:\w+\s+)?(?:maze|loop|menu|system|cycle|"
+           r"phone tree)|\bsame (?:loop|menu|options|message|question|questions) (?:again|over)|\b(?:keeps?|"
+           r"kept|keeping|keep on) (?:asking|repeating|saying|sending|putting|looping|taking|bringing|"
+           r"telling)(?: me)?(?: back)?(?: the same| to the)?|\bloop(?:ing)? (?:me )?(?:back|round|around)|"
+           r"\bback to the (?:start|beginning|main menu)"),
         _c(r"\bnone of (?:the|these|those|your) (?:options|choices|numbers|buttons)|\bno option for\b|"
            r"\bnot (?:one|any) of (?:the|these|those|your) options|\boptions (?:do not|does not|never) "
            r"(?:fit|apply|cover|match|include)|\bnot an option\b", carries_negation=True),
         _c(rf"\b(?:hate|hated|loathe|detest|sick of|tired of|fed up with|done with|had enough of|"
-           rf"enough of|enough with|can not stand|no more)\s+(?:these|this|the|your|all these|all this|talking to|"
-           rf"pressing|dealing with|automated|speaking to)?\s*(?:\w+\s+)?{_SYSTEM}", carries_negation=True),
+           r"enough of|enough with|can not stand|no more)\s+(?:these|this|the|your|all these|all this|"
+           rf"talking to|pressing|dealing with|automated|speaking to)?\s*(?:\w+\s+)?{_SYSTEM}",
+           carries_negation=True),
         _c(r"\bi (?:am not|do not want to|will not|refuse to|am not going to) (?:talk|speak|talking|"
            r"speaking|deal|dealing) (?:to|with) (?:a|an|this|the|some)?\s*(?:stupid\s+|bloody\s+)?"
            r"(?:robot|machine|computer|bot|recording|automated|system)", carries_negation=True),
@@ -393,18 +399,20 @@ _POLITE_IF = re.compile(
     r"(?: (?:just|please|kindly|possibly|perhaps|maybe|actually|um|uh|er))* $")
 # Past, finished matters: "my complaint was resolved", "we sorted it".
 _SETTLED = re.compile(r"\b(?:was|were|has been|have been|got|been|is now|is all|all)\s+(?:resolved|sorted|"
-                      r"settled|dealt with|closed|upheld|fixed|handled)\b|\b(?:decided|chose|choose) to stay\b")
-_MAIN_CLAUSE = re.compile(r"\b(?:i|we) (?:am|are|will|shall|would|have got to|have to|am going to|are going to)\b"
-                          r"(?! not\b)|\bthen\b|\bi will\b")
+                      r"settled|dealt with|closed|upheld|fixed|handled)\b|\b(?:decided|chose|"
+                      r"choose) to stay\b")
+_MAIN_CLAUSE = re.compile(r"\b(?:i|we) (?:am|are|will|shall|would|have got to|have to|am going to|"
+                          r"are going to)\b(?! not\b)|\bthen\b|\bi will\b")
 _SELF_ROLE = re.compile(r"\b(?:i am|i work as|we are|this is) (?:a|an|the)\s+(?:\w+\s+)?$")
 # A polite request to hear the menu again is using the menu, not complaining about it (LABELS.md:
 # "a calm 'sorry, could you repeat that'"); without it the learned model reads "options ... again"
 # as a complaint.
 _MENU_REQUEST = re.compile(
-    r"^(?:(?:sorry|excuse me|pardon|hello|yes|ok|okay|um|er)\s+)*(?:(?:could|can|would|will) you\s+(?:please\s+)?"
-    r"(?:repeat|read|say|go through|give me|tell me|list)\b.*\b(?:again|once more|one more time)|"
-    r"(?:(?:could|can|would|will) you\s+)?(?:please\s+)?repeat (?:that|it|the options|the menu)(?: please)?$|"
-    r"(?:please\s+)?(?:repeat|say) (?:that|it|the options|the menu|them) again|pardon|say again|come again)\b")
+    r"^(?:(?:sorry|excuse me|pardon|hello|yes|ok|okay|um|er)\s+)*(?:(?:could|can|would|"
+    r"will) you\s+(?:please\s+)?(?:repeat|read|say|go through|give me|tell me|list)\b.*\b(?:again|once more|"
+    r"one more time)|(?:(?:could|can|would|will) you\s+)?(?:please\s+)?repeat (?:that|it|the options|"
+    r"the menu)(?: please)?$|(?:please\s+)?(?:repeat|say) (?:that|it|the options|the menu|them) again|pardon|"
+    r"say again|come again)\b")
 _WINDOW = 4  # words before a construction in which a negation scopes over it
 _HYPOTHETICAL_INTENTS = ("leave_or_cancel", "legal_or_complaint")
 
@@ -428,10 +436,8 @@ def _hypothetical(before: str) -> bool:
     "if I wanted to close it, how would I" asks; "if this isn't fixed I am moving banks" threatens:
     after the condition, a first-person future or "then" starts the main clause.
     """
-    cue = None
-    for cue in _HYPOTHETICAL.finditer(before):
-        pass
-    return cue is not None and not _MAIN_CLAUSE.search(before[cue.end():])
+    cues = list(_HYPOTHETICAL.finditer(before))
+    return bool(cues) and not _MAIN_CLAUSE.search(before[cues[-1].end():])
 
 
 def _refused(intent: str, clause: str, start: int, construction: Construction) -> bool:

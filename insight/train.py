@@ -58,7 +58,8 @@ def train(lines: Sequence[Utterance], embedder: SentenceEmbedder | None = None) 
     scorer = SentimentScorer()
     texts = [u.text for u in lines]
     embeddings = embedder.embed(texts)
-    x = np.vstack([features(e, find_intents(t), scorer.score(t), t) for e, t in zip(embeddings, texts)])
+    x = np.vstack([features(e, find_intents(t), scorer.score(t), t)
+                   for e, t in zip(embeddings, texts, strict=True)])
     ys = np.asarray([[1 if intent in u.intents else 0 for intent in INTENTS] for u in lines], dtype=np.int64)
     weights = fit_binaries(intent_view(x), ys, L2, STEPS, RATE)
     intents = {intent: weights[:, k].copy() for k, intent in enumerate(INTENTS)}

@@ -95,5 +95,5 @@ class TunedModel:
         h = self.encoder.embed([text], normalise=False)[0].astype(np.float64)
         levels = softmax(self._frustration_w @ h + self._frustration_b)
         intents = sigmoid(self._intents_w @ h + self._intents_b)
-        return ({name: float(p) for name, p in zip(INTENTS, intents)},
-                {name: float(p) for name, p in zip(FRUSTRATION_LEVELS, levels)})
+        return ({name: float(p) for name, p in zip(INTENTS, intents, strict=True)},
+                {name: float(p) for name, p in zip(FRUSTRATION_LEVELS, levels, strict=True)})

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -157,7 +157,8 @@ class Understanding:
         if self.tuned is not None:
             self.tuned.warm_cache()
 
-    def learned(self, text: str, hits: PatternHits, sentiment: Sentiment) -> tuple[dict[str, float], dict[str, float]]:
+    def learned(self, text: str, hits: PatternHits,
+                sentiment: Sentiment) -> tuple[dict[str, float], dict[str, float]]:
         """The model's intent and frustration probabilities, before the pattern layer's word."""
         if self.tuned is not None:
             return self.tuned.probabilities(text)

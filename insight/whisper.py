@@ -105,7 +105,8 @@ def base_files() -> ModelFiles:
     second = Path(part2.__file__).parent / "data"
     halves = [first / "model.bin.part1", second / "model.bin.part2"]
     check_sha256(halves, BASE_SHA256, "base")
-    files = {name: (first / name).read_bytes() for name in ("config.json", "tokenizer.json", "vocabulary.txt")}
+    files = {name: (first / name).read_bytes()
+             for name in ("config.json", "tokenizer.json", "vocabulary.txt")}
     files["model.bin"] = b"".join(half.read_bytes() for half in halves)
     return ModelFiles("base", files=files)
 
@@ -212,7 +213,7 @@ class Transcriber:
                   options: dict[str, Any]) -> tuple[Reading, ...]:
         result = self._model.model.generate(features, [prompt], **options)[0]
         readings = []
-        for ids, score in zip(result.sequences_ids, result.scores):
+        for ids, score in zip(result.sequences_ids, result.scores, strict=True):
             tokens = [t for t in ids if t < tokenizer.eot]
             # generate() scores by the mean log-probability per token (length_penalty 1).
             readings.append(Reading(tokenizer.decode(tokens).strip(), math.exp(score) if tokens else 0.0))

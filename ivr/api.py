@@ -119,7 +119,8 @@ def list_calls() -> ResponseReturnValue:
     calls = [asdict(c) | {"rule": page.rules.get(c.call_control_id)} for c in page.calls]
     last = page.calls[-1] if page.calls and page.more else None
     next_cursor = encode_cursor(last.created_at, last.call_control_id, kind=CALLS_CURSOR) if last else None
-    return jsonify(calls=iso_times(calls), total=page.total, offset=offset, limit=limit, next_cursor=next_cursor)
+    return jsonify(calls=iso_times(calls), total=page.total, offset=offset, limit=limit,
+                   next_cursor=next_cursor)
 
 
 def _methods_elsewhere(path: str) -> list[str]:

@@ -92,7 +92,8 @@ class Settings:
     whisper_threads: int = 1
     second_hearing: float | None = SECOND_HEARING  # each utterance is decoded again at this speed; None: once
     second_hearing_intents: bool = False  # an intent heard only in the second hearing counts too
-    whisper_mirror_db: float | None = WHISPER_MIRROR_DB  # the band's mirror image, this many dB down; None: none
+    # the band's mirror image, this many dB down; None: none
+    whisper_mirror_db: float | None = WHISPER_MIRROR_DB
     whisper_hotwords: str | None = None  # words the recogniser is nudged towards; None: none
     understanding: str = "tuned"  # tuned (fine-tuned sentence encoder) or linear (word vectors)
     model_cache_dir: Path | None = None  # built encoder graphs are kept here; None: each process builds
@@ -101,7 +102,8 @@ class Settings:
     end_of_turn_s: float = 0.5
     media_url: str | None = None  # ws(s):// base the media streams are sent to; None: LIFELINE_PUBLIC_URL's
     media_stream_life_s: float = 4 * 3600.0  # a media stream is closed this long after its token was issued
-    body_timeout_s: float = 10.0  # a request body must arrive within this (gunicorn's worker, lifeline/server.py)
+    # a request body must arrive within this (gunicorn's worker, lifeline/server.py)
+    body_timeout_s: float = 10.0
     monitor: bool = True
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
@@ -231,7 +233,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                         "TELNYX_PUBLIC_KEY): on Twilio choose local (Twilio streams the audio to Lifeline) "
                         "or twilio (Twilio's real-time transcription)")
     whisper_model = get("LIFELINE_WHISPER_MODEL")
-    if whisper_model not in (None, *BUNDLED_WHISPER_MODELS) and not (Path(whisper_model) / "model.bin").is_file():
+    if (whisper_model not in (None, *BUNDLED_WHISPER_MODELS)
+            and not (Path(whisper_model) / "model.bin").is_file()):
         problems.append(f"LIFELINE_WHISPER_MODEL={whisper_model} is neither tiny.en, base nor a "
                         "CTranslate2 Whisper directory (with a model.bin)")
     understanding = (get("LIFELINE_UNDERSTANDING", "tuned") or "").lower()
@@ -285,7 +288,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                                  language=get("LIFELINE_TRANSCRIPTION_LANGUAGE"),
                                  model=get("LIFELINE_TRANSCRIPTION_MODEL"),
                                  region=get("LIFELINE_TRANSCRIPTION_REGION"))
-    transcription_config = build_transcription_config(choice, problems) if engine in ("telnyx", "twilio") else None
+    transcription_config = (build_transcription_config(choice, problems)
+                            if engine in ("telnyx", "twilio") else None)
     log_format = (get("LIFELINE_LOG_FORMAT", "text") or "").lower()
     if log_format not in ("text", "json"):
         problems.append(f"LIFELINE_LOG_FORMAT={log_format!r} must be text or json")
@@ -315,7 +319,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                         "wss://media.example.com; leave it unset to use LIFELINE_PUBLIC_URL")
     media_life = _float(get("LIFELINE_MEDIA_STREAM_LIFE_S", "14400"), "LIFELINE_MEDIA_STREAM_LIFE_S",
                         10.0, 86400.0, problems)
-    body_timeout = _float(get("LIFELINE_BODY_TIMEOUT_S", "10"), "LIFELINE_BODY_TIMEOUT_S", 0.5, 300.0, problems)
+    body_timeout = _float(get("LIFELINE_BODY_TIMEOUT_S", "10"), "LIFELINE_BODY_TIMEOUT_S", 0.5, 300.0,
+                          problems)
     symbl = _symbl(get, symbl_conf_dirs or (Path.cwd(), Path.home()), problems) \
         if engine == "symbl" else None
     bucket, s3_endpoint = _recordings_bucket(get, problems)
@@ -362,7 +367,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         recordings_dir=Path(get("LIFELINE_RECORDINGS_DIR") or instance_path / "recordings"),
         recordings_bucket=bucket,
         recordings_s3_endpoint=s3_endpoint,
-        recordings_s3_region=get("LIFELINE_RECORDINGS_S3_REGION") or get("AWS_DEFAULT_REGION") or get("AWS_REGION"),
+        recordings_s3_region=(get("LIFELINE_RECORDINGS_S3_REGION") or get("AWS_DEFAULT_REGION")
+                              or get("AWS_REGION")),
         log_format=log_format,
         sqlite_synchronous=sqlite_synchronous,
         metrics_token=metrics_token,

@@ -34,7 +34,8 @@ _END = r"(?![\w:+-])(?!\.\d)"  # nothing of a longer number may follow (a full s
 # (pid)" too), a port, paging values, schema revisions ("at revision 0005, the code needs 0007").
 _SYSTEM = (r"\bHTTP \d{3}(?: \d{5})?\b|\bpid:? \d{1,7}\b|\bport:? \d{1,5}\b|(?<=[?&])(?:offset|limit)=\d+\b"
            r"|\bListening at: \S+ \(\d{1,7}\)|\b(?:revision|needs|ends at) \d{4}\b(?![\s-]?\d)")
-_DATE_OR_DIGITS = re.compile(rf"(?P<date>\b{_DATE}{_TIME}{_END}|(?<==){_DATE}{_END}|{_SYSTEM})|" + _DIGITS.pattern)
+_DATE_OR_DIGITS = re.compile(rf"(?P<date>\b{_DATE}{_TIME}{_END}|(?<==){_DATE}{_END}|{_SYSTEM})|"
+                             + _DIGITS.pattern)
 # A traceback's frame lines hold file names, line numbers and code, never what a caller said
 # (the "|" prefix is an exception group's).
 _FRAME = re.compile(r'^[\s|]*File "[^"\n]*", line \d+')
@@ -77,7 +78,8 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Always keep the record; rewrite it in place."""
         record.call_id = getattr(record, "call_id", None) or scope.current_call() or "-"
-        record.msg = mask(record.getMessage(), self.secrets, digits=not record.name.startswith(UNMASKED_DIGITS))
+        record.msg = mask(record.getMessage(), self.secrets,
+                          digits=not record.name.startswith(UNMASKED_DIGITS))
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

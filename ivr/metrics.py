@@ -120,8 +120,8 @@ class StoreCollector:
                                 value=figures.pending_commands)
         yield GaugeMetricFamily("lifeline_outbox_oldest_age_seconds",
                                 "Age of the oldest undelivered command (0 when none).",
-                                value=max(0.0, now - oldest) if (oldest := figures.oldest_pending_at) is not None
-                                else 0.0)
+                                value=(max(0.0, now - oldest)
+                                       if (oldest := figures.oldest_pending_at) is not None else 0.0))
         yield GaugeMetricFamily("lifeline_commands_rejected", "Commands Telnyx refused, as recorded.",
                                 value=figures.rejected_commands)
 

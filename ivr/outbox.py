@@ -99,7 +99,8 @@ class CommandSender:
         self._executor = BoundedLanes(workers, hold_s, "lifeline-cmd", on_overtake=_overtaking,
                                       waits_fully=lambda ahead, mine: (ahead, mine) in _RESTARTS)
         # A router over several providers has no single base URL: its caller passes api_url.
-        self.reachability = TelnyxReachability(api_url if api_url is not None else getattr(telnyx, "base_url", ""))
+        self.reachability = TelnyxReachability(api_url if api_url is not None
+                                               else getattr(telnyx, "base_url", ""))
         self._call_ended: Callable[[str, str], object] | None = None
         # Commands queued or being sent by this process: the sweep must not send them a second
         # time alongside (one command can take four timeouts and their back-off, past the sweep's age).

@@ -14,9 +14,9 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NotRequired, Required
 
-from typing_extensions import NotRequired, Required, is_typeddict
+from typing_extensions import is_typeddict
 
 # The REST action name (`/v2/calls/{id}/actions/<name>`) -> the SDK module and TypedDict.
 ACTION_PARAMS: dict[str, tuple[str, str]] = {
@@ -87,12 +87,12 @@ def check(value: Any, annotation: Any, pointer: str = "") -> list[Problem]:
         return [] if value is None else [Problem(pointer, "must be null", "type")]
     if annotation in (str, int, float, bool):
         return _check_scalar(value, annotation, pointer)
-    if origin in (dict, Mapping, typing.Dict) or annotation is dict:
+    if origin in (dict, Mapping) or annotation is dict:
         if not isinstance(value, dict):
             return [Problem(pointer, "must be an object", "type")]
         value_type = args[1] if len(args) == 2 else Any
         return [p for key, item in value.items() for p in check(item, value_type, f"{pointer}/{key}")]
-    if origin in (list, Sequence, Iterable, typing.List) or _is_sequence_alias(annotation):
+    if origin in (list, Sequence, Iterable) or _is_sequence_alias(annotation):
         if not isinstance(value, list):
             return [Problem(pointer, "must be an array", "type")]
         item_type = args[0] if args else Any
@@ -117,7 +117,7 @@ def _check_typeddict(value: Any, annotation: Any, pointer: str) -> list[Problem]
         return [Problem(pointer, "must be an object", "type")]
     fields = _fields(annotation)
     problems: list[Problem] = []
-    for wire, (hint, required) in fields.items():
+    for wire, (_hint, required) in fields.items():
         if required and wire not in value:
             problems.append(Problem(f"{pointer}/{wire}", f"{wire} is required", "missing"))
     for key, item in value.items():

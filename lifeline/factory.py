@@ -144,8 +144,9 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     The app never changes the schema on its own: it checks it, and while it is not current
     every request gets 503 saying to run `flask db upgrade`, looking again every few seconds
     (gunicorn stops before its workers start: gunicorn.conf.py); the problem is in
-    `Lifeline.schema_problem`, for the entry point to report. `migrate=True` upgrades first; it is for tools that make their own fresh database
-    (tests, `flask simulate`), never for the served app's workers.
+    `Lifeline.schema_problem`, for the entry point to report. `migrate=True` upgrades first; it is
+    for tools that make their own fresh database (tests, `flask simulate`), never for the served
+    app's workers.
 
     The simulator's commands are not registered here (the product never imports its test tool):
     `app.py` adds them for `flask --app app`. The monitor's schedule is not started here either:
@@ -161,9 +162,11 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     output_settings = load_output_settings(config)
     menu = load_menu(settings.ivr_path)
     rules = load_rules(settings.rules_path)
-    settings = replace(settings, warnings=(*settings.warnings, *menu_and_rules_warnings(menu, rules, settings)))
+    settings = replace(settings,
+                       warnings=(*settings.warnings, *menu_and_rules_warnings(menu, rules, settings)))
     engine = make_engine(settings)
-    store = SqlStore(settings.database_url, create_schema=migrate, sqlite_synchronous=settings.sqlite_synchronous)
+    store = SqlStore(settings.database_url, create_schema=migrate,
+                     sqlite_synchronous=settings.sqlite_synchronous)
     # Checked, not reported: whoever starts the app says it where it helps (lifeline/startup.py).
     problem = None if migrate else store.schema_problem()
     metrics = Metrics()

@@ -242,7 +242,8 @@ async def _send_all(send: Send, messages: Iterable[Message]) -> None:
 async def _refuse(send: Send, status: int, message: str) -> None:
     body = error_body(status, message)
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -287,6 +288,8 @@ def _environ(scope: Message, body: bytes) -> dict[str, Any]:
 class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
     """gunicorn's asyncio worker serving the Flask app through `Front` (`threads` per pool)."""
 
+    asgi: Any  # the Flask app once ASGIWorker.load_wsgi (untyped) has run, then the Front before it
+
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
         """`threads` is used here (the front's pools): no warning about it."""
@@ -294,7 +297,7 @@ class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
     def load_wsgi(self) -> None:
         """Load the Flask app (`app:app`) and put the front before it."""
         super().load_wsgi()
-        app: Flask = getattr(self, "asgi")  # set by ASGIWorker.load_wsgi (untyped)
+        app: Flask = self.asgi  # set by ASGIWorker.load_wsgi
         self.wsgi = app  # post_worker_init reaches the app's services through worker.wsgi
         self.asgi = Front(app, self.cfg.threads)
 

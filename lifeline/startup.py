@@ -135,7 +135,8 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
     except LifelineError as exc:
         problems.append(str(exc))
     if menu is not None and rules is not None:
-        settings = replace(settings, warnings=(*settings.warnings, *menu_and_rules_warnings(menu, rules, settings)))
+        settings = replace(settings,
+                           warnings=(*settings.warnings, *menu_and_rules_warnings(menu, rules, settings)))
     if not problems:
         try:
             # Opened without touching the schema: only `flask db upgrade` changes it.

@@ -24,6 +24,8 @@ from simulator.cli import register as register_simulator
 from simulator.emulator import Emulator
 from simulator.runner import Simulation
 from simulator.server import ServerThread, emulator_app
+from simulator.twilio.emulator import TwilioEmulator
+from simulator.twilio.server import twilio_emulator_app
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = "+15550001111,+15550002222"
@@ -150,3 +152,31 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+# ----- Twilio (test_twilio, test_twilio_listening) -------------------------------------------------
+
+TWILIO_PUBLIC = "https://lifeline.example.com"
+TWILIO_ACCOUNT = "AC" + "2" * 32
+TWILIO_TOKEN = "twilio-test-auth-token"
+
+
+@pytest.fixture
+def twilio_app(app_config: dict[str, object]) -> Iterator[Flask]:
+    """An app that answers a Twilio number (and its Telnyx one), behind a public URL."""
+    twilio = {"TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+              "TWILIO_API_BASE_URL": "http://127.0.0.1:9", "LIFELINE_PUBLIC_URL": TWILIO_PUBLIC,
+              "LIFELINE_ENGINE": "twilio"}
+    application = create_app({**app_config, **twilio}, migrate=True)
+    yield application
+    application.extensions["lifeline"].close()
+
+
+@pytest.fixture
+def twilio_emulator() -> Iterator[TwilioEmulator]:
+    emu = TwilioEmulator(speed=20)
+    server = ServerThread(twilio_emulator_app(emu)).start()
+    emu.base_url = server.url
+    yield emu
+    server.stop()
+    emu.close()

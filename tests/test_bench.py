@@ -93,7 +93,8 @@ def test_the_app_and_the_generator_can_run_on_cpus_of_their_own_and_the_report_s
     assert cpu["app_affinity_seen"] == [app_cpu]  # gunicorn ran where it was put
     assert (cpu["app_cpus"], cpu["generator_cpus"]) == ([app_cpu], [generator_cpu])
     assert cpu["app_cpu_s"] > 0 and cpu["generator_cpu_s"] > 0
-    assert cpu["app_cpu_ms_per_webhook"] == pytest.approx(1000 * cpu["app_cpu_s"] / report["webhooks"], abs=0.01)
+    assert cpu["app_cpu_ms_per_webhook"] == pytest.approx(1000 * cpu["app_cpu_s"] / report["webhooks"],
+                                                          abs=0.01)
     assert sorted(os.sched_getaffinity(0)) == cpus  # the bench gave this process its CPUs back
     # The app timed every webhook the emulator saw acknowledged, and each escalation it made.
     assert report["app_side"]["webhook_ack_ms_at_most"]["count"] == report["webhooks"]
@@ -169,7 +170,8 @@ def _played(scenario_file: str, *, served: bool = True, transfer: bool = False) 
 def test_a_caller_who_needed_a_person_and_got_none_is_a_missed_escalation_and_an_error() -> None:
     missed = _played("02-asks-for-human.yaml")
     served = _played("02-asks-for-human.yaml", transfer=True)
-    report = _report(BenchConfig(), [(missed, False), (served, False), (_played("01-calm-balance.yaml"), False)],
+    report = _report(BenchConfig(),
+                     [(missed, False), (served, False), (_played("01-calm-balance.yaml"), False)],
                      0, [], 1.0)
     assert report["missed_escalations"] == 1 and report["errors"] == 1
     assert report["missed_sample"] == [missed.scenario.name]

@@ -72,7 +72,8 @@ def test_a_call_whose_line_labels_contradict_its_expect_block_is_left_out(tmp_pa
     before_earliest = write_call(tmp_path, "tb904", "  transfer: true\n  earliest_say: 2\n  latest_say: 2",
                                  "# intents: [], frustration: angry", "# intents: [], frustration: calm")
     agreeing = write_call(tmp_path, "tb905", "  transfer: true\n  earliest_say: 2\n  latest_say: 2",
-                          "# intents: [], frustration: calm", "# intents: [leave_or_cancel], frustration: calm")
+                          "# intents: [], frustration: calm",
+                          "# intents: [leave_or_cancel], frustration: calm")
     lines, left_out = mod.call_lines([late, early, calm, agreeing, before_earliest])
     assert left_out == [late, early, calm, before_earliest]
     assert [line.note for line in lines] == ["call tb905 say 1", "call tb905 say 2"]

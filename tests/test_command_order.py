@@ -316,7 +316,8 @@ class _SlowMarks(MemoryStore):
         return super().mark_command(command_id, status, attempts, error)
 
 
-def test_the_transfer_follows_its_handoff_line_as_soon_as_telnyx_answered_it_not_once_it_is_recorded() -> None:
+def test_the_transfer_follows_its_handoff_line_as_soon_as_telnyx_answered_it_not_once_it_is_recorded(
+) -> None:
     store = _SlowMarks()
     telnyx = _Recorder()
     sender = CommandSender(store, telnyx, 4, hold_s=30)  # type: ignore[arg-type]
@@ -367,6 +368,7 @@ def test_a_pending_transfer_whose_attempt_was_closed_is_given_up_not_resent() ->
         assert sender.resend_due(older_than_s=-1) == 0
         assert telnyx.sent == []
         [entry] = store.outbox("v3:call")
-        assert entry.status == CommandStatus.SUPERSEDED and "transfer attempt 1 (failed)" in (entry.last_error or "")
+        assert (entry.status == CommandStatus.SUPERSEDED
+                and "transfer attempt 1 (failed)" in (entry.last_error or ""))
     finally:
         sender.close()

@@ -42,8 +42,8 @@ def test_each_moved_call_is_named_with_the_way_it_moved_and_the_errors_are_count
     assert "calls/" not in line  # the summary names no call: a checking split can be read by it alone
 
 
-def test_relative_and_absolute_paths_of_one_scenario_are_the_same_call(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_and_absolute_paths_of_one_scenario_are_the_same_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     before = [verdict("a", True, None)]
     now = [{**verdict("a", True, "caller_intent"), "scenario": str(tmp_path / "calls" / "a.yaml")}]
@@ -77,10 +77,12 @@ def test_the_same_run_twice_moves_nothing() -> None:
     (None, "does not exist"), ("not json {", "is not a JSON report"),
     (json.dumps({"utterances": {}}), "has no call verdicts"),
     (json.dumps({"calls": {"verdicts": [{"name": "no scenario"}]}}), "call verdict 1 lacks"),
-    (json.dumps({"calls": {"verdicts": [{"scenario": "a.yaml", "expect_transfer": True}]}}), "call verdict 1 lacks"),
-    (json.dumps({"calls": {"verdicts": [{"scenario": "a.yaml", "transferred": False}]}}), "call verdict 1 lacks")])
-def test_an_earlier_report_that_cannot_be_compared_is_refused_with_the_fix(tmp_path: Path, content: str | None,
-                                                                          says: str) -> None:
+    (json.dumps({"calls": {"verdicts": [{"scenario": "a.yaml", "expect_transfer": True}]}}),
+     "call verdict 1 lacks"),
+    (json.dumps({"calls": {"verdicts": [{"scenario": "a.yaml", "transferred": False}]}}),
+     "call verdict 1 lacks")])
+def test_an_earlier_report_that_cannot_be_compared_is_refused_with_the_fix(
+        tmp_path: Path, content: str | None, says: str) -> None:
     path = tmp_path / "before.json"
     if content is not None:
         path.write_text(content)
@@ -119,23 +121,27 @@ def test_evaluate_against_an_earlier_report_prints_the_moves_and_keeps_them_in_t
     assert against["file"] == str(first) and against["moved"]["now found"] == 1
 
 
-def test_evaluate_refuses_a_missing_earlier_report_before_running_anything(app: Flask, tmp_path: Path) -> None:
+def test_evaluate_refuses_a_missing_earlier_report_before_running_anything(
+        app: Flask, tmp_path: Path) -> None:
     scenario = tmp_path / "calm.yaml"
     _scenario(scenario, "What time do you open on Saturday", False)
     out = tmp_path / "out.json"
-    result = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--against", str(tmp_path / "none.json"),
+    result = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--against",
+                                                str(tmp_path / "none.json"),
                                                 "--json", str(out)])
     assert result.exit_code == 2 and "does not exist" in result.output and "--json" in result.output
     assert not out.exists()
 
 
-def test_evaluate_against_needs_calls_to_compare_and_says_so_before_running(app: Flask, tmp_path: Path) -> None:
+def test_evaluate_against_needs_calls_to_compare_and_says_so_before_running(
+        app: Flask, tmp_path: Path) -> None:
     lines = tmp_path / "utterances.yaml"
     lines.write_text("- {text: \"I want a person\", intents: [wants_person], frustration: calm}\n")
     before = tmp_path / "before.json"
     before.write_text(json.dumps({"calls": {"verdicts": []}}))
     out = tmp_path / "out.json"
-    result = app.test_cli_runner().invoke(args=["evaluate", str(lines), "--against", str(before), "--json", str(out)])
+    result = app.test_cli_runner().invoke(args=["evaluate", str(lines), "--against", str(before), "--json",
+                                                str(out)])
     assert result.exit_code == 2 and "hold no call scenarios" in result.output
     assert not out.exists()
 
@@ -160,7 +166,8 @@ def test_a_scenario_reached_through_two_paths_is_measured_once(app: Flask, tmp_p
     folder.mkdir(parents=True)
     _scenario(folder / "asks.yaml", "I want to speak to a real person right now", True)
     out = tmp_path / "out.json"
-    result = app.test_cli_runner().invoke(args=["evaluate", str(tmp_path / "split"), str(folder), "--json", str(out)])
+    result = app.test_cli_runner().invoke(args=["evaluate", str(tmp_path / "split"), str(folder), "--json",
+                                                str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["calls"]["summary"]["calls"] == 1
 

@@ -35,7 +35,8 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_PUBLIC_URL", "example.ngrok.app", "LIFELINE_PUBLIC_URL"),
     ("LIFELINE_IVR", "/nonexistent/ivr.yaml", "LIFELINE_IVR=/nonexistent/ivr.yaml does not exist"),
     ("DATABASE_URL", "mysql://db.example.com/lifeline", "DATABASE_URL uses mysql:// (db.example.com)"),
-    ("DATABASE_URL", "mysql://bob:secret@db.example.com:3306/x", "DATABASE_URL uses mysql:// (db.example.com:3306)"),
+    ("DATABASE_URL", "mysql://bob:secret@db.example.com:3306/x",
+     "DATABASE_URL uses mysql:// (db.example.com:3306)"),
     ("DATABASE_URL", "/tmp/lifeline.db", "DATABASE_URL='/tmp/lifeline.db' is a file path, not a database "
                                          "URL: for SQLite write sqlite:////tmp/lifeline.db"),
     ("LIFELINE_IVR", "/tmp", "LIFELINE_IVR=/tmp is a directory: point LIFELINE_IVR at a YAML file"),
@@ -50,10 +51,12 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("LIFELINE_SECOND_HEARING", "1", "LIFELINE_SECOND_HEARING='1' must be off or a speed"),
     ("LIFELINE_SECOND_HEARING", "slow", "LIFELINE_SECOND_HEARING='slow' must be off or a speed"),
     ("LIFELINE_SECOND_HEARING_INTENTS", "Maybe", "LIFELINE_SECOND_HEARING_INTENTS='Maybe' must be on or off"),
-    ("LIFELINE_MONITOR", "sometimes", "LIFELINE_MONITOR='sometimes' must be on or off (on, the default, runs the sweep"),
+    ("LIFELINE_MONITOR", "sometimes",
+     "LIFELINE_MONITOR='sometimes' must be on or off (on, the default, runs the sweep"),
     ("LIFELINE_WHISPER_MIRROR_DB", "3", "LIFELINE_WHISPER_MIRROR_DB='3' must be off or a level in dB"),
     ("LIFELINE_WHISPER_MIRROR_DB", "loud", "LIFELINE_WHISPER_MIRROR_DB='loud' must be off or a level"),
-    ("LIFELINE_WHISPER_HOTWORDS", "agent " * 60, "LIFELINE_WHISPER_HOTWORDS is 359 characters long: keep it to 300 or fewer"),
+    ("LIFELINE_WHISPER_HOTWORDS", "agent " * 60,
+     "LIFELINE_WHISPER_HOTWORDS is 359 characters long: keep it to 300 or fewer"),
 ])
 def test_bad_setting_stops_startup_naming_it(tmp_path: Path, name: str, value: str, named: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -78,7 +81,8 @@ def test_local_engine_is_the_default_and_needs_the_public_url(tmp_path: Path) ->
     assert settings.engine == "local"
     # A path of its own (the app behind a proxy's prefix) is a base URL too.
     for prefix in ("/ivr", "/webhooks", "/webhooks/lifeline"):
-        behind = load_settings({**without_engine, "LIFELINE_PUBLIC_URL": f"https://example.com{prefix}/"}, tmp_path)
+        behind = load_settings({**without_engine, "LIFELINE_PUBLIC_URL": f"https://example.com{prefix}/"},
+                               tmp_path)
         assert behind.public_url == f"https://example.com{prefix}"
 
 
@@ -131,7 +135,8 @@ def test_the_local_engine_hears_each_utterance_a_second_time_slowed_to_0_9_unles
                                                         ("tiny.en", None, 0.9), ("tiny.en", "off", None)])
 def test_only_tiny_en_hears_each_utterance_twice_unless_told_otherwise(
         tmp_path: Path, model: str, setting: str | None, speed: float | None) -> None:
-    extra = {"LIFELINE_WHISPER_MODEL": model} | ({} if setting is None else {"LIFELINE_SECOND_HEARING": setting})
+    extra = {"LIFELINE_WHISPER_MODEL": model} | ({} if setting is None
+                                                 else {"LIFELINE_SECOND_HEARING": setting})
     assert load_settings({**GOOD, **extra}, tmp_path).second_hearing == speed
 
 
@@ -143,13 +148,15 @@ def test_an_intent_heard_only_in_the_second_hearing_counts_only_when_switched_on
 
 
 @pytest.mark.parametrize(("setting", "runs"), [(None, True), ("off", False), ("OFF", False), ("on", True)])
-def test_each_worker_runs_the_monitor_unless_switched_off(tmp_path: Path, setting: str | None, runs: bool) -> None:
+def test_each_worker_runs_the_monitor_unless_switched_off(
+        tmp_path: Path, setting: str | None, runs: bool) -> None:
     extra = {} if setting is None else {"LIFELINE_MONITOR": setting}
     assert load_settings({**GOOD, **extra}, tmp_path).monitor is runs
 
 
 @pytest.mark.parametrize(("model", "name"), [(None, "tiny.en"), ("tiny.en", "tiny.en"), ("base", "base")])
-def test_the_whisper_model_is_named_tiny_en_when_none_is_set(tmp_path: Path, model: str | None, name: str) -> None:
+def test_the_whisper_model_is_named_tiny_en_when_none_is_set(
+        tmp_path: Path, model: str | None, name: str) -> None:
     extra = {} if model is None else {"LIFELINE_WHISPER_MODEL": model}
     assert load_settings({**GOOD, **extra}, tmp_path).whisper_model_name == name
 

@@ -183,7 +183,8 @@ def test_a_signed_out_sessions_feed_stream_ends_soon_after_however_busy(
         deadline = time.monotonic() + 5
         while not any(heard in c for c in chunks) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert statuses == [200] and any(heard in c for c in chunks), "the stream said nothing while signed in"
+        assert statuses == [200] and any(heard in c for c in chunks), \
+            "the stream said nothing while signed in"
         assert not ended.is_set()
         assert client.post("/dashboard/signout", data={"csrf": csrf_of(client)}).status_code == 303
         assert ended.wait(5), "the stream went on after its session was signed out"
@@ -193,12 +194,14 @@ def test_a_signed_out_sessions_feed_stream_ends_soon_after_however_busy(
 
 
 def test_changing_the_token_signs_everyone_out(app_config: dict[str, object]) -> None:
-    first = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN, "LIFELINE_SECRET_KEY": "k" * 32}, migrate=True)
+    first = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN, "LIFELINE_SECRET_KEY": "k" * 32},
+                       migrate=True)
     client = first.test_client()
     client.post("/dashboard/signin", data={"token": TOKEN})
     cookie = session_cookie(client)
     first.extensions["lifeline"].close()
-    rotated = create_app({**app_config, "LIFELINE_API_TOKEN": "new-token", "LIFELINE_SECRET_KEY": "k" * 32}, migrate=True)
+    rotated = create_app({**app_config, "LIFELINE_API_TOKEN": "new-token", "LIFELINE_SECRET_KEY": "k" * 32},
+                         migrate=True)
     other = rotated.test_client()
     assert cookie is not None
     other.set_cookie("session", cookie)
@@ -352,11 +355,13 @@ def test_the_calls_api_searches_with_the_same_filters(console_app: Flask) -> Non
     assert client.get("/api/calls?offset=-1", headers=auth).status_code == 400
 
 
-def test_the_calls_api_pages_by_cursor_without_repeating_a_call_when_new_ones_start(console_app: Flask) -> None:
+def test_the_calls_api_pages_by_cursor_without_repeating_a_call_when_new_ones_start(
+        console_app: Flask) -> None:
     seed(console_app)
     client = console_app.test_client()
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    everyone = [c["call_control_id"] for c in client.get("/api/calls?limit=500", headers=auth).get_json()["calls"]]
+    everyone = [c["call_control_id"]
+                for c in client.get("/api/calls?limit=500", headers=auth).get_json()["calls"]]
     assert len(everyone) >= 3
     page = client.get("/api/calls?limit=1", headers=auth).get_json()
     seen = [c["call_control_id"] for c in page["calls"]]
@@ -374,9 +379,12 @@ def test_the_calls_api_pages_by_cursor_without_repeating_a_call_when_new_ones_st
 
 @pytest.mark.parametrize("cursor", ["nonsense", "x" * 1500,
                                     # "abc|v3:x", "1e400|v3:x", "nan|v3:x", "1|a<NUL>b", "12.5"
-                                    "YWJjfHYzOng=", "MWU0MDB8djM6eA==", "bmFufHYzOng=", "MXxhAGI=", "MTIuNQ==",
-                                    "MXx2Mzp4%0D%0A", "MXx2Mzp4%20", "MX%0Ax2Mzp4",  # "1|v3:x" with stray bytes
-                                    "MXx2Mzp4"])  # "1|v3:x": a transcript batch's cursor, not this listing's
+                                    "YWJjfHYzOng=", "MWU0MDB8djM6eA==", "bmFufHYzOng=", "MXxhAGI=",
+                                    "MTIuNQ==",
+                                    # "1|v3:x" with stray bytes
+                                    "MXx2Mzp4%0D%0A", "MXx2Mzp4%20", "MX%0Ax2Mzp4",
+                                    # "1|v3:x": a transcript batch's cursor, not this listing's
+                                    "MXx2Mzp4"])
 def test_a_cursor_that_is_not_one_of_ours_is_a_400(console_app: Flask, cursor: str) -> None:
     response = console_app.test_client().get(f"/api/calls?cursor={cursor}",
                                              headers={"Authorization": f"Bearer {TOKEN}"})
@@ -394,7 +402,8 @@ def test_the_list_of_calls_still_up_takes_no_cursor_or_offset_and_says_when_it_w
     auth = {"Authorization": f"Bearer {TOKEN}"}
     for query in ("active=1&cursor=MXx2Mzp4", "active=1&offset=1"):
         response = client.get(f"/api/calls?{query}", headers=auth)
-        assert response.status_code == 400 and "no cursor or offset" in response.get_json()["error"]["message"]
+        assert (response.status_code == 400
+                and "no cursor or offset" in response.get_json()["error"]["message"])
     cut = client.get("/api/calls?active=1&limit=1", headers=auth).get_json()
     assert len(cut["calls"]) == 1 and cut["more"] is True
     whole = client.get("/api/calls?active=true", headers=auth).get_json()

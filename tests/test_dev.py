@@ -25,7 +25,8 @@ def test_dev_serves_looping_callers_then_stops_cleanly_on_ctrl_c(tmp_path: Path)
     try:
         first = process.stdout.readline()  # type: ignore[union-attr]
         token = (tmp_path / "instance" / "dev-token").read_text().strip()
-        assert first.startswith(f"Lifeline dev: http://127.0.0.1:{port}/dashboard  (sign in with the API token {token};")
+        assert first.startswith(f"Lifeline dev: http://127.0.0.1:{port}/dashboard  (sign in with the API "
+                                f"token {token};")
         assert f"; API http://127.0.0.1:{port}/api with 'Authorization: Bearer <token>';" in first
         auth = {"Authorization": f"Bearer {token}"}
 

@@ -61,7 +61,8 @@ def test_a_row_no_version_writes_is_a_500_too(
     assert "ValueError" in caplog.text
 
 
-def test_reads_while_the_store_is_down_answer_503_in_the_one_error_shape(app_config: dict[str, object]) -> None:
+def test_reads_while_the_store_is_down_answer_503_in_the_one_error_shape(
+        app_config: dict[str, object]) -> None:
     from lifeline import create_app
     app = create_app({**app_config, "LIFELINE_API_TOKEN": "a-long-enough-api-token"}, migrate=True)
     try:
@@ -72,12 +73,14 @@ def test_reads_while_the_store_is_down_answer_503_in_the_one_error_shape(app_con
             response = app.test_client().get(path, headers=auth)
             assert response.status_code == 503, path
             assert response.get_json()["error"] == {
-                "status": 503, "code": "unavailable", "message": "the call store is unavailable; try again shortly"}
+                "status": 503, "code": "unavailable",
+                "message": "the call store is unavailable; try again shortly"}
     finally:
         app.extensions["lifeline"].close()
 
 
-def test_query_values_no_store_can_keep_are_refused_and_unknown_outcomes_named(app_config: dict[str, object]) -> None:
+def test_query_values_no_store_can_keep_are_refused_and_unknown_outcomes_named(
+        app_config: dict[str, object]) -> None:
     from lifeline import create_app
     app = create_app({**app_config, "LIFELINE_API_TOKEN": "a-long-enough-api-token"}, migrate=True)
     try:

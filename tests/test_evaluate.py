@@ -30,7 +30,7 @@ def test_evaluate_reports_utterance_and_call_figures_with_the_deciding_rule(app:
     # the intent threshold is the rules' own (examples/rules.yaml, caller_intent.min_confidence)
     rules = load_rules(ROOT / "examples" / "rules.yaml").rules
     assert lines["lines"] == 4 and lines["threshold"] == min(
-        getattr(r, "min_confidence") for r in rules if hasattr(r, "min_confidence"))
+        r.min_confidence for r in rules if hasattr(r, "min_confidence"))
     assert lines["intents"]["wants_person"]["tp"] == 1 and lines["intents"]["wants_person"]["fp"] == 0
     assert sum(sum(row.values()) for row in lines["frustration"]["confusion"].values()) == 4
     assert lines["cpu_ms_per_line"]["p95"] is not None
@@ -125,7 +125,8 @@ def test_evaluate_from_audio_reports_what_was_heard_and_how_sure_the_recogniser_
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     [verdict] = report["calls"]["verdicts"]
-    assert report["hearing"] == {"whisper_model": "tiny.en", "second_hearing": 0.9, "second_hearing_intents": False}
+    assert report["hearing"] == {"whisper_model": "tiny.en", "second_hearing": 0.9,
+                                 "second_hearing_intents": False}
     assert "Recogniser: tiny.en; heard twice, the second at 0.9 (LIFELINE_SECOND_HEARING), weighed into " \
            "the mood only" in result.output  # two runs' reports say what heard them
     assert verdict["heard"], "the recording was heard as nothing"
@@ -215,7 +216,8 @@ def test_evaluate_with_kept_hearings_hears_each_call_once_and_reads_it_back_on_t
     from simulator.evaluate import evaluate
 
     services = app.extensions["lifeline"].services
-    calls = [ROOT / "examples" / "calls" / name for name in ("01-calm-balance.yaml", "02-asks-for-human.yaml")]
+    calls = [ROOT / "examples" / "calls" / name
+             for name in ("01-calm-balance.yaml", "02-asks-for-human.yaml")]
     kept_file = tmp_path / "hearings.json"
     hearing = _CountingHearing()
     first = evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
@@ -263,12 +265,14 @@ def test_a_hearings_file_that_is_not_one_is_refused_by_name_and_left_as_it_was(
                                                 "--hearings", str(notes)])
     assert result.exit_code == 2 and str(notes) in result.output and "name another file" in result.output
     assert notes.read_text() == content
-    text = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--hearings", str(tmp_path / "h.json")])
+    text = app.test_cli_runner().invoke(args=["evaluate", str(scenario), "--hearings",
+                                              str(tmp_path / "h.json")])
     assert text.exit_code == 2 and "use it with --engine local" in text.output
     assert not (tmp_path / "h.json").exists()
 
 
-def test_evaluate_from_audio_keeps_hearings_and_says_how_many_it_read_back(app: Flask, tmp_path: Path) -> None:
+def test_evaluate_from_audio_keeps_hearings_and_says_how_many_it_read_back(
+        app: Flask, tmp_path: Path) -> None:
     scenario = ROOT / "examples" / "calls" / "02-asks-for-human.yaml"
     kept = tmp_path / "hearings.json"
     args = ["evaluate", str(scenario), "--engine", "local", "--hearings", str(kept), "--json"]
@@ -377,7 +381,8 @@ def test_offsets_hear_every_call_again_a_frame_later_each_time_and_report_the_sp
     from simulator.evaluate import evaluate
 
     services = app.extensions["lifeline"].services
-    calls = [ROOT / "examples" / "calls" / name for name in ("01-calm-balance.yaml", "02-asks-for-human.yaml")]
+    calls = [ROOT / "examples" / "calls" / name
+             for name in ("01-calm-balance.yaml", "02-asks-for-human.yaml")]
     hearing = _ShiftingHearing()
     kept_file = tmp_path / "hearings.json"
     progress: list[tuple[int, int]] = []
@@ -414,7 +419,8 @@ def test_a_call_heard_the_same_at_every_offset_is_not_unsteady(app: Flask) -> No
     from simulator.evaluate import evaluate
 
     services = app.extensions["lifeline"].services
-    calls = [ROOT / "examples" / "calls" / name for name in ("01-calm-balance.yaml", "02-asks-for-human.yaml")]
+    calls = [ROOT / "examples" / "calls" / name
+             for name in ("01-calm-balance.yaml", "02-asks-for-human.yaml")]
     hearing = _CountingHearing()
     report = evaluate(calls, services.scorer, services.rules, 0.85, hearing, "local",  # type: ignore[arg-type]
                       offsets=2)

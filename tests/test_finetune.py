@@ -123,7 +123,8 @@ def test_the_runtime_with_the_delta_computes_the_trained_model(tiny: Trained, tm
     logits = runtime @ heads["head.frustration.weight"].T + heads["head.frustration.bias"]
     runtime_frustration = np.exp(logits - logits.max(1, keepdims=True))
     runtime_frustration /= runtime_frustration.sum(1, keepdims=True)
-    runtime_intents = 1 / (1 + np.exp(-(runtime @ heads["head.intents.weight"].T + heads["head.intents.bias"])))
+    runtime_intents = 1 / (1 + np.exp(-(runtime @ heads["head.intents.weight"].T
+                                        + heads["head.intents.bias"])))
     assert np.abs(runtime_frustration - frustration).max() < 2e-3
     assert np.abs(runtime_intents - intents).max() < 2e-3
     # the heads learnt something, so matching probabilities is not matching uniform ones

@@ -51,7 +51,8 @@ def _respond(path: str, method: str) -> tuple[list[dict[str, Any]], list[dict[st
     return asyncio.run(run()), sent
 
 
-def test_a_one_piece_response_is_returned_for_the_loop_to_send_instead_of_being_pushed_from_the_thread() -> None:
+def test_a_one_piece_response_is_returned_for_the_loop_to_send_instead_of_being_pushed_from_the_thread(
+        ) -> None:
     returned, pushed = _respond("/webhooks/telnyx", "POST")
     assert pushed == []
     assert [m["type"] for m in returned] == ["http.response.start", "http.response.body"]
@@ -63,4 +64,5 @@ def test_a_streamed_response_is_pushed_chunk_by_chunk_and_ends_with_an_empty_las
     returned, pushed = _respond("/stream", "GET")
     assert returned == []
     assert pushed[0]["type"] == "http.response.start"
-    assert [(m["body"], m["more_body"]) for m in pushed[1:]] == [(b"one\n", True), (b"two\n", True), (b"", False)]
+    assert [(m["body"], m["more_body"]) for m in pushed[1:]] == [(b"one\n", True), (b"two\n", True),
+                                                                 (b"", False)]

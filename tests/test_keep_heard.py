@@ -43,7 +43,8 @@ def test_leaving_out_a_word_drops_every_token_of_it_and_keeps_the_rest(keep: Mod
     assert keep.without("Close it, close my account now.", "close", heard._plain) == "it, my account now."
 
 
-def test_the_words_whose_absence_lowers_the_intent_enough_carry_it(keep: ModuleType, heard: ModuleType) -> None:
+def test_the_words_whose_absence_lowers_the_intent_enough_carry_it(
+        keep: ModuleType, heard: ModuleType) -> None:
     read = strongest({"close": 0.9, "account": 0.6}, heard._plain)
     carrying = keep.carrying_words("Please close my account today", "leave_or_cancel", read,
                                    ["account", "close", "today"], 0.2, heard._plain)
@@ -98,7 +99,8 @@ def test_a_line_without_intents_needs_only_its_content_words(keep: ModuleType, h
                  set()) == keep.KEPT
 
 
-def test_a_line_that_lost_too_many_content_words_is_left_out_first(keep: ModuleType, heard: ModuleType) -> None:
+def test_a_line_that_lost_too_many_content_words_is_left_out_first(
+        keep: ModuleType, heard: ModuleType) -> None:
     assert judge(keep, heard, LINE, "lease clone my count before the end of the mouth",
                  {"leave_or_cancel"}) == keep.GARBLED
 

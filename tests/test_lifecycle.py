@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 
-from lifeline import create_app
+from calls import monitor as monitor_module
 from ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
+from lifeline import create_app
 from simulator.emulator import Emulator, Fault
 from simulator.runner import Simulation
-from calls import monitor as monitor_module
 
 from .conftest import WebhookFactory, wait_until
 from .test_call_flow import settle, start_call, store
@@ -33,7 +32,8 @@ def test_a_hangup_before_initiated_closes_the_call_and_it_is_never_answered(
     app.extensions["lifeline"].sender.wait_idle(5)
     call = app.extensions["lifeline"].store.get_call(CCID)
     assert call is not None
-    assert (call.status, call.outcome, call.hangup_cause) == (CallStatus.ENDED, "abandoned", "normal_clearing")
+    assert (call.status, call.outcome, call.hangup_cause) == (CallStatus.ENDED, "abandoned",
+                                                              "normal_clearing")
     assert emulator.commands_for(CCID) == []  # neither answered nor greeted
 
 

@@ -87,7 +87,8 @@ def test_vad_finds_every_example_utterance_once_without_splitting_or_losing_any(
         finals = [u for u in stream(cutter, np.concatenate([samples, GAP])) if u.final]
         assert len(finals) == 1, f"{item.name}: {len(finals)} utterances"
         [utterance] = finals
-        # the cut holds the words: nothing of their onset is clipped, and it ends within 0.15 s of their true end
+        # the cut holds the words: nothing of their onset is clipped, and it ends within 0.15 s of
+        # their true end
         assert utterance.start_s - offset <= first_loud
         assert abs(utterance.end_s - offset - item.speech_end_s) < 0.15
 
@@ -295,7 +296,8 @@ def test_base_is_joined_from_its_two_wheels_checked_and_transcribes() -> None:
     assert "real person" in heard.text.lower()
 
 
-def test_a_corrupted_base_part_is_refused_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_corrupted_base_part_is_refused_with_the_fix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for n in (1, 2):
         data = tmp_path / f"part{n}" / "data"
         data.mkdir(parents=True)
@@ -344,15 +346,18 @@ def test_a_decoder_loop_is_recognised_and_real_repetition_is_not() -> None:
     from insight.whisper import is_decoder_loop
 
     assert is_decoder_loop("This is an arm-to-lip-li-li-li-li-li-li-li-li-li-li-li-li-li-li-li-li-")
-    assert is_decoder_loop("Can I just talk to a real person please? Can I just talk to a real person please?")
+    assert is_decoder_loop("Can I just talk to a real person please? "
+                           "Can I just talk to a real person please?")
     assert not is_decoder_loop("Agent. Agent. Agent.")
     assert is_decoder_loop("I-I-I-I-I-I-I-I-I-I-I")  # short: too little to compress
-    assert is_decoder_loop("All right, the stair lift is meant to get fair with, like, me-an-an-an-an-an-an-an")
+    assert is_decoder_loop("All right, the stair lift is meant to get fair with, like, "
+                           "me-an-an-an-an-an-an-an")
     assert not is_decoder_loop("No, no, no, that's fine, honestly, no need")
     assert not is_decoder_loop("Yeah great, I've been stuck in this menu for twenty minutes, just fantastic")
 
 
-def test_the_listen_bench_counts_a_speculative_transcript_from_when_its_turn_ended_not_from_its_decode() -> None:
+def test_the_listen_bench_counts_a_speculative_transcript_from_when_its_turn_ended_not_from_its_decode(
+        ) -> None:
     import numpy as np
 
     from insight.asr_queue import Job
@@ -370,7 +375,8 @@ def test_the_listen_bench_counts_a_speculative_transcript_from_when_its_turn_end
     assert report["split"] == report["lost"] == 0
 
 
-def test_the_local_engine_hands_its_hotwords_setting_to_whisper(app_config: dict[str, object], tmp_path: Path) -> None:
+def test_the_local_engine_hands_its_hotwords_setting_to_whisper(
+        app_config: dict[str, object], tmp_path: Path) -> None:
     base = {**app_config, "LIFELINE_ENGINE": "local", "LIFELINE_PUBLIC_URL": "http://127.0.0.1"}
     nudged = LocalEngine(load_settings({**base, "LIFELINE_WHISPER_HOTWORDS": "agent, ombudsman"}, tmp_path))
     assert nudged.transcriber._hotwords == "agent ombudsman"

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from lifeline import create_app
 from ivr.events import encode_client_state
 from ivr.store import CallRecord, CallStatus, TransferRecord, TransferStatus
+from lifeline import create_app
 
 from .conftest import AGENTS, WebhookFactory, postgres_schema
 from .test_store_contract import postgres_url_or_skip

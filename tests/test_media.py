@@ -26,8 +26,8 @@ from simulator.audio import load_pcmu
 from simulator.runner import Simulation
 
 from .conftest import AGENTS, ROOT, wait_until
-from .ws_client import close_code, frame_header, handshake, send_text
 from .test_call_flow import accepted, settle, store
+from .ws_client import close_code, frame_header, handshake, send_text
 
 AUDIO = ROOT / "examples" / "calls" / "audio"
 
@@ -329,7 +329,8 @@ def test_words_sent_before_the_hangup_but_read_after_it_are_still_heard(local: S
     assert "real person" in message["text"].lower()
 
 
-def test_a_stream_that_runs_on_after_its_call_ended_is_closed_when_the_grace_runs_out(local: Simulation) -> None:
+def test_a_stream_that_runs_on_after_its_call_ended_is_closed_when_the_grace_runs_out(
+        local: Simulation) -> None:
     local.app.extensions["media_streams"].call_end_grace_s = 1.0
     ccid, tokens = _live_leg(local)
     conn = _start_stream(local, ccid, tokens, "s-zombie")
@@ -503,7 +504,8 @@ def test_simulate_local_engine_runs_the_real_audio_path(local: Simulation, tmp_p
 def test_listen_bench_reports_speed_latency_and_memory(app_config: dict[str, object], tmp_path) -> None:  # type: ignore[no-untyped-def]
     from lifeline import create_app
     from simulator.cli import register
-    app = create_app({**app_config, "LIFELINE_ENGINE": "local", "LIFELINE_PUBLIC_URL": "http://127.0.0.1"}, migrate=True)
+    app = create_app({**app_config, "LIFELINE_ENGINE": "local", "LIFELINE_PUBLIC_URL": "http://127.0.0.1"},
+                     migrate=True)
     register(app)
     try:
         out = tmp_path / "listen.json"
@@ -587,7 +589,8 @@ def test_a_codec_we_cannot_decode_restarts_the_stream_then_marks_listening_lost_
     # The emulator's streaming.failed (connection_lost) for the socket we closed may come first:
     # the codec reason must still be what the call says in the end.
     assert wait_until(lambda: (store(local).get_call(leg.call_control_id).listening,
-                               store(local).get_call(leg.call_control_id).listening_reason) == ("lost", why), 10)
+                               store(local).get_call(leg.call_control_id).listening_reason) == ("lost", why),
+                      10)
     [restart] = accepted(local, leg.call_control_id, "streaming_start")
     assert restart["body"]["stream_codec"] == "PCMU"
     assert "OPUS at 16000 Hz cannot be decoded" in caplog.text
@@ -685,7 +688,8 @@ def test_hotwords_are_given_to_whisper_as_the_text_before_the_utterance(transcri
     tokenizer = Tokenizer(transcriber._model.hf_tokenizer, False, task="transcribe", language="en")
     prompt = nudged._prompt_tokens(tokenizer)
     start = prompt.index(tokenizer.sot_sequence[0])
-    assert prompt[0] == tokenizer.sot_prev and tokenizer.decode(prompt[1:start]).strip() == "ombudsman supervisor"
+    assert (prompt[0] == tokenizer.sot_prev
+            and tokenizer.decode(prompt[1:start]).strip() == "ombudsman supervisor")
     assert transcriber._prompt_tokens(tokenizer)[0] == tokenizer.sot_sequence[0]  # none unless asked
     heard = nudged.transcribe(pcm("02-asks-for-human-1.wav"))
     assert "real person" in heard.text.lower() and "ombudsman" not in heard.text.lower()

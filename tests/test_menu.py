@@ -87,11 +87,14 @@ def test_gather_asks_for_one_key_and_leaves_retries_to_lifeline(tmp_path: Path) 
     (("prompt: Press star to go back.", "promt: Press star to go back."),
      "menus.more.promt is not a menu key: did you mean `prompt`?"),
     (("prompt: Press star to go back.", "prompt: Press star to go back.\n    timeout_ms: 3000"),
-     "menus.more.timeout_ms is not a menu key: `timeout_ms` is set once for the whole file, at the top level"),
+     "menus.more.timeout_ms is not a menu key: `timeout_ms` is set once for the whole file, at the "
+     "top level"),
     (("prompt: Press star to go back.", "prompt: Press star to go back.\n    colour: blue"),
      "menus.more.colour is not a menu key: a menu has only `prompt` and `options`"),
-    (('"1": {say: Info here.}', '"1": {pause_listening: Paused., then: mian}'), "leads to unknown menu 'mian'"),
-    (('"1": {say: Info here.}', '"1": {resume_listening: ""}'), "options.1.resume_listening must be a non-empty"),
+    (('"1": {say: Info here.}', '"1": {pause_listening: Paused., then: mian}'),
+     "leads to unknown menu 'mian'"),
+    (('"1": {say: Info here.}', '"1": {resume_listening: ""}'),
+     "options.1.resume_listening must be a non-empty"),
 ])
 def test_menu_mistakes_stop_startup_with_the_key_named(tmp_path: Path, change: tuple[str, str],
                                                        message: str) -> None:
@@ -106,7 +109,9 @@ def test_unreadable_or_invalid_yaml_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read it"):
         load_menu(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="the key '9' is given twice"):
-        load_menu(write(tmp_path, BASE.replace('"9": {goodbye: true}', '"9": {goodbye: true}\n      "9": {menu: more}')))
+        load_menu(write(tmp_path,
+                        BASE.replace('"9": {goodbye: true}',
+                                     '"9": {goodbye: true}\n      "9": {menu: more}')))
     # A merge and a key overriding what it merged are not repeats.
     merged = BASE.replace('      "*": {menu: main}', '      <<: {"*": {menu: more}}\n      "*": {menu: main}')
     assert load_menu(write(tmp_path, merged)).nodes["more"].options["*"].target == "main"

@@ -145,7 +145,8 @@ def test_an_app_started_before_the_upgrade_serves_once_it_has_run_without_a_rest
     try:
         client = app.test_client()
         refused = client.get("/healthz")
-        assert refused.status_code == 503 and "looks again every 5 s" in refused.get_json()["error"]["message"]
+        assert (refused.status_code == 503
+                and "looks again every 5 s" in refused.get_json()["error"]["message"])
         migrations.upgrade(app.extensions["lifeline"].store.engine)  # `flask db upgrade`, elsewhere
         assert client.get("/healthz").status_code == 503  # not looked again yet
         clock[0] += schema_gate.RECHECK_S
@@ -262,7 +263,8 @@ def test_a_database_a_newer_release_migrated_is_named_so_and_never_downgraded(
             conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
         engine = app.extensions["lifeline"].store.engine
         problem = migrations.schema_problem(engine)
-        assert problem is not None and "newer than this code knows" in problem and "flask db upgrade" not in problem
+        assert (problem is not None and "newer than this code knows" in problem
+                and "flask db upgrade" not in problem)
         result = app.test_cli_runner().invoke(args=["db", "upgrade"])
         assert result.exit_code != 0 and "migrated by a newer release" in result.output
         assert "Traceback" not in result.output
@@ -302,7 +304,8 @@ def test_an_interrupted_upgrade_says_in_one_line_where_it_stopped_and_what_to_do
     try:
         result = app.test_cli_runner().invoke(args=["db", "upgrade"])
         assert result.exit_code == 1 and "Traceback" not in result.output
-        assert "interrupted at revision none" in result.output and "run `flask db upgrade` again" in result.output
+        assert ("interrupted at revision none" in result.output
+                and "run `flask db upgrade` again" in result.output)
         behind = app.test_cli_runner().invoke(args=["db", "current"])
         assert f"code: {migrations.head()} (run `flask db upgrade`)" in behind.output
     finally:

@@ -124,7 +124,8 @@ def test_a_transfer_never_taken_is_given_up_after_twice_the_stuck_time_and_the_c
     assert entry.status == CommandStatus.SUPERSEDED
 
 
-def test_a_refused_transfer_moves_on_at_the_next_sweep_not_after_the_ringing_timeout(live: Simulation) -> None:
+def test_a_refused_transfer_moves_on_at_the_next_sweep_not_after_the_ringing_timeout(
+        live: Simulation) -> None:
     live.emulator.inject(Fault("transfer", status=422))
     leg = start_call(live)
     live.emulator.press(leg, "0")
@@ -154,7 +155,8 @@ def test_an_agent_leg_that_shows_up_after_the_caller_left_is_hung_up(live: Simul
     assert (late.status, late.agent_call_control_id) == (TransferStatus.CANCELLED, "v3:agent-late")
 
 
-def test_an_answered_agent_whose_bridge_was_never_reported_is_connected_not_rung_over(live: Simulation) -> None:
+def test_an_answered_agent_whose_bridge_was_never_reported_is_connected_not_rung_over(
+        live: Simulation) -> None:
     live.emulator.lose_webhooks("call.bridged")
     leg = start_call(live)
     live.emulator.press(leg, "0")
@@ -175,7 +177,8 @@ def test_a_ringing_agent_leg_gone_without_its_hangup_reported_moves_on(live: Sim
     live.emulator.lose_webhooks("call.hangup")  # the first agent's: busy, and never reported
     leg = start_call(live, agent="busy")
     live.emulator.press(leg, "0")
-    assert wait_until(lambda: any(t.status == TransferStatus.RINGING for t in store(live).transfers(leg.call_control_id)))
+    assert wait_until(lambda: any(t.status == TransferStatus.RINGING
+                                  for t in store(live).transfers(leg.call_control_id)))
     first_leg = store(live).transfers(leg.call_control_id)[0].agent_call_control_id
     assert wait_until(lambda: live.emulator.leg(first_leg).ended)  # type: ignore[union-attr]
     settle(live, leg)
@@ -230,7 +233,8 @@ def pg_database() -> Iterator[str]:
 @pytest.mark.postgres
 def test_two_sweepers_on_postgres_touch_each_call_once(app_config: dict[str, object],
                                                        pg_database: str) -> None:
-    apps: list[Flask] = [create_app({**app_config, "DATABASE_URL": pg_database}, migrate=True) for _ in range(2)]
+    apps: list[Flask] = [create_app({**app_config, "DATABASE_URL": pg_database}, migrate=True)
+                         for _ in range(2)]
     try:
         now = time.time()
         with apps[0].extensions["lifeline"].store.unit() as tx:
@@ -290,7 +294,8 @@ def test_commands_of_a_call_that_ended_are_not_resent(live: Simulation) -> None:
     assert len(live.emulator.commands_for(leg.call_control_id, "answer")) == 4  # nothing went out again
 
 
-def test_the_sweep_resends_an_untried_command_only_once_its_sender_must_have_given_up(live: Simulation) -> None:
+def test_the_sweep_resends_an_untried_command_only_once_its_sender_must_have_given_up(
+        live: Simulation) -> None:
     from ivr.telnyx_api import longest_send_s
     settings = live.app.extensions["lifeline"].settings  # type: ignore[union-attr]
     # Every attempt timing out takes at least this long, before any pause between them.

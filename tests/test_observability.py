@@ -112,7 +112,8 @@ def test_only_timestamps_and_query_dates_escape_the_digit_mask(said: str, logged
 
 
 @pytest.mark.parametrize(("said", "logged"), [
-    ("rejected answer: HTTP 422 90015 Invalid Call Control ID", "rejected answer: HTTP 422 90015 Invalid Call Control ID"),
+    ("rejected answer: HTTP 422 90015 Invalid Call Control ID",
+     "rejected answer: HTTP 422 90015 Invalid Call Control ID"),
     ("Booting worker with pid: 12345", "Booting worker with pid: 12345"),
     ("port 8000 failed", "port 8000 failed"),
     ("GET /api/calls?limit=50&offset=1000", "GET /api/calls?limit=50&offset=1000"),
@@ -124,7 +125,8 @@ def test_only_timestamps_and_query_dates_escape_the_digit_mask(said: str, logged
     ("revision 4111 1111 1111 1111", "revision #### #### #### ####"),
     ("I said (12345)", "I said (#####)"),
 ])
-def test_numbers_that_name_the_system_stay_readable_and_what_follows_them_does_not(said: str, logged: str) -> None:
+def test_numbers_that_name_the_system_stay_readable_and_what_follows_them_does_not(
+        said: str, logged: str) -> None:
     assert logs.mask(said) == logged
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from lifeline import create_app
 from ivr.security import sign
+from lifeline import create_app
 from simulator.emulator import Emulator
 
 from .conftest import postgres_schema
@@ -62,9 +62,9 @@ def envelope(event_type: str, payload: dict[str, Any], attempt: Any = 1, event_i
 
 def transcript(text_json: str, confidence_json: str = "0.9") -> str:
     """A call.transcription body with raw JSON for the transcript and confidence."""
-    return ('{"data": {"id": "%s", "event_type": "call.transcription", "payload": {'
-            '"call_control_id": "%s", "transcription_data": {"transcript": %s, "confidence": %s, '
-            '"is_final": true}}}}' % (uuid.uuid4(), CCID, text_json, confidence_json))
+    return (f'{{"data": {{"id": "{uuid.uuid4()}", "event_type": "call.transcription", "payload": {{'
+            f'"call_control_id": "{CCID}", "transcription_data": {{"transcript": {text_json}, '
+            f'"confidence": {confidence_json}, "is_final": true}}}}}}}}')
 
 
 def start_call(app: Flask, emulator: Emulator) -> None:
@@ -85,7 +85,8 @@ def test_hostile_lifecycle_bodies_are_answered_without_a_5xx(
         poison_app: Flask, emulator: Emulator, case: str) -> None:
     from ivr.events import encode_client_state
     bodies: dict[str, str] = {
-        "long_call_control_id": envelope("call.initiated", {**INITIATED, "call_control_id": "v3:" + "x" * 300}),
+        "long_call_control_id": envelope("call.initiated",
+                                         {**INITIATED, "call_control_id": "v3:" + "x" * 300}),
         "long_from": envelope("call.initiated", {**INITIATED, "from": "+1" * 400}),
         "long_hangup_cause": envelope("call.hangup", {"call_control_id": CCID, "hangup_cause": "c" * 500}),
         "long_occurred_at": envelope("call.initiated", INITIATED).replace(
@@ -110,7 +111,8 @@ def test_hostile_lifecycle_bodies_are_answered_without_a_5xx(
     assert response.get_json()["result" if response.status_code == 200 else "error"]
 
 
-def test_a_call_id_longer_than_the_column_is_refused_as_malformed(poison_app: Flask, emulator: Emulator) -> None:
+def test_a_call_id_longer_than_the_column_is_refused_as_malformed(
+        poison_app: Flask, emulator: Emulator) -> None:
     body = envelope("call.initiated", {**INITIATED, "call_control_id": "v3:" + "x" * 300})
     response = deliver(poison_app, emulator, body)
     assert response.status_code == 400
@@ -118,7 +120,8 @@ def test_a_call_id_longer_than_the_column_is_refused_as_malformed(poison_app: Fl
 
 
 def test_an_attempt_beyond_any_real_count_reads_as_the_first(poison_app: Flask, emulator: Emulator) -> None:
-    assert deliver(poison_app, emulator, envelope("call.initiated", INITIATED, attempt=10**30)).status_code == 200
+    assert deliver(poison_app, emulator,
+                   envelope("call.initiated", INITIATED, attempt=10**30)).status_code == 200
     assert [e["attempt"] for e in poison_app.extensions["lifeline"].store.events(CCID)] == [1]
 
 
@@ -129,7 +132,8 @@ def test_a_nul_in_a_transcript_does_not_lose_the_callers_words(poison_app: Flask
     assert [m["text"] for m in messages(poison_app)] == ["I want a refund"]
 
 
-def test_a_lone_surrogate_in_a_transcript_is_replaced_not_fatal(poison_app: Flask, emulator: Emulator) -> None:
+def test_a_lone_surrogate_in_a_transcript_is_replaced_not_fatal(
+        poison_app: Flask, emulator: Emulator) -> None:
     start_call(poison_app, emulator)
     response = deliver(poison_app, emulator, transcript('"caf\\ud800 please"'))
     assert response.status_code == 200
@@ -182,7 +186,8 @@ def test_the_store_keeps_non_finite_numbers_and_bad_text_out_on_its_own(poison_a
 @pytest.mark.parametrize(("method", "route"), [
     ("GET", "/api/calls/{}"), ("GET", "/api/calls/{}/transcript"), ("GET", "/api/calls/{}/summary"),
     ("POST", "/api/calls/{}/listening")])
-def test_looking_up_an_impossible_call_id_is_a_404(poison_app: Flask, ccid: str, method: str, route: str) -> None:
+def test_looking_up_an_impossible_call_id_is_a_404(
+        poison_app: Flask, ccid: str, method: str, route: str) -> None:
     response = poison_app.test_client().open(route.format(ccid), method=method, json={"paused": True},
                                              headers={"Authorization": "Bearer t0ken"})
     assert response.status_code == 404
@@ -193,7 +198,8 @@ def test_looking_up_an_impossible_call_id_is_a_404(poison_app: Flask, ccid: str,
 def test_pausing_an_impossible_call_id_from_the_console_is_a_404(poison_app: Flask, ccid: str) -> None:
     client = poison_app.test_client()
     client.post("/dashboard/signin", data={"token": "t0ken"})
-    response = client.post(f"/dashboard/calls/{ccid}/listening", data={"paused": "1", "csrf": csrf_of(client)})
+    response = client.post(f"/dashboard/calls/{ccid}/listening",
+                           data={"paused": "1", "csrf": csrf_of(client)})
     assert response.status_code == 404
 
 

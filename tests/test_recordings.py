@@ -13,7 +13,6 @@ import pytest
 
 from ivr.config import load_settings
 from ivr.errors import ConfigError
-
 from ivr.recording_sinks import BucketSink, DirectorySink, SinkError
 from ivr.recordings import RecordingKeeper, RecordingStatus
 from ivr.store import CallRecord, CallStatus
@@ -72,7 +71,8 @@ class _HeldSink(DirectorySink):
         return super().put(name, audio, content_type)
 
 
-def test_closing_waits_for_a_fetch_under_way_and_starts_none_after(emulator: Emulator, tmp_path: Path) -> None:
+def test_closing_waits_for_a_fetch_under_way_and_starts_none_after(
+        emulator: Emulator, tmp_path: Path) -> None:
     emulator.recordings["leg-1.wav"] = silent_wav(1.0)
     store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/leg-1.wav", time.time())
     sink = _HeldSink(tmp_path / "kept")
@@ -94,7 +94,8 @@ def test_closing_waits_for_a_fetch_under_way_and_starts_none_after(emulator: Emu
     keeper.fetch_later("v3:call-1")
     assert keeper.fetch("v3:call-1") is None
     call = store.get_call("v3:call-1")
-    assert call is not None and (call.recording_status, call.recording_attempts) == (RecordingStatus.PENDING, 1)
+    assert call is not None and (call.recording_status, call.recording_attempts) == (RecordingStatus.PENDING,
+                                                                                     1)
     store.close()
 
 

@@ -12,8 +12,8 @@ from flask import Flask
 
 from calls.dispatch import EVENT_TYPES
 from ivr.events import encode_client_state
-from ivr.store import CallRecord
 from ivr.security import sign
+from ivr.store import CallRecord
 from simulator.emulator import Emulator
 from simulator.strict import _event_model, event_problems
 

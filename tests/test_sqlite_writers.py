@@ -81,7 +81,8 @@ def test_the_writer_lock_excludes_another_process(tmp_path: Path) -> None:
         child.join(10)
 
 
-def test_a_write_waits_for_another_stores_transaction_then_commits(two_stores: tuple[SqlStore, SqlStore]) -> None:
+def test_a_write_waits_for_another_stores_transaction_then_commits(
+        two_stores: tuple[SqlStore, SqlStore]) -> None:
     first, second = two_stores
     order: list[str] = []
     second_done = threading.Event()

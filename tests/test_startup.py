@@ -302,7 +302,8 @@ def test_a_dtmf_rule_on_a_key_a_menu_offers_is_warned_about_naming_both_files(
     rules.write_text("rules:\n  - name: keys\n    type: dtmf\n    digits: \"02\"\n")
     settings = check({**GOOD, "LIFELINE_RULES": str(rules)})
     shadowed = [w for w in settings.warnings if "acts on key" in w]
-    assert shadowed and all(w.startswith(f"{rules}: rule 'keys' acts on key 2, which menu '") for w in shadowed)
+    assert shadowed and all(w.startswith(f"{rules}: rule 'keys' acts on key 2, which menu '")
+                            for w in shadowed)
     assert any("acts on key 2, which menu 'main' offers" in w for w in shadowed)
     assert all("drop the key from the rule's digits or from the menu" in w for w in shadowed)
     # The shipped rules take only 0, which every menu gives the operator anyway.
@@ -334,19 +335,22 @@ def test_a_server_that_skipped_gunicorn_conf_is_warned_that_the_monitor_and_outp
     assert not any("served without gunicorn.conf.py" in r.getMessage() for r in caplog.records)
 
 
-def test_a_rules_file_with_no_rule_on_is_warned_about(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rules_file_with_no_rule_on_is_warned_about(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from lifeline.startup import check
 
     monkeypatch.chdir(tmp_path)
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - {name: keys, type: dtmf, digits: '0', enabled: false}\n")
-    [warning] = [w for w in check({**GOOD, "LIFELINE_RULES": str(rules)}).warnings if "no escalation rule" in w]
+    [warning] = [w for w in check({**GOOD, "LIFELINE_RULES": str(rules)}).warnings
+                 if "no escalation rule" in w]
     assert warning.startswith(f"{rules}: no escalation rule is on") and "pressing 0" in warning
     assert not [w for w in check(GOOD).warnings if "no escalation rule" in w]
 
 
 def test_a_misspelt_setting_is_warned_about_with_the_name_it_is_close_to(tmp_path: Path) -> None:
-    settings = load_settings({**GOOD, "LIFELINE_AGENT": "+15550009999", "LIFELINE_SOMETHING_ELSE": "1"}, tmp_path)
+    settings = load_settings({**GOOD, "LIFELINE_AGENT": "+15550009999", "LIFELINE_SOMETHING_ELSE": "1"},
+                             tmp_path)
     assert settings.warnings == ("LIFELINE_AGENT is not a Lifeline setting and is ignored: did you mean "
                                  "LIFELINE_AGENTS?",)
 
@@ -357,7 +361,8 @@ def test_the_known_settings_are_the_readme_table_and_every_name_the_code_reads()
     from ivr.config import KNOWN_SETTINGS
     table = set(re.findall(r"^\| `(LIFELINE_[A-Z0-9_]+)`", (ROOT / "README.md").read_text(), re.M))
     read = set()
-    for package in ("lifeline", "ivr", "calls", "transfer", "providers", "conversation", "console", "insight"):
+    for package in ("lifeline", "ivr", "calls", "transfer", "providers", "conversation", "console",
+                    "insight"):
         for path in (ROOT / package).rglob("*.py"):
             read |= set(re.findall(r"\"(LIFELINE_[A-Z0-9_]+)\"", path.read_text()))
     assert set(KNOWN_SETTINGS) == table == read

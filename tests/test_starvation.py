@@ -1,4 +1,5 @@
-"""Webhooks are never starved: gunicorn as deployed (gunicorn.conf.py), crowded by media sockets and slow clients.
+"""Webhooks are never starved: gunicorn as deployed (gunicorn.conf.py), crowded by media sockets and
+slow clients.
 
 One worker with 4 threads per pool, so that a handful of sockets would take every thread if a
 socket held one. Counting, not timing: the only time limits are generous liveness bounds.
@@ -78,7 +79,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 "DATABASE_URL": database_url, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")})
     log = (tmp / "gunicorn.log").open("wb")
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
-                               "--workers", "1", "--threads", str(THREADS), "--bind", f"127.0.0.1:{port}", "app:app"],
+                               "--workers", "1", "--threads", str(THREADS), "--bind", f"127.0.0.1:{port}",
+                               "app:app"],
                               cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
         assert wait_until(lambda: _healthy(port), timeout=90), (tmp / "gunicorn.log").read_text()[-2000:]
@@ -115,7 +117,7 @@ def test_webhooks_are_acknowledged_while_media_sockets_and_slow_clients_outnumbe
         slow[-1].sendall(b"POST /webhooks/telnyx HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-")
     try:
         assert [status for status, _ in sockets] == [101] * crowd
-        for n in range(THREADS + 1):  # more webhooks than there are threads: none waits for a socket
+        for _ in range(THREADS + 1):  # more webhooks than there are threads: none waits for a socket
             assert served.webhook("call.hangup", {"call_control_id": f"v3:gone-{uuid.uuid4().hex[:8]}",
                                                   "hangup_cause": "normal_clearing"}) == 200
         assert httpx.get(f"http://127.0.0.1:{served.port}/healthz", timeout=LIVENESS_S).status_code == 200
@@ -139,7 +141,8 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_clos
 
 def test_a_body_larger_than_the_limit_is_refused_before_it_is_sent(served: Served) -> None:
     conn = socket.create_connection(("127.0.0.1", served.port), timeout=LIVENESS_S)
-    conn.sendall(f"POST /webhooks/telnyx HTTP/1.1\r\nHost: x\r\nContent-Length: {10 * 1024 * 1024}\r\n\r\n".encode())
+    conn.sendall(f"POST /webhooks/telnyx HTTP/1.1\r\nHost: x\r\n"
+                 f"Content-Length: {10 * 1024 * 1024}\r\n\r\n".encode())
     assert conn.recv(4096).startswith(b"HTTP/1.1 413")
     conn.close()
 

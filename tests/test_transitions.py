@@ -213,7 +213,8 @@ def choose_voicemail(flow: Flow) -> None:
     flow.answered_call()
     flow.event("call.dtmf.received", digit="0")
     for attempt in (1, 2):
-        flow.event("call.hangup", ccid=f"v3:agent-{attempt}", hangup_cause="timeout", **flow.agent_leg(attempt))
+        flow.event("call.hangup", ccid=f"v3:agent-{attempt}", hangup_cause="timeout",
+                   **flow.agent_leg(attempt))
     flow.event("call.gather.ended", status="valid", digits="2")
 
 

@@ -12,7 +12,14 @@ from insight import encoder as encoder_module
 from insight.encoder import SentenceEncoder, cache_name
 from insight.labels import FRUSTRATION_LEVELS, INTENTS
 from insight.tuned import DEFAULT_DELTA, TunedModel, arrays_sha256, load_delta
-from insight.understand import PATTERN_FLOOR, REFUSAL_GATE, REFUSED_CAP, THREAT_GATE, Understanding, understanding_from
+from insight.understand import (
+    PATTERN_FLOOR,
+    REFUSAL_GATE,
+    REFUSED_CAP,
+    THREAT_GATE,
+    Understanding,
+    understanding_from,
+)
 from ivr.config import load_settings
 from ivr.errors import ConfigError
 
@@ -38,7 +45,8 @@ class FixedEncoder(SentenceEncoder):
 def write_delta(path: Path, arrays: dict[str, npt.NDArray[np.float32]], digest: str | None = None) -> Path:
     with path.open("wb") as out:
         np.savez(out, **arrays)
-    path.with_name(path.name + ".sha256").write_text(f"{digest or arrays_sha256(dict(arrays))}  {path.name}\n")
+    path.with_name(path.name + ".sha256").write_text(
+        f"{digest or arrays_sha256(dict(arrays))}  {path.name}\n")
     return path
 
 
@@ -60,7 +68,8 @@ def test_the_heads_give_a_softmax_over_frustration_and_a_sigmoid_per_intent(tmp_
     expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     assert list(frustration) == list(FRUSTRATION_LEVELS)
     assert np.allclose([frustration[k] for k in FRUSTRATION_LEVELS], expected, atol=1e-9)
-    sig = 1 / (1 + np.exp(-(arrays["head.intents.weight"].astype(np.float64) @ h + arrays["head.intents.bias"])))
+    sig = 1 / (1 + np.exp(-(arrays["head.intents.weight"].astype(np.float64) @ h
+                            + arrays["head.intents.bias"])))
     assert np.allclose([intents[k] for k in INTENTS], sig, atol=1e-9)
 
 
@@ -102,7 +111,8 @@ def model_saying(tmp_path: Path, p: float) -> Understanding:
     return Understanding(tuned=TunedModel(write_delta(tmp_path / f"d{p}.npz", arrays), encoder=encoder))
 
 
-def test_understanding_reads_the_tuned_models_probabilities_and_keeps_the_pattern_layer(tmp_path: Path) -> None:
+def test_understanding_reads_the_tuned_models_probabilities_and_keeps_the_pattern_layer(
+        tmp_path: Path) -> None:
     understanding = model_saying(tmp_path, 0.001)  # the model says no intent
     assert understanding.name == "tuned"
     asked = understanding.analyse("can you put me through to an agent please")
@@ -187,10 +197,12 @@ def test_the_setting_chooses_the_model_and_an_unknown_name_says_the_choices(tmp_
         load_settings({**base, "LIFELINE_UNDERSTANDING": "bert"}, tmp_path)
     off = load_settings({**base, "LIFELINE_MODEL_CACHE": "off"}, tmp_path)
     assert off.model_cache_dir is None
-    assert load_settings({**base, "LIFELINE_MODEL_CACHE": str(tmp_path / "c")}, tmp_path).model_cache_dir == tmp_path / "c"
+    assert load_settings({**base, "LIFELINE_MODEL_CACHE": str(tmp_path / "c")},
+                         tmp_path).model_cache_dir == tmp_path / "c"
 
 
-def test_a_cached_build_is_loaded_without_building_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cached_build_is_loaded_without_building_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[Path | None] = []
     real = encoder_module.build_in_child
 

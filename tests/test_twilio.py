@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
-from werkzeug.test import TestResponse
 from twilio.request_validator import RequestValidator
+from werkzeug.test import TestResponse
 
 from insight.frames import MalformedFrame
 from ivr.context import command_id_for
@@ -30,26 +30,14 @@ from simulator.legs import CallLog
 from simulator.report import print_call
 from simulator.runner import Simulation
 from simulator.scenario import load_scenario
-from simulator.server import ServerThread
 from simulator.twilio.emulator import TwilioEmulator
-from simulator.twilio.server import twilio_emulator_app
 
 from .conftest import AGENTS, wait_until
+from .conftest import TWILIO_ACCOUNT as ACCOUNT
+from .conftest import TWILIO_PUBLIC as PUBLIC
+from .conftest import TWILIO_TOKEN as TOKEN
 
-PUBLIC = "https://lifeline.example.com"
 SID = "CA" + "1" * 32
-ACCOUNT = "AC" + "2" * 32
-TOKEN = "twilio-test-auth-token"
-
-
-@pytest.fixture
-def twilio_app(app_config: dict[str, object]) -> Iterator[Flask]:
-    """An app that answers a Twilio number (and its Telnyx one), behind a public URL."""
-    application = create_app({**app_config, "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN,
-                              "TWILIO_API_BASE_URL": "http://127.0.0.1:9", "LIFELINE_PUBLIC_URL": PUBLIC,
-                              "LIFELINE_ENGINE": "twilio"}, migrate=True)
-    yield application
-    application.extensions["lifeline"].close()
 
 
 def twilio_only_config(tmp_path: Path) -> dict[str, object]:
@@ -100,7 +88,8 @@ def test_a_signed_voice_webhook_is_answered_with_transcription_and_the_menu(twil
     assert transcription.get("statusCallbackUrl") == f"{PUBLIC}/webhooks/twilio/transcription"
     assert transcription.get("track") == "inbound_track"
     gather = root.find("Gather")
-    assert gather is not None and gather.get("numDigits") == "1" and gather.get("actionOnEmptyResult") == "true"
+    assert (gather is not None and gather.get("numDigits") == "1"
+            and gather.get("actionOnEmptyResult") == "true")
     assert gather.get("action", "").startswith(f"{PUBLIC}/webhooks/twilio/gather?step=")
     say = gather.find("Say")
     assert say is not None and "Thank you for calling" in (say.text or "")
@@ -118,7 +107,8 @@ def test_an_unverifiable_request_gets_403_and_touches_nothing(twilio_app: Flask,
         response = post(twilio_app, path, call_form(),
                         token="not-the-auth-token" if how == "forged" else TOKEN,
                         tamper={"From": "+15559999999"} if how == "tampered" else None,
-                        signed_url="http://10.0.0.5:8000/webhooks/twilio/voice" if how == "wrong_url" else None)
+                        signed_url=("http://10.0.0.5:8000/webhooks/twilio/voice" if how == "wrong_url"
+                                    else None))
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "invalid_signature"
     lifeline = twilio_app.extensions["lifeline"]
@@ -161,11 +151,13 @@ def test_a_duplicated_key_press_is_routed_once(twilio_app: Flask) -> None:
 
 def test_the_operator_key_dials_the_first_agent_with_the_reason_in_the_whisper(twilio_app: Flask) -> None:
     post(twilio_app, "/webhooks/twilio/voice", call_form())
-    root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=b", call_form(CallStatus="in-progress", Digits="0")))
+    root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=b",
+                      call_form(CallStatus="in-progress", Digits="0")))
     dial = root.find("Dial")
     assert dial is not None and dial.get("timeout") == "30" and dial.get("callerId") == "+15550100000"
     action = urlsplit(dial.get("action", ""))
-    assert action.path == "/webhooks/twilio/dial" and parse_qs(action.query) == {"caller": [SID], "attempt": ["1"]}
+    assert action.path == "/webhooks/twilio/dial" and parse_qs(action.query) == {"caller": [SID],
+                                                                                 "attempt": ["1"]}
     number = dial.find("Number")
     assert number is not None and number.text == AGENTS.split(",")[0]
     assert "initiated ringing answered completed" == number.get("statusCallbackEvent")
@@ -178,7 +170,8 @@ def test_the_operator_key_dials_the_first_agent_with_the_reason_in_the_whisper(t
 
 
 def dial_outcome(app: Flask, attempt: int, status: str) -> ET.Element:
-    form = call_form(CallStatus="in-progress", DialCallStatus=status, DialCallSid="CA" + str(attempt + 4) * 32)
+    form = call_form(CallStatus="in-progress", DialCallStatus=status,
+                     DialCallSid="CA" + str(attempt + 4) * 32)
     return twiml(post(app, f"/webhooks/twilio/dial?caller={SID}&attempt={attempt}", form))
 
 
@@ -222,7 +215,8 @@ def test_an_answered_agent_connects_the_call_and_the_end_of_the_bridge_hangs_up(
     post(twilio_app, "/webhooks/twilio/gather?step=f", call_form(CallStatus="in-progress", Digits="0"))
     agent = "CA" + "4" * 32
     response = post(twilio_app, f"/webhooks/twilio/agent?caller={SID}&attempt=1",
-                    call_form(sid=agent, CallStatus="in-progress", Direction="outbound-dial", ParentCallSid=SID))
+                    call_form(sid=agent, CallStatus="in-progress", Direction="outbound-dial",
+                              ParentCallSid=SID))
     assert response.status_code == 204
     lifeline = twilio_app.extensions["lifeline"]
     assert lifeline.store.get_call(SID).status == CallStatus.TRANSFERRED  # type: ignore[union-attr]
@@ -235,7 +229,8 @@ def test_a_transcribed_utterance_is_heard_once_and_can_escalate(twilio_app: Flas
     post(twilio_app, "/webhooks/twilio/voice", call_form())
     form = call_form(CallStatus="in-progress", TranscriptionEvent="transcription-content", Final="true",
                      Track="inbound_track", TranscriptionSid="GT1", SequenceId="1",
-                     TranscriptionData=json.dumps({"transcript": "get me a real person now", "confidence": 0.9}))
+                     TranscriptionData=json.dumps({"transcript": "get me a real person now",
+                                                   "confidence": 0.9}))
     for _ in range(2):
         assert post(twilio_app, "/webhooks/twilio/transcription", form).status_code == 204
     lifeline = twilio_app.extensions["lifeline"]
@@ -281,7 +276,8 @@ def render(*commands: Command) -> ET.Element:
 
 
 def test_the_local_engine_answer_streams_to_the_token_path_over_wss() -> None:
-    root = render(command("answer", stream_url="wss://x/media/telnyx?token=abc.def", stream_track="inbound_track"),
+    root = render(command("answer", stream_url="wss://x/media/telnyx?token=abc.def",
+                          stream_track="inbound_track"),
                   command("hangup"))
     stream = root.find("Start/Stream")
     assert stream is not None and stream.get("url") == "wss://lifeline.example.com/media/twilio/abc.def"
@@ -300,19 +296,22 @@ def test_a_trailing_say_is_followed_by_the_spoken_redirect_and_nothing_holds_wit
 
 def test_a_sip_agent_gets_the_reason_as_sip_headers() -> None:
     root = render(command("transfer", to="sip:agent@example.com", timeout_secs=20,
-                          client_state=encode_client_state({"reason": "asked for a person", "rule": "keywords",
+                          client_state=encode_client_state({"reason": "asked for a person",
+                                                            "rule": "keywords",
                                                             "attempt": 1}),
                           target_leg_client_state=encode_client_state({"role": "agent", "caller": SID,
                                                                        "attempt": 1})))
     sip = root.find("Dial/Sip")
     assert sip is not None
-    assert sip.text == "sip:agent@example.com?X-Lifeline-Reason=asked%20for%20a%20person&X-Lifeline-Rule=keywords"
+    assert sip.text == ("sip:agent@example.com?X-Lifeline-Reason=asked%20for%20a%20person"
+                        "&X-Lifeline-Rule=keywords")
 
 
 # ----- Media Streams messages ---------------------------------------------------------------------
 
 def test_media_streams_messages_parse_into_frames() -> None:
-    start = parse_twilio_frame(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": "MZ9", "start": {
+    start = parse_twilio_frame(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": "MZ9",
+                                           "start": {
         "streamSid": "MZ9", "callSid": SID, "tracks": ["inbound"], "customParameters": {},
         "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
     assert (start.event, start.stream_id, start.call_control_id, start.encoding, start.sample_rate) == \
@@ -330,16 +329,6 @@ def test_media_streams_messages_parse_into_frames() -> None:
 
 # ----- REST against the emulator ------------------------------------------------------------------
 
-@pytest.fixture
-def twilio_emulator() -> Iterator[TwilioEmulator]:
-    emu = TwilioEmulator(speed=20)
-    server = ServerThread(twilio_emulator_app(emu)).start()
-    emu.base_url = server.url
-    yield emu
-    server.stop()
-    emu.close()
-
-
 def rest_client(emu: TwilioEmulator) -> TwilioCommands:
     settings = TwilioSettings(emu.account_sid, emu.auth_token, emu.base_url or "", PUBLIC)
     return TwilioCommands(settings, TwimlRenderer(settings), timeout_s=2.0, attempts=3, sleep=lambda s: None)
@@ -354,11 +343,13 @@ def test_an_update_on_an_ended_call_is_the_normal_21220_race(twilio_emulator: Tw
     assert [r["status"] for r in twilio_emulator.requests] == [400]
 
 
-def test_a_refused_update_is_retried_only_when_twilio_surely_did_not_act(twilio_emulator: TwilioEmulator) -> None:
+def test_a_refused_update_is_retried_only_when_twilio_surely_did_not_act(
+        twilio_emulator: TwilioEmulator) -> None:
     leg = twilio_emulator._new_leg("+15551230001", "+15550100000", "inbound", "caller", CallLog("s"))
     client = rest_client(twilio_emulator)
     twilio_emulator.inject(Fault("update", times=1, status=503, code="20503"))
-    assert client.send(Command("c2", leg.call_control_id, "speak", {"payload": "hi"})).status == CommandStatus.SENT
+    assert client.send(Command("c2", leg.call_control_id, "speak",
+                               {"payload": "hi"})).status == CommandStatus.SENT
     assert [r["status"] for r in twilio_emulator.requests] == [503, 200]
     twilio_emulator.inject(Fault("update", times=1, status=500, code="20500"))
     outcome = client.send(Command("c3", leg.call_control_id, "speak", {"payload": "hi"}))
@@ -444,7 +435,8 @@ def test_commands_go_to_the_provider_that_owns_the_call_and_telnyx_takes_the_res
 
 @pytest.mark.parametrize(("extra", "named"), [
     ({"TWILIO_AUTH_TOKEN": TOKEN}, "TWILIO_ACCOUNT_SID is not set: copy the Account SID"),
-    ({"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_ACCOUNT_SID": "AC123"}, "TWILIO_ACCOUNT_SID='AC123' is not an Account SID"),
+    ({"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_ACCOUNT_SID": "AC123"},
+     "TWILIO_ACCOUNT_SID='AC123' is not an Account SID"),
     ({"TWILIO_ACCOUNT_SID": ACCOUNT}, "TWILIO_AUTH_TOKEN is not set"),
 ])
 def test_half_of_twilios_settings_stops_startup_naming_the_missing_one(
@@ -491,7 +483,8 @@ def test_an_update_whose_connection_drops_after_sending_is_not_repeated_one_neve
     port = server.getsockname()[1]
     try:
         settings = TwilioSettings("AC" + "0" * 32, "token", f"http://127.0.0.1:{port}", PUBLIC)
-        client = TwilioCommands(settings, TwimlRenderer(settings), timeout_s=2.0, attempts=3, sleep=lambda s: None)
+        client = TwilioCommands(settings, TwimlRenderer(settings), timeout_s=2.0, attempts=3,
+                                sleep=lambda s: None)
         outcome = client.send(Command("c5", SID, "speak", {"payload": "hi"}))
         assert (outcome.status, outcome.attempts) == (CommandStatus.SENT, 1)
         assert len(received) == 1  # Twilio may have acted on it: a second update could dial twice
@@ -502,7 +495,8 @@ def test_an_update_whose_connection_drops_after_sending_is_not_repeated_one_neve
     nothing_listens = closed.getsockname()[1]
     closed.close()
     settings = TwilioSettings("AC" + "0" * 32, "token", f"http://127.0.0.1:{nothing_listens}", PUBLIC)
-    client = TwilioCommands(settings, TwimlRenderer(settings), timeout_s=2.0, attempts=3, sleep=lambda s: None)
+    client = TwilioCommands(settings, TwimlRenderer(settings), timeout_s=2.0, attempts=3,
+                            sleep=lambda s: None)
     outcome = client.send(Command("c6", SID, "speak", {"payload": "hi"}))
     assert (outcome.status, outcome.attempts) == (CommandStatus.PENDING, 3)  # never reached: retried
 
@@ -513,9 +507,11 @@ def test_a_query_string_that_is_not_utf8_is_a_400_and_the_whisper_url_carries_no
                                         environ_overrides={"QUERY_STRING": "a=\xff"})  # WSGI's latin-1
     assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "bad_request"
     post(twilio_app, "/webhooks/twilio/voice", call_form())
-    root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=b", call_form(CallStatus="in-progress", Digits="0")))
+    root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=b",
+                      call_form(CallStatus="in-progress", Digits="0")))
     number = root.find("Dial/Number")
-    assert number is not None and set(parse_qs(urlsplit(number.get("url", "")).query)) == {"caller", "attempt"}
+    assert number is not None and set(parse_qs(urlsplit(number.get("url", "")).query)) == {"caller",
+                                                                                           "attempt"}
 
 
 # ----- a Twilio-only deployment -------------------------------------------------------------------

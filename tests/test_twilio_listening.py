@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,8 +25,7 @@ from simulator.runner import Simulation
 from simulator.twilio.emulator import TwilioEmulator, TwilioLeg
 
 from .conftest import AGENTS, ROOT, wait_until
-from .test_twilio import (SID, call_form, command, post, render, rest_client, twilio_app,  # noqa: F401
-                          twilio_emulator, twiml)
+from .test_twilio import SID, call_form, command, post, render, rest_client, twiml
 
 AUTH = {"Authorization": "Bearer test-token"}
 CALLER_AUDIO = ROOT / "examples" / "calls" / "audio"

@@ -31,9 +31,11 @@ def rest(sim: Simulation, sid: str, name: str) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("token", ["forged", "x.y.z"])
-def test_the_twilio_media_socket_refuses_a_bad_token_before_the_handshake(local: Simulation, token: str) -> None:
+def test_the_twilio_media_socket_refuses_a_bad_token_before_the_handshake(
+        local: Simulation, token: str) -> None:
     response = httpx.get(f"{local.emulator.app_url}/media/twilio/{token}",
-                         headers={"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                         headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                  "Sec-WebSocket-Version": "13",
                                   "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode()})
     assert response.status_code == 403
 
@@ -61,7 +63,8 @@ def test_streamed_speech_is_heard_and_the_transfer_goes_out_as_a_rest_update(loc
     assert wait_until(lambda: leg.log.bridged, timeout=10)
 
 
-def test_a_dropped_stream_is_restarted_once_then_the_call_goes_on_without_listening(local: Simulation) -> None:
+def test_a_dropped_stream_is_restarted_once_then_the_call_goes_on_without_listening(
+        local: Simulation) -> None:
     leg = local.emulator.incoming_call()
     assert local.emulator.wait_for_gather(leg, 5)
     assert wait_until(lambda: leg.streamer is not None and leg.streamer.sent_frames > 5)
@@ -69,7 +72,8 @@ def test_a_dropped_stream_is_restarted_once_then_the_call_goes_on_without_listen
     first = leg.streamer
     first.drop()
     assert wait_until(lambda: len(rest(local, leg.call_control_id, "streams")) == 1)
-    assert wait_until(lambda: leg.streamer is not None and leg.streamer is not first and leg.streamer.sent_frames > 5)
+    assert wait_until(lambda: leg.streamer is not None and leg.streamer is not first
+                      and leg.streamer.sent_frames > 5)
     assert store.get_call(leg.call_control_id).listening == "restarted"
     leg.streamer.drop()
     assert wait_until(lambda: store.get_call(leg.call_control_id).listening == "lost")

@@ -135,12 +135,14 @@ def test_a_relatives_or_neighbours_nagging_is_reported_speech(intent: str, text:
     ("leave_or_cancel", "we did think about switching to another supplier over the winter"),
     ("legal_or_complaint", "I considered the ombudsman at one point"),
 ])
-def test_a_report_with_an_adverb_and_a_course_weighed_in_the_past_are_refusals(intent: str, text: str) -> None:
+def test_a_report_with_an_adverb_and_a_course_weighed_in_the_past_are_refusals(
+        intent: str, text: str) -> None:
     assert find_intents(text).signals[intent] == -1.0
 
 
 def test_a_decision_reached_after_thinking_it_over_is_still_a_threat() -> None:
-    assert find_intents("I've thought about it and I'm going to the ombudsman").signals["legal_or_complaint"] == 1.0
+    assert find_intents(
+        "I've thought about it and I'm going to the ombudsman").signals["legal_or_complaint"] == 1.0
 
 
 def test_a_dropped_g_reads_as_the_full_word() -> None:
@@ -174,7 +176,8 @@ VISITS = ["could you send somebody round to look at the radiator on Friday",
 
 
 @pytest.mark.parametrize("text", VISITS)
-def test_a_visit_request_is_not_read_as_a_request_for_a_person(understanding: Understanding, text: str) -> None:
+def test_a_visit_request_is_not_read_as_a_request_for_a_person(
+        understanding: Understanding, text: str) -> None:
     # The pattern layer has the last word here: the tuned model alone reads several of these as
     # asking for a person (0.9 and more), because "someone" plus a request is what it learnt.
     assert find_intents(text).visit
@@ -205,7 +208,8 @@ def test_a_visit_is_not_read_in_a_reported_promise() -> None:
 
 @pytest.mark.parametrize("text", ["I'd rather speak to someone, could you send someone round after",
                                   "put me through to someone who can send an engineer out"])
-def test_an_asserted_request_outranks_a_visit_in_the_same_line(understanding: Understanding, text: str) -> None:
+def test_an_asserted_request_outranks_a_visit_in_the_same_line(
+        understanding: Understanding, text: str) -> None:
     assert understanding.analyse(text).intents["wants_person"] >= 0.85
 
 
@@ -338,17 +342,20 @@ def test_an_intent_rule_with_a_count_needs_that_many_carrying_lines_in_its_windo
 
 
 def test_an_intent_rule_with_a_count_looks_back_three_lines_unless_told(tmp_path: Path) -> None:
-    rules = ruleset(tmp_path, "{name: again, type: intent, intents: [wants_person], min_confidence: 0.6, count: 2}")
+    rules = ruleset(tmp_path, "{name: again, type: intent, intents: [wants_person], min_confidence: 0.6, "
+                              "count: 2}")
     asks, calm = message(intents={"wants_person": 0.65}), message()
     assert rules.on_message([asks, calm, asks]) is not None
     assert rules.on_message([asks, calm, calm, asks]) is None
-    many = ruleset(tmp_path, "{name: many, type: intent, intents: [wants_person], min_confidence: 0.6, count: 4}")
+    many = ruleset(tmp_path, "{name: many, type: intent, intents: [wants_person], min_confidence: 0.6, "
+                             "count: 4}")
     assert many.on_message([asks, asks, asks, asks]) is not None  # a window of 4: as many as the count
 
 
 def test_an_intent_rule_without_a_count_judges_the_newest_line_alone(tmp_path: Path) -> None:
     rules = ruleset(tmp_path, "{name: once, type: intent, intents: [wants_person], min_confidence: 0.6}")
-    decision = rules.on_message([message(intents={"wants_person": 0.9}), message(intents={"wants_person": 0.6})])
+    decision = rules.on_message([message(intents={"wants_person": 0.9}),
+                                 message(intents={"wants_person": 0.6})])
     assert decision is not None and decision.reason.endswith("(wants_person 0.60)")
     assert len(decision.evidence) == 1
 
@@ -398,7 +405,8 @@ def test_example_rules_have_the_one_sentence_rule_on(tmp_path: Path) -> None:
     ("{name: bad, type: intent, intents: [wants_a_pony]}", "rules[0] (bad).intents"),
     ("{name: bad, type: intent, intents: []}", "must be a non-empty list"),
     ("{name: bad, type: intent, intents: [wants_person], min_confidence: 2}", "min_confidence"),
-    ("{name: bad, type: intent, intents: [wants_person], count: 3, window: 2}", "window must be at least count"),
+    ("{name: bad, type: intent, intents: [wants_person], count: 3, window: 2}",
+     "window must be at least count"),
     ("{name: bad, type: intent, intents: [wants_person], count: 1.5}", "count must be a whole number"),
     ("{name: bad, type: intent, intents: [wants_person], window: 5}", "window needs a count above 1"),
     ("{name: bad, type: strong_negative, angry_at_least: null}", "set angry_at_least"),
@@ -440,7 +448,8 @@ def test_the_split_training_matrix_multiplies_as_the_dense_one_does() -> None:
 
 
 def _dense_descent(x: np.ndarray, target: np.ndarray, sample: np.ndarray,
-                   link: Callable[[np.ndarray], np.ndarray], l2: float, steps: int, rate: float) -> np.ndarray:
+                   link: Callable[[np.ndarray], np.ndarray], l2: float, steps: int,
+                   rate: float) -> np.ndarray:
     """The plain dense descent the trainer must equal: each column over its own total weight; bias last."""
     xb = np.hstack([x, np.ones((len(x), 1))])
     w = np.zeros((xb.shape[1], target.shape[1]))

@@ -103,7 +103,8 @@ def test_lines_as_the_recogniser_heard_them_teach_intents_but_not_frustration(tm
     from insight.corpus import Utterance
     from insight.train import train
 
-    written = [Utterance("put me through to a person", frozenset({"wants_person"}), "calm", "", "utterances.yaml"),
+    written = [Utterance("put me through to a person", frozenset({"wants_person"}), "calm", "",
+                         "utterances.yaml"),
                Utterance("what is my balance", frozenset(), "calm", "", "utterances.yaml"),
                Utterance("this is a disgrace", frozenset(), "angry", "", "utterances.yaml")]
     heard = Utterance("put me through two a purse in", frozenset({"wants_person"}), "angry", "",

@@ -1,4 +1,5 @@
-"""A raw WebSocket client for tests that need what a library client will not do: half a frame, a silent socket."""
+"""A raw WebSocket client for tests that need what a library client will not do: half a frame, a
+silent socket."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def handshake(port: int, path: str, timeout: float = 20.0) -> tuple[int, socket.
     conn = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     key = base64.b64encode(os.urandom(16)).decode()
     conn.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = conn.recv(1)

@@ -79,9 +79,9 @@ def call_counts(files: list[Path]) -> list[str]:
         derived = deciding_say(path)
         disagree += bool(derived) != expect["transfer"] or bool(derived and derived != expect["latest_say"])
     return [
-        f"- calls: {len(files)}; transfer true {transfer[True]}, false {transfer[False]}; calls that press a key "
-        f"first: {pressed}; calls whose expect disagrees with the per-say comments under the LABELS.md rule: "
-        f"{disagree}",
+        f"- calls: {len(files)}; transfer true {transfer[True]}, false {transfer[False]}; calls that press a "
+        f"key first: {pressed}; calls whose expect disagrees with the per-say comments under the LABELS.md "
+        f"rule: {disagree}",
         "- says per call: " + ", ".join(f"{k} says: {says[k]}" for k in sorted(says))
         + f" (total {sum(k * v for k, v in says.items())})",
         "- intent of true calls: " + ", ".join(f"{k} {v}" for k, v in sorted(intents.items())),

@@ -17,7 +17,8 @@ def parse_twilio_frame(raw: str | bytes) -> MediaFrame:
                               "sequence": number_field(document.get("sequenceNumber"))}
     if event == "media":
         media, payload = media_payload(document, "message")
-        return MediaFrame(**common, chunk=number_field(media.get("chunk")), track=text_field(media.get("track")),
+        return MediaFrame(**common, chunk=number_field(media.get("chunk")),
+                          track=text_field(media.get("track")),
                           payload=payload)
     if event == "start":
         start = document.get("start")
@@ -26,7 +27,8 @@ def parse_twilio_frame(raw: str | bytes) -> MediaFrame:
         raw_format = start.get("mediaFormat")
         media_format = raw_format if isinstance(raw_format, dict) else {}
         encoding = text_field(media_format.get("encoding")) or "audio/x-mulaw"
-        return MediaFrame(**{**common, "stream_id": common["stream_id"] or text_field(start.get("streamSid"))},
+        return MediaFrame(**{**common,
+                             "stream_id": common["stream_id"] or text_field(start.get("streamSid"))},
                           call_control_id=text_field(start.get("callSid")),
                           encoding=ENCODINGS.get(encoding.lower(), encoding),
                           sample_rate=number_field(media_format.get("sampleRate")))

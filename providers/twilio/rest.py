@@ -71,22 +71,29 @@ class TwilioCommands:
         call = self._client.calls(sid)
         twiml = [c for c in commands if c.name in TWIML_COMMANDS]
         if twiml and [c.name for c in twiml] == ["hangup"]:
-            action: Callable[[], object] = lambda: call.update(status="completed")
+            def action() -> object:
+                return call.update(status="completed")
         elif twiml:
             document = str(self._renderer.render(twiml))
-            action = lambda: call.update(twiml=document)
+
+            def action() -> object:
+                return call.update(twiml=document)
         elif first.name == "streaming_start":
             url = self._renderer.media_url(str(first.params.get("stream_url", "")))
             name, track = start_name(first), stream_track(first.params)
-            action = lambda: call.streams.create(url=url, name=name, track=track,
-                                                 status_callback=self._renderer.url("stream"),
-                                                 status_callback_method="POST")
+
+            def action() -> object:
+                return call.streams.create(url=url, name=name, track=track,
+                                           status_callback=self._renderer.url("stream"),
+                                           status_callback_method="POST")
         elif first.name == "transcription_start":
             name, track = start_name(first), transcription_track(first.params)
-            action = lambda: call.transcriptions.create(
-                name=name, status_callback_url=self._renderer.url("transcription"),
-                status_callback_method="POST", track=track, partial_results=False,
-                language_code=language(first.params))
+
+            def action() -> object:
+                return call.transcriptions.create(
+                    name=name, status_callback_url=self._renderer.url("transcription"),
+                    status_callback_method="POST", track=track, partial_results=False,
+                    language_code=language(first.params))
         elif first.name in STOPS:
             return self._stop(first, stop_name)
         else:

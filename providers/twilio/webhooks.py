@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Protocol
 from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
 
+from insight.base import ListeningEngine
+from insight.tracks import party_of
 from ivr.context import command_id_for
 from ivr.errors import error_response
 from ivr.events import CallEvent
-from insight.base import ListeningEngine
-from insight.tracks import party_of
 from ivr.menu import Menu
 from ivr.store import CallStatus, CallStore, Command
 
@@ -135,7 +135,8 @@ def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str
     return _twiml(response)
 
 
-def _informational(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+def _informational(twilio: Twilio, lifeline: Host, incoming: WebhookRequest,
+                   kind: str) -> ResponseReturnValue:
     """Status, agent-leg and recording callbacks: run their events; Twilio wants no TwiML."""
     with capturing(None):
         for event in twilio.provider.parse(incoming):
@@ -143,7 +144,8 @@ def _informational(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kin
     return "", 204
 
 
-def _transcription(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+def _transcription(twilio: Twilio, lifeline: Host, incoming: WebhookRequest,
+                   kind: str) -> ResponseReturnValue:
     """Twilio real-time transcription: each final utterance is a message of the caller (the
     inbound track) or, after a bridge, of the agent (outbound); an error means the call is no
     longer heard, which the call flow must know (rules that need words stop)."""
@@ -151,7 +153,8 @@ def _transcription(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kin
     if form.get("TranscriptionEvent") == "transcription-error":
         sid = events.call_sid(form)
         report_stream_lost(lifeline, sid, form.get("TranscriptionSid") or "transcription",
-                           form.get("TranscriptionError") or form.get("ErrorMessage") or "transcription-error")
+                           form.get("TranscriptionError") or form.get("ErrorMessage")
+                           or "transcription-error")
         return "", 204
     heard = events.transcription(form)
     if heard is not None:
