@@ -37,6 +37,13 @@ def _outputs() -> Any:
     return current_app.extensions["conversation"]
 
 
+def _needs_json(message: str) -> ResponseReturnValue:
+    """400 for a body that is not the JSON asked for; it names the header when that was missing."""
+    if not request.is_json:  # curl -d sends a form: the JSON in it is right, the header is not
+        message += " with Content-Type: application/json"
+    return error_response(400, message)
+
+
 @bp.get("/api/events")
 def events() -> ResponseReturnValue:
     """Server-Sent Events of every call (or `?call=<id>`); `Last-Event-ID` resumes after that id."""
@@ -52,6 +59,9 @@ def events() -> ResponseReturnValue:
     else:
         # A new client of one call gets that call from its start; of all calls, from now on.
         cursor = 0 if call else outputs.feed.last_id()
+    if call is not None and outputs.store.get_call(call) is None:
+        # A mistyped id would otherwise hold a stream open that never carries anything.
+        return error_response(404, f"no call {call[:100]!r}")
     outputs.subscribed()
     hub, feed, poll_s = outputs.hub, outputs.feed, outputs.settings.feed_poll_s
     still_signed_in = session_check()
@@ -170,7 +180,7 @@ def listening(call_control_id: str) -> ResponseReturnValue:
     """`{"paused": true|false}`: stop or restart hearing the call."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("paused"), bool):
-        return error_response(400, 'send a JSON body {"paused": true} or {"paused": false}')
+        return _needs_json('send a JSON body {"paused": true} or {"paused": false}')
     try:
         result = _outputs().control.set_paused(call_control_id, body["paused"], by="api")
     except PauseError as exc:
@@ -195,8 +205,8 @@ def dial() -> ResponseReturnValue:
     """`{"to", "dtmf"?, "summary_to"?}`: place a call and listen to the far end."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or set(body) - {"to", "dtmf", "summary_to"}:
-        return error_response(400, 'send a JSON body {"to": "+1…" or "sip:…", "dtmf"?: "1234#", '
-                                   '"summary_to"?: "a@example.com"}')
+        return _needs_json('send a JSON body {"to": "+1…" or "sip:…", "dtmf"?: "1234#", '
+                           '"summary_to"?: "a@example.com"}')
     try:
         ccid = _outputs().dialout.place(body.get("to"), body.get("dtmf"), body.get("summary_to"))
     except DialError as exc:

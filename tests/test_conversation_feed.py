@@ -10,8 +10,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from flask import Flask
 
 from conversation.hub import FeedHub, StorePoller
+from ivr.store import CallRecord, CallStatus
 from lifeline import create_app
 from simulator.runner import Simulation
 from simulator.server import ServerThread
@@ -191,6 +193,25 @@ def test_the_poller_rides_out_a_failing_store_with_one_warning_and_wakes_clients
     assert any("reads the store again" in r.getMessage() for r in caplog.records)
 
 
+def quiet(app: Flask, call_control_id: str) -> None:
+    """A call in the store that says nothing."""
+    now = time.time()
+    with app.extensions["lifeline"].store.unit() as tx:
+        tx.insert_call(CallRecord(call_control_id=call_control_id, call_session_id=None, call_leg_id=None,
+                                  from_number="+15557770000", to_number="+15550100000",
+                                  status=CallStatus.MENU, created_at=now, updated_at=now))
+
+
+def test_the_feed_of_a_call_nobody_made_is_a_404_not_a_stream_that_waits_for_ever(
+        app_config: dict[str, object]) -> None:
+    app = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN}, migrate=True)
+    try:
+        response = app.test_client().get("/api/events?call=v3:nope", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 404 and response.get_json()["error"]["message"] == "no call 'v3:nope'"
+    finally:
+        app.extensions["lifeline"].close()
+
+
 def test_a_quiet_calls_stream_still_keeps_alive_while_other_calls_wake_the_feed(
         app_config: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
@@ -199,6 +220,7 @@ def test_a_quiet_calls_stream_still_keeps_alive_while_other_calls_wake_the_feed(
     from lifeline import create_app
     monkeypatch.setattr(conversation_api, "KEEPALIVE_S", 0.2)
     app = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN}, migrate=True)
+    quiet(app, "v3:quiet")
     busy = threading.Event()
 
     def other_calls() -> None:  # events of other calls wake every stream of the process

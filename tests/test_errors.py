@@ -126,3 +126,22 @@ def test_a_get_of_a_calls_action_is_a_405_naming_the_method_not_a_404_for_a_call
         assert missing.status_code == 404 and "no call" in missing.get_json()["error"]["message"]
     finally:
         app.extensions["lifeline"].close()
+
+
+def test_a_json_body_sent_without_its_content_type_is_refused_naming_the_header(
+        app_config: dict[str, object]) -> None:
+    from lifeline import create_app
+    app = create_app({**app_config, "LIFELINE_API_TOKEN": "a-long-enough-api-token"}, migrate=True)
+    try:
+        auth = {"Authorization": "Bearer a-long-enough-api-token"}
+        client = app.test_client()
+        as_form = client.post("/api/calls/v3:x/listening", data='{"paused": true}', headers=auth,
+                              content_type="application/x-www-form-urlencoded")  # what curl -d sends
+        assert as_form.status_code == 400
+        assert as_form.get_json()["error"]["message"].endswith("with Content-Type: application/json")
+        wrong = client.post("/api/calls/v3:x/listening", json={"paused": "yes"}, headers=auth)
+        assert wrong.status_code == 400 and "Content-Type" not in wrong.get_json()["error"]["message"]
+        dial = client.post("/api/calls", data='{"to": "+15557770000"}', headers=auth)
+        assert dial.status_code == 400 and "Content-Type: application/json" in dial.get_json()["error"]["message"]
+    finally:
+        app.extensions["lifeline"].close()
