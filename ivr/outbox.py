@@ -92,7 +92,8 @@ class CommandSender:
     """Delivers outbox commands to Telnyx off the webhook's critical path."""
 
     def __init__(self, store: CallStore, telnyx: CommandClient, workers: int,
-                 metrics: Metrics | None = None, api_url: str | None = None, hold_s: float = 1.0) -> None:
+                 metrics: Metrics | None = None, api_url: str | None = None, hold_s: float = 1.0,
+                 tells_reachability: Callable[[str], bool] | None = None) -> None:
         self._metrics = metrics
         self._store = store
         self._telnyx = telnyx
@@ -101,6 +102,9 @@ class CommandSender:
         # A router over several providers has no single base URL: its caller passes api_url.
         self.reachability = TelnyxReachability(api_url if api_url is not None
                                                else getattr(telnyx, "base_url", ""))
+        # Which calls' commands say whether Telnyx answers: with other providers routed through the
+        # same client (a resent Twilio command), theirs must not declare a Telnyx outage.
+        self._tells_reachability = tells_reachability or (lambda call_control_id: True)
         self._call_ended: Callable[[str, str], object] | None = None
         # Commands queued or being sent by this process: the sweep must not send them a second
         # time alongside (one command can take four timeouts and their back-off, past the sweep's age).
@@ -142,11 +146,13 @@ class CommandSender:
                 log.info("%s on %s given up after %d attempt(s): %s", command.name,
                          command.call_control_id, outcome.attempts, outcome.error or "superseded")
                 return
+            counts = self._tells_reachability(command.call_control_id)
             if outcome.status == CommandStatus.PENDING or refused:
-                self.reachability.failed(outcome.error or "no answer")
+                if counts:
+                    self.reachability.failed(outcome.error or "no answer")
                 log.debug("%s on %s not delivered after %d attempts; the sweep will resend it",
                           command.name, command.call_control_id, outcome.attempts)
-            else:
+            elif counts:
                 self.reachability.answered()
             if outcome.status == CommandStatus.CALL_ENDED and self._call_ended is not None:
                 # Any command can be the first to learn the leg is gone (its hangup may be late or

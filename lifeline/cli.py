@@ -33,10 +33,10 @@ def describe(report: SweepReport, telnyx: str = "ok") -> str:
     """A sweep's report as a person reads it, one figure per line."""
     lines = [
         f"swept {_count(report.swept, 'active call')}",
-        f"resent {_count(report.resent, 'command')} Telnyx had not taken",
+        f"resent {_count(report.resent, 'command')} the provider had not taken",
         f"escalated {_count(report.escalated, 'call')} on time-based rules",
         f"moved on from {_count(report.unstuck, 'transfer')} that got no outcome",
-        f"closed {_count(report.closed, 'call')} Telnyx no longer knows",
+        f"closed {_count(report.closed, 'call')} the provider no longer knows",
     ]
     if report.polled:
         lines.append(f"fetched {_count(report.polled, 'message')} from the listening engine")

@@ -175,7 +175,9 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     providers = ProviderCommands([telnyx_provider, *([twilio.provider] if twilio else [])])
     outbox = CommandSender(store, providers, settings.command_workers, metrics,
                            settings.telnyx.api_base_url if settings.telnyx else "",
-                           hold_s=settings.command_hold_s)
+                           hold_s=settings.command_hold_s,
+                           tells_reachability=lambda ccid: telnyx is not None
+                           and providers.owner(ccid) is telnyx_provider)
     sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
     recordings = RecordingKeeper(store, sink_from_settings(settings),
                                  credentials=twilio.recording_credentials() if twilio else None)

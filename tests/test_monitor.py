@@ -273,9 +273,9 @@ def test_flask_monitor_once_prints_a_readable_report(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["monitor", "--once"])
     assert result.exit_code == 0
     assert result.output.splitlines() == [
-        "Sweep done:", "  swept 0 active calls", "  resent 0 commands Telnyx had not taken",
+        "Sweep done:", "  swept 0 active calls", "  resent 0 commands the provider had not taken",
         "  escalated 0 calls on time-based rules", "  moved on from 0 transfers that got no outcome",
-        "  closed 0 calls Telnyx no longer knows"]
+        "  closed 0 calls the provider no longer knows"]
     assert "SweepReport(" not in result.output
 
 

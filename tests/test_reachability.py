@@ -104,3 +104,22 @@ def test_a_second_failed_delivery_in_a_row_declares_the_outage(sender, caplog) -
     [error] = _lines(caplog, logging.ERROR)
     assert "unreachable" in error
     assert sending.reachability.state == "unreachable"
+
+
+def test_commands_of_another_providers_calls_never_declare_telnyx_unreachable(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'db'}")
+    client = FakeTelnyx()  # a router's resend of a Twilio command fails as an outage would
+    sending = CommandSender(store, client, 4,  # type: ignore[arg-type]
+                            tells_reachability=lambda call_control_id: not call_control_id.startswith("v3:tw"))
+    caplog.set_level(logging.DEBUG)
+    try:
+        sending.submit(_commands(store, 6, "tw"))
+        assert sending.wait_idle(5)
+        assert sending.reachability.state == "ok" and not _lines(caplog, logging.ERROR)
+        sending.submit(_commands(store, 3, "telnyx"))
+        assert sending.wait_idle(5)
+        assert sending.reachability.state == "unreachable" and len(_lines(caplog, logging.ERROR)) == 1
+    finally:
+        sending.close()
+        store.close()
