@@ -14,6 +14,7 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -23,7 +24,7 @@ from flask import current_app
 from ivr.config import PROJECT_ROOT
 
 from .caller import play
-from .runner import Simulation, access_line, caller_number
+from .runner import REAL_OUTPUTS, Simulation, access_line, caller_number
 from .scenario import Scenario, load_scenario
 
 
@@ -39,7 +40,12 @@ from .scenario import Scenario, load_scenario
 @click.option("--speed", type=click.FloatRange(0.1, 100.0), default=1.0, show_default=True,
               help="Time compression of the callers' speech and pauses.")
 @click.option("--engine", type=click.Choice(["telnyx", "local"]), default="telnyx", show_default=True)
-def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: float, engine: str) -> None:
+@click.option("--outputs", is_flag=True,
+              help="Send the simulated calls' events, summaries and voicemail where your settings say "
+                   "(LIFELINE_EVENT_WEBHOOKS, LIFELINE_SMTP_URL, LIFELINE_RECORDINGS_BUCKET...): to try "
+                   "your own webhook receiver. Off by default, so nothing real receives them.")
+def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: float, engine: str,
+        outputs: bool) -> None:
     """Keep the app and the emulator up on loopback, with example callers, until Ctrl-C."""
     settings = current_app.extensions["lifeline"].settings
     instance = Path.cwd() / "instance"
@@ -48,6 +54,11 @@ def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: fl
     scenarios = [load_scenario(p) for p in sorted((PROJECT_ROOT / "examples" / "calls").glob("*.yaml"))]
     config = {"LIFELINE_AGENTS": ",".join(settings.agents), "LIFELINE_IVR": str(settings.ivr_path),
               "LIFELINE_RULES": str(settings.rules_path), "LIFELINE_API_TOKEN": token}
+    kept, ignored = real_outputs(os.environ, outputs)
+    config.update(kept)
+    if ignored:
+        click.echo(f"note: {', '.join(ignored)} from your settings are off here, so simulated calls reach "
+                   "no real receiver; add --outputs to send them there")
     stop = threading.Event()
     # Explicit handlers: a shell starts background jobs with SIGINT ignored.
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -75,6 +86,12 @@ def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: fl
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def real_outputs(environ: Mapping[str, str], keep: bool) -> tuple[dict[str, str], list[str]]:
+    """The settings reaching real systems that this run keeps (with --outputs), and those it leaves off."""
+    given = {name: environ[name] for name in REAL_OUTPUTS if environ.get(name, "").strip()}
+    return (given, []) if keep else ({}, sorted(given))
 
 
 def _loop(sim: Simulation, scenarios: list[Scenario], every: float, concurrency: int,

@@ -80,3 +80,12 @@ def test_a_restart_closes_the_calls_an_earlier_run_left_up(tmp_path: Path) -> No
     assert call is not None and (call.status, call.outcome, call.hangup_cause) == (CallStatus.ENDED, "lost",
                                                                                    "dev_restart")
     store.close()
+
+
+def test_dev_leaves_real_outputs_off_and_names_them_unless_asked_to_keep_them() -> None:
+    from simulator.dev import real_outputs
+    environ = {"LIFELINE_EVENT_WEBHOOKS": "http://127.0.0.1:8730/hook", "LIFELINE_EVENT_SECRET": "s" * 32,
+               "LIFELINE_SMTP_URL": " ", "LIFELINE_AGENTS": "+15550100001"}
+    assert real_outputs(environ, keep=False) == ({}, ["LIFELINE_EVENT_SECRET", "LIFELINE_EVENT_WEBHOOKS"])
+    assert real_outputs(environ, keep=True) == ({"LIFELINE_EVENT_WEBHOOKS": "http://127.0.0.1:8730/hook",
+                                                 "LIFELINE_EVENT_SECRET": "s" * 32}, [])
