@@ -70,11 +70,13 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
         click.echo(f"JSON report written to {json_out}")
     scores = summary.get("quality")
     if scores:
-        click.echo(f"\nEscalation: precision {scores['precision']}, recall {scores['recall']} "
-                   f"(TP {scores['true_positive']}, FP {scores['false_positive']}, "
-                   f"FN {scores['false_negative']}, TN {scores['true_negative']}); "
-                   f"median says before transfer {scores['median_says_before_transfer']}, "
-                   f"on time {scores['on_time']}")
+        # A figure with nothing to count (no caller who needs a person, say) is "n/a", not None.
+        shown = {k: "n/a" if v is None else v for k, v in scores.items()}
+        click.echo(f"\nEscalation: precision {shown['precision']}, recall {shown['recall']} "
+                   f"(TP {shown['true_positive']}, FP {shown['false_positive']}, "
+                   f"FN {shown['false_negative']}, TN {shown['true_negative']}); "
+                   f"median says before transfer {shown['median_says_before_transfer']}, "
+                   f"on time {shown['on_time']}")
     click.echo(f"\n{summary['passed']} passed, {summary['failed']} failed")
     for result in results:
         if not result.passed:  # repeated here: with callers interleaved, their FAIL lines are far up
