@@ -16,10 +16,11 @@ from ivr.events import encode_client_state
 from ivr.store import Command
 from ivr.telnyx_api import TelnyxCommands
 
+from .settings import EMAIL
+
 log = logging.getLogger(__name__)
 
 _DTMF = re.compile(r"^[0-9*#A-DwW]{1,64}$")
-_EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
 
 
 class DialError(RequestError):
@@ -48,7 +49,7 @@ class DialOut:
         if dtmf is not None and (not isinstance(dtmf, str) or not _DTMF.match(dtmf)):
             raise DialError(400, '"dtmf" may hold 0-9, *, #, A-D and w/W (pauses), at most 64 of them')
         if summary_to is not None and (not isinstance(summary_to, str) or not all(
-                _EMAIL.match(a.strip()) for a in summary_to.split(","))):
+                EMAIL.match(a.strip()) for a in summary_to.split(","))):
             raise DialError(400, '"summary_to" must be email addresses separated by commas')
         telnyx = self._telnyx
         if telnyx is None:

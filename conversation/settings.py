@@ -12,6 +12,10 @@ from ivr.config import on_off, settings_source
 from ivr.errors import ConfigError
 
 
+# An email address as a summary's recipient needs it: one @, a dot in the domain, no list separators.
+EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
+
+
 @dataclass(frozen=True)
 class SmtpTarget:
     """Where summaries are emailed from: host, port and optional credentials."""
@@ -63,6 +67,10 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
     if summary_to and smtp is None:
         problems.append("LIFELINE_SUMMARY_TO is set but LIFELINE_SMTP_URL is not: set "
                         "smtp://user:pass@host:port")
+    wrong = [a for a in summary_to if not EMAIL.match(a)]
+    if wrong:
+        problems.append(f"LIFELINE_SUMMARY_TO has {wrong[0]!r}, not an email address: give addresses "
+                        "like ops@example.com, separated by commas")
     only = on_off(get("LIFELINE_SUMMARY_TRANSFERRED_ONLY"), "LIFELINE_SUMMARY_TRANSFERRED_ONLY", False,
                   "on: summaries of transferred calls only", problems)
     numbers = {name: _number(get(name), default, problems, name)
@@ -76,6 +84,10 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
     if dial_from and not re.match(r"^\+[1-9]\d{6,14}$", dial_from):
         problems.append("LIFELINE_DIAL_FROM must be one of your Telnyx numbers in E.164 form, "
                         "e.g. +15551230000")
+    elif dial_from and get("TELNYX_API_KEY") and not get("TELNYX_CONNECTION_ID"):
+        # Said now, not at the first dial-out (a Twilio-only deployment's dial-out answers 409 then).
+        problems.append("LIFELINE_DIAL_FROM is set but TELNYX_CONNECTION_ID is not: dialling out goes "
+                        "through your Call Control Application; copy its id from the Telnyx portal")
     if problems:
         raise ConfigError("\n".join(problems))
     return OutputSettings(
