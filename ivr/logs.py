@@ -139,4 +139,11 @@ def configure(fmt: str = "text", level: int | str = logging.INFO, secrets: Itera
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").addFilter(_alembic_detail)  # added once: a list check
     return handler
+
+
+def _alembic_detail(record: logging.LogRecord) -> bool:
+    """Keep Alembic's "Running upgrade a -> b" (progress an operator wants), drop its notes on its
+    own workings, which `flask db current` printed twice per run."""
+    return not record.getMessage().startswith(("Context impl ", "Will assume "))

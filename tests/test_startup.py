@@ -171,6 +171,9 @@ def test_flask_db_upgrade_on_a_fresh_database_upgrades_without_telling_to_upgrad
     assert run.code == 0, run.err
     assert any(line.startswith("database schema upgraded from none to ") for line in run.lines), run.lines
     assert not [line for line in run.lines if "flask db upgrade" in line], run.lines
+    # Each revision's progress is shown; Alembic's notes on its own workings are not.
+    assert any("Running upgrade 0001 -> 0002" in line for line in run.lines), run.lines
+    assert not [line for line in run.lines if "Context impl" in line or "Will assume" in line], run.lines
 
 
 def test_a_command_on_the_configured_database_stops_before_acting_when_its_schema_is_not_current(
