@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -48,6 +49,8 @@ def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: fl
         outputs: bool) -> None:
     """Keep the app and the emulator up on loopback, with example callers, until Ctrl-C."""
     settings = current_app.extensions["lifeline"].settings
+    for option, wanted in (("--port", port), ("--emulator-port", emulator_port)):
+        _free_or_fail(option, wanted)
     instance = Path.cwd() / "instance"
     instance.mkdir(exist_ok=True)
     token = _token(instance / "dev-token")
@@ -117,6 +120,17 @@ def _call(sim: Simulation, scenario: Scenario, index: int, on_line: threading.Bo
             raise
     finally:
         on_line.release()
+
+
+def _free_or_fail(option: str, port: int) -> None:
+    """One line naming the option when a port is taken (the server's own message names neither)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise click.UsageError(f"127.0.0.1:{port} is taken by another program ({exc.strerror}): "
+                                   f"stop it, or give {option} another port") from None
 
 
 def _token(path: Path) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+from flask import Flask
 
 from .conftest import ROOT, wait_until
 from .test_observability import free_port
@@ -89,3 +91,16 @@ def test_dev_leaves_real_outputs_off_and_names_them_unless_asked_to_keep_them() 
     assert real_outputs(environ, keep=False) == ({}, ["LIFELINE_EVENT_SECRET", "LIFELINE_EVENT_WEBHOOKS"])
     assert real_outputs(environ, keep=True) == ({"LIFELINE_EVENT_WEBHOOKS": "http://127.0.0.1:8730/hook",
                                                  "LIFELINE_EVENT_SECRET": "s" * 32}, [])
+
+
+def test_dev_on_a_taken_emulator_port_says_which_option_to_change(app: Flask) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        with app.app_context():
+            result = app.test_cli_runner().invoke(args=["dev", "--port", str(free_port()),
+                                                        "--emulator-port", str(busy)])
+    assert result.exit_code == 2
+    assert f"127.0.0.1:{busy} is taken by another program" in result.output
+    assert "give --emulator-port another port" in result.output
