@@ -39,7 +39,7 @@ from ivr import api, openapi, sessions
 from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
 from ivr.errors import StoreError, WebhookError, error_response
-from ivr.menu import OPERATOR_DIGIT, Menu, load_menu
+from ivr.menu import AFTER_AGENTS, OPERATOR_DIGIT, Menu, load_menu
 from ivr.metrics import Metrics
 from ivr.outbox import CommandSender, Sender
 from ivr.recording_sinks import sink_from_settings
@@ -131,10 +131,17 @@ def menu_and_rules_warnings(menu: Menu, rules: RuleSet, settings: Settings) -> l
     for node in menu.nodes.values():
         for key in sorted(node.options):
             decision = rules.on_digit(key) if key != OPERATOR_DIGIT else None
-            if decision is not None:
-                found.append(f"{settings.rules_path}: rule {decision.rule!r} acts on key {key}, which menu "
-                             f"{node.name!r} offers ({settings.ivr_path}): a caller pressing {key} there is "
-                             "put through instead; drop the key from the rule's digits or from the menu")
+            if decision is None:
+                continue
+            if node.name == AFTER_AGENTS:  # built in, not in the file: name it by what it is
+                found.append(f"{settings.rules_path}: rule {decision.rule!r} acts on key {key}, which the "
+                             "built-in menu offered when no agent answers uses (1: back to the menu, 2: "
+                             f"leave a message): a caller pressing {key} there is put through again instead; "
+                             "drop the key from the rule's digits")
+                continue
+            found.append(f"{settings.rules_path}: rule {decision.rule!r} acts on key {key}, which menu "
+                         f"{node.name!r} offers ({settings.ivr_path}): a caller pressing {key} there is "
+                         "put through instead; drop the key from the rule's digits or from the menu")
     return found
 
 

@@ -305,10 +305,14 @@ def test_a_dtmf_rule_on_a_key_a_menu_offers_is_warned_about_naming_both_files(
     rules.write_text("rules:\n  - name: keys\n    type: dtmf\n    digits: \"02\"\n")
     settings = check({**GOOD, "LIFELINE_RULES": str(rules)})
     shadowed = [w for w in settings.warnings if "acts on key" in w]
-    assert shadowed and all(w.startswith(f"{rules}: rule 'keys' acts on key 2, which menu '")
-                            for w in shadowed)
-    assert any("acts on key 2, which menu 'main' offers" in w for w in shadowed)
-    assert all("drop the key from the rule's digits or from the menu" in w for w in shadowed)
+    in_file = [w for w in shadowed if "built-in" not in w]
+    assert in_file and all(w.startswith(f"{rules}: rule 'keys' acts on key 2, which menu '") for w in in_file)
+    assert any("acts on key 2, which menu 'main' offers" in w for w in in_file)
+    assert all("drop the key from the rule's digits or from the menu" in w for w in in_file)
+    # The menu offered when no agent answers is built in: named by what it is, not by its inner name.
+    [built_in] = [w for w in shadowed if "built-in" in w]
+    assert "key 2, which the built-in menu offered when no agent answers uses" in built_in
+    assert "_after_agents" not in " ".join(shadowed)
     # The shipped rules take only 0, which every menu gives the operator anyway.
     assert not [w for w in check(GOOD).warnings if "acts on key" in w]
     # `flask run` and the other commands print the app's own warnings: the same ones.
