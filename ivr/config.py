@@ -222,6 +222,12 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                             f"(the ngrok or load-balancer URL {reaches} reaches)")
         else:
             _public_url_shape(public_url, problems)
+            host = urlsplit(public_url).hostname or ""
+            if public_url.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+                # Allowed (a TLS-terminating proxy in front may rewrite it), but worth a line.
+                warnings.append(f"LIFELINE_PUBLIC_URL={public_url} is plain http on {host}: callers' words "
+                                "and audio would cross the network unencrypted; give the https URL "
+                                "(ngrok and load balancers have one)")
     engine = (get("LIFELINE_ENGINE", "local") or "").lower()
     if engine not in ENGINES:
         problems.append(f"LIFELINE_ENGINE={engine!r} is unknown: choose one of {', '.join(ENGINES)}")

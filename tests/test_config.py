@@ -86,6 +86,15 @@ def test_local_engine_is_the_default_and_needs_the_public_url(tmp_path: Path) ->
         assert behind.public_url == f"https://example.com{prefix}"
 
 
+def test_a_plain_http_public_url_off_this_machine_is_warned_about_and_loopback_is_not(tmp_path: Path) -> None:
+    remote = load_settings({**GOOD, "LIFELINE_PUBLIC_URL": "http://ivr.example.com"}, tmp_path)
+    assert remote.public_url == "http://ivr.example.com"  # allowed: a proxy may terminate TLS before it
+    assert [w for w in remote.warnings if "plain http on ivr.example.com" in w]
+    for local in ("http://127.0.0.1:8000", "http://localhost:5000", "https://ivr.example.com"):
+        settings = load_settings({**GOOD, "LIFELINE_PUBLIC_URL": local}, tmp_path)
+        assert not [w for w in settings.warnings if "plain http" in w], local
+
+
 def test_postgres_url_uses_the_shipped_driver(tmp_path: Path) -> None:
     settings = load_settings({**GOOD, "DATABASE_URL": "postgresql://u@db/x"}, tmp_path)
     assert settings.database_url == "postgresql+psycopg://u@db/x"
