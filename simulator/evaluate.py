@@ -39,7 +39,6 @@ from .hearings import CallHearing, HeardLine, HearingsFileError, HearingStore, h
 from .listening import Hear, LocalHearing, every_say
 from .scenario import Scenario, ScenarioError, load_scenario, require_audio
 
-
 # --- inputs ------------------------------------------------------------------------------------
 
 def collect(paths: Iterable[Path]) -> tuple[list[Utterance], list[Scenario]]:
@@ -515,7 +514,7 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
         raise click.UsageError("--against compares call verdicts, and PATHS hold no call scenarios")
     services = lifeline.services
     if threshold is None:
-        threshold = min((getattr(r, "min_confidence") for r in services.rules.rules
+        threshold = min((r.min_confidence for r in services.rules.rules
                          if hasattr(r, "min_confidence")), default=0.5)
     if hearings_file is not None and engine != "local":
         raise click.UsageError("--hearings keeps what the local engine heard: use it with --engine local")

@@ -34,8 +34,8 @@ from ivr.serial import KeyedSerialExecutor
 
 from ..emulator import OUR_NUMBER
 from ..faults import Chaos, Fault
-from ..lifecycle import RING_S, SPEECH_CHARS_PER_S
 from ..legs import CallLog, Gather, Leg, wait_for_gather
+from ..lifecycle import RING_S, SPEECH_CHARS_PER_S
 from .streamer import TRACKS
 
 log = logging.getLogger(__name__)
