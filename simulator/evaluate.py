@@ -495,7 +495,8 @@ def _ci(interval: Sequence[float] | None) -> str:
               help="With --engine local: hear every call this many times, each starting 20 ms later, "
                    "and report the spread (how much of a difference is where the windows fell).")
 @click.option("--against", "against", type=click.Path(dir_okay=False, path_type=Path),
-              help="An earlier run's --json report of the same calls: say which verdicts moved, and which way.")
+              help="An earlier run's --json report of the same calls: say which verdicts moved, "
+                   "and which way.")
 @with_appcontext
 def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | None, json_out: Path | None,
                      misses: bool, hearings_file: Path | None, offsets: int, against: Path | None) -> None:
@@ -519,7 +520,8 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
     if hearings_file is not None and engine != "local":
         raise click.UsageError("--hearings keeps what the local engine heard: use it with --engine local")
     if offsets > 1 and engine != "local":
-        raise click.UsageError("--offsets hears the recordings at several offsets: use it with --engine local")
+        raise click.UsageError("--offsets hears the recordings at several offsets: "
+                               "use it with --engine local")
     kept = None
     if hearings_file is not None:
         settings = hearing_settings(lifeline.settings, LocalHearing.TRAIL_S)
@@ -542,7 +544,8 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
                              "second_hearing_intents": services.scorer.second_hearing_intents}
     if earlier is not None:
         try:
-            report["calls"]["against"] = {"file": str(against), **compare(earlier, report["calls"]["verdicts"])}
+            report["calls"]["against"] = {"file": str(against),
+                                          **compare(earlier, report["calls"]["verdicts"])}
         except ReportError as exc:
             report["calls"]["against"] = {"file": str(against), "error": str(exc)}
     print_report(report, click.echo)
