@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -27,20 +26,7 @@ from ivr.store import (
 from ivr.store.memory import MemoryStore
 from ivr.store.sql import SqlStore
 
-from .conftest import PG_URL
-
-
-def postgres_url_or_skip() -> str:
-    """The test PostgreSQL URL; skip visibly when absent, fail when CI requires it."""
-    try:
-        psycopg.connect(PG_URL, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        message = (f"PostgreSQL not reachable at {PG_URL} ({str(exc).strip().splitlines()[0]}); "
-                   "start it or set LIFELINE_TEST_POSTGRES_URL")
-        if os.environ.get("LIFELINE_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return PG_URL
+from .conftest import postgres_url_or_skip
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory"])
