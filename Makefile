@@ -1,6 +1,6 @@
 # make demo  - set up, then play the example callers against the built-in Telnyx emulator
 # make dev   - the app and the emulator on 127.0.0.1:8000/8001 with example callers (Ctrl-C stops)
-# make test  - set up, then type-check (mypy) and run the whole test suite (not the slow tests)
+# make test  - set up, then lint (ruff), type-check (mypy) and run the whole test suite (not the slow tests)
 # make test-slow - the slow tests: retrain the encoder delta and compare it with the committed one
 # make haproxy - install HAProxy (Debian package) for `flask bench --instances N` and its drill
 # make screenshots - regenerate the console screenshots in docs/console/ (headless Chromium)
@@ -36,6 +36,7 @@ dev: $(STAMP)
 	$(BIN)/flask --env-file examples/emulator.env --app app dev
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 

@@ -26,7 +26,8 @@ def _when(value: str) -> float:
 @events.command("redeliver")
 @click.option("--since", required=True, help="Events stored from this time (ISO-8601 or unix seconds).")
 @click.option("--until", default=None, help="... up to this time (default: now).")
-@click.option("--url", default=None, help="Only this http(s) receiver (default: every LIFELINE_EVENT_WEBHOOKS URL).")
+@click.option("--url", default=None,
+              help="Only this http(s) receiver (default: every LIFELINE_EVENT_WEBHOOKS URL).")
 @with_appcontext
 def redeliver(since: str, until: str | None, url: str | None) -> None:
     """Queue stored events for delivery again, in order; the running app's workers send them."""
@@ -41,8 +42,8 @@ def redeliver(since: str, until: str | None, url: str | None) -> None:
     receivers = outputs.webhooks.receivers
     if url is not None and url not in receivers:
         # Only configured receivers are sent to: a row queued for any other URL would wait forever.
-        raise click.UsageError(f"--url {url!r} is not one of LIFELINE_EVENT_WEBHOOKS ({', '.join(receivers)}): "
-                               "add it there first, or give one of those exactly")
+        raise click.UsageError(f"--url {url!r} is not one of LIFELINE_EVENT_WEBHOOKS "
+                               f"({', '.join(receivers)}): add it there first, or give one of those exactly")
     start, end = _when(since), _when(until) if until else None
     if end is not None and end <= start:
         raise click.UsageError(f"--until {until} is not after --since {since}: nothing lies between them")

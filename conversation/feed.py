@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
 from ivr.store import OutputStore, StoredEvent
 
 KINDS = ("call.started", "message", "decision", "transfer", "listening", "call.ended", "summary.ready")

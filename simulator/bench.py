@@ -227,8 +227,8 @@ def run_bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[
 def _check_database(database_url: str) -> None:
     """A --database-url the bench may use: SQLite or PostgreSQL, and holding no calls yet."""
     if not database_url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
-        raise BenchUsageError(f"--database-url {database_url.split('://')[0]}://… is not SQLite or PostgreSQL: "
-                              "give sqlite:///path/bench.db or postgresql://user@host/dbname")
+        raise BenchUsageError(f"--database-url {database_url.split('://')[0]}://… is not SQLite or "
+                              "PostgreSQL: give sqlite:///path/bench.db or postgresql://user@host/dbname")
     url = database_url.replace("postgresql://", "postgresql+psycopg://")
     try:
         # Looked at as it is (no migration yet): a database a running Lifeline uses is left untouched.
@@ -240,8 +240,8 @@ def _check_database(database_url: str) -> None:
         finally:
             engine.dispose()
     except SQLAlchemyError as exc:
-        raise BenchUsageError(f"--database-url cannot be opened ({exc.__class__.__name__}): check it and that "
-                              "the database server is running") from exc
+        raise BenchUsageError(f"--database-url cannot be opened ({exc.__class__.__name__}): check it "
+                              "and that the database server is running") from exc
     if holds_calls:
         # Every call in the bench's database is the bench's: its monitor would resend the
         # commands of real calls to the emulator, which refuses them, and spoil them.
@@ -317,7 +317,8 @@ def _run_bench(config: BenchConfig, scenarios: list[Scenario], echo: Callable[[s
         "app_affinity_seen": front.affinity,
         "generator_cpus": list(config.generator_cpus) if config.generator_cpus else None,
         "app_cpu_s": round(app_cpu_s, 2), "generator_cpu_s": round(generator_cpu_s, 2),
-        "app_cpu_ms_per_webhook": round(1000 * app_cpu_s / report["webhooks"], 2) if report["webhooks"] else None,
+        "app_cpu_ms_per_webhook": (round(1000 * app_cpu_s / report["webhooks"], 2) if report["webhooks"]
+                                   else None),
     }
     # The strict Telnyx emulator's verdicts: bodies the SDK's types refuse, webhooks off the SDK's
     # models. The Twilio emulator checks TwiML by parsing it instead, so it has no such counts.
@@ -434,7 +435,8 @@ def _start_gunicorn(config: BenchConfig, emulator: Emulator | TwilioEmulator, po
     env = {**os.environ, **_provider_env(emulator, config.engine),
            "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
            "LIFELINE_ENGINE": config.engine, "LIFELINE_AGENTS": AGENTS, "DATABASE_URL": database_url,
-           "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": f"{sweep_interval_s():g}", **(extra_env or {})}
+           "LIFELINE_MONITOR": "on", "LIFELINE_SWEEP_INTERVAL": f"{sweep_interval_s():g}",
+           **(extra_env or {})}
     if config.chaos:
         env["LIFELINE_COMMAND_TIMEOUT"] = "1"
     command = [sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
@@ -541,7 +543,8 @@ def _report(config: BenchConfig, played: list[tuple[CallResult, bool]], unclosed
     missed = [r for r, cut in played if missed_escalation(r, cut)]
     problems, by_logger = app_log_problems(log_paths)
     return {
-        "provider": config.provider, "engine": config.engine, "calls": len(results), "concurrency": config.concurrency,
+        "provider": config.provider, "engine": config.engine, "calls": len(results),
+        "concurrency": config.concurrency,
         "ramp_s": config.ramp_s, "workers": config.workers, "threads": config.threads,
         "instances": config.instances,
         "chaos": config.chaos, "speed": 1.0 if config.engine == "local" else config.speed,

@@ -1,8 +1,8 @@
 """Boot drill: start gunicorn on a fresh database N times; count the boots that come up whole.
 
 Each boot is a deploy as the README describes it: a new, empty database, the upgrade once (the
-function `flask db upgrade` runs), then gunicorn with W workers. A boot counts as good when /healthz answers 200, every
-worker logged its boot, and the log holds no traceback or failed worker.
+function `flask db upgrade` runs), then gunicorn with W workers. A boot counts as good when /healthz
+answers 200, every worker logged its boot, and the log holds no traceback or failed worker.
 
     python -m simulator.boot_drill --database sqlite --boots 20 --workers 4
     python -m simulator.boot_drill --database postgresql://postgres@127.0.0.1:5432/postgres ...
@@ -114,8 +114,8 @@ def main() -> None:
             started = time.monotonic()
             ok, why = boot_once(args.database, args.workers, Path(tmp))
             good += ok
-            print(f"boot {n}: {'ok, ' if ok else 'FAILED: '}{why} (whole boot {time.monotonic() - started:.0f} s)",
-                  flush=True)
+            print(f"boot {n}: {'ok, ' if ok else 'FAILED: '}{why} "
+                  f"(whole boot {time.monotonic() - started:.0f} s)", flush=True)
     kind = "sqlite" if args.database == "sqlite" else "postgresql"
     print(f"{good} of {args.boots} fresh-database boots came up with {args.workers} workers ({kind})")
 

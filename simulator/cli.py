@@ -80,7 +80,8 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
     click.echo(f"\n{summary['passed']} passed, {summary['failed']} failed")
     for result in results:
         if not result.passed:  # repeated here: with callers interleaved, their FAIL lines are far up
-            click.echo(f"  FAIL {result.scenario.name} ({result.scenario.path}): {'; '.join(result.problems)}")
+            click.echo(f"  FAIL {result.scenario.name} ({result.scenario.path}): "
+                       f"{'; '.join(result.problems)}")
     if summary["failed"]:
         raise SystemExit(1)
 
@@ -165,7 +166,8 @@ def feed_bench(calls: int, concurrency: int, speed: float, workers: int | None, 
 @click.option("--workers", type=click.IntRange(1, 64), help="gunicorn workers (default: gunicorn.conf.py)")
 @click.option("--threads", type=click.IntRange(1, 1000), help="gunicorn threads per pool")
 @click.option("--media-apart", is_flag=True,
-              help="Serve media from a second gunicorn on this host (LIFELINE_MEDIA_URL), webhooks from the first.")
+              help="Serve media from a second gunicorn on this host (LIFELINE_MEDIA_URL), "
+                   "webhooks from the first.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 def media_drill(sockets: int, streaming: int, slow: int, seconds: float, workers: int | None,
                 threads: int | None, media_apart: bool, json_out: Path | None) -> None:
@@ -184,7 +186,8 @@ def media_drill(sockets: int, streaming: int, slow: int, seconds: float, workers
 
 
 # Commands that run against the built-in emulator (they swap in its credentials).
-DEV_COMMANDS = frozenset({"simulate", "bench", "listen-bench", "dev", "evaluate", "feed-bench", "media-drill"})
+DEV_COMMANDS = frozenset({"simulate", "bench", "listen-bench", "dev", "evaluate", "feed-bench",
+                          "media-drill"})
 
 
 def register(app: Flask) -> None:

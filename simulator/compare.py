@@ -45,10 +45,11 @@ def load_calls(path: Path) -> list[dict[str, Any]]:
         raise ReportError(f"{path} has no call verdicts: {FIX}")
     for number, v in enumerate(verdicts, start=1):
         if not (isinstance(v, dict) and isinstance(v.get("scenario"), str)
-                and isinstance(v.get("transferred"), bool) and v.get("expect_transfer", "") in (True, False, None)
+                and isinstance(v.get("transferred"), bool)
+                and v.get("expect_transfer", "") in (True, False, None)
                 and (v.get("rule") is None or isinstance(v.get("rule"), str))):
-            raise ReportError(f"{path}: call verdict {number} lacks `scenario`, `transferred`, `expect_transfer` "
-                              f"or `rule` as `flask evaluate --json` writes them: {FIX}")
+            raise ReportError(f"{path}: call verdict {number} lacks `scenario`, `transferred`, "
+                              f"`expect_transfer` or `rule` as `flask evaluate --json` writes them: {FIX}")
     return verdicts
 
 
@@ -98,8 +99,10 @@ def compare(before: Sequence[Mapping[str, Any]], now: Sequence[Mapping[str, Any]
                               != later[key].get("expect_transfer")),
             "only_before": len(earlier.keys() - later.keys()), "only_now": len(later.keys() - earlier.keys()),
             # both runs judged by this run's labels, so only verdicts move the figures
-            "before": _errors([(bool(later[k]["expect_transfer"]), bool(earlier[k]["transferred"])) for k in labelled]),
-            "now": _errors([(bool(later[k]["expect_transfer"]), bool(later[k]["transferred"])) for k in labelled]),
+            "before": _errors([(bool(later[k]["expect_transfer"]), bool(earlier[k]["transferred"]))
+                               for k in labelled]),
+            "now": _errors([(bool(later[k]["expect_transfer"]), bool(later[k]["transferred"]))
+                            for k in labelled]),
             "moved": {kind: sum(1 for c in changed if c["change"] == kind) for kind in MOVES},
             "changed": changed}
 
@@ -111,6 +114,7 @@ def summary_line(file: str, result: Mapping[str, Any]) -> str:
              (result["relabelled"], "relabelled since"))
     extra = "".join(f"; {count} {what}" for count, what in notes if count)
     return (f"against {file} ({result['compared']} in both, {result['labelled']} labelled{extra}): missed "
-            f"{b['missed']} -> {n['missed']}, false transfers {b['false_transfers']} -> {n['false_transfers']}, "
-            f"errors {b['errors']} -> {n['errors']}; {moved[FOUND]} {FOUND}, {moved[LOST]} {LOST}, "
-            f"{moved[PUT_THROUGH]} {PUT_THROUGH}, {moved[SPARED]} {SPARED}, {moved[OTHER_RULE]} by another rule")
+            f"{b['missed']} -> {n['missed']}, false transfers {b['false_transfers']} -> "
+            f"{n['false_transfers']}, errors {b['errors']} -> {n['errors']}; {moved[FOUND]} {FOUND}, "
+            f"{moved[LOST]} {LOST}, {moved[PUT_THROUGH]} {PUT_THROUGH}, {moved[SPARED]} {SPARED}, "
+            f"{moved[OTHER_RULE]} by another rule")

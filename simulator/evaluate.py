@@ -39,7 +39,6 @@ from .hearings import CallHearing, HeardLine, HearingsFileError, HearingStore, h
 from .listening import Hear, LocalHearing, every_say
 from .scenario import Scenario, ScenarioError, load_scenario, require_audio
 
-
 # --- inputs ------------------------------------------------------------------------------------
 
 def collect(paths: Iterable[Path]) -> tuple[list[Utterance], list[Scenario]]:
@@ -496,7 +495,8 @@ def _ci(interval: Sequence[float] | None) -> str:
               help="With --engine local: hear every call this many times, each starting 20 ms later, "
                    "and report the spread (how much of a difference is where the windows fell).")
 @click.option("--against", "against", type=click.Path(dir_okay=False, path_type=Path),
-              help="An earlier run's --json report of the same calls: say which verdicts moved, and which way.")
+              help="An earlier run's --json report of the same calls: say which verdicts moved, "
+                   "and which way.")
 @with_appcontext
 def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | None, json_out: Path | None,
                      misses: bool, hearings_file: Path | None, offsets: int, against: Path | None) -> None:
@@ -515,12 +515,13 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
         raise click.UsageError("--against compares call verdicts, and PATHS hold no call scenarios")
     services = lifeline.services
     if threshold is None:
-        threshold = min((getattr(r, "min_confidence") for r in services.rules.rules
+        threshold = min((r.min_confidence for r in services.rules.rules
                          if hasattr(r, "min_confidence")), default=0.5)
     if hearings_file is not None and engine != "local":
         raise click.UsageError("--hearings keeps what the local engine heard: use it with --engine local")
     if offsets > 1 and engine != "local":
-        raise click.UsageError("--offsets hears the recordings at several offsets: use it with --engine local")
+        raise click.UsageError("--offsets hears the recordings at several offsets: "
+                               "use it with --engine local")
     kept = None
     if hearings_file is not None:
         settings = hearing_settings(lifeline.settings, LocalHearing.TRAIL_S)
@@ -543,7 +544,8 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
                              "second_hearing_intents": services.scorer.second_hearing_intents}
     if earlier is not None:
         try:
-            report["calls"]["against"] = {"file": str(against), **compare(earlier, report["calls"]["verdicts"])}
+            report["calls"]["against"] = {"file": str(against),
+                                          **compare(earlier, report["calls"]["verdicts"])}
         except ReportError as exc:
             report["calls"]["against"] = {"file": str(against), "error": str(exc)}
     print_report(report, click.echo)

@@ -37,7 +37,8 @@ FORMAT = 2
 _LIBRARIES = ("faster-whisper", "ctranslate2", "onnxruntime")  # the decoder and the Silero VAD's runtime
 # The code between a recording and a message: any edit to it may change what is heard.
 _HEARING_MODULES = ("insight.local", "insight.asr_queue", "insight.endpoint", "insight.vad", "insight.frames",
-                    "insight.g711", "insight.whisper", "insight.base", "simulator.audio", "simulator.listening")
+                    "insight.g711", "insight.whisper", "insight.base", "simulator.audio",
+                    "simulator.listening")
 
 
 class HeardLine(NamedTuple):

@@ -36,7 +36,8 @@ def fill(store: SqlStore, calls: int, seed: int = 7) -> float:
                 ccid = f"v3:bench-{i:07d}"
                 at = start + i * (30 * 86400 / calls)
                 tx.insert_call(CallRecord(call_control_id=ccid, call_session_id=None, call_leg_id=None,
-                                          from_number=f"+1555{rng.randrange(10**7):07d}", to_number="+15550100000",
+                                          from_number=f"+1555{rng.randrange(10**7):07d}",
+                                          to_number="+15550100000",
                                           status=CallStatus.ENDED, created_at=at, updated_at=at + 90,
                                           outcome=rng.choice(_OUTCOMES), ended_at=at + 90))
                 for m in range(3):
@@ -91,7 +92,8 @@ def main() -> None:
         schema = f"lifeline_bench_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(args.postgres, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
-        store = SqlStore(args.postgres.replace("postgresql://", "postgresql+psycopg://", 1), schema_name=schema)
+        store = SqlStore(args.postgres.replace("postgresql://", "postgresql+psycopg://", 1),
+                         schema_name=schema)
         try:
             run(store, args.calls, args.repeat)
         finally:

@@ -257,8 +257,8 @@ def sweep_endpointing(recordings: list[Recording], windows: list[float],
                 split += len(finals) > 1
                 if finals:
                     delays.append((finals[-1] - item.speech_end_s) * 1000)
-        rows.append({"end_of_turn_s": end_s, "utterances": len(recordings) * len(SWEEP_SHIFTS), "split": split,
-                     "lost": lost, "confirmed_after_true_end_ms": _stats(delays)})
+        rows.append({"end_of_turn_s": end_s, "utterances": len(recordings) * len(SWEEP_SHIFTS),
+                     "split": split, "lost": lost, "confirmed_after_true_end_ms": _stats(delays)})
     return rows
 
 
@@ -285,7 +285,8 @@ def listen_bench(call_counts: tuple[int, ...], per_call: int, audio: Path, end_o
         try:
             windows = [float(w) for w in sweep.split(",")]
         except ValueError:
-            raise click.BadParameter("give seconds separated by commas, e.g. 0.2,0.3", param_hint="--sweep") from None
+            raise click.BadParameter("give seconds separated by commas, e.g. 0.2,0.3",
+                                     param_hint="--sweep") from None
         rows = sweep_endpointing(recordings, windows)
         for row in rows:
             click.echo(json.dumps(row))

@@ -92,14 +92,16 @@ def run_media_drill(config: DrillConfig, echo: Callable[[str], None] = print) ->
         calls = _live_calls(store, config.sockets)
         tokens = MediaTokens(secret)
         urls = [f"ws://127.0.0.1:{media_port}/media/telnyx?token={tokens.issue(c)}" for c in calls]
-        echo(f"phase 1: {config.sockets} media sockets ({config.streaming} streaming) for {config.seconds:.0f} s")
+        echo(f"phase 1: {config.sockets} media sockets ({config.streaming} streaming) "
+             f"for {config.seconds:.0f} s")
         holder = _SocketHolder(urls, calls, config.streaming)
         holder.start()
         if not holder.opened.wait(30):  # a server that holds a thread per socket never opens them all
             echo(f"  only {holder.open_count} of {config.sockets} media sockets opened in 30 s")
         opened = holder.open_count
         acks, failed = _probe(emulator, config.seconds)
-        report["sockets_phase"] = {**_summary(acks, failed), "opened": opened, "refused_sockets": holder.refused,
+        report["sockets_phase"] = {**_summary(acks, failed), "opened": opened,
+                                   "refused_sockets": holder.refused,
                                    "still_open_at_end": holder.open_count, "frames_sent": holder.frames,
                                    "load_average": [round(v, 2) for v in os.getloadavg()]}
         holder.stop()
@@ -165,8 +167,8 @@ def _probe(emulator: Emulator, seconds: float) -> tuple[list[float], int]:
 
 def _summary(acks: list[float], failed: int) -> dict[str, Any]:
     return {"webhooks": len(acks), "failed": failed,
-            "ack_ms": {"p50": percentile(acks, .5), "p95": percentile(acks, .95), "p99": percentile(acks, .99),
-                       "max": max(acks) if acks else None}}
+            "ack_ms": {"p50": percentile(acks, .5), "p95": percentile(acks, .95),
+                       "p99": percentile(acks, .99), "max": max(acks) if acks else None}}
 
 
 def _noise_frames(count: int, seed: int) -> list[str]:
@@ -240,7 +242,8 @@ class _SocketHolder:
         stream_id = f"drill-{index}"
         await ws.send_str(json.dumps({"event": "connected", "version": "1.0.0"}))
         await ws.send_str(json.dumps({"event": "start", "stream_id": stream_id, "start": {
-            "call_control_id": ccid, "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}}))
+            "call_control_id": ccid,
+            "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}}))
         if index >= self._streaming:
             await ws.receive()  # silent: held open until the drill ends or the app closes it
             return

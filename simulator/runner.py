@@ -28,8 +28,8 @@ from .twilio.server import twilio_emulator_app
 # Settings that reach real systems outside the simulation: taken from the environment (a developer's
 # .env for production), they would send simulated calls' events, summaries and recordings to real
 # receivers, inboxes and buckets. A simulation has them only when its caller passes them.
-REAL_OUTPUTS = ("LIFELINE_EVENT_WEBHOOKS", "LIFELINE_EVENT_SECRET", "LIFELINE_SMTP_URL", "LIFELINE_SUMMARY_TO",
-                "LIFELINE_RECORDINGS_BUCKET", "LIFELINE_RECORDINGS_S3_ENDPOINT")
+REAL_OUTPUTS = ("LIFELINE_EVENT_WEBHOOKS", "LIFELINE_EVENT_SECRET", "LIFELINE_SMTP_URL",
+                "LIFELINE_SUMMARY_TO", "LIFELINE_RECORDINGS_BUCKET", "LIFELINE_RECORDINGS_S3_ENDPOINT")
 
 
 def twilio_side_telnyx(engine: str) -> dict[str, str]:

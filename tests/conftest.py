@@ -118,6 +118,31 @@ def postgres_schema(url: str) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+def postgres_url_or_skip() -> str:
+    """The test PostgreSQL URL; skip visibly when absent, fail when CI requires it."""
+    try:
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        message = (f"PostgreSQL not reachable at {PG_URL} ({str(exc).strip().splitlines()[0]}); "
+                   "start it or set LIFELINE_TEST_POSTGRES_URL")
+        if os.environ.get("LIFELINE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    url = postgres_url_or_skip()
+    name = f"lifeline_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 WebhookFactory = Callable[..., tuple[bytes, dict[str, str]]]
 
 

@@ -35,8 +35,7 @@ from simulator.haproxy import HAProxyMissing, config_text, haproxy_path
 from simulator.legs import Gather
 from simulator.scenario import load_scenario
 
-from .conftest import ROOT, postgres_schema
-from .test_store_contract import postgres_url_or_skip
+from .conftest import ROOT, postgres_schema, postgres_url_or_skip
 
 EXAMPLES = ROOT / "examples" / "calls"
 

@@ -247,7 +247,8 @@ def test_no_provider_at_all_is_one_line_naming_both_ways_to_fix_it(tmp_path: Pat
     with pytest.raises(ConfigError) as caught:
         load_settings({"LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "twilio"}, tmp_path)
     [line] = str(caught.value).splitlines()
-    assert line.startswith("neither Telnyx nor Twilio is configured: set TELNYX_API_KEY and TELNYX_PUBLIC_KEY")
+    assert line.startswith("neither Telnyx nor Twilio is configured: "
+                           "set TELNYX_API_KEY and TELNYX_PUBLIC_KEY")
     assert "or TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in line
 
 
@@ -274,6 +275,7 @@ def test_the_telnyx_engine_without_telnyx_is_refused_naming_twilios_engines(tmp_
 
 
 def test_twilio_only_without_a_public_url_says_the_local_engine_tells_twilio(tmp_path: Path) -> None:
-    without_url = {k: v for k, v in TWILIO_ONLY.items() if k not in ("LIFELINE_PUBLIC_URL", "LIFELINE_ENGINE")}
+    without_url = {k: v for k, v in TWILIO_ONLY.items()
+                   if k not in ("LIFELINE_PUBLIC_URL", "LIFELINE_ENGINE")}
     with pytest.raises(ConfigError, match="the local engine needs it to tell Twilio where to stream"):
         load_settings(without_url, tmp_path)

@@ -41,7 +41,8 @@ def angry_call_to_the_end(sim: Simulation) -> str:
     assert wait_until(lambda: leg.log.bridged, 10)
     # call.bridged comes on the agent's leg only; the caller's hangup could overtake it.
     store = sim.app.extensions["lifeline"].store  # type: ignore[union-attr]
-    assert wait_until(lambda: getattr(store.get_call(leg.call_control_id), "status", None) == "transferred", 10)
+    assert wait_until(
+        lambda: getattr(store.get_call(leg.call_control_id), "status", None) == "transferred", 10)
     sim.emulator.caller_hangs_up(leg)
     settle(sim, leg)
     return leg.call_control_id
@@ -231,8 +232,8 @@ def test_a_quiet_calls_stream_still_keeps_alive_while_other_calls_wake_the_feed(
     waker = threading.Thread(target=other_calls, daemon=True)
     waker.start()
     try:
-        response = app.test_client().get("/api/events?call=v3:quiet", headers={"Authorization": f"Bearer {TOKEN}"},
-                                         buffered=False)
+        response = app.test_client().get("/api/events?call=v3:quiet",
+                                         headers={"Authorization": f"Bearer {TOKEN}"}, buffered=False)
         kept_alive = threading.Event()
 
         def read() -> None:  # in a thread: a stream that never writes would block the test for good

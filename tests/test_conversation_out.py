@@ -92,7 +92,8 @@ def test_transcripts_in_a_batch_are_paginated_in_a_stable_order(live: Simulation
     assert page2[0]["messages"][0]["text"] == "This is caller number 3."
     assert api(live).get("/api/transcripts?cursor=zzz", headers=AUTH).status_code == 400
     assert api(live).get("/api/transcripts?offset=2", headers=AUTH).status_code == 400
-    assert "limit is" in api(live).get("/api/transcripts?limit=101", headers=AUTH).get_json()["error"]["message"]
+    assert "limit is" in (api(live).get("/api/transcripts?limit=101", headers=AUTH)
+                          .get_json()["error"]["message"])
     assert api(live).get("/api/transcripts?since=yesterday", headers=AUTH).status_code == 400
     until = api(live).get(f"/api/transcripts?until={since}", headers=AUTH)
     assert until.status_code == 200 and until.get_data() == b""
@@ -299,7 +300,8 @@ def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order_signed
         assert again == stored
         bad = runner.invoke(args=["events", "redeliver", "--since", "last tuesday"])
         assert bad.exit_code != 0 and "ISO-8601" in bad.output
-        backwards = runner.invoke(args=["events", "redeliver", "--since", "2026-12-01", "--until", "2026-11-30"])
+        backwards = runner.invoke(args=["events", "redeliver", "--since", "2026-12-01",
+                                        "--until", "2026-11-30"])
         assert backwards.exit_code != 0 and "is not after --since" in backwards.output
         never = runner.invoke(args=["events", "redeliver", "--since", "nan"])
         assert never.exit_code != 0 and "ISO-8601" in never.output
@@ -360,7 +362,8 @@ def test_the_summary_is_emailed_and_a_failed_send_is_retried_and_visible() -> No
         end_call(sim, leg)
         ccid = leg.call_control_id
         # No SMTP server yet: the send fails, and the call record says so.
-        assert wait_until(lambda: bool((outputs(sim).summaries.get(ccid)["email"] or {}).get("last_error")), 10)
+        assert wait_until(
+            lambda: bool((outputs(sim).summaries.get(ccid)["email"] or {}).get("last_error")), 10)
         record = api(sim).get(f"/api/calls/{ccid}", headers=AUTH).get_json()
         assert "lifeline.email.pending" in [e["event_type"] for e in record["events"]]
         inbox = Inbox()
@@ -411,10 +414,12 @@ def test_a_menu_key_pauses_and_another_resumes_listening_and_both_are_audited(tm
         end_call(sim, leg)
         record = api(sim).get(f"/api/calls/{ccid}", headers=AUTH).get_json()
         assert [m["text"] for m in record["messages"]] == ["I need to pay with my card.", "Done, thank you."]
-        audit = [e["event_type"] for e in record["events"] if e["event_type"].startswith("lifeline.listening")]
+        audit = [e["event_type"] for e in record["events"]
+                 if e["event_type"].startswith("lifeline.listening")]
         assert audit == ["lifeline.listening.paused", "lifeline.listening.resumed"]
         published = [e.data for e in outputs(sim).feed.for_call(ccid, ("listening",))]
-        assert [(d["state"], d["by"]) for d in published] == [("paused", "caller key"), ("resumed", "caller key")]
+        assert [(d["state"], d["by"]) for d in published] == [("paused", "caller key"),
+                                                              ("resumed", "caller key")]
         spoken = [c["body"]["payload"] for c in sim.emulator.commands_for(ccid, "gather_using_speak")]
         assert any("stopped listening" in text for text in spoken)
         assert not sim.emulator.commands_for(ccid, "transfer")  # a pause is not a reason to transfer
@@ -435,7 +440,7 @@ def loopback_cert(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
             .not_valid_after(now + datetime.timedelta(hours=1))
@@ -474,8 +479,8 @@ def test_the_summary_mail_goes_over_starttls_with_a_login_and_a_checked_certific
     from conversation.settings import load_output_settings
 
     inbox, login, port = Inbox(), Login(), free_port()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=loopback_cert, require_starttls=True,
-                      authenticator=login, auth_require_tls=True)
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=loopback_cert,
+                      require_starttls=True, authenticator=login, auth_require_tls=True)
     smtp.start()
     try:
         target = load_output_settings({"LIFELINE_SMTP_URL": f"smtp://lifeline:s3cret@127.0.0.1:{port}",
@@ -587,7 +592,8 @@ def test_only_configured_receivers_are_sent_to_and_a_removed_ones_rows_wait(tmp_
 
 
 def test_redelivery_to_a_url_that_is_not_a_receiver_is_refused_naming_them(receiver: Receiver) -> None:
-    config = {"LIFELINE_AGENTS": AGENTS, "LIFELINE_EVENT_WEBHOOKS": receiver.url, "LIFELINE_EVENT_SECRET": SECRET}
+    config = {"LIFELINE_AGENTS": AGENTS, "LIFELINE_EVENT_WEBHOOKS": receiver.url,
+              "LIFELINE_EVENT_SECRET": SECRET}
     with Simulation(config, speed=20) as sim:
         runner = sim.app.test_cli_runner()  # type: ignore[union-attr]
         result = runner.invoke(args=["events", "redeliver", "--since", "0", "--url", "https://elsewhere.example/h"])
@@ -616,7 +622,8 @@ def test_a_chain_sent_in_one_round_fits_in_its_lease_and_the_rest_follow_in_orde
         now = time.time()
         with store.unit() as tx:
             tx.connection.execute(schema.feed.insert(), [
-                {"call_control_id": "v3:call-a", "kind": "message", "data": json.dumps({"n": n}), "created_at": now}
+                {"call_control_id": "v3:call-a", "kind": "message", "data": json.dumps({"n": n}),
+                 "created_at": now}
                 for n in range(5)])
         assert webhooks.materialise() == 5
         assert [webhooks.send_due() for _ in range(4)] == [2, 2, 1, 0]

@@ -16,7 +16,6 @@ from simulator.runner import Simulation
 
 from .conftest import WebhookFactory, wait_until
 from .test_call_flow import settle, start_call, store
-from .test_monitor import pg_database  # noqa: F401  (fixture)
 from .test_webhooks import INITIATED, post
 
 CCID = INITIATED["call_control_id"]
@@ -122,7 +121,7 @@ def test_a_call_found_alive_is_not_asked_about_again_within_the_stale_period(app
 
 @pytest.mark.postgres
 def test_two_sweepers_on_postgres_ask_telnyx_about_each_idle_call_once(
-        app_config: dict[str, object], pg_database: str) -> None:  # noqa: F811
+        app_config: dict[str, object], pg_database: str) -> None:
     apps = [create_app({**app_config, "DATABASE_URL": pg_database}, migrate=True) for _ in range(2)]
     try:
         idle_calls(apps[0], 60)

@@ -18,8 +18,7 @@ from ivr.events import encode_client_state
 from ivr.store import CallRecord, CallStatus, TransferRecord, TransferStatus
 from lifeline import create_app
 
-from .conftest import AGENTS, WebhookFactory, postgres_schema
-from .test_store_contract import postgres_url_or_skip
+from .conftest import AGENTS, WebhookFactory, postgres_schema, postgres_url_or_skip
 
 PAIRS = 60
 AT_ONCE = 10

@@ -22,8 +22,7 @@ from ivr.store.sql import SqlStore
 from lifeline import create_app, schema_gate
 from lifeline.startup import EX_CONFIG, entry_app, require_current_schema
 
-from .conftest import postgres_schema
-from .test_store_contract import postgres_url_or_skip
+from .conftest import postgres_schema, postgres_url_or_skip
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

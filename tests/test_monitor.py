@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
-import psycopg
 import pytest
 from flask import Flask
 
@@ -18,7 +15,6 @@ from simulator.runner import Simulation
 
 from .conftest import AGENTS, make_signer, wait_until
 from .test_call_flow import accepted, settle, start_call, store
-from .test_store_contract import postgres_url_or_skip
 
 
 def say(sim: Simulation, leg, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -216,18 +212,6 @@ def test_sentiment_transfer_records_the_decision_and_says_the_handoff_first(live
     assert all(e["frustration"]["annoyed"] + e["frustration"]["angry"] >= 0.7 for e in decision["evidence"])
     messages = store(live).messages(leg.call_control_id)
     assert [m["label"] for m in messages] == ["negative", "negative"]
-
-
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards."""
-    url = postgres_url_or_skip()
-    name = f"lifeline_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield url.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.mark.postgres

@@ -187,7 +187,8 @@ def test_metrics_need_a_token_and_accept_either_one(metered: Simulation) -> None
     assert _scrape(metered, "metrics-token-0123456789")[0] == 200
 
 
-def test_metrics_take_the_bearer_scheme_in_any_case_and_refuse_a_token_in_the_url(metered: Simulation) -> None:
+def test_metrics_take_the_bearer_scheme_in_any_case_and_refuse_a_token_in_the_url(
+        metered: Simulation) -> None:
     client = metered.app.test_client()  # type: ignore[union-attr]
     assert client.get("/metrics", headers={"Authorization": "bearer test-token"}).status_code == 200
     in_url = client.get("/metrics?token=test-token", headers={"Authorization": "Bearer test-token"})

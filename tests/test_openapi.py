@@ -46,7 +46,8 @@ def test_with_twilio_configured_its_routes_are_described_too(app_config: dict[st
 
 def test_a_twilio_only_app_describes_what_it_serves_and_the_telnyx_webhooks_404(tmp_path: Path) -> None:
     from lifeline import create_app
-    application = create_app({"TWILIO_ACCOUNT_SID": "AC" + "2" * 32, "TWILIO_AUTH_TOKEN": "twilio-test-auth-token",
+    application = create_app({"TWILIO_ACCOUNT_SID": "AC" + "2" * 32,
+                              "TWILIO_AUTH_TOKEN": "twilio-test-auth-token",
                               "LIFELINE_PUBLIC_URL": "https://lifeline.example", "LIFELINE_ENGINE": "twilio",
                               "LIFELINE_AGENTS": "+15550001111",
                               "DATABASE_URL": f"sqlite:///{tmp_path / 'lifeline.db'}"}, migrate=True)

@@ -22,9 +22,8 @@ from ivr.security import sign
 from lifeline import create_app
 from simulator.emulator import Emulator
 
-from .conftest import postgres_schema
+from .conftest import postgres_schema, postgres_url_or_skip
 from .test_console import csrf_of
-from .test_store_contract import postgres_url_or_skip
 
 CCID = "v3:poison-1"
 INITIATED = {"call_control_id": CCID, "call_leg_id": "leg-1", "call_session_id": "sess-1",

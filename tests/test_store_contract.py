@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -27,20 +26,7 @@ from ivr.store import (
 from ivr.store.memory import MemoryStore
 from ivr.store.sql import SqlStore
 
-from .conftest import PG_URL
-
-
-def postgres_url_or_skip() -> str:
-    """The test PostgreSQL URL; skip visibly when absent, fail when CI requires it."""
-    try:
-        psycopg.connect(PG_URL, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        message = (f"PostgreSQL not reachable at {PG_URL} ({str(exc).strip().splitlines()[0]}); "
-                   "start it or set LIFELINE_TEST_POSTGRES_URL")
-        if os.environ.get("LIFELINE_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return PG_URL
+from .conftest import postgres_url_or_skip
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory"])
@@ -382,7 +368,8 @@ def test_search_continues_after_a_page_unmoved_by_calls_that_start_meanwhile(sto
     # At the same start time the larger id comes first, so "v3:g-same-time" follows "v3:h3": not skipped.
     assert seen == ["v3:h4", "v3:h3", "v3:g-same-time", "v3:h2", "v3:h1", "v3:h0"]
     assert not page.more and page.total == 7
-    filtered = store.search_calls(CallQuery(outcome="transferred", limit=1, before=(1_800_000_000.0 + 240, "v3:h4")))
+    filtered = store.search_calls(CallQuery(outcome="transferred", limit=1,
+                                            before=(1_800_000_000.0 + 240, "v3:h4")))
     assert [c.call_control_id for c in filtered.calls] == ["v3:h2"] and filtered.more
 
 
@@ -449,7 +436,8 @@ def test_figures_count_live_and_ended_calls_decisions_transfers_and_the_outbox(s
     assert figures.decisions_by_rule == {"asks_for_human": 2, "dtmf_0": 1}
     assert figures.transfers_by_status == {TransferStatus.RINGING: 1}
     assert (figures.pending_commands, figures.rejected_commands) == (1, 1)
-    assert figures.oldest_pending_at is not None and before - 1 <= figures.oldest_pending_at <= time.time() + 1
+    assert (figures.oldest_pending_at is not None
+            and before - 1 <= figures.oldest_pending_at <= time.time() + 1)
 
 
 def test_recordings_due_are_every_call_in_those_states_oldest_saved_first(store: CallStore) -> None:
@@ -462,7 +450,8 @@ def test_recordings_due_are_every_call_in_those_states_oldest_saved_first(store:
             tx.update_call(ccid, recording_status=status, recording_saved_at=saved)
     due = store.recordings_due(("pending", "failed"), limit=10)
     assert [c.call_control_id for c in due] == ["v3:r4", "v3:r2", "v3:r1"]
-    assert [c.call_control_id for c in store.recordings_due(("pending", "failed"), limit=2)] == ["v3:r4", "v3:r2"]
+    assert ([c.call_control_id for c in store.recordings_due(("pending", "failed"), limit=2)]
+            == ["v3:r4", "v3:r2"])
 
 
 def test_an_untried_command_is_due_only_after_its_own_longer_age(store: CallStore) -> None:

@@ -550,7 +550,8 @@ def test_dial_out_in_a_twilio_only_app_says_it_needs_telnyx(twilio_only_app: Fla
     response = twilio_only_app.test_client().post(
         "/api/calls", json={"to": "+15557770000"}, headers={"Authorization": "Bearer test-api-token-0123"})
     assert response.status_code == 409
-    assert response.get_json()["error"]["message"].startswith("dialling out needs Telnyx, which is not configured")
+    assert response.get_json()["error"]["message"].startswith(
+        "dialling out needs Telnyx, which is not configured")
     assert twilio_only_app.extensions["lifeline"].store.list_calls() == []
     result = twilio_only_app.test_cli_runner().invoke(args=["dial", "+15557770000"])
     assert result.exit_code != 0 and "dialling out needs Telnyx" in result.output

@@ -43,7 +43,8 @@ def test_the_twilio_media_socket_refuses_a_bad_token_before_the_handshake(
 def test_a_twilio_only_app_serves_no_telnyx_media_socket(local: Simulation) -> None:
     assert local.app.extensions["lifeline"].settings.telnyx is None  # type: ignore[union-attr]
     response = httpx.get(f"{local.emulator.app_url}/media/telnyx", params={"token": "forged"},
-                         headers={"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                         headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                  "Sec-WebSocket-Version": "13",
                                   "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode()})
     assert response.status_code == 404  # not 403: no Telnyx socket is there to refuse the token
     assert response.json()["error"]["message"] == "no media stream here"

@@ -34,8 +34,8 @@ from ivr.serial import KeyedSerialExecutor
 
 from ..emulator import OUR_NUMBER
 from ..faults import Chaos, Fault
-from ..lifecycle import RING_S, SPEECH_CHARS_PER_S
 from ..legs import CallLog, Gather, Leg, wait_for_gather
+from ..lifecycle import RING_S, SPEECH_CHARS_PER_S
 from .streamer import TRACKS
 
 log = logging.getLogger(__name__)
@@ -347,7 +347,8 @@ class TwilioEmulator:
 
     def _resource(self, leg: TwilioLeg) -> dict[str, Any]:
         return {"sid": leg.call_control_id, "account_sid": self.account_sid, "status": leg.status,
-                "from": leg.from_, "to": leg.to, "direction": "inbound" if leg.role == "caller" else "outbound-dial",
+                "from": leg.from_, "to": leg.to,
+                "direction": "inbound" if leg.role == "caller" else "outbound-dial",
                 "api_version": "2010-04-01", "parent_call_sid": None,
                 "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{leg.call_control_id}.json"}
 
@@ -500,7 +501,8 @@ class TwilioEmulator:
         noun = nouns[0]
         to = (noun.text or "").strip()
         whisper = noun.get("url")
-        agent = self._new_leg(verb.get("callerId") or leg.to, to.split("?")[0], "outbound-dial", "agent", leg.log)
+        agent = self._new_leg(verb.get("callerId") or leg.to, to.split("?")[0], "outbound-dial", "agent",
+                              leg.log)
         agent.agent_behaviour = leg.agent_behaviour
         leg.agent_legs.append(agent.call_control_id)
         callback = noun.get("statusCallback")
@@ -572,8 +574,8 @@ class TwilioEmulator:
                 streamer.stop()  # a stream that failed is over; Twilio does not reconnect it
                 leg.settle()
             if status_url:
-                self._callback(leg, status_url, {"StreamSid": streamer.stream_id, "StreamEvent": "stream-error",
-                                                 "StreamError": why}, "stream")
+                self._callback(leg, status_url, {"StreamSid": streamer.stream_id,
+                                                 "StreamEvent": "stream-error", "StreamError": why}, "stream")
 
         with self._lock:
             streamer = TwilioStreamer(url, leg.call_control_id, self.account_sid, self.speed, failed,

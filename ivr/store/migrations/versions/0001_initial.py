@@ -102,7 +102,8 @@ def upgrade() -> None:
         sa.Column('updated_at', sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint('call_control_id', 'attempt')
     )
-    op.create_index(op.f('ix_transfers_agent_call_control_id'), 'transfers', ['agent_call_control_id'], unique=False)
+    op.create_index(op.f('ix_transfers_agent_call_control_id'), 'transfers', ['agent_call_control_id'],
+                    unique=False)
     op.create_table('webhook_events',
         sa.Column('id', sa.String(length=255), nullable=False),
         sa.Column('event_type', sa.String(length=100), nullable=False),
@@ -113,7 +114,8 @@ def upgrade() -> None:
         sa.Column('payload', sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint('id')
     )
-    op.create_index(op.f('ix_webhook_events_call_control_id'), 'webhook_events', ['call_control_id'], unique=False)
+    op.create_index(op.f('ix_webhook_events_call_control_id'), 'webhook_events', ['call_control_id'],
+                    unique=False)
 
 
 def downgrade() -> None:

@@ -47,7 +47,8 @@ def upgrade() -> None:
         sa.Column('duration_ms', sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint('id')
     )
-    op.create_index(op.f('ix_delivery_attempts_delivery_id'), 'delivery_attempts', ['delivery_id'], unique=False)
+    op.create_index(op.f('ix_delivery_attempts_delivery_id'), 'delivery_attempts', ['delivery_id'],
+                    unique=False)
     op.create_table('delivery_cursors',
         sa.Column('url', sa.String(length=1000), nullable=False),
         sa.Column('feed_id', sa.Integer(), nullable=False),
