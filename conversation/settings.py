@@ -11,7 +11,6 @@ from urllib.parse import unquote, urlsplit
 from ivr.config import on_off, settings_source
 from ivr.errors import ConfigError
 
-
 # An email address as a summary's recipient needs it: one @, a dot in the domain, no list separators.
 EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
 

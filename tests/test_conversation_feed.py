@@ -207,7 +207,8 @@ def test_the_feed_of_a_call_nobody_made_is_a_404_not_a_stream_that_waits_for_eve
         app_config: dict[str, object]) -> None:
     app = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN}, migrate=True)
     try:
-        response = app.test_client().get("/api/events?call=v3:nope", headers={"Authorization": f"Bearer {TOKEN}"})
+        response = app.test_client().get("/api/events?call=v3:nope",
+                                          headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code == 404 and response.get_json()["error"]["message"] == "no call 'v3:nope'"
     finally:
         app.extensions["lifeline"].close()

@@ -142,6 +142,7 @@ def test_a_json_body_sent_without_its_content_type_is_refused_naming_the_header(
         wrong = client.post("/api/calls/v3:x/listening", json={"paused": "yes"}, headers=auth)
         assert wrong.status_code == 400 and "Content-Type" not in wrong.get_json()["error"]["message"]
         dial = client.post("/api/calls", data='{"to": "+15557770000"}', headers=auth)
-        assert dial.status_code == 400 and "Content-Type: application/json" in dial.get_json()["error"]["message"]
+        assert dial.status_code == 400
+        assert "Content-Type: application/json" in dial.get_json()["error"]["message"]
     finally:
         app.extensions["lifeline"].close()

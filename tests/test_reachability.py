@@ -111,7 +111,7 @@ def test_commands_of_another_providers_calls_never_declare_telnyx_unreachable(
     store = SqlStore(f"sqlite:///{tmp_path / 'db'}")
     client = FakeTelnyx()  # a router's resend of a Twilio command fails as an outage would
     sending = CommandSender(store, client, 4,  # type: ignore[arg-type]
-                            tells_reachability=lambda call_control_id: not call_control_id.startswith("v3:tw"))
+                            tells_reachability=lambda ccid: not ccid.startswith("v3:tw"))
     caplog.set_level(logging.DEBUG)
     try:
         sending.submit(_commands(store, 6, "tw"))

@@ -166,8 +166,9 @@ def test_quality_summary_counts_hits_misses_and_false_alarms(app: Flask, tmp_pat
 
 def test_a_run_with_no_caller_who_needs_a_person_prints_n_a_for_recall_not_none(
         app: Flask, tmp_path: Path) -> None:
-    (tmp_path / "calm.yaml").write_text("name: calm\nexpect: {transfer: false}\nturns:\n  - wait_for: gather\n"
-                                        "  - say: \"thanks, that is all\"\n  - pause: 2.0\n")
+    (tmp_path / "calm.yaml").write_text("name: calm\nexpect: {transfer: false}\nturns:\n"
+                                        "  - wait_for: gather\n  - say: \"thanks, that is all\"\n"
+                                        "  - pause: 2.0\n")
     result = run(app, str(tmp_path / "calm.yaml"))
     assert result.exit_code == 0, result.output
     assert "Escalation: precision n/a, recall n/a (TP 0, FP 0, FN 0, TN 1)" in result.output
