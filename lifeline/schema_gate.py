@@ -64,6 +64,9 @@ class SchemaWait:
         self._holder = holder
         self._recheck_s = RECHECK_S if recheck_s is None else recheck_s  # read late: tests shorten it
         self._stop = threading.Event()
+        # Held from the stop check to the end of `work`, and by stop(): a close() during a slow
+        # schema check can no longer return before the work starts on an app it has closed.
+        self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self, work: Callable[[], None]) -> None:
@@ -84,12 +87,21 @@ class SchemaWait:
                 continue  # the database is away; the gate's 503 says so to callers
             if problem is None:
                 self._holder.schema_problem = None  # requests pass at once, not at the gate's next look
-                log.info("the database schema is current now: the monitor and the outputs start")
-                work()
+                with self._starting:
+                    if self._stop.is_set():
+                        return
+                    log.info("the database schema is current now: the monitor and the outputs start")
+                    try:
+                        work()
+                    except Exception:  # said once: this thread has nobody else to tell
+                        log.exception("the monitor or the outputs failed to start")
                 return
 
     def stop(self) -> None:
-        """Stop waiting (the app is closing); work not started stays unstarted."""
+        """Stop waiting (the app is closing); work not started stays unstarted, and work already
+        starting has started when this returns (so the caller's close stops it too)."""
         self._stop.set()
+        with self._starting:
+            pass
         if self._thread is not None:
             self._thread.join(timeout=self._recheck_s + 1)

@@ -206,20 +206,44 @@ def _wait_answered(leg: Leg, timeout_s: float) -> None:
 
 def judge_listening(result: CallResult) -> None:
     """Once the app's heard lines are attached: nothing said while listening was paused may have
-    been heard, and after each resume the app must hear the caller again."""
+    been heard, and after each resume the app must hear the caller again.
+
+    Each heard caller line is put down to the say it shares most words with, so a paused line the
+    app heard split in two, or with a word misheard, still counts as heard."""
     caller_lines = [h for h in result.heard if h.get("party", "caller") == "caller"]
-    heard = [_plain(h["text"]) for h in caller_lines]
-    for say in result.says:
-        if say.paused and any(_plain(say.text) in line for line in heard):
-            result.problems.append(f"say #{say.index} came while listening was paused, but the app heard "
-                                   f"it: {say.text!r}")
+    sources = [(h, _source(h["text"], result.says)) for h in caller_lines]
+    leaked = sorted({say.index: say for _, say in sources if say is not None and say.paused}.items())
+    for _, say in leaked:
+        result.problems.append(f"say #{say.index} came while listening was paused, but the app heard "
+                               f"it: {say.text!r}")
     for step in result.listening:
         if step.paused or not step.done:
             continue
         after = [s for s in result.says if s.start_ms >= step.t_ms and not s.paused]
-        if after and not any(h["t_ms"] >= step.t_ms for h in caller_lines):
+        if after and not any(say is not None and say.start_ms >= step.t_ms and not say.paused
+                             for _, say in sources):
             result.problems.append(f"turn {step.number}: listening was resumed, but the app heard nothing "
                                    f"the caller said after it (say #{after[0].index} on)")
+
+
+def _source(heard: str, says: list[Say]) -> Say | None:
+    """The say a heard line most likely came from: most of the line's words are that say's; None
+    when no say holds half of them (a line too short or too garbled to put down to one)."""
+    words = _words(heard)
+    if not words:
+        return None
+    best, share = None, 0.0
+    for say in says:
+        found = len(words & _words(say.text)) / len(words)
+        # A tie goes to the paused say: a leak must not hide behind a look-alike line.
+        if found > share or (found == share and best is not None and say.paused and not best.paused):
+            best, share = say, found
+    return best if share >= 0.5 else None
+
+
+def _words(text: str) -> set[str]:
+    """The words that tell lines apart: three letters or more, and masked digit runs."""
+    return {w for w in _plain(text).split() if len(w) >= 3 or "#" in w}
 
 
 def _plain(text: str) -> str:

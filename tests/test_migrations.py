@@ -220,6 +220,32 @@ def test_the_monitor_and_outputs_wait_quietly_for_the_schema_and_start_once_it_i
         lifeline.close()
 
 
+def test_closing_during_a_slow_schema_check_never_starts_the_background_work_afterwards() -> None:
+    class SlowStore:
+        """Its schema is current, but saying so takes a while (a busy database)."""
+
+        def __init__(self) -> None:
+            self.asked = threading.Event()
+
+        def schema_problem(self) -> str | None:
+            self.asked.set()
+            time.sleep(0.5)
+            return None
+
+    class Holder:
+        schema_problem: str | None = "the database schema is empty: run `flask db upgrade`"
+
+    started: list[float] = []
+    store = SlowStore()
+    waiting = schema_gate.SchemaWait(store, Holder(), recheck_s=0.01)
+    waiting.start(lambda: started.append(time.monotonic()))
+    assert store.asked.wait(5)
+    waiting.stop()  # the app closes while the check is under way
+    stopped = time.monotonic()
+    time.sleep(0.8)  # past the check's end
+    assert started == [], f"started {started[0] - stopped:.2f} s after stop() returned"
+
+
 def test_the_monitor_command_will_not_run_on_a_stale_schema(app_config: dict[str, object]) -> None:
     app = create_app(app_config)
     try:

@@ -110,6 +110,34 @@ def test_a_paused_line_the_app_heard_anyway_fails_the_call(tmp_path: Path, heard
     assert result.problems == [f"say #1 came while listening was paused, but the app heard it: {PAUSED!r}"]
 
 
+@pytest.mark.parametrize("heard", [
+    ["The number is #### #### #### ####, this is useless.", "Let me talk to a real person."],  # split
+    ["The number is #### #### #### ####, this is useless, let me talk to the real person"],  # a word off
+])
+def test_a_paused_line_heard_in_two_parts_or_with_a_word_misheard_still_fails_the_call(
+        tmp_path: Path, heard: list[str]) -> None:
+    says = [Say(1, PAUSED, 20.0, 900.0, paused=True), Say(2, AFTER, 1100.0, 1900.0)]
+    lines = [line(950.0 + n, text) for n, text in enumerate(heard)] + [line(1950.0, AFTER)]
+    result = judged(tmp_path, says, lines, resumed_at=1000.0)
+    assert result.problems == [f"say #1 came while listening was paused, but the app heard it: {PAUSED!r}"]
+
+
+def test_a_word_said_paused_and_said_again_after_the_resume_is_not_a_leak(tmp_path: Path) -> None:
+    says = [Say(1, "Yes.", 20.0, 300.0, paused=True),
+            Say(2, "Yes, I need help with my bill.", 1100.0, 1900.0)]
+    result = judged(tmp_path, says, [line(1950.0, "Yes, I need help with my bill.")], resumed_at=1000.0)
+    assert result.problems == []
+
+
+def test_a_late_line_from_before_the_pause_does_not_count_as_hearing_after_the_resume(tmp_path: Path) -> None:
+    says = [Say(0, AFTER, 0.0, 5.0), Say(1, PAUSED, 20.0, 900.0, paused=True),
+            Say(2, "Could you also check my address please", 1100.0, 1900.0)]
+    # Heard after the resume, but it is the line said before the pause, transcribed late.
+    result = judged(tmp_path, says, [line(1950.0, AFTER)], resumed_at=1000.0)
+    assert result.problems == ["turn 3: listening was resumed, but the app heard nothing the caller said "
+                               "after it (say #2 on)"]
+
+
 def test_hearing_nothing_after_a_resume_fails_the_call(tmp_path: Path) -> None:
     says = [Say(1, PAUSED, 20.0, 900.0, paused=True), Say(2, AFTER, 1100.0, 1900.0)]
     # Only the agent was heard after the resume: the caller was not.
