@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parseaddr
 from urllib.parse import unquote, urlsplit
 
 from ivr.config import on_off, settings_source
@@ -66,7 +67,8 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
     if summary_to and smtp is None:
         problems.append("LIFELINE_SUMMARY_TO is set but LIFELINE_SMTP_URL is not: set "
                         "smtp://user:pass@host:port")
-    wrong = [a for a in summary_to if not EMAIL.match(a)]
+    # "Ops <ops@example.com>" is an address too: the part in brackets is what must look like one.
+    wrong = [a for a in summary_to if not EMAIL.match(parseaddr(a)[1])]
     if wrong:
         problems.append(f"LIFELINE_SUMMARY_TO has {wrong[0]!r}, not an email address: give addresses "
                         "like ops@example.com, separated by commas")

@@ -32,6 +32,7 @@ from ivr.errors import ConfigError, LifelineError
 from ivr.menu import Menu, load_menu
 from ivr.store.sql import SqlStore
 from ivr.yamlfile import line_of
+from providers.twilio.settings import twilio_settings
 from transfer.rules import RuleSet, load_rules
 
 from . import db_cli
@@ -126,6 +127,11 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
     problems: list[str] = []
     menu: Menu | None = None
     rules: RuleSet | None = None
+    try:
+        # Here too, not only in each worker: a half-set Twilio account must stop the server first.
+        twilio_settings(settings)
+    except LifelineError as exc:
+        problems.append(str(exc))
     try:
         menu = load_menu(settings.ivr_path)
     except LifelineError as exc:

@@ -326,8 +326,8 @@ def test_summary_recipients_and_dial_out_without_its_connection_stop_start_up_wi
     smtp = {"LIFELINE_SMTP_URL": "smtp://127.0.0.1:2525"}
     with pytest.raises(ConfigError, match="LIFELINE_SUMMARY_TO has 'notanemail', not an email address"):
         load_output_settings({**smtp, "LIFELINE_SUMMARY_TO": "ops@example.com, notanemail"})
-    both = load_output_settings({**smtp, "LIFELINE_SUMMARY_TO": "a@example.com,b@example.org"})
-    assert both.summary_to == ("a@example.com", "b@example.org")
+    both = load_output_settings({**smtp, "LIFELINE_SUMMARY_TO": "a@example.com,Ops <b@example.org>"})
+    assert both.summary_to == ("a@example.com", "Ops <b@example.org>")
     telnyx = {"TELNYX_API_KEY": "KEY0123", "LIFELINE_DIAL_FROM": "+15550100000"}
     with pytest.raises(ConfigError, match="TELNYX_CONNECTION_ID is not: dialling out goes through"):
         load_output_settings({**telnyx, "TELNYX_CONNECTION_ID": ""})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -575,3 +576,25 @@ def test_no_provider_at_all_stops_startup_with_one_line_naming_both(tmp_path: Pa
         create_app(config)
     [line] = str(caught.value).splitlines()
     assert line.startswith("neither Telnyx nor Twilio is configured")
+
+
+def test_the_servers_start_up_check_stops_a_half_set_twilio_account_naming_the_missing_setting(
+        tmp_path: Path) -> None:
+    from ivr.errors import LifelineError
+    from lifeline.startup import check
+    config = {k: v for k, v in twilio_only_config(tmp_path).items() if k != "TWILIO_AUTH_TOKEN"}
+    with pytest.raises(LifelineError) as caught:
+        check(config)  # what gunicorn's master runs before any worker starts
+    assert "TWILIO_AUTH_TOKEN is not set" in str(caught.value)
+
+
+def test_a_twilio_command_the_router_could_not_deliver_never_declares_telnyx_unreachable(
+        twilio_app: Flask) -> None:
+    lifeline = twilio_app.extensions["lifeline"]
+    with lifeline.store.unit() as tx:  # Twilio's API (TWILIO_API_BASE_URL) is a closed port here
+        tx.enqueue([Command(f"c-{n}", SID, "hangup", {}) for n in range(3)])
+    time.sleep(0.01)
+    assert lifeline.sender.resend_due(0.0, 0.0) == 3  # the sweep's resend: through the router
+    assert lifeline.sender.wait_idle(30)
+    assert [o.status for o in lifeline.store.outbox(SID)] == [CommandStatus.PENDING] * 3  # not delivered
+    assert lifeline.sender.reachability.state == "ok"
