@@ -152,6 +152,11 @@ def test_a_signed_out_sessions_feed_stream_ends_soon_after_however_busy(
     from conversation import api as conversation_api
     monkeypatch.setattr(conversation_api, "KEEPALIVE_S", 0.2)
     client, thief = signed_in_with_a_copy(console_app)
+    now = time.time()
+    with console_app.extensions["lifeline"].store.unit() as tx:  # the quiet call: up, saying nothing
+        tx.insert_call(CallRecord(call_control_id="v3:quiet", call_session_id=None, call_leg_id=None,
+                                  from_number="+15557770000", to_number="+15550100000",
+                                  status=CallStatus.MENU, created_at=now, updated_at=now))
     path = "/api/events" if busy else "/api/events?call=v3:quiet"
     statuses: list[int] = []
     chunks: list[bytes] = []
