@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .outputs import (
+    EMAIL_DUE,
+    UNSETTLED,
     Delivery,
     DeliveryAttempt,
     DeliveryOutcome,
@@ -33,10 +35,6 @@ from .records import FeedEvent
 
 if TYPE_CHECKING:
     from .memory import _Tables
-
-# A sending row past its lease is due again: its sender died.
-_UNSETTLED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
-_EMAIL_DUE = (EmailStatus.PENDING, EmailStatus.SENDING)
 
 
 @dataclass
@@ -118,7 +116,7 @@ class MemoryOutputs(OutputStore):
     def claim_emails(self, now: float, lease_until: float, limit: int = 20) -> list[Summary]:
         with self._lock:
             summaries = self._tables.outputs.summaries
-            due = sorted((s for s in summaries.values() if s.email_status in _EMAIL_DUE
+            due = sorted((s for s in summaries.values() if s.email_status in EMAIL_DUE
                           and s.email_next_at is not None and s.email_next_at <= now),
                          key=lambda s: s.email_next_at or 0.0)[:max(limit, 0)]
             for found in due:
@@ -159,7 +157,7 @@ class MemoryOutputs(OutputStore):
     def due_deliveries(self, urls: Collection[str], now: float, limit: int = 512) -> list[Delivery]:
         with self._lock:
             due = [d for d in self._tables.outputs.deliveries.values()
-                   if d.status in _UNSETTLED and d.next_at <= now and d.url in urls]
+                   if d.status in UNSETTLED and d.next_at <= now and d.url in urls]
         return sorted(due, key=lambda d: (d.feed_id, d.id))[:max(limit, 0)]
 
     def unblocked_deliveries(self, ids: Collection[int]) -> set[int]:
@@ -167,7 +165,7 @@ class MemoryOutputs(OutputStore):
             deliveries = self._tables.outputs.deliveries
             first: dict[tuple[str, str], int] = {}  # (url, call) -> smallest feed id not yet settled
             for d in deliveries.values():
-                if d.status in _UNSETTLED:
+                if d.status in UNSETTLED:
                     key = (d.url, d.call_control_id)
                     first[key] = min(first.get(key, d.feed_id), d.feed_id)
             return {i for i in ids if (row := deliveries.get(i)) is not None

@@ -39,6 +39,12 @@ class EmailStatus(StrEnum):
     FAILED = "failed"
 
 
+# Deliveries and emails still owed: pending, or sending (a sending row past its lease is due again:
+# its sender died). Both backends select by these.
+UNSETTLED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+EMAIL_DUE = (EmailStatus.PENDING, EmailStatus.SENDING)
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     """One feed row: its id, kind, call, time and data."""

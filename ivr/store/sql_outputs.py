@@ -22,6 +22,8 @@ from sqlalchemy.orm import aliased
 from ..events import storable_id
 from . import schema
 from .outputs import (
+    EMAIL_DUE,
+    UNSETTLED,
     Delivery,
     DeliveryAttempt,
     DeliveryOutcome,
@@ -47,7 +49,6 @@ _LAST_ID = select(func.max(_feed.id))
 _AFTER_KIND = (select(schema.feed).where(_feed.id > bindparam("after_id"), _feed.kind == bindparam("kind"))
                .order_by(_feed.id).limit(bindparam("limit")))
 _HAS_SUMMARY = select(_summaries.call_control_id).where(_summaries.call_control_id == bindparam("by_id"))
-_UNSETTLED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)  # a sending row past its lease: its sender died
 
 
 class SqlOutputs(OutputStore):
@@ -121,7 +122,7 @@ class SqlOutputs(OutputStore):
         s = _summaries
         with self.engine.connect() as conn:
             rows = [_summary(r) for r in conn.execute(select(schema.summaries).where(
-                s.email_status.in_((EmailStatus.PENDING, EmailStatus.SENDING)), s.email_next_at <= now)
+                s.email_status.in_(EMAIL_DUE), s.email_next_at <= now)
                 .order_by(s.email_next_at).limit(limit)).mappings()]
         claimed = []
         for row in rows:
@@ -191,7 +192,7 @@ class SqlOutputs(OutputStore):
             return []
         with self.engine.connect() as conn:
             return [Delivery(**r) for r in conn.execute(
-                select(schema.deliveries).where(d.status.in_(_UNSETTLED), d.next_at <= now,
+                select(schema.deliveries).where(d.status.in_(UNSETTLED), d.next_at <= now,
                                                 d.url.in_(list(urls)))
                 .order_by(d.feed_id).limit(limit)).mappings()]
 
@@ -201,7 +202,7 @@ class SqlOutputs(OutputStore):
         d = schema.deliveries
         earlier = aliased(d)
         blocked = exists().where(earlier.c.url == d.c.url, earlier.c.call_control_id == d.c.call_control_id,
-                                 earlier.c.feed_id < d.c.feed_id, earlier.c.status.in_(_UNSETTLED))
+                                 earlier.c.feed_id < d.c.feed_id, earlier.c.status.in_(UNSETTLED))
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(select(d.c.id).where(d.c.id.in_(list(ids)), ~blocked))}
 
