@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -13,6 +14,18 @@ from ivr.store import TransferRecord, TransferStatus
 
 from .conftest import WebhookFactory
 from .test_webhooks import INITIATED, post
+
+API_TOKEN = "a-long-enough-api-token"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture
+def api_app(app_config: dict[str, object]) -> Iterator[Flask]:
+    """An app whose calls API is on (LIFELINE_API_TOKEN set), on a fresh SQLite file."""
+    from lifeline import create_app
+    application = create_app({**app_config, "LIFELINE_API_TOKEN": API_TOKEN}, migrate=True)
+    yield application
+    application.extensions["lifeline"].close()
 
 
 def test_a_store_that_is_down_answers_503_so_telnyx_redelivers(
@@ -61,47 +74,33 @@ def test_a_row_no_version_writes_is_a_500_too(
     assert "ValueError" in caplog.text
 
 
-def test_reads_while_the_store_is_down_answer_503_in_the_one_error_shape(
-        app_config: dict[str, object]) -> None:
-    from lifeline import create_app
-    app = create_app({**app_config, "LIFELINE_API_TOKEN": "a-long-enough-api-token"}, migrate=True)
-    try:
-        app.extensions["lifeline"].store.engine = create_engine(
-            "postgresql+psycopg://lifeline@127.0.0.1:9/gone", connect_args={"connect_timeout": 2})
-        auth = {"Authorization": "Bearer a-long-enough-api-token"}
-        for path in ("/api/calls", "/api/calls?active=1", "/api/calls/v3:someone"):
-            response = app.test_client().get(path, headers=auth)
-            assert response.status_code == 503, path
-            assert response.get_json()["error"] == {
-                "status": 503, "code": "unavailable",
-                "message": "the call store is unavailable; try again shortly"}
-    finally:
-        app.extensions["lifeline"].close()
+def test_reads_while_the_store_is_down_answer_503_in_the_one_error_shape(api_app: Flask) -> None:
+    api_app.extensions["lifeline"].store.engine = create_engine(
+        "postgresql+psycopg://lifeline@127.0.0.1:9/gone", connect_args={"connect_timeout": 2})
+    for path in ("/api/calls", "/api/calls?active=1", "/api/calls/v3:someone"):
+        response = api_app.test_client().get(path, headers=AUTH)
+        assert response.status_code == 503, path
+        assert response.get_json()["error"] == {
+            "status": 503, "code": "unavailable",
+            "message": "the call store is unavailable; try again shortly"}
 
 
-def test_query_values_no_store_can_keep_are_refused_and_unknown_outcomes_named(
-        app_config: dict[str, object]) -> None:
-    from lifeline import create_app
-    app = create_app({**app_config, "LIFELINE_API_TOKEN": "a-long-enough-api-token"}, migrate=True)
-    try:
-        auth = {"Authorization": "Bearer a-long-enough-api-token"}
-        client = app.test_client()
-        for path in ("/api/calls?rule=%00", "/api/calls?q=a%00b", "/api/transcripts?cursor=a%00b"):
-            response = client.get(path, headers=auth)
-            assert response.status_code == 400, path
-            assert "NUL" in response.get_json()["error"]["message"]
-        forged = client.get("/api/transcripts?cursor=MXxhAGI=", headers=auth)  # base64 of "1|a<NUL>b"
-        assert forged.status_code == 400 and "cursor" in forged.get_json()["error"]["message"]
-        for paging in ("limit=1_0", "limit=%20%205", "offset=%D9%A3", "limit=+5"):
-            assert client.get(f"/api/calls?{paging}", headers=auth).status_code == 400, paging
-        assert client.get("/api/transcripts?limit=1_0", headers=auth).status_code == 400
-        unknown = client.get("/api/calls?outcome=bogus", headers=auth)
-        assert unknown.status_code == 400 and "transferred" in unknown.get_json()["error"]["message"]
-        assert client.get("/api/calls?outcome=voicemail", headers=auth).status_code == 200
-        long_id = client.get("/api/calls/v3:" + "x" * 5000, headers=auth)
-        assert long_id.status_code == 404 and len(long_id.get_json()["error"]["message"]) < 200
-    finally:
-        app.extensions["lifeline"].close()
+def test_query_values_no_store_can_keep_are_refused_and_unknown_outcomes_named(api_app: Flask) -> None:
+    client = api_app.test_client()
+    for path in ("/api/calls?rule=%00", "/api/calls?q=a%00b", "/api/transcripts?cursor=a%00b"):
+        response = client.get(path, headers=AUTH)
+        assert response.status_code == 400, path
+        assert "NUL" in response.get_json()["error"]["message"]
+    forged = client.get("/api/transcripts?cursor=MXxhAGI=", headers=AUTH)  # base64 of "1|a<NUL>b"
+    assert forged.status_code == 400 and "cursor" in forged.get_json()["error"]["message"]
+    for paging in ("limit=1_0", "limit=%20%205", "offset=%D9%A3", "limit=+5"):
+        assert client.get(f"/api/calls?{paging}", headers=AUTH).status_code == 400, paging
+    assert client.get("/api/transcripts?limit=1_0", headers=AUTH).status_code == 400
+    unknown = client.get("/api/calls?outcome=bogus", headers=AUTH)
+    assert unknown.status_code == 400 and "transferred" in unknown.get_json()["error"]["message"]
+    assert client.get("/api/calls?outcome=voicemail", headers=AUTH).status_code == 200
+    long_id = client.get("/api/calls/v3:" + "x" * 5000, headers=AUTH)
+    assert long_id.status_code == 404 and len(long_id.get_json()["error"]["message"]) < 200
 
 
 def test_the_console_and_the_api_know_the_same_outcomes() -> None:
@@ -110,39 +109,25 @@ def test_the_console_and_the_api_know_the_same_outcomes() -> None:
     assert set(names.OUTCOME) == set(OUTCOMES)
 
 
-def test_a_get_of_a_calls_action_is_a_405_naming_the_method_not_a_404_for_a_call(
-        app_config: dict[str, object]) -> None:
-    from lifeline import create_app
-    app = create_app({**app_config, "LIFELINE_API_TOKEN": "a-long-enough-api-token"}, migrate=True)
-    try:
-        auth = {"Authorization": "Bearer a-long-enough-api-token"}
-        client = app.test_client()
-        wrong = client.get("/api/calls/v3:some-call/listening", headers=auth)
-        assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST"
-        assert wrong.get_json()["error"]["message"] == "/api/calls/v3:some-call/listening takes POST, not GET"
-        # A GET route under a call stays itself, and an unknown call stays a 404.
-        assert client.get("/api/calls/v3:some-call/transcript", headers=auth).status_code == 404
-        missing = client.get("/api/calls/v3:some-call", headers=auth)
-        assert missing.status_code == 404 and "no call" in missing.get_json()["error"]["message"]
-    finally:
-        app.extensions["lifeline"].close()
+def test_a_get_of_a_calls_action_is_a_405_naming_the_method_not_a_404_for_a_call(api_app: Flask) -> None:
+    client = api_app.test_client()
+    wrong = client.get("/api/calls/v3:some-call/listening", headers=AUTH)
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST"
+    assert wrong.get_json()["error"]["message"] == "/api/calls/v3:some-call/listening takes POST, not GET"
+    # A GET route under a call stays itself, and an unknown call stays a 404.
+    assert client.get("/api/calls/v3:some-call/transcript", headers=AUTH).status_code == 404
+    missing = client.get("/api/calls/v3:some-call", headers=AUTH)
+    assert missing.status_code == 404 and "no call" in missing.get_json()["error"]["message"]
 
 
-def test_a_json_body_sent_without_its_content_type_is_refused_naming_the_header(
-        app_config: dict[str, object]) -> None:
-    from lifeline import create_app
-    app = create_app({**app_config, "LIFELINE_API_TOKEN": "a-long-enough-api-token"}, migrate=True)
-    try:
-        auth = {"Authorization": "Bearer a-long-enough-api-token"}
-        client = app.test_client()
-        as_form = client.post("/api/calls/v3:x/listening", data='{"paused": true}', headers=auth,
-                              content_type="application/x-www-form-urlencoded")  # what curl -d sends
-        assert as_form.status_code == 400
-        assert as_form.get_json()["error"]["message"].endswith("with Content-Type: application/json")
-        wrong = client.post("/api/calls/v3:x/listening", json={"paused": "yes"}, headers=auth)
-        assert wrong.status_code == 400 and "Content-Type" not in wrong.get_json()["error"]["message"]
-        dial = client.post("/api/calls", data='{"to": "+15557770000"}', headers=auth)
-        assert dial.status_code == 400
-        assert "Content-Type: application/json" in dial.get_json()["error"]["message"]
-    finally:
-        app.extensions["lifeline"].close()
+def test_a_json_body_sent_without_its_content_type_is_refused_naming_the_header(api_app: Flask) -> None:
+    client = api_app.test_client()
+    as_form = client.post("/api/calls/v3:x/listening", data='{"paused": true}', headers=AUTH,
+                          content_type="application/x-www-form-urlencoded")  # what curl -d sends
+    assert as_form.status_code == 400
+    assert as_form.get_json()["error"]["message"].endswith("with Content-Type: application/json")
+    wrong = client.post("/api/calls/v3:x/listening", json={"paused": "yes"}, headers=AUTH)
+    assert wrong.status_code == 400 and "Content-Type" not in wrong.get_json()["error"]["message"]
+    dial = client.post("/api/calls", data='{"to": "+15557770000"}', headers=AUTH)
+    assert dial.status_code == 400
+    assert "Content-Type: application/json" in dial.get_json()["error"]["message"]
