@@ -268,15 +268,23 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
     return app
 
 
-def _port_or_fail(host: str, port: int) -> None:
-    """Stop with one line when `flask run` could not bind its port (another server has it)."""
+def bind_problem(host: str, port: int) -> str | None:
+    """Why a server could not bind host:port now (another program has it), or None when it could."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
-            fail(ConfigError(f"cannot serve on {host}:{port} ({exc.strerror}): another server has it; "
-                             "stop it or give --port"), code=1)
+            return exc.strerror or str(exc)
+    return None
+
+
+def _port_or_fail(host: str, port: int) -> None:
+    """Stop with one line when `flask run` could not bind its port (another server has it)."""
+    problem = bind_problem(host, port)
+    if problem is not None:
+        fail(ConfigError(f"cannot serve on {host}:{port} ({problem}): another server has it; "
+                         "stop it or give --port"), code=1)
 
 
 def _command_shell(extend: Extend | None, dev_commands: Collection[str]) -> Flask:

@@ -12,7 +12,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ import click
 from flask import current_app
 
 from ivr.config import PROJECT_ROOT
+from lifeline.startup import bind_problem
 
 from .caller import play
 from .runner import REAL_OUTPUTS, Simulation, access_line, caller_number
@@ -124,13 +124,10 @@ def _call(sim: Simulation, scenario: Scenario, index: int, on_line: threading.Bo
 
 def _free_or_fail(option: str, port: int) -> None:
     """One line naming the option when a port is taken (the server's own message names neither)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise click.UsageError(f"127.0.0.1:{port} is taken by another program ({exc.strerror}): "
-                                   f"stop it, or give {option} another port") from None
+    problem = bind_problem("127.0.0.1", port)
+    if problem is not None:
+        raise click.UsageError(f"127.0.0.1:{port} is taken by another program ({problem}): "
+                               f"stop it, or give {option} another port")
 
 
 def _token(path: Path) -> str:
