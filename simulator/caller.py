@@ -165,14 +165,14 @@ def _set_listening(api: AppApi | None, leg: Leg, number: int,
     if api is None:
         return step, (f"turn {number}: `listening` turns need the app's API (run the scenario with "
                       "`flask simulate`, or pass Simulation.api to play)")
-    _wait_answered(leg, PATIENCE_S)  # the app knows the call from its first webhook; give it that
+    _wait_for(lambda: leg.log.answered, leg, PATIENCE_S)  # the app knows the call from its first webhook
     status, detail = api.set_listening(leg.call_control_id, paused)
     call_log.add({"t_ms": step.t_ms, "kind": "api", "type": "listening",
                   "state": "paused" if paused else "resumed", "status": status})
     if status != 200:
         action = "pausing" if paused else "resuming"
         return step, f"turn {number}: {action} listening through the API answered {status}: {detail}"
-    followed = _provider_follows(leg, paused, LISTENING_FOLLOW_S)
+    followed = _wait_for(lambda: _listening(leg) != paused, leg, LISTENING_FOLLOW_S)
     if leg.ended:
         return step, None  # the call is over: nothing more is said, nor judged, after this turn
     if not followed:
@@ -189,19 +189,14 @@ def _listening(leg: Leg) -> bool:
     return leg.transcribing or leg.streamer is not None
 
 
-def _provider_follows(leg: Leg, paused: bool, timeout_s: float) -> bool:
+def _wait_for(holds: Callable[[], bool], leg: Leg, timeout_s: float, every_s: float = 0.01) -> bool:
+    """Poll until `holds()` (True), or until the call ends or the time is up (then whether it holds)."""
     deadline = time.monotonic() + timeout_s
-    while _listening(leg) == paused:
-        if leg.ended or time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
+    while not holds():
+        if leg.ended or time.monotonic() >= deadline:
+            return holds()
+        time.sleep(every_s)
     return True
-
-
-def _wait_answered(leg: Leg, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not leg.log.answered and not leg.ended and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def judge_listening(result: CallResult) -> None:
@@ -301,12 +296,7 @@ def _hold_on_for_transfer(leg: Leg, patience_s: float) -> None:
 
 def _wait_bridged(emulator: Emulator, leg: Leg) -> bool:
     """Wait (scenario time) for an agent to be bridged to the caller."""
-    deadline = time.monotonic() + emulator.scaled(BRIDGE_WAIT_S)
-    while time.monotonic() < deadline and not leg.ended:
-        if leg.bridged_with is not None:
-            return True
-        time.sleep(0.02)
-    return leg.bridged_with is not None
+    return _wait_for(lambda: leg.bridged_with is not None, leg, emulator.scaled(BRIDGE_WAIT_S), 0.02)
 
 
 def _waiting_for_agent(emulator: Emulator, leg: Leg) -> bool:
