@@ -8,20 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from conversation.feed import Feed
-from ivr.store import CallStore
+from ivr.store import OutputStore
 from ivr.timefmt import iso
 
 LIVE_MAX = 200
 _KINDS = ("message", "decision", "transfer", "listening")
 
 
-def snapshot(store: CallStore, feed: Feed) -> dict[str, Any]:
+def snapshot(store: OutputStore) -> dict[str, Any]:
     """The active calls (each with its feed events up to `after`) and `after`, the feed id to follow from."""
-    after = feed.last_id()  # first: an event stored after this is streamed, not snapshotted
+    after = store.feed_last_id()  # first: an event stored after this is streamed, not snapshotted
     calls = []
     for call in store.list_calls(limit=LIVE_MAX, active_only=True):
-        events = [e.envelope() for e in feed.for_call(call.call_control_id, _KINDS) if e.id <= after]
+        events = [e.envelope() for e in store.feed_for_call(call.call_control_id, _KINDS) if e.id <= after]
         calls.append({"call_control_id": call.call_control_id, "from": call.from_number, "to": call.to_number,
                       "status": call.status, "menu": call.menu, "listening": call.listening,
                       "started_at": iso(call.created_at), "events": events})

@@ -98,8 +98,8 @@ def helpers() -> dict[str, Any]:
 @bp.get("/dashboard")
 def live() -> ResponseReturnValue:
     """Live calls, most in need of attention first (the page's script follows the feed)."""
-    lifeline, outputs = current_app.extensions["lifeline"], current_app.extensions["conversation"]
-    boot = {"snapshot": snapshot(lifeline.store, outputs.feed), "names": names.for_script()}
+    outputs = current_app.extensions["conversation"]
+    boot = {"snapshot": snapshot(outputs.store), "names": names.for_script()}
     return render_template("console/live.html", page="live", boot=boot)
 
 
@@ -156,11 +156,11 @@ def _page_link(form: dict[str, str], page_no: int) -> str:
 def call_page(call_control_id: str) -> ResponseReturnValue:
     """One call: transcript of both parties, sentiment over time, decision, transfers, recording, summary."""
     lifeline, outputs = current_app.extensions["lifeline"], current_app.extensions["conversation"]
-    after = outputs.feed.last_id()  # first: what is stored after this reaches the page as an event
+    after = outputs.store.feed_last_id()  # first: what is stored after this reaches the page as an event
     call = _find(call_control_id)
     if call is None:
         return render_template("console/missing.html", page="call", call_control_id=call_control_id), 404
-    doc = transcripts.transcript(call, outputs.feed)
+    doc = transcripts.transcript(call, outputs.store)
     for message in doc["messages"]:
         message["intent_names"] = [names.readable("intent", i) for i in message.get("intents") or []]
     end = call.ended_at or max([call.updated_at] + [float(m.get("end") or 0) + call.created_at

@@ -16,11 +16,11 @@ from ivr.api import require_token, session_check
 from ivr.cursors import CursorError, decode_cursor, encode_cursor
 from ivr.errors import ProviderError, StoreError, error_response
 from ivr.sanitize import whole_number
+from ivr.store import StoredEvent
 from ivr.timefmt import parse_time
 
 from . import transcripts
 from .dialout import DialError
-from .feed import StoredEvent
 from .pause import PauseError
 
 bp = Blueprint("conversation", __name__)
@@ -58,12 +58,12 @@ def events() -> ResponseReturnValue:
         cursor = after
     else:
         # A new client of one call gets that call from its start; of all calls, from now on.
-        cursor = 0 if call else outputs.feed.last_id()
+        cursor = 0 if call else outputs.store.feed_last_id()
     if call is not None and outputs.store.get_call(call) is None:
         # A mistyped id would otherwise hold a stream open that never carries anything.
         return error_response(404, f"no call {call[:100]!r}")
     outputs.subscribed()
-    hub, feed, poll_s = outputs.hub, outputs.feed, outputs.settings.feed_poll_s
+    hub, store, poll_s = outputs.hub, outputs.store, outputs.settings.feed_poll_s
     still_signed_in = session_check()
 
     def stream(cursor: int) -> Iterator[str]:
@@ -78,7 +78,7 @@ def events() -> ResponseReturnValue:
                     return
             seen = hub.version
             try:
-                batch = feed.after(cursor, call)
+                batch = store.feed_after(cursor, call)
             except SQLAlchemyError:
                 # The store is unavailable: end the stream; the client reconnects with Last-Event-ID.
                 log.warning("feed stream ended: the store is unavailable")
@@ -123,7 +123,7 @@ def transcript(call_control_id: str) -> ResponseReturnValue:
     call = outputs.store.get_call(call_control_id)
     if call is None:
         return error_response(404, f"no call {call_control_id[:100]!r}")
-    doc = transcripts.transcript(call, outputs.feed)
+    doc = transcripts.transcript(call, outputs.store)
     if fmt == "txt":
         return Response(transcripts.as_text(doc), mimetype="text/plain")
     if fmt == "vtt":
@@ -152,7 +152,7 @@ def transcript_batch() -> ResponseReturnValue:
         return error_response(400, str(exc))
     settled_before = time.time() - outputs.settings.transcript_settle_s
     calls, waiting = transcripts.batch(outputs.store, since, until, after, limit, settled_before)
-    body = "".join(json.dumps(transcripts.transcript(c, outputs.feed)) + "\n" for c in calls)
+    body = "".join(json.dumps(transcripts.transcript(c, outputs.store)) + "\n" for c in calls)
     response = Response(body, mimetype="application/x-ndjson")
     # Our own encoding of where the page ended, never the text the client sent (a header must not
     # carry whatever a lenient base64 decoder skipped over).

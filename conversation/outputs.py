@@ -14,7 +14,6 @@ from ivr.store import OutputStore
 from ivr.telnyx_api import TelnyxCommands
 
 from .dialout import DialOut
-from .feed import Feed
 from .hub import FeedHub, PgListener, StorePoller
 from .pause import ListeningControl
 from .settings import OutputSettings
@@ -47,7 +46,6 @@ class Outputs:
     settings: OutputSettings
     store: OutputStore
     hub: FeedHub
-    feed: Feed
     control: ListeningControl
     summaries: Summaries
     webhooks: WebhookDelivery
@@ -61,10 +59,9 @@ class Outputs:
         """Wire the outputs over one store; nothing starts until start() or a feed client.
 
         Without Telnyx (`telnyx` None) dial-out answers that it needs Telnyx."""
-        feed = Feed(store)
-        summaries = Summaries(store, feed, settings)
-        webhooks = WebhookDelivery(store, feed, settings)
-        return cls(settings=settings, store=store, hub=hub, feed=feed,
+        summaries = Summaries(store, settings)
+        webhooks = WebhookDelivery(store, settings)
+        return cls(settings=settings, store=store, hub=hub,
                    control=ListeningControl(units, services), summaries=summaries, webhooks=webhooks,
                    worker=OutputsWorker(hub, summaries, webhooks, settings),
                    dialout=DialOut(telnyx, units, settings.dial_from, services.engine),

@@ -9,7 +9,6 @@ from typing import Any
 from ivr.store import EmailStatus, FeedEvent, OutputStore, Summary
 from ivr.timefmt import iso
 
-from .feed import Feed
 from .settings import OutputSettings
 from .summary import summarise
 
@@ -21,9 +20,8 @@ EMAILS_PER_ROUND = 20
 class Summaries:
     """Makes the summary of each ended call exactly once (any instance may), and tracks its email."""
 
-    def __init__(self, store: OutputStore, feed: Feed, settings: OutputSettings) -> None:
+    def __init__(self, store: OutputStore, settings: OutputSettings) -> None:
         self._store = store
-        self._feed = feed
         self._settings = settings
         self._cursor = 0  # call.ended events below this id have been looked at by this process
         self.behind = False  # the last round stopped at its limit: more ended calls are waiting
@@ -31,7 +29,7 @@ class Summaries:
     def make_due(self, limit: int = 100) -> int:
         """Summarise calls that ended since last time (at most `limit`); returns how many it made."""
         made = 0
-        ended = self._feed.after_kind(self._cursor, "call.ended", limit)
+        ended = self._store.feed_after_kind(self._cursor, "call.ended", limit)
         self.behind = len(ended) == limit
         for event in ended:
             made += self.make(event.call_control_id)
@@ -45,7 +43,7 @@ class Summaries:
         call = self._store.get_call(call_control_id)
         if call is None or call.is_active:
             return 0
-        body = summarise(call, self._feed.for_call(call_control_id))
+        body = summarise(call, self._store.feed_for_call(call_control_id))
         recipients = self._recipients(call_control_id, body)
         made = Summary(call_control_id=call_control_id, body=body, created_at=time.time(),
                        email_to=tuple(recipients), email_status=EmailStatus.PENDING if recipients else None,
@@ -56,7 +54,7 @@ class Summaries:
     def _recipients(self, call_control_id: str, body: dict[str, Any]) -> list[str]:
         if self._settings.smtp is None:
             return []
-        extra = [e.data["summary_to"] for e in self._feed.for_call(call_control_id, ("call.started",))
+        extra = [e.data["summary_to"] for e in self._store.feed_for_call(call_control_id, ("call.started",))
                  if e.data.get("summary_to")]
         if self._settings.summary_transferred_only and body["outcome"] != "transferred" and not extra:
             return []

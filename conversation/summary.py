@@ -7,10 +7,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ivr.store import CallRecord
+from ivr.store import CallRecord, StoredEvent
 from ivr.timefmt import iso
-
-from .feed import StoredEvent
 
 # Words that carry no topic. Short on purpose: words under four letters are skipped anyway.
 _STOP = frozenset("""

@@ -8,12 +8,10 @@ from typing import Any
 from ivr.store import CallRecord, OutputStore
 from ivr.timefmt import iso, iso_or_none
 
-from .feed import Feed
 
-
-def transcript(call: CallRecord, feed: Feed) -> dict[str, Any]:
+def transcript(call: CallRecord, store: OutputStore) -> dict[str, Any]:
     """Both parties' words in order, with timing, scores and the listening pauses."""
-    events = feed.for_call(call.call_control_id, ("message", "listening"))
+    events = store.feed_for_call(call.call_control_id, ("message", "listening"))
     messages = [{k: e.data.get(k) for k in ("party", "text", "start", "end", "timing", "score", "label",
                                             "intents")} | {"id": e.id, "at": iso(e.created_at)}
                 for e in events if e.kind == "message"]

@@ -22,9 +22,8 @@ from typing import Any
 
 import httpx
 
-from ivr.store import Delivery, DeliveryOutcome, DeliveryStatus, OutputStore
+from ivr.store import Delivery, DeliveryOutcome, DeliveryStatus, OutputStore, StoredEvent
 
-from .feed import Feed, StoredEvent
 from .settings import OutputSettings
 
 log = logging.getLogger(__name__)
@@ -60,9 +59,8 @@ def verify(secret: str, header: str, body: bytes, tolerance_s: float = 300.0) ->
 class WebhookDelivery:
     """Creates, sends and retries the deliveries of the feed to LIFELINE_EVENT_WEBHOOKS."""
 
-    def __init__(self, store: OutputStore, feed: Feed, settings: OutputSettings) -> None:
+    def __init__(self, store: OutputStore, settings: OutputSettings) -> None:
         self._store = store
-        self._feed = feed
         self._settings = settings
         self._client = httpx.Client(timeout=settings.webhook_timeout_s)
         self._pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="lifeline-hook")
@@ -90,7 +88,7 @@ class WebhookDelivery:
         chains = self._claim_chains()
         if not chains:
             return 0
-        events = {e.id: e for e in self._feed.by_ids([r.feed_id for chain in chains for r in chain])}
+        events = {e.id: e for e in self._store.feed_by_ids([r.feed_id for chain in chains for r in chain])}
         results = list(self._pool.map(lambda chain: self._send_chain(chain, events), chains))
         self._record([outcome for outcomes, _ in results for outcome in outcomes],
                      [row for _, unsent in results for row in unsent])

@@ -153,7 +153,7 @@ class Simulation:
         lifeline.engine.wait_idle(10)
         call_log = result.leg.log
         # Both parties, from the feed: the agent's words never enter the caller's messages.
-        for event in lifeline.outputs.feed.for_call(result.leg.call_control_id, ("message",)):
+        for event in lifeline.outputs.store.feed_for_call(result.leg.call_control_id, ("message",)):
             result.heard.append({"t_ms": round((event.created_at - call_log.t0_wall) * 1000, 1),
                                  "kind": "heard", "type": "message", "engine": event.data["engine"],
                                  "party": event.data["party"], "text": event.data["text"],

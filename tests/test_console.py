@@ -487,10 +487,10 @@ def test_the_live_snapshot_holds_active_calls_with_their_feed_up_to_where_the_st
         console_app: Flask) -> None:
     seed(console_app)
     outputs = console_app.extensions["conversation"]
-    shot = snapshot(console_app.extensions["lifeline"].store, outputs.feed)
+    shot = snapshot(outputs.store)
     assert [c["call_control_id"] for c in shot["calls"]] == ["v3:up"]
     assert [e["data"]["text"] for e in shot["calls"][0]["events"]] == [XSS]
-    assert shot["after"] == outputs.feed.last_id()
+    assert shot["after"] == outputs.store.feed_last_id()
 
 
 def test_pause_and_resume_from_the_call_page_need_the_pages_csrf_token(live: Simulation) -> None:

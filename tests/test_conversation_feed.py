@@ -31,7 +31,7 @@ def base_url(sim: Simulation) -> str:
 
 def stored_feed(sim: Simulation, call: str) -> list[tuple[int, str]]:
     outputs = sim.app.extensions["conversation"]  # type: ignore[union-attr]
-    return [(e.id, e.kind) for e in outputs.feed.for_call(call)]
+    return [(e.id, e.kind) for e in outputs.store.feed_for_call(call)]
 
 
 def angry_call_to_the_end(sim: Simulation) -> str:

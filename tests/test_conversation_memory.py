@@ -7,7 +7,6 @@ import json
 import time
 from pathlib import Path
 
-from conversation.feed import Feed
 from conversation.hub import FeedHub, PgListener, StorePoller
 from conversation.outputs import feed_listener
 from conversation.settings import OutputSettings
@@ -52,7 +51,7 @@ def _ended_call(store: MemoryStore, ccid: str) -> None:
 def test_a_summary_is_made_once_per_ended_call_on_the_memory_store() -> None:
     store = MemoryStore()
     _ended_call(store, "v3:a")
-    summaries = Summaries(store, Feed(store), OutputSettings())
+    summaries = Summaries(store, OutputSettings())
     assert summaries.make_due() == 1 and summaries.make_due() == 0 and summaries.make("v3:a") == 0
     made = summaries.get("v3:a")
     assert made is not None and made["summary"]["outcome"] == "completed" and made["email"] is None
@@ -62,7 +61,7 @@ def test_a_summary_is_made_once_per_ended_call_on_the_memory_store() -> None:
 def test_the_feed_goes_out_to_a_receiver_in_order_from_the_memory_store() -> None:
     store = MemoryStore()
     hook = Receiver(failures=1)
-    webhooks = WebhookDelivery(store, Feed(store), OutputSettings(
+    webhooks = WebhookDelivery(store, OutputSettings(
         event_webhooks=(hook.url,), event_secret=SECRET, retry_base_s=0.05))
     try:
         assert webhooks.materialise() == 0  # a new receiver starts from now

@@ -40,10 +40,10 @@ def api(sim: Simulation) -> Any:
 def hear(sim: Simulation, leg: Any, *lines: str) -> None:
     """The caller says each line; wait until the app has stored or dropped it."""
     for line in lines:
-        before = len(outputs(sim).feed.for_call(leg.call_control_id))
+        before = len(outputs(sim).store.feed_for_call(leg.call_control_id))
         sim.emulator.say(leg, line, 0.1)
         leg.log.wait_quiet(5)
-        wait_until(lambda b=before: len(outputs(sim).feed.for_call(leg.call_control_id)) > b, 1)
+        wait_until(lambda b=before: len(outputs(sim).store.feed_for_call(leg.call_control_id)) > b, 1)
 
 
 def end_call(sim: Simulation, leg: Any) -> None:
@@ -210,7 +210,7 @@ def test_pause_refuses_bad_bodies_unknown_and_ended_calls_and_changes_nothing(li
     end_call(live, leg)
     ended = api(live).post(f"/api/calls/{ccid}/listening", json={"paused": True}, headers=AUTH)
     assert ended.status_code == 409
-    assert not [e for e in outputs(live).feed.for_call(ccid) if e.kind == "listening"]
+    assert not [e for e in outputs(live).store.feed_for_call(ccid) if e.kind == "listening"]
 
 
 def test_a_call_ends_with_a_summary_of_topics_questions_and_action_items(live: Simulation) -> None:
@@ -230,7 +230,7 @@ def test_a_call_ends_with_a_summary_of_topics_questions_and_action_items(live: S
         "Please cancel the second payment.", "And call me back tomorrow about the credit card fee."]
     assert len(summary["sentiment"]["caller"]["arc"]) == 4
     assert found["email"] is None
-    [ready] = [e for e in outputs(live).feed.for_call(ccid) if e.kind == "summary.ready"]
+    [ready] = [e for e in outputs(live).store.feed_for_call(ccid) if e.kind == "summary.ready"]
     assert ready.data["summary"] == summary
 
 
@@ -274,7 +274,7 @@ def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order_signed
         assert wait_until(lambda: leg.log.bridged, 10)
         end_call(sim, leg)
         ccid = leg.call_control_id
-        stored = [e.id for e in outputs(sim).feed.for_call(ccid)]
+        stored = [e.id for e in outputs(sim).store.feed_for_call(ccid)]
         assert wait_until(lambda: len(receiver.accepted) >= len(stored), 20)
         got = [json.loads(a["body"]) for a in receiver.accepted]
         assert [g["id"] for g in got] == stored
@@ -417,7 +417,7 @@ def test_a_menu_key_pauses_and_another_resumes_listening_and_both_are_audited(tm
         audit = [e["event_type"] for e in record["events"]
                  if e["event_type"].startswith("lifeline.listening")]
         assert audit == ["lifeline.listening.paused", "lifeline.listening.resumed"]
-        published = [e.data for e in outputs(sim).feed.for_call(ccid, ("listening",))]
+        published = [e.data for e in outputs(sim).store.feed_for_call(ccid, ("listening",))]
         assert [(d["state"], d["by"]) for d in published] == [("paused", "caller key"),
                                                               ("resumed", "caller key")]
         spoken = [c["body"]["payload"] for c in sim.emulator.commands_for(ccid, "gather_using_speak")]
@@ -553,7 +553,6 @@ def test_redelivery_without_receivers_is_refused_naming_the_settings(app: Flask)
 
 
 def test_only_configured_receivers_are_sent_to_and_a_removed_ones_rows_wait(tmp_path: Any) -> None:
-    from conversation.feed import Feed
     from conversation.settings import OutputSettings
     from conversation.webhooks_out import PENDING, WebhookDelivery
     from ivr.store import schema
@@ -563,7 +562,7 @@ def test_only_configured_receivers_are_sent_to_and_a_removed_ones_rows_wait(tmp_
     kept, removed = Receiver(failures=0), Receiver(failures=0)
     webhooks = None
     try:
-        webhooks = WebhookDelivery(store, Feed(store), OutputSettings(
+        webhooks = WebhookDelivery(store, OutputSettings(
             event_webhooks=(kept.url,), event_secret=SECRET, retry_base_s=0.05))
         assert webhooks.materialise() == 0  # a new receiver starts from now
         now = time.time()
@@ -605,7 +604,6 @@ def test_redelivery_to_a_url_that_is_not_a_receiver_is_refused_naming_them(recei
 
 
 def test_a_chain_sent_in_one_round_fits_in_its_lease_and_the_rest_follow_in_order(tmp_path: Any) -> None:
-    from conversation.feed import Feed
     from conversation.settings import OutputSettings
     from conversation.webhooks_out import LEASE_S, SENDERS, WebhookDelivery
     from ivr.store import schema
@@ -615,7 +613,7 @@ def test_a_chain_sent_in_one_round_fits_in_its_lease_and_the_rest_follow_in_orde
     hook = Receiver(failures=0)
     # Each send may take up to three times the timeout (connect, send, read): a ninth of the lease
     # allows two sends per round.
-    webhooks = WebhookDelivery(store, Feed(store), OutputSettings(
+    webhooks = WebhookDelivery(store, OutputSettings(
         event_webhooks=(hook.url,), event_secret=SECRET, webhook_timeout_s=LEASE_S / 9))
     try:
         webhooks.materialise()

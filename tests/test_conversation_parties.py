@@ -17,7 +17,7 @@ def test_after_the_bridge_both_parties_are_transcribed_labelled_and_scored(live:
     assert result.passed, result.problems
     ccid = result.leg.call_control_id
     lifeline = live.app.extensions["lifeline"]  # type: ignore[union-attr]
-    messages = [e.data for e in lifeline.outputs.feed.for_call(ccid, ("message",))]
+    messages = [e.data for e in lifeline.outputs.store.feed_for_call(ccid, ("message",))]
     assert [(m["party"], m["text"]) for m in messages] == [
         ("caller", "I need to speak to a real person about my stolen card"),
         ("agent", "Hello, this is Dana from cards. I'm sorry about your card."),
@@ -52,7 +52,7 @@ def test_agent_words_never_trigger_an_escalation(live: Simulation, tmp_path: Pat
     assert result.passed, result.problems
     ccid = result.leg.call_control_id
     lifeline = live.app.extensions["lifeline"]  # type: ignore[union-attr]
-    agent = [e.data for e in lifeline.outputs.feed.for_call(ccid, ("message",))]
+    agent = [e.data for e in lifeline.outputs.store.feed_for_call(ccid, ("message",))]
     assert [m["party"] for m in agent] == ["agent", "agent"] and all(m["score"] < 0 for m in agent)
     assert [d["rule"] for d in lifeline.store.decisions(ccid)] == ["dtmf_0"]  # the key, not the agent
     assert len(result.transfer_commands) == 1
@@ -76,7 +76,7 @@ def test_the_local_engine_hears_the_agent_on_the_outbound_track_after_the_bridge
         ccid = result.leg.call_control_id
         lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
         lifeline.engine.wait_idle(20)
-        messages = [e.data for e in lifeline.outputs.feed.for_call(ccid, ("message",))]
+        messages = [e.data for e in lifeline.outputs.store.feed_for_call(ccid, ("message",))]
         by_party = {p: " ".join(m["text"].lower() for m in messages if m["party"] == p)
                     for p in ("caller", "agent")}
         assert "real person" in by_party["caller"] and "wallet" in by_party["caller"]

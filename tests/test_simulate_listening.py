@@ -25,8 +25,8 @@ AFTER = "Okay, that is all I needed, thank you very much"
 
 def heard_and_listening(sim: Simulation, ccid: str) -> tuple[list[str], list[str]]:
     """The caller's lines the app published, and its listening states, in feed order."""
-    feed = sim.app.extensions["lifeline"].outputs.feed  # type: ignore[union-attr]
-    events = feed.for_call(ccid, ("message", "listening"))
+    store = sim.app.extensions["lifeline"].outputs.store  # type: ignore[union-attr]
+    events = store.feed_for_call(ccid, ("message", "listening"))
     return ([e.data["text"] for e in events if e.kind == "message" and e.data["party"] == "caller"],
             [e.data["state"] for e in events if e.kind == "listening"])
 

@@ -90,7 +90,7 @@ def bridged(sim: Simulation, leg: TwilioLeg) -> None:
 
 def feed(sim: Simulation, leg: TwilioLeg) -> list[tuple[str, str]]:
     """Every line published for the call: (party, text)."""
-    events = lifeline(sim).outputs.feed.for_call(leg.call_control_id, ("message",))
+    events = lifeline(sim).outputs.store.feed_for_call(leg.call_control_id, ("message",))
     return [(e.data["party"], e.data["text"]) for e in events]
 
 
