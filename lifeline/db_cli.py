@@ -5,16 +5,27 @@ from __future__ import annotations
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import Engine
 
 from ivr.store.migrate import NewerSchema, current, head, upgrade
+from ivr.store.sql import SqlStore
 
 db = AppGroup("db", help="Database schema migrations (Alembic).")
+
+
+def _engine() -> Engine:
+    """The configured database's engine; a store with no schema (memory://) stops the command."""
+    store = current_app.extensions["lifeline"].store
+    if not isinstance(store, SqlStore):
+        raise click.ClickException("DATABASE_URL=memory:// has no schema to migrate: it starts empty and "
+                                   "current in every process")
+    return store.engine
 
 
 @db.command("upgrade")
 def upgrade_command() -> None:
     """Bring the database to the code's schema (under a lock; safe to run from several places)."""
-    engine = current_app.extensions["lifeline"].store.engine
+    engine = _engine()
     try:
         before, after = upgrade(engine)
     except NewerSchema as exc:
@@ -32,7 +43,7 @@ def upgrade_command() -> None:
 @db.command("current")
 def current_command() -> None:
     """Print the database's schema revision and the code's."""
-    engine = current_app.extensions["lifeline"].store.engine
+    engine = _engine()
     revision = current(engine)
     behind = "" if revision == head() else " (run `flask db upgrade`)"
     click.echo(f"database: {revision or 'none'}; code: {head()}{behind}")

@@ -46,7 +46,7 @@ from ivr.recording_sinks import sink_from_settings
 from ivr.recordings import RecordingKeeper
 from ivr.sanitize import FiniteJSONProvider
 from ivr.security import WebhookVerifier
-from ivr.store.sql import SqlStore
+from ivr.store import OutputStore, open_store
 from ivr.telnyx_api import TelnyxCommands, longest_send_s
 from providers import Provider, ProviderCommands
 from providers.telnyx import TelnyxNotConfigured, TelnyxProvider
@@ -67,7 +67,7 @@ class Lifeline:
 
     settings: Settings
     menu: Menu
-    store: SqlStore
+    store: OutputStore
     sender: Sender
     telnyx: Provider  # its webhooks and media frames go through it (TelnyxNotConfigured without Telnyx)
     calls: CallService
@@ -172,8 +172,8 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     settings = replace(settings,
                        warnings=(*settings.warnings, *menu_and_rules_warnings(menu, rules, settings)))
     engine = make_engine(settings)
-    store = SqlStore(settings.database_url, create_schema=migrate,
-                     sqlite_synchronous=settings.sqlite_synchronous)
+    store = open_store(settings.database_url, create_schema=migrate,
+                       sqlite_synchronous=settings.sqlite_synchronous)
     # Checked, not reported: whoever starts the app says it where it helps (lifeline/startup.py).
     problem = None if migrate else store.schema_problem()
     metrics = Metrics()

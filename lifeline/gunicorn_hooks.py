@@ -8,7 +8,11 @@ from typing import Any
 
 from gunicorn import glogging
 
-_state: dict[str, Any] = {"format": "text", "secrets": ()}
+from ivr.store import MEMORY_URL
+
+EX_CONFIG = 78  # sysexits.h: configuration error (as lifeline/startup.py)
+
+_state: dict[str, Any] = {"format": "text", "secrets": (), "memory": False}
 
 
 def prepare() -> None:
@@ -18,6 +22,7 @@ def prepare() -> None:
     settings = check_or_exit()
     _state["format"] = settings.log_format
     _state["secrets"] = tuple(secrets_of(settings))
+    _state["memory"] = settings.database_url == MEMORY_URL
 
 
 class Logger(glogging.Logger):  # type: ignore[misc]
@@ -55,5 +60,11 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_starting(server: Any) -> None:
-    """Say where the metrics of all workers are gathered."""
+    """Stop when the workers could not share their calls; say where their metrics are gathered."""
+    if _state["memory"] and server.cfg.workers > 1:
+        # Each worker would hold its own calls, and a call's next webhook may reach another one.
+        server.log.error("DATABASE_URL=memory:// keeps calls in one process, and gunicorn would start %d "
+                         "workers: start it with --workers 1, or set DATABASE_URL to sqlite:/// or "
+                         "postgresql://", server.cfg.workers)
+        raise SystemExit(EX_CONFIG)
     server.log.info("metrics of all workers are shared in %s", os.environ["PROMETHEUS_MULTIPROC_DIR"])

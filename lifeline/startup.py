@@ -30,7 +30,7 @@ from ivr import logs
 from ivr.config import Settings, load_settings
 from ivr.errors import ConfigError, LifelineError
 from ivr.menu import Menu, load_menu
-from ivr.store.sql import SqlStore
+from ivr.store import MEMORY_URL, open_store
 from ivr.yamlfile import line_of
 from providers.twilio.settings import twilio_settings
 from transfer.rules import RuleSet, load_rules
@@ -146,7 +146,7 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
     if not problems:
         try:
             # Opened without touching the schema: only `flask db upgrade` changes it.
-            SqlStore(settings.database_url, create_schema=False).close()
+            open_store(settings.database_url).close()
         except LifelineError as exc:
             problems.append(str(exc))
     if problems:
@@ -182,7 +182,7 @@ def require_current_schema(settings: Settings | None = None) -> None:
             settings = load_settings(None, Path.cwd() / "instance")
         except LifelineError as exc:
             fail(exc)
-    store = SqlStore(settings.database_url, create_schema=False)
+    store = open_store(settings.database_url)
     try:
         problem = store.schema_problem()
     except LifelineError as exc:
@@ -294,8 +294,14 @@ def _command_shell(extend: Extend | None, dev_commands: Collection[str]) -> Flas
     if extend is not None:
         extend(shell)
 
-    def build() -> Flask:
-        app = create_app()
+    def build(dev: bool) -> Flask:
+        if dev:
+            # Development commands place their calls on databases of their own: the app built here
+            # lends them its settings and services only, so it opens no database (and makes no file).
+            load_env_file()
+            app = create_app({"DATABASE_URL": MEMORY_URL})
+        else:
+            app = create_app()
         if extend is not None:
             extend(app)
         return app
@@ -303,8 +309,9 @@ def _command_shell(extend: Extend | None, dev_commands: Collection[str]) -> Flas
     for name, command in list(shell.cli.commands.items()):
         # Development commands make and migrate databases of their own, and `flask db` is how the
         # schema is read and brought up to date: neither needs the configured one current.
-        shell.cli.commands[name] = guard(command, build, dev=name in dev_commands,
-                                         needs_schema=name not in dev_commands and name != db_cli.db.name)
+        dev = name in dev_commands
+        shell.cli.commands[name] = guard(command, functools.partial(build, dev), dev=dev,
+                                         needs_schema=not dev and name != db_cli.db.name)
     return shell
 
 

@@ -240,3 +240,20 @@ def test_simulate_names_a_token_the_user_set_and_never_prints_it(app: Flask, tmp
     assert result.exit_code == 0, result.output  # the pause went through with the user's token
     assert "(sign in with your LIFELINE_API_TOKEN; API http://127.0.0.1:" in result.output
     assert secret not in result.output
+
+
+def test_the_app_takes_calls_end_to_end_on_the_memory_store() -> None:
+    from ivr.store.memory import MemoryStore
+
+    names = ["02-asks-for-human.yaml", "03-operator-key.yaml", "09-hangup-mid-menu.yaml"]
+    with Simulation({"LIFELINE_AGENTS": AGENTS}, speed=20, database_url="memory://") as sim:
+        assert sim.app is not None
+        results = sim.run([load_scenario(CALLS / n) for n in names])
+        lifeline = sim.app.extensions["lifeline"]
+        store = lifeline.store
+        assert isinstance(store, MemoryStore)
+        assert [(r.passed, r.outcome) for r in results] == [
+            (True, "transferred"), (True, "transferred"), (True, "completed")], [r.problems for r in results]
+        human = results[0].leg.call_control_id
+        assert [d["rule"] for d in store.decisions(human)] == ["caller_intent"]
+        assert [e.kind for e in store.feed_for_call(human, ("transfer",))]  # the live feed is kept too

@@ -44,6 +44,7 @@ class Run:
     code: int
     out: str
     err: str
+    cwd: Path
 
     @property
     def lines(self) -> list[str]:
@@ -77,6 +78,12 @@ CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
                             str(ROOT / "examples/calls/01-calm-balance.yaml")],
                            {"LIFELINE_RULES": "rules.yaml"}, {"rules.yaml": BAD_RULES}),
     "db_upgrade_fresh": (["flask", "--app", str(ROOT / "app.py"), "db", "upgrade"], GOOD, {}),
+    "db_upgrade_memory": (["flask", "--app", str(ROOT / "app.py"), "db", "upgrade"],
+                          {**GOOD, "DATABASE_URL": "memory://"}, {}),
+    "monitor_memory": (["flask", "--app", str(ROOT / "app.py"), "monitor", "--once"],
+                       {**GOOD, "DATABASE_URL": "memory://"}, {}),
+    "gunicorn_memory": (["gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT),
+                         "--bind", "127.0.0.1:0", "app:app"], {**GOOD, "DATABASE_URL": "memory://"}, {}),
     "dial_fresh": (["flask", "--app", str(ROOT / "app.py"), "dial", "+15557770000"],
                    {**GOOD, "LIFELINE_DIAL_FROM": "+15550100000",
                     "TELNYX_CONNECTION_ID": "1494404757140276705",
@@ -97,9 +104,9 @@ CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     """Run every case at once, each in an empty directory of its own."""
-    started = {}
+    started, cwds = {}, {}
     for name, (argv, env, files) in CASES.items():
-        cwd = tmp_path_factory.mktemp(name)
+        cwd = cwds[name] = tmp_path_factory.mktemp(name)
         for filename, text in files.items():
             if text == "@example":
                 shutil.copy(ROOT / ".env.example", cwd / filename)
@@ -114,7 +121,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
         except subprocess.TimeoutExpired:
             process.kill()
             out, err = process.communicate()
-        results[name] = Run(process.returncode, out, err)
+        results[name] = Run(process.returncode, out, err, cwds[name])
     yield results
 
 
@@ -163,6 +170,32 @@ def test_a_command_that_makes_its_own_database_says_nothing_of_the_configured_on
     assert run.code == 0, run.err
     assert "PASS" in run.out
     assert not [line for line in run.lines if "schema" in line], run.lines
+    # It lends the configured settings, not the configured database: no SQLite file is left behind.
+    assert sorted(p.name for p in run.cwd.iterdir()) == [], list(run.cwd.iterdir())
+
+
+def test_flask_db_upgrade_on_a_memory_store_says_there_is_nothing_to_migrate(runs: dict[str, Run]) -> None:
+    run = runs["db_upgrade_memory"]
+    assert run.code == 1, run.lines
+    _clean(run)
+    assert run.lines[-1] == ("Error: DATABASE_URL=memory:// has no schema to migrate: it starts empty "
+                             "and current in every process"), run.lines
+
+
+def test_flask_monitor_on_a_memory_store_refuses_since_the_calls_are_in_the_server(
+        runs: dict[str, Run]) -> None:
+    run = runs["monitor_memory"]
+    assert run.code == 1, run.lines
+    _clean(run)
+    assert run.lines[-1].startswith("Error: DATABASE_URL=memory:// keeps calls inside the serving process"), \
+        run.lines
+
+
+def test_gunicorn_with_a_memory_store_and_two_workers_stops_naming_workers_1(runs: dict[str, Run]) -> None:
+    run = runs["gunicorn_memory"]
+    assert run.code == EX_CONFIG, run.lines
+    assert "Booting worker" not in run.out + run.err  # stopped before any worker could take a call
+    assert any("start it with --workers 1" in line for line in run.lines), run.lines
 
 
 def test_flask_db_upgrade_on_a_fresh_database_upgrades_without_telling_to_upgrade(
@@ -191,8 +224,8 @@ def test_an_unsupported_database_scheme_is_named_without_its_password(runs: dict
     _clean(run)
     assert run.lines == ["error: DATABASE_URL uses mysql:// (db.example.com), which Lifeline does not "
                          "support: the supported schemes are sqlite, postgresql, postgres, "
-                         "postgresql+psycopg (e.g. sqlite:///instance/lifeline.db or "
-                         "postgresql://user@host/dbname)"]
+                         "postgresql+psycopg, memory (e.g. sqlite:///instance/lifeline.db or "
+                         "postgresql://user@host/dbname; memory:// for a trial)"]
     assert "hunter2secret" not in run.out + run.err
 
 
@@ -387,3 +420,11 @@ def test_flask_run_on_a_port_another_server_has_stops_before_its_monitor_starts(
     assert f"error: cannot serve on 127.0.0.1:{port} (Address already in use): another server has it" \
         in done.stderr
     assert "monitor started" not in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_memory_store_is_accepted_with_a_warning_that_it_is_for_one_process(tmp_path: Path) -> None:
+    settings = load_settings({**GOOD, "DATABASE_URL": "memory://"}, tmp_path)
+    assert settings.database_url == "memory://"
+    assert any(w.startswith("DATABASE_URL=memory:// keeps calls in this process only")
+               for w in settings.warnings), settings.warnings
+    assert not (tmp_path / "lifeline.db").exists()

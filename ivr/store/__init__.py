@@ -2,10 +2,11 @@
 and the conversation outputs' (feed reads, summaries, webhook deliveries).
 
 The records and the interfaces load nothing heavy; the backends are imported from their own
-modules (`ivr.store.sql`, `ivr.store.memory`) by whoever builds one.
+modules (`ivr.store.sql`, `ivr.store.memory`) when `open_store` picks one.
 """
 
 from .base import CallStore, StoreTx
+from .opening import MEMORY_URL, open_store
 from .outputs import (
     Delivery,
     DeliveryAttempt,
@@ -33,7 +34,7 @@ from .records import (
     TransferStatus,
 )
 
-__all__ = ["OUTCOMES", "CallPage", "CallQuery", "CallRecord", "CallStatus", "CallStore", "Command",
-           "CommandStatus", "Delivery", "DeliveryAttempt", "DeliveryOutcome", "DeliveryStatus", "EmailStatus",
-           "FeedEvent", "FeedNotices", "Message", "OutboxEntry", "OutputStore", "StoreFigures", "StoreTx",
-           "StoredEvent", "Summary", "TransferRecord", "TransferStatus"]
+__all__ = ["MEMORY_URL", "OUTCOMES", "CallPage", "CallQuery", "CallRecord", "CallStatus", "CallStore",
+           "Command", "CommandStatus", "Delivery", "DeliveryAttempt", "DeliveryOutcome", "DeliveryStatus",
+           "EmailStatus", "FeedEvent", "FeedNotices", "Message", "OutboxEntry", "OutputStore", "StoreFigures",
+           "StoreTx", "StoredEvent", "Summary", "TransferRecord", "TransferStatus", "open_store"]

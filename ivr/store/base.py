@@ -193,3 +193,7 @@ class CallStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    def schema_problem(self) -> str | None:
+        """One line when the stored schema is not the code's (run `flask db upgrade`), else None."""
+        return None  # a store with no schema of its own (memory) is always current
