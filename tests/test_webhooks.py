@@ -40,7 +40,8 @@ def test_signed_event_is_acknowledged_and_recorded(app: Flask, signed: WebhookFa
 
 
 @pytest.mark.parametrize("case", ["unsigned", "no_timestamp", "forged_key", "tampered_body",
-                                  "stale", "future", "garbage_signature", "timestamp_not_number"])
+                                  "stale", "future", "garbage_signature", "timestamp_not_number",
+                                  "timestamp_of_400_digits", "timestamp_with_underscores"])
 def test_bad_signature_is_refused_with_403_and_touches_nothing(
         app: Flask, signed: WebhookFactory, case: str) -> None:
     body, headers = signed("call.initiated", INITIATED)
@@ -61,6 +62,10 @@ def test_bad_signature_is_refused_with_403_and_touches_nothing(
         headers["telnyx-signature-ed25519"] = "not base64!"
     elif case == "timestamp_not_number":
         headers["telnyx-timestamp"] = "yesterday"
+    elif case == "timestamp_of_400_digits":  # int() reads it; the window's float arithmetic overflowed
+        headers["telnyx-timestamp"] = "9" * 400
+    elif case == "timestamp_with_underscores":  # int() reads "1_764_000_000" too
+        headers["telnyx-timestamp"] = f"{now:_}"
     response = post(app, body, headers)
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "invalid_signature"
