@@ -151,6 +151,37 @@ def test_an_agent_leg_that_shows_up_after_the_caller_left_is_hung_up(live: Simul
     assert (late.status, late.agent_call_control_id) == (TransferStatus.CANCELLED, "v3:agent-late")
 
 
+def test_a_cancelled_agent_leg_while_the_caller_is_still_up_moves_on_to_the_next_agent(
+        live: Simulation) -> None:
+    # originator_cancel usually means the caller hung up, and their own hangup follows; when it
+    # does not (Twilio reports a <Dial> our own update cut short this way), the caller must not wait
+    # in silence with no attempt open.
+    live.emulator.inject(Fault("transfer", drop=True))  # taken; its leg's webhooks are posted here
+    leg = start_call(live)
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: len(accepted(live, leg.call_control_id, "transfer")) == 1)
+    [transfer] = [o.command for o in store(live).outbox(leg.call_control_id) if o.command.name == "transfer"]
+    agent_leg = {"call_control_id": "v3:agent-cancel", "call_leg_id": "agent-cancel",
+                 "call_session_id": "s-c", "direction": "outgoing", "from": "+15550100000",
+                 "to": AGENTS.split(",")[0],
+                 "client_state": transfer.params["target_leg_client_state"]}
+    client = live.app.test_client()  # type: ignore[union-attr]
+    for kind, extra in (("call.initiated", {"state": "bridging"}),
+                        ("call.hangup", {"hangup_cause": "originator_cancel"})):
+        body, headers = make_signer(live.emulator)(kind, {**agent_leg, **extra})
+        assert client.post("/webhooks/telnyx", data=body, headers=headers).status_code == 200
+    [cancelled] = store(live).transfers(leg.call_control_id)
+    assert cancelled.status == TransferStatus.CANCELLED
+    assert store(live).get_call(leg.call_control_id).status == CallStatus.TRANSFERRING
+    assert monitor(live).sweep().unstuck == 0  # the caller's own hangup may still be on its way
+    assert monitor(live).sweep(now=time.time() + 31).unstuck == 1
+    settle(live, leg)
+    first, second = store(live).transfers(leg.call_control_id)[:2]
+    assert (first.status, first.hangup_cause) == (TransferStatus.CANCELLED, "originator_cancel")
+    assert second.to_number == AGENTS.split(",")[1]
+    assert len(accepted(live, leg.call_control_id, "transfer")) == 2
+
+
 def test_an_answered_agent_whose_bridge_was_never_reported_is_connected_not_rung_over(
         live: Simulation) -> None:
     live.emulator.lose_webhooks("call.bridged")
