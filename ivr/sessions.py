@@ -52,6 +52,7 @@ def bearer(header: str) -> str | None:
 
 def token_matches(given: str, expected: str) -> bool:
     """Constant-time comparison of a presented token with the configured one."""
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, so a 500).
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
@@ -100,7 +101,7 @@ def csrf_token() -> str:
 def csrf_ok(given: str | None) -> bool:
     """True when `given` is this session's CSRF token."""
     token = session.get(_CSRF_KEY)
-    return isinstance(token, str) and isinstance(given, str) and hmac.compare_digest(given, token)
+    return isinstance(token, str) and isinstance(given, str) and token_matches(given, token)
 
 
 def _digest(token: str) -> str:

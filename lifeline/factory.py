@@ -14,7 +14,7 @@ from flask import Flask, request
 from flask.helpers import get_load_dotenv
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import InterfaceError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from calls.monitor import Monitor
 from calls.service import CallService
@@ -293,7 +293,15 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> ResponseReturnValue:
-        return error_response(exc.code or 500, exc.description or exc.name)
+        message = exc.description or exc.name
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            message = f"{request.path[:200]} takes {', '.join(exc.valid_methods)}, not {request.method}"
+        response, status = error_response(exc.code or 500, message)
+        # Werkzeug's own headers (a 405's Allow, a 416's Content-Range), in the one error shape's body.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> ResponseReturnValue:

@@ -131,3 +131,29 @@ def test_a_json_body_sent_without_its_content_type_is_refused_naming_the_header(
     dial = client.post("/api/calls", data='{"to": "+15557770000"}', headers=AUTH)
     assert dial.status_code == 400
     assert "Content-Type: application/json" in dial.get_json()["error"]["message"]
+
+
+def test_every_405_names_the_methods_in_allow_and_in_the_one_error_shape(api_app: Flask) -> None:
+    wrong = api_app.test_client().put("/healthz")
+    assert wrong.status_code == 405
+    assert set(wrong.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert wrong.get_json()["error"]["code"] == "method_not_allowed"
+    assert wrong.get_json()["error"]["message"].startswith("/healthz takes ")
+    assert wrong.get_json()["error"]["message"].endswith(", not PUT")
+
+
+def test_json_nested_past_the_webhooks_limit_is_a_400_not_a_500(api_app: Flask) -> None:
+    deep = "{\"a\":" * 3000 + "1" + "}" * 3000
+    for path in ("/api/calls", "/api/calls/v3:x/listening"):
+        refused = api_app.test_client().post(path, data=deep, headers=AUTH, content_type="application/json")
+        assert refused.status_code == 400, path
+        assert refused.get_json()["error"]["code"] == "bad_request"
+
+
+def test_a_csrf_token_with_non_ascii_characters_is_refused_403_not_a_500(api_app: Flask) -> None:
+    client = api_app.test_client()
+    client.post("/dashboard/signin", data={"token": API_TOKEN})
+    assert client.post("/dashboard/signout", data={"csrf": "\u00e9t\u00e9"}).status_code == 403
+    refused = client.post("/api/calls/v3:x/listening", json={"paused": True},
+                          headers={"X-CSRF-Token": "\u00e9"})
+    assert refused.status_code == 403
