@@ -110,6 +110,11 @@ class CommandSender:
         # time alongside (one command can take four timeouts and their back-off, past the sweep's age).
         self._in_flight: set[str] = set()
         self._in_flight_lock = threading.Lock()
+        self._resubmit: Callable[[Sequence[Command]], None] = self.submit
+
+    def route_resends(self, submit: Callable[[Sequence[Command]], None]) -> None:
+        """Send what the sweep resends through `submit` (a wrapper that routes some calls elsewhere)."""
+        self._resubmit = submit
 
     def on_call_ended(self, callback: Callable[[str, str], object]) -> None:
         """Call `callback(call_control_id, cause)` when Telnyx answers a command with 90018."""
@@ -204,7 +209,7 @@ class CommandSender:
 
     def resend_due(self, older_than_s: float = 10.0, untried_older_than_s: float | None = None) -> int:
         """Resend pending commands whose sender gave up or died; returns how many."""
-        count = 0
+        resend: list[Command] = []
         for command in self._store.due_commands(older_than_s, untried_older_than_s=untried_older_than_s):
             with self._in_flight_lock:
                 if command.command_id in self._in_flight:
@@ -219,9 +224,10 @@ class CommandSender:
             if later is not None:
                 self._give_up(command, CommandStatus.SUPERSEDED, f"not resent: stale after {later}")
                 continue
-            self.submit([command])
-            count += 1
-        return count
+            resend.append(command)
+        # Together, in their order: a wrapper keeps one call's commands in one request (Twilio).
+        self._resubmit(resend)
+        return len(resend)
 
     def _give_up(self, command: Command, status: str, why: str) -> None:
         tried = next((o.attempts for o in self._store.outbox(command.call_control_id)

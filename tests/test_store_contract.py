@@ -230,6 +230,51 @@ def test_due_commands_are_handed_to_one_sweeper_only(store: CallStore) -> None:
     assert sorted(taken) == [f"cmd-{i}" for i in range(5)]
 
 
+def test_a_queued_command_a_sweep_handed_to_a_resend_is_not_claimed_by_its_first_sender(
+        store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.enqueue([Command("first", "v3:c", "transfer", {}), Command("second", "v3:c", "transfer", {})])
+    queued_at = time.time()
+    time.sleep(0.02)
+    assert [c.command_id for c in store.due_commands(older_than_s=-1)] == ["first", "second"]
+    resent_at = time.time()
+    # The senders that queued them before the hand-over stand down; the resends go.
+    assert not store.claim_command("first", queued_at)
+    assert store.claim_command("first", resent_at)
+    # Claimed, it is not handed over again until it is due once more.
+    assert list(store.due_commands(older_than_s=10)) == []
+    store.mark_command("second", CommandStatus.SENT, 1, None)
+    assert not store.claim_command("second", time.time())  # settled
+    assert not store.claim_command("unknown", time.time())
+
+
+def test_a_claim_and_a_sweeps_hand_over_never_both_win(store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.enqueue([Command(f"cmd-{i}", "v3:c", "transfer", {}) for i in range(20)])
+    queued_at = time.time()
+    # Due to the sweep from the start; a claimed one is due again a lease later (as in the test above).
+    lease_s = 1.0
+    time.sleep(lease_s + 0.05)
+    claimed: list[str] = []
+    handed: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def claim() -> None:
+        barrier.wait()
+        claimed.extend(f"cmd-{i}" for i in range(20) if store.claim_command(f"cmd-{i}", queued_at))
+
+    def sweep() -> None:
+        barrier.wait()
+        handed.extend(c.command_id for c in store.due_commands(older_than_s=lease_s))
+
+    threads = [threading.Thread(target=claim), threading.Thread(target=sweep)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed + handed) == sorted(f"cmd-{i}" for i in range(20))  # each exactly once
+
+
 def test_recent_or_finished_commands_are_not_due(store: CallStore) -> None:
     with store.unit() as tx:
         tx.enqueue([Command("old-sent", "v3:c", "hangup", {}), Command("fresh", "v3:c", "hangup", {})])

@@ -598,3 +598,34 @@ def test_a_twilio_command_the_router_could_not_deliver_never_declares_telnyx_unr
     assert lifeline.sender.wait_idle(30)
     assert [o.status for o in lifeline.store.outbox(SID)] == [CommandStatus.PENDING] * 3  # not delivered
     assert lifeline.sender.reachability.state == "ok"
+
+
+def test_a_command_queued_behind_a_slow_update_and_handed_to_the_sweeps_resend_goes_once(
+        app_config: dict[str, object], twilio_emulator: TwilioEmulator) -> None:
+    # Twilio's REST API has no idempotency key: a command that waits in its call's queue past the
+    # resend age is handed to a resend (by any process's sweep), and must then not go twice.
+    import threading
+
+    app = create_app({**app_config, **twilio_emulator.app_settings(), "LIFELINE_PUBLIC_URL": PUBLIC,
+                      "LIFELINE_ENGINE": "twilio"}, migrate=True)
+    lifeline = app.extensions["lifeline"]
+    release = threading.Event()
+    try:
+        twilio_emulator.inject(Fault("update", hold=release))  # Twilio sits on the first update
+        first, second = (Command(f"say-{n}", SID, "speak", {"payload": f"line {n}"}) for n in (1, 2))
+        for command in (first, second):  # two units of work: two updates, in order on the call's lane
+            with lifeline.store.unit() as tx:
+                tx.enqueue([command])
+            lifeline.sender.submit([command])
+        time.sleep(0.2)  # the first update is with Twilio, the second waits on the call's lane
+        lifeline.store.mark_command(first.command_id, CommandStatus.SENT, 1, None)  # out of the sweep's view
+        time.sleep(0.01)
+        assert lifeline.sender.resend_due(0.0, 0.0) == 1  # the second, still queued behind the first
+        release.set()
+        assert lifeline.sender.wait_idle(30)
+        updates = [r for r in twilio_emulator.requests if r["name"] == "update"]
+        said = [body for r in updates for body in [str(r["body"])] if "line 2" in body]
+        assert len(said) == 1, updates
+    finally:
+        release.set()
+        lifeline.close()

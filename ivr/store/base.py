@@ -167,6 +167,11 @@ class CallStore(ABC):
         """Record what happened to a pending outbox command; False (nothing changes) once it is settled."""
 
     @abstractmethod
+    def claim_command(self, command_id: str, queued_at: float) -> bool:
+        """Take a pending command for sending by the sender that queued it at `queued_at`: False when
+        a sweep has handed it to a resend since (or it is settled), and then it must not go too."""
+
+    @abstractmethod
     def due_commands(self, older_than_s: float, limit: int = 100,
                      untried_older_than_s: float | None = None) -> Iterator[Command]:
         """Pending commands not touched for a while (their sender gave up, or died), oldest first.

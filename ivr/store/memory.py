@@ -302,6 +302,14 @@ class MemoryStore(MemoryOutputs):
                 updated_at=time.time())
             return True
 
+    def claim_command(self, command_id: str, queued_at: float) -> bool:
+        with self._lock:
+            entry = self._tables.commands.get(command_id)
+            if entry is None or entry.status != CommandStatus.PENDING or entry.updated_at > queued_at:
+                return False
+            self._tables.commands[command_id] = replace(entry, updated_at=time.time())
+            return True
+
     def due_commands(self, older_than_s: float, limit: int = 100,
                      untried_older_than_s: float | None = None) -> Iterator[Command]:
         now = time.time()

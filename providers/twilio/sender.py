@@ -11,6 +11,7 @@ update per call and unit of work, so a handoff `<Say>` and its `<Dial>` stay tog
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -58,6 +59,8 @@ class TwilioAwareSender:
         self._store = store
         self._twilio = twilio
         self._executor = KeyedSerialExecutor(workers, "lifeline-twilio")
+        # The sweep's resends of Twilio calls come back here, so they go by REST, batched per call.
+        inner.route_resends(self.submit)
 
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue committed commands: captured, grouped for REST, or passed to the Telnyx sender."""
@@ -73,17 +76,24 @@ class TwilioAwareSender:
             elif command.name in TWIML_COMMANDS:
                 batches.setdefault(sid, []).append(command)
             else:
-                self._executor.submit(sid, partial(self._send, [command]))
+                self._executor.submit(sid, partial(self._send, [command], time.time()))
         self._inner.submit(others)
         for sid, batch in batches.items():
-            self._executor.submit(sid, partial(self._send, batch))
+            self._executor.submit(sid, partial(self._send, batch, time.time()))
 
     def mark_sent(self, commands: Sequence[Command]) -> None:
         """Record that commands left inside a webhook response."""
         for command in commands:
             self._store.mark_command(command.command_id, CommandStatus.SENT, 1, None)
 
-    def _send(self, batch: list[Command]) -> None:
+    def _send(self, batch: list[Command], queued_at: float) -> None:
+        # Twilio's REST API has no idempotency key, so a command must go once: one queued here may
+        # wait past the sweep's resend age (a slow Twilio, a long queue), and then a sweep (in any
+        # process) hands it to a resend. The store says which of the two sends it.
+        batch = [c for c in batch if self._store.claim_command(c.command_id, queued_at)]
+        if not batch:
+            log.info("commands queued at %.3f were handed to a resend meanwhile; not sent twice", queued_at)
+            return
         outcome = self._twilio.send_batch(batch)
         for command in batch:
             self._store.mark_command(command.command_id, outcome.status, outcome.attempts, outcome.error)
