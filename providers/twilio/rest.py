@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -46,11 +47,16 @@ class TwilioCommands:
     """Sends a call's commands to Twilio; one logical command, however many HTTP attempts."""
 
     def __init__(self, settings: TwilioSettings, renderer: TwimlRenderer, timeout_s: float,
-                 attempts: int, sleep: Callable[[float], None] = time.sleep) -> None:
+                 attempts: int, sleep: Callable[[float], None] = time.sleep, connections: int = 16) -> None:
         # The SDK logs every request body at INFO; TwiML holds the caller's transfer reason.
         logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
-        self._client = Client(settings.account_sid, settings.auth_token,
-                              http_client=TwilioHttpClient(timeout=timeout_s))
+        http = TwilioHttpClient(timeout=timeout_s)
+        if http.session is not None:
+            # One kept connection per sending thread: the SDK's pool (CPUs + 4, or requests' 10)
+            # is smaller than LIFELINE_COMMAND_WORKERS, and urllib3 then warns and reconnects.
+            for scheme in ("https://", "http://"):
+                http.session.mount(scheme, HTTPAdapter(pool_maxsize=connections))
+        self._client = Client(settings.account_sid, settings.auth_token, http_client=http)
         self._client.api.base_url = settings.api_base_url
         self._renderer = renderer
         self._attempts = attempts

@@ -50,5 +50,6 @@ def build_twilio(settings: Settings, store: CallStore) -> Twilio | None:
     if config is None:
         return None
     renderer = TwimlRenderer(config)
-    commands = TwilioCommands(config, renderer, settings.command_timeout_s, settings.command_attempts)
+    commands = TwilioCommands(config, renderer, settings.command_timeout_s, settings.command_attempts,
+                              connections=settings.command_workers)
     return Twilio(TwilioProvider(config, commands, renderer, store))
