@@ -243,6 +243,10 @@ def test_a_message_saved_while_the_caller_stays_on_is_thanked_then_hung_up_as_vo
     assert flow.sent.names()[-1] == "speak" and flow.sent.commands[-1].params["payload"] == goodbye
     flow.event("call.speak.ended", status="completed")
     assert flow.sent.names()[-1] == "hangup"
+    sent = flow.sent.names()
+    for later in (2, 20, 200):  # the provider's hangup is slow: nothing is said or sent again meanwhile
+        tick(flow, time.time() + STILL_ON_AFTER_SAVED_S + later)
+    assert flow.sent.names() == sent
     flow.event("call.hangup", hangup_cause="normal_clearing")
     call = flow.store.get_call(CALLER)
     assert call is not None and (call.status, call.outcome) == (CallStatus.ENDED, "voicemail")
@@ -281,6 +285,8 @@ def test_a_voicemail_whose_events_never_come_still_ends_from_the_monitor(flow: F
     assert flow.sent.names()[-1] == "record_start"  # recording: nothing to do yet
     tick(flow, now + prompt_s + VOICEMAIL_MAX_S + SAVED_GRACE_S + 2)  # no saved event ever
     assert flow.sent.names()[-1] == "hangup"
+    tick(flow, now + prompt_s + VOICEMAIL_MAX_S + SAVED_GRACE_S + 60)
+    assert flow.sent.names().count("hangup") == 1  # once sent, the provider's call.hangup ends it
 
 
 def test_caller_hanging_up_while_an_agent_rings_cancels_and_stops_after_commit(flow: Flow) -> None:
