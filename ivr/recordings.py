@@ -7,7 +7,9 @@ unit of work commits, on a thread of its own), kept by a sink (recording_sinks.p
 under a name derived from the call, and its location, SHA-256 and duration are put on the call
 record. A fetch
 that fails is recorded as `failed` with the reason, logged, and retried by the monitor until
-it succeeds or the URL is too old to work.
+it succeeds or the URL is too old to work: 15 s after the first attempt, then twice as long each
+time, at most 5 minutes apart. Each attempt is counted on the call before it is made, so the
+sweeps of other workers and instances leave it to the one that counted it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 import wave
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import httpx
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 URL_LIFETIME_S = 600.0  # Telnyx: recording URLs are valid for 10 minutes
 KEPT_BY_PROVIDER_S = 24 * 3600.0  # a provider that keeps recordings (Twilio): retried for a day
 MAX_BYTES = 50 * 1024 * 1024  # 2 minutes of mono WAV is about 2 MB; anything near this is wrong
+# Retries back off from longer than one fetch can take (its timeout), so a sweep never starts a
+# second fetch of a recording while the first is still under way.
+RETRY_FIRST_S = 15.0
+RETRY_MAX_S = 300.0
 
 
 class RecordingStatus:
@@ -51,6 +57,12 @@ class KeptRecording:
     location: str
     sha256: str
     duration_s: float | None
+
+
+def next_attempt_at(call: CallRecord) -> float:
+    """When the monitor may next try a call's recording, after the attempts it has had."""
+    delays = (min(RETRY_FIRST_S * 2.0 ** min(n, 20), RETRY_MAX_S) for n in range(call.recording_attempts))
+    return (call.recording_saved_at or 0.0) + sum(delays, 0.0)
 
 
 class RecordingFetchError(RecordingError):
@@ -91,8 +103,9 @@ class RecordingKeeper:
             with self._lock:
                 self._threads.discard(threading.current_thread())
 
-    def fetch(self, call_control_id: str) -> str | None:
-        """Fetch and keep a call's pending or failed recording; returns the status it ended in."""
+    def fetch(self, call_control_id: str, due_by: float | None = None) -> str | None:
+        """Fetch and keep a call's pending or failed recording; returns the status it ended in, or
+        None when there was nothing to do. With `due_by`, only when its next attempt is due then."""
         with self._lock:
             # After close() nothing starts: the call keeps its pending status and the monitor
             # of the next start fetches it (the URL lives for 10 minutes).
@@ -100,10 +113,8 @@ class RecordingKeeper:
                 return None
             self._busy.add(call_control_id)
         try:
-            call = self._store.get_call(call_control_id)
-            if call is None or not call.recording_url or call.recording_status == RecordingStatus.KEPT:
-                return None
-            return self._fetch(call)
+            call = self._take_attempt(call_control_id, due_by)
+            return None if call is None else self._fetch(call)
         finally:
             with self._lock:
                 self._busy.discard(call_control_id)
@@ -121,9 +132,23 @@ class RecordingKeeper:
                           call.call_control_id, call.recording_error)
                 self._record(call.call_control_id, recording_status=RecordingStatus.EXPIRED)
                 continue
-            self.fetch(call.call_control_id)
-            tried += 1
+            if now >= next_attempt_at(call) and self.fetch(call.call_control_id, due_by=now) is not None:
+                tried += 1
         return tried
+
+    def _take_attempt(self, call_control_id: str, due_by: float | None) -> CallRecord | None:
+        """Count the next attempt on the call (its row locked) and return the call as counted; None
+        when its recording is kept or gone, or (with due_by) its next attempt is not due yet."""
+        with self._store.unit() as tx:
+            call = tx.get_call(call_control_id)
+            if call is None or not call.recording_url or call.recording_status not in (
+                    RecordingStatus.PENDING, RecordingStatus.FAILED):
+                return None
+            if due_by is not None and due_by < next_attempt_at(call):
+                return None  # another worker's sweep (or instance's) counted it first
+            attempts = call.recording_attempts + 1
+            tx.update_call(call_control_id, updated_at=call.updated_at, recording_attempts=attempts)
+        return replace(call, recording_attempts=attempts)
 
     def close(self) -> None:
         """Stop taking fetches, let those under way finish, then close the HTTP connection pool."""
@@ -142,16 +167,16 @@ class RecordingKeeper:
         try:
             kept = self._download(call.call_control_id, call.recording_url)
         except RecordingFetchError as exc:
-            log.error("recording of %s not kept (attempt %d): %s; the monitor will retry",
-                      call.call_control_id, call.recording_attempts + 1, exc)
+            retry_in = next_attempt_at(call) - time.time()
+            log.error("recording of %s not kept (attempt %d): %s; the monitor retries in %.0f s",
+                      call.call_control_id, call.recording_attempts, exc, max(retry_in, 0.0))
             self._record(call.call_control_id, recording_status=RecordingStatus.FAILED,
-                         recording_error=str(exc)[:500], recording_attempts=call.recording_attempts + 1)
+                         recording_error=str(exc)[:500])
             return RecordingStatus.FAILED
         log.info("recording of %s kept at %s (%s s)", call.call_control_id, kept.location, kept.duration_s)
         self._record(call.call_control_id, recording_status=RecordingStatus.KEPT,
                      recording_path=kept.location, recording_sha256=kept.sha256,
-                     recording_duration_s=kept.duration_s, recording_error=None,
-                     recording_attempts=call.recording_attempts + 1)
+                     recording_duration_s=kept.duration_s, recording_error=None)
         return RecordingStatus.KEPT
 
     def _download(self, call_control_id: str, url: str) -> KeptRecording:

@@ -14,7 +14,7 @@ import pytest
 from ivr.config import load_settings
 from ivr.errors import ConfigError
 from ivr.recording_sinks import BucketSink, DirectorySink, SinkError
-from ivr.recordings import RecordingKeeper, RecordingStatus
+from ivr.recordings import RETRY_FIRST_S, RecordingKeeper, RecordingStatus, next_attempt_at
 from ivr.store import CallRecord, CallStatus
 from ivr.store.sql import SqlStore
 from simulator.emulator import Emulator
@@ -42,11 +42,12 @@ def test_a_failed_fetch_is_recorded_and_the_monitors_retry_keeps_the_audio(
     assert call is not None
     assert (call.recording_status, call.recording_attempts) == (RecordingStatus.FAILED, 1)
     assert "HTTP 404" in (call.recording_error or "")
-    assert "the monitor will retry" in caplog.text
+    assert "the monitor retries in 15 s" in caplog.text
+    assert keeper.retry_failed() == 0  # not yet: the retries back off
 
     audio = silent_wav(2.5)
     emulator.recordings["leg-1.wav"] = audio
-    assert keeper.retry_failed() == 1
+    assert keeper.retry_failed(now=time.time() + RETRY_FIRST_S + 1) == 1
     call = store.get_call("v3:call-1")
     assert call is not None and call.recording_status == RecordingStatus.KEPT
     assert Path(call.recording_path or "").read_bytes() == audio
@@ -153,7 +154,7 @@ def test_an_unreachable_or_missing_bucket_is_a_failed_fetch_the_monitor_retries(
     call = store.get_call("v3:call-1")
     assert call is not None and "s3://no-such-bucket/v3_call-1.wav" in (call.recording_error or "")
     keeper.sink = BucketSink("voicemail", endpoint_url=bucket_endpoint)  # the operator creates it
-    assert keeper.retry_failed() == 1
+    assert keeper.retry_failed(now=time.time() + RETRY_FIRST_S + 1) == 1
     call = store.get_call("v3:call-1")
     assert call is not None and call.recording_status == RecordingStatus.KEPT
     keeper.close()
@@ -223,8 +224,30 @@ def test_a_provider_that_wants_its_credentials_for_recordings_gets_them_and_no_o
         with store.unit() as tx:
             tx.update_call("v3:call-1", recording_status=RecordingStatus.FAILED,
                            recording_saved_at=time.time() - 660)
-        assert keeper.retry_failed() == 1
+        assert keeper.retry_failed() == 1  # its two attempts' back-off (15 s, 30 s) is long past
         keeper.close()
         store.close()
     finally:
         server.stop()
+
+
+def test_failed_fetches_back_off_and_a_second_workers_sweep_does_not_fetch_again(
+        emulator: Emulator, tmp_path: Path) -> None:
+    saved = time.time()
+    store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/never.wav", saved)
+    keepers = [RecordingKeeper(store, DirectorySink(tmp_path / "kept")) for _ in range(2)]  # two workers
+    assert keepers[0].fetch("v3:call-1") == RecordingStatus.FAILED
+    tried = []
+    for minute in range(1, 11):  # each worker sweeps every 5 s for the URL's 10 minutes
+        for second in range(0, 60, 5):
+            now = saved + (minute - 1) * 60 + second
+            tried.append(sum(keeper.retry_failed(now=now) for keeper in keepers))
+    call = store.get_call("v3:call-1")
+    assert call is not None
+    # Retried 15, 45, 105, 225 and 465 s after it was saved (then every 5 minutes), each time by
+    # one worker: 5 retries in the URL's 10 minutes, where every sweep of both used to fetch (240).
+    assert (sum(tried), max(tried), call.recording_attempts) == (5, 1, 6)
+    assert next_attempt_at(call) == saved + 15 + 30 + 60 + 120 + 240 + 300
+    for keeper in keepers:
+        keeper.close()
+    store.close()
