@@ -132,9 +132,13 @@ def _query(form: dict[str, str], problems: list[str]) -> dict[str, Any]:
         if form[key]:
             try:
                 day = datetime.strptime(form[key], "%Y-%m-%d").replace(tzinfo=UTC)
-                query[bound] = (day + timedelta(days=shift)).timestamp()  # `to` includes its whole day
-            except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
+            except ValueError:
                 problems.append(f"{key} must be a date as YYYY-MM-DD, not {form[key]!r}")
+                continue
+            try:
+                query[bound] = (day + timedelta(days=shift)).timestamp()  # `to` includes its whole day
+            except OverflowError:  # the day after 9999-12-31: no call is that late
+                query[bound] = None if shift else day.timestamp()
     return query
 
 

@@ -28,7 +28,7 @@ def as_text(doc: dict[str, Any]) -> str:
     lines = [f"Call {doc['call_control_id']} from {doc['from'] or 'unknown'} to {doc['to'] or 'unknown'}, "
              f"started {doc['started_at']}"]
     for m in doc["messages"]:
-        lines.append(f"[{_clock(m['start'], sep='.', hours=False)}] {m['party']}: {m['text']}")
+        lines.append(f"[{_clock(m['start'], sep='.', hours=False)}] {m['party']}: {_one_line(m['text'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -39,8 +39,14 @@ def as_vtt(doc: dict[str, Any]) -> str:
         start = float(m["start"] or 0.0)
         end = max(float(m["end"] or 0.0), start + 0.5)  # a cue must end after it starts
         out += [str(n), f"{_clock(start)} --> {_clock(end)}",
-                f"<v {m['party']}>{html.escape(m['text'], quote=False)}", ""]
+                f"<v {m['party']}>{html.escape(_one_line(m['text']), quote=False)}", ""]
     return "\n".join(out)
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: a line break in it would end a WebVTT cue early (a blank line) or
+    pass for another party's line in the plain text."""
+    return " ".join(text.split())
 
 
 def _clock(seconds: float | None, sep: str = ".", hours: bool = True) -> str:

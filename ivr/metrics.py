@@ -162,4 +162,5 @@ def metrics_endpoint() -> ResponseReturnValue:
     given = (bearer(request.headers.get("Authorization", "")) or "").encode()
     if not any(hmac.compare_digest(given, t.encode()) for t in accepted):
         return error_response(403, "wrong or missing token: send 'Authorization: Bearer <token>'")
-    return Response(lifeline.metrics.render(lifeline.store), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: CONTENT_TYPE_LATEST carries its charset, which mimetype would add again.
+    return Response(lifeline.metrics.render(lifeline.store), content_type=CONTENT_TYPE_LATEST)

@@ -332,13 +332,16 @@ def test_history_searches_and_filters_on_the_server(console_app: Flask) -> None:
     assert "v3:failed" in page and "v3:calm" not in page
     page = client.get("/dashboard/history").get_data(as_text=True)
     assert page.index("v3:up") < page.index("v3:failed") < page.index("v3:calm")  # newest first
+    # The last day a date can name: "to" includes it, and the day after it cannot be reckoned.
+    last = client.get("/dashboard/history?to=9999-12-31")
+    assert last.status_code == 200 and "v3:calm" in last.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("query, says", [("from=30-11-2026", "from must be a date as YYYY-MM-DD"),
                                          ("outcome=exploded", "unknown outcome"),
                                          ("page=0", "page must be a whole number"),
                                          ("page=%C2%B2", "page must be a whole number"),  # "²"
-                                         ("to=9999-12-31", "to must be a date as YYYY-MM-DD")])
+                                         ("to=2026-02-30", "to must be a date as YYYY-MM-DD")])
 def test_history_refuses_bad_filters_with_a_message(console_app: Flask, query: str, says: str) -> None:
     response = signed_in_client(console_app).get(f"/dashboard/history?{query}")
     assert response.status_code == 400 and says in response.get_data(as_text=True)

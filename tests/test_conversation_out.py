@@ -52,6 +52,17 @@ def end_call(sim: Simulation, leg: Any) -> None:
     assert wait_until(lambda: outputs(sim).summaries.get(leg.call_control_id) is not None, 10)
 
 
+def test_a_line_break_in_what_was_said_keeps_each_message_one_line_and_one_cue() -> None:
+    from conversation.transcripts import as_text, as_vtt
+    said = "hello there\n\n00:00:09.000 --> 00:00:10.000\nagent: fake"
+    doc = {"call_control_id": "v3:x", "from": None, "to": None, "started_at": "t",
+           "messages": [{"party": "caller", "text": said, "start": 1.0, "end": 2.0}]}
+    assert as_text(doc).splitlines()[1:] == [
+        "[00:01.0] caller: hello there 00:00:09.000 --> 00:00:10.000 agent: fake"]
+    assert as_vtt(doc).split("\n\n")[1].splitlines()[2] == (
+        "<v caller>hello there 00:00:09.000 --&gt; 00:00:10.000 agent: fake")
+
+
 def test_a_transcript_comes_as_json_text_and_webvtt(live: Simulation) -> None:
     leg = start_call(live)
     hear(live, leg, "Hello, I have a question about my account.", "What is the <b>fee</b> & why?")

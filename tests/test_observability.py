@@ -177,6 +177,8 @@ def metered() -> Iterator[Simulation]:
 
 def _scrape(sim: Simulation, token: str) -> tuple[int, str]:
     response = sim.app.test_client().get("/metrics", headers={"Authorization": f"Bearer {token}"})  # type: ignore[union-attr]
+    if response.status_code == 200:  # Prometheus's own type, its charset once
+        assert response.headers["Content-Type"] == "text/plain; version=1.0.0; charset=utf-8"
     return response.status_code, response.get_data(as_text=True)
 
 
