@@ -26,7 +26,7 @@ from conversation import api as conversation_api
 from conversation import cli as conversation_cli
 from conversation.hub import FeedHub
 from conversation.outputs import Outputs
-from conversation.settings import load_output_settings
+from conversation.settings import OutputSettings, load_output_settings
 from insight import make_engine, media
 from insight.asr_queue import Job
 from insight.base import ListeningEngine
@@ -38,7 +38,7 @@ from insight.understand import understanding_from
 from ivr import api, openapi, sessions
 from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
-from ivr.errors import StoreError, WebhookError, error_response
+from ivr.errors import ConfigError, StoreError, WebhookError, error_response
 from ivr.menu import AFTER_AGENTS, OPERATOR_DIGIT, Menu, load_menu
 from ivr.metrics import Metrics
 from ivr.outbox import CommandSender, Sender
@@ -107,6 +107,28 @@ class Lifeline:
         self.store.close()
 
 
+def load_all_settings(config: Mapping[str, object] | None,
+                      instance_path: Path) -> tuple[Settings, OutputSettings]:
+    """The app's settings and its outputs' (webhooks, email, dial-out), with every problem of both
+    in one ConfigError: fixing one group must not reveal the other's only at the next start."""
+    problems: list[str] = []
+    warnings: tuple[str, ...] = ()
+    settings: Settings | None = None
+    outputs: OutputSettings | None = None
+    try:
+        settings = load_settings(config, instance_path)
+    except ConfigError as exc:
+        problems.append(str(exc))
+        warnings = exc.warnings
+    try:
+        outputs = load_output_settings(config)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if settings is None or outputs is None:
+        raise ConfigError("\n".join(problems), warnings=warnings)
+    return settings, outputs
+
+
 def load_env_file() -> None:
     """Read `.env` as `flask` does: the nearest one from the working directory up; the environment wins.
 
@@ -165,8 +187,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.json = FiniteJSONProvider(app)
-    settings = load_settings(config, Path(app.instance_path))
-    output_settings = load_output_settings(config)
+    settings, output_settings = load_all_settings(config, Path(app.instance_path))
     menu = load_menu(settings.ivr_path)
     rules = load_rules(settings.rules_path)
     settings = replace(settings,

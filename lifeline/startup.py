@@ -36,7 +36,7 @@ from providers.twilio.settings import twilio_settings
 from transfer.rules import RuleSet, load_rules
 
 from . import db_cli
-from .factory import create_app, load_env_file, menu_and_rules_warnings, register_commands
+from .factory import create_app, load_all_settings, load_env_file, menu_and_rules_warnings, register_commands
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
@@ -123,7 +123,8 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
     """Load the settings, the menu and the rules and open the database; LifelineError if any fails."""
     if config is None:
         load_env_file()
-    settings = load_settings(config, Path.cwd() / "instance")
+    # The outputs' settings too: a worker that cannot start must not be the first to say so.
+    settings = load_all_settings(config, Path.cwd() / "instance")[0]
     problems: list[str] = []
     menu: Menu | None = None
     rules: RuleSet | None = None

@@ -82,6 +82,9 @@ CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
                           {**GOOD, "DATABASE_URL": "memory://"}, {}),
     "monitor_memory": (["flask", "--app", str(ROOT / "app.py"), "monitor", "--once"],
                        {**GOOD, "DATABASE_URL": "memory://"}, {}),
+    "gunicorn_bad_outputs": (["gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT),
+                              "--bind", "127.0.0.1:0", "app:app"],
+                             {**GOOD, "LIFELINE_EVENT_WEBHOOKS": "http://127.0.0.1:9/hook"}, {}),
     "gunicorn_memory": (["gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT),
                          "--bind", "127.0.0.1:0", "app:app"], {**GOOD, "DATABASE_URL": "memory://"}, {}),
     "dial_fresh": (["flask", "--app", str(ROOT / "app.py"), "dial", "+15557770000"],
@@ -189,6 +192,26 @@ def test_flask_monitor_on_a_memory_store_refuses_since_the_calls_are_in_the_serv
     _clean(run)
     assert run.lines[-1].startswith("Error: DATABASE_URL=memory:// keeps calls inside the serving process"), \
         run.lines
+
+
+def test_gunicorn_stops_in_its_master_on_an_outputs_setting_mistake_before_any_worker(
+        runs: dict[str, Run]) -> None:
+    run = runs["gunicorn_bad_outputs"]
+    assert run.code == EX_CONFIG, run.lines
+    assert "Booting worker" not in run.out + run.err
+    _clean(run)
+    assert [line for line in run.lines if line.startswith("error: ")] == [
+        line for line in run.lines if "LIFELINE_EVENT_SECRET" in line], run.lines
+
+
+def test_a_settings_mistake_and_an_outputs_settings_mistake_are_reported_together(tmp_path: Path) -> None:
+    from lifeline.factory import load_all_settings
+    with pytest.raises(ConfigError) as raised:
+        load_all_settings({**GOOD, "LIFELINE_ENGINE": "whisper", "LIFELINE_EVENT_RETRY_BASE_S": "soon"},
+                          tmp_path)
+    lines = str(raised.value).splitlines()
+    assert any(line.startswith("LIFELINE_ENGINE") for line in lines), lines
+    assert any(line.startswith("LIFELINE_EVENT_RETRY_BASE_S") for line in lines), lines
 
 
 def test_gunicorn_with_a_memory_store_and_two_workers_stops_naming_workers_1(runs: dict[str, Run]) -> None:
