@@ -124,6 +124,9 @@ def test_only_timestamps_and_query_dates_escape_the_digit_mask(said: str, logged
     ("Listening at: http://127.0.0.1:8104 (12345)", "Listening at: http://127.0.0.1:8104 (12345)"),
     ("revision 4111 1111 1111 1111", "revision #### #### #### ####"),
     ("I said (12345)", "I said (#####)"),
+    ("Connection in use: ('127.0.0.1', 18020)", "Connection in use: ('127.0.0.1', 18020)"),
+    ("Connection in use: ('::1', 8000)", "Connection in use: ('::1', 8000)"),
+    ("I said ('my number', 5551234567)", "I said ('my number', ##########)"),
 ])
 def test_numbers_that_name_the_system_stay_readable_and_what_follows_them_does_not(
         said: str, logged: str) -> None:
