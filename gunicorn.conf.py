@@ -5,6 +5,7 @@ and database in the master process: a problem prints its lines once and gunicorn
 any worker starts. Metrics from all workers are shared through PROMETHEUS_MULTIPROC_DIR.
 """
 
+import atexit
 import os
 import shutil
 import sys
@@ -21,6 +22,18 @@ if _metrics_dir:
     _own_metrics_dir = None
 else:
     _own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lifeline-metrics-")
+_master_pid = os.getpid()
+
+
+def _remove_own_metrics_dir() -> None:
+    """Remove the metrics folder this run made, however the master ends: a start-up check that
+    stops it, a port in use, or a normal shutdown (gunicorn's on_exit misses the first two)."""
+    # Workers are forked from the master and inherit this hook: only the master removes it.
+    if _own_metrics_dir and os.getpid() == _master_pid:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
+
+
+atexit.register(_remove_own_metrics_dir)
 
 # gunicorn applies --chdir after reading this file: make the project importable from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,11 +60,5 @@ logger_class = Logger
 
 prepare()
 
-
-def on_exit(server):  # type: ignore[no-untyped-def]
-    """Remove the metrics folder this run made for itself."""
-    if _own_metrics_dir:
-        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
-
-__all__ = ["child_exit", "keepalive", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads",
+__all__ = ["child_exit", "keepalive", "logger_class", "on_starting", "post_worker_init", "threads",
            "timeout", "websocket_max_message_size", "worker_class", "workers"]

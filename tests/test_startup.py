@@ -45,6 +45,7 @@ class Run:
     out: str
     err: str
     cwd: Path
+    tmp: Path  # its TMPDIR
 
     @property
     def lines(self) -> list[str]:
@@ -107,15 +108,17 @@ CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     """Run every case at once, each in an empty directory of its own."""
-    started, cwds = {}, {}
+    started, cwds, tmps = {}, {}, {}
     for name, (argv, env, files) in CASES.items():
         cwd = cwds[name] = tmp_path_factory.mktemp(name)
+        tmps[name] = tmp_path_factory.mktemp(f"{name}-tmp")
         for filename, text in files.items():
             if text == "@example":
                 shutil.copy(ROOT / ".env.example", cwd / filename)
             else:
                 (cwd / filename).write_text(text)
-        started[name] = subprocess.Popen([str(BIN / argv[0]), *argv[1:]], cwd=cwd, env=_env(env),
+        started[name] = subprocess.Popen([str(BIN / argv[0]), *argv[1:]], cwd=cwd,
+                                         env=_env({**env, "TMPDIR": str(tmps[name])}),
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = {}
     for name, process in started.items():
@@ -124,7 +127,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
         except subprocess.TimeoutExpired:
             process.kill()
             out, err = process.communicate()
-        results[name] = Run(process.returncode, out, err, cwds[name])
+        results[name] = Run(process.returncode, out, err, cwds[name], tmps[name])
     yield results
 
 
@@ -192,6 +195,14 @@ def test_flask_monitor_on_a_memory_store_refuses_since_the_calls_are_in_the_serv
     _clean(run)
     assert run.lines[-1].startswith("Error: DATABASE_URL=memory:// keeps calls inside the serving process"), \
         run.lines
+
+
+@pytest.mark.parametrize("case", ["gunicorn_placeholders", "gunicorn_bad_rules", "gunicorn_memory"])
+def test_a_gunicorn_that_stops_at_start_up_leaves_no_metrics_folder_behind(
+        runs: dict[str, Run], case: str) -> None:
+    run = runs[case]
+    assert run.code != 0, run.lines
+    assert list(run.tmp.glob("lifeline-metrics-*")) == []
 
 
 def test_gunicorn_stops_in_its_master_on_an_outputs_setting_mistake_before_any_worker(
