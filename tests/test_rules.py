@@ -153,3 +153,21 @@ def test_rule_file_mistakes_stop_startup_naming_the_rule(tmp_path: Path, body: s
         rules(tmp_path, body)
     assert message in str(caught.value)
     assert "LIFELINE_RULES=" in str(caught.value)
+
+
+def test_every_rules_slip_is_reported_at_once_naming_the_unknown_value_and_its_likely_fix(
+        tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n"
+                    "  - {name: asks, type: intent, intents: [wants_person, wants_manager]}\n"
+                    "  - {name: fine, type: dtmf, digits: '0'}\n"
+                    "  - {name: angry, type: strong_negtive}\n"
+                    "  - {name: words, type: phrase, phrases: [help], min_confidance: 0.5}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_rules(path)
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 3, lines
+    assert ("rules[0] (asks).intents: 'wants_manager' (did you mean 'wants_person'?) "
+            "is not an intent") in lines[0]
+    assert "rules[2] (angry).type 'strong_negtive' (did you mean 'strong_negative'?) is unknown" in lines[1]
+    assert "rules[3] (words)" in lines[2] and "min_confidance" in lines[2]

@@ -7,6 +7,7 @@ return a Decision, and the transfer executor makes it happen once.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -265,10 +266,14 @@ class IntentRule(Rule):
         super().configure(params)
         self.consumed.add("intents")
         intents = params.get("intents")
-        if (not isinstance(intents, list) or not intents or not all(isinstance(i, str) for i in intents)
-                or set(intents) - set(INTENTS)):
+        if not isinstance(intents, list) or not intents or not all(isinstance(i, str) for i in intents):
             raise ConfigError(f"{self._where}.intents must be a non-empty list drawn from "
                               f"{', '.join(INTENTS)}")
+        unknown = [i for i in intents if i not in INTENTS]
+        if unknown:
+            raise ConfigError(f"{self._where}.intents: {', '.join(_named(u, INTENTS) for u in unknown)} "
+                              f"{'is not an intent' if len(unknown) == 1 else 'are not intents'}; "
+                              f"the intents are {', '.join(INTENTS)}")
         self.intents = tuple(intents)
         self.min_confidence = self._number(params, "min_confidence", 0.5, 0.0, 1.0)
         self.count = self._count(params, "count", 1, 1, 10)
@@ -389,8 +394,14 @@ class RuleSet:
                     None)
 
 
+def _named(value: str, choices: Sequence[str]) -> str:
+    """`value`, with the choice it is likely a slip for."""
+    near = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f"{value!r} (did you mean {near[0]!r}?)" if near else repr(value)
+
+
 def load_rules(path: Path) -> RuleSet:
-    """Read and check a rules file; ConfigError names the file, the rule and the fix."""
+    """Read and check a rules file; ConfigError names the file, every rule's problem and the fix."""
     where = f"LIFELINE_RULES={path}"
     document = read_yaml(path, where, ConfigError)
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
@@ -403,30 +414,44 @@ def load_rules(path: Path) -> RuleSet:
         raise ConfigError(f"{where}: `handoff` must be the line said before a transfer, or left out")
     rules: list[Rule] = []
     names: set[str] = set()
+    problems: list[str] = []  # one per rule, all of them: a file with three slips needs one restart
     for index, raw in enumerate(document["rules"]):
-        at = f"{where}: rules[{index}]"
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{at} must be a mapping with `name` and `type`")
-        params = dict(raw)
-        name, kind = params.pop("name", None), params.pop("type", None)
-        enabled, reason = params.pop("enabled", True), params.pop("reason", None)
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
-            raise ConfigError(f"{at}.name must be a short snake_case name, e.g. asks_for_human")
-        at = f"{where}: rules[{index}] ({name})"
-        if name in names:
-            raise ConfigError(f"{at}: the name is used twice")
-        names.add(name)
-        if kind is None:
-            raise ConfigError(f"{at} has no `type`: give it one of {', '.join(RULE_TYPES)}")
-        if not isinstance(kind, str) or kind not in RULE_TYPES:
-            raise ConfigError(f"{at}.type {kind!r} is unknown; choose one of {', '.join(RULE_TYPES)}")
-        if not isinstance(enabled, bool):
-            raise ConfigError(f"{at}.enabled must be true or false")
-        if reason is not None and (not isinstance(reason, str) or not reason.strip()):
-            raise ConfigError(f"{at}.reason must be a short text")
-        rule = RULE_TYPES[kind](name, reason, params, at)
-        if enabled:
+        try:
+            rule = _load_rule(where, index, raw, names)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        if rule is not None:
             rules.append(rule)
+    if problems:
+        raise ConfigError("\n".join(problems))
     # every rule is given at least the messages its window reads, so "of the last 20" means 20
     history = max([RuleSet.history, *(rule.window for rule in rules)])
     return RuleSet(rules=tuple(rules), handoff=handoff.strip() if handoff else None, history=history)
+
+
+def _load_rule(where: str, index: int, raw: object, names: set[str]) -> Rule | None:
+    """One rule of the file (None when it is off); its name goes into `names`."""
+    at = f"{where}: rules[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{at} must be a mapping with `name` and `type`")
+    params = dict(raw)
+    name, kind = params.pop("name", None), params.pop("type", None)
+    enabled, reason = params.pop("enabled", True), params.pop("reason", None)
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+        raise ConfigError(f"{at}.name must be a short snake_case name, e.g. asks_for_human")
+    at = f"{where}: rules[{index}] ({name})"
+    if name in names:
+        raise ConfigError(f"{at}: the name is used twice")
+    names.add(name)
+    if kind is None:
+        raise ConfigError(f"{at} has no `type`: give it one of {', '.join(RULE_TYPES)}")
+    if not isinstance(kind, str) or kind not in RULE_TYPES:
+        shown = _named(kind, list(RULE_TYPES)) if isinstance(kind, str) else repr(kind)
+        raise ConfigError(f"{at}.type {shown} is unknown; choose one of {', '.join(RULE_TYPES)}")
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{at}.enabled must be true or false")
+    if reason is not None and (not isinstance(reason, str) or not reason.strip()):
+        raise ConfigError(f"{at}.reason must be a short text")
+    rule = RULE_TYPES[kind](name, reason, params, at)
+    return rule if enabled else None
