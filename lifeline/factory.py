@@ -52,6 +52,7 @@ from providers import Provider, ProviderCommands
 from providers.telnyx import TelnyxNotConfigured, TelnyxProvider
 from providers.telnyx import bp as telnyx_webhooks
 from providers.twilio.wiring import build_twilio
+from providers.twilio.wiring import refuse_webhooks as refuse_twilio_webhooks
 from transfer.executor import TransferExecutor
 from transfer.rules import RuleSet, load_rules
 
@@ -246,6 +247,8 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     app.register_blueprint(conversation_api.bp)
     if twilio is not None:
         twilio.register(app)
+    else:
+        refuse_twilio_webhooks(app)
     metrics_module.install(app, metrics)
     app.register_blueprint(console_views.bp)
     _register_errors(app)

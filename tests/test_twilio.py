@@ -547,6 +547,17 @@ def test_the_telnyx_webhook_of_a_twilio_only_app_is_404_naming_the_settings_and_
     assert store.get_call("v3:abc") is None and store.events("v3:abc") == []
 
 
+def test_the_twilio_webhooks_of_a_telnyx_only_app_are_404_naming_the_settings(app: Flask) -> None:
+    for path in ("/webhooks/twilio/voice", "/webhooks/twilio/gather?step=b"):
+        response = app.test_client().post(path, data=call_form())
+        assert response.status_code == 404, path
+        error = response.get_json()["error"]
+        assert error["code"] == "not_configured"
+        assert error["message"].startswith("Twilio is not configured on this deployment: set "
+                                           "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+    assert app.extensions["lifeline"].store.get_call(SID) is None
+
+
 def test_dial_out_in_a_twilio_only_app_says_it_needs_telnyx(twilio_only_app: Flask) -> None:
     response = twilio_only_app.test_client().post(
         "/api/calls", json={"to": "+15557770000"}, headers={"Authorization": "Bearer test-api-token-0123"})

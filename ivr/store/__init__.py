@@ -5,8 +5,9 @@ The records and the interfaces load nothing heavy; the backends are imported fro
 modules (`ivr.store.sql`, `ivr.store.memory`) when `open_store` picks one.
 """
 
+from ..config import MEMORY_URL
 from .base import CallStore, StoreTx
-from .opening import MEMORY_URL, open_store
+from .opening import open_store
 from .outputs import (
     Delivery,
     DeliveryAttempt,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from ..config import MEMORY_URL
 from .outputs import OutputStore
-
-MEMORY_URL = "memory://"
 
 
 def open_store(url: str, *, create_schema: bool = False, sqlite_synchronous: str = "NORMAL") -> OutputStore:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import Flask
+from flask import Flask, request
 
 from ivr.config import Settings
+from ivr.errors import NotConfigured
 from ivr.outbox import CommandSender
 from ivr.store import CallStore
 
@@ -16,6 +17,21 @@ from .rest import TwilioCommands
 from .sender import TwilioAwareSender
 from .settings import twilio_settings
 from .twiml import TwimlRenderer
+
+# What a deployment without Twilio answers on Twilio's webhooks (as Telnyx's says for Telnyx).
+NOT_CONFIGURED = ("Twilio is not configured on this deployment: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+                  "(Twilio Console, Account > API keys & tokens) to answer Twilio calls")
+
+
+def refuse_webhooks(app: Flask) -> None:
+    """Answer Twilio's webhooks 404 `not_configured`, naming the settings, when Twilio is off."""
+
+    # A hook, not a route: an unconfigured provider's paths are neither served nor described.
+    def refuse() -> None:
+        if request.path.startswith("/webhooks/twilio/"):
+            raise NotConfigured(NOT_CONFIGURED)
+
+    app.before_request(refuse)
 
 
 @dataclass
