@@ -336,6 +336,9 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     symbl = _symbl(get, symbl_conf_dirs or (Path.cwd(), Path.home()), problems) \
         if engine == "symbl" else None
     bucket, s3_endpoint = _recordings_bucket(get, problems)
+    recordings_dir = Path(get("LIFELINE_RECORDINGS_DIR") or instance_path / "recordings")
+    if not bucket:
+        _writable_dir("LIFELINE_RECORDINGS_DIR", recordings_dir, problems)
     if problems:
         raise ConfigError("\n".join(problems), warnings=tuple(warnings))
     return Settings(
@@ -376,7 +379,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         monitor=monitor,
         sweep_interval_s=sweep_interval,
         stale_call_s=stale_call,
-        recordings_dir=Path(get("LIFELINE_RECORDINGS_DIR") or instance_path / "recordings"),
+        recordings_dir=recordings_dir,
         recordings_bucket=bucket,
         recordings_s3_endpoint=s3_endpoint,
         recordings_s3_region=(get("LIFELINE_RECORDINGS_S3_REGION") or get("AWS_DEFAULT_REGION")
@@ -386,6 +389,23 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         metrics_token=metrics_token,
         warnings=tuple(warnings),
     )
+
+
+def _writable_dir(name: str, path: Path, problems: list[str]) -> None:
+    """A folder the service must write into: it, or where it would be made, is a writable folder.
+
+    Checked now, without making it: found only with the first voicemail, the fetch would be retried
+    until the provider's link expired, and the message lost."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        problems.append(f"{name}={path} cannot be made: {existing} is a file, not a folder; point {name} "
+                        "at a folder this service can write")
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        what = "cannot be written" if existing == path else f"cannot be made in {existing}"
+        problems.append(f"{name}={path} {what} (no permission); point {name} at a folder this "
+                        "service can write")
 
 
 def _recordings_bucket(get: Callable[..., str | None],
@@ -536,8 +556,13 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
 PLACEHOLDERS: dict[str, tuple[tuple[str, ...], str]] = {
     "TELNYX_API_KEY": (("KEY0123456789ABCDEF_replace_me", "KEY_emulator_placeholder"),
                        "Telnyx will refuse every command; copy your key from Keys & Credentials"),
+    "TELNYX_PUBLIC_KEY": (("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",),
+                          "every webhook from Telnyx would be refused (403); copy yours from Keys & "
+                          "Credentials > Public Key"),
     "LIFELINE_PUBLIC_URL": (("https://example.ngrok.app",),
                             "Telnyx cannot reach it; give your ngrok or load-balancer URL"),
+    "LIFELINE_AGENTS": (("+15550001111,+15550002222",),
+                        "transfers would ring fictional 555 numbers; list your agents' numbers or SIP URIs"),
     "LIFELINE_API_TOKEN": (("a-long-random-string",),
                            "anyone who read the example can read your calls; use a random string"),
     "LIFELINE_METRICS_TOKEN": (("another-long-random-string",),
@@ -550,7 +575,7 @@ def _placeholders(get: Callable[[str], str | None]) -> list[str]:
     for name, (values, why) in PLACEHOLDERS.items():
         value = get(name)
         if value and (value.rstrip("/") in values or "replace_me" in value.lower()):
-            shown = value if name == "LIFELINE_PUBLIC_URL" else value[:4] + "…"
+            shown = value if name in ("LIFELINE_PUBLIC_URL", "LIFELINE_AGENTS") else value[:4] + "…"
             found.append(f"{name}={shown} is the example's placeholder: {why} (in .env)")
     return found
 

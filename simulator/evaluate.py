@@ -31,6 +31,7 @@ from insight.corpus import CorpusError, Utterance, load_utterances
 from insight.labels import FRUSTRATION_LEVELS, INTENTS
 from insight.understand import Understanding
 from ivr.store.records import Message
+from ivr.yamlfile import read_yaml
 from transfer.rules import RuleSet
 
 from .bench import percentile
@@ -54,11 +55,20 @@ def collect(paths: Iterable[Path]) -> tuple[list[Utterance], list[Scenario]]:
             if key in seen:
                 continue
             seen.add(key)
-            if file.name.startswith("utterances"):
+            if file.name.startswith("utterances") or _is_a_list(file):
                 lines.extend(load_utterances(file))
             else:
                 calls.append(load_scenario(file))
     return lines, calls
+
+
+def _is_a_list(file: Path) -> bool:
+    """Whether a YAML file holds a list: labelled utterances, whatever the file is called (a
+    scenario is a mapping; a file that is neither is left to the scenario reader's message)."""
+    try:
+        return isinstance(read_yaml(file, str(file), CorpusError), list)
+    except CorpusError:
+        return False
 
 
 # --- utterances --------------------------------------------------------------------------------

@@ -107,6 +107,16 @@ def test_evaluate_refuses_a_malformed_labelled_file_by_name(app: Flask, tmp_path
     assert "utterances.yaml: entry 1" in result.output and "wants_person" in result.output
 
 
+def test_a_list_of_labelled_lines_is_read_as_utterances_whatever_its_file_is_called(
+        app: Flask, tmp_path: Path) -> None:
+    mine = tmp_path / "mylabels.yaml"
+    mine.write_text("- {text: put me through to a person, intents: [wants_person], frustration: calm}\n"
+                    "- {text: what are your opening hours, intents: [], frustration: calm}\n")
+    result = app.test_cli_runner().invoke(args=["evaluate", str(mine)])
+    assert result.exit_code == 0, result.output
+    assert "Utterances: 2 " in result.output, result.output
+
+
 def test_evaluate_on_a_folder_with_no_labelled_files_fails_naming_it(app: Flask, tmp_path: Path) -> None:
     empty = tmp_path / "corpus"
     empty.mkdir()

@@ -29,7 +29,7 @@ from simulator.cli import register as register_simulator
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 GOOD = {"TELNYX_API_KEY": "KEY_test_0123456789abcdef",
-        "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+        "TELNYX_PUBLIC_KEY": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
         "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx", "LIFELINE_MONITOR": "off"}
 BAD_MENU = 'start: main\ngreeting: Hello\nmenus:\n  main:\n    prompt: Choose\n    options:\n' \
            '      "1": {menu: nowhere}\n'
