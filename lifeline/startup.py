@@ -40,9 +40,15 @@ from .factory import create_app, load_all_settings, load_env_file, menu_and_rule
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
-EMULATOR_HINT = ("this development command needs no real account, only the emulator's placeholder "
-                 "settings: add --env-file examples/emulator.env, e.g. "
-                 "`flask --env-file examples/emulator.env simulate examples/calls/*.yaml`")
+# What a development command run without provider settings says, naming the command that was run.
+_EXAMPLE_ARGS = {"simulate": " examples/calls/*.yaml", "evaluate": " corpus/test"}
+
+
+def emulator_hint(command: str) -> str:
+    """How to give a development command the emulator's placeholder settings."""
+    return ("this development command needs no real account, only the emulator's placeholder settings: "
+            f"add --env-file examples/emulator.env, e.g. `flask --env-file examples/emulator.env {command}"
+            f"{_EXAMPLE_ARGS.get(command, '')}`")
 # The problems that placeholder settings solve: a provider's credentials are missing.
 _NO_PROVIDER = re.compile(r"^(?:TELNYX_API_KEY|TELNYX_PUBLIC_KEY|neither Telnyx nor Twilio)\b")
 Extend = Callable[[Flask], None]
@@ -338,7 +344,7 @@ def guard(command: click.Command, build: Callable[[], Flask], dev: bool = False,
         except LifelineError as exc:
             # The hint only where the emulator's env file is the fix, not for a broken rules file.
             hint = dev and any(_NO_PROVIDER.match(line) for line in str(exc).splitlines())
-            fail(exc, extra=[EMULATOR_HINT] if hint else [])
+            fail(exc, extra=[emulator_hint(command.name or "simulate")] if hint else [])
         lifeline = app.extensions["lifeline"]
         settings = lifeline.settings
         if not dev:

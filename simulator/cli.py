@@ -20,8 +20,7 @@ SIMULATED_ENGINES = [name for name in ENGINES if name != "symbl"]
 
 
 @click.command("simulate")
-@click.argument("scenarios", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--engine", type=click.Choice(SIMULATED_ENGINES), default="telnyx", show_default=True,
               help="How the app hears the caller (telnyx, twilio: the provider's own transcription).")
 @click.option("--provider", type=click.Choice(["telnyx", "twilio"]), default="telnyx", show_default=True,
@@ -36,9 +35,12 @@ SIMULATED_ENGINES = [name for name in ENGINES if name != "symbl"]
 @with_appcontext
 def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: Path | None,
              concurrency: int, speed: float, quiet: bool) -> None:
-    """Play SCENARIOS (YAML) against this app and the built-in Telnyx emulator."""
+    """Play SCENARIOS (YAML files, or folders of them) against this app and the built-in emulator."""
+    files = [f for p in scenarios for f in ([p] if p.is_file() else sorted(p.glob("*.yaml")))]
+    if not files:
+        raise click.UsageError(f"no scenarios (*.yaml) in {', '.join(str(p) for p in scenarios)}")
     try:
-        loaded = [load_scenario(p) for p in scenarios]
+        loaded = [load_scenario(p) for p in files]
         if engine == "local":
             for scenario in loaded:
                 require_audio(scenario)

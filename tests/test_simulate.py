@@ -54,6 +54,21 @@ def test_example_scenarios_pass_and_the_json_report_keeps_the_contract(app: Flas
     assert times == sorted(times)
 
 
+def test_simulate_takes_a_folder_of_scenarios_in_name_order(app: Flask, tmp_path: Path) -> None:
+    for name in ("03-operator-key.yaml", "01-calm-balance.yaml"):
+        (tmp_path / name).write_text((CALLS / name).read_text())
+    (tmp_path / "notes.txt").write_text("not a scenario")
+    out = tmp_path / "report.json"
+    result = run(app, str(tmp_path), "--quiet", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert [Path(c["scenario"]).name for c in json.loads(out.read_text())["calls"]] == [
+        "01-calm-balance.yaml", "03-operator-key.yaml"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = run(app, str(empty))
+    assert refused.exit_code == 2 and "no scenarios (*.yaml) in" in refused.output
+
+
 def test_unmet_expectation_fails_the_run_and_says_why(app: Flask, tmp_path: Path) -> None:
     scenario = tmp_path / "wrong.yaml"
     scenario.write_text("name: calm caller wrongly expected to be transferred\n"

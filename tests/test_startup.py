@@ -66,6 +66,8 @@ CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
     "simulate_help": (["flask", "--app", str(ROOT / "app.py"), "simulate", "--help"], {}, {}),
     "simulate_no_env": (["flask", "--app", str(ROOT / "app.py"), "simulate",
                          str(ROOT / "examples/calls/01-calm-balance.yaml")], {}, {}),
+    "evaluate_no_env": (["flask", "--app", str(ROOT / "app.py"), "evaluate", str(ROOT / "examples/labelled")],
+                        {}, {}),
     "monitor_mysql": (["flask", "--app", str(ROOT / "app.py"), "monitor", "--once"],
                       {**GOOD, "DATABASE_URL": "mysql://bob:hunter2secret@db.example.com/calls"}, {}),
     "monitor_pg_down": (["flask", "--app", str(ROOT / "app.py"), "monitor", "--once"],
@@ -159,6 +161,12 @@ def test_simulate_without_settings_says_to_use_the_emulator_env_file(runs: dict[
     assert all(line.startswith(("error: ", "warning: ")) for line in run.lines), run.lines
     assert any("--env-file examples/emulator.env" in line for line in run.lines)
     assert any(line.startswith("error: neither Telnyx nor Twilio is configured") for line in run.lines)
+
+
+def test_evaluate_without_settings_names_evaluate_in_its_hint(runs: dict[str, Run]) -> None:
+    run = runs["evaluate_no_env"]
+    assert run.code == EX_CONFIG
+    assert any("`flask --env-file examples/emulator.env evaluate " in line for line in run.lines), run.lines
 
 
 def test_a_development_command_with_the_emulator_env_and_a_broken_file_names_only_the_file(
