@@ -26,6 +26,8 @@ def storable_id(value: str) -> bool:
     return len(value) <= ID_MAX and clean_text(value) == value
 # meta.attempt is informational (the event id dedupes); past any real redelivery count it reads as 1.
 ATTEMPT_MAX = 1000
+TRANSCRIPT_MAX = 5000  # characters of one recognition result that are kept
+REASON_MAX = 500  # characters of a provider's failure reason that are kept and logged
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,16 @@ class Transcription:
     confidence: float | None
     is_final: bool
     track: str | None = None  # "inbound" (the caller) or "outbound" (the agent, after a bridge)
+
+    @classmethod
+    def of(cls, text: str, confidence: float | None, is_final: bool,
+           track: str | None = None) -> Transcription:
+        """A provider's result kept within what a recognition result can be: at most
+        TRANSCRIPT_MAX characters (an utterance is a few hundred), a confidence from 0 to 1 (None
+        when it is no number at all), whatever a signed payload held."""
+        if confidence is not None:
+            confidence = min(max(float(confidence), 0.0), 1.0) if math.isfinite(confidence) else None
+        return cls(text[:TRANSCRIPT_MAX], confidence, is_final, track)
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,7 @@ def parse_event(body: bytes) -> CallEvent:
         status=_text(payload, "status"),
         hangup_cause=_text(payload, "hangup_cause"),
         transcription=_transcription(payload),
-        failure_reason=_text(payload, "failure_reason"),
+        failure_reason=(_text(payload, "failure_reason") or "")[:REASON_MAX] or None,
         attempt=attempt if type(attempt) is int and 1 <= attempt <= ATTEMPT_MAX else 1,
         payload=payload,
     )
@@ -168,9 +180,5 @@ def _transcription(payload: dict[str, Any]) -> Transcription | None:
         raise MalformedEvent("payload.transcription_data.confidence must be a number")
     if confidence is not None and not _finite(confidence):
         raise MalformedEvent("payload.transcription_data.confidence must be a finite number")
-    return Transcription(
-        text=text,
-        confidence=float(confidence) if confidence is not None else None,
-        is_final=data.get("is_final", True) is True,
-        track=_text(data, "transcription_track"),
-    )
+    return Transcription.of(text, confidence, data.get("is_final", True) is True,
+                            _text(data, "transcription_track"))

@@ -157,3 +157,14 @@ def test_hostile_signature_headers_are_403_never_500(
                "telnyx-timestamp": stamp}
     assert post(app, body, headers).status_code == 403
     assert stored_events(app) == 0
+
+
+def test_a_recognition_result_is_kept_within_what_one_can_be() -> None:
+    from ivr.events import TRANSCRIPT_MAX, Transcription, parse_event
+    for confidence, kept in ((1e300, 1.0), (-5, 0.0), (0.42, 0.42), (None, None)):
+        assert Transcription.of("hello", confidence, True).confidence == kept
+    assert Transcription.of("hello", float("nan"), True).confidence is None
+    assert len(Transcription.of("x" * 200_000, 0.9, True).text) == TRANSCRIPT_MAX
+    failed = parse_event(json.dumps({"data": {"id": "e1", "event_type": "streaming.failed", "payload": {
+        "call_control_id": "v3:x", "failure_reason": "r" * 100_000}}}).encode())
+    assert failed.failure_reason is not None and len(failed.failure_reason) == 500

@@ -148,6 +148,5 @@ def transcription(form: Mapping[str, str]) -> tuple[str, Transcription, str | No
     confidence = data.get("confidence")
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float, type(None))):
         raise MalformedEvent("TranscriptionData.confidence must be a number")
-    return sid, Transcription(text=data["transcript"],
-                              confidence=float(confidence) if confidence is not None else None,
-                              is_final=form.get("Final", "true").lower() == "true"), form.get("Track")
+    return sid, Transcription.of(data["transcript"], confidence,
+                                 form.get("Final", "true").lower() == "true"), form.get("Track")
