@@ -107,4 +107,5 @@ def _error(status: int, message: str, code: str | None) -> dict[str, Any]:
 def _default_code(status: int) -> str:
     return {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
             408: "request_timeout", 409: "conflict", 413: "payload_too_large", 422: "unprocessable",
-            500: "internal", 502: "bad_gateway", 503: "unavailable"}.get(status, "error")
+            426: "upgrade_required", 500: "internal", 502: "bad_gateway",
+            503: "unavailable"}.get(status, "error")

@@ -15,6 +15,7 @@ from flask.helpers import get_load_dotenv
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing.exceptions import WebsocketMismatch
 
 from calls.monitor import Monitor
 from calls.service import CallService
@@ -317,10 +318,15 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> ResponseReturnValue:
-        message = exc.description or exc.name
+        message, status = exc.description or exc.name, exc.code or 500
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             message = f"{request.path[:200]} takes {', '.join(exc.valid_methods)}, not {request.method}"
-        response, status = error_response(exc.code or 500, message)
+        elif isinstance(exc, WebsocketMismatch):  # a plain request to a media socket's path
+            status = 426
+            message = f"{request.path[:200]} is a media WebSocket: connect with Upgrade: websocket"
+        response, status = error_response(status, message)
+        if status == 426:
+            response.headers["Upgrade"] = "websocket"
         # Werkzeug's own headers (a 405's Allow, a 416's Content-Range), in the one error shape's body.
         for name, value in exc.get_headers():
             if name.lower() != "content-type":

@@ -252,6 +252,18 @@ def test_a_media_token_opens_one_socket_only(local: Simulation) -> None:
     again.close()
 
 
+def test_a_plain_request_to_the_media_socket_is_426_naming_the_upgrade_and_the_token_still_opens_it(
+        local: Simulation) -> None:
+    ccid, tokens = _live_leg(local)
+    path = f"/media/telnyx?token={tokens.issue(ccid)}"
+    plain = httpx.get(f"http://127.0.0.1:{_port(local)}{path}")
+    assert plain.status_code == 426 and plain.headers["Upgrade"] == "websocket"
+    assert "Upgrade: websocket" in plain.json()["error"]["message"]
+    status, conn = handshake(_port(local), path)  # the token still opens the call's one socket
+    assert status == 101
+    conn.close()
+
+
 def test_a_media_token_of_an_ended_call_opens_nothing(local: Simulation) -> None:
     leg = local.emulator.incoming_call()
     assert local.emulator.wait_for_gather(leg, 5)
