@@ -38,7 +38,7 @@ SchedulerT = TypeVar("SchedulerT", BackgroundScheduler, BlockingScheduler)
 BATCH = 10
 STUCK_GRACE_S = 30.0
 ASK_PROVIDER = "ask"  # _transfer_stuck: the provider must be asked about the agent's leg first
-# Liveness checks towards Telnyx: at most 4/s per sweeper, 20 per sweep (a 5 s interval).
+# Liveness checks towards the provider: at most 4/s per job (sweep, upkeep), 20 per run (a 5 s interval).
 STALE_CHECKS_PER_SWEEP = 20
 STALE_CHECK_SPACING_S = 0.25
 
@@ -88,8 +88,9 @@ class Monitor:
         self._sleep = sleep
         self._scheduler: BackgroundScheduler | None = None
 
-    def sweep(self, now: float | None = None) -> SweepReport:
-        """Run one sweep over every active call not swept in the last interval."""
+    def sweep(self, now: float | None = None, upkeep: bool = True) -> SweepReport:
+        """Run one sweep over every active call not swept in the last interval; with `upkeep`, the
+        upkeep's work too (lost calls, recordings), which the schedule runs as a job of its own."""
         report = SweepReport(resent=self._sender.resend_due(self.resend_after_s, self.resend_untried_after_s))
         now = time.time() if now is None else now
         report.polled = self._poll_engine()
@@ -111,11 +112,23 @@ class Monitor:
             report.swept += swept
             if swept < BATCH:
                 break
-        # One budget of questions to the provider per sweep, ringing legs first (a caller waits on those).
+        # Ringing legs past their timeout: a caller waits on those, so they are asked here.
         asked = self._settle_ringing(asks, report, STALE_CHECKS_PER_SWEEP)
-        if asked:
-            self._sleep(STALE_CHECK_SPACING_S)  # the lost-call checks keep the same spacing after these
-        report.closed = self._close_lost_calls(now, STALE_CHECKS_PER_SWEEP - asked)
+        if upkeep:
+            if asked:
+                self._sleep(STALE_CHECK_SPACING_S)  # the lost-call checks keep the same spacing after these
+            self.upkeep(now, report)
+        return report
+
+    def upkeep(self, now: float | None = None, report: SweepReport | None = None) -> SweepReport:
+        """Close calls long silent that the provider says are over, and retry voicemail fetches.
+
+        No caller waits on either, and each can take a provider's timeout many times over (20
+        questions of up to LIFELINE_COMMAND_TIMEOUT, recordings' downloads): the schedule runs this
+        as its own job, so a slow provider never delays the sweep's transfers, goodbyes and resends."""
+        now = time.time() if now is None else now
+        report = SweepReport() if report is None else report
+        report.closed = self._close_lost_calls(now, STALE_CHECKS_PER_SWEEP)
         if self.recordings is not None:
             report.recordings = self.recordings.retry_failed(now)
         return report
@@ -267,19 +280,25 @@ class Monitor:
         self._schedule(BlockingScheduler()).start()
 
     def _schedule(self, scheduler: SchedulerT) -> SchedulerT:
-        # One sweep at a time per process; a late tick is merged, not queued behind the next.
-        scheduler.add_job(self._safe_sweep, "interval", seconds=self.interval_s, id="lifeline-sweep",
-                          max_instances=1, coalesce=True)
+        # One sweep at a time per process; a late tick is merged, not queued behind the next. The
+        # upkeep is a job of its own, so its slow questions never hold a sweep back.
+        scheduler.add_job(self._safe, "interval", args=(self._scheduled_sweep, "sweep"),
+                          seconds=self.interval_s, id="lifeline-sweep", max_instances=1, coalesce=True)
+        scheduler.add_job(self._safe, "interval", args=(self.upkeep, "upkeep"),
+                          seconds=self.interval_s, id="lifeline-upkeep", max_instances=1, coalesce=True)
         return scheduler
 
-    def _safe_sweep(self) -> None:
+    def _scheduled_sweep(self) -> SweepReport:
+        return self.sweep(upkeep=False)
+
+    def _safe(self, job: Callable[[], SweepReport], name: str) -> None:
         try:
-            report = self.sweep()
-        except Exception:  # the next tick tries again; one bad sweep must not stop the schedule
-            log.exception("sweep failed")
+            report = job()
+        except Exception:  # the next tick tries again; one bad run must not stop the schedule
+            log.exception("%s failed", name)
             return
         if report.resent or report.escalated or report.unstuck or report.closed:
-            log.info("sweep: %s", report)
+            log.info("%s: %s", name, report)
 
     def stop(self) -> None:
         """Stop the background schedule."""

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
 from ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
@@ -318,3 +319,23 @@ def test_the_sweep_resends_an_untried_command_only_once_its_sender_must_have_giv
         settings.command_attempts * settings.command_timeout_s
     assert monitor(live).resend_untried_after_s > settings.command_attempts * settings.command_timeout_s
     assert monitor(live).resend_after_s == 10.0  # one its sender gave up on
+
+
+def test_the_schedules_sweep_leaves_lost_call_questions_to_the_upkeep_job(live: Simulation) -> None:
+    # A provider slow to say whether a call is up must not hold back a sweep that transfers.
+    asked: list[str] = []
+
+    class Slow:
+        def is_alive(self, call_control_id: str) -> bool | None:
+            asked.append(call_control_id)
+            return False
+
+    leg = start_call(live)
+    sweeper = monitor(live)
+    sweeper._telnyx = Slow()  # the provider, as the monitor asks it whether a call is up
+    later = time.time() + 1000  # the call has been silent past LIFELINE_STALE_CALL_S
+    report = sweeper.sweep(now=later, upkeep=False)  # what the schedule's sweep job runs
+    assert (report.closed, asked) == (0, [])
+    assert sweeper.upkeep(now=later).closed == 1 and asked == [leg.call_control_id]
+    jobs = {job.id for job in sweeper._schedule(BackgroundScheduler()).get_jobs()}
+    assert jobs == {"lifeline-sweep", "lifeline-upkeep"}
