@@ -164,6 +164,14 @@ class CommandSender:
                 # lost): close the call now instead of leaving it open until the stale sweep.
                 self._call_ended(command.call_control_id, "call_ended_90018")
 
+    def report(self, command: Command, outcome: SendOutcome) -> None:
+        """What a delivery made by another sender (Twilio's REST queue) means here: its metrics, and
+        a call the provider says has ended is closed now, as for this sender's own."""
+        if self._metrics is not None:
+            self._measure(command, outcome.status, outcome.attempts)
+        if outcome.status == CommandStatus.CALL_ENDED and self._call_ended is not None:
+            self._call_ended(command.call_control_id, "call_ended")
+
     def _wanted(self, command: Command) -> bool:
         """Whether a retry of this command still makes sense (see `_STALE_AFTER`)."""
         return self.stale_because(command) is None
@@ -225,7 +233,6 @@ class CommandSender:
                 self._give_up(command, CommandStatus.SUPERSEDED, f"not resent: stale after {later}")
                 continue
             resend.append(command)
-        # Together, in their order: a wrapper keeps one call's commands in one request (Twilio).
         self._resubmit(resend)
         return len(resend)
 

@@ -208,7 +208,8 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
                            hold_s=settings.command_hold_s,
                            tells_reachability=lambda ccid: telnyx is not None
                            and providers.owner(ccid) is telnyx_provider)
-    sender = twilio.wrap(outbox, store, settings.command_workers) if twilio else outbox
+    longest = longest_send_s(settings.command_attempts, settings.command_timeout_s)
+    sender = twilio.wrap(outbox, store, settings.command_workers, longest + 2.0) if twilio else outbox
     recordings = RecordingKeeper(store, sink_from_settings(settings),
                                  credentials=twilio.recording_credentials() if twilio else None)
     services = Services(
@@ -222,7 +223,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     outbox.on_call_ended(calls.call_gone)  # a 90018 on any command closes its call
     monitor = Monitor(store, outbox, providers, units, services, MACHINE,
                       settings.sweep_interval_s, settings.transfer_timeout_s, settings.stale_call_s, calls,
-                      longest_send_s=longest_send_s(settings.command_attempts, settings.command_timeout_s))
+                      longest_send_s=longest)
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,
         telnyx=telnyx_provider,

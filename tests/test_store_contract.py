@@ -241,8 +241,10 @@ def test_a_queued_command_a_sweep_handed_to_a_resend_is_not_claimed_by_its_first
     # The senders that queued them before the hand-over stand down; the resends go.
     assert not store.claim_command("first", queued_at)
     assert store.claim_command("first", resent_at)
-    # Claimed, it is not handed over again until it is due once more.
+    # Claimed, it is not handed over again until it is due once more, nor while its hold lasts.
     assert list(store.due_commands(older_than_s=10)) == []
+    assert store.claim_command("first", time.time(), hold_s=30)
+    assert [c.command_id for c in store.due_commands(older_than_s=0)] == ["second"]
     store.mark_command("second", CommandStatus.SENT, 1, None)
     assert not store.claim_command("second", time.time())  # settled
     assert not store.claim_command("unknown", time.time())

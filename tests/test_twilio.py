@@ -640,3 +640,27 @@ def test_a_command_queued_behind_a_slow_update_and_handed_to_the_sweeps_resend_g
     finally:
         release.set()
         lifeline.close()
+
+
+def test_the_sweeps_resends_of_separate_units_go_as_separate_updates_so_a_gather_never_holds_a_dial(
+        app_config: dict[str, object], twilio_emulator: TwilioEmulator) -> None:
+    app = create_app({**app_config, **twilio_emulator.app_settings(), "LIFELINE_PUBLIC_URL": PUBLIC,
+                      "LIFELINE_ENGINE": "twilio"}, migrate=True)
+    lifeline = app.extensions["lifeline"]
+    try:
+        menu = Command("menu-1", SID, "gather_using_speak", {"payload": "Press 1 for balances",
+                                                             "valid_digits": "1", "maximum_digits": 1})
+        transfer = Command("transfer-1", SID, "transfer", {"to": AGENTS.split(",")[0],
+                                                           "client_state": encode_client_state({"attempt": 1})})
+        for command in (menu, transfer):  # two units of work, neither delivered (both left pending)
+            with lifeline.store.unit() as tx:
+                tx.enqueue([command])
+        time.sleep(0.01)
+        assert lifeline.sender.resend_due(0.0, 0.0) == 2
+        assert lifeline.sender.wait_idle(30)
+        documents = [str(r["body"].get("Twiml", "")) for r in twilio_emulator.requests if r["name"] == "update"]
+        assert len(documents) == 2, documents
+        assert "<Gather" in documents[0] and "<Dial" not in documents[0]
+        assert "<Dial" in documents[1] and "<Gather" not in documents[1]
+    finally:
+        lifeline.close()

@@ -167,9 +167,10 @@ class CallStore(ABC):
         """Record what happened to a pending outbox command; False (nothing changes) once it is settled."""
 
     @abstractmethod
-    def claim_command(self, command_id: str, queued_at: float) -> bool:
+    def claim_command(self, command_id: str, queued_at: float, hold_s: float = 0.0) -> bool:
         """Take a pending command for sending by the sender that queued it at `queued_at`: False when
-        a sweep has handed it to a resend since (or it is settled), and then it must not go too."""
+        a sweep has handed it to a resend since (or it is settled), and then it must not go too.
+        Taken, it is out of the sweep's hand-over for `hold_s` more (the longest a send can take)."""
 
     @abstractmethod
     def due_commands(self, older_than_s: float, limit: int = 100,

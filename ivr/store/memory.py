@@ -302,12 +302,12 @@ class MemoryStore(MemoryOutputs):
                 updated_at=time.time())
             return True
 
-    def claim_command(self, command_id: str, queued_at: float) -> bool:
+    def claim_command(self, command_id: str, queued_at: float, hold_s: float = 0.0) -> bool:
         with self._lock:
             entry = self._tables.commands.get(command_id)
             if entry is None or entry.status != CommandStatus.PENDING or entry.updated_at > queued_at:
                 return False
-            self._tables.commands[command_id] = replace(entry, updated_at=time.time())
+            self._tables.commands[command_id] = replace(entry, updated_at=time.time() + hold_s)
             return True
 
     def due_commands(self, older_than_s: float, limit: int = 100,

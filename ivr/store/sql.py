@@ -474,17 +474,18 @@ class SqlStore(SqlOutputs):
                 "status": status, "attempts": attempts, "last_error": error, "updated_at": time.time()}),
                 "by_id": command_id}).rowcount == 1
 
-    def claim_command(self, command_id: str, queued_at: float) -> bool:
+    def claim_command(self, command_id: str, queued_at: float, hold_s: float = 0.0) -> bool:
         # The sweep's hand-over (due_commands) touches the row: a touch after this sender queued
         # the command means a resend owns it now. Touching it here in turn makes the sweep's
-        # conditional touch miss, so exactly one of the two sends.
+        # conditional touch miss, so exactly one of the two sends; stamped `hold_s` ahead, the row
+        # is not handed over again while this send may still be retrying.
         c = schema.commands.c
         with self._write() as conn:
             return conn.execute(
                 update(schema.commands)
                 .where(c.command_id == command_id, c.status == CommandStatus.PENDING,
                        c.updated_at <= queued_at)
-                .values(updated_at=time.time())).rowcount == 1
+                .values(updated_at=time.time() + hold_s)).rowcount == 1
 
     def due_commands(self, older_than_s: float, limit: int = 100,
                      untried_older_than_s: float | None = None) -> Iterator[Command]:

@@ -54,13 +54,15 @@ def capturing(call_sid: str | None) -> Iterator[Capture]:
 class TwilioAwareSender:
     """The outbox sender of a deployment with Twilio: Telnyx commands pass through unchanged."""
 
-    def __init__(self, inner: CommandSender, store: CallStore, twilio: TwilioProvider, workers: int) -> None:
+    def __init__(self, inner: CommandSender, store: CallStore, twilio: TwilioProvider, workers: int,
+                 longest_send_s: float = 0.0) -> None:
         self._inner = inner
         self._store = store
         self._twilio = twilio
         self._executor = KeyedSerialExecutor(workers, "lifeline-twilio")
-        # The sweep's resends of Twilio calls come back here, so they go by REST, batched per call.
-        inner.route_resends(self.submit)
+        self._hold_s = longest_send_s  # a claimed command stays out of the sweep's hand-over this long
+        # The sweep's resends of Twilio calls come back here, so they go by REST on the call's queue.
+        inner.route_resends(self._resend)
 
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue committed commands: captured, grouped for REST, or passed to the Telnyx sender."""
@@ -81,6 +83,16 @@ class TwilioAwareSender:
         for sid, batch in batches.items():
             self._executor.submit(sid, partial(self._send, batch, time.time()))
 
+    def _resend(self, commands: Sequence[Command]) -> None:
+        """The sweep's resends: each Twilio command as its own update, in order. Commands of
+        different units of work must not share a document: a menu's <Gather> would hold back a
+        <Dial> behind it."""
+        others = [c for c in commands if not self._twilio.owns(c.call_control_id)]
+        for command in commands:
+            if self._twilio.owns(command.call_control_id):
+                self._executor.submit(command.call_control_id, partial(self._send, [command], time.time()))
+        self._inner.submit(others)
+
     def mark_sent(self, commands: Sequence[Command]) -> None:
         """Record that commands left inside a webhook response."""
         for command in commands:
@@ -90,13 +102,14 @@ class TwilioAwareSender:
         # Twilio's REST API has no idempotency key, so a command must go once: one queued here may
         # wait past the sweep's resend age (a slow Twilio, a long queue), and then a sweep (in any
         # process) hands it to a resend. The store says which of the two sends it.
-        batch = [c for c in batch if self._store.claim_command(c.command_id, queued_at)]
+        batch = [c for c in batch if self._store.claim_command(c.command_id, queued_at, self._hold_s)]
         if not batch:
             log.info("commands queued at %.3f were handed to a resend meanwhile; not sent twice", queued_at)
             return
         outcome = self._twilio.send_batch(batch)
         for command in batch:
             self._store.mark_command(command.command_id, outcome.status, outcome.attempts, outcome.error)
+            self._inner.report(command, outcome)
 
     @property
     def reachability(self) -> TelnyxReachability:

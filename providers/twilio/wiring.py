@@ -41,9 +41,10 @@ class Twilio:
     provider: TwilioProvider
     sender: TwilioAwareSender | None = None
 
-    def wrap(self, inner: CommandSender, store: CallStore, workers: int) -> TwilioAwareSender:
+    def wrap(self, inner: CommandSender, store: CallStore, workers: int,
+             longest_send_s: float = 0.0) -> TwilioAwareSender:
         """The sender the unit of work uses: Twilio's commands taken out, the rest passed on."""
-        self.sender = TwilioAwareSender(inner, store, self.provider, workers)
+        self.sender = TwilioAwareSender(inner, store, self.provider, workers, longest_send_s)
         return self.sender
 
     def recording_credentials(self) -> dict[str, tuple[str, str]]:
