@@ -35,6 +35,12 @@ def _remove_own_metrics_dir() -> None:
 
 atexit.register(_remove_own_metrics_dir)
 
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    """The master's normal shutdown (under --daemon its pid is no longer the one recorded above)."""
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
+
 # gunicorn applies --chdir after reading this file: make the project importable from anywhere.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -60,5 +66,5 @@ logger_class = Logger
 
 prepare()
 
-__all__ = ["child_exit", "keepalive", "logger_class", "on_starting", "post_worker_init", "threads",
+__all__ = ["child_exit", "keepalive", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads",
            "timeout", "websocket_max_message_size", "worker_class", "workers"]

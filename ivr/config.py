@@ -338,7 +338,8 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     bucket, s3_endpoint = _recordings_bucket(get, problems)
     recordings_dir = Path(get("LIFELINE_RECORDINGS_DIR") or instance_path / "recordings")
     if not bucket:
-        _writable_dir("LIFELINE_RECORDINGS_DIR", recordings_dir, problems)
+        # A warning, not a stop: a deployment whose menu offers no voicemail never writes there.
+        _writable_dir("LIFELINE_RECORDINGS_DIR", recordings_dir, warnings)
     if problems:
         raise ConfigError("\n".join(problems), warnings=tuple(warnings))
     return Settings(
@@ -391,21 +392,20 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     )
 
 
-def _writable_dir(name: str, path: Path, problems: list[str]) -> None:
-    """A folder the service must write into: it, or where it would be made, is a writable folder.
-
-    Checked now, without making it: found only with the first voicemail, the fetch would be retried
-    until the provider's link expired, and the message lost."""
+def _writable_dir(name: str, path: Path, found: list[str]) -> None:
+    """A folder the service writes voicemail into: it, or where it would be made, is a writable
+    folder. Checked now, without making it: found only with the first voicemail, the fetch would be
+    retried until the provider's link expired, and the message lost."""
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        problems.append(f"{name}={path} cannot be made: {existing} is a file, not a folder; point {name} "
-                        "at a folder this service can write")
+        found.append(f"{name}={path} cannot be made: {existing} is a file, not a folder, so no voicemail "
+                     f"could be kept; point {name} at a folder this service can write")
     elif not os.access(existing, os.W_OK | os.X_OK):
         what = "cannot be written" if existing == path else f"cannot be made in {existing}"
-        problems.append(f"{name}={path} {what} (no permission); point {name} at a folder this "
-                        "service can write")
+        found.append(f"{name}={path} {what} (no permission), so no voicemail could be kept; point "
+                     f"{name} at a folder this service can write")
 
 
 def _recordings_bucket(get: Callable[..., str | None],
@@ -543,6 +543,10 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
                         f"sqlite:///{value} (sqlite:// and then the path)")
         return value
     scheme = value.split("://", 1)[0] if "://" in value else value.split(":", 1)[0]
+    if scheme.lower() == "memory":
+        problems.append(f"DATABASE_URL={value!r}: the in-memory store is written exactly memory:// "
+                        "(nothing after it)")
+        return value
     host = value.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1] if "://" in value else ""
     # Name the scheme and host, never the credentials before the @.
     problems.append(f"DATABASE_URL uses {scheme}://{' (' + host + ')' if host else ''}, which Lifeline "

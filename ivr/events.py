@@ -46,7 +46,11 @@ class Transcription:
         TRANSCRIPT_MAX characters (an utterance is a few hundred), a confidence from 0 to 1 (None
         when it is no number at all), whatever a signed payload held."""
         if confidence is not None:
-            confidence = min(max(float(confidence), 0.0), 1.0) if math.isfinite(confidence) else None
+            try:
+                number = float(confidence)  # an integer of 400 digits is past any float
+            except OverflowError:
+                number = math.nan
+            confidence = min(max(number, 0.0), 1.0) if math.isfinite(number) else None
         return cls(text[:TRANSCRIPT_MAX], confidence, is_final, track)
 
 

@@ -98,14 +98,15 @@ class RecordingKeeper:
 
     def _fetch_in_background(self, call_control_id: str) -> None:
         try:
-            self.fetch(call_control_id)
+            self.fetch(call_control_id, first=True)
         finally:
             with self._lock:
                 self._threads.discard(threading.current_thread())
 
-    def fetch(self, call_control_id: str, due_by: float | None = None) -> str | None:
+    def fetch(self, call_control_id: str, due_by: float | None = None, first: bool = False) -> str | None:
         """Fetch and keep a call's pending or failed recording; returns the status it ended in, or
-        None when there was nothing to do. With `due_by`, only when its next attempt is due then."""
+        None when there was nothing to do. With `due_by`, only when its next attempt is due then;
+        with `first`, only if no attempt was made yet (a sweep may have been quicker)."""
         with self._lock:
             # After close() nothing starts: the call keeps its pending status and the monitor
             # of the next start fetches it (the URL lives for 10 minutes).
@@ -113,7 +114,7 @@ class RecordingKeeper:
                 return None
             self._busy.add(call_control_id)
         try:
-            call = self._take_attempt(call_control_id, due_by)
+            call = self._take_attempt(call_control_id, due_by, first)
             return None if call is None else self._fetch(call)
         finally:
             with self._lock:
@@ -136,9 +137,9 @@ class RecordingKeeper:
                 tried += 1
         return tried
 
-    def _take_attempt(self, call_control_id: str, due_by: float | None) -> CallRecord | None:
+    def _take_attempt(self, call_control_id: str, due_by: float | None, first: bool) -> CallRecord | None:
         """Count the next attempt on the call (its row locked) and return the call as counted; None
-        when its recording is kept or gone, or (with due_by) its next attempt is not due yet."""
+        when its recording is kept or gone, or it is not the attempt asked for (see fetch)."""
         with self._store.unit() as tx:
             call = tx.get_call(call_control_id)
             if call is None or not call.recording_url or call.recording_status not in (
@@ -146,6 +147,8 @@ class RecordingKeeper:
                 return None
             if due_by is not None and due_by < next_attempt_at(call):
                 return None  # another worker's sweep (or instance's) counted it first
+            if first and call.recording_attempts:
+                return None
             attempts = call.recording_attempts + 1
             tx.update_call(call_control_id, updated_at=call.updated_at, recording_attempts=attempts)
         return replace(call, recording_attempts=attempts)

@@ -126,6 +126,7 @@ def load_all_settings(config: Mapping[str, object] | None,
         outputs = load_output_settings(config)
     except ConfigError as exc:
         problems.append(str(exc))
+        warnings = warnings or (settings.warnings if settings is not None else ())
     if settings is None or outputs is None:
         raise ConfigError("\n".join(problems), warnings=warnings)
     return settings, outputs
@@ -322,9 +323,12 @@ def _register_errors(app: Flask) -> None:
         message, status = exc.description or exc.name, exc.code or 500
         if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             message = f"{request.path[:200]} takes {', '.join(exc.valid_methods)}, not {request.method}"
-        elif isinstance(exc, WebsocketMismatch):  # a plain request to a media socket's path
-            status = 426
-            message = f"{request.path[:200]} is a media WebSocket: connect with Upgrade: websocket"
+        elif isinstance(exc, WebsocketMismatch):
+            if request.headers.get("Upgrade", "").lower() == "websocket":  # an upgrade to a plain route
+                message = f"{request.path[:200]} is not a WebSocket: request it without Upgrade"
+            else:  # a plain request to a media socket's path
+                status = 426
+                message = f"{request.path[:200]} is a media WebSocket: connect with Upgrade: websocket"
         response, status = error_response(status, message)
         if status == 426:
             response.headers["Upgrade"] = "websocket"

@@ -281,17 +281,16 @@ def test_twilio_only_without_a_public_url_says_the_local_engine_tells_twilio(tmp
         load_settings(without_url, tmp_path)
 
 
-def test_a_recordings_folder_that_cannot_be_made_stops_startup_unless_a_bucket_keeps_them(
+def test_a_recordings_folder_that_cannot_be_made_is_warned_about_unless_a_bucket_keeps_them(
         tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     where = str(tmp_path / "a-file" / "recordings")
-    with pytest.raises(ConfigError) as raised:
-        load_settings({**GOOD, "LIFELINE_RECORDINGS_DIR": where}, tmp_path)
-    assert str(raised.value) == (f"LIFELINE_RECORDINGS_DIR={where} cannot be made: {tmp_path / 'a-file'} is "
-                                 "a file, not a folder; point LIFELINE_RECORDINGS_DIR at a folder this "
-                                 "service can write")
+    settings = load_settings({**GOOD, "LIFELINE_RECORDINGS_DIR": where}, tmp_path)
+    assert (f"LIFELINE_RECORDINGS_DIR={where} cannot be made: {tmp_path / 'a-file'} is a file, not a folder, "
+            "so no voicemail could be kept; point LIFELINE_RECORDINGS_DIR at a folder this service can "
+            "write") in settings.warnings
     with_bucket = load_settings({**GOOD, "LIFELINE_RECORDINGS_DIR": where,
                                  "LIFELINE_RECORDINGS_BUCKET": "s3://voicemail/calls"}, tmp_path)
-    assert with_bucket.recordings_bucket == "s3://voicemail/calls"
+    assert not [w for w in with_bucket.warnings if "LIFELINE_RECORDINGS_DIR" in w]
     assert not (tmp_path / "recordings").exists()  # checked, not made
     assert load_settings(GOOD, tmp_path).recordings_dir == tmp_path / "recordings"

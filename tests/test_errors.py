@@ -157,3 +157,9 @@ def test_a_csrf_token_with_non_ascii_characters_is_refused_403_not_a_500(api_app
     refused = client.post("/api/calls/v3:x/listening", json={"paused": True},
                           headers={"X-CSRF-Token": "\u00e9"})
     assert refused.status_code == 403
+
+
+def test_an_upgrade_to_a_plain_route_is_a_400_saying_it_is_no_websocket(api_app: Flask) -> None:
+    refused = api_app.test_client().get("/healthz", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["message"] == "/healthz is not a WebSocket: request it without Upgrade"

@@ -251,3 +251,16 @@ def test_failed_fetches_back_off_and_a_second_workers_sweep_does_not_fetch_again
     for keeper in keepers:
         keeper.close()
     store.close()
+
+
+def test_the_webhooks_first_fetch_stands_down_when_a_sweep_made_the_first_attempt(
+        emulator: Emulator, tmp_path: Path) -> None:
+    store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/late.wav", time.time())
+    sweeper, webhook = (RecordingKeeper(store, DirectorySink(tmp_path / "kept")) for _ in range(2))
+    assert sweeper.retry_failed() == 1  # the sweep got there first (404: not there yet)
+    assert webhook.fetch("v3:call-1", first=True) is None
+    call = store.get_call("v3:call-1")
+    assert call is not None and call.recording_attempts == 1
+    for keeper in (sweeper, webhook):
+        keeper.close()
+    store.close()

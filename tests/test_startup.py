@@ -470,3 +470,11 @@ def test_a_memory_store_is_accepted_with_a_warning_that_it_is_for_one_process(tm
     assert any(w.startswith("DATABASE_URL=memory:// keeps calls in this process only")
                for w in settings.warnings), settings.warnings
     assert not (tmp_path / "lifeline.db").exists()
+
+
+@pytest.mark.parametrize("url", ["memory:///", "MEMORY://", "memory://x"])
+def test_a_memory_store_url_not_written_exactly_is_named_as_such(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**GOOD, "DATABASE_URL": url}, tmp_path)
+    assert str(raised.value) == (f"DATABASE_URL={url!r}: the in-memory store is written exactly memory:// "
+                                 "(nothing after it)")

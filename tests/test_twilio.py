@@ -650,15 +650,16 @@ def test_the_sweeps_resends_of_separate_units_go_as_separate_updates_so_a_gather
     try:
         menu = Command("menu-1", SID, "gather_using_speak", {"payload": "Press 1 for balances",
                                                              "valid_digits": "1", "maximum_digits": 1})
-        transfer = Command("transfer-1", SID, "transfer", {"to": AGENTS.split(",")[0],
-                                                           "client_state": encode_client_state({"attempt": 1})})
+        state = encode_client_state({"attempt": 1})
+        transfer = Command("transfer-1", SID, "transfer", {"to": AGENTS.split(",")[0], "client_state": state})
         for command in (menu, transfer):  # two units of work, neither delivered (both left pending)
             with lifeline.store.unit() as tx:
                 tx.enqueue([command])
         time.sleep(0.01)
         assert lifeline.sender.resend_due(0.0, 0.0) == 2
         assert lifeline.sender.wait_idle(30)
-        documents = [str(r["body"].get("Twiml", "")) for r in twilio_emulator.requests if r["name"] == "update"]
+        updates = [r for r in twilio_emulator.requests if r["name"] == "update"]
+        documents = [str(r["body"].get("Twiml", "")) for r in updates]
         assert len(documents) == 2, documents
         assert "<Gather" in documents[0] and "<Dial" not in documents[0]
         assert "<Dial" in documents[1] and "<Gather" not in documents[1]

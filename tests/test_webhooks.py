@@ -164,6 +164,7 @@ def test_a_recognition_result_is_kept_within_what_one_can_be() -> None:
     for confidence, kept in ((1e300, 1.0), (-5, 0.0), (0.42, 0.42), (None, None)):
         assert Transcription.of("hello", confidence, True).confidence == kept
     assert Transcription.of("hello", float("nan"), True).confidence is None
+    assert Transcription.of("hello", 10 ** 400, True).confidence is None  # past any float
     assert len(Transcription.of("x" * 200_000, 0.9, True).text) == TRANSCRIPT_MAX
     failed = parse_event(json.dumps({"data": {"id": "e1", "event_type": "streaming.failed", "payload": {
         "call_control_id": "v3:x", "failure_reason": "r" * 100_000}}}).encode())

@@ -1,7 +1,7 @@
 """Durable call state: calls, webhook events, claims, transfers, the command outbox, messages;
 and the conversation outputs' (feed reads, summaries, webhook deliveries).
 
-The records and the interfaces load nothing heavy; the backends are imported from their own
+The records and the interfaces load no database driver; the backends are imported from their own
 modules (`ivr.store.sql`, `ivr.store.memory`) when `open_store` picks one.
 """
 

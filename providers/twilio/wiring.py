@@ -28,7 +28,7 @@ def refuse_webhooks(app: Flask) -> None:
 
     # A hook, not a route: an unconfigured provider's paths are neither served nor described.
     def refuse() -> None:
-        if request.path.startswith("/webhooks/twilio/"):
+        if request.path == "/webhooks/twilio" or request.path.startswith("/webhooks/twilio/"):
             raise NotConfigured(NOT_CONFIGURED)
 
     app.before_request(refuse)
