@@ -17,7 +17,7 @@ from ivr.store import CallRecord, CallStatus, TransferStatus
 from transfer.rules import Decision
 
 from . import listening, voicemail
-from .hangup import HANGUP, hang_up
+from .hangup import HANGUP, hang_up, hang_up_again_if_refused
 from .machine import Machine, Trigger, Turn
 from .services import Services
 
@@ -178,6 +178,8 @@ def hang_up_if_goodbye_overdue(turn: Turn, now: float) -> None:
         log.warning("call %s: the goodbye did not end within %.0f s; hanging up",
                     call.call_control_id, wait_s)
         hang_up_after_goodbye(turn)
+    else:
+        hang_up_again_if_refused(turn, now, wait_s)
 
 
 def hung_up(turn: Turn) -> None:

@@ -10,7 +10,7 @@ from ivr.menu import VOICEMAIL_MAX_S
 from ivr.recordings import RecordingStatus
 from ivr.store import CallStatus
 
-from .hangup import HANGUP, HUNG_UP, hang_up
+from .hangup import HANGUP, HUNG_UP, hang_up, hang_up_again_if_refused
 from .machine import Turn
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,9 @@ def tick(turn: Turn, now: float) -> None:
     ctx, call, menu = turn.ctx, turn.call, turn.ctx.menu
     waited = now - call.updated_at
     if call.pending == HUNG_UP:
-        return  # the call ends with the provider's call.hangup; the thanks must not be said again
+        # The call ends with the provider's call.hangup; the thanks must not be said again.
+        hang_up_again_if_refused(turn, now, menu.goodbye_wait_s)
+        return
     if call.pending == RECORD:
         if waited > menu.say_wait_s(menu.leave_message):
             log.warning("call %s: the voicemail prompt's end never came; recording", call.call_control_id)

@@ -22,7 +22,7 @@ from ivr.errors import StoreError
 from ivr.events import CallEvent
 from ivr.masking import mask_digits
 from ivr.menu import AFTER_AGENTS, load_menu
-from ivr.store import CallStatus, Command, TransferStatus
+from ivr.store import CallStatus, Command, CommandStatus, TransferStatus
 from ivr.store.memory import MemoryStore, MemoryStoreTx
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
@@ -390,3 +390,36 @@ def test_an_answer_overtaken_by_words_that_escalated_is_noted_without_a_greeting
     assert flow.engine.calls == [("answered", CALLER)]
     flow.event("call.answered")  # a redelivery with another id changes nothing more
     assert flow.engine.calls == [("answered", CALLER)]
+
+
+def _refuse_the_hangup(flow: Flow) -> None:
+    """The provider answers the call's hangup with a final refusal."""
+    [hangup] = [c for c in flow.sent.commands if c.name == "hangup"]
+    assert flow.store.mark_command(hangup.command_id, CommandStatus.REJECTED, 1, "HTTP 422 10015")
+
+
+@pytest.mark.parametrize("ending", ["goodbye", "voicemail"])
+def test_a_refused_hangup_is_sent_once_more_and_no_more(flow: Flow, ending: str) -> None:
+    import time
+
+    from calls.voicemail import SAVED_GRACE_S
+    from ivr.menu import VOICEMAIL_MAX_S
+    if ending == "goodbye":
+        flow.answered_call()
+        for _ in range(3):
+            flow.event("call.gather.ended", status="timeout")
+        flow.event("call.speak.ended")
+    else:
+        choose_voicemail(flow)
+        flow.event("call.speak.ended", status="completed")
+        tick(flow, time.time() + VOICEMAIL_MAX_S + SAVED_GRACE_S + 2)  # no message was ever saved
+    assert flow.sent.names()[-1] == "hangup"
+    later = time.time()  # when the hangup was sent
+    _refuse_the_hangup(flow)
+    wait = load_menu(ROOT / "examples" / "ivr.yaml").goodbye_wait_s
+    tick(flow, later + 1)
+    assert flow.sent.names().count("hangup") == 1  # not yet: the refusal may be a moment's
+    for more in (wait + 2, wait + 60, wait + 600):
+        tick(flow, later + more)
+    hangups = [c for c in flow.sent.commands if c.name == "hangup"]
+    assert len(hangups) == 2 and hangups[0].command_id != hangups[1].command_id
