@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -53,15 +53,27 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
                 monkeypatch.delenv(name)
 
 
+EmulatorT = TypeVar("EmulatorT", Emulator, TwilioEmulator)
+
+
+@contextmanager
+def serving(emu: EmulatorT) -> Iterator[EmulatorT]:
+    """An emulator serving on loopback (its own provider's routes) until the block ends."""
+    wsgi = emulator_app(emu) if isinstance(emu, Emulator) else twilio_emulator_app(emu)
+    server = ServerThread(wsgi).start()
+    emu.base_url = server.url
+    try:
+        yield emu
+    finally:
+        server.stop()
+        emu.close()
+
+
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     """A Telnyx emulator serving on loopback, 20x faster than real time."""
-    emu = Emulator(speed=20)
-    server = ServerThread(emulator_app(emu)).start()
-    emu.base_url = server.url
-    yield emu
-    server.stop()
-    emu.close()
+    with serving(Emulator(speed=20)) as emu:
+        yield emu
     # The strict emulator: no test may pass on a body real Telnyx would refuse, or on a webhook
     # real Telnyx would not send.
     assert emu.refused == [], f"the SDK's types refuse what the app sent: {emu.refused[:2]}"
@@ -200,9 +212,5 @@ def twilio_app(app_config: dict[str, object]) -> Iterator[Flask]:
 @pytest.fixture
 def twilio_emulator() -> Iterator[TwilioEmulator]:
     """A Twilio emulator serving on loopback, 20x faster than real time."""
-    emu = TwilioEmulator(speed=20)
-    server = ServerThread(twilio_emulator_app(emu)).start()
-    emu.base_url = server.url
-    yield emu
-    server.stop()
-    emu.close()
+    with serving(TwilioEmulator(speed=20)) as emu:
+        yield emu

@@ -14,10 +14,9 @@ from ivr.telnyx_schema import check_action
 from simulator.emulator import Emulator, ok
 from simulator.runner import Simulation
 from simulator.scenario import load_scenario
-from simulator.server import ServerThread, emulator_app
 from simulator.strict import event_problems
 
-from .conftest import AGENTS, ROOT
+from .conftest import AGENTS, ROOT, serving
 
 CALLS = sorted((ROOT / "examples" / "calls").glob("*.yaml"))
 
@@ -25,12 +24,8 @@ CALLS = sorted((ROOT / "examples" / "calls").glob("*.yaml"))
 @pytest.fixture
 def loose() -> Iterator[Emulator]:
     """An emulator these tests send refused bodies to on purpose (the shared one forbids them)."""
-    emu = Emulator(speed=20)
-    server = ServerThread(emulator_app(emu)).start()
-    emu.base_url = server.url
-    yield emu
-    server.stop()
-    emu.close()
+    with serving(Emulator(speed=20)) as emu:
+        yield emu
 
 
 def _post(emulator: Emulator, name: str, body: dict[str, object]) -> httpx.Response:
