@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -282,14 +283,11 @@ class Monitor:
     def _schedule(self, scheduler: SchedulerT) -> SchedulerT:
         # One sweep at a time per process; a late tick is merged, not queued behind the next. The
         # upkeep is a job of its own, so its slow questions never hold a sweep back.
-        scheduler.add_job(self._safe, "interval", args=(self._scheduled_sweep, "sweep"),
+        scheduler.add_job(self._safe, "interval", args=(partial(self.sweep, upkeep=False), "sweep"),
                           seconds=self.interval_s, id="lifeline-sweep", max_instances=1, coalesce=True)
         scheduler.add_job(self._safe, "interval", args=(self.upkeep, "upkeep"),
                           seconds=self.interval_s, id="lifeline-upkeep", max_instances=1, coalesce=True)
         return scheduler
-
-    def _scheduled_sweep(self) -> SweepReport:
-        return self.sweep(upkeep=False)
 
     def _safe(self, job: Callable[[], SweepReport], name: str) -> None:
         try:

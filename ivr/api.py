@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .cursors import CursorError, decode_cursor, encode_cursor
 from .errors import StoreError, error_response
@@ -145,11 +145,9 @@ def call_detail(call_control_id: str) -> ResponseReturnValue:
     if call is None:
         others = _methods_elsewhere(request.path)
         if others:
-            # The path is a call's action (…/listening), asked for with GET: not a call id.
-            response, status = error_response(405, f"{request.path[:200]} takes {' or '.join(others)}, "
-                                                        "not GET")
-            response.headers["Allow"] = ", ".join(others)
-            return response, status
+            # The path is a call's action (…/listening), asked for with GET: not a call id. The
+            # app's HTTP error handler words it and sets Allow, as for any other 405.
+            raise MethodNotAllowed(valid_methods=others)
         return error_response(404, f"no call {call_control_id[:100]!r}")
     return jsonify(**iso_times(dict(
         call=asdict(call),
