@@ -10,8 +10,6 @@ from gunicorn import glogging
 
 from ivr.store import MEMORY_URL
 
-EX_CONFIG = 78  # sysexits.h: configuration error (as lifeline/startup.py)
-
 _state: dict[str, Any] = {"format": "text", "secrets": (), "memory": False}
 
 
@@ -61,6 +59,8 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def on_starting(server: Any) -> None:
     """Stop when the workers could not share their calls; say where their metrics are gathered."""
+    from .startup import EX_CONFIG
+
     if _state["memory"] and server.cfg.workers > 1:
         # Each worker would hold its own calls, and a call's next webhook may reach another one.
         server.log.error("DATABASE_URL=memory:// keeps calls in one process, and gunicorn would start %d "

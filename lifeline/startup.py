@@ -49,6 +49,8 @@ def emulator_hint(command: str) -> str:
     return ("this development command needs no real account, only the emulator's placeholder settings: "
             f"add --env-file examples/emulator.env, e.g. `flask --env-file examples/emulator.env {command}"
             f"{_EXAMPLE_ARGS.get(command, '')}`")
+
+
 # The problems that placeholder settings solve: a provider's credentials are missing.
 _NO_PROVIDER = re.compile(r"^(?:TELNYX_API_KEY|TELNYX_PUBLIC_KEY|neither Telnyx nor Twilio)\b")
 Extend = Callable[[Flask], None]
