@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .cursors import CursorError, decode_cursor, encode_cursor
-from .errors import StoreError, error_response
+from .errors import StoreError, error_response, unauthorized
 from .sanitize import clean_text, whole_number
 from .sessions import CSRF_HEADER, bearer, csrf_ok, signed_in, token_matches
 from .store import OUTCOMES, CallQuery
@@ -43,7 +43,11 @@ def require_token() -> ResponseReturnValue | None:
         # The cookie goes with any request the browser makes; only our own pages know this token.
         return error_response(403, f"a signed-in session must send its CSRF token in {CSRF_HEADER} "
                                    "to change anything")
-    return error_response(403, "wrong or missing API token")
+    if given is None:
+        return unauthorized("the API token is missing: send it as 'Authorization: Bearer <token>', "
+                            "or sign in at /dashboard", token_given=False)
+    return unauthorized("wrong API token: send the value of LIFELINE_API_TOKEN as "
+                        "'Authorization: Bearer <token>'", token_given=True)
 
 
 def session_check() -> Callable[[], bool] | None:

@@ -95,6 +95,15 @@ def error_response(status: int, message: str, code: str | None = None) -> tuple[
     return jsonify(_error(status, message, code)), status
 
 
+def unauthorized(message: str, *, token_given: bool) -> tuple[Response, int]:
+    """401 with the Bearer challenge of RFC 6750: no credentials, or a token that is not the one."""
+    response, status = error_response(401, message)
+    # A client library reads the challenge to tell "send a token" from "this token is wrong".
+    challenge = 'Bearer realm="lifeline"'
+    response.headers["WWW-Authenticate"] = challenge + (', error="invalid_token"' if token_given else "")
+    return response, status
+
+
 def error_body(status: int, message: str, code: str | None = None) -> bytes:
     """The same JSON error shape as bytes, for answers given outside Flask (lifeline/server.py)."""
     return json.dumps(_error(status, message, code)).encode()
@@ -105,7 +114,8 @@ def _error(status: int, message: str, code: str | None) -> dict[str, Any]:
 
 
 def _default_code(status: int) -> str:
-    return {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+            405: "method_not_allowed",
             408: "request_timeout", 409: "conflict", 413: "payload_too_large", 422: "unprocessable",
             426: "upgrade_required", 500: "internal", 502: "bad_gateway",
             503: "unavailable"}.get(status, "error")

@@ -24,7 +24,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from . import scope
-from .errors import error_response
+from .errors import error_response, unauthorized
 from .sessions import bearer
 from .store import CallStore
 
@@ -159,8 +159,11 @@ def metrics_endpoint() -> ResponseReturnValue:
         # As on the API: a token in a URL is written to access logs, proxies and browser history.
         return error_response(400, "the token is not accepted in the URL: send it as "
                                    "'Authorization: Bearer <token>'")
-    given = (bearer(request.headers.get("Authorization", "")) or "").encode()
-    if not any(hmac.compare_digest(given, t.encode()) for t in accepted):
-        return error_response(403, "wrong or missing token: send 'Authorization: Bearer <token>'")
+    given = bearer(request.headers.get("Authorization", ""))
+    if given is None:
+        return unauthorized("the token is missing: send 'Authorization: Bearer <token>'", token_given=False)
+    if not any(hmac.compare_digest(given.encode(), t.encode()) for t in accepted):
+        return unauthorized("wrong token: send LIFELINE_METRICS_TOKEN or LIFELINE_API_TOKEN as "
+                            "'Authorization: Bearer <token>'", token_given=True)
     # content_type, not mimetype: CONTENT_TYPE_LATEST carries its charset, which mimetype would add again.
     return Response(lifeline.metrics.render(lifeline.store), content_type=CONTENT_TYPE_LATEST)

@@ -319,8 +319,8 @@ def test_call_record_api_shows_the_decision_transfer_and_transcript(live: Simula
     settle(live, leg)
     client = live.app.test_client()  # type: ignore[union-attr]
     auth = {"Authorization": "Bearer test-token"}
-    assert client.get(f"/api/calls/{leg.call_control_id}").status_code == 403
-    assert client.get("/api/calls", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert client.get(f"/api/calls/{leg.call_control_id}").status_code == 401
+    assert client.get("/api/calls", headers={"Authorization": "Bearer wrong"}).status_code == 401
     detail = client.get(f"/api/calls/{leg.call_control_id}", headers=auth).get_json()
     assert detail["call"]["status"] == "transferred"
     assert detail["decisions"][0]["rule"] == "caller_intent"

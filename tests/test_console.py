@@ -39,8 +39,8 @@ def session_cookie(client: FlaskClient) -> str | None:
 def test_the_api_takes_the_bearer_scheme_in_any_case(console_app: Flask, header: str) -> None:
     client = console_app.test_client()
     assert client.get("/api/calls", headers={"Authorization": f"{header} {TOKEN}"}).status_code == 200
-    assert client.get("/api/calls", headers={"Authorization": f"{header} wrong"}).status_code == 403
-    assert client.get("/api/calls", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 403
+    assert client.get("/api/calls", headers={"Authorization": f"{header} wrong"}).status_code == 401
+    assert client.get("/api/calls", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
 
 
 @pytest.mark.parametrize("path", ["/api/calls", "/api/calls?active=1", "/api/calls/v3:x"])
@@ -55,13 +55,24 @@ def test_a_token_in_the_dashboard_url_does_not_open_the_dashboard(console_app: F
     client = console_app.test_client()
     page = client.get(f"/dashboard?token={TOKEN}")
     assert b"Live calls" not in page.data and b'name="token"' in page.data
-    assert client.get("/api/calls").status_code == 403
+    assert client.get("/api/calls").status_code == 401
+
+
+def test_a_missing_or_wrong_token_is_a_401_with_the_bearer_challenge(console_app: Flask) -> None:
+    client = console_app.test_client()
+    missing = client.get("/api/calls")
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == 'Bearer realm="lifeline"'
+    assert missing.get_json()["error"]["code"] == "unauthorized"
+    assert "Authorization: Bearer" in missing.get_json()["error"]["message"]
+    wrong = client.get("/api/events", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert wrong.headers["WWW-Authenticate"] == 'Bearer realm="lifeline", error="invalid_token"'
 
 
 def test_the_bearer_header_still_opens_the_api(console_app: Flask) -> None:
     client = console_app.test_client()
     assert client.get("/api/calls", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-    assert client.get("/api/calls", headers={"Authorization": "Bearer nope"}).status_code == 403
+    assert client.get("/api/calls", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
 def test_signing_in_sets_a_strict_httponly_cookie_that_holds_no_token(console_app: Flask) -> None:
@@ -81,7 +92,7 @@ def test_a_wrong_token_opens_no_session(console_app: Flask) -> None:
     response = client.post("/dashboard/signin", data={"token": "guess"})
     assert response.status_code == 403 and b"Wrong token" in response.data
     assert session_cookie(client) is None
-    assert client.get("/api/calls").status_code == 403
+    assert client.get("/api/calls").status_code == 401
 
 
 def csrf_of(client: FlaskClient) -> str:
@@ -97,7 +108,7 @@ def test_signing_out_needs_the_pages_csrf_token_and_closes_the_session(console_a
     assert client.post("/dashboard/signout").status_code == 403  # a forged form from elsewhere
     assert client.get("/api/calls").status_code == 200
     assert client.post("/dashboard/signout", data={"csrf": csrf_of(client)}).status_code == 303
-    assert client.get("/api/calls").status_code == 403
+    assert client.get("/api/calls").status_code == 401
 
 
 def signed_in_with_a_copy(console_app: Flask) -> tuple[FlaskClient, FlaskClient]:
@@ -115,7 +126,7 @@ def test_signing_out_also_closes_a_copy_of_the_cookie_taken_before(console_app: 
     client, thief = signed_in_with_a_copy(console_app)
     assert thief.get("/api/calls").status_code == 200 and b"Live calls" in thief.get("/dashboard").data
     assert client.post("/dashboard/signout", data={"csrf": csrf_of(client)}).status_code == 303
-    assert thief.get("/api/calls").status_code == 403
+    assert thief.get("/api/calls").status_code == 401
     assert b"Live calls" not in thief.get("/dashboard").data
     # Signing in again opens a new session, which the old sign-out does not close.
     client.post("/dashboard/signin", data={"token": TOKEN})
@@ -134,14 +145,14 @@ def test_a_sign_out_from_a_page_older_than_the_last_sign_in_says_you_are_still_s
     assert client.get("/api/calls").status_code == 200  # nothing changed
     fresh = re.search(r'name="csrf" value="([^"]+)"', page)
     assert fresh and client.post("/dashboard/signout", data={"csrf": fresh.group(1)}).status_code == 303
-    assert client.get("/api/calls").status_code == 403
+    assert client.get("/api/calls").status_code == 401
 
 
 def test_signing_in_again_closes_the_browsers_earlier_session_and_its_copies(console_app: Flask) -> None:
     client, thief = signed_in_with_a_copy(console_app)
     assert client.post("/dashboard/signin", data={"token": TOKEN}).status_code == 303
     assert client.get("/api/calls").status_code == 200
-    assert thief.get("/api/calls").status_code == 403
+    assert thief.get("/api/calls").status_code == 401
 
 
 @pytest.mark.parametrize("busy", [False, True], ids=["one quiet call", "every call, never quiet"])
@@ -195,7 +206,7 @@ def test_a_signed_out_sessions_feed_stream_ends_soon_after_however_busy(
         assert ended.wait(5), "the stream went on after its session was signed out"
     finally:
         stop.set()
-    assert thief.get(path).status_code == 403
+    assert thief.get(path).status_code == 401
 
 
 def test_changing_the_token_signs_everyone_out(app_config: dict[str, object]) -> None:
@@ -210,7 +221,7 @@ def test_changing_the_token_signs_everyone_out(app_config: dict[str, object]) ->
     other = rotated.test_client()
     assert cookie is not None
     other.set_cookie("session", cookie)
-    assert other.get("/api/calls").status_code == 403
+    assert other.get("/api/calls").status_code == 401
     rotated.extensions["lifeline"].close()
 
 
@@ -571,4 +582,4 @@ def test_a_session_ends_eight_hours_after_sign_in_however_busy(console_app: Flas
     response = client.get("/dashboard")
     assert "Set-Cookie" not in response.headers  # a busy session is not renewed
     monkeypatch.setattr(clock, "time", lambda: opened + sessions.SESSION_HOURS * 3600 + 1)
-    assert client.get("/api/calls").status_code == 403
+    assert client.get("/api/calls").status_code == 401

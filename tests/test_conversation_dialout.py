@@ -70,7 +70,7 @@ def test_dial_out_refuses_bad_requests_and_changes_nothing() -> None:
                      {"to": FAR_END, "summary_to": "nobody"}, {"to": FAR_END, "extra": 1}, {}):
             response = client.post("/api/calls", headers=AUTH, json=body)
             assert response.status_code == 400, body
-        assert client.post("/api/calls", json={"to": FAR_END}).status_code == 403
+        assert client.post("/api/calls", json={"to": FAR_END}).status_code == 401
         assert not [r for r in sim.emulator.requests if r["name"] == "dial"]
         assert sim.app.extensions["lifeline"].store.list_calls() == []  # type: ignore[union-attr]
 

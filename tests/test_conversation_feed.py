@@ -108,8 +108,8 @@ def test_one_calls_feed_starts_at_that_calls_first_event(live: Simulation) -> No
 
 def test_the_feed_is_refused_without_the_token_and_with_a_bad_last_event_id(live: Simulation) -> None:
     client = live.app.test_client()  # type: ignore[union-attr]
-    assert client.get("/api/events").status_code == 403
-    assert client.get("/api/events", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert client.get("/api/events").status_code == 401
+    assert client.get("/api/events", headers={"Authorization": "Bearer wrong"}).status_code == 401
     bad = client.get("/api/events", headers={"Authorization": f"Bearer {TOKEN}", "Last-Event-ID": "abc"})
     assert bad.status_code == 400
     assert "Last-Event-ID" in bad.get_json()["error"]["message"]

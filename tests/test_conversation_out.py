@@ -81,7 +81,7 @@ def test_a_transcript_comes_as_json_text_and_webvtt(live: Simulation) -> None:
     assert "<v caller>What is the &lt;b&gt;fee&lt;/b&gt; &amp; why?" in vtt
     assert api(live).get(f"/api/calls/{ccid}/transcript?format=doc", headers=AUTH).status_code == 400
     assert api(live).get("/api/calls/nope/transcript", headers=AUTH).status_code == 404
-    assert api(live).get(f"/api/calls/{ccid}/transcript").status_code == 403
+    assert api(live).get(f"/api/calls/{ccid}/transcript").status_code == 401
 
 
 def test_transcripts_in_a_batch_are_paginated_in_a_stable_order(live: Simulation) -> None:

@@ -186,8 +186,8 @@ def _scrape(sim: Simulation, token: str) -> tuple[int, str]:
 
 
 def test_metrics_need_a_token_and_accept_either_one(metered: Simulation) -> None:
-    assert metered.app.test_client().get("/metrics").status_code == 403  # type: ignore[union-attr]
-    assert _scrape(metered, "wrong")[0] == 403
+    assert metered.app.test_client().get("/metrics").status_code == 401  # type: ignore[union-attr]
+    assert _scrape(metered, "wrong")[0] == 401
     assert _scrape(metered, "test-token")[0] == 200
     assert _scrape(metered, "metrics-token-0123456789")[0] == 200
 

@@ -49,7 +49,7 @@ window.Lifeline = (() => {
   const feedClosed = () => {
     const lost = () => feedState("closed", "disconnected: reload the page");
     fetch("/api/calls?limit=1", {credentials: "same-origin", cache: "no-store"}).then((answer) => {
-      if (answer.status !== 403) { lost(); return; }
+      if (answer.status !== 401) { lost(); return; }
       feedState("closed", "signed out: ");
       const node = document.getElementById("feed-state");
       const again = el("a", null, "sign in again");
