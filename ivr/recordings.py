@@ -59,9 +59,19 @@ class KeptRecording:
     duration_s: float | None
 
 
+def _retry_delay(attempts: int) -> float:
+    """The wait after a call's `attempts`-th attempt: 15 s, doubling, at most 5 minutes."""
+    return min(RETRY_FIRST_S * 2.0 ** min(attempts - 1, 20), RETRY_MAX_S) if attempts else 0.0
+
+
 def next_attempt_at(call: CallRecord) -> float:
     """When the monitor may next try a call's recording, after the attempts it has had."""
-    delays = (min(RETRY_FIRST_S * 2.0 ** min(n, 20), RETRY_MAX_S) for n in range(call.recording_attempts))
+    if call.recording_attempted_at is not None:
+        # Counted from the last attempt, so attempts a pause in the sweeps (a restart) left behind
+        # schedule are not made back to back when the sweeps resume.
+        return call.recording_attempted_at + _retry_delay(call.recording_attempts)
+    # Attempts counted before the column existed (migration 0008): the schedule from the save.
+    delays = (_retry_delay(n) for n in range(1, call.recording_attempts + 1))
     return (call.recording_saved_at or 0.0) + sum(delays, 0.0)
 
 
@@ -150,8 +160,10 @@ class RecordingKeeper:
             if first and call.recording_attempts:
                 return None
             attempts = call.recording_attempts + 1
-            tx.update_call(call_control_id, updated_at=call.updated_at, recording_attempts=attempts)
-        return replace(call, recording_attempts=attempts)
+            at = time.time() if due_by is None else due_by
+            tx.update_call(call_control_id, updated_at=call.updated_at, recording_attempts=attempts,
+                           recording_attempted_at=at)
+        return replace(call, recording_attempts=attempts, recording_attempted_at=at)
 
     def close(self) -> None:
         """Stop taking fetches, let those under way finish, then close the HTTP connection pool."""

@@ -69,6 +69,7 @@ _ADDED_AFTER_BASELINE = (
     *(("calls", c) for c in ("listening_reason", "recording_status", "recording_saved_at", "recording_path",
                              "recording_sha256", "recording_duration_s", "recording_attempts",
                              "recording_error")),  # 0003
+    ("calls", "recording_attempted_at"),  # 0008
     ("messages", "analysis"),  # 0003
 )
 _TABLES_AFTER_BASELINE = ("feed", "deliveries", "delivery_attempts", "delivery_cursors", "summaries",  # 0004
@@ -308,6 +309,7 @@ def test_an_index_left_invalid_by_an_interrupted_concurrent_build_is_built_again
         with engine.begin() as conn:  # what a cancelled CREATE INDEX CONCURRENTLY leaves behind
             conn.execute(text("UPDATE pg_index SET indisvalid = false "
                               "WHERE indexrelid = 'ix_calls_newest'::regclass"))
+            conn.execute(text("ALTER TABLE calls DROP COLUMN recording_attempted_at"))  # 0008's, to come
             command.stamp(migrations._config(conn), "0006")
         assert migrations.upgrade(engine) == ("0006", migrations.head())
         with engine.connect() as conn:

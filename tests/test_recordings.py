@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -223,8 +224,8 @@ def test_a_provider_that_wants_its_credentials_for_recordings_gets_them_and_no_o
         # Such a provider keeps its recordings: a URL 11 minutes old is still retried, not expired.
         with store.unit() as tx:
             tx.update_call("v3:call-1", recording_status=RecordingStatus.FAILED,
-                           recording_saved_at=time.time() - 660)
-        assert keeper.retry_failed() == 1  # its two attempts' back-off (15 s, 30 s) is long past
+                           recording_saved_at=time.time() - 660, recording_attempted_at=time.time() - 600)
+        assert keeper.retry_failed() == 1  # its last attempt's back-off (30 s) is long past
         keeper.close()
         store.close()
     finally:
@@ -247,10 +248,37 @@ def test_failed_fetches_back_off_and_a_second_workers_sweep_does_not_fetch_again
     # Retried 15, 45, 105, 225 and 465 s after it was saved (then every 5 minutes), each time by
     # one worker: 5 retries in the URL's 10 minutes, where every sweep of both used to fetch (240).
     assert (sum(tried), max(tried), call.recording_attempts) == (5, 1, 6)
-    assert next_attempt_at(call) == saved + 15 + 30 + 60 + 120 + 240 + 300
+    assert call.recording_attempted_at is not None
+    assert next_attempt_at(call) == call.recording_attempted_at + 300
     for keeper in keepers:
         keeper.close()
     store.close()
+
+
+def test_after_a_pause_in_the_sweeps_the_retries_behind_schedule_are_not_made_back_to_back(
+        emulator: Emulator, tmp_path: Path) -> None:
+    saved = time.time()
+    store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/never.wav", saved)
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
+    assert keeper.fetch("v3:call-1") == RecordingStatus.FAILED
+    # No sweep for 5 minutes (a restart); then one every 5 s for a minute.
+    tried = [keeper.retry_failed(now=saved + 300 + second) for second in range(0, 60, 5)]
+    # One attempt when the sweeps resume, the next 30 s after it: not one per sweep to catch up.
+    assert tried == [1] + [0] * 5 + [1] + [0] * 5
+    call = store.get_call("v3:call-1")
+    assert call is not None and call.recording_attempts == 3
+    assert call.recording_attempted_at == saved + 330
+    keeper.close()
+    store.close()
+
+
+def test_a_call_tried_before_the_last_attempt_was_kept_follows_the_schedule_from_its_save() -> None:
+    saved = 1_000.0
+    call = CallRecord(call_control_id="v3:old", call_leg_id=None, call_session_id=None, from_number=None,
+                      to_number=None, status="ended", created_at=saved, updated_at=saved,
+                      recording_saved_at=saved, recording_attempts=3)
+    assert next_attempt_at(call) == saved + 15 + 30 + 60
+    assert next_attempt_at(replace(call, recording_attempted_at=saved + 500)) == saved + 500 + 60
 
 
 def test_the_webhooks_first_fetch_stands_down_when_a_sweep_made_the_first_attempt(

@@ -79,6 +79,7 @@ class CallRecord:
     recording_sha256: str | None = None
     recording_duration_s: float | None = None
     recording_attempts: int = 0
+    recording_attempted_at: float | None = None  # when the last of those attempts was taken
     recording_error: str | None = None
     engine_state: str | None = None
 

@@ -34,6 +34,7 @@ calls = Table(
     Column("recording_sha256", String(64)),
     Column("recording_duration_s", Float),
     Column("recording_attempts", Integer, nullable=False, default=0),
+    Column("recording_attempted_at", Float),
     Column("recording_error", String(500)),
     Column("engine_state", Text),
 )
