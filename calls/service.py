@@ -62,10 +62,17 @@ class CallService:
             ctx, self._services, call, Trigger.HEARD, engine=engine, source_id=source_id, text=text,
             confidence=confidence, score=score, party=party, start=start, end=end, analysis=analysis))
 
-    def stream_lost(self, call_control_id: str, why: str) -> None:
-        """The media stream of a call ended while the call was still up."""
-        self._units.for_call("lifeline.stream_lost", call_control_id, lambda ctx, call: self._machine.fire(
-            ctx, self._services, call, Trigger.LISTENING_LOST, why=why))
+    def stream_lost(self, call_control_id: str, why: str, once: str | None = None) -> None:
+        """The media stream of a call ended while the call was still up. With `once`, only the
+        first report under that name counts (two channels may report the same stream)."""
+
+        def lose(ctx: CallContext, call: CallRecord) -> None:
+            # Claimed in the same unit: if the work fails, the claim rolls back with it, and a
+            # later report of the same stream is not swallowed.
+            if once is None or ctx.tx.claim(call_control_id, once):
+                self._machine.fire(ctx, self._services, call, Trigger.LISTENING_LOST, why=why)
+
+        self._units.for_call("lifeline.stream_lost", call_control_id, lose)
 
     def call_gone(self, call_control_id: str, cause: str, unchanged_since: float | None = None) -> bool:
         """Telnyx says the leg is over (90018 on a command, or not alive): close the call.

@@ -378,6 +378,50 @@ def test_a_redelivered_answer_after_a_rollback_starts_the_engine_once() -> None:
     assert flow.engine.calls == [("answered", CALLER)]
 
 
+class FailingCommit(MemoryStore):
+    """A store whose next unit of work that changes a call fails as it commits (it rolls back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = False
+
+    @contextmanager
+    def unit(self) -> Iterator[MemoryStoreTx]:
+        with super().unit() as tx:
+            changed: list[str] = []
+            update = tx.update_call
+
+            def noted(call_control_id: str, **values: Any) -> None:
+                changed.append(call_control_id)
+                update(call_control_id, **values)
+
+            tx.update_call = noted  # type: ignore[method-assign]
+            yield tx
+            if self.fail_next and changed:
+                self.fail_next = False
+                raise StoreError("database unavailable: connection lost")
+
+
+def test_a_lost_stream_whose_first_report_failed_to_commit_is_lost_at_the_next_report() -> None:
+    store = FailingCommit()
+    flow = Flow(store)
+    flow.answered_call()
+    before = store.get_call(CALLER)
+    assert before is not None
+    store.fail_next = True
+    with pytest.raises(StoreError):
+        flow.calls.stream_lost(CALLER, "socket closed", once="stream-lost:MZ1")
+    call = store.get_call(CALLER)
+    assert call is not None and call.listening == before.listening  # nothing of it was kept
+    flow.calls.stream_lost(CALLER, "socket closed", once="stream-lost:MZ1")  # the status callback
+    after = store.get_call(CALLER)
+    assert after is not None and after.listening != before.listening
+    assert after.listening_reason and "socket closed" in after.listening_reason
+    flow.calls.stream_lost(CALLER, "reported again", once="stream-lost:MZ1")
+    again = store.get_call(CALLER)
+    assert again is not None and again.listening_reason == after.listening_reason  # once per stream
+
+
 def test_an_answer_overtaken_by_words_that_escalated_is_noted_without_a_greeting(flow: Flow) -> None:
     flow.event("call.initiated", direction="incoming", state="parked")
     flow.calls.hear(CALLER, "fake", "m1", "I want to speak to a real person", 0.9)

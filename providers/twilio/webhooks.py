@@ -39,8 +39,8 @@ class CallFlow(Protocol):
              confidence: float | None, *, party: str = "caller") -> None:
         """A party's line (the caller's, or the agent's after a bridge), once per source id."""
 
-    def stream_lost(self, call_control_id: str, why: str) -> None:
-        """The call's media stream ended while the call was up."""
+    def stream_lost(self, call_control_id: str, why: str, once: str | None = None) -> None:
+        """The call's media stream ended while the call was up; with `once`, the first report only."""
 
 
 class Host(Protocol):
@@ -184,8 +184,7 @@ def _hung_up_already(lifeline: Host, sid: str) -> bool:
 
 def report_stream_lost(lifeline: Host, sid: str, stream_sid: str, why: str) -> None:
     """Tell the call flow once per stream, whether the socket or the status callback noticed."""
-    if lifeline.store.claim(sid, f"stream-lost:{stream_sid[:60]}"):
-        lifeline.calls.stream_lost(sid, why[:200])
+    lifeline.calls.stream_lost(sid, why[:200], once=f"stream-lost:{stream_sid[:60]}")
 
 
 def _command(sid: str, name: str, **params: object) -> Command:
