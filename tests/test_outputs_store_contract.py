@@ -280,6 +280,19 @@ def test_due_deliveries_are_those_of_the_given_receivers_due_by_now_in_feed_orde
     assert store.due_deliveries([URL], due_at - 1) == []
 
 
+def test_deliveries_behind_one_that_backs_off_are_not_due_so_they_never_fill_the_round(
+        store: OutputStore) -> None:
+    a1, a2, b1, a3, c1 = queued(store, ("message", "v3:a"), ("message", "v3:a"), ("message", "v3:b"),
+                                ("message", "v3:a"), ("message", "v3:c"))
+    now = time.time()
+    [[head]] = store.claim_deliveries([[a1]], now + 60, max_chains=1)
+    # Its receiver is down: the head backs off for 30 s; the rest of its call waits behind it.
+    store.settle_deliveries([outcome(head, DeliveryStatus.PENDING, next_at=now + 30)], [], now)
+    assert [d.id for d in store.due_deliveries([URL], now + 1)] == [b1.id, c1.id]
+    assert [d.id for d in store.due_deliveries([URL], now + 1, limit=1)] == [b1.id]  # not a2
+    assert [d.id for d in store.due_deliveries([URL], now + 30)] == [a1.id, a2.id, b1.id, a3.id, c1.id]
+
+
 def test_a_delivery_waits_while_an_earlier_one_to_its_receiver_and_call_is_unsettled(
         store: OutputStore) -> None:
     a1, b1, a2, a3 = queued(store, ("message", "v3:a"), ("message", "v3:b"), ("message", "v3:a"),
@@ -301,8 +314,8 @@ def test_a_chain_is_claimed_in_order_up_to_a_row_another_sender_took(store: Outp
     assert all(d.lease_at == lease_at and d.status == DeliveryStatus.PENDING for chain in won for d in chain)
     sending, pending = DeliveryStatus.SENDING, DeliveryStatus.PENDING
     assert [d.status for d in store.deliveries()] == [sending, sending, pending, sending, pending]
-    # Held until the lease ends, then due again (its sender died).
-    assert [d.id for d in store.due_deliveries([URL], time.time())] == [rows[2].id, rows[4].id]
+    # Held until the lease ends, then due again (its sender died); the row behind them waits.
+    assert [d.id for d in store.due_deliveries([URL], time.time())] == [rows[4].id]
     assert [d.id for d in store.due_deliveries([URL], lease_at)] == [d.id for d in rows]
 
 

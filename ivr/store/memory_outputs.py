@@ -156,8 +156,14 @@ class MemoryOutputs(OutputStore):
 
     def due_deliveries(self, urls: Collection[str], now: float, limit: int = 512) -> list[Delivery]:
         with self._lock:
-            due = [d for d in self._tables.outputs.deliveries.values()
-                   if d.status in UNSETTLED and d.next_at <= now and d.url in urls]
+            unsettled = [d for d in self._tables.outputs.deliveries.values() if d.status in UNSETTLED]
+            waits_from: dict[tuple[str, str], int] = {}  # (url, call) -> first feed id not due
+            for d in unsettled:
+                if d.next_at > now:
+                    key = (d.url, d.call_control_id)
+                    waits_from[key] = min(waits_from.get(key, d.feed_id), d.feed_id)
+            due = [d for d in unsettled if d.next_at <= now and d.url in urls
+                   and waits_from.get((d.url, d.call_control_id), d.feed_id) >= d.feed_id]
         return sorted(due, key=lambda d: (d.feed_id, d.id))[:max(limit, 0)]
 
     def unblocked_deliveries(self, ids: Collection[int]) -> set[int]:

@@ -221,7 +221,10 @@ class OutputStore(CallStore):
 
     @abstractmethod
     def due_deliveries(self, urls: Collection[str], now: float, limit: int = 512) -> list[Delivery]:
-        """Deliveries to these URLs due at `now` (pending, or sending past their lease), in feed order."""
+        """Deliveries to these URLs due at `now` (pending, or sending past their lease), in feed order,
+        leaving out those waiting behind an earlier unsettled one of their receiver and call that is
+        not due (backing off, or being sent): they cannot go this round, and a receiver that is
+        down would otherwise fill every round's `limit` with them and starve the others."""
 
     @abstractmethod
     def unblocked_deliveries(self, ids: Collection[int]) -> set[int]:

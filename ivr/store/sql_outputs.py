@@ -190,10 +190,14 @@ class SqlOutputs(OutputStore):
         d = _deliveries
         if not urls:
             return []
+        earlier = aliased(schema.deliveries)
+        waiting = exists().where(earlier.c.url == d.url, earlier.c.call_control_id == d.call_control_id,
+                                 earlier.c.feed_id < d.feed_id, earlier.c.status.in_(UNSETTLED),
+                                 earlier.c.next_at > now)
         with self.engine.connect() as conn:
             return [Delivery(**r) for r in conn.execute(
                 select(schema.deliveries).where(d.status.in_(UNSETTLED), d.next_at <= now,
-                                                d.url.in_(list(urls)))
+                                                d.url.in_(list(urls)), ~waiting)
                 .order_by(d.feed_id).limit(limit)).mappings()]
 
     def unblocked_deliveries(self, ids: Collection[int]) -> set[int]:
