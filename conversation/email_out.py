@@ -16,12 +16,19 @@ def render(summary: dict[str, Any], sender: str, to: list[str]) -> EmailMessage:
     """The summary email: a plain-text part and an HTML part with the same facts."""
     message = EmailMessage()
     outcome = summary["outcome"]
-    message["Subject"] = f"Call summary: {summary['from'] or 'unknown caller'}, {outcome}"
+    caller = _one_line(str(summary["from"] or "unknown caller"))
+    message["Subject"] = f"Call summary: {caller}, {outcome}"
     message["From"] = sender
     message["To"] = ", ".join(to)
     message.set_content(as_text(summary))
     message.add_alternative(_html(summary), subtype="html")
     return message
+
+
+def _one_line(value: str) -> str:
+    """A header value from the caller's side (a SIP From can hold anything): control and line-break
+    characters become spaces, as the email module refuses a header with a line break in it."""
+    return " ".join("".join(" " if not c.isprintable() else c for c in value).split())
 
 
 def _html(summary: dict[str, Any]) -> str:

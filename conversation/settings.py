@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from urllib.parse import unquote, urlsplit
 
+import httpx
+
 from ivr.config import on_off, settings_source
 from ivr.errors import ConfigError
 
@@ -58,6 +60,9 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
             problems.append(f"LIFELINE_EVENT_WEBHOOKS has {url!r}, not an http(s) URL: give full URLs "
                             "separated by commas")
+        elif (unusable := _unsendable(url)) is not None:
+            problems.append(f"LIFELINE_EVENT_WEBHOOKS has {url!r}, which cannot be sent to ({unusable}): "
+                            "check the host name for typos such as two dots in a row")
     secret = get("LIFELINE_EVENT_SECRET") or None
     if hooks and not secret:
         problems.append("LIFELINE_EVENT_WEBHOOKS is set but LIFELINE_EVENT_SECRET is not: set a long "
@@ -100,6 +105,18 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
         summary_transferred_only=only,
         feed_poll_s=numbers["LIFELINE_FEED_POLL_S"], transcript_settle_s=settle_s,
         dial_from=get("LIFELINE_DIAL_FROM") or None)
+
+
+def _unsendable(url: str) -> str | None:
+    """Why httpx could not send to this URL (it finds out only when it tries), or None."""
+    try:
+        parsed = httpx.URL(url)
+        parsed.host.encode("idna")  # what the connection does with the name: empty labels fail
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        return str(exc) or exc.__class__.__name__
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        return f"port {parsed.port} is out of range"
+    return None
 
 
 def _smtp(url: str, problems: list[str]) -> SmtpTarget | None:

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict
 from typing import Any
 
@@ -89,10 +89,14 @@ class WebhookDelivery:
         if not chains:
             return 0
         events = {e.id: e for e in self._store.feed_by_ids([r.feed_id for chain in chains for r in chain])}
-        results = list(self._pool.map(lambda chain: self._send_chain(chain, events), chains))
-        self._record([outcome for outcomes, _ in results for outcome in outcomes],
-                     [row for _, unsent in results for row in unsent])
-        return sum(1 for outcomes, _ in results for _, _, error, _ in outcomes if error is None)
+        futures = [self._pool.submit(self._send_chain, chain, events) for chain in chains]
+        sent = 0
+        # Each chain's outcome is written as soon as it ends, not when the round's slowest does.
+        for future in as_completed(futures):
+            outcomes, unsent = future.result()
+            self._record(outcomes, unsent)
+            sent += sum(1 for _, _, error, _ in outcomes if error is None)
+        return sent
 
     def _claim_chains(self) -> list[list[Delivery]]:
         """Due rows grouped per (receiver, call), kept only where nothing earlier is undelivered."""
@@ -138,11 +142,14 @@ class WebhookDelivery:
                                                        body),
                        "User-Agent": "Lifeline-Events/1"}
             try:
-                response = self._client.post(row.url, content=body, headers=headers)
-                status = response.status_code
+                # Streamed and closed unread: only the status matters, and a receiver that
+                # answers and then trickles its body must not hold the send (each read's timeout
+                # would start again at every byte) past the lease.
+                with self._client.stream("POST", row.url, content=body, headers=headers) as response:
+                    status = response.status_code
                 if not 200 <= status < 300:
                     error = f"HTTP {status}"
-            except httpx.HTTPError as exc:
+            except Exception as exc:  # whatever stops one attempt (a bad URL too) fails that attempt only
                 error = f"{exc.__class__.__name__}: {exc}"[:500]
         return row, status, error, (time.perf_counter() - started) * 1000
 

@@ -102,12 +102,14 @@ class OutputsWorker(BackgroundLoop):
         if smtp is None:
             return 0
         for due in self._summaries.claim_emails():
-            message = email_out.render(due.body, self._settings.summary_from, list(due.email_to))
             try:
+                # Built inside the try: a summary that cannot become an email is a failed attempt
+                # of its own, not a round that leaves it and the rest of the batch claimed.
+                message = email_out.render(due.body, self._settings.summary_from, list(due.email_to))
                 email_out.send(smtp, message)
                 error = None
                 sent += 1
-            except (smtplib.SMTPException, OSError) as exc:
+            except (smtplib.SMTPException, OSError, ValueError) as exc:
                 error = f"{exc.__class__.__name__}: {exc}"
                 log.warning("summary email for %s failed (attempt %d): %s", due.call_control_id,
                             due.email_attempts + 1, error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
 import ssl
@@ -689,3 +690,114 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "outputs paused" in errors[0].getMessage()
     assert not errors[0].exc_info  # a known outage: no traceback
+
+
+class _Trickler(http.server.BaseHTTPRequestHandler):
+    """Answers 200 at once, then sends its body a byte a tenth of a second until told to stop."""
+
+    protocol_version = "HTTP/1.1"
+    stop = threading.Event()
+    finished = threading.Event()
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for _ in range(300):  # 30 s at most, whatever happens
+                if self.stop.wait(0.1):
+                    break
+                self.wfile.write(b"1\r\nx\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the sender hung up on the body, as it should
+        finally:
+            self.finished.set()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _feed_messages(store: Any, *calls: str) -> None:
+    from ivr.store import schema
+    with store.unit() as tx:
+        tx.connection.execute(schema.feed.insert(), [
+            {"call_control_id": call, "kind": "message", "data": "{}", "created_at": time.time()}
+            for call in calls])
+
+
+def test_a_receiver_that_answers_and_then_trickles_its_body_does_not_hold_the_send(tmp_path: Any) -> None:
+    from conversation.settings import OutputSettings
+    from conversation.webhooks_out import WebhookDelivery
+    from ivr.store.sql import SqlStore
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    store = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
+    webhooks = WebhookDelivery(store, OutputSettings(
+        event_webhooks=(f"http://127.0.0.1:{server.server_address[1]}/hook",), event_secret=SECRET))
+    try:
+        webhooks.materialise()
+        _feed_messages(store, "v3:call-a")
+        webhooks.materialise()
+        assert webhooks.send_due() == 1
+        # Delivered on the 200, while the receiver was still sending its body (it would for 30 s).
+        assert not _Trickler.finished.is_set()
+        assert [a["http_status"] for a in webhooks.attempts()] == [200]
+    finally:
+        _Trickler.stop.set()
+        webhooks.close()
+        server.shutdown()
+        server.server_close()
+        store.close()
+
+
+def test_a_receiver_url_that_cannot_be_sent_to_fails_its_own_attempts_and_the_others_get_each_event_once(
+        tmp_path: Any) -> None:
+    from conversation.settings import OutputSettings
+    from conversation.webhooks_out import WebhookDelivery
+    from ivr.store.sql import SqlStore
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
+    good = Receiver(failures=0)
+    broken = "https://hooks..example.com/x"  # start-up refuses it; a settings object need not have
+    webhooks = WebhookDelivery(store, OutputSettings(
+        event_webhooks=(broken, good.url), event_secret=SECRET, retry_base_s=0.01))
+    try:
+        webhooks.materialise()
+        _feed_messages(store, "v3:call-a", "v3:call-b")
+        webhooks.materialise()
+        for _ in range(4):
+            webhooks.send_due()
+            time.sleep(0.05)
+        assert sorted(json.loads(a["body"])["call_control_id"] for a in good.accepted) == ["v3:call-a",
+                                                                                           "v3:call-b"]
+        failed = webhooks.attempts(broken)
+        assert failed and all(a["error"].startswith("UnicodeError") for a in failed)
+    finally:
+        webhooks.close()
+        good.server.stop()
+        store.close()
+
+
+def test_a_receiver_url_httpx_cannot_send_to_stops_start_up_naming_it() -> None:
+    from conversation.settings import load_output_settings
+    from ivr.errors import ConfigError
+    with pytest.raises(ConfigError, match="'https://hooks..example.com/x', which cannot be sent to"):
+        load_output_settings({"LIFELINE_EVENT_WEBHOOKS": "https://ok.example.com/h, https://hooks..example.com/x",
+                              "LIFELINE_EVENT_SECRET": "s"})
+
+
+def test_a_line_break_in_the_callers_number_leaves_the_summary_emails_subject_one_line() -> None:
+    from conversation import email_out
+    summary: dict[str, Any] = {
+        "from": "sip:caller\u2028Bcc: x@example.com\r\n", "outcome": "completed", "transfer": None,
+        "started_at": "t", "duration_s": 1.0, "sentiment": {}, "topics": [], "questions": [],
+        "action_items": [], "messages": 0, "to": "+15550100000", "ended_at": "t",
+        "call_control_id": "v3:a"}
+    message = email_out.render(summary, "lifeline@example.com", ["ops@example.com"])
+    assert message["Subject"] == "Call summary: sip:caller Bcc: x@example.com, completed"
+    assert message["Bcc"] is None
+    assert b"\nBcc:" not in message.as_bytes()
