@@ -23,17 +23,31 @@ class Summaries:
     def __init__(self, store: OutputStore, settings: OutputSettings) -> None:
         self._store = store
         self._settings = settings
-        self._cursor = 0  # call.ended events below this id have been looked at by this process
+        # call.ended events at or below this id are summarised; at start-up, one query finds the
+        # ended calls of all history that have none (a restart does not walk every past call).
+        self._cursor = 0
         self.behind = False  # the last round stopped at its limit: more ended calls are waiting
 
     def make_due(self, limit: int = 100) -> int:
-        """Summarise calls that ended since last time (at most `limit`); returns how many it made."""
+        """Summarise calls that ended at least LIFELINE_TRANSCRIPT_SETTLE_S ago and have no summary
+        (at most `limit`); returns how many it made."""
         made = 0
-        ended = self._store.feed_after_kind(self._cursor, "call.ended", limit)
+        # Read before the search: an event committed after it has a larger id (the feed's rule),
+        # so when the search finds nothing left, nothing at or below this id is missed.
+        ceiling = self._store.feed_last_id()
+        ended = self._store.ends_unsummarised(self._cursor, limit)
         self.behind = len(ended) == limit
+        # A call's last words can be transcribed after its hang-up (the transcript batches wait
+        # for them too): the summary waits as long, or it would leave them out for good.
+        settled_by = time.time() - self._settings.transcript_settle_s
         for event in ended:
+            if event.created_at > settled_by:
+                self.behind = False
+                return made  # it and every later one wait; the cursor stays before it
             made += self.make(event.call_control_id)
             self._cursor = event.id
+        if not self.behind:
+            self._cursor = max(self._cursor, ceiling)
         return made
 
     def make(self, call_control_id: str) -> int:

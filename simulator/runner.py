@@ -28,6 +28,7 @@ from .twilio.server import twilio_emulator_app
 # Settings that reach real systems outside the simulation: taken from the environment (a developer's
 # .env for production), they would send simulated calls' events, summaries and recordings to real
 # receivers, inboxes and buckets. A simulation has them only when its caller passes them.
+SIMULATED_SETTLE_S = "2"
 REAL_OUTPUTS = ("LIFELINE_EVENT_WEBHOOKS", "LIFELINE_EVENT_SECRET", "LIFELINE_SMTP_URL",
                 "LIFELINE_SUMMARY_TO", "LIFELINE_RECORDINGS_BUCKET", "LIFELINE_RECORDINGS_S3_ENDPOINT")
 
@@ -82,6 +83,10 @@ class Simulation:
         given = settings_source(self._base_config).get("LIFELINE_API_TOKEN", "").strip()
         self.api_token, self.token_made = given or secrets.token_urlsafe(24), not given
         config: dict[str, object] = {
+            # A simulated call's last words are heard within a second or two of its hang-up (the
+            # emulator transcribes at once; the local engine here): its transcript and summary
+            # need not wait the minute a real provider's late transcriptions may take.
+            "LIFELINE_TRANSCRIPT_SETTLE_S": SIMULATED_SETTLE_S,
             **dict.fromkeys(REAL_OUTPUTS, ""),
             **self._base_config,
             **self._provider_settings(),

@@ -48,10 +48,25 @@ def _ended_call(store: MemoryStore, ccid: str) -> None:
                      FeedEvent("call.ended", ccid, {"outcome": "completed"})])
 
 
+def test_a_summary_waits_the_settle_time_so_words_heard_after_the_hang_up_are_in_it() -> None:
+    store = MemoryStore()
+    _ended_call(store, "v3:a")
+    summaries = Summaries(store, OutputSettings(transcript_settle_s=0.3))
+    assert summaries.make_due() == 0 and summaries.get("v3:a") is None  # just ended: not yet
+    late = {"party": "caller", "text": "and please send me the form", "score": 0.1, "end": 6.0}
+    with store.unit() as tx:  # the last line, transcribed after the hang-up
+        tx.add_feed([FeedEvent("message", "v3:a", late)])
+    assert wait_until(lambda: summaries.make_due() == 1, 5)
+    made = summaries.get("v3:a")
+    assert made is not None and made["summary"]["messages"] == 2
+    kinds = [e.kind for e in store.feed_for_call("v3:a")]
+    assert kinds[-2:] == ["message", "summary.ready"]
+
+
 def test_a_summary_is_made_once_per_ended_call_on_the_memory_store() -> None:
     store = MemoryStore()
     _ended_call(store, "v3:a")
-    summaries = Summaries(store, OutputSettings())
+    summaries = Summaries(store, OutputSettings(transcript_settle_s=0))
     assert summaries.make_due() == 1 and summaries.make_due() == 0 and summaries.make("v3:a") == 0
     made = summaries.get("v3:a")
     assert made is not None and made["summary"]["outcome"] == "completed" and made["email"] is None

@@ -83,12 +83,17 @@ def test_the_feed_is_read_after_an_id_in_commit_order_for_all_calls_or_one(store
     assert store.feed_after(ids[-1]) == []
 
 
-def test_the_feed_is_read_by_kind_after_an_id(store: OutputStore) -> None:
-    feed(store, ("call.ended", "v3:a"), ("message", "v3:b"), ("call.ended", "v3:b"), ("call.ended", "v3:c"))
-    ended = store.feed_after_kind(0, "call.ended")
-    assert [e.call_control_id for e in ended] == ["v3:a", "v3:b", "v3:c"]
-    assert [e.call_control_id for e in store.feed_after_kind(ended[0].id, "call.ended", limit=1)] == ["v3:b"]
-    assert store.feed_after_kind(0, "transfer") == []
+def test_ended_calls_without_a_summary_are_found_after_an_id_oldest_first(store: OutputStore) -> None:
+    feed(store, ("call.ended", "v3:a"), ("message", "v3:b"), ("call.ended", "v3:b"), ("call.ended", "v3:c"),
+         ("call.ended", "v3:d"))
+    ended = store.ends_unsummarised(0)
+    assert [e.call_control_id for e in ended] == ["v3:a", "v3:b", "v3:c", "v3:d"]
+    assert [e.call_control_id for e in store.ends_unsummarised(ended[0].id, limit=1)] == ["v3:b"]
+    store.add_summary(summary("v3:b"), [])
+    store.add_summary(summary("v3:c"), [])
+    assert [e.call_control_id for e in store.ends_unsummarised(0)] == ["v3:a", "v3:d"]
+    assert [e.call_control_id for e in store.ends_unsummarised(ended[0].id, limit=1)] == ["v3:d"]
+    assert store.ends_unsummarised(ended[-1].id) == []
 
 
 def test_events_are_found_by_id_oldest_first_skipping_unknown_ids(store: OutputStore) -> None:

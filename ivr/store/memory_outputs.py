@@ -65,10 +65,11 @@ class MemoryOutputs(OutputStore):
                 later = [e for e in later if e.call_control_id == call_control_id]
             return [_event(e) for e in later[:max(limit, 0)]]
 
-    def feed_after_kind(self, after_id: int, kind: str, limit: int = 100) -> list[StoredEvent]:
+    def ends_unsummarised(self, after_id: int, limit: int = 100) -> list[StoredEvent]:
         with self._lock:
-            feed = self._tables.feed
-            found = [e for e in feed[bisect_right(feed, after_id, key=_id):] if e.kind == kind]
+            feed, summaries = self._tables.feed, self._tables.outputs.summaries
+            found = [e for e in feed[bisect_right(feed, after_id, key=_id):]
+                     if e.kind == "call.ended" and e.call_control_id not in summaries]
             return [_event(e) for e in found[:max(limit, 0)]]
 
     def feed_by_ids(self, ids: Collection[int]) -> list[StoredEvent]:

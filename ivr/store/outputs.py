@@ -167,8 +167,9 @@ class OutputStore(CallStore):
         """Events with an id above after_id (of one call, or all), oldest first, at most `limit`."""
 
     @abstractmethod
-    def feed_after_kind(self, after_id: int, kind: str, limit: int = 100) -> list[StoredEvent]:
-        """Events of one kind with an id above after_id, oldest first, at most `limit`."""
+    def ends_unsummarised(self, after_id: int, limit: int = 100) -> list[StoredEvent]:
+        """`call.ended` events with an id above after_id whose call has no summary yet, oldest
+        first, at most `limit` (one query, however many summarised calls lie between)."""
 
     @abstractmethod
     def feed_by_ids(self, ids: Collection[int]) -> list[StoredEvent]:

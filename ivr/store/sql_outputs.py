@@ -46,8 +46,10 @@ _feed, _summaries, _deliveries = schema.feed.c, schema.summaries.c, schema.deliv
 # calls, the check for a summary), built once so that SQLAlchemy finds their compiled form
 # without rebuilding them.
 _LAST_ID = select(func.max(_feed.id))
-_AFTER_KIND = (select(schema.feed).where(_feed.id > bindparam("after_id"), _feed.kind == bindparam("kind"))
-               .order_by(_feed.id).limit(bindparam("limit")))
+_ENDS_UNSUMMARISED = (select(schema.feed).where(
+    _feed.id > bindparam("after_id"), _feed.kind == "call.ended",
+    ~exists().where(_summaries.call_control_id == _feed.call_control_id))
+    .order_by(_feed.id).limit(bindparam("limit")))
 _HAS_SUMMARY = select(_summaries.call_control_id).where(_summaries.call_control_id == bindparam("by_id"))
 
 
@@ -69,8 +71,8 @@ class SqlOutputs(OutputStore):
             query = query.where(_feed.call_control_id == call_control_id)
         return self._events(query)
 
-    def feed_after_kind(self, after_id: int, kind: str, limit: int = 100) -> list[StoredEvent]:
-        return self._events(_AFTER_KIND, {"after_id": after_id, "kind": kind, "limit": limit})
+    def ends_unsummarised(self, after_id: int, limit: int = 100) -> list[StoredEvent]:
+        return self._events(_ENDS_UNSUMMARISED, {"after_id": after_id, "limit": limit})
 
     def feed_by_ids(self, ids: Collection[int]) -> list[StoredEvent]:
         return self._events(select(schema.feed).where(_feed.id.in_(list(ids))).order_by(_feed.id))
