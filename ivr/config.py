@@ -75,10 +75,6 @@ class Settings:
     ivr_path: Path
     rules_path: Path
     database_url: str
-    transcription_engine: str = "Telnyx"
-    transcription_language: str | None = None
-    transcription_model: str | None = None
-    transcription_region: str | None = None
     # The checked `transcription_config` of `answer` (telnyx engine only; None for the others).
     transcription_config: Mapping[str, object] | None = None
     webhook_tolerance_s: int = 300
@@ -350,10 +346,6 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
         ivr_path=ivr_path,
         rules_path=rules_path,
         database_url=database_url,
-        transcription_engine=choice.engine,
-        transcription_language=choice.language,
-        transcription_model=choice.model,
-        transcription_region=choice.region,
         transcription_config=transcription_config,
         webhook_tolerance_s=tolerance,
         command_timeout_s=timeout,

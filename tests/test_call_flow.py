@@ -83,6 +83,7 @@ def test_wrong_keys_reprompt_a_bounded_number_of_times_then_say_goodbye(live: Si
     assert wait_until(lambda: leg.ended, timeout=5), "the app never hung up"
     settle(live, leg)
     prompts = [r["body"]["payload"] for r in accepted(live, leg.call_control_id, "gather_using_speak")]
+    assert len(prompts) == 3  # the menu, then its two retries (examples/ivr.yaml): never a fourth
     assert all(p.startswith("Sorry, that is not one of the options.") for p in prompts[1:])
     [goodbye] = accepted(live, leg.call_control_id, "speak")
     assert goodbye["body"]["payload"] == "Thank you for calling Lifeline Bank. Goodbye."
