@@ -197,14 +197,14 @@ class RecordingKeeper:
     def _download(self, call_control_id: str, url: str) -> KeptRecording:
         try:
             # Only to the provider's own host (httpx drops the header on a redirect elsewhere).
-            response = self._http.get(url, auth=self._credentials.get(urlsplit(url).netloc))
+            with self._http.stream("GET", url, auth=self._credentials.get(urlsplit(url).netloc)) as response:
+                if response.status_code != 200:
+                    raise RecordingFetchError(f"HTTP {response.status_code} from the recording URL")
+                audio = _read_at_most(response, MAX_BYTES)
         except httpx.HTTPError as exc:
             raise RecordingFetchError(f"{exc.__class__.__name__}: {exc}") from None
-        if response.status_code != 200:
-            raise RecordingFetchError(f"HTTP {response.status_code} from the recording URL")
-        audio = response.content
-        if not audio or len(audio) > MAX_BYTES:
-            raise RecordingFetchError(f"recording is {len(audio)} bytes")
+        if not audio:
+            raise RecordingFetchError("recording is 0 bytes")
         extension, mime = audio_format(audio)
         name = re.sub(r"[^A-Za-z0-9_-]", "_", call_control_id)[-120:] + "." + extension
         try:
@@ -218,6 +218,18 @@ class RecordingKeeper:
             call = tx.get_call(call_control_id)
             if call is not None:
                 tx.update_call(call_control_id, updated_at=call.updated_at, **fields)
+
+
+def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """The body, read chunk by chunk: one larger than `limit` is refused before it is all in memory."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise RecordingFetchError(f"recording is over {limit} bytes: not kept")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _duration(audio: bytes) -> float | None:

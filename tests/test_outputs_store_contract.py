@@ -265,6 +265,16 @@ def test_a_new_receiver_starts_at_the_feed_end_then_queues_later_events_in_feed_
     assert len({d.id for d in rows}) == 3
 
 
+def test_instances_starting_a_new_receiver_at_once_all_succeed_and_queue_each_event_once(
+        store: OutputStore) -> None:
+    feed(store, ("call.started", "v3:old"))
+    now = time.time()
+    assert contract.race(8, lambda: store.queue_deliveries(URL, now) == 0) == [True] * 8
+    feed(store, ("message", "v3:a"))
+    assert sum(contract.race(4, lambda: store.queue_deliveries(URL, now) == 1)) == 1
+    assert [d.call_control_id for d in store.deliveries(URL)] == ["v3:a"]
+
+
 def test_each_receiver_has_a_cursor_of_its_own(store: OutputStore) -> None:
     now = time.time()
     store.queue_deliveries(URL, now)

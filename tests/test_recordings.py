@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr import recordings
 from ivr.config import load_settings
 from ivr.errors import ConfigError
 from ivr.recording_sinks import BucketSink, DirectorySink, SinkError
@@ -230,6 +231,20 @@ def test_a_provider_that_wants_its_credentials_for_recordings_gets_them_and_no_o
         store.close()
     finally:
         server.stop()
+
+
+def test_a_recording_over_the_size_limit_is_refused_and_nothing_is_kept(
+        emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recordings, "MAX_BYTES", 64 * 1024)
+    emulator.recordings["big.wav"] = silent_wav(5.0)  # 80 kB at 8 kHz, 16 bits
+    store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/big.wav", time.time())
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
+    assert keeper.fetch("v3:call-1") == RecordingStatus.FAILED
+    call = store.get_call("v3:call-1")
+    assert call is not None and "over 65536 bytes" in (call.recording_error or "")
+    assert not (tmp_path / "kept").exists() or not any((tmp_path / "kept").iterdir())
+    keeper.close()
+    store.close()
 
 
 def test_failed_fetches_back_off_and_a_second_workers_sweep_does_not_fetch_again(

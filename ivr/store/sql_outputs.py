@@ -169,7 +169,11 @@ class SqlOutputs(OutputStore):
             if cursor is None:
                 # A new receiver starts from now; `flask events redeliver --since` sends history.
                 start = int(conn.execute(select(func.coalesce(func.max(_feed.id), 0))).scalar() or 0)
-                conn.execute(schema.delivery_cursors.insert().values(url=url, feed_id=start))
+                # Two instances can start a new receiver at once (the lock above found no row to
+                # hold): the first cursor stands, the second insert does nothing.
+                insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+                conn.execute(insert(schema.delivery_cursors).values(url=url, feed_id=start)
+                             .on_conflict_do_nothing())
                 return 0
             rows = conn.execute(select(_feed.id, _feed.call_control_id)
                                 .where(_feed.id > cursor).order_by(_feed.id).limit(limit)).all()
@@ -200,7 +204,9 @@ class SqlOutputs(OutputStore):
             return [Delivery(**r) for r in conn.execute(
                 select(schema.deliveries).where(d.status.in_(UNSETTLED), d.next_at <= now,
                                                 d.url.in_(list(urls)), ~waiting)
-                .order_by(d.feed_id).limit(limit)).mappings()]
+                # The id breaks ties (one event, several receivers): two senders claim rows in the
+                # same order, so on PostgreSQL they cannot lock them in opposite orders.
+                .order_by(d.feed_id, d.id).limit(limit)).mappings()]
 
     def unblocked_deliveries(self, ids: Collection[int]) -> set[int]:
         if not ids:
