@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from ivr.context import CallContext
+from ivr.errors import LifelineError
 from ivr.store import CallRecord, CallStatus
 
 from .services import Services
@@ -38,7 +39,7 @@ class Trigger(StrEnum):
     LOST = "lost"                      # Telnyx no longer knows the call (the monitor closes it)
 
 
-class InvalidTransition(RuntimeError):
+class InvalidTransition(LifelineError, RuntimeError):
     """An action tried to move a call to a status its transition does not allow (a bug)."""
 
 

@@ -14,14 +14,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.api import require_token, session_check
 from ivr.cursors import CursorError, decode_cursor, encode_cursor
-from ivr.errors import ProviderError, StoreError, error_response
+from ivr.errors import StoreError, error_response
 from ivr.sanitize import whole_number
 from ivr.store import StoredEvent
 from ivr.timefmt import parse_time
 
 from . import transcripts
-from .dialout import DialError
-from .pause import PauseError
 
 bp = Blueprint("conversation", __name__)
 log = logging.getLogger(__name__)
@@ -181,11 +179,7 @@ def listening(call_control_id: str) -> ResponseReturnValue:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("paused"), bool):
         return _needs_json('send a JSON body {"paused": true} or {"paused": false}')
-    try:
-        result = _outputs().control.set_paused(call_control_id, body["paused"], by="api")
-    except PauseError as exc:
-        return error_response(exc.status, str(exc))
-    return jsonify(result)
+    return jsonify(_outputs().control.set_paused(call_control_id, body["paused"], by="api"))
 
 
 @bp.get("/api/calls/<call_control_id>/summary")
@@ -207,10 +201,5 @@ def dial() -> ResponseReturnValue:
     if not isinstance(body, dict) or set(body) - {"to", "dtmf", "summary_to"}:
         return _needs_json('send a JSON body {"to": "+1…" or "sip:…", "dtmf"?: "1234#", '
                            '"summary_to"?: "a@example.com"}')
-    try:
-        ccid = _outputs().dialout.place(body.get("to"), body.get("dtmf"), body.get("summary_to"))
-    except DialError as exc:
-        return error_response(exc.status, str(exc))
-    except ProviderError as exc:
-        return error_response(502 if exc.retryable else 422, str(exc))
+    ccid = _outputs().dialout.place(body.get("to"), body.get("dtmf"), body.get("summary_to"))
     return jsonify(call_control_id=ccid, status="dialing"), 201

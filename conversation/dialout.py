@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from email.utils import parseaddr
 
 from calls import dialout
 from calls.unit import UnitOfWork, internal_event
@@ -49,13 +50,15 @@ class DialOut:
         if dtmf is not None and (not isinstance(dtmf, str) or not _DTMF.match(dtmf)):
             raise DialError(400, '"dtmf" may hold 0-9, *, #, A-D and w/W (pauses), at most 64 of them')
         if summary_to is not None and (not isinstance(summary_to, str) or not all(
-                EMAIL.match(a.strip()) for a in summary_to.split(","))):
+                # "Ops <ops@example.com>" too, as LIFELINE_SUMMARY_TO takes it.
+                EMAIL.match(parseaddr(a)[1]) for a in summary_to.split(","))):
             raise DialError(400, '"summary_to" must be email addresses separated by commas')
         telnyx = self._telnyx
         if telnyx is None:
-            raise DialError(409, NEEDS_TELNYX)
+            raise DialError(409, NEEDS_TELNYX, "dial_out_unavailable")
         if not self._from:
-            raise DialError(409, "dialling out is off: set LIFELINE_DIAL_FROM to the number calls come from")
+            raise DialError(409, "dialling out is off: set LIFELINE_DIAL_FROM to the number calls come from",
+                            "dial_out_off")
         # The DTMF rides in client_state, which Telnyx returns with every event of the leg; so does
         # whether the dial itself started listening, which `call.answered` then need not do.
         listen = self._engine.dial_options()

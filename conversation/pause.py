@@ -32,9 +32,10 @@ class ListeningControl:
             if call is None:
                 raise PauseError(404, f"no call {call_control_id[:100]!r}")
             if call.status == CallStatus.ENDED:
-                raise PauseError(409, "the call has ended: there is nothing to pause or resume")
+                raise PauseError(409, "the call has ended: there is nothing to pause or resume", "call_ended")
             if call.listening == "lost":
-                raise PauseError(409, "listening to this call was lost: nothing is being heard")
+                raise PauseError(409, "listening to this call was lost: nothing is being heard",
+                                 "listening_lost")
             changed = listening.set_paused(ctx, self._services, call, paused, by)
             return {"call_control_id": call_control_id, "paused": paused, "changed": changed}
 

@@ -6,12 +6,13 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivr.errors import LifelineError
 from ivr.yamlfile import read_yaml
 
 from .labels import FRUSTRATION_LEVELS, INTENTS
 
 
-class CorpusError(ValueError):
+class CorpusError(LifelineError, ValueError):
     """A labelled file is not usable; the message names the file, the entry and the fix."""
 
 

@@ -9,13 +9,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ivr.errors import LifelineError
 from ivr.events import as_object
 from ivr.sanitize import whole_number
 
 MAX_FRAME_CHARS = 64 * 1024
 
 
-class MalformedFrame(ValueError):
+class MalformedFrame(LifelineError, ValueError):
     """A frame that is not Telnyx media-stream JSON; the stream goes on without it."""
 
 

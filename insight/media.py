@@ -26,7 +26,7 @@ from flask.typing import ResponseReturnValue
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
-from ivr.errors import error_response
+from ivr.errors import LifelineError, error_response
 from ivr.scope import call_scope
 from ivr.store import CallStore
 
@@ -51,7 +51,7 @@ FrameParser = Callable[[str | bytes], MediaFrame]
 LostReport = Callable[[str, str], None]  # (stream id, why): the call flow restarts or gives up
 
 
-class StreamRefused(Exception):
+class StreamRefused(LifelineError):
     """A media socket that must not open; `reason` is logged and shown to the client."""
 
     def __init__(self, reason: str) -> None:

@@ -11,13 +11,14 @@ import binascii
 import math
 import re
 
+from .errors import LifelineError
 from .events import storable_id
 
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]+={0,2}")  # what encode_cursor writes, and nothing else
 CURSOR_MAX = 1400  # base64 of a tag, a time, "|" and a call id of up to 255 characters of up to 4 bytes
 
 
-class CursorError(ValueError):
+class CursorError(LifelineError, ValueError):
     """A cursor that this server did not hand out."""
 
 

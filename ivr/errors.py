@@ -4,16 +4,24 @@ LifelineError
 ├── ConfigError        a setting is missing or malformed; start-up stops
 ├── WebhookError       a request we refuse (carries its HTTP status)
 │   ├── SignatureError     403: unsigned, forged, tampered or stale
-│   ├── MalformedEvent     400: not a Telnyx Call Control v2 event
+│   ├── MalformedEvent     400: not an event of the provider's webhook
 │   └── NotConfigured      404: the webhook of a provider this deployment does not use
-├── ProviderError      Telnyx answered a command with an error
-├── RequestError       an API request that cannot be carried out (carries its HTTP status)
+├── ProviderError      the telephony provider (Telnyx, Twilio) refused or failed a command
+├── RequestError       an API request that cannot be carried out (carries its HTTP status and code)
 │   ├── DialError          conversation/dialout.py: a dial-out that cannot be placed
 │   └── PauseError         conversation/pause.py: a pause or resume that cannot apply
 ├── RecordingError     a recording could not be fetched, kept or read back
 │   ├── RecordingFetchError    ivr/recordings.py: the download or its keeping failed
 │   └── SinkError              ivr/recording_sinks.py: the folder or bucket refused
-└── StoreError         the database is down or busy (a retry can succeed); bugs are not StoreErrors
+├── StoreError         the database is down or busy (a retry can succeed); bugs are not StoreErrors
+├── CursorError        ivr/cursors.py: a paging cursor this server did not hand out (400)
+├── CorpusError        insight/corpus.py: a labelled file `flask evaluate` cannot use
+├── MalformedFrame     insight/frames.py: a media frame that is not the provider's JSON (skipped)
+├── StreamRefused      insight/media.py: a media socket that must not open
+└── InvalidTransition  calls/machine.py: a move the transitions table does not allow (a bug)
+
+The last five also derive from the built-in class their callers once caught (ValueError,
+RuntimeError), so code that catches those still does.
 """
 
 from __future__ import annotations
@@ -44,14 +52,14 @@ class WebhookError(LifelineError):
 
 
 class SignatureError(WebhookError):
-    """The request is not signed by the configured Telnyx key, or is stale."""
+    """The request is not signed with the provider's configured key, or is stale."""
 
     status = 403
     code = "invalid_signature"
 
 
 class MalformedEvent(WebhookError):
-    """The body is not a Telnyx Call Control v2 event."""
+    """The body is not an event of the provider's webhook (Telnyx Call Control v2, Twilio's form)."""
 
     status = 400
     code = "malformed_event"
@@ -65,7 +73,7 @@ class NotConfigured(WebhookError):
 
 
 class ProviderError(LifelineError):
-    """Telnyx refused or failed a command."""
+    """The telephony provider refused or failed a command; `retryable` when trying again may work."""
 
     def __init__(self, message: str, *, status: int | None, code: str | None, retryable: bool) -> None:
         super().__init__(message)
@@ -75,11 +83,13 @@ class ProviderError(LifelineError):
 
 
 class RequestError(LifelineError):
-    """An API request that cannot be carried out; `status` is the HTTP status to answer with."""
+    """An API request that cannot be carried out; `status` and `code` are what the answer carries
+    (the app's error handler answers every one of them in the JSON error shape)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code or _default_code(status)
 
 
 class RecordingError(LifelineError):

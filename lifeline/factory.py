@@ -39,7 +39,7 @@ from insight.understand import understanding_from
 from ivr import api, openapi, sessions
 from ivr import metrics as metrics_module
 from ivr.config import Settings, load_settings
-from ivr.errors import ConfigError, StoreError, WebhookError, error_response
+from ivr.errors import ConfigError, ProviderError, RequestError, StoreError, WebhookError, error_response
 from ivr.menu import AFTER_AGENTS, OPERATOR_DIGIT, Menu, load_menu
 from ivr.metrics import Metrics
 from ivr.outbox import CommandSender, Sender
@@ -305,6 +305,16 @@ def _register_errors(app: Flask) -> None:
         if b"\x00" in query:
             return error_response(400, "a query parameter holds a NUL character")
         return None
+
+    @app.errorhandler(RequestError)
+    def _cannot(exc: RequestError) -> ResponseReturnValue:
+        return error_response(exc.status, str(exc), exc.code)
+
+    @app.errorhandler(ProviderError)
+    def _provider_refused(exc: ProviderError) -> ResponseReturnValue:
+        # Retrying may work (unreachable, a 5xx): the provider's gateway failed us. Otherwise the
+        # provider refused what was asked, and asking again the same way will not help.
+        return error_response(502 if exc.retryable else 422, str(exc), "provider_error")
 
     @app.errorhandler(StoreError)
     @app.errorhandler(OperationalError)

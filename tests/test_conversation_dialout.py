@@ -34,7 +34,7 @@ def test_a_dial_out_call_is_heard_summarised_and_emailed() -> None:
             sim.emulator.far_ends[FAR_END] = far_end_player(sim.emulator, load_scenario(SCENARIO))
             client = sim.app.test_client()  # type: ignore[union-attr]
             placed = client.post("/api/calls", headers=AUTH,
-                                 json={"to": FAR_END, "dtmf": "1234#", "summary_to": "me@example.com"})
+                                 json={"to": FAR_END, "dtmf": "1234#", "summary_to": "Me <me@example.com>"})
             assert placed.status_code == 201, placed.get_json()
             ccid = placed.get_json()["call_control_id"]
             [dialled] = [r for r in sim.emulator.requests if r["name"] == "dial"]
@@ -58,7 +58,7 @@ def test_a_dial_out_call_is_heard_summarised_and_emailed() -> None:
             assert [a["text"] for a in summary["action_items"]] == [
                 "I'll send the revised budget by Friday.", "Please cancel the Monday meeting."]
             assert wait_until(lambda: bool(inbox.messages), 10)
-            assert inbox.messages[0]["To"] == "me@example.com"
+            assert inbox.messages[0]["To"] == "Me <me@example.com>"
     finally:
         smtp.stop()
 

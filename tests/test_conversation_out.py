@@ -221,7 +221,7 @@ def test_pause_refuses_bad_bodies_unknown_and_ended_calls_and_changes_nothing(li
     assert live.app.extensions["lifeline"].store.get_call(ccid).listening is None  # type: ignore[union-attr]
     end_call(live, leg)
     ended = api(live).post(f"/api/calls/{ccid}/listening", json={"paused": True}, headers=AUTH)
-    assert ended.status_code == 409
+    assert ended.status_code == 409 and ended.get_json()["error"]["code"] == "call_ended"
     assert not [e for e in outputs(live).store.feed_for_call(ccid) if e.kind == "listening"]
 
 
