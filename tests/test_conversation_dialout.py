@@ -75,6 +75,17 @@ def test_dial_out_refuses_bad_requests_and_changes_nothing() -> None:
         assert sim.app.extensions["lifeline"].store.list_calls() == []  # type: ignore[union-attr]
 
 
+def test_a_dial_telnyx_refuses_is_a_422_naming_the_provider_and_records_no_call() -> None:
+    with Simulation(dial_config(free_port()), speed=20) as sim:
+        sim.emulator.api_key = "another-key"  # Telnyx refuses our key: HTTP 401
+        response = sim.app.test_client().post(  # type: ignore[union-attr]
+            "/api/calls", headers=AUTH, json={"to": FAR_END})
+        error = response.get_json()["error"]
+        assert (response.status_code, error["code"]) == (422, "provider_error")
+        assert error["message"].startswith("Telnyx refused the dial: HTTP 401")
+        assert sim.app.extensions["lifeline"].store.list_calls() == []  # type: ignore[union-attr]
+
+
 def test_flask_dial_places_the_call_and_names_it() -> None:
     with Simulation(dial_config(free_port()), speed=20) as sim:
         sim.emulator.far_ends[FAR_END] = far_end_player(sim.emulator, load_scenario(SCENARIO))
