@@ -67,13 +67,13 @@ class LiveCheck(Protocol):
 class Monitor:
     """Sweeps active calls on a schedule (one job per process)."""
 
-    def __init__(self, store: CallStore, sender: Sender, telnyx: LiveCheck,
+    def __init__(self, store: CallStore, sender: Sender, provider: LiveCheck,
                  units: UnitOfWork, services: Services, machine: Machine, interval_s: float,
                  transfer_timeout_s: float, stale_after_s: float, calls: CallService,
                  sleep: Callable[[float], None] = time.sleep, longest_send_s: float = 0.0) -> None:
         self._store = store
         self._sender = sender
-        self._telnyx = telnyx
+        self._provider = provider  # the providers' router: it asks whichever owns the call
         self._units = units
         self._services = services
         self.recordings = services.recordings
@@ -205,7 +205,7 @@ class Monitor:
             assert transfer.agent_call_control_id is not None
             if n:
                 self._sleep(STALE_CHECK_SPACING_S)
-            alive = self._telnyx.is_alive(transfer.agent_call_control_id)
+            alive = self._provider.is_alive(transfer.agent_call_control_id)
             if alive is None:
                 continue
 
@@ -258,7 +258,7 @@ class Monitor:
         for n, call in enumerate(idle):
             if n:
                 self._sleep(STALE_CHECK_SPACING_S)
-            if self._telnyx.is_alive(call.call_control_id) is not False:
+            if self._provider.is_alive(call.call_control_id) is not False:
                 continue
             if self._calls.call_gone(call.call_control_id, "lost", unchanged_since=call.updated_at):
                 closed += 1

@@ -89,19 +89,19 @@ class Sender(Protocol):
 
 
 class CommandSender:
-    """Delivers outbox commands to Telnyx off the webhook's critical path."""
+    """Delivers outbox commands to the provider (the providers' router) off the webhook's path."""
 
-    def __init__(self, store: CallStore, telnyx: CommandClient, workers: int,
+    def __init__(self, store: CallStore, client: CommandClient, workers: int,
                  metrics: Metrics | None = None, api_url: str | None = None, hold_s: float = 1.0,
                  tells_reachability: Callable[[str], bool] | None = None) -> None:
         self._metrics = metrics
         self._store = store
-        self._telnyx = telnyx
+        self._client = client
         self._executor = BoundedLanes(workers, hold_s, "lifeline-cmd", on_overtake=_overtaking,
                                       waits_fully=lambda ahead, mine: (ahead, mine) in _RESTARTS)
         # A router over several providers has no single base URL: its caller passes api_url.
         self.reachability = TelnyxReachability(api_url if api_url is not None
-                                               else getattr(telnyx, "base_url", ""))
+                                               else getattr(client, "base_url", ""))
         # Which calls' commands say whether Telnyx answers: with other providers routed through the
         # same client (a resent Twilio command), theirs must not declare a Telnyx outage.
         self._tells_reachability = tells_reachability or (lambda call_control_id: True)
@@ -136,7 +136,7 @@ class CommandSender:
 
     def _deliver(self, command: Command) -> None:
         with call_scope(command.call_control_id):
-            outcome = self._telnyx.send(command, partial(self._wanted, command))
+            outcome = self._client.send(command, partial(self._wanted, command))
             # Telnyx has answered (or the attempts are over): the call's next command goes now.
             # Recording the outcome waits for the database's write lock, which under load is
             # queued behind webhooks; the next command (a transfer after its handoff line) must
@@ -248,7 +248,7 @@ class CommandSender:
     def close(self) -> None:
         """Finish queued commands, then stop."""
         self._executor.shutdown(wait=True)
-        self._telnyx.close()
+        self._client.close()
 
 
 def _overtaking(call_control_id: str, hold_s: float) -> None:
