@@ -91,7 +91,7 @@ def fake_status(app: Flask, sleeps: list[float], alive: bool = False) -> FakeTel
     """Point the app's monitor at a fake status lookup and a recording sleep."""
     fake = FakeTelnyxStatus(alive)
     sweeper = app.extensions["lifeline"].monitor
-    sweeper._telnyx = fake  # the monitor's only use of Telnyx here is is_alive
+    sweeper._provider = fake  # the monitor asks the provider is_alive only, here
     sweeper._sleep = sleeps.append
     return fake
 

@@ -332,7 +332,7 @@ def test_the_schedules_sweep_leaves_lost_call_questions_to_the_upkeep_job(live: 
 
     leg = start_call(live)
     sweeper = monitor(live)
-    sweeper._telnyx = Slow()  # the provider, as the monitor asks it whether a call is up
+    sweeper._provider = Slow()  # the provider, as the monitor asks it whether a call is up
     later = time.time() + 1000  # the call has been silent past LIFELINE_STALE_CALL_S
     report = sweeper.sweep(now=later, upkeep=False)  # what the schedule's sweep job runs
     assert (report.closed, asked) == (0, [])
