@@ -15,13 +15,19 @@ from pathlib import Path
 # prometheus_client picks its multiprocess mode when first imported (workers inherit the choice),
 # so the shared folder is set before anything of ours is imported.
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _metrics_dir:
+# A reload (HUP) reads this file again in the same master: the running workers' metric files stay.
+_reloading = os.environ.get("LIFELINE_GUNICORN_MASTER_PID") == str(os.getpid())
+os.environ["LIFELINE_GUNICORN_MASTER_PID"] = str(os.getpid())
+if _reloading:
+    _own_metrics_dir = os.environ.get("LIFELINE_GUNICORN_OWN_METRICS_DIR") or None
+elif _metrics_dir:
     Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
     for _stale in Path(_metrics_dir).glob("*.db"):
         _stale.unlink()  # files of an earlier run would be added to this run's counts
     _own_metrics_dir = None
 else:
     _own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lifeline-metrics-")
+    os.environ["LIFELINE_GUNICORN_OWN_METRICS_DIR"] = _own_metrics_dir
 _master_pid = os.getpid()
 
 

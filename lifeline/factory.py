@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from dotenv import find_dotenv, load_dotenv
+from dotenv import dotenv_values, find_dotenv
 from flask import Flask, request
 from flask.helpers import get_load_dotenv
 from flask.typing import ResponseReturnValue
@@ -132,18 +133,33 @@ def load_all_settings(config: Mapping[str, object] | None,
     return settings, outputs
 
 
-def load_env_file() -> None:
+def load_env_file(owned: Collection[str] = (), path: str | None = None) -> set[str]:
     """Read `.env` as `flask` does: the nearest one from the working directory up; the environment wins.
 
     One rule for every entry point: gunicorn and `flask` commands started from a subdirectory read
     the same file, so a setting cannot hold under one and not the other. FLASK_SKIP_DOTENV=1 skips
-    it, as it skips Flask's.
+    it, as it skips Flask's. Returns the keys the file set. `owned` are keys an earlier reading set
+    (gunicorn's reload, which passes the `path` it read then): those take the file's value now,
+    and go if the file no longer has them, so a token rotated in `.env` is in force after the reload.
     """
     if not get_load_dotenv():  # Flask's own reading of FLASK_SKIP_DOTENV
-        return
-    path = find_dotenv(".env", usecwd=True)
-    if path:
-        load_dotenv(path, override=False)
+        return set()
+    path = path or env_file_path()
+    values = dotenv_values(path) if path else {}
+    for key in owned:
+        if values.get(key) is None:
+            os.environ.pop(key, None)
+    taken = set()
+    for key, value in values.items():
+        if value is not None and (key in owned or key not in os.environ):
+            os.environ[key] = value
+            taken.add(key)
+    return taken
+
+
+def env_file_path() -> str | None:
+    """The `.env` file the entry points read: the nearest one from the working directory up."""
+    return find_dotenv(".env", usecwd=True) or None
 
 
 def menu_and_rules_warnings(menu: Menu, rules: RuleSet, settings: Settings) -> list[str]:

@@ -8,19 +8,65 @@ from typing import Any
 
 from gunicorn import glogging
 
+from ivr.errors import LifelineError
 from ivr.store import MEMORY_URL
 
-_state: dict[str, Any] = {"format": "text", "secrets": (), "memory": False}
+# The master's state across gunicorn's reloads (HUP re-reads gunicorn.conf.py; this module stays).
+_state: dict[str, Any] = {"format": "text", "secrets": (), "memory": False, "env_owned": set(),
+                          "env_path": None, "prepared": False, "root_handlers": []}
 
 
 def prepare() -> None:
-    """Check everything once in the master: problems are printed and gunicorn exits."""
+    """Check everything once in the master: problems are printed and gunicorn exits. On a reload
+    (HUP) the check was made before it began (`on_starting` guards HUP), so this only takes the
+    settings in force now."""
+    from .factory import env_file_path, load_env_file
     from .startup import check_or_exit, secrets_of
 
+    if not _state["prepared"]:
+        # Before gunicorn's --chdir: a reload reads this same file, wherever it then runs.
+        _state["env_path"] = env_file_path()
+        _state["env_owned"] = load_env_file(path=_state["env_path"])
     settings = check_or_exit()
     _state["format"] = settings.log_format
     _state["secrets"] = tuple(secrets_of(settings))
     _state["memory"] = settings.database_url == MEMORY_URL
+    _state["prepared"] = True
+
+
+def reload_problems() -> list[str]:
+    """Read `.env` again and check every setting and file as start-up does; the problem lines (the
+    environment left as it was if there are any), or [] with the new environment in force."""
+    from .factory import load_env_file
+    from .startup import check, problem_lines
+
+    before = dict(os.environ)
+    owned = load_env_file(_state["env_owned"], path=_state["env_path"])
+    try:
+        check()
+    except LifelineError as exc:
+        os.environ.clear()
+        os.environ.update(before)
+        return problem_lines(exc)
+    _state["env_owned"] = owned
+    return []
+
+
+def guard_reload(server: Any) -> None:
+    """Make gunicorn's reload (HUP) check the settings, menu and rules first, and refuse it with
+    the problems logged when they are wrong: a reload would otherwise stop the master (and its
+    calls) on a typo, since new workers that cannot start halt gunicorn."""
+    reload = server.handle_hup
+
+    def checked_reload() -> None:
+        problems = reload_problems()
+        if problems:
+            server.log.error("reload refused; the workers go on with the settings and files they "
+                             "started with. Fix these, then send HUP again:\n  %s", "\n  ".join(problems))
+            return
+        reload()
+
+    server.handle_hup = checked_reload
 
 
 class Logger(glogging.Logger):  # type: ignore[misc]
@@ -33,6 +79,10 @@ class Logger(glogging.Logger):  # type: ignore[misc]
 
         template = make_handler(_state["format"], _state["secrets"])
         root = logging.getLogger()
+        # A reload builds a new logger: the handlers of the one before must not write each line too.
+        for stale in _state["root_handlers"]:
+            root.removeHandler(stale)
+        _state["root_handlers"] = list(self.error_log.handlers)
         for handler in self.error_log.handlers:
             handler.setFormatter(template.formatter)
             for found in template.filters:
@@ -68,3 +118,4 @@ def on_starting(server: Any) -> None:
                          "postgresql://", server.cfg.workers)
         raise SystemExit(EX_CONFIG)
     server.log.info("metrics of all workers are shared in %s", os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    guard_reload(server)

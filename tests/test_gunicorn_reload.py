@@ -1,0 +1,84 @@
+"""gunicorn's reload (HUP): checked first, refused on a mistake without stopping, `.env` read again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ivr.store.sql import SqlStore
+
+from .conftest import wait_until
+from .test_observability import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+MENU = ('start: main\ngreeting: "Hello."\nmenus:\n  main:\n    prompt: "Press 1."\n    options:\n'
+        '      "1": {say: "Thank you."}\n')
+BROKEN_MENU = MENU.replace("{say: \"Thank you.\"}", "{menu: nowhere}")
+
+
+def _env_file(token: str) -> str:
+    return (f"LIFELINE_API_TOKEN={token}\nLIFELINE_IVR=ivr.yaml\n"
+            "TELNYX_API_KEY=KEY_test_0123456789abcdef\n"
+            "TELNYX_PUBLIC_KEY=A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=\n"
+            "LIFELINE_AGENTS=+15550001111\nLIFELINE_ENGINE=telnyx\nLIFELINE_MONITOR=off\n")
+
+
+def _status(base: str, token: str) -> int:
+    try:
+        answer = httpx.get(f"{base}/api/calls", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    except httpx.HTTPError:
+        return 0
+    return answer.status_code
+
+
+def test_a_reload_with_a_broken_menu_is_refused_and_a_good_one_takes_a_rotated_token(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    (tmp_path / "ivr.yaml").write_text(MENU)
+    (tmp_path / ".env").write_text(_env_file("first-token-0123456789"))
+    database = f"sqlite:///{tmp_path / 'calls.db'}"
+    SqlStore(database).close()  # the deploy step (`flask db upgrade`): servers never migrate
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELNYX_", "LIFELINE_", "PROMETHEUS_", "FLASK_")) and k != "DATABASE_URL"}
+    env["DATABASE_URL"] = database
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--workers", "1",
+             "--bind", f"127.0.0.1:{port}", "app:app"],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: _status(base, "first-token-0123456789") == 200, timeout=60), log.read_text()
+
+        # A typo, then HUP: refused and logged, and the server goes on with what it had.
+        (tmp_path / "ivr.yaml").write_text(BROKEN_MENU)
+        server.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "reload refused" in log.read_text(), timeout=30), log.read_text()
+        assert "unknown menu 'nowhere'" in log.read_text()
+        time.sleep(1)  # had the reload gone on, its new worker would fail and stop the master now
+        assert server.poll() is None, log.read_text()
+        assert _status(base, "first-token-0123456789") == 200
+
+        # Fixed, with the token rotated in .env: the reload takes both.
+        (tmp_path / "ivr.yaml").write_text(MENU)
+        (tmp_path / ".env").write_text(_env_file("second-token-0123456789"))
+        server.send_signal(signal.SIGHUP)
+        rotated = wait_until(lambda: _status(base, "second-token-0123456789") == 200, timeout=60)
+        assert rotated, log.read_text()
+        assert wait_until(lambda: _status(base, "first-token-0123456789") == 401, timeout=30)
+
+        # One line per event after the reload, not one per logger the master has built.
+        httpx.post(f"{base}/webhooks/telnyx", content=b"{}", timeout=5)
+        assert wait_until(lambda: "webhook refused" in log.read_text(), timeout=10)
+        time.sleep(0.5)
+        refused = [line for line in log.read_text().splitlines() if "webhook refused" in line]
+        assert len(refused) == 1, refused
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
