@@ -77,14 +77,16 @@ _TABLES_AFTER_BASELINE = ("feed", "deliveries", "delivery_attempts", "delivery_c
 _INDEXES_AFTER_BASELINE = ("ix_calls_recording_due", "ix_calls_newest")  # 0005, 0007
 
 
-def make_pre_migration_database(engine: Engine) -> None:
-    """What Lifeline made before migrations: `create_all` of the baseline schema, with a call in it."""
+def make_pre_migration_database(engine: Engine, with_checked_at: bool = False) -> None:
+    """What Lifeline made before migrations: `create_all` of the baseline schema, with a call in it
+    (the last release before migrations also made `calls.checked_at`)."""
     metadata.create_all(engine)
     with engine.begin() as conn:
         for index in _INDEXES_AFTER_BASELINE:
             conn.execute(text(f"DROP INDEX {index}"))
         for table, column in _ADDED_AFTER_BASELINE:
-            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+            if not (with_checked_at and column == "checked_at"):
+                conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         for table in _TABLES_AFTER_BASELINE:
             conn.execute(text(f"DROP TABLE {table}"))
     now = time.time()
@@ -96,9 +98,11 @@ def make_pre_migration_database(engine: Engine) -> None:
                           "VALUES ('v3:old', 'menu', 0, :now, :now)"), {"now": now})
 
 
-def test_an_old_create_all_database_is_adopted_and_keeps_its_data(database_url: str) -> None:
+@pytest.mark.parametrize("with_checked_at", [False, True], ids=["baseline", "last release before migrations"])
+def test_an_old_create_all_database_is_adopted_and_keeps_its_data(database_url: str,
+                                                                 with_checked_at: bool) -> None:
     engine = engine_for(database_url)
-    make_pre_migration_database(engine)
+    make_pre_migration_database(engine, with_checked_at)
     assert "was made before migrations" in (migrations.schema_problem(engine) or "")
     before, after = migrations.upgrade(engine)
     assert (before, after) == (None, migrations.head())
@@ -110,6 +114,17 @@ def test_an_old_create_all_database_is_adopted_and_keeps_its_data(database_url: 
     with engine.connect() as conn:
         assert "checked_at" in {c["name"] for c in inspect(conn).get_columns("calls")}
     assert migrations.upgrade(engine) == (migrations.head(), migrations.head())  # idempotent
+
+
+def test_a_database_of_the_last_release_before_migrations_left_stamped_at_0001_upgrades(
+        database_url: str) -> None:
+    from alembic import command
+    engine = engine_for(database_url)
+    make_pre_migration_database(engine, with_checked_at=True)
+    with engine.begin() as conn:  # what the adoption of an earlier release did with it
+        command.stamp(migrations._config(conn), "0001")
+    assert migrations.upgrade(engine) == ("0001", migrations.head())
+    assert migrations.schema_problem(engine) is None
 
 
 def test_concurrent_upgrades_of_a_fresh_database_take_turns(database_url: str) -> None:

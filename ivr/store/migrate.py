@@ -6,7 +6,9 @@ advisory lock, or a file lock beside a SQLite database. Workers never change the
 app checks it at start-up and stops with one line saying to run the upgrade.
 
 A database made before migrations existed (tables from `create_all`, no `alembic_version`) is
-adopted: stamped at the first revision, which is exactly that schema, then upgraded, data kept.
+adopted: stamped at the revision its schema matches, then upgraded, data kept. That is the first
+revision, except for the last release before migrations, whose `create_all` already made
+`calls.checked_at` (revision 0002's column).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..errors import StoreError
 log = logging.getLogger(__name__)
 SCRIPTS = Path(__file__).resolve().parent / "migrations"
 BASELINE = "0001"  # the schema as `create_all` made it before migrations
+WITH_CHECKED_AT = "0002"  # ...and as the last release before migrations made it
 # Any fixed 64-bit number: every Lifeline process that migrates takes this advisory lock.
 _PG_LOCK_KEY = 0x4C6966656C696E65  # "Lifeline"
 LOCK_POLL_S = 0.2
@@ -117,8 +120,10 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
                               "release (or a newer one) against it, never an older one")
         config = _config(conn)
         if before is None and inspect(conn).has_table("calls"):
-            log.warning("adopting a database made before migrations: stamping revision %s", BASELINE)
-            command.stamp(config, BASELINE)
+            columns = {c["name"] for c in inspect(conn).get_columns("calls")}
+            matches = WITH_CHECKED_AT if "checked_at" in columns else BASELINE
+            log.warning("adopting a database made before migrations: stamping revision %s", matches)
+            command.stamp(config, matches)
         # Alembic then runs each revision in a transaction of its own, so a revision can step
         # outside it (PostgreSQL's CREATE INDEX CONCURRENTLY) without committing half of another.
         conn.commit()

@@ -17,8 +17,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Add the column (NULL for existing calls: never checked yet)."""
-    op.add_column("calls", sa.Column("checked_at", sa.Float(), nullable=True))
+    """Add the column (NULL for existing calls: never checked yet), unless it is there already."""
+    # The last release before migrations made it itself; a database of that release that an
+    # earlier version of the adoption stamped at 0001 is left there and must upgrade too.
+    if "checked_at" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("calls")}:
+        op.add_column("calls", sa.Column("checked_at", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
