@@ -7,7 +7,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import Engine
 
-from ivr.store.migrate import NewerSchema, current, head, upgrade
+from ivr.store.migrate import NewerSchema, current, head, known, upgrade
 from ivr.store.sql import SqlStore
 
 db = AppGroup("db", help="Database schema migrations (Alembic).")
@@ -45,8 +45,14 @@ def current_command() -> None:
     """Print the database's schema revision and the code's."""
     engine = _engine()
     revision = current(engine)
-    behind = "" if revision == head() else " (run `flask db upgrade`)"
-    click.echo(f"database: {revision or 'none'}; code: {head()}{behind}")
+    if revision == head():
+        advice = ""
+    elif revision is not None and not known(revision):
+        # Upgrading cannot help: an older release is running against a newer database.
+        advice = " (newer than this code: run the release that migrated it, or a newer one)"
+    else:
+        advice = " (run `flask db upgrade`)"
+    click.echo(f"database: {revision or 'none'}; code: {head()}{advice}")
 
 
 def register(app: Flask) -> None:

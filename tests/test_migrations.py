@@ -310,6 +310,8 @@ def test_a_database_a_newer_release_migrated_is_named_so_and_never_downgraded(
         assert result.exit_code != 0 and "migrated by a newer release" in result.output
         assert "Traceback" not in result.output
         assert migrations.current(engine) == "0099"
+        shown = app.test_cli_runner().invoke(args=["db", "current"]).output
+        assert "newer than this code" in shown and "flask db upgrade" not in shown
     finally:
         app.extensions["lifeline"].close()
 
