@@ -205,6 +205,9 @@ def test_the_voicemail_choice_records_after_the_last_agent(twilio_app: Flask) ->
     root = twiml(post(twilio_app, "/webhooks/twilio/spoken", call_form(CallStatus="in-progress")))
     record = root.find("Record")
     assert record is not None and record.get("playBeep") == "true" and record.get("maxLength") == "120"
+    post(twilio_app, "/webhooks/twilio/recording", call_form(  # plain http, and not Twilio's API host
+        CallStatus="completed", RecordingStatus="completed", RecordingUrl="http://elsewhere.example/RE0"))
+    assert twilio_app.extensions["lifeline"].store.get_call(SID).recording_url is None
     post(twilio_app, "/webhooks/twilio/recording", call_form(
         CallStatus="completed", RecordingStatus="completed", RecordingUrl="https://api.twilio.com/rec/RE1"))
     call = twilio_app.extensions["lifeline"].store.get_call(SID)

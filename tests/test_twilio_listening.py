@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -288,6 +289,24 @@ def test_after_a_bridge_twilio_transcribes_both_tracks_and_the_agents_words_are_
                                           ("caller", "Thank you so much")]
     stored = lifeline(transcribed).store.messages(leg.call_control_id)
     assert [m["text"] for m in stored] == ["Thank you so much"]
+
+
+def test_a_twilio_voicemail_is_fetched_with_the_account_credentials_and_kept(transcribed: Simulation) -> None:
+    leg = transcribed.emulator.incoming_call(agent="busy")
+    assert transcribed.emulator.wait_for_gather(leg, 10)
+    transcribed.emulator.press(leg, "0")  # the operator is busy: then the offer of a message
+    assert wait_until(lambda: leg.gather is None, 5)
+    assert transcribed.emulator.wait_for_gather(leg, 15)
+    transcribed.emulator.press(leg, "2")
+    assert wait_until(lambda: leg.recording is not None, 10)
+    time.sleep(0.2)  # a few seconds of message in scenario time
+    transcribed.emulator.caller_hangs_up(leg)
+    store = lifeline(transcribed).store
+    assert wait_until(lambda: store.get_call(leg.call_control_id).recording_status == "kept", 15), \
+        store.get_call(leg.call_control_id)
+    call = store.get_call(leg.call_control_id)
+    assert call.outcome == "voicemail" and call.recording_attempts == 1
+    assert Path(call.recording_path).read_bytes() in transcribed.emulator.recordings.values()
 
 
 # ----- the emulator is as strict as Twilio's docs ------------------------------------------------------

@@ -123,11 +123,13 @@ def agent(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[
     return []  # the end of the agent's leg arrives as the Dial action, on the caller's call
 
 
-def recording(key: str, form: Mapping[str, str]) -> list[CallEvent]:
-    """A `<Record>` status callback: where the caller's message is."""
+def recording(key: str, form: Mapping[str, str], api_base_url: str = "") -> list[CallEvent]:
+    """A `<Record>` status callback: where the caller's message is (an https URL, or one on the
+    configured API's own host, as an emulator on loopback serves it)."""
     sid = call_sid(form)
     url = form.get("RecordingUrl", "")
-    if form.get("RecordingStatus", "completed") != "completed" or not url.startswith("https://"):
+    on_api = bool(api_base_url) and url.startswith(api_base_url.rstrip("/") + "/")
+    if form.get("RecordingStatus", "completed") != "completed" or not (url.startswith("https://") or on_api):
         return []
     return [CallEvent(id=f"{key}:recording", type="call.recording.saved",
                       occurred_at=form.get("Timestamp"), call_control_id=sid,

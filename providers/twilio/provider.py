@@ -23,7 +23,8 @@ from .settings import TwilioSettings
 from .twiml import TwimlRenderer
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
-Parser = Callable[[str, Mapping[str, str], Mapping[str, list[str]]], list[CallEvent]]
+# (event key, form, query, the configured API base URL) -> the request's events
+Parser = Callable[[str, Mapping[str, str], Mapping[str, list[str]], str], list[CallEvent]]
 
 
 def _leg(query: Mapping[str, list[str]]) -> tuple[str, int]:
@@ -36,13 +37,13 @@ def _leg(query: Mapping[str, list[str]]) -> tuple[str, int]:
 
 
 PARSERS: dict[str, Parser] = {
-    "voice": lambda key, form, q: events.voice(key, form),
-    "status": lambda key, form, q: events.status(key, form),
-    "gather": lambda key, form, q: events.gather(key, form),
-    "spoken": lambda key, form, q: events.spoken(key, form),
-    "dial": lambda key, form, q: events.dial(key, form, *_leg(q)),
-    "agent": lambda key, form, q: events.agent(key, form, *_leg(q)),
-    "recording": lambda key, form, q: events.recording(key, form),
+    "voice": lambda key, form, q, api: events.voice(key, form),
+    "status": lambda key, form, q, api: events.status(key, form),
+    "gather": lambda key, form, q, api: events.gather(key, form),
+    "spoken": lambda key, form, q, api: events.spoken(key, form),
+    "dial": lambda key, form, q, api: events.dial(key, form, *_leg(q)),
+    "agent": lambda key, form, q, api: events.agent(key, form, *_leg(q)),
+    "recording": lambda key, form, q, api: events.recording(key, form, api),
 }
 
 
@@ -81,7 +82,7 @@ class TwilioProvider(Provider):
         if parser is None:
             raise MalformedEvent(f"/webhooks/twilio/{kind} carries no call events")
         key = events.event_key(request.url, request.headers, request.form)
-        return parser(key, request.form, parse_qs(parts.query))
+        return parser(key, request.form, parse_qs(parts.query), self.settings.api_base_url)
 
     def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:
         """One command through the REST API (the outbox's resend path; never retried after a

@@ -35,7 +35,7 @@ from ivr.serial import KeyedSerialExecutor
 from ..emulator import OUR_NUMBER
 from ..faults import Chaos, Fault
 from ..legs import CallLog, Gather, Leg, wait_for_gather
-from ..lifecycle import RING_S, SPEECH_CHARS_PER_S
+from ..lifecycle import RING_S, SPEECH_CHARS_PER_S, silent_wav
 from .streamer import TRACKS
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ class TwilioEmulator:
         self.app_url: str | None = None  # Lifeline's public URL: the number's voice URL is under it
         self.base_url: str | None = None  # this emulator's REST API
         self.requests: list[dict[str, Any]] = []
+        self.recordings: dict[str, bytes] = {}  # what its recording URLs serve, by recording SID
         self._legs: dict[str, TwilioLeg] = {}
         self._lock = threading.RLock()
         self._faults: list[Fault] = []
@@ -549,8 +550,15 @@ class TwilioEmulator:
 
     def _record(self, leg: TwilioLeg, verb: ET.Element) -> str | None:
         leg.recording = "mp3"
+        started = time.monotonic()
         self._wait(leg, float(verb.get("maxLength", "3600")))
-        url = f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Recordings/RE{uuid.uuid4().hex}"
+        # Served by this emulator's API (as Twilio serves it from its own), behind the account's
+        # credentials, as for an account that requires HTTP auth on media: WAV, Twilio's default.
+        sid = f"RE{uuid.uuid4().hex}"
+        seconds = min(max((time.monotonic() - started) * self.speed, 1.0), 120.0)
+        with self._lock:
+            self.recordings[sid] = silent_wav(seconds)
+        url = f"{self.base_url or 'https://api.twilio.com'}/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
         status_url = verb.get("recordingStatusCallback")
         if status_url:
             self._callback(leg, status_url, {"RecordingUrl": url, "RecordingStatus": "completed",

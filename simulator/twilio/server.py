@@ -39,6 +39,19 @@ def twilio_emulator_app(emulator: TwilioEmulator) -> Flask:
     def transcriptions(account: str, sid: str) -> ResponseReturnValue:
         return answer("transcriptions", account, sid)
 
+    @app.get("/2010-04-01/Accounts/<account>/Recordings/<sid>")
+    def recording(account: str, sid: str) -> ResponseReturnValue:
+        auth = request.authorization
+        if auth is None or account != emulator.account_sid or \
+                not emulator.authorized(auth.username, auth.password):
+            status, body = twilio_error(401, 20003, "Authenticate")
+            return jsonify(body), status
+        audio = emulator.recordings.get(sid.split(".", 1)[0])  # RE….mp3 or RE….wav: WAV either way
+        if audio is None:
+            status, body = twilio_error(404, 20404, "The requested resource was not found")
+            return jsonify(body), status
+        return audio, 200, {"Content-Type": "audio/x-wav"}
+
     # One stream or transcription, by its SID or the name it was started with (Status=stopped).
     @app.post(f"{_CALL}/Streams/<target>.json")
     def stream(account: str, sid: str, target: str) -> ResponseReturnValue:
