@@ -153,9 +153,11 @@ def call_detail(call_control_id: str) -> ResponseReturnValue:
             # app's HTTP error handler words it and sets Allow, as for any other 405.
             raise MethodNotAllowed(valid_methods=others)
         return error_response(404, f"no call {call_control_id[:100]!r}")
+    decisions = store.decisions(call_control_id)
     return jsonify(**iso_times(dict(
-        call=asdict(call),
-        decisions=store.decisions(call_control_id),
+        # `rule` as in the list: the first decision's (the one that put the caller through).
+        call=asdict(call) | {"rule": decisions[0]["rule"] if decisions else None},
+        decisions=decisions,
         transfers=[asdict(t) for t in store.transfers(call_control_id)],
         messages=store.messages(call_control_id),
         events=[{k: e[k] for k in ("id", "event_type", "occurred_at", "received_at", "attempt")}

@@ -323,7 +323,7 @@ def test_call_record_api_shows_the_decision_transfer_and_transcript(live: Simula
     assert client.get(f"/api/calls/{leg.call_control_id}").status_code == 401
     assert client.get("/api/calls", headers={"Authorization": "Bearer wrong"}).status_code == 401
     detail = client.get(f"/api/calls/{leg.call_control_id}", headers=auth).get_json()
-    assert detail["call"]["status"] == "transferred"
+    assert (detail["call"]["status"], detail["call"]["rule"]) == ("transferred", "caller_intent")
     assert detail["decisions"][0]["rule"] == "caller_intent"
     assert detail["decisions"][0]["evidence"][0]["intents"]["wants_person"] >= 0.9
     assert detail["messages"][0]["analysis"]["intents"]["wants_person"] >= 0.9  # kept with the message
