@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import click
+from dotenv import dotenv_values
 from flask import Flask
 from flask.cli import FlaskGroup
 
@@ -49,6 +50,20 @@ def emulator_hint(command: str) -> str:
     return ("this development command needs no real account, only the emulator's placeholder settings: "
             f"add --env-file examples/emulator.env, e.g. `flask --env-file examples/emulator.env {command}"
             f"{_EXAMPLE_ARGS.get(command, '')}`")
+
+
+EMULATOR_ENV = Path(__file__).resolve().parent.parent / "examples" / "emulator.env"
+
+
+def _left_with_emulator_env() -> list[str]:
+    """The problem lines a development command would still meet with `--env-file
+    examples/emulator.env` (whose settings the environment overrides, as Flask loads it)."""
+    given = {k: v for k, v in dotenv_values(EMULATOR_ENV).items() if v is not None and k not in os.environ}
+    try:
+        load_all_settings({**given, "DATABASE_URL": MEMORY_URL}, Path.cwd() / "instance")
+    except ConfigError as exc:
+        return problem_lines(exc)
+    return []
 
 
 # The problems that placeholder settings solve: a provider's credentials are missing.
@@ -345,8 +360,12 @@ def guard(command: click.Command, build: Callable[[], Flask], dev: bool = False,
             app = build()
         except LifelineError as exc:
             # The hint only where the emulator's env file is the fix, not for a broken rules file.
-            hint = dev and any(_NO_PROVIDER.match(line) for line in str(exc).splitlines())
-            fail(exc, extra=[emulator_hint(command.name or "simulate")] if hint else [])
+            if dev and any(_NO_PROVIDER.match(line) for line in str(exc).splitlines()):
+                # Only what would still be wrong with it (a broken rules file, say), then the hint:
+                # not the settings it supplies, nor warnings about what this command chose itself.
+                print_problems([*_left_with_emulator_env(), emulator_hint(command.name or "simulate")])
+                raise SystemExit(EX_CONFIG) from None
+            fail(exc)
         lifeline = app.extensions["lifeline"]
         settings = lifeline.settings
         if not dev:

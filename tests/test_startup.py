@@ -66,6 +66,9 @@ CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
     "simulate_help": (["flask", "--app", str(ROOT / "app.py"), "simulate", "--help"], {}, {}),
     "simulate_no_env": (["flask", "--app", str(ROOT / "app.py"), "simulate",
                          str(ROOT / "examples/calls/01-calm-balance.yaml")], {}, {}),
+    "simulate_bad_agents_no_env": (["flask", "--app", str(ROOT / "app.py"), "simulate",
+                                    str(ROOT / "examples/calls/01-calm-balance.yaml")],
+                                   {"LIFELINE_AGENTS": "12345"}, {}),
     "evaluate_no_env": (["flask", "--app", str(ROOT / "app.py"), "evaluate", str(ROOT / "examples/labelled")],
                         {}, {}),
     "monitor_mysql": (["flask", "--app", str(ROOT / "app.py"), "monitor", "--once"],
@@ -158,14 +161,23 @@ def test_simulate_without_settings_says_to_use_the_emulator_env_file(runs: dict[
     run = runs["simulate_no_env"]
     assert run.code == EX_CONFIG
     _clean(run)
-    assert all(line.startswith(("error: ", "warning: ")) for line in run.lines), run.lines
-    assert any("--env-file examples/emulator.env" in line for line in run.lines)
-    assert any(line.startswith("error: neither Telnyx nor Twilio is configured") for line in run.lines)
+    # Only the fix: not the settings the emulator's file supplies, nor the command's own choices.
+    assert len(run.lines) == 1 and "--env-file examples/emulator.env" in run.lines[0], run.lines
+
+
+def test_without_provider_settings_a_mistake_the_emulator_env_would_not_fix_is_shown_with_the_hint(
+        runs: dict[str, Run]) -> None:
+    run = runs["simulate_bad_agents_no_env"]
+    assert run.code == EX_CONFIG
+    _clean(run)
+    assert len(run.lines) == 2 and "LIFELINE_AGENTS" in run.lines[0] and "12345" in run.lines[0], run.lines
+    assert "--env-file examples/emulator.env" in run.lines[1]
 
 
 def test_evaluate_without_settings_names_evaluate_in_its_hint(runs: dict[str, Run]) -> None:
     run = runs["evaluate_no_env"]
     assert run.code == EX_CONFIG
+    assert not [line for line in run.lines if "memory://" in line or "LIFELINE_PUBLIC_URL" in line], run.lines
     assert any("`flask --env-file examples/emulator.env evaluate " in line for line in run.lines), run.lines
 
 
