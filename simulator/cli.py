@@ -11,6 +11,8 @@ from flask.cli import with_appcontext
 
 from ivr.config import ENGINES
 
+from .caller import CallResult
+from .external import ExternalAppError, ExternalRun
 from .report import print_call, report_json
 from .runner import Simulation, access_line
 from .scenario import ScenarioError, load_scenario, require_audio
@@ -32,9 +34,14 @@ SIMULATED_ENGINES = [name for name in ENGINES if name != "symbl"]
 @click.option("--speed", type=click.FloatRange(0.1, 100.0), default=1.0, show_default=True,
               help="Run time faster than real time (speech, rings, pauses); latencies stay real.")
 @click.option("--quiet", is_flag=True, help="Print verdicts only, not timelines.")
+@click.option("--app-url", help="Call a Lifeline you run yourself at this URL (gunicorn, your database) "
+                                "instead of one started here; it must be started with the emulator's "
+                                "settings, which are printed (Telnyx only).")
+@click.option("--emulator-port", type=click.IntRange(1, 65535), default=8001, show_default=True,
+              help="With --app-url: the loopback port the emulator serves Telnyx's API on.")
 @with_appcontext
 def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: Path | None,
-             concurrency: int, speed: float, quiet: bool) -> None:
+             concurrency: int, speed: float, quiet: bool, app_url: str | None, emulator_port: int) -> None:
     """Play SCENARIOS (YAML files, or folders of them) against this app and the built-in emulator."""
     files = [f for p in scenarios for f in ([p] if p.is_file() else sorted(p.glob("*.yaml")))]
     if not files:
@@ -47,23 +54,41 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
     except ScenarioError as exc:
         raise click.UsageError(str(exc)) from exc
     settings = current_app.extensions["lifeline"].settings
-    config = {"LIFELINE_AGENTS": ",".join(settings.agents), "LIFELINE_IVR": str(settings.ivr_path),
-              "LIFELINE_RULES": str(settings.rules_path)}
-    click.echo(f"Simulating {len(loaded)} call(s) on {provider} with the {engine} engine "
-               f"(concurrency {concurrency}, speed x{speed:g})")
-    with Simulation(config, engine=engine, speed=speed, provider=provider) as sim:
-        # A loopback port of its own each run: say where to watch (or pause) the calls, and with what.
-        click.echo("Lifeline under simulation: " + access_line(
-            sim.url, sim.api_token if sim.token_made else None, "up while the calls run"))
-        done = 0
+    done = 0
 
-        def show(result: object) -> None:
-            nonlocal done
-            done += 1
-            print_call(result, click.echo, timeline=not quiet)  # type: ignore[arg-type]
-            click.echo(f"  [{done}/{len(loaded)}]")
+    def show(result: CallResult) -> None:
+        nonlocal done
+        done += 1
+        print_call(result, click.echo, timeline=not quiet)
+        click.echo(f"  [{done}/{len(loaded)}]")
 
-        results = sim.run(loaded, concurrency=concurrency, on_result=show)
+    if app_url:
+        if provider != "telnyx":
+            raise click.UsageError("--app-url plays Telnyx callers only: leave out --provider twilio")
+        click.echo(f"Simulating {len(loaded)} call(s) on the Lifeline at {app_url} "
+                   f"(concurrency {concurrency}, speed x{speed:g})")
+        try:
+            with ExternalRun(app_url, emulator_port, Path.cwd() / "instance", speed,
+                             settings.api_token) as run:
+                click.echo("The emulator's settings, for the app: " +
+                           " ".join(f"{k}={v}" for k, v in run.settings().items()))
+                run.check_app()
+                results = run.run(loaded, concurrency=concurrency, on_result=show)
+        except ExternalAppError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # the emulator's port
+            raise click.ClickException(f"the emulator cannot listen on 127.0.0.1:{emulator_port} "
+                                       f"({exc.strerror}): choose another --emulator-port") from None
+    else:
+        config = {"LIFELINE_AGENTS": ",".join(settings.agents), "LIFELINE_IVR": str(settings.ivr_path),
+                  "LIFELINE_RULES": str(settings.rules_path)}
+        click.echo(f"Simulating {len(loaded)} call(s) on {provider} with the {engine} engine "
+                   f"(concurrency {concurrency}, speed x{speed:g})")
+        with Simulation(config, engine=engine, speed=speed, provider=provider) as sim:
+            # A loopback port of its own each run: say where to watch (or pause) the calls, and with what.
+            click.echo("Lifeline under simulation: " + access_line(
+                sim.url, sim.api_token if sim.token_made else None, "up while the calls run"))
+            results = sim.run(loaded, concurrency=concurrency, on_result=show)
     report = report_json(results, engine)
     summary = report["summary"]
     if json_out:

@@ -38,11 +38,12 @@ __all__ = ["OUR_NUMBER", "Chaos", "Emulator", "Fault", "error", "ok"]
 class Emulator:
     """Telnyx as seen by one Lifeline app."""
 
-    def __init__(self, api_key: str = "KEY_emulator", speed: float = 1.0, chaos: Chaos | None = None) -> None:
+    def __init__(self, api_key: str = "KEY_emulator", speed: float = 1.0, chaos: Chaos | None = None,
+                 signing_key: SigningKey | None = None) -> None:
         self.api_key = api_key
         self.speed = speed
         self.chaos = chaos
-        self.signing_key = SigningKey.generate()
+        self.signing_key = signing_key or SigningKey.generate()
         self.requests: list[dict[str, Any]] = []
         self.refused: list[dict[str, Any]] = []  # command bodies the SDK's types do not accept
         self.call_codec = "PCMU"  # the codec callers' calls use (PCMU, PCMA, G722, L16, OPUS)

@@ -1,0 +1,111 @@
+"""`flask simulate --app-url`: emulated callers for a Lifeline run elsewhere (gunicorn, its database).
+
+The emulator serves Telnyx's API on a fixed loopback port with keys kept in
+`instance/emulator-keys.json`, so the settings the app is given once (`TELNYX_API_KEY`,
+`TELNYX_PUBLIC_KEY`, `TELNYX_API_BASE_URL`) stay right from one run to the next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+from nacl.signing import SigningKey
+
+from ivr.security import sign
+
+from .app_api import AppApi
+from .caller import CallResult, play
+from .emulator import Emulator
+from .runner import caller_number
+from .scenario import Scenario
+from .server import ServerThread, emulator_app
+
+KEYS_FILE = "emulator-keys.json"
+
+
+class ExternalAppError(Exception):
+    """The app at --app-url cannot take the emulator's calls; the message says what to change."""
+
+
+def emulator_keys(instance: Path) -> tuple[str, SigningKey]:
+    """The emulator's API key and webhook signing key: made once, then read back (owner-only file)."""
+    path = instance / KEYS_FILE
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        return str(kept["api_key"]), SigningKey(bytes.fromhex(kept["signing_seed"]))
+    instance.mkdir(parents=True, exist_ok=True)
+    api_key, key = f"KEY_emulator_{secrets.token_hex(12)}", SigningKey.generate()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        json.dump({"api_key": api_key, "signing_seed": bytes(key).hex()}, out)
+    return api_key, key
+
+
+class ExternalRun:
+    """The emulator on `port`, sending its webhooks to the app at `app_url`."""
+
+    def __init__(self, app_url: str, port: int, instance: Path, speed: float, api_token: str | None) -> None:
+        self.app_url = app_url.rstrip("/")
+        api_key, signing_key = emulator_keys(instance)
+        self.emulator = Emulator(api_key=api_key, speed=speed, signing_key=signing_key)
+        self._server = ServerThread(emulator_app(self.emulator), port=port)
+        self._api = AppApi(self.app_url, api_token) if api_token else None
+
+    def settings(self) -> dict[str, str]:
+        """What the app must be started with to take this emulator's calls."""
+        return {"TELNYX_API_KEY": self.emulator.api_key, "TELNYX_PUBLIC_KEY": self.emulator.public_key_b64,
+                "TELNYX_API_BASE_URL": f"{self._server.url}/v2"}
+
+    def __enter__(self) -> ExternalRun:
+        self._server.start()
+        self.emulator.base_url = self._server.url
+        self.emulator.webhook_url = f"{self.app_url}/webhooks/telnyx"
+        return self
+
+    def check_app(self) -> None:
+        """Raise ExternalAppError unless the app answers and accepts this emulator's signature."""
+        try:
+            httpx.get(f"{self.app_url}/healthz", timeout=5)
+        except httpx.HTTPError as exc:
+            raise ExternalAppError(f"nothing answers at {self.app_url} ({exc.__class__.__name__}): start "
+                                   "the app first (gunicorn --config gunicorn.conf.py app:app)") from None
+        # A signed body that is no event: the signature is checked first, so a right key gets 400
+        # (malformed, nothing stored) and a wrong one 403.
+        body = b"{}"
+        headers = {"Content-Type": "application/json",
+                   **sign(self.emulator.signing_key, body, int(time.time()))}
+        try:
+            answer = httpx.post(f"{self.app_url}/webhooks/telnyx", content=body, headers=headers, timeout=5)
+        except httpx.HTTPError as exc:
+            raise ExternalAppError(f"the app at {self.app_url} did not answer a webhook "
+                                   f"({exc.__class__.__name__})") from None
+        if answer.status_code in (403, 404):
+            wanted = ", ".join(f"{k}={v}" for k, v in self.settings().items())
+            raise ExternalAppError(f"the app at {self.app_url} refuses the emulator's webhooks (HTTP "
+                                   f"{answer.status_code}): start it (or reload it with HUP) with {wanted}")
+
+    def run(self, scenarios: Sequence[Scenario], concurrency: int,
+            on_result: Callable[[CallResult], None] | None = None) -> list[CallResult]:
+        """Play every scenario, `concurrency` at a time; results in input order."""
+        results: dict[int, CallResult] = {}
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caller") as pool:
+            futures = {pool.submit(play, self.emulator, s, caller_number(i), self._api): i
+                       for i, s in enumerate(scenarios)}
+            for future in as_completed(futures):
+                results[futures[future]] = result = future.result()
+                if on_result:
+                    on_result(result)
+        return [results[i] for i in range(len(scenarios))]
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.emulator.close()
+        self._server.stop()

@@ -1,0 +1,64 @@
+"""`flask simulate --app-url`: the emulator's callers against a Lifeline run as in production."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ivr.store.sql import SqlStore
+from simulator.emulator import Emulator
+from simulator.external import emulator_keys
+
+from .conftest import wait_until
+from .test_gunicorn_reload import _status
+from .test_observability import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def test_callers_reach_a_gunicorn_app_given_the_emulators_kept_settings_and_a_wrong_key_is_named(
+        tmp_path: Path) -> None:
+    app_port, emulator_port = free_port(), free_port()
+    api_key, signing_key = emulator_keys(tmp_path / "instance")  # what the first run prints, kept
+    public_key = Emulator(signing_key=signing_key).public_key_b64
+    assert emulator_keys(tmp_path / "instance")[0] == api_key  # read back, not made again
+    database = f"sqlite:///{tmp_path / 'calls.db'}"
+    SqlStore(database).close()  # the deploy step
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("TELNYX_", "LIFELINE_", "PROMETHEUS_", "FLASK_")) and k != "DATABASE_URL"}
+    app_env = {**clean, "DATABASE_URL": database, "TELNYX_API_KEY": api_key, "TELNYX_PUBLIC_KEY": public_key,
+               "TELNYX_API_BASE_URL": f"http://127.0.0.1:{emulator_port}/v2",
+               "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx", "LIFELINE_MONITOR": "off",
+               "LIFELINE_API_TOKEN": "ext-token-0123456789"}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
+                               "--workers", "1", "--bind", f"127.0.0.1:{app_port}", "app:app"],
+                              cwd=tmp_path, env=app_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def simulate(cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "flask"), "--app", str(ROOT / "app.py"),
+             "--env-file", str(ROOT / "examples/emulator.env"), "simulate",
+             "--app-url", f"http://127.0.0.1:{app_port}", "--emulator-port", str(emulator_port),
+             "--speed", "20", "--quiet", str(ROOT / "examples/calls/01-calm-balance.yaml"),
+             str(ROOT / "examples/calls/02-asks-for-human.yaml")],
+            cwd=cwd, env=clean, capture_output=True, text=True, timeout=120)
+
+    try:
+        assert wait_until(lambda: _status(f"http://127.0.0.1:{app_port}", "ext-token-0123456789") == 200, 60)
+        played = simulate(tmp_path)
+        assert played.returncode == 0, played.stdout + played.stderr
+        assert "2 passed, 0 failed" in played.stdout
+        assert f"TELNYX_PUBLIC_KEY={public_key}" in played.stdout
+
+        elsewhere = tmp_path / "elsewhere"  # another folder: other keys, which the app refuses
+        elsewhere.mkdir()
+        refused = simulate(elsewhere)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        assert ("refuses the emulator's webhooks (HTTP 403): start it (or reload it with HUP) with"
+                in refused.stderr)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
