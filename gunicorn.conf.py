@@ -20,7 +20,9 @@ _reloading = os.environ.get("LIFELINE_GUNICORN_MASTER_PID") == str(os.getpid())
 os.environ["LIFELINE_GUNICORN_MASTER_PID"] = str(os.getpid())
 if _reloading:
     _own_metrics_dir = os.environ.get("LIFELINE_GUNICORN_OWN_METRICS_DIR") or None
-elif _metrics_dir:
+elif _metrics_dir and _metrics_dir != os.environ.get("LIFELINE_GUNICORN_OWN_METRICS_DIR"):
+    # The user's folder. (One an older master made for itself and this one inherited, by an
+    # upgrade in place with USR2, is not: that master removes it when it stops.)
     Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
     for _stale in Path(_metrics_dir).glob("*.db"):
         _stale.unlink()  # files of an earlier run would be added to this run's counts

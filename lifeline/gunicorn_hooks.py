@@ -11,6 +11,7 @@ from gunicorn import glogging
 from ivr.errors import LifelineError
 from ivr.store import MEMORY_URL
 
+_ENV_FILE_KEYS = "LIFELINE_GUNICORN_ENV_FILE_KEYS"  # the settings .env gave, for a USR2 successor
 # The master's state across gunicorn's reloads (HUP re-reads gunicorn.conf.py; this module stays).
 _state: dict[str, Any] = {"format": "text", "secrets": (), "memory": False, "env_owned": set(),
                           "env_path": None, "prepared": False, "root_handlers": []}
@@ -26,7 +27,11 @@ def prepare() -> None:
     if not _state["prepared"]:
         # Before gunicorn's --chdir: a reload reads this same file, wherever it then runs.
         _state["env_path"] = env_file_path()
-        _state["env_owned"] = load_env_file(path=_state["env_path"])
+        # A master started by an upgrade in place (USR2) inherits the old one's environment, .env's
+        # values included: those are still .env's, read again now and at each reload.
+        inherited = {k for k in os.environ.get(_ENV_FILE_KEYS, "").split(",") if k}
+        _state["env_owned"] = load_env_file(inherited, path=_state["env_path"])
+        os.environ[_ENV_FILE_KEYS] = ",".join(sorted(_state["env_owned"]))
     settings = check_or_exit()
     _state["format"] = settings.log_format
     _state["secrets"] = tuple(secrets_of(settings))
@@ -49,6 +54,7 @@ def reload_problems() -> list[str]:
         os.environ.update(before)
         return problem_lines(exc)
     _state["env_owned"] = owned
+    os.environ[_ENV_FILE_KEYS] = ",".join(sorted(owned))
     return []
 
 
