@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from urllib.parse import unquote_to_bytes
 
-from dotenv import dotenv_values, find_dotenv
-from flask import Flask, request
-from flask.helpers import get_load_dotenv
-from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import InterfaceError, OperationalError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.routing.exceptions import WebsocketMismatch
+from flask import Flask
 
 from calls.monitor import Monitor
 from calls.service import CallService
@@ -28,7 +20,6 @@ from conversation import api as conversation_api
 from conversation import cli as conversation_cli
 from conversation.hub import FeedHub
 from conversation.outputs import Outputs
-from conversation.settings import OutputSettings, load_output_settings
 from insight import make_engine, media
 from insight.asr_queue import Job
 from insight.base import ListeningEngine
@@ -39,9 +30,8 @@ from insight.tracks import party_of_source
 from insight.understand import understanding_from
 from ivr import api, openapi, sessions
 from ivr import metrics as metrics_module
-from ivr.config import Settings, load_settings
-from ivr.errors import ConfigError, ProviderError, RequestError, StoreError, WebhookError, error_response
-from ivr.menu import AFTER_AGENTS, OPERATOR_DIGIT, Menu, load_menu
+from ivr.config import Settings
+from ivr.menu import Menu, load_menu
 from ivr.metrics import Metrics
 from ivr.outbox import CommandSender, Sender
 from ivr.recording_sinks import sink_from_settings
@@ -56,9 +46,11 @@ from providers.telnyx import bp as telnyx_webhooks
 from providers.twilio.wiring import build_twilio
 from providers.twilio.wiring import refuse_webhooks as refuse_twilio_webhooks
 from transfer.executor import TransferExecutor
-from transfer.rules import RuleSet, load_rules
+from transfer.rules import load_rules, menu_and_rules_warnings
 
 from . import cli, db_cli
+from .environment import load_all_settings, load_env_file
+from .http_errors import register_errors
 from .schema_gate import SchemaGate, SchemaWait
 
 log = logging.getLogger(__name__)
@@ -110,82 +102,6 @@ class Lifeline:
         self.store.close()
 
 
-def load_all_settings(config: Mapping[str, object] | None,
-                      instance_path: Path) -> tuple[Settings, OutputSettings]:
-    """The app's settings and its outputs' (webhooks, email, dial-out), with every problem of both
-    in one ConfigError: fixing one group must not reveal the other's only at the next start."""
-    problems: list[str] = []
-    warnings: tuple[str, ...] = ()
-    settings: Settings | None = None
-    outputs: OutputSettings | None = None
-    try:
-        settings = load_settings(config, instance_path)
-    except ConfigError as exc:
-        problems.append(str(exc))
-        warnings = exc.warnings
-    try:
-        outputs = load_output_settings(config)
-    except ConfigError as exc:
-        problems.append(str(exc))
-        warnings = warnings or (settings.warnings if settings is not None else ())
-    if settings is None or outputs is None:
-        raise ConfigError("\n".join(problems), warnings=warnings)
-    return settings, outputs
-
-
-def load_env_file(owned: Collection[str] = (), path: str | None = None) -> set[str]:
-    """Read `.env` as `flask` does: the nearest one from the working directory up; the environment wins.
-
-    One rule for every entry point: gunicorn and `flask` commands started from a subdirectory read
-    the same file, so a setting cannot hold under one and not the other. FLASK_SKIP_DOTENV=1 skips
-    it, as it skips Flask's. Returns the keys the file set. `owned` are keys an earlier reading set
-    (gunicorn's reload, which passes the `path` it read then): those take the file's value now,
-    and go if the file no longer has them, so a token rotated in `.env` is in force after the reload.
-    """
-    if not get_load_dotenv():  # Flask's own reading of FLASK_SKIP_DOTENV
-        return set()
-    path = path or env_file_path()
-    values = dotenv_values(path) if path else {}
-    for key in owned:
-        if values.get(key) is None:
-            os.environ.pop(key, None)
-    taken = set()
-    for key, value in values.items():
-        if value is not None and (key in owned or key not in os.environ):
-            os.environ[key] = value
-            taken.add(key)
-    return taken
-
-
-def env_file_path() -> str | None:
-    """The `.env` file the entry points read: the nearest one from the working directory up."""
-    return find_dotenv(".env", usecwd=True) or None
-
-
-def menu_and_rules_warnings(menu: Menu, rules: RuleSet, settings: Settings) -> list[str]:
-    """Warnings for a rules file with no rule on, and for menu options a `dtmf` rule takes first
-    (a key pressed at any moment is the rule's)."""
-    found = []
-    if not rules.rules:
-        found.append(f"{settings.rules_path}: no escalation rule is on: callers are put through only by "
-                     f"pressing {OPERATOR_DIGIT}; enable rules there (examples/rules.yaml has the defaults)")
-    for node in menu.nodes.values():
-        for key in sorted(node.options):
-            decision = rules.on_digit(key) if key != OPERATOR_DIGIT else None
-            if decision is None:
-                continue
-            if node.name == AFTER_AGENTS:  # built in, not in the file: name it by what it is
-                found.append(f"{settings.rules_path}: rule {decision.rule!r} acts on key {key}, which the "
-                             "built-in menu offered when no agent answers uses (1: back to the menu, 2: "
-                             f"leave a message): a caller pressing {key} there is put through again instead; "
-                             "drop the key from the rule's digits")
-                continue
-            found.append(f"{settings.rules_path}: rule {decision.rule!r} acts on key {key}, which menu "
-                         f"{node.name!r} offers ({settings.ivr_path}): a caller pressing {key} there is "
-                         "put through instead; drop the key from the rule's digits or from the menu")
-    return found
-
-
 def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = False) -> Flask:
     """Build the Flask app; config overrides the environment (same variable names).
 
@@ -210,7 +126,8 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     menu = load_menu(settings.ivr_path)
     rules = load_rules(settings.rules_path)
     settings = replace(settings,
-                       warnings=(*settings.warnings, *menu_and_rules_warnings(menu, rules, settings)))
+                       warnings=(*settings.warnings, *menu_and_rules_warnings(
+                           menu, rules, settings.rules_path, settings.ivr_path)))
     engine = make_engine(settings)
     store = open_store(settings.database_url, create_schema=migrate,
                        sqlite_synchronous=settings.sqlite_synchronous)
@@ -270,7 +187,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
         refuse_twilio_webhooks(app)
     metrics_module.install(app, metrics)
     app.register_blueprint(console_views.bp)
-    _register_errors(app)
+    register_errors(app)
     if problem:
         app.before_request(SchemaGate(store, app.extensions["lifeline"]))
 
@@ -300,74 +217,6 @@ def register_commands(app: Flask) -> None:
     cli.register(app)
     db_cli.register(app)
     conversation_cli.register(app)
-
-
-def _register_errors(app: Flask) -> None:
-    @app.errorhandler(WebhookError)
-    def _refused(exc: WebhookError) -> ResponseReturnValue:
-        log.warning("webhook refused (%d): %s", exc.status, exc)
-        return error_response(exc.status, str(exc), exc.code)
-
-    @app.before_request
-    def _refuse_unstorable_query() -> ResponseReturnValue | None:
-        # No store keeps a NUL in text (PostgreSQL refuses it outright), and a query that is not
-        # UTF-8 fails wherever it is read: a 400 here, not a 500 there. (An id in the path with a
-        # NUL is simply no call: the store answers 404 for it.)
-        query = unquote_to_bytes(request.query_string.replace(b"+", b" "))
-        try:
-            query.decode()
-        except UnicodeDecodeError:
-            return error_response(400, "the query string is not UTF-8")
-        if b"\x00" in query:
-            return error_response(400, "a query parameter holds a NUL character")
-        return None
-
-    @app.errorhandler(RequestError)
-    def _cannot(exc: RequestError) -> ResponseReturnValue:
-        return error_response(exc.status, str(exc), exc.code)
-
-    @app.errorhandler(ProviderError)
-    def _provider_refused(exc: ProviderError) -> ResponseReturnValue:
-        # Retrying may work (unreachable, a 5xx): the provider's gateway failed us. Otherwise the
-        # provider refused what was asked, and asking again the same way will not help.
-        return error_response(502 if exc.retryable else 422, str(exc), "provider_error")
-
-    @app.errorhandler(StoreError)
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(InterfaceError)
-    def _store_down(exc: Exception) -> ResponseReturnValue:
-        # Connection-level failures of a read (down, unreachable, locked) are the same outage as a
-        # StoreError from a write: 503, so a webhook is redelivered and a client tries again.
-        log.error("store unavailable: %s", " ".join(str(exc).split())[:300])
-        if request.path.startswith("/webhooks/"):
-            # Nothing was acknowledged, so nothing is lost: the provider redelivers.
-            return error_response(503, "call store unavailable; the event will be redelivered")
-        return error_response(503, "the call store is unavailable; try again shortly")
-
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> ResponseReturnValue:
-        message, status = exc.description or exc.name, exc.code or 500
-        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
-            message = f"{request.path[:200]} takes {', '.join(exc.valid_methods)}, not {request.method}"
-        elif isinstance(exc, WebsocketMismatch):
-            if request.headers.get("Upgrade", "").lower() == "websocket":  # an upgrade to a plain route
-                message = f"{request.path[:200]} is not a WebSocket: request it without Upgrade"
-            else:  # a plain request to a media socket's path
-                status = 426
-                message = f"{request.path[:200]} is a media WebSocket: connect with Upgrade: websocket"
-        response, status = error_response(status, message)
-        if status == 426:
-            response.headers["Upgrade"] = "websocket"
-        # Werkzeug's own headers (a 405's Allow, a 416's Content-Range), in the one error shape's body.
-        for name, value in exc.get_headers():
-            if name.lower() != "content-type":
-                response.headers[name] = value
-        return response, status
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> ResponseReturnValue:
-        log.exception("unexpected error")
-        return error_response(500, "internal error; see the server log")
 
 
 __all__ = ["Lifeline", "create_app"]

@@ -21,7 +21,7 @@ def prepare() -> None:
     """Check everything once in the master: problems are printed and gunicorn exits. On a reload
     (HUP) the check was made before it began (`on_starting` guards HUP), so this only takes the
     settings in force now."""
-    from .factory import env_file_path, load_env_file
+    from .environment import env_file_path, load_env_file
     from .startup import check_or_exit, secrets_of
 
     if not _state["prepared"]:
@@ -42,7 +42,7 @@ def prepare() -> None:
 def reload_problems() -> list[str]:
     """Read `.env` again and check every setting and file as start-up does; the problem lines (the
     environment left as it was if there are any), or [] with the new environment in force."""
-    from .factory import load_env_file
+    from .environment import load_env_file
     from .startup import check, problem_lines
 
     before = dict(os.environ)

@@ -34,10 +34,11 @@ from ivr.menu import Menu, load_menu
 from ivr.store import MEMORY_URL, open_store
 from ivr.yamlfile import line_of
 from providers.twilio.settings import twilio_settings
-from transfer.rules import RuleSet, load_rules
+from transfer.rules import RuleSet, load_rules, menu_and_rules_warnings
 
 from . import db_cli
-from .factory import create_app, load_all_settings, load_env_file, menu_and_rules_warnings, register_commands
+from .environment import load_all_settings, load_env_file
+from .factory import create_app, register_commands
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
@@ -166,7 +167,8 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
         problems.append(str(exc))
     if menu is not None and rules is not None:
         settings = replace(settings,
-                           warnings=(*settings.warnings, *menu_and_rules_warnings(menu, rules, settings)))
+                           warnings=(*settings.warnings, *menu_and_rules_warnings(
+                               menu, rules, settings.rules_path, settings.ivr_path)))
     if not problems:
         try:
             # Opened without touching the schema: only `flask db upgrade` changes it.

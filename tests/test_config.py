@@ -10,7 +10,7 @@ import pytest
 from ivr.config import load_settings
 from ivr.errors import ConfigError
 from lifeline import create_app
-from lifeline.factory import load_env_file
+from lifeline.environment import load_env_file
 
 GOOD = {"TELNYX_API_KEY": "KEY_x", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
         "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}

@@ -236,7 +236,7 @@ def test_gunicorn_stops_in_its_master_on_an_outputs_setting_mistake_before_any_w
 
 
 def test_a_settings_mistake_and_an_outputs_settings_mistake_are_reported_together(tmp_path: Path) -> None:
-    from lifeline.factory import load_all_settings
+    from lifeline.environment import load_all_settings
     with pytest.raises(ConfigError) as raised:
         load_all_settings({**GOOD, "LIFELINE_ENGINE": "whisper", "LIFELINE_EVENT_RETRY_BASE_S": "soon"},
                           tmp_path)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from insight.labels import FRUSTRATION_LEVELS, INTENTS
 from insight.patterns import asserted_phrase, normalise
 from ivr.errors import ConfigError
-from ivr.menu import KEYS
+from ivr.menu import AFTER_AGENTS, KEYS, OPERATOR_DIGIT, Menu
 from ivr.store.records import Message
 from ivr.yamlfile import read_yaml
 
@@ -455,3 +455,27 @@ def _load_rule(where: str, index: int, raw: object, names: set[str]) -> Rule | N
         raise ConfigError(f"{at}.reason must be a short text")
     rule = RULE_TYPES[kind](name, reason, params, at)
     return rule if enabled else None
+
+
+def menu_and_rules_warnings(menu: Menu, rules: RuleSet, rules_path: Path, ivr_path: Path) -> list[str]:
+    """Warnings for a rules file with no rule on, and for menu options a `dtmf` rule takes first
+    (a key pressed at any moment is the rule's)."""
+    found = []
+    if not rules.rules:
+        found.append(f"{rules_path}: no escalation rule is on: callers are put through only by "
+                     f"pressing {OPERATOR_DIGIT}; enable rules there (examples/rules.yaml has the defaults)")
+    for node in menu.nodes.values():
+        for key in sorted(node.options):
+            decision = rules.on_digit(key) if key != OPERATOR_DIGIT else None
+            if decision is None:
+                continue
+            if node.name == AFTER_AGENTS:  # built in, not in the file: name it by what it is
+                found.append(f"{rules_path}: rule {decision.rule!r} acts on key {key}, which the "
+                             "built-in menu offered when no agent answers uses (1: back to the menu, 2: "
+                             f"leave a message): a caller pressing {key} there is put through again instead; "
+                             "drop the key from the rule's digits")
+                continue
+            found.append(f"{rules_path}: rule {decision.rule!r} acts on key {key}, which menu "
+                         f"{node.name!r} offers ({ivr_path}): a caller pressing {key} there is "
+                         "put through instead; drop the key from the rule's digits or from the menu")
+    return found
