@@ -20,6 +20,7 @@ from .machine import Machine, Trigger, Turn
 from .services import Services
 
 log = logging.getLogger(__name__)
+CANCELLED_GRACE_S = 30.0  # after an originator_cancel, how long the caller's own hangup may take
 
 
 def find_transfer(ctx: CallContext) -> TransferRecord | None:
@@ -113,6 +114,20 @@ def connected(turn: Turn, transfer: TransferRecord | None = None) -> None:
         if call.listening not in ("paused", "lost"):  # a resume starts both tracks itself
             for name, params in tracks.both_parties(turn.svc.engine, call.call_control_id):
                 ctx.send(name, call.call_control_id, f"listening:both:{name}", **params)
+
+
+def move_on_after_a_lingering_cancel(turn: Turn, now: float) -> None:
+    """The monitor's tick on a transferring call: an agent leg cancelled from the caller's side
+    (originator_cancel) closes its attempt and waits for the caller's own hangup; when that has not
+    followed within CANCELLED_GRACE_S, the caller is still there with no agent on the way, so
+    move on as for any agent who did not take the call."""
+    transfers = turn.ctx.tx.transfers(turn.call.call_control_id)
+    last = transfers[-1] if transfers else None
+    if last is None or last.status != TransferStatus.CANCELLED or now - last.updated_at <= CANCELLED_GRACE_S:
+        return
+    log.warning("call %s is still up %.0f s after its transfer attempt %d was cancelled; moving on",
+                turn.call.call_control_id, now - last.updated_at, last.attempt)
+    turn.fire(Trigger.AGENT_FAILED, transfer=last, cause=last.hangup_cause or "cancelled")
 
 
 def next_agent_or_offer(turn: Turn, transfer: TransferRecord, cause: str) -> None:

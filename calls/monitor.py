@@ -138,9 +138,15 @@ class Monitor:
                     asks: list[TransferRecord]) -> None:
         transfers = ctx.tx.transfers(call.call_control_id)
         if self._machine.allows(call.status, Trigger.TICK):
+            was = call.status
             self._machine.fire(ctx, self._services, call, Trigger.TICK, now=now)
-            if call.status == CallStatus.TRANSFERRING:
-                report.escalated += 1
+            if was == CallStatus.TRANSFERRING:
+                # Moved on from a cancelled attempt the caller's hangup never followed: to the next
+                # agent (a new attempt) or to the apology menu.
+                if call.status != was or len(ctx.tx.transfers(call.call_control_id)) > len(transfers):
+                    report.unstuck += 1
+            elif call.status == CallStatus.TRANSFERRING:
+                report.escalated += 1  # a time-based rule put the caller through
         for transfer in transfers:
             cause = self._transfer_stuck(ctx, transfer, now)
             if cause == ASK_PROVIDER:
@@ -148,17 +154,6 @@ class Monitor:
             elif cause is not None:
                 agent.failed(ctx, self._services, self._machine, transfer, cause)
                 report.unstuck += 1
-        last = transfers[-1] if transfers else None
-        if (call.status == CallStatus.TRANSFERRING and last is not None
-                and last.status == TransferStatus.CANCELLED and now - last.updated_at > STUCK_GRACE_S):
-            # An agent's leg cancelled from the caller's side (originator_cancel) closes its attempt
-            # and waits for the caller's own hangup; when that never follows, the caller is still
-            # there with no agent on the way: move on as for any agent who did not take the call.
-            log.warning("call %s is still up %.0f s after its transfer attempt %d was cancelled; moving on",
-                        call.call_control_id, now - last.updated_at, last.attempt)
-            self._machine.fire(ctx, self._services, call, Trigger.AGENT_FAILED, transfer=last,
-                               cause=last.hangup_cause or "cancelled")
-            report.unstuck += 1
 
     def _transfer_stuck(self, ctx: CallContext, transfer: TransferRecord, now: float) -> str | None:
         """Why an open transfer attempt must be given up now (its cause), or None to keep waiting."""

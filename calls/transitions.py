@@ -30,6 +30,8 @@ TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
     **{(s, Trigger.ESCALATE): Transition(caller.escalate, frozenset({S.TRANSFERRING}))
        for s in _DECIDABLE},
     (S.TRANSFERRING, Trigger.AGENT_FAILED): Transition(agent.next_agent_or_offer, frozenset({S.MENU})),
+    # The move itself is AGENT_FAILED's (fired from the action), so this row moves nothing.
+    (S.TRANSFERRING, Trigger.TICK): Transition(agent.move_on_after_a_lingering_cancel),
     **{(s, Trigger.BRIDGED): Transition(agent.connected, frozenset({S.TRANSFERRED})) for s in ACTIVE},
     **{(s, Trigger.HEARD): Transition(listening.hear) for s in ACTIVE},
     **{(s, Trigger.LISTENING_LOST): Transition(listening.listening_lost) for s in ACTIVE},
