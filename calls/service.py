@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from insight.base import Reading
@@ -33,20 +34,24 @@ class CallService:
 
     def handle(self, event: CallEvent) -> str:
         """Process an event once; returns "handled", "duplicate" or "ignored"."""
+        return self._units.run(event, self._record_and_dispatch)
 
-        def work(ctx: CallContext) -> str:
-            fresh = ctx.tx.record_event(event.id, event.type, event.call_control_id, event.occurred_at,
-                                        event.attempt, json.dumps(masked_payload(event.payload)))
-            if not fresh:
-                log.info("duplicate %s %s ignored", event.type, event.id)
-                return "duplicate"
-            if event.type not in EVENT_TYPES:
-                log.debug("no handler for %s; acknowledged", event.type)
-                return "ignored"
-            dispatch(ctx, self._services, self._machine)
-            return "handled"
+    def handle_all(self, events: Sequence[CallEvent]) -> list[str]:
+        """Process one request's events (each once) in one unit of work: all are kept, or none."""
+        return self._units.run_all(events, self._record_and_dispatch)
 
-        return self._units.run(event, work)
+    def _record_and_dispatch(self, ctx: CallContext) -> str:
+        event = ctx.event
+        fresh = ctx.tx.record_event(event.id, event.type, event.call_control_id, event.occurred_at,
+                                    event.attempt, json.dumps(masked_payload(event.payload)))
+        if not fresh:
+            log.info("duplicate %s %s ignored", event.type, event.id)
+            return "duplicate"
+        if event.type not in EVENT_TYPES:
+            log.debug("no handler for %s; acknowledged", event.type)
+            return "ignored"
+        dispatch(ctx, self._services, self._machine)
+        return "handled"
 
     def hear(self, call_control_id: str, engine: str, source_id: str, text: str,
              confidence: float | None, score: float | None = None, party: str = "caller",

@@ -53,23 +53,38 @@ class UnitOfWork:
         # a webhook from its arrival (the scope the metrics hook opened).
         own = event.type.startswith("lifeline.")
         with call_scope(event.call_control_id, started=time.monotonic() if own else None):
-            return self._run(event, work)
+            return self._run([event], work)[0]
 
-    def _run(self, event: CallEvent, work: Callable[[CallContext], R]) -> R:
+    def run_all(self, events: Sequence[CallEvent], work: Callable[[CallContext], R]) -> list[R]:
+        """Run work for each of one request's events in a single transaction, in order (a Twilio
+        request can stand for several events): all of them commit, or none."""
+        if not events:
+            return []
+        with call_scope(events[0].call_control_id):
+            return self._run(events, work)
+
+    def _run(self, events: Sequence[CallEvent], work: Callable[[CallContext], R]) -> list[R]:
+        contexts: list[CallContext] = []
+        results: list[R] = []
         with self._store.unit() as tx:
-            ctx = CallContext(tx=tx, event=event, menu=self._menu)
-            result = work(ctx)
-            tx.enqueue(ctx.commands)
-            tx.add_feed(ctx.feed)
-        self._sender.submit(ctx.commands)
-        if ctx.feed and self._on_published is not None:
+            for event in events:
+                ctx = CallContext(tx=tx, event=event, menu=self._menu)
+                results.append(work(ctx))
+                contexts.append(ctx)
+            commands = [command for ctx in contexts for command in ctx.commands]
+            feed = [item for ctx in contexts for item in ctx.feed]
+            tx.enqueue(commands)
+            tx.add_feed(feed)
+        self._sender.submit(commands)
+        if feed and self._on_published is not None:
             self._on_published()  # wakes this process's feed readers; the store holds the events
-        for effect in ctx.effects:
-            try:
-                effect()
-            except Exception:  # committed already: a failed effect is reported, not redelivered
-                log.exception("after-commit effect of %s %s failed", event.type, event.id)
-        return result
+        for ctx in contexts:
+            for effect in ctx.effects:
+                try:
+                    effect()
+                except Exception:  # committed already: a failed effect is reported, not redelivered
+                    log.exception("after-commit effect of %s %s failed", ctx.event.type, ctx.event.id)
+        return results
 
     def for_call(self, kind: str, call_control_id: str,
                  work: Callable[[CallContext, CallRecord], R]) -> R | None:

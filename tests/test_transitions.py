@@ -422,6 +422,21 @@ def test_a_lost_stream_whose_first_report_failed_to_commit_is_lost_at_the_next_r
     assert again is not None and again.listening_reason == after.listening_reason  # once per stream
 
 
+def test_one_requests_events_are_kept_together_or_not_at_all() -> None:
+    store = FailingCommit()
+    flow = Flow(store)
+    new = CallEvent(id="voice-1:initiated", type="call.initiated", occurred_at=None, call_control_id=CALLER,
+                    direction="incoming", state="parked", from_="+15551230001", to="+15550100000")
+    answered = CallEvent(id="voice-1:answered", type="call.answered", occurred_at=None, call_control_id=CALLER)
+    store.fail_next = True  # the answer's change of the call fails as the unit commits
+    with pytest.raises(StoreError):
+        flow.calls.handle_all([new, answered])
+    assert store.get_call(CALLER) is None and store.events(CALLER) == []  # the new call went too
+    assert flow.sent.names() == []
+    assert flow.calls.handle_all([new, answered]) == ["handled", "handled"]  # the provider's retry
+    assert flow.status() == CallStatus.MENU
+
+
 def test_an_answer_overtaken_by_words_that_escalated_is_noted_without_a_greeting(flow: Flow) -> None:
     flow.event("call.initiated", direction="incoming", state="parked")
     flow.calls.hear(CALLER, "fake", "m1", "I want to speak to a real person", 0.9)

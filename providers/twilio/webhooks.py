@@ -7,7 +7,7 @@ TwiML; the informational ones (status, agent, recording, transcription, stream) 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from flask import Blueprint, Response, current_app, request
@@ -34,6 +34,9 @@ class CallFlow(Protocol):
 
     def handle(self, event: CallEvent) -> str:
         """Process an event once; "handled", "duplicate" or "ignored"."""
+
+    def handle_all(self, events: Sequence[CallEvent]) -> list[str]:
+        """Process one request's events in one unit of work."""
 
     def hear(self, call_control_id: str, engine: str, source_id: str, text: str,
              confidence: float | None, *, party: str = "caller") -> None:
@@ -95,8 +98,7 @@ def _instructions(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind
     sid = events.call_sid(incoming.form)
     found = twilio.provider.parse(incoming) if kind != "resume" else []
     with capturing(sid) as capture:
-        for event in found:
-            lifeline.calls.handle(event)
+        lifeline.calls.handle_all(found)
         if kind == "voice" and _hung_up_already(lifeline, sid):
             # The caller's hangup overtook the voice webhook (Twilio posts the status callback
             # while it waits for our TwiML): it was recorded with no call to close, so close it now.
@@ -139,8 +141,7 @@ def _informational(twilio: Twilio, lifeline: Host, incoming: WebhookRequest,
                    kind: str) -> ResponseReturnValue:
     """Status, agent-leg and recording callbacks: run their events; Twilio wants no TwiML."""
     with capturing(None):
-        for event in twilio.provider.parse(incoming):
-            lifeline.calls.handle(event)
+        lifeline.calls.handle_all(twilio.provider.parse(incoming))
     return "", 204
 
 
