@@ -24,6 +24,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -40,6 +41,9 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 WEBHOOK_PREFIX = "/webhooks/"
+# A streaming response's client that takes no chunk for this long has stopped reading (the live
+# feed sends a keep-alive every 15 s, so a reading client is never near it).
+STALLED_CLIENT_S = 60.0
 
 
 class Front:
@@ -128,7 +132,16 @@ class Front:
         head: list[Message] = []
 
         def push(*messages: Message) -> None:
-            asyncio.run_coroutine_threadsafe(_send_all(send, messages), loop).result()
+            sending = asyncio.run_coroutine_threadsafe(_send_all(send, messages), loop)
+            try:
+                sending.result(timeout=STALLED_CLIENT_S)
+            except FutureTimeout:
+                # A client that stopped reading (its socket buffers full) would hold this thread
+                # for good: it is let go like one that left.
+                sending.cancel()
+                gone.set()
+                log.warning("%s %s: the client took nothing for %.0f s; its stream is ended",
+                            environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), STALLED_CLIENT_S)
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             head[:] = [{"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
@@ -153,7 +166,9 @@ class Front:
                 else:
                     push(*head, body)
                     started = True
-            push(*([] if started else head), {"type": "http.response.body", "body": b"", "more_body": False})
+            if not gone.is_set():
+                push(*([] if started else head), {"type": "http.response.body", "body": b"",
+                                                  "more_body": False})
             return []
         finally:
             close = getattr(result, "close", None)

@@ -7,8 +7,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from flask import Flask, Response
 
+from lifeline import server
 from lifeline.server import Front, _environ
 
 
@@ -66,3 +68,36 @@ def test_a_streamed_response_is_pushed_chunk_by_chunk_and_ends_with_an_empty_las
     assert pushed[0]["type"] == "http.response.start"
     assert [(m["body"], m["more_body"]) for m in pushed[1:]] == [(b"one\n", True), (b"two\n", True),
                                                                  (b"", False)]
+
+
+def test_a_stream_whose_client_stopped_reading_lets_its_thread_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server, "STALLED_CLIENT_S", 0.2)
+    app = Flask(__name__)
+    produced: list[int] = []
+
+    @app.get("/feed")
+    def feed() -> Response:
+        def chunks() -> Iterator[bytes]:
+            for n in range(1000):
+                produced.append(n)
+                yield b"event\n"
+        return Response(chunks(), mimetype="text/event-stream")
+
+    taken: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if len(taken) >= 2:  # the client's buffers are full: this send never completes
+            await asyncio.Event().wait()
+        taken.append(message)
+
+    async def run() -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        scope = {"type": "http", "method": "GET", "path": "/feed", "headers": [], "http_version": "1.1"}
+        gone = threading.Event()
+        returned = await asyncio.wait_for(loop.run_in_executor(
+            None, _front(app)._respond, _environ(scope, b""), loop, send, gone), timeout=30)
+        assert gone.is_set()
+        return returned
+
+    assert asyncio.run(run()) == []
+    assert len(produced) < 10  # it stopped producing once the client stopped taking

@@ -427,7 +427,8 @@ def test_one_requests_events_are_kept_together_or_not_at_all() -> None:
     flow = Flow(store)
     new = CallEvent(id="voice-1:initiated", type="call.initiated", occurred_at=None, call_control_id=CALLER,
                     direction="incoming", state="parked", from_="+15551230001", to="+15550100000")
-    answered = CallEvent(id="voice-1:answered", type="call.answered", occurred_at=None, call_control_id=CALLER)
+    answered = CallEvent(id="voice-1:answered", type="call.answered", occurred_at=None,
+                         call_control_id=CALLER)
     store.fail_next = True  # the answer's change of the call fails as the unit commits
     with pytest.raises(StoreError):
         flow.calls.handle_all([new, answered])
