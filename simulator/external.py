@@ -12,7 +12,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from types import TracebackType
 
@@ -22,9 +21,9 @@ from nacl.signing import SigningKey
 from ivr.security import sign
 
 from .app_api import AppApi
-from .caller import CallResult, play
+from .caller import CallResult
 from .emulator import Emulator
-from .runner import caller_number
+from .runner import play_all
 from .scenario import Scenario
 from .server import ServerThread, emulator_app
 
@@ -95,15 +94,7 @@ class ExternalRun:
     def run(self, scenarios: Sequence[Scenario], concurrency: int,
             on_result: Callable[[CallResult], None] | None = None) -> list[CallResult]:
         """Play every scenario, `concurrency` at a time; results in input order."""
-        results: dict[int, CallResult] = {}
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caller") as pool:
-            futures = {pool.submit(play, self.emulator, s, caller_number(i), self._api): i
-                       for i, s in enumerate(scenarios)}
-            for future in as_completed(futures):
-                results[futures[future]] = result = future.result()
-                if on_result:
-                    on_result(result)
-        return [results[i] for i in range(len(scenarios))]
+        return play_all(self.emulator, scenarios, self._api, concurrency, on_result)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -138,17 +138,7 @@ class Simulation:
     def run(self, scenarios: Sequence[Scenario], concurrency: int = 1,
             on_result: Callable[[CallResult], None] | None = None) -> list[CallResult]:
         """Play every scenario, `concurrency` at a time; results come back in input order."""
-        results: dict[int, CallResult] = {}
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caller") as pool:
-            futures = {pool.submit(play, self.emulator, s, caller_number(i), self.api): i
-                       for i, s in enumerate(scenarios)}
-            for future in as_completed(futures):
-                result = future.result()
-                self._attach_heard(result)
-                results[futures[future]] = result
-                if on_result:
-                    on_result(result)
-        return [results[i] for i in range(len(scenarios))]
+        return play_all(self.emulator, scenarios, self.api, concurrency, on_result, self._attach_heard)
 
     def _attach_heard(self, result: CallResult) -> None:
         """What the app heard and how it scored it, from the app's own record of the call."""
@@ -192,6 +182,25 @@ def access_line(url: str, token: str | None, *notes: str) -> str:
     parts = [f"{url}/dashboard  (sign in with {who}", f"API {url}/api with 'Authorization: Bearer <token>'",
              *notes]
     return "; ".join(parts) + ")"
+
+
+def play_all(emulator: Emulator, scenarios: Sequence[Scenario], api: AppApi | None,
+             concurrency: int, on_result: Callable[[CallResult], None] | None = None,
+             each: Callable[[CallResult], None] | None = None) -> list[CallResult]:
+    """Play every scenario through the emulator, `concurrency` at a time, each caller with a number
+    of its own; `each` completes a result (what the app heard) before `on_result` sees it. Results
+    come back in input order."""
+    results: dict[int, CallResult] = {}
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caller") as pool:
+        futures = {pool.submit(play, emulator, s, caller_number(i), api): i for i, s in enumerate(scenarios)}
+        for future in as_completed(futures):
+            result = future.result()
+            if each is not None:
+                each(result)
+            results[futures[future]] = result
+            if on_result:
+                on_result(result)
+    return [results[i] for i in range(len(scenarios))]
 
 
 def caller_number(index: int) -> str:

@@ -343,41 +343,6 @@ def test_a_heard_lines_stored_mood_is_weighed_over_the_recognisers_masked_readin
     assert message["score"] == pytest.approx(3 * alone.score / 4 + calmer.score / 4, abs=1e-4)
 
 
-class FailingOutbox(MemoryStore):
-    """A store whose outbox write fails once, after the handler has run (the unit rolls back)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fail_next = False
-
-    @contextmanager
-    def unit(self) -> Iterator[MemoryStoreTx]:
-        with super().unit() as tx:
-            if self.fail_next:
-                self.fail_next = False
-
-                def broken(commands: Sequence[Command]) -> None:
-                    raise StoreError("database unavailable: connection lost")
-
-                tx.enqueue = broken  # type: ignore[method-assign]
-            yield tx
-
-
-def test_a_redelivered_answer_after_a_rollback_starts_the_engine_once() -> None:
-    store = FailingOutbox()
-    flow = Flow(store)
-    flow.event("call.initiated", direction="incoming", state="parked")
-    answered = CallEvent(id="answered-1", type="call.answered", occurred_at=None, call_control_id=CALLER)
-    store.fail_next = True
-    with pytest.raises(StoreError):
-        flow.calls.handle(answered)
-    assert flow.engine.calls == [] and flow.status() == CallStatus.ANSWERING
-    assert flow.calls.handle(answered) == "handled"  # Telnyx redelivers the same event
-    assert flow.engine.calls == [("answered", CALLER)]
-    assert flow.calls.handle(answered) == "duplicate"
-    assert flow.engine.calls == [("answered", CALLER)]
-
-
 class FailingCommit(MemoryStore):
     """A store whose next unit of work that changes a call fails as it commits (it rolls back)."""
 
@@ -400,6 +365,21 @@ class FailingCommit(MemoryStore):
             if self.fail_next and changed:
                 self.fail_next = False
                 raise StoreError("database unavailable: connection lost")
+
+
+def test_a_redelivered_answer_after_a_rollback_starts_the_engine_once() -> None:
+    store = FailingCommit()
+    flow = Flow(store)
+    flow.event("call.initiated", direction="incoming", state="parked")
+    answered = CallEvent(id="answered-1", type="call.answered", occurred_at=None, call_control_id=CALLER)
+    store.fail_next = True
+    with pytest.raises(StoreError):
+        flow.calls.handle(answered)
+    assert flow.engine.calls == [] and flow.status() == CallStatus.ANSWERING
+    assert flow.calls.handle(answered) == "handled"  # Telnyx redelivers the same event
+    assert flow.engine.calls == [("answered", CALLER)]
+    assert flow.calls.handle(answered) == "duplicate"
+    assert flow.engine.calls == [("answered", CALLER)]
 
 
 def test_a_lost_stream_whose_first_report_failed_to_commit_is_lost_at_the_next_report() -> None:
