@@ -16,11 +16,11 @@ from pathlib import Path
 # so the shared folder is set before anything of ours is imported.
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 # A reload (HUP) reads this file again in the same master: the running workers' metric files stay.
-_reloading = os.environ.get("LIFELINE_GUNICORN_MASTER_PID") == str(os.getpid())
-os.environ["LIFELINE_GUNICORN_MASTER_PID"] = str(os.getpid())
+_reloading = os.environ.get("_LIFELINE_GUNICORN_MASTER_PID") == str(os.getpid())
+os.environ["_LIFELINE_GUNICORN_MASTER_PID"] = str(os.getpid())
 if _reloading:
-    _own_metrics_dir = os.environ.get("LIFELINE_GUNICORN_OWN_METRICS_DIR") or None
-elif _metrics_dir and _metrics_dir != os.environ.get("LIFELINE_GUNICORN_OWN_METRICS_DIR"):
+    _own_metrics_dir = os.environ.get("_LIFELINE_GUNICORN_OWN_METRICS_DIR") or None
+elif _metrics_dir and _metrics_dir != os.environ.get("_LIFELINE_GUNICORN_OWN_METRICS_DIR"):
     # The user's folder. (One an older master made for itself and this one inherited, by an
     # upgrade in place with USR2, is not: that master removes it when it stops.)
     Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
@@ -29,7 +29,7 @@ elif _metrics_dir and _metrics_dir != os.environ.get("LIFELINE_GUNICORN_OWN_METR
     _own_metrics_dir = None
 else:
     _own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lifeline-metrics-")
-    os.environ["LIFELINE_GUNICORN_OWN_METRICS_DIR"] = _own_metrics_dir
+    os.environ["_LIFELINE_GUNICORN_OWN_METRICS_DIR"] = _own_metrics_dir
 _master_pid = os.getpid()
 
 

@@ -11,7 +11,7 @@ from gunicorn import glogging
 from ivr.errors import LifelineError
 from ivr.store import MEMORY_URL
 
-_ENV_FILE_KEYS = "LIFELINE_GUNICORN_ENV_FILE_KEYS"  # the settings .env gave, for a USR2 successor
+_ENV_FILE_KEYS = "_LIFELINE_GUNICORN_ENV_FILE_KEYS"  # the settings .env gave, for a USR2 successor
 # The master's state across gunicorn's reloads (HUP re-reads gunicorn.conf.py; this module stays).
 _state: dict[str, Any] = {"format": "text", "secrets": (), "memory": False, "env_owned": set(),
                           "env_path": None, "prepared": False, "root_handlers": []}
