@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -186,6 +187,17 @@ def misspelt_settings(source: Mapping[str, str]) -> list[str]:
     return found
 
 
+Get = Callable[..., str | None]  # a setting's trimmed value, or the default given, or None
+
+
+@dataclass
+class _Found:
+    """What the section readers below collect: every problem and warning, for one ConfigError."""
+
+    problems: list[str]
+    warnings: list[str]
+
+
 def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                   symbl_conf_dirs: tuple[Path, ...] | None = None) -> Settings:
     """Build Settings from the environment plus overrides, or raise ConfigError listing every problem.
@@ -193,13 +205,31 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     `symbl_conf_dirs` are searched for symbl.conf (default: the working directory, then home).
     """
     source = settings_source(overrides)
-    problems: list[str] = []
-    warnings: list[str] = misspelt_settings(source)
+    found = _Found(problems=[], warnings=misspelt_settings(source))
 
     def get(name: str, default: str | None = None) -> str | None:
         value = source.get(name, "").strip()
         return value if value else default
 
+    fields: dict[str, Any] = {}
+    fields |= _providers(get, found)
+    fields |= _listening(get, found, fields["public_url"], fields["reaches"], fields["wants_twilio"],
+                         fields["wants_telnyx"], symbl_conf_dirs or (Path.cwd(), Path.home()))
+    fields |= _calls(get, found, instance_path)
+    fields |= _security(get, found)
+    fields |= _recordings(get, found, instance_path)
+    found.warnings.extend(_placeholders(get))
+    if found.problems:
+        raise ConfigError("\n".join(found.problems), warnings=tuple(found.warnings))
+    for helper in ("reaches", "wants_twilio", "wants_telnyx"):
+        del fields[helper]
+    return Settings(**fields, twilio={k: v for k in TWILIO_KEYS if (v := get(k))},
+                    warnings=tuple(found.warnings))
+
+
+def _providers(get: Get, found: _Found) -> dict[str, Any]:
+    """Which providers the deployment uses, Telnyx's account, and the public URL they reach."""
+    problems = found.problems
     # Telnyx is wanted once either of its keys is set (then the other is required, as before);
     # with neither, a deployment runs on Twilio alone, and with no provider at all it cannot start.
     wants_telnyx = bool(get("TELNYX_API_KEY") or get("TELNYX_PUBLIC_KEY"))
@@ -222,9 +252,17 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
             host = urlsplit(public_url).hostname or ""
             if public_url.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
                 # Allowed (a TLS-terminating proxy in front may rewrite it), but worth a line.
-                warnings.append(f"LIFELINE_PUBLIC_URL={public_url} is plain http on {host}: callers' words "
-                                "and audio would cross the network unencrypted; give the https URL "
-                                "(ngrok and load balancers have one)")
+                found.warnings.append(f"LIFELINE_PUBLIC_URL={public_url} is plain http on {host}: callers' "
+                                      "words and audio would cross the network unencrypted; give the https "
+                                      "URL (ngrok and load balancers have one)")
+    return {"telnyx": telnyx, "public_url": public_url, "reaches": reaches, "wants_twilio": wants_twilio,
+            "wants_telnyx": wants_telnyx}
+
+
+def _listening(get: Get, found: _Found, public_url: str | None, reaches: str, wants_twilio: bool,
+               wants_telnyx: bool, symbl_conf_dirs: tuple[Path, ...]) -> dict[str, Any]:
+    """How the caller is heard: the engine, Whisper's model and knobs, the understanding, the media."""
+    problems = found.problems
     engine = (get("LIFELINE_ENGINE", "local") or "").lower()
     if engine not in ENGINES:
         problems.append(f"LIFELINE_ENGINE={engine!r} is unknown: choose one of {', '.join(ENGINES)}")
@@ -246,142 +284,125 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
                         "fine-tuned sentence encoder, the default) or linear (word vectors: lighter, "
                         "catches fewer callers)")
     model_cache = get("LIFELINE_MODEL_CACHE", str(_default_model_cache()))
-    model_cache_dir = None if (model_cache or "").lower() == "off" else Path(model_cache or "")
-    agents = _agents(get("LIFELINE_AGENTS"), problems, warnings)
-    ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
-    rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems)
-    database_url = _database_url(get("DATABASE_URL"), instance_path, problems)
-    if database_url == MEMORY_URL:
-        warnings.append("DATABASE_URL=memory:// keeps calls in this process only: they are gone when it "
-                        "stops, and another process (a second gunicorn worker, `flask monitor`) sees none "
-                        "of them; for a trial on one process, not for taking calls (use sqlite:/// or "
-                        "postgresql://)")
-    tolerance = _int(get("LIFELINE_WEBHOOK_TOLERANCE", "300"), "LIFELINE_WEBHOOK_TOLERANCE",
-                     1, 3600, problems)
-    timeout = _float(get("LIFELINE_COMMAND_TIMEOUT", "5"), "LIFELINE_COMMAND_TIMEOUT",
-                     0.1, 60.0, problems)
-    hold = _float(get("LIFELINE_COMMAND_HOLD", "1"), "LIFELINE_COMMAND_HOLD", 0.0, 60.0, problems)
-    transfer_timeout = _int(get("LIFELINE_TRANSFER_TIMEOUT", "30"), "LIFELINE_TRANSFER_TIMEOUT",
-                            5, 600, problems)
-    monitor = on_off(get("LIFELINE_MONITOR"), "LIFELINE_MONITOR", True,
-                     "on, the default, runs the sweep in each worker; off when a `flask monitor` "
-                     "process runs it", problems)
-    sweep_interval = _float(get("LIFELINE_SWEEP_INTERVAL", "5"), "LIFELINE_SWEEP_INTERVAL",
-                            0.5, 3600.0, problems)
-    stale_call = _float(get("LIFELINE_STALE_CALL_S", "900"), "LIFELINE_STALE_CALL_S",
-                        60.0, 86400.0, problems)
-    whisper_threads = _int(get("LIFELINE_WHISPER_THREADS", "1"), "LIFELINE_WHISPER_THREADS", 1, 16,
-                           problems)
     # a speed decodes each utterance again at it; off hears it once. SECOND_HEARING by default for
     # tiny.en only: for any larger model it changed no frozen-test verdict and made as many errors on
     # the checking splits, while base with two hearings fell far behind at 4 calls (p95 7.0 s against
     # 2.4 s; BENCHMARKS.md, round 22).
     default_hearing = str(SECOND_HEARING) if whisper_model in (None, "tiny.en") else "off"
-    second_hearing = _off_or_number(get("LIFELINE_SECOND_HEARING"), "LIFELINE_SECOND_HEARING",
-                                    default_hearing, 0.5, 1.5, "a speed",
-                                    f"{SECOND_HEARING}, the default with tiny.en, hears each utterance "
-                                    "again slowed down", problems, besides=1.0)
-    second_hearing_intents = on_off(get("LIFELINE_SECOND_HEARING_INTENTS"), "LIFELINE_SECOND_HEARING_INTENTS",
-                                    False, "off, the default, reads intents from the first hearing; on: "
-                                    "an intent heard only in the second hearing counts too", problems)
-    whisper_mirror_db = _off_or_number(
-        get("LIFELINE_WHISPER_MIRROR_DB"), "LIFELINE_WHISPER_MIRROR_DB", str(WHISPER_MIRROR_DB), 6.0, 40.0,
-        "a level in dB", f"{WHISPER_MIRROR_DB:g}, the default, keeps the phone band's mirror image in "
-        "4-8 kHz that far below the band", problems)
-    whisper_hotwords = _hotwords(get("LIFELINE_WHISPER_HOTWORDS"), problems)
-    # One transcription worker per core: more only queue inside CTranslate2, fewer leave a core idle.
-    transcription_workers = _int(get("LIFELINE_TRANSCRIPTION_WORKERS", str(os.cpu_count() or 2)),
-                                 "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems)
     choice = TranscriptionChoice(engine=get("LIFELINE_TRANSCRIPTION_ENGINE", "Telnyx") or "Telnyx",
                                  language=get("LIFELINE_TRANSCRIPTION_LANGUAGE"),
                                  model=get("LIFELINE_TRANSCRIPTION_MODEL"),
                                  region=get("LIFELINE_TRANSCRIPTION_REGION"))
-    transcription_config = (build_transcription_config(choice, problems)
-                            if engine in ("telnyx", "twilio") else None)
-    log_format = (get("LIFELINE_LOG_FORMAT", "text") or "").lower()
-    if log_format not in ("text", "json"):
-        problems.append(f"LIFELINE_LOG_FORMAT={log_format!r} must be text or json")
-    sqlite_synchronous = (get("LIFELINE_SQLITE_SYNCHRONOUS", "NORMAL") or "").upper()
-    if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
-        problems.append(f"LIFELINE_SQLITE_SYNCHRONOUS={sqlite_synchronous!r} must be NORMAL (the default: "
-                        "no disk flush per commit) or FULL (a flush per commit: survives a power cut)")
-    metrics_token = get("LIFELINE_METRICS_TOKEN")
-    if metrics_token is not None and len(metrics_token) < 16:
-        problems.append("LIFELINE_METRICS_TOKEN is shorter than 16 characters: use a long random "
-                        "string (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
-    for name, guards in (("LIFELINE_API_TOKEN", "the API and the console (callers' numbers and words)"),
-                         ("LIFELINE_SECRET_KEY", "the console's sign-in sessions")):
-        value = get(name)
-        if value is not None and len(value) < 16:  # a warning, not a stop: deployments running keep running
-            warnings.append(f"{name} is shorter than 16 characters and guards {guards}: use a long random "
-                            "string (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
-    warnings.extend(_placeholders(get))
-    transcription_max_wait = _float(get("LIFELINE_TRANSCRIPTION_MAX_WAIT", "1.0"),
-                                    "LIFELINE_TRANSCRIPTION_MAX_WAIT", 0.0, 60.0, problems)
-    end_of_turn = _float(get("LIFELINE_END_OF_TURN_S", "0.5"), "LIFELINE_END_OF_TURN_S",
-                         0.1, 3.0, problems)
     media_url = (get("LIFELINE_MEDIA_URL") or "").rstrip("/") or None
     if media_url and not media_url.startswith(("ws://", "wss://")):
         problems.append(f"LIFELINE_MEDIA_URL={media_url!r} must start with wss:// (or ws:// on a private "
                         "network): the base URL Telnyx and Twilio open media streams to, e.g. "
                         "wss://media.example.com; leave it unset to use LIFELINE_PUBLIC_URL")
-    media_life = _float(get("LIFELINE_MEDIA_STREAM_LIFE_S", "14400"), "LIFELINE_MEDIA_STREAM_LIFE_S",
-                        10.0, 86400.0, problems)
-    body_timeout = _float(get("LIFELINE_BODY_TIMEOUT_S", "10"), "LIFELINE_BODY_TIMEOUT_S", 0.5, 300.0,
-                          problems)
-    symbl = _symbl(get, symbl_conf_dirs or (Path.cwd(), Path.home()), problems) \
-        if engine == "symbl" else None
-    bucket, s3_endpoint = _recordings_bucket(get, problems)
+    return {
+        "engine": engine, "whisper_model": whisper_model, "understanding": understanding,
+        "model_cache_dir": None if (model_cache or "").lower() == "off" else Path(model_cache or ""),
+        "whisper_threads": _int(get("LIFELINE_WHISPER_THREADS", "1"), "LIFELINE_WHISPER_THREADS", 1, 16,
+                                problems),
+        "second_hearing": _off_or_number(get("LIFELINE_SECOND_HEARING"), "LIFELINE_SECOND_HEARING",
+                                         default_hearing, 0.5, 1.5, "a speed",
+                                         f"{SECOND_HEARING}, the default with tiny.en, hears each "
+                                         "utterance again slowed down", problems, besides=1.0),
+        "second_hearing_intents": on_off(get("LIFELINE_SECOND_HEARING_INTENTS"),
+                                         "LIFELINE_SECOND_HEARING_INTENTS", False,
+                                         "off, the default, reads intents from the first hearing; on: an "
+                                         "intent heard only in the second hearing counts too", problems),
+        "whisper_mirror_db": _off_or_number(
+            get("LIFELINE_WHISPER_MIRROR_DB"), "LIFELINE_WHISPER_MIRROR_DB", str(WHISPER_MIRROR_DB), 6.0,
+            40.0, "a level in dB", f"{WHISPER_MIRROR_DB:g}, the default, keeps the phone band's mirror "
+            "image in 4-8 kHz that far below the band", problems),
+        "whisper_hotwords": _hotwords(get("LIFELINE_WHISPER_HOTWORDS"), problems),
+        # One transcription worker per core: more only queue inside CTranslate2, fewer leave a core idle.
+        "transcription_workers": _int(get("LIFELINE_TRANSCRIPTION_WORKERS", str(os.cpu_count() or 2)),
+                                      "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems),
+        "transcription_config": (build_transcription_config(choice, problems)
+                                 if engine in ("telnyx", "twilio") else None),
+        "transcription_max_wait_s": _float(get("LIFELINE_TRANSCRIPTION_MAX_WAIT", "1.0"),
+                                           "LIFELINE_TRANSCRIPTION_MAX_WAIT", 0.0, 60.0, problems),
+        "end_of_turn_s": _float(get("LIFELINE_END_OF_TURN_S", "0.5"), "LIFELINE_END_OF_TURN_S",
+                                0.1, 3.0, problems),
+        "media_url": media_url,
+        "media_stream_life_s": _float(get("LIFELINE_MEDIA_STREAM_LIFE_S", "14400"),
+                                      "LIFELINE_MEDIA_STREAM_LIFE_S", 10.0, 86400.0, problems),
+        "symbl": _symbl(get, symbl_conf_dirs, problems) if engine == "symbl" else None,
+    }
+
+
+def _calls(get: Get, found: _Found, instance_path: Path) -> dict[str, Any]:
+    """The calls' own settings: agents, the menu and rules files, the store, commands and the sweep."""
+    problems = found.problems
+    agents = _agents(get("LIFELINE_AGENTS"), problems, found.warnings)
+    ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
+    rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems)
+    database_url = _database_url(get("DATABASE_URL"), instance_path, problems)
+    if database_url == MEMORY_URL:
+        found.warnings.append("DATABASE_URL=memory:// keeps calls in this process only: they are gone "
+                              "when it stops, and another process (a second gunicorn worker, `flask "
+                              "monitor`) sees none of them; for a trial on one process, not for taking "
+                              "calls (use sqlite:/// or postgresql://)")
+    sqlite_synchronous = (get("LIFELINE_SQLITE_SYNCHRONOUS", "NORMAL") or "").upper()
+    if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+        problems.append(f"LIFELINE_SQLITE_SYNCHRONOUS={sqlite_synchronous!r} must be NORMAL (the default: "
+                        "no disk flush per commit) or FULL (a flush per commit: survives a power cut)")
+    log_format = (get("LIFELINE_LOG_FORMAT", "text") or "").lower()
+    if log_format not in ("text", "json"):
+        problems.append(f"LIFELINE_LOG_FORMAT={log_format!r} must be text or json")
+    return {
+        "agents": agents, "ivr_path": ivr_path, "rules_path": rules_path, "database_url": database_url,
+        "sqlite_synchronous": sqlite_synchronous,
+        "log_format": log_format,
+        "webhook_tolerance_s": _int(get("LIFELINE_WEBHOOK_TOLERANCE", "300"), "LIFELINE_WEBHOOK_TOLERANCE",
+                                    1, 3600, problems),
+        "command_timeout_s": _float(get("LIFELINE_COMMAND_TIMEOUT", "5"), "LIFELINE_COMMAND_TIMEOUT",
+                                    0.1, 60.0, problems),
+        "command_hold_s": _float(get("LIFELINE_COMMAND_HOLD", "1"), "LIFELINE_COMMAND_HOLD", 0.0, 60.0,
+                                 problems),
+        "transfer_timeout_s": _int(get("LIFELINE_TRANSFER_TIMEOUT", "30"), "LIFELINE_TRANSFER_TIMEOUT",
+                                   5, 600, problems),
+        "monitor": on_off(get("LIFELINE_MONITOR"), "LIFELINE_MONITOR", True,
+                          "on, the default, runs the sweep in each worker; off when a `flask monitor` "
+                          "process runs it", problems),
+        "sweep_interval_s": _float(get("LIFELINE_SWEEP_INTERVAL", "5"), "LIFELINE_SWEEP_INTERVAL",
+                                   0.5, 3600.0, problems),
+        "stale_call_s": _float(get("LIFELINE_STALE_CALL_S", "900"), "LIFELINE_STALE_CALL_S",
+                               60.0, 86400.0, problems),
+        "body_timeout_s": _float(get("LIFELINE_BODY_TIMEOUT_S", "10"), "LIFELINE_BODY_TIMEOUT_S", 0.5, 300.0,
+                                 problems),
+    }
+
+
+def _security(get: Get, found: _Found) -> dict[str, Any]:
+    """The tokens and the key that guard the API, the console, its sessions and the metrics."""
+    metrics_token = get("LIFELINE_METRICS_TOKEN")
+    if metrics_token is not None and len(metrics_token) < 16:
+        found.problems.append("LIFELINE_METRICS_TOKEN is shorter than 16 characters: use a long random "
+                              "string (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    for name, guards in (("LIFELINE_API_TOKEN", "the API and the console (callers' numbers and words)"),
+                         ("LIFELINE_SECRET_KEY", "the console's sign-in sessions")):
+        value = get(name)
+        if value is not None and len(value) < 16:  # a warning, not a stop: deployments running keep running
+            found.warnings.append(f"{name} is shorter than 16 characters and guards {guards}: use a long "
+                                  "random string (e.g. `python -c 'import secrets; "
+                                  "print(secrets.token_urlsafe())'`)")
+    return {"metrics_token": metrics_token, "secret_key": get("LIFELINE_SECRET_KEY"),
+            "api_token": get("LIFELINE_API_TOKEN")}
+
+
+def _recordings(get: Get, found: _Found, instance_path: Path) -> dict[str, Any]:
+    """Where voicemail is kept: a folder, or an S3 bucket."""
+    bucket, s3_endpoint = _recordings_bucket(get, found.problems)
     recordings_dir = Path(get("LIFELINE_RECORDINGS_DIR") or instance_path / "recordings")
     if not bucket:
         # A warning, not a stop: a deployment whose menu offers no voicemail never writes there.
-        _writable_dir("LIFELINE_RECORDINGS_DIR", recordings_dir, warnings)
-    if problems:
-        raise ConfigError("\n".join(problems), warnings=tuple(warnings))
-    return Settings(
-        telnyx=telnyx,
-        public_url=public_url,
-        engine=engine,
-        agents=agents,
-        ivr_path=ivr_path,
-        rules_path=rules_path,
-        database_url=database_url,
-        transcription_config=transcription_config,
-        webhook_tolerance_s=tolerance,
-        command_timeout_s=timeout,
-        command_hold_s=hold,
-        transfer_timeout_s=transfer_timeout,
-        secret_key=get("LIFELINE_SECRET_KEY"),
-        api_token=get("LIFELINE_API_TOKEN"),
-        symbl=symbl,
-        twilio={k: v for k in TWILIO_KEYS if (v := get(k))},
-        whisper_model=whisper_model,
-        whisper_threads=whisper_threads,
-        second_hearing=second_hearing,
-        second_hearing_intents=second_hearing_intents,
-        whisper_mirror_db=whisper_mirror_db,
-        whisper_hotwords=whisper_hotwords,
-        understanding=understanding,
-        model_cache_dir=model_cache_dir,
-        transcription_workers=transcription_workers,
-        transcription_max_wait_s=transcription_max_wait,
-        end_of_turn_s=end_of_turn,
-        media_url=media_url,
-        media_stream_life_s=media_life,
-        body_timeout_s=body_timeout,
-        monitor=monitor,
-        sweep_interval_s=sweep_interval,
-        stale_call_s=stale_call,
-        recordings_dir=recordings_dir,
-        recordings_bucket=bucket,
-        recordings_s3_endpoint=s3_endpoint,
-        recordings_s3_region=(get("LIFELINE_RECORDINGS_S3_REGION") or get("AWS_DEFAULT_REGION")
-                              or get("AWS_REGION")),
-        log_format=log_format,
-        sqlite_synchronous=sqlite_synchronous,
-        metrics_token=metrics_token,
-        warnings=tuple(warnings),
-    )
+        _writable_dir("LIFELINE_RECORDINGS_DIR", recordings_dir, found.warnings)
+    return {"recordings_dir": recordings_dir, "recordings_bucket": bucket,
+            "recordings_s3_endpoint": s3_endpoint,
+            "recordings_s3_region": (get("LIFELINE_RECORDINGS_S3_REGION") or get("AWS_DEFAULT_REGION")
+                                     or get("AWS_REGION"))}
 
 
 def _writable_dir(name: str, path: Path, found: list[str]) -> None:
