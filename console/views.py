@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -171,13 +172,17 @@ def call_page(call_control_id: str) -> ResponseReturnValue:
                                                     for m in doc["messages"]])
     duration = end - call.created_at
     summary = outputs.summaries.get(call.call_control_id)
+    # An ended call's summary waits for words still being transcribed at the hang-up.
+    summary_soon = (summary is None and call.ended_at is not None
+                    and time.time() - call.ended_at < outputs.settings.transcript_settle_s + 5)
     return render_template(
         "console/call.html", page="call", call=call, transcript=doc, duration=duration,
         chart=sentiment_chart(doc["messages"], duration),
         decisions=lifeline.store.decisions(call.call_control_id),
         transfers=lifeline.store.transfers(call.call_control_id),
         summary=summary["summary"] if summary else None,
-        email=summary["email"] if summary else None, recording=_has_recording(call),
+        email=summary["email"] if summary else None, summary_soon=summary_soon,
+        recording=_has_recording(call),
         boot={"call": call.call_control_id, "after": after, "active": call.is_active})
 
 

@@ -307,6 +307,18 @@ def test_the_call_page_names_things_in_words(console_app: Flask) -> None:
     assert "caller_intent" not in page and "_after_agents" not in page and "wants_person" not in page
 
 
+def test_a_call_that_just_ended_says_its_summary_is_on_its_way_and_an_older_one_that_it_has_none(
+        console_app: Flask) -> None:
+    seed(console_app)  # v3:failed ended ten minutes ago, with no summary
+    client = signed_in_client(console_app)
+    assert "No summary." in client.get("/dashboard/calls/v3:failed").get_data(as_text=True)
+    with console_app.extensions["lifeline"].store.unit() as tx:
+        tx.update_call("v3:failed", ended_at=time.time() - 5)
+    page = client.get("/dashboard/calls/v3:failed").get_data(as_text=True)
+    assert "Made shortly after the call ends, once its last words are in" in page
+    assert "No summary." not in page
+
+
 def said(party: str, text: str, at: float, score: float) -> FeedEvent:
     return FeedEvent("message", "v3:up", {"party": party, "text": text, "start": at, "end": at + 1,
                                           "score": score, "label": "", "intents": []})
