@@ -202,8 +202,14 @@ def recording(call_control_id: str) -> ResponseReturnValue:
 def listening(call_control_id: str) -> ResponseReturnValue:
     """Pause or resume listening from the call page (a form with the session's CSRF token)."""
     if not csrf_ok(request.form.get("csrf")):
-        return render_template("console/signin.html", error="This form is stale or did not come from the "
-                               "console: reload the call page and try again.", next=None), 403
+        # The gate let this request through, so the browser is signed in: most likely the page came
+        # from before a later sign-in (in another tab), whose form carries the earlier session's token.
+        return render_template("console/notice.html", page=None, heading="Nothing was changed",
+                               message="That call page was opened before your last sign-in, so its "
+                                       "button was refused and listening is as it was. Open the call "
+                                       "again and press it there.",
+                               back=url_for("console.call_page", call_control_id=call_control_id),
+                               back_text="Open the call again"), 403
     paused = request.form.get("paused")
     if paused not in ("1", "0"):
         return render_template("console/missing.html", page="call", call_control_id=call_control_id,
@@ -215,6 +221,13 @@ def listening(call_control_id: str) -> ResponseReturnValue:
         return render_template("console/missing.html", page="call", call_control_id=call_control_id,
                                problem=str(exc)), exc.status
     return redirect(url_for("console.call_page", call_control_id=call_control_id), code=303)
+
+
+@bp.get("/dashboard/<path:unknown>")
+def no_such_page(unknown: str) -> ResponseReturnValue:
+    """A console address that is no page: a page saying so, not the API's JSON."""
+    return render_template("console/notice.html", page=None, heading="No such page",
+                           message=f"The console has no page at /dashboard/{unknown[:100]}.", back=None), 404
 
 
 @bp.post("/dashboard/signin")
@@ -244,7 +257,7 @@ def sign_out() -> ResponseReturnValue:
         return render_template("console/notice.html", page=None, heading="Still signed in",
                                message="That page was opened before your last sign-in, so its "
                                        "Sign out was refused. You are still signed in: press "
-                                       "Sign out above to sign out."), 403
+                                       "Sign out above to sign out.", back=None), 403
     close_session(_store().revoke_session)
     return redirect(url_for("console.live"), code=303)
 

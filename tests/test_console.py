@@ -319,6 +319,13 @@ def test_a_call_that_just_ended_says_its_summary_is_on_its_way_and_an_older_one_
     assert "No summary." not in page
 
 
+def test_a_console_address_that_is_no_page_is_a_page_saying_so(console_app: Flask) -> None:
+    page = signed_in_client(console_app).get("/dashboard/nowhere")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert "No such page" in page.get_data(as_text=True)
+    assert "Content-Security-Policy" in page.headers
+
+
 def said(party: str, text: str, at: float, score: float) -> FeedEvent:
     return FeedEvent("message", "v3:up", {"party": party, "text": text, "start": at, "end": at + 1,
                                           "score": score, "label": "", "intents": []})
@@ -527,7 +534,11 @@ def test_pause_and_resume_from_the_call_page_need_the_pages_csrf_token(live: Sim
     client.post("/dashboard/signin", data={"token": "test-token"})
     path = f"/dashboard/calls/{leg.call_control_id}/listening"
     assert client.post(path, data={"paused": "1"}).status_code == 403
-    assert client.post(path, data={"paused": "1", "csrf": "forged"}).status_code == 403
+    refused = client.post(path, data={"paused": "1", "csrf": "forged"})
+    # Signed in all the same: not the sign-in form, but what happened and the way back to the call.
+    assert refused.status_code == 403 and 'name="token"' not in refused.get_data(as_text=True)
+    assert "Nothing was changed" in refused.get_data(as_text=True)
+    assert f'href="/dashboard/calls/{leg.call_control_id}"' in refused.get_data(as_text=True)
     store = live.app.extensions["lifeline"].store
     assert store.get_call(leg.call_control_id).listening is None
     assert client.post(path, data={"paused": "1", "csrf": csrf_of(client)}).status_code == 303

@@ -100,6 +100,7 @@ def test_a_live_page_whose_session_is_signed_out_in_another_tab_says_signed_out_
     monkeypatch.setattr(conversation.api, "KEEPALIVE_S", 0.5)
     sign_in(browser, base(live), TOKEN)
     wait_for_feed(browser)
+    assert "stale" not in browser.find_element(By.TAG_NAME, "body").get_attribute("class").split()
     first = browser.current_window_handle
     browser.switch_to.new_window("tab")
     browser.get(base(live) + "/dashboard")
@@ -109,6 +110,8 @@ def test_a_live_page_whose_session_is_signed_out_in_another_tab_says_signed_out_
     browser.switch_to.window(first)
     wait_for(browser, lambda d: "signed out" in d.find_element(By.ID, "feed-state").text,
              what="the first tab to say it is signed out")
+    # The calls it shows are greyed and their clocks stop: they may be out of date.
+    assert "stale" in browser.find_element(By.TAG_NAME, "body").get_attribute("class").split()
     again = browser.find_element(By.CSS_SELECTOR, "#feed-state a")
     assert again.text == "sign in again"
     again.click()

@@ -43,6 +43,8 @@ window.Lifeline = (() => {
   const feedState = (state, text) => {
     const node = document.getElementById("feed-state");
     if (node) { node.className = "feed " + state; node.textContent = text; }
+    // Not following the feed: what the page shows may be out of date, so it stops looking live.
+    document.body.classList.toggle("stale", state === "closed" || state === "connecting");
   };
   // The server refused the feed for good. Ask once why: a session signed out elsewhere (or past
   // its 8 hours) needs a sign-in, which a reload gives; anything else is a lost connection.

@@ -267,6 +267,7 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   // The clock on each row moves locally: nothing is asked of the server.
   setInterval(() => {
+    if (document.body.classList.contains("stale")) return;  // a frozen view keeps its last times
     for (const node of document.querySelectorAll(".elapsed")) {
       node.textContent = L.clock((Date.now() - Number(node.dataset.started)) / 1000);
     }
