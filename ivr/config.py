@@ -546,6 +546,14 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
     if not value:
         instance_path.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{instance_path / 'lifeline.db'}"
+    if value.startswith(("postgres://", "postgresql")):
+        try:
+            _ = urlsplit(value).port  # a port that is no number fails only when the database is opened
+        except ValueError:
+            host = value.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+            problems.append(f"DATABASE_URL has a port that is not a number from 0 to 65535 ({host}): "
+                            "write postgresql://user@host:5432/dbname")
+            return value
     if value.startswith(("postgres://", "postgresql://")):
         # SQLAlchemy would pick psycopg2 for a bare scheme; we ship psycopg 3.
         return "postgresql+psycopg://" + value.split("://", 1)[1]

@@ -46,13 +46,13 @@ def reload_problems() -> list[str]:
     from .startup import check, problem_lines
 
     before = dict(os.environ)
-    owned = load_env_file(_state["env_owned"], path=_state["env_path"])
     try:
+        owned = load_env_file(_state["env_owned"], path=_state["env_path"])
         check()
-    except LifelineError as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure refuses the reload: one escaping would stop the master
         os.environ.clear()
         os.environ.update(before)
-        return problem_lines(exc)
+        return problem_lines(exc) if isinstance(exc, LifelineError) else [f"{exc.__class__.__name__}: {exc}"]
     _state["env_owned"] = owned
     os.environ[_ENV_FILE_KEYS] = ",".join(sorted(owned))
     return []

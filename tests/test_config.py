@@ -37,6 +37,8 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("DATABASE_URL", "mysql://db.example.com/lifeline", "DATABASE_URL uses mysql:// (db.example.com)"),
     ("DATABASE_URL", "mysql://bob:secret@db.example.com:3306/x",
      "DATABASE_URL uses mysql:// (db.example.com:3306)"),
+    ("DATABASE_URL", "postgresql://bob:secret@db.example.com:54x2/x",
+     "DATABASE_URL has a port that is not a number from 0 to 65535 (db.example.com:54x2)"),
     ("DATABASE_URL", "/tmp/lifeline.db", "DATABASE_URL='/tmp/lifeline.db' is a file path, not a database "
                                          "URL: for SQLite write sqlite:////tmp/lifeline.db"),
     ("LIFELINE_IVR", "/tmp", "LIFELINE_IVR=/tmp is a directory: point LIFELINE_IVR at a YAML file"),

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ivr.store.sql import SqlStore
 
@@ -82,3 +83,20 @@ def test_a_reload_with_a_broken_menu_is_refused_and_a_good_one_takes_a_rotated_t
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_whatever_the_reload_check_raises_the_reload_is_refused_and_the_environment_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifeline import gunicorn_hooks, startup
+
+    def broken(config: object = None) -> None:
+        raise RuntimeError("a bug in a check")
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("LIFELINE_API_TOKEN=changed-in-env-0123456789\n")
+    monkeypatch.setitem(gunicorn_hooks._state, "env_path", str(tmp_path / ".env"))
+    monkeypatch.setitem(gunicorn_hooks._state, "env_owned", {"LIFELINE_API_TOKEN"})
+    monkeypatch.setenv("LIFELINE_API_TOKEN", "running-token-0123456789")
+    monkeypatch.setattr(startup, "check", broken)
+    assert gunicorn_hooks.reload_problems() == ["RuntimeError: a bug in a check"]
+    assert os.environ["LIFELINE_API_TOKEN"] == "running-token-0123456789"
