@@ -160,7 +160,9 @@ class RecordingKeeper:
             if first and call.recording_attempts:
                 return None
             attempts = call.recording_attempts + 1
-            at = time.time() if due_by is None else due_by
+            # When it is made, not when the sweep began (one sweep fetches many in turn, each up to its
+            # timeouts), and never before the sweep's own clock.
+            at = time.time() if due_by is None else max(due_by, time.time())
             tx.update_call(call_control_id, updated_at=call.updated_at, recording_attempts=attempts,
                            recording_attempted_at=at)
         return replace(call, recording_attempts=attempts, recording_attempted_at=at)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import re
 import threading
 import time
@@ -285,6 +286,45 @@ def test_after_a_pause_in_the_sweeps_the_retries_behind_schedule_are_not_made_ba
     assert call.recording_attempted_at == saved + 330
     keeper.close()
     store.close()
+
+
+class _SlowFailure(http.server.BaseHTTPRequestHandler):
+    """A recording host that takes 0.3 s to answer, then fails (503)."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        time.sleep(0.3)
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_each_attempt_of_a_sweep_is_stamped_when_it_is_made_not_when_the_sweep_began(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowFailure)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    saved = time.time() - 60
+    store = SqlStore(f"sqlite:///{tmp_path / 'calls.db'}")
+    with store.unit() as tx:
+        for n in range(3):
+            tx.insert_call(CallRecord(call_control_id=f"v3:call-{n}", call_session_id="s", call_leg_id="l",
+                                      from_number="+15551230001", to_number="+15550100000",
+                                      status=CallStatus.ENDED, created_at=saved, updated_at=saved,
+                                      recording_url=f"http://127.0.0.1:{server.server_address[1]}/{n}.wav",
+                                      recording_status=RecordingStatus.PENDING, recording_saved_at=saved))
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
+    try:
+        began = time.time()
+        assert keeper.retry_failed(now=began) == 3  # one sweep, the three in turn
+        stamps = [store.get_call(f"v3:call-{n}").recording_attempted_at for n in range(3)]  # type: ignore[union-attr]
+        # The third waited for two slow failures first: its back-off counts from then.
+        assert stamps[0] is not None and stamps[2] is not None and stamps[2] - began >= 0.6
+    finally:
+        keeper.close()
+        store.close()
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_call_tried_before_the_last_attempt_was_kept_follows_the_schedule_from_its_save() -> None:
