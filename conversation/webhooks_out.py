@@ -32,6 +32,8 @@ SENDERS = 8  # threads sending chains at once
 REQUEST_PHASES = 3  # connect, send, read: each may take up to the timeout
 DUE_PER_ROUND = 512  # due rows looked at per round
 QUEUED_PER_ROUND = 500  # feed events queued per receiver per round
+BODY_READ_MAX = 64 * 1024  # a receiver's answer read so its connection is reused, if no longer...
+BODY_READ_S = 2.0  # ...and in by then
 PENDING, SENDING = DeliveryStatus.PENDING, DeliveryStatus.SENDING
 DELIVERED, FAILED = DeliveryStatus.DELIVERED, DeliveryStatus.FAILED
 # One send: the row, the HTTP status (None without an answer), the error (None when delivered), ms.
@@ -54,6 +56,19 @@ def verify(secret: str, header: str, body: bytes, tolerance_s: float = 300.0) ->
     if abs(time.time() - timestamp) > tolerance_s:
         return False
     return hmac.compare_digest(signature(secret, timestamp, body), f"t={timestamp},v1={fields.get('v1', '')}")
+
+
+def _read_briefly(response: httpx.Response) -> None:
+    """Read a receiver's answer if it is short and quick; else stop (its connection is then closed)."""
+    deadline = time.monotonic() + BODY_READ_S
+    size = 0
+    try:
+        for chunk in response.iter_raw():
+            size += len(chunk)
+            if size > BODY_READ_MAX or time.monotonic() > deadline:
+                return
+    except httpx.HTTPError:
+        return  # the status has come: an answer's body that fails or stalls changes nothing
 
 
 class WebhookDelivery:
@@ -142,11 +157,13 @@ class WebhookDelivery:
                                                        body),
                        "User-Agent": "Lifeline-Events/1"}
             try:
-                # Streamed and closed unread: only the status matters, and a receiver that
-                # answers and then trickles its body must not hold the send (each read's timeout
-                # would start again at every byte) past the lease.
+                # Streamed: only the status matters. A short body is read (so the connection is
+                # kept for the next event); one that is long, or trickles (each read's timeout
+                # would start again at every byte), is left unread and its connection closed, so
+                # it cannot hold the send past the lease.
                 with self._client.stream("POST", row.url, content=body, headers=headers) as response:
                     status = response.status_code
+                    _read_briefly(response)
                 if not 200 <= status < 300:
                     error = f"HTTP {status}"
             except Exception as exc:  # whatever stops one attempt (a bad URL too) fails that attempt only

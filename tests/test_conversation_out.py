@@ -754,6 +754,50 @@ def test_a_receiver_that_answers_and_then_trickles_its_body_does_not_hold_the_se
         store.close()
 
 
+class _CountingReceiver(http.server.BaseHTTPRequestHandler):
+    """Answers 200 with a short body over HTTP/1.1, counting the connections it is sent on."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+
+    def setup(self) -> None:
+        type(self).connections += 1
+        super().setup()
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_receiver_that_answers_briefly_gets_a_calls_events_on_one_connection(tmp_path: Any) -> None:
+    from conversation.settings import OutputSettings
+    from conversation.webhooks_out import WebhookDelivery
+    from ivr.store.sql import SqlStore
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CountingReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    store = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
+    webhooks = WebhookDelivery(store, OutputSettings(
+        event_webhooks=(f"http://127.0.0.1:{server.server_address[1]}/hook",), event_secret=SECRET))
+    try:
+        webhooks.materialise()
+        _feed_messages(store, *["v3:call-a"] * 5)
+        webhooks.materialise()
+        assert sum(webhooks.send_due() for _ in range(5)) == 5
+        assert _CountingReceiver.connections == 1  # each answer read: the connection is kept
+    finally:
+        webhooks.close()
+        server.shutdown()
+        server.server_close()
+        store.close()
+
+
 def test_a_receiver_url_that_cannot_be_sent_to_fails_its_own_attempts_and_the_others_get_each_event_once(
         tmp_path: Any) -> None:
     from conversation.settings import OutputSettings
