@@ -31,7 +31,7 @@ from ivr.store.sql import SqlStore
 from .bench import BenchConfig, _free_port, _start_gunicorn, _stop, percentile
 from .caller import play
 from .emulator import Emulator
-from .runner import caller_number
+from .runner import SIMULATED_SETTLE_S, caller_number
 from .scenario import load_scenario
 from .server import ServerThread, emulator_app
 
@@ -103,7 +103,10 @@ def run_feed_bench(calls: int, concurrency: int, speed: float, workers: int | No
     SqlStore(database_url).close()  # the deploy step (`flask db upgrade`): gunicorn never migrates
     app = _start_gunicorn(config, emulator, port, database_url, workdir / "app.log", echo, extra_env={
         "LIFELINE_API_TOKEN": TOKEN, "LIFELINE_EVENT_WEBHOOKS": f"{receiver.url}/hook",
-        "LIFELINE_EVENT_SECRET": SECRET})
+        "LIFELINE_EVENT_SECRET": SECRET,
+        # Emulated calls' last words are in within a second or two (as in every simulation): their
+        # summaries need not wait the production minute, which would outlast the bench's wait.
+        "LIFELINE_TRANSCRIPT_SETTLE_S": SIMULATED_SETTLE_S})
     emulator.webhook_url = f"http://127.0.0.1:{port}/webhooks/telnyx"
     started = time.monotonic()
     try:
