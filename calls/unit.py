@@ -60,6 +60,9 @@ class UnitOfWork:
         request can stand for several events): all of them commit, or none."""
         if not events:
             return []
+        if len({event.call_control_id for event in events}) > 1:
+            # One call's row lock is what orders this unit against the others (ivr/lock_order.py).
+            raise ValueError("run_all takes the events of one call; run each call's on its own")
         with call_scope(events[0].call_control_id):
             return self._run(events, work)
 

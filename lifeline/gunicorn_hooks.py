@@ -8,8 +8,8 @@ from typing import Any
 
 from gunicorn import glogging
 
-from ivr.errors import LifelineError
-from ivr.store import MEMORY_URL
+from ivr.errors import ConfigError, LifelineError
+from ivr.store import MEMORY_URL, open_store
 
 _ENV_FILE_KEYS = "_LIFELINE_GUNICORN_ENV_FILE_KEYS"  # the settings .env gave, for a USR2 successor
 # The master's state across gunicorn's reloads (HUP re-reads gunicorn.conf.py; this module stays).
@@ -48,7 +48,16 @@ def reload_problems() -> list[str]:
     before = dict(os.environ)
     try:
         owned = load_env_file(_state["env_owned"], path=_state["env_path"])
-        check()
+        settings = check()
+        # The reload reads gunicorn.conf.py again, whose check stops the master on a schema it
+        # cannot serve (a newer release migrated it): refuse the reload instead.
+        store = open_store(settings.database_url)
+        try:
+            behind = store.schema_problem()
+        finally:
+            store.close()
+        if behind:
+            raise ConfigError(behind)
     except Exception as exc:  # noqa: BLE001 - any failure refuses the reload: one escaping would stop the master
         os.environ.clear()
         os.environ.update(before)

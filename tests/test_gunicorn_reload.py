@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -65,6 +66,17 @@ def test_a_reload_with_a_broken_menu_is_refused_and_a_good_one_takes_a_rotated_t
         time.sleep(1)  # had the reload gone on, its new worker would fail and stop the master now
         assert server.poll() is None, log.read_text()
         assert _status(base, "first-token-0123456789") == 200
+
+        # A database a newer release has migrated: refused (the reload would stop the master).
+        (tmp_path / "ivr.yaml").write_text(MENU)
+        with sqlite3.connect(tmp_path / "calls.db") as db:
+            head = db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+            db.execute("UPDATE alembic_version SET version_num = '0099'")
+        server.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "newer than this code" in log.read_text(), timeout=30), log.read_text()
+        assert server.poll() is None and _status(base, "first-token-0123456789") == 200
+        with sqlite3.connect(tmp_path / "calls.db") as db:
+            db.execute("UPDATE alembic_version SET version_num = ?", (head,))
 
         # Fixed, with the token rotated in .env: the reload takes both.
         (tmp_path / "ivr.yaml").write_text(MENU)

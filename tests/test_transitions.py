@@ -418,6 +418,14 @@ def test_one_requests_events_are_kept_together_or_not_at_all() -> None:
     assert flow.status() == CallStatus.MENU
 
 
+def test_one_unit_of_work_takes_the_events_of_one_call_only(flow: Flow) -> None:
+    events = [CallEvent(id=f"e-{ccid}", type="call.hangup", occurred_at=None, call_control_id=ccid)
+              for ccid in (CALLER, "v3:other")]
+    with pytest.raises(ValueError, match="one call"):
+        flow.calls.handle_all(events)
+    assert flow.store.events(CALLER) == []
+
+
 def test_an_answer_overtaken_by_words_that_escalated_is_noted_without_a_greeting(flow: Flow) -> None:
     flow.event("call.initiated", direction="incoming", state="parked")
     flow.calls.hear(CALLER, "fake", "m1", "I want to speak to a real person", 0.9)

@@ -558,6 +558,8 @@ class TwilioEmulator:
         seconds = min(max((time.monotonic() - started) * self.speed, 1.0), 120.0)
         with self._lock:
             self.recordings[sid] = silent_wav(seconds)
+            while len(self.recordings) > 100:  # `flask dev` runs for hours: keep the latest only
+                del self.recordings[next(iter(self.recordings))]
         url = f"{self.base_url or 'https://api.twilio.com'}/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
         status_url = verb.get("recordingStatusCallback")
         if status_url:
