@@ -6,12 +6,15 @@ the snapshot and the stream, and none is applied twice.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ivr.store import OutputStore
 from ivr.timefmt import iso
 
 LIVE_MAX = 200
+ENDED_SHOWN = 8  # "Just ended": as many as the page keeps while it is open
+ENDED_WITHIN_S = 15 * 60
 _KINDS = ("message", "decision", "transfer", "listening")
 
 
@@ -24,4 +27,11 @@ def snapshot(store: OutputStore) -> dict[str, Any]:
         calls.append({"call_control_id": call.call_control_id, "from": call.from_number, "to": call.to_number,
                       "status": call.status, "menu": call.menu, "listening": call.listening,
                       "started_at": iso(call.created_at), "events": events})
-    return {"after": after, "calls": calls}
+    # "Just ended" as the page would have it had it been open: a reload must not empty it.
+    now = time.time()
+    recent = [c for c in store.list_calls(limit=LIVE_MAX)
+              if c.ended_at is not None and now - c.ended_at <= ENDED_WITHIN_S]
+    recent.sort(key=lambda c: c.ended_at or 0.0, reverse=True)
+    ended = [{"call_control_id": c.call_control_id, "from": c.from_number, "outcome": c.outcome,
+              "ended_at": iso(c.ended_at or now)} for c in recent[:ENDED_SHOWN]]
+    return {"after": after, "calls": calls, "ended": ended}

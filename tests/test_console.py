@@ -524,6 +524,12 @@ def test_the_live_snapshot_holds_active_calls_with_their_feed_up_to_where_the_st
     assert [c["call_control_id"] for c in shot["calls"]] == ["v3:up"]
     assert [e["data"]["text"] for e in shot["calls"][0]["events"]] == [XSS]
     assert shot["after"] == outputs.store.feed_last_id()
+    # The calls that ended in the last minutes are under "Just ended", newest first, so a reload
+    # does not empty it.
+    assert [e["call_control_id"] for e in shot["ended"]] == ["v3:failed", "v3:calm"]
+    with console_app.extensions["lifeline"].store.unit() as tx:
+        tx.update_call("v3:failed", ended_at=time.time() - 3600)
+    assert [e["call_control_id"] for e in snapshot(outputs.store)["ended"]] == ["v3:calm"]  # not an hour ago
 
 
 def test_pause_and_resume_from_the_call_page_need_the_pages_csrf_token(live: Simulation) -> None:

@@ -241,6 +241,10 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   const schedule = () => { if (!pending) { pending = true; requestAnimationFrame(render); } };
 
+  for (const e of boot.snapshot.ended || []) {  // oldest last, as the feed would have left them
+    gone.add(e.call_control_id);
+    ended.push({call: {id: e.call_control_id, from: e.from}, outcome: e.outcome, at: e.ended_at});
+  }
   for (const c of boot.snapshot.calls) {
     const call = newCall(c.call_control_id, c.from, c.to, c.started_at, c.status);
     call.listening = c.listening === "resumed" ? null : c.listening;
