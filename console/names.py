@@ -62,6 +62,14 @@ def readable(kind: str, name: str | None) -> str:
     return _TABLES[kind].get(name) or humanize(name)
 
 
+def outcome_of(outcome: str | None, decided: bool) -> str:
+    """A call's outcome in words; one that ended in the menu after a transfer was decided is a
+    caller no agent took (the transfer never connected), not one who simply finished."""
+    if outcome == "completed" and decided:
+        return "No agent took the call"
+    return readable("outcome", outcome)
+
+
 def for_script() -> dict[str, Any]:
     """Every table, for the live page's script (one source for both)."""
     return {kind: dict(table) for kind, table in _TABLES.items()}

@@ -301,6 +301,7 @@ def test_the_call_page_names_things_in_words(console_app: Flask) -> None:
     page = signed_in_client(console_app).get("/dashboard/calls/v3:failed").get_data(as_text=True)
     assert "Asked for a person, to leave or to complain" in page and "caller asked for a person" in page
     assert "Agent did not answer" in page and ">busy<" in page
+    assert "No agent took the call" in page and "Finished in the menu" not in page  # it was decided
     assert "I want a REFUND right now" in page and "wants a person" in page  # evidence and intents
     assert "heard with confidence 0.42" in page
     assert 'datetime="20' in page and "UTC</time>" in page
@@ -526,7 +527,8 @@ def test_the_live_snapshot_holds_active_calls_with_their_feed_up_to_where_the_st
     assert shot["after"] == outputs.store.feed_last_id()
     # The calls that ended in the last minutes are under "Just ended", newest first, so a reload
     # does not empty it.
-    assert [e["call_control_id"] for e in shot["ended"]] == ["v3:failed", "v3:calm"]
+    assert [(e["call_control_id"], e["decided"]) for e in shot["ended"]] == [("v3:failed", True),
+                                                                          ("v3:calm", False)]
     with console_app.extensions["lifeline"].store.unit() as tx:
         tx.update_call("v3:failed", ended_at=time.time() - 3600)
     assert [e["call_control_id"] for e in snapshot(outputs.store)["ended"]] == ["v3:calm"]  # not an hour ago
