@@ -220,7 +220,8 @@ def listening(call_control_id: str) -> ResponseReturnValue:
     except PauseError as exc:
         return render_template("console/missing.html", page="call", call_control_id=call_control_id,
                                problem=str(exc)), exc.status
-    return redirect(url_for("console.call_page", call_control_id=call_control_id), code=303)
+    return redirect(url_for("console.call_page", call_control_id=call_control_id, _anchor="listening"),
+                    code=303)
 
 
 @bp.get("/dashboard/<path:unknown>")

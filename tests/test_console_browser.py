@@ -323,6 +323,9 @@ def test_pausing_and_resuming_from_the_call_page(live: Simulation, browser: Chro
     sign_in(browser, base(live), TOKEN, f"/dashboard/calls/{leg.call_control_id}")
     click(browser, By.ID, "pause")
     wait_for(browser, lambda d: d.find_elements(By.ID, "resume"), what="the resume button")
+    # The keyboard user is where they were: on the button that took the pressed one's place.
+    wait_for(browser, lambda d: d.switch_to.active_element.get_attribute("id") == "resume",
+             what="the focus on the resume button")
     assert "Paused" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
     assert live.app is not None
     assert live.app.extensions["lifeline"].store.get_call(leg.call_control_id).listening == "paused"

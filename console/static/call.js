@@ -6,6 +6,15 @@
 document.addEventListener("DOMContentLoaded", () => {
   const L = window.Lifeline;
   const boot = L.boot();
+  // Back from Pause or Resume (the form's redirect names #listening): the focus goes to the button
+  // now in its place, not to the top of the page. After the load: the browser's own scroll to the
+  // fragment would take it back.
+  if (location.hash === "#listening") {
+    window.addEventListener("load", () => {
+      const button = document.getElementById("resume") || document.getElementById("pause");
+      if (button) button.focus();
+    });
+  }
   if (!boot || !boot.active) return;
   const url = "/api/events?call=" + encodeURIComponent(boot.call) + "&after=" + encodeURIComponent(boot.after);
   const source = new EventSource(url);
