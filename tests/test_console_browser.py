@@ -162,6 +162,9 @@ def test_a_failed_transfer_tops_the_list_above_a_calm_caller(live: Simulation, b
     top = rows(browser)[0]
     assert "+15557770022" in top["text"] and top["cls"] == "level-4"
     assert "Agent did not answer" in top["text"]
+    # A screen reader is told, in the page's alert region, not only shown a red row.
+    alerts = browser.find_element(By.ID, "alerts").get_attribute("textContent")
+    assert alerts == "No agent answered: +15557770022"
     for leg in (calm, upset):
         live.emulator.caller_hangs_up(leg)
 

@@ -167,9 +167,19 @@ document.addEventListener("DOMContentLoaded", () => {
     return parts;
   };
 
+  // A screen reader hears when a call comes to need attention (a failed transfer, a lost listener,
+  // an upset caller), once per change, not every repaint of the table.
+  const announce = (text) => {
+    const node = document.getElementById("alerts");
+    if (node) node.textContent = text;
+  };
   const update = (view, call, a) => {
     const {tr, cells} = view;
     const level = "level-" + (a.level < 0 ? "done" : a.level);
+    if (a.level >= 3 && view.announced !== a.label && view.announced !== undefined) {
+      announce(a.label + ": " + (call.from || "unknown caller"));
+    }
+    view.announced = a.label;
     if (tr.className !== level) tr.className = level;
     setText(cells.badge.firstChild, a.label);
     setText(cells.caller.firstChild, call.from || "unknown");
