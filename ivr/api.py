@@ -43,6 +43,9 @@ def require_token() -> ResponseReturnValue | None:
         # The cookie goes with any request the browser makes; only our own pages know this token.
         return error_response(403, f"a signed-in session must send its CSRF token in {CSRF_HEADER} "
                                    "to change anything")
+    if given is None and header:
+        return unauthorized("the Authorization header is not 'Bearer <token>': send the API token "
+                            "that way", token_given=False)
     if given is None:
         return unauthorized("the API token is missing: send it as 'Authorization: Bearer <token>', "
                             "or sign in at /dashboard", token_given=False)
