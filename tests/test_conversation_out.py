@@ -9,6 +9,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage, Message
@@ -728,30 +729,40 @@ def _feed_messages(store: Any, *calls: str) -> None:
             for call in calls])
 
 
-def test_a_receiver_that_answers_and_then_trickles_its_body_does_not_hold_the_send(tmp_path: Any) -> None:
+@contextmanager
+def _delivering_to(handler: type[http.server.BaseHTTPRequestHandler],
+                   tmp_path: Any) -> Iterator[tuple[Any, Any]]:
+    """A receiver on loopback served by `handler`, and the store and webhook sender that send to it."""
     from conversation.settings import OutputSettings
     from conversation.webhooks_out import WebhookDelivery
     from ivr.store.sql import SqlStore
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     store = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
     webhooks = WebhookDelivery(store, OutputSettings(
         event_webhooks=(f"http://127.0.0.1:{server.server_address[1]}/hook",), event_secret=SECRET))
     try:
-        webhooks.materialise()
-        _feed_messages(store, "v3:call-a")
-        webhooks.materialise()
-        assert webhooks.send_due() == 1
-        # Delivered on the 200, while the receiver was still sending its body (it would for 30 s).
-        assert not _Trickler.finished.is_set()
-        assert [a["http_status"] for a in webhooks.attempts()] == [200]
+        webhooks.materialise()  # a new receiver starts from now
+        yield store, webhooks
     finally:
-        _Trickler.stop.set()
         webhooks.close()
         server.shutdown()
         server.server_close()
         store.close()
+
+
+def test_a_receiver_that_answers_and_then_trickles_its_body_does_not_hold_the_send(tmp_path: Any) -> None:
+    try:
+        with _delivering_to(_Trickler, tmp_path) as (store, webhooks):
+            _feed_messages(store, "v3:call-a")
+            webhooks.materialise()
+            assert webhooks.send_due() == 1
+            # Delivered on the 200, while the receiver was still sending its body (it would for 30 s).
+            assert not _Trickler.finished.is_set()
+            assert [a["http_status"] for a in webhooks.attempts()] == [200]
+    finally:
+        _Trickler.stop.set()
 
 
 class _CountingReceiver(http.server.BaseHTTPRequestHandler):
@@ -776,26 +787,11 @@ class _CountingReceiver(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_receiver_that_answers_briefly_gets_a_calls_events_on_one_connection(tmp_path: Any) -> None:
-    from conversation.settings import OutputSettings
-    from conversation.webhooks_out import WebhookDelivery
-    from ivr.store.sql import SqlStore
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CountingReceiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    store = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
-    webhooks = WebhookDelivery(store, OutputSettings(
-        event_webhooks=(f"http://127.0.0.1:{server.server_address[1]}/hook",), event_secret=SECRET))
-    try:
-        webhooks.materialise()
+    with _delivering_to(_CountingReceiver, tmp_path) as (store, webhooks):
         _feed_messages(store, *["v3:call-a"] * 5)
         webhooks.materialise()
         assert sum(webhooks.send_due() for _ in range(5)) == 5
         assert _CountingReceiver.connections == 1  # each answer read: the connection is kept
-    finally:
-        webhooks.close()
-        server.shutdown()
-        server.server_close()
-        store.close()
 
 
 def test_a_receiver_url_that_cannot_be_sent_to_fails_its_own_attempts_and_the_others_get_each_event_once(
