@@ -226,7 +226,9 @@ def test_the_monitor_and_outputs_wait_quietly_for_the_schema_and_start_once_it_i
             assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
             assert app.test_cli_runner().invoke(args=["db", "upgrade"]).exit_code == 0
             deadline = time.monotonic() + 5
-            while not lifeline.monitor.running and time.monotonic() < deadline:
+            # The monitor starts first, then the outputs: wait for both, not only the first.
+            while (not lifeline.monitor.running or lifeline.outputs.worker._thread is None) \
+                    and time.monotonic() < deadline:
                 time.sleep(0.02)
         assert lifeline.monitor.running and lifeline.outputs.worker._thread is not None
         assert lifeline.schema_problem is None
