@@ -30,8 +30,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from ..config import SQLITE_SYNCHRONOUS
@@ -55,7 +53,7 @@ from .records import (
     StoreFigures,
     TransferRecord,
 )
-from .sql_outputs import SqlOutputs
+from .sql_outputs import SqlOutputs, insert_ignoring
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -85,14 +83,6 @@ _MARK_COMMAND = update(schema.commands).where(schema.commands.c.command_id == bi
 
 
 @functools.cache
-def _insert_ignoring(table: Any, dialect: str, returning: bool) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING into `table` (RETURNING its first key column if asked)."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(table).on_conflict_do_nothing()
-    return statement.returning(next(iter(table.primary_key.columns))) if returning else statement
-
-
-@functools.cache
 def _recent_messages(limit: int) -> Any:
     """The latest `limit` scored messages of the call named by the `by_id` parameter, newest first."""
     return (select(schema.messages).where(schema.messages.c.call_control_id == bindparam("by_id"),
@@ -114,7 +104,7 @@ class SqlStoreTx(StoreTx):
 
     def _insert_ignore(self, table: Any, values: dict[str, Any]) -> bool:
         # RETURNING, not rowcount: psycopg 3 reports rowcount -1 for this statement.
-        statement = _insert_ignoring(table, self._dialect, returning=True)
+        statement = insert_ignoring(table, self._dialect, returning=True)
         return self._conn.execute(statement, storable(table, values)).first() is not None
 
     def record_event(self, event_id: str, event_type: str, call_control_id: str | None,
@@ -178,7 +168,7 @@ class SqlStoreTx(StoreTx):
         # A microsecond apart, so created_at orders the commands of one unit of work too. One
         # statement for all of them: a command already in the outbox (a redelivered webhook's)
         # is left as it is.
-        self._conn.execute(_insert_ignoring(schema.commands, self._dialect, returning=False), [
+        self._conn.execute(insert_ignoring(schema.commands, self._dialect, returning=False), [
             storable(schema.commands, {
                 "command_id": command.command_id, "call_control_id": command.call_control_id,
                 "name": command.name, "params": json.dumps(command.params),
@@ -284,7 +274,7 @@ class SqlStore(SqlOutputs):
         sessions = schema.revoked_sessions
         with self.unit() as tx:
             tx.connection.execute(delete(sessions).where(sessions.c.expires_at < time.time()))
-            tx.connection.execute(_insert_ignoring(sessions, tx.connection.dialect.name, returning=False),
+            tx.connection.execute(insert_ignoring(sessions, tx.connection.dialect.name, returning=False),
                                   {"session_id": session_id, "expires_at": expires_at})
 
     def session_revoked(self, session_id: str) -> bool:

@@ -7,6 +7,7 @@ locks on PostgreSQL, and INSERT ... ON CONFLICT DO NOTHING in each dialect's for
 
 from __future__ import annotations
 
+import functools
 import json
 from abc import abstractmethod
 from collections.abc import Collection, Iterator, Sequence
@@ -50,6 +51,14 @@ _ENDS_UNSUMMARISED = (select(schema.feed).where(
     _feed.id > bindparam("after_id"), _feed.kind == "call.ended",
     ~exists().where(_summaries.call_control_id == _feed.call_control_id))
     .order_by(_feed.id).limit(bindparam("limit")))
+@functools.cache
+def insert_ignoring(table: Any, dialect: str, returning: bool) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING into `table` (RETURNING its first key column if asked)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(table).on_conflict_do_nothing()
+    return statement.returning(next(iter(table.primary_key.columns))) if returning else statement
+
+
 _HAS_SUMMARY = select(_summaries.call_control_id).where(_summaries.call_control_id == bindparam("by_id"))
 
 
@@ -108,13 +117,11 @@ class SqlOutputs(OutputStore):
 
     def add_summary(self, summary: Summary, events: Sequence[FeedEvent]) -> bool:
         with self.unit() as tx:
-            insert = pg_insert if tx.connection.dialect.name == "postgresql" else sqlite_insert
-            row = tx.connection.execute(insert(schema.summaries).values(
-                call_control_id=summary.call_control_id, body=json.dumps(summary.body),
-                created_at=summary.created_at, email_to=",".join(summary.email_to) or None,
-                email_status=summary.email_status, email_attempts=summary.email_attempts,
-                email_next_at=summary.email_next_at, email_error=summary.email_error,
-            ).on_conflict_do_nothing().returning(_summaries.call_control_id)).first()
+            row = tx.connection.execute(insert_ignoring(schema.summaries, tx.connection.dialect.name, True), {
+                "call_control_id": summary.call_control_id, "body": json.dumps(summary.body),
+                "created_at": summary.created_at, "email_to": ",".join(summary.email_to) or None,
+                "email_status": summary.email_status, "email_attempts": summary.email_attempts,
+                "email_next_at": summary.email_next_at, "email_error": summary.email_error}).first()
             if row is None:
                 return False  # another instance made it first
             tx.add_feed(events)
@@ -171,9 +178,8 @@ class SqlOutputs(OutputStore):
                 start = int(conn.execute(select(func.coalesce(func.max(_feed.id), 0))).scalar() or 0)
                 # Two instances can start a new receiver at once (the lock above found no row to
                 # hold): the first cursor stands, the second insert does nothing.
-                insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-                conn.execute(insert(schema.delivery_cursors).values(url=url, feed_id=start)
-                             .on_conflict_do_nothing())
+                conn.execute(insert_ignoring(schema.delivery_cursors, conn.dialect.name, False),
+                             {"url": url, "feed_id": start})
                 return 0
             rows = conn.execute(select(_feed.id, _feed.call_control_id)
                                 .where(_feed.id > cursor).order_by(_feed.id).limit(limit)).all()
