@@ -142,8 +142,10 @@ class Monitor:
             self._machine.fire(ctx, self._services, call, Trigger.TICK, now=now)
             if was == CallStatus.TRANSFERRING:
                 # Moved on from a cancelled attempt the caller's hangup never followed: to the next
-                # agent (a new attempt) or to the apology menu.
-                if call.status != was or len(ctx.tx.transfers(call.call_control_id)) > len(transfers):
+                # agent (a new attempt) or to the apology menu. Only such a call is read again.
+                lingering = bool(transfers) and transfers[-1].status == TransferStatus.CANCELLED
+                if lingering and (call.status != was
+                                  or len(ctx.tx.transfers(call.call_control_id)) > len(transfers)):
                     report.unstuck += 1
             elif call.status == CallStatus.TRANSFERRING:
                 report.escalated += 1  # a time-based rule put the caller through
