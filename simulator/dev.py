@@ -25,6 +25,7 @@ from ivr.config import PROJECT_ROOT
 from lifeline.startup import bind_problem
 
 from .caller import play
+from .external import kept_secret
 from .runner import REAL_OUTPUTS, Simulation, access_line, caller_number
 from .scenario import Scenario, load_scenario
 
@@ -132,12 +133,7 @@ def _free_or_fail(option: str, port: int) -> None:
 
 def _token(path: Path) -> str:
     """The dev API token, made once and kept (readable by its owner only)."""
-    if path.is_file():
-        return path.read_text().strip()
-    token = secrets.token_urlsafe(24)
-    path.write_text(token + "\n")
-    os.chmod(path, 0o600)
-    return token
+    return kept_secret(path, lambda: secrets.token_urlsafe(24))
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

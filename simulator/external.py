@@ -34,18 +34,25 @@ class ExternalAppError(Exception):
     """The app at --app-url cannot take the emulator's calls; the message says what to change."""
 
 
-def emulator_keys(instance: Path) -> tuple[str, SigningKey]:
-    """The emulator's API key and webhook signing key: made once, then read back (owner-only file)."""
-    path = instance / KEYS_FILE
+def kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """A secret made once by `make` and kept in `path` (created readable by its owner only, never
+    readable by others in between); read back on every later run."""
     if path.is_file():
-        kept = json.loads(path.read_text())
-        return str(kept["api_key"]), SigningKey(bytes.fromhex(kept["signing_seed"]))
-    instance.mkdir(parents=True, exist_ok=True)
-    api_key, key = f"KEY_emulator_{secrets.token_hex(12)}", SigningKey.generate()
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as out:
-        json.dump({"api_key": api_key, "signing_seed": bytes(key).hex()}, out)
-    return api_key, key
+        out.write(value + "\n")
+    return value
+
+
+def emulator_keys(instance: Path) -> tuple[str, SigningKey]:
+    """The emulator's API key and webhook signing key: made once, then read back (owner-only file)."""
+    kept = json.loads(kept_secret(instance / KEYS_FILE, lambda: json.dumps({
+        "api_key": f"KEY_emulator_{secrets.token_hex(12)}",
+        "signing_seed": bytes(SigningKey.generate()).hex()})))
+    return str(kept["api_key"]), SigningKey(bytes.fromhex(kept["signing_seed"]))
 
 
 class ExternalRun:
