@@ -184,13 +184,22 @@ def hang_up_if_goodbye_overdue(turn: Turn, now: float) -> None:
 
 def hung_up(turn: Turn) -> None:
     """The caller hung up: close the call, stop ringing agents, release the engine after commit."""
-    outcome = OUTCOME_AT_HANGUP.get(CallStatus(turn.call.status), "completed")
-    _close(turn, outcome, turn.ctx.event.hangup_cause, time.time())
+    _close(turn, _outcome(turn, "completed"), turn.ctx.event.hangup_cause, time.time())
 
 
 def lost(turn: Turn, now: float, cause: str = "lost") -> None:
     """Telnyx no longer knows the call (found dead by the monitor, or 90018 on a command): close it."""
-    _close(turn, OUTCOME_AT_HANGUP.get(CallStatus(turn.call.status), "lost"), cause, now)
+    _close(turn, _outcome(turn, "lost"), cause, now)
+
+
+def _outcome(turn: Turn, otherwise: str) -> str:
+    """How the call ended, by the status it ends in; a caller back in the menu (or its goodbye)
+    after every agent was tried is `no_agent`: the escalation was decided and nobody took it,
+    which a contact centre needs to find apart from callers who simply finished."""
+    status = CallStatus(turn.call.status)
+    if status in (CallStatus.MENU, CallStatus.ENDING) and turn.ctx.tx.transfers(turn.call.call_control_id):
+        return "no_agent"
+    return OUTCOME_AT_HANGUP.get(status, otherwise)
 
 
 def _close(turn: Turn, outcome: str, cause: str | None, ended_at: float) -> None:

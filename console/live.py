@@ -33,6 +33,5 @@ def snapshot(store: OutputStore) -> dict[str, Any]:
               if c.ended_at is not None and now - c.ended_at <= ENDED_WITHIN_S]
     recent.sort(key=lambda c: c.ended_at or 0.0, reverse=True)
     ended = [{"call_control_id": c.call_control_id, "from": c.from_number, "outcome": c.outcome,
-              "decided": bool(store.decisions(c.call_control_id)), "ended_at": iso(c.ended_at or now)}
-             for c in recent[:ENDED_SHOWN]]
+              "ended_at": iso(c.ended_at or now)} for c in recent[:ENDED_SHOWN]]
     return {"after": after, "calls": calls, "ended": ended}

@@ -11,7 +11,8 @@ STATUS = {
     "ended": "Ended",
 }
 OUTCOME = {
-    "transferred": "Put through to an agent", "completed": "Finished in the menu",
+    "transferred": "Put through to an agent", "no_agent": "No agent took the call",
+    "completed": "Finished in the menu",
     "voicemail": "Left a message", "abandoned": "Hung up before being put through",
     "unanswered": "Not answered", "lost": "Lost (the provider no longer knew the call)",
 }
@@ -60,14 +61,6 @@ def readable(kind: str, name: str | None) -> str:
     if name is None:
         return ""
     return _TABLES[kind].get(name) or humanize(name)
-
-
-def outcome_of(outcome: str | None, decided: bool) -> str:
-    """A call's outcome in words; one that ended in the menu after a transfer was decided is a
-    caller no agent took (the transfer never connected), not one who simply finished."""
-    if outcome == "completed" and decided:
-        return "No agent took the call"
-    return readable("outcome", outcome)
 
 
 def for_script() -> dict[str, Any]:

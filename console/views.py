@@ -93,7 +93,7 @@ def clock(seconds: float | None) -> str:
 @bp.app_context_processor
 def helpers() -> dict[str, Any]:
     """What every console template may use."""
-    return {"readable": names.readable, "outcome_of": names.outcome_of, "csrf_token": csrf_token}
+    return {"readable": names.readable, "csrf_token": csrf_token}
 
 
 @bp.get("/dashboard")

@@ -214,6 +214,11 @@ def test_caller_can_go_back_to_the_menu_when_no_agent_answers(live: Simulation) 
     menu = accepted(live, leg.call_control_id, "gather_using_speak")[-1]["body"]["payload"]
     assert menu.startswith("For your account balance, press 1.")
     assert store(live).get_call(leg.call_control_id).menu == "main"
+    # Ending in the menu after no agent took the caller is a missed escalation, not a finished call.
+    live.emulator.caller_hangs_up(leg)
+    settle(live, leg)
+    call = store(live).get_call(leg.call_control_id)
+    assert (call.status, call.outcome) == (CallStatus.ENDED, "no_agent")
 
 
 @pytest.mark.parametrize("behaviour", ["busy", "reject"])

@@ -241,7 +241,7 @@ def seed(application: Flask) -> None:
     now = time.time()
     with store.unit() as tx:
         for ccid, status, outcome, ago in (("v3:up", CallStatus.MENU, None, 30),
-                                           ("v3:failed", CallStatus.ENDED, "completed", 600),
+                                           ("v3:failed", CallStatus.ENDED, "no_agent", 600),
                                            ("v3:calm", CallStatus.ENDED, "completed", 900)):
             tx.insert_call(CallRecord(call_control_id=ccid, call_session_id=None, call_leg_id=None,
                                       from_number=f"+1555000{len(ccid):04d}{ago}", to_number="+15550100000",
@@ -303,7 +303,7 @@ def test_the_call_page_names_things_in_words(console_app: Flask) -> None:
     page = signed_in_client(console_app).get("/dashboard/calls/v3:failed").get_data(as_text=True)
     assert "Asked for a person, to leave or to complain" in page and "caller asked for a person" in page
     assert "Agent did not answer" in page and ">busy<" in page
-    assert "No agent took the call" in page and "Finished in the menu" not in page  # it was decided
+    assert "No agent took the call" in page and "Finished in the menu" not in page
     assert "I want a REFUND right now" in page and "wants a person" in page  # evidence and intents
     assert "heard with confidence 0.42" in page
     assert 'datetime="20' in page and "UTC</time>" in page
@@ -361,7 +361,7 @@ def test_history_searches_and_filters_on_the_server(console_app: Flask) -> None:
     client = signed_in_client(console_app)
     page = client.get("/dashboard/history?q=refund").get_data(as_text=True)
     assert "v3:failed" in page and "v3:calm" not in page and "Calls 1–1 of 1" in page
-    page = client.get("/dashboard/history?rule=caller_intent&outcome=completed").get_data(as_text=True)
+    page = client.get("/dashboard/history?rule=caller_intent&outcome=no_agent").get_data(as_text=True)
     assert "v3:failed" in page and "v3:calm" not in page
     page = client.get("/dashboard/history").get_data(as_text=True)
     assert page.index("v3:up") < page.index("v3:failed") < page.index("v3:calm")  # newest first
@@ -384,7 +384,7 @@ def test_the_calls_api_searches_with_the_same_filters(console_app: Flask) -> Non
     seed(console_app)
     client = console_app.test_client()
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    found = client.get("/api/calls?q=REFUND&outcome=completed", headers=auth).get_json()
+    found = client.get("/api/calls?q=REFUND&outcome=no_agent", headers=auth).get_json()
     assert found["total"] == 1 and [(c["call_control_id"], c["rule"]) for c in found["calls"]] == \
         [("v3:failed", "caller_intent")]
     assert client.get("/api/calls?limit=1&offset=1", headers=auth).get_json()["calls"][0]["call_control_id"] \
@@ -529,8 +529,8 @@ def test_the_live_snapshot_holds_active_calls_with_their_feed_up_to_where_the_st
     assert shot["after"] == outputs.store.feed_last_id()
     # The calls that ended in the last minutes are under "Just ended", newest first, so a reload
     # does not empty it.
-    assert [(e["call_control_id"], e["decided"]) for e in shot["ended"]] == [("v3:failed", True),
-                                                                          ("v3:calm", False)]
+    assert [(e["call_control_id"], e["outcome"]) for e in shot["ended"]] == [("v3:failed", "no_agent"),
+                                                                          ("v3:calm", "completed")]
     with console_app.extensions["lifeline"].store.unit() as tx:
         tx.update_call("v3:failed", ended_at=time.time() - 3600)
     assert [e["call_control_id"] for e in snapshot(outputs.store)["ended"]] == ["v3:calm"]  # not an hour ago

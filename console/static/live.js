@@ -28,7 +28,7 @@ document.addEventListener("DOMContentLoaded", () => {
       gone.add(id);
       // A page left open for days forgets the oldest ended calls (a Set iterates in insertion order).
       if (gone.size > GONE_MAX) gone.delete(gone.values().next().value);
-      if (call) ended.unshift({call, outcome: d.outcome, decided: Boolean(call.decision), at: ev.at});
+      if (call) ended.unshift({call, outcome: d.outcome, at: ev.at});
       ended.splice(8);
       return;
     }
@@ -212,9 +212,7 @@ document.addEventListener("DOMContentLoaded", () => {
     li.dataset.call = e.call.id;
     const link = L.el("a", null, e.call.from || "unknown");
     link.href = "/dashboard/calls/" + encodeURIComponent(e.call.id);
-    // As on the call page: a caller a transfer was decided for who still ended in the menu.
-    const outcome = e.outcome === "completed" && e.decided ? "No agent took the call" : name("outcome", e.outcome);
-    li.append(link, L.el("span", "muted", " · " + outcome + " · " + L.localTime(e.at)));
+    li.append(link, L.el("span", "muted", " · " + name("outcome", e.outcome) + " · " + L.localTime(e.at)));
     endedItems.set(e.call.id, li);
     return li;
   };
@@ -255,8 +253,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   for (const e of boot.snapshot.ended || []) {  // oldest last, as the feed would have left them
     gone.add(e.call_control_id);
-    ended.push({call: {id: e.call_control_id, from: e.from}, outcome: e.outcome, decided: e.decided,
-                at: e.ended_at});
+    ended.push({call: {id: e.call_control_id, from: e.from}, outcome: e.outcome, at: e.ended_at});
   }
   for (const c of boot.snapshot.calls) {
     const call = newCall(c.call_control_id, c.from, c.to, c.started_at, c.status);

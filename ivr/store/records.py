@@ -26,7 +26,8 @@ class CallStatus(StrEnum):
 
 
 # What `calls.outcome` can hold once a call has ended (the API and the console filter on these).
-OUTCOMES = ("transferred", "completed", "voicemail", "abandoned", "unanswered", "lost")
+# `no_agent`: an escalation was decided, no agent took the caller, and the caller ended in the menu.
+OUTCOMES = ("transferred", "no_agent", "completed", "voicemail", "abandoned", "unanswered", "lost")
 
 
 class TransferStatus(StrEnum):
