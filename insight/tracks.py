@@ -22,11 +22,16 @@ def stop(engine: ListeningEngine, call_control_id: str) -> Commands:
     return []
 
 
+# Telnyx's transcription engines that say which track each transcript came from (the SDK's
+# `transcription_track`: "only available when transcription_engine is B", its own engine).
+ENGINES_NAMING_TRACKS = ("Telnyx", "B")
+
+
 def start(engine: ListeningEngine, call_control_id: str, both: bool) -> Commands:
     """Commands that start hearing the caller, or both parties, again."""
     if engine.provider_transcribes:
         config = dict(engine.answer_options(call_control_id).get("transcription_config", {}))
-        if both:
+        if both and _names_tracks(config):
             config["transcription_tracks"] = "both"
         return [("transcription_start", config)]
     options = engine.restart_options(call_control_id)
@@ -36,9 +41,23 @@ def start(engine: ListeningEngine, call_control_id: str, both: bool) -> Commands
 
 
 def both_parties(engine: ListeningEngine, call_control_id: str) -> Commands:
-    """After a bridge: hear the agent too (Telnyx transcription or the media stream of both tracks)."""
+    """After a bridge: hear the agent too (Telnyx transcription or the media stream of both tracks).
+
+    Nothing when the transcription engine does not name the track it heard: the agent's words
+    would arrive as the caller's, so the caller alone is heard on, as before the bridge."""
+    if engine.provider_transcribes and not _names_tracks(
+            engine.answer_options(call_control_id).get("transcription_config", {})):
+        return []
     started = start(engine, call_control_id, both=True)
     return [*stop(engine, call_control_id), *started] if started else []
+
+
+def _names_tracks(config: dict[str, Any]) -> bool:
+    # Whether the provider's transcripts say which party spoke. Twilio's always do, but its calls
+    # carry the same settings: a deployment that names another Telnyx engine hears only the
+    # caller after a bridge on either provider, which loses the agent's words rather than file
+    # them as the caller's.
+    return str(config.get("transcription_engine") or "Telnyx") in ENGINES_NAMING_TRACKS
 
 
 # The local engine's listener of the outbound track names its messages' sources with this.

@@ -44,8 +44,19 @@ def listen_from_answer(leg: Leg, body: dict[str, Any]) -> None:
     """Start transcribing a leg at its answer when its `answer` or `dial` asked for it."""
     leg.transcribing = bool(body.get("transcription"))
     config = body.get("transcription_config")
-    if isinstance(config, dict) and isinstance(config.get("transcription_tracks"), str):
-        leg.transcription_tracks = config["transcription_tracks"]
+    if isinstance(config, dict):
+        _transcribe_as(leg, config)
+
+
+def _transcribe_as(leg: Leg, config: dict[str, Any]) -> None:
+    leg.transcription_tracks = str(config.get("transcription_tracks") or "inbound")
+    leg.transcription_names_track = names_track(config)
+
+
+def names_track(config: dict[str, Any]) -> bool:
+    """Whether Telnyx says which track a transcript came from: only its own engine (`Telnyx`, alias
+    `B`) fills `transcription_track`; the SDK's type says so."""
+    return str(config.get("transcription_engine") or "Telnyx") in ("Telnyx", "B")
 
 
 def _answer(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
@@ -111,7 +122,7 @@ def _transcription_start(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
     if leg.transcribing:
         return error(422, "90054", "Call transcription is already in progress")
     leg.transcribing = True
-    leg.transcription_tracks = str(body.get("transcription_tracks") or "inbound")
+    _transcribe_as(leg, body)
     return ok()
 
 

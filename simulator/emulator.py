@@ -157,9 +157,8 @@ class Emulator:
         with self._lock:
             if leg.ended or not leg.transcribing or leg.transcription_tracks == "outbound":
                 return
-            self._legs.emit(leg, "call.transcription", transcription_data={
-                "transcript": text, "confidence": 0.93, "is_final": True,
-                "transcription_track": "inbound"})
+            self._legs.emit(leg, "call.transcription", transcription_data=_transcript(
+                leg, text, 0.93, "inbound"))
 
     def agent_says(self, leg: Leg, text: str, seconds: float, audio: bytes | None = None) -> bool:
         """The agent bridged to this caller talks: streamed on the outbound track if the app asked
@@ -174,9 +173,8 @@ class Emulator:
             if leg.ended or leg.bridged_with is None:
                 return False
             if leg.transcribing and leg.transcription_tracks in ("outbound", "both"):
-                self._legs.emit(leg, "call.transcription", transcription_data={
-                    "transcript": text, "confidence": 0.91, "is_final": True,
-                    "transcription_track": "outbound"})
+                self._legs.emit(leg, "call.transcription", transcription_data=_transcript(
+                    leg, text, 0.91, "outbound"))
             return True
 
     def caller_hangs_up(self, leg: Leg) -> None:
@@ -336,3 +334,11 @@ class Emulator:
             if body.get("client_state"):
                 leg.client_state = body["client_state"]
         return reply
+
+
+def _transcript(leg: Leg, text: str, confidence: float, track: str) -> dict[str, Any]:
+    """A final transcript as Telnyx posts it: the track is named only by Telnyx's own engine."""
+    data: dict[str, Any] = {"transcript": text, "confidence": confidence, "is_final": True}
+    if leg.transcription_names_track:
+        data["transcription_track"] = track
+    return data

@@ -76,6 +76,7 @@ class Leg:
     ended: bool = False
     transcribing: bool = False
     transcription_tracks: str = "inbound"
+    transcription_names_track: bool = True  # only Telnyx's own engine says which track it heard
     dtmf_received: str = ""  # keys the app sent to this leg (send_dtmf)
     stream_url: str | None = None
     stream_track: str = "inbound_track"

@@ -7,7 +7,7 @@ from pathlib import Path
 from simulator.runner import Simulation
 from simulator.scenario import load_scenario
 
-from .conftest import ROOT, wait_until
+from .conftest import AGENTS, ROOT, wait_until
 
 SCENARIO = ROOT / "examples" / "conversation" / "agent-after-transfer.yaml"
 
@@ -87,3 +87,19 @@ def test_the_local_engine_hears_the_agent_on_the_outbound_track_after_the_bridge
         restarts = [c for c in sim.emulator.commands_for(ccid, "streaming_start") if c["status"] == 200]
         assert [c["body"]["stream_track"] for c in restarts] == ["both_tracks"]
         assert "new card" not in " ".join(m["text"].lower() for m in lifeline.store.messages(ccid))
+
+
+def test_an_engine_that_does_not_name_the_track_hears_only_the_caller_after_the_bridge() -> None:
+    # Only Telnyx's own engine says which track a transcript came from: with any other, the
+    # agent's words would arrive unnamed and be filed as the caller's.
+    with Simulation({"LIFELINE_AGENTS": AGENTS, "LIFELINE_TRANSCRIPTION_ENGINE": "Google"}, speed=20) as live:
+        [result] = live.run([load_scenario(SCENARIO)])
+        assert result.passed, result.problems
+        ccid = result.leg.call_control_id
+        lifeline = live.app.extensions["lifeline"]  # type: ignore[union-attr]
+        feed = lifeline.outputs.store.feed_for_call(ccid, ("message",))
+        said = [(e.data["party"], e.data["text"]) for e in feed]
+        assert said == [("caller", "I need to speak to a real person about my stolen card"),
+                        ("caller", "Thank you, someone took my wallet this morning")]
+        assert live.emulator.commands_for(ccid, "transcription_start") == []
+        assert live.emulator.refused == [] and live.emulator.webhook_problems == []
