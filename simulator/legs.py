@@ -22,6 +22,7 @@ class Gather:
     min_digits: int = 1
     token: int = field(default_factory=lambda: next(_gather_tokens))
     digits: str = ""
+    finished: bool = False  # the finishing key was pressed (Twilio's finishOnKey)
 
 
 @dataclass

@@ -668,3 +668,20 @@ def test_the_sweeps_resends_of_separate_units_go_as_separate_updates_so_a_gather
         assert "<Dial" in documents[1] and "<Gather" not in documents[1]
     finally:
         lifeline.close()
+
+
+def test_a_hash_key_in_the_menu_is_routed_on_twilio_not_taken_as_the_finishing_key(tmp_path: Path) -> None:
+    ivr = tmp_path / "ivr.yaml"
+    ivr.write_text('greeting: Hello.\nstart: main\nmenus:\n  main:\n    prompt: Press hash to leave.\n'
+                   '    options:\n      "#": {say: "You pressed hash.", then: goodbye}\n')
+    with Simulation({"LIFELINE_AGENTS": AGENTS, "LIFELINE_IVR": str(ivr)}, engine="twilio", speed=20,
+                    provider="twilio") as sim:
+        leg = sim.emulator.incoming_call()
+        assert wait_until(lambda: leg.gather is not None, 5)
+        sim.emulator.press(leg, "#")
+        store = sim.app.extensions["lifeline"].store  # type: ignore[union-attr]
+        sid = leg.call_control_id
+        assert wait_until(lambda: store.get_call(sid).outcome is not None, 5)
+        gathered = [json.loads(e["payload"]).get("Digits") for e in store.events(sid)
+                    if e["event_type"] == "call.gather.ended"]
+        assert gathered == ["#"] and store.get_call(sid).retries == 0  # routed, not heard as no choice

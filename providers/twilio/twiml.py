@@ -98,11 +98,14 @@ class TwimlRenderer:
 
     def _gather(self, response: VoiceResponse, command: Command) -> None:
         params = command.params
+        # `#` ends a Gather by default and is left out of Digits: when the menu has `#` as a key
+        # (Telnyx's terminating_digit ""), no key may finish it.
+        finish = {"finish_on_key": ""} if params.get("terminating_digit") == "" else {}
         gather = response.gather(
             input="dtmf", num_digits=int(params.get("maximum_digits") or 1),
             timeout=max(1, math.ceil(int(params.get("timeout_millis") or 8000) / 1000)),
             action=self.url("gather", step=command.command_id), method="POST",
-            action_on_empty_result=True)
+            action_on_empty_result=True, **finish)
         gather.say(params["payload"], voice=twilio_voice(params.get("voice")),
                    language=params.get("language"))
 

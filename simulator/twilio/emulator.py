@@ -146,6 +146,9 @@ class TwilioEmulator:
             with self._lock:
                 if leg.ended or leg.gather is None:
                     continue
+                if leg.gather.terminating and digit == leg.gather.terminating:
+                    leg.gather.finished = True  # Twilio submits what came before, without the key
+                    continue
                 leg.gather.digits += digit
 
     def say(self, leg: Leg, text: str, seconds: float, audio: bytes | None = None) -> None:
@@ -468,18 +471,19 @@ class TwilioEmulator:
 
     def _gather(self, leg: TwilioLeg, verb: ET.Element) -> str | None:
         gather = Gather(valid="0123456789*#", max_digits=int(verb.get("numDigits", "128")),
-                        timeout_s=float(verb.get("timeout", "5")))
+                        timeout_s=float(verb.get("timeout", "5")), terminating=verb.get("finishOnKey", "#"))
         with self._lock:
             leg.gather = gather
         for noun in verb:
-            if noun.tag == "Say" and not gather.digits:
+            if noun.tag == "Say" and not gather.digits and not gather.finished:
                 self._say(leg, noun)
         if leg.ended or leg.update is not None:
             with self._lock:
                 leg.gather = None
             return None
         waited_from = time.monotonic()
-        while not leg.ended and leg.update is None and len(gather.digits) < gather.max_digits:
+        while (not leg.ended and leg.update is None and len(gather.digits) < gather.max_digits
+               and not gather.finished):
             if time.monotonic() - waited_from > self.scaled(gather.timeout_s):
                 break
             leg.interrupt.wait(POLL_S)
