@@ -11,10 +11,13 @@ from gunicorn import glogging
 from ivr.errors import ConfigError, LifelineError
 from ivr.store import MEMORY_URL, open_store
 
+from . import handover
+
 _ENV_FILE_KEYS = "_LIFELINE_GUNICORN_ENV_FILE_KEYS"  # the settings .env gave, for a USR2 successor
 # The master's state across gunicorn's reloads (HUP re-reads gunicorn.conf.py; this module stays).
 _state: dict[str, Any] = {"format": "text", "secrets": (), "memory": False, "env_owned": set(),
-                          "env_path": None, "prepared": False, "root_handlers": []}
+                          "env_path": None, "prepared": False, "root_handlers": [],
+                          "generation": 0}
 
 
 def prepare() -> None:
@@ -79,6 +82,10 @@ def guard_reload(server: Any) -> None:
             server.log.error("reload refused; the workers go on with the settings and files they "
                              "started with. Fix these, then send HUP again:\n  %s", "\n  ".join(problems))
             return
+        # The workers about to be forked are the next generation: the running ones serve until
+        # those are ready (lifeline/handover.py), so a reload leaves no gap in serving.
+        _state["generation"] += 1
+        handover.announce(_state["generation"], server.cfg.workers)
         reload()
 
     server.handle_hup = checked_reload
@@ -109,10 +116,13 @@ class Logger(glogging.Logger):  # type: ignore[misc]
 
 
 def post_worker_init(worker: Any) -> None:
-    """Start the call monitor's schedule in each worker (sweeps never double-process a call)."""
+    """Load the model and start the background work, then tell a reload's old workers this one serves."""
+    generation, _ = handover.current()
+    worker.lifeline_generation = generation
     lifeline = worker.wsgi.extensions["lifeline"]
     lifeline.services.scorer.load()  # the caller's first line must not wait for the model
     lifeline.start_background()  # the monitor (sweeps never double-process a call) and the outputs
+    handover.mark_ready(generation)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -36,6 +36,8 @@ from ivr.errors import error_body
 from ivr.sanitize import whole_number
 from ivr.scope import call_scope
 
+from . import handover
+
 log = logging.getLogger(__name__)
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -304,6 +306,9 @@ class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
     """gunicorn's asyncio worker serving the Flask app through `Front` (`threads` per pool)."""
 
     asgi: Any  # the Flask app once ASGIWorker.load_wsgi (untyped) has run, then the Front before it
+    alive: bool  # gunicorn's: False once the worker is to stop
+    lifeline_generation = 0  # which reload started it (post_worker_init sets it)
+    _handing_over = False
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
@@ -315,6 +320,27 @@ class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
         app: Flask = self.asgi  # set by ASGIWorker.load_wsgi
         self.wsgi = app  # post_worker_init reaches the app's services through worker.wsgi
         self.asgi = Front(app, self.cfg.threads)
+
+    def handle_exit_signal(self) -> None:
+        """SIGTERM: stop gracefully, unless a reload's new workers are still starting: then serve
+        on until they are ready (lifeline/handover.py), so that no webhook finds nobody serving."""
+        if self._handing_over or not handover.successors_pending(self.lifeline_generation):
+            super().handle_exit_signal()
+            return
+        self._handing_over = True
+        self.log.info("reload: serving until the new workers are ready")
+        self.loop.create_task(self._stop_once_successors_serve())
+
+    async def _stop_once_successors_serve(self) -> None:
+        # Bounded below gunicorn's graceful timeout, which the master's reload waits for us.
+        deadline = self.loop.time() + max(1.0, self.cfg.graceful_timeout - 2.0)
+        while self.alive and handover.successors_pending(self.lifeline_generation):
+            if self.loop.time() >= deadline:
+                self.log.warning("reload: the new workers are not ready after %.0f s; stopping anyway",
+                                 self.cfg.graceful_timeout - 2.0)
+                break
+            await asyncio.sleep(0.2)
+        self.alive = False
 
 
 __all__ = ["Front", "Worker"]

@@ -112,3 +112,49 @@ def test_whatever_the_reload_check_raises_the_reload_is_refused_and_the_environm
     monkeypatch.setattr(startup, "check", broken)
     assert gunicorn_hooks.reload_problems() == ["RuntimeError: a bug in a check"]
     assert os.environ["LIFELINE_API_TOKEN"] == "running-token-0123456789"
+
+
+def _serving(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a worker that has exited and waits to be reaped serves nobody
+
+
+def test_a_reloads_old_worker_serves_until_the_new_one_is_ready_then_stops(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    (tmp_path / "ivr.yaml").write_text(MENU)
+    (tmp_path / ".env").write_text(_env_file("first-token-0123456789"))
+    database = f"sqlite:///{tmp_path / 'calls.db'}"
+    SqlStore(database).close()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELNYX_", "LIFELINE_", "PROMETHEUS_", "FLASK_")) and k != "DATABASE_URL"}
+    env.update(DATABASE_URL=database, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--workers", "1",
+             "--bind", f"127.0.0.1:{port}", "app:app"],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: _status(base, "first-token-0123456789") == 200, timeout=60), log.read_text()
+        [old] = [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
+        (tmp_path / ".env").write_text(_env_file("second-token-0123456789"))
+        server.send_signal(signal.SIGHUP)
+        ready = tmp_path / "metrics" / "lifeline-handover"
+        overlap = None
+        deadline = time.monotonic() + 60
+        while overlap is None and time.monotonic() < deadline:
+            old_serves = _serving(old)  # sampled before the marker: alive then means alive after it
+            if list(ready.glob("ready-1-*")):
+                overlap = old_serves
+            time.sleep(0.01)
+        assert overlap is True, log.read_text()  # the old worker outlived the new one's start
+        assert wait_until(lambda: not _serving(old), timeout=60), log.read_text()
+        assert "reload: serving until the new workers are ready" in log.read_text()
+        assert _status(base, "second-token-0123456789") == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
