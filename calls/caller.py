@@ -187,9 +187,11 @@ def hung_up(turn: Turn) -> None:
     _close(turn, _outcome(turn, "completed"), turn.ctx.event.hangup_cause, time.time())
 
 
-def lost(turn: Turn, now: float, cause: str = "lost") -> None:
-    """Telnyx no longer knows the call (found dead by the monitor, or 90018 on a command): close it."""
-    _close(turn, _outcome(turn, "lost"), cause, now)
+def lost(turn: Turn, now: float, cause: str = "lost", hung_up: bool = False) -> None:
+    """The provider no longer knows the call: close it. `hung_up` when a command was answered
+    "call ended": the caller hung up and the hangup is late or lost, so the outcome is a hangup's;
+    a call found dead without a word (the monitor, a restart) is `lost` unless its status says more."""
+    _close(turn, _outcome(turn, "completed" if hung_up else "lost"), cause, now)
 
 
 def _outcome(turn: Turn, otherwise: str) -> str:

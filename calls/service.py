@@ -79,7 +79,8 @@ class CallService:
 
         self._units.for_call("lifeline.stream_lost", call_control_id, lose)
 
-    def call_gone(self, call_control_id: str, cause: str, unchanged_since: float | None = None) -> bool:
+    def call_gone(self, call_control_id: str, cause: str, unchanged_since: float | None = None,
+                  hung_up: bool = False) -> bool:
         """Telnyx says the leg is over (90018 on a command, or not alive): close the call.
 
         True if an open call was closed. With `unchanged_since`, only a call whose record has
@@ -89,9 +90,15 @@ class CallService:
         def close(ctx: CallContext, call: CallRecord) -> bool:
             if unchanged_since is not None and call.updated_at != unchanged_since:
                 return False  # something happened on the call since Telnyx was asked
-            return self._machine.fire(ctx, self._services, call, Trigger.LOST, now=time.time(), cause=cause)
+            return self._machine.fire(ctx, self._services, call, Trigger.LOST, now=time.time(), cause=cause,
+                                      hung_up=hung_up)
 
         return bool(self._units.for_call("lifeline.call_gone", call_control_id, close))
+
+    def call_ended(self, call_control_id: str, cause: str) -> bool:
+        """A command was answered "call ended" (90018): the caller hung up, and the hangup is late or
+        lost. Closed as a hangup would close it (a call in the menu is `completed`, not `lost`)."""
+        return self.call_gone(call_control_id, cause, hung_up=True)
 
     def load(self, call_control_id: str) -> dict[str, Any] | None:
         """The listening engine's data for a call (EngineState)."""

@@ -21,6 +21,9 @@ from .store import Command, CommandStatus
 
 log = logging.getLogger(__name__)
 CALL_ENDED_CODE = "90018"
+# Telnyx no longer knows the id: a leg gone long ago (ids expire), so the call is as ended as with
+# 90018. Our ids all come from Telnyx's own webhooks, so this is never a typo of ours.
+UNKNOWN_CALL_CODE = "90015"
 _RETRYABLE_STATUS = {408, 409, 429}
 
 
@@ -92,8 +95,9 @@ class TelnyxCommands:
                 return SendOutcome(CommandStatus.SENT, attempt)
             except telnyx.APIStatusError as exc:
                 code = _error_code(exc.body)
-                if exc.status_code == 422 and code == CALL_ENDED_CODE:
-                    log.debug("%s on %s: call already ended", command.name, command.call_control_id)
+                if exc.status_code == 422 and code in (CALL_ENDED_CODE, UNKNOWN_CALL_CODE):
+                    log.debug("%s on %s: call already ended (%s)", command.name, command.call_control_id,
+                              code)
                     return SendOutcome(CommandStatus.CALL_ENDED, attempt)
                 error = f"HTTP {exc.status_code} {code or ''} {_error_detail(exc.body)}".strip()
                 if exc.status_code < 500 and exc.status_code not in _RETRYABLE_STATUS:

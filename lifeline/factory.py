@@ -154,7 +154,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     units = UnitOfWork(store, menu, sender, on_published=hub.wake)
     outputs = Outputs.build(output_settings, store, hub, units, services, telnyx)
     calls = CallService(store, units, services, MACHINE)
-    outbox.on_call_ended(calls.call_gone)  # a 90018 on any command closes its call
+    outbox.on_call_ended(calls.call_ended)  # a 90018 on any command closes its call
     monitor = Monitor(store, outbox, providers, units, services, MACHINE,
                       settings.sweep_interval_s, settings.transfer_timeout_s, settings.stale_call_s, calls,
                       longest_send_s=longest)

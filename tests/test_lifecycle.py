@@ -43,15 +43,17 @@ def test_an_agent_legs_early_hangup_is_not_taken_for_a_caller(app: Flask, signed
     assert app.extensions["lifeline"].store.get_call("v3:agent-leg") is None
 
 
-def test_call_ended_on_a_later_command_closes_the_call(live: Simulation) -> None:
+@pytest.mark.parametrize("code", ["90018", "90015"])  # ended; an id Telnyx no longer knows
+def test_call_ended_on_a_later_command_closes_the_call_as_a_hangup_would(live: Simulation, code: str) -> None:
     leg = start_call(live)
     settle(live, leg)
     # Telnyx ended the leg, and its call.hangup is lost: the next menu command learns it first.
-    live.emulator.inject(Fault("gather_using_speak", status=422, code="90018"))
+    live.emulator.inject(Fault("gather_using_speak", status=422, code=code))
     live.emulator.press(leg, "3")
     assert wait_until(lambda: store(live).get_call(leg.call_control_id).status == CallStatus.ENDED)
     call = store(live).get_call(leg.call_control_id)
-    assert call.hangup_cause == "call_ended_90018"
+    # The caller hung up in the menu: `completed`, as the hangup would have said, not `lost`.
+    assert (call.hangup_cause, call.outcome) == ("call_ended_90018", "completed")
     assert CommandStatus.CALL_ENDED in {o.status for o in store(live).outbox(leg.call_control_id)}
 
 
