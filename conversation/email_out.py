@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import smtplib
 import ssl
 from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
 from typing import Any
 
 from .settings import SmtpTarget
@@ -20,9 +22,19 @@ def render(summary: dict[str, Any], sender: str, to: list[str]) -> EmailMessage:
     message["Subject"] = f"Call summary: {caller}, {outcome}"
     message["From"] = sender
     message["To"] = ", ".join(to)
+    message["Date"] = formatdate(usegmt=True)
+    # The same for every send of one call's summary: should it go twice (a lease expiring after a
+    # send whose outcome could not be stored), mail systems and clients drop the copy.
+    message["Message-ID"] = message_id(str(summary["call_control_id"]), sender)
     message.set_content(as_text(summary))
     message.add_alternative(_html(summary), subtype="html")
     return message
+
+
+def message_id(call_control_id: str, sender: str) -> str:
+    """The summary email's Message-ID: made from the call, in the sender's domain."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "lifeline.invalid"
+    return f"<summary.{hashlib.sha256(call_control_id.encode()).hexdigest()[:32]}@{domain}>"
 
 
 def _one_line(value: str) -> str:

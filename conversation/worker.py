@@ -44,6 +44,9 @@ class OutputsWorker(BackgroundLoop):
         self._webhooks = webhooks
         self._settings = settings
         self._summaries_at = float("-inf")  # monotonic time of the last look for summaries
+        # Emails sent whose outcome the store could not take (it failed just after the send):
+        # written before anything else is claimed, so the lease does not send them a second time.
+        self._unrecorded: list[tuple[str, int, str | None]] = []
 
     def _interrupt(self) -> None:
         self._hub.wake()  # the loop waits on the hub between rounds
@@ -101,6 +104,9 @@ class OutputsWorker(BackgroundLoop):
         smtp = self._settings.smtp
         if smtp is None:
             return 0
+        while self._unrecorded:  # raises while the store is still down: nothing more is claimed
+            self._summaries.email_done(*self._unrecorded[0])
+            self._unrecorded.pop(0)
         for due in self._summaries.claim_emails():
             try:
                 # Built inside the try: a summary that cannot become an email is a failed attempt
@@ -113,5 +119,9 @@ class OutputsWorker(BackgroundLoop):
                 error = f"{exc.__class__.__name__}: {exc}"
                 log.warning("summary email for %s failed (attempt %d): %s", due.call_control_id,
                             due.email_attempts + 1, error)
-            self._summaries.email_done(due.call_control_id, due.email_attempts, error)
+            try:
+                self._summaries.email_done(due.call_control_id, due.email_attempts, error)
+            except Exception:
+                self._unrecorded.append((due.call_control_id, due.email_attempts, error))
+                raise
         return sent

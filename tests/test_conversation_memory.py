@@ -7,11 +7,15 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
+from conversation import email_out
 from conversation.hub import FeedHub, PgListener, StorePoller
 from conversation.outputs import feed_listener
 from conversation.settings import OutputSettings
 from conversation.summaries import Summaries
 from conversation.webhooks_out import WebhookDelivery, verify
+from ivr.errors import StoreError
 from ivr.store import CallRecord, CallStatus, FeedEvent
 from ivr.store.memory import MemoryStore
 from ivr.store.sql import FEED_CHANNEL, SqlStore
@@ -91,3 +95,51 @@ def test_the_feed_goes_out_to_a_receiver_in_order_from_the_memory_store() -> Non
     finally:
         webhooks.close()
         hook.server.stop()
+
+
+class _StoreFailsOnce(Summaries):
+    """Summaries whose store goes down for the first record of a sent email, as in an outage."""
+
+    failures = 1
+
+    def email_done(self, call_control_id: str, attempts: int, error: str | None) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("database unavailable")
+        super().email_done(call_control_id, attempts, error)
+
+
+def test_an_email_sent_just_before_the_store_failed_is_recorded_when_it_returns_not_sent_again() -> None:
+    from aiosmtpd.controller import Controller
+
+    from conversation.settings import load_output_settings
+    from conversation.worker import OutputsWorker
+
+    from .test_conversation_out import Inbox, free_port
+    port = free_port()
+    settings = load_output_settings({"LIFELINE_SMTP_URL": f"smtp://127.0.0.1:{port}",
+                                     "LIFELINE_SUMMARY_TO": "ops@example.com",
+                                     "LIFELINE_SUMMARY_FROM": "Lifeline <calls@example.org>",
+                                     "LIFELINE_TRANSCRIPT_SETTLE_S": "0"})
+    store = MemoryStore()
+    _ended_call(store, "v3:a")
+    summaries = _StoreFailsOnce(store, settings)
+    assert summaries.make_due() == 1
+    worker = OutputsWorker(FeedHub(), summaries, WebhookDelivery(store, settings), settings)
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        with pytest.raises(StoreError):
+            worker.send_emails()  # sent, then the store fails before it can say so
+        assert worker.send_emails() == 0  # the record is written first; nothing is claimed again
+        assert worker.send_emails() == 0
+    finally:
+        smtp.stop()
+    assert len(inbox.messages) == 1
+    made = summaries.get("v3:a")
+    assert made is not None and made["email"]["status"] == "sent"
+    # Were it sent again all the same (a crash between the two), the copy says it is one.
+    [mail] = inbox.messages
+    assert mail["Message-ID"] == email_out.message_id("v3:a", "Lifeline <calls@example.org>")
+    assert mail["Message-ID"].endswith("@example.org>") and mail["Date"]
