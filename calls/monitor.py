@@ -18,8 +18,10 @@ from typing import Protocol, TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.context import CallContext
+from ivr.errors import StoreError
 from ivr.lock_order import lock_caller_of
 from ivr.outbox import Sender
 from ivr.scope import call_scope
@@ -88,6 +90,7 @@ class Monitor:
         self._stale_after_s = stale_after_s
         self._sleep = sleep
         self._scheduler: BackgroundScheduler | None = None
+        self._store_down_since: dict[str, float] = {}  # job name -> when the store first failed it
 
     def sweep(self, now: float | None = None, upkeep: bool = True) -> SweepReport:
         """Run one sweep over every active call not swept in the last interval; with `upkeep`, the
@@ -289,9 +292,21 @@ class Monitor:
     def _safe(self, job: Callable[[], SweepReport], name: str) -> None:
         try:
             report = job()
+        except (SQLAlchemyError, StoreError) as exc:
+            # The database is down: one line when it starts and one when it ends, not a traceback
+            # every tick from every worker.
+            if name not in self._store_down_since:
+                self._store_down_since[name] = time.monotonic()
+                log.error("monitor %s paused: the call store is unavailable (%s: %s); check that the "
+                          "database at DATABASE_URL is up. Retrying every %.0f s", name,
+                          exc.__class__.__name__, " ".join(str(exc).split())[:200], self.interval_s)
+            return
         except Exception:  # the next tick tries again; one bad run must not stop the schedule
             log.exception("%s failed", name)
             return
+        down_since = self._store_down_since.pop(name, None)
+        if down_since is not None:
+            log.warning("monitor %s resumed after %.0f s", name, time.monotonic() - down_since)
         if report.resent or report.escalated or report.unstuck or report.closed:
             log.info("%s: %s", name, report)
 

@@ -339,3 +339,25 @@ def test_the_schedules_sweep_leaves_lost_call_questions_to_the_upkeep_job(live: 
     assert sweeper.upkeep(now=later).closed == 1 and asked == [leg.call_control_id]
     jobs = {job.id for job in sweeper._schedule(BackgroundScheduler()).get_jobs()}
     assert jobs == {"lifeline-sweep", "lifeline-upkeep"}
+
+
+def test_a_store_outage_is_logged_once_when_it_starts_and_once_when_it_ends_not_each_tick(
+        app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from calls.monitor import SweepReport
+    sweeper = app.extensions["lifeline"].monitor
+    outage = [OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))] * 5
+
+    def sweep() -> SweepReport:
+        if outage:
+            raise outage.pop()
+        return SweepReport()
+
+    with caplog.at_level("INFO", logger="calls.monitor"):
+        for _ in range(6):
+            sweeper._safe(sweep, "sweep")
+    lines = [r.getMessage() for r in caplog.records if r.name == "calls.monitor"]
+    assert len(lines) == 2 and not any(r.exc_info for r in caplog.records), lines
+    assert "monitor sweep paused: the call store is unavailable" in lines[0] and "DATABASE_URL" in lines[0]
+    assert lines[1].startswith("monitor sweep resumed after")
