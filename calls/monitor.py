@@ -91,6 +91,9 @@ class Monitor:
         self._sleep = sleep
         self._scheduler: BackgroundScheduler | None = None
         self._store_down_since: dict[str, float] = {}  # job name -> when the store first failed it
+        # After an outage, calls idle since before it began are asked about at once, not after
+        # LIFELINE_STALE_CALL_S: their hangups may have been refused while the store was down.
+        self._recheck_idle_before: float | None = None
 
     def sweep(self, now: float | None = None, upkeep: bool = True) -> SweepReport:
         """Run one sweep over every active call not swept in the last interval; with `upkeep`, the
@@ -250,10 +253,15 @@ class Monitor:
         most STALE_CHECKS_PER_SWEEP times per sweep, STALE_CHECK_SPACING_S apart.
         """
         idle_before = now - self._stale_after_s
+        recheck = self._recheck_idle_before
+        if recheck is not None:
+            idle_before = max(idle_before, recheck)
         with self._store.unit() as tx:
             idle = tx.calls_to_check(idle_before, budget) if budget > 0 else []
             for call in idle:
                 tx.update_call(call.call_control_id, checked_at=now, updated_at=call.updated_at)
+        if recheck is not None and len(idle) < budget:
+            self._recheck_idle_before = None  # every call of the outage has been asked about
         closed = 0
         for n, call in enumerate(idle):
             if n:
@@ -306,7 +314,10 @@ class Monitor:
             return
         down_since = self._store_down_since.pop(name, None)
         if down_since is not None:
-            log.warning("monitor %s resumed after %.0f s", name, time.monotonic() - down_since)
+            lasted = time.monotonic() - down_since
+            log.warning("monitor %s resumed after %.0f s; calls idle since before the outage are "
+                        "checked with the provider now", name, lasted)
+            self._recheck_idle_before = time.time() - lasted
         if report.resent or report.escalated or report.unstuck or report.closed:
             log.info("%s: %s", name, report)
 

@@ -361,3 +361,26 @@ def test_a_store_outage_is_logged_once_when_it_starts_and_once_when_it_ends_not_
     assert len(lines) == 2 and not any(r.exc_info for r in caplog.records), lines
     assert "monitor sweep paused: the call store is unavailable" in lines[0] and "DATABASE_URL" in lines[0]
     assert lines[1].startswith("monitor sweep resumed after")
+
+
+def test_after_a_store_outage_calls_idle_since_before_it_are_checked_at_once_not_after_the_stale_time(
+        live: Simulation) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from calls.monitor import SweepReport
+    gone, alive = start_call(live), start_call(live)
+    settle(live, gone)
+    settle(live, alive)
+    gone.ended = True  # its hangup was refused while the database was down
+    time.sleep(0.05)  # both calls' last change is before the outage
+
+    def down() -> SweepReport:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    monitor(live)._safe(down, "upkeep")
+    assert monitor(live).upkeep().closed == 0  # still down as far as the monitor knows: no recheck
+    monitor(live)._safe(SweepReport, "upkeep")  # the store answers again
+    assert monitor(live).upkeep().closed == 1  # at once, not LIFELINE_STALE_CALL_S later
+    assert store(live).get_call(gone.call_control_id).outcome == "lost"
+    assert store(live).get_call(alive.call_control_id).status == CallStatus.MENU
+    assert monitor(live).upkeep().closed == 0 and monitor(live)._recheck_idle_before is None
