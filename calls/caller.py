@@ -228,11 +228,18 @@ def on_hangup_before_initiated(ctx: CallContext) -> None:
     if not event.call_control_id or (event.client_state or {}).get("role") == "agent":
         return
     now = time.time()
-    ctx.tx.insert_call(CallRecord(
+    cause = event.hangup_cause or "hangup_before_initiated"
+    call = CallRecord(
         call_control_id=event.call_control_id, call_session_id=event.call_session_id,
         call_leg_id=event.call_leg_id, from_number=event.from_, to_number=event.to,
-        status=CallStatus.ENDED, created_at=now, updated_at=now, outcome="abandoned",
-        hangup_cause=event.hangup_cause or "hangup_before_initiated", ended_at=now))
+        status=CallStatus.ENDED, created_at=now, updated_at=now, outcome="missed",
+        hangup_cause=cause, ended_at=now)
+    if ctx.tx.insert_call(call):
+        # A caller Lifeline never answered (hung up at once, or while the store was down and the
+        # call's first webhooks were refused): on the feed, its webhooks and summary like any call.
+        ctx.publish("call.started", call.call_control_id, direction="inbound", **{"from": call.from_number},
+                    to=call.to_number)
+        publish_ended(ctx, call, "missed", cause, now)
 
 
 def publish_ended(ctx: CallContext, call: CallRecord, outcome: str, cause: str | None, now: float) -> None:

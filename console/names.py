@@ -14,6 +14,7 @@ OUTCOME = {
     "transferred": "Put through to an agent", "no_agent": "No agent took the call",
     "completed": "Finished in the menu",
     "voicemail": "Left a message", "abandoned": "Hung up before being put through",
+    "missed": "Hung up before Lifeline answered",
     "unanswered": "Not answered", "lost": "Lost (the provider no longer knew the call)",
 }
 MENU = {"_after_agents": "No agent answered: menu or message", "main": "Main menu"}

@@ -31,9 +31,13 @@ def test_a_hangup_before_initiated_closes_the_call_and_it_is_never_answered(
     app.extensions["lifeline"].sender.wait_idle(5)
     call = app.extensions["lifeline"].store.get_call(CCID)
     assert call is not None
-    assert (call.status, call.outcome, call.hangup_cause) == (CallStatus.ENDED, "abandoned",
+    assert (call.status, call.outcome, call.hangup_cause) == (CallStatus.ENDED, "missed",
                                                               "normal_clearing")
     assert emulator.commands_for(CCID) == []  # neither answered nor greeted
+    # Still a call the outputs hear of: on the feed (so its webhooks and summary follow), once.
+    feed = app.extensions["lifeline"].outputs.store.feed_for_call(CCID)
+    assert [(e.kind, e.data.get("outcome")) for e in feed] == [("call.started", None),
+                                                               ("call.ended", "missed")]
 
 
 def test_an_agent_legs_early_hangup_is_not_taken_for_a_caller(app: Flask, signed: WebhookFactory) -> None:

@@ -358,7 +358,7 @@ def test_an_interrupted_upgrade_says_in_one_line_where_it_stopped_and_what_to_do
         app.extensions["lifeline"].close()
 
 
-def test_calls_no_agent_took_before_0009_are_named_so_and_calls_that_needed_none_are_not(
+def test_calls_recorded_before_0009_get_the_outcomes_no_agent_and_missed_where_they_apply(
         database_url: str) -> None:
     from alembic import command
     engine = engine_for(database_url)
@@ -366,10 +366,11 @@ def test_calls_no_agent_took_before_0009_are_named_so_and_calls_that_needed_none
     with engine.begin() as conn:
         command.downgrade(migrations._config(conn), "0008")
         for ccid, outcome in (("v3:tried", "completed"), ("v3:finished", "completed"),
-                              ("v3:through", "transferred")):
+                              ("v3:through", "transferred"), ("v3:rang", "abandoned"),
+                              ("v3:unanswered", "abandoned")):
             conn.execute(text("INSERT INTO calls (call_control_id, status, retries, created_at, updated_at, "
                               "outcome) VALUES (:c, 'ended', 0, 1, 1, :o)"), {"c": ccid, "o": outcome})
-        for ccid in ("v3:tried", "v3:through"):
+        for ccid in ("v3:tried", "v3:through", "v3:rang"):
             conn.execute(text("INSERT INTO transfers (call_control_id, attempt, to_number, command_id, "
                               "reason, rule, status, requested_at, updated_at) VALUES (:c, 1, '+1555000', "
                               ":c, 'asked', 'caller_intent', 'failed', 1, 1)"), {"c": ccid})
@@ -379,7 +380,8 @@ def test_calls_no_agent_took_before_0009_are_named_so_and_calls_that_needed_none
             return dict(conn.execute(text("SELECT call_control_id, outcome FROM calls")).all())  # type: ignore[arg-type]
 
     assert migrations.upgrade(engine) == ("0008", migrations.head())
-    assert outcomes() == {"v3:tried": "no_agent", "v3:finished": "completed", "v3:through": "transferred"}
+    assert outcomes() == {"v3:tried": "no_agent", "v3:finished": "completed", "v3:through": "transferred",
+                          "v3:rang": "abandoned", "v3:unanswered": "missed"}
     with engine.begin() as conn:
         command.downgrade(migrations._config(conn), "0008")
-    assert outcomes()["v3:tried"] == "completed"
+    assert (outcomes()["v3:tried"], outcomes()["v3:unanswered"]) == ("completed", "abandoned")

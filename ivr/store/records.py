@@ -27,7 +27,8 @@ class CallStatus(StrEnum):
 
 # What `calls.outcome` can hold once a call has ended (the API and the console filter on these).
 # `no_agent`: an escalation was decided, no agent took the caller, and the caller ended in the menu.
-OUTCOMES = ("transferred", "no_agent", "completed", "voicemail", "abandoned", "unanswered", "lost")
+# `missed`: the caller hung up before Lifeline answered (its first webhook never handled).
+OUTCOMES = ("transferred", "no_agent", "completed", "voicemail", "abandoned", "missed", "unanswered", "lost")
 
 
 class TransferStatus(StrEnum):
