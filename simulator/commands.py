@@ -77,6 +77,8 @@ def _answer(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
 
 
 def _speak(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
+    if body.get("stop") in ("current", "all"):
+        leg.media_free_at = time.monotonic()  # what was playing stops; this is said at once
     start, end = legs.play(leg, body["payload"])
     legs.timers.at(start, lambda: legs.emit_if_up(leg, "call.speak.started"))
     legs.timers.at(end, lambda: legs.emit_if_up(leg, "call.speak.ended", status="completed"))

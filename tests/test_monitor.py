@@ -238,6 +238,7 @@ def test_sentiment_transfer_records_the_decision_and_says_the_handoff_first(live
                 if r["name"] in ("speak", "transfer")]
     assert [r["name"] for r in requests] == ["speak", "transfer"]
     assert requests[0]["body"]["payload"] == "Let me connect you to someone who can help."
+    assert requests[0]["body"]["stop"] == "all"  # said now, not after the menu prompt it interrupts
     [decision] = store(live).decisions(leg.call_control_id)
     assert decision["rule"] == "annoyed_twice"
     assert [e["score"] < -0.2 for e in decision["evidence"]] == [True, True]

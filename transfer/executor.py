@@ -36,7 +36,10 @@ class TransferExecutor:
         ctx.publish("decision", call.call_control_id, rule=decision.rule, reason=decision.reason,
                     evidence=decision.evidence)
         if self._handoff and call.status != CallStatus.ANSWERING:
-            ctx.send("speak", call.call_control_id, f"{ESCALATION}:handoff", **ctx.menu.speak(self._handoff))
+            # `stop: all`: said now, not queued behind the rest of a menu prompt the caller talked
+            # over (Telnyx queues speech; the agent is already ringing).
+            ctx.send("speak", call.call_control_id, f"{ESCALATION}:handoff",
+                     **ctx.menu.speak(self._handoff), stop="all")
         self._dial_agent(ctx, call, 1, decision.reason, decision.rule)
         return True
 
