@@ -21,6 +21,9 @@ _SAYS = ("say", "pause_listening", "resume_listening")  # say a text, then `then
 GOODBYE = "goodbye"
 AFTER_AGENTS = "_after_agents"  # the built-in menu offered when no agent took the call
 VOICEMAIL_MAX_S = 120
+# The most text one prompt may hold: Telnyx's limit on a speak's or gather's payload (the SDK's
+# docstring). A menu said after a lead-in sends both as one payload, so their sum counts.
+MAX_PROMPT_CHARS = 3000
 # How long a goodbye may take to say: slower than text-to-speech reads (about 2.5 words a
 # second), plus a margin for Telnyx to start playing it and to post `call.speak.ended`.
 GOODBYE_WORDS_PER_S = 2.0
@@ -193,7 +196,33 @@ def _build(document: object, problems: list[str]) -> Menu | None:
         nodes=nodes,
     )
     _check_voice(menu, problems)
+    _check_lengths(menu, problems)
     return None if problems else menu
+
+
+def _check_lengths(menu: Menu, problems: list[str]) -> None:
+    """Every text as it will be said (a lead-in joined to what follows it) within Telnyx's limit:
+    a longer one is refused by Telnyx, and the caller would hear silence."""
+    said: list[tuple[str, str]] = []  # (where, text as sent)
+    common = [("invalid", menu.invalid), ("no_input", menu.no_input)]
+    for node in menu.nodes.values():
+        lead_ins = [*common, *([("greeting", menu.greeting)] if node.name == menu.start else []),
+                    *([("no_agent", menu.no_agent)] if node.name == AFTER_AGENTS else [])]
+        for other in menu.nodes.values():
+            for key, option in other.options.items():
+                # A `say` then this menu (its own, when `then` is left out).
+                if option.text and option.kind in _SAYS and (option.target or other.name) == node.name:
+                    lead_ins.append((f"menus.{other.name}.options.{key}", option.text))
+        where = "offer_message" if node.name == AFTER_AGENTS else f"menus.{node.name}.prompt"
+        said += [(f"{lead} + {where}", f"{text} {node.prompt}") for lead, text in lead_ins]
+    said += [(f"menus.{node.name}.options.{key} + goodbye", f"{option.text} {menu.goodbye}")
+             for node in menu.nodes.values() for key, option in node.options.items()
+             if option.text and option.target == GOODBYE]
+    said += [("goodbye", menu.goodbye), ("leave_message", menu.leave_message)]
+    for where, text in said:
+        if len(text) > MAX_PROMPT_CHARS:
+            problems.append(f"{where} is {len(text)} characters when said, over the {MAX_PROMPT_CHARS} "
+                            "a prompt may hold (Telnyx refuses longer ones): shorten it or split the menu")
 
 
 def _check_voice(menu: Menu, problems: list[str]) -> None:

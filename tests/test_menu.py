@@ -162,3 +162,15 @@ def test_the_goodbye_wait_covers_the_longest_text_a_goodbye_can_say(tmp_path: Pa
     # 42 words at 2 words a second (slower than speech), plus the margin for Telnyx's own delays.
     assert led.goodbye_wait_s == GOODBYE_MARGIN_S + 42 / GOODBYE_WORDS_PER_S
     assert plain.goodbye_wait_s == GOODBYE_MARGIN_S + 2 / GOODBYE_WORDS_PER_S
+
+
+def test_a_prompt_too_long_to_say_with_its_lead_in_stops_startup_naming_both(tmp_path: Path) -> None:
+    long_info = "x" * 2990
+    # Alone each fits; said together ("Info here." then the main prompt again) they do not.
+    too_long = BASE.replace("{say: Info here.}", "{say: " + long_info + "}")
+    with pytest.raises(ConfigError) as refused:
+        load_menu(write(tmp_path, too_long))
+    assert "menus.main.options.1 + menus.main.prompt is 3020 characters when said" in str(refused.value)
+    assert "menus.main.options.1 + menus.more" not in str(refused.value)  # never said before `more`
+    fits = BASE.replace("{say: Info here.}", "{say: " + "x" * 2960 + "}")
+    assert load_menu(write(tmp_path, fits)).nodes["main"].options["1"].text == "x" * 2960
