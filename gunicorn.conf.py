@@ -64,7 +64,7 @@ from lifeline.gunicorn_hooks import (  # noqa: E402
 # media sockets hold no thread at all (lifeline/server.py; why: docs/architecture.md "Serving").
 worker_class = "lifeline.server.Worker"
 workers = 2
-threads = 16  # per pool: one for webhooks, one for everything else
+threads = 16  # per pool: one for webhooks, one for the API, console and health (the feed has its own)
 timeout = 30
 # An idle kept-alive connection costs a coroutine, not a thread: keep it longer than clients keep
 # theirs, so a client never reuses a connection the server is closing at that moment.

@@ -43,6 +43,11 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 WEBHOOK_PREFIX = "/webhooks/"
+# The live feed (Server-Sent Events) holds a thread for as long as a client reads it, so it has a
+# pool of its own: open console tabs and feed readers never take the threads that answer the
+# health check and the API. Such a thread mostly waits for the next event, so there are many.
+FEED_PATH = "/api/events"
+FEED_STREAMS = 64
 # A streaming response's client that takes no chunk for this long has stopped reading (the live
 # feed sends a keep-alive every 15 s, so a reading client is never near it).
 STALLED_CLIENT_S = 60.0
@@ -58,6 +63,7 @@ class Front:
         self.max_body: int = int(app.config.get("MAX_CONTENT_LENGTH") or 256 * 1024)
         self._webhooks = ThreadPoolExecutor(threads, thread_name_prefix="lifeline-webhook")
         self._others = ThreadPoolExecutor(threads, thread_name_prefix="lifeline-http")
+        self._feeds = ThreadPoolExecutor(FEED_STREAMS, thread_name_prefix="lifeline-feed")
         self._media = ThreadPoolExecutor(2, thread_name_prefix="lifeline-media")  # admit, finish: the store
         self._responding: set[threading.Event] = set()
 
@@ -81,7 +87,7 @@ class Front:
         # A webhook's answer is one short body: nothing to stop if its sender leaves, so no task
         # watches for that (one task less per webhook on the loop, which every request shares).
         watcher = None if webhook else asyncio.ensure_future(_await_disconnect(receive, gone))
-        pool = self._webhooks if webhook else self._others
+        pool = self._webhooks if webhook else self._feeds if scope["path"] == FEED_PATH else self._others
         self._responding.add(gone)
         try:
             whole = await asyncio.get_running_loop().run_in_executor(

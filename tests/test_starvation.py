@@ -29,6 +29,7 @@ from .conftest import ROOT, WebhookFactory, make_signer, wait_until
 from .ws_client import close_code, frame_header, handshake, send_text
 
 SECRET = "starvation-test-secret-0123456789"
+TOKEN = "starvation-api-token-0123456789"
 THREADS = 4
 LIVENESS_S = 20.0  # generous: a starved webhook never answers at all
 
@@ -76,6 +77,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 "TELNYX_API_BASE_URL": "http://127.0.0.1:9/v2", "LIFELINE_AGENTS": "+15550001111",
                 "LIFELINE_ENGINE": "local", "LIFELINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
                 "LIFELINE_SECRET_KEY": SECRET, "LIFELINE_MONITOR": "off", "LIFELINE_BODY_TIMEOUT_S": "2",
+                "LIFELINE_API_TOKEN": TOKEN,
                 "DATABASE_URL": database_url, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")})
     log = (tmp / "gunicorn.log").open("wb")
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
@@ -125,6 +127,33 @@ def test_webhooks_are_acknowledged_while_media_sockets_and_slow_clients_outnumbe
         for _, conn in sockets:
             conn.close()
         for conn in slow:
+            conn.close()
+
+
+def _feed_reader(port: int) -> socket.socket:
+    """A live-feed client whose stream has begun (its answer's headers read): it holds its thread."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=LIVENESS_S)
+    conn.sendall(f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                 "Accept: text/event-stream\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        assert chunk, "the feed closed before it began"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    return conn
+
+
+def test_open_live_feeds_never_take_the_threads_of_the_health_check_and_the_api(served: Served) -> None:
+    readers = [_feed_reader(served.port) for _ in range(3 * THREADS)]  # three times the general pool
+    try:
+        base = f"http://127.0.0.1:{served.port}"
+        assert httpx.get(f"{base}/healthz", timeout=LIVENESS_S).status_code == 200
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        calls = httpx.get(f"{base}/api/calls", headers=auth, timeout=LIVENESS_S)
+        assert calls.status_code == 200
+    finally:
+        for conn in readers:
             conn.close()
 
 
