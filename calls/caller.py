@@ -225,8 +225,8 @@ def on_hangup_before_initiated(ctx: CallContext) -> None:
     """Webhooks can arrive out of order: keep a hangup for a leg we have not seen, so that its late
     `call.initiated` finds the call closed and does not answer (or keep open) a leg that is gone."""
     event = ctx.event
-    if not event.call_control_id or (event.client_state or {}).get("role") == "agent":
-        return
+    if not event.call_control_id or (event.client_state or {}).get("role") in ("agent", "dialout"):
+        return  # not a caller's leg: an agent's, or a dial-out whose dial is not recorded (yet)
     now = time.time()
     cause = event.hangup_cause or "hangup_before_initiated"
     call = CallRecord(

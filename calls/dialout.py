@@ -16,16 +16,29 @@ from .machine import Turn
 
 
 def placed(ctx: CallContext, call_control_id: str, session_id: str | None, to: str, from_: str,
-           summary_to: str | None, dtmf: str | None) -> bool:
-    """Record a call just dialled; it enters the state machine in `dialing`."""
+           summary_to: str | None, dtmf: str | None, leg_id: str | None = None) -> bool:
+    """Record a call just dialled (once, whichever of the dial's answer and its first event
+    comes first); it enters the state machine in `dialing`."""
     now = time.time()
     created = ctx.tx.insert_call(CallRecord(
-        call_control_id=call_control_id, call_session_id=session_id, call_leg_id=None, from_number=from_,
+        call_control_id=call_control_id, call_session_id=session_id, call_leg_id=leg_id, from_number=from_,
         to_number=to, status=CallStatus.DIALING, created_at=now, updated_at=now))
     if created:
         ctx.publish("call.started", call_control_id, direction="outbound", **{"from": from_}, to=to,
                     dtmf=bool(dtmf), summary_to=summary_to)
     return created
+
+
+def adopt(ctx: CallContext) -> None:
+    """A dial-out leg's first event before its dial was recorded (Telnyx's answer to the dial timed
+    out, or is still on its way): record it from what its client_state carries, so it is heard."""
+    event, state = ctx.event, ctx.event.client_state or {}
+    summary_to = state.get("summary_to")
+    dtmf = state.get("dtmf")
+    if event.call_control_id:
+        placed(ctx, event.call_control_id, event.call_session_id, event.to or "", event.from_ or "",
+               summary_to if isinstance(summary_to, str) else None, dtmf if isinstance(dtmf, str) else None,
+               event.call_leg_id)
 
 
 def answered(turn: Turn) -> None:

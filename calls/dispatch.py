@@ -8,7 +8,7 @@ from collections.abc import Callable
 from ivr.context import CallContext
 from ivr.store import CallRecord, TransferRecord
 
-from . import agent, caller, listening
+from . import agent, caller, dialout, listening
 from .machine import Machine, Trigger
 from .services import Services
 
@@ -53,6 +53,9 @@ def dispatch(ctx: CallContext, svc: Services, machine: Machine) -> None:
         return
     if event.type == "call.initiated" and event.is_inbound_new_call:
         caller.on_new_call(ctx, svc)
+        return
+    if event.type == "call.initiated" and (event.client_state or {}).get("role") == "dialout":
+        dialout.adopt(ctx)
         return
     agent_handler = AGENT_LEG.get(event.type)
     transfer = agent.find_transfer(ctx) if agent_handler is not None else None

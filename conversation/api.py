@@ -201,5 +201,6 @@ def dial() -> ResponseReturnValue:
     if not isinstance(body, dict) or set(body) - {"to", "dtmf", "summary_to"}:
         return _needs_json('send a JSON body {"to": "+1…" or "sip:…", "dtmf"?: "1234#", '
                            '"summary_to"?: "a@example.com"}')
-    ccid = _outputs().dialout.place(body.get("to"), body.get("dtmf"), body.get("summary_to"))
+    ccid = _outputs().dialout.place(body.get("to"), body.get("dtmf"), body.get("summary_to"),
+                                    request.headers.get("Idempotency-Key"))
     return jsonify(call_control_id=ccid, status="dialing"), 201

@@ -22,6 +22,8 @@ from .settings import EMAIL
 log = logging.getLogger(__name__)
 
 _DTMF = re.compile(r"^[0-9*#A-DwW]{1,64}$")
+_KEY = re.compile(r"^[!-~]{1,200}$")
+_DIAL_KEYS = uuid.UUID("5b0e2a51-3f5c-4c0e-9a57-6c1f1e7d2a10")  # the namespace of dial command ids
 
 
 class DialError(RequestError):
@@ -43,8 +45,14 @@ class DialOut:
         self._from = dial_from
         self._engine = engine
 
-    def place(self, to: object, dtmf: object = None, summary_to: object = None) -> str:
-        """Dial `to`; returns the new call's call_control_id, or raises DialError."""
+    def place(self, to: object, dtmf: object = None, summary_to: object = None,
+              idempotency_key: str | None = None) -> str:
+        """Dial `to`; returns the new call's call_control_id, or raises DialError.
+
+        With `idempotency_key`, the dial's command_id is made from it: Telnyx ignores a second
+        dial with the same command_id, so a retry after a timeout never rings the number twice."""
+        if idempotency_key is not None and not _KEY.match(idempotency_key):
+            raise DialError(400, "Idempotency-Key must be 1-200 visible ASCII characters (a UUID, say)")
         if not isinstance(to, str) or not is_dialable(to):
             raise DialError(400, '"to" must be an E.164 number (+15551234567) or a SIP URI (sip:user@host)')
         if dtmf is not None and (not isinstance(dtmf, str) or not _DTMF.match(dtmf)):
@@ -62,11 +70,15 @@ class DialOut:
         # The DTMF rides in client_state, which Telnyx returns with every event of the leg; so does
         # whether the dial itself started listening, which `call.answered` then need not do.
         listen = self._engine.dial_options()
-        state = encode_client_state({"role": "dialout", "dtmf": dtmf or "", "listening": bool(listen)})
-        ccid, session = telnyx.dial(to, self._from, state, str(uuid.uuid4()), listen)
+        # `summary_to` rides there too: a dial whose answer timed out is recorded from its first
+        # event (calls/dialout.py `adopt`), which then knows everything the request said.
+        state = encode_client_state({"role": "dialout", "dtmf": dtmf or "", "listening": bool(listen),
+                                     "summary_to": summary_to})
+        command_id = str(uuid.uuid5(_DIAL_KEYS, idempotency_key) if idempotency_key else uuid.uuid4())
+        ccid, session = telnyx.dial(to, self._from, state, command_id, listen)
         try:
             self._units.run(internal_event("lifeline.dial", ccid), lambda ctx: dialout.placed(
-                ctx, ccid, session, to, self._from or "", summary_to, dtmf))
+                ctx, ccid, session, to, self._from or "", summary_to, dtmf))  # once, if events came first
         except Exception:
             # The call rings but nothing here knows it: none of its events would find a record,
             # and the client, told to retry, would place a second one. End it, then report.

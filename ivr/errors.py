@@ -73,13 +73,16 @@ class NotConfigured(WebhookError):
 
 
 class ProviderError(LifelineError):
-    """The telephony provider refused or failed a command; `retryable` when trying again may work."""
+    """The telephony provider refused or failed a command; `retryable` when trying again may work,
+    `outcome_unknown` when the request went out and no answer came (it may have been carried out)."""
 
-    def __init__(self, message: str, *, status: int | None, code: str | None, retryable: bool) -> None:
+    def __init__(self, message: str, *, status: int | None, code: str | None, retryable: bool,
+                 outcome_unknown: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.retryable = retryable
+        self.outcome_unknown = outcome_unknown
 
 
 class RequestError(LifelineError):

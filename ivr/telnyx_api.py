@@ -21,9 +21,6 @@ from .store import Command, CommandStatus
 
 log = logging.getLogger(__name__)
 CALL_ENDED_CODE = "90018"
-# Telnyx no longer knows the id: a leg gone long ago (ids expire), so the call is as ended as with
-# 90018. Our ids all come from Telnyx's own webhooks, so this is never a typo of ours.
-UNKNOWN_CALL_CODE = "90015"
 _RETRYABLE_STATUS = {408, 409, 429}
 
 
@@ -95,9 +92,8 @@ class TelnyxCommands:
                 return SendOutcome(CommandStatus.SENT, attempt)
             except telnyx.APIStatusError as exc:
                 code = _error_code(exc.body)
-                if exc.status_code == 422 and code in (CALL_ENDED_CODE, UNKNOWN_CALL_CODE):
-                    log.debug("%s on %s: call already ended (%s)", command.name, command.call_control_id,
-                              code)
+                if exc.status_code == 422 and code == CALL_ENDED_CODE:
+                    log.debug("%s on %s: call already ended", command.name, command.call_control_id)
                     return SendOutcome(CommandStatus.CALL_ENDED, attempt)
                 error = f"HTTP {exc.status_code} {code or ''} {_error_detail(exc.body)}".strip()
                 if exc.status_code < 500 and exc.status_code not in _RETRYABLE_STATUS:
@@ -133,6 +129,12 @@ class TelnyxCommands:
             raise ProviderError(f"Telnyx refused the dial: HTTP {exc.status_code} "
                                 f"{_error_detail(exc.body)}".strip(), status=exc.status_code,
                                 code=_error_code(exc.body), retryable=exc.status_code >= 500) from exc
+        except telnyx.APITimeoutError as exc:  # sent, and no answer: the call may be ringing
+            raise ProviderError("Telnyx did not answer the dial in time, so the call may have been placed: "
+                                "it is recorded when its first event arrives. Look for it (GET "
+                                "/api/calls?active=1) before dialling again, or repeat the request with "
+                                "the same Idempotency-Key, which Telnyx never dials twice", status=None,
+                                code=None, retryable=False, outcome_unknown=True) from exc
         except telnyx.APIConnectionError as exc:
             raise ProviderError(f"Telnyx is unreachable: {exc}", status=None, code=None,
                                 retryable=True) from exc

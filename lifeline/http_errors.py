@@ -45,7 +45,10 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(ProviderError)
     def _provider_refused(exc: ProviderError) -> ResponseReturnValue:
         # Retrying may work (unreachable, a 5xx): the provider's gateway failed us. Otherwise the
-        # provider refused what was asked, and asking again the same way will not help.
+        # provider refused what was asked, and asking again the same way will not help; or, on a
+        # timeout, it may have done it: 504, and the message says how to find out.
+        if exc.outcome_unknown:
+            return error_response(504, str(exc), "provider_timeout")
         return error_response(502 if exc.retryable else 422, str(exc), "provider_error")
 
     @app.errorhandler(StoreError)

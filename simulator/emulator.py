@@ -48,6 +48,7 @@ class Emulator:
         self.refused: list[dict[str, Any]] = []  # command bodies the SDK's types do not accept
         self.call_codec = "PCMU"  # the codec callers' calls use (PCMU, PCMA, G722, L16, OPUS)
         self._faults = Faults(chaos)
+        self._dialled: dict[str, Leg] = {}  # dial command_id -> the call it placed
         self._timers = Timers()
         self._delivery = WebhookDelivery(self.signing_key, self._timers, chaos)
         self._legs = Legs(speed, self._timers, self._delivery)
@@ -270,8 +271,23 @@ class Emulator:
                   if not isinstance(body.get(k), str) or not body[k]]
         if absent:  # the types allow "", Telnyx does not (reference: 10004 for a blank `to`)
             return missing(", ".join(absent))
+        fault = self._faults.next_for("dial")
+        command_id = body.get("command_id")
+        with self._lock:
+            earlier = self._dialled.get(command_id) if command_id else None
+        if earlier is not None:
+            # "Telnyx will ignore others Dial commands with the same command_id" (the SDK): no second
+            # call. What it answers then is not documented; this answers with the first dial's call.
+            with self._lock:
+                self.requests.append({"t": time.monotonic(), "call_control_id": earlier.call_control_id,
+                                      "name": "dial", "command_id": command_id, "body": body, "status": 200,
+                                      "duplicate": True})
+            return 200, self._dialled_reply(earlier)
         legs = self._legs
         leg = legs.new(body["from"], body["to"], "outgoing", "parked", "callee", CallLog(str(uuid.uuid4())))
+        if command_id:
+            with self._lock:
+                self._dialled[command_id] = leg
         leg.client_state = body.get("client_state")
         leg.agent_behaviour = answer
         with self._lock:
@@ -295,9 +311,15 @@ class Emulator:
                     threading.Thread(target=script, args=(leg,), name="far-end", daemon=True).start()
 
         self._timers.after(self.scaled(RING_S), far_end_decides)
-        return 200, {"data": {"record_type": "call", "call_control_id": leg.call_control_id,
-                              "call_leg_id": leg.call_leg_id, "call_session_id": leg.log.session_id,
-                              "is_alive": False, "client_state": leg.client_state}}
+        if fault and fault.delay_s:
+            time.sleep(fault.delay_s)  # the call is placed, and the answer comes late
+        return 200, self._dialled_reply(leg)
+
+    @staticmethod
+    def _dialled_reply(leg: Leg) -> dict[str, Any]:
+        return {"data": {"record_type": "call", "call_control_id": leg.call_control_id,
+                         "call_leg_id": leg.call_leg_id, "call_session_id": leg.log.session_id,
+                         "is_alive": False, "client_state": leg.client_state}}
 
     def call_status(self, call_control_id: str) -> Reply:
         """GET /v2/calls/{id}: whether the leg is still up."""

@@ -144,3 +144,33 @@ def test_a_dialled_call_the_store_could_not_record_is_hung_up_not_left_ringing()
         hangups = [r for r in sim.emulator.requests
                    if r["name"] == "hangup" and r["call_control_id"] == dial["call_control_id"]]
         assert [h["status"] for h in hangups] == [200]
+
+
+def test_a_dial_whose_answer_times_out_is_504_then_recorded_from_its_first_event_and_a_keyed_retry_rings_once(
+        ) -> None:
+    from simulator.faults import Fault
+    config = {**dial_config(free_port()), "LIFELINE_COMMAND_TIMEOUT": "0.5"}
+    with Simulation(config, speed=20) as sim:
+        client = sim.app.test_client()  # type: ignore[union-attr]
+        store = sim.app.extensions["lifeline"].store  # type: ignore[union-attr]
+        keyed = {**AUTH, "Idempotency-Key": "dial-7f3a"}
+        sim.emulator.inject(Fault("dial", delay_s=1.5))  # Telnyx places the call, answers too late
+        late = client.post("/api/calls", headers=keyed, json={"to": FAR_END, "summary_to": "me@example.com"})
+        error = late.get_json()["error"]
+        assert (late.status_code, error["code"]) == (504, "provider_timeout")
+        assert "may have been placed" in error["message"] and "Idempotency-Key" in error["message"]
+        # Not lost: its first event records it, with what the request asked.
+        assert wait_until(lambda: len(store.list_calls()) == 1, 10)
+        [call] = store.list_calls()
+        assert (call.to_number, call.status) in {(FAR_END, "dialing"), (FAR_END, "analysing")}
+        started = [e.data for e in sim.app.extensions["conversation"].store.feed_for_call(  # type: ignore[union-attr]
+            call.call_control_id, ("call.started",))]
+        assert [(s["direction"], s["summary_to"]) for s in started] == [("outbound", "me@example.com")]
+        # The client retries as told, with the same key: Telnyx ignores a dial it has seen, no second ring.
+        again = client.post("/api/calls", headers=keyed, json={"to": FAR_END, "summary_to": "me@example.com"})
+        assert again.status_code == 201 and again.get_json()["call_control_id"] == call.call_control_id
+        dials = [r for r in sim.emulator.requests if r["name"] == "dial"]
+        assert len(dials) == 2 and len({d["command_id"] for d in dials}) == 1
+        assert len(store.list_calls()) == 1
+        assert client.post("/api/calls", headers={**AUTH, "Idempotency-Key": "é"},
+                           json={"to": FAR_END}).status_code == 400
