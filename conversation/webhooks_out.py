@@ -180,13 +180,13 @@ class WebhookDelivery:
                 settled.append(DeliveryOutcome(row, DELIVERED, status, None, round(ms, 2)))
             elif now - row.created_at >= self._settings.retry_for_s:
                 settled.append(DeliveryOutcome(row, FAILED, status, error, round(ms, 2)))
-                log.error("event %s to %s given up after %d attempts: %s", row.feed_id, row.url, attempts,
+                log.error("event_id=%s to %s given up after %d attempts: %s", row.feed_id, row.url, attempts,
                           error)
             else:
                 delay = min(self._settings.retry_base_s * 2 ** (attempts - 1), 3600.0)
                 settled.append(DeliveryOutcome(row, PENDING, status, error, round(ms, 2),
                                                next_at=now + delay))
-                log.warning("event %s to %s failed (attempt %d: %s); next try in %.1f s",
+                log.warning("event_id=%s to %s failed (attempt %d: %s); next try in %.1f s",
                             row.feed_id, row.url, attempts, error, delay)
         # Only rows still held by this sender change (a lapsed lease's row may be another's now).
         self._store.settle_deliveries(settled, unsent, now)

@@ -32,8 +32,10 @@ _END = r"(?![\w:+-])(?!\.\d)"  # nothing of a longer number may follow (a full s
 # Numbers that name something of the system, never what a caller said: an HTTP status with the
 # provider's error code after it (HTTP 422 90015), a process id (gunicorn's "Listening at: URL
 # (pid)" too), a port (alone, or in a socket address as gunicorn writes it: ('127.0.0.1', 8000)),
-# paging values, schema revisions ("at revision 0005, the code needs 0007").
+# paging values, schema revisions ("at revision 0005, the code needs 0007"), a feed event's id
+# (event_id=1234: the number an operator matches with Lifeline-Event-Id).
 _SYSTEM = (r"\bHTTP \d{3}(?: \d{5})?\b|\bpid:? \d{1,7}\b|\bport:? \d{1,5}\b|(?<=[?&])(?:offset|limit)=\d+\b"
+           r"|\bevent_id=\d{1,19}\b"
            r"|\('[\w.:-]{1,253}', \d{1,5}\)"
            r"|\bListening at: \S+ \(\d{1,7}\)|\b(?:revision|needs|ends at) \d{4}\b(?![\s-]?\d)")
 _DATE_OR_DIGITS = re.compile(rf"(?P<date>\b{_DATE}{_TIME}{_END}|(?<==){_DATE}{_END}|{_SYSTEM})|"

@@ -127,6 +127,8 @@ def test_only_timestamps_and_query_dates_escape_the_digit_mask(said: str, logged
     ("Connection in use: ('127.0.0.1', 18020)", "Connection in use: ('127.0.0.1', 18020)"),
     ("Connection in use: ('::1', 8000)", "Connection in use: ('::1', 8000)"),
     ("I said ('my number', 5551234567)", "I said ('my number', ##########)"),
+    ("event_id=123456 to https://h.example.com failed", "event_id=123456 to https://h.example.com failed"),
+    ("event_id=1234 5678 9012 3456", "event_id=1234 #### #### ####"),
 ])
 def test_numbers_that_name_the_system_stay_readable_and_what_follows_them_does_not(
         said: str, logged: str) -> None:
