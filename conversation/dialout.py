@@ -57,10 +57,11 @@ class DialOut:
             raise DialError(400, '"to" must be an E.164 number (+15551234567) or a SIP URI (sip:user@host)')
         if dtmf is not None and (not isinstance(dtmf, str) or not _DTMF.match(dtmf)):
             raise DialError(400, '"dtmf" may hold 0-9, *, #, A-D and w/W (pauses), at most 64 of them')
-        if summary_to is not None and (not isinstance(summary_to, str) or not all(
+        if summary_to is not None and (not isinstance(summary_to, str) or len(summary_to) > 1000 or not all(
                 # "Ops <ops@example.com>" too, as LIFELINE_SUMMARY_TO takes it.
                 EMAIL.match(parseaddr(a)[1]) for a in summary_to.split(","))):
-            raise DialError(400, '"summary_to" must be email addresses separated by commas')
+            raise DialError(400, '"summary_to" must be email addresses separated by commas, '
+                                 'at most 1,000 characters')
         telnyx = self._telnyx
         if telnyx is None:
             raise DialError(409, NEEDS_TELNYX, "dial_out_unavailable")

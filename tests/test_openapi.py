@@ -101,3 +101,16 @@ def test_every_field_of_a_call_the_api_returns_is_described_and_its_times_are_da
     call = client.get(f"/api/calls/{leg.call_control_id}", headers=auth).get_json()["call"]
     assert sorted(set(call) - set(described)) == []
     assert all(described[k].get("format") == "date-time" for k in call if k.endswith("_at"))
+
+
+def test_the_dial_requests_schema_refuses_what_the_server_refuses_and_takes_what_it_takes() -> None:
+    import re
+
+    from ivr.config import is_dialable
+    from ivr.openapi import document
+    body = document()["paths"]["/api/calls"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["additionalProperties"] is False
+    to = re.compile(body["properties"]["to"]["pattern"])
+    for address in ("+15551234567", "sip:alice@pbx.example.com", "sips:bob@10.0.0.1:5061", "x", "+0123",
+                    "5551234567", "sip:@host", "sip:alice@", "+1555 1234567"):
+        assert bool(to.match(address)) == is_dialable(address), address
