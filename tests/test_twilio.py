@@ -117,6 +117,20 @@ def test_an_unverifiable_request_gets_403_and_touches_nothing(twilio_app: Flask,
     assert lifeline.store.events(SID) == []
 
 
+def test_a_request_signed_with_a_webhooks_shared_key_is_403_naming_that_not_the_auth_token(
+        twilio_app: Flask) -> None:
+    form = call_form()
+    signature = RequestValidator("webhooks-shared-key-secret").compute_signature(
+        f"{PUBLIC}/webhooks/twilio/voice", form, algorithm="HMAC_SHA256")
+    response = twilio_app.test_client().post("/webhooks/twilio/voice", data=form, headers={
+        "X-Twilio-Signature": signature,
+        "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"})
+    message = response.get_json()["error"]["message"]
+    assert response.status_code == 403 and "shared key ('HMAC_SHA256')" in message
+    assert "TWILIO_AUTH_TOKEN" not in message
+    assert twilio_app.extensions["lifeline"].store.get_call(SID) is None
+
+
 def test_a_malformed_call_sid_is_400_not_500(twilio_app: Flask) -> None:
     response = post(twilio_app, "/webhooks/twilio/voice", call_form(sid="CA-not-a-sid"))
     assert response.status_code == 400

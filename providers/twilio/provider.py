@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import parse_qs, urlsplit
 
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import (
+    HMAC_SHA1,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
 
 from insight.frames import MediaFrame
 from ivr.errors import MalformedEvent, SignatureError
@@ -69,6 +74,13 @@ class TwilioProvider(Provider):
         signature = next((v for k, v in request.headers.items() if k.lower() == SIGNATURE_HEADER.lower()), "")
         if not signature:
             raise SignatureError("missing X-Twilio-Signature header")
+        algorithm = get_signature_algorithm(next(
+            (v for k, v in request.headers.items() if k.lower() == SIGNATURE_SETTINGS_HEADER.lower()), ""))
+        if algorithm != HMAC_SHA1:
+            # Twilio's Webhooks shared keys sign with another secret and algorithm: name that, not
+            # the Auth Token, or the operator checks the wrong setting.
+            raise SignatureError(f"signed with a Twilio Webhooks shared key ({algorithm[:40]!r}), which "
+                                 "Lifeline cannot check yet: have the account sign with its Auth Token")
         if not self._validator.validate(request.url, request.form, signature):
             raise SignatureError("X-Twilio-Signature does not match: check TWILIO_AUTH_TOKEN, and that "
                                  "LIFELINE_PUBLIC_URL is the URL Twilio requests (behind a proxy, "
