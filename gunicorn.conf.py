@@ -71,8 +71,13 @@ timeout = 30
 keepalive = 30
 websocket_max_message_size = 64 * 1024  # a larger media frame closes its socket (1009) before it is read
 logger_class = Logger
+# gunicorn 27's control socket is one path per user by default ($HOME/.gunicorn/gunicorn.ctl), so
+# two instances of one user (`flask bench --instances`, a blue/green pair) would share it. Lifeline
+# is run with signals (HUP, USR2, TERM) and needs none.
+control_socket_disable = True
 
 prepare()
 
-__all__ = ["child_exit", "keepalive", "logger_class", "on_exit", "on_starting", "post_worker_init", "threads",
-           "timeout", "websocket_max_message_size", "worker_class", "workers"]
+__all__ = ["child_exit", "control_socket_disable", "keepalive", "logger_class", "on_exit",
+           "on_starting", "post_worker_init", "threads", "timeout", "websocket_max_message_size",
+           "worker_class", "workers"]
