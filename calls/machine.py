@@ -71,6 +71,9 @@ class Turn:
             raise InvalidTransition(f"{self.trigger} in {self.call.status} may lead to "
                                     f"{sorted(self.transition.to)}, not {status}")
         self.ctx.tx.update_call(self.call.call_control_id, status=status, **fields)
+        if status != self.call.status and status != CallStatus.ENDED:  # the end is `call.ended`
+            # On the feed, so a live view (the console's, a customer's) knows where each call is.
+            self.ctx.publish("status", self.call.call_control_id, status=status)
         self.call.status = status
 
     def fire(self, trigger: Trigger, **data: Any) -> bool:

@@ -362,3 +362,16 @@ def test_a_hash_key_in_the_menu_is_routed_not_swallowed_as_the_terminator(tmp_pa
         assert accepted(sim, leg.call_control_id, "speak")[0]["body"]["payload"].startswith(
             "You pressed hash.")
         assert sim.emulator.refused == []
+
+
+def test_every_change_of_a_calls_status_is_on_the_feed_so_a_live_view_knows_where_it_is(
+        live: Simulation) -> None:
+    leg = start_call(live)
+    live.emulator.press(leg, "0")
+    assert wait_until(lambda: leg.log.bridged)
+    live.emulator.caller_hangs_up(leg)
+    settle(live, leg)
+    feed = live.app.extensions["lifeline"].outputs.store.feed_for_call(  # type: ignore[union-attr]
+        leg.call_control_id, ("status", "call.ended"))
+    assert [(e.kind, e.data.get("status")) for e in feed] == [
+        ("status", "menu"), ("status", "transferring"), ("status", "transferred"), ("call.ended", None)]

@@ -103,7 +103,7 @@ document.addEventListener("DOMContentLoaded", () => {
     leaving = true;
     source.close();
   });
-  for (const kind of ["message", "decision", "transfer", "listening"]) source.addEventListener(kind, news);
+  for (const kind of ["status", "message", "decision", "transfer", "listening"]) source.addEventListener(kind, news);
   source.addEventListener("call.ended", () => {
     over = true;
     news();

@@ -5,7 +5,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const boot = L.boot();
   const names = boot.names;
   const name = (kind, value) => L.readable(names, kind, value);
-  const KINDS = ["call.started", "message", "decision", "transfer", "listening", "call.ended"];
+  const KINDS = ["call.started", "status", "message", "decision", "transfer", "listening", "call.ended"];
   const SPARK = {w: 120, h: 28, n: 24};
   const calls = new Map();
   const gone = new Set();  // calls that ended while the page was open (their stragglers are ignored)
@@ -47,18 +47,16 @@ document.addEventListener("DOMContentLoaded", () => {
       case "message":
         if (d.party === "caller" && typeof d.score === "number") call.scores.push(d.score);
         call.last = {party: d.party, text: d.text, score: d.score};
-        if (call.status === "answering") call.status = "menu";
+        break;
+      case "status":  // where the call is now, as the store has it
+        call.status = d.status;
         break;
       case "decision":
         call.decision = {rule: d.rule, reason: d.reason};
-        call.status = "transferring";
         break;
       case "transfer":
         if (d.status === "failed") call.failed += 1;
         call.transfer = {attempt: d.attempt, to: d.to, status: d.status, cause: d.cause};
-        if (d.status === "connected") call.status = "transferred";
-        else if (d.status === "requested" || d.status === "ringing") call.status = "transferring";
-        else if (d.status === "failed") call.status = "menu";
         break;
       case "listening":
         call.listening = d.state === "resumed" ? null : d.state;
