@@ -39,22 +39,28 @@ def _status(base: str, token: str) -> int:
     return answer.status_code
 
 
-def test_a_reload_with_a_broken_menu_is_refused_and_a_good_one_takes_a_rotated_token(tmp_path: Path) -> None:
+def _start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """gunicorn with one worker on a fresh, migrated SQLite file and `.env` holding the first token;
+    the server, its base URL and its log. Metrics (and the reload handover) in tmp_path/metrics."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     (tmp_path / "ivr.yaml").write_text(MENU)
     (tmp_path / ".env").write_text(_env_file("first-token-0123456789"))
     database = f"sqlite:///{tmp_path / 'calls.db'}"
     SqlStore(database).close()  # the deploy step (`flask db upgrade`): servers never migrate
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TELNYX_", "LIFELINE_", "PROMETHEUS_", "FLASK_")) and k != "DATABASE_URL"}
-    env["DATABASE_URL"] = database
+    env.update(DATABASE_URL=database, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
     log = tmp_path / "gunicorn.log"
     with log.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--workers", "1",
              "--bind", f"127.0.0.1:{port}", "app:app"],
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return server, f"http://127.0.0.1:{port}", log
+
+
+def test_a_reload_with_a_broken_menu_is_refused_and_a_good_one_takes_a_rotated_token(tmp_path: Path) -> None:
+    server, base, log = _start(tmp_path)
     try:
         assert wait_until(lambda: _status(base, "first-token-0123456789") == 200, timeout=60), log.read_text()
 
@@ -123,21 +129,7 @@ def _serving(pid: int) -> bool:
 
 
 def test_a_reloads_old_worker_serves_until_the_new_one_is_ready_then_stops(tmp_path: Path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    (tmp_path / "ivr.yaml").write_text(MENU)
-    (tmp_path / ".env").write_text(_env_file("first-token-0123456789"))
-    database = f"sqlite:///{tmp_path / 'calls.db'}"
-    SqlStore(database).close()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TELNYX_", "LIFELINE_", "PROMETHEUS_", "FLASK_")) and k != "DATABASE_URL"}
-    env.update(DATABASE_URL=database, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
-    log = tmp_path / "gunicorn.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--workers", "1",
-             "--bind", f"127.0.0.1:{port}", "app:app"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server, base, log = _start(tmp_path)
     try:
         assert wait_until(lambda: _status(base, "first-token-0123456789") == 200, timeout=60), log.read_text()
         [old] = [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
