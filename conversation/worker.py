@@ -121,7 +121,7 @@ class OutputsWorker(BackgroundLoop):
                             due.email_attempts + 1, error)
             try:
                 self._summaries.email_done(due.call_control_id, due.email_attempts, error)
-            except Exception:
+            except (SQLAlchemyError, StoreError):  # an outage: kept to write first when it is over
                 self._unrecorded.append((due.call_control_id, due.email_attempts, error))
                 raise
         return sent
