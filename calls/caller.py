@@ -24,9 +24,11 @@ from .services import Services
 log = logging.getLogger(__name__)
 OPEN_TRANSFER = (TransferStatus.REQUESTED, TransferStatus.RINGING)
 # How a call ends, by the status it hangs up in (one source: the monitor's lost calls use it too).
+# A caller who hangs up while Lifeline is still answering was never answered: `missed`, as one
+# whose hangup overtook the first webhook.
 OUTCOME_AT_HANGUP = {CallStatus.TRANSFERRED: "transferred", CallStatus.VOICEMAIL: "voicemail",
                      CallStatus.TRANSFERRING: "abandoned", CallStatus.DIALING: "unanswered",
-                     CallStatus.ANALYSING: "completed"}
+                     CallStatus.ANALYSING: "completed", CallStatus.ANSWERING: "missed"}
 
 
 def on_new_call(ctx: CallContext, svc: Services) -> None:

@@ -204,10 +204,11 @@ def _check_lengths(menu: Menu, problems: list[str]) -> None:
     """Every text as it will be said (a lead-in joined to what follows it) within Telnyx's limit:
     a longer one is refused by Telnyx, and the caller would hear silence."""
     said: list[tuple[str, str]] = []  # (where, text as sent)
-    common = [("invalid", menu.invalid), ("no_input", menu.no_input)]
+    # `no_agent` is said before the menu a caller is in when a transfer was already spent (a second
+    # 0, a later rule), so it may lead any menu.
+    common = [("invalid", menu.invalid), ("no_input", menu.no_input), ("no_agent", menu.no_agent)]
     for node in menu.nodes.values():
-        lead_ins = [*common, *([("greeting", menu.greeting)] if node.name == menu.start else []),
-                    *([("no_agent", menu.no_agent)] if node.name == AFTER_AGENTS else [])]
+        lead_ins = [*common, *([("greeting", menu.greeting)] if node.name == menu.start else [])]
         for other in menu.nodes.values():
             for key, option in other.options.items():
                 # A `say` then this menu (its own, when `then` is left out).

@@ -370,8 +370,8 @@ def test_every_change_of_a_calls_status_is_on_the_feed_so_a_live_view_knows_wher
     live.emulator.press(leg, "0")
     assert wait_until(lambda: leg.log.bridged)
     live.emulator.caller_hangs_up(leg)
-    settle(live, leg)
-    feed = live.app.extensions["lifeline"].outputs.store.feed_for_call(  # type: ignore[union-attr]
-        leg.call_control_id, ("status", "call.ended"))
+    store = live.app.extensions["lifeline"].outputs.store  # type: ignore[union-attr]
+    assert wait_until(lambda: bool(store.feed_for_call(leg.call_control_id, ("call.ended",))), 5)
+    feed = store.feed_for_call(leg.call_control_id, ("status", "call.ended"))
     assert [(e.kind, e.data.get("status")) for e in feed] == [
         ("status", "menu"), ("status", "transferring"), ("status", "transferred"), ("call.ended", None)]

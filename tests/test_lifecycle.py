@@ -149,3 +149,11 @@ def test_two_sweepers_on_postgres_ask_telnyx_about_each_idle_call_once(
     finally:
         for app in apps:
             app.extensions["lifeline"].close()
+
+
+def test_a_caller_who_hangs_up_while_lifeline_is_answering_is_missed(
+        app: Flask, emulator: Emulator, signed: WebhookFactory) -> None:
+    assert post(app, *signed("call.initiated", INITIATED)).status_code == 200
+    post(app, *signed("call.hangup", {"call_control_id": CCID, "hangup_cause": "normal_clearing"}))
+    call = app.extensions["lifeline"].store.get_call(CCID)
+    assert call is not None and (call.status, call.outcome) == (CallStatus.ENDED, "missed")

@@ -174,3 +174,10 @@ def test_a_prompt_too_long_to_say_with_its_lead_in_stops_startup_naming_both(tmp
     assert "menus.main.options.1 + menus.more" not in str(refused.value)  # never said before `more`
     fits = BASE.replace("{say: Info here.}", "{say: " + "x" * 2960 + "}")
     assert load_menu(write(tmp_path, fits)).nodes["main"].options["1"].text == "x" * 2960
+
+
+def test_the_no_agent_apology_said_before_any_menu_counts_in_its_length(tmp_path: Path) -> None:
+    # Said before the menu the caller is in when a transfer was already spent (a second 0).
+    long_menu = BASE.replace("prompt: Press star to go back.", "prompt: " + "y" * 2960)
+    with pytest.raises(ConfigError, match=r"no_agent \+ menus.more.prompt is \d+ characters when said"):
+        load_menu(write(tmp_path, long_menu))

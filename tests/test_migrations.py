@@ -365,11 +365,13 @@ def test_calls_recorded_before_0009_get_the_outcomes_no_agent_and_missed_where_t
     migrations.upgrade(engine)
     with engine.begin() as conn:
         command.downgrade(migrations._config(conn), "0008")
-        for ccid, outcome in (("v3:tried", "completed"), ("v3:finished", "completed"),
-                              ("v3:through", "transferred"), ("v3:rang", "abandoned"),
-                              ("v3:unanswered", "abandoned")):
+        for ccid, outcome, answered in (("v3:tried", "completed", 1), ("v3:finished", "completed", 1),
+                                        ("v3:through", "transferred", 1), ("v3:rang", "abandoned", 1),
+                                        ("v3:unanswered", "abandoned", None),
+                                        ("v3:while-answering", "completed", None)):
             conn.execute(text("INSERT INTO calls (call_control_id, status, retries, created_at, updated_at, "
-                              "outcome) VALUES (:c, 'ended', 0, 1, 1, :o)"), {"c": ccid, "o": outcome})
+                              "outcome, answered_at) VALUES (:c, 'ended', 0, 1, 1, :o, :a)"),
+                         {"c": ccid, "o": outcome, "a": answered})
         for ccid in ("v3:tried", "v3:through", "v3:rang"):
             conn.execute(text("INSERT INTO transfers (call_control_id, attempt, to_number, command_id, "
                               "reason, rule, status, requested_at, updated_at) VALUES (:c, 1, '+1555000', "
@@ -381,7 +383,7 @@ def test_calls_recorded_before_0009_get_the_outcomes_no_agent_and_missed_where_t
 
     assert migrations.upgrade(engine) == ("0008", migrations.head())
     assert outcomes() == {"v3:tried": "no_agent", "v3:finished": "completed", "v3:through": "transferred",
-                          "v3:rang": "abandoned", "v3:unanswered": "missed"}
+                          "v3:rang": "abandoned", "v3:unanswered": "missed", "v3:while-answering": "missed"}
     with engine.begin() as conn:
         command.downgrade(migrations._config(conn), "0008")
     assert (outcomes()["v3:tried"], outcomes()["v3:unanswered"]) == ("completed", "abandoned")
