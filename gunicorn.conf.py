@@ -46,6 +46,9 @@ atexit.register(_remove_own_metrics_dir)
 
 def on_exit(server):  # type: ignore[no-untyped-def]
     """The master's normal shutdown (under --daemon its pid is no longer the one recorded above)."""
+    from lifeline import handover
+
+    handover.forget()  # in a folder of the operator's own, it would outlive the master
     if _own_metrics_dir:
         shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 

@@ -11,20 +11,23 @@ and not all ready serves on until they are (bounded by gunicorn's graceful timeo
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 _FOLDER = "lifeline-handover"
 
 
-def _folder() -> Path | None:
-    # The master's shared runtime folder (gunicorn.conf.py sets it before any worker is forked).
+def _folder(master_pid: int) -> Path | None:
+    # In the master's shared runtime folder (gunicorn.conf.py sets it before any worker is forked),
+    # one per master: an operator's own PROMETHEUS_MULTIPROC_DIR outlives a master, and a restarted
+    # master counts its reloads from 0 again.
     base = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    return Path(base) / _FOLDER if base else None
+    return Path(base) / f"{_FOLDER}-{master_pid}" if base else None
 
 
 def announce(generation: int, workers: int) -> None:
     """In the master, before the reload forks: the generation to come and how many workers it has."""
-    folder = _folder()
+    folder = _folder(os.getpid())
     if folder is None:
         return
     folder.mkdir(exist_ok=True)
@@ -35,9 +38,17 @@ def announce(generation: int, workers: int) -> None:
     written.replace(folder / "generation")  # whole or not at all, for workers reading it
 
 
+def forget() -> None:
+    """In the master as it stops: its handover folder goes."""
+    folder = _folder(os.getpid())
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def current() -> tuple[int, int]:
-    """The latest announced generation and its worker count; (0, 0) before any reload."""
-    folder = _folder()
+    """In a worker: its master's latest announced generation and its worker count; (0, 0) before
+    any reload."""
+    folder = _folder(os.getppid())
     try:
         generation, workers = (folder / "generation").read_text().split() if folder else ("0", "0")
         return int(generation), int(workers)
@@ -47,7 +58,7 @@ def current() -> tuple[int, int]:
 
 def mark_ready(generation: int) -> None:
     """In a worker that now serves: one more of its generation is ready."""
-    folder = _folder()
+    folder = _folder(os.getppid())
     if folder is not None and folder.is_dir():
         (folder / f"ready-{generation}-{os.getpid()}").touch()
 
@@ -57,6 +68,6 @@ def successors_pending(own: int) -> bool:
     generation, workers = current()
     if generation <= own:
         return False  # no reload: a plain stop
-    folder = _folder()
+    folder = _folder(os.getppid())
     ready = len(list(folder.glob(f"ready-{generation}-*"))) if folder else workers
     return ready < workers

@@ -128,14 +128,28 @@ def _serving(pid: int) -> bool:
     return state != "Z"  # a worker that has exited and waits to be reaped serves nobody
 
 
-def test_a_reloads_old_worker_serves_until_the_new_one_is_ready_then_stops(tmp_path: Path) -> None:
+@pytest.mark.parametrize("restarted", [False, True], ids=["first start", "after a restart"])
+def test_a_reloads_old_worker_serves_until_the_new_one_is_ready_then_stops(tmp_path: Path,
+                                                                            restarted: bool) -> None:
+    # The metrics folder is the operator's own (it outlives a master): a restarted master's first
+    # reload must hand over as the first master's did.
+    if restarted:
+        first, base, log = _start(tmp_path)
+        try:
+            assert wait_until(lambda: _status(base, "first-token-0123456789") == 200, 60), log.read_text()
+            first.send_signal(signal.SIGHUP)
+            assert wait_until(lambda: "reload: serving until" in log.read_text(), 60), log.read_text()
+        finally:
+            first.terminate()
+            first.wait(timeout=60)
+        assert not (tmp_path / "metrics" / f"lifeline-handover-{first.pid}").exists()  # gone with it
     server, base, log = _start(tmp_path)
     try:
         assert wait_until(lambda: _status(base, "first-token-0123456789") == 200, timeout=60), log.read_text()
         [old] = [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
         (tmp_path / ".env").write_text(_env_file("second-token-0123456789"))
         server.send_signal(signal.SIGHUP)
-        ready = tmp_path / "metrics" / "lifeline-handover"
+        ready = tmp_path / "metrics" / f"lifeline-handover-{server.pid}"
         overlap = None
         deadline = time.monotonic() + 60
         while overlap is None and time.monotonic() < deadline:
