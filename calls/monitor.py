@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ivr.context import CallContext
 from ivr.errors import StoreError
@@ -300,9 +300,9 @@ class Monitor:
     def _safe(self, job: Callable[[], SweepReport], name: str) -> None:
         try:
             report = job()
-        except (SQLAlchemyError, StoreError) as exc:
+        except (OperationalError, InterfaceError, StoreError) as exc:
             # The database is down: one line when it starts and one when it ends, not a traceback
-            # every tick from every worker.
+            # every tick from every worker. (Any other database error is a bug, and says so.)
             if name not in self._store_down_since:
                 self._store_down_since[name] = time.monotonic()
                 log.error("monitor %s paused: the call store is unavailable (%s: %s); check that the "

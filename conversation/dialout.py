@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -75,7 +76,10 @@ class DialOut:
         # event (calls/dialout.py `adopt`), which then knows everything the request said.
         state = encode_client_state({"role": "dialout", "dtmf": dtmf or "", "listening": bool(listen),
                                      "summary_to": summary_to})
-        command_id = str(uuid.uuid5(_DIAL_KEYS, idempotency_key) if idempotency_key else uuid.uuid4())
+        # The key names this request: with what it asks and where it dials from, so reusing a key for
+        # another number dials that number, and two deployments on one account never collide.
+        request = json.dumps([idempotency_key, self._from, to, dtmf, summary_to])
+        command_id = str(uuid.uuid5(_DIAL_KEYS, request) if idempotency_key else uuid.uuid4())
         ccid, session = telnyx.dial(to, self._from, state, command_id, listen)
         try:
             self._units.run(internal_event("lifeline.dial", ccid), lambda ctx: dialout.placed(

@@ -129,7 +129,11 @@ class TelnyxCommands:
             raise ProviderError(f"Telnyx refused the dial: HTTP {exc.status_code} "
                                 f"{_error_detail(exc.body)}".strip(), status=exc.status_code,
                                 code=_error_code(exc.body), retryable=exc.status_code >= 500) from exc
-        except telnyx.APITimeoutError as exc:  # sent, and no answer: the call may be ringing
+        except telnyx.APITimeoutError as exc:
+            if isinstance(exc.__cause__, httpx.ConnectTimeout):  # never sent: nothing rings
+                raise ProviderError(f"Telnyx is unreachable: {exc}", status=None, code=None,
+                                    retryable=True) from exc
+            # Sent, and no answer: the call may be ringing.
             raise ProviderError("Telnyx did not answer the dial in time, so the call may have been placed: "
                                 "it is recorded when its first event arrives. Look for it (GET "
                                 "/api/calls?active=1) before dialling again, or repeat the request with "

@@ -172,5 +172,8 @@ def test_a_dial_whose_answer_times_out_is_504_then_recorded_from_its_first_event
         dials = [r for r in sim.emulator.requests if r["name"] == "dial"]
         assert len(dials) == 2 and len({d["command_id"] for d in dials}) == 1
         assert len(store.list_calls()) == 1
+        # The same key for another number names another request: that number is dialled.
+        other = client.post("/api/calls", headers=keyed, json={"to": "+15557770001"})
+        assert other.status_code == 201 and other.get_json()["call_control_id"] != call.call_control_id
         assert client.post("/api/calls", headers={**AUTH, "Idempotency-Key": "é"},
                            json={"to": FAR_END}).status_code == 400

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ivr.config import load_settings
@@ -113,3 +114,23 @@ def test_emulator_dials_out_like_telnyx(emulator: Emulator, app_config: dict[str
     assert wait_until(lambda: leg.answered, timeout=3)
     with pytest.raises(telnyx.UnprocessableEntityError):
         client.calls.dial(connection_id="1494404757140276705", from_="+15550100000", to="")
+
+
+@pytest.mark.parametrize(("timeout", "unknown"), [
+    (httpx.ConnectTimeout, False),  # never sent: nothing can ring, asking again is safe
+    (httpx.ReadTimeout, True),  # sent, no answer: the call may ring
+])
+def test_a_dial_that_times_out_says_whether_it_may_have_been_placed(
+        client: TelnyxCommands, timeout: type[httpx.TimeoutException], unknown: bool) -> None:
+    from ivr.errors import ProviderError
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise timeout("timed out", request=request)
+
+    # The SDK's own HTTP client, over a transport that times out as asked (no network involved).
+    client._client._client = httpx.Client(transport=httpx.MockTransport(refuse))
+    client._connection_id = "1494404757140276705"
+    with pytest.raises(ProviderError) as failed:
+        client.dial("+15551234567", "+15550100000", "e30=", "cmd-dial-1")
+    assert (failed.value.outcome_unknown, failed.value.retryable) == (unknown, not unknown)
+    assert ("may have been placed" in str(failed.value)) is unknown
