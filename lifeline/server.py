@@ -25,10 +25,13 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask
+from gunicorn.asgi.protocol import ASGIProtocol
+from gunicorn.workers import gasgi
 from gunicorn.workers.gasgi import ASGIWorker
 
 from insight.media import MediaSession, MediaStreams, StreamRefused
@@ -308,6 +311,21 @@ def _environ(scope: Message, body: bytes) -> dict[str, Any]:
     return environ
 
 
+class _Protocol(ASGIProtocol):  # type: ignore[misc]  # gunicorn has no types
+    """gunicorn's HTTP protocol, whose own refusals (a request line or headers too long, a request it
+    cannot parse) answer in the one JSON error shape, as every other error does."""
+
+    def _send_error_response(self, status: int, message: str, extra_headers: Iterable[tuple[str, str]] = ()
+                             ) -> None:
+        body = error_body(status, message)
+        extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
+        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n")
+        self._safe_write(head.encode("latin-1"))
+        self._safe_write(body)
+
+
 class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
     """gunicorn's asyncio worker serving the Flask app through `Front` (`threads` per pool)."""
 
@@ -319,6 +337,12 @@ class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
         """`threads` is used here (the front's pools): no warning about it."""
+
+    def init_process(self) -> None:
+        """Serve connections with `_Protocol` (gunicorn's worker builds each connection's protocol
+        from the name its module holds; this worker process is the only one that reads it)."""
+        gasgi.ASGIProtocol = _Protocol
+        super().init_process()
 
     def load_wsgi(self) -> None:
         """Load the Flask app (`app:app`) and put the front before it."""

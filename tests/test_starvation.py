@@ -7,6 +7,7 @@ socket held one. Counting, not timing: the only time limits are generous livenes
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -166,6 +167,22 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_clos
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b"LIFELINE_BODY_TIMEOUT_S" in answer
     conn.close()
+
+
+@pytest.mark.parametrize(("request_head", "status"), [
+    ("GET /api/calls?q=" + "a" * 5000 + " HTTP/1.1\r\nHost: x\r\n\r\n", 414),  # request line too long
+    ("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + "x" * 9000 + "\r\n\r\n", 431),  # a header too long
+])
+def test_what_gunicorn_refuses_before_the_app_is_answered_in_the_one_json_error_shape(
+        served: Served, request_head: str, status: int) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=LIVENESS_S) as conn:
+        conn.sendall(request_head.encode())
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()) and b"Content-Type: application/json" in head
+    assert json.loads(body)["error"]["status"] == status
 
 
 def test_a_body_larger_than_the_limit_is_refused_before_it_is_sent(served: Served) -> None:
