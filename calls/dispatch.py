@@ -54,8 +54,15 @@ def dispatch(ctx: CallContext, svc: Services, machine: Machine) -> None:
     if event.type == "call.initiated" and event.is_inbound_new_call:
         caller.on_new_call(ctx, svc)
         return
-    if event.type == "call.initiated" and (event.client_state or {}).get("role") == "dialout":
+    dialled = (event.client_state or {}).get("role") == "dialout"
+    if dialled and event.type in ("call.initiated", "call.answered"):
+        # A dial-out not recorded yet (its dial's answer timed out): its first event records it,
+        # the answer too should its `call.initiated` be lost.
         dialout.adopt(ctx)
+        answered = event.type == "call.answered"
+        adopted = ctx.tx.get_call(event.call_control_id) if answered and event.call_control_id else None
+        if adopted is not None:
+            CALLER_LEG[event.type](ctx, svc, machine, adopted)
         return
     agent_handler = AGENT_LEG.get(event.type)
     transfer = agent.find_transfer(ctx) if agent_handler is not None else None

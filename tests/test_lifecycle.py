@@ -157,3 +157,15 @@ def test_a_caller_who_hangs_up_while_lifeline_is_answering_is_missed(
     post(app, *signed("call.hangup", {"call_control_id": CCID, "hangup_cause": "normal_clearing"}))
     call = app.extensions["lifeline"].store.get_call(CCID)
     assert call is not None and (call.status, call.outcome) == (CallStatus.ENDED, "missed")
+
+
+def test_a_dial_out_whose_initiated_was_lost_is_recorded_and_heard_from_its_answer(
+        app: Flask, signed: WebhookFactory) -> None:
+    from ivr.events import encode_client_state
+    state = encode_client_state({"role": "dialout", "dtmf": "", "listening": True, "summary_to": None})
+    leg = {"call_control_id": "v3:dialled-lost", "call_leg_id": "leg-9", "call_session_id": "sess-9",
+           "from": "+15550100000", "to": "+15557770000", "direction": "outgoing", "state": "answered",
+           "client_state": state}
+    assert post(app, *signed("call.answered", leg)).status_code == 200
+    call = app.extensions["lifeline"].store.get_call("v3:dialled-lost")
+    assert call is not None and (call.status, call.to_number) == (CallStatus.ANALYSING, "+15557770000")
