@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lifeline.gunicorn_hooks import (  # noqa: E402
     Logger,
     child_exit,
+    on_reload,
     on_starting,
     post_worker_init,
     prepare,
@@ -82,5 +83,5 @@ control_socket_disable = True
 prepare()
 
 __all__ = ["child_exit", "control_socket_disable", "keepalive", "logger_class", "on_exit",
-           "on_starting", "post_worker_init", "threads", "timeout", "websocket_max_message_size",
+           "on_reload", "on_starting", "post_worker_init", "threads", "timeout", "websocket_max_message_size",
            "worker_class", "workers"]

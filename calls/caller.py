@@ -223,12 +223,13 @@ def _close(turn: Turn, outcome: str, cause: str | None, ended_at: float) -> None
     ctx.after_commit(lambda: engine.stop(ccid))
 
 
-def on_hangup_before_initiated(ctx: CallContext) -> None:
+def on_hangup_before_initiated(ctx: CallContext) -> bool:
     """Webhooks can arrive out of order: keep a hangup for a leg we have not seen, so that its late
-    `call.initiated` finds the call closed and does not answer (or keep open) a leg that is gone."""
+    `call.initiated` finds the call closed and does not answer (or keep open) a leg that is gone.
+    False when nothing was recorded: not a caller's leg, or its call was recorded meanwhile."""
     event = ctx.event
     if not event.call_control_id or (event.client_state or {}).get("role") in ("agent", "dialout"):
-        return  # not a caller's leg: an agent's, or a dial-out whose dial is not recorded (yet)
+        return False  # not a caller's leg: an agent's, or a dial-out whose dial is not recorded (yet)
     now = time.time()
     cause = event.hangup_cause or "hangup_before_initiated"
     call = CallRecord(
@@ -236,12 +237,14 @@ def on_hangup_before_initiated(ctx: CallContext) -> None:
         call_leg_id=event.call_leg_id, from_number=event.from_, to_number=event.to,
         status=CallStatus.ENDED, created_at=now, updated_at=now, outcome="missed",
         hangup_cause=cause, ended_at=now)
-    if ctx.tx.insert_call(call):
-        # A caller Lifeline never answered (hung up at once, or while the store was down and the
-        # call's first webhooks were refused): on the feed, its webhooks and summary like any call.
-        ctx.publish("call.started", call.call_control_id, direction="inbound", **{"from": call.from_number},
-                    to=call.to_number)
-        publish_ended(ctx, call, "missed", cause, now)
+    if not ctx.tx.insert_call(call):
+        return False
+    # A caller Lifeline never answered (hung up at once, or while the store was down and the call's
+    # first webhooks were refused): on the feed, its webhooks and summary like any call.
+    ctx.publish("call.started", call.call_control_id, direction="inbound", **{"from": call.from_number},
+                to=call.to_number)
+    publish_ended(ctx, call, "missed", cause, now)
+    return True
 
 
 def publish_ended(ctx: CallContext, call: CallRecord, outcome: str, cause: str | None, now: float) -> None:

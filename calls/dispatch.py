@@ -68,8 +68,12 @@ def dispatch(ctx: CallContext, svc: Services, machine: Machine) -> None:
     transfer = agent.find_transfer(ctx) if agent_handler is not None else None
     if agent_handler is not None and transfer is not None:
         agent_handler(ctx, svc, machine, transfer)
-    elif event.type == "call.hangup":
-        caller.on_hangup_before_initiated(ctx)
+    elif event.type == "call.hangup" and not caller.on_hangup_before_initiated(ctx) and event.call_control_id:
+        # Its `call.initiated`, handled at the same moment by another worker, recorded the call
+        # first (the insert waited for it): the hangup is that call's, not to be dropped.
+        raced = ctx.tx.get_call(event.call_control_id)
+        if raced is not None:
+            CALLER_LEG[event.type](ctx, svc, machine, raced)
 
 
 def _by_client_state(ctx: CallContext) -> CallRecord | None:

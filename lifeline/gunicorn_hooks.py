@@ -82,11 +82,7 @@ def guard_reload(server: Any) -> None:
             server.log.error("reload refused; the workers go on with the settings and files they "
                              "started with. Fix these, then send HUP again:\n  %s", "\n  ".join(problems))
             return
-        # The workers about to be forked are the next generation: the running ones serve until
-        # those are ready (lifeline/handover.py), so a reload leaves no gap in serving.
-        _state["generation"] += 1
-        handover.announce(_state["generation"], server.cfg.workers)
-        reload()
+        reload()  # announces the next generation (`on_reload`) before it forks it
 
     server.handle_hup = checked_reload
 
@@ -113,6 +109,14 @@ class Logger(glogging.Logger):  # type: ignore[misc]
                 root.addHandler(handler)
         root.setLevel(self.error_log.level)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def on_reload(server: Any) -> None:
+    """A reload has read its settings and is about to fork the new workers: announce them as the
+    next generation, whom the running workers serve until (lifeline/handover.py), so a reload
+    leaves no gap in serving. Their number is the one just read."""
+    _state["generation"] += 1
+    handover.announce(_state["generation"], server.cfg.workers)
 
 
 def post_worker_init(worker: Any) -> None:

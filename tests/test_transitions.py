@@ -22,7 +22,7 @@ from ivr.errors import StoreError
 from ivr.events import CallEvent
 from ivr.masking import mask_digits
 from ivr.menu import AFTER_AGENTS, load_menu
-from ivr.store import CallStatus, Command, CommandStatus, TransferStatus
+from ivr.store import CallRecord, CallStatus, Command, CommandStatus, TransferStatus
 from ivr.store.memory import MemoryStore, MemoryStoreTx
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules
@@ -471,3 +471,36 @@ def test_a_refused_hangup_is_sent_once_more_and_no_more(flow: Flow, ending: str)
         tick(flow, later + more)
     hangups = [c for c in flow.sent.commands if c.name == "hangup"]
     assert len(hangups) == 2 and hangups[0].command_id != hangups[1].command_id
+
+
+class RacingStore(MemoryStore):
+    """A store whose next look at the caller's call misses it, as when another worker's
+    `call.initiated` records the call between a unit's read and its insert."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.miss_next = False
+
+    @contextmanager
+    def unit(self) -> Iterator[MemoryStoreTx]:
+        with super().unit() as tx:
+            get_call = tx.get_call
+
+            def raced(call_control_id: str, lock: bool = True) -> CallRecord | None:
+                if call_control_id == CALLER and self.miss_next:
+                    self.miss_next = False
+                    return None
+                return get_call(call_control_id, lock)
+
+            tx.get_call = raced  # type: ignore[method-assign]
+            yield tx
+
+
+def test_a_hangup_whose_initiated_another_worker_recorded_at_the_same_moment_closes_the_call() -> None:
+    store = RacingStore()
+    flow = Flow(store)
+    flow.answered_call()
+    store.miss_next = True  # the hangup's unit does not see the call, and its insert loses
+    flow.event("call.hangup", hangup_cause="normal_clearing")
+    call = store.get_call(CALLER)
+    assert call is not None and (call.status, call.outcome) == (CallStatus.ENDED, "completed")

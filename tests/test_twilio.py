@@ -417,7 +417,8 @@ def test_a_hangup_that_overtakes_the_voice_webhook_still_closes_the_call(twilio_
     root = twiml(post(twilio_app, "/webhooks/twilio/voice", call_form()))
     assert root.find("Hangup") is not None and root.find("Gather") is None
     call = twilio_app.extensions["lifeline"].store.get_call(SID)
-    assert call is not None and call.status == CallStatus.ENDED
+    assert call is not None and (call.status, call.outcome) == (CallStatus.ENDED, "missed")
+    assert call.from_number == call_form()["From"]  # whom to call back
 
 
 class _Recorder(Provider):

@@ -70,7 +70,10 @@ def status(key: str, form: Mapping[str, str]) -> list[CallEvent]:
     sid = call_sid(form)
     if form.get("CallStatus") not in ENDED_STATUSES:
         return []
-    return [_event(key, "hangup", "call.hangup", sid, form, hangup_cause="normal_clearing")]
+    # The numbers too: a caller never answered (the voice webhook refused in an outage) is recorded
+    # from this alone, and a supervisor needs to know whom to call back.
+    return [_event(key, "hangup", "call.hangup", sid, form, hangup_cause="normal_clearing",
+                   from_=form.get("From"), to=form.get("To"))]
 
 
 def gather(key: str, form: Mapping[str, str]) -> list[CallEvent]:
