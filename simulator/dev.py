@@ -8,6 +8,7 @@ and the API always have something to show; the database (instance/dev.db) and th
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
@@ -17,6 +18,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import click
 from flask import current_app
@@ -54,6 +56,9 @@ def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: fl
         _free_or_fail(option, wanted)
     instance = Path.cwd() / "instance"
     instance.mkdir(exist_ok=True)
+    # Held for as long as this runs: a second `flask dev` here would take this one's live calls
+    # for an earlier run's and close them (both keep instance/dev.db).
+    lock = _only_run_here(instance / "dev.lock")
     token = _token(instance / "dev-token")
     scenarios = [load_scenario(p) for p in sorted((PROJECT_ROOT / "examples" / "calls").glob("*.yaml"))]
     config = {"LIFELINE_AGENTS": ",".join(settings.agents), "LIFELINE_IVR": str(settings.ivr_path),
@@ -90,6 +95,26 @@ def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: fl
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        lock.close()
+
+
+def _only_run_here(path: Path) -> IO[str]:
+    """Hold the folder's dev lock, or stop naming the run that holds it."""
+    held = path.open("a+")
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held.seek(0)
+        other = held.read().strip() or "unknown"
+        held.close()
+        raise click.ClickException(f"another `flask dev` (pid {other}) is running in this folder and "
+                                   "keeps instance/dev.db: stop it first, or start this one from another "
+                                   "folder") from None
+    held.seek(0)
+    held.truncate()
+    held.write(str(os.getpid()))
+    held.flush()
+    return held
 
 
 def real_outputs(environ: Mapping[str, str], keep: bool) -> tuple[dict[str, str], list[str]]:

@@ -37,6 +37,16 @@ def test_dev_serves_looping_callers_then_stops_cleanly_on_ctrl_c(tmp_path: Path)
             return len(reply.json()["calls"]) if reply.status_code == 200 else 0
 
         assert wait_until(lambda: calls() >= 3, timeout=60), "callers never arrived"
+        # A second one in the same folder would take this one's live calls for an earlier run's.
+        second = subprocess.run(
+            [str(Path(sys.executable).parent / "flask"), "--env-file", str(ROOT / "examples/emulator.env"),
+             "--app", str(ROOT / "app.py"), "dev", "--port", str(free_port()), "--emulator-port",
+             str(free_port())], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert f"another `flask dev` (pid {process.pid}) is running in this folder" in second.stderr
+        assert calls() >= 3 and all(c.get("hangup_cause") != "dev_restart"
+                                    for c in httpx.get(f"http://127.0.0.1:{port}/api/calls", headers=auth,
+                                                       timeout=5).json()["calls"])
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:
