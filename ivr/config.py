@@ -177,11 +177,22 @@ KNOWN_SETTINGS = frozenset({
 })
 
 
+# Settings read under names that are not LIFELINE_*: a near miss of one of these (DATABASE_URI)
+# would otherwise leave the default in force without a word (SQLite, when PostgreSQL was meant).
+_OTHER_SETTINGS = ("DATABASE_URL", "TELNYX_API_KEY", "TELNYX_PUBLIC_KEY", "TELNYX_CONNECTION_ID",
+                   "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+
+
 def misspelt_settings(source: Mapping[str, str]) -> list[str]:
-    """Warnings for LIFELINE_* names that are set but unknown and close to a known one."""
+    """Warnings for names that are set but unknown and close to a known one (LIFELINE_*, or a
+    few others the app reads, such as DATABASE_URL)."""
     found = []
-    for name in sorted(n for n in source if n.startswith("LIFELINE_") and n not in KNOWN_SETTINGS):
-        near = difflib.get_close_matches(name, KNOWN_SETTINGS, n=1, cutoff=0.85)
+    for name in sorted(n for n in source if n not in KNOWN_SETTINGS):
+        if name.startswith("LIFELINE_"):
+            near = difflib.get_close_matches(name, KNOWN_SETTINGS, n=1, cutoff=0.85)
+        else:
+            near = [k for k in _OTHER_SETTINGS if k not in source
+                    and difflib.SequenceMatcher(None, name, k).ratio() >= 0.9]
         if near:
             found.append(f"{name} is not a Lifeline setting and is ignored: did you mean {near[0]}?")
     return found
@@ -557,6 +568,12 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
     if value.startswith(("postgres://", "postgresql://")):
         # SQLAlchemy would pick psycopg2 for a bare scheme; we ship psycopg 3.
         return "postgresql+psycopg://" + value.split("://", 1)[1]
+    if value.startswith("sqlite:") and value != "sqlite://" and not value.startswith("sqlite:///"):
+        # sqlite://instance/x.db reads "instance" as a host, which SQLite has not.
+        path = value.split(":", 1)[1].lstrip("/")
+        problems.append(f"DATABASE_URL={value!r} is not a SQLite URL: write three slashes before a "
+                        f"relative path (sqlite:///{path}) and four before an absolute one (sqlite:////{path})")
+        return value
     if value.startswith(("sqlite:", "postgresql+psycopg:")) or value == MEMORY_URL:
         return value
     if ":" not in value:  # a bare path: the commonest slip

@@ -41,6 +41,9 @@ def test_complete_settings_load(tmp_path: Path) -> None:
      "DATABASE_URL has a port that is not a number from 0 to 65535 (db.example.com:54x2)"),
     ("DATABASE_URL", "/tmp/lifeline.db", "DATABASE_URL='/tmp/lifeline.db' is a file path, not a database "
                                          "URL: for SQLite write sqlite:////tmp/lifeline.db"),
+    ("DATABASE_URL", "sqlite://instance/x.db", "DATABASE_URL='sqlite://instance/x.db' is not a SQLite URL: "
+                                               "write three slashes before a relative path "
+                                               "(sqlite:///instance/x.db)"),
     ("LIFELINE_IVR", "/tmp", "LIFELINE_IVR=/tmp is a directory: point LIFELINE_IVR at a YAML file"),
     ("LIFELINE_PUBLIC_URL", "https://abc.ngrok.app/webhooks/telnyx", "LIFELINE_PUBLIC_URL='https://abc.ngrok.app"
                             "/webhooks/telnyx' is a webhook URL: give the base URL only (https://abc.ngrok.app)"),
@@ -296,3 +299,13 @@ def test_a_recordings_folder_that_cannot_be_made_is_warned_about_unless_a_bucket
     assert not [w for w in with_bucket.warnings if "LIFELINE_RECORDINGS_DIR" in w]
     assert not (tmp_path / "recordings").exists()  # checked, not made
     assert load_settings(GOOD, tmp_path).recordings_dir == tmp_path / "recordings"
+
+
+def test_a_near_miss_of_database_url_is_named_not_left_to_fall_back_to_sqlite(tmp_path: Path) -> None:
+    settings = load_settings({**GOOD, "DATABASE_URI": "postgresql://app@db.example.com/calls"}, tmp_path)
+    assert settings.database_url.startswith("sqlite:///")  # the default, as before...
+    assert ("DATABASE_URI is not a Lifeline setting and is ignored: did you mean DATABASE_URL?"
+            in settings.warnings)  # ...but said
+    unrelated = load_settings({**GOOD, "DATABASE_URL_TEST": "x", "TELNYX_API_BASE_URL": "http://x/v2"},
+                              tmp_path)
+    assert not [w for w in unrelated.warnings if "did you mean" in w]

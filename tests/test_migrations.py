@@ -205,7 +205,8 @@ def test_a_served_app_on_a_stale_schema_says_so_once_at_start(
         app = entry_app()  # what a WSGI server imports (gunicorn without its config, waitress...)
     try:
         said = [r.getMessage() for r in caplog.records if "schema" in r.getMessage()]
-        assert said == ["the database schema is empty: run `flask db upgrade`; "
+        database = app.extensions["lifeline"].store.engine.url.render_as_string(hide_password=True)
+        assert said == [f"the database schema ({database}) is empty: run `flask db upgrade`; "
                         "until then every request is answered 503"]
     finally:
         app.extensions["lifeline"].close()

@@ -99,7 +99,10 @@ def schema_problem(engine: Engine) -> str | None:
                 f"ends at {head()}): run the release that migrated it, or a newer one")
     else:
         state = f"is at revision {revision}, the code needs {head()}"
-    return f"the database schema {state}: {UPGRADE_HINT}"
+    # Named, without its password: a mistyped DATABASE_URL (or none) means another database than
+    # the one meant, and this is where it shows.
+    where = engine.url.render_as_string(hide_password=True)
+    return f"the database schema ({where}) {state}: {UPGRADE_HINT}"
 
 
 def known(revision: str) -> bool:
