@@ -35,13 +35,18 @@ $(STAMP): $(REQS) $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -r requirements-train.txt -c constraints.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
+# Exit status 78 (EX_CONFIG) is a setting or file to fix, said above; any other failure is a scenario's.
 demo: $(RUN_STAMP)
-	$(BIN)/flask --env-file examples/emulator.env --app app simulate examples/calls/*.yaml \
-		--concurrency 4 --json out/demo.json \
-	|| { echo "make demo: some scenarios did not meet their expectations (listed above)"; exit 1; }
+	@$(BIN)/flask --env-file examples/emulator.env --app app simulate examples/calls/*.yaml \
+		--concurrency 4 --json out/demo.json; status=$$?; \
+	if [ $$status -eq 78 ]; then echo "make demo: no call was played: fix the settings named above"; exit 1; \
+	elif [ $$status -ne 0 ]; then echo "make demo: some scenarios did not meet their expectations (listed above)"; exit 1; fi
 
+# make dev PORT=9600 EMULATOR_PORT=9601 to take other ports
+PORT ?= 8000
+EMULATOR_PORT ?= 8001
 dev: $(RUN_STAMP)
-	$(BIN)/flask --env-file examples/emulator.env --app app dev
+	$(BIN)/flask --env-file examples/emulator.env --app app dev --port $(PORT) --emulator-port $(EMULATOR_PORT)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
