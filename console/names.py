@@ -27,6 +27,10 @@ CAUSE = {
     "call_rejected": "rejected", "originator_cancel": "the caller hung up first",
     "caller hung up": "the caller hung up", "no_outcome": "no outcome from the provider",
     "normal_clearing": "hung up", "unspecified": "reason unknown",
+    "call_ended_90018": "the call had already ended", "call_ended": "the call had already ended",
+    "hangup_before_initiated": "hung up before being answered",
+    "lost": "the provider no longer knew the call",
+    "dev_restart": "closed by a restart of flask dev",
 }
 LISTENING = {
     "paused": "Paused", "resumed": "Listening", "restarted": "Listening (stream restarted)",

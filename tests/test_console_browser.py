@@ -473,3 +473,27 @@ def test_a_message_left_after_no_agent_answered_plays_on_the_call_page(live: Sim
         "const a = document.querySelector('audio'); return a.readyState >= 1 && a.duration > 0"),
         what="the recording to load in the player")
     assert policy_violations(browser) == []
+
+
+def _set_hidden(driver: WebDriver, hidden: bool) -> None:
+    """What the browser does when the tab goes out of sight (or back): `document.hidden` changes."""
+    script = ("Object.defineProperty(document, 'hidden', {value: arguments[0], configurable: true});"
+              "document.dispatchEvent(new Event('visibilitychange'));")
+    driver.execute_script(script, hidden)
+
+
+def test_a_hidden_live_tab_gives_its_feed_up_and_catches_up_from_where_it_stopped_when_seen(
+        live: Simulation, browser: Chrome) -> None:
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    _set_hidden(browser, True)
+    wait_for(browser, lambda d: "paused while this tab is hidden" in d.find_element(By.ID, "feed-state").text,
+             what="the feed to be given up")
+    leg = live.emulator.incoming_call(from_="+15557770199")  # arrives while the tab is hidden
+    assert live.emulator.wait_for_gather(leg, 10)
+    time.sleep(0.5)
+    assert not row_of(browser, "+15557770199")  # nothing followed while hidden
+    _set_hidden(browser, False)
+    wait_for_feed(browser)
+    wait_for(browser, lambda d: row_of(d, "+15557770199"), what="the call that came while hidden")
+    live.emulator.caller_hangs_up(leg)

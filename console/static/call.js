@@ -16,8 +16,8 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
   if (!boot || !boot.active) return;
-  const url = "/api/events?call=" + encodeURIComponent(boot.call) + "&after=" + encodeURIComponent(boot.after);
-  const source = new EventSource(url);
+  let after = boot.after;  // the last event of this call the page has followed
+  let source = null;
   // keepPlace() below holds the reader's place itself; the browser's own scroll anchoring would
   // add its correction to ours.
   document.documentElement.style.overflowAnchor = "none";
@@ -47,6 +47,9 @@ document.addEventListener("DOMContentLoaded", () => {
   };
 
   const merge = (page) => {
+    const pill = (root) => (root.querySelector('[data-part="status"]') || {}).textContent;
+    const now = pill(page);
+    if (now && now !== pill(document)) document.getElementById("call-news").textContent = "Now: " + now;
     for (const fresh of page.querySelectorAll("[data-part]")) {
       const old = document.querySelector(`[data-part="${fresh.dataset.part}"]`);
       if (!old) continue;
@@ -76,7 +79,10 @@ document.addEventListener("DOMContentLoaded", () => {
     if (busy) { again = true; return; }
     busy = true;
     try {
-      const response = await fetch(window.location.pathname, {headers: {Accept: "text/html"}, cache: "no-store"});
+      // Bounded: a fetch stuck behind the browser's connection limit would leave the page looking
+      // live while it is not.
+      const response = await fetch(window.location.pathname, {headers: {Accept: "text/html"}, cache: "no-store",
+                                                              signal: AbortSignal.timeout(10000)});
       const page = new DOMParser().parseFromString(await response.text(), "text/html");
       // Signed out, say: the answer is the sign-in form, with none of this page's parts.
       if (!response.ok || !page.querySelector("[data-part]")) throw new Error("no call page");
@@ -101,23 +107,40 @@ document.addEventListener("DOMContentLoaded", () => {
   // A form sent from this page (pause, resume) loads the fresh page itself; nothing needs to follow.
   document.addEventListener("submit", () => {
     leaving = true;
-    source.close();
+    if (source) source.close();
   });
-  for (const kind of ["status", "message", "decision", "transfer", "listening"]) source.addEventListener(kind, news);
-  source.addEventListener("call.ended", () => {
-    over = true;
-    news();
-    following();
-  });
-  // The summary is the last news a call has: the page stops following then.
-  source.addEventListener("summary.ready", () => {
-    news();
-    source.close();
-  });
-  source.onopen = following;
-  source.onerror = () => {
-    // The browser retries by itself unless the server refused outright (signed out, say).
-    if (source.readyState === EventSource.CLOSED) L.feedClosed();
-    else L.feedState("connecting", "reconnecting…");
+  let done = false;  // the summary came: nothing more to follow
+  const seen = (handle) => (message) => {
+    after = Number(message.lastEventId) || after;
+    handle();
   };
+  // As on the live page: a tab out of sight gives its feed up (a browser has six connections to
+  // one server), and takes it back from the last event it had when it is seen again.
+  const connect = () => {
+    if (done) return;
+    source = new EventSource("/api/events?call=" + encodeURIComponent(boot.call) + "&after=" + encodeURIComponent(after));
+    for (const kind of ["status", "message", "decision", "transfer", "listening"]) source.addEventListener(kind, seen(news));
+    source.addEventListener("call.ended", seen(() => {
+      over = true;
+      news();
+      following();
+    }));
+    // The summary is the last news a call has: the page stops following then.
+    source.addEventListener("summary.ready", seen(() => {
+      news();
+      done = true;
+      source.close();
+    }));
+    source.onopen = following;
+    source.onerror = () => {
+      // The browser retries by itself unless the server refused outright (signed out, say).
+      if (source.readyState === EventSource.CLOSED) L.feedClosed();
+      else L.feedState("connecting", "reconnecting…");
+    };
+  };
+  L.whileSeen(connect, () => {
+    if (done) return;
+    source.close();
+    L.feedState("connecting", "paused while this tab is hidden");
+  });
 });

@@ -59,6 +59,15 @@ window.Lifeline = (() => {
       if (node) node.append(again);
     }, lost);
   };
+  // Run `start` now and whenever the page is seen again, `stop` whenever it is hidden.
+  const whileSeen = (start, stop) => {
+    let running = !document.hidden;
+    if (running) start();
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden && running) { running = false; stop(); }
+      else if (!document.hidden && !running) { running = true; start(); }
+    });
+  };
   document.addEventListener("DOMContentLoaded", () => localize(document));
-  return {humanize, readable, el, svg, clock, localTime, localize, boot, feedState, feedClosed};
+  return {humanize, readable, el, svg, clock, localTime, localize, boot, feedState, feedClosed, whileSeen};
 })();

@@ -261,22 +261,32 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   render();
 
-  const source = new EventSource("/api/events?after=" + encodeURIComponent(lastId));
-  for (const kind of KINDS) {
-    source.addEventListener(kind, (message) => {
-      const id = Number(message.lastEventId);
-      if (id && id <= lastId) return;  // already applied
-      lastId = id || lastId;
-      apply(JSON.parse(message.data));
-      schedule();
-    });
-  }
-  source.onopen = () => L.feedState("live", "live");
-  source.onerror = () => {
-    // The browser retries by itself unless the server refused outright (signed out, say).
-    if (source.readyState === EventSource.CLOSED) L.feedClosed();
-    else L.feedState("connecting", "reconnecting…");
+  // A browser opens at most six connections to one server over HTTP/1.1, and every console tab's
+  // feed holds one: a tab out of sight gives its feed up and takes it back, from where it stopped,
+  // when it is seen again, so a seventh tab (or a page's fetch) is never left waiting.
+  let source = null;
+  const connect = () => {
+    source = new EventSource("/api/events?after=" + encodeURIComponent(lastId));
+    for (const kind of KINDS) {
+      source.addEventListener(kind, (message) => {
+        const id = Number(message.lastEventId);
+        if (id && id <= lastId) return;  // already applied
+        lastId = id || lastId;
+        apply(JSON.parse(message.data));
+        schedule();
+      });
+    }
+    source.onopen = () => L.feedState("live", "live");
+    source.onerror = () => {
+      // The browser retries by itself unless the server refused outright (signed out, say).
+      if (source.readyState === EventSource.CLOSED) L.feedClosed();
+      else L.feedState("connecting", "reconnecting…");
+    };
   };
+  L.whileSeen(connect, () => {
+    source.close();
+    L.feedState("connecting", "paused while this tab is hidden");
+  });
   // The clock on each row moves locally: nothing is asked of the server.
   setInterval(() => {
     if (document.body.classList.contains("stale")) return;  // a frozen view keeps its last times
