@@ -117,7 +117,7 @@ document.addEventListener("DOMContentLoaded", () => {
   // As on the live page: a tab out of sight gives its feed up (a browser has six connections to
   // one server), and takes it back from the last event it had when it is seen again.
   const connect = () => {
-    if (done) return;
+    if (done || leaving) return;
     source = new EventSource("/api/events?call=" + encodeURIComponent(boot.call) + "&after=" + encodeURIComponent(after));
     for (const kind of ["status", "message", "decision", "transfer", "listening"]) source.addEventListener(kind, seen(news));
     source.addEventListener("call.ended", seen(() => {
@@ -139,7 +139,7 @@ document.addEventListener("DOMContentLoaded", () => {
     };
   };
   L.whileSeen(connect, () => {
-    if (done) return;
+    if (done || leaving) return;
     source.close();
     L.feedState("connecting", "paused while this tab is hidden");
   });
