@@ -31,7 +31,7 @@ def start(engine: ListeningEngine, call_control_id: str, both: bool) -> Commands
     """Commands that start hearing the caller, or both parties, again."""
     if engine.provider_transcribes:
         config = dict(engine.answer_options(call_control_id).get("transcription_config", {}))
-        if both and _names_tracks(config):
+        if both and names_tracks(config):
             config["transcription_tracks"] = "both"
         return [("transcription_start", config)]
     options = engine.restart_options(call_control_id)
@@ -45,18 +45,19 @@ def both_parties(engine: ListeningEngine, call_control_id: str) -> Commands:
 
     Nothing when the transcription engine does not name the track it heard: the agent's words
     would arrive as the caller's, so the caller alone is heard on, as before the bridge."""
-    if engine.provider_transcribes and not _names_tracks(
+    if engine.provider_transcribes and not names_tracks(
             engine.answer_options(call_control_id).get("transcription_config", {})):
         return []
     started = start(engine, call_control_id, both=True)
     return [*stop(engine, call_control_id), *started] if started else []
 
 
-def _names_tracks(config: dict[str, Any]) -> bool:
-    # Whether the provider's transcripts say which party spoke. Twilio's always do, but its calls
-    # carry the same settings: a deployment that names another Telnyx engine hears only the
-    # caller after a bridge on either provider, which loses the agent's words rather than file
-    # them as the caller's.
+def names_tracks(config: dict[str, Any]) -> bool:
+    """Whether transcripts under this `transcription_config` say which party spoke (Telnyx's own
+    engine fills `transcription_track`; the emulator posts as Telnyx would by this too)."""
+    # Twilio's always do, but its calls carry the same settings: a deployment that names another
+    # Telnyx engine hears only the caller after a bridge on either provider, which loses the
+    # agent's words rather than file them as the caller's.
     return str(config.get("transcription_engine") or "Telnyx") in ENGINES_NAMING_TRACKS
 
 

@@ -319,7 +319,10 @@ class _Protocol(ASGIProtocol):  # type: ignore[misc]  # gunicorn has no types
                              ) -> None:
         body = error_body(status, message)
         extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
-        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:  # not a status HTTPStatus names
+            reason = "Error"
         head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n")
         self._safe_write(head.encode("latin-1"))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from insight.tracks import names_tracks
 from ivr.events import decode_client_state
 from ivr.menu import KEYS
 
@@ -50,13 +51,7 @@ def listen_from_answer(leg: Leg, body: dict[str, Any]) -> None:
 
 def _transcribe_as(leg: Leg, config: dict[str, Any]) -> None:
     leg.transcription_tracks = str(config.get("transcription_tracks") or "inbound")
-    leg.transcription_names_track = names_track(config)
-
-
-def names_track(config: dict[str, Any]) -> bool:
-    """Whether Telnyx says which track a transcript came from: only its own engine (`Telnyx`, alias
-    `B`) fills `transcription_track`; the SDK's type says so."""
-    return str(config.get("transcription_engine") or "Telnyx") in ("Telnyx", "B")
+    leg.transcription_names_track = names_tracks(config)
 
 
 def _answer(legs: Legs, leg: Leg, body: dict[str, Any]) -> Reply:
