@@ -146,7 +146,7 @@ def play(emulator: Emulator, scenario: Scenario, from_: str | None = None,
             break
     else:  # the script ran out (no `hangup` turn, no early end): hang up, after holding on if asked
         if scenario.expect.transfer is True:
-            _hold_on_for_transfer(leg, PATIENCE_S)
+            _hold_on_for_transfer(emulator, leg, PATIENCE_S)
     if not leg.ended:
         result.abandoned = _waiting_for_agent(emulator, leg) or not call_log.answered
         call_log.add({"t_ms": call_log.t_ms(), "kind": "caller", "type": "hangup"})
@@ -287,11 +287,21 @@ def wait_for_menu(emulator: Emulator, leg: Leg, patience_s: float) -> bool:
             return False
 
 
-def _hold_on_for_transfer(leg: Leg, patience_s: float) -> None:
-    """A caller who asked for a person stays on the line a while for the transfer to come."""
+def _hold_on_for_transfer(emulator: Emulator, leg: Leg, patience_s: float) -> None:
+    """A caller who asked for a person stays on the line a while for an agent to come on: until one
+    is connected, or the transfer was made and no agent is on the way any more (the caller is back
+    in a menu). Not merely until the transfer is sent: on Twilio the agent rings after the handoff
+    line and hears a whisper before being connected."""
     deadline = time.monotonic() + patience_s
-    while time.monotonic() < deadline and not leg.ended and not leg.log.transfers:
+    while time.monotonic() < deadline and not leg.ended and leg.bridged_with is None:
+        if leg.log.transfers and leg.gather is not None and not _agent_on_the_line(emulator, leg):
+            return
         time.sleep(0.02)
+
+
+def _agent_on_the_line(emulator: Emulator, leg: Leg) -> bool:
+    agents = [emulator.leg(a) for a in leg.agent_legs]
+    return any(a is not None and not a.ended for a in agents)
 
 
 def _wait_bridged(emulator: Emulator, leg: Leg) -> bool:

@@ -228,19 +228,74 @@ def test_the_voicemail_choice_records_after_the_last_agent(twilio_app: Flask) ->
     assert call is not None and call.recording_url == "https://api.twilio.com/rec/RE1.mp3"
 
 
-def test_an_answered_agent_connects_the_call_and_the_end_of_the_bridge_hangs_up(twilio_app: Flask) -> None:
-    post(twilio_app, "/webhooks/twilio/voice", call_form())
-    post(twilio_app, "/webhooks/twilio/gather?step=f", call_form(CallStatus="in-progress", Digits="0"))
-    agent = "CA" + "4" * 32
-    response = post(twilio_app, f"/webhooks/twilio/agent?caller={SID}&attempt=1",
+def answer_as_agent(app: Flask, agent: str, step: str) -> None:
+    """The caller presses 0, and the first agent's phone reports the answer (before the whisper)."""
+    post(app, "/webhooks/twilio/voice", call_form())
+    post(app, f"/webhooks/twilio/gather?step={step}", call_form(CallStatus="in-progress", Digits="0"))
+    response = post(app, f"/webhooks/twilio/agent?caller={SID}&attempt=1",
                     call_form(sid=agent, CallStatus="in-progress", Direction="outbound-dial",
                               ParentCallSid=SID))
     assert response.status_code == 204
+
+
+def whisper_to(app: Flask, agent: str) -> ET.Element:
+    """The whisper document Twilio runs on the agent's leg once they answer."""
+    return twiml(post(app, f"/webhooks/twilio/whisper?caller={SID}&attempt=1",
+                      call_form(sid=agent, CallStatus="in-progress", Direction="outbound-dial",
+                                ParentCallSid=SID)))
+
+
+def test_an_answered_agent_is_connected_once_the_whisper_is_heard_and_the_end_of_the_bridge_hangs_up(
+        twilio_app: Flask) -> None:
+    agent = "CA" + "4" * 32
+    answer_as_agent(twilio_app, agent, "f")
     lifeline = twilio_app.extensions["lifeline"]
+    # Answered is not connected: Twilio runs the whisper on the agent's leg first.
+    assert lifeline.store.get_call(SID).status == CallStatus.TRANSFERRING  # type: ignore[union-attr]
+    assert lifeline.store.transfers(SID)[0].status == TransferStatus.RINGING
+    whisper = whisper_to(twilio_app, agent)
+    assert [verb.tag for verb in whisper] == ["Say", "Redirect"]
+    done = urlsplit(whisper.find("Redirect").text or "")  # type: ignore[union-attr]
+    assert done.path == "/webhooks/twilio/whispered"
+    heard = twiml(post(twilio_app, f"/webhooks/twilio/whispered?{done.query}",
+                       call_form(sid=agent, CallStatus="in-progress", Direction="outbound-dial",
+                                 ParentCallSid=SID)))
+    assert list(heard) == []  # the whisper's document ends empty: Twilio connects the two
     assert lifeline.store.get_call(SID).status == CallStatus.TRANSFERRED  # type: ignore[union-attr]
-    assert lifeline.store.transfers(SID)[0].agent_call_control_id == agent
+    [transfer] = lifeline.store.transfers(SID)
+    assert (transfer.status, transfer.agent_call_control_id) == (TransferStatus.CONNECTED, agent)
     end = dial_outcome(twilio_app, 1, "completed")
     assert [verb.tag for verb in end] == ["Hangup"]  # the agent hung up: the call is over
+    assert lifeline.store.transfers(SID)[0].status == TransferStatus.CONNECTED
+
+
+@pytest.mark.parametrize("reported", ["completed", "no-answer"])
+def test_an_agent_who_hangs_up_during_the_whisper_is_not_connected_and_the_next_agent_is_dialled(
+        twilio_app: Flask, reported: str) -> None:
+    agent = "CA" + "4" * 32
+    answer_as_agent(twilio_app, agent, "g")
+    whisper_to(twilio_app, agent)  # the agent puts the phone down while it is said
+    second = dial_outcome(twilio_app, 1, reported)
+    assert second.find("Dial/Number").text == AGENTS.split(",")[1]  # type: ignore[union-attr]
+    lifeline = twilio_app.extensions["lifeline"]
+    first = lifeline.store.transfers(SID)[0]
+    assert first.status == TransferStatus.FAILED
+    assert first.hangup_cause == ("not_connected" if reported == "completed" else "timeout")
+    assert lifeline.store.get_call(SID).status == CallStatus.TRANSFERRING  # type: ignore[union-attr]
+
+
+def test_an_agent_who_finishes_the_whisper_after_the_caller_left_is_let_go(twilio_app: Flask) -> None:
+    agent = "CA" + "4" * 32
+    answer_as_agent(twilio_app, agent, "h")
+    whisper = whisper_to(twilio_app, agent)
+    post(twilio_app, "/webhooks/twilio/status", call_form(CallStatus="completed"))  # the caller hangs up
+    done = urlsplit(whisper.find("Redirect").text or "")  # type: ignore[union-attr]
+    heard = twiml(post(twilio_app, f"/webhooks/twilio/whispered?{done.query}",
+                       call_form(sid=agent, CallStatus="in-progress", Direction="outbound-dial",
+                                 ParentCallSid=SID)))
+    assert [verb.tag for verb in heard] == ["Hangup"]
+    call = twilio_app.extensions["lifeline"].store.get_call(SID)
+    assert call is not None and call.status == CallStatus.ENDED and call.outcome != "transferred"
 
 
 def test_a_transcribed_utterance_is_heard_once_and_can_escalate(twilio_app: Flask) -> None:
@@ -700,3 +755,28 @@ def test_a_hash_key_in_the_menu_is_routed_on_twilio_not_taken_as_the_finishing_k
         gathered = [json.loads(e["payload"]).get("Digits") for e in store.events(sid)
                     if e["event_type"] == "call.gather.ended"]
         assert gathered == ["#"] and store.get_call(sid).retries == 0  # routed, not heard as no choice
+
+
+@pytest.mark.parametrize("reported", ["completed", "no-answer"])
+def test_agents_who_hang_up_in_the_whisper_leave_the_caller_in_the_apology_menu_not_hung_up(
+        reported: str) -> None:
+    with Simulation({"LIFELINE_AGENTS": AGENTS}, engine="twilio", speed=5, provider="twilio") as sim:
+        sim.emulator.whisper_hangup_status = reported
+        leg = sim.emulator.incoming_call(agent="hangs_up_in_whisper")  # every agent of this call does
+        assert sim.emulator.wait_for_gather(leg, 10)
+        sim.emulator.press(leg, "0")
+        lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
+
+        def offered() -> bool:
+            call = lifeline.store.get_call(leg.call_control_id)
+            return call is not None and call.status == CallStatus.MENU and call.menu == "_after_agents"
+
+        assert wait_until(offered, 30)
+        transfers = lifeline.store.transfers(leg.call_control_id)
+        expected = "not_connected" if reported == "completed" else "timeout"
+        assert [(t.status, t.hangup_cause) for t in transfers] == [(TransferStatus.FAILED, expected)] * 2
+        assert not leg.ended and not leg.log.bridged
+        sim.emulator.caller_hangs_up(leg)
+        assert wait_until(lambda: lifeline.store.get_call(leg.call_control_id).outcome == "no_agent", 10)
+    whispers = [e for e in leg.log.timeline if e.get("type") == "whisper"]
+    assert len(whispers) == 2 and all("Lifeline transfer" in e["text"] for e in whispers)

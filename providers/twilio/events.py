@@ -22,6 +22,8 @@ ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 # DialCallStatus of a Dial whose agent never took the call, as the hangup cause Telnyx would give.
 AGENT_FAILED_CAUSE = {"no-answer": "timeout", "busy": "user_busy", "failed": "call_rejected",
                       "canceled": "originator_cancel"}
+# An agent's leg that ended (DialCallStatus completed) without having been connected.
+NOT_CONNECTED_CAUSE = "not_connected"
 
 
 def event_key(url: str, headers: Mapping[str, str], form: Mapping[str, str]) -> str:
@@ -95,7 +97,9 @@ def spoken(key: str, form: Mapping[str, str]) -> list[CallEvent]:
 
 
 def dial(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[CallEvent]:
-    """A `<Dial>` action: the agent leg failed (an agent-leg hangup), or the bridge is over."""
+    """A `<Dial>` action: the agent's leg is over. Connected or not is the store's to say: the
+    bridge is recorded when the agent has heard the whisper (`whispered`), so an end reported
+    `completed` for a leg never connected is an agent who did not take the call."""
     sid = call_sid(form)
     if sid != caller:
         raise MalformedEvent("the Dial action must come from the caller's call")
@@ -106,24 +110,33 @@ def dial(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[C
         return [_event(key, "agent-hangup", "call.hangup", agent_sid, form, client_state=state,
                        hangup_cause=AGENT_FAILED_CAUSE[outcome])]
     if outcome in ("completed", "answered"):
-        # The bridge happened (its status callback may have been lost); the agent hung up.
-        return [_event(key, "bridged", "call.bridged", sid, form)]
+        # After a bridge this ends nothing more (the attempt is connected, no longer open); an
+        # agent who answered and hung up during the whisper was never connected (Twilio says
+        # `completed` or `no-answer` then: its docs do not say which), and the caller moves on.
+        return [_event(key, "agent-hangup", "call.hangup", agent_sid, form, client_state=state,
+                       hangup_cause=NOT_CONNECTED_CAUSE)]
     raise MalformedEvent(f"DialCallStatus {outcome!r} is not one Twilio sends")
 
 
 def agent(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[CallEvent]:
-    """A `<Number>` status callback of the agent's leg: ringing, then answered (bridged)."""
+    """A `<Number>` status callback of the agent's leg: ringing, then answered. Answered is not
+    connected: Twilio runs the whisper on the agent's leg first (`whispered`)."""
     sid = call_sid(form)
     state = {"role": "agent", "caller": caller, "attempt": attempt}
-    call_status = form.get("CallStatus")
-    if call_status in ("initiated", "ringing", "queued"):
+    if form.get("CallStatus") in ("initiated", "ringing", "queued", "in-progress"):
         return [_event(key, "initiated", "call.initiated", sid, form, client_state=state,
                        direction="outgoing", state="bridging")]
-    if call_status == "in-progress":
-        return [_event(key, "initiated", "call.initiated", sid, form, client_state=state,
-                       direction="outgoing", state="bridging"),
-                _event(key, "bridged", "call.bridged", sid, form, client_state=state)]
     return []  # the end of the agent's leg arrives as the Dial action, on the caller's call
+
+
+def whispered(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[CallEvent]:
+    """The agent heard the whisper to its end and is still on the line: the document that follows
+    it is empty, so Twilio connects the two legs now."""
+    sid = call_sid(form)
+    if form.get("ParentCallSid") not in (None, "", caller):
+        raise MalformedEvent("the whisper must come from an agent leg of the caller's call")
+    state = {"role": "agent", "caller": caller, "attempt": attempt}
+    return [_event(key, "bridged", "call.bridged", sid, form, client_state=state)]
 
 
 def recording(key: str, form: Mapping[str, str], api_base_url: str = "") -> list[CallEvent]:

@@ -48,6 +48,7 @@ PARSERS: dict[str, Parser] = {
     "spoken": lambda key, form, q, api: events.spoken(key, form),
     "dial": lambda key, form, q, api: events.dial(key, form, *_leg(q)),
     "agent": lambda key, form, q, api: events.agent(key, form, *_leg(q)),
+    "whispered": lambda key, form, q, api: events.whispered(key, form, *_leg(q)),
     "recording": lambda key, form, q, api: events.recording(key, form, api),
 }
 

@@ -1,8 +1,9 @@
 """Twilio's webhooks: verify, turn into events, run the shared call flow, answer with TwiML.
 
 Every endpoint is a POST, form-encoded, signed by Twilio over the public URL. Those Twilio
-waits on for instructions (voice, gather, spoken, dial, resume, recorded, whisper) answer with
-TwiML; the informational ones (status, agent, recording, transcription, stream) answer 204.
+waits on for instructions (voice, gather, spoken, dial, resume, recorded, whisper, whispered)
+answer with TwiML; the informational ones (status, agent, recording, transcription, stream)
+answer 204.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ivr.context import command_id_for
 from ivr.errors import error_response
 from ivr.events import CallEvent
 from ivr.menu import Menu
-from ivr.store import CallStatus, CallStore, Command
+from ivr.store import CallStatus, CallStore, Command, TransferStatus
 
 from ..base import WebhookRequest
 from . import events
@@ -123,7 +124,8 @@ def _recorded(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: st
 
 
 def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
-    """What the agent hears before being connected: why the caller is coming through."""
+    """What the agent hears once they answer, before being connected: why the caller is coming
+    through; then a request of ours, which only an agent still on the line makes (`_whispered`)."""
     caller = request.args.get("caller", "")
     attempt = request.args.get("attempt", "")
     reason = ""
@@ -134,6 +136,26 @@ def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str
 
     response = VoiceResponse()
     response.say(f"Lifeline transfer. {reason[:200]}" if reason else "Lifeline transfer.")
+    done = twilio.provider.renderer.url("whispered", caller=caller, attempt=attempt)
+    response.redirect(done, method="POST")
+    return _twiml(response)
+
+
+def _whispered(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+    """The agent heard the whisper: the bridge is recorded, and the empty document that ends the
+    whisper lets Twilio connect them; an agent nobody waits for any more is let go instead."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    with capturing(None):
+        lifeline.calls.handle_all(twilio.provider.parse(incoming))
+    caller, attempt = request.args.get("caller", ""), request.args.get("attempt", "")
+    call = lifeline.store.get_call(caller) if events.CALL_SID.match(caller) else None
+    connected = call is not None and call.status == CallStatus.TRANSFERRED and any(
+        str(t.attempt) == attempt and t.status == TransferStatus.CONNECTED
+        for t in lifeline.store.transfers(caller))
+    response = VoiceResponse()
+    if not connected:
+        response.hangup()
     return _twiml(response)
 
 
@@ -215,7 +237,7 @@ def _state(lifeline: Host, sid: str, greet: bool = False) -> list[Command]:
 
 HANDLERS: dict[str, Handler] = {
     **{kind: _instructions for kind in ("voice", "gather", "spoken", "dial", "resume")},
-    "recorded": _recorded, "whisper": _whisper,
+    "recorded": _recorded, "whisper": _whisper, "whispered": _whispered,
     **{kind: _informational for kind in ("status", "agent", "recording")},
     "transcription": _transcription, "stream": _stream,
 }

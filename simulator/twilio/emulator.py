@@ -117,6 +117,9 @@ class TwilioEmulator:
         self._faults: list[Fault] = []
         self._closed = False
         self._streams_stopped = False  # set by stop_streams: no new stream may start after it
+        # The DialCallStatus for an agent who hung up during the whisper: Twilio's docs do not say,
+        # and its own samples read either `completed` or another status as "not taken".
+        self.whisper_hangup_status = "completed"
         self._callbacks = KeyedSerialExecutor(64, "twilio-callback")
         self._http = httpx.Client(timeout=15.0, limits=httpx.Limits(max_connections=2000,
                                                                     max_keepalive_connections=500))
@@ -522,7 +525,7 @@ class TwilioEmulator:
             with self._lock:
                 self._end(agent, "canceled", notify=False)
             return None
-        if agent.agent_behaviour != "answer":
+        if agent.agent_behaviour not in ("answer", "hangs_up_in_whisper"):
             outcome = DIAL_OUTCOME.get(agent.agent_behaviour, "no-answer")
             with self._lock:
                 self._end(agent, outcome, notify=False)
@@ -532,11 +535,20 @@ class TwilioEmulator:
                                DialCallSid=agent.call_control_id) if verb.get("action") else None
         agent.answered = True
         agent.status = "in-progress"
-        if whisper:
-            heard = self._fetch(agent, whisper, "whisper", ParentCallSid=leg.call_control_id)
-            leg.log.add({"t_ms": leg.log.t_ms(), "kind": "agent", "type": "whisper", "text": _said(heard)})
+        # Twilio reports the answer as the agent picks up, then runs the whisper on the agent's leg;
+        # the legs are connected only once its documents end with the agent still there.
         if callback and "answered" in wanted:
             self._callback(agent, callback, {**agent_params, "CallStatus": "in-progress"}, "agent")
+        if whisper and not self._whisper(leg, agent, whisper):
+            with self._lock:
+                if not agent.ended:
+                    self._end(agent, "completed", notify=False)
+            if callback and "completed" in wanted:
+                self._callback(agent, callback, {**agent_params, "CallStatus": "completed"}, "agent")
+            if leg.ended or leg.update is not None or not verb.get("action"):
+                return None
+            return self._fetch(leg, verb.get("action") or "", "dial",
+                               DialCallStatus=self.whisper_hangup_status, DialCallSid=agent.call_control_id)
         with self._lock:
             leg.bridged_with, agent.bridged_with = agent.call_control_id, leg.call_control_id
             leg.log.bridged = True
@@ -551,6 +563,46 @@ class TwilioEmulator:
             return None
         return self._fetch(leg, verb.get("action") or "", "dial", DialCallStatus="completed",
                            DialCallSid=agent.call_control_id)
+
+    def _whisper(self, leg: TwilioLeg, agent: TwilioLeg, url: str) -> bool:
+        """Run the whisper's documents on the agent's leg (while the caller waits); True when they
+        end with both still there. An agent `hangs_up_in_whisper` puts the phone down during its
+        first <Say>."""
+        heard: list[str] = []
+        document = self._fetch(agent, url, "whisper", ParentCallSid=leg.call_control_id)
+        try:
+            while document is not None:
+                try:
+                    root = ET.fromstring(document)
+                except ET.ParseError as exc:
+                    self._problem(leg, f"the whisper's TwiML did not parse: {exc}")
+                    return False
+                following: str | None = None
+                for verb in root:
+                    if verb.tag == "Say":
+                        heard.append((verb.text or "").strip())
+                        if agent.agent_behaviour == "hangs_up_in_whisper":
+                            return False
+                        if not self._wait(leg, len(verb.text or "") / SPEECH_CHARS_PER_S) or agent.ended:
+                            return False
+                    elif verb.tag == "Pause":
+                        if not self._wait(leg, float(verb.get("length", "1"))) or agent.ended:
+                            return False
+                    elif verb.tag == "Redirect":
+                        following = self._fetch(agent, (verb.text or "").strip(), "whispered",
+                                                ParentCallSid=leg.call_control_id)
+                        if following is None:
+                            return False  # Twilio's "application error" to the agent, then their leg ends
+                        break
+                    elif verb.tag == "Hangup":
+                        return False
+                    else:
+                        self._problem(leg, f"<{verb.tag}> in a whisper is not one the emulator runs")
+                        return False
+                document = following
+            return not (agent.ended or leg.ended)
+        finally:
+            leg.log.add({"t_ms": leg.log.t_ms(), "kind": "agent", "type": "whisper", "text": " ".join(heard)})
 
     def _record(self, leg: TwilioLeg, verb: ET.Element) -> str | None:
         leg.recording = "mp3"
@@ -769,11 +821,3 @@ def _heard_since(text: str, began: float, ended: float, started_at: float) -> st
     first = math.ceil(len(words) * (started_at - began) / (ended - began))
     return " ".join(words[first:])
 
-
-def _said(document: str | None) -> str:
-    """The words of the <Say> verbs of a TwiML document."""
-    try:
-        root = ET.fromstring(document or "")
-    except ET.ParseError:
-        return ""
-    return " ".join((say.text or "").strip() for say in root.iter("Say"))
