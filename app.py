@@ -10,4 +10,10 @@ from lifeline.startup import entry_app
 from simulator.cli import DEV_COMMANDS
 from simulator.cli import register as register_simulator
 
+if __name__ == "__main__":
+    # Run as a script, this module would build the app and exit, serving nothing: say what serves it.
+    raise SystemExit("app.py is not run directly: `make dev` serves Lifeline with the Telnyx emulator, "
+                     "`flask --app app run` serves it alone, and `gunicorn app:app` serves it in production "
+                     "(README.md)")
+
 app = entry_app(register_simulator, dev_commands=DEV_COMMANDS)

@@ -618,7 +618,9 @@ def _placeholders(get: Callable[[str], str | None]) -> list[str]:
         value = get(name)
         if value and (value.rstrip("/") in values or "replace_me" in value.lower()):
             shown = value if name in ("LIFELINE_PUBLIC_URL", "LIFELINE_AGENTS") else value[:4] + "…"
-            found.append(f"{name}={shown} is the example's placeholder: {why} (in .env)")
+            # The value may come from .env, an --env-file or the environment: name where to put the fix.
+            found.append(f"{name}={shown} is the example's placeholder: {why} (set it in .env or "
+                         "the environment)")
     return found
 
 

@@ -136,9 +136,30 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
+def taken_address(server: Any) -> str | None:
+    """The first of gunicorn's --bind addresses another program holds, with why, or None."""
+    from .startup import bind_problem
+
+    if server.LISTENERS or server.master_pid or os.environ.get("LISTEN_FDS") or server.cfg.reuse_port:
+        return None  # sockets handed over (USR2, systemd) or shared on purpose: gunicorn binds none
+    for address in server.cfg.address:
+        if isinstance(address, tuple):  # a unix socket's stale file gunicorn replaces itself
+            problem = bind_problem(str(address[0]), int(address[1]))
+            if problem is not None:
+                return f"{address[0]}:{address[1]} ({problem})"
+    return None
+
+
 def on_starting(server: Any) -> None:
-    """Stop when the workers could not share their calls; say where their metrics are gathered."""
+    """Stop when the workers could not share their calls or the port is taken; say where their
+    metrics are gathered."""
     from .startup import EX_CONFIG
+
+    taken = taken_address(server)
+    if taken is not None:
+        # gunicorn would try five times, a second apart, and print two lines each time.
+        server.log.error("cannot serve on %s: another server has it; stop it or give --bind", taken)
+        raise SystemExit(EX_CONFIG)
 
     if _state["memory"] and server.cfg.workers > 1:
         # Each worker would hold its own calls, and a call's next webhook may reach another one.

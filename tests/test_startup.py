@@ -107,6 +107,7 @@ CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
     "gunicorn_without_conf": (["gunicorn", "--config", "none.conf.py", "--chdir", str(ROOT),
                                "--bind", "127.0.0.1:0", "app:app"],
                               {**GOOD, "LIFELINE_AGENTS": "12345"}, {"none.conf.py": "\n"}),
+    "script": (["python", str(ROOT / "app.py")], GOOD, {}),
 }
 
 
@@ -369,6 +370,13 @@ def test_every_credential_in_the_examples_is_recognised_as_a_placeholder(tmp_pat
     assert load_settings(GOOD, tmp_path).warnings == ()
 
 
+def test_app_py_run_as_a_script_says_which_commands_serve_it(runs: dict[str, Run]) -> None:
+    run = runs["script"]
+    _clean(run)
+    assert run.code == 1
+    assert "`make dev`" in run.err and "`gunicorn app:app`" in run.err, run.err
+
+
 def test_the_command_shell_lists_exactly_the_real_apps_commands(app: Flask) -> None:
     # `flask --help` shows the shell's commands; a command registered only in create_app
     # would be missing there (register it in lifeline.factory.register_commands).
@@ -476,6 +484,22 @@ def test_flask_run_on_a_port_another_server_has_stops_before_its_monitor_starts(
     assert f"error: cannot serve on 127.0.0.1:{port} (Address already in use): another server has it" \
         in done.stderr
     assert "monitor started" not in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+def test_gunicorn_on_a_port_another_server_has_stops_at_once_with_one_line(tmp_path: Path) -> None:
+    import socket
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = subprocess.run([str(BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "--chdir",
+                               str(ROOT), "--workers", "1", "--bind", f"127.0.0.1:{port}", "app:app"],
+                              cwd=tmp_path, env=_env({**GOOD, "DATABASE_URL": "memory://"}),
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == EX_CONFIG, done.stderr
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, errors
+    assert f"cannot serve on 127.0.0.1:{port} (Address already in use): another server has it" in errors[0]
 
 
 def test_a_memory_store_is_accepted_with_a_warning_that_it_is_for_one_process(tmp_path: Path) -> None:
