@@ -74,6 +74,8 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
                            " ".join(f"{k}={v}" for k, v in run.settings().items()))
                 run.check_app()
                 results = run.run(loaded, concurrency=concurrency, on_result=show)
+                for problem in run.stream_problems():
+                    click.echo(f"warning: {problem}", err=True)
         except ExternalAppError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # the emulator's port

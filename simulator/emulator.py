@@ -193,6 +193,11 @@ class Emulator:
         """The app's media socket fails under the caller's stream (tests)."""
         self._legs.stream_failed(leg, leg.stream_url, reason)
 
+    def failed_streams(self) -> dict[tuple[str, str], int]:
+        """How many media streams the app's socket refused or dropped, by URL and reason."""
+        with self._lock:
+            return dict(self._legs.failed_streams)
+
     def inject(self, fault: Fault) -> None:
         """Arm a fault for the next matching command(s)."""
         self._faults.arm(fault)

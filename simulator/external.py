@@ -103,6 +103,15 @@ class ExternalRun:
         """Play every scenario, `concurrency` at a time; results in input order."""
         return play_all(self.emulator, scenarios, self._api, concurrency, on_result)
 
+    def stream_problems(self) -> list[str]:
+        """What to change when the app's media sockets could not be reached: its callers were
+        heard by nobody, and their scenarios fail on the transfer, not on this."""
+        return [f"the emulator could not open {count} media stream(s) at {url}: the app asks Telnyx to "
+                f"stream each call's audio to LIFELINE_PUBLIC_URL; start the app with one this machine "
+                f"reaches (for the app at {self.app_url}: LIFELINE_PUBLIC_URL={self.app_url})"
+                for (url, reason), count in sorted(self.emulator.failed_streams().items())
+                if reason == "connection_failed"]
+
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.emulator.close()

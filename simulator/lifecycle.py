@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 from .clock import Timers
@@ -35,6 +36,9 @@ class Legs:
         self.recordings: dict[str, bytes] = {}  # what recording URLs serve, by file name
         self.transcodes = True  # whether Telnyx can give a stream the stream_codec asked for
         self._streams_stopped = False  # set by stop_streams: no new stream may start after it
+        # Streams the app's socket refused or dropped, by URL (no query) and reason: `simulate
+        # --app-url` names them, since its callers then fail for want of the audio, not of a rule.
+        self.failed_streams: Counter[tuple[str, str]] = Counter()
 
     def scaled(self, seconds: float) -> float:
         """Real seconds for a duration in scenario time."""
@@ -151,6 +155,7 @@ class Legs:
         with self.lock:
             if leg.ended or leg.stream_url != url:
                 return
+            self.failed_streams[((url or "").split("?")[0], reason)] += 1
             leg.streamer = None
             self.emit(leg, "streaming.failed", failure_reason=reason, stream_id=None,
                       stream_params={"stream_url": url, "track": "inbound_track"},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ivr.store.sql import SqlStore
 from simulator.emulator import Emulator
-from simulator.external import emulator_keys
+from simulator.external import ExternalRun, emulator_keys
 
 from .conftest import wait_until
 from .test_gunicorn_reload import _status
@@ -64,3 +64,18 @@ def test_callers_reach_a_gunicorn_app_given_the_emulators_kept_settings_and_a_wr
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_media_streams_the_app_could_not_take_are_named_with_the_public_url_to_set(tmp_path: Path) -> None:
+    with ExternalRun("http://127.0.0.1:8000/", free_port(), tmp_path / "instance", 1.0, None) as run:
+        leg = run.emulator.incoming_call()
+        assert run.emulator.handle_command(leg.call_control_id, "answer", {})[0] == 200
+        assert run.stream_problems() == []
+        nobody = free_port()  # the app's LIFELINE_PUBLIC_URL points where nothing listens
+        started = run.emulator.handle_command(leg.call_control_id, "streaming_start",
+                                              {"stream_url": f"ws://127.0.0.1:{nobody}/media?token=t"})
+        assert started[0] == 200
+        assert wait_until(lambda: bool(run.stream_problems()), 10)
+        [problem] = run.stream_problems()
+    assert f"could not open 1 media stream(s) at ws://127.0.0.1:{nobody}/media:" in problem
+    assert "token" not in problem and "LIFELINE_PUBLIC_URL=http://127.0.0.1:8000" in problem
