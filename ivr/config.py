@@ -594,12 +594,29 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
     return value
 
 
+# Ed25519 public keys whose private halves are published: RFC 8032's first test vector, which
+# examples/emulator.env carries so that development commands start (they swap in the emulator's
+# own key). A server holding one accepts webhooks anyone can sign: it refuses to serve.
+PUBLISHED_PUBLIC_KEYS = frozenset({"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="})
+
+
+def published_key_problem(settings: Settings) -> str | None:
+    """Why a server with these settings must not take webhooks (a published key), or None."""
+    key = base64.b64encode(settings.telnyx.public_key).decode() if settings.telnyx is not None else None
+    if key not in PUBLISHED_PUBLIC_KEYS:
+        return None
+    return ("TELNYX_PUBLIC_KEY is the example's key, whose private half is published (RFC 8032): anyone "
+            "could sign webhooks this server would act on; copy your own from the Telnyx portal, Keys & "
+            "Credentials > Public Key (the development commands need none: flask simulate, flask dev)")
+
+
 # Values shipped in .env.example and examples/emulator.env: they let the app start, not work.
 PLACEHOLDERS: dict[str, tuple[tuple[str, ...], str]] = {
     "TELNYX_API_KEY": (("KEY0123456789ABCDEF_replace_me", "KEY_emulator_placeholder"),
                        "Telnyx will refuse every command; copy your key from Keys & Credentials"),
-    "TELNYX_PUBLIC_KEY": (("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",),
-                          "every webhook from Telnyx would be refused (403); copy yours from Keys & "
+    "TELNYX_PUBLIC_KEY": (tuple(sorted(PUBLISHED_PUBLIC_KEYS)),
+                          "Telnyx's own webhooks would be refused (403), and anyone can sign webhooks "
+                          "this server accepts (its private half is published); copy yours from Keys & "
                           "Credentials > Public Key"),
     "LIFELINE_PUBLIC_URL": (("https://example.ngrok.app",),
                             "Telnyx cannot reach it; give your ngrok or load-balancer URL"),

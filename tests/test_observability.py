@@ -244,7 +244,8 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "LIFELINE_", "PROMETHEUS_"))}
     env.update({"TELNYX_API_KEY": "KEY_test_0123456789abcdef", "LIFELINE_MONITOR": "off",
-                "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+                # Not the examples' key: its private half is published, and a server refuses it.
+                "TELNYX_PUBLIC_KEY": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
                 "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx",
                 "LIFELINE_API_TOKEN": "test-token-0123456789", "DATABASE_URL": f"sqlite:///{tmp_path / 'db'}",
                 "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")})

@@ -22,7 +22,7 @@ from flask import Flask
 from ivr.config import PLACEHOLDERS, load_settings
 from ivr.errors import ConfigError
 from lifeline import create_app
-from lifeline.startup import EX_CONFIG, _command_shell, problem_lines
+from lifeline.startup import EMULATOR_ENV, EX_CONFIG, _command_shell, problem_lines
 from simulator.cli import DEV_COMMANDS
 from simulator.cli import register as register_simulator
 
@@ -31,6 +31,7 @@ BIN = Path(sys.executable).parent
 GOOD = {"TELNYX_API_KEY": "KEY_test_0123456789abcdef",
         "TELNYX_PUBLIC_KEY": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
         "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx", "LIFELINE_MONITOR": "off"}
+EXAMPLE_KEY = dotenv_values(EMULATOR_ENV)["TELNYX_PUBLIC_KEY"] or ""
 BAD_MENU = 'start: main\ngreeting: Hello\nmenus:\n  main:\n    prompt: Choose\n    options:\n' \
            '      "1": {menu: nowhere}\n'
 BAD_RULES = ("rules:\n  - name: calm\n    type: phrase\n    phrases: [help]\n"
@@ -108,6 +109,11 @@ CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
                                "--bind", "127.0.0.1:0", "app:app"],
                               {**GOOD, "LIFELINE_AGENTS": "12345"}, {"none.conf.py": "\n"}),
     "script": (["python", str(ROOT / "app.py")], GOOD, {}),
+    "gunicorn_published_key": (["gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT),
+                                "--workers", "1", "--bind", "127.0.0.1:0", "app:app"],
+                               {**GOOD, "DATABASE_URL": "memory://", "TELNYX_PUBLIC_KEY": EXAMPLE_KEY}, {}),
+    "run_published_key": (["flask", "--app", str(ROOT / "app.py"), "--env-file", str(EMULATOR_ENV), "run",
+                           "--port", "1"], {"DATABASE_URL": "memory://"}, {}),
 }
 
 
@@ -375,6 +381,15 @@ def test_app_py_run_as_a_script_says_which_commands_serve_it(runs: dict[str, Run
     _clean(run)
     assert run.code == 1
     assert "`make dev`" in run.err and "`gunicorn app:app`" in run.err, run.err
+
+
+@pytest.mark.parametrize("case", ["gunicorn_published_key", "run_published_key"])
+def test_a_server_with_the_examples_published_public_key_refuses_to_serve(
+        runs: dict[str, Run], case: str) -> None:
+    run = runs[case]
+    _clean(run)
+    assert run.code == EX_CONFIG, run.err
+    assert "error: TELNYX_PUBLIC_KEY is the example's key, whose private half is published" in run.err
 
 
 def test_the_command_shell_lists_exactly_the_real_apps_commands(app: Flask) -> None:
