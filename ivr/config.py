@@ -600,14 +600,23 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
 PUBLISHED_PUBLIC_KEYS = frozenset({"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="})
 
 
-def published_key_problem(settings: Settings) -> str | None:
-    """Why a server with these settings must not take webhooks (a published key), or None."""
+def serving_problems(settings: Settings) -> list[str]:
+    """Why a server must not take calls with these settings: values anyone who read the examples
+    knows (a published webhook key, the example tokens). Development commands never serve with them."""
+    problems = []
     key = base64.b64encode(settings.telnyx.public_key).decode() if settings.telnyx is not None else None
-    if key not in PUBLISHED_PUBLIC_KEYS:
-        return None
-    return ("TELNYX_PUBLIC_KEY is the example's key, whose private half is published (RFC 8032): anyone "
-            "could sign webhooks this server would act on; copy your own from the Telnyx portal, Keys & "
-            "Credentials > Public Key (the development commands need none: flask simulate, flask dev)")
+    if key in PUBLISHED_PUBLIC_KEYS:
+        problems.append("TELNYX_PUBLIC_KEY is the example's key, whose private half is published (RFC 8032): "
+                        "anyone could sign webhooks this server would act on; copy your own from the Telnyx "
+                        "portal, Keys & Credentials > Public Key (the development commands need none: flask "
+                        "simulate, flask dev)")
+    for name, value in (("LIFELINE_API_TOKEN", settings.api_token),
+                        ("LIFELINE_METRICS_TOKEN", settings.metrics_token)):
+        if value is not None and value in PLACEHOLDERS[name][0]:
+            problems.append(f"{name} is the example's value, which anyone who read it knows: use a long "
+                            "random string of your own (e.g. from `python -c 'import secrets; "
+                            "print(secrets.token_urlsafe(32))'`)")
+    return problems
 
 
 # Values shipped in .env.example and examples/emulator.env: they let the app start, not work.

@@ -28,7 +28,7 @@ from flask.cli import FlaskGroup
 
 from insight.understand import understanding_from
 from ivr import logs
-from ivr.config import Settings, load_settings, published_key_problem
+from ivr.config import Settings, load_settings, serving_problems
 from ivr.errors import ConfigError, LifelineError
 from ivr.menu import Menu, load_menu
 from ivr.store import MEMORY_URL, open_store
@@ -152,9 +152,7 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
     problems: list[str] = []
     menu: Menu | None = None
     rules: RuleSet | None = None
-    published = published_key_problem(settings)
-    if published is not None:
-        problems.append(published)
+    problems.extend(serving_problems(settings))
     try:
         # Here too, not only in each worker: a half-set Twilio account must stop the server first.
         twilio_settings(settings)
@@ -279,10 +277,10 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
         extend(app)
     lifeline = app.extensions["lifeline"]
     print_problems([], lifeline.settings.warnings)
-    published = published_key_problem(lifeline.settings) if ctx.command.name == "run" else None
-    if published is not None:
+    refused = serving_problems(lifeline.settings) if ctx.command.name == "run" else []
+    if refused:
         lifeline.close()
-        fail(ConfigError(published))
+        fail(ConfigError("\n".join(refused)))
     if ctx.command.name == "run":
         logs.configure(lifeline.settings.log_format, secrets=secrets_of(lifeline.settings))
         _warn_if_unserviceable(app)

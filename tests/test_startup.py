@@ -32,6 +32,7 @@ GOOD = {"TELNYX_API_KEY": "KEY_test_0123456789abcdef",
         "TELNYX_PUBLIC_KEY": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
         "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx", "LIFELINE_MONITOR": "off"}
 EXAMPLE_KEY = dotenv_values(EMULATOR_ENV)["TELNYX_PUBLIC_KEY"] or ""
+EXAMPLE_TOKEN = PLACEHOLDERS["LIFELINE_API_TOKEN"][0][0]  # .env.example's, commented out there
 BAD_MENU = 'start: main\ngreeting: Hello\nmenus:\n  main:\n    prompt: Choose\n    options:\n' \
            '      "1": {menu: nowhere}\n'
 BAD_RULES = ("rules:\n  - name: calm\n    type: phrase\n    phrases: [help]\n"
@@ -112,6 +113,10 @@ CASES: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
     "gunicorn_published_key": (["gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT),
                                 "--workers", "1", "--bind", "127.0.0.1:0", "app:app"],
                                {**GOOD, "DATABASE_URL": "memory://", "TELNYX_PUBLIC_KEY": EXAMPLE_KEY}, {}),
+    "gunicorn_example_token": (["gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "--chdir", str(ROOT),
+                                "--workers", "1", "--bind", "127.0.0.1:0", "app:app"],
+                               {**GOOD, "DATABASE_URL": "memory://", "LIFELINE_API_TOKEN": EXAMPLE_TOKEN},
+                               {}),
     "run_published_key": (["flask", "--app", str(ROOT / "app.py"), "--env-file", str(EMULATOR_ENV), "run",
                            "--port", "1"], {"DATABASE_URL": "memory://"}, {}),
 }
@@ -383,13 +388,16 @@ def test_app_py_run_as_a_script_says_which_commands_serve_it(runs: dict[str, Run
     assert "`make dev`" in run.err and "`gunicorn app:app`" in run.err, run.err
 
 
-@pytest.mark.parametrize("case", ["gunicorn_published_key", "run_published_key"])
-def test_a_server_with_the_examples_published_public_key_refuses_to_serve(
-        runs: dict[str, Run], case: str) -> None:
+@pytest.mark.parametrize(("case", "problem"), [
+    ("gunicorn_published_key", "TELNYX_PUBLIC_KEY is the example's key, whose private half is published"),
+    ("run_published_key", "TELNYX_PUBLIC_KEY is the example's key, whose private half is published"),
+    ("gunicorn_example_token", "LIFELINE_API_TOKEN is the example's value, which anyone who read it knows")])
+def test_a_server_with_a_value_the_examples_publish_refuses_to_serve(
+        runs: dict[str, Run], case: str, problem: str) -> None:
     run = runs[case]
     _clean(run)
     assert run.code == EX_CONFIG, run.err
-    assert "error: TELNYX_PUBLIC_KEY is the example's key, whose private half is published" in run.err
+    assert f"error: {problem}" in run.err
 
 
 def test_the_command_shell_lists_exactly_the_real_apps_commands(app: Flask) -> None:
