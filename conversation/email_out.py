@@ -1,4 +1,4 @@
-"""Emailing a summary: HTML and plain text over SMTP, STARTTLS when the server offers it."""
+"""Emailing a summary: HTML and plain text over SMTP, with TLS (STARTTLS or smtps) unless told otherwise."""
 
 from __future__ import annotations
 
@@ -77,6 +77,13 @@ def send(target: SmtpTarget, message: EmailMessage, timeout_s: float = 10.0) -> 
         if not target.ssl and client.has_extn("starttls"):
             client.starttls(context=context)
             client.ehlo()
+        elif not target.ssl and not target.plain_ok:
+            # Anyone on the path can strip STARTTLS from the server's answer: without it, the login
+            # and the summary would cross the network in the clear.
+            raise smtplib.SMTPNotSupportedError(
+                f"{target.host}:{target.port} does not offer STARTTLS, so nothing was sent: use smtps://, "
+                "a server that offers STARTTLS, or smtp+insecure:// in LIFELINE_SMTP_URL to send unencrypted "
+                "on purpose")
         if target.user:
             client.login(target.user, target.password or "")
         client.send_message(message)

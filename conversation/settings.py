@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -18,6 +19,10 @@ from ivr.errors import ConfigError
 EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
 
 
+# The schemes of LIFELINE_SMTP_URL and their default ports.
+SMTP_SCHEMES = {"smtp": 587, "smtps": 465, "smtp+insecure": 25}
+
+
 @dataclass(frozen=True)
 class SmtpTarget:
     """Where summaries are emailed from: host, port and optional credentials."""
@@ -27,6 +32,9 @@ class SmtpTarget:
     user: str | None
     password: str | None
     ssl: bool
+    # Sending without TLS is allowed only to a relay on this machine or when the URL says so
+    # (smtp+insecure://): otherwise a server that does not offer STARTTLS gets nothing.
+    plain_ok: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,18 +131,30 @@ def _smtp(url: str, problems: list[str]) -> SmtpTarget | None:
     if not url:
         return None
     parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        problems.append("LIFELINE_SMTP_URL must look like smtp://user:pass@host:port (or smtps://)")
+    if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+        problems.append("LIFELINE_SMTP_URL must look like smtp://user:pass@host:port (or smtps://, or "
+                        "smtp+insecure:// for a relay that offers no TLS)")
         return None
     try:
-        port = parts.port or (465 if parts.scheme == "smtps" else 587)
+        port = parts.port or SMTP_SCHEMES[parts.scheme]
     except ValueError:
         problems.append("LIFELINE_SMTP_URL has a port that is not a number")
         return None
     return SmtpTarget(host=parts.hostname, port=port,
                       user=unquote(parts.username) if parts.username else None,
                       password=unquote(parts.password) if parts.password else None,
-                      ssl=parts.scheme == "smtps")
+                      ssl=parts.scheme == "smtps",
+                      plain_ok=parts.scheme == "smtp+insecure" or _loopback(parts.hostname))
+
+
+def _loopback(host: str) -> bool:
+    """Whether host names this machine (a local relay: nothing crosses a network)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _number(text: str, default: float, problems: list[str], name: str, allow_zero: bool = False) -> float:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import http.server
 import json
+import smtplib
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage, Message
@@ -510,6 +512,35 @@ def test_the_summary_mail_goes_over_starttls_with_a_login_and_a_checked_certific
         smtp.stop()
     assert login.users == ["lifeline"]
     assert [m["Subject"] for m in inbox.messages] == ["hi"]
+
+
+def test_a_server_without_starttls_gets_no_login_and_no_summary_unless_it_is_local_or_allowed() -> None:
+    from conversation.email_out import send
+    from conversation.settings import SmtpTarget, load_output_settings
+
+    inbox, login, port = Inbox(), Login(), free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=login, auth_require_tls=False)
+    smtp.start()
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "lifeline@example.com", "ops@example.com", "hi"
+    message.set_content("summary")
+    try:
+        remote = SmtpTarget("127.0.0.1", port, "lifeline", "s3cret", ssl=False)  # as for a host elsewhere
+        with pytest.raises(smtplib.SMTPNotSupportedError, match="does not offer STARTTLS, so nothing"):
+            send(remote, message)
+        assert login.users == [] and inbox.messages == []
+        send(replace(remote, plain_ok=True), message)  # a relay on this machine, or smtp+insecure://
+        assert login.users == ["lifeline"] and len(inbox.messages) == 1
+    finally:
+        smtp.stop()
+
+    def target(url: str) -> SmtpTarget | None:
+        return load_output_settings({"LIFELINE_SMTP_URL": url, "LIFELINE_SUMMARY_TO": "ops@example.com"}).smtp
+
+    assert [getattr(target(url), "plain_ok", None) for url in (
+        "smtp://mail.example.com", "smtp://127.0.0.1:2525", "smtp://localhost", "smtp+insecure://relay.internal",
+        "smtps://mail.example.com")] == [False, True, True, True, False]
+    assert target("smtp+insecure://relay.internal").port == 25  # type: ignore[union-attr]
 
 
 def test_contractions_are_never_topics_and_a_possessive_counts_as_its_word() -> None:
