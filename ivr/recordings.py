@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
 import logging
 import re
+import socket
 import threading
 import time
 import wave
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -79,18 +81,47 @@ class RecordingFetchError(RecordingError):
     """The recording could not be downloaded or kept; the message says why."""
 
 
+MAX_REDIRECTS = 5  # Twilio's media URLs redirect once, to where the audio is stored
+
+
+def url_refusal(url: str, trusted: Collection[str] = ()) -> str | None:
+    """Why a recording URL must not be fetched, or None. A URL comes from a webhook, so it may
+    name any host: only https to hosts on the internet, never this machine or a private network
+    (cloud metadata, internal services), except the configured provider API's own host (`trusted`
+    netlocs: an emulator on loopback serves its recordings there)."""
+    parts = urlsplit(url)
+    if parts.netloc in trusted:
+        return None
+    if parts.scheme != "https" or not parts.hostname:
+        return f"{parts.scheme or 'no'}:// URL (only https:// recording URLs are fetched)"
+    try:
+        found = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"{parts.hostname} does not resolve ({exc})"
+    for *_, address in found:
+        ip = ipaddress.ip_address(address[0])
+        if not ip.is_global:
+            return f"{parts.hostname} resolves to {ip}, which is not an address on the internet"
+    return None
+
+
 class RecordingKeeper:
     """Downloads recordings into a sink and records the outcome on the call."""
 
     def __init__(self, store: CallStore, sink: RecordingSink, timeout_s: float = 10.0,
-                 credentials: Mapping[str, tuple[str, str]] | None = None) -> None:
+                 credentials: Mapping[str, tuple[str, str]] | None = None,
+                 provider_apis: Collection[str | None] = ()) -> None:
         self._store = store
         self.sink = sink
         # host -> (user, password): a provider whose recording URLs need its credentials (Twilio,
         # when the account requires HTTP auth on media); its URLs also outlive Telnyx's 10 minutes.
         self._credentials = dict(credentials or {})
         self._timeout_s = timeout_s
-        self._http = httpx.Client(timeout=timeout_s, follow_redirects=True)
+        # The configured provider APIs' hosts, which may serve recordings over http or on loopback
+        # (an emulator); any other host must be https and on the internet (url_refusal).
+        self._trusted = frozenset(urlsplit(url).netloc for url in provider_apis if url)
+        # Redirects are followed here, each hop checked as the first URL is (url_refusal).
+        self._http = httpx.Client(timeout=timeout_s, follow_redirects=False)
         self._lock = threading.Lock()
         self._busy: set[str] = set()
         self._threads: set[threading.Thread] = set()
@@ -197,14 +228,7 @@ class RecordingKeeper:
         return RecordingStatus.KEPT
 
     def _download(self, call_control_id: str, url: str) -> KeptRecording:
-        try:
-            # Only to the provider's own host (httpx drops the header on a redirect elsewhere).
-            with self._http.stream("GET", url, auth=self._credentials.get(urlsplit(url).netloc)) as response:
-                if response.status_code != 200:
-                    raise RecordingFetchError(f"HTTP {response.status_code} from the recording URL")
-                audio = _read_at_most(response, MAX_BYTES)
-        except httpx.HTTPError as exc:
-            raise RecordingFetchError(f"{exc.__class__.__name__}: {exc}") from None
+        audio = self._get(url)
         if not audio:
             raise RecordingFetchError("recording is 0 bytes")
         extension, mime = audio_format(audio)
@@ -214,6 +238,26 @@ class RecordingKeeper:
         except SinkError as exc:
             raise RecordingFetchError(str(exc)) from None
         return KeptRecording(location, hashlib.sha256(audio).hexdigest(), _duration(audio))
+
+    def _get(self, url: str) -> bytes:
+        """The audio at url, following redirects that pass the same checks; RecordingFetchError if not."""
+        for _ in range(MAX_REDIRECTS + 1):
+            refused = url_refusal(url, self._trusted)
+            if refused is not None:
+                raise RecordingFetchError(f"recording URL refused: {refused}")
+            try:
+                # Credentials only to the host they are for, never to where it redirects.
+                auth = self._credentials.get(urlsplit(url).netloc)
+                with self._http.stream("GET", url, auth=auth) as response:
+                    if response.is_redirect and response.headers.get("location"):
+                        url = str(response.url.join(response.headers["location"]))
+                        continue
+                    if response.status_code != 200:
+                        raise RecordingFetchError(f"HTTP {response.status_code} from the recording URL")
+                    return _read_at_most(response, MAX_BYTES)
+            except httpx.HTTPError as exc:
+                raise RecordingFetchError(f"{exc.__class__.__name__}: {exc}") from None
+        raise RecordingFetchError(f"more than {MAX_REDIRECTS} redirects from the recording URL")
 
     def _record(self, call_control_id: str, **fields: object) -> None:
         with self._store.unit() as tx:

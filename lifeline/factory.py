@@ -145,7 +145,9 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     longest = longest_send_s(settings.command_attempts, settings.command_timeout_s)
     sender = twilio.wrap(outbox, store, settings.command_workers, longest + 2.0) if twilio else outbox
     recordings = RecordingKeeper(store, sink_from_settings(settings),
-                                 credentials=twilio.recording_credentials() if twilio else None)
+                                 credentials=twilio.recording_credentials() if twilio else None,
+                                 provider_apis=[settings.telnyx.api_base_url if settings.telnyx else "",
+                                                twilio.provider.settings.api_base_url if twilio else ""])
     services = Services(
         engine=engine, scorer=understanding_from(settings), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff),

@@ -39,7 +39,7 @@ def test_a_failed_fetch_is_recorded_and_the_monitors_retry_keeps_the_audio(
         emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     url = f"{emulator.base_url}/recordings/leg-1.wav"
     store = _store_with_call(tmp_path, url, time.time())
-    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"), provider_apis=[emulator.base_url])
     assert keeper.fetch("v3:call-1") == RecordingStatus.FAILED  # not there yet: 404
     call = store.get_call("v3:call-1")
     assert call is not None
@@ -80,7 +80,7 @@ def test_closing_waits_for_a_fetch_under_way_and_starts_none_after(
     emulator.recordings["leg-1.wav"] = silent_wav(1.0)
     store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/leg-1.wav", time.time())
     sink = _HeldSink(tmp_path / "kept")
-    keeper = RecordingKeeper(store, sink)
+    keeper = RecordingKeeper(store, sink, provider_apis=[emulator.base_url])
     keeper.fetch_later("v3:call-1")
     assert sink.writing.wait(10)  # downloaded, now being written
     closer = threading.Thread(target=keeper.close)
@@ -106,7 +106,7 @@ def test_closing_waits_for_a_fetch_under_way_and_starts_none_after(
 def test_a_recording_whose_url_has_expired_is_reported_not_retried_forever(
         emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/gone.wav", time.time() - 700)
-    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"), provider_apis=[emulator.base_url])
     assert keeper.retry_failed() == 0
     call = store.get_call("v3:call-1")
     assert call is not None and call.recording_status == RecordingStatus.EXPIRED
@@ -136,7 +136,7 @@ def test_a_recording_is_kept_in_the_bucket_with_its_checksum_and_read_back_from_
     audio = silent_wav(1.5)
     emulator.recordings["leg-1.wav"] = audio
     sink = BucketSink("voicemail", "lifeline/2026", endpoint_url=bucket_endpoint)
-    keeper = RecordingKeeper(store, sink)
+    keeper = RecordingKeeper(store, sink, provider_apis=[emulator.base_url])
     assert keeper.fetch("v3:call-1") == RecordingStatus.KEPT
     call = store.get_call("v3:call-1")
     assert call is not None
@@ -152,7 +152,8 @@ def test_an_unreachable_or_missing_bucket_is_a_failed_fetch_the_monitor_retries(
         emulator: Emulator, tmp_path: Path, bucket_endpoint: str) -> None:
     store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/leg-1.wav", time.time())
     emulator.recordings["leg-1.wav"] = silent_wav(1.0)
-    keeper = RecordingKeeper(store, BucketSink("no-such-bucket", endpoint_url=bucket_endpoint))
+    keeper = RecordingKeeper(store, BucketSink("no-such-bucket", endpoint_url=bucket_endpoint),
+                             provider_apis=[emulator.base_url])
     assert keeper.fetch("v3:call-1") == RecordingStatus.FAILED
     call = store.get_call("v3:call-1")
     assert call is not None and "s3://no-such-bucket/v3_call-1.wav" in (call.recording_error or "")
@@ -217,10 +218,10 @@ def test_a_provider_that_wants_its_credentials_for_recordings_gets_them_and_no_o
         url = f"{server.url}/Recordings/RE1.wav"
         host = url.split("/")[2]
         store = _store_with_call(tmp_path, url, time.time())
-        without = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
+        without = RecordingKeeper(store, DirectorySink(tmp_path / "kept"), provider_apis=[server.url])
         assert without.fetch("v3:call-1") == RecordingStatus.FAILED  # 401: the account wants auth
         without.close()
-        keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"),
+        keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"), provider_apis=[server.url],
                                  credentials={host: ("AC" + "1" * 32, "token")})
         assert keeper.fetch("v3:call-1") == RecordingStatus.KEPT
         # Such a provider keeps its recordings: a URL 11 minutes old is still retried, not expired.
@@ -239,7 +240,7 @@ def test_a_recording_over_the_size_limit_is_refused_and_nothing_is_kept(
     monkeypatch.setattr(recordings, "MAX_BYTES", 64 * 1024)
     emulator.recordings["big.wav"] = silent_wav(5.0)  # 80 kB at 8 kHz, 16 bits
     store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/big.wav", time.time())
-    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"), provider_apis=[emulator.base_url])
     assert keeper.fetch("v3:call-1") == RecordingStatus.FAILED
     call = store.get_call("v3:call-1")
     assert call is not None and "over 65536 bytes" in (call.recording_error or "")
@@ -252,7 +253,8 @@ def test_failed_fetches_back_off_and_a_second_workers_sweep_does_not_fetch_again
         emulator: Emulator, tmp_path: Path) -> None:
     saved = time.time()
     store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/never.wav", saved)
-    keepers = [RecordingKeeper(store, DirectorySink(tmp_path / "kept")) for _ in range(2)]  # two workers
+    keepers = [RecordingKeeper(store, DirectorySink(tmp_path / "kept"), provider_apis=[emulator.base_url])
+               for _ in range(2)]  # two workers
     assert keepers[0].fetch("v3:call-1") == RecordingStatus.FAILED
     tried = []
     for minute in range(1, 11):  # each worker sweeps every 5 s for the URL's 10 minutes
@@ -275,7 +277,7 @@ def test_after_a_pause_in_the_sweeps_the_retries_behind_schedule_are_not_made_ba
         emulator: Emulator, tmp_path: Path) -> None:
     saved = time.time()
     store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/never.wav", saved)
-    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"), provider_apis=[emulator.base_url])
     assert keeper.fetch("v3:call-1") == RecordingStatus.FAILED
     # No sweep for 5 minutes (a restart); then one every 5 s for a minute.
     tried = [keeper.retry_failed(now=saved + 300 + second) for second in range(0, 60, 5)]
@@ -313,7 +315,8 @@ def test_each_attempt_of_a_sweep_is_stamped_when_it_is_made_not_when_the_sweep_b
                                       status=CallStatus.ENDED, created_at=saved, updated_at=saved,
                                       recording_url=f"http://127.0.0.1:{server.server_address[1]}/{n}.wav",
                                       recording_status=RecordingStatus.PENDING, recording_saved_at=saved))
-    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"),
+                             provider_apis=[f"http://127.0.0.1:{server.server_address[1]}"])
     try:
         began = time.time()
         assert keeper.retry_failed(now=began) == 3  # one sweep, the three in turn
@@ -339,7 +342,8 @@ def test_a_call_tried_before_the_last_attempt_was_kept_follows_the_schedule_from
 def test_the_webhooks_first_fetch_stands_down_when_a_sweep_made_the_first_attempt(
         emulator: Emulator, tmp_path: Path) -> None:
     store = _store_with_call(tmp_path, f"{emulator.base_url}/recordings/late.wav", time.time())
-    sweeper, webhook = (RecordingKeeper(store, DirectorySink(tmp_path / "kept")) for _ in range(2))
+    sweeper, webhook = (RecordingKeeper(store, DirectorySink(tmp_path / "kept"),
+                                        provider_apis=[emulator.base_url]) for _ in range(2))
     assert sweeper.retry_failed() == 1  # the sweep got there first (404: not there yet)
     assert webhook.fetch("v3:call-1", first=True) is None
     call = store.get_call("v3:call-1")
@@ -347,3 +351,63 @@ def test_the_webhooks_first_fetch_stands_down_when_a_sweep_made_the_first_attemp
     for keeper in (sweeper, webhook):
         keeper.close()
     store.close()
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://recordings.example.com/a.wav", "http:// URL (only https:// recording URLs are fetched)"),
+    ("https://127.0.0.1:9/a.wav", "resolves to 127.0.0.1, which is not an address on the internet"),
+    ("https://169.254.169.254/latest/meta-data/", "resolves to 169.254.169.254, which is not an address"),
+    ("https://10.1.2.3/a.wav", "resolves to 10.1.2.3, which is not an address on the internet"),
+    ("https://localhost/a.wav", "which is not an address on the internet"),
+])
+def test_a_recording_url_off_the_internet_or_not_https_is_refused_and_never_requested(
+        tmp_path: Path, url: str, why: str) -> None:
+    store = _store_with_call(tmp_path, url, time.time())
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"), provider_apis=["https://api.telnyx.com/v2"])
+    assert keeper.fetch("v3:call-1") == RecordingStatus.FAILED
+    call = store.get_call("v3:call-1")
+    assert call is not None and "recording URL refused: " in (call.recording_error or "")
+    assert why in (call.recording_error or "")
+    keeper.close()
+    store.close()
+
+
+def test_redirects_are_followed_only_where_the_first_url_could_go(tmp_path: Path) -> None:
+    from flask import Flask, redirect
+    from werkzeug.wrappers import Response as WerkzeugResponse
+
+    from simulator.server import ServerThread
+    audio = silent_wav(1.0)
+    elsewhere = ServerThread(Flask("elsewhere")).start()  # on loopback, and not the provider's API
+    api = Flask("api")
+
+    @api.get("/Recordings/RE1.wav")
+    def moved() -> WerkzeugResponse:
+        return redirect("/media/RE1.wav")  # the provider's own host: followed
+
+    @api.get("/media/RE1.wav")
+    def media() -> tuple[bytes, int]:
+        return audio, 200
+
+    @api.get("/Recordings/RE2.wav")
+    def inside() -> WerkzeugResponse:
+        return redirect(f"{elsewhere.url}/latest/meta-data/")  # a host the first URL could not name
+
+    server = ServerThread(api).start()
+    try:
+        for name, expected in (("RE1", RecordingStatus.KEPT), ("RE2", RecordingStatus.FAILED)):
+            (tmp_path / name).mkdir()
+            store = _store_with_call(tmp_path / name, f"{server.url}/Recordings/{name}.wav", time.time())
+            keeper = RecordingKeeper(store, DirectorySink(tmp_path / name), provider_apis=[server.url])
+            assert keeper.fetch("v3:call-1") == expected
+            call = store.get_call("v3:call-1")
+            assert call is not None
+            if expected == RecordingStatus.KEPT:
+                assert Path(call.recording_path or "").read_bytes() == audio
+            else:
+                assert "recording URL refused: http:// URL" in (call.recording_error or "")
+            keeper.close()
+            store.close()
+    finally:
+        server.stop()
+        elsewhere.stop()
