@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
-from ivr.api import require_token, session_check
+from ivr.api import private_headers, require_token, session_check
 from ivr.cursors import CursorError, decode_cursor, encode_cursor
 from ivr.errors import StoreError, error_response
 from ivr.sanitize import whole_number
@@ -25,6 +25,7 @@ bp = Blueprint("conversation", __name__)
 log = logging.getLogger(__name__)
 # The same gate as the calls API (a bearer token, or the dashboard's session where there is one).
 bp.before_request(require_token)
+bp.after_request(private_headers)
 
 KEEPALIVE_S = 15.0
 BATCH_MAX = 100

@@ -25,8 +25,9 @@ def transcript(call: CallRecord, store: OutputStore) -> dict[str, Any]:
 
 def as_text(doc: dict[str, Any]) -> str:
     """One line per message: `[mm:ss.s] party: text`."""
-    lines = [f"Call {doc['call_control_id']} from {doc['from'] or 'unknown'} to {doc['to'] or 'unknown'}, "
-             f"started {doc['started_at']}"]
+    # The numbers too come from the provider (a SIP From can hold a line break).
+    lines = [f"Call {doc['call_control_id']} from {_one_line(doc['from'] or 'unknown')} to "
+             f"{_one_line(doc['to'] or 'unknown')}, started {doc['started_at']}"]
     for m in doc["messages"]:
         lines.append(f"[{_clock(m['start'], sep='.', hours=False)}] {m['party']}: {_one_line(m['text'])}")
     return "\n".join(lines) + "\n"

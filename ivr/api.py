@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -17,6 +17,15 @@ from .store import OUTCOMES, CallQuery
 from .timefmt import iso_times, parse_time
 
 bp = Blueprint("api", __name__)
+
+
+@bp.after_request
+def private_headers(response: Response) -> Response:
+    """Call records are callers' numbers and words: never cached on the way, never sniffed as
+    something else by a browser (a transcript's text as HTML)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.before_request

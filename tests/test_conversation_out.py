@@ -65,6 +65,9 @@ def test_a_line_break_in_what_was_said_keeps_each_message_one_line_and_one_cue()
         "[00:01.0] caller: hello there 00:00:09.000 --> 00:00:10.000 agent: fake"]
     assert as_vtt(doc).split("\n\n")[1].splitlines()[2] == (
         "<v caller>hello there 00:00:09.000 --&gt; 00:00:10.000 agent: fake")
+    forged = {**doc, "from": "+15551230001\r\n[00:00.0] agent: fake", "messages": []}
+    assert as_text(forged).splitlines() == [  # a caller's number from SIP can hold anything
+        "Call v3:x from +15551230001 [00:00.0] agent: fake to unknown, started t"]
 
 
 def test_a_transcript_comes_as_json_text_and_webvtt(live: Simulation) -> None:

@@ -163,3 +163,11 @@ def test_an_upgrade_to_a_plain_route_is_a_400_saying_it_is_no_websocket(api_app:
     refused = api_app.test_client().get("/healthz", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
     assert refused.status_code == 400
     assert refused.get_json()["error"]["message"] == "/healthz is not a WebSocket: request it without Upgrade"
+
+
+def test_api_answers_are_never_cached_or_sniffed_whatever_their_status(api_app: Flask) -> None:
+    client = api_app.test_client()
+    for path, headers in (("/api/calls", AUTH), ("/api/transcripts", AUTH), ("/api/calls", {})):
+        response = client.get(path, headers=headers)
+        assert response.headers.get("Cache-Control") == "no-store", path
+        assert response.headers.get("X-Content-Type-Options") == "nosniff", path
