@@ -75,6 +75,12 @@ class Lifeline:
     streams: MediaStreams | None = None  # the media sockets' gate and watch (local engine only)
     waiting: SchemaWait | None = None  # the background work, until the schema is current
 
+    def load_models(self) -> None:
+        """Load what a caller's first line needs (the understanding model, the engine's recogniser)
+        before serving: not when the app is built, since commands that serve nothing build it too."""
+        self.services.scorer.load()
+        self.engine.warm()
+
     def start_background(self) -> None:
         """Start the call monitor (when LIFELINE_MONITOR is on) and the outputs; while the schema is
         behind, as soon as it is current."""
@@ -169,7 +175,6 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     engine.bind(lambda ccid, source, text, confidence, readings=(): calls.hear(
         ccid, engine.name, source, text, confidence, party=party_of_source(source), readings=readings),
         state=calls)
-    engine.warm()
 
     sessions.configure_sessions(app, settings)
     app.register_blueprint(telnyx_webhooks)

@@ -124,7 +124,7 @@ def post_worker_init(worker: Any) -> None:
     generation, _ = handover.current()
     worker.lifeline_generation = generation
     lifeline = worker.wsgi.extensions["lifeline"]
-    lifeline.services.scorer.load()  # the caller's first line must not wait for the model
+    lifeline.load_models()  # the caller's first line must not wait for the models
     lifeline.start_background()  # the monitor (sweeps never double-process a call) and the outputs
     handover.mark_ready(generation)
 

@@ -294,7 +294,7 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
             _port_or_fail(str(ctx.params.get("host") or "127.0.0.1"), int(ctx.params.get("port") or 5000))
         if serving:
             # The reloader's parent process only watches files; the child serves and sweeps.
-            lifeline.services.scorer.load()  # the caller's first line must not wait for the model
+            lifeline.load_models()  # the caller's first line must not wait for the models
             lifeline.start_background()  # the monitor and the outputs, as gunicorn's workers do
     return app
 

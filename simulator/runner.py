@@ -103,7 +103,7 @@ class Simulation:
             self._stop_servers()
             raise
         holder["app"] = self.app
-        self.app.extensions["lifeline"].services.scorer.load()  # not on the first caller's line
+        self.app.extensions["lifeline"].load_models()  # not on the first caller's line
         self.app.extensions["lifeline"].outputs.start()
         self._app_server.start()
         self.api = AppApi(self._app_server.url, self.api_token)
@@ -130,7 +130,7 @@ class Simulation:
         if self.app is not None:
             self.app.extensions["lifeline"].close()
         self.app = create_app(self.config)  # the database was migrated when the first app started
-        self.app.extensions["lifeline"].services.scorer.load()
+        self.app.extensions["lifeline"].load_models()
         self.app.extensions["lifeline"].outputs.start()
         self._holder["app"] = self.app
         return self.app
