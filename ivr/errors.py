@@ -20,8 +20,8 @@ LifelineError
 ├── StreamRefused      insight/media.py: a media socket that must not open
 └── InvalidTransition  calls/machine.py: a move the transitions table does not allow (a bug)
 
-The last five also derive from the built-in class their callers once caught (ValueError,
-RuntimeError), so code that catches those still does.
+CursorError, CorpusError, MalformedFrame and InvalidTransition also derive from the built-in
+class their callers once caught (ValueError, RuntimeError), so code that catches those still does.
 """
 
 from __future__ import annotations
