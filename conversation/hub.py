@@ -95,7 +95,7 @@ class PgListener(BackgroundLoop):
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5):
                             self._hub.wake()
-            except Exception as exc:  # a dropped connection: readers fall back to polling meanwhile
+            except Exception as exc:  # noqa: BLE001 - a dropped connection: readers fall back to polling meanwhile
                 log.warning("feed LISTEN connection failed (%s); retrying in %.1f s", exc, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
@@ -122,7 +122,7 @@ class StorePoller(BackgroundLoop):
         while not self._stop.wait(self._interval_s):
             try:
                 last = self._last_id()
-            except Exception:  # noqa: BLE001 - any failure: the store is down or broken; retry
+            except Exception:  # any failure: the store is down or broken; retry
                 # Logged once per outage, not every interval: other processes' events wait until
                 # the store answers again (this process's own still wake its clients at once).
                 if not failing:

@@ -166,7 +166,7 @@ class WebhookDelivery:
                     _read_briefly(response)
                 if not 200 <= status < 300:
                     error = f"HTTP {status}"
-            except Exception as exc:  # whatever stops one attempt (a bad URL too) fails that attempt only
+            except Exception as exc:  # noqa: BLE001 - whatever stops one attempt (a bad URL too) fails that attempt only
                 error = f"{exc.__class__.__name__}: {exc}"[:500]
         return row, status, error, (time.perf_counter() - started) * 1000
 

@@ -45,13 +45,13 @@ from .tuned import arrays_sha256
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch  # noqa: E402  (after the offline switches above)
-import torch.nn.functional as F  # noqa: E402
-import transformers  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-from tokenizers import Tokenizer  # noqa: E402
-from torch import nn  # noqa: E402
-from transformers import BertConfig, BertModel  # noqa: E402
+import torch  # after the offline switches above
+import torch.nn.functional as F
+import transformers
+from safetensors.torch import load_file
+from tokenizers import Tokenizer
+from torch import nn
+from transformers import BertConfig, BertModel
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "train"
 DEFAULT_DELTA = Path(__file__).resolve().parent / "models" / "encoder-delta.npz"

@@ -244,7 +244,7 @@ class MediaStreams:
             session.end("Lifeline is closing", quietly=True)
             try:
                 end()
-            except Exception:  # noqa: BLE001 - a socket that is already gone: nothing left to end
+            except Exception:  # a socket that is already gone: nothing left to end
                 log.debug("a media stream could not be ended at close", exc_info=True)
 
     def check(self) -> None:
@@ -256,7 +256,7 @@ class MediaStreams:
         now, clock = time.time(), time.monotonic()
         try:
             ended = self._store.ended_among({s.call_control_id for s, _ in watched})
-        except Exception as exc:  # a database outage must not close live streams
+        except Exception as exc:  # noqa: BLE001 - a database outage must not close live streams
             log.warning("could not check open media streams: %s", exc)
             ended = set()
         for session, close in watched:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ivr.config import Settings  # noqa: TC001
+from ivr.config import Settings
 from ivr.errors import ConfigError
 
 from .base import ListeningEngine

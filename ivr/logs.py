@@ -95,7 +95,7 @@ class ContextFilter(logging.Filter):
 class UtcFormatter(logging.Formatter):
     """ISO-8601 UTC times with milliseconds."""
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         """The record's time as 2026-11-30T05:52:18.123Z."""
         moment = datetime.fromtimestamp(record.created, UTC)
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

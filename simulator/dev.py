@@ -141,7 +141,7 @@ def _call(sim: Simulation, scenario: Scenario, index: int, on_line: threading.Bo
           stop: threading.Event) -> None:
     try:
         play(sim.emulator, scenario, caller_number(index), sim.api)
-    except Exception:  # noqa: BLE001 - a caller cut off by Ctrl-C, or by the app under test
+    except Exception:  # a caller cut off by Ctrl-C, or by the app under test
         if not stop.is_set():
             raise
     finally:

@@ -171,7 +171,7 @@ class Simulation:
             if server is not None:
                 try:
                     server.stop()
-                except Exception:  # a server that never started has nothing to stop
+                except Exception:  # noqa: BLE001 - a server that never started has nothing to stop
                     pass
 
 

@@ -121,7 +121,7 @@ class MediaStreamer:
             return  # stopped before it connected (the emulator is shutting down)
         try:
             ws = MediaClient.connect(self.url)
-        except Exception as exc:  # refused upgrade, closed port: Telnyx reports streaming.failed
+        except Exception as exc:  # noqa: BLE001 - refused upgrade, closed port: Telnyx reports streaming.failed
             log.info("media stream to %s failed: %s", self.url.split("?")[0], exc)
             self._on_failed("connection_failed")
             return
@@ -167,7 +167,7 @@ class MediaStreamer:
                     done.set()
             try:
                 ws.close()
-            except Exception:  # already closed by the other side
+            except Exception:  # noqa: BLE001 - already closed by the other side
                 pass
 
     def _send(self, ws: Client, frame: dict[str, object]) -> None:

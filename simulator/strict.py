@@ -119,7 +119,7 @@ def event_problems(event: Mapping[str, Any]) -> list[str]:
         return problems
     try:
         model.model_validate(dict(event))
-    except Exception as exc:  # pydantic.ValidationError; its text names each field
+    except Exception as exc:  # noqa: BLE001 - pydantic.ValidationError; its text names each field
         return [f"{event_type}: {exc}"]
     return []
 
@@ -130,7 +130,7 @@ def model_problems(model: Any, value: Mapping[str, Any]) -> list[str]:
     if not problems:
         try:
             model.model_validate(dict(value))
-        except Exception as exc:  # pydantic.ValidationError
+        except Exception as exc:  # noqa: BLE001 - pydantic.ValidationError
             problems.append(str(exc))
     return problems
 

@@ -358,7 +358,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's name
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -734,7 +734,7 @@ class _Trickler(http.server.BaseHTTPRequestHandler):
     stop = threading.Event()
     finished = threading.Event()
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:  # http.server's name
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(200)
         self.send_header("Transfer-Encoding", "chunked")
@@ -809,7 +809,7 @@ class _CountingReceiver(http.server.BaseHTTPRequestHandler):
         type(self).connections += 1
         super().setup()
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:  # http.server's name
         self.rfile.read(int(self.headers["Content-Length"]))
         self.send_response(200)
         self.send_header("Content-Length", "2")

@@ -652,7 +652,7 @@ def test_a_refused_media_upgrade_leaves_no_socket_open() -> None:
     from simulator.streamer import MediaClient
 
     class Refuse(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:  # http.server's name
             self.send_response(403)
             self.send_header("Content-Length", "0")
             self.end_headers()

@@ -137,7 +137,7 @@ def test_concurrent_upgrades_of_a_fresh_database_take_turns(database_url: str) -
         barrier.wait()
         try:
             migrations.upgrade(engine)
-        except BaseException as exc:  # any failure is what this test looks for
+        except BaseException as exc:  # noqa: BLE001 - any failure is what this test looks for
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(e,)) for e in engines]

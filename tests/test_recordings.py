@@ -293,7 +293,7 @@ def test_after_a_pause_in_the_sweeps_the_retries_behind_schedule_are_not_made_ba
 class _SlowFailure(http.server.BaseHTTPRequestHandler):
     """A recording host that takes 0.3 s to answer, then fails (503)."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:  # http.server's name
         time.sleep(0.3)
         self.send_response(503)
         self.send_header("Content-Length", "0")

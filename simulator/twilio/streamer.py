@@ -60,7 +60,7 @@ class TwilioStreamer(MediaStreamer):
             return  # stopped before it connected (the emulator is shutting down), as Telnyx's streamer
         try:
             ws = MediaClient.connect(self.url)
-        except Exception as exc:  # refused upgrade or closed port: Twilio reports stream-error
+        except Exception as exc:  # noqa: BLE001 - refused upgrade or closed port: Twilio reports stream-error
             log.info("media stream to %s failed: %s", self.url.rsplit("/", 1)[0], exc)
             self._on_failed("connection_failed")
             return
@@ -91,7 +91,7 @@ class TwilioStreamer(MediaStreamer):
                     done.set()
             try:
                 ws.close()
-            except Exception:  # already closed by the other side
+            except Exception:  # noqa: BLE001 - already closed by the other side
                 pass
 
     def _send_media(self, ws: Client, track: str, chunk: int) -> None:
