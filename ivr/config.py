@@ -555,7 +555,9 @@ def _path(value: str | None, default: str, name: str, problems: list[str]) -> Pa
 
 def _database_url(value: str | None, instance_path: Path, problems: list[str]) -> str:
     if not value:
-        instance_path.mkdir(parents=True, exist_ok=True)
+        # Callers' numbers and words: a folder made here is its owner's alone (an existing one is
+        # left as its owner set it).
+        instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         return f"sqlite:///{instance_path / 'lifeline.db'}"
     if value.startswith(("postgres://", "postgresql")):
         try:

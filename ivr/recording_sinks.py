@@ -8,6 +8,7 @@ it whichever sink wrote it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +53,12 @@ class DirectorySink:
     def put(self, name: str, audio: bytes, content_type: str) -> str:
         """Write the file via a temporary name, so a crash never leaves half a recording."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            # Callers' voices: readable by the service's own user only, whatever the umask.
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = self.directory / name
             partial = path.with_name(path.name + ".part")
-            partial.write_bytes(audio)
+            with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+                out.write(audio)
             partial.replace(path)
         except OSError as exc:
             raise SinkError(f"cannot write to {self.directory}: {exc}") from None

@@ -411,3 +411,19 @@ def test_redirects_are_followed_only_where_the_first_url_could_go(tmp_path: Path
     finally:
         server.stop()
         elsewhere.stop()
+
+
+def test_kept_voicemail_and_its_folder_are_readable_by_the_services_user_only(tmp_path: Path) -> None:
+    sink = DirectorySink(tmp_path / "kept")
+    location = sink.put("v3_call-1.wav", silent_wav(0.5), "audio/wav")
+    assert Path(location).stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "kept").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_default_database_folder_is_made_readable_by_its_owner_only(tmp_path: Path) -> None:
+    settings = load_settings({"TELNYX_API_KEY": "KEY_x",
+                              "TELNYX_PUBLIC_KEY": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
+                              "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"},
+                             tmp_path / "instance")
+    assert settings.database_url == f"sqlite:///{tmp_path / 'instance' / 'lifeline.db'}"
+    assert (tmp_path / "instance").stat().st_mode & 0o777 == 0o700
