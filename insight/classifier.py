@@ -1,4 +1,4 @@
-"""Small linear models over sentence features, in numpy: trained by insight/train.py, loaded here.
+"""Small linear models over sentence features, in numpy: trained by training/train.py, loaded here.
 
 Intents are independent yes/no questions (a line can ask for a person *and* threaten to leave),
 so each gets its own logistic regression; frustration is one softmax over calm/annoyed/angry.
@@ -175,7 +175,7 @@ def save_models(models: LinearModels, path: Path) -> str:
 
 def load_models(path: Path, expected_features: int, expected_intent_features: int) -> LinearModels:
     """Read weights after checking their SHA-256; ConfigError says what is wrong and how to fix it."""
-    fix = "retrain with `python -m insight.train` or restore the file from git"
+    fix = "retrain with `python -m training.train` or restore the file from git"
     if not path.is_file():
         raise ConfigError(f"model weights {path} are missing; {fix}")
     raw = path.read_bytes()

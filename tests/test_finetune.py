@@ -16,7 +16,8 @@ import torch
 
 from insight.classifier import checksum_path
 from insight.encoder import SentenceEncoder, model_dir
-from insight.finetune import (
+from insight.tuned import arrays_sha256, load_arrays
+from training.finetune import (
     DEFAULT_DELTA,
     Batcher,
     Recipe,
@@ -27,7 +28,6 @@ from insight.finetune import (
     save,
     train,
 )
-from insight.tuned import arrays_sha256, load_arrays
 
 # Two steps on 48 lines, at learning rates above the real ones so that two steps move the vectors
 # (cosine 0.94-0.99 to the stock model's) and the heads off uniform, without saturating them: a
@@ -136,7 +136,7 @@ def test_the_committed_delta_matches_its_checksum_and_the_default_recipe() -> No
     assert checksum_path(DEFAULT_DELTA).read_text().split()[0] == digest
     meta = json.loads(metadata_path(DEFAULT_DELTA).read_text())
     assert meta["arrays_sha256"] == digest
-    # `python -m insight.finetune` with no options retrains this very file
+    # `python -m training.finetune` with no options retrains this very file
     assert meta["recipe"] == {**dataclasses.asdict(Recipe()), "targets": list(Recipe().targets)}
 
 

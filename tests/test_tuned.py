@@ -75,7 +75,7 @@ def test_the_heads_give_a_softmax_over_frustration_and_a_sigmoid_per_intent(tmp_
 
 def test_a_delta_changed_after_training_is_refused_with_the_fix(tmp_path: Path) -> None:
     path = write_delta(tmp_path / "d.npz", heads(), digest="0" * 64)
-    with pytest.raises(ConfigError, match="python -m insight.finetune"):
+    with pytest.raises(ConfigError, match="python -m training.finetune"):
         load_delta(path)
 
 

@@ -16,11 +16,11 @@ from insight.classifier import TrainingMatrix, checksum_path, fit_binaries, fit_
 from insight.corpus import load_split
 from insight.embedding import PINNED_FILES, verify_files
 from insight.patterns import find_intents, normalise
-from insight.train import DEFAULT_CORPUS, train
 from insight.tuned import TunedModel
 from insight.understand import DEFAULT_WEIGHTS, FEATURE_COUNT, INTENT_FEATURES, REFUSED_CAP, Understanding
 from ivr.errors import ConfigError
 from ivr.store import Message
+from training.train import DEFAULT_CORPUS, train
 from transfer.rules import RuleSet, load_rules
 
 from .conftest import ROOT

@@ -10,10 +10,10 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from insight.calibrate import GRID, choose, curve
 from insight.corpus import load_utterances
 from insight.labels import FRUSTRATION_LEVELS, INTENTS
 from insight.understand import FEATURE_COUNT, INTENT_FEATURES, Understanding, intent_view
+from training.calibrate import GRID, choose, curve
 
 from .conftest import ROOT, load_script
 
@@ -101,7 +101,7 @@ def test_refusals_stay_below_any_calibrated_intent_threshold(text: str) -> None:
 
 def test_lines_as_the_recogniser_heard_them_teach_intents_but_not_frustration(tmp_path: Path) -> None:
     from insight.corpus import Utterance
-    from insight.train import train
+    from training.train import train
 
     written = [Utterance("put me through to a person", frozenset({"wants_person"}), "calm", "",
                          "utterances.yaml"),

@@ -16,7 +16,7 @@ RULES = Path(__file__).resolve().parent.parent / "examples" / "rules.yaml"
 
 
 def _threshold(rule: str, key: str) -> float:
-    """A calibrated threshold as committed in the example rules (from `python -m insight.calibrate`)."""
+    """A calibrated threshold as committed in the example rules (from `python -m training.calibrate`)."""
     document = yaml.safe_load(RULES.read_text())
     return float(next(r[key] for r in document["rules"] if r["name"] == rule))
 

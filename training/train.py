@@ -1,4 +1,4 @@
-"""Train the intent and frustration models from labelled lines: `python -m insight.train`.
+"""Train the intent and frustration models from labelled lines: `python -m training.train`.
 
 Reads every utterances*.yaml of the training split (default corpus/train), computes the same
 features the app computes, fits the linear models deterministically and writes the weights and
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .classifier import LinearModels, fit_binaries, fit_softmax, save_models
-from .corpus import Utterance, load_split
-from .embedding import SentenceEmbedder
-from .labels import FRUSTRATION_LEVELS, INTENTS
-from .patterns import find_intents
-from .sentiment import SentimentScorer
-from .understand import DEFAULT_WEIGHTS, FEATURE_COUNT, INTENT_FEATURES, features, intent_view
+from insight.classifier import LinearModels, fit_binaries, fit_softmax, save_models
+from insight.corpus import Utterance, load_split
+from insight.embedding import SentenceEmbedder
+from insight.labels import FRUSTRATION_LEVELS, INTENTS
+from insight.patterns import find_intents
+from insight.sentiment import SentimentScorer
+from insight.understand import DEFAULT_WEIGHTS, FEATURE_COUNT, INTENT_FEATURES, features, intent_view
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "train"
 HEARD = "utterances-heard"  # corpus/make_heard.py: lines as the local engine heard them
@@ -79,7 +79,7 @@ def train(lines: Sequence[Utterance], embedder: SentenceEmbedder | None = None) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: train and write the weights."""
-    parser = argparse.ArgumentParser(prog="python -m insight.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument("corpus", nargs="*", type=Path, default=[DEFAULT_CORPUS],
                         help="split directories or utterances files (default corpus/train)")
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS, help="weights file to write")

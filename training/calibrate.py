@@ -1,4 +1,4 @@
-"""Choose the rules' thresholds from held-out training lines: `python -m insight.calibrate`.
+"""Choose the rules' thresholds from held-out training lines: `python -m training.calibrate`.
 
 Thresholds picked by eye on the lines a model was trained on are too low for callers it has never
 heard (on those lines it is sure of everything). So: the hand-written training lines are cut into
@@ -21,11 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .corpus import Utterance, load_split
-from .embedding import SentenceEmbedder
-from .labels import INTENTS
-from .train import DEFAULT_CORPUS, HEARD, train
-from .understand import Analysis, Understanding
+from insight.corpus import Utterance, load_split
+from insight.embedding import SentenceEmbedder
+from insight.labels import INTENTS
+from insight.understand import Analysis, Understanding
+from training.train import DEFAULT_CORPUS, HEARD, train
 
 GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(14))  # 0.30 ... 0.95
 GENERATED = "utterances-generated"
@@ -114,7 +114,7 @@ def calibrate(scored: Sequence[tuple[Utterance, Analysis]], intent_precision: fl
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: print the chosen thresholds."""
-    parser = argparse.ArgumentParser(prog="python -m insight.calibrate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.calibrate", description=__doc__.splitlines()[0])
     parser.add_argument("corpus", nargs="*", type=Path, default=[DEFAULT_CORPUS])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--intent-precision", type=float, default=0.97)

