@@ -30,7 +30,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import SQLITE_SYNCHRONOUS
 from ..errors import StoreError
@@ -53,6 +53,7 @@ from .records import (
     StoreFigures,
     TransferRecord,
 )
+from .sql_errors import first_line, outage_as_store_error, safe_url
 from .sql_outputs import SqlOutputs, insert_ignoring
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
@@ -257,8 +258,8 @@ class SqlStore(SqlOutputs):
             try:
                 upgrade(self.engine)
             except SQLAlchemyError as exc:
-                raise StoreError(f"cannot create tables at {_safe_url(url)}: {exc.__class__.__name__}: "
-                                 f"{_first_line(exc)}; check DATABASE_URL and that the database "
+                raise StoreError(f"cannot create tables at {safe_url(url)}: {exc.__class__.__name__}: "
+                                 f"{first_line(exc)}; check DATABASE_URL and that the database "
                                  "server is running") from exc
 
     def schema_problem(self) -> str | None:
@@ -266,8 +267,8 @@ class SqlStore(SqlOutputs):
         try:
             return schema_problem(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot reach the database at {_safe_url(self.url)}: {exc.__class__.__name__}: "
-                             f"{_first_line(exc)}; check DATABASE_URL and that the database server "
+            raise StoreError(f"cannot reach the database at {safe_url(self.url)}: {exc.__class__.__name__}: "
+                             f"{first_line(exc)}; check DATABASE_URL and that the database server "
                              "is running") from exc
 
     def revoke_session(self, session_id: str, expires_at: float) -> None:
@@ -279,14 +280,14 @@ class SqlStore(SqlOutputs):
 
     def session_revoked(self, session_id: str) -> bool:
         sessions = schema.revoked_sessions
-        with self.engine.connect() as conn:
+        with self._read("read the signed-out sessions") as conn:
             return conn.execute(select(sessions.c.session_id)
                                 .where(sessions.c.session_id == session_id)).first() is not None
 
     def figures(self) -> StoreFigures:
         calls, decisions, transfers, commands = (schema.calls.c, schema.decisions.c, schema.transfers.c,
                                                  schema.commands.c)
-        with self.engine.connect() as conn:
+        with self._read("read the store's figures") as conn:
             def counts(key: Any, *where: Any) -> dict[str, int]:
                 grouped = select(key, func.count()).where(*where).group_by(key)
                 return {str(k): n for k, n in conn.execute(grouped)}
@@ -320,14 +321,11 @@ class SqlStore(SqlOutputs):
         if self._writer is not None:
             self._writer.acquire()
         try:
-            with self.engine.connect() as conn:
+            # An outage is a StoreError, which a retry (Telnyx's redelivery) can get past.
+            with outage_as_store_error("write to the store", self.url), self.engine.connect() as conn:
                 conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
                     yield conn
-        except (OperationalError, InterfaceError) as exc:
-            # The database is down, unreachable, locked or chose us as a deadlock victim: a retry
-            # (Telnyx's redelivery) can succeed. Anything else is a bug and stays what it is.
-            raise StoreError(f"database unavailable: {_first_line(exc)}") from exc
         finally:
             if self._writer is not None:
                 self._writer.release()
@@ -338,7 +336,7 @@ class SqlStore(SqlOutputs):
 
     def get_call(self, call_control_id: str) -> CallRecord | None:
         # A read: no write transaction (on SQLite that would queue behind every writer).
-        with self.engine.connect() as conn:
+        with self._read("read a call") as conn:
             return SqlStoreTx(conn).get_call(call_control_id, lock=False)
 
     def ended_among(self, call_control_ids: Collection[str]) -> set[str]:
@@ -347,21 +345,21 @@ class SqlStore(SqlOutputs):
             return set()
         query = select(schema.calls.c.call_control_id).where(
             schema.calls.c.call_control_id.in_(sorted(wanted)), schema.calls.c.status != "ended")
-        with self.engine.connect() as conn:
+        with self._read("read which calls have ended") as conn:
             return wanted - {row[0] for row in conn.execute(query)}
 
     def list_calls(self, limit: int = 50, active_only: bool = False) -> list[CallRecord]:
         query = select(schema.calls).order_by(schema.calls.c.created_at.desc()).limit(limit)
         if active_only:
             query = query.where(schema.calls.c.status != "ended")
-        with self.engine.connect() as conn:
+        with self._read("list calls") as conn:
             return [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
 
     def recordings_due(self, statuses: Collection[str], limit: int) -> list[CallRecord]:
         calls = schema.calls.c
         query = (select(schema.calls).where(calls.recording_status.in_(list(statuses)))
                  .order_by(calls.recording_saved_at.asc().nulls_first(), calls.call_control_id).limit(limit))
-        with self.engine.connect() as conn:
+        with self._read("list the recordings due") as conn:
             return [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
 
     def search_calls(self, query: CallQuery) -> CallPage:
@@ -390,7 +388,7 @@ class SqlStore(SqlOutputs):
         page = (select(schema.calls).where(*after)
                 .order_by(calls.created_at.desc(), calls.call_control_id.desc())
                 .offset(max(query.offset, 0)).limit(limit + 1))  # one more: is there a next page?
-        with self.engine.connect() as conn:
+        with self._read("search calls") as conn:
             count = select(func.count()).select_from(schema.calls).where(*where)
             total = int(conn.execute(count).scalar() or 0)
             found = [CallRecord(**dict(r)) for r in conn.execute(page).mappings()]
@@ -413,7 +411,7 @@ class SqlStore(SqlOutputs):
             query = query.where(c.created_at < until)
         if after is not None:
             query = query.where(_past(after, newest_first=False))
-        with self.engine.connect() as conn:
+        with self._read("list calls by start time") as conn:
             return [CallRecord(**dict(r)) for r in conn.execute(query).mappings()]
 
     def feed_notices(self) -> FeedNotices:
@@ -422,40 +420,40 @@ class SqlStore(SqlOutputs):
         return FeedNotices(poll=True)
 
     def transfers(self, call_control_id: str) -> list[TransferRecord]:
-        with self.engine.connect() as conn:
+        with self._read("read a call's transfers") as conn:
             return _transfers(conn, call_control_id)
 
     def events(self, call_control_id: str) -> list[dict[str, Any]]:
         query = (select(schema.events).where(schema.events.c.call_control_id == call_control_id)
                  .order_by(schema.events.c.received_at))
-        with self.engine.connect() as conn:
+        with self._read("read a call's webhook events") as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
     def messages(self, call_control_id: str) -> list[dict[str, Any]]:
         query = (select(schema.messages).where(schema.messages.c.call_control_id == call_control_id)
                  .order_by(schema.messages.c.id))
-        with self.engine.connect() as conn:
+        with self._read("read a call's messages") as conn:
             return [{**dict(r), "analysis": json.loads(r["analysis"]) if r["analysis"] else None}
                     for r in conn.execute(query).mappings()]
 
     def feed_events(self, call_control_id: str) -> list[FeedEvent]:
         query = (select(schema.feed).where(schema.feed.c.call_control_id == call_control_id)
                  .order_by(schema.feed.c.id))
-        with self.engine.connect() as conn:
+        with self._read("read a call's feed events") as conn:
             return [FeedEvent(r["kind"], r["call_control_id"], json.loads(r["data"]))
                     for r in conn.execute(query).mappings()]
 
     def decisions(self, call_control_id: str) -> list[dict[str, Any]]:
         query = (select(schema.decisions).where(schema.decisions.c.call_control_id == call_control_id)
                  .order_by(schema.decisions.c.id))
-        with self.engine.connect() as conn:
+        with self._read("read a call's decisions") as conn:
             rows = conn.execute(query).mappings()
             return [{**dict(r), "evidence": json.loads(r["evidence"])} for r in rows]
 
     def outbox(self, call_control_id: str) -> list[OutboxEntry]:
         query = (select(schema.commands).where(schema.commands.c.call_control_id == call_control_id)
                  .order_by(schema.commands.c.created_at))
-        with self.engine.connect() as conn:
+        with self._read("read a call's outbox") as conn:
             return [_outbox_entry(dict(r)) for r in conn.execute(query).mappings()]
 
     def mark_command(self, command_id: str, status: str, attempts: int, error: str | None) -> bool:
@@ -486,7 +484,7 @@ class SqlStore(SqlOutputs):
                         or_((c.attempts > 0) & (c.updated_at < now - older_than_s),
                             (c.attempts == 0) & (c.updated_at < untried_cutoff)))
                  .order_by(c.created_at).limit(limit))
-        with self.engine.connect() as conn:
+        with self._read("read the commands due for a resend") as conn:
             rows = [dict(r) for r in conn.execute(query).mappings()]
         for row in rows:
             # Touch the row first so a second sweeper (or instance) skips it.
@@ -635,15 +633,6 @@ def _outbox_entry(row: dict[str, Any]) -> OutboxEntry:
     return OutboxEntry(command=command, status=row["status"], attempts=row["attempts"],
                        last_error=row["last_error"], created_at=row["created_at"],
                        updated_at=row["updated_at"])
-
-
-def _safe_url(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else repr(exc)
 
 
 def _message(row: Any) -> Message:

@@ -11,7 +11,7 @@ import functools
 import json
 from abc import abstractmethod
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from .outputs import (
     email_audit,
 )
 from .records import FeedEvent
+from .sql_errors import outage_as_store_error
 
 if TYPE_CHECKING:
     from .sql import SqlStoreTx
@@ -66,10 +67,17 @@ class SqlOutputs(OutputStore):
     """OutputStore on SQLAlchemy: what SqlStore adds to the call store for the outputs."""
 
     engine: Engine
+    url: str
 
     @abstractmethod
     def unit(self) -> AbstractContextManager[SqlStoreTx]:
         """Open a unit of work (one database transaction)."""
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[Connection]:
+        """A connection to read on, outside any unit of work; an outage is a StoreError naming `what`."""
+        with outage_as_store_error(what, self.url), self.engine.connect() as conn:
+            yield conn
 
     # The feed.
 
@@ -93,24 +101,24 @@ class SqlOutputs(OutputStore):
         return self._events(query.order_by(_feed.id))
 
     def feed_last_id(self) -> int:
-        with self.engine.connect() as conn:
+        with self._read("read the feed's last id") as conn:
             return int(conn.execute(_LAST_ID).scalar() or 0)
 
     def _events(self, query: Any, parameters: dict[str, Any] | None = None) -> list[StoredEvent]:
-        with self.engine.connect() as conn:
+        with self._read("read the feed") as conn:
             return [StoredEvent(r["id"], r["kind"], r["call_control_id"], r["created_at"],
                                 json.loads(r["data"])) for r in conn.execute(query, parameters).mappings()]
 
     # Summaries.
 
     def has_summary(self, call_control_id: str) -> bool:
-        with self.engine.connect() as conn:
+        with self._read("read a call's summary") as conn:
             return conn.execute(_HAS_SUMMARY, {"by_id": call_control_id}).first() is not None
 
     def summary(self, call_control_id: str) -> Summary | None:
         if not storable_id(call_control_id):
             return None  # no call has it, and PostgreSQL would refuse a NUL with an error
-        with self.engine.connect() as conn:
+        with self._read("read a call's summary") as conn:
             row = conn.execute(select(schema.summaries).where(
                 _summaries.call_control_id == call_control_id)).mappings().first()
         return _summary(row) if row is not None else None
@@ -129,7 +137,7 @@ class SqlOutputs(OutputStore):
 
     def claim_emails(self, now: float, lease_until: float, limit: int = 20) -> list[Summary]:
         s = _summaries
-        with self.engine.connect() as conn:
+        with self._read("read the summary emails due") as conn:
             rows = [_summary(r) for r in conn.execute(select(schema.summaries).where(
                 s.email_status.in_(EMAIL_DUE), s.email_next_at <= now)
                 .order_by(s.email_next_at).limit(limit)).mappings()]
@@ -160,7 +168,7 @@ class SqlOutputs(OutputStore):
 
     def queue_deliveries(self, url: str, now: float, limit: int = 500) -> int:
         c = schema.delivery_cursors.c
-        with self.engine.connect() as conn:
+        with self._read("read a webhook receiver's cursor") as conn:
             # Read first: most rounds find nothing new, and a write transaction would queue
             # behind the calls' own (SQLite has one writer).
             cursor = conn.execute(select(c.feed_id).where(c.url == url)).scalar()
@@ -206,7 +214,7 @@ class SqlOutputs(OutputStore):
         waiting = exists().where(earlier.c.url == d.url, earlier.c.call_control_id == d.call_control_id,
                                  earlier.c.feed_id < d.feed_id, earlier.c.status.in_(UNSETTLED),
                                  earlier.c.next_at > now)
-        with self.engine.connect() as conn:
+        with self._read("read the webhook deliveries due") as conn:
             return [Delivery(**r) for r in conn.execute(
                 select(schema.deliveries).where(d.status.in_(UNSETTLED), d.next_at <= now,
                                                 d.url.in_(list(urls)), ~waiting)
@@ -221,7 +229,7 @@ class SqlOutputs(OutputStore):
         earlier = aliased(d)
         blocked = exists().where(earlier.c.url == d.c.url, earlier.c.call_control_id == d.c.call_control_id,
                                  earlier.c.feed_id < d.c.feed_id, earlier.c.status.in_(UNSETTLED))
-        with self.engine.connect() as conn:
+        with self._read("read the webhook deliveries waiting") as conn:
             return {r[0] for r in conn.execute(select(d.c.id).where(d.c.id.in_(list(ids)), ~blocked))}
 
     def claim_deliveries(self, chains: Sequence[Sequence[Delivery]], lease_at: float,
@@ -277,7 +285,7 @@ class SqlOutputs(OutputStore):
         query = select(schema.deliveries).order_by(_deliveries.feed_id, _deliveries.id)
         if url:
             query = query.where(_deliveries.url == url)
-        with self.engine.connect() as conn:
+        with self._read("read the webhook deliveries") as conn:
             return [Delivery(**r) for r in conn.execute(query).mappings()]
 
     def delivery_attempts(self, url: str | None = None) -> list[DeliveryAttempt]:
@@ -286,7 +294,7 @@ class SqlOutputs(OutputStore):
                  .join(schema.deliveries, d.id == a.delivery_id).order_by(a.id))
         if url:
             query = query.where(d.url == url)
-        with self.engine.connect() as conn:
+        with self._read("read the webhook delivery attempts") as conn:
             return [DeliveryAttempt(**r) for r in conn.execute(query).mappings()]
 
 
