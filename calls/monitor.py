@@ -18,7 +18,6 @@ from typing import Protocol, TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ivr.context import CallContext
 from ivr.errors import StoreError
@@ -300,7 +299,7 @@ class Monitor:
     def _safe(self, job: Callable[[], SweepReport], name: str) -> None:
         try:
             report = job()
-        except (OperationalError, InterfaceError, StoreError) as exc:
+        except StoreError as exc:
             # The database is down: one line when it starts and one when it ends, not a traceback
             # every tick from every worker. (Any other database error is a bug, and says so.)
             if name not in self._store_down_since:

@@ -10,7 +10,6 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.api import private_headers, require_token, session_check
 from ivr.cursors import CursorError, decode_cursor, encode_cursor
@@ -78,7 +77,7 @@ def events() -> ResponseReturnValue:
             seen = hub.version
             try:
                 batch = store.feed_after(cursor, call)
-            except SQLAlchemyError:
+            except StoreError:
                 # The store is unavailable: end the stream; the client reconnects with Last-Event-ID.
                 log.warning("feed stream ended: the store is unavailable")
                 return
@@ -103,7 +102,7 @@ def _answers(check: Callable[[], bool]) -> bool:
     """The session check's answer; True while the store cannot say (the feed itself notices that)."""
     try:
         return check()
-    except (SQLAlchemyError, StoreError):
+    except StoreError:
         return True
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from calls.services import Services
 from calls.unit import UnitOfWork
 from ivr.errors import StoreError
@@ -80,7 +78,7 @@ class Outputs:
             # first round, or a call that starts before that round would lose its first events.
             try:
                 self.webhooks.materialise()
-            except (StoreError, SQLAlchemyError) as exc:
+            except StoreError as exc:
                 log.warning("webhooks out: receivers' cursors not set yet (%s); the worker retries", exc)
         self.worker.start()
 

@@ -11,8 +11,6 @@ import smtplib
 import time
 from collections.abc import Callable
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from ivr.errors import StoreError
 
 from . import email_out
@@ -57,7 +55,7 @@ class OutputsWorker(BackgroundLoop):
             seen = self._hub.version
             try:
                 busy = self.run_once()
-            except (SQLAlchemyError, StoreError) as exc:  # the store is down: all the work waits in it
+            except StoreError as exc:  # the store is down: all the work waits in it
                 if failing_since is None:
                     failing_since = self._clock()
                     # Once per outage, not once a round: a database down for a minute would
@@ -121,7 +119,7 @@ class OutputsWorker(BackgroundLoop):
                             due.email_attempts + 1, error)
             try:
                 self._summaries.email_done(due.call_control_id, due.email_attempts, error)
-            except (SQLAlchemyError, StoreError):  # an outage: kept to write first when it is over
+            except StoreError:  # an outage: kept to write first when it is over
                 self._unrecorded.append((due.call_control_id, due.email_attempts, error))
                 raise
         return sent

@@ -7,7 +7,6 @@ from urllib.parse import unquote_to_bytes
 
 from flask import Flask, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing.exceptions import WebsocketMismatch
 
@@ -52,11 +51,9 @@ def register_errors(app: Flask) -> None:
         return error_response(502 if exc.retryable else 422, str(exc), "provider_error")
 
     @app.errorhandler(StoreError)
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(InterfaceError)
-    def _store_down(exc: Exception) -> ResponseReturnValue:
-        # Connection-level failures of a read (down, unreachable, locked) are the same outage as a
-        # StoreError from a write: 503, so a webhook is redelivered and a client tries again.
+    def _store_down(exc: StoreError) -> ResponseReturnValue:
+        # The store is down, unreachable or locked, for a read or a write: 503, so a webhook is
+        # redelivered and a client tries again.
         log.error("store unavailable: %s", " ".join(str(exc).split())[:300])
         if request.path.startswith("/webhooks/"):
             # Nothing was acknowledged, so nothing is lost: the provider redelivers.

@@ -22,6 +22,7 @@ from aiosmtpd.controller import Controller
 from flask import Flask, request
 
 from conversation.webhooks_out import verify
+from ivr.errors import StoreError
 from simulator.runner import Simulation
 from simulator.server import ServerThread
 
@@ -696,8 +697,7 @@ class _DownThenUpSummaries(_CountingSummaries):
     def make_due(self, limit: int = 100) -> int:
         self.looks += 1
         if not self.up.is_set():
-            from sqlalchemy.exc import OperationalError
-            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+            raise StoreError("cannot read the feed: the database at sqlite:///x.db is unavailable")
         return 0
 
 

@@ -85,6 +85,17 @@ def test_reads_while_the_store_is_down_answer_503_in_the_one_error_shape(api_app
             "message": "the call store is unavailable; try again shortly"}
 
 
+def test_the_live_feed_ends_its_stream_when_the_store_goes_down_so_the_client_reconnects(
+        api_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    api_app.extensions["lifeline"].store.engine = create_engine(
+        "postgresql+psycopg://lifeline@127.0.0.1:9/gone", connect_args={"connect_timeout": 2})
+    with caplog.at_level(logging.WARNING, logger="conversation.api"):
+        response = api_app.test_client().get("/api/events?after=0", headers=AUTH)
+    # The stream opened (200) and ended after its retry hint: the browser reconnects with its last id.
+    assert response.status_code == 200 and response.get_data(as_text=True) == "retry: 1000\n\n"
+    assert "feed stream ended: the store is unavailable" in caplog.text
+
+
 def test_query_values_no_store_can_keep_are_refused_and_unknown_outcomes_named(api_app: Flask) -> None:
     client = api_app.test_client()
     for path in ("/api/calls?rule=%00", "/api/calls?q=a%00b", "/api/transcripts?cursor=a%00b"):

@@ -9,6 +9,7 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from ivr.errors import StoreError
 from ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
 from lifeline import create_app
 from simulator.emulator import Fault
@@ -16,6 +17,11 @@ from simulator.runner import Simulation
 
 from .conftest import AGENTS, make_signer, wait_until
 from .test_call_flow import accepted, settle, start_call, store
+
+# What the SQL store raises while its server is down (ivr/store/sql_errors.py).
+OUTAGE = ("cannot list calls: the database at postgresql+psycopg://db/lifeline is unavailable "
+          "(OperationalError: connection refused); check DATABASE_URL and that the database server "
+          "is running")
 
 
 def say(sim: Simulation, leg, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -344,11 +350,9 @@ def test_the_schedules_sweep_leaves_lost_call_questions_to_the_upkeep_job(live: 
 
 def test_a_store_outage_is_logged_once_when_it_starts_and_once_when_it_ends_not_each_tick(
         app: Flask, caplog: pytest.LogCaptureFixture) -> None:
-    from sqlalchemy.exc import OperationalError
-
     from calls.monitor import SweepReport
     sweeper = app.extensions["lifeline"].monitor
-    outage = [OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))] * 5
+    outage = [StoreError(OUTAGE)] * 5
 
     def sweep() -> SweepReport:
         if outage:
@@ -366,8 +370,6 @@ def test_a_store_outage_is_logged_once_when_it_starts_and_once_when_it_ends_not_
 
 def test_after_a_store_outage_calls_idle_since_before_it_are_checked_at_once_not_after_the_stale_time(
         live: Simulation) -> None:
-    from sqlalchemy.exc import OperationalError
-
     from calls.monitor import SweepReport
     gone, alive = start_call(live), start_call(live)
     settle(live, gone)
@@ -376,7 +378,7 @@ def test_after_a_store_outage_calls_idle_since_before_it_are_checked_at_once_not
     time.sleep(0.05)  # both calls' last change is before the outage
 
     def down() -> SweepReport:
-        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+        raise StoreError(OUTAGE)
 
     monitor(live)._safe(down, "upkeep")
     assert monitor(live).upkeep().closed == 0  # still down as far as the monitor knows: no recheck
