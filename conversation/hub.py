@@ -1,4 +1,4 @@
-"""Wake-ups for feed readers: in this process at once, from other instances through PostgreSQL.
+"""Wake-ups for feed readers: in this process at once, from other processes through the store.
 
 A wake-up carries no data: readers always go back to the store, so a lost or duplicated
 notification can delay an event by at most one poll interval and never lose or repeat it.
@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+# OutputStore.listen_feed: calls its first argument at each notice until its second returns True.
+Listen = Callable[[Callable[[], None], Callable[[], bool]], None]
 
 
 class BackgroundLoop:
@@ -70,35 +72,31 @@ class FeedHub:
             return self._cond.wait_for(lambda: self._version != seen, timeout)
 
 
-class PgListener(BackgroundLoop):
-    """LISTENs on the feed channel of a PostgreSQL database and wakes the hub for each NOTIFY."""
+class StoreListener(BackgroundLoop):
+    """Hears the store's notice of each commit to the feed (PostgreSQL's NOTIFY) and wakes the hub."""
 
     thread_name = "lifeline-feed-listen"
 
-    def __init__(self, database_url: str, channel: str, hub: FeedHub) -> None:
+    def __init__(self, listen: Listen, hub: FeedHub) -> None:
         super().__init__()
-        # psycopg takes libpq URLs: drop SQLAlchemy's driver suffix.
-        self._url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-        self._channel = channel
+        self._listen = listen
         self._hub = hub
+        self._delay = 0.5
+
+    def _heard(self) -> None:
+        # Listening (again): events may have been stored while it was not, so every notice wakes
+        # the readers, the first one too; and the next failure is retried soon.
+        self._delay = 0.5
+        self._hub.wake()
 
     def _run(self) -> None:
-        import psycopg  # the PostgreSQL driver is only needed when the store is PostgreSQL
-
-        delay = 0.5
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f'LISTEN "{self._channel}"')
-                    delay = 0.5
-                    self._hub.wake()  # events may have been stored while we were not listening
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5):
-                            self._hub.wake()
+                self._listen(self._heard, self._stop.is_set)
             except Exception as exc:  # noqa: BLE001 - a dropped connection: readers fall back to polling meanwhile
-                log.warning("feed LISTEN connection failed (%s); retrying in %.1f s", exc, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+                log.warning("feed LISTEN connection failed (%s); retrying in %.1f s", exc, self._delay)
+                self._stop.wait(self._delay)
+                self._delay = min(self._delay * 2, 10.0)
 
 
 class StorePoller(BackgroundLoop):

@@ -12,7 +12,7 @@ from ivr.store import OutputStore
 from ivr.telnyx_api import TelnyxCommands
 
 from .dialout import DialOut
-from .hub import FeedHub, PgListener, StorePoller
+from .hub import FeedHub, StoreListener, StorePoller
 from .pause import ListeningControl
 from .settings import OutputSettings
 from .summaries import Summaries
@@ -25,13 +25,13 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05
 
 
-def feed_listener(store: OutputStore, hub: FeedHub) -> PgListener | StorePoller | None:
+def feed_listener(store: OutputStore, hub: FeedHub) -> StoreListener | StorePoller | None:
     """What wakes this process's feed readers for other processes' events, as the store's backend says."""
-    # PostgreSQL NOTIFYs each commit to the feed, SQLite is polled, and a store only this process
+    # PostgreSQL notifies each commit to the feed, SQLite is polled, and a store only this process
     # uses (memory) needs neither: its own writes wake the hub (UnitOfWork's on_published).
     notices = store.feed_notices()
-    if notices.listen_url is not None and notices.channel is not None:
-        return PgListener(notices.listen_url, notices.channel, hub)
+    if notices.listen:
+        return StoreListener(store.listen_feed, hub)
     if notices.poll:
         return StorePoller(store.feed_last_id, hub, POLL_S)
     return None
@@ -49,7 +49,7 @@ class Outputs:
     webhooks: WebhookDelivery
     worker: OutputsWorker
     dialout: DialOut
-    listener: PgListener | StorePoller | None = field(default=None)
+    listener: StoreListener | StorePoller | None = field(default=None)
 
     @classmethod
     def build(cls, settings: OutputSettings, store: OutputStore, hub: FeedHub, units: UnitOfWork,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from flask import Flask
 
-from conversation.hub import FeedHub, StorePoller
+from conversation.hub import FeedHub, StoreListener, StorePoller
+from ivr.errors import StoreError
 from ivr.store import CallRecord, CallStatus
 from lifeline import create_app
 from simulator.runner import Simulation
@@ -192,6 +193,36 @@ def test_the_poller_rides_out_a_failing_store_with_one_warning_and_wakes_clients
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "cannot read the store" in warnings[0].getMessage()
     assert any("reads the store again" in r.getMessage() for r in caplog.records)
+
+
+def test_the_listener_retries_a_store_it_cannot_listen_to_and_wakes_clients_once_it_listens(
+        caplog: pytest.LogCaptureFixture) -> None:
+    failures = [StoreError("cannot listen for the feed's notices: the database is unavailable")] * 2
+    tries: list[float] = []
+
+    def listen(heard: Callable[[], None], stopped: Callable[[], bool]) -> None:
+        """A store that refuses twice, then listens and hears one commit, until stopped."""
+        tries.append(time.monotonic())
+        if failures:
+            raise failures.pop()
+        heard()  # listening has begun
+        heard()  # a commit
+        while not stopped():
+            time.sleep(0.01)
+
+    hub = FeedHub()
+    seen = hub.version
+    listener = StoreListener(listen, hub)
+    with caplog.at_level(logging.WARNING, logger="conversation.hub"):
+        listener.start()
+        try:
+            assert wait_until(lambda: hub.version - seen == 2), "the listener never woke the hub"
+        finally:
+            listener.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all("feed LISTEN connection failed" in w for w in warnings)
+    assert "retrying in 0.5 s" in warnings[0] and "retrying in 1.0 s" in warnings[1]  # backing off
+    assert len(tries) == 3  # listening, it was not started again
 
 
 def quiet(app: Flask, call_control_id: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conversation import email_out
-from conversation.hub import FeedHub, PgListener, StorePoller
+from conversation.hub import FeedHub, StoreListener, StorePoller
 from conversation.outputs import feed_listener
 from conversation.settings import OutputSettings
 from conversation.summaries import Summaries
@@ -18,7 +18,7 @@ from conversation.webhooks_out import WebhookDelivery, verify
 from ivr.errors import StoreError
 from ivr.store import CallRecord, CallStatus, FeedEvent
 from ivr.store.memory import MemoryStore
-from ivr.store.sql import FEED_CHANNEL, SqlStore
+from ivr.store.sql import SqlStore
 
 from .conftest import wait_until
 from .test_conversation_out import SECRET, Receiver
@@ -33,8 +33,8 @@ def test_the_feed_wakeup_is_notify_on_postgresql_polling_on_sqlite_and_none_in_m
     postgres = SqlStore("postgresql+psycopg://lifeline@127.0.0.1:9/none", create_schema=False)
     try:
         assert isinstance(feed_listener(sqlite, hub), StorePoller)
-        assert isinstance(feed_listener(postgres, hub), PgListener)
-        assert postgres.feed_notices().channel == FEED_CHANNEL
+        assert isinstance(feed_listener(postgres, hub), StoreListener)
+        assert postgres.feed_notices().listen
     finally:
         sqlite.close()
         postgres.close()

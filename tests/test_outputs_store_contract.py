@@ -23,9 +23,10 @@ from ivr.store import (
     Summary,
 )
 from ivr.store.memory import MemoryStore
-from ivr.store.sql import FEED_CHANNEL, SqlStore
+from ivr.store.sql import SqlStore
 
 from . import test_store_contract as contract
+from .conftest import wait_until
 
 # The call store's backends, each empty (SQLite, PostgreSQL, memory): the same fixture as its contract.
 store = contract.store
@@ -134,11 +135,31 @@ def test_feed_notices_are_a_notify_channel_on_postgresql_polling_on_sqlite_and_n
         store: OutputStore) -> None:
     notices = store.feed_notices()
     if isinstance(store, MemoryStore):
-        assert (notices.listen_url, notices.channel, notices.poll) == (None, None, False)
+        assert (notices.listen, notices.poll) == (False, False)
     elif isinstance(store, SqlStore) and store.engine.dialect.name == "postgresql":
-        assert (notices.listen_url, notices.channel, notices.poll) == (store.url, FEED_CHANNEL, False)
+        assert (notices.listen, notices.poll) == (True, False)
     else:
-        assert (notices.listen_url, notices.channel, notices.poll) == (None, None, True)
+        assert (notices.listen, notices.poll) == (False, True)
+
+
+def test_a_store_that_sends_notices_hears_every_commit_to_the_feed_and_one_that_does_not_says_so(
+        store: OutputStore) -> None:
+    if not store.feed_notices().listen:
+        with pytest.raises(NotImplementedError, match="feed_notices"):
+            store.listen_feed(lambda: None, lambda: False)
+        return
+    heard: list[bool] = []
+    stop = threading.Event()
+    listening = threading.Thread(target=store.listen_feed, args=(lambda: heard.append(True), stop.is_set))
+    listening.start()
+    try:
+        assert wait_until(lambda: len(heard) == 1), "no call once listening had begun"
+        feed(store, ("message", "v3:a"))
+        assert wait_until(lambda: len(heard) >= 2), "the commit to the feed was not heard"
+    finally:
+        stop.set()
+        listening.join(timeout=5)
+    assert not listening.is_alive(), "listen_feed did not return once stopped"
 
 
 # Summaries.

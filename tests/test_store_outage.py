@@ -59,6 +59,7 @@ CALLS: dict[str, Callable[[OutputStore], object]] = {
     "feed_by_ids": lambda s: s.feed_by_ids([1]),
     "feed_for_call": lambda s: s.feed_for_call("v3:a", ["message"]),
     "feed_last_id": lambda s: s.feed_last_id(),
+    "listen_feed": lambda s: s.listen_feed(lambda: None, lambda: True),
     "has_summary": lambda s: s.has_summary("v3:a"),
     "summary": lambda s: s.summary("v3:a"),
     "add_summary": lambda s: s.add_summary(_SUMMARY, []),

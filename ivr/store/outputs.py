@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -69,11 +69,10 @@ class StoredEvent:
 class FeedNotices:
     """How this process hears of feed events that other processes commit.
 
-    Neither a channel nor polling: the store serves one process, whose own writes wake its readers.
+    Neither: the store serves one process, whose own writes wake its readers.
     """
 
-    listen_url: str | None = None  # PostgreSQL: LISTEN at this database URL...
-    channel: str | None = None  # ...on this channel, NOTIFYed by every commit that adds to the feed
+    listen: bool = False  # OutputStore.listen_feed hears every commit to the feed (PostgreSQL's NOTIFY)
     poll: bool = False  # no notifications: read the feed's last id now and then (SQLite)
 
 
@@ -186,6 +185,15 @@ class OutputStore(CallStore):
     @abstractmethod
     def feed_notices(self) -> FeedNotices:
         """How feed events other processes commit become known to this one."""
+
+    # Only for a store whose feed_notices() says `listen`. Blocks its thread: `heard` is called once
+    # listening has begun (events committed before then were missed), then at each commit; it
+    # returns soon after `stopped()` turns true, and raises StoreError when the connection fails
+    # or drops. A notice carries no data: readers go back to the feed.
+    def listen_feed(self, heard: Callable[[], None], stopped: Callable[[], bool]) -> None:
+        """Call `heard` at every commit to the feed, by any process, until `stopped()`."""
+        raise NotImplementedError(f"{type(self).__name__} sends no feed notices: its feed_notices() "
+                                  "says how this process hears of other processes' events")
 
     # Summaries: one per ended call, with the state of its email.
 

@@ -8,7 +8,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from typing import Any
@@ -53,7 +53,7 @@ from .records import (
     StoreFigures,
     TransferRecord,
 )
-from .sql_errors import first_line, outage_as_store_error, safe_url
+from .sql_errors import first_line, outage_as_store_error, safe_url, unavailable
 from .sql_outputs import SqlOutputs, insert_ignoring
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
@@ -416,8 +416,28 @@ class SqlStore(SqlOutputs):
 
     def feed_notices(self) -> FeedNotices:
         if self.engine.dialect.name == "postgresql":
-            return FeedNotices(listen_url=self.url, channel=FEED_CHANNEL)  # add_feed NOTIFYs it
+            return FeedNotices(listen=True)  # add_feed NOTIFYs FEED_CHANNEL, which listen_feed LISTENs on
         return FeedNotices(poll=True)
+
+    def listen_feed(self, heard: Callable[[], None], stopped: Callable[[], bool]) -> None:
+        if self.engine.dialect.name != "postgresql":
+            raise NotImplementedError("SQLite sends no feed notices: its feed_notices() says to poll")
+        import psycopg  # the driver's own API (notifies) is needed only when the store is PostgreSQL
+
+        # A connection of its own, not the pool's: it stays LISTENing for as long as this runs, and
+        # a pooled one would carry the LISTEN to whoever took it next. psycopg takes libpq URLs:
+        # without SQLAlchemy's driver suffix.
+        url = self.url.replace("postgresql+psycopg://", "postgresql://", 1)
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'LISTEN "{FEED_CHANNEL}"')
+                heard()
+                while not stopped():
+                    # At most half a second at a time, so that `stopped` is looked at as often.
+                    for _ in conn.notifies(timeout=0.5):
+                        heard()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise unavailable("listen for the feed's notices", self.url, exc) from exc
 
     def transfers(self, call_control_id: str) -> list[TransferRecord]:
         with self._read("read a call's transfers") as conn:
