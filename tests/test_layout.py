@@ -1,4 +1,5 @@
-"""The package layout holds: every module imports alone, and imports only point down the layers.
+"""The package layout holds: every module imports alone, imports only point down the layers, and only
+the SQL store imports the database's libraries.
 
 The allowed direction is the one the README's Layout section shows. Every module is imported
 in one fresh interpreter; before each module, every Lifeline module is dropped from
@@ -32,6 +33,16 @@ ALLOWED: dict[str, set[str]] = {
     "training": {"ivr", "insight"},  # builds insight's models; the product never imports it
 }
 PACKAGES = tuple(ALLOWED)
+# The database's libraries. Only the SQL store speaks to them: everywhere else an outage is the
+# store's StoreError, and no SQL is written outside its backend (docs/architecture.md, "Layers").
+DATABASE_LIBRARIES = {"sqlalchemy", "psycopg", "alembic"}
+DATABASE_ALLOWED = (
+    "ivr/store/",  # the SQL backend and its migrations
+    "lifeline/db_cli.py",  # `flask db`: runs the migrations (Alembic) on the store's engine
+    # Benches and a drill that make, look into and drop databases of their own from outside the
+    # app, as the tests do.
+    "simulator/bench.py", "simulator/boot_drill.py", "simulator/feed_bench.py", "simulator/history_bench.py",
+)
 
 _PROBE = """
 import importlib, json, pkgutil, sys, traceback
@@ -149,6 +160,21 @@ def test_there_is_no_import_cycle_between_modules() -> None:
         graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as exc:
         pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
+
+
+def test_only_the_sql_store_imports_the_database_libraries() -> None:
+    files = [p for package in PACKAGES for p in _python_files(package)] + sorted(ROOT.glob("*.py"))
+    wrong = []
+    for path in files:
+        where = path.relative_to(ROOT).as_posix()
+        if where.startswith(DATABASE_ALLOWED):
+            continue
+        wrong += [f"{where} imports {target}" for target, _typing_only in _imports(path)
+                  if target.split(".")[0] in DATABASE_LIBRARIES]
+    libraries = ", ".join(sorted(DATABASE_LIBRARIES))
+    assert not wrong, (f"only ivr/store (and DATABASE_ALLOWED) may import {libraries}: catch "
+                       "ivr.errors.StoreError for an outage, and add what needs SQL to the store's "
+                       "interface (ivr/store/base.py, ivr/store/outputs.py):\n" + "\n".join(wrong))
 
 
 def test_the_app_entry_point_alone_registers_the_simulator() -> None:
