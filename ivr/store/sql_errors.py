@@ -1,8 +1,8 @@
 """The SQL backend's outages as the store's contract promises them: StoreError, never a driver's error.
 
-Only connection-level failures are translated (the database is down, unreachable, locked, or chose
-this transaction as a deadlock victim): a retry can succeed. Any other driver error is a bug and
-stays what it is, so it is answered as one.
+Only connection-level failures are translated (the database is down, unreachable, locked, every
+pooled connection busy, or it chose this transaction as a deadlock victim): a retry can succeed.
+Any other driver error is a bug and stays what it is, so it is answered as one.
 """
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ..errors import StoreError
 
-UNAVAILABLE = (OperationalError, InterfaceError)
+# PoolTimeout: every pooled connection is busy for longer than the pool waits, which a retry can
+# outlast as much as an outage.
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def safe_url(url: str) -> str:
