@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from ivr.config import on_off, settings_source
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, Problem
 
 # An email address as a summary's recipient needs it: one @, a dot in the domain, no list separators.
 EMAIL = re.compile(r"^[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+$")
@@ -62,29 +62,39 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
     def get(name: str) -> str:
         return source.get(name, "").strip()
 
-    problems: list[str] = []
+    problems: list[Problem] = []
     hooks = tuple(u.strip() for u in get("LIFELINE_EVENT_WEBHOOKS").split(",") if u.strip())
     for url in hooks:
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-            problems.append(f"LIFELINE_EVENT_WEBHOOKS has {url!r}, not an http(s) URL: give full URLs "
-                            "separated by commas")
+            problems.append(Problem(
+                f"LIFELINE_EVENT_WEBHOOKS has {url!r}, not an http(s) URL: give full URLs "
+                "separated by commas",
+                "LIFELINE_EVENT_WEBHOOKS"))
         elif (unusable := _unsendable(url)) is not None:
-            problems.append(f"LIFELINE_EVENT_WEBHOOKS has {url!r}, which cannot be sent to ({unusable}): "
-                            "check the host name for typos such as two dots in a row")
+            problems.append(Problem(
+                f"LIFELINE_EVENT_WEBHOOKS has {url!r}, which cannot be sent to ({unusable}): "
+                "check the host name for typos such as two dots in a row",
+                "LIFELINE_EVENT_WEBHOOKS"))
     secret = get("LIFELINE_EVENT_SECRET") or None
     if hooks and not secret:
-        problems.append("LIFELINE_EVENT_WEBHOOKS is set but LIFELINE_EVENT_SECRET is not: set a long "
-                        "random secret; receivers check the Lifeline-Signature header with it")
+        problems.append(Problem(
+            "LIFELINE_EVENT_WEBHOOKS is set but LIFELINE_EVENT_SECRET is not: set a long "
+            "random secret; receivers check the Lifeline-Signature header with it",
+            "LIFELINE_EVENT_SECRET"))
     smtp = _smtp(get("LIFELINE_SMTP_URL"), problems)
     summary_to = tuple(a.strip() for a in get("LIFELINE_SUMMARY_TO").split(",") if a.strip())
     if summary_to and smtp is None:
-        problems.append("LIFELINE_SUMMARY_TO is set but LIFELINE_SMTP_URL is not: set "
-                        "smtp://user:pass@host:port")
+        problems.append(Problem(
+            "LIFELINE_SUMMARY_TO is set but LIFELINE_SMTP_URL is not: set "
+            "smtp://user:pass@host:port",
+            "LIFELINE_SMTP_URL"))
     # "Ops <ops@example.com>" is an address too: the part in brackets is what must look like one.
     wrong = [a for a in summary_to if not EMAIL.match(parseaddr(a)[1])]
     if wrong:
-        problems.append(f"LIFELINE_SUMMARY_TO has {wrong[0]!r}, not an email address: give addresses "
-                        "like ops@example.com, separated by commas")
+        problems.append(Problem(
+            f"LIFELINE_SUMMARY_TO has {wrong[0]!r}, not an email address: give addresses "
+            "like ops@example.com, separated by commas",
+            "LIFELINE_SUMMARY_TO"))
     only = on_off(get("LIFELINE_SUMMARY_TRANSFERRED_ONLY"), "LIFELINE_SUMMARY_TRANSFERRED_ONLY", False,
                   "on: summaries of transferred calls only", problems)
     numbers = {name: _number(get(name), default, problems, name)
@@ -96,14 +106,18 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
                        allow_zero=True)
     dial_from = get("LIFELINE_DIAL_FROM")
     if dial_from and not re.match(r"^\+[1-9]\d{6,14}$", dial_from):
-        problems.append("LIFELINE_DIAL_FROM must be one of your Telnyx numbers in E.164 form, "
-                        "e.g. +15551230000")
+        problems.append(Problem(
+            "LIFELINE_DIAL_FROM must be one of your Telnyx numbers in E.164 form, "
+            "e.g. +15551230000",
+            "LIFELINE_DIAL_FROM"))
     elif dial_from and get("TELNYX_API_KEY") and not get("TELNYX_CONNECTION_ID"):
         # Said now, not at the first dial-out (a Twilio-only deployment's dial-out answers 409 then).
-        problems.append("LIFELINE_DIAL_FROM is set but TELNYX_CONNECTION_ID is not: dialling out goes "
-                        "through your Call Control Application; copy its id from the Telnyx portal")
+        problems.append(Problem(
+            "LIFELINE_DIAL_FROM is set but TELNYX_CONNECTION_ID is not: dialling out goes "
+            "through your Call Control Application; copy its id from the Telnyx portal",
+            "TELNYX_CONNECTION_ID"))
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(problems)
     return OutputSettings(
         event_webhooks=hooks, event_secret=secret,
         retry_base_s=numbers["LIFELINE_EVENT_RETRY_BASE_S"],
@@ -127,18 +141,20 @@ def _unsendable(url: str) -> str | None:
     return None
 
 
-def _smtp(url: str, problems: list[str]) -> SmtpTarget | None:
+def _smtp(url: str, problems: list[Problem]) -> SmtpTarget | None:
     if not url:
         return None
     parts = urlsplit(url)
     if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
-        problems.append("LIFELINE_SMTP_URL must look like smtp://user:pass@host:port (or smtps://, or "
-                        "smtp+insecure:// for a relay that offers no TLS)")
+        problems.append(Problem(
+            "LIFELINE_SMTP_URL must look like smtp://user:pass@host:port (or smtps://, or "
+            "smtp+insecure:// for a relay that offers no TLS)",
+            "LIFELINE_SMTP_URL"))
         return None
     try:
         port = parts.port or SMTP_SCHEMES[parts.scheme]
     except ValueError:
-        problems.append("LIFELINE_SMTP_URL has a port that is not a number")
+        problems.append(Problem("LIFELINE_SMTP_URL has a port that is not a number", "LIFELINE_SMTP_URL"))
         return None
     return SmtpTarget(host=parts.hostname, port=port,
                       user=unquote(parts.username) if parts.username else None,
@@ -157,7 +173,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _number(text: str, default: float, problems: list[str], name: str, allow_zero: bool = False) -> float:
+def _number(text: str, default: float, problems: list[Problem], name: str, allow_zero: bool = False) -> float:
     if not text:
         return default
     try:
@@ -165,7 +181,9 @@ def _number(text: str, default: float, problems: list[str], name: str, allow_zer
     except ValueError:
         value = -1.0
     if not ((value >= 0 if allow_zero else value > 0) and value < math.inf):
-        problems.append(f"{name} must be a number of seconds (0 or more)" if allow_zero
-                        else f"{name} must be a positive number of seconds")
+        problems.append(Problem(
+            f"{name} must be a number of seconds (0 or more)" if allow_zero
+            else f"{name} must be a positive number of seconds",
+            name))
         return default
     return value

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, Problem
 from .recording_sinks import parse_bucket_url
 from .transcription import TranscriptionChoice, build_transcription_config
 
@@ -205,7 +205,7 @@ Get = Callable[..., str | None]  # a setting's trimmed value, or the default giv
 class _Found:
     """What the section readers below collect: every problem and warning, for one ConfigError."""
 
-    problems: list[str]
+    problems: list[Problem]
     warnings: list[str]
 
 
@@ -231,7 +231,7 @@ def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
     fields |= _recordings(get, found, instance_path)
     found.warnings.extend(_placeholders(get))
     if found.problems:
-        raise ConfigError("\n".join(found.problems), warnings=tuple(found.warnings))
+        raise ConfigError(found.problems, warnings=tuple(found.warnings))
     for helper in ("reaches", "wants_twilio", "wants_telnyx"):
         del fields[helper]
     return Settings(**fields, twilio={k: v for k in TWILIO_KEYS if (v := get(k))},
@@ -247,17 +247,21 @@ def _providers(get: Get, found: _Found) -> dict[str, Any]:
     wants_twilio = bool(get("TWILIO_ACCOUNT_SID") or get("TWILIO_AUTH_TOKEN"))
     telnyx = _telnyx(get, problems) if wants_telnyx else None
     if not wants_telnyx and not wants_twilio:
-        problems.append("neither Telnyx nor Twilio is configured: set TELNYX_API_KEY and TELNYX_PUBLIC_KEY "
-                        "(Telnyx portal, Keys & Credentials) or TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
-                        "(Twilio Console, Account > API keys & tokens) in .env (see .env.example); to try "
-                        "Lifeline without an account run `make demo`")
+        problems.append(Problem(
+            "neither Telnyx nor Twilio is configured: set TELNYX_API_KEY and TELNYX_PUBLIC_KEY "
+            "(Telnyx portal, Keys & Credentials) or TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+            "(Twilio Console, Account > API keys & tokens) in .env (see .env.example); to try "
+            "Lifeline without an account run `make demo`",
+            "TELNYX_API_KEY"))
     reaches = "Telnyx" if wants_telnyx or not wants_twilio else "Twilio"  # who the public URL is for
     public_url = get("LIFELINE_PUBLIC_URL")
     if public_url:
         public_url = public_url.rstrip("/")
         if not public_url.startswith(("http://", "https://")):
-            problems.append(f"LIFELINE_PUBLIC_URL={public_url!r} must start with https:// "
-                            f"(the ngrok or load-balancer URL {reaches} reaches)")
+            problems.append(Problem(
+                f"LIFELINE_PUBLIC_URL={public_url!r} must start with https:// "
+                f"(the ngrok or load-balancer URL {reaches} reaches)",
+                "LIFELINE_PUBLIC_URL"))
         else:
             _public_url_shape(public_url, problems)
             host = urlsplit(public_url).hostname or ""
@@ -276,24 +280,34 @@ def _listening(get: Get, found: _Found, public_url: str | None, reaches: str, wa
     problems = found.problems
     engine = (get("LIFELINE_ENGINE", "local") or "").lower()
     if engine not in ENGINES:
-        problems.append(f"LIFELINE_ENGINE={engine!r} is unknown: choose one of {', '.join(ENGINES)}")
+        problems.append(Problem(
+            f"LIFELINE_ENGINE={engine!r} is unknown: choose one of {', '.join(ENGINES)}",
+            "LIFELINE_ENGINE"))
     elif engine == "local" and not public_url:
-        problems.append(f"LIFELINE_PUBLIC_URL is not set: the local engine needs it to tell {reaches} "
-                        "where to stream the call's audio (your https ngrok or load-balancer URL)")
+        problems.append(Problem(
+            f"LIFELINE_PUBLIC_URL is not set: the local engine needs it to tell {reaches} "
+            "where to stream the call's audio (your https ngrok or load-balancer URL)",
+            "LIFELINE_PUBLIC_URL"))
     elif engine == "telnyx" and wants_twilio and not wants_telnyx:
-        problems.append("LIFELINE_ENGINE=telnyx needs Telnyx, which is not configured (TELNYX_API_KEY, "
-                        "TELNYX_PUBLIC_KEY): on Twilio choose local (Twilio streams the audio to Lifeline) "
-                        "or twilio (Twilio's real-time transcription)")
+        problems.append(Problem(
+            "LIFELINE_ENGINE=telnyx needs Telnyx, which is not configured (TELNYX_API_KEY, "
+            "TELNYX_PUBLIC_KEY): on Twilio choose local (Twilio streams the audio to Lifeline) "
+            "or twilio (Twilio's real-time transcription)",
+            "LIFELINE_ENGINE"))
     whisper_model = get("LIFELINE_WHISPER_MODEL")
     if (whisper_model not in (None, *BUNDLED_WHISPER_MODELS)
             and not (Path(whisper_model) / "model.bin").is_file()):
-        problems.append(f"LIFELINE_WHISPER_MODEL={whisper_model} is neither tiny.en, base nor a "
-                        "CTranslate2 Whisper directory (with a model.bin)")
+        problems.append(Problem(
+            f"LIFELINE_WHISPER_MODEL={whisper_model} is neither tiny.en, base nor a "
+            "CTranslate2 Whisper directory (with a model.bin)",
+            "LIFELINE_WHISPER_MODEL"))
     understanding = (get("LIFELINE_UNDERSTANDING", "tuned") or "").lower()
     if understanding not in UNDERSTANDINGS:
-        problems.append(f"LIFELINE_UNDERSTANDING={understanding!r} is unknown: choose tuned (the "
-                        "fine-tuned sentence encoder, the default) or linear (word vectors: lighter, "
-                        "catches fewer callers)")
+        problems.append(Problem(
+            f"LIFELINE_UNDERSTANDING={understanding!r} is unknown: choose tuned (the "
+            "fine-tuned sentence encoder, the default) or linear (word vectors: lighter, "
+            "catches fewer callers)",
+            "LIFELINE_UNDERSTANDING"))
     model_cache = get("LIFELINE_MODEL_CACHE", str(_default_model_cache()))
     # a speed decodes each utterance again at it; off hears it once. SECOND_HEARING by default for
     # tiny.en only: for any larger model it changed no frozen-test verdict and made as many errors on
@@ -306,9 +320,11 @@ def _listening(get: Get, found: _Found, public_url: str | None, reaches: str, wa
                                  region=get("LIFELINE_TRANSCRIPTION_REGION"))
     media_url = (get("LIFELINE_MEDIA_URL") or "").rstrip("/") or None
     if media_url and not media_url.startswith(("ws://", "wss://")):
-        problems.append(f"LIFELINE_MEDIA_URL={media_url!r} must start with wss:// (or ws:// on a private "
-                        "network): the base URL Telnyx and Twilio open media streams to, e.g. "
-                        "wss://media.example.com; leave it unset to use LIFELINE_PUBLIC_URL")
+        problems.append(Problem(
+            f"LIFELINE_MEDIA_URL={media_url!r} must start with wss:// (or ws:// on a private "
+            "network): the base URL Telnyx and Twilio open media streams to, e.g. "
+            "wss://media.example.com; leave it unset to use LIFELINE_PUBLIC_URL",
+            "LIFELINE_MEDIA_URL"))
     return {
         "engine": engine, "whisper_model": whisper_model, "understanding": understanding,
         "model_cache_dir": None if (model_cache or "").lower() == "off" else Path(model_cache or ""),
@@ -357,11 +373,15 @@ def _calls(get: Get, found: _Found, instance_path: Path) -> dict[str, Any]:
                               "calls (use sqlite:/// or postgresql://)")
     sqlite_synchronous = (get("LIFELINE_SQLITE_SYNCHRONOUS", "NORMAL") or "").upper()
     if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
-        problems.append(f"LIFELINE_SQLITE_SYNCHRONOUS={sqlite_synchronous!r} must be NORMAL (the default: "
-                        "no disk flush per commit) or FULL (a flush per commit: survives a power cut)")
+        problems.append(Problem(
+            f"LIFELINE_SQLITE_SYNCHRONOUS={sqlite_synchronous!r} must be NORMAL (the default: "
+            "no disk flush per commit) or FULL (a flush per commit: survives a power cut)",
+            "LIFELINE_SQLITE_SYNCHRONOUS"))
     log_format = (get("LIFELINE_LOG_FORMAT", "text") or "").lower()
     if log_format not in ("text", "json"):
-        problems.append(f"LIFELINE_LOG_FORMAT={log_format!r} must be text or json")
+        problems.append(Problem(
+            f"LIFELINE_LOG_FORMAT={log_format!r} must be text or json",
+            "LIFELINE_LOG_FORMAT"))
     return {
         "agents": agents, "ivr_path": ivr_path, "rules_path": rules_path, "database_url": database_url,
         "sqlite_synchronous": sqlite_synchronous,
@@ -390,8 +410,10 @@ def _security(get: Get, found: _Found) -> dict[str, Any]:
     """The tokens and the key that guard the API, the console, its sessions and the metrics."""
     metrics_token = get("LIFELINE_METRICS_TOKEN")
     if metrics_token is not None and len(metrics_token) < 16:
-        found.problems.append("LIFELINE_METRICS_TOKEN is shorter than 16 characters: use a long random "
-                              "string (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+        found.problems.append(Problem(
+            "LIFELINE_METRICS_TOKEN is shorter than 16 characters: use a long random "
+            "string (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)",
+            "LIFELINE_METRICS_TOKEN"))
     for name, guards in (("LIFELINE_API_TOKEN", "the API and the console (callers' numbers and words)"),
                          ("LIFELINE_SECRET_KEY", "the console's sign-in sessions")):
         value = get(name)
@@ -433,24 +455,30 @@ def _writable_dir(name: str, path: Path, found: list[str]) -> None:
 
 
 def _recordings_bucket(get: Callable[..., str | None],
-                       problems: list[str]) -> tuple[str | None, str | None]:
+                       problems: list[Problem]) -> tuple[str | None, str | None]:
     """LIFELINE_RECORDINGS_BUCKET (s3://bucket/prefix) and LIFELINE_RECORDINGS_S3_ENDPOINT, checked."""
     bucket, endpoint = get("LIFELINE_RECORDINGS_BUCKET"), get("LIFELINE_RECORDINGS_S3_ENDPOINT")
     if bucket and parse_bucket_url(bucket) is None:
-        problems.append(f"LIFELINE_RECORDINGS_BUCKET={bucket!r} is not an s3://bucket/prefix URL "
-                        "(bucket names are 3-63 lower-case letters, digits, dots and hyphens); "
-                        "leave it unset to keep recordings in LIFELINE_RECORDINGS_DIR")
+        problems.append(Problem(
+            f"LIFELINE_RECORDINGS_BUCKET={bucket!r} is not an s3://bucket/prefix URL "
+            "(bucket names are 3-63 lower-case letters, digits, dots and hyphens); "
+            "leave it unset to keep recordings in LIFELINE_RECORDINGS_DIR",
+            "LIFELINE_RECORDINGS_BUCKET"))
     if endpoint and not endpoint.startswith(("http://", "https://")):
-        problems.append(f"LIFELINE_RECORDINGS_S3_ENDPOINT={endpoint!r} must be an http(s) URL, "
-                        "e.g. http://127.0.0.1:9000 for MinIO; leave it unset for AWS S3")
+        problems.append(Problem(
+            f"LIFELINE_RECORDINGS_S3_ENDPOINT={endpoint!r} must be an http(s) URL, "
+            "e.g. http://127.0.0.1:9000 for MinIO; leave it unset for AWS S3",
+            "LIFELINE_RECORDINGS_S3_ENDPOINT"))
     if endpoint and not bucket:
-        problems.append("LIFELINE_RECORDINGS_S3_ENDPOINT is set but LIFELINE_RECORDINGS_BUCKET is not: "
-                        "name the bucket (s3://bucket/prefix) or remove the endpoint")
+        problems.append(Problem(
+            "LIFELINE_RECORDINGS_S3_ENDPOINT is set but LIFELINE_RECORDINGS_BUCKET is not: "
+            "name the bucket (s3://bucket/prefix) or remove the endpoint",
+            "LIFELINE_RECORDINGS_BUCKET"))
     return bucket, endpoint
 
 
 def _symbl(get: Callable[..., str | None], search: tuple[Path, ...],
-           problems: list[str]) -> SymblSettings | None:
+           problems: list[Problem]) -> SymblSettings | None:
     """Symbl's credentials: SYMBL_APP_ID/SYMBL_APP_SECRET, else symbl.conf ([credentials])."""
     app_id, secret = get("SYMBL_APP_ID"), get("SYMBL_APP_SECRET")
     if not (app_id and secret):
@@ -463,30 +491,38 @@ def _symbl(get: Callable[..., str | None], search: tuple[Path, ...],
                 if app_id and secret:
                     break
     if not (app_id and secret):
-        problems.append("LIFELINE_ENGINE=symbl needs credentials: set SYMBL_APP_ID and SYMBL_APP_SECRET, "
-                        "or copy symbl.conf.example to symbl.conf and fill in [credentials]")
+        problems.append(Problem(
+            "LIFELINE_ENGINE=symbl needs credentials: set SYMBL_APP_ID and SYMBL_APP_SECRET, "
+            "or copy symbl.conf.example to symbl.conf and fill in [credentials]",
+            "SYMBL_APP_ID"))
     dial_in = get("SYMBL_DIAL_IN")
     if not dial_in:
-        problems.append("SYMBL_DIAL_IN is not set: give the number (E.164) or SIP URI Symbl should "
-                        "call to hear your calls")
+        problems.append(Problem(
+            "SYMBL_DIAL_IN is not set: give the number (E.164) or SIP URI Symbl should "
+            "call to hear your calls",
+            "SYMBL_DIAL_IN"))
     if not (app_id and secret and dial_in):
         return None
     return SymblSettings(app_id=app_id, app_secret=secret, dial_in=dial_in,
                          api_base_url=get("SYMBL_API_BASE_URL") or "https://api.symbl.ai")
 
 
-def _telnyx(get: Callable[..., str | None], problems: list[str]) -> TelnyxSettings | None:
+def _telnyx(get: Callable[..., str | None], problems: list[Problem]) -> TelnyxSettings | None:
     """Telnyx's account settings, each problem named (the deployment has set at least one key)."""
     api_key = get("TELNYX_API_KEY")
     if not api_key:
-        problems.append("TELNYX_API_KEY is not set: copy your API key from the Telnyx portal "
-                        "(Keys & Credentials) into .env (see .env.example); to try Lifeline "
-                        "without Telnyx run `make demo`")
+        problems.append(Problem(
+            "TELNYX_API_KEY is not set: copy your API key from the Telnyx portal "
+            "(Keys & Credentials) into .env (see .env.example); to try Lifeline "
+            "without Telnyx run `make demo`",
+            "TELNYX_API_KEY"))
     public_key = _public_key(get("TELNYX_PUBLIC_KEY"), problems)
     base_url = (get("TELNYX_API_BASE_URL", "https://api.telnyx.com/v2") or "").rstrip("/")
     if not base_url.startswith(("http://", "https://")):
-        problems.append(f"TELNYX_API_BASE_URL={base_url!r} is not an http(s) URL: "
-                        "leave it unset for Telnyx, or give the emulator's URL")
+        problems.append(Problem(
+            f"TELNYX_API_BASE_URL={base_url!r} is not an http(s) URL: "
+            "leave it unset for Telnyx, or give the emulator's URL",
+            "TELNYX_API_BASE_URL"))
         return None
     if not api_key or public_key is None:
         return None
@@ -494,39 +530,49 @@ def _telnyx(get: Callable[..., str | None], problems: list[str]) -> TelnyxSettin
                           connection_id=get("TELNYX_CONNECTION_ID") or None)
 
 
-def _public_key(value: str | None, problems: list[str]) -> bytes | None:
+def _public_key(value: str | None, problems: list[Problem]) -> bytes | None:
     if not value:
-        problems.append("TELNYX_PUBLIC_KEY is not set: copy the base64 public key from the Telnyx "
-                        "portal (Keys & Credentials > Public Key) into .env")
+        problems.append(Problem(
+            "TELNYX_PUBLIC_KEY is not set: copy the base64 public key from the Telnyx "
+            "portal (Keys & Credentials > Public Key) into .env",
+            "TELNYX_PUBLIC_KEY"))
         return None
     try:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 32:
-        problems.append("TELNYX_PUBLIC_KEY is not a base64 Ed25519 public key (32 bytes): "
-                        "copy it again from the Telnyx portal, without quotes or spaces")
+        problems.append(Problem(
+            "TELNYX_PUBLIC_KEY is not a base64 Ed25519 public key (32 bytes): "
+            "copy it again from the Telnyx portal, without quotes or spaces",
+            "TELNYX_PUBLIC_KEY"))
         return None
     return raw
 
 
-def _public_url_shape(public_url: str, problems: list[str]) -> None:
+def _public_url_shape(public_url: str, problems: list[Problem]) -> None:
     """LIFELINE_PUBLIC_URL is a base: the app adds /webhooks/..., /media/... and the like to it."""
     parts = urlsplit(public_url)
     base = f"{parts.scheme}://{parts.netloc}"
     if parts.query or parts.fragment:
-        problems.append(f"LIFELINE_PUBLIC_URL={public_url!r} has a query or fragment: give the base URL "
-                        f"only ({base}); Lifeline adds the paths it serves to it")
+        problems.append(Problem(
+            f"LIFELINE_PUBLIC_URL={public_url!r} has a query or fragment: give the base URL "
+            f"only ({base}); Lifeline adds the paths it serves to it",
+            "LIFELINE_PUBLIC_URL"))
     elif (hook := _WEBHOOK_PATH.search(parts.path)) is not None:
-        problems.append(f"LIFELINE_PUBLIC_URL={public_url!r} is a webhook URL: give the base URL only "
-                        f"({base}{parts.path[:hook.start()]}); the webhook URL is set in the "
-                        "provider's portal, and Lifeline builds its other URLs from the base")
+        problems.append(Problem(
+            f"LIFELINE_PUBLIC_URL={public_url!r} is a webhook URL: give the base URL only "
+            f"({base}{parts.path[:hook.start()]}); the webhook URL is set in the "
+            "provider's portal, and Lifeline builds its other URLs from the base",
+            "LIFELINE_PUBLIC_URL"))
 
 
-def _agents(value: str | None, problems: list[str], warnings: list[str]) -> tuple[str, ...]:
+def _agents(value: str | None, problems: list[Problem], warnings: list[str]) -> tuple[str, ...]:
     if not value:
-        problems.append("LIFELINE_AGENTS is not set: give the agents' E.164 numbers or SIP URIs, "
-                        "comma-separated, in the order to try them (e.g. +15550001111,+15550002222)")
+        problems.append(Problem(
+            "LIFELINE_AGENTS is not set: give the agents' E.164 numbers or SIP URIs, "
+            "comma-separated, in the order to try them (e.g. +15550001111,+15550002222)",
+            "LIFELINE_AGENTS"))
         return ()
     entries = [a.strip() for a in value.split(",")]
     if "" in entries:
@@ -539,21 +585,25 @@ def _agents(value: str | None, problems: list[str], warnings: list[str]) -> tupl
                         "would be rung again after not answering; list each agent once")
     bad = [a for a in agents if not is_dialable(a)]
     if bad:
-        problems.append(f"LIFELINE_AGENTS has {', '.join(repr(b) for b in bad)}: each agent must "
-                        "be an E.164 number (+15550001111) or a SIP URI (sip:agent@example.com)")
+        problems.append(Problem(
+            f"LIFELINE_AGENTS has {', '.join(repr(b) for b in bad)}: each agent must "
+            "be an E.164 number (+15550001111) or a SIP URI (sip:agent@example.com)",
+            "LIFELINE_AGENTS"))
     return agents
 
 
-def _path(value: str | None, default: str, name: str, problems: list[str]) -> Path:
+def _path(value: str | None, default: str, name: str, problems: list[Problem]) -> Path:
     path = Path(value) if value else PROJECT_ROOT / default
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
-        problems.append(f"{name}={path} {what}: point {name} at a YAML file "
-                        f"(an example is in {PROJECT_ROOT / default})")
+        problems.append(Problem(
+            f"{name}={path} {what}: point {name} at a YAML file "
+            f"(an example is in {PROJECT_ROOT / default})",
+            name))
     return path
 
 
-def _database_url(value: str | None, instance_path: Path, problems: list[str]) -> str:
+def _database_url(value: str | None, instance_path: Path, problems: list[Problem]) -> str:
     if not value:
         # Callers' numbers and words: a folder made here is its owner's alone (an existing one is
         # left as its owner set it).
@@ -564,8 +614,10 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
             _ = urlsplit(value).port  # a port that is no number fails only when the database is opened
         except ValueError:
             host = value.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
-            problems.append(f"DATABASE_URL has a port that is not a number from 0 to 65535 ({host}): "
-                            "write postgresql://user@host:5432/dbname")
+            problems.append(Problem(
+                f"DATABASE_URL has a port that is not a number from 0 to 65535 ({host}): "
+                "write postgresql://user@host:5432/dbname",
+                "DATABASE_URL"))
             return value
     if value.startswith(("postgres://", "postgresql://")):
         # SQLAlchemy would pick psycopg2 for a bare scheme; we ship psycopg 3.
@@ -573,26 +625,34 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
     if value.startswith("sqlite:") and value != "sqlite://" and not value.startswith("sqlite:///"):
         # sqlite://instance/x.db reads "instance" as a host, which SQLite has not.
         path = value.split(":", 1)[1].lstrip("/")
-        problems.append(f"DATABASE_URL={value!r} is not a SQLite URL: write three slashes before a "
-                        f"relative path (sqlite:///{path}) and four before an absolute one (sqlite:////{path})")
+        problems.append(Problem(
+            f"DATABASE_URL={value!r} is not a SQLite URL: write three slashes before a "
+            f"relative path (sqlite:///{path}) and four before an absolute one (sqlite:////{path})",
+            "DATABASE_URL"))
         return value
     if value.startswith(("sqlite:", "postgresql+psycopg:")) or value == MEMORY_URL:
         return value
     if ":" not in value:  # a bare path: the commonest slip
-        problems.append(f"DATABASE_URL={value!r} is a file path, not a database URL: for SQLite write "
-                        f"sqlite:///{value} (sqlite:// and then the path)")
+        problems.append(Problem(
+            f"DATABASE_URL={value!r} is a file path, not a database URL: for SQLite write "
+            f"sqlite:///{value} (sqlite:// and then the path)",
+            "DATABASE_URL"))
         return value
     scheme = value.split("://", 1)[0] if "://" in value else value.split(":", 1)[0]
     if scheme.lower() == "memory":
-        problems.append(f"DATABASE_URL={value!r}: the in-memory store is written exactly memory:// "
-                        "(nothing after it)")
+        problems.append(Problem(
+            f"DATABASE_URL={value!r}: the in-memory store is written exactly memory:// "
+            "(nothing after it)",
+            "DATABASE_URL"))
         return value
     host = value.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1] if "://" in value else ""
     # Name the scheme and host, never the credentials before the @.
-    problems.append(f"DATABASE_URL uses {scheme}://{' (' + host + ')' if host else ''}, which Lifeline "
-                    f"does not support: the supported schemes are {', '.join(DATABASE_SCHEMES)} "
-                    "(e.g. sqlite:///instance/lifeline.db or postgresql://user@host/dbname; memory:// "
-                    "for a trial)")
+    problems.append(Problem(
+        f"DATABASE_URL uses {scheme}://{' (' + host + ')' if host else ''}, which Lifeline "
+        f"does not support: the supported schemes are {', '.join(DATABASE_SCHEMES)} "
+        "(e.g. sqlite:///instance/lifeline.db or postgresql://user@host/dbname; memory:// "
+        "for a trial)",
+        "DATABASE_URL"))
     return value
 
 
@@ -602,22 +662,26 @@ def _database_url(value: str | None, instance_path: Path, problems: list[str]) -
 PUBLISHED_PUBLIC_KEYS = frozenset({"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="})
 
 
-def serving_problems(settings: Settings) -> list[str]:
+def serving_problems(settings: Settings) -> list[Problem]:
     """Why a server must not take calls with these settings: values anyone who read the examples
     knows (a published webhook key, the example tokens). Development commands never serve with them."""
-    problems = []
+    problems: list[Problem] = []
     key = base64.b64encode(settings.telnyx.public_key).decode() if settings.telnyx is not None else None
     if key in PUBLISHED_PUBLIC_KEYS:
-        problems.append("TELNYX_PUBLIC_KEY is the example's key, whose private half is published (RFC 8032): "
-                        "anyone could sign webhooks this server would act on; copy your own from the Telnyx "
-                        "portal, Keys & Credentials > Public Key (the development commands need none: flask "
-                        "simulate, flask dev)")
+        problems.append(Problem(
+            "TELNYX_PUBLIC_KEY is the example's key, whose private half is published (RFC 8032): "
+            "anyone could sign webhooks this server would act on; copy your own from the Telnyx "
+            "portal, Keys & Credentials > Public Key (the development commands need none: flask "
+            "simulate, flask dev)",
+            "TELNYX_PUBLIC_KEY"))
     for name, value in (("LIFELINE_API_TOKEN", settings.api_token),
                         ("LIFELINE_METRICS_TOKEN", settings.metrics_token)):
         if value is not None and value in PLACEHOLDERS[name][0]:
-            problems.append(f"{name} is the example's value, which anyone who read it knows: use a long "
-                            "random string of your own (e.g. from `python -c 'import secrets; "
-                            "print(secrets.token_urlsafe(32))'`)")
+            problems.append(Problem(
+                f"{name} is the example's value, which anyone who read it knows: use a long "
+                "random string of your own (e.g. from `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`)",
+                name))
     return problems
 
 
@@ -652,7 +716,7 @@ def _placeholders(get: Callable[[str], str | None]) -> list[str]:
     return found
 
 
-def _hotwords(value: str | None, problems: list[str]) -> str | None:
+def _hotwords(value: str | None, problems: list[Problem]) -> str | None:
     """LIFELINE_WHISPER_HOTWORDS: words for Whisper to expect, or None for `off` or unset."""
     words = " ".join((value or "").replace(",", " ").split())
     if not words or words.lower() == "off":
@@ -661,8 +725,10 @@ def _hotwords(value: str | None, problems: list[str]) -> str | None:
     # dozen words is what they are for, and each one said nowhere can be written in where nobody
     # said it (BENCHMARKS.md, rounds 20 and 27). 300 characters keeps a list to that size.
     if len(words) > 300:
-        problems.append(f"LIFELINE_WHISPER_HOTWORDS is {len(words)} characters long: keep it to 300 or "
-                        "fewer (a few dozen words the callers say that Whisper mishears), or `off`")
+        problems.append(Problem(
+            f"LIFELINE_WHISPER_HOTWORDS is {len(words)} characters long: keep it to 300 or "
+            "fewer (a few dozen words the callers say that Whisper mishears), or `off`",
+            "LIFELINE_WHISPER_HOTWORDS"))
         return None
     return words
 
@@ -671,19 +737,19 @@ SWITCH_ON = ("on", "true", "yes", "1")
 SWITCH_OFF = ("off", "false", "no", "0")
 
 
-def on_off(value: str | None, name: str, default: bool, hint: str, problems: list[str]) -> bool:
+def on_off(value: str | None, name: str, default: bool, hint: str, problems: list[Problem]) -> bool:
     """A switch: on/off, true/false, yes/no or 1/0 in any case (unset: the default); else a problem."""
     text = (value or "").strip().lower()
     if not text:
         return default
     if text not in SWITCH_ON + SWITCH_OFF:
-        problems.append(f"{name}={value!r} must be on or off ({hint})")
+        problems.append(Problem(f"{name}={value!r} must be on or off ({hint})", name))
         return default
     return text in SWITCH_ON
 
 
 def _off_or_number(value: str | None, name: str, default: str, low: float, high: float, noun: str,
-                   hint: str, problems: list[str], besides: float | None = None) -> float | None:
+                   hint: str, problems: list[Problem], besides: float | None = None) -> float | None:
     """`off` (None), or a number from low to high other than `besides`; anything else is a problem."""
     text = (value or default).strip().lower()
     if text == "off":
@@ -694,26 +760,28 @@ def _off_or_number(value: str | None, name: str, default: str, low: float, high:
         number = low - 1
     if not low <= number <= high or number == besides:
         other = f" other than {besides:g}" if besides is not None else ""
-        problems.append(f"{name}={value!r} must be off or {noun} from {low:g} to {high:g}{other} ({hint})")
+        problems.append(Problem(
+            f"{name}={value!r} must be off or {noun} from {low:g} to {high:g}{other} ({hint})",
+            name))
         return None
     return number
 
 
-def _int(value: str | None, name: str, low: int, high: int, problems: list[str]) -> int:
+def _int(value: str | None, name: str, low: int, high: int, problems: list[Problem]) -> int:
     return int(_bounded(value, name, low, high, problems, int, "a whole number"))
 
 
-def _float(value: str | None, name: str, low: float, high: float, problems: list[str]) -> float:
+def _float(value: str | None, name: str, low: float, high: float, problems: list[Problem]) -> float:
     return _bounded(value, name, low, high, problems, float, "a number")
 
 
-def _bounded(value: str | None, name: str, low: float, high: float, problems: list[str],
+def _bounded(value: str | None, name: str, low: float, high: float, problems: list[Problem],
              parse: type[int] | type[float], noun: str) -> float:
     try:
         number = float(parse(value or ""))
     except ValueError:
         number = low - 1
     if not low <= number <= high:
-        problems.append(f"{name}={value!r} must be {noun} from {low:g} to {high:g}")
+        problems.append(Problem(f"{name}={value!r} must be {noun} from {low:g} to {high:g}", name))
         return low
     return number

@@ -27,6 +27,9 @@ class their callers once caught (ValueError, RuntimeError), so code that catches
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import Response, jsonify
@@ -36,10 +39,42 @@ class LifelineError(Exception):
     """Base of every error Lifeline raises on purpose."""
 
 
-class ConfigError(LifelineError):
-    """A setting is missing or malformed; the message names it and the fix."""
+@dataclass(frozen=True)
+class Problem:
+    """One reason start-up stops, with where it lies: the setting, and for a file its key path or
+    the parser's line and column, so the entry points can print file:line without reading the words."""
 
-    def __init__(self, message: str, warnings: tuple[str, ...] = ()) -> None:
+    message: str  # what is wrong and the fix; a file's problem is printed after its file:line
+    setting: str | None = None  # the setting to change (for a file's problem, the one naming the file)
+    path: Path | None = None  # the file the problem is in
+    keys: tuple[str | int, ...] = ()  # mapping keys and list indexes down to the node at fault
+    line: int | None = None  # 1-based; given when the parser knows it (else found from keys)
+    column: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How the problem's text names its file: `SETTING=path: `, or nothing for a setting's."""
+        if self.path is None:
+            return ""
+        return f"{self.setting}={self.path}: " if self.setting else f"{self.path}: "
+
+    def __str__(self) -> str:
+        return self.label + self.message
+
+
+class ConfigError(LifelineError):
+    """A setting is missing or malformed; the message names it and the fix.
+
+    Built from Problems (its message then one line per problem), or from text, kept as its
+    message and read as one problem a line with no location."""
+
+    def __init__(self, problems: str | Iterable[Problem], warnings: tuple[str, ...] = ()) -> None:
+        if isinstance(problems, str):
+            message = problems
+            self.problems = [Problem(line.strip()) for line in message.splitlines() if line.strip()]
+        else:
+            self.problems = list(problems)
+            message = "\n".join(map(str, self.problems))
         super().__init__(message)
         self.warnings = warnings  # suspicious values found alongside, worth printing with the error
 

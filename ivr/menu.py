@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, Problem
 from .telnyx_schema import action_type, literal_values, union_members
-from .yamlfile import read_yaml
+from .yamlfile import read_setting_yaml
 
 OPERATOR_DIGIT = "0"  # the operator in every menu; acted on when pressed (a `dtmf` rule or the menu's 0)
 KEYS = "0123456789*#"  # every key a phone sends as DTMF
@@ -123,56 +123,60 @@ class Menu:
 
 def load_menu(path: Path) -> Menu:
     """Read and check an IVR file; ConfigError names the file, the key and the fix."""
-    document = read_yaml(path, f"LIFELINE_IVR={path}", ConfigError)
-    problems: list[str] = []
+    document = read_setting_yaml(path, "LIFELINE_IVR")
+    problems: list[Problem] = []
     menu = _build(document, problems)
     if problems or menu is None:
-        raise ConfigError("\n".join(f"LIFELINE_IVR={path}: {p}" for p in problems))
+        raise ConfigError([replace(p, setting="LIFELINE_IVR", path=path) for p in problems])
     return menu
 
 
-def _build(document: object, problems: list[str]) -> Menu | None:
+def _build(document: object, problems: list[Problem]) -> Menu | None:
+    """The menu a document describes, or None with its problems (each at its key path) in `problems`."""
     if not isinstance(document, dict):
-        problems.append("the file must be a mapping with `menus:` and `start:`")
+        problems.append(Problem("the file must be a mapping with `menus:` and `start:`"))
         return None
     unknown = set(document) - _TOP_KEYS
     if unknown:
-        problems.append(f"unknown keys {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
+        problems.append(Problem(f"unknown keys {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}"))
 
     def text(key: str, default: str | None = None) -> str:
         value = document.get(key, default)
         if not isinstance(value, str) or not value.strip():
-            problems.append(f"`{key}` must be a non-empty text")
+            problems.append(Problem(f"`{key}` must be a non-empty text", keys=(key,)))
             return ""
         return value.strip()
 
     def number(key: str, default: int, low: int, high: int) -> int:
         value = document.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            problems.append(f"`{key}` must be a whole number from {low} to {high}")
+            problems.append(Problem(f"`{key}` must be a whole number from {low} to {high}", keys=(key,)))
             return default
         return value
 
     raw_menus = document.get("menus")
     if not isinstance(raw_menus, dict) or not raw_menus:
-        problems.append("`menus` must map menu names to {prompt, options}")
+        problems.append(Problem("`menus` must map menu names to {prompt, options}", keys=("menus",)))
         raw_menus = {}
     nodes = {str(name): _node(str(name), body, problems) for name, body in raw_menus.items()}
     if AFTER_AGENTS in nodes:
-        problems.append(f"menus.{AFTER_AGENTS}: the name is reserved for the built-in after-agents menu")
+        problems.append(Problem(f"menus.{AFTER_AGENTS}: the name is reserved for the built-in after-agents "
+                                "menu", keys=("menus", AFTER_AGENTS)))
     start = text("start", "main")
     if start and nodes and start not in nodes:
-        problems.append(f"`start: {start}` names no menu; menus are {sorted(nodes)}")
+        problems.append(Problem(f"`start: {start}` names no menu; menus are {sorted(nodes)}",
+                                keys=("start",)))
     for node in nodes.values():
         for digit, option in node.options.items():
             if option.kind == "menu" or (option.kind in _SAYS and option.target not in (None, GOODBYE)):
                 if option.target not in nodes:
-                    problems.append(f"menus.{node.name}.options.{digit} leads to unknown menu "
-                                    f"{option.target!r}; menus are {sorted(nodes)}")
+                    problems.append(Problem(f"menus.{node.name}.options.{digit} leads to unknown menu "
+                                            f"{option.target!r}; menus are {sorted(nodes)}",
+                                            keys=("menus", node.name, "options", digit)))
     if start in nodes:
         unreachable = set(nodes) - _reachable(start, nodes)
         if unreachable:
-            problems.append(f"menus {sorted(unreachable)} cannot be reached from `start: {start}`")
+            problems.append(Problem(f"menus {sorted(unreachable)} cannot be reached from `start: {start}`"))
     offer_message = text("offer_message", "To go back to the menu, press 1. "
                                           "To leave a message after the tone, press 2.")
     # Offered when no agent took the call: a menu like the file's, built here, without 0
@@ -200,76 +204,85 @@ def _build(document: object, problems: list[str]) -> Menu | None:
     return None if problems else menu
 
 
-def _check_lengths(menu: Menu, problems: list[str]) -> None:
+def _check_lengths(menu: Menu, problems: list[Problem]) -> None:
     """Every text as it will be said (a lead-in joined to what follows it) within Telnyx's limit:
     a longer one is refused by Telnyx, and the caller would hear silence."""
-    said: list[tuple[str, str]] = []  # (where, text as sent)
+    # (where, its key path, text as sent): a problem is located at a menu option that leads in;
+    # the file's own texts (invalid, greeting, ...) are named but left unlocated, as they always were.
+    said: list[tuple[str, tuple[str | int, ...], str]] = []
     # `no_agent` is said before the menu a caller is in when a transfer was already spent (a second
     # 0, a later rule), so it may lead any menu.
-    common = [("invalid", menu.invalid), ("no_input", menu.no_input), ("no_agent", menu.no_agent)]
+    common: list[tuple[str, tuple[str | int, ...], str]] = [
+        ("invalid", (), menu.invalid), ("no_input", (), menu.no_input), ("no_agent", (), menu.no_agent)]
     for node in menu.nodes.values():
-        lead_ins = [*common, *([("greeting", menu.greeting)] if node.name == menu.start else [])]
+        lead_ins = [*common, *([("greeting", (), menu.greeting)] if node.name == menu.start else [])]
         for other in menu.nodes.values():
             for key, option in other.options.items():
                 # A `say` then this menu (its own, when `then` is left out).
                 if option.text and option.kind in _SAYS and (option.target or other.name) == node.name:
-                    lead_ins.append((f"menus.{other.name}.options.{key}", option.text))
+                    lead_ins.append((f"menus.{other.name}.options.{key}",
+                                     ("menus", other.name, "options", key), option.text))
         where = "offer_message" if node.name == AFTER_AGENTS else f"menus.{node.name}.prompt"
-        said += [(f"{lead} + {where}", f"{text} {node.prompt}") for lead, text in lead_ins]
-    said += [(f"menus.{node.name}.options.{key} + goodbye", f"{option.text} {menu.goodbye}")
+        said += [(f"{lead} + {where}", keys, f"{text} {node.prompt}") for lead, keys, text in lead_ins]
+    said += [(f"menus.{node.name}.options.{key} + goodbye", ("menus", node.name, "options", key),
+              f"{option.text} {menu.goodbye}")
              for node in menu.nodes.values() for key, option in node.options.items()
              if option.text and option.target == GOODBYE]
-    said += [("goodbye", menu.goodbye), ("leave_message", menu.leave_message)]
-    for where, text in said:
+    said += [("goodbye", (), menu.goodbye), ("leave_message", (), menu.leave_message)]
+    for where, keys, text in said:
         if len(text) > MAX_PROMPT_CHARS:
-            problems.append(f"{where} is {len(text)} characters when said, over the {MAX_PROMPT_CHARS} "
-                            "a prompt may hold (Telnyx refuses longer ones): shorten it or split the menu")
+            problems.append(Problem(f"{where} is {len(text)} characters when said, over the "
+                                    f"{MAX_PROMPT_CHARS} a prompt may hold (Telnyx refuses longer ones): "
+                                    "shorten it or split the menu", keys=keys))
 
 
-def _check_voice(menu: Menu, problems: list[str]) -> None:
+def _check_voice(menu: Menu, problems: list[Problem]) -> None:
     """`voice` and `language` as the SDK's speak types allow, so Telnyx never refuses a prompt."""
     speak = action_type("gather_using_speak")
     languages = [str(v) for v in literal_values(speak, "language")]
     if languages and menu.language not in languages:
-        problems.append(f"`language: {menu.language}` is not a Telnyx speech language: choose one of "
-                        f"{', '.join(languages)}")
+        problems.append(Problem(f"`language: {menu.language}` is not a Telnyx speech language: choose one "
+                                f"of {', '.join(languages)}", keys=("language",)))
     # Voices are free text of the form <Provider>.<Model>.<VoiceId>; the providers are the SDK's
     # voice_settings kinds, plus the legacy basic voices.
     providers = {str(v).lower() for member in union_members(speak, "voice_settings")
                  for v in literal_values(member, "type")}
     provider = menu.voice.split(".", 1)[0].lower()
     if menu.voice.lower() not in ("female", "male") and (provider not in providers or "." not in menu.voice):
-        problems.append(f"`voice: {menu.voice}` is not a Telnyx voice: write <Provider>.<Model>.<VoiceId> "
-                        f"(e.g. AWS.Polly.Joanna-Neural) with a provider among "
-                        f"{', '.join(sorted(providers))}")
+        problems.append(Problem(f"`voice: {menu.voice}` is not a Telnyx voice: write "
+                                "<Provider>.<Model>.<VoiceId> (e.g. AWS.Polly.Joanna-Neural) with a provider "
+                                f"among {', '.join(sorted(providers))}", keys=("voice",)))
 
 
-def _node(name: str, body: object, problems: list[str]) -> MenuNode:
-    where = f"menus.{name}"
+def _node(name: str, body: object, problems: list[Problem]) -> MenuNode:
+    where, at = f"menus.{name}", ("menus", name)
     if not isinstance(body, dict):
-        problems.append(f"{where} must be a mapping with `prompt` and `options`")
+        problems.append(Problem(f"{where} must be a mapping with `prompt` and `options`", keys=at))
         return MenuNode(name, "", {})
     for key in sorted(set(map(str, body)) - _MENU_KEYS):
-        problems.append(f"{where}.{key} is not a menu key: {_menu_key_hint(key)}")
+        problems.append(Problem(f"{where}.{key} is not a menu key: {_menu_key_hint(key)}", keys=(*at, key)))
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
-        problems.append(f"{where}.prompt must be a non-empty text")
+        problems.append(Problem(f"{where}.prompt must be a non-empty text", keys=(*at, "prompt")))
         prompt = ""
     raw_options = body.get("options")
     if not isinstance(raw_options, dict) or not raw_options:
-        problems.append(f"{where}.options must map keys (0-9, *, #) to actions")
+        problems.append(Problem(f"{where}.options must map keys (0-9, *, #) to actions",
+                                keys=(*at, "options")))
         raw_options = {}
     options: dict[str, Option] = {}
     for key, spec in raw_options.items():
         digit = str(key)
         if len(digit) != 1 or digit not in KEYS:  # one key: "12" is a substring of KEYS, not a key
-            problems.append(f"{where}.options key {key!r} must be one of 0-9, * or # (quote it: \"1\")")
+            problems.append(Problem(f"{where}.options key {key!r} must be one of 0-9, * or # "
+                                    "(quote it: \"1\")", keys=(*at, "options")))
             continue
-        option = _option(f"{where}.options.{digit}", spec, problems)
+        option = _option(f"{where}.options.{digit}", (*at, "options", digit), spec, problems)
         if option is None:
             continue
         if digit == OPERATOR_DIGIT and option.kind != "transfer":
-            problems.append(f"{where}.options.0 must be a transfer: 0 always means the operator")
+            problems.append(Problem(f"{where}.options.0 must be a transfer: 0 always means the operator",
+                                    keys=(*at, "options", digit)))
         options[digit] = option
     return MenuNode(name, prompt.strip(), options)
 
@@ -284,32 +297,33 @@ def _menu_key_hint(key: str) -> str:
     return f"{guess}a menu has only `prompt` and `options`"
 
 
-def _option(where: str, spec: object, problems: list[str]) -> Option | None:
+def _option(where: str, at: tuple[str | int, ...], spec: object, problems: list[Problem]) -> Option | None:
+    """One key's option; `where` names it in a problem's words, `at` is its key path in the file."""
     if not isinstance(spec, dict):
-        problems.append(f"{where} must be a mapping with one of {list(_OPTION_KINDS)}")
+        problems.append(Problem(f"{where} must be a mapping with one of {list(_OPTION_KINDS)}", keys=at))
         return None
     kinds = [k for k in _OPTION_KINDS if k in spec]
     extra = set(spec) - set(_OPTION_KINDS) - {"then"}
     if len(kinds) != 1 or extra:
-        problems.append(f"{where} must have exactly one of {list(_OPTION_KINDS)} "
-                        f"(plus `then` after {' or '.join(_SAYS)}), found {sorted(spec)}")
+        problems.append(Problem(f"{where} must have exactly one of {list(_OPTION_KINDS)} "
+                                f"(plus `then` after {' or '.join(_SAYS)}), found {sorted(spec)}", keys=at))
         return None
     kind = kinds[0]
     value = spec[kind]
     if "then" in spec and kind not in _SAYS:
-        problems.append(f"{where}.then follows only {' or '.join(_SAYS)}: a {kind} option goes "
-                        "where it says; drop `then` there")
+        problems.append(Problem(f"{where}.then follows only {' or '.join(_SAYS)}: a {kind} option goes "
+                                "where it says; drop `then` there", keys=(*at, "then")))
         return None
     if kind == "menu":
         return Option("menu", target=str(value))
     if kind == "goodbye":
         if value is not True:
-            problems.append(f"{where}.goodbye must be true (say goodbye and hang up); to do something "
-                            "else, use menu, say or transfer")
+            problems.append(Problem(f"{where}.goodbye must be true (say goodbye and hang up); to do "
+                                    "something else, use menu, say or transfer", keys=(*at, "goodbye")))
             return None
         return Option("goodbye")
     if not isinstance(value, str) or not value.strip():
-        problems.append(f"{where}.{kind} must be a non-empty text")
+        problems.append(Problem(f"{where}.{kind} must be a non-empty text", keys=(*at, kind)))
         return None
     if kind == "transfer":
         return Option("transfer", text=value.strip())

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import Problem
 from .telnyx_schema import action_type, check, fields_of, literal_values, union_members
 
 ENGINE_SETTING = "LIFELINE_TRANSCRIPTION_ENGINE"
@@ -32,7 +33,7 @@ class TranscriptionChoice:
     region: str | None = None
 
 
-def build_transcription_config(choice: TranscriptionChoice, problems: list[str]) -> dict[str, Any] | None:
+def build_transcription_config(choice: TranscriptionChoice, problems: list[Problem]) -> dict[str, Any] | None:
     """The `transcription_config` of `answer` for this choice, or None with the reasons in `problems`."""
     request = action_type("transcription_start")
     engines = [str(v) for v in literal_values(request, "transcription_engine")]
@@ -40,14 +41,18 @@ def build_transcription_config(choice: TranscriptionChoice, problems: list[str])
     if engine is None:
         named = [e for e in engines if len(e) > 1]  # the SDK also lists one-letter aliases (A, B)
         aliases = [e for e in engines if len(e) == 1]
-        problems.append(f"{ENGINE_SETTING}={choice.engine!r} is not a Telnyx transcription engine: "
-                        f"choose one of {', '.join(named)}"
-                        + (f" (or their one-letter aliases {', '.join(aliases)})" if aliases else ""))
+        problems.append(Problem(
+            f"{ENGINE_SETTING}={choice.engine!r} is not a Telnyx transcription engine: "
+            f"choose one of {', '.join(named)}"
+            + (f" (or their one-letter aliases {', '.join(aliases)})" if aliases else ""),
+            ENGINE_SETTING))
         return None
     members = [m for m in union_members(request, "transcription_engine_config") if _serves(m, engine)]
     if not members:
-        problems.append(f"{ENGINE_SETTING}={engine}: the installed telnyx SDK has no settings type for "
-                        "this engine; choose another engine or upgrade the SDK pin")
+        problems.append(Problem(
+            f"{ENGINE_SETTING}={engine}: the installed telnyx SDK has no settings type for "
+            "this engine; choose another engine or upgrade the SDK pin",
+            ENGINE_SETTING))
         return None
     member = _pick_member(members, engine, choice, problems)
     if member is None:
@@ -70,8 +75,10 @@ def build_transcription_config(choice: TranscriptionChoice, problems: list[str])
               "transcription_tracks": "inbound"}
     # The same check the strict emulator makes: what we would send must fit the SDK's own type.
     for problem in check(config, fields_of(action_type("answer"))["transcription_config"][0]):
-        problems.append(f"{ENGINE_SETTING}={engine}: Telnyx would refuse the transcription settings "
-                        f"({problem}); check {MODEL_SETTING}, {LANGUAGE_SETTING} and {REGION_SETTING}")
+        problems.append(Problem(
+            f"{ENGINE_SETTING}={engine}: Telnyx would refuse the transcription settings "
+            f"({problem}); check {MODEL_SETTING}, {LANGUAGE_SETTING} and {REGION_SETTING}",
+            ENGINE_SETTING))
     return config if len(problems) == before else None
 
 
@@ -100,37 +107,43 @@ def _engine_value(member: Any, engine: str) -> str:
 
 
 def _pick_member(members: list[Any], engine: str, choice: TranscriptionChoice,
-                 problems: list[str]) -> Any | None:
+                 problems: list[Problem]) -> Any | None:
     if len(members) == 1:
         return members[0]
     models = {m: _literal(fields_of(m), "transcription_model") for m in members}
     offered = sorted({v for values in models.values() for v in values})
     if not choice.model:
-        problems.append(f"{MODEL_SETTING} is not set: the {engine} engine needs a model; set one of "
-                        f"{', '.join(offered)}")
+        problems.append(Problem(
+            f"{MODEL_SETTING} is not set: the {engine} engine needs a model; set one of "
+            f"{', '.join(offered)}",
+            MODEL_SETTING))
         return None
     for member, values in models.items():
         if choice.model.strip() in values:
             return member
-    problems.append(f"{MODEL_SETTING}={choice.model!r} is not a {engine} model: choose one of "
-                    f"{', '.join(offered)}")
+    problems.append(Problem(
+        f"{MODEL_SETTING}={choice.model!r} is not a {engine} model: choose one of "
+        f"{', '.join(offered)}",
+        MODEL_SETTING))
     return None
 
 
 def _model(member: Any, fields: dict[str, tuple[Any, bool]], engine: str, wanted: str | None,
-           problems: list[str]) -> str | None:
+           problems: list[Problem]) -> str | None:
     # Model names are case-sensitive at Telnyx (`deepgram/nova-3`): only the exact spelling counts.
     return _setting(fields, "transcription_model", MODEL_SETTING, "model", engine, wanted, problems,
                     lambda value, offered: value if value in offered else None)
 
 
 def _language(fields: dict[str, tuple[Any, bool]], engine: str, model: str | None,
-              wanted: str | None, problems: list[str]) -> str | None:
+              wanted: str | None, problems: list[Problem]) -> str | None:
     label = f"{engine} ({model})" if model else engine
     if "language" not in fields:
         if wanted:
-            problems.append(f"{LANGUAGE_SETTING}={wanted!r}: the {label} engine detects the language "
-                            f"itself and takes none; unset {LANGUAGE_SETTING}")
+            problems.append(Problem(
+                f"{LANGUAGE_SETTING}={wanted!r}: the {label} engine detects the language "
+                f"itself and takes none; unset {LANGUAGE_SETTING}",
+                LANGUAGE_SETTING))
         return None
     code = (wanted or DEFAULT_LANGUAGE).strip().replace("_", "-")
     offered = _literal(fields, "language")
@@ -146,31 +159,39 @@ def _language(fields: dict[str, tuple[Any, bool]], engine: str, model: str | Non
     near = [o for o in offered if o.lower().startswith(code.split("-")[0].lower())]
     hint = f"for this language it offers {', '.join(near)}" if near else \
         f"it offers {', '.join(offered[:20])}{', …' if len(offered) > 20 else ''}"
-    problems.append(f"{LANGUAGE_SETTING}={code!r} is not a language of the {label} engine: {hint}")
+    problems.append(Problem(
+        f"{LANGUAGE_SETTING}={code!r} is not a language of the {label} engine: {hint}",
+        LANGUAGE_SETTING))
     return None
 
 
 def _region(fields: dict[str, tuple[Any, bool]], engine: str, wanted: str | None,
-            problems: list[str]) -> str | None:
+            problems: list[Problem]) -> str | None:
     return _setting(fields, "region", REGION_SETTING, "region", engine, wanted, problems,
                     lambda value, offered: _match(value, list(offered)))
 
 
 def _setting(fields: dict[str, tuple[Any, bool]], key: str, setting: str, noun: str, engine: str,
-             wanted: str | None, problems: list[str],
+             wanted: str | None, problems: list[Problem],
              pick: Callable[[str, tuple[str, ...]], str | None]) -> str | None:
     """One engine field from its setting: refused when the engine takes none, required or offered."""
     offered = _literal(fields, key)
     if key not in fields:
         if wanted:
-            problems.append(f"{setting}={wanted!r}: the {engine} engine takes no {noun}; unset {setting}")
+            problems.append(Problem(
+                f"{setting}={wanted!r}: the {engine} engine takes no {noun}; unset {setting}",
+                setting))
         return None
     if not wanted:
         if fields[key][1]:
-            problems.append(f"{setting} is not set: the {engine} engine needs a {noun}; set one of "
-                            f"{', '.join(offered)}")
+            problems.append(Problem(
+                f"{setting} is not set: the {engine} engine needs a {noun}; set one of "
+                f"{', '.join(offered)}",
+                setting))
         return None  # Telnyx's default for this engine
     chosen = pick(wanted.strip(), offered) if offered else wanted.strip()
     if chosen is None:
-        problems.append(f"{setting}={wanted!r} is not a {engine} {noun}: choose one of {', '.join(offered)}")
+        problems.append(Problem(
+            f"{setting}={wanted!r} is not a {engine} {noun}: choose one of {', '.join(offered)}",
+            setting))
     return chosen

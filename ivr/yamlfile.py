@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
+
+from .errors import ConfigError, Problem
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -29,23 +32,60 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+@dataclass(frozen=True)
+class SyntaxProblem(Problem):
+    """Where the YAML parser stopped. Its message follows a printed file:line:column; its text on
+    its own (ConfigError's message) says the line and column in words instead."""
+
+    what: str = ""  # the parser's complaint and the fix, without where
+
+    def __str__(self) -> str:
+        return f"{self.label}not valid YAML at line {self.line}, column {self.column}: {self.what}"
+
+
+class _Unreadable(Exception):
+    """A YAML file that could not be read or parsed, with the one problem to report."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
 def read_yaml(path: Path, label: str, error: type[Exception]) -> object:
     """Parse a YAML file; a missing or unparsable file raises `error` prefixed with `label`."""
     try:
+        return _parse(path)
+    except _Unreadable as exc:
+        raise error(f"{label}: {exc.problem}") from exc.__cause__
+
+
+def read_setting_yaml(path: Path, setting: str) -> object:
+    """Parse the YAML file a setting names; a missing or unparsable file raises ConfigError with one
+    Problem in that file (at the parser's line and column when it stopped in the text)."""
+    try:
+        return _parse(path)
+    except _Unreadable as exc:
+        raise ConfigError([replace(exc.problem, setting=setting, path=path)]) from exc.__cause__
+
+
+def _parse(path: Path) -> object:
+    try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except OSError as exc:
-        raise error(f"{label}: cannot read it ({exc.strerror})") from exc
+        raise _Unreadable(Problem(f"cannot read it ({exc.strerror})")) from exc
     except UnicodeDecodeError as exc:
-        raise error(f"{label}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from exc
+        raise _Unreadable(Problem(f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")) from exc
     except yaml.MarkedYAMLError as exc:
         # One line: where, what; PyYAML's own message spans several lines with a code excerpt.
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         what = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise error(f"{label}: not valid YAML at {where}{what}; fix the indentation or quoting "
-                    "there") from exc
+        what += "; fix the indentation or quoting there"
+        mark = exc.problem_mark
+        if mark is None:
+            raise _Unreadable(Problem(f"not valid YAML at {what}")) from exc
+        raise _Unreadable(SyntaxProblem(f"not valid YAML: {what}", line=mark.line + 1,
+                                        column=mark.column + 1, what=what)) from exc
     except yaml.YAMLError as exc:
-        raise error(f"{label}: not valid YAML ({' '.join(str(exc).split())})") from exc
+        raise _Unreadable(Problem(f"not valid YAML ({' '.join(str(exc).split())})")) from exc
 
 
 def line_of(path: Path, keys: Sequence[str | int]) -> int | None:

@@ -11,29 +11,29 @@ from flask.helpers import get_load_dotenv
 
 from conversation.settings import OutputSettings, load_output_settings
 from ivr.config import Settings, load_settings
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, Problem
 
 
 def load_all_settings(config: Mapping[str, object] | None,
                       instance_path: Path) -> tuple[Settings, OutputSettings]:
     """The app's settings and its outputs' (webhooks, email, dial-out), with every problem of both
     in one ConfigError: fixing one group must not reveal the other's only at the next start."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     warnings: tuple[str, ...] = ()
     settings: Settings | None = None
     outputs: OutputSettings | None = None
     try:
         settings = load_settings(config, instance_path)
     except ConfigError as exc:
-        problems.append(str(exc))
+        problems += exc.problems
         warnings = exc.warnings
     try:
         outputs = load_output_settings(config)
     except ConfigError as exc:
-        problems.append(str(exc))
+        problems += exc.problems
         warnings = warnings or (settings.warnings if settings is not None else ())
     if settings is None or outputs is None:
-        raise ConfigError("\n".join(problems), warnings=warnings)
+        raise ConfigError(problems, warnings=warnings)
     return settings, outputs
 
 

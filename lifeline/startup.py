@@ -13,7 +13,6 @@ import copy
 import functools
 import logging
 import os
-import re
 import socket
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -29,7 +28,7 @@ from flask.cli import FlaskGroup
 from insight.understand import understanding_from
 from ivr import logs
 from ivr.config import Settings, load_settings, serving_problems
-from ivr.errors import ConfigError, LifelineError
+from ivr.errors import ConfigError, LifelineError, Problem
 from ivr.menu import Menu, load_menu
 from ivr.store import MEMORY_URL, open_store
 from ivr.yamlfile import line_of
@@ -67,56 +66,42 @@ def _left_with_emulator_env() -> list[str]:
     return []
 
 
-# The problems that placeholder settings solve: a provider's credentials are missing.
-_NO_PROVIDER = re.compile(r"^(?:TELNYX_API_KEY|TELNYX_PUBLIC_KEY|neither Telnyx nor Twilio)\b")
+# The settings whose problems the emulator's placeholder settings solve: a provider's credentials
+# (the problem that no provider is configured at all is TELNYX_API_KEY's: the first it asks for).
+_PROVIDER_CREDENTIALS = frozenset({"TELNYX_API_KEY", "TELNYX_PUBLIC_KEY"})
 Extend = Callable[[Flask], None]
 log = logging.getLogger(__name__)
-
-_FILE_PROBLEM = re.compile(r"^(?P<setting>LIFELINE_IVR|LIFELINE_RULES)=(?P<path>[^:]+(?::(?!\s)[^:]+)*): "
-                           r"(?P<rest>.*)$")
-_YAML_AT = re.compile(r"^not valid YAML at line (?P<line>\d+), column (?P<col>\d+): (?P<rest>.*)$")
-_MENU_KEY = re.compile(r"^(?:`(?P<top>\w+)[`:]|(?P<path>menus(?:\.[^\s.]+)+)|unknown keys)")
-_RULE_KEY = re.compile(r"^rules\[(?P<index>\d+)\](?: \([^)]*\))?(?:\.(?P<key>\w+))?|^`(?P<top>\w+)`")
 
 
 def problem_lines(error: BaseException) -> list[str]:
     """The problems an error reports: one per line, each once, a file's problems as file:line."""
     lines: list[str] = []
-    for raw in str(error).splitlines():
-        line = _locate(raw.strip())
+    for problem in _problems_of(error):
+        line = _render(problem)
         if line and line not in lines:
             lines.append(line)
     return lines or [f"{error.__class__.__name__}: cannot start"]
 
 
-def _locate(problem: str) -> str:
-    """Rewrite "LIFELINE_IVR=path: problem" as "path:line: problem (LIFELINE_IVR)" when it can."""
-    match = _FILE_PROBLEM.match(problem)
-    if match is None:
-        return problem
-    setting, rest = match["setting"], match["rest"]
-    path = Path(match["path"])
-    shown = _relative(path)
-    syntax = _YAML_AT.match(rest)
-    if syntax:
-        return f"{shown}:{syntax['line']}:{syntax['col']}: not valid YAML: {syntax['rest']} ({setting})"
-    keys: list[str | int] = []
-    if setting == "LIFELINE_IVR":
-        found = _MENU_KEY.match(rest)
-        if found and found["path"]:
-            keys = list(found["path"].split("."))
-        elif found and found["top"]:
-            keys = [found["top"]]
-    else:
-        found = _RULE_KEY.match(rest)
-        if found and found["index"] is not None:
-            keys = ["rules", int(found["index"])]
-            if found["key"]:
-                keys.append(found["key"])
-        elif found and found["top"]:
-            keys = [found["top"]]
-    line = line_of(path, keys) if keys else None
-    return f"{shown}:{line}: {rest} ({setting})" if line else f"{shown}: {rest} ({setting})"
+def _problems_of(error: BaseException) -> list[Problem]:
+    """An error's problems: those it carries, or one (with no location) per line of its message."""
+    if isinstance(error, ConfigError | _Problems):
+        return error.problems
+    return [Problem(line.strip()) for line in str(error).splitlines() if line.strip()]
+
+
+def _render(problem: Problem) -> str:
+    """One problem as printed: a file's as `path:line[:column]: message (SETTING)`, the line found
+    from its key path when the parser gave none; any other as its text."""
+    if problem.path is None:
+        return str(problem)
+    line = problem.line
+    if line is None and problem.keys:
+        line = line_of(problem.path, problem.keys)
+    where = _relative(problem.path)
+    if line is not None:
+        where += f":{line}" if problem.column is None else f":{line}:{problem.column}"
+    return f"{where}: {problem.message}" + (f" ({problem.setting})" if problem.setting else "")
 
 
 def _relative(path: Path) -> str:
@@ -149,7 +134,7 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
         load_env_file()
     # The outputs' settings too: a worker that cannot start must not be the first to say so.
     settings = load_all_settings(config, Path.cwd() / "instance")[0]
-    problems: list[str] = []
+    problems: list[Problem] = []
     menu: Menu | None = None
     rules: RuleSet | None = None
     problems.extend(serving_problems(settings))
@@ -157,15 +142,15 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
         # Here too, not only in each worker: a half-set Twilio account must stop the server first.
         twilio_settings(settings)
     except LifelineError as exc:
-        problems.append(str(exc))
+        problems += _problems_of(exc)
     try:
         menu = load_menu(settings.ivr_path)
     except LifelineError as exc:
-        problems.append(str(exc))
+        problems += _problems_of(exc)
     try:
         rules = load_rules(settings.rules_path)
     except LifelineError as exc:
-        problems.append(str(exc))
+        problems += _problems_of(exc)
     if menu is not None and rules is not None:
         settings = replace(settings,
                            warnings=(*settings.warnings, *menu_and_rules_warnings(
@@ -175,14 +160,18 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
             # Opened without touching the schema: only `flask db upgrade` changes it.
             open_store(settings.database_url).close()
         except LifelineError as exc:
-            problems.append(str(exc))
+            problems += _problems_of(exc)
     if problems:
-        raise _Problems("\n".join(problems))
+        raise _Problems(problems)
     return settings
 
 
 class _Problems(LifelineError):
     """Several start-up problems reported together."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(map(str, problems)))
+        self.problems = problems
 
 
 def check_or_exit() -> Settings:
@@ -280,7 +269,7 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
     refused = serving_problems(lifeline.settings) if ctx.command.name == "run" else []
     if refused:
         lifeline.close()
-        fail(ConfigError("\n".join(refused)))
+        fail(ConfigError(refused))
     if ctx.command.name == "run":
         logs.configure(lifeline.settings.log_format, secrets=secrets_of(lifeline.settings))
         _warn_if_unserviceable(app)
@@ -367,7 +356,7 @@ def guard(command: click.Command, build: Callable[[], Flask], dev: bool = False,
             app = build()
         except LifelineError as exc:
             # The hint only where the emulator's env file is the fix, not for a broken rules file.
-            if dev and any(_NO_PROVIDER.match(line) for line in str(exc).splitlines()):
+            if dev and any(p.setting in _PROVIDER_CREDENTIALS for p in _problems_of(exc)):
                 # Only what would still be wrong with it (a broken rules file, say), then the hint:
                 # not the settings it supplies, nor warnings about what this command chose itself.
                 print_problems([*_left_with_emulator_env(), emulator_hint(command.name or "simulate")])

@@ -10,16 +10,18 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from insight.labels import FRUSTRATION_LEVELS, INTENTS
 from insight.patterns import asserted_phrase, normalise
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, Problem
 from ivr.menu import AFTER_AGENTS, KEYS, OPERATOR_DIGIT, Menu
 from ivr.store.records import Message
-from ivr.yamlfile import read_yaml
+from ivr.yamlfile import read_setting_yaml
+
+_SETTING = "LIFELINE_RULES"
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ class Decision:
     rule: str
     reason: str
     evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _refused(message: str, *keys: str | int) -> ConfigError:
+    """A problem of the rule being read, at `keys` below it (load_rules places it in the file)."""
+    return ConfigError([Problem(message, keys=keys)])
 
 
 class Rule:
@@ -45,7 +52,7 @@ class Rule:
         self.configure(params)
         unknown = set(params) - self.consumed
         if unknown:
-            raise ConfigError(f"{where}: unknown settings {sorted(unknown)} for type {self.type_name}")
+            raise _refused(f"{where}: unknown settings {sorted(unknown)} for type {self.type_name}")
 
     consumed: set[str]
 
@@ -76,13 +83,13 @@ class Rule:
         self.consumed.add(key)
         value = params.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise ConfigError(f"{self._where}.{key} must be a number from {low} to {high}")
+            raise _refused(f"{self._where}.{key} must be a number from {low} to {high}", key)
         return float(value)
 
     def _count(self, params: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
         value = self._number(params, key, default, low, high)
         if value != int(value):
-            raise ConfigError(f"{self._where}.{key} must be a whole number")
+            raise _refused(f"{self._where}.{key} must be a whole number", key)
         return int(value)
 
     def _phrases(self, params: dict[str, Any], key: str, default: Sequence[str] | None = None
@@ -91,7 +98,7 @@ class Rule:
         value = params.get(key, default)
         if (not isinstance(value, list) or not value
                 or not all(isinstance(p, str) and p.strip() for p in value)):
-            raise ConfigError(f"{self._where}.{key} must be a non-empty list of phrases")
+            raise _refused(f"{self._where}.{key} must be a non-empty list of phrases", key)
         # Matched against normalised text (lower case, contractions expanded), so phrases are too.
         alternatives = "|".join(re.escape(normalise(p.strip())).replace(r"\ ", r"\s+") for p in value)
         return re.compile(rf"\b({alternatives})s?\b", re.IGNORECASE)
@@ -134,7 +141,7 @@ class DigitRule(Rule):
         self.consumed.add("digits")
         digits = str(params.get("digits", "0"))
         if not digits or set(digits) - set(KEYS):
-            raise ConfigError(f"{self._where}.digits must be keys from 0-9, * and #")
+            raise _refused(f"{self._where}.digits must be keys from 0-9, * and #", "digits")
         self.digits = digits
 
     def on_digit(self, digit: str) -> Decision | None:
@@ -267,22 +274,22 @@ class IntentRule(Rule):
         self.consumed.add("intents")
         intents = params.get("intents")
         if not isinstance(intents, list) or not intents or not all(isinstance(i, str) for i in intents):
-            raise ConfigError(f"{self._where}.intents must be a non-empty list drawn from "
-                              f"{', '.join(INTENTS)}")
+            raise _refused(f"{self._where}.intents must be a non-empty list drawn from {', '.join(INTENTS)}",
+                           "intents")
         unknown = [i for i in intents if i not in INTENTS]
         if unknown:
-            raise ConfigError(f"{self._where}.intents: {', '.join(_named(u, INTENTS) for u in unknown)} "
-                              f"{'is not an intent' if len(unknown) == 1 else 'are not intents'}; "
-                              f"the intents are {', '.join(INTENTS)}")
+            raise _refused(f"{self._where}.intents: {', '.join(_named(u, INTENTS) for u in unknown)} "
+                           f"{'is not an intent' if len(unknown) == 1 else 'are not intents'}; "
+                           f"the intents are {', '.join(INTENTS)}", "intents")
         self.intents = tuple(intents)
         self.min_confidence = self._number(params, "min_confidence", 0.5, 0.0, 1.0)
         self.count = self._count(params, "count", 1, 1, 10)
         if self.count == 1 and "window" in params:
-            raise ConfigError(f"{self._where}.window needs a count above 1 (with count 1 the newest "
-                              "message is judged alone): set count, or remove window")
+            raise _refused(f"{self._where}.window needs a count above 1 (with count 1 the newest "
+                           "message is judged alone): set count, or remove window", "window")
         self.window = self._count(params, "window", max(self.count, 3), 1, 20)
         if self.window < self.count:
-            raise ConfigError(f"{self._where}.window must be at least count ({self.count})")
+            raise _refused(f"{self._where}.window must be at least count ({self.count})", "window")
 
     def _strongest(self, message: Message) -> tuple[float, str] | None:
         found = [(message.intents.get(i, 0.0), i) for i in self.intents
@@ -315,7 +322,7 @@ class StrongNegativeRule(Rule):
         self.consumed.update({"angry_at_least", "score_below"})
         angry, below = params.get("angry_at_least", 0.6), params.get("score_below")
         if angry is None and below is None:
-            raise ConfigError(f"{self._where}: set angry_at_least (0-1), score_below (-1 to 1), or both")
+            raise _refused(f"{self._where}: set angry_at_least (0-1), score_below (-1 to 1), or both")
         self.angry_at_least = None if angry is None else self._number(params, "angry_at_least", 0.6, 0.0, 1.0)
         self.score_below = None if below is None else self._number(params, "score_below", -0.8, -1.0, 1.0)
 
@@ -340,12 +347,12 @@ class FrustratedRule(Rule):
         self.consumed.add("at_least")
         level = params.get("at_least", "annoyed")
         if level not in FRUSTRATION_LEVELS[1:]:
-            raise ConfigError(f"{self._where}.at_least must be annoyed or angry")
+            raise _refused(f"{self._where}.at_least must be annoyed or angry", "at_least")
         self.levels = FRUSTRATION_LEVELS[FRUSTRATION_LEVELS.index(level):]
         self.count = self._count(params, "count", 2, 1, 10)
         self.window = self._count(params, "window", 3, 1, 20)
         if self.window < self.count:
-            raise ConfigError(f"{self._where}.window must be at least count ({self.count})")
+            raise _refused(f"{self._where}.window must be at least count ({self.count})", "window")
         self.min_probability = self._number(params, "min_probability", 0.5, 0.0, 1.0)
 
     def _upset(self, message: Message) -> bool:
@@ -402,57 +409,63 @@ def _named(value: str, choices: Sequence[str]) -> str:
 
 def load_rules(path: Path) -> RuleSet:
     """Read and check a rules file; ConfigError names the file, every rule's problem and the fix."""
-    where = f"LIFELINE_RULES={path}"
-    document = read_yaml(path, where, ConfigError)
+    document = read_setting_yaml(path, _SETTING)
+
+    def in_file(message: str, *keys: str | int) -> ConfigError:
+        return ConfigError([Problem(message, _SETTING, path, keys)])
+
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
-        raise ConfigError(f"{where}: the file must have a `rules:` list")
+        raise in_file("the file must have a `rules:` list")
     unknown = set(document) - {"rules", "handoff"}
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: handoff, rules")
+        raise in_file(f"unknown keys {sorted(unknown)}; allowed: handoff, rules")
     handoff = document.get("handoff")
     if handoff is not None and (not isinstance(handoff, str) or not handoff.strip()):
-        raise ConfigError(f"{where}: `handoff` must be the line said before a transfer, or left out")
+        raise in_file("`handoff` must be the line said before a transfer, or left out", "handoff")
     rules: list[Rule] = []
     names: set[str] = set()
-    problems: list[str] = []  # one per rule, all of them: a file with three slips needs one restart
+    problems: list[Problem] = []  # one per rule, all of them: a file with three slips needs one restart
     for index, raw in enumerate(document["rules"]):
         try:
-            rule = _load_rule(where, index, raw, names)
+            rule = _load_rule(index, raw, names)
         except ConfigError as exc:
-            problems.append(str(exc))
+            # The rule's problems are at keys below it: place them at its index in this file.
+            problems += [replace(p, setting=_SETTING, path=path, keys=("rules", index, *p.keys))
+                         for p in exc.problems]
             continue
         if rule is not None:
             rules.append(rule)
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(problems)
     # every rule is given at least the messages its window reads, so "of the last 20" means 20
     history = max([RuleSet.history, *(rule.window for rule in rules)])
     return RuleSet(rules=tuple(rules), handoff=handoff.strip() if handoff else None, history=history)
 
 
-def _load_rule(where: str, index: int, raw: object, names: set[str]) -> Rule | None:
-    """One rule of the file (None when it is off); its name goes into `names`."""
-    at = f"{where}: rules[{index}]"
+def _load_rule(index: int, raw: object, names: set[str]) -> Rule | None:
+    """One rule of the file (None when it is off); its name goes into `names`. A problem is raised
+    at keys below the rule."""
+    at = f"rules[{index}]"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{at} must be a mapping with `name` and `type`")
+        raise _refused(f"{at} must be a mapping with `name` and `type`")
     params = dict(raw)
     name, kind = params.pop("name", None), params.pop("type", None)
     enabled, reason = params.pop("enabled", True), params.pop("reason", None)
     if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
-        raise ConfigError(f"{at}.name must be a short snake_case name, e.g. asks_for_human")
-    at = f"{where}: rules[{index}] ({name})"
+        raise _refused(f"{at}.name must be a short snake_case name, e.g. asks_for_human", "name")
+    at = f"rules[{index}] ({name})"
     if name in names:
-        raise ConfigError(f"{at}: the name is used twice")
+        raise _refused(f"{at}: the name is used twice")
     names.add(name)
     if kind is None:
-        raise ConfigError(f"{at} has no `type`: give it one of {', '.join(RULE_TYPES)}")
+        raise _refused(f"{at} has no `type`: give it one of {', '.join(RULE_TYPES)}")
     if not isinstance(kind, str) or kind not in RULE_TYPES:
         shown = _named(kind, list(RULE_TYPES)) if isinstance(kind, str) else repr(kind)
-        raise ConfigError(f"{at}.type {shown} is unknown; choose one of {', '.join(RULE_TYPES)}")
+        raise _refused(f"{at}.type {shown} is unknown; choose one of {', '.join(RULE_TYPES)}", "type")
     if not isinstance(enabled, bool):
-        raise ConfigError(f"{at}.enabled must be true or false")
+        raise _refused(f"{at}.enabled must be true or false", "enabled")
     if reason is not None and (not isinstance(reason, str) or not reason.strip()):
-        raise ConfigError(f"{at}.reason must be a short text")
+        raise _refused(f"{at}.reason must be a short text", "reason")
     rule = RULE_TYPES[kind](name, reason, params, at)
     return rule if enabled else None
 

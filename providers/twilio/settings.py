@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from ivr.config import Settings
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, Problem
 
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
@@ -41,26 +41,36 @@ def twilio_settings(settings: Settings) -> TwilioSettings | None:
     sid = extra.get("TWILIO_ACCOUNT_SID")
     if not token and not sid:
         return None
-    problems: list[str] = []
+    problems: list[Problem] = []
     if not token:
-        problems.append("TWILIO_AUTH_TOKEN is not set: copy the Auth Token from the Twilio Console "
-                        "(Account > API keys & tokens) into .env; it verifies Twilio's webhooks")
+        problems.append(Problem(
+            "TWILIO_AUTH_TOKEN is not set: copy the Auth Token from the Twilio Console "
+            "(Account > API keys & tokens) into .env; it verifies Twilio's webhooks",
+            "TWILIO_AUTH_TOKEN"))
     if not sid:
-        problems.append("TWILIO_ACCOUNT_SID is not set: copy the Account SID (AC followed by 32 hex "
-                        "digits) from the Twilio Console into .env")
+        problems.append(Problem(
+            "TWILIO_ACCOUNT_SID is not set: copy the Account SID (AC followed by 32 hex "
+            "digits) from the Twilio Console into .env",
+            "TWILIO_ACCOUNT_SID"))
     elif not _ACCOUNT_SID.match(sid):
-        problems.append(f"TWILIO_ACCOUNT_SID={sid!r} is not an Account SID (AC followed by 32 hex "
-                        "digits): copy it from the Twilio Console")
+        problems.append(Problem(
+            f"TWILIO_ACCOUNT_SID={sid!r} is not an Account SID (AC followed by 32 hex "
+            "digits): copy it from the Twilio Console",
+            "TWILIO_ACCOUNT_SID"))
     base_url = (extra.get("TWILIO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/")
     if not base_url.startswith(("http://", "https://")):
-        problems.append(f"TWILIO_API_BASE_URL={base_url!r} is not an http(s) URL: leave it unset "
-                        "for Twilio, or give the emulator's URL")
+        problems.append(Problem(
+            f"TWILIO_API_BASE_URL={base_url!r} is not an http(s) URL: leave it unset "
+            "for Twilio, or give the emulator's URL",
+            "TWILIO_API_BASE_URL"))
     if not settings.public_url:
-        problems.append("LIFELINE_PUBLIC_URL is not set: Twilio signs each webhook with the URL it "
-                        "requested, and Lifeline gives Twilio its callback URLs from it (your https "
-                        "ngrok or load-balancer URL)")
+        problems.append(Problem(
+            "LIFELINE_PUBLIC_URL is not set: Twilio signs each webhook with the URL it "
+            "requested, and Lifeline gives Twilio its callback URLs from it (your https "
+            "ngrok or load-balancer URL)",
+            "LIFELINE_PUBLIC_URL"))
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(problems)
     assert token and sid and settings.public_url
     return TwilioSettings(account_sid=sid, auth_token=token, api_base_url=base_url,
                           public_url=settings.public_url, media_base=settings.media_url)
