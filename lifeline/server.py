@@ -3,11 +3,13 @@
 gunicorn's `asgi` worker reads every connection on one event loop per worker. `Front` is the
 ASGI application it serves:
 
-- HTTP: the request body is read on the loop, and must arrive within LIFELINE_BODY_TIMEOUT_S
-  (else 408 and the connection is closed); a body past the size limit is refused (413) without
-  being read. Only a complete request reaches Flask, on a thread: webhooks (`/webhooks/`) on a
-  pool of their own, everything else (API, dashboard, live feed) on another, so neither slow
-  clients nor a crowd of feed listeners can delay an acknowledgement.
+- HTTP: the request line and headers must arrive within LIFELINE_HEADER_TIMEOUT_S (else the
+  connection is closed, with 408 if any of them came; `_Protocol`). The request body is read on
+  the loop, and must arrive within LIFELINE_BODY_TIMEOUT_S (else 408 and the connection is
+  closed); a body past the size limit is refused (413) without being read. Only a complete
+  request reaches Flask, on a thread: webhooks (`/webhooks/`) on a pool of their own, everything
+  else (API, dashboard, live feed) on another, so neither slow clients nor a crowd of feed
+  listeners can delay an acknowledgement.
 - WebSocket: the media sockets (insight/media.py) are served on the loop itself; an open socket
   costs a coroutine, not a thread. gunicorn closes a socket whose frame announces more than
   `websocket_max_message_size` bytes (gunicorn.conf.py) before reading the frame.
@@ -22,6 +24,7 @@ import io
 import logging
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -312,21 +315,109 @@ def _environ(scope: Message, body: bytes) -> dict[str, Any]:
 
 
 class _Protocol(ASGIProtocol):  # type: ignore[misc]  # gunicorn has no types
-    """gunicorn's HTTP protocol, whose own refusals (a request line or headers too long, a request it
-    cannot parse) answer in the one JSON error shape, as every other error does."""
+    """gunicorn's HTTP protocol with Lifeline's guards: its own refusals (a request line or headers
+    too long, a request it cannot parse) answer in the one JSON error shape, as every other error
+    does, and a request line and headers that do not arrive in time close the connection.
+
+    gunicorn's protocol has no public extension points: what this class overrides or reads of it
+    (`_send_error_response`, `_safe_write`, `_close_transport`, `_on_headers_complete`,
+    `_request_ready`, `_closed`) is private."""
+
+    _head_timer: asyncio.TimerHandle | None = None  # the header deadline, while a request head is awaited
+    _head_begun = False  # some of the awaited request head has arrived
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Serve the connection, its first request head due within the header deadline."""
+        super().connection_made(transport)
+        # gunicorn sets `_request_ready` on an HTTP/1 connection only: HTTP/2 and uWSGI connections
+        # frame their requests otherwise and get no deadline here.
+        if self._request_ready is not None:
+            self._arm_head_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        """Parse the bytes (gunicorn); a request head they begin without ending is now due."""
+        super().data_received(data)
+        if self._awaiting_head():
+            self._head_begun = True
+            # On a kept-alive connection the deadline starts with the next request's first byte:
+            # idling before it is bounded by gunicorn's keepalive timeout, which is left as it is.
+            if self._head_timer is None:
+                self._arm_head_deadline()
+
+    def _on_headers_complete(self) -> Any:
+        # gunicorn's parser calls this once the request line and headers are whole.
+        self._stop_head_deadline()
+        return super()._on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection is gone: its deadline with it."""
+        self._stop_head_deadline()
+        super().connection_lost(exc)
+
+    def _awaiting_head(self) -> bool:
+        # gunicorn sets `_request_ready` once a request's head is parsed and clears it when the
+        # connection waits for the next one.
+        ready = self._request_ready
+        return ready is not None and not ready.is_set() and not self._closed
+
+    def _arm_head_deadline(self) -> None:
+        self._head_timer = self.worker.loop.call_later(self.worker.header_timeout_s, self._head_overdue)
+
+    def _stop_head_deadline(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self._head_begun = False
+
+    def _head_overdue(self) -> None:
+        self._head_timer = None
+        if not self._awaiting_head():
+            return
+        timeout = self.worker.header_timeout_s
+        self.worker.overdue_heads.note(timeout)
+        if self._head_begun:
+            self._send_error_response(408, f"request line and headers did not arrive within {timeout:g} s "
+                                           "(LIFELINE_HEADER_TIMEOUT_S)")
+        self._close_transport()
+        self._request_ready.set()  # wakes gunicorn's connection loop to end, as its keepalive timeout does
 
     def _send_error_response(self, status: int, message: str, extra_headers: Iterable[tuple[str, str]] = ()
                              ) -> None:
-        body = error_body(status, message)
-        extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:  # not a status HTTPStatus names
-            reason = "Error"
-        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n")
-        self._safe_write(head.encode("latin-1"))
-        self._safe_write(body)
+        self._safe_write(_error_response(status, message, extra_headers))
+
+
+def _error_response(status: int, message: str, extra_headers: Iterable[tuple[str, str]] = ()) -> bytes:
+    """A whole HTTP/1.1 response in the one JSON error shape, closing its connection."""
+    body = error_body(status, message)
+    extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:  # not a status HTTPStatus names
+        reason = "Error"
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+class _Throttled:
+    """A warning about what may come by the thousand (a flood of slow clients, a worker out of file
+    descriptors): logged at once, then at most once per `every` seconds, saying how many such events
+    it stands for. A line per event would flood the log, and writing it would slow the worker more."""
+
+    def __init__(self, message: str, every: float = 5.0) -> None:
+        self.message = message  # a %-format for note()'s arguments
+        self.every = every
+        self._count = 0
+        self._quiet_until = 0.0  # time.monotonic()
+
+    def note(self, *args: object) -> None:
+        """Count one event; log the line if none was logged in the last `every` seconds."""
+        self._count += 1
+        now = time.monotonic()
+        if now >= self._quiet_until:
+            log.warning(self.message + " (%d since the last such line)", *args, self._count)
+            self._count = 0
+            self._quiet_until = now + self.every
 
 
 class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
@@ -334,6 +425,7 @@ class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
 
     asgi: Any  # the Flask app once ASGIWorker.load_wsgi (untyped) has run, then the Front before it
     alive: bool  # gunicorn's: False once the worker is to stop
+    header_timeout_s: float  # a request line and headers must arrive within this (LIFELINE_HEADER_TIMEOUT_S)
     lifeline_generation = 0  # which reload started it (post_worker_init sets it)
     _handing_over = False
 
@@ -345,12 +437,15 @@ class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
         """Serve connections with `_Protocol` (gunicorn's worker builds each connection's protocol
         from the name its module holds; this worker process is the only one that reads it)."""
         gasgi.ASGIProtocol = _Protocol
+        self.overdue_heads = _Throttled("connection closed: its request line and headers did not arrive "
+                                        "within %g s (LIFELINE_HEADER_TIMEOUT_S)")
         super().init_process()
 
     def load_wsgi(self) -> None:
         """Load the Flask app (`app:app`) and put the front before it."""
         super().load_wsgi()
         app: Flask = self.asgi  # set by ASGIWorker.load_wsgi
+        self.header_timeout_s = app.extensions["lifeline"].settings.header_timeout_s
         self.wsgi = app  # post_worker_init reaches the app's services through worker.wsgi
         self.asgi = Front(app, self.cfg.threads)
 
