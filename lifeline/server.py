@@ -348,7 +348,8 @@ class _Protocol(ASGIProtocol):  # type: ignore[misc]  # gunicorn has no types
 
     gunicorn's protocol has no public extension points: what this class overrides or reads of it
     (`_send_error_response`, `_safe_write`, `_close_transport`, `_on_headers_complete`,
-    `_arm_keepalive_timer`, `_request_ready`, `_closed`, and the worker's `nr_conns`) is private."""
+    `_arm_keepalive_timer`, `_request_ready`, `_closed`, and the worker's `nr_conns`) is private;
+    tests/test_gunicorn_private.py fails, naming it, when a gunicorn upgrade moves any of it."""
 
     worker: Worker
     _head_timer: asyncio.TimerHandle | None = None  # the header deadline, while a request head is awaited
