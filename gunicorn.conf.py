@@ -73,6 +73,11 @@ timeout = 30
 # An idle kept-alive connection costs a coroutine, not a thread: keep it longer than clients keep
 # theirs, so a client never reuses a connection the server is closing at that moment.
 keepalive = 30
+# Connections each worker holds at once (gunicorn's own asyncio worker does not enforce it;
+# lifeline/server.py does, lowered to fit the open-files limit with room for the database and
+# outbound clients). Past it, the connection that has waited longest for a request is closed to
+# make room, or, with none waiting, the new one is refused (503): never "Too many open files".
+worker_connections = 1000
 websocket_max_message_size = 64 * 1024  # a larger media frame closes its socket (1009) before it is read
 logger_class = Logger
 # gunicorn 27's control socket is one path per user by default ($HOME/.gunicorn/gunicorn.ctl), so
@@ -84,4 +89,4 @@ prepare()
 
 __all__ = ["child_exit", "control_socket_disable", "keepalive", "logger_class", "on_exit",
            "on_reload", "on_starting", "post_worker_init", "threads", "timeout", "websocket_max_message_size",
-           "worker_class", "workers"]
+           "worker_class", "worker_connections", "workers"]

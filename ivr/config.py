@@ -102,6 +102,8 @@ class Settings:
     media_stream_life_s: float = 4 * 3600.0  # a media stream is closed this long after its token was issued
     # a request body must arrive within this (gunicorn's worker, lifeline/server.py)
     body_timeout_s: float = 10.0
+    # a request line and headers must arrive within this (gunicorn's worker, lifeline/server.py)
+    header_timeout_s: float = 10.0
     monitor: bool = True
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
@@ -161,7 +163,8 @@ KNOWN_SETTINGS = frozenset({
     "LIFELINE_AGENTS", "LIFELINE_API_TOKEN", "LIFELINE_BODY_TIMEOUT_S", "LIFELINE_COMMAND_HOLD",
     "LIFELINE_COMMAND_TIMEOUT", "LIFELINE_DIAL_FROM", "LIFELINE_END_OF_TURN_S", "LIFELINE_ENGINE",
     "LIFELINE_EVENT_RETRY_BASE_S", "LIFELINE_EVENT_RETRY_FOR_S", "LIFELINE_EVENT_SECRET",
-    "LIFELINE_EVENT_WEBHOOKS", "LIFELINE_FEED_POLL_S", "LIFELINE_IVR", "LIFELINE_LOG_FORMAT",
+    "LIFELINE_EVENT_WEBHOOKS", "LIFELINE_FEED_POLL_S", "LIFELINE_HEADER_TIMEOUT_S", "LIFELINE_IVR",
+    "LIFELINE_LOG_FORMAT",
     "LIFELINE_MEDIA_STREAM_LIFE_S", "LIFELINE_MEDIA_URL", "LIFELINE_METRICS_TOKEN",
     "LIFELINE_MODEL_CACHE", "LIFELINE_MONITOR", "LIFELINE_PUBLIC_URL", "LIFELINE_RECORDINGS_BUCKET",
     "LIFELINE_RECORDINGS_DIR", "LIFELINE_RECORDINGS_S3_ENDPOINT", "LIFELINE_RECORDINGS_S3_REGION",
@@ -403,6 +406,8 @@ def _calls(get: Get, found: _Found, instance_path: Path) -> dict[str, Any]:
                                60.0, 86400.0, problems),
         "body_timeout_s": _float(get("LIFELINE_BODY_TIMEOUT_S", "10"), "LIFELINE_BODY_TIMEOUT_S", 0.5, 300.0,
                                  problems),
+        "header_timeout_s": _float(get("LIFELINE_HEADER_TIMEOUT_S", "10"), "LIFELINE_HEADER_TIMEOUT_S", 0.5,
+                                   300.0, problems),
     }
 
 

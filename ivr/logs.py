@@ -43,8 +43,9 @@ _DATE_OR_DIGITS = re.compile(rf"(?P<date>\b{_DATE}{_TIME}{_END}|(?<==){_DATE}{_E
 # A traceback's frame lines hold file names, line numbers and code, never what a caller said
 # (the "|" prefix is an exception group's).
 _FRAME = re.compile(r'^[\s|]*File "[^"\n]*", line \d+')
-# Loggers whose messages carry no caller data, only numbers a developer needs (Alembic's revisions).
-UNMASKED_DIGITS = ("alembic",)
+# Loggers whose messages carry no caller data, only numbers a developer needs (Alembic's revisions,
+# lifeline/server.py's connection counts and limits).
+UNMASKED_DIGITS = ("alembic", "lifeline.connections")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+")
 _QUERY_SECRET = re.compile(r"(?i)\b((?:token|api_key|key|secret|password)=)[^\s&\"',]+")
 _URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(@)")

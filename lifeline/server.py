@@ -3,11 +3,13 @@
 gunicorn's `asgi` worker reads every connection on one event loop per worker. `Front` is the
 ASGI application it serves:
 
-- HTTP: the request body is read on the loop, and must arrive within LIFELINE_BODY_TIMEOUT_S
-  (else 408 and the connection is closed); a body past the size limit is refused (413) without
-  being read. Only a complete request reaches Flask, on a thread: webhooks (`/webhooks/`) on a
-  pool of their own, everything else (API, dashboard, live feed) on another, so neither slow
-  clients nor a crowd of feed listeners can delay an acknowledgement.
+- HTTP: the request line and headers must arrive within LIFELINE_HEADER_TIMEOUT_S (else the
+  connection is closed, with 408 if any of them came; `_Protocol`). The request body is read on
+  the loop, and must arrive within LIFELINE_BODY_TIMEOUT_S (else 408 and the connection is
+  closed); a body past the size limit is refused (413) without being read. Only a complete
+  request reaches Flask, on a thread: webhooks (`/webhooks/`) on a pool of their own, everything
+  else (API, dashboard, live feed) on another, so neither slow clients nor a crowd of feed
+  listeners can delay an acknowledgement.
 - WebSocket: the media sockets (insight/media.py) are served on the loop itself; an open socket
   costs a coroutine, not a thread. gunicorn closes a socket whose frame announces more than
   `websocket_max_message_size` bytes (gunicorn.conf.py) before reading the frame.
@@ -18,15 +20,18 @@ Why not a separate media server or gevent: docs/architecture.md ("Serving").
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import logging
+import resource
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from flask import Flask
@@ -42,6 +47,9 @@ from ivr.scope import call_scope
 from . import handover
 
 log = logging.getLogger(__name__)
+# Connection counts, limits and socket errors, never anything a caller said: its numbers (a limit of
+# 1024 files) are not masked in the log as caller digits are (ivr/logs.py, UNMASKED_DIGITS).
+connections_log = logging.getLogger("lifeline.connections")
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -54,6 +62,27 @@ FEED_STREAMS = 64
 # A streaming response's client that takes no chunk for this long has stopped reading (the live
 # feed sends a keep-alive every 15 s, so a reading client is never near it).
 STALLED_CLIENT_S = 60.0
+# File descriptors a worker keeps for what is not a client connection, out of its open-files limit:
+# database connections (up to 30 in SQLAlchemy's pool), outbound clients (Telnyx, Twilio, event
+# webhooks, SMTP, S3), model, metric and log files, and a file a request may open (a recording
+# served) on each of the front's threads. About 20 are open when idle.
+FD_HEADROOM = 256
+# accept() errors that mean the process is out of descriptors or memory (those asyncio retries).
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def connection_cap(worker_connections: int, open_files: int | None) -> int:
+    """How many connections a worker serves at once: gunicorn's `worker_connections` (which its own
+    asyncio worker does not enforce), lowered to leave FD_HEADROOM of the open-files limit free
+    (though at least half of the limit goes to connections)."""
+    if open_files is None:
+        return worker_connections
+    return max(1, min(worker_connections, max(open_files - FD_HEADROOM, open_files // 2)))
+
+
+def _open_files_limit() -> int | None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 class Front:
@@ -312,21 +341,146 @@ def _environ(scope: Message, body: bytes) -> dict[str, Any]:
 
 
 class _Protocol(ASGIProtocol):  # type: ignore[misc]  # gunicorn has no types
-    """gunicorn's HTTP protocol, whose own refusals (a request line or headers too long, a request it
-    cannot parse) answer in the one JSON error shape, as every other error does."""
+    """gunicorn's HTTP protocol with Lifeline's guards: its own refusals (a request line or headers
+    too long, a request it cannot parse) answer in the one JSON error shape, as every other error
+    does; a request line and headers that do not arrive in time close the connection; and a worker
+    holds at most `Worker.connection_cap` connections.
+
+    gunicorn's protocol has no public extension points: what this class overrides or reads of it
+    (`_send_error_response`, `_safe_write`, `_close_transport`, `_on_headers_complete`,
+    `_arm_keepalive_timer`, `_request_ready`, `_closed`, and the worker's `nr_conns`) is private;
+    tests/test_gunicorn_private.py fails, naming it, when a gunicorn upgrade moves any of it."""
+
+    worker: Worker
+    _head_timer: asyncio.TimerHandle | None = None  # the header deadline, while a request head is awaited
+    _head_begun = False  # some of the awaited request head has arrived
+    _refused = False  # turned away at the connection cap: gunicorn never served it
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Serve the connection, its first request head due within the header deadline; at the
+        worker's connection cap, first close the one that has waited longest for a request, or
+        else turn this one away (503)."""
+        worker = self.worker
+        if worker.nr_conns >= worker.connection_cap and not worker.make_room():
+            # Every connection is busy with a request or a media stream. Refusing costs one write;
+            # accepting more would run the worker out of file descriptors, and then nothing is served.
+            self._refused = True
+            refused = cast(asyncio.Transport, transport)
+            refused.write(_error_response(503, f"this server is at its limit of {worker.connection_cap} "
+                                               "connections; try again shortly", [("Retry-After", "1")]))
+            refused.close()
+            worker.refusals.note(worker.connection_cap)
+            return
+        super().connection_made(transport)
+        # gunicorn sets `_request_ready` on an HTTP/1 connection only: HTTP/2 and uWSGI connections
+        # frame their requests otherwise and get no deadline here.
+        if self._request_ready is not None:
+            self._await_head()
+            self._arm_head_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        """Parse the bytes (gunicorn); a request head they begin without ending is now due."""
+        super().data_received(data)
+        if self._awaiting_head():
+            self._head_begun = True
+            # On a kept-alive connection the deadline starts with the next request's first byte:
+            # idling before it is bounded by gunicorn's keepalive timeout, which is left as it is.
+            if self._head_timer is None:
+                self._arm_head_deadline()
+
+    def _on_headers_complete(self) -> Any:
+        # gunicorn's parser calls this once the request line and headers are whole.
+        self._end_head_wait()
+        return super()._on_headers_complete()
+
+    def _arm_keepalive_timer(self) -> None:
+        # gunicorn calls this when a kept-alive connection falls idle, waiting for its next request.
+        super()._arm_keepalive_timer()
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection is gone: its deadline with it."""
+        if self._refused:
+            return  # gunicorn never counted it
+        self._end_head_wait()
+        super().connection_lost(exc)
+
+    def close_waiting(self, message: str) -> None:
+        """Close this connection, which waits for a request head: with 408 if some of it came."""
+        begun = self._head_begun
+        self._end_head_wait()
+        if begun and not self._closed:
+            self._send_error_response(408, message)
+        self._close_transport()
+        self._request_ready.set()  # wakes gunicorn's connection loop to end, as its keepalive timeout does
+
+    def _awaiting_head(self) -> bool:
+        # gunicorn sets `_request_ready` once a request's head is parsed and clears it when the
+        # connection waits for the next one.
+        ready = self._request_ready
+        return ready is not None and not ready.is_set() and not self._closed
+
+    def _await_head(self) -> None:
+        waiting = self.worker.awaiting_heads
+        waiting.pop(self, None)
+        waiting[self] = None  # last: the one that has waited least
+
+    def _arm_head_deadline(self) -> None:
+        self._head_timer = self.worker.loop.call_later(self.worker.header_timeout_s, self._head_overdue)
+
+    def _end_head_wait(self) -> None:
+        self.worker.awaiting_heads.pop(self, None)
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self._head_begun = False
+
+    def _head_overdue(self) -> None:
+        self._head_timer = None
+        if not self._awaiting_head():
+            return
+        timeout = self.worker.header_timeout_s
+        self.worker.overdue_heads.note(timeout)
+        self.close_waiting(f"request line and headers did not arrive within {timeout:g} s "
+                           "(LIFELINE_HEADER_TIMEOUT_S)")
 
     def _send_error_response(self, status: int, message: str, extra_headers: Iterable[tuple[str, str]] = ()
                              ) -> None:
-        body = error_body(status, message)
-        extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:  # not a status HTTPStatus names
-            reason = "Error"
-        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n")
-        self._safe_write(head.encode("latin-1"))
-        self._safe_write(body)
+        self._safe_write(_error_response(status, message, extra_headers))
+
+
+def _error_response(status: int, message: str, extra_headers: Iterable[tuple[str, str]] = ()) -> bytes:
+    """A whole HTTP/1.1 response in the one JSON error shape, closing its connection."""
+    body = error_body(status, message)
+    extra = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:  # not a status HTTPStatus names
+        reason = "Error"
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+class _Throttled:
+    """A warning about what may come by the thousand (a flood of slow clients, a worker out of file
+    descriptors): logged at once, then at most once per `every` seconds, saying how many such events
+    it stands for. A line per event would flood the log, and writing it would slow the worker more."""
+
+    def __init__(self, message: str, every: float = 5.0) -> None:
+        self.message = message  # a %-format for note()'s arguments
+        self.every = every
+        self._count = 0
+        self._quiet_until = 0.0  # time.monotonic()
+
+    def note(self, *args: object) -> None:
+        """Count one event; log the line if none was logged in the last `every` seconds."""
+        self._count += 1
+        now = time.monotonic()
+        if now >= self._quiet_until:
+            connections_log.warning(self.message + " (%d since the last such line)", *args, self._count)
+            self._count = 0
+            self._quiet_until = now + self.every
 
 
 class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
@@ -334,6 +488,14 @@ class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
 
     asgi: Any  # the Flask app once ASGIWorker.load_wsgi (untyped) has run, then the Front before it
     alive: bool  # gunicorn's: False once the worker is to stop
+    loop: asyncio.AbstractEventLoop  # gunicorn's: the worker's event loop
+    nr_conns: int  # gunicorn's: its protocol counts the connections open (private)
+    header_timeout_s: float  # a request line and headers must arrive within this (LIFELINE_HEADER_TIMEOUT_S)
+    open_files: int | None  # the process's open-files limit (soft RLIMIT_NOFILE); None: unlimited
+    connection_cap: int  # connections served at once, at most (connection_cap())
+    # Connections waiting for a request head (the first, or the next on a kept-alive connection),
+    # the one that has waited longest first: at the cap, it makes room for a newcomer.
+    awaiting_heads: dict[_Protocol, None]
     lifeline_generation = 0  # which reload started it (post_worker_init sets it)
     _handing_over = False
 
@@ -342,15 +504,61 @@ class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
         """`threads` is used here (the front's pools): no warning about it."""
 
     def init_process(self) -> None:
-        """Serve connections with `_Protocol` (gunicorn's worker builds each connection's protocol
-        from the name its module holds; this worker process is the only one that reads it)."""
+        """Serve connections with `_Protocol`, at most `connection_cap` at once (gunicorn's worker
+        builds each connection's protocol from the name its module holds, a private name; this
+        worker process is the only one that reads it)."""
         gasgi.ASGIProtocol = _Protocol
+        self.limit_connections()
         super().init_process()
+
+    def limit_connections(self) -> None:
+        """Work out the connection cap and start counting what is refused or closed."""
+        self.open_files = _open_files_limit()
+        self.connection_cap = connection_cap(self.cfg.worker_connections, self.open_files)
+        self.awaiting_heads = {}
+        self.overdue_heads = _Throttled("connection closed: its request line and headers did not arrive "
+                                        "within %g s (LIFELINE_HEADER_TIMEOUT_S)")
+        self.made_room = _Throttled("connection closed while waiting for a request, to make room for a new "
+                                    "one: this worker is at its limit of %d connections")
+        self.refusals = _Throttled("connection refused (503): this worker is at its limit of %d connections, "
+                                   "none of them waiting for a request")
+        self.accept_failures = _Throttled("could not accept a connection: %s (open-files limit %s, at most "
+                                          "%d connections; raise `ulimit -n` or lower worker_connections)")
+
+    def run(self) -> None:
+        """Serve until told to stop, with the loop's failures to accept logged once per 5 s at most."""
+        self.loop.set_exception_handler(self._loop_exception)
+        connections_log.info("serving at most %d connections at once (worker_connections %d, open-files "
+                             "limit %s)", self.connection_cap, self.cfg.worker_connections,
+                             self.open_files or "none")
+        super().run()
+
+    def make_room(self) -> bool:
+        """Close the connection that has waited longest for a request head, if any, so that a new
+        one takes its place: a slow or idle client gives way to one that is ready to be served."""
+        oldest = next(iter(self.awaiting_heads), None)
+        if oldest is None:
+            return False
+        self.made_room.note(self.connection_cap)
+        oldest.close_waiting(f"request line and headers not whole when this server reached its limit of "
+                             f"{self.connection_cap} connections; this connection had waited longest")
+        return True
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        # asyncio's accept loop reports an accept() that failed for want of descriptors or memory
+        # (with the listening socket in the context), with a traceback, on every retry: thousands a
+        # second once a worker runs out (security review: 40,000 in 20 s). It retries by itself.
+        if isinstance(error, OSError) and error.errno in _OUT_OF_RESOURCES and "socket" in context:
+            self.accept_failures.note(error.strerror, self.open_files or "none", self.connection_cap)
+            return
+        loop.default_exception_handler(context)
 
     def load_wsgi(self) -> None:
         """Load the Flask app (`app:app`) and put the front before it."""
         super().load_wsgi()
         app: Flask = self.asgi  # set by ASGIWorker.load_wsgi
+        self.header_timeout_s = app.extensions["lifeline"].settings.header_timeout_s
         self.wsgi = app  # post_worker_init reaches the app's services through worker.wsgi
         self.asgi = Front(app, self.cfg.threads)
 
@@ -376,4 +584,4 @@ class Worker(ASGIWorker):  # type: ignore[misc]  # gunicorn has no types
         self.alive = False
 
 
-__all__ = ["Front", "Worker"]
+__all__ = ["Front", "Worker", "connection_cap"]
