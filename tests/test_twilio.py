@@ -205,6 +205,18 @@ def test_an_agent_who_does_not_answer_leads_to_the_next_then_to_the_apology_menu
     assert lifeline.store.get_call(SID).status == CallStatus.MENU  # type: ignore[union-attr]
 
 
+def test_a_dial_call_status_twilio_does_not_document_is_logged_and_leads_to_the_next_agent(
+        twilio_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    post(twilio_app, "/webhooks/twilio/gather?step=c2", call_form(CallStatus="in-progress", Digits="0"))
+    with caplog.at_level("WARNING", logger="providers.twilio.events"):
+        second = dial_outcome(twilio_app, 1, "screened-out")  # a 400 would be Twilio's "application error"
+    assert second.find("Dial/Number").text == AGENTS.split(",")[1]  # type: ignore[union-attr]
+    [first, _] = twilio_app.extensions["lifeline"].store.transfers(SID)
+    assert (first.status, first.hangup_cause) == (TransferStatus.FAILED, "unspecified")
+    assert "'screened-out'" in caplog.text
+
+
 def test_the_voicemail_choice_records_after_the_last_agent(twilio_app: Flask) -> None:
     post(twilio_app, "/webhooks/twilio/voice", call_form())
     post(twilio_app, "/webhooks/twilio/gather?step=d", call_form(CallStatus="in-progress", Digits="0"))

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Mapping
 
 from ivr.errors import MalformedEvent
 from ivr.events import CallEvent, Transcription
 
+log = logging.getLogger(__name__)
 CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -24,6 +26,8 @@ AGENT_FAILED_CAUSE = {"no-answer": "timeout", "busy": "user_busy", "failed": "ca
                       "canceled": "originator_cancel"}
 # An agent's leg that ended (DialCallStatus completed) without having been connected.
 NOT_CONNECTED_CAUSE = "not_connected"
+# A DialCallStatus Twilio's docs do not list (one added later, say): the agent did not take the call.
+UNKNOWN_OUTCOME_CAUSE = "unspecified"
 
 
 def event_key(url: str, headers: Mapping[str, str], form: Mapping[str, str]) -> str:
@@ -115,7 +119,12 @@ def dial(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[C
         # `completed` or `no-answer` then: its docs do not say which), and the caller moves on.
         return [_event(key, "agent-hangup", "call.hangup", agent_sid, form, client_state=state,
                        hangup_cause=NOT_CONNECTED_CAUSE)]
-    raise MalformedEvent(f"DialCallStatus {outcome!r} is not one Twilio sends")
+    # Refusing it (400) would leave the caller to Twilio's "application error" and hang-up; as an
+    # agent who did not take the call, the caller is offered the next agent or the apology.
+    log.warning("Dial action of %s: DialCallStatus %r is not one Twilio documents; taken as an agent "
+                "who did not take the call", caller, outcome[:40])
+    return [_event(key, "agent-hangup", "call.hangup", agent_sid, form, client_state=state,
+                   hangup_cause=UNKNOWN_OUTCOME_CAUSE)]
 
 
 def agent(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[CallEvent]:
