@@ -137,6 +137,16 @@ def test_a_malformed_call_sid_is_400_not_500(twilio_app: Flask) -> None:
     assert "Call SID" in response.get_json()["error"]["message"]
 
 
+def test_twilios_rfc_2822_timestamp_is_stored_as_iso_8601_and_an_unreadable_one_as_none(
+        twilio_app: Flask) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form(Timestamp="Tue, 01 Nov 2016 03:59:13 +0200"))
+    post(twilio_app, "/webhooks/twilio/status", call_form(CallStatus="completed", Timestamp="yesterday"))
+    store = twilio_app.extensions["lifeline"].store
+    assert [(e["event_type"], e["occurred_at"]) for e in store.events(SID)] == [
+        ("call.initiated", "2016-11-01T01:59:13Z"), ("call.answered", "2016-11-01T01:59:13Z"),
+        ("call.hangup", None)]
+
+
 # ----- duplicates ---------------------------------------------------------------------------------
 
 def test_a_retried_voice_webhook_has_no_second_effect_and_still_gets_twiml(twilio_app: Flask) -> None:

@@ -13,6 +13,8 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 
 from ivr.errors import MalformedEvent
 from ivr.events import CallEvent, Transcription
@@ -53,9 +55,22 @@ def call_sid(form: Mapping[str, str], field: str = "CallSid") -> str:
     return value
 
 
+def occurred_at(form: Mapping[str, str]) -> str | None:
+    """Twilio's `Timestamp` (RFC 2822, `Tue, 01 Nov 2016 01:59:13 +0000`) as ISO 8601 in UTC, the
+    `date-time` our API declares; None when it is missing or unreadable."""
+    raw = form.get("Timestamp", "")
+    try:
+        when = parsedate_to_datetime(raw[:64])
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # `-0000`: RFC 2822's "UTC, origin unknown"
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _event(key: str, suffix: str, kind: str, ccid: str | None, form: Mapping[str, str],
            **fields: object) -> CallEvent:
-    return CallEvent(id=f"{key}:{suffix}", type=kind, occurred_at=form.get("Timestamp"),
+    return CallEvent(id=f"{key}:{suffix}", type=kind, occurred_at=occurred_at(form),
                      call_control_id=ccid, payload=dict(form), **fields)  # type: ignore[arg-type]
 
 
@@ -157,7 +172,7 @@ def recording(key: str, form: Mapping[str, str], api_base_url: str = "") -> list
     if form.get("RecordingStatus", "completed") != "completed" or not (url.startswith("https://") or on_api):
         return []
     return [CallEvent(id=f"{key}:recording", type="call.recording.saved",
-                      occurred_at=form.get("Timestamp"), call_control_id=sid,
+                      occurred_at=occurred_at(form), call_control_id=sid,
                       payload={**form, "recording_urls": {"mp3": f"{url}.mp3"}})]
 
 

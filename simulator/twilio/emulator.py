@@ -24,6 +24,8 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -739,6 +741,8 @@ class TwilioEmulator:
                   trigger: bool = False) -> None:
         """An informational callback, sent in order per call off the call's thread."""
         params = self._params(leg, extra)
+        if label in ("status", "agent"):  # Twilio's call status callbacks carry an RFC 2822 time
+            params["Timestamp"] = format_datetime(datetime.now(UTC))
         token = str(uuid.uuid4())
         call_log = leg.log
         if self._closed:
