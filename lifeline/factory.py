@@ -31,6 +31,7 @@ from insight.understand import understanding_from
 from ivr import api, openapi, sessions
 from ivr import metrics as metrics_module
 from ivr.config import Settings
+from ivr.errors import ConfigError
 from ivr.menu import Menu, load_menu
 from ivr.metrics import Metrics
 from ivr.outbox import CommandSender, Sender
@@ -43,6 +44,7 @@ from ivr.telnyx_api import TelnyxCommands, longest_send_s
 from providers import Provider, ProviderCommands
 from providers.telnyx import TelnyxNotConfigured, TelnyxProvider
 from providers.telnyx import bp as telnyx_webhooks
+from providers.twilio.voices import menu_voice_findings
 from providers.twilio.wiring import build_twilio
 from providers.twilio.wiring import refuse_webhooks as refuse_twilio_webhooks
 from transfer.executor import TransferExecutor
@@ -130,9 +132,12 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     app.json = FiniteJSONProvider(app)
     settings, output_settings = load_all_settings(config, Path(app.instance_path))
     menu = load_menu(settings.ivr_path)
+    voice_problems, voice_warnings = menu_voice_findings(settings, menu)
+    if voice_problems:
+        raise ConfigError(voice_problems)
     rules = load_rules(settings.rules_path)
     settings = replace(settings,
-                       warnings=(*settings.warnings, *menu_and_rules_warnings(
+                       warnings=(*settings.warnings, *voice_warnings, *menu_and_rules_warnings(
                            menu, rules, settings.rules_path, settings.ivr_path)))
     engine = make_engine(settings)
     store = open_store(settings.database_url, create_schema=migrate,

@@ -33,6 +33,7 @@ from ivr.menu import Menu, load_menu
 from ivr.store import MEMORY_URL, open_store
 from ivr.yamlfile import line_of
 from providers.twilio.settings import twilio_settings
+from providers.twilio.voices import menu_voice_findings
 from transfer.rules import RuleSet, load_rules, menu_and_rules_warnings
 
 from . import db_cli
@@ -143,17 +144,21 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
         twilio_settings(settings)
     except LifelineError as exc:
         problems += _problems_of(exc)
+    voice_warnings: list[str] = []
     try:
         menu = load_menu(settings.ivr_path)
     except LifelineError as exc:
         problems += _problems_of(exc)
+    else:
+        voice_problems, voice_warnings = menu_voice_findings(settings, menu)
+        problems += voice_problems
     try:
         rules = load_rules(settings.rules_path)
     except LifelineError as exc:
         problems += _problems_of(exc)
     if menu is not None and rules is not None:
         settings = replace(settings,
-                           warnings=(*settings.warnings, *menu_and_rules_warnings(
+                           warnings=(*settings.warnings, *voice_warnings, *menu_and_rules_warnings(
                                menu, rules, settings.rules_path, settings.ivr_path)))
     if not problems:
         try:

@@ -21,6 +21,7 @@ from ivr.store import Command
 
 from .listening import language, start_name, started_by, stream_track, transcription_track
 from .settings import TwilioSettings
+from .voices import twilio_voice
 
 # Commands that are TwiML verbs: on a Twilio call they leave as one document per unit of work.
 TWIML_COMMANDS = frozenset({"answer", "gather_using_speak", "speak", "transfer", "hangup",
@@ -29,13 +30,6 @@ TWIML_COMMANDS = frozenset({"answer", "gather_using_speak", "speak", "transfer",
 _HOLDING_VERBS = ("Gather", "Dial", "Record", "Hangup", "Redirect")
 HOLD_S = 5
 REASON_CHARS = 120
-
-
-def twilio_voice(voice: str | None) -> str | None:
-    """Telnyx names Polly voices `AWS.Polly.<Name>`; Twilio names them `Polly.<Name>`."""
-    if voice and voice.startswith("AWS.Polly."):
-        return voice[len("AWS."):]
-    return voice
 
 
 def stream_token(stream_url: str) -> str:

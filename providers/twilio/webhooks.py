@@ -25,6 +25,7 @@ from ivr.store import CallStatus, CallStore, Command, TransferStatus
 from ..base import WebhookRequest
 from . import events
 from .sender import capturing
+from .voices import twilio_voice
 
 if TYPE_CHECKING:
     from .wiring import Twilio
@@ -135,7 +136,9 @@ def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str
     from twilio.twiml.voice_response import VoiceResponse
 
     response = VoiceResponse()
-    response.say(f"Lifeline transfer. {reason[:200]}" if reason else "Lifeline transfer.")
+    menu = lifeline.menu  # the agent hears the voice and language the caller heard
+    response.say(f"Lifeline transfer. {reason[:200]}" if reason else "Lifeline transfer.",
+                 voice=twilio_voice(menu.voice), language=menu.language)
     done = twilio.provider.renderer.url("whispered", caller=caller, attempt=attempt)
     response.redirect(done, method="POST")
     return _twiml(response)
