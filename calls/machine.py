@@ -34,6 +34,7 @@ class Trigger(StrEnum):
     BRIDGED = "bridged"                # the caller and an agent are connected
     AGENT_FAILED = "agent_failed"      # an agent did not take the call
     RECORDING = "recording"            # call.recording.saved
+    RECORDED = "recorded"              # the message's recording ended, the caller still on (Twilio)
     TICK = "tick"                      # the monitor's sweep: time-based rules
     HANGUP = "hangup"                  # the caller's leg hung up
     LOST = "lost"                      # Telnyx no longer knows the call (the monitor closes it)

@@ -67,6 +67,12 @@ class CallService:
             ctx, self._services, call, Trigger.HEARD, engine=engine, source_id=source_id, text=text,
             confidence=confidence, score=score, party=party, start=start, end=end, analysis=analysis))
 
+    def message_recorded(self, call_control_id: str) -> None:
+        """The caller's message has been recorded and the caller may still be on the line (Twilio's
+        <Record> action): thank them and hang up, as the monitor does for a Telnyx voicemail."""
+        self._units.for_call("lifeline.recorded", call_control_id, lambda ctx, call: self._machine.fire(
+            ctx, self._services, call, Trigger.RECORDED))
+
     def stream_lost(self, call_control_id: str, why: str, once: str | None = None) -> None:
         """The media stream of a call ended while the call was still up. With `once`, only the
         first report under that name counts (two channels may report the same stream)."""

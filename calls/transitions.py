@@ -27,6 +27,7 @@ TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
     (S.ENDING, Trigger.TICK): Transition(caller.hang_up_if_goodbye_overdue),
     (S.VOICEMAIL, Trigger.SPOKEN): Transition(voicemail.spoken),
     (S.VOICEMAIL, Trigger.TICK): Transition(voicemail.tick),
+    (S.VOICEMAIL, Trigger.RECORDED): Transition(voicemail.thank),
     **{(s, Trigger.ESCALATE): Transition(caller.escalate, frozenset({S.TRANSFERRING}))
        for s in _DECIDABLE},
     (S.TRANSFERRING, Trigger.AGENT_FAILED): Transition(agent.next_agent_or_offer, frozenset({S.MENU})),

@@ -58,7 +58,7 @@ def tick(turn: Turn, now: float) -> None:
     """The monitor's tick: never leave a caller in silence. Record once the prompt must have
     ended; thank and hang up a caller still on the line after their message was saved; hang up
     when the thanks' end, or the saved message, never came."""
-    ctx, call, menu = turn.ctx, turn.call, turn.ctx.menu
+    call, menu = turn.call, turn.ctx.menu
     waited = now - call.updated_at
     if call.pending == HUNG_UP:
         # The call ends with the provider's call.hangup; the thanks must not be said again.
@@ -74,12 +74,20 @@ def tick(turn: Turn, now: float) -> None:
             hang_up(turn)
     elif call.recording_saved_at is not None:
         if now - call.recording_saved_at > STILL_ON_AFTER_SAVED_S:
-            # The message reached its longest and the caller is still there.
-            ctx.tx.update_call(call.call_control_id, pending=HANGUP)
-            ctx.send("speak", call.call_control_id, "voicemail:thanks", **menu.speak(menu.goodbye))
+            thank(turn)  # the message reached its longest and the caller is still there
     elif waited > VOICEMAIL_MAX_S + SAVED_GRACE_S:
         log.warning("call %s: no message was ever saved; hanging up", call.call_control_id)
         hang_up(turn)
+
+
+def thank(turn: Turn) -> None:
+    """The message is over and the caller still on: say the goodbye, then hang up (`spoken`).
+    Once only: the monitor's tick and Twilio's <Record> action may both find the message over."""
+    call, ctx = turn.call, turn.ctx
+    if call.pending in (HANGUP, HUNG_UP):
+        return
+    ctx.tx.update_call(call.call_control_id, pending=HANGUP)
+    ctx.send("speak", call.call_control_id, "voicemail:thanks", **ctx.menu.speak(ctx.menu.goodbye))
 
 
 def keep_recording(turn: Turn) -> None:

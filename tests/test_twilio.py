@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -227,18 +228,32 @@ def test_a_dial_call_status_twilio_does_not_document_is_logged_and_leads_to_the_
     assert "'screened-out'" in caplog.text
 
 
-def test_the_voicemail_choice_records_after_the_last_agent(twilio_app: Flask) -> None:
-    post(twilio_app, "/webhooks/twilio/voice", call_form())
-    post(twilio_app, "/webhooks/twilio/gather?step=d", call_form(CallStatus="in-progress", Digits="0"))
-    dial_outcome(twilio_app, 1, "failed")
-    dial_outcome(twilio_app, 2, "no-answer")
-    prompt = twiml(post(twilio_app, "/webhooks/twilio/gather?step=e",
+def follow(app: Flask, redirect: ET.Element | None, **form: str) -> ET.Element:
+    """What Twilio gets when it follows a <Redirect> of ours, as the caller's call."""
+    assert redirect is not None and redirect.get("method") == "POST"
+    url = urlsplit(redirect.text or "")
+    assert f"{url.scheme}://{url.netloc}" == PUBLIC
+    return twiml(post(app, f"{url.path}?{url.query}" if url.query else url.path,
+                      call_form(CallStatus="in-progress", **form), idempotency=str(uuid.uuid4())))
+
+
+def leave_a_message(app: Flask) -> ET.Element:
+    """No agent takes the call, the caller chooses voicemail: the document that records."""
+    post(app, "/webhooks/twilio/voice", call_form())
+    post(app, "/webhooks/twilio/gather?step=d", call_form(CallStatus="in-progress", Digits="0"))
+    dial_outcome(app, 1, "failed")
+    dial_outcome(app, 2, "no-answer")
+    prompt = twiml(post(app, "/webhooks/twilio/gather?step=e",
                         call_form(CallStatus="in-progress", Digits="2")))
     # The beep and the recording wait until "leave a message after the tone" has been said.
     assert prompt.find("Record") is None and prompt.find("Say") is not None
     redirect = prompt.find("Redirect")
     assert redirect is not None and "spoken" in (redirect.text or "")
-    root = twiml(post(twilio_app, "/webhooks/twilio/spoken", call_form(CallStatus="in-progress")))
+    return follow(app, redirect)
+
+
+def test_the_voicemail_choice_records_after_the_last_agent(twilio_app: Flask) -> None:
+    root = leave_a_message(twilio_app)
     record = root.find("Record")
     assert record is not None and record.get("playBeep") == "true" and record.get("maxLength") == "120"
     post(twilio_app, "/webhooks/twilio/recording", call_form(  # plain http, and not Twilio's API host
@@ -248,6 +263,27 @@ def test_the_voicemail_choice_records_after_the_last_agent(twilio_app: Flask) ->
         CallStatus="completed", RecordingStatus="completed", RecordingUrl="https://api.twilio.com/rec/RE1"))
     call = twilio_app.extensions["lifeline"].store.get_call(SID)
     assert call is not None and call.recording_url == "https://api.twilio.com/rec/RE1.mp3"
+
+
+def test_a_recorded_message_is_followed_by_the_goodbye_and_then_the_hangup(twilio_app: Flask) -> None:
+    root = leave_a_message(twilio_app)
+    record = root.find("Record")
+    # Set, not Twilio's defaults (5 s of silence, any key): a pause or a key pressed mid-message
+    # would end it.
+    assert record is not None and (record.get("timeout"), record.get("finishOnKey")) == ("10", "#")
+    assert [verb.tag for verb in root] == ["Record", "Redirect"]  # an empty recording requests no action
+    assert urlsplit(root.find("Redirect").text or "").path == "/webhooks/twilio/recorded"  # type: ignore[union-attr]
+    thanks = follow(twilio_app, ET.fromstring(f'<Redirect method="POST">{record.get("action")}</Redirect>'),
+                    RecordingUrl="https://api.twilio.com/rec/RE2", RecordingDuration="12", Digits="#")
+    assert [verb.tag for verb in thanks] == ["Say", "Redirect"]
+    assert thanks.find("Say").text == "Thank you for calling Lifeline Bank. Goodbye."  # type: ignore[union-attr]
+    again = follow(twilio_app, ET.fromstring(f'<Redirect method="POST">{record.get("action")}</Redirect>'),
+                   RecordingUrl="https://api.twilio.com/rec/RE2", RecordingDuration="12", Digits="#")
+    assert again.find("Say") is None  # Twilio's retry of the action: thanked once (the monitor hangs up)
+    assert [verb.tag for verb in follow(twilio_app, thanks.find("Redirect"))] == ["Hangup"]
+    said = [e.command.params["payload"] for e in twilio_app.extensions["lifeline"].store.outbox(SID)
+            if e.command.name == "speak"]
+    assert said.count("Thank you for calling Lifeline Bank. Goodbye.") == 1
 
 
 def answer_as_agent(app: Flask, agent: str, step: str) -> None:

@@ -29,6 +29,12 @@ TWIML_COMMANDS = frozenset({"answer", "gather_using_speak", "speak", "transfer",
 # Verbs after which Twilio comes back to us (or ends the call) instead of running out of TwiML.
 _HOLDING_VERBS = ("Gather", "Dial", "Record", "Hangup", "Redirect")
 HOLD_S = 5
+# A message ends after this many seconds of silence. Twilio's default, 5, cuts off a caller who
+# pauses to think or to find a number; a caller done and waiting hears the goodbye 10 s later.
+RECORD_SILENCE_S = 10
+# Only `#` ends a message early. Twilio's default is any key, so a caller keying in a number while
+# they speak would end it; `#` is the key callers know as "done" (the prompt need not mention it).
+RECORD_FINISH_KEY = "#"
 REASON_CHARS = 120
 
 
@@ -142,10 +148,14 @@ class TwimlRenderer:
         params = command.params
         response.record(max_length=int(params.get("max_length") or 120),
                         play_beep=bool(params.get("play_beep", True)),
+                        timeout=RECORD_SILENCE_S, finish_on_key=RECORD_FINISH_KEY,
                         action=self.url("recorded"), method="POST",
                         recording_status_callback=self.url("recording"),
                         recording_status_callback_method="POST",
                         recording_status_callback_event="completed")
+        # An empty recording (the caller said nothing) requests no action: Twilio goes on with the
+        # next verb, and with none it would hang up without a word. This one leads to the goodbye.
+        response.redirect(self.url("recorded"), method="POST")
 
 
 _VERBS = {"answer": TwimlRenderer._answer, "gather_using_speak": TwimlRenderer._gather,

@@ -47,6 +47,9 @@ class CallFlow(Protocol):
     def stream_lost(self, call_control_id: str, why: str, once: str | None = None) -> None:
         """The call's media stream ended while the call was up; with `once`, the first report only."""
 
+    def message_recorded(self, call_control_id: str) -> None:
+        """The caller's message is recorded and the caller may still be on: thank, then hang up."""
+
 
 class Host(Protocol):
     """The parts of the app (lifeline.factory.Lifeline) Twilio's callbacks use; read-only."""
@@ -120,8 +123,18 @@ def _instructions(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind
 
 
 def _recorded(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
-    """The caller's message is recorded; nothing more to do on the call."""
-    return _twiml(twilio.provider.renderer.render([_command(events.call_sid(incoming.form), "hangup")]))
+    """The caller's message is recorded (by silence, `#` or its longest; a caller who hung up gets
+    this too, and Twilio ignores the answer): the goodbye, then the hangup once it has been said,
+    as the call flow thanks a Telnyx caller."""
+    sid = events.call_sid(incoming.form)
+    with capturing(sid) as capture:
+        lifeline.calls.message_recorded(sid)
+    assert twilio.sender is not None
+    twilio.sender.mark_sent(capture.commands)
+    # Nothing queued: the thanks was queued already (a retry of this request, or the monitor's
+    # sweep was first), or the call is no longer in voicemail; the call's state says what holds it.
+    commands = capture.commands or _state(lifeline, sid)
+    return _twiml(twilio.provider.renderer.render(commands))
 
 
 def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
