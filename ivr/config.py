@@ -78,6 +78,9 @@ class Settings:
     database_url: str
     # The checked `transcription_config` of `answer` (telnyx engine only; None for the others).
     transcription_config: Mapping[str, object] | None = None
+    # LIFELINE_TRANSCRIPTION_LANGUAGE as written: Twilio's transcription takes the whole locale
+    # (es-US), where transcription_config holds the Telnyx engine's code for it (es).
+    transcription_language: str | None = None
     webhook_tolerance_s: int = 300
     command_timeout_s: float = 5.0
     command_attempts: int = 4
@@ -321,6 +324,8 @@ def _listening(get: Get, found: _Found, public_url: str | None, reaches: str, wa
                                  language=get("LIFELINE_TRANSCRIPTION_LANGUAGE"),
                                  model=get("LIFELINE_TRANSCRIPTION_MODEL"),
                                  region=get("LIFELINE_TRANSCRIPTION_REGION"))
+    if engine == "twilio":
+        found.warnings.extend(_ignored_by_twilio(get, wants_telnyx))
     media_url = (get("LIFELINE_MEDIA_URL") or "").rstrip("/") or None
     if media_url and not media_url.startswith(("ws://", "wss://")):
         problems.append(Problem(
@@ -351,6 +356,7 @@ def _listening(get: Get, found: _Found, public_url: str | None, reaches: str, wa
                                       "LIFELINE_TRANSCRIPTION_WORKERS", 1, 32, problems),
         "transcription_config": (build_transcription_config(choice, problems)
                                  if engine in ("telnyx", "twilio") else None),
+        "transcription_language": choice.language,
         "transcription_max_wait_s": _float(get("LIFELINE_TRANSCRIPTION_MAX_WAIT", "1.0"),
                                            "LIFELINE_TRANSCRIPTION_MAX_WAIT", 0.0, 60.0, problems),
         "end_of_turn_s": _float(get("LIFELINE_END_OF_TURN_S", "0.5"), "LIFELINE_END_OF_TURN_S",
@@ -360,6 +366,22 @@ def _listening(get: Get, found: _Found, public_url: str | None, reaches: str, wa
                                       "LIFELINE_MEDIA_STREAM_LIFE_S", 10.0, 86400.0, problems),
         "symbl": _symbl(get, symbl_conf_dirs, problems) if engine == "symbl" else None,
     }
+
+
+def _ignored_by_twilio(get: Get, wants_telnyx: bool) -> list[str]:
+    """Warnings for the Telnyx transcription settings that Twilio's own transcription ignores."""
+    found = []
+    for name in ("LIFELINE_TRANSCRIPTION_ENGINE", "LIFELINE_TRANSCRIPTION_MODEL",
+                 "LIFELINE_TRANSCRIPTION_REGION"):
+        value = get(name)
+        if not value:
+            continue
+        # Beside Telnyx it still chooses how Telnyx calls are transcribed under LIFELINE_ENGINE=twilio.
+        scope = ("it applies to Telnyx calls only" if wants_telnyx
+                 else "it has no effect on this Twilio-only deployment; unset it")
+        found.append(f"{name}={value} is a Telnyx transcription setting, which Twilio's real-time "
+                     f"transcription (LIFELINE_ENGINE=twilio) ignores on Twilio calls: {scope}")
+    return found
 
 
 def _calls(get: Get, found: _Found, instance_path: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 
 from insight import tracks
+from ivr.config import load_settings
 from ivr.store import CallStatus, Command, CommandStatus
 from lifeline import create_app
 from providers.twilio.listening import start_name
@@ -26,7 +27,8 @@ from simulator.runner import Simulation
 from simulator.twilio.emulator import TwilioEmulator, TwilioLeg
 
 from .conftest import AGENTS, ROOT, wait_until
-from .test_twilio import SID, call_form, command, post, render, rest_client, twiml
+from .conftest import TWILIO_PUBLIC as PUBLIC
+from .test_twilio import SID, call_form, command, post, render, rest_client, twilio_only_config, twiml
 
 AUTH = {"Authorization": "Bearer test-token"}
 CALLER_AUDIO = ROOT / "examples" / "calls" / "audio"
@@ -324,3 +326,39 @@ def test_the_emulator_refuses_a_name_used_before_on_the_call_and_stops_one_by_na
     assert twilio_emulator.rest("transcription_update", sid, {"Status": "stopped"}, second)[0] == 200
     assert twilio_emulator.rest("transcription_update", sid, {"Status": "stopped"}, "t3")[0] == 404
     assert not leg.transcribing
+
+
+# ----- Twilio's transcription settings ------------------------------------------------------------
+
+def test_twilio_transcribes_in_the_whole_locale_while_telnyx_engines_get_its_primary_subtag(
+        app_config: dict[str, object], twilio_emulator: TwilioEmulator) -> None:
+    app = create_app({**app_config, **twilio_emulator.app_settings(), "LIFELINE_PUBLIC_URL": PUBLIC,
+                      "LIFELINE_ENGINE": "twilio", "LIFELINE_TRANSCRIPTION_LANGUAGE": "es-US"}, migrate=True)
+    lifeline = app.extensions["lifeline"]
+    try:
+        answered = twiml(post(app, "/webhooks/twilio/voice", call_form(), token=twilio_emulator.auth_token))
+        assert answered.find("Start/Transcription").get("languageCode") == "es-US"  # type: ignore[union-attr]
+        leg = twilio_emulator._new_leg("+15551230001", "+15550100000", "inbound", "caller", CallLog("s"))
+        [(name, params)] = tracks.start(lifeline.engine, leg.call_control_id, both=False)  # a resume
+        sent = app.extensions["lifeline_twilio"].provider.send_batch(
+            [Command("resume-1", leg.call_control_id, name, params)])
+        assert sent.status == CommandStatus.SENT
+        assert twilio_emulator.requests[-1]["body"]["LanguageCode"] == "es-US"
+        # Telnyx calls of the same deployment: its engine takes the short code.
+        assert lifeline.settings.transcription_config["transcription_engine_config"]["language"] == "es"
+    finally:
+        lifeline.close()
+
+
+@pytest.mark.parametrize("telnyx_too", [False, True])
+def test_telnyx_transcription_settings_twilios_engine_ignores_are_a_startup_warning_naming_each(
+        app_config: dict[str, object], tmp_path: Path, telnyx_too: bool) -> None:
+    given = {"LIFELINE_TRANSCRIPTION_ENGINE": "Deepgram", "LIFELINE_TRANSCRIPTION_MODEL": "deepgram/nova-3",
+             "LIFELINE_TRANSCRIPTION_LANGUAGE": "en-US"}
+    config = {**(app_config if telnyx_too else {}), **twilio_only_config(tmp_path), **given}
+    warnings = [w for w in load_settings(config, tmp_path).warnings if "Twilio's real-time" in w]
+    assert [w.split("=")[0] for w in warnings] == ["LIFELINE_TRANSCRIPTION_ENGINE",
+                                                   "LIFELINE_TRANSCRIPTION_MODEL"]
+    assert all(w.endswith("it applies to Telnyx calls only" if telnyx_too else "unset it") for w in warnings)
+    heard_by_telnyx = load_settings({**config, "LIFELINE_ENGINE": "local"}, tmp_path)
+    assert not [w for w in heard_by_telnyx.warnings if "Twilio's real-time" in w]

@@ -76,9 +76,3 @@ def transcription_track(params: Mapping[str, Any]) -> str:
     """Twilio's Track for a transcription, from `transcription_tracks` (inbound, outbound, both)."""
     return _TRANSCRIPTION_TRACKS.get(str(params.get("transcription_tracks") or "inbound"), "inbound_track")
 
-
-def language(params: Mapping[str, Any]) -> str:
-    """Twilio wants a locale (en-US); Telnyx transcription settings often say just `en`."""
-    engine_config = params.get("transcription_engine_config") or {}
-    text = str(engine_config.get("language") or "en-US") if isinstance(engine_config, Mapping) else "en-US"
-    return "en-US" if text == "en" else text

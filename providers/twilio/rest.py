@@ -24,7 +24,7 @@ from twilio.rest import Client
 from ivr.store import Command, CommandStatus
 from ivr.telnyx_api import SendOutcome
 
-from .listening import STOPS, language, start_name, stream_track, transcription_track
+from .listening import STOPS, start_name, stream_track, transcription_track
 from .settings import TwilioSettings
 from .twiml import TWIML_COMMANDS, TwimlRenderer
 
@@ -59,6 +59,7 @@ class TwilioCommands:
         self._client = Client(settings.account_sid, settings.auth_token, http_client=http)
         self._client.api.base_url = settings.api_base_url
         self._renderer = renderer
+        self._language = settings.transcription_language
         self._attempts = attempts
         self._sleep = sleep
 
@@ -99,7 +100,7 @@ class TwilioCommands:
                 return call.transcriptions.create(
                     name=name, status_callback_url=self._renderer.url("transcription"),
                     status_callback_method="POST", track=track, partial_results=False,
-                    language_code=language(first.params))
+                    language_code=self._language)
         elif first.name in STOPS:
             return self._stop(first, stop_name)
         else:

@@ -10,6 +10,7 @@ from ivr.errors import ConfigError, Problem
 
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
+DEFAULT_LANGUAGE = "en-US"  # Twilio's own default for <Transcription languageCode>
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class TwilioSettings:
     api_base_url: str
     public_url: str
     media_base: str | None = None  # LIFELINE_MEDIA_URL, when media is served apart from the webhooks
+    transcription_language: str = DEFAULT_LANGUAGE  # <Transcription languageCode>: a whole locale
 
     def url(self, path: str) -> str:
         """The public URL of one of our endpoints, as Twilio requests (and signs) it."""
@@ -73,4 +75,13 @@ def twilio_settings(settings: Settings) -> TwilioSettings | None:
         raise ConfigError(problems)
     assert token and sid and settings.public_url
     return TwilioSettings(account_sid=sid, auth_token=token, api_base_url=base_url,
-                          public_url=settings.public_url, media_base=settings.media_url)
+                          public_url=settings.public_url, media_base=settings.media_url,
+                          transcription_language=transcription_language(settings.transcription_language))
+
+
+def transcription_language(written: str | None) -> str:
+    """LIFELINE_TRANSCRIPTION_LANGUAGE as Twilio's languageCode: the whole BCP-47 tag as written
+    (es-US stays es-US: Telnyx's engines are given its primary subtag, Twilio is not); a bare `en`,
+    Telnyx's default, is Twilio's en-US."""
+    code = (written or "").strip().replace("_", "-")
+    return DEFAULT_LANGUAGE if code in ("", "en") else code

@@ -19,7 +19,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.events import decode_client_state
 from ivr.store import Command
 
-from .listening import language, start_name, started_by, stream_track, transcription_track
+from .listening import start_name, started_by, stream_track, transcription_track
 from .settings import TwilioSettings
 from .voices import twilio_voice
 
@@ -94,7 +94,7 @@ class TwimlRenderer:
             start = response.start()
             start.transcription(name=start_name(command), status_callback_url=self.url("transcription"),
                                 status_callback_method="POST", track=transcription_track(config),
-                                partial_results=False, language_code=language(config))
+                                partial_results=False, language_code=self._settings.transcription_language)
 
     def _gather(self, response: VoiceResponse, command: Command) -> None:
         params = command.params
