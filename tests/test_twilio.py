@@ -488,6 +488,47 @@ def test_a_refused_update_is_retried_only_when_twilio_surely_did_not_act(
     assert ET.fromstring(leg.update or "").find("Say").text == "hi"  # type: ignore[union-attr]
 
 
+LONG_PROMPT = "Please stay on the line while we look at your account. " * 80  # 4,400 characters
+
+
+def test_an_update_too_long_for_inline_twiml_is_fetched_from_us_and_runs_whole() -> None:
+    with Simulation({"LIFELINE_AGENTS": AGENTS}, engine="twilio", speed=20, provider="twilio") as sim:
+        leg = sim.emulator.incoming_call()
+        assert sim.emulator.wait_for_gather(leg, 10)
+        sid = leg.call_control_id
+        inline = sim.emulator.rest("update", sid, {"Twiml": f"<Response><Say>{LONG_PROMPT}</Say></Response>"})
+        assert (inline[0], inline[1]["code"]) == (400, 32018)  # as Twilio refuses it
+        lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
+        said = Command("long-1", sid, "speak", {"payload": LONG_PROMPT, "voice": "AWS.Polly.Joanna-Neural"})
+        with lifeline.store.unit() as tx:  # queued outside a Twilio request: it goes by REST
+            tx.enqueue([said])
+        lifeline.sender.submit([said])
+        assert lifeline.sender.wait_idle(10)
+        [update] = [r for r in sim.emulator.requests if r["name"] == "update" and r["status"] == 200]
+        assert "Twiml" not in update["body"] and update["body"]["Method"] == "POST"
+        fetched = urlsplit(update["body"]["Url"])
+        assert (fetched.path, parse_qs(fetched.query)) == ("/webhooks/twilio/twiml", {"commands": ["long-1"]})
+        assert [e.status for e in lifeline.store.outbox(sid) if e.command.command_id == "long-1"] == [
+            CommandStatus.SENT]
+
+        def ran() -> bool:  # the emulator fetched the document in place of the menu, and runs it
+            return any(e.get("type") == "twilio.redirect" and e["status"] == 200 for e in leg.log.timeline)
+
+        assert wait_until(ran, 10) and not leg.ended and leg.gather is None
+
+
+def test_the_document_of_a_long_update_holds_only_that_calls_named_commands(twilio_app: Flask) -> None:
+    other = "CA" + "9" * 32
+    mine = Command("long-2", SID, "speak", {"payload": LONG_PROMPT})
+    theirs = Command("long-3", other, "speak", {"payload": "Not for you."})
+    with twilio_app.extensions["lifeline"].store.unit() as tx:
+        tx.enqueue([mine, theirs])
+    root = twiml(post(twilio_app, "/webhooks/twilio/twiml?commands=long-3,long-2",
+                      call_form(CallStatus="in-progress")))
+    assert [verb.tag for verb in root] == ["Say", "Redirect"]
+    assert root.find("Say").text == LONG_PROMPT  # type: ignore[union-attr]
+
+
 def test_wrong_credentials_are_refused_by_the_emulator_like_twilio(twilio_emulator: TwilioEmulator) -> None:
     settings = TwilioSettings(twilio_emulator.account_sid, "wrong", twilio_emulator.base_url or "", PUBLIC)
     client = TwilioCommands(settings, TwimlRenderer(settings), timeout_s=2.0, attempts=1)

@@ -31,6 +31,9 @@ from .twiml import TWIML_COMMANDS, TwimlRenderer
 log = logging.getLogger(__name__)
 CALL_NOT_IN_PROGRESS = 21220
 NOT_FOUND = 20404
+# The most inline TwiML a call update may carry (error 32018 above it); a document Twilio fetches
+# from a URL may be up to 64 kB (error 11750), and every document of ours is far below that.
+INLINE_TWIML_CHARS = 4000
 _NOT_APPLIED_STATUS = {429, 503}  # Twilio refused before acting: safe to send again
 
 
@@ -82,9 +85,16 @@ class TwilioCommands:
                 return call.update(status="completed")
         elif twiml:
             document = str(self._renderer.render(twiml))
+            if len(document) > INLINE_TWIML_CHARS:
+                # Long prompts (a menu may say 3,000 characters, and a unit may queue a lead-in with
+                # it): Twilio fetches the same document from us, rendered from the outbox rows.
+                url = self._renderer.url("twiml", commands=",".join(c.command_id for c in twiml))
 
-            def action() -> object:
-                return call.update(twiml=document)
+                def action() -> object:
+                    return call.update(url=url, method="POST")
+            else:
+                def action() -> object:
+                    return call.update(twiml=document)
         elif first.name == "streaming_start":
             url = self._renderer.media_url(str(first.params.get("stream_url", "")))
             name, track = start_name(first), stream_track(first.params)

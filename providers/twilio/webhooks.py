@@ -1,8 +1,8 @@
 """Twilio's webhooks: verify, turn into events, run the shared call flow, answer with TwiML.
 
 Every endpoint is a POST, form-encoded, signed by Twilio over the public URL. Those Twilio
-waits on for instructions (voice, gather, spoken, dial, resume, recorded, whisper, whispered)
-answer with TwiML; the informational ones (status, agent, recording, transcription, stream)
+waits on for instructions (voice, gather, spoken, dial, resume, recorded, whisper, whispered,
+twiml) answer with TwiML; the informational ones (status, agent, recording, transcription, stream)
 answer 204.
 """
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .wiring import Twilio
 
 bp = Blueprint("twilio_webhooks", __name__)
+MAX_COMMANDS = 20  # one unit of work queues a handful of TwiML commands for a call
 class CallFlow(Protocol):
     """What Twilio's callbacks ask of the call flow (calls.service.CallService)."""
 
@@ -135,6 +136,16 @@ def _recorded(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: st
     # sweep was first), or the call is no longer in voicemail; the call's state says what holds it.
     commands = capture.commands or _state(lifeline, sid)
     return _twiml(twilio.provider.renderer.render(commands))
+
+
+def _commands(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
+    """The document of a call update too long to send inline (providers/twilio/rest.py): the call's
+    commands the signed URL names, in its order, rendered as the update would have carried them."""
+    sid = events.call_sid(incoming.form)
+    wanted = request.args.get("commands", "").split(",")[:MAX_COMMANDS]
+    queued = {e.command.command_id: e.command for e in lifeline.store.outbox(sid)}  # this call's only
+    commands = [queued[c] for c in wanted if c in queued]
+    return _twiml(twilio.provider.renderer.render(commands or _state(lifeline, sid)))
 
 
 def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
@@ -253,7 +264,7 @@ def _state(lifeline: Host, sid: str, greet: bool = False) -> list[Command]:
 
 HANDLERS: dict[str, Handler] = {
     **{kind: _instructions for kind in ("voice", "gather", "spoken", "dial", "resume")},
-    "recorded": _recorded, "whisper": _whisper, "whispered": _whispered,
+    "recorded": _recorded, "whisper": _whisper, "whispered": _whispered, "twiml": _commands,
     **{kind: _informational for kind in ("status", "agent", "recording")},
     "transcription": _transcription, "stream": _stream,
 }

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape
 
 import httpx
 from twilio.request_validator import RequestValidator
@@ -47,6 +48,7 @@ Reply = tuple[int, dict[str, Any]]
 # Twilio's docs name no error code for a name already used on the call, nor for a bad Status or
 # Track; these are the emulator's own, all 400s (what Lifeline's client acts on is the status).
 NAME_IN_USE, BAD_PARAMETER = 40001, 40002
+TWIML_TOO_LONG, INLINE_TWIML_CHARS = 32018, 4000  # Twilio's limit on a call update's inline TwiML
 
 
 def twilio_error(status: int, code: int, message: str) -> Reply:
@@ -300,7 +302,14 @@ class TwilioEmulator:
                 leg.log.ended_by = leg.log.ended_by or ("app" if leg.role == "caller" else None)
                 self._end(leg, "completed" if leg.answered else "canceled")
                 return 200, self._resource(leg)
-            twiml = form.get("Twiml")
+            twiml, url = form.get("Twiml"), form.get("Url")
+            if twiml and len(twiml) > INLINE_TWIML_CHARS:
+                return twilio_error(400, TWIML_TOO_LONG, "Twiml size exceeded maximum allowed value of "
+                                    f"{INLINE_TWIML_CHARS} characters")
+            if not twiml and url:
+                # Twilio fetches the URL's document and runs it in place of the current one, as a
+                # <Redirect> to it does.
+                twiml = f'<Response><Redirect method="POST">{escape(url)}</Redirect></Response>'
             if not twiml:
                 return twilio_error(400, 21205, "Url or Twiml is required")
             try:
