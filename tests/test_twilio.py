@@ -173,6 +173,33 @@ def test_a_duplicated_key_press_is_routed_once(twilio_app: Flask) -> None:
     assert "checking account" in (first.find("Gather/Say").text or "").lower()  # type: ignore[union-attr]
 
 
+def test_a_captured_request_replayed_with_a_new_idempotency_token_does_not_act_again(
+        twilio_app: Flask) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    form = call_form(CallStatus="in-progress", Digits="1")
+    twiml(post(twilio_app, "/webhooks/twilio/gather?step=r", form, idempotency="twilio-1"))
+    # The token is not signed: anyone holding the signed request can send it again with another.
+    replayed = twiml(post(twilio_app, "/webhooks/twilio/gather?step=r", form, idempotency="forged-2"))
+    store = twilio_app.extensions["lifeline"].store
+    assert [e["event_type"] for e in store.events(SID)].count("call.gather.ended") == 1
+    assert [e.command.name for e in store.outbox(SID)].count("gather_using_speak") == 2  # greeting, balance
+    assert "checking account" in (replayed.find("Gather/Say").text or "")  # type: ignore[union-attr]
+
+
+def test_menus_said_again_on_resume_and_answered_with_the_same_key_are_each_routed(twilio_app: Flask) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    said = []
+    for _ in range(2):  # the menu the call is in, as a resume says it; then the caller presses 1
+        held = follow(twilio_app, ET.fromstring(f'<Redirect method="POST">{PUBLIC}/webhooks/twilio/resume'
+                                                '</Redirect>'))
+        gather = held.find("Gather")
+        assert gather is not None
+        said.append(follow(twilio_app, ET.fromstring(f'<Redirect method="POST">{gather.get("action")}'
+                                                     '</Redirect>'), Digits="1"))
+    assert "checking account" in (said[0].find("Gather/Say").text or "")  # main -> balance
+    assert "checking balance" in (said[1].find("Gather/Say").text or "")  # balance -> its `say`
+
+
 # ----- the call flow through Twilio's endpoints ------------------------------------------------------
 
 def test_the_operator_key_dials_the_first_agent_with_the_reason_in_the_whisper(twilio_app: Flask) -> None:
@@ -416,10 +443,12 @@ def test_the_local_engine_answer_streams_to_the_token_path_over_wss() -> None:
 
 
 def test_a_trailing_say_is_followed_by_the_spoken_redirect_and_nothing_holds_with_a_pause() -> None:
-    said = render(command("speak", payload="Goodbye.", voice="AWS.Polly.Amy-Neural", language="en-GB"))
+    goodbye = command("speak", payload="Goodbye.", voice="AWS.Polly.Amy-Neural", language="en-GB")
+    said = render(goodbye)
     assert [v.tag for v in said] == ["Say", "Redirect"]
     assert said.find("Say").get("voice") == "Polly.Amy-Neural"  # type: ignore[union-attr]
-    assert (said.find("Redirect").text or "") == f"{PUBLIC}/webhooks/twilio/spoken"  # type: ignore[union-attr]
+    spoken = f"{PUBLIC}/webhooks/twilio/spoken?step={goodbye.command_id}"  # which speak has been said
+    assert (said.find("Redirect").text or "") == spoken  # type: ignore[union-attr]
     held = render()
     assert [v.tag for v in held] == ["Pause", "Redirect"]
     assert (held.find("Redirect").text or "").endswith("/webhooks/twilio/resume")  # type: ignore[union-attr]

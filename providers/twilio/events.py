@@ -3,7 +3,8 @@
 Twilio answers with TwiML where Telnyx takes commands, so one Twilio request can stand for
 several Telnyx events: the voice webhook is `call.initiated` then `call.answered`; a `<Gather>`
 action is a `call.dtmf.received` per key then `call.gather.ended`. Each gets an id derived from
-the request's idempotency key, so a retried request is recognised as a duplicate event.
+what the request's signature covers (its URL and form), so a retried request, which Twilio sends
+unchanged, is recognised as a duplicate event, and so is a captured one replayed by someone else.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from ivr.events import CallEvent, Transcription
 
 log = logging.getLogger(__name__)
 CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
-IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 # DialCallStatus of a Dial whose agent never took the call, as the hangup cause Telnyx would give.
 AGENT_FAILED_CAUSE = {"no-answer": "timeout", "busy": "user_busy", "failed": "call_rejected",
@@ -32,18 +32,20 @@ NOT_CONNECTED_CAUSE = "not_connected"
 UNKNOWN_OUTCOME_CAUSE = "unspecified"
 
 
-def event_key(url: str, headers: Mapping[str, str], form: Mapping[str, str]) -> str:
-    """What identifies one request across Twilio's retries of it.
+def event_key(url: str, form: Mapping[str, str]) -> str:
+    """What identifies one request across Twilio's retries of it: a hash of what its signature
+    covers, the URL (query included) and the sorted form.
 
-    Twilio repeats I-Twilio-Idempotency-Token on a retry; without it, the URL (each of our
-    callback URLs names its step) and the sorted form stand in.
+    Not I-Twilio-Idempotency-Token: no signature covers it, so a captured request sent again with
+    a new token would act again (a key pressed twice for a live caller). A request that may
+    legitimately come twice with the same form on one call carries what tells them apart in its
+    URL: `gather` and `spoken` name the command (`step=`), the agent's callbacks the attempt.
     """
-    token = next((v for k, v in headers.items() if k.lower() == IDEMPOTENCY_HEADER.lower()), "")
-    if token:
-        return f"tw-{token[:150]}"
     digest = hashlib.sha256(url.encode())
+    getlist = getattr(form, "getlist", None)  # a MultiDict: the signature covers every value
     for key in sorted(form):
-        digest.update(f"\0{key}={form[key]}".encode())
+        for value in (getlist(key) if getlist is not None else [form[key]]):
+            digest.update(f"\0{key}={value}".encode())
     return f"tw-{digest.hexdigest()[:40]}"
 
 

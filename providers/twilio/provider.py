@@ -94,7 +94,7 @@ class TwilioProvider(Provider):
         parser = PARSERS.get(kind)
         if parser is None:
             raise MalformedEvent(f"/webhooks/twilio/{kind} carries no call events")
-        key = events.event_key(request.url, request.headers, request.form)
+        key = events.event_key(request.url, request.form)
         return parser(key, request.form, parse_qs(parts.query), self.settings.api_base_url)
 
     def send(self, command: Command, wanted: Callable[[], bool] | None = None) -> SendOutcome:

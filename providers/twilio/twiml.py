@@ -66,7 +66,10 @@ class TwimlRenderer:
             _VERBS[command.name](self, response, command)
         last = _last_verb(response)
         if last == "Say":
-            response.redirect(self.url("spoken"), method="POST")
+            # Named after the speak: a call's `spoken` requests differ in nothing else, and Twilio's
+            # requests are told apart by what they sign (providers/twilio/events.event_key).
+            said = [c for c in commands if c.name == "speak"][-1]
+            response.redirect(self.url("spoken", step=said.command_id), method="POST")
         elif last not in _HOLDING_VERBS:
             self.hold(response)
         return response

@@ -8,6 +8,7 @@ answer 204.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -256,7 +257,10 @@ def _state(lifeline: Host, sid: str, greet: bool = False) -> list[Command]:
         return [_command(sid, "hangup")]
     if call.status == CallStatus.MENU and call.menu is not None and menu.has(call.menu):
         lead_in = menu.greeting if greet and call.menu == menu.start else None
-        return [_command(sid, "gather_using_speak", **menu.gather(call.menu, lead_in=lead_in))]
+        # An id of its own each time: its action URL names it (`step=`), and two such menus answered
+        # with the same key must stay two requests (Twilio's are told apart by what they sign).
+        gather_id = command_id_for(sid, f"twiml:gather_using_speak:{uuid.uuid4()}")
+        return [Command(gather_id, sid, "gather_using_speak", menu.gather(call.menu, lead_in=lead_in))]
     if call.status == CallStatus.ENDING:
         return [_command(sid, "speak", **menu.speak(menu.goodbye)), _command(sid, "hangup")]
     return []  # answering, transferring, voicemail: hold until Twilio or we move on
