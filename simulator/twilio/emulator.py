@@ -550,29 +550,29 @@ class TwilioEmulator:
         # the legs are connected only once its documents end with the agent still there.
         if callback and "answered" in wanted:
             self._callback(agent, callback, {**agent_params, "CallStatus": "in-progress"}, "agent")
+        ended_callback = callback if "completed" in wanted else None
         if whisper and not self._whisper(leg, agent, whisper):
-            with self._lock:
-                if not agent.ended:
-                    self._end(agent, "completed", notify=False)
-            if callback and "completed" in wanted:
-                self._callback(agent, callback, {**agent_params, "CallStatus": "completed"}, "agent")
-            if leg.ended or leg.update is not None or not verb.get("action"):
-                return None
-            return self._fetch(leg, verb.get("action") or "", "dial",
-                               DialCallStatus=self.whisper_hangup_status, DialCallSid=agent.call_control_id)
+            return self._agent_leg_over(leg, agent, verb, ended_callback, self.whisper_hangup_status)
         with self._lock:
             leg.bridged_with, agent.bridged_with = agent.call_control_id, leg.call_control_id
             leg.log.bridged = True
         while not leg.ended and not agent.ended and leg.update is None:
             leg.interrupt.wait(POLL_S * 5)
+        return self._agent_leg_over(leg, agent, verb, ended_callback, "completed")
+
+    def _agent_leg_over(self, leg: TwilioLeg, agent: TwilioLeg, verb: ET.Element, callback: str | None,
+                        dial_status: str) -> str | None:
+        """End an answered agent's leg: its `completed` callback, then the <Dial> action's request
+        (unless the caller's call ended or was redirected meanwhile)."""
         with self._lock:
             if not agent.ended:
                 self._end(agent, "completed", notify=False)
-        if callback and "completed" in wanted:
-            self._callback(agent, callback, {**agent_params, "CallStatus": "completed"}, "agent")
+        if callback:
+            self._callback(agent, callback, {"ParentCallSid": leg.call_control_id, "CallStatus": "completed"},
+                           "agent")
         if leg.ended or leg.update is not None or not verb.get("action"):
             return None
-        return self._fetch(leg, verb.get("action") or "", "dial", DialCallStatus="completed",
+        return self._fetch(leg, verb.get("action") or "", "dial", DialCallStatus=dial_status,
                            DialCallSid=agent.call_control_id)
 
     def _whisper(self, leg: TwilioLeg, agent: TwilioLeg, url: str) -> bool:
