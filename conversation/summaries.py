@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+from ivr.backoff import doubling
 from ivr.store import EmailStatus, FeedEvent, OutputStore, Summary
 from ivr.timefmt import iso
 
@@ -99,6 +100,6 @@ class Summaries:
             status = EmailStatus.FAILED
         else:
             status = EmailStatus.PENDING
-            next_at = time.time() + min(self._settings.retry_base_s * 2 ** attempts, 3600.0)
+            next_at = time.time() + doubling(attempts + 1, self._settings.retry_base_s, 3600.0)
         # Visible on the call record, among its events.
         self._store.settle_email(call_control_id, attempts + 1, status, error, next_at)

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from ivr.backoff import doubling
 from ivr.store import Delivery, DeliveryOutcome, DeliveryStatus, OutputStore, StoredEvent
 
 from .settings import OutputSettings
@@ -183,7 +184,7 @@ class WebhookDelivery:
                 log.error("event_id=%s to %s given up after %d attempts: %s", row.feed_id, row.url, attempts,
                           error)
             else:
-                delay = min(self._settings.retry_base_s * 2 ** (attempts - 1), 3600.0)
+                delay = doubling(attempts, self._settings.retry_base_s, 3600.0)
                 settled.append(DeliveryOutcome(row, PENDING, status, error, round(ms, 2),
                                                next_at=now + delay))
                 log.warning("event_id=%s to %s failed (attempt %d: %s); next try in %.1f s",

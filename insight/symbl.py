@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from ivr.backoff import doubling
 from ivr.errors import ConfigError, ProviderError
 from ivr.events import as_object
 
@@ -199,7 +200,7 @@ class SymblEngine(ListeningEngine):
                 log.warning("Symbl start for %s failed: %s", call_control_id, exc)
                 if not exc.retryable:
                     return
-                time.sleep(0.5 * 2 ** attempt)
+                time.sleep(doubling(attempt + 1, 0.5))
                 continue
             if self._state is not None:
                 self._state.save(call_control_id, {"connection_id": connection.connection_id,

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .backoff import doubling
 from .errors import RecordingError
 from .recording_sinks import RecordingSink, SinkError, audio_format
 from .store import CallRecord, CallStore
@@ -63,7 +64,7 @@ class KeptRecording:
 
 def _retry_delay(attempts: int) -> float:
     """The wait after a call's `attempts`-th attempt: 15 s, doubling, at most 5 minutes."""
-    return min(RETRY_FIRST_S * 2.0 ** min(attempts - 1, 20), RETRY_MAX_S) if attempts else 0.0
+    return doubling(attempts, RETRY_FIRST_S, RETRY_MAX_S) if attempts else 0.0
 
 
 def next_attempt_at(call: CallRecord) -> float:

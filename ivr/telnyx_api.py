@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import telnyx
 
+from .backoff import command_backoff_s
 from .config import Settings, TelnyxSettings
 from .errors import ProviderError
 from .store import Command, CommandStatus
@@ -33,14 +34,9 @@ class SendOutcome:
     error: str | None = None
 
 
-def _backoff_s(attempt: int) -> float:
-    """The pause after a failed attempt: 0.2 s, doubling, at most 2 s."""
-    return min(0.2 * 2.0 ** (attempt - 1), 2.0)
-
-
 def longest_send_s(attempts: int, timeout_s: float) -> float:
     """How long sending one command can last: every attempt timing out, with the pauses between."""
-    return attempts * timeout_s + sum(_backoff_s(a) for a in range(1, attempts))
+    return attempts * timeout_s + sum(command_backoff_s(a) for a in range(1, attempts))
 
 
 class TelnyxCommands:
@@ -107,7 +103,7 @@ class TelnyxCommands:
             log.debug("%s on %s failed (attempt %d/%d): %s", command.name,
                         command.call_control_id, attempt, self._attempts, error)
             if attempt < self._attempts:
-                self._sleep(_backoff_s(attempt))
+                self._sleep(command_backoff_s(attempt))
         return SendOutcome(CommandStatus.PENDING, self._attempts, error)
 
     def dial(self, to: str, from_: str, client_state: str, command_id: str,

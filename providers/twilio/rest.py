@@ -21,6 +21,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from ivr.backoff import command_backoff_s
 from ivr.store import Command, CommandStatus
 from ivr.telnyx_api import SendOutcome
 
@@ -172,7 +173,7 @@ class TwilioCommands:
             log.warning("%s on %s failed (attempt %d/%d): %s", what, sid, attempt, self._attempts,
                         error)
             if attempt < self._attempts:
-                self._sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
+                self._sleep(command_backoff_s(attempt))
         return SendOutcome(CommandStatus.PENDING, self._attempts, error)
 
     def is_alive(self, sid: str) -> bool | None:
