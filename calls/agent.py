@@ -11,6 +11,7 @@ import logging
 
 from insight import tracks
 from ivr.context import CallContext
+from ivr.events import BRIDGE_ASKED
 from ivr.lock_order import lock_caller_of
 from ivr.menu import AFTER_AGENTS
 from ivr.store import CallStatus, TransferRecord, TransferStatus
@@ -56,10 +57,17 @@ def on_initiated(ctx: CallContext, svc: Services, machine: Machine, transfer: Tr
 
 
 def on_bridged(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
-    """The agent's leg is bridged to the caller."""
-    call = ctx.tx.get_call(transfer.call_control_id)
-    if call is not None:
-        machine.fire(ctx, svc, call, Trigger.BRIDGED, transfer=transfer)
+    """The agent's leg is bridged to the caller; or, asked (BRIDGE_ASKED: Twilio's whisper has
+    ended), it may be, if the attempt is still open: one that failed or was cancelled meanwhile has
+    a caller who moved on (the next agent, the apology), and its agent is let go instead."""
+    caller, current = lock_caller_of(ctx.tx, transfer)  # the caller's row first: ivr.lock_order
+    if caller is None:
+        return
+    if ctx.event.state == BRIDGE_ASKED and (current is None or current.status not in OPEN_TRANSFER):
+        log.info("attempt %d of %s is %s: its agent, who heard the whisper, is not connected",
+                 transfer.attempt, transfer.call_control_id, current.status if current else "gone")
+        return
+    machine.fire(ctx, svc, caller, Trigger.BRIDGED, transfer=transfer)
 
 
 def on_hangup(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:

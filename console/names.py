@@ -31,7 +31,7 @@ CAUSE = {
     "hangup_before_initiated": "hung up before being answered",
     "lost": "the provider no longer knew the call",
     "dev_restart": "closed by a restart of flask dev",
-    "not_connected": "answered, but hung up before being connected",
+    "dial_completed": "answered, but not connected (hung up during the whisper)",
 }
 LISTENING = {
     "paused": "Paused", "resumed": "Listening", "restarted": "Listening (stream restarted)",

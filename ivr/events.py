@@ -54,6 +54,12 @@ class Transcription:
         return cls(text[:TRANSCRIPT_MAX], confidence, is_final, track)
 
 
+# The `state` of a `call.bridged` that asks to be allowed rather than reports a bridge: Twilio
+# connects an agent only once the whisper's last document answers, so a bridge for an attempt that
+# failed meanwhile (its Dial action handled first) can still be declined.
+BRIDGE_ASKED = "whisper_ended"
+
+
 @dataclass(frozen=True)
 class CallEvent:
     """A Telnyx webhook, reduced to the fields Lifeline acts on."""

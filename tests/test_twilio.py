@@ -365,8 +365,43 @@ def test_an_agent_who_hangs_up_during_the_whisper_is_not_connected_and_the_next_
     lifeline = twilio_app.extensions["lifeline"]
     first = lifeline.store.transfers(SID)[0]
     assert first.status == TransferStatus.FAILED
-    assert first.hangup_cause == ("not_connected" if reported == "completed" else "timeout")
+    assert first.hangup_cause == ("dial_completed" if reported == "completed" else "timeout")
     assert lifeline.store.get_call(SID).status == CallStatus.TRANSFERRING  # type: ignore[union-attr]
+
+
+def whispered_by(app: Flask, agent: str, attempt: int = 1) -> ET.Element:
+    """The request the whisper's end makes, which only an agent still on the line makes."""
+    return twiml(post(app, f"/webhooks/twilio/whispered?caller={SID}&attempt={attempt}",
+                      call_form(sid=agent, CallStatus="in-progress", Direction="outbound-dial",
+                                ParentCallSid=SID)))
+
+
+def test_a_whisper_heard_after_its_attempt_failed_connects_nobody_and_the_next_agent_still_rings(
+        twilio_app: Flask) -> None:
+    agent = "CA" + "4" * 32
+    answer_as_agent(twilio_app, agent, "i")
+    second = dial_outcome(twilio_app, 1, "completed")  # the Dial action overtook the whisper's end
+    assert second.find("Dial/Number").text == AGENTS.split(",")[1]  # type: ignore[union-attr]
+    assert [verb.tag for verb in whispered_by(twilio_app, agent)] == ["Hangup"]  # agent 1 is let go
+    lifeline = twilio_app.extensions["lifeline"]
+    assert [t.status for t in lifeline.store.transfers(SID)] == [TransferStatus.FAILED,
+                                                                 TransferStatus.REQUESTED]
+    assert lifeline.store.get_call(SID).status == CallStatus.TRANSFERRING  # type: ignore[union-attr]
+    offer = dial_outcome(twilio_app, 2, "no-answer")  # and the apology follows, not a hang-up
+    assert "leave a message" in (offer.find("Gather/Say").text or "")  # type: ignore[union-attr]
+
+
+def test_a_whisper_heard_after_the_caller_was_offered_the_apology_leaves_them_in_the_menu(
+        twilio_app: Flask) -> None:
+    agent = "CA" + "4" * 32
+    answer_as_agent(twilio_app, agent, "j")
+    dial_outcome(twilio_app, 1, "completed")
+    dial_outcome(twilio_app, 2, "busy")
+    assert [verb.tag for verb in whispered_by(twilio_app, agent)] == ["Hangup"]
+    call = twilio_app.extensions["lifeline"].store.get_call(SID)
+    assert call is not None and (call.status, call.menu) == (CallStatus.MENU, "_after_agents")
+    transfers = twilio_app.extensions["lifeline"].store.transfers(SID)
+    assert all(t.status == TransferStatus.FAILED for t in transfers)
 
 
 def test_an_agent_who_finishes_the_whisper_after_the_caller_left_is_let_go(twilio_app: Flask) -> None:
@@ -901,7 +936,7 @@ def test_agents_who_hang_up_in_the_whisper_leave_the_caller_in_the_apology_menu_
 
         assert wait_until(offered, 30)
         transfers = lifeline.store.transfers(leg.call_control_id)
-        expected = "not_connected" if reported == "completed" else "timeout"
+        expected = "dial_completed" if reported == "completed" else "timeout"
         assert [(t.status, t.hangup_cause) for t in transfers] == [(TransferStatus.FAILED, expected)] * 2
         assert not leg.ended and not leg.log.bridged
         sim.emulator.caller_hangs_up(leg)

@@ -18,7 +18,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from ivr.errors import MalformedEvent
-from ivr.events import CallEvent, Transcription
+from ivr.events import BRIDGE_ASKED, CallEvent, Transcription
 
 log = logging.getLogger(__name__)
 CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
@@ -26,8 +26,9 @@ ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 # DialCallStatus of a Dial whose agent never took the call, as the hangup cause Telnyx would give.
 AGENT_FAILED_CAUSE = {"no-answer": "timeout", "busy": "user_busy", "failed": "call_rejected",
                       "canceled": "originator_cancel"}
-# An agent's leg that ended (DialCallStatus completed) without having been connected.
-NOT_CONNECTED_CAUSE = "not_connected"
+# What ends an agent's leg when Twilio says its Dial completed: after a bridge, the end of the
+# conversation (the event changes nothing then); before one, an agent who was never connected.
+NOT_CONNECTED_CAUSE = "dial_completed"
 # A DialCallStatus Twilio's docs do not list (one added later, say): the agent did not take the call.
 UNKNOWN_OUTCOME_CAUSE = "unspecified"
 
@@ -162,7 +163,7 @@ def whispered(key: str, form: Mapping[str, str], caller: str, attempt: int) -> l
     if form.get("ParentCallSid") not in (None, "", caller):
         raise MalformedEvent("the whisper must come from an agent leg of the caller's call")
     state = {"role": "agent", "caller": caller, "attempt": attempt}
-    return [_event(key, "bridged", "call.bridged", sid, form, client_state=state)]
+    return [_event(key, "bridged", "call.bridged", sid, form, client_state=state, state=BRIDGE_ASKED)]
 
 
 def recording(key: str, form: Mapping[str, str], api_base_url: str = "") -> list[CallEvent]:

@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 from insight.base import ListeningEngine
 from insight.tracks import party_of
 from ivr.context import command_id_for
-from ivr.errors import error_response
+from ivr.errors import StoreError, error_response
 from ivr.events import CallEvent
 from ivr.menu import Menu
 from ivr.store import CallStatus, CallStore, Command, TransferStatus
@@ -177,10 +177,15 @@ def _whispered(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: s
     with capturing(None):
         lifeline.calls.handle_all(twilio.provider.parse(incoming))
     caller, attempt = request.args.get("caller", ""), request.args.get("attempt", "")
-    call = lifeline.store.get_call(caller) if events.CALL_SID.match(caller) else None
-    connected = call is not None and call.status == CallStatus.TRANSFERRED and any(
-        str(t.attempt) == attempt and t.status == TransferStatus.CONNECTED
-        for t in lifeline.store.transfers(caller))
+    try:
+        call = lifeline.store.get_call(caller) if events.CALL_SID.match(caller) else None
+        connected = call is not None and call.status == CallStatus.TRANSFERRED and any(
+            str(t.attempt) == attempt and t.status == TransferStatus.CONNECTED
+            for t in lifeline.store.transfers(caller))
+    except StoreError:
+        # The bridge was decided and committed above; an error answer now would drop an agent
+        # the record calls connected. What was committed is what Twilio is told.
+        connected = True
     response = VoiceResponse()
     if not connected:
         response.hangup()
