@@ -85,13 +85,22 @@ class RecordingFetchError(RecordingError):
 MAX_REDIRECTS = 5  # Twilio's media URLs redirect once, to where the audio is stored
 
 
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, lower-cased as browsers compare origins."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
 def url_refusal(url: str, trusted: Collection[str] = ()) -> str | None:
     """Why a recording URL must not be fetched, or None. A URL comes from a webhook, so it may
     name any host: only https to hosts on the internet, never this machine or a private network
-    (cloud metadata, internal services), except the configured provider API's own host (`trusted`
-    netlocs: an emulator on loopback serves its recordings there)."""
-    parts = urlsplit(url)
-    if parts.netloc in trusted:
+    (cloud metadata, internal services), except the configured provider APIs themselves (`trusted`
+    origins, scheme and host: an emulator on loopback serves its recordings there)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed IPv6 bracket, say
+        return f"not a URL ({exc})"
+    if _origin(url) in trusted:
         return None
     if parts.scheme != "https" or not parts.hostname:
         return f"{parts.scheme or 'no'}:// URL (only https:// recording URLs are fetched)"
@@ -99,6 +108,8 @@ def url_refusal(url: str, trusted: Collection[str] = ()) -> str | None:
         found = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         return f"{parts.hostname} does not resolve ({exc})"
+    except ValueError:
+        return f"{parts.netloc} has a port that is not a number from 0 to 65535"
     for *_, address in found:
         ip = ipaddress.ip_address(address[0])
         if not ip.is_global:
@@ -120,7 +131,7 @@ class RecordingKeeper:
         self._timeout_s = timeout_s
         # The configured provider APIs' hosts, which may serve recordings over http or on loopback
         # (an emulator); any other host must be https and on the internet (url_refusal).
-        self._trusted = frozenset(urlsplit(url).netloc for url in provider_apis if url)
+        self._trusted = frozenset(_origin(url) for url in provider_apis if url)
         # Redirects are followed here, each hop checked as the first URL is (url_refusal).
         self._http = httpx.Client(timeout=timeout_s, follow_redirects=False)
         self._lock = threading.Lock()
@@ -240,15 +251,20 @@ class RecordingKeeper:
             raise RecordingFetchError(str(exc)) from None
         return KeptRecording(location, hashlib.sha256(audio).hexdigest(), _duration(audio))
 
+    def _may_send_credentials(self, url: str) -> bool:
+        """Credentials go over https, or to a configured provider API exactly as configured."""
+        return urlsplit(url).scheme == "https" or _origin(url) in self._trusted
+
     def _get(self, url: str) -> bytes:
         """The audio at url, following redirects that pass the same checks; RecordingFetchError if not."""
         for _ in range(MAX_REDIRECTS + 1):
             refused = url_refusal(url, self._trusted)
             if refused is not None:
                 raise RecordingFetchError(f"recording URL refused: {refused}")
+            # Credentials only to the host they are for, never to where it redirects, and never
+            # over plain http, even to that host: a redirect could ask for them there.
+            auth = self._credentials.get(urlsplit(url).netloc) if self._may_send_credentials(url) else None
             try:
-                # Credentials only to the host they are for, never to where it redirects.
-                auth = self._credentials.get(urlsplit(url).netloc)
                 with self._http.stream("GET", url, auth=auth) as response:
                     if response.is_redirect and response.headers.get("location"):
                         url = str(response.url.join(response.headers["location"]))
@@ -256,7 +272,8 @@ class RecordingKeeper:
                     if response.status_code != 200:
                         raise RecordingFetchError(f"HTTP {response.status_code} from the recording URL")
                     return _read_at_most(response, MAX_BYTES)
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+                # A malformed URL or redirect is this recording's failure, not the sweep's.
                 raise RecordingFetchError(f"{exc.__class__.__name__}: {exc}") from None
         raise RecordingFetchError(f"more than {MAX_REDIRECTS} redirects from the recording URL")
 

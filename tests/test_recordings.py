@@ -427,3 +427,27 @@ def test_the_default_database_folder_is_made_readable_by_its_owner_only(tmp_path
                              tmp_path / "instance")
     assert settings.database_url == f"sqlite:///{tmp_path / 'instance' / 'lifeline.db'}"
     assert (tmp_path / "instance").stat().st_mode & 0o777 == 0o700
+
+
+def test_credentials_never_go_over_plain_http_even_to_their_own_host(tmp_path: Path) -> None:
+    store = _store_with_call(tmp_path, "https://api.twilio.com/Recordings/RE1.wav", time.time())
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"),
+                             credentials={"api.twilio.com": ("AC" + "1" * 32, "token")},
+                             provider_apis=["https://api.twilio.com"])
+    assert keeper._may_send_credentials("https://api.twilio.com/Recordings/RE1.wav")
+    assert not keeper._may_send_credentials("http://api.twilio.com/Recordings/RE1.wav")
+    assert recordings.url_refusal("http://api.twilio.com/x", keeper._trusted) is not None  # nor fetched
+    keeper.close()
+    store.close()
+
+
+@pytest.mark.parametrize("url", ["https://recordings.example.com:99999/a.wav", "https://[::1/a.wav"])
+def test_a_malformed_recording_url_is_a_failed_fetch_with_its_reason_not_an_exception(
+        tmp_path: Path, url: str) -> None:
+    store = _store_with_call(tmp_path, url, time.time())
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"))
+    assert keeper.fetch("v3:call-1") == RecordingStatus.FAILED
+    call = store.get_call("v3:call-1")
+    assert call is not None and call.recording_error
+    keeper.close()
+    store.close()
