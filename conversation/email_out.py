@@ -68,6 +68,11 @@ def _html(summary: dict[str, Any]) -> str:
 def send(target: SmtpTarget, message: EmailMessage, timeout_s: float = 10.0) -> None:
     """Send one message; raises smtplib.SMTPException or OSError on failure."""
     context = ssl.create_default_context()
+    if target.plain_ok:
+        # A relay this side of any network (or one named smtp+insecure://): its certificate, often
+        # the distribution's self-signed one, is not what protects the mail, so it is not checked.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     if target.ssl:
         client: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout_s, context=context)
     else:
