@@ -146,6 +146,10 @@ def test_twilios_rfc_2822_timestamp_is_stored_as_iso_8601_and_an_unreadable_one_
     assert [(e["event_type"], e["occurred_at"]) for e in store.events(SID)] == [
         ("call.initiated", "2016-11-01T01:59:13Z"), ("call.answered", "2016-11-01T01:59:13Z"),
         ("call.hangup", None)]
+    extreme = post(twilio_app, "/webhooks/twilio/status", call_form(  # a year past 9999 overflows
+        sid="CA" + "7" * 32, CallStatus="completed", Timestamp="Tue, 01 Nov 99999999999 01:59:13 +0000"))
+    assert extreme.status_code == 204
+    assert [e["occurred_at"] for e in store.events("CA" + "7" * 32)] == [None]
 
 
 # ----- duplicates ---------------------------------------------------------------------------------

@@ -64,11 +64,11 @@ def occurred_at(form: Mapping[str, str]) -> str | None:
     raw = form.get("Timestamp", "")
     try:
         when = parsedate_to_datetime(raw[:64])
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # `-0000`: RFC 2822's "UTC, origin unknown"
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except (TypeError, ValueError, IndexError, OverflowError):  # a year past 9999 overflows
         return None
-    if when.tzinfo is None:  # `-0000`: RFC 2822's "UTC, origin unknown"
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _event(key: str, suffix: str, kind: str, ccid: str | None, form: Mapping[str, str],
