@@ -30,7 +30,7 @@ COPY simulator ./simulator
 COPY examples ./examples
 # Fail the build, not the first call, if the weights are missing or not the pinned ones.
 RUN python -c "from insight.whisper import Transcriber; Transcriber(None).load()" \
- && mkdir -p /app/instance && chown lifeline:lifeline /app/instance
+ && mkdir -p /app/instance && chmod 0700 /app/instance && chown lifeline:lifeline /app/instance
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
