@@ -81,6 +81,8 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
+        """Stop serving (a server never started only closes its socket: shutdown() would wait for
+        a serve_forever that never ran)."""
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
