@@ -327,11 +327,17 @@ def answer_as_agent(app: Flask, agent: str, step: str) -> None:
     assert response.status_code == 204
 
 
-def whisper_to(app: Flask, agent: str) -> ET.Element:
-    """The whisper document Twilio runs on the agent's leg once they answer."""
-    return twiml(post(app, f"/webhooks/twilio/whisper?caller={SID}&attempt=1",
+def on_agent_leg(app: Flask, agent: str, step: str, attempt: int = 1) -> ET.Element:
+    """A document Twilio asks for on an agent's answered leg: the whisper, or its end (`whispered`,
+    which only an agent still on the line asks for)."""
+    return twiml(post(app, f"/webhooks/twilio/{step}?caller={SID}&attempt={attempt}",
                       call_form(sid=agent, CallStatus="in-progress", Direction="outbound-dial",
                                 ParentCallSid=SID)))
+
+
+def whisper_to(app: Flask, agent: str) -> ET.Element:
+    """The whisper document Twilio runs on the agent's leg once they answer."""
+    return on_agent_leg(app, agent, "whisper")
 
 
 def test_an_answered_agent_is_connected_once_the_whisper_is_heard_and_the_end_of_the_bridge_hangs_up(
@@ -373,20 +379,14 @@ def test_an_agent_who_hangs_up_during_the_whisper_is_not_connected_and_the_next_
     assert lifeline.store.get_call(SID).status == CallStatus.TRANSFERRING  # type: ignore[union-attr]
 
 
-def whispered_by(app: Flask, agent: str, attempt: int = 1) -> ET.Element:
-    """The request the whisper's end makes, which only an agent still on the line makes."""
-    return twiml(post(app, f"/webhooks/twilio/whispered?caller={SID}&attempt={attempt}",
-                      call_form(sid=agent, CallStatus="in-progress", Direction="outbound-dial",
-                                ParentCallSid=SID)))
-
-
 def test_a_whisper_heard_after_its_attempt_failed_connects_nobody_and_the_next_agent_still_rings(
         twilio_app: Flask) -> None:
     agent = "CA" + "4" * 32
     answer_as_agent(twilio_app, agent, "i")
     second = dial_outcome(twilio_app, 1, "completed")  # the Dial action overtook the whisper's end
     assert second.find("Dial/Number").text == AGENTS.split(",")[1]  # type: ignore[union-attr]
-    assert [verb.tag for verb in whispered_by(twilio_app, agent)] == ["Hangup"]  # agent 1 is let go
+    let_go = on_agent_leg(twilio_app, agent, "whispered")
+    assert [verb.tag for verb in let_go] == ["Hangup"]  # agent 1 is let go
     lifeline = twilio_app.extensions["lifeline"]
     assert [t.status for t in lifeline.store.transfers(SID)] == [TransferStatus.FAILED,
                                                                  TransferStatus.REQUESTED]
@@ -401,7 +401,7 @@ def test_a_whisper_heard_after_the_caller_was_offered_the_apology_leaves_them_in
     answer_as_agent(twilio_app, agent, "j")
     dial_outcome(twilio_app, 1, "completed")
     dial_outcome(twilio_app, 2, "busy")
-    assert [verb.tag for verb in whispered_by(twilio_app, agent)] == ["Hangup"]
+    assert [verb.tag for verb in on_agent_leg(twilio_app, agent, "whispered")] == ["Hangup"]
     call = twilio_app.extensions["lifeline"].store.get_call(SID)
     assert call is not None and (call.status, call.menu) == (CallStatus.MENU, "_after_agents")
     transfers = twilio_app.extensions["lifeline"].store.transfers(SID)
