@@ -33,6 +33,7 @@ from .test_observability import free_port
 
 HEADER_TIMEOUT_S = 1.0
 CAP = 6
+TOKEN = "limits-token-0123456789"
 LIVENESS_S = 20.0  # generous: what is never closed would hang here until this runs out
 
 
@@ -59,6 +60,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     env.update({"TELNYX_API_KEY": "KEY_test_0123456789abcdef",
                 "TELNYX_PUBLIC_KEY": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
                 "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx", "LIFELINE_MONITOR": "off",
+                "LIFELINE_API_TOKEN": TOKEN,
                 "LIFELINE_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
                 "LIFELINE_BODY_TIMEOUT_S": "60",  # slow bodies hold their connections until closed here
                 "DATABASE_URL": database_url,
@@ -225,3 +227,37 @@ def test_accepts_failing_for_want_of_file_descriptors_are_logged_once_per_few_se
     assert len(accepts) == 1 and "Too many open files" in accepts[0].getMessage()
     assert accepts[0].exc_info is None
     assert [r.name for r in caplog.records if r.levelno >= logging.ERROR] == ["asyncio"]  # others as before
+
+
+def _still_open(conn: socket.socket) -> bool:
+    """Whether the server has not closed the connection (nothing more to read now, or more data)."""
+    conn.settimeout(0.3)
+    try:
+        return conn.recv(65536) != b""
+    except TimeoutError:
+        return True
+
+
+def test_an_open_live_feed_outlasts_the_header_deadline_and_never_gives_way_at_the_cap(
+        served: Served) -> None:
+    feed = served.connect()
+    try:
+        feed.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                     b"Authorization: Bearer " + TOKEN.encode() + b"\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = feed.recv(65536)
+            assert chunk, f"the feed closed before its answer began: {head!r}"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head, head
+        time.sleep(1.5 * HEADER_TIMEOUT_S)  # a stream under way is no slow request head
+        assert _still_open(feed)
+        idle = [_idle(served) for _ in range(CAP - 1)]  # the cap, with the feed
+        try:
+            assert served.healthz() == 200  # one past it: an idle connection gives way, not the feed
+            assert _still_open(feed)
+        finally:
+            for conn in idle:
+                conn.close()
+    finally:
+        feed.close()

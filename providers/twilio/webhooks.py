@@ -82,7 +82,7 @@ def _twiml(document: object) -> Response:
 
 def _public_request(twilio: Twilio) -> WebhookRequest:
     """The request as Twilio sent it: the signature covers the public URL, not ours behind a proxy."""
-    # A query that is not UTF-8 was refused before any route ran (lifeline/factory.py).
+    # A query that is not UTF-8 was refused before any route ran (lifeline/http_errors.py).
     query = request.query_string.decode()
     url = twilio.provider.settings.url(request.path + (f"?{query}" if query else ""))
     return WebhookRequest(url=url, headers=dict(request.headers.items()), body=b"", form=request.form)
