@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from flask import Blueprint, Response, current_app, request
 from flask.typing import ResponseReturnValue
+from twilio.twiml.voice_response import VoiceResponse
 
 from insight.base import ListeningEngine
 from insight.tracks import party_of
@@ -158,8 +159,6 @@ def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str
     for transfer in lifeline.store.transfers(caller) if events.CALL_SID.match(caller) else []:
         if str(transfer.attempt) == attempt:
             reason = transfer.reason
-    from twilio.twiml.voice_response import VoiceResponse
-
     response = VoiceResponse()
     menu = lifeline.menu  # the agent hears the voice and language the caller heard
     response.say(f"Lifeline transfer. {reason[:200]}" if reason else "Lifeline transfer.",
@@ -172,8 +171,6 @@ def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str
 def _whispered(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
     """The agent heard the whisper: the bridge is recorded, and the empty document that ends the
     whisper lets Twilio connect them; an agent nobody waits for any more is let go instead."""
-    from twilio.twiml.voice_response import VoiceResponse
-
     with capturing(None):
         lifeline.calls.handle_all(twilio.provider.parse(incoming))
     caller, attempt = request.args.get("caller", ""), request.args.get("attempt", "")
