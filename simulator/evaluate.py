@@ -194,9 +194,11 @@ def replay(scenario: Scenario, understanding: Understanding, rules: RuleSet,
                      else [HeardLine(str(turn.value), None)])
             for line in heard:
                 readings = {"readings": [list(r) for r in line.readings]} if line.readings else {}
-                verdict.heard.append({"say": says, "text": line.text, "confidence": line.confidence,
-                                      **readings})
                 analysis = understanding.analyse(line.text, readings=line.readings)
+                # What the rules read from the line, so a wrong verdict can be explained from the report.
+                verdict.heard.append({"say": says, "text": line.text, "confidence": line.confidence,
+                                      **readings, "score": round(analysis.score, 4),
+                                      "analysis": analysis.as_record()})
                 history.append(Message(f"say-{says}-{len(history)}", line.text, analysis.score,
                                        float(len(history)), intents=analysis.intents,
                                        frustration=analysis.frustration, confidence=line.confidence))
@@ -399,8 +401,19 @@ def _within(path: Path, root: Path) -> bool:
     return path.resolve() == root.resolve() or root.resolve() in path.resolve().parents
 
 
-def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
-    """The report as a terminal reads it."""
+def read_out(line: dict[str, Any]) -> str:
+    """What the rules read from one heard line, in a few words: its intents and its frustration."""
+    analysis = line.get("analysis") or {}
+    intents = sorted((analysis.get("intents") or {}).items(), key=lambda kv: -kv[1])
+    frustration = analysis.get("frustration") or {}
+    level = max(frustration, key=lambda k: frustration[k]) if frustration else None
+    said = ", ".join(f"{name} {p:.2f}" for name, p in intents[:2]) or "no intent"
+    mood = f"{level} {frustration[level]:.2f}" if level else "mood unread"
+    return f"{said}; {mood}; score {line['score']:+.2f}" if "score" in line else f"{said}; {mood}"
+
+
+def print_report(report: dict[str, Any], echo: Callable[[str], None], misses: bool = False) -> None:
+    """The report as a terminal reads it; with `misses`, each wrong call's lines and what was read."""
     echo(f"Model: {report.get('understanding', '?')} (LIFELINE_UNDERSTANDING); engine: {report['engine']}")
     heard = report.get("hearing")
     if heard:
@@ -437,6 +450,9 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None]) -> None:
             echo(f"  {verdict:5} {Path(v['scenario']).name}: expected "
                  f"{'transfer' if v['expect_transfer'] else 'none'}; {what}"
                  + (" (late)" if v["late"] else "") + (" (early)" if v["early"] else ""))
+            if misses and verdict == "WRONG":
+                for line in v["heard"]:
+                    echo(f"        say {line['say']}: {line['text']!r}: {read_out(line)}")
         s = calls["summary"]
         echo(f"  calls {s['calls']}: precision {_f(s['precision'])}, recall {_f(s['recall'])}, "
              f"F1 {_f(s['f1'])}; TP {s['true_positive']} FN {s['false_negative']} "
@@ -497,7 +513,9 @@ def _ci(interval: Sequence[float] | None) -> str:
               help="Intent confidence counted as a yes for utterance figures (default: the rules' own).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as JSON to this file.")
-@click.option("--misses", is_flag=True, help="List the utterances that were got wrong.")
+@click.option("--misses", is_flag=True,
+              help="List the utterances that were got wrong, and under each wrong call its lines (as "
+                   "heard) with the intents and frustration the rules read from them.")
 @click.option("--hearings", "hearings_file", type=click.Path(dir_okay=False, path_type=Path),
               help="With --engine local: keep what was heard in this file, and read back what it "
                    "already holds (same recordings, same hearing settings) instead of hearing again.")
@@ -558,7 +576,7 @@ def evaluate_command(paths: tuple[Path, ...], engine: str, threshold: float | No
                                           **compare(earlier, report["calls"]["verdicts"])}
         except ReportError as exc:
             report["calls"]["against"] = {"file": str(against), "error": str(exc)}
-    print_report(report, click.echo)
+    print_report(report, click.echo, misses=misses)
     if misses and "utterances" in report:
         for miss in report["utterances"]["misses"]:
             click.echo(f"  miss: {miss}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from insight.labels import INTENTS
 from ivr.menu import KEYS
 from ivr.yamlfile import read_yaml
 
@@ -13,6 +15,9 @@ AGENT_BEHAVIOURS = ("answer", "no_answer", "busy", "reject")
 _TOP_KEYS = {"name", "from", "agent", "expect", "turns"}
 _EXPECT_KEYS = {"transfer", "earliest_say", "latest_say", "intent"}
 _TURN_KINDS = ("wait_for", "press", "say", "pause", "hangup", "agent_says", "listening")
+# What makes a labelled caller need a person: one of the intents, or frustration with none of them.
+# `flask evaluate` counts missed callers by it, so a misspelt reason would be a category of its own.
+REASONS = (*INTENTS, "frustration")
 # `listening` turns: a supervisor pauses or resumes hearing the call through the app's API.
 LISTENING_STATES = ("paused", "resumed")
 
@@ -104,8 +109,11 @@ def _expect(path: Path, raw: object) -> Expect:
             raise ScenarioError(f"{path}: expect.{key} must be a say number (1 = the first say)")
         bounds[key] = value
     intent = raw.get("intent")
-    if intent is not None and not isinstance(intent, str):
-        raise ScenarioError(f"{path}: expect.intent must be a name such as wants_person")
+    if intent is not None and intent not in REASONS:
+        near = difflib.get_close_matches(str(intent), REASONS, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise ScenarioError(f"{path}: expect.intent {intent!r} is not a reason Lifeline knows{hint}: "
+                            f"use one of {', '.join(REASONS)}")
     return Expect(transfer=transfer, intent=intent, **bounds)
 
 

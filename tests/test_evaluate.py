@@ -71,6 +71,41 @@ def test_call_figures_name_the_rule_behind_each_false_transfer_and_the_need_of_e
             "{'leave_or_cancel': 1, 'unstated': 1}") in result.output
 
 
+def test_misses_lists_each_wrong_calls_lines_with_what_the_rules_read_and_leaves_right_calls_alone(
+        app: Flask, tmp_path: Path) -> None:
+    (tmp_path / "missed.yaml").write_text(
+        "name: missed\nexpect: {transfer: true, intent: leave_or_cancel}\n"
+        "turns:\n  - wait_for: gather\n  - say: \"Lovely, thank you, that is all\"\n")
+    (tmp_path / "found.yaml").write_text(
+        "name: found\nexpect: {transfer: true, intent: wants_person}\n"
+        "turns:\n  - wait_for: gather\n  - say: \"I want to speak to a real person right now\"\n")
+    out = tmp_path / "report.json"
+    result = app.test_cli_runner().invoke(args=["evaluate", str(tmp_path), "--misses", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    at = lines.index(next(line for line in lines if "WRONG missed.yaml" in line))
+    said = lines[at + 1]
+    assert said.startswith("        say 1: 'Lovely, thank you, that is all': ") and "score " in said
+    assert not any("real person right now'" in line for line in lines)  # a right call is not spelt out
+    verdicts = {Path(v["scenario"]).name: v for v in json.loads(out.read_text())["calls"]["verdicts"]}
+    [heard] = verdicts["found.yaml"]["heard"]
+    assert heard["analysis"]["intents"]["wants_person"] >= 0.5  # the JSON keeps what was read, every call
+    assert set(heard["analysis"]["frustration"]) and isinstance(heard["score"], float)
+    without = app.test_cli_runner().invoke(args=["evaluate", str(tmp_path)])
+    assert "say 1:" not in without.output
+
+
+def test_a_labelled_call_with_a_reason_lifeline_does_not_know_is_refused_with_the_nearest(
+        app: Flask, tmp_path: Path) -> None:
+    (tmp_path / "typo.yaml").write_text("name: typo\nexpect: {transfer: true, intent: wants_human}\n"
+                                        "turns:\n  - say: hello\n")
+    result = app.test_cli_runner().invoke(args=["evaluate", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "expect.intent 'wants_human' is not a reason Lifeline knows (did you mean wants_person?)" \
+        in result.output
+    assert "frustration" in result.output
+
+
 @pytest.mark.parametrize(("hits", "trials", "interval"), [
     (23, 28, (0.644, 0.921)), (0, 10, (0.0, 0.278)), (50, 50, (0.929, 1.0)), (0, 0, None)])
 def test_call_figures_come_with_the_95_percent_wilson_interval_of_each_proportion(
