@@ -612,9 +612,14 @@ def _agents(value: str | None, problems: list[Problem], warnings: list[str]) -> 
                         "would be rung again after not answering; list each agent once")
     bad = [a for a in agents if not is_dialable(a)]
     if bad:
+        # The usual slips: a number written as people read it, or agents split by another mark.
+        hints = [f"{b!r} (did you mean {packed!r}?)" if is_dialable(packed := re.sub(r"[\s().-]", "", b))
+                 else repr(b) for b in bad]
+        split = ("; separate agents with commas"
+                 if "sip:" not in value.lower() and any(mark in value for mark in ";|/") else "")
         problems.append(Problem(
-            f"LIFELINE_AGENTS has {', '.join(repr(b) for b in bad)}: each agent must "
-            "be an E.164 number (+15550001111) or a SIP URI (sip:agent@example.com)",
+            f"LIFELINE_AGENTS has {', '.join(hints)}: each agent must "
+            "be an E.164 number (+15550001111) or a SIP URI (sip:agent@example.com)" + split,
             "LIFELINE_AGENTS"))
     return agents
 

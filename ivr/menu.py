@@ -171,9 +171,13 @@ def _build(document: object, problems: list[Problem]) -> Menu | None:
             if option.kind == "menu" or (option.kind in _SAYS and option.target not in (None, GOODBYE)):
                 if option.target not in nodes:
                     problems.append(Problem(f"menus.{node.name}.options.{digit} leads to unknown menu "
-                                            f"{option.target!r}; menus are {sorted(nodes)}",
+                                            f"{option.target!r}; menus are {sorted(nodes)}"
+                                            + _ending_hint(option),
                                             keys=("menus", node.name, "options", digit)))
-    if start in nodes:
+    # An option refused above may be the one path to a menu: saying that menu cannot be reached
+    # would be a second line for the same slip, so reachability waits until the options are right.
+    options_refused = any("options" in problem.keys for problem in problems)
+    if start in nodes and not options_refused:
         unreachable = set(nodes) - _reachable(start, nodes)
         if unreachable:
             problems.append(Problem(f"menus {sorted(unreachable)} cannot be reached from `start: {start}`"))
@@ -323,12 +327,26 @@ def _option(where: str, at: tuple[str | int, ...], spec: object, problems: list[
             return None
         return Option("goodbye")
     if not isinstance(value, str) or not value.strip():
-        problems.append(Problem(f"{where}.{kind} must be a non-empty text", keys=(*at, kind)))
+        what = (": the reason the agent is given (e.g. `transfer: caller asked for billing`)"
+                if kind == "transfer" else "")
+        problems.append(Problem(f"{where}.{kind} must be a non-empty text{what}", keys=(*at, kind)))
         return None
     if kind == "transfer":
         return Option("transfer", text=value.strip())
     then = spec.get("then")
     return Option(kind, target=str(then) if then is not None else None, text=value.strip())
+
+
+# Words people write for "end the call" where a menu name is expected.
+_ENDINGS = frozenset({"hangup", "hang_up", "hang-up", "end", "exit", "bye", "quit", "disconnect", "stop"})
+
+
+def _ending_hint(option: Option) -> str:
+    """How to end the call, when an unknown menu's name says that was meant."""
+    if str(option.target).lower() not in _ENDINGS:
+        return ""
+    how = f"`then: {GOODBYE}`" if option.kind in _SAYS else f"`{GOODBYE}: true`"
+    return f"; to say goodbye and hang up, write {how}"
 
 
 def _reachable(start: str, nodes: dict[str, MenuNode]) -> set[str]:

@@ -30,6 +30,9 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     ("TELNYX_PUBLIC_KEY", "%%%", "TELNYX_PUBLIC_KEY is not a base64 Ed25519"),
     ("LIFELINE_AGENTS", "", "LIFELINE_AGENTS is not set"),
     ("LIFELINE_AGENTS", "+15550001111,5550002222", "'5550002222'"),
+    ("LIFELINE_AGENTS", "+1 415 555-0123", "'+1 415 555-0123' (did you mean '+14155550123'?)"),
+    ("LIFELINE_AGENTS", "+14155550123;+14155550124", "or a SIP URI (sip:agent@example.com); separate agents "
+                                                     "with commas"),
     ("LIFELINE_ENGINE", "whisper", "LIFELINE_ENGINE='whisper' is unknown"),
     ("TELNYX_API_BASE_URL", "api.telnyx.com", "TELNYX_API_BASE_URL"),
     ("LIFELINE_PUBLIC_URL", "example.ngrok.app", "LIFELINE_PUBLIC_URL"),

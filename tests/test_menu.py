@@ -95,6 +95,12 @@ def test_gather_asks_for_one_key_and_leaves_retries_to_lifeline(tmp_path: Path) 
      "leads to unknown menu 'mian'"),
     (('"1": {say: Info here.}', '"1": {resume_listening: ""}'),
      "options.1.resume_listening must be a non-empty"),
+    (('"1": {say: Info here.}', '"1": {say: Info here., then: hangup}'),
+     "leads to unknown menu 'hangup'; menus are ['main', 'more']; to say goodbye and hang up, write "
+     "`then: goodbye`"),
+    (('"9": {goodbye: true}', '"9": {menu: end}'), "to say goodbye and hang up, write `goodbye: true`"),
+    (('"9": {goodbye: true}', '"9": {transfer: true}'),
+     "options.9.transfer must be a non-empty text: the reason the agent is given"),
 ])
 def test_menu_mistakes_stop_startup_with_the_key_named(tmp_path: Path, change: tuple[str, str],
                                                        message: str) -> None:
@@ -103,6 +109,12 @@ def test_menu_mistakes_stop_startup_with_the_key_named(tmp_path: Path, change: t
         load_menu(path)
     assert message in str(caught.value)
     assert f"LIFELINE_IVR={path}" in str(caught.value)
+
+
+def test_a_refused_option_is_one_problem_not_also_a_menu_it_no_longer_reaches(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_menu(write(tmp_path, BASE.replace('"2": {menu: more}', '"2": {menu: more, say: hi}')))
+    assert "exactly one of" in str(caught.value) and "cannot be reached" not in str(caught.value)
 
 
 def test_unreadable_or_invalid_yaml_is_reported(tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ def test_custom_reason_is_used(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("body", "message"), [
     ("rules: nope\n", "must have a `rules:` list"),
-    ("rulez: []\n", "must have a `rules:` list"),
+    ("rulez: []\n", "must have a `rules:` list (is `rulez:` meant to be `rules:`?)"),
     ("rules: []\nextra: 1\n", "unknown keys ['extra']"),
     ("rules:\n  - {name: x, type: telepathy}\n", "type 'telepathy' is unknown"),
     ("rules:\n  - {name: x, reason: y}\n", "rules[0] (x) has no `type`: give it one of"),
@@ -142,7 +142,12 @@ def test_custom_reason_is_used(tmp_path: Path) -> None:
     ("rules:\n  - {name: a, type: rolling_mean, below: -3}\n", "(a).below must be a number from -1.0"),
     ("rules:\n  - {name: a, type: rolling_mean, window: 2.5}\n", "(a).window must be a whole number"),
     ("rules:\n  - {name: a, type: phrase, phrases: []}\n", "(a).phrases must be a non-empty list"),
-    ("rules:\n  - {name: a, type: phrase, phrases: [x], treshold: 1}\n", "unknown settings ['treshold']"),
+    ("rules:\n  - {name: a, type: phrase, phrases: [x], treshold: 1}\n", "unknown settings 'treshold'"),
+    ("rules:\n  - {name: a, type: strong_negative, angry_above: 0.7}\n",
+     "unknown settings 'angry_above' (did you mean 'angry_at_least'?) for type strong_negative; its "
+     "settings are angry_at_least, score_below"),
+    ("rules:\n  - {name: a, type: intent, intents: [wants_person], min_confidence: 80}\n",
+     "(a).min_confidence must be a number from 0.0 to 1.0 (a share: for 80 % write 0.8)"),
     ("rules:\n  - {name: a, type: dtmf, digits: 'x'}\n", "(a).digits must be keys"),
     ("rules:\n  - {name: a, type: dtmf, enabled: maybe}\n", "(a).enabled must be true or false"),
     ("handoff: ''\nrules: []\n", "`handoff` must be the line"),

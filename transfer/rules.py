@@ -52,7 +52,10 @@ class Rule:
         self.configure(params)
         unknown = set(params) - self.consumed
         if unknown:
-            raise _refused(f"{where}: unknown settings {sorted(unknown)} for type {self.type_name}")
+            slips = ", ".join(_named(u, sorted(self.consumed)) for u in sorted(unknown))
+            known = ", ".join(sorted(self.consumed)) or "none beyond enabled and reason"
+            raise _refused(f"{where}: unknown settings {slips} for type {self.type_name}; its settings "
+                           f"are {known}")
 
     consumed: set[str]
 
@@ -83,7 +86,11 @@ class Rule:
         self.consumed.add(key)
         value = params.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise _refused(f"{self._where}.{key} must be a number from {low} to {high}", key)
+            # A share written as a percentage (80 for 0.8) is the likely slip on a 0-1 setting.
+            share = (f" (a share: for {value:g} % write {value / 100:g})"
+                     if (low, high) == (0.0, 1.0) and isinstance(value, (int, float))
+                     and not isinstance(value, bool) and 1 < value <= 100 else "")
+            raise _refused(f"{self._where}.{key} must be a number from {low} to {high}{share}", key)
         return float(value)
 
     def _count(self, params: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
@@ -415,7 +422,10 @@ def load_rules(path: Path) -> RuleSet:
         return ConfigError([Problem(message, _SETTING, path, keys)])
 
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
-        raise in_file("the file must have a `rules:` list")
+        slip = [k for k in document if k != "rules" and difflib.get_close_matches(str(k), ["rules"], n=1)] \
+            if isinstance(document, dict) else []
+        hint = f" (is `{slip[0]}:` meant to be `rules:`?)" if slip else ""
+        raise in_file(f"the file must have a `rules:` list{hint}")
     unknown = set(document) - {"rules", "handoff"}
     if unknown:
         raise in_file(f"unknown keys {sorted(unknown)}; allowed: handoff, rules")
