@@ -19,6 +19,9 @@
                  "summary.ready"];
   const KEPT = 500;  // events the relaying tab keeps, to answer a late tab without reconnecting
   const SHARED = Boolean(navigator.locks && window.BroadcastChannel);
+  // The lock's and the channel's name: a change to the messages below needs a new one, or tabs
+  // loaded before a release and after it would talk past each other.
+  const NAME = "lifeline-feed-1";
 
   // Follows the feed after event id `after`: onEvent(event) once per event, in order, only those
   // of `call` and of `kinds` when given; onState("live" | "connecting" | "closed" | "hidden").
@@ -58,7 +61,7 @@
       let leave = null;
       const join = () => {
         if (stopped || leave) return;
-        const channel = new BroadcastChannel("lifeline-feed");
+        const channel = new BroadcastChannel(NAME);
         const queue = new AbortController();
         let left = false, release = null;
         let source = null, start = 0, pos = 0, kept = [], state = "connecting";
@@ -78,9 +81,9 @@
           if (source) source.close();
           start = pos = from;
           kept = [];
-          source = new EventSource("/api/events?after=" + encodeURIComponent(from));
+          const es = source = new EventSource("/api/events?after=" + encodeURIComponent(from));
           for (const kind of KINDS) {
-            source.addEventListener(kind, (e) => {
+            es.addEventListener(kind, (e) => {
               const m = {t: "event", id: Number(e.lastEventId), prev: pos, data: e.data};
               pos = m.id;
               kept.push(m);
@@ -89,9 +92,9 @@
               take(m);
             });
           }
-          source.onopen = () => tell("live");
-          source.onerror = () => {
-            if (source.readyState !== EventSource.CLOSED) { tell("connecting"); return; }
+          es.onopen = () => tell("live");
+          es.onerror = () => {
+            if (es.readyState !== EventSource.CLOSED) { tell("connecting"); return; }
             // Refused (signed out, say): every tab would be, as they share the session.
             tell("closed");
             quit();
@@ -120,6 +123,7 @@
           }
         };
         const quit = () => {
+          if (left) return;
           left = true;
           queue.abort();
           if (source) { source.close(); source = null; }
@@ -128,7 +132,7 @@
           leave = null;
         };
         leave = quit;
-        navigator.locks.request("lifeline-feed", {signal: queue.signal}, () => new Promise((done) => {
+        navigator.locks.request(NAME, {signal: queue.signal}, () => new Promise((done) => {
           release = done;
           if (left) done();
           else open(last);
