@@ -55,9 +55,10 @@ class FeedHub:
     stream among a browser's tabs, and these are how that can be seen from the server.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_streams: Callable[[int], None] | None = None) -> None:
         self._cond = threading.Condition()
         self._version = 0
+        self._on_streams = on_streams  # told +1 and -1 as streams open and end (a metric)
         self.streams_open = 0
         self.streams_opened = 0
 
@@ -67,11 +68,15 @@ class FeedHub:
         with self._cond:
             self.streams_open += 1
             self.streams_opened += 1
+        if self._on_streams is not None:
+            self._on_streams(1)
         try:
             yield
         finally:
             with self._cond:
                 self.streams_open -= 1
+            if self._on_streams is not None:
+                self._on_streams(-1)
 
     @property
     def version(self) -> int:

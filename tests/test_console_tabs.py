@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -121,6 +123,13 @@ def assert_every_event_once(driver: WebDriver, live: Simulation, upto: int,
     assert handed == stored_ids(live, log["after"], upto, kinds, call)
 
 
+def metered_streams(live: Simulation) -> float:
+    """`lifeline_feed_streams` as /metrics gives it."""
+    answer = httpx.get(base(live) + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    return sum(s.value for f in text_string_to_metric_families(answer.text) for s in f.samples
+               if s.name == "lifeline_feed_streams")
+
+
 def set_hidden(driver: WebDriver, hidden: bool) -> None:
     """What the browser does when a window goes out of sight (or back): `document.hidden` changes."""
     driver.execute_script(
@@ -142,6 +151,7 @@ def test_eight_live_windows_share_one_feed_connection_and_all_follow_a_call(live
     hub = hub_of(live)
     windows = open_windows(browser, live, 8)
     assert hub.streams_opened == 1 and hub.streams_open == 1
+    assert metered_streams(live) == 1
 
     leg = live.emulator.incoming_call(from_="+15557770301")
     assert live.emulator.wait_for_gather(leg, 10)
