@@ -19,6 +19,7 @@ from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+import conversation.api
 from conversation.hub import FeedHub
 from ivr.store import OutputStore
 from simulator.legs import Leg
@@ -315,3 +316,41 @@ def test_a_window_behind_the_relaying_windows_start_is_caught_up_from_the_server
         assert_every_event_once(browser, live, upto)
     assert hub.streams_opened == 3  # the third window's own, then again from where the behind one was
     live.emulator.caller_hangs_up(leg)
+
+
+def test_when_the_relaying_window_is_hidden_another_relays_and_it_catches_up_when_seen(
+        live: Simulation, browser: Chrome) -> None:
+    hub = hub_of(live)
+    relaying, other = open_windows(browser, live, 2)
+    leg = live.emulator.incoming_call(from_="+15557770307")
+    assert live.emulator.wait_for_gather(leg, 10)
+    browser.switch_to.window(relaying)
+    set_hidden(browser, True)
+    assert wait_until(lambda: hub.streams_opened == 2, 15), "the other window did not take the feed over"
+    upto = say_and_store(live, leg, "I would like to check my balance")
+    browser.switch_to.window(other)
+    wait_for(browser, lambda d: "check my balance" in row_of(d, "+15557770307"), what="the words, followed")
+    browser.switch_to.window(relaying)
+    assert "check my balance" not in row_of(browser, "+15557770307")
+    set_hidden(browser, False)
+    wait_for(browser, lambda d: "check my balance" in row_of(d, "+15557770307"), what="the words it missed")
+    for handle in (relaying, other):
+        browser.switch_to.window(handle)
+        assert_every_event_once(browser, live, upto)
+    assert hub.streams_opened == 2
+    live.emulator.caller_hangs_up(leg)
+
+
+def test_every_window_says_signed_out_when_the_shared_feed_is_refused(
+        live: Simulation, browser: Chrome, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conversation.api, "KEEPALIVE_S", 0.5)  # how often the feed re-checks its session
+    windows = open_windows(browser, live, 2)
+    browser.switch_to.new_window("window")
+    browser.get(base(live) + "/dashboard/history")
+    browser.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "token"), what="the sign-in form after signing out")
+    for handle in windows:
+        browser.switch_to.window(handle)
+        wait_for(browser, lambda d: "signed out" in d.find_element(By.ID, "feed-state").text,
+                 what="every live window to say it is signed out")
+    assert hub_of(live).streams_opened == 1
