@@ -354,3 +354,16 @@ def test_every_window_says_signed_out_when_the_shared_feed_is_refused(
         wait_for(browser, lambda d: "signed out" in d.find_element(By.ID, "feed-state").text,
                  what="every live window to say it is signed out")
     assert hub_of(live).streams_opened == 1
+
+
+def test_without_web_locks_a_call_page_follows_its_own_calls_feed(live: Simulation, browser: Chrome) -> None:
+    leg = live.emulator.incoming_call(from_="+15557770308")
+    assert live.emulator.wait_for_gather(leg, 10)
+    open_windows(browser, live, 1, NO_LOCKS, path=f"/dashboard/calls/{leg.call_control_id}")
+    upto = say_and_store(live, leg, "I would like to check my balance")
+    wait_for(browser, lambda d: "check my balance" in d.find_element(By.ID, "transcript").text,
+             what="the line on the call page")
+    assert_every_event_once(browser, live, upto, ("status", "message", "decision", "transfer", "listening"),
+                            leg.call_control_id)
+    assert hub_of(live).streams_opened == 1
+    live.emulator.caller_hangs_up(leg)

@@ -32,7 +32,8 @@
     const deliver = (data, id) => {
       last = id;
       const event = JSON.parse(data);
-      if ((!call || event.call_control_id === call) && (!kinds || kinds.includes(event.type))) onEvent(event);
+      const wanted = (!call || event.call_control_id === call) && (!kinds || kinds.includes(event.type));
+      if (wanted) onEvent(event);
     };
 
     // One tab, one feed: what every tab did before the feed was shared. A hidden tab gives its
@@ -42,13 +43,16 @@
       const open = () => {
         if (stopped) return;
         const only = call ? "call=" + encodeURIComponent(call) + "&" : "";
-        source = new EventSource("/api/events?" + only + "after=" + encodeURIComponent(last));
+        const es = source = new EventSource("/api/events?" + only + "after=" + encodeURIComponent(last));
         for (const kind of kinds || KINDS) {
-          source.addEventListener(kind, (m) => { if (Number(m.lastEventId) > last) deliver(m.data, Number(m.lastEventId)); });
+          es.addEventListener(kind, (m) => {
+            const id = Number(m.lastEventId);
+            if (id > last) deliver(m.data, id);  // else already applied
+          });
         }
-        source.onopen = () => onState("live");
+        es.onopen = () => onState("live");
         // The browser retries by itself unless the server refused outright (signed out, say).
-        source.onerror = () => onState(source.readyState === EventSource.CLOSED ? "closed" : "connecting");
+        es.onerror = () => onState(es.readyState === EventSource.CLOSED ? "closed" : "connecting");
       };
       const close = () => { if (source) { source.close(); source = null; } };
       L.whileSeen(open, () => { if (!stopped) { close(); onState("hidden"); } });
