@@ -65,6 +65,10 @@ def events() -> ResponseReturnValue:
     still_signed_in = session_check()
 
     def stream(cursor: int) -> Iterator[str]:
+        with hub.streaming():
+            yield from follow(cursor)
+
+    def follow(cursor: int) -> Iterator[str]:
         yield "retry: 1000\n\n"
         quiet_since = checked_at = time.monotonic()
         while True:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 # OutputStore.listen_feed: calls its first argument at each notice until its second returns True.
@@ -48,11 +49,34 @@ class BackgroundLoop:
 
 
 class FeedHub:
-    """A version counter and a condition: readers wait for the version to move past what they saw."""
+    """A version counter and a condition: readers wait for the version to move past what they saw.
 
-    def __init__(self) -> None:
+    It also counts the feed's streams (open now, and opened since start): the console shares one
+    stream among a browser's tabs, and these are how that can be seen from the server.
+    """
+
+    def __init__(self, on_streams: Callable[[int], None] | None = None) -> None:
         self._cond = threading.Condition()
         self._version = 0
+        self._on_streams = on_streams  # told +1 and -1 as streams open and end (a metric)
+        self.streams_open = 0
+        self.streams_opened = 0
+
+    @contextmanager
+    def streaming(self) -> Iterator[None]:
+        """Count one stream for as long as the block runs (until its client is found gone)."""
+        with self._cond:
+            self.streams_open += 1
+            self.streams_opened += 1
+        if self._on_streams is not None:
+            self._on_streams(1)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.streams_open -= 1
+            if self._on_streams is not None:
+                self._on_streams(-1)
 
     @property
     def version(self) -> int:

@@ -18,7 +18,14 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -54,6 +61,15 @@ class Metrics:
             "Failed deliveries to Telnyx: attempt (one HTTP try failed, retried with the same "
             "command_id), gave_up (all tries failed; the monitor resends), rejected (Telnyx refused).",
             ["target", "kind"], registry=self.registry)
+        # Summed over the live workers: a dead worker's streams died with it.
+        self.feed_streams = Gauge(
+            "lifeline_feed_streams",
+            "Live-feed (SSE) streams open now; the console holds one per browser, however many tabs.",
+            multiprocess_mode="livesum", registry=self.registry)
+
+    def feed_streams_changed(self, by: int) -> None:
+        """A live-feed stream opened (+1) or ended (-1) in this process."""
+        self.feed_streams.inc(by)
 
     def transcribed(self, recognition_s: float, audio_s: float) -> None:
         """One utterance transcribed (the local engine's on_transcribed hook)."""

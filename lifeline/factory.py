@@ -163,7 +163,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
         engine=engine, scorer=understanding_from(settings), rules=rules,
         transfers=TransferExecutor(settings.agents, settings.transfer_timeout_s, rules.handoff),
         recordings=recordings)
-    hub = FeedHub()
+    hub = FeedHub(on_streams=metrics.feed_streams_changed)
     units = UnitOfWork(store, menu, sender, on_published=hub.wake)
     outputs = Outputs.build(output_settings, store, hub, units, services, telnyx)
     calls = CallService(store, units, services, MACHINE)

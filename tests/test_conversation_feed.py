@@ -96,6 +96,20 @@ def test_a_client_that_disconnects_and_resumes_with_last_event_id_loses_nothing(
     assert len(ids) == len(set(ids))
 
 
+def test_the_hub_counts_the_feeds_streams_open_and_opened(live: Simulation) -> None:
+    hub = live.app.extensions["conversation"].hub  # type: ignore[union-attr]
+    first = SseClient(f"{base_url(live)}/api/events", TOKEN)
+    second = SseClient(f"{base_url(live)}/api/events", TOKEN)
+    assert wait_until(lambda: hub.streams_open == 2) and hub.streams_opened == 2
+    second.close()
+    # A gone client is noticed when its stream next writes: an event (or the keepalive) does.
+    leg = start_call(live)
+    first.until("call.started", leg.call_control_id)
+    assert wait_until(lambda: hub.streams_open == 1), "a closed stream is still counted"
+    assert hub.streams_opened == 2
+    first.close()
+    live.emulator.caller_hangs_up(leg)
+
 def test_one_calls_feed_starts_at_that_calls_first_event(live: Simulation) -> None:
     other = start_call(live)
     call = angry_call_to_the_end(live)

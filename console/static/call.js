@@ -16,8 +16,7 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
   if (!boot || !boot.active) return;
-  let after = boot.after;  // the last event of this call the page has followed
-  let source = null;
+  let feed = null;
   // keepPlace() below holds the reader's place itself; the browser's own scroll anchoring would
   // add its correction to ours.
   document.documentElement.style.overflowAnchor = "none";
@@ -107,40 +106,20 @@ document.addEventListener("DOMContentLoaded", () => {
   // A form sent from this page (pause, resume) loads the fresh page itself; nothing needs to follow.
   document.addEventListener("submit", () => {
     leaving = true;
-    if (source) source.close();
+    feed.stop();
   });
-  let done = false;  // the summary came: nothing more to follow
-  const seen = (handle) => (message) => {
-    after = Number(message.lastEventId) || after;
-    handle();
-  };
-  // As on the live page: a tab out of sight gives its feed up (a browser has six connections to
-  // one server), and takes it back from the last event it had when it is seen again.
-  const connect = () => {
-    if (done || leaving) return;
-    source = new EventSource("/api/events?call=" + encodeURIComponent(boot.call) + "&after=" + encodeURIComponent(after));
-    for (const kind of ["status", "message", "decision", "transfer", "listening"]) source.addEventListener(kind, seen(news));
-    source.addEventListener("call.ended", seen(() => {
-      over = true;
+  // The feed is shared with the browser's other console tabs (feed.js); a hidden tab stops
+  // following, and goes on from the last event it had when it is seen again.
+  feed = L.follow({
+    after: boot.after,
+    call: boot.call,
+    kinds: ["status", "message", "decision", "transfer", "listening", "call.ended", "summary.ready"],
+    onEvent: (event) => {
       news();
-      following();
-    }));
-    // The summary is the last news a call has: the page stops following then.
-    source.addEventListener("summary.ready", seen(() => {
-      news();
-      done = true;
-      source.close();
-    }));
-    source.onopen = following;
-    source.onerror = () => {
-      // The browser retries by itself unless the server refused outright (signed out, say).
-      if (source.readyState === EventSource.CLOSED) L.feedClosed();
-      else L.feedState("connecting", "reconnecting…");
-    };
-  };
-  L.whileSeen(connect, () => {
-    if (done || leaving) return;
-    source.close();
-    L.feedState("connecting", "paused while this tab is hidden");
+      if (event.type === "call.ended") { over = true; following(); }
+      // The summary is the last news a call has: the page stops following then.
+      if (event.type === "summary.ready") feed.stop();
+    },
+    onState: (state) => L.showFeed(state, following),
   });
 });

@@ -5,13 +5,11 @@ document.addEventListener("DOMContentLoaded", () => {
   const boot = L.boot();
   const names = boot.names;
   const name = (kind, value) => L.readable(names, kind, value);
-  const KINDS = ["call.started", "status", "message", "decision", "transfer", "listening", "call.ended"];
   const SPARK = {w: 120, h: 28, n: 24};
   const calls = new Map();
   const gone = new Set();  // calls that ended while the page was open (their stragglers are ignored)
   const GONE_MAX = 5000;
   const ended = [];
-  let lastId = boot.snapshot.after;
 
   const newCall = (id, from, to, startedAt, status) => {
     const call = {id, from, to, started: Date.parse(startedAt) || Date.now(), status: status || "answering",
@@ -261,31 +259,12 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   render();
 
-  // A browser opens at most six connections to one server over HTTP/1.1, and every console tab's
-  // feed holds one: a tab out of sight gives its feed up and takes it back, from where it stopped,
-  // when it is seen again, so a seventh tab (or a page's fetch) is never left waiting.
-  let source = null;
-  const connect = () => {
-    source = new EventSource("/api/events?after=" + encodeURIComponent(lastId));
-    for (const kind of KINDS) {
-      source.addEventListener(kind, (message) => {
-        const id = Number(message.lastEventId);
-        if (id && id <= lastId) return;  // already applied
-        lastId = id || lastId;
-        apply(JSON.parse(message.data));
-        schedule();
-      });
-    }
-    source.onopen = () => L.feedState("live", "live");
-    source.onerror = () => {
-      // The browser retries by itself unless the server refused outright (signed out, say).
-      if (source.readyState === EventSource.CLOSED) L.feedClosed();
-      else L.feedState("connecting", "reconnecting…");
-    };
-  };
-  L.whileSeen(connect, () => {
-    source.close();
-    L.feedState("connecting", "paused while this tab is hidden");
+  // The feed is shared with the browser's other console tabs (feed.js); a hidden tab stops following.
+  L.follow({
+    after: boot.snapshot.after,
+    kinds: ["call.started", "status", "message", "decision", "transfer", "listening", "call.ended"],
+    onEvent: (event) => { apply(event); schedule(); },
+    onState: (state) => L.showFeed(state, () => L.feedState("live", "live")),
   });
   // The clock on each row moves locally: nothing is asked of the server.
   setInterval(() => {
