@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,11 @@ from .yamlfile import read_setting_yaml
 OPERATOR_DIGIT = "0"  # the operator in every menu; acted on when pressed (a `dtmf` rule or the menu's 0)
 KEYS = "0123456789*#"  # every key a phone sends as DTMF
 _TOP_KEYS = {"voice", "language", "greeting", "start", "retries", "timeout_ms", "invalid",
-             "no_input", "goodbye", "no_agent", "offer_message", "leave_message", "menus"}
+             "no_input", "goodbye", "no_agent", "offer_message", "leave_message", "whisper", "menus"}
+# What an agent hears on answering, before the caller is put through (Twilio plays it; Telnyx's
+# transfer has none). `{reason}` is the deciding rule's reason, said without its figures.
+DEFAULT_WHISPER = "Caller coming through: {reason}."
+REASON_MARK = "{reason}"
 _MENU_KEYS = {"prompt", "options"}
 _OPTION_KINDS = ("menu", "say", "transfer", "goodbye", "pause_listening", "resume_listening")
 _SAYS = ("say", "pause_listening", "resume_listening")  # say a text, then `then` (default: the same menu)
@@ -37,6 +42,19 @@ class Option:
     kind: str
     target: str | None = None
     text: str | None = None
+
+
+def _without_figures(reason: str) -> str:
+    """A decision's reason without its closing parenthesis (nested ones too): every rule writes its
+    words, then the evidence in figures, e.g. "caller is angry (P(angry) 0.91)"."""
+    if not reason.endswith(")"):
+        return reason
+    depth = 0
+    for at in range(len(reason) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(reason[at], 0)
+        if depth == 0:
+            return reason[:at].rstrip()
+    return reason  # unbalanced: say it as written
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,12 @@ class Menu:
     offer_message: str
     leave_message: str
     nodes: dict[str, MenuNode]
+    whisper: str = DEFAULT_WHISPER
+
+    def whisper_for(self, reason: str) -> str:
+        """The whisper with the reason as a person would say it: the rule's words, not its figures."""
+        spoken = _without_figures(reason.strip()) or "no reason was given"
+        return self.whisper.replace(REASON_MARK, spoken[:200])
 
     @property
     def goodbye_wait_s(self) -> float:
@@ -202,7 +226,11 @@ def _build(document: object, problems: list[Problem]) -> Menu | None:
         offer_message=offer_message,
         leave_message=text("leave_message", "Please leave your message after the tone, then hang up."),
         nodes=nodes,
+        whisper=text("whisper", DEFAULT_WHISPER),
     )
+    if re.search(r"[{}]", menu.whisper.replace(REASON_MARK, "")):
+        problems.append(Problem(f"`whisper` may hold {REASON_MARK} (the reason for the transfer) and no "
+                                "other braces", keys=("whisper",)))
     _check_voice(menu, problems)
     _check_lengths(menu, problems)
     return None if problems else menu

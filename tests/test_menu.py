@@ -111,6 +111,18 @@ def test_menu_mistakes_stop_startup_with_the_key_named(tmp_path: Path, change: t
     assert f"LIFELINE_IVR={path}" in str(caught.value)
 
 
+def test_the_agents_whisper_says_the_rules_words_without_its_figures(tmp_path: Path) -> None:
+    menu = load_menu(write(tmp_path, BASE))
+    assert menu.whisper_for("caller asked for a person (wants_person 1.00)") == \
+        "Caller coming through: caller asked for a person."
+    assert menu.whisper_for("") == "Caller coming through: no reason was given."
+    own = load_menu(write(tmp_path, BASE + "whisper: 'Brightside caller, {reason}. Be kind.'\n"))
+    assert own.whisper_for("caller is angry (P(angry) 0.91)") == \
+        "Brightside caller, caller is angry. Be kind."
+    with pytest.raises(ConfigError, match=r"`whisper` may hold \{reason\}"):
+        load_menu(write(tmp_path, BASE + "whisper: 'Caller: {rule}'\n"))
+
+
 def test_a_refused_option_is_one_problem_not_also_a_menu_it_no_longer_reaches(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_menu(write(tmp_path, BASE.replace('"2": {menu: more}', '"2": {menu: more, say: hi}')))

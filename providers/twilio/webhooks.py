@@ -161,8 +161,7 @@ def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str
             reason = transfer.reason
     response = VoiceResponse()
     menu = lifeline.menu  # the agent hears the voice and language the caller heard
-    response.say(f"Lifeline transfer. {reason[:200]}" if reason else "Lifeline transfer.",
-                 voice=twilio_voice(menu.voice), language=menu.language)
+    response.say(menu.whisper_for(reason), voice=twilio_voice(menu.voice), language=menu.language)
     done = twilio.provider.renderer.url("whispered", caller=caller, attempt=attempt)
     response.redirect(done, method="POST")
     return _twiml(response)
