@@ -81,8 +81,8 @@ class FailureThrottle:
             log.warning("a wrong token from %s not counted while the store is down: %s", client, exc)
             return
         if count == self.limit:
-            log.warning("%s gave %d wrong tokens in %.0f s: its tokens are refused (429) until "
-                        "the oldest is %.0f s old", client, self.limit, self.window_s, self.window_s)
+            log.warning("%s sent %d wrong tokens within %.0f s: its tokens are refused (429) until "
+                        "the oldest of them is that old", client, self.limit, self.window_s)
 
 
 def throttle_of(settings: Settings, store: CallStore) -> FailureThrottle:
