@@ -144,19 +144,20 @@ def address_refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | 
 
 @dataclass(frozen=True)
 class FetchTarget:
-    """A recording URL as checked: the address to connect to (None: connect by name, a configured
-    provider API), so the connection goes where the check looked and not where a second lookup says."""
+    """A recording URL as checked: the addresses to connect to, in the resolver's order (none:
+    connect by name, a configured provider API), so the connection goes where the check looked and
+    not where a second lookup says."""
 
     url: str
-    address: str | None
+    addresses: tuple[str, ...] = ()
 
-    def request(self) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    def request(self, address: str | None) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
         """The URL to ask for, headers and extensions: the checked address in the URL, the name in
         Host and in TLS (the SNI and the certificate check are against the name, as for any https)."""
         url = httpx.URL(self.url)
-        if self.address is None or url.host == self.address:
+        if address is None or url.host == address:
             return url, {}, {}
-        return (url.copy_with(host=self.address), {"Host": url.netloc.decode("ascii")},
+        return (url.copy_with(host=address), {"Host": url.netloc.decode("ascii")},
                 {"sni_hostname": url.raw_host.decode("ascii")})
 
 
@@ -170,7 +171,7 @@ def check_url(url: str, trusted: Collection[str] = (), resolve: Resolver = syste
     except ValueError as exc:  # an unclosed IPv6 bracket, say
         raise RecordingFetchError(f"recording URL refused: not a URL ({exc})") from None
     if _origin(url) in trusted:
-        return FetchTarget(url, None)
+        return FetchTarget(url)
     if parts.scheme != "https" or not parts.hostname:
         raise RecordingFetchError(f"recording URL refused: {parts.scheme or 'no'}:// URL "
                                   "(only https:// recording URLs are fetched)")
@@ -190,7 +191,7 @@ def check_url(url: str, trusted: Collection[str] = (), resolve: Resolver = syste
         if why is not None:
             # Every address is judged, not only the one used: a name that also leads inside is refused.
             raise RecordingFetchError(f"recording URL refused: {parts.hostname} resolves to {ip}, {why}")
-    return FetchTarget(url, found[0])
+    return FetchTarget(url, tuple(found))
 
 
 def url_refusal(url: str, trusted: Collection[str] = (), resolve: Resolver = system_resolver) -> str | None:
@@ -348,27 +349,39 @@ class RecordingKeeper:
     def _get(self, url: str) -> bytes:
         """The audio at url, following redirects that pass the same checks; RecordingFetchError if not."""
         for _ in range(MAX_REDIRECTS + 1):
-            # Resolved once, here: the connection goes to the address this checked (a second lookup
+            # Resolved once, here: the connection goes to an address this checked (a second lookup
             # by the HTTP client could be answered differently: DNS rebinding).
             target = check_url(url, self._trusted, self._resolve)
             # Credentials only to the host they are for, never to where it redirects, and never
             # over plain http, even to that host: a redirect could ask for them there.
             auth = self._credentials.get(urlsplit(url).netloc) if self._may_send_credentials(url) else None
+            found = self._get_from(target, auth)
+            if isinstance(found, bytes):
+                return found
+            url = found
+        raise RecordingFetchError(f"more than {MAX_REDIRECTS} redirects from the recording URL")
+
+    def _get_from(self, target: FetchTarget, auth: tuple[str, str] | None) -> bytes | str:
+        """The audio, or the URL it redirects to, from the first checked address that takes the
+        connection (as a connection by name tries each address the name has, in order)."""
+        refused: httpx.ConnectError | None = None
+        for address in target.addresses or (None,):
             try:
-                address, headers, extensions = target.request()
-                with self._http.stream("GET", address, headers=headers, extensions=extensions,
+                where, headers, extensions = target.request(address)
+                with self._http.stream("GET", where, headers=headers, extensions=extensions,
                                        auth=auth) as response:
                     if response.is_redirect and response.headers.get("location"):
                         # Against the URL as named: the response's own URL holds the address.
-                        url = str(httpx.URL(url).join(response.headers["location"]))
-                        continue
+                        return str(httpx.URL(target.url).join(response.headers["location"]))
                     if response.status_code != 200:
                         raise RecordingFetchError(f"HTTP {response.status_code} from the recording URL")
                     return _read_at_most(response, MAX_BYTES)
+            except httpx.ConnectError as exc:
+                refused = exc  # nothing was sent: the next address may take it
             except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
                 # A malformed URL or redirect is this recording's failure, not the sweep's.
                 raise RecordingFetchError(f"{exc.__class__.__name__}: {exc}") from None
-        raise RecordingFetchError(f"more than {MAX_REDIRECTS} redirects from the recording URL")
+        raise RecordingFetchError(f"{refused.__class__.__name__}: {refused}")
 
     def _record(self, call_control_id: str, **fields: object) -> None:
         with self._store.unit() as tx:

@@ -517,6 +517,26 @@ def test_each_redirect_is_looked_up_once_and_refused_when_it_leads_inside(tmp_pa
     store.close()
 
 
+def test_when_the_first_checked_address_takes_no_connection_the_next_one_is_tried(tmp_path: Path) -> None:
+    url = "https://recordings.example.com/a.wav"
+    resolver = _Resolver(recordings_example_com=[["2606:2800:220:1::1", "93.184.216.34"]])
+    tried: list[str] = []
+
+    def host(request: httpx.Request) -> httpx.Response:
+        tried.append(request.url.host)
+        if request.url.host == "2606:2800:220:1::1":  # no IPv6 route from here, say
+            raise httpx.ConnectError("Network is unreachable", request=request)
+        return httpx.Response(200, content=silent_wav(0.5))
+
+    store = _store_with_call(tmp_path, url, time.time())
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"), resolve=resolver,
+                             transport=httpx.MockTransport(host))
+    assert keeper.fetch("v3:call-1") == RecordingStatus.KEPT
+    assert tried == ["2606:2800:220:1::1", "93.184.216.34"] and resolver.asked == ["recordings.example.com"]
+    keeper.close()
+    store.close()
+
+
 @pytest.mark.parametrize(("address", "why"), [
     ("64:ff9b::7f00:1", "which leads to 127.0.0.1"),  # NAT64, well-known prefix
     ("64:ff9b::a9fe:a9fe", "which leads to 169.254.169.254"),  # ... to the cloud's metadata
@@ -625,12 +645,12 @@ def test_a_pinned_request_checks_the_certificate_against_the_name_not_the_addres
     port, cert = tls_server
     trusting = ssl.create_default_context(cafile=str(cert))
     with httpx.Client(verify=trusting) as client:
-        right = recordings.FetchTarget(f"https://recordings.test:{port}/a.wav", "127.0.0.1")
-        url, headers, extensions = right.request()
+        right = recordings.FetchTarget(f"https://recordings.test:{port}/a.wav", ("127.0.0.1",))
+        url, headers, extensions = right.request("127.0.0.1")
         answer = client.get(url, headers=headers, extensions=extensions)
         assert answer.status_code == 200 and answer.text == f"host=recordings.test:{port}"
         # The same address under a name the certificate does not carry: the handshake fails.
-        wrong = recordings.FetchTarget(f"https://elsewhere.test:{port}/a.wav", "127.0.0.1")
-        url, headers, extensions = wrong.request()
+        wrong = recordings.FetchTarget(f"https://elsewhere.test:{port}/a.wav", ("127.0.0.1",))
+        url, headers, extensions = wrong.request("127.0.0.1")
         with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
             client.get(url, headers=headers, extensions=extensions)
