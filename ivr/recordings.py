@@ -377,7 +377,10 @@ class RecordingKeeper:
                         raise RecordingFetchError(f"HTTP {response.status_code} from the recording URL")
                     return _read_at_most(response, MAX_BYTES)
             except httpx.ConnectError as exc:
-                refused = exc  # nothing was sent: the next address may take it
+                # Refused or unreachable at once, nothing sent: the next address may take it. A
+                # connect timeout is not tried further: a fetch must end within one timeout, which the
+                # retries' first wait (RETRY_FIRST_S) and close() count on.
+                refused = exc
             except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
                 # A malformed URL or redirect is this recording's failure, not the sweep's.
                 raise RecordingFetchError(f"{exc.__class__.__name__}: {exc}") from None
