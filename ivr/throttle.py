@@ -11,6 +11,11 @@ The count lives in the store, not in the process, so every gunicorn worker and e
 on the same database sees the same failures and a guesser gets the limit once, not once per
 worker. IPv6 clients are counted per /64, the block one host is usually given. While the store is
 down nothing is counted or refused (the token must still be right).
+
+The check and the count are two steps, not one: wrong tokens already being compared when the
+limit is reached still count and are answered 401, so a guesser sending in parallel gets the
+limit plus about as many as the server handles at once (tens), per window. Closing that gap would
+cost a write on every request that carries a token, the right ones included.
 """
 
 from __future__ import annotations
