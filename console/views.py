@@ -19,6 +19,7 @@ from ivr.recording_sinks import SinkError, audio_format
 from ivr.sanitize import clean_text, whole_number
 from ivr.sessions import close_session, csrf_ok, csrf_token, open_session, signed_in, token_matches
 from ivr.store import CallQuery, CallRecord, CallStore
+from ivr.throttle import client_of, throttle_of
 
 from . import names
 from .charts import sentiment_chart
@@ -236,7 +237,16 @@ def sign_in() -> ResponseReturnValue:
     """Check the token from the form and open a session; 403 and the form again if it is wrong."""
     expected = _expected_token()
     given = request.form.get("token", "")
+    throttle = throttle_of(current_app.extensions["lifeline"].settings, _store())
+    wait = throttle.retry_after(client_of(request)) if expected else None
+    if wait is not None:  # asked before the token is compared, as the API does
+        page = render_template("console/signin.html", next=None,
+                               error=f"Too many wrong tokens were tried from your address. Try again in "
+                                     f"{_minutes(wait)}.")
+        return page, 429, {"Retry-After": str(wait)}
     if not expected or not token_matches(given, expected):
+        if expected:
+            throttle.failed(client_of(request))
         return render_template("console/signin.html", error="Wrong token.", next=None), 403
     open_session(expected, _store().revoke_session)
     target = request.form.get("next", "")
@@ -261,6 +271,11 @@ def sign_out() -> ResponseReturnValue:
                                        "Sign out above to sign out.", back=None), 403
     close_session(_store().revoke_session)
     return redirect(url_for("console.live"), code=303)
+
+
+def _minutes(seconds: int) -> str:
+    """A wait in words: seconds under two minutes, else whole minutes (rounded up)."""
+    return f"{seconds} seconds" if seconds < 120 else f"{-(-seconds // 60)} minutes"
 
 
 def _store() -> CallStore:

@@ -62,7 +62,8 @@ class Outputs:
         return cls(settings=settings, store=store, hub=hub,
                    control=ListeningControl(units, services), summaries=summaries, webhooks=webhooks,
                    worker=OutputsWorker(hub, summaries, webhooks, settings),
-                   dialout=DialOut(telnyx, units, settings.dial_from, services.engine),
+                   dialout=DialOut(telnyx, units, settings.dial_from, services.engine,
+                                   allow=settings.dial_allow),
                    listener=feed_listener(store, hub))
 
     def subscribed(self) -> None:

@@ -53,10 +53,13 @@ class OutputSettings:
     feed_poll_s: float = 1.0
     transcript_settle_s: float = 60.0
     dial_from: str | None = None
+    # Where dial-out may call: E.164 prefixes (+44, +1800) and sip:<domain> entries; empty: anywhere.
+    dial_allow: tuple[str, ...] = ()
 
 
 def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettings:
-    """Read LIFELINE_EVENT_*, _SMTP_URL, _SUMMARY_*, _DIAL_FROM (overrides win), or raise ConfigError."""
+    """Read LIFELINE_EVENT_*, _SMTP_URL, _SUMMARY_*, _DIAL_FROM, _DIAL_ALLOW (overrides win), or raise
+    ConfigError."""
     source = settings_source(overrides)
 
     def get(name: str) -> str:
@@ -116,6 +119,7 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
             "LIFELINE_DIAL_FROM is set but TELNYX_CONNECTION_ID is not: dialling out goes "
             "through your Call Control Application; copy its id from the Telnyx portal",
             "TELNYX_CONNECTION_ID"))
+    dial_allow = _dial_allow(get("LIFELINE_DIAL_ALLOW"), problems)
     if problems:
         raise ConfigError(problems)
     return OutputSettings(
@@ -126,7 +130,23 @@ def load_output_settings(overrides: Mapping[str, object] | None) -> OutputSettin
         summary_from=get("LIFELINE_SUMMARY_FROM") or "lifeline@localhost",
         summary_transferred_only=only,
         feed_poll_s=numbers["LIFELINE_FEED_POLL_S"], transcript_settle_s=settle_s,
-        dial_from=get("LIFELINE_DIAL_FROM") or None)
+        dial_from=get("LIFELINE_DIAL_FROM") or None, dial_allow=dial_allow)
+
+
+_DIAL_PREFIX = re.compile(r"^\+\d{1,15}$")
+_SIP_DOMAIN = re.compile(r"^sips?:[A-Za-z0-9.-]+$")
+
+
+def _dial_allow(value: str, problems: list[Problem]) -> tuple[str, ...]:
+    """LIFELINE_DIAL_ALLOW: E.164 prefixes and sip:<domain> entries, comma-separated."""
+    entries = tuple(e.strip() for e in value.split(",") if e.strip())
+    wrong = [e for e in entries if not (_DIAL_PREFIX.match(e) or _SIP_DOMAIN.match(e))]
+    if wrong:
+        problems.append(Problem(
+            f"LIFELINE_DIAL_ALLOW has {wrong[0][:40]!r}: give E.164 prefixes (+ and 1-15 digits: "
+            "+44, +1800555) or SIP domains (sip:conf.example.com), separated by commas",
+            "LIFELINE_DIAL_ALLOW"))
+    return tuple(e.lower() for e in entries)
 
 
 def _unsendable(url: str) -> str | None:

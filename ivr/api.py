@@ -14,6 +14,7 @@ from .errors import StoreError, error_response, unauthorized
 from .sanitize import clean_text, whole_number
 from .sessions import CSRF_HEADER, bearer, csrf_ok, signed_in, token_matches
 from .store import OUTCOMES, CallQuery
+from .throttle import client_of, throttle_of, too_many_failures
 from .timefmt import iso_times, parse_time
 
 bp = Blueprint("api", __name__)
@@ -43,8 +44,16 @@ def require_token() -> ResponseReturnValue | None:
                                    "'Authorization: Bearer <token>'")
     header = request.headers.get("Authorization", "")
     given = bearer(header)
-    if given is not None and token_matches(given, expected):
-        return None
+    lifeline = current_app.extensions["lifeline"]
+    throttle = throttle_of(lifeline.settings, lifeline.store)
+    if given is not None:
+        # Asked before the token is compared: a guesser past the limit learns nothing, even when right.
+        wait = throttle.retry_after(client_of(request))
+        if wait is not None:
+            return too_many_failures(wait)
+        if token_matches(given, expected):
+            return None
+        throttle.failed(client_of(request))
     if not header and signed_in(expected, current_app.extensions["lifeline"].store.session_revoked):
         if request.method in ("GET", "HEAD") or csrf_ok(request.headers.get(CSRF_HEADER)):
             g.lifeline_by_session = True

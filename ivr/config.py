@@ -117,6 +117,9 @@ class Settings:
     log_format: str = "text"
     sqlite_synchronous: str = "NORMAL"
     metrics_token: str | None = None
+    auth_failures: int = 10  # wrong tokens from one address within the window before it waits; 0: off
+    auth_window_s: float = 300.0
+    trusted_proxies: int = 0  # proxies in front that append the client to X-Forwarded-For
     # Suspicious but usable values (placeholders, stray commas): the entry points print them once.
     warnings: tuple[str, ...] = ()
     symbl: SymblSettings | None = None
@@ -163,8 +166,9 @@ def settings_source(overrides: Mapping[str, object] | None) -> dict[str, str]:
 # Every LIFELINE_* setting the product reads (the README's settings table; tests/test_config.py
 # checks both against the code). A name close to one of these but not it is a likely typo.
 KNOWN_SETTINGS = frozenset({
-    "LIFELINE_AGENTS", "LIFELINE_API_TOKEN", "LIFELINE_BODY_TIMEOUT_S", "LIFELINE_COMMAND_HOLD",
-    "LIFELINE_COMMAND_TIMEOUT", "LIFELINE_DIAL_FROM", "LIFELINE_END_OF_TURN_S", "LIFELINE_ENGINE",
+    "LIFELINE_AGENTS", "LIFELINE_API_TOKEN", "LIFELINE_AUTH_FAILURES", "LIFELINE_AUTH_WINDOW_S",
+    "LIFELINE_BODY_TIMEOUT_S", "LIFELINE_COMMAND_HOLD", "LIFELINE_COMMAND_TIMEOUT", "LIFELINE_DIAL_ALLOW",
+    "LIFELINE_DIAL_FROM", "LIFELINE_END_OF_TURN_S", "LIFELINE_ENGINE",
     "LIFELINE_EVENT_RETRY_BASE_S", "LIFELINE_EVENT_RETRY_FOR_S", "LIFELINE_EVENT_SECRET",
     "LIFELINE_EVENT_WEBHOOKS", "LIFELINE_FEED_POLL_S", "LIFELINE_HEADER_TIMEOUT_S", "LIFELINE_IVR",
     "LIFELINE_LOG_FORMAT",
@@ -177,6 +181,7 @@ KNOWN_SETTINGS = frozenset({
     "LIFELINE_SWEEP_INTERVAL", "LIFELINE_TRANSCRIPTION_ENGINE", "LIFELINE_TRANSCRIPTION_LANGUAGE",
     "LIFELINE_TRANSCRIPTION_MAX_WAIT", "LIFELINE_TRANSCRIPTION_MODEL", "LIFELINE_TRANSCRIPTION_REGION",
     "LIFELINE_TRANSCRIPTION_WORKERS", "LIFELINE_TRANSCRIPT_SETTLE_S", "LIFELINE_TRANSFER_TIMEOUT",
+    "LIFELINE_TRUSTED_PROXIES",
     "LIFELINE_UNDERSTANDING",
     "LIFELINE_WEBHOOK_TOLERANCE", "LIFELINE_WHISPER_HOTWORDS", "LIFELINE_WHISPER_MIRROR_DB",
     "LIFELINE_WHISPER_MODEL", "LIFELINE_WHISPER_THREADS",
@@ -449,7 +454,13 @@ def _security(get: Get, found: _Found) -> dict[str, Any]:
                                   "random string (e.g. `python -c 'import secrets; "
                                   "print(secrets.token_urlsafe())'`)")
     return {"metrics_token": metrics_token, "secret_key": get("LIFELINE_SECRET_KEY"),
-            "api_token": get("LIFELINE_API_TOKEN")}
+            "api_token": get("LIFELINE_API_TOKEN"),
+            "auth_failures": _int(get("LIFELINE_AUTH_FAILURES", "10"), "LIFELINE_AUTH_FAILURES", 0, 10_000,
+                                  found.problems),
+            "auth_window_s": _float(get("LIFELINE_AUTH_WINDOW_S", "300"), "LIFELINE_AUTH_WINDOW_S", 1.0,
+                                    86_400.0, found.problems),
+            "trusted_proxies": _int(get("LIFELINE_TRUSTED_PROXIES", "0"), "LIFELINE_TRUSTED_PROXIES", 0, 10,
+                                    found.problems)}
 
 
 def _recordings(get: Get, found: _Found, instance_path: Path) -> dict[str, Any]:

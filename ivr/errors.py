@@ -165,5 +165,5 @@ def _default_code(status: int) -> str:
     return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
             405: "method_not_allowed",
             408: "request_timeout", 409: "conflict", 413: "payload_too_large", 422: "unprocessable",
-            426: "upgrade_required", 500: "internal", 502: "bad_gateway",
+            426: "upgrade_required", 429: "too_many_requests", 500: "internal", 502: "bad_gateway",
             503: "unavailable"}.get(status, "error")

@@ -34,6 +34,7 @@ from . import scope
 from .errors import error_response, unauthorized
 from .sessions import bearer
 from .store import CallStore
+from .throttle import client_of, throttle_of, too_many_failures
 
 bp = Blueprint("metrics", __name__)
 WEBHOOK_ENDPOINT = "webhooks.telnyx_webhook"
@@ -178,7 +179,12 @@ def metrics_endpoint() -> ResponseReturnValue:
     given = bearer(request.headers.get("Authorization", ""))
     if given is None:
         return unauthorized("the token is missing: send 'Authorization: Bearer <token>'", token_given=False)
+    throttle = throttle_of(lifeline.settings, lifeline.store)
+    wait = throttle.retry_after(client_of(request))  # before comparing, as on the API
+    if wait is not None:
+        return too_many_failures(wait)
     if not any(hmac.compare_digest(given.encode(), t.encode()) for t in accepted):
+        throttle.failed(client_of(request))
         return unauthorized("wrong token: send LIFELINE_METRICS_TOKEN or LIFELINE_API_TOKEN as "
                             "'Authorization: Bearer <token>'", token_given=True)
     # content_type, not mimetype: CONTENT_TYPE_LATEST carries its charset, which mimetype would add again.

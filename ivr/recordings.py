@@ -10,6 +10,10 @@ that fails is recorded as `failed` with the reason, logged, and retried by the m
 it succeeds or the URL is too old to work: 15 s after the first attempt, then twice as long each
 time, at most 5 minutes apart. Each attempt is counted on the call before it is made, so the
 sweeps of other workers and instances leave it to the one that counted it.
+
+A recording URL comes from a webhook: check_url resolves its host once and judges every address
+(an IPv6 address that leads to an IPv4 one by that IPv4 address), and the fetch connects to the
+address it judged, with the name in Host, SNI and the certificate check (FetchTarget.request).
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import socket
 import threading
 import time
 import wave
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -91,29 +96,110 @@ def _origin(url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
-def url_refusal(url: str, trusted: Collection[str] = ()) -> str | None:
-    """Why a recording URL must not be fetched, or None. A URL comes from a webhook, so it may
-    name any host: only https to hosts on the internet, never this machine or a private network
-    (cloud metadata, internal services), except the configured provider APIs themselves (`trusted`
-    origins, scheme and host: an emulator on loopback serves its recordings there)."""
+Resolver = Callable[[str, int], Sequence[str]]  # (host, port) -> its addresses, as getaddrinfo gives them
+
+# IPv6 ranges whose traffic goes to an IPv4 address written inside them: NAT64's well-known
+# prefix (RFC 6052) and its local-use one (RFC 8215), and IPv4-compatible addresses (deprecated).
+# 6to4 (2002::/16), Teredo (2001::/32) and IPv4-mapped ones are read by the ipaddress module.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses the system's resolver gives for host, in its order."""
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address carries traffic to (a translator or tunnel on the way
+    delivers it there), or () for an address that embeds none."""
+    if ip.ipv4_mapped is not None:
+        return (ip.ipv4_mapped,)
+    if ip in _NAT64 or ip in _NAT64_LOCAL or ip in _IPV4_COMPATIBLE:
+        return (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF),)  # the /96 layout: the last 32 bits
+    if ip.sixtofour is not None:
+        return (ip.sixtofour,)
+    if ip.teredo is not None:
+        return ip.teredo  # the relay server, and the client the traffic is for
+    return ()
+
+
+def address_refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why an address must not be connected to (it or the IPv4 address it leads to is not on the
+    internet), or None."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL and int(ip) >> 32 != int(_NAT64_LOCAL.network_address) >> 32:
+            # RFC 6052 lets a local translator put the IPv4 address elsewhere in the 128 bits; only
+            # 64:ff9b:1::a.b.c.d (the /96 layout) can be read with certainty.
+            return "which is a local-use NAT64 address (64:ff9b:1::/48) whose IPv4 address cannot be told"
+        inner = embedded_ipv4(ip)
+        if inner:
+            # Judged by where the traffic ends up, not by the IPv6 prefix (6to4's 2002::/16 counts
+            # as global; Teredo's 2001::/32 does not, though its client may well be).
+            closed = [v4 for v4 in inner if not v4.is_global]
+            return f"which leads to {closed[0]}, not an address on the internet" if closed else None
+    return None if ip.is_global else "which is not an address on the internet"
+
+
+@dataclass(frozen=True)
+class FetchTarget:
+    """A recording URL as checked: the addresses to connect to, in the resolver's order (none:
+    connect by name, a configured provider API), so the connection goes where the check looked and
+    not where a second lookup says."""
+
+    url: str
+    addresses: tuple[str, ...] = ()
+
+    def request(self, address: str | None) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+        """The URL to ask for, headers and extensions: the checked address in the URL, the name in
+        Host and in TLS (the SNI and the certificate check are against the name, as for any https)."""
+        url = httpx.URL(self.url)
+        if address is None or url.host == address:
+            return url, {}, {}
+        return (url.copy_with(host=address), {"Host": url.netloc.decode("ascii")},
+                {"sni_hostname": url.raw_host.decode("ascii")})
+
+
+def check_url(url: str, trusted: Collection[str] = (), resolve: Resolver = system_resolver) -> FetchTarget:
+    """The URL's target, resolved once and checked: only https to hosts on the internet, never this
+    machine or a private network (cloud metadata, internal services), except the configured provider
+    APIs themselves (`trusted` origins, scheme and host: an emulator on loopback serves recordings
+    there). A URL comes from a webhook, so it may name any host; RecordingFetchError says why not."""
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # an unclosed IPv6 bracket, say
-        return f"not a URL ({exc})"
+        raise RecordingFetchError(f"recording URL refused: not a URL ({exc})") from None
     if _origin(url) in trusted:
-        return None
+        return FetchTarget(url)
     if parts.scheme != "https" or not parts.hostname:
-        return f"{parts.scheme or 'no'}:// URL (only https:// recording URLs are fetched)"
+        raise RecordingFetchError(f"recording URL refused: {parts.scheme or 'no'}:// URL "
+                                  "(only https:// recording URLs are fetched)")
     try:
-        found = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+        found = resolve(parts.hostname, parts.port or 443)
     except (socket.gaierror, UnicodeError) as exc:
-        return f"{parts.hostname} does not resolve ({exc})"
+        raise RecordingFetchError(f"recording URL refused: {parts.hostname} does not resolve "
+                                  f"({exc})") from None
     except ValueError:
-        return f"{parts.netloc} has a port that is not a number from 0 to 65535"
-    for *_, address in found:
-        ip = ipaddress.ip_address(address[0])
-        if not ip.is_global:
-            return f"{parts.hostname} resolves to {ip}, which is not an address on the internet"
+        raise RecordingFetchError(f"recording URL refused: {parts.netloc} has a port that is not a number "
+                                  "from 0 to 65535") from None
+    if not found:
+        raise RecordingFetchError(f"recording URL refused: {parts.hostname} does not resolve")
+    for address in found:
+        ip = ipaddress.ip_address(address)
+        why = address_refusal(ip)
+        if why is not None:
+            # Every address is judged, not only the one used: a name that also leads inside is refused.
+            raise RecordingFetchError(f"recording URL refused: {parts.hostname} resolves to {ip}, {why}")
+    return FetchTarget(url, tuple(found))
+
+
+def url_refusal(url: str, trusted: Collection[str] = (), resolve: Resolver = system_resolver) -> str | None:
+    """Why a recording URL must not be fetched (check_url's reason), or None."""
+    try:
+        check_url(url, trusted, resolve)
+    except RecordingFetchError as exc:
+        return str(exc).removeprefix("recording URL refused: ")
     return None
 
 
@@ -122,7 +208,8 @@ class RecordingKeeper:
 
     def __init__(self, store: CallStore, sink: RecordingSink, timeout_s: float = 10.0,
                  credentials: Mapping[str, tuple[str, str]] | None = None,
-                 provider_apis: Collection[str | None] = ()) -> None:
+                 provider_apis: Collection[str | None] = (), resolve: Resolver = system_resolver,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self._store = store
         self.sink = sink
         # host -> (user, password): a provider whose recording URLs need its credentials (Twilio,
@@ -130,10 +217,14 @@ class RecordingKeeper:
         self._credentials = dict(credentials or {})
         self._timeout_s = timeout_s
         # The configured provider APIs' hosts, which may serve recordings over http or on loopback
-        # (an emulator); any other host must be https and on the internet (url_refusal).
+        # (an emulator); any other host must be https and on the internet (check_url).
         self._trusted = frozenset(_origin(url) for url in provider_apis if url)
-        # Redirects are followed here, each hop checked as the first URL is (url_refusal).
-        self._http = httpx.Client(timeout=timeout_s, follow_redirects=False)
+        self._resolve = resolve
+        # Redirects are followed here, each hop checked as the first URL is (check_url). No
+        # connection is kept for another fetch: one opened to a checked address and verified for
+        # one name must not carry a request for another name that resolved to the same address.
+        self._http = httpx.Client(timeout=timeout_s, follow_redirects=False, transport=transport,
+                                  limits=httpx.Limits(max_keepalive_connections=0))
         self._lock = threading.Lock()
         self._busy: set[str] = set()
         self._threads: set[threading.Thread] = set()
@@ -258,24 +349,42 @@ class RecordingKeeper:
     def _get(self, url: str) -> bytes:
         """The audio at url, following redirects that pass the same checks; RecordingFetchError if not."""
         for _ in range(MAX_REDIRECTS + 1):
-            refused = url_refusal(url, self._trusted)
-            if refused is not None:
-                raise RecordingFetchError(f"recording URL refused: {refused}")
+            # Resolved once, here: the connection goes to an address this checked (a second lookup
+            # by the HTTP client could be answered differently: DNS rebinding).
+            target = check_url(url, self._trusted, self._resolve)
             # Credentials only to the host they are for, never to where it redirects, and never
             # over plain http, even to that host: a redirect could ask for them there.
             auth = self._credentials.get(urlsplit(url).netloc) if self._may_send_credentials(url) else None
+            found = self._get_from(target, auth)
+            if isinstance(found, bytes):
+                return found
+            url = found
+        raise RecordingFetchError(f"more than {MAX_REDIRECTS} redirects from the recording URL")
+
+    def _get_from(self, target: FetchTarget, auth: tuple[str, str] | None) -> bytes | str:
+        """The audio, or the URL it redirects to, from the first checked address that takes the
+        connection (as a connection by name tries each address the name has, in order)."""
+        refused: httpx.ConnectError | None = None
+        for address in target.addresses or (None,):
             try:
-                with self._http.stream("GET", url, auth=auth) as response:
+                where, headers, extensions = target.request(address)
+                with self._http.stream("GET", where, headers=headers, extensions=extensions,
+                                       auth=auth) as response:
                     if response.is_redirect and response.headers.get("location"):
-                        url = str(response.url.join(response.headers["location"]))
-                        continue
+                        # Against the URL as named: the response's own URL holds the address.
+                        return str(httpx.URL(target.url).join(response.headers["location"]))
                     if response.status_code != 200:
                         raise RecordingFetchError(f"HTTP {response.status_code} from the recording URL")
                     return _read_at_most(response, MAX_BYTES)
+            except httpx.ConnectError as exc:
+                # Refused or unreachable at once, nothing sent: the next address may take it. A
+                # connect timeout is not tried further: a fetch must end within one timeout, which the
+                # retries' first wait (RETRY_FIRST_S) and close() count on.
+                refused = exc
             except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
                 # A malformed URL or redirect is this recording's failure, not the sweep's.
                 raise RecordingFetchError(f"{exc.__class__.__name__}: {exc}") from None
-        raise RecordingFetchError(f"more than {MAX_REDIRECTS} redirects from the recording URL")
+        raise RecordingFetchError(f"{refused.__class__.__name__}: {refused}")
 
     def _record(self, call_control_id: str, **fields: object) -> None:
         with self._store.unit() as tx:

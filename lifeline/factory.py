@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from calls.monitor import Monitor
 from calls.service import CallService
@@ -182,6 +183,11 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
         state=calls)
 
     sessions.configure_sessions(app, settings)
+    if settings.trusted_proxies:
+        # Only the client's address is read from the proxies' X-Forwarded-For (the throttle of wrong
+        # tokens counts by it); scheme, host and path stay as the request came.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0, x_host=0, x_port=0, x_prefix=0)
     app.register_blueprint(telnyx_webhooks)
     if isinstance(engine, LocalEngine):
         engine.on_transcribed = partial(_measure_transcription, metrics)

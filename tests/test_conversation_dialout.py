@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 
+from conversation.dialout import allowed
+from conversation.settings import load_output_settings
+from ivr.errors import ConfigError
 from simulator.caller import far_end_player
 from simulator.legs import Leg
 from simulator.runner import Simulation
@@ -177,3 +181,38 @@ def test_a_dial_whose_answer_times_out_is_504_then_recorded_from_its_first_event
         assert other.status_code == 201 and other.get_json()["call_control_id"] != call.call_control_id
         assert client.post("/api/calls", headers={**AUTH, "Idempotency-Key": "é"},
                            json={"to": FAR_END}).status_code == 400
+
+
+def test_a_destination_outside_the_dial_allow_list_is_refused_by_name_and_never_dialled() -> None:
+    config = {**dial_config(free_port()), "LIFELINE_DIAL_ALLOW": "+44, +1555777, sip:conf.example.com"}
+    with Simulation(config, speed=20) as sim:
+        client = sim.app.test_client()  # type: ignore[union-attr]
+        refused = client.post("/api/calls", headers=AUTH, json={"to": "+19005550100"})
+        error = refused.get_json()["error"]
+        assert (refused.status_code, error["code"]) == (403, "dial_out_not_allowed")
+        assert "LIFELINE_DIAL_ALLOW" in error["message"] and "+44, +1555777" in error["message"]
+        runner = sim.app.test_cli_runner()  # type: ignore[union-attr]
+        cli = runner.invoke(args=["dial", "sip:bridge@conf.example.com.evil.test"])
+        assert cli.exit_code != 0 and "LIFELINE_DIAL_ALLOW" in cli.output
+        assert not [r for r in sim.emulator.requests if r["name"] == "dial"]
+        assert sim.app.extensions["lifeline"].store.list_calls() == []  # type: ignore[union-attr]
+        sim.emulator.far_ends[FAR_END] = far_end_player(sim.emulator, load_scenario(SCENARIO))
+        assert client.post("/api/calls", headers=AUTH, json={"to": FAR_END}).status_code == 201  # +1555777...
+
+
+@pytest.mark.parametrize(("to", "expected"), [
+    ("+447700900123", True), ("+15557770000", True), ("+15557780000", False), ("+19005550100", False),
+    ("sip:bridge@conf.example.com", True), ("sips:bridge@CONF.example.com:5061;transport=tls", True),
+    ("sip:bridge@conf.example.com.evil.test", False), ("sip:bridge@other.example.com", False),
+])
+def test_the_allow_list_matches_numbers_by_prefix_and_sip_uris_by_their_whole_domain(
+        to: str, expected: bool) -> None:
+    assert allowed(to, ("+44", "+1555777", "sip:conf.example.com")) is expected
+
+
+@pytest.mark.parametrize("entry", ["44", "+44 20", "+1-900", "sip:", "conf.example.com", "+1234567890123456"])
+def test_a_malformed_dial_allow_entry_is_named_at_start(entry: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_output_settings({"LIFELINE_DIAL_ALLOW": f"+44,{entry}"})
+    [problem] = caught.value.problems
+    assert problem.setting == "LIFELINE_DIAL_ALLOW" and "E.164 prefixes" in problem.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import ipaddress
 import re
 import threading
 import time
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ivr import recordings
@@ -451,3 +453,204 @@ def test_a_malformed_recording_url_is_a_failed_fetch_with_its_reason_not_an_exce
     assert call is not None and call.recording_error
     keeper.close()
     store.close()
+
+
+class _Resolver:
+    """A DNS that answers each lookup of a name from a script (the last answer repeats), and counts."""
+
+    def __init__(self, **answers: list[list[str]]) -> None:
+        self._answers = {name.replace("_", "."): list(steps) for name, steps in answers.items()}
+        self.asked: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        steps = self._answers[host]
+        return steps.pop(0) if len(steps) > 1 else steps[0]
+
+
+class _Seen:
+    """A fake recordings host (an httpx transport): records where each request went and answers it."""
+
+    def __init__(self, answers: dict[str, httpx.Response]) -> None:
+        self._answers = answers
+        self.requests: list[tuple[str, str, str | None, str]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.url.host, request.headers["host"],
+                              request.extensions.get("sni_hostname"), request.url.path))
+        return self._answers[request.url.path]
+
+
+def test_the_connection_goes_to_the_address_that_was_checked_not_to_a_second_lookup(tmp_path: Path) -> None:
+    url = "https://recordings.example.com/a.wav"
+    # A rebinding name: a public address for the check, then this machine for anyone who asks again.
+    resolver = _Resolver(recordings_example_com=[["93.184.216.34"], ["127.0.0.1"]])
+    host = _Seen({"/a.wav": httpx.Response(200, content=silent_wav(0.5))})
+    store = _store_with_call(tmp_path, url, time.time())
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"), resolve=resolver,
+                             transport=httpx.MockTransport(host))
+    assert keeper.fetch("v3:call-1") == RecordingStatus.KEPT
+    # To the checked address; the name goes in Host and in TLS (SNI and the certificate check).
+    assert host.requests == [("93.184.216.34", "recordings.example.com", "recordings.example.com", "/a.wav")]
+    assert resolver.asked == ["recordings.example.com"]
+    keeper.close()
+    store.close()
+
+
+def test_each_redirect_is_looked_up_once_and_refused_when_it_leads_inside(tmp_path: Path) -> None:
+    url = "https://recordings.example.com:8443/a.wav"
+    resolver = _Resolver(recordings_example_com=[["93.184.216.34"], ["2606:2800:220:1::1"], ["10.0.0.5"]])
+    host = _Seen({"/a.wav": httpx.Response(302, headers={"location": "/b.wav"}),
+                  "/b.wav": httpx.Response(302, headers={"location": "/c.wav"})})
+    store = _store_with_call(tmp_path, url, time.time())
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"), resolve=resolver,
+                             transport=httpx.MockTransport(host))
+    assert keeper.fetch("v3:call-1") == RecordingStatus.FAILED
+    # A relative redirect is read against the name, never against the address it was fetched from.
+    assert host.requests == [
+        ("93.184.216.34", "recordings.example.com:8443", "recordings.example.com", "/a.wav"),
+        ("2606:2800:220:1::1", "recordings.example.com:8443", "recordings.example.com", "/b.wav")]
+    call = store.get_call("v3:call-1")
+    assert call is not None
+    assert "resolves to 10.0.0.5, which is not an address" in (call.recording_error or "")
+    keeper.close()
+    store.close()
+
+
+def test_when_the_first_checked_address_takes_no_connection_the_next_one_is_tried(tmp_path: Path) -> None:
+    url = "https://recordings.example.com/a.wav"
+    resolver = _Resolver(recordings_example_com=[["2606:2800:220:1::1", "93.184.216.34"]])
+    tried: list[str] = []
+
+    def host(request: httpx.Request) -> httpx.Response:
+        tried.append(request.url.host)
+        if request.url.host == "2606:2800:220:1::1":  # no IPv6 route from here, say
+            raise httpx.ConnectError("Network is unreachable", request=request)
+        return httpx.Response(200, content=silent_wav(0.5))
+
+    store = _store_with_call(tmp_path, url, time.time())
+    keeper = RecordingKeeper(store, DirectorySink(tmp_path / "kept"), resolve=resolver,
+                             transport=httpx.MockTransport(host))
+    assert keeper.fetch("v3:call-1") == RecordingStatus.KEPT
+    assert tried == ["2606:2800:220:1::1", "93.184.216.34"] and resolver.asked == ["recordings.example.com"]
+    keeper.close()
+    store.close()
+
+
+@pytest.mark.parametrize(("address", "why"), [
+    ("64:ff9b::7f00:1", "which leads to 127.0.0.1"),  # NAT64, well-known prefix
+    ("64:ff9b::a9fe:a9fe", "which leads to 169.254.169.254"),  # ... to the cloud's metadata
+    ("64:ff9b:1::a00:5", "which leads to 10.0.0.5"),  # NAT64, local-use prefix
+    ("64:ff9b:1:ab::808:808", "which is a local-use NAT64 address"),  # a layout other than /96
+    ("2002:7f00:1::1", "which leads to 127.0.0.1"),  # 6to4
+    ("2002:c0a8:101::1", "which leads to 192.168.1.1"),
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "which leads to 127.0.0.1"),  # Teredo, client 127.0.0.1
+    ("2001:0:a00:1::f5fe:fffe", "which leads to 10.0.0.1"),  # Teredo through a private relay
+    ("::ffff:10.1.2.3", "which leads to 10.1.2.3"),  # IPv4-mapped
+    ("::7f00:1", "which leads to 127.0.0.1"),  # IPv4-compatible (deprecated)
+    ("fd00::1", "which is not an address on the internet"),
+])
+def test_ipv6_addresses_that_lead_to_a_private_ipv4_address_are_refused(address: str, why: str) -> None:
+    refusal = recordings.url_refusal("https://recordings.example.com/a.wav",
+                                     resolve=_Resolver(recordings_example_com=[[address]]))
+    assert refusal is not None
+    assert refusal.startswith(f"recordings.example.com resolves to {ipaddress.ip_address(address)}, {why}")
+
+
+@pytest.mark.parametrize("address", [
+    "64:ff9b::808:808",  # NAT64 to 8.8.8.8
+    "64:ff9b:1::808:808",
+    "2002:808:808::1",  # 6to4 through 8.8.8.8
+    "2001:0:4136:e378:8000:63bf:f7f7:f7f7",  # Teredo: a public relay and client 8.8.8.8
+    "::ffff:8.8.8.8",
+    "2606:2800:220:1::1",
+])
+def test_ipv6_addresses_that_lead_to_the_internet_are_fetched(address: str) -> None:
+    assert recordings.url_refusal("https://recordings.example.com/a.wav",
+                                  resolve=_Resolver(recordings_example_com=[[address]])) is None
+
+
+def test_one_address_inside_among_public_ones_refuses_the_name() -> None:
+    resolve = _Resolver(recordings_example_com=[["93.184.216.34", "64:ff9b::7f00:1"]])
+    refusal = recordings.url_refusal("https://recordings.example.com/a.wav", resolve=resolve)
+    assert refusal is not None and "resolves to 64:ff9b::7f00:1, which leads to 127.0.0.1" in refusal
+
+
+def _certificate_for(name: str, folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` and its key, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class _Audio(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = f"host={self.headers['Host']}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An https server on loopback (a port in 18200-18299) whose certificate names recordings.test."""
+    import ssl
+
+    cert, key = _certificate_for("recordings.test", tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = None
+    for port in range(18240, 18300):
+        try:
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Audio)
+            break
+        except OSError:
+            continue
+    assert server is not None, "no free port in 18240-18299"
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_pinned_request_checks_the_certificate_against_the_name_not_the_address(
+        tls_server: tuple[int, Path]) -> None:
+    import ssl
+
+    port, cert = tls_server
+    trusting = ssl.create_default_context(cafile=str(cert))
+    with httpx.Client(verify=trusting) as client:
+        right = recordings.FetchTarget(f"https://recordings.test:{port}/a.wav", ("127.0.0.1",))
+        url, headers, extensions = right.request("127.0.0.1")
+        answer = client.get(url, headers=headers, extensions=extensions)
+        assert answer.status_code == 200 and answer.text == f"host=recordings.test:{port}"
+        # The same address under a name the certificate does not carry: the handshake fails.
+        wrong = recordings.FetchTarget(f"https://elsewhere.test:{port}/a.wav", ("127.0.0.1",))
+        url, headers, extensions = wrong.request("127.0.0.1")
+        with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
+            client.get(url, headers=headers, extensions=extensions)

@@ -448,6 +448,21 @@ def test_search_text_ignores_case_and_takes_like_wildcards_literally(store: Call
     assert ids("nobody said this") == []
 
 
+def test_failed_sign_ins_are_counted_per_client_in_the_window_and_older_ones_are_forgotten(
+        store: CallStore) -> None:
+    assert store.auth_failures("192.0.2.7", 0.0) == []
+    store.note_auth_failure("192.0.2.7", 1000.0, forget_before=0.0)
+    store.note_auth_failure("192.0.2.7", 1010.0, forget_before=0.0)
+    store.note_auth_failure("2001:db8:1:2::/64", 1020.0, forget_before=0.0)
+    assert store.auth_failures("192.0.2.7", 0.0) == [1000.0, 1010.0]
+    assert store.auth_failures("192.0.2.7", 1005.0) == [1010.0]  # only those in the window asked for
+    assert store.auth_failures("2001:db8:1:2::/64", 0.0) == [1020.0]
+    # Each failure prunes everyone's failures that left the window, so the table stays small.
+    store.note_auth_failure("198.51.100.9", 1030.0, forget_before=1015.0)
+    assert store.auth_failures("192.0.2.7", 0.0) == []
+    assert store.auth_failures("2001:db8:1:2::/64", 0.0) == [1020.0]
+
+
 def test_a_revoked_session_is_known_until_it_expires_then_pruned(store: CallStore) -> None:
     now = time.time()
     assert not store.session_revoked("s-1")

@@ -51,6 +51,8 @@ CALLS: dict[str, Callable[[OutputStore], object]] = {
     "due_commands": lambda s: list(s.due_commands(10.0)),
     "revoke_session": lambda s: s.revoke_session("session-1", time.time() + 60),
     "session_revoked": lambda s: s.session_revoked("session-1"),
+    "note_auth_failure": lambda s: s.note_auth_failure("192.0.2.7", time.time(), time.time() - 60),
+    "auth_failures": lambda s: s.auth_failures("192.0.2.7", time.time() - 60),
     "figures": lambda s: s.figures(),
     "ping": lambda s: s.ping(),
     "schema_problem": lambda s: s.schema_problem(),

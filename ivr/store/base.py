@@ -189,6 +189,15 @@ class CallStore(ABC):
         """Whether this console session was signed out."""
 
     @abstractmethod
+    def note_auth_failure(self, client: str, at: float, forget_before: float) -> None:
+        """Record a failed sign-in or token from `client` (an address) at `at`, and forget every
+        failure, of any client, from before `forget_before`."""
+
+    @abstractmethod
+    def auth_failures(self, client: str, since: float) -> list[float]:
+        """When `client` failed to sign in or give a token since `since`, oldest first."""
+
+    @abstractmethod
     def figures(self) -> StoreFigures:
         """Counts of calls, decisions, transfers and outbox commands as of now (for /metrics)."""
 

@@ -48,6 +48,7 @@ class _Tables:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     feed: list[StoredEvent] = field(default_factory=list)  # commit order: units of work are serial
     revoked_sessions: dict[str, float] = field(default_factory=dict)
+    auth_failures: list[tuple[str, float]] = field(default_factory=list)
     outputs: OutputTables = field(default_factory=OutputTables)
 
 
@@ -335,6 +336,15 @@ class MemoryStore(MemoryOutputs):
     def session_revoked(self, session_id: str) -> bool:
         with self._lock:
             return session_id in self._tables.revoked_sessions
+
+    def note_auth_failure(self, client: str, at: float, forget_before: float) -> None:
+        with self._lock:
+            kept = [(c, t) for c, t in self._tables.auth_failures if t >= forget_before]
+            self._tables.auth_failures = kept + [(client[:64], at)]
+
+    def auth_failures(self, client: str, since: float) -> list[float]:
+        with self._lock:
+            return sorted(t for c, t in self._tables.auth_failures if c == client[:64] and t >= since)
 
     def figures(self) -> StoreFigures:
         with self._lock:

@@ -172,6 +172,16 @@ revoked_sessions = Table(
     Column("expires_at", Float, nullable=False),
 )
 
+# Failed sign-ins and bearer tokens, by client address (ivr/throttle.py): an address with enough
+# of them inside the window is refused for a while. Rows are pruned once they leave the window.
+auth_failures = Table(
+    "auth_failures", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client", String(64), nullable=False),
+    Column("at", Float, nullable=False, index=True),
+)
+Index("ix_auth_failures_client_at", auth_failures.c.client, auth_failures.c.at)
+
 summaries = Table(
     "summaries", metadata,
     Column("call_control_id", String(255), primary_key=True),

@@ -284,6 +284,19 @@ class SqlStore(SqlOutputs):
             return conn.execute(select(sessions.c.session_id)
                                 .where(sessions.c.session_id == session_id)).first() is not None
 
+    def note_auth_failure(self, client: str, at: float, forget_before: float) -> None:
+        failures = schema.auth_failures
+        with self.unit() as tx:
+            tx.connection.execute(delete(failures).where(failures.c.at < forget_before))
+            tx.connection.execute(failures.insert().values(client=client[:64], at=at))
+
+    def auth_failures(self, client: str, since: float) -> list[float]:
+        failures = schema.auth_failures
+        with self._read("read the failed sign-ins") as conn:
+            return [at for (at,) in conn.execute(
+                select(failures.c.at).where(failures.c.client == client[:64], failures.c.at >= since)
+                .order_by(failures.c.at))]
+
     def figures(self) -> StoreFigures:
         calls, decisions, transfers, commands = (schema.calls.c, schema.decisions.c, schema.transfers.c,
                                                  schema.commands.c)
