@@ -1,5 +1,5 @@
 # Lifeline in a container: slim Python, a non-root user, the pinned Whisper weights baked in.
-#   docker build -t lifeline .      docker compose up      (see README "Deploying")
+#   docker build -t lifeline .      docker compose up      (see docs/deploying.md, "Docker")
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build

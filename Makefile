@@ -1,5 +1,7 @@
 # make demo  - set up, then play the example callers against the built-in Telnyx emulator
 # make dev   - the app and the emulator on 127.0.0.1:8000/8001 with example callers (Ctrl-C stops)
+# make runtime - set up .venv with what the service runs on (as demo and dev do), to run your own number
+# make install - runtime plus what the tests, lint and the encoder's fine-tune need (about 2.3 GB in all)
 # make test  - set up, then lint (ruff), type-check (mypy) and run the whole test suite (not the slow tests)
 # make test-slow - the slow tests: retrain the encoder delta and compare it with the committed one
 # make haproxy - install HAProxy (Debian package) for `flask bench --instances N` and its drill
@@ -19,7 +21,9 @@ REQS   := $(RUN_REQS) requirements-dev.txt requirements-train.txt
 RUN_STAMP := $(VENV)/.runtime-$(shell cat $(RUN_REQS) | cksum | cut -d' ' -f1)
 STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 
-.PHONY: demo dev test test-slow install browser screenshots clean haproxy
+.PHONY: demo dev test test-slow runtime install browser screenshots clean haproxy
+
+runtime: $(RUN_STAMP)
 
 install: $(STAMP)
 

@@ -155,7 +155,7 @@ class SymblEngine(ListeningEngine):
         symbl = settings.symbl
         if symbl is None:
             raise ConfigError("the Symbl engine needs its settings: set LIFELINE_ENGINE=symbl with "
-                              "SYMBL_DIAL_IN and the credentials (see README)")
+                              "SYMBL_DIAL_IN and the credentials (see docs/listening.md)")
         self._dial_in = symbl.dial_in
         if client is None:
             client = SymblClient(symbl.api_base_url, symbl.app_id, symbl.app_secret)

@@ -163,8 +163,9 @@ def settings_source(overrides: Mapping[str, object] | None) -> dict[str, str]:
     return source
 
 
-# Every LIFELINE_* setting the product reads (the README's settings table; tests/test_config.py
-# checks both against the code). A name close to one of these but not it is a likely typo.
+# Every LIFELINE_* setting the product reads (docs/configuration.md's settings table;
+# tests/test_startup.py and tests/test_docs.py check both against the code). A name close to
+# one of these but not it is a likely typo.
 KNOWN_SETTINGS = frozenset({
     "LIFELINE_AGENTS", "LIFELINE_API_TOKEN", "LIFELINE_AUTH_FAILURES", "LIFELINE_AUTH_WINDOW_S",
     "LIFELINE_BODY_TIMEOUT_S", "LIFELINE_COMMAND_HOLD", "LIFELINE_COMMAND_TIMEOUT", "LIFELINE_DIAL_ALLOW",

@@ -1,6 +1,6 @@
 """Boot drill: start gunicorn on a fresh database N times; count the boots that come up whole.
 
-Each boot is a deploy as the README describes it: a new, empty database, the upgrade once (the
+Each boot is a deploy as docs/deploying.md describes it: a new, empty database, the upgrade once (the
 function `flask db upgrade` runs), then gunicorn with W workers. A boot counts as good when /healthz
 answers 200, every worker logged its boot, and the log holds no traceback or failed worker.
 

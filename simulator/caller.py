@@ -252,8 +252,8 @@ def far_end_player(emulator: Emulator, scenario: Scenario) -> Callable[[Leg], No
     It starts once the app listens (at most 5 real seconds after the answer): with the telnyx
     engine the dial asked for transcription, so that is at once; the other engines ask for a media
     stream only after `call.answered`, and on a loaded machine the scenario's first words would
-    otherwise fall before it, which a test of the dial-out's pipeline is not about (README, "What
-    does not work yet", says what is lost on a real line).
+    otherwise fall before it, which a test of the dial-out's pipeline is not about (docs/status.md,
+    "Status and known limits", says what is lost on a real line).
     """
 
     def play_far_end(leg: Leg) -> None:

@@ -2,7 +2,7 @@
 
 HAProxy is a Debian package (`make haproxy`, or `apt-get install haproxy`), not a Python one:
 the bench looks for the `haproxy` program and says how to install it when it is missing. The
-configuration is the README's scale-out example: HTTP mode, health checks on /healthz, and
+configuration is the scale-out example in docs/deploying.md: HTTP mode, health checks on /healthz, and
 WebSocket upgrades (media streams) and long responses (the live feed) kept open by `timeout
 tunnel`.
 """

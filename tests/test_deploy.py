@@ -1,7 +1,7 @@
 """The container files: the Dockerfile passes hadolint, compose.yaml runs the app with its services.
 
 No Docker engine runs on the development machines or in CI, so the image is not built here;
-the README says so.
+docs/deploying.md and docs/status.md say so.
 """
 
 from __future__ import annotations

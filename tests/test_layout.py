@@ -1,7 +1,7 @@
 """The package layout holds: every module imports alone, imports only point down the layers, and only
 the SQL store imports the database's libraries.
 
-The allowed direction is the one the README's Layout section shows. Every module is imported
+The allowed direction is the one docs/layout.md shows. Every module is imported
 in one fresh interpreter; before each module, every Lifeline module is dropped from
 `sys.modules`, so each import starts from nothing of ours (third-party libraries stay loaded,
 which keeps this fast and changes nothing about cycles between our modules).
