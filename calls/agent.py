@@ -35,6 +35,16 @@ def find_transfer(ctx: CallContext) -> TransferRecord | None:
     return ctx.tx.transfer_for_agent_leg(event.call_control_id) if event.call_control_id else None
 
 
+def is_connected(ctx: CallContext) -> bool:
+    """Whether the attempt behind this agent-leg event is, as this unit of work leaves it, the one
+    its caller is connected through."""
+    transfer = find_transfer(ctx)
+    if transfer is None or transfer.status != TransferStatus.CONNECTED:
+        return False
+    caller = ctx.tx.get_call(transfer.call_control_id)
+    return caller is not None and caller.status == CallStatus.TRANSFERRED
+
+
 def on_initiated(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
     """Note (never answer) the agent leg a transfer created: the agent's phone is ringing."""
     current = lock_caller_of(ctx.tx, transfer)[1]  # the caller's row first: ivr.lock_order

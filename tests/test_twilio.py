@@ -7,7 +7,9 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,7 +19,7 @@ from werkzeug.test import TestResponse
 
 from insight.frames import MalformedFrame
 from ivr.context import command_id_for
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, StoreError
 from ivr.events import encode_client_state
 from ivr.store import CallStatus, Command, CommandStatus, TransferStatus
 from ivr.telnyx_api import SendOutcome
@@ -462,6 +464,48 @@ def test_a_bridged_conversations_end_still_hangs_up_whatever_dial_bridged_says(t
     hear_the_whisper_out(twilio_app, agent)
     assert [verb.tag for verb in dial_outcome(twilio_app, 1, "completed", bridged="true")] == ["Hangup"]
     assert twilio_app.extensions["lifeline"].store.transfers(SID)[0].status == TransferStatus.CONNECTED
+
+
+def test_a_whispers_end_whose_bridge_cannot_be_recorded_lets_the_agent_go_and_the_caller_moves_on(
+        twilio_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = "CA" + "4" * 32
+    answer_as_agent(twilio_app, agent, "n")
+    store = twilio_app.extensions["lifeline"].store
+    healthy = store.unit
+
+    @contextmanager
+    def commit_fails() -> Iterator[Any]:
+        with healthy() as tx:
+            yield tx
+            raise StoreError("database unavailable: connection lost")  # rolled back
+
+    monkeypatch.setattr(store, "unit", commit_fails)
+    assert [verb.tag for verb in on_agent_leg(twilio_app, agent, "whispered")] == ["Hangup"]
+    monkeypatch.setattr(store, "unit", healthy)
+    assert store.transfers(SID)[0].status == TransferStatus.RINGING  # nothing was kept
+    second = dial_outcome(twilio_app, 1, "completed", bridged="false")
+    assert second.find("Dial/Number").text == AGENTS.split(",")[1]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("dial_first", [False, True])
+def test_the_whispers_end_is_answered_from_its_unit_of_work_not_from_a_read_after_it(
+        twilio_app: Flask, monkeypatch: pytest.MonkeyPatch, dial_first: bool) -> None:
+    agent = "CA" + "4" * 32
+    answer_as_agent(twilio_app, agent, "o")
+    if dial_first:
+        dial_outcome(twilio_app, 1, "completed")  # the attempt failed: agent 2 rings now
+    store = twilio_app.extensions["lifeline"].store
+
+    def down(*args: object) -> None:
+        raise StoreError("database unavailable: connection lost")
+
+    for read in ("get_call", "transfers"):  # the store's own reads, outside any unit of work
+        monkeypatch.setattr(store, read, down)
+    answer = [verb.tag for verb in on_agent_leg(twilio_app, agent, "whispered")]
+    monkeypatch.undo()
+    assert answer == (["Hangup"] if dial_first else [])  # never agent 1 joined while agent 2 rings
+    expected = TransferStatus.FAILED if dial_first else TransferStatus.CONNECTED
+    assert store.transfers(SID)[0].status == expected
 
 
 def test_an_agent_who_finishes_the_whisper_after_the_caller_left_is_let_go(twilio_app: Flask) -> None:
