@@ -57,6 +57,9 @@ class Sent:
     def __init__(self) -> None:
         self.commands: list[Command] = []
 
+    def in_answer(self, commands: Sequence[Command]) -> frozenset[str]:
+        return frozenset()
+
     def submit(self, commands: Sequence[Command]) -> None:
         self.commands.extend(commands)
 

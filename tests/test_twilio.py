@@ -208,6 +208,30 @@ def test_menus_said_again_on_resume_and_answered_with_the_same_key_are_each_rout
 
 # ----- the call flow through Twilio's endpoints ------------------------------------------------------
 
+def test_a_key_press_is_answered_after_one_write_to_the_store_which_records_the_answer_sent(
+        twilio_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    store = twilio_app.extensions["lifeline"].store
+    writes: list[str] = []
+    unit, mark = store.unit, store.mark_command
+
+    def counted_unit() -> Any:
+        writes.append("unit")
+        return unit()
+
+    def counted_mark(*args: Any) -> bool:
+        writes.append("mark_command")
+        return bool(mark(*args))
+
+    monkeypatch.setattr(store, "unit", counted_unit)
+    monkeypatch.setattr(store, "mark_command", counted_mark)
+    root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=p", call_form(CallStatus="in-progress",
+                                                                             Digits="0")))
+    assert root.find("Dial") is not None and writes == ["unit"]
+    transfer = next(e for e in store.outbox(SID) if e.command.name == "transfer")
+    assert (transfer.status, transfer.attempts) == (CommandStatus.SENT, 1)
+
+
 def test_the_operator_key_dials_the_first_agent_with_the_reason_in_the_whisper(twilio_app: Flask) -> None:
     post(twilio_app, "/webhooks/twilio/voice", call_form())
     root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=b",

@@ -119,8 +119,8 @@ def _instructions(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind
                 id=f"tw-{sid}:hangup-before-answer", type="call.hangup", occurred_at=None,
                 call_control_id=sid, hangup_cause="normal_clearing"))
             found = []
-    assert twilio.sender is not None
-    twilio.sender.mark_sent(capture.commands)  # what Twilio will not run is settled all the same
+    # The captured commands were recorded sent by their own unit of work: what Twilio will not run
+    # (a duplicate's, the answer's after a hangup) is settled all the same.
     commands = capture.commands if found else []
     if not commands:
         # A duplicate, a step that queued nothing, or a race with a REST update: say what the
@@ -137,8 +137,6 @@ def _recorded(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: st
     sid = events.call_sid(incoming.form)
     with capturing(sid) as capture:
         lifeline.calls.message_recorded(sid)
-    assert twilio.sender is not None
-    twilio.sender.mark_sent(capture.commands)
     # Nothing queued: the thanks was queued already (a retry of this request, or the monitor's
     # sweep was first), or the call is no longer in voicemail; the call's state says what holds it.
     commands = capture.commands or _state(lifeline, sid)
