@@ -11,7 +11,7 @@ import logging
 
 from insight import tracks
 from ivr.context import CallContext
-from ivr.events import BRIDGE_ASKED
+from ivr.events import BRIDGE_ASKED, NOT_BRIDGED
 from ivr.lock_order import lock_caller_of
 from ivr.menu import AFTER_AGENTS
 from ivr.store import CallStatus, TransferRecord, TransferStatus
@@ -33,6 +33,16 @@ def find_transfer(ctx: CallContext) -> TransferRecord | None:
             if transfer.attempt == state.get("attempt"):
                 return transfer
     return ctx.tx.transfer_for_agent_leg(event.call_control_id) if event.call_control_id else None
+
+
+def is_connected(ctx: CallContext) -> bool:
+    """Whether the attempt behind this agent-leg event is, as this unit of work leaves it, the one
+    its caller is connected through."""
+    transfer = find_transfer(ctx)
+    if transfer is None or transfer.status != TransferStatus.CONNECTED:
+        return False
+    caller = ctx.tx.get_call(transfer.call_control_id)
+    return caller is not None and caller.status == CallStatus.TRANSFERRED
 
 
 def on_initiated(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
@@ -71,7 +81,14 @@ def on_bridged(ctx: CallContext, svc: Services, machine: Machine, transfer: Tran
 
 
 def on_hangup(ctx: CallContext, svc: Services, machine: Machine, transfer: TransferRecord) -> None:
-    """The agent's leg ended before it was bridged: move on to the next agent."""
+    """The agent's leg ended before it was bridged: move on to the next agent. Reported never
+    bridged (NOT_BRIDGED) after it was recorded connected, it is the caller's state machine that
+    decides whether anything is undone."""
+    if ctx.event.state == NOT_BRIDGED and transfer.status == TransferStatus.CONNECTED:
+        caller = lock_caller_of(ctx.tx, transfer)[0]  # the caller's row first: ivr.lock_order
+        if caller is not None:
+            machine.fire(ctx, svc, caller, Trigger.UNBRIDGED, transfer=transfer)
+        return
     if transfer.status not in OPEN_TRANSFER:
         return
     if ctx.event.hangup_cause == "originator_cancel":
@@ -120,8 +137,32 @@ def connected(turn: Turn, transfer: TransferRecord | None = None) -> None:
         ctx.publish("transfer", call.call_control_id, attempt=transfer.attempt, to=transfer.to_number,
                     status=TransferStatus.CONNECTED)
         if call.listening not in ("paused", "lost"):  # a resume starts both tracks itself
+            # Named by attempt: after a connection that was undone, the next one restarts them too.
             for name, params in tracks.both_parties(turn.svc.engine, call.call_control_id):
-                ctx.send(name, call.call_control_id, f"listening:both:{name}", **params)
+                ctx.send(name, call.call_control_id, f"listening:both:{name}:{transfer.attempt}", **params)
+
+
+def not_bridged(turn: Turn, transfer: TransferRecord) -> None:
+    """The provider says the legs of the attempt recorded as connected were never joined (Twilio:
+    our answer to the whisper's end was lost or came after Twilio stopped waiting). The caller
+    still waits for a person: the attempt fails and the call moves on, as from an agent who did
+    not take it, to the next agent or the apology."""
+    ctx, call = turn.ctx, turn.call
+    transfers = ctx.tx.transfers(call.call_control_id)
+    last = transfers[-1] if transfers else None
+    if last is None or last.attempt != transfer.attempt or last.status != TransferStatus.CONNECTED:
+        return  # a report on an attempt the call is no longer at: nothing of it is left to undo
+    log.warning("attempt %d of %s was recorded connected, but its legs were never bridged; moving on",
+                last.attempt, call.call_control_id)
+    ctx.tx.update_transfer(call.call_control_id, last.attempt, status=TransferStatus.FAILED,
+                           hangup_cause=NOT_BRIDGED)
+    ctx.publish("transfer", call.call_control_id, attempt=last.attempt, to=last.to_number,
+                status=TransferStatus.FAILED, cause=NOT_BRIDGED)
+    turn.move(CallStatus.TRANSFERRING, outcome=None)
+    if call.listening not in ("paused", "lost"):
+        for name, params in tracks.caller_only(turn.svc.engine, call.call_control_id):
+            ctx.send(name, call.call_control_id, f"listening:caller:{name}:{last.attempt}", **params)
+    next_agent_or_offer(turn, last, NOT_BRIDGED)
 
 
 def move_on_after_a_lingering_cancel(turn: Turn, now: float) -> None:

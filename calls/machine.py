@@ -32,6 +32,7 @@ class Trigger(StrEnum):
     HEARD = "heard"                    # the caller said something (any engine)
     LISTENING_LOST = "listening_lost"  # the audio stream failed or closed while the call was up
     BRIDGED = "bridged"                # the caller and an agent are connected
+    UNBRIDGED = "unbridged"            # a connection recorded was never made (Twilio's DialBridged=false)
     AGENT_FAILED = "agent_failed"      # an agent did not take the call
     RECORDING = "recording"            # call.recording.saved
     RECORDED = "recorded"              # the message's recording ended, the caller still on (Twilio)

@@ -14,7 +14,7 @@ from ivr.events import CallEvent
 from ivr.masking import masked_payload
 from ivr.store import CallRecord, CallStore
 
-from . import listening
+from . import agent, listening
 from .dispatch import EVENT_TYPES, dispatch
 from .machine import Machine, Trigger
 from .services import Services
@@ -52,6 +52,17 @@ class CallService:
             return "ignored"
         dispatch(ctx, self._services, self._machine)
         return "handled"
+
+    def bridge_asked(self, events: Sequence[CallEvent]) -> bool:
+        """Process a request that asks for a bridge (Twilio's whisper has ended) in one unit of
+        work; True if, as that unit commits, the attempt it names connects its caller. A repeated
+        request changes nothing and gets the same answer."""
+
+        def decide(ctx: CallContext) -> bool:
+            self._record_and_dispatch(ctx)
+            return agent.is_connected(ctx)
+
+        return bool(events) and all(self._units.run_all(events, decide))
 
     def hear(self, call_control_id: str, engine: str, source_id: str, text: str,
              confidence: float | None, score: float | None = None, party: str = "caller",

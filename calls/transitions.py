@@ -34,6 +34,9 @@ TRANSITIONS: dict[tuple[S, Trigger], Transition] = {
     # The move itself is AGENT_FAILED's (fired from the action), so this row moves nothing.
     (S.TRANSFERRING, Trigger.TICK): Transition(agent.move_on_after_a_lingering_cancel),
     **{(s, Trigger.BRIDGED): Transition(agent.connected, frozenset({S.TRANSFERRED})) for s in ACTIVE},
+    # Only a call still recorded as with its agent can learn that it never was: once it has ended
+    # (or moved on) there is nobody left to put through again.
+    (S.TRANSFERRED, Trigger.UNBRIDGED): Transition(agent.not_bridged, frozenset({S.TRANSFERRING, S.MENU})),
     **{(s, Trigger.HEARD): Transition(listening.hear) for s in ACTIVE},
     **{(s, Trigger.LISTENING_LOST): Transition(listening.listening_lost) for s in ACTIVE},
     **{(s, Trigger.HANGUP): Transition(caller.hung_up, frozenset({S.ENDED})) for s in (*ACTIVE, *DIAL_OUT)},

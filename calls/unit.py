@@ -27,6 +27,10 @@ R = TypeVar("R")
 class Submitter(Protocol):
     """Where committed commands go (the outbox sender; a list in tests)."""
 
+    def in_answer(self, commands: Sequence[Command]) -> frozenset[str]:
+        """The ids of those commands that will leave in the answer to the request being handled
+        (Twilio's TwiML), asked before the unit commits so it records them sent itself."""
+
     def submit(self, commands: Sequence[Command]) -> None:
         """Send commands that their unit of work has committed to the outbox."""
 
@@ -76,7 +80,7 @@ class UnitOfWork:
                 contexts.append(ctx)
             commands = [command for ctx in contexts for command in ctx.commands]
             feed = [item for ctx in contexts for item in ctx.feed]
-            tx.enqueue(commands)
+            tx.enqueue(commands, sent=self._sender.in_answer(commands))
             tx.add_feed(feed)
         self._sender.submit(commands)
         if feed and self._on_published is not None:

@@ -52,6 +52,14 @@ def both_parties(engine: ListeningEngine, call_control_id: str) -> Commands:
     return [*stop(engine, call_control_id), *started] if started else []
 
 
+def caller_only(engine: ListeningEngine, call_control_id: str) -> Commands:
+    """After a bridge that turned out never to have been made: hear the caller alone again, as
+    before it (both parties' audio would file the menu's prompts as the agent's words)."""
+    if not both_parties(engine, call_control_id):
+        return []  # hearing both was never started, so there is nothing to undo
+    return [*stop(engine, call_control_id), *start(engine, call_control_id, both=False)]
+
+
 def names_tracks(config: dict[str, Any]) -> bool:
     """Whether transcripts under this `transcription_config` say which party spoke (Telnyx's own
     engine fills `transcription_track`; the emulator posts as Telnyx would by this too)."""

@@ -58,6 +58,10 @@ class Transcription:
 # connects an agent only once the whisper's last document answers, so a bridge for an attempt that
 # failed meanwhile (its Dial action handled first) can still be declined.
 BRIDGE_ASKED = "whisper_ended"
+# The `state` of an agent leg's `call.hangup` whose provider says the leg was never bridged to the
+# caller (Twilio's DialBridged=false), whatever Lifeline recorded: the one case where an attempt
+# recorded as connected is undone, because the bridge was recorded when it was asked for.
+NOT_BRIDGED = "not_bridged"
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,7 @@ def _build(document: object, problems: list[Problem]) -> Menu | None:
     if re.search(r"[{}]", menu.whisper.replace(REASON_MARK, "")):
         problems.append(Problem(f"`whisper` may hold {REASON_MARK} (the reason for the transfer) and no "
                                 "other braces", keys=("whisper",)))
-    _check_voice(menu, problems)
+    _check_language(menu, problems)
     _check_lengths(menu, problems)
     return None if problems else menu
 
@@ -268,22 +268,28 @@ def _check_lengths(menu: Menu, problems: list[Problem]) -> None:
                                     "shorten it or split the menu", keys=keys))
 
 
-def _check_voice(menu: Menu, problems: list[Problem]) -> None:
-    """`voice` and `language` as the SDK's speak types allow, so Telnyx never refuses a prompt."""
+def _check_language(menu: Menu, problems: list[Problem]) -> None:
+    """`language` as the SDK's speak types allow, so Telnyx never refuses a prompt. The voice is
+    checked by the deployment (providers/voices.py): which voices work depends on its providers."""
     speak = action_type("gather_using_speak")
     languages = [str(v) for v in literal_values(speak, "language")]
     if languages and menu.language not in languages:
         problems.append(Problem(f"`language: {menu.language}` is not a Telnyx speech language: choose one "
                                 f"of {', '.join(languages)}", keys=("language",)))
+
+
+def telnyx_voice_problem(voice: str) -> str | None:
+    """Why Telnyx would refuse a prompt in this voice (the SDK's speak types), or None if it would not."""
     # Voices are free text of the form <Provider>.<Model>.<VoiceId>; the providers are the SDK's
     # voice_settings kinds, plus the legacy basic voices.
+    speak = action_type("gather_using_speak")
     providers = {str(v).lower() for member in union_members(speak, "voice_settings")
                  for v in literal_values(member, "type")}
-    provider = menu.voice.split(".", 1)[0].lower()
-    if menu.voice.lower() not in ("female", "male") and (provider not in providers or "." not in menu.voice):
-        problems.append(Problem(f"`voice: {menu.voice}` is not a Telnyx voice: write "
-                                "<Provider>.<Model>.<VoiceId> (e.g. AWS.Polly.Joanna-Neural) with a provider "
-                                f"among {', '.join(sorted(providers))}", keys=("voice",)))
+    provider = voice.split(".", 1)[0].lower()
+    if voice.lower() in ("female", "male") or (provider in providers and "." in voice):
+        return None
+    return (f"`voice: {voice}` is not a Telnyx voice: write <Provider>.<Model>.<VoiceId> "
+            f"(e.g. AWS.Polly.Joanna-Neural) with a provider among {', '.join(sorted(providers))}")
 
 
 def _node(name: str, body: object, problems: list[Problem]) -> MenuNode:

@@ -78,6 +78,9 @@ class Sender(Protocol):
     def submit(self, commands: Sequence[Command]) -> None:
         """Send commands that their unit of work has committed."""
 
+    def in_answer(self, commands: Sequence[Command]) -> frozenset[str]:
+        """The ids of commands that leave in the answer to the request being handled, not from here."""
+
     def resend_due(self, older_than_s: float = 10.0, untried_older_than_s: float | None = None) -> int:
         """Resend commands left pending (untried ones after their own age); returns how many."""
 
@@ -119,6 +122,10 @@ class CommandSender:
     def on_call_ended(self, callback: Callable[[str, str], object]) -> None:
         """Call `callback(call_control_id, cause)` when Telnyx answers a command with 90018."""
         self._call_ended = callback
+
+    def in_answer(self, commands: Sequence[Command]) -> frozenset[str]:
+        """None: every command of a Telnyx call leaves from the outbox."""
+        return frozenset()
 
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue commands that their unit of work has already committed to the outbox."""

@@ -45,9 +45,9 @@ from ivr.telnyx_api import TelnyxCommands, longest_send_s
 from providers import Provider, ProviderCommands
 from providers.telnyx import TelnyxNotConfigured, TelnyxProvider
 from providers.telnyx import bp as telnyx_webhooks
-from providers.twilio.voices import menu_voice_findings
 from providers.twilio.wiring import build_twilio
 from providers.twilio.wiring import refuse_webhooks as refuse_twilio_webhooks
+from providers.voices import settle_menu_voice
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules, menu_and_rules_warnings
 
@@ -132,8 +132,7 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.json = FiniteJSONProvider(app)
     settings, output_settings = load_all_settings(config, Path(app.instance_path))
-    menu = load_menu(settings.ivr_path)
-    voice_problems, voice_warnings = menu_voice_findings(settings, menu)
+    menu, voice_problems, voice_warnings = settle_menu_voice(settings, load_menu(settings.ivr_path))
     if voice_problems:
         raise ConfigError(voice_problems)
     rules = load_rules(settings.rules_path)

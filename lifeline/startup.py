@@ -33,7 +33,7 @@ from ivr.menu import Menu, load_menu
 from ivr.store import MEMORY_URL, open_store
 from ivr.yamlfile import line_of
 from providers.twilio.settings import twilio_settings
-from providers.twilio.voices import menu_voice_findings
+from providers.voices import settle_menu_voice
 from transfer.rules import RuleSet, load_rules, menu_and_rules_warnings
 
 from . import db_cli
@@ -150,7 +150,7 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
     except LifelineError as exc:
         problems += _problems_of(exc)
     else:
-        voice_problems, voice_warnings = menu_voice_findings(settings, menu)
+        menu, voice_problems, voice_warnings = settle_menu_voice(settings, menu)
         problems += voice_problems
     try:
         rules = load_rules(settings.rules_path)

@@ -185,6 +185,27 @@ def test_outbox_holds_commands_until_marked(store: CallStore) -> None:
     assert store.outbox("v3:call-1")[0].status == CommandStatus.SENT
 
 
+def test_commands_that_leave_in_a_webhooks_answer_are_recorded_sent_by_the_unit_that_queues_them(
+        store: CallStore) -> None:
+    with store.unit() as tx:
+        tx.enqueue([Command("by-rest", "v3:call-1", "hangup", {})])
+    with store.unit() as tx:
+        tx.enqueue([Command("in-answer", "v3:call-1", "speak", {}),
+                    Command("by-rest", "v3:call-1", "hangup", {}),
+                    Command("later", "v3:call-1", "hangup", {})], sent={"in-answer", "by-rest"})
+    found = {e.command.command_id: (e.status, e.attempts) for e in store.outbox("v3:call-1")}
+    assert found == {"in-answer": (CommandStatus.SENT, 1), "by-rest": (CommandStatus.SENT, 1),
+                     "later": (CommandStatus.PENDING, 0)}
+    assert [c.command_id for c in store.due_commands(older_than_s=-1)] == ["later"]
+    with store.unit() as tx:  # a settled command keeps its outcome, as with mark_command
+        tx.enqueue([Command("in-answer", "v3:call-1", "speak", {})])
+    store.mark_command("later", CommandStatus.REJECTED, 1, "HTTP 422")
+    with store.unit() as tx:
+        tx.enqueue([Command("later", "v3:call-1", "hangup", {})], sent={"later"})
+    statuses = {e.command.command_id: e.status for e in store.outbox("v3:call-1")}
+    assert statuses["later"] == CommandStatus.REJECTED
+
+
 def test_one_outbox_entry_is_read_inside_a_unit_of_work(store: CallStore) -> None:
     with store.unit() as tx:
         tx.enqueue([Command("cmd-1", "v3:call-1", "transfer", {"to": "+15550001111"})])

@@ -19,7 +19,7 @@ from calls.unit import UnitOfWork
 from insight.base import ListeningEngine, Reading
 from insight.understand import Understanding
 from ivr.errors import StoreError
-from ivr.events import CallEvent
+from ivr.events import BRIDGE_ASKED, NOT_BRIDGED, CallEvent
 from ivr.masking import mask_digits
 from ivr.menu import AFTER_AGENTS, load_menu
 from ivr.store import CallRecord, CallStatus, Command, CommandStatus, TransferStatus
@@ -56,6 +56,9 @@ class Sent:
 
     def __init__(self) -> None:
         self.commands: list[Command] = []
+
+    def in_answer(self, commands: Sequence[Command]) -> frozenset[str]:
+        return frozenset()
 
     def submit(self, commands: Sequence[Command]) -> None:
         self.commands.extend(commands)
@@ -310,6 +313,56 @@ def test_bridging_marks_the_call_transferred(flow: Flow) -> None:
     call = flow.store.get_call(CALLER)
     assert call is not None and (call.status, call.outcome) == (CallStatus.TRANSFERRED, "transferred")
     assert flow.store.transfers(CALLER)[0].status == TransferStatus.CONNECTED
+
+
+def connect_then_report_never_bridged(flow: Flow, attempt: int = 1) -> None:
+    """Agent `attempt` is recorded connected as its whisper ends, then its leg's end says the legs
+    were never joined."""
+    flow.event("call.bridged", ccid=f"v3:agent-{attempt}", state=BRIDGE_ASKED, **flow.agent_leg(attempt))
+    assert flow.status() == CallStatus.TRANSFERRED
+    flow.event("call.hangup", ccid=f"v3:agent-{attempt}", hangup_cause="dial_completed", state=NOT_BRIDGED,
+               **flow.agent_leg(attempt))
+
+
+def test_a_connection_reported_never_bridged_fails_its_attempt_and_dials_the_next_agent_once(
+        flow: Flow) -> None:
+    flow.answered_call()
+    flow.event("call.dtmf.received", digit="0")
+    connect_then_report_never_bridged(flow)
+    call = flow.store.get_call(CALLER)
+    assert call is not None and (call.status, call.outcome) == (CallStatus.TRANSFERRING, None)
+    assert [(t.status, t.hangup_cause) for t in flow.store.transfers(CALLER)] == [
+        (TransferStatus.FAILED, NOT_BRIDGED), (TransferStatus.REQUESTED, None)]
+    assert [c.params["to"] for c in flow.sent.commands if c.name == "transfer"] == list(AGENTS)
+    # The same report again, by another delivery: the call is no longer with that agent.
+    flow.event("call.hangup", ccid="v3:agent-1", hangup_cause="dial_completed", state=NOT_BRIDGED,
+               **flow.agent_leg(1))
+    assert [c.params["to"] for c in flow.sent.commands if c.name == "transfer"] == list(AGENTS)
+    assert len(flow.store.transfers(CALLER)) == 2
+
+
+def test_the_last_agent_reported_never_bridged_leads_to_the_apology_menu_not_a_hangup(flow: Flow) -> None:
+    flow.answered_call()
+    flow.event("call.dtmf.received", digit="0")
+    flow.event("call.hangup", ccid="v3:agent-1", hangup_cause="timeout", **flow.agent_leg(1))
+    connect_then_report_never_bridged(flow, attempt=2)
+    call = flow.store.get_call(CALLER)
+    assert call is not None and (call.status, call.menu) == (CallStatus.MENU, AFTER_AGENTS)
+    assert flow.sent.names()[-1] == "gather_using_speak" and "hangup" not in flow.sent.names()
+    feed = [e.data for e in flow.store.feed_events(CALLER) if e.kind == "transfer"]
+    assert {"attempt": 2, "status": "failed", "cause": NOT_BRIDGED}.items() <= feed[-1].items()
+
+
+def test_a_never_bridged_report_for_a_connection_that_stands_changes_nothing(flow: Flow) -> None:
+    flow.answered_call()
+    flow.event("call.dtmf.received", digit="0")
+    flow.event("call.bridged", ccid="v3:agent-1", **flow.agent_leg(1))
+    flow.event("call.hangup", hangup_cause="normal_clearing")  # the conversation is over
+    flow.event("call.hangup", ccid="v3:agent-1", hangup_cause="dial_completed", state=NOT_BRIDGED,
+               **flow.agent_leg(1))
+    call = flow.store.get_call(CALLER)
+    assert call is not None and (call.status, call.outcome) == (CallStatus.ENDED, "transferred")
+    assert [t.status for t in flow.store.transfers(CALLER)] == [TransferStatus.CONNECTED]
 
 
 def test_a_heard_request_for_a_person_escalates_and_silence_reprompts_then_says_goodbye(flow: Flow) -> None:

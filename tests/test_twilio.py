@@ -7,7 +7,9 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,7 +19,7 @@ from werkzeug.test import TestResponse
 
 from insight.frames import MalformedFrame
 from ivr.context import command_id_for
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, StoreError
 from ivr.events import encode_client_state
 from ivr.store import CallStatus, Command, CommandStatus, TransferStatus
 from ivr.telnyx_api import SendOutcome
@@ -206,6 +208,30 @@ def test_menus_said_again_on_resume_and_answered_with_the_same_key_are_each_rout
 
 # ----- the call flow through Twilio's endpoints ------------------------------------------------------
 
+def test_a_key_press_is_answered_after_one_write_to_the_store_which_records_the_answer_sent(
+        twilio_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    post(twilio_app, "/webhooks/twilio/voice", call_form())
+    store = twilio_app.extensions["lifeline"].store
+    writes: list[str] = []
+    unit, mark = store.unit, store.mark_command
+
+    def counted_unit() -> Any:
+        writes.append("unit")
+        return unit()
+
+    def counted_mark(*args: Any) -> bool:
+        writes.append("mark_command")
+        return bool(mark(*args))
+
+    monkeypatch.setattr(store, "unit", counted_unit)
+    monkeypatch.setattr(store, "mark_command", counted_mark)
+    root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=p", call_form(CallStatus="in-progress",
+                                                                             Digits="0")))
+    assert root.find("Dial") is not None and writes == ["unit"]
+    transfer = next(e for e in store.outbox(SID) if e.command.name == "transfer")
+    assert (transfer.status, transfer.attempts) == (CommandStatus.SENT, 1)
+
+
 def test_the_operator_key_dials_the_first_agent_with_the_reason_in_the_whisper(twilio_app: Flask) -> None:
     post(twilio_app, "/webhooks/twilio/voice", call_form())
     root = twiml(post(twilio_app, "/webhooks/twilio/gather?step=b",
@@ -226,9 +252,10 @@ def test_the_operator_key_dials_the_first_agent_with_the_reason_in_the_whisper(t
     assert transfer.status == TransferStatus.REQUESTED and transfer.rule == "dtmf_0"
 
 
-def dial_outcome(app: Flask, attempt: int, status: str) -> ET.Element:
+def dial_outcome(app: Flask, attempt: int, status: str, bridged: str | None = None) -> ET.Element:
     form = call_form(CallStatus="in-progress", DialCallStatus=status,
-                     DialCallSid="CA" + str(attempt + 4) * 32)
+                     DialCallSid="CA" + str(attempt + 4) * 32,
+                     **({"DialBridged": bridged} if bridged is not None else {}))
     return twiml(post(app, f"/webhooks/twilio/dial?caller={SID}&attempt={attempt}", form))
 
 
@@ -406,6 +433,103 @@ def test_a_whisper_heard_after_the_caller_was_offered_the_apology_leaves_them_in
     assert call is not None and (call.status, call.menu) == (CallStatus.MENU, "_after_agents")
     transfers = twilio_app.extensions["lifeline"].store.transfers(SID)
     assert all(t.status == TransferStatus.FAILED for t in transfers)
+
+
+def hear_the_whisper_out(app: Flask, agent: str, attempt: int = 1) -> None:
+    """The agent hears the whisper to its end and Lifeline answers its last request: connected."""
+    assert list(on_agent_leg(app, agent, "whispered", attempt)) == []
+
+
+@pytest.mark.parametrize("reported", ["completed", "no-answer"])
+def test_a_connection_twilio_says_it_never_bridged_moves_on_to_the_next_agent_once(
+        twilio_app: Flask, reported: str) -> None:
+    agent = "CA" + "4" * 32
+    answer_as_agent(twilio_app, agent, "k")
+    hear_the_whisper_out(twilio_app, agent)
+    lifeline = twilio_app.extensions["lifeline"]
+    assert lifeline.store.get_call(SID).status == CallStatus.TRANSFERRED  # type: ignore[union-attr]
+    # Our answer never reached Twilio in time: the agent's leg ends without the two joined.
+    second = dial_outcome(twilio_app, 1, reported, bridged="false")
+    assert second.find("Dial/Number").text == AGENTS.split(",")[1]  # type: ignore[union-attr]
+    assert second.find("Hangup") is None
+    call = lifeline.store.get_call(SID)
+    assert call is not None and (call.status, call.outcome) == (CallStatus.TRANSFERRING, None)
+    assert [(t.status, t.hangup_cause) for t in lifeline.store.transfers(SID)] == [
+        (TransferStatus.FAILED, "not_bridged"), (TransferStatus.REQUESTED, None)]
+    # Both parties were heard from the bridge on; the caller alone is again, or the menu's prompts
+    # would be filed as the agent's words.
+    listening = [(e.command.name, e.command.params.get("transcription_tracks"))
+                 for e in lifeline.store.outbox(SID) if e.command.name.startswith("transcription_")]
+    assert listening == [("transcription_stop", None), ("transcription_start", "both"),
+                         ("transcription_stop", None), ("transcription_start", "inbound")]
+    again = dial_outcome(twilio_app, 1, reported, bridged="false")  # Twilio's retry of the action
+    assert again.find("Dial") is None  # no second ring of agent 2
+    assert len([e for e in lifeline.store.outbox(SID) if e.command.name == "transfer"]) == 2
+
+
+def test_the_last_agent_never_bridged_leaves_the_caller_in_the_apology_menu_not_hung_up(
+        twilio_app: Flask) -> None:
+    agent = "CA" + "6" * 32
+    answer_as_agent(twilio_app, agent, "l")
+    dial_outcome(twilio_app, 1, "busy", bridged="false")
+    post(twilio_app, f"/webhooks/twilio/agent?caller={SID}&attempt=2",
+         call_form(sid=agent, CallStatus="in-progress", Direction="outbound-dial", ParentCallSid=SID))
+    hear_the_whisper_out(twilio_app, agent, attempt=2)
+    offer = dial_outcome(twilio_app, 2, "completed", bridged="false")
+    assert offer.find("Hangup") is None
+    assert "leave a message" in (offer.find("Gather/Say").text or "")  # type: ignore[union-attr]
+    call = twilio_app.extensions["lifeline"].store.get_call(SID)
+    assert call is not None and (call.status, call.menu) == (CallStatus.MENU, "_after_agents")
+
+
+def test_a_bridged_conversations_end_still_hangs_up_whatever_dial_bridged_says(twilio_app: Flask) -> None:
+    agent = "CA" + "4" * 32
+    answer_as_agent(twilio_app, agent, "m")
+    hear_the_whisper_out(twilio_app, agent)
+    assert [verb.tag for verb in dial_outcome(twilio_app, 1, "completed", bridged="true")] == ["Hangup"]
+    assert twilio_app.extensions["lifeline"].store.transfers(SID)[0].status == TransferStatus.CONNECTED
+
+
+def test_a_whispers_end_whose_bridge_cannot_be_recorded_lets_the_agent_go_and_the_caller_moves_on(
+        twilio_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = "CA" + "4" * 32
+    answer_as_agent(twilio_app, agent, "n")
+    store = twilio_app.extensions["lifeline"].store
+    healthy = store.unit
+
+    @contextmanager
+    def commit_fails() -> Iterator[Any]:
+        with healthy() as tx:
+            yield tx
+            raise StoreError("database unavailable: connection lost")  # rolled back
+
+    monkeypatch.setattr(store, "unit", commit_fails)
+    assert [verb.tag for verb in on_agent_leg(twilio_app, agent, "whispered")] == ["Hangup"]
+    monkeypatch.setattr(store, "unit", healthy)
+    assert store.transfers(SID)[0].status == TransferStatus.RINGING  # nothing was kept
+    second = dial_outcome(twilio_app, 1, "completed", bridged="false")
+    assert second.find("Dial/Number").text == AGENTS.split(",")[1]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("dial_first", [False, True])
+def test_the_whispers_end_is_answered_from_its_unit_of_work_not_from_a_read_after_it(
+        twilio_app: Flask, monkeypatch: pytest.MonkeyPatch, dial_first: bool) -> None:
+    agent = "CA" + "4" * 32
+    answer_as_agent(twilio_app, agent, "o")
+    if dial_first:
+        dial_outcome(twilio_app, 1, "completed")  # the attempt failed: agent 2 rings now
+    store = twilio_app.extensions["lifeline"].store
+
+    def down(*args: object) -> None:
+        raise StoreError("database unavailable: connection lost")
+
+    for read in ("get_call", "transfers"):  # the store's own reads, outside any unit of work
+        monkeypatch.setattr(store, read, down)
+    answer = [verb.tag for verb in on_agent_leg(twilio_app, agent, "whispered")]
+    monkeypatch.undo()
+    assert answer == (["Hangup"] if dial_first else [])  # never agent 1 joined while agent 2 rings
+    expected = TransferStatus.FAILED if dial_first else TransferStatus.CONNECTED
+    assert store.transfers(SID)[0].status == expected
 
 
 def test_an_agent_who_finishes_the_whisper_after_the_caller_left_is_let_go(twilio_app: Flask) -> None:
@@ -923,6 +1047,29 @@ def test_a_hash_key_in_the_menu_is_routed_on_twilio_not_taken_as_the_finishing_k
         gathered = [json.loads(e["payload"]).get("Digits") for e in store.events(sid)
                     if e["event_type"] == "call.gather.ended"]
         assert gathered == ["#"] and store.get_call(sid).retries == 0  # routed, not heard as no choice
+
+
+def test_agents_whose_whispered_answer_is_lost_leave_the_caller_in_the_apology_menu_not_hung_up() -> None:
+    with Simulation({"LIFELINE_AGENTS": AGENTS}, engine="twilio", speed=5, provider="twilio") as sim:
+        leg = sim.emulator.incoming_call(agent="whisper_answer_lost")  # every agent of this call
+        assert sim.emulator.wait_for_gather(leg, 10)
+        sim.emulator.press(leg, "0")
+        lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
+
+        def offered() -> bool:
+            call = lifeline.store.get_call(leg.call_control_id)
+            return call is not None and call.status == CallStatus.MENU and call.menu == "_after_agents"
+
+        assert wait_until(offered, 30)
+        transfers = lifeline.store.transfers(leg.call_control_id)
+        assert [(t.status, t.hangup_cause) for t in transfers] == [(TransferStatus.FAILED, "not_bridged")] * 2
+        assert not leg.ended and not leg.log.bridged
+        # Each was recorded connected as its whisper ended, then undone when Twilio said otherwise.
+        said = [(e.data["attempt"], e.data["status"]) for e in lifeline.store.feed_events(leg.call_control_id)
+                if e.kind == "transfer" and e.data["status"] in ("connected", "failed")]
+        assert said == [(1, "connected"), (1, "failed"), (2, "connected"), (2, "failed")]
+        sim.emulator.caller_hangs_up(leg)
+        assert wait_until(lambda: lifeline.store.get_call(leg.call_control_id).outcome == "no_agent", 10)
 
 
 @pytest.mark.parametrize("reported", ["completed", "no-answer"])

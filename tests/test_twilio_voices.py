@@ -11,7 +11,7 @@ from flask import Flask
 from ivr.errors import ConfigError, LifelineError
 from lifeline import create_app
 from lifeline.startup import check, problem_lines
-from providers.twilio.voices import twilio_voice
+from providers.twilio.voices import telnyx_polly, twilio_voice
 
 from .conftest import TWILIO_ACCOUNT, TWILIO_PUBLIC, TWILIO_TOKEN
 from .test_twilio import SID, call_form, post, twilio_only_config, twiml
@@ -31,6 +31,13 @@ MENU = ("greeting: Hello.\nstart: main\nmenus:\n  main:\n    prompt: Press 1.\n 
     ("AWS.Polly.Danielle-LongForm", None),  # an engine Twilio does not offer
     ("female", None), ("male", None), ("Telnyx.KokoroTTS.af", None), ("Azure.en-CA-ClaraNeural", None),
     ("ElevenLabs.eleven_multilingual_v2.21m00Tcm4TlvDq8ikWAM", None), (None, None),
+    # Twilio's own names are said as written.
+    ("Polly.Joanna", "Polly.Joanna"), ("Polly.Joanna-Neural", "Polly.Joanna-Neural"),
+    ("Polly.Lucia-Generative", "Polly.Lucia-Generative"),
+    ("Google.en-US-Standard-C", "Google.en-US-Standard-C"),
+    ("Google.en-GB-Neural2-A", "Google.en-GB-Neural2-A"),
+    ("Google.en-US-Chirp3-HD-Aoede", "Google.en-US-Chirp3-HD-Aoede"), ("man", "man"), ("woman", "woman"),
+    ("Polly.Joanna-LongForm", None), ("Google.Standard", None), ("alice", None),
 ])
 def test_a_menu_voice_maps_to_twilios_polly_name_or_to_none_when_twilio_has_no_such_voice(
         menu: str | None, twilio: str | None) -> None:
@@ -43,13 +50,45 @@ def menu_file(tmp_path: Path, voice: str) -> Path:
     return ivr
 
 
+@pytest.mark.parametrize(("polly", "telnyx"), [
+    ("Polly.Joanna", "AWS.Polly.Joanna"), ("Polly.Joanna-Neural", "AWS.Polly.Joanna-Neural"),
+    ("Polly.Lucia-Generative", "AWS.Polly.Generative.Lucia"),
+    ("Google.en-US-Standard-C", None), ("man", None), ("AWS.Polly.Joanna", None),
+])
+def test_twilios_polly_names_have_telnyx_names_that_map_back_to_the_same_voice(
+        polly: str, telnyx: str | None) -> None:
+    assert telnyx_polly(polly) == telnyx
+    if telnyx is not None:
+        assert twilio_voice(telnyx) == polly
+
+
+@pytest.mark.parametrize(("voice", "said"), [
+    ("Polly.Joanna-Neural", "Polly.Joanna-Neural"), ("Google.en-US-Standard-C", "Google.en-US-Standard-C"),
+    ("woman", "woman"),
+])
+def test_a_twilio_only_deployment_says_the_menu_and_the_whisper_in_twilios_own_voice_names(
+        tmp_path: Path, voice: str, said: str) -> None:
+    config = {**twilio_only_config(tmp_path), "LIFELINE_IVR": str(menu_file(tmp_path, voice))}
+    check(config)  # what gunicorn's master runs: no problem
+    app = create_app(config, migrate=True)
+    try:
+        assert not [w for w in app.extensions["lifeline"].settings.warnings if "voice" in w]
+        say = twiml(post(app, "/webhooks/twilio/voice", call_form())).find("Gather/Say")
+        assert say is not None and say.get("voice") == said
+        goodbye = twiml(post(app, "/webhooks/twilio/gather?step=v", call_form(CallStatus="in-progress",
+                                                                             Digits="1"))).find("Say")
+        assert goodbye is not None and goodbye.get("voice") == said
+    finally:
+        app.extensions["lifeline"].close()
+
+
 @pytest.mark.parametrize("voice", ["Telnyx.KokoroTTS.af", "female"])
 def test_a_twilio_only_deployment_whose_menu_voice_twilio_cannot_speak_stops_startup_naming_file_and_line(
         tmp_path: Path, voice: str) -> None:
     config = {**twilio_only_config(tmp_path), "LIFELINE_IVR": str(menu_file(tmp_path, voice))}
     with pytest.raises(ConfigError) as refused:
         create_app(config)
-    assert f"`voice: {voice}` is not a voice Twilio can speak" in str(refused.value)
+    assert f"`voice: {voice}` is not a voice Twilio can speak: write one of Twilio's" in str(refused.value)
     with pytest.raises(LifelineError) as caught:
         check(config)  # what gunicorn's master runs before any worker starts
     [line] = [p for p in problem_lines(caught.value) if "voice" in p]

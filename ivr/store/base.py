@@ -68,8 +68,11 @@ class StoreTx(ABC):
         """Change fields of a transfer attempt."""
 
     @abstractmethod
-    def enqueue(self, commands: Sequence[Command]) -> None:
-        """Add commands to the outbox; they are sent once the unit of work commits."""
+    def enqueue(self, commands: Sequence[Command], sent: Collection[str] = ()) -> None:
+        """Add commands to the outbox; they are sent once the unit of work commits. Those named in
+        `sent` leave in the answer to the request being handled (Twilio's TwiML), not through the
+        outbox: they are recorded sent (one attempt) by this same unit, a pending one already queued
+        too."""
 
     @abstractmethod
     def outbox_entry(self, command_id: str) -> OutboxEntry | None:

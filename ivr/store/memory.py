@@ -118,13 +118,16 @@ class MemoryStoreTx(StoreTx):
     def outbox_entry(self, command_id: str) -> OutboxEntry | None:
         return self._t.commands.get(command_id)
 
-    def enqueue(self, commands: Sequence[Command]) -> None:
+    def enqueue(self, commands: Sequence[Command], sent: Collection[str] = ()) -> None:
         now = time.time()
         for index, command in enumerate(commands):
             queued = now + index * 1e-6  # as the SQL store: created_at orders one unit's commands
-            self._t.commands.setdefault(command.command_id, OutboxEntry(
+            entry = self._t.commands.setdefault(command.command_id, OutboxEntry(
                 command=command, status=CommandStatus.PENDING, attempts=0, last_error=None,
                 created_at=queued, updated_at=queued))
+            if command.command_id in sent and entry.status == CommandStatus.PENDING:
+                self._t.commands[command.command_id] = replace(
+                    entry, status=CommandStatus.SENT, attempts=1, last_error=None, updated_at=now)
 
     def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
                     confidence: float | None, score: float | None, label: str | None,

@@ -162,7 +162,7 @@ class SqlStoreTx(StoreTx):
             schema.commands.c.command_id == command_id)).mappings().first()
         return _outbox_entry(dict(row)) if row else None
 
-    def enqueue(self, commands: Sequence[Command]) -> None:
+    def enqueue(self, commands: Sequence[Command], sent: Collection[str] = ()) -> None:
         if not commands:
             return
         now = time.time()
@@ -176,6 +176,11 @@ class SqlStoreTx(StoreTx):
                 "status": CommandStatus.PENDING, "attempts": 0, "last_error": None,
                 "created_at": now + index * 1e-6, "updated_at": now + index * 1e-6})
             for index, command in enumerate(commands)])
+        if sent:
+            c = schema.commands.c
+            self._conn.execute(update(schema.commands).where(
+                c.command_id.in_(sorted(sent)), c.status == CommandStatus.PENDING).values(
+                status=CommandStatus.SENT, attempts=1, last_error=None, updated_at=now))
 
     def add_message(self, call_control_id: str, engine: str, source_id: str, text: str,
                     confidence: float | None, score: float | None, label: str | None,

@@ -18,7 +18,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from ivr.errors import MalformedEvent
-from ivr.events import BRIDGE_ASKED, CallEvent, Transcription
+from ivr.events import BRIDGE_ASKED, NOT_BRIDGED, CallEvent, Transcription
 
 log = logging.getLogger(__name__)
 CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
@@ -119,30 +119,34 @@ def spoken(key: str, form: Mapping[str, str]) -> list[CallEvent]:
 
 
 def dial(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[CallEvent]:
-    """A `<Dial>` action: the agent's leg is over. Connected or not is the store's to say: the
-    bridge is recorded when the agent has heard the whisper (`whispered`), so an end reported
-    `completed` for a leg never connected is an agent who did not take the call."""
+    """A `<Dial>` action: the agent's leg is over. Connected or not is the store's to say (the
+    bridge is recorded when the agent has heard the whisper, `whispered`), except that Twilio's
+    `DialBridged=false` overrules it: an attempt recorded as connected whose legs Twilio never
+    joined (our answer to the whisper's end lost, or later than Twilio waits) is undone. An end
+    reported `completed` for a leg never connected is an agent who did not take the call."""
     sid = call_sid(form)
     if sid != caller:
         raise MalformedEvent("the Dial action must come from the caller's call")
     outcome = form.get("DialCallStatus", "")
     agent_sid = form.get("DialCallSid") if CALL_SID.match(form.get("DialCallSid", "")) else None
     state = {"role": "agent", "caller": caller, "attempt": attempt}
+    # Absent (an older request, a Dial of another kind) says nothing either way.
+    bridged = {"state": NOT_BRIDGED} if form.get("DialBridged", "").lower() == "false" else {}
     if outcome in AGENT_FAILED_CAUSE:
-        return [_event(key, "agent-hangup", "call.hangup", agent_sid, form, client_state=state,
-                       hangup_cause=AGENT_FAILED_CAUSE[outcome])]
-    if outcome in ("completed", "answered"):
+        cause = AGENT_FAILED_CAUSE[outcome]
+    elif outcome in ("completed", "answered"):
         # After a bridge this ends nothing more (the attempt is connected, no longer open); an
         # agent who answered and hung up during the whisper was never connected (Twilio says
         # `completed` or `no-answer` then: its docs do not say which), and the caller moves on.
-        return [_event(key, "agent-hangup", "call.hangup", agent_sid, form, client_state=state,
-                       hangup_cause=NOT_CONNECTED_CAUSE)]
-    # Refusing it (400) would leave the caller to Twilio's "application error" and hang-up; as an
-    # agent who did not take the call, the caller is offered the next agent or the apology.
-    log.warning("Dial action of %s: DialCallStatus %r is not one Twilio documents; taken as an agent "
-                "who did not take the call", caller, outcome[:40])
+        cause = NOT_CONNECTED_CAUSE
+    else:
+        # Refusing it (400) would leave the caller to Twilio's "application error" and hang-up; as
+        # an agent who did not take the call, the caller is offered the next agent or the apology.
+        log.warning("Dial action of %s: DialCallStatus %r is not one Twilio documents; taken as an "
+                    "agent who did not take the call", caller, outcome[:40])
+        cause = UNKNOWN_OUTCOME_CAUSE
     return [_event(key, "agent-hangup", "call.hangup", agent_sid, form, client_state=state,
-                   hangup_cause=UNKNOWN_OUTCOME_CAUSE)]
+                   hangup_cause=cause, **bridged)]
 
 
 def agent(key: str, form: Mapping[str, str], caller: str, attempt: int) -> list[CallEvent]:

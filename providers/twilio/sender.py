@@ -2,10 +2,11 @@
 
 Twilio takes TwiML in the response to its own request. While a Twilio webhook is handled, the
 commands its unit of work queues for that call are captured (a context variable set by the
-webhook, read in the same thread after commit) and become the response; the outbox rows are
-marked sent by the webhook once the document is built. Commands queued anywhere else (speech
-heard on the media socket, the monitor, another call's webhook) leave after commit as one REST
-update per call and unit of work, so a handoff `<Say>` and its `<Dial>` stay together.
+webhook, read in the same thread) and become the response; the unit of work that queued them
+records them sent as it commits, so no sweep takes them for commands still to send. Commands
+queued anywhere else (speech heard on the media socket, the monitor, another call's webhook)
+leave after commit as one REST update per call and unit of work, so a handoff `<Say>` and its
+`<Dial>` stay together.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from functools import partial
 from ivr.outbox import CommandSender
 from ivr.reachability import TelnyxReachability
 from ivr.serial import KeyedSerialExecutor
-from ivr.store import CallStore, Command, CommandStatus
+from ivr.store import CallStore, Command
 
 from .provider import TwilioProvider
 from .twiml import TWIML_COMMANDS
@@ -64,6 +65,16 @@ class TwilioAwareSender:
         # The sweep's resends of Twilio calls come back here, so they go by REST on the call's queue.
         inner.route_resends(self._resend)
 
+    def _captured(self, capture: Capture | None, command: Command) -> bool:
+        """Whether the command becomes part of the TwiML answering the webhook being handled."""
+        return (capture is not None and command.call_control_id == capture.call_sid
+                and command.name in TWIML_COMMANDS and self._twilio.owns(command.call_control_id))
+
+    def in_answer(self, commands: Sequence[Command]) -> frozenset[str]:
+        """The commands the webhook being handled will answer with: its unit records them sent."""
+        capture = _capture.get()
+        return frozenset(c.command_id for c in commands if self._captured(capture, c))
+
     def submit(self, commands: Sequence[Command]) -> None:
         """Queue committed commands: captured, grouped for REST, or passed to the Telnyx sender."""
         capture = _capture.get()
@@ -73,7 +84,8 @@ class TwilioAwareSender:
             sid = command.call_control_id
             if not self._twilio.owns(sid):
                 others.append(command)
-            elif capture is not None and sid == capture.call_sid and command.name in TWIML_COMMANDS:
+            elif self._captured(capture, command):
+                assert capture is not None
                 capture.commands.append(command)
             elif command.name in TWIML_COMMANDS:
                 batches.setdefault(sid, []).append(command)
@@ -92,11 +104,6 @@ class TwilioAwareSender:
             if self._twilio.owns(command.call_control_id):
                 self._executor.submit(command.call_control_id, partial(self._send, [command], time.time()))
         self._inner.submit(others)
-
-    def mark_sent(self, commands: Sequence[Command]) -> None:
-        """Record that commands left inside a webhook response."""
-        for command in commands:
-            self._store.mark_command(command.command_id, CommandStatus.SENT, 1, None)
 
     def _send(self, batch: list[Command], queued_at: float) -> None:
         # Twilio's REST API has no idempotency key, so a command must go once: one queued here may

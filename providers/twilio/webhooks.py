@@ -8,6 +8,7 @@ answer 204.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -22,7 +23,7 @@ from ivr.context import command_id_for
 from ivr.errors import StoreError, error_response
 from ivr.events import CallEvent
 from ivr.menu import Menu
-from ivr.store import CallStatus, CallStore, Command, TransferStatus
+from ivr.store import CallStatus, CallStore, Command
 
 from ..base import WebhookRequest
 from . import events
@@ -32,6 +33,7 @@ from .voices import twilio_voice
 if TYPE_CHECKING:
     from .wiring import Twilio
 
+log = logging.getLogger(__name__)
 bp = Blueprint("twilio_webhooks", __name__)
 MAX_COMMANDS = 20  # one unit of work queues a handful of TwiML commands for a call
 class CallFlow(Protocol):
@@ -42,6 +44,9 @@ class CallFlow(Protocol):
 
     def handle_all(self, events: Sequence[CallEvent]) -> list[str]:
         """Process one request's events in one unit of work."""
+
+    def bridge_asked(self, events: Sequence[CallEvent]) -> bool:
+        """Process a whisper's end in one unit of work; whether that unit left its attempt connected."""
 
     def hear(self, call_control_id: str, engine: str, source_id: str, text: str,
              confidence: float | None, *, party: str = "caller") -> None:
@@ -114,8 +119,8 @@ def _instructions(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind
                 id=f"tw-{sid}:hangup-before-answer", type="call.hangup", occurred_at=None,
                 call_control_id=sid, hangup_cause="normal_clearing"))
             found = []
-    assert twilio.sender is not None
-    twilio.sender.mark_sent(capture.commands)  # what Twilio will not run is settled all the same
+    # The captured commands were recorded sent by their own unit of work: what Twilio will not run
+    # (a duplicate's, the answer's after a hangup) is settled all the same.
     commands = capture.commands if found else []
     if not commands:
         # A duplicate, a step that queued nothing, or a race with a REST update: say what the
@@ -132,8 +137,6 @@ def _recorded(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: st
     sid = events.call_sid(incoming.form)
     with capturing(sid) as capture:
         lifeline.calls.message_recorded(sid)
-    assert twilio.sender is not None
-    twilio.sender.mark_sent(capture.commands)
     # Nothing queued: the thanks was queued already (a retry of this request, or the monitor's
     # sweep was first), or the call is no longer in voicemail; the call's state says what holds it.
     commands = capture.commands or _state(lifeline, sid)
@@ -169,19 +172,20 @@ def _whisper(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str
 
 def _whispered(twilio: Twilio, lifeline: Host, incoming: WebhookRequest, kind: str) -> ResponseReturnValue:
     """The agent heard the whisper: the bridge is recorded, and the empty document that ends the
-    whisper lets Twilio connect them; an agent nobody waits for any more is let go instead."""
-    with capturing(None):
-        lifeline.calls.handle_all(twilio.provider.parse(incoming))
-    caller, attempt = request.args.get("caller", ""), request.args.get("attempt", "")
+    whisper lets Twilio connect them; an agent nobody waits for any more is let go instead. The
+    answer is what the unit of work decided, as it committed, not a read made after it."""
+    found = twilio.provider.parse(incoming)
     try:
-        call = lifeline.store.get_call(caller) if events.CALL_SID.match(caller) else None
-        connected = call is not None and call.status == CallStatus.TRANSFERRED and any(
-            str(t.attempt) == attempt and t.status == TransferStatus.CONNECTED
-            for t in lifeline.store.transfers(caller))
-    except StoreError:
-        # The bridge was decided and committed above; an error answer now would drop an agent
-        # the record calls connected. What was committed is what Twilio is told.
-        connected = True
+        with capturing(None):
+            connected = lifeline.calls.bridge_asked(found)
+    except StoreError as exc:
+        # Nothing was recorded (or the commit's fate is unknown): connecting the two now would
+        # join an agent no record holds, and the Dial's end would then read as an agent who never
+        # took the call. Let them go: Twilio then ends the Dial with DialBridged=false, which
+        # moves the caller on whether or not the bridge was stored (providers/twilio/events.dial).
+        log.error("agent of %s let go: the bridge could not be recorded (%s)",
+                  request.args.get("caller", "")[:40], " ".join(str(exc).split())[:200])
+        connected = False
     response = VoiceResponse()
     if not connected:
         response.hangup()

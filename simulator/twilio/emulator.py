@@ -44,6 +44,8 @@ from .streamer import TRACKS
 log = logging.getLogger(__name__)
 POLL_S = 0.01
 DIAL_OUTCOME = {"no_answer": "no-answer", "busy": "busy", "reject": "failed"}
+# Agent behaviours whose phone is picked up (what happens next is the whisper's to tell).
+ANSWERING = ("answer", "hangs_up_in_whisper", "whisper_answer_lost")
 Reply = tuple[int, dict[str, Any]]
 # Twilio's docs name no error code for a name already used on the call, nor for a bad Status or
 # Track; these are the emulator's own, all 400s (what Lifeline's client acts on is the status).
@@ -536,14 +538,15 @@ class TwilioEmulator:
             with self._lock:
                 self._end(agent, "canceled", notify=False)
             return None
-        if agent.agent_behaviour not in ("answer", "hangs_up_in_whisper"):
+        if agent.agent_behaviour not in ANSWERING:
             outcome = DIAL_OUTCOME.get(agent.agent_behaviour, "no-answer")
             with self._lock:
                 self._end(agent, outcome, notify=False)
             if callback and "completed" in wanted:
                 self._callback(agent, callback, {**agent_params, "CallStatus": outcome}, "agent")
             return self._fetch(leg, verb.get("action") or "", "dial", DialCallStatus=outcome,
-                               DialCallSid=agent.call_control_id) if verb.get("action") else None
+                               DialCallSid=agent.call_control_id,
+                               DialBridged="false") if verb.get("action") else None
         agent.answered = True
         agent.status = "in-progress"
         # Twilio reports the answer as the agent picks up, then runs the whisper on the agent's leg;
@@ -552,18 +555,20 @@ class TwilioEmulator:
             self._callback(agent, callback, {**agent_params, "CallStatus": "in-progress"}, "agent")
         ended_callback = callback if "completed" in wanted else None
         if whisper and not self._whisper(leg, agent, whisper):
-            return self._agent_leg_over(leg, agent, verb, ended_callback, self.whisper_hangup_status)
+            return self._agent_leg_over(leg, agent, verb, ended_callback, self.whisper_hangup_status,
+                                        bridged=False)
         with self._lock:
             leg.bridged_with, agent.bridged_with = agent.call_control_id, leg.call_control_id
             leg.log.bridged = True
         while not leg.ended and not agent.ended and leg.update is None:
             leg.interrupt.wait(POLL_S * 5)
-        return self._agent_leg_over(leg, agent, verb, ended_callback, "completed")
+        return self._agent_leg_over(leg, agent, verb, ended_callback, "completed", bridged=True)
 
     def _agent_leg_over(self, leg: TwilioLeg, agent: TwilioLeg, verb: ET.Element, callback: str | None,
-                        dial_status: str) -> str | None:
+                        dial_status: str, bridged: bool) -> str | None:
         """End an answered agent's leg: its `completed` callback, then the <Dial> action's request
-        (unless the caller's call ended or was redirected meanwhile)."""
+        (unless the caller's call ended or was redirected meanwhile), saying whether the two legs
+        were ever joined (`DialBridged`)."""
         with self._lock:
             if not agent.ended:
                 self._end(agent, "completed", notify=False)
@@ -573,12 +578,13 @@ class TwilioEmulator:
         if leg.ended or leg.update is not None or not verb.get("action"):
             return None
         return self._fetch(leg, verb.get("action") or "", "dial", DialCallStatus=dial_status,
-                           DialCallSid=agent.call_control_id)
+                           DialCallSid=agent.call_control_id, DialBridged="true" if bridged else "false")
 
     def _whisper(self, leg: TwilioLeg, agent: TwilioLeg, url: str) -> bool:
         """Run the whisper's documents on the agent's leg (while the caller waits); True when they
         end with both still there. An agent `hangs_up_in_whisper` puts the phone down during its
-        first <Say>."""
+        first <Say>; for an agent `whisper_answer_lost`, Lifeline's answer to the whisper's last
+        request is made but never reaches Twilio in time, so the legs are not joined."""
         heard: list[str] = []
         document = self._fetch(agent, url, "whisper", ParentCallSid=leg.call_control_id)
         try:
@@ -602,7 +608,7 @@ class TwilioEmulator:
                     elif verb.tag == "Redirect":
                         following = self._fetch(agent, (verb.text or "").strip(), "whispered",
                                                 ParentCallSid=leg.call_control_id)
-                        if following is None:
+                        if following is None or agent.agent_behaviour == "whisper_answer_lost":
                             return False  # Twilio's "application error" to the agent, then their leg ends
                         break
                     elif verb.tag == "Hangup":
