@@ -18,6 +18,7 @@ from typing import Any
 
 from .base import StoreTx, ascii_lower
 from .memory_outputs import MemoryOutputs, OutputTables
+from .memory_purge import purge_ended
 from .outputs import StoredEvent
 from .records import (
     CallPage,
@@ -29,6 +30,7 @@ from .records import (
     FeedEvent,
     Message,
     OutboxEntry,
+    PurgeBatch,
     StoreFigures,
     TransferRecord,
 )
@@ -253,6 +255,11 @@ class MemoryStore(MemoryOutputs):
                         rules={c.call_control_id: rules[c.call_control_id] for c in chosen
                                if c.call_control_id in rules},
                         more=len(found) > start + len(chosen))
+
+    def purge_ended(self, ended_before: float, limit: int, after: tuple[float, str] | None = None,
+                    receivers: Collection[str] = (), dry_run: bool = False) -> PurgeBatch:
+        with self._lock:
+            return purge_ended(self._tables, ended_before, limit, after, receivers, dry_run)
 
     def calls_by_start(self, since: float | None, until: float | None, after: tuple[float, str] | None,
                        limit: int) -> list[CallRecord]:

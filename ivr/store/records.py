@@ -202,3 +202,20 @@ class StoreFigures:
     pending_commands: int
     oldest_pending_at: float | None  # created_at of the oldest pending command
     rejected_commands: int
+
+
+# What a retention purge removes, by kind: the rows of each table, named for what they hold.
+PURGE_KINDS = ("calls", "events", "claims", "transfers", "commands", "messages", "decisions", "feed",
+               "summaries", "deliveries", "delivery_attempts")
+
+
+@dataclass(frozen=True)
+class PurgeBatch:
+    """One batch of a retention purge: what it removed (or, in a dry run, would remove)."""
+
+    rows: dict[str, int]  # by kind (PURGE_KINDS); kinds with none are left out
+    recordings: tuple[str, ...]  # where the purged calls' recordings are kept (paths or s3:// URLs)
+    held: int  # calls past the cutoff kept because something of theirs is still owed
+    # The (ended_at, call_control_id) of the last call this batch looked at; the next batch goes on
+    # after it. None when there was no call left to look at.
+    last: tuple[float, str] | None

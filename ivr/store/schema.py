@@ -42,6 +42,7 @@ calls = Table(
 # The monitor's recording retry (ivr/recordings.py): pending or failed fetches, oldest first.
 Index("ix_calls_recording_due", calls.c.recording_status, calls.c.recording_saved_at)
 Index("ix_calls_newest", calls.c.created_at, calls.c.call_control_id)  # history, newest first
+Index("ix_calls_ended", calls.c.ended_at, calls.c.call_control_id)  # retention, oldest end first
 
 events = Table(
     "webhook_events", metadata,

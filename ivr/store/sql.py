@@ -50,11 +50,13 @@ from .records import (
     FeedEvent,
     Message,
     OutboxEntry,
+    PurgeBatch,
     StoreFigures,
     TransferRecord,
 )
 from .sql_errors import first_line, outage_as_store_error, safe_url, unavailable
 from .sql_outputs import SqlOutputs, insert_ignoring
+from .sql_purge import purge_ended
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -400,6 +402,15 @@ class SqlStore(SqlOutputs):
                                         .where(decisions.call_control_id.in_(ids)).order_by(decisions.id)):
                     rules.setdefault(row[0], row[1])
         return CallPage(calls=found, total=total, rules=rules, more=more)
+
+    def purge_ended(self, ended_before: float, limit: int, after: tuple[float, str] | None = None,
+                    receivers: Collection[str] = (), dry_run: bool = False) -> PurgeBatch:
+        if dry_run:
+            # A read: on SQLite it takes no write lock, so webhooks never wait for a dry run.
+            with self._read("count the calls to purge") as conn, conn.begin():
+                return purge_ended(conn, ended_before, limit, after, receivers, dry_run=True)
+        with self.unit() as tx:
+            return purge_ended(tx.connection, ended_before, limit, after, receivers, dry_run=False)
 
     def calls_by_start(self, since: float | None, until: float | None, after: tuple[float, str] | None,
                        limit: int) -> list[CallRecord]:
