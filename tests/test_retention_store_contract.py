@@ -198,3 +198,26 @@ def test_purges_running_at_once_remove_each_call_once(store: OutputStore) -> Non
     for thread in threads:
         thread.join()
     assert sum(removed) == 12 and store.list_calls() == []
+
+
+def test_the_figures_metrics_count_from_the_store_never_go_down_when_calls_are_purged(
+        store: OutputStore) -> None:
+    for n in range(3):
+        ended_call(store, f"v3:c{n}", CUTOFF - DAY - n)
+    store.mark_command("v3:c0-c1", CommandStatus.REJECTED, 1, "refused")  # settled already: no change
+    with store.unit() as tx:
+        tx.enqueue([Command("refused", "v3:c1", "speak", {})])
+    store.mark_command("refused", CommandStatus.REJECTED, 1, "422")
+    with store.unit() as tx:
+        tx.insert_call(contract.new_call("v3:live"))
+    before = store.figures()
+    assert before.ended_by_outcome == {"transferred": 3} and before.rejected_commands == 1
+    purge_all(store, dry_run=True)
+    assert store.figures() == before
+    assert total(purge_all(store))["calls"] == 3
+    assert store.figures() == before
+    ended_call(store, "v3:c9", CUTOFF - DAY)
+    purge_all(store)
+    after = store.figures()
+    assert after.ended_by_outcome == {"transferred": 4} and after.decisions_by_rule == {"anger": 4}
+    assert after.transfers_by_status == {"connected": 4} and after.live_by_state == {"menu": 1}

@@ -51,6 +51,7 @@ class _Tables:
     feed: list[StoredEvent] = field(default_factory=list)  # commit order: units of work are serial
     revoked_sessions: dict[str, float] = field(default_factory=dict)
     outputs: OutputTables = field(default_factory=OutputTables)
+    purged: dict[str, Counter[str]] = field(default_factory=dict)  # figure -> key -> count (retention)
 
 
 class MemoryStoreTx(StoreTx):
@@ -356,7 +357,7 @@ class MemoryStore(MemoryOutputs):
                 pending_commands=len(pending),
                 oldest_pending_at=min((e.created_at for e in pending), default=None),
                 rejected_commands=sum(1 for e in tables.commands.values()
-                                      if e.status == CommandStatus.REJECTED))
+                                      if e.status == CommandStatus.REJECTED)).with_purged(tables.purged)
 
     def ping(self) -> None:
         return None

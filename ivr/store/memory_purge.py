@@ -53,6 +53,7 @@ def purge_ended(t: _Tables, ended_before: float, limit: int, after: tuple[float,
     rows["events"] += sum(1 for e in t.events.values() if e["call_control_id"] in both)
     rows["calls"] += len(ids)
     if not dry_run:
+        _tally(t, ids, both)
         out.attempts[:] = [a for a in out.attempts if a.delivery_id not in doomed]
         out.deliveries = {k: d for k, d in out.deliveries.items() if k not in doomed}
         t.feed[:] = [e for e in t.feed if e.call_control_id not in ids]
@@ -66,6 +67,19 @@ def purge_ended(t: _Tables, ended_before: float, limit: int, after: tuple[float,
         t.calls = {k: c for k, c in t.calls.items() if k not in ids}
     return PurgeBatch(rows={k: n for k, n in rows.items() if n}, recordings=recordings, held=len(held),
                       last=found[-1])
+
+
+def _tally(t: _Tables, ids: set[str], both: set[str]) -> None:
+    """Add what is about to go to the purged counts, in the figures /metrics reads (StoreFigures)."""
+    counts = {
+        "ended_by_outcome": Counter(t.calls[ccid].outcome or "unknown" for ccid in ids),
+        "decisions_by_rule": Counter(d["rule"] for d in t.decisions if d["call_control_id"] in ids),
+        "transfers_by_status": Counter(tr.status for (ccid, _), tr in t.transfers.items() if ccid in ids),
+        "rejected_commands": Counter("all" for e in t.commands.values() if e.command.call_control_id in both
+                                     and e.status == CommandStatus.REJECTED),
+    }
+    for figure, found in counts.items():
+        t.purged.setdefault(figure, Counter()).update(found)
 
 
 def _owed(t: _Tables, ids: set[str], legs: dict[str, str], receivers: Collection[str]) -> set[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -202,6 +202,20 @@ class StoreFigures:
     pending_commands: int
     oldest_pending_at: float | None  # created_at of the oldest pending command
     rejected_commands: int
+
+    def with_purged(self, purged: Mapping[str, Mapping[str, int]]) -> StoreFigures:
+        """These figures with what retention removed added back, so no counter goes down."""
+        def plus(counts: dict[str, int], figure: str) -> dict[str, int]:
+            total = dict(counts)
+            for key, n in purged.get(figure, {}).items():
+                total[key] = total.get(key, 0) + n
+            return total
+
+        return replace(self, ended_by_outcome=plus(self.ended_by_outcome, "ended_by_outcome"),
+                       decisions_by_rule=plus(self.decisions_by_rule, "decisions_by_rule"),
+                       transfers_by_status=plus(self.transfers_by_status, "transfers_by_status"),
+                       rejected_commands=self.rejected_commands
+                       + sum(purged.get("rejected_commands", {}).values()))
 
 
 # What a retention purge removes, by kind: the rows of each table, named for what they hold.

@@ -185,3 +185,13 @@ summaries = Table(
     Column("email_error", String(500)),
 )
 Index("ix_summaries_email", summaries.c.email_status, summaries.c.email_next_at)
+
+# What the retention purge removed, counted as /metrics counts it (figure: ended_by_outcome,
+# decisions_by_rule, transfers_by_status, rejected_commands): figures() adds these to the rows that
+# remain, so its counters never go down when old calls are deleted.
+purged_counts = Table(
+    "purged_counts", metadata,
+    Column("figure", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("count", Integer, nullable=False),
+)

@@ -56,7 +56,7 @@ from .records import (
 )
 from .sql_errors import first_line, outage_as_store_error, safe_url, unavailable
 from .sql_outputs import SqlOutputs, insert_ignoring
-from .sql_purge import purge_ended
+from .sql_purge import purge_ended, purged_counts
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -296,7 +296,7 @@ class SqlStore(SqlOutputs):
 
             pending, oldest = conn.execute(select(func.count(), func.min(commands.created_at))
                                            .where(commands.status == CommandStatus.PENDING)).one()
-            return StoreFigures(
+            remaining = StoreFigures(
                 live_by_state=counts(calls.status, calls.status != CallStatus.ENDED),
                 ended_by_outcome=counts(func.coalesce(calls.outcome, "unknown"),
                                         calls.status == CallStatus.ENDED),
@@ -305,6 +305,7 @@ class SqlStore(SqlOutputs):
                 pending_commands=int(pending), oldest_pending_at=oldest,
                 rejected_commands=int(conn.execute(select(func.count()).where(
                     commands.status == CommandStatus.REJECTED)).scalar() or 0))
+            return remaining.with_purged(purged_counts(conn))
 
     def ping(self) -> None:
         try:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select
+from sqlalchemy import Connection, and_, delete, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import schema
 from .outputs import EMAIL_DUE, UNSETTLED
@@ -101,6 +103,8 @@ def _remove(conn: Connection, ids: Sequence[str], legs: Sequence[str], dry_run: 
         ("events", schema.events, schema.events.c.call_control_id.in_(both)),
         ("calls", schema.calls, schema.calls.c.call_control_id.in_(ids)),
     ]
+    if not dry_run:
+        _tally(conn, ids, both)
     rows: dict[str, int] = {}
     for kind, table, where in targets:
         if dry_run:
@@ -108,6 +112,39 @@ def _remove(conn: Connection, ids: Sequence[str], legs: Sequence[str], dry_run: 
         else:
             rows[kind] = int(conn.execute(delete(table).where(where)).rowcount)
     return rows
+
+
+def _tally(conn: Connection, ids: Sequence[str], both: Sequence[str]) -> None:
+    """Add what is about to go to `purged_counts`, in the figures /metrics reads (StoreFigures)."""
+    c, d, t, k = schema.calls.c, schema.decisions.c, schema.transfers.c, schema.commands.c
+    outcome = func.coalesce(c.outcome, "unknown")
+    grouped = [
+        ("ended_by_outcome",
+         select(outcome, func.count()).where(c.call_control_id.in_(ids)).group_by(outcome)),
+        ("decisions_by_rule",
+         select(d.rule, func.count()).where(d.call_control_id.in_(ids)).group_by(d.rule)),
+        ("transfers_by_status",
+         select(t.status, func.count()).where(t.call_control_id.in_(ids)).group_by(t.status)),
+        ("rejected_commands", select(literal("all"), func.count())
+         .where(k.call_control_id.in_(both), k.status == CommandStatus.REJECTED)),
+    ]
+    counts = [{"figure": figure, "key": str(key), "count": int(n)}
+              for figure, query in grouped for key, n in conn.execute(query) if n]
+    if not counts:
+        return
+    table = schema.purged_counts
+    insert = pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
+    conn.execute(insert.on_conflict_do_update(index_elements=[table.c.figure, table.c.key],
+                                              set_={"count": table.c.count + insert.excluded["count"]}),
+                 counts)
+
+
+def purged_counts(conn: Connection) -> dict[str, dict[str, int]]:
+    """The counts of what retention removed, by figure and key (added to StoreFigures)."""
+    found: dict[str, dict[str, int]] = {}
+    for figure, key, n in conn.execute(select(schema.purged_counts)):
+        found.setdefault(str(figure), {})[str(key)] = int(n)
+    return found
 
 
 def _stray_events(conn: Connection, received_before: float, limit: int, dry_run: bool) -> int:

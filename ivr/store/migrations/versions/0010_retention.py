@@ -1,0 +1,41 @@
+"""Retention: an index on when calls ended, and the counts of the calls it removed.
+
+The retention purge (`LIFELINE_RETENTION_DAYS`, `flask retention purge`) walks the calls that
+ended before its cutoff in (ended_at, call_control_id) order, a batch at a time; without an index
+each batch read every call. What it removes is added to `purged_counts` first (calls by outcome,
+decisions by rule, transfers by status, refused commands), so the counters /metrics reads from
+the store never go down when old calls go.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-05
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from ivr.store.migrate import create_index_online
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Add the table, and the index (on PostgreSQL without blocking writes to `calls` while it builds)."""
+    op.create_table(
+        "purged_counts",
+        sa.Column("figure", sa.String(32), primary_key=True),
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("count", sa.Integer, nullable=False),
+    )
+    create_index_online("ix_calls_ended", "calls", ["ended_at", "call_control_id"])
+
+
+def downgrade() -> None:
+    """Drop the index and the table."""
+    op.drop_index("ix_calls_ended", table_name="calls")
+    op.drop_table("purged_counts")
