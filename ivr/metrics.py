@@ -54,6 +54,15 @@ class Metrics:
             "Failed deliveries to Telnyx: attempt (one HTTP try failed, retried with the same "
             "command_id), gave_up (all tries failed; the monitor resends), rejected (Telnyx refused).",
             ["target", "kind"], registry=self.registry)
+        self.retention_purged = Counter(
+            "lifeline_retention_purged",
+            "What the retention purge (LIFELINE_RETENTION_DAYS) deleted: rows by table (calls, events, "
+            "feed, ...) and recordings (files or bucket objects).",
+            ["kind"], registry=self.registry)
+        self.retention_recording_failures = Counter(
+            "lifeline_retention_recording_failures",
+            "Recordings of purged calls the sink refused to delete; each is tried again at the next purge.",
+            registry=self.registry)
 
     def transcribed(self, recognition_s: float, audio_s: float) -> None:
         """One utterance transcribed (the local engine's on_transcribed hook)."""
@@ -70,6 +79,15 @@ class Metrics:
         """Count failed deliveries of one kind."""
         if count > 0:
             self.delivery_failures.labels(target=target, kind=kind).inc(count)
+
+    def purged(self, kind: str, count: int) -> None:
+        """The retention purge deleted `count` rows (or recordings) of one kind."""
+        if count > 0:
+            self.retention_purged.labels(kind=kind).inc(count)
+
+    def recording_not_purged(self) -> None:
+        """A purged call's recording could not be deleted this time."""
+        self.retention_recording_failures.inc()
 
     def render(self, store: CallStore) -> bytes:
         """The exposition text: this process's (or all workers') metrics and the store's figures."""
