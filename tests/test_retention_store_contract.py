@@ -99,6 +99,9 @@ def test_a_call_ended_before_the_cutoff_goes_whole_with_its_agent_leg_and_its_re
     assert batch.rows == {"calls": 1, "events": 3, "claims": 2, "transfers": 1, "commands": 2, "messages": 1,
                           "decisions": 1, "feed": 3, "summaries": 1, "deliveries": 3, "delivery_attempts": 3}
     assert batch.recordings == ("/srv/rec/v3_old.wav",) and batch.held == 0
+    assert store.purged_files() == ["/srv/rec/v3_old.wav"]  # noted with the rows' deletion, until removed
+    store.forget_purged_files(["/srv/rec/v3_old.wav", "/srv/rec/unknown.wav"])
+    assert store.purged_files() == []
     assert end == PurgeBatch(rows={}, recordings=(), held=0, last=None)
     assert store.get_call("v3:old") is None and store.summary("v3:old") is None
     for read in (store.events, store.messages, store.decisions, store.transfers, store.outbox,
@@ -158,7 +161,7 @@ def test_a_dry_run_counts_what_a_purge_removes_and_changes_nothing(store: Output
     before = [len(store.events(f"v3:c{n}")) for n in range(5)]
     cutoff = time.time() + 1  # the stray event too is older than this
     counted = purge_all(store, ended_before=cutoff, dry_run=True, limit=2)
-    assert [len(store.events(f"v3:c{n}")) for n in range(5)] == before
+    assert [len(store.events(f"v3:c{n}")) for n in range(5)] == before and store.purged_files() == []
     removed = purge_all(store, ended_before=cutoff, limit=2)
     assert total(counted) == total(removed) and total(removed)["calls"] == 5
     assert total(removed)["events"] == 11  # two per call, and the stray that names no call

@@ -83,6 +83,8 @@ CALLS: dict[str, Callable[[OutputStore], object]] = {
     "delivery_attempts": lambda s: s.delivery_attempts(),
     "calls_by_start": lambda s: s.calls_by_start(None, None, None, 10),
     "purge_ended": _purge,
+    "purged_files": lambda s: s.purged_files(),
+    "forget_purged_files": lambda s: s.forget_purged_files(["/srv/rec/a.wav"]),
 }
 # The health check answers with this method's message to anyone who asks: it names no URL.
 TERSE = {"ping"}

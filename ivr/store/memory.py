@@ -52,6 +52,7 @@ class _Tables:
     revoked_sessions: dict[str, float] = field(default_factory=dict)
     outputs: OutputTables = field(default_factory=OutputTables)
     purged: dict[str, Counter[str]] = field(default_factory=dict)  # figure -> key -> count (retention)
+    purged_files: dict[str, float] = field(default_factory=dict)  # recording -> when its call was purged
 
 
 class MemoryStoreTx(StoreTx):
@@ -261,6 +262,16 @@ class MemoryStore(MemoryOutputs):
                     receivers: Collection[str] = (), dry_run: bool = False) -> PurgeBatch:
         with self._lock:
             return purge_ended(self._tables, ended_before, limit, after, receivers, dry_run)
+
+    def purged_files(self, limit: int = 500) -> list[str]:
+        with self._lock:
+            found = sorted(self._tables.purged_files.items(), key=lambda item: (item[1], item[0]))
+        return [where for where, _ in found[:max(limit, 0)]]
+
+    def forget_purged_files(self, locations: Collection[str]) -> None:
+        with self._lock:
+            for where in locations:
+                self._tables.purged_files.pop(where, None)
 
     def calls_by_start(self, since: float | None, until: float | None, after: tuple[float, str] | None,
                        limit: int) -> list[CallRecord]:

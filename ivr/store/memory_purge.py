@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Collection
 from typing import TYPE_CHECKING
@@ -54,6 +55,7 @@ def purge_ended(t: _Tables, ended_before: float, limit: int, after: tuple[float,
     rows["calls"] += len(ids)
     if not dry_run:
         _tally(t, ids, both)
+        t.purged_files.update((where, time.time()) for where in recordings if where not in t.purged_files)
         out.attempts[:] = [a for a in out.attempts if a.delivery_id not in doomed]
         out.deliveries = {k: d for k, d in out.deliveries.items() if k not in doomed}
         t.feed[:] = [e for e in t.feed if e.call_control_id not in ids]

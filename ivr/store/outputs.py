@@ -283,9 +283,20 @@ class OutputStore(CallStore):
     # attempts). One is held, left as it is, while something of its is still owed: a pending
     # command, a delivery pending or sending, a summary email pending or sending, or a feed event
     # not yet queued for one of `receivers` (past that receiver's cursor). Live calls are never
-    # looked at. Callers delete the returned recordings once this has returned (it has committed).
+    # looked at. Callers delete the returned recordings once this has returned (it has committed),
+    # then forget_purged_files them.
     @abstractmethod
     def purge_ended(self, ended_before: float, limit: int, after: tuple[float, str] | None = None,
                     receivers: Collection[str] = (), dry_run: bool = False) -> PurgeBatch:
         """In one unit, purge up to `limit` calls that ended before `ended_before`, oldest end first,
         past the (ended_at, id) cursor `after`; with `dry_run`, count what would go and change nothing."""
+
+    # The recordings purge_ended returned are noted in its unit of work, so a recording whose file
+    # could not be removed (or whose remover stopped) is found again by the next purge.
+    @abstractmethod
+    def purged_files(self, limit: int = 500) -> list[str]:
+        """Recordings of purged calls not yet removed from their sink, oldest purge first."""
+
+    @abstractmethod
+    def forget_purged_files(self, locations: Collection[str]) -> None:
+        """These recordings are gone from their sink: stop listing them."""

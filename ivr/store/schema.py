@@ -195,3 +195,12 @@ purged_counts = Table(
     Column("key", String(255), primary_key=True),
     Column("count", Integer, nullable=False),
 )
+
+# Recordings of purged calls still to be removed from their sink: written in the unit of work that
+# deletes the calls' rows, removed once the file (or bucket object) is gone. A sink that refuses,
+# or a process that stops between the two, leaves the row for the next purge to try again.
+purged_files = Table(
+    "purged_files", metadata,
+    Column("location", String(1000), primary_key=True),
+    Column("purged_at", Float, nullable=False),
+)

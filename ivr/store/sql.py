@@ -413,6 +413,19 @@ class SqlStore(SqlOutputs):
         with self.unit() as tx:
             return purge_ended(tx.connection, ended_before, limit, after, receivers, dry_run=False)
 
+    def purged_files(self, limit: int = 500) -> list[str]:
+        files = schema.purged_files.c
+        with self._read("read the recordings left to remove") as conn:
+            return [str(where) for (where,) in conn.execute(
+                select(files.location).order_by(files.purged_at, files.location).limit(limit))]
+
+    def forget_purged_files(self, locations: Collection[str]) -> None:
+        if not locations:
+            return
+        with self.unit() as tx:
+            tx.connection.execute(delete(schema.purged_files)
+                                  .where(schema.purged_files.c.location.in_(list(locations))))
+
     def calls_by_start(self, since: float | None, until: float | None, after: tuple[float, str] | None,
                        limit: int) -> list[CallRecord]:
         c = schema.calls.c

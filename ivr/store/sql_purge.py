@@ -8,6 +8,7 @@ double-count, each other's calls.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from . import schema
 from .outputs import EMAIL_DUE, UNSETTLED
 from .records import CallStatus, CommandStatus, PurgeBatch
+from .sql_outputs import insert_ignoring
 
 _calls = schema.calls.c
 
@@ -49,6 +51,9 @@ def purge_ended(conn: Connection, ended_before: float, limit: int, after: tuple[
         rows["events"] = rows.get("events", 0) + strays
     recordings = tuple(str(r.recording_path) for r in found
                        if r.recording_path and r.call_control_id not in held)
+    if recordings and not dry_run:
+        conn.execute(insert_ignoring(schema.purged_files, conn.dialect.name, returning=False),
+                     [{"location": where, "purged_at": time.time()} for where in recordings])
     return PurgeBatch(rows={k: n for k, n in rows.items() if n}, recordings=recordings, held=len(held),
                       last=last)
 

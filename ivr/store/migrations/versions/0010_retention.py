@@ -4,7 +4,8 @@ The retention purge (`LIFELINE_RETENTION_DAYS`, `flask retention purge`) walks t
 ended before its cutoff in (ended_at, call_control_id) order, a batch at a time; without an index
 each batch read every call. What it removes is added to `purged_counts` first (calls by outcome,
 decisions by rule, transfers by status, refused commands), so the counters /metrics reads from
-the store never go down when old calls go.
+the store never go down when old calls go; their recordings go to `purged_files`, in the same
+transaction, until their files are removed.
 
 Revision ID: 0010
 Revises: 0009
@@ -25,17 +26,23 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Add the table, and the index (on PostgreSQL without blocking writes to `calls` while it builds)."""
+    """Add the tables, and the index (on PostgreSQL without blocking writes to `calls` while it builds)."""
     op.create_table(
         "purged_counts",
         sa.Column("figure", sa.String(32), primary_key=True),
         sa.Column("key", sa.String(255), primary_key=True),
         sa.Column("count", sa.Integer, nullable=False),
     )
+    op.create_table(
+        "purged_files",
+        sa.Column("location", sa.String(1000), primary_key=True),
+        sa.Column("purged_at", sa.Float, nullable=False),
+    )
     create_index_online("ix_calls_ended", "calls", ["ended_at", "call_control_id"])
 
 
 def downgrade() -> None:
-    """Drop the index and the table."""
+    """Drop the index and the tables."""
     op.drop_index("ix_calls_ended", table_name="calls")
+    op.drop_table("purged_files")
     op.drop_table("purged_counts")
