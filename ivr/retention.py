@@ -2,10 +2,11 @@
 
 The store removes a call's rows a batch at a time (`OutputStore.purge_ended`: every table that
 names the call or its agent legs), holding any call with a command, a webhook or a summary email
-still owed; once a batch has committed, its calls' recordings are removed from their sink. A
-recording that cannot be removed is logged and tried again at the next purge of this process, so
-a full disk or a bucket that refuses never stops the purge, and never brings rows back. The
-monitor runs the purge every RUN_EVERY_S; `flask retention purge` runs it at once.
+still owed, and notes the calls' recordings (`purged_files`) in the same transaction; once it has
+committed, the recordings are removed from their sink and forgotten. One that cannot be removed
+is logged and stays noted, so the next purge (of any process) tries it again: a sink that refuses
+never stops the purge, and never brings rows back. The monitor runs the purge every RUN_EVERY_S;
+`flask retention purge` runs it at once.
 """
 
 from __future__ import annotations
@@ -62,7 +63,6 @@ class Retention:
         self._batch = batch
         self._pause_s = pause_s
         self._sleep = sleep
-        self._undeleted: set[str] = set()  # recordings whose rows are gone but the file is not, yet
 
     def run(self) -> PurgeReport | None:
         """The monitor's job: purge past LIFELINE_RETENTION_DAYS, or do nothing when it is unset."""
@@ -80,7 +80,7 @@ class Retention:
         report = PurgeReport(cutoff=(time.time() if now is None else now) - older_than_days * DAY_S,
                              dry_run=dry_run)
         if not dry_run:
-            self._remove_recordings(sorted(self._undeleted), report)
+            self._remove_recordings(self._store.purged_files(), report)  # left by an earlier purge
         after: tuple[float, str] | None = None
         while True:
             batch = self._store.purge_ended(report.cutoff, self._batch, after, self._receivers, dry_run)
@@ -101,22 +101,22 @@ class Retention:
                 self._sleep(self._pause_s)
 
     def _remove_recordings(self, locations: Collection[str], report: PurgeReport) -> None:
-        """Remove recordings whose rows are gone; one that fails is kept to try again next time."""
+        """Remove recordings whose rows are gone, then forget them; one that fails stays noted."""
+        removed = []
         for location in locations:
             try:
                 self._sink.delete(location)
             except SinkError as exc:
-                if location not in self._undeleted:
-                    log.warning("retention: recording %s stays for now (its call's rows are gone): %s; "
-                                "tried again at the next purge", location, exc)
-                self._undeleted.add(location)
+                log.warning("retention: recording %s stays for now (its call's rows are gone): %s; "
+                            "tried again at the next purge", location, exc)
                 report.recordings_failed += 1
                 if self._metrics is not None:
                     self._metrics.recording_not_purged()
                 continue
-            self._undeleted.discard(location)
-            report.recordings += 1
-            self._count({"recordings": 1})
+            removed.append(location)
+        self._store.forget_purged_files(removed)
+        report.recordings += len(removed)
+        self._count({"recordings": len(removed)})
 
     def _count(self, rows: dict[str, int]) -> None:
         if self._metrics is not None:

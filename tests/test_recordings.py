@@ -451,3 +451,28 @@ def test_a_malformed_recording_url_is_a_failed_fetch_with_its_reason_not_an_exce
     assert call is not None and call.recording_error
     keeper.close()
     store.close()
+
+
+def test_a_directory_sink_deletes_its_own_files_only_and_a_file_already_gone_is_no_error(
+        tmp_path: Path) -> None:
+    sink = DirectorySink(tmp_path / "kept")
+    location = sink.put("v3_call-1.wav", silent_wav(0.5), "audio/wav")
+    sink.delete(location)
+    assert not Path(location).exists()
+    sink.delete(location)  # a second purge, or another instance's, finds it gone
+    outside = tmp_path / "elsewhere.wav"
+    outside.write_bytes(b"RIFF")
+    with pytest.raises(SinkError, match="is not in"):
+        sink.delete(str(outside))
+    assert outside.exists()
+
+
+def test_a_bucket_sink_deletes_the_objects_it_wrote(bucket_endpoint: str) -> None:
+    sink = BucketSink("voicemail", "lifeline", endpoint_url=bucket_endpoint)
+    location = sink.put("v3_call-1.wav", silent_wav(0.5), "audio/wav")
+    sink.delete(location)
+    with pytest.raises(SinkError, match="cannot read"):
+        sink.get(location)
+    sink.delete(location)  # S3 answers a missing key with success
+    with pytest.raises(SinkError, match="is not an object in s3://voicemail"):
+        sink.delete("s3://other-bucket/lifeline/v3_call-1.wav")

@@ -1,4 +1,4 @@
-"""Retention: an index on when calls ended, and the counts of the calls it removed.
+"""Retention: an index on when calls ended, the counts of what it removed, its recordings to remove.
 
 The retention purge (`LIFELINE_RETENTION_DAYS`, `flask retention purge`) walks the calls that
 ended before its cutoff in (ended_at, call_control_id) order, a batch at a time; without an index
