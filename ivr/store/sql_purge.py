@@ -73,7 +73,7 @@ def _owed(conn: Connection, ids: Sequence[str], legs: dict[str, str], receivers:
         select(c.call_control_id).distinct()
         .where(c.call_control_id.in_([*ids, *legs]), c.status == CommandStatus.PENDING))}
     held.update(str(ccid) for (ccid,) in conn.execute(
-        select(d.call_control_id).distinct().where(d.call_control_id.in_(ids), d.status.in_(UNSETTLED))))
+        select(d.call_control_id).distinct().where(d.feed_id.in_(_feed_ids(ids)), d.status.in_(UNSETTLED))))
     held.update(str(ccid) for (ccid,) in conn.execute(
         select(s.call_control_id).where(s.call_control_id.in_(ids), s.email_status.in_(EMAIL_DUE))))
     if receivers:
@@ -86,18 +86,24 @@ def _owed(conn: Connection, ids: Sequence[str], legs: dict[str, str], receivers:
     return held
 
 
+def _feed_ids(ids: Sequence[str]) -> Any:
+    """The feed rows of these calls, by id. Deliveries are found through them: the index on
+    deliveries leads with the feed id (by call id alone, every batch would read the whole table)."""
+    return select(schema.feed.c.id).where(schema.feed.c.call_control_id.in_(ids))
+
+
 def _remove(conn: Connection, ids: Sequence[str], legs: Sequence[str], dry_run: bool) -> dict[str, int]:
     """Delete (or count) every row of these calls and of their agent legs, children first."""
     if not ids:
         return {}
     both = [*ids, *legs]
-    deliveries = select(schema.deliveries.c.id).where(schema.deliveries.c.call_control_id.in_(ids))
+    deliveries = select(schema.deliveries.c.id).where(schema.deliveries.c.feed_id.in_(_feed_ids(ids)))
     # Children before the rows they point at; the calls' rows last, so a batch cut short by an
     # error (rolled back anyway) never leaves a call without the rows that say what it was.
     attempts = schema.delivery_attempts
     targets: list[tuple[str, Any, Any]] = [
         ("delivery_attempts", attempts, attempts.c.delivery_id.in_(deliveries)),
-        ("deliveries", schema.deliveries, schema.deliveries.c.call_control_id.in_(ids)),
+        ("deliveries", schema.deliveries, schema.deliveries.c.feed_id.in_(_feed_ids(ids))),
         ("feed", schema.feed, schema.feed.c.call_control_id.in_(ids)),
         ("summaries", schema.summaries, schema.summaries.c.call_control_id.in_(ids)),
         ("messages", schema.messages, schema.messages.c.call_control_id.in_(ids)),
