@@ -75,7 +75,8 @@ _ADDED_AFTER_BASELINE = (
 _TABLES_AFTER_BASELINE = ("feed", "deliveries", "delivery_attempts", "delivery_cursors", "summaries",  # 0004
                           "revoked_sessions",  # 0006
                           "purged_counts", "purged_files")  # 0010
-_INDEXES_AFTER_BASELINE = ("ix_calls_recording_due", "ix_calls_newest", "ix_calls_ended")  # 0005, 0007, 0010
+_INDEXES_AFTER_BASELINE = ("ix_calls_recording_due", "ix_calls_newest",  # 0005, 0007
+                           "ix_calls_ended", "ix_webhook_events_received")  # 0010
 
 
 def make_pre_migration_database(engine: Engine, with_checked_at: bool = False) -> None:

@@ -157,6 +157,9 @@ def test_a_dry_run_counts_what_a_purge_removes_and_changes_nothing(store: Output
         ended_call(store, f"v3:c{n}", CUTOFF - n * DAY, recording=f"/srv/rec/c{n}.wav")
     with store.unit() as tx:
         tx.record_event("stray-1", "call.recording.saved", None, None, 1, "{}")
+        tx.record_event("stray-2", "call.hangup", "v3:never-recorded", None, 1, "{}")
+        tx.insert_call(contract.new_call("v3:live"))
+        tx.record_event("live-1", "call.initiated", "v3:live", None, 1, "{}")
     deliver_all(store)
     before = [len(store.events(f"v3:c{n}")) for n in range(5)]
     cutoff = time.time() + 1  # the stray event too is older than this
@@ -164,7 +167,8 @@ def test_a_dry_run_counts_what_a_purge_removes_and_changes_nothing(store: Output
     assert [len(store.events(f"v3:c{n}")) for n in range(5)] == before and store.purged_files() == []
     removed = purge_all(store, ended_before=cutoff, limit=2)
     assert total(counted) == total(removed) and total(removed)["calls"] == 5
-    assert total(removed)["events"] == 11  # two per call, and the stray that names no call
+    assert total(removed)["events"] == 12  # two per call, and the two that name no recorded call
+    assert [e["id"] for e in store.events("v3:live")] == ["live-1"]
     recordings = [sorted(p for b in batches for p in b.recordings) for batches in (counted, removed)]
     assert recordings[0] == recordings[1] == [f"/srv/rec/c{n}.wav" for n in range(5)]
 

@@ -20,18 +20,17 @@ def purge_ended(t: _Tables, ended_before: float, limit: int, after: tuple[float,
     found = sorted((c.ended_at, c.call_control_id) for c in t.calls.values()
                    if c.status == CallStatus.ENDED and c.ended_at is not None and c.ended_at < ended_before
                    and (after is None or (c.ended_at, c.call_control_id) > after))[:max(limit, 0)]
-    strays = [k for k, e in t.events.items()
-              if e["call_control_id"] is None and e["received_at"] < ended_before]
-    strays = strays if dry_run else strays[:max(limit, 0)]
-    if dry_run and after is not None:
-        strays = []  # a dry run counts them once, with its first batch
     rows: Counter[str] = Counter()
-    if not dry_run:
-        for key in strays:
-            del t.events[key]
-    rows["events"] += len(strays)
     if not found:
-        return PurgeBatch(rows={k: n for k, n in rows.items() if n}, recordings=(), held=0, last=None)
+        # The calls are done: what is left of their age are held calls' events, and strays.
+        known = {*t.calls, *(tr.agent_call_control_id for tr in t.transfers.values())}
+        strays = [k for k, e in t.events.items() if e["received_at"] < ended_before
+                  and (e["call_control_id"] is None or e["call_control_id"] not in known)]
+        strays = strays if dry_run else strays[:max(limit, 0)]
+        if not dry_run:
+            for key in strays:
+                del t.events[key]
+        return PurgeBatch(rows={"events": len(strays)} if strays else {}, recordings=(), held=0, last=None)
     ids = {ccid for _, ccid in found}
     legs = {tr.agent_call_control_id: tr.call_control_id for tr in t.transfers.values()
             if tr.call_control_id in ids and tr.agent_call_control_id is not None}

@@ -54,6 +54,7 @@ events = Table(
     Column("attempt", Integer, nullable=False, default=1),
     Column("payload", Text, nullable=False),
 )
+Index("ix_webhook_events_received", events.c.received_at)  # retention: old events that name no call
 
 # A row here is a won claim: the primary key makes the insert the atomic decision.
 claims = Table(

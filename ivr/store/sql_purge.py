@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, literal, or_, select
+from sqlalchemy import Connection, and_, delete, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -36,9 +36,9 @@ def purge_ended(conn: Connection, ended_before: float, limit: int, after: tuple[
     if conn.dialect.name == "postgresql" and not dry_run:
         query = query.with_for_update(skip_locked=True)
     found = conn.execute(query).all()
-    # A dry run counts the strays once, with the first batch: its batches delete nothing.
-    strays = 0 if dry_run and after is not None else _stray_events(conn, ended_before, limit, dry_run)
     if not found:
+        # The calls are done: what is left of their age are held calls' events, and strays.
+        strays = _stray_events(conn, ended_before, limit, dry_run)
         return PurgeBatch(rows={"events": strays} if strays else {}, recordings=(), held=0, last=None)
     last = (float(found[-1].ended_at), str(found[-1].call_control_id))
     ids = [str(row.call_control_id) for row in found]
@@ -47,8 +47,6 @@ def purge_ended(conn: Connection, ended_before: float, limit: int, after: tuple[
     ids = [i for i in ids if i not in held]
     legs = {leg: call for leg, call in legs.items() if call not in held}
     rows = _remove(conn, ids, list(legs), dry_run)
-    if strays:
-        rows["events"] = rows.get("events", 0) + strays
     recordings = tuple(str(r.recording_path) for r in found
                        if r.recording_path and r.call_control_id not in held)
     if recordings and not dry_run:
@@ -159,9 +157,13 @@ def purged_counts(conn: Connection) -> dict[str, dict[str, int]]:
 
 
 def _stray_events(conn: Connection, received_before: float, limit: int, dry_run: bool) -> int:
-    """Remove up to `limit` webhook events older than the cutoff that name no call (or count them all)."""
-    e = schema.events.c
-    where = (e.call_control_id.is_(None), e.received_at < received_before)
+    """Remove up to `limit` webhook events older than the cutoff that name no recorded call or agent
+    leg (or count them all): a hangup for a call never answered, a provider's callback with no id."""
+    e, c, t = schema.events.c, schema.calls.c, schema.transfers.c
+    where = (e.received_at < received_before,
+             or_(e.call_control_id.is_(None),
+                 ~exists().where(c.call_control_id == e.call_control_id)
+                 & ~exists().where(t.agent_call_control_id == e.call_control_id)))
     if dry_run:
         return int(conn.execute(select(func.count()).where(*where)).scalar() or 0)
     stray = select(e.id).where(*where).limit(limit)

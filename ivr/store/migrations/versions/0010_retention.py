@@ -2,10 +2,11 @@
 
 The retention purge (`LIFELINE_RETENTION_DAYS`, `flask retention purge`) walks the calls that
 ended before its cutoff in (ended_at, call_control_id) order, a batch at a time; without an index
-each batch read every call. What it removes is added to `purged_counts` first (calls by outcome,
-decisions by rule, transfers by status, refused commands), so the counters /metrics reads from
-the store never go down when old calls go; their recordings go to `purged_files`, in the same
-transaction, until their files are removed.
+each batch read every call. Once the calls are done it removes old webhook events that name no
+recorded call, found by their receive time (the second index). What it removes is added to
+`purged_counts` first (calls by outcome, decisions by rule, transfers by status, refused
+commands), so the counters /metrics reads from the store never go down when old calls go; their
+recordings go to `purged_files`, in the same transaction, until their files are removed.
 
 Revision ID: 0010
 Revises: 0009
@@ -39,10 +40,12 @@ def upgrade() -> None:
         sa.Column("purged_at", sa.Float, nullable=False),
     )
     create_index_online("ix_calls_ended", "calls", ["ended_at", "call_control_id"])
+    create_index_online("ix_webhook_events_received", "webhook_events", ["received_at"])
 
 
 def downgrade() -> None:
     """Drop the index and the tables."""
+    op.drop_index("ix_webhook_events_received", table_name="webhook_events")
     op.drop_index("ix_calls_ended", table_name="calls")
     op.drop_table("purged_files")
     op.drop_table("purged_counts")
