@@ -169,3 +169,24 @@ def test_flask_retention_purge_needs_a_period_and_stops_clearly_when_the_store_i
            in failed.output
     assert "check that the database at DATABASE_URL is up; what was deleted before it stays deleted, " \
            "run the command again to go on" in failed.output
+
+
+def test_a_store_outage_pauses_the_scheduled_purge_with_one_line_naming_database_url(
+        retained: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monitor = retained.extensions["lifeline"].monitor
+
+    def down(*_: object, **__: object) -> PurgeBatch:
+        raise StoreError("cannot write to the store: the database at sqlite:///x is unavailable")
+
+    monkeypatch.setattr(retained.extensions["lifeline"].store, "purge_ended", down)
+    with caplog.at_level(logging.INFO, "calls.monitor"):
+        monitor._safe(monitor.retention.run, "retention")
+        monitor._safe(monitor.retention.run, "retention")  # still down: no second line
+    paused = [r.getMessage() for r in caplog.records if "paused" in r.getMessage()]
+    assert len(paused) == 1
+    assert paused[0].startswith("monitor retention paused: the call store is unavailable")
+    assert "check that the database at DATABASE_URL is up" in paused[0]
+    monkeypatch.undo()
+    with caplog.at_level(logging.INFO, "calls.monitor"):
+        monitor._safe(monitor.retention.run, "retention")
+    assert "monitor retention resumed" in caplog.text
