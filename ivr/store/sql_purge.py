@@ -137,8 +137,11 @@ def _tally(conn: Connection, ids: Sequence[str], both: Sequence[str]) -> None:
         ("rejected_commands", select(literal("all"), func.count())
          .where(k.call_control_id.in_(both), k.status == CommandStatus.REJECTED)),
     ]
-    counts = [{"figure": figure, "key": str(key), "count": int(n)}
-              for figure, query in grouped for key, n in conn.execute(query) if n]
+    # In one order, so that two instances purging at once lock the rows they both add to in the
+    # same order (PostgreSQL), and one waits for the other instead of deadlocking with it.
+    counts = sorted(({"figure": figure, "key": str(key), "count": int(n)}
+                     for figure, query in grouped for key, n in conn.execute(query) if n),
+                    key=lambda row: (row["figure"], row["key"]))
     if not counts:
         return
     table = schema.purged_counts
@@ -166,5 +169,7 @@ def _stray_events(conn: Connection, received_before: float, limit: int, dry_run:
                  & ~exists().where(t.agent_call_control_id == e.call_control_id)))
     if dry_run:
         return int(conn.execute(select(func.count()).where(*where)).scalar() or 0)
-    stray = select(e.id).where(*where).limit(limit)
+    stray = select(e.id).where(*where).order_by(e.received_at).limit(limit)
+    if conn.dialect.name == "postgresql":
+        stray = stray.with_for_update(skip_locked=True)  # another instance's batch of strays is its own
     return int(conn.execute(delete(schema.events).where(e.id.in_(stray))).rowcount)
