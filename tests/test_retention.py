@@ -21,8 +21,10 @@ from ivr.retention import DAY_S, Retention
 from ivr.store import CallStatus, OutputStore, PurgeBatch
 from ivr.store.memory import MemoryStore
 from lifeline import create_app
+from simulator.runner import Simulation
 
 from . import test_store_contract as contract
+from .conftest import wait_until
 from .test_retention_store_contract import ended_call
 
 NOW = time.time()
@@ -190,3 +192,50 @@ def test_a_store_outage_pauses_the_scheduled_purge_with_one_line_naming_database
     with caplog.at_level(logging.INFO, "calls.monitor"):
         monitor._safe(monitor.retention.run, "retention")
     assert "monitor retention resumed" in caplog.text
+
+
+def test_after_a_purge_no_row_or_recording_of_a_real_call_is_left_anywhere(live: Simulation) -> None:
+    """Calls played through the app (a voicemail after a busy agent, a transfer that connected):
+    every table that can name them or their agent legs is empty of them after the purge."""
+    from sqlalchemy import func, select
+
+    from ivr.store import schema
+
+    from .test_call_flow import accepted, settle, start_call
+
+    lifeline = live.app.extensions["lifeline"]  # type: ignore[union-attr]
+    store = lifeline.store
+    voicemail_leg = start_call(live, agent="busy")
+    live.emulator.press(voicemail_leg, "0")
+    ccid = voicemail_leg.call_control_id
+    assert wait_until(lambda: len(accepted(live, ccid, "gather_using_speak")) == 2, 5)
+    live.emulator.press(voicemail_leg, "2")
+    assert wait_until(lambda: bool(accepted(live, ccid, "record_start")))
+    time.sleep(0.1)  # 2 s of message in scenario time
+    live.emulator.caller_hangs_up(voicemail_leg)
+    connected = start_call(live)
+    live.emulator.press(connected, "0")
+    assert wait_until(lambda: connected.log.bridged)
+    live.emulator.caller_hangs_up(connected)
+    for leg in (voicemail_leg, connected):
+        settle(live, leg)
+    ids = [voicemail_leg.call_control_id, connected.call_control_id]
+    assert wait_until(lambda: store.get_call(ids[0]).recording_status == "kept", 5)
+    assert wait_until(lambda: all(store.has_summary(one) for one in ids), 10)
+    recording = store.get_call(ids[0]).recording_path
+    legs = {t.agent_call_control_id for one in ids for t in store.transfers(one)} - {None}
+    assert legs and store.events(next(iter(legs)))  # the agents' legs have rows of their own
+    before = store.figures()
+
+    report = lifeline.monitor.retention.purge(0)
+    assert report.calls == 2 and report.recordings == 1 and not os.path.exists(recording)
+    named = set(ids) | legs
+    with store.engine.connect() as conn:
+        for table in schema.metadata.sorted_tables:
+            if "call_control_id" in table.c:
+                left = conn.execute(select(func.count()).select_from(table)
+                                    .where(table.c.call_control_id.in_(named))).scalar()
+                assert left == 0, f"{table.name} still names a purged call"
+        assert conn.execute(select(func.count()).select_from(schema.delivery_attempts)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(schema.purged_files)).scalar() == 0
+    assert store.figures().ended_by_outcome == before.ended_by_outcome
