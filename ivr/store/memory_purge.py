@@ -93,6 +93,8 @@ def _owed(t: _Tables, ids: set[str], legs: dict[str, str], receivers: Collection
                 if d.call_control_id in ids and d.status in UNSETTLED)
     held.update(s.call_control_id for s in out.summaries.values()
                 if s.call_control_id in ids and s.email_status in EMAIL_DUE)
+    held.update(e.call_control_id for e in t.feed if e.call_control_id in ids and e.kind == "call.ended"
+                and e.call_control_id not in out.summaries)  # its summary is still to be made
     cursors = [out.cursors[url] for url in receivers if url in out.cursors]
     if cursors:
         floor = min(cursors)

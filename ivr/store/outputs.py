@@ -281,8 +281,9 @@ class OutputStore(CallStore):
     # A call is purged whole: its row and every row naming it or one of its agent legs (events,
     # claims, transfers, commands, messages, decisions, feed, summary, deliveries and their
     # attempts). One is held, left as it is, while something of its is still owed: a pending
-    # command, a delivery pending or sending, a summary email pending or sending, or a feed event
-    # not yet queued for one of `receivers` (past that receiver's cursor). A batch that finds no
+    # command, a delivery pending or sending, its summary (a `call.ended` event and no summary
+    # yet), a summary email pending or sending, or a feed event not yet queued for one of
+    # `receivers` (past that receiver's cursor). A batch that finds no
     # call left removes (or counts) webhook events older than the cutoff that name no recorded call
     # or agent leg, at most `limit` of them, and says `last` None. Live calls are never
     # looked at. Callers delete the returned recordings once this has returned (it has committed),

@@ -74,6 +74,12 @@ def _owed(conn: Connection, ids: Sequence[str], legs: dict[str, str], receivers:
         select(d.call_control_id).distinct().where(d.feed_id.in_(_feed_ids(ids)), d.status.in_(UNSETTLED))))
     held.update(str(ccid) for (ccid,) in conn.execute(
         select(s.call_control_id).where(s.call_control_id.in_(ids), s.email_status.in_(EMAIL_DUE))))
+    # An ended call's summary is made by the outputs' worker (conversation/summaries.py), of every
+    # call with a `call.ended` event: until it is, it is owed (with its summary.ready webhook).
+    held.update(str(ccid) for (ccid,) in conn.execute(
+        select(f.call_control_id).distinct().where(
+            f.call_control_id.in_(ids), f.kind == "call.ended",
+            ~exists().where(s.call_control_id == f.call_control_id))))
     if receivers:
         # A receiver with no cursor yet starts at the feed's end: nothing of these calls is owed to it.
         cursors = schema.delivery_cursors.c
