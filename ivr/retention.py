@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 DAY_S = 86400.0
 RUN_EVERY_S = 3600.0
 # Calls per unit of work: on SQLite a webhook waits behind one batch at most. A batch of 100 calls
-# with rows in every table (26 each) took 28 ms at the median on SQLite and 156 ms on PostgreSQL,
-# on a loaded 2-core machine (BENCHMARKS.md, "Retention purge").
+# with rows in every table (26 each) took 30 ms at the median on SQLite and 184 ms on PostgreSQL,
+# on a shared 2-core machine (BENCHMARKS.md, "Retention purge").
 BATCH = 100
 # Between batches, so that writers queued behind the purge (SQLite's one write lock) go first.
 PAUSE_S = 0.02
