@@ -23,6 +23,7 @@ from ivr.context import CallContext
 from ivr.errors import StoreError
 from ivr.lock_order import lock_caller_of
 from ivr.outbox import Sender
+from ivr.retention import RUN_EVERY_S, Retention
 from ivr.scope import call_scope
 from ivr.store import CallRecord, CallStatus, CallStore, CommandStatus, TransferRecord, TransferStatus
 
@@ -71,7 +72,8 @@ class Monitor:
     def __init__(self, store: CallStore, sender: Sender, provider: LiveCheck,
                  units: UnitOfWork, services: Services, machine: Machine, interval_s: float,
                  transfer_timeout_s: float, stale_after_s: float, calls: CallService,
-                 sleep: Callable[[float], None] = time.sleep, longest_send_s: float = 0.0) -> None:
+                 sleep: Callable[[float], None] = time.sleep, longest_send_s: float = 0.0,
+                 retention: Retention | None = None) -> None:
         self._store = store
         self._sender = sender
         self._provider = provider  # the providers' router: it asks whichever owns the call
@@ -93,6 +95,7 @@ class Monitor:
         # After an outage, calls idle since before it began are asked about at once, not after
         # LIFELINE_STALE_CALL_S: their hangups may have been refused while the store was down.
         self._recheck_idle_before: float | None = None
+        self.retention = retention  # the hourly purge (LIFELINE_RETENTION_DAYS); None: not this process's
 
     def sweep(self, now: float | None = None, upkeep: bool = True) -> SweepReport:
         """Run one sweep over every active call not swept in the last interval; with `upkeep`, the
@@ -294,9 +297,13 @@ class Monitor:
                           seconds=self.interval_s, id="lifeline-sweep", max_instances=1, coalesce=True)
         scheduler.add_job(self._safe, "interval", args=(self.upkeep, "upkeep"),
                           seconds=self.interval_s, id="lifeline-upkeep", max_instances=1, coalesce=True)
+        if self.retention is not None and self.retention.days is not None:
+            # Its own job: a first purge of a long history must never hold a sweep back.
+            scheduler.add_job(self._safe, "interval", args=(self.retention.run, "retention"),
+                              seconds=RUN_EVERY_S, id="lifeline-retention", max_instances=1, coalesce=True)
         return scheduler
 
-    def _safe(self, job: Callable[[], SweepReport], name: str) -> None:
+    def _safe(self, job: Callable[[], object], name: str) -> None:
         try:
             report = job()
         except StoreError as exc:
@@ -317,7 +324,8 @@ class Monitor:
             log.warning("monitor %s resumed after %.0f s; calls idle since before the outage are "
                         "checked with the provider now", name, lasted)
             self._recheck_idle_before = time.time() - lasted
-        if report.resent or report.escalated or report.unstuck or report.closed:
+        if isinstance(report, SweepReport) and (report.resent or report.escalated or report.unstuck
+                                                or report.closed):
             log.info("%s: %s", name, report)
 
     def stop(self) -> None:

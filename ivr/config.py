@@ -110,6 +110,7 @@ class Settings:
     monitor: bool = True
     sweep_interval_s: float = 5.0
     stale_call_s: float = 900.0
+    retention_days: int | None = None  # calls that ended longer ago are deleted; None: kept for ever
     recordings_dir: Path | None = None
     recordings_bucket: str | None = None  # s3://bucket/prefix: keep recordings there instead
     recordings_s3_endpoint: str | None = None  # a non-AWS S3-compatible service (MinIO, R2, ...)
@@ -176,6 +177,7 @@ KNOWN_SETTINGS = frozenset({
     "LIFELINE_MEDIA_STREAM_LIFE_S", "LIFELINE_MEDIA_URL", "LIFELINE_METRICS_TOKEN",
     "LIFELINE_MODEL_CACHE", "LIFELINE_MONITOR", "LIFELINE_PUBLIC_URL", "LIFELINE_RECORDINGS_BUCKET",
     "LIFELINE_RECORDINGS_DIR", "LIFELINE_RECORDINGS_S3_ENDPOINT", "LIFELINE_RECORDINGS_S3_REGION",
+    "LIFELINE_RETENTION_DAYS",
     "LIFELINE_RULES", "LIFELINE_SECOND_HEARING", "LIFELINE_SECOND_HEARING_INTENTS",
     "LIFELINE_SECRET_KEY", "LIFELINE_SMTP_URL", "LIFELINE_SQLITE_SYNCHRONOUS", "LIFELINE_STALE_CALL_S",
     "LIFELINE_SUMMARY_FROM", "LIFELINE_SUMMARY_TO", "LIFELINE_SUMMARY_TRANSFERRED_ONLY",
@@ -430,6 +432,7 @@ def _calls(get: Get, found: _Found, instance_path: Path) -> dict[str, Any]:
                           "process runs it", problems),
         "sweep_interval_s": _float(get("LIFELINE_SWEEP_INTERVAL", "5"), "LIFELINE_SWEEP_INTERVAL",
                                    0.5, 3600.0, problems),
+        "retention_days": _retention_days(get("LIFELINE_RETENTION_DAYS"), problems),
         "stale_call_s": _float(get("LIFELINE_STALE_CALL_S", "900"), "LIFELINE_STALE_CALL_S",
                                60.0, 86400.0, problems),
         "body_timeout_s": _float(get("LIFELINE_BODY_TIMEOUT_S", "10"), "LIFELINE_BODY_TIMEOUT_S", 0.5, 300.0,
@@ -809,6 +812,27 @@ def _off_or_number(value: str | None, name: str, default: str, low: float, high:
             name))
         return None
     return number
+
+
+RETENTION_DAYS_MAX = 36500  # a hundred years: past that, leave the setting unset
+
+
+def _retention_days(value: str | None, problems: list[Problem]) -> int | None:
+    """LIFELINE_RETENTION_DAYS: whole days from 1 up, or unset (None) to keep every call."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= RETENTION_DAYS_MAX:
+        problems.append(Problem(
+            f"LIFELINE_RETENTION_DAYS={value!r} must be a whole number of days from 1 to "
+            f"{RETENTION_DAYS_MAX} (calls that ended longer ago are deleted); unset it to keep every call",
+            "LIFELINE_RETENTION_DAYS"))
+        return None
+    return days
 
 
 def _int(value: str | None, name: str, low: int, high: int, problems: list[Problem]) -> int:

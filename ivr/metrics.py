@@ -67,6 +67,15 @@ class Metrics:
             "lifeline_feed_streams",
             "Live-feed (SSE) streams open now; the console holds one per browser, however many tabs.",
             multiprocess_mode="livesum", registry=self.registry)
+        self.retention_purged = Counter(
+            "lifeline_retention_purged",
+            "What the retention purge (LIFELINE_RETENTION_DAYS) deleted: rows by table (calls, events, "
+            "feed, ...) and recordings (files or bucket objects).",
+            ["kind"], registry=self.registry)
+        self.retention_recording_failures = Counter(
+            "lifeline_retention_recording_failures",
+            "Recordings of purged calls the sink refused to delete; each is tried again at the next purge.",
+            registry=self.registry)
 
     def feed_streams_changed(self, by: int) -> None:
         """A live-feed stream opened (+1) or ended (-1) in this process."""
@@ -87,6 +96,15 @@ class Metrics:
         """Count failed deliveries of one kind."""
         if count > 0:
             self.delivery_failures.labels(target=target, kind=kind).inc(count)
+
+    def purged(self, kind: str, count: int) -> None:
+        """The retention purge deleted `count` rows (or recordings) of one kind."""
+        if count > 0:
+            self.retention_purged.labels(kind=kind).inc(count)
+
+    def recording_not_purged(self) -> None:
+        """A purged call's recording could not be deleted this time."""
+        self.retention_recording_failures.inc()
 
     def render(self, store: CallStore) -> bytes:
         """The exposition text: this process's (or all workers') metrics and the store's figures."""

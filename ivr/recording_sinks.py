@@ -40,6 +40,9 @@ class RecordingSink(Protocol):
     def get(self, location: str) -> bytes:
         """The bytes stored at `location` (as returned by put)."""
 
+    def delete(self, location: str) -> None:
+        """Remove the recording at `location` (as returned by put); one already gone is no error."""
+
     def describe(self) -> str:
         """Where recordings go, for logs and start-up lines."""
 
@@ -73,6 +76,16 @@ class DirectorySink:
             return path.read_bytes()
         except OSError as exc:
             raise SinkError(f"cannot read {location}: {exc}") from None
+
+    def delete(self, location: str) -> None:
+        """Remove a recording file; only files inside this sink's directory are removed."""
+        path = Path(location).resolve()
+        if self.directory.resolve() not in path.parents:
+            raise SinkError(f"{location} is not in {self.directory}")
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise SinkError(f"cannot remove {location}: {exc}") from None
 
     def describe(self) -> str:
         """The directory's path."""
@@ -124,6 +137,18 @@ class BucketSink:
         except (BotoCoreError, ClientError) as exc:
             raise SinkError(f"cannot read {location}: {exc}") from None
         return body
+
+    def delete(self, location: str) -> None:
+        """Delete an object this sink wrote (S3 answers a missing key with success too)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        match = BUCKET_URL.match(location)
+        if not match or match["bucket"] != self.bucket or not match["prefix"]:
+            raise SinkError(f"{location} is not an object in s3://{self.bucket}")
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=match["prefix"])
+        except (BotoCoreError, ClientError) as exc:
+            raise SinkError(f"cannot delete {location}: {exc}") from None
 
     def describe(self) -> str:
         """The bucket URL, and the endpoint when it is not AWS."""

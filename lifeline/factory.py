@@ -38,6 +38,7 @@ from ivr.metrics import Metrics
 from ivr.outbox import CommandSender, Sender
 from ivr.recording_sinks import sink_from_settings
 from ivr.recordings import RecordingKeeper
+from ivr.retention import Retention
 from ivr.sanitize import FiniteJSONProvider
 from ivr.security import WebhookVerifier
 from ivr.store import OutputStore, open_store
@@ -51,7 +52,7 @@ from providers.voices import settle_menu_voice
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules, menu_and_rules_warnings
 
-from . import cli, db_cli
+from . import cli, db_cli, retention_cli
 from .environment import load_all_settings, load_env_file
 from .http_errors import register_errors
 from .schema_gate import SchemaGate, SchemaWait
@@ -168,9 +169,11 @@ def create_app(config: Mapping[str, object] | None = None, *, migrate: bool = Fa
     outputs = Outputs.build(output_settings, store, hub, units, services, telnyx)
     calls = CallService(store, units, services, MACHINE)
     outbox.on_call_ended(calls.call_ended)  # a 90018 on any command closes its call
+    retention = Retention(store, recordings.sink, settings.retention_days,
+                          receivers=output_settings.event_webhooks, metrics=metrics)
     monitor = Monitor(store, outbox, providers, units, services, MACHINE,
                       settings.sweep_interval_s, settings.transfer_timeout_s, settings.stale_call_s, calls,
-                      longest_send_s=longest)
+                      longest_send_s=longest, retention=retention)
     app.extensions["lifeline"] = Lifeline(
         settings=settings, menu=menu, store=store, sender=sender,
         telnyx=telnyx_provider,
@@ -233,6 +236,7 @@ def register_commands(app: Flask) -> None:
     """Add every product command to `flask`; the command shell (startup.py) lists the same ones."""
     cli.register(app)
     db_cli.register(app)
+    retention_cli.register(app)
     conversation_cli.register(app)
 
 

@@ -23,6 +23,13 @@ def test_complete_settings_load(tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite:///{tmp_path / 'lifeline.db'}"
 
 
+@pytest.mark.parametrize(("value", "days"), [(None, None), ("", None), ("30", 30), (" 365 ", 365)])
+def test_retention_is_off_unless_a_number_of_days_is_set(tmp_path: Path, value: str | None,
+                                                         days: int | None) -> None:
+    source = {**GOOD, "LIFELINE_RETENTION_DAYS": value} if value is not None else GOOD
+    assert load_settings(source, tmp_path).retention_days == days
+
+
 @pytest.mark.parametrize(("name", "value", "named"), [
     ("TELNYX_API_KEY", "", "TELNYX_API_KEY is not set"),
     ("TELNYX_PUBLIC_KEY", "", "TELNYX_PUBLIC_KEY is not set"),
@@ -63,6 +70,11 @@ def test_complete_settings_load(tmp_path: Path) -> None:
      "LIFELINE_MONITOR='sometimes' must be on or off (on, the default, runs the sweep"),
     ("LIFELINE_WHISPER_MIRROR_DB", "3", "LIFELINE_WHISPER_MIRROR_DB='3' must be off or a level in dB"),
     ("LIFELINE_WHISPER_MIRROR_DB", "loud", "LIFELINE_WHISPER_MIRROR_DB='loud' must be off or a level"),
+    ("LIFELINE_RETENTION_DAYS", "0", "LIFELINE_RETENTION_DAYS='0' must be a whole number of days from 1 "
+                                     "to 36500 (calls that ended longer ago are deleted); unset it to keep"),
+    ("LIFELINE_RETENTION_DAYS", "30d", "LIFELINE_RETENTION_DAYS='30d' must be a whole number of days"),
+    ("LIFELINE_RETENTION_DAYS", "1.5", "LIFELINE_RETENTION_DAYS='1.5' must be a whole number of days"),
+    ("LIFELINE_RETENTION_DAYS", "-7", "LIFELINE_RETENTION_DAYS='-7' must be a whole number of days"),
     ("LIFELINE_WHISPER_HOTWORDS", "agent " * 60,
      "LIFELINE_WHISPER_HOTWORDS is 359 characters long: keep it to 300 or fewer"),
 ])

@@ -74,8 +74,10 @@ _ADDED_AFTER_BASELINE = (
 )
 _TABLES_AFTER_BASELINE = ("feed", "deliveries", "delivery_attempts", "delivery_cursors", "summaries",  # 0004
                           "revoked_sessions",  # 0006
-                          "auth_failures")  # 0010
-_INDEXES_AFTER_BASELINE = ("ix_calls_recording_due", "ix_calls_newest")  # 0005, 0007
+                          "auth_failures",  # 0010
+                          "purged_counts", "purged_files")  # 0011
+_INDEXES_AFTER_BASELINE = ("ix_calls_recording_due", "ix_calls_newest",  # 0005, 0007
+                           "ix_calls_ended", "ix_webhook_events_received")  # 0011
 
 
 def make_pre_migration_database(engine: Engine, with_checked_at: bool = False) -> None:
@@ -332,6 +334,8 @@ def test_an_index_left_invalid_by_an_interrupted_concurrent_build_is_built_again
                               "WHERE indexrelid = 'ix_calls_newest'::regclass"))
             conn.execute(text("ALTER TABLE calls DROP COLUMN recording_attempted_at"))  # 0008's, to come
             conn.execute(text("DROP TABLE auth_failures"))  # 0010's, to come
+            conn.execute(text("DROP TABLE purged_counts"))  # 0011's, to come
+            conn.execute(text("DROP TABLE purged_files"))
             command.stamp(migrations._config(conn), "0006")
         assert migrations.upgrade(engine) == ("0006", migrations.head())
         with engine.connect() as conn:

@@ -654,3 +654,28 @@ def test_a_pinned_request_checks_the_certificate_against_the_name_not_the_addres
         url, headers, extensions = wrong.request("127.0.0.1")
         with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
             client.get(url, headers=headers, extensions=extensions)
+
+
+def test_a_directory_sink_deletes_its_own_files_only_and_a_file_already_gone_is_no_error(
+        tmp_path: Path) -> None:
+    sink = DirectorySink(tmp_path / "kept")
+    location = sink.put("v3_call-1.wav", silent_wav(0.5), "audio/wav")
+    sink.delete(location)
+    assert not Path(location).exists()
+    sink.delete(location)  # a second purge, or another instance's, finds it gone
+    outside = tmp_path / "elsewhere.wav"
+    outside.write_bytes(b"RIFF")
+    with pytest.raises(SinkError, match="is not in"):
+        sink.delete(str(outside))
+    assert outside.exists()
+
+
+def test_a_bucket_sink_deletes_the_objects_it_wrote(bucket_endpoint: str) -> None:
+    sink = BucketSink("voicemail", "lifeline", endpoint_url=bucket_endpoint)
+    location = sink.put("v3_call-1.wav", silent_wav(0.5), "audio/wav")
+    sink.delete(location)
+    with pytest.raises(SinkError, match="cannot read"):
+        sink.get(location)
+    sink.delete(location)  # S3 answers a missing key with success
+    with pytest.raises(SinkError, match="is not an object in s3://voicemail"):
+        sink.delete("s3://other-bucket/lifeline/v3_call-1.wav")

@@ -30,6 +30,13 @@ def _unit(store: OutputStore) -> None:
         pass
 
 
+def _purge(store: OutputStore) -> None:
+    # A dry run reads outside any unit of work: its outage must be a StoreError as well.
+    with pytest.raises(StoreError, match="DATABASE_URL"):
+        store.purge_ended(time.time(), 10, dry_run=True)
+    store.purge_ended(time.time(), 10)
+
+
 # Each method of the interface, called as its callers do. Methods that never touch the database
 # are left out by name in the test, so a method added to the interface must be added here too.
 CALLS: dict[str, Callable[[OutputStore], object]] = {
@@ -77,6 +84,9 @@ CALLS: dict[str, Callable[[OutputStore], object]] = {
     "deliveries": lambda s: s.deliveries(),
     "delivery_attempts": lambda s: s.delivery_attempts(),
     "calls_by_start": lambda s: s.calls_by_start(None, None, None, 10),
+    "purge_ended": _purge,
+    "purged_files": lambda s: s.purged_files(),
+    "forget_purged_files": lambda s: s.forget_purged_files(["/srv/rec/a.wav"]),
 }
 # The health check answers with this method's message to anyone who asks: it names no URL.
 TERSE = {"ping"}

@@ -21,6 +21,7 @@ from .outputs import (
 )
 from .records import (
     OUTCOMES,
+    PURGE_KINDS,
     CallPage,
     CallQuery,
     CallRecord,
@@ -30,12 +31,14 @@ from .records import (
     FeedEvent,
     Message,
     OutboxEntry,
+    PurgeBatch,
     StoreFigures,
     TransferRecord,
     TransferStatus,
 )
 
-__all__ = ["MEMORY_URL", "OUTCOMES", "CallPage", "CallQuery", "CallRecord", "CallStatus", "CallStore",
-           "Command", "CommandStatus", "Delivery", "DeliveryAttempt", "DeliveryOutcome", "DeliveryStatus",
-           "EmailStatus", "FeedEvent", "FeedNotices", "Message", "OutboxEntry", "OutputStore", "StoreFigures",
-           "StoreTx", "StoredEvent", "Summary", "TransferRecord", "TransferStatus", "open_store"]
+__all__ = ["MEMORY_URL", "OUTCOMES", "PURGE_KINDS", "CallPage", "CallQuery", "CallRecord", "CallStatus",
+           "CallStore", "Command", "CommandStatus", "Delivery", "DeliveryAttempt", "DeliveryOutcome",
+           "DeliveryStatus", "EmailStatus", "FeedEvent", "FeedNotices", "Message", "OutboxEntry",
+           "OutputStore", "PurgeBatch", "StoreFigures", "StoreTx", "StoredEvent", "Summary",
+           "TransferRecord", "TransferStatus", "open_store"]

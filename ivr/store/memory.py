@@ -18,6 +18,7 @@ from typing import Any
 
 from .base import StoreTx, ascii_lower
 from .memory_outputs import MemoryOutputs, OutputTables
+from .memory_purge import purge_ended
 from .outputs import StoredEvent
 from .records import (
     CallPage,
@@ -29,6 +30,7 @@ from .records import (
     FeedEvent,
     Message,
     OutboxEntry,
+    PurgeBatch,
     StoreFigures,
     TransferRecord,
 )
@@ -50,6 +52,8 @@ class _Tables:
     revoked_sessions: dict[str, float] = field(default_factory=dict)
     auth_failures: list[tuple[str, float]] = field(default_factory=list)
     outputs: OutputTables = field(default_factory=OutputTables)
+    purged: dict[str, Counter[str]] = field(default_factory=dict)  # figure -> key -> count (retention)
+    purged_files: dict[str, float] = field(default_factory=dict)  # recording -> when its call was purged
 
 
 class MemoryStoreTx(StoreTx):
@@ -258,6 +262,21 @@ class MemoryStore(MemoryOutputs):
                                if c.call_control_id in rules},
                         more=len(found) > start + len(chosen))
 
+    def purge_ended(self, ended_before: float, limit: int, after: tuple[float, str] | None = None,
+                    receivers: Collection[str] = (), dry_run: bool = False) -> PurgeBatch:
+        with self._lock:
+            return purge_ended(self._tables, ended_before, limit, after, receivers, dry_run)
+
+    def purged_files(self, limit: int = 500) -> list[str]:
+        with self._lock:
+            found = sorted(self._tables.purged_files.items(), key=lambda item: (item[1], item[0]))
+        return [where for where, _ in found[:max(limit, 0)]]
+
+    def forget_purged_files(self, locations: Collection[str]) -> None:
+        with self._lock:
+            for where in locations:
+                self._tables.purged_files.pop(where, None)
+
     def calls_by_start(self, since: float | None, until: float | None, after: tuple[float, str] | None,
                        limit: int) -> list[CallRecord]:
         with self._lock:
@@ -362,7 +381,7 @@ class MemoryStore(MemoryOutputs):
                 pending_commands=len(pending),
                 oldest_pending_at=min((e.created_at for e in pending), default=None),
                 rejected_commands=sum(1 for e in tables.commands.values()
-                                      if e.status == CommandStatus.REJECTED))
+                                      if e.status == CommandStatus.REJECTED)).with_purged(tables.purged)
 
     def ping(self) -> None:
         return None

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..timefmt import iso
 from .base import CallStore
-from .records import CallRecord, FeedEvent
+from .records import CallRecord, FeedEvent, PurgeBatch
 
 ERROR_MAX = 500  # the longest error text a summary's email or a delivery keeps
 
@@ -275,3 +275,31 @@ class OutputStore(CallStore):
     def calls_by_start(self, since: float | None, until: float | None, after: tuple[float, str] | None,
                        limit: int) -> list[CallRecord]:
         """Calls started in [since, until) past the (created_at, id) cursor `after`, oldest first."""
+
+    # Retention.
+
+    # A call is purged whole: its row and every row naming it or one of its agent legs (events,
+    # claims, transfers, commands, messages, decisions, feed, summary, deliveries and their
+    # attempts). One is held, left as it is, while something of its is still owed: a pending
+    # command, a delivery pending or sending, its summary (a `call.ended` event and no summary
+    # yet), a summary email pending or sending, or a feed event not yet queued for one of
+    # `receivers` (past that receiver's cursor). A batch that finds no
+    # call left removes (or counts) webhook events older than the cutoff that name no recorded call
+    # or agent leg, at most `limit` of them, and says `last` None. Live calls are never
+    # looked at. Callers delete the returned recordings once this has returned (it has committed),
+    # then forget_purged_files them.
+    @abstractmethod
+    def purge_ended(self, ended_before: float, limit: int, after: tuple[float, str] | None = None,
+                    receivers: Collection[str] = (), dry_run: bool = False) -> PurgeBatch:
+        """In one unit, purge up to `limit` calls that ended before `ended_before`, oldest end first,
+        past the (ended_at, id) cursor `after`; with `dry_run`, count what would go and change nothing."""
+
+    # The recordings purge_ended returned are noted in its unit of work, so a recording whose file
+    # could not be removed (or whose remover stopped) is found again by the next purge.
+    @abstractmethod
+    def purged_files(self, limit: int = 500) -> list[str]:
+        """Recordings of purged calls not yet removed from their sink, oldest purge first."""
+
+    @abstractmethod
+    def forget_purged_files(self, locations: Collection[str]) -> None:
+        """These recordings are gone from their sink: stop listing them."""

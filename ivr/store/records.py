@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -202,3 +202,34 @@ class StoreFigures:
     pending_commands: int
     oldest_pending_at: float | None  # created_at of the oldest pending command
     rejected_commands: int
+
+    def with_purged(self, purged: Mapping[str, Mapping[str, int]]) -> StoreFigures:
+        """These figures with what retention removed added back, so no counter goes down."""
+        def plus(counts: dict[str, int], figure: str) -> dict[str, int]:
+            total = dict(counts)
+            for key, n in purged.get(figure, {}).items():
+                total[key] = total.get(key, 0) + n
+            return total
+
+        return replace(self, ended_by_outcome=plus(self.ended_by_outcome, "ended_by_outcome"),
+                       decisions_by_rule=plus(self.decisions_by_rule, "decisions_by_rule"),
+                       transfers_by_status=plus(self.transfers_by_status, "transfers_by_status"),
+                       rejected_commands=self.rejected_commands
+                       + sum(purged.get("rejected_commands", {}).values()))
+
+
+# What a retention purge removes, by kind: the rows of each table, named for what they hold.
+PURGE_KINDS = ("calls", "events", "claims", "transfers", "commands", "messages", "decisions", "feed",
+               "summaries", "deliveries", "delivery_attempts")
+
+
+@dataclass(frozen=True)
+class PurgeBatch:
+    """One batch of a retention purge: what it removed (or, in a dry run, would remove)."""
+
+    rows: dict[str, int]  # by kind (PURGE_KINDS); kinds with none are left out
+    recordings: tuple[str, ...]  # where the purged calls' recordings are kept (paths or s3:// URLs)
+    held: int  # calls past the cutoff kept because something of theirs is still owed
+    # The (ended_at, call_control_id) of the last call this batch looked at; the next batch goes on
+    # after it. None when there was no call left to look at.
+    last: tuple[float, str] | None

@@ -42,6 +42,7 @@ calls = Table(
 # The monitor's recording retry (ivr/recordings.py): pending or failed fetches, oldest first.
 Index("ix_calls_recording_due", calls.c.recording_status, calls.c.recording_saved_at)
 Index("ix_calls_newest", calls.c.created_at, calls.c.call_control_id)  # history, newest first
+Index("ix_calls_ended", calls.c.ended_at, calls.c.call_control_id)  # retention, oldest end first
 
 events = Table(
     "webhook_events", metadata,
@@ -53,6 +54,7 @@ events = Table(
     Column("attempt", Integer, nullable=False, default=1),
     Column("payload", Text, nullable=False),
 )
+Index("ix_webhook_events_received", events.c.received_at)  # retention: old events that name no call
 
 # A row here is a won claim: the primary key makes the insert the atomic decision.
 claims = Table(
@@ -194,3 +196,22 @@ summaries = Table(
     Column("email_error", String(500)),
 )
 Index("ix_summaries_email", summaries.c.email_status, summaries.c.email_next_at)
+
+# What the retention purge removed, counted as /metrics counts it (figure: ended_by_outcome,
+# decisions_by_rule, transfers_by_status, rejected_commands): figures() adds these to the rows that
+# remain, so its counters never go down when old calls are deleted.
+purged_counts = Table(
+    "purged_counts", metadata,
+    Column("figure", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+# Recordings of purged calls still to be removed from their sink: written in the unit of work that
+# deletes the calls' rows, removed once the file (or bucket object) is gone. A sink that refuses,
+# or a process that stops between the two, leaves the row for the next purge to try again.
+purged_files = Table(
+    "purged_files", metadata,
+    Column("location", String(1000), primary_key=True),
+    Column("purged_at", Float, nullable=False),
+)

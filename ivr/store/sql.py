@@ -50,11 +50,13 @@ from .records import (
     FeedEvent,
     Message,
     OutboxEntry,
+    PurgeBatch,
     StoreFigures,
     TransferRecord,
 )
 from .sql_errors import first_line, outage_as_store_error, safe_url, unavailable
 from .sql_outputs import SqlOutputs, insert_ignoring
+from .sql_purge import purge_ended, purged_counts
 
 _CALL_FIELDS = {f.name for f in fields(CallRecord)}
 _TRANSFER_FIELDS = {f.name for f in fields(TransferRecord)}
@@ -312,7 +314,7 @@ class SqlStore(SqlOutputs):
 
             pending, oldest = conn.execute(select(func.count(), func.min(commands.created_at))
                                            .where(commands.status == CommandStatus.PENDING)).one()
-            return StoreFigures(
+            remaining = StoreFigures(
                 live_by_state=counts(calls.status, calls.status != CallStatus.ENDED),
                 ended_by_outcome=counts(func.coalesce(calls.outcome, "unknown"),
                                         calls.status == CallStatus.ENDED),
@@ -321,6 +323,7 @@ class SqlStore(SqlOutputs):
                 pending_commands=int(pending), oldest_pending_at=oldest,
                 rejected_commands=int(conn.execute(select(func.count()).where(
                     commands.status == CommandStatus.REJECTED)).scalar() or 0))
+            return remaining.with_purged(purged_counts(conn))
 
     def ping(self) -> None:
         try:
@@ -418,6 +421,28 @@ class SqlStore(SqlOutputs):
                                         .where(decisions.call_control_id.in_(ids)).order_by(decisions.id)):
                     rules.setdefault(row[0], row[1])
         return CallPage(calls=found, total=total, rules=rules, more=more)
+
+    def purge_ended(self, ended_before: float, limit: int, after: tuple[float, str] | None = None,
+                    receivers: Collection[str] = (), dry_run: bool = False) -> PurgeBatch:
+        if dry_run:
+            # A read: on SQLite it takes no write lock, so webhooks never wait for a dry run.
+            with self._read("count the calls to purge") as conn, conn.begin():
+                return purge_ended(conn, ended_before, limit, after, receivers, dry_run=True)
+        with self.unit() as tx:
+            return purge_ended(tx.connection, ended_before, limit, after, receivers, dry_run=False)
+
+    def purged_files(self, limit: int = 500) -> list[str]:
+        files = schema.purged_files.c
+        with self._read("read the recordings left to remove") as conn:
+            return [str(where) for (where,) in conn.execute(
+                select(files.location).order_by(files.purged_at, files.location).limit(limit))]
+
+    def forget_purged_files(self, locations: Collection[str]) -> None:
+        if not locations:
+            return
+        with self.unit() as tx:
+            tx.connection.execute(delete(schema.purged_files)
+                                  .where(schema.purged_files.c.location.in_(list(locations))))
 
     def calls_by_start(self, since: float | None, until: float | None, after: tuple[float, str] | None,
                        limit: int) -> list[CallRecord]:
