@@ -27,7 +27,7 @@ from flask.cli import FlaskGroup
 
 from insight.understand import understanding_from
 from ivr import logs
-from ivr.config import Settings, load_settings, serving_problems
+from ivr.config import Settings, bundled_examples, load_settings, serving_problems, settings_source
 from ivr.errors import ConfigError, LifelineError, Problem
 from ivr.menu import Menu, load_menu
 from ivr.store import MEMORY_URL, open_store
@@ -185,7 +185,7 @@ def check_or_exit() -> Settings:
         settings = check()
     except LifelineError as exc:
         fail(exc)
-    print_problems([], settings.warnings)
+    print_problems([], [*settings.warnings, *bundled_examples(settings, settings_source(None))])
     require_current_schema(settings)
     try:
         # Once here in the master, so the workers load the built model instead of each building it.
@@ -287,6 +287,9 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
             # its parent already holds, so it is not asked.)
             _port_or_fail(str(ctx.params.get("host") or "127.0.0.1"), int(ctx.params.get("port") or 5000))
         if serving:
+            # Said by the serving process only (not the reloader's parent, not `flask db current`):
+            # callers would hear the example bank's menu.
+            print_problems([], bundled_examples(lifeline.settings, settings_source(None)))
             # The reloader's parent process only watches files; the child serves and sweeps.
             lifeline.load_models()  # the caller's first line must not wait for the models
             lifeline.start_background()  # the monitor and the outputs, as gunicorn's workers do
