@@ -465,8 +465,8 @@ def _calls(get: Get, found: _Found, instance_path: Path) -> dict[str, Any]:
     """The calls' own settings: agents, the menu and rules files, the store, commands and the sweep."""
     problems = found.problems
     agents = _agents(get("LIFELINE_AGENTS"), problems, found.warnings)
-    ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
-    rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems)
+    ivr_path = _path(get("LIFELINE_IVR"), FILE_DEFAULTS["LIFELINE_IVR"], "LIFELINE_IVR", problems)
+    rules_path = _path(get("LIFELINE_RULES"), FILE_DEFAULTS["LIFELINE_RULES"], "LIFELINE_RULES", problems)
     database_url = _database_url(get("DATABASE_URL"), instance_path, problems)
     if database_url == MEMORY_URL:
         found.warnings.append("DATABASE_URL=memory:// keeps calls in this process only: they are gone "
@@ -694,6 +694,15 @@ def _agents(value: str | None, problems: list[Problem], warnings: list[str]) -> 
             "be an E.164 number (+15550001111) or a SIP URI (sip:agent@example.com)",
             "LIFELINE_AGENTS"))
     return agents
+
+
+FILE_DEFAULTS = {"LIFELINE_IVR": "examples/ivr.yaml", "LIFELINE_RULES": "examples/rules.yaml"}
+
+
+def file_setting(source: Mapping[str, str], name: str) -> Path:
+    """The file LIFELINE_IVR or LIFELINE_RULES names in source, or its bundled example."""
+    value = source.get(name, "").strip()
+    return Path(value) if value else PROJECT_ROOT / FILE_DEFAULTS[name]
 
 
 def _path(value: str | None, default: str, name: str, problems: list[Problem]) -> Path:

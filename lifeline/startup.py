@@ -29,16 +29,13 @@ from insight.understand import understanding_from
 from ivr import logs
 from ivr.config import Settings, bundled_examples, load_settings, serving_problems, settings_source
 from ivr.errors import ConfigError, LifelineError, Problem
-from ivr.menu import Menu, load_menu
 from ivr.store import MEMORY_URL, open_store
 from ivr.yamlfile import line_of
-from providers.twilio.settings import twilio_settings
-from providers.twilio.voices import menu_voice_findings
-from transfer.rules import RuleSet, load_rules, menu_and_rules_warnings
 
 from . import db_cli
 from .environment import load_all_settings, load_env_file
 from .factory import create_app, register_commands
+from .preflight import check_command, inspect
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
@@ -134,49 +131,27 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
     if config is None:
         load_env_file()
     # The outputs' settings too: a worker that cannot start must not be the first to say so.
-    settings = load_all_settings(config, Path.cwd() / "instance")[0]
-    problems: list[Problem] = []
-    menu: Menu | None = None
-    rules: RuleSet | None = None
-    problems.extend(serving_problems(settings))
-    try:
-        # Here too, not only in each worker: a half-set Twilio account must stop the server first.
-        twilio_settings(settings)
-    except LifelineError as exc:
-        problems += _problems_of(exc)
-    voice_warnings: list[str] = []
-    try:
-        menu = load_menu(settings.ivr_path)
-    except LifelineError as exc:
-        problems += _problems_of(exc)
-    else:
-        voice_problems, voice_warnings = menu_voice_findings(settings, menu)
-        problems += voice_problems
-    try:
-        rules = load_rules(settings.rules_path)
-    except LifelineError as exc:
-        problems += _problems_of(exc)
-    if menu is not None and rules is not None:
-        settings = replace(settings,
-                           warnings=(*settings.warnings, *voice_warnings, *menu_and_rules_warnings(
-                               menu, rules, settings.rules_path, settings.ivr_path)))
-    if not problems:
+    # A half-set Twilio account is checked here too, not only in each worker: it must stop the server first.
+    found = inspect(config)
+    if not found.problems:
+        assert found.settings is not None
         try:
             # Opened without touching the schema: only `flask db upgrade` changes it.
-            open_store(settings.database_url).close()
+            open_store(found.settings.database_url).close()
         except LifelineError as exc:
-            problems += _problems_of(exc)
-    if problems:
-        raise _Problems(problems)
-    return settings
+            found.problems += _problems_of(exc)
+    if found.problems or found.settings is None:
+        raise _Problems(found.problems, tuple(found.warnings))
+    return replace(found.settings, warnings=tuple(found.warnings))
 
 
 class _Problems(LifelineError):
     """Several start-up problems reported together."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], warnings: tuple[str, ...] = ()) -> None:
         super().__init__("\n".join(map(str, problems)))
         self.problems = problems
+        self.warnings = warnings
 
 
 def check_or_exit() -> Settings:
@@ -335,6 +310,8 @@ def _command_shell(extend: Extend | None, dev_commands: Collection[str]) -> Flas
         return app
 
     for name, command in list(shell.cli.commands.items()):
+        if name == check_command.name:
+            continue  # it checks what building the app would refuse, and must not build it
         # Development commands make and migrate databases of their own, and `flask db` is how the
         # schema is read and brought up to date: neither needs the configured one current.
         dev = name in dev_commands
