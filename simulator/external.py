@@ -23,7 +23,7 @@ from ivr.security import sign
 from .app_api import AppApi
 from .caller import CallResult
 from .emulator import Emulator
-from .runner import play_all
+from .runner import play_all, read_record
 from .scenario import Scenario
 from .server import ServerThread, emulator_app
 
@@ -101,7 +101,12 @@ class ExternalRun:
     def run(self, scenarios: Sequence[Scenario], concurrency: int,
             on_result: Callable[[CallResult], None] | None = None) -> list[CallResult]:
         """Play every scenario, `concurrency` at a time; results in input order."""
-        return play_all(self.emulator, scenarios, self._api, concurrency, on_result)
+        return play_all(self.emulator, scenarios, self._api, concurrency, on_result, self._read_record)
+
+    def _read_record(self, result: CallResult) -> None:
+        """The app's outcome and why it decided, through its API (when a token was given)."""
+        if self._api is not None:
+            read_record(result, self._api.call_detail(result.leg.call_control_id))
 
     def stream_problems(self) -> list[str]:
         """What to change when the app's media sockets could not be reached: its callers were
