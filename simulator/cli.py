@@ -38,7 +38,7 @@ SIMULATED_ENGINES = [name for name in ENGINES if name != "symbl"]
 @click.option("--quiet", is_flag=True, help="Print verdicts only, not timelines.")
 @click.option("--app-url", help="Call a Lifeline you run yourself at this URL (gunicorn, your database) "
                                 "instead of one started here; it must be started with the emulator's "
-                                "settings, which are printed (Telnyx only).")
+                                "settings, which are printed (with --provider twilio, Twilio's).")
 @click.option("--port", type=click.IntRange(1, 65535),
               help="The loopback port the app under simulation serves on (default: any free one); "
                    "not with --app-url, whose app serves where you started it.")
@@ -74,13 +74,11 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
                                "app is yours: start it on the port you want")
     if app_url:
         emulator_port = emulator_port or EXTERNAL_EMULATOR_PORT
-        if provider != "telnyx":
-            raise click.UsageError("--app-url plays Telnyx callers only: leave out --provider twilio")
         click.echo(f"Simulating {len(loaded)} call(s) on the Lifeline at {app_url} "
                    f"(concurrency {concurrency}, speed x{speed:g})")
         try:
             with ExternalRun(app_url, emulator_port, Path.cwd() / "instance", speed,
-                             settings.api_token) as run:
+                             settings.api_token, provider=provider) as run:
                 click.echo("The emulator's settings, for the app: " +
                            " ".join(f"{k}={v}" for k, v in run.settings().items()))
                 run.check_app()
