@@ -25,6 +25,7 @@ from providers.twilio.voices import menu_voice_findings
 from transfer.rules import RuleSet, load_rules, menu_and_rules_warnings
 
 from .environment import load_all_settings, load_env_file
+from .reporting import EX_CONFIG, print_problems, problem_lines, problems_of
 
 
 @dataclass
@@ -34,14 +35,6 @@ class Findings:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     settings: Settings | None = None  # None when the settings themselves have problems
-
-
-def problems_of(error: LifelineError) -> list[Problem]:
-    """An error's problems: those it carries, or one per line of its message."""
-    carried = getattr(error, "problems", None)
-    if isinstance(carried, list):
-        return carried
-    return [Problem(line.strip()) for line in str(error).splitlines() if line.strip()]
 
 
 def inspect(config: Mapping[str, object] | None = None) -> Findings:
@@ -103,8 +96,6 @@ def _twilio_part(source: Mapping[str, str]) -> Settings:
 @click.command("check")
 def check_command() -> None:
     """Check the settings, the menu and the rules as a server would, without serving; exit 78 on problems."""
-    from .startup import EX_CONFIG, print_problems, problem_lines  # startup imports this module
-
     load_env_file()
     found = inspect()
     warnings = list(found.warnings)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
 import click
 from dotenv import dotenv_values
@@ -30,14 +30,16 @@ from ivr import logs
 from ivr.config import Settings, bundled_examples, load_settings, serving_problems, settings_source
 from ivr.errors import ConfigError, LifelineError, Problem
 from ivr.store import MEMORY_URL, open_store
-from ivr.yamlfile import line_of
 
 from . import db_cli
 from .environment import load_all_settings, load_env_file
 from .factory import create_app, register_commands
 from .preflight import check_command, inspect
+from .reporting import EX_CONFIG as EX_CONFIG  # re-exported: the entry points' names for these
+from .reporting import print_problems as print_problems
+from .reporting import problem_lines as problem_lines
+from .reporting import problems_of as _problems_of
 
-EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
 # What a development command run without provider settings says, naming the command that was run.
 _EXAMPLE_ARGS = {"simulate": " examples/calls/*.yaml", "evaluate": " corpus/test"}
@@ -69,55 +71,6 @@ def _left_with_emulator_env() -> list[str]:
 _PROVIDER_CREDENTIALS = frozenset({"TELNYX_API_KEY", "TELNYX_PUBLIC_KEY"})
 Extend = Callable[[Flask], None]
 log = logging.getLogger(__name__)
-
-
-def problem_lines(error: BaseException) -> list[str]:
-    """The problems an error reports: one per line, each once, a file's problems as file:line."""
-    lines: list[str] = []
-    for problem in _problems_of(error):
-        line = _render(problem)
-        if line and line not in lines:
-            lines.append(line)
-    return lines or [f"{error.__class__.__name__}: cannot start"]
-
-
-def _problems_of(error: BaseException) -> list[Problem]:
-    """An error's problems: those it carries, or one (with no location) per line of its message."""
-    if isinstance(error, ConfigError | _Problems):
-        return error.problems
-    return [Problem(line.strip()) for line in str(error).splitlines() if line.strip()]
-
-
-def _render(problem: Problem) -> str:
-    """One problem as printed: a file's as `path:line[:column]: message (SETTING)`, the line found
-    from its key path when the parser gave none; any other as its text."""
-    if problem.path is None:
-        return str(problem)
-    line = problem.line
-    if line is None and problem.keys:
-        line = line_of(problem.path, problem.keys)
-    where = _relative(problem.path)
-    if line is not None:
-        where += f":{line}" if problem.column is None else f":{line}:{problem.column}"
-    return f"{where}: {problem.message}" + (f" ({problem.setting})" if problem.setting else "")
-
-
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def print_problems(problems: Iterable[str], warnings: Iterable[str] = (),
-                   stream: TextIO | None = None) -> None:
-    """Print problems and warnings, one line each, nothing else."""
-    out = stream or sys.stderr
-    for line in problems:
-        print(f"error: {line}", file=out)
-    for line in warnings:
-        print(f"warning: {line}", file=out)
-    out.flush()
 
 
 def fail(error: BaseException, code: int = EX_CONFIG, extra: Iterable[str] = ()) -> NoReturn:
