@@ -1,4 +1,5 @@
 # make demo  - set up, then play the example callers against the built-in Telnyx emulator
+#              (make demo PORT=9600 EMULATOR_PORT=9601 to choose the ports)
 # make dev   - the app and the emulator on 127.0.0.1:8000/8001 with example callers (Ctrl-C stops)
 # make runtime - set up .venv with what the service runs on (as demo and dev do), to run your own number
 # make install - runtime plus what the tests, lint and the encoder's fine-tune need (about 2.3 GB in all)
@@ -40,8 +41,12 @@ $(STAMP): $(REQS) $(RUN_STAMP)
 	rm -f $(VENV)/.installed-* && touch $@
 
 # Exit status 78 (EX_CONFIG) is a setting or file to fix, said above; any other failure is a scenario's.
+# make demo PORT=9600 EMULATOR_PORT=9601 to take those ports; without them the demo takes free ones
+# (PORT's default below is make dev's, so only a PORT given on the command line or in the environment counts)
+given = $(if $(filter command line environment,$(origin $(1))),$(2) $($(1)))
 demo: $(RUN_STAMP)
 	@$(BIN)/flask --env-file examples/emulator.env --app app simulate examples/calls/*.yaml \
+		$(call given,PORT,--port) $(call given,EMULATOR_PORT,--emulator-port) \
 		--concurrency 4 --json out/demo.json; status=$$?; \
 	if [ $$status -eq 78 ]; then echo "make demo: no call was played: fix the settings named above"; exit 1; \
 	elif [ $$status -ne 0 ]; then echo "make demo: some scenarios did not meet their expectations (listed above)"; exit 1; fi

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from conversation import transcripts
 from conversation.pause import PauseError
+from conversation.summaries import SETTLE_GRACE_S, summary_due
 from ivr.recording_sinks import SinkError, audio_format
 from ivr.sanitize import clean_text, whole_number
 from ivr.sessions import close_session, csrf_ok, csrf_token, open_session, signed_in, token_matches
@@ -175,7 +176,7 @@ def call_page(call_control_id: str) -> ResponseReturnValue:
     summary = outputs.summaries.get(call.call_control_id)
     # An ended call's summary waits for words still being transcribed at the hang-up.
     summary_soon = (summary is None and call.ended_at is not None
-                    and time.time() - call.ended_at < outputs.settings.transcript_settle_s + 5)
+                    and time.time() - call.ended_at < outputs.settings.transcript_settle_s + SETTLE_GRACE_S)
     return render_template(
         "console/call.html", page="call", call=call, transcript=doc, duration=duration,
         chart=sentiment_chart(doc["messages"], duration),
@@ -183,6 +184,7 @@ def call_page(call_control_id: str) -> ResponseReturnValue:
         transfers=lifeline.store.transfers(call.call_control_id),
         summary=summary["summary"] if summary else None,
         email=summary["email"] if summary else None, summary_soon=summary_soon,
+        summary_due=summary_due(outputs.settings.transcript_settle_s),
         recording=_has_recording(call),
         boot={"call": call.call_control_id, "after": after, "active": call.is_active})
 

@@ -19,6 +19,7 @@ from ivr.store import StoredEvent
 from ivr.timefmt import parse_time
 
 from . import transcripts
+from .summaries import no_summary_message
 
 bp = Blueprint("conversation", __name__)
 log = logging.getLogger(__name__)
@@ -192,9 +193,11 @@ def summary(call_control_id: str) -> ResponseReturnValue:
     outputs = _outputs()
     found = outputs.summaries.get(call_control_id)
     if found is None:
-        exists = outputs.store.get_call(call_control_id) is not None
-        return error_response(404, "no summary yet: it is made when the call ends" if exists
-                              else f"no call {call_control_id[:100]!r}")
+        call = outputs.store.get_call(call_control_id)
+        if call is None:
+            return error_response(404, f"no call {call_control_id[:100]!r}")
+        return error_response(404, no_summary_message(call.ended_at, outputs.settings.transcript_settle_s,
+                                                      time.time()))
     return jsonify(found)
 
 

@@ -18,6 +18,28 @@ EMAIL_LEASE_S = 120.0  # a claimed email is another process's to send for this l
 EMAILS_PER_ROUND = 20
 
 
+def summary_due(settle_s: float) -> str:
+    """When a call's summary is made, as a person reads it: "60 s after the call ends"."""
+    if settle_s <= 0:
+        return "as soon as the call ends"
+    return f"{settle_s:g} s after the call ends (LIFELINE_TRANSCRIPT_SETTLE_S)"
+
+
+def no_summary_message(ended_at: float | None, settle_s: float, now: float) -> str:
+    """Why a known call has no summary yet, by where it stands: in progress, ended within the
+    settle time (words may still be coming in), or ended longer ago (none was made)."""
+    if ended_at is None:
+        return f"no summary yet: the call is still going; its summary is made {summary_due(settle_s)}"
+    if now - ended_at < settle_s + SETTLE_GRACE_S:
+        return (f"no summary yet: the call ended {max(now - ended_at, 0):.0f} s ago and its summary is made "
+                f"{summary_due(settle_s)}, once its last words are in; ask again then")
+    return ("no summary for this call: none was made after it ended (summaries are made by a server's "
+            "outputs worker, under gunicorn with gunicorn.conf.py, flask run or flask dev)")
+
+
+SETTLE_GRACE_S = 5.0  # the outputs worker's round comes a little after the settle time
+
+
 class Summaries:
     """Makes the summary of each ended call exactly once (any instance may), and tracks its email."""
 

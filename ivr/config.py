@@ -15,7 +15,7 @@ import configparser
 import difflib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,21 +195,95 @@ KNOWN_SETTINGS = frozenset({
 # would otherwise leave the default in force without a word (SQLite, when PostgreSQL was meant).
 _OTHER_SETTINGS = ("DATABASE_URL", "TELNYX_API_KEY", "TELNYX_PUBLIC_KEY", "TELNYX_CONNECTION_ID",
                    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+# Every name under the prefixes Lifeline owns that it reads itself (docs/configuration.md's table).
+READ_SETTINGS = KNOWN_SETTINGS | {
+    "TELNYX_API_KEY", "TELNYX_PUBLIC_KEY", "TELNYX_API_BASE_URL", "TELNYX_CONNECTION_ID",
+    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL",
+    "SYMBL_APP_ID", "SYMBL_APP_SECRET", "SYMBL_API_BASE_URL", "SYMBL_DIAL_IN"}
+OWNED_PREFIXES = ("LIFELINE_", "TELNYX_", "TWILIO_", "SYMBL_")
+# Names under those prefixes that others read, so setting them is no mistake: the Telnyx SDK's
+# (telnyx/_client.py, _utils/_logs.py), the Twilio SDK's (twilio/base/client_base.py: edge and
+# region reach our own REST client, which takes them from the environment) and the Twilio CLI's
+# API key; and the test suite's switches (tests/conftest.py, .ci/run).
+OTHERS_SETTINGS = frozenset({
+    "TELNYX_BASE_URL", "TELNYX_CLIENT_ID", "TELNYX_CLIENT_SECRET", "TELNYX_CUSTOM_HEADERS", "TELNYX_LOG",
+    "TWILIO_EDGE", "TWILIO_REGION", "TWILIO_API_KEY", "TWILIO_API_SECRET",
+    "LIFELINE_REQUIRE_POSTGRES", "LIFELINE_TEST_POSTGRES_URL", "LIFELINE_REQUIRE_HAPROXY",
+    "LIFELINE_REQUIRE_BROWSER"})
+# Words a newcomer reaches for that name none of our settings: what they most likely meant.
+_MEANT = {"MENU": "LIFELINE_IVR", "SID": "TWILIO_ACCOUNT_SID"}
+SETTINGS_REFERENCE = "docs/configuration.md"
 
 
-def misspelt_settings(source: Mapping[str, str]) -> list[str]:
-    """Warnings for names that are set but unknown and close to a known one (LIFELINE_*, or a
-    few others the app reads, such as DATABASE_URL)."""
+def closest_setting(name: str) -> str | None:
+    """The setting an unknown name most likely meant, under its own prefix: a near spelling,
+    else one sharing a word with it (LIFELINE_IVR_FILE: LIFELINE_IVR), else None."""
+    prefix = name.split("_", 1)[0] + "_"
+    same = sorted(k for k in READ_SETTINGS if k.startswith(prefix))
+    near = difflib.get_close_matches(name, same, n=1, cutoff=0.85)
+    if near:
+        return near[0]
+    words = set(name[len(prefix):].split("_")) - {""}
+    meant = [_MEANT[w] for w in sorted(words) if _MEANT.get(w, "").startswith(prefix)]
+    if meant:
+        return meant[0]
+    sharing = [k for k in same if words & set(k[len(prefix):].split("_"))]
+    if not sharing:
+        return None
+    return max(sharing, key=lambda k: difflib.SequenceMatcher(None, name, k).ratio())
+
+
+def unknown_settings(source: Mapping[str, str],
+                     file_keys: Collection[str] = ()) -> tuple[list[Problem], list[str]]:
+    """Problems and warnings for set names Lifeline does not read: every name under its own
+    prefixes (LIFELINE_, TELNYX_, TWILIO_, SYMBL_) that neither it nor the providers' SDKs read,
+    and near misses of the few other names it reads (DATABASE_URL).
+
+    One in the .env file (`file_keys`) is a problem: that file is Lifeline's alone, so the name
+    was meant for it, and starting anyway would run on the default it leaves in force (the
+    bundled example menu, answering real callers). One only in the environment is a warning:
+    the environment is shared with other programs and platforms (a shell that exports
+    TWILIO_PHONE_NUMBER for other scripts), which must not stop the server.
+    """
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    for name in sorted(source):
+        if name in READ_SETTINGS or name in OTHERS_SETTINGS:
+            continue
+        if name.startswith(OWNED_PREFIXES):
+            near = closest_setting(name)
+            fix = (f"did you mean {near}?" if near
+                   else f"the settings it reads are listed in {SETTINGS_REFERENCE}")
+            if name in file_keys:
+                problems.append(Problem(f"{name} in .env is not a Lifeline setting, so it would be ignored: "
+                                        f"{fix} (rename or remove it)", name))
+            else:
+                warnings.append(f"{name} is not a Lifeline setting and is ignored: {fix}")
+            continue
+        others = [k for k in _OTHER_SETTINGS if k not in source
+                  and difflib.SequenceMatcher(None, name, k).ratio() >= 0.9]
+        if others:
+            warnings.append(f"{name} is not a Lifeline setting and is ignored: did you mean {others[0]}?")
+    return problems, warnings
+
+
+def bundled_examples(settings: Settings, source: Mapping[str, str]) -> list[str]:
+    """What a server says when it answers callers with the bundled example menu or rules because
+    LIFELINE_IVR or LIFELINE_RULES was not set."""
     found = []
-    for name in sorted(n for n in source if n not in KNOWN_SETTINGS):
-        if name.startswith("LIFELINE_"):
-            near = difflib.get_close_matches(name, KNOWN_SETTINGS, n=1, cutoff=0.85)
-        else:
-            near = [k for k in _OTHER_SETTINGS if k not in source
-                    and difflib.SequenceMatcher(None, name, k).ratio() >= 0.9]
-        if near:
-            found.append(f"{name} is not a Lifeline setting and is ignored: did you mean {near[0]}?")
+    for name, path, what in (("LIFELINE_IVR", settings.ivr_path, "menu (Lifeline Bank's)"),
+                             ("LIFELINE_RULES", settings.rules_path, "escalation rules")):
+        if not source.get(name, "").strip():
+            found.append(f"{name} is not set: serving the bundled example {what} from "
+                         f"{_shown(path)}; set {name} to your own file")
     return found
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 
 Get = Callable[..., str | None]  # a setting's trimmed value, or the default given, or None
@@ -224,13 +298,16 @@ class _Found:
 
 
 def load_settings(overrides: Mapping[str, object] | None, instance_path: Path,
-                  symbl_conf_dirs: tuple[Path, ...] | None = None) -> Settings:
+                  symbl_conf_dirs: tuple[Path, ...] | None = None,
+                  file_keys: Collection[str] = ()) -> Settings:
     """Build Settings from the environment plus overrides, or raise ConfigError listing every problem.
 
-    `symbl_conf_dirs` are searched for symbl.conf (default: the working directory, then home).
+    `symbl_conf_dirs` are searched for symbl.conf (default: the working directory, then home);
+    `file_keys` are the names the .env file set (see unknown_settings).
     """
     source = settings_source(overrides)
-    found = _Found(problems=[], warnings=misspelt_settings(source))
+    unknown, warned = unknown_settings(source, file_keys)
+    found = _Found(problems=unknown, warnings=warned)
 
     def get(name: str, default: str | None = None) -> str | None:
         value = source.get(name, "").strip()
@@ -396,8 +473,8 @@ def _calls(get: Get, found: _Found, instance_path: Path) -> dict[str, Any]:
     """The calls' own settings: agents, the menu and rules files, the store, commands and the sweep."""
     problems = found.problems
     agents = _agents(get("LIFELINE_AGENTS"), problems, found.warnings)
-    ivr_path = _path(get("LIFELINE_IVR"), "examples/ivr.yaml", "LIFELINE_IVR", problems)
-    rules_path = _path(get("LIFELINE_RULES"), "examples/rules.yaml", "LIFELINE_RULES", problems)
+    ivr_path = _path(get("LIFELINE_IVR"), FILE_DEFAULTS["LIFELINE_IVR"], "LIFELINE_IVR", problems)
+    rules_path = _path(get("LIFELINE_RULES"), FILE_DEFAULTS["LIFELINE_RULES"], "LIFELINE_RULES", problems)
     database_url = _database_url(get("DATABASE_URL"), instance_path, problems)
     if database_url == MEMORY_URL:
         found.warnings.append("DATABASE_URL=memory:// keeps calls in this process only: they are gone "
@@ -637,6 +714,15 @@ def _agents(value: str | None, problems: list[Problem], warnings: list[str]) -> 
             "be an E.164 number (+15550001111) or a SIP URI (sip:agent@example.com)" + split,
             "LIFELINE_AGENTS"))
     return agents
+
+
+FILE_DEFAULTS = {"LIFELINE_IVR": "examples/ivr.yaml", "LIFELINE_RULES": "examples/rules.yaml"}
+
+
+def file_setting(source: Mapping[str, str], name: str) -> Path:
+    """The file LIFELINE_IVR or LIFELINE_RULES names in source, or its bundled example."""
+    value = source.get(name, "").strip()
+    return Path(value) if value else PROJECT_ROOT / FILE_DEFAULTS[name]
 
 
 def _path(value: str | None, default: str, name: str, problems: list[Problem]) -> Path:

@@ -23,7 +23,7 @@ def load_all_settings(config: Mapping[str, object] | None,
     settings: Settings | None = None
     outputs: OutputSettings | None = None
     try:
-        settings = load_settings(config, instance_path)
+        settings = load_settings(config, instance_path, file_keys=env_file_keys())
     except ConfigError as exc:
         problems += exc.problems
         warnings = exc.warnings
@@ -59,6 +59,12 @@ def load_env_file(owned: Collection[str] = (), path: str | None = None) -> set[s
             os.environ[key] = value
             taken.add(key)
     return taken
+
+
+def env_file_keys() -> set[str]:
+    """The names the `.env` file the entry points read sets (none when it is skipped or absent)."""
+    path = env_file_path() if get_load_dotenv() else None
+    return set(dotenv_values(path)) if path else set()
 
 
 def env_file_path() -> str | None:

@@ -52,7 +52,7 @@ from providers.voices import settle_menu_voice
 from transfer.executor import TransferExecutor
 from transfer.rules import load_rules, menu_and_rules_warnings
 
-from . import cli, db_cli, retention_cli
+from . import cli, db_cli, preflight, retention_cli
 from .environment import load_all_settings, load_env_file
 from .http_errors import register_errors
 from .schema_gate import SchemaGate, SchemaWait
@@ -235,6 +235,7 @@ def _measure_transcription(metrics: Metrics, job: Job) -> None:
 def register_commands(app: Flask) -> None:
     """Add every product command to `flask`; the command shell (startup.py) lists the same ones."""
     cli.register(app)
+    app.cli.add_command(preflight.check_command)
     db_cli.register(app)
     retention_cli.register(app)
     conversation_cli.register(app)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
 import click
 from dotenv import dotenv_values
@@ -27,20 +27,19 @@ from flask.cli import FlaskGroup
 
 from insight.understand import understanding_from
 from ivr import logs
-from ivr.config import Settings, load_settings, serving_problems
+from ivr.config import Settings, bundled_examples, load_settings, serving_problems, settings_source
 from ivr.errors import ConfigError, LifelineError, Problem
-from ivr.menu import Menu, load_menu
 from ivr.store import MEMORY_URL, open_store
-from ivr.yamlfile import line_of
-from providers.twilio.settings import twilio_settings
-from providers.voices import settle_menu_voice
-from transfer.rules import RuleSet, load_rules, menu_and_rules_warnings
 
 from . import db_cli
 from .environment import load_all_settings, load_env_file
 from .factory import create_app, register_commands
+from .preflight import check_command, inspect
+from .reporting import EX_CONFIG as EX_CONFIG  # re-exported: the entry points' names for these
+from .reporting import print_problems as print_problems
+from .reporting import problem_lines as problem_lines
+from .reporting import problems_of as _problems_of
 
-EX_CONFIG = 78  # sysexits.h: configuration error
 GUNICORN_BOOT_ERROR = 3  # a worker exiting with this makes the gunicorn master stop, not respawn
 # What a development command run without provider settings says, naming the command that was run.
 _EXAMPLE_ARGS = {"simulate": " examples/calls/*.yaml", "evaluate": " corpus/test"}
@@ -74,55 +73,6 @@ Extend = Callable[[Flask], None]
 log = logging.getLogger(__name__)
 
 
-def problem_lines(error: BaseException) -> list[str]:
-    """The problems an error reports: one per line, each once, a file's problems as file:line."""
-    lines: list[str] = []
-    for problem in _problems_of(error):
-        line = _render(problem)
-        if line and line not in lines:
-            lines.append(line)
-    return lines or [f"{error.__class__.__name__}: cannot start"]
-
-
-def _problems_of(error: BaseException) -> list[Problem]:
-    """An error's problems: those it carries, or one (with no location) per line of its message."""
-    if isinstance(error, ConfigError | _Problems):
-        return error.problems
-    return [Problem(line.strip()) for line in str(error).splitlines() if line.strip()]
-
-
-def _render(problem: Problem) -> str:
-    """One problem as printed: a file's as `path:line[:column]: message (SETTING)`, the line found
-    from its key path when the parser gave none; any other as its text."""
-    if problem.path is None:
-        return str(problem)
-    line = problem.line
-    if line is None and problem.keys:
-        line = line_of(problem.path, problem.keys)
-    where = _relative(problem.path)
-    if line is not None:
-        where += f":{line}" if problem.column is None else f":{line}:{problem.column}"
-    return f"{where}: {problem.message}" + (f" ({problem.setting})" if problem.setting else "")
-
-
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def print_problems(problems: Iterable[str], warnings: Iterable[str] = (),
-                   stream: TextIO | None = None) -> None:
-    """Print problems and warnings, one line each, nothing else."""
-    out = stream or sys.stderr
-    for line in problems:
-        print(f"error: {line}", file=out)
-    for line in warnings:
-        print(f"warning: {line}", file=out)
-    out.flush()
-
-
 def fail(error: BaseException, code: int = EX_CONFIG, extra: Iterable[str] = ()) -> NoReturn:
     """Print an error's problem lines and exit with code."""
     print_problems([*problem_lines(error), *extra], getattr(error, "warnings", ()))
@@ -134,49 +84,27 @@ def check(config: Mapping[str, object] | None = None) -> Settings:
     if config is None:
         load_env_file()
     # The outputs' settings too: a worker that cannot start must not be the first to say so.
-    settings = load_all_settings(config, Path.cwd() / "instance")[0]
-    problems: list[Problem] = []
-    menu: Menu | None = None
-    rules: RuleSet | None = None
-    problems.extend(serving_problems(settings))
-    try:
-        # Here too, not only in each worker: a half-set Twilio account must stop the server first.
-        twilio_settings(settings)
-    except LifelineError as exc:
-        problems += _problems_of(exc)
-    voice_warnings: list[str] = []
-    try:
-        menu = load_menu(settings.ivr_path)
-    except LifelineError as exc:
-        problems += _problems_of(exc)
-    else:
-        menu, voice_problems, voice_warnings = settle_menu_voice(settings, menu)
-        problems += voice_problems
-    try:
-        rules = load_rules(settings.rules_path)
-    except LifelineError as exc:
-        problems += _problems_of(exc)
-    if menu is not None and rules is not None:
-        settings = replace(settings,
-                           warnings=(*settings.warnings, *voice_warnings, *menu_and_rules_warnings(
-                               menu, rules, settings.rules_path, settings.ivr_path)))
-    if not problems:
+    # A half-set Twilio account is checked here too, not only in each worker: it must stop the server first.
+    found = inspect(config)
+    if not found.problems:
+        assert found.settings is not None
         try:
             # Opened without touching the schema: only `flask db upgrade` changes it.
-            open_store(settings.database_url).close()
+            open_store(found.settings.database_url).close()
         except LifelineError as exc:
-            problems += _problems_of(exc)
-    if problems:
-        raise _Problems(problems)
-    return settings
+            found.problems += _problems_of(exc)
+    if found.problems or found.settings is None:
+        raise _Problems(found.problems, tuple(found.warnings))
+    return replace(found.settings, warnings=tuple(found.warnings))
 
 
 class _Problems(LifelineError):
     """Several start-up problems reported together."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], warnings: tuple[str, ...] = ()) -> None:
         super().__init__("\n".join(map(str, problems)))
         self.problems = problems
+        self.warnings = warnings
 
 
 def check_or_exit() -> Settings:
@@ -185,7 +113,7 @@ def check_or_exit() -> Settings:
         settings = check()
     except LifelineError as exc:
         fail(exc)
-    print_problems([], settings.warnings)
+    print_problems([], [*settings.warnings, *bundled_examples(settings, settings_source(None))])
     require_current_schema(settings)
     try:
         # Once here in the master, so the workers load the built model instead of each building it.
@@ -287,6 +215,9 @@ def _served_by_flask(ctx: click.Context, extend: Extend | None) -> Flask:
             # its parent already holds, so it is not asked.)
             _port_or_fail(str(ctx.params.get("host") or "127.0.0.1"), int(ctx.params.get("port") or 5000))
         if serving:
+            # Said by the serving process only (not the reloader's parent, not `flask db current`):
+            # callers would hear the example bank's menu.
+            print_problems([], bundled_examples(lifeline.settings, settings_source(None)))
             # The reloader's parent process only watches files; the child serves and sweeps.
             lifeline.load_models()  # the caller's first line must not wait for the models
             lifeline.start_background()  # the monitor and the outputs, as gunicorn's workers do
@@ -332,6 +263,8 @@ def _command_shell(extend: Extend | None, dev_commands: Collection[str]) -> Flas
         return app
 
     for name, command in list(shell.cli.commands.items()):
+        if name == check_command.name:
+            continue  # it checks what building the app would refuse, and must not build it
         # Development commands make and migrate databases of their own, and `flask db` is how the
         # schema is read and brought up to date: neither needs the configured one current.
         dev = name in dev_commands

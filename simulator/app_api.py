@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -15,6 +16,18 @@ class AppApi:
     def __init__(self, base_url: str, token: str) -> None:
         self.base_url = base_url
         self._headers = {"Authorization": f"Bearer {token}"}
+
+    def call_detail(self, call_control_id: str) -> dict[str, Any] | None:
+        """GET /api/calls/<id>: the app's record of one call, or None when it cannot be read."""
+        url = f"{self.base_url}/api/calls/{quote(call_control_id, safe=':')}"
+        try:
+            response = httpx.get(url, headers=self._headers, timeout=TIMEOUT_S)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        detail = response.json()
+        return detail if isinstance(detail, dict) else None
 
     def set_listening(self, call_control_id: str, paused: bool) -> tuple[int, str]:
         """POST /api/calls/<id>/listening; the HTTP status and, unless it is 200, the app's error."""

@@ -66,6 +66,8 @@ class CallResult:
     late: bool = False  # the transfer came after the scenario's latest_say
     heard: list[dict[str, Any]] = field(default_factory=list)
     listening: list[ListeningStep] = field(default_factory=list)
+    app_outcome: str | None = None  # the outcome the app recorded (no_agent, voicemail, ...), once read
+    why: str = ""  # the rule and reason that put the caller through, or the strongest signal of a miss
 
     @property
     def transfer_commands(self) -> list[dict[str, Any]]:

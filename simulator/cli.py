@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from ivr.config import ENGINES
+from lifeline.startup import bind_problem
 
 from .caller import CallResult
 from .external import ExternalAppError, ExternalRun
@@ -17,6 +18,7 @@ from .report import print_call, report_json
 from .runner import Simulation, access_line
 from .scenario import ScenarioError, load_scenario, require_audio
 
+EXTERNAL_EMULATOR_PORT = 8001  # where the emulator serves for --app-url, unless --emulator-port says
 # The emulator can stand in for Telnyx, not for Symbl's service.
 SIMULATED_ENGINES = [name for name in ENGINES if name != "symbl"]
 
@@ -36,12 +38,17 @@ SIMULATED_ENGINES = [name for name in ENGINES if name != "symbl"]
 @click.option("--quiet", is_flag=True, help="Print verdicts only, not timelines.")
 @click.option("--app-url", help="Call a Lifeline you run yourself at this URL (gunicorn, your database) "
                                 "instead of one started here; it must be started with the emulator's "
-                                "settings, which are printed (Telnyx only).")
-@click.option("--emulator-port", type=click.IntRange(1, 65535), default=8001, show_default=True,
-              help="With --app-url: the loopback port the emulator serves Telnyx's API on.")
+                                "settings, which are printed (with --provider twilio, Twilio's).")
+@click.option("--port", type=click.IntRange(1, 65535),
+              help="The loopback port the app under simulation serves on (default: any free one); "
+                   "not with --app-url, whose app serves where you started it.")
+@click.option("--emulator-port", type=click.IntRange(1, 65535),
+              help="The loopback port the emulator serves the provider's API on (default: 8001 with "
+                   "--app-url, else any free one).")
 @with_appcontext
 def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: Path | None,
-             concurrency: int, speed: float, quiet: bool, app_url: str | None, emulator_port: int) -> None:
+             concurrency: int, speed: float, quiet: bool, app_url: str | None, port: int | None,
+             emulator_port: int | None) -> None:
     """Play SCENARIOS (YAML files, or folders of them) against this app and the built-in emulator."""
     files = [f for p in scenarios for f in ([p] if p.is_file() else sorted(p.glob("*.yaml")))]
     if not files:
@@ -62,14 +69,16 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
         print_call(result, click.echo, timeline=not quiet)
         click.echo(f"  [{done}/{len(loaded)}]")
 
+    if app_url and port is not None:
+        raise click.UsageError("--port chooses where the app started here serves; with --app-url the "
+                               "app is yours: start it on the port you want")
     if app_url:
-        if provider != "telnyx":
-            raise click.UsageError("--app-url plays Telnyx callers only: leave out --provider twilio")
+        emulator_port = emulator_port or EXTERNAL_EMULATOR_PORT
         click.echo(f"Simulating {len(loaded)} call(s) on the Lifeline at {app_url} "
                    f"(concurrency {concurrency}, speed x{speed:g})")
         try:
             with ExternalRun(app_url, emulator_port, Path.cwd() / "instance", speed,
-                             settings.api_token) as run:
+                             settings.api_token, provider=provider) as run:
                 click.echo("The emulator's settings, for the app: " +
                            " ".join(f"{k}={v}" for k, v in run.settings().items()))
                 run.check_app()
@@ -86,7 +95,13 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
                   "LIFELINE_RULES": str(settings.rules_path)}
         click.echo(f"Simulating {len(loaded)} call(s) on {provider} with the {engine} engine "
                    f"(concurrency {concurrency}, speed x{speed:g})")
-        with Simulation(config, engine=engine, speed=speed, provider=provider) as sim:
+        for option, chosen in (("--port", port), ("--emulator-port", emulator_port)):
+            taken = bind_problem("127.0.0.1", chosen) if chosen else None
+            if taken:
+                raise click.ClickException(f"cannot serve on 127.0.0.1:{chosen} ({taken}): another program "
+                                           f"has it; choose another {option}")
+        with Simulation(config, engine=engine, speed=speed, provider=provider, app_port=port or 0,
+                        emulator_port=emulator_port or 0) as sim:
             # A loopback port of its own each run: say where to watch (or pause) the calls, and with what.
             click.echo("Lifeline under simulation: " + access_line(
                 sim.url, sim.api_token if sim.token_made else None, "up while the calls run"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .caller import CallResult
@@ -15,6 +15,8 @@ def call_json(result: CallResult) -> dict[str, Any]:
         "name": result.scenario.name,
         "passed": result.passed,
         "outcome": result.outcome,
+        "app_outcome": result.app_outcome,
+        "why": result.why,
         "problems": list(result.problems),
         "transfer_commands": result.transfer_commands,
         "escalation_latency_ms": result.leg.log.escalation_latency_ms if result.transfer_commands else None,
@@ -83,9 +85,49 @@ def print_call(result: CallResult, echo: Callable[[str], None], timeline: bool =
         extra = f", escalation {latency:.1f} ms"
         if silence_s:
             extra += f" ({latency + silence_s * 1000:.1f} ms after the words ended)"
-    echo(f"  {verdict}  outcome={result.outcome}, transfers={len(result.transfer_commands)}{extra}")
+    # The app's own word for how the call ended (no_agent, voicemail) when it was read: what the
+    # API, the console and the history filter say; else what the caller's side saw.
+    outcome = result.app_outcome or result.outcome
+    echo(f"  {verdict}  outcome={outcome}, transfers={len(result.transfer_commands)}{extra}")
+    if result.why:
+        echo(f"        why: {result.why}")
     for problem in result.problems:
         echo(f"        - {problem}")
+
+
+def explain(decisions: Sequence[Mapping[str, Any]], messages: Sequence[Mapping[str, Any]],
+            transferred: bool) -> str:
+    """Why a call was or was not put through, in one short line: the deciding rule and its reason,
+    or, for a call no rule decided, the strongest intent or frustration read from the caller."""
+    if decisions:
+        return f"decided by {decisions[0]['rule']}: {decisions[0]['reason']}"
+    if transferred:
+        return "put through by the menu (a key the caller pressed), not by a rule"
+    readings = [(p, name, str(m.get("text") or "")) for m in messages
+                for name, p in _readings(m.get("analysis"))]
+    if not readings:
+        return "no rule fired; the app heard nothing from the caller to read"
+    p, name, text = max(readings, key=lambda r: r[0])
+    if p < _STRONG:
+        return f"no rule fired; nothing strong read (highest {name} {p:.2f})"
+    shown = text if len(text) <= _QUOTED else text[:_QUOTED - 1] + "…"
+    return f"no rule fired; strongest signal {name} {p:.2f} on \"{shown}\""
+
+
+_QUOTED = 48  # characters of the caller's line quoted beside its strongest signal
+_STRONG = 0.5  # below this no reading is likelier than not, so no line is worth quoting
+
+
+def _readings(analysis: object) -> list[tuple[str, float]]:
+    """A message's intent and frustration probabilities (calm is no signal), as (name, p)."""
+    if not isinstance(analysis, Mapping):
+        return []
+    found: list[tuple[str, float]] = []
+    for key in ("intents", "frustration"):
+        values = analysis.get(key)
+        if isinstance(values, Mapping):
+            found += [(str(k), float(v)) for k, v in values.items() if k != "calm"]
+    return found
 
 
 def _describe(entry: dict[str, Any]) -> str:

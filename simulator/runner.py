@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,6 +21,7 @@ from lifeline import create_app
 from .app_api import AppApi
 from .caller import CallResult, judge_listening, play
 from .emulator import Emulator
+from .report import explain
 from .scenario import Scenario
 from .server import ServerThread, emulator_app
 from .twilio.emulator import TwilioEmulator
@@ -154,6 +156,10 @@ class Simulation:
                                  "party": event.data["party"], "text": event.data["text"],
                                  "score": event.data["score"], "label": event.data["label"]})
         judge_listening(result)  # what was heard of a paused stretch is known only now
+        read_record(result, {"call": asdict(call) if (call := lifeline.store.get_call(
+            result.leg.call_control_id)) else None,
+            "decisions": lifeline.store.decisions(result.leg.call_control_id),
+            "messages": lifeline.store.messages(result.leg.call_control_id)})
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -182,6 +188,18 @@ def access_line(url: str, token: str | None, *notes: str) -> str:
     parts = [f"{url}/dashboard  (sign in with {who}", f"API {url}/api with 'Authorization: Bearer <token>'",
              *notes]
     return "; ".join(parts) + ")"
+
+
+def read_record(result: CallResult, detail: Mapping[str, Any] | None) -> None:
+    """Take the app's outcome and why it decided as it did from its record of the call (the shape
+    of GET /api/calls/<id>); None leaves them unknown."""
+    if detail is None:
+        return
+    call = detail.get("call")
+    if isinstance(call, Mapping):
+        result.app_outcome = call.get("outcome") or None
+    result.why = explain(detail.get("decisions") or [], detail.get("messages") or [],
+                         bool(result.transfer_commands))
 
 
 def play_all(emulator: Emulator, scenarios: Sequence[Scenario], api: AppApi | None,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import load_settings
+from ivr.config import PROJECT_ROOT, bundled_examples, load_settings, settings_source
 from ivr.errors import ConfigError
 from lifeline import create_app
-from lifeline.environment import load_env_file
+from lifeline.environment import load_all_settings, load_env_file
 
 GOOD = {"TELNYX_API_KEY": "KEY_x", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
         "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}
@@ -324,3 +324,59 @@ def test_a_near_miss_of_database_url_is_named_not_left_to_fall_back_to_sqlite(tm
     unrelated = load_settings({**GOOD, "DATABASE_URL_TEST": "x", "TELNYX_API_BASE_URL": "http://x/v2"},
                               tmp_path)
     assert not [w for w in unrelated.warnings if "did you mean" in w]
+
+
+@pytest.mark.parametrize(("name", "meant"), [
+    ("LIFELINE_MENU", "did you mean LIFELINE_IVR?"),
+    ("LIFELINE_IVR_FILE", "did you mean LIFELINE_IVR?"),
+    ("LIFELINE_RULE", "did you mean LIFELINE_RULES?"),
+    ("TWILIO_SID", "did you mean TWILIO_ACCOUNT_SID?"),
+    ("TWILIO_TOKEN", "did you mean TWILIO_AUTH_TOKEN?"),
+    ("TELNYX_APIKEY", "did you mean TELNYX_API_KEY?"),
+    ("SYMBL_SECRET", "did you mean SYMBL_APP_SECRET?"),
+    ("LIFELINE_FOO", "the settings it reads are listed in docs/configuration.md"),
+])
+def test_an_unknown_name_under_lifelines_prefixes_is_named_with_what_it_likely_meant(
+        tmp_path: Path, name: str, meant: str) -> None:
+    settings = load_settings({**GOOD, name: "x"}, tmp_path)
+    assert [w for w in settings.warnings if name in w] == [
+        f"{name} is not a Lifeline setting and is ignored: {meant}"]
+
+
+def test_an_unknown_name_in_the_env_file_stops_start_up_naming_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**GOOD, "LIFELINE_MENU": "mine/ivr.yaml"}, tmp_path, file_keys={"LIFELINE_MENU"})
+    assert str(caught.value) == ("LIFELINE_MENU in .env is not a Lifeline setting, so it would be ignored: "
+                                 "did you mean LIFELINE_IVR? (rename or remove it)")
+
+
+def test_the_env_file_the_entry_points_read_decides_which_unknown_names_are_problems(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("TWILIO_SID=AC00\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TWILIO_SID", "AC00")  # as the entry points load it
+    monkeypatch.setenv("LIFELINE_FOO", "1")  # from the environment alone
+    with pytest.raises(ConfigError) as caught:
+        load_all_settings(GOOD, tmp_path)
+    assert [p.setting for p in caught.value.problems] == ["TWILIO_SID"]
+    assert ("LIFELINE_FOO is not a Lifeline setting and is ignored: the settings it reads are listed in "
+            "docs/configuration.md") in caught.value.warnings
+
+
+@pytest.mark.parametrize("name", ["TWILIO_EDGE", "TWILIO_REGION", "TWILIO_API_KEY", "TELNYX_LOG",
+                                  "TELNYX_BASE_URL", "LIFELINE_TEST_POSTGRES_URL"])
+def test_names_the_provider_sdks_or_the_test_suite_read_are_left_alone(tmp_path: Path, name: str) -> None:
+    assert not [w for w in load_settings({**GOOD, name: "x"}, tmp_path, file_keys={name}).warnings
+                if name in w]
+
+
+def test_a_server_says_when_it_serves_the_bundled_example_menu_and_rules(tmp_path: Path) -> None:
+    settings = load_settings(GOOD, tmp_path)
+    assert bundled_examples(settings, settings_source(GOOD)) == [
+        "LIFELINE_IVR is not set: serving the bundled example menu (Lifeline Bank's) from examples/ivr.yaml; "
+        "set LIFELINE_IVR to your own file",
+        "LIFELINE_RULES is not set: serving the bundled example escalation rules from examples/rules.yaml; "
+        "set LIFELINE_RULES to your own file"]
+    chosen = {**GOOD, "LIFELINE_IVR": str(PROJECT_ROOT / "examples/ivr.yaml"),
+              "LIFELINE_RULES": str(PROJECT_ROOT / "examples/rules.yaml")}
+    assert bundled_examples(load_settings(chosen, tmp_path), settings_source(chosen)) == []

@@ -318,7 +318,8 @@ def test_a_call_that_just_ended_says_its_summary_is_on_its_way_and_an_older_one_
     with console_app.extensions["lifeline"].store.unit() as tx:
         tx.update_call("v3:failed", ended_at=time.time() - 5)
     page = client.get("/dashboard/calls/v3:failed").get_data(as_text=True)
-    assert "Made shortly after the call ends, once its last words are in" in page
+    assert ("Made 60 s after the call ends (LIFELINE_TRANSCRIPT_SETTLE_S), once its last words are in"
+            in page)
     assert "No summary." not in page
 
 

@@ -6,10 +6,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from ivr.store.sql import SqlStore
+from lifeline import create_app
 from simulator.emulator import Emulator
-from simulator.external import ExternalRun, emulator_keys
+from simulator.external import ExternalAppError, ExternalRun, emulator_keys, twilio_account
+from simulator.scenario import load_scenario
+from simulator.server import ServerThread
 
 from .conftest import wait_until
 from .test_gunicorn_reload import _status
@@ -79,3 +85,37 @@ def test_media_streams_the_app_could_not_take_are_named_with_the_public_url_to_s
         [problem] = run.stream_problems()
     assert f"could not open 1 media stream(s) at ws://127.0.0.1:{nobody}/media:" in problem
     assert "token" not in problem and "LIFELINE_PUBLIC_URL=http://127.0.0.1:8000" in problem
+
+
+def test_twilio_callers_reach_an_app_given_the_twilio_emulators_kept_account_and_a_wrong_one_is_named(
+        tmp_path: Path) -> None:
+    sid, token = twilio_account(tmp_path / "instance")
+    assert twilio_account(tmp_path / "instance") == (sid, token)  # read back, not made again
+    emulator_port = free_port()
+    holder: dict[str, Any] = {}
+    server = ServerThread(lambda environ, start: holder["app"](environ, start))
+    app = create_app({"TWILIO_ACCOUNT_SID": sid, "TWILIO_AUTH_TOKEN": token,
+                      "TWILIO_API_BASE_URL": f"http://127.0.0.1:{emulator_port}",
+                      "LIFELINE_PUBLIC_URL": server.url, "LIFELINE_ENGINE": "twilio",
+                      "LIFELINE_AGENTS": "+15550001111", "LIFELINE_MONITOR": "off",
+                      "LIFELINE_API_TOKEN": "ext-token-0123456789",
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'calls.db'}"}, migrate=True)
+    app.extensions["lifeline"].load_models()  # as a server does: the first line must not wait for them
+    holder["app"] = app
+    server.start()
+    calls = ROOT / "examples" / "calls"
+    try:
+        with ExternalRun(server.url, emulator_port, tmp_path / "instance", 5.0, "ext-token-0123456789",
+                         provider="twilio") as run:
+            assert run.settings()["LIFELINE_PUBLIC_URL"] == server.url
+            run.check_app()
+            results = run.run([load_scenario(calls / "02-asks-for-human.yaml")], concurrency=1)
+        assert [(r.passed, r.app_outcome) for r in results] == [(True, "transferred")], results[0].problems
+        assert results[0].why.startswith("decided by caller_intent")
+        elsewhere = tmp_path / "elsewhere"  # another folder: another account, which the app refuses
+        with ExternalRun(server.url, free_port(), elsewhere, 5.0, None, provider="twilio") as other:
+            with pytest.raises(ExternalAppError, match=r"refuses the emulator's webhooks \(HTTP 403\)"):
+                other.check_app()
+    finally:
+        server.stop()
+        app.extensions["lifeline"].close()

@@ -108,9 +108,11 @@ class TwilioLeg(Leg):
 class TwilioEmulator:
     """Twilio as seen by one Lifeline app."""
 
-    def __init__(self, speed: float = 1.0, chaos: Chaos | None = None) -> None:
-        self.account_sid = "AC" + uuid.uuid4().hex
-        self.auth_token = secrets.token_hex(16)
+    def __init__(self, speed: float = 1.0, chaos: Chaos | None = None, account_sid: str | None = None,
+                 auth_token: str | None = None) -> None:
+        # Made for each run unless given (`simulate --app-url` keeps one account between runs).
+        self.account_sid = account_sid or "AC" + uuid.uuid4().hex
+        self.auth_token = auth_token or secrets.token_hex(16)
         self.validator = RequestValidator(self.auth_token)
         self.speed = speed
         self.chaos = chaos
