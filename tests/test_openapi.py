@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
@@ -112,9 +113,14 @@ def test_every_field_of_a_message_the_api_returns_is_described_and_its_analysis_
     live.emulator.say(leg, "This is hopeless, I am cancelling my contract", 0.2)
     client = live.app.test_client()  # type: ignore[union-attr]
     auth = {"Authorization": "Bearer test-token"}
-    detail = lambda: client.get(f"/api/calls/{leg.call_control_id}", headers=auth).get_json()  # noqa: E731
-    assert wait_until(lambda: detail()["messages"], 10)
-    [message] = detail()["messages"]
+
+    def messages() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = client.get(f"/api/calls/{leg.call_control_id}",
+                                                 headers=auth).get_json()["messages"]
+        return found
+
+    assert wait_until(messages, 10)
+    [message] = messages()
     schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
     assert sorted(set(message) - set(schemas["Message"]["properties"])) == []
     analysis = message["analysis"]
