@@ -100,7 +100,8 @@ def helpers() -> dict[str, Any]:
 def live() -> ResponseReturnValue:
     """Live calls, most in need of attention first (the page's script follows the feed)."""
     outputs = current_app.extensions["conversation"]
-    boot = {"snapshot": snapshot(outputs.store), "names": names.for_script()}
+    bar, _ = reading.intent_bar(current_app.extensions["lifeline"].services.rules.rules)
+    boot = {"snapshot": snapshot(outputs.store), "names": names.for_script(), "intent_bar": bar}
     return render_template("console/live.html", page="live", boot=boot)
 
 

@@ -3,6 +3,7 @@ history, the call page, recordings and the live snapshot."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -424,6 +425,15 @@ def test_a_line_stored_before_the_feed_carried_its_analysis_reads_it_from_the_me
         tx.add_feed([caller_line("v3:up", "old1", "I have had enough of this", -0.5, None)])
     page = signed_in_client(console_app).get("/dashboard/calls/v3:up").get_data(as_text=True)
     assert "frustration: Annoyed 0.66" in words_of(page, 'id="transcript"', "</ol>")
+
+
+def test_the_live_page_hands_its_script_the_intent_bar_and_the_frustration_names(console_app: Flask) -> None:
+    page = signed_in_client(console_app).get("/dashboard").get_data(as_text=True)
+    boot = json.loads(page[page.index('id="boot" type="application/json">'):].split(">", 1)[1]
+                      .split("</script>", 1)[0])
+    assert boot["intent_bar"] == 0.85  # caller_intent's min_confidence in the example rules
+    assert boot["names"]["frustration"] == {"calm": "Calm", "annoyed": "Annoyed", "angry": "Angry"}
+    assert "any intent at 0.85 or above" in re.sub(r"\s+", " ", page)
 
 
 def test_an_unknown_call_page_is_404_and_says_so(console_app: Flask) -> None:
