@@ -392,7 +392,8 @@ def test_each_caller_line_says_its_frustration_and_the_intents_at_the_rules_bar(
     agent = transcript[transcript.index("Let me help"):]
     assert "frustration" not in agent and "evidence" not in agent  # the rules never read the agent
     legend = words_of(page, 'id="reading-words"', "</p>")
-    assert "any intent at 0.85 or above (the bar of Asked for a person, to leave or to complain)" in legend
+    assert "any intent at 0.85 or above (the bar of the rule “Asked for a person, to leave or to complain”)" \
+        in legend
     # The decision keeps the rule and the line as the rule read it.
     decision = words_of(page, 'data-part="decision"', "</section>")
     assert "Asked for a person, to leave or to complain" in decision

@@ -151,7 +151,7 @@ document.addEventListener("DOMContentLoaded", () => {
     cells.transfer.className = "transfer-cell";
     cells.mood.className = "mood-cell";
     cells.badge.append(L.el("span", "badge"));
-    const link = cells.caller.appendChild(L.el("a"));
+    const link = cells.caller.appendChild(L.el("a", "number"));
     link.href = "/dashboard/calls/" + encodeURIComponent(call.id);
     const since = cells.since.appendChild(L.el("span", "elapsed", L.clock((Date.now() - call.started) / 1000)));
     since.dataset.started = String(call.started);
