@@ -502,6 +502,29 @@ def test_the_call_page_follows_a_transfer_and_the_end_of_the_call_without_reload
     assert policy_violations(browser) == []
 
 
+def test_a_line_shown_before_the_decision_that_kept_it_gains_the_evidence_mark_without_a_redraw(
+        live: Simulation, browser: Chrome) -> None:
+    leg = open_call_page(live, browser, "+15557770135")
+    first, second = ("I have been waiting for weeks and nobody has fixed it, this is so frustrating",
+                     "My bill is wrong again and I am getting really fed up with it")
+    live.emulator.say(leg, first, 1.0)
+    wait_for(browser, transcript_says("waiting for weeks"), what="the first line")
+    line = browser.find_element(By.CSS_SELECTOR, "#transcript li")
+    assert "frustration: Annoyed" in str(line.get_attribute("textContent"))  # one annoyed line: no rule yet
+    assert "evidence of the decision" not in line.text
+    browser.execute_script("document.querySelector('#transcript li').marked = true")
+    live.emulator.say(leg, second, 1.0)  # annoyed twice in three lines: the rule fires on both
+    wait_for(browser, lambda d: "Annoyed twice" in main(d), timeout=30, what="the decision")
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#transcript .evidence-mark")) == 2,
+             what="both lines marked as the decision's evidence")
+    assert browser.execute_script("return document.querySelector('#transcript li').marked === true"), \
+        "the line already shown was drawn again"
+    decision = browser.find_element(By.CSS_SELECTOR, '[data-part="decision"]').text
+    assert decision.count("frustration:") == 2 and "fed up" in decision
+    assert same_page(browser) and policy_violations(browser) == []
+    live.emulator.caller_hangs_up(leg)
+
+
 def test_a_message_left_after_no_agent_answered_plays_on_the_call_page(live: Simulation,
                                                                        browser: Chrome) -> None:
     leg = live.emulator.incoming_call(from_="+15557770077", agent="busy")
