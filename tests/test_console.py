@@ -412,10 +412,10 @@ def test_a_call_no_rule_fired_on_says_what_the_rules_read_and_labels_the_score_f
     decision = words_of(page, 'data-part="decision"', "</section>")
     # The default rules: only long_in_menu (time in the menu) reads the score.
     assert "No rule fired, so no transfer was decided" in decision
-    assert "(and Long in the menu and unhappy the sentiment score)" in decision
+    assert "only “Long in the menu and unhappy” also reads the sentiment score" in decision
     chart = words_of(page, 'data-part="chart"', "</section>")
     assert "Sentiment score over time" in chart
-    assert "only Long in the menu and unhappy reads it" in chart
+    assert "only “Long in the menu and unhappy” reads it" in chart
 
 
 def test_a_line_stored_before_the_feed_carried_its_analysis_reads_it_from_the_message_kept(
