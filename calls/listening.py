@@ -74,11 +74,13 @@ def hear(turn: Turn, engine: str, source_id: str, text: str, confidence: float |
         end = max(0.0, time.time() - call.created_at)
     if start is None:
         start = max(0.0, end - _SECONDS_PER_WORD * len(text.split()))
-    # The feed names the intents the line more likely than not carries (confidences are stored).
+    # The feed names the intents the line more likely than not carries, and for a caller's line
+    # what the rules read from it (intent confidences, frustration probabilities) as stored.
     intents = [name for name, p in analysis.intents.items() if p >= 0.5]
     ctx.publish("message", call.call_control_id, party=party, text=text, start=round(start, 3),
                 end=round(end, 3), timing=timing, score=analysis.score, label=analysis.label,
-                intents=intents, engine=engine, source_id=source_id, confidence=confidence)
+                intents=intents, analysis=analysis.as_record() if party == "caller" else None,
+                engine=engine, source_id=source_id, confidence=confidence)
     if party != "caller":
         return
     decision = svc.rules.on_message(ctx.tx.recent_messages(call.call_control_id, svc.rules.history))

@@ -1,4 +1,5 @@
-"""Readable names for what the store keeps as identifiers (statuses, outcomes, rules, causes)."""
+"""Readable names for what the store keeps as identifiers (statuses, outcomes, rules, causes,
+intents, frustration levels)."""
 
 from __future__ import annotations
 
@@ -48,11 +49,13 @@ INTENT = {
     "wants_person": "wants a person", "leave_or_cancel": "wants to leave or cancel",
     "legal_or_complaint": "complaint or legal threat", "bot_complaint": "fed up with the robot",
 }
+# The frustration class the rules read from a caller line (the likeliest of the three).
+FRUSTRATION = {"calm": "Calm", "annoyed": "Annoyed", "angry": "Angry"}
 PARTY = {"caller": "Caller", "agent": "Agent"}
 RECORDING = {"pending": "being fetched", "kept": "kept", "failed": "fetch failed", "expired": "expired"}
 
 _TABLES = {"status": STATUS, "outcome": OUTCOME, "menu": MENU, "transfer": TRANSFER, "cause": CAUSE,
-           "listening": LISTENING, "rule": RULE, "intent": INTENT, "party": PARTY,
+           "listening": LISTENING, "rule": RULE, "intent": INTENT, "frustration": FRUSTRATION, "party": PARTY,
            "recording": RECORDING}
 
 

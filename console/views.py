@@ -22,7 +22,7 @@ from ivr.sessions import close_session, csrf_ok, csrf_token, open_session, signe
 from ivr.store import CallQuery, CallRecord, CallStore
 from ivr.throttle import client_of, throttle_of
 
-from . import names
+from . import names, reading
 from .charts import sentiment_chart
 from .live import snapshot
 
@@ -102,7 +102,8 @@ def helpers() -> dict[str, Any]:
 def live() -> ResponseReturnValue:
     """Live calls, most in need of attention first (the page's script follows the feed)."""
     outputs = current_app.extensions["conversation"]
-    boot = {"snapshot": snapshot(outputs.store), "names": names.for_script()}
+    bar, _ = reading.intent_bar(current_app.extensions["lifeline"].services.rules.rules)
+    boot = {"snapshot": snapshot(outputs.store), "names": names.for_script(), "intent_bar": bar}
     return render_template("console/live.html", page="live", boot=boot)
 
 
@@ -168,8 +169,13 @@ def call_page(call_control_id: str) -> ResponseReturnValue:
     if call is None:
         return render_template("console/missing.html", page="call", call_control_id=call_control_id), 404
     doc = transcripts.transcript(call, outputs.store)
-    for message in doc["messages"]:
-        message["intent_names"] = [names.readable("intent", i) for i in message.get("intents") or []]
+    rules = lifeline.services.rules.rules
+    bar, bar_rule = reading.intent_bar(rules)
+    decisions = lifeline.store.decisions(call.call_control_id)
+    _read_lines(doc["messages"], call.call_control_id, bar, decisions)
+    for d in decisions:
+        for e in d.get("evidence") or []:
+            e["reading"] = reading.read(e, bar)
     end = call.ended_at or max([call.updated_at] + [float(m.get("end") or 0) + call.created_at
                                                     for m in doc["messages"]])
     duration = end - call.created_at
@@ -179,14 +185,31 @@ def call_page(call_control_id: str) -> ResponseReturnValue:
                     and time.time() - call.ended_at < outputs.settings.transcript_settle_s + SETTLE_GRACE_S)
     return render_template(
         "console/call.html", page="call", call=call, transcript=doc, duration=duration,
-        chart=sentiment_chart(doc["messages"], duration),
-        decisions=lifeline.store.decisions(call.call_control_id),
+        chart=sentiment_chart(doc["messages"], duration), bar=bar, bar_rule=bar_rule,
+        score_rules=reading.score_rules(rules), decisions=decisions,
         transfers=lifeline.store.transfers(call.call_control_id),
         summary=summary["summary"] if summary else None,
         email=summary["email"] if summary else None, summary_soon=summary_soon,
         summary_due=summary_due(outputs.settings.transcript_settle_s),
         recording=_has_recording(call),
         boot={"call": call.call_control_id, "after": after, "active": call.is_active})
+
+
+def _read_lines(messages: list[dict[str, Any]], call_control_id: str, bar: float,
+                decisions: list[dict[str, Any]]) -> None:
+    """Give each line its `reading` (a caller's line: what the rules read), its intents' names
+    for a line with no analysis, and `decided` when a decision kept it as evidence."""
+    kept = {e.get("source_id") for d in decisions for e in d.get("evidence") or []} - {None}
+    # Lines stored before the feed carried the analysis: the messages table has kept it since 0003.
+    stored: dict[str, Any] = {}
+    if any(m["party"] == "caller" and m.get("analysis") is None for m in messages):
+        stored = {r["source_id"]: r.get("analysis") for r in _store().messages(call_control_id)}
+    for m in messages:
+        analysis = m.get("analysis") or (stored.get(m.get("source_id") or "") if m["party"] == "caller"
+                                         else None)
+        m["reading"] = reading.read(analysis, bar)
+        m["intent_names"] = [names.readable("intent", i) for i in m.get("intents") or []]
+        m["decided"] = m.get("source_id") in kept
 
 
 @bp.get("/dashboard/calls/<call_control_id>/recording")

@@ -8,12 +8,16 @@ from typing import Any
 from ivr.store import CallRecord, OutputStore
 from ivr.timefmt import iso, iso_or_none
 
+# As in the `message` event's data; `analysis` (what the rules read) is null on the agent's lines
+# and on lines stored before the feed carried it.
+_MESSAGE_FIELDS = ("party", "text", "start", "end", "timing", "score", "label", "intents", "analysis",
+                   "source_id")
+
 
 def transcript(call: CallRecord, store: OutputStore) -> dict[str, Any]:
     """Both parties' words in order, with timing, scores and the listening pauses."""
     events = store.feed_for_call(call.call_control_id, ("message", "listening"))
-    messages = [{k: e.data.get(k) for k in ("party", "text", "start", "end", "timing", "score", "label",
-                                            "intents")} | {"id": e.id, "at": iso(e.created_at)}
+    messages = [{k: e.data.get(k) for k in _MESSAGE_FIELDS} | {"id": e.id, "at": iso(e.created_at)}
                 for e in events if e.kind == "message"]
     listening = [{"state": e.data.get("state"), "at": iso(e.created_at),
                   "offset": round(e.created_at - call.created_at, 3)}

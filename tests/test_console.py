@@ -3,6 +3,7 @@ history, the call page, recordings and the live snapshot."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -349,7 +350,92 @@ def test_the_chart_tells_the_parties_apart_without_colour_and_says_what_it_shows
     words = re.sub(r"<[^>]+>|\s+", " ", legend[:legend.index("</ul>")])
     assert "Caller (solid line, round dots): 2 scored lines, first -0.10, last -0.50, lowest -0.50" in words
     assert "Agent (dashed line, square dots): 1 scored line, first +0.40" in words
-    assert "hollow dot is an upset line" in words
+    assert "hollow dot is a score below −0.20" in words
+
+
+UPSET = {"intents": {"wants_person": 0.91, "leave_or_cancel": 0.31, "legal_or_complaint": 0.0,
+                     "bot_complaint": 0.02},
+         "frustration": {"calm": 0.12, "annoyed": 0.66, "angry": 0.22}, "matched": {}}
+CALM = {"intents": {"wants_person": 0.04, "leave_or_cancel": 0.0, "legal_or_complaint": 0.0,
+                    "bot_complaint": 0.0},
+        "frustration": {"calm": 0.8, "annoyed": 0.15, "angry": 0.05}, "matched": {}}
+
+
+def caller_line(call: str, source_id: str, text: str, score: float,
+                analysis: dict[str, object] | None) -> FeedEvent:
+    return FeedEvent("message", call, {"party": "caller", "text": text, "start": 4.0, "end": 6.0,
+                                       "score": score, "label": "negative", "intents": [],
+                                       "analysis": analysis, "source_id": source_id})
+
+
+def words_of(page: str, start: str, end: str) -> str:
+    """The page's text from `start` to `end` (markup out, spaces squeezed)."""
+    part = page[page.index(start):]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", part[:part.index(end)]))
+
+
+def test_each_caller_line_says_its_frustration_and_the_intents_at_the_rules_bar(console_app: Flask) -> None:
+    seed(console_app)
+    with console_app.extensions["lifeline"].store.unit() as tx:
+        tx.add_feed([caller_line("v3:up", "s1", "Put me through to someone, this is a joke", -0.74, UPSET),
+                     said("agent", "Let me help", 7.0, 0.4)])
+        tx.add_decision("v3:up", "caller_intent", "caller asked for a person (wants_person 0.91)",
+                        [{"source_id": "s1", "text": "Put me through to someone, this is a joke",
+                          "score": -0.74, "intents": UPSET["intents"], "frustration": UPSET["frustration"],
+                          "confidence": 0.9}])
+    page = signed_in_client(console_app).get("/dashboard/calls/v3:up").get_data(as_text=True)
+    transcript = words_of(page, 'id="transcript"', "</ol>")
+    line = transcript[transcript.index("Put me through"):transcript.index("Let me help")]
+    # In words, with the probability: the likeliest class, and only the intent at the bar (0.85).
+    assert "frustration: Annoyed 0.66" in line and "wants a person 0.91" in line
+    assert "leave" not in line and "complaint" not in line
+    assert "sentiment score -0.74" in line and "evidence of the decision" in line
+    agent = transcript[transcript.index("Let me help"):]
+    assert "frustration" not in agent and "evidence" not in agent  # the rules never read the agent
+    legend = words_of(page, 'id="reading-words"', "</p>")
+    assert "any intent at 0.85 or above (the bar of the rule “Asked for a person, to leave or to complain”)" \
+        in legend
+    # The decision keeps the rule and the line as the rule read it.
+    decision = words_of(page, 'data-part="decision"', "</section>")
+    assert "Asked for a person, to leave or to complain" in decision
+    assert "frustration: Annoyed 0.66" in decision and "wants a person 0.91" in decision
+    assert "wants_person" not in transcript and "annoyed" not in transcript  # names, not identifiers
+
+
+def test_a_call_no_rule_fired_on_says_what_the_rules_read_and_labels_the_score_for_what_it_is(
+        console_app: Flask) -> None:
+    seed(console_app)
+    with console_app.extensions["lifeline"].store.unit() as tx:
+        tx.add_feed([caller_line("v3:up", "s2", "Well that is rather disappointing", -0.74, CALM)])
+    page = signed_in_client(console_app).get("/dashboard/calls/v3:up").get_data(as_text=True)
+    transcript = words_of(page, 'id="transcript"', "</ol>")
+    assert "frustration: Calm 0.80" in transcript and "sentiment score -0.74" in transcript
+    decision = words_of(page, 'data-part="decision"', "</section>")
+    # The default rules: only long_in_menu (time in the menu) reads the score.
+    assert "No rule fired, so no transfer was decided" in decision
+    assert "only “Long in the menu and unhappy” also reads the sentiment score" in decision
+    chart = words_of(page, 'data-part="chart"', "</section>")
+    assert "Sentiment score over time" in chart
+    assert "only “Long in the menu and unhappy” reads it" in chart
+
+
+def test_a_line_stored_before_the_feed_carried_its_analysis_reads_it_from_the_message_kept(
+        console_app: Flask) -> None:
+    seed(console_app)
+    with console_app.extensions["lifeline"].store.unit() as tx:
+        tx.add_message("v3:up", "telnyx", "old1", "I have had enough of this", 0.9, -0.5, "negative", UPSET)
+        tx.add_feed([caller_line("v3:up", "old1", "I have had enough of this", -0.5, None)])
+    page = signed_in_client(console_app).get("/dashboard/calls/v3:up").get_data(as_text=True)
+    assert "frustration: Annoyed 0.66" in words_of(page, 'id="transcript"', "</ol>")
+
+
+def test_the_live_page_hands_its_script_the_intent_bar_and_the_frustration_names(console_app: Flask) -> None:
+    page = signed_in_client(console_app).get("/dashboard").get_data(as_text=True)
+    boot = json.loads(page[page.index('id="boot" type="application/json">'):].split(">", 1)[1]
+                      .split("</script>", 1)[0])
+    assert boot["intent_bar"] == 0.85  # caller_intent's min_confidence in the example rules
+    assert boot["names"]["frustration"] == {"calm": "Calm", "annoyed": "Annoyed", "angry": "Angry"}
+    assert "any intent at 0.85 or above" in re.sub(r"\s+", " ", page)
 
 
 def test_an_unknown_call_page_is_404_and_says_so(console_app: Flask) -> None:

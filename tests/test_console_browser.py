@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
@@ -17,6 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 import conversation.api
+from console import names
 from simulator.legs import Leg
 from simulator.runner import Simulation
 
@@ -166,6 +168,60 @@ def test_a_failed_transfer_tops_the_list_above_a_calm_caller(live: Simulation, b
     alerts = browser.find_element(By.ID, "alerts").get_attribute("textContent")
     assert alerts == "No agent answered: +15557770022"
     for leg in (calm, upset):
+        live.emulator.caller_hangs_up(leg)
+
+
+def mood_of(driver: WebDriver, number: str) -> dict[str, Any]:
+    """The mood cell of this caller's row: its text (hidden words included), the sparkline's
+    tooltip, and how many lines each of its figures (and the caller's number) takes."""
+    found: dict[str, Any] = driver.execute_script(
+        "const row = [...document.querySelectorAll('#calls tr')]"
+        "  .find(r => r.innerText.includes(arguments[0]));"
+        "const mood = row && row.querySelector('.mood');"
+        "if (!mood) return {text: '', title: '', lines: []};"
+        "const parts = [...mood.children].filter(c => c.tagName === 'SPAN');"
+        "const lines = (node) => new Set([...node.getClientRects()].map(r => Math.round(r.top))).size;"
+        "return {text: mood.textContent, title: (mood.querySelector('svg title') || {}).textContent || '',"
+        "        lines: [...parts, row.querySelector('a')].map(p => [p.textContent, lines(p)])};",
+        number)
+    return found
+
+
+def test_a_live_row_says_the_callers_latest_frustration_in_words_and_its_figures_never_wrap(
+        live: Simulation, browser: Chrome) -> None:
+    browser.set_window_size(760, 900)  # a narrow window: the mood column is squeezed
+    sign_in(browser, base(live), TOKEN)
+    wait_for_feed(browser)
+    callers = [("+15557770061", "Hello, I would like to hear my options please"),
+               ("+15557770062",
+                "I have been waiting for weeks and nobody has fixed it, this is so frustrating")]
+    legs = [live.emulator.incoming_call(from_=number) for number, _ in callers]
+    for leg in legs:
+        assert live.emulator.wait_for_gather(leg, 10)
+    scorer = live.app.extensions["lifeline"].services.scorer  # type: ignore[union-attr]
+    read = [scorer.analyse(text) for _, text in callers]
+    # One annoyed line alone fires no default rule: the row shows it all the same.
+    assert [r.frustration_level for r in read] == ["calm", "annoyed"]
+    for leg, (_, text) in zip(legs, callers, strict=True):
+        live.emulator.say(leg, text, 1.0)
+    for (number, _), analysis in zip(callers, read, strict=True):
+        level = analysis.frustration_level
+        expected = f"frustration: {names.readable('frustration', level)} {analysis.frustration[level]:.2f}"
+        wait_for(browser, lambda d, n=number, e=expected: e in mood_of(d, n)["text"],  # type: ignore[misc]
+                 what=f"{number}'s frustration in words")
+    top = rows(browser)[0]
+    assert "+15557770062" in top["text"] and "Upset caller" in top["text"]
+    assert "Calm" in row_of(browser, "+15557770061")
+    mood = mood_of(browser, "+15557770062")
+    assert "sentiment score" in mood["title"]
+    # Every figure on one line: "-0.59" is never cut into "-0.5" and "9", nor the number in two.
+    assert mood["lines"] and all(lines == 1 for _, lines in mood["lines"]), mood["lines"]
+    # An intent is named only from the intent rules' bar up (0.85 in the example rules).
+    calm_text = mood_of(browser, "+15557770061")["text"]
+    for intent, p in read[0].intents.items():
+        assert (names.readable("intent", intent) in calm_text) == (p >= 0.85), (intent, p)
+    assert policy_violations(browser) == []
+    for leg in legs:
         live.emulator.caller_hangs_up(leg)
 
 
@@ -444,6 +500,29 @@ def test_the_call_page_follows_a_transfer_and_the_end_of_the_call_without_reload
     assert "ended" in browser.find_element(By.ID, "feed-state").text
     assert same_page(browser), "the page reloaded"
     assert policy_violations(browser) == []
+
+
+def test_a_line_shown_before_the_decision_that_kept_it_gains_the_evidence_mark_without_a_redraw(
+        live: Simulation, browser: Chrome) -> None:
+    leg = open_call_page(live, browser, "+15557770135")
+    first, second = ("I have been waiting for weeks and nobody has fixed it, this is so frustrating",
+                     "My bill is wrong again and I am getting really fed up with it")
+    live.emulator.say(leg, first, 1.0)
+    wait_for(browser, transcript_says("waiting for weeks"), what="the first line")
+    line = browser.find_element(By.CSS_SELECTOR, "#transcript li")
+    assert "frustration: Annoyed" in str(line.get_attribute("textContent"))  # one annoyed line: no rule yet
+    assert "evidence of the decision" not in line.text
+    browser.execute_script("document.querySelector('#transcript li').marked = true")
+    live.emulator.say(leg, second, 1.0)  # annoyed twice in three lines: the rule fires on both
+    wait_for(browser, lambda d: "Annoyed twice" in main(d), timeout=30, what="the decision")
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#transcript .evidence-mark")) == 2,
+             what="both lines marked as the decision's evidence")
+    assert browser.execute_script("return document.querySelector('#transcript li').marked === true"), \
+        "the line already shown was drawn again"
+    decision = browser.find_element(By.CSS_SELECTOR, '[data-part="decision"]').text
+    assert decision.count("frustration:") == 2 and "fed up" in decision
+    assert same_page(browser) and policy_violations(browser) == []
+    live.emulator.caller_hangs_up(leg)
 
 
 def test_a_message_left_after_no_agent_answered_plays_on_the_call_page(live: Simulation,

@@ -68,6 +68,9 @@ def test_feed_streams_a_calls_events_in_order_with_every_field(live: Simulation)
     scored = live.app.extensions["lifeline"].services.scorer.analyse(message["data"]["text"])  # type: ignore[union-attr]
     assert message["data"]["intents"] == [i for i, p in scored.intents.items() if p >= 0.5]
     assert "wants_person" in message["data"]["intents"]
+    # ...and the line as the rules read it, the record stored with the message, for the console
+    assert message["data"]["analysis"] == scored.as_record()
+    assert message["data"]["analysis"]["intents"]["wants_person"] >= 0.5
     [decision] = [e for e in got if e["type"] == "decision"]
     assert decision["data"]["rule"] and decision["data"]["reason"]
     statuses = [t["data"]["status"] for t in got if t["type"] == "transfer"]

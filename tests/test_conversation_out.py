@@ -81,6 +81,9 @@ def test_a_transcript_comes_as_json_text_and_webvtt(live: Simulation) -> None:
         ("caller", "Hello, I have a question about my account."), ("caller", "What is the <b>fee</b> & why?")]
     assert doc["outcome"] == "completed" and doc["ended_at"].endswith("Z")
     assert all(m["start"] <= m["end"] for m in doc["messages"])
+    # Each caller line carries what the rules read from it, as the message event does.
+    assert all(set(m["analysis"]["frustration"]) == {"calm", "annoyed", "angry"} and m["source_id"]
+               for m in doc["messages"])
     text = api(live).get(f"/api/calls/{ccid}/transcript?format=txt", headers=AUTH)
     assert text.mimetype == "text/plain"
     assert "] caller: Hello, I have a question about my account." in text.get_data(as_text=True)

@@ -24,6 +24,8 @@ def test_after_the_bridge_both_parties_are_transcribed_labelled_and_scored(live:
         ("caller", "Thank you, someone took my wallet this morning"),
         ("agent", "I'll send you a new card today and call you back tomorrow to confirm.")]
     assert all(isinstance(m["score"], float) and m["label"] for m in messages)
+    # What the rules read comes with the caller's lines only: no rule reads the agent.
+    assert [m["analysis"] is not None for m in messages] == [True, False, True, False]
     # The rules only ever see the caller: the agent's words are not among the caller's messages.
     assert [m["text"] for m in lifeline.store.messages(ccid)] == [
         "I need to speak to a real person about my stolen card",

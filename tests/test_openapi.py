@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
 from ivr.timefmt import iso, iso_times
 from simulator.runner import Simulation
+
+from .conftest import wait_until
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -101,6 +104,30 @@ def test_every_field_of_a_call_the_api_returns_is_described_and_its_times_are_da
     call = client.get(f"/api/calls/{leg.call_control_id}", headers=auth).get_json()["call"]
     assert sorted(set(call) - set(described)) == []
     assert all(described[k].get("format") == "date-time" for k in call if k.endswith("_at"))
+
+
+def test_every_field_of_a_message_the_api_returns_is_described_and_its_analysis_too(
+        live: Simulation) -> None:
+    leg = live.emulator.incoming_call()
+    assert live.emulator.wait_for_gather(leg, 5)
+    live.emulator.say(leg, "This is hopeless, I am cancelling my contract", 0.2)
+    client = live.app.test_client()  # type: ignore[union-attr]
+    auth = {"Authorization": "Bearer test-token"}
+
+    def messages() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = client.get(f"/api/calls/{leg.call_control_id}",
+                                                 headers=auth).get_json()["messages"]
+        return found
+
+    assert wait_until(messages, 10)
+    [message] = messages()
+    schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    assert sorted(set(message) - set(schemas["Message"]["properties"])) == []
+    analysis = message["analysis"]
+    assert sorted(analysis) == sorted(schemas["Analysis"]["properties"])
+    assert set(analysis["frustration"]) == {"calm", "annoyed", "angry"}
+    assert set(analysis["intents"]) == {"wants_person", "leave_or_cancel", "legal_or_complaint",
+                                        "bot_complaint"}
 
 
 def test_the_dial_requests_schema_refuses_what_the_server_refuses_and_takes_what_it_takes() -> None:

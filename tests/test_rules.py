@@ -37,6 +37,14 @@ def test_example_rules_load_with_the_keen_buyer_and_bare_noun_rules_off() -> Non
     assert ruleset.handoff == "Let me connect you to someone who can help."
 
 
+def test_a_rule_says_whether_the_sentiment_score_can_fire_it(tmp_path: Path) -> None:
+    # Of the example rules only the time rule reads the score; the others read intents and frustration.
+    example = load_rules(ROOT / "examples" / "rules.yaml")
+    assert [r.name for r in example.rules if r.reads_score] == ["long_in_menu"]
+    assert not only(tmp_path, "{name: a, type: strong_negative, angry_at_least: 0.7}").rules[0].reads_score
+    assert only(tmp_path, "{name: a, type: strong_negative, score_below: -0.8}").rules[0].reads_score
+
+
 def test_phrase_rule_matches_whole_words_and_plurals(tmp_path: Path) -> None:
     ruleset = only(tmp_path, "{name: human, type: phrase, phrases: [agent, real person]}")
     assert ruleset.on_message(history(0.3, texts=["can I get a REAL   person"])).rule == "human"

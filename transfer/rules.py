@@ -44,6 +44,7 @@ class Rule:
     type_name: ClassVar[str]
     default_reason: ClassVar[str]
     window = 1  # how many of the newest messages the rule reads
+    reads_score = False  # whether the line's sentiment score (not only intents, frustration) can fire it
 
     def __init__(self, name: str, reason: str | None, params: dict[str, Any], where: str) -> None:
         self.name = name
@@ -160,6 +161,7 @@ class RollingMeanRule(Rule):
 
     type_name = "rolling_mean"
     default_reason = "caller has been unhappy for several messages"
+    reads_score = True
 
     def configure(self, params: dict[str, Any]) -> None:
         super().configure(params)
@@ -182,6 +184,7 @@ class ConsecutiveNegativeRule(Rule):
 
     type_name = "consecutive_negative"
     default_reason = "caller is frustrated"
+    reads_score = True
 
     def configure(self, params: dict[str, Any]) -> None:
         super().configure(params)
@@ -201,6 +204,7 @@ class SharpDropRule(Rule):
 
     type_name = "sharp_drop"
     default_reason = "caller's mood dropped sharply"
+    reads_score = True
 
     def configure(self, params: dict[str, Any]) -> None:
         super().configure(params)
@@ -222,6 +226,7 @@ class PositiveIntentRule(Rule):
 
     type_name = "positive_intent"
     default_reason = "caller is keen to buy"
+    reads_score = True
 
     def configure(self, params: dict[str, Any]) -> None:
         super().configure(params)
@@ -242,6 +247,7 @@ class TimeInIvrRule(Rule):
 
     type_name = "time_in_ivr"
     default_reason = "caller has been in the menu too long"
+    reads_score = True
 
     def configure(self, params: dict[str, Any]) -> None:
         super().configure(params)
@@ -332,6 +338,7 @@ class StrongNegativeRule(Rule):
             raise _refused(f"{self._where}: set angry_at_least (0-1), score_below (-1 to 1), or both")
         self.angry_at_least = None if angry is None else self._number(params, "angry_at_least", 0.6, 0.0, 1.0)
         self.score_below = None if below is None else self._number(params, "score_below", -0.8, -1.0, 1.0)
+        self.reads_score = self.score_below is not None
 
     def on_message(self, history: Sequence[Message]) -> Decision | None:
         newest = history[-1]

@@ -39,10 +39,16 @@ document.addEventListener("DOMContentLoaded", () => {
     if (twin && twin.tagName === focused.tagName) twin.focus({preventScroll: true});
   };
 
-  // Lines are never changed once said: only those the page has not shown yet are added, at the end.
+  // Lines are never redrawn once said: those the page has not shown yet are added, at the end, and
+  // a line shown before a decision kept it as evidence only gains that mark (said once, politely).
   const addNew = (list, fresh) => {
-    const shown = new Set([...list.children].map((li) => li.dataset.key));
-    list.append(...[...fresh.children].filter((li) => !shown.has(li.dataset.key)));
+    const shown = new Map([...list.children].map((li) => [li.dataset.key, li]));
+    for (const li of [...fresh.children]) {
+      const twin = shown.get(li.dataset.key);
+      if (!twin) { list.append(li); continue; }
+      const mark = li.querySelector(".evidence-mark");
+      if (mark && !twin.querySelector(".evidence-mark")) twin.append(mark);
+    }
   };
 
   const merge = (page) => {

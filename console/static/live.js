@@ -4,6 +4,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const L = window.Lifeline;
   const boot = L.boot();
   const names = boot.names;
+  const bar = boot.intent_bar;  // an intent is named from this confidence up (the intent rules' lowest)
   const name = (kind, value) => L.readable(names, kind, value);
   const SPARK = {w: 120, h: 28, n: 24};
   const calls = new Map();
@@ -13,7 +14,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
   const newCall = (id, from, to, startedAt, status) => {
     const call = {id, from, to, started: Date.parse(startedAt) || Date.now(), status: status || "answering",
-                  listening: null, scores: [], last: null, decision: null, transfer: null, failed: 0};
+                  listening: null, scores: [], reading: null, last: null, decision: null, transfer: null, failed: 0};
     calls.set(id, call);
     return call;
   };
@@ -44,6 +45,7 @@ document.addEventListener("DOMContentLoaded", () => {
         break;
       case "message":
         if (d.party === "caller" && typeof d.score === "number") call.scores.push(d.score);
+        if (d.party === "caller" && d.analysis) call.reading = reading(d.analysis);
         call.last = {party: d.party, text: d.text, score: d.score};
         break;
       case "status":  // where the call is now, as the store has it
@@ -62,7 +64,19 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   };
 
+  // A caller line as the rules read it: the likeliest frustration class, its probability, how
+  // likely annoyed or worse, and the intents at the bar (strongest first).
+  const reading = (analysis) => {
+    const f = analysis.frustration || {}, intents = analysis.intents || {};
+    const level = Object.keys(f).reduce((a, b) => (a === null || f[b] > f[a] ? b : a), null);
+    return {level, p: level === null ? 0 : f[level], strain: (f.annoyed || 0) + (f.angry || 0),
+            intents: Object.entries(intents).filter(([, p]) => p >= bar).sort((a, b) => b[1] - a[1])};
+  };
+
+  // Upset: the caller's latest line reads annoyed or angry, as the rules read it. A call whose lines
+  // came before the feed carried that reading falls back on the sentiment score.
   const upset = (call) => {
+    if (call.reading) return call.reading.level === "annoyed" || call.reading.level === "angry";
     const s = call.scores;
     if (!s.length) return false;
     const recent = s.slice(-3);
@@ -91,7 +105,7 @@ document.addEventListener("DOMContentLoaded", () => {
     box.append(L.svg("line", {x1: 0, x2: SPARK.w, y1: y(0), y2: y(0), class: "zero"}));
     const shown = scores.slice(-SPARK.n);
     if (!shown.length) {
-      box.setAttribute("aria-label", "No mood yet");  // an image without a name says nothing
+      box.setAttribute("aria-label", "No sentiment score yet");  // an image without a name says nothing
       return box;
     }
     // The newest message at the right edge; the line grows leftwards as the caller talks.
@@ -103,7 +117,8 @@ document.addEventListener("DOMContentLoaded", () => {
     box.append(L.svg("circle", {cx: x(shown.length - 1), cy: y(last), r: 2.5,
                                 class: last <= -0.2 ? "dot neg" : last > 0.05 ? "dot pos" : "dot"}));
     const title = L.svg("title");
-    title.textContent = "caller's mood, message by message: " + shown.map((v) => v.toFixed(2)).join(", ");
+    title.textContent = "caller's sentiment score (not what the rules read), line by line: "
+      + shown.map((v) => v.toFixed(2)).join(", ");
     box.append(title);
     return box;
   };
@@ -134,8 +149,9 @@ document.addEventListener("DOMContentLoaded", () => {
     }
     cells.state.className = "state";
     cells.transfer.className = "transfer-cell";
+    cells.mood.className = "mood-cell";
     cells.badge.append(L.el("span", "badge"));
-    const link = cells.caller.appendChild(L.el("a"));
+    const link = cells.caller.appendChild(L.el("a", "number"));
     link.href = "/dashboard/calls/" + encodeURIComponent(call.id);
     const since = cells.since.appendChild(L.el("span", "elapsed", L.clock((Date.now() - call.started) / 1000)));
     since.dataset.started = String(call.started);
@@ -146,10 +162,26 @@ document.addEventListener("DOMContentLoaded", () => {
     return view;
   };
 
-  const moodParts = (scores) => {
-    const last = scores.length ? scores[scores.length - 1] : null;
-    const shown = last === null ? "" : (last > 0 ? "+" : "") + last.toFixed(2);
-    return [sparkline(scores), L.el("span", "score" + tone(last), shown)];
+  // The latest caller line's frustration in words (and any intent at the bar), then the sentiment
+  // score's sparkline. Without a reading (lines from before the feed carried it) the score is shown.
+  const moodParts = (call) => {
+    const parts = [];
+    const r = call.reading;
+    if (r && r.level !== null) {
+      const level = L.el("span", "level" + ({angry: " neg", annoyed: " warn"}[r.level] || ""));
+      level.append(L.el("span", "visually-hidden", "frustration: "),
+                   name("frustration", r.level) + " " + r.p.toFixed(2));
+      parts.push(level);
+    }
+    for (const [intent, p] of r ? r.intents : []) {
+      parts.push(L.el("span", "tag intent", name("intent", intent) + " " + p.toFixed(2)));
+    }
+    const last = call.scores.length ? call.scores[call.scores.length - 1] : null;
+    if (!r && last !== null) {
+      parts.push(L.el("span", "score" + tone(last), "score " + (last > 0 ? "+" : "") + last.toFixed(2)));
+    }
+    parts.push(sparkline(call.scores));
+    return parts;
   };
 
   const transferParts = (call) => {
@@ -181,7 +213,9 @@ document.addEventListener("DOMContentLoaded", () => {
     setText(cells.caller.firstChild, call.from || "unknown");
     const listening = call.listening ? " · " + name("listening", call.listening) : "";
     setText(cells.state, name("status", call.status) + listening);
-    if (changed(view, "mood", call.scores.join())) cells.mood.firstChild.replaceChildren(...moodParts(call.scores));
+    if (changed(view, "mood", JSON.stringify([call.reading, call.scores]))) {
+      cells.mood.firstChild.replaceChildren(...moodParts(call));
+    }
     if (changed(view, "words", JSON.stringify(call.last))) {
       const said = call.last;
       cells.words.firstChild.replaceChildren(
@@ -234,8 +268,11 @@ document.addEventListener("DOMContentLoaded", () => {
     pending = false;
     const focused = document.activeElement;
     for (const [id, view] of views) if (!calls.has(id)) { view.tr.remove(); views.delete(id); }
-    const order = [...calls.values()].map((call) => ({call, a: attention(call), last: call.scores.at(-1) ?? 0}));
-    order.sort((x, y) => y.a.level - x.a.level || x.last - y.last || x.call.started - y.call.started
+    // Within a level, the more strained caller first: likelier annoyed or worse, or (without a
+    // reading) the lower score.
+    const strain = (call) => call.reading ? call.reading.strain : -(call.scores.at(-1) ?? 0);
+    const order = [...calls.values()].map((call) => ({call, a: attention(call), strain: strain(call)}));
+    order.sort((x, y) => y.a.level - x.a.level || y.strain - x.strain || x.call.started - y.call.started
                || (x.call.id < y.call.id ? -1 : 1));
     for (const {call, a} of order) update(views.get(call.id) || newRow(call), call, a);
     place(tbody, order.map(({call}) => views.get(call.id).tr));
