@@ -18,18 +18,10 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin lifeline
 COPY --from=build /venv /venv
 WORKDIR /app
 COPY app.py gunicorn.conf.py ./
-COPY ivr ./ivr
-COPY insight ./insight
-COPY transfer ./transfer
-COPY calls ./calls
-COPY providers ./providers
-COPY conversation ./conversation
-COPY console ./console
 COPY lifeline ./lifeline
-COPY simulator ./simulator
 COPY examples ./examples
 # Fail the build, not the first call, if the weights are missing or not the pinned ones.
-RUN python -c "from insight.whisper import Transcriber; Transcriber(None).load()" \
+RUN python -c "from lifeline.insight.whisper import Transcriber; Transcriber(None).load()" \
  && mkdir -p /app/instance && chmod 0700 /app/instance && chown lifeline:lifeline /app/instance
 USER 10001:10001
 EXPOSE 8000

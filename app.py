@@ -6,9 +6,9 @@ app's services are built only when a command runs (lifeline/startup.py), so `fla
 works without settings, and a settings problem is a few lines naming the fix, not a traceback.
 """
 
+from lifeline.simulator.cli import DEV_COMMANDS
+from lifeline.simulator.cli import register as register_simulator
 from lifeline.startup import entry_app
-from simulator.cli import DEV_COMMANDS
-from simulator.cli import register as register_simulator
 
 if __name__ == "__main__":
     # Run as a script, this module would build the app and exit, serving nothing: say what serves it.

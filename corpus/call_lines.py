@@ -31,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from any directory
 
-from insight.corpus import Utterance, first_need  # noqa: E402
-from insight.labels import FRUSTRATION_LEVELS, INTENTS  # noqa: E402
-from simulator.scenario import Scenario, load_scenario  # noqa: E402
+from lifeline.insight.corpus import Utterance, first_need  # noqa: E402
+from lifeline.insight.labels import FRUSTRATION_LEVELS, INTENTS  # noqa: E402
+from lifeline.simulator.scenario import Scenario, load_scenario  # noqa: E402
 
 CALLS = ROOT / "corpus" / "train" / "calls"
 PATTERN = "t[b-m]*.yaml"  # the blind writers' calls; tr* (the first 70) carry no line labels

@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     from dotenv import load_dotenv
 
     load_dotenv(ROOT / "examples" / "emulator.env")
-    from insight.corpus import load_utterances
     from lifeline import create_app
+    from lifeline.insight.corpus import load_utterances
 
     app = create_app(migrate=False)
     with app.app_context():

@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     from dotenv import load_dotenv
 
     load_dotenv(ROOT / "examples" / "emulator.env")
-    from insight.corpus import load_utterances
     from lifeline import create_app
-    from simulator.listening import LocalHearing
+    from lifeline.insight.corpus import load_utterances
+    from lifeline.simulator.listening import LocalHearing
 
     lines = [u for path in args.sources for u in load_utterances(path)]
     done = {u.note.removeprefix("heard: ")

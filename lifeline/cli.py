@@ -6,8 +6,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from calls.monitor import SweepReport
-from ivr.store import MEMORY_URL
+from lifeline.calls.monitor import SweepReport
+from lifeline.ivr.store import MEMORY_URL
 
 
 @click.command("monitor")

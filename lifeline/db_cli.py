@@ -7,8 +7,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import Engine
 
-from ivr.store.migrate import NewerSchema, current, head, known, upgrade
-from ivr.store.sql import SqlStore
+from lifeline.ivr.store.migrate import NewerSchema, current, head, known, upgrade
+from lifeline.ivr.store.sql import SqlStore
 
 db = AppGroup("db", help="Database schema migrations (Alembic).")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from dotenv import dotenv_values, find_dotenv
 from flask.helpers import get_load_dotenv
 
-from conversation.settings import OutputSettings, load_output_settings
-from ivr.config import Settings, load_settings
-from ivr.errors import ConfigError, Problem
+from lifeline.conversation.settings import OutputSettings, load_output_settings
+from lifeline.ivr.config import Settings, load_settings
+from lifeline.ivr.errors import ConfigError, Problem
 
 
 def load_all_settings(config: Mapping[str, object] | None,

@@ -11,46 +11,46 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from calls.monitor import Monitor
-from calls.service import CallService
-from calls.services import Services
-from calls.transitions import MACHINE
-from calls.unit import UnitOfWork
-from console import views as console_views
-from conversation import api as conversation_api
-from conversation import cli as conversation_cli
-from conversation.hub import FeedHub
-from conversation.outputs import Outputs
-from insight import make_engine, media
-from insight.asr_queue import Job
-from insight.base import ListeningEngine
-from insight.endpoint import SAMPLE_RATE
-from insight.local import LocalEngine
-from insight.media import MediaStreams
-from insight.tracks import party_of_source
-from insight.understand import understanding_from
-from ivr import api, openapi, sessions
-from ivr import metrics as metrics_module
-from ivr.config import Settings
-from ivr.errors import ConfigError
-from ivr.menu import Menu, load_menu
-from ivr.metrics import Metrics
-from ivr.outbox import CommandSender, Sender
-from ivr.recording_sinks import sink_from_settings
-from ivr.recordings import RecordingKeeper
-from ivr.retention import Retention
-from ivr.sanitize import FiniteJSONProvider
-from ivr.security import WebhookVerifier
-from ivr.store import OutputStore, open_store
-from ivr.telnyx_api import TelnyxCommands, longest_send_s
-from providers import Provider, ProviderCommands
-from providers.telnyx import TelnyxNotConfigured, TelnyxProvider
-from providers.telnyx import bp as telnyx_webhooks
-from providers.twilio.wiring import build_twilio
-from providers.twilio.wiring import refuse_webhooks as refuse_twilio_webhooks
-from providers.voices import settle_menu_voice
-from transfer.executor import TransferExecutor
-from transfer.rules import load_rules, menu_and_rules_warnings
+from lifeline.calls.monitor import Monitor
+from lifeline.calls.service import CallService
+from lifeline.calls.services import Services
+from lifeline.calls.transitions import MACHINE
+from lifeline.calls.unit import UnitOfWork
+from lifeline.console import views as console_views
+from lifeline.conversation import api as conversation_api
+from lifeline.conversation import cli as conversation_cli
+from lifeline.conversation.hub import FeedHub
+from lifeline.conversation.outputs import Outputs
+from lifeline.insight import make_engine, media
+from lifeline.insight.asr_queue import Job
+from lifeline.insight.base import ListeningEngine
+from lifeline.insight.endpoint import SAMPLE_RATE
+from lifeline.insight.local import LocalEngine
+from lifeline.insight.media import MediaStreams
+from lifeline.insight.tracks import party_of_source
+from lifeline.insight.understand import understanding_from
+from lifeline.ivr import api, openapi, sessions
+from lifeline.ivr import metrics as metrics_module
+from lifeline.ivr.config import Settings
+from lifeline.ivr.errors import ConfigError
+from lifeline.ivr.menu import Menu, load_menu
+from lifeline.ivr.metrics import Metrics
+from lifeline.ivr.outbox import CommandSender, Sender
+from lifeline.ivr.recording_sinks import sink_from_settings
+from lifeline.ivr.recordings import RecordingKeeper
+from lifeline.ivr.retention import Retention
+from lifeline.ivr.sanitize import FiniteJSONProvider
+from lifeline.ivr.security import WebhookVerifier
+from lifeline.ivr.store import OutputStore, open_store
+from lifeline.ivr.telnyx_api import TelnyxCommands, longest_send_s
+from lifeline.providers import Provider, ProviderCommands
+from lifeline.providers.telnyx import TelnyxNotConfigured, TelnyxProvider
+from lifeline.providers.telnyx import bp as telnyx_webhooks
+from lifeline.providers.twilio.wiring import build_twilio
+from lifeline.providers.twilio.wiring import refuse_webhooks as refuse_twilio_webhooks
+from lifeline.providers.voices import settle_menu_voice
+from lifeline.transfer.executor import TransferExecutor
+from lifeline.transfer.rules import load_rules, menu_and_rules_warnings
 
 from . import cli, db_cli, preflight, retention_cli
 from .environment import load_all_settings, load_env_file

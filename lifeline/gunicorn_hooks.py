@@ -8,8 +8,8 @@ from typing import Any
 
 from gunicorn import glogging
 
-from ivr.errors import ConfigError, LifelineError
-from ivr.store import MEMORY_URL, open_store
+from lifeline.ivr.errors import ConfigError, LifelineError
+from lifeline.ivr.store import MEMORY_URL, open_store
 
 from . import handover
 
@@ -93,7 +93,7 @@ class Logger(glogging.Logger):  # type: ignore[misc]
     def setup(self, cfg: Any) -> None:
         """Set gunicorn's handlers up, then give them our format and masking, and share them."""
         super().setup(cfg)
-        from ivr.logs import make_handler
+        from lifeline.ivr.logs import make_handler
 
         template = make_handler(_state["format"], _state["secrets"])
         root = logging.getLogger()

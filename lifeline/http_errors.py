@@ -10,13 +10,13 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing.exceptions import WebsocketMismatch
 
-from ivr.errors import ProviderError, RequestError, StoreError, WebhookError, error_response
+from lifeline.ivr.errors import ProviderError, RequestError, StoreError, WebhookError, error_response
 
 log = logging.getLogger(__name__)
 
 
 def register_errors(app: Flask) -> None:
-    """Answer every error the app meets in the one JSON error shape (ivr/errors.py)."""
+    """Answer every error the app meets in the one JSON error shape (lifeline/ivr/errors.py)."""
 
     @app.errorhandler(WebhookError)
     def _refused(exc: WebhookError) -> ResponseReturnValue:

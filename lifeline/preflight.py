@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ivr.config import (
+from lifeline.ivr.config import (
     TWILIO_KEYS,
     Settings,
     bundled_examples,
@@ -18,11 +18,11 @@ from ivr.config import (
     serving_problems,
     settings_source,
 )
-from ivr.errors import ConfigError, LifelineError, Problem
-from ivr.menu import Menu, load_menu
-from providers.twilio.settings import twilio_settings
-from providers.voices import settle_menu_voice
-from transfer.rules import RuleSet, load_rules, menu_and_rules_warnings
+from lifeline.ivr.errors import ConfigError, LifelineError, Problem
+from lifeline.ivr.menu import Menu, load_menu
+from lifeline.providers.twilio.settings import twilio_settings
+from lifeline.providers.voices import settle_menu_voice
+from lifeline.transfer.rules import RuleSet, load_rules, menu_and_rules_warnings
 
 from .environment import load_all_settings, load_env_file
 from .reporting import EX_CONFIG, print_problems, problem_lines, problems_of

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from ivr.errors import Problem
-from ivr.yamlfile import line_of
+from lifeline.ivr.errors import Problem
+from lifeline.ivr.yamlfile import line_of
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 

@@ -6,10 +6,10 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from ivr.errors import StoreError
-from ivr.retention import PurgeReport
-from ivr.store import MEMORY_URL, PURGE_KINDS
-from ivr.timefmt import iso
+from lifeline.ivr.errors import StoreError
+from lifeline.ivr.retention import PurgeReport
+from lifeline.ivr.store import MEMORY_URL, PURGE_KINDS
+from lifeline.ivr.timefmt import iso
 
 retention = AppGroup("retention", help="Keeping calls only as long as needed (LIFELINE_RETENTION_DAYS).")
 

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from flask.typing import ResponseReturnValue
 
-from ivr.errors import StoreError, error_response
+from lifeline.ivr.errors import StoreError, error_response
 
 log = logging.getLogger(__name__)
 RECHECK_S = 5.0

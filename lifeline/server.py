@@ -10,7 +10,7 @@ ASGI application it serves:
   request reaches Flask, on a thread: webhooks (`/webhooks/`) on a pool of their own, everything
   else (API, dashboard, live feed) on another, so neither slow clients nor a crowd of feed
   listeners can delay an acknowledgement.
-- WebSocket: the media sockets (insight/media.py) are served on the loop itself; an open socket
+- WebSocket: the media sockets (lifeline/insight/media.py) are served on the loop itself; an open socket
   costs a coroutine, not a thread. gunicorn closes a socket whose frame announces more than
   `websocket_max_message_size` bytes (gunicorn.conf.py) before reading the frame.
 
@@ -39,16 +39,16 @@ from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
 from gunicorn.workers.gasgi import ASGIWorker
 
-from insight.media import MediaSession, MediaStreams, StreamRefused
-from ivr.errors import error_body
-from ivr.sanitize import whole_number
-from ivr.scope import call_scope
+from lifeline.insight.media import MediaSession, MediaStreams, StreamRefused
+from lifeline.ivr.errors import error_body
+from lifeline.ivr.sanitize import whole_number
+from lifeline.ivr.scope import call_scope
 
 from . import handover
 
 log = logging.getLogger(__name__)
 # Connection counts, limits and socket errors, never anything a caller said: its numbers (a limit of
-# 1024 files) are not masked in the log as caller digits are (ivr/logs.py, UNMASKED_DIGITS).
+# 1024 files) are not masked in the log as caller digits are (lifeline/ivr/logs.py, UNMASKED_DIGITS).
 connections_log = logging.getLogger("lifeline.connections")
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]

@@ -25,11 +25,11 @@ from dotenv import dotenv_values
 from flask import Flask
 from flask.cli import FlaskGroup
 
-from insight.understand import understanding_from
-from ivr import logs
-from ivr.config import Settings, bundled_examples, load_settings, serving_problems, settings_source
-from ivr.errors import ConfigError, LifelineError, Problem
-from ivr.store import MEMORY_URL, open_store
+from lifeline.insight.understand import understanding_from
+from lifeline.ivr import logs
+from lifeline.ivr.config import Settings, bundled_examples, load_settings, serving_problems, settings_source
+from lifeline.ivr.errors import ConfigError, LifelineError, Problem
+from lifeline.ivr.store import MEMORY_URL, open_store
 
 from . import db_cli
 from .environment import load_all_settings, load_env_file

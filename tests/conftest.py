@@ -18,14 +18,14 @@ import psycopg
 import pytest
 from flask import Flask
 
-from ivr.security import sign
 from lifeline import create_app
-from simulator.cli import register as register_simulator
-from simulator.emulator import Emulator
-from simulator.runner import Simulation
-from simulator.server import ServerThread, emulator_app
-from simulator.twilio.emulator import TwilioEmulator
-from simulator.twilio.server import twilio_emulator_app
+from lifeline.ivr.security import sign
+from lifeline.simulator.cli import register as register_simulator
+from lifeline.simulator.emulator import Emulator
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.server import ServerThread, emulator_app
+from lifeline.simulator.twilio.emulator import TwilioEmulator
+from lifeline.simulator.twilio.server import twilio_emulator_app
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = "+15550001111,+15550002222"

@@ -15,11 +15,11 @@ from pathlib import Path
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from ivr.config import PROJECT_ROOT
-from simulator.emulator import Emulator
-from simulator.legs import Leg
-from simulator.runner import Simulation
-from simulator.scenario import load_scenario
+from lifeline.ivr.config import PROJECT_ROOT
+from lifeline.simulator.emulator import Emulator
+from lifeline.simulator.legs import Leg
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.scenario import load_scenario
 
 from .browser import INSTALL, chromium, chromium_paths, sign_in, wait_for
 

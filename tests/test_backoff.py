@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ivr.backoff import command_backoff_s, doubling
-from ivr.recordings import RETRY_FIRST_S, RETRY_MAX_S, next_attempt_at
-from ivr.store import CallRecord
+from lifeline.ivr.backoff import command_backoff_s, doubling
+from lifeline.ivr.recordings import RETRY_FIRST_S, RETRY_MAX_S, next_attempt_at
+from lifeline.ivr.store import CallRecord
 
 
 def test_waits_double_from_the_first_and_stop_at_the_cap() -> None:

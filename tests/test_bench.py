@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from ivr.config import Settings
-from ivr.logs import JsonFormatter
-from simulator.bench import (
+from lifeline.ivr.config import Settings
+from lifeline.ivr.logs import JsonFormatter
+from lifeline.simulator.bench import (
     BenchConfig,
     BenchUsageError,
     _report,
@@ -29,11 +29,11 @@ from simulator.bench import (
     run_bench,
     sweep_interval_s,
 )
-from simulator.caller import PATIENCE_S, CallResult, wait_for_menu
-from simulator.emulator import Emulator
-from simulator.haproxy import HAProxyMissing, config_text, haproxy_path
-from simulator.legs import Gather
-from simulator.scenario import load_scenario
+from lifeline.simulator.caller import PATIENCE_S, CallResult, wait_for_menu
+from lifeline.simulator.emulator import Emulator
+from lifeline.simulator.haproxy import HAProxyMissing, config_text, haproxy_path
+from lifeline.simulator.legs import Gather
+from lifeline.simulator.scenario import load_scenario
 
 from .conftest import ROOT, postgres_schema, postgres_url_or_skip
 
@@ -204,17 +204,19 @@ def _json_line(level: int, logger: str, message: str, call_id: str = "v3:abc") -
 def test_the_bench_reads_the_apps_errors_from_its_json_log_lines(tmp_path: Path) -> None:
     log_file = tmp_path / "app.log"
     log_file.write_text("\n".join([
-        _json_line(logging.INFO, "calls.caller", "menu main opened"),
-        _json_line(logging.WARNING, "calls.agent", "agent did not take the call (busy)"),
+        _json_line(logging.INFO, "lifeline.calls.caller", "menu main opened"),
+        _json_line(logging.WARNING, "lifeline.calls.agent", "agent did not take the call (busy)"),
         # What the issue saw missed: an app error without a "] ERROR " prefix.
-        _json_line(logging.ERROR, "providers.telnyx", "webhook call.hangup failed: deadlock detected"),
+        _json_line(logging.ERROR, "lifeline.providers.telnyx",
+                   "webhook call.hangup failed: deadlock detected"),
         _json_line(logging.CRITICAL, "lifeline", "worker cannot reach the database"),
         "Traceback (most recent call last):",  # printed outside logging
         "a plain line that reports nothing",
     ]) + "\n")
     problems, by_logger = app_log_problems([log_file, tmp_path / "absent.log"])
-    assert by_logger == {"providers.telnyx": 1, "lifeline": 1}
-    assert problems[0] == "ERROR providers.telnyx call=v3:abc webhook call.hangup failed: deadlock detected"
+    assert by_logger == {"lifeline.providers.telnyx": 1, "lifeline": 1}
+    assert problems[0] == ("ERROR lifeline.providers.telnyx call=v3:abc "
+                           "webhook call.hangup failed: deadlock detected")
     assert len(problems) == 3
 
 
@@ -259,8 +261,8 @@ def test_instances_need_a_shared_postgresql_database() -> None:
 def test_the_bench_refuses_a_database_that_holds_calls_or_is_not_sqlite_or_postgresql(tmp_path: Path) -> None:
     import tempfile
 
-    from ivr.store import CallRecord, CallStatus
-    from ivr.store.sql import SqlStore
+    from lifeline.ivr.store import CallRecord, CallStatus
+    from lifeline.ivr.store.sql import SqlStore
     url = f"sqlite:///{tmp_path / 'live.db'}"
     store = SqlStore(url)
     with store.unit() as tx:

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from ivr.store import CallStatus, CommandStatus, TransferStatus
-from simulator.emulator import OUR_NUMBER, Fault
-from simulator.legs import Leg
-from simulator.runner import Simulation
+from lifeline.ivr.store import CallStatus, CommandStatus, TransferStatus
+from lifeline.simulator.emulator import OUR_NUMBER, Fault
+from lifeline.simulator.legs import Leg
+from lifeline.simulator.runner import Simulation
 
 from .conftest import make_signer, wait_until
 

@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-from insight.corpus import Utterance, first_need, load_utterances
+from lifeline.insight.corpus import Utterance, first_need, load_utterances
 
 from .conftest import ROOT, load_script
 

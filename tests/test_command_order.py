@@ -1,5 +1,5 @@
 """Issue 10 item 5: a stuck command never holds back a call's menu or transfer for long, while the
-orders that matter are kept (ivr/outbox.py's docstring lists them). Checked by order and count
+orders that matter are kept (lifeline/ivr/outbox.py's docstring lists them). Checked by order and count
 with the emulator's faults, never by wall-clock thresholds."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from ivr.lanes import BoundedLanes
-from ivr.outbox import CommandSender
-from ivr.store import Command, CommandStatus
-from ivr.store.memory import MemoryStore
-from ivr.telnyx_api import SendOutcome
-from simulator.emulator import Fault
-from simulator.runner import Simulation
+from lifeline.ivr.lanes import BoundedLanes
+from lifeline.ivr.outbox import CommandSender
+from lifeline.ivr.store import Command, CommandStatus
+from lifeline.ivr.store.memory import MemoryStore
+from lifeline.ivr.telnyx_api import SendOutcome
+from lifeline.simulator.emulator import Fault
+from lifeline.simulator.runner import Simulation
 
 from .conftest import AGENTS, wait_until
 
@@ -357,7 +357,7 @@ def test_the_sweep_does_not_send_again_a_command_this_process_is_still_trying() 
 
 
 def test_a_pending_transfer_whose_attempt_was_closed_is_given_up_not_resent() -> None:
-    from ivr.store import TransferRecord, TransferStatus
+    from lifeline.ivr.store import TransferRecord, TransferStatus
     store = MemoryStore()
     telnyx = _Recorder()
     sender = CommandSender(store, telnyx, 4)  # type: ignore[arg-type]

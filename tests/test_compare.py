@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from simulator.compare import ReportError, compare, load_calls, summary_line
+from lifeline.simulator.compare import ReportError, compare, load_calls, summary_line
 
 
 def verdict(name: str, needed: bool | None, rule: str | None) -> dict[str, Any]:

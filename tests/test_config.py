@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import PROJECT_ROOT, bundled_examples, load_settings, settings_source
-from ivr.errors import ConfigError
 from lifeline import create_app
 from lifeline.environment import load_all_settings, load_env_file
+from lifeline.ivr.config import PROJECT_ROOT, bundled_examples, load_settings, settings_source
+from lifeline.ivr.errors import ConfigError
 
 GOOD = {"TELNYX_API_KEY": "KEY_x", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
         "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}
@@ -225,14 +225,14 @@ def test_every_entry_point_reads_the_nearest_env_file_up_from_the_working_direct
 @pytest.mark.parametrize(("value", "on"), [("on", True), ("TRUE", True), ("yes", True), ("1", True),
                                            ("off", False), ("False", False), ("no", False), ("0", False)])
 def test_every_switch_takes_the_usual_spellings_of_on_and_off(tmp_path: Path, value: str, on: bool) -> None:
-    from conversation.settings import load_output_settings
+    from lifeline.conversation.settings import load_output_settings
 
     assert load_settings({**GOOD, "LIFELINE_MONITOR": value}, tmp_path).monitor is on
     assert load_output_settings({"LIFELINE_SUMMARY_TRANSFERRED_ONLY": value}).summary_transferred_only is on
 
 
 def test_transcript_settle_takes_zero_but_not_a_negative_or_endless_wait() -> None:
-    from conversation.settings import load_output_settings
+    from lifeline.conversation.settings import load_output_settings
     assert load_output_settings({"LIFELINE_TRANSCRIPT_SETTLE_S": "0"}).transcript_settle_s == 0.0
     assert load_output_settings({}).transcript_settle_s == 60.0
     for bad in ("-1", "nan", "inf", "soon"):

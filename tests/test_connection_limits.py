@@ -25,7 +25,7 @@ import httpx
 import pytest
 from gunicorn.config import Config
 
-from ivr.store.sql import SqlStore
+from lifeline.ivr.store.sql import SqlStore
 from lifeline.server import FD_HEADROOM, Worker, connection_cap
 
 from .conftest import ROOT, wait_until

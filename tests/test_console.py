@@ -13,10 +13,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from console.live import snapshot
-from ivr.store import CallRecord, CallStatus, FeedEvent, TransferRecord, TransferStatus
 from lifeline import create_app
-from simulator.runner import Simulation
+from lifeline.console.live import snapshot
+from lifeline.ivr.store import CallRecord, CallStatus, FeedEvent, TransferRecord, TransferStatus
+from lifeline.simulator.runner import Simulation
 
 from .browser import chromium_or_skip
 
@@ -163,7 +163,7 @@ def test_a_signed_out_sessions_feed_stream_ends_soon_after_however_busy(
         console_app: Flask, monkeypatch: pytest.MonkeyPatch, busy: bool) -> None:
     import threading
 
-    from conversation import api as conversation_api
+    from lifeline.conversation import api as conversation_api
     monkeypatch.setattr(conversation_api, "KEEPALIVE_S", 0.2)
     client, thief = signed_in_with_a_copy(console_app)
     now = time.time()
@@ -668,7 +668,7 @@ def test_a_recording_kept_in_a_bucket_plays_from_the_bucket(console_app: Flask,
     moto = pytest.importorskip("moto")
     import boto3
 
-    from ivr.recording_sinks import BucketSink
+    from lifeline.ivr.recording_sinks import BucketSink
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
@@ -692,7 +692,7 @@ def test_a_session_ends_eight_hours_after_sign_in_however_busy(console_app: Flas
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import time as clock
 
-    from ivr import sessions
+    from lifeline.ivr import sessions
     client = signed_in_client(console_app)
     assert client.get("/api/calls", headers={}).status_code == 200
     opened = clock.time()

@@ -17,10 +17,10 @@ from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-import conversation.api
-from console import names
-from simulator.legs import Leg
-from simulator.runner import Simulation
+import lifeline.conversation.api
+from lifeline.console import names
+from lifeline.simulator.legs import Leg
+from lifeline.simulator.runner import Simulation
 
 from .browser import chromium, chromium_or_skip, click, sign_in, wait_for, wait_for_feed
 
@@ -99,7 +99,7 @@ def test_signing_in_shows_live_calls_that_appear_update_and_leave_without_reload
 def test_a_live_page_whose_session_is_signed_out_in_another_tab_says_signed_out_with_a_way_back(
         live: Simulation, browser: Chrome, monkeypatch: pytest.MonkeyPatch) -> None:
     # The feed re-checks its session this often; 15 s by default.
-    monkeypatch.setattr(conversation.api, "KEEPALIVE_S", 0.5)
+    monkeypatch.setattr(lifeline.conversation.api, "KEEPALIVE_S", 0.5)
     sign_in(browser, base(live), TOKEN)
     wait_for_feed(browser)
     assert "stale" not in browser.find_element(By.TAG_NAME, "body").get_attribute("class").split()

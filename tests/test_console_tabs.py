@@ -1,4 +1,4 @@
-"""Many console tabs in one browser share one live-feed connection (console/static/feed.js).
+"""Many console tabs in one browser share one live-feed connection (lifeline/console/static/feed.js).
 
 A browser opens at most six HTTP/1.1 connections to one server; a feed per tab would leave a
 seventh tab waiting. These tests open the console in several windows of one headless Chromium
@@ -19,11 +19,11 @@ from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-import conversation.api
-from conversation.hub import FeedHub
-from ivr.store import OutputStore
-from simulator.legs import Leg
-from simulator.runner import Simulation
+import lifeline.conversation.api
+from lifeline.conversation.hub import FeedHub
+from lifeline.ivr.store import OutputStore
+from lifeline.simulator.legs import Leg
+from lifeline.simulator.runner import Simulation
 
 from .browser import chromium, chromium_or_skip, sign_in, wait_for, wait_for_feed
 from .conftest import wait_until
@@ -343,7 +343,8 @@ def test_when_the_relaying_window_is_hidden_another_relays_and_it_catches_up_whe
 
 def test_every_window_says_signed_out_when_the_shared_feed_is_refused(
         live: Simulation, browser: Chrome, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(conversation.api, "KEEPALIVE_S", 0.5)  # how often the feed re-checks its session
+    # how often the feed re-checks its session
+    monkeypatch.setattr(lifeline.conversation.api, "KEEPALIVE_S", 0.5)
     windows = open_windows(browser, live, 2)
     browser.switch_to.new_window("window")
     browser.get(base(live) + "/dashboard/history")

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from conversation.dialout import allowed
-from conversation.settings import load_output_settings
-from ivr.errors import ConfigError
-from simulator.caller import far_end_player
-from simulator.legs import Leg
-from simulator.runner import Simulation
-from simulator.scenario import load_scenario
+from lifeline.conversation.dialout import allowed
+from lifeline.conversation.settings import load_output_settings
+from lifeline.ivr.errors import ConfigError
+from lifeline.simulator.caller import far_end_player
+from lifeline.simulator.legs import Leg
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.scenario import load_scenario
 
 from .conftest import AGENTS, ROOT, wait_until
 from .test_conversation_out import AUTH, TOKEN, Inbox, free_port
@@ -134,7 +134,7 @@ class _DownUnits:
     """A unit of work whose database is down."""
 
     def run(self, event: Any, work: Any) -> Any:
-        from ivr.errors import StoreError
+        from lifeline.ivr.errors import StoreError
         raise StoreError("database unavailable: OperationalError")
 
 
@@ -152,7 +152,7 @@ def test_a_dialled_call_the_store_could_not_record_is_hung_up_not_left_ringing()
 
 def test_a_dial_whose_answer_times_out_is_504_then_recorded_from_its_first_event_and_a_keyed_retry_rings_once(
         ) -> None:
-    from simulator.faults import Fault
+    from lifeline.simulator.faults import Fault
     config = {**dial_config(free_port()), "LIFELINE_COMMAND_TIMEOUT": "0.5"}
     with Simulation(config, speed=20) as sim:
         client = sim.app.test_client()  # type: ignore[union-attr]

@@ -12,12 +12,12 @@ import psycopg
 import pytest
 from flask import Flask
 
-from conversation.hub import FeedHub, StoreListener, StorePoller
-from ivr.errors import StoreError
-from ivr.store import CallRecord, CallStatus
 from lifeline import create_app
-from simulator.runner import Simulation
-from simulator.server import ServerThread
+from lifeline.conversation.hub import FeedHub, StoreListener, StorePoller
+from lifeline.ivr.errors import StoreError
+from lifeline.ivr.store import CallRecord, CallStatus
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.server import ServerThread
 
 from .conftest import AGENTS, PG_URL, wait_until
 from .sse_client import SseClient
@@ -201,7 +201,7 @@ def test_the_poller_rides_out_a_failing_store_with_one_warning_and_wakes_clients
     hub = FeedHub()
     seen = hub.version
     poller = StorePoller(last_id, hub, interval_s=0.01)
-    with caplog.at_level(logging.INFO, logger="conversation.hub"):
+    with caplog.at_level(logging.INFO, logger="lifeline.conversation.hub"):
         poller.start()
         try:
             assert hub.wait(seen, timeout=5.0), "the poller never woke the hub after the store came back"
@@ -230,7 +230,7 @@ def test_the_listener_retries_a_store_it_cannot_listen_to_and_wakes_clients_once
     hub = FeedHub()
     seen = hub.version
     listener = StoreListener(listen, hub)
-    with caplog.at_level(logging.WARNING, logger="conversation.hub"):
+    with caplog.at_level(logging.WARNING, logger="lifeline.conversation.hub"):
         listener.start()
         try:
             assert wait_until(lambda: hub.version - seen == 2), "the listener never woke the hub"
@@ -266,8 +266,8 @@ def test_a_quiet_calls_stream_still_keeps_alive_while_other_calls_wake_the_feed(
         app_config: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from conversation import api as conversation_api
     from lifeline import create_app
+    from lifeline.conversation import api as conversation_api
     monkeypatch.setattr(conversation_api, "KEEPALIVE_S", 0.2)
     app = create_app({**app_config, "LIFELINE_API_TOKEN": TOKEN}, migrate=True)
     quiet(app, "v3:quiet")

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from conversation import email_out
-from conversation.hub import FeedHub, StoreListener, StorePoller
-from conversation.outputs import feed_listener
-from conversation.settings import OutputSettings
-from conversation.summaries import Summaries
-from conversation.webhooks_out import WebhookDelivery, verify
-from ivr.errors import StoreError
-from ivr.store import CallRecord, CallStatus, FeedEvent
-from ivr.store.memory import MemoryStore
-from ivr.store.sql import SqlStore
+from lifeline.conversation import email_out
+from lifeline.conversation.hub import FeedHub, StoreListener, StorePoller
+from lifeline.conversation.outputs import feed_listener
+from lifeline.conversation.settings import OutputSettings
+from lifeline.conversation.summaries import Summaries
+from lifeline.conversation.webhooks_out import WebhookDelivery, verify
+from lifeline.ivr.errors import StoreError
+from lifeline.ivr.store import CallRecord, CallStatus, FeedEvent
+from lifeline.ivr.store.memory import MemoryStore
+from lifeline.ivr.store.sql import SqlStore
 
 from .conftest import wait_until
 from .test_conversation_out import SECRET, Receiver
@@ -112,8 +112,8 @@ class _StoreFailsOnce(Summaries):
 def test_an_email_sent_just_before_the_store_failed_is_recorded_when_it_returns_not_sent_again() -> None:
     from aiosmtpd.controller import Controller
 
-    from conversation.settings import load_output_settings
-    from conversation.worker import OutputsWorker
+    from lifeline.conversation.settings import load_output_settings
+    from lifeline.conversation.worker import OutputsWorker
 
     from .test_conversation_out import Inbox, free_port
     port = free_port()

@@ -21,10 +21,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask, request
 
-from conversation.webhooks_out import verify
-from ivr.errors import StoreError
-from simulator.runner import Simulation
-from simulator.server import ServerThread
+from lifeline.conversation.webhooks_out import verify
+from lifeline.ivr.errors import StoreError
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.server import ServerThread
 
 from .conftest import AGENTS, wait_until
 from .test_call_flow import post_signed, settle, start_call
@@ -58,7 +58,7 @@ def end_call(sim: Simulation, leg: Any) -> None:
 
 
 def test_a_line_break_in_what_was_said_keeps_each_message_one_line_and_one_cue() -> None:
-    from conversation.transcripts import as_text, as_vtt
+    from lifeline.conversation.transcripts import as_text, as_vtt
     said = "hello there\n\n00:00:09.000 --> 00:00:10.000\nagent: fake"
     doc = {"call_control_id": "v3:x", "from": None, "to": None, "started_at": "t",
            "messages": [{"party": "caller", "text": said, "start": 1.0, "end": 2.0}]}
@@ -149,7 +149,7 @@ def test_a_transcript_batch_stops_before_a_call_still_in_progress_and_says_where
 
 def test_a_call_that_ended_moments_ago_waits_for_its_last_words_before_a_batch_hands_it_over(
         live: Simulation) -> None:
-    from conversation import transcripts
+    from lifeline.conversation import transcripts
     leg = start_call(live)
     hear(live, leg, "Goodbye then.")
     end_call(live, leg)
@@ -161,7 +161,7 @@ def test_a_call_that_ended_moments_ago_waits_for_its_last_words_before_a_batch_h
 
 
 def test_a_batch_cursor_with_stray_bytes_is_a_400_and_never_echoed(live: Simulation) -> None:
-    from ivr.cursors import decode_cursor
+    from lifeline.ivr.cursors import decode_cursor
     for cursor in ("MXx2Mzp4%0D%0A", "MXx2Mzp4%0A%20:", "%20MXx2Mzp4"):  # "1|v3:x" and a header break
         response = api(live).get(f"/api/transcripts?cursor={cursor}", headers=AUTH)
         assert response.status_code == 400, cursor
@@ -332,8 +332,8 @@ def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order_signed
 
 
 def test_webhooks_without_a_secret_stop_start_up_with_the_fix() -> None:
-    from conversation.settings import load_output_settings
-    from ivr.errors import ConfigError
+    from lifeline.conversation.settings import load_output_settings
+    from lifeline.ivr.errors import ConfigError
     with pytest.raises(ConfigError, match="LIFELINE_EVENT_SECRET"):
         load_output_settings({"LIFELINE_EVENT_WEBHOOKS": "https://example.com/hook"})
     with pytest.raises(ConfigError, match="not an http"):
@@ -343,8 +343,8 @@ def test_webhooks_without_a_secret_stop_start_up_with_the_fix() -> None:
 
 
 def test_summary_recipients_and_dial_out_without_its_connection_stop_start_up_with_the_fix() -> None:
-    from conversation.settings import load_output_settings
-    from ivr.errors import ConfigError
+    from lifeline.conversation.settings import load_output_settings
+    from lifeline.ivr.errors import ConfigError
     smtp = {"LIFELINE_SMTP_URL": "smtp://127.0.0.1:2525"}
     with pytest.raises(ConfigError, match="LIFELINE_SUMMARY_TO has 'notanemail', not an email address"):
         load_output_settings({**smtp, "LIFELINE_SUMMARY_TO": "ops@example.com, notanemail"})
@@ -497,8 +497,8 @@ class Login:
 
 def test_the_summary_mail_goes_over_starttls_with_a_login_and_a_checked_certificate(
         loopback_cert: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conversation.email_out import send
-    from conversation.settings import load_output_settings
+    from lifeline.conversation.email_out import send
+    from lifeline.conversation.settings import load_output_settings
 
     inbox, login, port = Inbox(), Login(), free_port()
     smtp = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=loopback_cert,
@@ -524,8 +524,8 @@ def test_the_summary_mail_goes_over_starttls_with_a_login_and_a_checked_certific
 
 
 def test_a_server_without_starttls_gets_no_login_and_no_summary_unless_it_is_local_or_allowed() -> None:
-    from conversation.email_out import send
-    from conversation.settings import SmtpTarget, load_output_settings
+    from lifeline.conversation.email_out import send
+    from lifeline.conversation.settings import SmtpTarget, load_output_settings
 
     inbox, login, port = Inbox(), Login(), free_port()
     smtp = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=login, auth_require_tls=False)
@@ -553,7 +553,7 @@ def test_a_server_without_starttls_gets_no_login_and_no_summary_unless_it_is_loc
 
 
 def test_contractions_are_never_topics_and_a_possessive_counts_as_its_word() -> None:
-    from conversation.summary import topics
+    from lifeline.conversation.summary import topics
 
     lines = ["That's the charge I don't recognise on my bill", "I've asked about that charge before",
              "Your company's charge is wrong", "The company sent the bill twice"]
@@ -579,9 +579,9 @@ class _NoWebhooks:
 
 
 def test_a_burst_of_feed_events_looks_for_summaries_once_per_round_not_once_per_event() -> None:
-    from conversation import worker as worker_module
-    from conversation.hub import FeedHub
-    from conversation.settings import OutputSettings
+    from lifeline.conversation import worker as worker_module
+    from lifeline.conversation.hub import FeedHub
+    from lifeline.conversation.settings import OutputSettings
 
     clock = [1000.0]
     summaries = _CountingSummaries()
@@ -606,10 +606,10 @@ def test_redelivery_without_receivers_is_refused_naming_the_settings(app: Flask)
 
 
 def test_only_configured_receivers_are_sent_to_and_a_removed_ones_rows_wait(tmp_path: Any) -> None:
-    from conversation.settings import OutputSettings
-    from conversation.webhooks_out import PENDING, WebhookDelivery
-    from ivr.store import schema
-    from ivr.store.sql import SqlStore
+    from lifeline.conversation.settings import OutputSettings
+    from lifeline.conversation.webhooks_out import PENDING, WebhookDelivery
+    from lifeline.ivr.store import schema
+    from lifeline.ivr.store.sql import SqlStore
 
     store = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
     kept, removed = Receiver(failures=0), Receiver(failures=0)
@@ -657,10 +657,10 @@ def test_redelivery_to_a_url_that_is_not_a_receiver_is_refused_naming_them(recei
 
 
 def test_a_chain_sent_in_one_round_fits_in_its_lease_and_the_rest_follow_in_order(tmp_path: Any) -> None:
-    from conversation.settings import OutputSettings
-    from conversation.webhooks_out import LEASE_S, SENDERS, WebhookDelivery
-    from ivr.store import schema
-    from ivr.store.sql import SqlStore
+    from lifeline.conversation.settings import OutputSettings
+    from lifeline.conversation.webhooks_out import LEASE_S, SENDERS, WebhookDelivery
+    from lifeline.ivr.store import schema
+    from lifeline.ivr.store.sql import SqlStore
 
     store = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
     hook = Receiver(failures=0)
@@ -710,16 +710,16 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    from conversation import worker as worker_module
-    from conversation.hub import FeedHub
-    from conversation.settings import OutputSettings
+    from lifeline.conversation import worker as worker_module
+    from lifeline.conversation.hub import FeedHub
+    from lifeline.conversation.settings import OutputSettings
 
     monkeypatch.setattr(worker_module, "OUTAGE_RETRY_S", 0.01)
     monkeypatch.setattr(worker_module, "SUMMARY_ROUND_S", 0.0)
     summaries = _DownThenUpSummaries()
     outputs = worker_module.OutputsWorker(FeedHub(), summaries, _NoWebhooks(),  # type: ignore[arg-type]
                                           OutputSettings(feed_poll_s=0.01))
-    with caplog.at_level(logging.INFO, logger="conversation.worker"):
+    with caplog.at_level(logging.INFO, logger="lifeline.conversation.worker"):
         outputs.start()
         try:
             assert wait_until(lambda: summaries.looks >= 20, 5)  # many failed rounds
@@ -761,7 +761,7 @@ class _Trickler(http.server.BaseHTTPRequestHandler):
 
 
 def _feed_messages(store: Any, *calls: str) -> None:
-    from ivr.store import schema
+    from lifeline.ivr.store import schema
     with store.unit() as tx:
         tx.connection.execute(schema.feed.insert(), [
             {"call_control_id": call, "kind": "message", "data": "{}", "created_at": time.time()}
@@ -772,9 +772,9 @@ def _feed_messages(store: Any, *calls: str) -> None:
 def _delivering_to(handler: type[http.server.BaseHTTPRequestHandler],
                    tmp_path: Any) -> Iterator[tuple[Any, Any]]:
     """A receiver on loopback served by `handler`, and the store and webhook sender that send to it."""
-    from conversation.settings import OutputSettings
-    from conversation.webhooks_out import WebhookDelivery
-    from ivr.store.sql import SqlStore
+    from lifeline.conversation.settings import OutputSettings
+    from lifeline.conversation.webhooks_out import WebhookDelivery
+    from lifeline.ivr.store.sql import SqlStore
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -835,9 +835,9 @@ def test_a_receiver_that_answers_briefly_gets_a_calls_events_on_one_connection(t
 
 def test_a_receiver_url_that_cannot_be_sent_to_fails_its_own_attempts_and_the_others_get_each_event_once(
         tmp_path: Any) -> None:
-    from conversation.settings import OutputSettings
-    from conversation.webhooks_out import WebhookDelivery
-    from ivr.store.sql import SqlStore
+    from lifeline.conversation.settings import OutputSettings
+    from lifeline.conversation.webhooks_out import WebhookDelivery
+    from lifeline.ivr.store.sql import SqlStore
 
     store = SqlStore(f"sqlite:///{tmp_path / 'out.db'}")
     good = Receiver(failures=0)
@@ -862,15 +862,15 @@ def test_a_receiver_url_that_cannot_be_sent_to_fails_its_own_attempts_and_the_ot
 
 
 def test_a_receiver_url_httpx_cannot_send_to_stops_start_up_naming_it() -> None:
-    from conversation.settings import load_output_settings
-    from ivr.errors import ConfigError
+    from lifeline.conversation.settings import load_output_settings
+    from lifeline.ivr.errors import ConfigError
     with pytest.raises(ConfigError, match="'https://hooks..example.com/x', which cannot be sent to"):
         load_output_settings({"LIFELINE_EVENT_WEBHOOKS": "https://ok.example.com/h, https://hooks..example.com/x",
                               "LIFELINE_EVENT_SECRET": "s"})
 
 
 def test_a_line_break_in_the_callers_number_leaves_the_summary_emails_subject_one_line() -> None:
-    from conversation import email_out
+    from lifeline.conversation import email_out
     summary: dict[str, Any] = {
         "from": "sip:caller\u2028Bcc: x@example.com\r\n", "outcome": "completed", "transfer": None,
         "started_at": "t", "duration_s": 1.0, "sentiment": {}, "topics": [], "questions": [],

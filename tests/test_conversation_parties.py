@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulator.runner import Simulation
-from simulator.scenario import load_scenario
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.scenario import load_scenario
 
 from .conftest import AGENTS, ROOT, wait_until
 

@@ -62,8 +62,8 @@ def test_dev_serves_looping_callers_then_stops_cleanly_on_ctrl_c(tmp_path: Path)
 def test_a_restart_closes_the_calls_an_earlier_run_left_up(tmp_path: Path) -> None:
     import time
 
-    from ivr.store import CallRecord, CallStatus
-    from ivr.store.sql import SqlStore
+    from lifeline.ivr.store import CallRecord, CallStatus
+    from lifeline.ivr.store.sql import SqlStore
     (tmp_path / "instance").mkdir()
     store = SqlStore(f"sqlite:///{tmp_path / 'instance' / 'dev.db'}")
     with store.unit() as tx:
@@ -95,7 +95,7 @@ def test_a_restart_closes_the_calls_an_earlier_run_left_up(tmp_path: Path) -> No
 
 
 def test_dev_leaves_real_outputs_off_and_names_them_unless_asked_to_keep_them() -> None:
-    from simulator.dev import real_outputs
+    from lifeline.simulator.dev import real_outputs
     environ = {"LIFELINE_EVENT_WEBHOOKS": "http://127.0.0.1:8730/hook", "LIFELINE_EVENT_SECRET": "s" * 32,
                "LIFELINE_SMTP_URL": " ", "LIFELINE_AGENTS": "+15550100001"}
     assert real_outputs(environ, keep=False) == ({}, ["LIFELINE_EVENT_SECRET", "LIFELINE_EVENT_WEBHOOKS"])

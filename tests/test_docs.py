@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from ivr import config, menu
-from ivr.errors import ConfigError, Problem
-from transfer import rules
+from lifeline.ivr import config, menu
+from lifeline.ivr.errors import ConfigError, Problem
+from lifeline.transfer import rules
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PRODUCT = ("lifeline", "ivr", "calls", "transfer", "providers", "conversation", "console", "insight")
+LIFELINE = ROOT / "lifeline"
 # Upper-case names the product reads that are not settings: the WSGI request's keys, gunicorn's
 # socket activation, Werkzeug's reloader and Flask's own configuration.
 NOT_SETTINGS = {"PATH_INFO", "REQUEST_METHOD", "REMOTE_ADDR", "REMOTE_PORT", "LISTEN_FDS",
@@ -27,7 +27,8 @@ NOT_SETTINGS = {"PATH_INFO", "REQUEST_METHOD", "REMOTE_ADDR", "REMOTE_PORT", "LI
 
 
 def _product_sources() -> list[Path]:
-    return [*(p for package in PRODUCT for p in (ROOT / package).rglob("*.py")),
+    # The product: the package without the simulator (the development commands' emulators).
+    return [*(p for p in LIFELINE.rglob("*.py") if "simulator" not in p.relative_to(LIFELINE).parts),
             ROOT / "app.py", ROOT / "gunicorn.conf.py"]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from insight.encoder import (
+from lifeline.insight.encoder import (
     DIM,
     HEAD_DIM,
     HEADS,
@@ -33,7 +33,7 @@ from insight.encoder import (
     model_dir,
     shared_encoder,
 )
-from ivr.errors import ConfigError
+from lifeline.ivr.errors import ConfigError
 
 LINES = ["Agent",
          "Put me through to one of your staff please",
@@ -298,7 +298,7 @@ def test_the_encoder_builds_and_runs_with_the_network_blocked_in_both_processes(
         "def refuse(*a, **k): raise OSError('network is blocked in this test')\n"
         "socket.socket.connect = refuse\n"
         "socket.create_connection = refuse\n")
-    script = ("from insight.encoder import SentenceEncoder\n"
+    script = ("from lifeline.insight.encoder import SentenceEncoder\n"
               "print(SentenceEncoder().embed(['put me through to someone']).shape)\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"),

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine
 
-from ivr.store import TransferRecord, TransferStatus
+from lifeline.ivr.store import TransferRecord, TransferStatus
 
 from .conftest import WebhookFactory
 from .test_webhooks import INITIATED, post
@@ -89,7 +89,7 @@ def test_the_live_feed_ends_its_stream_when_the_store_goes_down_so_the_client_re
         api_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     api_app.extensions["lifeline"].store.engine = create_engine(
         "postgresql+psycopg://lifeline@127.0.0.1:9/gone", connect_args={"connect_timeout": 2})
-    with caplog.at_level(logging.WARNING, logger="conversation.api"):
+    with caplog.at_level(logging.WARNING, logger="lifeline.conversation.api"):
         response = api_app.test_client().get("/api/events?after=0", headers=AUTH)
     # The stream opened (200) and ended after its retry hint: the browser reconnects with its last id.
     assert response.status_code == 200 and response.get_data(as_text=True) == "retry: 1000\n\n"
@@ -115,8 +115,8 @@ def test_query_values_no_store_can_keep_are_refused_and_unknown_outcomes_named(a
 
 
 def test_the_console_and_the_api_know_the_same_outcomes() -> None:
-    from console import names
-    from ivr.store import OUTCOMES
+    from lifeline.console import names
+    from lifeline.ivr.store import OUTCOMES
     assert set(names.OUTCOME) == set(OUTCOMES)
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from simulator.evaluate import print_report, wilson_interval
-from transfer.rules import load_rules
+from lifeline.simulator.evaluate import print_report, wilson_interval
+from lifeline.transfer.rules import load_rules
 
 from .conftest import ROOT
 
@@ -186,7 +186,7 @@ def test_evaluate_from_audio_reports_what_was_heard_and_how_sure_the_recogniser_
 def test_evaluate_hears_a_calls_recordings_on_one_stream_each_say_keeping_its_own_words(app: Flask) -> None:
     # A live call has one media stream, and the endpointer's state lives through all its says;
     # evaluate hears a call the same way, yet still gives each say only the words it held.
-    from simulator.listening import LocalHearing
+    from lifeline.simulator.listening import LocalHearing
 
     hearing = LocalHearing(app.extensions["lifeline"].settings)
     engine: Any = hearing._engine  # the local engine: it opens streams
@@ -211,10 +211,10 @@ def test_evaluate_hears_a_calls_recordings_on_one_stream_each_say_keeping_its_ow
 
 
 def test_replay_weighs_each_heard_lines_mood_over_its_readings_and_numbers_the_says(app: Flask) -> None:
-    from insight.base import Reading
-    from simulator.evaluate import replay
-    from simulator.hearings import HeardLine
-    from simulator.scenario import load_scenario
+    from lifeline.insight.base import Reading
+    from lifeline.simulator.evaluate import replay
+    from lifeline.simulator.hearings import HeardLine
+    from lifeline.simulator.scenario import load_scenario
 
     scenario = load_scenario(ROOT / "examples" / "calls" / "01-calm-balance.yaml")
     services = app.extensions["lifeline"].services
@@ -244,21 +244,21 @@ class _CountingHearing:
 
     @contextmanager
     def call(self) -> Iterator[Any]:
-        from simulator.hearings import HeardLine
+        from lifeline.simulator.hearings import HeardLine
 
         self.calls += 1
         yield lambda wav: [HeardLine(f"heard {Path(wav).stem}", 0.5, ())]
 
 
 def _kept_store(path: Path, **settings: object) -> Any:
-    from simulator.hearings import HearingStore
+    from lifeline.simulator.hearings import HearingStore
 
     return HearingStore(path, {"whisper_model": "tiny.en", **settings})
 
 
 def test_evaluate_with_kept_hearings_hears_each_call_once_and_reads_it_back_on_the_next_run(
         app: Flask, tmp_path: Path) -> None:
-    from simulator.evaluate import evaluate
+    from lifeline.simulator.evaluate import evaluate
 
     services = app.extensions["lifeline"].services
     calls = [ROOT / "examples" / "calls" / name
@@ -281,7 +281,7 @@ def test_evaluate_with_kept_hearings_hears_each_call_once_and_reads_it_back_on_t
 
 
 def test_a_changed_recording_or_hearing_setting_is_heard_afresh_not_read_back(tmp_path: Path) -> None:
-    from simulator.hearings import HeardLine
+    from lifeline.simulator.hearings import HeardLine
 
     recording = tmp_path / "say-1.wav"
     recording.write_bytes((ROOT / "examples" / "calls" / "audio" / "01-calm-balance-1.wav").read_bytes())
@@ -337,8 +337,8 @@ def test_each_setting_that_changes_what_is_heard_changes_a_calls_key(app: Flask,
                                                                      field: str, value: object) -> None:
     from dataclasses import replace
 
-    from simulator.hearings import HearingStore, hearing_settings
-    from simulator.listening import LocalHearing
+    from lifeline.simulator.hearings import HearingStore, hearing_settings
+    from lifeline.simulator.listening import LocalHearing
 
     settings = app.extensions["lifeline"].settings
     recording = ROOT / "examples" / "calls" / "audio" / "01-calm-balance-1.wav"
@@ -352,18 +352,18 @@ def test_each_setting_that_changes_what_is_heard_changes_a_calls_key(app: Flask,
 
 
 def test_kept_hearings_are_keyed_by_the_code_that_streams_a_call_not_by_the_report() -> None:
-    from simulator import hearings
-    from simulator.listening import LocalHearing
+    from lifeline.simulator import hearings
+    from lifeline.simulator.listening import LocalHearing
 
     # An edit to how evaluate scores or prints must not make every kept call be heard again.
     assert LocalHearing.__module__ in hearings._HEARING_MODULES
-    assert "simulator.evaluate" not in hearings._HEARING_MODULES
+    assert "lifeline.simulator.evaluate" not in hearings._HEARING_MODULES
     for module in hearings._HEARING_MODULES:
         importlib.import_module(module)  # a renamed module fails here, not in a user's run
 
 
 def test_a_kept_call_of_another_shape_is_heard_again_not_a_traceback(tmp_path: Path) -> None:
-    from simulator.hearings import FORMAT
+    from lifeline.simulator.hearings import FORMAT
 
     kept = tmp_path / "kept.json"
     kept.write_text(json.dumps({"lifeline_hearings": FORMAT, "calls": {"k": [[["hello", "loud", [["x"]]]]]}}))
@@ -372,7 +372,7 @@ def test_a_kept_call_of_another_shape_is_heard_again_not_a_traceback(tmp_path: P
 
 
 def test_a_hearings_file_of_an_older_layout_is_heard_afresh_and_rewritten(tmp_path: Path) -> None:
-    from simulator.hearings import FORMAT, HeardLine
+    from lifeline.simulator.hearings import FORMAT, HeardLine
 
     kept = tmp_path / "kept.json"
     kept.write_text(json.dumps({"lifeline_hearings": FORMAT - 1, "calls": {"k": [[["hello", 0.5, []]]]}}))
@@ -385,7 +385,7 @@ def test_a_hearings_file_of_an_older_layout_is_heard_afresh_and_rewritten(tmp_pa
 
 
 def test_a_hearings_file_of_a_newer_layout_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
-    from simulator.hearings import FORMAT, HearingsFileError
+    from lifeline.simulator.hearings import FORMAT, HearingsFileError
 
     kept = tmp_path / "kept.json"
     newer = json.dumps({"lifeline_hearings": FORMAT + 1, "calls": {"k": []}})
@@ -396,7 +396,7 @@ def test_a_hearings_file_of_a_newer_layout_is_refused_and_left_as_it_was(tmp_pat
 
 
 def test_a_lead_in_is_one_key_however_its_float_was_reached(tmp_path: Path) -> None:
-    from simulator.evaluate import FRAME_S
+    from lifeline.simulator.evaluate import FRAME_S
 
     recording = ROOT / "examples" / "calls" / "audio" / "01-calm-balance-1.wav"
     store = _kept_store(tmp_path / "kept.json")
@@ -414,7 +414,7 @@ class _ShiftingHearing:
 
     @contextmanager
     def call(self) -> Iterator[Any]:
-        from simulator.hearings import HeardLine
+        from lifeline.simulator.hearings import HeardLine
 
         self.leads.append(self.lead_s)
         words = "I want to speak to a real person" if self.lead_s == 1.0 else "thanks, that is all"
@@ -423,7 +423,7 @@ class _ShiftingHearing:
 
 def test_offsets_hear_every_call_again_a_frame_later_each_time_and_report_the_spread(
         app: Flask, tmp_path: Path) -> None:
-    from simulator.evaluate import evaluate
+    from lifeline.simulator.evaluate import evaluate
 
     services = app.extensions["lifeline"].services
     calls = [ROOT / "examples" / "calls" / name
@@ -461,7 +461,7 @@ def test_offsets_hear_every_call_again_a_frame_later_each_time_and_report_the_sp
 
 
 def test_a_call_heard_the_same_at_every_offset_is_not_unsteady(app: Flask) -> None:
-    from simulator.evaluate import evaluate
+    from lifeline.simulator.evaluate import evaluate
 
     services = app.extensions["lifeline"].services
     calls = [ROOT / "examples" / "calls" / name
@@ -475,7 +475,7 @@ def test_a_call_heard_the_same_at_every_offset_is_not_unsteady(app: Flask) -> No
 
 def test_an_unlabelled_call_that_turns_on_the_offset_is_named_without_a_right_count(
         app: Flask, tmp_path: Path) -> None:
-    from simulator.evaluate import evaluate
+    from lifeline.simulator.evaluate import evaluate
 
     services = app.extensions["lifeline"].services
     recording = ROOT / "examples" / "calls" / "audio" / "02-asks-for-human-1.wav"

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from ivr.errors import MalformedEvent
-from ivr.events import decode_client_state, encode_client_state, parse_event
-from ivr.masking import mask_digits
+from lifeline.ivr.errors import MalformedEvent
+from lifeline.ivr.events import decode_client_state, encode_client_state, parse_event
+from lifeline.ivr.masking import mask_digits
 
 
 def envelope(event_type: str, payload: dict[str, object]) -> bytes:

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from insight.classifier import checksum_path
-from insight.encoder import SentenceEncoder, model_dir
-from insight.tuned import arrays_sha256, load_arrays
+from lifeline.insight.classifier import checksum_path
+from lifeline.insight.encoder import SentenceEncoder, model_dir
+from lifeline.insight.tuned import arrays_sha256, load_arrays
 from training.finetune import (
     DEFAULT_DELTA,
     Batcher,

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ivr.store.sql import SqlStore
+from lifeline.ivr.store.sql import SqlStore
 
 from .conftest import wait_until
 from .test_observability import free_port

@@ -8,11 +8,11 @@ import time
 import pytest
 from flask import Flask
 
-from calls import monitor as monitor_module
-from ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
 from lifeline import create_app
-from simulator.emulator import Emulator, Fault
-from simulator.runner import Simulation
+from lifeline.calls import monitor as monitor_module
+from lifeline.ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
+from lifeline.simulator.emulator import Emulator, Fault
+from lifeline.simulator.runner import Simulation
 
 from .conftest import WebhookFactory, wait_until
 from .test_call_flow import settle, start_call, store
@@ -41,7 +41,7 @@ def test_a_hangup_before_initiated_closes_the_call_and_it_is_never_answered(
 
 
 def test_an_agent_legs_early_hangup_is_not_taken_for_a_caller(app: Flask, signed: WebhookFactory) -> None:
-    from ivr.events import encode_client_state
+    from lifeline.ivr.events import encode_client_state
     state = encode_client_state({"role": "agent", "caller": "v3:someone", "attempt": 1})
     post(app, *signed("call.hangup", {"call_control_id": "v3:agent-leg", "client_state": state}))
     assert app.extensions["lifeline"].store.get_call("v3:agent-leg") is None
@@ -161,7 +161,7 @@ def test_a_caller_who_hangs_up_while_lifeline_is_answering_is_missed(
 
 def test_a_dial_out_whose_initiated_was_lost_is_recorded_and_heard_from_its_answer(
         app: Flask, signed: WebhookFactory) -> None:
-    from ivr.events import encode_client_state
+    from lifeline.ivr.events import encode_client_state
     state = encode_client_state({"role": "dialout", "dtmf": "", "listening": True, "summary_to": None})
     leg = {"call_control_id": "v3:dialled-lost", "call_leg_id": "leg-9", "call_session_id": "sess-9",
            "from": "+15550100000", "to": "+15557770000", "direction": "outgoing", "state": "answered",

@@ -11,17 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insight.asr_queue import Job, TranscriptionQueue
-from insight.base import Reading
-from insight.endpoint import EndpointConfig, Utterance, UtteranceCutter
-from insight.g711 import Pcm, decode
-from insight.local import LocalEngine
-from insight.vad import SileroModel
-from insight.whisper import BASE_SHA256, Transcriber, Transcript, base_files, check_sha256, resolve_model
-from ivr.config import load_settings
-from ivr.errors import ConfigError
-from simulator.audio import load_pcmu, trailing_silence_s, true_speech_end
-from simulator.listen_bench import load_recordings
+from lifeline.insight.asr_queue import Job, TranscriptionQueue
+from lifeline.insight.base import Reading
+from lifeline.insight.endpoint import EndpointConfig, Utterance, UtteranceCutter
+from lifeline.insight.g711 import Pcm, decode
+from lifeline.insight.local import LocalEngine
+from lifeline.insight.vad import SileroModel
+from lifeline.insight.whisper import (
+    BASE_SHA256,
+    Transcriber,
+    Transcript,
+    base_files,
+    check_sha256,
+    resolve_model,
+)
+from lifeline.ivr.config import load_settings
+from lifeline.ivr.errors import ConfigError
+from lifeline.simulator.audio import load_pcmu, trailing_silence_s, true_speech_end
+from lifeline.simulator.listen_bench import load_recordings
 
 from .conftest import ROOT
 
@@ -171,7 +178,7 @@ def heard(engine: LocalEngine, samples: Pcm,
 
     engine.bind(sink)
     listener = engine.open("v3:call", "s1", "PCMU")
-    from insight.g711 import encode_ulaw
+    from lifeline.insight.g711 import encode_ulaw
     payload = encode_ulaw(samples)
     for n, start in enumerate(range(0, len(payload), 160), start=1):
         listener.audio(n, payload[start:start + 160])
@@ -343,7 +350,7 @@ def test_end_of_turn_setting_reaches_the_endpointer(app_config: dict[str, object
 
 
 def test_a_decoder_loop_is_recognised_and_real_repetition_is_not() -> None:
-    from insight.whisper import is_decoder_loop
+    from lifeline.insight.whisper import is_decoder_loop
 
     assert is_decoder_loop("This is an arm-to-lip-li-li-li-li-li-li-li-li-li-li-li-li-li-li-li-li-")
     assert is_decoder_loop("Can I just talk to a real person please? "
@@ -360,10 +367,10 @@ def test_the_listen_bench_counts_a_speculative_transcript_from_when_its_turn_end
         ) -> None:
     import numpy as np
 
-    from insight.asr_queue import Job
-    from insight.endpoint import Utterance
-    from insight.whisper import Transcript
-    from simulator.listen_bench import Recording, _report, _Stream
+    from lifeline.insight.asr_queue import Job
+    from lifeline.insight.endpoint import Utterance
+    from lifeline.insight.whisper import Transcript
+    from lifeline.simulator.listen_bench import Recording, _report, _Stream
 
     recording = Recording("r", b"\xff" * 8000, "hello there", speech_end_s=0.8)
     stream = _Stream(0, [(recording, 0.0)], 1.0, started=100.0)

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from ivr.events import encode_client_state
-from ivr.store import CallRecord, CallStatus, TransferRecord, TransferStatus
 from lifeline import create_app
+from lifeline.ivr.events import encode_client_state
+from lifeline.ivr.store import CallRecord, CallStatus, TransferRecord, TransferStatus
 
 from .conftest import AGENTS, WebhookFactory, postgres_schema, postgres_url_or_skip
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from flask import Flask
 
-from ivr.masking import mask_digits
+from lifeline.ivr.masking import mask_digits
 
 from .conftest import WebhookFactory
 from .test_webhooks import INITIATED, post

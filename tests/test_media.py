@@ -14,16 +14,16 @@ import httpx
 import numpy as np
 import pytest
 
-from insight.endpoint import UtteranceCutter
-from insight.frames import MalformedFrame, ReorderBuffer, parse_frame
-from insight.g711 import ALAW_TO_PCM, ULAW_TO_PCM, decode, encode_ulaw
-from insight.local import MediaTokens
-from insight.media import MediaSession
-from insight.whisper import Transcriber, is_decoder_loop, slowed, upsample_8k_to_16k
-from ivr.store import CallStatus
+from lifeline.insight.endpoint import UtteranceCutter
+from lifeline.insight.frames import MalformedFrame, ReorderBuffer, parse_frame
+from lifeline.insight.g711 import ALAW_TO_PCM, ULAW_TO_PCM, decode, encode_ulaw
+from lifeline.insight.local import MediaTokens
+from lifeline.insight.media import MediaSession
+from lifeline.insight.whisper import Transcriber, is_decoder_loop, slowed, upsample_8k_to_16k
+from lifeline.ivr.store import CallStatus
 from lifeline.server import _pump
-from simulator.audio import load_pcmu
-from simulator.runner import Simulation
+from lifeline.simulator.audio import load_pcmu
+from lifeline.simulator.runner import Simulation
 
 from .conftest import AGENTS, ROOT, wait_until
 from .test_call_flow import accepted, settle, store
@@ -506,7 +506,7 @@ def test_streaming_failed_webhook_restarts_listening(local: Simulation) -> None:
 
 
 def test_simulate_local_engine_runs_the_real_audio_path(local: Simulation, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from simulator.scenario import load_scenario
+    from lifeline.simulator.scenario import load_scenario
     [result] = local.run([load_scenario(ROOT / "examples" / "calls" / "02-asks-for-human.yaml")])
     assert result.passed, result.problems
     assert result.heard and "real person" in result.heard[0]["text"].lower()
@@ -515,7 +515,7 @@ def test_simulate_local_engine_runs_the_real_audio_path(local: Simulation, tmp_p
 
 def test_listen_bench_reports_speed_latency_and_memory(app_config: dict[str, object], tmp_path) -> None:  # type: ignore[no-untyped-def]
     from lifeline import create_app
-    from simulator.cli import register
+    from lifeline.simulator.cli import register
     app = create_app({**app_config, "LIFELINE_ENGINE": "local", "LIFELINE_PUBLIC_URL": "http://127.0.0.1"},
                      migrate=True)
     register(app)
@@ -613,7 +613,7 @@ def test_a_codec_we_cannot_decode_restarts_the_stream_then_marks_listening_lost_
 def test_g722_and_l16_frames_decode_to_the_speech_they_carry() -> None:
     from G722 import G722
 
-    from insight.codecs import codec_for
+    from lifeline.insight.codecs import codec_for
 
     speech = (np.sin(np.arange(1600) / 7.0) * 6000).astype(np.int16)  # 200 ms at 8 kHz
     g722 = G722(8000, 64000).encode(speech)
@@ -649,7 +649,7 @@ def test_a_refused_media_upgrade_leaves_no_socket_open() -> None:
 
     from simple_websocket import ConnectionError as Refused
 
-    from simulator.streamer import MediaClient
+    from lifeline.simulator.streamer import MediaClient
 
     class Refuse(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # http.server's name
@@ -679,7 +679,7 @@ def test_a_refused_media_connection_leaves_no_socket_open() -> None:
     import socket
     import warnings
 
-    from simulator.streamer import MediaClient
+    from lifeline.simulator.streamer import MediaClient
 
     with socket.socket() as probe:  # a port nothing listens on once this is closed
         probe.bind(("127.0.0.1", 0))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.errors import ConfigError
-from ivr.menu import (
+from lifeline.ivr.errors import ConfigError
+from lifeline.ivr.menu import (
     AFTER_AGENTS,
     GOODBYE_MARGIN_S,
     GOODBYE_WORDS_PER_S,
@@ -185,7 +185,7 @@ def test_a_voice_is_one_telnyx_speaks_when_its_provider_is_among_the_sdks(
 
 
 def test_the_menu_file_is_read_whatever_provider_its_voice_is_for(tmp_path: Path) -> None:
-    # Which voices work is the deployment's to say (providers/voices.py), not the file's.
+    # Which voices work is the deployment's to say (lifeline/providers/voices.py), not the file's.
     for voice in ("AWS.Polly.Joanna-Neural", "Polly.Joanna-Neural", "Google.en-US-Standard-C"):
         assert load_menu(write(tmp_path, f"voice: {voice}\nlanguage: en-GB\n{BASE}")).voice == voice
 

@@ -15,11 +15,11 @@ from alembic.runtime.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import Engine, inspect, text
 
-from ivr.store import CallStatus
-from ivr.store import migrate as migrations
-from ivr.store.schema import metadata
-from ivr.store.sql import SqlStore
 from lifeline import create_app, schema_gate
+from lifeline.ivr.store import CallStatus
+from lifeline.ivr.store import migrate as migrations
+from lifeline.ivr.store.schema import metadata
+from lifeline.ivr.store.sql import SqlStore
 from lifeline.startup import EX_CONFIG, entry_app, require_current_schema
 
 from .conftest import postgres_schema, postgres_url_or_skip

@@ -9,16 +9,16 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from ivr.errors import StoreError
-from ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
 from lifeline import create_app
-from simulator.emulator import Fault
-from simulator.runner import Simulation
+from lifeline.ivr.errors import StoreError
+from lifeline.ivr.store import CallRecord, CallStatus, CommandStatus, TransferStatus
+from lifeline.simulator.emulator import Fault
+from lifeline.simulator.runner import Simulation
 
 from .conftest import AGENTS, make_signer, wait_until
 from .test_call_flow import accepted, settle, start_call, store
 
-# What the SQL store raises while its server is down (ivr/store/sql_errors.py).
+# What the SQL store raises while its server is down (lifeline/ivr/store/sql_errors.py).
 OUTAGE = ("cannot list calls: the database at postgresql+psycopg://db/lifeline is unavailable "
           "(OperationalError: connection refused); check DATABASE_URL and that the database server "
           "is running")
@@ -319,7 +319,7 @@ def test_commands_of_a_call_that_ended_are_not_resent(live: Simulation) -> None:
 
 def test_the_sweep_resends_an_untried_command_only_once_its_sender_must_have_given_up(
         live: Simulation) -> None:
-    from ivr.telnyx_api import longest_send_s
+    from lifeline.ivr.telnyx_api import longest_send_s
     settings = live.app.extensions["lifeline"].settings  # type: ignore[union-attr]
     # Every attempt timing out takes at least this long, before any pause between them.
     assert longest_send_s(settings.command_attempts, settings.command_timeout_s) > \
@@ -350,7 +350,7 @@ def test_the_schedules_sweep_leaves_lost_call_questions_to_the_upkeep_job(live: 
 
 def test_a_store_outage_is_logged_once_when_it_starts_and_once_when_it_ends_not_each_tick(
         app: Flask, caplog: pytest.LogCaptureFixture) -> None:
-    from calls.monitor import SweepReport
+    from lifeline.calls.monitor import SweepReport
     sweeper = app.extensions["lifeline"].monitor
     outage = [StoreError(OUTAGE)] * 5
 
@@ -359,10 +359,10 @@ def test_a_store_outage_is_logged_once_when_it_starts_and_once_when_it_ends_not_
             raise outage.pop()
         return SweepReport()
 
-    with caplog.at_level("INFO", logger="calls.monitor"):
+    with caplog.at_level("INFO", logger="lifeline.calls.monitor"):
         for _ in range(6):
             sweeper._safe(sweep, "sweep")
-    lines = [r.getMessage() for r in caplog.records if r.name == "calls.monitor"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "lifeline.calls.monitor"]
     assert len(lines) == 2 and not any(r.exc_info for r in caplog.records), lines
     assert "monitor sweep paused: the call store is unavailable" in lines[0] and "DATABASE_URL" in lines[0]
     assert lines[1].startswith("monitor sweep resumed after")
@@ -370,7 +370,7 @@ def test_a_store_outage_is_logged_once_when_it_starts_and_once_when_it_ends_not_
 
 def test_after_a_store_outage_calls_idle_since_before_it_are_checked_at_once_not_after_the_stale_time(
         live: Simulation) -> None:
-    from calls.monitor import SweepReport
+    from lifeline.calls.monitor import SweepReport
     gone, alive = start_call(live), start_call(live)
     settle(live, gone)
     settle(live, alive)

@@ -18,13 +18,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr import logs
-from ivr.metrics import Metrics
-from ivr.scope import call_scope, current_call
-from ivr.serial import KeyedSerialExecutor
-from ivr.store.sql import SqlStore
-from simulator.audio import load_pcmu
-from simulator.runner import Simulation
+from lifeline.ivr import logs
+from lifeline.ivr.metrics import Metrics
+from lifeline.ivr.scope import call_scope, current_call
+from lifeline.ivr.serial import KeyedSerialExecutor
+from lifeline.ivr.store.sql import SqlStore
+from lifeline.simulator.audio import load_pcmu
+from lifeline.simulator.runner import Simulation
 
 from .conftest import AGENTS, ROOT, wait_until
 
@@ -271,7 +271,7 @@ def test_metrics_add_up_across_gunicorn_workers(tmp_path: Path) -> None:
 
 
 _OBSERVE = """
-from ivr.metrics import Metrics
+from lifeline.ivr.metrics import Metrics
 metrics = Metrics()
 for _ in range({n}):
     metrics.webhook_ack.observe(0.01)

@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import Flask
 
-from ivr.timefmt import iso, iso_times
-from simulator.runner import Simulation
+from lifeline.ivr.timefmt import iso, iso_times
+from lifeline.simulator.runner import Simulation
 
 from .conftest import wait_until
 
@@ -133,8 +133,8 @@ def test_every_field_of_a_message_the_api_returns_is_described_and_its_analysis_
 def test_the_dial_requests_schema_refuses_what_the_server_refuses_and_takes_what_it_takes() -> None:
     import re
 
-    from ivr.config import is_dialable
-    from ivr.openapi import document
+    from lifeline.ivr.config import is_dialable
+    from lifeline.ivr.openapi import document
     body = document()["paths"]["/api/calls"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["additionalProperties"] is False
     to = re.compile(body["properties"]["to"]["pattern"])

@@ -1,7 +1,7 @@
 """One contract for the outputs' store on every backend: SQLite, PostgreSQL and memory.
 
 The feed's reads, summaries and their emails, webhook deliveries (cursors, due rows, claims,
-outcomes, replays) and the transcript batches' paging, as conversation/ relies on them.
+outcomes, replays) and the transcript batches' paging, as lifeline/conversation/ relies on them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ivr.store import (
+from lifeline.ivr.store import (
     CallRecord,
     CallStatus,
     Delivery,
@@ -22,8 +22,8 @@ from ivr.store import (
     OutputStore,
     Summary,
 )
-from ivr.store.memory import MemoryStore
-from ivr.store.sql import SqlStore
+from lifeline.ivr.store.memory import MemoryStore
+from lifeline.ivr.store.sql import SqlStore
 
 from . import test_store_contract as contract
 from .conftest import wait_until

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from ivr.security import sign
 from lifeline import create_app
-from simulator.emulator import Emulator
+from lifeline.ivr.security import sign
+from lifeline.simulator.emulator import Emulator
 
 from .conftest import postgres_schema, postgres_url_or_skip
 from .test_console import csrf_of
@@ -82,7 +82,7 @@ def messages(app: Flask) -> list[dict[str, Any]]:
 ])
 def test_hostile_lifecycle_bodies_are_answered_without_a_5xx(
         poison_app: Flask, emulator: Emulator, case: str) -> None:
-    from ivr.events import encode_client_state
+    from lifeline.ivr.events import encode_client_state
     bodies: dict[str, str] = {
         "long_call_control_id": envelope("call.initiated",
                                          {**INITIATED, "call_control_id": "v3:" + "x" * 300}),

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import load_settings
-from ivr.errors import ConfigError, Problem
-from ivr.menu import load_menu
 from lifeline.environment import load_all_settings
+from lifeline.ivr.config import load_settings
+from lifeline.ivr.errors import ConfigError, Problem
+from lifeline.ivr.menu import load_menu
 from lifeline.startup import problem_lines
-from transfer.rules import load_rules
+from lifeline.transfer.rules import load_rules
 
 MENU = """\
 greeting: Hello.

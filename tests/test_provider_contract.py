@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from simulator.runner import Simulation
-from simulator.scenario import load_scenario
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.scenario import load_scenario
 
 from .conftest import AGENTS, ROOT
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ivr.outbox import CommandSender
-from ivr.store import Command, CommandStatus
-from ivr.store.sql import SqlStore
-from ivr.telnyx_api import SendOutcome
+from lifeline.ivr.outbox import CommandSender
+from lifeline.ivr.store import Command, CommandStatus
+from lifeline.ivr.store.sql import SqlStore
+from lifeline.ivr.telnyx_api import SendOutcome
 
 
 class FakeTelnyx:
@@ -49,7 +49,8 @@ def sender(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "ivr.reachability" and r.levelno == level]
+    return [r.getMessage() for r in caplog.records
+            if r.name == "lifeline.ivr.reachability" and r.levelno == level]
 
 
 def test_an_outage_is_one_error_with_the_fix_and_one_line_when_it_ends(sender, caplog) -> None:  # type: ignore[no-untyped-def]
@@ -62,7 +63,8 @@ def test_an_outage_is_one_error_with_the_fix_and_one_line_when_it_ends(sender, c
     [error] = _lines(caplog, logging.ERROR)
     assert "unreachable" in error and "TELNYX_API_BASE_URL" in error and "http://telnyx.invalid/v2" in error
     assert sending.reachability.state == "unreachable"
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name != "ivr.reachability"]
+    assert not [r for r in caplog.records
+                if r.levelno >= logging.WARNING and r.name != "lifeline.ivr.reachability"]
     telnyx.outcome = SendOutcome(CommandStatus.SENT, 1)
     sending.submit(_commands(store, 2, "back"))
     assert sending.wait_idle(5)

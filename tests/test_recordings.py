@@ -15,15 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ivr import recordings
-from ivr.config import load_settings
-from ivr.errors import ConfigError
-from ivr.recording_sinks import BucketSink, DirectorySink, SinkError
-from ivr.recordings import RETRY_FIRST_S, RecordingKeeper, RecordingStatus, next_attempt_at
-from ivr.store import CallRecord, CallStatus
-from ivr.store.sql import SqlStore
-from simulator.emulator import Emulator
-from simulator.lifecycle import silent_wav
+from lifeline.ivr import recordings
+from lifeline.ivr.config import load_settings
+from lifeline.ivr.errors import ConfigError
+from lifeline.ivr.recording_sinks import BucketSink, DirectorySink, SinkError
+from lifeline.ivr.recordings import RETRY_FIRST_S, RecordingKeeper, RecordingStatus, next_attempt_at
+from lifeline.ivr.store import CallRecord, CallStatus
+from lifeline.ivr.store.sql import SqlStore
+from lifeline.simulator.emulator import Emulator
+from lifeline.simulator.lifecycle import silent_wav
 
 
 def _store_with_call(tmp_path: Path, url: str, saved_at: float) -> SqlStore:
@@ -190,7 +190,7 @@ def test_a_wrong_bucket_setting_names_the_fix(app_config: dict[str, object], tmp
 
 
 def test_the_bucket_setting_chooses_the_bucket_sink(app_config: dict[str, object], tmp_path: Path) -> None:
-    from ivr.recording_sinks import sink_from_settings
+    from lifeline.ivr.recording_sinks import sink_from_settings
 
     settings = load_settings({**app_config, "LIFELINE_RECORDINGS_BUCKET": "s3://voicemail/calls/",
                               "LIFELINE_RECORDINGS_S3_ENDPOINT": "http://127.0.0.1:9"}, tmp_path)
@@ -204,7 +204,7 @@ def test_a_provider_that_wants_its_credentials_for_recordings_gets_them_and_no_o
         tmp_path: Path) -> None:
     from flask import Flask, request
 
-    from simulator.server import ServerThread
+    from lifeline.simulator.server import ServerThread
     audio = silent_wav(1.0)
     media = Flask("media")
 
@@ -378,7 +378,7 @@ def test_redirects_are_followed_only_where_the_first_url_could_go(tmp_path: Path
     from flask import Flask, redirect
     from werkzeug.wrappers import Response as WerkzeugResponse
 
-    from simulator.server import ServerThread
+    from lifeline.simulator.server import ServerThread
     audio = silent_wav(1.0)
     elsewhere = ServerThread(Flask("elsewhere")).start()  # on loopback, and not the provider's API
     api = Flask("api")

@@ -14,14 +14,14 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from ivr.errors import StoreError
-from ivr.metrics import Metrics
-from ivr.recording_sinks import DirectorySink, SinkError
-from ivr.retention import DAY_S, Retention
-from ivr.store import CallStatus, OutputStore, PurgeBatch
-from ivr.store.memory import MemoryStore
 from lifeline import create_app
-from simulator.runner import Simulation
+from lifeline.ivr.errors import StoreError
+from lifeline.ivr.metrics import Metrics
+from lifeline.ivr.recording_sinks import DirectorySink, SinkError
+from lifeline.ivr.retention import DAY_S, Retention
+from lifeline.ivr.store import CallStatus, OutputStore, PurgeBatch
+from lifeline.ivr.store.memory import MemoryStore
+from lifeline.simulator.runner import Simulation
 
 from . import test_store_contract as contract
 from .conftest import wait_until
@@ -85,7 +85,7 @@ def test_a_recording_the_sink_refuses_is_logged_and_removed_by_the_next_purge(
     [kept] = seed(store, tmp_path / "rec", 1, 40)
     sink = FlakySink(tmp_path / "rec")
     retention = Retention(store, sink, 30, metrics=metrics, pause_s=0)
-    with caplog.at_level(logging.WARNING, "ivr.retention"):
+    with caplog.at_level(logging.WARNING, "lifeline.ivr.retention"):
         first = retention.purge(30)
     assert (first.calls, first.recordings, first.recordings_failed) == (1, 0, 1)
     assert store.get_call("v3:d40-0") is None and os.path.exists(kept)  # the rows went all the same
@@ -181,7 +181,7 @@ def test_a_store_outage_pauses_the_scheduled_purge_with_one_line_naming_database
         raise StoreError("cannot write to the store: the database at sqlite:///x is unavailable")
 
     monkeypatch.setattr(retained.extensions["lifeline"].store, "purge_ended", down)
-    with caplog.at_level(logging.INFO, "calls.monitor"):
+    with caplog.at_level(logging.INFO, "lifeline.calls.monitor"):
         monitor._safe(monitor.retention.run, "retention")
         monitor._safe(monitor.retention.run, "retention")  # still down: no second line
     paused = [r.getMessage() for r in caplog.records if "paused" in r.getMessage()]
@@ -189,7 +189,7 @@ def test_a_store_outage_pauses_the_scheduled_purge_with_one_line_naming_database
     assert paused[0].startswith("monitor retention paused: the call store is unavailable")
     assert "check that the database at DATABASE_URL is up" in paused[0]
     monkeypatch.undo()
-    with caplog.at_level(logging.INFO, "calls.monitor"):
+    with caplog.at_level(logging.INFO, "lifeline.calls.monitor"):
         monitor._safe(monitor.retention.run, "retention")
     assert "monitor retention resumed" in caplog.text
 
@@ -199,7 +199,7 @@ def test_after_a_purge_no_row_or_recording_of_a_real_call_is_left_anywhere(live:
     every table that can name them or their agent legs is empty of them after the purge."""
     from sqlalchemy import func, select
 
-    from ivr.store import schema
+    from lifeline.ivr.store import schema
 
     from .test_call_flow import accepted, settle, start_call
 

@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import replace
 
-from ivr.store import (
+from lifeline.ivr.store import (
     CallStatus,
     Command,
     CommandStatus,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr.errors import ConfigError
-from ivr.store import Message
-from transfer.rules import Decision, Rule, RuleSet, load_rules
+from lifeline.ivr.errors import ConfigError
+from lifeline.ivr.store import Message
+from lifeline.transfer.rules import Decision, Rule, RuleSet, load_rules
 
 from .conftest import ROOT
 

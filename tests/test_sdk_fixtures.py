@@ -10,12 +10,12 @@ from typing import Any
 
 from flask import Flask
 
-from calls.dispatch import EVENT_TYPES
-from ivr.events import encode_client_state
-from ivr.security import sign
-from ivr.store import CallRecord
-from simulator.emulator import Emulator
-from simulator.strict import _event_model, event_problems
+from lifeline.calls.dispatch import EVENT_TYPES
+from lifeline.ivr.events import encode_client_state
+from lifeline.ivr.security import sign
+from lifeline.ivr.store import CallRecord
+from lifeline.simulator.emulator import Emulator
+from lifeline.simulator.strict import _event_model, event_problems
 
 CALLER = "v3:sdk-caller-1"
 AGENT = "v3:sdk-agent-1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from insight.sentiment import SentimentScorer, label
+from lifeline.insight.sentiment import SentimentScorer, label
 
 FRUSTRATED = [
     "I have been waiting for an hour and nobody is helping me",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ivr.serial import KeyedSerialExecutor
+from lifeline.ivr.serial import KeyedSerialExecutor
 
 
 def test_same_key_runs_in_submission_order_one_at_a_time() -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from simulator.lifecycle import RING_S
-from simulator.report import call_json, print_call
-from simulator.runner import Simulation
-from simulator.scenario import ScenarioError, load_scenario
+from lifeline.simulator.lifecycle import RING_S
+from lifeline.simulator.report import call_json, print_call
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.scenario import ScenarioError, load_scenario
 
 from .conftest import AGENTS, ROOT
 
@@ -258,7 +258,7 @@ def test_simulate_names_a_token_the_user_set_and_never_prints_it(app: Flask, tmp
 
 
 def test_the_app_takes_calls_end_to_end_on_the_memory_store() -> None:
-    from ivr.store.memory import MemoryStore
+    from lifeline.ivr.store.memory import MemoryStore
 
     names = ["02-asks-for-human.yaml", "03-operator-key.yaml", "09-hangup-mid-menu.yaml"]
     with Simulation({"LIFELINE_AGENTS": AGENTS}, speed=20, database_url="memory://") as sim:

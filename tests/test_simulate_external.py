@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from ivr.store.sql import SqlStore
 from lifeline import create_app
-from simulator.emulator import Emulator
-from simulator.external import ExternalAppError, ExternalRun, emulator_keys, twilio_account
-from simulator.scenario import load_scenario
-from simulator.server import ServerThread
+from lifeline.ivr.store.sql import SqlStore
+from lifeline.simulator.emulator import Emulator
+from lifeline.simulator.external import ExternalAppError, ExternalRun, emulator_keys, twilio_account
+from lifeline.simulator.scenario import load_scenario
+from lifeline.simulator.server import ServerThread
 
 from .conftest import wait_until
 from .test_gunicorn_reload import _status

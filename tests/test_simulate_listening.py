@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from simulator.caller import CallResult, ListeningStep, Say, judge_listening, play
-from simulator.faults import Fault
-from simulator.legs import CallLog, Leg
-from simulator.report import call_json, print_call
-from simulator.runner import Simulation
-from simulator.scenario import load_scenario
+from lifeline.simulator.caller import CallResult, ListeningStep, Say, judge_listening, play
+from lifeline.simulator.faults import Fault
+from lifeline.simulator.legs import CallLog, Leg
+from lifeline.simulator.report import call_json, print_call
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.scenario import load_scenario
 
 from .conftest import AGENTS, ROOT
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from simulator.report import explain
+from lifeline.simulator.report import explain
 
 from .conftest import ROOT
 

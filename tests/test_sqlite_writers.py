@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ivr.store import CallRecord, CallStatus
-from ivr.store.sql import SqlStore, WriterLock, sqlite_file
+from lifeline.ivr.store import CallRecord, CallStatus
+from lifeline.ivr.store.sql import SqlStore, WriterLock, sqlite_file
 
 
 def _call(call_control_id: str) -> CallRecord:

@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from insight.local import MediaTokens
-from ivr.store import CallRecord, CallStatus
-from ivr.store.sql import SqlStore
-from simulator.emulator import Emulator
+from lifeline.insight.local import MediaTokens
+from lifeline.ivr.store import CallRecord, CallStatus
+from lifeline.ivr.store.sql import SqlStore
+from lifeline.simulator.emulator import Emulator
 
 from .conftest import ROOT, WebhookFactory, make_signer, wait_until
 from .ws_client import close_code, frame_header, handshake, send_text
@@ -219,7 +219,7 @@ def test_a_media_token_opens_one_socket_and_the_socket_closes_when_its_call_ends
 
 
 def test_the_media_drill_bounded_acks_every_webhook_and_cuts_off_every_slow_body() -> None:
-    from simulator.media_drill import DrillConfig, run_media_drill
+    from lifeline.simulator.media_drill import DrillConfig, run_media_drill
 
     report = run_media_drill(DrillConfig(sockets=12, streaming=4, slow=4, seconds=4, body_timeout_s=1.5),
                              echo=lambda _: None)

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ivr.store import (
+from lifeline.ivr.store import (
     CallQuery,
     CallRecord,
     CallStatus,
@@ -23,8 +23,8 @@ from ivr.store import (
     TransferRecord,
     TransferStatus,
 )
-from ivr.store.memory import MemoryStore
-from ivr.store.sql import SqlStore
+from lifeline.ivr.store.memory import MemoryStore
+from lifeline.ivr.store.sql import SqlStore
 
 from .conftest import postgres_url_or_skip
 

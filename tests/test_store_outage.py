@@ -1,6 +1,6 @@
 """The store's contract for an outage: every read and write of an unreachable database is a StoreError.
 
-Callers outside ivr/store catch StoreError alone (tests/test_layout.py keeps the drivers out of
+Callers outside lifeline/ivr/store catch StoreError alone (tests/test_layout.py keeps the drivers out of
 them), so a driver error escaping any method would be answered as a bug: a 500, a traceback a
 round, a monitor job that stops saying the store is down.
 """
@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ivr.errors import StoreError
-from ivr.store import CallQuery, Delivery, DeliveryOutcome, DeliveryStatus, OutputStore, Summary
-from ivr.store.sql import SqlStore
+from lifeline.ivr.errors import StoreError
+from lifeline.ivr.store import CallQuery, Delivery, DeliveryOutcome, DeliveryStatus, OutputStore, Summary
+from lifeline.ivr.store.sql import SqlStore
 
 # Nothing listens on port 1: the driver's own "connection refused", as when the server is down.
 PASSWORD = "not-in-any-message"

@@ -8,13 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ivr.config import load_settings
-from ivr.menu import Menu, load_menu
-from ivr.telnyx_schema import check_action
-from simulator.emulator import Emulator, ok
-from simulator.runner import Simulation
-from simulator.scenario import load_scenario
-from simulator.strict import event_problems
+from lifeline.ivr.config import load_settings
+from lifeline.ivr.menu import Menu, load_menu
+from lifeline.ivr.telnyx_schema import check_action
+from lifeline.simulator.emulator import Emulator, ok
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.scenario import load_scenario
+from lifeline.simulator.strict import event_problems
 
 from .conftest import AGENTS, ROOT, serving
 
@@ -106,7 +106,7 @@ def test_menu_commands_fit_the_sdk_types_for_every_menu_and_key() -> None:
 
 
 def test_local_engine_answer_fits_the_sdk_type(tmp_path: Path) -> None:
-    from insight.local import LocalEngine
+    from lifeline.insight.local import LocalEngine
 
     settings = load_settings({"TELNYX_API_KEY": "KEY_x",
                               "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
@@ -160,8 +160,8 @@ def test_the_webhook_check_catches_a_field_the_sdk_model_lacks() -> None:
 def test_the_emulators_replies_fit_the_sdks_response_models(emulator: Emulator) -> None:
     import importlib
 
-    from ivr.telnyx_schema import ACTION_PARAMS
-    from simulator.strict import model_problems
+    from lifeline.ivr.telnyx_schema import ACTION_PARAMS
+    from lifeline.simulator.strict import model_problems
 
     headers = {"Authorization": f"Bearer {emulator.api_key}"}
     for name, (module, _) in ACTION_PARAMS.items():

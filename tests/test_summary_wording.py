@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conversation.summaries import no_summary_message, summary_due
+from lifeline.conversation.summaries import no_summary_message, summary_due
 
 
 def test_the_delay_is_named_with_the_setting_that_sets_it() -> None:

@@ -10,9 +10,9 @@ import pytest
 import responses
 from responses import matchers
 
-from insight.symbl import SymblClient, SymblEngine
-from ivr.config import SymblSettings, load_settings
-from ivr.errors import ConfigError, ProviderError
+from lifeline.insight.symbl import SymblClient, SymblEngine
+from lifeline.ivr.config import SymblSettings, load_settings
+from lifeline.ivr.errors import ConfigError, ProviderError
 
 BASE = "https://symbl.example.test"
 TOKEN_URL = f"{BASE}/oauth2/token:generate"
@@ -234,7 +234,7 @@ def test_credentials_come_from_the_environment_or_symbl_conf_through_settings(tm
 
 @responses.activate
 def test_polled_symbl_messages_reach_the_rules_through_the_monitor(monkeypatch: pytest.MonkeyPatch) -> None:
-    from simulator.runner import Simulation
+    from lifeline.simulator.runner import Simulation
 
     from .conftest import AGENTS, wait_until
     from .test_call_flow import accepted, store

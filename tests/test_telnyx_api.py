@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ivr.config import load_settings
-from ivr.store import Command, CommandStatus
-from ivr.telnyx_api import TelnyxCommands
-from simulator.emulator import Emulator, Fault
+from lifeline.ivr.config import load_settings
+from lifeline.ivr.store import Command, CommandStatus
+from lifeline.ivr.telnyx_api import TelnyxCommands
+from lifeline.simulator.emulator import Emulator, Fault
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_emulator_dials_out_like_telnyx(emulator: Emulator, app_config: dict[str
 ])
 def test_a_dial_that_times_out_says_whether_it_may_have_been_placed(
         client: TelnyxCommands, timeout: type[httpx.TimeoutException], unknown: bool) -> None:
-    from ivr.errors import ProviderError
+    from lifeline.ivr.errors import ProviderError
 
     def refuse(request: httpx.Request) -> httpx.Response:
         raise timeout("timed out", request=request)

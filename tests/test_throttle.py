@@ -9,11 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ivr.config import load_settings
-from ivr.errors import ConfigError, StoreError
-from ivr.store.memory import MemoryStore
-from ivr.throttle import FailureThrottle, client_key
 from lifeline.factory import create_app
+from lifeline.ivr.config import load_settings
+from lifeline.ivr.errors import ConfigError, StoreError
+from lifeline.ivr.store.memory import MemoryStore
+from lifeline.ivr.throttle import FailureThrottle, client_key
 
 from .conftest import WebhookFactory
 from .test_webhooks import INITIATED

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from insight.telnyx import TelnyxTranscription
-from ivr.config import load_settings
-from ivr.errors import ConfigError
-from ivr.telnyx_schema import check, check_action, dial_type
+from lifeline.insight.telnyx import TelnyxTranscription
+from lifeline.ivr.config import load_settings
+from lifeline.ivr.errors import ConfigError
+from lifeline.ivr.telnyx_schema import check, check_action, dial_type
 
 GOOD = {"TELNYX_API_KEY": "KEY_x", "TELNYX_PUBLIC_KEY": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
         "LIFELINE_AGENTS": "+15550001111", "LIFELINE_ENGINE": "telnyx"}

@@ -11,21 +11,21 @@ from typing import Any
 
 import pytest
 
-from calls.machine import InvalidTransition, Machine, Transition, Trigger, Turn
-from calls.service import CallService
-from calls.services import Services
-from calls.transitions import ACTIVE, MACHINE, TRANSITIONS
-from calls.unit import UnitOfWork
-from insight.base import ListeningEngine, Reading
-from insight.understand import Understanding
-from ivr.errors import StoreError
-from ivr.events import BRIDGE_ASKED, NOT_BRIDGED, CallEvent
-from ivr.masking import mask_digits
-from ivr.menu import AFTER_AGENTS, load_menu
-from ivr.store import CallRecord, CallStatus, Command, CommandStatus, TransferStatus
-from ivr.store.memory import MemoryStore, MemoryStoreTx
-from transfer.executor import TransferExecutor
-from transfer.rules import load_rules
+from lifeline.calls.machine import InvalidTransition, Machine, Transition, Trigger, Turn
+from lifeline.calls.service import CallService
+from lifeline.calls.services import Services
+from lifeline.calls.transitions import ACTIVE, MACHINE, TRANSITIONS
+from lifeline.calls.unit import UnitOfWork
+from lifeline.insight.base import ListeningEngine, Reading
+from lifeline.insight.understand import Understanding
+from lifeline.ivr.errors import StoreError
+from lifeline.ivr.events import BRIDGE_ASKED, NOT_BRIDGED, CallEvent
+from lifeline.ivr.masking import mask_digits
+from lifeline.ivr.menu import AFTER_AGENTS, load_menu
+from lifeline.ivr.store import CallRecord, CallStatus, Command, CommandStatus, TransferStatus
+from lifeline.ivr.store.memory import MemoryStore, MemoryStoreTx
+from lifeline.transfer.executor import TransferExecutor
+from lifeline.transfer.rules import load_rules
 
 from .conftest import ROOT
 
@@ -149,7 +149,7 @@ def test_an_impossible_transition_is_a_logged_no_op(flow: Flow, caplog: pytest.L
     flow.answered_call()
     flow.event("call.dtmf.received", digit="0")
     sent = len(flow.sent.commands)
-    with caplog.at_level(logging.INFO, logger="calls.machine"):
+    with caplog.at_level(logging.INFO, logger="lifeline.calls.machine"):
         flow.event("call.gather.ended", status="valid", digits="1")
     assert flow.status() == CallStatus.TRANSFERRING and len(flow.sent.commands) == sent
     assert "key ignored in status transferring (no such transition)" in caplog.text
@@ -202,7 +202,7 @@ def test_no_agent_answering_offers_the_after_agents_menu_then_voicemail(flow: Fl
 
 def tick(flow: Flow, now: float) -> None:
     """One monitor tick on the caller's call, at `now`."""
-    from calls.unit import internal_event
+    from lifeline.calls.unit import internal_event
 
     def on_call(ctx: Any) -> None:
         call = ctx.tx.get_call(CALLER)
@@ -230,7 +230,7 @@ def leave_a_message(flow: Flow) -> None:
 def test_a_message_saved_while_the_caller_stays_on_is_thanked_then_hung_up_as_voicemail(flow: Flow) -> None:
     import time
 
-    from calls.voicemail import STILL_ON_AFTER_SAVED_S
+    from lifeline.calls.voicemail import STILL_ON_AFTER_SAVED_S
     leave_a_message(flow)
     saved = {"role": "caller", "call": CALLER}
     flow.event("call.recording.saved", ccid=None, client_state=saved,
@@ -259,7 +259,7 @@ def test_a_message_saved_while_the_caller_stays_on_is_thanked_then_hung_up_as_vo
 def test_a_caller_who_hangs_up_to_end_the_message_is_not_spoken_to(flow: Flow) -> None:
     import time
 
-    from calls.voicemail import STILL_ON_AFTER_SAVED_S
+    from lifeline.calls.voicemail import STILL_ON_AFTER_SAVED_S
     leave_a_message(flow)
     sent = flow.sent.names()
     flow.event("call.recording.saved", ccid=None, client_state={"role": "caller", "call": CALLER},
@@ -274,8 +274,8 @@ def test_a_caller_who_hangs_up_to_end_the_message_is_not_spoken_to(flow: Flow) -
 def test_a_voicemail_whose_events_never_come_still_ends_from_the_monitor(flow: Flow) -> None:
     import time
 
-    from calls.voicemail import SAVED_GRACE_S
-    from ivr.menu import VOICEMAIL_MAX_S
+    from lifeline.calls.voicemail import SAVED_GRACE_S
+    from lifeline.ivr.menu import VOICEMAIL_MAX_S
     menu = load_menu(ROOT / "examples" / "ivr.yaml")
     prompt_s = menu.say_wait_s(menu.leave_message)
     choose_voicemail(flow)
@@ -503,8 +503,8 @@ def _refuse_the_hangup(flow: Flow) -> None:
 def test_a_refused_hangup_is_sent_once_more_and_no_more(flow: Flow, ending: str) -> None:
     import time
 
-    from calls.voicemail import SAVED_GRACE_S
-    from ivr.menu import VOICEMAIL_MAX_S
+    from lifeline.calls.voicemail import SAVED_GRACE_S
+    from lifeline.ivr.menu import VOICEMAIL_MAX_S
     if ending == "goodbye":
         flow.answered_call()
         for _ in range(3):

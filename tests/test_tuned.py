@@ -8,11 +8,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from insight import encoder as encoder_module
-from insight.encoder import SentenceEncoder, cache_name
-from insight.labels import FRUSTRATION_LEVELS, INTENTS
-from insight.tuned import DEFAULT_DELTA, TunedModel, arrays_sha256, load_delta
-from insight.understand import (
+from lifeline.insight import encoder as encoder_module
+from lifeline.insight.encoder import SentenceEncoder, cache_name
+from lifeline.insight.labels import FRUSTRATION_LEVELS, INTENTS
+from lifeline.insight.tuned import DEFAULT_DELTA, TunedModel, arrays_sha256, load_delta
+from lifeline.insight.understand import (
     PATTERN_FLOOR,
     REFUSAL_GATE,
     REFUSED_CAP,
@@ -20,8 +20,8 @@ from insight.understand import (
     Understanding,
     understanding_from,
 )
-from ivr.config import load_settings
-from ivr.errors import ConfigError
+from lifeline.ivr.config import load_settings
+from lifeline.ivr.errors import ConfigError
 
 DIM = SentenceEncoder.dim
 

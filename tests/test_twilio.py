@@ -17,24 +17,24 @@ from flask import Flask
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
-from insight.frames import MalformedFrame
-from ivr.context import command_id_for
-from ivr.errors import ConfigError, StoreError
-from ivr.events import encode_client_state
-from ivr.store import CallStatus, Command, CommandStatus, TransferStatus
-from ivr.telnyx_api import SendOutcome
 from lifeline import create_app
-from providers import Provider, ProviderCommands, WebhookRequest
-from providers.twilio.frames import parse_twilio_frame
-from providers.twilio.rest import TwilioCommands
-from providers.twilio.settings import TwilioSettings
-from providers.twilio.twiml import TwimlRenderer
-from simulator.faults import Fault
-from simulator.legs import CallLog
-from simulator.report import print_call
-from simulator.runner import Simulation
-from simulator.scenario import load_scenario
-from simulator.twilio.emulator import TwilioEmulator
+from lifeline.insight.frames import MalformedFrame
+from lifeline.ivr.context import command_id_for
+from lifeline.ivr.errors import ConfigError, StoreError
+from lifeline.ivr.events import encode_client_state
+from lifeline.ivr.store import CallStatus, Command, CommandStatus, TransferStatus
+from lifeline.ivr.telnyx_api import SendOutcome
+from lifeline.providers import Provider, ProviderCommands, WebhookRequest
+from lifeline.providers.twilio.frames import parse_twilio_frame
+from lifeline.providers.twilio.rest import TwilioCommands
+from lifeline.providers.twilio.settings import TwilioSettings
+from lifeline.providers.twilio.twiml import TwimlRenderer
+from lifeline.simulator.faults import Fault
+from lifeline.simulator.legs import CallLog
+from lifeline.simulator.report import print_call
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.scenario import load_scenario
+from lifeline.simulator.twilio.emulator import TwilioEmulator
 
 from .conftest import AGENTS, wait_until
 from .conftest import TWILIO_ACCOUNT as ACCOUNT
@@ -278,7 +278,7 @@ def test_a_dial_call_status_twilio_does_not_document_is_logged_and_leads_to_the_
         twilio_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     post(twilio_app, "/webhooks/twilio/voice", call_form())
     post(twilio_app, "/webhooks/twilio/gather?step=c2", call_form(CallStatus="in-progress", Digits="0"))
-    with caplog.at_level("WARNING", logger="providers.twilio.events"):
+    with caplog.at_level("WARNING", logger="lifeline.providers.twilio.events"):
         second = dial_outcome(twilio_app, 1, "screened-out")  # a 400 would be Twilio's "application error"
     assert second.find("Dial/Number").text == AGENTS.split(",")[1]  # type: ignore[union-attr]
     [first, _] = twilio_app.extensions["lifeline"].store.transfers(SID)
@@ -956,7 +956,7 @@ def test_no_provider_at_all_stops_startup_with_one_line_naming_both(tmp_path: Pa
 
 def test_the_servers_start_up_check_stops_a_half_set_twilio_account_naming_the_missing_setting(
         tmp_path: Path) -> None:
-    from ivr.errors import LifelineError
+    from lifeline.ivr.errors import LifelineError
     from lifeline.startup import check
     config = {k: v for k, v in twilio_only_config(tmp_path).items() if k != "TWILIO_AUTH_TOKEN"}
     with pytest.raises(LifelineError) as caught:

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from insight import tracks
-from ivr.config import load_settings
-from ivr.store import CallStatus, Command, CommandStatus
 from lifeline import create_app
-from providers.twilio.listening import start_name
-from simulator.audio import load_pcmu
-from simulator.faults import Fault
-from simulator.legs import CallLog
-from simulator.runner import Simulation
-from simulator.twilio.emulator import TwilioEmulator, TwilioLeg
+from lifeline.insight import tracks
+from lifeline.ivr.config import load_settings
+from lifeline.ivr.store import CallStatus, Command, CommandStatus
+from lifeline.providers.twilio.listening import start_name
+from lifeline.simulator.audio import load_pcmu
+from lifeline.simulator.faults import Fault
+from lifeline.simulator.legs import CallLog
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.twilio.emulator import TwilioEmulator, TwilioLeg
 
 from .conftest import AGENTS, ROOT, wait_until
 from .conftest import TWILIO_PUBLIC as PUBLIC

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from ivr.store import CallStatus
-from simulator.audio import load_pcmu
-from simulator.runner import Simulation
-from simulator.twilio.streamer import TwilioStreamer
+from lifeline.ivr.store import CallStatus
+from lifeline.simulator.audio import load_pcmu
+from lifeline.simulator.runner import Simulation
+from lifeline.simulator.twilio.streamer import TwilioStreamer
 
 from .conftest import AGENTS, ROOT, wait_until
 from .ws_client import close_code, handshake

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from ivr.errors import ConfigError, LifelineError
 from lifeline import create_app
+from lifeline.ivr.errors import ConfigError, LifelineError
+from lifeline.providers.twilio.voices import telnyx_polly, twilio_voice
 from lifeline.startup import check, problem_lines
-from providers.twilio.voices import telnyx_polly, twilio_voice
 
 from .conftest import TWILIO_ACCOUNT, TWILIO_PUBLIC, TWILIO_TOKEN
 from .test_twilio import SID, call_form, post, twilio_only_config, twiml

@@ -12,16 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insight.classifier import TrainingMatrix, checksum_path, fit_binaries, fit_softmax, load_models
-from insight.corpus import load_split
-from insight.embedding import PINNED_FILES, verify_files
-from insight.patterns import find_intents, normalise
-from insight.tuned import TunedModel
-from insight.understand import DEFAULT_WEIGHTS, FEATURE_COUNT, INTENT_FEATURES, REFUSED_CAP, Understanding
-from ivr.errors import ConfigError
-from ivr.store import Message
+from lifeline.insight.classifier import TrainingMatrix, checksum_path, fit_binaries, fit_softmax, load_models
+from lifeline.insight.corpus import load_split
+from lifeline.insight.embedding import PINNED_FILES, verify_files
+from lifeline.insight.patterns import find_intents, normalise
+from lifeline.insight.tuned import TunedModel
+from lifeline.insight.understand import (
+    DEFAULT_WEIGHTS,
+    FEATURE_COUNT,
+    INTENT_FEATURES,
+    REFUSED_CAP,
+    Understanding,
+)
+from lifeline.ivr.errors import ConfigError
+from lifeline.ivr.store import Message
+from lifeline.transfer.rules import RuleSet, load_rules
 from training.train import DEFAULT_CORPUS, train
-from transfer.rules import RuleSet, load_rules
 
 from .conftest import ROOT
 
@@ -536,7 +542,7 @@ def test_models_load_with_the_network_blocked(tmp_path: Path) -> None:
               "def refuse(*a, **k): raise OSError('network is blocked in this test')\n"
               "socket.socket.connect = refuse\n"
               "socket.create_connection = refuse\n"
-              "from insight.understand import Understanding\n"
+              "from lifeline.insight.understand import Understanding\n"
               "print(Understanding().analyse('put me through to someone').intents['wants_person'])\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                           env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
@@ -547,7 +553,7 @@ def test_models_load_with_the_network_blocked(tmp_path: Path) -> None:
 
 
 def test_the_voice_detector_loads_without_onnxruntime_telemetry(tmp_path: Path) -> None:
-    script = ("from insight.vad import SileroModel\n"
+    script = ("from lifeline.insight.vad import SileroModel\n"
               "SileroModel().session()\n"
               "import os; print(os.environ['ORT_DISABLE_TELEMETRY'])\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,

@@ -10,9 +10,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from insight.corpus import load_utterances
-from insight.labels import FRUSTRATION_LEVELS, INTENTS
-from insight.understand import FEATURE_COUNT, INTENT_FEATURES, Understanding, intent_view
+from lifeline.insight.corpus import load_utterances
+from lifeline.insight.labels import FRUSTRATION_LEVELS, INTENTS
+from lifeline.insight.understand import FEATURE_COUNT, INTENT_FEATURES, Understanding, intent_view
 from training.calibrate import GRID, choose, curve
 
 from .conftest import ROOT, load_script
@@ -100,7 +100,7 @@ def test_refusals_stay_below_any_calibrated_intent_threshold(text: str) -> None:
 
 
 def test_lines_as_the_recogniser_heard_them_teach_intents_but_not_frustration(tmp_path: Path) -> None:
-    from insight.corpus import Utterance
+    from lifeline.insight.corpus import Utterance
     from training.train import train
 
     written = [Utterance("put me through to a person", frozenset({"wants_person"}), "calm", "",
@@ -124,7 +124,7 @@ def test_asking_to_speak_with_a_mangled_role_is_a_request_for_a_person(heard: st
 
 
 def test_the_mangled_role_frame_keeps_refusals_and_machines_out() -> None:
-    from insight.patterns import find_intents
+    from lifeline.insight.patterns import find_intents
 
     assert find_intents("I don't need to speak with a renent, thanks").signals["wants_person"] == -1.0
     assert "wants_person" not in find_intents("I want to talk to a machine that works").matched

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from insight.base import Reading
-from insight.lexical import DIM, cues, lexical_features, normalise, word_tokens
-from insight.understand import Understanding
+from lifeline.insight.base import Reading
+from lifeline.insight.lexical import DIM, cues, lexical_features, normalise, word_tokens
+from lifeline.insight.understand import Understanding
 
 RULES = Path(__file__).resolve().parent.parent / "examples" / "rules.yaml"
 

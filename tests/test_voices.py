@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.errors import ConfigError, LifelineError
 from lifeline import create_app
+from lifeline.ivr.errors import ConfigError, LifelineError
 from lifeline.startup import check, problem_lines
 
 from .conftest import TWILIO_ACCOUNT, TWILIO_PUBLIC, TWILIO_TOKEN

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from ivr.security import sign
-from simulator.emulator import Emulator
+from lifeline.ivr.security import sign
+from lifeline.simulator.emulator import Emulator
 
 from .conftest import WebhookFactory
 
@@ -160,7 +160,7 @@ def test_hostile_signature_headers_are_403_never_500(
 
 
 def test_a_recognition_result_is_kept_within_what_one_can_be() -> None:
-    from ivr.events import TRANSCRIPT_MAX, Transcription, parse_event
+    from lifeline.ivr.events import TRANSCRIPT_MAX, Transcription, parse_event
     for confidence, kept in ((1e300, 1.0), (-5, 0.0), (0.42, 0.42), (None, None)):
         assert Transcription.of("hello", confidence, True).confidence == kept
     assert Transcription.of("hello", float("nan"), True).confidence is None

@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from insight.corpus import Utterance, load_split
-from insight.embedding import SentenceEmbedder
-from insight.labels import INTENTS
-from insight.understand import Analysis, Understanding
+from lifeline.insight.corpus import Utterance, load_split
+from lifeline.insight.embedding import SentenceEmbedder
+from lifeline.insight.labels import INTENTS
+from lifeline.insight.understand import Analysis, Understanding
 from training.train import DEFAULT_CORPUS, HEARD, train
 
 GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(14))  # 0.30 ... 0.95

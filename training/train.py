@@ -2,7 +2,7 @@
 
 Reads every utterances*.yaml of the training split (default corpus/train), computes the same
 features the app computes, fits the linear models deterministically and writes the weights and
-their SHA-256 (default insight/models/understanding.json). Run it again on the same corpus and the
+their SHA-256 (default lifeline/insight/models/understanding.json). Run it again on the same corpus and the
 same weights come out (tests/test_understand.py retrains and compares them with the committed ones).
 """
 
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from insight.classifier import LinearModels, fit_binaries, fit_softmax, save_models
-from insight.corpus import Utterance, load_split
-from insight.embedding import SentenceEmbedder
-from insight.labels import FRUSTRATION_LEVELS, INTENTS
-from insight.patterns import find_intents
-from insight.sentiment import SentimentScorer
-from insight.understand import DEFAULT_WEIGHTS, FEATURE_COUNT, INTENT_FEATURES, features, intent_view
+from lifeline.insight.classifier import LinearModels, fit_binaries, fit_softmax, save_models
+from lifeline.insight.corpus import Utterance, load_split
+from lifeline.insight.embedding import SentenceEmbedder
+from lifeline.insight.labels import FRUSTRATION_LEVELS, INTENTS
+from lifeline.insight.patterns import find_intents
+from lifeline.insight.sentiment import SentimentScorer
+from lifeline.insight.understand import DEFAULT_WEIGHTS, FEATURE_COUNT, INTENT_FEATURES, features, intent_view
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "train"
 HEARD = "utterances-heard"  # corpus/make_heard.py: lines as the local engine heard them

@@ -1,6 +1,6 @@
 """Print the counts in corpus/dev5/README.md: `.venv/bin/python corpus/dev5/counts.py` from the root.
 
-Lines are read with the project's own loader (insight/corpus.py), which also checks their labels.
+Lines are read with the project's own loader (lifeline/insight/corpus.py), which also checks their labels.
 Each call's `expect` is re-derived from the per-say label comments under the LABELS.md call rule
 (a say with an intent, an angry say, or the second say that is annoyed or worse decides), and the
 calls where the two disagree are counted.
@@ -18,8 +18,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # a script run from the root: the insight package sits beside corpus/
 
-from insight.corpus import Utterance, first_need, load_utterances  # noqa: E402
-from insight.labels import FRUSTRATION_LEVELS, INTENTS  # noqa: E402
+from lifeline.insight.corpus import Utterance, first_need, load_utterances  # noqa: E402
+from lifeline.insight.labels import FRUSTRATION_LEVELS, INTENTS  # noqa: E402
 
 SPLIT = ROOT / "corpus" / "dev5"
 SAY_LABEL = re.compile(r"\s*# say \d+:")
