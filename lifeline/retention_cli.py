@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
@@ -14,8 +16,17 @@ from lifeline.ivr.timefmt import iso
 retention = AppGroup("retention", help="Keeping calls only as long as needed (LIFELINE_RETENTION_DAYS).")
 
 
+def _finite(days: float | None) -> float | None:
+    """The period as given, unless it is not a number of days at all (nan compares false with
+    every bound, so a range alone lets it through, and a cutoff of nan matches every call)."""
+    if days is not None and not math.isfinite(days):
+        raise click.BadParameter(f"{days} is not a number of days (give e.g. 30)")
+    return days
+
+
 @retention.command("purge")
-@click.option("--older-than", "days", type=click.FloatRange(min=0), default=None, metavar="DAYS",
+@click.option("--older-than", "days", type=click.FloatRange(min=0, max=36500), default=None, metavar="DAYS",
+              callback=lambda _ctx, _param, value: _finite(value),
               help="Calls that ended more than DAYS ago (default: LIFELINE_RETENTION_DAYS).")
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @with_appcontext

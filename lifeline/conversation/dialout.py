@@ -32,8 +32,25 @@ def allowed(to: str, allow: tuple[str, ...]) -> bool:
     SIP URI by its domain (exactly; sip: and sips: alike)."""
     if to.startswith("+"):
         return any(to.startswith(entry) for entry in allow if entry.startswith("+"))
-    domain = to.rpartition("@")[2].split(";")[0].split(":")[0].lower()
-    return any(entry.partition(":")[2] == domain for entry in allow if entry.startswith("sip"))
+    domain = sip_host(to)
+    return domain is not None and any(entry.partition(":")[2] == domain for entry in allow
+                                      if entry.startswith("sip"))
+
+
+# RFC 3261's SIP URI: scheme, an optional user part ending at the first '@', the host (a name or
+# a bracketed IPv6 address), an optional port, then parameters (';') and headers ('?').
+_SIP_URI = re.compile(r"sips?:(?:[^@;?]+@)?(?P<host>\[[^\]]+\]|[^:;?@\[\]]+)(?::\d+)?"
+                      r"(?P<params>;[^?]*)?(?:\?.*)?", re.IGNORECASE)
+
+
+def sip_host(uri: str) -> str | None:
+    """The host a SIP URI is sent to, in lower case; None when that is not plain from the URI."""
+    found = _SIP_URI.fullmatch(uri)
+    if found is None or "@" in uri[found.end("host"):]:
+        return None  # an '@' past the host (in a parameter or header) would let the text mislead a reader
+    if "maddr=" in (found.group("params") or "").lower():
+        return None  # maddr sends the request to another address than the host
+    return found.group("host").lower()
 
 
 class DialError(RequestError):

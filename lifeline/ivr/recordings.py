@@ -99,10 +99,12 @@ def _origin(url: str) -> str:
 Resolver = Callable[[str, int], Sequence[str]]  # (host, port) -> its addresses, as getaddrinfo gives them
 
 # IPv6 ranges whose traffic goes to an IPv4 address written inside them: NAT64's well-known
-# prefix (RFC 6052) and its local-use one (RFC 8215), and IPv4-compatible addresses (deprecated).
+# prefix (RFC 6052) and its local-use one (RFC 8215), SIIT's IPv4-translated addresses (RFC 2765,
+# ::ffff:0:0:0/96) and IPv4-compatible addresses (deprecated).
 # 6to4 (2002::/16), Teredo (2001::/32) and IPv4-mapped ones are read by the ipaddress module.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
@@ -116,7 +118,7 @@ def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...
     delivers it there), or () for an address that embeds none."""
     if ip.ipv4_mapped is not None:
         return (ip.ipv4_mapped,)
-    if ip in _NAT64 or ip in _NAT64_LOCAL or ip in _IPV4_COMPATIBLE:
+    if ip in _NAT64 or ip in _NAT64_LOCAL or ip in _IPV4_TRANSLATED or ip in _IPV4_COMPATIBLE:
         return (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF),)  # the /96 layout: the last 32 bits
     if ip.sixtofour is not None:
         return (ip.sixtofour,)

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +48,7 @@ class WebhookDelivery:
         self._queue = KeyedSerialExecutor(64, "emulator-webhook")
         self._lost: dict[str, int] = {}  # webhooks of a type still to lose (lose())
         self._lost_lock = threading.Lock()
+        self._closed = False  # set by close(): a scripted far end still talking sends nothing more
         # Room for every concurrent call's webhook: a pool that queues would inflate measured acks.
         self._http = httpx.Client(timeout=10.0, limits=httpx.Limits(max_connections=2000,
                                                                     max_keepalive_connections=500))
@@ -59,6 +61,11 @@ class WebhookDelivery:
     def submit(self, key: str, call_log: CallLog, event_type: str, payload: dict[str, Any]) -> None:
         """Queue one webhook behind the others of the same leg (`key`)."""
         with self._lost_lock:
+            if self._closed:
+                # A script thread (a dialled far end, a caller) can outlive the emulator by a say;
+                # what it says then goes nowhere, as on a line that has been cut.
+                log.debug("emulator closed: %s for %s not sent", event_type, key)
+                return
             if self._lost.get(event_type, 0) > 0:
                 self._lost[event_type] -= 1
                 log.info("emulator: %s for %s lost on purpose", event_type, key)
@@ -68,7 +75,8 @@ class WebhookDelivery:
 
         def deliver() -> None:
             try:
-                self._post(call_log, event_type, payload)
+                if not self._closed:  # queued before close(): its connection is gone
+                    self._post(call_log, event_type, payload)
             finally:
                 with call_log.cond:
                     call_log.in_flight -= 1
@@ -77,9 +85,15 @@ class WebhookDelivery:
         if self._chaos is not None and self._chaos.happens():
             # Late, and so out of order with what this leg sends next.
             late_key = f"late-{uuid.uuid4()}"
-            self._timers.after(self._chaos.delay(), lambda: self._queue.submit(late_key, deliver))
+            self._timers.after(self._chaos.delay(), lambda: self._submit(late_key, deliver))
             return
-        self._queue.submit(key, deliver)
+        self._submit(key, deliver)
+
+    def _submit(self, key: str, work: Callable[[], None]) -> None:
+        """Queue work unless the emulator has closed meanwhile (under the lock close() takes)."""
+        with self._lost_lock:
+            if not self._closed:
+                self._queue.submit(key, work)
 
     def idle(self, timeout: float) -> bool:
         """Wait until no webhook is queued or in flight."""
@@ -87,6 +101,8 @@ class WebhookDelivery:
 
     def close(self) -> None:
         """Stop delivering and close connections."""
+        with self._lost_lock:
+            self._closed = True
         self._queue.shutdown(wait=False)
         self._http.close()
 

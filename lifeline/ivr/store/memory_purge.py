@@ -89,8 +89,9 @@ def _owed(t: _Tables, ids: set[str], legs: dict[str, str], receivers: Collection
             if e.status == CommandStatus.PENDING and (e.command.call_control_id in ids
                                                       or e.command.call_control_id in legs)}
     out = t.outputs
+    # Only a receiver still configured will ever send what is queued for it.
     held.update(d.call_control_id for d in out.deliveries.values()
-                if d.call_control_id in ids and d.status in UNSETTLED)
+                if d.call_control_id in ids and d.status in UNSETTLED and d.url in receivers)
     held.update(s.call_control_id for s in out.summaries.values()
                 if s.call_control_id in ids and s.email_status in EMAIL_DUE)
     held.update(e.call_control_id for e in t.feed if e.call_control_id in ids and e.kind == "call.ended"

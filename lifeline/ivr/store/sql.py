@@ -308,6 +308,11 @@ class SqlStore(SqlOutputs):
         calls, decisions, transfers, commands = (schema.calls.c, schema.decisions.c, schema.transfers.c,
                                                  schema.commands.c)
         with self._read("read the store's figures") as conn:
+            if conn.dialect.name == "postgresql":
+                # One snapshot for every count: a purge committing between two of them would have
+                # its calls counted twice (once as calls, once in purged_counts), and the counter
+                # would then go down at the next scrape. SQLite's read transaction is one snapshot.
+                conn.execution_options(isolation_level="REPEATABLE READ")
             def counts(key: Any, *where: Any) -> dict[str, int]:
                 grouped = select(key, func.count()).where(*where).group_by(key)
                 return {str(k): n for k, n in conn.execute(grouped)}

@@ -12,7 +12,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, literal, or_, select
+from sqlalchemy import Connection, and_, delete, exists, func, literal, or_, select, union
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -65,29 +65,32 @@ def _agent_legs(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
 
 
 def _owed(conn: Connection, ids: Sequence[str], legs: dict[str, str], receivers: Collection[str]) -> set[str]:
-    """Those of these calls with something still to go out: they are kept until it has gone."""
+    """Those of these calls with something still to go out: they are kept until it has gone.
+
+    One statement, so one snapshot: asked one question at a time, a summary (with its email to
+    send) committed between the question about emails and the one about summaries not yet made
+    would pass both, and be deleted with its email unsent (PostgreSQL reads each statement afresh).
+    """
     c, d, s, f = schema.commands.c, schema.deliveries.c, schema.summaries.c, schema.feed.c
-    held = {legs.get(str(ccid), str(ccid)) for (ccid,) in conn.execute(
-        select(c.call_control_id).distinct()
-        .where(c.call_control_id.in_([*ids, *legs]), c.status == CommandStatus.PENDING))}
-    held.update(str(ccid) for (ccid,) in conn.execute(
-        select(d.call_control_id).distinct().where(d.feed_id.in_(_feed_ids(ids)), d.status.in_(UNSETTLED))))
-    held.update(str(ccid) for (ccid,) in conn.execute(
-        select(s.call_control_id).where(s.call_control_id.in_(ids), s.email_status.in_(EMAIL_DUE))))
-    # An ended call's summary is made by the outputs' worker (lifeline/conversation/summaries.py), of every
-    # call with a `call.ended` event: until it is, it is owed (with its summary.ready webhook).
-    held.update(str(ccid) for (ccid,) in conn.execute(
-        select(f.call_control_id).distinct().where(
-            f.call_control_id.in_(ids), f.kind == "call.ended",
-            ~exists().where(s.call_control_id == f.call_control_id))))
+    questions: list[Any] = [
+        select(c.call_control_id).where(c.call_control_id.in_([*ids, *legs]),
+                                        c.status == CommandStatus.PENDING),
+        select(s.call_control_id).where(s.call_control_id.in_(ids), s.email_status.in_(EMAIL_DUE)),
+        # An ended call's summary is made by the outputs' worker (lifeline/conversation/summaries.py),
+        # of every call with a `call.ended` event: until it is, it is owed (with its summary.ready webhook).
+        select(f.call_control_id).where(f.call_control_id.in_(ids), f.kind == "call.ended",
+                                        ~exists().where(s.call_control_id == f.call_control_id)),
+    ]
     if receivers:
+        # Only a receiver still configured will ever send what is queued for it: a delivery to one
+        # taken out of LIFELINE_EVENT_WEBHOOKS would otherwise keep its call for ever.
+        questions.append(select(d.call_control_id).where(
+            d.feed_id.in_(_feed_ids(ids)), d.status.in_(UNSETTLED), d.url.in_(receivers)))
         # A receiver with no cursor yet starts at the feed's end: nothing of these calls is owed to it.
         cursors = schema.delivery_cursors.c
-        floor = conn.execute(select(func.min(cursors.feed_id)).where(cursors.url.in_(receivers))).scalar()
-        if floor is not None:
-            held.update(str(ccid) for (ccid,) in conn.execute(
-                select(f.call_control_id).distinct().where(f.call_control_id.in_(ids), f.id > floor)))
-    return held
+        floor = select(func.min(cursors.feed_id)).where(cursors.url.in_(receivers)).scalar_subquery()
+        questions.append(select(f.call_control_id).where(f.call_control_id.in_(ids), f.id > floor))
+    return {legs.get(str(ccid), str(ccid)) for (ccid,) in conn.execute(union(*questions))}
 
 
 def _feed_ids(ids: Sequence[str]) -> Any:
