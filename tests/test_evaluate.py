@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from lifeline.simulator.evaluate import print_report, wilson_interval
+from lifeline.simulator.evaluate import callers_for_width, print_report, wilson_interval
 from lifeline.transfer.rules import load_rules
 
 from .conftest import ROOT
@@ -46,6 +46,9 @@ def test_evaluate_reports_utterance_and_call_figures_with_the_deciding_rule(app:
     assert "false transfers 0" in result.output and "by caller_intent" in result.output
     assert summary["recall_ci"] == [0.207, 1.0] and summary["precision_ci"] == [0.207, 1.0]  # 1 of 1
     assert "recall 0.207-1.000" in result.output
+    # one caller found says little: how many would pin recall down is said too
+    assert "to narrow recall's interval to about +-0.05, label about 73 callers who need a person" \
+        in result.output
 
 
 def test_call_figures_name_the_rule_behind_each_false_transfer_and_the_need_of_each_missed_caller(
@@ -104,6 +107,11 @@ def test_a_labelled_call_with_a_reason_lifeline_does_not_know_is_refused_with_th
     assert "expect.intent 'wants_human' is not a reason Lifeline knows (did you mean wants_person?)" \
         in result.output
     assert "frustration" in result.output
+
+
+def test_the_callers_a_recall_needs_for_a_narrow_interval_grow_as_it_nears_a_half() -> None:
+    assert [callers_for_width(r) for r in (1.0, 0.95, 0.85, 0.5)] == [73, 73, 196, 385]
+    assert callers_for_width(None) is None
 
 
 @pytest.mark.parametrize(("hits", "trials", "interval"), [

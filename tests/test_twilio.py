@@ -803,6 +803,8 @@ def test_commands_go_to_the_provider_that_owns_the_call_and_telnyx_takes_the_res
     ({"TWILIO_AUTH_TOKEN": TOKEN}, "TWILIO_ACCOUNT_SID is not set: copy the Account SID"),
     ({"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_ACCOUNT_SID": "AC123"},
      "TWILIO_ACCOUNT_SID='AC123' is not an Account SID"),
+    ({"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_ACCOUNT_SID": "SK" + "0" * 32},
+     "(SK... is an API Key's SID; the Account SID starts with AC)"),
     ({"TWILIO_ACCOUNT_SID": ACCOUNT}, "TWILIO_AUTH_TOKEN is not set"),
 ])
 def test_half_of_twilios_settings_stops_startup_naming_the_missing_one(

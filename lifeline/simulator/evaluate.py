@@ -85,6 +85,15 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+def callers_for_width(share: float | None, half_width: float = 0.05, z: float = 1.96) -> int | None:
+    """About how many trials a proportion near `share` needs for a 95 % interval of +-half_width
+    (the normal approximation; a share of 0 or 1 is taken as 0.95, as the interval is not)."""
+    if share is None:
+        return None
+    p = min(max(share, 0.05), 0.95)
+    return math.ceil(z * z * p * (1 - p) / (half_width * half_width))
+
+
 def wilson_interval(hits: int, trials: int, z: float = 1.96) -> tuple[float, float] | None:
     """The 95 % Wilson score interval of a proportion (None with no trials).
 
@@ -459,6 +468,10 @@ def print_report(report: dict[str, Any], echo: Callable[[str], None], misses: bo
              f"false transfers {s['false_transfers']} TN {s['true_negative']}")
         echo(f"  95 % intervals (the calls are a sample): precision {_ci(s.get('precision_ci'))}, "
              f"recall {_ci(s.get('recall_ci'))}")
+        needed = callers_for_width(s["recall"])
+        if needed is not None and needed > s["true_positive"] + s["false_negative"]:
+            echo(f"  to narrow recall's interval to about +-0.05, label about {needed} callers who need "
+                 "a person (as many calm ones again shows precision about as well)")
         echo(f"  median says before transfer {s['median_says_before_transfer']}; late {s['late']}, "
              f"early {s['early']}; decided by {s['decided_by']}")
         echo(f"  false transfers by rule {s['false_by_rule']}; missed by reason {s['missed_by_reason']}")

@@ -55,9 +55,12 @@ def twilio_settings(settings: Settings) -> TwilioSettings | None:
             "digits) from the Twilio Console into .env",
             "TWILIO_ACCOUNT_SID"))
     elif not _ACCOUNT_SID.match(sid):
+        # An API Key's SID (SK...) is the usual slip: it sits beside the Account SID in the Console.
+        what = (" (SK... is an API Key's SID; the Account SID starts with AC)"
+                if sid.upper().startswith("SK") else "")
         problems.append(Problem(
             f"TWILIO_ACCOUNT_SID={sid!r} is not an Account SID (AC followed by 32 hex "
-            "digits): copy it from the Twilio Console",
+            f"digits){what}: copy it from the Twilio Console",
             "TWILIO_ACCOUNT_SID"))
     base_url = (extra.get("TWILIO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/")
     if not base_url.startswith(("http://", "https://")):
