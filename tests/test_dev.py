@@ -114,3 +114,23 @@ def test_dev_on_a_taken_emulator_port_says_which_option_to_change(app: Flask) ->
     assert result.exit_code == 2
     assert f"127.0.0.1:{busy} is taken by another program" in result.output
     assert "give --emulator-port another port" in result.output
+
+
+def test_dev_loops_the_callers_it_is_given_and_refuses_a_folder_without_any(tmp_path: Path) -> None:
+    import click
+    import pytest
+
+    from lifeline.simulator.dev import _callers
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "b.yaml").write_text("name: second\nturns:\n  - say: hello\n")
+    (mine / "a.yaml").write_text("name: first\nturns:\n  - press: '1'\n")
+    assert [s.name for s in _callers((mine,), "telnyx")] == ["first", "second"]  # a folder, in name order
+    with pytest.raises(click.UsageError, match="needs a recording|audio"):
+        _callers((mine / "b.yaml",), "local")  # the local engine hears recordings, and b has none
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(click.UsageError, match=r"no scenarios \(\*\.yaml\) in"):
+        _callers((tmp_path / "empty",), "telnyx")
+    (mine / "c.yaml").write_text("name: x\nturns: []\n")
+    with pytest.raises(click.UsageError, match="c.yaml"):
+        _callers((mine,), "telnyx")

@@ -29,10 +29,11 @@ from lifeline.startup import bind_problem
 from .caller import play
 from .external import kept_secret
 from .runner import REAL_OUTPUTS, Simulation, access_line, caller_number
-from .scenario import Scenario, load_scenario
+from .scenario import Scenario, ScenarioError, load_scenario, require_audio
 
 
 @click.command("dev")
+@click.argument("scenarios", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
               help="The app's loopback port.")
 @click.option("--emulator-port", type=click.IntRange(1, 65535), default=8001, show_default=True,
@@ -48,9 +49,10 @@ from .scenario import Scenario, load_scenario
               help="Send the simulated calls' events, summaries and voicemail where your settings say "
                    "(LIFELINE_EVENT_WEBHOOKS, LIFELINE_SMTP_URL, LIFELINE_RECORDINGS_BUCKET...): to try "
                    "your own webhook receiver. Off by default, so nothing real receives them.")
-def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: float, engine: str,
-        outputs: bool) -> None:
-    """Keep the app and the emulator up on loopback, with example callers, until Ctrl-C."""
+def dev(scenarios: tuple[Path, ...], port: int, emulator_port: int, every: float, concurrency: int,
+        speed: float, engine: str, outputs: bool) -> None:
+    """Keep the app and the emulator up on loopback, with callers from SCENARIOS (YAML files or
+    folders of them; default: examples/calls), until Ctrl-C."""
     settings = current_app.extensions["lifeline"].settings
     for option, wanted in (("--port", port), ("--emulator-port", emulator_port)):
         _free_or_fail(option, wanted)
@@ -60,7 +62,7 @@ def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: fl
     # for an earlier run's and close them (both keep instance/dev.db).
     lock = _only_run_here(instance / "dev.lock")
     token = _token(instance / "dev-token")
-    scenarios = [load_scenario(p) for p in sorted((PROJECT_ROOT / "examples" / "calls").glob("*.yaml"))]
+    callers = _callers(scenarios or (PROJECT_ROOT / "examples" / "calls",), engine)
     config = {"LIFELINE_AGENTS": ",".join(settings.agents), "LIFELINE_IVR": str(settings.ivr_path),
               "LIFELINE_RULES": str(settings.rules_path), "LIFELINE_API_TOKEN": token}
     kept, ignored = real_outputs(os.environ, outputs)
@@ -85,7 +87,7 @@ def dev(port: int, emulator_port: int, every: float, concurrency: int, speed: fl
             emulator_at = f"emulator http://127.0.0.1:{emulator_port}"
             click.echo("Lifeline dev: " + access_line(sim.url, token, emulator_at, "Ctrl-C to stop"))
             try:
-                _loop(sim, scenarios, every, concurrency, stop)
+                _loop(sim, callers, every, concurrency, stop)
             except KeyboardInterrupt:
                 stop.set()
                 # Callers still on the line are cut off on purpose: their failures are not news,
@@ -121,6 +123,21 @@ def real_outputs(environ: Mapping[str, str], keep: bool) -> tuple[dict[str, str]
     """The settings reaching real systems that this run keeps (with --outputs), and those it leaves off."""
     given = {name: environ[name] for name in REAL_OUTPUTS if environ.get(name, "").strip()}
     return (given, []) if keep else ({}, sorted(given))
+
+
+def _callers(paths: tuple[Path, ...], engine: str) -> list[Scenario]:
+    """The scenarios to loop: files as given, folders' *.yaml in name order; a bad one stops here."""
+    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.glob("*.yaml")))]
+    if not files:
+        raise click.UsageError(f"no scenarios (*.yaml) in {', '.join(str(p) for p in paths)}")
+    try:
+        loaded = [load_scenario(f) for f in files]
+        if engine == "local":
+            for scenario in loaded:
+                require_audio(scenario)
+    except ScenarioError as exc:
+        raise click.UsageError(str(exc)) from exc
+    return loaded
 
 
 def _loop(sim: Simulation, scenarios: list[Scenario], every: float, concurrency: int,
