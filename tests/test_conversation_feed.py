@@ -113,6 +113,7 @@ def test_the_hub_counts_the_feeds_streams_open_and_opened(live: Simulation) -> N
     first.close()
     live.emulator.caller_hangs_up(leg)
 
+
 def test_one_calls_feed_starts_at_that_calls_first_event(live: Simulation) -> None:
     other = start_call(live)
     call = angry_call_to_the_end(live)
