@@ -48,7 +48,9 @@ BUNDLED_WHISPER_MODELS = ("tiny.en", "base")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg", "memory")
 MEMORY_URL = "memory://"  # the in-memory store: one process, nothing kept (lifeline/ivr/store/opening.py)
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
+# One '@', ending the user part: an '@' in a parameter or header would leave which host is
+# dialled to whoever reads the URI (the dial allow-list reads the host the same way).
+_SIP = re.compile(r"^sips?:[^@\s]+@[^@\s]+$")
 # One of Lifeline's own webhook paths at the end of LIFELINE_PUBLIC_URL: the webhook URL pasted in.
 _WEBHOOK_PATH = re.compile(r"/webhooks/(?:telnyx|twilio(?:/[^/]*)?)$")
 
