@@ -117,20 +117,27 @@ def test_dev_on_a_taken_emulator_port_says_which_option_to_change(app: Flask) ->
 
 
 def test_dev_loops_the_callers_it_is_given_and_refuses_a_folder_without_any(tmp_path: Path) -> None:
-    import click
     import pytest
 
-    from lifeline.simulator.dev import _callers
+    from lifeline.simulator.scenario import ScenarioError, load_scenarios
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "b.yaml").write_text("name: second\nturns:\n  - say: hello\n")
     (mine / "a.yaml").write_text("name: first\nturns:\n  - press: '1'\n")
-    assert [s.name for s in _callers((mine,), "telnyx")] == ["first", "second"]  # a folder, in name order
-    with pytest.raises(click.UsageError, match="needs a recording|audio"):
-        _callers((mine / "b.yaml",), "local")  # the local engine hears recordings, and b has none
+    assert [s.name for s in load_scenarios((mine,), "telnyx")] == ["first", "second"]  # a folder, by name
+    with pytest.raises(ScenarioError, match="needs a recording|audio"):
+        load_scenarios((mine / "b.yaml",), "local")  # the local engine hears recordings, and b has none
     (tmp_path / "empty").mkdir()
-    with pytest.raises(click.UsageError, match=r"no scenarios \(\*\.yaml\) in"):
-        _callers((tmp_path / "empty",), "telnyx")
+    with pytest.raises(ScenarioError, match=r"no scenarios \(\*\.yaml\) in"):
+        load_scenarios((tmp_path / "empty",), "telnyx")
     (mine / "c.yaml").write_text("name: x\nturns: []\n")
-    with pytest.raises(click.UsageError, match="c.yaml"):
-        _callers((mine,), "telnyx")
+    with pytest.raises(ScenarioError, match="c.yaml"):
+        load_scenarios((mine,), "telnyx")
+
+
+def test_dev_refuses_a_folder_without_callers_as_a_usage_error(app: Flask, tmp_path: Path) -> None:
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["dev", str(tmp_path), "--port", str(free_port()),
+                                                    "--emulator-port", str(free_port())])
+    assert result.exit_code == 2
+    assert "no scenarios (*.yaml) in" in result.output

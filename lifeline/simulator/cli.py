@@ -16,7 +16,7 @@ from .caller import CallResult
 from .external import ExternalAppError, ExternalRun
 from .report import print_call, report_json
 from .runner import Simulation, access_line
-from .scenario import ScenarioError, load_scenario, require_audio
+from .scenario import ScenarioError, load_scenarios
 
 EXTERNAL_EMULATOR_PORT = 8001  # where the emulator serves for --app-url, unless --emulator-port says
 # The emulator can stand in for Telnyx, not for Symbl's service.
@@ -50,14 +50,8 @@ def simulate(scenarios: tuple[Path, ...], engine: str, provider: str, json_out: 
              concurrency: int, speed: float, quiet: bool, app_url: str | None, port: int | None,
              emulator_port: int | None) -> None:
     """Play SCENARIOS (YAML files, or folders of them) against this app and the built-in emulator."""
-    files = [f for p in scenarios for f in ([p] if p.is_file() else sorted(p.glob("*.yaml")))]
-    if not files:
-        raise click.UsageError(f"no scenarios (*.yaml) in {', '.join(str(p) for p in scenarios)}")
     try:
-        loaded = [load_scenario(p) for p in files]
-        if engine == "local":
-            for scenario in loaded:
-                require_audio(scenario)
+        loaded = load_scenarios(scenarios, engine)
     except ScenarioError as exc:
         raise click.UsageError(str(exc)) from exc
     settings = current_app.extensions["lifeline"].settings

@@ -29,7 +29,7 @@ from lifeline.startup import bind_problem
 from .caller import play
 from .external import kept_secret
 from .runner import REAL_OUTPUTS, Simulation, access_line, caller_number
-from .scenario import Scenario, ScenarioError, load_scenario, require_audio
+from .scenario import Scenario, ScenarioError, load_scenarios
 
 
 @click.command("dev")
@@ -56,13 +56,16 @@ def dev(scenarios: tuple[Path, ...], port: int, emulator_port: int, every: float
     settings = current_app.extensions["lifeline"].settings
     for option, wanted in (("--port", port), ("--emulator-port", emulator_port)):
         _free_or_fail(option, wanted)
+    try:  # before anything is taken or written: a bad caller stops here, leaving nothing behind
+        callers = load_scenarios(scenarios or (PROJECT_ROOT / "examples" / "calls",), engine)
+    except ScenarioError as exc:
+        raise click.UsageError(str(exc)) from exc
     instance = Path.cwd() / "instance"
     instance.mkdir(exist_ok=True)
     # Held for as long as this runs: a second `flask dev` here would take this one's live calls
     # for an earlier run's and close them (both keep instance/dev.db).
     lock = _only_run_here(instance / "dev.lock")
     token = _token(instance / "dev-token")
-    callers = _callers(scenarios or (PROJECT_ROOT / "examples" / "calls",), engine)
     config = {"LIFELINE_AGENTS": ",".join(settings.agents), "LIFELINE_IVR": str(settings.ivr_path),
               "LIFELINE_RULES": str(settings.rules_path), "LIFELINE_API_TOKEN": token}
     kept, ignored = real_outputs(os.environ, outputs)
@@ -123,21 +126,6 @@ def real_outputs(environ: Mapping[str, str], keep: bool) -> tuple[dict[str, str]
     """The settings reaching real systems that this run keeps (with --outputs), and those it leaves off."""
     given = {name: environ[name] for name in REAL_OUTPUTS if environ.get(name, "").strip()}
     return (given, []) if keep else ({}, sorted(given))
-
-
-def _callers(paths: tuple[Path, ...], engine: str) -> list[Scenario]:
-    """The scenarios to loop: files as given, folders' *.yaml in name order; a bad one stops here."""
-    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.glob("*.yaml")))]
-    if not files:
-        raise click.UsageError(f"no scenarios (*.yaml) in {', '.join(str(p) for p in paths)}")
-    try:
-        loaded = [load_scenario(f) for f in files]
-        if engine == "local":
-            for scenario in loaded:
-                require_audio(scenario)
-    except ScenarioError as exc:
-        raise click.UsageError(str(exc)) from exc
-    return loaded
 
 
 def _loop(sim: Simulation, scenarios: list[Scenario], every: float, concurrency: int,

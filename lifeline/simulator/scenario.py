@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,17 @@ def require_audio(scenario: Scenario) -> None:
                                 f"{scenario.path} makes one)")
         if not turn.audio.is_file():
             raise ScenarioError(f"{scenario.path}: turn {number}: audio file {turn.audio} does not exist")
+
+
+def load_scenarios(paths: Iterable[Path], engine: str) -> list[Scenario]:
+    """Scenarios from files as given and folders' *.yaml in name order, each checked (recordings
+    too, for the local engine); ScenarioError names the first that is not usable, or no file at all."""
+    paths = list(paths)
+    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.glob("*.yaml")))]
+    if not files:
+        raise ScenarioError(f"no scenarios (*.yaml) in {', '.join(str(p) for p in paths)}")
+    loaded = [load_scenario(f) for f in files]
+    if engine == "local":
+        for scenario in loaded:
+            require_audio(scenario)
+    return loaded
