@@ -20,6 +20,7 @@ from flask import Flask
 
 from lifeline import create_app
 from lifeline.ivr.security import sign
+from lifeline.ivr.store.sql import SqlStore
 from lifeline.simulator.cli import register as register_simulator
 from lifeline.simulator.emulator import Emulator
 from lifeline.simulator.runner import Simulation
@@ -126,6 +127,22 @@ def postgres_schema(url: str) -> Iterator[str]:
     try:
         yield f"{url}?options=-csearch_path%3D{schema}"
     finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@contextmanager
+def postgres_store() -> Iterator[SqlStore]:
+    """A SqlStore on a throw-away PostgreSQL schema (skipped without a server), dropped after."""
+    url = postgres_url_or_skip()
+    schema = f"lifeline_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    backend = SqlStore(url.replace("postgresql://", "postgresql+psycopg://"), schema_name=schema)
+    try:
+        yield backend
+    finally:
+        backend.close()
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 

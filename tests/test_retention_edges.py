@@ -13,7 +13,7 @@ from lifeline import create_app
 from lifeline.ivr.store import DeliveryStatus, OutputStore, PurgeBatch
 
 from . import test_store_contract as contract
-from .conftest import postgres_url_or_skip
+from .conftest import postgres_store, postgres_url_or_skip
 from .test_retention_store_contract import ended_call
 
 store = contract.store
@@ -76,20 +76,12 @@ def test_flask_retention_purge_older_than_nan_deletes_nothing_on_postgresql(pg_a
     assert store.get_call("v3:a-minute-ago") is not None
 
 
-def test_the_store_counters_metrics_reads_do_not_count_a_call_twice_when_a_purge_commits_mid_read(
-        tmp_path: Path) -> None:
+def test_the_store_counters_metrics_reads_do_not_count_a_call_twice_when_a_purge_commits_mid_read() -> None:
     import threading
 
-    import psycopg
     from sqlalchemy import event
 
-    from lifeline.ivr.store.sql import SqlStore
-    url = postgres_url_or_skip()
-    schema = f"lifeline_test_{__import__('uuid').uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    backend = SqlStore(url.replace("postgresql://", "postgresql+psycopg://"), schema_name=schema)
-    try:
+    with postgres_store() as backend:
         ended_call(backend, "v3:old", time.time() - 90 * DAY)
         before = backend.figures()
         assert sum(before.ended_by_outcome.values()) == 1
@@ -111,35 +103,24 @@ def test_the_store_counters_metrics_reads_do_not_count_a_call_twice_when_a_purge
         # lifeline_calls_ended_total would read 2, then 1 at the next scrape: a counter that goes
         # down, which Prometheus takes for a restart (rate() and increase() jump).
         assert sum(after.ended_by_outcome.values()) == 1
-    finally:
-        backend.close()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def test_a_summary_email_made_while_a_purge_looks_at_its_call_holds_the_call_on_postgresql() -> None:
     import threading
-    import uuid
 
-    import psycopg
     from sqlalchemy import event
 
     from lifeline.ivr.store import EmailStatus, FeedEvent, Summary
-    from lifeline.ivr.store.sql import SqlStore
-    url = postgres_url_or_skip()
-    schema = f"lifeline_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    backend = SqlStore(url.replace("postgresql://", "postgresql+psycopg://"), schema_name=schema)
-    try:
+    with postgres_store() as backend:
         # Ended long ago, summary not made yet (the outputs' worker was down, and is catching up).
         ended_call(backend, "v3:late-summary", time.time() - 90 * DAY, summarised=False)
         made: list[int] = []
 
         @event.listens_for(backend.engine, "after_cursor_execute")
         def summary_commits_now(conn, cursor, statement, *_):  # type: ignore[no-untyped-def]
-            # The worker commits the summary, with its email to send, just after the purge has
-            # looked for emails still owed and before it looks for summaries not yet made.
+            # The worker commits the summary, with its email to send, just after the purge has asked
+            # whether an email is owed (when that was a question of its own, before it asked whether
+            # a summary was still to be made, the summary passed both and was deleted).
             if "email_status" in statement and "summaries" in statement and not made:
                 made.append(1)
                 summary = Summary("v3:late-summary", {"outcome": "transferred"}, time.time(),
@@ -154,7 +135,3 @@ def test_a_summary_email_made_while_a_purge_looks_at_its_call_holds_the_call_on_
         assert made
         # Its email is owed: the call (and the summary the email is sent from) must still be there.
         assert backend.summary("v3:late-summary") is not None
-    finally:
-        backend.close()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

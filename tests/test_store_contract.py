@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from lifeline.ivr.store import (
@@ -26,7 +24,7 @@ from lifeline.ivr.store import (
 from lifeline.ivr.store.memory import MemoryStore
 from lifeline.ivr.store.sql import SqlStore
 
-from .conftest import postgres_url_or_skip
+from .conftest import postgres_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory"])
@@ -40,15 +38,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CallStore]
         yield backend
         backend.close()
         return
-    url = postgres_url_or_skip()
-    schema = f"lifeline_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    backend = SqlStore(url.replace("postgresql://", "postgresql+psycopg://"), schema_name=schema)
-    yield backend
-    backend.close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_store() as backend:
+        yield backend
 
 
 def race(workers: int, action: Callable[[], bool]) -> list[bool]:
