@@ -30,7 +30,7 @@ from lifeline.providers.twilio.rest import TwilioCommands
 from lifeline.providers.twilio.settings import TwilioSettings
 from lifeline.providers.twilio.twiml import TwimlRenderer
 from lifeline.simulator.faults import Fault
-from lifeline.simulator.legs import CallLog
+from lifeline.simulator.legs import CallLog, Leg
 from lifeline.simulator.report import print_call
 from lifeline.simulator.runner import Simulation
 from lifeline.simulator.scenario import load_scenario
@@ -1051,18 +1051,25 @@ def test_a_hash_key_in_the_menu_is_routed_on_twilio_not_taken_as_the_finishing_k
         assert gathered == ["#"] and store.get_call(sid).retries == 0  # routed, not heard as no choice
 
 
+def _offered_after_every_agent(sim: Simulation, agent: str) -> tuple[Leg, Any]:
+    """A caller who presses 0 when every agent of the call behaves as `agent`, once offered the
+    menu after the agents; the leg and the app's services."""
+    leg = sim.emulator.incoming_call(agent=agent)
+    assert sim.emulator.wait_for_gather(leg, 10)
+    sim.emulator.press(leg, "0")
+    lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
+
+    def offered() -> bool:
+        call = lifeline.store.get_call(leg.call_control_id)
+        return call is not None and call.status == CallStatus.MENU and call.menu == "_after_agents"
+
+    assert wait_until(offered, 30)
+    return leg, lifeline
+
+
 def test_agents_whose_whispered_answer_is_lost_leave_the_caller_in_the_apology_menu_not_hung_up() -> None:
     with Simulation({"LIFELINE_AGENTS": AGENTS}, engine="twilio", speed=5, provider="twilio") as sim:
-        leg = sim.emulator.incoming_call(agent="whisper_answer_lost")  # every agent of this call
-        assert sim.emulator.wait_for_gather(leg, 10)
-        sim.emulator.press(leg, "0")
-        lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
-
-        def offered() -> bool:
-            call = lifeline.store.get_call(leg.call_control_id)
-            return call is not None and call.status == CallStatus.MENU and call.menu == "_after_agents"
-
-        assert wait_until(offered, 30)
+        leg, lifeline = _offered_after_every_agent(sim, "whisper_answer_lost")
         transfers = lifeline.store.transfers(leg.call_control_id)
         assert [(t.status, t.hangup_cause) for t in transfers] == [(TransferStatus.FAILED, "not_bridged")] * 2
         assert not leg.ended and not leg.log.bridged
@@ -1079,16 +1086,7 @@ def test_agents_who_hang_up_in_the_whisper_leave_the_caller_in_the_apology_menu_
         reported: str) -> None:
     with Simulation({"LIFELINE_AGENTS": AGENTS}, engine="twilio", speed=5, provider="twilio") as sim:
         sim.emulator.whisper_hangup_status = reported
-        leg = sim.emulator.incoming_call(agent="hangs_up_in_whisper")  # every agent of this call does
-        assert sim.emulator.wait_for_gather(leg, 10)
-        sim.emulator.press(leg, "0")
-        lifeline = sim.app.extensions["lifeline"]  # type: ignore[union-attr]
-
-        def offered() -> bool:
-            call = lifeline.store.get_call(leg.call_control_id)
-            return call is not None and call.status == CallStatus.MENU and call.menu == "_after_agents"
-
-        assert wait_until(offered, 30)
+        leg, lifeline = _offered_after_every_agent(sim, "hangs_up_in_whisper")
         transfers = lifeline.store.transfers(leg.call_control_id)
         expected = "dial_completed" if reported == "completed" else "timeout"
         assert [(t.status, t.hangup_cause) for t in transfers] == [(TransferStatus.FAILED, expected)] * 2
