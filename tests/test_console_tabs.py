@@ -138,6 +138,13 @@ def set_hidden(driver: WebDriver, hidden: bool) -> None:
         "document.dispatchEvent(new Event('visibilitychange'));", hidden)
 
 
+def hide_until_paused(driver: WebDriver) -> None:
+    """Take the current window out of sight, and wait until it says it stopped following."""
+    set_hidden(driver, True)
+    wait_for(driver, lambda d: "paused while this tab is hidden" in d.find_element(By.ID, "feed-state").text,
+             what="the hidden window to stop following")
+
+
 def say_and_store(live: Simulation, leg: Leg, text: str) -> int:
     """The caller says `text`; the id of its message once stored."""
     before = len(message_ids(live, leg.call_control_id))
@@ -268,9 +275,7 @@ def test_a_window_seen_again_gets_what_it_missed_from_the_relaying_window(live: 
     leader, follower = open_windows(browser, live, 2)
     leg = live.emulator.incoming_call(from_="+15557770305")
     assert live.emulator.wait_for_gather(leg, 10)
-    set_hidden(browser, True)  # the follower, the window last opened
-    wait_for(browser, lambda d: "paused while this tab is hidden" in d.find_element(By.ID, "feed-state").text,
-             what="the hidden window to stop following")
+    hide_until_paused(browser)  # the follower, the window last opened
     upto = say_and_store(live, leg, "I would like to check my balance")
     browser.switch_to.window(leader)
     wait_for(browser, lambda d: "check my balance" in row_of(d, "+15557770305"), what="the words, relayed")
@@ -291,9 +296,7 @@ def test_a_window_behind_the_relaying_windows_start_is_caught_up_from_the_server
     first, behind = open_windows(browser, live, 2)
     leg = live.emulator.incoming_call(from_="+15557770306")
     assert live.emulator.wait_for_gather(leg, 10)
-    set_hidden(browser, True)
-    wait_for(browser, lambda d: "paused while this tab is hidden" in d.find_element(By.ID, "feed-state").text,
-             what="the hidden window to stop following")
+    hide_until_paused(browser)
     say_and_store(live, leg, "I would like to check my balance")
     # A third window opens after the words; the first closes, so the third relays from there on.
     browser.switch_to.new_window("window")
